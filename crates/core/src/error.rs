@@ -1,0 +1,40 @@
+use thiserror::Error;
+
+/// Why a domain value or a signed document was refused.
+///
+/// Messages are written for the agency's IT staff: they say what was wrong
+/// and never include internal details.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CoreError {
+    /// An agency code fits neither QCVN 102:2016 nor QĐ 20/2020.
+    #[error("invalid agency code {0:?}: expected QCVN 102 (e.g. 000.00.00.G22) or QĐ 20 (e.g. G09.01) form")]
+    InvalidAgencyCode(String),
+    /// A principal URI or name is malformed.
+    #[error("invalid principal {0:?}: expected urn:truc:<agency|operator|auditor|hub>:<name>")]
+    InvalidPrincipal(String),
+    /// A certificate does not name exactly one Truc principal.
+    #[error("certificate does not name exactly one principal: {0}")]
+    CertificatePrincipal(String),
+    /// The header bytes are not a valid DocumentHeader or a field is out of range.
+    #[error("malformed document header: {0}")]
+    MalformedHeader(String),
+    /// The signer's certificate chain did not verify.
+    #[error("signer certificate rejected: {0}")]
+    BadChain(String),
+    /// The signature over the header bytes did not verify.
+    #[error("signature does not verify over the header bytes with the signer's key")]
+    BadSignature,
+    /// The payload's size or SHA-256 differs from the signed header.
+    #[error("payload does not match the signed header: {0}")]
+    PayloadMismatch(String),
+    /// Someone other than the calling agency signed or is named as sender.
+    #[error("{0}")]
+    SenderMismatch(String),
+    /// A Merkle proof or signed tree head did not verify.
+    #[error("proof does not verify: {0}")]
+    BadProof(String),
+    /// A key could not be used.
+    #[error("bad key: {0}")]
+    BadKey(String),
+}

@@ -1,0 +1,44 @@
+//! Truc's domain: what an agency code is, who a principal is, what makes a
+//! signed document acceptable, and how receipts form a Merkle log.
+//!
+//! Pure logic without I/O, shared by the hub, the client SDK and the CLI.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod agency;
+pub mod document;
+mod error;
+pub mod merkle;
+pub mod principal;
+pub mod tree_head;
+
+pub use agency::AgencyCode;
+pub use error::CoreError;
+pub use principal::Principal;
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Lower-case hexadecimal of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
+/// SHA-256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, bytes);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
