@@ -1,1 +1,217 @@
-//! placeholder
+//! Truc's client SDK: connect to a hub with an identity directory written by
+//! `truc pki`, sign documents, send them, receive and acknowledge what is
+//! waiting, and verify received documents locally.
+//!
+//! The `truc` CLI, `truc demo` and the integration tests all use it.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::path::Path;
+
+use prost::Message;
+use thiserror::Error;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::{Status, Streaming};
+use truc_core::document::{CheckedHeader, SigningTrust};
+use truc_core::CoreError;
+use truc_pki::{DocumentSigner, Identity, PkiError};
+use truc_proto::v1::axis_client::AxisClient;
+use truc_proto::v1::ops_client::OpsClient;
+use truc_proto::v1::{
+    AckRequest, AddAgencyRequest, Agency, Delivery, DocumentHeader, ListAgenciesRequest, ReceiveRequest, SendRequest,
+    SendResponse, SignedDocument,
+};
+
+pub use truc_pki;
+pub use truc_proto::v1 as proto;
+
+/// Largest message the client sends or accepts.
+const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// Why a client could not be set up or a document not be made.
+#[derive(Debug, Error)]
+pub enum ClientError {
+    /// The identity directory is missing or unusable.
+    #[error(transparent)]
+    Identity(#[from] PkiError),
+    /// The hub address is malformed or the hub cannot be reached.
+    #[error("cannot connect to {hub}: {reason}")]
+    Connect {
+        /// The address given.
+        hub: String,
+        /// Why.
+        reason: String,
+    },
+    /// A document could not be signed or verified.
+    #[error(transparent)]
+    Document(#[from] CoreError),
+}
+
+/// A connection to a hub as one principal.
+#[derive(Clone)]
+pub struct Client {
+    identity: std::sync::Arc<Identity>,
+    axis: AxisClient<Channel>,
+    ops: OpsClient<Channel>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("principal", &self.identity.principal).finish_non_exhaustive()
+    }
+}
+
+/// `host:port` or a URL, as `https://host:port`.
+pub fn hub_url(hub: &str) -> String {
+    if hub.contains("://") {
+        hub.replacen("http://", "https://", 1)
+    } else {
+        format!("https://{hub}")
+    }
+}
+
+impl Client {
+    /// Load the identity directory `dir` and connect to `hub`.
+    pub async fn connect_dir(hub: &str, dir: &Path) -> Result<Client, ClientError> {
+        Self::connect(hub, Identity::load(dir)?).await
+    }
+
+    /// Connect to `hub` (`host:port` or `https://host:port`) with mutual TLS
+    /// as `identity`, trusting only the CA in the identity directory.
+    pub async fn connect(hub: &str, identity: Identity) -> Result<Client, ClientError> {
+        let url = hub_url(hub);
+        let err = |reason: String| ClientError::Connect { hub: hub.to_string(), reason };
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&identity.ca_pem))
+            .identity(tonic::transport::Identity::from_pem(&identity.cert_pem, &identity.key_pem));
+        let channel = Endpoint::from_shared(url)
+            .map_err(|e| err(e.to_string()))?
+            .tls_config(tls)
+            .map_err(|e| err(e.to_string()))?
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .connect()
+            .await
+            .map_err(|e| err(source_chain(&e)))?;
+        Ok(Self::with_channel(channel, identity))
+    }
+
+    /// Use an existing channel (tests that need raw control).
+    pub fn with_channel(channel: Channel, identity: Identity) -> Client {
+        Client {
+            identity: std::sync::Arc::new(identity),
+            axis: AxisClient::new(channel.clone())
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+            ops: OpsClient::new(channel),
+        }
+    }
+
+    /// The identity this client connects as.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// Send a signed document; returns the hub's acceptance.
+    pub async fn send(&self, document: SignedDocument) -> Result<SendResponse, Status> {
+        Ok(self.axis.clone().send(SendRequest { document: Some(document) }).await?.into_inner())
+    }
+
+    /// Open a Receive stream with `max_in_flight` credit.
+    pub async fn receive(&self, max_in_flight: u32, follow: bool) -> Result<Streaming<Delivery>, Status> {
+        Ok(self.axis.clone().receive(ReceiveRequest { max_in_flight, follow }).await?.into_inner())
+    }
+
+    /// Acknowledge deliveries; returns how many were newly acknowledged.
+    pub async fn ack(&self, delivery_ids: Vec<u64>) -> Result<u32, Status> {
+        Ok(self.axis.clone().ack(AckRequest { delivery_ids }).await?.into_inner().acknowledged)
+    }
+
+    /// Register an agency (operators only).
+    pub async fn add_agency(&self, code: &str, name: &str) -> Result<Agency, Status> {
+        let req = AddAgencyRequest { code: code.into(), name: name.into() };
+        Ok(self.ops.clone().add_agency(req).await?.into_inner())
+    }
+
+    /// All registered agencies (operators only).
+    pub async fn list_agencies(&self) -> Result<Vec<Agency>, Status> {
+        Ok(self.ops.clone().list_agencies(ListAgenciesRequest {}).await?.into_inner().agencies)
+    }
+
+    /// The raw Axis client.
+    pub fn axis(&self) -> AxisClient<Channel> {
+        self.axis.clone()
+    }
+
+    /// The raw Ops client.
+    pub fn ops(&self) -> OpsClient<Channel> {
+        self.ops.clone()
+    }
+}
+
+fn source_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// A new document id in the edXML form `<from>,<yyyy/MM/dd>,<number>/TRUC`,
+/// with a random number, for senders that do not number their own.
+pub fn new_document_id(from: &str) -> String {
+    let mut n = [0u8; 4];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut n).ok();
+    let number = u32::from_be_bytes(n) % 1_000_000_000;
+    format!("{from},{},{number}/TRUC", truc_core::document::date_for_document_id(truc_core::now_unix_ms()))
+}
+
+/// Sign `payload` under `header` as the agency of `identity`: fills in
+/// `from`, the payload's SHA-256 and size and the signing time, serializes
+/// the header once and signs exactly those bytes.
+pub fn sign_document(identity: &Identity, mut header: DocumentHeader, payload: Vec<u8>) -> Result<SignedDocument, ClientError> {
+    let signer = identity.signer()?;
+    sign_with(&signer, identity, &mut header, payload)
+}
+
+/// [`sign_document`] with an explicit signer (for RSA-PSS, or tests that sign
+/// with another key).
+pub fn sign_with(
+    signer: &DocumentSigner,
+    identity: &Identity,
+    header: &mut DocumentHeader,
+    payload: Vec<u8>,
+) -> Result<SignedDocument, ClientError> {
+    if let Some(code) = identity.principal.agency() {
+        if header.from.is_empty() {
+            header.from = code.to_string();
+        }
+    }
+    header.payload_sha256 = truc_core::sha256(&payload).to_vec();
+    header.payload_size = payload.len() as u64;
+    if header.signed_at_unix_ms == 0 {
+        header.signed_at_unix_ms = truc_core::now_unix_ms();
+    }
+    let bytes = header.encode_to_vec();
+    let signature = signer.sign(&bytes)?;
+    Ok(SignedDocument {
+        header: bytes,
+        signature,
+        signature_scheme: signer.scheme(),
+        signer_chain: vec![identity.cert_der.clone()],
+        payload,
+    })
+}
+
+/// Check a received document as the hub did: header, signer chain to the
+/// trust anchors in `trust`, signature, payload digest.
+pub fn verify_received(doc: &SignedDocument, trust: &SigningTrust) -> Result<CheckedHeader, CoreError> {
+    truc_core::document::verify_document(doc, None, trust, rustls_pki_types::UnixTime::now(), true)
+}
+
+/// Signing trust built from an identity's CA certificate (the axis CA).
+pub fn axis_trust(identity: &Identity) -> Result<SigningTrust, CoreError> {
+    SigningTrust::new(std::slice::from_ref(&identity.ca_der), &[])
+}

@@ -1,1 +1,357 @@
-//! placeholder
+//! What makes a signed document acceptable (design.md invariant 2).
+//!
+//! The hub and every receiving client run the same checks: the header bytes
+//! decode and are well-formed, the signer's certificate chains to a signing
+//! trust anchor and is valid and not revoked, the signer is the sending
+//! agency, the signature covers exactly the header bytes, and the payload
+//! matches the size and SHA-256 the header states.
+
+use std::collections::HashSet;
+
+use prost::Message;
+use rustls_pki_types::{CertificateDer, SignatureVerificationAlgorithm, TrustAnchor, UnixTime};
+use truc_proto::v1::{BusinessType, DocumentHeader, Priority, SignatureScheme, SignedDocument};
+use webpki::ring as algs;
+
+use crate::{AgencyCode, CoreError, Principal};
+
+/// Largest serialized header accepted.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Most recipients one document may name.
+pub const MAX_RECIPIENTS: usize = 1000;
+/// Longest document id, in characters.
+pub const MAX_DOCUMENT_ID_CHARS: usize = 256;
+/// Most certificates in a signer chain.
+pub const MAX_CHAIN_LEN: usize = 8;
+
+/// Certificates and CRLs that document signatures are checked against.
+#[derive(Debug)]
+pub struct SigningTrust {
+    anchors: Vec<TrustAnchor<'static>>,
+    crls: Vec<webpki::CertRevocationList<'static>>,
+}
+
+impl SigningTrust {
+    /// Trust the CA certificates `anchor_ders` (DER), and refuse certificates
+    /// listed in the CRLs `crl_ders` (DER).
+    pub fn new(anchor_ders: &[Vec<u8>], crl_ders: &[Vec<u8>]) -> Result<Self, CoreError> {
+        let mut anchors = Vec::with_capacity(anchor_ders.len());
+        for der in anchor_ders {
+            let cert = CertificateDer::from(der.as_slice());
+            let anchor = webpki::anchor_from_trusted_cert(&cert)
+                .map_err(|e| CoreError::BadKey(format!("trust anchor is not a usable CA certificate: {e}")))?;
+            anchors.push(anchor.to_owned());
+        }
+        if anchors.is_empty() {
+            return Err(CoreError::BadKey("no signing trust anchors".into()));
+        }
+        let mut crls = Vec::with_capacity(crl_ders.len());
+        for der in crl_ders {
+            let crl = webpki::OwnedCertRevocationList::from_der(der)
+                .map_err(|e| CoreError::BadKey(format!("unusable CRL: {e}")))?;
+            crls.push(webpki::CertRevocationList::Owned(crl));
+        }
+        Ok(Self { anchors, crls })
+    }
+
+    /// Check that `chain[0]` is valid now, chains to a trust anchor through
+    /// `chain[1..]`, is not revoked, and may be used by a client. Returns the
+    /// principal it names.
+    pub fn verify_chain(&self, chain: &[Vec<u8>], now: UnixTime) -> Result<Principal, CoreError> {
+        if chain.is_empty() {
+            return Err(CoreError::BadChain("no signer certificate".into()));
+        }
+        if chain.len() > MAX_CHAIN_LEN {
+            return Err(CoreError::BadChain(format!("more than {MAX_CHAIN_LEN} certificates")));
+        }
+        let leaf = CertificateDer::from(chain[0].as_slice());
+        let ee = webpki::EndEntityCert::try_from(&leaf)
+            .map_err(|e| CoreError::BadChain(format!("not a valid X.509 certificate ({e})")))?;
+        let intermediates: Vec<CertificateDer<'_>> =
+            chain[1..].iter().map(|c| CertificateDer::from(c.as_slice())).collect();
+        let crl_refs: Vec<&webpki::CertRevocationList<'_>> = self.crls.iter().collect();
+        let revocation = if crl_refs.is_empty() {
+            None
+        } else {
+            Some(
+                webpki::RevocationOptionsBuilder::new(&crl_refs)
+                    .map_err(|_| CoreError::BadChain("no CRLs".into()))?
+                    .with_depth(webpki::RevocationCheckDepth::Chain)
+                    .with_status_policy(webpki::UnknownStatusPolicy::Allow)
+                    .with_expiration_policy(webpki::ExpirationPolicy::Ignore)
+                    .build(),
+            )
+        };
+        ee.verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            &self.anchors,
+            &intermediates,
+            now,
+            webpki::KeyUsage::client_auth(),
+            revocation,
+            None,
+        )
+        .map_err(|e| CoreError::BadChain(chain_error(&e)))?;
+        Principal::from_cert_der(&chain[0])
+    }
+}
+
+/// Words for a chain failure, without internals.
+fn chain_error(e: &webpki::Error) -> String {
+    use webpki::Error as E;
+    match e {
+        E::CertExpired { .. } => "certificate has expired".into(),
+        E::CertNotValidYet { .. } => "certificate is not valid yet".into(),
+        E::CertRevoked => "certificate has been revoked".into(),
+        E::UnknownIssuer => "certificate is not issued by a trusted signing CA".into(),
+        E::RequiredEkuNotFoundContext(_) => {
+            "certificate may not be used for client authentication or signing".into()
+        }
+        E::InvalidSignatureForPublicKey => "certificate's issuer signature is invalid".into(),
+        other => format!("certificate chain does not verify ({other:?})"),
+    }
+}
+
+/// A header that decoded and passed the field checks.
+#[derive(Debug, Clone)]
+pub struct CheckedHeader {
+    /// The decoded header.
+    pub header: DocumentHeader,
+    /// The sending agency.
+    pub from: AgencyCode,
+    /// The recipients, in header order, without duplicates.
+    pub to: Vec<AgencyCode>,
+    /// The priority (0..=4).
+    pub priority: Priority,
+    /// SHA-256 of the header bytes.
+    pub header_sha256: [u8; 32],
+}
+
+/// Decode the header bytes and check every field the hub relies on.
+pub fn check_header(bytes: &[u8]) -> Result<CheckedHeader, CoreError> {
+    let bad = |m: String| CoreError::MalformedHeader(m);
+    if bytes.is_empty() {
+        return Err(bad("header is empty".into()));
+    }
+    if bytes.len() > MAX_HEADER_BYTES {
+        return Err(bad(format!("header is {} bytes; at most {MAX_HEADER_BYTES}", bytes.len())));
+    }
+    let header = DocumentHeader::decode(bytes)
+        .map_err(|_| bad("header bytes are not a DocumentHeader protobuf message".into()))?;
+    let from = AgencyCode::parse(&header.from)?;
+    if header.to.is_empty() {
+        return Err(bad("no recipients".into()));
+    }
+    if header.to.len() > MAX_RECIPIENTS {
+        return Err(bad(format!("{} recipients; at most {MAX_RECIPIENTS}", header.to.len())));
+    }
+    let mut seen = HashSet::with_capacity(header.to.len());
+    let mut to = Vec::with_capacity(header.to.len());
+    for code in &header.to {
+        let code = AgencyCode::parse(code)?;
+        if !seen.insert(code.clone()) {
+            return Err(bad(format!("recipient {code} is listed twice")));
+        }
+        to.push(code);
+    }
+    check_document_id("document_id", &header.document_id)?;
+    let priority = Priority::try_from(header.priority)
+        .map_err(|_| bad(format!("priority {} is not 0..=4", header.priority)))?;
+    let business = BusinessType::try_from(header.business_type)
+        .map_err(|_| bad(format!("business_type {} is not 0..=3", header.business_type)))?;
+    match business {
+        BusinessType::New if !header.reference_document_id.is_empty() => {
+            return Err(bad("a new document has no reference_document_id".into()));
+        }
+        BusinessType::New => {}
+        _ => check_document_id("reference_document_id", &header.reference_document_id)?,
+    }
+    if header.payload_sha256.len() != 32 {
+        return Err(bad("payload_sha256 must be 32 bytes".into()));
+    }
+    if header.subject.chars().count() > 4000 {
+        return Err(bad("subject is longer than 4000 characters".into()));
+    }
+    if header.file_name.contains(['/', '\\', '\0']) || header.file_name.len() > 255 {
+        return Err(bad("file_name must be a plain file name of at most 255 bytes".into()));
+    }
+    Ok(CheckedHeader {
+        header_sha256: crate::sha256(bytes),
+        header,
+        from,
+        to,
+        priority,
+    })
+}
+
+fn check_document_id(field: &str, id: &str) -> Result<(), CoreError> {
+    let n = id.chars().count();
+    if n == 0 || n > MAX_DOCUMENT_ID_CHARS {
+        return Err(CoreError::MalformedHeader(format!(
+            "{field} must have 1..={MAX_DOCUMENT_ID_CHARS} characters"
+        )));
+    }
+    if id.chars().any(char::is_control) {
+        return Err(CoreError::MalformedHeader(format!("{field} contains control characters")));
+    }
+    Ok(())
+}
+
+/// Check the signature over `header` with the signer certificate's key.
+pub fn verify_signature(
+    signer_der: &[u8],
+    header: &[u8],
+    signature: &[u8],
+    scheme: i32,
+) -> Result<(), CoreError> {
+    let cert = CertificateDer::from(signer_der);
+    let ee = webpki::EndEntityCert::try_from(&cert)
+        .map_err(|_| CoreError::BadChain("not a valid X.509 certificate".into()))?;
+    let candidates: &[&dyn SignatureVerificationAlgorithm] =
+        match SignatureScheme::try_from(scheme).unwrap_or(SignatureScheme::Unspecified) {
+            SignatureScheme::RsaPkcs1Sha256 => &[algs::RSA_PKCS1_2048_8192_SHA256],
+            SignatureScheme::RsaPssSha256 => &[algs::RSA_PSS_2048_8192_SHA256_LEGACY_KEY],
+            SignatureScheme::Unspecified => &[
+                algs::ECDSA_P256_SHA256,
+                algs::ED25519,
+                algs::RSA_PKCS1_2048_8192_SHA256,
+                algs::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
+            ],
+        };
+    if candidates.iter().any(|alg| ee.verify_signature(*alg, header, signature).is_ok()) {
+        Ok(())
+    } else {
+        Err(CoreError::BadSignature)
+    }
+}
+
+/// Check the payload bytes against the size and digest the header signs.
+pub fn check_payload(header: &DocumentHeader, payload: &[u8]) -> Result<(), CoreError> {
+    if payload.len() as u64 != header.payload_size {
+        return Err(CoreError::PayloadMismatch(format!(
+            "payload is {} bytes, header says {}",
+            payload.len(),
+            header.payload_size
+        )));
+    }
+    if crate::sha256(payload).as_slice() != header.payload_sha256.as_slice() {
+        return Err(CoreError::PayloadMismatch("payload SHA-256 differs from the signed digest".into()));
+    }
+    Ok(())
+}
+
+/// Run every check on a document sent by `caller` (the agency named by the
+/// mTLS certificate), cheapest first. The payload is checked when
+/// `check_inline_payload` is set (inline sends and received deliveries).
+pub fn verify_document(
+    doc: &SignedDocument,
+    caller: Option<&AgencyCode>,
+    trust: &SigningTrust,
+    now: UnixTime,
+    check_inline_payload: bool,
+) -> Result<CheckedHeader, CoreError> {
+    let checked = check_header(&doc.header)?;
+    if let Some(caller) = caller {
+        if &checked.from != caller {
+            return Err(CoreError::SenderMismatch(format!(
+                "header.from {} is not the calling agency {caller}",
+                checked.from
+            )));
+        }
+    }
+    let signer = trust.verify_chain(&doc.signer_chain, now)?;
+    if signer.agency() != Some(&checked.from) {
+        return Err(CoreError::SenderMismatch(format!(
+            "document is signed by {signer}, not by the sending agency {}",
+            checked.from
+        )));
+    }
+    verify_signature(&doc.signer_chain[0], &doc.header, &doc.signature, doc.signature_scheme)?;
+    if check_inline_payload {
+        check_payload(&checked.header, &doc.payload)?;
+    }
+    Ok(checked)
+}
+
+/// Today's date in the proleptic Gregorian calendar (UTC) as `yyyy/MM/dd`,
+/// the form used inside edXML document ids.
+pub fn date_for_document_id(unix_ms: i64) -> String {
+    let days = unix_ms.div_euclid(86_400_000);
+    // Howard Hinnant's days-from-civil inverse.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}/{m:02}/{d:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> DocumentHeader {
+        DocumentHeader {
+            from: "000.00.00.G22".into(),
+            to: vec!["000.00.00.H26".into(), "G09.01".into()],
+            document_id: "000.00.00.G22,2026/11/23,1/VPCP".into(),
+            payload_sha256: crate::sha256(b"x").to_vec(),
+            payload_size: 1,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn good_header_passes() {
+        let c = check_header(&header().encode_to_vec()).unwrap();
+        assert_eq!(c.to.len(), 2);
+        assert_eq!(c.from.as_str(), "000.00.00.G22");
+    }
+
+    #[test]
+    fn header_field_checks() {
+        let cases: Vec<(fn(&mut DocumentHeader), &str)> = vec![
+            (|h| h.to.clear(), "no recipients"),
+            (|h| h.to.push("G09.01".into()), "listed twice"),
+            (|h| h.to.push("nope".into()), "invalid agency code"),
+            (|h| h.from = "x".into(), "invalid agency code"),
+            (|h| h.document_id.clear(), "document_id"),
+            (|h| h.document_id = "a\nb".into(), "control"),
+            (|h| h.priority = 9, "priority"),
+            (|h| h.business_type = 1, "reference_document_id"),
+            (|h| h.payload_sha256 = vec![1; 31], "32 bytes"),
+            (|h| h.file_name = "../etc/passwd".into(), "file_name"),
+        ];
+        for (mutate, want) in cases {
+            let mut h = header();
+            mutate(&mut h);
+            let err = check_header(&h.encode_to_vec()).unwrap_err().to_string();
+            assert!(err.contains(want), "{err:?} should mention {want:?}");
+        }
+    }
+
+    #[test]
+    fn garbage_header_is_malformed() {
+        assert!(matches!(check_header(&[0xff, 0xff, 0xff]), Err(CoreError::MalformedHeader(_))));
+        assert!(matches!(check_header(&[]), Err(CoreError::MalformedHeader(_))));
+    }
+
+    #[test]
+    fn payload_mismatch() {
+        let h = header();
+        assert!(check_payload(&h, b"x").is_ok());
+        assert!(check_payload(&h, b"y").is_err());
+        assert!(check_payload(&h, b"xx").is_err());
+    }
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(date_for_document_id(0), "1970/01/01");
+        assert_eq!(date_for_document_id(1_537_401_600_000), "2018/09/20");
+        assert_eq!(date_for_document_id(1_709_164_800_000), "2024/02/29");
+    }
+}

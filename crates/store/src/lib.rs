@@ -1,1 +1,141 @@
-//! placeholder
+//! Truc's storage: one interface for everything the hub keeps — the agency
+//! directory, documents and their payloads, one outbox per agency, dead
+//! letters, and the receipt log — and its embedded backend on sled.
+//!
+//! Every change goes through one writer that applies concurrent requests as
+//! one atomic batch, appends their receipts to the Merkle log, signs one tree
+//! head for the batch, flushes once (group commit), and only then answers.
+//! The interface is async and backend-neutral so that a replicated backend
+//! (NATS JetStream) can implement it later.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+
+use truc_core::AgencyCode;
+use truc_proto::v1::{ProvenReceipt, SignedDocument};
+
+mod error;
+pub mod keys;
+mod records;
+mod sled;
+
+pub use crate::error::StoreError;
+pub use crate::sled::{SledStore, SledStoreOptions};
+
+/// A boxed future, so that `Store` can be used as `dyn Store`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A document the hub has verified, ready to be stored.
+#[derive(Debug, Clone)]
+pub struct NewDocument {
+    /// Sending agency (already checked against the mTLS certificate and the signer).
+    pub from: AgencyCode,
+    /// The sender's document id.
+    pub document_id: String,
+    /// Recipients, without duplicates.
+    pub to: Vec<AgencyCode>,
+    /// Priority, 0..=4.
+    pub priority: i32,
+    /// SHA-256 of the header bytes.
+    pub header_sha256: [u8; 32],
+    /// The document as received (header bytes, signature, chain, payload).
+    pub document: SignedDocument,
+    /// Who sent it, as a principal URI.
+    pub actor: String,
+}
+
+/// The hub's answer to a Send.
+#[derive(Debug, Clone)]
+pub struct SendOutcome {
+    /// The hub's id for the document.
+    pub hub_document_id: u64,
+    /// When it was (first) accepted.
+    pub accepted_at_unix_ms: i64,
+    /// True when this (from, document_id) had been accepted before.
+    pub duplicate: bool,
+    /// The ACCEPTED receipt, its batch's signed tree head and inclusion proof.
+    pub receipt: ProvenReceipt,
+}
+
+/// One copy waiting in an agency's outbox.
+#[derive(Debug, Clone)]
+pub struct QueuedItem {
+    /// Id to acknowledge; encodes priority and queue order.
+    pub delivery_id: u64,
+    /// Leases of this copy that ran out unacknowledged.
+    pub attempts: u32,
+    /// The hub's id for the document.
+    pub hub_document_id: u64,
+    /// When the document was accepted.
+    pub accepted_at_unix_ms: i64,
+    /// The document exactly as signed, with its payload.
+    pub document: SignedDocument,
+}
+
+/// What happened when a lease ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpireOutcome {
+    /// The copy is back in the outbox; this many leases have now run out.
+    Requeued {
+        /// Leases that ran out so far.
+        attempts: u32,
+    },
+    /// The copy went to the dead-letter queue after this many attempts.
+    DeadLettered {
+        /// Leases that ran out.
+        attempts: u32,
+    },
+    /// The copy had been acknowledged meanwhile.
+    Gone,
+}
+
+/// An agency as the directory knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgencyInfo {
+    /// Agency code.
+    pub code: String,
+    /// Display name.
+    pub name: String,
+    /// `truc.v1.AgencyState` value.
+    pub state: i32,
+    /// When it was registered, Unix ms.
+    pub registered_at_unix_ms: i64,
+    /// Copies waiting in its outbox.
+    pub queued: u64,
+}
+
+/// Everything the hub stores. Mutating calls return after the change and its
+/// receipt are durable on disk.
+pub trait Store: Send + Sync + 'static {
+    /// Store a verified document: payload once, one outbox entry per
+    /// recipient, an ACCEPTED receipt. Idempotent on (from, document_id).
+    fn send(&self, doc: NewDocument) -> BoxFuture<'_, Result<SendOutcome, StoreError>>;
+
+    /// Acknowledge deliveries of `agency`; returns how many were newly acked.
+    /// Fails with `UnknownDelivery` (and acks nothing) if an id was never
+    /// delivered to this agency.
+    fn ack(&self, agency: AgencyCode, ids: Vec<u64>, actor: String) -> BoxFuture<'_, Result<u32, StoreError>>;
+
+    /// Record that a lease on `delivery_id` ran out; dead-letter the copy once
+    /// `max_attempts` leases have run out.
+    fn expire(&self, agency: AgencyCode, delivery_id: u64, max_attempts: u32) -> BoxFuture<'_, Result<ExpireOutcome, StoreError>>;
+
+    /// Up to `limit` copies waiting for `agency`, highest priority first and
+    /// FIFO within a priority, leaving out the ids in `skip` (leased now).
+    fn fetch(&self, agency: AgencyCode, skip: HashSet<u64>, limit: usize) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>>;
+
+    /// Register an agency as active, or rename a registered one.
+    fn put_agency(&self, code: AgencyCode, name: String, actor: String) -> BoxFuture<'_, Result<AgencyInfo, StoreError>>;
+
+    /// One agency from the directory (in memory; no I/O).
+    fn agency(&self, code: &AgencyCode) -> Option<AgencyInfo>;
+
+    /// The whole directory, ordered by code (in memory; no I/O).
+    fn agencies(&self) -> Vec<AgencyInfo>;
+
+    /// Copies in the dead-letter queue of `agency`.
+    fn dead_letters(&self, agency: AgencyCode) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>>;
+}

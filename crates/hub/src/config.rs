@@ -1,0 +1,294 @@
+//! The hub's configuration: defaults, then a TOML file, then `TRUC_*`
+//! environment variables, then command-line flags (applied by `trucd`).
+//! Unknown keys are refused; every error names the key and the value.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+/// Everything `trucd` can be told.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// gRPC listen address.
+    pub listen: SocketAddr,
+    /// Directory of the sled database.
+    pub data_dir: PathBuf,
+    /// The hub's identity directory (cert.pem, key.pem, ca.pem, receipts.key),
+    /// as written by `truc pki init`.
+    pub identity: PathBuf,
+    /// Seconds to let requests finish on shutdown before dropping them.
+    pub shutdown_grace_seconds: u64,
+    /// Client certificate checks.
+    pub tls: TlsConfig,
+    /// Document signature checks.
+    pub signing: SigningConfig,
+    /// Size limits.
+    pub limits: LimitsConfig,
+    /// Delivery leases and retries.
+    pub delivery: DeliveryConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[tls]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// CA certificates (PEM) that client certificates must chain to; default
+    /// the `ca.pem` of the hub's identity directory.
+    pub client_ca: Vec<PathBuf>,
+    /// CRL files (PEM); certificates listed there are refused for TLS and
+    /// for signing.
+    pub crl: Vec<PathBuf>,
+}
+
+/// `[signing]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SigningConfig {
+    /// CA certificates (PEM) that document signers must chain to; default the
+    /// axis CA (`ca.pem` of the hub's identity directory).
+    pub trust_anchors: Vec<PathBuf>,
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest payload sent inline in one Send, bytes.
+    pub max_inline_payload: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self { max_inline_payload: 16 * 1024 * 1024 }
+    }
+}
+
+/// `[delivery]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// How long a delivery stays leased to a receiver before it comes back, ms.
+    pub lease_ms: u64,
+    /// Leases that may run out before a copy goes to the dead-letter queue.
+    pub max_attempts: u32,
+    /// Credit of a Receive stream that asks for none.
+    pub default_in_flight: u32,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self { lease_ms: 30_000, max_attempts: 5, default_in_flight: 32 }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `plain` or `json`.
+    pub format: String,
+    /// A tracing filter such as `info` or `truc_hub=debug`; `RUST_LOG` wins.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: "plain".into(), level: "info".into() }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7443)),
+            data_dir: PathBuf::from("truc-data"),
+            identity: PathBuf::from("pki/hub"),
+            shutdown_grace_seconds: 10,
+            tls: TlsConfig::default(),
+            signing: SigningConfig::default(),
+            limits: LimitsConfig::default(),
+            delivery: DeliveryConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// A configuration that cannot be used. `trucd` exits with code 64.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("config file {path}: {reason}")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The TOML (with the environment applied) does not fit the schema.
+    #[error("{source_name}: {message}")]
+    Invalid {
+        /// The file, or "environment".
+        source_name: String,
+        /// The parser's message, which names the key.
+        message: String,
+    },
+    /// A key has a value out of range.
+    #[error("{key} = {value:?}: {reason}")]
+    Value {
+        /// Dotted key.
+        key: &'static str,
+        /// The value given.
+        value: String,
+        /// What is allowed.
+        reason: &'static str,
+    },
+}
+
+/// Environment variables and the keys they set. Values are parsed as TOML
+/// values when they can be (numbers, booleans, arrays), else taken as
+/// strings. The hub's identity is `TRUC_HUB_IDENTITY`, so that it is not
+/// confused with `TRUC_IDENTITY`, the CLI's.
+pub const ENV_KEYS: &[(&str, &str)] = &[
+    ("TRUC_LISTEN", "listen"),
+    ("TRUC_DATA_DIR", "data_dir"),
+    ("TRUC_HUB_IDENTITY", "identity"),
+    ("TRUC_SHUTDOWN_GRACE_SECONDS", "shutdown_grace_seconds"),
+    ("TRUC_TLS_CLIENT_CA", "tls.client_ca"),
+    ("TRUC_TLS_CRL", "tls.crl"),
+    ("TRUC_SIGNING_TRUST_ANCHORS", "signing.trust_anchors"),
+    ("TRUC_LIMITS_MAX_INLINE_PAYLOAD", "limits.max_inline_payload"),
+    ("TRUC_DELIVERY_LEASE_MS", "delivery.lease_ms"),
+    ("TRUC_DELIVERY_MAX_ATTEMPTS", "delivery.max_attempts"),
+    ("TRUC_DELIVERY_DEFAULT_IN_FLIGHT", "delivery.default_in_flight"),
+    ("TRUC_LOG_FORMAT", "log.format"),
+    ("TRUC_LOG_LEVEL", "log.level"),
+];
+
+impl Config {
+    /// Defaults, then the TOML text of `file` (if any), then the variables of
+    /// `env` listed in [`ENV_KEYS`]; validated.
+    pub fn load(file: Option<(&str, &str)>, env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
+        let (source_name, mut table) = match file {
+            Some((name, text)) => (
+                name.to_string(),
+                text.parse::<toml::Table>().map_err(|e| ConfigError::Invalid {
+                    source_name: name.to_string(),
+                    message: e.message().to_string(),
+                })?,
+            ),
+            None => ("defaults".to_string(), toml::Table::new()),
+        };
+        let mut from_env = Vec::new();
+        for (var, key) in ENV_KEYS {
+            if let Some(raw) = env.get(*var) {
+                set_path(&mut table, key, env_value(key, raw));
+                from_env.push(*var);
+            }
+        }
+        let cfg: Config = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| ConfigError::Invalid {
+            source_name: if from_env.is_empty() { source_name } else { format!("{source_name} with {}", from_env.join(", ")) },
+            message: e.message().to_string(),
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Check values the types allow but the hub cannot use.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.delivery.lease_ms == 0 {
+            return Err(value("delivery.lease_ms", &self.delivery.lease_ms, "must be at least 1"));
+        }
+        if self.delivery.max_attempts == 0 {
+            return Err(value("delivery.max_attempts", &self.delivery.max_attempts, "must be at least 1"));
+        }
+        if !(1..=1024).contains(&self.delivery.default_in_flight) {
+            return Err(value("delivery.default_in_flight", &self.delivery.default_in_flight, "must be in 1..=1024"));
+        }
+        if !(1..=1 << 30).contains(&self.limits.max_inline_payload) {
+            return Err(value("limits.max_inline_payload", &self.limits.max_inline_payload, "must be in 1..=1073741824"));
+        }
+        if !matches!(self.log.format.as_str(), "plain" | "json") {
+            return Err(value("log.format", &self.log.format, "must be \"plain\" or \"json\""));
+        }
+        Ok(())
+    }
+}
+
+fn value(key: &'static str, v: &dyn std::fmt::Display, reason: &'static str) -> ConfigError {
+    ConfigError::Value { key, value: v.to_string(), reason }
+}
+
+fn env_value(key: &str, raw: &str) -> toml::Value {
+    // Lists of paths may be given comma-separated.
+    if matches!(key, "tls.client_ca" | "tls.crl" | "signing.trust_anchors") && !raw.trim_start().starts_with('[') {
+        return toml::Value::Array(raw.split(',').filter(|s| !s.is_empty()).map(|s| toml::Value::String(s.into())).collect());
+    }
+    match format!("v = {raw}").parse::<toml::Table>() {
+        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.into())),
+        Err(_) => toml::Value::String(raw.into()),
+    }
+}
+
+fn set_path(table: &mut toml::Table, dotted: &str, v: toml::Value) {
+    let mut parts: Vec<&str> = dotted.split('.').collect();
+    let last = parts.pop().unwrap_or(dotted);
+    let mut t = table;
+    for p in parts {
+        let entry = t.entry(p.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        t = match entry {
+            toml::Value::Table(inner) => inner,
+            _ => return,
+        };
+    }
+    t.insert(last.to_string(), v);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let file = "listen = \"127.0.0.1:9000\"\n[delivery]\nmax_attempts = 3\nlease_ms = 1000\n";
+        let cfg = Config::load(Some(("t.toml", file)), &env(&[("TRUC_DELIVERY_MAX_ATTEMPTS", "7")])).unwrap();
+        assert_eq!(cfg.listen.port(), 9000);
+        assert_eq!(cfg.delivery.max_attempts, 7);
+        assert_eq!(cfg.delivery.lease_ms, 1000);
+        assert_eq!(cfg.limits.max_inline_payload, 16 * 1024 * 1024);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        let err = Config::load(Some(("t.toml", "[delivery]\nlease_secs = 3\n")), &env(&[])).unwrap_err().to_string();
+        assert!(err.contains("lease_secs"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_key_and_value() {
+        let err = Config::load(None, &env(&[("TRUC_LISTEN", "nowhere")])).unwrap_err().to_string();
+        assert!(err.contains("TRUC_LISTEN") && err.contains("listen"), "{err}");
+        let err = Config::load(Some(("t.toml", "[log]\nformat = \"xml\"\n")), &env(&[])).unwrap_err().to_string();
+        assert!(err.contains("log.format") && err.contains("xml"), "{err}");
+        let err = Config::load(None, &env(&[("TRUC_DELIVERY_MAX_ATTEMPTS", "0")])).unwrap_err().to_string();
+        assert!(err.contains("delivery.max_attempts"), "{err}");
+    }
+
+    #[test]
+    fn path_lists_from_env() {
+        let cfg = Config::load(None, &env(&[("TRUC_TLS_CRL", "a.pem,b.pem")])).unwrap();
+        assert_eq!(cfg.tls.crl, vec![PathBuf::from("a.pem"), PathBuf::from("b.pem")]);
+    }
+}

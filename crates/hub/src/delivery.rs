@@ -1,0 +1,268 @@
+//! The delivery engine: leases, credit and redelivery.
+//!
+//! The outbox itself lives in the store; this module only keeps what is in
+//! flight right now, in memory: which copies are leased to which Receive
+//! stream and until when. A lease that runs out is recorded in the store
+//! (which dead-letters the copy after `max_attempts`) and the copy becomes
+//! deliverable again. After a restart nothing is leased, so every unacked
+//! copy is delivered again (at-least-once).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::time::Instant;
+use tonic::Status;
+use tracing::{debug, warn};
+use truc_core::AgencyCode;
+use truc_proto::v1::Delivery;
+use truc_store::{ExpireOutcome, QueuedItem, Store};
+
+use crate::status;
+
+/// One agency's in-flight state.
+#[derive(Debug, Default)]
+struct AgencyQueue {
+    inner: Mutex<Leases>,
+    /// Woken when the agency may have something new to deliver: a copy
+    /// enqueued, acked (credit back) or whose lease ran out.
+    wake: Notify,
+}
+
+#[derive(Debug, Default)]
+struct Leases {
+    /// Delivery id → (stream, generation).
+    by_id: HashMap<u64, (u64, u64)>,
+    /// Stream → number of its leases.
+    per_stream: HashMap<u64, usize>,
+}
+
+impl Leases {
+    fn release(&mut self, id: u64) -> bool {
+        match self.by_id.remove(&id) {
+            Some((stream, _)) => {
+                if let Some(n) = self.per_stream.get_mut(&stream) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.per_stream.remove(&stream);
+                    }
+                }
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// The engine, shared by the Axis service and the lease reaper.
+pub(crate) struct Engine {
+    store: Arc<dyn Store>,
+    queues: Mutex<HashMap<AgencyCode, Arc<AgencyQueue>>>,
+    expiries: Mutex<BinaryHeap<Reverse<(Instant, u64, AgencyCode, u64)>>>,
+    reaper_wake: Notify,
+    lease: Duration,
+    max_attempts: u32,
+    next_id: std::sync::atomic::AtomicU64,
+    stop: watch::Receiver<bool>,
+}
+
+impl Engine {
+    pub(crate) fn new(store: Arc<dyn Store>, lease: Duration, max_attempts: u32, stop: watch::Receiver<bool>) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            queues: Mutex::default(),
+            expiries: Mutex::default(),
+            reaper_wake: Notify::new(),
+            lease,
+            max_attempts,
+            next_id: 1.into(),
+            stop,
+        })
+    }
+
+    fn queue(&self, agency: &AgencyCode) -> Arc<AgencyQueue> {
+        let mut q = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        q.entry(agency.clone()).or_default().clone()
+    }
+
+    fn fresh_id(&self) -> u64 {
+        self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Tell the streams of `agencies` that new copies are waiting.
+    pub(crate) fn enqueued<'a>(&self, agencies: impl IntoIterator<Item = &'a AgencyCode>) {
+        for a in agencies {
+            self.queue(a).wake.notify_waiters();
+        }
+    }
+
+    /// After `ids` were acked durably: release their leases, return credit.
+    pub(crate) fn acked(&self, agency: &AgencyCode, ids: &[u64]) {
+        let q = self.queue(agency);
+        let mut l = q.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let released = ids.iter().filter(|id| l.release(**id)).count();
+        drop(l);
+        if released > 0 {
+            q.wake.notify_waiters();
+        }
+    }
+
+    /// Serve one Receive stream until the client goes away or the hub stops.
+    /// With `follow` unset, the stream ends once nothing deliverable is
+    /// left and everything it delivered has been acked or has expired.
+    pub(crate) fn stream(self: &Arc<Self>, agency: AgencyCode, credit: usize, follow: bool) -> mpsc::Receiver<Result<Delivery, Status>> {
+        let (tx, rx) = mpsc::channel(credit.clamp(1, 64));
+        let me = self.clone();
+        let span = tracing::info_span!("receive", agency = %agency);
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                if let Err(status) = me.serve_stream(&agency, credit, follow, &tx).await {
+                    let _ = tx.send(Err(status)).await;
+                }
+            },
+            span,
+        ));
+        rx
+    }
+
+    async fn serve_stream(
+        &self,
+        agency: &AgencyCode,
+        credit: usize,
+        follow: bool,
+        tx: &mpsc::Sender<Result<Delivery, Status>>,
+    ) -> Result<(), Status> {
+        let stream_id = self.fresh_id();
+        let q = self.queue(agency);
+        let mut stop = self.stop.clone();
+        loop {
+            let woken = q.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+
+            let (in_flight, skip) = {
+                let l = q.inner.lock().unwrap_or_else(|e| e.into_inner());
+                let n = l.per_stream.get(&stream_id).copied().unwrap_or(0);
+                let skip: HashSet<u64> = if n < credit { l.by_id.keys().copied().collect() } else { HashSet::new() };
+                (n, skip)
+            };
+            let mut delivered = 0;
+            if in_flight < credit {
+                let items = self.store.fetch(agency.clone(), skip, credit - in_flight).await.map_err(status::from_store)?;
+                let fetched = items.len();
+                for item in items {
+                    let Some(delivery) = self.lease(&q, agency, stream_id, item) else { continue };
+                    if tx.send(Ok(delivery)).await.is_err() {
+                        return Ok(()); // client gone; its leases run out on their own
+                    }
+                    delivered += 1;
+                }
+                if !follow && fetched == 0 && in_flight == 0 {
+                    return Ok(());
+                }
+            }
+            if delivered > 0 {
+                continue;
+            }
+            tokio::select! {
+                _ = &mut woken => {}
+                _ = tx.closed() => return Ok(()),
+                _ = stop.changed() => return Err(Status::unavailable("the hub is shutting down")),
+            }
+        }
+    }
+
+    /// Lease `item` to `stream_id` unless another stream got it first.
+    fn lease(&self, q: &AgencyQueue, agency: &AgencyCode, stream_id: u64, item: QueuedItem) -> Option<Delivery> {
+        let generation = self.fresh_id();
+        let deadline = Instant::now() + self.lease;
+        {
+            let mut l = q.inner.lock().unwrap_or_else(|e| e.into_inner());
+            if l.by_id.contains_key(&item.delivery_id) {
+                return None;
+            }
+            l.by_id.insert(item.delivery_id, (stream_id, generation));
+            *l.per_stream.entry(stream_id).or_insert(0) += 1;
+        }
+        let earliest = {
+            let mut e = self.expiries.lock().unwrap_or_else(|e| e.into_inner());
+            let earliest = e.peek().map(|Reverse((t, ..))| *t);
+            e.push(Reverse((deadline, generation, agency.clone(), item.delivery_id)));
+            earliest
+        };
+        if earliest.is_none_or(|t| deadline < t) {
+            self.reaper_wake.notify_one();
+        }
+        let lease_expires_unix_ms = truc_core::now_unix_ms() + self.lease.as_millis() as i64;
+        Some(Delivery {
+            delivery_id: item.delivery_id,
+            previous_attempts: item.attempts,
+            lease_expires_unix_ms,
+            hub_document_id: item.hub_document_id,
+            accepted_at_unix_ms: item.accepted_at_unix_ms,
+            document: Some(item.document),
+        })
+    }
+
+    /// Run out leases as their deadlines pass, until the hub stops.
+    pub(crate) async fn reap(self: Arc<Self>) {
+        let mut stop = self.stop.clone();
+        loop {
+            let next = self.expiries.lock().unwrap_or_else(|e| e.into_inner()).peek().map(|Reverse((t, ..))| *t);
+            let sleep = async {
+                match next {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = sleep => {}
+                _ = self.reaper_wake.notified() => continue,
+                _ = stop.changed() => return,
+            }
+            let now = Instant::now();
+            loop {
+                let due = {
+                    let mut e = self.expiries.lock().unwrap_or_else(|e| e.into_inner());
+                    match e.peek() {
+                        Some(Reverse((t, ..))) if *t <= now => e.pop().map(|Reverse(x)| x),
+                        _ => None,
+                    }
+                };
+                let Some((_, generation, agency, id)) = due else { break };
+                self.expire(&agency, id, generation).await;
+            }
+        }
+    }
+
+    async fn expire(&self, agency: &AgencyCode, id: u64, generation: u64) {
+        let q = self.queue(agency);
+        let current = q.inner.lock().unwrap_or_else(|e| e.into_inner()).by_id.get(&id).map(|(_, g)| *g);
+        if current != Some(generation) {
+            return; // acked, or leased again since
+        }
+        // Record the expiry before the copy becomes deliverable again, so a
+        // copy past its last attempt is dead-lettered, not handed out.
+        match self.store.expire(agency.clone(), id, self.max_attempts).await {
+            Ok(ExpireOutcome::DeadLettered { attempts }) => {
+                warn!(%agency, delivery_id = id, attempts, "dead-lettered after its last lease ran out")
+            }
+            Ok(ExpireOutcome::Requeued { attempts }) => debug!(%agency, delivery_id = id, attempts, "lease ran out"),
+            Ok(ExpireOutcome::Gone) => {}
+            Err(e) => {
+                warn!(%agency, delivery_id = id, error = %e, "could not record a lease expiry; retrying later");
+                let retry = Instant::now() + Duration::from_secs(1);
+                self.expiries.lock().unwrap_or_else(|e| e.into_inner()).push(Reverse((retry, generation, agency.clone(), id)));
+                return;
+            }
+        }
+        let mut l = q.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if l.by_id.get(&id).map(|(_, g)| *g) == Some(generation) {
+            l.release(id);
+        }
+        drop(l);
+        q.wake.notify_waiters();
+    }
+}

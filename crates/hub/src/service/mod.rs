@@ -1,0 +1,4 @@
+//! gRPC services.
+
+pub(crate) mod axis;
+pub(crate) mod ops;

@@ -1,0 +1,33 @@
+//! Errors to gRPC status, in one place. Messages say what was wrong and
+//! never carry internal details.
+
+use tonic::Status;
+use truc_core::CoreError;
+use truc_store::StoreError;
+
+/// A refused document or value.
+pub(crate) fn from_core(e: CoreError) -> Status {
+    match e {
+        CoreError::SenderMismatch(_) => Status::permission_denied(e.to_string()),
+        _ => Status::invalid_argument(e.to_string()),
+    }
+}
+
+/// A store failure.
+pub(crate) fn from_store(e: StoreError) -> Status {
+    match e {
+        StoreError::UnknownAgency(_) | StoreError::AgencyInactive { .. } => Status::failed_precondition(e.to_string()),
+        StoreError::Conflict { .. } => Status::already_exists(e.to_string()),
+        StoreError::UnknownDelivery(_) => Status::not_found(e.to_string()),
+        StoreError::Closed => Status::unavailable("the hub is shutting down"),
+        StoreError::Unavailable(detail) => {
+            tracing::error!(%detail, "storage unavailable");
+            Status::unavailable("storage unavailable; nothing was stored, retry later")
+        }
+        StoreError::Corrupt(what) => {
+            tracing::error!(%what, "stored data is corrupt");
+            Status::internal("stored data is corrupt; operators have been alerted in the hub's log")
+        }
+        _ => Status::internal("storage error"),
+    }
+}

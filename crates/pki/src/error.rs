@@ -1,0 +1,94 @@
+//! The one error type of this crate.
+
+use std::io;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// Why a PKI operation failed.
+///
+/// Messages are lower-case and name the file or directory involved, so an
+/// operator can see at once what to fix.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum PkiError {
+    /// A file or directory could not be read, written or created.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: io::Error,
+    },
+    /// A file exists but its contents are not what was expected.
+    #[error("{}: {reason}", path.display())]
+    BadFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An identity directory is missing a file or holds an unusable one.
+    #[error("identity directory {}: {file}: {reason}", dir.display())]
+    Identity {
+        /// The identity directory.
+        dir: PathBuf,
+        /// The file inside it (`cert.pem`, `key.pem`, `ca.pem`).
+        file: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// `Pki::init` was asked to create a CA where one already exists.
+    #[error("{}: a CA already exists here; refusing to overwrite it", path.display())]
+    AlreadyInitialized {
+        /// The existing `ca.pem`.
+        path: PathBuf,
+    },
+    /// A name cannot be used as a principal or a directory name.
+    #[error("invalid name {name:?}: {reason}")]
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The key type named on the command line is not supported.
+    #[error("unknown key type {0:?}: expected ecdsa-p256, ed25519 or rsa-2048")]
+    UnknownKeyType(String),
+    /// A serial number could not be parsed, or is not one this CA issued.
+    #[error("serial {serial}: {reason}")]
+    Serial {
+        /// The serial number as given or as hex.
+        serial: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Nothing was ever issued to the principal being revoked.
+    #[error("no certificate was issued to {0}")]
+    NotIssued(String),
+    /// The requested validity period is empty or out of range.
+    #[error("invalid validity period: {0}")]
+    Validity(String),
+    /// A private key could not be generated, parsed or used.
+    #[error("key: {0}")]
+    Key(String),
+    /// rcgen refused to build a certificate or CRL.
+    #[error("certificate generation failed: {0}")]
+    Generate(#[from] rcgen::Error),
+    /// A generated certificate does not name the principal it was issued to.
+    #[error("certificate principal: {0}")]
+    Principal(#[from] truc_core::CoreError),
+}
+
+impl PkiError {
+    /// An I/O error on `path`.
+    pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        PkiError::Io { path: path.into(), source }
+    }
+
+    /// A file whose contents are unusable.
+    pub(crate) fn bad_file(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        PkiError::BadFile { path: path.into(), reason: reason.into() }
+    }
+}

@@ -1,0 +1,47 @@
+use thiserror::Error;
+
+/// Why a store operation failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The disk or the embedded database failed (full disk, I/O error).
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// A stored record does not decode.
+    #[error("stored record {0} is corrupt")]
+    Corrupt(String),
+    /// The store is shutting down.
+    #[error("the store is shutting down")]
+    Closed,
+    /// An agency is not registered.
+    #[error("agency {0} is not registered")]
+    UnknownAgency(String),
+    /// An agency may not send or be addressed now.
+    #[error("agency {code} is {state}")]
+    AgencyInactive {
+        /// The agency.
+        code: String,
+        /// "suspended" or "retired".
+        state: &'static str,
+    },
+    /// The document id was already used for a different document.
+    #[error("document id {document_id:?} was already used by {from} for a different document")]
+    Conflict {
+        /// Sender.
+        from: String,
+        /// Its document id.
+        document_id: String,
+    },
+    /// No such delivery for this agency.
+    #[error("no delivery {0} for this agency")]
+    UnknownDelivery(u64),
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        match e {
+            sled::Error::Corruption { .. } => StoreError::Corrupt("in the database files".into()),
+            other => StoreError::Unavailable(other.to_string()),
+        }
+    }
+}

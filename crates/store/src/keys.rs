@@ -1,0 +1,168 @@
+//! The key layout of the store: one sled tree, one leading tag byte per
+//! keyspace, fixed-width big-endian integers so that byte order is numeric
+//! order and every queue operation is a point lookup or a short range scan
+//! (O(log n) in queue depth).
+//!
+//! | tag | key after the tag                        | value                       |
+//! |-----|------------------------------------------|-----------------------------|
+//! | `A` | agency code                              | `AgencyRecord`              |
+//! | `C` | agency code                              | queued count (u64 BE)       |
+//! | `D` | hub document id (u64)                    | `DocumentRecord`            |
+//! | `I` | sender code, 0x00, document id           | hub document id (u64 BE)    |
+//! | `P` | payload SHA-256                          | payload bytes               |
+//! | `O` | agency code, 0x00, delivery id (u64)     | `OutboxEntry`               |
+//! | `X` | agency code, 0x00, delivery id (u64)     | acked: hub document id      |
+//! | `Q` | agency code, 0x00, delivery id (u64)     | `OutboxEntry` (dead letter) |
+//! | `R` | receipt index (u64)                      | serialized `Receipt`        |
+//! | `M` | level (u8), index (u64)                  | Merkle node hash (32 bytes) |
+//! | `T` | tree size (u64)                          | serialized `SignedTreeHead` |
+//! | `Z` | (none)                                   | `Meta` counters             |
+//!
+//! A delivery id puts the priority rank in its top byte (0 = hỏa tốc hẹn
+//! giờ … 4 = thường) and a hub-wide sequence number below it, so a prefix
+//! scan of `O<agency>\0` yields highest priority first, FIFO within each.
+
+/// Tags of the keyspaces.
+pub(crate) mod tag {
+    pub(crate) const AGENCY: u8 = b'A';
+    pub(crate) const QUEUED_COUNT: u8 = b'C';
+    pub(crate) const DOCUMENT: u8 = b'D';
+    pub(crate) const IDEMPOTENCY: u8 = b'I';
+    pub(crate) const PAYLOAD: u8 = b'P';
+    pub(crate) const OUTBOX: u8 = b'O';
+    pub(crate) const ACKED: u8 = b'X';
+    pub(crate) const DEAD: u8 = b'Q';
+    pub(crate) const RECEIPT: u8 = b'R';
+    pub(crate) const NODE: u8 = b'M';
+    pub(crate) const TREE_HEAD: u8 = b'T';
+    pub(crate) const META: u8 = b'Z';
+}
+
+const SEQ_BITS: u32 = 56;
+
+/// The delivery id of the `seq`-th enqueued item at `priority` (0..=4).
+pub fn delivery_id(priority: i32, seq: u64) -> u64 {
+    let rank = 4 - priority.clamp(0, 4) as u64;
+    (rank << SEQ_BITS) | (seq & ((1 << SEQ_BITS) - 1))
+}
+
+/// The priority (0..=4) encoded in a delivery id.
+pub fn delivery_priority(id: u64) -> i32 {
+    4 - ((id >> SEQ_BITS).min(4) as i32)
+}
+
+fn with_tag(tag: u8, cap: usize) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + cap);
+    k.push(tag);
+    k
+}
+
+pub(crate) fn agency(code: &str) -> Vec<u8> {
+    let mut k = with_tag(tag::AGENCY, code.len());
+    k.extend_from_slice(code.as_bytes());
+    k
+}
+
+pub(crate) fn queued_count(code: &str) -> Vec<u8> {
+    let mut k = with_tag(tag::QUEUED_COUNT, code.len());
+    k.extend_from_slice(code.as_bytes());
+    k
+}
+
+pub(crate) fn document(hub_id: u64) -> Vec<u8> {
+    let mut k = with_tag(tag::DOCUMENT, 8);
+    k.extend_from_slice(&hub_id.to_be_bytes());
+    k
+}
+
+pub(crate) fn idempotency(from: &str, document_id: &str) -> Vec<u8> {
+    let mut k = with_tag(tag::IDEMPOTENCY, from.len() + 1 + document_id.len());
+    k.extend_from_slice(from.as_bytes());
+    k.push(0);
+    k.extend_from_slice(document_id.as_bytes());
+    k
+}
+
+pub(crate) fn payload(sha256: &[u8]) -> Vec<u8> {
+    let mut k = with_tag(tag::PAYLOAD, sha256.len());
+    k.extend_from_slice(sha256);
+    k
+}
+
+/// `tag` + agency + 0x00: the prefix of one agency's queue in keyspace `tag`.
+pub(crate) fn queue_prefix(tag: u8, code: &str) -> Vec<u8> {
+    let mut k = with_tag(tag, code.len() + 9);
+    k.extend_from_slice(code.as_bytes());
+    k.push(0);
+    k
+}
+
+pub(crate) fn queue_item(tag: u8, code: &str, delivery_id: u64) -> Vec<u8> {
+    let mut k = queue_prefix(tag, code);
+    k.extend_from_slice(&delivery_id.to_be_bytes());
+    k
+}
+
+/// The delivery id at the end of a queue key.
+pub(crate) fn queue_item_id(key: &[u8]) -> Option<u64> {
+    let tail: [u8; 8] = key.get(key.len().checked_sub(8)?..)?.try_into().ok()?;
+    Some(u64::from_be_bytes(tail))
+}
+
+pub(crate) fn receipt(index: u64) -> Vec<u8> {
+    let mut k = with_tag(tag::RECEIPT, 8);
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
+pub(crate) fn node(level: u8, index: u64) -> Vec<u8> {
+    let mut k = with_tag(tag::NODE, 9);
+    k.push(level);
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
+pub(crate) fn tree_head(size: u64) -> Vec<u8> {
+    let mut k = with_tag(tag::TREE_HEAD, 8);
+    k.extend_from_slice(&size.to_be_bytes());
+    k
+}
+
+pub(crate) fn meta() -> Vec<u8> {
+    vec![tag::META]
+}
+
+pub(crate) fn u64_value(v: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(v.try_into().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivery_ids_sort_by_priority_then_sequence() {
+        let mut ids = vec![
+            delivery_id(0, 1),
+            delivery_id(3, 5),
+            delivery_id(0, 0),
+            delivery_id(1, 2),
+            delivery_id(3, 4),
+        ];
+        ids.sort();
+        let order: Vec<(i32, u64)> =
+            ids.iter().map(|&i| (delivery_priority(i), i & 0xff)).collect();
+        assert_eq!(order, vec![(3, 4), (3, 5), (1, 2), (0, 0), (0, 1)]);
+    }
+
+    #[test]
+    fn queue_keys_order_like_ids_and_round_trip() {
+        let a = queue_item(tag::OUTBOX, "G09.01", delivery_id(4, 9));
+        let b = queue_item(tag::OUTBOX, "G09.01", delivery_id(0, 1));
+        assert!(a < b);
+        assert_eq!(queue_item_id(&a), Some(delivery_id(4, 9)));
+        assert!(a.starts_with(&queue_prefix(tag::OUTBOX, "G09.01")));
+        // A code that extends another's is a different queue.
+        assert!(!queue_item(tag::OUTBOX, "G09.011", 1).starts_with(&queue_prefix(tag::OUTBOX, "G09.01")));
+    }
+}

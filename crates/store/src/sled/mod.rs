@@ -1,0 +1,246 @@
+//! The embedded backend: one sled tree in the data directory.
+
+mod ops;
+mod pending;
+mod writer;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use prost::Message;
+use tokio::sync::{mpsc, oneshot};
+use truc_core::tree_head::TreeHeadSigner;
+use truc_core::AgencyCode;
+use truc_proto::v1::SignedDocument;
+
+use self::ops::Op;
+use self::writer::Writer;
+use crate::keys::{self, tag};
+use crate::records::{AgencyRecord, DocumentRecord, Meta, OutboxEntry};
+use crate::{AgencyInfo, BoxFuture, ExpireOutcome, NewDocument, QueuedItem, SendOutcome, Store, StoreError};
+
+/// How to open a sled store.
+#[derive(Debug, Clone)]
+pub struct SledStoreOptions {
+    /// Directory of the database files (created if missing).
+    pub path: PathBuf,
+    /// Requests that may wait for the writer before senders are slowed down.
+    pub queue_capacity: usize,
+    /// sled page cache, bytes.
+    pub cache_bytes: u64,
+}
+
+impl SledStoreOptions {
+    /// Defaults for a data directory.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into(), queue_capacity: 4096, cache_bytes: 64 * 1024 * 1024 }
+    }
+}
+
+/// What the hub reads without I/O: the directory and queue counts. Only the
+/// writer changes it, after a batch is durable.
+#[derive(Debug, Default)]
+pub(crate) struct Cache {
+    agencies: RwLock<BTreeMap<String, AgencyRecord>>,
+    queued: Mutex<HashMap<String, u64>>,
+}
+
+impl Cache {
+    fn agency(&self, code: &str) -> Option<AgencyRecord> {
+        self.agencies.read().unwrap_or_else(|e| e.into_inner()).get(code).cloned()
+    }
+
+    fn queued(&self, code: &str) -> u64 {
+        self.queued.lock().unwrap_or_else(|e| e.into_inner()).get(code).copied().unwrap_or(0)
+    }
+
+    fn apply(&self, agencies: Vec<AgencyRecord>, queued_delta: &HashMap<String, i64>) {
+        if !agencies.is_empty() {
+            let mut map = self.agencies.write().unwrap_or_else(|e| e.into_inner());
+            for a in agencies {
+                map.insert(a.code.clone(), a);
+            }
+        }
+        if !queued_delta.is_empty() {
+            let mut q = self.queued.lock().unwrap_or_else(|e| e.into_inner());
+            for (code, d) in queued_delta {
+                let v = q.entry(code.clone()).or_insert(0);
+                *v = (*v as i64 + d).max(0) as u64;
+            }
+        }
+    }
+
+    fn info(&self, a: &AgencyRecord) -> AgencyInfo {
+        AgencyInfo {
+            code: a.code.clone(),
+            name: a.name.clone(),
+            state: a.state,
+            registered_at_unix_ms: a.registered_at_unix_ms,
+            queued: self.queued(&a.code),
+        }
+    }
+}
+
+/// The embedded store: sled files in one directory, nothing to install.
+pub struct SledStore {
+    tree: sled::Tree,
+    ops: mpsc::Sender<Op>,
+    cache: Arc<Cache>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore").finish_non_exhaustive()
+    }
+}
+
+impl SledStore {
+    /// Open (or create) the store in `opts.path`, signing tree heads with
+    /// `signer`. Blocking: call it before serving, or in `spawn_blocking`.
+    pub fn open(opts: &SledStoreOptions, signer: TreeHeadSigner) -> Result<Arc<SledStore>, StoreError> {
+        let db = sled::Config::new()
+            .path(&opts.path)
+            .cache_capacity(opts.cache_bytes)
+            .flush_every_ms(None)
+            .open()
+            .map_err(|e| open_error(&opts.path, e))?;
+        let tree = db.open_tree("truc").map_err(|e| open_error(&opts.path, e))?;
+        let meta = match tree.get(keys::meta())? {
+            Some(v) => Meta::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("meta".into()))?,
+            None => Meta { next_hub_id: 1, next_seq: 0, tree_size: 0 },
+        };
+        let cache = Arc::new(Cache::default());
+        {
+            let mut agencies = cache.agencies.write().unwrap_or_else(|e| e.into_inner());
+            for kv in tree.scan_prefix([tag::AGENCY]) {
+                let (_, v) = kv?;
+                let a = AgencyRecord::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("agency".into()))?;
+                agencies.insert(a.code.clone(), a);
+            }
+            let mut queued = cache.queued.lock().unwrap_or_else(|e| e.into_inner());
+            for kv in tree.scan_prefix([tag::QUEUED_COUNT]) {
+                let (k, v) = kv?;
+                let code = String::from_utf8_lossy(&k[1..]).into_owned();
+                queued.insert(code, keys::u64_value(&v).unwrap_or(0));
+            }
+        }
+        let (tx, rx) = mpsc::channel(opts.queue_capacity.max(1));
+        let writer = Writer { db, tree: tree.clone(), meta, signer, cache: cache.clone() };
+        let handle = std::thread::Builder::new()
+            .name("truc-store-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
+        Ok(Arc::new(SledStore { tree, ops: tx, cache, writer: Mutex::new(Some(handle)) }))
+    }
+
+    /// Stop accepting changes, let the writer finish what is queued, flush,
+    /// and wait for it. Blocking.
+    pub fn close(self: Arc<Self>) {
+        let handle = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(self);
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Op) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.ops.send(make(tx)).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    fn read_queue(&self, t: u8, agency: &AgencyCode, skip: &HashSet<u64>, limit: usize) -> Result<Vec<QueuedItem>, StoreError> {
+        let mut out = Vec::new();
+        let mut docs: HashMap<u64, (DocumentRecord, sled::IVec)> = HashMap::new();
+        for kv in self.tree.scan_prefix(keys::queue_prefix(t, agency.as_str())) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = kv?;
+            let id = keys::queue_item_id(&k).ok_or_else(|| StoreError::Corrupt("queue key".into()))?;
+            if skip.contains(&id) {
+                continue;
+            }
+            let entry = OutboxEntry::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("outbox entry".into()))?;
+            if !docs.contains_key(&entry.hub_id) {
+                let rec = self.document(entry.hub_id)?;
+                let payload = self
+                    .tree
+                    .get(keys::payload(&rec.payload_sha256))?
+                    .ok_or_else(|| StoreError::Corrupt(format!("payload of document {}", entry.hub_id)))?;
+                docs.insert(entry.hub_id, (rec, payload));
+            }
+            let (rec, payload) = &docs[&entry.hub_id];
+            out.push(QueuedItem {
+                delivery_id: id,
+                attempts: entry.attempts,
+                hub_document_id: rec.hub_id,
+                accepted_at_unix_ms: rec.accepted_at_unix_ms,
+                document: SignedDocument {
+                    header: rec.header.clone(),
+                    signature: rec.signature.clone(),
+                    signature_scheme: rec.signature_scheme,
+                    signer_chain: rec.signer_chain.clone(),
+                    payload: payload.to_vec(),
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    fn document(&self, hub_id: u64) -> Result<DocumentRecord, StoreError> {
+        let v = self.tree.get(keys::document(hub_id))?.ok_or_else(|| StoreError::Corrupt(format!("document {hub_id}")))?;
+        DocumentRecord::decode(v.as_ref()).map_err(|_| StoreError::Corrupt(format!("document {hub_id}")))
+    }
+}
+
+fn open_error(path: &Path, e: sled::Error) -> StoreError {
+    match e {
+        sled::Error::Io(io) => StoreError::Unavailable(format!("cannot open {}: {io}", path.display())),
+        sled::Error::Corruption { .. } => StoreError::Corrupt(format!("database files in {}", path.display())),
+        other => StoreError::Unavailable(format!("cannot open {}: {other}", path.display())),
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f).await.map_err(|_| StoreError::Closed)?
+}
+
+impl Store for Arc<SledStore> {
+    fn send(&self, doc: NewDocument) -> BoxFuture<'_, Result<SendOutcome, StoreError>> {
+        Box::pin(self.call(move |tx| Op::Send(Box::new(doc), tx)))
+    }
+
+    fn ack(&self, agency: AgencyCode, ids: Vec<u64>, actor: String) -> BoxFuture<'_, Result<u32, StoreError>> {
+        Box::pin(self.call(move |reply| Op::Ack { agency, ids, actor, reply }))
+    }
+
+    fn expire(&self, agency: AgencyCode, id: u64, max_attempts: u32) -> BoxFuture<'_, Result<ExpireOutcome, StoreError>> {
+        Box::pin(self.call(move |reply| Op::Expire { agency, id, max_attempts, reply }))
+    }
+
+    fn fetch(&self, agency: AgencyCode, skip: HashSet<u64>, limit: usize) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>> {
+        let me = self.clone();
+        Box::pin(blocking(move || me.read_queue(tag::OUTBOX, &agency, &skip, limit)))
+    }
+
+    fn put_agency(&self, code: AgencyCode, name: String, actor: String) -> BoxFuture<'_, Result<AgencyInfo, StoreError>> {
+        Box::pin(self.call(move |reply| Op::PutAgency { code, name, actor, reply }))
+    }
+
+    fn agency(&self, code: &AgencyCode) -> Option<AgencyInfo> {
+        self.cache.agency(code.as_str()).map(|a| self.cache.info(&a))
+    }
+
+    fn agencies(&self) -> Vec<AgencyInfo> {
+        let map = self.cache.agencies.read().unwrap_or_else(|e| e.into_inner());
+        map.values().map(|a| self.cache.info(a)).collect()
+    }
+
+    fn dead_letters(&self, agency: AgencyCode) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>> {
+        let me = self.clone();
+        Box::pin(blocking(move || me.read_queue(tag::DEAD, &agency, &HashSet::new(), usize::MAX)))
+    }
+}

@@ -1,0 +1,116 @@
+//! One commit batch being built: the writes so far, readable back
+//! (read-your-writes), and the receipts appended to the Merkle log.
+
+use std::collections::HashMap;
+
+use prost::Message;
+use truc_core::merkle::{self, Hash, NodeSource};
+use truc_proto::v1::Receipt;
+
+use crate::keys;
+use crate::records::{AgencyRecord, Meta};
+use crate::StoreError;
+
+pub(super) struct Pending<'t> {
+    tree: &'t sled::Tree,
+    batch: sled::Batch,
+    overlay: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    pub(super) meta: Meta,
+    /// Agencies changed in this batch (applied to the cache after commit).
+    pub(super) agencies: Vec<AgencyRecord>,
+    /// Change of each agency's queued count in this batch.
+    pub(super) queued_delta: HashMap<String, i64>,
+    /// The batch's time, stamped on its receipts.
+    pub(super) time_unix_ms: i64,
+}
+
+impl<'t> Pending<'t> {
+    pub(super) fn new(tree: &'t sled::Tree, meta: Meta) -> Self {
+        Self {
+            tree,
+            batch: sled::Batch::default(),
+            overlay: HashMap::new(),
+            meta,
+            agencies: Vec::new(),
+            queued_delta: HashMap::new(),
+            time_unix_ms: truc_core::now_unix_ms(),
+        }
+    }
+
+    pub(super) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(v) = self.overlay.get(key) {
+            return Ok(v.clone());
+        }
+        Ok(self.tree.get(key)?.map(|v| v.to_vec()))
+    }
+
+    pub(super) fn contains(&self, key: &[u8]) -> Result<bool, StoreError> {
+        if let Some(v) = self.overlay.get(key) {
+            return Ok(v.is_some());
+        }
+        Ok(self.tree.contains_key(key)?)
+    }
+
+    pub(super) fn get_msg<M: Message + Default>(&self, key: &[u8], what: &str) -> Result<Option<M>, StoreError> {
+        match self.get(key)? {
+            None => Ok(None),
+            Some(v) => M::decode(v.as_slice()).map(Some).map_err(|_| StoreError::Corrupt(what.to_string())),
+        }
+    }
+
+    pub(super) fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.batch.insert(key.as_slice(), value.as_slice());
+        self.overlay.insert(key, Some(value));
+    }
+
+    pub(super) fn del(&mut self, key: Vec<u8>) {
+        self.batch.remove(key.as_slice());
+        self.overlay.insert(key, None);
+    }
+
+    pub(super) fn add_queued(&mut self, code: &str, delta: i64) {
+        *self.queued_delta.entry(code.to_string()).or_insert(0) += delta;
+    }
+
+    /// Append a receipt to the log; returns its index.
+    pub(super) fn append_receipt(&mut self, mut receipt: Receipt) -> Result<u64, StoreError> {
+        let index = self.meta.tree_size;
+        receipt.index = index;
+        receipt.time_unix_ms = self.time_unix_ms;
+        let bytes = receipt.encode_to_vec();
+        let leaf = merkle::leaf_hash(&bytes);
+        let nodes = merkle::new_nodes(index, leaf, &*self)?;
+        for (level, i, hash) in nodes {
+            self.put(keys::node(level, i), hash.to_vec());
+        }
+        self.put(keys::receipt(index), bytes);
+        self.meta.tree_size += 1;
+        Ok(index)
+    }
+
+    pub(super) fn into_batch(self) -> (sled::Batch, Meta, Vec<AgencyRecord>, HashMap<String, i64>) {
+        (self.batch, self.meta, self.agencies, self.queued_delta)
+    }
+}
+
+impl NodeSource for Pending<'_> {
+    type Error = StoreError;
+    fn node(&self, level: u8, index: u64) -> Result<Hash, StoreError> {
+        node_from(self.get(&keys::node(level, index))?, level, index)
+    }
+}
+
+/// Reads Merkle nodes from the committed tree.
+pub(super) struct TreeNodes<'t>(pub(super) &'t sled::Tree);
+
+impl NodeSource for TreeNodes<'_> {
+    type Error = StoreError;
+    fn node(&self, level: u8, index: u64) -> Result<Hash, StoreError> {
+        node_from(self.0.get(keys::node(level, index))?.map(|v| v.to_vec()), level, index)
+    }
+}
+
+fn node_from(v: Option<Vec<u8>>, level: u8, index: u64) -> Result<Hash, StoreError> {
+    v.and_then(|v| <Hash>::try_from(v.as_slice()).ok())
+        .ok_or_else(|| StoreError::Corrupt(format!("merkle node {level}/{index}")))
+}

@@ -1,0 +1,186 @@
+//! The single writer: group commit.
+//!
+//! Requests queue on a bounded channel. The writer thread takes whatever is
+//! waiting (up to `MAX_BATCH`), applies each request to one `Pending` batch,
+//! signs one tree head for the batch, applies the batch atomically, flushes
+//! once, and then answers every request. While it flushes, new requests
+//! queue up and form the next batch: batches grow with load by themselves.
+
+use std::sync::Arc;
+
+use prost::Message;
+use tokio::sync::{mpsc, oneshot};
+use truc_core::merkle;
+use truc_core::tree_head::TreeHeadSigner;
+use truc_proto::v1::{AgencyState, ProvenReceipt, SignedTreeHead};
+
+use super::ops::Op;
+use super::pending::{Pending, TreeNodes};
+use super::Cache;
+use crate::keys;
+use crate::records::Meta;
+use crate::StoreError;
+
+/// Most requests applied in one batch.
+const MAX_BATCH: usize = 1024;
+
+/// What a request does once its batch is committed (or failed).
+pub(super) type Completion = Box<dyn FnOnce(Result<&Committed, &StoreError>) + Send>;
+
+/// A committed batch: its signed tree head and the tree to read proofs from.
+pub(super) struct Committed {
+    pub(super) tree: sled::Tree,
+    pub(super) sth: SignedTreeHead,
+    pub(super) tree_size: u64,
+}
+
+impl Committed {
+    /// The receipt at `index` with the signed tree head of the batch that
+    /// recorded it and its inclusion proof against that head.
+    pub(super) fn proven_receipt(&self, index: u64) -> Result<ProvenReceipt, StoreError> {
+        let (sth, size) = if index < self.tree_size {
+            batch_tree_head(&self.tree, index)?
+        } else {
+            return Err(StoreError::Corrupt(format!("receipt {index} beyond the log")));
+        };
+        let receipt = self
+            .tree
+            .get(keys::receipt(index))?
+            .ok_or_else(|| StoreError::Corrupt(format!("receipt {index}")))?;
+        let proof = merkle::inclusion_proof(index, size, &TreeNodes(&self.tree))?;
+        Ok(ProvenReceipt {
+            receipt: receipt.to_vec(),
+            tree_head: Some(sth),
+            inclusion_proof: proof.into_iter().map(|h| h.to_vec()).collect(),
+        })
+    }
+}
+
+/// The signed tree head of the batch that appended leaf `index`: the first
+/// tree head whose size is greater than `index`.
+fn batch_tree_head(tree: &sled::Tree, index: u64) -> Result<(SignedTreeHead, u64), StoreError> {
+    let start = keys::tree_head(index + 1);
+    let end = keys::tree_head(u64::MAX);
+    let (k, v) = tree
+        .range(start..=end)
+        .next()
+        .transpose()?
+        .ok_or_else(|| StoreError::Corrupt(format!("tree head covering receipt {index}")))?;
+    let size = keys::queue_item_id(&k).unwrap_or(0);
+    let sth = SignedTreeHead::decode(v.as_ref()).map_err(|_| StoreError::Corrupt(format!("tree head {size}")))?;
+    Ok((sth, size))
+}
+
+pub(super) struct Writer {
+    pub(super) db: sled::Db,
+    pub(super) tree: sled::Tree,
+    pub(super) meta: Meta,
+    pub(super) signer: TreeHeadSigner,
+    pub(super) cache: Arc<Cache>,
+}
+
+impl Writer {
+    /// Run until every sender is dropped, then flush and return.
+    pub(super) fn run(mut self, mut rx: mpsc::Receiver<Op>) {
+        let mut ops = Vec::with_capacity(MAX_BATCH);
+        while let Some(first) = rx.blocking_recv() {
+            ops.push(first);
+            while ops.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(op) => ops.push(op),
+                    Err(_) => break,
+                }
+            }
+            self.commit(ops.drain(..));
+        }
+        if let Err(e) = self.db.flush() {
+            tracing::error!(error = %e, "final flush failed");
+        }
+    }
+
+    fn commit(&mut self, ops: impl Iterator<Item = Op>) {
+        let tree = self.tree.clone();
+        let mut pending = Pending::new(&tree, self.meta.clone());
+        let mut completions: Vec<Completion> = Vec::new();
+        for op in ops {
+            completions.push(op.apply(&mut pending, &self.cache));
+        }
+        let batch_size = completions.len();
+        let time = pending.time_unix_ms;
+        let result = self.finish(pending, time);
+        match &result {
+            Ok(committed) => {
+                tracing::trace!(batch_size, tree_size = committed.tree_size, "committed");
+                for c in completions {
+                    c(Ok(committed));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, batch_size, "commit failed; the batch is refused");
+                for c in completions {
+                    c(Err(e));
+                }
+            }
+        }
+    }
+
+    /// Sign the batch's tree head, apply the batch atomically and flush.
+    fn finish(&mut self, mut pending: Pending<'_>, time: i64) -> Result<Committed, StoreError> {
+        let size = pending.meta.tree_size;
+        let sth = if size > self.meta.tree_size {
+            let root = merkle::root(size, &pending)?;
+            let sth = self.signer.sign(size, &root, time);
+            pending.put(keys::tree_head(size), sth.encode_to_vec());
+            Some(sth)
+        } else {
+            None
+        };
+        // Queued counters, read from the cache plus this batch's changes.
+        let deltas: Vec<(String, i64)> = pending.queued_delta.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        for (code, delta) in deltas {
+            let now = self.cache.queued(&code) as i64 + delta;
+            pending.put(keys::queued_count(&code), (now.max(0) as u64).to_be_bytes().to_vec());
+        }
+        pending.put(keys::meta(), pending.meta.encode_to_vec());
+        let (batch, meta, agencies, queued_delta) = pending.into_batch();
+        self.tree.apply_batch(batch)?;
+        self.db.flush()?;
+        self.meta = meta;
+        self.cache.apply(agencies, &queued_delta);
+        let sth = match sth {
+            Some(sth) => sth,
+            None => self.latest_tree_head()?,
+        };
+        Ok(Committed { tree: self.tree.clone(), sth, tree_size: self.meta.tree_size })
+    }
+
+    fn latest_tree_head(&self) -> Result<SignedTreeHead, StoreError> {
+        match self.tree.get(keys::tree_head(self.meta.tree_size))? {
+            Some(v) => SignedTreeHead::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("latest tree head".into())),
+            None => Ok(self.signer.sign(0, &merkle::empty_root(), truc_core::now_unix_ms())),
+        }
+    }
+}
+
+/// Send a completion's answer, ignoring a caller that went away.
+pub(super) fn reply<T>(tx: oneshot::Sender<Result<T, StoreError>>, r: Result<T, StoreError>) {
+    let _ = tx.send(r);
+}
+
+/// The store error for a failed commit, as each waiting request sees it.
+pub(super) fn commit_error(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Corrupt(what) => StoreError::Corrupt(what.clone()),
+        other => StoreError::Unavailable(other.to_string()),
+    }
+}
+
+/// Name of an agency state for error messages.
+pub(super) fn state_name(state: i32) -> &'static str {
+    match AgencyState::try_from(state) {
+        Ok(AgencyState::Active) => "active",
+        Ok(AgencyState::Suspended) => "suspended",
+        Ok(AgencyState::Retired) => "retired",
+        _ => "in an unknown state",
+    }
+}
