@@ -106,7 +106,10 @@ fn is_level1(group: &str, last_letter: u8) -> bool {
 
 /// `[0-9A-Z]+` for a group that must be non-empty.
 fn is_group(group: &str) -> bool {
-    !group.is_empty() && group.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+    !group.is_empty()
+        && group
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
 }
 
 /// `^([0-9A-Z]{1,3}\.){0,3}[A-Z]\d{2}$`
@@ -118,9 +121,7 @@ fn is_qcvn102(s: &str) -> bool {
     let Some((last, lower)) = groups.split_last() else {
         return false;
     };
-    lower.len() <= 3
-        && lower.iter().all(|g| g.len() <= 3 && is_group(g))
-        && is_level1(last, b'Z')
+    lower.len() <= 3 && lower.iter().all(|g| g.len() <= 3 && is_group(g)) && is_level1(last, b'Z')
 }
 
 /// `^(?=.{3,35}$)[A-Y]\d{2}(\.[0-9A-Z]+)*$`
@@ -152,7 +153,9 @@ mod tests {
     use super::*;
 
     fn fmt_of(s: &str) -> CodeFormat {
-        AgencyCode::parse(s).unwrap_or_else(|e| panic!("{s}: {e}")).format()
+        AgencyCode::parse(s)
+            .unwrap_or_else(|e| panic!("{s}: {e}"))
+            .format()
     }
 
     #[test]
@@ -169,7 +172,10 @@ mod tests {
             "28.22.H17",
         ] {
             assert_eq!(fmt_of(s), CodeFormat::Qcvn102, "{s}");
-            assert_eq!(AgencyCode::parse(s).map(|c| c.to_string()), Ok(s.to_string()));
+            assert_eq!(
+                AgencyCode::parse(s).map(|c| c.to_string()),
+                Ok(s.to_string())
+            );
         }
     }
 
@@ -236,7 +242,7 @@ mod tests {
             "G09.01.",
             "G09.0a",
             "G09-01",
-            "0000.00.00.G22", // group of 4 before the level-1 code, not QĐ 20
+            "0000.00.00.G22",   // group of 4 before the level-1 code, not QĐ 20
             "00.000.00.00.G22", // five groups
             "Z09.01",           // Z is not a QĐ 20 level-1 letter
             "000.00.00.Ｇ22",   // full-width letter

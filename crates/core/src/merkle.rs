@@ -101,7 +101,11 @@ pub fn root<S: NodeSource + ?Sized>(size: u64, src: &S) -> Result<Hash, S::Error
 /// subtree used by inclusion and consistency proofs; other ranges are split
 /// recursively and may read more. An empty range (`start >= end`) gives
 /// [`empty_root`].
-pub fn subtree_hash<S: NodeSource + ?Sized>(start: u64, end: u64, src: &S) -> Result<Hash, S::Error> {
+pub fn subtree_hash<S: NodeSource + ?Sized>(
+    start: u64,
+    end: u64,
+    src: &S,
+) -> Result<Hash, S::Error> {
     if start >= end {
         return Ok(empty_root());
     }
@@ -333,7 +337,11 @@ pub struct MissingNode {
 
 impl fmt::Display for MissingNode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "merkle node {}/{} is not in the tree", self.level, self.index)
+        write!(
+            f,
+            "merkle node {}/{} is not in the tree",
+            self.level, self.index
+        )
     }
 }
 

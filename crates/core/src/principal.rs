@@ -78,7 +78,9 @@ impl Principal {
         let (rest, cert) = X509Certificate::from_der(der)
             .map_err(|_| bad("the certificate is not valid DER-encoded X.509"))?;
         if !rest.is_empty() {
-            return Err(bad("the certificate has trailing data after its DER encoding"));
+            return Err(bad(
+                "the certificate has trailing data after its DER encoding",
+            ));
         }
         let san = cert
             .subject_alternative_name()
@@ -198,7 +200,10 @@ mod tests {
         }
         let p = Principal::parse_uri("urn:truc:agency:000.00.00.G22").unwrap();
         assert_eq!(p.agency().map(AgencyCode::as_str), Some("000.00.00.G22"));
-        assert_eq!(p, Principal::Agency(AgencyCode::parse("000.00.00.G22").unwrap()));
+        assert_eq!(
+            p,
+            Principal::Agency(AgencyCode::parse("000.00.00.G22").unwrap())
+        );
     }
 
     #[test]
@@ -206,7 +211,10 @@ mod tests {
         let ok = format!("urn:truc:operator:{}", "a".repeat(64));
         let long = format!("urn:truc:operator:{}", "a".repeat(65));
         assert!(Principal::parse_uri(&ok).is_ok());
-        assert!(matches!(Principal::parse_uri(&long), Err(CoreError::InvalidPrincipal(_))));
+        assert!(matches!(
+            Principal::parse_uri(&long),
+            Err(CoreError::InvalidPrincipal(_))
+        ));
     }
 
     #[test]
@@ -233,7 +241,10 @@ mod tests {
             "https://example.vn/operator/alice",
         ] {
             assert!(
-                matches!(Principal::parse_uri(uri), Err(CoreError::InvalidPrincipal(_))),
+                matches!(
+                    Principal::parse_uri(uri),
+                    Err(CoreError::InvalidPrincipal(_))
+                ),
                 "{uri:?} should be rejected"
             );
         }
@@ -244,7 +255,10 @@ mod tests {
             "urn:truc:agency:000.00.00.G22 ",
         ] {
             assert!(
-                matches!(Principal::parse_uri(uri), Err(CoreError::InvalidAgencyCode(_))),
+                matches!(
+                    Principal::parse_uri(uri),
+                    Err(CoreError::InvalidAgencyCode(_))
+                ),
                 "{uri:?} should be rejected as a bad agency code"
             );
         }
@@ -261,7 +275,10 @@ mod tests {
         assert_eq!(p.uri(), "urn:truc:agency:000.00.00.G22");
 
         let der = cert(vec![uri_san("urn:truc:operator:ops")]);
-        assert_eq!(Principal::from_cert_der(&der).unwrap(), Principal::Operator("ops".into()));
+        assert_eq!(
+            Principal::from_cert_der(&der).unwrap(),
+            Principal::Operator("ops".into())
+        );
     }
 
     fn cert_error(der: &[u8]) -> String {

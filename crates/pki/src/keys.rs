@@ -50,20 +50,6 @@ impl KeyType {
             }
         }
     }
-
-    /// The key type of a key pair rcgen loaded, if it is one Truc issues.
-    pub(crate) fn of(key: &KeyPair) -> Option<KeyType> {
-        let alg = key.algorithm();
-        if alg == &PKCS_ECDSA_P256_SHA256 {
-            Some(KeyType::EcdsaP256)
-        } else if alg == &PKCS_ED25519 {
-            Some(KeyType::Ed25519)
-        } else if alg == &PKCS_RSA_SHA256 {
-            Some(KeyType::Rsa2048)
-        } else {
-            None
-        }
-    }
 }
 
 impl fmt::Display for KeyType {

@@ -5,83 +5,83 @@ use prost::Message;
 
 /// An agency in the directory.
 #[derive(Clone, PartialEq, Message)]
-pub struct AgencyRecord {
+pub(crate) struct AgencyRecord {
     /// Agency code (QCVN 102 or QĐ 20 form).
     #[prost(string, tag = "1")]
-    pub code: String,
+    pub(crate) code: String,
     /// Display name.
     #[prost(string, tag = "2")]
-    pub name: String,
+    pub(crate) name: String,
     /// `truc.v1.AgencyState` value.
     #[prost(int32, tag = "3")]
-    pub state: i32,
+    pub(crate) state: i32,
     /// When it was first registered, Unix ms.
     #[prost(int64, tag = "4")]
-    pub registered_at_unix_ms: i64,
+    pub(crate) registered_at_unix_ms: i64,
 }
 
 /// An accepted document, stored once for all its recipients.
 #[derive(Clone, PartialEq, Message)]
-pub struct DocumentRecord {
+pub(crate) struct DocumentRecord {
     /// The hub's id.
     #[prost(uint64, tag = "1")]
-    pub hub_id: u64,
+    pub(crate) hub_id: u64,
     /// Serialized header exactly as signed.
     #[prost(bytes = "vec", tag = "2")]
-    pub header: Vec<u8>,
+    pub(crate) header: Vec<u8>,
     /// Signature over `header`.
     #[prost(bytes = "vec", tag = "3")]
-    pub signature: Vec<u8>,
+    pub(crate) signature: Vec<u8>,
     /// `truc.v1.SignatureScheme` value.
     #[prost(int32, tag = "4")]
-    pub signature_scheme: i32,
+    pub(crate) signature_scheme: i32,
     /// Signer chain, DER, leaf first.
     #[prost(bytes = "vec", repeated, tag = "5")]
-    pub signer_chain: Vec<Vec<u8>>,
+    pub(crate) signer_chain: Vec<Vec<u8>>,
     /// Key of the payload in the `P` keyspace.
     #[prost(bytes = "vec", tag = "6")]
     pub payload_sha256: Vec<u8>,
     /// When it was accepted, Unix ms.
     #[prost(int64, tag = "7")]
-    pub accepted_at_unix_ms: i64,
+    pub(crate) accepted_at_unix_ms: i64,
     /// Log index of its ACCEPTED receipt.
     #[prost(uint64, tag = "8")]
-    pub accepted_receipt: u64,
+    pub(crate) accepted_receipt: u64,
     /// SHA-256 of `header`.
     #[prost(bytes = "vec", tag = "9")]
     pub header_sha256: Vec<u8>,
     /// Sender agency code.
     #[prost(string, tag = "10")]
-    pub from: String,
+    pub(crate) from: String,
     /// The sender's document id.
     #[prost(string, tag = "11")]
-    pub document_id: String,
+    pub(crate) document_id: String,
 }
 
 /// One copy waiting for one recipient.
 #[derive(Clone, PartialEq, Message)]
-pub struct OutboxEntry {
+pub(crate) struct OutboxEntry {
     /// The document.
     #[prost(uint64, tag = "1")]
-    pub hub_id: u64,
+    pub(crate) hub_id: u64,
     /// Leases that ran out without an ack.
     #[prost(uint32, tag = "2")]
-    pub attempts: u32,
+    pub(crate) attempts: u32,
     /// When it was enqueued, Unix ms.
     #[prost(int64, tag = "3")]
-    pub enqueued_at_unix_ms: i64,
+    pub(crate) enqueued_at_unix_ms: i64,
 }
 
 /// Counters the writer keeps, stored with every batch.
 #[derive(Clone, PartialEq, Message)]
-pub struct Meta {
+pub(crate) struct Meta {
     /// Next hub document id.
     #[prost(uint64, tag = "1")]
-    pub next_hub_id: u64,
+    pub(crate) next_hub_id: u64,
     /// Next queue sequence number.
     #[prost(uint64, tag = "2")]
-    pub next_seq: u64,
+    pub(crate) next_seq: u64,
     /// Leaves in the receipt log.
     #[prost(uint64, tag = "3")]
-    pub tree_size: u64,
+    pub(crate) tree_size: u64,
 }

@@ -27,10 +27,9 @@ const MAX_BATCH: usize = 1024;
 /// What a request does once its batch is committed (or failed).
 pub(super) type Completion = Box<dyn FnOnce(Result<&Committed, &StoreError>) + Send>;
 
-/// A committed batch: its signed tree head and the tree to read proofs from.
+/// A committed batch: the tree to read receipts and proofs from.
 pub(super) struct Committed {
     pub(super) tree: sled::Tree,
-    pub(super) sth: SignedTreeHead,
     pub(super) tree_size: u64,
 }
 
@@ -127,14 +126,11 @@ impl Writer {
     /// Sign the batch's tree head, apply the batch atomically and flush.
     fn finish(&mut self, mut pending: Pending<'_>, time: i64) -> Result<Committed, StoreError> {
         let size = pending.meta.tree_size;
-        let sth = if size > self.meta.tree_size {
+        if size > self.meta.tree_size {
             let root = merkle::root(size, &pending)?;
             let sth = self.signer.sign(size, &root, time);
             pending.put(keys::tree_head(size), sth.encode_to_vec());
-            Some(sth)
-        } else {
-            None
-        };
+        }
         // Queued counters, read from the cache plus this batch's changes.
         let deltas: Vec<(String, i64)> = pending.queued_delta.iter().map(|(k, v)| (k.clone(), *v)).collect();
         for (code, delta) in deltas {
@@ -147,18 +143,7 @@ impl Writer {
         self.db.flush()?;
         self.meta = meta;
         self.cache.apply(agencies, &queued_delta);
-        let sth = match sth {
-            Some(sth) => sth,
-            None => self.latest_tree_head()?,
-        };
-        Ok(Committed { tree: self.tree.clone(), sth, tree_size: self.meta.tree_size })
-    }
-
-    fn latest_tree_head(&self) -> Result<SignedTreeHead, StoreError> {
-        match self.tree.get(keys::tree_head(self.meta.tree_size))? {
-            Some(v) => SignedTreeHead::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("latest tree head".into())),
-            None => Ok(self.signer.sign(0, &merkle::empty_root(), truc_core::now_unix_ms())),
-        }
+        Ok(Committed { tree: self.tree.clone(), tree_size: self.meta.tree_size })
     }
 }
 

@@ -1,1 +1,4 @@
-fn main(){}
+//! `trucd`: the Truc hub daemon. See `trucd --help`.
+fn main() -> std::process::ExitCode {
+    truc::daemon::main()
+}

@@ -1,0 +1,172 @@
+//! `truc send` and `truc inbox`: what an agency's document system does.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use truc_proto::v1::{Delivery, DocumentHeader, Priority};
+
+use super::output;
+use super::Conn;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct SendArgs {
+    /// Recipient agency codes, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true, value_name = "CODE[,CODE…]")]
+    to: Vec<String>,
+    /// Document id (edXML DocumentId); generated as
+    /// <from>,<yyyy/MM/dd>,<n>/TRUC when not given. Sending the same id
+    /// again is answered with the original acceptance.
+    #[arg(long)]
+    id: Option<String>,
+    /// Trích yếu: what the document is about.
+    #[arg(long, default_value = "")]
+    subject: String,
+    /// thuong|khan|thuong-khan|hoa-toc|hoa-toc-hen-gio, or 0..=4.
+    #[arg(long, default_value = "thuong")]
+    priority: String,
+    /// Document type, e.g. "Công văn".
+    #[arg(long, default_value = "")]
+    document_type: String,
+    /// Media type of the file.
+    #[arg(long, default_value = "application/octet-stream")]
+    content_type: String,
+    /// The file to send.
+    file: PathBuf,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+fn parse_priority(s: &str) -> anyhow::Result<Priority> {
+    Ok(match s.to_ascii_lowercase().replace(['_', ' '], "-").as_str() {
+        "0" | "thuong" | "normal" => Priority::Normal,
+        "1" | "khan" | "urgent" => Priority::Urgent,
+        "2" | "thuong-khan" | "very-urgent" => Priority::VeryUrgent,
+        "3" | "hoa-toc" | "express" => Priority::Express,
+        "4" | "hoa-toc-hen-gio" | "timed-express" => Priority::TimedExpress,
+        _ => anyhow::bail!("unknown priority {s:?}: use thuong, khan, thuong-khan, hoa-toc, hoa-toc-hen-gio or 0..=4"),
+    })
+}
+
+pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
+    let payload = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
+    let priority = parse_priority(&a.priority)?;
+    let client = a.conn.client().await?;
+    let identity = client.identity();
+    let from = identity
+        .principal
+        .agency()
+        .ok_or_else(|| anyhow::anyhow!("{} is not an agency identity", identity.principal))?
+        .to_string();
+    let document_id = a.id.unwrap_or_else(|| truc_client::new_document_id(&from));
+    let header = DocumentHeader {
+        to: a.to,
+        document_id: document_id.clone(),
+        subject: a.subject,
+        document_type: a.document_type,
+        priority: priority as i32,
+        content_type: a.content_type,
+        file_name: a.file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        ..Default::default()
+    };
+    let doc = truc_client::sign_document(identity, header, payload)?;
+    let resp = client.send(doc).await?;
+    if a.conn.json {
+        println!("{}", output::acceptance_json(&document_id, &resp));
+    } else {
+        let size = resp.receipt.as_ref().and_then(|r| r.tree_head.as_ref()).map(|_| "signed receipt attached").unwrap_or("");
+        println!(
+            "{} {document_id:?} as hub document {} at {} ({size})",
+            if resp.duplicate { "already accepted:" } else { "accepted:" },
+            resp.hub_document_id,
+            output::time(resp.accepted_at_unix_ms),
+        );
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct InboxArgs {
+    /// Keep the stream open and receive new documents as they arrive.
+    #[arg(long)]
+    follow: bool,
+    /// Directory to save documents in (payload and header JSON).
+    #[arg(long, default_value = "inbox", value_name = "DIR")]
+    out: PathBuf,
+    /// Most unacknowledged deliveries at once.
+    #[arg(long, default_value_t = 16)]
+    max_in_flight: u32,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
+    let client = a.conn.client().await?;
+    let trust = truc_client::axis_trust(client.identity())?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let mut stream = client.receive(a.max_in_flight, a.follow).await?;
+    let mut count = 0usize;
+    while let Some(d) = stream.message().await? {
+        match save(&a.out, &d, &trust) {
+            Ok((header, path)) => {
+                // The file is on disk (fsync'd) before the hub forgets it.
+                client.ack(vec![d.delivery_id]).await?;
+                count += 1;
+                if a.conn.json {
+                    let v = serde_json::json!({
+                        "delivery_id": d.delivery_id,
+                        "hub_document_id": d.hub_document_id,
+                        "signature": "verified",
+                        "saved_to": path,
+                        "header": output::header_json(&header),
+                    });
+                    println!("{v}");
+                } else {
+                    println!(
+                        "received {:?} from {} [{}] {:?} → {} ({} bytes, signature verified)",
+                        header.document_id,
+                        header.from,
+                        output::priority_name(header.priority),
+                        header.subject,
+                        path.display(),
+                        header.payload_size
+                    );
+                }
+            }
+            Err(e) => {
+                // Not acknowledged: it comes back after its lease and is
+                // dead-lettered after the hub's attempt limit.
+                eprintln!("truc: delivery {} refused locally, not acknowledged: {e:#}", d.delivery_id);
+            }
+        }
+    }
+    if !a.conn.json {
+        println!("{count} document(s) received");
+    }
+    Ok(())
+}
+
+/// Verify and save one delivery; returns its header and the payload's path.
+fn save(dir: &Path, d: &Delivery, trust: &truc_core::document::SigningTrust) -> anyhow::Result<(DocumentHeader, PathBuf)> {
+    let doc = d.document.as_ref().ok_or_else(|| anyhow::anyhow!("delivery without a document"))?;
+    let checked = truc_client::verify_received(doc, trust)?;
+    let h = checked.header;
+    let name = if h.file_name.is_empty() { "payload.bin".to_string() } else { h.file_name.clone() };
+    let base = dir.join(format!("{}-{}", d.hub_document_id, name));
+    write_durably(&base, &doc.payload)?;
+    let mut meta = output::header_json(&h);
+    meta["hub_document_id"] = d.hub_document_id.into();
+    meta["signature"] = truc_core::hex(&doc.signature).into();
+    meta["header_bytes"] = truc_core::hex(&doc.header).into();
+    write_durably(&dir.join(format!("{}.header.json", d.hub_document_id)), serde_json::to_string_pretty(&meta)?.as_bytes())?;
+    Ok((h, base))
+}
+
+fn write_durably(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("part");
+    let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}

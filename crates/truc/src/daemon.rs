@@ -1,0 +1,154 @@
+//! `trucd`: load the configuration (defaults → TOML file → `TRUC_*`
+//! environment → flags), set up logging, serve until SIGINT or SIGTERM.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use truc_hub::{Config, ConfigError, HubError};
+
+/// Exit code for a configuration that cannot be used (sysexits EX_USAGE).
+pub const EX_USAGE: u8 = 64;
+
+const LONG_ABOUT: &str = "\
+The Truc hub: routes digitally signed documents between agencies over gRPC
+with mutual TLS, keeps a durable outbox per agency (sled, in --data-dir) and
+records signed receipts in a Merkle log.
+
+Configuration is layered: built-in defaults, then the TOML file (--config or
+TRUC_CONFIG), then environment variables, then flags. Unknown keys are
+refused; an unusable configuration exits with code 64 naming the key.
+
+Environment variables:
+  TRUC_CONFIG                      TOML file
+  TRUC_LISTEN                      listen            (127.0.0.1:7443)
+  TRUC_DATA_DIR                    data_dir          (truc-data)
+  TRUC_HUB_IDENTITY                identity          (pki/hub)
+  TRUC_SHUTDOWN_GRACE_SECONDS      shutdown_grace_seconds (10)
+  TRUC_TLS_CLIENT_CA               tls.client_ca     (identity's ca.pem)
+  TRUC_TLS_CRL                     tls.crl           (none; comma-separated)
+  TRUC_SIGNING_TRUST_ANCHORS       signing.trust_anchors (identity's ca.pem)
+  TRUC_LIMITS_MAX_INLINE_PAYLOAD   limits.max_inline_payload (16777216)
+  TRUC_DELIVERY_LEASE_MS           delivery.lease_ms (30000)
+  TRUC_DELIVERY_MAX_ATTEMPTS       delivery.max_attempts (5)
+  TRUC_DELIVERY_DEFAULT_IN_FLIGHT  delivery.default_in_flight (32)
+  TRUC_LOG_FORMAT                  log.format        (plain | json)
+  TRUC_LOG_LEVEL                   log.level         (info; RUST_LOG wins)
+
+GETTING STARTED:
+  truc pki init --dir pki
+  trucd --identity pki/hub --data-dir truc-data
+See README.md for the walk-through.";
+
+/// Flags of `trucd`.
+#[derive(Debug, Parser)]
+#[command(name = "trucd", version, about = "The Truc hub daemon", long_about = LONG_ABOUT)]
+pub struct Args {
+    /// TOML configuration file.
+    #[arg(long, env = "TRUC_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// gRPC listen address [config: listen].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the sled database [config: data_dir].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The hub's identity directory from `truc pki init` [config: identity].
+    #[arg(long, value_name = "DIR")]
+    pub identity: Option<PathBuf>,
+    /// CRL file (PEM); repeat for several [config: tls.crl].
+    #[arg(long, value_name = "FILE")]
+    pub crl: Vec<PathBuf>,
+    /// Log format: plain or json [config: log.format].
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+}
+
+fn config(args: &Args) -> Result<Config, ConfigError> {
+    let env: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("TRUC_")).collect();
+    let text = match &args.config {
+        Some(p) => Some(std::fs::read_to_string(p).map_err(|e| ConfigError::Unreadable { path: p.clone(), reason: e.to_string() })?),
+        None => None,
+    };
+    let name = args.config.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+    let mut cfg = Config::load(text.as_deref().map(|t| (name.as_str(), t)), &env)?;
+    if let Some(v) = args.listen {
+        cfg.listen = v;
+    }
+    if let Some(v) = &args.data_dir {
+        cfg.data_dir = v.clone();
+    }
+    if let Some(v) = &args.identity {
+        cfg.identity = v.clone();
+    }
+    if !args.crl.is_empty() {
+        cfg.tls.crl = args.crl.clone();
+    }
+    if let Some(v) = &args.log_format {
+        cfg.log.format = v.clone();
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// Entry point of `trucd`.
+pub fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    let cfg = match config(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("trucd: invalid configuration: {e}");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    crate::logging::init(&cfg.log.level, cfg.log.format == "json");
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("trucd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e @ HubError::Identity(_)) => {
+            eprintln!("trucd: {e}");
+            ExitCode::from(EX_USAGE)
+        }
+        Err(e) => {
+            eprintln!("trucd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cfg: Config) -> Result<(), HubError> {
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| HubError::Server(format!("cannot listen on {}: {e}", cfg.listen)))?;
+    truc_hub::serve(cfg, listener, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
+        _ = term.recv() => tracing::info!("SIGTERM"),
+    }
+}
