@@ -1,1 +1,224 @@
-//! Test harness
+//! Test harness: a real hub with a real rcgen CA, real sled files and real
+//! mTLS on `127.0.0.1:0`, started in-process.
+//!
+//! ```no_run
+//! # async fn t() {
+//! let hub = truc_tests::TestHub::start().await;
+//! let g22 = hub.agency("000.00.00.G22").await;
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use tempfile::TempDir;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use truc_client::Client;
+use truc_core::{AgencyCode, Principal};
+use truc_hub::{Config, RunningHub};
+use truc_pki::{Identity, IssueOptions, Pki};
+use truc_proto::v1::{Delivery, DocumentHeader, SignedDocument};
+
+/// A CA in a temporary directory, issuing identities on demand.
+pub struct TestPki {
+    /// The directory (removed on drop).
+    pub dir: TempDir,
+    /// The CA.
+    pub pki: Pki,
+    issued: Mutex<Vec<String>>,
+}
+
+impl TestPki {
+    /// A fresh axis CA with a hub identity.
+    pub fn new() -> TestPki {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pki = Pki::init(&dir.path().join("pki"), "test", &[]).expect("pki init");
+        TestPki {
+            dir,
+            pki,
+            issued: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The identity directory of `principal`, issued with `opts` the first time.
+    pub fn identity_with(&self, principal: &Principal, opts: &IssueOptions) -> PathBuf {
+        let uri = principal.uri();
+        let mut issued = self.issued.lock().unwrap();
+        if !issued.contains(&uri) {
+            self.pki.issue(principal, &uri, opts).expect("issue");
+            issued.push(uri);
+        }
+        self.pki.identity_dir(principal).expect("identity dir")
+    }
+
+    /// An agency's identity directory (ECDSA P-256).
+    pub fn agency_dir(&self, code: &str) -> PathBuf {
+        self.identity_with(&agency(code), &IssueOptions::default())
+    }
+
+    /// An operator's identity directory.
+    pub fn operator_dir(&self, name: &str) -> PathBuf {
+        let p = Principal::parse_uri(&format!("urn:truc:operator:{name}")).unwrap();
+        self.identity_with(&p, &IssueOptions::default())
+    }
+}
+
+impl Default for TestPki {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The principal of agency `code`.
+pub fn agency(code: &str) -> Principal {
+    Principal::Agency(AgencyCode::parse(code).expect("agency code"))
+}
+
+/// A hub running in this process.
+pub struct TestHub {
+    /// Its CA and identities.
+    pub pki: TestPki,
+    /// Its data directory (removed on drop).
+    pub data: TempDir,
+    /// Its configuration (listen is `127.0.0.1:0`).
+    pub config: Config,
+    /// Where it listens now.
+    pub addr: String,
+    running: Option<RunningHub>,
+}
+
+impl TestHub {
+    /// Start a hub with the default configuration.
+    pub async fn start() -> TestHub {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Start a hub after `f` adjusts its configuration.
+    pub async fn start_with(f: impl FnOnce(&mut Config)) -> TestHub {
+        let pki = TestPki::new();
+        let data = tempfile::tempdir().expect("tempdir");
+        let mut config = Config::default();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.data_dir = data.path().join("store");
+        config.identity = pki.pki.hub_dir();
+        config.shutdown_grace_seconds = 5;
+        f(&mut config);
+        let running = truc_hub::start(config.clone()).await.expect("hub starts");
+        let addr = running.addr.to_string();
+        TestHub {
+            pki,
+            data,
+            config,
+            addr,
+            running: Some(running),
+        }
+    }
+
+    /// Shut the hub down gracefully and start it again on the same data
+    /// directory (on a new port).
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let running = truc_hub::start(self.config.clone())
+            .await
+            .expect("hub restarts");
+        self.addr = running.addr.to_string();
+        self.running = Some(running);
+    }
+
+    /// Shut the hub down gracefully.
+    pub async fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await.expect("clean shutdown");
+        }
+    }
+
+    /// Connect with the identity in `dir`.
+    pub async fn connect(&self, dir: &Path) -> Client {
+        Client::connect_dir(&self.addr, dir).await.expect("connect")
+    }
+
+    /// The operator client (`urn:truc:operator:ops`).
+    pub async fn operator(&self) -> Client {
+        self.connect(&self.pki.operator_dir("ops")).await
+    }
+
+    /// Register `code` as an agency and connect as it.
+    pub async fn agency(&self, code: &str) -> Client {
+        self.operator()
+            .await
+            .add_agency(code, &format!("Agency {code}"))
+            .await
+            .expect("register agency");
+        self.connect(&self.pki.agency_dir(code)).await
+    }
+
+    /// A channel with TLS that trusts the hub but presents `identity`'s
+    /// certificate and key, or none.
+    pub async fn raw_channel(&self, client_identity: Option<(&str, &str)>) -> Channel {
+        let mut tls =
+            ClientTlsConfig::new().ca_certificate(Certificate::from_pem(self.pki.pki.ca_pem()));
+        if let Some((cert, key)) = client_identity {
+            tls = tls.identity(tonic::transport::Identity::from_pem(cert, key));
+        }
+        Endpoint::from_shared(format!("https://{}", self.addr))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect()
+            .await
+            .expect("TLS connect")
+    }
+
+    /// Copies waiting for each agency, from the operator's view.
+    pub async fn queued(&self) -> Vec<(String, u64)> {
+        let list = self
+            .operator()
+            .await
+            .list_agencies()
+            .await
+            .expect("list agencies");
+        list.into_iter().map(|a| (a.code, a.queued)).collect()
+    }
+}
+
+/// A header to `to` with document id `id`.
+pub fn header(to: &[&str], id: &str) -> DocumentHeader {
+    DocumentHeader {
+        to: to.iter().map(|s| s.to_string()).collect(),
+        document_id: id.to_string(),
+        subject: format!("subject of {id}"),
+        ..Default::default()
+    }
+}
+
+/// Sign `payload` as `client`'s agency.
+pub fn sign(client: &Client, header: DocumentHeader, payload: &[u8]) -> SignedDocument {
+    truc_client::sign_document(client.identity(), header, payload.to_vec()).expect("sign")
+}
+
+/// Receive with `follow = false` and `credit`, acking nothing, until the
+/// stream ends; returns what arrived.
+pub async fn drain(client: &Client, credit: u32) -> Vec<Delivery> {
+    let mut s = client.receive(credit, false).await.expect("receive");
+    let mut out = Vec::new();
+    while let Some(d) = s.message().await.expect("stream") {
+        client.ack(vec![d.delivery_id]).await.expect("ack");
+        out.push(d);
+    }
+    out
+}
+
+/// The document id in a delivery's header.
+pub fn document_id(d: &Delivery) -> String {
+    use prost::Message;
+    let doc = d.document.as_ref().expect("document");
+    DocumentHeader::decode(doc.header.as_slice())
+        .expect("header")
+        .document_id
+}
+
+/// An identity loaded from `dir`.
+pub fn identity(dir: &Path) -> Identity {
+    Identity::load(dir).expect("identity")
+}

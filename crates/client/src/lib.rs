@@ -18,8 +18,8 @@ use truc_pki::{DocumentSigner, Identity, PkiError};
 use truc_proto::v1::axis_client::AxisClient;
 use truc_proto::v1::ops_client::OpsClient;
 use truc_proto::v1::{
-    AckRequest, AddAgencyRequest, Agency, Delivery, DocumentHeader, ListAgenciesRequest, ReceiveRequest, SendRequest,
-    SendResponse, SignedDocument,
+    AckRequest, AddAgencyRequest, Agency, Delivery, DocumentHeader, ListAgenciesRequest,
+    ReceiveRequest, SendRequest, SendResponse, SignedDocument,
 };
 
 pub use truc_pki;
@@ -57,7 +57,9 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("principal", &self.identity.principal).finish_non_exhaustive()
+        f.debug_struct("Client")
+            .field("principal", &self.identity.principal)
+            .finish_non_exhaustive()
     }
 }
 
@@ -80,10 +82,16 @@ impl Client {
     /// as `identity`, trusting only the CA in the identity directory.
     pub async fn connect(hub: &str, identity: Identity) -> Result<Client, ClientError> {
         let url = hub_url(hub);
-        let err = |reason: String| ClientError::Connect { hub: hub.to_string(), reason };
+        let err = |reason: String| ClientError::Connect {
+            hub: hub.to_string(),
+            reason,
+        };
         let tls = ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(&identity.ca_pem))
-            .identity(tonic::transport::Identity::from_pem(&identity.cert_pem, &identity.key_pem));
+            .identity(tonic::transport::Identity::from_pem(
+                &identity.cert_pem,
+                &identity.key_pem,
+            ));
         let channel = Endpoint::from_shared(url)
             .map_err(|e| err(e.to_string()))?
             .tls_config(tls)
@@ -113,28 +121,76 @@ impl Client {
 
     /// Send a signed document; returns the hub's acceptance.
     pub async fn send(&self, document: SignedDocument) -> Result<SendResponse, Status> {
-        Ok(self.axis.clone().send(SendRequest { document: Some(document) }).await?.into_inner())
+        Ok(self
+            .axis
+            .clone()
+            .send(SendRequest {
+                document: Some(document),
+            })
+            .await?
+            .into_inner())
     }
 
     /// Open a Receive stream with `max_in_flight` credit.
-    pub async fn receive(&self, max_in_flight: u32, follow: bool) -> Result<Streaming<Delivery>, Status> {
-        Ok(self.axis.clone().receive(ReceiveRequest { max_in_flight, follow }).await?.into_inner())
+    pub async fn receive(
+        &self,
+        max_in_flight: u32,
+        follow: bool,
+    ) -> Result<Streaming<Delivery>, Status> {
+        Ok(self
+            .axis
+            .clone()
+            .receive(ReceiveRequest {
+                max_in_flight,
+                follow,
+            })
+            .await?
+            .into_inner())
     }
 
     /// Acknowledge deliveries; returns how many were newly acknowledged.
     pub async fn ack(&self, delivery_ids: Vec<u64>) -> Result<u32, Status> {
-        Ok(self.axis.clone().ack(AckRequest { delivery_ids }).await?.into_inner().acknowledged)
+        Ok(self
+            .axis
+            .clone()
+            .ack(AckRequest { delivery_ids })
+            .await?
+            .into_inner()
+            .acknowledged)
     }
 
     /// Register an agency (operators only).
     pub async fn add_agency(&self, code: &str, name: &str) -> Result<Agency, Status> {
-        let req = AddAgencyRequest { code: code.into(), name: name.into() };
+        let req = AddAgencyRequest {
+            code: code.into(),
+            name: name.into(),
+        };
         Ok(self.ops.clone().add_agency(req).await?.into_inner())
     }
 
     /// All registered agencies (operators only).
     pub async fn list_agencies(&self) -> Result<Vec<Agency>, Status> {
-        Ok(self.ops.clone().list_agencies(ListAgenciesRequest {}).await?.into_inner().agencies)
+        Ok(self
+            .ops
+            .clone()
+            .list_agencies(ListAgenciesRequest {})
+            .await?
+            .into_inner()
+            .agencies)
+    }
+
+    /// Dead letters of an agency (operators only).
+    pub async fn dead_letters(&self, agency: &str) -> Result<Vec<proto::DeadLetter>, Status> {
+        let req = proto::ListDeadLettersRequest {
+            agency: agency.into(),
+        };
+        Ok(self
+            .ops
+            .clone()
+            .list_dead_letters(req)
+            .await?
+            .into_inner()
+            .dead_letters)
     }
 
     /// The raw Axis client.
@@ -165,13 +221,20 @@ pub fn new_document_id(from: &str) -> String {
     let mut n = [0u8; 4];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut n).ok();
     let number = u32::from_be_bytes(n) % 1_000_000_000;
-    format!("{from},{},{number}/TRUC", truc_core::document::date_for_document_id(truc_core::now_unix_ms()))
+    format!(
+        "{from},{},{number}/TRUC",
+        truc_core::document::date_for_document_id(truc_core::now_unix_ms())
+    )
 }
 
 /// Sign `payload` under `header` as the agency of `identity`: fills in
 /// `from`, the payload's SHA-256 and size and the signing time, serializes
 /// the header once and signs exactly those bytes.
-pub fn sign_document(identity: &Identity, mut header: DocumentHeader, payload: Vec<u8>) -> Result<SignedDocument, ClientError> {
+pub fn sign_document(
+    identity: &Identity,
+    mut header: DocumentHeader,
+    payload: Vec<u8>,
+) -> Result<SignedDocument, ClientError> {
     let signer = identity.signer()?;
     sign_with(&signer, identity, &mut header, payload)
 }
@@ -207,7 +270,10 @@ pub fn sign_with(
 
 /// Check a received document as the hub did: header, signer chain to the
 /// trust anchors in `trust`, signature, payload digest.
-pub fn verify_received(doc: &SignedDocument, trust: &SigningTrust) -> Result<CheckedHeader, CoreError> {
+pub fn verify_received(
+    doc: &SignedDocument,
+    trust: &SigningTrust,
+) -> Result<CheckedHeader, CoreError> {
     truc_core::document::verify_document(doc, None, trust, rustls_pki_types::UnixTime::now(), true)
 }
 

@@ -38,8 +38,9 @@ impl SigningTrust {
         let mut anchors = Vec::with_capacity(anchor_ders.len());
         for der in anchor_ders {
             let cert = CertificateDer::from(der.as_slice());
-            let anchor = webpki::anchor_from_trusted_cert(&cert)
-                .map_err(|e| CoreError::BadKey(format!("trust anchor is not a usable CA certificate: {e}")))?;
+            let anchor = webpki::anchor_from_trusted_cert(&cert).map_err(|e| {
+                CoreError::BadKey(format!("trust anchor is not a usable CA certificate: {e}"))
+            })?;
             anchors.push(anchor.to_owned());
         }
         if anchors.is_empty() {
@@ -62,13 +63,17 @@ impl SigningTrust {
             return Err(CoreError::BadChain("no signer certificate".into()));
         }
         if chain.len() > MAX_CHAIN_LEN {
-            return Err(CoreError::BadChain(format!("more than {MAX_CHAIN_LEN} certificates")));
+            return Err(CoreError::BadChain(format!(
+                "more than {MAX_CHAIN_LEN} certificates"
+            )));
         }
         let leaf = CertificateDer::from(chain[0].as_slice());
         let ee = webpki::EndEntityCert::try_from(&leaf)
             .map_err(|e| CoreError::BadChain(format!("not a valid X.509 certificate ({e})")))?;
-        let intermediates: Vec<CertificateDer<'_>> =
-            chain[1..].iter().map(|c| CertificateDer::from(c.as_slice())).collect();
+        let intermediates: Vec<CertificateDer<'_>> = chain[1..]
+            .iter()
+            .map(|c| CertificateDer::from(c.as_slice()))
+            .collect();
         let crl_refs: Vec<&webpki::CertRevocationList<'_>> = self.crls.iter().collect();
         let revocation = if crl_refs.is_empty() {
             None
@@ -134,7 +139,10 @@ pub fn check_header(bytes: &[u8]) -> Result<CheckedHeader, CoreError> {
         return Err(bad("header is empty".into()));
     }
     if bytes.len() > MAX_HEADER_BYTES {
-        return Err(bad(format!("header is {} bytes; at most {MAX_HEADER_BYTES}", bytes.len())));
+        return Err(bad(format!(
+            "header is {} bytes; at most {MAX_HEADER_BYTES}",
+            bytes.len()
+        )));
     }
     let header = DocumentHeader::decode(bytes)
         .map_err(|_| bad("header bytes are not a DocumentHeader protobuf message".into()))?;
@@ -143,7 +151,10 @@ pub fn check_header(bytes: &[u8]) -> Result<CheckedHeader, CoreError> {
         return Err(bad("no recipients".into()));
     }
     if header.to.len() > MAX_RECIPIENTS {
-        return Err(bad(format!("{} recipients; at most {MAX_RECIPIENTS}", header.to.len())));
+        return Err(bad(format!(
+            "{} recipients; at most {MAX_RECIPIENTS}",
+            header.to.len()
+        )));
     }
     let mut seen = HashSet::with_capacity(header.to.len());
     let mut to = Vec::with_capacity(header.to.len());
@@ -157,8 +168,12 @@ pub fn check_header(bytes: &[u8]) -> Result<CheckedHeader, CoreError> {
     check_document_id("document_id", &header.document_id)?;
     let priority = Priority::try_from(header.priority)
         .map_err(|_| bad(format!("priority {} is not 0..=4", header.priority)))?;
-    let business = BusinessType::try_from(header.business_type)
-        .map_err(|_| bad(format!("business_type {} is not 0..=3", header.business_type)))?;
+    let business = BusinessType::try_from(header.business_type).map_err(|_| {
+        bad(format!(
+            "business_type {} is not 0..=3",
+            header.business_type
+        ))
+    })?;
     match business {
         BusinessType::New if !header.reference_document_id.is_empty() => {
             return Err(bad("a new document has no reference_document_id".into()));
@@ -173,7 +188,9 @@ pub fn check_header(bytes: &[u8]) -> Result<CheckedHeader, CoreError> {
         return Err(bad("subject is longer than 4000 characters".into()));
     }
     if header.file_name.contains(['/', '\\', '\0']) || header.file_name.len() > 255 {
-        return Err(bad("file_name must be a plain file name of at most 255 bytes".into()));
+        return Err(bad(
+            "file_name must be a plain file name of at most 255 bytes".into(),
+        ));
     }
     Ok(CheckedHeader {
         header_sha256: crate::sha256(bytes),
@@ -192,7 +209,9 @@ fn check_document_id(field: &str, id: &str) -> Result<(), CoreError> {
         )));
     }
     if id.chars().any(char::is_control) {
-        return Err(CoreError::MalformedHeader(format!("{field} contains control characters")));
+        return Err(CoreError::MalformedHeader(format!(
+            "{field} contains control characters"
+        )));
     }
     Ok(())
 }
@@ -218,7 +237,10 @@ pub fn verify_signature(
                 algs::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
             ],
         };
-    if candidates.iter().any(|alg| ee.verify_signature(*alg, header, signature).is_ok()) {
+    if candidates
+        .iter()
+        .any(|alg| ee.verify_signature(*alg, header, signature).is_ok())
+    {
         Ok(())
     } else {
         Err(CoreError::BadSignature)
@@ -235,7 +257,9 @@ pub fn check_payload(header: &DocumentHeader, payload: &[u8]) -> Result<(), Core
         )));
     }
     if crate::sha256(payload).as_slice() != header.payload_sha256.as_slice() {
-        return Err(CoreError::PayloadMismatch("payload SHA-256 differs from the signed digest".into()));
+        return Err(CoreError::PayloadMismatch(
+            "payload SHA-256 differs from the signed digest".into(),
+        ));
     }
     Ok(())
 }
@@ -266,7 +290,12 @@ pub fn verify_document(
             checked.from
         )));
     }
-    verify_signature(&doc.signer_chain[0], &doc.header, &doc.signature, doc.signature_scheme)?;
+    verify_signature(
+        &doc.signer_chain[0],
+        &doc.header,
+        &doc.signature,
+        doc.signature_scheme,
+    )?;
     if check_inline_payload {
         check_payload(&checked.header, &doc.payload)?;
     }
@@ -336,8 +365,14 @@ mod tests {
 
     #[test]
     fn garbage_header_is_malformed() {
-        assert!(matches!(check_header(&[0xff, 0xff, 0xff]), Err(CoreError::MalformedHeader(_))));
-        assert!(matches!(check_header(&[]), Err(CoreError::MalformedHeader(_))));
+        assert!(matches!(
+            check_header(&[0xff, 0xff, 0xff]),
+            Err(CoreError::MalformedHeader(_))
+        ));
+        assert!(matches!(
+            check_header(&[]),
+            Err(CoreError::MalformedHeader(_))
+        ));
     }
 
     #[test]

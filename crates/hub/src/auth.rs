@@ -8,8 +8,13 @@ use crate::tls::PeerInfo;
 /// The verified principal of a request's connection.
 pub(crate) fn caller<T>(req: &Request<T>) -> Result<Principal, Status> {
     match req.extensions().get::<PeerInfo>() {
-        Some(PeerInfo { principal: Ok(p), .. }) => Ok(p.clone()),
-        Some(PeerInfo { principal: Err(why), .. }) => Err(Status::unauthenticated(why.clone())),
+        Some(PeerInfo {
+            principal: Ok(p), ..
+        }) => Ok(p.clone()),
+        Some(PeerInfo {
+            principal: Err(why),
+            ..
+        }) => Err(Status::unauthenticated(why.clone())),
         None => Err(Status::unauthenticated("no TLS client identity")),
     }
 }
@@ -22,7 +27,9 @@ pub(crate) fn agency<T>(req: &Request<T>) -> Result<(Principal, AgencyCode), Sta
             let code = code.clone();
             Ok((p, code))
         }
-        None => Err(Status::permission_denied(format!("{p} is not an agency; this method is for agencies"))),
+        None => Err(Status::permission_denied(format!(
+            "{p} is not an agency; this method is for agencies"
+        ))),
     }
 }
 
@@ -32,7 +39,9 @@ pub(crate) fn operator<T>(req: &Request<T>) -> Result<Principal, Status> {
     if matches!(p, Principal::Operator(_)) {
         Ok(p)
     } else {
-        Err(Status::permission_denied(format!("{p} is not an operator; this method is for operators")))
+        Err(Status::permission_denied(format!(
+            "{p} is not an operator; this method is for operators"
+        )))
     }
 }
 

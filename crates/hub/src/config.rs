@@ -65,7 +65,9 @@ pub struct LimitsConfig {
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self { max_inline_payload: 16 * 1024 * 1024 }
+        Self {
+            max_inline_payload: 16 * 1024 * 1024,
+        }
     }
 }
 
@@ -83,7 +85,11 @@ pub struct DeliveryConfig {
 
 impl Default for DeliveryConfig {
     fn default() -> Self {
-        Self { lease_ms: 30_000, max_attempts: 5, default_in_flight: 32 }
+        Self {
+            lease_ms: 30_000,
+            max_attempts: 5,
+            default_in_flight: 32,
+        }
     }
 }
 
@@ -99,7 +105,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { format: "plain".into(), level: "info".into() }
+        Self {
+            format: "plain".into(),
+            level: "info".into(),
+        }
     }
 }
 
@@ -162,10 +171,16 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("TRUC_TLS_CLIENT_CA", "tls.client_ca"),
     ("TRUC_TLS_CRL", "tls.crl"),
     ("TRUC_SIGNING_TRUST_ANCHORS", "signing.trust_anchors"),
-    ("TRUC_LIMITS_MAX_INLINE_PAYLOAD", "limits.max_inline_payload"),
+    (
+        "TRUC_LIMITS_MAX_INLINE_PAYLOAD",
+        "limits.max_inline_payload",
+    ),
     ("TRUC_DELIVERY_LEASE_MS", "delivery.lease_ms"),
     ("TRUC_DELIVERY_MAX_ATTEMPTS", "delivery.max_attempts"),
-    ("TRUC_DELIVERY_DEFAULT_IN_FLIGHT", "delivery.default_in_flight"),
+    (
+        "TRUC_DELIVERY_DEFAULT_IN_FLIGHT",
+        "delivery.default_in_flight",
+    ),
     ("TRUC_LOG_FORMAT", "log.format"),
     ("TRUC_LOG_LEVEL", "log.level"),
 ];
@@ -173,14 +188,18 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
 impl Config {
     /// Defaults, then the TOML text of `file` (if any), then the variables of
     /// `env` listed in [`ENV_KEYS`]; validated.
-    pub fn load(file: Option<(&str, &str)>, env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
+    pub fn load(
+        file: Option<(&str, &str)>,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Config, ConfigError> {
         let (source_name, mut table) = match file {
             Some((name, text)) => (
                 name.to_string(),
-                text.parse::<toml::Table>().map_err(|e| ConfigError::Invalid {
-                    source_name: name.to_string(),
-                    message: e.message().to_string(),
-                })?,
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Invalid {
+                        source_name: name.to_string(),
+                        message: e.message().to_string(),
+                    })?,
             ),
             None => ("defaults".to_string(), toml::Table::new()),
         };
@@ -191,10 +210,16 @@ impl Config {
                 from_env.push(*var);
             }
         }
-        let cfg: Config = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| ConfigError::Invalid {
-            source_name: if from_env.is_empty() { source_name } else { format!("{source_name} with {}", from_env.join(", ")) },
-            message: e.message().to_string(),
-        })?;
+        let cfg: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                source_name: if from_env.is_empty() {
+                    source_name
+                } else {
+                    format!("{source_name} with {}", from_env.join(", "))
+                },
+                message: e.message().to_string(),
+            })?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -202,35 +227,68 @@ impl Config {
     /// Check values the types allow but the hub cannot use.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.delivery.lease_ms == 0 {
-            return Err(value("delivery.lease_ms", &self.delivery.lease_ms, "must be at least 1"));
+            return Err(value(
+                "delivery.lease_ms",
+                &self.delivery.lease_ms,
+                "must be at least 1",
+            ));
         }
         if self.delivery.max_attempts == 0 {
-            return Err(value("delivery.max_attempts", &self.delivery.max_attempts, "must be at least 1"));
+            return Err(value(
+                "delivery.max_attempts",
+                &self.delivery.max_attempts,
+                "must be at least 1",
+            ));
         }
         if !(1..=1024).contains(&self.delivery.default_in_flight) {
-            return Err(value("delivery.default_in_flight", &self.delivery.default_in_flight, "must be in 1..=1024"));
+            return Err(value(
+                "delivery.default_in_flight",
+                &self.delivery.default_in_flight,
+                "must be in 1..=1024",
+            ));
         }
         if !(1..=1 << 30).contains(&self.limits.max_inline_payload) {
-            return Err(value("limits.max_inline_payload", &self.limits.max_inline_payload, "must be in 1..=1073741824"));
+            return Err(value(
+                "limits.max_inline_payload",
+                &self.limits.max_inline_payload,
+                "must be in 1..=1073741824",
+            ));
         }
         if !matches!(self.log.format.as_str(), "plain" | "json") {
-            return Err(value("log.format", &self.log.format, "must be \"plain\" or \"json\""));
+            return Err(value(
+                "log.format",
+                &self.log.format,
+                "must be \"plain\" or \"json\"",
+            ));
         }
         Ok(())
     }
 }
 
 fn value(key: &'static str, v: &dyn std::fmt::Display, reason: &'static str) -> ConfigError {
-    ConfigError::Value { key, value: v.to_string(), reason }
+    ConfigError::Value {
+        key,
+        value: v.to_string(),
+        reason,
+    }
 }
 
 fn env_value(key: &str, raw: &str) -> toml::Value {
     // Lists of paths may be given comma-separated.
-    if matches!(key, "tls.client_ca" | "tls.crl" | "signing.trust_anchors") && !raw.trim_start().starts_with('[') {
-        return toml::Value::Array(raw.split(',').filter(|s| !s.is_empty()).map(|s| toml::Value::String(s.into())).collect());
+    if matches!(key, "tls.client_ca" | "tls.crl" | "signing.trust_anchors")
+        && !raw.trim_start().starts_with('[')
+    {
+        return toml::Value::Array(
+            raw.split(',')
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.into()))
+                .collect(),
+        );
     }
     match format!("v = {raw}").parse::<toml::Table>() {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.into())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.into())),
         Err(_) => toml::Value::String(raw.into()),
     }
 }
@@ -240,7 +298,9 @@ fn set_path(table: &mut toml::Table, dotted: &str, v: toml::Value) {
     let last = parts.pop().unwrap_or(dotted);
     let mut t = table;
     for p in parts {
-        let entry = t.entry(p.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let entry = t
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         if !entry.is_table() {
             *entry = toml::Value::Table(toml::Table::new());
         }
@@ -257,13 +317,20 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn layers_apply_in_order() {
         let file = "listen = \"127.0.0.1:9000\"\n[delivery]\nmax_attempts = 3\nlease_ms = 1000\n";
-        let cfg = Config::load(Some(("t.toml", file)), &env(&[("TRUC_DELIVERY_MAX_ATTEMPTS", "7")])).unwrap();
+        let cfg = Config::load(
+            Some(("t.toml", file)),
+            &env(&[("TRUC_DELIVERY_MAX_ATTEMPTS", "7")]),
+        )
+        .unwrap();
         assert_eq!(cfg.listen.port(), 9000);
         assert_eq!(cfg.delivery.max_attempts, 7);
         assert_eq!(cfg.delivery.lease_ms, 1000);
@@ -272,23 +339,37 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused_by_name() {
-        let err = Config::load(Some(("t.toml", "[delivery]\nlease_secs = 3\n")), &env(&[])).unwrap_err().to_string();
+        let err = Config::load(Some(("t.toml", "[delivery]\nlease_secs = 3\n")), &env(&[]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("lease_secs"), "{err}");
     }
 
     #[test]
     fn bad_values_name_key_and_value() {
-        let err = Config::load(None, &env(&[("TRUC_LISTEN", "nowhere")])).unwrap_err().to_string();
-        assert!(err.contains("TRUC_LISTEN") && err.contains("listen"), "{err}");
-        let err = Config::load(Some(("t.toml", "[log]\nformat = \"xml\"\n")), &env(&[])).unwrap_err().to_string();
+        let err = Config::load(None, &env(&[("TRUC_LISTEN", "nowhere")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("TRUC_LISTEN") && err.contains("listen"),
+            "{err}"
+        );
+        let err = Config::load(Some(("t.toml", "[log]\nformat = \"xml\"\n")), &env(&[]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("log.format") && err.contains("xml"), "{err}");
-        let err = Config::load(None, &env(&[("TRUC_DELIVERY_MAX_ATTEMPTS", "0")])).unwrap_err().to_string();
+        let err = Config::load(None, &env(&[("TRUC_DELIVERY_MAX_ATTEMPTS", "0")]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("delivery.max_attempts"), "{err}");
     }
 
     #[test]
     fn path_lists_from_env() {
         let cfg = Config::load(None, &env(&[("TRUC_TLS_CRL", "a.pem,b.pem")])).unwrap();
-        assert_eq!(cfg.tls.crl, vec![PathBuf::from("a.pem"), PathBuf::from("b.pem")]);
+        assert_eq!(
+            cfg.tls.crl,
+            vec![PathBuf::from("a.pem"), PathBuf::from("b.pem")]
+        );
     }
 }

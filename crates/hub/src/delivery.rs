@@ -69,7 +69,12 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
-    pub(crate) fn new(store: Arc<dyn Store>, lease: Duration, max_attempts: u32, stop: watch::Receiver<bool>) -> Arc<Self> {
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        lease: Duration,
+        max_attempts: u32,
+        stop: watch::Receiver<bool>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             store,
             queues: Mutex::default(),
@@ -88,7 +93,8 @@ impl Engine {
     }
 
     fn fresh_id(&self) -> u64 {
-        self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        self.next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Tell the streams of `agencies` that new copies are waiting.
@@ -112,7 +118,12 @@ impl Engine {
     /// Serve one Receive stream until the client goes away or the hub stops.
     /// With `follow` unset, the stream ends once nothing deliverable is
     /// left and everything it delivered has been acked or has expired.
-    pub(crate) fn stream(self: &Arc<Self>, agency: AgencyCode, credit: usize, follow: bool) -> mpsc::Receiver<Result<Delivery, Status>> {
+    pub(crate) fn stream(
+        self: &Arc<Self>,
+        agency: AgencyCode,
+        credit: usize,
+        follow: bool,
+    ) -> mpsc::Receiver<Result<Delivery, Status>> {
         let (tx, rx) = mpsc::channel(credit.clamp(1, 64));
         let me = self.clone();
         let span = tracing::info_span!("receive", agency = %agency);
@@ -145,15 +156,25 @@ impl Engine {
             let (in_flight, skip) = {
                 let l = q.inner.lock().unwrap_or_else(|e| e.into_inner());
                 let n = l.per_stream.get(&stream_id).copied().unwrap_or(0);
-                let skip: HashSet<u64> = if n < credit { l.by_id.keys().copied().collect() } else { HashSet::new() };
+                let skip: HashSet<u64> = if n < credit {
+                    l.by_id.keys().copied().collect()
+                } else {
+                    HashSet::new()
+                };
                 (n, skip)
             };
             let mut delivered = 0;
             if in_flight < credit {
-                let items = self.store.fetch(agency.clone(), skip, credit - in_flight).await.map_err(status::from_store)?;
+                let items = self
+                    .store
+                    .fetch(agency.clone(), skip, credit - in_flight)
+                    .await
+                    .map_err(status::from_store)?;
                 let fetched = items.len();
                 for item in items {
-                    let Some(delivery) = self.lease(&q, agency, stream_id, item) else { continue };
+                    let Some(delivery) = self.lease(&q, agency, stream_id, item) else {
+                        continue;
+                    };
                     if tx.send(Ok(delivery)).await.is_err() {
                         return Ok(()); // client gone; its leases run out on their own
                     }
@@ -175,7 +196,13 @@ impl Engine {
     }
 
     /// Lease `item` to `stream_id` unless another stream got it first.
-    fn lease(&self, q: &AgencyQueue, agency: &AgencyCode, stream_id: u64, item: QueuedItem) -> Option<Delivery> {
+    fn lease(
+        &self,
+        q: &AgencyQueue,
+        agency: &AgencyCode,
+        stream_id: u64,
+        item: QueuedItem,
+    ) -> Option<Delivery> {
         let generation = self.fresh_id();
         let deadline = Instant::now() + self.lease;
         {
@@ -189,7 +216,12 @@ impl Engine {
         let earliest = {
             let mut e = self.expiries.lock().unwrap_or_else(|e| e.into_inner());
             let earliest = e.peek().map(|Reverse((t, ..))| *t);
-            e.push(Reverse((deadline, generation, agency.clone(), item.delivery_id)));
+            e.push(Reverse((
+                deadline,
+                generation,
+                agency.clone(),
+                item.delivery_id,
+            )));
             earliest
         };
         if earliest.is_none_or(|t| deadline < t) {
@@ -210,7 +242,12 @@ impl Engine {
     pub(crate) async fn reap(self: Arc<Self>) {
         let mut stop = self.stop.clone();
         loop {
-            let next = self.expiries.lock().unwrap_or_else(|e| e.into_inner()).peek().map(|Reverse((t, ..))| *t);
+            let next = self
+                .expiries
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .peek()
+                .map(|Reverse((t, ..))| *t);
             let sleep = async {
                 match next {
                     Some(t) => tokio::time::sleep_until(t).await,
@@ -231,7 +268,9 @@ impl Engine {
                         _ => None,
                     }
                 };
-                let Some((_, generation, agency, id)) = due else { break };
+                let Some((_, generation, agency, id)) = due else {
+                    break;
+                };
                 self.expire(&agency, id, generation).await;
             }
         }
@@ -239,22 +278,37 @@ impl Engine {
 
     async fn expire(&self, agency: &AgencyCode, id: u64, generation: u64) {
         let q = self.queue(agency);
-        let current = q.inner.lock().unwrap_or_else(|e| e.into_inner()).by_id.get(&id).map(|(_, g)| *g);
+        let current = q
+            .inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_id
+            .get(&id)
+            .map(|(_, g)| *g);
         if current != Some(generation) {
             return; // acked, or leased again since
         }
         // Record the expiry before the copy becomes deliverable again, so a
         // copy past its last attempt is dead-lettered, not handed out.
-        match self.store.expire(agency.clone(), id, self.max_attempts).await {
+        match self
+            .store
+            .expire(agency.clone(), id, self.max_attempts)
+            .await
+        {
             Ok(ExpireOutcome::DeadLettered { attempts }) => {
                 warn!(%agency, delivery_id = id, attempts, "dead-lettered after its last lease ran out")
             }
-            Ok(ExpireOutcome::Requeued { attempts }) => debug!(%agency, delivery_id = id, attempts, "lease ran out"),
+            Ok(ExpireOutcome::Requeued { attempts }) => {
+                debug!(%agency, delivery_id = id, attempts, "lease ran out")
+            }
             Ok(ExpireOutcome::Gone) => {}
             Err(e) => {
                 warn!(%agency, delivery_id = id, error = %e, "could not record a lease expiry; retrying later");
                 let retry = Instant::now() + Duration::from_secs(1);
-                self.expiries.lock().unwrap_or_else(|e| e.into_inner()).push(Reverse((retry, generation, agency.clone(), id)));
+                self.expiries
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(Reverse((retry, generation, agency.clone(), id)));
                 return;
             }
         }

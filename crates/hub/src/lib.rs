@@ -60,7 +60,10 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn signing_trust(&self) -> Arc<SigningTrust> {
-        self.signing.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.signing
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -70,24 +73,39 @@ const MESSAGE_OVERHEAD: usize = 1024 * 1024;
 /// Run the hub on `listener` until `shutdown` completes, then drain: stop
 /// accepting, end streams, give requests `shutdown_grace_seconds` to finish,
 /// flush the store.
-pub async fn serve(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> Result<(), HubError> {
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), HubError> {
     let identity = &config.identity;
     let read = |name: &str| -> Result<Vec<u8>, HubError> {
         let p = identity.join(name);
         std::fs::read(&p).map_err(|e| HubError::Identity(format!("{}: {e}", p.display())))
     };
-    let cert_chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&read("cert.pem")?)
-        .collect::<Result<_, _>>()
-        .map_err(|e| HubError::Identity(format!("{}: {e}", identity.join("cert.pem").display())))?;
+    let cert_chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(&read("cert.pem")?)
+            .collect::<Result<_, _>>()
+            .map_err(|e| {
+                HubError::Identity(format!("{}: {e}", identity.join("cert.pem").display()))
+            })?;
     let key = PrivateKeyDer::from_pem_slice(&read("key.pem")?)
         .map_err(|e| HubError::Identity(format!("{}: {e}", identity.join("key.pem").display())))?;
-    let receipts_key = PrivatePkcs8KeyDer::from_pem_slice(&read("receipts.key")?)
-        .map_err(|e| HubError::Identity(format!("{}: {e}", identity.join("receipts.key").display())))?;
-    let signer = TreeHeadSigner::from_pkcs8(receipts_key.secret_pkcs8_der())
-        .map_err(|e| HubError::Identity(format!("{}: {e}", identity.join("receipts.key").display())))?;
+    let receipts_key = PrivatePkcs8KeyDer::from_pem_slice(&read("receipts.key")?).map_err(|e| {
+        HubError::Identity(format!("{}: {e}", identity.join("receipts.key").display()))
+    })?;
+    let signer = TreeHeadSigner::from_pkcs8(receipts_key.secret_pkcs8_der()).map_err(|e| {
+        HubError::Identity(format!("{}: {e}", identity.join("receipts.key").display()))
+    })?;
 
     let default_ca = [identity.join("ca.pem")];
-    let pick = |v: &[std::path::PathBuf]| if v.is_empty() { default_ca.to_vec() } else { v.to_vec() };
+    let pick = |v: &[std::path::PathBuf]| {
+        if v.is_empty() {
+            default_ca.to_vec()
+        } else {
+            v.to_vec()
+        }
+    };
     let client_cas = read_certs(&pick(&config.tls.client_ca))?;
     let anchors = read_certs(&pick(&config.signing.trust_anchors))?;
     let mut crls = Vec::new();
@@ -105,13 +123,35 @@ pub async fn serve(config: Config, listener: TcpListener, shutdown: impl Future<
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let lease = Duration::from_millis(config.delivery.lease_ms);
-    let engine = delivery::Engine::new(Arc::new(store.clone()), lease, config.delivery.max_attempts, stop_rx.clone());
-    let reaper = tokio::spawn(engine.clone().reap().instrument(tracing::info_span!("reaper")));
-    let shared = Arc::new(Shared { config: config.clone(), store: Arc::new(store.clone()), engine, signing });
+    let engine = delivery::Engine::new(
+        Arc::new(store.clone()),
+        lease,
+        config.delivery.max_attempts,
+        stop_rx.clone(),
+    );
+    let reaper = tokio::spawn(
+        engine
+            .clone()
+            .reap()
+            .instrument(tracing::info_span!("reaper")),
+    );
+    let shared = Arc::new(Shared {
+        config: config.clone(),
+        store: Arc::new(store.clone()),
+        engine,
+        signing,
+    });
 
-    let addr = listener.local_addr().map_err(|e| HubError::Server(e.to_string()))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| HubError::Server(e.to_string()))?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config));
-    let incoming = ReceiverStream::new(tls::incoming(listener, acceptor, tls_trust, stop_rx.clone()));
+    let incoming = ReceiverStream::new(tls::incoming(
+        listener,
+        acceptor,
+        tls_trust,
+        stop_rx.clone(),
+    ));
 
     let limit = config.limits.max_inline_payload as usize + MESSAGE_OVERHEAD;
     let axis = AxisServer::new(service::axis::AxisService(shared.clone()))
@@ -120,8 +160,14 @@ pub async fn serve(config: Config, listener: TcpListener, shutdown: impl Future<
     let ops = OpsServer::new(service::ops::OpsService(shared.clone()));
     let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .add_service(tonic::service::interceptor::InterceptedService::new(axis, auth::require_identity))
-        .add_service(tonic::service::interceptor::InterceptedService::new(ops, auth::require_identity));
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            axis,
+            auth::require_identity,
+        ))
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            ops,
+            auth::require_identity,
+        ));
 
     info!(%addr, data_dir = %config.data_dir.display(), "hub listening");
     let mut stop_for_server = stop_rx.clone();
@@ -158,7 +204,10 @@ fn read_certs(paths: &[std::path::PathBuf]) -> Result<Vec<Vec<u8>>, HubError> {
     for p in paths {
         let certs = truc_pki::read_cert_ders(p).map_err(|e| HubError::Identity(e.to_string()))?;
         if certs.is_empty() {
-            return Err(HubError::Identity(format!("{}: no certificates", p.display())));
+            return Err(HubError::Identity(format!(
+                "{}: no certificates",
+                p.display()
+            )));
         }
         out.extend(certs);
     }
@@ -184,7 +233,9 @@ impl RunningHub {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
-        (&mut self.task).await.map_err(|e| HubError::Server(e.to_string()))?
+        (&mut self.task)
+            .await
+            .map_err(|e| HubError::Server(e.to_string()))?
     }
 }
 
@@ -193,15 +244,23 @@ pub async fn start(config: Config) -> Result<RunningHub, HubError> {
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| HubError::Server(format!("cannot listen on {}: {e}", config.listen)))?;
-    let addr = listener.local_addr().map_err(|e| HubError::Server(e.to_string()))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| HubError::Server(e.to_string()))?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(serve(config, listener, async move {
         let _ = rx.await;
     }));
-    Ok(RunningHub { addr, stop: Some(tx), task })
+    Ok(RunningHub {
+        addr,
+        stop: Some(tx),
+        task,
+    })
 }
 
 /// Whether `dir` looks like a hub identity directory.
 pub fn is_identity_dir(dir: &Path) -> bool {
-    dir.join("cert.pem").exists() && dir.join("key.pem").exists() && dir.join("receipts.key").exists()
+    dir.join("cert.pem").exists()
+        && dir.join("key.pem").exists()
+        && dir.join("receipts.key").exists()
 }

@@ -41,10 +41,16 @@ impl Pki {
     /// CA never issued to a principal (including the CA's own).
     pub fn revoke_serial(&self, serial: Serial) -> Result<Vec<Serial>, PkiError> {
         let issued = self.issued()?;
-        let cert = issued.iter().find(|c| c.serial == serial).ok_or_else(|| PkiError::Serial {
-            serial: serial.to_string(),
-            reason: format!("not found in {}", Ledger::new(&self.dir).issued_path().display()),
-        })?;
+        let cert = issued
+            .iter()
+            .find(|c| c.serial == serial)
+            .ok_or_else(|| PkiError::Serial {
+                serial: serial.to_string(),
+                reason: format!(
+                    "not found in {}",
+                    Ledger::new(&self.dir).issued_path().display()
+                ),
+            })?;
         let mut revoked = Vec::new();
         if cert.revoked_at.is_none() {
             let now = unix(SystemTime::now());

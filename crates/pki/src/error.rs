@@ -84,11 +84,17 @@ pub enum PkiError {
 impl PkiError {
     /// An I/O error on `path`.
     pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
-        PkiError::Io { path: path.into(), source }
+        PkiError::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     /// A file whose contents are unusable.
     pub(crate) fn bad_file(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
-        PkiError::BadFile { path: path.into(), reason: reason.into() }
+        PkiError::BadFile {
+            path: path.into(),
+            reason: reason.into(),
+        }
     }
 }

@@ -128,7 +128,10 @@ fn pem_error(path: &Path, e: rustls_pki_types::pem::Error) -> PkiError {
 
 /// `dir/.name.tmp` next to `path`.
 fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp"))
 }
 
@@ -154,7 +157,10 @@ mod tests {
         write_atomic(&p, b"one", PRIVATE).unwrap();
         write_atomic(&p, b"two", PRIVATE).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert!(!dir.path().join(".key.pem.tmp").exists());
     }
 
@@ -167,6 +173,9 @@ mod tests {
         let empty = dir.path().join("empty.pem");
         fs::write(&empty, "").unwrap();
         let err = read_crl_ders(&empty).unwrap_err().to_string();
-        assert!(err.contains("empty.pem") && err.contains("no X509 CRL"), "{err}");
+        assert!(
+            err.contains("empty.pem") && err.contains("no X509 CRL"),
+            "{err}"
+        );
     }
 }

@@ -76,10 +76,21 @@ impl Identity {
         let (_, x509) = x509_parser::parse_x509_certificate(&cert_der)
             .map_err(|e| err("cert.pem", format!("not a valid certificate ({e})")))?;
         if x509.public_key().subject_public_key.data.as_ref() != signer.public_key() {
-            return Err(err("key.pem", "does not match the public key in cert.pem".into()));
+            return Err(err(
+                "key.pem",
+                "does not match the public key in cert.pem".into(),
+            ));
         }
 
-        Ok(Identity { principal, cert_pem, key_pem, ca_pem, cert_der, key_pkcs8_der, ca_der })
+        Ok(Identity {
+            principal,
+            cert_pem,
+            key_pem,
+            ca_pem,
+            cert_der,
+            key_pkcs8_der,
+            ca_der,
+        })
     }
 
     /// A signer for documents, using this identity's private key.

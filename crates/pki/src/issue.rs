@@ -5,9 +5,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use rcgen::{
-    CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose, SanType,
-};
+use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose, SanType};
 use truc_core::Principal;
 
 use crate::ca::{unix, BACKDATE};
@@ -97,9 +95,15 @@ impl Pki {
         let is_hub = matches!(principal, Principal::Hub(_));
 
         let mut params = CertificateParams::default();
-        let cn = if display_name.trim().is_empty() { name.as_str() } else { display_name };
+        let cn = if display_name.trim().is_empty() {
+            name.as_str()
+        } else {
+            display_name
+        };
         params.distinguished_name.push(DnType::CommonName, cn);
-        params.distinguished_name.push(DnType::OrganizationName, "Truc");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "Truc");
         params.is_ca = IsCa::ExplicitNoCa;
         params.not_before = not_before.into();
         params.not_after = not_after.into();
@@ -113,7 +117,10 @@ impl Pki {
         params.extended_key_usages = match (opts.usage, is_hub) {
             (Usage::ServerOnly, _) => vec![ExtendedKeyUsagePurpose::ServerAuth],
             (Usage::Client, true) => {
-                vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth]
+                vec![
+                    ExtendedKeyUsagePurpose::ServerAuth,
+                    ExtendedKeyUsagePurpose::ClientAuth,
+                ]
             }
             (Usage::Client, false) => vec![ExtendedKeyUsagePurpose::ClientAuth],
         };
@@ -134,7 +141,11 @@ impl Pki {
         }
 
         files::private_dir(dir)?;
-        files::write_atomic(&dir.join("key.pem"), key.serialize_pem().as_bytes(), PRIVATE)?;
+        files::write_atomic(
+            &dir.join("key.pem"),
+            key.serialize_pem().as_bytes(),
+            PRIVATE,
+        )?;
         files::write_atomic(&dir.join("cert.pem"), cert.pem().as_bytes(), PUBLIC)?;
         files::write_atomic(&dir.join("ca.pem"), self.ca_pem.as_bytes(), PUBLIC)?;
         ledger.record_issued(&IssuedCert {
@@ -159,7 +170,10 @@ pub(crate) fn location(principal: &Principal) -> Result<(&'static str, String), 
         Principal::Hub(_) => "hubs",
     };
     let name = principal.name();
-    let bad = |reason: String| PkiError::InvalidName { name: name.to_string(), reason };
+    let bad = |reason: String| PkiError::InvalidName {
+        name: name.to_string(),
+        reason,
+    };
     match Principal::parse_uri(&principal.uri()) {
         Ok(p) if &p == principal => {}
         Ok(_) => return Err(bad("does not survive a round trip through its URI".into())),
@@ -173,7 +187,9 @@ pub(crate) fn location(principal: &Principal) -> Result<(&'static str, String), 
 
 /// The validity period `opts` asks for.
 fn validity(opts: &IssueOptions) -> Result<(SystemTime, SystemTime), PkiError> {
-    let not_before = opts.not_before.unwrap_or_else(|| SystemTime::now() - BACKDATE);
+    let not_before = opts
+        .not_before
+        .unwrap_or_else(|| SystemTime::now() - BACKDATE);
     let not_after = match opts.not_after {
         Some(t) => t,
         None => {
@@ -186,7 +202,9 @@ fn validity(opts: &IssueOptions) -> Result<(SystemTime, SystemTime), PkiError> {
         }
     };
     if not_after <= not_before {
-        return Err(PkiError::Validity("not_after must be later than not_before".into()));
+        return Err(PkiError::Validity(
+            "not_after must be later than not_before".into(),
+        ));
     }
     Ok((not_before, not_after))
 }
@@ -195,9 +213,14 @@ fn validity(opts: &IssueOptions) -> Result<(SystemTime, SystemTime), PkiError> {
 /// `localhost`, `127.0.0.1` and `::1`, then `extra`, without duplicates.
 fn sans(principal: &Principal, is_hub: bool, extra: &[String]) -> Result<Vec<SanType>, PkiError> {
     let uri = principal.uri().to_string();
-    let invalid = |name: &str, reason: &str| PkiError::InvalidName { name: name.into(), reason: reason.into() };
+    let invalid = |name: &str, reason: &str| PkiError::InvalidName {
+        name: name.into(),
+        reason: reason.into(),
+    };
     let mut out = vec![SanType::URI(
-        uri.as_str().try_into().map_err(|_| invalid(&uri, "not an ASCII URI"))?,
+        uri.as_str()
+            .try_into()
+            .map_err(|_| invalid(&uri, "not an ASCII URI"))?,
     )];
     let mut names: Vec<String> = Vec::new();
     if is_hub {
@@ -213,7 +236,9 @@ fn sans(principal: &Principal, is_hub: bool, extra: &[String]) -> Result<Vec<San
             out.push(SanType::IpAddress(ip));
         } else if is_dns_name(&name) {
             out.push(SanType::DnsName(
-                name.as_str().try_into().map_err(|_| invalid(&name, "not an ASCII DNS name"))?,
+                name.as_str()
+                    .try_into()
+                    .map_err(|_| invalid(&name, "not an ASCII DNS name"))?,
             ));
         } else {
             return Err(invalid(&name, "not an IP address or a DNS name"));
@@ -240,9 +265,15 @@ fn is_dns_name(name: &str) -> bool {
 /// it cannot be read).
 fn names_in(path: &Path) -> Vec<String> {
     use x509_parser::extensions::GeneralName;
-    let Ok(ders) = files::read_cert_ders(path) else { return Vec::new() };
-    let Ok((_, cert)) = x509_parser::parse_x509_certificate(&ders[0]) else { return Vec::new() };
-    let Ok(Some(san)) = cert.subject_alternative_name() else { return Vec::new() };
+    let Ok(ders) = files::read_cert_ders(path) else {
+        return Vec::new();
+    };
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(&ders[0]) else {
+        return Vec::new();
+    };
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
     san.value
         .general_names
         .iter()
@@ -267,7 +298,16 @@ mod tests {
         for ok in ["localhost", "hub.truc.gov.vn", "*.truc.gov.vn", "a-b.c1"] {
             assert!(is_dns_name(ok), "{ok}");
         }
-        for bad in ["", "a..b", "-a.b", "a b", "urn:truc:x", "*", "a.*.b", "ví.vn"] {
+        for bad in [
+            "",
+            "a..b",
+            "-a.b",
+            "a b",
+            "urn:truc:x",
+            "*",
+            "a.*.b",
+            "ví.vn",
+        ] {
             assert!(!is_dns_name(bad), "{bad}");
         }
     }
@@ -275,19 +315,35 @@ mod tests {
     #[test]
     fn validity_defaults_and_errors() {
         let (nb, na) = validity(&IssueOptions::default()).unwrap();
-        assert_eq!(na.duration_since(nb).unwrap(), Duration::from_secs(365 * 86_400));
+        assert_eq!(
+            na.duration_since(nb).unwrap(),
+            Duration::from_secs(365 * 86_400)
+        );
         let now = SystemTime::now();
-        let opts = IssueOptions { not_before: Some(now), not_after: Some(now), ..Default::default() };
+        let opts = IssueOptions {
+            not_before: Some(now),
+            not_after: Some(now),
+            ..Default::default()
+        };
         assert!(validity(&opts).is_err());
-        let opts = IssueOptions { days: 0, ..Default::default() };
+        let opts = IssueOptions {
+            days: 0,
+            ..Default::default()
+        };
         assert!(validity(&opts).is_err());
     }
 
     #[test]
     fn names_are_safe_directory_names() {
         for bad in ["", "..", ".hidden", "a/b", "a\\b", "a\nb", "Upper"] {
-            assert!(location(&Principal::Operator(bad.into())).is_err(), "{bad:?}");
+            assert!(
+                location(&Principal::Operator(bad.into())).is_err(),
+                "{bad:?}"
+            );
         }
-        assert_eq!(location(&Principal::Auditor("kiem-toan".into())).unwrap().0, "auditors");
+        assert_eq!(
+            location(&Principal::Auditor("kiem-toan".into())).unwrap().0,
+            "auditors"
+        );
     }
 }

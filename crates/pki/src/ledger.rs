@@ -31,7 +31,10 @@ impl FromStr for Serial {
     /// Hexadecimal, with or without `0x` and `:` separators (`1f`, `0x1F`, `00:1f`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let t = s.trim();
-        let t = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t);
+        let t = t
+            .strip_prefix("0x")
+            .or_else(|| t.strip_prefix("0X"))
+            .unwrap_or(t);
         let digits: String = t.chars().filter(|c| *c != ':').collect();
         u64::from_str_radix(&digits, 16)
             .ok()
@@ -122,7 +125,9 @@ impl<'a> Ledger<'a> {
             .trim()
             .parse()
             .map_err(|_| PkiError::bad_file(path, "expected one hexadecimal number"))?;
-        let next = n.0.checked_add(1).ok_or_else(|| PkiError::bad_file(path, "counter overflow"))?;
+        let next =
+            n.0.checked_add(1)
+                .ok_or_else(|| PkiError::bad_file(path, "counter overflow"))?;
         files::write_atomic(path, format!("{}\n", Serial(next)).as_bytes(), PUBLIC)?;
         Ok(n)
     }
@@ -140,7 +145,12 @@ impl<'a> Ledger<'a> {
     }
 
     /// Append a line to `revoked.tsv`.
-    pub(crate) fn record_revoked(&self, serial: Serial, at: i64, uri: &str) -> Result<(), PkiError> {
+    pub(crate) fn record_revoked(
+        &self,
+        serial: Serial,
+        at: i64,
+        uri: &str,
+    ) -> Result<(), PkiError> {
         files::append_line(&self.revoked_path(), &format!("{serial}\t{at}\t{uri}"))
     }
 
@@ -150,7 +160,12 @@ impl<'a> Ledger<'a> {
         let text = files::read_text_if_exists(&path)?.unwrap_or_default();
         let mut out = Vec::new();
         for (i, fields) in rows(&text) {
-            let bad = || PkiError::bad_file(&path, format!("line {}: expected serial, time, principal", i + 1));
+            let bad = || {
+                PkiError::bad_file(
+                    &path,
+                    format!("line {}: expected serial, time, principal", i + 1),
+                )
+            };
             if fields.len() < 2 {
                 return Err(bad());
             }
@@ -169,7 +184,13 @@ impl<'a> Ledger<'a> {
         let mut out = Vec::new();
         for (i, fields) in rows(&text) {
             let bad = || {
-                PkiError::bad_file(&path, format!("line {}: expected serial, principal, not_after, path", i + 1))
+                PkiError::bad_file(
+                    &path,
+                    format!(
+                        "line {}: expected serial, principal, not_after, path",
+                        i + 1
+                    ),
+                )
             };
             if fields.len() != 4 {
                 return Err(bad());
@@ -228,7 +249,8 @@ mod tests {
         };
         l.record_issued(&cert).unwrap();
         assert_eq!(l.issued().unwrap(), vec![cert.clone()]);
-        l.record_revoked(Serial(2), 1_800_000_000, "urn:truc:operator:ops").unwrap();
+        l.record_revoked(Serial(2), 1_800_000_000, "urn:truc:operator:ops")
+            .unwrap();
         assert_eq!(l.issued().unwrap()[0].revoked_at, Some(1_800_000_000));
         std::fs::write(l.issued_path(), "garbage\n").unwrap();
         let err = l.issued().unwrap_err().to_string();

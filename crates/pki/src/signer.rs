@@ -46,7 +46,11 @@ impl DocumentSigner {
                 }
             }
         };
-        Ok(DocumentSigner { key, pss: false, rng })
+        Ok(DocumentSigner {
+            key,
+            pss: false,
+            rng,
+        })
     }
 
     /// Use RSA-PSS (SHA-256, MGF1-SHA-256, 32-byte salt) instead of PKCS#1
@@ -122,14 +126,18 @@ mod tests {
 
     #[test]
     fn rejects_garbage_keys() {
-        let err = DocumentSigner::from_pkcs8_der(b"not a key").unwrap_err().to_string();
+        let err = DocumentSigner::from_pkcs8_der(b"not a key")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("PKCS#8"), "{err}");
     }
 
     #[test]
     fn scheme_values() {
         let kp = KeyType::EcdsaP256.generate().unwrap();
-        let s = DocumentSigner::from_pkcs8_der(kp.serialized_der()).unwrap().rsa_pss(true);
+        let s = DocumentSigner::from_pkcs8_der(kp.serialized_der())
+            .unwrap()
+            .rsa_pss(true);
         assert_eq!(s.key_type(), KeyType::EcdsaP256);
         assert_eq!(s.scheme(), 0);
         let kp = KeyType::Ed25519.generate().unwrap();

@@ -24,7 +24,12 @@ fn mode(path: &Path) -> u32 {
 }
 
 fn init(dir: &Path) -> Pki {
-    Pki::init(dir, "truc-hub", &["hub.truc.gov.vn".into(), "10.0.0.5".into()]).unwrap()
+    Pki::init(
+        dir,
+        "truc-hub",
+        &["hub.truc.gov.vn".into(), "10.0.0.5".into()],
+    )
+    .unwrap()
 }
 
 /// Verify `cert` against the PKI's CA (and its CRL when `crl` is set), for
@@ -52,12 +57,26 @@ fn verify(
             .with_expiration_policy(webpki::ExpirationPolicy::Enforce)
             .build()
     });
-    ee.verify_for_usage(webpki::ALL_VERIFICATION_ALGS, &[anchor], &[], now, usage, revocation, None)
-        .map(|_| ())
+    ee.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &[anchor],
+        &[],
+        now,
+        usage,
+        revocation,
+        None,
+    )
+    .map(|_| ())
 }
 
 fn verify_client(pki: &Pki, cert: &[u8]) -> Result<(), webpki::Error> {
-    verify(pki, cert, webpki::KeyUsage::client_auth(), true, UnixTime::now())
+    verify(
+        pki,
+        cert,
+        webpki::KeyUsage::client_auth(),
+        true,
+        UnixTime::now(),
+    )
 }
 
 #[test]
@@ -65,7 +84,14 @@ fn init_writes_every_file_with_the_right_mode() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("PKI");
     let pki = init(&dir);
-    for f in ["ca.pem", "serial", "crlnumber", "issued.tsv", "revoked.tsv", "crl.pem"] {
+    for f in [
+        "ca.pem",
+        "serial",
+        "crlnumber",
+        "issued.tsv",
+        "revoked.tsv",
+        "crl.pem",
+    ] {
         assert!(dir.join(f).is_file(), "{f}");
         assert_eq!(mode(&dir.join(f)), 0o644, "{f}");
     }
@@ -80,7 +106,10 @@ fn init_writes_every_file_with_the_right_mode() {
     for f in ["key.pem", "receipts.key"] {
         assert_eq!(mode(&hub.join(f)), 0o600, "{f}");
     }
-    assert_eq!(fs::read_to_string(hub.join("ca.pem")).unwrap(), fs::read_to_string(pki.ca_pem_path()).unwrap());
+    assert_eq!(
+        fs::read_to_string(hub.join("ca.pem")).unwrap(),
+        fs::read_to_string(pki.ca_pem_path()).unwrap()
+    );
 
     // The CRL exists from the start, is signed by the CA and lists nothing.
     let crl = read_crl_ders(pki.crl_path()).unwrap();
@@ -96,7 +125,10 @@ fn init_writes_every_file_with_the_right_mode() {
     // The hub identity loads, and the CA is the trust anchor the hub reads.
     let id = Identity::load(&hub).unwrap();
     assert_eq!(id.principal, Principal::Hub("truc-hub".into()));
-    assert_eq!(read_cert_ders(pki.ca_pem_path()).unwrap(), vec![pki.ca_der().to_vec()]);
+    assert_eq!(
+        read_cert_ders(pki.ca_pem_path()).unwrap(),
+        vec![pki.ca_der().to_vec()]
+    );
 
     // The receipt key is an Ed25519 PKCS#8 key whose public half is receipts.pub.
     let key_pem = fs::read_to_string(hub.join("receipts.key")).unwrap();
@@ -134,7 +166,10 @@ fn init_refuses_an_existing_ca() {
     let err = Pki::init(tmp.path(), "other", &[]).unwrap_err();
     assert!(matches!(err, PkiError::AlreadyInitialized { .. }));
     let msg = err.to_string();
-    assert!(msg.contains("ca.pem") && msg.contains("already exists"), "{msg}");
+    assert!(
+        msg.contains("ca.pem") && msg.contains("already exists"),
+        "{msg}"
+    );
     assert_eq!(fs::read(pki.ca_pem_path()).unwrap(), before);
 }
 
@@ -165,24 +200,54 @@ fn hub_certificate_names_and_usages() {
     assert!(eku.server_auth && eku.client_auth);
 
     let now = UnixTime::now();
-    verify(&pki, &id.cert_der, webpki::KeyUsage::server_auth(), true, now).unwrap();
-    verify(&pki, &id.cert_der, webpki::KeyUsage::client_auth(), true, now).unwrap();
+    verify(
+        &pki,
+        &id.cert_der,
+        webpki::KeyUsage::server_auth(),
+        true,
+        now,
+    )
+    .unwrap();
+    verify(
+        &pki,
+        &id.cert_der,
+        webpki::KeyUsage::client_auth(),
+        true,
+        now,
+    )
+    .unwrap();
     let cert = CertificateDer::from(id.cert_der.as_slice());
     let ee = webpki::EndEntityCert::try_from(&cert).unwrap();
-    for name in ["localhost", "hub.truc.gov.vn", "127.0.0.1", "::1", "10.0.0.5"] {
-        ee.verify_is_valid_for_subject_name(&ServerName::try_from(name).unwrap()).unwrap();
+    for name in [
+        "localhost",
+        "hub.truc.gov.vn",
+        "127.0.0.1",
+        "::1",
+        "10.0.0.5",
+    ] {
+        ee.verify_is_valid_for_subject_name(&ServerName::try_from(name).unwrap())
+            .unwrap();
     }
-    assert!(ee.verify_is_valid_for_subject_name(&ServerName::try_from("evil.example").unwrap()).is_err());
+    assert!(ee
+        .verify_is_valid_for_subject_name(&ServerName::try_from("evil.example").unwrap())
+        .is_err());
 
     // Rotating the hub keeps its names and its receipt key.
     let receipts = fs::read(pki.receipt_key_path()).unwrap();
-    let dir = pki.issue(&Principal::Hub("truc-hub".into()), "truc-hub", &IssueOptions::default()).unwrap();
+    let dir = pki
+        .issue(
+            &Principal::Hub("truc-hub".into()),
+            "truc-hub",
+            &IssueOptions::default(),
+        )
+        .unwrap();
     assert_eq!(dir, pki.hub_dir());
     let rotated = Identity::load(&dir).unwrap();
     assert_ne!(rotated.cert_der, id.cert_der);
     let cert = CertificateDer::from(rotated.cert_der.as_slice());
     let ee = webpki::EndEntityCert::try_from(&cert).unwrap();
-    ee.verify_is_valid_for_subject_name(&ServerName::try_from("hub.truc.gov.vn").unwrap()).unwrap();
+    ee.verify_is_valid_for_subject_name(&ServerName::try_from("hub.truc.gov.vn").unwrap())
+        .unwrap();
     assert_eq!(fs::read(pki.receipt_key_path()).unwrap(), receipts);
 }
 
@@ -200,14 +265,42 @@ fn issue_every_key_type_and_principal_kind() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = init(tmp.path());
     let cases = [
-        (agency("000.00.00.G22"), "Văn phòng Chính phủ", KeyType::EcdsaP256, "agencies/000.00.00.G22"),
-        (agency("G09.01"), "Sở Tài chính", KeyType::Ed25519, "agencies/G09.01"),
-        (agency("000.00.00.H26"), "UBND tỉnh Hà Giang", KeyType::Rsa2048, "agencies/000.00.00.H26"),
-        (Principal::Operator("ops".into()), "Nguyễn Văn A", KeyType::EcdsaP256, "operators/ops"),
-        (Principal::Auditor("kiem-toan".into()), "Kiểm toán", KeyType::Ed25519, "auditors/kiem-toan"),
+        (
+            agency("000.00.00.G22"),
+            "Văn phòng Chính phủ",
+            KeyType::EcdsaP256,
+            "agencies/000.00.00.G22",
+        ),
+        (
+            agency("G09.01"),
+            "Sở Tài chính",
+            KeyType::Ed25519,
+            "agencies/G09.01",
+        ),
+        (
+            agency("000.00.00.H26"),
+            "UBND tỉnh Hà Giang",
+            KeyType::Rsa2048,
+            "agencies/000.00.00.H26",
+        ),
+        (
+            Principal::Operator("ops".into()),
+            "Nguyễn Văn A",
+            KeyType::EcdsaP256,
+            "operators/ops",
+        ),
+        (
+            Principal::Auditor("kiem-toan".into()),
+            "Kiểm toán",
+            KeyType::Ed25519,
+            "auditors/kiem-toan",
+        ),
     ];
     for (principal, display, kt, rel) in cases {
-        let opts = IssueOptions { key_type: kt, ..Default::default() };
+        let opts = IssueOptions {
+            key_type: kt,
+            ..Default::default()
+        };
         let dir = pki.issue(&principal, display, &opts).unwrap();
         assert_eq!(dir, tmp.path().join(rel));
         assert_eq!(mode(&dir), 0o700);
@@ -224,22 +317,51 @@ fn issue_every_key_type_and_principal_kind() {
             .value
             .general_names
             .iter()
-            .filter_map(|n| if let GeneralName::URI(u) = n { Some(*u) } else { None })
+            .filter_map(|n| {
+                if let GeneralName::URI(u) = n {
+                    Some(*u)
+                } else {
+                    None
+                }
+            })
             .collect();
         assert_eq!(uris, [principal.uri()]);
-        let cn = x509.subject().iter_common_name().next().unwrap().as_str().unwrap();
+        let cn = x509
+            .subject()
+            .iter_common_name()
+            .next()
+            .unwrap()
+            .as_str()
+            .unwrap();
         assert_eq!(cn, display);
-        let o = x509.subject().iter_organization().next().unwrap().as_str().unwrap();
+        let o = x509
+            .subject()
+            .iter_organization()
+            .next()
+            .unwrap()
+            .as_str()
+            .unwrap();
         assert_eq!(o, "Truc");
         let ku = x509.key_usage().unwrap().unwrap().value;
         assert!(ku.digital_signature());
-        assert_eq!(ku.non_repudiation(), matches!(principal, Principal::Agency(_)), "{principal}");
+        assert_eq!(
+            ku.non_repudiation(),
+            matches!(principal, Principal::Agency(_)),
+            "{principal}"
+        );
         let eku = x509.extended_key_usage().unwrap().unwrap().value;
         assert!(eku.client_auth && !eku.server_auth);
         assert!(!x509.is_ca());
 
         verify_client(&pki, &id.cert_der).unwrap();
-        assert!(verify(&pki, &id.cert_der, webpki::KeyUsage::server_auth(), true, UnixTime::now()).is_err());
+        assert!(verify(
+            &pki,
+            &id.cert_der,
+            webpki::KeyUsage::server_auth(),
+            true,
+            UnixTime::now()
+        )
+        .is_err());
 
         // The identity's signer makes signatures the certificate verifies.
         let cert = CertificateDer::from(id.cert_der.as_slice());
@@ -249,8 +371,11 @@ fn issue_every_key_type_and_principal_kind() {
             let signer = id.signer().unwrap().rsa_pss(pss);
             assert_eq!(signer.key_type(), kt);
             let sig = signer.sign(header).unwrap();
-            ee.verify_signature(algs_for(kt, pss), header, &sig).unwrap();
-            assert!(ee.verify_signature(algs_for(kt, pss), b"other bytes", &sig).is_err());
+            ee.verify_signature(algs_for(kt, pss), header, &sig)
+                .unwrap();
+            assert!(ee
+                .verify_signature(algs_for(kt, pss), b"other bytes", &sig)
+                .is_err());
             let want_scheme = match (kt, pss) {
                 (KeyType::Rsa2048, false) => 1,
                 (KeyType::Rsa2048, true) => 2,
@@ -258,10 +383,16 @@ fn issue_every_key_type_and_principal_kind() {
             };
             assert_eq!(signer.scheme(), want_scheme);
             // truc-core's document check accepts it too.
-            truc_core::document::verify_signature(&id.cert_der, header, &sig, signer.scheme()).unwrap();
+            truc_core::document::verify_signature(&id.cert_der, header, &sig, signer.scheme())
+                .unwrap();
         }
     }
-    let uris: Vec<String> = pki.issued().unwrap().into_iter().map(|c| c.principal_uri).collect();
+    let uris: Vec<String> = pki
+        .issued()
+        .unwrap()
+        .into_iter()
+        .map(|c| c.principal_uri)
+        .collect();
     assert_eq!(uris.len(), 6);
     assert_eq!(uris[1], "urn:truc:agency:000.00.00.G22");
 }
@@ -270,12 +401,25 @@ fn issue_every_key_type_and_principal_kind() {
 fn server_only_usage_cannot_authenticate_a_client() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = init(tmp.path());
-    let opts = IssueOptions { usage: Usage::ServerOnly, ..Default::default() };
+    let opts = IssueOptions {
+        usage: Usage::ServerOnly,
+        ..Default::default()
+    };
     let dir = pki.issue(&agency("G09.01"), "Sở Tài chính", &opts).unwrap();
     let id = Identity::load(&dir).unwrap();
     let err = verify_client(&pki, &id.cert_der).unwrap_err();
-    assert!(matches!(err, webpki::Error::RequiredEkuNotFoundContext(_)), "{err:?}");
-    verify(&pki, &id.cert_der, webpki::KeyUsage::server_auth(), true, UnixTime::now()).unwrap();
+    assert!(
+        matches!(err, webpki::Error::RequiredEkuNotFoundContext(_)),
+        "{err:?}"
+    );
+    verify(
+        &pki,
+        &id.cert_der,
+        webpki::KeyUsage::server_auth(),
+        true,
+        UnixTime::now(),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -284,27 +428,66 @@ fn validity_period_is_honoured() {
     let pki = init(tmp.path());
     let now = SystemTime::now();
     let day = Duration::from_secs(86_400);
-    let future = IssueOptions { not_before: Some(now + day), ..Default::default() };
-    let dir = pki.issue(&Principal::Operator("later".into()), "", &future).unwrap();
+    let future = IssueOptions {
+        not_before: Some(now + day),
+        ..Default::default()
+    };
+    let dir = pki
+        .issue(&Principal::Operator("later".into()), "", &future)
+        .unwrap();
     let id = Identity::load(&dir).unwrap();
-    assert!(matches!(verify_client(&pki, &id.cert_der), Err(webpki::Error::CertNotValidYet { .. })));
+    assert!(matches!(
+        verify_client(&pki, &id.cert_der),
+        Err(webpki::Error::CertNotValidYet { .. })
+    ));
 
-    let past = IssueOptions { not_before: Some(now - 10 * day), not_after: Some(now - day), ..Default::default() };
-    let dir = pki.issue(&Principal::Operator("expired".into()), "", &past).unwrap();
+    let past = IssueOptions {
+        not_before: Some(now - 10 * day),
+        not_after: Some(now - day),
+        ..Default::default()
+    };
+    let dir = pki
+        .issue(&Principal::Operator("expired".into()), "", &past)
+        .unwrap();
     let id = Identity::load(&dir).unwrap();
-    assert!(matches!(verify_client(&pki, &id.cert_der), Err(webpki::Error::CertExpired { .. })));
+    assert!(matches!(
+        verify_client(&pki, &id.cert_der),
+        Err(webpki::Error::CertExpired { .. })
+    ));
 
-    let short = IssueOptions { days: 2, ..Default::default() };
-    let dir = pki.issue(&Principal::Operator("short".into()), "", &short).unwrap();
+    let short = IssueOptions {
+        days: 2,
+        ..Default::default()
+    };
+    let dir = pki
+        .issue(&Principal::Operator("short".into()), "", &short)
+        .unwrap();
     let id = Identity::load(&dir).unwrap();
     let (_, x509) = x509_parser::parse_x509_certificate(&id.cert_der).unwrap();
     let v = x509.validity();
-    assert_eq!(v.not_after.timestamp() - v.not_before.timestamp(), 2 * 86_400);
+    assert_eq!(
+        v.not_after.timestamp() - v.not_before.timestamp(),
+        2 * 86_400
+    );
     // An empty CN falls back to the name.
-    assert_eq!(x509.subject().iter_common_name().next().unwrap().as_str().unwrap(), "short");
+    assert_eq!(
+        x509.subject()
+            .iter_common_name()
+            .next()
+            .unwrap()
+            .as_str()
+            .unwrap(),
+        "short"
+    );
 
-    let backwards = IssueOptions { not_before: Some(now), not_after: Some(now - day), ..Default::default() };
-    let err = pki.issue(&Principal::Operator("x".into()), "", &backwards).unwrap_err();
+    let backwards = IssueOptions {
+        not_before: Some(now),
+        not_after: Some(now - day),
+        ..Default::default()
+    };
+    let err = pki
+        .issue(&Principal::Operator("x".into()), "", &backwards)
+        .unwrap_err();
     assert!(matches!(err, PkiError::Validity(_)), "{err}");
 }
 
@@ -314,13 +497,17 @@ fn revocation_reaches_the_crl() {
     let pki = init(tmp.path());
     let g22 = agency("000.00.00.G22");
     let h26 = agency("000.00.00.H26");
-    let dir = pki.issue(&g22, "Văn phòng Chính phủ", &IssueOptions::default()).unwrap();
+    let dir = pki
+        .issue(&g22, "Văn phòng Chính phủ", &IssueOptions::default())
+        .unwrap();
     let old = Identity::load(&dir).unwrap();
     // A rotation: a second certificate for the same principal.
-    pki.issue(&g22, "Văn phòng Chính phủ", &IssueOptions::default()).unwrap();
+    pki.issue(&g22, "Văn phòng Chính phủ", &IssueOptions::default())
+        .unwrap();
     let new = Identity::load(&dir).unwrap();
     assert_ne!(old.cert_der, new.cert_der);
-    let other = Identity::load(&pki.issue(&h26, "UBND", &IssueOptions::default()).unwrap()).unwrap();
+    let other =
+        Identity::load(&pki.issue(&h26, "UBND", &IssueOptions::default()).unwrap()).unwrap();
     for id in [&old, &new, &other] {
         verify_client(&pki, &id.cert_der).unwrap();
     }
@@ -330,38 +517,75 @@ fn revocation_reaches_the_crl() {
     let crl = read_crl_ders(pki.crl_path()).unwrap();
     webpki::OwnedCertRevocationList::from_der(&crl[0]).unwrap();
     let (_, crl_x509) = x509_parser::parse_x509_crl(&crl[0]).unwrap();
-    let listed: Vec<u64> =
-        crl_x509.iter_revoked_certificates().map(|r| r.user_certificate.clone().try_into().unwrap()).collect();
+    let listed: Vec<u64> = crl_x509
+        .iter_revoked_certificates()
+        .map(|r| r.user_certificate.clone().try_into().unwrap())
+        .collect();
     assert_eq!(listed, revoked.iter().map(|s| s.0).collect::<Vec<_>>());
     for id in [&old, &new] {
-        assert_eq!(verify_client(&pki, &id.cert_der), Err(webpki::Error::CertRevoked));
+        assert_eq!(
+            verify_client(&pki, &id.cert_der),
+            Err(webpki::Error::CertRevoked)
+        );
         // Without the CRL the chain itself is fine: revocation is what refuses it.
-        verify(&pki, &id.cert_der, webpki::KeyUsage::client_auth(), false, UnixTime::now()).unwrap();
+        verify(
+            &pki,
+            &id.cert_der,
+            webpki::KeyUsage::client_auth(),
+            false,
+            UnixTime::now(),
+        )
+        .unwrap();
     }
     verify_client(&pki, &other.cert_der).unwrap();
     // The same refusal through truc-core, as the hub runs it.
     let trust = truc_core::document::SigningTrust::new(&[pki.ca_der().to_vec()], &crl).unwrap();
-    assert!(trust.verify_chain(&[new.cert_der.clone()], UnixTime::now()).is_err());
-    assert_eq!(trust.verify_chain(&[other.cert_der.clone()], UnixTime::now()).unwrap(), h26);
+    assert!(trust
+        .verify_chain(std::slice::from_ref(&new.cert_der), UnixTime::now())
+        .is_err());
+    assert_eq!(
+        trust
+            .verify_chain(std::slice::from_ref(&other.cert_der), UnixTime::now())
+            .unwrap(),
+        h26
+    );
 
     // Revoking again changes nothing; a second revocation keeps the first.
     assert!(pki.revoke_principal(&g22).unwrap().is_empty());
-    let other_serial = pki.issued().unwrap().iter().find(|c| c.principal_uri == h26.uri()).unwrap().serial;
+    let other_serial = pki
+        .issued()
+        .unwrap()
+        .iter()
+        .find(|c| c.principal_uri == h26.uri())
+        .unwrap()
+        .serial;
     assert_eq!(pki.revoke_serial(other_serial).unwrap(), vec![other_serial]);
     assert!(pki.revoke_serial(other_serial).unwrap().is_empty());
     for id in [&old, &new, &other] {
-        assert_eq!(verify_client(&pki, &id.cert_der), Err(webpki::Error::CertRevoked));
+        assert_eq!(
+            verify_client(&pki, &id.cert_der),
+            Err(webpki::Error::CertRevoked)
+        );
     }
     let issued = pki.issued().unwrap();
     assert_eq!(issued.iter().filter(|c| c.revoked_at.is_some()).count(), 3);
 
     // Unknown serials and principals are refused.
     let err = pki.revoke_serial(Serial(0xffff)).unwrap_err().to_string();
-    assert!(err.contains("serial ffff") && err.contains("issued.tsv"), "{err}");
-    let err = pki.revoke_principal(&Principal::Auditor("nobody".into())).unwrap_err().to_string();
+    assert!(
+        err.contains("serial ffff") && err.contains("issued.tsv"),
+        "{err}"
+    );
+    let err = pki
+        .revoke_principal(&Principal::Auditor("nobody".into()))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("urn:truc:auditor:nobody"), "{err}");
     let err = pki.revoke_serial(Serial(1)).unwrap_err();
-    assert!(matches!(err, PkiError::Serial { .. }), "the CA's own serial: {err}");
+    assert!(
+        matches!(err, PkiError::Serial { .. }),
+        "the CA's own serial: {err}"
+    );
 }
 
 #[test]
@@ -370,11 +594,20 @@ fn open_reuses_the_ca() {
     let first = init(tmp.path());
     let pki = Pki::open(tmp.path()).unwrap();
     assert_eq!(pki.ca_der(), first.ca_der());
-    let dir = pki.issue(&Principal::Operator("ops".into()), "Ops", &IssueOptions::default()).unwrap();
+    let dir = pki
+        .issue(
+            &Principal::Operator("ops".into()),
+            "Ops",
+            &IssueOptions::default(),
+        )
+        .unwrap();
     let id = Identity::load(&dir).unwrap();
     verify_client(&pki, &id.cert_der).unwrap();
     pki.revoke_principal(&id.principal).unwrap();
-    assert_eq!(verify_client(&pki, &id.cert_der), Err(webpki::Error::CertRevoked));
+    assert_eq!(
+        verify_client(&pki, &id.cert_der),
+        Err(webpki::Error::CertRevoked)
+    );
     // Serials never repeat across opens.
     let serials: Vec<Serial> = pki.issued().unwrap().iter().map(|c| c.serial).collect();
     assert_eq!(serials, [Serial(2), Serial(3)]);
@@ -384,8 +617,13 @@ fn open_reuses_the_ca() {
     init(other.path());
     fs::copy(other.path().join("ca.key"), tmp.path().join("ca.key")).unwrap();
     let err = Pki::open(tmp.path()).unwrap_err().to_string();
-    assert!(err.contains("ca.key") && err.contains("does not match"), "{err}");
-    let err = Pki::open(&tmp.path().join("missing")).unwrap_err().to_string();
+    assert!(
+        err.contains("ca.key") && err.contains("does not match"),
+        "{err}"
+    );
+    let err = Pki::open(&tmp.path().join("missing"))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("missing/ca.pem"), "{err}");
 }
 
@@ -393,21 +631,45 @@ fn open_reuses_the_ca() {
 fn identity_load_names_the_bad_file() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = init(tmp.path());
-    let a = pki.issue(&Principal::Operator("a".into()), "A", &IssueOptions::default()).unwrap();
-    let b = pki.issue(&Principal::Operator("b".into()), "B", &IssueOptions::default()).unwrap();
+    let a = pki
+        .issue(
+            &Principal::Operator("a".into()),
+            "A",
+            &IssueOptions::default(),
+        )
+        .unwrap();
+    let b = pki
+        .issue(
+            &Principal::Operator("b".into()),
+            "B",
+            &IssueOptions::default(),
+        )
+        .unwrap();
 
     let empty = tmp.path().join("empty");
     fs::create_dir(&empty).unwrap();
     let err = Identity::load(&empty).unwrap_err().to_string();
-    assert_eq!(err, format!("identity directory {}: cert.pem: No such file or directory", empty.display()));
+    assert_eq!(
+        err,
+        format!(
+            "identity directory {}: cert.pem: No such file or directory",
+            empty.display()
+        )
+    );
 
     fs::copy(b.join("key.pem"), a.join("key.pem")).unwrap();
     let err = Identity::load(&a).unwrap_err().to_string();
-    assert!(err.contains("key.pem: does not match the public key in cert.pem"), "{err}");
+    assert!(
+        err.contains("key.pem: does not match the public key in cert.pem"),
+        "{err}"
+    );
 
     fs::write(b.join("cert.pem"), "garbage").unwrap();
     let err = Identity::load(&b).unwrap_err().to_string();
-    assert!(err.contains("cert.pem: no usable CERTIFICATE block"), "{err}");
+    assert!(
+        err.contains("cert.pem: no usable CERTIFICATE block"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -416,7 +678,10 @@ fn pkcs1_rsa_keys_load() {
     use rsa::pkcs8::DecodePrivateKey;
     let tmp = tempfile::tempdir().unwrap();
     let pki = init(tmp.path());
-    let opts = IssueOptions { key_type: KeyType::Rsa2048, ..Default::default() };
+    let opts = IssueOptions {
+        key_type: KeyType::Rsa2048,
+        ..Default::default()
+    };
     let dir = pki.issue(&agency("G09.01"), "Sở Tài chính", &opts).unwrap();
     let id = Identity::load(&dir).unwrap();
     let key = rsa::RsaPrivateKey::from_pkcs8_der(&id.key_pkcs8_der).unwrap();
@@ -427,7 +692,8 @@ fn pkcs1_rsa_keys_load() {
     let sig = reloaded.signer().unwrap().sign(b"x").unwrap();
     let cert = CertificateDer::from(id.cert_der.as_slice());
     let ee = webpki::EndEntityCert::try_from(&cert).unwrap();
-    ee.verify_signature(algs::RSA_PKCS1_2048_8192_SHA256, b"x", &sig).unwrap();
+    ee.verify_signature(algs::RSA_PKCS1_2048_8192_SHA256, b"x", &sig)
+        .unwrap();
 }
 
 #[test]
@@ -435,11 +701,25 @@ fn bad_names_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = init(tmp.path());
     for name in ["../escape", "Upper", ""] {
-        let err = pki.issue(&Principal::Operator(name.into()), "x", &IssueOptions::default()).unwrap_err();
-        assert!(matches!(err, PkiError::InvalidName { .. }), "{name:?}: {err}");
+        let err = pki
+            .issue(
+                &Principal::Operator(name.into()),
+                "x",
+                &IssueOptions::default(),
+            )
+            .unwrap_err();
+        assert!(
+            matches!(err, PkiError::InvalidName { .. }),
+            "{name:?}: {err}"
+        );
     }
-    let opts = IssueOptions { sans: vec!["not a name".into()], ..Default::default() };
-    let err = pki.issue(&Principal::Hub("peer".into()), "Peer", &opts).unwrap_err();
+    let opts = IssueOptions {
+        sans: vec!["not a name".into()],
+        ..Default::default()
+    };
+    let err = pki
+        .issue(&Principal::Hub("peer".into()), "Peer", &opts)
+        .unwrap_err();
     assert!(err.to_string().contains("not a name"), "{err}");
     assert!(Pki::init(&tmp.path().join("x"), "Bad Hub", &[]).is_err());
 }

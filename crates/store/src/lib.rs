@@ -117,18 +117,38 @@ pub trait Store: Send + Sync + 'static {
     /// Acknowledge deliveries of `agency`; returns how many were newly acked.
     /// Fails with `UnknownDelivery` (and acks nothing) if an id was never
     /// delivered to this agency.
-    fn ack(&self, agency: AgencyCode, ids: Vec<u64>, actor: String) -> BoxFuture<'_, Result<u32, StoreError>>;
+    fn ack(
+        &self,
+        agency: AgencyCode,
+        ids: Vec<u64>,
+        actor: String,
+    ) -> BoxFuture<'_, Result<u32, StoreError>>;
 
     /// Record that a lease on `delivery_id` ran out; dead-letter the copy once
     /// `max_attempts` leases have run out.
-    fn expire(&self, agency: AgencyCode, delivery_id: u64, max_attempts: u32) -> BoxFuture<'_, Result<ExpireOutcome, StoreError>>;
+    fn expire(
+        &self,
+        agency: AgencyCode,
+        delivery_id: u64,
+        max_attempts: u32,
+    ) -> BoxFuture<'_, Result<ExpireOutcome, StoreError>>;
 
     /// Up to `limit` copies waiting for `agency`, highest priority first and
     /// FIFO within a priority, leaving out the ids in `skip` (leased now).
-    fn fetch(&self, agency: AgencyCode, skip: HashSet<u64>, limit: usize) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>>;
+    fn fetch(
+        &self,
+        agency: AgencyCode,
+        skip: HashSet<u64>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>>;
 
     /// Register an agency as active, or rename a registered one.
-    fn put_agency(&self, code: AgencyCode, name: String, actor: String) -> BoxFuture<'_, Result<AgencyInfo, StoreError>>;
+    fn put_agency(
+        &self,
+        code: AgencyCode,
+        name: String,
+        actor: String,
+    ) -> BoxFuture<'_, Result<AgencyInfo, StoreError>>;
 
     /// One agency from the directory (in memory; no I/O).
     fn agency(&self, code: &AgencyCode) -> Option<AgencyInfo>;
@@ -137,5 +157,8 @@ pub trait Store: Send + Sync + 'static {
     fn agencies(&self) -> Vec<AgencyInfo>;
 
     /// Copies in the dead-letter queue of `agency`.
-    fn dead_letters(&self, agency: AgencyCode) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>>;
+    fn dead_letters(
+        &self,
+        agency: AgencyCode,
+    ) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>>;
 }

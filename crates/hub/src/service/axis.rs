@@ -6,7 +6,9 @@ use rustls_pki_types::UnixTime;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use truc_proto::v1::axis_server::Axis;
-use truc_proto::v1::{AckRequest, AckResponse, Delivery, ReceiveRequest, SendRequest, SendResponse};
+use truc_proto::v1::{
+    AckRequest, AckResponse, Delivery, ReceiveRequest, SendRequest, SendResponse,
+};
 use truc_store::NewDocument;
 
 use crate::{auth, status, Shared};
@@ -20,7 +22,10 @@ pub(crate) struct AxisService(pub(crate) Arc<Shared>);
 impl Axis for AxisService {
     async fn send(&self, req: Request<SendRequest>) -> Result<Response<SendResponse>, Status> {
         let (principal, caller) = auth::agency(&req)?;
-        let doc = req.into_inner().document.ok_or_else(|| Status::invalid_argument("document is missing"))?;
+        let doc = req
+            .into_inner()
+            .document
+            .ok_or_else(|| Status::invalid_argument("document is missing"))?;
         let limit = self.0.config.limits.max_inline_payload;
         if doc.payload.len() as u64 > limit {
             return Err(Status::resource_exhausted(format!(
@@ -31,7 +36,13 @@ impl Axis for AxisService {
         // Signature and chain checks cost CPU: keep them off the reactor.
         let trust = self.0.signing_trust();
         let (doc, checked) = tokio::task::spawn_blocking(move || {
-            let r = truc_core::document::verify_document(&doc, Some(&caller), &trust, UnixTime::now(), true);
+            let r = truc_core::document::verify_document(
+                &doc,
+                Some(&caller),
+                &trust,
+                UnixTime::now(),
+                true,
+            );
             (doc, r)
         })
         .await
@@ -69,13 +80,20 @@ impl Axis for AxisService {
 
     type ReceiveStream = ReceiverStream<Result<Delivery, Status>>;
 
-    async fn receive(&self, req: Request<ReceiveRequest>) -> Result<Response<Self::ReceiveStream>, Status> {
+    async fn receive(
+        &self,
+        req: Request<ReceiveRequest>,
+    ) -> Result<Response<Self::ReceiveStream>, Status> {
         let (_, agency) = auth::agency(&req)?;
         let r = req.into_inner();
         let credit = match r.max_in_flight {
             0 => self.0.config.delivery.default_in_flight,
             n @ 1..=1024 => n,
-            n => return Err(Status::invalid_argument(format!("max_in_flight {n} is not in 1..=1024"))),
+            n => {
+                return Err(Status::invalid_argument(format!(
+                    "max_in_flight {n} is not in 1..=1024"
+                )))
+            }
         };
         let rx = self.0.engine.stream(agency, credit as usize, r.follow);
         Ok(Response::new(ReceiverStream::new(rx)))
@@ -88,9 +106,17 @@ impl Axis for AxisService {
             return Ok(Response::new(AckResponse { acknowledged: 0 }));
         }
         if ids.len() > MAX_ACK_IDS {
-            return Err(Status::invalid_argument(format!("{} delivery ids; at most {MAX_ACK_IDS} per Ack", ids.len())));
+            return Err(Status::invalid_argument(format!(
+                "{} delivery ids; at most {MAX_ACK_IDS} per Ack",
+                ids.len()
+            )));
         }
-        let n = self.0.store.ack(agency.clone(), ids.clone(), principal.uri()).await.map_err(status::from_store)?;
+        let n = self
+            .0
+            .store
+            .ack(agency.clone(), ids.clone(), principal.uri())
+            .await
+            .map_err(status::from_store)?;
         self.0.engine.acked(&agency, &ids);
         Ok(Response::new(AckResponse { acknowledged: n }))
     }

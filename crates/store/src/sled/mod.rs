@@ -18,7 +18,9 @@ use self::ops::Op;
 use self::writer::Writer;
 use crate::keys::{self, tag};
 use crate::records::{AgencyRecord, DocumentRecord, Meta, OutboxEntry};
-use crate::{AgencyInfo, BoxFuture, ExpireOutcome, NewDocument, QueuedItem, SendOutcome, Store, StoreError};
+use crate::{
+    AgencyInfo, BoxFuture, ExpireOutcome, NewDocument, QueuedItem, SendOutcome, Store, StoreError,
+};
 
 /// How to open a sled store.
 #[derive(Debug, Clone)]
@@ -34,7 +36,11 @@ pub struct SledStoreOptions {
 impl SledStoreOptions {
     /// Defaults for a data directory.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into(), queue_capacity: 4096, cache_bytes: 64 * 1024 * 1024 }
+        Self {
+            path: path.into(),
+            queue_capacity: 4096,
+            cache_bytes: 64 * 1024 * 1024,
+        }
     }
 }
 
@@ -48,11 +54,20 @@ pub(crate) struct Cache {
 
 impl Cache {
     fn agency(&self, code: &str) -> Option<AgencyRecord> {
-        self.agencies.read().unwrap_or_else(|e| e.into_inner()).get(code).cloned()
+        self.agencies
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(code)
+            .cloned()
     }
 
     fn queued(&self, code: &str) -> u64 {
-        self.queued.lock().unwrap_or_else(|e| e.into_inner()).get(code).copied().unwrap_or(0)
+        self.queued
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(code)
+            .copied()
+            .unwrap_or(0)
     }
 
     fn apply(&self, agencies: Vec<AgencyRecord>, queued_delta: &HashMap<String, i64>) {
@@ -99,24 +114,34 @@ impl std::fmt::Debug for SledStore {
 impl SledStore {
     /// Open (or create) the store in `opts.path`, signing tree heads with
     /// `signer`. Blocking: call it before serving, or in `spawn_blocking`.
-    pub fn open(opts: &SledStoreOptions, signer: TreeHeadSigner) -> Result<Arc<SledStore>, StoreError> {
+    pub fn open(
+        opts: &SledStoreOptions,
+        signer: TreeHeadSigner,
+    ) -> Result<Arc<SledStore>, StoreError> {
         let db = sled::Config::new()
             .path(&opts.path)
             .cache_capacity(opts.cache_bytes)
             .flush_every_ms(None)
             .open()
             .map_err(|e| open_error(&opts.path, e))?;
-        let tree = db.open_tree("truc").map_err(|e| open_error(&opts.path, e))?;
+        let tree = db
+            .open_tree("truc")
+            .map_err(|e| open_error(&opts.path, e))?;
         let meta = match tree.get(keys::meta())? {
             Some(v) => Meta::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("meta".into()))?,
-            None => Meta { next_hub_id: 1, next_seq: 0, tree_size: 0 },
+            None => Meta {
+                next_hub_id: 1,
+                next_seq: 0,
+                tree_size: 0,
+            },
         };
         let cache = Arc::new(Cache::default());
         {
             let mut agencies = cache.agencies.write().unwrap_or_else(|e| e.into_inner());
             for kv in tree.scan_prefix([tag::AGENCY]) {
                 let (_, v) = kv?;
-                let a = AgencyRecord::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("agency".into()))?;
+                let a = AgencyRecord::decode(v.as_ref())
+                    .map_err(|_| StoreError::Corrupt("agency".into()))?;
                 agencies.insert(a.code.clone(), a);
             }
             let mut queued = cache.queued.lock().unwrap_or_else(|e| e.into_inner());
@@ -127,12 +152,23 @@ impl SledStore {
             }
         }
         let (tx, rx) = mpsc::channel(opts.queue_capacity.max(1));
-        let writer = Writer { db, tree: tree.clone(), meta, signer, cache: cache.clone() };
+        let writer = Writer {
+            db,
+            tree: tree.clone(),
+            meta,
+            signer,
+            cache: cache.clone(),
+        };
         let handle = std::thread::Builder::new()
             .name("truc-store-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
-        Ok(Arc::new(SledStore { tree, ops: tx, cache, writer: Mutex::new(Some(handle)) }))
+        Ok(Arc::new(SledStore {
+            tree,
+            ops: tx,
+            cache,
+            writer: Mutex::new(Some(handle)),
+        }))
     }
 
     /// Stop accepting changes, let the writer finish what is queued, flush,
@@ -145,31 +181,50 @@ impl SledStore {
         }
     }
 
-    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Op) -> Result<T, StoreError> {
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Op,
+    ) -> Result<T, StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.ops.send(make(tx)).await.map_err(|_| StoreError::Closed)?;
+        self.ops
+            .send(make(tx))
+            .await
+            .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    fn read_queue(&self, t: u8, agency: &AgencyCode, skip: &HashSet<u64>, limit: usize) -> Result<Vec<QueuedItem>, StoreError> {
+    fn read_queue(
+        &self,
+        t: u8,
+        agency: &AgencyCode,
+        skip: &HashSet<u64>,
+        limit: usize,
+    ) -> Result<Vec<QueuedItem>, StoreError> {
         let mut out = Vec::new();
         let mut docs: HashMap<u64, (DocumentRecord, sled::IVec)> = HashMap::new();
-        for kv in self.tree.scan_prefix(keys::queue_prefix(t, agency.as_str())) {
+        for kv in self
+            .tree
+            .scan_prefix(keys::queue_prefix(t, agency.as_str()))
+        {
             if out.len() >= limit {
                 break;
             }
             let (k, v) = kv?;
-            let id = keys::queue_item_id(&k).ok_or_else(|| StoreError::Corrupt("queue key".into()))?;
+            let id =
+                keys::queue_item_id(&k).ok_or_else(|| StoreError::Corrupt("queue key".into()))?;
             if skip.contains(&id) {
                 continue;
             }
-            let entry = OutboxEntry::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("outbox entry".into()))?;
+            let entry = OutboxEntry::decode(v.as_ref())
+                .map_err(|_| StoreError::Corrupt("outbox entry".into()))?;
             if !docs.contains_key(&entry.hub_id) {
                 let rec = self.document(entry.hub_id)?;
                 let payload = self
                     .tree
                     .get(keys::payload(&rec.payload_sha256))?
-                    .ok_or_else(|| StoreError::Corrupt(format!("payload of document {}", entry.hub_id)))?;
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!("payload of document {}", entry.hub_id))
+                    })?;
                 docs.insert(entry.hub_id, (rec, payload));
             }
             let (rec, payload) = &docs[&entry.hub_id];
@@ -191,21 +246,33 @@ impl SledStore {
     }
 
     fn document(&self, hub_id: u64) -> Result<DocumentRecord, StoreError> {
-        let v = self.tree.get(keys::document(hub_id))?.ok_or_else(|| StoreError::Corrupt(format!("document {hub_id}")))?;
-        DocumentRecord::decode(v.as_ref()).map_err(|_| StoreError::Corrupt(format!("document {hub_id}")))
+        let v = self
+            .tree
+            .get(keys::document(hub_id))?
+            .ok_or_else(|| StoreError::Corrupt(format!("document {hub_id}")))?;
+        DocumentRecord::decode(v.as_ref())
+            .map_err(|_| StoreError::Corrupt(format!("document {hub_id}")))
     }
 }
 
 fn open_error(path: &Path, e: sled::Error) -> StoreError {
     match e {
-        sled::Error::Io(io) => StoreError::Unavailable(format!("cannot open {}: {io}", path.display())),
-        sled::Error::Corruption { .. } => StoreError::Corrupt(format!("database files in {}", path.display())),
+        sled::Error::Io(io) => {
+            StoreError::Unavailable(format!("cannot open {}: {io}", path.display()))
+        }
+        sled::Error::Corruption { .. } => {
+            StoreError::Corrupt(format!("database files in {}", path.display()))
+        }
         other => StoreError::Unavailable(format!("cannot open {}: {other}", path.display())),
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(f).await.map_err(|_| StoreError::Closed)?
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| StoreError::Closed)?
 }
 
 impl Store for Arc<SledStore> {
@@ -213,34 +280,82 @@ impl Store for Arc<SledStore> {
         Box::pin(self.call(move |tx| Op::Send(Box::new(doc), tx)))
     }
 
-    fn ack(&self, agency: AgencyCode, ids: Vec<u64>, actor: String) -> BoxFuture<'_, Result<u32, StoreError>> {
-        Box::pin(self.call(move |reply| Op::Ack { agency, ids, actor, reply }))
+    fn ack(
+        &self,
+        agency: AgencyCode,
+        ids: Vec<u64>,
+        actor: String,
+    ) -> BoxFuture<'_, Result<u32, StoreError>> {
+        Box::pin(self.call(move |reply| Op::Ack {
+            agency,
+            ids,
+            actor,
+            reply,
+        }))
     }
 
-    fn expire(&self, agency: AgencyCode, id: u64, max_attempts: u32) -> BoxFuture<'_, Result<ExpireOutcome, StoreError>> {
-        Box::pin(self.call(move |reply| Op::Expire { agency, id, max_attempts, reply }))
+    fn expire(
+        &self,
+        agency: AgencyCode,
+        id: u64,
+        max_attempts: u32,
+    ) -> BoxFuture<'_, Result<ExpireOutcome, StoreError>> {
+        Box::pin(self.call(move |reply| Op::Expire {
+            agency,
+            id,
+            max_attempts,
+            reply,
+        }))
     }
 
-    fn fetch(&self, agency: AgencyCode, skip: HashSet<u64>, limit: usize) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>> {
+    fn fetch(
+        &self,
+        agency: AgencyCode,
+        skip: HashSet<u64>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>> {
         let me = self.clone();
-        Box::pin(blocking(move || me.read_queue(tag::OUTBOX, &agency, &skip, limit)))
+        Box::pin(blocking(move || {
+            me.read_queue(tag::OUTBOX, &agency, &skip, limit)
+        }))
     }
 
-    fn put_agency(&self, code: AgencyCode, name: String, actor: String) -> BoxFuture<'_, Result<AgencyInfo, StoreError>> {
-        Box::pin(self.call(move |reply| Op::PutAgency { code, name, actor, reply }))
+    fn put_agency(
+        &self,
+        code: AgencyCode,
+        name: String,
+        actor: String,
+    ) -> BoxFuture<'_, Result<AgencyInfo, StoreError>> {
+        Box::pin(self.call(move |reply| Op::PutAgency {
+            code,
+            name,
+            actor,
+            reply,
+        }))
     }
 
     fn agency(&self, code: &AgencyCode) -> Option<AgencyInfo> {
-        self.cache.agency(code.as_str()).map(|a| self.cache.info(&a))
+        self.cache
+            .agency(code.as_str())
+            .map(|a| self.cache.info(&a))
     }
 
     fn agencies(&self) -> Vec<AgencyInfo> {
-        let map = self.cache.agencies.read().unwrap_or_else(|e| e.into_inner());
+        let map = self
+            .cache
+            .agencies
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
         map.values().map(|a| self.cache.info(a)).collect()
     }
 
-    fn dead_letters(&self, agency: AgencyCode) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>> {
+    fn dead_letters(
+        &self,
+        agency: AgencyCode,
+    ) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>> {
         let me = self.clone();
-        Box::pin(blocking(move || me.read_queue(tag::DEAD, &agency, &HashSet::new(), usize::MAX)))
+        Box::pin(blocking(move || {
+            me.read_queue(tag::DEAD, &agency, &HashSet::new(), usize::MAX)
+        }))
     }
 }

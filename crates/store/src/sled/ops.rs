@@ -21,9 +21,24 @@ pub(super) const HUB_ACTOR: &str = "urn:truc:hub";
 
 pub(super) enum Op {
     Send(Box<NewDocument>, Reply<SendOutcome>),
-    Ack { agency: AgencyCode, ids: Vec<u64>, actor: String, reply: Reply<u32> },
-    Expire { agency: AgencyCode, id: u64, max_attempts: u32, reply: Reply<ExpireOutcome> },
-    PutAgency { code: AgencyCode, name: String, actor: String, reply: Reply<AgencyInfo> },
+    Ack {
+        agency: AgencyCode,
+        ids: Vec<u64>,
+        actor: String,
+        reply: Reply<u32>,
+    },
+    Expire {
+        agency: AgencyCode,
+        id: u64,
+        max_attempts: u32,
+        reply: Reply<ExpireOutcome>,
+    },
+    PutAgency {
+        code: AgencyCode,
+        name: String,
+        actor: String,
+        reply: Reply<AgencyInfo>,
+    },
 }
 
 impl Op {
@@ -43,9 +58,24 @@ impl Op {
                 }),
                 Err(e) => failed(tx, e),
             },
-            Op::Ack { agency, ids, actor, reply: tx } => done(tx, ack(p, &agency, &ids, &actor)),
-            Op::Expire { agency, id, max_attempts, reply: tx } => done(tx, expire(p, &agency, id, max_attempts)),
-            Op::PutAgency { code, name, actor, reply: tx } => done(tx, put_agency(p, cache, code, name, &actor)),
+            Op::Ack {
+                agency,
+                ids,
+                actor,
+                reply: tx,
+            } => done(tx, ack(p, &agency, &ids, &actor)),
+            Op::Expire {
+                agency,
+                id,
+                max_attempts,
+                reply: tx,
+            } => done(tx, expire(p, &agency, id, max_attempts)),
+            Op::PutAgency {
+                code,
+                name,
+                actor,
+                reply: tx,
+            } => done(tx, put_agency(p, cache, code, name, &actor)),
         }
     }
 }
@@ -73,12 +103,18 @@ struct Sent {
 }
 
 fn require_active(p: &Pending<'_>, cache: &Cache, code: &AgencyCode) -> Result<(), StoreError> {
-    let changed = p.agencies.iter().rev().find(|a| a.code == code.as_str()).cloned();
+    let changed = p
+        .agencies
+        .iter()
+        .rev()
+        .find(|a| a.code == code.as_str())
+        .cloned();
     match changed.or_else(|| cache.agency(code.as_str())) {
         None => Err(StoreError::UnknownAgency(code.to_string())),
-        Some(a) if a.state != AgencyState::Active as i32 => {
-            Err(StoreError::AgencyInactive { code: code.to_string(), state: state_name(a.state) })
-        }
+        Some(a) if a.state != AgencyState::Active as i32 => Err(StoreError::AgencyInactive {
+            code: code.to_string(),
+            state: state_name(a.state),
+        }),
         Some(_) => Ok(()),
     }
 }
@@ -86,12 +122,16 @@ fn require_active(p: &Pending<'_>, cache: &Cache, code: &AgencyCode) -> Result<(
 fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Result<Sent, StoreError> {
     let idem = keys::idempotency(doc.from.as_str(), &doc.document_id);
     if let Some(v) = p.get(&idem)? {
-        let hub_id = keys::u64_value(&v).ok_or_else(|| StoreError::Corrupt("idempotency key".into()))?;
+        let hub_id =
+            keys::u64_value(&v).ok_or_else(|| StoreError::Corrupt("idempotency key".into()))?;
         let rec: DocumentRecord = p
             .get_msg(&keys::document(hub_id), "document")?
             .ok_or_else(|| StoreError::Corrupt(format!("document {hub_id}")))?;
         if rec.header_sha256 != doc.header_sha256 {
-            return Err(StoreError::Conflict { from: doc.from.to_string(), document_id: doc.document_id });
+            return Err(StoreError::Conflict {
+                from: doc.from.to_string(),
+                document_id: doc.document_id,
+            });
         }
         return Ok(Sent {
             hub_id,
@@ -121,7 +161,12 @@ fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Result<Sent, St
         document_id: doc.document_id.clone(),
         hub_document_id: hub_id,
         header_sha256: doc.header_sha256.to_vec(),
-        detail: doc.to.iter().map(AgencyCode::as_str).collect::<Vec<_>>().join(","),
+        detail: doc
+            .to
+            .iter()
+            .map(AgencyCode::as_str)
+            .collect::<Vec<_>>()
+            .join(","),
         ..Default::default()
     })?;
     let rec = DocumentRecord {
@@ -139,17 +184,35 @@ fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Result<Sent, St
     };
     p.put(keys::document(hub_id), rec.encode_to_vec());
     p.put(idem, hub_id.to_be_bytes().to_vec());
-    let entry = OutboxEntry { hub_id, attempts: 0, enqueued_at_unix_ms: now }.encode_to_vec();
+    let entry = OutboxEntry {
+        hub_id,
+        attempts: 0,
+        enqueued_at_unix_ms: now,
+    }
+    .encode_to_vec();
     for to in &doc.to {
         let id = keys::delivery_id(doc.priority, p.meta.next_seq);
         p.meta.next_seq += 1;
-        p.put(keys::queue_item(tag::OUTBOX, to.as_str(), id), entry.clone());
+        p.put(
+            keys::queue_item(tag::OUTBOX, to.as_str(), id),
+            entry.clone(),
+        );
         p.add_queued(to.as_str(), 1);
     }
-    Ok(Sent { hub_id, accepted_at: now, duplicate: false, receipt_index })
+    Ok(Sent {
+        hub_id,
+        accepted_at: now,
+        duplicate: false,
+        receipt_index,
+    })
 }
 
-fn ack(p: &mut Pending<'_>, agency: &AgencyCode, ids: &[u64], actor: &str) -> Result<u32, StoreError> {
+fn ack(
+    p: &mut Pending<'_>,
+    agency: &AgencyCode,
+    ids: &[u64],
+    actor: &str,
+) -> Result<u32, StoreError> {
     // Check every id first: an unknown id refuses the whole request.
     let mut fresh = Vec::with_capacity(ids.len());
     for &id in ids {
@@ -170,14 +233,28 @@ fn ack(p: &mut Pending<'_>, agency: &AgencyCode, ids: &[u64], actor: &str) -> Re
             .get_msg(&keys::document(entry.hub_id), "document")?
             .ok_or_else(|| StoreError::Corrupt(format!("document {}", entry.hub_id)))?;
         p.del(key);
-        p.put(keys::queue_item(tag::ACKED, agency.as_str(), id), entry.hub_id.to_be_bytes().to_vec());
+        p.put(
+            keys::queue_item(tag::ACKED, agency.as_str(), id),
+            entry.hub_id.to_be_bytes().to_vec(),
+        );
         p.add_queued(agency.as_str(), -1);
-        p.append_receipt(document_receipt(ReceiptEvent::Delivered, actor, &rec, agency, entry.attempts))?;
+        p.append_receipt(document_receipt(
+            ReceiptEvent::Delivered,
+            actor,
+            &rec,
+            agency,
+            entry.attempts,
+        ))?;
     }
     Ok(n)
 }
 
-fn expire(p: &mut Pending<'_>, agency: &AgencyCode, id: u64, max_attempts: u32) -> Result<ExpireOutcome, StoreError> {
+fn expire(
+    p: &mut Pending<'_>,
+    agency: &AgencyCode,
+    id: u64,
+    max_attempts: u32,
+) -> Result<ExpireOutcome, StoreError> {
     let key = keys::queue_item(tag::OUTBOX, agency.as_str(), id);
     let Some(mut entry) = p.get_msg::<OutboxEntry>(&key, "outbox entry")? else {
         return Ok(ExpireOutcome::Gone);
@@ -189,18 +266,39 @@ fn expire(p: &mut Pending<'_>, agency: &AgencyCode, id: u64, max_attempts: u32) 
     let attempts = entry.attempts;
     if attempts >= max_attempts {
         p.del(key);
-        p.put(keys::queue_item(tag::DEAD, agency.as_str(), id), entry.encode_to_vec());
+        p.put(
+            keys::queue_item(tag::DEAD, agency.as_str(), id),
+            entry.encode_to_vec(),
+        );
         p.add_queued(agency.as_str(), -1);
-        p.append_receipt(document_receipt(ReceiptEvent::DeadLettered, HUB_ACTOR, &rec, agency, attempts))?;
+        p.append_receipt(document_receipt(
+            ReceiptEvent::DeadLettered,
+            HUB_ACTOR,
+            &rec,
+            agency,
+            attempts,
+        ))?;
         Ok(ExpireOutcome::DeadLettered { attempts })
     } else {
         p.put(key, entry.encode_to_vec());
-        p.append_receipt(document_receipt(ReceiptEvent::LeaseExpired, HUB_ACTOR, &rec, agency, attempts))?;
+        p.append_receipt(document_receipt(
+            ReceiptEvent::LeaseExpired,
+            HUB_ACTOR,
+            &rec,
+            agency,
+            attempts,
+        ))?;
         Ok(ExpireOutcome::Requeued { attempts })
     }
 }
 
-fn put_agency(p: &mut Pending<'_>, cache: &Cache, code: AgencyCode, name: String, actor: &str) -> Result<AgencyInfo, StoreError> {
+fn put_agency(
+    p: &mut Pending<'_>,
+    cache: &Cache,
+    code: AgencyCode,
+    name: String,
+    actor: &str,
+) -> Result<AgencyInfo, StoreError> {
     let existing = p
         .agencies
         .iter()
@@ -235,7 +333,13 @@ fn put_agency(p: &mut Pending<'_>, cache: &Cache, code: AgencyCode, name: String
     })
 }
 
-fn document_receipt(event: ReceiptEvent, actor: &str, rec: &DocumentRecord, recipient: &AgencyCode, attempts: u32) -> Receipt {
+fn document_receipt(
+    event: ReceiptEvent,
+    actor: &str,
+    rec: &DocumentRecord,
+    recipient: &AgencyCode,
+    attempts: u32,
+) -> Receipt {
     Receipt {
         event: event as i32,
         actor: actor.to_string(),

@@ -51,10 +51,16 @@ impl<'t> Pending<'t> {
         Ok(self.tree.contains_key(key)?)
     }
 
-    pub(super) fn get_msg<M: Message + Default>(&self, key: &[u8], what: &str) -> Result<Option<M>, StoreError> {
+    pub(super) fn get_msg<M: Message + Default>(
+        &self,
+        key: &[u8],
+        what: &str,
+    ) -> Result<Option<M>, StoreError> {
         match self.get(key)? {
             None => Ok(None),
-            Some(v) => M::decode(v.as_slice()).map(Some).map_err(|_| StoreError::Corrupt(what.to_string())),
+            Some(v) => M::decode(v.as_slice())
+                .map(Some)
+                .map_err(|_| StoreError::Corrupt(what.to_string())),
         }
     }
 
@@ -106,7 +112,11 @@ pub(super) struct TreeNodes<'t>(pub(super) &'t sled::Tree);
 impl NodeSource for TreeNodes<'_> {
     type Error = StoreError;
     fn node(&self, level: u8, index: u64) -> Result<Hash, StoreError> {
-        node_from(self.0.get(keys::node(level, index))?.map(|v| v.to_vec()), level, index)
+        node_from(
+            self.0.get(keys::node(level, index))?.map(|v| v.to_vec()),
+            level,
+            index,
+        )
     }
 }
 

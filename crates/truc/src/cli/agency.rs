@@ -12,7 +12,12 @@ use super::Conn;
 #[derive(Debug, clap::Args)]
 pub(crate) struct SendArgs {
     /// Recipient agency codes, comma-separated.
-    #[arg(long, value_delimiter = ',', required = true, value_name = "CODE[,CODE…]")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        required = true,
+        value_name = "CODE[,CODE…]"
+    )]
     to: Vec<String>,
     /// Document id (edXML DocumentId); generated as
     /// <from>,<yyyy/MM/dd>,<n>/TRUC when not given. Sending the same id
@@ -49,7 +54,8 @@ fn parse_priority(s: &str) -> anyhow::Result<Priority> {
 }
 
 pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
-    let payload = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
+    let payload =
+        std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
     let priority = parse_priority(&a.priority)?;
     let client = a.conn.client().await?;
     let identity = client.identity();
@@ -66,7 +72,11 @@ pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
         document_type: a.document_type,
         priority: priority as i32,
         content_type: a.content_type,
-        file_name: a.file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        file_name: a
+            .file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         ..Default::default()
     };
     let doc = truc_client::sign_document(identity, header, payload)?;
@@ -74,10 +84,19 @@ pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
     if a.conn.json {
         println!("{}", output::acceptance_json(&document_id, &resp));
     } else {
-        let size = resp.receipt.as_ref().and_then(|r| r.tree_head.as_ref()).map(|_| "signed receipt attached").unwrap_or("");
+        let size = resp
+            .receipt
+            .as_ref()
+            .and_then(|r| r.tree_head.as_ref())
+            .map(|_| "signed receipt attached")
+            .unwrap_or("");
         println!(
             "{} {document_id:?} as hub document {} at {} ({size})",
-            if resp.duplicate { "already accepted:" } else { "accepted:" },
+            if resp.duplicate {
+                "already accepted:"
+            } else {
+                "accepted:"
+            },
             resp.hub_document_id,
             output::time(resp.accepted_at_unix_ms),
         );
@@ -136,7 +155,10 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
             Err(e) => {
                 // Not acknowledged: it comes back after its lease and is
                 // dead-lettered after the hub's attempt limit.
-                eprintln!("truc: delivery {} refused locally, not acknowledged: {e:#}", d.delivery_id);
+                eprintln!(
+                    "truc: delivery {} refused locally, not acknowledged: {e:#}",
+                    d.delivery_id
+                );
             }
         }
     }
@@ -147,24 +169,39 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
 }
 
 /// Verify and save one delivery; returns its header and the payload's path.
-fn save(dir: &Path, d: &Delivery, trust: &truc_core::document::SigningTrust) -> anyhow::Result<(DocumentHeader, PathBuf)> {
-    let doc = d.document.as_ref().ok_or_else(|| anyhow::anyhow!("delivery without a document"))?;
+fn save(
+    dir: &Path,
+    d: &Delivery,
+    trust: &truc_core::document::SigningTrust,
+) -> anyhow::Result<(DocumentHeader, PathBuf)> {
+    let doc = d
+        .document
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("delivery without a document"))?;
     let checked = truc_client::verify_received(doc, trust)?;
     let h = checked.header;
-    let name = if h.file_name.is_empty() { "payload.bin".to_string() } else { h.file_name.clone() };
+    let name = if h.file_name.is_empty() {
+        "payload.bin".to_string()
+    } else {
+        h.file_name.clone()
+    };
     let base = dir.join(format!("{}-{}", d.hub_document_id, name));
     write_durably(&base, &doc.payload)?;
     let mut meta = output::header_json(&h);
     meta["hub_document_id"] = d.hub_document_id.into();
     meta["signature"] = truc_core::hex(&doc.signature).into();
     meta["header_bytes"] = truc_core::hex(&doc.header).into();
-    write_durably(&dir.join(format!("{}.header.json", d.hub_document_id)), serde_json::to_string_pretty(&meta)?.as_bytes())?;
+    write_durably(
+        &dir.join(format!("{}.header.json", d.hub_document_id)),
+        serde_json::to_string_pretty(&meta)?.as_bytes(),
+    )?;
     Ok((h, base))
 }
 
 fn write_durably(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension("part");
-    let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;

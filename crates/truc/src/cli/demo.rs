@@ -37,15 +37,26 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
         None => tmp.path().to_path_buf(),
     };
     let pki_dir = root.join("pki");
-    println!("1. Axis CA and identities (rcgen, ECDSA P-256) in {}", pki_dir.display());
+    println!(
+        "1. Axis CA and identities (rcgen, ECDSA P-256) in {}",
+        pki_dir.display()
+    );
     let pki = Pki::init(&pki_dir, "demo", &[]).context("pki init")?;
     let mut dirs = Vec::new();
     for (code, name) in AGENCIES {
-        let d = pki.issue(&Principal::Agency(AgencyCode::parse(code)?), name, &IssueOptions::default())?;
+        let d = pki.issue(
+            &Principal::Agency(AgencyCode::parse(code)?),
+            name,
+            &IssueOptions::default(),
+        )?;
         println!("   agency   {code:<14} {name}");
         dirs.push(d);
     }
-    let op_dir = pki.issue(&Principal::parse_uri("urn:truc:operator:demo")?, "Demo operator", &IssueOptions::default())?;
+    let op_dir = pki.issue(
+        &Principal::parse_uri("urn:truc:operator:demo")?,
+        "Demo operator",
+        &IssueOptions::default(),
+    )?;
     println!("   operator demo");
 
     let mut cfg = truc_hub::Config::default();
@@ -54,7 +65,10 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     cfg.identity = pki.hub_dir();
     let hub = truc_hub::start(cfg).await?;
     let addr = hub.addr.to_string();
-    println!("\n2. Hub listening on {addr} (mTLS), sled store in {}", root.join("data").display());
+    println!(
+        "\n2. Hub listening on {addr} (mTLS), sled store in {}",
+        root.join("data").display()
+    );
 
     let ops = Client::connect_dir(&addr, &op_dir).await?;
     for (code, name) in AGENCIES {
@@ -63,7 +77,9 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     println!("   operator registered {} agencies", AGENCIES.len());
 
     let sender = Client::connect_dir(&addr, &dirs[0]).await?;
-    let payload = "CÔNG VĂN\nVề việc triển khai Trục liên thông văn bản quốc gia.\n".as_bytes().to_vec();
+    let payload = "CÔNG VĂN\nVề việc triển khai Trục liên thông văn bản quốc gia.\n"
+        .as_bytes()
+        .to_vec();
     let document_id = truc_client::new_document_id(AGENCIES[0].0);
     let header = DocumentHeader {
         to: vec![AGENCIES[1].0.into(), AGENCIES[2].0.into()],
@@ -77,8 +93,17 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     };
     let doc = truc_client::sign_document(sender.identity(), header, payload.clone())?;
     let resp = sender.send(doc.clone()).await?;
-    println!("\n3. {} signed {document_id:?} ({} bytes) and sent it to {} and {}", AGENCIES[0].0, payload.len(), AGENCIES[1].0, AGENCIES[2].0);
-    println!("   hub accepted it as document {} once it was on disk", resp.hub_document_id);
+    println!(
+        "\n3. {} signed {document_id:?} ({} bytes) and sent it to {} and {}",
+        AGENCIES[0].0,
+        payload.len(),
+        AGENCIES[1].0,
+        AGENCIES[2].0
+    );
+    println!(
+        "   hub accepted it as document {} once it was on disk",
+        resp.hub_document_id
+    );
 
     let verifier = TreeHeadVerifier::from_pem(&std::fs::read_to_string(pki.receipt_pub_path())?)?;
     let proven = resp.receipt.as_ref().context("no receipt")?;
@@ -92,7 +117,10 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
         proven.inclusion_proof.len()
     );
     let again = sender.send(doc).await?;
-    println!("   sending it again is idempotent: duplicate={}, same hub document {}", again.duplicate, again.hub_document_id);
+    println!(
+        "   sending it again is idempotent: duplicate={}, same hub document {}",
+        again.duplicate, again.hub_document_id
+    );
 
     println!("\n4. Each recipient receives, checks the signature itself, saves, acknowledges");
     for (i, dir) in dirs.iter().enumerate().skip(1) {
@@ -126,6 +154,8 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
         Some(d) => println!("   files kept in {}", d.display()),
         None => println!("   hub stopped; temporary directory removed"),
     }
-    println!("\nNext: run `trucd` and `truc` yourself — see README.md, \"Five-minute walk-through\".");
+    println!(
+        "\nNext: run `trucd` and `truc` yourself — see README.md, \"Five-minute walk-through\"."
+    );
     Ok(())
 }

@@ -46,9 +46,17 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
         OpsCommand::Agencies(AgenciesCommand::Add { code, name, conn }) => {
             let a = conn.client().await?.add_agency(&code, &name).await?;
             if conn.json {
-                println!("{}", json!({"code": a.code, "name": a.name, "state": state_name(a.state)}));
+                println!(
+                    "{}",
+                    json!({"code": a.code, "name": a.name, "state": state_name(a.state)})
+                );
             } else {
-                println!("registered {} {:?} ({})", a.code, a.name, state_name(a.state));
+                println!(
+                    "registered {} {:?} ({})",
+                    a.code,
+                    a.name,
+                    state_name(a.state)
+                );
             }
         }
         OpsCommand::Agencies(AgenciesCommand::List { conn }) => {
@@ -56,14 +64,19 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
             if conn.json {
                 let v: Vec<_> = list
                     .iter()
-                    .map(|a| json!({
-                        "code": a.code, "name": a.name, "state": state_name(a.state),
-                        "registered_at_unix_ms": a.registered_at_unix_ms, "queued": a.queued,
-                    }))
+                    .map(|a| {
+                        json!({
+                            "code": a.code, "name": a.name, "state": state_name(a.state),
+                            "registered_at_unix_ms": a.registered_at_unix_ms, "queued": a.queued,
+                        })
+                    })
                     .collect();
                 println!("{}", serde_json::Value::Array(v));
             } else {
-                println!("{:<20} {:<10} {:>7}  {:<24} NAME", "CODE", "STATE", "QUEUED", "REGISTERED");
+                println!(
+                    "{:<20} {:<10} {:>7}  {:<24} NAME",
+                    "CODE", "STATE", "QUEUED", "REGISTERED"
+                );
                 for a in &list {
                     println!(
                         "{:<20} {:<10} {:>7}  {:<24} {}",

@@ -71,10 +71,21 @@ pub(crate) fn run(cmd: PkiCommand) -> anyhow::Result<()> {
             let pki = Pki::init(&dir, &hub_name, &san)?;
             println!("axis CA        {}", pki.ca_pem_path().display());
             println!("hub identity   {}/", pki.hub_dir().display());
-            println!("receipt key    {} (give this to auditors)", pki.receipt_pub_path().display());
+            println!(
+                "receipt key    {} (give this to auditors)",
+                pki.receipt_pub_path().display()
+            );
             println!("CRL            {}", pki.crl_path().display());
         }
-        PkiCommand::Issue { dir, agency, operator, auditor, name, key_type, days } => {
+        PkiCommand::Issue {
+            dir,
+            agency,
+            operator,
+            auditor,
+            name,
+            key_type,
+            days,
+        } => {
             let pki = Pki::open(&dir)?;
             let principal = match (agency, operator, auditor) {
                 (Some(code), _, _) => Principal::Agency(AgencyCode::parse(&code)?),
@@ -84,14 +95,24 @@ pub(crate) fn run(cmd: PkiCommand) -> anyhow::Result<()> {
             };
             let key_type: KeyType = key_type.parse()?;
             let display = name.unwrap_or_else(|| principal.to_string());
-            let opts = IssueOptions { key_type, days, ..IssueOptions::default() };
+            let opts = IssueOptions {
+                key_type,
+                days,
+                ..IssueOptions::default()
+            };
             let out = pki.issue(&principal, &display, &opts).context("issuing")?;
             println!("{principal} ({}) → {}/", key_type.as_str(), out.display());
         }
-        PkiCommand::Revoke { dir, agency, serial } => {
+        PkiCommand::Revoke {
+            dir,
+            agency,
+            serial,
+        } => {
             let pki = Pki::open(&dir)?;
             let revoked = match (agency, serial) {
-                (Some(code), _) => pki.revoke_principal(&Principal::Agency(AgencyCode::parse(&code)?))?,
+                (Some(code), _) => {
+                    pki.revoke_principal(&Principal::Agency(AgencyCode::parse(&code)?))?
+                }
                 (_, Some(s)) => pki.revoke_serial(s.parse::<Serial>()?)?,
                 _ => anyhow::bail!("name an --agency or a --serial"),
             };
