@@ -103,6 +103,7 @@ impl TestHub {
         config.data_dir = data.path().join("store");
         config.identity = pki.pki.hub_dir();
         config.shutdown_grace_seconds = 5;
+        config.tls.crl = vec![pki.pki.crl_path()];
         f(&mut config);
         let running = truc_hub::start(config.clone()).await.expect("hub starts");
         let addr = running.addr.to_string();

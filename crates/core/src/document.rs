@@ -112,7 +112,9 @@ fn chain_error(e: &webpki::Error) -> String {
         E::RequiredEkuNotFoundContext(_) => {
             "certificate may not be used for client authentication or signing".into()
         }
-        E::InvalidSignatureForPublicKey => "certificate's issuer signature is invalid".into(),
+        E::InvalidSignatureForPublicKey => {
+            "certificate is not issued by a trusted CA (its issuer signature does not verify)".into()
+        }
         other => format!("certificate chain does not verify ({other:?})"),
     }
 }
