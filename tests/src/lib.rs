@@ -120,9 +120,7 @@ impl TestHub {
     /// directory (on a new port).
     pub async fn restart(&mut self) {
         self.stop().await;
-        let running = truc_hub::start(self.config.clone())
-            .await
-            .expect("hub restarts");
+        let running = truc_hub::start(self.config.clone()).await.expect("hub restarts");
         self.addr = running.addr.to_string();
         self.running = Some(running);
     }
@@ -157,8 +155,7 @@ impl TestHub {
     /// A channel with TLS that trusts the hub but presents `identity`'s
     /// certificate and key, or none.
     pub async fn raw_channel(&self, client_identity: Option<(&str, &str)>) -> Channel {
-        let mut tls =
-            ClientTlsConfig::new().ca_certificate(Certificate::from_pem(self.pki.pki.ca_pem()));
+        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(self.pki.pki.ca_pem()));
         if let Some((cert, key)) = client_identity {
             tls = tls.identity(tonic::transport::Identity::from_pem(cert, key));
         }
@@ -173,12 +170,7 @@ impl TestHub {
 
     /// Copies waiting for each agency, from the operator's view.
     pub async fn queued(&self) -> Vec<(String, u64)> {
-        let list = self
-            .operator()
-            .await
-            .list_agencies()
-            .await
-            .expect("list agencies");
+        let list = self.operator().await.list_agencies().await.expect("list agencies");
         list.into_iter().map(|a| (a.code, a.queued)).collect()
     }
 }

@@ -89,10 +89,7 @@ async fn credit_limits_unacked_deliveries() {
     let b = next(&mut s).await;
     // With two unacked, a third must not come.
     let third = tokio::time::timeout(Duration::from_millis(300), s.message()).await;
-    assert!(
-        third.is_err(),
-        "a third delivery arrived beyond the credit of 2"
-    );
+    assert!(third.is_err(), "a third delivery arrived beyond the credit of 2");
     h26.ack(vec![a.delivery_id]).await.unwrap();
     let c = next(&mut s).await;
     assert_eq!(document_id(&c), "c/2");
@@ -128,9 +125,7 @@ async fn an_unacked_delivery_comes_back_after_its_lease() {
     let hub = TestHub::start_with(|c| c.delivery.lease_ms = 400).await;
     let g22 = hub.agency(G22).await;
     let h26 = hub.agency(H26).await;
-    g22.send(sign(&g22, header(&[H26], "lease/1"), b"x"))
-        .await
-        .unwrap();
+    g22.send(sign(&g22, header(&[H26], "lease/1"), b"x")).await.unwrap();
     let mut s = h26.receive(4, true).await.unwrap();
     let first = next(&mut s).await;
     assert_eq!(first.previous_attempts, 0);
@@ -157,12 +152,8 @@ async fn dead_lettered_after_max_attempts() {
     .await;
     let g22 = hub.agency(G22).await;
     let h26 = hub.agency(H26).await;
-    g22.send(sign(&g22, header(&[H26], "poison/1"), b"x"))
-        .await
-        .unwrap();
-    g22.send(sign(&g22, header(&[H26], "fine/2"), b"y"))
-        .await
-        .unwrap();
+    g22.send(sign(&g22, header(&[H26], "poison/1"), b"x")).await.unwrap();
+    g22.send(sign(&g22, header(&[H26], "fine/2"), b"y")).await.unwrap();
     let mut s = h26.receive(1, true).await.unwrap();
     let mut attempts = Vec::new();
     loop {
@@ -222,4 +213,47 @@ async fn queued_documents_survive_a_restart() {
     // Signed anew (another signing time) so the header differs: a conflict,
     // while the identical bytes would have been a duplicate.
     assert_eq!(again.unwrap_err().code(), tonic::Code::AlreadyExists);
+}
+
+#[tokio::test]
+async fn concurrent_sends_share_flushes_and_all_arrive() {
+    let hub = TestHub::start().await;
+    let h26 = hub.agency(H26).await;
+    let mut senders = Vec::new();
+    for code in ["G09.01", "G09.02", "G09.03", "G09.04"] {
+        senders.push(hub.agency(code).await);
+    }
+    let mut tasks = Vec::new();
+    for (n, c) in senders.iter().enumerate() {
+        for i in 0..50 {
+            let c = c.clone();
+            let doc = sign(
+                &c,
+                header(&[H26], &format!("gc/{n}/{i}")),
+                format!("{n}/{i}").as_bytes(),
+            );
+            tasks.push(tokio::spawn(async move { c.send(doc).await.unwrap() }));
+        }
+    }
+    let mut heads = std::collections::HashSet::new();
+    for t in tasks {
+        let r = t.await.unwrap();
+        heads.insert(r.receipt.unwrap().tree_head.unwrap().tree_head);
+    }
+    // 200 acceptances, each with its batch's signed tree head: fewer heads
+    // than sends means sends were committed (and flushed) together.
+    assert!(heads.len() < 200, "no two of 200 concurrent sends shared a commit");
+    let got = drain(&h26, 64).await;
+    assert_eq!(got.len(), 200);
+    // Every sender's 50 documents, once each.
+    for n in 0..4 {
+        let mut mine: Vec<String> = got
+            .iter()
+            .map(document_id)
+            .filter(|d| d.starts_with(&format!("gc/{n}/")))
+            .collect();
+        mine.sort();
+        mine.dedup();
+        assert_eq!(mine.len(), 50);
+    }
 }

@@ -15,13 +15,19 @@ const H26: &str = "000.00.00.H26";
 const H29: &str = "000.00.00.H29";
 
 fn receipt_index(r: &SendResponse) -> u64 {
-    Receipt::decode(r.receipt.as_ref().unwrap().receipt.as_slice()).unwrap().index
+    Receipt::decode(r.receipt.as_ref().unwrap().receipt.as_slice())
+        .unwrap()
+        .index
 }
 
 fn assert_refused(r: Result<SendResponse, tonic::Status>, code: Code, words: &str) {
     let err = r.expect_err("must be refused");
     assert_eq!(err.code(), code, "{err:?}");
-    assert!(err.message().contains(words), "message {:?} should say {words:?}", err.message());
+    assert!(
+        err.message().contains(words),
+        "message {:?} should say {words:?}",
+        err.message()
+    );
 }
 
 struct Setup {
@@ -38,7 +44,12 @@ async fn setup() -> Setup {
     let h26 = hub.agency(H26).await;
     let first = g22.send(sign(&g22, header(&[H26], "ok/0"), b"first")).await.unwrap();
     let log_size = receipt_index(&first) + 1;
-    Setup { hub, g22, h26, log_size }
+    Setup {
+        hub,
+        g22,
+        h26,
+        log_size,
+    }
 }
 
 impl Setup {
@@ -46,8 +57,16 @@ impl Setup {
     /// receipt index, and only the first document is queued.
     async fn assert_nothing_stored(&self) {
         let queued = self.hub.queued().await;
-        assert_eq!(queued, vec![(G22.to_string(), 0), (H26.to_string(), 1)], "queues changed");
-        let next = self.g22.send(sign(&self.g22, header(&[H26], "ok/after"), b"after")).await.unwrap();
+        assert_eq!(
+            queued,
+            vec![(G22.to_string(), 0), (H26.to_string(), 1)],
+            "queues changed"
+        );
+        let next = self
+            .g22
+            .send(sign(&self.g22, header(&[H26], "ok/after"), b"after"))
+            .await
+            .unwrap();
         assert_eq!(receipt_index(&next), self.log_size, "the receipt log grew");
     }
 }
@@ -68,7 +87,11 @@ async fn document_refusals_store_nothing() {
     let mut h = header(&[H26], "signer/1");
     h.from = G22.into();
     let doc = truc_client::sign_with(&h26_id.signer().unwrap(), &h26_id, &mut h, b"x".to_vec()).unwrap();
-    assert_refused(g22.send(doc).await, Code::PermissionDenied, "signed by urn:truc:agency:000.00.00.H26");
+    assert_refused(
+        g22.send(doc).await,
+        Code::PermissionDenied,
+        "signed by urn:truc:agency:000.00.00.H26",
+    );
 
     // Signature bytes altered.
     let mut doc = sign(g22, header(&[H26], "badsig/1"), b"x");
@@ -92,7 +115,11 @@ async fn document_refusals_store_nothing() {
 
     // Unknown recipient (valid code, not registered), and a bad code.
     let doc = sign(g22, header(&[H26, H29], "unknown/1"), b"x");
-    assert_refused(g22.send(doc).await, Code::FailedPrecondition, "000.00.00.H29 is not registered");
+    assert_refused(
+        g22.send(doc).await,
+        Code::FailedPrecondition,
+        "000.00.00.H29 is not registered",
+    );
     let doc = sign(g22, header(&["h26"], "badcode/1"), b"x");
     assert_refused(g22.send(doc).await, Code::InvalidArgument, "invalid agency code");
 
@@ -127,7 +154,12 @@ async fn connection_refusals() {
 
     // No client certificate at all.
     let ch = s.hub.raw_channel(None).await;
-    let err = AxisClient::new(ch).send(SendRequest { document: Some(SignedDocument::default()) }).await.unwrap_err();
+    let err = AxisClient::new(ch)
+        .send(SendRequest {
+            document: Some(SignedDocument::default()),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
     assert!(err.message().contains("no client certificate"), "{err:?}");
 
@@ -136,31 +168,53 @@ async fn connection_refusals() {
     let foreign = identity(&other.agency_dir(G22));
     let ch = s.hub.raw_channel(Some((&foreign.cert_pem, &foreign.key_pem))).await;
     let doc = truc_client::sign_document(&foreign, header(&[H26], "foreign/1"), b"x".to_vec()).unwrap();
-    let err = AxisClient::new(ch).send(SendRequest { document: Some(doc) }).await.unwrap_err();
+    let err = AxisClient::new(ch)
+        .send(SendRequest { document: Some(doc) })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
     assert!(err.message().contains("not issued by a trusted"), "{err:?}");
 
     // A certificate that may not be used by a client (server-only usage).
     let p = agency("000.00.00.G17");
-    let dir = s.hub.pki.identity_with(&p, &IssueOptions { usage: Usage::ServerOnly, ..Default::default() });
+    let dir = s.hub.pki.identity_with(
+        &p,
+        &IssueOptions {
+            usage: Usage::ServerOnly,
+            ..Default::default()
+        },
+    );
     let id = identity(&dir);
     let ch = s.hub.raw_channel(Some((&id.cert_pem, &id.key_pem))).await;
-    let err = AxisClient::new(ch).receive(truc_proto::v1::ReceiveRequest::default()).await.unwrap_err();
+    let err = AxisClient::new(ch)
+        .receive(truc_proto::v1::ReceiveRequest::default())
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
 
     // An expired certificate.
     let p = agency("000.00.00.G12");
     let past = std::time::SystemTime::now() - std::time::Duration::from_secs(10 * 86_400);
-    let opts = IssueOptions { not_before: Some(past), days: 1, ..Default::default() };
+    let opts = IssueOptions {
+        not_before: Some(past),
+        days: 1,
+        ..Default::default()
+    };
     let id = identity(&s.hub.pki.identity_with(&p, &opts));
     let ch = s.hub.raw_channel(Some((&id.cert_pem, &id.key_pem))).await;
-    let err = AxisClient::new(ch).receive(truc_proto::v1::ReceiveRequest::default()).await.unwrap_err();
+    let err = AxisClient::new(ch)
+        .receive(truc_proto::v1::ReceiveRequest::default())
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
     assert!(err.message().contains("expired"), "{err:?}");
 
     // An agency calling an operator RPC; an operator calling Send.
     let err = OpsClient::new(s.hub.raw_channel(Some(pem(s.g22.identity()))).await)
-        .add_agency(AddAgencyRequest { code: H29.into(), name: "x".into() })
+        .add_agency(AddAgencyRequest {
+            code: H29.into(),
+            name: "x".into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
@@ -188,13 +242,21 @@ async fn every_key_type_signs_and_a_revoked_signer_is_refused() {
         ("G09.04", KeyType::Rsa2048, true),
     ];
     for (code, key_type, pss) in cases {
-        hub.pki.identity_with(&agency(code), &IssueOptions { key_type, ..Default::default() });
+        hub.pki.identity_with(
+            &agency(code),
+            &IssueOptions {
+                key_type,
+                ..Default::default()
+            },
+        );
         let c = hub.agency(code).await;
         let id = c.identity();
         let signer = id.signer().unwrap().rsa_pss(pss);
         let mut h = header(&[H26], &format!("{code}/1"));
         let doc = truc_client::sign_with(&signer, id, &mut h, code.as_bytes().to_vec()).unwrap();
-        c.send(doc).await.unwrap_or_else(|e| panic!("{code} {key_type:?} pss={pss}: {e:?}"));
+        c.send(doc)
+            .await
+            .unwrap_or_else(|e| panic!("{code} {key_type:?} pss={pss}: {e:?}"));
     }
     let got = truc_tests::drain(&h26, 8).await;
     assert_eq!(got.len(), 4);
@@ -209,7 +271,12 @@ async fn every_key_type_signs_and_a_revoked_signer_is_refused() {
     let doc = sign(&g0901, header(&[H26], "G09.01/late"), b"late");
     hub.pki.pki.revoke_principal(&agency("G09.01")).unwrap();
     hub.restart().await;
-    let err = Client::connect_dir(&hub.addr, &hub.pki.agency_dir("G09.01")).await.unwrap().send(doc.clone()).await.unwrap_err();
+    let err = Client::connect_dir(&hub.addr, &hub.pki.agency_dir("G09.01"))
+        .await
+        .unwrap()
+        .send(doc.clone())
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
     assert!(err.message().contains("revoked"), "{err:?}");
     // A revoked signer certificate is refused inside a document too, even
@@ -219,5 +286,9 @@ async fn every_key_type_signs_and_a_revoked_signer_is_refused() {
     let mut h = header(&[H26], "G09.02/revoked-signer");
     h.from = "G09.02".into();
     let doc = truc_client::sign_with(&revoked.signer().unwrap(), &revoked, &mut h, b"x".to_vec()).unwrap();
-    assert_refused(g0902.send(doc).await, Code::InvalidArgument, "certificate has been revoked");
+    assert_refused(
+        g0902.send(doc).await,
+        Code::InvalidArgument,
+        "certificate has been revoked",
+    );
 }

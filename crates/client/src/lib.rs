@@ -18,8 +18,8 @@ use truc_pki::{DocumentSigner, Identity, PkiError};
 use truc_proto::v1::axis_client::AxisClient;
 use truc_proto::v1::ops_client::OpsClient;
 use truc_proto::v1::{
-    AckRequest, AddAgencyRequest, Agency, Delivery, DocumentHeader, ListAgenciesRequest,
-    ReceiveRequest, SendRequest, SendResponse, SignedDocument,
+    AckRequest, AddAgencyRequest, Agency, Delivery, DocumentHeader, ListAgenciesRequest, ReceiveRequest, SendRequest,
+    SendResponse, SignedDocument,
 };
 
 pub use truc_pki;
@@ -132,18 +132,11 @@ impl Client {
     }
 
     /// Open a Receive stream with `max_in_flight` credit.
-    pub async fn receive(
-        &self,
-        max_in_flight: u32,
-        follow: bool,
-    ) -> Result<Streaming<Delivery>, Status> {
+    pub async fn receive(&self, max_in_flight: u32, follow: bool) -> Result<Streaming<Delivery>, Status> {
         Ok(self
             .axis
             .clone()
-            .receive(ReceiveRequest {
-                max_in_flight,
-                follow,
-            })
+            .receive(ReceiveRequest { max_in_flight, follow })
             .await?
             .into_inner())
     }
@@ -181,16 +174,8 @@ impl Client {
 
     /// Dead letters of an agency (operators only).
     pub async fn dead_letters(&self, agency: &str) -> Result<Vec<proto::DeadLetter>, Status> {
-        let req = proto::ListDeadLettersRequest {
-            agency: agency.into(),
-        };
-        Ok(self
-            .ops
-            .clone()
-            .list_dead_letters(req)
-            .await?
-            .into_inner()
-            .dead_letters)
+        let req = proto::ListDeadLettersRequest { agency: agency.into() };
+        Ok(self.ops.clone().list_dead_letters(req).await?.into_inner().dead_letters)
     }
 
     /// The raw Axis client.
@@ -270,10 +255,7 @@ pub fn sign_with(
 
 /// Check a received document as the hub did: header, signer chain to the
 /// trust anchors in `trust`, signature, payload digest.
-pub fn verify_received(
-    doc: &SignedDocument,
-    trust: &SigningTrust,
-) -> Result<CheckedHeader, CoreError> {
+pub fn verify_received(doc: &SignedDocument, trust: &SigningTrust) -> Result<CheckedHeader, CoreError> {
     truc_core::document::verify_document(doc, None, trust, rustls_pki_types::UnixTime::now(), true)
 }
 

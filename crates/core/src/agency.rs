@@ -97,19 +97,14 @@ impl AsRef<str> for AgencyCode {
 /// A level-1 code: one letter from `A` to `last_letter`, then two digits.
 fn is_level1(group: &str, last_letter: u8) -> bool {
     match group.as_bytes() {
-        [m, x1, x2] => {
-            (b'A'..=last_letter).contains(m) && x1.is_ascii_digit() && x2.is_ascii_digit()
-        }
+        [m, x1, x2] => (b'A'..=last_letter).contains(m) && x1.is_ascii_digit() && x2.is_ascii_digit(),
         _ => false,
     }
 }
 
 /// `[0-9A-Z]+` for a group that must be non-empty.
 fn is_group(group: &str) -> bool {
-    !group.is_empty()
-        && group
-            .bytes()
-            .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+    !group.is_empty() && group.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
 }
 
 /// `^([0-9A-Z]{1,3}\.){0,3}[A-Z]\d{2}$`
@@ -153,9 +148,7 @@ mod tests {
     use super::*;
 
     fn fmt_of(s: &str) -> CodeFormat {
-        AgencyCode::parse(s)
-            .unwrap_or_else(|e| panic!("{s}: {e}"))
-            .format()
+        AgencyCode::parse(s).unwrap_or_else(|e| panic!("{s}: {e}")).format()
     }
 
     #[test]
@@ -172,10 +165,7 @@ mod tests {
             "28.22.H17",
         ] {
             assert_eq!(fmt_of(s), CodeFormat::Qcvn102, "{s}");
-            assert_eq!(
-                AgencyCode::parse(s).map(|c| c.to_string()),
-                Ok(s.to_string())
-            );
+            assert_eq!(AgencyCode::parse(s).map(|c| c.to_string()), Ok(s.to_string()));
         }
     }
 

@@ -38,9 +38,8 @@ impl SigningTrust {
         let mut anchors = Vec::with_capacity(anchor_ders.len());
         for der in anchor_ders {
             let cert = CertificateDer::from(der.as_slice());
-            let anchor = webpki::anchor_from_trusted_cert(&cert).map_err(|e| {
-                CoreError::BadKey(format!("trust anchor is not a usable CA certificate: {e}"))
-            })?;
+            let anchor = webpki::anchor_from_trusted_cert(&cert)
+                .map_err(|e| CoreError::BadKey(format!("trust anchor is not a usable CA certificate: {e}")))?;
             anchors.push(anchor.to_owned());
         }
         if anchors.is_empty() {
@@ -63,17 +62,13 @@ impl SigningTrust {
             return Err(CoreError::BadChain("no signer certificate".into()));
         }
         if chain.len() > MAX_CHAIN_LEN {
-            return Err(CoreError::BadChain(format!(
-                "more than {MAX_CHAIN_LEN} certificates"
-            )));
+            return Err(CoreError::BadChain(format!("more than {MAX_CHAIN_LEN} certificates")));
         }
         let leaf = CertificateDer::from(chain[0].as_slice());
         let ee = webpki::EndEntityCert::try_from(&leaf)
             .map_err(|e| CoreError::BadChain(format!("not a valid X.509 certificate ({e})")))?;
-        let intermediates: Vec<CertificateDer<'_>> = chain[1..]
-            .iter()
-            .map(|c| CertificateDer::from(c.as_slice()))
-            .collect();
+        let intermediates: Vec<CertificateDer<'_>> =
+            chain[1..].iter().map(|c| CertificateDer::from(c.as_slice())).collect();
         let crl_refs: Vec<&webpki::CertRevocationList<'_>> = self.crls.iter().collect();
         let revocation = if crl_refs.is_empty() {
             None
@@ -109,9 +104,7 @@ fn chain_error(e: &webpki::Error) -> String {
         E::CertNotValidYet { .. } => "certificate is not valid yet".into(),
         E::CertRevoked => "certificate has been revoked".into(),
         E::UnknownIssuer => "certificate is not issued by a trusted signing CA".into(),
-        E::RequiredEkuNotFoundContext(_) => {
-            "certificate may not be used for client authentication or signing".into()
-        }
+        E::RequiredEkuNotFoundContext(_) => "certificate may not be used for client authentication or signing".into(),
         E::InvalidSignatureForPublicKey => {
             "certificate is not issued by a trusted CA (its issuer signature does not verify)".into()
         }
@@ -153,10 +146,7 @@ pub fn check_header(bytes: &[u8]) -> Result<CheckedHeader, CoreError> {
         return Err(bad("no recipients".into()));
     }
     if header.to.len() > MAX_RECIPIENTS {
-        return Err(bad(format!(
-            "{} recipients; at most {MAX_RECIPIENTS}",
-            header.to.len()
-        )));
+        return Err(bad(format!("{} recipients; at most {MAX_RECIPIENTS}", header.to.len())));
     }
     let mut seen = HashSet::with_capacity(header.to.len());
     let mut to = Vec::with_capacity(header.to.len());
@@ -168,14 +158,10 @@ pub fn check_header(bytes: &[u8]) -> Result<CheckedHeader, CoreError> {
         to.push(code);
     }
     check_document_id("document_id", &header.document_id)?;
-    let priority = Priority::try_from(header.priority)
-        .map_err(|_| bad(format!("priority {} is not 0..=4", header.priority)))?;
-    let business = BusinessType::try_from(header.business_type).map_err(|_| {
-        bad(format!(
-            "business_type {} is not 0..=3",
-            header.business_type
-        ))
-    })?;
+    let priority =
+        Priority::try_from(header.priority).map_err(|_| bad(format!("priority {} is not 0..=4", header.priority)))?;
+    let business = BusinessType::try_from(header.business_type)
+        .map_err(|_| bad(format!("business_type {} is not 0..=3", header.business_type)))?;
     match business {
         BusinessType::New if !header.reference_document_id.is_empty() => {
             return Err(bad("a new document has no reference_document_id".into()));
@@ -190,9 +176,7 @@ pub fn check_header(bytes: &[u8]) -> Result<CheckedHeader, CoreError> {
         return Err(bad("subject is longer than 4000 characters".into()));
     }
     if header.file_name.contains(['/', '\\', '\0']) || header.file_name.len() > 255 {
-        return Err(bad(
-            "file_name must be a plain file name of at most 255 bytes".into(),
-        ));
+        return Err(bad("file_name must be a plain file name of at most 255 bytes".into()));
     }
     Ok(CheckedHeader {
         header_sha256: crate::sha256(bytes),
@@ -219,12 +203,7 @@ fn check_document_id(field: &str, id: &str) -> Result<(), CoreError> {
 }
 
 /// Check the signature over `header` with the signer certificate's key.
-pub fn verify_signature(
-    signer_der: &[u8],
-    header: &[u8],
-    signature: &[u8],
-    scheme: i32,
-) -> Result<(), CoreError> {
+pub fn verify_signature(signer_der: &[u8], header: &[u8], signature: &[u8], scheme: i32) -> Result<(), CoreError> {
     let cert = CertificateDer::from(signer_der);
     let ee = webpki::EndEntityCert::try_from(&cert)
         .map_err(|_| CoreError::BadChain("not a valid X.509 certificate".into()))?;
@@ -292,12 +271,7 @@ pub fn verify_document(
             checked.from
         )));
     }
-    verify_signature(
-        &doc.signer_chain[0],
-        &doc.header,
-        &doc.signature,
-        doc.signature_scheme,
-    )?;
+    verify_signature(&doc.signer_chain[0], &doc.header, &doc.signature, doc.signature_scheme)?;
     if check_inline_payload {
         check_payload(&checked.header, &doc.payload)?;
     }
@@ -371,10 +345,7 @@ mod tests {
             check_header(&[0xff, 0xff, 0xff]),
             Err(CoreError::MalformedHeader(_))
         ));
-        assert!(matches!(
-            check_header(&[]),
-            Err(CoreError::MalformedHeader(_))
-        ));
+        assert!(matches!(check_header(&[]), Err(CoreError::MalformedHeader(_))));
     }
 
     #[test]

@@ -101,11 +101,7 @@ pub fn root<S: NodeSource + ?Sized>(size: u64, src: &S) -> Result<Hash, S::Error
 /// subtree used by inclusion and consistency proofs; other ranges are split
 /// recursively and may read more. An empty range (`start >= end`) gives
 /// [`empty_root`].
-pub fn subtree_hash<S: NodeSource + ?Sized>(
-    start: u64,
-    end: u64,
-    src: &S,
-) -> Result<Hash, S::Error> {
+pub fn subtree_hash<S: NodeSource + ?Sized>(start: u64, end: u64, src: &S) -> Result<Hash, S::Error> {
     if start >= end {
         return Ok(empty_root());
     }
@@ -140,11 +136,7 @@ pub fn subtree_hash<S: NodeSource + ?Sized>(
 ///
 /// `index >= size` has no proof and gives an empty one, which
 /// [`verify_inclusion`] rejects for such an index.
-pub fn inclusion_proof<S: NodeSource + ?Sized>(
-    index: u64,
-    size: u64,
-    src: &S,
-) -> Result<Vec<Hash>, S::Error> {
+pub fn inclusion_proof<S: NodeSource + ?Sized>(index: u64, size: u64, src: &S) -> Result<Vec<Hash>, S::Error> {
     let mut top_down = Vec::new();
     if index >= size {
         return Ok(top_down);
@@ -169,11 +161,7 @@ pub fn inclusion_proof<S: NodeSource + ?Sized>(
 ///
 /// It is empty when `old_size == new_size` (nothing to prove) and also when
 /// `old_size == 0` or `old_size > new_size`, which have no proof.
-pub fn consistency_proof<S: NodeSource + ?Sized>(
-    old_size: u64,
-    new_size: u64,
-    src: &S,
-) -> Result<Vec<Hash>, S::Error> {
+pub fn consistency_proof<S: NodeSource + ?Sized>(old_size: u64, new_size: u64, src: &S) -> Result<Vec<Hash>, S::Error> {
     let mut top_down = Vec::new();
     if old_size == 0 || old_size >= new_size {
         return Ok(top_down);
@@ -210,13 +198,7 @@ fn bad(why: &str) -> CoreError {
 
 /// Checks that `leaf` (a leaf hash) is leaf `index` of the tree of `size`
 /// leaves whose root is `root` (RFC 9162 §2.1.3.2).
-pub fn verify_inclusion(
-    leaf: &Hash,
-    index: u64,
-    size: u64,
-    proof: &[Hash],
-    root: &Hash,
-) -> Result<(), CoreError> {
+pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root: &Hash) -> Result<(), CoreError> {
     if index >= size {
         return Err(bad("leaf index is not below the tree size"));
     }
@@ -337,11 +319,7 @@ pub struct MissingNode {
 
 impl fmt::Display for MissingNode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "merkle node {}/{} is not in the tree",
-            self.level, self.index
-        )
+        write!(f, "merkle node {}/{} is not in the tree", self.level, self.index)
     }
 }
 

@@ -75,12 +75,10 @@ impl Principal {
     /// layer has already verified.
     pub fn from_cert_der(der: &[u8]) -> Result<Principal, CoreError> {
         let bad = |why: &str| CoreError::CertificatePrincipal(why.to_owned());
-        let (rest, cert) = X509Certificate::from_der(der)
-            .map_err(|_| bad("the certificate is not valid DER-encoded X.509"))?;
+        let (rest, cert) =
+            X509Certificate::from_der(der).map_err(|_| bad("the certificate is not valid DER-encoded X.509"))?;
         if !rest.is_empty() {
-            return Err(bad(
-                "the certificate has trailing data after its DER encoding",
-            ));
+            return Err(bad("the certificate has trailing data after its DER encoding"));
         }
         let san = cert
             .subject_alternative_name()
@@ -150,9 +148,9 @@ fn is_name(s: &str) -> bool {
     let b = s.as_bytes();
     let first_ok = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
     match b.split_first() {
-        Some((first, rest)) if b.len() <= MAX_NAME_LEN && first_ok(first) => rest
-            .iter()
-            .all(|c| first_ok(c) || matches!(c, b'.' | b'_' | b'-')),
+        Some((first, rest)) if b.len() <= MAX_NAME_LEN && first_ok(first) => {
+            rest.iter().all(|c| first_ok(c) || matches!(c, b'.' | b'_' | b'-'))
+        }
         _ => false,
     }
 }
@@ -200,10 +198,7 @@ mod tests {
         }
         let p = Principal::parse_uri("urn:truc:agency:000.00.00.G22").unwrap();
         assert_eq!(p.agency().map(AgencyCode::as_str), Some("000.00.00.G22"));
-        assert_eq!(
-            p,
-            Principal::Agency(AgencyCode::parse("000.00.00.G22").unwrap())
-        );
+        assert_eq!(p, Principal::Agency(AgencyCode::parse("000.00.00.G22").unwrap()));
     }
 
     #[test]
@@ -241,10 +236,7 @@ mod tests {
             "https://example.vn/operator/alice",
         ] {
             assert!(
-                matches!(
-                    Principal::parse_uri(uri),
-                    Err(CoreError::InvalidPrincipal(_))
-                ),
+                matches!(Principal::parse_uri(uri), Err(CoreError::InvalidPrincipal(_))),
                 "{uri:?} should be rejected"
             );
         }
@@ -255,10 +247,7 @@ mod tests {
             "urn:truc:agency:000.00.00.G22 ",
         ] {
             assert!(
-                matches!(
-                    Principal::parse_uri(uri),
-                    Err(CoreError::InvalidAgencyCode(_))
-                ),
+                matches!(Principal::parse_uri(uri), Err(CoreError::InvalidAgencyCode(_))),
                 "{uri:?} should be rejected as a bad agency code"
             );
         }

@@ -19,9 +19,7 @@ use crate::CoreError;
 /// DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410): SEQUENCE {
 /// SEQUENCE { OID 1.3.101.112 }, BIT STRING (33 bytes, 0 unused bits) },
 /// followed by the 32-byte public key.
-const ED25519_SPKI_PREFIX: [u8; 12] = [
-    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
-];
+const ED25519_SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
 
 /// The length of an Ed25519 SubjectPublicKeyInfo in DER.
 const ED25519_SPKI_LEN: usize = ED25519_SPKI_PREFIX.len() + 32;
@@ -46,9 +44,8 @@ pub struct TreeHeadSigner {
 impl TreeHeadSigner {
     /// Loads an Ed25519 private key from PKCS#8 DER (v1 or v2).
     pub fn from_pkcs8(der: &[u8]) -> Result<Self, CoreError> {
-        let key = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|_| {
-            CoreError::BadKey("the receipt key is not an Ed25519 PKCS#8 private key".into())
-        })?;
+        let key = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
+            .map_err(|_| CoreError::BadKey("the receipt key is not an Ed25519 PKCS#8 private key".into()))?;
         let key_id = crate::sha256(&spki_der(key.public_key().as_ref()));
         Ok(Self { key, key_id })
     }
@@ -148,8 +145,7 @@ impl TreeHeadVerifier {
         UnparsedPublicKey::new(&ED25519, &self.public_key)
             .verify(&sth.tree_head, &sth.signature)
             .map_err(|_| bad("tree head signature does not verify"))?;
-        let head = TreeHead::decode(sth.tree_head.as_slice())
-            .map_err(|_| bad("signed tree head is malformed"))?;
+        let head = TreeHead::decode(sth.tree_head.as_slice()).map_err(|_| bad("signed tree head is malformed"))?;
         if head.root_hash.len() != 32 {
             return Err(bad("tree head root hash is not 32 bytes"));
         }
@@ -159,25 +155,20 @@ impl TreeHeadVerifier {
     /// Checks a receipt handed out by the hub: its signed tree head
     /// verifies, the receipt decodes, and the receipt bytes are leaf
     /// `receipt.index` of that tree head's tree (by the inclusion proof).
-    pub fn verify_proven_receipt(
-        &self,
-        r: &ProvenReceipt,
-    ) -> Result<(Receipt, TreeHead), CoreError> {
+    pub fn verify_proven_receipt(&self, r: &ProvenReceipt) -> Result<(Receipt, TreeHead), CoreError> {
         let sth = r
             .tree_head
             .as_ref()
             .ok_or_else(|| bad("proven receipt has no tree head"))?;
         let head = self.verify(sth)?;
-        let receipt =
-            Receipt::decode(r.receipt.as_slice()).map_err(|_| bad("receipt is malformed"))?;
+        let receipt = Receipt::decode(r.receipt.as_slice()).map_err(|_| bad("receipt is malformed"))?;
         let proof = r
             .inclusion_proof
             .iter()
             .map(|h| Hash::try_from(h.as_slice()))
             .collect::<Result<Vec<Hash>, _>>()
             .map_err(|_| bad("inclusion proof hash is not 32 bytes"))?;
-        let root = Hash::try_from(head.root_hash.as_slice())
-            .map_err(|_| bad("tree head root hash is not 32 bytes"))?;
+        let root = Hash::try_from(head.root_hash.as_slice()).map_err(|_| bad("tree head root hash is not 32 bytes"))?;
         let leaf = merkle::leaf_hash(&r.receipt);
         merkle::verify_inclusion(&leaf, receipt.index, head.tree_size, &proof, &root)?;
         Ok((receipt, head))

@@ -8,12 +8,9 @@ use crate::tls::PeerInfo;
 /// The verified principal of a request's connection.
 pub(crate) fn caller<T>(req: &Request<T>) -> Result<Principal, Status> {
     match req.extensions().get::<PeerInfo>() {
+        Some(PeerInfo { principal: Ok(p), .. }) => Ok(p.clone()),
         Some(PeerInfo {
-            principal: Ok(p), ..
-        }) => Ok(p.clone()),
-        Some(PeerInfo {
-            principal: Err(why),
-            ..
+            principal: Err(why), ..
         }) => Err(Status::unauthenticated(why.clone())),
         None => Err(Status::unauthenticated("no TLS client identity")),
     }

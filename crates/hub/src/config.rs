@@ -171,16 +171,10 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("TRUC_TLS_CLIENT_CA", "tls.client_ca"),
     ("TRUC_TLS_CRL", "tls.crl"),
     ("TRUC_SIGNING_TRUST_ANCHORS", "signing.trust_anchors"),
-    (
-        "TRUC_LIMITS_MAX_INLINE_PAYLOAD",
-        "limits.max_inline_payload",
-    ),
+    ("TRUC_LIMITS_MAX_INLINE_PAYLOAD", "limits.max_inline_payload"),
     ("TRUC_DELIVERY_LEASE_MS", "delivery.lease_ms"),
     ("TRUC_DELIVERY_MAX_ATTEMPTS", "delivery.max_attempts"),
-    (
-        "TRUC_DELIVERY_DEFAULT_IN_FLIGHT",
-        "delivery.default_in_flight",
-    ),
+    ("TRUC_DELIVERY_DEFAULT_IN_FLIGHT", "delivery.default_in_flight"),
     ("TRUC_LOG_FORMAT", "log.format"),
     ("TRUC_LOG_LEVEL", "log.level"),
 ];
@@ -188,18 +182,14 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
 impl Config {
     /// Defaults, then the TOML text of `file` (if any), then the variables of
     /// `env` listed in [`ENV_KEYS`]; validated.
-    pub fn load(
-        file: Option<(&str, &str)>,
-        env: &BTreeMap<String, String>,
-    ) -> Result<Config, ConfigError> {
+    pub fn load(file: Option<(&str, &str)>, env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
         let (source_name, mut table) = match file {
             Some((name, text)) => (
                 name.to_string(),
-                text.parse::<toml::Table>()
-                    .map_err(|e| ConfigError::Invalid {
-                        source_name: name.to_string(),
-                        message: e.message().to_string(),
-                    })?,
+                text.parse::<toml::Table>().map_err(|e| ConfigError::Invalid {
+                    source_name: name.to_string(),
+                    message: e.message().to_string(),
+                })?,
             ),
             None => ("defaults".to_string(), toml::Table::new()),
         };
@@ -255,11 +245,7 @@ impl Config {
             ));
         }
         if !matches!(self.log.format.as_str(), "plain" | "json") {
-            return Err(value(
-                "log.format",
-                &self.log.format,
-                "must be \"plain\" or \"json\"",
-            ));
+            return Err(value("log.format", &self.log.format, "must be \"plain\" or \"json\""));
         }
         Ok(())
     }
@@ -275,9 +261,7 @@ fn value(key: &'static str, v: &dyn std::fmt::Display, reason: &'static str) -> 
 
 fn env_value(key: &str, raw: &str) -> toml::Value {
     // Lists of paths may be given comma-separated.
-    if matches!(key, "tls.client_ca" | "tls.crl" | "signing.trust_anchors")
-        && !raw.trim_start().starts_with('[')
-    {
+    if matches!(key, "tls.client_ca" | "tls.crl" | "signing.trust_anchors") && !raw.trim_start().starts_with('[') {
         return toml::Value::Array(
             raw.split(',')
                 .filter(|s| !s.is_empty())
@@ -286,9 +270,7 @@ fn env_value(key: &str, raw: &str) -> toml::Value {
         );
     }
     match format!("v = {raw}").parse::<toml::Table>() {
-        Ok(mut t) => t
-            .remove("v")
-            .unwrap_or_else(|| toml::Value::String(raw.into())),
+        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.into())),
         Err(_) => toml::Value::String(raw.into()),
     }
 }
@@ -317,20 +299,13 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
     fn layers_apply_in_order() {
         let file = "listen = \"127.0.0.1:9000\"\n[delivery]\nmax_attempts = 3\nlease_ms = 1000\n";
-        let cfg = Config::load(
-            Some(("t.toml", file)),
-            &env(&[("TRUC_DELIVERY_MAX_ATTEMPTS", "7")]),
-        )
-        .unwrap();
+        let cfg = Config::load(Some(("t.toml", file)), &env(&[("TRUC_DELIVERY_MAX_ATTEMPTS", "7")])).unwrap();
         assert_eq!(cfg.listen.port(), 9000);
         assert_eq!(cfg.delivery.max_attempts, 7);
         assert_eq!(cfg.delivery.lease_ms, 1000);
@@ -350,10 +325,7 @@ mod tests {
         let err = Config::load(None, &env(&[("TRUC_LISTEN", "nowhere")]))
             .unwrap_err()
             .to_string();
-        assert!(
-            err.contains("TRUC_LISTEN") && err.contains("listen"),
-            "{err}"
-        );
+        assert!(err.contains("TRUC_LISTEN") && err.contains("listen"), "{err}");
         let err = Config::load(Some(("t.toml", "[log]\nformat = \"xml\"\n")), &env(&[]))
             .unwrap_err()
             .to_string();
@@ -367,9 +339,6 @@ mod tests {
     #[test]
     fn path_lists_from_env() {
         let cfg = Config::load(None, &env(&[("TRUC_TLS_CRL", "a.pem,b.pem")])).unwrap();
-        assert_eq!(
-            cfg.tls.crl,
-            vec![PathBuf::from("a.pem"), PathBuf::from("b.pem")]
-        );
+        assert_eq!(cfg.tls.crl, vec![PathBuf::from("a.pem"), PathBuf::from("b.pem")]);
     }
 }

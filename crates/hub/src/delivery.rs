@@ -93,8 +93,7 @@ impl Engine {
     }
 
     fn fresh_id(&self) -> u64 {
-        self.next_id
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Tell the streams of `agencies` that new copies are waiting.
@@ -196,13 +195,7 @@ impl Engine {
     }
 
     /// Lease `item` to `stream_id` unless another stream got it first.
-    fn lease(
-        &self,
-        q: &AgencyQueue,
-        agency: &AgencyCode,
-        stream_id: u64,
-        item: QueuedItem,
-    ) -> Option<Delivery> {
+    fn lease(&self, q: &AgencyQueue, agency: &AgencyCode, stream_id: u64, item: QueuedItem) -> Option<Delivery> {
         let generation = self.fresh_id();
         let deadline = Instant::now() + self.lease;
         {
@@ -216,12 +209,7 @@ impl Engine {
         let earliest = {
             let mut e = self.expiries.lock().unwrap_or_else(|e| e.into_inner());
             let earliest = e.peek().map(|Reverse((t, ..))| *t);
-            e.push(Reverse((
-                deadline,
-                generation,
-                agency.clone(),
-                item.delivery_id,
-            )));
+            e.push(Reverse((deadline, generation, agency.clone(), item.delivery_id)));
             earliest
         };
         if earliest.is_none_or(|t| deadline < t) {
@@ -290,11 +278,7 @@ impl Engine {
         }
         // Record the expiry before the copy becomes deliverable again, so a
         // copy past its last attempt is dead-lettered, not handed out.
-        match self
-            .store
-            .expire(agency.clone(), id, self.max_attempts)
-            .await
-        {
+        match self.store.expire(agency.clone(), id, self.max_attempts).await {
             Ok(ExpireOutcome::DeadLettered { attempts }) => {
                 warn!(%agency, delivery_id = id, attempts, "dead-lettered after its last lease ran out")
             }
@@ -305,10 +289,12 @@ impl Engine {
             Err(e) => {
                 warn!(%agency, delivery_id = id, error = %e, "could not record a lease expiry; retrying later");
                 let retry = Instant::now() + Duration::from_secs(1);
-                self.expiries
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(Reverse((retry, generation, agency.clone(), id)));
+                self.expiries.lock().unwrap_or_else(|e| e.into_inner()).push(Reverse((
+                    retry,
+                    generation,
+                    agency.clone(),
+                    id,
+                )));
                 return;
             }
         }

@@ -60,10 +60,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn signing_trust(&self) -> Arc<SigningTrust> {
-        self.signing
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.signing.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -83,20 +80,15 @@ pub async fn serve(
         let p = identity.join(name);
         std::fs::read(&p).map_err(|e| HubError::Identity(format!("{}: {e}", p.display())))
     };
-    let cert_chain: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_slice_iter(&read("cert.pem")?)
-            .collect::<Result<_, _>>()
-            .map_err(|e| {
-                HubError::Identity(format!("{}: {e}", identity.join("cert.pem").display()))
-            })?;
+    let cert_chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&read("cert.pem")?)
+        .collect::<Result<_, _>>()
+        .map_err(|e| HubError::Identity(format!("{}: {e}", identity.join("cert.pem").display())))?;
     let key = PrivateKeyDer::from_pem_slice(&read("key.pem")?)
         .map_err(|e| HubError::Identity(format!("{}: {e}", identity.join("key.pem").display())))?;
-    let receipts_key = PrivatePkcs8KeyDer::from_pem_slice(&read("receipts.key")?).map_err(|e| {
-        HubError::Identity(format!("{}: {e}", identity.join("receipts.key").display()))
-    })?;
-    let signer = TreeHeadSigner::from_pkcs8(receipts_key.secret_pkcs8_der()).map_err(|e| {
-        HubError::Identity(format!("{}: {e}", identity.join("receipts.key").display()))
-    })?;
+    let receipts_key = PrivatePkcs8KeyDer::from_pem_slice(&read("receipts.key")?)
+        .map_err(|e| HubError::Identity(format!("{}: {e}", identity.join("receipts.key").display())))?;
+    let signer = TreeHeadSigner::from_pkcs8(receipts_key.secret_pkcs8_der())
+        .map_err(|e| HubError::Identity(format!("{}: {e}", identity.join("receipts.key").display())))?;
 
     let default_ca = [identity.join("ca.pem")];
     let pick = |v: &[std::path::PathBuf]| {
@@ -129,12 +121,7 @@ pub async fn serve(
         config.delivery.max_attempts,
         stop_rx.clone(),
     );
-    let reaper = tokio::spawn(
-        engine
-            .clone()
-            .reap()
-            .instrument(tracing::info_span!("reaper")),
-    );
+    let reaper = tokio::spawn(engine.clone().reap().instrument(tracing::info_span!("reaper")));
     let shared = Arc::new(Shared {
         config: config.clone(),
         store: Arc::new(store.clone()),
@@ -142,16 +129,9 @@ pub async fn serve(
         signing,
     });
 
-    let addr = listener
-        .local_addr()
-        .map_err(|e| HubError::Server(e.to_string()))?;
+    let addr = listener.local_addr().map_err(|e| HubError::Server(e.to_string()))?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config));
-    let incoming = ReceiverStream::new(tls::incoming(
-        listener,
-        acceptor,
-        tls_trust,
-        stop_rx.clone(),
-    ));
+    let incoming = ReceiverStream::new(tls::incoming(listener, acceptor, tls_trust, stop_rx.clone()));
 
     let limit = config.limits.max_inline_payload as usize + MESSAGE_OVERHEAD;
     let axis = AxisServer::new(service::axis::AxisService(shared.clone()))
@@ -204,10 +184,7 @@ fn read_certs(paths: &[std::path::PathBuf]) -> Result<Vec<Vec<u8>>, HubError> {
     for p in paths {
         let certs = truc_pki::read_cert_ders(p).map_err(|e| HubError::Identity(e.to_string()))?;
         if certs.is_empty() {
-            return Err(HubError::Identity(format!(
-                "{}: no certificates",
-                p.display()
-            )));
+            return Err(HubError::Identity(format!("{}: no certificates", p.display())));
         }
         out.extend(certs);
     }
@@ -233,9 +210,7 @@ impl RunningHub {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
-        (&mut self.task)
-            .await
-            .map_err(|e| HubError::Server(e.to_string()))?
+        (&mut self.task).await.map_err(|e| HubError::Server(e.to_string()))?
     }
 }
 
@@ -244,9 +219,7 @@ pub async fn start(config: Config) -> Result<RunningHub, HubError> {
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| HubError::Server(format!("cannot listen on {}: {e}", config.listen)))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| HubError::Server(e.to_string()))?;
+    let addr = listener.local_addr().map_err(|e| HubError::Server(e.to_string()))?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(serve(config, listener, async move {
         let _ = rx.await;
@@ -260,7 +233,5 @@ pub async fn start(config: Config) -> Result<RunningHub, HubError> {
 
 /// Whether `dir` looks like a hub identity directory.
 pub fn is_identity_dir(dir: &Path) -> bool {
-    dir.join("cert.pem").exists()
-        && dir.join("key.pem").exists()
-        && dir.join("receipts.key").exists()
+    dir.join("cert.pem").exists() && dir.join("key.pem").exists() && dir.join("receipts.key").exists()
 }

@@ -16,9 +16,7 @@ pub(crate) fn from_core(e: CoreError) -> Status {
 /// A store failure.
 pub(crate) fn from_store(e: StoreError) -> Status {
     match e {
-        StoreError::UnknownAgency(_) | StoreError::AgencyInactive { .. } => {
-            Status::failed_precondition(e.to_string())
-        }
+        StoreError::UnknownAgency(_) | StoreError::AgencyInactive { .. } => Status::failed_precondition(e.to_string()),
         StoreError::Conflict { .. } => Status::already_exists(e.to_string()),
         StoreError::UnknownDelivery(_) => Status::not_found(e.to_string()),
         StoreError::Closed => Status::unavailable("the hub is shutting down"),

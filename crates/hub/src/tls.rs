@@ -52,21 +52,13 @@ impl tonic::transport::server::Connected for TrucConn {
 }
 
 impl AsyncRead for TrucConn {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for TrucConn {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -189,14 +181,11 @@ pub(crate) fn incoming(
             let (acceptor, trust, tx) = (acceptor.clone(), trust.clone(), tx.clone());
             tokio::spawn(
                 async move {
-                    let tls =
-                        match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
-                            .await
-                        {
-                            Ok(Ok(tls)) => tls,
-                            Ok(Err(e)) => return debug!(error = %e, "TLS handshake failed"),
-                            Err(_) => return debug!("TLS handshake timed out"),
-                        };
+                    let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                        Ok(Ok(tls)) => tls,
+                        Ok(Err(e)) => return debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => return debug!("TLS handshake timed out"),
+                    };
                     let principal = judge(&tls, &trust);
                     if let Err(why) = &principal {
                         debug!(reason = %why, "client certificate refused");
@@ -219,9 +208,7 @@ pub(crate) fn incoming(
 fn judge(tls: &TlsStream<TcpStream>, trust: &SharedTrust) -> Result<Principal, String> {
     let certs = tls.get_ref().1.peer_certificates().unwrap_or(&[]);
     if certs.is_empty() {
-        return Err(
-            "no client certificate: connect with a certificate issued by the axis CA".into(),
-        );
+        return Err("no client certificate: connect with a certificate issued by the axis CA".into());
     }
     let chain: Vec<Vec<u8>> = certs.iter().map(|c| c.to_vec()).collect();
     let trust = trust.read().unwrap_or_else(|e| e.into_inner()).clone();

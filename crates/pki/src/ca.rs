@@ -3,10 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    PKCS_ED25519,
-};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, PKCS_ED25519};
 use truc_core::Principal;
 
 use crate::files::{self, PRIVATE, PUBLIC};
@@ -43,9 +40,7 @@ pub struct Pki {
 
 impl std::fmt::Debug for Pki {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pki")
-            .field("dir", &self.dir)
-            .finish_non_exhaustive()
+        f.debug_struct("Pki").field("dir", &self.dir).finish_non_exhaustive()
     }
 }
 
@@ -74,9 +69,7 @@ impl Pki {
         params
             .distinguished_name
             .push(DnType::CommonName, format!("Truc axis CA ({hub_name})"));
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, "Truc");
+        params.distinguished_name.push(DnType::OrganizationName, "Truc");
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
@@ -116,22 +109,16 @@ impl Pki {
         let key_path = dir.join("ca.key");
         let ca_pem = files::read_text(&ca_pem_path)?;
         let key_pem = files::read_text(&key_path)?;
-        let key = KeyPair::from_pem(&key_pem).map_err(|e| {
-            PkiError::bad_file(&key_path, format!("not a usable PKCS#8 private key ({e})"))
-        })?;
+        let key = KeyPair::from_pem(&key_pem)
+            .map_err(|e| PkiError::bad_file(&key_path, format!("not a usable PKCS#8 private key ({e})")))?;
         let ca_der = crate::files::read_cert_ders(&ca_pem_path)?.remove(0);
-        let (_, x509) = x509_parser::parse_x509_certificate(&ca_der).map_err(|e| {
-            PkiError::bad_file(&ca_pem_path, format!("not a valid certificate ({e})"))
-        })?;
+        let (_, x509) = x509_parser::parse_x509_certificate(&ca_der)
+            .map_err(|e| PkiError::bad_file(&ca_pem_path, format!("not a valid certificate ({e})")))?;
         if x509.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
-            return Err(PkiError::bad_file(
-                &key_path,
-                "does not match the public key in ca.pem",
-            ));
+            return Err(PkiError::bad_file(&key_path, "does not match the public key in ca.pem"));
         }
-        let issuer = Issuer::from_ca_cert_der(&ca_der.as_slice().into(), key).map_err(|e| {
-            PkiError::bad_file(&ca_pem_path, format!("not a usable CA certificate ({e})"))
-        })?;
+        let issuer = Issuer::from_ca_cert_der(&ca_der.as_slice().into(), key)
+            .map_err(|e| PkiError::bad_file(&ca_pem_path, format!("not a usable CA certificate ({e})")))?;
         Ok(Pki {
             dir: dir.to_path_buf(),
             issuer,
@@ -209,11 +196,7 @@ impl Pki {
             return Ok(());
         }
         let key = KeyPair::generate_for(&PKCS_ED25519)?;
-        files::write_atomic(
-            &self.receipt_pub_path(),
-            key.public_key_pem().as_bytes(),
-            PUBLIC,
-        )?;
+        files::write_atomic(&self.receipt_pub_path(), key.public_key_pem().as_bytes(), PUBLIC)?;
         files::write_atomic(&key_path, key.serialize_pem().as_bytes(), PRIVATE)
     }
 }

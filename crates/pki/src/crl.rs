@@ -46,10 +46,7 @@ impl Pki {
             .find(|c| c.serial == serial)
             .ok_or_else(|| PkiError::Serial {
                 serial: serial.to_string(),
-                reason: format!(
-                    "not found in {}",
-                    Ledger::new(&self.dir).issued_path().display()
-                ),
+                reason: format!("not found in {}", Ledger::new(&self.dir).issued_path().display()),
             })?;
         let mut revoked = Vec::new();
         if cert.revoked_at.is_none() {

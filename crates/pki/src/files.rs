@@ -38,11 +38,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), P
         Err(e) => return Err(PkiError::io(&tmp, e)),
     }
     let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
+        let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()
     })();
@@ -57,11 +53,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), P
 /// Append one line to `path`, creating it (`0644`) if needed, and flush it.
 pub(crate) fn append_line(path: &Path, line: &str) -> Result<(), PkiError> {
     let result = (|| {
-        let mut f = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(PUBLIC)
-            .open(path)?;
+        let mut f = OpenOptions::new().append(true).create(true).mode(PUBLIC).open(path)?;
         f.write_all(format!("{line}\n").as_bytes())?;
         f.sync_all()
     })();
@@ -128,10 +120,7 @@ fn pem_error(path: &Path, e: rustls_pki_types::pem::Error) -> PkiError {
 
 /// `dir/.name.tmp` next to `path`.
 fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp"))
 }
 
@@ -157,10 +146,7 @@ mod tests {
         write_atomic(&p, b"one", PRIVATE).unwrap();
         write_atomic(&p, b"two", PRIVATE).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
-        assert_eq!(
-            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
         assert!(!dir.path().join(".key.pem.tmp").exists());
     }
 
@@ -173,9 +159,6 @@ mod tests {
         let empty = dir.path().join("empty.pem");
         fs::write(&empty, "").unwrap();
         let err = read_crl_ders(&empty).unwrap_err().to_string();
-        assert!(
-            err.contains("empty.pem") && err.contains("no X509 CRL"),
-            "{err}"
-        );
+        assert!(err.contains("empty.pem") && err.contains("no X509 CRL"), "{err}");
     }
 }

@@ -52,9 +52,7 @@ impl Identity {
             file,
             reason,
         };
-        let read = |file: &'static str| {
-            fs::read_to_string(dir.join(file)).map_err(|e| err(file, io_reason(&e)))
-        };
+        let read = |file: &'static str| fs::read_to_string(dir.join(file)).map_err(|e| err(file, io_reason(&e)));
         let cert_pem = read("cert.pem")?;
         let key_pem = read("key.pem")?;
         let ca_pem = read("ca.pem")?;
@@ -69,17 +67,12 @@ impl Identity {
             .map_err(|e| err("key.pem", format!("no usable PRIVATE KEY block ({e})")))?;
         let key_pkcs8_der = crate::keys::to_pkcs8(key).map_err(|r| err("key.pem", r))?;
 
-        let principal =
-            Principal::from_cert_der(&cert_der).map_err(|e| err("cert.pem", e.to_string()))?;
-        let signer = DocumentSigner::from_pkcs8_der(&key_pkcs8_der)
-            .map_err(|e| err("key.pem", e.to_string()))?;
+        let principal = Principal::from_cert_der(&cert_der).map_err(|e| err("cert.pem", e.to_string()))?;
+        let signer = DocumentSigner::from_pkcs8_der(&key_pkcs8_der).map_err(|e| err("key.pem", e.to_string()))?;
         let (_, x509) = x509_parser::parse_x509_certificate(&cert_der)
             .map_err(|e| err("cert.pem", format!("not a valid certificate ({e})")))?;
         if x509.public_key().subject_public_key.data.as_ref() != signer.public_key() {
-            return Err(err(
-                "key.pem",
-                "does not match the public key in cert.pem".into(),
-            ));
+            return Err(err("key.pem", "does not match the public key in cert.pem".into()));
         }
 
         Ok(Identity {

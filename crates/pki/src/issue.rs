@@ -66,12 +66,7 @@ impl Pki {
     /// `display_name` (UTF-8) as subject CN and `Truc` as subject O. Issuing
     /// to the same principal again replaces the directory's files (a
     /// rotation); the old certificate stays valid until revoked.
-    pub fn issue(
-        &self,
-        principal: &Principal,
-        display_name: &str,
-        opts: &IssueOptions,
-    ) -> Result<PathBuf, PkiError> {
+    pub fn issue(&self, principal: &Principal, display_name: &str, opts: &IssueOptions) -> Result<PathBuf, PkiError> {
         let dir = self.identity_dir(principal)?;
         let mut opts = opts.clone();
         if dir == self.hub_dir() {
@@ -101,9 +96,7 @@ impl Pki {
             display_name
         };
         params.distinguished_name.push(DnType::CommonName, cn);
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, "Truc");
+        params.distinguished_name.push(DnType::OrganizationName, "Truc");
         params.is_ca = IsCa::ExplicitNoCa;
         params.not_before = not_before.into();
         params.not_after = not_after.into();
@@ -117,10 +110,7 @@ impl Pki {
         params.extended_key_usages = match (opts.usage, is_hub) {
             (Usage::ServerOnly, _) => vec![ExtendedKeyUsagePurpose::ServerAuth],
             (Usage::Client, true) => {
-                vec![
-                    ExtendedKeyUsagePurpose::ServerAuth,
-                    ExtendedKeyUsagePurpose::ClientAuth,
-                ]
+                vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth]
             }
             (Usage::Client, false) => vec![ExtendedKeyUsagePurpose::ClientAuth],
         };
@@ -141,11 +131,7 @@ impl Pki {
         }
 
         files::private_dir(dir)?;
-        files::write_atomic(
-            &dir.join("key.pem"),
-            key.serialize_pem().as_bytes(),
-            PRIVATE,
-        )?;
+        files::write_atomic(&dir.join("key.pem"), key.serialize_pem().as_bytes(), PRIVATE)?;
         files::write_atomic(&dir.join("cert.pem"), cert.pem().as_bytes(), PUBLIC)?;
         files::write_atomic(&dir.join("ca.pem"), self.ca_pem.as_bytes(), PUBLIC)?;
         ledger.record_issued(&IssuedCert {
@@ -187,9 +173,7 @@ pub(crate) fn location(principal: &Principal) -> Result<(&'static str, String), 
 
 /// The validity period `opts` asks for.
 fn validity(opts: &IssueOptions) -> Result<(SystemTime, SystemTime), PkiError> {
-    let not_before = opts
-        .not_before
-        .unwrap_or_else(|| SystemTime::now() - BACKDATE);
+    let not_before = opts.not_before.unwrap_or_else(|| SystemTime::now() - BACKDATE);
     let not_after = match opts.not_after {
         Some(t) => t,
         None => {
@@ -202,9 +186,7 @@ fn validity(opts: &IssueOptions) -> Result<(SystemTime, SystemTime), PkiError> {
         }
     };
     if not_after <= not_before {
-        return Err(PkiError::Validity(
-            "not_after must be later than not_before".into(),
-        ));
+        return Err(PkiError::Validity("not_after must be later than not_before".into()));
     }
     Ok((not_before, not_after))
 }
@@ -218,9 +200,7 @@ fn sans(principal: &Principal, is_hub: bool, extra: &[String]) -> Result<Vec<San
         reason: reason.into(),
     };
     let mut out = vec![SanType::URI(
-        uri.as_str()
-            .try_into()
-            .map_err(|_| invalid(&uri, "not an ASCII URI"))?,
+        uri.as_str().try_into().map_err(|_| invalid(&uri, "not an ASCII URI"))?,
     )];
     let mut names: Vec<String> = Vec::new();
     if is_hub {
@@ -298,16 +278,7 @@ mod tests {
         for ok in ["localhost", "hub.truc.gov.vn", "*.truc.gov.vn", "a-b.c1"] {
             assert!(is_dns_name(ok), "{ok}");
         }
-        for bad in [
-            "",
-            "a..b",
-            "-a.b",
-            "a b",
-            "urn:truc:x",
-            "*",
-            "a.*.b",
-            "ví.vn",
-        ] {
+        for bad in ["", "a..b", "-a.b", "a b", "urn:truc:x", "*", "a.*.b", "ví.vn"] {
             assert!(!is_dns_name(bad), "{bad}");
         }
     }
@@ -315,10 +286,7 @@ mod tests {
     #[test]
     fn validity_defaults_and_errors() {
         let (nb, na) = validity(&IssueOptions::default()).unwrap();
-        assert_eq!(
-            na.duration_since(nb).unwrap(),
-            Duration::from_secs(365 * 86_400)
-        );
+        assert_eq!(na.duration_since(nb).unwrap(), Duration::from_secs(365 * 86_400));
         let now = SystemTime::now();
         let opts = IssueOptions {
             not_before: Some(now),
@@ -336,14 +304,8 @@ mod tests {
     #[test]
     fn names_are_safe_directory_names() {
         for bad in ["", "..", ".hidden", "a/b", "a\\b", "a\nb", "Upper"] {
-            assert!(
-                location(&Principal::Operator(bad.into())).is_err(),
-                "{bad:?}"
-            );
+            assert!(location(&Principal::Operator(bad.into())).is_err(), "{bad:?}");
         }
-        assert_eq!(
-            location(&Principal::Auditor("kiem-toan".into())).unwrap().0,
-            "auditors"
-        );
+        assert_eq!(location(&Principal::Auditor("kiem-toan".into())).unwrap().0, "auditors");
     }
 }

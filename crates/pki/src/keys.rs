@@ -46,10 +46,7 @@ impl KeyType {
                     .to_pkcs8_der()
                     .map_err(|e| PkiError::Key(format!("rsa key encoding failed: {e}")))?;
                 let pkcs8 = PrivatePkcs8KeyDer::from(der.as_bytes());
-                Ok(KeyPair::from_pkcs8_der_and_sign_algo(
-                    &pkcs8,
-                    &PKCS_RSA_SHA256,
-                )?)
+                Ok(KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &PKCS_RSA_SHA256)?)
             }
         }
     }

@@ -31,10 +31,7 @@ impl FromStr for Serial {
     /// Hexadecimal, with or without `0x` and `:` separators (`1f`, `0x1F`, `00:1f`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let t = s.trim();
-        let t = t
-            .strip_prefix("0x")
-            .or_else(|| t.strip_prefix("0X"))
-            .unwrap_or(t);
+        let t = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t);
         let digits: String = t.chars().filter(|c| *c != ':').collect();
         u64::from_str_radix(&digits, 16)
             .ok()
@@ -145,12 +142,7 @@ impl<'a> Ledger<'a> {
     }
 
     /// Append a line to `revoked.tsv`.
-    pub(crate) fn record_revoked(
-        &self,
-        serial: Serial,
-        at: i64,
-        uri: &str,
-    ) -> Result<(), PkiError> {
+    pub(crate) fn record_revoked(&self, serial: Serial, at: i64, uri: &str) -> Result<(), PkiError> {
         files::append_line(&self.revoked_path(), &format!("{serial}\t{at}\t{uri}"))
     }
 
@@ -160,12 +152,7 @@ impl<'a> Ledger<'a> {
         let text = files::read_text_if_exists(&path)?.unwrap_or_default();
         let mut out = Vec::new();
         for (i, fields) in rows(&text) {
-            let bad = || {
-                PkiError::bad_file(
-                    &path,
-                    format!("line {}: expected serial, time, principal", i + 1),
-                )
-            };
+            let bad = || PkiError::bad_file(&path, format!("line {}: expected serial, time, principal", i + 1));
             if fields.len() < 2 {
                 return Err(bad());
             }
@@ -186,10 +173,7 @@ impl<'a> Ledger<'a> {
             let bad = || {
                 PkiError::bad_file(
                     &path,
-                    format!(
-                        "line {}: expected serial, principal, not_after, path",
-                        i + 1
-                    ),
+                    format!("line {}: expected serial, principal, not_after, path", i + 1),
                 )
             };
             if fields.len() != 4 {

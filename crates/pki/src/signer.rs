@@ -30,9 +30,7 @@ impl DocumentSigner {
     /// Load a private key from PKCS#8 DER (ECDSA P-256, Ed25519 or RSA).
     pub fn from_pkcs8_der(pkcs8: &[u8]) -> Result<DocumentSigner, PkiError> {
         let rng = SystemRandom::new();
-        let key = if let Ok(k) =
-            EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8, &rng)
-        {
+        let key = if let Ok(k) = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8, &rng) {
             Key::Ecdsa(k)
         } else if let Ok(k) = Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8) {
             Key::Ed25519(k)
@@ -46,11 +44,7 @@ impl DocumentSigner {
                 }
             }
         };
-        Ok(DocumentSigner {
-            key,
-            pss: false,
-            rng,
-        })
+        Ok(DocumentSigner { key, pss: false, rng })
     }
 
     /// Use RSA-PSS (SHA-256, MGF1-SHA-256, 32-byte salt) instead of PKCS#1
@@ -126,9 +120,7 @@ mod tests {
 
     #[test]
     fn rejects_garbage_keys() {
-        let err = DocumentSigner::from_pkcs8_der(b"not a key")
-            .unwrap_err()
-            .to_string();
+        let err = DocumentSigner::from_pkcs8_der(b"not a key").unwrap_err().to_string();
         assert!(err.contains("PKCS#8"), "{err}");
     }
 

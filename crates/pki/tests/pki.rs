@@ -9,9 +9,7 @@ use std::time::{Duration, SystemTime};
 use rustls_pki_types::pem::{PemObject, SectionKind};
 use rustls_pki_types::{CertificateDer, ServerName, SignatureVerificationAlgorithm, UnixTime};
 use truc_core::{AgencyCode, Principal};
-use truc_pki::{
-    read_cert_ders, read_crl_ders, Identity, IssueOptions, KeyType, Pki, PkiError, Serial, Usage,
-};
+use truc_pki::{read_cert_ders, read_crl_ders, Identity, IssueOptions, KeyType, Pki, PkiError, Serial, Usage};
 use webpki::ring as algs;
 use x509_parser::extensions::GeneralName;
 
@@ -24,23 +22,12 @@ fn mode(path: &Path) -> u32 {
 }
 
 fn init(dir: &Path) -> Pki {
-    Pki::init(
-        dir,
-        "truc-hub",
-        &["hub.truc.gov.vn".into(), "10.0.0.5".into()],
-    )
-    .unwrap()
+    Pki::init(dir, "truc-hub", &["hub.truc.gov.vn".into(), "10.0.0.5".into()]).unwrap()
 }
 
 /// Verify `cert` against the PKI's CA (and its CRL when `crl` is set), for
 /// `usage`, at `now`.
-fn verify(
-    pki: &Pki,
-    cert: &[u8],
-    usage: webpki::KeyUsage,
-    crl: bool,
-    now: UnixTime,
-) -> Result<(), webpki::Error> {
+fn verify(pki: &Pki, cert: &[u8], usage: webpki::KeyUsage, crl: bool, now: UnixTime) -> Result<(), webpki::Error> {
     let ca = CertificateDer::from(pki.ca_der());
     let anchor = webpki::anchor_from_trusted_cert(&ca).unwrap();
     let cert = CertificateDer::from(cert);
@@ -70,13 +57,7 @@ fn verify(
 }
 
 fn verify_client(pki: &Pki, cert: &[u8]) -> Result<(), webpki::Error> {
-    verify(
-        pki,
-        cert,
-        webpki::KeyUsage::client_auth(),
-        true,
-        UnixTime::now(),
-    )
+    verify(pki, cert, webpki::KeyUsage::client_auth(), true, UnixTime::now())
 }
 
 #[test]
@@ -84,14 +65,7 @@ fn init_writes_every_file_with_the_right_mode() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("PKI");
     let pki = init(&dir);
-    for f in [
-        "ca.pem",
-        "serial",
-        "crlnumber",
-        "issued.tsv",
-        "revoked.tsv",
-        "crl.pem",
-    ] {
+    for f in ["ca.pem", "serial", "crlnumber", "issued.tsv", "revoked.tsv", "crl.pem"] {
         assert!(dir.join(f).is_file(), "{f}");
         assert_eq!(mode(&dir.join(f)), 0o644, "{f}");
     }
@@ -125,10 +99,7 @@ fn init_writes_every_file_with_the_right_mode() {
     // The hub identity loads, and the CA is the trust anchor the hub reads.
     let id = Identity::load(&hub).unwrap();
     assert_eq!(id.principal, Principal::Hub("truc-hub".into()));
-    assert_eq!(
-        read_cert_ders(pki.ca_pem_path()).unwrap(),
-        vec![pki.ca_der().to_vec()]
-    );
+    assert_eq!(read_cert_ders(pki.ca_pem_path()).unwrap(), vec![pki.ca_der().to_vec()]);
 
     // The receipt key is an Ed25519 PKCS#8 key whose public half is receipts.pub.
     let key_pem = fs::read_to_string(hub.join("receipts.key")).unwrap();
@@ -166,10 +137,7 @@ fn init_refuses_an_existing_ca() {
     let err = Pki::init(tmp.path(), "other", &[]).unwrap_err();
     assert!(matches!(err, PkiError::AlreadyInitialized { .. }));
     let msg = err.to_string();
-    assert!(
-        msg.contains("ca.pem") && msg.contains("already exists"),
-        "{msg}"
-    );
+    assert!(msg.contains("ca.pem") && msg.contains("already exists"), "{msg}");
     assert_eq!(fs::read(pki.ca_pem_path()).unwrap(), before);
 }
 
@@ -200,31 +168,11 @@ fn hub_certificate_names_and_usages() {
     assert!(eku.server_auth && eku.client_auth);
 
     let now = UnixTime::now();
-    verify(
-        &pki,
-        &id.cert_der,
-        webpki::KeyUsage::server_auth(),
-        true,
-        now,
-    )
-    .unwrap();
-    verify(
-        &pki,
-        &id.cert_der,
-        webpki::KeyUsage::client_auth(),
-        true,
-        now,
-    )
-    .unwrap();
+    verify(&pki, &id.cert_der, webpki::KeyUsage::server_auth(), true, now).unwrap();
+    verify(&pki, &id.cert_der, webpki::KeyUsage::client_auth(), true, now).unwrap();
     let cert = CertificateDer::from(id.cert_der.as_slice());
     let ee = webpki::EndEntityCert::try_from(&cert).unwrap();
-    for name in [
-        "localhost",
-        "hub.truc.gov.vn",
-        "127.0.0.1",
-        "::1",
-        "10.0.0.5",
-    ] {
+    for name in ["localhost", "hub.truc.gov.vn", "127.0.0.1", "::1", "10.0.0.5"] {
         ee.verify_is_valid_for_subject_name(&ServerName::try_from(name).unwrap())
             .unwrap();
     }
@@ -235,11 +183,7 @@ fn hub_certificate_names_and_usages() {
     // Rotating the hub keeps its names and its receipt key.
     let receipts = fs::read(pki.receipt_key_path()).unwrap();
     let dir = pki
-        .issue(
-            &Principal::Hub("truc-hub".into()),
-            "truc-hub",
-            &IssueOptions::default(),
-        )
+        .issue(&Principal::Hub("truc-hub".into()), "truc-hub", &IssueOptions::default())
         .unwrap();
     assert_eq!(dir, pki.hub_dir());
     let rotated = Identity::load(&dir).unwrap();
@@ -271,12 +215,7 @@ fn issue_every_key_type_and_principal_kind() {
             KeyType::EcdsaP256,
             "agencies/000.00.00.G22",
         ),
-        (
-            agency("G09.01"),
-            "Sở Tài chính",
-            KeyType::Ed25519,
-            "agencies/G09.01",
-        ),
+        (agency("G09.01"), "Sở Tài chính", KeyType::Ed25519, "agencies/G09.01"),
         (
             agency("000.00.00.H26"),
             "UBND tỉnh Hà Giang",
@@ -317,30 +256,12 @@ fn issue_every_key_type_and_principal_kind() {
             .value
             .general_names
             .iter()
-            .filter_map(|n| {
-                if let GeneralName::URI(u) = n {
-                    Some(*u)
-                } else {
-                    None
-                }
-            })
+            .filter_map(|n| if let GeneralName::URI(u) = n { Some(*u) } else { None })
             .collect();
         assert_eq!(uris, [principal.uri()]);
-        let cn = x509
-            .subject()
-            .iter_common_name()
-            .next()
-            .unwrap()
-            .as_str()
-            .unwrap();
+        let cn = x509.subject().iter_common_name().next().unwrap().as_str().unwrap();
         assert_eq!(cn, display);
-        let o = x509
-            .subject()
-            .iter_organization()
-            .next()
-            .unwrap()
-            .as_str()
-            .unwrap();
+        let o = x509.subject().iter_organization().next().unwrap().as_str().unwrap();
         assert_eq!(o, "Truc");
         let ku = x509.key_usage().unwrap().unwrap().value;
         assert!(ku.digital_signature());
@@ -371,11 +292,8 @@ fn issue_every_key_type_and_principal_kind() {
             let signer = id.signer().unwrap().rsa_pss(pss);
             assert_eq!(signer.key_type(), kt);
             let sig = signer.sign(header).unwrap();
-            ee.verify_signature(algs_for(kt, pss), header, &sig)
-                .unwrap();
-            assert!(ee
-                .verify_signature(algs_for(kt, pss), b"other bytes", &sig)
-                .is_err());
+            ee.verify_signature(algs_for(kt, pss), header, &sig).unwrap();
+            assert!(ee.verify_signature(algs_for(kt, pss), b"other bytes", &sig).is_err());
             let want_scheme = match (kt, pss) {
                 (KeyType::Rsa2048, false) => 1,
                 (KeyType::Rsa2048, true) => 2,
@@ -383,16 +301,10 @@ fn issue_every_key_type_and_principal_kind() {
             };
             assert_eq!(signer.scheme(), want_scheme);
             // truc-core's document check accepts it too.
-            truc_core::document::verify_signature(&id.cert_der, header, &sig, signer.scheme())
-                .unwrap();
+            truc_core::document::verify_signature(&id.cert_der, header, &sig, signer.scheme()).unwrap();
         }
     }
-    let uris: Vec<String> = pki
-        .issued()
-        .unwrap()
-        .into_iter()
-        .map(|c| c.principal_uri)
-        .collect();
+    let uris: Vec<String> = pki.issued().unwrap().into_iter().map(|c| c.principal_uri).collect();
     assert_eq!(uris.len(), 6);
     assert_eq!(uris[1], "urn:truc:agency:000.00.00.G22");
 }
@@ -408,10 +320,7 @@ fn server_only_usage_cannot_authenticate_a_client() {
     let dir = pki.issue(&agency("G09.01"), "Sở Tài chính", &opts).unwrap();
     let id = Identity::load(&dir).unwrap();
     let err = verify_client(&pki, &id.cert_der).unwrap_err();
-    assert!(
-        matches!(err, webpki::Error::RequiredEkuNotFoundContext(_)),
-        "{err:?}"
-    );
+    assert!(matches!(err, webpki::Error::RequiredEkuNotFoundContext(_)), "{err:?}");
     verify(
         &pki,
         &id.cert_der,
@@ -432,9 +341,7 @@ fn validity_period_is_honoured() {
         not_before: Some(now + day),
         ..Default::default()
     };
-    let dir = pki
-        .issue(&Principal::Operator("later".into()), "", &future)
-        .unwrap();
+    let dir = pki.issue(&Principal::Operator("later".into()), "", &future).unwrap();
     let id = Identity::load(&dir).unwrap();
     assert!(matches!(
         verify_client(&pki, &id.cert_der),
@@ -446,9 +353,7 @@ fn validity_period_is_honoured() {
         not_after: Some(now - day),
         ..Default::default()
     };
-    let dir = pki
-        .issue(&Principal::Operator("expired".into()), "", &past)
-        .unwrap();
+    let dir = pki.issue(&Principal::Operator("expired".into()), "", &past).unwrap();
     let id = Identity::load(&dir).unwrap();
     assert!(matches!(
         verify_client(&pki, &id.cert_der),
@@ -459,24 +364,14 @@ fn validity_period_is_honoured() {
         days: 2,
         ..Default::default()
     };
-    let dir = pki
-        .issue(&Principal::Operator("short".into()), "", &short)
-        .unwrap();
+    let dir = pki.issue(&Principal::Operator("short".into()), "", &short).unwrap();
     let id = Identity::load(&dir).unwrap();
     let (_, x509) = x509_parser::parse_x509_certificate(&id.cert_der).unwrap();
     let v = x509.validity();
-    assert_eq!(
-        v.not_after.timestamp() - v.not_before.timestamp(),
-        2 * 86_400
-    );
+    assert_eq!(v.not_after.timestamp() - v.not_before.timestamp(), 2 * 86_400);
     // An empty CN falls back to the name.
     assert_eq!(
-        x509.subject()
-            .iter_common_name()
-            .next()
-            .unwrap()
-            .as_str()
-            .unwrap(),
+        x509.subject().iter_common_name().next().unwrap().as_str().unwrap(),
         "short"
     );
 
@@ -485,9 +380,7 @@ fn validity_period_is_honoured() {
         not_after: Some(now - day),
         ..Default::default()
     };
-    let err = pki
-        .issue(&Principal::Operator("x".into()), "", &backwards)
-        .unwrap_err();
+    let err = pki.issue(&Principal::Operator("x".into()), "", &backwards).unwrap_err();
     assert!(matches!(err, PkiError::Validity(_)), "{err}");
 }
 
@@ -506,8 +399,7 @@ fn revocation_reaches_the_crl() {
         .unwrap();
     let new = Identity::load(&dir).unwrap();
     assert_ne!(old.cert_der, new.cert_der);
-    let other =
-        Identity::load(&pki.issue(&h26, "UBND", &IssueOptions::default()).unwrap()).unwrap();
+    let other = Identity::load(&pki.issue(&h26, "UBND", &IssueOptions::default()).unwrap()).unwrap();
     for id in [&old, &new, &other] {
         verify_client(&pki, &id.cert_der).unwrap();
     }
@@ -523,10 +415,7 @@ fn revocation_reaches_the_crl() {
         .collect();
     assert_eq!(listed, revoked.iter().map(|s| s.0).collect::<Vec<_>>());
     for id in [&old, &new] {
-        assert_eq!(
-            verify_client(&pki, &id.cert_der),
-            Err(webpki::Error::CertRevoked)
-        );
+        assert_eq!(verify_client(&pki, &id.cert_der), Err(webpki::Error::CertRevoked));
         // Without the CRL the chain itself is fine: revocation is what refuses it.
         verify(
             &pki,
@@ -562,30 +451,21 @@ fn revocation_reaches_the_crl() {
     assert_eq!(pki.revoke_serial(other_serial).unwrap(), vec![other_serial]);
     assert!(pki.revoke_serial(other_serial).unwrap().is_empty());
     for id in [&old, &new, &other] {
-        assert_eq!(
-            verify_client(&pki, &id.cert_der),
-            Err(webpki::Error::CertRevoked)
-        );
+        assert_eq!(verify_client(&pki, &id.cert_der), Err(webpki::Error::CertRevoked));
     }
     let issued = pki.issued().unwrap();
     assert_eq!(issued.iter().filter(|c| c.revoked_at.is_some()).count(), 3);
 
     // Unknown serials and principals are refused.
     let err = pki.revoke_serial(Serial(0xffff)).unwrap_err().to_string();
-    assert!(
-        err.contains("serial ffff") && err.contains("issued.tsv"),
-        "{err}"
-    );
+    assert!(err.contains("serial ffff") && err.contains("issued.tsv"), "{err}");
     let err = pki
         .revoke_principal(&Principal::Auditor("nobody".into()))
         .unwrap_err()
         .to_string();
     assert!(err.contains("urn:truc:auditor:nobody"), "{err}");
     let err = pki.revoke_serial(Serial(1)).unwrap_err();
-    assert!(
-        matches!(err, PkiError::Serial { .. }),
-        "the CA's own serial: {err}"
-    );
+    assert!(matches!(err, PkiError::Serial { .. }), "the CA's own serial: {err}");
 }
 
 #[test]
@@ -595,19 +475,12 @@ fn open_reuses_the_ca() {
     let pki = Pki::open(tmp.path()).unwrap();
     assert_eq!(pki.ca_der(), first.ca_der());
     let dir = pki
-        .issue(
-            &Principal::Operator("ops".into()),
-            "Ops",
-            &IssueOptions::default(),
-        )
+        .issue(&Principal::Operator("ops".into()), "Ops", &IssueOptions::default())
         .unwrap();
     let id = Identity::load(&dir).unwrap();
     verify_client(&pki, &id.cert_der).unwrap();
     pki.revoke_principal(&id.principal).unwrap();
-    assert_eq!(
-        verify_client(&pki, &id.cert_der),
-        Err(webpki::Error::CertRevoked)
-    );
+    assert_eq!(verify_client(&pki, &id.cert_der), Err(webpki::Error::CertRevoked));
     // Serials never repeat across opens.
     let serials: Vec<Serial> = pki.issued().unwrap().iter().map(|c| c.serial).collect();
     assert_eq!(serials, [Serial(2), Serial(3)]);
@@ -617,13 +490,8 @@ fn open_reuses_the_ca() {
     init(other.path());
     fs::copy(other.path().join("ca.key"), tmp.path().join("ca.key")).unwrap();
     let err = Pki::open(tmp.path()).unwrap_err().to_string();
-    assert!(
-        err.contains("ca.key") && err.contains("does not match"),
-        "{err}"
-    );
-    let err = Pki::open(&tmp.path().join("missing"))
-        .unwrap_err()
-        .to_string();
+    assert!(err.contains("ca.key") && err.contains("does not match"), "{err}");
+    let err = Pki::open(&tmp.path().join("missing")).unwrap_err().to_string();
     assert!(err.contains("missing/ca.pem"), "{err}");
 }
 
@@ -632,18 +500,10 @@ fn identity_load_names_the_bad_file() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = init(tmp.path());
     let a = pki
-        .issue(
-            &Principal::Operator("a".into()),
-            "A",
-            &IssueOptions::default(),
-        )
+        .issue(&Principal::Operator("a".into()), "A", &IssueOptions::default())
         .unwrap();
     let b = pki
-        .issue(
-            &Principal::Operator("b".into()),
-            "B",
-            &IssueOptions::default(),
-        )
+        .issue(&Principal::Operator("b".into()), "B", &IssueOptions::default())
         .unwrap();
 
     let empty = tmp.path().join("empty");
@@ -666,10 +526,7 @@ fn identity_load_names_the_bad_file() {
 
     fs::write(b.join("cert.pem"), "garbage").unwrap();
     let err = Identity::load(&b).unwrap_err().to_string();
-    assert!(
-        err.contains("cert.pem: no usable CERTIFICATE block"),
-        "{err}"
-    );
+    assert!(err.contains("cert.pem: no usable CERTIFICATE block"), "{err}");
 }
 
 #[test]
@@ -702,24 +559,15 @@ fn bad_names_are_refused() {
     let pki = init(tmp.path());
     for name in ["../escape", "Upper", ""] {
         let err = pki
-            .issue(
-                &Principal::Operator(name.into()),
-                "x",
-                &IssueOptions::default(),
-            )
+            .issue(&Principal::Operator(name.into()), "x", &IssueOptions::default())
             .unwrap_err();
-        assert!(
-            matches!(err, PkiError::InvalidName { .. }),
-            "{name:?}: {err}"
-        );
+        assert!(matches!(err, PkiError::InvalidName { .. }), "{name:?}: {err}");
     }
     let opts = IssueOptions {
         sans: vec!["not a name".into()],
         ..Default::default()
     };
-    let err = pki
-        .issue(&Principal::Hub("peer".into()), "Peer", &opts)
-        .unwrap_err();
+    let err = pki.issue(&Principal::Hub("peer".into()), "Peer", &opts).unwrap_err();
     assert!(err.to_string().contains("not a name"), "{err}");
     assert!(Pki::init(&tmp.path().join("x"), "Bad Hub", &[]).is_err());
 }

@@ -150,10 +150,7 @@ mod tests {
             delivery_id(3, 4),
         ];
         ids.sort();
-        let order: Vec<(i32, u64)> = ids
-            .iter()
-            .map(|&i| (delivery_priority(i), i & 0xff))
-            .collect();
+        let order: Vec<(i32, u64)> = ids.iter().map(|&i| (delivery_priority(i), i & 0xff)).collect();
         assert_eq!(order, vec![(3, 4), (3, 5), (1, 2), (0, 0), (0, 1)]);
     }
 
@@ -165,7 +162,6 @@ mod tests {
         assert_eq!(queue_item_id(&a), Some(delivery_id(4, 9)));
         assert!(a.starts_with(&queue_prefix(tag::OUTBOX, "G09.01")));
         // A code that extends another's is a different queue.
-        assert!(!queue_item(tag::OUTBOX, "G09.011", 1)
-            .starts_with(&queue_prefix(tag::OUTBOX, "G09.01")));
+        assert!(!queue_item(tag::OUTBOX, "G09.011", 1).starts_with(&queue_prefix(tag::OUTBOX, "G09.01")));
     }
 }

@@ -117,12 +117,7 @@ pub trait Store: Send + Sync + 'static {
     /// Acknowledge deliveries of `agency`; returns how many were newly acked.
     /// Fails with `UnknownDelivery` (and acks nothing) if an id was never
     /// delivered to this agency.
-    fn ack(
-        &self,
-        agency: AgencyCode,
-        ids: Vec<u64>,
-        actor: String,
-    ) -> BoxFuture<'_, Result<u32, StoreError>>;
+    fn ack(&self, agency: AgencyCode, ids: Vec<u64>, actor: String) -> BoxFuture<'_, Result<u32, StoreError>>;
 
     /// Record that a lease on `delivery_id` ran out; dead-letter the copy once
     /// `max_attempts` leases have run out.
@@ -157,8 +152,5 @@ pub trait Store: Send + Sync + 'static {
     fn agencies(&self) -> Vec<AgencyInfo>;
 
     /// Copies in the dead-letter queue of `agency`.
-    fn dead_letters(
-        &self,
-        agency: AgencyCode,
-    ) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>>;
+    fn dead_letters(&self, agency: AgencyCode) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>>;
 }

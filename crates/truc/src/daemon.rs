@@ -67,16 +67,12 @@ pub struct Args {
 }
 
 fn config(args: &Args) -> Result<Config, ConfigError> {
-    let env: BTreeMap<String, String> = std::env::vars()
-        .filter(|(k, _)| k.starts_with("TRUC_"))
-        .collect();
+    let env: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("TRUC_")).collect();
     let text = match &args.config {
-        Some(p) => Some(
-            std::fs::read_to_string(p).map_err(|e| ConfigError::Unreadable {
-                path: p.clone(),
-                reason: e.to_string(),
-            })?,
-        ),
+        Some(p) => Some(std::fs::read_to_string(p).map_err(|e| ConfigError::Unreadable {
+            path: p.clone(),
+            reason: e.to_string(),
+        })?),
         None => None,
     };
     let name = args

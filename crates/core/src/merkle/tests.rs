@@ -38,14 +38,8 @@ fn every_root_and_inclusion_proof_up_to_257() {
         for index in 0..size {
             let proof = inclusion_proof(index as u64, size as u64, &t).unwrap();
             assert_eq!(proof, r.path(index, 0, size), "path {index}/{size}");
-            verify_inclusion(
-                &r.leaves[index],
-                index as u64,
-                size as u64,
-                &proof,
-                &want_root,
-            )
-            .unwrap_or_else(|e| panic!("{index}/{size}: {e}"));
+            verify_inclusion(&r.leaves[index], index as u64, size as u64, &proof, &want_root)
+                .unwrap_or_else(|e| panic!("{index}/{size}: {e}"));
         }
     }
     assert_eq!(memory_tree(MAX).root(), r.mth(0, MAX));
@@ -59,11 +53,7 @@ fn every_consistency_proof_up_to_257() {
         let new_root = r.mth(0, n);
         for m in 1..=n {
             let proof = consistency_proof(m as u64, n as u64, &t).unwrap();
-            let want = if m == n {
-                vec![]
-            } else {
-                r.subproof(m, 0, n, true)
-            };
+            let want = if m == n { vec![] } else { r.subproof(m, 0, n, true) };
             assert_eq!(proof, want, "{m}->{n}");
             verify_consistency(m as u64, n as u64, &r.mth(0, m), &new_root, &proof)
                 .unwrap_or_else(|e| panic!("{m}->{n}: {e}"));
@@ -109,11 +99,7 @@ fn subtree_hash_of_any_range() {
     let t = memory_tree(40);
     for a in 0..=40 {
         for b in a..=40 {
-            assert_eq!(
-                subtree_hash(a as u64, b as u64, &t).unwrap(),
-                r.mth(a, b),
-                "[{a},{b})"
-            );
+            assert_eq!(subtree_hash(a as u64, b as u64, &t).unwrap(), r.mth(a, b), "[{a},{b})");
         }
     }
     assert_eq!(subtree_hash(5, 3, &t).unwrap(), empty_root());

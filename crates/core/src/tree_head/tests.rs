@@ -17,11 +17,7 @@ fn base64(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -73,10 +69,7 @@ fn verifier_from_pem() {
     let pem = format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n");
     assert_eq!(TreeHeadVerifier::from_pem(&pem).unwrap(), s.verifier());
     let with_other = format!("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n{pem}");
-    assert_eq!(
-        TreeHeadVerifier::from_pem(&with_other).unwrap(),
-        s.verifier()
-    );
+    assert_eq!(TreeHeadVerifier::from_pem(&with_other).unwrap(), s.verifier());
     assert!(matches!(
         TreeHeadVerifier::from_pem("not pem"),
         Err(CoreError::BadKey(_))
@@ -93,17 +86,9 @@ fn verifier_from_pem() {
 
 #[test]
 fn bad_keys_are_refused() {
-    assert!(matches!(
-        TreeHeadSigner::from_pkcs8(b"nope"),
-        Err(CoreError::BadKey(_))
-    ));
+    assert!(matches!(TreeHeadSigner::from_pkcs8(b"nope"), Err(CoreError::BadKey(_))));
     let spki = signer().public_key_spki_der();
-    for bad in [
-        &spki[..43],
-        &[spki.as_slice(), &[0]].concat()[..],
-        &spki[12..],
-        b"",
-    ] {
+    for bad in [&spki[..43], &[spki.as_slice(), &[0]].concat()[..], &spki[12..], b""] {
         assert!(matches!(
             TreeHeadVerifier::from_spki_der(bad),
             Err(CoreError::BadKey(_))
@@ -113,13 +98,8 @@ fn bad_keys_are_refused() {
     other_alg[8] = 0x71; // OID 1.3.101.113 (Ed448)
     assert!(TreeHeadVerifier::from_spki_der(&other_alg).is_err());
     // The message names the problem, not the bytes.
-    let msg = TreeHeadSigner::from_pkcs8(&[0x30; 40])
-        .unwrap_err()
-        .to_string();
-    assert_eq!(
-        msg,
-        "bad key: the receipt key is not an Ed25519 PKCS#8 private key"
-    );
+    let msg = TreeHeadSigner::from_pkcs8(&[0x30; 40]).unwrap_err().to_string();
+    assert_eq!(msg, "bad key: the receipt key is not an Ed25519 PKCS#8 private key");
 }
 
 #[test]
@@ -218,9 +198,7 @@ fn proven_receipt_round_trip() {
         tree.push(b);
     }
     for index in 0..13 {
-        let (r, head) = v
-            .verify_proven_receipt(&proven(&tree, &s, &bytes, index))
-            .unwrap();
+        let (r, head) = v.verify_proven_receipt(&proven(&tree, &s, &bytes, index)).unwrap();
         assert_eq!(r, receipt(index));
         assert_eq!(head.tree_size, 13);
         assert_eq!(head.root_hash, tree.root().to_vec());

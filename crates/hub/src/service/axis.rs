@@ -6,9 +6,7 @@ use rustls_pki_types::UnixTime;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use truc_proto::v1::axis_server::Axis;
-use truc_proto::v1::{
-    AckRequest, AckResponse, Delivery, ReceiveRequest, SendRequest, SendResponse,
-};
+use truc_proto::v1::{AckRequest, AckResponse, Delivery, ReceiveRequest, SendRequest, SendResponse};
 use truc_store::NewDocument;
 
 use crate::{auth, status, Shared};
@@ -36,13 +34,7 @@ impl Axis for AxisService {
         // Signature and chain checks cost CPU: keep them off the reactor.
         let trust = self.0.signing_trust();
         let (doc, checked) = tokio::task::spawn_blocking(move || {
-            let r = truc_core::document::verify_document(
-                &doc,
-                Some(&caller),
-                &trust,
-                UnixTime::now(),
-                true,
-            );
+            let r = truc_core::document::verify_document(&doc, Some(&caller), &trust, UnixTime::now(), true);
             (doc, r)
         })
         .await
@@ -80,10 +72,7 @@ impl Axis for AxisService {
 
     type ReceiveStream = ReceiverStream<Result<Delivery, Status>>;
 
-    async fn receive(
-        &self,
-        req: Request<ReceiveRequest>,
-    ) -> Result<Response<Self::ReceiveStream>, Status> {
+    async fn receive(&self, req: Request<ReceiveRequest>) -> Result<Response<Self::ReceiveStream>, Status> {
         let (_, agency) = auth::agency(&req)?;
         let r = req.into_inner();
         let credit = match r.max_in_flight {

@@ -7,8 +7,8 @@ use tonic::{Request, Response, Status};
 use truc_core::AgencyCode;
 use truc_proto::v1::ops_server::Ops;
 use truc_proto::v1::{
-    AddAgencyRequest, Agency, DeadLetter, DocumentHeader, ListAgenciesRequest,
-    ListAgenciesResponse, ListDeadLettersRequest, ListDeadLettersResponse,
+    AddAgencyRequest, Agency, DeadLetter, DocumentHeader, ListAgenciesRequest, ListAgenciesResponse,
+    ListDeadLettersRequest, ListDeadLettersResponse,
 };
 use truc_store::AgencyInfo;
 
@@ -34,9 +34,7 @@ impl Ops for OpsService {
         let code = AgencyCode::parse(&r.code).map_err(status::from_core)?;
         let name = r.name.trim().to_string();
         if name.is_empty() || name.chars().count() > 256 {
-            return Err(Status::invalid_argument(
-                "name must have 1..=256 characters",
-            ));
+            return Err(Status::invalid_argument("name must have 1..=256 characters"));
         }
         let info = self
             .0
@@ -48,10 +46,7 @@ impl Ops for OpsService {
         Ok(Response::new(agency(info)))
     }
 
-    async fn list_agencies(
-        &self,
-        req: Request<ListAgenciesRequest>,
-    ) -> Result<Response<ListAgenciesResponse>, Status> {
+    async fn list_agencies(&self, req: Request<ListAgenciesRequest>) -> Result<Response<ListAgenciesResponse>, Status> {
         auth::operator(&req)?;
         let agencies = self.0.store.agencies().into_iter().map(agency).collect();
         Ok(Response::new(ListAgenciesResponse { agencies }))
@@ -63,12 +58,7 @@ impl Ops for OpsService {
     ) -> Result<Response<ListDeadLettersResponse>, Status> {
         auth::operator(&req)?;
         let code = AgencyCode::parse(&req.into_inner().agency).map_err(status::from_core)?;
-        let items = self
-            .0
-            .store
-            .dead_letters(code)
-            .await
-            .map_err(status::from_store)?;
+        let items = self.0.store.dead_letters(code).await.map_err(status::from_store)?;
         let dead_letters = items
             .into_iter()
             .map(|i| {

@@ -18,9 +18,7 @@ use self::ops::Op;
 use self::writer::Writer;
 use crate::keys::{self, tag};
 use crate::records::{AgencyRecord, DocumentRecord, Meta, OutboxEntry};
-use crate::{
-    AgencyInfo, BoxFuture, ExpireOutcome, NewDocument, QueuedItem, SendOutcome, Store, StoreError,
-};
+use crate::{AgencyInfo, BoxFuture, ExpireOutcome, NewDocument, QueuedItem, SendOutcome, Store, StoreError};
 
 /// How to open a sled store.
 #[derive(Debug, Clone)]
@@ -114,19 +112,14 @@ impl std::fmt::Debug for SledStore {
 impl SledStore {
     /// Open (or create) the store in `opts.path`, signing tree heads with
     /// `signer`. Blocking: call it before serving, or in `spawn_blocking`.
-    pub fn open(
-        opts: &SledStoreOptions,
-        signer: TreeHeadSigner,
-    ) -> Result<Arc<SledStore>, StoreError> {
+    pub fn open(opts: &SledStoreOptions, signer: TreeHeadSigner) -> Result<Arc<SledStore>, StoreError> {
         let db = sled::Config::new()
             .path(&opts.path)
             .cache_capacity(opts.cache_bytes)
             .flush_every_ms(None)
             .open()
             .map_err(|e| open_error(&opts.path, e))?;
-        let tree = db
-            .open_tree("truc")
-            .map_err(|e| open_error(&opts.path, e))?;
+        let tree = db.open_tree("truc").map_err(|e| open_error(&opts.path, e))?;
         let meta = match tree.get(keys::meta())? {
             Some(v) => Meta::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("meta".into()))?,
             None => Meta {
@@ -140,8 +133,7 @@ impl SledStore {
             let mut agencies = cache.agencies.write().unwrap_or_else(|e| e.into_inner());
             for kv in tree.scan_prefix([tag::AGENCY]) {
                 let (_, v) = kv?;
-                let a = AgencyRecord::decode(v.as_ref())
-                    .map_err(|_| StoreError::Corrupt("agency".into()))?;
+                let a = AgencyRecord::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("agency".into()))?;
                 agencies.insert(a.code.clone(), a);
             }
             let mut queued = cache.queued.lock().unwrap_or_else(|e| e.into_inner());
@@ -181,15 +173,9 @@ impl SledStore {
         }
     }
 
-    async fn call<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Op,
-    ) -> Result<T, StoreError> {
+    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Op) -> Result<T, StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.ops
-            .send(make(tx))
-            .await
-            .map_err(|_| StoreError::Closed)?;
+        self.ops.send(make(tx)).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -202,29 +188,22 @@ impl SledStore {
     ) -> Result<Vec<QueuedItem>, StoreError> {
         let mut out = Vec::new();
         let mut docs: HashMap<u64, (DocumentRecord, sled::IVec)> = HashMap::new();
-        for kv in self
-            .tree
-            .scan_prefix(keys::queue_prefix(t, agency.as_str()))
-        {
+        for kv in self.tree.scan_prefix(keys::queue_prefix(t, agency.as_str())) {
             if out.len() >= limit {
                 break;
             }
             let (k, v) = kv?;
-            let id =
-                keys::queue_item_id(&k).ok_or_else(|| StoreError::Corrupt("queue key".into()))?;
+            let id = keys::queue_item_id(&k).ok_or_else(|| StoreError::Corrupt("queue key".into()))?;
             if skip.contains(&id) {
                 continue;
             }
-            let entry = OutboxEntry::decode(v.as_ref())
-                .map_err(|_| StoreError::Corrupt("outbox entry".into()))?;
+            let entry = OutboxEntry::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("outbox entry".into()))?;
             if !docs.contains_key(&entry.hub_id) {
                 let rec = self.document(entry.hub_id)?;
                 let payload = self
                     .tree
                     .get(keys::payload(&rec.payload_sha256))?
-                    .ok_or_else(|| {
-                        StoreError::Corrupt(format!("payload of document {}", entry.hub_id))
-                    })?;
+                    .ok_or_else(|| StoreError::Corrupt(format!("payload of document {}", entry.hub_id)))?;
                 docs.insert(entry.hub_id, (rec, payload));
             }
             let (rec, payload) = &docs[&entry.hub_id];
@@ -250,19 +229,14 @@ impl SledStore {
             .tree
             .get(keys::document(hub_id))?
             .ok_or_else(|| StoreError::Corrupt(format!("document {hub_id}")))?;
-        DocumentRecord::decode(v.as_ref())
-            .map_err(|_| StoreError::Corrupt(format!("document {hub_id}")))
+        DocumentRecord::decode(v.as_ref()).map_err(|_| StoreError::Corrupt(format!("document {hub_id}")))
     }
 }
 
 fn open_error(path: &Path, e: sled::Error) -> StoreError {
     match e {
-        sled::Error::Io(io) => {
-            StoreError::Unavailable(format!("cannot open {}: {io}", path.display()))
-        }
-        sled::Error::Corruption { .. } => {
-            StoreError::Corrupt(format!("database files in {}", path.display()))
-        }
+        sled::Error::Io(io) => StoreError::Unavailable(format!("cannot open {}: {io}", path.display())),
+        sled::Error::Corruption { .. } => StoreError::Corrupt(format!("database files in {}", path.display())),
         other => StoreError::Unavailable(format!("cannot open {}: {other}", path.display())),
     }
 }
@@ -270,9 +244,7 @@ fn open_error(path: &Path, e: sled::Error) -> StoreError {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|_| StoreError::Closed)?
+    tokio::task::spawn_blocking(f).await.map_err(|_| StoreError::Closed)?
 }
 
 impl Store for Arc<SledStore> {
@@ -280,12 +252,7 @@ impl Store for Arc<SledStore> {
         Box::pin(self.call(move |tx| Op::Send(Box::new(doc), tx)))
     }
 
-    fn ack(
-        &self,
-        agency: AgencyCode,
-        ids: Vec<u64>,
-        actor: String,
-    ) -> BoxFuture<'_, Result<u32, StoreError>> {
+    fn ack(&self, agency: AgencyCode, ids: Vec<u64>, actor: String) -> BoxFuture<'_, Result<u32, StoreError>> {
         Box::pin(self.call(move |reply| Op::Ack {
             agency,
             ids,
@@ -315,9 +282,7 @@ impl Store for Arc<SledStore> {
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>> {
         let me = self.clone();
-        Box::pin(blocking(move || {
-            me.read_queue(tag::OUTBOX, &agency, &skip, limit)
-        }))
+        Box::pin(blocking(move || me.read_queue(tag::OUTBOX, &agency, &skip, limit)))
     }
 
     fn put_agency(
@@ -335,24 +300,15 @@ impl Store for Arc<SledStore> {
     }
 
     fn agency(&self, code: &AgencyCode) -> Option<AgencyInfo> {
-        self.cache
-            .agency(code.as_str())
-            .map(|a| self.cache.info(&a))
+        self.cache.agency(code.as_str()).map(|a| self.cache.info(&a))
     }
 
     fn agencies(&self) -> Vec<AgencyInfo> {
-        let map = self
-            .cache
-            .agencies
-            .read()
-            .unwrap_or_else(|e| e.into_inner());
+        let map = self.cache.agencies.read().unwrap_or_else(|e| e.into_inner());
         map.values().map(|a| self.cache.info(a)).collect()
     }
 
-    fn dead_letters(
-        &self,
-        agency: AgencyCode,
-    ) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>> {
+    fn dead_letters(&self, agency: AgencyCode) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>> {
         let me = self.clone();
         Box::pin(blocking(move || {
             me.read_queue(tag::DEAD, &agency, &HashSet::new(), usize::MAX)

@@ -103,12 +103,7 @@ struct Sent {
 }
 
 fn require_active(p: &Pending<'_>, cache: &Cache, code: &AgencyCode) -> Result<(), StoreError> {
-    let changed = p
-        .agencies
-        .iter()
-        .rev()
-        .find(|a| a.code == code.as_str())
-        .cloned();
+    let changed = p.agencies.iter().rev().find(|a| a.code == code.as_str()).cloned();
     match changed.or_else(|| cache.agency(code.as_str())) {
         None => Err(StoreError::UnknownAgency(code.to_string())),
         Some(a) if a.state != AgencyState::Active as i32 => Err(StoreError::AgencyInactive {
@@ -122,8 +117,7 @@ fn require_active(p: &Pending<'_>, cache: &Cache, code: &AgencyCode) -> Result<(
 fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Result<Sent, StoreError> {
     let idem = keys::idempotency(doc.from.as_str(), &doc.document_id);
     if let Some(v) = p.get(&idem)? {
-        let hub_id =
-            keys::u64_value(&v).ok_or_else(|| StoreError::Corrupt("idempotency key".into()))?;
+        let hub_id = keys::u64_value(&v).ok_or_else(|| StoreError::Corrupt("idempotency key".into()))?;
         let rec: DocumentRecord = p
             .get_msg(&keys::document(hub_id), "document")?
             .ok_or_else(|| StoreError::Corrupt(format!("document {hub_id}")))?;
@@ -161,12 +155,7 @@ fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Result<Sent, St
         document_id: doc.document_id.clone(),
         hub_document_id: hub_id,
         header_sha256: doc.header_sha256.to_vec(),
-        detail: doc
-            .to
-            .iter()
-            .map(AgencyCode::as_str)
-            .collect::<Vec<_>>()
-            .join(","),
+        detail: doc.to.iter().map(AgencyCode::as_str).collect::<Vec<_>>().join(","),
         ..Default::default()
     })?;
     let rec = DocumentRecord {
@@ -193,10 +182,7 @@ fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Result<Sent, St
     for to in &doc.to {
         let id = keys::delivery_id(doc.priority, p.meta.next_seq);
         p.meta.next_seq += 1;
-        p.put(
-            keys::queue_item(tag::OUTBOX, to.as_str(), id),
-            entry.clone(),
-        );
+        p.put(keys::queue_item(tag::OUTBOX, to.as_str(), id), entry.clone());
         p.add_queued(to.as_str(), 1);
     }
     Ok(Sent {
@@ -207,12 +193,7 @@ fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Result<Sent, St
     })
 }
 
-fn ack(
-    p: &mut Pending<'_>,
-    agency: &AgencyCode,
-    ids: &[u64],
-    actor: &str,
-) -> Result<u32, StoreError> {
+fn ack(p: &mut Pending<'_>, agency: &AgencyCode, ids: &[u64], actor: &str) -> Result<u32, StoreError> {
     // Check every id first: an unknown id refuses the whole request.
     let mut fresh = Vec::with_capacity(ids.len());
     for &id in ids {
@@ -249,12 +230,7 @@ fn ack(
     Ok(n)
 }
 
-fn expire(
-    p: &mut Pending<'_>,
-    agency: &AgencyCode,
-    id: u64,
-    max_attempts: u32,
-) -> Result<ExpireOutcome, StoreError> {
+fn expire(p: &mut Pending<'_>, agency: &AgencyCode, id: u64, max_attempts: u32) -> Result<ExpireOutcome, StoreError> {
     let key = keys::queue_item(tag::OUTBOX, agency.as_str(), id);
     let Some(mut entry) = p.get_msg::<OutboxEntry>(&key, "outbox entry")? else {
         return Ok(ExpireOutcome::Gone);
@@ -266,10 +242,7 @@ fn expire(
     let attempts = entry.attempts;
     if attempts >= max_attempts {
         p.del(key);
-        p.put(
-            keys::queue_item(tag::DEAD, agency.as_str(), id),
-            entry.encode_to_vec(),
-        );
+        p.put(keys::queue_item(tag::DEAD, agency.as_str(), id), entry.encode_to_vec());
         p.add_queued(agency.as_str(), -1);
         p.append_receipt(document_receipt(
             ReceiptEvent::DeadLettered,

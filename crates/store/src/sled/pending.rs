@@ -51,11 +51,7 @@ impl<'t> Pending<'t> {
         Ok(self.tree.contains_key(key)?)
     }
 
-    pub(super) fn get_msg<M: Message + Default>(
-        &self,
-        key: &[u8],
-        what: &str,
-    ) -> Result<Option<M>, StoreError> {
+    pub(super) fn get_msg<M: Message + Default>(&self, key: &[u8], what: &str) -> Result<Option<M>, StoreError> {
         match self.get(key)? {
             None => Ok(None),
             Some(v) => M::decode(v.as_slice())
@@ -112,11 +108,7 @@ pub(super) struct TreeNodes<'t>(pub(super) &'t sled::Tree);
 impl NodeSource for TreeNodes<'_> {
     type Error = StoreError;
     fn node(&self, level: u8, index: u64) -> Result<Hash, StoreError> {
-        node_from(
-            self.0.get(keys::node(level, index))?.map(|v| v.to_vec()),
-            level,
-            index,
-        )
+        node_from(self.0.get(keys::node(level, index))?.map(|v| v.to_vec()), level, index)
     }
 }
 

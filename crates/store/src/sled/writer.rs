@@ -40,9 +40,7 @@ impl Committed {
         let (sth, size) = if index < self.tree_size {
             batch_tree_head(&self.tree, index)?
         } else {
-            return Err(StoreError::Corrupt(format!(
-                "receipt {index} beyond the log"
-            )));
+            return Err(StoreError::Corrupt(format!("receipt {index} beyond the log")));
         };
         let receipt = self
             .tree
@@ -68,8 +66,7 @@ fn batch_tree_head(tree: &sled::Tree, index: u64) -> Result<(SignedTreeHead, u64
         .transpose()?
         .ok_or_else(|| StoreError::Corrupt(format!("tree head covering receipt {index}")))?;
     let size = keys::queue_item_id(&k).unwrap_or(0);
-    let sth = SignedTreeHead::decode(v.as_ref())
-        .map_err(|_| StoreError::Corrupt(format!("tree head {size}")))?;
+    let sth = SignedTreeHead::decode(v.as_ref()).map_err(|_| StoreError::Corrupt(format!("tree head {size}")))?;
     Ok((sth, size))
 }
 
@@ -135,17 +132,10 @@ impl Writer {
             pending.put(keys::tree_head(size), sth.encode_to_vec());
         }
         // Queued counters, read from the cache plus this batch's changes.
-        let deltas: Vec<(String, i64)> = pending
-            .queued_delta
-            .iter()
-            .map(|(k, v)| (k.clone(), *v))
-            .collect();
+        let deltas: Vec<(String, i64)> = pending.queued_delta.iter().map(|(k, v)| (k.clone(), *v)).collect();
         for (code, delta) in deltas {
             let now = self.cache.queued(&code) as i64 + delta;
-            pending.put(
-                keys::queued_count(&code),
-                (now.max(0) as u64).to_be_bytes().to_vec(),
-            );
+            pending.put(keys::queued_count(&code), (now.max(0) as u64).to_be_bytes().to_vec());
         }
         pending.put(keys::meta(), pending.meta.encode_to_vec());
         let (batch, meta, agencies, queued_delta) = pending.into_batch();

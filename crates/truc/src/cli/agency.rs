@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use prost::Message;
 use truc_proto::v1::{Delivery, DocumentHeader, Priority};
 
 use super::output;
@@ -12,12 +13,7 @@ use super::Conn;
 #[derive(Debug, clap::Args)]
 pub(crate) struct SendArgs {
     /// Recipient agency codes, comma-separated.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        required = true,
-        value_name = "CODE[,CODE…]"
-    )]
+    #[arg(long, value_delimiter = ',', required = true, value_name = "CODE[,CODE…]")]
     to: Vec<String>,
     /// Document id (edXML DocumentId); generated as
     /// <from>,<yyyy/MM/dd>,<n>/TRUC when not given. Sending the same id
@@ -54,8 +50,7 @@ fn parse_priority(s: &str) -> anyhow::Result<Priority> {
 }
 
 pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
-    let payload =
-        std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
+    let payload = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
     let priority = parse_priority(&a.priority)?;
     let client = a.conn.client().await?;
     let identity = client.identity();
@@ -84,14 +79,16 @@ pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
     if a.conn.json {
         println!("{}", output::acceptance_json(&document_id, &resp));
     } else {
-        let size = resp
-            .receipt
-            .as_ref()
-            .and_then(|r| r.tree_head.as_ref())
-            .map(|_| "signed receipt attached")
-            .unwrap_or("");
+        let receipt = resp.receipt.as_ref().and_then(|r| {
+            let index = truc_proto::v1::Receipt::decode(r.receipt.as_slice()).ok()?.index;
+            let head = truc_proto::v1::TreeHead::decode(r.tree_head.as_ref()?.tree_head.as_slice()).ok()?;
+            Some(format!(
+                "receipt #{index} in signed tree head of size {}",
+                head.tree_size
+            ))
+        });
         println!(
-            "{} {document_id:?} as hub document {} at {} ({size})",
+            "{} {document_id:?} as hub document {} at {}; {}",
             if resp.duplicate {
                 "already accepted:"
             } else {
@@ -99,6 +96,7 @@ pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
             },
             resp.hub_document_id,
             output::time(resp.accepted_at_unix_ms),
+            receipt.unwrap_or_else(|| "no receipt".into()),
         );
     }
     Ok(())
@@ -200,8 +198,7 @@ fn save(
 
 fn write_durably(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension("part");
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;

@@ -111,7 +111,10 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     println!(
         "   receipt #{} verified with {} alone: tree head size {}, root {}…, inclusion proof of {} hashes",
         receipt.index,
-        pki.receipt_pub_path().strip_prefix(&root).unwrap_or(&pki.receipt_pub_path()).display(),
+        pki.receipt_pub_path()
+            .strip_prefix(&root)
+            .unwrap_or(&pki.receipt_pub_path())
+            .display(),
         head.tree_size,
         &truc_core::hex(&head.root_hash)[..16],
         proven.inclusion_proof.len()
@@ -154,8 +157,6 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
         Some(d) => println!("   files kept in {}", d.display()),
         None => println!("   hub stopped; temporary directory removed"),
     }
-    println!(
-        "\nNext: run `trucd` and `truc` yourself — see README.md, \"Five-minute walk-through\"."
-    );
+    println!("\nNext: run `trucd` and `truc` yourself — see README.md, \"Five-minute walk-through\".");
     Ok(())
 }

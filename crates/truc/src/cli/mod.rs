@@ -94,9 +94,10 @@ pub fn main() -> ExitCode {
 
 impl Conn {
     pub(crate) async fn client(&self) -> anyhow::Result<truc_client::Client> {
-        let dir = self.identity.as_ref().ok_or_else(|| {
-            anyhow::anyhow!("no identity: pass --identity DIR or set TRUC_IDENTITY")
-        })?;
+        let dir = self
+            .identity
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("no identity: pass --identity DIR or set TRUC_IDENTITY"))?;
         Ok(truc_client::Client::connect_dir(&self.hub, dir).await?)
     }
 }

@@ -51,12 +51,7 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
                     json!({"code": a.code, "name": a.name, "state": state_name(a.state)})
                 );
             } else {
-                println!(
-                    "registered {} {:?} ({})",
-                    a.code,
-                    a.name,
-                    state_name(a.state)
-                );
+                println!("registered {} {:?} ({})", a.code, a.name, state_name(a.state));
             }
         }
         OpsCommand::Agencies(AgenciesCommand::List { conn }) => {

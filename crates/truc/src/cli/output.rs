@@ -67,10 +67,5 @@ pub(crate) fn acceptance_json(document_id: &str, r: &SendResponse) -> Value {
 pub(crate) fn time(ms: i64) -> String {
     let date = truc_core::document::date_for_document_id(ms).replace('/', "-");
     let secs = ms.div_euclid(1000).rem_euclid(86_400);
-    format!(
-        "{date} {:02}:{:02}:{:02} UTC",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    format!("{date} {:02}:{:02}:{:02} UTC", secs / 3600, secs / 60 % 60, secs % 60)
 }

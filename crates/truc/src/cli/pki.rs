@@ -103,16 +103,10 @@ pub(crate) fn run(cmd: PkiCommand) -> anyhow::Result<()> {
             let out = pki.issue(&principal, &display, &opts).context("issuing")?;
             println!("{principal} ({}) → {}/", key_type.as_str(), out.display());
         }
-        PkiCommand::Revoke {
-            dir,
-            agency,
-            serial,
-        } => {
+        PkiCommand::Revoke { dir, agency, serial } => {
             let pki = Pki::open(&dir)?;
             let revoked = match (agency, serial) {
-                (Some(code), _) => {
-                    pki.revoke_principal(&Principal::Agency(AgencyCode::parse(&code)?))?
-                }
+                (Some(code), _) => pki.revoke_principal(&Principal::Agency(AgencyCode::parse(&code)?))?,
                 (_, Some(s)) => pki.revoke_serial(s.parse::<Serial>()?)?,
                 _ => anyhow::bail!("name an --agency or a --serial"),
             };

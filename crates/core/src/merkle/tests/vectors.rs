@@ -130,11 +130,7 @@ fn inclusion_proofs_match_ct_vectors() {
     let t = ct_tree();
     for (index, size, want) in vectors {
         let want: Vec<Hash> = want.iter().map(|h| hx(h)).collect();
-        assert_eq!(
-            inclusion_proof(index, size, &t).unwrap(),
-            want,
-            "{index}/{size}"
-        );
+        assert_eq!(inclusion_proof(index, size, &t).unwrap(), want, "{index}/{size}");
         let leaf = leaf_hash(&unhex(CT_LEAVES[index as usize]));
         verify_inclusion(&leaf, index, size, &want, &hx(CT_ROOTS[size as usize])).unwrap();
     }

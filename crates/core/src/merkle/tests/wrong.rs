@@ -47,10 +47,7 @@ fn wrong_inclusion_proofs_fail() {
             let proof = inclusion_proof(index, size, &t).unwrap();
             let fails = |leaf: &Hash, i: u64, n: u64, p: &[Hash], root: &Hash, what: &str| {
                 assert!(
-                    matches!(
-                        verify_inclusion(leaf, i, n, p, root),
-                        Err(CoreError::BadProof(_))
-                    ),
+                    matches!(verify_inclusion(leaf, i, n, p, root), Err(CoreError::BadProof(_))),
                     "{what} accepted for {index}/{size}"
                 );
             };
@@ -89,10 +86,7 @@ fn wrong_consistency_proofs_fail() {
             let proof = consistency_proof(m, n, &t).unwrap();
             let fails = |m2: u64, n2: u64, old: &Hash, new: &Hash, p: &[Hash], what: &str| {
                 assert!(
-                    matches!(
-                        verify_consistency(m2, n2, old, new, p),
-                        Err(CoreError::BadProof(_))
-                    ),
+                    matches!(verify_consistency(m2, n2, old, new, p), Err(CoreError::BadProof(_))),
                     "{what} accepted for {m}->{n}"
                 );
             };
