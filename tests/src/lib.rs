@@ -98,11 +98,13 @@ impl TestHub {
     pub async fn start_with(f: impl FnOnce(&mut Config)) -> TestHub {
         let pki = TestPki::new();
         let data = tempfile::tempdir().expect("tempdir");
-        let mut config = Config::default();
-        config.listen = "127.0.0.1:0".parse().unwrap();
-        config.data_dir = data.path().join("store");
-        config.identity = pki.pki.hub_dir();
-        config.shutdown_grace_seconds = 5;
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: data.path().join("store"),
+            identity: pki.pki.hub_dir(),
+            shutdown_grace_seconds: 5,
+            ..Config::default()
+        };
         config.tls.crl = vec![pki.pki.crl_path()];
         f(&mut config);
         let running = truc_hub::start(config.clone()).await.expect("hub starts");

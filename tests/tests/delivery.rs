@@ -15,7 +15,7 @@ mod tokio_stream_ext {
     use tonic::Streaming;
     use truc_proto::v1::Delivery;
     /// The next delivery, failing the test if none comes within 20 s.
-    pub async fn next(s: &mut Streaming<Delivery>) -> Delivery {
+    pub(super) async fn next(s: &mut Streaming<Delivery>) -> Delivery {
         tokio::time::timeout(std::time::Duration::from_secs(20), s.message())
             .await
             .expect("a delivery within 20 s")

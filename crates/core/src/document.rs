@@ -319,7 +319,8 @@ mod tests {
 
     #[test]
     fn header_field_checks() {
-        let cases: Vec<(fn(&mut DocumentHeader), &str)> = vec![
+        type Case = (fn(&mut DocumentHeader), &'static str);
+        let cases: Vec<Case> = vec![
             (|h| h.to.clear(), "no recipients"),
             (|h| h.to.push("G09.01".into()), "listed twice"),
             (|h| h.to.push("nope".into()), "invalid agency code"),

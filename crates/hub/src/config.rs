@@ -183,33 +183,42 @@ impl Config {
     /// Defaults, then the TOML text of `file` (if any), then the variables of
     /// `env` listed in [`ENV_KEYS`]; validated.
     pub fn load(file: Option<(&str, &str)>, env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
-        let (source_name, mut table) = match file {
-            Some((name, text)) => (
-                name.to_string(),
-                text.parse::<toml::Table>().map_err(|e| ConfigError::Invalid {
+        let mut table = match file {
+            Some((name, text)) => {
+                // Parse the file alone first: its errors quote the line, so
+                // they name the key.
+                let invalid = |message: String| ConfigError::Invalid {
                     source_name: name.to_string(),
-                    message: e.message().to_string(),
-                })?,
-            ),
-            None => ("defaults".to_string(), toml::Table::new()),
+                    message,
+                };
+                toml::from_str::<Config>(text).map_err(|e| invalid(e.to_string().trim_end().to_string()))?;
+                text.parse::<toml::Table>().map_err(|e| invalid(e.to_string()))?
+            }
+            None => toml::Table::new(),
         };
-        let mut from_env = Vec::new();
+        let mut cfg: Option<Config> = None;
         for (var, key) in ENV_KEYS {
             if let Some(raw) = env.get(*var) {
                 set_path(&mut table, key, env_value(key, raw));
-                from_env.push(*var);
+                // One variable at a time, so an error names it.
+                let c: Config = toml::Value::Table(table.clone())
+                    .try_into()
+                    .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                        source_name: format!("{var} ({key} = {raw:?})"),
+                        message: e.message().to_string(),
+                    })?;
+                cfg = Some(c);
             }
         }
-        let cfg: Config = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Invalid {
-                source_name: if from_env.is_empty() {
-                    source_name
-                } else {
-                    format!("{source_name} with {}", from_env.join(", "))
-                },
-                message: e.message().to_string(),
-            })?;
+        let cfg = match cfg {
+            Some(c) => c,
+            None => toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                    source_name: "config".into(),
+                    message: e.message().to_string(),
+                })?,
+        };
         cfg.validate()?;
         Ok(cfg)
     }

@@ -56,11 +56,14 @@ impl Leases {
     }
 }
 
+/// A lease deadline: (when, lease generation, agency, delivery id).
+type Expiry = (Instant, u64, AgencyCode, u64);
+
 /// The engine, shared by the Axis service and the lease reaper.
 pub(crate) struct Engine {
     store: Arc<dyn Store>,
     queues: Mutex<HashMap<AgencyCode, Arc<AgencyQueue>>>,
-    expiries: Mutex<BinaryHeap<Reverse<(Instant, u64, AgencyCode, u64)>>>,
+    expiries: Mutex<BinaryHeap<Reverse<Expiry>>>,
     reaper_wake: Notify,
     lease: Duration,
     max_attempts: u32,

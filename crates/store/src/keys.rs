@@ -142,7 +142,7 @@ mod tests {
 
     #[test]
     fn delivery_ids_sort_by_priority_then_sequence() {
-        let mut ids = vec![
+        let mut ids = [
             delivery_id(0, 1),
             delivery_id(3, 5),
             delivery_id(0, 0),

@@ -198,15 +198,17 @@ impl SledStore {
                 continue;
             }
             let entry = OutboxEntry::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("outbox entry".into()))?;
-            if !docs.contains_key(&entry.hub_id) {
-                let rec = self.document(entry.hub_id)?;
-                let payload = self
-                    .tree
-                    .get(keys::payload(&rec.payload_sha256))?
-                    .ok_or_else(|| StoreError::Corrupt(format!("payload of document {}", entry.hub_id)))?;
-                docs.insert(entry.hub_id, (rec, payload));
-            }
-            let (rec, payload) = &docs[&entry.hub_id];
+            let (rec, payload) = match docs.entry(entry.hub_id) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let rec = self.document(entry.hub_id)?;
+                    let payload = self
+                        .tree
+                        .get(keys::payload(&rec.payload_sha256))?
+                        .ok_or_else(|| StoreError::Corrupt(format!("payload of document {}", entry.hub_id)))?;
+                    e.insert((rec, payload))
+                }
+            };
             out.push(QueuedItem {
                 delivery_id: id,
                 attempts: entry.attempts,

@@ -59,10 +59,12 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     )?;
     println!("   operator demo");
 
-    let mut cfg = truc_hub::Config::default();
-    cfg.listen = "127.0.0.1:0".parse()?;
-    cfg.data_dir = root.join("data");
-    cfg.identity = pki.hub_dir();
+    let cfg = truc_hub::Config {
+        listen: "127.0.0.1:0".parse()?,
+        data_dir: root.join("data"),
+        identity: pki.hub_dir(),
+        ..truc_hub::Config::default()
+    };
     let hub = truc_hub::start(cfg).await?;
     let addr = hub.addr.to_string();
     println!(
