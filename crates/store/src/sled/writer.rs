@@ -139,10 +139,14 @@ impl Writer {
         }
         pending.put(keys::meta(), pending.meta.encode_to_vec());
         let (batch, meta, agencies, queued_delta) = pending.into_batch();
+        // A failed apply changes nothing (sled batches are atomic).
         self.tree.apply_batch(batch)?;
-        self.db.flush()?;
+        // Applied: the counters must move on even if the flush fails, or the
+        // next batch would reuse ids. The callers are told the batch failed;
+        // a retried Send then finds its idempotency key.
         self.meta = meta;
         self.cache.apply(agencies, &queued_delta);
+        self.db.flush()?;
         Ok(Committed {
             tree: self.tree.clone(),
             tree_size: self.meta.tree_size,

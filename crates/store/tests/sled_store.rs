@@ -1,0 +1,187 @@
+//! The sled backend on its own: durability across reopen, the receipt log
+//! and its proofs, queue order, acks, expiry and dead letters.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use prost::Message;
+use truc_core::tree_head::{TreeHeadSigner, TreeHeadVerifier};
+use truc_core::AgencyCode;
+use truc_proto::v1::{Receipt, ReceiptEvent, SignedDocument};
+use truc_store::{ExpireOutcome, NewDocument, SledStore, SledStoreOptions, Store, StoreError};
+
+fn key() -> Vec<u8> {
+    let rng = ring::rand::SystemRandom::new();
+    ring::signature::Ed25519KeyPair::generate_pkcs8(&rng)
+        .unwrap()
+        .as_ref()
+        .to_vec()
+}
+
+fn code(s: &str) -> AgencyCode {
+    AgencyCode::parse(s).unwrap()
+}
+
+fn doc(from: &str, id: &str, to: &[&str], priority: i32, payload: &[u8]) -> NewDocument {
+    let header = format!("{from}|{id}|{priority}").into_bytes();
+    NewDocument {
+        from: code(from),
+        document_id: id.into(),
+        to: to.iter().map(|c| code(c)).collect(),
+        priority,
+        header_sha256: truc_core::sha256(&header),
+        document: SignedDocument {
+            header,
+            payload: payload.to_vec(),
+            ..Default::default()
+        },
+        actor: format!("urn:truc:agency:{from}"),
+    }
+}
+
+async fn open(dir: &std::path::Path, key: &[u8]) -> Arc<SledStore> {
+    let signer = TreeHeadSigner::from_pkcs8(key).unwrap();
+    tokio::task::spawn_blocking({
+        let dir = dir.to_path_buf();
+        move || SledStore::open(&SledStoreOptions::new(dir), signer).unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+async fn close(s: Arc<SledStore>) {
+    tokio::task::spawn_blocking(move || s.close()).await.unwrap();
+}
+
+#[tokio::test]
+async fn receipts_prove_and_state_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key();
+    let verifier = TreeHeadSigner::from_pkcs8(&key).unwrap().verifier();
+    let s = open(dir.path(), &key).await;
+    for c in ["G22", "H26", "H29"] {
+        s.put_agency(code(c), format!("agency {c}"), "urn:truc:operator:t".into())
+            .await
+            .unwrap();
+    }
+    let out = s.send(doc("G22", "d1", &["H26", "H29"], 0, b"payload")).await.unwrap();
+    let (r, head) = verifier.verify_proven_receipt(&out.receipt).unwrap();
+    assert_eq!((r.index, head.tree_size), (3, 4));
+    assert_eq!(r.event, ReceiptEvent::Accepted as i32);
+    assert_eq!(s.agency(&code("H26")).unwrap().queued, 1);
+    close(s).await;
+
+    let s = open(dir.path(), &key).await;
+    assert_eq!(s.agencies().len(), 3);
+    assert_eq!(s.agency(&code("H29")).unwrap().queued, 1);
+    // The same document again: the original receipt, nothing new.
+    let again = s.send(doc("G22", "d1", &["H26", "H29"], 0, b"payload")).await.unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.receipt.receipt, out.receipt.receipt);
+    verifier.verify_proven_receipt(&again.receipt).unwrap();
+    // A different document under the same id is a conflict.
+    let err = s.send(doc("G22", "d1", &["H26"], 1, b"other")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    // The log continues where it stopped.
+    let next = s.send(doc("G22", "d2", &["H26"], 0, b"payload")).await.unwrap();
+    let (r, _) = verifier.verify_proven_receipt(&next.receipt).unwrap();
+    assert_eq!(r.index, 4);
+    close(s).await;
+}
+
+#[tokio::test]
+async fn queue_order_acks_expiry_and_dead_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path(), &key()).await;
+    let op = "urn:truc:operator:t".to_string();
+    for c in ["G22", "H26"] {
+        s.put_agency(code(c), c.into(), op.clone()).await.unwrap();
+    }
+    for (i, p) in [0, 3, 1, 3].iter().enumerate() {
+        s.send(doc("G22", &format!("q{i}"), &["H26"], *p, b"x")).await.unwrap();
+    }
+    let items = s.fetch(code("H26"), HashSet::new(), 10).await.unwrap();
+    let order: Vec<u64> = items.iter().map(|i| i.hub_document_id).collect();
+    assert_eq!(order, vec![2, 4, 3, 1], "express first, FIFO within a priority");
+    let skip: HashSet<u64> = [items[0].delivery_id].into();
+    assert_eq!(s.fetch(code("H26"), skip, 1).await.unwrap()[0].hub_document_id, 4);
+
+    assert_eq!(
+        s.ack(code("H26"), vec![items[0].delivery_id], op.clone())
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.ack(code("H26"), vec![items[0].delivery_id], op.clone())
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(matches!(
+        s.ack(code("H26"), vec![999], op.clone()).await,
+        Err(StoreError::UnknownDelivery(999))
+    ));
+    // Acking for another agency does not touch H26's copies.
+    assert!(s
+        .ack(code("G22"), vec![items[1].delivery_id], op.clone())
+        .await
+        .is_err());
+
+    let id = items[1].delivery_id;
+    assert_eq!(
+        s.expire(code("H26"), id, 2).await.unwrap(),
+        ExpireOutcome::Requeued { attempts: 1 }
+    );
+    assert_eq!(
+        s.expire(code("H26"), id, 2).await.unwrap(),
+        ExpireOutcome::DeadLettered { attempts: 2 }
+    );
+    assert_eq!(s.expire(code("H26"), id, 2).await.unwrap(), ExpireOutcome::Gone);
+    let dead = s.dead_letters(code("H26")).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].hub_document_id, 4);
+    assert_eq!(s.agency(&code("H26")).unwrap().queued, 2);
+    let left: Vec<u64> = s
+        .fetch(code("H26"), HashSet::new(), 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.hub_document_id)
+        .collect();
+    assert_eq!(left, vec![3, 1]);
+
+    // Unknown and inactive agencies are refused and nothing is written.
+    let err = s.send(doc("G22", "bad", &["H29"], 0, b"x")).await.unwrap_err();
+    assert!(matches!(err, StoreError::UnknownAgency(ref c) if c == "H29"), "{err:?}");
+    close(s).await;
+}
+
+#[tokio::test]
+async fn every_receipt_in_a_batch_proves_against_its_own_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key();
+    let verifier: TreeHeadVerifier = TreeHeadSigner::from_pkcs8(&key).unwrap().verifier();
+    let s = open(dir.path(), &key).await;
+    let op = "urn:truc:operator:t".to_string();
+    s.put_agency(code("G22"), "a".into(), op.clone()).await.unwrap();
+    s.put_agency(code("H26"), "b".into(), op).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.send(doc("G22", &format!("b{i}"), &["H26"], 0, b"x")).await.unwrap()
+        }));
+    }
+    let mut indexes = HashSet::new();
+    for t in tasks {
+        let out = t.await.unwrap();
+        let (r, head) = verifier.verify_proven_receipt(&out.receipt).unwrap();
+        assert!(r.index < head.tree_size);
+        assert!(indexes.insert(r.index));
+        let decoded = Receipt::decode(out.receipt.receipt.as_slice()).unwrap();
+        assert_eq!(decoded.hub_document_id, out.hub_document_id);
+    }
+    assert_eq!(indexes.len(), 100);
+    close(s).await;
+}
