@@ -125,6 +125,9 @@ pub struct CheckedHeader {
     pub priority: Priority,
     /// SHA-256 of the header bytes.
     pub header_sha256: [u8; 32],
+    /// SHA-256 of the header without its signing time: equal for the same
+    /// document signed again, so a re-signed retry is still a retry.
+    pub content_sha256: [u8; 32],
 }
 
 /// Decode the header bytes and check every field the hub relies on.
@@ -178,8 +181,14 @@ pub fn check_header(bytes: &[u8]) -> Result<CheckedHeader, CoreError> {
     if header.file_name.contains(['/', '\\', '\0']) || header.file_name.len() > 255 {
         return Err(bad("file_name must be a plain file name of at most 255 bytes".into()));
     }
+    let content_sha256 = {
+        let mut unsigned = header.clone();
+        unsigned.signed_at_unix_ms = 0;
+        crate::sha256(&unsigned.encode_to_vec())
+    };
     Ok(CheckedHeader {
         header_sha256: crate::sha256(bytes),
+        content_sha256,
         header,
         from,
         to,

@@ -148,12 +148,14 @@ pub enum ConfigError {
         message: String,
     },
     /// A key has a value out of range.
-    #[error("{key} = {value:?}: {reason}")]
+    #[error("{key} = {value}{origin}: {reason}")]
     Value {
         /// Dotted key.
         key: &'static str,
         /// The value given.
         value: String,
+        /// " (from TRUC_…)" when an environment variable set it.
+        origin: String,
         /// What is allowed.
         reason: &'static str,
     },
@@ -219,7 +221,23 @@ impl Config {
                     message: e.message().to_string(),
                 })?,
         };
-        cfg.validate()?;
+        cfg.validate().map_err(|e| match e {
+            ConfigError::Value { key, value, reason, .. } => {
+                let var = ENV_KEYS
+                    .iter()
+                    .find(|(_, k)| *k == key)
+                    .map(|(v, _)| *v)
+                    .filter(|v| env.contains_key(*v));
+                let origin = var.map(|v| format!(" (from {v})")).unwrap_or_default();
+                ConfigError::Value {
+                    key,
+                    value,
+                    origin,
+                    reason,
+                }
+            }
+            other => other,
+        })?;
         Ok(cfg)
     }
 
@@ -254,7 +272,11 @@ impl Config {
             ));
         }
         if !matches!(self.log.format.as_str(), "plain" | "json") {
-            return Err(value("log.format", &self.log.format, "must be \"plain\" or \"json\""));
+            return Err(value(
+                "log.format",
+                &format!("{:?}", self.log.format),
+                "must be \"plain\" or \"json\"",
+            ));
         }
         Ok(())
     }
@@ -264,6 +286,7 @@ fn value(key: &'static str, v: &dyn std::fmt::Display, reason: &'static str) -> 
     ConfigError::Value {
         key,
         value: v.to_string(),
+        origin: String::new(),
         reason,
     }
 }
@@ -342,7 +365,10 @@ mod tests {
         let err = Config::load(None, &env(&[("TRUC_DELIVERY_MAX_ATTEMPTS", "0")]))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("delivery.max_attempts"), "{err}");
+        assert!(
+            err.contains("delivery.max_attempts = 0 (from TRUC_DELIVERY_MAX_ATTEMPTS)"),
+            "{err}"
+        );
     }
 
     #[test]

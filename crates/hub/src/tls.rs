@@ -135,7 +135,8 @@ pub(crate) fn server_config(
         let cert = CertificateDer::from(der.as_slice());
         let anchor = webpki::anchor_from_trusted_cert(&cert)
             .map_err(|e| HubError::Identity(format!("client CA certificate unusable: {e}")))?;
-        hints.push(DistinguishedName::from(anchor.subject.to_vec()));
+        // webpki's subject lacks the outer SEQUENCE a TLS CA name carries.
+        hints.push(DistinguishedName::in_sequence(&anchor.subject));
     }
     let verifier = PossessionVerifier {
         hints,

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, PKCS_ED25519};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use truc_core::Principal;
 
 use crate::files::{self, PRIVATE, PUBLIC};
@@ -195,7 +195,7 @@ impl Pki {
         if key_path.exists() {
             return Ok(());
         }
-        let key = KeyPair::generate_for(&PKCS_ED25519)?;
+        let key = crate::KeyType::Ed25519.generate()?;
         files::write_atomic(&self.receipt_pub_path(), key.public_key_pem().as_bytes(), PUBLIC)?;
         files::write_atomic(&key_path, key.serialize_pem().as_bytes(), PRIVATE)
     }

@@ -37,7 +37,13 @@ impl KeyType {
     pub(crate) fn generate(self) -> Result<KeyPair, PkiError> {
         match self {
             KeyType::EcdsaP256 => Ok(KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?),
-            KeyType::Ed25519 => Ok(KeyPair::generate_for(&PKCS_ED25519)?),
+            KeyType::Ed25519 => {
+                let der = ed25519_pkcs8_v1()?;
+                Ok(KeyPair::from_pkcs8_der_and_sign_algo(
+                    &PrivatePkcs8KeyDer::from(der.as_slice()),
+                    &PKCS_ED25519,
+                )?)
+            }
             KeyType::Rsa2048 => {
                 use rsa::pkcs8::EncodePrivateKey;
                 let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048)
@@ -50,6 +56,22 @@ impl KeyType {
             }
         }
     }
+}
+
+/// A new Ed25519 private key as PKCS#8 v1 (RFC 8410: the seed only).
+///
+/// ring writes PKCS#8 v2 (with the public key), which OpenSSL before 3.5 and
+/// Python's `cryptography` refuse; v1 is what every library reads.
+fn ed25519_pkcs8_v1() -> Result<Vec<u8>, PkiError> {
+    const PREFIX: [u8; 16] = [
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+    ];
+    let mut der = PREFIX.to_vec();
+    let mut seed = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
+        .map_err(|_| PkiError::Key("no randomness for an Ed25519 key".into()))?;
+    der.extend_from_slice(&seed);
+    Ok(der)
 }
 
 impl fmt::Display for KeyType {

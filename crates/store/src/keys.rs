@@ -18,7 +18,7 @@
 //! | `T` | tree size (u64)                          | serialized `SignedTreeHead` |
 //! | `Z` | (none)                                   | `Meta` counters             |
 //!
-//! A delivery id puts the priority rank in its top byte (0 = hỏa tốc hẹn
+//! A delivery id puts the priority rank in bits 48–50 (0 = hỏa tốc hẹn
 //! giờ … 4 = thường) and a hub-wide sequence number below it, so a prefix
 //! scan of `O<agency>\0` yields highest priority first, FIFO within each.
 
@@ -38,7 +38,8 @@ pub(crate) mod tag {
     pub(crate) const META: u8 = b'Z';
 }
 
-const SEQ_BITS: u32 = 56;
+/// Below 2^53 in all, so ids survive JSON numbers (JavaScript doubles).
+const SEQ_BITS: u32 = 48;
 
 /// The delivery id of the `seq`-th enqueued item at `priority` (0..=4).
 pub fn delivery_id(priority: i32, seq: u64) -> u64 {

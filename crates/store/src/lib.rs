@@ -41,6 +41,10 @@ pub struct NewDocument {
     pub priority: i32,
     /// SHA-256 of the header bytes.
     pub header_sha256: [u8; 32],
+    /// SHA-256 of the header without its signing time (the idempotency
+    /// check compares this: a re-signed retry of the same document is a
+    /// duplicate; different content under the same id is a conflict).
+    pub content_sha256: [u8; 32],
     /// The document as received (header bytes, signature, chain, payload).
     pub document: SignedDocument,
     /// Who sent it, as a principal URI.

@@ -56,6 +56,9 @@ pub(crate) struct DocumentRecord {
     /// The sender's document id.
     #[prost(string, tag = "11")]
     pub(crate) document_id: String,
+    /// SHA-256 of the header without its signing time.
+    #[prost(bytes = "vec", tag = "12")]
+    pub(crate) content_sha256: Vec<u8>,
 }
 
 /// One copy waiting for one recipient.

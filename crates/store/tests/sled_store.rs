@@ -30,6 +30,7 @@ fn doc(from: &str, id: &str, to: &[&str], priority: i32, payload: &[u8]) -> NewD
         to: to.iter().map(|c| code(c)).collect(),
         priority,
         header_sha256: truc_core::sha256(&header),
+        content_sha256: truc_core::sha256(&header),
         document: SignedDocument {
             header,
             payload: payload.to_vec(),

@@ -50,6 +50,7 @@ impl Axis for AxisService {
                 to: checked.to,
                 priority: checked.priority as i32,
                 header_sha256: checked.header_sha256,
+                content_sha256: checked.content_sha256,
                 document: doc,
                 actor: principal.uri(),
             })

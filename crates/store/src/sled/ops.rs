@@ -121,7 +121,7 @@ fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Result<Sent, St
         let rec: DocumentRecord = p
             .get_msg(&keys::document(hub_id), "document")?
             .ok_or_else(|| StoreError::Corrupt(format!("document {hub_id}")))?;
-        if rec.header_sha256 != doc.header_sha256 {
+        if rec.content_sha256 != doc.content_sha256 {
             return Err(StoreError::Conflict {
                 from: doc.from.to_string(),
                 document_id: doc.document_id,
@@ -168,6 +168,7 @@ fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Result<Sent, St
         accepted_at_unix_ms: now,
         accepted_receipt: receipt_index,
         header_sha256: doc.header_sha256.to_vec(),
+        content_sha256: doc.content_sha256.to_vec(),
         from: doc.from.to_string(),
         document_id: doc.document_id,
     };

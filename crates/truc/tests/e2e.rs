@@ -1,0 +1,43 @@
+//! Runs the end-to-end scripts in `tests/e2e/` against the binaries this
+//! package builds: the real `truc` and `trucd`, as a user runs them.
+
+use std::path::Path;
+use std::process::Command;
+
+fn run_script(name: &str) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_truc"))
+        .parent()
+        .expect("bin dir")
+        .to_path_buf();
+    assert!(Path::new(env!("CARGO_BIN_EXE_trucd")).exists());
+    let out = Command::new("bash")
+        .arg(root.join("tests/e2e").join(name))
+        .current_dir(&root)
+        .env("TRUC_BIN_DIR", &bin_dir)
+        .output()
+        .expect("run bash");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{name} failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(last.ends_with(" 0 failed"), "{name}: unexpected summary {last:?}");
+}
+
+/// pki init, three agencies and an operator, trucd on a free port, send to
+/// two, SIGKILL right after the send returns, restart, both inboxes get the
+/// exact bytes; acks survive a second SIGKILL; a re-send is a duplicate.
+#[test]
+fn sigkill_after_send_loses_nothing() {
+    run_script("sigkill.sh");
+}
+
+/// deploy/trucd.toml starts a hub as it is (paths aside); bad keys and
+/// values exit 64 naming them.
+#[test]
+fn example_config_starts_the_hub_and_bad_config_exits_64() {
+    run_script("deploy_config.sh");
+}

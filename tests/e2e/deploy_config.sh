@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# deploy/trucd.toml is a working configuration: it sets every key of
+# truc_hub::Config and names every TRUC_* variable; with only its paths and
+# listen address rewritten to a temp dir, `trucd --config` starts, serves and
+# stops cleanly on SIGTERM. Also: an unknown key and an out-of-range value
+# from the environment exit 64 naming the key.
+#
+#   tests/e2e/deploy_config.sh                          # from the repo root
+#   TRUC_BIN_DIR=target/release tests/e2e/deploy_config.sh
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+BIN="${TRUC_BIN_DIR:-target/debug}"
+case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
+TRUC="$BIN/truc"
+TRUCD="$BIN/trucd"
+for b in "$TRUC" "$TRUCD"; do
+  [[ -x "$b" ]] || { echo "deploy-config: missing $b (run: cargo build -p truc)" >&2; exit 2; }
+done
+command -v python3 >/dev/null || { echo "deploy-config: python3 is required" >&2; exit 2; }
+# Only the file under test may configure trucd and truc.
+while IFS= read -r var; do unset "$var"; done < <(compgen -e | grep '^TRUC_' || true)
+
+EXAMPLE="$ROOT/deploy/trucd.toml"
+CONFIG_RS="$ROOT/crates/hub/src/config.rs"
+T="$(mktemp -d -t truc-deploy-config.XXXXXX)"
+HUB_PID=""
+PASSED=0
+FAILED=0
+
+cleanup() {
+  local rc=$?
+  if [[ -n "$HUB_PID" ]]; then
+    kill "$HUB_PID" 2>/dev/null || true
+    wait "$HUB_PID" 2>/dev/null || true
+  fi
+  rm -rf "$T"
+  echo "deploy-config: $PASSED passed, $FAILED failed"
+  if [[ $rc -eq 0 && $FAILED -gt 0 ]]; then rc=1; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+
+pass() {
+  PASSED=$((PASSED + 1))
+  echo "ok   $*"
+}
+fail() {
+  FAILED=$((FAILED + 1))
+  echo "FAIL $*" >&2
+  if [[ -f "$T/trucd.log" ]]; then
+    echo "--- trucd log (tail) ---" >&2
+    tail -n 20 "$T/trucd.log" >&2
+  fi
+  exit 1
+}
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# 1. The example covers the whole schema: every key of ENV_KEYS is set in
+# the file and every TRUC_* variable is named in its comments.
+[[ -f "$EXAMPLE" ]] || fail "no $EXAMPLE"
+if ! python3 - "$EXAMPLE" "$CONFIG_RS" >"$T/coverage" 2>&1 <<'PY'; then
+import re, sys, tomllib
+text = open(sys.argv[1], encoding="utf-8").read()
+cfg = tomllib.loads(text)
+src = open(sys.argv[2], encoding="utf-8").read()
+block = src[src.index("pub const ENV_KEYS"):]
+block = block[:block.index("];")]
+pairs = re.findall(r'\(\s*"(TRUC_[A-Z_]+)",\s*"([a-z_.]+)",?\s*\)', block)
+if len(pairs) < 13:
+    sys.exit(f"could not read ENV_KEYS from {sys.argv[2]} (found {len(pairs)})")
+problems = []
+for var, key in pairs:
+    v = cfg
+    for part in key.split("."):
+        v = v.get(part) if isinstance(v, dict) else None
+    if v is None:
+        problems.append(f"key {key} is not set")
+    if not re.search(r"\b" + var + r"\b", text):
+        problems.append(f"{var} (for {key}) is not mentioned")
+if problems:
+    sys.exit("; ".join(problems))
+print(len(pairs))
+PY
+  fail "deploy/trucd.toml does not cover ENV_KEYS of config.rs: $(tr '\n' ' ' <"$T/coverage")"
+fi
+pass "deploy/trucd.toml sets all $(cat "$T/coverage") keys of ENV_KEYS and names their TRUC_* variables"
+
+# 2. A fresh PKI where the rewritten paths point.
+PKI="$T/pki"
+"$TRUC" pki init --dir "$PKI" >/dev/null 2>"$T/err" || fail "pki init: $(cat "$T/err")"
+"$TRUC" pki issue --dir "$PKI" --operator ops >/dev/null 2>"$T/err" || fail "pki issue --operator: $(cat "$T/err")"
+[[ -f "$PKI/crl.pem" && -f "$PKI/ca.pem" && -d "$PKI/hub" ]] || fail "pki init did not write crl.pem, ca.pem and hub/"
+pass "fresh PKI in $PKI"
+
+# 3. Rewrite only the paths and the listen address.
+PORT="$(free_port)"
+HUB="127.0.0.1:$PORT"
+CONF="$T/trucd.toml"
+cp "$EXAMPLE" "$CONF"
+sed -i \
+  -e "s|/etc/truc/pki|$PKI|g" \
+  -e "s|/var/lib/truc|$T/data|g" \
+  -e "s|^listen = .*|listen = \"$HUB\"|" \
+  "$CONF"
+# Every changed line must be the listen line or one whose only change is a path.
+if ! python3 - "$EXAMPLE" "$CONF" "$PKI" "$T/data" >"$T/diff" 2>&1 <<'PY'; then
+import sys
+a = open(sys.argv[1], encoding="utf-8").read().splitlines()
+b = open(sys.argv[2], encoding="utf-8").read().splitlines()
+pki, data = sys.argv[3], sys.argv[4]
+if len(a) != len(b):
+    sys.exit(f"line count changed: {len(a)} -> {len(b)}")
+changed = 0
+for i, (x, y) in enumerate(zip(a, b), 1):
+    if x == y:
+        continue
+    changed += 1
+    ok = x.startswith("listen = ") and y.startswith("listen = ")
+    ok = ok or x.replace("/etc/truc/pki", pki).replace("/var/lib/truc", data) == y
+    if not ok:
+        sys.exit(f"line {i} changed beyond paths/listen: {x!r} -> {y!r}")
+if changed == 0:
+    sys.exit("nothing was rewritten")
+print(changed)
+PY
+  fail "rewrite of the example: $(tr '\n' ' ' <"$T/diff")"
+fi
+grep -Eq '^[^#]*(/etc/truc|/var/lib/truc)' "$CONF" &&
+  fail "rewritten config still sets a path under /etc/truc or /var/lib/truc"
+pass "rewrote $(cat "$T/diff") lines (paths and listen only) in a copy of deploy/trucd.toml"
+
+# 4. trucd --config alone starts and serves.
+"$TRUCD" --config "$CONF" >"$T/trucd.log" 2>&1 &
+HUB_PID=$!
+deadline=$((SECONDS + 20))
+until "$TRUC" ops agencies list --hub "$HUB" --identity "$PKI/operators/ops" >/dev/null 2>&1; do
+  kill -0 "$HUB_PID" 2>/dev/null || fail "trucd --config exited before it was ready"
+  ((SECONDS < deadline)) || fail "trucd --config not ready on $HUB within 20 s"
+  sleep 0.1
+done
+pass "trucd --config $CONF ready on $HUB"
+[[ -d "$T/data" ]] || fail "data_dir $T/data was not created"
+# The file's log.format = "json" took effect: every log line is JSON.
+if ! python3 -c '
+import json, sys
+lines = [l for l in open(sys.argv[1], encoding="utf-8") if l.strip()]
+assert lines, "no log lines"
+for l in lines: json.loads(l)
+' "$T/trucd.log" 2>"$T/err"; then
+  fail "log.format = \"json\" not applied: log is not JSON lines ($(tail -n 1 "$T/err"))"
+fi
+pass "data_dir created and log.format = \"json\" applied"
+
+# 5. SIGTERM: exit 0 within 15 s.
+kill -TERM "$HUB_PID"
+deadline=$((SECONDS + 15))
+while kill -0 "$HUB_PID" 2>/dev/null; do
+  ((SECONDS < deadline)) || fail "trucd still running 15 s after SIGTERM"
+  sleep 0.1
+done
+status=0
+wait "$HUB_PID" || status=$?
+HUB_PID=""
+[[ $status -eq 0 ]] || fail "trucd exited with $status after SIGTERM, expected 0"
+pass "SIGTERM: trucd exited 0 within 15 s"
+mv "$T/trucd.log" "$T/trucd.done.log" # not shown on later failures
+
+# 6. Refused configurations exit 64 and name the key. The rest is valid, so
+# a trucd that ignored the problem would start (and be stopped by timeout).
+printf '[delivery]\nlease_secs = 3\n' >"$T/unknown.toml"
+status=0
+timeout 15 "$TRUCD" --config "$T/unknown.toml" --identity "$PKI/hub" --data-dir "$T/data2" \
+  --listen "127.0.0.1:$(free_port)" >"$T/out" 2>"$T/err" || status=$?
+[[ $status -eq 64 ]] || fail "unknown key lease_secs: exit status $status, expected 64 ($(tr '\n' ' ' <"$T/err"))"
+grep -q 'lease_secs' "$T/err" || fail "unknown key: the error does not name lease_secs: $(tr '\n' ' ' <"$T/err")"
+pass "unknown key [delivery] lease_secs: exit 64, $(head -n 1 "$T/err")"
+
+status=0
+TRUC_DELIVERY_MAX_ATTEMPTS=0 timeout 15 "$TRUCD" --config "$CONF" >"$T/out" 2>"$T/err" || status=$?
+[[ $status -eq 64 ]] || fail "TRUC_DELIVERY_MAX_ATTEMPTS=0: exit status $status, expected 64 ($(tr '\n' ' ' <"$T/err"))"
+grep -q 'delivery\.max_attempts' "$T/err" ||
+  fail "TRUC_DELIVERY_MAX_ATTEMPTS=0: the error does not name delivery.max_attempts: $(tr '\n' ' ' <"$T/err")"
+pass "TRUC_DELIVERY_MAX_ATTEMPTS=0: exit 64, $(head -n 1 "$T/err")"

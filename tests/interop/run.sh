@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Interop acceptance check: a Python client built from proto/ alone, with the
+# certificates `truc pki` writes, sends and receives through a real trucd.
+#
+#   tests/interop/run.sh                  # from the repo root
+#   TRUC_INTEROP_VENV=~/.cache/truc-venv tests/interop/run.sh   # reuse a venv
+#   TRUC_BIN_DIR=target/release tests/interop/run.sh            # other binaries
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+BIN="${TRUC_BIN_DIR:-target/debug}"
+case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
+TRUC="$BIN/truc"
+TRUCD="$BIN/trucd"
+for b in "$TRUC" "$TRUCD"; do
+  [[ -x "$b" ]] || { echo "missing $b (run: cargo build -p truc)" >&2; exit 2; }
+done
+
+T="$(mktemp -d -t truc-interop.XXXXXX)"
+HUB_PID=""
+cleanup() {
+  if [[ -n "$HUB_PID" ]]; then kill "$HUB_PID" 2>/dev/null || true; wait "$HUB_PID" 2>/dev/null || true; fi
+  rm -rf "$T"
+}
+trap cleanup EXIT
+
+# 1. Python environment.
+VENV="${TRUC_INTEROP_VENV:-$T/venv}"
+[[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
+PY="$VENV/bin/python"
+start=$SECONDS
+"$PY" -m pip install -q --disable-pip-version-check \
+  'grpcio>=1.60,<2' 'grpcio-tools>=1.60,<2' 'cryptography>=42,<47'
+echo "pip install: $((SECONDS - start)) s"
+
+# 2. Stubs from the public contract only.
+mkdir -p "$T/stubs"
+"$PY" -m grpc_tools.protoc -I proto --python_out="$T/stubs" --grpc_python_out="$T/stubs" \
+  proto/truc/v1/*.proto
+
+# 3. PKI with the real CLI.
+PKI="$T/pki"
+"$TRUC" pki init --dir "$PKI" >/dev/null
+declare -A AGENCIES=(
+  [000.00.00.G22]="Văn phòng Chính phủ"
+  [000.00.00.H26]="Ủy ban nhân dân Thành phố Hà Nội"
+  [G09.01]="Sở Tài chính"
+)
+for code in "${!AGENCIES[@]}"; do
+  "$TRUC" pki issue --dir "$PKI" --agency "$code" --name "${AGENCIES[$code]}" >/dev/null
+done
+"$TRUC" pki issue --dir "$PKI" --agency G09.02 --name "Sở Tư pháp" --key-type ed25519 >/dev/null
+"$TRUC" pki issue --dir "$PKI" --operator ops >/dev/null
+AGENCIES[G09.02]="Sở Tư pháp"
+
+# 4. Hub on a free port.
+PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+HUB="127.0.0.1:$PORT"
+OPS=(--hub "$HUB" --identity "$PKI/operators/ops")
+"$TRUCD" --identity "$PKI/hub" --data-dir "$T/data" --listen "$HUB" >"$T/trucd.log" 2>&1 &
+HUB_PID=$!
+for _ in $(seq 1 80); do
+  "$TRUC" ops agencies list "${OPS[@]}" >/dev/null 2>&1 && break
+  kill -0 "$HUB_PID" 2>/dev/null || { echo "trucd exited:" >&2; cat "$T/trucd.log" >&2; exit 1; }
+  sleep 0.25
+done
+"$TRUC" ops agencies list "${OPS[@]}" >/dev/null || { echo "trucd not ready on $HUB:" >&2; cat "$T/trucd.log" >&2; exit 1; }
+
+for code in "${!AGENCIES[@]}"; do
+  "$TRUC" ops agencies add "$code" --name "${AGENCIES[$code]}" "${OPS[@]}" >/dev/null
+done
+
+# 5. The client (grpc's C core logs every failed handshake at INFO otherwise).
+export GRPC_VERBOSITY="${GRPC_VERBOSITY:-ERROR}"
+if ! "$PY" "$ROOT/tests/interop/python_client.py" --hub "$HUB" --pki "$PKI" --stubs "$T/stubs"; then
+  echo "--- trucd log (tail) ---" >&2
+  tail -n 40 "$T/trucd.log" >&2
+  exit 1
+fi
