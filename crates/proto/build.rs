@@ -8,6 +8,7 @@ const FILES: &[&str] = &[
     "truc/v1/receipt.proto",
     "truc/v1/axis.proto",
     "truc/v1/ops.proto",
+    "truc/v1/audit.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

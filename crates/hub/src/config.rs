@@ -30,6 +30,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Delivery leases and retries.
     pub delivery: DeliveryConfig,
+    /// Legal deadlines for urgent documents and for confirming receipt.
+    pub deadlines: DeadlinesConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -93,6 +95,52 @@ impl Default for DeliveryConfig {
     }
 }
 
+/// `[deadlines]`: how long after acceptance a copy must be delivered, by
+/// priority (QĐ 28: urgent documents at once), and the day that receipt
+/// must be confirmed on (NĐ 30 Art. 21.2: the same day).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeadlinesConfig {
+    /// Hỏa tốc (3) and hỏa tốc hẹn giờ (4): delivery deadline, ms.
+    pub express_ms: u64,
+    /// Thượng khẩn (2): delivery deadline, ms.
+    pub very_urgent_ms: u64,
+    /// Khẩn (1): delivery deadline, ms.
+    pub urgent_ms: u64,
+    /// Offset of the agencies' local time from UTC, minutes (Vietnam: 420).
+    /// Receipt must be confirmed (status 02 or 03) by the end of the local
+    /// day the document was accepted.
+    pub utc_offset_minutes: i32,
+}
+
+impl Default for DeadlinesConfig {
+    fn default() -> Self {
+        Self {
+            express_ms: 2 * 3_600_000,
+            very_urgent_ms: 4 * 3_600_000,
+            urgent_ms: 8 * 3_600_000,
+            utc_offset_minutes: 420,
+        }
+    }
+}
+
+impl DeadlinesConfig {
+    /// (delivery deadline or 0, confirmation deadline) for a document of
+    /// `priority` accepted at `now`, Unix ms.
+    pub fn for_priority(&self, priority: i32, now: i64) -> (i64, i64) {
+        let delivery = match priority {
+            3 | 4 => self.express_ms,
+            2 => self.very_urgent_ms,
+            1 => self.urgent_ms,
+            _ => 0,
+        };
+        let offset = i64::from(self.utc_offset_minutes) * 60_000;
+        let day = 86_400_000;
+        let end_of_local_day = ((now + offset).div_euclid(day) + 1) * day - offset;
+        (if delivery == 0 { 0 } else { now + delivery as i64 }, end_of_local_day)
+    }
+}
+
 /// `[log]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -123,6 +171,7 @@ impl Default for Config {
             signing: SigningConfig::default(),
             limits: LimitsConfig::default(),
             delivery: DeliveryConfig::default(),
+            deadlines: DeadlinesConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -177,6 +226,10 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("TRUC_DELIVERY_LEASE_MS", "delivery.lease_ms"),
     ("TRUC_DELIVERY_MAX_ATTEMPTS", "delivery.max_attempts"),
     ("TRUC_DELIVERY_DEFAULT_IN_FLIGHT", "delivery.default_in_flight"),
+    ("TRUC_DEADLINES_EXPRESS_MS", "deadlines.express_ms"),
+    ("TRUC_DEADLINES_VERY_URGENT_MS", "deadlines.very_urgent_ms"),
+    ("TRUC_DEADLINES_URGENT_MS", "deadlines.urgent_ms"),
+    ("TRUC_DEADLINES_UTC_OFFSET_MINUTES", "deadlines.utc_offset_minutes"),
     ("TRUC_LOG_FORMAT", "log.format"),
     ("TRUC_LOG_LEVEL", "log.level"),
 ];
@@ -269,6 +322,13 @@ impl Config {
                 "limits.max_inline_payload",
                 &self.limits.max_inline_payload,
                 "must be in 1..=1073741824",
+            ));
+        }
+        if !(-720..=840).contains(&self.deadlines.utc_offset_minutes) {
+            return Err(value(
+                "deadlines.utc_offset_minutes",
+                &self.deadlines.utc_offset_minutes,
+                "must be in -720..=840",
             ));
         }
         if !matches!(self.log.format.as_str(), "plain" | "json") {
@@ -369,6 +429,19 @@ mod tests {
             err.contains("delivery.max_attempts = 0 (from TRUC_DELIVERY_MAX_ATTEMPTS)"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn deadlines_by_priority_and_local_day() {
+        let d = DeadlinesConfig::default();
+        // 2026-11-23 10:00 UTC = 17:00 in Hà Nội; the local day ends at 17:00 UTC.
+        let now = 1_795_428_000_000;
+        let end = 1_795_453_200_000;
+        assert_eq!(d.for_priority(0, now), (0, end));
+        assert_eq!(d.for_priority(1, now), (now + 8 * 3_600_000, end));
+        assert_eq!(d.for_priority(3, now), (now + 2 * 3_600_000, end));
+        // 18:00 UTC is already the next local day.
+        assert_eq!(d.for_priority(0, end + 3_600_000).1, end + 86_400_000);
     }
 
     #[test]

@@ -12,12 +12,13 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use prost::Message;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 use tonic::Status;
 use tracing::{debug, warn};
 use truc_core::AgencyCode;
-use truc_proto::v1::Delivery;
+use truc_proto::v1::{Delivery, ProvenReceipt, Receipt, StatusNotice};
 use truc_store::{ExpireOutcome, QueuedItem, Store};
 
 use crate::status;
@@ -53,6 +54,22 @@ impl Leases {
             }
             None => false,
         }
+    }
+}
+
+/// A status notice from its STATUS_REPORTED receipt.
+fn status_notice(proven: ProvenReceipt) -> StatusNotice {
+    let r = Receipt::decode(proven.receipt.as_slice()).unwrap_or_default();
+    StatusNotice {
+        document_from: r.from,
+        document_id: r.document_id,
+        hub_document_id: r.hub_document_id,
+        reporter: r.actor.strip_prefix("urn:truc:agency:").unwrap_or(&r.actor).to_string(),
+        code: r.status_code,
+        description: r.description,
+        staff: r.staff,
+        time_unix_ms: r.time_unix_ms,
+        receipt: Some(proven),
     }
 }
 
@@ -225,7 +242,8 @@ impl Engine {
             lease_expires_unix_ms,
             hub_document_id: item.hub_document_id,
             accepted_at_unix_ms: item.accepted_at_unix_ms,
-            document: Some(item.document),
+            document: item.document,
+            status: item.status.map(status_notice),
         })
     }
 

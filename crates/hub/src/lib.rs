@@ -19,9 +19,11 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::service::interceptor::InterceptedService;
 use tracing::{info, warn, Instrument};
 use truc_core::document::SigningTrust;
 use truc_core::tree_head::TreeHeadSigner;
+use truc_proto::v1::audit_server::AuditServer;
 use truc_proto::v1::axis_server::AxisServer;
 use truc_proto::v1::ops_server::OpsServer;
 use truc_store::{SledStore, SledStoreOptions, Store};
@@ -138,16 +140,13 @@ pub async fn serve(
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
     let ops = OpsServer::new(service::ops::OpsService(shared.clone()));
+    let audit =
+        AuditServer::new(service::audit::AuditService(shared.clone())).max_encoding_message_size(64 * 1024 * 1024);
     let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .add_service(tonic::service::interceptor::InterceptedService::new(
-            axis,
-            auth::require_identity,
-        ))
-        .add_service(tonic::service::interceptor::InterceptedService::new(
-            ops,
-            auth::require_identity,
-        ));
+        .add_service(InterceptedService::new(axis, auth::require_identity))
+        .add_service(InterceptedService::new(ops, auth::require_identity))
+        .add_service(InterceptedService::new(audit, auth::require_identity));
 
     info!(%addr, data_dir = %config.data_dir.display(), "hub listening");
     let mut stop_for_server = stop_rx.clone();

@@ -18,7 +18,10 @@ pub(crate) fn from_store(e: StoreError) -> Status {
     match e {
         StoreError::UnknownAgency(_) | StoreError::AgencyInactive { .. } => Status::failed_precondition(e.to_string()),
         StoreError::Conflict { .. } => Status::already_exists(e.to_string()),
-        StoreError::UnknownDelivery(_) => Status::not_found(e.to_string()),
+        StoreError::UnknownDelivery(_) | StoreError::UnknownDocument { .. } => Status::not_found(e.to_string()),
+        StoreError::NotEntitled(_) => Status::permission_denied(e.to_string()),
+        StoreError::Precondition(_) => Status::failed_precondition(e.to_string()),
+        StoreError::InvalidArgument(_) => Status::invalid_argument(e.to_string()),
         StoreError::Closed => Status::unavailable("the hub is shutting down"),
         StoreError::Unavailable(detail) => {
             tracing::error!(%detail, "storage unavailable");

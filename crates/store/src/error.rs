@@ -35,6 +35,23 @@ pub enum StoreError {
     /// No such delivery for this agency.
     #[error("no delivery {0} for this agency")]
     UnknownDelivery(u64),
+    /// No such document from this sender.
+    #[error("no document {document_id:?} from {from}")]
+    UnknownDocument {
+        /// Sender.
+        from: String,
+        /// Its document id.
+        document_id: String,
+    },
+    /// The caller may not do this to this document or query.
+    #[error("{0}")]
+    NotEntitled(String),
+    /// The request does not fit the document's state.
+    #[error("{0}")]
+    Precondition(String),
+    /// A request argument is out of range.
+    #[error("{0}")]
+    InvalidArgument(String),
 }
 
 impl From<sled::Error> for StoreError {

@@ -13,7 +13,10 @@
 //! | `O` | agency code, 0x00, delivery id (u64)     | `OutboxEntry`               |
 //! | `X` | agency code, 0x00, delivery id (u64)     | acked: hub document id      |
 //! | `Q` | agency code, 0x00, delivery id (u64)     | `OutboxEntry` (dead letter) |
+//! | `S` | hub document id (u64), recipient code    | `RecipientState`            |
 //! | `R` | receipt index (u64)                      | serialized `Receipt`        |
+//! | `E` | hub document id (u64), receipt index     | (empty) receipts of a doc   |
+//! | `G` | agency code, 0x00, receipt index (u64)   | (empty) receipts of an agency |
 //! | `M` | level (u8), index (u64)                  | Merkle node hash (32 bytes) |
 //! | `T` | tree size (u64)                          | serialized `SignedTreeHead` |
 //! | `Z` | (none)                                   | `Meta` counters             |
@@ -32,7 +35,10 @@ pub(crate) mod tag {
     pub(crate) const OUTBOX: u8 = b'O';
     pub(crate) const ACKED: u8 = b'X';
     pub(crate) const DEAD: u8 = b'Q';
+    pub(crate) const RECIPIENT: u8 = b'S';
     pub(crate) const RECEIPT: u8 = b'R';
+    pub(crate) const DOC_RECEIPTS: u8 = b'E';
+    pub(crate) const AGENCY_RECEIPTS: u8 = b'G';
     pub(crate) const NODE: u8 = b'M';
     pub(crate) const TREE_HEAD: u8 = b'T';
     pub(crate) const META: u8 = b'Z';
@@ -108,6 +114,30 @@ pub(crate) fn queue_item(tag: u8, code: &str, delivery_id: u64) -> Vec<u8> {
 pub(crate) fn queue_item_id(key: &[u8]) -> Option<u64> {
     let tail: [u8; 8] = key.get(key.len().checked_sub(8)?..)?.try_into().ok()?;
     Some(u64::from_be_bytes(tail))
+}
+
+pub(crate) fn recipients_prefix(hub_id: u64) -> Vec<u8> {
+    let mut k = with_tag(tag::RECIPIENT, 8 + 16);
+    k.extend_from_slice(&hub_id.to_be_bytes());
+    k
+}
+
+pub(crate) fn recipient(hub_id: u64, code: &str) -> Vec<u8> {
+    let mut k = recipients_prefix(hub_id);
+    k.extend_from_slice(code.as_bytes());
+    k
+}
+
+pub(crate) fn doc_receipts_prefix(hub_id: u64) -> Vec<u8> {
+    let mut k = with_tag(tag::DOC_RECEIPTS, 16);
+    k.extend_from_slice(&hub_id.to_be_bytes());
+    k
+}
+
+pub(crate) fn doc_receipt(hub_id: u64, index: u64) -> Vec<u8> {
+    let mut k = doc_receipts_prefix(hub_id);
+    k.extend_from_slice(&index.to_be_bytes());
+    k
 }
 
 pub(crate) fn receipt(index: u64) -> Vec<u8> {

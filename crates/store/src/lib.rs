@@ -15,7 +15,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use truc_core::AgencyCode;
-use truc_proto::v1::{ProvenReceipt, SignedDocument};
+use truc_proto::v1::{ProvenReceipt, SignedDocument, SignedTreeHead, StaffInfo, TrackResponse};
 
 mod error;
 pub mod keys;
@@ -49,6 +49,16 @@ pub struct NewDocument {
     pub document: SignedDocument,
     /// Who sent it, as a principal URI.
     pub actor: String,
+    /// `truc.v1.BusinessType` value.
+    pub business_type: i32,
+    /// For revoke, update, replace: the sender's id of the original.
+    pub reference_document_id: String,
+    /// Trích yếu, kept for Track.
+    pub subject: String,
+    /// Delivery deadline for each recipient (0 = none), Unix ms.
+    pub delivery_deadline_unix_ms: i64,
+    /// Deadline for each recipient to confirm receipt, Unix ms.
+    pub confirm_deadline_unix_ms: i64,
 }
 
 /// The hub's answer to a Send.
@@ -62,6 +72,80 @@ pub struct SendOutcome {
     pub duplicate: bool,
     /// The ACCEPTED receipt, its batch's signed tree head and inclusion proof.
     pub receipt: ProvenReceipt,
+    /// Agencies that got something new in their outbox.
+    pub notify: Vec<AgencyCode>,
+}
+
+/// A business status reported on a document.
+#[derive(Debug, Clone)]
+pub struct StatusReport {
+    /// The reporting agency (from its certificate).
+    pub reporter: AgencyCode,
+    /// The reporter as a principal URI.
+    pub actor: String,
+    /// The document's sender and the sender's document id.
+    pub document_from: AgencyCode,
+    /// The sender's document id.
+    pub document_id: String,
+    /// `truc.v1.StatusCode` value, already checked to be 1–6, 13, 15 or 16.
+    pub code: i32,
+    /// Reason or note.
+    pub description: String,
+    /// Who handled it.
+    pub staff: Option<StaffInfo>,
+}
+
+/// The outcome of a status report.
+#[derive(Debug, Clone)]
+pub struct StatusOutcome {
+    /// The STATUS_REPORTED receipt with its head and proof.
+    pub receipt: ProvenReceipt,
+    /// Agencies that got a notice (or lost a copy) in their outbox.
+    pub notify: Vec<AgencyCode>,
+}
+
+/// Which receipts an audit query wants.
+#[derive(Debug, Clone)]
+pub enum ReceiptFilter {
+    /// The whole log.
+    All,
+    /// One document's receipts.
+    Document {
+        /// Its sender.
+        from: AgencyCode,
+        /// The sender's document id.
+        document_id: String,
+    },
+    /// Receipts naming an agency as sender, recipient or actor.
+    Agency(AgencyCode),
+}
+
+/// An audit query.
+#[derive(Debug, Clone)]
+pub struct ReceiptQuery {
+    /// What to list.
+    pub filter: ReceiptFilter,
+    /// Receipts at or after this time (0 = unbounded), Unix ms.
+    pub since_unix_ms: i64,
+    /// Receipts at or before this time (0 = unbounded), Unix ms.
+    pub until_unix_ms: i64,
+    /// First receipt index to consider.
+    pub page_token: u64,
+    /// Most receipts to return.
+    pub page_size: usize,
+    /// Set for an agency: only its own documents and its own agency.
+    pub visible_to: Option<AgencyCode>,
+}
+
+/// One page of receipts, each with an inclusion proof against `tree_head`.
+#[derive(Debug, Clone)]
+pub struct ReceiptPage {
+    /// The head the proofs are against.
+    pub tree_head: SignedTreeHead,
+    /// Receipts (their `tree_head` field empty).
+    pub receipts: Vec<ProvenReceipt>,
+    /// The index to continue from; 0 when there is no more.
+    pub next_page_token: u64,
 }
 
 /// One copy waiting in an agency's outbox.
@@ -75,8 +159,11 @@ pub struct QueuedItem {
     pub hub_document_id: u64,
     /// When the document was accepted.
     pub accepted_at_unix_ms: i64,
-    /// The document exactly as signed, with its payload.
-    pub document: SignedDocument,
+    /// The document exactly as signed, with its payload; `None` for a
+    /// status notice.
+    pub document: Option<SignedDocument>,
+    /// For a status notice: its STATUS_REPORTED receipt with head and proof.
+    pub status: Option<ProvenReceipt>,
 }
 
 /// What happened when a lease ran out.
@@ -157,4 +244,22 @@ pub trait Store: Send + Sync + 'static {
 
     /// Copies in the dead-letter queue of `agency`.
     fn dead_letters(&self, agency: AgencyCode) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>>;
+
+    /// Record a business status, route it to the counterpart's outbox, and
+    /// for a take-back (13) withdraw the copies not yet delivered.
+    fn report_status(&self, report: StatusReport) -> BoxFuture<'_, Result<StatusOutcome, StoreError>>;
+
+    /// Per recipient, where the sender's document is (`None`: no such
+    /// document from this sender). `overdue` is left for the caller.
+    fn track(&self, from: AgencyCode, document_id: String) -> BoxFuture<'_, Result<Option<TrackResponse>, StoreError>>;
+
+    /// Receipts for an audit query, with proofs against the latest head.
+    fn receipts(&self, query: ReceiptQuery) -> BoxFuture<'_, Result<ReceiptPage, StoreError>>;
+
+    /// The latest signed tree head (`tree_size` 0), or the one signed when
+    /// the log had exactly `tree_size` leaves.
+    fn tree_head(&self, tree_size: u64) -> BoxFuture<'_, Result<Option<SignedTreeHead>, StoreError>>;
+
+    /// RFC 9162 consistency proof between two sizes of the log.
+    fn consistency_proof(&self, old_size: u64, new_size: u64) -> BoxFuture<'_, Result<Vec<[u8; 32]>, StoreError>>;
 }

@@ -59,6 +59,52 @@ pub(crate) struct DocumentRecord {
     /// SHA-256 of the header without its signing time.
     #[prost(bytes = "vec", tag = "12")]
     pub(crate) content_sha256: Vec<u8>,
+    /// Recipients, in header order (for UPDATE: grows with added ones).
+    #[prost(string, repeated, tag = "13")]
+    pub(crate) recipients: Vec<String>,
+    /// Priority, 0..=4.
+    #[prost(int32, tag = "14")]
+    pub(crate) priority: i32,
+    /// Trích yếu, for Track.
+    #[prost(string, tag = "15")]
+    pub(crate) subject: String,
+}
+
+/// One recipient's copy of one document: where it is and its latest
+/// business status.
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct RecipientState {
+    /// `truc.v1.TransportState` value.
+    #[prost(int32, tag = "1")]
+    pub(crate) state: i32,
+    /// Its outbox key's delivery id (valid while queued).
+    #[prost(uint64, tag = "2")]
+    pub(crate) delivery_id: u64,
+    /// Leases that ran out.
+    #[prost(uint32, tag = "3")]
+    pub(crate) attempts: u32,
+    /// When `state` last changed.
+    #[prost(int64, tag = "4")]
+    pub(crate) state_at_unix_ms: i64,
+    /// Latest `truc.v1.StatusCode` reported by the recipient (0 = none).
+    #[prost(int32, tag = "5")]
+    pub(crate) status: i32,
+    /// Its description.
+    #[prost(string, tag = "6")]
+    pub(crate) status_description: String,
+    /// When it was reported.
+    #[prost(int64, tag = "7")]
+    pub(crate) status_at_unix_ms: i64,
+    /// Delivery deadline (0 = none).
+    #[prost(int64, tag = "8")]
+    pub(crate) delivery_deadline_unix_ms: i64,
+    /// Deadline to confirm receipt (status 02 or 03).
+    #[prost(int64, tag = "9")]
+    pub(crate) confirm_deadline_unix_ms: i64,
+    /// The sender took it back, revoked, replaced or updated it after
+    /// delivery: a 15 or 16 from this recipient is expected.
+    #[prost(bool, tag = "10")]
+    pub(crate) reply_expected: bool,
 }
 
 /// One copy waiting for one recipient.
@@ -73,6 +119,9 @@ pub(crate) struct OutboxEntry {
     /// When it was enqueued, Unix ms.
     #[prost(int64, tag = "3")]
     pub(crate) enqueued_at_unix_ms: i64,
+    /// Set for a status notice: the index of its STATUS_REPORTED receipt.
+    #[prost(uint64, optional, tag = "4")]
+    pub(crate) status_receipt: Option<u64>,
 }
 
 /// Counters the writer keeps, stored with every batch.
@@ -87,4 +136,8 @@ pub(crate) struct Meta {
     /// Leaves in the receipt log.
     #[prost(uint64, tag = "3")]
     pub(crate) tree_size: u64,
+    /// Time of the last batch: receipt times never go backwards, so a time
+    /// range is a contiguous run of the log.
+    #[prost(int64, tag = "4")]
+    pub(crate) last_time_unix_ms: i64,
 }

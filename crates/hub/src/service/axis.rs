@@ -5,9 +5,13 @@ use std::sync::Arc;
 use rustls_pki_types::UnixTime;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
+use truc_core::AgencyCode;
 use truc_proto::v1::axis_server::Axis;
-use truc_proto::v1::{AckRequest, AckResponse, Delivery, ReceiveRequest, SendRequest, SendResponse};
-use truc_store::NewDocument;
+use truc_proto::v1::{
+    AckRequest, AckResponse, Delivery, ReceiveRequest, RecipientTrack, ReportStatusRequest, ReportStatusResponse,
+    SendRequest, SendResponse, StatusCode, TrackRequest, TrackResponse, TransportState,
+};
+use truc_store::{NewDocument, StatusReport};
 
 use crate::{auth, status, Shared};
 
@@ -40,27 +44,35 @@ impl Axis for AxisService {
         .await
         .map_err(|_| Status::unavailable("the hub is shutting down"))?;
         let checked = checked.map_err(status::from_core)?;
-        let to = checked.to.clone();
+        let (delivery_deadline, confirm_deadline) = self
+            .0
+            .config
+            .deadlines
+            .for_priority(checked.priority as i32, truc_core::now_unix_ms());
+        let h = checked.header;
         let outcome = self
             .0
             .store
             .send(NewDocument {
                 from: checked.from,
-                document_id: checked.header.document_id,
                 to: checked.to,
                 priority: checked.priority as i32,
                 header_sha256: checked.header_sha256,
                 content_sha256: checked.content_sha256,
                 document: doc,
                 actor: principal.uri(),
+                business_type: h.business_type,
+                reference_document_id: h.reference_document_id,
+                subject: h.subject,
+                document_id: h.document_id,
+                delivery_deadline_unix_ms: delivery_deadline,
+                confirm_deadline_unix_ms: confirm_deadline,
             })
             .await
             .map_err(status::from_store)?;
-        if !outcome.duplicate {
-            self.0.engine.enqueued(&to);
-        }
+        self.0.engine.enqueued(&outcome.notify);
         tracing::info!(
-            from = %principal, hub_document_id = outcome.hub_document_id, recipients = to.len(),
+            from = %principal, hub_document_id = outcome.hub_document_id, notified = outcome.notify.len(),
             duplicate = outcome.duplicate, "accepted"
         );
         Ok(Response::new(SendResponse {
@@ -110,4 +122,91 @@ impl Axis for AxisService {
         self.0.engine.acked(&agency, &ids);
         Ok(Response::new(AckResponse { acknowledged: n }))
     }
+
+    async fn report_status(&self, req: Request<ReportStatusRequest>) -> Result<Response<ReportStatusResponse>, Status> {
+        let (principal, reporter) = auth::agency(&req)?;
+        let r = req.into_inner();
+        let code = StatusCode::try_from(r.code).unwrap_or(StatusCode::Unspecified);
+        if !matches!(
+            code,
+            StatusCode::Arrived
+                | StatusCode::Refused
+                | StatusCode::Registered
+                | StatusCode::Assigned
+                | StatusCode::Processing
+                | StatusCode::Done
+                | StatusCode::TakeBack
+                | StatusCode::Agree
+                | StatusCode::Disagree
+        ) {
+            return Err(Status::invalid_argument(format!(
+                "status code {} is not one of 1-6, 13, 15, 16",
+                r.code
+            )));
+        }
+        if code == StatusCode::Refused && r.description.trim().is_empty() {
+            return Err(Status::invalid_argument(
+                "status 02 (refused) needs a reason in description",
+            ));
+        }
+        if r.description.chars().count() > MAX_DESCRIPTION {
+            return Err(Status::invalid_argument(format!(
+                "description is longer than {MAX_DESCRIPTION} characters"
+            )));
+        }
+        let document_from = AgencyCode::parse(&r.document_from).map_err(status::from_core)?;
+        let outcome = self
+            .0
+            .store
+            .report_status(StatusReport {
+                reporter,
+                actor: principal.uri(),
+                document_from,
+                document_id: r.document_id,
+                code: r.code,
+                description: r.description,
+                staff: r.staff,
+            })
+            .await
+            .map_err(status::from_store)?;
+        self.0.engine.enqueued(&outcome.notify);
+        tracing::info!(reporter = %principal, code = r.code, "status reported");
+        Ok(Response::new(ReportStatusResponse {
+            receipt: Some(outcome.receipt),
+        }))
+    }
+
+    async fn track(&self, req: Request<TrackRequest>) -> Result<Response<TrackResponse>, Status> {
+        let (_, caller) = auth::agency(&req)?;
+        let id = req.into_inner().document_id;
+        let mut t = self
+            .0
+            .store
+            .track(caller.clone(), id.clone())
+            .await
+            .map_err(status::from_store)?
+            .ok_or_else(|| Status::not_found(format!("{caller} sent no document {id:?}")))?;
+        let now = truc_core::now_unix_ms();
+        for r in &mut t.recipients {
+            r.overdue = overdue(r, now);
+        }
+        Ok(Response::new(t))
+    }
+}
+
+/// Most characters in a status description.
+const MAX_DESCRIPTION: usize = 2000;
+
+/// A deadline passed: not delivered in time, or receipt not confirmed (02
+/// or 03 and later) by the end of the accepting day.
+pub(crate) fn overdue(r: &RecipientTrack, now: i64) -> bool {
+    let state = TransportState::try_from(r.state).unwrap_or(TransportState::Unspecified);
+    if state == TransportState::Withdrawn {
+        return false;
+    }
+    let undelivered = matches!(state, TransportState::Queued | TransportState::DeadLettered);
+    let late_delivery = undelivered && r.delivery_deadline_unix_ms > 0 && now > r.delivery_deadline_unix_ms;
+    let confirmed = (2..=6).contains(&r.status);
+    let late_confirmation = !confirmed && r.confirm_deadline_unix_ms > 0 && now > r.confirm_deadline_unix_ms;
+    late_delivery || late_confirmation
 }

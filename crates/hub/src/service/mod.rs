@@ -1,4 +1,5 @@
 //! gRPC services.
 
+pub(crate) mod audit;
 pub(crate) mod axis;
 pub(crate) mod ops;

@@ -8,7 +8,7 @@ use truc_core::AgencyCode;
 use truc_proto::v1::ops_server::Ops;
 use truc_proto::v1::{
     AddAgencyRequest, Agency, DeadLetter, DocumentHeader, ListAgenciesRequest, ListAgenciesResponse,
-    ListDeadLettersRequest, ListDeadLettersResponse,
+    ListDeadLettersRequest, ListDeadLettersResponse, Receipt,
 };
 use truc_store::AgencyInfo;
 
@@ -62,7 +62,19 @@ impl Ops for OpsService {
         let dead_letters = items
             .into_iter()
             .map(|i| {
-                let h = DocumentHeader::decode(i.document.header.as_slice()).unwrap_or_default();
+                // A dead status notice names its document through its receipt.
+                let h = match (&i.document, &i.status) {
+                    (Some(d), _) => DocumentHeader::decode(d.header.as_slice()).unwrap_or_default(),
+                    (None, Some(s)) => {
+                        let r = Receipt::decode(s.receipt.as_slice()).unwrap_or_default();
+                        DocumentHeader {
+                            from: r.from,
+                            document_id: r.document_id,
+                            ..Default::default()
+                        }
+                    }
+                    (None, None) => DocumentHeader::default(),
+                };
                 DeadLetter {
                     delivery_id: i.delivery_id,
                     hub_document_id: i.hub_document_id,

@@ -1,7 +1,10 @@
 //! The embedded backend: one sled tree in the data directory.
 
+mod documents;
 mod ops;
 mod pending;
+mod proofs;
+mod reads;
 mod writer;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -12,13 +15,16 @@ use prost::Message;
 use tokio::sync::{mpsc, oneshot};
 use truc_core::tree_head::TreeHeadSigner;
 use truc_core::AgencyCode;
-use truc_proto::v1::SignedDocument;
+use truc_proto::v1::{SignedTreeHead, TrackResponse};
 
 use self::ops::Op;
 use self::writer::Writer;
 use crate::keys::{self, tag};
-use crate::records::{AgencyRecord, DocumentRecord, Meta, OutboxEntry};
-use crate::{AgencyInfo, BoxFuture, ExpireOutcome, NewDocument, QueuedItem, SendOutcome, Store, StoreError};
+use crate::records::{AgencyRecord, Meta};
+use crate::{
+    AgencyInfo, BoxFuture, ExpireOutcome, NewDocument, QueuedItem, ReceiptPage, ReceiptQuery, SendOutcome,
+    StatusOutcome, StatusReport, Store, StoreError,
+};
 
 /// How to open a sled store.
 #[derive(Debug, Clone)]
@@ -124,8 +130,7 @@ impl SledStore {
             Some(v) => Meta::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("meta".into()))?,
             None => Meta {
                 next_hub_id: 1,
-                next_seq: 0,
-                tree_size: 0,
+                ..Meta::default()
             },
         };
         let cache = Arc::new(Cache::default());
@@ -178,61 +183,6 @@ impl SledStore {
         self.ops.send(make(tx)).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
-
-    fn read_queue(
-        &self,
-        t: u8,
-        agency: &AgencyCode,
-        skip: &HashSet<u64>,
-        limit: usize,
-    ) -> Result<Vec<QueuedItem>, StoreError> {
-        let mut out = Vec::new();
-        let mut docs: HashMap<u64, (DocumentRecord, sled::IVec)> = HashMap::new();
-        for kv in self.tree.scan_prefix(keys::queue_prefix(t, agency.as_str())) {
-            if out.len() >= limit {
-                break;
-            }
-            let (k, v) = kv?;
-            let id = keys::queue_item_id(&k).ok_or_else(|| StoreError::Corrupt("queue key".into()))?;
-            if skip.contains(&id) {
-                continue;
-            }
-            let entry = OutboxEntry::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("outbox entry".into()))?;
-            let (rec, payload) = match docs.entry(entry.hub_id) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    let rec = self.document(entry.hub_id)?;
-                    let payload = self
-                        .tree
-                        .get(keys::payload(&rec.payload_sha256))?
-                        .ok_or_else(|| StoreError::Corrupt(format!("payload of document {}", entry.hub_id)))?;
-                    e.insert((rec, payload))
-                }
-            };
-            out.push(QueuedItem {
-                delivery_id: id,
-                attempts: entry.attempts,
-                hub_document_id: rec.hub_id,
-                accepted_at_unix_ms: rec.accepted_at_unix_ms,
-                document: SignedDocument {
-                    header: rec.header.clone(),
-                    signature: rec.signature.clone(),
-                    signature_scheme: rec.signature_scheme,
-                    signer_chain: rec.signer_chain.clone(),
-                    payload: payload.to_vec(),
-                },
-            });
-        }
-        Ok(out)
-    }
-
-    fn document(&self, hub_id: u64) -> Result<DocumentRecord, StoreError> {
-        let v = self
-            .tree
-            .get(keys::document(hub_id))?
-            .ok_or_else(|| StoreError::Corrupt(format!("document {hub_id}")))?;
-        DocumentRecord::decode(v.as_ref()).map_err(|_| StoreError::Corrupt(format!("document {hub_id}")))
-    }
 }
 
 fn open_error(path: &Path, e: sled::Error) -> StoreError {
@@ -283,8 +233,10 @@ impl Store for Arc<SledStore> {
         skip: HashSet<u64>,
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>> {
-        let me = self.clone();
-        Box::pin(blocking(move || me.read_queue(tag::OUTBOX, &agency, &skip, limit)))
+        let tree = self.tree.clone();
+        Box::pin(blocking(move || {
+            reads::queue(&tree, tag::OUTBOX, &agency, &skip, limit)
+        }))
     }
 
     fn put_agency(
@@ -311,9 +263,36 @@ impl Store for Arc<SledStore> {
     }
 
     fn dead_letters(&self, agency: AgencyCode) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>> {
-        let me = self.clone();
+        let tree = self.tree.clone();
         Box::pin(blocking(move || {
-            me.read_queue(tag::DEAD, &agency, &HashSet::new(), usize::MAX)
+            reads::queue(&tree, tag::DEAD, &agency, &HashSet::new(), usize::MAX)
         }))
+    }
+
+    fn report_status(&self, report: StatusReport) -> BoxFuture<'_, Result<StatusOutcome, StoreError>> {
+        Box::pin(self.call(move |tx| Op::Status(Box::new(report), tx)))
+    }
+
+    fn track(&self, from: AgencyCode, document_id: String) -> BoxFuture<'_, Result<Option<TrackResponse>, StoreError>> {
+        let tree = self.tree.clone();
+        Box::pin(blocking(move || reads::track(&tree, &from, &document_id)))
+    }
+
+    fn receipts(&self, query: ReceiptQuery) -> BoxFuture<'_, Result<ReceiptPage, StoreError>> {
+        let tree = self.tree.clone();
+        Box::pin(blocking(move || reads::receipts(&tree, &query)))
+    }
+
+    fn tree_head(&self, tree_size: u64) -> BoxFuture<'_, Result<Option<SignedTreeHead>, StoreError>> {
+        let tree = self.tree.clone();
+        Box::pin(blocking(move || match tree_size {
+            0 => Ok(proofs::latest_tree_head(&tree)?.map(|(h, _)| h)),
+            n => proofs::tree_head_at(&tree, n),
+        }))
+    }
+
+    fn consistency_proof(&self, old_size: u64, new_size: u64) -> BoxFuture<'_, Result<Vec<[u8; 32]>, StoreError>> {
+        let tree = self.tree.clone();
+        Box::pin(blocking(move || proofs::consistency(&tree, old_size, new_size)))
     }
 }

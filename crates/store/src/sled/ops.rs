@@ -1,18 +1,19 @@
-//! The requests the writer applies, one function each. Every function checks
-//! everything first and writes only when the request will succeed, so a
-//! refused request leaves nothing in the batch.
+//! The requests the writer applies. Every function checks everything first
+//! and writes only when the request will succeed, so a refused request leaves
+//! nothing in the batch. Documents and statuses are in `documents.rs`.
 
 use prost::Message;
 use tokio::sync::oneshot;
 use truc_core::AgencyCode;
-use truc_proto::v1::{AgencyState, Receipt, ReceiptEvent};
+use truc_proto::v1::{AgencyState, Receipt, ReceiptEvent, TransportState};
 
+use super::documents::{self, Sent};
 use super::pending::Pending;
 use super::writer::{commit_error, reply, state_name, Committed, Completion};
 use super::Cache;
 use crate::keys::{self, tag};
-use crate::records::{AgencyRecord, DocumentRecord, OutboxEntry};
-use crate::{AgencyInfo, ExpireOutcome, NewDocument, SendOutcome, StoreError};
+use crate::records::{AgencyRecord, DocumentRecord, OutboxEntry, RecipientState};
+use crate::{AgencyInfo, ExpireOutcome, NewDocument, SendOutcome, StatusOutcome, StatusReport, StoreError};
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
@@ -21,6 +22,7 @@ pub(super) const HUB_ACTOR: &str = "urn:truc:hub";
 
 pub(super) enum Op {
     Send(Box<NewDocument>, Reply<SendOutcome>),
+    Status(Box<StatusReport>, Reply<StatusOutcome>),
     Ack {
         agency: AgencyCode,
         ids: Vec<u64>,
@@ -44,14 +46,33 @@ pub(super) enum Op {
 impl Op {
     pub(super) fn apply(self, p: &mut Pending<'_>, cache: &Cache) -> Completion {
         match self {
-            Op::Send(doc, tx) => match send(p, cache, *doc) {
-                Ok(s) => Box::new(move |c: Result<&Committed, &StoreError>| {
+            Op::Send(doc, tx) => match documents::send(p, cache, *doc) {
+                Ok(Sent {
+                    hub_id,
+                    accepted_at,
+                    duplicate,
+                    receipt_index,
+                    notify,
+                }) => Box::new(move |c: Result<&Committed, &StoreError>| {
                     let r = c.map_err(commit_error).and_then(|c| {
                         Ok(SendOutcome {
-                            hub_document_id: s.hub_id,
-                            accepted_at_unix_ms: s.accepted_at,
-                            duplicate: s.duplicate,
-                            receipt: c.proven_receipt(s.receipt_index)?,
+                            hub_document_id: hub_id,
+                            accepted_at_unix_ms: accepted_at,
+                            duplicate,
+                            receipt: c.proven_receipt(receipt_index)?,
+                            notify,
+                        })
+                    });
+                    reply(tx, r)
+                }),
+                Err(e) => failed(tx, e),
+            },
+            Op::Status(report, tx) => match documents::report_status(p, *report) {
+                Ok((receipt_index, notify)) => Box::new(move |c: Result<&Committed, &StoreError>| {
+                    let r = c.map_err(commit_error).and_then(|c| {
+                        Ok(StatusOutcome {
+                            receipt: c.proven_receipt(receipt_index)?,
+                            notify,
                         })
                     });
                     reply(tx, r)
@@ -95,14 +116,7 @@ fn done<T: Send + 'static>(tx: Reply<T>, r: Result<T, StoreError>) -> Completion
     })
 }
 
-struct Sent {
-    hub_id: u64,
-    accepted_at: i64,
-    duplicate: bool,
-    receipt_index: u64,
-}
-
-fn require_active(p: &Pending<'_>, cache: &Cache, code: &AgencyCode) -> Result<(), StoreError> {
+pub(super) fn require_active(p: &Pending<'_>, cache: &Cache, code: &AgencyCode) -> Result<(), StoreError> {
     let changed = p.agencies.iter().rev().find(|a| a.code == code.as_str()).cloned();
     match changed.or_else(|| cache.agency(code.as_str())) {
         None => Err(StoreError::UnknownAgency(code.to_string())),
@@ -114,84 +128,41 @@ fn require_active(p: &Pending<'_>, cache: &Cache, code: &AgencyCode) -> Result<(
     }
 }
 
-fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Result<Sent, StoreError> {
-    let idem = keys::idempotency(doc.from.as_str(), &doc.document_id);
-    if let Some(v) = p.get(&idem)? {
-        let hub_id = keys::u64_value(&v).ok_or_else(|| StoreError::Corrupt("idempotency key".into()))?;
-        let rec: DocumentRecord = p
-            .get_msg(&keys::document(hub_id), "document")?
-            .ok_or_else(|| StoreError::Corrupt(format!("document {hub_id}")))?;
-        if rec.content_sha256 != doc.content_sha256 {
-            return Err(StoreError::Conflict {
-                from: doc.from.to_string(),
-                document_id: doc.document_id,
-            });
-        }
-        return Ok(Sent {
-            hub_id,
-            accepted_at: rec.accepted_at_unix_ms,
-            duplicate: true,
-            receipt_index: rec.accepted_receipt,
-        });
-    }
-    require_active(p, cache, &doc.from)?;
-    for to in &doc.to {
-        require_active(p, cache, to)?;
-    }
+pub(super) fn document(p: &Pending<'_>, hub_id: u64) -> Result<DocumentRecord, StoreError> {
+    p.get_msg(&keys::document(hub_id), "document")?
+        .ok_or_else(|| StoreError::Corrupt(format!("document {hub_id}")))
+}
 
-    let hub_id = p.meta.next_hub_id;
-    p.meta.next_hub_id += 1;
-    let now = p.time_unix_ms;
-    let d = doc.document;
-    let payload_sha256 = truc_core::sha256(&d.payload);
-    let payload_key = keys::payload(&payload_sha256);
-    if !p.contains(&payload_key)? {
-        p.put(payload_key, d.payload);
+pub(super) fn recipient_state(p: &Pending<'_>, hub_id: u64, code: &str) -> Result<Option<RecipientState>, StoreError> {
+    p.get_msg(&keys::recipient(hub_id, code), "recipient state")
+}
+
+/// Change one recipient's transport state (and its attempts) if it has a
+/// state record (status notices have none).
+fn set_transport(
+    p: &mut Pending<'_>,
+    hub_id: u64,
+    code: &str,
+    state: TransportState,
+    attempts: u32,
+) -> Result<(), StoreError> {
+    if let Some(mut s) = recipient_state(p, hub_id, code)? {
+        s.state = state as i32;
+        s.attempts = attempts;
+        s.state_at_unix_ms = p.time_unix_ms;
+        p.put(keys::recipient(hub_id, code), s.encode_to_vec());
     }
-    let receipt_index = p.append_receipt(Receipt {
-        event: ReceiptEvent::Accepted as i32,
-        actor: doc.actor,
-        from: doc.from.to_string(),
-        document_id: doc.document_id.clone(),
-        hub_document_id: hub_id,
-        header_sha256: doc.header_sha256.to_vec(),
-        detail: doc.to.iter().map(AgencyCode::as_str).collect::<Vec<_>>().join(","),
-        ..Default::default()
-    })?;
-    let rec = DocumentRecord {
-        hub_id,
-        payload_sha256: payload_sha256.to_vec(),
-        header: d.header,
-        signature: d.signature,
-        signature_scheme: d.signature_scheme,
-        signer_chain: d.signer_chain,
-        accepted_at_unix_ms: now,
-        accepted_receipt: receipt_index,
-        header_sha256: doc.header_sha256.to_vec(),
-        content_sha256: doc.content_sha256.to_vec(),
-        from: doc.from.to_string(),
-        document_id: doc.document_id,
+    Ok(())
+}
+
+/// The status code a notice carries, read from its receipt.
+fn notice_code(p: &Pending<'_>, entry: &OutboxEntry) -> Result<i32, StoreError> {
+    let Some(index) = entry.status_receipt else {
+        return Ok(0);
     };
-    p.put(keys::document(hub_id), rec.encode_to_vec());
-    p.put(idem, hub_id.to_be_bytes().to_vec());
-    let entry = OutboxEntry {
-        hub_id,
-        attempts: 0,
-        enqueued_at_unix_ms: now,
-    }
-    .encode_to_vec();
-    for to in &doc.to {
-        let id = keys::delivery_id(doc.priority, p.meta.next_seq);
-        p.meta.next_seq += 1;
-        p.put(keys::queue_item(tag::OUTBOX, to.as_str(), id), entry.clone());
-        p.add_queued(to.as_str(), 1);
-    }
-    Ok(Sent {
-        hub_id,
-        accepted_at: now,
-        duplicate: false,
-        receipt_index,
-    })
+    Ok(p.get_msg::<Receipt>(&keys::receipt(index), "receipt")?
+        .map(|r| r.status_code)
+        .unwrap_or(0))
 }
 
 fn ack(p: &mut Pending<'_>, agency: &AgencyCode, ids: &[u64], actor: &str) -> Result<u32, StoreError> {
@@ -211,22 +182,26 @@ fn ack(p: &mut Pending<'_>, agency: &AgencyCode, ids: &[u64], actor: &str) -> Re
     }
     let n = fresh.len() as u32;
     for (id, key, entry) in fresh {
-        let rec: DocumentRecord = p
-            .get_msg(&keys::document(entry.hub_id), "document")?
-            .ok_or_else(|| StoreError::Corrupt(format!("document {}", entry.hub_id)))?;
+        let rec = document(p, entry.hub_id)?;
+        let status_code = notice_code(p, &entry)?;
         p.del(key);
         p.put(
             keys::queue_item(tag::ACKED, agency.as_str(), id),
             entry.hub_id.to_be_bytes().to_vec(),
         );
         p.add_queued(agency.as_str(), -1);
-        p.append_receipt(document_receipt(
-            ReceiptEvent::Delivered,
-            actor,
-            &rec,
-            agency,
-            entry.attempts,
-        ))?;
+        if entry.status_receipt.is_none() {
+            set_transport(
+                p,
+                entry.hub_id,
+                agency.as_str(),
+                TransportState::Delivered,
+                entry.attempts,
+            )?;
+        }
+        let mut r = document_receipt(ReceiptEvent::Delivered, actor, &rec, agency, entry.attempts);
+        r.status_code = status_code;
+        p.append_receipt(r)?;
     }
     Ok(n)
 }
@@ -236,34 +211,29 @@ fn expire(p: &mut Pending<'_>, agency: &AgencyCode, id: u64, max_attempts: u32) 
     let Some(mut entry) = p.get_msg::<OutboxEntry>(&key, "outbox entry")? else {
         return Ok(ExpireOutcome::Gone);
     };
-    let rec: DocumentRecord = p
-        .get_msg(&keys::document(entry.hub_id), "document")?
-        .ok_or_else(|| StoreError::Corrupt(format!("document {}", entry.hub_id)))?;
+    let rec = document(p, entry.hub_id)?;
+    let status_code = notice_code(p, &entry)?;
     entry.attempts += 1;
     let attempts = entry.attempts;
-    if attempts >= max_attempts {
+    let (event, outcome) = if attempts >= max_attempts {
         p.del(key);
         p.put(keys::queue_item(tag::DEAD, agency.as_str(), id), entry.encode_to_vec());
         p.add_queued(agency.as_str(), -1);
-        p.append_receipt(document_receipt(
-            ReceiptEvent::DeadLettered,
-            HUB_ACTOR,
-            &rec,
-            agency,
-            attempts,
-        ))?;
-        Ok(ExpireOutcome::DeadLettered { attempts })
+        if entry.status_receipt.is_none() {
+            set_transport(p, entry.hub_id, agency.as_str(), TransportState::DeadLettered, attempts)?;
+        }
+        (ReceiptEvent::DeadLettered, ExpireOutcome::DeadLettered { attempts })
     } else {
         p.put(key, entry.encode_to_vec());
-        p.append_receipt(document_receipt(
-            ReceiptEvent::LeaseExpired,
-            HUB_ACTOR,
-            &rec,
-            agency,
-            attempts,
-        ))?;
-        Ok(ExpireOutcome::Requeued { attempts })
-    }
+        if entry.status_receipt.is_none() {
+            set_transport(p, entry.hub_id, agency.as_str(), TransportState::Queued, attempts)?;
+        }
+        (ReceiptEvent::LeaseExpired, ExpireOutcome::Requeued { attempts })
+    };
+    let mut r = document_receipt(event, HUB_ACTOR, &rec, agency, attempts);
+    r.status_code = status_code;
+    p.append_receipt(r)?;
+    Ok(outcome)
 }
 
 fn put_agency(
@@ -307,7 +277,7 @@ fn put_agency(
     })
 }
 
-fn document_receipt(
+pub(super) fn document_receipt(
     event: ReceiptEvent,
     actor: &str,
     rec: &DocumentRecord,

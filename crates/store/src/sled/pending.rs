@@ -26,6 +26,8 @@ pub(super) struct Pending<'t> {
 
 impl<'t> Pending<'t> {
     pub(super) fn new(tree: &'t sled::Tree, meta: Meta) -> Self {
+        // Receipt times never go backwards, even if the clock does.
+        let time_unix_ms = truc_core::now_unix_ms().max(meta.last_time_unix_ms);
         Self {
             tree,
             batch: sled::Batch::default(),
@@ -33,7 +35,7 @@ impl<'t> Pending<'t> {
             meta,
             agencies: Vec::new(),
             queued_delta: HashMap::new(),
-            time_unix_ms: truc_core::now_unix_ms(),
+            time_unix_ms,
         }
     }
 
@@ -74,11 +76,27 @@ impl<'t> Pending<'t> {
         *self.queued_delta.entry(code.to_string()).or_insert(0) += delta;
     }
 
-    /// Append a receipt to the log; returns its index.
+    /// Append a receipt to the log and index it by document and by every
+    /// agency it names; returns its index.
     pub(super) fn append_receipt(&mut self, mut receipt: Receipt) -> Result<u64, StoreError> {
         let index = self.meta.tree_size;
         receipt.index = index;
         receipt.time_unix_ms = self.time_unix_ms;
+        if receipt.hub_document_id != 0 {
+            self.put(keys::doc_receipt(receipt.hub_document_id, index), Vec::new());
+        }
+        let actor_agency = receipt.actor.strip_prefix("urn:truc:agency:").unwrap_or("");
+        let mut named: Vec<&str> = vec![receipt.from.as_str(), receipt.recipient.as_str(), actor_agency];
+        named.retain(|a| !a.is_empty());
+        named.sort_unstable();
+        named.dedup();
+        let index_keys: Vec<Vec<u8>> = named
+            .iter()
+            .map(|a| keys::queue_item(keys::tag::AGENCY_RECEIPTS, a, index))
+            .collect();
+        for k in index_keys {
+            self.put(k, Vec::new());
+        }
         let bytes = receipt.encode_to_vec();
         let leaf = merkle::leaf_hash(&bytes);
         let nodes = merkle::new_nodes(index, leaf, &*self)?;
@@ -87,6 +105,7 @@ impl<'t> Pending<'t> {
         }
         self.put(keys::receipt(index), bytes);
         self.meta.tree_size += 1;
+        self.meta.last_time_unix_ms = self.time_unix_ms;
         Ok(index)
     }
 

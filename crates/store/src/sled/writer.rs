@@ -12,10 +12,11 @@ use prost::Message;
 use tokio::sync::{mpsc, oneshot};
 use truc_core::merkle;
 use truc_core::tree_head::TreeHeadSigner;
-use truc_proto::v1::{AgencyState, ProvenReceipt, SignedTreeHead};
+use truc_proto::v1::{AgencyState, ProvenReceipt};
 
 use super::ops::Op;
-use super::pending::{Pending, TreeNodes};
+use super::pending::Pending;
+use super::proofs;
 use super::Cache;
 use crate::keys;
 use crate::records::Meta;
@@ -37,37 +38,11 @@ impl Committed {
     /// The receipt at `index` with the signed tree head of the batch that
     /// recorded it and its inclusion proof against that head.
     pub(super) fn proven_receipt(&self, index: u64) -> Result<ProvenReceipt, StoreError> {
-        let (sth, size) = if index < self.tree_size {
-            batch_tree_head(&self.tree, index)?
-        } else {
+        if index >= self.tree_size {
             return Err(StoreError::Corrupt(format!("receipt {index} beyond the log")));
-        };
-        let receipt = self
-            .tree
-            .get(keys::receipt(index))?
-            .ok_or_else(|| StoreError::Corrupt(format!("receipt {index}")))?;
-        let proof = merkle::inclusion_proof(index, size, &TreeNodes(&self.tree))?;
-        Ok(ProvenReceipt {
-            receipt: receipt.to_vec(),
-            tree_head: Some(sth),
-            inclusion_proof: proof.into_iter().map(|h| h.to_vec()).collect(),
-        })
+        }
+        proofs::proven_receipt(&self.tree, index)
     }
-}
-
-/// The signed tree head of the batch that appended leaf `index`: the first
-/// tree head whose size is greater than `index`.
-fn batch_tree_head(tree: &sled::Tree, index: u64) -> Result<(SignedTreeHead, u64), StoreError> {
-    let start = keys::tree_head(index + 1);
-    let end = keys::tree_head(u64::MAX);
-    let (k, v) = tree
-        .range(start..=end)
-        .next()
-        .transpose()?
-        .ok_or_else(|| StoreError::Corrupt(format!("tree head covering receipt {index}")))?;
-    let size = keys::queue_item_id(&k).unwrap_or(0);
-    let sth = SignedTreeHead::decode(v.as_ref()).map_err(|_| StoreError::Corrupt(format!("tree head {size}")))?;
-    Ok((sth, size))
 }
 
 pub(super) struct Writer {

@@ -1,0 +1,327 @@
+//! Documents and their business lifecycle in the writer: accepting a
+//! document (new, revoke, replace, update), withdrawing copies not yet
+//! delivered, and routing status reports to the counterpart's outbox.
+
+use std::collections::BTreeSet;
+
+use prost::Message;
+use truc_core::AgencyCode;
+use truc_proto::v1::{BusinessType, Receipt, ReceiptEvent, StatusCode, TransportState};
+
+use super::ops::{document, document_receipt, recipient_state, require_active};
+use super::pending::Pending;
+use super::Cache;
+use crate::keys::{self, tag};
+use crate::records::{DocumentRecord, OutboxEntry, RecipientState};
+use crate::{NewDocument, StatusReport, StoreError};
+
+pub(super) struct Sent {
+    pub(super) hub_id: u64,
+    pub(super) accepted_at: i64,
+    pub(super) duplicate: bool,
+    pub(super) receipt_index: u64,
+    pub(super) notify: Vec<AgencyCode>,
+}
+
+/// Put an item in `agency`'s outbox; returns its delivery id.
+fn enqueue(p: &mut Pending<'_>, agency: &str, hub_id: u64, priority: i32, status_receipt: Option<u64>) -> u64 {
+    let id = keys::delivery_id(priority, p.meta.next_seq);
+    p.meta.next_seq += 1;
+    let entry = OutboxEntry {
+        hub_id,
+        attempts: 0,
+        enqueued_at_unix_ms: p.time_unix_ms,
+        status_receipt,
+    };
+    p.put(keys::queue_item(tag::OUTBOX, agency, id), entry.encode_to_vec());
+    p.add_queued(agency, 1);
+    id
+}
+
+/// Queue a copy of document `hub_id` for `agency` and record its state.
+fn enqueue_copy(p: &mut Pending<'_>, agency: &str, hub_id: u64, priority: i32, deadlines: (i64, i64)) {
+    let delivery_id = enqueue(p, agency, hub_id, priority, None);
+    let state = RecipientState {
+        state: TransportState::Queued as i32,
+        delivery_id,
+        state_at_unix_ms: p.time_unix_ms,
+        delivery_deadline_unix_ms: deadlines.0,
+        confirm_deadline_unix_ms: deadlines.1,
+        ..Default::default()
+    };
+    p.put(keys::recipient(hub_id, agency), state.encode_to_vec());
+}
+
+/// Withdraw `agency`'s copy of `rec` if it is still queued; returns whether
+/// it was.
+fn withdraw_if_queued(
+    p: &mut Pending<'_>,
+    rec: &DocumentRecord,
+    agency: &str,
+    actor: &str,
+    why: &str,
+) -> Result<bool, StoreError> {
+    let Some(mut state) = recipient_state(p, rec.hub_id, agency)? else {
+        return Ok(false);
+    };
+    if state.state != TransportState::Queued as i32 {
+        return Ok(false);
+    }
+    let key = keys::queue_item(tag::OUTBOX, agency, state.delivery_id);
+    if p.contains(&key)? {
+        p.del(key);
+        p.add_queued(agency, -1);
+    }
+    state.state = TransportState::Withdrawn as i32;
+    state.state_at_unix_ms = p.time_unix_ms;
+    p.put(keys::recipient(rec.hub_id, agency), state.encode_to_vec());
+    let code = AgencyCode::parse(agency).map_err(|_| StoreError::Corrupt(format!("agency code {agency}")))?;
+    let mut r = document_receipt(ReceiptEvent::Withdrawn, actor, rec, &code, state.attempts);
+    r.detail = why.to_string();
+    p.append_receipt(r)?;
+    Ok(true)
+}
+
+/// Mark that `agency`, which has the document, is asked to answer 15 or 16.
+fn expect_reply(p: &mut Pending<'_>, hub_id: u64, agency: &str) -> Result<(), StoreError> {
+    if let Some(mut s) = recipient_state(p, hub_id, agency)? {
+        s.reply_expected = true;
+        p.put(keys::recipient(hub_id, agency), s.encode_to_vec());
+    }
+    Ok(())
+}
+
+pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Result<Sent, StoreError> {
+    let idem = keys::idempotency(doc.from.as_str(), &doc.document_id);
+    if let Some(v) = p.get(&idem)? {
+        let hub_id = keys::u64_value(&v).ok_or_else(|| StoreError::Corrupt("idempotency key".into()))?;
+        let rec = document(p, hub_id)?;
+        if rec.content_sha256 != doc.content_sha256 {
+            return Err(StoreError::Conflict {
+                from: doc.from.to_string(),
+                document_id: doc.document_id,
+            });
+        }
+        return Ok(Sent {
+            hub_id,
+            accepted_at: rec.accepted_at_unix_ms,
+            duplicate: true,
+            receipt_index: rec.accepted_receipt,
+            notify: Vec::new(),
+        });
+    }
+    require_active(p, cache, &doc.from)?;
+    for to in &doc.to {
+        require_active(p, cache, to)?;
+    }
+    let business = BusinessType::try_from(doc.business_type).unwrap_or(BusinessType::New);
+    // For revoke, update and replace: the original, from the same sender.
+    let original = match business {
+        BusinessType::New => None,
+        _ => {
+            let key = keys::idempotency(doc.from.as_str(), &doc.reference_document_id);
+            let v = p.get(&key)?.ok_or_else(|| StoreError::UnknownDocument {
+                from: doc.from.to_string(),
+                document_id: doc.reference_document_id.clone(),
+            })?;
+            let orig_id = keys::u64_value(&v).ok_or_else(|| StoreError::Corrupt("idempotency key".into()))?;
+            let orig = document(p, orig_id)?;
+            if !matches!(business, BusinessType::Update) {
+                if let Some(stranger) = doc.to.iter().find(|t| !orig.recipients.iter().any(|r| r == t.as_str())) {
+                    return Err(StoreError::Precondition(format!(
+                        "{stranger} is not a recipient of {:?}",
+                        doc.reference_document_id
+                    )));
+                }
+            }
+            Some(orig)
+        }
+    };
+
+    let hub_id = p.meta.next_hub_id;
+    p.meta.next_hub_id += 1;
+    let now = p.time_unix_ms;
+    let d = doc.document;
+    let payload_sha256 = truc_core::sha256(&d.payload);
+    let payload_key = keys::payload(&payload_sha256);
+    if !p.contains(&payload_key)? {
+        p.put(payload_key, d.payload);
+    }
+    let receipt_index = p.append_receipt(Receipt {
+        event: ReceiptEvent::Accepted as i32,
+        actor: doc.actor.clone(),
+        from: doc.from.to_string(),
+        document_id: doc.document_id.clone(),
+        hub_document_id: hub_id,
+        header_sha256: doc.header_sha256.to_vec(),
+        detail: doc.to.iter().map(AgencyCode::as_str).collect::<Vec<_>>().join(","),
+        business_type: doc.business_type,
+        reference_document_id: doc.reference_document_id.clone(),
+        ..Default::default()
+    })?;
+    let rec = DocumentRecord {
+        hub_id,
+        payload_sha256: payload_sha256.to_vec(),
+        header: d.header,
+        signature: d.signature,
+        signature_scheme: d.signature_scheme,
+        signer_chain: d.signer_chain,
+        accepted_at_unix_ms: now,
+        accepted_receipt: receipt_index,
+        header_sha256: doc.header_sha256.to_vec(),
+        content_sha256: doc.content_sha256.to_vec(),
+        from: doc.from.to_string(),
+        document_id: doc.document_id.clone(),
+        recipients: doc.to.iter().map(|c| c.to_string()).collect(),
+        priority: doc.priority,
+        subject: doc.subject.clone(),
+    };
+    p.put(keys::document(hub_id), rec.encode_to_vec());
+    p.put(idem, hub_id.to_be_bytes().to_vec());
+
+    // Who receives this document.
+    let deadlines = (doc.delivery_deadline_unix_ms, doc.confirm_deadline_unix_ms);
+    let mut receivers: BTreeSet<String> = BTreeSet::new();
+    match (business, original) {
+        (BusinessType::New, _) | (_, None) => receivers.extend(doc.to.iter().map(|c| c.to_string())),
+        (BusinessType::Revoke, Some(orig)) => {
+            let why = format!("revoked by {:?}", doc.document_id);
+            for r in &doc.to {
+                if !withdraw_if_queued(p, &orig, r.as_str(), &doc.actor, &why)? {
+                    expect_reply(p, orig.hub_id, r.as_str())?;
+                    receivers.insert(r.to_string());
+                }
+            }
+        }
+        (BusinessType::Replace, Some(orig)) => {
+            let why = format!("replaced by {:?}", doc.document_id);
+            for r in &doc.to {
+                if !withdraw_if_queued(p, &orig, r.as_str(), &doc.actor, &why)? {
+                    expect_reply(p, orig.hub_id, r.as_str())?;
+                }
+                receivers.insert(r.to_string());
+            }
+        }
+        (BusinessType::Update, Some(mut orig)) => {
+            let why = format!("removed from the recipients by {:?}", doc.document_id);
+            let removed: Vec<String> = orig
+                .recipients
+                .iter()
+                .filter(|r| !doc.to.iter().any(|t| t.as_str() == r.as_str()))
+                .cloned()
+                .collect();
+            for r in &removed {
+                if !withdraw_if_queued(p, &orig, r, &doc.actor, &why)? {
+                    expect_reply(p, orig.hub_id, r)?;
+                    receivers.insert(r.clone());
+                }
+            }
+            for t in &doc.to {
+                let t = t.as_str();
+                if orig.recipients.iter().any(|r| r == t) {
+                    expect_reply(p, orig.hub_id, t)?;
+                } else {
+                    // Added: the original too.
+                    enqueue_copy(p, t, orig.hub_id, orig.priority, deadlines);
+                    orig.recipients.push(t.to_string());
+                }
+                receivers.insert(t.to_string());
+            }
+            p.put(keys::document(orig.hub_id), orig.encode_to_vec());
+        }
+    }
+    let mut notify = Vec::with_capacity(receivers.len());
+    for r in &receivers {
+        enqueue_copy(p, r, hub_id, doc.priority, deadlines);
+        notify.push(AgencyCode::parse(r).map_err(|_| StoreError::Corrupt(format!("agency code {r}")))?);
+    }
+    Ok(Sent {
+        hub_id,
+        accepted_at: now,
+        duplicate: false,
+        receipt_index,
+        notify,
+    })
+}
+
+/// Record a status and route it; returns the receipt index and the agencies
+/// whose outbox changed.
+pub(super) fn report_status(p: &mut Pending<'_>, r: StatusReport) -> Result<(u64, Vec<AgencyCode>), StoreError> {
+    let unknown = || StoreError::UnknownDocument {
+        from: r.document_from.to_string(),
+        document_id: r.document_id.clone(),
+    };
+    let v = p
+        .get(&keys::idempotency(r.document_from.as_str(), &r.document_id))?
+        .ok_or_else(unknown)?;
+    let hub_id = keys::u64_value(&v).ok_or_else(|| StoreError::Corrupt("idempotency key".into()))?;
+    let rec = document(p, hub_id)?;
+    let code =
+        StatusCode::try_from(r.code).map_err(|_| StoreError::InvalidArgument(format!("status code {}", r.code)))?;
+    let is_sender = r.reporter == r.document_from;
+    let mut receipt = Receipt {
+        event: ReceiptEvent::StatusReported as i32,
+        actor: r.actor.clone(),
+        from: rec.from.clone(),
+        document_id: rec.document_id.clone(),
+        hub_document_id: hub_id,
+        header_sha256: rec.header_sha256.clone(),
+        status_code: r.code,
+        description: r.description.clone(),
+        staff: r.staff.clone(),
+        ..Default::default()
+    };
+    if code == StatusCode::TakeBack {
+        if !is_sender {
+            return Err(StoreError::NotEntitled(format!(
+                "only the sender {} may take back {:?} (status 13)",
+                rec.from, rec.document_id
+            )));
+        }
+        let index = p.append_receipt(receipt)?;
+        let mut notify = Vec::new();
+        let why = format!("taken back by its sender (status 13, receipt {index})");
+        for to in rec.recipients.clone() {
+            let state = recipient_state(p, hub_id, &to)?;
+            if matches!(&state, Some(s) if s.state == TransportState::Withdrawn as i32) {
+                continue;
+            }
+            if !withdraw_if_queued(p, &rec, &to, &r.actor, &why)? {
+                expect_reply(p, hub_id, &to)?;
+                enqueue(p, &to, hub_id, rec.priority, Some(index));
+            }
+            notify.push(AgencyCode::parse(&to).map_err(|_| StoreError::Corrupt(format!("agency code {to}")))?);
+        }
+        return Ok((index, notify));
+    }
+    // 01–06, 15, 16: from a recipient that has (or had) the document.
+    let Some(mut state) = recipient_state(p, hub_id, r.reporter.as_str())? else {
+        return Err(StoreError::NotEntitled(format!(
+            "{} is not a recipient of {:?} from {}",
+            r.reporter, rec.document_id, rec.from
+        )));
+    };
+    if state.state == TransportState::Withdrawn as i32 {
+        return Err(StoreError::Precondition(format!(
+            "{:?} was withdrawn before it reached {}",
+            rec.document_id, r.reporter
+        )));
+    }
+    if matches!(code, StatusCode::Agree | StatusCode::Disagree) {
+        if !state.reply_expected {
+            return Err(StoreError::Precondition(format!(
+                "nothing to answer: {:?} was not taken back, revoked, updated or replaced",
+                rec.document_id
+            )));
+        }
+        state.reply_expected = false;
+    }
+    receipt.recipient = r.reporter.to_string();
+    let index = p.append_receipt(receipt)?;
+    state.status = r.code;
+    state.status_description = r.description;
+    state.status_at_unix_ms = p.time_unix_ms;
+    p.put(keys::recipient(hub_id, r.reporter.as_str()), state.encode_to_vec());
+    enqueue(p, &rec.from, hub_id, rec.priority, Some(index));
+    Ok((index, vec![r.document_from]))
+}

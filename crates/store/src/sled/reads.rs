@@ -1,0 +1,245 @@
+//! What the hub reads without going through the writer: queues, Track, and
+//! audit queries. Called on blocking threads.
+
+use std::collections::{HashMap, HashSet};
+
+use prost::Message;
+use truc_core::AgencyCode;
+use truc_proto::v1::{Receipt, RecipientTrack, SignedDocument, TrackResponse};
+
+use super::proofs;
+use crate::keys::{self, tag};
+use crate::records::{DocumentRecord, OutboxEntry, RecipientState};
+use crate::{QueuedItem, ReceiptFilter, ReceiptPage, ReceiptQuery, StoreError};
+
+pub(super) fn document(tree: &sled::Tree, hub_id: u64) -> Result<DocumentRecord, StoreError> {
+    let v = tree
+        .get(keys::document(hub_id))?
+        .ok_or_else(|| StoreError::Corrupt(format!("document {hub_id}")))?;
+    DocumentRecord::decode(v.as_ref()).map_err(|_| StoreError::Corrupt(format!("document {hub_id}")))
+}
+
+fn hub_id_of(tree: &sled::Tree, from: &AgencyCode, document_id: &str) -> Result<Option<u64>, StoreError> {
+    Ok(tree
+        .get(keys::idempotency(from.as_str(), document_id))?
+        .and_then(|v| keys::u64_value(&v)))
+}
+
+/// Up to `limit` items of queue `t` (outbox or dead letters) of `agency`, in
+/// key order, leaving out the ids in `skip`.
+pub(super) fn queue(
+    tree: &sled::Tree,
+    t: u8,
+    agency: &AgencyCode,
+    skip: &HashSet<u64>,
+    limit: usize,
+) -> Result<Vec<QueuedItem>, StoreError> {
+    let mut out = Vec::new();
+    let mut docs: HashMap<u64, (DocumentRecord, sled::IVec)> = HashMap::new();
+    for kv in tree.scan_prefix(keys::queue_prefix(t, agency.as_str())) {
+        if out.len() >= limit {
+            break;
+        }
+        let (k, v) = kv?;
+        let id = keys::queue_item_id(&k).ok_or_else(|| StoreError::Corrupt("queue key".into()))?;
+        if skip.contains(&id) {
+            continue;
+        }
+        let entry = OutboxEntry::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("outbox entry".into()))?;
+        if let Some(index) = entry.status_receipt {
+            let rec = document(tree, entry.hub_id)?;
+            out.push(QueuedItem {
+                delivery_id: id,
+                attempts: entry.attempts,
+                hub_document_id: entry.hub_id,
+                accepted_at_unix_ms: rec.accepted_at_unix_ms,
+                document: None,
+                status: Some(proofs::proven_receipt(tree, index)?),
+            });
+            continue;
+        }
+        let (rec, payload) = match docs.entry(entry.hub_id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let rec = document(tree, entry.hub_id)?;
+                let payload = tree
+                    .get(keys::payload(&rec.payload_sha256))?
+                    .ok_or_else(|| StoreError::Corrupt(format!("payload of document {}", entry.hub_id)))?;
+                e.insert((rec, payload))
+            }
+        };
+        out.push(QueuedItem {
+            delivery_id: id,
+            attempts: entry.attempts,
+            hub_document_id: rec.hub_id,
+            accepted_at_unix_ms: rec.accepted_at_unix_ms,
+            document: Some(SignedDocument {
+                header: rec.header.clone(),
+                signature: rec.signature.clone(),
+                signature_scheme: rec.signature_scheme,
+                signer_chain: rec.signer_chain.clone(),
+                payload: payload.to_vec(),
+            }),
+            status: None,
+        });
+    }
+    Ok(out)
+}
+
+pub(super) fn track(
+    tree: &sled::Tree,
+    from: &AgencyCode,
+    document_id: &str,
+) -> Result<Option<TrackResponse>, StoreError> {
+    let Some(hub_id) = hub_id_of(tree, from, document_id)? else {
+        return Ok(None);
+    };
+    let rec = document(tree, hub_id)?;
+    let mut recipients = Vec::new();
+    let prefix = keys::recipients_prefix(hub_id);
+    for kv in tree.scan_prefix(&prefix) {
+        let (k, v) = kv?;
+        let agency = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+        let s = RecipientState::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("recipient state".into()))?;
+        recipients.push(RecipientTrack {
+            agency,
+            state: s.state,
+            attempts: s.attempts,
+            state_at_unix_ms: s.state_at_unix_ms,
+            status: s.status,
+            status_description: s.status_description,
+            status_at_unix_ms: s.status_at_unix_ms,
+            delivery_deadline_unix_ms: s.delivery_deadline_unix_ms,
+            confirm_deadline_unix_ms: s.confirm_deadline_unix_ms,
+            overdue: false,
+        });
+    }
+    // Header order, as the sender wrote it (added recipients last).
+    recipients.sort_by_key(|r| rec.recipients.iter().position(|x| *x == r.agency).unwrap_or(usize::MAX));
+    Ok(Some(TrackResponse {
+        hub_document_id: hub_id,
+        document_id: rec.document_id,
+        accepted_at_unix_ms: rec.accepted_at_unix_ms,
+        priority: rec.priority,
+        subject: rec.subject,
+        recipients,
+    }))
+}
+
+/// Whether `agency` sent or receives document `hub_id`.
+fn is_party(tree: &sled::Tree, hub_id: u64, agency: &AgencyCode) -> Result<bool, StoreError> {
+    let rec = document(tree, hub_id)?;
+    Ok(rec.from == agency.as_str() || tree.contains_key(keys::recipient(hub_id, agency.as_str()))?)
+}
+
+fn receipt_time(tree: &sled::Tree, index: u64) -> Result<i64, StoreError> {
+    let bytes = proofs::receipt_bytes(tree, index)?;
+    Ok(Receipt::decode(bytes.as_slice())
+        .map_err(|_| StoreError::Corrupt(format!("receipt {index}")))?
+        .time_unix_ms)
+}
+
+/// The first receipt index with time >= `since` (receipt times never
+/// decrease), by binary search over `[0, size)`.
+fn first_at_or_after(tree: &sled::Tree, since: i64, size: u64) -> Result<u64, StoreError> {
+    let (mut lo, mut hi) = (0, size);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if receipt_time(tree, mid)? < since {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(lo)
+}
+
+pub(super) fn receipts(tree: &sled::Tree, q: &ReceiptQuery) -> Result<ReceiptPage, StoreError> {
+    let (head, size) = match proofs::latest_tree_head(tree)? {
+        Some(x) => x,
+        None => return Err(StoreError::Precondition("the receipt log is empty".into())),
+    };
+    // Candidate receipt indexes in log order, starting at the page token.
+    let indexes: Box<dyn Iterator<Item = Result<u64, StoreError>>> = match &q.filter {
+        ReceiptFilter::Document { from, document_id } => {
+            let hub_id = hub_id_of(tree, from, document_id)?.ok_or_else(|| StoreError::UnknownDocument {
+                from: from.to_string(),
+                document_id: document_id.clone(),
+            })?;
+            if let Some(me) = &q.visible_to {
+                if !is_party(tree, hub_id, me)? {
+                    return Err(StoreError::NotEntitled(format!(
+                        "{me} is neither the sender nor a recipient of {document_id:?}"
+                    )));
+                }
+            }
+            let prefix = keys::doc_receipts_prefix(hub_id);
+            Box::new(index_scan(tree, &prefix, q.page_token))
+        }
+        ReceiptFilter::Agency(agency) => {
+            if let Some(me) = &q.visible_to {
+                if me != agency {
+                    return Err(StoreError::NotEntitled(format!(
+                        "{me} may query only its own receipts, not {agency}'s"
+                    )));
+                }
+            }
+            let prefix = keys::queue_prefix(tag::AGENCY_RECEIPTS, agency.as_str());
+            Box::new(index_scan(tree, &prefix, q.page_token))
+        }
+        ReceiptFilter::All => {
+            if let Some(me) = &q.visible_to {
+                return Err(StoreError::NotEntitled(format!(
+                    "{me} may query receipts of its own documents or its own agency only"
+                )));
+            }
+            let start = if q.since_unix_ms > 0 {
+                first_at_or_after(tree, q.since_unix_ms, size)?
+            } else {
+                0
+            };
+            Box::new((start.max(q.page_token)..size).map(Ok))
+        }
+    };
+    let mut receipts = Vec::new();
+    let mut next_page_token = 0;
+    for index in indexes {
+        let index = index?;
+        if index >= size {
+            break;
+        }
+        if q.since_unix_ms > 0 || q.until_unix_ms > 0 {
+            let t = receipt_time(tree, index)?;
+            if q.until_unix_ms > 0 && t > q.until_unix_ms {
+                break; // times never decrease
+            }
+            if t < q.since_unix_ms {
+                continue;
+            }
+        }
+        if receipts.len() == q.page_size {
+            next_page_token = index;
+            break;
+        }
+        receipts.push(proofs::proven_at(tree, index, size)?);
+    }
+    Ok(ReceiptPage {
+        tree_head: head,
+        receipts,
+        next_page_token,
+    })
+}
+
+/// Receipt indexes stored as the last 8 bytes of keys under `prefix`, from
+/// `start` on.
+fn index_scan(tree: &sled::Tree, prefix: &[u8], start: u64) -> impl Iterator<Item = Result<u64, StoreError>> {
+    let mut from = prefix.to_vec();
+    from.extend_from_slice(&start.to_be_bytes());
+    let prefix = prefix.to_vec();
+    tree.range(from..)
+        .take_while(move |kv| kv.as_ref().map(|(k, _)| k.starts_with(&prefix)).unwrap_or(true))
+        .map(|kv| {
+            let (k, _) = kv?;
+            keys::queue_item_id(&k).ok_or_else(|| StoreError::Corrupt("receipt index key".into()))
+        })
+}
