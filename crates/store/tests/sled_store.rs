@@ -37,6 +37,11 @@ fn doc(from: &str, id: &str, to: &[&str], priority: i32, payload: &[u8]) -> NewD
             ..Default::default()
         },
         actor: format!("urn:truc:agency:{from}"),
+        business_type: 0,
+        reference_document_id: String::new(),
+        subject: String::new(),
+        delivery_deadline_unix_ms: 0,
+        confirm_deadline_unix_ms: 0,
     }
 }
 

@@ -34,6 +34,10 @@ Environment variables:
   TRUC_DELIVERY_LEASE_MS           delivery.lease_ms (30000)
   TRUC_DELIVERY_MAX_ATTEMPTS       delivery.max_attempts (5)
   TRUC_DELIVERY_DEFAULT_IN_FLIGHT  delivery.default_in_flight (32)
+  TRUC_DEADLINES_EXPRESS_MS        deadlines.express_ms (7200000: hỏa tốc, 2 h)
+  TRUC_DEADLINES_VERY_URGENT_MS    deadlines.very_urgent_ms (14400000)
+  TRUC_DEADLINES_URGENT_MS         deadlines.urgent_ms (28800000)
+  TRUC_DEADLINES_UTC_OFFSET_MINUTES deadlines.utc_offset_minutes (420)
   TRUC_LOG_FORMAT                  log.format        (plain | json)
   TRUC_LOG_LEVEL                   log.level         (info; RUST_LOG wins)
 

@@ -170,8 +170,7 @@ fn receipt(index: u64) -> Receipt {
         hub_document_id: index,
         header_sha256: vec![index as u8; 32],
         recipient: "000.00.00.H29".into(),
-        attempts: 0,
-        detail: String::new(),
+        ..Default::default()
     }
 }
 
