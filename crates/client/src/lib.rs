@@ -15,11 +15,13 @@ use tonic::{Status, Streaming};
 use truc_core::document::{CheckedHeader, SigningTrust};
 use truc_core::CoreError;
 use truc_pki::{DocumentSigner, Identity, PkiError};
+use truc_proto::v1::audit_client::AuditClient;
 use truc_proto::v1::axis_client::AxisClient;
 use truc_proto::v1::ops_client::OpsClient;
 use truc_proto::v1::{
-    AckRequest, AddAgencyRequest, Agency, Delivery, DocumentHeader, ListAgenciesRequest, ReceiveRequest, SendRequest,
-    SendResponse, SignedDocument,
+    AckRequest, AddAgencyRequest, Agency, Delivery, DocumentHeader, GetConsistencyProofRequest, GetTreeHeadRequest,
+    ListAgenciesRequest, ListReceiptsRequest, ListReceiptsResponse, ProvenReceipt, ReceiveRequest, ReportStatusRequest,
+    SendRequest, SendResponse, SignedDocument, SignedTreeHead, StaffInfo, TrackRequest, TrackResponse,
 };
 
 pub use truc_pki;
@@ -53,6 +55,7 @@ pub struct Client {
     identity: std::sync::Arc<Identity>,
     axis: AxisClient<Channel>,
     ops: OpsClient<Channel>,
+    audit: AuditClient<Channel>,
 }
 
 impl std::fmt::Debug for Client {
@@ -110,7 +113,8 @@ impl Client {
             axis: AxisClient::new(channel.clone())
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
-            ops: OpsClient::new(channel),
+            ops: OpsClient::new(channel.clone()),
+            audit: AuditClient::new(channel).max_decoding_message_size(MAX_MESSAGE),
         }
     }
 
@@ -150,6 +154,62 @@ impl Client {
             .await?
             .into_inner()
             .acknowledged)
+    }
+
+    /// Report a business status on a document (`code`: 1–6, 13, 15, 16).
+    pub async fn report_status(
+        &self,
+        document_from: &str,
+        document_id: &str,
+        code: i32,
+        description: &str,
+        staff: Option<StaffInfo>,
+    ) -> Result<ProvenReceipt, Status> {
+        let req = ReportStatusRequest {
+            document_from: document_from.into(),
+            document_id: document_id.into(),
+            code,
+            description: description.into(),
+            staff,
+        };
+        let r = self.axis.clone().report_status(req).await?.into_inner();
+        r.receipt.ok_or_else(|| Status::internal("hub sent no receipt"))
+    }
+
+    /// Where the caller's own document is, per recipient.
+    pub async fn track(&self, document_id: &str) -> Result<TrackResponse, Status> {
+        Ok(self.axis.clone().track(TrackRequest { document_id: document_id.into() }).await?.into_inner())
+    }
+
+    /// The latest signed tree head (`tree_size` 0) or the one at a size.
+    pub async fn tree_head(&self, tree_size: u64) -> Result<SignedTreeHead, Status> {
+        Ok(self.audit.clone().get_tree_head(GetTreeHeadRequest { tree_size }).await?.into_inner())
+    }
+
+    /// One page of receipts.
+    pub async fn list_receipts(&self, req: ListReceiptsRequest) -> Result<ListReceiptsResponse, Status> {
+        Ok(self.audit.clone().list_receipts(req).await?.into_inner())
+    }
+
+    /// Every page of receipts for `req`. Each page's proofs are against that
+    /// page's tree head; pages fetched later may carry a later head.
+    pub async fn all_receipts(&self, mut req: ListReceiptsRequest) -> Result<Vec<ListReceiptsResponse>, Status> {
+        let mut pages = Vec::new();
+        loop {
+            let page = self.list_receipts(req.clone()).await?;
+            let next = page.next_page_token;
+            pages.push(page);
+            if next == 0 {
+                return Ok(pages);
+            }
+            req.page_token = next;
+        }
+    }
+
+    /// Consistency proof between two tree sizes.
+    pub async fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<Vec<Vec<u8>>, Status> {
+        let req = GetConsistencyProofRequest { old_size, new_size };
+        Ok(self.audit.clone().get_consistency_proof(req).await?.into_inner().proof)
     }
 
     /// Register an agency (operators only).
