@@ -113,6 +113,9 @@ pub(crate) struct InboxArgs {
     /// Most unacknowledged deliveries at once.
     #[arg(long, default_value_t = 16)]
     max_in_flight: u32,
+    /// Do not report status 01 (arrived) to the sender for each new document.
+    #[arg(long)]
+    no_arrived: bool,
     #[command(flatten)]
     conn: Conn,
 }
@@ -124,11 +127,48 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
     let mut stream = client.receive(a.max_in_flight, a.follow).await?;
     let mut count = 0usize;
     while let Some(d) = stream.message().await? {
+        if let Some(n) = &d.status {
+            client.ack(vec![d.delivery_id]).await?;
+            count += 1;
+            if a.conn.json {
+                let v = serde_json::json!({
+                    "delivery_id": d.delivery_id, "status": n.code, "reporter": n.reporter,
+                    "document_from": n.document_from, "document_id": n.document_id,
+                    "description": n.description, "time_unix_ms": n.time_unix_ms,
+                });
+                println!("{v}");
+            } else {
+                println!(
+                    "status {} from {} on {:?} at {}{}",
+                    super::lifecycle::status_name(n.code),
+                    n.reporter,
+                    n.document_id,
+                    output::time(n.time_unix_ms),
+                    if n.description.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", n.description)
+                    }
+                );
+            }
+            continue;
+        }
         match save(&a.out, &d, &trust) {
             Ok((header, path)) => {
                 // The file is on disk (fsync'd) before the hub forgets it.
                 client.ack(vec![d.delivery_id]).await?;
                 count += 1;
+                // 01 (đã đến) tells the sender it arrived; revoke and update
+                // notices are answered with 15 or 16 instead.
+                let new_document = matches!(header.business_type, 0 | 3);
+                if new_document && !a.no_arrived {
+                    if let Err(e) = client
+                        .report_status(&header.from, &header.document_id, 1, "", None)
+                        .await
+                    {
+                        eprintln!("truc: could not report 01 on {:?}: {}", header.document_id, e.message());
+                    }
+                }
                 if a.conn.json {
                     let v = serde_json::json!({
                         "delivery_id": d.delivery_id,

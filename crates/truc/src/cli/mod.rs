@@ -3,6 +3,7 @@
 
 mod agency;
 mod demo;
+mod lifecycle;
 mod ops;
 mod output;
 mod pki;
@@ -18,6 +19,7 @@ One CLI for Truc, the document interconnection axis.
   truc demo                       see a signed document travel between agencies
   truc pki init|issue|revoke      run the axis CA and issue identities
   truc send|inbox                 an agency sends and receives documents
+  truc status|track               business statuses (01–06, 13, 15, 16) and tracking
   truc ops agencies add|list      an operator manages the agency directory
 
 Commands that talk to a hub take --hub (env TRUC_HUB) and --identity (env
@@ -58,6 +60,11 @@ enum Command {
     Send(agency::SendArgs),
     /// Receive what is waiting, verify each signature, save, acknowledge.
     Inbox(agency::InboxArgs),
+    /// Report a business status on a document (01–06, 13, 15, 16).
+    Status(lifecycle::StatusArgs),
+    /// Where your document is, per recipient: transport state, latest
+    /// status, deadlines.
+    Track(lifecycle::TrackArgs),
     /// Operator commands (operator identity).
     #[command(subcommand)]
     Ops(ops::OpsCommand),
@@ -80,6 +87,8 @@ pub fn main() -> ExitCode {
             Command::Pki(c) => pki::run(c),
             Command::Send(a) => agency::send(a).await,
             Command::Inbox(a) => agency::inbox(a).await,
+            Command::Status(a) => lifecycle::status(a).await,
+            Command::Track(a) => lifecycle::track(a).await,
             Command::Ops(c) => ops::run(c).await,
         }
     });

@@ -1,0 +1,170 @@
+//! `truc status` and `truc track`: business statuses and where a sent
+//! document is.
+
+use serde_json::json;
+use truc_proto::v1::{StaffInfo, StatusCode, TransportState};
+
+use super::output;
+use super::Conn;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct StatusArgs {
+    /// The document id (edXML DocumentId).
+    document_id: String,
+    /// 01 arrived, 02 refused (needs --reason), 03 registered, 04 assigned,
+    /// 05 processing, 06 done; 13 take back (sender); 15 agree, 16 refuse
+    /// (answer to a take-back, revoke, update or replace).
+    #[arg(long, value_name = "NN")]
+    code: String,
+    /// Reason or note (required for 02).
+    #[arg(long, default_value = "")]
+    reason: String,
+    /// The document's sender; default: the code before the first comma of
+    /// the document id, as edXML document ids begin.
+    #[arg(long, value_name = "CODE")]
+    from: Option<String>,
+    /// Who handled it (edXML StaffInfo/Staff).
+    #[arg(long)]
+    staff: Option<String>,
+    /// The handling department (edXML StaffInfo/Department).
+    #[arg(long)]
+    department: Option<String>,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+/// The sender code a document id begins with (`000.00.00.G22,2026/…`).
+pub(crate) fn sender_of(document_id: &str) -> Option<&str> {
+    document_id.split_once(',').map(|(from, _)| from)
+}
+
+pub(crate) fn status_name(code: i32) -> &'static str {
+    match StatusCode::try_from(code) {
+        Ok(StatusCode::Arrived) => "01 đã đến",
+        Ok(StatusCode::Refused) => "02 từ chối tiếp nhận",
+        Ok(StatusCode::Registered) => "03 đã tiếp nhận",
+        Ok(StatusCode::Assigned) => "04 phân công",
+        Ok(StatusCode::Processing) => "05 đang xử lý",
+        Ok(StatusCode::Done) => "06 hoàn thành",
+        Ok(StatusCode::TakeBack) => "13 lấy lại",
+        Ok(StatusCode::Agree) => "15 đồng ý",
+        Ok(StatusCode::Disagree) => "16 từ chối",
+        _ => "-",
+    }
+}
+
+fn state_name(s: i32) -> &'static str {
+    match TransportState::try_from(s) {
+        Ok(TransportState::Queued) => "queued",
+        Ok(TransportState::Delivered) => "delivered",
+        Ok(TransportState::DeadLettered) => "dead-lettered",
+        Ok(TransportState::Withdrawn) => "withdrawn",
+        _ => "-",
+    }
+}
+
+pub(crate) async fn status(a: StatusArgs) -> anyhow::Result<()> {
+    let code: i32 = a
+        .code
+        .trim_start_matches('0')
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--code {:?} is not a number", a.code))?;
+    let from = match &a.from {
+        Some(f) => f.clone(),
+        None => sender_of(&a.document_id)
+            .ok_or_else(|| anyhow::anyhow!("cannot tell the sender from {:?}; pass --from CODE", a.document_id))?
+            .to_string(),
+    };
+    let staff = (a.staff.is_some() || a.department.is_some()).then(|| StaffInfo {
+        staff: a.staff.clone().unwrap_or_default(),
+        department: a.department.clone().unwrap_or_default(),
+        ..Default::default()
+    });
+    let client = a.conn.client().await?;
+    let receipt = client
+        .report_status(&from, &a.document_id, code, &a.reason, staff)
+        .await?;
+    if a.conn.json {
+        println!(
+            "{}",
+            json!({"document_id": a.document_id, "from": from, "code": code, "receipt": output::receipt_json(&receipt)})
+        );
+    } else {
+        println!(
+            "reported {} on {:?} from {from}; receipt recorded",
+            status_name(code),
+            a.document_id
+        );
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct TrackArgs {
+    /// Your document's id.
+    document_id: String,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+pub(crate) async fn track(a: TrackArgs) -> anyhow::Result<()> {
+    let t = a.conn.client().await?.track(&a.document_id).await?;
+    if a.conn.json {
+        let rows: Vec<_> = t
+            .recipients
+            .iter()
+            .map(|r| {
+                json!({
+                    "agency": r.agency, "state": state_name(r.state), "attempts": r.attempts,
+                    "state_at_unix_ms": r.state_at_unix_ms, "status": r.status,
+                    "status_description": r.status_description, "status_at_unix_ms": r.status_at_unix_ms,
+                    "delivery_deadline_unix_ms": r.delivery_deadline_unix_ms,
+                    "confirm_deadline_unix_ms": r.confirm_deadline_unix_ms, "overdue": r.overdue,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({
+                "hub_document_id": t.hub_document_id, "document_id": t.document_id,
+                "accepted_at_unix_ms": t.accepted_at_unix_ms, "priority": t.priority,
+                "subject": t.subject, "recipients": rows,
+            })
+        );
+        return Ok(());
+    }
+    println!(
+        "{:?} [{}] {:?}, accepted {} as hub document {}",
+        t.document_id,
+        output::priority_name(t.priority),
+        t.subject,
+        output::time(t.accepted_at_unix_ms),
+        t.hub_document_id
+    );
+    println!(
+        "{:<20} {:<14} {:>8}  {:<24} {:<24} {:<24} NOTE",
+        "RECIPIENT", "TRANSPORT", "ATTEMPTS", "SINCE", "STATUS", "AT"
+    );
+    for r in &t.recipients {
+        let at = if r.status_at_unix_ms > 0 {
+            output::time(r.status_at_unix_ms)
+        } else {
+            "-".into()
+        };
+        let mut note = r.status_description.clone();
+        if r.overdue {
+            note = format!("OVERDUE {note}");
+        }
+        println!(
+            "{:<20} {:<14} {:>8}  {:<24} {:<24} {:<24} {}",
+            r.agency,
+            state_name(r.state),
+            r.attempts,
+            output::time(r.state_at_unix_ms),
+            status_name(r.status),
+            at,
+            note.trim()
+        );
+    }
+    Ok(())
+}
