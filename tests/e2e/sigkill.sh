@@ -140,7 +140,9 @@ inbox() {
   run_or_fail "inbox of $code" "$TRUC" inbox --json --out "$out" \
     --hub "$HUB" --identity "$(agency_id "$code")"
   cp "$T/out" "$out.jsonl"
-  N=$(grep -c . "$out.jsonl" || true)
+  # Documents carry a "header"; status notices (01 from each recipient) a "status".
+  N=$(grep -c '"header"' "$out.jsonl" || true)
+  S=$(grep -c '"status":1,' "$out.jsonl" || true)
 }
 
 # 1. PKI with the real CLI.
@@ -199,7 +201,9 @@ for code in "$RCPT1" "$RCPT2"; do
 done
 inbox "$SENDER" "$T/inbox-$SENDER"
 [[ "$N" == 0 ]] || fail "inbox $SENDER (not a recipient): received $N documents, expected 0"
-pass "inbox $SENDER (not a recipient) receives nothing"
+pass "inbox $SENDER (not a recipient) receives no document"
+[[ "$S" == 2 ]] || fail "inbox $SENDER: received $S status 01 notices, expected one from each recipient"
+pass "inbox $SENDER receives status 01 (arrived) from both recipients"
 
 # 5. Acks are durable: SIGKILL right after the inboxes acked, restart, a
 # second inbox receives nothing.
