@@ -1,19 +1,28 @@
 //! Who is calling: taken from the verified client certificate only.
 
+use std::sync::Arc;
+
 use tonic::{Request, Status};
 use truc_core::{AgencyCode, Principal};
 
 use crate::tls::PeerInfo;
+use crate::trust::Trust;
 
-/// The verified principal of a request's connection.
+/// The principal of a request, set by [`require_identity`].
+#[derive(Debug, Clone)]
+struct Verified(Principal);
+
+/// The verified principal of a request.
 pub(crate) fn caller<T>(req: &Request<T>) -> Result<Principal, Status> {
-    match req.extensions().get::<PeerInfo>() {
-        Some(PeerInfo { principal: Ok(p), .. }) => Ok(p.clone()),
-        Some(PeerInfo {
-            principal: Err(why), ..
-        }) => Err(Status::unauthenticated(why.clone())),
-        None => Err(Status::unauthenticated("no TLS client identity")),
+    match req.extensions().get::<Verified>() {
+        Some(Verified(p)) => Ok(p.clone()),
+        None => Err(Status::unauthenticated("no verified client identity")),
     }
+}
+
+/// The chain the caller presented (for streams that must end on revocation).
+pub(crate) fn chain<T>(req: &Request<T>) -> Arc<Vec<Vec<u8>>> {
+    req.extensions().get::<PeerInfo>().map(|p| p.chain.clone()).unwrap_or_default()
 }
 
 /// The calling agency; other roles are refused.
@@ -24,9 +33,7 @@ pub(crate) fn agency<T>(req: &Request<T>) -> Result<(Principal, AgencyCode), Sta
             let code = code.clone();
             Ok((p, code))
         }
-        None => Err(Status::permission_denied(format!(
-            "{p} is not an agency; this method is for agencies"
-        ))),
+        None => Err(Status::permission_denied(format!("{p} is not an agency; this method is for agencies"))),
     }
 }
 
@@ -36,15 +43,27 @@ pub(crate) fn operator<T>(req: &Request<T>) -> Result<Principal, Status> {
     if matches!(p, Principal::Operator(_)) {
         Ok(p)
     } else {
-        Err(Status::permission_denied(format!(
-            "{p} is not an operator; this method is for operators"
-        )))
+        Err(Status::permission_denied(format!("{p} is not an operator; this method is for operators")))
     }
 }
 
-/// Interceptor for every service: refuse connections without a verified
-/// certificate before any handler runs.
-pub(crate) fn require_identity(req: Request<()>) -> Result<Request<()>, Status> {
-    caller(&req)?;
-    Ok(req)
+/// Interceptor for every service: refuse a connection whose certificate is
+/// not (or no longer) acceptable before any handler runs, and hand the
+/// handlers the verified principal. The verdict made at the handshake is
+/// reused until the trust material is reloaded, then made again once.
+pub(crate) fn require_identity(trust: Arc<Trust>) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
+    move |mut req: Request<()>| {
+        let peer = req.extensions().get::<PeerInfo>().ok_or_else(|| Status::unauthenticated("no TLS client identity"))?;
+        let verdict = {
+            let mut judged = peer.judged.lock().unwrap_or_else(|e| e.into_inner());
+            let epoch = trust.epoch();
+            if judged.0 != epoch {
+                *judged = (epoch, trust.judge(&peer.chain));
+            }
+            judged.1.clone()
+        };
+        let principal = verdict.map_err(Status::unauthenticated)?;
+        req.extensions_mut().insert(Verified(principal));
+        Ok(req)
+    }
 }

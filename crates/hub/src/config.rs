@@ -37,7 +37,7 @@ pub struct Config {
 }
 
 /// `[tls]`
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
     /// CA certificates (PEM) that client certificates must chain to; default
@@ -46,6 +46,14 @@ pub struct TlsConfig {
     /// CRL files (PEM); certificates listed there are refused for TLS and
     /// for signing.
     pub crl: Vec<PathBuf>,
+    /// How often to look for changed CRL, CA and hub certificate files, ms.
+    pub reload_poll_ms: u64,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self { client_ca: Vec::new(), crl: Vec::new(), reload_poll_ms: 2000 }
+    }
 }
 
 /// `[signing]`
@@ -221,6 +229,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("TRUC_SHUTDOWN_GRACE_SECONDS", "shutdown_grace_seconds"),
     ("TRUC_TLS_CLIENT_CA", "tls.client_ca"),
     ("TRUC_TLS_CRL", "tls.crl"),
+    ("TRUC_TLS_RELOAD_POLL_MS", "tls.reload_poll_ms"),
     ("TRUC_SIGNING_TRUST_ANCHORS", "signing.trust_anchors"),
     ("TRUC_LIMITS_MAX_INLINE_PAYLOAD", "limits.max_inline_payload"),
     ("TRUC_DELIVERY_LEASE_MS", "delivery.lease_ms"),
@@ -296,6 +305,9 @@ impl Config {
 
     /// Check values the types allow but the hub cannot use.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.tls.reload_poll_ms < 100 {
+            return Err(value("tls.reload_poll_ms", &self.tls.reload_poll_ms, "must be at least 100"));
+        }
         if self.delivery.lease_ms == 0 {
             return Err(value(
                 "delivery.lease_ms",

@@ -38,6 +38,18 @@ struct Leases {
     by_id: HashMap<u64, (u64, u64)>,
     /// Stream → number of its leases.
     per_stream: HashMap<u64, usize>,
+    /// Open Receive streams: id → (client certificate chain, kill switch).
+    streams: HashMap<u64, (Arc<Vec<Vec<u8>>>, Arc<Notify>)>,
+    /// When a stream of this agency was last open, Unix ms (0: never).
+    last_connected_unix_ms: i64,
+}
+
+/// In flight now, streams open now, last time one was open (Unix ms).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct LiveStats {
+    pub(crate) in_flight: u64,
+    pub(crate) streams: u32,
+    pub(crate) last_connected_unix_ms: i64,
 }
 
 impl Leases {
@@ -134,6 +146,43 @@ impl Engine {
         }
     }
 
+    /// What is live for `agency` right now.
+    pub(crate) fn live(&self, agency: &AgencyCode) -> LiveStats {
+        let q = self.queues.lock().unwrap_or_else(|e| e.into_inner()).get(agency).cloned();
+        let Some(q) = q else { return LiveStats::default() };
+        let l = q.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let open = !l.streams.is_empty();
+        LiveStats {
+            in_flight: l.by_id.len() as u64,
+            streams: l.streams.len() as u32,
+            last_connected_unix_ms: if open { truc_core::now_unix_ms() } else { l.last_connected_unix_ms },
+        }
+    }
+
+    /// The delivery ids of `agency` leased right now.
+    pub(crate) fn leased(&self, agency: &AgencyCode) -> HashSet<u64> {
+        let q = self.queues.lock().unwrap_or_else(|e| e.into_inner()).get(agency).cloned();
+        q.map(|q| q.inner.lock().unwrap_or_else(|e| e.into_inner()).by_id.keys().copied().collect()).unwrap_or_default()
+    }
+
+    /// End the streams whose client certificate `trust` now refuses (after a
+    /// CRL reload); returns how many.
+    pub(crate) fn end_refused_streams(&self, trust: &crate::trust::Trust) -> u64 {
+        let queues: Vec<Arc<AgencyQueue>> =
+            self.queues.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        let mut ended = 0;
+        for q in queues {
+            let streams: Vec<_> = q.inner.lock().unwrap_or_else(|e| e.into_inner()).streams.values().cloned().collect();
+            for (chain, kill) in streams {
+                if trust.judge(&chain).is_err() {
+                    kill.notify_one();
+                    ended += 1;
+                }
+            }
+        }
+        ended
+    }
+
     /// Serve one Receive stream until the client goes away or the hub stops.
     /// With `follow` unset, the stream ends once nothing deliverable is
     /// left and everything it delivered has been acked or has expired.
@@ -142,13 +191,31 @@ impl Engine {
         agency: AgencyCode,
         credit: usize,
         follow: bool,
+        chain: Arc<Vec<Vec<u8>>>,
     ) -> mpsc::Receiver<Result<Delivery, Status>> {
         let (tx, rx) = mpsc::channel(credit.clamp(1, 64));
         let me = self.clone();
         let span = tracing::info_span!("receive", agency = %agency);
         tokio::spawn(tracing::Instrument::instrument(
             async move {
-                if let Err(status) = me.serve_stream(&agency, credit, follow, &tx).await {
+                let stream_id = me.fresh_id();
+                let q = me.queue(&agency);
+                let kill = Arc::new(Notify::new());
+                {
+                    let mut l = q.inner.lock().unwrap_or_else(|e| e.into_inner());
+                    l.streams.insert(stream_id, (chain, kill.clone()));
+                    l.last_connected_unix_ms = truc_core::now_unix_ms();
+                }
+                let result = tokio::select! {
+                    r = me.serve_stream(&agency, stream_id, credit, follow, &tx) => r,
+                    _ = kill.notified() => Err(Status::unauthenticated("client certificate revoked; stream ended")),
+                };
+                {
+                    let mut l = q.inner.lock().unwrap_or_else(|e| e.into_inner());
+                    l.streams.remove(&stream_id);
+                    l.last_connected_unix_ms = truc_core::now_unix_ms();
+                }
+                if let Err(status) = result {
                     let _ = tx.send(Err(status)).await;
                 }
             },
@@ -160,11 +227,11 @@ impl Engine {
     async fn serve_stream(
         &self,
         agency: &AgencyCode,
+        stream_id: u64,
         credit: usize,
         follow: bool,
         tx: &mpsc::Sender<Result<Delivery, Status>>,
     ) -> Result<(), Status> {
-        let stream_id = self.fresh_id();
         let q = self.queue(agency);
         let mut stop = self.stop.clone();
         loop {

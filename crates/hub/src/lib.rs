@@ -10,11 +10,11 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls_pki_types::PrivatePkcs8KeyDer;
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -31,9 +31,11 @@ use truc_store::{SledStore, SledStoreOptions, Store};
 mod auth;
 pub mod config;
 mod delivery;
+mod queues;
 mod service;
 mod status;
 mod tls;
+mod trust;
 
 pub use config::{Config, ConfigError};
 pub use tls::PeerInfo;
@@ -57,12 +59,21 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) engine: Arc<delivery::Engine>,
-    signing: tls::SharedTrust,
+    pub(crate) trust: Arc<trust::Trust>,
 }
 
 impl Shared {
     pub(crate) fn signing_trust(&self) -> Arc<SigningTrust> {
-        self.signing.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.trust.signing()
+    }
+
+    /// Re-read CRLs, trust anchors and the hub certificate; end the Receive
+    /// streams of principals whose certificate is now refused.
+    pub(crate) fn reload(&self) -> Result<(trust::Loaded, u64), HubError> {
+        let loaded = self.trust.reload()?;
+        let ended = self.engine.end_refused_streams(&self.trust);
+        tracing::info!(revoked = loaded.revoked_certificates, streams_ended = ended, "trust material reloaded");
+        Ok((loaded, ended))
     }
 }
 
@@ -82,11 +93,6 @@ pub async fn serve(
         let p = identity.join(name);
         std::fs::read(&p).map_err(|e| HubError::Identity(format!("{}: {e}", p.display())))
     };
-    let cert_chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&read("cert.pem")?)
-        .collect::<Result<_, _>>()
-        .map_err(|e| HubError::Identity(format!("{}: {e}", identity.join("cert.pem").display())))?;
-    let key = PrivateKeyDer::from_pem_slice(&read("key.pem")?)
-        .map_err(|e| HubError::Identity(format!("{}: {e}", identity.join("key.pem").display())))?;
     let receipts_key = PrivatePkcs8KeyDer::from_pem_slice(&read("receipts.key")?)
         .map_err(|e| HubError::Identity(format!("{}: {e}", identity.join("receipts.key").display())))?;
     let signer = TreeHeadSigner::from_pkcs8(receipts_key.secret_pkcs8_der())
@@ -100,16 +106,15 @@ pub async fn serve(
             v.to_vec()
         }
     };
-    let client_cas = read_certs(&pick(&config.tls.client_ca))?;
-    let anchors = read_certs(&pick(&config.signing.trust_anchors))?;
-    let mut crls = Vec::new();
-    for p in &config.tls.crl {
-        crls.extend(truc_pki::read_crl_ders(p).map_err(|e| HubError::Identity(e.to_string()))?);
-    }
-    let tls_trust = trust(&client_cas, &crls)?;
-    let signing = trust(&anchors, &crls)?;
-
-    let tls_config = tls::server_config(cert_chain, key, &client_cas)?;
+    let (trust, loaded) = trust::Trust::load(trust::TrustFiles {
+        client_cas: pick(&config.tls.client_ca),
+        anchors: pick(&config.signing.trust_anchors),
+        crls: config.tls.crl.clone(),
+        hub_cert: identity.join("cert.pem"),
+        hub_key: identity.join("key.pem"),
+    })?;
+    info!(revoked = loaded.revoked_certificates, "trust material loaded");
+    let tls_config = tls::server_config(&trust)?;
     let store_opts = SledStoreOptions::new(&config.data_dir);
     let store = tokio::task::spawn_blocking(move || SledStore::open(&store_opts, signer))
         .await
@@ -128,12 +133,16 @@ pub async fn serve(
         config: config.clone(),
         store: Arc::new(store.clone()),
         engine,
-        signing,
+        trust: trust.clone(),
     });
+    let watcher = tokio::spawn(
+        watch_trust_files(shared.clone(), Duration::from_millis(config.tls.reload_poll_ms), stop_rx.clone())
+            .instrument(tracing::info_span!("trust-watch")),
+    );
 
     let addr = listener.local_addr().map_err(|e| HubError::Server(e.to_string()))?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config));
-    let incoming = ReceiverStream::new(tls::incoming(listener, acceptor, tls_trust, stop_rx.clone()));
+    let incoming = ReceiverStream::new(tls::incoming(listener, acceptor, trust.clone(), stop_rx.clone()));
 
     let limit = config.limits.max_inline_payload as usize + MESSAGE_OVERHEAD;
     let axis = AxisServer::new(service::axis::AxisService(shared.clone()))
@@ -144,9 +153,9 @@ pub async fn serve(
         AuditServer::new(service::audit::AuditService(shared.clone())).max_encoding_message_size(64 * 1024 * 1024);
     let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .add_service(InterceptedService::new(axis, auth::require_identity))
-        .add_service(InterceptedService::new(ops, auth::require_identity))
-        .add_service(InterceptedService::new(audit, auth::require_identity));
+        .add_service(InterceptedService::new(axis, auth::require_identity(trust.clone())))
+        .add_service(InterceptedService::new(ops, auth::require_identity(trust.clone())))
+        .add_service(InterceptedService::new(audit, auth::require_identity(trust.clone())));
 
     info!(%addr, data_dir = %config.data_dir.display(), "hub listening");
     let mut stop_for_server = stop_rx.clone();
@@ -171,6 +180,7 @@ pub async fn serve(
     };
     let _ = stop_tx.send(true);
     let _ = reaper.await;
+    let _ = watcher.await;
     drop(shared);
     // Every request is finished or dropped: flush and close the store.
     let _ = tokio::task::spawn_blocking(move || store.close()).await;
@@ -178,21 +188,24 @@ pub async fn serve(
     result.map_err(|e| HubError::Server(e.to_string()))
 }
 
-fn read_certs(paths: &[std::path::PathBuf]) -> Result<Vec<Vec<u8>>, HubError> {
-    let mut out = Vec::new();
-    for p in paths {
-        let certs = truc_pki::read_cert_ders(p).map_err(|e| HubError::Identity(e.to_string()))?;
-        if certs.is_empty() {
-            return Err(HubError::Identity(format!("{}: no certificates", p.display())));
+/// Reload the trust material whenever one of its files changes (a new
+/// CRL from `truc pki revoke`, a rotated hub certificate), until stopped.
+async fn watch_trust_files(shared: Arc<Shared>, every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut seen = shared.trust.files().stamp();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
         }
-        out.extend(certs);
+        let files = shared.trust.files().clone();
+        let now = tokio::task::spawn_blocking(move || files.stamp()).await.unwrap_or(None);
+        if now != seen {
+            seen = now;
+            if let Err(e) = shared.reload() {
+                warn!(error = %e, "a trust file changed but could not be loaded; keeping the previous one");
+            }
+        }
     }
-    Ok(out)
-}
-
-fn trust(anchors: &[Vec<u8>], crls: &[Vec<u8>]) -> Result<tls::SharedTrust, HubError> {
-    let t = SigningTrust::new(anchors, crls).map_err(|e| HubError::Identity(e.to_string()))?;
-    Ok(Arc::new(RwLock::new(Arc::new(t))))
 }
 
 /// A hub running in this process (tests, `truc demo`).

@@ -10,12 +10,12 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rustls::client::danger::HandshakeSignatureValid;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -24,18 +24,22 @@ use tokio::sync::{mpsc, watch};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn, Instrument};
-use truc_core::document::SigningTrust;
 use truc_core::Principal;
 
+use crate::trust::{HubCert, Trust};
 use crate::HubError;
 
-/// Who is on the other end of a connection, decided once per connection.
+/// Who is on the other end of a connection: judged after the handshake,
+/// and again on the next request whenever the trust material was reloaded.
 #[derive(Debug, Clone)]
 pub struct PeerInfo {
     /// The remote address.
     pub addr: SocketAddr,
-    /// The principal its verified certificate names, or why there is none.
-    pub principal: Result<Principal, String>,
+    /// The certificate chain the client presented (DER, leaf first).
+    pub chain: Arc<Vec<Vec<u8>>>,
+    /// (trust epoch, verdict): the principal its certificate names, or why
+    /// there is none. Shared by all requests of the connection.
+    pub judged: Arc<Mutex<(u64, Result<Principal, String>)>>,
 }
 
 /// A TLS connection with its peer information, for tonic.
@@ -123,12 +127,10 @@ impl ClientCertVerifier for PossessionVerifier {
     }
 }
 
-/// Build the server's TLS configuration.
-pub(crate) fn server_config(
-    cert_chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
-    client_cas: &[Vec<u8>],
-) -> Result<rustls::ServerConfig, HubError> {
+/// Build the server's TLS configuration; the hub certificate comes from
+/// `trust` at each handshake, so a reload swaps it.
+pub(crate) fn server_config(trust: &Arc<Trust>) -> Result<rustls::ServerConfig, HubError> {
+    let client_cas = &trust.client_ca_ders;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut hints = Vec::new();
     for der in client_cas {
@@ -146,14 +148,10 @@ pub(crate) fn server_config(
         .with_safe_default_protocol_versions()
         .map_err(|e| HubError::Identity(format!("TLS setup: {e}")))?
         .with_client_cert_verifier(Arc::new(verifier))
-        .with_single_cert(cert_chain, key)
-        .map_err(|e| HubError::Identity(format!("hub certificate or key unusable: {e}")))?;
+        .with_cert_resolver(Arc::new(HubCert(trust.clone())));
     cfg.alpn_protocols = vec![b"h2".to_vec()];
     Ok(cfg)
 }
-
-/// The certificate checks in force; replaced whole when CRLs change.
-pub(crate) type SharedTrust = Arc<RwLock<Arc<SigningTrust>>>;
 
 /// Accept TCP connections, run TLS handshakes concurrently (each bounded by
 /// a timeout), judge the client certificate, and hand finished connections
@@ -161,7 +159,7 @@ pub(crate) type SharedTrust = Arc<RwLock<Arc<SigningTrust>>>;
 pub(crate) fn incoming(
     listener: TcpListener,
     acceptor: TlsAcceptor,
-    trust: SharedTrust,
+    trust: Arc<Trust>,
     mut stop: watch::Receiver<bool>,
 ) -> mpsc::Receiver<io::Result<TrucConn>> {
     let (tx, rx) = mpsc::channel(128);
@@ -187,16 +185,16 @@ pub(crate) fn incoming(
                         Ok(Err(e)) => return debug!(error = %e, "TLS handshake failed"),
                         Err(_) => return debug!("TLS handshake timed out"),
                     };
-                    let principal = judge(&tls, &trust);
+                    let certs = tls.get_ref().1.peer_certificates().unwrap_or(&[]);
+                    let chain: Vec<Vec<u8>> = certs.iter().map(|c| c.to_vec()).collect();
+                    let epoch = trust.epoch();
+                    let principal = trust.judge(&chain);
                     if let Err(why) = &principal {
                         debug!(reason = %why, "client certificate refused");
                     }
-                    let _ = tx
-                        .send(Ok(TrucConn {
-                            inner: tls,
-                            info: PeerInfo { addr, principal },
-                        }))
-                        .await;
+                    let judged = Arc::new(Mutex::new((epoch, principal)));
+                    let info = PeerInfo { addr, chain: Arc::new(chain), judged };
+                    let _ = tx.send(Ok(TrucConn { inner: tls, info })).await;
                 }
                 .instrument(tracing::debug_span!("conn", %addr)),
             );
@@ -204,16 +202,4 @@ pub(crate) fn incoming(
     };
     tokio::spawn(accept.instrument(tracing::info_span!("accept")));
     rx
-}
-
-fn judge(tls: &TlsStream<TcpStream>, trust: &SharedTrust) -> Result<Principal, String> {
-    let certs = tls.get_ref().1.peer_certificates().unwrap_or(&[]);
-    if certs.is_empty() {
-        return Err("no client certificate: connect with a certificate issued by the axis CA".into());
-    }
-    let chain: Vec<Vec<u8>> = certs.iter().map(|c| c.to_vec()).collect();
-    let trust = trust.read().unwrap_or_else(|e| e.into_inner()).clone();
-    trust
-        .verify_chain(&chain, UnixTime::now())
-        .map_err(|e| format!("client {e}"))
 }

@@ -196,6 +196,46 @@ pub struct AgencyInfo {
     pub registered_at_unix_ms: i64,
     /// Copies waiting in its outbox.
     pub queued: u64,
+    /// For a retired agency: its successor.
+    pub successor: String,
+}
+
+/// An agency's queue at a glance (for operators).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Items waiting (in flight included).
+    pub queued: u64,
+    /// Payload bytes waiting.
+    pub bytes: u64,
+    /// Items in the dead-letter queue.
+    pub dead_letters: u64,
+    /// When the oldest waiting item was enqueued (0 when none), Unix ms.
+    pub oldest_enqueued_unix_ms: i64,
+    /// Urgent copies past their delivery deadline.
+    pub overdue_urgent: u64,
+}
+
+/// One waiting item, without its payload (for operators).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueEntry {
+    /// Its delivery id.
+    pub delivery_id: u64,
+    /// The document.
+    pub hub_document_id: u64,
+    /// Its sender.
+    pub from: String,
+    /// The sender's document id.
+    pub document_id: String,
+    /// Priority 0..=4.
+    pub priority: i32,
+    /// When it was enqueued, Unix ms.
+    pub enqueued_at_unix_ms: i64,
+    /// Leases that ran out.
+    pub attempts: u32,
+    /// A status notice rather than a document.
+    pub status_notice: bool,
+    /// Payload bytes.
+    pub bytes: u64,
 }
 
 /// Everything the hub stores. Mutating calls return after the change and its
@@ -259,6 +299,44 @@ pub trait Store: Send + Sync + 'static {
     /// The latest signed tree head (`tree_size` 0), or the one signed when
     /// the log had exactly `tree_size` leaves.
     fn tree_head(&self, tree_size: u64) -> BoxFuture<'_, Result<Option<SignedTreeHead>, StoreError>>;
+
+    /// Suspend or resume an agency.
+    fn set_agency_state(
+        &self,
+        code: AgencyCode,
+        state: truc_proto::v1::AgencyState,
+        reason: String,
+        actor: String,
+    ) -> BoxFuture<'_, Result<AgencyInfo, StoreError>>;
+
+    /// Retire an agency into `successor`, moving its outbox there.
+    fn retire_agency(
+        &self,
+        code: AgencyCode,
+        successor: AgencyCode,
+        reason: String,
+        actor: String,
+    ) -> BoxFuture<'_, Result<AgencyInfo, StoreError>>;
+
+    /// Dead letters (all when `ids` is empty) back into the outbox.
+    fn redrive(&self, agency: AgencyCode, ids: Vec<u64>, actor: String) -> BoxFuture<'_, Result<u64, StoreError>>;
+
+    /// Dead letters (all when `ids` is empty) deleted.
+    fn purge(&self, agency: AgencyCode, ids: Vec<u64>, actor: String) -> BoxFuture<'_, Result<u64, StoreError>>;
+
+    /// Record an operator action that leaves no other trace.
+    fn record_action(&self, detail: String, actor: String) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// An agency's queue at a glance; `now` decides what is overdue.
+    fn queue_stats(&self, agency: AgencyCode, now_unix_ms: i64) -> BoxFuture<'_, Result<QueueStats, StoreError>>;
+
+    /// Up to `limit` waiting items after `after` (a delivery id; 0 = start).
+    fn queue_page(
+        &self,
+        agency: AgencyCode,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<QueueEntry>, StoreError>>;
 
     /// RFC 9162 consistency proof between two sizes of the log.
     fn consistency_proof(&self, old_size: u64, new_size: u64) -> BoxFuture<'_, Result<Vec<[u8; 32]>, StoreError>>;

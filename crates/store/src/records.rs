@@ -18,6 +18,9 @@ pub(crate) struct AgencyRecord {
     /// When it was first registered, Unix ms.
     #[prost(int64, tag = "4")]
     pub(crate) registered_at_unix_ms: i64,
+    /// For a retired agency: the agency that took over.
+    #[prost(string, tag = "5")]
+    pub(crate) successor: String,
 }
 
 /// An accepted document, stored once for all its recipients.
@@ -68,6 +71,9 @@ pub(crate) struct DocumentRecord {
     /// Trích yếu, for Track.
     #[prost(string, tag = "15")]
     pub(crate) subject: String,
+    /// Payload size in bytes.
+    #[prost(uint64, tag = "16")]
+    pub(crate) payload_size: u64,
 }
 
 /// One recipient's copy of one document: where it is and its latest
@@ -122,6 +128,9 @@ pub(crate) struct OutboxEntry {
     /// Set for a status notice: the index of its STATUS_REPORTED receipt.
     #[prost(uint64, optional, tag = "4")]
     pub(crate) status_receipt: Option<u64>,
+    /// Payload bytes this item delivers (0 for a status notice).
+    #[prost(uint64, tag = "5")]
+    pub(crate) bytes: u64,
 }
 
 /// Counters the writer keeps, stored with every batch.

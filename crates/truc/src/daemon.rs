@@ -29,6 +29,7 @@ Environment variables:
   TRUC_SHUTDOWN_GRACE_SECONDS      shutdown_grace_seconds (10)
   TRUC_TLS_CLIENT_CA               tls.client_ca     (identity's ca.pem)
   TRUC_TLS_CRL                     tls.crl           (none; comma-separated)
+  TRUC_TLS_RELOAD_POLL_MS          tls.reload_poll_ms (2000; CRL/cert files re-read on change)
   TRUC_SIGNING_TRUST_ANCHORS       signing.trust_anchors (identity's ca.pem)
   TRUC_LIMITS_MAX_INLINE_PAYLOAD   limits.max_inline_payload (16777216)
   TRUC_DELIVERY_LEASE_MS           delivery.lease_ms (30000)

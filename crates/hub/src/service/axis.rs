@@ -87,6 +87,7 @@ impl Axis for AxisService {
 
     async fn receive(&self, req: Request<ReceiveRequest>) -> Result<Response<Self::ReceiveStream>, Status> {
         let (_, agency) = auth::agency(&req)?;
+        let chain = auth::chain(&req);
         let r = req.into_inner();
         let credit = match r.max_in_flight {
             0 => self.0.config.delivery.default_in_flight,
@@ -97,7 +98,7 @@ impl Axis for AxisService {
                 )))
             }
         };
-        let rx = self.0.engine.stream(agency, credit as usize, r.follow);
+        let rx = self.0.engine.stream(agency, credit as usize, r.follow, chain);
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 

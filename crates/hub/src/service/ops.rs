@@ -7,12 +7,14 @@ use tonic::{Request, Response, Status};
 use truc_core::AgencyCode;
 use truc_proto::v1::ops_server::Ops;
 use truc_proto::v1::{
-    AddAgencyRequest, Agency, DeadLetter, DocumentHeader, ListAgenciesRequest, ListAgenciesResponse,
-    ListDeadLettersRequest, ListDeadLettersResponse, Receipt,
+    AddAgencyRequest, Agency, AgencyState, ChangedCount, DeadLetter, DocumentHeader, ListAgenciesRequest,
+    ListAgenciesResponse, ListDeadLettersRequest, ListDeadLettersResponse, ListQueueRequest, ListQueueResponse,
+    ListQueuesRequest, ListQueuesResponse, PurgeDeadLettersRequest, QueueItem, Receipt, RedriveDeadLettersRequest,
+    ReloadRequest, ReloadResponse, RetireAgencyRequest, SetAgencyStateRequest,
 };
 use truc_store::AgencyInfo;
 
-use crate::{auth, status, Shared};
+use crate::{auth, queues, status, Shared};
 
 pub(crate) struct OpsService(pub(crate) Arc<Shared>);
 
@@ -23,7 +25,16 @@ fn agency(a: AgencyInfo) -> Agency {
         state: a.state,
         registered_at_unix_ms: a.registered_at_unix_ms,
         queued: a.queued,
+        successor: a.successor,
     }
+}
+
+/// Default and largest page of queue items.
+const DEFAULT_PAGE: u32 = 100;
+const MAX_PAGE: u32 = 1000;
+
+fn code(s: &str) -> Result<AgencyCode, Status> {
+    AgencyCode::parse(s).map_err(status::from_core)
 }
 
 #[tonic::async_trait]
@@ -85,5 +96,102 @@ impl Ops for OpsService {
             })
             .collect();
         Ok(Response::new(ListDeadLettersResponse { dead_letters }))
+    }
+
+    async fn set_agency_state(&self, req: Request<SetAgencyStateRequest>) -> Result<Response<Agency>, Status> {
+        let op = auth::operator(&req)?;
+        let r = req.into_inner();
+        let state = match AgencyState::try_from(r.state) {
+            Ok(s @ (AgencyState::Active | AgencyState::Suspended)) => s,
+            _ => return Err(Status::invalid_argument("state must be ACTIVE or SUSPENDED; retire with RetireAgency")),
+        };
+        let info = self.0.store.set_agency_state(code(&r.code)?, state, r.reason, op.uri()).await.map_err(status::from_store)?;
+        tracing::info!(operator = %op, code = %info.code, ?state, "agency state changed");
+        Ok(Response::new(agency(info)))
+    }
+
+    async fn retire_agency(&self, req: Request<RetireAgencyRequest>) -> Result<Response<Agency>, Status> {
+        let op = auth::operator(&req)?;
+        let r = req.into_inner();
+        let successor = code(&r.successor)?;
+        let info = self
+            .0
+            .store
+            .retire_agency(code(&r.code)?, successor.clone(), r.reason, op.uri())
+            .await
+            .map_err(status::from_store)?;
+        self.0.engine.enqueued([&successor]);
+        tracing::info!(operator = %op, code = %info.code, %successor, "agency retired");
+        Ok(Response::new(agency(info)))
+    }
+
+    async fn list_queues(&self, req: Request<ListQueuesRequest>) -> Result<Response<ListQueuesResponse>, Status> {
+        auth::operator(&req)?;
+        let queues = queues::summaries(&self.0).await.map_err(status::from_store)?;
+        Ok(Response::new(ListQueuesResponse { queues }))
+    }
+
+    async fn list_queue(&self, req: Request<ListQueueRequest>) -> Result<Response<ListQueueResponse>, Status> {
+        auth::operator(&req)?;
+        let r = req.into_inner();
+        let agency = code(&r.agency)?;
+        let size = match r.page_size {
+            0 => DEFAULT_PAGE,
+            n if n <= MAX_PAGE => n,
+            n => return Err(Status::invalid_argument(format!("page_size {n} is more than {MAX_PAGE}"))),
+        } as usize;
+        let mut entries =
+            self.0.store.queue_page(agency.clone(), r.after_delivery_id, size + 1).await.map_err(status::from_store)?;
+        let more = entries.len() > size;
+        entries.truncate(size);
+        let leased = self.0.engine.leased(&agency);
+        let next = if more { entries.last().map(|e| e.delivery_id).unwrap_or(0) } else { 0 };
+        let items = entries
+            .into_iter()
+            .map(|e| QueueItem {
+                in_flight: leased.contains(&e.delivery_id),
+                delivery_id: e.delivery_id,
+                hub_document_id: e.hub_document_id,
+                from: e.from,
+                document_id: e.document_id,
+                priority: e.priority,
+                enqueued_at_unix_ms: e.enqueued_at_unix_ms,
+                attempts: e.attempts,
+                status_notice: e.status_notice,
+                bytes: e.bytes,
+            })
+            .collect();
+        Ok(Response::new(ListQueueResponse { items, next_after_delivery_id: next }))
+    }
+
+    async fn redrive_dead_letters(&self, req: Request<RedriveDeadLettersRequest>) -> Result<Response<ChangedCount>, Status> {
+        let op = auth::operator(&req)?;
+        let r = req.into_inner();
+        let agency = code(&r.agency)?;
+        let count = self.0.store.redrive(agency.clone(), r.delivery_ids, op.uri()).await.map_err(status::from_store)?;
+        self.0.engine.enqueued([&agency]);
+        tracing::info!(operator = %op, %agency, count, "dead letters redriven");
+        Ok(Response::new(ChangedCount { count }))
+    }
+
+    async fn purge_dead_letters(&self, req: Request<PurgeDeadLettersRequest>) -> Result<Response<ChangedCount>, Status> {
+        let op = auth::operator(&req)?;
+        let r = req.into_inner();
+        let agency = code(&r.agency)?;
+        let count = self.0.store.purge(agency.clone(), r.delivery_ids, op.uri()).await.map_err(status::from_store)?;
+        tracing::warn!(operator = %op, %agency, count, "dead letters purged");
+        Ok(Response::new(ChangedCount { count }))
+    }
+
+    async fn reload(&self, req: Request<ReloadRequest>) -> Result<Response<ReloadResponse>, Status> {
+        let op = auth::operator(&req)?;
+        let shared = self.0.clone();
+        let (loaded, ended) = tokio::task::spawn_blocking(move || shared.reload())
+            .await
+            .map_err(|_| Status::unavailable("the hub is shutting down"))?
+            .map_err(|e| Status::failed_precondition(format!("reload refused, nothing changed: {e}")))?;
+        let detail = format!("reload: {} revoked certificates, {ended} streams ended", loaded.revoked_certificates);
+        self.0.store.record_action(detail, op.uri()).await.map_err(status::from_store)?;
+        Ok(Response::new(ReloadResponse { revoked_certificates: loaded.revoked_certificates, streams_ended: ended }))
     }
 }

@@ -8,7 +8,8 @@ use prost::Message;
 use truc_core::AgencyCode;
 use truc_proto::v1::{BusinessType, Receipt, ReceiptEvent, StatusCode, TransportState};
 
-use super::ops::{document, document_receipt, recipient_state, require_active};
+use super::agencies;
+use super::ops::{document, document_receipt, recipient_state, require_active, HUB_ACTOR};
 use super::pending::Pending;
 use super::Cache;
 use crate::keys::{self, tag};
@@ -24,7 +25,14 @@ pub(super) struct Sent {
 }
 
 /// Put an item in `agency`'s outbox; returns its delivery id.
-fn enqueue(p: &mut Pending<'_>, agency: &str, hub_id: u64, priority: i32, status_receipt: Option<u64>) -> u64 {
+pub(super) fn enqueue(
+    p: &mut Pending<'_>,
+    agency: &str,
+    hub_id: u64,
+    priority: i32,
+    status_receipt: Option<u64>,
+    bytes: u64,
+) -> u64 {
     let id = keys::delivery_id(priority, p.meta.next_seq);
     p.meta.next_seq += 1;
     let entry = OutboxEntry {
@@ -32,15 +40,17 @@ fn enqueue(p: &mut Pending<'_>, agency: &str, hub_id: u64, priority: i32, status
         attempts: 0,
         enqueued_at_unix_ms: p.time_unix_ms,
         status_receipt,
+        bytes,
     };
     p.put(keys::queue_item(tag::OUTBOX, agency, id), entry.encode_to_vec());
-    p.add_queued(agency, 1);
+    p.add_queued(agency, 1, bytes);
     id
 }
 
 /// Queue a copy of document `hub_id` for `agency` and record its state.
-fn enqueue_copy(p: &mut Pending<'_>, agency: &str, hub_id: u64, priority: i32, deadlines: (i64, i64)) {
-    let delivery_id = enqueue(p, agency, hub_id, priority, None);
+pub(super) fn enqueue_copy(p: &mut Pending<'_>, agency: &str, rec: &DocumentRecord, deadlines: (i64, i64)) {
+    let hub_id = rec.hub_id;
+    let delivery_id = enqueue(p, agency, hub_id, rec.priority, None, rec.payload_size);
     let state = RecipientState {
         state: TransportState::Queued as i32,
         delivery_id,
@@ -70,7 +80,7 @@ fn withdraw_if_queued(
     let key = keys::queue_item(tag::OUTBOX, agency, state.delivery_id);
     if p.contains(&key)? {
         p.del(key);
-        p.add_queued(agency, -1);
+        p.add_queued(agency, -1, rec.payload_size);
     }
     state.state = TransportState::Withdrawn as i32;
     state.state_at_unix_ms = p.time_unix_ms;
@@ -111,8 +121,17 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
         });
     }
     require_active(p, cache, &doc.from)?;
-    for to in &doc.to {
-        require_active(p, cache, to)?;
+    // Where each copy goes: a retired recipient's successor takes it.
+    let mut to: Vec<AgencyCode> = Vec::with_capacity(doc.to.len());
+    let mut redirects = Vec::new();
+    for addressed in &doc.to {
+        let actual = agencies::route(p, cache, addressed)?;
+        if &actual != addressed {
+            redirects.push((addressed.clone(), actual.clone()));
+        }
+        if !to.contains(&actual) {
+            to.push(actual);
+        }
     }
     let business = BusinessType::try_from(doc.business_type).unwrap_or(BusinessType::New);
     // For revoke, update and replace: the original, from the same sender.
@@ -127,7 +146,7 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
             let orig_id = keys::u64_value(&v).ok_or_else(|| StoreError::Corrupt("idempotency key".into()))?;
             let orig = document(p, orig_id)?;
             if !matches!(business, BusinessType::Update) {
-                if let Some(stranger) = doc.to.iter().find(|t| !orig.recipients.iter().any(|r| r == t.as_str())) {
+                if let Some(stranger) = to.iter().find(|t| !orig.recipients.iter().any(|r| r == t.as_str())) {
                     return Err(StoreError::Precondition(format!(
                         "{stranger} is not a recipient of {:?}",
                         doc.reference_document_id
@@ -143,6 +162,7 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
     let now = p.time_unix_ms;
     let d = doc.document;
     let payload_sha256 = truc_core::sha256(&d.payload);
+    let payload_size = d.payload.len() as u64;
     let payload_key = keys::payload(&payload_sha256);
     if !p.contains(&payload_key)? {
         p.put(payload_key, d.payload);
@@ -154,7 +174,7 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
         document_id: doc.document_id.clone(),
         hub_document_id: hub_id,
         header_sha256: doc.header_sha256.to_vec(),
-        detail: doc.to.iter().map(AgencyCode::as_str).collect::<Vec<_>>().join(","),
+        detail: to.iter().map(AgencyCode::as_str).collect::<Vec<_>>().join(","),
         business_type: doc.business_type,
         reference_document_id: doc.reference_document_id.clone(),
         ..Default::default()
@@ -172,21 +192,27 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
         content_sha256: doc.content_sha256.to_vec(),
         from: doc.from.to_string(),
         document_id: doc.document_id.clone(),
-        recipients: doc.to.iter().map(|c| c.to_string()).collect(),
+        recipients: to.iter().map(|c| c.to_string()).collect(),
         priority: doc.priority,
         subject: doc.subject.clone(),
+        payload_size,
     };
     p.put(keys::document(hub_id), rec.encode_to_vec());
     p.put(idem, hub_id.to_be_bytes().to_vec());
+    for (addressed, actual) in &redirects {
+        let mut r = document_receipt(ReceiptEvent::Redirected, HUB_ACTOR, &rec, addressed, 0);
+        r.detail = format!("to {actual}, its successor");
+        p.append_receipt(r)?;
+    }
 
     // Who receives this document.
     let deadlines = (doc.delivery_deadline_unix_ms, doc.confirm_deadline_unix_ms);
     let mut receivers: BTreeSet<String> = BTreeSet::new();
     match (business, original) {
-        (BusinessType::New, _) | (_, None) => receivers.extend(doc.to.iter().map(|c| c.to_string())),
+        (BusinessType::New, _) | (_, None) => receivers.extend(to.iter().map(|c| c.to_string())),
         (BusinessType::Revoke, Some(orig)) => {
             let why = format!("revoked by {:?}", doc.document_id);
-            for r in &doc.to {
+            for r in &to {
                 if !withdraw_if_queued(p, &orig, r.as_str(), &doc.actor, &why)? {
                     expect_reply(p, orig.hub_id, r.as_str())?;
                     receivers.insert(r.to_string());
@@ -195,7 +221,7 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
         }
         (BusinessType::Replace, Some(orig)) => {
             let why = format!("replaced by {:?}", doc.document_id);
-            for r in &doc.to {
+            for r in &to {
                 if !withdraw_if_queued(p, &orig, r.as_str(), &doc.actor, &why)? {
                     expect_reply(p, orig.hub_id, r.as_str())?;
                 }
@@ -207,7 +233,7 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
             let removed: Vec<String> = orig
                 .recipients
                 .iter()
-                .filter(|r| !doc.to.iter().any(|t| t.as_str() == r.as_str()))
+                .filter(|r| !to.iter().any(|t| t.as_str() == r.as_str()))
                 .cloned()
                 .collect();
             for r in &removed {
@@ -216,13 +242,13 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
                     receivers.insert(r.clone());
                 }
             }
-            for t in &doc.to {
+            for t in &to {
                 let t = t.as_str();
                 if orig.recipients.iter().any(|r| r == t) {
                     expect_reply(p, orig.hub_id, t)?;
                 } else {
                     // Added: the original too.
-                    enqueue_copy(p, t, orig.hub_id, orig.priority, deadlines);
+                    enqueue_copy(p, t, &orig, deadlines);
                     orig.recipients.push(t.to_string());
                 }
                 receivers.insert(t.to_string());
@@ -232,7 +258,7 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
     }
     let mut notify = Vec::with_capacity(receivers.len());
     for r in &receivers {
-        enqueue_copy(p, r, hub_id, doc.priority, deadlines);
+        enqueue_copy(p, r, &rec, deadlines);
         notify.push(AgencyCode::parse(r).map_err(|_| StoreError::Corrupt(format!("agency code {r}")))?);
     }
     Ok(Sent {
@@ -288,7 +314,7 @@ pub(super) fn report_status(p: &mut Pending<'_>, r: StatusReport) -> Result<(u64
             }
             if !withdraw_if_queued(p, &rec, &to, &r.actor, &why)? {
                 expect_reply(p, hub_id, &to)?;
-                enqueue(p, &to, hub_id, rec.priority, Some(index));
+                enqueue(p, &to, hub_id, rec.priority, Some(index), 0);
             }
             notify.push(AgencyCode::parse(&to).map_err(|_| StoreError::Corrupt(format!("agency code {to}")))?);
         }
@@ -322,6 +348,6 @@ pub(super) fn report_status(p: &mut Pending<'_>, r: StatusReport) -> Result<(u64
     state.status_description = r.description;
     state.status_at_unix_ms = p.time_unix_ms;
     p.put(keys::recipient(hub_id, r.reporter.as_str()), state.encode_to_vec());
-    enqueue(p, &rec.from, hub_id, rec.priority, Some(index));
+    enqueue(p, &rec.from, hub_id, rec.priority, Some(index), 0);
     Ok((index, vec![r.document_from]))
 }

@@ -1,5 +1,6 @@
 //! The embedded backend: one sled tree in the data directory.
 
+mod agencies;
 mod documents;
 mod ops;
 mod pending;
@@ -22,8 +23,8 @@ use self::writer::Writer;
 use crate::keys::{self, tag};
 use crate::records::{AgencyRecord, Meta};
 use crate::{
-    AgencyInfo, BoxFuture, ExpireOutcome, NewDocument, QueuedItem, ReceiptPage, ReceiptQuery, SendOutcome,
-    StatusOutcome, StatusReport, Store, StoreError,
+    AgencyInfo, BoxFuture, ExpireOutcome, NewDocument, QueueEntry, QueueStats, QueuedItem, ReceiptPage, ReceiptQuery,
+    SendOutcome, StatusOutcome, StatusReport, Store, StoreError,
 };
 
 /// How to open a sled store.
@@ -53,7 +54,8 @@ impl SledStoreOptions {
 #[derive(Debug, Default)]
 pub(crate) struct Cache {
     agencies: RwLock<BTreeMap<String, AgencyRecord>>,
-    queued: Mutex<HashMap<String, u64>>,
+    /// Agency → (items, payload bytes) in its outbox.
+    queued: Mutex<HashMap<String, (u64, u64)>>,
 }
 
 impl Cache {
@@ -66,15 +68,20 @@ impl Cache {
     }
 
     fn queued(&self, code: &str) -> u64 {
+        self.queue_counts(code).0
+    }
+
+    /// (items, payload bytes) waiting for `code`.
+    fn queue_counts(&self, code: &str) -> (u64, u64) {
         self.queued
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(code)
             .copied()
-            .unwrap_or(0)
+            .unwrap_or((0, 0))
     }
 
-    fn apply(&self, agencies: Vec<AgencyRecord>, queued_delta: &HashMap<String, i64>) {
+    fn apply(&self, agencies: Vec<AgencyRecord>, queued_delta: &HashMap<String, (i64, i64)>) {
         if !agencies.is_empty() {
             let mut map = self.agencies.write().unwrap_or_else(|e| e.into_inner());
             for a in agencies {
@@ -83,9 +90,9 @@ impl Cache {
         }
         if !queued_delta.is_empty() {
             let mut q = self.queued.lock().unwrap_or_else(|e| e.into_inner());
-            for (code, d) in queued_delta {
-                let v = q.entry(code.clone()).or_insert(0);
-                *v = (*v as i64 + d).max(0) as u64;
+            for (code, (count, bytes)) in queued_delta {
+                let v = q.entry(code.clone()).or_insert((0, 0));
+                *v = ((v.0 as i64 + count).max(0) as u64, (v.1 as i64 + bytes).max(0) as u64);
             }
         }
     }
@@ -97,6 +104,7 @@ impl Cache {
             state: a.state,
             registered_at_unix_ms: a.registered_at_unix_ms,
             queued: self.queued(&a.code),
+            successor: a.successor.clone(),
         }
     }
 }
@@ -145,7 +153,9 @@ impl SledStore {
             for kv in tree.scan_prefix([tag::QUEUED_COUNT]) {
                 let (k, v) = kv?;
                 let code = String::from_utf8_lossy(&k[1..]).into_owned();
-                queued.insert(code, keys::u64_value(&v).unwrap_or(0));
+                let count = v.get(..8).and_then(keys::u64_value).unwrap_or(0);
+                let bytes = v.get(8..16).and_then(keys::u64_value).unwrap_or(0);
+                queued.insert(code, (count, bytes));
             }
         }
         let (tx, rx) = mpsc::channel(opts.queue_capacity.max(1));
@@ -289,6 +299,81 @@ impl Store for Arc<SledStore> {
             0 => Ok(proofs::latest_tree_head(&tree)?.map(|(h, _)| h)),
             n => proofs::tree_head_at(&tree, n),
         }))
+    }
+
+    fn set_agency_state(
+        &self,
+        code: AgencyCode,
+        state: truc_proto::v1::AgencyState,
+        reason: String,
+        actor: String,
+    ) -> BoxFuture<'_, Result<AgencyInfo, StoreError>> {
+        Box::pin(self.call(move |reply| Op::SetState {
+            code,
+            state,
+            reason,
+            actor,
+            reply,
+        }))
+    }
+
+    fn retire_agency(
+        &self,
+        code: AgencyCode,
+        successor: AgencyCode,
+        reason: String,
+        actor: String,
+    ) -> BoxFuture<'_, Result<AgencyInfo, StoreError>> {
+        Box::pin(self.call(move |reply| Op::Retire {
+            code,
+            successor,
+            reason,
+            actor,
+            reply,
+        }))
+    }
+
+    fn redrive(&self, agency: AgencyCode, ids: Vec<u64>, actor: String) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(self.call(move |reply| Op::Redrive {
+            agency,
+            ids,
+            actor,
+            reply,
+        }))
+    }
+
+    fn purge(&self, agency: AgencyCode, ids: Vec<u64>, actor: String) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(self.call(move |reply| Op::Purge {
+            agency,
+            ids,
+            actor,
+            reply,
+        }))
+    }
+
+    fn record_action(&self, detail: String, actor: String) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.call(move |reply| Op::Record { detail, actor, reply }))
+    }
+
+    fn queue_stats(&self, agency: AgencyCode, now_unix_ms: i64) -> BoxFuture<'_, Result<QueueStats, StoreError>> {
+        let tree = self.tree.clone();
+        let (queued, bytes) = self.cache.queue_counts(agency.as_str());
+        Box::pin(blocking(move || {
+            let mut s = reads::queue_stats(&tree, &agency, now_unix_ms)?;
+            s.queued = queued;
+            s.bytes = bytes;
+            Ok(s)
+        }))
+    }
+
+    fn queue_page(
+        &self,
+        agency: AgencyCode,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<QueueEntry>, StoreError>> {
+        let tree = self.tree.clone();
+        Box::pin(blocking(move || reads::queue_page(&tree, &agency, after, limit)))
     }
 
     fn consistency_proof(&self, old_size: u64, new_size: u64) -> BoxFuture<'_, Result<Vec<[u8; 32]>, StoreError>> {

@@ -7,12 +7,13 @@ use tokio::sync::oneshot;
 use truc_core::AgencyCode;
 use truc_proto::v1::{AgencyState, Receipt, ReceiptEvent, TransportState};
 
+use super::agencies;
 use super::documents::{self, Sent};
 use super::pending::Pending;
 use super::writer::{commit_error, reply, state_name, Committed, Completion};
 use super::Cache;
 use crate::keys::{self, tag};
-use crate::records::{AgencyRecord, DocumentRecord, OutboxEntry, RecipientState};
+use crate::records::{DocumentRecord, OutboxEntry, RecipientState};
 use crate::{AgencyInfo, ExpireOutcome, NewDocument, SendOutcome, StatusOutcome, StatusReport, StoreError};
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -40,6 +41,37 @@ pub(super) enum Op {
         name: String,
         actor: String,
         reply: Reply<AgencyInfo>,
+    },
+    SetState {
+        code: AgencyCode,
+        state: AgencyState,
+        reason: String,
+        actor: String,
+        reply: Reply<AgencyInfo>,
+    },
+    Retire {
+        code: AgencyCode,
+        successor: AgencyCode,
+        reason: String,
+        actor: String,
+        reply: Reply<AgencyInfo>,
+    },
+    Redrive {
+        agency: AgencyCode,
+        ids: Vec<u64>,
+        actor: String,
+        reply: Reply<u64>,
+    },
+    Purge {
+        agency: AgencyCode,
+        ids: Vec<u64>,
+        actor: String,
+        reply: Reply<u64>,
+    },
+    Record {
+        detail: String,
+        actor: String,
+        reply: Reply<()>,
     },
 }
 
@@ -96,7 +128,38 @@ impl Op {
                 name,
                 actor,
                 reply: tx,
-            } => done(tx, put_agency(p, cache, code, name, &actor)),
+            } => done(tx, agencies::put(p, cache, code, name, &actor)),
+            Op::SetState {
+                code,
+                state,
+                reason,
+                actor,
+                reply: tx,
+            } => done(tx, agencies::set_state(p, cache, &code, state, &reason, &actor)),
+            Op::Retire {
+                code,
+                successor,
+                reason,
+                actor,
+                reply: tx,
+            } => done(tx, agencies::retire(p, cache, &code, &successor, &reason, &actor)),
+            Op::Redrive {
+                agency,
+                ids,
+                actor,
+                reply: tx,
+            } => done(tx, redrive(p, &agency, &ids, &actor)),
+            Op::Purge {
+                agency,
+                ids,
+                actor,
+                reply: tx,
+            } => done(tx, purge(p, &agency, &ids, &actor)),
+            Op::Record {
+                detail,
+                actor,
+                reply: tx,
+            } => done(tx, record(p, detail, &actor)),
         }
     }
 }
@@ -189,7 +252,7 @@ fn ack(p: &mut Pending<'_>, agency: &AgencyCode, ids: &[u64], actor: &str) -> Re
             keys::queue_item(tag::ACKED, agency.as_str(), id),
             entry.hub_id.to_be_bytes().to_vec(),
         );
-        p.add_queued(agency.as_str(), -1);
+        p.add_queued(agency.as_str(), -1, entry.bytes);
         if entry.status_receipt.is_none() {
             set_transport(
                 p,
@@ -218,7 +281,7 @@ fn expire(p: &mut Pending<'_>, agency: &AgencyCode, id: u64, max_attempts: u32) 
     let (event, outcome) = if attempts >= max_attempts {
         p.del(key);
         p.put(keys::queue_item(tag::DEAD, agency.as_str(), id), entry.encode_to_vec());
-        p.add_queued(agency.as_str(), -1);
+        p.add_queued(agency.as_str(), -1, entry.bytes);
         if entry.status_receipt.is_none() {
             set_transport(p, entry.hub_id, agency.as_str(), TransportState::DeadLettered, attempts)?;
         }
@@ -234,47 +297,6 @@ fn expire(p: &mut Pending<'_>, agency: &AgencyCode, id: u64, max_attempts: u32) 
     r.status_code = status_code;
     p.append_receipt(r)?;
     Ok(outcome)
-}
-
-fn put_agency(
-    p: &mut Pending<'_>,
-    cache: &Cache,
-    code: AgencyCode,
-    name: String,
-    actor: &str,
-) -> Result<AgencyInfo, StoreError> {
-    let existing = p
-        .agencies
-        .iter()
-        .rev()
-        .find(|a| a.code == code.as_str())
-        .cloned()
-        .or_else(|| cache.agency(code.as_str()));
-    let rec = match existing {
-        Some(a) => AgencyRecord { name, ..a },
-        None => AgencyRecord {
-            code: code.to_string(),
-            name,
-            state: AgencyState::Active as i32,
-            registered_at_unix_ms: p.time_unix_ms,
-        },
-    };
-    p.put(keys::agency(code.as_str()), rec.encode_to_vec());
-    p.append_receipt(Receipt {
-        event: ReceiptEvent::AgencyChanged as i32,
-        actor: actor.to_string(),
-        recipient: code.to_string(),
-        detail: format!("{} {:?}: {}", code, rec.name, state_name(rec.state)),
-        ..Default::default()
-    })?;
-    p.agencies.push(rec.clone());
-    Ok(AgencyInfo {
-        queued: cache.queued(code.as_str()),
-        code: rec.code,
-        name: rec.name,
-        state: rec.state,
-        registered_at_unix_ms: rec.registered_at_unix_ms,
-    })
 }
 
 pub(super) fn document_receipt(
@@ -295,4 +317,65 @@ pub(super) fn document_receipt(
         attempts,
         ..Default::default()
     }
+}
+
+/// The dead letters of `agency` named by `ids` (all when empty), checked:
+/// an unknown id refuses the request.
+fn dead_letters(p: &Pending<'_>, agency: &AgencyCode, ids: &[u64]) -> Result<Vec<(u64, OutboxEntry)>, StoreError> {
+    let mut out = Vec::new();
+    if ids.is_empty() {
+        for kv in p.scan(&keys::queue_prefix(tag::DEAD, agency.as_str()))? {
+            let (k, v) = kv;
+            let id = keys::queue_item_id(&k).ok_or_else(|| StoreError::Corrupt("dead letter key".into()))?;
+            let e = OutboxEntry::decode(v.as_slice()).map_err(|_| StoreError::Corrupt("dead letter".into()))?;
+            out.push((id, e));
+        }
+        return Ok(out);
+    }
+    for &id in ids {
+        let e = p
+            .get_msg::<OutboxEntry>(&keys::queue_item(tag::DEAD, agency.as_str(), id), "dead letter")?
+            .ok_or_else(|| StoreError::InvalidArgument(format!("{agency} has no dead letter {id}")))?;
+        out.push((id, e));
+    }
+    Ok(out)
+}
+
+/// Dead letters back into the outbox, attempts reset, same delivery ids.
+fn redrive(p: &mut Pending<'_>, agency: &AgencyCode, ids: &[u64], actor: &str) -> Result<u64, StoreError> {
+    let items = dead_letters(p, agency, ids)?;
+    for (id, mut e) in items.iter().cloned() {
+        let rec = document(p, e.hub_id)?;
+        e.attempts = 0;
+        p.del(keys::queue_item(tag::DEAD, agency.as_str(), id));
+        p.put(keys::queue_item(tag::OUTBOX, agency.as_str(), id), e.encode_to_vec());
+        p.add_queued(agency.as_str(), 1, e.bytes);
+        if e.status_receipt.is_none() {
+            set_transport(p, e.hub_id, agency.as_str(), TransportState::Queued, 0)?;
+        }
+        p.append_receipt(document_receipt(ReceiptEvent::Redriven, actor, &rec, agency, 0))?;
+    }
+    Ok(items.len() as u64)
+}
+
+/// Dead letters deleted for good (their receipts stay).
+fn purge(p: &mut Pending<'_>, agency: &AgencyCode, ids: &[u64], actor: &str) -> Result<u64, StoreError> {
+    let items = dead_letters(p, agency, ids)?;
+    for (id, e) in &items {
+        let rec = document(p, e.hub_id)?;
+        p.del(keys::queue_item(tag::DEAD, agency.as_str(), *id));
+        p.append_receipt(document_receipt(ReceiptEvent::Purged, actor, &rec, agency, e.attempts))?;
+    }
+    Ok(items.len() as u64)
+}
+
+/// An operator action with no other trace, as a receipt.
+fn record(p: &mut Pending<'_>, detail: String, actor: &str) -> Result<(), StoreError> {
+    p.append_receipt(Receipt {
+        event: ReceiptEvent::OperatorAction as i32,
+        actor: actor.to_string(),
+        detail,
+        ..Default::default()
+    })?;
+    Ok(())
 }

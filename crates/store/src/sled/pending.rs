@@ -19,7 +19,7 @@ pub(super) struct Pending<'t> {
     /// Agencies changed in this batch (applied to the cache after commit).
     pub(super) agencies: Vec<AgencyRecord>,
     /// Change of each agency's queued count in this batch.
-    pub(super) queued_delta: HashMap<String, i64>,
+    pub(super) queued_delta: HashMap<String, (i64, i64)>,
     /// The batch's time, stamped on its receipts.
     pub(super) time_unix_ms: i64,
 }
@@ -62,6 +62,21 @@ impl<'t> Pending<'t> {
         }
     }
 
+    /// Every key and value under `prefix`, this batch's writes included.
+    pub(super) fn scan(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let mut out = std::collections::BTreeMap::new();
+        for kv in self.tree.scan_prefix(prefix) {
+            let (k, v) = kv?;
+            out.insert(k.to_vec(), Some(v.to_vec()));
+        }
+        for (k, v) in &self.overlay {
+            if k.starts_with(prefix) {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+        Ok(out.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
+    }
+
     pub(super) fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.batch.insert(key.as_slice(), value.as_slice());
         self.overlay.insert(key, Some(value));
@@ -72,8 +87,12 @@ impl<'t> Pending<'t> {
         self.overlay.insert(key, None);
     }
 
-    pub(super) fn add_queued(&mut self, code: &str, delta: i64) {
-        *self.queued_delta.entry(code.to_string()).or_insert(0) += delta;
+    /// Count `delta` items of `bytes` each into (or, negative, out of) an
+    /// agency's outbox.
+    pub(super) fn add_queued(&mut self, code: &str, delta: i64, bytes: u64) {
+        let e = self.queued_delta.entry(code.to_string()).or_insert((0, 0));
+        e.0 += delta;
+        e.1 += delta * bytes as i64;
     }
 
     /// Append a receipt to the log and index it by document and by every
@@ -109,7 +128,7 @@ impl<'t> Pending<'t> {
         Ok(index)
     }
 
-    pub(super) fn into_batch(self) -> (sled::Batch, Meta, Vec<AgencyRecord>, HashMap<String, i64>) {
+    pub(super) fn into_batch(self) -> (sled::Batch, Meta, Vec<AgencyRecord>, HashMap<String, (i64, i64)>) {
         (self.batch, self.meta, self.agencies, self.queued_delta)
     }
 }

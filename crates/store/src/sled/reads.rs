@@ -10,7 +10,7 @@ use truc_proto::v1::{Receipt, RecipientTrack, SignedDocument, TrackResponse};
 use super::proofs;
 use crate::keys::{self, tag};
 use crate::records::{DocumentRecord, OutboxEntry, RecipientState};
-use crate::{QueuedItem, ReceiptFilter, ReceiptPage, ReceiptQuery, StoreError};
+use crate::{QueueEntry, QueueStats, QueuedItem, ReceiptFilter, ReceiptPage, ReceiptQuery, StoreError};
 
 pub(super) fn document(tree: &sled::Tree, hub_id: u64) -> Result<DocumentRecord, StoreError> {
     let v = tree
@@ -242,4 +242,83 @@ fn index_scan(tree: &sled::Tree, prefix: &[u8], start: u64) -> impl Iterator<Ite
             let (k, _) = kv?;
             keys::queue_item_id(&k).ok_or_else(|| StoreError::Corrupt("receipt index key".into()))
         })
+}
+
+/// Dead letters, oldest item and overdue urgent items of one queue. Reads
+/// the first item of each priority and the urgent items only.
+pub(super) fn queue_stats(tree: &sled::Tree, agency: &AgencyCode, now: i64) -> Result<QueueStats, StoreError> {
+    let mut s = QueueStats {
+        dead_letters: tree.scan_prefix(keys::queue_prefix(tag::DEAD, agency.as_str())).count() as u64,
+        ..Default::default()
+    };
+    let prefix = keys::queue_prefix(tag::OUTBOX, agency.as_str());
+    for priority in 0..=4 {
+        // Delivery ids of one priority share their top two bytes.
+        let mut rank_prefix = prefix.clone();
+        rank_prefix.extend_from_slice(&keys::delivery_id(priority, 0).to_be_bytes()[..2]);
+        let mut items = tree.scan_prefix(&rank_prefix);
+        let Some(first) = items.next().transpose()? else {
+            continue;
+        };
+        let decode = |v: &[u8]| OutboxEntry::decode(v).map_err(|_| StoreError::Corrupt("outbox entry".into()));
+        let entry = decode(&first.1)?;
+        if s.oldest_enqueued_unix_ms == 0 || entry.enqueued_at_unix_ms < s.oldest_enqueued_unix_ms {
+            s.oldest_enqueued_unix_ms = entry.enqueued_at_unix_ms;
+        }
+        if priority == 0 {
+            continue;
+        }
+        for kv in std::iter::once(Ok(first)).chain(items) {
+            let entry = decode(&kv?.1)?;
+            if entry.status_receipt.is_some() {
+                continue;
+            }
+            let Some(v) = tree.get(keys::recipient(entry.hub_id, agency.as_str()))? else {
+                continue;
+            };
+            let state =
+                RecipientState::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("recipient state".into()))?;
+            if state.delivery_deadline_unix_ms > 0 && now > state.delivery_deadline_unix_ms {
+                s.overdue_urgent += 1;
+            }
+        }
+    }
+    Ok(s)
+}
+
+/// Up to `limit` waiting items after delivery id `after`, without payloads.
+pub(super) fn queue_page(
+    tree: &sled::Tree,
+    agency: &AgencyCode,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<QueueEntry>, StoreError> {
+    let prefix = keys::queue_prefix(tag::OUTBOX, agency.as_str());
+    let start = keys::queue_item(tag::OUTBOX, agency.as_str(), after.saturating_add(u64::from(after > 0)));
+    let mut docs: HashMap<u64, DocumentRecord> = HashMap::new();
+    let mut out = Vec::new();
+    for kv in tree.range(start..) {
+        let (k, v) = kv?;
+        if !k.starts_with(&prefix) || out.len() >= limit {
+            break;
+        }
+        let id = keys::queue_item_id(&k).ok_or_else(|| StoreError::Corrupt("queue key".into()))?;
+        let e = OutboxEntry::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("outbox entry".into()))?;
+        let rec = match docs.entry(e.hub_id) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => slot.insert(document(tree, e.hub_id)?),
+        };
+        out.push(QueueEntry {
+            delivery_id: id,
+            hub_document_id: e.hub_id,
+            from: rec.from.clone(),
+            document_id: rec.document_id.clone(),
+            priority: keys::delivery_priority(id),
+            enqueued_at_unix_ms: e.enqueued_at_unix_ms,
+            attempts: e.attempts,
+            status_notice: e.status_receipt.is_some(),
+            bytes: e.bytes,
+        });
+    }
+    Ok(out)
 }

@@ -107,10 +107,14 @@ impl Writer {
             pending.put(keys::tree_head(size), sth.encode_to_vec());
         }
         // Queued counters, read from the cache plus this batch's changes.
-        let deltas: Vec<(String, i64)> = pending.queued_delta.iter().map(|(k, v)| (k.clone(), *v)).collect();
-        for (code, delta) in deltas {
-            let now = self.cache.queued(&code) as i64 + delta;
-            pending.put(keys::queued_count(&code), (now.max(0) as u64).to_be_bytes().to_vec());
+        let deltas: Vec<(String, (i64, i64))> = pending.queued_delta.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        for (code, (count, bytes)) in deltas {
+            let (c, b) = self.cache.queue_counts(&code);
+            let value = [(c as i64 + count).max(0) as u64, (b as i64 + bytes).max(0) as u64];
+            pending.put(
+                keys::queued_count(&code),
+                value.iter().flat_map(|v| v.to_be_bytes()).collect(),
+            );
         }
         pending.put(keys::meta(), pending.meta.encode_to_vec());
         let (batch, meta, agencies, queued_delta) = pending.into_batch();

@@ -1,0 +1,780 @@
+//! Prometheus metrics, hand-written: counters, gauges and fixed-bucket
+//! histograms kept in atomics, rendered in the text exposition format
+//! (version 0.0.4) by the admin listener's `GET /metrics`.
+//!
+//! Counters and histograms are updated where things happen (the gRPC
+//! services, the store's writer). Per-agency gauges — queue depth, oldest
+//! item, dead letters, overdue urgent items, streams — are read at scrape
+//! time from the same sources as `Ops.ListQueues` (`truc ops queues`), so the
+//! two agree.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `truc_up` | gauge | |
+//! | `truc_ready` | gauge | |
+//! | `truc_start_time_seconds` | gauge | |
+//! | `truc_build_info` | gauge | `version` |
+//! | `truc_sends_total` | counter | `outcome` = `accepted` \| `duplicate` |
+//! | `truc_acks_total` | counter | |
+//! | `truc_grpc_requests_total` | counter | `service`, `method`, `code` |
+//! | `truc_refusals_total` | counter | `service`, `method`, `code` (not OK) |
+//! | `truc_send_duration_seconds` | histogram | (Send accepted → durable, answered) |
+//! | `truc_delivery_latency_seconds` | histogram | (accepted → acknowledged by a recipient) |
+//! | `truc_store_commit_batch_size` | histogram | (requests per group commit) |
+//! | `truc_store_commit_duration_seconds` | histogram | (apply + flush) |
+//! | `truc_store_commit_failures_total` | counter | |
+//! | `truc_queue_depth` | gauge | `agency` |
+//! | `truc_queue_bytes` | gauge | `agency` |
+//! | `truc_queue_in_flight` | gauge | `agency` |
+//! | `truc_queue_oldest_age_seconds` | gauge | `agency` |
+//! | `truc_dead_letters` | gauge | `agency` |
+//! | `truc_overdue_urgent` | gauge | `agency` |
+//! | `truc_receive_streams` | gauge | `agency` |
+//! | `truc_agencies` | gauge | `state` |
+//! | `truc_connected_agencies` | gauge | |
+//! | `truc_certificate_expiry_timestamp_seconds` | gauge | `kind` = `hub` \| `ca`, `subject` |
+//! | `truc_metrics_scrape_errors_total` | counter | |
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tonic::codegen::{http, Service};
+use tonic::server::NamedService;
+use truc_proto::v1::{AgencyState, QueueSummary};
+
+use crate::Shared;
+
+/// `Content-Type` of the text exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Request latencies, seconds.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// Accepted → acknowledged, seconds: from a live receiver (milliseconds) to
+/// the legal deadlines (hours).
+const DELIVERY_BUCKETS: &[f64] = &[
+    0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0,
+];
+/// Requests per group commit (the writer takes at most 1024).
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
+
+/// Most (agency, delivery id) pairs remembered between delivery and ack for
+/// the end-to-end latency; beyond it new deliveries are not timed.
+const MAX_TIMED_DELIVERIES: usize = 100_000;
+
+/// A histogram with fixed buckets, lock-free.
+struct Histogram {
+    bounds: &'static [f64],
+    /// Non-cumulative counts; the last one is `+Inf`.
+    buckets: Box<[AtomicU64]>,
+    /// Sum of observations, as `f64` bits.
+    sum: AtomicU64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        Self {
+            bounds,
+            buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum: AtomicU64::new(0f64.to_bits()),
+        }
+    }
+
+    fn observe(&self, v: f64) {
+        if !v.is_finite() {
+            return;
+        }
+        let i = self.bounds.partition_point(|b| *b < v);
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        let mut cur = self.sum.load(Ordering::Relaxed);
+        loop {
+            let new = (f64::from_bits(cur) + v).to_bits();
+            match self
+                .sum
+                .compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => break,
+                Err(x) => cur = x,
+            }
+        }
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        header(out, name, "histogram", help);
+        let mut cumulative = 0u64;
+        for (i, b) in self.buckets.iter().enumerate() {
+            cumulative += b.load(Ordering::Relaxed);
+            let le = match self.bounds.get(i) {
+                Some(v) => fmt_f64(*v),
+                None => "+Inf".to_string(),
+            };
+            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        let sum = f64::from_bits(self.sum.load(Ordering::Relaxed));
+        let _ = writeln!(out, "{name}_sum {}", fmt_f64(sum));
+        // The count is the +Inf bucket, so the two always agree.
+        let _ = writeln!(out, "{name}_count {cumulative}");
+    }
+}
+
+/// The hub's counters and histograms. One per running hub.
+pub struct Metrics {
+    started_unix: f64,
+    sends_accepted: AtomicU64,
+    sends_duplicate: AtomicU64,
+    acks: AtomicU64,
+    /// (service, method, gRPC code) → requests.
+    grpc: Mutex<BTreeMap<(&'static str, String, i32), u64>>,
+    send_seconds: Histogram,
+    delivery_seconds: Histogram,
+    commit_batch: Histogram,
+    commit_seconds: Histogram,
+    commit_failures: AtomicU64,
+    scrape_errors: AtomicU64,
+    /// (agency, delivery id) → accepted at (Unix ms), from delivery to ack.
+    timed: Mutex<HashMap<(String, u64), i64>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Fresh counters.
+    pub fn new() -> Self {
+        let started_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        Self {
+            started_unix,
+            sends_accepted: AtomicU64::new(0),
+            sends_duplicate: AtomicU64::new(0),
+            acks: AtomicU64::new(0),
+            grpc: Mutex::new(BTreeMap::new()),
+            send_seconds: Histogram::new(LATENCY_BUCKETS),
+            delivery_seconds: Histogram::new(DELIVERY_BUCKETS),
+            commit_batch: Histogram::new(BATCH_BUCKETS),
+            commit_seconds: Histogram::new(LATENCY_BUCKETS),
+            commit_failures: AtomicU64::new(0),
+            scrape_errors: AtomicU64::new(0),
+            timed: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A Send was answered with an acceptance (the original one for a
+    /// duplicate).
+    pub(crate) fn sent(&self, duplicate: bool) {
+        if duplicate {
+            self.sends_duplicate.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.sends_accepted.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A document copy went out on a Receive stream of `agency`: remember
+    /// when it was accepted, to time it when acknowledged.
+    pub(crate) fn delivered(&self, agency: &str, delivery_id: u64, accepted_at_unix_ms: i64) {
+        let mut t = self.timed.lock().unwrap_or_else(|e| e.into_inner());
+        if t.len() < MAX_TIMED_DELIVERIES {
+            t.insert((agency.to_string(), delivery_id), accepted_at_unix_ms);
+        }
+    }
+
+    /// `newly` deliveries of `agency` were acknowledged, among `ids`.
+    pub(crate) fn acked(&self, agency: &str, ids: &[u64], newly: u32) {
+        self.acks.fetch_add(u64::from(newly), Ordering::Relaxed);
+        let now = truc_core::now_unix_ms();
+        let accepted: Vec<i64> = {
+            let mut t = self.timed.lock().unwrap_or_else(|e| e.into_inner());
+            ids.iter()
+                .filter_map(|id| t.remove(&(agency.to_string(), *id)))
+                .collect()
+        };
+        for at in accepted {
+            self.delivery_seconds.observe((now - at).max(0) as f64 / 1000.0);
+        }
+    }
+
+    /// The store's writer committed (or failed) a batch of `size` requests.
+    pub(crate) fn committed(&self, size: usize, took: Duration, ok: bool) {
+        self.commit_batch.observe(size as f64);
+        self.commit_seconds.observe(took.as_secs_f64());
+        if !ok {
+            self.commit_failures.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn grpc_done(&self, service: &'static str, method: &str, code: i32, took: Duration) {
+        // Method names come from the request path: only well-formed names
+        // of implemented methods become label values.
+        let known = code != tonic::Code::Unimplemented as i32
+            && !method.is_empty()
+            && method.len() <= 64
+            && method.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        let method = if known { method } else { "unknown" };
+        *self
+            .grpc
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((service, method.to_string(), code))
+            .or_insert(0) += 1;
+        if service == "truc.v1.Axis" && method == "Send" && code == 0 {
+            self.send_seconds.observe(took.as_secs_f64());
+        }
+    }
+
+    /// The whole exposition. `queues` are the per-agency rows (as
+    /// `Ops.ListQueues` returns them); `certs` are (kind, subject, not
+    /// after in Unix seconds).
+    pub(crate) fn render(&self, ready: bool, queues: Option<&[QueueSummary]>, certs: &[(String, String, i64)]) -> String {
+        let mut out = String::with_capacity(8192);
+        gauge(&mut out, "truc_up", "1 while the hub process runs.", &[("", 1.0)]);
+        gauge(
+            &mut out,
+            "truc_ready",
+            "1 when the store is open and the gRPC listener serves; 0 while starting or shutting down.",
+            &[("", if ready { 1.0 } else { 0.0 })],
+        );
+        gauge(
+            &mut out,
+            "truc_start_time_seconds",
+            "When the hub process started, Unix seconds.",
+            &[("", self.started_unix)],
+        );
+        gauge(
+            &mut out,
+            "truc_build_info",
+            "The hub's version.",
+            &[(labels(&[("version", env!("CARGO_PKG_VERSION"))]).as_str(), 1.0)],
+        );
+
+        counter(
+            &mut out,
+            "truc_sends_total",
+            "Documents accepted by Send (durable before the answer); duplicate = a retried Send answered with the original acceptance.",
+            &[
+                (labels(&[("outcome", "accepted")]).as_str(), self.sends_accepted.load(Ordering::Relaxed)),
+                (labels(&[("outcome", "duplicate")]).as_str(), self.sends_duplicate.load(Ordering::Relaxed)),
+            ],
+        );
+        counter(
+            &mut out,
+            "truc_acks_total",
+            "Deliveries newly acknowledged by their recipients.",
+            &[("", self.acks.load(Ordering::Relaxed))],
+        );
+        let grpc: Vec<((&'static str, String, i32), u64)> = self
+            .grpc
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        let rows: Vec<(String, u64)> = grpc
+            .iter()
+            .map(|((s, m, c), v)| (labels(&[("service", s), ("method", m), ("code", code_name(*c))]), *v))
+            .collect();
+        let refs: Vec<(&str, u64)> = rows.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        counter(
+            &mut out,
+            "truc_grpc_requests_total",
+            "gRPC requests answered, by service, method and status code.",
+            &refs,
+        );
+        let refused: Vec<(&str, u64)> = grpc
+            .iter()
+            .zip(&rows)
+            .filter(|(((_, _, c), _), _)| *c != 0)
+            .map(|(_, (l, v))| (l.as_str(), *v))
+            .collect();
+        counter(
+            &mut out,
+            "truc_refusals_total",
+            "gRPC requests refused (any status code but OK), by service, method and code.",
+            &refused,
+        );
+        self.send_seconds.render(
+            &mut out,
+            "truc_send_duration_seconds",
+            "Send: request received to acceptance answered, the document durable on disk.",
+        );
+        self.delivery_seconds.render(
+            &mut out,
+            "truc_delivery_latency_seconds",
+            "End to end: document accepted to a recipient's acknowledgement of its copy.",
+        );
+        self.commit_batch.render(
+            &mut out,
+            "truc_store_commit_batch_size",
+            "Requests applied and flushed together by one group commit of the store's writer.",
+        );
+        self.commit_seconds.render(
+            &mut out,
+            "truc_store_commit_duration_seconds",
+            "One group commit: apply the batch, sign the tree head, flush.",
+        );
+        counter(
+            &mut out,
+            "truc_store_commit_failures_total",
+            "Group commits that failed (every request in the batch was refused).",
+            &[("", self.commit_failures.load(Ordering::Relaxed))],
+        );
+
+        if let Some(queues) = queues {
+            render_queues(&mut out, queues);
+        } else {
+            self.scrape_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        counter(
+            &mut out,
+            "truc_metrics_scrape_errors_total",
+            "Scrapes whose per-agency queue gauges could not be read (store unavailable).",
+            &[("", self.scrape_errors.load(Ordering::Relaxed))],
+        );
+
+        let rows: Vec<(String, f64)> = certs
+            .iter()
+            .map(|(kind, subject, t)| (labels(&[("kind", kind), ("subject", subject)]), *t as f64))
+            .collect();
+        let refs: Vec<(&str, f64)> = rows.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        gauge(
+            &mut out,
+            "truc_certificate_expiry_timestamp_seconds",
+            "End of validity (notAfter) of the hub's TLS certificate and of the CA certificates it trusts, Unix seconds.",
+            &refs,
+        );
+        out
+    }
+}
+
+fn render_queues(out: &mut String, queues: &[QueueSummary]) {
+    let by_agency: Vec<(String, &QueueSummary)> = queues.iter().map(|q| (labels(&[("agency", &q.agency)]), q)).collect();
+    type Field = fn(&QueueSummary) -> f64;
+    let per_agency: [(&str, &str, Field); 7] = [
+        (
+            "truc_queue_depth",
+            "Items waiting in the agency's outbox (in flight included), as `truc ops queues` shows.",
+            |q| q.queued as f64,
+        ),
+        ("truc_queue_bytes", "Payload bytes waiting in the agency's outbox.", |q| q.bytes as f64),
+        (
+            "truc_queue_in_flight",
+            "Items leased to the agency's Receive streams, not yet acknowledged.",
+            |q| q.in_flight as f64,
+        ),
+        (
+            "truc_queue_oldest_age_seconds",
+            "Age of the oldest item waiting for the agency (0 when none).",
+            |q| q.oldest_age_ms as f64 / 1000.0,
+        ),
+        (
+            "truc_dead_letters",
+            "Items in the agency's dead-letter queue.",
+            |q| q.dead_letters as f64,
+        ),
+        (
+            "truc_overdue_urgent",
+            "Urgent items for the agency past their delivery deadline.",
+            |q| q.overdue_urgent as f64,
+        ),
+        (
+            "truc_receive_streams",
+            "Receive streams the agency has open now.",
+            |q| f64::from(q.connected_streams),
+        ),
+    ];
+    for (name, help, field) in per_agency {
+        let rows: Vec<(&str, f64)> = by_agency.iter().map(|(l, q)| (l.as_str(), field(q))).collect();
+        gauge(out, name, help, &rows);
+    }
+    let mut states: BTreeMap<&str, f64> = BTreeMap::new();
+    for s in [AgencyState::Active, AgencyState::Suspended, AgencyState::Retired] {
+        states.insert(state_name(s), 0.0);
+    }
+    for q in queues {
+        let s = AgencyState::try_from(q.state).unwrap_or(AgencyState::Unspecified);
+        *states.entry(state_name(s)).or_insert(0.0) += 1.0;
+    }
+    let rows: Vec<(String, f64)> = states
+        .iter()
+        .map(|(s, n)| (labels(&[("state", s)]), *n))
+        .collect();
+    let refs: Vec<(&str, f64)> = rows.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+    gauge(out, "truc_agencies", "Registered agencies by state.", &refs);
+    let connected = queues.iter().filter(|q| q.connected_streams > 0).count();
+    gauge(
+        out,
+        "truc_connected_agencies",
+        "Agencies with at least one Receive stream open now.",
+        &[("", connected as f64)],
+    );
+}
+
+fn state_name(s: AgencyState) -> &'static str {
+    match s {
+        AgencyState::Active => "active",
+        AgencyState::Suspended => "suspended",
+        AgencyState::Retired => "retired",
+        _ => "unknown",
+    }
+}
+
+/// The per-agency rows: the directory, each outbox's stats from the store
+/// and what the delivery engine has live. The same data as
+/// `Ops.ListQueues`.
+pub(crate) async fn queue_rows(shared: &Shared) -> Result<Vec<QueueSummary>, truc_store::StoreError> {
+    let now = truc_core::now_unix_ms();
+    let mut rows = Vec::new();
+    for a in shared.store.agencies() {
+        let Ok(code) = truc_core::AgencyCode::parse(&a.code) else {
+            continue;
+        };
+        let stats = shared.store.queue_stats(code.clone(), now).await?;
+        let live = shared.engine.live(&code);
+        rows.push(QueueSummary {
+            agency: a.code,
+            name: a.name,
+            state: a.state,
+            queued: stats.queued,
+            in_flight: live.in_flight,
+            dead_letters: stats.dead_letters,
+            bytes: stats.bytes,
+            oldest_age_ms: if stats.oldest_enqueued_unix_ms > 0 {
+                (now - stats.oldest_enqueued_unix_ms).max(0)
+            } else {
+                0
+            },
+            overdue_urgent: stats.overdue_urgent,
+            connected_streams: live.streams,
+            last_connected_unix_ms: live.last_connected_unix_ms,
+        });
+    }
+    Ok(rows)
+}
+
+/// notAfter of the hub certificate (the first in `hub_cert`) and of every
+/// distinct CA certificate in `cas`: (kind, subject, Unix seconds). Read
+/// from the files at each scrape, so a rotated certificate shows at once.
+pub(crate) fn certificate_expiries(hub_cert: &Path, cas: &[PathBuf]) -> Vec<(String, String, i64)> {
+    let mut out = Vec::new();
+    if let Ok(ders) = truc_pki::read_cert_ders(hub_cert) {
+        if let Some((subject, t)) = ders.first().and_then(|d| not_after(d)) {
+            out.push(("hub".to_string(), subject, t));
+        }
+    }
+    let mut seen: Vec<Vec<u8>> = Vec::new();
+    for p in cas {
+        for der in truc_pki::read_cert_ders(p).unwrap_or_default() {
+            if seen.contains(&der) {
+                continue;
+            }
+            if let Some((subject, t)) = not_after(&der) {
+                out.push(("ca".to_string(), subject, t));
+            }
+            seen.push(der);
+        }
+    }
+    out
+}
+
+fn not_after(der: &[u8]) -> Option<(String, i64)> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some((cert.subject().to_string(), cert.validity().not_after.timestamp()))
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {}", help.replace('\\', "\\\\").replace('\n', "\\n"));
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn counter(out: &mut String, name: &str, help: &str, rows: &[(&str, u64)]) {
+    header(out, name, "counter", help);
+    for (l, v) in rows {
+        let _ = writeln!(out, "{name}{l} {v}");
+    }
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, rows: &[(&str, f64)]) {
+    header(out, name, "gauge", help);
+    for (l, v) in rows {
+        let _ = writeln!(out, "{name}{l} {}", fmt_f64(*v));
+    }
+}
+
+/// `{k="v",…}` with the values escaped.
+fn labels(pairs: &[(&str, &str)]) -> String {
+    let mut s = String::from("{");
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let v = v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+        let _ = write!(s, "{k}=\"{v}\"");
+    }
+    s.push('}');
+    s
+}
+
+fn fmt_f64(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else if v == v.trunc() && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+/// The gRPC status code's canonical name.
+fn code_name(code: i32) -> &'static str {
+    match code {
+        0 => "OK",
+        1 => "CANCELLED",
+        2 => "UNKNOWN",
+        3 => "INVALID_ARGUMENT",
+        4 => "DEADLINE_EXCEEDED",
+        5 => "NOT_FOUND",
+        6 => "ALREADY_EXISTS",
+        7 => "PERMISSION_DENIED",
+        8 => "RESOURCE_EXHAUSTED",
+        9 => "FAILED_PRECONDITION",
+        10 => "ABORTED",
+        11 => "OUT_OF_RANGE",
+        12 => "UNIMPLEMENTED",
+        13 => "INTERNAL",
+        14 => "UNAVAILABLE",
+        15 => "DATA_LOSS",
+        16 => "UNAUTHENTICATED",
+        _ => "UNKNOWN",
+    }
+}
+
+/// A gRPC service wrapped to count its requests by method and status code.
+/// The code is read from the response headers: tonic answers an error of a
+/// unary call (and a refused stream) as trailers-only, so the headers carry
+/// `grpc-status`; without it the call succeeded (or is a stream that
+/// started).
+#[derive(Clone)]
+pub(crate) struct Observed<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S> Observed<S> {
+    pub(crate) fn new(inner: S, metrics: Arc<Metrics>) -> Self {
+        Self { inner, metrics }
+    }
+}
+
+impl<S: NamedService> NamedService for Observed<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, B, R> Service<http::Request<B>> for Observed<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<R>, Error = Infallible> + NamedService + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+    R: Send + 'static,
+{
+    type Response = http::Response<R>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<http::Response<R>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let method = req
+            .uri()
+            .path()
+            .strip_prefix('/')
+            .and_then(|p| p.strip_prefix(S::NAME))
+            .and_then(|p| p.strip_prefix('/'))
+            .unwrap_or("")
+            .to_string();
+        let started = Instant::now();
+        let metrics = self.metrics.clone();
+        // The clone that was made ready serves this call; a fresh clone
+        // stays for the next poll_ready.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let resp = inner.call(req).await?;
+            let code = resp
+                .headers()
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|s| s.parse::<i32>().ok())
+                .unwrap_or(0);
+            metrics.grpc_done(S::NAME, &method, code, started.elapsed());
+            Ok(resp)
+        })
+    }
+}
+
+/// One sample of a text exposition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Metric name (with `_bucket`, `_sum`, `_count` for histograms).
+    pub name: String,
+    /// Label pairs.
+    pub labels: BTreeMap<String, String>,
+    /// Value.
+    pub value: f64,
+}
+
+/// Parse the samples of a Prometheus text exposition (comments skipped). A
+/// small parser for tests and tools that compare `/metrics` with other
+/// views; it accepts what [`Metrics`] writes.
+pub fn parse_exposition(text: &str) -> Vec<Sample> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (name_labels, value) = match line.rfind(' ') {
+            Some(i) => (&line[..i], &line[i + 1..]),
+            None => continue,
+        };
+        let value = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            "NaN" => f64::NAN,
+            v => match v.parse() {
+                Ok(v) => v,
+                Err(_) => continue,
+            },
+        };
+        let (name, labels) = match name_labels.find('{') {
+            Some(i) => (&name_labels[..i], parse_labels(&name_labels[i..])),
+            None => (name_labels, BTreeMap::new()),
+        };
+        out.push(Sample {
+            name: name.to_string(),
+            labels,
+            value,
+        });
+    }
+    out
+}
+
+fn parse_labels(s: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let inner = s.trim_start_matches('{').trim_end_matches('}');
+    let mut chars = inner.chars().peekable();
+    loop {
+        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        let key = key.trim_start_matches(',').trim().to_string();
+        if key.is_empty() || chars.next() != Some('"') {
+            break;
+        }
+        let mut value = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some('n') => value.push('\n'),
+                    Some(c) => value.push(c),
+                    None => break,
+                },
+                '"' => break,
+                c => value.push(c),
+            }
+        }
+        out.insert(key, value);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative_and_le_inclusive() {
+        let h = Histogram::new(&[1.0, 2.0]);
+        for v in [0.5, 1.0, 1.5, 3.0] {
+            h.observe(v);
+        }
+        let mut s = String::new();
+        h.render(&mut s, "x", "help");
+        let samples = parse_exposition(&s);
+        let get = |name: &str, le: Option<&str>| {
+            samples
+                .iter()
+                .find(|x| x.name == name && x.labels.get("le").map(String::as_str) == le)
+                .map(|x| x.value)
+        };
+        assert_eq!(get("x_bucket", Some("1")), Some(2.0));
+        assert_eq!(get("x_bucket", Some("2")), Some(3.0));
+        assert_eq!(get("x_bucket", Some("+Inf")), Some(4.0));
+        assert_eq!(get("x_count", None), Some(4.0));
+        assert_eq!(get("x_sum", None), Some(6.0));
+    }
+
+    #[test]
+    fn labels_escape_and_parse_back() {
+        let l = labels(&[("a", "x\"y\\z\nw"), ("b", "c")]);
+        let parsed = parse_labels(&l);
+        assert_eq!(parsed["a"], "x\"y\\z\nw");
+        assert_eq!(parsed["b"], "c");
+    }
+
+    #[test]
+    fn render_has_help_and_type_for_every_family() {
+        let m = Metrics::new();
+        m.sent(false);
+        m.grpc_done("truc.v1.Axis", "Send", 0, Duration::from_millis(3));
+        m.grpc_done("truc.v1.Axis", "Send", 7, Duration::from_millis(3));
+        m.grpc_done("truc.v1.Axis", "../etc", 12, Duration::from_millis(3));
+        let text = m.render(true, Some(&[]), &[]);
+        let samples = parse_exposition(&text);
+        let find = |name: &str, code: &str| {
+            samples
+                .iter()
+                .find(|s| s.name == name && s.labels.get("code").map(String::as_str) == Some(code))
+                .map(|s| (s.labels["method"].clone(), s.value))
+        };
+        assert_eq!(find("truc_grpc_requests_total", "OK"), Some(("Send".into(), 1.0)));
+        assert_eq!(
+            find("truc_refusals_total", "PERMISSION_DENIED"),
+            Some(("Send".into(), 1.0))
+        );
+        assert_eq!(find("truc_refusals_total", "UNIMPLEMENTED"), Some(("unknown".into(), 1.0)));
+        assert!(find("truc_refusals_total", "OK").is_none());
+        for s in &samples {
+            let family = s
+                .name
+                .trim_end_matches("_bucket")
+                .trim_end_matches("_sum")
+                .trim_end_matches("_count");
+            assert!(
+                text.contains(&format!("# TYPE {family} ")) || text.contains(&format!("# TYPE {} ", s.name)),
+                "{}",
+                s.name
+            );
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! The agency directory in the writer: registering, suspending, retiring
+//! with a successor, and following successors when routing.
+
+use prost::Message;
+use truc_core::AgencyCode;
+use truc_proto::v1::{AgencyState, Receipt, ReceiptEvent, TransportState};
+
+use super::documents::enqueue;
+use super::ops::{document, document_receipt, recipient_state};
+use super::pending::Pending;
+use super::writer::state_name;
+use super::Cache;
+use crate::keys::{self, tag};
+use crate::records::{AgencyRecord, OutboxEntry, RecipientState};
+use crate::{AgencyInfo, StoreError};
+
+/// Most successor hops followed (a merged agency merged again …).
+const MAX_HOPS: usize = 8;
+
+/// The agency as this batch sees it.
+pub(super) fn lookup(p: &Pending<'_>, cache: &Cache, code: &str) -> Option<AgencyRecord> {
+    p.agencies
+        .iter()
+        .rev()
+        .find(|a| a.code == code)
+        .cloned()
+        .or_else(|| cache.agency(code))
+}
+
+fn info(p: &Pending<'_>, cache: &Cache, rec: &AgencyRecord) -> AgencyInfo {
+    let pending = p.queued_delta.get(&rec.code).map(|d| d.0).unwrap_or(0);
+    AgencyInfo {
+        queued: (cache.queued(&rec.code) as i64 + pending).max(0) as u64,
+        code: rec.code.clone(),
+        name: rec.name.clone(),
+        state: rec.state,
+        registered_at_unix_ms: rec.registered_at_unix_ms,
+        successor: rec.successor.clone(),
+    }
+}
+
+fn save(p: &mut Pending<'_>, rec: &AgencyRecord, actor: &str, detail: String) -> Result<(), StoreError> {
+    p.put(keys::agency(&rec.code), rec.encode_to_vec());
+    p.append_receipt(Receipt {
+        event: ReceiptEvent::AgencyChanged as i32,
+        actor: actor.to_string(),
+        recipient: rec.code.clone(),
+        detail,
+        ..Default::default()
+    })?;
+    p.agencies.push(rec.clone());
+    Ok(())
+}
+
+/// Register an agency as active, or rename a registered one.
+pub(super) fn put(
+    p: &mut Pending<'_>,
+    cache: &Cache,
+    code: AgencyCode,
+    name: String,
+    actor: &str,
+) -> Result<AgencyInfo, StoreError> {
+    let rec = match lookup(p, cache, code.as_str()) {
+        Some(a) => AgencyRecord { name, ..a },
+        None => AgencyRecord {
+            code: code.to_string(),
+            name,
+            state: AgencyState::Active as i32,
+            registered_at_unix_ms: p.time_unix_ms,
+            successor: String::new(),
+        },
+    };
+    save(
+        p,
+        &rec,
+        actor,
+        format!("{} {:?}: {}", code, rec.name, state_name(rec.state)),
+    )?;
+    Ok(info(p, cache, &rec))
+}
+
+/// Suspend or resume.
+pub(super) fn set_state(
+    p: &mut Pending<'_>,
+    cache: &Cache,
+    code: &AgencyCode,
+    state: AgencyState,
+    reason: &str,
+    actor: &str,
+) -> Result<AgencyInfo, StoreError> {
+    let mut rec = lookup(p, cache, code.as_str()).ok_or_else(|| StoreError::UnknownAgency(code.to_string()))?;
+    if rec.state == AgencyState::Retired as i32 {
+        return Err(StoreError::Precondition(format!(
+            "{code} is retired; a retired agency stays retired"
+        )));
+    }
+    if !matches!(state, AgencyState::Active | AgencyState::Suspended) {
+        return Err(StoreError::InvalidArgument("state must be ACTIVE or SUSPENDED".into()));
+    }
+    rec.state = state as i32;
+    save(p, &rec, actor, format!("{code} {}: {reason}", state_name(rec.state)))?;
+    Ok(info(p, cache, &rec))
+}
+
+/// Retire `code`; its outbox moves to `successor`.
+pub(super) fn retire(
+    p: &mut Pending<'_>,
+    cache: &Cache,
+    code: &AgencyCode,
+    successor: &AgencyCode,
+    reason: &str,
+    actor: &str,
+) -> Result<AgencyInfo, StoreError> {
+    let mut rec = lookup(p, cache, code.as_str()).ok_or_else(|| StoreError::UnknownAgency(code.to_string()))?;
+    if code == successor {
+        return Err(StoreError::InvalidArgument(format!("{code} cannot succeed itself")));
+    }
+    if rec.state == AgencyState::Retired as i32 {
+        return Err(StoreError::Precondition(format!(
+            "{code} is already retired (successor {})",
+            rec.successor
+        )));
+    }
+    let succ = lookup(p, cache, successor.as_str()).ok_or_else(|| StoreError::UnknownAgency(successor.to_string()))?;
+    if succ.state != AgencyState::Active as i32 {
+        return Err(StoreError::AgencyInactive {
+            code: successor.to_string(),
+            state: state_name(succ.state),
+        });
+    }
+    rec.state = AgencyState::Retired as i32;
+    rec.successor = successor.to_string();
+    save(
+        p,
+        &rec,
+        actor,
+        format!("{code} retired, successor {successor}: {reason}"),
+    )?;
+    // Move what waits to the successor, one receipt per item.
+    let waiting = p.scan(&keys::queue_prefix(tag::OUTBOX, code.as_str()))?;
+    for (k, v) in waiting {
+        let entry = OutboxEntry::decode(v.as_slice()).map_err(|_| StoreError::Corrupt("outbox entry".into()))?;
+        p.del(k);
+        p.add_queued(code.as_str(), -1, entry.bytes);
+        redirect(p, code.as_str(), successor.as_str(), &entry, actor)?;
+    }
+    Ok(info(p, cache, &rec))
+}
+
+/// Put `entry`, taken from `from`'s outbox, into `to`'s, and record it.
+fn redirect(p: &mut Pending<'_>, from: &str, to: &str, entry: &OutboxEntry, actor: &str) -> Result<(), StoreError> {
+    let rec = document(p, entry.hub_id)?;
+    let code = AgencyCode::parse(from).map_err(|_| StoreError::Corrupt(format!("agency code {from}")))?;
+    let mut r = document_receipt(ReceiptEvent::Redirected, actor, &rec, &code, entry.attempts);
+    r.detail = format!("to {to}");
+    p.append_receipt(r)?;
+    if entry.status_receipt.is_some() {
+        enqueue(p, to, entry.hub_id, rec.priority, entry.status_receipt, 0);
+        return Ok(());
+    }
+    let old = recipient_state(p, entry.hub_id, from)?.unwrap_or_default();
+    p.put(
+        keys::recipient(entry.hub_id, from),
+        RecipientState {
+            state: TransportState::Redirected as i32,
+            state_at_unix_ms: p.time_unix_ms,
+            ..old.clone()
+        }
+        .encode_to_vec(),
+    );
+    if recipient_state(p, entry.hub_id, to)?.is_some() {
+        return Ok(()); // the successor was a recipient already
+    }
+    let delivery_id = enqueue(p, to, entry.hub_id, rec.priority, None, entry.bytes);
+    let state = RecipientState {
+        state: TransportState::Queued as i32,
+        delivery_id,
+        state_at_unix_ms: p.time_unix_ms,
+        ..old
+    };
+    p.put(keys::recipient(entry.hub_id, to), state.encode_to_vec());
+    Ok(())
+}
+
+/// Where a copy addressed to `code` goes: `code` itself, or the successor
+/// it was retired into (followed up to `MAX_HOPS`). Refuses unknown and
+/// suspended agencies.
+pub(super) fn route(p: &Pending<'_>, cache: &Cache, code: &AgencyCode) -> Result<AgencyCode, StoreError> {
+    let mut current = code.clone();
+    for _ in 0..=MAX_HOPS {
+        let rec = lookup(p, cache, current.as_str()).ok_or_else(|| StoreError::UnknownAgency(current.to_string()))?;
+        match AgencyState::try_from(rec.state) {
+            Ok(AgencyState::Active) => return Ok(current),
+            Ok(AgencyState::Retired) if !rec.successor.is_empty() => {
+                current = AgencyCode::parse(&rec.successor)
+                    .map_err(|_| StoreError::Corrupt(format!("successor of {current}")))?;
+            }
+            _ => {
+                return Err(StoreError::AgencyInactive {
+                    code: current.to_string(),
+                    state: state_name(rec.state),
+                })
+            }
+        }
+    }
+    Err(StoreError::Precondition(format!(
+        "{code}: more than {MAX_HOPS} successors in a row"
+    )))
+}
