@@ -6,6 +6,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod audit;
+
 use std::path::Path;
 
 use prost::Message;
@@ -178,12 +180,24 @@ impl Client {
 
     /// Where the caller's own document is, per recipient.
     pub async fn track(&self, document_id: &str) -> Result<TrackResponse, Status> {
-        Ok(self.axis.clone().track(TrackRequest { document_id: document_id.into() }).await?.into_inner())
+        Ok(self
+            .axis
+            .clone()
+            .track(TrackRequest {
+                document_id: document_id.into(),
+            })
+            .await?
+            .into_inner())
     }
 
     /// The latest signed tree head (`tree_size` 0) or the one at a size.
     pub async fn tree_head(&self, tree_size: u64) -> Result<SignedTreeHead, Status> {
-        Ok(self.audit.clone().get_tree_head(GetTreeHeadRequest { tree_size }).await?.into_inner())
+        Ok(self
+            .audit
+            .clone()
+            .get_tree_head(GetTreeHeadRequest { tree_size })
+            .await?
+            .into_inner())
     }
 
     /// One page of receipts.
@@ -236,6 +250,81 @@ impl Client {
     pub async fn dead_letters(&self, agency: &str) -> Result<Vec<proto::DeadLetter>, Status> {
         let req = proto::ListDeadLettersRequest { agency: agency.into() };
         Ok(self.ops.clone().list_dead_letters(req).await?.into_inner().dead_letters)
+    }
+
+    /// Suspend (`AgencyState::Suspended`) or resume (`Active`) an agency
+    /// (operators only).
+    pub async fn set_agency_state(
+        &self,
+        code: &str,
+        state: proto::AgencyState,
+        reason: &str,
+    ) -> Result<Agency, Status> {
+        let req = proto::SetAgencyStateRequest {
+            code: code.into(),
+            state: state as i32,
+            reason: reason.into(),
+        };
+        Ok(self.ops.clone().set_agency_state(req).await?.into_inner())
+    }
+
+    /// Retire an agency into its successor (operators only).
+    pub async fn retire_agency(&self, code: &str, successor: &str, reason: &str) -> Result<Agency, Status> {
+        let req = proto::RetireAgencyRequest {
+            code: code.into(),
+            successor: successor.into(),
+            reason: reason.into(),
+        };
+        Ok(self.ops.clone().retire_agency(req).await?.into_inner())
+    }
+
+    /// One summary row per agency, most urgent first (operators only).
+    pub async fn list_queues(&self) -> Result<Vec<proto::QueueSummary>, Status> {
+        Ok(self
+            .ops
+            .clone()
+            .list_queues(proto::ListQueuesRequest {})
+            .await?
+            .into_inner()
+            .queues)
+    }
+
+    /// One page of an agency's waiting items (operators only).
+    pub async fn list_queue(
+        &self,
+        agency: &str,
+        after: u64,
+        page_size: u32,
+    ) -> Result<proto::ListQueueResponse, Status> {
+        let req = proto::ListQueueRequest {
+            agency: agency.into(),
+            after_delivery_id: after,
+            page_size,
+        };
+        Ok(self.ops.clone().list_queue(req).await?.into_inner())
+    }
+
+    /// Put dead letters back in the outbox (all when `ids` is empty).
+    pub async fn redrive(&self, agency: &str, ids: Vec<u64>) -> Result<u64, Status> {
+        let req = proto::RedriveDeadLettersRequest {
+            agency: agency.into(),
+            delivery_ids: ids,
+        };
+        Ok(self.ops.clone().redrive_dead_letters(req).await?.into_inner().count)
+    }
+
+    /// Delete dead letters (all when `ids` is empty).
+    pub async fn purge(&self, agency: &str, ids: Vec<u64>) -> Result<u64, Status> {
+        let req = proto::PurgeDeadLettersRequest {
+            agency: agency.into(),
+            delivery_ids: ids,
+        };
+        Ok(self.ops.clone().purge_dead_letters(req).await?.into_inner().count)
+    }
+
+    /// Make the hub re-read its CRLs and certificate now.
+    pub async fn reload(&self) -> Result<proto::ReloadResponse, Status> {
+        Ok(self.ops.clone().reload(proto::ReloadRequest {}).await?.into_inner())
     }
 
     /// The raw Axis client.

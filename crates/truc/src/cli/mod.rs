@@ -2,6 +2,7 @@
 //! and `inbox` for agencies, `ops` for operators, `demo` for a first look.
 
 mod agency;
+mod audit;
 mod demo;
 mod lifecycle;
 mod ops;
@@ -68,6 +69,9 @@ enum Command {
     /// Operator commands (operator identity).
     #[command(subcommand)]
     Ops(ops::OpsCommand),
+    /// Auditor commands: receipts, offline verification, watching the log.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 /// Entry point of `truc`.
@@ -90,6 +94,7 @@ pub fn main() -> ExitCode {
             Command::Status(a) => lifecycle::status(a).await,
             Command::Track(a) => lifecycle::track(a).await,
             Command::Ops(c) => ops::run(c).await,
+            Command::Audit(c) => audit::run(c).await,
         }
     });
     match result {

@@ -8,9 +8,84 @@ use super::Conn;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum OpsCommand {
-    /// The agency directory.
+    /// The agency directory: add, list, suspend, resume, retire.
     #[command(subcommand)]
     Agencies(AgenciesCommand),
+    /// One row per agency: waiting, in flight, dead, bytes, oldest, overdue
+    /// urgent, last connected; what needs attention first.
+    Queues {
+        /// Refresh in place every 2 seconds until interrupted.
+        #[arg(long)]
+        watch: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// The items waiting for one agency, in delivery order.
+    Queue {
+        /// Agency code.
+        code: String,
+        /// Continue after this delivery id (from a previous page).
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// Items per page.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Dead letters: list, redrive, purge.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// Every event of one document across all recipients, in time order.
+    Trace {
+        /// The document id.
+        document_id: String,
+        /// Its sender; default: the code before the first comma of the id.
+        #[arg(long, value_name = "CODE")]
+        from: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Re-read CRLs and the hub certificate now (the hub also does this by
+    /// itself when the files change).
+    Reload {
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DlqCommand {
+    /// Dead letters of one agency.
+    List {
+        /// Agency code.
+        code: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Put dead letters back in the outbox (one by id, or all of an agency).
+    Redrive {
+        /// Delivery ids; none with --agency means all.
+        ids: Vec<u64>,
+        /// The agency whose dead letters these are.
+        #[arg(long, value_name = "CODE")]
+        agency: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Delete dead letters for good (their receipts stay).
+    Purge {
+        /// Delivery ids; none means all of the agency's.
+        ids: Vec<u64>,
+        /// The agency whose dead letters these are.
+        #[arg(long, value_name = "CODE")]
+        agency: String,
+        /// Confirm: purging cannot be undone.
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -30,6 +105,39 @@ pub(crate) enum AgenciesCommand {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Suspend an agency: it may neither send nor be addressed; its queue is kept.
+    Suspend {
+        /// Agency code.
+        code: String,
+        /// Why (recorded in the receipt).
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Make a suspended agency active again.
+    Resume {
+        /// Agency code.
+        code: String,
+        /// Why (recorded in the receipt).
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Retire an agency for good; its queue and future documents go to the successor.
+    Retire {
+        /// Agency code.
+        code: String,
+        /// The agency that takes over (registered and active).
+        #[arg(long, value_name = "CODE")]
+        successor: String,
+        /// Why (recorded in the receipt), e.g. the merger decision.
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
 }
 
 fn state_name(s: i32) -> &'static str {
@@ -41,8 +149,200 @@ fn state_name(s: i32) -> &'static str {
     }
 }
 
+fn age(ms: i64) -> String {
+    match ms / 1000 {
+        0 if ms == 0 => "-".into(),
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+fn queues_json(q: &[truc_proto::v1::QueueSummary]) -> serde_json::Value {
+    serde_json::Value::Array(
+        q.iter()
+            .map(|r| {
+                json!({
+                    "agency": r.agency, "name": r.name, "state": state_name(r.state), "queued": r.queued,
+                    "in_flight": r.in_flight, "dead_letters": r.dead_letters, "bytes": r.bytes,
+                    "oldest_age_ms": r.oldest_age_ms, "overdue_urgent": r.overdue_urgent,
+                    "connected_streams": r.connected_streams, "last_connected_unix_ms": r.last_connected_unix_ms,
+                })
+            })
+            .collect(),
+    )
+}
+
+fn queues_table(q: &[truc_proto::v1::QueueSummary]) -> String {
+    let mut out = format!(
+        "{:<20} {:<9} {:>7} {:>8} {:>5} {:>10} {:>7} {:>7}  {:<20}\n",
+        "AGENCY", "STATE", "QUEUED", "INFLIGHT", "DEAD", "BYTES", "OLDEST", "OVERDUE", "CONNECTED"
+    );
+    for r in q {
+        let connected = match (r.connected_streams, r.last_connected_unix_ms) {
+            (n, _) if n > 0 => format!("now ({n} streams)"),
+            (_, 0) => "never".into(),
+            (_, t) => output::time(t),
+        };
+        out.push_str(&format!(
+            "{:<20} {:<9} {:>7} {:>8} {:>5} {:>10} {:>7} {:>7}  {}\n",
+            r.agency,
+            state_name(r.state),
+            r.queued,
+            r.in_flight,
+            r.dead_letters,
+            r.bytes,
+            age(r.oldest_age_ms),
+            r.overdue_urgent,
+            connected
+        ));
+    }
+    out
+}
+
 pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
+    use truc_proto::v1::AgencyState;
     match cmd {
+        OpsCommand::Agencies(AgenciesCommand::Suspend { code, reason, conn }) => {
+            let a = conn
+                .client()
+                .await?
+                .set_agency_state(&code, AgencyState::Suspended, &reason)
+                .await?;
+            println!("{} is {}", a.code, state_name(a.state));
+        }
+        OpsCommand::Agencies(AgenciesCommand::Resume { code, reason, conn }) => {
+            let a = conn
+                .client()
+                .await?
+                .set_agency_state(&code, AgencyState::Active, &reason)
+                .await?;
+            println!("{} is {}", a.code, state_name(a.state));
+        }
+        OpsCommand::Agencies(AgenciesCommand::Retire {
+            code,
+            successor,
+            reason,
+            conn,
+        }) => {
+            let a = conn.client().await?.retire_agency(&code, &successor, &reason).await?;
+            println!("{} is retired; its documents go to {}", a.code, a.successor);
+        }
+        OpsCommand::Queues { watch, conn } => {
+            let client = conn.client().await?;
+            loop {
+                let q = client.list_queues().await?;
+                if conn.json {
+                    println!("{}", queues_json(&q));
+                } else if watch {
+                    // Clear the screen and redraw in place.
+                    print!("\x1b[2J\x1b[H{}", queues_table(&q));
+                    println!("{}  (Ctrl-C to stop)", output::time(truc_core::now_unix_ms()));
+                } else {
+                    print!("{}", queues_table(&q));
+                }
+                if !watch {
+                    break;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+                    _ = tokio::signal::ctrl_c() => break,
+                }
+            }
+        }
+        OpsCommand::Queue {
+            code,
+            after,
+            limit,
+            conn,
+        } => {
+            let page = conn.client().await?.list_queue(&code, after, limit).await?;
+            if conn.json {
+                let items: Vec<_> = page
+                    .items
+                    .iter()
+                    .map(|i| {
+                        json!({
+                            "delivery_id": i.delivery_id, "hub_document_id": i.hub_document_id, "from": i.from,
+                            "document_id": i.document_id, "priority": i.priority,
+                            "enqueued_at_unix_ms": i.enqueued_at_unix_ms, "attempts": i.attempts,
+                            "status_notice": i.status_notice, "in_flight": i.in_flight, "bytes": i.bytes,
+                        })
+                    })
+                    .collect();
+                println!("{}", json!({"items": items, "next_after": page.next_after_delivery_id}));
+            } else {
+                let now = truc_core::now_unix_ms();
+                println!(
+                    "{:<18} {:<20} {:<16} {:>7} {:>8}  {:<6} DOCUMENT",
+                    "DELIVERY", "FROM", "PRIORITY", "AGE", "ATTEMPTS", "KIND"
+                );
+                for i in &page.items {
+                    println!(
+                        "{:<18} {:<20} {:<16} {:>7} {:>8}  {:<6} {}{}",
+                        i.delivery_id,
+                        i.from,
+                        output::priority_name(i.priority),
+                        age(now - i.enqueued_at_unix_ms),
+                        i.attempts,
+                        if i.status_notice { "status" } else { "doc" },
+                        i.document_id,
+                        if i.in_flight { "  (in flight)" } else { "" }
+                    );
+                }
+                if page.next_after_delivery_id > 0 {
+                    println!("more: --after {}", page.next_after_delivery_id);
+                }
+            }
+        }
+        OpsCommand::Dlq(DlqCommand::List { code, conn }) => {
+            let dead = conn.client().await?.dead_letters(&code).await?;
+            if conn.json {
+                let v: Vec<_> = dead
+                    .iter()
+                    .map(|d| json!({"delivery_id": d.delivery_id, "hub_document_id": d.hub_document_id, "from": d.from, "document_id": d.document_id, "attempts": d.attempts}))
+                    .collect();
+                println!("{}", serde_json::Value::Array(v));
+            } else {
+                println!("{:<18} {:<20} {:>8}  DOCUMENT", "DELIVERY", "FROM", "ATTEMPTS");
+                for d in &dead {
+                    println!(
+                        "{:<18} {:<20} {:>8}  {}",
+                        d.delivery_id, d.from, d.attempts, d.document_id
+                    );
+                }
+            }
+        }
+        OpsCommand::Dlq(DlqCommand::Redrive { ids, agency, conn }) => {
+            let n = conn.client().await?.redrive(&agency, ids).await?;
+            println!("{n} dead letter(s) of {agency} back in the outbox");
+        }
+        OpsCommand::Dlq(DlqCommand::Purge { ids, agency, yes, conn }) => {
+            anyhow::ensure!(yes, "purging deletes dead letters for good; add --yes to confirm");
+            let n = conn.client().await?.purge(&agency, ids).await?;
+            println!("{n} dead letter(s) of {agency} purged (their receipts stay)");
+        }
+        OpsCommand::Trace {
+            document_id,
+            from,
+            conn,
+        } => {
+            let from = match from {
+                Some(f) => f,
+                None => super::lifecycle::sender_of(&document_id)
+                    .ok_or_else(|| anyhow::anyhow!("cannot tell the sender from {document_id:?}; pass --from CODE"))?
+                    .to_string(),
+            };
+            trace(&conn, &from, &document_id).await?;
+        }
+        OpsCommand::Reload { conn } => {
+            let r = conn.client().await?.reload().await?;
+            println!(
+                "reloaded: {} revoked certificates in the CRLs, {} streams ended",
+                r.revoked_certificates, r.streams_ended
+            );
+        }
         OpsCommand::Agencies(AgenciesCommand::Add { code, name, conn }) => {
             let a = conn.client().await?.add_agency(&code, &name).await?;
             if conn.json {
@@ -84,6 +384,79 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
                 }
             }
         }
+    }
+    Ok(())
+}
+
+fn event_name(e: i32) -> &'static str {
+    use truc_proto::v1::ReceiptEvent as E;
+    match E::try_from(e) {
+        Ok(E::Accepted) => "accepted",
+        Ok(E::Delivered) => "delivered",
+        Ok(E::LeaseExpired) => "lease-expired",
+        Ok(E::DeadLettered) => "dead-lettered",
+        Ok(E::AgencyChanged) => "agency-changed",
+        Ok(E::StatusReported) => "status",
+        Ok(E::Withdrawn) => "withdrawn",
+        Ok(E::Redirected) => "redirected",
+        Ok(E::Redriven) => "redriven",
+        Ok(E::Purged) => "purged",
+        Ok(E::OperatorAction) => "operator-action",
+        _ => "?",
+    }
+}
+
+/// Every receipt of one document, in log (= time) order.
+async fn trace(conn: &Conn, from: &str, document_id: &str) -> anyhow::Result<()> {
+    use prost::Message;
+    let client = conn.client().await?;
+    let req = truc_proto::v1::ListReceiptsRequest {
+        document_from: from.into(),
+        document_id: document_id.into(),
+        page_size: 1000,
+        ..Default::default()
+    };
+    let pages = client.all_receipts(req).await?;
+    let receipts: Vec<truc_proto::v1::Receipt> = pages
+        .iter()
+        .flat_map(|p| &p.receipts)
+        .filter_map(|r| truc_proto::v1::Receipt::decode(r.receipt.as_slice()).ok())
+        .collect();
+    if conn.json {
+        let v: Vec<_> = receipts
+            .iter()
+            .map(|r| {
+                json!({
+                    "index": r.index, "time_unix_ms": r.time_unix_ms, "event": event_name(r.event),
+                    "actor": r.actor, "recipient": r.recipient, "attempts": r.attempts,
+                    "status_code": r.status_code, "description": r.description, "detail": r.detail,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(v));
+        return Ok(());
+    }
+    println!(
+        "{:<6} {:<24} {:<15} {:<20} {:<36} NOTE",
+        "INDEX", "TIME", "EVENT", "RECIPIENT", "ACTOR"
+    );
+    for r in &receipts {
+        let mut note = r.detail.clone();
+        if r.status_code != 0 {
+            note = format!("{} {}", super::lifecycle::status_name(r.status_code), r.description);
+        }
+        if r.attempts > 0 {
+            note = format!("{note} (attempts {})", r.attempts);
+        }
+        println!(
+            "{:<6} {:<24} {:<15} {:<20} {:<36} {}",
+            r.index,
+            output::time(r.time_unix_ms),
+            event_name(r.event),
+            if r.recipient.is_empty() { "-" } else { &r.recipient },
+            r.actor,
+            note.trim()
+        );
     }
     Ok(())
 }

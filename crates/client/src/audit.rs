@@ -1,0 +1,915 @@
+//! What an auditor does with the receipt log (design invariant 5), shared by
+//! `truc audit` and the integration tests:
+//!
+//! * [`export`] lists receipts matching a query and packages them, with
+//!   their inclusion proofs and the one signed tree head they are proven
+//!   against, as an [`AuditExport`] (JSON, format `truc-audit-export/1`);
+//! * [`verify`] checks such an export offline with nothing but the hub's
+//!   receipt public key (`PKI/hub/receipts.pub`), and names the first
+//!   receipt that fails;
+//! * [`check_consistency`] proves that the hub's latest signed tree head
+//!   extends the one an auditor saw before ([`WatchState`]), so a history
+//!   rewritten by an operator is detected.
+//!
+//! # The export format
+//!
+//! ```json
+//! { "format": "truc-audit-export/1",
+//!   "query": { "agency": "000.00.00.G22" },
+//!   "tree_head": { "tree_head": "<hex of the signed TreeHead bytes>", "signature": "<hex>",
+//!                  "key_id": "<hex>", "tree_size": 42, "root_hash": "<hex>", "time_unix_ms": 1 },
+//!   "complete_range": { "first": 0, "last": 41 },
+//!   "receipts": [ { "index": 3, "receipt": "<hex of the exact Receipt bytes>",
+//!                   "inclusion_proof": ["<hex>", …],
+//!                   "event": "ACCEPTED", "time_unix_ms": 1, "time": "…", "actor": "…", … } ] }
+//! ```
+//!
+//! Only `tree_head.{tree_head,signature,key_id}`, each receipt's `index`,
+//! `receipt` and `inclusion_proof`, and `complete_range` are checked. The
+//! other tree head fields must equal what the signed bytes say. The decoded
+//! receipt fields (`event`, `time`, `actor`, `from`, `document_id`,
+//! `recipient`, `status_code`, `description`) are for people reading the file:
+//! [`verify`] never reads them.
+//!
+//! `complete_range` is written only for a query without a document, agency
+//! or time filter; it claims that every index in `first..=last` is present,
+//! so a dropped receipt is detected. Like `query`, it is not signed: whoever
+//! strips it only loses the claim, and the verification report says whether
+//! it was made.
+
+use std::fmt;
+use std::path::Path;
+
+use prost::Message;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tonic::Status;
+use truc_core::merkle::{self, Hash};
+use truc_core::tree_head::TreeHeadVerifier;
+use truc_core::CoreError;
+use truc_proto::v1::{ListReceiptsRequest, Receipt, ReceiptEvent, SignedTreeHead, StatusCode, TreeHead};
+
+use crate::Client;
+
+/// The `format` of an [`AuditExport`].
+pub const EXPORT_FORMAT: &str = "truc-audit-export/1";
+
+/// How many times [`export`] lists the receipts before giving up on getting
+/// every page against the same tree head.
+pub const EXPORT_ATTEMPTS: u32 = 3;
+
+/// Receipts per page when exporting (the hub's maximum).
+const EXPORT_PAGE: u32 = 1000;
+
+/// Why an audit call to the hub failed.
+#[derive(Debug, Error)]
+pub enum AuditError {
+    /// The hub refused or could not answer.
+    #[error("{:?}: {}", .0.code(), .0.message())]
+    Rpc(#[from] Status),
+    /// The log grew between pages on every attempt, so no single tree head
+    /// covers the whole listing.
+    #[error(
+        "the receipt log grew while listing, on each of {0} attempts, so the receipts are not all proven against \
+         one tree head; try again, or narrow the query"
+    )]
+    Unstable(u32),
+    /// A tree head from the hub (or in the state file) does not verify with
+    /// the hub's key, or is malformed.
+    #[error("{0}")]
+    BadTreeHead(String),
+    /// The hub's latest tree head does not extend the one seen before: the
+    /// history was rewritten.
+    #[error("{0}")]
+    Inconsistent(String),
+    /// The watch state file cannot be read or written.
+    #[error("{0}")]
+    State(String),
+}
+
+/// What an export was asked for. Informational: [`verify`] does not trust
+/// it (it is not signed).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditQuery {
+    /// The document's sender, with `document_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_from: Option<String>,
+    /// The sender's document id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_id: Option<String>,
+    /// Receipts naming this agency as sender, recipient or actor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agency: Option<String>,
+    /// Receipts at or after this time, Unix ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_unix_ms: Option<i64>,
+    /// Receipts at or before this time, Unix ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_unix_ms: Option<i64>,
+}
+
+impl AuditQuery {
+    /// Every receipt in the log.
+    pub fn all() -> AuditQuery {
+        AuditQuery::default()
+    }
+
+    /// The receipts of one document, named by its sender and the sender's id.
+    pub fn document(from: &str, document_id: &str) -> AuditQuery {
+        AuditQuery {
+            document_from: Some(from.into()),
+            document_id: Some(document_id.into()),
+            ..AuditQuery::default()
+        }
+    }
+
+    /// Every receipt naming `agency` as sender, recipient or actor.
+    pub fn agency(agency: &str) -> AuditQuery {
+        AuditQuery {
+            agency: Some(agency.into()),
+            ..AuditQuery::default()
+        }
+    }
+
+    /// Whether the query lists the whole log (no filter, no time range), so
+    /// that an export of it is complete.
+    pub fn is_unfiltered(&self) -> bool {
+        self.document_id.is_none()
+            && self.agency.is_none()
+            && self.since_unix_ms.is_none()
+            && self.until_unix_ms.is_none()
+    }
+
+    /// The first page's request.
+    pub fn request(&self) -> ListReceiptsRequest {
+        ListReceiptsRequest {
+            document_from: self.document_from.clone().unwrap_or_default(),
+            document_id: self.document_id.clone().unwrap_or_default(),
+            agency: self.agency.clone().unwrap_or_default(),
+            since_unix_ms: self.since_unix_ms.unwrap_or(0),
+            until_unix_ms: self.until_unix_ms.unwrap_or(0),
+            page_token: 0,
+            page_size: EXPORT_PAGE,
+        }
+    }
+}
+
+/// A signed tree head as written in an export: the signed bytes, signature
+/// and key id (checked) and the decoded fields (which must match).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportTreeHead {
+    /// Hex of the serialized `TreeHead` the hub signed.
+    pub tree_head: String,
+    /// Hex of the Ed25519 signature over those bytes.
+    pub signature: String,
+    /// Hex of SHA-256 of the hub's receipt public key.
+    pub key_id: String,
+    /// Leaves in the tree.
+    pub tree_size: u64,
+    /// Hex of the Merkle root.
+    pub root_hash: String,
+    /// When the hub committed the batch, Unix ms.
+    pub time_unix_ms: i64,
+}
+
+impl ExportTreeHead {
+    /// From a signed tree head whose bytes decode to `head`.
+    pub fn new(sth: &SignedTreeHead, head: &TreeHead) -> ExportTreeHead {
+        ExportTreeHead {
+            tree_head: truc_core::hex(&sth.tree_head),
+            signature: truc_core::hex(&sth.signature),
+            key_id: truc_core::hex(&sth.key_id),
+            tree_size: head.tree_size,
+            root_hash: truc_core::hex(&head.root_hash),
+            time_unix_ms: head.time_unix_ms,
+        }
+    }
+
+    /// The signed tree head, from hex.
+    pub fn signed(&self) -> Result<SignedTreeHead, String> {
+        Ok(SignedTreeHead {
+            tree_head: unhex(&self.tree_head).map_err(|e| format!("tree_head: {e}"))?,
+            signature: unhex(&self.signature).map_err(|e| format!("signature: {e}"))?,
+            key_id: unhex(&self.key_id).map_err(|e| format!("key_id: {e}"))?,
+        })
+    }
+}
+
+/// `complete_range`: every index in `first..=last` is in the export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexRange {
+    /// The first index.
+    pub first: u64,
+    /// The last index (inclusive).
+    pub last: u64,
+}
+
+/// One receipt in an export: its exact bytes and inclusion proof (checked),
+/// and decoded fields for people (never checked, never trusted).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportReceipt {
+    /// Leaf index in the log.
+    pub index: u64,
+    /// Hex of the serialized `Receipt`: the leaf data.
+    pub receipt: String,
+    /// Hex hashes of the RFC 6962 audit path, bottom up.
+    pub inclusion_proof: Vec<String>,
+    /// Decoded: the event, e.g. `DELIVERED`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub event: String,
+    /// Decoded: when the hub recorded it, Unix ms.
+    #[serde(default)]
+    pub time_unix_ms: i64,
+    /// Decoded: the same time, `YYYY-MM-DDThh:mm:ss.mmmZ`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub time: String,
+    /// Decoded: who caused it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub actor: String,
+    /// Decoded: the document's sender.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub from: String,
+    /// Decoded: the sender's document id.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub document_id: String,
+    /// Decoded: the recipient it is about.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub recipient: String,
+    /// Decoded: a reported status, e.g. `03 REGISTERED`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub status_code: String,
+    /// Decoded: the status description or the receipt's detail.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}
+
+impl ExportReceipt {
+    /// From receipt bytes and their proof. The decoded fields are filled in
+    /// when the bytes decode.
+    pub fn new(index: u64, bytes: &[u8], proof: &[Vec<u8>]) -> ExportReceipt {
+        let mut out = ExportReceipt {
+            index,
+            receipt: truc_core::hex(bytes),
+            inclusion_proof: proof.iter().map(|h| truc_core::hex(h)).collect(),
+            ..ExportReceipt::default()
+        };
+        if let Ok(r) = Receipt::decode(bytes) {
+            out.event = event_name(r.event).to_string();
+            out.time_unix_ms = r.time_unix_ms;
+            out.time = rfc3339(r.time_unix_ms);
+            out.actor = r.actor;
+            out.from = r.from;
+            out.document_id = r.document_id;
+            out.recipient = r.recipient;
+            out.status_code = status_name(r.status_code);
+            out.description = if r.description.is_empty() {
+                r.detail
+            } else {
+                r.description
+            };
+        }
+        out
+    }
+}
+
+/// Receipts with their proofs and the one signed tree head they are proven
+/// against; see the [module documentation](self) for the JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditExport {
+    /// Always [`EXPORT_FORMAT`].
+    pub format: String,
+    /// What was asked (not signed).
+    #[serde(default)]
+    pub query: AuditQuery,
+    /// The head every inclusion proof is against.
+    pub tree_head: ExportTreeHead,
+    /// For a complete listing: every index in the range is present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub complete_range: Option<IndexRange>,
+    /// The receipts, oldest first.
+    pub receipts: Vec<ExportReceipt>,
+}
+
+impl AuditExport {
+    /// Pretty JSON, as `truc audit receipts --out` writes it.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Parse an export's JSON (without checking anything but its shape).
+    pub fn from_json(json: &str) -> Result<AuditExport, VerifyError> {
+        let v: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| VerifyError::Format(format!("not JSON: {e}")))?;
+        match v.get("format").and_then(|f| f.as_str()) {
+            Some(EXPORT_FORMAT) => {}
+            Some(other) => {
+                return Err(VerifyError::Format(format!(
+                    "format is {other:?}, expected {EXPORT_FORMAT:?}"
+                )))
+            }
+            None => return Err(VerifyError::Format(format!("no \"format\": {EXPORT_FORMAT:?}"))),
+        }
+        serde_json::from_value(v).map_err(|e| VerifyError::Format(e.to_string()))
+    }
+}
+
+/// List every receipt matching `query` and package them against one signed
+/// tree head.
+///
+/// The hub proves each page against its latest head, so when receipts are
+/// recorded while the pages are fetched, later pages carry a later head than
+/// earlier ones. Pages are as large as the hub allows (1000 receipts), so
+/// most exports are a single page; when the heads of the pages differ the
+/// whole listing is fetched again from the start, up to [`EXPORT_ATTEMPTS`]
+/// times in all, and [`AuditError::Unstable`] is returned if no attempt
+/// saw one head throughout. The head is checked with `verifier` when one is
+/// given.
+pub async fn export(
+    client: &Client,
+    query: &AuditQuery,
+    verifier: Option<&TreeHeadVerifier>,
+) -> Result<AuditExport, AuditError> {
+    export_paged(client, query, verifier, EXPORT_PAGE).await
+}
+
+/// [`export`] with pages of `page_size` receipts (1..=1000).
+pub async fn export_paged(
+    client: &Client,
+    query: &AuditQuery,
+    verifier: Option<&TreeHeadVerifier>,
+    page_size: u32,
+) -> Result<AuditExport, AuditError> {
+    let req = ListReceiptsRequest {
+        page_size,
+        ..query.request()
+    };
+    for _ in 0..EXPORT_ATTEMPTS {
+        let pages = client.all_receipts(req.clone()).await?;
+        let Some(sth) = pages.first().and_then(|p| p.tree_head.clone()) else {
+            return Err(AuditError::BadTreeHead(
+                "the hub sent receipts without a tree head".into(),
+            ));
+        };
+        if pages.iter().any(|p| p.tree_head.as_ref() != Some(&sth)) {
+            continue;
+        }
+        let head = match verifier {
+            Some(v) => v.verify(&sth).map_err(|e| bad_head("the hub's tree head", e))?,
+            None => TreeHead::decode(sth.tree_head.as_slice())
+                .map_err(|_| AuditError::BadTreeHead("the hub's tree head is malformed".into()))?,
+        };
+        let mut receipts = Vec::new();
+        for r in pages.iter().flat_map(|p| &p.receipts) {
+            let index = Receipt::decode(r.receipt.as_slice())
+                .map_err(|_| AuditError::BadTreeHead("the hub sent a receipt that does not decode".into()))?
+                .index;
+            receipts.push(ExportReceipt::new(index, &r.receipt, &r.inclusion_proof));
+        }
+        let complete_range = match (query.is_unfiltered(), receipts.first(), receipts.last()) {
+            (true, Some(first), Some(last)) => Some(IndexRange {
+                first: first.index,
+                last: last.index,
+            }),
+            _ => None,
+        };
+        return Ok(AuditExport {
+            format: EXPORT_FORMAT.into(),
+            query: query.clone(),
+            tree_head: ExportTreeHead::new(&sth, &head),
+            complete_range,
+            receipts,
+        });
+    }
+    Err(AuditError::Unstable(EXPORT_ATTEMPTS))
+}
+
+/// What [`verify`] checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Receipts whose signature (through the tree head) and inclusion verified.
+    pub receipts: usize,
+    /// The signed tree head's size.
+    pub tree_size: u64,
+    /// Its root, hex.
+    pub root_hash: String,
+    /// When the hub signed it, Unix ms.
+    pub time_unix_ms: i64,
+    /// The key id, hex.
+    pub key_id: String,
+    /// The export's completeness claim, checked: no index in it is missing.
+    pub complete_range: Option<IndexRange>,
+}
+
+/// Why an export does not verify. Messages name the receipt: its position
+/// in the file (`#1` is the first), its index, and its event and document
+/// when its bytes decode.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum VerifyError {
+    /// Not an export, or not this version.
+    #[error("not a Truc audit export: {0}")]
+    Format(String),
+    /// The hub key cannot be used.
+    #[error("hub key: {0}")]
+    Key(String),
+    /// The tree head's signature or fields do not verify.
+    #[error("tree head: {0}")]
+    TreeHead(String),
+    /// One receipt fails.
+    #[error("{label}: {problem}")]
+    Receipt {
+        /// Position in the file, 1-based.
+        position: usize,
+        /// The index it is listed at.
+        index: u64,
+        /// `receipt #p (index i, EVENT of "document")`.
+        label: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// Two receipts are out of order (or one is listed twice).
+    #[error("{label} comes after {previous_label}: {problem}")]
+    Order {
+        /// Position of the later one in the file, 1-based.
+        position: usize,
+        /// Its index.
+        index: u64,
+        /// Index of the one before it.
+        previous_index: u64,
+        /// The later receipt.
+        label: String,
+        /// The one before it.
+        previous_label: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The export claims a complete range but an index in it is absent.
+    #[error("receipt index {index} is missing: {context}")]
+    Missing {
+        /// The first absent index.
+        index: u64,
+        /// Where it should have been.
+        context: String,
+    },
+}
+
+/// Check an export offline with the hub's receipt public key (PEM): the tree
+/// head's key id and Ed25519 signature, that its written fields match the
+/// signed bytes, then each receipt in file order (its bytes decode, its
+/// `index` field equals the index it is listed at, indexes strictly
+/// increase, and its leaf hash is included at that index in the signed
+/// tree), and finally that no index of `complete_range` is missing.
+///
+/// The decoded fields of each receipt are ignored.
+pub fn verify(export_json: &str, hub_key_pem: &str) -> Result<VerifyReport, VerifyError> {
+    let verifier = TreeHeadVerifier::from_pem(hub_key_pem).map_err(|e| VerifyError::Key(core_text(&e)))?;
+    verify_export(&AuditExport::from_json(export_json)?, &verifier)
+}
+
+/// [`verify`] on a parsed export.
+pub fn verify_export(export: &AuditExport, verifier: &TreeHeadVerifier) -> Result<VerifyReport, VerifyError> {
+    if export.format != EXPORT_FORMAT {
+        return Err(VerifyError::Format(format!(
+            "format is {:?}, expected {EXPORT_FORMAT:?}",
+            export.format
+        )));
+    }
+    let th = &export.tree_head;
+    let sth = th.signed().map_err(VerifyError::TreeHead)?;
+    let head = verifier
+        .verify(&sth)
+        .map_err(|e| VerifyError::TreeHead(core_text(&e)))?;
+    let root = Hash::try_from(head.root_hash.as_slice())
+        .map_err(|_| VerifyError::TreeHead("root hash is not 32 bytes".into()))?;
+    let mismatch = |field: &str, written: String, signed: String| {
+        VerifyError::TreeHead(format!(
+            "{field} is written as {written} but the signed tree head says {signed}"
+        ))
+    };
+    if th.tree_size != head.tree_size {
+        return Err(mismatch(
+            "tree_size",
+            th.tree_size.to_string(),
+            head.tree_size.to_string(),
+        ));
+    }
+    if !th.root_hash.eq_ignore_ascii_case(&truc_core::hex(&head.root_hash)) {
+        return Err(mismatch(
+            "root_hash",
+            th.root_hash.clone(),
+            truc_core::hex(&head.root_hash),
+        ));
+    }
+    if th.time_unix_ms != head.time_unix_ms {
+        return Err(mismatch(
+            "time_unix_ms",
+            th.time_unix_ms.to_string(),
+            head.time_unix_ms.to_string(),
+        ));
+    }
+
+    let mut previous: Option<(u64, String)> = None;
+    for (i, r) in export.receipts.iter().enumerate() {
+        let position = i + 1;
+        let bytes = unhex(&r.receipt);
+        let decoded = bytes.as_ref().ok().and_then(|b| Receipt::decode(b.as_slice()).ok());
+        let label = receipt_label(position, r.index, decoded.as_ref());
+        let fail = |problem: String| VerifyError::Receipt {
+            position,
+            index: r.index,
+            label: label.clone(),
+            problem,
+        };
+        let bytes = bytes.map_err(|e| fail(format!("receipt bytes are not hex: {e}")))?;
+        let receipt = decoded.ok_or_else(|| fail("receipt bytes do not decode as a Receipt".into()))?;
+        if receipt.index != r.index {
+            return Err(fail(format!(
+                "it is listed at index {} but its signed bytes say index {}",
+                r.index, receipt.index
+            )));
+        }
+        if let Some((prev_index, prev_label)) = &previous {
+            if r.index <= *prev_index {
+                return Err(VerifyError::Order {
+                    position,
+                    index: r.index,
+                    previous_index: *prev_index,
+                    label,
+                    previous_label: prev_label.clone(),
+                    problem: if r.index == *prev_index {
+                        "the same receipt is listed twice".into()
+                    } else {
+                        "receipts are out of order (indexes must increase)".into()
+                    },
+                });
+            }
+        }
+        if r.index >= head.tree_size {
+            return Err(fail(format!(
+                "index {} is beyond the signed tree head of size {}",
+                r.index, head.tree_size
+            )));
+        }
+        let proof = r
+            .inclusion_proof
+            .iter()
+            .map(|h| unhex(h).ok().and_then(|b| Hash::try_from(b.as_slice()).ok()))
+            .collect::<Option<Vec<Hash>>>()
+            .ok_or_else(|| fail("inclusion proof has a hash that is not 32 bytes of hex".into()))?;
+        merkle::verify_inclusion(&merkle::leaf_hash(&bytes), r.index, head.tree_size, &proof, &root)
+            .map_err(|_| fail("inclusion proof does not match the signed tree head".into()))?;
+        previous = Some((r.index, label));
+    }
+
+    if let Some(range) = export.complete_range {
+        check_complete(range, &export.receipts, head.tree_size)?;
+    }
+    Ok(VerifyReport {
+        receipts: export.receipts.len(),
+        tree_size: head.tree_size,
+        root_hash: truc_core::hex(&head.root_hash),
+        time_unix_ms: head.time_unix_ms,
+        key_id: truc_core::hex(&sth.key_id),
+        complete_range: export.complete_range,
+    })
+}
+
+/// With indexes already known to increase strictly: every index of `range`
+/// is present.
+fn check_complete(range: IndexRange, receipts: &[ExportReceipt], tree_size: u64) -> Result<(), VerifyError> {
+    if range.first > range.last || range.last >= tree_size {
+        return Err(VerifyError::Format(format!(
+            "complete_range {}..={} does not fit the signed tree of size {tree_size}",
+            range.first, range.last
+        )));
+    }
+    let label = |i: usize| {
+        let r = &receipts[i];
+        let decoded = unhex(&r.receipt).ok().and_then(|b| Receipt::decode(b.as_slice()).ok());
+        receipt_label(i + 1, r.index, decoded.as_ref())
+    };
+    let mut expected = range.first;
+    for (i, r) in receipts.iter().enumerate() {
+        if r.index < range.first || r.index > range.last {
+            return Err(VerifyError::Format(format!(
+                "{} is outside complete_range {}..={}",
+                label(i),
+                range.first,
+                range.last
+            )));
+        }
+        if r.index != expected {
+            let context = if i == 0 {
+                format!(
+                    "the export claims {}..={} but starts with {}",
+                    range.first,
+                    range.last,
+                    label(i)
+                )
+            } else {
+                format!("expected between {} and {}", label(i - 1), label(i))
+            };
+            return Err(VerifyError::Missing {
+                index: expected,
+                context,
+            });
+        }
+        expected = r.index + 1;
+    }
+    if expected <= range.last {
+        let context = match receipts.len() {
+            0 => format!("the export claims {}..={} but has no receipts", range.first, range.last),
+            n => format!(
+                "the export claims {}..={} but ends with {}",
+                range.first,
+                range.last,
+                label(n - 1)
+            ),
+        };
+        return Err(VerifyError::Missing {
+            index: expected,
+            context,
+        });
+    }
+    Ok(())
+}
+
+/// The last signed tree head an auditor saw, kept between runs of
+/// `truc audit watch` in a JSON file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchState {
+    /// Leaves in the tree.
+    pub tree_size: u64,
+    /// Hex of the root.
+    pub root_hash: String,
+    /// Hex of the signed `TreeHead` bytes.
+    pub tree_head: String,
+    /// Hex of the hub's signature over them.
+    pub signature: String,
+    /// Hex of the key id.
+    pub key_id: String,
+    /// When the hub signed it, Unix ms.
+    pub time_unix_ms: i64,
+    /// When this auditor first saw it, Unix ms.
+    pub seen_at_unix_ms: i64,
+}
+
+impl WatchState {
+    /// From a verified signed tree head, seen now.
+    pub fn new(sth: &SignedTreeHead, head: &TreeHead) -> WatchState {
+        WatchState {
+            tree_size: head.tree_size,
+            root_hash: truc_core::hex(&head.root_hash),
+            tree_head: truc_core::hex(&sth.tree_head),
+            signature: truc_core::hex(&sth.signature),
+            key_id: truc_core::hex(&sth.key_id),
+            time_unix_ms: head.time_unix_ms,
+            seen_at_unix_ms: truc_core::now_unix_ms(),
+        }
+    }
+
+    /// The state in `path`, or `None` when the file does not exist.
+    pub fn load(path: &Path) -> Result<Option<WatchState>, AuditError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(AuditError::State(format!("cannot read {}: {e}", path.display()))),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| AuditError::State(format!("{} is not a watch state file: {e}", path.display())))
+    }
+
+    /// Write the state to `path` (a temporary file renamed over it, so a
+    /// crash leaves the old state or the new, never half of one).
+    pub fn save(&self, path: &Path) -> Result<(), AuditError> {
+        let err = |e: std::io::Error| AuditError::State(format!("cannot write {}: {e}", path.display()));
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = std::path::PathBuf::from(tmp);
+        let json = serde_json::to_string_pretty(self).unwrap_or_default();
+        std::fs::write(&tmp, json + "\n").map_err(err)?;
+        std::fs::rename(&tmp, path).map_err(err)
+    }
+
+    /// The signed tree head it holds, checked with `verifier` again (so an
+    /// edited state file is noticed), with its decoded fields.
+    pub fn verified(&self, verifier: &TreeHeadVerifier) -> Result<TreeHead, AuditError> {
+        let sth = ExportTreeHead {
+            tree_head: self.tree_head.clone(),
+            signature: self.signature.clone(),
+            key_id: self.key_id.clone(),
+            tree_size: self.tree_size,
+            root_hash: self.root_hash.clone(),
+            time_unix_ms: self.time_unix_ms,
+        }
+        .signed()
+        .map_err(|e| AuditError::State(format!("the saved tree head is malformed: {e}")))?;
+        let head = verifier.verify(&sth).map_err(|e| bad_head("the saved tree head", e))?;
+        if head.tree_size != self.tree_size || !self.root_hash.eq_ignore_ascii_case(&truc_core::hex(&head.root_hash)) {
+            return Err(AuditError::State(
+                "the saved tree_size or root_hash differs from the signed tree head it is saved with".into(),
+            ));
+        }
+        Ok(head)
+    }
+}
+
+impl fmt::Display for WatchState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "tree head of size {} root {} signed at {}",
+            self.tree_size,
+            self.root_hash,
+            rfc3339(self.time_unix_ms)
+        )
+    }
+}
+
+/// The hub's latest signed tree head, verified.
+pub async fn latest_head(client: &Client, verifier: &TreeHeadVerifier) -> Result<WatchState, AuditError> {
+    let sth = client.tree_head(0).await?;
+    let head = verifier
+        .verify(&sth)
+        .map_err(|e| bad_head("the hub's latest tree head", e))?;
+    Ok(WatchState::new(&sth, &head))
+}
+
+/// Prove that the hub's latest signed tree head extends `state`, the last
+/// one seen: its signature verifies; when the log grew, the hub's
+/// consistency proof between the two sizes verifies (RFC 9162 §2.1.4.2);
+/// when it did not, the roots are equal; a log that shrank is a rewritten
+/// history. Returns the state to keep: the new head, or `state` itself when
+/// nothing changed.
+pub async fn check_consistency(
+    client: &Client,
+    verifier: &TreeHeadVerifier,
+    state: &WatchState,
+) -> Result<WatchState, AuditError> {
+    let old = state.verified(verifier)?;
+    let new = latest_head(client, verifier).await?;
+    let (m, n) = (old.tree_size, new.tree_size);
+    let not_consistent = |why: &str| {
+        AuditError::Inconsistent(format!(
+            "tree head of size {n} is not consistent with the tree head of size {m} seen at {}: {why}",
+            rfc3339(state.seen_at_unix_ms)
+        ))
+    };
+    if n < m {
+        return Err(not_consistent(&format!(
+            "the log shrank from {m} to {n}: history rewritten"
+        )));
+    }
+    let old_root = Hash::try_from(old.root_hash.as_slice()).map_err(|_| not_consistent("bad old root"))?;
+    let new_root = unhex(&new.root_hash)
+        .ok()
+        .and_then(|b| Hash::try_from(b.as_slice()).ok())
+        .ok_or_else(|| not_consistent("bad new root"))?;
+    if n == m {
+        return if old_root == new_root {
+            Ok(state.clone())
+        } else {
+            Err(not_consistent("same size, different root: history rewritten"))
+        };
+    }
+    let proof = client
+        .consistency_proof(m, n)
+        .await?
+        .iter()
+        .map(|h| Hash::try_from(h.as_slice()))
+        .collect::<Result<Vec<Hash>, _>>()
+        .map_err(|_| not_consistent("the consistency proof has a hash that is not 32 bytes"))?;
+    merkle::verify_consistency(m, n, &old_root, &new_root, &proof).map_err(|e| {
+        not_consistent(&format!(
+            "{}; the first {m} receipts are not the ones seen before: history rewritten",
+            core_text(&e)
+        ))
+    })?;
+    Ok(new)
+}
+
+fn bad_head(what: &str, e: CoreError) -> AuditError {
+    AuditError::BadTreeHead(format!("{what} does not verify with the hub's key: {}", core_text(&e)))
+}
+
+fn core_text(e: &CoreError) -> String {
+    match e {
+        CoreError::BadProof(s) | CoreError::BadKey(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `receipt #3 (index 17, DELIVERED of "000.00.00.G22,…")`.
+fn receipt_label(position: usize, index: u64, r: Option<&Receipt>) -> String {
+    match r {
+        Some(r) if !r.document_id.is_empty() => format!(
+            "receipt #{position} (index {index}, {} of {:?})",
+            event_name(r.event),
+            r.document_id
+        ),
+        Some(r) => format!("receipt #{position} (index {index}, {})", event_name(r.event)),
+        None => format!("receipt #{position} (index {index})"),
+    }
+}
+
+/// `ACCEPTED`, `DELIVERED`, …
+pub fn event_name(event: i32) -> &'static str {
+    match ReceiptEvent::try_from(event) {
+        Ok(e) => e.as_str_name().trim_start_matches("RECEIPT_EVENT_"),
+        Err(_) => "UNKNOWN_EVENT",
+    }
+}
+
+/// `03 REGISTERED`; empty for none.
+pub fn status_name(code: i32) -> String {
+    match StatusCode::try_from(code) {
+        Ok(StatusCode::Unspecified) => String::new(),
+        Ok(s) => format!("{code:02} {}", s.as_str_name().trim_start_matches("STATUS_CODE_")),
+        Err(_) => format!("{code:02}"),
+    }
+}
+
+/// Unix ms as `YYYY-MM-DDThh:mm:ss.mmmZ`.
+pub fn rfc3339(ms: i64) -> String {
+    let date = truc_core::document::date_for_document_id(ms).replace('/', "-");
+    let secs = ms.div_euclid(1000).rem_euclid(86_400);
+    format!(
+        "{date}T{:02}:{:02}:{:02}.{:03}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        ms.rem_euclid(1000)
+    )
+}
+
+fn unhex(s: &str) -> Result<Vec<u8>, String> {
+    fn digit(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+    let b = s.as_bytes();
+    if b.len() % 2 != 0 {
+        return Err("odd number of hex digits".into());
+    }
+    b.chunks(2)
+        .map(|p| match (digit(p[0]), digit(p[1])) {
+            (Some(h), Some(l)) => Ok(h << 4 | l),
+            _ => Err("not hexadecimal".to_string()),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip_and_time() {
+        assert_eq!(
+            unhex(&truc_core::hex(&[0, 1, 0xab, 0xff])).unwrap(),
+            vec![0, 1, 0xab, 0xff]
+        );
+        assert!(unhex("abc").is_err());
+        assert!(unhex("zz").is_err());
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(event_name(2), "DELIVERED");
+        assert_eq!(status_name(3), "03 REGISTERED");
+        assert_eq!(status_name(0), "");
+    }
+
+    fn range_export(indexes: &[u64]) -> Vec<ExportReceipt> {
+        indexes
+            .iter()
+            .map(|&index| ExportReceipt {
+                index,
+                ..ExportReceipt::default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn complete_range_names_the_missing_index() {
+        let r = IndexRange { first: 0, last: 4 };
+        assert!(check_complete(r, &range_export(&[0, 1, 2, 3, 4]), 5).is_ok());
+        for (list, missing) in [
+            (&[0, 1, 3, 4][..], 2),
+            (&[1, 2, 3, 4][..], 0),
+            (&[0, 1, 2, 3][..], 4),
+            (&[][..], 0),
+        ] {
+            match check_complete(r, &range_export(list), 5) {
+                Err(VerifyError::Missing { index, .. }) => assert_eq!(index, missing, "{list:?}"),
+                other => panic!("{list:?}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            check_complete(IndexRange { first: 0, last: 5 }, &range_export(&[0, 1, 2, 3, 4, 5]), 5),
+            Err(VerifyError::Format(_))
+        ));
+    }
+}

@@ -1,0 +1,496 @@
+//! `truc audit`: what an auditor does with the receipt log — query receipts,
+//! export them with their proofs, verify an export offline with nothing but
+//! the hub's public key, and watch that the log only ever grows.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use prost::Message;
+use serde_json::json;
+use truc_client::audit::{self, AuditError, AuditQuery, WatchState};
+use truc_core::tree_head::TreeHeadVerifier;
+use truc_proto::v1::{Receipt, TreeHead};
+
+use super::lifecycle::{sender_of, status_name};
+use super::output;
+use super::Conn;
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum AuditCommand {
+    /// List receipts of a document, of an agency, or of a time range, oldest
+    /// first; --out exports them with their proofs and the signed tree head.
+    Receipts(ReceiptsArgs),
+    /// Check an export offline: the tree head's signature, and each
+    /// receipt's inclusion in it. Exits 1 naming the first receipt that
+    /// fails.
+    Verify(VerifyArgs),
+    /// Keep the last signed tree head seen in a state file and prove that
+    /// every new one extends it, so a rewritten history is detected.
+    Watch(WatchArgs),
+}
+
+/// The hub's receipt public key.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct HubKey {
+    /// The hub's receipt public key, PKI/hub/receipts.pub.
+    #[arg(long, env = "TRUC_HUB_KEY", value_name = "PATH")]
+    hub_key: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ReceiptsArgs {
+    /// Receipts of this document (the sender's document id).
+    #[arg(long, value_name = "ID", conflicts_with = "agency")]
+    document: Option<String>,
+    /// The document's sender; default: the code before the first comma of
+    /// the document id, as edXML document ids begin.
+    #[arg(long, value_name = "CODE", requires = "document")]
+    from: Option<String>,
+    /// Receipts naming this agency as sender, recipient or actor.
+    #[arg(long, value_name = "CODE")]
+    agency: Option<String>,
+    /// Receipts at or after T: Unix ms, or YYYY-MM-DD[THH:MM[:SS[.mmm]]][Z|±HH:MM] (UTC unless an offset is
+    /// given).
+    #[arg(long, value_name = "T", value_parser = parse_since)]
+    since: Option<i64>,
+    /// Receipts at or before T (same forms; a date alone means its end).
+    #[arg(long, value_name = "T", value_parser = parse_until)]
+    until: Option<i64>,
+    /// Export the receipts, their inclusion proofs and the one signed tree
+    /// head they are proven against to FILE (JSON, for `truc audit verify`).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Check every receipt against the hub's receipt public key
+    /// (PKI/hub/receipts.pub) before printing or exporting.
+    #[arg(long, value_name = "PATH")]
+    hub_key: Option<PathBuf>,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct VerifyArgs {
+    /// The export written by `truc audit receipts --out` ("-" for stdin).
+    file: PathBuf,
+    #[command(flatten)]
+    key: HubKey,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct WatchArgs {
+    /// Where the last verified tree head is kept between runs.
+    #[arg(long, value_name = "FILE", default_value = "truc-audit-state.json")]
+    state: PathBuf,
+    /// Seconds between checks.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    interval: u64,
+    /// Check once and exit (0: consistent, 1: not).
+    #[arg(long)]
+    once: bool,
+    #[command(flatten)]
+    key: HubKey,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+pub(crate) async fn run(cmd: AuditCommand) -> anyhow::Result<()> {
+    match cmd {
+        AuditCommand::Receipts(a) => receipts(a).await,
+        AuditCommand::Verify(a) => verify(a),
+        AuditCommand::Watch(a) => watch(a).await,
+    }
+}
+
+fn load_key(path: &Path) -> anyhow::Result<TreeHeadVerifier> {
+    let pem = std::fs::read_to_string(path).with_context(|| format!("reading the hub key {}", path.display()))?;
+    TreeHeadVerifier::from_pem(&pem).with_context(|| format!("the hub key {}", path.display()))
+}
+
+async fn receipts(a: ReceiptsArgs) -> anyhow::Result<()> {
+    let mut query = AuditQuery {
+        agency: a.agency.clone(),
+        since_unix_ms: a.since,
+        until_unix_ms: a.until,
+        ..AuditQuery::default()
+    };
+    if let Some(id) = &a.document {
+        let from = match &a.from {
+            Some(f) => f.clone(),
+            None => sender_of(id)
+                .map(str::to_string)
+                .ok_or_else(|| anyhow::anyhow!("{id:?} does not begin with its sender's code: give --from CODE"))?,
+        };
+        query.document_from = Some(from);
+        query.document_id = Some(id.clone());
+    }
+    let verifier = a.hub_key.as_deref().map(load_key).transpose()?;
+    let client = a.conn.client().await?;
+
+    if a.out.is_some() || a.conn.json {
+        let export = audit::export(&client, &query, verifier.as_ref()).await?;
+        if let Some(v) = &verifier {
+            audit::verify_export(&export, v).context("the hub's answer does not verify")?;
+        }
+        let th = &export.tree_head;
+        match &a.out {
+            Some(path) => {
+                std::fs::write(path, export.to_json() + "\n").with_context(|| format!("writing {}", path.display()))?;
+                if a.conn.json {
+                    println!(
+                        "{}",
+                        json!({
+                            "out": path.display().to_string(), "receipts": export.receipts.len(),
+                            "tree_size": th.tree_size, "root_hash": th.root_hash, "time_unix_ms": th.time_unix_ms,
+                            "complete_range": export.complete_range,
+                        })
+                    );
+                } else {
+                    println!(
+                        "exported {} receipts{} to {}, proven against the tree head of size {} root {} signed at {}",
+                        export.receipts.len(),
+                        match export.complete_range {
+                            Some(r) => format!(" (the whole log, indexes {}..={})", r.first, r.last),
+                            None => String::new(),
+                        },
+                        path.display(),
+                        th.tree_size,
+                        th.root_hash,
+                        output::time(th.time_unix_ms)
+                    );
+                }
+            }
+            None => println!("{}", export.to_json()),
+        }
+        return Ok(());
+    }
+
+    // A table: pages as they come, each proven against its own head.
+    let pages = client.all_receipts(query.request()).await?;
+    let mut rows = Vec::new();
+    let mut last_head = None;
+    for page in &pages {
+        let head = page
+            .tree_head
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("the hub sent receipts without a tree head"))?;
+        for r in &page.receipts {
+            let receipt = match &verifier {
+                Some(v) => {
+                    let mut proven = r.clone();
+                    proven.tree_head = Some(head.clone());
+                    v.verify_proven_receipt(&proven)
+                        .map_err(|e| anyhow::anyhow!("a receipt from the hub does not verify: {e}"))?
+                        .0
+                }
+                None => Receipt::decode(r.receipt.as_slice()).context("the hub sent a receipt that does not decode")?,
+            };
+            rows.push(row(&receipt));
+        }
+        last_head = Some(head);
+    }
+    let head = match last_head {
+        Some(h) => TreeHead::decode(h.tree_head.as_slice()).context("the hub's tree head is malformed")?,
+        None => TreeHead::default(),
+    };
+    print_table(&rows);
+    println!(
+        "{} receipts; tree head of size {} root {}{}",
+        rows.len(),
+        head.tree_size,
+        truc_core::hex(&head.root_hash),
+        if verifier.is_some() {
+            " (every proof verified)"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
+const COLUMNS: [&str; 7] = ["INDEX", "TIME", "EVENT", "ACTOR", "DOCUMENT", "RECIPIENT", "STATUS"];
+
+fn row(r: &Receipt) -> [String; 7] {
+    let status = if r.status_code != 0 {
+        let mut s = status_name(r.status_code).to_string();
+        if !r.description.is_empty() {
+            s.push_str(&format!(": {}", r.description));
+        }
+        s
+    } else if !r.detail.is_empty() {
+        r.detail.clone()
+    } else {
+        "-".into()
+    };
+    let or_dash = |s: &str| if s.is_empty() { "-".to_string() } else { s.to_string() };
+    [
+        r.index.to_string(),
+        output::time(r.time_unix_ms),
+        audit::event_name(r.event).to_string(),
+        r.actor.strip_prefix("urn:truc:").unwrap_or(&r.actor).to_string(),
+        or_dash(&r.document_id),
+        or_dash(&r.recipient),
+        status,
+    ]
+}
+
+fn print_table(rows: &[[String; 7]]) {
+    let mut widths = COLUMNS.map(|c| c.chars().count());
+    for r in rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: [&str; 7]| {
+        let mut s = format!("{:>w$}", cells[0], w = widths[0]);
+        for (i, cell) in cells.iter().enumerate().skip(1) {
+            if i == cells.len() - 1 {
+                s.push_str(&format!("  {cell}"));
+            } else {
+                s.push_str(&format!("  {cell:<w$}", w = widths[i]));
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(COLUMNS);
+    for r in rows {
+        line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6]].map(|s| s.as_str()));
+    }
+}
+
+fn verify(a: VerifyArgs) -> anyhow::Result<()> {
+    let text = if a.file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("reading the export from stdin")?
+    } else {
+        std::fs::read_to_string(&a.file).with_context(|| format!("reading {}", a.file.display()))?
+    };
+    let verifier = load_key(&a.key.hub_key)?;
+    let export = audit::AuditExport::from_json(&text)?;
+    let report = audit::verify_export(&export, &verifier)?;
+    if a.json {
+        println!(
+            "{}",
+            json!({
+                "verified": true, "receipts": report.receipts, "tree_size": report.tree_size,
+                "root_hash": report.root_hash, "time_unix_ms": report.time_unix_ms, "key_id": report.key_id,
+                "complete_range": report.complete_range,
+            })
+        );
+    } else {
+        println!(
+            "verified {} receipts against tree head size {} root {} signed at {} by key {}{}",
+            report.receipts,
+            report.tree_size,
+            report.root_hash,
+            output::time(report.time_unix_ms),
+            report.key_id,
+            match report.complete_range {
+                Some(r) => format!("; no receipt missing in {}..={}", r.first, r.last),
+                None => String::new(),
+            }
+        );
+    }
+    Ok(())
+}
+
+async fn watch(a: WatchArgs) -> anyhow::Result<()> {
+    let verifier = load_key(&a.key.hub_key)?;
+    let client = a.conn.client().await?;
+    let mut state = WatchState::load(&a.state)?;
+    let json = a.conn.json;
+    let say = |event: &str, s: &WatchState, previous: Option<u64>, text: String| {
+        if json {
+            println!(
+                "{}",
+                json!({
+                    "event": event, "tree_size": s.tree_size, "root_hash": s.root_hash,
+                    "time_unix_ms": s.time_unix_ms, "previous_size": previous,
+                })
+            );
+        } else {
+            println!("{text}");
+        }
+    };
+    loop {
+        match check(&client, &verifier, state.as_ref()).await {
+            Ok(new) => {
+                match &state {
+                    None => say(
+                        "recorded",
+                        &new,
+                        None,
+                        format!("recorded {new}; later runs prove the log only grows from it"),
+                    ),
+                    Some(old) if old.tree_size != new.tree_size => say(
+                        "consistent",
+                        &new,
+                        Some(old.tree_size),
+                        format!("{new} is consistent with size {} (proof verified)", old.tree_size),
+                    ),
+                    Some(_) if a.once => say("unchanged", &new, Some(new.tree_size), format!("unchanged: {new}")),
+                    Some(_) => {}
+                }
+                if state.as_ref() != Some(&new) {
+                    new.save(&a.state)?;
+                }
+                state = Some(new);
+            }
+            // A hub that is briefly unreachable is not evidence of anything.
+            Err(AuditError::Rpc(s))
+                if !a.once && matches!(s.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded) =>
+            {
+                eprintln!("truc: {:?}: {} (will retry)", s.code(), s.message());
+            }
+            // The state file is left as it was: the evidence stays.
+            Err(e) => return Err(e.into()),
+        }
+        if a.once {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(a.interval)) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
+}
+
+async fn check(
+    client: &truc_client::Client,
+    verifier: &TreeHeadVerifier,
+    state: Option<&WatchState>,
+) -> Result<WatchState, AuditError> {
+    match state {
+        None => audit::latest_head(client, verifier).await,
+        Some(s) => audit::check_consistency(client, verifier, s).await,
+    }
+}
+
+fn parse_since(s: &str) -> Result<i64, String> {
+    parse_time(s, false)
+}
+
+fn parse_until(s: &str) -> Result<i64, String> {
+    parse_time(s, true)
+}
+
+/// Unix ms, or `YYYY-MM-DD[(T| )HH:MM[:SS[.fff]]][Z|±HH:MM]`, UTC unless an
+/// offset is given. A date alone is its first millisecond, or its last when
+/// `end_of_day` (for an inclusive --until).
+fn parse_time(s: &str, end_of_day: bool) -> Result<i64, String> {
+    let s = s.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse().map_err(|_| format!("{s:?} is too large"));
+    }
+    let bad = || format!("{s:?} is neither Unix milliseconds nor YYYY-MM-DDTHH:MM:SSZ");
+    let num = |part: &str, lo: i64, hi: i64| -> Result<i64, String> {
+        if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let n: i64 = part.parse().map_err(|_| bad())?;
+        if (lo..=hi).contains(&n) {
+            Ok(n)
+        } else {
+            Err(bad())
+        }
+    };
+    let (date, rest) = match s.find(['T', 't', ' ']) {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
+    };
+    let mut d = date.split('-');
+    let (y, m, day) = match (d.next(), d.next(), d.next(), d.next()) {
+        (Some(y), Some(m), Some(day), None) if y.len() == 4 => (num(y, 1970, 9999)?, num(m, 1, 12)?, num(day, 1, 31)?),
+        _ => return Err(bad()),
+    };
+    if day > days_in_month(y, m) {
+        return Err(bad());
+    }
+    let midnight = days_from_civil(y, m, day) * 86_400_000;
+    let Some(rest) = rest else {
+        return Ok(if end_of_day { midnight + 86_399_999 } else { midnight });
+    };
+    // Split off the zone: Z, or a final ±HH:MM.
+    let (clock, offset_ms) = if let Some(c) = rest.strip_suffix(['Z', 'z']) {
+        (c, 0)
+    } else if rest.len() > 6 && matches!(rest.as_bytes()[rest.len() - 6], b'+' | b'-') {
+        let (c, zone) = rest.split_at(rest.len() - 6);
+        let sign = if zone.starts_with('-') { -1 } else { 1 };
+        let (h, m) = zone[1..].split_once(':').ok_or_else(bad)?;
+        (c, sign * (num(h, 0, 23)? * 3_600_000 + num(m, 0, 59)? * 60_000))
+    } else {
+        (rest, 0)
+    };
+    let (hms, frac) = match clock.split_once('.') {
+        Some((hms, f)) if !f.is_empty() && f.len() <= 9 => {
+            let digits = format!("{f:0<3}");
+            (hms, num(&digits[..3], 0, 999)?)
+        }
+        Some(_) => return Err(bad()),
+        None => (clock, 0),
+    };
+    let mut t = hms.split(':');
+    let (h, mi, sec) = match (t.next(), t.next(), t.next(), t.next()) {
+        (Some(h), Some(mi), None, None) => (num(h, 0, 23)?, num(mi, 0, 59)?, 0),
+        (Some(h), Some(mi), Some(sec), None) => (num(h, 0, 23)?, num(mi, 0, 59)?, num(sec, 0, 60)?),
+        _ => return Err(bad()),
+    };
+    Ok(midnight + ((h * 60 + mi) * 60 + sec) * 1000 + frac - offset_ms)
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// days_from_civil).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times() {
+        assert_eq!(parse_time("1700000000123", false), Ok(1_700_000_000_123));
+        assert_eq!(parse_time("2023-11-14T22:13:20Z", false), Ok(1_700_000_000_000));
+        assert_eq!(parse_time("2023-11-14T22:13:20.123Z", false), Ok(1_700_000_000_123));
+        assert_eq!(parse_time("2023-11-14 22:13:20", false), Ok(1_700_000_000_000));
+        assert_eq!(parse_time("2023-11-15T05:13:20+07:00", false), Ok(1_700_000_000_000));
+        assert_eq!(parse_time("2023-11-14T22:13Z", false), Ok(1_699_999_980_000));
+        assert_eq!(parse_time("1970-01-01", false), Ok(0));
+        assert_eq!(parse_time("1970-01-01", true), Ok(86_399_999));
+        assert_eq!(parse_time("2024-02-29", false), Ok(1_709_164_800_000));
+        for bad in [
+            "",
+            "2023-02-29",
+            "2023-13-01",
+            "2023-11-14T25:00Z",
+            "yesterday",
+            "2023-11-14T22",
+            "-5",
+        ] {
+            assert!(parse_time(bad, false).is_err(), "{bad:?}");
+        }
+        // Round trip with the printer.
+        assert_eq!(
+            output::time(parse_time("2031-07-04T09:08:07Z", false).unwrap()),
+            "2031-07-04 09:08:07 UTC"
+        );
+    }
+}
