@@ -21,9 +21,11 @@ mod error;
 pub mod keys;
 mod records;
 mod sled;
+mod stats;
 
 pub use crate::error::StoreError;
 pub use crate::sled::{SledStore, SledStoreOptions};
+pub use crate::stats::CommitObserver;
 
 /// A boxed future, so that `Store` can be used as `dyn Store`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -191,3 +191,93 @@ async fn every_receipt_in_a_batch_proves_against_its_own_head() {
     assert_eq!(indexes.len(), 100);
     close(s).await;
 }
+
+/// Receipts as an auditor gets them, checked with the hub key alone.
+async fn audit_failures(s: &Arc<SledStore>, key: &[u8]) -> Vec<u64> {
+    let verifier = TreeHeadSigner::from_pkcs8(key).unwrap().verifier();
+    let q = truc_store::ReceiptQuery {
+        filter: truc_store::ReceiptFilter::All,
+        since_unix_ms: 0,
+        until_unix_ms: 0,
+        page_token: 0,
+        page_size: 1000,
+        visible_to: None,
+    };
+    let page = s.receipts(q).await.unwrap();
+    let head = verifier.verify(&page.tree_head).unwrap();
+    let root: [u8; 32] = head.root_hash.as_slice().try_into().unwrap();
+    let mut failed = Vec::new();
+    for (position, r) in page.receipts.iter().enumerate() {
+        let proof: Vec<[u8; 32]> = r
+            .inclusion_proof
+            .iter()
+            .map(|h| h.as_slice().try_into().unwrap())
+            .collect();
+        let leaf = truc_core::merkle::leaf_hash(&r.receipt);
+        if truc_core::merkle::verify_inclusion(&leaf, position as u64, head.tree_size, &proof, &root).is_err() {
+            failed.push(position as u64);
+        }
+    }
+    failed
+}
+
+#[tokio::test]
+async fn tampering_with_stored_receipts_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key();
+    let s = open(dir.path(), &key).await;
+    for c in ["G22", "H26"] {
+        s.put_agency(code(c), c.into(), "urn:truc:operator:t".into())
+            .await
+            .unwrap();
+    }
+    for i in 0..4 {
+        s.send(doc("G22", &format!("t{i}"), &["H26"], 0, b"x")).await.unwrap();
+    }
+    assert!(audit_failures(&s, &key).await.is_empty());
+    close(s).await;
+
+    // Receipt keys are `R` + index (u64 big-endian); see keys.rs.
+    let receipt_key = |i: u64| [&[b'R'][..], &i.to_be_bytes()].concat();
+    let edit = |f: &dyn Fn(&sled::Tree)| {
+        let db = sled::open(dir.path()).unwrap();
+        f(&db.open_tree("truc").unwrap());
+        db.flush().unwrap();
+    };
+    // One byte of receipt 3 changed: receipt 3 fails.
+    edit(&|t| {
+        let mut v = t.get(receipt_key(3)).unwrap().unwrap().to_vec();
+        let last = v.len() - 1;
+        v[last] ^= 1;
+        t.insert(receipt_key(3), v).unwrap();
+    });
+    let s = open(dir.path(), &key).await;
+    assert_eq!(audit_failures(&s, &key).await, vec![3]);
+    close(s).await;
+    // Receipts 2 and 4 swapped: both fail.
+    edit(&|t| {
+        let a = t.get(receipt_key(2)).unwrap().unwrap();
+        let b = t.get(receipt_key(4)).unwrap().unwrap();
+        t.insert(receipt_key(2), b).unwrap();
+        t.insert(receipt_key(4), a).unwrap();
+    });
+    let s = open(dir.path(), &key).await;
+    assert_eq!(audit_failures(&s, &key).await, vec![2, 3, 4]);
+    close(s).await;
+    // Receipt 5 dropped: the hub refuses to serve a log with a hole.
+    edit(&|t| {
+        t.remove(receipt_key(5)).unwrap();
+    });
+    let s = open(dir.path(), &key).await;
+    let q = truc_store::ReceiptQuery {
+        filter: truc_store::ReceiptFilter::All,
+        since_unix_ms: 0,
+        until_unix_ms: 0,
+        page_token: 0,
+        page_size: 1000,
+        visible_to: None,
+    };
+    let err = s.receipts(q).await.unwrap_err();
+    assert!(err.to_string().contains("receipt 5"), "{err}");
+    close(s).await;
+}

@@ -36,6 +36,8 @@ pub struct SledStoreOptions {
     pub queue_capacity: usize,
     /// sled page cache, bytes.
     pub cache_bytes: u64,
+    /// Told about every group commit (batch size, time, success).
+    pub on_commit: Option<crate::CommitObserver>,
 }
 
 impl SledStoreOptions {
@@ -45,6 +47,7 @@ impl SledStoreOptions {
             path: path.into(),
             queue_capacity: 4096,
             cache_bytes: 64 * 1024 * 1024,
+            on_commit: None,
         }
     }
 }
@@ -165,6 +168,7 @@ impl SledStore {
             meta,
             signer,
             cache: cache.clone(),
+            on_commit: opts.on_commit.clone(),
         };
         let handle = std::thread::Builder::new()
             .name("truc-store-writer".into())

@@ -51,6 +51,7 @@ pub(super) struct Writer {
     pub(super) meta: Meta,
     pub(super) signer: TreeHeadSigner,
     pub(super) cache: Arc<Cache>,
+    pub(super) on_commit: Option<crate::CommitObserver>,
 }
 
 impl Writer {
@@ -73,6 +74,7 @@ impl Writer {
     }
 
     fn commit(&mut self, ops: impl Iterator<Item = Op>) {
+        let started = std::time::Instant::now();
         let tree = self.tree.clone();
         let mut pending = Pending::new(&tree, self.meta.clone());
         let mut completions: Vec<Completion> = Vec::new();
@@ -82,6 +84,9 @@ impl Writer {
         let batch_size = completions.len();
         let time = pending.time_unix_ms;
         let result = self.finish(pending, time);
+        if let Some(observe) = &self.on_commit {
+            observe.observe(batch_size, started.elapsed(), result.is_ok());
+        }
         match &result {
             Ok(committed) => {
                 tracing::trace!(batch_size, tree_size = committed.tree_size, "committed");
