@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # deploy/trucd.toml is a working configuration: it sets every key of
 # truc_hub::Config and names every TRUC_* variable; with only its paths and
-# listen address rewritten to a temp dir, `trucd --config` starts, serves and
-# stops cleanly on SIGTERM. Also: an unknown key and an out-of-range value
-# from the environment exit 64 naming the key.
+# listen addresses (gRPC and admin) rewritten to a temp dir, `trucd --config`
+# starts, serves, answers /healthz, /readyz and /metrics on the admin address
+# (with per-agency gauges equal to `truc ops queues --json`) and stops cleanly
+# on SIGTERM. Also: an unknown key and an out-of-range value from the
+# environment exit 64 naming the key.
 #
 #   tests/e2e/deploy_config.sh                          # from the repo root
 #   TRUC_BIN_DIR=target/release tests/e2e/deploy_config.sh
@@ -99,13 +101,19 @@ pass "fresh PKI in $PKI"
 # 3. Rewrite only the paths and the listen address.
 PORT="$(free_port)"
 HUB="127.0.0.1:$PORT"
+ADMIN_PORT="$(free_port)"
+while [[ "$ADMIN_PORT" == "$PORT" ]]; do ADMIN_PORT="$(free_port)"; done
+ADMIN="127.0.0.1:$ADMIN_PORT"
 CONF="$T/trucd.toml"
 cp "$EXAMPLE" "$CONF"
+# The first `listen =` is the gRPC one; the one after [admin] is the admin one.
 sed -i \
   -e "s|/etc/truc/pki|$PKI|g" \
   -e "s|/var/lib/truc|$T/data|g" \
-  -e "s|^listen = .*|listen = \"$HUB\"|" \
+  -e "0,/^listen = /s|^listen = .*|listen = \"$HUB\"|" \
+  -e "/^\[admin\]/,/^listen = /s|^listen = .*|listen = \"$ADMIN\"|" \
   "$CONF"
+grep -q "^listen = \"$ADMIN\"" "$CONF" || fail "deploy/trucd.toml has no [admin] listen to rewrite"
 # Every changed line must be the listen line or one whose only change is a path.
 if ! python3 - "$EXAMPLE" "$CONF" "$PKI" "$T/data" >"$T/diff" 2>&1 <<'PY'; then
 import sys
@@ -154,6 +162,78 @@ for l in lines: json.loads(l)
   fail "log.format = \"json\" not applied: log is not JSON lines ($(tail -n 1 "$T/err"))"
 fi
 pass "data_dir created and log.format = \"json\" applied"
+
+# 4b. The admin listener of the file answers, and /metrics agrees with
+# `truc ops queues --json` after a real send.
+http_get() { # URL -> "STATUS\nBODY" on stdout
+  python3 - "$1" <<'PY'
+import sys, urllib.request, urllib.error
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=10) as r:
+        print(r.status); sys.stdout.write(r.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code); sys.stdout.write(e.read().decode())
+PY
+}
+out="$(http_get "http://$ADMIN/healthz")" || fail "GET /healthz on $ADMIN failed"
+[[ "$(head -n 1 <<<"$out")" == 200 ]] || fail "/healthz: $out"
+out="$(http_get "http://$ADMIN/readyz")" || fail "GET /readyz on $ADMIN failed"
+[[ "$(head -n 1 <<<"$out")" == 200 ]] || fail "/readyz: $out"
+pass "admin listener of the file on $ADMIN: /healthz and /readyz answer 200"
+
+OP_ID="$PKI/operators/ops"
+for code in 000.00.00.G22 000.00.00.H26; do
+  "$TRUC" pki issue --dir "$PKI" --agency "$code" --name "Agency $code" >/dev/null 2>"$T/err" ||
+    fail "pki issue $code: $(cat "$T/err")"
+  "$TRUC" ops agencies add "$code" --name "Agency $code" --hub "$HUB" --identity "$OP_ID" >/dev/null 2>"$T/err" ||
+    fail "ops agencies add $code: $(cat "$T/err")"
+done
+printf 'Công văn thử nghiệm\n' >"$T/cv.txt"
+"$TRUC" send --to 000.00.00.H26 --priority khan --subject "metrics" "$T/cv.txt" \
+  --hub "$HUB" --identity "$PKI/agencies/000.00.00.G22" >/dev/null 2>"$T/err" || fail "send: $(cat "$T/err")"
+"$TRUC" ops queues --json --hub "$HUB" --identity "$OP_ID" >"$T/queues.json" 2>"$T/err" ||
+  fail "truc ops queues --json: $(cat "$T/err")"
+http_get "http://$ADMIN/metrics" >"$T/metrics" || fail "GET /metrics on $ADMIN failed"
+if ! python3 - "$T/queues.json" "$T/metrics" >"$T/agree" 2>&1 <<'PY'; then
+import json, re, sys
+queues = json.load(open(sys.argv[1], encoding="utf-8"))
+lines = open(sys.argv[2], encoding="utf-8").read().splitlines()
+if lines[0] != "200":
+    sys.exit(f"/metrics answered {lines[0]}")
+samples = {}
+for l in lines[1:]:
+    m = re.match(r'^([a-z_]+)(\{[^}]*\})? (\S+)$', l)
+    if m:
+        samples[(m.group(1), m.group(2) or "")] = float(m.group(3))
+fields = {"queued": "truc_queue_depth", "in_flight": "truc_queue_in_flight", "dead_letters": "truc_dead_letters",
+          "bytes": "truc_queue_bytes", "overdue_urgent": "truc_overdue_urgent",
+          "connected_streams": "truc_receive_streams"}
+problems = []
+if len(queues) != 2:
+    problems.append(f"truc ops queues lists {len(queues)} agencies, expected 2")
+for q in queues:
+    for field, metric in fields.items():
+        got = samples.get((metric, '{agency="%s"}' % q["agency"]))
+        if got != float(q[field]):
+            problems.append(f"{metric}{{agency={q['agency']}}} = {got}, truc ops queues {field} = {q[field]}")
+    age = samples.get(("truc_queue_oldest_age_seconds", '{agency="%s"}' % q["agency"]))
+    if age is None or abs(age - q["oldest_age_ms"] / 1000) > 10:
+        problems.append(f"oldest age of {q['agency']}: /metrics {age} s, truc ops queues {q['oldest_age_ms']} ms")
+h26 = [q for q in queues if q["agency"] == "000.00.00.H26"]
+if not h26 or h26[0]["queued"] != 1:
+    problems.append(f"H26 should have 1 queued: {h26}")
+for want in [("truc_sends_total", '{outcome="accepted"}', 1.0), ("truc_ready", "", 1.0)]:
+    if samples.get(want[:2]) != want[2]:
+        problems.append(f"{want[0]}{want[1]} = {samples.get(want[:2])}, expected {want[2]}")
+if not any(k[0] == "truc_certificate_expiry_timestamp_seconds" and 'kind="hub"' in k[1] for k in samples):
+    problems.append("no hub certificate expiry")
+if problems:
+    sys.exit("; ".join(problems))
+print(len(queues))
+PY
+  fail "/metrics disagrees with truc ops queues --json: $(tr '\n' ' ' <"$T/agree")"
+fi
+pass "/metrics per-agency gauges equal truc ops queues --json ($(cat "$T/agree") agencies) after a send"
 
 # 5. SIGTERM: exit 0 within 15 s.
 kill -TERM "$HUB_PID"

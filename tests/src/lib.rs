@@ -134,6 +134,12 @@ impl TestHub {
         }
     }
 
+    /// Where the admin listener (`/metrics`, `/healthz`, `/readyz`) listens,
+    /// when `config.admin.listen` was set (port 0 picks a free one).
+    pub fn admin_addr(&self) -> Option<std::net::SocketAddr> {
+        self.running.as_ref().and_then(|r| r.admin_addr)
+    }
+
     /// Connect with the identity in `dir`.
     pub async fn connect(&self, dir: &Path) -> Client {
         Client::connect_dir(&self.addr, dir).await.expect("connect")

@@ -7,6 +7,8 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod load;
+pub mod transfer;
 
 use std::path::Path;
 
@@ -49,6 +51,9 @@ pub enum ClientError {
     /// A document could not be signed or verified.
     #[error(transparent)]
     Document(#[from] CoreError),
+    /// A chunked upload or download failed.
+    #[error("transfer: {0}")]
+    Transfer(String),
 }
 
 /// A connection to a hub as one principal.

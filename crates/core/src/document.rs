@@ -9,7 +9,8 @@
 use std::collections::HashSet;
 
 use prost::Message;
-use rustls_pki_types::{CertificateDer, SignatureVerificationAlgorithm, TrustAnchor, UnixTime};
+pub use rustls_pki_types::UnixTime;
+use rustls_pki_types::{CertificateDer, SignatureVerificationAlgorithm, TrustAnchor};
 use truc_proto::v1::{BusinessType, DocumentHeader, Priority, SignatureScheme, SignedDocument};
 use webpki::ring as algs;
 

@@ -22,7 +22,10 @@ pub(crate) fn caller<T>(req: &Request<T>) -> Result<Principal, Status> {
 
 /// The chain the caller presented (for streams that must end on revocation).
 pub(crate) fn chain<T>(req: &Request<T>) -> Arc<Vec<Vec<u8>>> {
-    req.extensions().get::<PeerInfo>().map(|p| p.chain.clone()).unwrap_or_default()
+    req.extensions()
+        .get::<PeerInfo>()
+        .map(|p| p.chain.clone())
+        .unwrap_or_default()
 }
 
 /// The calling agency; other roles are refused.
@@ -33,7 +36,9 @@ pub(crate) fn agency<T>(req: &Request<T>) -> Result<(Principal, AgencyCode), Sta
             let code = code.clone();
             Ok((p, code))
         }
-        None => Err(Status::permission_denied(format!("{p} is not an agency; this method is for agencies"))),
+        None => Err(Status::permission_denied(format!(
+            "{p} is not an agency; this method is for agencies"
+        ))),
     }
 }
 
@@ -43,7 +48,9 @@ pub(crate) fn operator<T>(req: &Request<T>) -> Result<Principal, Status> {
     if matches!(p, Principal::Operator(_)) {
         Ok(p)
     } else {
-        Err(Status::permission_denied(format!("{p} is not an operator; this method is for operators")))
+        Err(Status::permission_denied(format!(
+            "{p} is not an operator; this method is for operators"
+        )))
     }
 }
 
@@ -53,7 +60,10 @@ pub(crate) fn operator<T>(req: &Request<T>) -> Result<Principal, Status> {
 /// reused until the trust material is reloaded, then made again once.
 pub(crate) fn require_identity(trust: Arc<Trust>) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
     move |mut req: Request<()>| {
-        let peer = req.extensions().get::<PeerInfo>().ok_or_else(|| Status::unauthenticated("no TLS client identity"))?;
+        let peer = req
+            .extensions()
+            .get::<PeerInfo>()
+            .ok_or_else(|| Status::unauthenticated("no TLS client identity"))?;
         let verdict = {
             let mut judged = peer.judged.lock().unwrap_or_else(|e| e.into_inner());
             let epoch = trust.epoch();

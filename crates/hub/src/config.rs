@@ -34,6 +34,18 @@ pub struct Config {
     pub deadlines: DeadlinesConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The admin HTTP listener (metrics, health, readiness).
+    pub admin: AdminConfig,
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Plain-HTTP address for `/metrics`, `/healthz` and `/readyz`; none
+    /// (the default) serves no admin endpoints. No TLS, no authentication:
+    /// keep it on loopback or a private network.
+    pub listen: Option<SocketAddr>,
 }
 
 /// `[tls]`
@@ -52,7 +64,11 @@ pub struct TlsConfig {
 
 impl Default for TlsConfig {
     fn default() -> Self {
-        Self { client_ca: Vec::new(), crl: Vec::new(), reload_poll_ms: 2000 }
+        Self {
+            client_ca: Vec::new(),
+            crl: Vec::new(),
+            reload_poll_ms: 2000,
+        }
     }
 }
 
@@ -69,14 +85,21 @@ pub struct SigningConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
-    /// Largest payload sent inline in one Send, bytes.
+    /// Largest payload sent inline in one Send, bytes. Larger documents
+    /// use the chunked Upload.
     pub max_inline_payload: u64,
+    /// Largest document (payload) accepted by Upload, bytes.
+    pub max_document_size: u64,
+    /// Uploads left unfinished this long are deleted, hours.
+    pub upload_expiry_hours: u64,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             max_inline_payload: 16 * 1024 * 1024,
+            max_document_size: 4 << 30,
+            upload_expiry_hours: 24,
         }
     }
 }
@@ -181,6 +204,7 @@ impl Default for Config {
             delivery: DeliveryConfig::default(),
             deadlines: DeadlinesConfig::default(),
             log: LogConfig::default(),
+            admin: AdminConfig::default(),
         }
     }
 }
@@ -232,6 +256,8 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("TRUC_TLS_RELOAD_POLL_MS", "tls.reload_poll_ms"),
     ("TRUC_SIGNING_TRUST_ANCHORS", "signing.trust_anchors"),
     ("TRUC_LIMITS_MAX_INLINE_PAYLOAD", "limits.max_inline_payload"),
+    ("TRUC_LIMITS_MAX_DOCUMENT_SIZE", "limits.max_document_size"),
+    ("TRUC_LIMITS_UPLOAD_EXPIRY_HOURS", "limits.upload_expiry_hours"),
     ("TRUC_DELIVERY_LEASE_MS", "delivery.lease_ms"),
     ("TRUC_DELIVERY_MAX_ATTEMPTS", "delivery.max_attempts"),
     ("TRUC_DELIVERY_DEFAULT_IN_FLIGHT", "delivery.default_in_flight"),
@@ -241,6 +267,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("TRUC_DEADLINES_UTC_OFFSET_MINUTES", "deadlines.utc_offset_minutes"),
     ("TRUC_LOG_FORMAT", "log.format"),
     ("TRUC_LOG_LEVEL", "log.level"),
+    ("TRUC_ADMIN_LISTEN", "admin.listen"),
 ];
 
 impl Config {
@@ -306,7 +333,11 @@ impl Config {
     /// Check values the types allow but the hub cannot use.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.tls.reload_poll_ms < 100 {
-            return Err(value("tls.reload_poll_ms", &self.tls.reload_poll_ms, "must be at least 100"));
+            return Err(value(
+                "tls.reload_poll_ms",
+                &self.tls.reload_poll_ms,
+                "must be at least 100",
+            ));
         }
         if self.delivery.lease_ms == 0 {
             return Err(value(
@@ -460,5 +491,21 @@ mod tests {
     fn path_lists_from_env() {
         let cfg = Config::load(None, &env(&[("TRUC_TLS_CRL", "a.pem,b.pem")])).unwrap();
         assert_eq!(cfg.tls.crl, vec![PathBuf::from("a.pem"), PathBuf::from("b.pem")]);
+    }
+
+    #[test]
+    fn admin_listen_is_off_by_default_and_set_by_file_or_env() {
+        assert_eq!(Config::load(None, &env(&[])).unwrap().admin.listen, None);
+        let cfg = Config::load(Some(("t.toml", "[admin]\nlisten = \"127.0.0.1:7444\"\n")), &env(&[])).unwrap();
+        assert_eq!(cfg.admin.listen, Some("127.0.0.1:7444".parse().unwrap()));
+        let cfg = Config::load(None, &env(&[("TRUC_ADMIN_LISTEN", "[::1]:9100")])).unwrap();
+        assert_eq!(cfg.admin.listen, Some("[::1]:9100".parse().unwrap()));
+        let err = Config::load(None, &env(&[("TRUC_ADMIN_LISTEN", "nowhere")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("TRUC_ADMIN_LISTEN") && err.contains("admin.listen"),
+            "{err}"
+        );
     }
 }

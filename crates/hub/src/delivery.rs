@@ -148,31 +148,87 @@ impl Engine {
 
     /// What is live for `agency` right now.
     pub(crate) fn live(&self, agency: &AgencyCode) -> LiveStats {
-        let q = self.queues.lock().unwrap_or_else(|e| e.into_inner()).get(agency).cloned();
+        let q = self
+            .queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(agency)
+            .cloned();
         let Some(q) = q else { return LiveStats::default() };
         let l = q.inner.lock().unwrap_or_else(|e| e.into_inner());
         let open = !l.streams.is_empty();
         LiveStats {
             in_flight: l.by_id.len() as u64,
             streams: l.streams.len() as u32,
-            last_connected_unix_ms: if open { truc_core::now_unix_ms() } else { l.last_connected_unix_ms },
+            last_connected_unix_ms: if open {
+                truc_core::now_unix_ms()
+            } else {
+                l.last_connected_unix_ms
+            },
         }
+    }
+
+    /// Keep a lease alive while its payload is being downloaded: its
+    /// deadline moves to a full lease from now.
+    pub(crate) fn extend_lease(&self, agency: &AgencyCode, delivery_id: u64) {
+        let q = self.queue(agency);
+        let generation = self.fresh_id();
+        {
+            let mut l = q.inner.lock().unwrap_or_else(|e| e.into_inner());
+            match l.by_id.get_mut(&delivery_id) {
+                Some(entry) => entry.1 = generation,
+                None => return,
+            }
+        }
+        let deadline = Instant::now() + self.lease;
+        self.expiries.lock().unwrap_or_else(|e| e.into_inner()).push(Reverse((
+            deadline,
+            generation,
+            agency.clone(),
+            delivery_id,
+        )));
     }
 
     /// The delivery ids of `agency` leased right now.
     pub(crate) fn leased(&self, agency: &AgencyCode) -> HashSet<u64> {
-        let q = self.queues.lock().unwrap_or_else(|e| e.into_inner()).get(agency).cloned();
-        q.map(|q| q.inner.lock().unwrap_or_else(|e| e.into_inner()).by_id.keys().copied().collect()).unwrap_or_default()
+        let q = self
+            .queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(agency)
+            .cloned();
+        q.map(|q| {
+            q.inner
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .by_id
+                .keys()
+                .copied()
+                .collect()
+        })
+        .unwrap_or_default()
     }
 
     /// End the streams whose client certificate `trust` now refuses (after a
     /// CRL reload); returns how many.
     pub(crate) fn end_refused_streams(&self, trust: &crate::trust::Trust) -> u64 {
-        let queues: Vec<Arc<AgencyQueue>> =
-            self.queues.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        let queues: Vec<Arc<AgencyQueue>> = self
+            .queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
         let mut ended = 0;
         for q in queues {
-            let streams: Vec<_> = q.inner.lock().unwrap_or_else(|e| e.into_inner()).streams.values().cloned().collect();
+            let streams: Vec<_> = q
+                .inner
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .streams
+                .values()
+                .cloned()
+                .collect();
             for (chain, kill) in streams {
                 if trust.judge(&chain).is_err() {
                     kill.notify_one();
@@ -311,6 +367,7 @@ impl Engine {
             accepted_at_unix_ms: item.accepted_at_unix_ms,
             document: item.document,
             status: item.status.map(status_notice),
+            payload_separate: item.payload_separate,
         })
     }
 

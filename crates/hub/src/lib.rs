@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::service::interceptor::InterceptedService;
+use tonic_health::ServingStatus;
 use tracing::{info, warn, Instrument};
 use truc_core::document::SigningTrust;
 use truc_core::tree_head::TreeHeadSigner;
@@ -28,9 +29,12 @@ use truc_proto::v1::axis_server::AxisServer;
 use truc_proto::v1::ops_server::OpsServer;
 use truc_store::{SledStore, SledStoreOptions, Store};
 
+mod admin;
 mod auth;
 pub mod config;
 mod delivery;
+mod health;
+pub mod metrics;
 mod queues;
 mod service;
 mod status;
@@ -60,6 +64,8 @@ pub(crate) struct Shared {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) engine: Arc<delivery::Engine>,
     pub(crate) trust: Arc<trust::Trust>,
+    pub(crate) metrics: Arc<metrics::Metrics>,
+    pub(crate) payloads: truc_store::PayloadFiles,
 }
 
 impl Shared {
@@ -72,7 +78,11 @@ impl Shared {
     pub(crate) fn reload(&self) -> Result<(trust::Loaded, u64), HubError> {
         let loaded = self.trust.reload()?;
         let ended = self.engine.end_refused_streams(&self.trust);
-        tracing::info!(revoked = loaded.revoked_certificates, streams_ended = ended, "trust material reloaded");
+        tracing::info!(
+            revoked = loaded.revoked_certificates,
+            streams_ended = ended,
+            "trust material reloaded"
+        );
         Ok((loaded, ended))
     }
 }
@@ -82,12 +92,29 @@ const MESSAGE_OVERHEAD: usize = 1024 * 1024;
 
 /// Run the hub on `listener` until `shutdown` completes, then drain: stop
 /// accepting, end streams, give requests `shutdown_grace_seconds` to finish,
-/// flush the store.
+/// flush the store. With `admin.listen` set, also serve `/metrics`,
+/// `/healthz` and `/readyz` there.
 pub async fn serve(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), HubError> {
+    let admin_listener = admin::bind(config.admin.listen).await?;
+    serve_with_admin(config, listener, admin_listener, shutdown).await
+}
+
+async fn serve_with_admin(
+    config: Config,
+    listener: TcpListener,
+    admin_listener: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), HubError> {
+    // The admin listener answers from the start (/healthz 200, /readyz 503
+    // until serving) to the end (after the store is closed).
+    let metrics = Arc::new(metrics::Metrics::new());
+    let admin = admin::Admin::new(metrics.clone());
+    let (admin_stop, admin_stop_rx) = watch::channel(false);
+    let admin_task = admin_listener.map(|l| admin::spawn(l, admin.clone(), admin_stop_rx));
     let identity = &config.identity;
     let read = |name: &str| -> Result<Vec<u8>, HubError> {
         let p = identity.join(name);
@@ -115,10 +142,15 @@ pub async fn serve(
     })?;
     info!(revoked = loaded.revoked_certificates, "trust material loaded");
     let tls_config = tls::server_config(&trust)?;
-    let store_opts = SledStoreOptions::new(&config.data_dir);
+    let mut store_opts = SledStoreOptions::new(&config.data_dir);
+    let m = metrics.clone();
+    store_opts.on_commit = Some(truc_store::CommitObserver::new(move |n, took, ok| {
+        m.committed(n, took, ok)
+    }));
     let store = tokio::task::spawn_blocking(move || SledStore::open(&store_opts, signer))
         .await
         .map_err(|e| HubError::Server(e.to_string()))??;
+    let payloads = truc_store::PayloadFiles::open(&config.data_dir)?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let lease = Duration::from_millis(config.delivery.lease_ms);
@@ -134,10 +166,25 @@ pub async fn serve(
         store: Arc::new(store.clone()),
         engine,
         trust: trust.clone(),
+        metrics: metrics.clone(),
+        payloads: payloads.clone(),
     });
+    let sweeper = tokio::spawn(
+        sweep_uploads(
+            payloads,
+            Duration::from_secs(config.limits.upload_expiry_hours * 3600),
+            stop_rx.clone(),
+        )
+        .instrument(tracing::info_span!("upload-sweeper")),
+    );
+    admin.attach(&shared);
     let watcher = tokio::spawn(
-        watch_trust_files(shared.clone(), Duration::from_millis(config.tls.reload_poll_ms), stop_rx.clone())
-            .instrument(tracing::info_span!("trust-watch")),
+        watch_trust_files(
+            shared.clone(),
+            Duration::from_millis(config.tls.reload_poll_ms),
+            stop_rx.clone(),
+        )
+        .instrument(tracing::info_span!("trust-watch")),
     );
 
     let addr = listener.local_addr().map_err(|e| HubError::Server(e.to_string()))?;
@@ -151,13 +198,47 @@ pub async fn serve(
     let ops = OpsServer::new(service::ops::OpsService(shared.clone()));
     let audit =
         AuditServer::new(service::audit::AuditService(shared.clone())).max_encoding_message_size(64 * 1024 * 1024);
+    // gRPC health checking (open to any TLS client, for load balancers) and
+    // server reflection (for grpcurl; any verified certificate).
+    let health = tonic_health::server::HealthReporter::new();
+    health::set(&health, ServingStatus::Serving).await;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(truc_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .map_err(|e| HubError::Server(format!("reflection: {e}")))?;
+    let reflection = reflection()
+        .build_v1()
+        .map_err(|e| HubError::Server(format!("reflection: {e}")))?;
     let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .add_service(InterceptedService::new(axis, auth::require_identity(trust.clone())))
-        .add_service(InterceptedService::new(ops, auth::require_identity(trust.clone())))
-        .add_service(InterceptedService::new(audit, auth::require_identity(trust.clone())));
+        .add_service(metrics::Observed::new(
+            InterceptedService::new(axis, auth::require_identity(trust.clone())),
+            metrics.clone(),
+        ))
+        .add_service(metrics::Observed::new(
+            InterceptedService::new(ops, auth::require_identity(trust.clone())),
+            metrics.clone(),
+        ))
+        .add_service(metrics::Observed::new(
+            InterceptedService::new(audit, auth::require_identity(trust.clone())),
+            metrics.clone(),
+        ))
+        .add_service(health::service(&health, stop_rx.clone()))
+        .add_service(InterceptedService::new(
+            reflection,
+            auth::require_identity(trust.clone()),
+        ))
+        .add_service(InterceptedService::new(
+            reflection_v1alpha,
+            auth::require_identity(trust.clone()),
+        ));
 
     info!(%addr, data_dir = %config.data_dir.display(), "hub listening");
+    admin.set_ready();
     let mut stop_for_server = stop_rx.clone();
     let server = router.serve_with_incoming_shutdown(incoming, async move {
         let _ = stop_for_server.changed().await;
@@ -167,6 +248,8 @@ pub async fn serve(
         r = &mut server => r,
         _ = shutdown => {
             info!("shutting down");
+            admin.set_stopping();
+            health::set(&health, ServingStatus::NotServing).await;
             let _ = stop_tx.send(true);
             let grace = Duration::from_secs(config.shutdown_grace_seconds);
             match tokio::time::timeout(grace, &mut server).await {
@@ -178,14 +261,34 @@ pub async fn serve(
             }
         }
     };
+    admin.set_stopping();
     let _ = stop_tx.send(true);
     let _ = reaper.await;
     let _ = watcher.await;
+    let _ = sweeper.await;
     drop(shared);
     // Every request is finished or dropped: flush and close the store.
     let _ = tokio::task::spawn_blocking(move || store.close()).await;
+    let _ = admin_stop.send(true);
+    if let Some(t) = admin_task {
+        let _ = t.await;
+    }
     info!("stopped");
     result.map_err(|e| HubError::Server(e.to_string()))
+}
+
+/// Delete unfinished uploads older than `max_age`, hourly, until stopped.
+async fn sweep_uploads(files: truc_store::PayloadFiles, max_age: Duration, mut stop: watch::Receiver<bool>) {
+    loop {
+        let f = files.clone();
+        if let Ok(n @ 1..) = tokio::task::spawn_blocking(move || f.sweep_uploads(max_age)).await {
+            info!(removed = n, "expired unfinished uploads");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// Reload the trust material whenever one of its files changes (a new
@@ -212,6 +315,9 @@ async fn watch_trust_files(shared: Arc<Shared>, every: Duration, mut stop: watch
 pub struct RunningHub {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where the admin listener (`/metrics`, `/healthz`, `/readyz`) listens,
+    /// when `admin.listen` is set.
+    pub admin_addr: Option<SocketAddr>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), HubError>>,
 }
@@ -226,18 +332,22 @@ impl RunningHub {
     }
 }
 
-/// Bind `config.listen` (use port 0 for a free port) and serve in a task.
+/// Bind `config.listen` and `admin.listen` (use port 0 for a free port) and
+/// serve in a task.
 pub async fn start(config: Config) -> Result<RunningHub, HubError> {
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| HubError::Server(format!("cannot listen on {}: {e}", config.listen)))?;
     let addr = listener.local_addr().map_err(|e| HubError::Server(e.to_string()))?;
+    let admin_listener = admin::bind(config.admin.listen).await?;
+    let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(serve(config, listener, async move {
+    let task = tokio::spawn(serve_with_admin(config, listener, admin_listener, async move {
         let _ = rx.await;
     }));
     Ok(RunningHub {
         addr,
+        admin_addr,
         stop: Some(tx),
         task,
     })

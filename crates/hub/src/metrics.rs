@@ -5,8 +5,8 @@
 //! Counters and histograms are updated where things happen (the gRPC
 //! services, the store's writer). Per-agency gauges — queue depth, oldest
 //! item, dead letters, overdue urgent items, streams — are read at scrape
-//! time from the same sources as `Ops.ListQueues` (`truc ops queues`), so the
-//! two agree.
+//! time by the same function as `Ops.ListQueues` (`truc ops queues`),
+//! [`crate::queues`], so the two agree.
 //!
 //! | metric | type | labels |
 //! |---|---|---|
@@ -49,8 +49,6 @@ use std::time::{Duration, Instant};
 use tonic::codegen::{http, Service};
 use tonic::server::NamedService;
 use truc_proto::v1::{AgencyState, QueueSummary};
-
-use crate::Shared;
 
 /// `Content-Type` of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -244,7 +242,12 @@ impl Metrics {
     /// The whole exposition. `queues` are the per-agency rows (as
     /// `Ops.ListQueues` returns them); `certs` are (kind, subject, not
     /// after in Unix seconds).
-    pub(crate) fn render(&self, ready: bool, queues: Option<&[QueueSummary]>, certs: &[(String, String, i64)]) -> String {
+    pub(crate) fn render(
+        &self,
+        ready: bool,
+        queues: Option<&[QueueSummary]>,
+        certs: &[(String, String, i64)],
+    ) -> String {
         let mut out = String::with_capacity(8192);
         gauge(&mut out, "truc_up", "1 while the hub process runs.", &[("", 1.0)]);
         gauge(
@@ -366,7 +369,8 @@ impl Metrics {
 }
 
 fn render_queues(out: &mut String, queues: &[QueueSummary]) {
-    let by_agency: Vec<(String, &QueueSummary)> = queues.iter().map(|q| (labels(&[("agency", &q.agency)]), q)).collect();
+    let by_agency: Vec<(String, &QueueSummary)> =
+        queues.iter().map(|q| (labels(&[("agency", &q.agency)]), q)).collect();
     type Field = fn(&QueueSummary) -> f64;
     let per_agency: [(&str, &str, Field); 7] = [
         (
@@ -374,7 +378,11 @@ fn render_queues(out: &mut String, queues: &[QueueSummary]) {
             "Items waiting in the agency's outbox (in flight included), as `truc ops queues` shows.",
             |q| q.queued as f64,
         ),
-        ("truc_queue_bytes", "Payload bytes waiting in the agency's outbox.", |q| q.bytes as f64),
+        (
+            "truc_queue_bytes",
+            "Payload bytes waiting in the agency's outbox.",
+            |q| q.bytes as f64,
+        ),
         (
             "truc_queue_in_flight",
             "Items leased to the agency's Receive streams, not yet acknowledged.",
@@ -385,11 +393,9 @@ fn render_queues(out: &mut String, queues: &[QueueSummary]) {
             "Age of the oldest item waiting for the agency (0 when none).",
             |q| q.oldest_age_ms as f64 / 1000.0,
         ),
-        (
-            "truc_dead_letters",
-            "Items in the agency's dead-letter queue.",
-            |q| q.dead_letters as f64,
-        ),
+        ("truc_dead_letters", "Items in the agency's dead-letter queue.", |q| {
+            q.dead_letters as f64
+        }),
         (
             "truc_overdue_urgent",
             "Urgent items for the agency past their delivery deadline.",
@@ -413,10 +419,7 @@ fn render_queues(out: &mut String, queues: &[QueueSummary]) {
         let s = AgencyState::try_from(q.state).unwrap_or(AgencyState::Unspecified);
         *states.entry(state_name(s)).or_insert(0.0) += 1.0;
     }
-    let rows: Vec<(String, f64)> = states
-        .iter()
-        .map(|(s, n)| (labels(&[("state", s)]), *n))
-        .collect();
+    let rows: Vec<(String, f64)> = states.iter().map(|(s, n)| (labels(&[("state", s)]), *n)).collect();
     let refs: Vec<(&str, f64)> = rows.iter().map(|(l, v)| (l.as_str(), *v)).collect();
     gauge(out, "truc_agencies", "Registered agencies by state.", &refs);
     let connected = queues.iter().filter(|q| q.connected_streams > 0).count();
@@ -435,39 +438,6 @@ fn state_name(s: AgencyState) -> &'static str {
         AgencyState::Retired => "retired",
         _ => "unknown",
     }
-}
-
-/// The per-agency rows: the directory, each outbox's stats from the store
-/// and what the delivery engine has live. The same data as
-/// `Ops.ListQueues`.
-pub(crate) async fn queue_rows(shared: &Shared) -> Result<Vec<QueueSummary>, truc_store::StoreError> {
-    let now = truc_core::now_unix_ms();
-    let mut rows = Vec::new();
-    for a in shared.store.agencies() {
-        let Ok(code) = truc_core::AgencyCode::parse(&a.code) else {
-            continue;
-        };
-        let stats = shared.store.queue_stats(code.clone(), now).await?;
-        let live = shared.engine.live(&code);
-        rows.push(QueueSummary {
-            agency: a.code,
-            name: a.name,
-            state: a.state,
-            queued: stats.queued,
-            in_flight: live.in_flight,
-            dead_letters: stats.dead_letters,
-            bytes: stats.bytes,
-            oldest_age_ms: if stats.oldest_enqueued_unix_ms > 0 {
-                (now - stats.oldest_enqueued_unix_ms).max(0)
-            } else {
-                0
-            },
-            overdue_urgent: stats.overdue_urgent,
-            connected_streams: live.streams,
-            last_connected_unix_ms: live.last_connected_unix_ms,
-        });
-    }
-    Ok(rows)
 }
 
 /// notAfter of the hub certificate (the first in `hub_cert`) and of every
@@ -592,7 +562,11 @@ impl<S: NamedService> NamedService for Observed<S> {
 
 impl<S, B, R> Service<http::Request<B>> for Observed<S>
 where
-    S: Service<http::Request<B>, Response = http::Response<R>, Error = Infallible> + NamedService + Clone + Send + 'static,
+    S: Service<http::Request<B>, Response = http::Response<R>, Error = Infallible>
+        + NamedService
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
     B: Send + 'static,
     R: Send + 'static,
@@ -762,7 +736,10 @@ mod tests {
             find("truc_refusals_total", "PERMISSION_DENIED"),
             Some(("Send".into(), 1.0))
         );
-        assert_eq!(find("truc_refusals_total", "UNIMPLEMENTED"), Some(("unknown".into(), 1.0)));
+        assert_eq!(
+            find("truc_refusals_total", "UNIMPLEMENTED"),
+            Some(("unknown".into(), 1.0))
+        );
         assert!(find("truc_refusals_total", "OK").is_none());
         for s in &samples {
             let family = s

@@ -24,20 +24,20 @@ pub(crate) async fn summaries(shared: &Shared) -> Result<Vec<QueueSummary>, Stor
             in_flight: live.in_flight,
             dead_letters: stats.dead_letters,
             bytes: stats.bytes,
-            oldest_age_ms: if stats.oldest_enqueued_unix_ms > 0 { (now - stats.oldest_enqueued_unix_ms).max(0) } else { 0 },
+            oldest_age_ms: if stats.oldest_enqueued_unix_ms > 0 {
+                (now - stats.oldest_enqueued_unix_ms).max(0)
+            } else {
+                0
+            },
             overdue_urgent: stats.overdue_urgent,
             connected_streams: live.streams,
             last_connected_unix_ms: live.last_connected_unix_ms,
         });
     }
     rows.sort_by(|a, b| {
-        (b.overdue_urgent, b.dead_letters, b.oldest_age_ms, b.queued).cmp(&(
-            a.overdue_urgent,
-            a.dead_letters,
-            a.oldest_age_ms,
-            a.queued,
-        ))
-        .then_with(|| a.agency.cmp(&b.agency))
+        (b.overdue_urgent, b.dead_letters, b.oldest_age_ms, b.queued)
+            .cmp(&(a.overdue_urgent, a.dead_letters, a.oldest_age_ms, a.queued))
+            .then_with(|| a.agency.cmp(&b.agency))
     });
     Ok(rows)
 }

@@ -193,7 +193,11 @@ pub(crate) fn incoming(
                         debug!(reason = %why, "client certificate refused");
                     }
                     let judged = Arc::new(Mutex::new((epoch, principal)));
-                    let info = PeerInfo { addr, chain: Arc::new(chain), judged };
+                    let info = PeerInfo {
+                        addr,
+                        chain: Arc::new(chain),
+                        judged,
+                    };
                     let _ = tx.send(Ok(TrucConn { inner: tls, info })).await;
                 }
                 .instrument(tracing::debug_span!("conn", %addr)),

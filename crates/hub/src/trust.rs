@@ -30,12 +30,18 @@ pub(crate) struct TrustFiles {
 
 impl TrustFiles {
     fn all(&self) -> impl Iterator<Item = &PathBuf> {
-        self.client_cas.iter().chain(&self.anchors).chain(&self.crls).chain([&self.hub_cert, &self.hub_key])
+        self.client_cas
+            .iter()
+            .chain(&self.anchors)
+            .chain(&self.crls)
+            .chain([&self.hub_cert, &self.hub_key])
     }
 
     /// Newest modification time of any file (to notice changes).
     pub(crate) fn stamp(&self) -> Option<SystemTime> {
-        self.all().filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok()).max()
+        self.all()
+            .filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+            .max()
     }
 }
 
@@ -59,7 +65,9 @@ pub(crate) struct Trust {
 
 impl std::fmt::Debug for Trust {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Trust").field("epoch", &self.epoch).finish_non_exhaustive()
+        f.debug_struct("Trust")
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
     }
 }
 
@@ -94,9 +102,13 @@ fn certified_key(files: &TrustFiles) -> Result<Arc<CertifiedKey>, HubError> {
         .map_err(|e| bad(&files.hub_cert, e.to_string()))?;
     let key = PrivateKeyDer::from_pem_file(&files.hub_key).map_err(|e| bad(&files.hub_key, e.to_string()))?;
     let provider = rustls::crypto::ring::default_provider();
-    let signing_key = provider.key_provider.load_private_key(key).map_err(|e| bad(&files.hub_key, e.to_string()))?;
+    let signing_key = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| bad(&files.hub_key, e.to_string()))?;
     let ck = CertifiedKey::new(chain, signing_key);
-    ck.keys_match().map_err(|e| bad(&files.hub_key, format!("does not match the certificate ({e})")))?;
+    ck.keys_match()
+        .map_err(|e| bad(&files.hub_key, format!("does not match the certificate ({e})")))?;
     Ok(Arc::new(ck))
 }
 
@@ -129,7 +141,9 @@ impl Trust {
         *self.signing.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(signing);
         *self.hub_cert.write().unwrap_or_else(|e| e.into_inner()) = cert;
         self.epoch.fetch_add(1, Ordering::SeqCst);
-        Ok(Loaded { revoked_certificates: count_revoked(&crls) })
+        Ok(Loaded {
+            revoked_certificates: count_revoked(&crls),
+        })
     }
 
     pub(crate) fn files(&self) -> &TrustFiles {

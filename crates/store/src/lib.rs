@@ -19,11 +19,13 @@ use truc_proto::v1::{ProvenReceipt, SignedDocument, SignedTreeHead, StaffInfo, T
 
 mod error;
 pub mod keys;
+pub mod payloads;
 mod records;
 mod sled;
 mod stats;
 
 pub use crate::error::StoreError;
+pub use crate::payloads::{PartWriter, PayloadFiles, UploadMismatch};
 pub use crate::sled::{SledStore, SledStoreOptions};
 pub use crate::stats::CommitObserver;
 
@@ -61,6 +63,25 @@ pub struct NewDocument {
     pub delivery_deadline_unix_ms: i64,
     /// Deadline for each recipient to confirm receipt, Unix ms.
     pub confirm_deadline_unix_ms: i64,
+    /// The payload is already in the payload files (a chunked upload) and
+    /// `document.payload` is empty.
+    pub payload_external: bool,
+    /// Payload size in bytes (as signed).
+    pub payload_size: u64,
+}
+
+/// Where a document's payload is, for a Download.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PayloadRef {
+    /// Small: kept in the store; here it is.
+    Inline(Vec<u8>),
+    /// Large: in the payload files under this SHA-256.
+    External {
+        /// Its digest.
+        sha256: Vec<u8>,
+        /// Its size.
+        size: u64,
+    },
 }
 
 /// The hub's answer to a Send.
@@ -166,6 +187,8 @@ pub struct QueuedItem {
     pub document: Option<SignedDocument>,
     /// For a status notice: its STATUS_REPORTED receipt with head and proof.
     pub status: Option<ProvenReceipt>,
+    /// The payload is not inline: fetch it with Download.
+    pub payload_separate: bool,
 }
 
 /// What happened when a lease ran out.
@@ -339,6 +362,9 @@ pub trait Store: Send + Sync + 'static {
         after: u64,
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<QueueEntry>, StoreError>>;
+
+    /// The payload of document `hub_id`, if `caller` sent or receives it.
+    fn payload(&self, hub_id: u64, caller: AgencyCode) -> BoxFuture<'_, Result<PayloadRef, StoreError>>;
 
     /// RFC 9162 consistency proof between two sizes of the log.
     fn consistency_proof(&self, old_size: u64, new_size: u64) -> BoxFuture<'_, Result<Vec<[u8; 32]>, StoreError>>;

@@ -74,6 +74,9 @@ pub(crate) struct DocumentRecord {
     /// Payload size in bytes.
     #[prost(uint64, tag = "16")]
     pub(crate) payload_size: u64,
+    /// The payload is in the payload files, not under `P`.
+    #[prost(bool, tag = "17")]
+    pub(crate) external_payload: bool,
 }
 
 /// One recipient's copy of one document: where it is and its latest

@@ -42,6 +42,8 @@ fn doc(from: &str, id: &str, to: &[&str], priority: i32, payload: &[u8]) -> NewD
         subject: String::new(),
         delivery_deadline_unix_ms: 0,
         confirm_deadline_unix_ms: 0,
+        payload_external: false,
+        payload_size: payload.len() as u64,
     }
 }
 

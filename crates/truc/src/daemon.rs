@@ -32,6 +32,8 @@ Environment variables:
   TRUC_TLS_RELOAD_POLL_MS          tls.reload_poll_ms (2000; CRL/cert files re-read on change)
   TRUC_SIGNING_TRUST_ANCHORS       signing.trust_anchors (identity's ca.pem)
   TRUC_LIMITS_MAX_INLINE_PAYLOAD   limits.max_inline_payload (16777216)
+  TRUC_LIMITS_MAX_DOCUMENT_SIZE    limits.max_document_size (4294967296)
+  TRUC_LIMITS_UPLOAD_EXPIRY_HOURS  limits.upload_expiry_hours (24)
   TRUC_DELIVERY_LEASE_MS           delivery.lease_ms (30000)
   TRUC_DELIVERY_MAX_ATTEMPTS       delivery.max_attempts (5)
   TRUC_DELIVERY_DEFAULT_IN_FLIGHT  delivery.default_in_flight (32)
@@ -41,6 +43,7 @@ Environment variables:
   TRUC_DEADLINES_UTC_OFFSET_MINUTES deadlines.utc_offset_minutes (420)
   TRUC_LOG_FORMAT                  log.format        (plain | json)
   TRUC_LOG_LEVEL                   log.level         (info; RUST_LOG wins)
+  TRUC_ADMIN_LISTEN                admin.listen      (none; HTTP /metrics /healthz /readyz)
 
 GETTING STARTED:
   truc pki init --dir pki
@@ -69,6 +72,10 @@ pub struct Args {
     /// Log format: plain or json [config: log.format].
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<String>,
+    /// Plain-HTTP address for Prometheus /metrics, /healthz and /readyz
+    /// (keep it private) [config: admin.listen].
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<SocketAddr>,
 }
 
 fn config(args: &Args) -> Result<Config, ConfigError> {
@@ -100,6 +107,9 @@ fn config(args: &Args) -> Result<Config, ConfigError> {
     }
     if let Some(v) = &args.log_format {
         cfg.log.format = v.clone();
+    }
+    if let Some(v) = args.admin_listen {
+        cfg.admin.listen = Some(v);
     }
     cfg.validate()?;
     Ok(cfg)

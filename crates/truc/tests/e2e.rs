@@ -41,3 +41,13 @@ fn sigkill_after_send_loses_nothing() {
 fn example_config_starts_the_hub_and_bad_config_exits_64() {
     run_script("deploy_config.sh");
 }
+
+/// deploy/: the systemd unit passes `systemd-analyze verify`, the
+/// Prometheus config and rules pass `promtool check` and `promtool test
+/// rules`, the dashboard and rules use exported metrics, the Kubernetes
+/// manifest's config is accepted by trucd (tools that are not installed
+/// are skipped and reported).
+#[test]
+fn deploy_files_pass_their_tools() {
+    run_script("deploy_files.sh");
+}

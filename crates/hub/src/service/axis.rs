@@ -44,46 +44,11 @@ impl Axis for AxisService {
         .await
         .map_err(|_| Status::unavailable("the hub is shutting down"))?;
         let checked = checked.map_err(status::from_core)?;
-        let (delivery_deadline, confirm_deadline) = self
-            .0
-            .config
-            .deadlines
-            .for_priority(checked.priority as i32, truc_core::now_unix_ms());
-        let h = checked.header;
-        let outcome = self
-            .0
-            .store
-            .send(NewDocument {
-                from: checked.from,
-                to: checked.to,
-                priority: checked.priority as i32,
-                header_sha256: checked.header_sha256,
-                content_sha256: checked.content_sha256,
-                document: doc,
-                actor: principal.uri(),
-                business_type: h.business_type,
-                reference_document_id: h.reference_document_id,
-                subject: h.subject,
-                document_id: h.document_id,
-                delivery_deadline_unix_ms: delivery_deadline,
-                confirm_deadline_unix_ms: confirm_deadline,
-            })
-            .await
-            .map_err(status::from_store)?;
-        self.0.engine.enqueued(&outcome.notify);
-        tracing::info!(
-            from = %principal, hub_document_id = outcome.hub_document_id, notified = outcome.notify.len(),
-            duplicate = outcome.duplicate, "accepted"
-        );
-        Ok(Response::new(SendResponse {
-            hub_document_id: outcome.hub_document_id,
-            accepted_at_unix_ms: outcome.accepted_at_unix_ms,
-            duplicate: outcome.duplicate,
-            receipt: Some(outcome.receipt),
-        }))
+        let size = doc.payload.len() as u64;
+        accept(&self.0, principal, checked, doc, false, size).await
     }
 
-    type ReceiveStream = ReceiverStream<Result<Delivery, Status>>;
+    type ReceiveStream = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<Delivery, Status>> + Send>>;
 
     async fn receive(&self, req: Request<ReceiveRequest>) -> Result<Response<Self::ReceiveStream>, Status> {
         let (_, agency) = auth::agency(&req)?;
@@ -98,8 +63,18 @@ impl Axis for AxisService {
                 )))
             }
         };
-        let rx = self.0.engine.stream(agency, credit as usize, r.follow, chain);
-        Ok(Response::new(ReceiverStream::new(rx)))
+        let rx = self.0.engine.stream(agency.clone(), credit as usize, r.follow, chain);
+        // Each document copy handed out is timed from acceptance to its ack.
+        let metrics = self.0.metrics.clone();
+        let rx = tokio_stream::StreamExt::map(ReceiverStream::new(rx), move |d| {
+            if let Ok(d) = &d {
+                if d.document.is_some() {
+                    metrics.delivered(agency.as_str(), d.delivery_id, d.accepted_at_unix_ms);
+                }
+            }
+            d
+        });
+        Ok(Response::new(Box::pin(rx)))
     }
 
     async fn ack(&self, req: Request<AckRequest>) -> Result<Response<AckResponse>, Status> {
@@ -121,7 +96,31 @@ impl Axis for AxisService {
             .await
             .map_err(status::from_store)?;
         self.0.engine.acked(&agency, &ids);
+        self.0.metrics.acked(agency.as_str(), &ids, n);
         Ok(Response::new(AckResponse { acknowledged: n }))
+    }
+
+    async fn upload(
+        &self,
+        req: Request<tonic::Streaming<truc_proto::v1::UploadRequest>>,
+    ) -> Result<Response<SendResponse>, Status> {
+        super::transfer::upload(&self.0, req).await
+    }
+
+    async fn upload_status(
+        &self,
+        req: Request<truc_proto::v1::UploadStatusRequest>,
+    ) -> Result<Response<truc_proto::v1::UploadStatusResponse>, Status> {
+        super::transfer::upload_status(&self.0, req).await
+    }
+
+    type DownloadStream = ReceiverStream<Result<truc_proto::v1::DownloadChunk, Status>>;
+
+    async fn download(
+        &self,
+        req: Request<truc_proto::v1::DownloadRequest>,
+    ) -> Result<Response<Self::DownloadStream>, Status> {
+        super::transfer::download(&self.0, req).await
     }
 
     async fn report_status(&self, req: Request<ReportStatusRequest>) -> Result<Response<ReportStatusResponse>, Status> {
@@ -210,4 +209,54 @@ pub(crate) fn overdue(r: &RecipientTrack, now: i64) -> bool {
     let confirmed = (2..=6).contains(&r.status);
     let late_confirmation = !confirmed && r.confirm_deadline_unix_ms > 0 && now > r.confirm_deadline_unix_ms;
     late_delivery || late_confirmation
+}
+
+/// Store a verified document and answer with the acceptance (Send, and
+/// Upload once its payload is on disk).
+pub(crate) async fn accept(
+    shared: &Shared,
+    principal: truc_core::Principal,
+    checked: truc_core::document::CheckedHeader,
+    doc: truc_proto::v1::SignedDocument,
+    payload_external: bool,
+    payload_size: u64,
+) -> Result<Response<SendResponse>, Status> {
+    let (delivery_deadline, confirm_deadline) = shared
+        .config
+        .deadlines
+        .for_priority(checked.priority as i32, truc_core::now_unix_ms());
+    let h = checked.header;
+    let outcome = shared
+        .store
+        .send(NewDocument {
+            from: checked.from,
+            to: checked.to,
+            priority: checked.priority as i32,
+            header_sha256: checked.header_sha256,
+            content_sha256: checked.content_sha256,
+            document: doc,
+            actor: principal.uri(),
+            business_type: h.business_type,
+            reference_document_id: h.reference_document_id,
+            subject: h.subject,
+            document_id: h.document_id,
+            delivery_deadline_unix_ms: delivery_deadline,
+            confirm_deadline_unix_ms: confirm_deadline,
+            payload_external,
+            payload_size,
+        })
+        .await
+        .map_err(status::from_store)?;
+    shared.engine.enqueued(&outcome.notify);
+    tracing::info!(
+        from = %principal, hub_document_id = outcome.hub_document_id, notified = outcome.notify.len(),
+        duplicate = outcome.duplicate, "accepted"
+    );
+    shared.metrics.sent(outcome.duplicate);
+    Ok(Response::new(SendResponse {
+        hub_document_id: outcome.hub_document_id,
+        accepted_at_unix_ms: outcome.accepted_at_unix_ms,
+        duplicate: outcome.duplicate,
+        receipt: Some(outcome.receipt),
+    }))
 }

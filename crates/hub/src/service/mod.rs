@@ -3,3 +3,4 @@
 pub(crate) mod audit;
 pub(crate) mod axis;
 pub(crate) mod ops;
+pub(crate) mod transfer;

@@ -103,9 +103,18 @@ impl Ops for OpsService {
         let r = req.into_inner();
         let state = match AgencyState::try_from(r.state) {
             Ok(s @ (AgencyState::Active | AgencyState::Suspended)) => s,
-            _ => return Err(Status::invalid_argument("state must be ACTIVE or SUSPENDED; retire with RetireAgency")),
+            _ => {
+                return Err(Status::invalid_argument(
+                    "state must be ACTIVE or SUSPENDED; retire with RetireAgency",
+                ))
+            }
         };
-        let info = self.0.store.set_agency_state(code(&r.code)?, state, r.reason, op.uri()).await.map_err(status::from_store)?;
+        let info = self
+            .0
+            .store
+            .set_agency_state(code(&r.code)?, state, r.reason, op.uri())
+            .await
+            .map_err(status::from_store)?;
         tracing::info!(operator = %op, code = %info.code, ?state, "agency state changed");
         Ok(Response::new(agency(info)))
     }
@@ -138,14 +147,26 @@ impl Ops for OpsService {
         let size = match r.page_size {
             0 => DEFAULT_PAGE,
             n if n <= MAX_PAGE => n,
-            n => return Err(Status::invalid_argument(format!("page_size {n} is more than {MAX_PAGE}"))),
+            n => {
+                return Err(Status::invalid_argument(format!(
+                    "page_size {n} is more than {MAX_PAGE}"
+                )))
+            }
         } as usize;
-        let mut entries =
-            self.0.store.queue_page(agency.clone(), r.after_delivery_id, size + 1).await.map_err(status::from_store)?;
+        let mut entries = self
+            .0
+            .store
+            .queue_page(agency.clone(), r.after_delivery_id, size + 1)
+            .await
+            .map_err(status::from_store)?;
         let more = entries.len() > size;
         entries.truncate(size);
         let leased = self.0.engine.leased(&agency);
-        let next = if more { entries.last().map(|e| e.delivery_id).unwrap_or(0) } else { 0 };
+        let next = if more {
+            entries.last().map(|e| e.delivery_id).unwrap_or(0)
+        } else {
+            0
+        };
         let items = entries
             .into_iter()
             .map(|e| QueueItem {
@@ -161,24 +182,43 @@ impl Ops for OpsService {
                 bytes: e.bytes,
             })
             .collect();
-        Ok(Response::new(ListQueueResponse { items, next_after_delivery_id: next }))
+        Ok(Response::new(ListQueueResponse {
+            items,
+            next_after_delivery_id: next,
+        }))
     }
 
-    async fn redrive_dead_letters(&self, req: Request<RedriveDeadLettersRequest>) -> Result<Response<ChangedCount>, Status> {
+    async fn redrive_dead_letters(
+        &self,
+        req: Request<RedriveDeadLettersRequest>,
+    ) -> Result<Response<ChangedCount>, Status> {
         let op = auth::operator(&req)?;
         let r = req.into_inner();
         let agency = code(&r.agency)?;
-        let count = self.0.store.redrive(agency.clone(), r.delivery_ids, op.uri()).await.map_err(status::from_store)?;
+        let count = self
+            .0
+            .store
+            .redrive(agency.clone(), r.delivery_ids, op.uri())
+            .await
+            .map_err(status::from_store)?;
         self.0.engine.enqueued([&agency]);
         tracing::info!(operator = %op, %agency, count, "dead letters redriven");
         Ok(Response::new(ChangedCount { count }))
     }
 
-    async fn purge_dead_letters(&self, req: Request<PurgeDeadLettersRequest>) -> Result<Response<ChangedCount>, Status> {
+    async fn purge_dead_letters(
+        &self,
+        req: Request<PurgeDeadLettersRequest>,
+    ) -> Result<Response<ChangedCount>, Status> {
         let op = auth::operator(&req)?;
         let r = req.into_inner();
         let agency = code(&r.agency)?;
-        let count = self.0.store.purge(agency.clone(), r.delivery_ids, op.uri()).await.map_err(status::from_store)?;
+        let count = self
+            .0
+            .store
+            .purge(agency.clone(), r.delivery_ids, op.uri())
+            .await
+            .map_err(status::from_store)?;
         tracing::warn!(operator = %op, %agency, count, "dead letters purged");
         Ok(Response::new(ChangedCount { count }))
     }
@@ -190,8 +230,18 @@ impl Ops for OpsService {
             .await
             .map_err(|_| Status::unavailable("the hub is shutting down"))?
             .map_err(|e| Status::failed_precondition(format!("reload refused, nothing changed: {e}")))?;
-        let detail = format!("reload: {} revoked certificates, {ended} streams ended", loaded.revoked_certificates);
-        self.0.store.record_action(detail, op.uri()).await.map_err(status::from_store)?;
-        Ok(Response::new(ReloadResponse { revoked_certificates: loaded.revoked_certificates, streams_ended: ended }))
+        let detail = format!(
+            "reload: {} revoked certificates, {ended} streams ended",
+            loaded.revoked_certificates
+        );
+        self.0
+            .store
+            .record_action(detail, op.uri())
+            .await
+            .map_err(status::from_store)?;
+        Ok(Response::new(ReloadResponse {
+            revoked_certificates: loaded.revoked_certificates,
+            streams_ended: ended,
+        }))
     }
 }

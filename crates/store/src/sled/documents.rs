@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use prost::Message;
 use truc_core::AgencyCode;
-use truc_proto::v1::{BusinessType, Receipt, ReceiptEvent, StatusCode, TransportState};
+use truc_proto::v1::{BusinessType, DocumentHeader, Receipt, ReceiptEvent, StatusCode, TransportState};
 
 use super::agencies;
 use super::ops::{document, document_receipt, recipient_state, require_active, HUB_ACTOR};
@@ -161,12 +161,21 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
     p.meta.next_hub_id += 1;
     let now = p.time_unix_ms;
     let d = doc.document;
-    let payload_sha256 = truc_core::sha256(&d.payload);
-    let payload_size = d.payload.len() as u64;
-    let payload_key = keys::payload(&payload_sha256);
-    if !p.contains(&payload_key)? {
-        p.put(payload_key, d.payload);
-    }
+    let payload_size = doc.payload_size;
+    let payload_sha256: [u8; 32] = if doc.payload_external {
+        let h = DocumentHeader::decode(d.header.as_slice()).map_err(|_| StoreError::Corrupt("header".into()))?;
+        h.payload_sha256
+            .as_slice()
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("payload digest".into()))?
+    } else {
+        let sha = truc_core::sha256(&d.payload);
+        let payload_key = keys::payload(&sha);
+        if !p.contains(&payload_key)? {
+            p.put(payload_key, d.payload);
+        }
+        sha
+    };
     let receipt_index = p.append_receipt(Receipt {
         event: ReceiptEvent::Accepted as i32,
         actor: doc.actor.clone(),
@@ -196,6 +205,7 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
         priority: doc.priority,
         subject: doc.subject.clone(),
         payload_size,
+        external_payload: doc.payload_external,
     };
     p.put(keys::document(hub_id), rec.encode_to_vec());
     p.put(idem, hub_id.to_be_bytes().to_vec());

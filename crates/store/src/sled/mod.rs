@@ -23,8 +23,8 @@ use self::writer::Writer;
 use crate::keys::{self, tag};
 use crate::records::{AgencyRecord, Meta};
 use crate::{
-    AgencyInfo, BoxFuture, ExpireOutcome, NewDocument, QueueEntry, QueueStats, QueuedItem, ReceiptPage, ReceiptQuery,
-    SendOutcome, StatusOutcome, StatusReport, Store, StoreError,
+    AgencyInfo, BoxFuture, ExpireOutcome, NewDocument, PayloadRef, QueueEntry, QueueStats, QueuedItem, ReceiptPage,
+    ReceiptQuery, SendOutcome, StatusOutcome, StatusReport, Store, StoreError,
 };
 
 /// How to open a sled store.
@@ -378,6 +378,11 @@ impl Store for Arc<SledStore> {
     ) -> BoxFuture<'_, Result<Vec<QueueEntry>, StoreError>> {
         let tree = self.tree.clone();
         Box::pin(blocking(move || reads::queue_page(&tree, &agency, after, limit)))
+    }
+
+    fn payload(&self, hub_id: u64, caller: AgencyCode) -> BoxFuture<'_, Result<PayloadRef, StoreError>> {
+        let tree = self.tree.clone();
+        Box::pin(blocking(move || reads::payload(&tree, hub_id, &caller)))
     }
 
     fn consistency_proof(&self, old_size: u64, new_size: u64) -> BoxFuture<'_, Result<Vec<[u8; 32]>, StoreError>> {

@@ -10,7 +10,7 @@ use truc_proto::v1::{Receipt, RecipientTrack, SignedDocument, TrackResponse};
 use super::proofs;
 use crate::keys::{self, tag};
 use crate::records::{DocumentRecord, OutboxEntry, RecipientState};
-use crate::{QueueEntry, QueueStats, QueuedItem, ReceiptFilter, ReceiptPage, ReceiptQuery, StoreError};
+use crate::{PayloadRef, QueueEntry, QueueStats, QueuedItem, ReceiptFilter, ReceiptPage, ReceiptQuery, StoreError};
 
 pub(super) fn document(tree: &sled::Tree, hub_id: u64) -> Result<DocumentRecord, StoreError> {
     let v = tree
@@ -55,6 +55,7 @@ pub(super) fn queue(
                 accepted_at_unix_ms: rec.accepted_at_unix_ms,
                 document: None,
                 status: Some(proofs::proven_receipt(tree, index)?),
+                payload_separate: false,
             });
             continue;
         }
@@ -62,9 +63,12 @@ pub(super) fn queue(
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
                 let rec = document(tree, entry.hub_id)?;
-                let payload = tree
-                    .get(keys::payload(&rec.payload_sha256))?
-                    .ok_or_else(|| StoreError::Corrupt(format!("payload of document {}", entry.hub_id)))?;
+                let payload = if rec.external_payload {
+                    sled::IVec::default()
+                } else {
+                    tree.get(keys::payload(&rec.payload_sha256))?
+                        .ok_or_else(|| StoreError::Corrupt(format!("payload of document {}", entry.hub_id)))?
+                };
                 e.insert((rec, payload))
             }
         };
@@ -81,6 +85,7 @@ pub(super) fn queue(
                 payload: payload.to_vec(),
             }),
             status: None,
+            payload_separate: rec.external_payload,
         });
     }
     Ok(out)
@@ -321,4 +326,23 @@ pub(super) fn queue_page(
         });
     }
     Ok(out)
+}
+
+/// Document `hub_id`'s payload, for its sender or one of its recipients.
+pub(super) fn payload(tree: &sled::Tree, hub_id: u64, caller: &AgencyCode) -> Result<PayloadRef, StoreError> {
+    if !tree.contains_key(keys::document(hub_id))? || !is_party(tree, hub_id, caller)? {
+        // The same answer whether it does not exist or is someone else's.
+        return Err(StoreError::NotEntitled(format!("{caller} has no document {hub_id}")));
+    }
+    let rec = document(tree, hub_id)?;
+    if rec.external_payload {
+        return Ok(PayloadRef::External {
+            sha256: rec.payload_sha256,
+            size: rec.payload_size,
+        });
+    }
+    let bytes = tree
+        .get(keys::payload(&rec.payload_sha256))?
+        .ok_or_else(|| StoreError::Corrupt(format!("payload of document {hub_id}")))?;
+    Ok(PayloadRef::Inline(bytes.to_vec()))
 }

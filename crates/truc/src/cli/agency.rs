@@ -32,6 +32,10 @@ pub(crate) struct SendArgs {
     /// Media type of the file.
     #[arg(long, default_value = "application/octet-stream")]
     content_type: String,
+    /// Files larger than this many bytes are uploaded in chunks (resumable:
+    /// run the same command again after an interruption).
+    #[arg(long, default_value_t = 8 << 20, value_name = "BYTES")]
+    inline_limit: u64,
     /// The file to send.
     file: PathBuf,
     #[command(flatten)]
@@ -50,7 +54,9 @@ fn parse_priority(s: &str) -> anyhow::Result<Priority> {
 }
 
 pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
-    let payload = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
+    let size = std::fs::metadata(&a.file)
+        .with_context(|| format!("reading {}", a.file.display()))?
+        .len();
     let priority = parse_priority(&a.priority)?;
     let client = a.conn.client().await?;
     let identity = client.identity();
@@ -59,9 +65,27 @@ pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
         .agency()
         .ok_or_else(|| anyhow::anyhow!("{} is not an agency identity", identity.principal))?
         .to_string();
-    let document_id = a.id.unwrap_or_else(|| truc_client::new_document_id(&from));
+    let chunked = size > a.inline_limit;
+    // A large file's digest first (one pass), so that an interrupted send of
+    // the same file to the same agencies resumes under the same id.
+    let digest = if chunked {
+        let path = a.file.clone();
+        Some(tokio::task::spawn_blocking(move || truc_client::transfer::hash_file(&path)).await??)
+    } else {
+        None
+    };
+    let resume_note = digest.map(|(sha, _)| resume_note_path(&from, &a.to, &sha));
+    let document_id = match (&a.id, &resume_note) {
+        (Some(id), _) => id.clone(),
+        (None, Some(note)) => std::fs::read_to_string(note)
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| truc_client::new_document_id(&from)),
+        (None, None) => truc_client::new_document_id(&from),
+    };
     let header = DocumentHeader {
-        to: a.to,
+        to: a.to.clone(),
         document_id: document_id.clone(),
         subject: a.subject,
         document_type: a.document_type,
@@ -74,8 +98,30 @@ pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
             .unwrap_or_default(),
         ..Default::default()
     };
-    let doc = truc_client::sign_document(identity, header, payload)?;
-    let resp = client.send(doc).await?;
+    let resp = match digest {
+        None => {
+            let payload = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
+            client
+                .send(truc_client::sign_document(identity, header, payload)?)
+                .await?
+        }
+        Some((sha, size)) => {
+            if let Some(note) = &resume_note {
+                let _ = std::fs::write(note, &document_id);
+            }
+            let doc = truc_client::transfer::sign_external(identity, header, sha, size)?;
+            let bar = super::progress::Bar::new("sending", !a.conn.json);
+            let resp = client
+                .upload_file(doc, &a.file, &|done, total| bar.update(done, total))
+                .await;
+            bar.finish();
+            let resp = resp?;
+            if let Some(note) = &resume_note {
+                let _ = std::fs::remove_file(note);
+            }
+            resp
+        }
+    };
     if a.conn.json {
         println!("{}", output::acceptance_json(&document_id, &resp));
     } else {
@@ -153,7 +199,7 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
             }
             continue;
         }
-        match save(&a.out, &d, &trust) {
+        match save(&client, &a.out, &d, &trust, !a.conn.json).await {
             Ok((header, path)) => {
                 // The file is on disk (fsync'd) before the hub forgets it.
                 client.ack(vec![d.delivery_id]).await?;
@@ -207,16 +253,25 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
 }
 
 /// Verify and save one delivery; returns its header and the payload's path.
-fn save(
+/// Verify and save one delivery; returns its header and the payload's path.
+/// A large payload is downloaded to `<name>.part` (resuming a partial file)
+/// and checked against the signed size and SHA-256 before it is renamed.
+async fn save(
+    client: &truc_client::Client,
     dir: &Path,
     d: &Delivery,
     trust: &truc_core::document::SigningTrust,
+    show_progress: bool,
 ) -> anyhow::Result<(DocumentHeader, PathBuf)> {
     let doc = d
         .document
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("delivery without a document"))?;
-    let checked = truc_client::verify_received(doc, trust)?;
+    let checked = if d.payload_separate {
+        truc_core::document::verify_document(doc, None, trust, rustls_now(), false)?
+    } else {
+        truc_client::verify_received(doc, trust)?
+    };
     let h = checked.header;
     let name = if h.file_name.is_empty() {
         "payload.bin".to_string()
@@ -224,7 +279,24 @@ fn save(
         h.file_name.clone()
     };
     let base = dir.join(format!("{}-{}", d.hub_document_id, name));
-    write_durably(&base, &doc.payload)?;
+    if d.payload_separate {
+        let part = dir.join(format!("{}-{}.part", d.hub_document_id, name));
+        let bar = super::progress::Bar::new(&format!("receiving {name}"), show_progress);
+        client
+            .download_to(
+                d.hub_document_id,
+                d.delivery_id,
+                &part,
+                &h.payload_sha256,
+                h.payload_size,
+                &|done, total| bar.update(done, total),
+            )
+            .await?;
+        bar.finish();
+        std::fs::rename(&part, &base).with_context(|| format!("renaming to {}", base.display()))?;
+    } else {
+        write_durably(&base, &doc.payload)?;
+    }
     let mut meta = output::header_json(&h);
     meta["hub_document_id"] = d.hub_document_id.into();
     meta["signature"] = truc_core::hex(&doc.signature).into();
@@ -234,6 +306,21 @@ fn save(
         serde_json::to_string_pretty(&meta)?.as_bytes(),
     )?;
     Ok((h, base))
+}
+
+fn rustls_now() -> truc_core::document::UnixTime {
+    truc_core::document::UnixTime::now()
+}
+
+/// Where an interrupted chunked send remembers its document id: the same
+/// sender, recipients and file content resume under the same id.
+fn resume_note_path(from: &str, to: &[String], sha: &[u8; 32]) -> PathBuf {
+    let key = format!("{from}|{}|{}", to.join(","), truc_core::hex(sha));
+    let name = format!(
+        "truc-send-{}.id",
+        &truc_core::hex(&truc_core::sha256(key.as_bytes()))[..32]
+    );
+    std::env::temp_dir().join(name)
 }
 
 fn write_durably(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {

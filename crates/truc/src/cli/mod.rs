@@ -3,11 +3,13 @@
 
 mod agency;
 mod audit;
+mod bench;
 mod demo;
 mod lifecycle;
 mod ops;
 mod output;
 mod pki;
+mod progress;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -73,6 +75,9 @@ enum Command {
     /// Auditor commands: receipts, offline verification, watching the log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Load-test a hub: N agencies send signed documents to M others;
+    /// prints throughput and latency percentiles.
+    Bench(bench::BenchArgs),
 }
 
 /// Entry point of `truc`.
@@ -96,6 +101,7 @@ pub fn main() -> ExitCode {
             Command::Track(a) => lifecycle::track(a).await,
             Command::Ops(c) => ops::run(c).await,
             Command::Audit(c) => audit::run(c).await,
+            Command::Bench(a) => bench::run(a).await,
         }
     });
     match result {

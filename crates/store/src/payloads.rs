@@ -1,0 +1,252 @@
+//! Large payloads on disk, content-addressed by SHA-256, outside sled.
+//!
+//! `DIR/payloads/<sha256 hex>` holds complete payloads, stored once for every
+//! sender and recipient. `DIR/uploads/<id>.part` holds an upload in
+//! progress; its length is how far a dropped upload may resume from. An
+//! upload becomes a payload only after its size and SHA-256 match the signed
+//! header; otherwise it is deleted. Calls block: use them on blocking
+//! threads.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::StoreError;
+
+/// Bytes hashed per read when a resumed upload's prefix is re-hashed.
+const HASH_BUF: usize = 1 << 20;
+
+/// The payload file store.
+#[derive(Debug, Clone)]
+pub struct PayloadFiles {
+    payloads: PathBuf,
+    uploads: PathBuf,
+}
+
+fn io_err(what: &Path, e: io::Error) -> StoreError {
+    match e.raw_os_error() {
+        // ENOSPC, EDQUOT: say so plainly.
+        Some(28) | Some(122) => StoreError::Unavailable(format!("disk full writing {}", what.display())),
+        _ => StoreError::Unavailable(format!("{}: {e}", what.display())),
+    }
+}
+
+/// Why an upload was refused at its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadMismatch {
+    /// More or fewer bytes than the header signs.
+    Size {
+        /// Bytes received.
+        got: u64,
+        /// Bytes the header states.
+        want: u64,
+    },
+    /// The SHA-256 differs from the signed digest.
+    Digest,
+}
+
+impl PayloadFiles {
+    /// Use (and create) `data_dir/payloads` and `data_dir/uploads`.
+    pub fn open(data_dir: &Path) -> Result<PayloadFiles, StoreError> {
+        let me = PayloadFiles {
+            payloads: data_dir.join("payloads"),
+            uploads: data_dir.join("uploads"),
+        };
+        for d in [&me.payloads, &me.uploads] {
+            fs::create_dir_all(d).map_err(|e| io_err(d, e))?;
+        }
+        Ok(me)
+    }
+
+    fn payload_path(&self, sha256: &[u8]) -> PathBuf {
+        self.payloads.join(truc_core::hex(sha256))
+    }
+
+    fn part_path(&self, upload_id: &str) -> PathBuf {
+        self.uploads.join(format!("{upload_id}.part"))
+    }
+
+    /// Whether the whole payload with this digest is stored.
+    pub fn has(&self, sha256: &[u8]) -> bool {
+        self.payload_path(sha256).is_file()
+    }
+
+    /// Size of a stored payload.
+    pub fn size(&self, sha256: &[u8]) -> Option<u64> {
+        fs::metadata(self.payload_path(sha256)).ok().map(|m| m.len())
+    }
+
+    /// Bytes received so far for an upload (0 if none).
+    pub fn received(&self, upload_id: &str) -> u64 {
+        fs::metadata(self.part_path(upload_id)).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Open an upload to append at `offset`, which must be what it has now
+    /// (0 starts over). Returns the writer, with the digest of the bytes
+    /// before `offset` already taken.
+    pub fn resume(&self, upload_id: &str, offset: u64) -> Result<Result<PartWriter, u64>, StoreError> {
+        let path = self.part_path(upload_id);
+        let have = self.received(upload_id);
+        if offset != have && offset != 0 {
+            return Ok(Err(have));
+        }
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io_err(&path, e))?;
+        if offset == 0 {
+            file.set_len(0).map_err(|e| io_err(&path, e))?;
+        }
+        let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
+        if offset > 0 {
+            file.seek(SeekFrom::Start(0)).map_err(|e| io_err(&path, e))?;
+            let mut buf = vec![0u8; HASH_BUF];
+            let mut left = offset;
+            while left > 0 {
+                let n = file
+                    .read(&mut buf[..HASH_BUF.min(left as usize)])
+                    .map_err(|e| io_err(&path, e))?;
+                if n == 0 {
+                    break;
+                }
+                hash.update(&buf[..n]);
+                left -= n as u64;
+            }
+        }
+        file.seek(SeekFrom::Start(offset)).map_err(|e| io_err(&path, e))?;
+        Ok(Ok(PartWriter {
+            file,
+            path,
+            hash,
+            written: offset,
+            unsynced: 0,
+        }))
+    }
+
+    /// Check a finished upload against the signed size and digest; if it
+    /// matches, make it the stored payload (durably), else delete it.
+    pub fn finish(
+        &self,
+        upload_id: &str,
+        part: PartWriter,
+        size: u64,
+        sha256: &[u8],
+    ) -> Result<Result<(), UploadMismatch>, StoreError> {
+        let PartWriter {
+            file,
+            path: part_path,
+            hash,
+            written,
+            ..
+        } = part;
+        file.sync_all().map_err(|e| io_err(&part_path, e))?;
+        drop(file);
+        let digest = hash.finish();
+        let mismatch = if written != size {
+            Some(UploadMismatch::Size {
+                got: written,
+                want: size,
+            })
+        } else if digest.as_ref() != sha256 {
+            Some(UploadMismatch::Digest)
+        } else {
+            None
+        };
+        let path = self.part_path(upload_id);
+        if let Some(m) = mismatch {
+            let _ = fs::remove_file(&path);
+            return Ok(Err(m));
+        }
+        let dest = self.payload_path(sha256);
+        fs::rename(&path, &dest).map_err(|e| io_err(&dest, e))?;
+        File::open(&self.payloads)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io_err(&self.payloads, e))?;
+        Ok(Ok(()))
+    }
+
+    /// Forget an upload.
+    pub fn discard(&self, upload_id: &str) {
+        let _ = fs::remove_file(self.part_path(upload_id));
+    }
+
+    /// Read up to `len` bytes of a stored payload from `offset`.
+    pub fn read_at(&self, sha256: &[u8], offset: u64, len: usize) -> Result<Vec<u8>, StoreError> {
+        let path = self.payload_path(sha256);
+        let mut f = File::open(&path).map_err(|e| io_err(&path, e))?;
+        f.seek(SeekFrom::Start(offset)).map_err(|e| io_err(&path, e))?;
+        let mut buf = vec![0u8; len];
+        let mut filled = 0;
+        while filled < len {
+            let n = f.read(&mut buf[filled..]).map_err(|e| io_err(&path, e))?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        buf.truncate(filled);
+        Ok(buf)
+    }
+
+    /// Delete uploads untouched for longer than `max_age`; returns how many.
+    pub fn sweep_uploads(&self, max_age: Duration) -> usize {
+        let Ok(entries) = fs::read_dir(&self.uploads) else {
+            return 0;
+        };
+        let now = SystemTime::now();
+        let mut n = 0;
+        for e in entries.flatten() {
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .map(|t| now.duration_since(t).unwrap_or_default() > max_age)
+                .unwrap_or(false);
+            if old && fs::remove_file(e.path()).is_ok() {
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+/// An upload being written, hashing as it goes.
+pub struct PartWriter {
+    file: File,
+    path: PathBuf,
+    hash: ring::digest::Context,
+    written: u64,
+    unsynced: u64,
+}
+
+impl std::fmt::Debug for PartWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartWriter")
+            .field("path", &self.path)
+            .field("written", &self.written)
+            .finish()
+    }
+}
+
+impl PartWriter {
+    /// Bytes received so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Append a chunk. Data is synced to disk every 64 MiB, so a resumed
+    /// upload loses little after a crash.
+    pub fn append(&mut self, chunk: &[u8]) -> Result<(), StoreError> {
+        self.file.write_all(chunk).map_err(|e| io_err(&self.path, e))?;
+        self.hash.update(chunk);
+        self.written += chunk.len() as u64;
+        self.unsynced += chunk.len() as u64;
+        if self.unsynced >= 64 << 20 {
+            self.file.sync_data().map_err(|e| io_err(&self.path, e))?;
+            self.unsynced = 0;
+        }
+        Ok(())
+    }
+}

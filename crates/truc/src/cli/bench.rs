@@ -1,0 +1,102 @@
+//! `truc bench`: a load generator to point at your own hub.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use truc_client::load::{self, LoadSpec, StopAt};
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("stop").args(["duration", "count"])))]
+pub(crate) struct BenchArgs {
+    /// Hub address, host:port or https://host:port.
+    #[arg(long, env = "TRUC_HUB", default_value = "127.0.0.1:7443")]
+    hub: String,
+    /// PKI directory from `truc pki init`: agency identities are
+    /// PKI/agencies/<code> (B90.S001…, B90.R001…), issued when missing and
+    /// registered by the operator PKI/operators/bench (issued when missing).
+    #[arg(long, value_name = "DIR")]
+    pki: PathBuf,
+    /// Sending agencies.
+    #[arg(long, default_value_t = 4)]
+    senders: usize,
+    /// Receiving agencies.
+    #[arg(long, default_value_t = 4)]
+    receivers: usize,
+    /// Recipients per document.
+    #[arg(long, default_value_t = 1)]
+    fanout: usize,
+    /// Payload bytes per document.
+    #[arg(long, default_value_t = 4096)]
+    size: usize,
+    /// Priorities with weights, e.g. thuong=90,khan=9,hoa-toc=1.
+    #[arg(long, default_value = "thuong")]
+    priority_mix: String,
+    /// Seconds to send for (documents are signed beforehand).
+    #[arg(long, value_name = "S")]
+    duration: Option<f64>,
+    /// Documents to send instead of a duration.
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+    /// gRPC connections per sending agency.
+    #[arg(long, default_value_t = 1)]
+    connections: usize,
+    /// Sends in flight per sending agency.
+    #[arg(long, default_value_t = 256)]
+    window: usize,
+    /// Receive credit per receiving agency (1..=1024).
+    #[arg(long, default_value_t = 256)]
+    credit: u32,
+    /// Documents sent before the clock starts (default: two windows per
+    /// sender; 0 for none).
+    #[arg(long, value_name = "N")]
+    warmup: Option<u64>,
+    /// Most MiB of payload to pre-sign for a --duration run.
+    #[arg(long, default_value_t = 3072, value_name = "MIB")]
+    presign_mib: u64,
+    /// Seconds to wait after the senders stop for the last deliveries.
+    #[arg(long, default_value_t = 60)]
+    drain_timeout: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) async fn run(a: BenchArgs) -> anyhow::Result<()> {
+    let stop = match (a.duration, a.count) {
+        (_, Some(n)) => StopAt::Count(n),
+        (Some(d), None) if d > 0.0 => StopAt::Duration(Duration::from_secs_f64(d)),
+        (Some(_), None) => anyhow::bail!("--duration must be positive"),
+        (None, None) => StopAt::Duration(Duration::from_secs(10)),
+    };
+    let mut spec = LoadSpec::new(&a.hub, &a.pki);
+    spec.senders = load::agency_codes('S', a.senders);
+    spec.receivers = load::agency_codes('R', a.receivers);
+    spec.fanout = a.fanout;
+    spec.size = a.size;
+    spec.priority_mix = load::parse_priority_mix(&a.priority_mix)?;
+    spec.stop = stop;
+    spec.connections = a.connections;
+    spec.window = a.window;
+    spec.credit = a.credit;
+    spec.warmup = a.warmup;
+    spec.max_presign_bytes = a.presign_mib << 20;
+    spec.drain_timeout = Duration::from_secs(a.drain_timeout);
+    load::prepare(&a.hub, &a.pki, &spec.agencies())
+        .await
+        .context("setting up the bench agencies")?;
+    let report = load::run(&spec).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.summary());
+    }
+    if !report.complete {
+        anyhow::bail!(
+            "only {} of {} deliveries were acknowledged",
+            report.deliveries,
+            report.expected_deliveries
+        );
+    }
+    Ok(())
+}
