@@ -234,6 +234,11 @@ PY
   fail "/metrics disagrees with truc ops queues --json: $(tr '\n' ' ' <"$T/agree")"
 fi
 pass "/metrics per-agency gauges equal truc ops queues --json ($(cat "$T/agree") agencies) after a send"
+if command -v promtool >/dev/null; then
+  tail -n +2 "$T/metrics" | promtool check metrics >"$T/lint" 2>&1 ||
+    fail "promtool check metrics on /metrics: $(tr '\n' ' ' <"$T/lint")"
+  pass "promtool check metrics accepts /metrics"
+fi
 
 # 5. SIGTERM: exit 0 within 15 s.
 kill -TERM "$HUB_PID"

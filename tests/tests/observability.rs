@@ -410,6 +410,30 @@ async fn grpc_health_answers_serving_and_reflection_lists_the_services() {
     ] {
         assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
     }
+    // Older grpcurl versions speak v1alpha.
+    use tonic_reflection::pb::v1alpha as alpha;
+    let mut old = alpha::server_reflection_client::ServerReflectionClient::new(channel.clone());
+    let req = alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(alpha::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let answer = old
+        .server_reflection_info(tokio_stream::iter(vec![req]))
+        .await
+        .unwrap()
+        .into_inner()
+        .message()
+        .await
+        .unwrap()
+        .expect("an answer");
+    let Some(alpha::server_reflection_response::MessageResponse::ListServicesResponse(services)) =
+        answer.message_response
+    else {
+        panic!("not a service list: {answer:?}");
+    };
+    assert!(services.service.iter().any(|s| s.name == "truc.v1.Axis"));
     // The descriptors are there too (grpcurl describe).
     let describe = ServerReflectionRequest {
         host: String::new(),

@@ -226,3 +226,24 @@ async fn limits_and_who_may_download() {
     );
     assert_eq!(receive_all(&h26, dir.path()).await.len(), 1);
 }
+
+#[tokio::test]
+async fn an_outbox_over_its_quota_refuses_more() {
+    let hub = TestHub::start_with(|c| c.limits.agency_quota_bytes = 1000).await;
+    let g22 = hub.agency(G22).await;
+    let h26 = hub.agency(H26).await;
+    g22.send(truc_tests::sign(&g22, header(&[H26], "q/1"), &[1u8; 600]))
+        .await
+        .unwrap();
+    let err = g22
+        .send(truc_tests::sign(&g22, header(&[H26], "q/2"), &[2u8; 600]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("quota of 1000 bytes"), "{err:?}");
+    // Once picked up, there is room again.
+    truc_tests::drain(&h26, 4).await;
+    g22.send(truc_tests::sign(&g22, header(&[H26], "q/2"), &[2u8; 600]))
+        .await
+        .unwrap();
+}

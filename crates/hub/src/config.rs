@@ -92,6 +92,9 @@ pub struct LimitsConfig {
     pub max_document_size: u64,
     /// Uploads left unfinished this long are deleted, hours.
     pub upload_expiry_hours: u64,
+    /// Most payload bytes waiting in one agency's outbox; a document that
+    /// would exceed it is refused (RESOURCE_EXHAUSTED). 0: no limit.
+    pub agency_quota_bytes: u64,
 }
 
 impl Default for LimitsConfig {
@@ -100,6 +103,7 @@ impl Default for LimitsConfig {
             max_inline_payload: 16 * 1024 * 1024,
             max_document_size: 4 << 30,
             upload_expiry_hours: 24,
+            agency_quota_bytes: 100 << 30,
         }
     }
 }
@@ -258,6 +262,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("TRUC_LIMITS_MAX_INLINE_PAYLOAD", "limits.max_inline_payload"),
     ("TRUC_LIMITS_MAX_DOCUMENT_SIZE", "limits.max_document_size"),
     ("TRUC_LIMITS_UPLOAD_EXPIRY_HOURS", "limits.upload_expiry_hours"),
+    ("TRUC_LIMITS_AGENCY_QUOTA_BYTES", "limits.agency_quota_bytes"),
     ("TRUC_DELIVERY_LEASE_MS", "delivery.lease_ms"),
     ("TRUC_DELIVERY_MAX_ATTEMPTS", "delivery.max_attempts"),
     ("TRUC_DELIVERY_DEFAULT_IN_FLIGHT", "delivery.default_in_flight"),

@@ -143,6 +143,7 @@ async fn serve_with_admin(
     info!(revoked = loaded.revoked_certificates, "trust material loaded");
     let tls_config = tls::server_config(&trust)?;
     let mut store_opts = SledStoreOptions::new(&config.data_dir);
+    store_opts.outbox_quota_bytes = config.limits.agency_quota_bytes;
     let m = metrics.clone();
     store_opts.on_commit = Some(truc_store::CommitObserver::new(move |n, took, ok| {
         m.committed(n, took, ok)

@@ -49,6 +49,9 @@ pub enum StoreError {
     /// The request does not fit the document's state.
     #[error("{0}")]
     Precondition(String),
+    /// A storage quota would be exceeded.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// A request argument is out of range.
     #[error("{0}")]
     InvalidArgument(String),

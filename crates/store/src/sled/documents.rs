@@ -133,6 +133,20 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
             to.push(actual);
         }
     }
+    // An agency that does not pick up its documents may not fill the disk.
+    if cache.quota_bytes > 0 {
+        for r in &to {
+            let pending = p.queued_delta.get(r.as_str()).map(|d| d.1).unwrap_or(0);
+            let waiting = (cache.queue_counts(r.as_str()).1 as i64 + pending).max(0) as u64;
+            if waiting + doc.payload_size > cache.quota_bytes {
+                return Err(StoreError::QuotaExceeded(format!(
+                    "{r}'s outbox holds {waiting} bytes not yet picked up; this document ({} bytes) would exceed \
+                     its quota of {} bytes",
+                    doc.payload_size, cache.quota_bytes
+                )));
+            }
+        }
+    }
     let business = BusinessType::try_from(doc.business_type).unwrap_or(BusinessType::New);
     // For revoke, update and replace: the original, from the same sender.
     let original = match business {

@@ -38,6 +38,8 @@ pub struct SledStoreOptions {
     pub cache_bytes: u64,
     /// Told about every group commit (batch size, time, success).
     pub on_commit: Option<crate::CommitObserver>,
+    /// Most payload bytes one agency's outbox may hold (0: no limit).
+    pub outbox_quota_bytes: u64,
 }
 
 impl SledStoreOptions {
@@ -48,6 +50,7 @@ impl SledStoreOptions {
             queue_capacity: 4096,
             cache_bytes: 64 * 1024 * 1024,
             on_commit: None,
+            outbox_quota_bytes: 0,
         }
     }
 }
@@ -59,6 +62,8 @@ pub(crate) struct Cache {
     agencies: RwLock<BTreeMap<String, AgencyRecord>>,
     /// Agency → (items, payload bytes) in its outbox.
     queued: Mutex<HashMap<String, (u64, u64)>>,
+    /// Most payload bytes one agency's outbox may hold (0: no limit).
+    quota_bytes: u64,
 }
 
 impl Cache {
@@ -144,7 +149,10 @@ impl SledStore {
                 ..Meta::default()
             },
         };
-        let cache = Arc::new(Cache::default());
+        let cache = Arc::new(Cache {
+            quota_bytes: opts.outbox_quota_bytes,
+            ..Cache::default()
+        });
         {
             let mut agencies = cache.agencies.write().unwrap_or_else(|e| e.into_inner());
             for kv in tree.scan_prefix([tag::AGENCY]) {
