@@ -242,7 +242,15 @@ async fn tampering_with_stored_receipts_is_detected() {
     // Receipt keys are `R` + index (u64 big-endian); see keys.rs.
     let receipt_key = |i: u64| [&[b'R'][..], &i.to_be_bytes()].concat();
     let edit = |f: &dyn Fn(&sled::Tree)| {
-        let db = sled::open(dir.path()).unwrap();
+        // sled releases its file lock a moment after the last handle drops.
+        let db = (0..500)
+            .find_map(|_| {
+                sled::open(dir.path()).ok().or_else(|| {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    None
+                })
+            })
+            .expect("the database opens once the store has closed");
         f(&db.open_tree("truc").unwrap());
         db.flush().unwrap();
     };

@@ -135,12 +135,31 @@ impl SledStore {
     /// Open (or create) the store in `opts.path`, signing tree heads with
     /// `signer`. Blocking: call it before serving, or in `spawn_blocking`.
     pub fn open(opts: &SledStoreOptions, signer: TreeHeadSigner) -> Result<Arc<SledStore>, StoreError> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(&opts.path)
             .cache_capacity(opts.cache_bytes)
-            .flush_every_ms(None)
-            .open()
-            .map_err(|e| open_error(&opts.path, e))?;
+            .flush_every_ms(None);
+        // A previous instance in this process (a restart) may take a moment
+        // to release the directory's lock; another process holding it is an
+        // error after that.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    return Err(StoreError::Unavailable(format!(
+                        "{} is in use by another trucd (could not lock it)",
+                        opts.path.display()
+                    )))
+                }
+                Err(e) => return Err(open_error(&opts.path, e)),
+            }
+        };
         let tree = db.open_tree("truc").map_err(|e| open_error(&opts.path, e))?;
         let meta = match tree.get(keys::meta())? {
             Some(v) => Meta::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("meta".into()))?,
