@@ -60,6 +60,8 @@ pub struct TlsConfig {
     pub crl: Vec<PathBuf>,
     /// How often to look for changed CRL, CA and hub certificate files, ms.
     pub reload_poll_ms: u64,
+    /// Oldest TLS version accepted: "1.2" or "1.3".
+    pub min_version: String,
 }
 
 impl Default for TlsConfig {
@@ -68,6 +70,7 @@ impl Default for TlsConfig {
             client_ca: Vec::new(),
             crl: Vec::new(),
             reload_poll_ms: 2000,
+            min_version: "1.2".into(),
         }
     }
 }
@@ -258,6 +261,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("TRUC_TLS_CLIENT_CA", "tls.client_ca"),
     ("TRUC_TLS_CRL", "tls.crl"),
     ("TRUC_TLS_RELOAD_POLL_MS", "tls.reload_poll_ms"),
+    ("TRUC_TLS_MIN_VERSION", "tls.min_version"),
     ("TRUC_SIGNING_TRUST_ANCHORS", "signing.trust_anchors"),
     ("TRUC_LIMITS_MAX_INLINE_PAYLOAD", "limits.max_inline_payload"),
     ("TRUC_LIMITS_MAX_DOCUMENT_SIZE", "limits.max_document_size"),
@@ -337,6 +341,13 @@ impl Config {
 
     /// Check values the types allow but the hub cannot use.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if !matches!(self.tls.min_version.as_str(), "1.2" | "1.3") {
+            return Err(value(
+                "tls.min_version",
+                &format!("{:?}", self.tls.min_version),
+                "must be \"1.2\" or \"1.3\"",
+            ));
+        }
         if self.tls.reload_poll_ms < 100 {
             return Err(value(
                 "tls.reload_poll_ms",

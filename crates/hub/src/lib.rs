@@ -141,7 +141,7 @@ async fn serve_with_admin(
         hub_key: identity.join("key.pem"),
     })?;
     info!(revoked = loaded.revoked_certificates, "trust material loaded");
-    let tls_config = tls::server_config(&trust)?;
+    let tls_config = tls::server_config(&trust, config.tls.min_version == "1.3")?;
     let mut store_opts = SledStoreOptions::new(&config.data_dir);
     store_opts.outbox_quota_bytes = config.limits.agency_quota_bytes;
     let m = metrics.clone();

@@ -127,9 +127,12 @@ impl ClientCertVerifier for PossessionVerifier {
     }
 }
 
+/// Versions when `tls.min_version = "1.3"`.
+static TLS13_ONLY: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
+
 /// Build the server's TLS configuration; the hub certificate comes from
 /// `trust` at each handshake, so a reload swaps it.
-pub(crate) fn server_config(trust: &Arc<Trust>) -> Result<rustls::ServerConfig, HubError> {
+pub(crate) fn server_config(trust: &Arc<Trust>, tls13_only: bool) -> Result<rustls::ServerConfig, HubError> {
     let client_cas = &trust.client_ca_ders;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut hints = Vec::new();
@@ -145,7 +148,11 @@ pub(crate) fn server_config(trust: &Arc<Trust>) -> Result<rustls::ServerConfig, 
         algs: provider.signature_verification_algorithms,
     };
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(if tls13_only {
+            TLS13_ONLY
+        } else {
+            rustls::DEFAULT_VERSIONS
+        })
         .map_err(|e| HubError::Identity(format!("TLS setup: {e}")))?
         .with_client_cert_verifier(Arc::new(verifier))
         .with_cert_resolver(Arc::new(HubCert(trust.clone())));

@@ -30,6 +30,7 @@ Environment variables:
   TRUC_TLS_CLIENT_CA               tls.client_ca     (identity's ca.pem)
   TRUC_TLS_CRL                     tls.crl           (none; comma-separated)
   TRUC_TLS_RELOAD_POLL_MS          tls.reload_poll_ms (2000; CRL/cert files re-read on change)
+  TRUC_TLS_MIN_VERSION             tls.min_version   (1.2 | 1.3)
   TRUC_SIGNING_TRUST_ANCHORS       signing.trust_anchors (identity's ca.pem)
   TRUC_LIMITS_MAX_INLINE_PAYLOAD   limits.max_inline_payload (16777216)
   TRUC_LIMITS_MAX_DOCUMENT_SIZE    limits.max_document_size (4294967296)
