@@ -79,12 +79,20 @@ struct Args {
     /// Sends (publishes) awaiting their acceptance (ack), per agency.
     #[arg(long, default_value_t = 256)]
     window: usize,
+    /// Pace the sends at this many documents (messages) per second in all,
+    /// on a fixed schedule, instead of as fast as the windows allow.
+    #[arg(long, value_name = "DOCS_PER_S")]
+    rate: Option<f64>,
     /// Unacknowledged deliveries per receiving agency (NATS max_ack_pending).
     #[arg(long, default_value_t = 256)]
     credit: u32,
     /// Connections per sending agency.
     #[arg(long, default_value_t = 1)]
     connections: usize,
+    /// Documents sent before each system's clock starts (default:
+    /// two windows per agency, at least 1000).
+    #[arg(long, value_name = "N")]
+    warmup: Option<u64>,
     /// Repeat everything this many times and report the median rows.
     #[arg(long, default_value_t = 1)]
     runs: usize,
@@ -225,13 +233,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let medians = medians(&rows);
     println!();
     println!(
-        "{} agencies (each sends to the next), fan-out {}, {} B payloads, window {}, credit {}, {} s per system{}",
+        "{} agencies (each sends to the next), fan-out {}, {} B payloads, window {}, credit {}, {} s per system{}{}",
         args.agencies,
         args.fanout,
         args.size,
         args.window,
         args.credit,
         args.duration,
+        match args.rate {
+            Some(r) => format!(", paced at {r} docs/s"),
+            None => String::new(),
+        },
         if args.runs > 1 {
             format!(", median of {} runs", args.runs)
         } else {
@@ -380,6 +392,7 @@ fn spec(args: &Args, hub: &str, pki: &Path, agencies: &[String]) -> LoadSpec {
     spec.stop = StopAt::Duration(Duration::from_secs_f64(args.duration));
     spec.connections = args.connections;
     spec.window = args.window;
+    spec.rate = args.rate;
     spec.credit = args.credit;
     spec.warmup = Some(warmup(args));
     spec.max_presign_bytes = args.presign_mib << 20;
@@ -388,7 +401,8 @@ fn spec(args: &Args, hub: &str, pki: &Path, agencies: &[String]) -> LoadSpec {
 }
 
 fn warmup(args: &Args) -> u64 {
-    (args.agencies * args.window * 2).max(1000) as u64
+    args.warmup
+        .unwrap_or((args.agencies * args.window * 2).max(1000) as u64)
 }
 
 async fn run_truc(
@@ -515,6 +529,7 @@ async fn run_nats(
         fanout: args.fanout,
         size: args.size,
         window: args.window,
+        rate: args.rate,
         credit: args.credit,
         connections: args.connections,
         duration: Duration::from_secs_f64(args.duration),

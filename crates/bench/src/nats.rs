@@ -152,6 +152,7 @@ pub(crate) struct NatsLoad {
     pub(crate) fanout: usize,
     pub(crate) size: usize,
     pub(crate) window: usize,
+    pub(crate) rate: Option<f64>,
     pub(crate) credit: u32,
     pub(crate) connections: usize,
     pub(crate) duration: Duration,
@@ -201,7 +202,12 @@ pub(crate) async fn run(port: u16, l: &NatsLoad) -> anyhow::Result<LoadReport> {
             while let Some(m) = messages.next().await {
                 match m {
                     Ok(m) => {
-                        let counted = tracker.received(&m.payload, Instant::now());
+                        // When the stream stored it (JetStream's timestamp, ns).
+                        let stored = m
+                            .info()
+                            .ok()
+                            .map(|i| (i.published.unix_timestamp_nanos() / 1000) as i64);
+                        let counted = tracker.received(&m.payload, Instant::now(), stored);
                         match m.ack().await {
                             Ok(()) => tracker.acked(u64::from(counted), Instant::now()),
                             Err(e) => tracker.error(format!("ack: {e}")),
@@ -255,7 +261,7 @@ pub(crate) async fn run(port: u16, l: &NatsLoad) -> anyhow::Result<LoadReport> {
     if l.warmup > 0 {
         let pools = make(&mut next_n, &load::split(l.warmup, senders));
         let mut w = LoadReport::default();
-        rig.phase(pools, None, &mut w).await?;
+        rig.phase(pools, None, None, &mut w).await?;
         if w.errors > 0 || !w.complete {
             bail!(
                 "{} warm-up failed: {} of {} delivered; {}",
@@ -279,11 +285,12 @@ pub(crate) async fn run(port: u16, l: &NatsLoad) -> anyhow::Result<LoadReport> {
         window: l.window,
         credit: l.credit,
         connections: l.connections,
+        rate: l.rate,
         presigned: total,
         presign_seconds: t.elapsed().as_secs_f64(),
         ..LoadReport::default()
     };
-    rig.phase(pools, Some(l.duration), &mut report).await?;
+    rig.phase(pools, Some(l.duration), l.rate, &mut report).await?;
     for c in consumers {
         c.abort();
     }
@@ -310,6 +317,7 @@ impl Rig {
         &self,
         pools: Vec<Vec<Doc>>,
         deadline: Option<Duration>,
+        rate: Option<f64>,
         report: &mut LoadReport,
     ) -> anyhow::Result<()> {
         self.tracker.reset();
@@ -317,18 +325,28 @@ impl Rig {
         let until = deadline.map(|d| start + d);
         let exhausted = Arc::new(AtomicBool::new(false));
         let accepted = Arc::new(AtomicU64::new(0));
+        let pacer = rate.map(|r| load::Pacer::new(start, r));
         let mut workers = tokio::task::JoinSet::new();
         for (s, pool) in pools.into_iter().enumerate() {
             let pool = Arc::new(Mutex::new(pool));
             for w in 0..self.window {
                 let js = self.publishers[s][w % self.publishers[s].len()].clone();
-                let (pool, tracker, exhausted, accepted) =
-                    (pool.clone(), self.tracker.clone(), exhausted.clone(), accepted.clone());
+                let (pool, tracker, exhausted, accepted, pacer) = (
+                    pool.clone(),
+                    self.tracker.clone(),
+                    exhausted.clone(),
+                    accepted.clone(),
+                    pacer.clone(),
+                );
                 let nonce = self.nonce;
                 workers.spawn(async move {
                     let mut micros = Vec::new();
                     let mut last = None;
                     loop {
+                        let due = match &pacer {
+                            Some(p) => Some(p.next().await),
+                            None => None,
+                        };
                         if until.is_some_and(|u| Instant::now() >= u) {
                             break;
                         }
@@ -339,7 +357,7 @@ impl Rig {
                             break;
                         };
                         let key = load::key_of(nonce, &doc.payload).unwrap_or(0);
-                        let t0 = Instant::now();
+                        let t0 = due.unwrap_or_else(Instant::now);
                         match publish(&js, doc).await {
                             Ok(()) => {
                                 let t1 = Instant::now();

@@ -105,6 +105,10 @@ pub struct LoadSpec {
     pub connections: usize,
     /// Sends in flight per sending agency.
     pub window: usize,
+    /// Documents per second in all, paced on a fixed schedule (latency is
+    /// measured from each document's scheduled time); `None`: as fast as the
+    /// windows allow.
+    pub rate: Option<f64>,
     /// Receive credit (unacknowledged deliveries) per receiving agency.
     pub credit: u32,
     /// Documents to send before the clock starts, in all (warms the hub and
@@ -134,6 +138,7 @@ impl LoadSpec {
             stop: StopAt::Duration(Duration::from_secs(10)),
             connections: 1,
             window: 256,
+            rate: None,
             credit: 256,
             warmup: None,
             max_presign_bytes: 3 << 30,
@@ -155,6 +160,9 @@ impl LoadSpec {
     fn check(&self) -> Result<(), LoadError> {
         if self.senders.is_empty() || self.receivers.is_empty() {
             return Err(LoadError::new("need at least one sender and one receiver"));
+        }
+        if self.rate.is_some_and(|r| r.is_nan() || r <= 0.0) {
+            return Err(LoadError::new("the rate must be positive"));
         }
         if self.fanout == 0 || self.window == 0 || self.connections == 0 {
             return Err(LoadError::new("fan-out, window and connections must be at least 1"));
@@ -332,6 +340,8 @@ pub struct LoadReport {
     pub credit: u32,
     /// Connections per sender.
     pub connections: usize,
+    /// The paced rate asked for, documents per second.
+    pub rate: Option<f64>,
     /// Documents pre-signed for the measured phase.
     pub presigned: u64,
     /// Seconds spent signing them (before the clock).
@@ -355,7 +365,8 @@ pub struct LoadReport {
     pub accepted_per_second: f64,
     /// Send → acceptance.
     pub send_latency_ms: Latency,
-    /// Acceptance (as the sender saw it) → received.
+    /// Acceptance (by the server's clock: Truc's `accepted_at_unix_ms`,
+    /// JetStream's stored timestamp) → received.
     pub delivery_latency_ms: Latency,
     /// Failed Sends or Acks.
     pub errors: u64,
@@ -383,6 +394,9 @@ impl LoadReport {
             self.credit,
             self.connections
         );
+        if let Some(r) = self.rate {
+            s += &format!("  paced at {r:.0} documents/s (latency from each document's scheduled time)\n");
+        }
         s += &format!(
             "  pre-signed {} documents in {:.2} s (before the clock)\n",
             self.presigned, self.presign_seconds
@@ -468,6 +482,14 @@ pub fn random_bytes(size: usize, seed: u64) -> Vec<u8> {
     }
     out.truncate(size);
     out
+}
+
+/// Microseconds since the Unix epoch, now.
+pub fn unix_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
 }
 
 /// A run nonce from the clock and the process id.
@@ -572,12 +594,18 @@ impl Tracker {
     }
 
     /// A receiver got the delivery whose payload is `payload` at `at`.
-    /// Returns whether it counts (false: a redelivery or another run's).
-    pub fn received(&self, payload: &[u8], at: Instant) -> bool {
+    /// `accepted_unix_us` is when the server says it accepted the document
+    /// (its wall clock, in µs since the epoch): the delivery latency is
+    /// measured from it when given (the server and this process must share a
+    /// clock: same machine, or synchronised), else from when the sender saw
+    /// the acceptance. Returns whether it counts (false: a redelivery or
+    /// another run's).
+    pub fn received(&self, payload: &[u8], at: Instant, accepted_unix_us: Option<i64>) -> bool {
         let Some(key) = key_of(self.nonce, payload) else {
             self.stray.fetch_add(1, Ordering::Relaxed);
             return false;
         };
+        let by_server_clock = accepted_unix_us.map(|a| (unix_micros() - a).clamp(0, u32::MAX as i64) as u32);
         let sample = {
             let mut map = self.lock_map();
             let t = map.entry(key).or_insert_with(|| Track {
@@ -588,9 +616,10 @@ impl Tracker {
                 None
             } else {
                 t.remaining -= 1;
-                let sample = match t.accepted {
-                    Some(a) => Some(at.saturating_duration_since(a).as_micros().min(u32::MAX as u128) as u32),
-                    None => {
+                let sample = match (by_server_clock, t.accepted) {
+                    (Some(s), _) => Some(s),
+                    (None, Some(a)) => Some(at.saturating_duration_since(a).as_micros().min(u32::MAX as u128) as u32),
+                    (None, None) => {
                         t.early += 1;
                         None
                     }
@@ -858,6 +887,7 @@ impl Rig {
         &self,
         pools: Vec<Vec<SignedDocument>>,
         deadline: Option<Duration>,
+        rate: Option<f64>,
         report: &mut LoadReport,
     ) -> Result<(), LoadError> {
         self.tracker.reset();
@@ -865,18 +895,28 @@ impl Rig {
         let until = deadline.map(|d| start + d);
         let exhausted = Arc::new(AtomicBool::new(false));
         let accepted = Arc::new(AtomicU64::new(0));
+        let pacer = rate.map(|r| Pacer::new(start, r));
         let mut workers = tokio::task::JoinSet::new();
         for (s, pool) in pools.into_iter().enumerate() {
             let pool = Arc::new(Mutex::new(pool));
             for w in 0..self.spec.window {
                 let client = self.clients[s][w % self.clients[s].len()].clone();
-                let (pool, tracker, exhausted, accepted) =
-                    (pool.clone(), self.tracker.clone(), exhausted.clone(), accepted.clone());
+                let (pool, tracker, exhausted, accepted, pacer) = (
+                    pool.clone(),
+                    self.tracker.clone(),
+                    exhausted.clone(),
+                    accepted.clone(),
+                    pacer.clone(),
+                );
                 let nonce = self.nonce;
                 workers.spawn(async move {
                     let mut micros = Vec::new();
                     let mut last = None;
                     loop {
+                        let due = match &pacer {
+                            Some(p) => Some(p.next().await),
+                            None => None,
+                        };
                         if until.is_some_and(|u| Instant::now() >= u) {
                             break;
                         }
@@ -887,7 +927,7 @@ impl Rig {
                             break;
                         };
                         let key = key_of(nonce, &doc.payload).unwrap_or(0);
-                        let t0 = Instant::now();
+                        let t0 = due.unwrap_or_else(Instant::now);
                         match client.send(doc).await {
                             Ok(_) => {
                                 let t1 = Instant::now();
@@ -962,7 +1002,9 @@ async fn receive_loop(client: Client, mut stream: tonic::Streaming<truc_proto::v
                 let counted = d
                     .document
                     .as_ref()
-                    .map(|doc| tracker.received(&doc.payload, at))
+                    // The hub's acceptance time has millisecond resolution:
+                    // take the middle of its millisecond.
+                    .map(|doc| tracker.received(&doc.payload, at, Some(d.accepted_at_unix_ms * 1000 + 500)))
                     .unwrap_or(false);
                 if tx.send((d.delivery_id, counted)).is_err() {
                     break;
@@ -993,6 +1035,7 @@ pub async fn run(spec: &LoadSpec) -> Result<LoadReport, LoadError> {
         window: spec.window,
         credit: spec.credit,
         connections: spec.connections,
+        rate: spec.rate,
         ..LoadReport::default()
     };
     // Warm-up: connections, the hub's caches, and a first rate.
@@ -1001,7 +1044,7 @@ pub async fn run(spec: &LoadSpec) -> Result<LoadReport, LoadError> {
     if warmup > 0 {
         let pools = rig.presign(&split(warmup, senders)).await?;
         let mut w = LoadReport::default();
-        rig.phase(pools, None, &mut w).await?;
+        rig.phase(pools, None, None, &mut w).await?;
         if w.errors > 0 {
             return Err(LoadError::new(format!(
                 "warm-up failed: {}",
@@ -1019,7 +1062,13 @@ pub async fn run(spec: &LoadSpec) -> Result<LoadReport, LoadError> {
     let (total, deadline) = match spec.stop {
         StopAt::Count(n) => (n, None),
         StopAt::Duration(d) => (
-            pool_size(rate, d, spec.size, senders * spec.window as u64, spec.max_presign_bytes),
+            pool_size(
+                spec.rate.map(|r| r / 2.0).unwrap_or(rate),
+                d,
+                spec.size,
+                senders * spec.window as u64,
+                spec.max_presign_bytes,
+            ),
             Some(d),
         ),
     };
@@ -1027,8 +1076,35 @@ pub async fn run(spec: &LoadSpec) -> Result<LoadReport, LoadError> {
     let pools = rig.presign(&split(total, senders)).await?;
     report.presigned = total;
     report.presign_seconds = t.elapsed().as_secs_f64();
-    rig.phase(pools, deadline, &mut report).await?;
+    rig.phase(pools, deadline, spec.rate, &mut report).await?;
     Ok(report)
+}
+
+/// A fixed send schedule: ticket `k` is due at `start + k / rate`.
+#[derive(Debug, Clone)]
+pub struct Pacer {
+    start: Instant,
+    rate: f64,
+    next: Arc<AtomicU64>,
+}
+
+impl Pacer {
+    /// `rate` tickets per second from `start`.
+    pub fn new(start: Instant, rate: f64) -> Pacer {
+        Pacer {
+            start,
+            rate,
+            next: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Wait for the next ticket; returns when it was due.
+    pub async fn next(&self) -> Instant {
+        let k = self.next.fetch_add(1, Ordering::Relaxed);
+        let due = self.start + Duration::from_secs_f64(k as f64 / self.rate);
+        tokio::time::sleep_until(due.into()).await;
+        due
+    }
 }
 
 /// Documents to prepare for a duration run: enough for 2.5× the warm-up

@@ -98,6 +98,10 @@ pub struct LimitsConfig {
     /// Most payload bytes waiting in one agency's outbox; a document that
     /// would exceed it is refused (RESOURCE_EXHAUSTED). 0: no limit.
     pub agency_quota_bytes: u64,
+    /// Free disk space the hub keeps in reserve: a send or upload that would
+    /// go below it is refused (RESOURCE_EXHAUSTED) before anything is
+    /// written, and accepted again once space returns. 0: no check.
+    pub min_free_disk_bytes: u64,
 }
 
 impl Default for LimitsConfig {
@@ -107,6 +111,7 @@ impl Default for LimitsConfig {
             max_document_size: 4 << 30,
             upload_expiry_hours: 24,
             agency_quota_bytes: 100 << 30,
+            min_free_disk_bytes: 256 << 20,
         }
     }
 }
@@ -267,6 +272,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("TRUC_LIMITS_MAX_DOCUMENT_SIZE", "limits.max_document_size"),
     ("TRUC_LIMITS_UPLOAD_EXPIRY_HOURS", "limits.upload_expiry_hours"),
     ("TRUC_LIMITS_AGENCY_QUOTA_BYTES", "limits.agency_quota_bytes"),
+    ("TRUC_LIMITS_MIN_FREE_DISK_BYTES", "limits.min_free_disk_bytes"),
     ("TRUC_DELIVERY_LEASE_MS", "delivery.lease_ms"),
     ("TRUC_DELIVERY_MAX_ATTEMPTS", "delivery.max_attempts"),
     ("TRUC_DELIVERY_DEFAULT_IN_FLIGHT", "delivery.default_in_flight"),

@@ -100,7 +100,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), HubError> {
     let admin_listener = admin::bind(config.admin.listen).await?;
-    serve_with_admin(config, listener, admin_listener, shutdown).await
+    serve_with_admin(config, listener, admin_listener, shutdown, None).await
 }
 
 async fn serve_with_admin(
@@ -108,6 +108,7 @@ async fn serve_with_admin(
     listener: TcpListener,
     admin_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send,
+    ready: Option<tokio::sync::oneshot::Sender<()>>,
 ) -> Result<(), HubError> {
     // The admin listener answers from the start (/healthz 200, /readyz 503
     // until serving) to the end (after the store is closed).
@@ -144,6 +145,7 @@ async fn serve_with_admin(
     let tls_config = tls::server_config(&trust, config.tls.min_version == "1.3")?;
     let mut store_opts = SledStoreOptions::new(&config.data_dir);
     store_opts.outbox_quota_bytes = config.limits.agency_quota_bytes;
+    store_opts.min_free_bytes = config.limits.min_free_disk_bytes;
     let m = metrics.clone();
     store_opts.on_commit = Some(truc_store::CommitObserver::new(move |n, took, ok| {
         m.committed(n, took, ok)
@@ -240,6 +242,9 @@ async fn serve_with_admin(
 
     info!(%addr, data_dir = %config.data_dir.display(), "hub listening");
     admin.set_ready();
+    if let Some(ready) = ready {
+        let _ = ready.send(());
+    }
     let mut stop_for_server = stop_rx.clone();
     let server = router.serve_with_incoming_shutdown(incoming, async move {
         let _ = stop_for_server.changed().await;
@@ -343,9 +348,24 @@ pub async fn start(config: Config) -> Result<RunningHub, HubError> {
     let admin_listener = admin::bind(config.admin.listen).await?;
     let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(serve_with_admin(config, listener, admin_listener, async move {
-        let _ = rx.await;
-    }));
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(serve_with_admin(
+        config,
+        listener,
+        admin_listener,
+        async move {
+            let _ = rx.await;
+        },
+        Some(ready_tx),
+    ));
+    // Report a hub that cannot start (identity, store, …) here, not later.
+    if ready_rx.await.is_err() {
+        return Err(match task.await {
+            Ok(Err(e)) => e,
+            Ok(Ok(())) => HubError::Server("the hub stopped before it was ready".into()),
+            Err(e) => HubError::Server(e.to_string()),
+        });
+    }
     Ok(RunningHub {
         addr,
         admin_addr,

@@ -22,7 +22,7 @@ pub(crate) fn from_store(e: StoreError) -> Status {
         StoreError::NotEntitled(_) => Status::permission_denied(e.to_string()),
         StoreError::Precondition(_) => Status::failed_precondition(e.to_string()),
         StoreError::InvalidArgument(_) => Status::invalid_argument(e.to_string()),
-        StoreError::QuotaExceeded(_) => Status::resource_exhausted(e.to_string()),
+        StoreError::QuotaExceeded(_) | StoreError::DiskFull(_) => Status::resource_exhausted(e.to_string()),
         StoreError::Closed => Status::unavailable("the hub is shutting down"),
         StoreError::Unavailable(detail) => {
             tracing::error!(%detail, "storage unavailable");

@@ -49,6 +49,9 @@ pub enum StoreError {
     /// The request does not fit the document's state.
     #[error("{0}")]
     Precondition(String),
+    /// The disk is nearly full; nothing was written.
+    #[error("{0}")]
+    DiskFull(String),
     /// A storage quota would be exceeded.
     #[error("{0}")]
     QuotaExceeded(String),

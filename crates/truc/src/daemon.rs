@@ -36,6 +36,7 @@ Environment variables:
   TRUC_LIMITS_MAX_DOCUMENT_SIZE    limits.max_document_size (4294967296)
   TRUC_LIMITS_UPLOAD_EXPIRY_HOURS  limits.upload_expiry_hours (24)
   TRUC_LIMITS_AGENCY_QUOTA_BYTES   limits.agency_quota_bytes (107374182400)
+  TRUC_LIMITS_MIN_FREE_DISK_BYTES  limits.min_free_disk_bytes (268435456)
   TRUC_DELIVERY_LEASE_MS           delivery.lease_ms (30000)
   TRUC_DELIVERY_MAX_ATTEMPTS       delivery.max_attempts (5)
   TRUC_DELIVERY_DEFAULT_IN_FLIGHT  delivery.default_in_flight (32)

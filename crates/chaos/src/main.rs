@@ -1,0 +1,653 @@
+//! `truc-chaos`: crash-consistency under load, against the real `trucd`.
+//!
+//! Starts `trucd` (the binary next to this one, or `--trucd PATH`) on a free
+//! port over a data directory that persists across restarts, with a short
+//! delivery lease. Then, `--cycles` times: many senders and receivers run
+//! against it; at a random moment the latest signed tree head is taken and
+//! the hub is killed with SIGKILL; it is restarted; and, with no client
+//! connected, the run checks that
+//!
+//! * the new signed tree head is consistent (RFC 9162 proof) with the head
+//!   taken before the kill and with the largest head handed out in a Send
+//!   receipt during the cycle;
+//! * every accepted (document, recipient) pair that no Ack ever named is
+//!   still in its recipient's outbox, under the hub document id the sender
+//!   was given (else it is **lost**), and nothing waiting was never sent;
+//!
+//! while the receivers check each delivery as it arrives: the signature
+//! verifies, the document was sent by the run to that recipient (else a
+//! **phantom**), and no pair comes back leased after an Ack naming it
+//! returned OK (**dup_after_ack**).
+//!
+//! After the last cycle: sends that never returned OK are sent again (same
+//! bytes: the hub's idempotency key settles them), every recipient is
+//! drained (`follow = false`), every accepted pair must have been delivered
+//! at least once, and the whole receipt log is exported and verified with
+//! `PKI/hub/receipts.pub` alone: complete, every receipt included in one
+//! signed head consistent with every head seen before, every ACCEPTED
+//! receipt handed to a sender present byte for byte at its index, a
+//! DELIVERED receipt for every acknowledged pair. Last, the hub is stopped
+//! with SIGTERM and must exit cleanly.
+//!
+//! Deliveries of an acceptance that did not survive a kill (the Send had
+//! not returned OK; the retried Send got another hub document id) are
+//! allowed by at-least-once delivery and are listed as `STALE`, not failures.
+//!
+//! The last line is the summary,
+//! `cycles=N accepted=X lost=0 dup_after_ack=0 log=ok phantoms=0`;
+//! the exit status is 0 only when all of them are as shown.
+//!
+//! ```sh
+//! cargo build --release -p truc -p truc-chaos
+//! target/release/truc-chaos --cycles 50
+//! target/release/truc-chaos --cycles 50 --seed 1234   # replay the kill moments
+//! ```
+#![forbid(unsafe_code)]
+
+mod hub;
+mod ledger;
+mod load;
+mod rng;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use truc_client::audit::{self, AuditQuery, ExportTreeHead, WatchState};
+use truc_client::Client;
+use truc_core::tree_head::TreeHeadVerifier;
+use truc_core::{AgencyCode, Principal};
+use truc_pki::{Identity, IssueOptions, Pki};
+
+use crate::hub::Hub;
+use crate::ledger::{Counters, DocKey};
+use crate::load::{Agency, Ctx, Load, LoadOpts};
+use crate::rng::Rng;
+
+/// SIGKILL a real trucd under concurrent senders and receivers, restart it,
+/// and check that nothing accepted is lost, nothing acknowledged comes
+/// back, nothing unsent appears, and the receipt log stays consistent.
+#[derive(Debug, Parser)]
+#[command(name = "truc-chaos", version)]
+struct Args {
+    /// SIGKILL/restart cycles.
+    #[arg(long, default_value_t = 5)]
+    cycles: u32,
+    /// Sending agencies.
+    #[arg(long, default_value_t = 6)]
+    senders: usize,
+    /// Receiving agencies (each with one following Receive stream).
+    #[arg(long, default_value_t = 6)]
+    receivers: usize,
+    /// Sends in flight per sender.
+    #[arg(long, default_value_t = 4)]
+    window: usize,
+    /// Most recipients per document (1..=this, at random).
+    #[arg(long, default_value_t = 3)]
+    fanout: usize,
+    /// Receive credit per receiver.
+    #[arg(long, default_value_t = 32)]
+    credit: u32,
+    /// Percent of first deliveries left unacknowledged, so that their lease
+    /// runs out and they are delivered again.
+    #[arg(long, default_value_t = 3)]
+    skip_ack_percent: u32,
+    /// Shortest time under load before a kill, ms.
+    #[arg(long, default_value_t = 200)]
+    min_kill_ms: u64,
+    /// Longest time under load before a kill, ms.
+    #[arg(long, default_value_t = 1500)]
+    max_kill_ms: u64,
+    /// The hub's delivery lease (TRUC_DELIVERY_LEASE_MS), ms.
+    #[arg(long, default_value_t = 1000)]
+    lease_ms: u64,
+    /// Payload size range, bytes.
+    #[arg(long, default_value_t = 64)]
+    min_payload: usize,
+    #[arg(long, default_value_t = 2048)]
+    max_payload: usize,
+    /// Seed of the kill moments, recipients, payloads and skipped acks
+    /// (default: from the clock; printed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// The trucd binary (default: `trucd` next to this program).
+    #[arg(long)]
+    trucd: Option<PathBuf>,
+    /// Keep the PKI, the data directory and trucd's log in DIR (created;
+    /// must be empty). Without it they go to a temporary directory, kept
+    /// only when the run fails.
+    #[arg(long, value_name = "DIR")]
+    keep: Option<PathBuf>,
+}
+
+/// Where the run's files are.
+struct Files {
+    root: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+}
+
+fn main() {
+    let args = Args::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("truc-chaos: cannot start the runtime: {e}");
+            std::process::exit(2);
+        }
+    };
+    std::process::exit(rt.block_on(run(args)));
+}
+
+async fn run(args: Args) -> i32 {
+    let started = Instant::now();
+    let seed = args.seed.unwrap_or_else(rng::seed_from_time);
+    let files = match files(&args) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("truc-chaos: {e:#}");
+            return 2;
+        }
+    };
+    println!(
+        "truc-chaos: seed={seed} cycles={} senders={} receivers={} window={} lease_ms={} kill after {}..={} ms; \
+         files in {}",
+        args.cycles,
+        args.senders,
+        args.receivers,
+        args.window,
+        args.lease_ms,
+        args.min_kill_ms,
+        args.max_kill_ms,
+        files.root.display()
+    );
+    let mut state = RunState::default();
+    let result = chaos(&args, seed, &files.root, &mut state).await;
+    let code = match &result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("truc-chaos: {e:#}");
+            2
+        }
+    };
+    let Some(ctx) = state.ctx.as_ref() else {
+        println!("cycles=0 accepted=0 lost=0 dup_after_ack=0 log=error phantoms=0");
+        keep_on_failure(files);
+        return 2;
+    };
+    let l = ctx.ledger();
+    let log = if result.is_err() && !state.log_checked {
+        "error"
+    } else if l.log_failures.count == 0 {
+        "ok"
+    } else {
+        "FAIL"
+    };
+    report_findings(&l);
+    println!(
+        "totals: {} documents attempted, {} accepted ({} pairs), {} unresolved; {} deliveries ({} redelivered, {} \
+         stale, {} after an ack in a lease race); {} acked; {} skipped acks; {} dead letters; {} unexpected errors; \
+         {:.1} s; replay with --seed {seed}",
+        l.c.attempted,
+        l.accepted_docs(),
+        l.accepted_pairs(),
+        l.unresolved().len(),
+        l.c.deliveries,
+        l.c.redeliveries,
+        l.stale.count,
+        l.c.late,
+        l.c.acked,
+        l.c.skipped_acks,
+        l.dead_letters,
+        l.c.unexpected_errors,
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "cycles={} accepted={} lost={} dup_after_ack={} log={log} phantoms={}",
+        state.cycles,
+        l.accepted_docs(),
+        l.lost(),
+        l.dup_after_ack.count,
+        l.phantoms.count
+    );
+    let failed = code != 0
+        || l.lost() > 0
+        || l.dup_after_ack.count > 0
+        || l.phantoms.count > 0
+        || l.log_failures.count > 0
+        || l.dead_letters > 0
+        || !l.unresolved().is_empty();
+    drop(l);
+    if failed {
+        keep_on_failure(files);
+        return if code != 0 { code } else { 1 };
+    }
+    0
+}
+
+fn keep_on_failure(files: Files) {
+    if let Some(t) = files._temp {
+        let path = t.keep();
+        eprintln!("truc-chaos: kept {} for inspection", path.display());
+    }
+}
+
+fn report_findings(l: &ledger::Ledger) {
+    for m in l.lost_messages() {
+        println!("LOST: {m}");
+    }
+    for m in &l.dup_after_ack.first {
+        println!("DUP AFTER ACK: {m}");
+    }
+    for m in &l.phantoms.first {
+        println!("PHANTOM: {m}");
+    }
+    for m in &l.log_failures.first {
+        println!("LOG: {m}");
+    }
+    for m in &l.stale.first {
+        println!("STALE (allowed: the Send had not returned OK): {m}");
+    }
+    for m in &l.errors {
+        eprintln!("warning: unexpected error while the hub was up: {m}");
+    }
+}
+
+fn files(args: &Args) -> anyhow::Result<Files> {
+    match &args.keep {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            if std::fs::read_dir(dir)?.next().is_some() {
+                bail!("--keep {}: the directory is not empty", dir.display());
+            }
+            Ok(Files {
+                root: std::path::absolute(dir)?,
+                _temp: None,
+            })
+        }
+        None => {
+            let t = tempfile::Builder::new().prefix("truc-chaos.").tempdir()?;
+            Ok(Files {
+                root: t.path().to_path_buf(),
+                _temp: Some(t),
+            })
+        }
+    }
+}
+
+/// What the summary needs even when the run stops early.
+#[derive(Default)]
+struct RunState {
+    ctx: Option<Arc<Ctx>>,
+    cycles: u32,
+    log_checked: bool,
+}
+
+fn trucd_path(args: &Args) -> anyhow::Result<PathBuf> {
+    let path = match &args.trucd {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("this program's directory")?
+            .join("trucd"),
+    };
+    if !path.is_file() {
+        bail!(
+            "no trucd at {} (build it: cargo build --release -p truc -p truc-chaos; or pass --trucd PATH)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+fn agency_principal(code: &str) -> anyhow::Result<Principal> {
+    Ok(Principal::Agency(AgencyCode::parse(code)?))
+}
+
+/// The CA, the agencies, an operator and an auditor.
+fn make_pki(dir: &Path, senders: &[String], receivers: &[String]) -> anyhow::Result<(Vec<Agency>, Vec<Agency>)> {
+    let pki = Pki::init(dir, "chaos", &[])?;
+    let make = |code: &String, signs: bool| -> anyhow::Result<Agency> {
+        let p = agency_principal(code)?;
+        let dir = pki.issue(&p, &format!("Chaos {code}"), &IssueOptions::default())?;
+        let identity = Identity::load(&dir)?;
+        let signer = if signs { Some(identity.signer()?) } else { None };
+        Ok(Agency {
+            code: code.clone(),
+            dir,
+            identity,
+            signer,
+        })
+    };
+    let s = senders
+        .iter()
+        .map(|c| make(c, true))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let r = receivers
+        .iter()
+        .map(|c| make(c, false))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for uri in ["urn:truc:operator:chaos", "urn:truc:auditor:chaos"] {
+        let p = Principal::parse_uri(uri)?;
+        pki.issue(&p, uri, &IssueOptions::default())?;
+    }
+    Ok((s, r))
+}
+
+async fn chaos(args: &Args, seed: u64, root: &Path, st: &mut RunState) -> anyhow::Result<()> {
+    if args.senders == 0 || args.receivers == 0 || args.window == 0 || args.fanout == 0 {
+        bail!("--senders, --receivers, --window and --fanout must be at least 1");
+    }
+    if args.min_kill_ms > args.max_kill_ms || args.min_payload > args.max_payload {
+        bail!("--min-kill-ms/--min-payload must not exceed their maximum");
+    }
+    let trucd = trucd_path(args)?;
+    let mut rng = Rng::new(seed);
+    let pki_dir = root.join("pki");
+    let sender_codes = truc_client::load::agency_codes('S', args.senders);
+    let receiver_codes = truc_client::load::agency_codes('R', args.receivers);
+    let (senders, receivers) = make_pki(&pki_dir, &sender_codes, &receiver_codes)?;
+    let operator_dir = pki_dir.join("operators/chaos");
+    let auditor_dir = pki_dir.join("auditors/chaos");
+    let pub_path = pki_dir.join("hub/receipts.pub");
+    let verifier = TreeHeadVerifier::from_pem(
+        &std::fs::read_to_string(&pub_path).with_context(|| format!("reading {}", pub_path.display()))?,
+    )?;
+    let trust = truc_client::axis_trust(&senders[0].identity)?;
+    let opts = LoadOpts {
+        window: args.window,
+        credit: args.credit,
+        fanout: args.fanout,
+        skip_ack_percent: args.skip_ack_percent,
+        lease_ms: args.lease_ms as i64,
+        min_payload: args.min_payload.max(1),
+        max_payload: args.max_payload.max(1),
+    };
+    let ctx = Arc::new(Ctx::new(senders, receivers, verifier.clone(), trust, opts));
+    st.ctx = Some(ctx.clone());
+
+    let env = vec![
+        ("TRUC_DELIVERY_LEASE_MS".to_string(), args.lease_ms.to_string()),
+        // Every unacked copy comes back after each kill; none may be
+        // dead-lettered for it in a long run.
+        ("TRUC_DELIVERY_MAX_ATTEMPTS".to_string(), "1000000".to_string()),
+        ("TRUC_LOG_LEVEL".to_string(), "warn".to_string()),
+    ];
+    let log_path = root.join("trucd.log");
+    let mut hub = Hub::new(&trucd, &pki_dir, &root.join("data"), &log_path, env);
+    let ready = hub.start().await?;
+    println!(
+        "hub: {} (pid {}) on {}, ready in {} ms; log {}",
+        trucd.display(),
+        hub.pid(),
+        hub.addr,
+        ready.as_millis(),
+        log_path.display()
+    );
+    let operator = Client::connect_dir(&hub.addr, &operator_dir).await?;
+    for a in ctx.senders.iter().chain(ctx.receivers.iter()) {
+        operator.add_agency(&a.code, &format!("Chaos {}", a.code)).await?;
+    }
+    let mut auditor = Client::connect_dir(&hub.addr, &auditor_dir).await?;
+    let mut head = audit::latest_head(&auditor, &verifier).await?;
+
+    for cycle in 1..=args.cycles {
+        let before = ctx.ledger().c;
+        let load = Load::start(&ctx, &hub.addr, &mut rng).await?;
+        let delay = rng.range(args.min_kill_ms, args.max_kill_ms);
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        // The latest signed tree head, proven to extend the one before.
+        let pre_kill = match audit::check_consistency(&auditor, &verifier, &head).await {
+            Ok(h) => Some(h),
+            Err(e) => {
+                ctx.ledger()
+                    .log_failures
+                    .add(format!("cycle {cycle}, before the kill: {e}"));
+                None
+            }
+        };
+        ctx.hub_up.store(false, Ordering::SeqCst);
+        hub.kill().with_context(|| format!("cycle {cycle}"))?;
+        load.stop(Duration::from_secs(20)).await;
+        let send_head = ctx.ledger().take_send_head();
+        let restart = hub.start().await.with_context(|| format!("cycle {cycle}: restart"))?;
+        ctx.hub_up.store(true, Ordering::SeqCst);
+        st.cycles = cycle;
+
+        auditor = Client::connect_dir(&hub.addr, &auditor_dir).await?;
+        let operator_now = Client::connect_dir(&hub.addr, &operator_dir).await?;
+        let pre_size = pre_kill.as_ref().map(|h| h.tree_size).unwrap_or(0);
+        let send_size = send_head.as_ref().map(|h| h.tree_size).unwrap_or(0);
+        let mut log_ok = true;
+        for (what, h) in [
+            ("the tree head taken before the kill", &pre_kill),
+            ("the largest Send receipt head", &send_head),
+        ] {
+            let Some(h) = h else { continue };
+            if let Err(e) = audit::check_consistency(&auditor, &verifier, h).await {
+                log_ok = false;
+                ctx.ledger().log_failures.add(format!(
+                    "cycle {cycle} (seed {seed}, killed after {delay} ms): {what} (size {}) is not extended by the \
+                     restarted hub's: {e}",
+                    h.tree_size
+                ));
+            }
+        }
+        head = match audit::latest_head(&auditor, &verifier).await {
+            Ok(h) => h,
+            Err(e) => bail!("cycle {cycle}: the restarted hub's tree head: {e}"),
+        };
+        let snapshot = queues(&ctx, &operator_now).await?;
+        let newly_lost = ctx.ledger().check_queues(
+            &format!("cycle {cycle} (seed {seed}, killed after {delay} ms)"),
+            &ctx.receiver_names,
+            &snapshot.queued,
+            &snapshot.dead,
+            &snapshot.unknown,
+        );
+        let (now, lost, dups, phantoms) = {
+            let l = ctx.ledger();
+            (l.c, l.lost(), l.dup_after_ack.count, l.phantoms.count)
+        };
+        let d: Counters = now - before;
+        println!(
+            "cycle {cycle}/{}: SIGKILL after {delay} ms (tree head {pre_size}, Send receipts up to {send_size}); \
+             restart {} ms; sends +{} ok ({} failed, {} pending); deliveries +{} ({} redelivered), acked +{}; queued \
+             {}; tree {} after restart; lost={lost}{} dup_after_ack={dups} phantoms={phantoms} log={}",
+            args.cycles,
+            restart.as_millis(),
+            d.accepted,
+            d.send_failures,
+            ctx.pending(),
+            d.deliveries,
+            d.redeliveries,
+            d.acked,
+            snapshot.queued.iter().map(|m| m.len()).sum::<usize>(),
+            head.tree_size,
+            if newly_lost > 0 {
+                format!(" (+{newly_lost})")
+            } else {
+                String::new()
+            },
+            if log_ok { "ok" } else { "FAIL" }
+        );
+    }
+
+    // The end: settle the unknown sends, drain, and check everything.
+    let unresolved = load::resolve_pending(&ctx, &hub.addr).await?;
+    let mut drained = 0;
+    for _ in 0..5 {
+        let n = load::drain(&ctx, &hub.addr).await?;
+        drained += n;
+        if n == 0 {
+            break;
+        }
+    }
+    let operator_now = Client::connect_dir(&hub.addr, &operator_dir).await?;
+    let snapshot = queues(&ctx, &operator_now).await?;
+    let left: usize = snapshot.queued.iter().map(|m| m.len()).sum();
+    ctx.ledger().check_queues(
+        "after the drain",
+        &ctx.receiver_names,
+        &snapshot.queued,
+        &snapshot.dead,
+        &snapshot.unknown,
+    );
+    {
+        let label = |k: &DocKey| format!("{} {:?}", ctx.senders[k.0 as usize].code, ctx.document_id(k));
+        ctx.ledger().final_check(&ctx.receiver_names, label);
+    }
+    let auditor_now = Client::connect_dir(&hub.addr, &auditor_dir).await?;
+    let (size, receipts) = check_log(&ctx, &auditor_now, &verifier, &head).await;
+    st.log_checked = true;
+    let status = hub.terminate(Duration::from_secs(30));
+    if !status.is_some_and(|s| s.success()) {
+        ctx.ledger().log_failures.add(format!(
+            "trucd did not stop cleanly on SIGTERM after the run: {status:?}; {} ends:\n{}",
+            log_path.display(),
+            hub::tail(&log_path, 20)
+        ));
+    }
+    println!(
+        "final: {unresolved} sends unresolved; drained {drained} deliveries; {left} items left queued; log of {size} \
+         receipts verified ({receipts} checked against what the clients were given)"
+    );
+    if left > 0 {
+        ctx.ledger().error(format!("{left} items still queued after the drain"));
+    }
+    Ok(())
+}
+
+/// What waits for each receiver, from the operator's view.
+struct Snapshot {
+    queued: Vec<HashMap<DocKey, u64>>,
+    dead: Vec<HashMap<DocKey, u64>>,
+    unknown: Vec<Vec<String>>,
+}
+
+async fn queues(ctx: &Ctx, operator: &Client) -> anyhow::Result<Snapshot> {
+    let n = ctx.receivers.len();
+    let mut snap = Snapshot {
+        queued: vec![HashMap::new(); n],
+        dead: vec![HashMap::new(); n],
+        unknown: vec![Vec::new(); n],
+    };
+    for (r, a) in ctx.receivers.iter().enumerate() {
+        let mut after = 0;
+        loop {
+            let page = operator.list_queue(&a.code, after, 1000).await?;
+            for it in page.items.iter().filter(|i| !i.status_notice) {
+                match ctx.key_of(&it.from, &it.document_id) {
+                    Some(k) => {
+                        snap.queued[r].insert(k, it.hub_document_id);
+                    }
+                    None => snap.unknown[r].push(format!("{} {:?}", it.from, it.document_id)),
+                }
+            }
+            if page.next_after_delivery_id == 0 {
+                break;
+            }
+            after = page.next_after_delivery_id;
+        }
+        for d in operator.dead_letters(&a.code).await? {
+            match ctx.key_of(&d.from, &d.document_id) {
+                Some(k) => {
+                    snap.dead[r].insert(k, d.hub_document_id);
+                }
+                None => snap.unknown[r].push(format!("{} {:?} (dead letter)", d.from, d.document_id)),
+            }
+        }
+    }
+    Ok(snap)
+}
+
+/// The whole receipt log, at rest: latest head consistent with `head` (the
+/// chain of every head checked before), exported and verified offline
+/// (complete, every inclusion proof against one signed head, itself
+/// consistent with the latest), every ACCEPTED receipt handed to a sender
+/// present byte for byte at its index, a DELIVERED receipt for every
+/// acknowledged pair. Failures go to the ledger. Returns (log size, receipts
+/// cross-checked).
+async fn check_log(ctx: &Ctx, auditor: &Client, verifier: &TreeHeadVerifier, head: &WatchState) -> (u64, u64) {
+    let fail = |m: String| ctx.ledger().log_failures.add(m);
+    if let Err(e) = audit::check_consistency(auditor, verifier, head).await {
+        fail(format!("at the end: {e}"));
+    }
+    let export = match audit::export(auditor, &AuditQuery::all(), Some(verifier)).await {
+        Ok(x) => x,
+        Err(e) => {
+            fail(format!("exporting the log: {e}"));
+            return (0, 0);
+        }
+    };
+    let report = match audit::verify_export(&export, verifier) {
+        Ok(r) => r,
+        Err(e) => {
+            fail(format!("the exported log does not verify: {e}"));
+            return (export.tree_head.tree_size, 0);
+        }
+    };
+    let size = report.tree_size;
+    match report.complete_range {
+        Some(r) if r.first == 0 && r.last + 1 == size => {}
+        other => fail(format!("the export covers {other:?}, not every receipt 0..{size}")),
+    }
+    if let Ok(state) = export_state(&export.tree_head, verifier) {
+        if let Err(e) = audit::check_consistency(auditor, verifier, &state).await {
+            fail(format!("the export's tree head: {e}"));
+        }
+    }
+    // Receipts handed to senders, byte for byte.
+    let label = |k: &DocKey| format!("{} {:?}", ctx.senders[k.0 as usize].code, ctx.document_id(k));
+    let given = ctx.ledger().sender_receipts(label);
+    let mut by_index = HashMap::with_capacity(export.receipts.len());
+    let mut delivered = std::collections::HashSet::new();
+    for r in &export.receipts {
+        by_index.insert(r.index, r);
+        if r.event == "DELIVERED" {
+            delivered.insert((r.from.clone(), r.document_id.clone(), r.recipient.clone()));
+        }
+    }
+    let mut checked = 0;
+    for (index, (hash, what)) in &given {
+        checked += 1;
+        match by_index.get(index).and_then(|r| unhex(&r.receipt)) {
+            Some(bytes) if truc_core::sha256(&bytes) == *hash => {}
+            Some(_) => fail(format!(
+                "the ACCEPTED receipt handed to the sender of {what} is not the receipt at index {index} any more"
+            )),
+            None => fail(format!(
+                "the ACCEPTED receipt handed to the sender of {what} (index {index}) is not in the log"
+            )),
+        }
+    }
+    let acked = ctx.ledger().acked_pairs(|pk| ctx.pair_label(pk));
+    for (from, id, to) in &acked {
+        checked += 1;
+        if !delivered.contains(&(from.clone(), id.clone(), to.clone())) {
+            fail(format!(
+                "{to} acknowledged {from} {id:?} (the Ack returned OK) but the log has no DELIVERED receipt for it"
+            ));
+        }
+    }
+    (size, checked)
+}
+
+fn export_state(th: &ExportTreeHead, verifier: &TreeHeadVerifier) -> Result<WatchState, String> {
+    let sth = th.signed()?;
+    let head = verifier.verify(&sth).map_err(|e| e.to_string())?;
+    Ok(WatchState::new(&sth, &head))
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}

@@ -1,0 +1,82 @@
+//! The crash-consistency run, short: `truc-chaos --cycles 3` against the real
+//! `trucd`, killed with SIGKILL under load three times.
+//!
+//! `trucd` is the one in the same target directory as `truc-chaos`
+//! (`target/<profile>/trucd`). Cargo builds it for `cargo test --workspace`
+//! (it is a binary of the `truc` package); when it is missing, as after
+//! `cargo test -p truc-chaos` on a clean tree, this test builds it first
+//! with `cargo build -p truc --bin trucd` (`--release` for a release test
+//! run). Under `cargo test -p truc-chaos` alone an existing `trucd` is used
+//! as it is: run `cargo build -p truc` first to test the current hub.
+//! `TRUC_CHAOS_TRUCD=PATH` names another binary.
+//!
+//! The long run (50 cycles) is `target/release/truc-chaos --cycles 50` after
+//! `cargo build --release -p truc -p truc-chaos`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// `target/<profile>/trucd`, built when missing.
+fn trucd(chaos: &Path) -> PathBuf {
+    if let Some(p) = std::env::var_os("TRUC_CHAOS_TRUCD") {
+        return PathBuf::from(p);
+    }
+    let dir = chaos.parent().expect("the directory of truc-chaos");
+    let trucd = dir.join("trucd");
+    if !trucd.is_file() {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-p", "truc", "--bin", "trucd"]);
+        if dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let status = cmd
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("running cargo build -p truc --bin trucd");
+        assert!(status.success(), "cargo build -p truc --bin trucd: {status}");
+        assert!(trucd.is_file(), "no {} after cargo build", trucd.display());
+    }
+    trucd
+}
+
+#[test]
+fn three_sigkill_cycles_lose_nothing_and_the_log_verifies() {
+    let chaos = PathBuf::from(env!("CARGO_BIN_EXE_truc-chaos"));
+    let trucd = trucd(&chaos);
+    let started = Instant::now();
+    let out = Command::new(&chaos)
+        .args(["--cycles", "3", "--senders", "4", "--receivers", "4"])
+        .args(["--min-kill-ms", "300", "--max-kill-ms", "1200"])
+        .arg("--trucd")
+        .arg(&trucd)
+        .output()
+        .expect("running truc-chaos");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let context = format!("exit {}\n--- stdout\n{stdout}--- stderr\n{stderr}", out.status);
+    assert!(out.status.success(), "truc-chaos failed: {context}");
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(last.starts_with("cycles=3 accepted="), "summary line: {context}");
+    assert!(
+        last.contains(" lost=0 dup_after_ack=0 log=ok phantoms=0"),
+        "summary line: {context}"
+    );
+    let accepted: u64 = last
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("accepted="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(accepted > 0, "nothing was accepted under load: {context}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("cycle ")).count(),
+        3,
+        "one line per cycle: {context}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "took {:?}: {context}",
+        started.elapsed()
+    );
+}

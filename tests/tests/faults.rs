@@ -1,0 +1,146 @@
+//! Fault injection: a full disk, a read-only or corrupted data directory.
+//! The full-disk test mounts a small tmpfs and needs root (CI runs as root);
+//! elsewhere it fails unless TRUC_SKIP_ROOT_TESTS=1 says to skip it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use tonic::Code;
+use truc_tests::{drain, header, sign, TestHub};
+
+const G22: &str = "000.00.00.G22";
+const H26: &str = "000.00.00.H26";
+
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        let is_root = Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| o.stdout == b"0\n")
+            .unwrap_or(false);
+        if !is_root {
+            assert!(
+                std::env::var("TRUC_SKIP_ROOT_TESTS").as_deref() == Ok("1"),
+                "the full-disk test mounts a tmpfs and needs root; set TRUC_SKIP_ROOT_TESTS=1 to skip it"
+            );
+            return None;
+        }
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status();
+        assert!(ok.map(|s| s.success()).unwrap_or(false), "mount tmpfs failed");
+        Some(Tmpfs(dir.to_path_buf()))
+    }
+
+    fn resize(&self, size: &str) {
+        let ok = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status();
+        assert!(ok.map(|s| s.success()).unwrap_or(false), "remount failed");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_refuses_cleanly_and_recovers_by_itself() {
+    let base = tempfile::tempdir().unwrap();
+    let Some(disk) = Tmpfs::mount(&base.path().join("disk"), "24m") else {
+        return;
+    };
+    let mut hub = TestHub::start_with(|c| {
+        c.data_dir = disk.0.join("store");
+        c.limits.min_free_disk_bytes = 4 << 20;
+    })
+    .await;
+    let g22 = hub.agency(G22).await;
+    let h26 = hub.agency(H26).await;
+    let mut accepted = Vec::new();
+    let mut refusal = None;
+    for i in 0..400u32 {
+        let id = format!("fill/{i}");
+        // Distinct payloads: identical ones are stored once.
+        let payload: Vec<u8> = (0..256 * 1024u32)
+            .map(|j| (j.wrapping_mul(31).wrapping_add(i * 7919) >> 3) as u8)
+            .collect();
+        match g22.send(sign(&g22, header(&[H26], &id), &payload)).await {
+            Ok(_) => accepted.push(id),
+            Err(e) => {
+                eprintln!("send {i} refused: {e:?}");
+                refusal = Some(e);
+                break;
+            }
+        }
+    }
+    let e = refusal.expect("the disk filled up");
+    assert!(matches!(e.code(), Code::Unavailable | Code::ResourceExhausted), "{e:?}");
+    assert!(!e.message().contains("Os {"), "internals leaked: {e:?}");
+    assert!(!accepted.is_empty());
+
+    // Space comes back: sends work again without a restart.
+    eprintln!("{} accepted before the disk filled", accepted.len());
+    disk.resize("256m");
+    let mut recovered = false;
+    for i in 0..100 {
+        let r = g22
+            .send(sign(&g22, header(&[H26], &format!("after/{i}")), b"small"))
+            .await;
+        eprintln!(
+            "after {i}: {:?}",
+            r.as_ref().map(|_| ()).map_err(|e| e.message().to_string())
+        );
+        if r.is_ok() {
+            accepted.push(format!("after/{i}"));
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(recovered, "sends did not work again after space returned");
+    // Everything acknowledged is there, now and after a restart.
+    hub.restart().await;
+    let h26 = hub.connect(&hub.pki.agency_dir(H26)).await;
+    let got: Vec<String> = drain(&h26, 64).await.iter().map(truc_tests::document_id).collect();
+    for id in &accepted {
+        assert!(got.contains(id), "{id} was acknowledged but is gone");
+    }
+    drop(h26);
+}
+
+#[tokio::test]
+async fn an_unusable_data_directory_is_a_clear_error() {
+    let hub = TestHub::start().await;
+    let mut config = hub.config.clone();
+    // Another hub's directory in use: refused, naming it.
+    let err = truc_hub::start(config.clone()).await.map(|_| ()).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("in use") && text.contains(&config.data_dir.display().to_string()),
+        "{text}"
+    );
+
+    // Garbage where the database should be: refused, not reinitialised.
+    let bad = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(bad.path().join("store")).unwrap();
+    std::fs::write(bad.path().join("store").join("conf"), b"\xff\xfe garbage").unwrap();
+    std::fs::write(bad.path().join("store").join("db"), vec![0xAB; 4096]).unwrap();
+    config.data_dir = bad.path().join("store");
+    let err = truc_hub::start(config.clone()).await.map(|_| ()).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains(&config.data_dir.display().to_string()), "{text}");
+    assert_eq!(
+        std::fs::read(bad.path().join("store").join("db")).unwrap(),
+        vec![0xAB; 4096],
+        "reinitialised"
+    );
+}
