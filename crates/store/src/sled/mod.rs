@@ -72,6 +72,9 @@ pub(crate) struct Cache {
     min_free_bytes: u64,
     /// The data directory (for the free-space check).
     path: PathBuf,
+    /// Held for writing from a batch's apply to the end of its flush, and
+    /// for reading by every read: reads see only durable state.
+    pub(crate) gate: Arc<RwLock<()>>,
 }
 
 impl Cache {
@@ -247,10 +250,19 @@ fn open_error(path: &Path, e: sled::Error) -> StoreError {
     }
 }
 
+/// Run a read on a blocking thread, between commits: a batch the writer
+/// has applied but not yet flushed is never seen, so nothing is handed out
+/// (a tree head, a receipt, a delivery) that a crash could take back.
 async fn blocking<T: Send + 'static>(
+    gate: Arc<RwLock<()>>,
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(f).await.map_err(|_| StoreError::Closed)?
+    tokio::task::spawn_blocking(move || {
+        let _between_commits = gate.read().unwrap_or_else(|e| e.into_inner());
+        f()
+    })
+    .await
+    .map_err(|_| StoreError::Closed)?
 }
 
 impl Store for Arc<SledStore> {
@@ -288,7 +300,7 @@ impl Store for Arc<SledStore> {
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>> {
         let tree = self.tree.clone();
-        Box::pin(blocking(move || {
+        Box::pin(blocking(self.cache.gate.clone(), move || {
             reads::queue(&tree, tag::OUTBOX, &agency, &skip, limit)
         }))
     }
@@ -318,7 +330,7 @@ impl Store for Arc<SledStore> {
 
     fn dead_letters(&self, agency: AgencyCode) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>> {
         let tree = self.tree.clone();
-        Box::pin(blocking(move || {
+        Box::pin(blocking(self.cache.gate.clone(), move || {
             reads::queue(&tree, tag::DEAD, &agency, &HashSet::new(), usize::MAX)
         }))
     }
@@ -329,17 +341,21 @@ impl Store for Arc<SledStore> {
 
     fn track(&self, from: AgencyCode, document_id: String) -> BoxFuture<'_, Result<Option<TrackResponse>, StoreError>> {
         let tree = self.tree.clone();
-        Box::pin(blocking(move || reads::track(&tree, &from, &document_id)))
+        Box::pin(blocking(self.cache.gate.clone(), move || {
+            reads::track(&tree, &from, &document_id)
+        }))
     }
 
     fn receipts(&self, query: ReceiptQuery) -> BoxFuture<'_, Result<ReceiptPage, StoreError>> {
         let tree = self.tree.clone();
-        Box::pin(blocking(move || reads::receipts(&tree, &query)))
+        Box::pin(blocking(self.cache.gate.clone(), move || {
+            reads::receipts(&tree, &query)
+        }))
     }
 
     fn tree_head(&self, tree_size: u64) -> BoxFuture<'_, Result<Option<SignedTreeHead>, StoreError>> {
         let tree = self.tree.clone();
-        Box::pin(blocking(move || match tree_size {
+        Box::pin(blocking(self.cache.gate.clone(), move || match tree_size {
             0 => Ok(proofs::latest_tree_head(&tree)?.map(|(h, _)| h)),
             n => proofs::tree_head_at(&tree, n),
         }))
@@ -402,7 +418,7 @@ impl Store for Arc<SledStore> {
     fn queue_stats(&self, agency: AgencyCode, now_unix_ms: i64) -> BoxFuture<'_, Result<QueueStats, StoreError>> {
         let tree = self.tree.clone();
         let (queued, bytes) = self.cache.queue_counts(agency.as_str());
-        Box::pin(blocking(move || {
+        Box::pin(blocking(self.cache.gate.clone(), move || {
             let mut s = reads::queue_stats(&tree, &agency, now_unix_ms)?;
             s.queued = queued;
             s.bytes = bytes;
@@ -417,16 +433,22 @@ impl Store for Arc<SledStore> {
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<QueueEntry>, StoreError>> {
         let tree = self.tree.clone();
-        Box::pin(blocking(move || reads::queue_page(&tree, &agency, after, limit)))
+        Box::pin(blocking(self.cache.gate.clone(), move || {
+            reads::queue_page(&tree, &agency, after, limit)
+        }))
     }
 
     fn payload(&self, hub_id: u64, caller: AgencyCode) -> BoxFuture<'_, Result<PayloadRef, StoreError>> {
         let tree = self.tree.clone();
-        Box::pin(blocking(move || reads::payload(&tree, hub_id, &caller)))
+        Box::pin(blocking(self.cache.gate.clone(), move || {
+            reads::payload(&tree, hub_id, &caller)
+        }))
     }
 
     fn consistency_proof(&self, old_size: u64, new_size: u64) -> BoxFuture<'_, Result<Vec<[u8; 32]>, StoreError>> {
         let tree = self.tree.clone();
-        Box::pin(blocking(move || proofs::consistency(&tree, old_size, new_size)))
+        Box::pin(blocking(self.cache.gate.clone(), move || {
+            proofs::consistency(&tree, old_size, new_size)
+        }))
     }
 }

@@ -124,6 +124,9 @@ impl Writer {
         pending.put(keys::meta(), pending.meta.encode_to_vec());
         let (batch, meta, agencies, queued_delta) = pending.into_batch();
         // A failed apply changes nothing (sled batches are atomic).
+        // Readers wait from here to the end of the flush (see `blocking`).
+        let gate = self.cache.gate.clone();
+        let _no_reads = gate.write().unwrap_or_else(|e| e.into_inner());
         self.tree.apply_batch(batch)?;
         // Applied: the counters must move on even if the flush fails, or the
         // next batch would reuse ids. The callers are told the batch failed;
