@@ -22,8 +22,16 @@
 #   the faster plain-TLS copy. BENCHMARKS.md "Large documents" has figures.
 #
 #   tests/e2e/large_document.sh                  # 64 MiB (CI)
-#   tests/e2e/large_document.sh 4096             # the 4 GiB acceptance run
+#   TRUC_E2E_LEASE_MS=30000 TRUC_E2E_DIR=/big tests/e2e/large_document.sh 4096
+#                                                # the 4 GiB acceptance run
 #   tests/e2e/large_document.sh --compare 1024   # + throughput vs plain TLS
+#
+# The same delivery received twice in one `truc inbox` run is a failure: the
+# lease ran out between the last chunk and the ack (the client's fsync and
+# digest pass are not covered by Download's lease extension) and the hub
+# handed the copy out again. With the 3 s test lease that happens from a
+# few hundred MiB up (`TRUC_E2E_LEASE_MS=500 ... 512` shows it in seconds),
+# hence the hub's default 30 s lease for the 4 GiB run.
 #
 # Environment: TRUC_BIN_DIR (default target/release), TRUC_E2E_DIR (parent
 # of the work directory; default $TMPDIR or /tmp: it needs ~4.5 × SIZE free),
@@ -429,31 +437,34 @@ cp "$T/out" "$T/inbox-$RCPT2.jsonl"
 cmp -s "$FILE" "$(recv_file "$RCPT2")" || fail "inbox $RCPT2: $(recv_file "$RCPT2") differs from the sent file"
 [[ ! -e "$DPART" ]] || fail "inbox $RCPT2: $DPART is left"
 DOWN2_SECS=$(calc "$t2 - $t1" 3)
-DOWN2_RATE=$(calc "($SIZE - $PD) / 1048576 / $DOWN2_SECS" 1)
-pass "inbox $RCPT2 run again (attempt $attempts, once the lease ran out): byte for byte (cmp); resumed $(mib $((SIZE - PD))) MiB in $DOWN2_SECS s = $DOWN2_RATE MiB/s"
+# n > 1: after the resumed download, n − 1 whole downloads of the redelivery.
+DOWN2_RATE=$(calc "($SIZE - $PD + ($n - 1) * $SIZE) / 1048576 / $DOWN2_SECS" 1)
+pass "inbox $RCPT2 run again (attempt $attempts, once the lease ran out): byte for byte (cmp); resumed $(mib $((SIZE - PD))) MiB$( ((n == 1)) || echo " (+ $((n - 1)) whole redeliveries)") in $DOWN2_SECS s = $DOWN2_RATE MiB/s"
 if [[ -n "$R0" && -n "$R1" ]]; then
   read_rerun=$((R1 - R0))
   rest=$((SIZE - PD))
   slack=$((SIZE / 50 > 8 << 20 ? SIZE / 50 : 8 << 20))
   info "hub read $(mib "$read_rerun") MiB during the resumed download (the recipient lacked $(mib "$rest") MiB)"
-  ((read_rerun <= rest + slack)) ||
-    fail "download resume: the hub read $read_rerun bytes, the recipient lacked only $rest: it started over"
-  pass "download resume: the hub read only what the recipient lacked"
+  # Each redelivery (n > 1, a soft failure above) is read again in full.
+  ((read_rerun <= rest + (n - 1) * SIZE + slack)) ||
+    fail "download resume: the hub read $read_rerun bytes, the recipient lacked only $rest$( ((n == 1)) || echo " (+ $((n - 1)) redeliveries of $SIZE)"): it started over"
+  pass "download resume: the hub read only what the recipient lacked$( ((n == 1)) || echo " (+ the $((n - 1)) whole redeliveries)")"
 fi
 rm -f "$(recv_file "$RCPT2")"
 
-# 7. Nothing comes twice; the sender hears 01 from both.
+# 7. Nothing comes again after the acks; the sender hears 01 once from each.
+f0=$FAILED
 for code in "$RCPT1" "$RCPT2"; do
   inbox_cmd "$code"
   run_or_fail "second inbox $code" "${CMD[@]}"
   n=$(grep -c '"header"' "$T/out" || true)
-  [[ "$n" == 0 ]] || soft_fail "second inbox $code: received $n documents again, expected 0 (lease ran out before the ack?)"
+  [[ "$n" == 0 ]] || soft_fail "second inbox $code: received $n documents again, expected 0"
 done
 inbox_cmd "$SENDER"
 run_or_fail "inbox $SENDER" "${CMD[@]}"
 s=$(grep -c '"status":1,' "$T/out" || true)
-[[ "$s" == 2 ]] || soft_fail "inbox $SENDER: $s status 01 notices, expected 2"
-pass "no document delivered twice; the sender has 01 (arrived) from both recipients"
+[[ "$s" == 2 ]] || soft_fail "inbox $SENDER: $s status 01 (arrived) notices, expected 2 (one per recipient)"
+((FAILED > f0)) || pass "nothing delivered again after the acks; the sender has one 01 (arrived) from each recipient"
 
 # 8. Memory.
 PEAK_KB=$(hub_status_kb VmHWM)

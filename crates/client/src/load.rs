@@ -262,18 +262,24 @@ pub async fn prepare(hub: &str, pki_dir: &Path, codes: &[String]) -> Result<(), 
 }
 
 fn issue_missing(pki_dir: &Path, codes: &[String]) -> Result<PathBuf, LoadError> {
-    let pki = Pki::open(pki_dir)?;
-    let issue = |p: Principal| -> Result<PathBuf, LoadError> {
-        let dir = pki.identity_dir(&p)?;
-        if !dir.join("cert.pem").exists() {
+    let operator_dir = pki_dir.join("operators").join("bench");
+    let mut missing = Vec::new();
+    for code in codes {
+        if !agency_dir(pki_dir, code).join("cert.pem").exists() {
+            missing.push(Principal::Agency(AgencyCode::parse(code)?));
+        }
+    }
+    if !operator_dir.join("cert.pem").exists() {
+        missing.push(Principal::parse_uri("urn:truc:operator:bench")?);
+    }
+    if !missing.is_empty() {
+        // Only now is the CA key needed.
+        let pki = Pki::open(pki_dir)?;
+        for p in missing {
             pki.issue(&p, &p.to_string(), &IssueOptions::default())?;
         }
-        Ok(dir)
-    };
-    for code in codes {
-        issue(Principal::Agency(AgencyCode::parse(code)?))?;
     }
-    issue(Principal::parse_uri("urn:truc:operator:bench")?)
+    Ok(operator_dir)
 }
 
 /// The identity directory of agency `code` in `pki_dir`.

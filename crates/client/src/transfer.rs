@@ -176,6 +176,25 @@ impl Client {
         file.seek(SeekFrom::Start(have))
             .map_err(|e| ClientError::Transfer(format!("{}: {e}", part.display())))?;
         progress(have, expect_size);
+        // Hash as the file grows (the prefix of a resumed file first), so the
+        // ack follows the last chunk at once, well inside the lease.
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        if have > 0 {
+            let mut f =
+                std::fs::File::open(part).map_err(|e| ClientError::Transfer(format!("{}: {e}", part.display())))?;
+            let mut buf = vec![0u8; CHUNK];
+            let mut left = have;
+            while left > 0 {
+                let n = f
+                    .read(&mut buf[..CHUNK.min(left as usize)])
+                    .map_err(|e| ClientError::Transfer(format!("{}: {e}", part.display())))?;
+                if n == 0 {
+                    break;
+                }
+                ctx.update(&buf[..n]);
+                left -= n as u64;
+            }
+        }
         let mut offset = have;
         if have < expect_size {
             let req = DownloadRequest {
@@ -193,14 +212,16 @@ impl Client {
                 }
                 file.write_all(&chunk.data)
                     .map_err(|e| ClientError::Transfer(format!("{}: {e}", part.display())))?;
+                ctx.update(&chunk.data);
                 offset += chunk.data.len() as u64;
                 progress(offset, expect_size);
             }
         }
         file.sync_all()
             .map_err(|e| ClientError::Transfer(format!("{}: {e}", part.display())))?;
-        let (sha, size) = hash_file(part).map_err(|e| ClientError::Transfer(format!("{}: {e}", part.display())))?;
-        if size != expect_size || sha.as_slice() != expect_sha256 {
+        let sha = ctx.finish();
+        let size = offset;
+        if size != expect_size || sha.as_ref() != expect_sha256 {
             // Start over next time rather than resume a bad prefix.
             let _ = std::fs::remove_file(part);
             return Err(ClientError::Transfer(format!(

@@ -51,3 +51,17 @@ fn example_config_starts_the_hub_and_bad_config_exits_64() {
 fn deploy_files_pass_their_tools() {
     run_script("deploy_files.sh");
 }
+
+/// 2,000 idle mTLS connections and a consumer that never acks: the hub's
+/// memory stays bounded and other agencies are served.
+#[test]
+fn idle_connections_and_a_stuck_consumer_keep_memory_bounded() {
+    run_script("idle_connections.sh");
+}
+
+/// A 64 MiB document through the hub in chunks: upload and download both
+/// killed midway and resumed, exact bytes, bounded memory.
+#[test]
+fn a_large_document_resumes_and_arrives_intact() {
+    run_script("large_document.sh");
+}

@@ -162,6 +162,10 @@ pub(crate) struct InboxArgs {
     /// Do not report status 01 (arrived) to the sender for each new document.
     #[arg(long)]
     no_arrived: bool,
+    /// Print what arrives without saving or acknowledging it (to watch
+    /// redelivery and dead-lettering, or test a hub under a stuck consumer).
+    #[arg(long)]
+    no_ack: bool,
     #[command(flatten)]
     conn: Conn,
 }
@@ -197,6 +201,15 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
                     }
                 );
             }
+            continue;
+        }
+        if a.no_ack {
+            println!(
+                "delivery {} (hub document {}, attempt {}) not acknowledged",
+                d.delivery_id,
+                d.hub_document_id,
+                d.previous_attempts + 1
+            );
             continue;
         }
         match save(&client, &a.out, &d, &trust, !a.conn.json).await {
