@@ -223,3 +223,19 @@ pub fn document_id(d: &Delivery) -> String {
 pub fn identity(dir: &Path) -> Identity {
     Identity::load(dir).expect("identity")
 }
+
+/// Poll `f` until it holds, for at most ~10 s: for state the hub changes on
+/// its own clock (a lease running out, a deadline passing).
+pub async fn eventually<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..400 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting for {what}");
+}

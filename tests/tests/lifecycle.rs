@@ -14,7 +14,7 @@ use truc_proto::v1::{
     BusinessType, Delivery, DocumentHeader, ListReceiptsRequest, Priority, Receipt, ReceiptEvent, StatusCode,
     TransportState,
 };
-use truc_tests::{drain, header, sign, TestHub};
+use truc_tests::{drain, eventually, header, sign, TestHub};
 
 const G22: &str = "000.00.00.G22";
 const H26: &str = "000.00.00.H26";
@@ -32,22 +32,6 @@ fn business(d: &Delivery) -> (i32, String) {
 
 async fn report(c: &Client, id: &str, code: StatusCode, why: &str) -> Result<(), tonic::Status> {
     c.report_status(G22, id, code as i32, why, None).await.map(|_| ())
-}
-
-/// Poll `f` until it holds (bounded): for state the hub changes on its own
-/// clock, like a lease running out.
-async fn eventually<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..400 {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[tokio::test]

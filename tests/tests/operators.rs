@@ -7,25 +7,11 @@ use prost::Message;
 use tonic::Code;
 use truc_client::Client;
 use truc_proto::v1::{AgencyState, ListReceiptsRequest, Priority, Receipt, ReceiptEvent, TransportState};
-use truc_tests::{agency, document_id, drain, header, identity, sign, TestHub};
+use truc_tests::{agency, document_id, drain, eventually, header, identity, sign, TestHub};
 
 const G22: &str = "000.00.00.G22";
 const H26: &str = "000.00.00.H26";
 const H29: &str = "000.00.00.H29";
-
-async fn eventually<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..400 {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
 
 #[tokio::test]
 async fn revoking_an_agency_ends_its_stream_and_refuses_it_without_a_restart() {
