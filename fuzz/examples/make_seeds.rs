@@ -216,9 +216,15 @@ fn main() -> Result<()> {
             _ => None,
         };
         let got = verify_document(doc, caller, &trust, at, flags & CHECK_PAYLOAD != 0);
-        let want_ok = matches!(*name, "ecdsa" | "ecdsa_with_ca_in_chain" | "ed25519_revoke" | "rsa_pkcs1" | "rsa_pss");
+        let want_ok = matches!(
+            *name,
+            "ecdsa" | "ecdsa_with_ca_in_chain" | "ed25519_revoke" | "rsa_pkcs1" | "rsa_pss"
+        );
         assert_eq!(got.is_ok(), want_ok, "{name}: {got:?}");
-        println!("{name:24} {}", got.map_or_else(|e| e.to_string(), |_| "accepted".into()));
+        println!(
+            "{name:24} {}",
+            got.map_or_else(|e| e.to_string(), |_| "accepted".into())
+        );
     }
 
     // A few headers that fail one check each.

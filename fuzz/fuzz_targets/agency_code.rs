@@ -56,13 +56,14 @@ fn check_code(s: &str) {
 }
 
 fn check_uri(s: &str) {
-    let want_ok = s.strip_prefix("urn:truc:").and_then(|rest| rest.split_once(':')).map(|(role, name)| {
-        match role {
+    let want_ok = s
+        .strip_prefix("urn:truc:")
+        .and_then(|rest| rest.split_once(':'))
+        .map(|(role, name)| match role {
             "agency" => AgencyCode::parse(name).is_ok(),
             "operator" | "auditor" | "hub" => patterns().name.is_match(name),
             _ => false,
-        }
-    });
+        });
     match Principal::parse_uri(s) {
         Ok(p) => {
             assert_eq!(want_ok, Some(true), "{s:?} accepted");

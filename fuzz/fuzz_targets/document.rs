@@ -38,11 +38,17 @@ fn fixed() -> &'static Fixed {
     F.get_or_init(|| {
         let ca = include_bytes!("../trust/ca.der").to_vec();
         let crl = include_bytes!("../trust/crl.der").to_vec();
-        let now: u64 = include_str!("../trust/now").trim().parse().expect("trust/now is Unix seconds");
+        let now: u64 = include_str!("../trust/now")
+            .trim()
+            .parse()
+            .expect("trust/now is Unix seconds");
         Fixed {
             trust: SigningTrust::new(&[ca], &[crl]).expect("trust/ca.der and trust/crl.der load"),
             now: UnixTime::since_unix_epoch(Duration::from_secs(now)),
-            signed: include_str!("../trust/signed_headers").lines().map(str::to_owned).collect(),
+            signed: include_str!("../trust/signed_headers")
+                .lines()
+                .map(str::to_owned)
+                .collect(),
             other: AgencyCode::parse("000.00.00.H14").unwrap(),
         }
     })
@@ -109,9 +115,16 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let digest = truc_core::hex(&truc_core::sha256(&doc.header));
-    assert!(f.signed.contains(&digest), "accepted a header that was never signed: {digest}");
+    assert!(
+        f.signed.contains(&digest),
+        "accepted a header that was never signed: {digest}"
+    );
     let signer = chain.expect("accepted with a chain that does not verify");
-    assert_eq!(signer.agency(), Some(&checked.from), "accepted a document signed by another principal");
+    assert_eq!(
+        signer.agency(),
+        Some(&checked.from),
+        "accepted a document signed by another principal"
+    );
     if let Some(caller) = caller {
         assert_eq!(caller, &checked.from);
     }
@@ -119,6 +132,9 @@ fuzz_target!(|data: &[u8]| {
         .expect("accepted with a signature that does not verify");
     if check_payload {
         assert_eq!(doc.payload.len() as u64, checked.header.payload_size);
-        assert_eq!(truc_core::sha256(&doc.payload).as_slice(), checked.header.payload_sha256.as_slice());
+        assert_eq!(
+            truc_core::sha256(&doc.payload).as_slice(),
+            checked.header.payload_sha256.as_slice()
+        );
     }
 });

@@ -18,12 +18,16 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(c.from, AgencyCode::parse(&c.header.from).expect("from parses"));
     assert!(!c.to.is_empty() && c.to.len() <= MAX_RECIPIENTS);
     assert_eq!(c.to.len(), c.header.to.len());
-    assert_eq!(c.to.iter().collect::<HashSet<_>>().len(), c.to.len(), "duplicate recipient");
+    assert_eq!(
+        c.to.iter().collect::<HashSet<_>>().len(),
+        c.to.len(),
+        "duplicate recipient"
+    );
     for (code, raw) in c.to.iter().zip(&c.header.to) {
         assert_eq!(code.as_str(), raw);
     }
     let n = c.header.document_id.chars().count();
-    assert!(n >= 1 && n <= MAX_DOCUMENT_ID_CHARS);
+    assert!((1..=MAX_DOCUMENT_ID_CHARS).contains(&n));
     assert_eq!(c.priority as i32, c.header.priority);
     assert_eq!(c.header.payload_sha256.len(), 32);
     assert!(!c.header.file_name.contains(['/', '\\', '\0']));

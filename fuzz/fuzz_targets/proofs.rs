@@ -38,10 +38,7 @@ impl Reader<'_> {
         u64::from(u16::from_le_bytes(self.take()))
     }
     fn hashes(&mut self) -> Vec<Hash> {
-        self.0
-            .chunks_exact(32)
-            .map(|c| c.try_into().unwrap())
-            .collect()
+        self.0.chunks_exact(32).map(|c| c.try_into().unwrap()).collect()
     }
 }
 

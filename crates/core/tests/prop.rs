@@ -20,7 +20,12 @@ use truc_core::merkle::{self, Hash, MemoryTree, NodeSource};
 use truc_core::{AgencyCode, CoreError, Principal};
 use truc_proto::v1::{DocumentHeader, SignedDocument};
 
+/// `cases` per property, or `PROPTEST_CASES` when set (for longer local runs).
 fn config(cases: u32) -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(cases);
     ProptestConfig {
         cases,
         ..ProptestConfig::default()
@@ -211,7 +216,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(200))]
+    #![proptest_config(config(500))]
 
     #[test]
     fn generated_proofs_verify_and_mutated_ones_do_not(
@@ -332,7 +337,7 @@ fn field(doc: &mut SignedDocument, f: u8) -> &mut Vec<u8> {
 }
 
 proptest! {
-    #![proptest_config(config(300))]
+    #![proptest_config(config(1000))]
 
     #[test]
     fn mutated_documents_are_refused(changes in vec(change(), 1..4)) {
