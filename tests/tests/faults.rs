@@ -144,3 +144,27 @@ async fn an_unusable_data_directory_is_a_clear_error() {
         "reinitialised"
     );
 }
+
+#[tokio::test]
+async fn a_read_only_data_directory_is_a_clear_error() {
+    let base = tempfile::tempdir().unwrap();
+    let Some(disk) = Tmpfs::mount(&base.path().join("ro"), "64m") else {
+        return;
+    };
+    let mut hub = TestHub::start_with(|c| c.data_dir = disk.0.join("store")).await;
+    hub.agency(G22).await;
+    hub.stop().await;
+    let ok = Command::new("mount").args(["-o", "remount,ro"]).arg(&disk.0).status();
+    assert!(ok.map(|s| s.success()).unwrap_or(false), "remount ro failed");
+    let err = truc_hub::start(hub.config.clone())
+        .await
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&disk.0.display().to_string()),
+        "the error names the directory: {err}"
+    );
+    assert!(!err.contains("Os {"), "internals leaked: {err}");
+    disk.resize("64m");
+}

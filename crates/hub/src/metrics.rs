@@ -590,6 +590,7 @@ where
             .to_string();
         let started = Instant::now();
         let metrics = self.metrics.clone();
+        let peer = req.extensions().get::<crate::PeerInfo>().map(|p| p.addr);
         // The clone that was made ready serves this call; a fresh clone
         // stays for the next poll_ready.
         let clone = self.inner.clone();
@@ -603,6 +604,15 @@ where
                 .and_then(|s| s.parse::<i32>().ok())
                 .unwrap_or(0);
             metrics.grpc_done(S::NAME, &method, code, started.elapsed());
+            if code != 0 {
+                // Every refusal leaves a line for the operator: who, what, why.
+                let why = resp
+                    .headers()
+                    .get("grpc-message")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                tracing::info!(service = S::NAME, %method, code, ?peer, message = %why, "refused");
+            }
             Ok(resp)
         })
     }
