@@ -64,7 +64,7 @@ async fn a_full_disk_refuses_cleanly_and_recovers_by_itself() {
     })
     .await;
     let g22 = hub.agency(G22).await;
-    let h26 = hub.agency(H26).await;
+    hub.agency(H26).await;
     let mut accepted = Vec::new();
     let mut refusal = None;
     for i in 0..400u32 {

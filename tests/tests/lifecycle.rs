@@ -2,8 +2,6 @@
 //! (13 → 15), revoke, replace, update, Track, deadlines, dead letters — and
 //! the refusals, each recording nothing.
 
-use std::time::Duration;
-
 use prost::Message;
 use tonic::Code;
 use truc_client::Client;

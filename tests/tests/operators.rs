@@ -169,7 +169,7 @@ async fn queue_summaries_and_listings_across_twenty_agencies() {
         } else {
             Priority::Normal as i32
         };
-        let doc = sign(&g22, h, &vec![b'x'; 100]);
+        let doc = sign(&g22, h, &[b'x'; 100]);
         let c = g22.clone();
         tasks.push(tokio::spawn(async move { c.send(doc).await.unwrap() }));
     }

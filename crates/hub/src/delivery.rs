@@ -39,10 +39,14 @@ struct Leases {
     /// Stream → number of its leases.
     per_stream: HashMap<u64, usize>,
     /// Open Receive streams: id → (client certificate chain, kill switch).
-    streams: HashMap<u64, (Arc<Vec<Vec<u8>>>, Arc<Notify>)>,
+    streams: HashMap<u64, OpenStream>,
     /// When a stream of this agency was last open, Unix ms (0: never).
     last_connected_unix_ms: i64,
 }
+
+/// An open Receive stream: its client's certificate chain (re-judged on a
+/// reload) and the switch that ends it.
+type OpenStream = (Arc<Vec<Vec<u8>>>, Arc<Notify>);
 
 /// In flight now, streams open now, last time one was open (Unix ms).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

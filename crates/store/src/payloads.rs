@@ -93,6 +93,7 @@ impl PayloadFiles {
         }
         let mut file = OpenOptions::new()
             .create(true)
+            .truncate(false)
             .read(true)
             .write(true)
             .open(&path)

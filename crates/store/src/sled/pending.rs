@@ -11,6 +11,11 @@ use crate::keys;
 use crate::records::{AgencyRecord, Meta};
 use crate::StoreError;
 
+/// A key and its value.
+pub(super) type KeyValue = (Vec<u8>, Vec<u8>);
+/// Agency → change of (items, payload bytes) in its outbox.
+pub(super) type QueueDeltas = HashMap<String, (i64, i64)>;
+
 pub(super) struct Pending<'t> {
     tree: &'t sled::Tree,
     batch: sled::Batch,
@@ -19,7 +24,7 @@ pub(super) struct Pending<'t> {
     /// Agencies changed in this batch (applied to the cache after commit).
     pub(super) agencies: Vec<AgencyRecord>,
     /// Change of each agency's queued count in this batch.
-    pub(super) queued_delta: HashMap<String, (i64, i64)>,
+    pub(super) queued_delta: QueueDeltas,
     /// The batch's time, stamped on its receipts.
     pub(super) time_unix_ms: i64,
 }
@@ -63,7 +68,7 @@ impl<'t> Pending<'t> {
     }
 
     /// Every key and value under `prefix`, this batch's writes included.
-    pub(super) fn scan(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub(super) fn scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
         let mut out = std::collections::BTreeMap::new();
         for kv in self.tree.scan_prefix(prefix) {
             let (k, v) = kv?;
@@ -128,7 +133,7 @@ impl<'t> Pending<'t> {
         Ok(index)
     }
 
-    pub(super) fn into_batch(self) -> (sled::Batch, Meta, Vec<AgencyRecord>, HashMap<String, (i64, i64)>) {
+    pub(super) fn into_batch(self) -> (sled::Batch, Meta, Vec<AgencyRecord>, QueueDeltas) {
         (self.batch, self.meta, self.agencies, self.queued_delta)
     }
 }
