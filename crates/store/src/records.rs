@@ -77,6 +77,12 @@ pub(crate) struct DocumentRecord {
     /// The payload is in the payload files, not under `P`.
     #[prost(bool, tag = "17")]
     pub(crate) external_payload: bool,
+    /// Where the body is (`bodies::BodyRef`): the `SignedDocument` as
+    /// received, with its payload unless `external_payload`. Empty in stores
+    /// written before bodies moved out of sled: then `header`, `signature`
+    /// and `signer_chain` are here and the payload is under `P`.
+    #[prost(bytes = "vec", tag = "18")]
+    pub(crate) body: Vec<u8>,
 }
 
 /// One recipient's copy of one document: where it is and its latest

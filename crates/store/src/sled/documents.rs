@@ -196,13 +196,11 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
             .try_into()
             .map_err(|_| StoreError::Corrupt("payload digest".into()))?
     } else {
-        let sha = truc_core::sha256(&d.payload);
-        let payload_key = keys::payload(&sha);
-        if !p.contains(&payload_key)? {
-            p.put(payload_key, d.payload);
-        }
-        sha
+        truc_core::sha256(&d.payload)
     };
+    // The document as received, payload included, goes to the body log;
+    // sled keeps where it is.
+    let body = p.bodies.push(&d.encode_to_vec()).encode();
     let receipt_index = p.append_receipt(Receipt {
         event: ReceiptEvent::Accepted as i32,
         actor: doc.actor.clone(),
@@ -218,10 +216,10 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
     let rec = DocumentRecord {
         hub_id,
         payload_sha256: payload_sha256.to_vec(),
-        header: d.header,
-        signature: d.signature,
+        header: Vec::new(),
+        signature: Vec::new(),
         signature_scheme: d.signature_scheme,
-        signer_chain: d.signer_chain,
+        signer_chain: Vec::new(),
         accepted_at_unix_ms: now,
         accepted_receipt: receipt_index,
         header_sha256: doc.header_sha256.to_vec(),
@@ -233,6 +231,7 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
         subject: doc.subject.clone(),
         payload_size,
         external_payload: doc.payload_external,
+        body,
     };
     p.put(keys::document(hub_id), rec.encode_to_vec());
     p.put(idem, hub_id.to_be_bytes().to_vec());

@@ -1,6 +1,7 @@
 //! The embedded backend: one sled tree in the data directory.
 
 mod agencies;
+mod bodies;
 mod documents;
 mod ops;
 mod pending;
@@ -131,6 +132,7 @@ impl Cache {
 /// The embedded store: sled files in one directory, nothing to install.
 pub struct SledStore {
     tree: sled::Tree,
+    bodies: Arc<bodies::BodyFiles>,
     ops: mpsc::Sender<Op>,
     cache: Arc<Cache>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -199,9 +201,12 @@ impl SledStore {
                 queued.insert(code, (count, bytes));
             }
         }
+        let bodies = bodies::BodyLog::open(&opts.path)?;
+        let body_files = bodies.files();
         let (tx, rx) = mpsc::channel(opts.queue_capacity.max(1));
         let writer = Writer {
             db,
+            bodies,
             tree: tree.clone(),
             meta,
             signer,
@@ -214,6 +219,7 @@ impl SledStore {
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
         Ok(Arc::new(SledStore {
             tree,
+            bodies: body_files,
             ops: tx,
             cache,
             writer: Mutex::new(Some(handle)),
@@ -300,8 +306,9 @@ impl Store for Arc<SledStore> {
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>> {
         let tree = self.tree.clone();
+        let bodies = self.bodies.clone();
         Box::pin(blocking(self.cache.gate.clone(), move || {
-            reads::queue(&tree, tag::OUTBOX, &agency, &skip, limit)
+            reads::queue(&tree, &bodies, tag::OUTBOX, &agency, &skip, limit)
         }))
     }
 
@@ -330,8 +337,9 @@ impl Store for Arc<SledStore> {
 
     fn dead_letters(&self, agency: AgencyCode) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>> {
         let tree = self.tree.clone();
+        let bodies = self.bodies.clone();
         Box::pin(blocking(self.cache.gate.clone(), move || {
-            reads::queue(&tree, tag::DEAD, &agency, &HashSet::new(), usize::MAX)
+            reads::queue(&tree, &bodies, tag::DEAD, &agency, &HashSet::new(), usize::MAX)
         }))
     }
 
@@ -440,8 +448,9 @@ impl Store for Arc<SledStore> {
 
     fn payload(&self, hub_id: u64, caller: AgencyCode) -> BoxFuture<'_, Result<PayloadRef, StoreError>> {
         let tree = self.tree.clone();
+        let bodies = self.bodies.clone();
         Box::pin(blocking(self.cache.gate.clone(), move || {
-            reads::payload(&tree, hub_id, &caller)
+            reads::payload(&tree, &bodies, hub_id, &caller)
         }))
     }
 

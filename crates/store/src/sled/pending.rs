@@ -7,6 +7,7 @@ use prost::Message;
 use truc_core::merkle::{self, Hash, NodeSource};
 use truc_proto::v1::Receipt;
 
+use super::bodies::Staged;
 use crate::keys;
 use crate::records::{AgencyRecord, Meta};
 use crate::StoreError;
@@ -27,10 +28,12 @@ pub(super) struct Pending<'t> {
     pub(super) queued_delta: QueueDeltas,
     /// The batch's time, stamped on its receipts.
     pub(super) time_unix_ms: i64,
+    /// Document bodies written with this batch.
+    pub(super) bodies: Staged,
 }
 
 impl<'t> Pending<'t> {
-    pub(super) fn new(tree: &'t sled::Tree, meta: Meta) -> Self {
+    pub(super) fn new(tree: &'t sled::Tree, meta: Meta, bodies: Staged) -> Self {
         // Receipt times never go backwards, even if the clock does.
         let time_unix_ms = truc_core::now_unix_ms().max(meta.last_time_unix_ms);
         Self {
@@ -41,6 +44,7 @@ impl<'t> Pending<'t> {
             agencies: Vec::new(),
             queued_delta: HashMap::new(),
             time_unix_ms,
+            bodies,
         }
     }
 
@@ -133,8 +137,8 @@ impl<'t> Pending<'t> {
         Ok(index)
     }
 
-    pub(super) fn into_batch(self) -> (sled::Batch, Meta, Vec<AgencyRecord>, QueueDeltas) {
-        (self.batch, self.meta, self.agencies, self.queued_delta)
+    pub(super) fn into_batch(self) -> (sled::Batch, Meta, Vec<AgencyRecord>, QueueDeltas, Staged) {
+        (self.batch, self.meta, self.agencies, self.queued_delta, self.bodies)
     }
 }
 

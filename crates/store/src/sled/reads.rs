@@ -7,6 +7,7 @@ use prost::Message;
 use truc_core::AgencyCode;
 use truc_proto::v1::{Receipt, RecipientTrack, SignedDocument, TrackResponse};
 
+use super::bodies::{BodyFiles, BodyRef};
 use super::proofs;
 use crate::keys::{self, tag};
 use crate::records::{DocumentRecord, OutboxEntry, RecipientState};
@@ -29,13 +30,14 @@ fn hub_id_of(tree: &sled::Tree, from: &AgencyCode, document_id: &str) -> Result<
 /// key order, leaving out the ids in `skip`.
 pub(super) fn queue(
     tree: &sled::Tree,
+    bodies: &BodyFiles,
     t: u8,
     agency: &AgencyCode,
     skip: &HashSet<u64>,
     limit: usize,
 ) -> Result<Vec<QueuedItem>, StoreError> {
     let mut out = Vec::new();
-    let mut docs: HashMap<u64, (DocumentRecord, sled::IVec)> = HashMap::new();
+    let mut docs: HashMap<u64, (DocumentRecord, SignedDocument)> = HashMap::new();
     for kv in tree.scan_prefix(keys::queue_prefix(t, agency.as_str())) {
         if out.len() >= limit {
             break;
@@ -59,17 +61,12 @@ pub(super) fn queue(
             });
             continue;
         }
-        let (rec, payload) = match docs.entry(entry.hub_id) {
+        let (rec, document) = match docs.entry(entry.hub_id) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
                 let rec = document(tree, entry.hub_id)?;
-                let payload = if rec.external_payload {
-                    sled::IVec::default()
-                } else {
-                    tree.get(keys::payload(&rec.payload_sha256))?
-                        .ok_or_else(|| StoreError::Corrupt(format!("payload of document {}", entry.hub_id)))?
-                };
-                e.insert((rec, payload))
+                let doc = signed_document(tree, bodies, &rec)?;
+                e.insert((rec, doc))
             }
         };
         out.push(QueuedItem {
@@ -77,13 +74,7 @@ pub(super) fn queue(
             attempts: entry.attempts,
             hub_document_id: rec.hub_id,
             accepted_at_unix_ms: rec.accepted_at_unix_ms,
-            document: Some(SignedDocument {
-                header: rec.header.clone(),
-                signature: rec.signature.clone(),
-                signature_scheme: rec.signature_scheme,
-                signer_chain: rec.signer_chain.clone(),
-                payload: payload.to_vec(),
-            }),
+            document: Some(document.clone()),
             status: None,
             payload_separate: rec.external_payload,
         });
@@ -329,7 +320,12 @@ pub(super) fn queue_page(
 }
 
 /// Document `hub_id`'s payload, for its sender or one of its recipients.
-pub(super) fn payload(tree: &sled::Tree, hub_id: u64, caller: &AgencyCode) -> Result<PayloadRef, StoreError> {
+pub(super) fn payload(
+    tree: &sled::Tree,
+    bodies: &BodyFiles,
+    hub_id: u64,
+    caller: &AgencyCode,
+) -> Result<PayloadRef, StoreError> {
     if !tree.contains_key(keys::document(hub_id))? || !is_party(tree, hub_id, caller)? {
         // The same answer whether it does not exist or is someone else's.
         return Err(StoreError::NotEntitled(format!("{caller} has no document {hub_id}")));
@@ -341,8 +337,30 @@ pub(super) fn payload(tree: &sled::Tree, hub_id: u64, caller: &AgencyCode) -> Re
             size: rec.payload_size,
         });
     }
-    let bytes = tree
-        .get(keys::payload(&rec.payload_sha256))?
-        .ok_or_else(|| StoreError::Corrupt(format!("payload of document {hub_id}")))?;
-    Ok(PayloadRef::Inline(bytes.to_vec()))
+    Ok(PayloadRef::Inline(signed_document(tree, bodies, &rec)?.payload))
+}
+
+/// The document as received: from the body log, or (stores written before
+/// bodies moved out of sled) from the record and the `P` keyspace.
+fn signed_document(tree: &sled::Tree, bodies: &BodyFiles, rec: &DocumentRecord) -> Result<SignedDocument, StoreError> {
+    let hub_id = rec.hub_id;
+    if !rec.body.is_empty() {
+        let at = BodyRef::decode(&rec.body).ok_or_else(|| StoreError::Corrupt(format!("body of document {hub_id}")))?;
+        return SignedDocument::decode(bodies.read(at)?.as_slice())
+            .map_err(|_| StoreError::Corrupt(format!("body of document {hub_id}")));
+    }
+    let payload = if rec.external_payload {
+        Vec::new()
+    } else {
+        tree.get(keys::payload(&rec.payload_sha256))?
+            .ok_or_else(|| StoreError::Corrupt(format!("payload of document {hub_id}")))?
+            .to_vec()
+    };
+    Ok(SignedDocument {
+        header: rec.header.clone(),
+        signature: rec.signature.clone(),
+        signature_scheme: rec.signature_scheme,
+        signer_chain: rec.signer_chain.clone(),
+        payload,
+    })
 }

@@ -47,6 +47,7 @@ impl Committed {
 
 pub(super) struct Writer {
     pub(super) db: sled::Db,
+    pub(super) bodies: super::bodies::BodyLog,
     pub(super) tree: sled::Tree,
     pub(super) meta: Meta,
     pub(super) signer: TreeHeadSigner,
@@ -76,7 +77,8 @@ impl Writer {
     fn commit(&mut self, ops: impl Iterator<Item = Op>) {
         let started = std::time::Instant::now();
         let tree = self.tree.clone();
-        let mut pending = Pending::new(&tree, self.meta.clone());
+        let staged = self.bodies.begin();
+        let mut pending = Pending::new(&tree, self.meta.clone(), staged);
         let mut completions: Vec<Completion> = Vec::new();
         for op in ops {
             completions.push(op.apply(&mut pending, &self.cache));
@@ -122,7 +124,9 @@ impl Writer {
             );
         }
         pending.put(keys::meta(), pending.meta.encode_to_vec());
-        let (batch, meta, agencies, queued_delta) = pending.into_batch();
+        let (batch, meta, agencies, queued_delta, bodies) = pending.into_batch();
+        // Bodies first: sled may refer only to bytes already durable.
+        self.bodies.commit(bodies)?;
         // A failed apply changes nothing (sled batches are atomic).
         // Readers wait from here to the end of the flush (see `blocking`).
         let gate = self.cache.gate.clone();
