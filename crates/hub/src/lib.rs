@@ -66,11 +66,21 @@ pub(crate) struct Shared {
     pub(crate) trust: Arc<trust::Trust>,
     pub(crate) metrics: Arc<metrics::Metrics>,
     pub(crate) payloads: truc_store::PayloadFiles,
+    /// One permit per core: signature checks run on at most this many
+    /// blocking threads at once, however many Sends wait.
+    pub(crate) cpu_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Shared {
     pub(crate) fn signing_trust(&self) -> Arc<SigningTrust> {
         self.trust.signing()
+    }
+
+    /// Run CPU-bound work (signature checks) off the reactor, on at most one
+    /// thread per core.
+    pub(crate) async fn on_cpu<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        let _slot = self.cpu_slots.acquire().await.ok()?;
+        tokio::task::spawn_blocking(f).await.ok()
     }
 
     /// Re-read CRLs, trust anchors and the hub certificate; end the Receive
@@ -171,6 +181,9 @@ async fn serve_with_admin(
         trust: trust.clone(),
         metrics: metrics.clone(),
         payloads: payloads.clone(),
+        cpu_slots: Arc::new(tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(2, |n| n.get()),
+        )),
     });
     let sweeper = tokio::spawn(
         sweep_uploads(

@@ -37,12 +37,14 @@ impl Axis for AxisService {
         }
         // Signature and chain checks cost CPU: keep them off the reactor.
         let trust = self.0.signing_trust();
-        let (doc, checked) = tokio::task::spawn_blocking(move || {
-            let r = truc_core::document::verify_document(&doc, Some(&caller), &trust, UnixTime::now(), true);
-            (doc, r)
-        })
-        .await
-        .map_err(|_| Status::unavailable("the hub is shutting down"))?;
+        let (doc, checked) = self
+            .0
+            .on_cpu(move || {
+                let r = truc_core::document::verify_document(&doc, Some(&caller), &trust, UnixTime::now(), true);
+                (doc, r)
+            })
+            .await
+            .ok_or_else(|| Status::unavailable("the hub is shutting down"))?;
         let checked = checked.map_err(status::from_core)?;
         let size = doc.payload.len() as u64;
         accept(&self.0, principal, checked, doc, false, size).await
@@ -248,7 +250,7 @@ pub(crate) async fn accept(
         .await
         .map_err(status::from_store)?;
     shared.engine.enqueued(&outcome.notify);
-    tracing::info!(
+    tracing::debug!(
         from = %principal, hub_document_id = outcome.hub_document_id, notified = outcome.notify.len(),
         duplicate = outcome.duplicate, "accepted"
     );
