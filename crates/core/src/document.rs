@@ -393,6 +393,48 @@ pub fn date_for_document_id(unix_ms: i64) -> String {
 mod tests {
     use super::*;
 
+    /// A CA and an agency certificate valid from `from` to `to` (Unix s).
+    fn chain_valid(from: u64, to: u64) -> (Vec<u8>, Vec<Vec<u8>>) {
+        use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, SanType};
+        let at = |s: u64| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s);
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::default();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        ca.not_before = at(0).into();
+        ca.not_after = at(4_000_000_000).into();
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca, ca_key);
+        let mut leaf = CertificateParams::default();
+        leaf.not_before = at(from).into();
+        leaf.not_after = at(to).into();
+        leaf.subject_alt_names = vec![SanType::URI("urn:truc:agency:000.00.00.G22".try_into().unwrap())];
+        leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let leaf = leaf.signed_by(&KeyPair::generate().unwrap(), &issuer).unwrap();
+        (ca_cert.der().to_vec(), vec![leaf.der().to_vec()])
+    }
+
+    #[test]
+    fn a_remembered_chain_still_expires() {
+        let (ca, chain) = chain_valid(1_700_000_000, 1_800_000_000);
+        let trust = SigningTrust::new(&[ca], &[]).unwrap();
+        let at = |s: u64| UnixTime::since_unix_epoch(std::time::Duration::from_secs(s));
+        // Verified once, then answered from memory.
+        for _ in 0..2 {
+            let p = trust.verify_chain(&chain, at(1_750_000_000)).unwrap();
+            assert_eq!(p.uri(), "urn:truc:agency:000.00.00.G22");
+        }
+        assert_eq!(trust.remembered().len(), 1);
+        // Outside the window the memory does not answer: the full check does.
+        let late = trust.verify_chain(&chain, at(1_800_000_001)).unwrap_err();
+        assert!(late.to_string().contains("expired"), "{late}");
+        let early = trust.verify_chain(&chain, at(1_699_999_999)).unwrap_err();
+        assert!(early.to_string().contains("not valid yet"), "{early}");
+        // Another chain is not confused with it.
+        let (_, other) = chain_valid(1_700_000_000, 1_800_000_000);
+        let e = trust.verify_chain(&other, at(1_750_000_000)).unwrap_err();
+        assert!(e.to_string().contains("trusted"), "{e}");
+    }
+
     fn header() -> DocumentHeader {
         DocumentHeader {
             from: "000.00.00.G22".into(),
