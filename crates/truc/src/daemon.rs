@@ -139,7 +139,14 @@ pub fn main() -> ExitCode {
         }
     };
     crate::logging::init(&cfg.log.level, cfg.log.format == "json");
-    let rt = match tokio::runtime::Runtime::new() {
+    // Blocking threads serve store reads, signature checks (one per core)
+    // and payload file I/O. Bounded: each thread costs a stack and a malloc
+    // arena, and more threads than this only queue on two cores' disks.
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(64)
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("trucd: cannot start the runtime: {e}");

@@ -30,6 +30,28 @@ pub(super) struct Pending<'t> {
     pub(super) time_unix_ms: i64,
     /// Document bodies written with this batch.
     pub(super) bodies: Staged,
+    /// Merkle nodes and receipts appended by this batch, kept to prove the
+    /// batch's receipts without reading them back.
+    appended: Appended,
+}
+
+/// What a batch appended to the Merkle log.
+#[derive(Debug, Default)]
+pub(super) struct Appended {
+    /// New nodes by (level, index).
+    pub(super) nodes: HashMap<(u8, u64), Hash>,
+    /// New receipts by index, serialized.
+    pub(super) receipts: HashMap<u64, Vec<u8>>,
+}
+
+/// A batch ready to be applied.
+pub(super) struct Ready {
+    pub(super) batch: sled::Batch,
+    pub(super) meta: Meta,
+    pub(super) agencies: Vec<AgencyRecord>,
+    pub(super) queued_delta: QueueDeltas,
+    pub(super) bodies: Staged,
+    pub(super) appended: Appended,
 }
 
 impl<'t> Pending<'t> {
@@ -45,6 +67,7 @@ impl<'t> Pending<'t> {
             queued_delta: HashMap::new(),
             time_unix_ms,
             bodies,
+            appended: Appended::default(),
         }
     }
 
@@ -130,15 +153,24 @@ impl<'t> Pending<'t> {
         let nodes = merkle::new_nodes(index, leaf, &*self)?;
         for (level, i, hash) in nodes {
             self.put(keys::node(level, i), hash.to_vec());
+            self.appended.nodes.insert((level, i), hash);
         }
-        self.put(keys::receipt(index), bytes);
+        self.put(keys::receipt(index), bytes.clone());
+        self.appended.receipts.insert(index, bytes);
         self.meta.tree_size += 1;
         self.meta.last_time_unix_ms = self.time_unix_ms;
         Ok(index)
     }
 
-    pub(super) fn into_batch(self) -> (sled::Batch, Meta, Vec<AgencyRecord>, QueueDeltas, Staged) {
-        (self.batch, self.meta, self.agencies, self.queued_delta, self.bodies)
+    pub(super) fn into_batch(self) -> Ready {
+        Ready {
+            batch: self.batch,
+            meta: self.meta,
+            agencies: self.agencies,
+            queued_delta: self.queued_delta,
+            bodies: self.bodies,
+            appended: self.appended,
+        }
     }
 }
 
@@ -151,6 +183,25 @@ impl NodeSource for Pending<'_> {
 
 /// Reads Merkle nodes from the committed tree.
 pub(super) struct TreeNodes<'t>(pub(super) &'t sled::Tree);
+
+/// Reads Merkle nodes from the committed tree through a cache, for proving
+/// many receipts of one batch: their proofs share most nodes.
+pub(super) struct CachedNodes<'t> {
+    pub(super) tree: &'t sled::Tree,
+    pub(super) cache: &'t std::cell::RefCell<HashMap<(u8, u64), Hash>>,
+}
+
+impl NodeSource for CachedNodes<'_> {
+    type Error = StoreError;
+    fn node(&self, level: u8, index: u64) -> Result<Hash, StoreError> {
+        if let Some(h) = self.cache.borrow().get(&(level, index)) {
+            return Ok(*h);
+        }
+        let h = TreeNodes(self.tree).node(level, index)?;
+        self.cache.borrow_mut().insert((level, index), h);
+        Ok(h)
+    }
+}
 
 impl NodeSource for TreeNodes<'_> {
     type Error = StoreError;

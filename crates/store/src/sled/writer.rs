@@ -6,16 +6,18 @@
 //! once, and then answers every request. While it flushes, new requests
 //! queue up and form the next batch: batches grow with load by themselves.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use prost::Message;
 use tokio::sync::{mpsc, oneshot};
 use truc_core::merkle;
 use truc_core::tree_head::TreeHeadSigner;
-use truc_proto::v1::{AgencyState, ProvenReceipt};
+use truc_proto::v1::{AgencyState, ProvenReceipt, SignedTreeHead};
 
 use super::ops::Op;
-use super::pending::Pending;
+use super::pending::{CachedNodes, Pending, Ready};
 use super::proofs;
 use super::Cache;
 use crate::keys;
@@ -32,6 +34,12 @@ pub(super) type Completion = Box<dyn FnOnce(Result<&Committed, &StoreError>) + S
 pub(super) struct Committed {
     pub(super) tree: sled::Tree,
     pub(super) tree_size: u64,
+    /// The batch's own signed tree head, if it appended receipts.
+    head: Option<SignedTreeHead>,
+    /// Nodes known without a read: the batch's own, then those read.
+    nodes: RefCell<HashMap<(u8, u64), merkle::Hash>>,
+    /// The batch's own receipts.
+    receipts: HashMap<u64, Vec<u8>>,
 }
 
 impl Committed {
@@ -41,7 +49,20 @@ impl Committed {
         if index >= self.tree_size {
             return Err(StoreError::Corrupt(format!("receipt {index} beyond the log")));
         }
-        proofs::proven_receipt(&self.tree, index)
+        let (Some(head), Some(bytes)) = (&self.head, self.receipts.get(&index)) else {
+            // From an earlier batch (a duplicate Send): read it back.
+            return proofs::proven_receipt(&self.tree, index);
+        };
+        let nodes = CachedNodes {
+            tree: &self.tree,
+            cache: &self.nodes,
+        };
+        let proof = merkle::inclusion_proof(index, self.tree_size, &nodes)?;
+        Ok(ProvenReceipt {
+            receipt: bytes.clone(),
+            tree_head: Some(head.clone()),
+            inclusion_proof: proof.into_iter().map(|h| h.to_vec()).collect(),
+        })
     }
 }
 
@@ -108,10 +129,12 @@ impl Writer {
     /// Sign the batch's tree head, apply the batch atomically and flush.
     fn finish(&mut self, mut pending: Pending<'_>, time: i64) -> Result<Committed, StoreError> {
         let size = pending.meta.tree_size;
+        let mut head = None;
         if size > self.meta.tree_size {
             let root = merkle::root(size, &pending)?;
             let sth = self.signer.sign(size, &root, time);
             pending.put(keys::tree_head(size), sth.encode_to_vec());
+            head = Some(sth);
         }
         // Queued counters, read from the cache plus this batch's changes.
         let deltas: Vec<(String, (i64, i64))> = pending.queued_delta.iter().map(|(k, v)| (k.clone(), *v)).collect();
@@ -124,7 +147,14 @@ impl Writer {
             );
         }
         pending.put(keys::meta(), pending.meta.encode_to_vec());
-        let (batch, meta, agencies, queued_delta, bodies) = pending.into_batch();
+        let Ready {
+            batch,
+            meta,
+            agencies,
+            queued_delta,
+            bodies,
+            appended,
+        } = pending.into_batch();
         // Bodies first: sled may refer only to bytes already durable.
         self.bodies.commit(bodies)?;
         // A failed apply changes nothing (sled batches are atomic).
@@ -141,6 +171,9 @@ impl Writer {
         Ok(Committed {
             tree: self.tree.clone(),
             tree_size: self.meta.tree_size,
+            head,
+            nodes: RefCell::new(appended.nodes),
+            receipts: appended.receipts,
         })
     }
 }
