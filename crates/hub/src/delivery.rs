@@ -42,7 +42,21 @@ struct Leases {
     streams: HashMap<u64, OpenStream>,
     /// When a stream of this agency was last open, Unix ms (0: never).
     last_connected_unix_ms: i64,
+    /// Per priority band (`delivery_id >> 48`): every outbox id below this
+    /// one is leased or gone, so fetches start here instead of scanning
+    /// past the leased copies again. Reset (a rescan) whenever a copy can
+    /// become deliverable again under its old id: a lease ran out, a
+    /// redrive; and at least every `FULL_SCAN_EVERY` as a safety net.
+    cursor: [u64; 5],
+    /// Bumped on every reset, so a fetch begun before it does not move the
+    /// cursor past a copy that came back meanwhile.
+    cursor_epoch: u64,
+    /// When the cursor was last reset.
+    last_rescan: Option<Instant>,
 }
+
+/// The longest a fetch goes on trusting the cursor.
+const FULL_SCAN_EVERY: Duration = Duration::from_secs(1);
 
 /// An open Receive stream: its client's certificate chain (re-judged on a
 /// reload) and the switch that ends it.
@@ -57,6 +71,12 @@ pub(crate) struct LiveStats {
 }
 
 impl Leases {
+    fn rescan(&mut self) {
+        self.cursor = [0; 5];
+        self.cursor_epoch += 1;
+        self.last_rescan = Some(Instant::now());
+    }
+
     fn release(&mut self, id: u64) -> bool {
         match self.by_id.remove(&id) {
             Some((stream, _)) => {
@@ -137,6 +157,14 @@ impl Engine {
         for a in agencies {
             self.queue(a).wake.notify_waiters();
         }
+    }
+
+    /// Copies of `agency` may be deliverable again under their old ids (a
+    /// redrive): the next fetch scans the whole outbox.
+    pub(crate) fn rescan(&self, agency: &AgencyCode) {
+        let q = self.queue(agency);
+        q.inner.lock().unwrap_or_else(|e| e.into_inner()).rescan();
+        q.wake.notify_waiters();
     }
 
     /// After `ids` were acked durably: release their leases, return credit.
@@ -299,24 +327,39 @@ impl Engine {
             tokio::pin!(woken);
             woken.as_mut().enable();
 
-            let (in_flight, skip) = {
-                let l = q.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let (in_flight, skip, from, epoch) = {
+                let mut l = q.inner.lock().unwrap_or_else(|e| e.into_inner());
+                if l.last_rescan.is_none_or(|t| t.elapsed() >= FULL_SCAN_EVERY) {
+                    l.rescan();
+                }
                 let n = l.per_stream.get(&stream_id).copied().unwrap_or(0);
+                let from = l.cursor;
                 let skip: HashSet<u64> = if n < credit {
-                    l.by_id.keys().copied().collect()
+                    l.by_id.keys().copied().filter(|id| *id >= from[band(*id)]).collect()
                 } else {
                     HashSet::new()
                 };
-                (n, skip)
+                (n, skip, from, l.cursor_epoch)
             };
             let mut delivered = 0;
             if in_flight < credit {
                 let items = self
                     .store
-                    .fetch(agency.clone(), skip, credit - in_flight)
+                    .fetch_from(agency.clone(), from, skip, credit - in_flight)
                     .await
                     .map_err(status::from_store)?;
                 let fetched = items.len();
+                {
+                    // What was fetched is leased now (here or by another
+                    // stream): later fetches start after it.
+                    let mut l = q.inner.lock().unwrap_or_else(|e| e.into_inner());
+                    if l.cursor_epoch == epoch {
+                        for item in &items {
+                            let b = band(item.delivery_id);
+                            l.cursor[b] = l.cursor[b].max(item.delivery_id + 1);
+                        }
+                    }
+                }
                 for item in items {
                     let Some(delivery) = self.lease(&q, agency, stream_id, item) else {
                         continue;
@@ -451,7 +494,14 @@ impl Engine {
         if l.by_id.get(&id).map(|(_, g)| *g) == Some(generation) {
             l.release(id);
         }
+        // The copy is back in the outbox under its old id.
+        l.rescan();
         drop(l);
         q.wake.notify_waiters();
     }
+}
+
+/// The priority band of a delivery id (0 = most urgent).
+fn band(delivery_id: u64) -> usize {
+    ((delivery_id >> 48) as usize).min(4)
 }

@@ -293,6 +293,20 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>>;
 
+    /// Like [`Store::fetch`], but a backend may skip, in each priority band
+    /// (`delivery_id >> 48`, 0 = most urgent), the ids below `from[band]`:
+    /// the caller knows those are leased or gone. The default ignores `from`.
+    fn fetch_from(
+        &self,
+        agency: AgencyCode,
+        from: [u64; 5],
+        skip: HashSet<u64>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>> {
+        let _ = from;
+        self.fetch(agency, skip, limit)
+    }
+
     /// Register an agency as active, or rename a registered one.
     fn put_agency(
         &self,

@@ -201,7 +201,7 @@ impl Ops for OpsService {
             .redrive(agency.clone(), r.delivery_ids, op.uri())
             .await
             .map_err(status::from_store)?;
-        self.0.engine.enqueued([&agency]);
+        self.0.engine.rescan(&agency);
         tracing::info!(operator = %op, %agency, count, "dead letters redriven");
         Ok(Response::new(ChangedCount { count }))
     }

@@ -312,6 +312,20 @@ impl Store for Arc<SledStore> {
         }))
     }
 
+    fn fetch_from(
+        &self,
+        agency: AgencyCode,
+        from: [u64; 5],
+        skip: HashSet<u64>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>> {
+        let tree = self.tree.clone();
+        let bodies = self.bodies.clone();
+        Box::pin(blocking(self.cache.gate.clone(), move || {
+            reads::outbox_from(&tree, &bodies, &agency, from, &skip, limit)
+        }))
+    }
+
     fn put_agency(
         &self,
         code: AgencyCode,

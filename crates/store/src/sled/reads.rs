@@ -37,8 +37,47 @@ pub(super) fn queue(
     limit: usize,
 ) -> Result<Vec<QueuedItem>, StoreError> {
     let mut out = Vec::new();
-    let mut docs: HashMap<u64, (DocumentRecord, SignedDocument)> = HashMap::new();
-    for kv in tree.scan_prefix(keys::queue_prefix(t, agency.as_str())) {
+    let mut docs = HashMap::new();
+    let items = tree.scan_prefix(keys::queue_prefix(t, agency.as_str()));
+    collect(tree, bodies, items, skip, limit, &mut out, &mut docs)?;
+    Ok(out)
+}
+
+/// Outbox items of `agency`, in each priority band from `from[band]` on.
+pub(super) fn outbox_from(
+    tree: &sled::Tree,
+    bodies: &BodyFiles,
+    agency: &AgencyCode,
+    from: [u64; 5],
+    skip: &HashSet<u64>,
+    limit: usize,
+) -> Result<Vec<QueuedItem>, StoreError> {
+    let mut out = Vec::new();
+    let mut docs = HashMap::new();
+    for (band, start) in from.into_iter().enumerate() {
+        if out.len() >= limit {
+            break;
+        }
+        let band = band as u64;
+        let lo = keys::queue_item(tag::OUTBOX, agency.as_str(), start.max(band << 48));
+        let hi = keys::queue_item(tag::OUTBOX, agency.as_str(), (band + 1) << 48);
+        collect(tree, bodies, tree.range(lo..hi), skip, limit, &mut out, &mut docs)?;
+    }
+    Ok(out)
+}
+
+/// Append the items of `kvs` not in `skip` to `out`, up to `limit` in all,
+/// reading each document once (`docs`).
+fn collect(
+    tree: &sled::Tree,
+    bodies: &BodyFiles,
+    kvs: sled::Iter,
+    skip: &HashSet<u64>,
+    limit: usize,
+    out: &mut Vec<QueuedItem>,
+    docs: &mut HashMap<u64, (DocumentRecord, SignedDocument)>,
+) -> Result<(), StoreError> {
+    for kv in kvs {
         if out.len() >= limit {
             break;
         }
@@ -79,7 +118,7 @@ pub(super) fn queue(
             payload_separate: rec.external_payload,
         });
     }
-    Ok(out)
+    Ok(())
 }
 
 pub(super) fn track(
