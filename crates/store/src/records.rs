@@ -158,4 +158,11 @@ pub(crate) struct Meta {
     /// range is a contiguous run of the log.
     #[prost(int64, tag = "4")]
     pub(crate) last_time_unix_ms: i64,
+    /// Where the log record of the batch that wrote this value starts: its
+    /// segment…
+    #[prost(uint32, tag = "5")]
+    pub(crate) log_segment: u32,
+    /// …and offset. Batches after it are replayed into sled at open.
+    #[prost(uint64, tag = "6")]
+    pub(crate) log_offset: u64,
 }

@@ -1,8 +1,8 @@
 //! The embedded backend: one sled tree in the data directory.
 
 mod agencies;
-mod bodies;
 mod documents;
+mod log;
 mod ops;
 mod pending;
 mod proofs;
@@ -73,9 +73,6 @@ pub(crate) struct Cache {
     min_free_bytes: u64,
     /// The data directory (for the free-space check).
     path: PathBuf,
-    /// Held for writing from a batch's apply to the end of its flush, and
-    /// for reading by every read: reads see only durable state.
-    pub(crate) gate: Arc<RwLock<()>>,
 }
 
 impl Cache {
@@ -132,7 +129,7 @@ impl Cache {
 /// The embedded store: sled files in one directory, nothing to install.
 pub struct SledStore {
     tree: sled::Tree,
-    bodies: Arc<bodies::BodyFiles>,
+    bodies: Arc<log::BodyFiles>,
     ops: mpsc::Sender<Op>,
     cache: Arc<Cache>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -151,7 +148,9 @@ impl SledStore {
         let config = sled::Config::new()
             .path(&opts.path)
             .cache_capacity(opts.cache_bytes)
-            .flush_every_ms(None);
+            // Durability comes from the log (`log.rs`); sled flushes in the
+            // background and is caught up from the log at open.
+            .flush_every_ms(Some(500));
         // A previous instance in this process (a restart) may take a moment
         // to release the directory's lock; another process holding it is an
         // error after that.
@@ -172,6 +171,27 @@ impl SledStore {
             }
         };
         let tree = db.open_tree("truc").map_err(|e| open_error(&opts.path, e))?;
+        // Batches the log holds and sled had not flushed yet.
+        let logged = match tree.get(keys::meta())? {
+            Some(v) => Meta::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("meta".into()))?,
+            None => Meta::default(),
+        };
+        let replay = log::batches_after(&opts.path, (logged.log_segment, logged.log_offset))?;
+        if !replay.is_empty() {
+            let n = replay.len();
+            for writes in replay {
+                let mut batch = sled::Batch::default();
+                for (k, v) in writes {
+                    match v {
+                        Some(v) => batch.insert(k, v),
+                        None => batch.remove(k),
+                    }
+                }
+                tree.apply_batch(batch)?;
+            }
+            db.flush()?;
+            tracing::info!(batches = n, "caught up from the log");
+        }
         let meta = match tree.get(keys::meta())? {
             Some(v) => Meta::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("meta".into()))?,
             None => Meta {
@@ -201,12 +221,13 @@ impl SledStore {
                 queued.insert(code, (count, bytes));
             }
         }
-        let bodies = bodies::BodyLog::open(&opts.path)?;
-        let body_files = bodies.files();
+        let log = log::BodyLog::open(&opts.path)?;
+        let body_files = log.files();
         let (tx, rx) = mpsc::channel(opts.queue_capacity.max(1));
         let writer = Writer {
             db,
-            bodies,
+            log,
+            poisoned: None,
             tree: tree.clone(),
             meta,
             signer,
@@ -256,19 +277,13 @@ fn open_error(path: &Path, e: sled::Error) -> StoreError {
     }
 }
 
-/// Run a read on a blocking thread, between commits: a batch the writer
-/// has applied but not yet flushed is never seen, so nothing is handed out
-/// (a tree head, a receipt, a delivery) that a crash could take back.
+/// Run a read on a blocking thread. Readers see only durable state: the
+/// writer applies a batch to sled after the log has made it durable, and
+/// sled applies a batch atomically.
 async fn blocking<T: Send + 'static>(
-    gate: Arc<RwLock<()>>,
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(move || {
-        let _between_commits = gate.read().unwrap_or_else(|e| e.into_inner());
-        f()
-    })
-    .await
-    .map_err(|_| StoreError::Closed)?
+    tokio::task::spawn_blocking(f).await.map_err(|_| StoreError::Closed)?
 }
 
 impl Store for Arc<SledStore> {
@@ -307,7 +322,7 @@ impl Store for Arc<SledStore> {
     ) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>> {
         let tree = self.tree.clone();
         let bodies = self.bodies.clone();
-        Box::pin(blocking(self.cache.gate.clone(), move || {
+        Box::pin(blocking(move || {
             reads::queue(&tree, &bodies, tag::OUTBOX, &agency, &skip, limit)
         }))
     }
@@ -321,7 +336,7 @@ impl Store for Arc<SledStore> {
     ) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>> {
         let tree = self.tree.clone();
         let bodies = self.bodies.clone();
-        Box::pin(blocking(self.cache.gate.clone(), move || {
+        Box::pin(blocking(move || {
             reads::outbox_from(&tree, &bodies, &agency, from, &skip, limit)
         }))
     }
@@ -352,7 +367,7 @@ impl Store for Arc<SledStore> {
     fn dead_letters(&self, agency: AgencyCode) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>> {
         let tree = self.tree.clone();
         let bodies = self.bodies.clone();
-        Box::pin(blocking(self.cache.gate.clone(), move || {
+        Box::pin(blocking(move || {
             reads::queue(&tree, &bodies, tag::DEAD, &agency, &HashSet::new(), usize::MAX)
         }))
     }
@@ -363,21 +378,17 @@ impl Store for Arc<SledStore> {
 
     fn track(&self, from: AgencyCode, document_id: String) -> BoxFuture<'_, Result<Option<TrackResponse>, StoreError>> {
         let tree = self.tree.clone();
-        Box::pin(blocking(self.cache.gate.clone(), move || {
-            reads::track(&tree, &from, &document_id)
-        }))
+        Box::pin(blocking(move || reads::track(&tree, &from, &document_id)))
     }
 
     fn receipts(&self, query: ReceiptQuery) -> BoxFuture<'_, Result<ReceiptPage, StoreError>> {
         let tree = self.tree.clone();
-        Box::pin(blocking(self.cache.gate.clone(), move || {
-            reads::receipts(&tree, &query)
-        }))
+        Box::pin(blocking(move || reads::receipts(&tree, &query)))
     }
 
     fn tree_head(&self, tree_size: u64) -> BoxFuture<'_, Result<Option<SignedTreeHead>, StoreError>> {
         let tree = self.tree.clone();
-        Box::pin(blocking(self.cache.gate.clone(), move || match tree_size {
+        Box::pin(blocking(move || match tree_size {
             0 => Ok(proofs::latest_tree_head(&tree)?.map(|(h, _)| h)),
             n => proofs::tree_head_at(&tree, n),
         }))
@@ -440,7 +451,7 @@ impl Store for Arc<SledStore> {
     fn queue_stats(&self, agency: AgencyCode, now_unix_ms: i64) -> BoxFuture<'_, Result<QueueStats, StoreError>> {
         let tree = self.tree.clone();
         let (queued, bytes) = self.cache.queue_counts(agency.as_str());
-        Box::pin(blocking(self.cache.gate.clone(), move || {
+        Box::pin(blocking(move || {
             let mut s = reads::queue_stats(&tree, &agency, now_unix_ms)?;
             s.queued = queued;
             s.bytes = bytes;
@@ -455,23 +466,17 @@ impl Store for Arc<SledStore> {
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<QueueEntry>, StoreError>> {
         let tree = self.tree.clone();
-        Box::pin(blocking(self.cache.gate.clone(), move || {
-            reads::queue_page(&tree, &agency, after, limit)
-        }))
+        Box::pin(blocking(move || reads::queue_page(&tree, &agency, after, limit)))
     }
 
     fn payload(&self, hub_id: u64, caller: AgencyCode) -> BoxFuture<'_, Result<PayloadRef, StoreError>> {
         let tree = self.tree.clone();
         let bodies = self.bodies.clone();
-        Box::pin(blocking(self.cache.gate.clone(), move || {
-            reads::payload(&tree, &bodies, hub_id, &caller)
-        }))
+        Box::pin(blocking(move || reads::payload(&tree, &bodies, hub_id, &caller)))
     }
 
     fn consistency_proof(&self, old_size: u64, new_size: u64) -> BoxFuture<'_, Result<Vec<[u8; 32]>, StoreError>> {
         let tree = self.tree.clone();
-        Box::pin(blocking(self.cache.gate.clone(), move || {
-            proofs::consistency(&tree, old_size, new_size)
-        }))
+        Box::pin(blocking(move || proofs::consistency(&tree, old_size, new_size)))
     }
 }

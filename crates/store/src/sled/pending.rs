@@ -7,7 +7,7 @@ use prost::Message;
 use truc_core::merkle::{self, Hash, NodeSource};
 use truc_proto::v1::Receipt;
 
-use super::bodies::Staged;
+use super::log::Staged;
 use crate::keys;
 use crate::records::{AgencyRecord, Meta};
 use crate::StoreError;
@@ -19,7 +19,7 @@ pub(super) type QueueDeltas = HashMap<String, (i64, i64)>;
 
 pub(super) struct Pending<'t> {
     tree: &'t sled::Tree,
-    batch: sled::Batch,
+    /// This batch's writes: key → new value (`None`: deleted).
     overlay: HashMap<Vec<u8>, Option<Vec<u8>>>,
     pub(super) meta: Meta,
     /// Agencies changed in this batch (applied to the cache after commit).
@@ -46,7 +46,8 @@ pub(super) struct Appended {
 
 /// A batch ready to be applied.
 pub(super) struct Ready {
-    pub(super) batch: sled::Batch,
+    /// Key → new value (`None`: delete).
+    pub(super) writes: HashMap<Vec<u8>, Option<Vec<u8>>>,
     pub(super) meta: Meta,
     pub(super) agencies: Vec<AgencyRecord>,
     pub(super) queued_delta: QueueDeltas,
@@ -60,7 +61,6 @@ impl<'t> Pending<'t> {
         let time_unix_ms = truc_core::now_unix_ms().max(meta.last_time_unix_ms);
         Self {
             tree,
-            batch: sled::Batch::default(),
             overlay: HashMap::new(),
             meta,
             agencies: Vec::new(),
@@ -110,12 +110,10 @@ impl<'t> Pending<'t> {
     }
 
     pub(super) fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.batch.insert(key.as_slice(), value.as_slice());
         self.overlay.insert(key, Some(value));
     }
 
     pub(super) fn del(&mut self, key: Vec<u8>) {
-        self.batch.remove(key.as_slice());
         self.overlay.insert(key, None);
     }
 
@@ -164,7 +162,7 @@ impl<'t> Pending<'t> {
 
     pub(super) fn into_batch(self) -> Ready {
         Ready {
-            batch: self.batch,
+            writes: self.overlay,
             meta: self.meta,
             agencies: self.agencies,
             queued_delta: self.queued_delta,

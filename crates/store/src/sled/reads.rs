@@ -7,7 +7,7 @@ use prost::Message;
 use truc_core::AgencyCode;
 use truc_proto::v1::{Receipt, RecipientTrack, SignedDocument, TrackResponse};
 
-use super::bodies::{BodyFiles, BodyRef};
+use super::log::{BodyFiles, BodyRef};
 use super::proofs;
 use crate::keys::{self, tag};
 use crate::records::{DocumentRecord, OutboxEntry, RecipientState};

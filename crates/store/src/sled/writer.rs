@@ -2,9 +2,11 @@
 //!
 //! Requests queue on a bounded channel. The writer thread takes whatever is
 //! waiting (up to `MAX_BATCH`), applies each request to one `Pending` batch,
-//! signs one tree head for the batch, applies the batch atomically, flushes
-//! once, and then answers every request. While it flushes, new requests
-//! queue up and form the next batch: batches grow with load by themselves.
+//! signs one tree head for the batch, appends the batch's bodies and writes
+//! to the log and syncs it once (the commit point, see `log.rs`), applies
+//! the batch to sled, and then answers every request. While it syncs, new
+//! requests queue up and form the next batch: batches grow with load by
+//! themselves.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -16,6 +18,7 @@ use truc_core::merkle;
 use truc_core::tree_head::TreeHeadSigner;
 use truc_proto::v1::{AgencyState, ProvenReceipt, SignedTreeHead};
 
+use super::log;
 use super::ops::Op;
 use super::pending::{CachedNodes, Pending, Ready};
 use super::proofs;
@@ -68,7 +71,10 @@ impl Committed {
 
 pub(super) struct Writer {
     pub(super) db: sled::Db,
-    pub(super) bodies: super::bodies::BodyLog,
+    pub(super) log: log::BodyLog,
+    /// Set when a durable batch could not be applied to sled: everything is
+    /// refused until a restart replays it.
+    pub(super) poisoned: Option<String>,
     pub(super) tree: sled::Tree,
     pub(super) meta: Meta,
     pub(super) signer: TreeHeadSigner,
@@ -97,8 +103,17 @@ impl Writer {
 
     fn commit(&mut self, ops: impl Iterator<Item = Op>) {
         let started = std::time::Instant::now();
+        if let Some(why) = &self.poisoned {
+            let e = StoreError::Unavailable(why.clone());
+            let tree = self.tree.clone();
+            let mut pending = Pending::new(&tree, self.meta.clone(), self.log.begin());
+            for op in ops {
+                op.apply(&mut pending, &self.cache)(Err(&e));
+            }
+            return;
+        }
         let tree = self.tree.clone();
-        let staged = self.bodies.begin();
+        let staged = self.log.begin();
         let mut pending = Pending::new(&tree, self.meta.clone(), staged);
         let mut completions: Vec<Completion> = Vec::new();
         for op in ops {
@@ -126,7 +141,8 @@ impl Writer {
         }
     }
 
-    /// Sign the batch's tree head, apply the batch atomically and flush.
+    /// Sign the batch's tree head, make the batch durable in the log, apply
+    /// it to sled.
     fn finish(&mut self, mut pending: Pending<'_>, time: i64) -> Result<Committed, StoreError> {
         let size = pending.meta.tree_size;
         let mut head = None;
@@ -146,28 +162,41 @@ impl Writer {
                 value.iter().flat_map(|v| v.to_be_bytes()).collect(),
             );
         }
+        // The batch's log record starts where the staged bodies end; sled's
+        // copy of `Meta` says which batch it holds last (replay starts after).
+        let (segment, offset) = pending.bodies.position();
+        pending.meta.log_segment = segment;
+        pending.meta.log_offset = offset;
         pending.put(keys::meta(), pending.meta.encode_to_vec());
         let Ready {
-            batch,
+            writes,
             meta,
             agencies,
             queued_delta,
-            bodies,
+            mut bodies,
             appended,
         } = pending.into_batch();
-        // Bodies first: sled may refer only to bytes already durable.
-        self.bodies.commit(bodies)?;
-        // A failed apply changes nothing (sled batches are atomic).
-        // Readers wait from here to the end of the flush (see `blocking`).
-        let gate = self.cache.gate.clone();
-        let _no_reads = gate.write().unwrap_or_else(|e| e.into_inner());
-        self.tree.apply_batch(batch)?;
-        // Applied: the counters must move on even if the flush fails, or the
-        // next batch would reuse ids. The callers are told the batch failed;
-        // a retried Send then finds its idempotency key.
+        bodies.push_batch(&log::encode_writes(writes.iter()));
+        // The commit point: bodies and the batch record written and synced.
+        self.log.commit(bodies)?;
+        let mut batch = sled::Batch::default();
+        for (k, v) in writes {
+            match v {
+                Some(v) => batch.insert(k, v),
+                None => batch.remove(k),
+            }
+        }
+        // Durable already: sled applies it in memory (atomically for
+        // readers) and flushes in the background; a crash before that is
+        // replayed from the log at the next open.
+        if let Err(e) = self.tree.apply_batch(batch) {
+            self.poisoned = Some(format!(
+                "a durable batch could not be applied ({e}); restart trucd to replay it"
+            ));
+            return Err(e.into());
+        }
         self.meta = meta;
         self.cache.apply(agencies, &queued_delta);
-        self.db.flush()?;
         Ok(Committed {
             tree: self.tree.clone(),
             tree_size: self.meta.tree_size,

@@ -1,19 +1,26 @@
-//! Document bodies (header, signature, signer chain and inline payload, as
-//! one encoded `SignedDocument`) kept beside sled in append-only segment
-//! files, so that sled only holds small records.
+//! The store's append-only log, beside sled: document bodies and the
+//! write-ahead record of every batch, in segment files
+//! `store/bodies/NNNNNNNN.seg`.
 //!
-//! sled copies a leaf node on every change and rewrites whole leaves (16
-//! entries) into its log: a 4 KiB value written into a leaf costs many times
-//! its size in copies and disk. Here each body is written once, sequentially,
-//! with one `fdatasync` per group commit; sled keeps a 16-byte [`BodyRef`].
+//! **Bodies** (header, signature, signer chain and inline payload, as one
+//! encoded `SignedDocument`): sled copies a leaf node on every change and
+//! rewrites whole leaves (16 entries) into its log, so a 4 KiB value in sled
+//! costs many times its size. Here each body is written once, sequentially;
+//! sled keeps a 16-byte [`BodyRef`].
 //!
-//! Crash safety: the writer writes and syncs a batch's bodies *before* it
-//! applies and flushes the sled batch that refers to them. A crash in between
-//! leaves unreferenced bytes at the end of a segment, never a reference to
-//! missing bytes. Every open starts a new segment, so a torn tail is never
-//! appended to.
+//! **Batch records** make this log the commit point: the writer appends a
+//! batch's bodies and then the batch's every sled write (key, value or
+//! delete) as one record, `fdatasync`s once, and only then applies the batch
+//! to sled and answers. sled flushes in the background; at open, the batches
+//! after the one recorded in sled's `Meta` are replayed into sled. One sync
+//! per batch, and nothing is visible to a reader before it is durable.
 //!
-//! Record layout: `len: u32 LE`, `crc32: u32 LE` (of the body), body.
+//! A torn record at a segment's end (a crash mid-write) was never answered:
+//! replay stops there and goes on with the next segment. Every open starts a
+//! new segment, so a torn tail is never appended to.
+//!
+//! Record layout: `len: u32 LE` (of kind + content), `crc32: u32 LE` (of
+//! kind + content), `kind: u8`, content.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -26,8 +33,12 @@ use crate::StoreError;
 
 /// A segment is closed once it passes this size (a batch never spans two).
 const SEGMENT_BYTES: u64 = 256 * 1024 * 1024;
-/// Record header: length and checksum.
-const RECORD_HEADER: u64 = 8;
+/// Record header: length, checksum and kind.
+const RECORD_HEADER: u64 = 9;
+/// A document body.
+const KIND_BODY: u8 = 1;
+/// A batch's sled writes.
+const KIND_BATCH: u8 = 2;
 
 /// Where a body is: segment, offset of its record, body length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,16 +107,13 @@ impl BodyFiles {
         let mut buf = vec![0u8; RECORD_HEADER as usize + r.len as usize];
         f.read_exact_at(&mut buf, r.offset)
             .map_err(|e| StoreError::Corrupt(format!("body at {}/{}: {e}", r.segment, r.offset)))?;
-        let len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]);
-        let crc = u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]);
-        let body = buf.split_off(RECORD_HEADER as usize);
-        if len != r.len || crc32fast::hash(&body) != crc {
-            return Err(StoreError::Corrupt(format!(
+        match check_record(&buf) {
+            Some((KIND_BODY, len)) if len == r.len as usize => Ok(buf.split_off(RECORD_HEADER as usize)),
+            _ => Err(StoreError::Corrupt(format!(
                 "body at {}/{} fails its checksum",
                 r.segment, r.offset
-            )));
+            ))),
         }
-        Ok(body)
     }
 }
 
@@ -120,17 +128,138 @@ pub(super) struct Staged {
 impl Staged {
     /// Add a body to the batch; where it will be once committed.
     pub(super) fn push(&mut self, body: &[u8]) -> BodyRef {
-        let offset = self.base + self.buf.len() as u64;
-        let len = body.len() as u32;
-        self.buf.extend_from_slice(&len.to_le_bytes());
-        self.buf.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
-        self.buf.extend_from_slice(body);
+        let offset = self.append(KIND_BODY, body);
         BodyRef {
             segment: self.segment,
             offset,
-            len,
+            len: body.len() as u32,
         }
     }
+
+    /// Where the next record will start: (segment, offset).
+    pub(super) fn position(&self) -> (u32, u64) {
+        (self.segment, self.base + self.buf.len() as u64)
+    }
+
+    /// Add the batch's sled writes (see [`encode_writes`]), last.
+    pub(super) fn push_batch(&mut self, writes: &[u8]) {
+        self.append(KIND_BATCH, writes);
+    }
+
+    fn append(&mut self, kind: u8, content: &[u8]) -> u64 {
+        let offset = self.base + self.buf.len() as u64;
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&[kind]);
+        crc.update(content);
+        self.buf.extend_from_slice(&(content.len() as u32 + 1).to_le_bytes());
+        self.buf.extend_from_slice(&crc.finalize().to_le_bytes());
+        self.buf.push(kind);
+        self.buf.extend_from_slice(content);
+        offset
+    }
+}
+
+/// A record's kind and content length if `buf` (header and content) is
+/// whole and matches its checksum.
+fn check_record(buf: &[u8]) -> Option<(u8, usize)> {
+    let len = u32::from_le_bytes(buf.get(0..4)?.try_into().ok()?) as usize;
+    let crc = u32::from_le_bytes(buf.get(4..8)?.try_into().ok()?);
+    let rest = buf.get(8..8 + len)?;
+    if len == 0 || buf.len() != 8 + len || crc32fast::hash(rest) != crc {
+        return None;
+    }
+    Some((rest[0], len - 1))
+}
+
+/// One sled write: key and new value (`None`: delete).
+pub(super) type Write = (Vec<u8>, Option<Vec<u8>>);
+
+/// A batch's writes as a record's content.
+pub(super) fn encode_writes<'a>(writes: impl ExactSizeIterator<Item = (&'a Vec<u8>, &'a Option<Vec<u8>>)>) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&(writes.len() as u32).to_le_bytes());
+    for (k, v) in writes {
+        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        out.extend_from_slice(k);
+        match v {
+            Some(v) => {
+                out.push(1);
+                out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+                out.extend_from_slice(v);
+            }
+            None => out.push(0),
+        }
+    }
+    out
+}
+
+fn decode_writes(mut b: &[u8]) -> Option<Vec<Write>> {
+    fn take<'b>(b: &mut &'b [u8], n: usize) -> Option<&'b [u8]> {
+        let (head, rest) = (b.get(..n)?, b.get(n..)?);
+        *b = rest;
+        Some(head)
+    }
+    fn u32_at(b: &mut &[u8]) -> Option<usize> {
+        Some(u32::from_le_bytes(take(b, 4)?.try_into().ok()?) as usize)
+    }
+    let n = u32_at(&mut b)?;
+    let mut out = Vec::with_capacity(n.min(1 << 16));
+    for _ in 0..n {
+        let klen = u32_at(&mut b)?;
+        let k = take(&mut b, klen)?.to_vec();
+        let v = match take(&mut b, 1)?[0] {
+            0 => None,
+            1 => {
+                let vlen = u32_at(&mut b)?;
+                Some(take(&mut b, vlen)?.to_vec())
+            }
+            _ => return None,
+        };
+        out.push((k, v));
+    }
+    b.is_empty().then_some(out)
+}
+
+/// The batches recorded after the one starting at `after` (segment,
+/// offset; segment 0: none, start from the first), in order, up to the end of the log or a
+/// torn record in the newest segment. A record that is not whole in an
+/// older segment ends that segment's part (its crash was never answered).
+pub(super) fn batches_after(dir: &Path, after: (u32, u64)) -> Result<Vec<Vec<Write>>, StoreError> {
+    let dir = dir.join("bodies");
+    let mut segments: Vec<u32> = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok()?.file_name().to_str().and_then(segment_number))
+            .collect(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_error(&dir, e)),
+    };
+    segments.sort_unstable();
+    let mut out = Vec::new();
+    for seg in segments {
+        let start = match after {
+            (s, _) if seg < s => continue,
+            (s, o) if seg == s => Some(o),
+            _ => None,
+        };
+        let path = segment_path(&dir, seg);
+        let bytes = std::fs::read(&path).map_err(|e| io_error(&path, e))?;
+        let mut at = start.unwrap_or(0) as usize;
+        let mut skip_first = start.is_some();
+        while let Some(header) = bytes.get(at..at + 8) {
+            let len = u32::from_le_bytes(header[0..4].try_into().unwrap_or_default()) as usize;
+            let Some((kind, _)) = bytes.get(at..at + 8 + len).and_then(check_record) else {
+                break; // torn: never answered
+            };
+            if kind == KIND_BATCH && !skip_first {
+                let writes = decode_writes(&bytes[at + 9..at + 8 + len])
+                    .ok_or_else(|| StoreError::Corrupt(format!("batch record at {seg}/{at}")))?;
+                out.push(writes);
+            }
+            skip_first = false;
+            at += 8 + len;
+        }
+    }
+    Ok(out)
 }
 
 /// The writer's side: appends batches to the current segment.
