@@ -180,6 +180,15 @@ async fn serve_with_admin(
         )
         .instrument(tracing::info_span!("upload-sweeper")),
     );
+    let collector = tokio::spawn(
+        collect_payloads(
+            shared.store.clone(),
+            Duration::from_secs(config.limits.payload_retention_seconds),
+            Duration::from_millis(config.limits.payload_gc_interval_ms),
+            stop_rx.clone(),
+        )
+        .instrument(tracing::info_span!("payload-collector")),
+    );
     admin.attach(&shared);
     let watcher = tokio::spawn(
         watch_trust_files(
@@ -272,6 +281,7 @@ async fn serve_with_admin(
     let _ = reaper.await;
     let _ = watcher.await;
     let _ = sweeper.await;
+    let _ = collector.await;
     drop(shared);
     // Every request is finished or dropped: flush and close the store.
     let _ = tokio::task::spawn_blocking(move || store.close()).await;
@@ -281,6 +291,45 @@ async fn serve_with_admin(
     }
     info!("stopped");
     result.map_err(|e| HubError::Server(e.to_string()))
+}
+
+/// Most payloads deleted in one writer batch.
+const COLLECT_BATCH: usize = 256;
+
+/// Every `interval` (never when 0), delete the payloads no copy has needed
+/// for `retention`, until stopped. The decision is the store writer's, so it
+/// is ordered with every upload that would reuse a payload.
+async fn collect_payloads(
+    store: Arc<dyn truc_store::Store>,
+    retention: Duration,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    if interval.is_zero() {
+        return;
+    }
+    loop {
+        loop {
+            let before = truc_core::now_unix_ms().saturating_sub(retention.as_millis().min(i64::MAX as u128) as i64);
+            match store.collect_payloads(before, COLLECT_BATCH).await {
+                Ok(0) => break,
+                Ok(n) => {
+                    info!(deleted = n, "collected payloads no copy needs");
+                    if (n as usize) < COLLECT_BATCH {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, "payload collection failed; retrying at the next pass");
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// Delete unfinished uploads older than `max_age`, hourly, until stopped.

@@ -7,9 +7,11 @@
 //! header; otherwise it is deleted. Calls block: use them on blocking
 //! threads.
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use crate::StoreError;
@@ -22,6 +24,32 @@ const HASH_BUF: usize = 1 << 20;
 pub struct PayloadFiles {
     payloads: PathBuf,
     uploads: PathBuf,
+    /// Uploads with a writer open: one writer per `.part` at a time (one
+    /// hub per data directory, which sled's lock ensures).
+    active: Arc<Mutex<HashSet<String>>>,
+}
+
+/// What [`PayloadFiles::resume`] found.
+#[derive(Debug)]
+pub enum Resume {
+    /// Append with this writer.
+    Writer(PartWriter),
+    /// The offset asked for is not what the hub has: this many bytes.
+    Have(u64),
+    /// Another upload of the same document and payload is writing now.
+    Busy,
+}
+
+/// Marks an upload as being written; unmarks it when dropped.
+struct Busy {
+    id: String,
+    active: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.active.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
+    }
 }
 
 fn io_err(what: &Path, e: io::Error) -> StoreError {
@@ -52,6 +80,7 @@ impl PayloadFiles {
         let me = PayloadFiles {
             payloads: data_dir.join("payloads"),
             uploads: data_dir.join("uploads"),
+            active: Arc::default(),
         };
         for d in [&me.payloads, &me.uploads] {
             fs::create_dir_all(d).map_err(|e| io_err(d, e))?;
@@ -84,12 +113,25 @@ impl PayloadFiles {
 
     /// Open an upload to append at `offset`, which must be what it has now
     /// (0 starts over). Returns the writer, with the digest of the bytes
-    /// before `offset` already taken.
-    pub fn resume(&self, upload_id: &str, offset: u64) -> Result<Result<PartWriter, u64>, StoreError> {
+    /// before `offset` already taken; while it lives, another `resume` of
+    /// the same upload is `Busy`, so two streams never interleave.
+    pub fn resume(&self, upload_id: &str, offset: u64) -> Result<Resume, StoreError> {
+        if !self
+            .active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(upload_id.to_string())
+        {
+            return Ok(Resume::Busy);
+        }
+        let busy = Busy {
+            id: upload_id.to_string(),
+            active: self.active.clone(),
+        };
         let path = self.part_path(upload_id);
         let have = self.received(upload_id);
         if offset != have && offset != 0 {
-            return Ok(Err(have));
+            return Ok(Resume::Have(have));
         }
         let mut file = OpenOptions::new()
             .create(true)
@@ -118,12 +160,13 @@ impl PayloadFiles {
             }
         }
         file.seek(SeekFrom::Start(offset)).map_err(|e| io_err(&path, e))?;
-        Ok(Ok(PartWriter {
+        Ok(Resume::Writer(PartWriter {
             file,
             path,
             hash,
             written: offset,
             unsynced: 0,
+            _busy: busy,
         }))
     }
 
@@ -136,11 +179,13 @@ impl PayloadFiles {
         size: u64,
         sha256: &[u8],
     ) -> Result<Result<(), UploadMismatch>, StoreError> {
+        // `_busy` is held until the `.part` is renamed or deleted.
         let PartWriter {
             file,
             path: part_path,
             hash,
             written,
+            _busy,
             ..
         } = part;
         file.sync_all().map_err(|e| io_err(&part_path, e))?;
@@ -177,7 +222,10 @@ impl PayloadFiles {
     /// Read up to `len` bytes of a stored payload from `offset`.
     pub fn read_at(&self, sha256: &[u8], offset: u64, len: usize) -> Result<Vec<u8>, StoreError> {
         let path = self.payload_path(sha256);
-        let mut f = File::open(&path).map_err(|e| io_err(&path, e))?;
+        let mut f = File::open(&path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => StoreError::Precondition("the payload has been collected".into()),
+            _ => io_err(&path, e),
+        })?;
         f.seek(SeekFrom::Start(offset)).map_err(|e| io_err(&path, e))?;
         let mut buf = vec![0u8; len];
         let mut filled = 0;
@@ -200,6 +248,11 @@ impl PayloadFiles {
         let now = SystemTime::now();
         let mut n = 0;
         for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let id = name.strip_suffix(".part").unwrap_or(&name);
+            if self.active.lock().unwrap_or_else(|e| e.into_inner()).contains(id) {
+                continue;
+            }
             let old = e
                 .metadata()
                 .and_then(|m| m.modified())
@@ -220,6 +273,7 @@ pub struct PartWriter {
     hash: ring::digest::Context,
     written: u64,
     unsynced: u64,
+    _busy: Busy,
 }
 
 impl std::fmt::Debug for PartWriter {

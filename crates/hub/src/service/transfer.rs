@@ -12,7 +12,7 @@ use truc_proto::v1::upload_request::Part;
 use truc_proto::v1::{
     DownloadChunk, DownloadRequest, SendResponse, UploadRequest, UploadStatusRequest, UploadStatusResponse,
 };
-use truc_store::{PartWriter, PayloadRef, UploadMismatch};
+use truc_store::{PartWriter, PayloadRef, Resume, UploadMismatch};
 
 use crate::{auth, status, Shared};
 
@@ -110,11 +110,22 @@ pub(crate) async fn upload(
             }
         }
     }
-    let already = {
-        let (files, sha) = (files.clone(), sha.clone());
-        tokio::task::spawn_blocking(move || files.has(&sha))
-            .await
-            .map_err(blocking_err)?
+    // Held until the document is stored: the payload collector, which
+    // decides in the same store writer, leaves a pinned payload alone. So
+    // either the file is here and stays, or it is gone and the bytes come.
+    let pin = shared
+        .store
+        .pin_payload(sha.clone())
+        .await
+        .map_err(status::from_store)?;
+    let already = match pin.present() {
+        Some(present) => present,
+        None => {
+            let (files, sha) = (files.clone(), sha.clone());
+            tokio::task::spawn_blocking(move || files.has(&sha))
+                .await
+                .map_err(blocking_err)?
+        }
     };
     if already {
         // Stored once for everyone: whatever chunks come are not needed.
@@ -127,11 +138,16 @@ pub(crate) async fn upload(
                 .map_err(blocking_err)?
         };
         let mut writer: PartWriter = match resumed.map_err(status::from_store)? {
-            Ok(w) => w,
-            Err(have) => {
+            Resume::Writer(w) => w,
+            Resume::Have(have) => {
                 return Err(Status::failed_precondition(format!(
                     "the hub has {have} bytes of this upload; resume from offset {have} (or 0 to start over)"
                 )))
+            }
+            Resume::Busy => {
+                return Err(Status::aborted(
+                    "another upload of this document is in progress; retry when it has ended",
+                ))
             }
         };
         while let Some(msg) = stream.message().await? {
@@ -187,7 +203,9 @@ pub(crate) async fn upload(
             }
         }
     }
-    super::axis::accept(shared, principal, checked, doc, true, size).await
+    let accepted = super::axis::accept(shared, principal, checked, doc, true, size).await;
+    drop(pin);
+    accepted
 }
 
 pub(crate) async fn download(

@@ -343,6 +343,6 @@ pub(super) fn payload(tree: &sled::Tree, hub_id: u64, caller: &AgencyCode) -> Re
     }
     let bytes = tree
         .get(keys::payload(&rec.payload_sha256))?
-        .ok_or_else(|| StoreError::Corrupt(format!("payload of document {hub_id}")))?;
+        .ok_or_else(|| StoreError::Precondition(format!("the payload of document {hub_id} has been collected")))?;
     Ok(PayloadRef::Inline(bytes.to_vec()))
 }
