@@ -37,7 +37,9 @@
 # of the work directory; default $TMPDIR or /tmp: it needs ~4.5 × SIZE free),
 # TRUC_E2E_KEEP=1 (keep it), TRUC_E2E_MAX_RSS_MIB (128), TRUC_E2E_ROUNDS
 # (comparison rounds, 1), TRUC_E2E_MIN_RATIO (0.5), TRUC_E2E_LEASE_MS (the
-# hub's delivery lease, 3000: short, so the killed download comes back soon).
+# hub's delivery lease, 3000: short, so the killed download comes back soon),
+# TRUC_E2E_PERF=DIR (--compare: `perf record` the hub and each client run
+# of the comparison into DIR/*.data).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -487,6 +489,11 @@ if ((COMPARE)); then
     TV=()
     rm -f "$1"
     if ((HAVE_TIME)); then TV=(/usr/bin/time -f "%U %S" -o "$1"); fi
+    # TRUC_E2E_PERF=DIR: each client run under `perf record` (DIR/<leg>.data).
+    if [[ -n "${TRUC_E2E_PERF:-}" ]]; then
+      mkdir -p "$TRUC_E2E_PERF"
+      TV+=(perf record -q -g -o "$TRUC_E2E_PERF/$(basename "$1" | tr -d .)-r$round.data" --)
+    fi
   }
   cpu_of() {
     local f
@@ -576,6 +583,11 @@ if ((COMPARE)); then
       ossl=$SECS cpu_ossl=$CPU
     fi
     # The hub: upload to one agency, then that agency's inbox.
+    PERF_HUB=""
+    if [[ -n "${TRUC_E2E_PERF:-}" ]]; then
+      perf record -q -g -p "$HUB_PID" -o "$TRUC_E2E_PERF/hub-r$round.data" 2>/dev/null &
+      PERF_HUB=$!
+    fi
     tv "$T/cpu.up"
     h0=$(hub_cpu)
     ta=$(now)
@@ -589,6 +601,7 @@ if ((COMPARE)); then
     run_or_fail "compare inbox" "${TV[@]}" "${CMD[@]}"
     tc=$(now)
     h2=$(hub_cpu)
+    if [[ -n "$PERF_HUB" ]]; then kill -INT "$PERF_HUB"; wait "$PERF_HUB" || true; fi
     cmp -s "$CFILE" "$T/inbox-$RCPT1/$CDOC-$(basename "$CFILE")" || fail "compare: the received file differs"
     rm -f "$T/inbox-$RCPT1/$CDOC-$(basename "$CFILE")"
     tls_copy "$CFILE" "$T/copy.out"

@@ -125,7 +125,7 @@ async fn an_interrupted_upload_resumes_where_it_stopped() {
     .unwrap();
     for i in 0..2 {
         tx.send(UploadRequest {
-            part: Some(Part::Chunk(bytes[i * MIB..(i + 1) * MIB].to_vec())),
+            part: Some(Part::Chunk(bytes[i * MIB..(i + 1) * MIB].to_vec().into())),
         })
         .await
         .unwrap();
@@ -546,7 +546,7 @@ async fn two_uploads_of_one_document_do_not_interleave() {
         })),
     };
     let chunk = |i: usize| UploadRequest {
-        part: Some(Part::Chunk(bytes[i * MIB..(i + 1) * MIB].to_vec())),
+        part: Some(Part::Chunk(bytes[i * MIB..(i + 1) * MIB].to_vec().into())),
     };
     // The first stream has sent one MiB and stays open.
     let (tx1, rx1) = tokio::sync::mpsc::channel(8);

@@ -89,6 +89,12 @@ impl Shared {
 
 /// Allowance over the payload limit for the rest of a message.
 const MESSAGE_OVERHEAD: usize = 1024 * 1024;
+/// HTTP/2 flow-control window of one stream, bytes.
+const H2_STREAM_WINDOW: u32 = 8 << 20;
+/// HTTP/2 flow-control window of one connection, bytes.
+const H2_CONNECTION_WINDOW: u32 = 16 << 20;
+/// Largest HTTP/2 frame the hub accepts, bytes.
+const H2_MAX_FRAME: u32 = 1 << 20;
 
 /// Run the hub on `listener` until `shutdown` completes, then drain: stop
 /// accepting, end streams, give requests `shutdown_grace_seconds` to finish,
@@ -203,7 +209,8 @@ async fn serve_with_admin(
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config));
     let incoming = ReceiverStream::new(tls::incoming(listener, acceptor, trust.clone(), stop_rx.clone()));
 
-    let limit = config.limits.max_inline_payload as usize + MESSAGE_OVERHEAD;
+    // Room for an inline payload, or an upload chunk, and the rest.
+    let limit = (config.limits.max_inline_payload as usize).max(service::transfer::MAX_UPLOAD_CHUNK) + MESSAGE_OVERHEAD;
     let axis = AxisServer::new(service::axis::AxisService(shared.clone()))
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
@@ -227,6 +234,12 @@ async fn serve_with_admin(
         .map_err(|e| HubError::Server(format!("reflection: {e}")))?;
     let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        // Large documents: windows that hold a few chunks in flight and
+        // large frames (h2's defaults, 64 KiB and 16 KiB, stall a 1 GiB
+        // upload on window updates); both bound what one stream buffers.
+        .initial_stream_window_size(Some(H2_STREAM_WINDOW))
+        .initial_connection_window_size(Some(H2_CONNECTION_WINDOW))
+        .max_frame_size(Some(H2_MAX_FRAME))
         .add_service(metrics::Observed::new(
             InterceptedService::new(axis, auth::require_identity(trust.clone())),
             metrics.clone(),

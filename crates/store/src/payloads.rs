@@ -18,6 +18,8 @@ use crate::StoreError;
 
 /// Bytes hashed per read when a resumed upload's prefix is re-hashed.
 const HASH_BUF: usize = 1 << 20;
+/// An upload is synced to disk about this often.
+const SYNC_EVERY: u64 = 64 << 20;
 
 /// The payload file store.
 #[derive(Debug, Clone)]
@@ -166,6 +168,7 @@ impl PayloadFiles {
             hash,
             written: offset,
             unsynced: 0,
+            syncing: None,
             _busy: busy,
         }))
     }
@@ -179,6 +182,8 @@ impl PayloadFiles {
         size: u64,
         sha256: &[u8],
     ) -> Result<Result<(), UploadMismatch>, StoreError> {
+        let mut part = part;
+        part.join_sync()?;
         // `_busy` is held until the `.part` is renamed or deleted.
         let PartWriter {
             file,
@@ -219,25 +224,21 @@ impl PayloadFiles {
         let _ = fs::remove_file(self.part_path(upload_id));
     }
 
-    /// Read up to `len` bytes of a stored payload from `offset`.
-    pub fn read_at(&self, sha256: &[u8], offset: u64, len: usize) -> Result<Vec<u8>, StoreError> {
+    /// A stored payload, opened and positioned at `offset` (read it with
+    /// [`read_chunk`]); `Precondition` once it has been collected.
+    pub fn open_at(&self, sha256: &[u8], offset: u64) -> Result<File, StoreError> {
         let path = self.payload_path(sha256);
         let mut f = File::open(&path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => StoreError::Precondition("the payload has been collected".into()),
             _ => io_err(&path, e),
         })?;
         f.seek(SeekFrom::Start(offset)).map_err(|e| io_err(&path, e))?;
-        let mut buf = vec![0u8; len];
-        let mut filled = 0;
-        while filled < len {
-            let n = f.read(&mut buf[filled..]).map_err(|e| io_err(&path, e))?;
-            if n == 0 {
-                break;
-            }
-            filled += n;
-        }
-        buf.truncate(filled);
-        Ok(buf)
+        Ok(f)
+    }
+
+    /// Read up to `len` bytes of a stored payload from `offset`.
+    pub fn read_at(&self, sha256: &[u8], offset: u64, len: usize) -> Result<Vec<u8>, StoreError> {
+        read_chunk(&mut self.open_at(sha256, offset)?, len)
     }
 
     /// Delete uploads untouched for longer than `max_age`; returns how many.
@@ -266,6 +267,23 @@ impl PayloadFiles {
     }
 }
 
+/// Up to `len` bytes from where `f` is (fewer only at its end).
+pub fn read_chunk(f: &mut File, len: usize) -> Result<Vec<u8>, StoreError> {
+    let mut buf = vec![0u8; len];
+    let mut filled = 0;
+    while filled < len {
+        let n = f
+            .read(&mut buf[filled..])
+            .map_err(|e| StoreError::Unavailable(format!("reading a payload: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    buf.truncate(filled);
+    Ok(buf)
+}
+
 /// An upload being written, hashing as it goes.
 pub struct PartWriter {
     file: File,
@@ -273,6 +291,8 @@ pub struct PartWriter {
     hash: ring::digest::Context,
     written: u64,
     unsynced: u64,
+    /// The background `sync_data` in progress, if any.
+    syncing: Option<std::thread::JoinHandle<io::Result<()>>>,
     _busy: Busy,
 }
 
@@ -291,17 +311,33 @@ impl PartWriter {
         self.written
     }
 
-    /// Append a chunk. Data is synced to disk every 64 MiB, so a resumed
-    /// upload loses little after a crash.
+    /// Append a chunk. Data is synced to disk about every 64 MiB, on a
+    /// thread of its own, so a resumed upload loses little after a crash
+    /// (a torn tail fails the digest check at the end and is discarded).
     pub fn append(&mut self, chunk: &[u8]) -> Result<(), StoreError> {
         self.file.write_all(chunk).map_err(|e| io_err(&self.path, e))?;
         self.hash.update(chunk);
         self.written += chunk.len() as u64;
         self.unsynced += chunk.len() as u64;
-        if self.unsynced >= 64 << 20 {
-            self.file.sync_data().map_err(|e| io_err(&self.path, e))?;
-            self.unsynced = 0;
+        if self.unsynced >= SYNC_EVERY {
+            // In the background: the next chunks are written meanwhile, and
+            // a new sync starts only after the previous one has ended.
+            if self.syncing.as_ref().is_none_or(|s| s.is_finished()) {
+                self.join_sync()?;
+                let file = self.file.try_clone().map_err(|e| io_err(&self.path, e))?;
+                self.syncing = Some(std::thread::spawn(move || file.sync_data()));
+                self.unsynced = 0;
+            }
         }
         Ok(())
+    }
+
+    /// Wait for the background sync, if one runs, and report its error.
+    fn join_sync(&mut self) -> Result<(), StoreError> {
+        match self.syncing.take().map(|h| h.join()) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(io_err(&self.path, e)),
+            Some(Err(_)) => Err(StoreError::Unavailable(format!("{}: sync failed", self.path.display()))),
+        }
     }
 }
