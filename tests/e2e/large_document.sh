@@ -509,10 +509,11 @@ if ((COMPARE)); then
   # sides' CPU seconds.
   tls_copy() {
     local src="$1" dst="$2" t_a status=0 rpid deadline
+    local -a extra=("${@:3}")
     rm -f "$T/port" "$dst"
     tv "$T/cpu.recv"
     "${TV[@]}" "$TLS_COPY" recv --identity "$PKI/hub" --listen 127.0.0.1:0 --out "$dst" --port-file "$T/port" \
-      >"$T/copy-recv.out" 2>&1 &
+      "${extra[@]}" >"$T/copy-recv.out" 2>&1 &
     rpid=$!
     BG_PIDS+=("$rpid")
     deadline=$((SECONDS + 10))
@@ -606,6 +607,10 @@ if ((COMPARE)); then
     rm -f "$T/inbox-$RCPT1/$CDOC-$(basename "$CFILE")"
     tls_copy "$CFILE" "$T/copy.out"
     copy2=$SECS cpu_copy2=$CPU
+    # For reference only: the receiver writing around the page cache
+    # (O_DIRECT blocks), as the hub and `truc inbox` do.
+    tls_copy "$CFILE" "$T/copy.out" --direct
+    copyd=$SECS cpu_copyd=$CPU
     rm -f "$CFILE"
     up=$(calc "$tb - $ta" 3)
     down=$(calc "$tc - $tb" 3)
@@ -614,6 +619,8 @@ if ((COMPARE)); then
     r_hub=$(calc "$SIZE_MIB / ($up + $down)" 1)
     r_copy=$(rate "$(calc "($copy1 < $copy2) ? $copy1 : $copy2" 3)")
     info "tls-copy (rustls, mTLS, fsync'd): $copy1 s, $copy2 s (before, after the hub) → best $r_copy MiB/s; CPU $cpu_copy1 s, $cpu_copy2 s (both ends)"
+    r_copyd=$(rate "$copyd")
+    info "tls-copy --direct (receiver writes O_DIRECT blocks, as the hub does; reference only): $copyd s → $r_copyd MiB/s; CPU $cpu_copyd s (both ends); hub/it: $(calc "$r_hub / $r_copyd" 2)"
     base_name=tls-copy
     base_rate=$r_copy
     if [[ -n "$ossl" ]]; then

@@ -536,7 +536,7 @@ async fn two_uploads_of_one_document_do_not_interleave() {
     let g22 = hub.agency(G22).await;
     let h26 = hub.agency(H26).await;
     let dir = tempfile::tempdir().unwrap();
-    let path = file(dir.path(), "twice.bin", 3 * MIB, 12);
+    let path = file(dir.path(), "twice.bin", 6 * MIB, 12);
     let bytes = std::fs::read(&path).unwrap();
     let (sha, _) = hash_file(&path).unwrap();
     let start = |offset| UploadRequest {
@@ -548,13 +548,16 @@ async fn two_uploads_of_one_document_do_not_interleave() {
     let chunk = |i: usize| UploadRequest {
         part: Some(Part::Chunk(bytes[i * MIB..(i + 1) * MIB].to_vec().into())),
     };
-    // The first stream has sent one MiB and stays open.
+    // The first stream has sent four MiB (what the hub stages before a
+    // write to disk) and stays open.
     let (tx1, rx1) = tokio::sync::mpsc::channel(8);
     tx1.send(start(0)).await.unwrap();
-    tx1.send(chunk(0)).await.unwrap();
+    for i in 0..4 {
+        tx1.send(chunk(i)).await.unwrap();
+    }
     let mut axis = g22.axis();
     let first = tokio::spawn(async move { axis.upload(ReceiverStream::new(rx1)).await });
-    truc_tests::eventually("the first MiB on the hub", || async {
+    truc_tests::eventually("the first 4 MiB on the hub", || async {
         let s = g22
             .axis()
             .upload_status(UploadStatusRequest {
@@ -564,12 +567,12 @@ async fn two_uploads_of_one_document_do_not_interleave() {
             .await
             .unwrap()
             .into_inner();
-        s.received == MIB as u64
+        s.received == 4 * MIB as u64
     })
     .await;
     // A second stream of the same upload, from the start or from the
     // offset the hub reports, is refused while the first is writing.
-    for offset in [0, MIB as u64] {
+    for offset in [0, 4 * MIB as u64] {
         let (tx2, rx2) = tokio::sync::mpsc::channel(8);
         tx2.send(start(offset)).await.unwrap();
         tx2.send(chunk(offset as usize / MIB)).await.unwrap();
@@ -578,8 +581,8 @@ async fn two_uploads_of_one_document_do_not_interleave() {
         assert_eq!(err.code(), Code::Aborted, "{err:?}");
     }
     // The first finishes undisturbed.
-    tx1.send(chunk(1)).await.unwrap();
-    tx1.send(chunk(2)).await.unwrap();
+    tx1.send(chunk(4)).await.unwrap();
+    tx1.send(chunk(5)).await.unwrap();
     drop(tx1);
     first.await.unwrap().unwrap();
     let got = receive_all(&h26, dir.path()).await;

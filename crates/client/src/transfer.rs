@@ -2,10 +2,10 @@
 //! (resuming what the hub already has), and download a payload to a file
 //! (resuming a partial file), all in bounded memory.
 
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use prost::bytes::{Bytes, BytesMut};
+use prost::bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
@@ -22,7 +22,7 @@ pub const CHUNK: usize = 4 << 20;
 /// Bytes per read when a file is hashed.
 const HASH_BUF: usize = 1 << 20;
 /// Downloaded chunks received but not yet written.
-const WRITE_QUEUE: usize = 4;
+const WRITE_QUEUE: usize = 2;
 
 /// Progress of a transfer: bytes done so far of the total.
 pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Send + Sync);
@@ -120,23 +120,17 @@ impl Client {
             let mut sent = offset;
             while sent < total {
                 // A fresh buffer per chunk, handed over without a copy.
+                // (read into spare capacity: nothing is zeroed first).
                 let want = CHUNK.min((total - sent) as usize);
-                let mut buf = BytesMut::zeroed(want);
-                let mut n = 0;
-                while n < want {
-                    match f.read(&mut buf[n..])? {
-                        0 => break,
-                        k => n += k,
-                    }
-                }
+                let mut buf = Vec::with_capacity(want);
+                let n = (&mut f).take(want as u64).read_to_end(&mut buf)?;
                 if n == 0 {
                     break;
                 }
-                buf.truncate(n);
                 sent += n as u64;
                 if tx
                     .blocking_send(UploadRequest {
-                        part: Some(Part::Chunk(buf.freeze())),
+                        part: Some(Part::Chunk(Bytes::from(buf))),
                     })
                     .is_err()
                 {
@@ -211,11 +205,16 @@ impl Client {
                     left -= n as u64;
                 }
             }
+            // Around the page cache where the file system allows: the
+            // copy into it is the largest cost of a download on some
+            // machines, and the file is not read back here.
+            let mut out = truc_fileio::SeqWriter::new(file, &path, have);
             while let Some(data) = queue.blocking_recv() {
-                file.write_all(&data)?;
+                out.write(&data)?;
                 ctx.update(&data);
             }
-            file.sync_all()?;
+            out.finish()?;
+            out.file().sync_all()?;
             Ok(ctx.finish())
         });
         let mut offset = have;

@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -161,9 +161,9 @@ impl PayloadFiles {
                 left -= n as u64;
             }
         }
-        file.seek(SeekFrom::Start(offset)).map_err(|e| io_err(&path, e))?;
+        let out = truc_fileio::SeqWriter::new(file, &path, offset);
         Ok(Resume::Writer(PartWriter {
-            file,
+            out,
             path,
             hash,
             written: offset,
@@ -186,15 +186,16 @@ impl PayloadFiles {
         part.join_sync()?;
         // `_busy` is held until the `.part` is renamed or deleted.
         let PartWriter {
-            file,
+            mut out,
             path: part_path,
             hash,
             written,
             _busy,
             ..
         } = part;
-        file.sync_all().map_err(|e| io_err(&part_path, e))?;
-        drop(file);
+        out.finish().map_err(|e| io_err(&part_path, e))?;
+        out.file().sync_all().map_err(|e| io_err(&part_path, e))?;
+        drop(out);
         let digest = hash.finish();
         let mismatch = if written != size {
             Some(UploadMismatch::Size {
@@ -269,24 +270,19 @@ impl PayloadFiles {
 
 /// Up to `len` bytes from where `f` is (fewer only at its end).
 pub fn read_chunk(f: &mut File, len: usize) -> Result<Vec<u8>, StoreError> {
-    let mut buf = vec![0u8; len];
-    let mut filled = 0;
-    while filled < len {
-        let n = f
-            .read(&mut buf[filled..])
-            .map_err(|e| StoreError::Unavailable(format!("reading a payload: {e}")))?;
-        if n == 0 {
-            break;
-        }
-        filled += n;
-    }
-    buf.truncate(filled);
+    // Read into spare capacity: no zeroing of a buffer about to be filled.
+    let mut buf = Vec::with_capacity(len);
+    f.take(len as u64)
+        .read_to_end(&mut buf)
+        .map_err(|e| StoreError::Unavailable(format!("reading a payload: {e}")))?;
     Ok(buf)
 }
 
 /// An upload being written, hashing as it goes.
 pub struct PartWriter {
-    file: File,
+    /// Whole blocks go around the page cache (a payload is written once and
+    /// read later, by each recipient).
+    out: truc_fileio::SeqWriter,
     path: PathBuf,
     hash: ring::digest::Context,
     written: u64,
@@ -315,7 +311,7 @@ impl PartWriter {
     /// thread of its own, so a resumed upload loses little after a crash
     /// (a torn tail fails the digest check at the end and is discarded).
     pub fn append(&mut self, chunk: &[u8]) -> Result<(), StoreError> {
-        self.file.write_all(chunk).map_err(|e| io_err(&self.path, e))?;
+        self.out.write(chunk).map_err(|e| io_err(&self.path, e))?;
         self.hash.update(chunk);
         self.written += chunk.len() as u64;
         self.unsynced += chunk.len() as u64;
@@ -324,7 +320,7 @@ impl PartWriter {
             // a new sync starts only after the previous one has ended.
             if self.syncing.as_ref().is_none_or(|s| s.is_finished()) {
                 self.join_sync()?;
-                let file = self.file.try_clone().map_err(|e| io_err(&self.path, e))?;
+                let file = self.out.file().try_clone().map_err(|e| io_err(&self.path, e))?;
                 self.syncing = Some(std::thread::spawn(move || file.sync_data()));
                 self.unsynced = 0;
             }

@@ -23,7 +23,7 @@ pub(crate) const DOWNLOAD_CHUNK: usize = 4 << 20;
 /// Largest chunk Upload accepts.
 pub(crate) const MAX_UPLOAD_CHUNK: usize = 4 << 20;
 /// Chunks an upload may have received but not yet written.
-const WRITE_QUEUE: usize = 4;
+const WRITE_QUEUE: usize = 2;
 
 /// The upload's name in the payload files: the sender, its document id and
 /// the payload digest, so a re-signed retry resumes the same upload.
