@@ -19,7 +19,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(FILES, [&root])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("truc_descriptor.bin"), prost::Message::encode_to_vec(&fds))?;
+    // Payload chunks decode as `bytes::Bytes`: a slice of the receive
+    // buffer, not a copy into a fresh `Vec` (large documents move through
+    // these two fields only).
     tonic_prost_build::configure()
+        .bytes(".truc.v1.UploadRequest.chunk")
+        .bytes(".truc.v1.DownloadChunk.data")
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;

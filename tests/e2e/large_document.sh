@@ -37,7 +37,9 @@
 # of the work directory; default $TMPDIR or /tmp: it needs ~4.5 × SIZE free),
 # TRUC_E2E_KEEP=1 (keep it), TRUC_E2E_MAX_RSS_MIB (128), TRUC_E2E_ROUNDS
 # (comparison rounds, 1), TRUC_E2E_MIN_RATIO (0.5), TRUC_E2E_LEASE_MS (the
-# hub's delivery lease, 3000: short, so the killed download comes back soon).
+# hub's delivery lease, 3000: short, so the killed download comes back soon),
+# TRUC_E2E_PERF=DIR (--compare: `perf record` the hub and each client run
+# of the comparison into DIR/*.data).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -487,6 +489,11 @@ if ((COMPARE)); then
     TV=()
     rm -f "$1"
     if ((HAVE_TIME)); then TV=(/usr/bin/time -f "%U %S" -o "$1"); fi
+    # TRUC_E2E_PERF=DIR: each client run under `perf record` (DIR/<leg>.data).
+    if [[ -n "${TRUC_E2E_PERF:-}" ]]; then
+      mkdir -p "$TRUC_E2E_PERF"
+      TV+=(perf record -q -g -o "$TRUC_E2E_PERF/$(basename "$1" | tr -d .)-r$round.data" --)
+    fi
   }
   cpu_of() {
     local f
@@ -502,10 +509,11 @@ if ((COMPARE)); then
   # sides' CPU seconds.
   tls_copy() {
     local src="$1" dst="$2" t_a status=0 rpid deadline
+    local -a extra=("${@:3}")
     rm -f "$T/port" "$dst"
     tv "$T/cpu.recv"
     "${TV[@]}" "$TLS_COPY" recv --identity "$PKI/hub" --listen 127.0.0.1:0 --out "$dst" --port-file "$T/port" \
-      >"$T/copy-recv.out" 2>&1 &
+      "${extra[@]}" >"$T/copy-recv.out" 2>&1 &
     rpid=$!
     BG_PIDS+=("$rpid")
     deadline=$((SECONDS + 10))
@@ -576,6 +584,11 @@ if ((COMPARE)); then
       ossl=$SECS cpu_ossl=$CPU
     fi
     # The hub: upload to one agency, then that agency's inbox.
+    PERF_HUB=""
+    if [[ -n "${TRUC_E2E_PERF:-}" ]]; then
+      perf record -q -g -p "$HUB_PID" -o "$TRUC_E2E_PERF/hub-r$round.data" 2>/dev/null &
+      PERF_HUB=$!
+    fi
     tv "$T/cpu.up"
     h0=$(hub_cpu)
     ta=$(now)
@@ -589,10 +602,15 @@ if ((COMPARE)); then
     run_or_fail "compare inbox" "${TV[@]}" "${CMD[@]}"
     tc=$(now)
     h2=$(hub_cpu)
+    if [[ -n "$PERF_HUB" ]]; then kill -INT "$PERF_HUB"; wait "$PERF_HUB" || true; fi
     cmp -s "$CFILE" "$T/inbox-$RCPT1/$CDOC-$(basename "$CFILE")" || fail "compare: the received file differs"
     rm -f "$T/inbox-$RCPT1/$CDOC-$(basename "$CFILE")"
     tls_copy "$CFILE" "$T/copy.out"
     copy2=$SECS cpu_copy2=$CPU
+    # For reference only: the receiver writing around the page cache
+    # (O_DIRECT blocks), as the hub and `truc inbox` do.
+    tls_copy "$CFILE" "$T/copy.out" --direct
+    copyd=$SECS cpu_copyd=$CPU
     rm -f "$CFILE"
     up=$(calc "$tb - $ta" 3)
     down=$(calc "$tc - $tb" 3)
@@ -601,6 +619,8 @@ if ((COMPARE)); then
     r_hub=$(calc "$SIZE_MIB / ($up + $down)" 1)
     r_copy=$(rate "$(calc "($copy1 < $copy2) ? $copy1 : $copy2" 3)")
     info "tls-copy (rustls, mTLS, fsync'd): $copy1 s, $copy2 s (before, after the hub) → best $r_copy MiB/s; CPU $cpu_copy1 s, $cpu_copy2 s (both ends)"
+    r_copyd=$(rate "$copyd")
+    info "tls-copy --direct (receiver writes O_DIRECT blocks, as the hub does; reference only): $copyd s → $r_copyd MiB/s; CPU $cpu_copyd s (both ends); hub/it: $(calc "$r_hub / $r_copyd" 2)"
     base_name=tls-copy
     base_rate=$r_copy
     if [[ -n "$ossl" ]]; then

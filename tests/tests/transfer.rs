@@ -125,7 +125,7 @@ async fn an_interrupted_upload_resumes_where_it_stopped() {
     .unwrap();
     for i in 0..2 {
         tx.send(UploadRequest {
-            part: Some(Part::Chunk(bytes[i * MIB..(i + 1) * MIB].to_vec())),
+            part: Some(Part::Chunk(bytes[i * MIB..(i + 1) * MIB].to_vec().into())),
         })
         .await
         .unwrap();
@@ -246,4 +246,344 @@ async fn an_outbox_over_its_quota_refuses_more() {
     g22.send(truc_tests::sign(&g22, header(&[H26], "q/2"), &[2u8; 600]))
         .await
         .unwrap();
+}
+
+// ---- Payload collection ----
+
+/// A hub that collects payloads `retention_seconds` after their last copy,
+/// looking every 50 ms.
+async fn collecting_hub(retention_seconds: u64, f: impl FnOnce(&mut truc_hub::config::Config)) -> TestHub {
+    TestHub::start_with(|c| {
+        c.limits.max_inline_payload = 64 * 1024;
+        c.limits.max_document_size = 16 * MIB as u64;
+        c.limits.payload_retention_seconds = retention_seconds;
+        c.limits.payload_gc_interval_ms = 50;
+        f(c)
+    })
+    .await
+}
+
+fn payload_file(hub: &TestHub, path: &Path) -> std::path::PathBuf {
+    let (sha, _) = hash_file(path).unwrap();
+    hub.config.data_dir.join("payloads").join(truc_core::hex(&sha))
+}
+
+/// Whether the sender can no longer fetch the payload of its document.
+async fn collected(sender: &truc_client::Client, hub_id: u64, sha: &[u8], size: u64, dir: &Path) -> bool {
+    let part = dir.join(format!("probe-{hub_id}.part"));
+    let _ = std::fs::remove_file(&part);
+    match sender.download_to(hub_id, 0, &part, sha, size, &quiet).await {
+        Ok(_) => false,
+        Err(e) => {
+            let e = e.to_string();
+            assert!(e.contains("collected"), "unexpected download error: {e}");
+            true
+        }
+    }
+}
+
+/// Upload a small document to `receiver`, let it be received and acked,
+/// and wait until the hub has collected its payload file: a collector pass
+/// has then looked at every payload released before it. (Inline payloads
+/// travel in their document's body and are not collected one by one.)
+async fn witness(sender: &truc_client::Client, receiver: &truc_client::Client, to: &str, id: &str, dir: &Path) {
+    let path = dir.join(format!("witness-{}", id.replace('/', "-")));
+    std::fs::write(&path, format!("witness {id}")).unwrap();
+    let (sha, size) = hash_file(&path).unwrap();
+    let resp = sender
+        .upload_file(signed(sender, &[to], id, &path), &path, &quiet)
+        .await
+        .unwrap();
+    truc_tests::drain(receiver, 8).await;
+    let mut gone = false;
+    for _ in 0..800 {
+        if collected(sender, resp.hub_document_id, &sha, size, dir).await {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(gone, "the witness payload {id} was never collected");
+}
+
+/// Wait (at most 20 s) until `path` is gone.
+async fn until_gone(path: &Path) {
+    for _ in 0..800 {
+        if !path.exists() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("{} was never collected", path.display());
+}
+
+#[tokio::test]
+async fn a_payload_is_deleted_after_its_last_copy_and_the_retention() {
+    let retention = std::time::Duration::from_secs(1);
+    let hub = collecting_hub(retention.as_secs(), |_| {}).await;
+    let g22 = hub.agency(G22).await;
+    let h26 = hub.agency(H26).await;
+    let h29 = hub.agency(H29).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = file(dir.path(), "dossier.pdf", 2 * MIB + 7, 11);
+    let stored = payload_file(&hub, &path);
+    let (sha, size) = hash_file(&path).unwrap();
+    let resp = g22
+        .upload_file(signed(&g22, &[H26, H29], "gc/1", &path), &path, &quiet)
+        .await
+        .unwrap();
+    assert!(stored.is_file());
+    // One of two copies acked: still needed, even after a collector pass.
+    assert_eq!(receive_all(&h26, dir.path()).await.len(), 1);
+    witness(&g22, &h26, H26, "gc/w1", dir.path()).await;
+    assert!(stored.is_file(), "collected while H29's copy was queued");
+    assert!(!collected(&g22, resp.hub_document_id, &sha, size, dir.path()).await);
+
+    // The last copy acked: gone after the retention, not before.
+    let last_ack = std::time::Instant::now();
+    assert_eq!(receive_all(&h29, dir.path()).await.len(), 1);
+    until_gone(&stored).await;
+    assert!(
+        last_ack.elapsed() >= retention,
+        "collected {:?} after the last ack, before the retention",
+        last_ack.elapsed()
+    );
+    assert!(collected(&g22, resp.hub_document_id, &sha, size, dir.path()).await);
+
+    // The same content again: the hub no longer has it and takes the bytes.
+    let status = g22
+        .axis()
+        .upload_status(UploadStatusRequest {
+            document_id: "gc/2".into(),
+            payload_sha256: sha.to_vec(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!status.complete);
+    g22.upload_file(signed(&g22, &[H26], "gc/2", &path), &path, &quiet)
+        .await
+        .unwrap();
+    assert!(stored.is_file());
+    let got = receive_all(&h26, dir.path()).await;
+    assert!(
+        got == vec![std::fs::read(&path).unwrap()],
+        "re-uploaded payload differs"
+    );
+}
+
+#[tokio::test]
+async fn a_dead_lettered_copy_keeps_its_payload_across_a_restart_until_purged() {
+    let mut hub = collecting_hub(0, |c| {
+        c.delivery.lease_ms = 200;
+        c.delivery.max_attempts = 1;
+    })
+    .await;
+    let g22 = hub.agency(G22).await;
+    let h26 = hub.agency(H26).await;
+    let h29 = hub.agency(H29).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = file(dir.path(), "plan.dwg", MIB + 3, 5);
+    let stored = payload_file(&hub, &path);
+    // A small document travels inline (in its body): dead-lettered too.
+    let inline = b"a small appendix kept in the database".to_vec();
+    let inline_sha = truc_core::sha256(&inline);
+    g22.upload_file(signed(&g22, &[H26], "dlq/1", &path), &path, &quiet)
+        .await
+        .unwrap();
+    let small = g22
+        .send(truc_tests::sign(&g22, header(&[H26], "dlq/2"), &inline))
+        .await
+        .unwrap();
+    // H26 takes both and never acks: one lease each, then the DLQ.
+    let op = hub.operator().await;
+    {
+        let mut s = h26.receive(8, false).await.unwrap();
+        while s.message().await.unwrap().is_some() {}
+    }
+    truc_tests::eventually("two dead letters", || async {
+        op.dead_letters(H26).await.unwrap().len() == 2
+    })
+    .await;
+    witness(&g22, &h29, H29, "dlq/w1", dir.path()).await;
+    assert!(stored.is_file(), "collected while dead-lettered");
+    assert!(
+        !collected(
+            &g22,
+            small.hub_document_id,
+            &inline_sha,
+            inline.len() as u64,
+            dir.path()
+        )
+        .await
+    );
+
+    hub.restart().await;
+    let g22 = hub.connect(&hub.pki.agency_dir(G22)).await;
+    let h29 = hub.connect(&hub.pki.agency_dir(H29)).await;
+    let op = hub.operator().await;
+    witness(&g22, &h29, H29, "dlq/w2", dir.path()).await;
+    assert!(stored.is_file(), "collected after a restart while dead-lettered");
+    assert!(
+        !collected(
+            &g22,
+            small.hub_document_id,
+            &inline_sha,
+            inline.len() as u64,
+            dir.path()
+        )
+        .await
+    );
+
+    // Purged: nothing needs the payload file any more. The inline payload
+    // is part of its document's body in the hub's log, which is not
+    // reclaimed document by document: it stays readable.
+    assert_eq!(op.purge(H26, vec![]).await.unwrap(), 2);
+    until_gone(&stored).await;
+    assert!(
+        !collected(
+            &g22,
+            small.hub_document_id,
+            &inline_sha,
+            inline.len() as u64,
+            dir.path()
+        )
+        .await
+    );
+}
+
+#[tokio::test]
+async fn a_released_payload_is_collected_after_a_restart() {
+    let retention = std::time::Duration::from_secs(1);
+    let mut hub = collecting_hub(retention.as_secs(), |_| {}).await;
+    let g22 = hub.agency(G22).await;
+    let h26 = hub.agency(H26).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = file(dir.path(), "scan.tif", MIB + 9, 6);
+    let stored = payload_file(&hub, &path);
+    g22.upload_file(signed(&g22, &[H26], "rs/1", &path), &path, &quiet)
+        .await
+        .unwrap();
+    let last_ack = std::time::Instant::now();
+    assert_eq!(receive_all(&h26, dir.path()).await.len(), 1);
+    hub.restart().await;
+    until_gone(&stored).await;
+    assert!(last_ack.elapsed() >= retention);
+}
+
+/// An upload that finds the payload stored skips the bytes. If the
+/// collector runs meanwhile, either the upload's pin keeps the file (and the
+/// new document's copy then needs it) or the upload is told to send the
+/// bytes: never a document accepted without its payload.
+#[tokio::test]
+async fn an_upload_that_reuses_a_payload_races_safely_with_the_collector() {
+    let hub = collecting_hub(1, |_| {}).await;
+    let g22 = hub.agency(G22).await;
+    let h26 = hub.agency(H26).await;
+    let h29 = hub.agency(H29).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = file(dir.path(), "annex.pdf", MIB + 5, 8);
+    let bytes = std::fs::read(&path).unwrap();
+    let stored = payload_file(&hub, &path);
+    let (_, size) = hash_file(&path).unwrap();
+    g22.upload_file(signed(&g22, &[H26], "race/1", &path), &path, &quiet)
+        .await
+        .unwrap();
+    assert_eq!(receive_all(&h26, dir.path()).await.len(), 1);
+    // The payload is now collectable in 1 s. A second document with the
+    // same content starts its upload at once, as a client told "complete"
+    // does: no bytes.
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    tx.send(UploadRequest {
+        part: Some(Part::Start(UploadStart {
+            document: Some(signed(&g22, &[H26], "race/2", &path)),
+            offset: size,
+        })),
+    })
+    .await
+    .unwrap();
+    let mut axis = g22.axis();
+    let call = tokio::spawn(async move { axis.upload(ReceiverStream::new(rx)).await });
+    // Keep the upload open over a collector pass that covers the payload.
+    witness(&g22, &h29, H29, "race/w", dir.path()).await;
+    let kept = stored.is_file();
+    drop(tx);
+    match call.await.unwrap() {
+        Ok(_) => {
+            assert!(kept, "the upload was accepted but its payload was collected under it");
+            let got = receive_all(&h26, dir.path()).await;
+            assert!(got == vec![bytes], "payload differs");
+        }
+        Err(e) => {
+            // The collector came first: nothing accepted, the bytes are asked for.
+            assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+            assert!(!kept);
+            assert!(receive_all(&h26, dir.path()).await.is_empty());
+        }
+    }
+    // Either way the payload can be sent again and arrives whole.
+    g22.upload_file(signed(&g22, &[H26], "race/3", &path), &path, &quiet)
+        .await
+        .unwrap();
+    let got = receive_all(&h26, dir.path()).await;
+    assert!(got == vec![std::fs::read(&path).unwrap()], "payload differs");
+}
+
+#[tokio::test]
+async fn two_uploads_of_one_document_do_not_interleave() {
+    let hub = small_hub().await;
+    let g22 = hub.agency(G22).await;
+    let h26 = hub.agency(H26).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = file(dir.path(), "twice.bin", 6 * MIB, 12);
+    let bytes = std::fs::read(&path).unwrap();
+    let (sha, _) = hash_file(&path).unwrap();
+    let start = |offset| UploadRequest {
+        part: Some(Part::Start(UploadStart {
+            document: Some(signed(&g22, &[H26], "twice/1", &path)),
+            offset,
+        })),
+    };
+    let chunk = |i: usize| UploadRequest {
+        part: Some(Part::Chunk(bytes[i * MIB..(i + 1) * MIB].to_vec().into())),
+    };
+    // The first stream has sent four MiB (what the hub stages before a
+    // write to disk) and stays open.
+    let (tx1, rx1) = tokio::sync::mpsc::channel(8);
+    tx1.send(start(0)).await.unwrap();
+    for i in 0..4 {
+        tx1.send(chunk(i)).await.unwrap();
+    }
+    let mut axis = g22.axis();
+    let first = tokio::spawn(async move { axis.upload(ReceiverStream::new(rx1)).await });
+    truc_tests::eventually("the first 4 MiB on the hub", || async {
+        let s = g22
+            .axis()
+            .upload_status(UploadStatusRequest {
+                document_id: "twice/1".into(),
+                payload_sha256: sha.to_vec(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        s.received == 4 * MIB as u64
+    })
+    .await;
+    // A second stream of the same upload, from the start or from the
+    // offset the hub reports, is refused while the first is writing.
+    for offset in [0, 4 * MIB as u64] {
+        let (tx2, rx2) = tokio::sync::mpsc::channel(8);
+        tx2.send(start(offset)).await.unwrap();
+        tx2.send(chunk(offset as usize / MIB)).await.unwrap();
+        drop(tx2);
+        let err = g22.axis().upload(ReceiverStream::new(rx2)).await.unwrap_err();
+        assert_eq!(err.code(), Code::Aborted, "{err:?}");
+    }
+    // The first finishes undisturbed.
+    tx1.send(chunk(4)).await.unwrap();
+    tx1.send(chunk(5)).await.unwrap();
+    drop(tx1);
+    first.await.unwrap().unwrap();
+    let got = receive_all(&h26, dir.path()).await;
+    assert!(got == vec![bytes], "payload differs");
 }

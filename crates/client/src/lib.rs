@@ -107,6 +107,12 @@ impl Client {
             .tls_config(tls)
             .map_err(|e| err(e.to_string()))?
             .connect_timeout(std::time::Duration::from_secs(10))
+            // Large documents: room for a few 4 MiB chunks in flight and
+            // large frames, as the hub allows (h2's defaults stall bulk
+            // transfers on window updates).
+            .initial_stream_window_size(Some(8 << 20))
+            .initial_connection_window_size(Some(16 << 20))
+            .max_frame_size(Some(1 << 20))
             .connect()
             .await
             .map_err(|e| err(source_chain(&e)))?;

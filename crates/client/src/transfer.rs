@@ -2,9 +2,10 @@
 //! (resuming what the hub already has), and download a payload to a file
 //! (resuming a partial file), all in bounded memory.
 
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
+use prost::bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
@@ -16,8 +17,12 @@ use truc_proto::v1::{
 
 use crate::{Client, ClientError};
 
-/// Chunk size for uploads.
-pub const CHUNK: usize = 1 << 20;
+/// Chunk size for uploads (the hub takes up to 4 MiB).
+pub const CHUNK: usize = 4 << 20;
+/// Bytes per read when a file is hashed.
+const HASH_BUF: usize = 1 << 20;
+/// Downloaded chunks received but not yet written.
+const WRITE_QUEUE: usize = 2;
 
 /// Progress of a transfer: bytes done so far of the total.
 pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Send + Sync);
@@ -26,7 +31,7 @@ pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Send + Sync);
 pub fn hash_file(path: &Path) -> std::io::Result<([u8; 32], u64)> {
     let mut f = std::fs::File::open(path)?;
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut buf = vec![0u8; CHUNK];
+    let mut buf = vec![0u8; HASH_BUF];
     let mut size = 0u64;
     loop {
         let n = f.read(&mut buf)?;
@@ -112,17 +117,20 @@ impl Client {
         let reader = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             let mut f = std::fs::File::open(&path)?;
             f.seek(SeekFrom::Start(offset))?;
-            let mut buf = vec![0u8; CHUNK];
             let mut sent = offset;
             while sent < total {
-                let n = f.read(&mut buf)?;
+                // A fresh buffer per chunk, handed over without a copy.
+                // (read into spare capacity: nothing is zeroed first).
+                let want = CHUNK.min((total - sent) as usize);
+                let mut buf = Vec::with_capacity(want);
+                let n = (&mut f).take(want as u64).read_to_end(&mut buf)?;
                 if n == 0 {
                     break;
                 }
                 sent += n as u64;
                 if tx
                     .blocking_send(UploadRequest {
-                        part: Some(Part::Chunk(buf[..n].to_vec())),
+                        part: Some(Part::Chunk(Bytes::from(buf))),
                     })
                     .is_err()
                 {
@@ -177,49 +185,76 @@ impl Client {
             .map_err(|e| ClientError::Transfer(format!("{}: {e}", part.display())))?;
         progress(have, expect_size);
         // Hash as the file grows (the prefix of a resumed file first), so the
-        // ack follows the last chunk at once, well inside the lease.
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        if have > 0 {
-            let mut f =
-                std::fs::File::open(part).map_err(|e| ClientError::Transfer(format!("{}: {e}", part.display())))?;
-            let mut buf = vec![0u8; CHUNK];
-            let mut left = have;
-            while left > 0 {
-                let n = f
-                    .read(&mut buf[..CHUNK.min(left as usize)])
-                    .map_err(|e| ClientError::Transfer(format!("{}: {e}", part.display())))?;
-                if n == 0 {
-                    break;
+        // ack follows the last chunk at once, well inside the lease. Writing
+        // and hashing run on a blocking task fed through a short queue, off
+        // the async runtime and overlapped with receiving.
+        let path = part.to_path_buf();
+        let (chunks, mut queue) = mpsc::channel::<Bytes>(WRITE_QUEUE);
+        let writer = tokio::task::spawn_blocking(move || -> std::io::Result<ring::digest::Digest> {
+            let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+            if have > 0 {
+                let mut f = std::fs::File::open(&path)?;
+                let mut buf = vec![0u8; HASH_BUF];
+                let mut left = have;
+                while left > 0 {
+                    let n = f.read(&mut buf[..HASH_BUF.min(left as usize)])?;
+                    if n == 0 {
+                        break;
+                    }
+                    ctx.update(&buf[..n]);
+                    left -= n as u64;
                 }
-                ctx.update(&buf[..n]);
-                left -= n as u64;
             }
-        }
+            // Around the page cache where the file system allows: the
+            // copy into it is the largest cost of a download on some
+            // machines, and the file is not read back here.
+            let mut out = truc_fileio::SeqWriter::new(file, &path, have);
+            while let Some(data) = queue.blocking_recv() {
+                out.write(&data)?;
+                ctx.update(&data);
+            }
+            out.finish()?;
+            out.file().sync_all()?;
+            Ok(ctx.finish())
+        });
         let mut offset = have;
-        if have < expect_size {
-            let req = DownloadRequest {
-                hub_document_id,
-                offset: have,
-                delivery_id,
-            };
-            let mut stream = self.axis.clone().download(req).await.map_err(status_err)?.into_inner();
-            while let Some(chunk) = stream.message().await.map_err(status_err)? {
-                if chunk.offset != offset {
-                    return Err(ClientError::Transfer(format!(
-                        "hub sent offset {} where {offset} was due",
-                        chunk.offset
-                    )));
+        let received = async {
+            if have < expect_size {
+                let req = DownloadRequest {
+                    hub_document_id,
+                    offset: have,
+                    delivery_id,
+                };
+                let mut stream = self.axis.clone().download(req).await.map_err(status_err)?.into_inner();
+                while let Some(chunk) = stream.message().await.map_err(status_err)? {
+                    if chunk.offset != offset {
+                        return Err(ClientError::Transfer(format!(
+                            "hub sent offset {} where {offset} was due",
+                            chunk.offset
+                        )));
+                    }
+                    if offset + chunk.data.len() as u64 > expect_size {
+                        return Err(ClientError::Transfer(format!(
+                            "hub sent more than the signed {expect_size} bytes"
+                        )));
+                    }
+                    offset += chunk.data.len() as u64;
+                    if chunks.send(chunk.data).await.is_err() {
+                        break; // the writer failed: its error is below
+                    }
+                    progress(offset, expect_size);
                 }
-                file.write_all(&chunk.data)
-                    .map_err(|e| ClientError::Transfer(format!("{}: {e}", part.display())))?;
-                ctx.update(&chunk.data);
-                offset += chunk.data.len() as u64;
-                progress(offset, expect_size);
             }
+            Ok(())
         }
-        file.sync_all()
-            .map_err(|e| ClientError::Transfer(format!("{}: {e}", part.display())))?;
-        let sha = ctx.finish();
+        .await;
+        drop(chunks);
+        let written = writer
+            .await
+            .map_err(|_| ClientError::Transfer("the file writer stopped".into()))?
+            .map_err(|e| ClientError::Transfer(format!("{}: {e}", part.display())));
+        received?;
+        let sha = written?;
         let size = offset;
         if size != expect_size || sha.as_ref() != expect_sha256 {
             // Start over next time rather than resume a bad prefix.

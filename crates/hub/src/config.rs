@@ -95,6 +95,13 @@ pub struct LimitsConfig {
     pub max_document_size: u64,
     /// Uploads left unfinished this long are deleted, hours.
     pub upload_expiry_hours: u64,
+    /// A payload is kept this long after the last copy that needs it (queued,
+    /// leased or dead-lettered) is acknowledged, withdrawn or purged, then
+    /// deleted, seconds. 0: at the collector's next pass.
+    pub payload_retention_seconds: u64,
+    /// How often the payload collector runs, ms. 0: never (payloads are
+    /// kept forever).
+    pub payload_gc_interval_ms: u64,
     /// Most payload bytes waiting in one agency's outbox; a document that
     /// would exceed it is refused (RESOURCE_EXHAUSTED). 0: no limit.
     pub agency_quota_bytes: u64,
@@ -110,6 +117,8 @@ impl Default for LimitsConfig {
             max_inline_payload: 16 * 1024 * 1024,
             max_document_size: 4 << 30,
             upload_expiry_hours: 24,
+            payload_retention_seconds: 7 * 24 * 3600,
+            payload_gc_interval_ms: 60_000,
             agency_quota_bytes: 100 << 30,
             min_free_disk_bytes: 256 << 20,
         }
@@ -271,6 +280,11 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("TRUC_LIMITS_MAX_INLINE_PAYLOAD", "limits.max_inline_payload"),
     ("TRUC_LIMITS_MAX_DOCUMENT_SIZE", "limits.max_document_size"),
     ("TRUC_LIMITS_UPLOAD_EXPIRY_HOURS", "limits.upload_expiry_hours"),
+    (
+        "TRUC_LIMITS_PAYLOAD_RETENTION_SECONDS",
+        "limits.payload_retention_seconds",
+    ),
+    ("TRUC_LIMITS_PAYLOAD_GC_INTERVAL_MS", "limits.payload_gc_interval_ms"),
     ("TRUC_LIMITS_AGENCY_QUOTA_BYTES", "limits.agency_quota_bytes"),
     ("TRUC_LIMITS_MIN_FREE_DISK_BYTES", "limits.min_free_disk_bytes"),
     ("TRUC_DELIVERY_LEASE_MS", "delivery.lease_ms"),

@@ -99,6 +99,12 @@ impl Shared {
 
 /// Allowance over the payload limit for the rest of a message.
 const MESSAGE_OVERHEAD: usize = 1024 * 1024;
+/// HTTP/2 flow-control window of one stream, bytes.
+const H2_STREAM_WINDOW: u32 = 8 << 20;
+/// HTTP/2 flow-control window of one connection, bytes.
+const H2_CONNECTION_WINDOW: u32 = 16 << 20;
+/// Largest HTTP/2 frame the hub accepts, bytes.
+const H2_MAX_FRAME: u32 = 1 << 20;
 
 /// Run the hub on `listener` until `shutdown` completes, then drain: stop
 /// accepting, end streams, give requests `shutdown_grace_seconds` to finish,
@@ -193,6 +199,15 @@ async fn serve_with_admin(
         )
         .instrument(tracing::info_span!("upload-sweeper")),
     );
+    let collector = tokio::spawn(
+        collect_payloads(
+            shared.store.clone(),
+            Duration::from_secs(config.limits.payload_retention_seconds),
+            Duration::from_millis(config.limits.payload_gc_interval_ms),
+            stop_rx.clone(),
+        )
+        .instrument(tracing::info_span!("payload-collector")),
+    );
     admin.attach(&shared);
     let watcher = tokio::spawn(
         watch_trust_files(
@@ -207,7 +222,8 @@ async fn serve_with_admin(
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config));
     let incoming = ReceiverStream::new(tls::incoming(listener, acceptor, trust.clone(), stop_rx.clone()));
 
-    let limit = config.limits.max_inline_payload as usize + MESSAGE_OVERHEAD;
+    // Room for an inline payload, or an upload chunk, and the rest.
+    let limit = (config.limits.max_inline_payload as usize).max(service::transfer::MAX_UPLOAD_CHUNK) + MESSAGE_OVERHEAD;
     let axis = AxisServer::new(service::axis::AxisService(shared.clone()))
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
@@ -231,6 +247,12 @@ async fn serve_with_admin(
         .map_err(|e| HubError::Server(format!("reflection: {e}")))?;
     let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        // Large documents: windows that hold a few chunks in flight and
+        // large frames (h2's defaults, 64 KiB and 16 KiB, stall a 1 GiB
+        // upload on window updates); both bound what one stream buffers.
+        .initial_stream_window_size(Some(H2_STREAM_WINDOW))
+        .initial_connection_window_size(Some(H2_CONNECTION_WINDOW))
+        .max_frame_size(Some(H2_MAX_FRAME))
         .add_service(metrics::Observed::new(
             InterceptedService::new(axis, auth::require_identity(trust.clone())),
             metrics.clone(),
@@ -285,6 +307,7 @@ async fn serve_with_admin(
     let _ = reaper.await;
     let _ = watcher.await;
     let _ = sweeper.await;
+    let _ = collector.await;
     drop(shared);
     // Every request is finished or dropped: flush and close the store.
     let _ = tokio::task::spawn_blocking(move || store.close()).await;
@@ -294,6 +317,45 @@ async fn serve_with_admin(
     }
     info!("stopped");
     result.map_err(|e| HubError::Server(e.to_string()))
+}
+
+/// Most payloads deleted in one writer batch.
+const COLLECT_BATCH: usize = 256;
+
+/// Every `interval` (never when 0), delete the payloads no copy has needed
+/// for `retention`, until stopped. The decision is the store writer's, so it
+/// is ordered with every upload that would reuse a payload.
+async fn collect_payloads(
+    store: Arc<dyn truc_store::Store>,
+    retention: Duration,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    if interval.is_zero() {
+        return;
+    }
+    loop {
+        loop {
+            let before = truc_core::now_unix_ms().saturating_sub(retention.as_millis().min(i64::MAX as u128) as i64);
+            match store.collect_payloads(before, COLLECT_BATCH).await {
+                Ok(0) => break,
+                Ok(n) => {
+                    info!(deleted = n, "collected payloads no copy needs");
+                    if (n as usize) < COLLECT_BATCH {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, "payload collection failed; retrying at the next pass");
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// Delete unfinished uploads older than `max_age`, hourly, until stopped.

@@ -10,6 +10,8 @@
 //! | `D` | hub document id (u64)                    | `DocumentRecord`            |
 //! | `I` | sender code, 0x00, document id           | hub document id (u64 BE)    |
 //! | `P` | payload SHA-256                          | payload bytes               |
+//! | `N` | payload SHA-256                          | `PayloadRefs` (copies left) |
+//! | `K` | release time (i64 ms), payload SHA-256   | (empty) collectable payload |
 //! | `O` | agency code, 0x00, delivery id (u64)     | `OutboxEntry`               |
 //! | `X` | agency code, 0x00, delivery id (u64)     | acked: hub document id      |
 //! | `Q` | agency code, 0x00, delivery id (u64)     | `OutboxEntry` (dead letter) |
@@ -32,6 +34,8 @@ pub(crate) mod tag {
     pub(crate) const DOCUMENT: u8 = b'D';
     pub(crate) const IDEMPOTENCY: u8 = b'I';
     pub(crate) const PAYLOAD: u8 = b'P';
+    pub(crate) const PAYLOAD_REFS: u8 = b'N';
+    pub(crate) const COLLECTABLE: u8 = b'K';
     pub(crate) const OUTBOX: u8 = b'O';
     pub(crate) const ACKED: u8 = b'X';
     pub(crate) const DEAD: u8 = b'Q';
@@ -92,6 +96,21 @@ pub(crate) fn idempotency(from: &str, document_id: &str) -> Vec<u8> {
 
 pub(crate) fn payload(sha256: &[u8]) -> Vec<u8> {
     let mut k = with_tag(tag::PAYLOAD, sha256.len());
+    k.extend_from_slice(sha256);
+    k
+}
+
+pub(crate) fn payload_refs(sha256: &[u8]) -> Vec<u8> {
+    let mut k = with_tag(tag::PAYLOAD_REFS, sha256.len());
+    k.extend_from_slice(sha256);
+    k
+}
+
+/// A payload no copy needs since `released_at_unix_ms`: the keys sort by
+/// release time, so the collector reads only the ones old enough.
+pub(crate) fn collectable(released_at_unix_ms: i64, sha256: &[u8]) -> Vec<u8> {
+    let mut k = with_tag(tag::COLLECTABLE, 8 + sha256.len());
+    k.extend_from_slice(&(released_at_unix_ms.max(0) as u64).to_be_bytes());
     k.extend_from_slice(sha256);
     k
 }

@@ -25,7 +25,7 @@ mod sled;
 mod stats;
 
 pub use crate::error::StoreError;
-pub use crate::payloads::{PartWriter, PayloadFiles, UploadMismatch};
+pub use crate::payloads::{PartWriter, PayloadFiles, Resume, UploadMismatch};
 pub use crate::sled::{SledStore, SledStoreOptions};
 pub use crate::stats::CommitObserver;
 
@@ -82,6 +82,53 @@ pub enum PayloadRef {
         /// Its size.
         size: u64,
     },
+}
+
+/// A payload digest held against collection while an upload decides whether
+/// it needs the bytes and until its document is stored (dropping it
+/// releases it).
+pub struct PayloadPin {
+    /// Whether the payload is stored; `None` when the store does not manage
+    /// the payload files (the caller looks for itself).
+    present: Option<bool>,
+    release: Option<Box<dyn FnOnce() + Send + Sync>>,
+}
+
+impl PayloadPin {
+    /// A pin that runs `release` when dropped.
+    pub fn new(present: Option<bool>, release: impl FnOnce() + Send + Sync + 'static) -> Self {
+        Self {
+            present,
+            release: Some(Box::new(release)),
+        }
+    }
+
+    /// For a store that does not collect payloads: nothing to hold.
+    pub fn unmanaged() -> Self {
+        Self {
+            present: None,
+            release: None,
+        }
+    }
+
+    /// Whether the payload's file was there when it was pinned.
+    pub fn present(&self) -> Option<bool> {
+        self.present
+    }
+}
+
+impl Drop for PayloadPin {
+    fn drop(&mut self) {
+        if let Some(f) = self.release.take() {
+            f()
+        }
+    }
+}
+
+impl std::fmt::Debug for PayloadPin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PayloadPin").field("present", &self.present).finish()
+    }
 }
 
 /// The hub's answer to a Send.
@@ -377,9 +424,28 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<QueueEntry>, StoreError>>;
 
-    /// The payload of document `hub_id`, if `caller` sent or receives it.
+    /// The payload of document `hub_id`, if `caller` sent or receives it
+    /// (`Precondition` once it has been collected).
     fn payload(&self, hub_id: u64, caller: AgencyCode) -> BoxFuture<'_, Result<PayloadRef, StoreError>>;
 
     /// RFC 9162 consistency proof between two sizes of the log.
     fn consistency_proof(&self, old_size: u64, new_size: u64) -> BoxFuture<'_, Result<Vec<[u8; 32]>, StoreError>>;
+
+    /// Hold the payload `sha256` against collection, ordered with every
+    /// collection, and say whether its file is stored. An upload takes this
+    /// before it decides to skip the bytes, and keeps it until its Send is
+    /// stored. The default (a store that collects nothing) holds nothing.
+    fn pin_payload(&self, sha256: Vec<u8>) -> BoxFuture<'_, Result<PayloadPin, StoreError>> {
+        let _ = sha256;
+        Box::pin(async { Ok(PayloadPin::unmanaged()) })
+    }
+
+    /// Delete up to `limit` payloads (inline and files) that no queued,
+    /// leased or dead-lettered copy has needed since before
+    /// `released_before_unix_ms`, except pinned ones; returns how many. The
+    /// default collects nothing.
+    fn collect_payloads(&self, released_before_unix_ms: i64, limit: usize) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let _ = (released_before_unix_ms, limit);
+        Box::pin(async { Ok(0) })
+    }
 }

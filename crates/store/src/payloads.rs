@@ -7,21 +7,51 @@
 //! header; otherwise it is deleted. Calls block: use them on blocking
 //! threads.
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use crate::StoreError;
 
 /// Bytes hashed per read when a resumed upload's prefix is re-hashed.
 const HASH_BUF: usize = 1 << 20;
+/// An upload is synced to disk about this often.
+const SYNC_EVERY: u64 = 64 << 20;
 
 /// The payload file store.
 #[derive(Debug, Clone)]
 pub struct PayloadFiles {
     payloads: PathBuf,
     uploads: PathBuf,
+    /// Uploads with a writer open: one writer per `.part` at a time (one
+    /// hub per data directory, which sled's lock ensures).
+    active: Arc<Mutex<HashSet<String>>>,
+}
+
+/// What [`PayloadFiles::resume`] found.
+#[derive(Debug)]
+pub enum Resume {
+    /// Append with this writer.
+    Writer(PartWriter),
+    /// The offset asked for is not what the hub has: this many bytes.
+    Have(u64),
+    /// Another upload of the same document and payload is writing now.
+    Busy,
+}
+
+/// Marks an upload as being written; unmarks it when dropped.
+struct Busy {
+    id: String,
+    active: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.active.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
+    }
 }
 
 fn io_err(what: &Path, e: io::Error) -> StoreError {
@@ -52,6 +82,7 @@ impl PayloadFiles {
         let me = PayloadFiles {
             payloads: data_dir.join("payloads"),
             uploads: data_dir.join("uploads"),
+            active: Arc::default(),
         };
         for d in [&me.payloads, &me.uploads] {
             fs::create_dir_all(d).map_err(|e| io_err(d, e))?;
@@ -84,12 +115,25 @@ impl PayloadFiles {
 
     /// Open an upload to append at `offset`, which must be what it has now
     /// (0 starts over). Returns the writer, with the digest of the bytes
-    /// before `offset` already taken.
-    pub fn resume(&self, upload_id: &str, offset: u64) -> Result<Result<PartWriter, u64>, StoreError> {
+    /// before `offset` already taken; while it lives, another `resume` of
+    /// the same upload is `Busy`, so two streams never interleave.
+    pub fn resume(&self, upload_id: &str, offset: u64) -> Result<Resume, StoreError> {
+        if !self
+            .active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(upload_id.to_string())
+        {
+            return Ok(Resume::Busy);
+        }
+        let busy = Busy {
+            id: upload_id.to_string(),
+            active: self.active.clone(),
+        };
         let path = self.part_path(upload_id);
         let have = self.received(upload_id);
         if offset != have && offset != 0 {
-            return Ok(Err(have));
+            return Ok(Resume::Have(have));
         }
         let mut file = OpenOptions::new()
             .create(true)
@@ -117,13 +161,15 @@ impl PayloadFiles {
                 left -= n as u64;
             }
         }
-        file.seek(SeekFrom::Start(offset)).map_err(|e| io_err(&path, e))?;
-        Ok(Ok(PartWriter {
-            file,
+        let out = truc_fileio::SeqWriter::new(file, &path, offset);
+        Ok(Resume::Writer(PartWriter {
+            out,
             path,
             hash,
             written: offset,
             unsynced: 0,
+            syncing: None,
+            _busy: busy,
         }))
     }
 
@@ -136,15 +182,20 @@ impl PayloadFiles {
         size: u64,
         sha256: &[u8],
     ) -> Result<Result<(), UploadMismatch>, StoreError> {
+        let mut part = part;
+        part.join_sync()?;
+        // `_busy` is held until the `.part` is renamed or deleted.
         let PartWriter {
-            file,
+            mut out,
             path: part_path,
             hash,
             written,
+            _busy,
             ..
         } = part;
-        file.sync_all().map_err(|e| io_err(&part_path, e))?;
-        drop(file);
+        out.finish().map_err(|e| io_err(&part_path, e))?;
+        out.file().sync_all().map_err(|e| io_err(&part_path, e))?;
+        drop(out);
         let digest = hash.finish();
         let mismatch = if written != size {
             Some(UploadMismatch::Size {
@@ -174,22 +225,21 @@ impl PayloadFiles {
         let _ = fs::remove_file(self.part_path(upload_id));
     }
 
+    /// A stored payload, opened and positioned at `offset` (read it with
+    /// [`read_chunk`]); `Precondition` once it has been collected.
+    pub fn open_at(&self, sha256: &[u8], offset: u64) -> Result<File, StoreError> {
+        let path = self.payload_path(sha256);
+        let mut f = File::open(&path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => StoreError::Precondition("the payload has been collected".into()),
+            _ => io_err(&path, e),
+        })?;
+        f.seek(SeekFrom::Start(offset)).map_err(|e| io_err(&path, e))?;
+        Ok(f)
+    }
+
     /// Read up to `len` bytes of a stored payload from `offset`.
     pub fn read_at(&self, sha256: &[u8], offset: u64, len: usize) -> Result<Vec<u8>, StoreError> {
-        let path = self.payload_path(sha256);
-        let mut f = File::open(&path).map_err(|e| io_err(&path, e))?;
-        f.seek(SeekFrom::Start(offset)).map_err(|e| io_err(&path, e))?;
-        let mut buf = vec![0u8; len];
-        let mut filled = 0;
-        while filled < len {
-            let n = f.read(&mut buf[filled..]).map_err(|e| io_err(&path, e))?;
-            if n == 0 {
-                break;
-            }
-            filled += n;
-        }
-        buf.truncate(filled);
-        Ok(buf)
+        read_chunk(&mut self.open_at(sha256, offset)?, len)
     }
 
     /// Delete uploads untouched for longer than `max_age`; returns how many.
@@ -200,6 +250,11 @@ impl PayloadFiles {
         let now = SystemTime::now();
         let mut n = 0;
         for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let id = name.strip_suffix(".part").unwrap_or(&name);
+            if self.active.lock().unwrap_or_else(|e| e.into_inner()).contains(id) {
+                continue;
+            }
             let old = e
                 .metadata()
                 .and_then(|m| m.modified())
@@ -213,13 +268,28 @@ impl PayloadFiles {
     }
 }
 
+/// Up to `len` bytes from where `f` is (fewer only at its end).
+pub fn read_chunk(f: &mut File, len: usize) -> Result<Vec<u8>, StoreError> {
+    // Read into spare capacity: no zeroing of a buffer about to be filled.
+    let mut buf = Vec::with_capacity(len);
+    f.take(len as u64)
+        .read_to_end(&mut buf)
+        .map_err(|e| StoreError::Unavailable(format!("reading a payload: {e}")))?;
+    Ok(buf)
+}
+
 /// An upload being written, hashing as it goes.
 pub struct PartWriter {
-    file: File,
+    /// Whole blocks go around the page cache (a payload is written once and
+    /// read later, by each recipient).
+    out: truc_fileio::SeqWriter,
     path: PathBuf,
     hash: ring::digest::Context,
     written: u64,
     unsynced: u64,
+    /// The background `sync_data` in progress, if any.
+    syncing: Option<std::thread::JoinHandle<io::Result<()>>>,
+    _busy: Busy,
 }
 
 impl std::fmt::Debug for PartWriter {
@@ -237,17 +307,33 @@ impl PartWriter {
         self.written
     }
 
-    /// Append a chunk. Data is synced to disk every 64 MiB, so a resumed
-    /// upload loses little after a crash.
+    /// Append a chunk. Data is synced to disk about every 64 MiB, on a
+    /// thread of its own, so a resumed upload loses little after a crash
+    /// (a torn tail fails the digest check at the end and is discarded).
     pub fn append(&mut self, chunk: &[u8]) -> Result<(), StoreError> {
-        self.file.write_all(chunk).map_err(|e| io_err(&self.path, e))?;
+        self.out.write(chunk).map_err(|e| io_err(&self.path, e))?;
         self.hash.update(chunk);
         self.written += chunk.len() as u64;
         self.unsynced += chunk.len() as u64;
-        if self.unsynced >= 64 << 20 {
-            self.file.sync_data().map_err(|e| io_err(&self.path, e))?;
-            self.unsynced = 0;
+        if self.unsynced >= SYNC_EVERY {
+            // In the background: the next chunks are written meanwhile, and
+            // a new sync starts only after the previous one has ended.
+            if self.syncing.as_ref().is_none_or(|s| s.is_finished()) {
+                self.join_sync()?;
+                let file = self.out.file().try_clone().map_err(|e| io_err(&self.path, e))?;
+                self.syncing = Some(std::thread::spawn(move || file.sync_data()));
+                self.unsynced = 0;
+            }
         }
         Ok(())
+    }
+
+    /// Wait for the background sync, if one runs, and report its error.
+    fn join_sync(&mut self) -> Result<(), StoreError> {
+        match self.syncing.take().map(|h| h.join()) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(io_err(&self.path, e)),
+            Some(Err(_)) => Err(StoreError::Unavailable(format!("{}: sync failed", self.path.display()))),
+        }
     }
 }

@@ -165,4 +165,21 @@ pub(crate) struct Meta {
     /// …and offset. Batches after it are replayed into sled at open.
     #[prost(uint64, tag = "6")]
     pub(crate) log_offset: u64,
+    /// The `N` payload reference counts exist (a store from before payload
+    /// collection has them built once when it is opened).
+    #[prost(bool, tag = "7")]
+    pub(crate) payload_refs_counted: bool,
+}
+
+/// How many document copies (queued, leased or dead-lettered) still need a
+/// payload, and since when none has.
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct PayloadRefs {
+    /// Copies in an outbox or a dead-letter queue.
+    #[prost(uint64, tag = "1")]
+    pub(crate) refs: u64,
+    /// When `refs` last fell to 0 (0 while it is above), Unix ms; the
+    /// payload's `K` key carries the same time.
+    #[prost(int64, tag = "2")]
+    pub(crate) released_at_unix_ms: i64,
 }

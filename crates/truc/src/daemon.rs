@@ -35,6 +35,8 @@ Environment variables:
   TRUC_LIMITS_MAX_INLINE_PAYLOAD   limits.max_inline_payload (16777216)
   TRUC_LIMITS_MAX_DOCUMENT_SIZE    limits.max_document_size (4294967296)
   TRUC_LIMITS_UPLOAD_EXPIRY_HOURS  limits.upload_expiry_hours (24)
+  TRUC_LIMITS_PAYLOAD_RETENTION_SECONDS limits.payload_retention_seconds (604800: 7 days after the last copy)
+  TRUC_LIMITS_PAYLOAD_GC_INTERVAL_MS limits.payload_gc_interval_ms (60000; 0 keeps payloads forever)
   TRUC_LIMITS_AGENCY_QUOTA_BYTES   limits.agency_quota_bytes (107374182400)
   TRUC_LIMITS_MIN_FREE_DISK_BYTES  limits.min_free_disk_bytes (268435456)
   TRUC_DELIVERY_LEASE_MS           delivery.lease_ms (30000)

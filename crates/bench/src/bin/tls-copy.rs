@@ -6,13 +6,16 @@
 //! decrypt, write, fsync.
 //!
 //! ```text
-//! tls-copy recv --identity pki/hub --listen 127.0.0.1:0 --out FILE [--port-file F]
+//! tls-copy recv --identity pki/hub --listen 127.0.0.1:0 --out FILE [--port-file F] [--direct]
 //! tls-copy send --identity pki/agencies/X --connect 127.0.0.1:PORT FILE
 //! ```
 //!
 //! `recv` accepts one connection, writes everything it receives to FILE,
 //! fsyncs it, and prints `received N bytes in S s (R MiB/s)` (timed from the
 //! accept to the end of the fsync). `send` prints the same for its side.
+//! `--direct` writes whole blocks around the page cache (`O_DIRECT`, with
+//! `truc-fileio` as the hub and `truc inbox` do); without it the receiver
+//! writes through the page cache like any plain copy.
 #![forbid(unsafe_code)]
 
 use std::fs::File;
@@ -55,7 +58,7 @@ fn mib_s(bytes: u64, secs: f64) -> f64 {
     bytes as f64 / (1 << 20) as f64 / secs.max(1e-9)
 }
 
-fn recv(identity: &Path, listen: &str, out: &Path, port_file: Option<&Path>) -> anyhow::Result<()> {
+fn recv(identity: &Path, listen: &str, out: &Path, port_file: Option<&Path>, direct: bool) -> anyhow::Result<()> {
     let id = load(identity)?;
     let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(id.roots), provider())
         .build()
@@ -78,6 +81,7 @@ fn recv(identity: &Path, listen: &str, out: &Path, port_file: Option<&Path>) -> 
     let conn = rustls::ServerConnection::new(Arc::new(cfg))?;
     let mut tls = rustls::StreamOwned::new(conn, tcp);
     let mut file = File::create(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut seq = direct.then(|| truc_fileio::SeqWriter::new(file.try_clone().expect("file handle"), out, 0));
     let mut buf = vec![0u8; BUF];
     let mut pending = 0usize;
     let mut total = 0u64;
@@ -89,11 +93,20 @@ fn recv(identity: &Path, listen: &str, out: &Path, port_file: Option<&Path>) -> 
         pending += n;
         total += n as u64;
         if pending == BUF {
-            file.write_all(&buf)?;
+            match &mut seq {
+                Some(w) => w.write(&buf)?,
+                None => file.write_all(&buf)?,
+            }
             pending = 0;
         }
     }
-    file.write_all(&buf[..pending])?;
+    match &mut seq {
+        Some(w) => {
+            w.write(&buf[..pending])?;
+            w.finish()?;
+        }
+        None => file.write_all(&buf[..pending])?,
+    }
     file.sync_all()?;
     let secs = started.elapsed().as_secs_f64();
     println!(
@@ -140,7 +153,7 @@ fn send(identity: &Path, connect: &str, path: &Path) -> anyhow::Result<()> {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: tls-copy recv --identity DIR --listen ADDR --out FILE [--port-file FILE]\n       tls-copy send --identity DIR --connect ADDR FILE"
+        "usage: tls-copy recv --identity DIR --listen ADDR --out FILE [--port-file FILE] [--direct]\n       tls-copy send --identity DIR --connect ADDR FILE"
     );
     std::process::exit(64)
 }
@@ -150,6 +163,7 @@ fn main() -> anyhow::Result<()> {
     let mode = args.next().unwrap_or_else(|| usage());
     let (mut identity, mut listen, mut connect, mut out, mut port_file, mut file) =
         (None, None, None, None, None, None::<PathBuf>);
+    let mut direct = false;
     while let Some(a) = args.next() {
         let mut val = || args.next().unwrap_or_else(|| usage());
         match a.as_str() {
@@ -158,6 +172,7 @@ fn main() -> anyhow::Result<()> {
             "--connect" => connect = Some(val()),
             "--out" => out = Some(PathBuf::from(val())),
             "--port-file" => port_file = Some(PathBuf::from(val())),
+            "--direct" => direct = true,
             s if !s.starts_with('-') && file.is_none() => file = Some(PathBuf::from(s)),
             _ => usage(),
         }
@@ -168,7 +183,7 @@ fn main() -> anyhow::Result<()> {
             let (Some(listen), Some(out)) = (listen, out) else {
                 usage()
             };
-            recv(&identity, &listen, &out, port_file.as_deref())
+            recv(&identity, &listen, &out, port_file.as_deref(), direct)
         }
         "send" => {
             let (Some(connect), Some(file)) = (connect, file) else {

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use prost::bytes::Bytes;
+
 use rustls_pki_types::UnixTime;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -12,14 +14,16 @@ use truc_proto::v1::upload_request::Part;
 use truc_proto::v1::{
     DownloadChunk, DownloadRequest, SendResponse, UploadRequest, UploadStatusRequest, UploadStatusResponse,
 };
-use truc_store::{PartWriter, PayloadRef, UploadMismatch};
+use truc_store::{PartWriter, PayloadRef, Resume, UploadMismatch};
 
 use crate::{auth, status, Shared};
 
 /// Size of the chunks Download sends.
-pub(crate) const DOWNLOAD_CHUNK: usize = 1 << 20;
+pub(crate) const DOWNLOAD_CHUNK: usize = 4 << 20;
 /// Largest chunk Upload accepts.
 pub(crate) const MAX_UPLOAD_CHUNK: usize = 4 << 20;
+/// Chunks an upload may have received but not yet written.
+const WRITE_QUEUE: usize = 2;
 
 /// The upload's name in the payload files: the sender, its document id and
 /// the payload digest, so a re-signed retry resumes the same upload.
@@ -110,11 +114,22 @@ pub(crate) async fn upload(
             }
         }
     }
-    let already = {
-        let (files, sha) = (files.clone(), sha.clone());
-        tokio::task::spawn_blocking(move || files.has(&sha))
-            .await
-            .map_err(blocking_err)?
+    // Held until the document is stored: the payload collector, which
+    // decides in the same store writer, leaves a pinned payload alone. So
+    // either the file is here and stays, or it is gone and the bytes come.
+    let pin = shared
+        .store
+        .pin_payload(sha.clone())
+        .await
+        .map_err(status::from_store)?;
+    let already = match pin.present() {
+        Some(present) => present,
+        None => {
+            let (files, sha) = (files.clone(), sha.clone());
+            tokio::task::spawn_blocking(move || files.has(&sha))
+                .await
+                .map_err(blocking_err)?
+        }
     };
     if already {
         // Stored once for everyone: whatever chunks come are not needed.
@@ -127,37 +142,65 @@ pub(crate) async fn upload(
                 .map_err(blocking_err)?
         };
         let mut writer: PartWriter = match resumed.map_err(status::from_store)? {
-            Ok(w) => w,
-            Err(have) => {
+            Resume::Writer(w) => w,
+            Resume::Have(have) => {
                 return Err(Status::failed_precondition(format!(
                     "the hub has {have} bytes of this upload; resume from offset {have} (or 0 to start over)"
                 )))
             }
+            Resume::Busy => {
+                return Err(Status::aborted(
+                    "another upload of this document is in progress; retry when it has ended",
+                ))
+            }
         };
+        let writer_offset = writer.written();
+        // The bytes go to a blocking task of their own through a short
+        // queue, so receiving the next chunk overlaps writing and hashing
+        // this one; memory stays at most WRITE_QUEUE chunks.
+        let (chunks, mut queue) = mpsc::channel::<Bytes>(WRITE_QUEUE);
+        let write = tokio::task::spawn_blocking(move || {
+            while let Some(chunk) = queue.blocking_recv() {
+                if let Err(e) = writer.append(&chunk) {
+                    return (writer, Err(e));
+                }
+            }
+            (writer, Ok(()))
+        });
+        let mut received = writer_offset;
+        let mut refused = None;
         while let Some(msg) = stream.message().await? {
             let Some(Part::Chunk(chunk)) = msg.part else {
-                return Err(Status::invalid_argument("only chunks may follow UploadStart"));
+                refused = Some(Status::invalid_argument("only chunks may follow UploadStart"));
+                break;
             };
             if chunk.len() > MAX_UPLOAD_CHUNK {
-                return Err(Status::invalid_argument(format!(
+                refused = Some(Status::invalid_argument(format!(
                     "chunks are at most {MAX_UPLOAD_CHUNK} bytes"
                 )));
+                break;
             }
-            if writer.written() + chunk.len() as u64 > size {
-                let (files, id) = (files.clone(), id.clone());
-                let _ = tokio::task::spawn_blocking(move || files.discard(&id)).await;
-                return Err(Status::invalid_argument(format!(
+            if received + chunk.len() as u64 > size {
+                refused = Some(Status::invalid_argument(format!(
                     "payload is longer than the {size} bytes the signed header states; upload discarded"
                 )));
+                break;
             }
-            let (w, r) = tokio::task::spawn_blocking(move || {
-                let r = writer.append(&chunk);
-                (writer, r)
-            })
-            .await
-            .map_err(blocking_err)?;
-            writer = w;
-            r.map_err(status::from_store)?;
+            received += chunk.len() as u64;
+            if chunks.send(chunk).await.is_err() {
+                break; // the writer failed: its error is below
+            }
+        }
+        drop(chunks);
+        let (writer, wrote) = write.await.map_err(blocking_err)?;
+        wrote.map_err(status::from_store)?;
+        if let Some(refusal) = refused {
+            if refusal.message().contains("upload discarded") {
+                drop(writer);
+                let (files, id) = (files.clone(), id.clone());
+                let _ = tokio::task::spawn_blocking(move || files.discard(&id)).await;
+            }
+            return Err(refusal);
         }
         if writer.written() < size {
             // A clean end before the last byte: keep what came, for a resume.
@@ -187,7 +230,9 @@ pub(crate) async fn upload(
             }
         }
     }
-    super::axis::accept(shared, principal, checked, doc, true, size).await
+    let accepted = super::axis::accept(shared, principal, checked, doc, true, size).await;
+    drop(pin);
+    accepted
 }
 
 pub(crate) async fn download(
@@ -201,25 +246,36 @@ pub(crate) async fn download(
         .payload(r.hub_document_id, caller.clone())
         .await
         .map_err(status::from_store)?;
-    let (tx, rx) = mpsc::channel(4);
+    let (tx, rx) = mpsc::channel(2);
     let shared = shared.clone();
-    tokio::spawn(async move {
+    // One blocking task reads the file in order and feeds the stream; the
+    // channel's two slots bound the memory and let reading overlap sending.
+    tokio::task::spawn_blocking(move || {
         let mut offset = r.offset;
+        let mut file = None;
         loop {
             let chunk = match &payload {
                 PayloadRef::Inline(bytes) => {
                     let start = (offset as usize).min(bytes.len());
-                    Ok(bytes[start..(start + DOWNLOAD_CHUNK).min(bytes.len())].to_vec())
+                    Ok(Bytes::copy_from_slice(
+                        &bytes[start..(start + DOWNLOAD_CHUNK).min(bytes.len())],
+                    ))
                 }
                 PayloadRef::External { sha256, size } => {
                     if offset >= *size {
-                        Ok(Vec::new())
+                        Ok(Bytes::new())
                     } else {
-                        let (files, sha) = (shared.payloads.clone(), sha256.clone());
-                        match tokio::task::spawn_blocking(move || files.read_at(&sha, offset, DOWNLOAD_CHUNK)).await {
-                            Ok(r) => r.map_err(status::from_store),
-                            Err(e) => Err(blocking_err(e)),
-                        }
+                        let f = match file.take() {
+                            Some(f) => Ok(f),
+                            None => shared.payloads.open_at(sha256, offset),
+                        };
+                        f.and_then(|mut f| {
+                            let data = truc_store::payloads::read_chunk(&mut f, DOWNLOAD_CHUNK);
+                            file = Some(f);
+                            data
+                        })
+                        .map(Bytes::from)
+                        .map_err(status::from_store)
                     }
                 }
             };
@@ -227,12 +283,12 @@ pub(crate) async fn download(
                 Ok(d) if d.is_empty() => return,
                 Ok(d) => d,
                 Err(s) => {
-                    let _ = tx.send(Err(s)).await;
+                    let _ = tx.blocking_send(Err(s));
                     return;
                 }
             };
             let n = data.len() as u64;
-            if tx.send(Ok(DownloadChunk { offset, data })).await.is_err() {
+            if tx.blocking_send(Ok(DownloadChunk { offset, data })).is_err() {
                 return; // the client went away
             }
             offset += n;

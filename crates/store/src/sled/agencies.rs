@@ -169,7 +169,9 @@ fn redirect(p: &mut Pending<'_>, from: &str, to: &str, entry: &OutboxEntry, acto
         .encode_to_vec(),
     );
     if recipient_state(p, entry.hub_id, to)?.is_some() {
-        return Ok(()); // the successor was a recipient already
+        // The successor was a recipient already: this copy is dropped.
+        super::gc::add_ref(p, &rec, -1)?;
+        return Ok(());
     }
     let delivery_id = enqueue(p, to, entry.hub_id, rec.priority, None, entry.bytes);
     let state = RecipientState {

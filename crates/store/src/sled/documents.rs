@@ -48,8 +48,14 @@ pub(super) fn enqueue(
 }
 
 /// Queue a copy of document `hub_id` for `agency` and record its state.
-pub(super) fn enqueue_copy(p: &mut Pending<'_>, agency: &str, rec: &DocumentRecord, deadlines: (i64, i64)) {
+pub(super) fn enqueue_copy(
+    p: &mut Pending<'_>,
+    agency: &str,
+    rec: &DocumentRecord,
+    deadlines: (i64, i64),
+) -> Result<(), StoreError> {
     let hub_id = rec.hub_id;
+    super::gc::add_ref(p, &rec, 1)?;
     let delivery_id = enqueue(p, agency, hub_id, rec.priority, None, rec.payload_size);
     let state = RecipientState {
         state: TransportState::Queued as i32,
@@ -60,6 +66,7 @@ pub(super) fn enqueue_copy(p: &mut Pending<'_>, agency: &str, rec: &DocumentReco
         ..Default::default()
     };
     p.put(keys::recipient(hub_id, agency), state.encode_to_vec());
+    Ok(())
 }
 
 /// Withdraw `agency`'s copy of `rec` if it is still queued; returns whether
@@ -81,6 +88,7 @@ fn withdraw_if_queued(
     if p.contains(&key)? {
         p.del(key);
         p.add_queued(agency, -1, rec.payload_size);
+        super::gc::add_ref(p, &rec, -1)?;
     }
     state.state = TransportState::Withdrawn as i32;
     state.state_at_unix_ms = p.time_unix_ms;
@@ -284,7 +292,7 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
                     expect_reply(p, orig.hub_id, t)?;
                 } else {
                     // Added: the original too.
-                    enqueue_copy(p, t, &orig, deadlines);
+                    enqueue_copy(p, t, &orig, deadlines)?;
                     orig.recipients.push(t.to_string());
                 }
                 receivers.insert(t.to_string());
@@ -294,7 +302,7 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
     }
     let mut notify = Vec::with_capacity(receivers.len());
     for r in &receivers {
-        enqueue_copy(p, r, &rec, deadlines);
+        enqueue_copy(p, r, &rec, deadlines)?;
         notify.push(AgencyCode::parse(r).map_err(|_| StoreError::Corrupt(format!("agency code {r}")))?);
     }
     Ok(Sent {

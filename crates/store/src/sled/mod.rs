@@ -2,6 +2,7 @@
 
 mod agencies;
 mod documents;
+mod gc;
 mod log;
 mod ops;
 mod pending;
@@ -73,6 +74,8 @@ pub(crate) struct Cache {
     min_free_bytes: u64,
     /// The data directory (for the free-space check).
     path: PathBuf,
+    /// Payload digests pinned by uploads in progress: never collected.
+    pins: gc::Pins,
 }
 
 impl Cache {
@@ -192,13 +195,23 @@ impl SledStore {
             db.flush()?;
             tracing::info!(batches = n, "caught up from the log");
         }
-        let meta = match tree.get(keys::meta())? {
+        let mut meta = match tree.get(keys::meta())? {
             Some(v) => Meta::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("meta".into()))?,
             None => Meta {
                 next_hub_id: 1,
+                payload_refs_counted: true,
                 ..Meta::default()
             },
         };
+        if !meta.payload_refs_counted {
+            // A store from before payload collection: count once.
+            let now = truc_core::now_unix_ms().max(meta.last_time_unix_ms);
+            let mut batch = gc::count_refs(&tree, &opts.path, now)?;
+            meta.payload_refs_counted = true;
+            batch.insert(keys::meta(), meta.encode_to_vec());
+            tree.apply_batch(batch)?;
+            db.flush()?;
+        }
         let cache = Arc::new(Cache {
             quota_bytes: opts.outbox_quota_bytes,
             min_free_bytes: opts.min_free_bytes,
@@ -478,5 +491,17 @@ impl Store for Arc<SledStore> {
     fn consistency_proof(&self, old_size: u64, new_size: u64) -> BoxFuture<'_, Result<Vec<[u8; 32]>, StoreError>> {
         let tree = self.tree.clone();
         Box::pin(blocking(move || proofs::consistency(&tree, old_size, new_size)))
+    }
+
+    fn pin_payload(&self, sha256: Vec<u8>) -> BoxFuture<'_, Result<crate::PayloadPin, StoreError>> {
+        Box::pin(self.call(move |reply| Op::Pin { sha256, reply }))
+    }
+
+    fn collect_payloads(&self, released_before_unix_ms: i64, limit: usize) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(self.call(move |reply| Op::Collect {
+            released_before_unix_ms,
+            limit,
+            reply,
+        }))
     }
 }

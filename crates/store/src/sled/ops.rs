@@ -73,6 +73,15 @@ pub(super) enum Op {
         actor: String,
         reply: Reply<()>,
     },
+    Pin {
+        sha256: Vec<u8>,
+        reply: Reply<crate::PayloadPin>,
+    },
+    Collect {
+        released_before_unix_ms: i64,
+        limit: usize,
+        reply: Reply<u64>,
+    },
 }
 
 impl Op {
@@ -160,6 +169,16 @@ impl Op {
                 actor,
                 reply: tx,
             } => done(tx, record(p, detail, &actor)),
+            Op::Pin { sha256, reply: tx } => {
+                // Answered at once: a pin writes nothing.
+                reply(tx, Ok(super::gc::pin(cache, sha256)));
+                Box::new(|_| {})
+            }
+            Op::Collect {
+                released_before_unix_ms,
+                limit,
+                reply: tx,
+            } => done(tx, super::gc::collect(p, cache, released_before_unix_ms, limit)),
         }
     }
 }
@@ -261,6 +280,7 @@ fn ack(p: &mut Pending<'_>, agency: &AgencyCode, ids: &[u64], actor: &str) -> Re
                 TransportState::Delivered,
                 entry.attempts,
             )?;
+            super::gc::add_ref(p, &rec, -1)?;
         }
         let mut r = document_receipt(ReceiptEvent::Delivered, actor, &rec, agency, entry.attempts);
         r.status_code = status_code;
@@ -364,6 +384,9 @@ fn purge(p: &mut Pending<'_>, agency: &AgencyCode, ids: &[u64], actor: &str) -> 
     for (id, e) in &items {
         let rec = document(p, e.hub_id)?;
         p.del(keys::queue_item(tag::DEAD, agency.as_str(), *id));
+        if e.status_receipt.is_none() {
+            super::gc::add_ref(p, &rec, -1)?;
+        }
         p.append_receipt(document_receipt(ReceiptEvent::Purged, actor, &rec, agency, e.attempts))?;
     }
     Ok(items.len() as u64)

@@ -109,6 +109,22 @@ impl<'t> Pending<'t> {
         Ok(out.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
     }
 
+    /// Up to `limit` committed keys in `from..to` that this batch has not
+    /// deleted (keys this batch added are left out).
+    pub(super) fn committed_keys(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.tree.range(from..to) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, _) = kv?;
+            if !matches!(self.overlay.get(k.as_ref()), Some(None)) {
+                out.push(k.to_vec());
+            }
+        }
+        Ok(out)
+    }
+
     pub(super) fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.overlay.insert(key, Some(value));
     }

@@ -392,7 +392,7 @@ fn signed_document(tree: &sled::Tree, bodies: &BodyFiles, rec: &DocumentRecord) 
         Vec::new()
     } else {
         tree.get(keys::payload(&rec.payload_sha256))?
-            .ok_or_else(|| StoreError::Corrupt(format!("payload of document {hub_id}")))?
+            .ok_or_else(|| StoreError::Precondition(format!("the payload of document {hub_id} has been collected")))?
             .to_vec()
     };
     Ok(SignedDocument {
