@@ -21,11 +21,13 @@ mod error;
 pub mod keys;
 pub mod payloads;
 mod records;
+mod replica;
 mod sled;
 mod stats;
 
 pub use crate::error::StoreError;
 pub use crate::payloads::{PartWriter, PayloadFiles, UploadMismatch};
+pub use crate::replica::{RemoteObserver, Replicator};
 pub use crate::sled::{SledStore, SledStoreOptions};
 pub use crate::stats::CommitObserver;
 

@@ -6,6 +6,7 @@ mod ops;
 mod pending;
 mod proofs;
 mod reads;
+mod replicated;
 mod writer;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -43,6 +44,11 @@ pub struct SledStoreOptions {
     /// Free disk space to keep: sends that would go below it are refused
     /// before anything is written (0: no check).
     pub min_free_bytes: u64,
+    /// Replicate every batch through this shared log before answering
+    /// (the JetStream backend); `None`: the local flush is the commit.
+    pub replicator: Option<Arc<dyn crate::Replicator>>,
+    /// Told which agencies got outbox items from other hubs' batches.
+    pub on_remote: Option<crate::RemoteObserver>,
 }
 
 impl SledStoreOptions {
@@ -55,6 +61,8 @@ impl SledStoreOptions {
             on_commit: None,
             outbox_quota_bytes: 0,
             min_free_bytes: 0,
+            replicator: None,
+            on_remote: None,
         }
     }
 }
@@ -149,7 +157,9 @@ impl SledStore {
         let config = sled::Config::new()
             .path(&opts.path)
             .cache_capacity(opts.cache_bytes)
-            .flush_every_ms(None);
+            // Replicated, the local tree is a view of the shared log and is
+            // flushed in the background; otherwise every batch flushes.
+            .flush_every_ms(opts.replicator.as_ref().map(|_| 500));
         // A previous instance in this process (a restart) may take a moment
         // to release the directory's lock; another process holding it is an
         // error after that.
@@ -170,6 +180,27 @@ impl SledStore {
             }
         };
         let tree = db.open_tree("truc").map_err(|e| open_error(&opts.path, e))?;
+        let cache = Arc::new(Cache {
+            quota_bytes: opts.outbox_quota_bytes,
+            min_free_bytes: opts.min_free_bytes,
+            path: opts.path.clone(),
+            ..Cache::default()
+        });
+        // Replicated: catch up with the shared log before serving.
+        let follower = match &opts.replicator {
+            None => None,
+            Some(r) => {
+                let from = replicated::applied(&tree)?;
+                let last = r.last()?;
+                let (applied, _) = replicated::catch_up(&tree, &cache, &**r, from, last)?;
+                tracing::info!(from, applied, "caught up with the shared log");
+                Some(replicated::Follower {
+                    replica: r.clone(),
+                    applied,
+                    on_remote: opts.on_remote.clone(),
+                })
+            }
+        };
         let meta = match tree.get(keys::meta())? {
             Some(v) => Meta::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("meta".into()))?,
             None => Meta {
@@ -177,12 +208,6 @@ impl SledStore {
                 ..Meta::default()
             },
         };
-        let cache = Arc::new(Cache {
-            quota_bytes: opts.outbox_quota_bytes,
-            min_free_bytes: opts.min_free_bytes,
-            path: opts.path.clone(),
-            ..Cache::default()
-        });
         {
             let mut agencies = cache.agencies.write().unwrap_or_else(|e| e.into_inner());
             for kv in tree.scan_prefix([tag::AGENCY]) {
@@ -207,6 +232,7 @@ impl SledStore {
             signer,
             cache: cache.clone(),
             on_commit: opts.on_commit.clone(),
+            follower,
         };
         let handle = std::thread::Builder::new()
             .name("truc-store-writer".into())
@@ -228,6 +254,12 @@ impl SledStore {
         if let Some(h) = handle {
             let _ = h.join();
         }
+    }
+
+    /// Replicated store: have the writer apply what other hubs appended to
+    /// the shared log (a no-op when it is busy: every batch catches up).
+    pub fn sync_replica(&self) {
+        let _ = self.ops.try_send(Op::Sync);
     }
 
     async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Op) -> Result<T, StoreError> {

@@ -73,6 +73,9 @@ pub(super) enum Op {
         actor: String,
         reply: Reply<()>,
     },
+    /// Replicated store: apply what other hubs appended to the log. The
+    /// writer handles it itself; it is never applied to a batch.
+    Sync,
 }
 
 impl Op {
@@ -160,6 +163,7 @@ impl Op {
                 actor,
                 reply: tx,
             } => done(tx, record(p, detail, &actor)),
+            Op::Sync => Box::new(|_| {}),
         }
     }
 }

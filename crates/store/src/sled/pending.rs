@@ -133,6 +133,18 @@ impl<'t> Pending<'t> {
         Ok(index)
     }
 
+    /// Every key this batch changes, with its final value (the log entry
+    /// of a replicated store).
+    pub(super) fn changes(&self) -> Vec<crate::replica::Change> {
+        self.overlay
+            .iter()
+            .map(|(k, v)| crate::replica::Change {
+                key: k.clone(),
+                value: v.clone(),
+            })
+            .collect()
+    }
+
     pub(super) fn into_batch(self) -> (sled::Batch, Meta, Vec<AgencyRecord>, QueueDeltas) {
         (self.batch, self.meta, self.agencies, self.queued_delta)
     }

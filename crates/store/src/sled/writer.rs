@@ -17,6 +17,7 @@ use truc_proto::v1::{AgencyState, ProvenReceipt};
 use super::ops::Op;
 use super::pending::Pending;
 use super::proofs;
+use super::replicated::{self, Follower};
 use super::Cache;
 use crate::keys;
 use crate::records::Meta;
@@ -52,6 +53,8 @@ pub(super) struct Writer {
     pub(super) signer: TreeHeadSigner,
     pub(super) cache: Arc<Cache>,
     pub(super) on_commit: Option<crate::CommitObserver>,
+    /// Set for a replicated store: the shared log is the commit point.
+    pub(super) follower: Option<Follower>,
 }
 
 impl Writer {
@@ -75,6 +78,20 @@ impl Writer {
 
     fn commit(&mut self, ops: impl Iterator<Item = Op>) {
         let started = std::time::Instant::now();
+        let ops: Vec<Op> = ops.filter(|op| !matches!(op, Op::Sync)).collect();
+        if ops.is_empty() {
+            // Only `Sync`: another hub appended to the shared log.
+            if let Err(e) = self.follow() {
+                tracing::warn!(error = %e, "cannot read the shared log; will retry");
+            }
+            return;
+        }
+        // Replicated: take the write lease and catch up with the log first,
+        // so that the batch is built on the latest state.
+        let leased = match &self.follower {
+            None => Ok(false),
+            Some(f) => f.replica.begin().and_then(|last| self.catch_up(last)).map(|_| true),
+        };
         let tree = self.tree.clone();
         let mut pending = Pending::new(&tree, self.meta.clone());
         let mut completions: Vec<Completion> = Vec::new();
@@ -83,7 +100,13 @@ impl Writer {
         }
         let batch_size = completions.len();
         let time = pending.time_unix_ms;
-        let result = self.finish(pending, time);
+        let result = match &leased {
+            Ok(_) => self.finish(pending, time),
+            Err(e) => Err(commit_error(e)),
+        };
+        if let (Ok(true), Some(f)) = (&leased, &self.follower) {
+            f.replica.end();
+        }
         if let Some(observe) = &self.on_commit {
             observe.observe(batch_size, started.elapsed(), result.is_ok());
         }
@@ -122,7 +145,21 @@ impl Writer {
             );
         }
         pending.put(keys::meta(), pending.meta.encode_to_vec());
-        let (batch, meta, agencies, queued_delta) = pending.into_batch();
+        // Replicated: append the batch to the shared log; once the cluster
+        // has acknowledged it, it is committed (the local tree follows).
+        let appended = match &self.follower {
+            None => None,
+            Some(f) => {
+                let entry = crate::replica::LogEntry {
+                    changes: pending.changes(),
+                };
+                Some(f.replica.append(f.applied, entry.encode_to_vec())?)
+            }
+        };
+        let (mut batch, meta, agencies, queued_delta) = pending.into_batch();
+        if let Some(seq) = appended {
+            batch.insert(keys::replica_seq(), seq.to_be_bytes().to_vec());
+        }
         // A failed apply changes nothing (sled batches are atomic).
         // Readers wait from here to the end of the flush (see `blocking`).
         let gate = self.cache.gate.clone();
@@ -133,11 +170,52 @@ impl Writer {
         // a retried Send then finds its idempotency key.
         self.meta = meta;
         self.cache.apply(agencies, &queued_delta);
-        self.db.flush()?;
+        match (appended, &mut self.follower) {
+            // Durable in the log already; the local tree is a view of it,
+            // rebuilt from the log after a crash.
+            (Some(seq), Some(f)) => f.applied = seq,
+            _ => {
+                self.db.flush()?;
+            }
+        }
         Ok(Committed {
             tree: self.tree.clone(),
             tree_size: self.meta.tree_size,
         })
+    }
+}
+
+impl Writer {
+    /// Apply what other hubs appended to the shared log since we last looked.
+    fn follow(&mut self) -> Result<(), StoreError> {
+        let Some(f) = &self.follower else { return Ok(()) };
+        let last = f.replica.last()?;
+        self.catch_up(last)
+    }
+
+    /// Apply log entries up to `last` to the local tree, then reload the
+    /// counters the writer keeps.
+    fn catch_up(&mut self, last: u64) -> Result<(), StoreError> {
+        let Some(f) = &mut self.follower else { return Ok(()) };
+        // From what the tree holds: a catch-up that failed halfway kept
+        // the chunks it applied.
+        f.applied = replicated::applied(&self.tree)?;
+        if last <= f.applied {
+            return Ok(());
+        }
+        let (applied, notify) = {
+            let gate = self.cache.gate.clone();
+            let _no_reads = gate.write().unwrap_or_else(|e| e.into_inner());
+            replicated::catch_up(&self.tree, &self.cache, &*f.replica, f.applied, last)?
+        };
+        f.applied = applied;
+        if let Some(v) = self.tree.get(keys::meta())? {
+            self.meta = Meta::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("meta".into()))?;
+        }
+        if let (Some(observe), false) = (&f.on_remote, notify.is_empty()) {
+            observe.observe(notify);
+        }
+        Ok(())
     }
 }
 
