@@ -1,0 +1,391 @@
+//! Truc's replicated store on NATS JetStream: several `trucd` instances
+//! share one axis and survive the loss of a node.
+//!
+//! # Design
+//! The state machine is the embedded store's, unchanged: the same
+//! idempotency on (from, document_id), the same outboxes, dead letters,
+//! receipts, Merkle log and signed tree heads. What changes is the commit
+//! point. Every hub's writer, for each group-commit batch,
+//! 1. takes the **write lease** (a key in the `<PREFIX>_LEASE` key-value
+//!    bucket, compare-and-set on its revision, expiring after `lease_ttl`
+//!    if its holder dies),
+//! 2. applies the log entries other hubs appended since it last looked,
+//! 3. builds the batch and signs its tree head (the hub holding the lease is
+//!    the one signing: one signer at a time, the others take over when the
+//!    lease runs out),
+//! 4. appends the batch as **one message** to the `<PREFIX>_LOG` stream
+//!    with `Nats-Expected-Last-Sequence`, so no two hubs can ever write
+//!    entry n (a hub whose lease ran out mid-batch fails the batch,
+//!    nothing stored). The stream is replicated (`replicas`, R3 by
+//!    default) and the publish acknowledgement comes after the Raft quorum
+//!    has it: **this is the commit point**,
+//! 5. applies the batch to its local view (a sled tree in the data
+//!    directory, flushed in the background) and answers.
+//!
+//! The stream's sequence order is the Merkle log's order. Entries too large
+//! for one NATS message go to the `<PREFIX>_ENTRIES` object store first and
+//! the log message names the object.
+//!
+//! Crash safety: nothing is ever half-written, because a batch is one
+//! message. A hub killed after 4 and before 5 finds its entry in the log
+//! when it restarts (every hub replays the log from the position its local
+//! view records, or from the start with an empty data directory); its
+//! client, which got no answer, retries and is answered from the
+//! idempotency key. An object without a log entry is garbage, never state.
+//!
+//! Every hub serves every agency: reads (Receive, Track, Audit, proofs)
+//! come from the local view, which follows the log (a subscription on the
+//! log subject wakes the writer, with a periodic check as a fallback).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod log;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv, object_store, stream};
+use tokio_stream::StreamExt;
+use truc_core::tree_head::TreeHeadSigner;
+use truc_core::AgencyCode;
+use truc_proto::v1::{SignedTreeHead, TrackResponse};
+use truc_store::{
+    AgencyInfo, BoxFuture, ExpireOutcome, NewDocument, PayloadRef, QueueEntry, QueueStats, QueuedItem, ReceiptPage,
+    ReceiptQuery, SendOutcome, SledStore, SledStoreOptions, StatusOutcome, StatusReport, Store, StoreError,
+};
+
+use crate::log::{unavailable, Log};
+
+/// mTLS material for the NATS connection (PEM files).
+#[derive(Debug, Clone)]
+pub struct NatsTls {
+    /// CA certificate(s) the servers' certificates chain to.
+    pub ca: PathBuf,
+    /// Client certificate.
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+}
+
+/// How to open the JetStream store.
+#[derive(Debug, Clone)]
+pub struct JetStreamOptions {
+    /// NATS server URLs (`tls://host:4222`, …); the client fails over
+    /// between them.
+    pub urls: Vec<String>,
+    /// mTLS for the connection; `None`: plain (tests and labs only).
+    pub tls: Option<NatsTls>,
+    /// Replicas of every stream and bucket (1, 3 or 5).
+    pub replicas: usize,
+    /// Prefix of the stream, bucket and subject names (letters, digits,
+    /// `-`, `_`): several axes can share one cluster.
+    pub prefix: String,
+    /// This hub's name in the write lease (for operators).
+    pub hub_name: String,
+    /// How long a dead hub's write lease blocks the others.
+    pub lease_ttl: Duration,
+    /// Longest wait for one JetStream call.
+    pub timeout: Duration,
+    /// The local view: its directory and the embedded store's options
+    /// (quota, disk reserve, commit observer, remote observer).
+    pub local: SledStoreOptions,
+}
+
+impl JetStreamOptions {
+    /// Defaults: R3, prefix `truc`, lease 5 s, timeout 10 s.
+    pub fn new(urls: Vec<String>, local: SledStoreOptions) -> Self {
+        Self {
+            urls,
+            tls: None,
+            replicas: 3,
+            prefix: "truc".into(),
+            hub_name: "hub".into(),
+            lease_ttl: Duration::from_secs(5),
+            timeout: Duration::from_secs(10),
+            local,
+        }
+    }
+}
+
+/// Largest log entry sent as one message (the NATS default `max_payload`
+/// is 1 MiB); larger ones go through the object store.
+const MAX_MESSAGE: usize = 768 * 1024;
+
+/// The replicated store.
+pub struct JetStreamStore {
+    inner: Arc<SledStore>,
+    stop: tokio::sync::watch::Sender<bool>,
+    follower: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for JetStreamStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JetStreamStore").finish_non_exhaustive()
+    }
+}
+
+fn valid_prefix(p: &str) -> bool {
+    !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl JetStreamStore {
+    /// Connect, create the stream and buckets if missing, catch up with the
+    /// log, and start following it.
+    pub async fn open(opts: JetStreamOptions, signer: TreeHeadSigner) -> Result<Arc<JetStreamStore>, StoreError> {
+        if !valid_prefix(&opts.prefix) {
+            return Err(StoreError::InvalidArgument(format!(
+                "store prefix {:?}: letters, digits, '-' and '_' only",
+                opts.prefix
+            )));
+        }
+        if opts.urls.is_empty() {
+            return Err(StoreError::InvalidArgument("no NATS URL to connect to".into()));
+        }
+        let mut connect = async_nats::ConnectOptions::new()
+            .name(format!("trucd {}", opts.hub_name))
+            .connection_timeout(opts.timeout)
+            .request_timeout(Some(opts.timeout));
+        if let Some(tls) = &opts.tls {
+            connect = connect
+                .require_tls(true)
+                .add_root_certificates(tls.ca.clone())
+                .add_client_certificate(tls.cert.clone(), tls.key.clone());
+        }
+        let client = connect
+            .connect(opts.urls.as_slice())
+            .await
+            .map_err(|e| unavailable(&format!("connecting to {}", opts.urls.join(",")), e))?;
+        let js = jetstream::new(client.clone());
+        let upper = opts.prefix.to_ascii_uppercase();
+        let subject = format!("{}.log", opts.prefix);
+        let stream = js
+            .get_or_create_stream(stream::Config {
+                name: format!("{upper}_LOG"),
+                description: Some("Truc: committed batches, in Merkle log order".into()),
+                subjects: vec![subject.clone()],
+                storage: stream::StorageType::File,
+                num_replicas: opts.replicas,
+                allow_direct: true,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| unavailable("creating the log stream", e))?;
+        let lease = js
+            .create_key_value(kv::Config {
+                bucket: format!("{upper}_LEASE"),
+                description: "Truc: the write lease (the hub holding it signs tree heads)".into(),
+                history: 1,
+                max_age: opts.lease_ttl,
+                storage: stream::StorageType::File,
+                num_replicas: opts.replicas,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| unavailable("creating the lease bucket", e))?;
+        let objects = js
+            .create_object_store(object_store::Config {
+                bucket: format!("{upper}_ENTRIES"),
+                description: Some("Truc: log entries too large for one message".into()),
+                storage: stream::StorageType::File,
+                num_replicas: opts.replicas,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| unavailable("creating the object store", e))?;
+        let holder = format!(
+            "{}-{:x}",
+            opts.hub_name
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect::<String>(),
+            truc_core::now_unix_ms()
+        );
+        let log = Arc::new(Log {
+            rt: tokio::runtime::Handle::current(),
+            js,
+            stream,
+            subject: subject.clone(),
+            lease,
+            objects,
+            holder,
+            held: Mutex::new(None),
+            free_rev: Mutex::new(None),
+            lease_ttl: opts.lease_ttl,
+            timeout: opts.timeout,
+            max_message: MAX_MESSAGE,
+            counter: Default::default(),
+        });
+        // Subscribe before catching up, so nothing appended in between is
+        // missed.
+        let wake = client
+            .subscribe(subject)
+            .await
+            .map_err(|e| unavailable("subscribing to the log", e))?;
+        let mut local = opts.local.clone();
+        local.replicator = Some(log);
+        let inner = tokio::task::spawn_blocking(move || SledStore::open(&local, signer))
+            .await
+            .map_err(|_| StoreError::Closed)??;
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let follower = tokio::spawn(follow(Arc::downgrade(&inner), wake, stop_rx));
+        Ok(Arc::new(JetStreamStore {
+            inner,
+            stop,
+            follower: Mutex::new(Some(follower)),
+        }))
+    }
+
+    /// Stop following the log and close the local view. Blocking.
+    pub fn close(self: Arc<Self>) {
+        let _ = self.stop.send(true);
+        if let Some(h) = self.follower.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            h.abort();
+        }
+        match Arc::try_unwrap(self) {
+            Ok(s) => s.inner.close(),
+            Err(_) => tracing::warn!("the store is still in use; closing it when the last user goes"),
+        }
+    }
+}
+
+/// Wake the writer whenever another hub appends (and every second, in case
+/// a notification was lost while reconnecting).
+async fn follow(
+    store: Weak<SledStore>,
+    mut wake: async_nats::Subscriber,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            m = wake.next() => if m.is_none() { return },
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        match store.upgrade() {
+            Some(s) => s.sync_replica(),
+            None => return,
+        }
+    }
+}
+
+impl Store for JetStreamStore {
+    fn send(&self, doc: NewDocument) -> BoxFuture<'_, Result<SendOutcome, StoreError>> {
+        self.inner.send(doc)
+    }
+
+    fn ack(&self, agency: AgencyCode, ids: Vec<u64>, actor: String) -> BoxFuture<'_, Result<u32, StoreError>> {
+        self.inner.ack(agency, ids, actor)
+    }
+
+    fn expire(
+        &self,
+        agency: AgencyCode,
+        delivery_id: u64,
+        max_attempts: u32,
+    ) -> BoxFuture<'_, Result<ExpireOutcome, StoreError>> {
+        self.inner.expire(agency, delivery_id, max_attempts)
+    }
+
+    fn fetch(
+        &self,
+        agency: AgencyCode,
+        skip: HashSet<u64>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>> {
+        self.inner.fetch(agency, skip, limit)
+    }
+
+    fn put_agency(
+        &self,
+        code: AgencyCode,
+        name: String,
+        actor: String,
+    ) -> BoxFuture<'_, Result<AgencyInfo, StoreError>> {
+        self.inner.put_agency(code, name, actor)
+    }
+
+    fn agency(&self, code: &AgencyCode) -> Option<AgencyInfo> {
+        self.inner.agency(code)
+    }
+
+    fn agencies(&self) -> Vec<AgencyInfo> {
+        self.inner.agencies()
+    }
+
+    fn dead_letters(&self, agency: AgencyCode) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>> {
+        self.inner.dead_letters(agency)
+    }
+
+    fn report_status(&self, report: StatusReport) -> BoxFuture<'_, Result<StatusOutcome, StoreError>> {
+        self.inner.report_status(report)
+    }
+
+    fn track(&self, from: AgencyCode, document_id: String) -> BoxFuture<'_, Result<Option<TrackResponse>, StoreError>> {
+        self.inner.track(from, document_id)
+    }
+
+    fn receipts(&self, query: ReceiptQuery) -> BoxFuture<'_, Result<ReceiptPage, StoreError>> {
+        self.inner.receipts(query)
+    }
+
+    fn tree_head(&self, tree_size: u64) -> BoxFuture<'_, Result<Option<SignedTreeHead>, StoreError>> {
+        self.inner.tree_head(tree_size)
+    }
+
+    fn set_agency_state(
+        &self,
+        code: AgencyCode,
+        state: truc_proto::v1::AgencyState,
+        reason: String,
+        actor: String,
+    ) -> BoxFuture<'_, Result<AgencyInfo, StoreError>> {
+        self.inner.set_agency_state(code, state, reason, actor)
+    }
+
+    fn retire_agency(
+        &self,
+        code: AgencyCode,
+        successor: AgencyCode,
+        reason: String,
+        actor: String,
+    ) -> BoxFuture<'_, Result<AgencyInfo, StoreError>> {
+        self.inner.retire_agency(code, successor, reason, actor)
+    }
+
+    fn redrive(&self, agency: AgencyCode, ids: Vec<u64>, actor: String) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.inner.redrive(agency, ids, actor)
+    }
+
+    fn purge(&self, agency: AgencyCode, ids: Vec<u64>, actor: String) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.inner.purge(agency, ids, actor)
+    }
+
+    fn record_action(&self, detail: String, actor: String) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.inner.record_action(detail, actor)
+    }
+
+    fn queue_stats(&self, agency: AgencyCode, now_unix_ms: i64) -> BoxFuture<'_, Result<QueueStats, StoreError>> {
+        self.inner.queue_stats(agency, now_unix_ms)
+    }
+
+    fn queue_page(
+        &self,
+        agency: AgencyCode,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<QueueEntry>, StoreError>> {
+        self.inner.queue_page(agency, after, limit)
+    }
+
+    fn payload(&self, hub_id: u64, caller: AgencyCode) -> BoxFuture<'_, Result<PayloadRef, StoreError>> {
+        self.inner.payload(hub_id, caller)
+    }
+
+    fn consistency_proof(&self, old_size: u64, new_size: u64) -> BoxFuture<'_, Result<Vec<[u8; 32]>, StoreError>> {
+        self.inner.consistency_proof(old_size, new_size)
+    }
+}
