@@ -150,23 +150,19 @@ async fn serve_with_admin(
     store_opts.on_commit = Some(truc_store::CommitObserver::new(move |n, took, ok| {
         m.committed(n, took, ok)
     }));
-    let store = tokio::task::spawn_blocking(move || SledStore::open(&store_opts, signer))
-        .await
-        .map_err(|e| HubError::Server(e.to_string()))??;
+    // Replicated store: batches other hubs commit wake this hub's streams.
+    let remote_engine: Arc<std::sync::OnceLock<Arc<delivery::Engine>>> = Arc::default();
+    let store = open_store(&config, store_opts, signer, remote_engine.clone()).await?;
     let payloads = truc_store::PayloadFiles::open(&config.data_dir)?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let lease = Duration::from_millis(config.delivery.lease_ms);
-    let engine = delivery::Engine::new(
-        Arc::new(store.clone()),
-        lease,
-        config.delivery.max_attempts,
-        stop_rx.clone(),
-    );
+    let engine = delivery::Engine::new(store.dyn_store(), lease, config.delivery.max_attempts, stop_rx.clone());
+    let _ = remote_engine.set(engine.clone());
     let reaper = tokio::spawn(engine.clone().reap().instrument(tracing::info_span!("reaper")));
     let shared = Arc::new(Shared {
         config: config.clone(),
-        store: Arc::new(store.clone()),
+        store: store.dyn_store(),
         engine,
         trust: trust.clone(),
         metrics: metrics.clone(),
@@ -281,6 +277,68 @@ async fn serve_with_admin(
     }
     info!("stopped");
     result.map_err(|e| HubError::Server(e.to_string()))
+}
+
+/// The store the configuration asks for.
+enum OpenStore {
+    Sled(Arc<SledStore>),
+    JetStream(Arc<truc_store_jetstream::JetStreamStore>),
+}
+
+impl OpenStore {
+    fn dyn_store(&self) -> Arc<dyn Store> {
+        match self {
+            OpenStore::Sled(s) => Arc::new(s.clone()),
+            OpenStore::JetStream(s) => s.clone(),
+        }
+    }
+
+    /// Flush and close. Blocking.
+    fn close(self) {
+        match self {
+            OpenStore::Sled(s) => s.close(),
+            OpenStore::JetStream(s) => s.close(),
+        }
+    }
+}
+
+async fn open_store(
+    config: &Config,
+    mut store_opts: SledStoreOptions,
+    signer: TreeHeadSigner,
+    engine: Arc<std::sync::OnceLock<Arc<delivery::Engine>>>,
+) -> Result<OpenStore, HubError> {
+    if config.store.backend != "jetstream" {
+        let store = tokio::task::spawn_blocking(move || SledStore::open(&store_opts, signer))
+            .await
+            .map_err(|e| HubError::Server(e.to_string()))??;
+        return Ok(OpenStore::Sled(store));
+    }
+    store_opts.on_remote = Some(truc_store::RemoteObserver::new(move |codes| {
+        if let Some(engine) = engine.get() {
+            let codes: Vec<truc_core::AgencyCode> = codes
+                .iter()
+                .filter_map(|c| truc_core::AgencyCode::parse(c).ok())
+                .collect();
+            engine.enqueued(codes.iter());
+        }
+    }));
+    let s = &config.store;
+    let id = &config.identity;
+    let mut opts = truc_store_jetstream::JetStreamOptions::new(s.nats_urls.clone(), store_opts);
+    opts.tls = (!s.nats_plaintext).then(|| truc_store_jetstream::NatsTls {
+        ca: s.nats_ca.clone().unwrap_or_else(|| id.join("ca.pem")),
+        cert: s.nats_cert.clone().unwrap_or_else(|| id.join("cert.pem")),
+        key: s.nats_key.clone().unwrap_or_else(|| id.join("key.pem")),
+    });
+    opts.replicas = s.replicas;
+    opts.prefix = s.prefix.clone();
+    opts.hub_name = config.listen.to_string();
+    opts.lease_ttl = Duration::from_millis(s.lease_ms);
+    opts.timeout = Duration::from_millis(s.timeout_ms);
+    let store = truc_store_jetstream::JetStreamStore::open(opts, signer).await?;
+    info!(urls = %s.nats_urls.join(","), replicas = s.replicas, prefix = %s.prefix, "JetStream store open");
+    Ok(OpenStore::JetStream(store))
 }
 
 /// Delete unfinished uploads older than `max_age`, hourly, until stopped.
