@@ -151,14 +151,15 @@ async fn serve_with_admin(
         m.committed(n, took, ok)
     }));
     // Replicated store: batches other hubs commit wake this hub's streams.
-    let remote_engine: Arc<std::sync::OnceLock<Arc<delivery::Engine>>> = Arc::default();
+    // (weak: the engine holds the store)
+    let remote_engine: Arc<std::sync::OnceLock<std::sync::Weak<delivery::Engine>>> = Arc::default();
     let store = open_store(&config, store_opts, signer, remote_engine.clone()).await?;
     let payloads = truc_store::PayloadFiles::open(&config.data_dir)?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let lease = Duration::from_millis(config.delivery.lease_ms);
     let engine = delivery::Engine::new(store.dyn_store(), lease, config.delivery.max_attempts, stop_rx.clone());
-    let _ = remote_engine.set(engine.clone());
+    let _ = remote_engine.set(Arc::downgrade(&engine));
     let reaper = tokio::spawn(engine.clone().reap().instrument(tracing::info_span!("reaper")));
     let shared = Arc::new(Shared {
         config: config.clone(),
@@ -306,7 +307,7 @@ async fn open_store(
     config: &Config,
     mut store_opts: SledStoreOptions,
     signer: TreeHeadSigner,
-    engine: Arc<std::sync::OnceLock<Arc<delivery::Engine>>>,
+    engine: Arc<std::sync::OnceLock<std::sync::Weak<delivery::Engine>>>,
 ) -> Result<OpenStore, HubError> {
     if config.store.backend != "jetstream" {
         let store = tokio::task::spawn_blocking(move || SledStore::open(&store_opts, signer))
@@ -315,7 +316,7 @@ async fn open_store(
         return Ok(OpenStore::Sled(store));
     }
     store_opts.on_remote = Some(truc_store::RemoteObserver::new(move |codes| {
-        if let Some(engine) = engine.get() {
+        if let Some(engine) = engine.get().and_then(|e| e.upgrade()) {
             let codes: Vec<truc_core::AgencyCode> = codes
                 .iter()
                 .filter_map(|c| truc_core::AgencyCode::parse(c).ok())
