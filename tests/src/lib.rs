@@ -263,6 +263,15 @@ impl TestHub {
 
     /// Start a hub after `f` adjusts its configuration.
     pub async fn start_with(f: impl FnOnce(&mut Config)) -> TestHub {
+        Self::start_on(on_jetstream(), f).await
+    }
+
+    /// Start a hub on the JetStream store whatever `TRUC_TEST_STORE` says.
+    pub async fn start_jetstream_with(f: impl FnOnce(&mut Config)) -> TestHub {
+        Self::start_on(true, f).await
+    }
+
+    async fn start_on(jetstream: bool, f: impl FnOnce(&mut Config)) -> TestHub {
         let pki = TestPki::new();
         let data = tempfile::tempdir().expect("tempdir");
         let mut config = Config {
@@ -273,7 +282,7 @@ impl TestHub {
             ..Config::default()
         };
         config.tls.crl = vec![pki.pki.crl_path()];
-        let nats = on_jetstream().then(|| {
+        let nats = jetstream.then(|| {
             let node = NatsNode::start(&data.path().join("nats"), &pki);
             use_jetstream(&mut config, vec![node.url()], 1);
             node
@@ -304,6 +313,20 @@ impl TestHub {
     pub async fn stop(&mut self) {
         if let Some(r) = self.running.take() {
             r.shutdown().await.expect("clean shutdown");
+        }
+    }
+
+    /// Another hub on the same JetStream store (same PKI and receipt key,
+    /// data directory `name` of its own), on a port of its own.
+    pub async fn start_peer(&self, name: &str) -> PeerHub {
+        let mut config = self.config.clone();
+        config.data_dir = self.data.path().join(name);
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        let running = truc_hub::start(config.clone()).await.expect("peer hub starts");
+        PeerHub {
+            addr: running.addr.to_string(),
+            config,
+            running: Some(running),
         }
     }
 
@@ -353,6 +376,29 @@ impl TestHub {
     pub async fn queued(&self) -> Vec<(String, u64)> {
         let list = self.operator().await.list_agencies().await.expect("list agencies");
         list.into_iter().map(|a| (a.code, a.queued)).collect()
+    }
+}
+
+/// A second hub sharing a [`TestHub`]'s JetStream store.
+pub struct PeerHub {
+    /// Where it listens.
+    pub addr: String,
+    /// Its configuration.
+    pub config: Config,
+    running: Option<RunningHub>,
+}
+
+impl PeerHub {
+    /// Connect with the identity in `dir`.
+    pub async fn connect(&self, dir: &Path) -> Client {
+        Client::connect_dir(&self.addr, dir).await.expect("connect")
+    }
+
+    /// Shut it down gracefully.
+    pub async fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await.expect("clean shutdown");
+        }
     }
 }
 

@@ -250,6 +250,20 @@ impl JetStreamStore {
     }
 }
 
+impl JetStreamStore {
+    /// Run the read `f` once the local view has caught up with the log's
+    /// end: reads at any hub see every write any hub acknowledged before.
+    fn fresh<'a, T: Send + 'a>(
+        &'a self,
+        f: BoxFuture<'a, Result<T, StoreError>>,
+    ) -> BoxFuture<'a, Result<T, StoreError>> {
+        Box::pin(async move {
+            self.inner.catch_up().await?;
+            f.await
+        })
+    }
+}
+
 /// Wake the writer whenever another hub appends (and every second, in case
 /// a notification was lost while reconnecting).
 async fn follow(
@@ -317,7 +331,7 @@ impl Store for JetStreamStore {
     }
 
     fn dead_letters(&self, agency: AgencyCode) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>> {
-        self.inner.dead_letters(agency)
+        self.fresh(self.inner.dead_letters(agency))
     }
 
     fn report_status(&self, report: StatusReport) -> BoxFuture<'_, Result<StatusOutcome, StoreError>> {
@@ -325,15 +339,15 @@ impl Store for JetStreamStore {
     }
 
     fn track(&self, from: AgencyCode, document_id: String) -> BoxFuture<'_, Result<Option<TrackResponse>, StoreError>> {
-        self.inner.track(from, document_id)
+        self.fresh(self.inner.track(from, document_id))
     }
 
     fn receipts(&self, query: ReceiptQuery) -> BoxFuture<'_, Result<ReceiptPage, StoreError>> {
-        self.inner.receipts(query)
+        self.fresh(self.inner.receipts(query))
     }
 
     fn tree_head(&self, tree_size: u64) -> BoxFuture<'_, Result<Option<SignedTreeHead>, StoreError>> {
-        self.inner.tree_head(tree_size)
+        self.fresh(self.inner.tree_head(tree_size))
     }
 
     fn set_agency_state(
@@ -369,7 +383,7 @@ impl Store for JetStreamStore {
     }
 
     fn queue_stats(&self, agency: AgencyCode, now_unix_ms: i64) -> BoxFuture<'_, Result<QueueStats, StoreError>> {
-        self.inner.queue_stats(agency, now_unix_ms)
+        self.fresh(self.inner.queue_stats(agency, now_unix_ms))
     }
 
     fn queue_page(
@@ -378,14 +392,14 @@ impl Store for JetStreamStore {
         after: u64,
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<QueueEntry>, StoreError>> {
-        self.inner.queue_page(agency, after, limit)
+        self.fresh(self.inner.queue_page(agency, after, limit))
     }
 
     fn payload(&self, hub_id: u64, caller: AgencyCode) -> BoxFuture<'_, Result<PayloadRef, StoreError>> {
-        self.inner.payload(hub_id, caller)
+        self.fresh(self.inner.payload(hub_id, caller))
     }
 
     fn consistency_proof(&self, old_size: u64, new_size: u64) -> BoxFuture<'_, Result<Vec<[u8; 32]>, StoreError>> {
-        self.inner.consistency_proof(old_size, new_size)
+        self.fresh(self.inner.consistency_proof(old_size, new_size))
     }
 }

@@ -259,7 +259,14 @@ impl SledStore {
     /// Replicated store: have the writer apply what other hubs appended to
     /// the shared log (a no-op when it is busy: every batch catches up).
     pub fn sync_replica(&self) {
-        let _ = self.ops.try_send(Op::Sync);
+        let _ = self.ops.try_send(Op::Sync(None));
+    }
+
+    /// Replicated store: return once the local view reflects every batch
+    /// the shared log held when this was called (reads after it see every
+    /// write any hub had acknowledged). Without a log: at once.
+    pub async fn catch_up(&self) -> Result<(), StoreError> {
+        self.call(|tx| Op::Sync(Some(tx))).await
     }
 
     async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Op) -> Result<T, StoreError> {

@@ -73,9 +73,10 @@ pub(super) enum Op {
         actor: String,
         reply: Reply<()>,
     },
-    /// Replicated store: apply what other hubs appended to the log. The
+    /// Replicated store: apply what other hubs appended to the log (and
+    /// answer once the local view has caught up with the log's end). The
     /// writer handles it itself; it is never applied to a batch.
-    Sync,
+    Sync(Option<Reply<()>>),
 }
 
 impl Op {
@@ -163,7 +164,11 @@ impl Op {
                 actor,
                 reply: tx,
             } => done(tx, record(p, detail, &actor)),
-            Op::Sync => Box::new(|_| {}),
+            Op::Sync(tx) => Box::new(move |c: Result<&Committed, &StoreError>| {
+                if let Some(tx) = tx {
+                    reply(tx, c.map(|_| ()).map_err(commit_error))
+                }
+            }),
         }
     }
 }

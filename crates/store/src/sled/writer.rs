@@ -78,14 +78,23 @@ impl Writer {
 
     fn commit(&mut self, ops: impl Iterator<Item = Op>) {
         let started = std::time::Instant::now();
-        let ops: Vec<Op> = ops.filter(|op| !matches!(op, Op::Sync)).collect();
+        let (syncs, ops): (Vec<Op>, Vec<Op>) = ops.partition(|op| matches!(op, Op::Sync(_)));
         if ops.is_empty() {
-            // Only `Sync`: another hub appended to the shared log.
-            if let Err(e) = self.follow() {
+            // Only `Sync`: another hub appended to the shared log, or a
+            // read wants the log's end.
+            let r = self.follow();
+            if let Err(e) = &r {
                 tracing::warn!(error = %e, "cannot read the shared log; will retry");
+            }
+            for op in syncs {
+                if let Op::Sync(Some(tx)) = op {
+                    let _ = tx.send(r.as_ref().map(|_| ()).map_err(commit_error));
+                }
             }
             return;
         }
+        // With a batch: it catches up first, so the syncs ride along.
+        let ops = ops.into_iter().chain(syncs);
         // Replicated: take the write lease and catch up with the log first,
         // so that the batch is built on the latest state.
         let leased = match &self.follower {
