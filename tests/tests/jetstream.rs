@@ -7,7 +7,7 @@ use truc_client::audit::{self, AuditQuery};
 use truc_core::tree_head::TreeHeadVerifier;
 use truc_core::Principal;
 use truc_pki::IssueOptions;
-use truc_tests::{document_id, drain, eventually, header, sign, PeerHub, TestHub};
+use truc_tests::{document_id, drain, eventually, header, nats_or_skip, sign, PeerHub, TestHub};
 
 const G22: &str = "000.00.00.G22";
 const H26: &str = "000.00.00.H26";
@@ -33,6 +33,9 @@ async fn known_at(hub: &TestHub, b: &PeerHub, code: &str) {
 
 #[tokio::test]
 async fn send_at_one_hub_receive_and_ack_at_the_other() {
+    if !nats_or_skip() {
+        return;
+    }
     let hub = TestHub::start_jetstream_with(|_| {}).await;
     let mut b = hub.start_peer("b").await;
     let g22_a = hub.agency(G22).await;
@@ -90,6 +93,9 @@ async fn send_at_one_hub_receive_and_ack_at_the_other() {
 
 #[tokio::test]
 async fn the_write_lease_passes_to_the_other_hub_and_the_log_stays_consistent() {
+    if !nats_or_skip() {
+        return;
+    }
     let hub = TestHub::start_jetstream_with(|_| {}).await;
     let mut b = hub.start_peer("b").await;
     let g22_a = hub.agency(G22).await;
