@@ -160,40 +160,21 @@ impl JetStreamStore {
         let js = jetstream::new(client.clone());
         let upper = opts.prefix.to_ascii_uppercase();
         let subject = format!("{}.log", opts.prefix);
-        let stream = js
-            .get_or_create_stream(stream::Config {
-                name: format!("{upper}_LOG"),
-                description: Some("Truc: committed batches, in Merkle log order".into()),
-                subjects: vec![subject.clone()],
-                storage: stream::StorageType::File,
-                num_replicas: opts.replicas,
-                allow_direct: true,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| unavailable("creating the log stream", e))?;
-        let lease = js
-            .create_key_value(kv::Config {
-                bucket: format!("{upper}_LEASE"),
-                description: "Truc: the write lease (the hub holding it signs tree heads)".into(),
-                history: 1,
-                max_age: opts.lease_ttl,
-                storage: stream::StorageType::File,
-                num_replicas: opts.replicas,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| unavailable("creating the lease bucket", e))?;
-        let objects = js
-            .create_object_store(object_store::Config {
-                bucket: format!("{upper}_ENTRIES"),
-                description: Some("Truc: log entries too large for one message".into()),
-                storage: stream::StorageType::File,
-                num_replicas: opts.replicas,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| unavailable("creating the object store", e))?;
+        // A cluster that is just starting has no JetStream leader yet: retry
+        // for a while before giving up.
+        let deadline = std::time::Instant::now() + opts.timeout * 3;
+        let mut backoff = Duration::from_millis(50);
+        let (stream, lease, objects) = loop {
+            match setup(&js, &opts, &upper, &subject).await {
+                Ok(v) => break v,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    tracing::info!(error = %e, "JetStream not ready yet; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let holder = format!(
             "{}-{:x}",
             opts.hub_name
@@ -262,6 +243,51 @@ impl JetStreamStore {
             f.await
         })
     }
+}
+
+/// The log stream, the lease bucket and the object store, created if
+/// missing.
+async fn setup(
+    js: &jetstream::Context,
+    opts: &JetStreamOptions,
+    upper: &str,
+    subject: &str,
+) -> Result<(stream::Stream, kv::Store, object_store::ObjectStore), StoreError> {
+    let stream = js
+        .get_or_create_stream(stream::Config {
+            name: format!("{upper}_LOG"),
+            description: Some("Truc: committed batches, in Merkle log order".into()),
+            subjects: vec![subject.to_string()],
+            storage: stream::StorageType::File,
+            num_replicas: opts.replicas,
+            allow_direct: true,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| unavailable("creating the log stream", e))?;
+    let lease = js
+        .create_key_value(kv::Config {
+            bucket: format!("{upper}_LEASE"),
+            description: "Truc: the write lease (the hub holding it signs tree heads)".into(),
+            history: 1,
+            max_age: opts.lease_ttl,
+            storage: stream::StorageType::File,
+            num_replicas: opts.replicas,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| unavailable("creating the lease bucket", e))?;
+    let objects = js
+        .create_object_store(object_store::Config {
+            bucket: format!("{upper}_ENTRIES"),
+            description: Some("Truc: log entries too large for one message".into()),
+            storage: stream::StorageType::File,
+            num_replicas: opts.replicas,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| unavailable("creating the object store", e))?;
+    Ok((stream, lease, objects))
 }
 
 /// Wake the writer whenever another hub appends (and every second, in case
