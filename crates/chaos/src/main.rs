@@ -442,6 +442,9 @@ async fn chaos(args: &Args, seed: u64, root: &Path, st: &mut RunState) -> anyhow
         let victim = (cycle as usize - 1) % 3;
         if let Some(c) = nats.as_mut() {
             tokio::time::sleep(Duration::from_millis(delay / 2)).await;
+            // Requests may fail while the cluster elects new leaders (a few
+            // seconds); nothing acknowledged may be lost.
+            ctx.hub_up.store(false, Ordering::SeqCst);
             c.nodes[victim]
                 .kill()
                 .with_context(|| format!("cycle {cycle}: killing a NATS node"))?;
@@ -450,7 +453,14 @@ async fn chaos(args: &Args, seed: u64, root: &Path, st: &mut RunState) -> anyhow
             tokio::time::sleep(Duration::from_millis(delay)).await;
         }
         // The latest signed tree head, proven to extend the one before.
-        let pre_kill = match audit::check_consistency(&auditor, &verifier, &head).await {
+        let mut pre = audit::check_consistency(&auditor, &verifier, &head).await;
+        // Cluster: the store may still be electing leaders; wait (bounded).
+        let until = Instant::now() + Duration::from_secs(30);
+        while clustered && pre.is_err() && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            pre = audit::check_consistency(&auditor, &verifier, &head).await;
+        }
+        let pre_kill = match pre {
             Ok(h) => Some(h),
             Err(e) => {
                 ctx.ledger()
