@@ -334,7 +334,8 @@ async fn open_store(
     });
     opts.replicas = s.replicas;
     opts.prefix = s.prefix.clone();
-    opts.hub_name = config.listen.to_string();
+    // Shown in the write lease: the host name (the pod name on Kubernetes).
+    opts.hub_name = std::env::var("HOSTNAME").unwrap_or_else(|_| config.listen.to_string());
     opts.lease_ttl = Duration::from_millis(s.lease_ms);
     opts.timeout = Duration::from_millis(s.timeout_ms);
     let store = truc_store_jetstream::JetStreamStore::open(opts, signer).await?;
