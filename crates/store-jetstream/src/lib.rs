@@ -247,6 +247,8 @@ async fn connect(opts: &JetStreamOptions) -> Result<(async_nats::Client, Arc<Log
         timeout: opts.timeout,
         max_message: MAX_MESSAGE,
         counter: Default::default(),
+        end_at_release: Mutex::new(None),
+        known_end: Mutex::new(None),
     });
     Ok((client, log, subject))
 }

@@ -37,6 +37,11 @@ pub(crate) struct Log {
     /// Entries above this go to the object store.
     pub(crate) max_message: usize,
     pub(crate) counter: std::sync::atomic::AtomicU64,
+    /// The log's end as of our last release of the lease (our own last
+    /// append, or the length we read), if that release succeeded.
+    pub(crate) end_at_release: Mutex<Option<u64>>,
+    /// The log's end as we last knew it while holding the lease.
+    pub(crate) known_end: Mutex<Option<u64>>,
 }
 
 pub(crate) fn unavailable(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -57,14 +62,21 @@ impl Log {
     }
 
     /// One attempt at taking the lease; `Ok(None)`: someone holds it.
-    async fn try_take(&self) -> Result<Option<u64>, StoreError> {
+    /// `(revision, true)` when it was taken back at the revision of our own
+    /// release: nobody held it since, so nobody appended since (a holder
+    /// whose lease ran out earlier expects an older end and is refused).
+    async fn try_take(&self) -> Result<Option<(u64, bool)>, StoreError> {
         let value = Bytes::from(self.holder.clone());
         let known_free = *self.free_rev.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(rev) = known_free {
             if let Ok(r) = self.lease.update(LEASE_KEY, value.clone(), rev).await {
-                return Ok(Some(r));
+                return Ok(Some((r, true)));
             }
         }
+        Ok(self.take_slow(value).await?.map(|r| (r, false)))
+    }
+
+    async fn take_slow(&self, value: Bytes) -> Result<Option<u64>, StoreError> {
         match self
             .lease
             .entry(LEASE_KEY)
@@ -102,9 +114,9 @@ impl Replicator for Log {
         // Wait for a holder that died at most one lease lifetime.
         let deadline = std::time::Instant::now() + self.lease_ttl + self.timeout;
         let mut backoff = Duration::from_millis(1);
-        let rev = loop {
-            if let Some(rev) = self.run("taking the write lease", self.try_take())? {
-                break rev;
+        let (rev, fast) = loop {
+            if let Some(taken) = self.run("taking the write lease", self.try_take())? {
+                break taken;
             }
             if std::time::Instant::now() > deadline {
                 return Err(StoreError::Unavailable(
@@ -116,8 +128,18 @@ impl Replicator for Log {
             backoff = (backoff * 2).min(Duration::from_millis(20));
         };
         *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some(rev);
+        let end_at_release = self.end_at_release.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let (true, Some(end)) = (fast, end_at_release) {
+            // One round trip saved; were this ever wrong, the append's
+            // expected position would refuse the batch, storing nothing.
+            *self.known_end.lock().unwrap_or_else(|e| e.into_inner()) = Some(end);
+            return Ok(end);
+        }
         match self.run("reading the log's length", self.last_async()) {
-            Ok(last) => Ok(last),
+            Ok(last) => {
+                *self.known_end.lock().unwrap_or_else(|e| e.into_inner()) = Some(last);
+                Ok(last)
+            }
             Err(e) => {
                 self.end();
                 Err(e)
@@ -136,6 +158,8 @@ impl Replicator for Log {
                 .await
                 .map_err(|e| unavailable("giving the write lease back", e))
         });
+        let end = self.known_end.lock().unwrap_or_else(|e| e.into_inner()).take();
+        *self.end_at_release.lock().unwrap_or_else(|e| e.into_inner()) = end.filter(|_| freed.is_ok());
         *self.free_rev.lock().unwrap_or_else(|e| e.into_inner()) = freed.ok();
     }
 
@@ -169,7 +193,10 @@ impl Replicator for Log {
     }
 
     fn append(&self, expected_last: u64, entry: Vec<u8>) -> Result<u64, StoreError> {
-        self.run("appending to the log", async {
+        // Unknown until the append answers (it may be stored even if the
+        // answer is lost).
+        *self.known_end.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let seq = self.run("appending to the log", async {
             let mut publish = jetstream::message::PublishMessage::build().expected_last_sequence(expected_last);
             if entry.len() > self.max_message {
                 // Too large for one message: the object first (an object no
@@ -198,6 +225,8 @@ impl Replicator for Log {
                     _ => unavailable("appending to the log", e),
                 })?;
             Ok(ack.sequence)
-        })
+        })?;
+        *self.known_end.lock().unwrap_or_else(|e| e.into_inner()) = Some(seq);
+        Ok(seq)
     }
 }
