@@ -291,6 +291,11 @@ impl TestHub {
         Self::start_on(on_jetstream(), f).await
     }
 
+    /// Start a hub on sled whatever `TRUC_TEST_STORE` says.
+    pub async fn start_sled_with(f: impl FnOnce(&mut Config)) -> TestHub {
+        Self::start_on(false, f).await
+    }
+
     /// Start a hub on the JetStream store whatever `TRUC_TEST_STORE` says.
     pub async fn start_jetstream_with(f: impl FnOnce(&mut Config)) -> TestHub {
         Self::start_on(true, f).await

@@ -157,3 +157,75 @@ async fn the_write_lease_passes_to_the_other_hub_and_the_log_stays_consistent() 
             .duplicate
     );
 }
+
+/// The latest head's (size, root) as the auditor sees it, verified.
+async fn head_at(hub_addr: &str, hub: &TestHub) -> (u64, String) {
+    let aud = truc_client::Client::connect_dir(hub_addr, &auditor_dir(hub))
+        .await
+        .unwrap();
+    let v = verifier(hub);
+    let e = audit::export(&aud, &AuditQuery::all(), Some(&v)).await.unwrap();
+    let r = audit::verify_export(&e, &v).unwrap();
+    assert_eq!(r.receipts as u64, r.tree_size, "the whole log verifies");
+    (r.tree_size, r.root_hash)
+}
+
+#[tokio::test]
+async fn migration_sled_to_jetstream_and_back_keeps_receipts_and_queues() {
+    if !nats_or_skip() {
+        return;
+    }
+    // A sled hub with history: documents, an ack, one copy still queued.
+    let mut hub = TestHub::start_sled_with(|_| {}).await;
+    let g22 = hub.agency(G22).await;
+    let h26 = hub.agency(H26).await;
+    g22.send(sign(&g22, header(&[H26], "m/1"), b"one")).await.unwrap();
+    assert_eq!(drain(&h26, 4).await.len(), 1);
+    g22.send(sign(&g22, header(&[H26], "m/2"), b"two")).await.unwrap();
+    let before = head_at(&hub.addr, &hub).await;
+    hub.stop().await;
+
+    // Into an empty JetStream log.
+    let nats = truc_tests::NatsNode::start(&hub.data.path().join("nats"), &hub.pki);
+    let sled_dir = hub.config.data_dir.clone();
+    let mut config = hub.config.clone();
+    truc_tests::use_jetstream(&mut config, vec![nats.url()], 1);
+    let m = truc_hub::migrate_to_jetstream(&config).await.unwrap();
+    assert_eq!((m.tree_size, m.root_hex.clone()), before, "same log, same root");
+    // Into a non-empty one: refused.
+    assert!(truc_hub::migrate_to_jetstream(&config).await.is_err());
+
+    // A hub on JetStream with a fresh directory serves the same state.
+    config.data_dir = hub.data.path().join("js-view");
+    hub.config = config.clone();
+    hub.restart().await;
+    assert_eq!(head_at(&hub.addr, &hub).await, before);
+    let h26 = hub.connect(&hub.pki.agency_dir(H26)).await;
+    let got = drain(&h26, 4).await;
+    assert_eq!(got.iter().map(document_id).collect::<Vec<_>>(), vec!["m/2"]);
+    let g22 = hub.connect(&hub.pki.agency_dir(G22)).await;
+    assert!(
+        g22.send(sign(&g22, header(&[H26], "m/1"), b"one"))
+            .await
+            .unwrap()
+            .duplicate
+    );
+    g22.send(sign(&g22, header(&[H26], "m/3"), b"three")).await.unwrap();
+    let on_js = head_at(&hub.addr, &hub).await;
+    assert!(on_js.0 > before.0);
+    hub.stop().await;
+
+    // And back: a new directory caught up with the log, served by sled.
+    config.data_dir = hub.data.path().join("back-to-sled");
+    let m = truc_hub::migrate_to_sled(&config).await.unwrap();
+    assert_eq!(m.tree_size, on_js.0);
+    drop(nats); // sled from here on: the cluster is gone
+    config.store.backend = "sled".into();
+    assert_ne!(config.data_dir, sled_dir);
+    hub.config = config;
+    hub.restart().await;
+    assert_eq!(head_at(&hub.addr, &hub).await, on_js);
+    let h26 = hub.connect(&hub.pki.agency_dir(H26)).await;
+    let got = drain(&h26, 4).await;
+    assert_eq!(got.iter().map(document_id).collect::<Vec<_>>(), vec!["m/3"]);
+}

@@ -280,6 +280,104 @@ async fn serve_with_admin(
     result.map_err(|e| HubError::Server(e.to_string()))
 }
 
+/// The receipt-signing key of the identity directory.
+fn load_signer(identity: &std::path::Path) -> Result<TreeHeadSigner, HubError> {
+    let path = identity.join("receipts.key");
+    let pem = std::fs::read(&path).map_err(|e| HubError::Identity(format!("{}: {e}", path.display())))?;
+    let key =
+        PrivatePkcs8KeyDer::from_pem_slice(&pem).map_err(|e| HubError::Identity(format!("{}: {e}", path.display())))?;
+    TreeHeadSigner::from_pkcs8(key.secret_pkcs8_der())
+        .map_err(|e| HubError::Identity(format!("{}: {e}", path.display())))
+}
+
+/// What a migration moved.
+#[derive(Debug, Clone)]
+pub struct Migrated {
+    /// Keys (records, receipts, Merkle nodes, tree heads, counters) moved.
+    pub keys: u64,
+    /// The receipt log's size afterwards (unchanged by the move).
+    pub tree_size: u64,
+    /// Its latest signed tree head's root, hex (unchanged by the move).
+    pub root_hex: String,
+}
+
+async fn latest(store: &dyn Store) -> Result<(u64, String), HubError> {
+    use prost::Message;
+    let Some(signed) = store.tree_head(0).await? else {
+        return Ok((0, String::new()));
+    };
+    let h = truc_proto::v1::TreeHead::decode(signed.tree_head.as_slice())
+        .map_err(|_| HubError::Store(truc_store::StoreError::Corrupt("tree head".into())))?;
+    let hex: String = h.root_hash.iter().map(|b| format!("{b:02x}")).collect();
+    Ok((h.tree_size, hex))
+}
+
+/// Offline migration from sled to JetStream: the sled store in
+/// `config.data_dir` (no hub running on it) becomes the first entry of the
+/// empty shared log that `config.store` names. Receipts, tree heads and
+/// proofs are unchanged (the same keys, byte for byte). Hubs on JetStream
+/// then rebuild their local view from the log.
+pub async fn migrate_to_jetstream(config: &Config) -> Result<Migrated, HubError> {
+    let signer = load_signer(&config.identity)?;
+    let sled_opts = SledStoreOptions::new(&config.data_dir);
+    let (tree_size, root_hex) = {
+        let opts = sled_opts.clone();
+        let s = tokio::task::spawn_blocking(move || SledStore::open(&opts, signer))
+            .await
+            .map_err(|e| HubError::Server(e.to_string()))??;
+        let r = latest(&s.clone()).await;
+        let _ = tokio::task::spawn_blocking(move || s.close()).await;
+        r?
+    };
+    let dir = config.data_dir.clone();
+    let (entry, keys) = tokio::task::spawn_blocking(move || truc_store::snapshot_entry(&dir))
+        .await
+        .map_err(|e| HubError::Server(e.to_string()))??;
+    let js = jetstream_options(config, SledStoreOptions::new(config.data_dir.join("unused")));
+    truc_store_jetstream::import_entry(&js, entry).await?;
+    Ok(Migrated {
+        keys,
+        tree_size,
+        root_hex,
+    })
+}
+
+/// Offline migration from JetStream to sled: `config.data_dir` becomes this
+/// hub's local view of the shared log, caught up to its end and flushed; a
+/// hub with `store.backend = "sled"` then serves it as it is. Stop every
+/// hub first, so that nothing is appended after.
+pub async fn migrate_to_sled(config: &Config) -> Result<Migrated, HubError> {
+    let signer = load_signer(&config.identity)?;
+    let js = jetstream_options(config, SledStoreOptions::new(&config.data_dir));
+    let store = truc_store_jetstream::JetStreamStore::open(js, signer).await?;
+    let r = latest(&*store).await;
+    let _ = tokio::task::spawn_blocking(move || store.close()).await;
+    let (tree_size, root_hex) = r?;
+    Ok(Migrated {
+        keys: 0,
+        tree_size,
+        root_hex,
+    })
+}
+
+fn jetstream_options(config: &Config, local: SledStoreOptions) -> truc_store_jetstream::JetStreamOptions {
+    let s = &config.store;
+    let id = &config.identity;
+    let mut opts = truc_store_jetstream::JetStreamOptions::new(s.nats_urls.clone(), local);
+    opts.tls = (!s.nats_plaintext).then(|| truc_store_jetstream::NatsTls {
+        ca: s.nats_ca.clone().unwrap_or_else(|| id.join("ca.pem")),
+        cert: s.nats_cert.clone().unwrap_or_else(|| id.join("cert.pem")),
+        key: s.nats_key.clone().unwrap_or_else(|| id.join("key.pem")),
+    });
+    opts.replicas = s.replicas;
+    opts.prefix = s.prefix.clone();
+    // Shown in the write lease: the host name (the pod name on Kubernetes).
+    opts.hub_name = std::env::var("HOSTNAME").unwrap_or_else(|_| config.listen.to_string());
+    opts.lease_ttl = Duration::from_millis(s.lease_ms);
+    opts.timeout = Duration::from_millis(s.timeout_ms);
+    opts
+}
+
 /// The store the configuration asks for.
 enum OpenStore {
     Sled(Arc<SledStore>),
@@ -325,19 +423,7 @@ async fn open_store(
         }
     }));
     let s = &config.store;
-    let id = &config.identity;
-    let mut opts = truc_store_jetstream::JetStreamOptions::new(s.nats_urls.clone(), store_opts);
-    opts.tls = (!s.nats_plaintext).then(|| truc_store_jetstream::NatsTls {
-        ca: s.nats_ca.clone().unwrap_or_else(|| id.join("ca.pem")),
-        cert: s.nats_cert.clone().unwrap_or_else(|| id.join("cert.pem")),
-        key: s.nats_key.clone().unwrap_or_else(|| id.join("key.pem")),
-    });
-    opts.replicas = s.replicas;
-    opts.prefix = s.prefix.clone();
-    // Shown in the write lease: the host name (the pod name on Kubernetes).
-    opts.hub_name = std::env::var("HOSTNAME").unwrap_or_else(|_| config.listen.to_string());
-    opts.lease_ttl = Duration::from_millis(s.lease_ms);
-    opts.timeout = Duration::from_millis(s.timeout_ms);
+    let opts = jetstream_options(config, store_opts);
     let store = truc_store_jetstream::JetStreamStore::open(opts, signer).await?;
     info!(urls = %s.nats_urls.join(","), replicas = s.replicas, prefix = %s.prefix, "JetStream store open");
     Ok(OpenStore::JetStream(store))

@@ -53,7 +53,7 @@ use truc_core::AgencyCode;
 use truc_proto::v1::{SignedTreeHead, TrackResponse};
 use truc_store::{
     AgencyInfo, BoxFuture, ExpireOutcome, NewDocument, PayloadRef, QueueEntry, QueueStats, QueuedItem, ReceiptPage,
-    ReceiptQuery, SendOutcome, SledStore, SledStoreOptions, StatusOutcome, StatusReport, Store, StoreError,
+    ReceiptQuery, Replicator, SendOutcome, SledStore, SledStoreOptions, StatusOutcome, StatusReport, Store, StoreError,
 };
 
 use crate::log::{unavailable, Log};
@@ -298,6 +298,29 @@ async fn setup(
     Ok((stream, lease, objects))
 }
 
+/// Seed an empty shared log with `entry` (from
+/// [`truc_store::snapshot_entry`]: a sled store's whole state) as its first
+/// entry, atomically: hubs then start from that state. Refuses a log that
+/// is not empty.
+pub async fn import_entry(opts: &JetStreamOptions, entry: Vec<u8>) -> Result<u64, StoreError> {
+    let (_, log, _) = connect(opts).await?;
+    tokio::task::spawn_blocking(move || {
+        let last = log.begin()?;
+        let r = if last != 0 {
+            Err(StoreError::Precondition(format!(
+                "the log already holds {last} entries: import only into an empty log (another store.prefix, or \
+                 delete the stream)"
+            )))
+        } else {
+            log.append(0, entry)
+        };
+        log.end();
+        r
+    })
+    .await
+    .map_err(|_| StoreError::Closed)?
+}
+
 /// Wake the writer whenever another hub appends (and every second, in case
 /// a notification was lost while reconnecting).
 async fn follow(
@@ -448,7 +471,6 @@ mod tests {
     use std::process::{Child, Command, Stdio};
 
     use super::*;
-    use truc_store::Replicator;
 
     struct Server(Child, tempfile::TempDir, u16);
 

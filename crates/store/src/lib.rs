@@ -27,7 +27,7 @@ mod stats;
 
 pub use crate::error::StoreError;
 pub use crate::payloads::{PartWriter, PayloadFiles, UploadMismatch};
-pub use crate::replica::{RemoteObserver, Replicator};
+pub use crate::replica::{snapshot_entry, RemoteObserver, Replicator};
 pub use crate::sled::{SledStore, SledStoreOptions};
 pub use crate::stats::CommitObserver;
 

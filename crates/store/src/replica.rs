@@ -94,3 +94,28 @@ impl std::fmt::Debug for dyn Replicator {
 pub(crate) fn decode(seq: u64, bytes: &[u8]) -> Result<LogEntry, StoreError> {
     LogEntry::decode(bytes).map_err(|_| StoreError::Corrupt(format!("log entry {seq}")))
 }
+
+/// The whole state of the sled store in `path` (not open elsewhere) as one
+/// log entry, for seeding an empty shared log (migration from sled to
+/// JetStream); returns the entry and how many keys it holds. The local log
+/// position, if any, is left out. Blocking; the state is held in memory.
+pub fn snapshot_entry(path: &std::path::Path) -> Result<(Vec<u8>, u64), StoreError> {
+    let db = sled::Config::new()
+        .path(path)
+        .open()
+        .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+    let tree = db.open_tree("truc")?;
+    let mut changes = Vec::new();
+    for kv in tree.iter() {
+        let (k, v) = kv?;
+        if k.as_ref() == crate::keys::replica_seq().as_slice() {
+            continue;
+        }
+        changes.push(Change {
+            key: k.to_vec(),
+            value: Some(v.to_vec()),
+        });
+    }
+    let n = changes.len() as u64;
+    Ok((LogEntry { changes }.encode_to_vec(), n))
+}
