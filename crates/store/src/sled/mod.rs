@@ -192,6 +192,13 @@ impl SledStore {
             Some(r) => {
                 let from = replicated::applied(&tree)?;
                 let last = r.last()?;
+                if from > last {
+                    return Err(StoreError::Corrupt(format!(
+                        "{}: this local view reflects {from} log entries but the shared log holds {last}: the log \
+                         was reset or this directory belongs to another log; start with an empty data_dir",
+                        opts.path.display()
+                    )));
+                }
                 let (applied, _) = replicated::catch_up(&tree, &cache, &**r, from, last)?;
                 tracing::info!(from, applied, "caught up with the shared log");
                 Some(replicated::Follower {
