@@ -229,3 +229,22 @@ async fn migration_sled_to_jetstream_and_back_keeps_receipts_and_queues() {
     let got = drain(&h26, 4).await;
     assert_eq!(got.iter().map(document_id).collect::<Vec<_>>(), vec!["m/3"]);
 }
+
+#[tokio::test]
+async fn a_local_view_ahead_of_the_log_is_refused_clearly() {
+    if !nats_or_skip() {
+        return;
+    }
+    let mut hub = TestHub::start_jetstream_with(|_| {}).await;
+    hub.agency(G22).await;
+    hub.stop().await;
+    // The same directory against another (empty) log: not silently used.
+    let mut config = hub.config.clone();
+    config.store.prefix = "other".into();
+    let e = truc_hub::start(config.clone()).await.err().expect("refused");
+    let text = e.to_string();
+    assert!(text.contains("start with an empty data_dir"), "{text}");
+    // An empty directory is fine.
+    config.data_dir = hub.data.path().join("fresh");
+    truc_hub::start(config).await.expect("starts").shutdown().await.unwrap();
+}
