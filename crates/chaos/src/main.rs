@@ -37,10 +37,21 @@
 //! `cycles=N accepted=X lost=0 dup_after_ack=0 log=ok phantoms=0`;
 //! the exit status is 0 only when all of them are as shown.
 //!
+//! With `--topology cluster` the store is replicated: a 3-node NATS
+//! JetStream cluster (R3, separate ports and data directories, mTLS with the
+//! run's PKI) and two `trucd` on it. Each cycle runs the load against one
+//! hub, SIGKILLs a NATS node (in turn) halfway to the kill moment and then
+//! that hub, and checks everything above through the *other* hub (the
+//! clients move there); the killed node and hub are restarted and the next
+//! cycle loads the other hub. Errors while the cluster elects new leaders
+//! are expected; losses, duplicates after an ack and log inconsistencies
+//! across the hand-over of the write lease are not.
+//!
 //! ```sh
 //! cargo build --release -p truc -p truc-chaos
 //! target/release/truc-chaos --cycles 50
 //! target/release/truc-chaos --cycles 50 --seed 1234   # replay the kill moments
+//! target/release/truc-chaos --topology cluster --cycles 20   # needs nats-server
 //! ```
 #![forbid(unsafe_code)]
 

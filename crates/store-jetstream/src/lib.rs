@@ -215,7 +215,7 @@ async fn connect(opts: &JetStreamOptions) -> Result<(async_nats::Client, Arc<Log
     let deadline = std::time::Instant::now() + opts.timeout * 3;
     let mut backoff = Duration::from_millis(50);
     let (stream, lease, objects) = loop {
-        match setup(&js, &opts, &upper, &subject).await {
+        match setup(&js, opts, &upper, &subject).await {
             Ok(v) => break v,
             Err(e) if std::time::Instant::now() < deadline => {
                 tracing::info!(error = %e, "JetStream not ready yet; retrying");
