@@ -115,17 +115,27 @@ impl Replicator for Log {
         let deadline = std::time::Instant::now() + self.lease_ttl + self.timeout;
         let mut backoff = Duration::from_millis(1);
         let (rev, fast) = loop {
-            if let Some(taken) = self.run("taking the write lease", self.try_take())? {
-                break taken;
-            }
-            if std::time::Instant::now() > deadline {
-                return Err(StoreError::Unavailable(
-                    "JetStream: another hub holds the write lease; retry".into(),
-                ));
-            }
-            // Contention: another hub is committing a batch.
-            std::thread::sleep(backoff);
-            backoff = (backoff * 2).min(Duration::from_millis(20));
+            let pause = match self.run("taking the write lease", self.try_take()) {
+                Ok(Some(taken)) => break taken,
+                // Contention: another hub is committing a batch.
+                Ok(None) if std::time::Instant::now() > deadline => {
+                    return Err(StoreError::Unavailable(
+                        "JetStream: another hub holds the write lease; retry".into(),
+                    ))
+                }
+                Ok(None) => {
+                    backoff = (backoff * 2).min(Duration::from_millis(20));
+                    backoff
+                }
+                // The cluster is electing a leader or a node went away: wait
+                // it out (bounded) rather than fail every request at once.
+                Err(e) if std::time::Instant::now() > deadline => return Err(e),
+                Err(e) => {
+                    tracing::debug!(error = %e, "write lease not available yet; retrying");
+                    Duration::from_millis(100)
+                }
+            };
+            std::thread::sleep(pause);
         };
         *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some(rev);
         let end_at_release = self.end_at_release.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -164,10 +174,54 @@ impl Replicator for Log {
     }
 
     fn last(&self) -> Result<u64, StoreError> {
-        self.run("reading the log's length", self.last_async())
+        self.retrying(|| self.run("reading the log's length", self.last_async()))
     }
 
     fn read(&self, seq: u64) -> Result<Vec<u8>, StoreError> {
+        self.retrying(|| self.read_once(seq))
+    }
+
+    fn append(&self, expected_last: u64, entry: Vec<u8>) -> Result<u64, StoreError> {
+        // Unknown until the append answers (it may be stored even if the
+        // answer is lost).
+        *self.known_end.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        // Retried while the cluster cannot answer (an election): safe,
+        // because an append that did land makes every retry fail on its
+        // expected position, storing nothing twice.
+        let deadline = std::time::Instant::now() + self.timeout;
+        let seq = loop {
+            match self.append_once(expected_last, &entry) {
+                Err(StoreError::Unavailable(m))
+                    if !m.contains(WRONG_POSITION) && std::time::Instant::now() < deadline =>
+                {
+                    tracing::debug!(error = %m, "append not acknowledged; retrying");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                other => break other?,
+            }
+        };
+        *self.known_end.lock().unwrap_or_else(|e| e.into_inner()) = Some(seq);
+        Ok(seq)
+    }
+}
+
+impl Log {
+    /// `f` again while it fails (reads only: an election or a node that went
+    /// away), for at most one timeout.
+    fn retrying<T>(&self, f: impl Fn() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let deadline = std::time::Instant::now() + self.timeout;
+        loop {
+            match f() {
+                Err(e) if std::time::Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "JetStream read failed; retrying");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn read_once(&self, seq: u64) -> Result<Vec<u8>, StoreError> {
         self.run("reading the log", async {
             let m = self
                 .stream
@@ -191,12 +245,15 @@ impl Replicator for Log {
             }
         })
     }
+}
 
-    fn append(&self, expected_last: u64, entry: Vec<u8>) -> Result<u64, StoreError> {
-        // Unknown until the append answers (it may be stored even if the
-        // answer is lost).
-        *self.known_end.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        let seq = self.run("appending to the log", async {
+/// In the error of an append refused for its position.
+const WRONG_POSITION: &str = "another hub appended to the log meanwhile";
+
+impl Log {
+    fn append_once(&self, expected_last: u64, entry: &[u8]) -> Result<u64, StoreError> {
+        let entry = entry.to_vec();
+        self.run("appending to the log", async {
             let mut publish = jetstream::message::PublishMessage::build().expected_last_sequence(expected_last);
             if entry.len() > self.max_message {
                 // Too large for one message: the object first (an object no
@@ -218,15 +275,12 @@ impl Replicator for Log {
                 .map_err(|e| unavailable("appending to the log", e))?
                 .await
                 .map_err(|e| match e.kind() {
-                    PublishErrorKind::WrongLastSequence => StoreError::Unavailable(
-                        "another hub appended to the log meanwhile (write lease lost); nothing was stored, retry"
-                            .into(),
-                    ),
+                    PublishErrorKind::WrongLastSequence => StoreError::Unavailable(format!(
+                        "{WRONG_POSITION} (write lease lost); nothing was stored, retry"
+                    )),
                     _ => unavailable("appending to the log", e),
                 })?;
             Ok(ack.sequence)
-        })?;
-        *self.known_end.lock().unwrap_or_else(|e| e.into_inner()) = Some(seq);
-        Ok(seq)
+        })
     }
 }
