@@ -248,3 +248,40 @@ async fn a_local_view_ahead_of_the_log_is_refused_clearly() {
     config.data_dir = hub.data.path().join("fresh");
     truc_hub::start(config).await.expect("starts").shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_chunked_upload_at_one_hub_is_downloaded_at_the_other() {
+    if !nats_or_skip() {
+        return;
+    }
+    let hub = TestHub::start_jetstream_with(|c| {
+        c.limits.max_inline_payload = 64 * 1024;
+        c.limits.max_document_size = 16 << 20;
+    })
+    .await;
+    let b = hub.start_peer("b").await;
+    let g22 = hub.agency(G22).await;
+    hub.agency(H26).await;
+    known_at(&hub, &b, H26).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dossier.pdf");
+    let want: Vec<u8> = (0..(3 << 20) + 777)
+        .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 7) as u8)
+        .collect();
+    std::fs::write(&path, &want).unwrap();
+    let (sha, size) = truc_client::transfer::hash_file(&path).unwrap();
+    let doc = truc_client::transfer::sign_external(g22.identity(), header(&[H26], "big/js"), sha, size).unwrap();
+    g22.upload_file(doc, &path, &|_, _| {}).await.unwrap();
+    // Hub B never saw the upload: it serves the payload from the cluster.
+    assert!(!b.config.data_dir.join("payloads").join(truc_core::hex(&sha)).exists());
+    let h26 = b.connect(&hub.pki.agency_dir(H26)).await;
+    let mut s = h26.receive(1, false).await.unwrap();
+    let d = s.message().await.unwrap().expect("delivery at hub B");
+    assert!(d.payload_separate);
+    let part = dir.path().join("got.part");
+    h26.download_to(d.hub_document_id, d.delivery_id, &part, &sha, size, &|_, _| {})
+        .await
+        .unwrap();
+    assert!(std::fs::read(&part).unwrap() == want, "payload differs");
+    h26.ack(vec![d.delivery_id]).await.unwrap();
+}

@@ -423,7 +423,10 @@ async fn open_store(
         }
     }));
     let s = &config.store;
-    let opts = jetstream_options(config, store_opts);
+    let mut opts = jetstream_options(config, store_opts);
+    // Payload files of chunked uploads (truc_store::PayloadFiles) are
+    // replicated too, so that any hub serves their downloads.
+    opts.payload_dir = Some(config.data_dir.join("payloads"));
     let store = truc_store_jetstream::JetStreamStore::open(opts, signer).await?;
     info!(urls = %s.nats_urls.join(","), replicas = s.replicas, prefix = %s.prefix, "JetStream store open");
     Ok(OpenStore::JetStream(store))

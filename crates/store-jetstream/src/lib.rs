@@ -88,6 +88,11 @@ pub struct JetStreamOptions {
     pub lease_ttl: Duration,
     /// Longest wait for one JetStream call.
     pub timeout: Duration,
+    /// The hub's payload files (`data_dir/payloads`, see
+    /// `truc_store::PayloadFiles`): payloads of chunked uploads are copied
+    /// to the `<PREFIX>_PAYLOADS` object store before their Send commits,
+    /// and fetched from it by a hub that lacks them. `None`: not replicated.
+    pub payload_dir: Option<PathBuf>,
     /// The local view: its directory and the embedded store's options
     /// (quota, disk reserve, commit observer, remote observer).
     pub local: SledStoreOptions,
@@ -104,6 +109,7 @@ impl JetStreamOptions {
             hub_name: "hub".into(),
             lease_ttl: Duration::from_secs(5),
             timeout: Duration::from_secs(10),
+            payload_dir: None,
             local,
         }
     }
@@ -116,6 +122,8 @@ const MAX_MESSAGE: usize = 768 * 1024;
 /// The replicated store.
 pub struct JetStreamStore {
     inner: Arc<SledStore>,
+    /// Payload files of chunked uploads, replicated (see `payload_dir`).
+    payloads: Option<(PathBuf, object_store::ObjectStore)>,
     stop: tokio::sync::watch::Sender<bool>,
     follower: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -151,14 +159,19 @@ impl JetStreamStore {
             .await
             .map_err(|e| unavailable("subscribing to the log", e))?;
         let mut local = opts.local.clone();
-        local.replicator = Some(log);
+        local.replicator = Some(log.clone());
         let inner = tokio::task::spawn_blocking(move || SledStore::open(&local, signer))
             .await
             .map_err(|_| StoreError::Closed)??;
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let follower = tokio::spawn(follow(Arc::downgrade(&inner), wake, stop_rx));
+        let payloads = match &opts.payload_dir {
+            None => None,
+            Some(dir) => Some((dir.clone(), payload_bucket(&log.js, &opts).await?)),
+        };
         Ok(Arc::new(JetStreamStore {
             inner,
+            payloads,
             stop,
             follower: Mutex::new(Some(follower)),
         }))
@@ -298,6 +311,85 @@ async fn setup(
     Ok((stream, lease, objects))
 }
 
+/// The object store of replicated payload files.
+async fn payload_bucket(
+    js: &jetstream::Context,
+    opts: &JetStreamOptions,
+) -> Result<object_store::ObjectStore, StoreError> {
+    js.create_object_store(object_store::Config {
+        bucket: format!("{}_PAYLOADS", opts.prefix.to_ascii_uppercase()),
+        description: Some("Truc: payloads of chunked uploads, by SHA-256".into()),
+        storage: stream::StorageType::File,
+        num_replicas: opts.replicas,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| unavailable("creating the payload object store", e))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl JetStreamStore {
+    /// Before a Send of a chunked upload commits: its payload file into the
+    /// object store (once per digest), so that every hub can serve it.
+    async fn replicate_payload(&self, doc: &NewDocument) -> Result<(), StoreError> {
+        let (Some((dir, objects)), true) = (&self.payloads, doc.payload_external) else {
+            return Ok(());
+        };
+        let header = <truc_proto::v1::DocumentHeader as prost::Message>::decode(doc.document.header.as_slice())
+            .map_err(|_| StoreError::InvalidArgument("header does not decode".into()))?;
+        let name = hex(&header.payload_sha256);
+        if objects
+            .info(&name)
+            .await
+            .is_ok_and(|i| !i.deleted && i.size as u64 == doc.payload_size)
+        {
+            return Ok(());
+        }
+        let path = dir.join(&name);
+        let mut file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
+        objects
+            .put(name.as_str(), &mut file)
+            .await
+            .map_err(|e| unavailable("storing a payload", e))?;
+        Ok(())
+    }
+
+    /// A payload file this hub lacks (uploaded at another hub): fetched from
+    /// the object store into the payload files, whole, before it is served.
+    async fn fetch_payload(&self, sha256: &[u8]) -> Result<(), StoreError> {
+        let Some((dir, objects)) = &self.payloads else {
+            return Ok(());
+        };
+        let name = hex(sha256);
+        let path = dir.join(&name);
+        if tokio::fs::metadata(&path).await.is_ok() {
+            return Ok(());
+        }
+        let mut obj = objects
+            .get(name.as_str())
+            .await
+            .map_err(|e| unavailable("fetching a payload", e))?;
+        let tmp = dir.join(format!(".{name}.{:x}.fetch", truc_core::now_unix_ms()));
+        let io = |e: std::io::Error| StoreError::Unavailable(format!("{}: {e}", tmp.display()));
+        let mut out = tokio::fs::File::create(&tmp).await.map_err(io)?;
+        let copied = tokio::io::copy(&mut obj, &mut out).await;
+        let done = match copied {
+            Ok(_) => out.sync_all().await.map_err(io),
+            Err(e) => Err(unavailable("fetching a payload", e)),
+        };
+        if let Err(e) = done.and(tokio::fs::rename(&tmp, &path).await.map_err(io)) {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
 /// Seed an empty shared log with `entry` (from
 /// [`truc_store::snapshot_entry`]: a sled store's whole state) as its first
 /// entry, atomically: hubs then start from that state. Refuses a log that
@@ -345,7 +437,10 @@ async fn follow(
 
 impl Store for JetStreamStore {
     fn send(&self, doc: NewDocument) -> BoxFuture<'_, Result<SendOutcome, StoreError>> {
-        self.inner.send(doc)
+        Box::pin(async move {
+            self.replicate_payload(&doc).await?;
+            self.inner.send(doc).await
+        })
     }
 
     fn ack(&self, agency: AgencyCode, ids: Vec<u64>, actor: String) -> BoxFuture<'_, Result<u32, StoreError>> {
@@ -453,7 +548,13 @@ impl Store for JetStreamStore {
     }
 
     fn payload(&self, hub_id: u64, caller: AgencyCode) -> BoxFuture<'_, Result<PayloadRef, StoreError>> {
-        self.fresh(self.inner.payload(hub_id, caller))
+        Box::pin(async move {
+            let p = self.fresh(self.inner.payload(hub_id, caller)).await?;
+            if let PayloadRef::External { sha256, .. } = &p {
+                self.fetch_payload(sha256).await?;
+            }
+            Ok(p)
+        })
     }
 
     fn consistency_proof(&self, old_size: u64, new_size: u64) -> BoxFuture<'_, Result<Vec<[u8; 32]>, StoreError>> {
