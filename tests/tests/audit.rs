@@ -383,6 +383,9 @@ async fn watch_advances_while_the_log_grows() {
 async fn rewrite(hub: &mut TestHub, dir: &str, ops: impl AsyncFnOnce(&TestHub)) -> u64 {
     hub.stop().await;
     hub.config.data_dir = hub.data.path().join(dir);
+    // On JetStream the state is the shared log, not the directory: a
+    // rewritten history is a fresh log.
+    hub.config.store.prefix = dir.to_string();
     hub.restart().await;
     ops(&*hub).await;
     let v = verifier(hub);

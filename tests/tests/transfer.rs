@@ -251,9 +251,11 @@ async fn an_outbox_over_its_quota_refuses_more() {
 // ---- Payload collection ----
 
 /// A hub that collects payloads `retention_seconds` after their last copy,
-/// looking every 50 ms.
+/// looking every 50 ms. On sled whatever `TRUC_TEST_STORE` says: the
+/// JetStream store keeps payload files in its object store, which is not
+/// collected (docs/storage.md).
 async fn collecting_hub(retention_seconds: u64, f: impl FnOnce(&mut truc_hub::config::Config)) -> TestHub {
-    TestHub::start_with(|c| {
+    TestHub::start_sled_with(|c| {
         c.limits.max_inline_payload = 64 * 1024;
         c.limits.max_document_size = 16 * MIB as u64;
         c.limits.payload_retention_seconds = retention_seconds;

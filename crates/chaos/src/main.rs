@@ -37,13 +37,25 @@
 //! `cycles=N accepted=X lost=0 dup_after_ack=0 log=ok phantoms=0`;
 //! the exit status is 0 only when all of them are as shown.
 //!
+//! With `--topology cluster` the store is replicated: a 3-node NATS
+//! JetStream cluster (R3, separate ports and data directories, mTLS with the
+//! run's PKI) and two `trucd` on it. Each cycle runs the load against one
+//! hub, SIGKILLs a NATS node (in turn) halfway to the kill moment and then
+//! that hub, and checks everything above through the *other* hub (the
+//! clients move there); the killed node and hub are restarted and the next
+//! cycle loads the other hub. Errors while the cluster elects new leaders
+//! are expected; losses, duplicates after an ack and log inconsistencies
+//! across the hand-over of the write lease are not.
+//!
 //! ```sh
 //! cargo build --release -p truc -p truc-chaos
 //! target/release/truc-chaos --cycles 50
 //! target/release/truc-chaos --cycles 50 --seed 1234   # replay the kill moments
+//! target/release/truc-chaos --topology cluster --cycles 20   # needs nats-server
 //! ```
 #![forbid(unsafe_code)]
 
+mod cluster;
 mod hub;
 mod ledger;
 mod load;
@@ -114,6 +126,17 @@ struct Args {
     /// (default: from the clock; printed).
     #[arg(long)]
     seed: Option<u64>,
+    /// `single`: one trucd on sled, killed and restarted. `cluster`: a
+    /// 3-node NATS JetStream cluster (R3) on loopback and two trucd on the
+    /// JetStream store; each cycle runs the load against one hub, SIGKILLs
+    /// a NATS node halfway and then that hub, checks everything through
+    /// the other hub, and restarts both (the next cycle uses the other).
+    #[arg(long, default_value = "single", value_parser = ["single", "cluster"])]
+    topology: String,
+    /// The nats-server binary for `--topology cluster` (default:
+    /// $TRUC_NATS_SERVER, Python's scripts directory, or PATH).
+    #[arg(long)]
+    nats_server: Option<PathBuf>,
     /// The trucd binary (default: `trucd` next to this program).
     #[arg(long)]
     trucd: Option<PathBuf>,
@@ -369,38 +392,86 @@ async fn chaos(args: &Args, seed: u64, root: &Path, st: &mut RunState) -> anyhow
     let ctx = Arc::new(Ctx::new(senders, receivers, verifier.clone(), trust, opts));
     st.ctx = Some(ctx.clone());
 
-    let env = vec![
+    let mut env = vec![
         ("TRUC_DELIVERY_LEASE_MS".to_string(), args.lease_ms.to_string()),
         // Every unacked copy comes back after each kill; none may be
         // dead-lettered for it in a long run.
         ("TRUC_DELIVERY_MAX_ATTEMPTS".to_string(), "1000000".to_string()),
         ("TRUC_LOG_LEVEL".to_string(), "warn".to_string()),
     ];
-    let log_path = root.join("trucd.log");
-    let mut hub = Hub::new(&trucd, &pki_dir, &root.join("data"), &log_path, env);
-    let ready = hub.start().await?;
-    println!(
-        "hub: {} (pid {}) on {}, ready in {} ms; log {}",
-        trucd.display(),
-        hub.pid(),
-        hub.addr,
-        ready.as_millis(),
-        log_path.display()
-    );
-    let operator = Client::connect_dir(&hub.addr, &operator_dir).await?;
+    let clustered = args.topology == "cluster";
+    let mut nats = None;
+    if clustered {
+        let bin = cluster::find_server(args.nats_server.as_deref())?;
+        let c = cluster::Cluster::start(&bin, root, &pki_dir)?;
+        println!("nats: 3-node JetStream cluster {} ({})", c.urls(), bin.display());
+        env.extend([
+            ("TRUC_STORE_BACKEND".to_string(), "jetstream".to_string()),
+            ("TRUC_STORE_NATS_URLS".to_string(), c.urls()),
+            ("TRUC_STORE_REPLICAS".to_string(), "3".to_string()),
+            ("TRUC_STORE_LEASE_MS".to_string(), "2000".to_string()),
+        ]);
+        nats = Some(c);
+    }
+    let mut hubs = Vec::new();
+    for (i, name) in ["data", "data-b"]
+        .iter()
+        .enumerate()
+        .take(if clustered { 2 } else { 1 })
+    {
+        let log_path = root.join(if i == 0 {
+            "trucd.log".to_string()
+        } else {
+            format!("trucd-{i}.log")
+        });
+        let mut hub = Hub::new(&trucd, &pki_dir, &root.join(name), &log_path, env.clone());
+        let ready = hub.start().await?;
+        println!(
+            "hub: {} (pid {}) on {}, ready in {} ms; log {}",
+            trucd.display(),
+            hub.pid(),
+            hub.addr,
+            ready.as_millis(),
+            log_path.display()
+        );
+        hubs.push((hub, log_path));
+    }
+    // The hub the load runs against this cycle; the other (cluster) checks.
+    let mut cur = 0;
+    let operator = Client::connect_dir(&hubs[cur].0.addr, &operator_dir).await?;
     for a in ctx.senders.iter().chain(ctx.receivers.iter()) {
         operator.add_agency(&a.code, &format!("Chaos {}", a.code)).await?;
     }
-    let mut auditor = Client::connect_dir(&hub.addr, &auditor_dir).await?;
+    let mut auditor = Client::connect_dir(&hubs[cur].0.addr, &auditor_dir).await?;
     let mut head = audit::latest_head(&auditor, &verifier).await?;
 
     for cycle in 1..=args.cycles {
         let before = ctx.ledger().c;
-        let load = Load::start(&ctx, &hub.addr, &mut rng).await?;
+        let load = Load::start(&ctx, &hubs[cur].0.addr, &mut rng).await?;
         let delay = rng.range(args.min_kill_ms, args.max_kill_ms);
-        tokio::time::sleep(Duration::from_millis(delay)).await;
+        // Cluster: one NATS node dies halfway, under load.
+        let victim = (cycle as usize - 1) % 3;
+        if let Some(c) = nats.as_mut() {
+            tokio::time::sleep(Duration::from_millis(delay / 2)).await;
+            // Requests may fail while the cluster elects new leaders (a few
+            // seconds); nothing acknowledged may be lost.
+            ctx.hub_up.store(false, Ordering::SeqCst);
+            c.nodes[victim]
+                .kill()
+                .with_context(|| format!("cycle {cycle}: killing a NATS node"))?;
+            tokio::time::sleep(Duration::from_millis(delay - delay / 2)).await;
+        } else {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
         // The latest signed tree head, proven to extend the one before.
-        let pre_kill = match audit::check_consistency(&auditor, &verifier, &head).await {
+        let mut pre = audit::check_consistency(&auditor, &verifier, &head).await;
+        // Cluster: the store may still be electing leaders; wait (bounded).
+        let until = Instant::now() + Duration::from_secs(30);
+        while clustered && pre.is_err() && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            pre = audit::check_consistency(&auditor, &verifier, &head).await;
+        }
+        let pre_kill = match pre {
             Ok(h) => Some(h),
             Err(e) => {
                 ctx.ledger()
@@ -410,15 +481,27 @@ async fn chaos(args: &Args, seed: u64, root: &Path, st: &mut RunState) -> anyhow
             }
         };
         ctx.hub_up.store(false, Ordering::SeqCst);
-        hub.kill().with_context(|| format!("cycle {cycle}"))?;
+        hubs[cur].0.kill().with_context(|| format!("cycle {cycle}"))?;
         load.stop(Duration::from_secs(20)).await;
         let send_head = ctx.ledger().take_send_head();
-        let restart = hub.start().await.with_context(|| format!("cycle {cycle}: restart"))?;
+        let killed = cur;
+        let restart = if clustered {
+            // The survivor answers for everything now.
+            cur = 1 - cur;
+            Duration::ZERO
+        } else {
+            hubs[cur]
+                .0
+                .start()
+                .await
+                .with_context(|| format!("cycle {cycle}: restart"))?
+        };
         ctx.hub_up.store(true, Ordering::SeqCst);
         st.cycles = cycle;
 
-        auditor = Client::connect_dir(&hub.addr, &auditor_dir).await?;
-        let operator_now = Client::connect_dir(&hub.addr, &operator_dir).await?;
+        let addr = hubs[cur].0.addr.clone();
+        auditor = Client::connect_dir(&addr, &auditor_dir).await?;
+        let operator_now = Client::connect_dir(&addr, &operator_dir).await?;
         let pre_size = pre_kill.as_ref().map(|h| h.tree_size).unwrap_or(0);
         let send_size = send_head.as_ref().map(|h| h.tree_size).unwrap_or(0);
         let mut log_ok = true;
@@ -431,8 +514,9 @@ async fn chaos(args: &Args, seed: u64, root: &Path, st: &mut RunState) -> anyhow
                 log_ok = false;
                 ctx.ledger().log_failures.add(format!(
                     "cycle {cycle} (seed {seed}, killed after {delay} ms): {what} (size {}) is not extended by the \
-                     restarted hub's: {e}",
-                    h.tree_size
+                     {} hub's: {e}",
+                    h.tree_size,
+                    if clustered { "surviving" } else { "restarted" }
                 ));
             }
         }
@@ -453,8 +537,18 @@ async fn chaos(args: &Args, seed: u64, root: &Path, st: &mut RunState) -> anyhow
             (l.c, l.lost(), l.dup_after_ack.count, l.phantoms.count)
         };
         let d: Counters = now - before;
+        let what = match nats.as_ref() {
+            Some(c) => format!(
+                "{} SIGKILLed after {} ms, hub {} after {delay} ms; checked through hub {}",
+                c.nodes[victim].name(),
+                delay / 2,
+                hubs[killed].0.addr,
+                addr
+            ),
+            None => format!("SIGKILL after {delay} ms"),
+        };
         println!(
-            "cycle {cycle}/{}: SIGKILL after {delay} ms (tree head {pre_size}, Send receipts up to {send_size}); \
+            "cycle {cycle}/{}: {what} (tree head {pre_size}, Send receipts up to {send_size}); \
              restart {} ms; sends +{} ok ({} failed, {} pending); deliveries +{} ({} redelivered), acked +{}; queued \
              {}; tree {} after restart; lost={lost}{} dup_after_ack={dups} phantoms={phantoms} log={}",
             args.cycles,
@@ -474,19 +568,30 @@ async fn chaos(args: &Args, seed: u64, root: &Path, st: &mut RunState) -> anyhow
             },
             if log_ok { "ok" } else { "FAIL" }
         );
+        // Cluster: bring the killed node and hub back for the next cycle.
+        if let Some(c) = nats.as_mut() {
+            c.nodes[victim].spawn()?;
+            c.nodes[victim].wait_ready()?;
+            hubs[killed]
+                .0
+                .start()
+                .await
+                .with_context(|| format!("cycle {cycle}: restarting hub {killed}"))?;
+        }
     }
-
+    let (hub, log_path) = &mut hubs[cur];
+    let hub_addr = hub.addr.clone();
     // The end: settle the unknown sends, drain, and check everything.
-    let unresolved = load::resolve_pending(&ctx, &hub.addr).await?;
+    let unresolved = load::resolve_pending(&ctx, &hub_addr).await?;
     let mut drained = 0;
     for _ in 0..5 {
-        let n = load::drain(&ctx, &hub.addr).await?;
+        let n = load::drain(&ctx, &hub_addr).await?;
         drained += n;
         if n == 0 {
             break;
         }
     }
-    let operator_now = Client::connect_dir(&hub.addr, &operator_dir).await?;
+    let operator_now = Client::connect_dir(&hub_addr, &operator_dir).await?;
     let snapshot = queues(&ctx, &operator_now).await?;
     let left: usize = snapshot.queued.iter().map(|m| m.len()).sum();
     ctx.ledger().check_queues(
@@ -500,10 +605,11 @@ async fn chaos(args: &Args, seed: u64, root: &Path, st: &mut RunState) -> anyhow
         let label = |k: &DocKey| format!("{} {:?}", ctx.senders[k.0 as usize].code, ctx.document_id(k));
         ctx.ledger().final_check(&ctx.receiver_names, label);
     }
-    let auditor_now = Client::connect_dir(&hub.addr, &auditor_dir).await?;
+    let auditor_now = Client::connect_dir(&hub_addr, &auditor_dir).await?;
     let (size, receipts) = check_log(&ctx, &auditor_now, &verifier, &head).await;
     st.log_checked = true;
     let status = hub.terminate(Duration::from_secs(30));
+    let log_path = log_path.clone();
     if !status.is_some_and(|s| s.success()) {
         ctx.ledger().log_failures.add(format!(
             "trucd did not stop cleanly on SIGTERM after the run: {status:?}; {} ends:\n{}",

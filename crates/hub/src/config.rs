@@ -36,6 +36,54 @@ pub struct Config {
     pub log: LogConfig,
     /// The admin HTTP listener (metrics, health, readiness).
     pub admin: AdminConfig,
+    /// Where state is kept: embedded sled, or a NATS JetStream cluster.
+    pub store: StoreConfig,
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// "sled" (embedded, one directory, the default) or "jetstream"
+    /// (several hubs share a replicated log on a NATS JetStream cluster;
+    /// `data_dir` then holds this hub's local view of it).
+    pub backend: String,
+    /// NATS server URLs, e.g. `["tls://nats-0:4222", "tls://nats-1:4222"]`.
+    pub nats_urls: Vec<String>,
+    /// CA certificate (PEM) of the NATS servers; default the `ca.pem` of
+    /// the hub's identity directory.
+    pub nats_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for NATS; default the hub's `cert.pem`.
+    pub nats_cert: Option<PathBuf>,
+    /// Its key; default the hub's `key.pem`.
+    pub nats_key: Option<PathBuf>,
+    /// Connect without TLS (a lab only: the log would travel in clear).
+    pub nats_plaintext: bool,
+    /// Replicas of every stream and bucket: 1, 3 or 5.
+    pub replicas: usize,
+    /// Prefix of the stream, bucket and subject names.
+    pub prefix: String,
+    /// How long a dead hub's write lease blocks the others, ms.
+    pub lease_ms: u64,
+    /// Longest wait for one JetStream call, ms.
+    pub timeout_ms: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            backend: "sled".into(),
+            nats_urls: Vec::new(),
+            nats_ca: None,
+            nats_cert: None,
+            nats_key: None,
+            nats_plaintext: false,
+            replicas: 3,
+            prefix: "truc".into(),
+            lease_ms: 5000,
+            timeout_ms: 10000,
+        }
+    }
 }
 
 /// `[admin]`
@@ -226,6 +274,7 @@ impl Default for Config {
             deadlines: DeadlinesConfig::default(),
             log: LogConfig::default(),
             admin: AdminConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }
@@ -297,6 +346,16 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("TRUC_LOG_FORMAT", "log.format"),
     ("TRUC_LOG_LEVEL", "log.level"),
     ("TRUC_ADMIN_LISTEN", "admin.listen"),
+    ("TRUC_STORE_BACKEND", "store.backend"),
+    ("TRUC_STORE_NATS_URLS", "store.nats_urls"),
+    ("TRUC_STORE_NATS_CA", "store.nats_ca"),
+    ("TRUC_STORE_NATS_CERT", "store.nats_cert"),
+    ("TRUC_STORE_NATS_KEY", "store.nats_key"),
+    ("TRUC_STORE_NATS_PLAINTEXT", "store.nats_plaintext"),
+    ("TRUC_STORE_REPLICAS", "store.replicas"),
+    ("TRUC_STORE_PREFIX", "store.prefix"),
+    ("TRUC_STORE_LEASE_MS", "store.lease_ms"),
+    ("TRUC_STORE_TIMEOUT_MS", "store.timeout_ms"),
 ];
 
 impl Config {
@@ -410,6 +469,46 @@ impl Config {
                 "must be in -720..=840",
             ));
         }
+        if !matches!(self.store.backend.as_str(), "sled" | "jetstream") {
+            return Err(value(
+                "store.backend",
+                &format!("{:?}", self.store.backend),
+                "must be \"sled\" or \"jetstream\"",
+            ));
+        }
+        if self.store.backend == "jetstream" && self.store.nats_urls.is_empty() {
+            return Err(value(
+                "store.nats_urls",
+                &"[]",
+                "must name at least one NATS server when store.backend = \"jetstream\"",
+            ));
+        }
+        if !matches!(self.store.replicas, 1 | 3 | 5) {
+            return Err(value("store.replicas", &self.store.replicas, "must be 1, 3 or 5"));
+        }
+        if self.store.prefix.is_empty()
+            || !self
+                .store
+                .prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(value(
+                "store.prefix",
+                &format!("{:?}", self.store.prefix),
+                "must be letters, digits, '-' and '_'",
+            ));
+        }
+        if self.store.lease_ms < 100 {
+            return Err(value("store.lease_ms", &self.store.lease_ms, "must be at least 100"));
+        }
+        if self.store.timeout_ms < 100 {
+            return Err(value(
+                "store.timeout_ms",
+                &self.store.timeout_ms,
+                "must be at least 100",
+            ));
+        }
         if !matches!(self.log.format.as_str(), "plain" | "json") {
             return Err(value(
                 "log.format",
@@ -432,7 +531,11 @@ fn value(key: &'static str, v: &dyn std::fmt::Display, reason: &'static str) -> 
 
 fn env_value(key: &str, raw: &str) -> toml::Value {
     // Lists of paths may be given comma-separated.
-    if matches!(key, "tls.client_ca" | "tls.crl" | "signing.trust_anchors") && !raw.trim_start().starts_with('[') {
+    if matches!(
+        key,
+        "tls.client_ca" | "tls.crl" | "signing.trust_anchors" | "store.nats_urls"
+    ) && !raw.trim_start().starts_with('[')
+    {
         return toml::Value::Array(
             raw.split(',')
                 .filter(|s| !s.is_empty())
@@ -527,6 +630,28 @@ mod tests {
     fn path_lists_from_env() {
         let cfg = Config::load(None, &env(&[("TRUC_TLS_CRL", "a.pem,b.pem")])).unwrap();
         assert_eq!(cfg.tls.crl, vec![PathBuf::from("a.pem"), PathBuf::from("b.pem")]);
+    }
+
+    #[test]
+    fn store_backend_defaults_to_sled_and_jetstream_needs_urls() {
+        let cfg = Config::load(None, &env(&[])).unwrap();
+        assert_eq!(cfg.store.backend, "sled");
+        assert_eq!(cfg.store.replicas, 3);
+        let e = Config::load(None, &env(&[("TRUC_STORE_BACKEND", "jetstream")])).unwrap_err();
+        assert!(e.to_string().contains("store.nats_urls"), "{e}");
+        let cfg = Config::load(
+            None,
+            &env(&[
+                ("TRUC_STORE_BACKEND", "jetstream"),
+                ("TRUC_STORE_NATS_URLS", "tls://a:4222,tls://b:4222"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(cfg.store.nats_urls, vec!["tls://a:4222", "tls://b:4222"]);
+        let e = Config::load(None, &env(&[("TRUC_STORE_BACKEND", "etcd")])).unwrap_err();
+        assert!(e.to_string().contains("store.backend"), "{e}");
+        let e = Config::load(None, &env(&[("TRUC_STORE_REPLICAS", "2")])).unwrap_err();
+        assert!(e.to_string().contains("store.replicas"), "{e}");
     }
 
     #[test]

@@ -334,8 +334,10 @@ impl Engine {
                 }
                 let n = l.per_stream.get(&stream_id).copied().unwrap_or(0);
                 let from = l.cursor;
+                // Every leased id, not only those past the cursor: a backend
+                // may ignore `from` (`Store::fetch_from`'s default).
                 let skip: HashSet<u64> = if n < credit {
-                    l.by_id.keys().copied().filter(|id| *id >= from[band(*id)]).collect()
+                    l.by_id.keys().copied().collect()
                 } else {
                     HashSet::new()
                 };

@@ -166,23 +166,20 @@ async fn serve_with_admin(
     store_opts.on_commit = Some(truc_store::CommitObserver::new(move |n, took, ok| {
         m.committed(n, took, ok)
     }));
-    let store = tokio::task::spawn_blocking(move || SledStore::open(&store_opts, signer))
-        .await
-        .map_err(|e| HubError::Server(e.to_string()))??;
+    // Replicated store: batches other hubs commit wake this hub's streams.
+    // (weak: the engine holds the store)
+    let remote_engine: Arc<std::sync::OnceLock<std::sync::Weak<delivery::Engine>>> = Arc::default();
+    let store = open_store(&config, store_opts, signer, remote_engine.clone()).await?;
     let payloads = truc_store::PayloadFiles::open(&config.data_dir)?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let lease = Duration::from_millis(config.delivery.lease_ms);
-    let engine = delivery::Engine::new(
-        Arc::new(store.clone()),
-        lease,
-        config.delivery.max_attempts,
-        stop_rx.clone(),
-    );
+    let engine = delivery::Engine::new(store.dyn_store(), lease, config.delivery.max_attempts, stop_rx.clone());
+    let _ = remote_engine.set(Arc::downgrade(&engine));
     let reaper = tokio::spawn(engine.clone().reap().instrument(tracing::info_span!("reaper")));
     let shared = Arc::new(Shared {
         config: config.clone(),
-        store: Arc::new(store.clone()),
+        store: store.dyn_store(),
         engine,
         trust: trust.clone(),
         metrics: metrics.clone(),
@@ -356,6 +353,158 @@ async fn collect_payloads(
             _ = stop.changed() => return,
         }
     }
+}
+
+/// The receipt-signing key of the identity directory.
+fn load_signer(identity: &std::path::Path) -> Result<TreeHeadSigner, HubError> {
+    let path = identity.join("receipts.key");
+    let pem = std::fs::read(&path).map_err(|e| HubError::Identity(format!("{}: {e}", path.display())))?;
+    let key =
+        PrivatePkcs8KeyDer::from_pem_slice(&pem).map_err(|e| HubError::Identity(format!("{}: {e}", path.display())))?;
+    TreeHeadSigner::from_pkcs8(key.secret_pkcs8_der())
+        .map_err(|e| HubError::Identity(format!("{}: {e}", path.display())))
+}
+
+/// What a migration moved.
+#[derive(Debug, Clone)]
+pub struct Migrated {
+    /// Keys (records, receipts, Merkle nodes, tree heads, counters) moved.
+    pub keys: u64,
+    /// The receipt log's size afterwards (unchanged by the move).
+    pub tree_size: u64,
+    /// Its latest signed tree head's root, hex (unchanged by the move).
+    pub root_hex: String,
+}
+
+async fn latest(store: &dyn Store) -> Result<(u64, String), HubError> {
+    use prost::Message;
+    let Some(signed) = store.tree_head(0).await? else {
+        return Ok((0, String::new()));
+    };
+    let h = truc_proto::v1::TreeHead::decode(signed.tree_head.as_slice())
+        .map_err(|_| HubError::Store(truc_store::StoreError::Corrupt("tree head".into())))?;
+    let hex: String = h.root_hash.iter().map(|b| format!("{b:02x}")).collect();
+    Ok((h.tree_size, hex))
+}
+
+/// Offline migration from sled to JetStream: the sled store in
+/// `config.data_dir` (no hub running on it) becomes the first entry of the
+/// empty shared log that `config.store` names. Receipts, tree heads and
+/// proofs are unchanged (the same keys, byte for byte). Hubs on JetStream
+/// then rebuild their local view from the log.
+pub async fn migrate_to_jetstream(config: &Config) -> Result<Migrated, HubError> {
+    let signer = load_signer(&config.identity)?;
+    let sled_opts = SledStoreOptions::new(&config.data_dir);
+    let (tree_size, root_hex) = {
+        let opts = sled_opts.clone();
+        let s = tokio::task::spawn_blocking(move || SledStore::open(&opts, signer))
+            .await
+            .map_err(|e| HubError::Server(e.to_string()))??;
+        let r = latest(&s.clone()).await;
+        let _ = tokio::task::spawn_blocking(move || s.close()).await;
+        r?
+    };
+    let dir = config.data_dir.clone();
+    let (entry, keys) = tokio::task::spawn_blocking(move || truc_store::snapshot_entry(&dir))
+        .await
+        .map_err(|e| HubError::Server(e.to_string()))??;
+    let js = jetstream_options(config, SledStoreOptions::new(config.data_dir.join("unused")));
+    truc_store_jetstream::import_entry(&js, entry).await?;
+    Ok(Migrated {
+        keys,
+        tree_size,
+        root_hex,
+    })
+}
+
+/// Offline migration from JetStream to sled: `config.data_dir` becomes this
+/// hub's local view of the shared log, caught up to its end and flushed; a
+/// hub with `store.backend = "sled"` then serves it as it is. Stop every
+/// hub first, so that nothing is appended after.
+pub async fn migrate_to_sled(config: &Config) -> Result<Migrated, HubError> {
+    let signer = load_signer(&config.identity)?;
+    let js = jetstream_options(config, SledStoreOptions::new(&config.data_dir));
+    let store = truc_store_jetstream::JetStreamStore::open(js, signer).await?;
+    let r = latest(&*store).await;
+    let _ = tokio::task::spawn_blocking(move || store.close()).await;
+    let (tree_size, root_hex) = r?;
+    Ok(Migrated {
+        keys: 0,
+        tree_size,
+        root_hex,
+    })
+}
+
+fn jetstream_options(config: &Config, local: SledStoreOptions) -> truc_store_jetstream::JetStreamOptions {
+    let s = &config.store;
+    let id = &config.identity;
+    let mut opts = truc_store_jetstream::JetStreamOptions::new(s.nats_urls.clone(), local);
+    opts.tls = (!s.nats_plaintext).then(|| truc_store_jetstream::NatsTls {
+        ca: s.nats_ca.clone().unwrap_or_else(|| id.join("ca.pem")),
+        cert: s.nats_cert.clone().unwrap_or_else(|| id.join("cert.pem")),
+        key: s.nats_key.clone().unwrap_or_else(|| id.join("key.pem")),
+    });
+    opts.replicas = s.replicas;
+    opts.prefix = s.prefix.clone();
+    // Shown in the write lease: the host name (the pod name on Kubernetes).
+    opts.hub_name = std::env::var("HOSTNAME").unwrap_or_else(|_| config.listen.to_string());
+    opts.lease_ttl = Duration::from_millis(s.lease_ms);
+    opts.timeout = Duration::from_millis(s.timeout_ms);
+    opts
+}
+
+/// The store the configuration asks for.
+enum OpenStore {
+    Sled(Arc<SledStore>),
+    JetStream(Arc<truc_store_jetstream::JetStreamStore>),
+}
+
+impl OpenStore {
+    fn dyn_store(&self) -> Arc<dyn Store> {
+        match self {
+            OpenStore::Sled(s) => Arc::new(s.clone()),
+            OpenStore::JetStream(s) => s.clone(),
+        }
+    }
+
+    /// Flush and close. Blocking.
+    fn close(self) {
+        match self {
+            OpenStore::Sled(s) => s.close(),
+            OpenStore::JetStream(s) => s.close(),
+        }
+    }
+}
+
+async fn open_store(
+    config: &Config,
+    mut store_opts: SledStoreOptions,
+    signer: TreeHeadSigner,
+    engine: Arc<std::sync::OnceLock<std::sync::Weak<delivery::Engine>>>,
+) -> Result<OpenStore, HubError> {
+    if config.store.backend != "jetstream" {
+        let store = tokio::task::spawn_blocking(move || SledStore::open(&store_opts, signer))
+            .await
+            .map_err(|e| HubError::Server(e.to_string()))??;
+        return Ok(OpenStore::Sled(store));
+    }
+    store_opts.on_remote = Some(truc_store::RemoteObserver::new(move |codes| {
+        if let Some(engine) = engine.get().and_then(|e| e.upgrade()) {
+            let codes: Vec<truc_core::AgencyCode> = codes
+                .iter()
+                .filter_map(|c| truc_core::AgencyCode::parse(c).ok())
+                .collect();
+            engine.enqueued(codes.iter());
+        }
+    }));
+    let s = &config.store;
+    let mut opts = jetstream_options(config, store_opts);
+    // Payload files of chunked uploads (truc_store::PayloadFiles) are
+    // replicated too, so that any hub serves their downloads.
+    opts.payload_dir = Some(config.data_dir.join("payloads"));
+    let store = truc_store_jetstream::JetStreamStore::open(opts, signer).await?;
+    info!(urls = %s.nats_urls.join(","), replicas = s.replicas, prefix = %s.prefix, "JetStream store open");
+    Ok(OpenStore::JetStream(store))
 }
 
 /// Delete unfinished uploads older than `max_age`, hourly, until stopped.

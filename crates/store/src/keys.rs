@@ -22,6 +22,7 @@
 //! | `M` | level (u8), index (u64)                  | Merkle node hash (32 bytes) |
 //! | `T` | tree size (u64)                          | serialized `SignedTreeHead` |
 //! | `Z` | (none)                                   | `Meta` counters             |
+//! | `J` | (none)                                   | replicated log position (local) |
 //!
 //! A delivery id puts the priority rank in bits 48–50 (0 = hỏa tốc hẹn
 //! giờ … 4 = thường) and a hub-wide sequence number below it, so a prefix
@@ -46,6 +47,9 @@ pub(crate) mod tag {
     pub(crate) const NODE: u8 = b'M';
     pub(crate) const TREE_HEAD: u8 = b'T';
     pub(crate) const META: u8 = b'Z';
+    /// Local only, never replicated: the position in the shared log this
+    /// tree reflects (JetStream backend).
+    pub(crate) const REPLICA_SEQ: u8 = b'J';
 }
 
 /// Below 2^53 in all, so ids survive JSON numbers (JavaScript doubles).
@@ -180,6 +184,10 @@ pub(crate) fn tree_head(size: u64) -> Vec<u8> {
 
 pub(crate) fn meta() -> Vec<u8> {
     vec![tag::META]
+}
+
+pub(crate) fn replica_seq() -> Vec<u8> {
+    vec![tag::REPLICA_SEQ]
 }
 
 pub(crate) fn u64_value(v: &[u8]) -> Option<u64> {

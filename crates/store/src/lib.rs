@@ -21,11 +21,13 @@ mod error;
 pub mod keys;
 pub mod payloads;
 mod records;
+mod replica;
 mod sled;
 mod stats;
 
 pub use crate::error::StoreError;
 pub use crate::payloads::{PartWriter, PayloadFiles, Resume, UploadMismatch};
+pub use crate::replica::{snapshot_entry, RemoteObserver, Replicator};
 pub use crate::sled::{SledStore, SledStoreOptions};
 pub use crate::stats::CommitObserver;
 

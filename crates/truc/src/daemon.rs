@@ -14,7 +14,8 @@ pub const EX_USAGE: u8 = 64;
 
 const LONG_ABOUT: &str = "\
 The Truc hub: routes digitally signed documents between agencies over gRPC
-with mutual TLS, keeps a durable outbox per agency (sled, in --data-dir) and
+with mutual TLS, keeps a durable outbox per agency (sled in --data-dir, or a
+replicated log on NATS JetStream: store.backend) and
 records signed receipts in a Merkle log.
 
 Configuration is layered: built-in defaults, then the TOML file (--config or
@@ -49,6 +50,16 @@ Environment variables:
   TRUC_LOG_FORMAT                  log.format        (plain | json)
   TRUC_LOG_LEVEL                   log.level         (info; RUST_LOG wins)
   TRUC_ADMIN_LISTEN                admin.listen      (none; HTTP /metrics /healthz /readyz)
+  TRUC_STORE_BACKEND               store.backend     (sled | jetstream; docs/storage.md)
+  TRUC_STORE_NATS_URLS             store.nats_urls   (none; comma-separated tls://host:port)
+  TRUC_STORE_NATS_CA               store.nats_ca     (identity's ca.pem)
+  TRUC_STORE_NATS_CERT             store.nats_cert   (identity's cert.pem)
+  TRUC_STORE_NATS_KEY              store.nats_key    (identity's key.pem)
+  TRUC_STORE_NATS_PLAINTEXT        store.nats_plaintext (false)
+  TRUC_STORE_REPLICAS              store.replicas    (3)
+  TRUC_STORE_PREFIX                store.prefix      (truc)
+  TRUC_STORE_LEASE_MS              store.lease_ms    (5000)
+  TRUC_STORE_TIMEOUT_MS            store.timeout_ms  (10000)
 
 GETTING STARTED:
   truc pki init --dir pki
@@ -81,6 +92,26 @@ pub struct Args {
     /// (keep it private) [config: admin.listen].
     #[arg(long, value_name = "ADDR")]
     pub admin_listen: Option<SocketAddr>,
+    /// Instead of serving: a maintenance command.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Maintenance commands (the hub is not serving).
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Move the hub's state between sled and JetStream, offline, with
+    /// receipts, tree heads and proofs unchanged. Uses the same
+    /// configuration as serving: data_dir and [store].
+    Migrate {
+        /// `to-jetstream`: the sled store in data_dir (no hub running on it)
+        /// becomes the first entry of the empty log that [store] names.
+        /// `to-sled`: data_dir becomes a full, flushed copy of that log's
+        /// state, served afterwards with store.backend = "sled" (stop every
+        /// hub first).
+        #[arg(value_parser = ["to-jetstream", "to-sled"])]
+        direction: String,
+    },
 }
 
 fn config(args: &Args) -> Result<Config, ConfigError> {
@@ -155,7 +186,28 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(cfg)) {
+    let result = match &args.command {
+        None => rt.block_on(run(cfg)),
+        Some(Command::Migrate { direction }) => rt.block_on(async {
+            let m = if direction == "to-jetstream" {
+                truc_hub::migrate_to_jetstream(&cfg).await?
+            } else {
+                truc_hub::migrate_to_sled(&cfg).await?
+            };
+            println!(
+                "migrated {direction}: receipt log of {} entries, root {}{}",
+                m.tree_size,
+                m.root_hex,
+                if m.keys > 0 {
+                    format!(" ({} keys)", m.keys)
+                } else {
+                    String::new()
+                }
+            );
+            Ok(())
+        }),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e @ HubError::Identity(_)) => {
             eprintln!("trucd: {e}");

@@ -206,9 +206,21 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
     } else {
         truc_core::sha256(&d.payload)
     };
-    // The document as received, payload included, goes to the body log;
-    // sled keeps where it is.
-    let body = p.bodies.push(&d.encode_to_vec()).encode();
+    // The document as received, payload included, goes to the body log and
+    // sled keeps where it is; replicated, it stays in the records (the
+    // shared log is all other hubs can read), the payload under `P`.
+    let (body, inline) = if p.inline_bodies {
+        if !doc.payload_external {
+            let key = keys::payload(&payload_sha256);
+            if !p.contains(&key)? {
+                p.put(key, d.payload);
+            }
+        }
+        (Vec::new(), Some((d.header, d.signature, d.signer_chain)))
+    } else {
+        (p.bodies.push(&d.encode_to_vec()).encode(), None)
+    };
+    let (header, signature, signer_chain) = inline.unwrap_or_default();
     let receipt_index = p.append_receipt(Receipt {
         event: ReceiptEvent::Accepted as i32,
         actor: doc.actor.clone(),
@@ -224,10 +236,10 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
     let rec = DocumentRecord {
         hub_id,
         payload_sha256: payload_sha256.to_vec(),
-        header: Vec::new(),
-        signature: Vec::new(),
+        header,
+        signature,
         signature_scheme: d.signature_scheme,
-        signer_chain: Vec::new(),
+        signer_chain,
         accepted_at_unix_ms: now,
         accepted_receipt: receipt_index,
         header_sha256: doc.header_sha256.to_vec(),

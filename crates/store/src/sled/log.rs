@@ -86,6 +86,14 @@ pub(super) struct BodyFiles {
 }
 
 impl BodyFiles {
+    /// Read the bodies of the store in `dir` (no segment is created).
+    pub(super) fn at(dir: &Path) -> BodyFiles {
+        BodyFiles {
+            dir: dir.join("bodies"),
+            open: RwLock::new(HashMap::new()),
+        }
+    }
+
     fn file(&self, segment: u32) -> Result<Arc<File>, StoreError> {
         if let Some(f) = self.open.read().unwrap_or_else(|e| e.into_inner()).get(&segment) {
             return Ok(f.clone());
@@ -242,8 +250,9 @@ pub(super) fn batches_after(dir: &Path, after: (u32, u64)) -> Result<Vec<Vec<Wri
             _ => None,
         };
         let path = segment_path(&dir, seg);
-        let bytes = std::fs::read(&path).map_err(|e| io_error(&path, e))?;
-        let mut at = start.unwrap_or(0) as usize;
+        // Only what follows the recorded batch is read, not the segment.
+        let bytes = read_from(&path, start.unwrap_or(0)).map_err(|e| io_error(&path, e))?;
+        let mut at = 0usize;
         let mut skip_first = start.is_some();
         while let Some(header) = bytes.get(at..at + 8) {
             let len = u32::from_le_bytes(header[0..4].try_into().unwrap_or_default()) as usize;
@@ -252,7 +261,7 @@ pub(super) fn batches_after(dir: &Path, after: (u32, u64)) -> Result<Vec<Vec<Wri
             };
             if kind == KIND_BATCH && !skip_first {
                 let writes = decode_writes(&bytes[at + 9..at + 8 + len])
-                    .ok_or_else(|| StoreError::Corrupt(format!("batch record at {seg}/{at}")))?;
+                    .ok_or_else(|| StoreError::Corrupt(format!("batch record in segment {seg}")))?;
                 out.push(writes);
             }
             skip_first = false;
@@ -336,6 +345,16 @@ impl BodyLog {
         self.end += staged.buf.len() as u64;
         Ok(())
     }
+}
+
+/// The bytes of `path` from `offset` to its end.
+fn read_from(path: &Path, offset: u64) -> io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = File::open(path)?;
+    f.seek(SeekFrom::Start(offset))?;
+    let mut out = Vec::new();
+    f.read_to_end(&mut out)?;
+    Ok(out)
 }
 
 /// Create segment `n` (or the next free number) and make its name durable.

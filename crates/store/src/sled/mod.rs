@@ -8,6 +8,7 @@ mod ops;
 mod pending;
 mod proofs;
 mod reads;
+mod replicated;
 mod writer;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -45,6 +46,11 @@ pub struct SledStoreOptions {
     /// Free disk space to keep: sends that would go below it are refused
     /// before anything is written (0: no check).
     pub min_free_bytes: u64,
+    /// Replicate every batch through this shared log before answering
+    /// (the JetStream backend); `None`: the local flush is the commit.
+    pub replicator: Option<Arc<dyn crate::Replicator>>,
+    /// Told which agencies got outbox items from other hubs' batches.
+    pub on_remote: Option<crate::RemoteObserver>,
 }
 
 impl SledStoreOptions {
@@ -57,6 +63,8 @@ impl SledStoreOptions {
             on_commit: None,
             outbox_quota_bytes: 0,
             min_free_bytes: 0,
+            replicator: None,
+            on_remote: None,
         }
     }
 }
@@ -179,7 +187,12 @@ impl SledStore {
             Some(v) => Meta::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("meta".into()))?,
             None => Meta::default(),
         };
-        let replay = log::batches_after(&opts.path, (logged.log_segment, logged.log_offset))?;
+        // (Replicated, the shared log is the commit point and this log holds
+        // no batches.)
+        let replay = match opts.replicator {
+            None => log::batches_after(&opts.path, (logged.log_segment, logged.log_offset))?,
+            Some(_) => Vec::new(),
+        };
         if !replay.is_empty() {
             let n = replay.len();
             for writes in replay {
@@ -195,6 +208,34 @@ impl SledStore {
             db.flush()?;
             tracing::info!(batches = n, "caught up from the log");
         }
+        let cache = Arc::new(Cache {
+            quota_bytes: opts.outbox_quota_bytes,
+            min_free_bytes: opts.min_free_bytes,
+            path: opts.path.clone(),
+            ..Cache::default()
+        });
+        // Replicated: catch up with the shared log before serving.
+        let follower = match &opts.replicator {
+            None => None,
+            Some(r) => {
+                let from = replicated::applied(&tree)?;
+                let last = r.last()?;
+                if from > last {
+                    return Err(StoreError::Corrupt(format!(
+                        "{}: this local view reflects {from} log entries but the shared log holds {last}: the log \
+                         was reset or this directory belongs to another log; start with an empty data_dir",
+                        opts.path.display()
+                    )));
+                }
+                let (applied, _) = replicated::catch_up(&tree, &cache, &**r, from, last)?;
+                tracing::info!(from, applied, "caught up with the shared log");
+                Some(replicated::Follower {
+                    replica: r.clone(),
+                    applied,
+                    on_remote: opts.on_remote.clone(),
+                })
+            }
+        };
         let mut meta = match tree.get(keys::meta())? {
             Some(v) => Meta::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("meta".into()))?,
             None => Meta {
@@ -212,12 +253,6 @@ impl SledStore {
             tree.apply_batch(batch)?;
             db.flush()?;
         }
-        let cache = Arc::new(Cache {
-            quota_bytes: opts.outbox_quota_bytes,
-            min_free_bytes: opts.min_free_bytes,
-            path: opts.path.clone(),
-            ..Cache::default()
-        });
         {
             let mut agencies = cache.agencies.write().unwrap_or_else(|e| e.into_inner());
             for kv in tree.scan_prefix([tag::AGENCY]) {
@@ -246,6 +281,7 @@ impl SledStore {
             signer,
             cache: cache.clone(),
             on_commit: opts.on_commit.clone(),
+            follower,
         };
         let handle = std::thread::Builder::new()
             .name("truc-store-writer".into())
@@ -270,11 +306,54 @@ impl SledStore {
         }
     }
 
+    /// Replicated store: have the writer apply what other hubs appended to
+    /// the shared log (a no-op when it is busy: every batch catches up).
+    pub fn sync_replica(&self) {
+        let _ = self.ops.try_send(Op::Sync(None));
+    }
+
+    /// Replicated store: return once the local view reflects every batch
+    /// the shared log held when this was called (reads after it see every
+    /// write any hub had acknowledged). Without a log: at once.
+    pub async fn catch_up(&self) -> Result<(), StoreError> {
+        self.call(|tx| Op::Sync(Some(tx))).await
+    }
+
     async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Op) -> Result<T, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.ops.send(make(tx)).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
+}
+
+/// For a copy into a replicated store, whose hubs cannot read this store's
+/// log: a `D` record (`key`, `value`) whose body is in the log, rewritten
+/// with the body in the record and its inline payload under `P` (returned
+/// as an extra key and value). Other keys come back unchanged.
+pub(crate) fn with_body_inline(
+    path: &Path,
+    key: &[u8],
+    value: Vec<u8>,
+) -> Result<(Vec<u8>, Option<(Vec<u8>, Vec<u8>)>), StoreError> {
+    use crate::records::DocumentRecord;
+    if key.first() != Some(&tag::DOCUMENT) {
+        return Ok((value, None));
+    }
+    let mut rec = DocumentRecord::decode(value.as_slice()).map_err(|_| StoreError::Corrupt("document".into()))?;
+    if rec.body.is_empty() {
+        return Ok((value, None));
+    }
+    let at = log::BodyRef::decode(&rec.body)
+        .ok_or_else(|| StoreError::Corrupt(format!("body of document {}", rec.hub_id)))?;
+    let body = log::BodyFiles::at(path).read(at)?;
+    let doc = truc_proto::v1::SignedDocument::decode(body.as_slice())
+        .map_err(|_| StoreError::Corrupt(format!("body of document {}", rec.hub_id)))?;
+    rec.body = Vec::new();
+    rec.header = doc.header;
+    rec.signature = doc.signature;
+    rec.signer_chain = doc.signer_chain;
+    let payload = (!rec.external_payload).then(|| (keys::payload(&rec.payload_sha256), doc.payload));
+    Ok((rec.encode_to_vec(), payload))
 }
 
 /// sled reports a directory locked by another handle as an I/O error.

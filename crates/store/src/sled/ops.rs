@@ -82,6 +82,10 @@ pub(super) enum Op {
         limit: usize,
         reply: Reply<u64>,
     },
+    /// Replicated store: apply what other hubs appended to the log (and
+    /// answer once the local view has caught up with the log's end). The
+    /// writer handles it itself; it is never applied to a batch.
+    Sync(Option<Reply<()>>),
 }
 
 impl Op {
@@ -179,6 +183,11 @@ impl Op {
                 limit,
                 reply: tx,
             } => done(tx, super::gc::collect(p, cache, released_before_unix_ms, limit)),
+            Op::Sync(tx) => Box::new(move |c: Result<&Committed, &StoreError>| {
+                if let Some(tx) = tx {
+                    reply(tx, c.map(|_| ()).map_err(commit_error))
+                }
+            }),
         }
     }
 }

@@ -30,6 +30,9 @@ pub(super) struct Pending<'t> {
     pub(super) time_unix_ms: i64,
     /// Document bodies written with this batch.
     pub(super) bodies: Staged,
+    /// Keep bodies in the records instead (a replicated store: the shared
+    /// log is the only thing every hub can read).
+    pub(super) inline_bodies: bool,
     /// Merkle nodes and receipts appended by this batch, kept to prove the
     /// batch's receipts without reading them back.
     appended: Appended,
@@ -67,6 +70,7 @@ impl<'t> Pending<'t> {
             queued_delta: HashMap::new(),
             time_unix_ms,
             bodies,
+            inline_bodies: false,
             appended: Appended::default(),
         }
     }
@@ -174,6 +178,18 @@ impl<'t> Pending<'t> {
         self.meta.tree_size += 1;
         self.meta.last_time_unix_ms = self.time_unix_ms;
         Ok(index)
+    }
+
+    /// Every key this batch changes, with its final value (the log entry
+    /// of a replicated store).
+    pub(super) fn changes(&self) -> Vec<crate::replica::Change> {
+        self.overlay
+            .iter()
+            .map(|(k, v)| crate::replica::Change {
+                key: k.clone(),
+                value: v.clone(),
+            })
+            .collect()
     }
 
     pub(super) fn into_batch(self) -> Ready {

@@ -22,6 +22,7 @@ use super::log;
 use super::ops::Op;
 use super::pending::{CachedNodes, Pending, Ready};
 use super::proofs;
+use super::replicated::{self, Follower};
 use super::Cache;
 use crate::keys;
 use crate::records::Meta;
@@ -80,6 +81,8 @@ pub(super) struct Writer {
     pub(super) signer: TreeHeadSigner,
     pub(super) cache: Arc<Cache>,
     pub(super) on_commit: Option<crate::CommitObserver>,
+    /// Set for a replicated store: the shared log is the commit point.
+    pub(super) follower: Option<Follower>,
 }
 
 impl Writer {
@@ -112,16 +115,46 @@ impl Writer {
             }
             return;
         }
+        let (syncs, ops): (Vec<Op>, Vec<Op>) = ops.partition(|op| matches!(op, Op::Sync(_)));
+        if ops.is_empty() {
+            // Only `Sync`: another hub appended to the shared log, or a
+            // read wants the log's end.
+            let r = self.follow();
+            if let Err(e) = &r {
+                tracing::warn!(error = %e, "cannot read the shared log; will retry");
+            }
+            for op in syncs {
+                if let Op::Sync(Some(tx)) = op {
+                    let _ = tx.send(r.as_ref().map(|_| ()).map_err(commit_error));
+                }
+            }
+            return;
+        }
+        // With a batch: it catches up first, so the syncs ride along.
+        let ops = ops.into_iter().chain(syncs);
+        // Replicated: take the write lease and catch up with the log first,
+        // so that the batch is built on the latest state.
+        let leased = match &self.follower {
+            None => Ok(false),
+            Some(f) => f.replica.begin().and_then(|last| self.catch_up(last)).map(|_| true),
+        };
         let tree = self.tree.clone();
         let staged = self.log.begin();
         let mut pending = Pending::new(&tree, self.meta.clone(), staged);
+        pending.inline_bodies = self.follower.is_some();
         let mut completions: Vec<Completion> = Vec::new();
         for op in ops {
             completions.push(op.apply(&mut pending, &self.cache));
         }
         let batch_size = completions.len();
         let time = pending.time_unix_ms;
-        let result = self.finish(pending, time);
+        let result = match &leased {
+            Ok(_) => self.finish(pending, time),
+            Err(e) => Err(commit_error(e)),
+        };
+        if let (Ok(true), Some(f)) = (&leased, &self.follower) {
+            f.replica.end();
+        }
         if let Some(observe) = &self.on_commit {
             observe.observe(batch_size, started.elapsed(), result.is_ok());
         }
@@ -168,17 +201,32 @@ impl Writer {
         pending.meta.log_segment = segment;
         pending.meta.log_offset = offset;
         pending.put(keys::meta(), pending.meta.encode_to_vec());
+        let changes = self.follower.as_ref().map(|_| pending.changes());
         let Ready {
-            writes,
+            mut writes,
             meta,
             agencies,
             queued_delta,
             mut bodies,
             appended,
         } = pending.into_batch();
-        bodies.push_batch(&log::encode_writes(writes.iter()));
-        // The commit point: bodies and the batch record written and synced.
-        self.log.commit(bodies)?;
+        let log_seq = match (&self.follower, changes) {
+            // Replicated: the shared log is the commit point (bodies are
+            // inline in the records, so every hub can read them); once the
+            // cluster has acknowledged the append, the local tree follows.
+            (Some(f), Some(changes)) => {
+                let entry = crate::replica::LogEntry { changes };
+                let seq = f.replica.append(f.applied, entry.encode_to_vec())?;
+                writes.insert(keys::replica_seq(), Some(seq.to_be_bytes().to_vec()));
+                Some(seq)
+            }
+            // Embedded: bodies and the batch record written and synced.
+            _ => {
+                bodies.push_batch(&log::encode_writes(writes.iter()));
+                self.log.commit(bodies)?;
+                None
+            }
+        };
         let mut batch = sled::Batch::default();
         for (k, v) in writes {
             match v {
@@ -188,7 +236,7 @@ impl Writer {
         }
         // Durable already: sled applies it in memory (atomically for
         // readers) and flushes in the background; a crash before that is
-        // replayed from the log at the next open.
+        // replayed from the log (local or shared) at the next open.
         if let Err(e) = self.tree.apply_batch(batch) {
             self.poisoned = Some(format!(
                 "a durable batch could not be applied ({e}); restart trucd to replay it"
@@ -197,6 +245,9 @@ impl Writer {
         }
         self.meta = meta;
         self.cache.apply(agencies, &queued_delta);
+        if let (Some(seq), Some(f)) = (log_seq, &mut self.follower) {
+            f.applied = seq;
+        }
         Ok(Committed {
             tree: self.tree.clone(),
             tree_size: self.meta.tree_size,
@@ -204,6 +255,36 @@ impl Writer {
             nodes: RefCell::new(appended.nodes),
             receipts: appended.receipts,
         })
+    }
+}
+
+impl Writer {
+    /// Apply what other hubs appended to the shared log since we last looked.
+    fn follow(&mut self) -> Result<(), StoreError> {
+        let Some(f) = &self.follower else { return Ok(()) };
+        let last = f.replica.last()?;
+        self.catch_up(last)
+    }
+
+    /// Apply log entries up to `last` to the local tree, then reload the
+    /// counters the writer keeps.
+    fn catch_up(&mut self, last: u64) -> Result<(), StoreError> {
+        let Some(f) = &mut self.follower else { return Ok(()) };
+        // From what the tree holds: a catch-up that failed halfway kept
+        // the chunks it applied.
+        f.applied = replicated::applied(&self.tree)?;
+        if last <= f.applied {
+            return Ok(());
+        }
+        let (applied, notify) = { replicated::catch_up(&self.tree, &self.cache, &*f.replica, f.applied, last)? };
+        f.applied = applied;
+        if let Some(v) = self.tree.get(keys::meta())? {
+            self.meta = Meta::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("meta".into()))?;
+        }
+        if let (Some(observe), false) = (&f.on_remote, notify.is_empty()) {
+            observe.observe(notify);
+        }
+        Ok(())
     }
 }
 
