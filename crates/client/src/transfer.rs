@@ -115,22 +115,21 @@ impl Client {
         let sent_so_far = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(offset));
         let counter = sent_so_far.clone();
         let reader = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            let mut f = std::fs::File::open(&path)?;
-            f.seek(SeekFrom::Start(offset))?;
+            // Around the page cache where it can: each chunk is read into a
+            // buffer of its own and handed over without a copy.
+            let mut f = truc_fileio::SeqReader::open(&path, offset)?;
             let mut sent = offset;
             while sent < total {
-                // A fresh buffer per chunk, handed over without a copy.
-                // (read into spare capacity: nothing is zeroed first).
                 let want = CHUNK.min((total - sent) as usize);
-                let mut buf = Vec::with_capacity(want);
-                let n = (&mut f).take(want as u64).read_to_end(&mut buf)?;
+                let (buf, range) = f.next_chunk(want)?;
+                let n = range.len();
                 if n == 0 {
                     break;
                 }
                 sent += n as u64;
                 if tx
                     .blocking_send(UploadRequest {
-                        part: Some(Part::Chunk(Bytes::from(buf))),
+                        part: Some(Part::Chunk(Bytes::from(buf).slice(range))),
                     })
                     .is_err()
                 {

@@ -280,6 +280,86 @@ impl Drop for SeqWriter {
     }
 }
 
+/// Reads a file front to back in large blocks, around the page cache where
+/// the file system allows (`O_DIRECT` straight into the buffer that is then
+/// handed on, so the bytes are not copied out of the page cache first; on
+/// the measured VM that copy was 43 % of the hub's samples while serving a
+/// download). Elsewhere it reads the ordinary way.
+pub struct SeqReader {
+    direct: Option<File>,
+    buffered: File,
+    pos: u64,
+}
+
+impl std::fmt::Debug for SeqReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SeqReader")
+            .field("pos", &self.pos)
+            .field("direct", &self.direct.is_some())
+            .finish()
+    }
+}
+
+impl SeqReader {
+    /// Open `path` to read from `offset` on.
+    pub fn open(path: &Path, offset: u64) -> io::Result<SeqReader> {
+        let buffered = File::open(path)?;
+        let direct = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(path)
+            .ok();
+        Ok(SeqReader {
+            direct,
+            buffered,
+            pos: offset,
+        })
+    }
+
+    /// The next up to `len` bytes (fewer only at the end of the file; none
+    /// after it), in a buffer of their own: the buffer and where the bytes
+    /// are in it.
+    pub fn next_chunk(&mut self, len: usize) -> io::Result<(Vec<u8>, std::ops::Range<usize>)> {
+        if let Some(d) = &self.direct {
+            let head = (self.pos % ALIGN as u64) as usize;
+            let from = self.pos - head as u64;
+            let want = (head + len).div_ceil(ALIGN) * ALIGN;
+            let mut buf = vec![0u8; want + ALIGN];
+            let start = buf.as_ptr().align_offset(ALIGN);
+            match read_full_at(d, &mut buf[start..start + want], from) {
+                Ok(got) => {
+                    let n = got.saturating_sub(head).min(len);
+                    self.pos += n as u64;
+                    return Ok((buf, start + head..start + head + n));
+                }
+                // Refused here: the ordinary way from now on.
+                Err(_) => self.direct = None,
+            }
+        }
+        let mut buf = vec![0u8; len];
+        let got = read_full_at(&self.buffered, &mut buf, self.pos)?;
+        self.pos += got as u64;
+        Ok((buf, 0..got))
+    }
+}
+
+/// Fill `buf` from `offset`, fewer bytes only at the end of the file.
+fn read_full_at(f: &File, buf: &mut [u8], mut offset: u64) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read_at(&mut buf[n..], offset) {
+            Ok(0) => break,
+            Ok(k) => {
+                n += k;
+                offset += k as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,6 +392,27 @@ mod tests {
             w.file().sync_all().unwrap();
             drop(w);
             assert!(std::fs::read(&path).unwrap() == want, "start {start}");
+        }
+    }
+
+    #[test]
+    fn reading_from_any_offset_in_any_chunk_size_gives_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r");
+        let want = pattern(STAGE + 10_007, 5);
+        std::fs::write(&path, &want).unwrap();
+        for (offset, len) in [(0usize, STAGE), (1, 4096), (4095, STAGE), (12_345, 1_000_000)] {
+            let mut r = SeqReader::open(&path, offset as u64).unwrap();
+            let mut got = Vec::new();
+            loop {
+                let (buf, range) = r.next_chunk(len).unwrap();
+                if range.is_empty() {
+                    break;
+                }
+                assert!(range.len() <= len);
+                got.extend_from_slice(&buf[range]);
+            }
+            assert!(got == want[offset..], "offset {offset}, len {len}");
         }
     }
 

@@ -237,6 +237,16 @@ impl PayloadFiles {
         Ok(f)
     }
 
+    /// A stored payload, to read in large blocks from `offset` (around the
+    /// page cache where it can); `Precondition` once it has been collected.
+    pub fn reader(&self, sha256: &[u8], offset: u64) -> Result<truc_fileio::SeqReader, StoreError> {
+        let path = self.payload_path(sha256);
+        truc_fileio::SeqReader::open(&path, offset).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => StoreError::Precondition("the payload has been collected".into()),
+            _ => io_err(&path, e),
+        })
+    }
+
     /// Read up to `len` bytes of a stored payload from `offset`.
     pub fn read_at(&self, sha256: &[u8], offset: u64, len: usize) -> Result<Vec<u8>, StoreError> {
         read_chunk(&mut self.open_at(sha256, offset)?, len)

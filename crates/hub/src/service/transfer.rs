@@ -265,17 +265,21 @@ pub(crate) async fn download(
                     if offset >= *size {
                         Ok(Bytes::new())
                     } else {
-                        let f = match file.take() {
-                            Some(f) => Ok(f),
-                            None => shared.payloads.open_at(sha256, offset),
+                        let reader = match file.take() {
+                            Some(r) => Ok(r),
+                            None => shared.payloads.reader(sha256, offset),
                         };
-                        f.and_then(|mut f| {
-                            let data = truc_store::payloads::read_chunk(&mut f, DOWNLOAD_CHUNK);
-                            file = Some(f);
-                            data
-                        })
-                        .map(Bytes::from)
-                        .map_err(status::from_store)
+                        reader
+                            .and_then(|mut r| {
+                                let data = r.next_chunk(DOWNLOAD_CHUNK).map_err(|e| {
+                                    truc_store::StoreError::Unavailable(format!("reading a payload: {e}"))
+                                });
+                                file = Some(r);
+                                data
+                            })
+                            // The bytes stay where they were read: no copy.
+                            .map(|(buf, range)| Bytes::from(buf).slice(range))
+                            .map_err(status::from_store)
                     }
                 }
             };
