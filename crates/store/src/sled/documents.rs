@@ -55,7 +55,7 @@ pub(super) fn enqueue_copy(
     deadlines: (i64, i64),
 ) -> Result<(), StoreError> {
     let hub_id = rec.hub_id;
-    super::gc::add_ref(p, &rec, 1)?;
+    super::gc::add_ref(p, rec, 1)?;
     let delivery_id = enqueue(p, agency, hub_id, rec.priority, None, rec.payload_size);
     let state = RecipientState {
         state: TransportState::Queued as i32,
@@ -88,7 +88,7 @@ fn withdraw_if_queued(
     if p.contains(&key)? {
         p.del(key);
         p.add_queued(agency, -1, rec.payload_size);
-        super::gc::add_ref(p, &rec, -1)?;
+        super::gc::add_ref(p, rec, -1)?;
     }
     state.state = TransportState::Withdrawn as i32;
     state.state_at_unix_ms = p.time_unix_ms;

@@ -326,6 +326,9 @@ impl SledStore {
     }
 }
 
+/// A key and its value.
+type KeyValue = (Vec<u8>, Vec<u8>);
+
 /// For a copy into a replicated store, whose hubs cannot read this store's
 /// log: a `D` record (`key`, `value`) whose body is in the log, rewritten
 /// with the body in the record and its inline payload under `P` (returned
@@ -334,7 +337,7 @@ pub(crate) fn with_body_inline(
     path: &Path,
     key: &[u8],
     value: Vec<u8>,
-) -> Result<(Vec<u8>, Option<(Vec<u8>, Vec<u8>)>), StoreError> {
+) -> Result<(Vec<u8>, Option<KeyValue>), StoreError> {
     use crate::records::DocumentRecord;
     if key.first() != Some(&tag::DOCUMENT) {
         return Ok((value, None));
