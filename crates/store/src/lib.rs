@@ -70,6 +70,8 @@ pub struct NewDocument {
     pub payload_external: bool,
     /// Payload size in bytes (as signed).
     pub payload_size: u64,
+    /// Payload SHA-256 as signed (checked against the payload by the hub).
+    pub payload_sha256: [u8; 32],
 }
 
 /// Where a document's payload is, for a Download.

@@ -228,6 +228,12 @@ pub(crate) async fn accept(
         .deadlines
         .for_priority(checked.priority as i32, truc_core::now_unix_ms());
     let h = checked.header;
+    // `check_header` refused any other length.
+    let payload_sha256: [u8; 32] = h
+        .payload_sha256
+        .as_slice()
+        .try_into()
+        .map_err(|_| Status::invalid_argument("payload_sha256 must be 32 bytes"))?;
     let outcome = shared
         .store
         .send(NewDocument {
@@ -246,6 +252,7 @@ pub(crate) async fn accept(
             confirm_deadline_unix_ms: confirm_deadline,
             payload_external,
             payload_size,
+            payload_sha256,
         })
         .await
         .map_err(status::from_store)?;

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use prost::Message;
 use truc_core::AgencyCode;
-use truc_proto::v1::{BusinessType, DocumentHeader, Receipt, ReceiptEvent, StatusCode, TransportState};
+use truc_proto::v1::{BusinessType, Receipt, ReceiptEvent, StatusCode, TransportState};
 
 use super::agencies;
 use super::ops::{document, document_receipt, recipient_state, require_active, HUB_ACTOR};
@@ -197,15 +197,7 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
     let now = p.time_unix_ms;
     let d = doc.document;
     let payload_size = doc.payload_size;
-    let payload_sha256: [u8; 32] = if doc.payload_external {
-        let h = DocumentHeader::decode(d.header.as_slice()).map_err(|_| StoreError::Corrupt("header".into()))?;
-        h.payload_sha256
-            .as_slice()
-            .try_into()
-            .map_err(|_| StoreError::Corrupt("payload digest".into()))?
-    } else {
-        truc_core::sha256(&d.payload)
-    };
+    let payload_sha256 = doc.payload_sha256;
     // The document as received, payload included, goes to the body log and
     // sled keeps where it is; replicated, it stays in the records (the
     // shared log is all other hubs can read), the payload under `P`.
