@@ -1087,29 +1087,58 @@ pub async fn run(spec: &LoadSpec) -> Result<LoadReport, LoadError> {
 }
 
 /// A fixed send schedule: ticket `k` is due at `start + k / rate`.
+///
+/// Tickets are released by a thread of its own that sleeps until each one
+/// is due: tokio's timer rounds every deadline up to the next millisecond,
+/// which would count up to a millisecond of the generator's own lateness
+/// as the hub's latency. Waiters take tickets in order (the semaphore is
+/// fair), and each measures from its ticket's due time, so a late hub is
+/// still charged for the sends it held back (no coordinated omission).
 #[derive(Debug, Clone)]
 pub struct Pacer {
     start: Instant,
     rate: f64,
+    tickets: Arc<tokio::sync::Semaphore>,
     next: Arc<AtomicU64>,
 }
 
 impl Pacer {
-    /// `rate` tickets per second from `start`.
+    /// `rate` tickets per second from `start`; the releasing thread ends
+    /// once every clone is dropped.
     pub fn new(start: Instant, rate: f64) -> Pacer {
+        let tickets = Arc::new(tokio::sync::Semaphore::new(0));
+        let weak = Arc::downgrade(&tickets);
+        let spawned = std::thread::Builder::new().name("truc-pacer".into()).spawn(move || {
+            for k in 0u64.. {
+                let due = start + Duration::from_secs_f64(k as f64 / rate);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                match weak.upgrade() {
+                    Some(t) => t.add_permits(1),
+                    None => break,
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            // Without the thread nothing would ever be released: fail loudly.
+            panic!("cannot start the pacing thread: {e}");
+        }
         Pacer {
             start,
             rate,
+            tickets,
             next: Arc::new(AtomicU64::new(0)),
         }
     }
 
     /// Wait for the next ticket; returns when it was due.
     pub async fn next(&self) -> Instant {
+        if let Ok(permit) = self.tickets.acquire().await {
+            permit.forget();
+        }
         let k = self.next.fetch_add(1, Ordering::Relaxed);
-        let due = self.start + Duration::from_secs_f64(k as f64 / self.rate);
-        tokio::time::sleep_until(due.into()).await;
-        due
+        self.start + Duration::from_secs_f64(k as f64 / self.rate)
     }
 }
 
