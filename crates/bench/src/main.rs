@@ -133,8 +133,15 @@ struct Row {
     /// Documents already queued (Truc with --prefill).
     queued: u64,
     /// Seconds from spawning trucd to its first answered RPC, with `queued`
-    /// documents in the store.
+    /// documents in the store, after a graceful stop.
     restart_seconds: Option<f64>,
+    /// Seconds that graceful stop (SIGTERM to exit) took: trucd
+    /// checkpoints its store then.
+    stop_seconds: Option<f64>,
+    /// Seconds from spawning trucd to its first answered RPC after it was
+    /// killed (SIGKILL) at the end of the measured run: a crash, with the
+    /// run's documents written since its last start.
+    crash_restart_seconds: Option<f64>,
     /// trucd's CPU seconds (user + system) per 1000 documents.
     cpu_seconds_per_1000: Option<f64>,
     /// Highest VmRSS sampled every 100 ms during the run, MiB.
@@ -276,8 +283,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     for row in &medians {
         let mut extra = Vec::new();
-        if let Some(s) = row.restart_seconds {
-            extra.push(format!("restart to first RPC {s:.2} s"));
+        if let (Some(s), Some(stop)) = (row.restart_seconds, row.stop_seconds) {
+            extra.push(format!(
+                "restart to first RPC {s:.2} s (the stop before it {stop:.2} s)"
+            ));
+        }
+        if let Some(s) = row.crash_restart_seconds {
+            extra.push(format!("after SIGKILL {s:.2} s"));
         }
         if let Some(c) = row.cpu_seconds_per_1000 {
             extra.push(format!("{c:.3} CPU s per 1000 docs"));
@@ -457,10 +469,16 @@ async fn run_truc(
             queued = level;
         }
         let mut restart = None;
+        let mut stop = None;
         if !args.prefill.is_empty() {
-            let t = hub.restart().await?.as_secs_f64();
-            eprintln!("truc-bench: trucd restarted with {queued} queued: first RPC after {t:.3} s");
-            restart = Some(t);
+            let (stopped, started) = hub.restart().await?;
+            let (stopped, started) = (stopped.as_secs_f64(), started.as_secs_f64());
+            eprintln!(
+                "truc-bench: trucd stopped in {stopped:.3} s and restarted with {queued} queued: first RPC after \
+                 {started:.3} s"
+            );
+            restart = Some(started);
+            stop = Some(stopped);
         }
         let pid = hub.pid();
         let cpu0 = procs::cpu_seconds(pid);
@@ -476,18 +494,33 @@ async fn run_truc(
             (true, Some(a), Some(b)) => Some((b - a) / (report.documents + warmup(args)).max(1) as f64 * 1000.0),
             _ => None,
         };
+        let vm_hwm_mib = if args.resources {
+            procs::status_mib(pid, "VmHWM:")
+        } else {
+            None
+        };
+        // A crash with the queue full: what a restart costs without the
+        // checkpoint a graceful stop makes.
+        let mut crash = None;
+        if !args.prefill.is_empty() {
+            let t = hub.crash_restart().await?.as_secs_f64();
+            eprintln!(
+                "truc-bench: trucd killed (SIGKILL) after the run and restarted: first RPC after {t:.3} s ({} \
+                 documents sent since its last start)",
+                report.documents + warmup(args)
+            );
+            crash = Some(t);
+        }
         rows.push(Row {
             label: TRUC.into(),
             run,
             queued,
             restart_seconds: restart,
+            stop_seconds: stop,
+            crash_restart_seconds: crash,
             cpu_seconds_per_1000,
             rss_peak_mib,
-            vm_hwm_mib: if args.resources {
-                procs::status_mib(pid, "VmHWM:")
-            } else {
-                None
-            },
+            vm_hwm_mib,
             store_mib: Some(procs::du(&data) as f64 / (1 << 20) as f64),
             report,
         });
@@ -563,6 +596,8 @@ async fn run_nats(
         run,
         queued: 0,
         restart_seconds: None,
+        stop_seconds: None,
+        crash_restart_seconds: None,
         cpu_seconds_per_1000,
         rss_peak_mib,
         vm_hwm_mib,

@@ -89,17 +89,30 @@ impl Trucd {
     }
 
     /// Stop gracefully (SIGTERM), then start again on the same data and
-    /// port; returns the time from spawn to the first successful RPC.
-    pub(crate) async fn restart(&mut self) -> anyhow::Result<Duration> {
-        self.stop();
+    /// port; returns how long the stop took (trucd checkpoints its store
+    /// then) and the time from spawn to the first successful RPC.
+    pub(crate) async fn restart(&mut self) -> anyhow::Result<(Duration, Duration)> {
+        let stopped = self.stop();
+        Ok((stopped, self.spawn().await?))
+    }
+
+    /// Kill (SIGKILL: a crash, no checkpoint), then start again; returns
+    /// the time from spawn to the first successful RPC.
+    pub(crate) async fn crash_restart(&mut self) -> anyhow::Result<Duration> {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
         self.spawn().await
     }
 
-    /// SIGTERM and wait (SIGKILL after 60 s).
-    pub(crate) fn stop(&mut self) {
+    /// SIGTERM and wait (SIGKILL after 60 s); how long it took.
+    pub(crate) fn stop(&mut self) -> Duration {
+        let started = Instant::now();
         if let Some(mut c) = self.child.take() {
             procs::terminate(&mut c, Duration::from_secs(60));
         }
+        started.elapsed()
     }
 }
 

@@ -307,7 +307,8 @@ async fn serve_with_admin(
     let _ = collector.await;
     drop(shared);
     // Every request is finished or dropped: flush and close the store.
-    let _ = tokio::task::spawn_blocking(move || store.close()).await;
+    let data_dir = config.data_dir.clone();
+    let _ = tokio::task::spawn_blocking(move || store.close_and_checkpoint(&data_dir)).await;
     let _ = admin_stop.send(true);
     if let Some(t) = admin_task {
         let _ = t.await;
@@ -467,11 +468,17 @@ impl OpenStore {
         }
     }
 
-    /// Flush and close. Blocking.
-    fn close(self) {
+    /// Flush and close; then (embedded sled) checkpoint it so that the next
+    /// start is quick (see [`SledStore::checkpoint`]). Blocking.
+    fn close_and_checkpoint(self, data_dir: &std::path::Path) {
         match self {
             OpenStore::Sled(s) => s.close(),
-            OpenStore::JetStream(s) => s.close(),
+            OpenStore::JetStream(s) => return s.close(),
+        }
+        info!("checkpointing the store, so that the next start is quick");
+        match SledStore::checkpoint(data_dir) {
+            Ok(took) => info!(?took, "store checkpointed"),
+            Err(e) => warn!(error = %e, "store not checkpointed; the next start reads all sled wrote since this one"),
         }
     }
 }

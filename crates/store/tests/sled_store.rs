@@ -292,3 +292,55 @@ async fn tampering_with_stored_receipts_is_detected() {
     assert!(err.to_string().contains("receipt 5"), "{err}");
     close(s).await;
 }
+
+/// sled's recovery snapshots in `dir`, by the log position they cover.
+fn snapshots(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("snap."))
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn a_checkpoint_after_close_writes_sleds_snapshot_and_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key();
+    let s = open(dir.path(), &key).await;
+    for c in ["G22", "H26"] {
+        s.put_agency(code(c), format!("agency {c}"), "urn:truc:operator:t".into())
+            .await
+            .unwrap();
+    }
+    for i in 0..50 {
+        s.send(doc("G22", &format!("d{i}"), &["H26"], 0, b"payload"))
+            .await
+            .unwrap();
+    }
+    let head = s.tree_head(0).await.unwrap().unwrap();
+    close(s).await;
+    let before = snapshots(dir.path());
+    let path = dir.path().to_path_buf();
+    tokio::task::spawn_blocking(move || SledStore::checkpoint(&path).unwrap())
+        .await
+        .unwrap();
+    // A snapshot covering what this run wrote: the next open starts there.
+    let after = snapshots(dir.path());
+    assert!(
+        after.last() > before.last(),
+        "no newer snapshot: {before:?} -> {after:?}"
+    );
+    let s = open(dir.path(), &key).await;
+    assert_eq!(s.tree_head(0).await.unwrap().unwrap(), head);
+    assert_eq!(s.agency(&code("H26")).unwrap().queued, 50);
+    // A store still open is not checkpointed under it.
+    let path = dir.path().to_path_buf();
+    let e = tokio::task::spawn_blocking(move || SledStore::checkpoint(&path))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(e.to_string().contains("in use"), "{e}");
+    close(s).await;
+}
