@@ -16,10 +16,10 @@
 //! | `X` | agency code, 0x00, delivery id (u64)     | acked: hub document id      |
 //! | `Q` | agency code, 0x00, delivery id (u64)     | `OutboxEntry` (dead letter) |
 //! | `S` | hub document id (u64), recipient code    | `RecipientState`            |
-//! | `R` | receipt index (u64)                      | serialized `Receipt`        |
+//! | `R` | receipt index (u64)                      | `Receipt` and the Merkle nodes its append created (`sled/leaves.rs`) |
 //! | `E` | hub document id (u64), receipt index     | (empty) receipts of a doc   |
 //! | `G` | agency code, 0x00, receipt index (u64)   | (empty) receipts of an agency |
-//! | `M` | level (u8), index (u64)                  | Merkle node hash (32 bytes) |
+//! | `M` | level (u8), index (u64)                  | Merkle node hash (stores written before `leaves.rs`) |
 //! | `T` | tree size (u64)                          | serialized `SignedTreeHead` |
 //! | `Z` | (none)                                   | `Meta` counters             |
 //! | `J` | (none)                                   | replicated log position (local) |

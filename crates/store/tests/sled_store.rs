@@ -272,8 +272,10 @@ async fn tampering_with_stored_receipts_is_detected() {
         t.insert(receipt_key(2), b).unwrap();
         t.insert(receipt_key(4), a).unwrap();
     });
+    // Receipt 5 fails too: its proof holds leaf 4's hash, which is stored
+    // beside receipt 4 (and moved with it).
     let s = open(dir.path(), &key).await;
-    assert_eq!(audit_failures(&s, &key).await, vec![2, 3, 4]);
+    assert_eq!(audit_failures(&s, &key).await, vec![2, 3, 4, 5]);
     close(s).await;
     // Receipt 5 dropped: the hub refuses to serve a log with a hole.
     edit(&|t| {
@@ -342,5 +344,61 @@ async fn a_checkpoint_after_close_writes_sleds_snapshot_and_keeps_everything() {
         .unwrap()
         .unwrap_err();
     assert!(e.to_string().contains("in use"), "{e}");
+    close(s).await;
+}
+
+#[tokio::test]
+async fn a_store_with_merkle_nodes_under_their_own_keys_still_proves_and_grows() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key();
+    let s = open(dir.path(), &key).await;
+    for c in ["G22", "H26"] {
+        s.put_agency(code(c), c.into(), "urn:truc:operator:t".into())
+            .await
+            .unwrap();
+    }
+    for i in 0..6 {
+        s.send(doc("G22", &format!("a{i}"), &["H26"], 0, b"x")).await.unwrap();
+    }
+    close(s).await;
+    // Rewrite it in the layout stores had before nodes moved into the
+    // receipt's value: `R` + index holds the receipt alone, and node
+    // (level, i) is `M` + level + i (u64 BE), both as in keys.rs.
+    let db = (0..500)
+        .find_map(|_| {
+            sled::open(dir.path()).ok().or_else(|| {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                None
+            })
+        })
+        .expect("the database opens once the store has closed");
+    let t = db.open_tree("truc").unwrap();
+    let mut rewritten = 0;
+    for kv in t.scan_prefix([b'R']) {
+        let (k, v) = kv.unwrap();
+        assert_eq!(v[0], 0, "receipts are written with their nodes");
+        let leaf = u64::from_be_bytes(k[1..9].try_into().unwrap());
+        let count = v[1] as usize;
+        for level in 0..count {
+            let node = &v[2 + level * 32..2 + (level + 1) * 32];
+            let index = ((leaf + 1) >> level) - 1;
+            let mut m = vec![b'M', level as u8];
+            m.extend_from_slice(&index.to_be_bytes());
+            t.insert(m, node).unwrap();
+        }
+        t.insert(k, &v[2 + count * 32..]).unwrap();
+        rewritten += 1;
+    }
+    assert!(rewritten >= 8);
+    db.flush().unwrap();
+    drop(t);
+    drop(db);
+    // Every proof still verifies; new receipts build on the old nodes.
+    let s = open(dir.path(), &key).await;
+    assert!(audit_failures(&s, &key).await.is_empty());
+    for i in 0..7 {
+        s.send(doc("G22", &format!("b{i}"), &["H26"], 0, b"x")).await.unwrap();
+    }
+    assert!(audit_failures(&s, &key).await.is_empty());
     close(s).await;
 }

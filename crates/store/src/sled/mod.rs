@@ -3,6 +3,7 @@
 mod agencies;
 mod documents;
 mod gc;
+mod leaves;
 mod log;
 mod ops;
 mod pending;

@@ -251,9 +251,11 @@ fn notice_code(p: &Pending<'_>, entry: &OutboxEntry) -> Result<i32, StoreError> 
     let Some(index) = entry.status_receipt else {
         return Ok(0);
     };
-    Ok(p.get_msg::<Receipt>(&keys::receipt(index), "receipt")?
-        .map(|r| r.status_code)
-        .unwrap_or(0))
+    let Some(value) = p.get(&keys::receipt(index))? else {
+        return Ok(0);
+    };
+    let r = Receipt::decode(super::leaves::receipt(&value)?).map_err(|_| StoreError::Corrupt("receipt".into()))?;
+    Ok(r.status_code)
 }
 
 fn ack(p: &mut Pending<'_>, agency: &AgencyCode, ids: &[u64], actor: &str) -> Result<u32, StoreError> {

@@ -7,6 +7,7 @@ use prost::Message;
 use truc_core::merkle::{self, Hash, NodeSource};
 use truc_proto::v1::Receipt;
 
+use super::leaves;
 use super::log::Staged;
 use crate::keys;
 use crate::records::{AgencyRecord, Meta};
@@ -169,11 +170,12 @@ impl<'t> Pending<'t> {
         let bytes = receipt.encode_to_vec();
         let leaf = merkle::leaf_hash(&bytes);
         let nodes = merkle::new_nodes(index, leaf, &*self)?;
+        let hashes: Vec<Hash> = nodes.iter().map(|(_, _, h)| *h).collect();
         for (level, i, hash) in nodes {
-            self.put(keys::node(level, i), hash.to_vec());
             self.appended.nodes.insert((level, i), hash);
         }
-        self.put(keys::receipt(index), bytes.clone());
+        // The nodes travel in the receipt's value (`leaves.rs`).
+        self.put(keys::receipt(index), leaves::encode(&bytes, &hashes));
         self.appended.receipts.insert(index, bytes);
         self.meta.tree_size += 1;
         self.meta.last_time_unix_ms = self.time_unix_ms;
@@ -207,7 +209,10 @@ impl<'t> Pending<'t> {
 impl NodeSource for Pending<'_> {
     type Error = StoreError;
     fn node(&self, level: u8, index: u64) -> Result<Hash, StoreError> {
-        node_from(self.get(&keys::node(level, index))?, level, index)
+        if let Some(h) = self.appended.nodes.get(&(level, index)) {
+            return Ok(*h);
+        }
+        leaves::node(|k| self.get(k), level, index)
     }
 }
 
@@ -236,11 +241,6 @@ impl NodeSource for CachedNodes<'_> {
 impl NodeSource for TreeNodes<'_> {
     type Error = StoreError;
     fn node(&self, level: u8, index: u64) -> Result<Hash, StoreError> {
-        node_from(self.0.get(keys::node(level, index))?.map(|v| v.to_vec()), level, index)
+        leaves::node(|k| Ok(self.0.get(k)?), level, index)
     }
-}
-
-fn node_from(v: Option<Vec<u8>>, level: u8, index: u64) -> Result<Hash, StoreError> {
-    v.and_then(|v| <Hash>::try_from(v.as_slice()).ok())
-        .ok_or_else(|| StoreError::Corrupt(format!("merkle node {level}/{index}")))
 }

@@ -5,6 +5,7 @@ use prost::Message;
 use truc_core::merkle;
 use truc_proto::v1::{ProvenReceipt, SignedTreeHead};
 
+use super::leaves;
 use super::pending::TreeNodes;
 use crate::keys::{self, tag};
 use crate::StoreError;
@@ -47,10 +48,10 @@ pub(super) fn tree_head_at(tree: &sled::Tree, size: u64) -> Result<Option<Signed
 
 /// Serialized receipt `index`.
 pub(super) fn receipt_bytes(tree: &sled::Tree, index: u64) -> Result<Vec<u8>, StoreError> {
-    Ok(tree
+    let value = tree
         .get(keys::receipt(index))?
-        .ok_or_else(|| StoreError::Corrupt(format!("receipt {index}")))?
-        .to_vec())
+        .ok_or_else(|| StoreError::Corrupt(format!("receipt {index}")))?;
+    Ok(leaves::receipt(&value)?.to_vec())
 }
 
 /// Receipt `index` with its inclusion proof in a tree of `size` leaves.
