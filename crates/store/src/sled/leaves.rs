@@ -38,21 +38,30 @@ pub(super) fn encode(bytes: &[u8], nodes: &[Hash]) -> Vec<u8> {
     v
 }
 
-/// The nodes (count and hashes) and the receipt of a value in this layout;
-/// `None` for the older layout (the receipt alone).
-fn split(value: &[u8]) -> Result<Option<(&[u8], &[u8])>, StoreError> {
+/// A value in this layout: its node hashes and its receipt.
+struct Parts<'v> {
+    nodes: &'v [u8],
+    receipt: &'v [u8],
+}
+
+/// The parts of a value in this layout; `None` for the older layout (the
+/// receipt alone).
+fn split(value: &[u8]) -> Result<Option<Parts<'_>>, StoreError> {
     if value.first() != Some(&INLINE_NODES) {
         return Ok(None);
     }
     let count = *value.get(1).ok_or_else(|| corrupt("receipt value"))? as usize;
     let nodes = value.get(2..2 + count * 32).ok_or_else(|| corrupt("receipt value"))?;
-    Ok(Some((nodes, &value[2 + count * 32..])))
+    Ok(Some(Parts {
+        nodes,
+        receipt: &value[2 + count * 32..],
+    }))
 }
 
 /// The serialized receipt in a value of either layout.
 pub(super) fn receipt(value: &[u8]) -> Result<&[u8], StoreError> {
     Ok(match split(value)? {
-        Some((_, receipt)) => receipt,
+        Some(parts) => parts.receipt,
         None => value,
     })
 }
