@@ -83,7 +83,8 @@ pub(super) fn node<V: AsRef<[u8]>>(
     let value = get(&keys::receipt(leaf))?
         .ok_or_else(|| corrupt(&format!("receipt {leaf}, which holds merkle node {level}/{index}")))?;
     let bytes = match split(value.as_ref())? {
-        Some((nodes, _)) => nodes
+        Some(parts) => parts
+            .nodes
             .get(level as usize * 32..(level as usize + 1) * 32)
             .ok_or_else(missing)?,
         None => {
