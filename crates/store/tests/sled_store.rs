@@ -224,34 +224,49 @@ async fn audit_failures(s: &Arc<SledStore>, key: &[u8]) -> Vec<u64> {
     failed
 }
 
-#[tokio::test]
-async fn tampering_with_stored_receipts_is_detected() {
-    let dir = tempfile::tempdir().unwrap();
-    let key = key();
-    let s = open(dir.path(), &key).await;
+/// A store in `dir` with agencies G22 and H26 and `n` documents sent from
+/// one to the other (ids `prefix` + number).
+async fn store_with_sends(dir: &std::path::Path, key: &[u8], prefix: &str, n: usize) -> Arc<SledStore> {
+    let s = open(dir, key).await;
     for c in ["G22", "H26"] {
         s.put_agency(code(c), c.into(), "urn:truc:operator:t".into())
             .await
             .unwrap();
     }
-    for i in 0..4 {
-        s.send(doc("G22", &format!("t{i}"), &["H26"], 0, b"x")).await.unwrap();
+    for i in 0..n {
+        s.send(doc("G22", &format!("{prefix}{i}"), &["H26"], 0, b"x"))
+            .await
+            .unwrap();
     }
+    s
+}
+
+/// The store's sled database opened directly, to edit it behind the
+/// store's back (sled releases its file lock a moment after the store's
+/// last handle drops).
+fn raw_db(dir: &std::path::Path) -> sled::Db {
+    (0..500)
+        .find_map(|_| {
+            sled::open(dir).ok().or_else(|| {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                None
+            })
+        })
+        .expect("the database opens once the store has closed")
+}
+
+#[tokio::test]
+async fn tampering_with_stored_receipts_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key();
+    let s = store_with_sends(dir.path(), &key, "t", 4).await;
     assert!(audit_failures(&s, &key).await.is_empty());
     close(s).await;
 
     // Receipt keys are `R` + index (u64 big-endian); see keys.rs.
     let receipt_key = |i: u64| [&[b'R'][..], &i.to_be_bytes()].concat();
     let edit = |f: &dyn Fn(&sled::Tree)| {
-        // sled releases its file lock a moment after the last handle drops.
-        let db = (0..500)
-            .find_map(|_| {
-                sled::open(dir.path()).ok().or_else(|| {
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                    None
-                })
-            })
-            .expect("the database opens once the store has closed");
+        let db = raw_db(dir.path());
         f(&db.open_tree("truc").unwrap());
         db.flush().unwrap();
     };
@@ -351,27 +366,12 @@ async fn a_checkpoint_after_close_writes_sleds_snapshot_and_keeps_everything() {
 async fn a_store_with_merkle_nodes_under_their_own_keys_still_proves_and_grows() {
     let dir = tempfile::tempdir().unwrap();
     let key = key();
-    let s = open(dir.path(), &key).await;
-    for c in ["G22", "H26"] {
-        s.put_agency(code(c), c.into(), "urn:truc:operator:t".into())
-            .await
-            .unwrap();
-    }
-    for i in 0..6 {
-        s.send(doc("G22", &format!("a{i}"), &["H26"], 0, b"x")).await.unwrap();
-    }
+    let s = store_with_sends(dir.path(), &key, "a", 6).await;
     close(s).await;
     // Rewrite it in the layout stores had before nodes moved into the
     // receipt's value: `R` + index holds the receipt alone, and node
     // (level, i) is `M` + level + i (u64 BE), both as in keys.rs.
-    let db = (0..500)
-        .find_map(|_| {
-            sled::open(dir.path()).ok().or_else(|| {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-                None
-            })
-        })
-        .expect("the database opens once the store has closed");
+    let db = raw_db(dir.path());
     let t = db.open_tree("truc").unwrap();
     let mut rewritten = 0;
     for kv in t.scan_prefix([b'R']) {
