@@ -325,17 +325,7 @@ fn snapshots(dir: &std::path::Path) -> Vec<String> {
 async fn a_checkpoint_after_close_writes_sleds_snapshot_and_keeps_everything() {
     let dir = tempfile::tempdir().unwrap();
     let key = key();
-    let s = open(dir.path(), &key).await;
-    for c in ["G22", "H26"] {
-        s.put_agency(code(c), format!("agency {c}"), "urn:truc:operator:t".into())
-            .await
-            .unwrap();
-    }
-    for i in 0..50 {
-        s.send(doc("G22", &format!("d{i}"), &["H26"], 0, b"payload"))
-            .await
-            .unwrap();
-    }
+    let s = store_with_sends(dir.path(), &key, "d", 50).await;
     let head = s.tree_head(0).await.unwrap().unwrap();
     close(s).await;
     let before = snapshots(dir.path());
