@@ -6,14 +6,13 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use async_nats::jetstream::{self, consumer, stream};
 use tokio_stream::StreamExt;
-use truc_client::load::{self, Latency, LoadReport, Tracker};
+use truc_client::load::{self, LoadReport, Tracker};
 
 use crate::procs;
 
@@ -320,75 +319,23 @@ impl Rig {
         rate: Option<f64>,
         report: &mut LoadReport,
     ) -> anyhow::Result<()> {
-        self.tracker.reset();
-        let start = Instant::now();
-        let until = deadline.map(|d| start + d);
-        let exhausted = Arc::new(AtomicBool::new(false));
-        let accepted = Arc::new(AtomicU64::new(0));
-        let pacer = rate.map(|r| load::Pacer::new(start, r));
-        let mut workers = tokio::task::JoinSet::new();
-        for (s, pool) in pools.into_iter().enumerate() {
-            let pool = Arc::new(Mutex::new(pool));
-            for w in 0..self.window {
-                let js = self.publishers[s][w % self.publishers[s].len()].clone();
-                let (pool, tracker, exhausted, accepted, pacer) = (
-                    pool.clone(),
-                    self.tracker.clone(),
-                    exhausted.clone(),
-                    accepted.clone(),
-                    pacer.clone(),
-                );
-                let nonce = self.nonce;
-                workers.spawn(async move {
-                    let mut micros = Vec::new();
-                    let mut last = None;
-                    loop {
-                        let due = match &pacer {
-                            Some(p) => Some(p.next().await),
-                            None => None,
-                        };
-                        if until.is_some_and(|u| Instant::now() >= u) {
-                            break;
-                        }
-                        let Some(doc) = pool.lock().unwrap_or_else(|e| e.into_inner()).pop() else {
-                            if until.is_some() {
-                                exhausted.store(true, Ordering::Relaxed);
-                            }
-                            break;
-                        };
-                        let key = load::key_of(nonce, &doc.payload).unwrap_or(0);
-                        let t0 = due.unwrap_or_else(Instant::now);
-                        match publish(&js, doc).await {
-                            Ok(()) => {
-                                let t1 = Instant::now();
-                                micros.push(t1.duration_since(t0).as_micros().min(u32::MAX as u128) as u32);
-                                tracker.accepted(key, t1);
-                                accepted.fetch_add(1, Ordering::Relaxed);
-                                last = Some(t1);
-                            }
-                            Err(e) => tracker.error(format!("publish: {e}")),
-                        }
-                    }
-                    (micros, last)
-                });
-            }
-        }
-        let mut send_micros = Vec::new();
-        let mut last_accept = start;
-        while let Some(r) = workers.join_next().await {
-            let (m, last) = r?;
-            send_micros.extend(m);
-            if let Some(l) = last {
-                last_accept = last_accept.max(l);
-            }
-        }
-        self.tracker.senders_finished();
-        self.tracker.wait_done(self.drain_timeout).await;
-        report.documents = accepted.load(Ordering::SeqCst);
-        report.send_seconds = last_accept.duration_since(start).as_secs_f64();
-        report.send_latency_ms = Latency::of(&mut send_micros);
-        report.pool_exhausted = exhausted.load(Ordering::SeqCst);
-        self.tracker.fill(report, start);
+        let phase = load::SendPhase {
+            tracker: self.tracker.clone(),
+            nonce: self.nonce,
+            window: self.window,
+            deadline,
+            rate,
+            drain_timeout: self.drain_timeout,
+        };
+        phase
+            .run(
+                pools,
+                &self.publishers,
+                report,
+                |doc: &Doc| &doc.payload,
+                |js, doc| async move { publish(&js, doc).await.map_err(|e| format!("publish: {e}")) },
+            )
+            .await?;
         Ok(())
     }
 }

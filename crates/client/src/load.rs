@@ -896,23 +896,89 @@ impl Rig {
         rate: Option<f64>,
         report: &mut LoadReport,
     ) -> Result<(), LoadError> {
+        let phase = SendPhase {
+            tracker: self.tracker.clone(),
+            nonce: self.nonce,
+            window: self.spec.window,
+            deadline,
+            rate,
+            drain_timeout: self.spec.drain_timeout,
+        };
+        phase
+            .run(
+                pools,
+                &self.clients,
+                report,
+                |doc: &SignedDocument| &doc.payload,
+                |client: Client, doc| async move {
+                    client
+                        .send(doc)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| format!("send: {:?}: {}", e.code(), e.message()))
+                },
+            )
+            .await
+    }
+}
+
+/// One sending phase, the same for Truc and for a peer it is compared with
+/// (`truc-bench`): `window` workers per sender take items from that
+/// sender's pool — on the pacer's schedule, or as fast as the window allows
+/// — until the deadline or the pool's end, send each over one of the
+/// sender's connections, and time it from when it was due; then wait for
+/// the tracker to see every delivery, and fill the report.
+pub struct SendPhase {
+    /// Sees every acceptance and delivery.
+    pub tracker: Arc<Tracker>,
+    /// The run's nonce (in every payload's tag).
+    pub nonce: u32,
+    /// Sends in flight per sender.
+    pub window: usize,
+    /// Stop sending after this long; `None`: when the pools are empty.
+    pub deadline: Option<Duration>,
+    /// Documents per second in all, paced; `None`: as fast as the windows allow.
+    pub rate: Option<f64>,
+    /// How long to wait for the last deliveries.
+    pub drain_timeout: Duration,
+}
+
+impl SendPhase {
+    /// Run it: `pools[s]` is sent by sender `s` over `connections[s]`
+    /// (round robin over its workers) with `send`; `payload` finds an
+    /// item's tagged payload.
+    pub async fn run<T, C, F, Fut>(
+        &self,
+        pools: Vec<Vec<T>>,
+        connections: &[Vec<C>],
+        report: &mut LoadReport,
+        payload: fn(&T) -> &[u8],
+        send: F,
+    ) -> Result<(), LoadError>
+    where
+        T: Send + 'static,
+        C: Clone + Send + 'static,
+        F: Fn(C, T) -> Fut + Clone + Send + 'static,
+        Fut: std::future::Future<Output = Result<(), String>> + Send,
+    {
         self.tracker.reset();
         let start = Instant::now();
-        let until = deadline.map(|d| start + d);
+        let until = self.deadline.map(|d| start + d);
         let exhausted = Arc::new(AtomicBool::new(false));
         let accepted = Arc::new(AtomicU64::new(0));
-        let pacer = rate.map(|r| Pacer::new(start, r));
+        let pacer = self.rate.map(|r| Pacer::new(start, r));
         let mut workers = tokio::task::JoinSet::new();
         for (s, pool) in pools.into_iter().enumerate() {
             let pool = Arc::new(Mutex::new(pool));
-            for w in 0..self.spec.window {
-                let client = self.clients[s][w % self.clients[s].len()].clone();
-                let (pool, tracker, exhausted, accepted, pacer) = (
+            for w in 0..self.window {
+                let conn = connections[s][w % connections[s].len()].clone();
+                let (pool, tracker, exhausted, accepted, pacer, send) = (
                     pool.clone(),
                     self.tracker.clone(),
                     exhausted.clone(),
                     accepted.clone(),
                     pacer.clone(),
+                    send.clone(),
                 );
                 let nonce = self.nonce;
                 workers.spawn(async move {
@@ -926,23 +992,23 @@ impl Rig {
                         if until.is_some_and(|u| Instant::now() >= u) {
                             break;
                         }
-                        let Some(doc) = pool.lock().unwrap_or_else(|e| e.into_inner()).pop() else {
+                        let Some(item) = pool.lock().unwrap_or_else(|e| e.into_inner()).pop() else {
                             if until.is_some() {
                                 exhausted.store(true, Ordering::Relaxed);
                             }
                             break;
                         };
-                        let key = key_of(nonce, &doc.payload).unwrap_or(0);
+                        let key = key_of(nonce, payload(&item)).unwrap_or(0);
                         let t0 = due.unwrap_or_else(Instant::now);
-                        match client.send(doc).await {
-                            Ok(_) => {
+                        match send(conn.clone(), item).await {
+                            Ok(()) => {
                                 let t1 = Instant::now();
                                 micros.push(t1.duration_since(t0).as_micros().min(u32::MAX as u128) as u32);
                                 tracker.accepted(key, t1);
                                 accepted.fetch_add(1, Ordering::Relaxed);
                                 last = Some(t1);
                             }
-                            Err(e) => tracker.error(format!("send: {:?}: {}", e.code(), e.message())),
+                            Err(e) => tracker.error(e),
                         }
                     }
                     (micros, last)
@@ -959,7 +1025,7 @@ impl Rig {
             }
         }
         self.tracker.senders_finished();
-        self.tracker.wait_done(self.spec.drain_timeout).await;
+        self.tracker.wait_done(self.drain_timeout).await;
         report.documents = accepted.load(Ordering::SeqCst);
         report.send_seconds = last_accept.duration_since(start).as_secs_f64();
         report.send_latency_ms = Latency::of(&mut send_micros);
