@@ -24,11 +24,13 @@
 //! A thread of the log's own ([`Zeroer`]) writes and syncs zeros a little
 //! ahead of the writer, so a batch overwrites blocks the file already has
 //! and its sync writes only the data (measured here: 0.17 → 0.11 ms per
-//! 4 KiB sync, and fewer slow ones). It is only an optimisation: a batch
-//! that catches up with the zeros is appended and synced as before. Replay
-//! stops at the zeros (a record's length is never 0). The zeros left past
-//! the last record when the hub stops (at most [`AHEAD_MAX`]) stay in that
-//! segment.
+//! 4 KiB sync, and fewer slow ones). The zeros are written with `O_DIRECT`
+//! where the file system allows: zeros waiting in the page cache would be
+//! flushed by the writer's next `fdatasync` (it syncs the whole file) and
+//! make it slow. It is only an optimisation: a batch that catches up with
+//! the zeros is appended and synced as before. Replay stops at the zeros (a
+//! record's length is never 0). The zeros left past the last record when
+//! the hub stops (at most [`AHEAD_MAX`]) stay in that segment.
 //!
 //! Record layout: `len: u32 LE` (of kind + content), `crc32: u32 LE` (of
 //! kind + content), `kind: u8`, content.
@@ -45,13 +47,17 @@ use crate::StoreError;
 
 /// A segment is closed once it passes this size (a batch never spans two).
 const SEGMENT_BYTES: u64 = 256 * 1024 * 1024;
-/// Zeroes written and synced at a time, ahead of the writer.
-const ZERO_CHUNK: usize = 1024 * 1024;
+/// Zeroes written and synced at a time, ahead of the writer: small, so
+/// that a batch's write never queues long behind one.
+const ZERO_CHUNK: usize = 256 * 1024;
 /// The zeroed region ahead of the writer grows with what it has written
-/// since the log opened (a quarter of it) from one chunk up to this, so a
-/// store opened briefly (a test, a migration) zeroes little.
+/// since the log opened (a quarter of it) from `AHEAD_MIN` up to
+/// `AHEAD_MAX`, so a store opened briefly (a test, a migration) zeroes
+/// little.
+const AHEAD_MIN: u64 = 1024 * 1024;
 const AHEAD_MAX: u64 = 16 * 1024 * 1024;
-static ZEROS: [u8; ZERO_CHUNK] = [0; ZERO_CHUNK];
+/// Alignment of `O_DIRECT` offsets and buffers.
+const DIRECT_ALIGN: usize = 4096;
 /// Record header: length, checksum and kind.
 const RECORD_HEADER: u64 = 9;
 /// A document body.
@@ -342,7 +348,7 @@ impl BodyLog {
                     self.file = Arc::new(file);
                     self.end = 0;
                     if let Some(z) = &self.zeroer {
-                        z.switch(self.segment, self.file.clone());
+                        z.switch(self.segment, self.file.clone(), &segment_path(&self.files.dir, segment));
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot start a new body segment; the current one grows"),
@@ -363,11 +369,11 @@ impl BodyLog {
         }
         debug_assert_eq!((staged.segment, staged.base), (self.segment, self.end));
         let until = staged.base + staged.buf.len() as u64;
+        let path = segment_path(&self.files.dir, self.segment);
         let zeroer = self
             .zeroer
-            .get_or_insert_with(|| Zeroer::start(self.segment, self.file.clone()));
+            .get_or_insert_with(|| Zeroer::start(self.segment, self.file.clone(), &path));
         zeroer.claim(until);
-        let path = segment_path(&self.files.dir, self.segment);
         self.file
             .write_all_at(&staged.buf, staged.base)
             .and_then(|()| self.file.sync_data())
@@ -389,6 +395,8 @@ struct Zeroer {
 struct Zeroing {
     segment: u32,
     file: Arc<File>,
+    /// The same file opened with `O_DIRECT`, if the file system allows.
+    direct: Option<Arc<File>>,
     /// Zeroed and synced up to here, or claimed by the writer.
     ready: u64,
     /// The writer's end, and what it has written since the log opened.
@@ -402,11 +410,12 @@ struct Zeroing {
 }
 
 impl Zeroer {
-    fn start(segment: u32, file: Arc<File>) -> Zeroer {
+    fn start(segment: u32, file: Arc<File>, path: &Path) -> Zeroer {
         let shared = Arc::new((
             Mutex::new(Zeroing {
                 segment,
                 file,
+                direct: open_direct(path),
                 ready: 0,
                 end: 0,
                 written: 0,
@@ -455,7 +464,8 @@ impl Zeroer {
     }
 
     /// The writer moved to a new segment.
-    fn switch(&self, segment: u32, file: Arc<File>) {
+    fn switch(&self, segment: u32, file: Arc<File>, path: &Path) {
+        let direct = open_direct(path);
         let (m, cv) = &*self.shared;
         let mut z = lock(m);
         while z.busy {
@@ -463,6 +473,7 @@ impl Zeroer {
         }
         z.segment = segment;
         z.file = file;
+        z.direct = direct;
         z.ready = 0;
         z.end = 0;
         z.failed = z.failed && self.thread.is_none();
@@ -480,6 +491,26 @@ impl Drop for Zeroer {
     }
 }
 
+/// `ZERO_CHUNK` zeros, aligned for `O_DIRECT`.
+fn zeros() -> &'static [u8] {
+    static BUF: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let buf = BUF.get_or_init(|| vec![0u8; ZERO_CHUNK + DIRECT_ALIGN]);
+    let start = buf.as_ptr().align_offset(DIRECT_ALIGN);
+    &buf[start..start + ZERO_CHUNK]
+}
+
+/// `path` opened for `O_DIRECT` writes; `None` where the file system
+/// refuses (tmpfs): the zeros then go through the page cache.
+fn open_direct(path: &Path) -> Option<Arc<File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+        .ok()
+        .map(Arc::new)
+}
+
 fn lock(m: &Mutex<Zeroing>) -> std::sync::MutexGuard<'_, Zeroing> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -493,17 +524,31 @@ fn zero_ahead(shared: &(Mutex<Zeroing>, Condvar)) {
         if z.stop {
             return;
         }
-        let ahead = (z.written / 4).clamp(ZERO_CHUNK as u64, AHEAD_MAX);
+        let ahead = (z.written / 4).clamp(AHEAD_MIN, AHEAD_MAX);
         if z.failed || z.ready >= z.end + ahead || z.ready >= SEGMENT_BYTES {
             z = cv.wait(z).unwrap_or_else(|e| e.into_inner());
             continue;
         }
-        let (segment, file, at) = (z.segment, z.file.clone(), z.ready);
+        // Aligned for O_DIRECT; the bytes before `at` in its block are the
+        // writer's or already zero.
+        let at = z.ready.next_multiple_of(DIRECT_ALIGN as u64);
+        let (segment, file, direct) = (z.segment, z.file.clone(), z.direct.clone());
         z.busy = true;
         drop(z);
-        let r = file.write_all_at(&ZEROS, at).and_then(|()| file.sync_data());
+        // A file system may take the O_DIRECT open and refuse the write:
+        // then the page cache, from now on.
+        let direct_failed = direct.as_ref().is_some_and(|d| d.write_all_at(zeros(), at).is_err());
+        let r = if direct.is_none() || direct_failed {
+            file.write_all_at(zeros(), at)
+        } else {
+            Ok(())
+        }
+        .and_then(|()| file.sync_data());
         z = lock(m);
         z.busy = false;
+        if direct_failed && z.segment == segment {
+            z.direct = None;
+        }
         match r {
             Ok(()) if z.segment == segment => z.ready = z.ready.max(at + ZERO_CHUNK as u64),
             Ok(()) => {}
@@ -618,14 +663,14 @@ mod tests {
         staged.push_batch(&writes(2));
         log.commit(staged).unwrap();
         let mut staged = log.begin();
-        let big = staged.push(&vec![9u8; 3 * ZERO_CHUNK]);
+        let big = staged.push(&vec![9u8; 2 * AHEAD_MIN as usize]);
         staged.push_batch(&writes(3));
         log.commit(staged).unwrap();
         assert!(log.zeroer.as_ref().unwrap().wait_ready(log.end + ZERO_CHUNK as u64));
         let files = log.files();
         drop(log);
         assert_eq!(files.read(a).unwrap(), b"first");
-        assert_eq!(files.read(big).unwrap(), vec![9u8; 3 * ZERO_CHUNK]);
+        assert_eq!(files.read(big).unwrap(), vec![9u8; 2 * AHEAD_MIN as usize]);
         // Replay reads the three batches and stops at the zeros after them.
         let all = batches_after(dir.path(), (0, 0)).unwrap();
         let tags: Vec<u8> = all.iter().map(|w| w[0].0[0]).collect();
