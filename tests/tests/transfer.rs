@@ -141,6 +141,7 @@ async fn an_interrupted_upload_resumes_where_it_stopped() {
         .upload_status(UploadStatusRequest {
             document_id: "resume/1".into(),
             payload_sha256: h.payload_sha256.clone(),
+            upload_id: String::new(),
         })
         .await
         .unwrap()
@@ -358,6 +359,7 @@ async fn a_payload_is_deleted_after_its_last_copy_and_the_retention() {
         .upload_status(UploadStatusRequest {
             document_id: "gc/2".into(),
             payload_sha256: sha.to_vec(),
+            upload_id: String::new(),
         })
         .await
         .unwrap()
@@ -564,6 +566,7 @@ async fn two_uploads_of_one_document_do_not_interleave() {
             .upload_status(UploadStatusRequest {
                 document_id: "twice/1".into(),
                 payload_sha256: sha.to_vec(),
+                upload_id: String::new(),
             })
             .await
             .unwrap()
