@@ -33,8 +33,9 @@ pub(crate) struct SendArgs {
     /// Media type of the file.
     #[arg(long, default_value = "application/octet-stream")]
     content_type: String,
-    /// Files larger than this many bytes are uploaded in chunks (resumable:
-    /// run the same command again after an interruption).
+    /// Files larger than this many bytes are uploaded in chunks, payload
+    /// first (hashed as they are sent, the signed header last), resumable:
+    /// run the same command again after an interruption.
     #[arg(long, default_value_t = 8 << 20, value_name = "BYTES")]
     inline_limit: u64,
     /// The file to send.
@@ -338,8 +339,6 @@ fn rustls_now() -> truc_core::document::UnixTime {
     truc_core::document::UnixTime::now()
 }
 
-/// Where an interrupted chunked send remembers its document id: the same
-/// sender, recipients and file content resume under the same id.
 /// Whether the hub has the payload with this digest whole already.
 async fn hub_has(
     client: &truc_client::Client,
