@@ -336,7 +336,7 @@ P1=$(settled_size "$PART")
 pass "first send SIGKILLed at $(mib "$got") MiB on the hub; the hub keeps $(mib "$P1") MiB in $(basename "$PART")"
 NOTE=$(ls "$T"/tmp/truc-send-*.id 2>/dev/null | head -n 1 || true)
 [[ -n "$NOTE" ]] || fail "after the kill: \`truc send\` left no resume note (truc-send-*.id) in its TMPDIR"
-NOTE_ID=$(cat "$NOTE")
+NOTE_ID=$(head -n 1 "$NOTE") # then `upload <id>`, later `sha256 <hex>`
 pass "resume note $(basename "$NOTE") remembers document id $NOTE_ID"
 
 # 4. The same command again: it must resume.
@@ -381,8 +381,8 @@ else
   info "(/proc/$HUB_PID/io unreadable: write accounting skipped)"
 fi
 UP_RATE=$(calc "($SIZE - $P1) / 1048576 / $UP_SECS" 1)
-info "upload, first run: SIGKILLed after $secs s (hashing the whole file, then uploading)"
-info "upload, resumed run: $(mib $((SIZE - P1))) MiB in $UP_SECS s = $UP_RATE MiB/s (wall time of \`truc send\`, including its hash of the whole file)"
+info "upload, first run: SIGKILLed after $secs s (payload first: hashing as it uploads)"
+info "upload, resumed run: $(mib $((SIZE - P1))) MiB in $UP_SECS s = $UP_RATE MiB/s (wall time of \`truc send\`, including its hash of the prefix the hub had)"
 
 # 5. First recipient: a plain download.
 recv_file() { echo "$T/inbox-$1/$HUB_DOC-$(basename "$FILE")"; }
@@ -631,7 +631,7 @@ if ((COMPARE)); then
         base_rate=$r_ossl
       fi
     fi
-    info "hub upload (\`truc send\`: hash, sign, upload; hub hashes, writes, fsyncs): $up s = $r_up MiB/s; CPU client $(cpu_of "$T/cpu.up") s, hub $(calc "$h1 - $h0" 2) s"
+    info "hub upload (\`truc send\`: upload while hashing, sign, send the header; hub hashes, writes, fsyncs): $up s = $r_up MiB/s; CPU client $(cpu_of "$T/cpu.up") s, hub $(calc "$h1 - $h0" 2) s"
     info "hub download (\`truc inbox\`: download, fsync, verify, ack): $down s = $r_down MiB/s; CPU client $(cpu_of "$T/cpu.down") s, hub $(calc "$h2 - $h1" 2) s"
     info "hub end to end: $SIZE_MIB MiB / ($up s + $down s) = $r_hub MiB/s"
     echo "     ratio hub/tls-copy: $(calc "$r_hub / $r_copy" 2) (hub $r_hub MiB/s, tls-copy $r_copy MiB/s); per leg: upload $(calc "$r_up / $r_copy" 2), download $(calc "$r_down / $r_copy" 2)"

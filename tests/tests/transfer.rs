@@ -6,72 +6,15 @@ use std::path::Path;
 
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
-use truc_client::transfer::{hash_file, sign_external};
+use truc_client::transfer::hash_file;
 use truc_proto::v1::upload_request::Part;
 use truc_proto::v1::{DocumentHeader, UploadRequest, UploadStart, UploadStatusRequest};
+use truc_tests::transfer::{file, quiet, receive_all, signed, small_hub, MIB};
 use truc_tests::{header, TestHub};
 
 const G22: &str = "000.00.00.G22";
 const H26: &str = "000.00.00.H26";
 const H29: &str = "000.00.00.H29";
-const MIB: usize = 1 << 20;
-
-fn file(dir: &Path, name: &str, size: usize, seed: u8) -> std::path::PathBuf {
-    let p = dir.join(name);
-    let bytes: Vec<u8> = (0..size)
-        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_be_bytes()[0] ^ seed)
-        .collect();
-    std::fs::write(&p, bytes).unwrap();
-    p
-}
-
-fn signed(c: &truc_client::Client, to: &[&str], id: &str, path: &Path) -> truc_proto::v1::SignedDocument {
-    let (sha, size) = hash_file(path).unwrap();
-    let mut h: DocumentHeader = header(to, id);
-    h.file_name = path.file_name().unwrap().to_string_lossy().into();
-    sign_external(c.identity(), h, sha, size).unwrap()
-}
-
-fn quiet(_: u64, _: u64) {}
-
-/// Receive everything waiting, download separate payloads, ack; returns the
-/// saved files' contents.
-async fn receive_all(c: &truc_client::Client, dir: &Path) -> Vec<Vec<u8>> {
-    let mut s = c.receive(4, false).await.unwrap();
-    let mut out = Vec::new();
-    while let Some(d) = s.message().await.unwrap() {
-        let doc = d.document.clone().unwrap();
-        let h: DocumentHeader = prost::Message::decode(doc.header.as_slice()).unwrap();
-        let bytes = if d.payload_separate {
-            assert!(doc.payload.is_empty());
-            let part = dir.join(format!("{}.part", d.delivery_id));
-            c.download_to(
-                d.hub_document_id,
-                d.delivery_id,
-                &part,
-                &h.payload_sha256,
-                h.payload_size,
-                &quiet,
-            )
-            .await
-            .unwrap();
-            std::fs::read(&part).unwrap()
-        } else {
-            doc.payload
-        };
-        c.ack(vec![d.delivery_id]).await.unwrap();
-        out.push(bytes);
-    }
-    out
-}
-
-async fn small_hub() -> TestHub {
-    TestHub::start_with(|c| {
-        c.limits.max_inline_payload = 64 * 1024;
-        c.limits.max_document_size = 16 * MIB as u64;
-    })
-    .await
-}
 
 #[tokio::test]
 async fn a_large_document_reaches_two_agencies_byte_for_byte() {
@@ -141,6 +84,7 @@ async fn an_interrupted_upload_resumes_where_it_stopped() {
         .upload_status(UploadStatusRequest {
             document_id: "resume/1".into(),
             payload_sha256: h.payload_sha256.clone(),
+            upload_id: String::new(),
         })
         .await
         .unwrap()
@@ -358,6 +302,7 @@ async fn a_payload_is_deleted_after_its_last_copy_and_the_retention() {
         .upload_status(UploadStatusRequest {
             document_id: "gc/2".into(),
             payload_sha256: sha.to_vec(),
+            upload_id: String::new(),
         })
         .await
         .unwrap()
@@ -564,6 +509,7 @@ async fn two_uploads_of_one_document_do_not_interleave() {
             .upload_status(UploadStatusRequest {
                 document_id: "twice/1".into(),
                 payload_sha256: sha.to_vec(),
+                upload_id: String::new(),
             })
             .await
             .unwrap()

@@ -1,6 +1,8 @@
-//! Large documents: hash a file, sign its header, upload it in chunks
-//! (resuming what the hub already has), and download a payload to a file
-//! (resuming a partial file), all in bounded memory.
+//! Large documents: upload a file in chunks (resuming what the hub already
+//! has), either payload first (hashed while it is sent, the header signed
+//! and sent last: the file is read once) or header first (hashed, signed,
+//! then sent), and download a payload to a file (resuming a partial file),
+//! all in bounded memory.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
@@ -12,7 +14,8 @@ use tonic::Status;
 use truc_pki::Identity;
 use truc_proto::v1::upload_request::Part;
 use truc_proto::v1::{
-    DocumentHeader, DownloadRequest, SendResponse, SignedDocument, UploadRequest, UploadStart, UploadStatusRequest,
+    DocumentHeader, DownloadRequest, SendResponse, SignedDocument, UploadFinish, UploadOpen, UploadRequest,
+    UploadStart, UploadStatusRequest,
 };
 
 use crate::{Client, ClientError};
@@ -26,6 +29,14 @@ const WRITE_QUEUE: usize = 2;
 
 /// Progress of a transfer: bytes done so far of the total.
 pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Send + Sync);
+
+/// A fresh id for a payload-first upload: 128 random bits in hex. Keep it
+/// (with the document id) until the upload is accepted, to resume.
+pub fn new_upload_id() -> String {
+    let mut n = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut n).expect("system random");
+    truc_core::hex(&n)
+}
 
 /// SHA-256 and size of a file, read once in chunks.
 pub fn hash_file(path: &Path) -> std::io::Result<([u8; 32], u64)> {
@@ -93,6 +104,7 @@ impl Client {
             .upload_status(UploadStatusRequest {
                 document_id: header.document_id.clone(),
                 payload_sha256: header.payload_sha256.clone(),
+                upload_id: String::new(),
             })
             .await?
             .into_inner();
@@ -157,6 +169,102 @@ impl Client {
         }
         progress(total, total);
         Ok(resp?.into_inner())
+    }
+
+    /// Upload `path` payload first under `upload_id` (see
+    /// [`new_upload_id`]): resume from what the hub has for that id
+    /// (hashing those bytes of the file here, not sending them), send the
+    /// rest while hashing it, then call `sign` with the file's SHA-256 and
+    /// size and send the signed document it returns (see [`sign_external`])
+    /// last. The file is read once. If reading or `sign` fails, the upload
+    /// stops with everything sent kept on the hub, to resume (and the
+    /// error is `ABORTED`, as in [`Client::upload_file`]).
+    pub async fn upload_file_payload_first<S>(
+        &self,
+        upload_id: &str,
+        path: &Path,
+        sign: S,
+        progress: Progress<'_>,
+    ) -> Result<SendResponse, Status>
+    where
+        S: FnOnce([u8; 32], u64) -> Result<SignedDocument, ClientError>,
+    {
+        let total = std::fs::metadata(path)
+            .map_err(|e| Status::aborted(format!("reading the file: {e}")))?
+            .len();
+        let status = self
+            .axis
+            .clone()
+            .upload_status(UploadStatusRequest {
+                upload_id: upload_id.to_string(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        // More than the file holds: the file changed; start over.
+        let offset = if status.received <= total { status.received } else { 0 };
+        progress(offset, total);
+        let (tx, rx) = mpsc::channel::<UploadRequest>(4);
+        let open = UploadOpen {
+            upload_id: upload_id.to_string(),
+            offset,
+            size: total,
+        };
+        tx.send(UploadRequest {
+            part: Some(Part::Open(open)),
+        })
+        .await
+        .map_err(|_| Status::cancelled("upload stopped"))?;
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(offset));
+        let reader = {
+            let (path, tx, done) = (path.to_path_buf(), tx.clone(), done.clone());
+            tokio::task::spawn_blocking(move || read_and_hash(&path, offset, total, &tx, &done))
+        };
+        let mut axis = self.axis.clone();
+        let call = axis.upload(ReceiverStream::new(rx));
+        tokio::pin!(call);
+        // The file is read and hashed on a blocking thread while the call
+        // sends what it has read; then the header goes last.
+        let feed = async {
+            let (sha, size) = match reader.await {
+                Ok(Ok(read)) => read,
+                // The call ended under the reader: its answer says why.
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                Ok(Err(e)) => return Err(Status::aborted(format!("reading the file: {e}"))),
+                Err(_) => return Err(Status::aborted("file reader stopped")),
+            };
+            let doc = sign(sha, size).map_err(|e| Status::aborted(format!("signing the header: {e}")))?;
+            let finish = UploadRequest {
+                part: Some(Part::Finish(UploadFinish { document: Some(doc) })),
+            };
+            // If the call has ended, its answer says why.
+            let _ = tx.send(finish).await;
+            drop(tx);
+            Ok::<(), Status>(())
+        };
+        tokio::pin!(feed);
+        let (mut fed, mut failed) = (false, None);
+        let resp = loop {
+            tokio::select! {
+                r = &mut call => break r,
+                r = &mut feed, if !fed => {
+                    // On an error the stream is closed without the header,
+                    // so the hub keeps what it has for a resume (and says
+                    // the upload is incomplete: this error is the reason).
+                    fed = true;
+                    failed = r.err();
+                }
+                _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {
+                    progress(done.load(std::sync::atomic::Ordering::Relaxed), total);
+                }
+            }
+        };
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let resp = resp?.into_inner();
+        progress(total, total);
+        Ok(resp)
     }
 
     /// Download the payload of `hub_document_id` into `part` (appending to
@@ -265,6 +373,50 @@ impl Client {
         }
         Ok(size)
     }
+}
+
+/// The payload-first reader: hash `path` from its start, sending what lies
+/// at or after `offset` (the hub has the rest) through `tx`, up to `total`
+/// bytes. Each chunk is handed over before it is hashed, so sending it
+/// overlaps hashing it. Returns the SHA-256 and size of what was read.
+fn read_and_hash(
+    path: &Path,
+    offset: u64,
+    total: u64,
+    tx: &mpsc::Sender<UploadRequest>,
+    done: &std::sync::atomic::AtomicU64,
+) -> std::io::Result<([u8; 32], u64)> {
+    // Around the page cache where it can: each chunk is read into a buffer
+    // of its own and handed over without a copy.
+    let mut f = truc_fileio::SeqReader::open(path, 0)?;
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut pos = 0u64;
+    while pos < total {
+        let (buf, range) = f.next_chunk(CHUNK.min((total - pos) as usize))?;
+        if range.is_empty() {
+            break;
+        }
+        let data = Bytes::from(buf).slice(range);
+        let end = pos + data.len() as u64;
+        if end > offset {
+            let new = data.slice(offset.saturating_sub(pos) as usize..);
+            if tx
+                .blocking_send(UploadRequest {
+                    part: Some(Part::Chunk(new)),
+                })
+                .is_err()
+            {
+                // The call ended; its answer says why.
+                return Err(std::io::ErrorKind::BrokenPipe.into());
+            }
+        }
+        ctx.update(&data);
+        pos = end;
+        done.store(pos.max(offset), std::sync::atomic::Ordering::Relaxed);
+    }
+    let mut sha = [0u8; 32];
+    sha.copy_from_slice(ctx.finish().as_ref());
+    Ok((sha, pos))
 }
 
 fn status_err(s: Status) -> ClientError {

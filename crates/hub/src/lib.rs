@@ -220,7 +220,7 @@ async fn serve_with_admin(
     let incoming = ReceiverStream::new(tls::incoming(listener, acceptor, trust.clone(), stop_rx.clone()));
 
     // Room for an inline payload, or an upload chunk, and the rest.
-    let limit = (config.limits.max_inline_payload as usize).max(service::transfer::MAX_UPLOAD_CHUNK) + MESSAGE_OVERHEAD;
+    let limit = (config.limits.max_inline_payload as usize).max(service::upload::MAX_UPLOAD_CHUNK) + MESSAGE_OVERHEAD;
     let axis = AxisServer::new(service::axis::AxisService(shared.clone()))
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);

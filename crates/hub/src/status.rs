@@ -3,7 +3,7 @@
 
 use tonic::Status;
 use truc_core::CoreError;
-use truc_store::StoreError;
+use truc_store::{StoreError, UploadMismatch};
 
 /// A refused document or value.
 pub(crate) fn from_core(e: CoreError) -> Status {
@@ -33,5 +33,18 @@ pub(crate) fn from_store(e: StoreError) -> Status {
             Status::internal("stored data is corrupt; operators have been alerted in the hub's log")
         }
         _ => Status::internal("storage error"),
+    }
+}
+
+/// An upload whose bytes differ from its signed header (it has been
+/// deleted).
+pub(crate) fn from_mismatch(m: UploadMismatch) -> Status {
+    match m {
+        UploadMismatch::Size { got, want } => Status::invalid_argument(format!(
+            "payload is {got} bytes, the signed header states {want}; the upload was discarded"
+        )),
+        UploadMismatch::Digest => Status::invalid_argument(
+            "payload SHA-256 differs from the signed digest; the upload was discarded and nothing was stored",
+        ),
     }
 }

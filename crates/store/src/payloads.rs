@@ -174,7 +174,8 @@ impl PayloadFiles {
     }
 
     /// Check a finished upload against the signed size and digest; if it
-    /// matches, make it the stored payload (durably), else delete it.
+    /// matches, make it the stored payload (durably; if that payload is
+    /// stored already, the upload is deleted instead), else delete it.
     pub fn finish(
         &self,
         upload_id: &str,
@@ -213,6 +214,13 @@ impl PayloadFiles {
             return Ok(Err(m));
         }
         let dest = self.payload_path(sha256);
+        if dest.is_file() {
+            // Stored already (a payload-first upload learns the digest only
+            // at its end): keep the one copy. The caller holds the payload's
+            // pin, so the collector cannot take it meanwhile.
+            let _ = fs::remove_file(&path);
+            return Ok(Ok(()));
+        }
         fs::rename(&path, &dest).map_err(|e| io_err(&dest, e))?;
         File::open(&self.payloads)
             .and_then(|d| d.sync_all())
@@ -336,6 +344,14 @@ impl PartWriter {
             }
         }
         Ok(())
+    }
+
+    /// Delete the upload (refused before its end): nothing of it is kept.
+    /// The `.part` stays marked as written until it is gone, so no other
+    /// stream resumes it meanwhile.
+    pub fn discard(mut self) {
+        let _ = self.join_sync();
+        let _ = fs::remove_file(&self.path);
     }
 
     /// Wait for the background sync, if one runs, and report its error.

@@ -106,14 +106,14 @@ impl Axis for AxisService {
         &self,
         req: Request<tonic::Streaming<truc_proto::v1::UploadRequest>>,
     ) -> Result<Response<SendResponse>, Status> {
-        super::transfer::upload(&self.0, req).await
+        super::upload::upload(&self.0, req).await
     }
 
     async fn upload_status(
         &self,
         req: Request<truc_proto::v1::UploadStatusRequest>,
     ) -> Result<Response<truc_proto::v1::UploadStatusResponse>, Status> {
-        super::transfer::upload_status(&self.0, req).await
+        super::upload::upload_status(&self.0, req).await
     }
 
     type DownloadStream = ReceiverStream<Result<truc_proto::v1::DownloadChunk, Status>>;
@@ -122,7 +122,7 @@ impl Axis for AxisService {
         &self,
         req: Request<truc_proto::v1::DownloadRequest>,
     ) -> Result<Response<Self::DownloadStream>, Status> {
-        super::transfer::download(&self.0, req).await
+        super::download::download(&self.0, req).await
     }
 
     async fn report_status(&self, req: Request<ReportStatusRequest>) -> Result<Response<ReportStatusResponse>, Status> {

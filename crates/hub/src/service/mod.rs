@@ -2,5 +2,6 @@
 
 pub(crate) mod audit;
 pub(crate) mod axis;
+pub(crate) mod download;
 pub(crate) mod ops;
-pub(crate) mod transfer;
+pub(crate) mod upload;

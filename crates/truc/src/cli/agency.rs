@@ -8,6 +8,7 @@ use prost::Message;
 use truc_proto::v1::{Delivery, DocumentHeader, Priority};
 
 use super::output;
+use super::send_note::SendNote;
 use super::Conn;
 
 #[derive(Debug, clap::Args)]
@@ -32,8 +33,9 @@ pub(crate) struct SendArgs {
     /// Media type of the file.
     #[arg(long, default_value = "application/octet-stream")]
     content_type: String,
-    /// Files larger than this many bytes are uploaded in chunks (resumable:
-    /// run the same command again after an interruption).
+    /// Files larger than this many bytes are uploaded in chunks, payload
+    /// first (hashed as they are sent, the signed header last), resumable:
+    /// run the same command again after an interruption.
     #[arg(long, default_value_t = 8 << 20, value_name = "BYTES")]
     inline_limit: u64,
     /// The file to send.
@@ -66,22 +68,16 @@ pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("{} is not an agency identity", identity.principal))?
         .to_string();
     let chunked = size > a.inline_limit;
-    // A large file's digest first (one pass), so that an interrupted send of
-    // the same file to the same agencies resumes under the same id.
-    let digest = if chunked {
-        let path = a.file.clone();
-        Some(tokio::task::spawn_blocking(move || truc_client::transfer::hash_file(&path)).await??)
+    // A large file's resume state: an interrupted send of the same file to
+    // the same agencies resumes under the same document and upload ids.
+    let mut note = if chunked {
+        Some(SendNote::load(&from, &a.to, &a.file).with_context(|| format!("reading {}", a.file.display()))?)
     } else {
         None
     };
-    let resume_note = digest.map(|(sha, _)| resume_note_path(&from, &a.to, &sha));
-    let document_id = match (&a.id, &resume_note) {
+    let document_id = match (&a.id, note.as_ref().and_then(|n| n.document_id.clone())) {
         (Some(id), _) => id.clone(),
-        (None, Some(note)) => std::fs::read_to_string(note)
-            .ok()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| truc_client::new_document_id(&from)),
+        (None, Some(id)) => id,
         (None, None) => truc_client::new_document_id(&from),
     };
     let header = DocumentHeader {
@@ -98,27 +94,45 @@ pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
             .unwrap_or_default(),
         ..Default::default()
     };
-    let resp = match digest {
+    let resp = match &mut note {
         None => {
             let payload = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
             client
                 .send(truc_client::sign_document(identity, header, payload)?)
                 .await?
         }
-        Some((sha, size)) => {
-            if let Some(note) = &resume_note {
-                let _ = std::fs::write(note, &document_id);
-            }
-            let doc = truc_client::transfer::sign_external(identity, header, sha, size)?;
+        Some(note) => {
+            note.document_id = Some(document_id.clone());
+            let upload_id = note
+                .upload_id
+                .get_or_insert_with(truc_client::transfer::new_upload_id)
+                .clone();
+            note.save();
             let bar = super::progress::Bar::new("sending", !a.conn.json);
-            let resp = client
-                .upload_file(doc, &a.file, &|done, total| bar.update(done, total))
-                .await;
+            let progress = |done, total| bar.update(done, total);
+            let resp = match note.sha256 {
+                // An earlier run read the whole file: if the hub has the
+                // payload whole, the header alone is enough.
+                Some(sha) if hub_has(&client, &document_id, &sha, &upload_id).await? => {
+                    let doc = truc_client::transfer::sign_external(identity, header, sha, size)?;
+                    client.upload_file(doc, &a.file, &progress).await
+                }
+                // Payload first: hashed as it is sent, the header signed
+                // and sent last, so the file is read once.
+                _ => {
+                    let sign = |sha, size| {
+                        note.sha256 = Some(sha);
+                        note.save();
+                        truc_client::transfer::sign_external(identity, header, sha, size)
+                    };
+                    client
+                        .upload_file_payload_first(&upload_id, &a.file, sign, &progress)
+                        .await
+                }
+            };
             bar.finish();
             let resp = resp?;
-            if let Some(note) = &resume_note {
-                let _ = std::fs::remove_file(note);
-            }
+            note.remove();
             resp
         }
     };
@@ -325,15 +339,23 @@ fn rustls_now() -> truc_core::document::UnixTime {
     truc_core::document::UnixTime::now()
 }
 
-/// Where an interrupted chunked send remembers its document id: the same
-/// sender, recipients and file content resume under the same id.
-fn resume_note_path(from: &str, to: &[String], sha: &[u8; 32]) -> PathBuf {
-    let key = format!("{from}|{}|{}", to.join(","), truc_core::hex(sha));
-    let name = format!(
-        "truc-send-{}.id",
-        &truc_core::hex(&truc_core::sha256(key.as_bytes()))[..32]
-    );
-    std::env::temp_dir().join(name)
+/// Whether the hub has the payload with this digest whole already.
+async fn hub_has(
+    client: &truc_client::Client,
+    document_id: &str,
+    sha: &[u8; 32],
+    upload_id: &str,
+) -> anyhow::Result<bool> {
+    let status = client
+        .axis()
+        .upload_status(truc_proto::v1::UploadStatusRequest {
+            document_id: document_id.to_string(),
+            payload_sha256: sha.to_vec(),
+            upload_id: upload_id.to_string(),
+        })
+        .await?
+        .into_inner();
+    Ok(status.complete)
 }
 
 fn write_durably(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {

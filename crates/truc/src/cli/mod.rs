@@ -10,6 +10,7 @@ mod ops;
 mod output;
 mod pki;
 mod progress;
+mod send_note;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

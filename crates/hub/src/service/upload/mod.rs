@@ -1,0 +1,264 @@
+//! Large documents in: chunked, resumable uploads written to the payload
+//! files as they come, in bounded memory. Two orders share everything but
+//! when the signed header arrives: header first (`UploadStart`, checked
+//! before any byte) and payload first (`UploadOpen` … `UploadFinish`, so
+//! the sender can hash while it sends and read its file once).
+
+mod header_first;
+mod payload_first;
+
+use std::sync::Arc;
+
+use prost::bytes::Bytes;
+use tokio::sync::mpsc;
+use tonic::{Request, Response, Status, Streaming};
+use truc_core::AgencyCode;
+use truc_proto::v1::upload_request::Part;
+use truc_proto::v1::{SendResponse, UploadRequest, UploadStatusRequest, UploadStatusResponse};
+use truc_store::{PartWriter, PayloadFiles, Resume};
+
+use crate::{auth, status, Shared};
+
+/// Largest chunk Upload accepts.
+pub(crate) const MAX_UPLOAD_CHUNK: usize = 4 << 20;
+/// Chunks an upload may have received but not yet written.
+const WRITE_QUEUE: usize = 2;
+
+/// Marks the name of a header-first upload.
+const HEADER_FIRST: u8 = 0;
+/// Marks the name of a payload-first upload, so that no header-first key
+/// (which has a 32-byte digest where this has an id) can ever collide.
+const PAYLOAD_FIRST: u8 = 1;
+
+/// The `.part` name of a header-first upload: the sender, its document id
+/// and the payload digest, so a re-signed retry resumes the same upload.
+fn header_first_id(from: &AgencyCode, document_id: &str, sha256: &[u8]) -> String {
+    part_name(HEADER_FIRST, from, &[document_id.as_bytes(), sha256])
+}
+
+/// The `.part` name of a payload-first upload: the calling agency (from
+/// mTLS) and the id it chose, so agencies never share an upload.
+fn payload_first_id(caller: &AgencyCode, upload_id: &str) -> String {
+    part_name(PAYLOAD_FIRST, caller, &[upload_id.as_bytes()])
+}
+
+fn part_name(kind: u8, who: &AgencyCode, parts: &[&[u8]]) -> String {
+    let mut key = Vec::with_capacity(128);
+    if kind != HEADER_FIRST {
+        // Header-first names stay what they were, so uploads in progress
+        // across an upgrade still resume.
+        key.push(kind);
+        key.push(0);
+    }
+    key.extend_from_slice(who.as_str().as_bytes());
+    for p in parts {
+        key.push(0);
+        key.extend_from_slice(p);
+    }
+    truc_core::hex(&truc_core::sha256(&key))
+}
+
+/// A client-chosen upload id: 16 to 64 of `A-Za-z0-9-_`.
+fn check_upload_id(id: &str) -> Result<(), Status> {
+    let ok = (16..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Status::invalid_argument(
+            "upload_id must be 16 to 64 characters of A-Z, a-z, 0-9, '-' and '_'",
+        ))
+    }
+}
+
+fn blocking_err(_: tokio::task::JoinError) -> Status {
+    Status::unavailable("the hub is shutting down")
+}
+
+pub(crate) async fn upload(
+    shared: &Arc<Shared>,
+    req: Request<Streaming<UploadRequest>>,
+) -> Result<Response<SendResponse>, Status> {
+    let (principal, caller) = auth::agency(&req)?;
+    let mut stream = req.into_inner();
+    match stream.message().await?.and_then(|m| m.part) {
+        Some(Part::Start(start)) => header_first::upload(shared, principal, caller, start, stream).await,
+        Some(Part::Open(open)) => payload_first::upload(shared, principal, caller, open, stream).await,
+        _ => Err(Status::invalid_argument(
+            "an upload starts with the signed document (UploadStart) or with UploadOpen",
+        )),
+    }
+}
+
+pub(crate) async fn upload_status(
+    shared: &Shared,
+    req: Request<UploadStatusRequest>,
+) -> Result<Response<UploadStatusResponse>, Status> {
+    let (_, caller) = auth::agency(&req)?;
+    let r = req.into_inner();
+    let id = if r.upload_id.is_empty() {
+        if r.payload_sha256.len() != 32 {
+            return Err(Status::invalid_argument(
+                "payload_sha256 must be 32 bytes (or give the upload_id of a payload-first upload)",
+            ));
+        }
+        header_first_id(&caller, &r.document_id, &r.payload_sha256)
+    } else {
+        check_upload_id(&r.upload_id)?;
+        if !r.payload_sha256.is_empty() && r.payload_sha256.len() != 32 {
+            return Err(Status::invalid_argument("payload_sha256 must be 32 bytes or empty"));
+        }
+        payload_first_id(&caller, &r.upload_id)
+    };
+    let files = shared.payloads.clone();
+    let (received, complete) = tokio::task::spawn_blocking(move || {
+        let complete = r.payload_sha256.len() == 32 && files.has(&r.payload_sha256);
+        (files.received(&id), complete)
+    })
+    .await
+    .map_err(blocking_err)?;
+    Ok(Response::new(UploadStatusResponse { received, complete }))
+}
+
+/// Refuse a payload over the hub's maximum document size.
+fn check_size(shared: &Shared, size: u64) -> Result<(), Status> {
+    let max = shared.config.limits.max_document_size;
+    if size > max {
+        return Err(Status::resource_exhausted(format!(
+            "document is {size} bytes; this hub accepts at most {max} bytes per document"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuse an upload of `size` bytes the disk cannot hold above the reserve.
+async fn check_room(shared: &Shared, size: u64) -> Result<(), Status> {
+    let reserve = shared.config.limits.min_free_disk_bytes;
+    if reserve == 0 {
+        return Ok(());
+    }
+    let dir = shared.config.data_dir.clone();
+    let free = tokio::task::spawn_blocking(move || fs2::available_space(&dir))
+        .await
+        .map_err(blocking_err)?;
+    if let Ok(free) = free {
+        if free < reserve.saturating_add(size) {
+            return Err(Status::resource_exhausted(format!(
+                "the hub's disk is nearly full ({free} bytes free, {reserve} kept in reserve, {size} needed); \
+                 retry later"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Open the `.part` of upload `id` to append at `offset` (0, or what the
+/// hub has).
+async fn open_part(files: &PayloadFiles, id: &str, offset: u64) -> Result<PartWriter, Status> {
+    let resumed = {
+        let (files, id) = (files.clone(), id.to_string());
+        tokio::task::spawn_blocking(move || files.resume(&id, offset))
+            .await
+            .map_err(blocking_err)?
+    };
+    match resumed.map_err(status::from_store)? {
+        Resume::Writer(w) => Ok(w),
+        Resume::Have(have) => Err(Status::failed_precondition(format!(
+            "the hub has {have} bytes of this upload; resume from offset {have} (or 0 to start over)"
+        ))),
+        Resume::Busy => Err(Status::aborted(
+            "another upload of this document is in progress; retry when it has ended",
+        )),
+    }
+}
+
+/// How a run of chunks ended.
+enum Ended {
+    /// The client closed the stream; everything it sent is written.
+    Closed,
+    /// A message other than a chunk arrived (everything before it is
+    /// written); what it means is the caller's business.
+    Other(Option<Part>),
+    /// The chunks broke a rule; with `discard`, nothing of the upload may
+    /// be kept.
+    Refused { status: Status, discard: bool },
+    /// The stream failed (the client went away); what came is written.
+    Failed(Status),
+}
+
+/// Receive chunks into `writer` until something else arrives. At most
+/// `size` bytes in all (with what the `.part` had): one more is refused at
+/// once, `limit_name` saying where the size came from. The bytes go to a
+/// blocking task of their own through a short queue, so receiving the next
+/// chunk overlaps writing and hashing this one; memory stays at most
+/// `WRITE_QUEUE` chunks.
+async fn write_chunks(
+    stream: &mut Streaming<UploadRequest>,
+    mut writer: PartWriter,
+    size: u64,
+    limit_name: &str,
+) -> Result<(PartWriter, Ended), Status> {
+    let mut received = writer.written();
+    let (chunks, mut queue) = mpsc::channel::<Bytes>(WRITE_QUEUE);
+    let write = tokio::task::spawn_blocking(move || {
+        while let Some(chunk) = queue.blocking_recv() {
+            if let Err(e) = writer.append(&chunk) {
+                return (writer, Err(e));
+            }
+        }
+        (writer, Ok(()))
+    });
+    let ended = loop {
+        let msg = match stream.message().await {
+            Ok(Some(msg)) => msg,
+            Ok(None) => break Ended::Closed,
+            Err(e) => break Ended::Failed(e),
+        };
+        let chunk = match msg.part {
+            Some(Part::Chunk(chunk)) => chunk,
+            other => break Ended::Other(other),
+        };
+        if chunk.len() > MAX_UPLOAD_CHUNK {
+            break Ended::Refused {
+                status: Status::invalid_argument(format!("chunks are at most {MAX_UPLOAD_CHUNK} bytes")),
+                discard: false,
+            };
+        }
+        if received + chunk.len() as u64 > size {
+            break Ended::Refused {
+                status: Status::invalid_argument(format!(
+                    "payload is longer than the {size} bytes {limit_name}; upload discarded"
+                )),
+                discard: true,
+            };
+        }
+        received += chunk.len() as u64;
+        if chunks.send(chunk).await.is_err() {
+            break Ended::Closed; // the writer failed: its error is below
+        }
+    };
+    drop(chunks);
+    let (writer, wrote) = write.await.map_err(blocking_err)?;
+    wrote.map_err(status::from_store)?;
+    Ok((writer, ended))
+}
+
+/// Check a complete `.part` against the signed size and digest and make it
+/// the stored payload, or delete it and say why.
+async fn finish_part(files: &PayloadFiles, id: &str, writer: PartWriter, size: u64, sha: &[u8]) -> Result<(), Status> {
+    let (files, id, sha) = (files.clone(), id.to_string(), sha.to_vec());
+    let finished = tokio::task::spawn_blocking(move || files.finish(&id, writer, size, &sha))
+        .await
+        .map_err(blocking_err)?;
+    finished.map_err(status::from_store)?.map_err(status::from_mismatch)
+}
+
+/// Delete a refused upload on a blocking thread.
+async fn discard(writer: PartWriter) {
+    let _ = tokio::task::spawn_blocking(move || writer.discard()).await;
+}
+
+/// Delete a refused upload, then refuse.
+async fn refuse<T>(writer: PartWriter, status: Status) -> Result<T, Status> {
+    discard(writer).await;
+    Err(status)
+}

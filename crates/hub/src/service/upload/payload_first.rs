@@ -1,0 +1,129 @@
+//! Payload first: `UploadOpen` (a client-chosen upload id and the size the
+//! header will state), chunks, then `UploadFinish` with the signed
+//! document. The sender hashes as it sends, so its file is read once; the
+//! hub learns the digest only at the end, which changes when the checks
+//! happen but not what they guarantee:
+//!
+//! - size: the declared size is checked against the maximum and the free
+//!   disk before any byte, a stream past it is refused (and deleted) at the
+//!   chunk that passes it, and the signed size must equal it at the end;
+//! - sender: the mTLS agency names the `.part`, and the header must be
+//!   signed by that same agency (as for every document);
+//! - digest: the hub hashes what it writes; a `.part` whose size or SHA-256
+//!   differs from the signed header, or whose header is refused, is deleted.
+
+use std::sync::Arc;
+
+use rustls_pki_types::UnixTime;
+use tonic::{Response, Status, Streaming};
+use truc_core::{AgencyCode, Principal};
+use truc_proto::v1::upload_request::Part;
+use truc_proto::v1::{SendResponse, UploadOpen, UploadRequest};
+
+use super::{
+    blocking_err, check_room, check_size, check_upload_id, finish_part, open_part, payload_first_id, refuse,
+    write_chunks, Ended,
+};
+use crate::{status, Shared};
+
+pub(super) async fn upload(
+    shared: &Arc<Shared>,
+    principal: Principal,
+    caller: AgencyCode,
+    open: UploadOpen,
+    mut stream: Streaming<UploadRequest>,
+) -> Result<Response<SendResponse>, Status> {
+    check_upload_id(&open.upload_id)?;
+    let size = open.size;
+    if size == 0 {
+        return Err(Status::invalid_argument(
+            "UploadOpen.size is required: the payload's size as the signed header will state it",
+        ));
+    }
+    check_size(shared, size)?;
+    if open.offset > size {
+        return Err(Status::invalid_argument(format!(
+            "UploadOpen.offset {} is past the declared size {size}",
+            open.offset
+        )));
+    }
+    check_room(shared, size).await?;
+    let files = shared.payloads.clone();
+    let id = payload_first_id(&caller, &open.upload_id);
+    let writer = open_part(&files, &id, open.offset).await?;
+    let (writer, ended) = write_chunks(&mut stream, writer, size, "declared in UploadOpen").await?;
+    let doc = match ended {
+        Ended::Other(Some(Part::Finish(finish))) => finish.document,
+        Ended::Closed => {
+            // A clean end without the header: keep what came, for a resume.
+            let got = writer.written();
+            return Err(Status::failed_precondition(format!(
+                "upload incomplete: the hub has {got} of the {size} bytes and no UploadFinish; \
+                 resume from offset {got}"
+            )));
+        }
+        Ended::Other(_) => {
+            return Err(Status::invalid_argument(
+                "only chunks, then UploadFinish, may follow UploadOpen",
+            ))
+        }
+        Ended::Failed(e) => return Err(e),
+        Ended::Refused { status, discard: true } => return refuse(writer, status).await,
+        Ended::Refused { status, .. } => return Err(status),
+    };
+    // From here on a refusal deletes the upload: the client said it was
+    // complete, and bytes without an acceptable header are kept for nobody.
+    match stream.message().await {
+        Ok(None) => {}
+        Ok(Some(_)) => return refuse(writer, Status::invalid_argument("nothing may follow UploadFinish")).await,
+        Err(e) => return Err(e),
+    }
+    let Some(doc) = doc else {
+        return refuse(writer, Status::invalid_argument("UploadFinish.document is missing")).await;
+    };
+    if !doc.payload.is_empty() {
+        return refuse(
+            writer,
+            Status::invalid_argument("in an upload the payload travels in chunks, not in the document"),
+        )
+        .await;
+    }
+    let trust = shared.signing_trust();
+    let verified = {
+        let caller = caller.clone();
+        tokio::task::spawn_blocking(move || {
+            let r = truc_core::document::verify_document(&doc, Some(&caller), &trust, UnixTime::now(), false);
+            (doc, r)
+        })
+        .await
+        .map_err(blocking_err)?
+    };
+    let (doc, checked) = match verified {
+        (doc, Ok(checked)) => (doc, checked),
+        (_, Err(e)) => return refuse(writer, status::from_core(e)).await,
+    };
+    if checked.header.payload_size != size {
+        let signed = checked.header.payload_size;
+        return refuse(
+            writer,
+            Status::invalid_argument(format!(
+                "the signed header states {signed} bytes, UploadOpen declared {size}; the upload was discarded"
+            )),
+        )
+        .await;
+    }
+    let sha = checked.header.payload_sha256.clone();
+    // Held until the document is stored, as for a header-first upload: the
+    // collector leaves a pinned payload alone, so a stored copy that this
+    // upload turns out to duplicate stays, and a new one is not collected
+    // before its document counts for it.
+    let pin = shared
+        .store
+        .pin_payload(sha.clone())
+        .await
+        .map_err(status::from_store)?;
+    finish_part(&files, &id, writer, size, &sha).await?;
+    let accepted = super::super::axis::accept(shared, principal, checked, doc, true, size).await;
+    drop(pin);
+    accepted
+}

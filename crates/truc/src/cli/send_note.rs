@@ -1,0 +1,103 @@
+//! What `truc send` remembers about a chunked upload until the hub accepts
+//! it, so that running the same command again resumes instead of starting
+//! over: the document id (the hub's idempotency key), the payload-first
+//! upload id (which names the bytes the hub already has), and the file's
+//! SHA-256 once a run has hashed all of it.
+//!
+//! The note lives in the temporary directory, named after the sender, the
+//! recipients and the file (canonical path, size, modification time): the
+//! file's digest is not known before it has been read, and reading it twice
+//! is what sending the payload first avoids. A file changed in between gets
+//! a fresh note, so a new upload rather than a resume of other bytes (the
+//! hub would refuse those at the end anyway: its digest is its own).
+//!
+//! Format, one item a line: the document id (first, alone, for scripts),
+//! then `upload <id>` and, once known, `sha256 <hex>`.
+
+use std::path::{Path, PathBuf};
+
+/// A chunked send's resume state.
+#[derive(Debug)]
+pub(crate) struct SendNote {
+    path: PathBuf,
+    /// The document id the first run chose (or was given).
+    pub(crate) document_id: Option<String>,
+    /// The payload-first upload id.
+    pub(crate) upload_id: Option<String>,
+    /// The file's SHA-256, known once a run has read all of it.
+    pub(crate) sha256: Option<[u8; 32]>,
+}
+
+impl SendNote {
+    /// The note for sending `file` from `from` to `to`, read if an earlier
+    /// run left one.
+    pub(crate) fn load(from: &str, to: &[String], file: &Path) -> std::io::Result<SendNote> {
+        let meta = std::fs::metadata(file)?;
+        let modified = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        let canonical = std::fs::canonicalize(file)?;
+        let key = format!(
+            "{from}|{}|{}|{}|{modified}",
+            to.join(","),
+            canonical.display(),
+            meta.len()
+        );
+        let name = format!(
+            "truc-send-{}.id",
+            &truc_core::hex(&truc_core::sha256(key.as_bytes()))[..32]
+        );
+        let mut note = SendNote {
+            path: std::env::temp_dir().join(name),
+            document_id: None,
+            upload_id: None,
+            sha256: None,
+        };
+        let text = std::fs::read_to_string(&note.path).unwrap_or_default();
+        let mut lines = text.lines().map(str::trim);
+        note.document_id = lines.next().filter(|s| !s.is_empty()).map(String::from);
+        for line in lines {
+            match line.split_once(' ') {
+                Some(("upload", id)) => note.upload_id = Some(id.to_string()),
+                Some(("sha256", hex)) => note.sha256 = parse_sha256(hex),
+                _ => {}
+            }
+        }
+        Ok(note)
+    }
+
+    /// Write the note (best effort: without it a rerun starts over, which
+    /// is slower but correct).
+    pub(crate) fn save(&self) {
+        let mut text = format!("{}\n", self.document_id.as_deref().unwrap_or(""));
+        if let Some(id) = &self.upload_id {
+            text.push_str(&format!("upload {id}\n"));
+        }
+        if let Some(sha) = &self.sha256 {
+            text.push_str(&format!("sha256 {}\n", truc_core::hex(sha)));
+        }
+        let tmp = self.path.with_extension("tmp");
+        if std::fs::write(&tmp, text).is_ok() {
+            let _ = std::fs::rename(&tmp, &self.path);
+        }
+    }
+
+    /// Forget the note (the hub has accepted the document).
+    pub(crate) fn remove(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
+    let hex = hex.as_bytes();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in hex.chunks(2).enumerate() {
+        out[i] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(out)
+}
