@@ -400,6 +400,26 @@ async fn a_dead_lettered_copy_keeps_its_payload_across_a_restart_until_purged() 
 }
 
 #[tokio::test]
+async fn the_payload_of_a_refused_upload_is_collected_after_the_retention() {
+    // H26's outbox holds at most 1 MiB not yet picked up: a 2 MiB upload is
+    // stored whole, then its Send is refused for the quota.
+    let hub = collecting_hub(1, |c| c.limits.agency_quota_bytes = MIB as u64).await;
+    let g22 = hub.agency(G22).await;
+    let _h26 = hub.agency(H26).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = file(dir.path(), "too-big.pdf", 2 * MIB + 3, 5);
+    let stored = payload_file(&hub, &path);
+    let err = g22
+        .upload_file(signed(&g22, &[H26], "refused/1", &path), &path, &quiet)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("quota"), "{err}");
+    // No document counts it, so nothing would ever release it: the refusal
+    // does, and the collector deletes it.
+    until_gone(&stored).await;
+}
+
+#[tokio::test]
 async fn a_released_payload_is_collected_after_a_restart() {
     let retention = std::time::Duration::from_secs(1);
     let mut hub = collecting_hub(retention.as_secs(), |_| {}).await;

@@ -444,6 +444,16 @@ pub trait Store: Send + Sync + 'static {
         Box::pin(async { Ok(PayloadPin::unmanaged()) })
     }
 
+    /// A payload stored for a document the hub then refused (an upload
+    /// whose Send failed: quota, unknown recipient, …): if no document
+    /// counts it, mark it released now, so that the collector deletes it
+    /// after the retention unless a document needs it by then. A payload
+    /// documents count is left as it is. The default does nothing.
+    fn release_payload(&self, sha256: Vec<u8>) -> BoxFuture<'_, Result<(), StoreError>> {
+        let _ = sha256;
+        Box::pin(async { Ok(()) })
+    }
+
     /// Delete up to `limit` payloads (inline and files) that no queued,
     /// leased or dead-lettered copy has needed since before
     /// `released_before_unix_ms`, except pinned ones; returns how many. The

@@ -75,6 +75,22 @@ pub(super) fn add_ref(p: &mut Pending<'_>, rec: &DocumentRecord, delta: i64) -> 
     Ok(())
 }
 
+/// A payload no document counts (stored by an upload whose Send was then
+/// refused) becomes collectable now; a counted one is left alone.
+pub(super) fn release_unreferenced(p: &mut Pending<'_>, sha256: &[u8]) -> Result<(), StoreError> {
+    let key = keys::payload_refs(sha256);
+    if p.contains(&key)? {
+        return Ok(());
+    }
+    let r = PayloadRefs {
+        refs: 0,
+        released_at_unix_ms: p.time_unix_ms,
+    };
+    p.put(keys::collectable(r.released_at_unix_ms, sha256), Vec::new());
+    p.put(key, r.encode_to_vec());
+    Ok(())
+}
+
 /// Pin `sha256` against collection (in the writer, so it is ordered with
 /// every collection) and say whether its file is there.
 pub(super) fn pin(cache: &Cache, sha256: Vec<u8>) -> PayloadPin {

@@ -597,6 +597,10 @@ impl Store for Arc<SledStore> {
         Box::pin(self.call(move |reply| Op::Pin { sha256, reply }))
     }
 
+    fn release_payload(&self, sha256: Vec<u8>) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.call(move |reply| Op::Release { sha256, reply }))
+    }
+
     fn collect_payloads(&self, released_before_unix_ms: i64, limit: usize) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(self.call(move |reply| Op::Collect {
             released_before_unix_ms,

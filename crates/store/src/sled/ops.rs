@@ -77,6 +77,10 @@ pub(super) enum Op {
         sha256: Vec<u8>,
         reply: Reply<crate::PayloadPin>,
     },
+    Release {
+        sha256: Vec<u8>,
+        reply: Reply<()>,
+    },
     Collect {
         released_before_unix_ms: i64,
         limit: usize,
@@ -178,6 +182,7 @@ impl Op {
                 reply(tx, Ok(super::gc::pin(cache, sha256)));
                 Box::new(|_| {})
             }
+            Op::Release { sha256, reply: tx } => done(tx, super::gc::release_unreferenced(p, &sha256)),
             Op::Collect {
                 released_before_unix_ms,
                 limit,

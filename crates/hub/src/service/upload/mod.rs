@@ -244,6 +244,26 @@ async fn write_chunks(
 
 /// Check a complete `.part` against the signed size and digest and make it
 /// the stored payload, or delete it and say why.
+/// Store the document of a finished upload. If it is refused (quota,
+/// unknown recipient, …), no document counts the payload the upload
+/// stored: it is left to the collector.
+async fn accept_upload(
+    shared: &Shared,
+    principal: truc_core::Principal,
+    checked: truc_core::document::CheckedHeader,
+    doc: truc_proto::v1::SignedDocument,
+    size: u64,
+) -> Result<Response<SendResponse>, Status> {
+    let sha = checked.header.payload_sha256.clone();
+    let accepted = super::axis::accept(shared, principal, checked, doc, true, size).await;
+    if accepted.is_err() {
+        if let Err(e) = shared.store.release_payload(sha).await {
+            tracing::warn!(error = %e, "the payload of a refused upload is not marked for collection");
+        }
+    }
+    accepted
+}
+
 async fn finish_part(files: &PayloadFiles, id: &str, writer: PartWriter, size: u64, sha: &[u8]) -> Result<(), Status> {
     let (files, id, sha) = (files.clone(), id.to_string(), sha.to_vec());
     let finished = tokio::task::spawn_blocking(move || files.finish(&id, writer, size, &sha))

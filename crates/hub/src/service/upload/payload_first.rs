@@ -123,7 +123,7 @@ pub(super) async fn upload(
         .await
         .map_err(status::from_store)?;
     finish_part(&files, &id, writer, size, &sha).await?;
-    let accepted = super::super::axis::accept(shared, principal, checked, doc, true, size).await;
+    let accepted = super::accept_upload(shared, principal, checked, doc, size).await;
     drop(pin);
     accepted
 }
