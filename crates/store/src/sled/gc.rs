@@ -5,7 +5,9 @@
 //! are not counted.) The writer counts those copies per
 //! payload (`N`); when the count falls to 0 it notes the time (`K`, ordered
 //! by time), and the collector deletes payloads released longer ago than the
-//! retention.
+//! retention. A payload an upload stored for a document the hub then
+//! refused is counted by nobody: the hub releases it at the refusal
+//! (`release_unreferenced`).
 //!
 //! Race with deduplication: an Upload that finds its payload already stored
 //! skips the bytes. Both that decision and the collector's go through the
