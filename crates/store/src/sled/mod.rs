@@ -8,6 +8,7 @@ mod ops;
 mod pending;
 mod proofs;
 mod reads;
+mod reclaim;
 mod replicated;
 mod writer;
 
@@ -280,7 +281,7 @@ impl SledStore {
             meta,
             signer,
             cache: cache.clone(),
-            on_commit: opts.on_commit.clone(),
+            on_commit: Some(reclaim::observer(opts.on_commit.clone())),
             follower,
         };
         let handle = std::thread::Builder::new()
