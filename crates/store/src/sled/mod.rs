@@ -38,7 +38,8 @@ pub struct SledStoreOptions {
     pub path: PathBuf,
     /// Requests that may wait for the writer before senders are slowed down.
     pub queue_capacity: usize,
-    /// sled page cache, bytes.
+    /// sled page cache, bytes, as sled counts them (the pages' size on
+    /// disk; in memory they take two to three times that).
     pub cache_bytes: u64,
     /// Told about every group commit (batch size, time, success).
     pub on_commit: Option<crate::CommitObserver>,
@@ -60,7 +61,10 @@ impl SledStoreOptions {
         Self {
             path: path.into(),
             queue_capacity: 4096,
-            cache_bytes: 64 * 1024 * 1024,
+            // 64 MiB held ~190 MB of the writer's heap at 100 agencies, 16
+            // MiB ~70 MB, at the same CPU per document (BENCHMARKS.md):
+            // what is read back is recent and mostly still cached.
+            cache_bytes: 16 * 1024 * 1024,
             on_commit: None,
             outbox_quota_bytes: 0,
             min_free_bytes: 0,
