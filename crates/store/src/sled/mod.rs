@@ -61,9 +61,9 @@ impl SledStoreOptions {
         Self {
             path: path.into(),
             queue_capacity: 4096,
-            // 64 MiB held ~190 MB of the writer's heap at 100 agencies, 16
-            // MiB ~70 MB, at the same CPU per document (BENCHMARKS.md):
-            // what is read back is recent and mostly still cached.
+            // At 100 agencies the writer thread's heap held 163 MB with 64
+            // MiB, 68 MB with 16 MiB, at the same CPU per document
+            // (BENCHMARKS.md): what is read back is recent, still cached.
             cache_bytes: 16 * 1024 * 1024,
             on_commit: None,
             outbox_quota_bytes: 0,
