@@ -268,7 +268,7 @@ impl SledStore {
             meta,
             signer,
             cache: cache.clone(),
-            on_commit: Some(reclaim::observer(opts.on_commit.clone())),
+            on_commit: opts.on_commit.clone(),
             follower,
         };
         let handle = std::thread::Builder::new()

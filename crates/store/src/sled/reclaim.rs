@@ -9,9 +9,9 @@
 //! once, faster than the collector's own pace frees them: the garbage piled
 //! up for the whole run (100 agencies at peak: 532 MB in use in the writer
 //! thread's malloc arena, 147 MB with this; BENCHMARKS.md). After each
-//! commit, with the batch's pin released, the writer drains it. That costs
-//! the writer the frees it would otherwise leave to readers (or to no one):
-//! the batch's replies wait for them, CPU per document did not rise.
+//! commit, once the batch's pin is released and its requests are answered,
+//! the writer drains it: frees it would otherwise leave to readers (or to
+//! no one); CPU per document did not rise.
 
 /// Bags (64 objects each) one flush frees at most (crossbeam-epoch's
 /// `COLLECT_STEPS`).
@@ -31,15 +31,4 @@ pub(super) fn after_commit(batch_size: usize) {
         // that holds sled's garbage.
         sled::pin().flush();
     }
-}
-
-/// The writer's commit hook: drain sled's garbage, then tell `outer` (the
-/// hub's metrics) about the commit.
-pub(super) fn observer(outer: Option<crate::CommitObserver>) -> crate::CommitObserver {
-    crate::CommitObserver::new(move |batch_size, took, ok| {
-        after_commit(batch_size);
-        if let Some(o) = &outer {
-            o.observe(batch_size, took, ok);
-        }
-    })
 }

@@ -172,6 +172,9 @@ impl Writer {
                 }
             }
         }
+        // Answered: now free what sled replaced (`reclaim.rs`).
+        drop(result);
+        super::reclaim::after_commit(batch_size);
     }
 
     /// Sign the batch's tree head, make the batch durable in the log, apply
