@@ -79,3 +79,12 @@ pub fn files_in(hub: &TestHub, sub: &str) -> usize {
         .map(|d| d.count())
         .unwrap_or(0)
 }
+
+/// The hub kept nothing of a refused upload: its `payloads/` and
+/// `uploads/` directories are there and empty.
+pub fn assert_nothing_left(hub: &TestHub) {
+    for sub in ["payloads", "uploads"] {
+        let n = std::fs::read_dir(hub.config.data_dir.join(sub)).unwrap().count();
+        assert_eq!(n, 0, "{sub} is not empty");
+    }
+}

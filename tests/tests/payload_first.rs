@@ -14,7 +14,7 @@ use truc_client::transfer::{hash_file, new_upload_id, sign_external};
 use truc_client::Client;
 use truc_proto::v1::upload_request::Part;
 use truc_proto::v1::{SignedDocument, UploadFinish, UploadOpen, UploadRequest, UploadStatusRequest};
-use truc_tests::transfer::{file, files_in, quiet, receive_all, small_hub, MIB};
+use truc_tests::transfer::{assert_nothing_left, file, files_in, quiet, receive_all, small_hub, MIB};
 use truc_tests::{header, TestHub};
 
 const G22: &str = "000.00.00.G22";
@@ -89,12 +89,6 @@ async fn answer_while_sending(call: tokio::task::JoinHandle<Result<(), tonic::St
         .expect("refused while the sender is still sending")
         .unwrap()
         .unwrap_err()
-}
-
-fn assert_nothing_left(hub: &TestHub) {
-    for sub in ["payloads", "uploads"] {
-        assert_eq!(files_in(hub, sub), 0, "{sub} is not empty");
-    }
 }
 
 #[tokio::test]

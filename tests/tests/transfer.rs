@@ -9,7 +9,7 @@ use tonic::Code;
 use truc_client::transfer::hash_file;
 use truc_proto::v1::upload_request::Part;
 use truc_proto::v1::{DocumentHeader, UploadRequest, UploadStart, UploadStatusRequest};
-use truc_tests::transfer::{file, quiet, receive_all, signed, small_hub, MIB};
+use truc_tests::transfer::{assert_nothing_left, file, quiet, receive_all, signed, small_hub, MIB};
 use truc_tests::{header, TestHub};
 
 const G22: &str = "000.00.00.G22";
@@ -117,10 +117,7 @@ async fn a_payload_that_differs_from_its_signature_leaves_nothing() {
     let err = g22.upload_file(doc, &forged, &quiet).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
     assert!(err.message().contains("differs from the signed digest"), "{err:?}");
-    for sub in ["payloads", "uploads"] {
-        let n = std::fs::read_dir(hub.config.data_dir.join(sub)).unwrap().count();
-        assert_eq!(n, 0, "{sub} is not empty");
-    }
+    assert_nothing_left(&hub);
     assert!(receive_all(&h26, dir.path()).await.is_empty());
 }
 
