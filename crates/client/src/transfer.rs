@@ -24,6 +24,8 @@ use crate::{Client, ClientError};
 pub const CHUNK: usize = 4 << 20;
 /// Bytes per read when a file is hashed.
 const HASH_BUF: usize = 1 << 20;
+/// Chunks read but not yet hashed by a payload-first upload.
+const HASH_QUEUE: usize = 2;
 /// Downloaded chunks received but not yet written.
 const WRITE_QUEUE: usize = 2;
 
@@ -377,8 +379,12 @@ impl Client {
 
 /// The payload-first reader: hash `path` from its start, sending what lies
 /// at or after `offset` (the hub has the rest) through `tx`, up to `total`
-/// bytes. Each chunk is handed over before it is hashed, so sending it
-/// overlaps hashing it. Returns the SHA-256 and size of what was read.
+/// bytes. Returns the SHA-256 and size of what was read.
+///
+/// Three things overlap: reading (this thread, mostly waiting for the
+/// device), hashing (a thread of its own, fed the same buffers) and
+/// sending (the async runtime). Read then hash in one thread, the upload
+/// could go no faster than the two added up.
 fn read_and_hash(
     path: &Path,
     offset: u64,
@@ -389,34 +395,52 @@ fn read_and_hash(
     // Around the page cache where it can: each chunk is read into a buffer
     // of its own and handed over without a copy.
     let mut f = truc_fileio::SeqReader::open(path, 0)?;
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut pos = 0u64;
-    while pos < total {
-        let (buf, range) = f.next_chunk(CHUNK.min((total - pos) as usize))?;
-        if range.is_empty() {
-            break;
-        }
-        let data = Bytes::from(buf).slice(range);
-        let end = pos + data.len() as u64;
-        if end > offset {
-            let new = data.slice(offset.saturating_sub(pos) as usize..);
-            if tx
-                .blocking_send(UploadRequest {
-                    part: Some(Part::Chunk(new)),
-                })
-                .is_err()
-            {
-                // The call ended; its answer says why.
-                return Err(std::io::ErrorKind::BrokenPipe.into());
+    let (to_hash, hash_queue) = std::sync::mpsc::sync_channel::<Bytes>(HASH_QUEUE);
+    std::thread::scope(|s| {
+        let hasher = s.spawn(move || {
+            let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+            let mut hashed = 0u64;
+            for data in hash_queue {
+                ctx.update(&data);
+                hashed += data.len() as u64;
+                done.store(hashed.max(offset), std::sync::atomic::Ordering::Relaxed);
             }
-        }
-        ctx.update(&data);
-        pos = end;
-        done.store(pos.max(offset), std::sync::atomic::Ordering::Relaxed);
-    }
-    let mut sha = [0u8; 32];
-    sha.copy_from_slice(ctx.finish().as_ref());
-    Ok((sha, pos))
+            let mut sha = [0u8; 32];
+            sha.copy_from_slice(ctx.finish().as_ref());
+            sha
+        });
+        let read = (|| {
+            let mut pos = 0u64;
+            while pos < total {
+                let (buf, range) = f.next_chunk(CHUNK.min((total - pos) as usize))?;
+                if range.is_empty() {
+                    break;
+                }
+                let data = Bytes::from(buf).slice(range);
+                let end = pos + data.len() as u64;
+                if end > offset {
+                    let new = data.slice(offset.saturating_sub(pos) as usize..);
+                    if tx
+                        .blocking_send(UploadRequest {
+                            part: Some(Part::Chunk(new)),
+                        })
+                        .is_err()
+                    {
+                        // The call ended; its answer says why.
+                        return Err(std::io::ErrorKind::BrokenPipe.into());
+                    }
+                }
+                if to_hash.send(data).is_err() {
+                    break; // cannot happen: the hasher ends when this sender goes
+                }
+                pos = end;
+            }
+            Ok(pos)
+        })();
+        drop(to_hash);
+        let sha = hasher.join().expect("the hashing thread does not panic");
+        read.map(|pos| (sha, pos))
+    })
 }
 
 fn status_err(s: Status) -> ClientError {
