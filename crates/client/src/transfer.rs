@@ -394,7 +394,7 @@ fn read_and_hash(
 ) -> std::io::Result<([u8; 32], u64)> {
     // Around the page cache where it can: each chunk is read into a buffer
     // of its own and handed over without a copy.
-    let mut f = truc_fileio::SeqReader::open(path, 0)?;
+    let mut f = truc_fileio::SeqReader::open_cache_first(path, 0)?;
     let (to_hash, hash_queue) = std::sync::mpsc::sync_channel::<Bytes>(HASH_QUEUE);
     std::thread::scope(|s| {
         let hasher = s.spawn(move || {

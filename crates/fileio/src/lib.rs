@@ -285,10 +285,19 @@ impl Drop for SeqWriter {
 /// handed on, so the bytes are not copied out of the page cache first; on
 /// the measured VM that copy was 43 % of the hub's samples while serving a
 /// download). Elsewhere it reads the ordinary way.
+///
+/// Opened with [`SeqReader::open_cache_first`], it first asks the page
+/// cache (`preadv2` with `RWF_NOWAIT`, which never waits for the device),
+/// block by block, until a block is not there whole; from then on it reads
+/// around the cache. A file someone just wrote (a scan, an export) is then
+/// copied from memory instead of read again from a device the other end of
+/// the transfer may be writing to.
 pub struct SeqReader {
     direct: Option<File>,
     buffered: File,
     pos: u64,
+    cache_first: bool,
+    from_cache: u64,
 }
 
 impl std::fmt::Debug for SeqReader {
@@ -296,6 +305,8 @@ impl std::fmt::Debug for SeqReader {
         f.debug_struct("SeqReader")
             .field("pos", &self.pos)
             .field("direct", &self.direct.is_some())
+            .field("cache_first", &self.cache_first)
+            .field("from_cache", &self.from_cache)
             .finish()
     }
 }
@@ -313,7 +324,24 @@ impl SeqReader {
             direct,
             buffered,
             pos: offset,
+            cache_first: false,
+            from_cache: 0,
         })
+    }
+
+    /// Open `path` to read from `offset` on, from the page cache where it
+    /// holds a whole block and around it elsewhere. For files that were
+    /// likely written recently on this machine (what a sender uploads); not
+    /// for the hub's payloads, which it wrote around the cache.
+    pub fn open_cache_first(path: &Path, offset: u64) -> io::Result<SeqReader> {
+        let mut r = SeqReader::open(path, offset)?;
+        r.cache_first = r.direct.is_some();
+        Ok(r)
+    }
+
+    /// Bytes handed out so far that came from the page cache.
+    pub fn from_cache(&self) -> u64 {
+        self.from_cache
     }
 
     /// The next up to `len` bytes (fewer only at the end of the file; none
@@ -326,11 +354,25 @@ impl SeqReader {
             let want = (head + len).div_ceil(ALIGN) * ALIGN;
             let mut buf = vec![0u8; want + ALIGN];
             let start = buf.as_ptr().align_offset(ALIGN);
+            let at = start + head;
+            if self.cache_first {
+                match cached(&self.buffered, &mut buf[at..at + len], self.pos) {
+                    Cached::Whole(n) => {
+                        self.pos += n as u64;
+                        self.from_cache += n as u64;
+                        return Ok((buf, at..at + n));
+                    }
+                    // Asking starts the kernel's read-ahead into the cache,
+                    // which then competes with reading around it: past the
+                    // first block the cache lacks, stop asking.
+                    Cached::Partly | Cached::Unsupported => self.cache_first = false,
+                }
+            }
             match read_full_at(d, &mut buf[start..start + want], from) {
                 Ok(got) => {
                     let n = got.saturating_sub(head).min(len);
                     self.pos += n as u64;
-                    return Ok((buf, start + head..start + head + n));
+                    return Ok((buf, at..at + n));
                 }
                 // Refused here: the ordinary way from now on.
                 Err(_) => self.direct = None,
@@ -340,6 +382,39 @@ impl SeqReader {
         let got = read_full_at(&self.buffered, &mut buf, self.pos)?;
         self.pos += got as u64;
         Ok((buf, 0..got))
+    }
+}
+
+/// What the page cache held of a block.
+enum Cached {
+    /// All of it (or all up to the end of the file): this many bytes.
+    Whole(usize),
+    /// Less: read it around the cache.
+    Partly,
+    /// This kernel or file system cannot say: stop asking.
+    Unsupported,
+}
+
+/// Fill `buf` from `offset` with what the page cache holds, without waiting
+/// for the device (`RWF_NOWAIT`).
+fn cached(f: &File, buf: &mut [u8], offset: u64) -> Cached {
+    use rustix::io::{preadv2, Errno, ReadWriteFlags};
+    let mut n = 0;
+    while n < buf.len() {
+        let mut slices = [io::IoSliceMut::new(&mut buf[n..])];
+        match preadv2(f, &mut slices, offset + n as u64, ReadWriteFlags::NOWAIT) {
+            Ok(0) => return Cached::Whole(n), // the end of the file
+            Ok(k) => n += k,
+            Err(Errno::AGAIN) => break,
+            Err(Errno::INTR) => {}
+            Err(Errno::OPNOTSUPP) | Err(Errno::NOSYS) | Err(Errno::INVAL) => return Cached::Unsupported,
+            Err(_) => break, // the direct read will say what is wrong
+        }
+    }
+    if n == buf.len() {
+        Cached::Whole(n)
+    } else {
+        Cached::Partly
     }
 }
 
@@ -413,6 +488,68 @@ mod tests {
                 got.extend_from_slice(&buf[range]);
             }
             assert!(got == want[offset..], "offset {offset}, len {len}");
+        }
+    }
+
+    fn read_all(r: &mut SeqReader, len: usize) -> Vec<u8> {
+        let mut got = Vec::new();
+        loop {
+            let (buf, range) = r.next_chunk(len).unwrap();
+            if range.is_empty() {
+                return got;
+            }
+            assert!(range.len() <= len);
+            got.extend_from_slice(&buf[range]);
+        }
+    }
+
+    /// Drop `path`'s pages from the page cache (they are clean once synced).
+    fn evict(path: &Path, offset: u64, len: u64) {
+        let f = File::open(path).unwrap();
+        f.sync_all().unwrap();
+        let len = std::num::NonZeroU64::new(len);
+        rustix::fs::fadvise(&f, offset, len, rustix::fs::Advice::DontNeed).unwrap();
+    }
+
+    #[test]
+    fn cache_first_gives_the_file_from_the_cache_around_it_and_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c");
+        let want = pattern(2 * STAGE + 4_321, 9);
+        std::fs::write(&path, &want).unwrap();
+        // Where O_DIRECT works the file system has a page cache of its own
+        // to ask and to evict from; elsewhere (tmpfs) everything is read the
+        // ordinary way and only the bytes are checked.
+        let direct = SeqReader::open_cache_first(&path, 0).unwrap().cache_first;
+        for (offset, len) in [(0usize, STAGE), (4_097, STAGE), (STAGE + 1, 65_536)] {
+            // All in the cache (as just written): all of it from there.
+            assert_eq!(std::fs::read(&path).unwrap().len(), want.len());
+            let mut r = SeqReader::open_cache_first(&path, offset as u64).unwrap();
+            assert!(
+                read_all(&mut r, len) == want[offset..],
+                "cached, offset {offset}, len {len}"
+            );
+            if direct {
+                assert_eq!(r.from_cache(), (want.len() - offset) as u64, "offset {offset}");
+            }
+            // None of it cached: all of it around the cache.
+            evict(&path, 0, want.len() as u64);
+            let mut r = SeqReader::open_cache_first(&path, offset as u64).unwrap();
+            assert!(
+                read_all(&mut r, len) == want[offset..],
+                "evicted, offset {offset}, len {len}"
+            );
+            if direct {
+                assert_eq!(r.from_cache(), 0, "offset {offset}");
+            }
+        }
+        // The first block cached, the rest not: both ways in one read.
+        assert_eq!(std::fs::read(&path).unwrap().len(), want.len());
+        evict(&path, STAGE as u64, (want.len() - STAGE) as u64);
+        let mut r = SeqReader::open_cache_first(&path, 0).unwrap();
+        assert!(read_all(&mut r, STAGE) == want, "half cached");
+        if direct {
+            assert_eq!(r.from_cache(), STAGE as u64);
         }
     }
 
