@@ -4,13 +4,12 @@
 
 use std::sync::Arc;
 
-use rustls_pki_types::UnixTime;
 use tonic::{Response, Status, Streaming};
 use truc_core::{AgencyCode, Principal};
 use truc_proto::v1::{SendResponse, UploadRequest, UploadStart};
 
 use super::{
-    blocking_err, check_room, check_size, finish_part, header_first_id, open_part, refuse, write_chunks, Ended,
+    blocking_err, check_room, check_size, finish_part, header_first_id, open_part, refuse, verify, write_chunks, Ended,
 };
 use crate::{status, Shared};
 
@@ -29,13 +28,7 @@ pub(super) async fn upload(
             "in an upload the payload travels in chunks, not in the document",
         ));
     }
-    let trust = shared.signing_trust();
-    let (doc, checked) = tokio::task::spawn_blocking(move || {
-        let r = truc_core::document::verify_document(&doc, Some(&caller), &trust, UnixTime::now(), false);
-        (doc, r)
-    })
-    .await
-    .map_err(blocking_err)?;
+    let (doc, checked) = verify(shared, caller, doc).await?;
     let checked = checked.map_err(status::from_core)?;
     let size = checked.header.payload_size;
     check_size(shared, size)?;

@@ -10,11 +10,13 @@ mod payload_first;
 use std::sync::Arc;
 
 use prost::bytes::Bytes;
+use rustls_pki_types::UnixTime;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
+use truc_core::document::CheckedHeader;
 use truc_core::AgencyCode;
 use truc_proto::v1::upload_request::Part;
-use truc_proto::v1::{SendResponse, UploadRequest, UploadStatusRequest, UploadStatusResponse};
+use truc_proto::v1::{SendResponse, SignedDocument, UploadRequest, UploadStatusRequest, UploadStatusResponse};
 use truc_store::{PartWriter, PayloadFiles, Resume};
 
 use crate::{auth, status, Shared};
@@ -72,6 +74,26 @@ fn check_upload_id(id: &str) -> Result<(), Status> {
 
 fn blocking_err(_: tokio::task::JoinError) -> Status {
     Status::unavailable("the hub is shutting down")
+}
+
+/// Check an upload's signed document (chain, CRL, signer = sender = the
+/// mTLS agency, signature; the payload is checked against the header at
+/// the end) off the reactor, in one of the hub's CPU slots as Send does.
+/// The outer error only when the hub is stopping; the inner one is the
+/// verdict, for the caller to act on.
+async fn verify(
+    shared: &Shared,
+    caller: AgencyCode,
+    doc: SignedDocument,
+) -> Result<(SignedDocument, Result<CheckedHeader, truc_core::CoreError>), Status> {
+    let trust = shared.signing_trust();
+    shared
+        .on_cpu(move || {
+            let r = truc_core::document::verify_document(&doc, Some(&caller), &trust, UnixTime::now(), false);
+            (doc, r)
+        })
+        .await
+        .ok_or_else(|| Status::unavailable("the hub is shutting down"))
 }
 
 pub(crate) async fn upload(

@@ -14,15 +14,14 @@
 
 use std::sync::Arc;
 
-use rustls_pki_types::UnixTime;
 use tonic::{Response, Status, Streaming};
 use truc_core::{AgencyCode, Principal};
 use truc_proto::v1::upload_request::Part;
 use truc_proto::v1::{SendResponse, UploadOpen, UploadRequest};
 
 use super::{
-    blocking_err, check_room, check_size, check_upload_id, finish_part, open_part, payload_first_id, refuse,
-    write_chunks, Ended,
+    check_room, check_size, check_upload_id, finish_part, open_part, payload_first_id, refuse, verify, write_chunks,
+    Ended,
 };
 use crate::{status, Shared};
 
@@ -88,17 +87,7 @@ pub(super) async fn upload(
         )
         .await;
     }
-    let trust = shared.signing_trust();
-    let verified = {
-        let caller = caller.clone();
-        tokio::task::spawn_blocking(move || {
-            let r = truc_core::document::verify_document(&doc, Some(&caller), &trust, UnixTime::now(), false);
-            (doc, r)
-        })
-        .await
-        .map_err(blocking_err)?
-    };
-    let (doc, checked) = match verified {
+    let (doc, checked) = match verify(shared, caller, doc).await? {
         (doc, Ok(checked)) => (doc, checked),
         (_, Err(e)) => return refuse(writer, status::from_core(e)).await,
     };
