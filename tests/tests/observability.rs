@@ -500,3 +500,82 @@ async fn shutdown_turns_health_not_serving_and_ends_watches() {
     // The admin listener is gone with the hub.
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+/// The data disk and the payload files: free space and the reserve, then an
+/// interrupted upload (a `.part`) and a complete one (a payload) show in
+/// the gauges as they are on disk.
+#[tokio::test]
+async fn disk_and_payload_gauges_follow_the_files() {
+    use truc_client::transfer::{new_upload_id, sign_external};
+    use truc_proto::v1::upload_request::Part;
+    use truc_proto::v1::{UploadOpen, UploadRequest};
+    use truc_tests::transfer::{file, quiet, MIB};
+
+    let hub = hub_with_admin(|c| {
+        c.limits.max_inline_payload = 64 * 1024;
+        c.limits.min_free_disk_bytes = 3 * MIB as u64;
+    })
+    .await;
+    let g22 = hub.agency(G22).await;
+    let _h26 = hub.agency(H26).await;
+    let gauges = |body: &str| {
+        let m = parse_exposition(body);
+        let g = |name: &str| value(&m, name, &[]).unwrap_or_else(|| panic!("no {name}"));
+        (
+            g("truc_disk_free_bytes"),
+            g("truc_disk_reserve_bytes"),
+            [
+                g("truc_payloads"),
+                g("truc_payload_bytes"),
+                g("truc_uploads_incomplete"),
+                g("truc_upload_part_bytes"),
+            ],
+        )
+    };
+    let (free, reserve, files) = gauges(&get(&hub, "/metrics").await.body);
+    assert!(free > reserve, "free {free}, reserve {reserve}");
+    assert_eq!(reserve, (3 * MIB) as f64);
+    assert_eq!(files, [0.0; 4]);
+
+    // An upload that stops after one MiB of three: a .part of one MiB.
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let mut axis = g22.axis();
+    let call = tokio::spawn(async move {
+        axis.upload(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .map(|_| ())
+    });
+    let open = UploadOpen {
+        upload_id: new_upload_id(),
+        offset: 0,
+        size: 3 * MIB as u64,
+    };
+    tx.send(UploadRequest {
+        part: Some(Part::Open(open)),
+    })
+    .await
+    .unwrap();
+    tx.send(UploadRequest {
+        part: Some(Part::Chunk(vec![7u8; MIB].into())),
+    })
+    .await
+    .unwrap();
+    drop(tx);
+    assert_eq!(call.await.unwrap().unwrap_err().code(), Code::FailedPrecondition);
+    let (_, _, files) = gauges(&get(&hub, "/metrics").await.body);
+    assert_eq!(files, [0.0, 0.0, 1.0, MIB as f64]);
+
+    // A complete one: a payload file of its size; the .part stays.
+    let dir = tempfile::tempdir().unwrap();
+    let path = file(dir.path(), "dossier.bin", 2 * MIB + 5, 4);
+    g22.upload_file_payload_first(
+        &new_upload_id(),
+        &path,
+        |sha, size| sign_external(g22.identity(), header(&[H26], "obs/disk"), sha, size),
+        &quiet,
+    )
+    .await
+    .unwrap();
+    let (_, _, files) = gauges(&get(&hub, "/metrics").await.body);
+    assert_eq!(files, [1.0, (2 * MIB + 5) as f64, 1.0, MIB as f64]);
+}

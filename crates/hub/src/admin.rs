@@ -85,7 +85,7 @@ impl Admin {
 
     async fn metrics_text(&self) -> String {
         let shared = self.shared();
-        let (queues, certs) = match &shared {
+        let (queues, certs, storage) = match &shared {
             Some(s) => {
                 let rows = tokio::time::timeout(SCRAPE_TIMEOUT, crate::queues::summaries(s)).await;
                 let rows = match rows {
@@ -100,19 +100,23 @@ impl Admin {
                     }
                 };
                 let files = s.trust.files().clone();
-                let certs = tokio::task::spawn_blocking(move || {
+                let (data_dir, reserve) = (s.config.data_dir.clone(), s.config.limits.min_free_disk_bytes);
+                let payloads = s.payloads.clone();
+                let (certs, storage) = tokio::task::spawn_blocking(move || {
                     let mut cas = files.client_cas.clone();
                     cas.extend(files.anchors.iter().cloned());
-                    metrics::certificate_expiries(&files.hub_cert, &cas)
+                    let certs = metrics::certificate_expiries(&files.hub_cert, &cas);
+                    (certs, Some(metrics::storage(&data_dir, reserve, &payloads)))
                 })
                 .await
                 .unwrap_or_default();
-                (rows, certs)
+                (rows, certs, storage)
             }
-            None => (None, Vec::new()),
+            None => (None, Vec::new(), None),
         };
         drop(shared);
-        self.metrics.render(self.is_ready(), queues.as_deref(), &certs)
+        self.metrics
+            .render(self.is_ready(), queues.as_deref(), &certs, storage.as_ref())
     }
 
     async fn handle<B>(&self, req: Request<B>) -> Response<String> {

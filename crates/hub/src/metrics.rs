@@ -34,6 +34,16 @@
 //! | `truc_connected_agencies` | gauge | |
 //! | `truc_certificate_expiry_timestamp_seconds` | gauge | `kind` = `hub` \| `ca`, `subject` |
 //! | `truc_metrics_scrape_errors_total` | counter | |
+//! | `truc_disk_free_bytes` | gauge | (file system of `data_dir`, as the hub sees it) |
+//! | `truc_disk_reserve_bytes` | gauge | (`limits.min_free_disk_bytes`) |
+//! | `truc_payloads` | gauge | (complete payload files) |
+//! | `truc_payload_bytes` | gauge | |
+//! | `truc_uploads_incomplete` | gauge | (`.part` files) |
+//! | `truc_upload_part_bytes` | gauge | |
+//!
+//! The disk and payload gauges are read at scrape time too: free space
+//! with `statvfs`, the payload and upload directories with one `stat` per
+//! file.
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -247,6 +257,7 @@ impl Metrics {
         ready: bool,
         queues: Option<&[QueueSummary]>,
         certs: &[(String, String, i64)],
+        storage: Option<&Storage>,
     ) -> String {
         let mut out = String::with_capacity(8192);
         gauge(&mut out, "truc_up", "1 while the hub process runs.", &[("", 1.0)]);
@@ -364,6 +375,9 @@ impl Metrics {
             "End of validity (notAfter) of the hub's TLS certificate and of the CA certificates it trusts, Unix seconds.",
             &refs,
         );
+        if let Some(s) = storage {
+            render_storage(&mut out, s);
+        }
         out
     }
 }
@@ -437,6 +451,65 @@ fn state_name(s: AgencyState) -> &'static str {
         AgencyState::Suspended => "suspended",
         AgencyState::Retired => "retired",
         _ => "unknown",
+    }
+}
+
+/// The data disk and the payload files, read at scrape time.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Storage {
+    /// Bytes free for the hub on the file system of its data directory
+    /// (`None` if it could not be read).
+    pub(crate) free_bytes: Option<u64>,
+    /// `limits.min_free_disk_bytes`.
+    pub(crate) reserve_bytes: u64,
+    /// Payload and upload files.
+    pub(crate) files: truc_store::FileUsage,
+}
+
+/// Read [`Storage`] (blocking: a `statvfs` and a `stat` per payload file).
+pub(crate) fn storage(data_dir: &Path, reserve_bytes: u64, payloads: &truc_store::PayloadFiles) -> Storage {
+    Storage {
+        free_bytes: fs2::available_space(data_dir).ok(),
+        reserve_bytes,
+        files: payloads.usage(),
+    }
+}
+
+fn render_storage(out: &mut String, s: &Storage) {
+    if let Some(free) = s.free_bytes {
+        gauge(
+            out,
+            "truc_disk_free_bytes",
+            "Bytes free for the hub on the file system of its data directory.",
+            &[("", free as f64)],
+        );
+    }
+    let f = &s.files;
+    let rows: [(&str, &str, u64); 5] = [
+        (
+            "truc_disk_reserve_bytes",
+            "limits.min_free_disk_bytes: an upload that would leave less free is refused (RESOURCE_EXHAUSTED).",
+            s.reserve_bytes,
+        ),
+        (
+            "truc_payloads",
+            "Complete payload files of large documents (one per distinct SHA-256).",
+            f.payloads,
+        ),
+        (
+            "truc_payload_bytes",
+            "Bytes in complete payload files.",
+            f.payload_bytes,
+        ),
+        (
+            "truc_uploads_incomplete",
+            "Uploads in progress or interrupted (.part files, resumable until limits.upload_expiry_hours).",
+            f.uploads,
+        ),
+        ("truc_upload_part_bytes", "Bytes in .part files.", f.upload_bytes),
+    ];
+    for (name, help, v) in rows {
+        gauge(out, name, help, &[("", v as f64)]);
     }
 }
 
@@ -733,7 +806,7 @@ mod tests {
         m.grpc_done("truc.v1.Axis", "Send", 0, Duration::from_millis(3));
         m.grpc_done("truc.v1.Axis", "Send", 7, Duration::from_millis(3));
         m.grpc_done("truc.v1.Axis", "../etc", 12, Duration::from_millis(3));
-        let text = m.render(true, Some(&[]), &[]);
+        let text = m.render(true, Some(&[]), &[], None);
         let samples = parse_exposition(&text);
         let find = |name: &str, code: &str| {
             samples

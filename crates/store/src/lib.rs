@@ -26,7 +26,7 @@ mod sled;
 mod stats;
 
 pub use crate::error::StoreError;
-pub use crate::payloads::{PartWriter, PayloadFiles, Resume, UploadMismatch};
+pub use crate::payloads::{FileUsage, PartWriter, PayloadFiles, Resume, UploadMismatch};
 pub use crate::replica::{snapshot_entry, RemoteObserver, Replicator};
 pub use crate::sled::{SledStore, SledStoreOptions};
 pub use crate::stats::CommitObserver;

@@ -31,6 +31,33 @@ pub struct PayloadFiles {
     active: Arc<Mutex<HashSet<String>>>,
 }
 
+/// What the payload file store holds on disk now (see
+/// [`PayloadFiles::usage`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FileUsage {
+    /// Complete payloads (one file per distinct SHA-256).
+    pub payloads: u64,
+    /// Their bytes.
+    pub payload_bytes: u64,
+    /// `.part` files: uploads in progress, or interrupted and resumable
+    /// until they expire.
+    pub uploads: u64,
+    /// Their bytes.
+    pub upload_bytes: u64,
+}
+
+/// Files in `dir` and their bytes (a file that goes away meanwhile is
+/// skipped).
+fn count_files(dir: &Path) -> (u64, u64) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return (0, 0);
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.metadata().ok().filter(|m| m.is_file()))
+        .fold((0, 0), |(n, bytes), m| (n + 1, bytes + m.len()))
+}
+
 /// What [`PayloadFiles::resume`] found.
 #[derive(Debug)]
 pub enum Resume {
@@ -258,6 +285,19 @@ impl PayloadFiles {
     /// Read up to `len` bytes of a stored payload from `offset`.
     pub fn read_at(&self, sha256: &[u8], offset: u64, len: usize) -> Result<Vec<u8>, StoreError> {
         read_chunk(&mut self.open_at(sha256, offset)?, len)
+    }
+
+    /// Count the payload and upload files and their bytes, from the
+    /// directories as they are now (one `stat` per file).
+    pub fn usage(&self) -> FileUsage {
+        let (payloads, payload_bytes) = count_files(&self.payloads);
+        let (uploads, upload_bytes) = count_files(&self.uploads);
+        FileUsage {
+            payloads,
+            payload_bytes,
+            uploads,
+            upload_bytes,
+        }
     }
 
     /// Delete uploads untouched for longer than `max_age`; returns how many.
