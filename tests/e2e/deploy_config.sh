@@ -11,55 +11,14 @@
 #   TRUC_BIN_DIR=target/release tests/e2e/deploy_config.sh
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$ROOT"
-BIN="${TRUC_BIN_DIR:-target/debug}"
-case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
-TRUC="$BIN/truc"
-TRUCD="$BIN/trucd"
-for b in "$TRUC" "$TRUCD"; do
-  [[ -x "$b" ]] || { echo "deploy-config: missing $b (run: cargo build -p truc)" >&2; exit 2; }
-done
-command -v python3 >/dev/null || { echo "deploy-config: python3 is required" >&2; exit 2; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+e2e_init deploy-config
+HUB_LOG_LINES=20
 # Only the file under test may configure trucd and truc.
 while IFS= read -r var; do unset "$var"; done < <(compgen -e | grep '^TRUC_' || true)
 
 EXAMPLE="$ROOT/deploy/trucd.toml"
 CONFIG_RS="$ROOT/crates/hub/src/config.rs"
-T="$(mktemp -d -t truc-deploy-config.XXXXXX)"
-HUB_PID=""
-PASSED=0
-FAILED=0
-
-cleanup() {
-  local rc=$?
-  if [[ -n "$HUB_PID" ]]; then
-    kill "$HUB_PID" 2>/dev/null || true
-    wait "$HUB_PID" 2>/dev/null || true
-  fi
-  rm -rf "$T"
-  echo "deploy-config: $PASSED passed, $FAILED failed"
-  if [[ $rc -eq 0 && $FAILED -gt 0 ]]; then rc=1; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-
-pass() {
-  PASSED=$((PASSED + 1))
-  echo "ok   $*"
-}
-fail() {
-  FAILED=$((FAILED + 1))
-  echo "FAIL $*" >&2
-  if [[ -f "$T/trucd.log" ]]; then
-    echo "--- trucd log (tail) ---" >&2
-    tail -n 20 "$T/trucd.log" >&2
-  fi
-  exit 1
-}
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
 
 # 1. The example covers the whole schema: every key of ENV_KEYS is set in
 # the file and every TRUC_* variable is named in its comments.
@@ -144,12 +103,7 @@ pass "rewrote $(cat "$T/diff") lines (paths and listen only) in a copy of deploy
 # 4. trucd --config alone starts and serves.
 "$TRUCD" --config "$CONF" >"$T/trucd.log" 2>&1 &
 HUB_PID=$!
-deadline=$((SECONDS + 20))
-until "$TRUC" ops agencies list --hub "$HUB" --identity "$PKI/operators/ops" >/dev/null 2>&1; do
-  kill -0 "$HUB_PID" 2>/dev/null || fail "trucd --config exited before it was ready"
-  ((SECONDS < deadline)) || fail "trucd --config not ready on $HUB within 20 s"
-  sleep 0.1
-done
+wait_hub_ready "$PKI/operators/ops" "trucd --config"
 pass "trucd --config $CONF ready on $HUB"
 [[ -d "$T/data" ]] || fail "data_dir $T/data was not created"
 # The file's log.format = "json" took effect: every log line is JSON.

@@ -20,33 +20,15 @@
 #   TRUC_BIN_DIR=target/release tests/e2e/deploy_files.sh
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$ROOT"
-BIN="${TRUC_BIN_DIR:-target/debug}"
-case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
-TRUCD="$BIN/trucd"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+e2e_setup deploy-files # trucd is optional here: no e2e_need_bins
+e2e_start
 D="$ROOT/deploy"
-T="$(mktemp -d -t truc-deploy-files.XXXXXX)"
-PASSED=0
-FAILED=0
 SKIPPED=0
+# Every check here is a soft_fail: one run reports on all the files.
 
-cleanup() {
-  local rc=$?
-  rm -rf "$T"
+summary() {
   echo "deploy-files: $PASSED passed ($SKIPPED skipped), $FAILED failed"
-  if [[ $rc -eq 0 && $FAILED -gt 0 ]]; then rc=1; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-
-pass() {
-  PASSED=$((PASSED + 1))
-  echo "ok   $*"
-}
-fail() {
-  FAILED=$((FAILED + 1))
-  echo "FAIL $*" >&2
 }
 skip() {
   SKIPPED=$((SKIPPED + 1))
@@ -66,14 +48,14 @@ if have systemd-analyze; then
     ! grep -v -e 'Failed to connect to bus' -e 'No such file or directory' "$T/verify" | grep -q .; then
     pass "systemd-analyze verify deploy/systemd/trucd.service (ExecStart=$exe)"
   else
-    fail "systemd-analyze verify deploy/systemd/trucd.service: $(tr '\n' ' ' <"$T/verify")"
+    soft_fail "systemd-analyze verify deploy/systemd/trucd.service: $(tr '\n' ' ' <"$T/verify")"
   fi
   if (cd "$T/unit" && systemd-analyze security --offline=yes ./trucd.service) >"$T/security" 2>&1; then
     score="$(sed -n 's/.*Overall exposure level for trucd.service: \([0-9.]*\).*/\1/p' "$T/security")"
     if [[ -n "$score" ]] && python3 -c "import sys; sys.exit(0 if float('$score') <= 3.0 else 1)"; then
       pass "systemd-analyze security: exposure $score (OK)"
     else
-      fail "systemd-analyze security: exposure '${score:-?}' above 3.0: $(tail -n 3 "$T/security" | tr '\n' ' ')"
+      soft_fail "systemd-analyze security: exposure '${score:-?}' above 3.0: $(tail -n 3 "$T/security" | tr '\n' ' ')"
     fi
   else
     skip "systemd-analyze security --offline is not supported here: $(tail -n 1 "$T/security")"
@@ -87,17 +69,17 @@ if have promtool; then
   if (cd "$D/prometheus" && promtool check config prometheus.yml) >"$T/out" 2>&1; then
     pass "promtool check config deploy/prometheus/prometheus.yml"
   else
-    fail "promtool check config: $(tr '\n' ' ' <"$T/out")"
+    soft_fail "promtool check config: $(tr '\n' ' ' <"$T/out")"
   fi
   if promtool check rules "$D/prometheus/truc-rules.yml" >"$T/out" 2>&1; then
     pass "promtool check rules deploy/prometheus/truc-rules.yml: $(grep -o '[0-9]* rules found' "$T/out" | head -n 1)"
   else
-    fail "promtool check rules: $(tr '\n' ' ' <"$T/out")"
+    soft_fail "promtool check rules: $(tr '\n' ' ' <"$T/out")"
   fi
   if (cd "$D/prometheus" && promtool test rules truc-rules.test.yml) >"$T/out" 2>&1; then
     pass "promtool test rules deploy/prometheus/truc-rules.test.yml (growing queue, overdue urgent, expiring certificate, dead letters)"
   else
-    fail "promtool test rules: $(tr '\n' ' ' <"$T/out")"
+    soft_fail "promtool test rules: $(tr '\n' ' ' <"$T/out")"
   fi
 else
   skip "promtool not installed (apt-get install prometheus): rules and scrape config not checked"
@@ -137,7 +119,7 @@ print(f"{len(dash['panels'])} panels")
 PY
   pass "rules and dashboard query only exported metrics; dashboard JSON valid ($(cat "$T/out"))"
 else
-  fail "metric names or dashboard: $(tr '\n' ' ' <"$T/out")"
+  soft_fail "metric names or dashboard: $(tr '\n' ' ' <"$T/out")"
 fi
 
 # 4. Kubernetes manifest.
@@ -210,13 +192,13 @@ PY
       if [[ $status -eq 64 ]] && ! grep -q 'invalid configuration' "$T/err" && grep -q '/etc/truc/pki' "$T/err"; then
         pass "trucd accepts the ConfigMap's trucd.toml (then stops at the missing PKI: $(grep -m 1 '^trucd:' "$T/err"))"
       else
-        fail "trucd --config <ConfigMap trucd.toml>: exit $status: $(tr '\n' ' ' <"$T/err")"
+        soft_fail "trucd --config <ConfigMap trucd.toml>: exit $status: $(tr '\n' ' ' <"$T/err")"
       fi
     else
       skip "no $TRUCD (cargo build -p truc): ConfigMap's trucd.toml not loaded by trucd"
     fi
   else
-    fail "deploy/kubernetes/truc.yaml: $(tr '\n' ' ' <"$T/out")"
+    soft_fail "deploy/kubernetes/truc.yaml: $(tr '\n' ' ' <"$T/out")"
   fi
 else
   skip "python3-yaml not installed (apt-get install python3-yaml): Kubernetes manifest not checked"
@@ -234,7 +216,7 @@ grep -qx 'target/' "$ROOT/.dockerignore" 2>/dev/null || problems+=".dockerignore
 if [[ -z "$problems" ]]; then
   pass "deploy/Containerfile: builds trucd --locked, ships deploy/trucd.toml, non-root, ports 7443/7444"
 else
-  fail "deploy/Containerfile: $problems"
+  soft_fail "deploy/Containerfile: $problems"
 fi
 if [[ "${TRUC_BUILD_IMAGE:-}" == 1 ]]; then
   engine=""
@@ -244,7 +226,7 @@ if [[ "${TRUC_BUILD_IMAGE:-}" == 1 ]]; then
     if "$engine" build -f "$CF" -t truc:deploy-check "$ROOT" >"$T/build" 2>&1; then
       pass "$engine build -f deploy/Containerfile"
     else
-      fail "$engine build -f deploy/Containerfile: $(tail -n 5 "$T/build" | tr '\n' ' ')"
+      soft_fail "$engine build -f deploy/Containerfile: $(tail -n 5 "$T/build" | tr '\n' ' ')"
     fi
   else
     skip "TRUC_BUILD_IMAGE=1 but no running docker or podman: image not built"

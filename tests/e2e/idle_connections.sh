@@ -7,30 +7,13 @@
 # Prints trucd's resident memory before and after, and the bound it checks
 # (64 MiB over idle for 2,000 connections plus a stuck consumer).
 set -uo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$ROOT"
-BIN="${TRUC_BIN_DIR:-target/debug}"
-TRUC="$BIN/truc"
-TRUCD="$BIN/trucd"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+e2e_init idle-connections
 N="${1:-2000}"
-T="$(mktemp -d /tmp/truc-idle.XXXXXX)"
-PASS=0
-FAIL=0
-HUB_PID=""
-HOLD_PID=""
-STUCK_PID=""
-cleanup() {
-  for p in $HOLD_PID $STUCK_PID $HUB_PID; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$T"
-}
-trap cleanup EXIT
-pass() { PASS=$((PASS + 1)); echo "ok   $*"; }
-fail() { FAIL=$((FAIL + 1)); echo "FAIL $*"; echo "idle-connections: $PASS passed, $FAIL failed"; exit 1; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 HUB="127.0.0.1:$PORT"
 PKI="$T/pki"
 "$TRUC" pki init --dir "$PKI" >/dev/null
@@ -38,7 +21,7 @@ PKI="$T/pki"
 for code in 000.00.00.G22 000.00.00.H26 000.00.00.H29; do
   "$TRUC" pki issue --dir "$PKI" --agency "$code" >/dev/null
 done
-TRUC_DELIVERY_LEASE_MS=600000 "$TRUCD" --identity "$PKI/hub" --data-dir "$T/data" --listen "$HUB" >"$T/hub.log" 2>&1 &
+TRUC_DELIVERY_LEASE_MS=600000 "$TRUCD" --identity "$PKI/hub" --data-dir "$T/data" --listen "$HUB" >"$T/trucd.log" 2>&1 &
 HUB_PID=$!
 for _ in $(seq 200); do
   "$TRUC" ops agencies list --hub "$HUB" --identity "$PKI/operators/ops" >/dev/null 2>&1 && break
@@ -60,7 +43,7 @@ for i in $(seq 40); do
 done
 for p in "${SENDS[@]}"; do wait "$p" || fail "a send failed: $(tail -1 "$T/send.err")"; done
 "$TRUC" inbox --follow --no-ack --max-in-flight 1024 --hub "$HUB" --identity "$PKI/agencies/000.00.00.H26" >"$T/stuck.log" 2>&1 &
-STUCK_PID=$!
+BG_PIDS+=("$!") # the stuck consumer
 
 # N idle mutual-TLS connections, handshaken and then silent.
 python3 - "$HUB" "$PKI" "$N" "$T/held" <<'PY' &
@@ -77,7 +60,7 @@ for i in range(n):
 open(flag, "w").write(str(len(held)))
 time.sleep(600)
 PY
-HOLD_PID=$!
+BG_PIDS+=("$!") # the connections
 for _ in $(seq 600); do [[ -f "$T/held" ]] && break; sleep 0.1; done
 [[ -f "$T/held" ]] || fail "could not open $N connections"
 pass "$(cat "$T/held") idle mTLS connections open"
@@ -101,4 +84,3 @@ GROWTH=$(((PEAK - IDLE) / 1024))
 echo "trucd RSS: idle $((IDLE / 1024)) MiB, loaded $((LOADED / 1024)) MiB, peak $((PEAK / 1024)) MiB (+$GROWTH MiB for $N connections and a stuck consumer)"
 [[ "$GROWTH" -lt 256 ]] || fail "memory grew by $GROWTH MiB (bound 256 MiB)"
 pass "memory bounded: +$GROWTH MiB (bound 256 MiB)"
-echo "idle-connections: $PASS passed, $FAIL failed"

@@ -42,9 +42,9 @@
 # of the comparison into DIR/*.data).
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$ROOT"
 NAME=large-document
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+e2e_setup "$NAME" target/release
 COMPARE=0
 SIZE_MIB=64
 for arg in "$@"; do
@@ -65,76 +65,24 @@ ROUNDS="${TRUC_E2E_ROUNDS:-1}"
 MIN_RATIO="${TRUC_E2E_MIN_RATIO:-0.5}"
 LEASE_MS="${TRUC_E2E_LEASE_MS:-3000}"
 
-BIN="${TRUC_BIN_DIR:-target/release}"
-case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
-TRUC="$BIN/truc"
-TRUCD="$BIN/trucd"
 TLS_COPY="$BIN/tls-copy"
-for b in "$TRUC" "$TRUCD"; do
-  [[ -x "$b" ]] || { echo "$NAME: missing $b (run: cargo build --release -p truc)" >&2; exit 2; }
-done
+e2e_need_bins
 if ((COMPARE)) && [[ ! -x "$TLS_COPY" ]]; then
   echo "$NAME: missing $TLS_COPY (run: cargo build --release -p truc-bench --bin tls-copy)" >&2
   exit 2
 fi
-command -v python3 >/dev/null || { echo "$NAME: python3 is required" >&2; exit 2; }
+e2e_need_python
 HAVE_OPENSSL=0
 command -v openssl >/dev/null && HAVE_OPENSSL=1
 
 PARENT="${TRUC_E2E_DIR:-${TMPDIR:-/tmp}}"
 mkdir -p "$PARENT"
-T="$(mktemp -d -p "$PARENT" truc-large.XXXXXX)"
+e2e_start "$PARENT" truc-large
 mkdir -p "$T/tmp" # TMPDIR of the CLI: `truc send` keeps its resume notes there
-HUB_PID=""
-HUB=""
-BG_PIDS=()
-PASSED=0
-FAILED=0
+# On exit, once lib.sh has SIGKILLed BG_PIDS and stopped the hub: close the
+# FIFO that openssl_copy holds open on fd 3.
+e2e_cleanup_hook() { exec 3>&-; }
 
-summary() {
-  echo "$NAME: $PASSED passed, $FAILED failed"
-}
-cleanup() {
-  local rc=$?
-  local p
-  for p in "${BG_PIDS[@]}"; do
-    kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-  done
-  if [[ -n "$HUB_PID" ]]; then
-    kill "$HUB_PID" 2>/dev/null || true
-    wait "$HUB_PID" 2>/dev/null || true
-  fi
-  exec 3>&-
-  if [[ -n "${TRUC_E2E_KEEP:-}" ]]; then
-    echo "$NAME: kept $T" >&2
-  else
-    rm -rf "$T"
-  fi
-  summary
-  if [[ $rc -eq 0 && $FAILED -gt 0 ]]; then rc=1; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-
-pass() {
-  PASSED=$((PASSED + 1))
-  echo "ok   $*"
-}
-fail() {
-  FAILED=$((FAILED + 1))
-  echo "FAIL $*" >&2
-  if [[ -f "$T/trucd.log" ]]; then
-    echo "--- trucd log (tail) ---" >&2
-    tail -n 30 "$T/trucd.log" >&2
-  fi
-  exit 1
-}
-# A failed check after which the others can still run.
-soft_fail() {
-  FAILED=$((FAILED + 1))
-  echo "FAIL $*" >&2
-}
 info() { echo "     $*"; }
 # Forget a background process once it has been reaped.
 forget() {
@@ -157,18 +105,6 @@ run_or_fail() {
   if ! timeout --signal=KILL "$BUDGET" "$@" >"$T/out" 2>"$T/err"; then
     fail "$what: \`$*\` failed or took over $BUDGET s: $(tr '\n' ' ' <"$T/err" | tail -c 2000)"
   fi
-}
-json_field() {
-  python3 - "$1" "$2" <<'PY'
-import json, sys
-v = json.load(open(sys.argv[1]))
-for k in sys.argv[2].split("."):
-    v = v.get(k) if isinstance(v, dict) else None
-print("" if v is None else (json.dumps(v) if isinstance(v, bool) else v))
-PY
-}
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 now() { date +%s.%N; }
 # calc EXPR [DECIMALS]
@@ -290,12 +226,7 @@ HUB="127.0.0.1:$(free_port)"
 TRUC_DELIVERY_LEASE_MS=$LEASE_MS "$TRUCD" --identity "$PKI/hub" --data-dir "$DATA" --listen "$HUB" \
   >"$T/trucd.log" 2>&1 &
 HUB_PID=$!
-deadline=$((SECONDS + 20))
-until "$TRUC" ops agencies list --hub "$HUB" --identity "$OP_ID" >/dev/null 2>&1; do
-  kill -0 "$HUB_PID" 2>/dev/null || fail "trucd exited before it was ready"
-  ((SECONDS < deadline)) || fail "trucd not ready on $HUB within 20 s"
-  sleep 0.1
-done
+wait_hub_ready "$OP_ID" trucd
 IDLE_KB=$(hub_status_kb VmRSS)
 pass "hub ready on $HUB (pid $HUB_PID, delivery lease $LEASE_MS ms), idle RSS $((IDLE_KB / 1024)) MiB"
 for code in "$SENDER" "$RCPT1" "$RCPT2"; do

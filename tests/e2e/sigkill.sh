@@ -16,63 +16,10 @@
 #   TRUC_E2E_KEEP=1 tests/e2e/sigkill.sh           # keep the temp dir
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$ROOT"
-BIN="${TRUC_BIN_DIR:-target/debug}"
-case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
-TRUC="$BIN/truc"
-TRUCD="$BIN/trucd"
-for b in "$TRUC" "$TRUCD"; do
-  [[ -x "$b" ]] || { echo "sigkill: missing $b (run: cargo build -p truc)" >&2; exit 2; }
-done
-command -v python3 >/dev/null || { echo "sigkill: python3 is required" >&2; exit 2; }
-
-T="$(mktemp -d -t truc-sigkill.XXXXXX)"
-HUB_PID=""
-HUB=""
-PASSED=0
-FAILED=0
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+e2e_init sigkill
 RUN=0 # hub runs, for log file names
 
-summary() {
-  echo "sigkill: $PASSED passed, $FAILED failed"
-}
-cleanup() {
-  local rc=$?
-  if [[ -n "$HUB_PID" ]]; then
-    kill "$HUB_PID" 2>/dev/null || true
-    wait "$HUB_PID" 2>/dev/null || true
-  fi
-  if [[ -n "${TRUC_E2E_KEEP:-}" ]]; then
-    echo "sigkill: kept $T" >&2
-  else
-    rm -rf "$T"
-  fi
-  summary
-  if [[ $rc -eq 0 && $FAILED -gt 0 ]]; then rc=1; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-
-pass() {
-  PASSED=$((PASSED + 1))
-  echo "ok   $*"
-}
-# A failed check: say which, show the hub's log, stop.
-fail() {
-  FAILED=$((FAILED + 1))
-  echo "FAIL $*" >&2
-  if [[ -n "$RUN" && -f "$T/trucd.$RUN.log" ]]; then
-    echo "--- trucd log, run $RUN (tail) ---" >&2
-    tail -n 30 "$T/trucd.$RUN.log" >&2
-  fi
-  exit 1
-}
-# A failed check after which the others can still run.
-soft_fail() {
-  FAILED=$((FAILED + 1))
-  echo "FAIL $*" >&2
-}
 # Run a command; on failure the check fails with its stderr.
 run_or_fail() {
   local what="$1"
@@ -80,19 +27,6 @@ run_or_fail() {
   if ! "$@" >"$T/out" 2>"$T/err"; then
     fail "$what: \`$*\` exited non-zero: $(tr '\n' ' ' <"$T/err")"
   fi
-}
-# A JSON field of a one-object document (file $1, dotted key $2), or "".
-json_field() {
-  python3 - "$1" "$2" <<'PY'
-import json, sys
-v = json.load(open(sys.argv[1]))
-for k in sys.argv[2].split("."):
-    v = v.get(k) if isinstance(v, dict) else None
-print("" if v is None else (json.dumps(v) if isinstance(v, bool) else v))
-PY
-}
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
 PKI="$T/pki"
@@ -112,16 +46,12 @@ agency_id() { echo "$PKI/agencies/$1"; }
 # call succeeds (at most 20 s).
 start_hub() {
   RUN=$((RUN + 1))
+  HUB_LOG="$T/trucd.$RUN.log" HUB_LOG_TITLE="trucd log, run $RUN" # what fail shows
   HUB="127.0.0.1:$(free_port)"
   "$TRUCD" --identity "$PKI/hub" --data-dir "$DATA" --listen "$HUB" \
-    >"$T/trucd.$RUN.log" 2>&1 &
+    >"$HUB_LOG" 2>&1 &
   HUB_PID=$!
-  local deadline=$((SECONDS + 20))
-  until "$TRUC" ops agencies list --hub "$HUB" --identity "$OP_ID" >/dev/null 2>&1; do
-    kill -0 "$HUB_PID" 2>/dev/null || fail "hub run $RUN: trucd exited before it was ready"
-    ((SECONDS < deadline)) || fail "hub run $RUN: not ready on $HUB within 20 s"
-    sleep 0.1
-  done
+  wait_hub_ready "$OP_ID" "hub run $RUN: trucd" "hub run $RUN:"
   pass "hub run $RUN ready on $HUB (pid $HUB_PID)"
 }
 # SIGKILL the hub and reap it; the status must say it died of SIGKILL.

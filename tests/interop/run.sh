@@ -7,23 +7,9 @@
 #   TRUC_BIN_DIR=target/release tests/interop/run.sh            # other binaries
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$ROOT"
-BIN="${TRUC_BIN_DIR:-target/debug}"
-case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
-TRUC="$BIN/truc"
-TRUCD="$BIN/trucd"
-for b in "$TRUC" "$TRUCD"; do
-  [[ -x "$b" ]] || { echo "missing $b (run: cargo build -p truc)" >&2; exit 2; }
-done
-
-T="$(mktemp -d -t truc-interop.XXXXXX)"
-HUB_PID=""
-cleanup() {
-  if [[ -n "$HUB_PID" ]]; then kill "$HUB_PID" 2>/dev/null || true; wait "$HUB_PID" 2>/dev/null || true; fi
-  rm -rf "$T"
-}
-trap cleanup EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/../e2e/lib.sh"
+e2e_init interop
+summary() { :; } # python_client.py prints the checks and the summary line
 
 # 1. Python environment.
 VENV="${TRUC_INTEROP_VENV:-$T/venv}"
@@ -55,7 +41,7 @@ done
 AGENCIES[G09.02]="Sở Tư pháp"
 
 # 4. Hub on a free port.
-PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+PORT="$(free_port)"
 HUB="127.0.0.1:$PORT"
 OPS=(--hub "$HUB" --identity "$PKI/operators/ops")
 "$TRUCD" --identity "$PKI/hub" --data-dir "$T/data" --listen "$HUB" >"$T/trucd.log" 2>&1 &
