@@ -51,7 +51,7 @@ for arg in "$@"; do
   case "$arg" in
     --compare) COMPARE=1 ;;
     -h | --help)
-      sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+      sed -n '2,/^set -euo/p' "$ROOT/tests/e2e/large_document.sh" | sed '$d; s/^# \{0,1\}//'
       exit 0
       ;;
     *[!0-9]* | "") echo "$NAME: usage: $0 [--compare] [SIZE_MIB]" >&2; exit 2 ;;

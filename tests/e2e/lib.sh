@@ -8,8 +8,8 @@
 # e2e_init is e2e_setup, e2e_need_bins, e2e_need_python and e2e_start in a
 # row; a script that needs something else in between calls them itself.
 # NAME prefixes the messages and the last line, `NAME: N passed, M failed`.
-# On exit (the trap e2e_start installs): the processes in BG_PIDS are
-# SIGKILLed, the hub HUB_PID is stopped, the function e2e_cleanup_hook runs if
+# On exit (the trap e2e_start installs): the processes in BG_PIDS and their
+# children are SIGKILLed, the hub HUB_PID is stopped, the function e2e_cleanup_hook runs if
 # the script defines one, $T is removed (kept with TRUC_E2E_KEEP=1), `summary`
 # prints the last line (a script may redefine it), and the exit status is 1 if
 # a check failed and the script's own status was 0.
@@ -72,11 +72,21 @@ summary() {
 }
 
 # The EXIT trap (see the top of this file).
+# SIGKILL process $1 and everything it started (a background job may be
+# `timeout` or `/usr/bin/time` around the program that matters).
+kill_tree() {
+  local c
+  if command -v pgrep >/dev/null; then
+    for c in $(pgrep -P "$1"); do kill_tree "$c"; done
+  fi
+  kill -KILL "$1" 2>/dev/null || true
+}
+
 e2e_cleanup() {
   local rc=$?
   local p
   for p in "${BG_PIDS[@]}"; do
-    kill -KILL "$p" 2>/dev/null || true
+    kill_tree "$p"
     wait "$p" 2>/dev/null || true
   done
   if [[ -n "$HUB_PID" ]]; then
