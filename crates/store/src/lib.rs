@@ -28,7 +28,7 @@ mod stats;
 pub use crate::error::StoreError;
 pub use crate::payloads::{FileUsage, PartWriter, PayloadFiles, Resume, UploadMismatch};
 pub use crate::replica::{snapshot_entry, RemoteObserver, Replicator};
-pub use crate::sled::{SledStore, SledStoreOptions};
+pub use crate::sled::{Reclaimed, SledStore, SledStoreOptions};
 pub use crate::stats::CommitObserver;
 
 /// A boxed future, so that `Store` can be used as `dyn Store`.

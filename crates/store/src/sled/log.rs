@@ -296,6 +296,74 @@ pub(super) fn batches_after(dir: &Path, after: (u32, u64)) -> Result<Vec<Vec<Wri
     Ok(out)
 }
 
+/// Give back the disk blocks of segment `segment` that no read will ever
+/// need, once replay starts after it: the whole blocks inside each batch
+/// record, and the zeros past the last record (at most [`AHEAD_MAX`], left
+/// by the zeroer when the hub stopped). Bodies stay byte for byte where
+/// they are, so every [`BodyRef`] into the segment still reads (holes read
+/// as zeros, and no body lies in one). Returns the bytes freed, by the
+/// file's allocated blocks; 0 where the file system cannot punch holes.
+pub(super) fn punch_segment(dir: &Path, segment: u32) -> Result<u64, StoreError> {
+    use rustix::fs::{fallocate, FallocateFlags};
+    let path = segment_path(&dir.join("bodies"), segment);
+    let file = match OpenOptions::new().write(true).read(true).open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(io_error(&path, e)),
+    };
+    let meta = file.metadata().map_err(|e| io_error(&path, e))?;
+    let (size, before) = (meta.len(), std::os::unix::fs::MetadataExt::blocks(&meta));
+    let align = |at: u64, up: bool| {
+        let a = DIRECT_ALIGN as u64;
+        if up {
+            at.div_ceil(a) * a
+        } else {
+            at / a * a
+        }
+    };
+    let punch = |from: u64, to: u64| -> io::Result<bool> {
+        if to <= from {
+            return Ok(true);
+        }
+        match fallocate(
+            &file,
+            FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+            from,
+            to - from,
+        ) {
+            Ok(()) => Ok(true),
+            Err(rustix::io::Errno::OPNOTSUPP) | Err(rustix::io::Errno::NOSYS) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    };
+    let mut at = 0u64;
+    let mut header = [0u8; RECORD_HEADER as usize];
+    while at + RECORD_HEADER <= size {
+        file.read_exact_at(&mut header, at).map_err(|e| io_error(&path, e))?;
+        let len = u64::from(u32::from_le_bytes(header[0..4].try_into().unwrap_or_default()));
+        if len == 0 {
+            // The zeros ahead of where the writer stopped: none is a record.
+            punch(align(at, true), size).map_err(|e| io_error(&path, e))?;
+            break;
+        }
+        let end = at + 8 + len;
+        if end > size {
+            break; // torn by a crash: left as it is
+        }
+        if header[8] == KIND_BATCH
+            && !punch(align(at + RECORD_HEADER, true), align(end, false)).map_err(|e| io_error(&path, e))?
+        {
+            return Ok(0);
+        }
+        at = end;
+    }
+    let after = file
+        .metadata()
+        .map(|m| std::os::unix::fs::MetadataExt::blocks(&m))
+        .unwrap_or(before);
+    Ok(before.saturating_sub(after) * 512)
+}
+
 /// The writer's side: appends batches to the current segment.
 #[derive(Debug)]
 pub(super) struct BodyLog {
@@ -641,6 +709,49 @@ mod tests {
         // A reference past the end is an error too.
         let beyond = BodyRef { offset: 1 << 30, ..b };
         assert!(fresh.read(beyond).is_err());
+    }
+
+    #[test]
+    fn punching_frees_batch_records_and_trailing_zeros_and_keeps_every_body() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = BodyLog::open(dir.path()).unwrap();
+        let mut refs = Vec::new();
+        for round in 0..3u8 {
+            let mut staged = log.begin();
+            refs.push((staged.push(&[round; 5000]), round));
+            staged.push_batch(&[0xAB; 40_000]); // a batch record over several blocks
+            refs.push((staged.push(&[round + 10; 3000]), round + 10));
+            staged.push_batch(&[0xCD; 100]); // a small one: no whole block
+            log.commit(staged).unwrap();
+        }
+        let segment = refs[0].0.segment;
+        let path = segment_path(&dir.path().join("bodies"), segment);
+        drop(log); // the zeros ahead stay past the last record
+        let blocks = || std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(&path).unwrap()) * 512;
+        let (size, before) = (std::fs::metadata(&path).unwrap().len(), blocks());
+        let freed = punch_segment(dir.path(), segment).unwrap();
+        if freed == 0 {
+            eprintln!("NOT RUN: this file system cannot punch holes ({})", path.display());
+            return;
+        }
+        assert_eq!(before - blocks(), freed);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), size, "offsets do not move");
+        // Every body reads, checksum and all.
+        let files = BodyFiles::at(dir.path());
+        for (r, fill) in &refs {
+            assert!(files.read(*r).unwrap().iter().all(|b| b == fill));
+        }
+        // Each large batch record lost at least its 9 whole blocks; what the
+        // file still holds of them is zeros.
+        assert!(freed >= 3 * 9 * 4096, "freed {freed}");
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.windows(4096).filter(|w| w.iter().all(|&b| b == 0xAB)).count(), 0);
+        // The file's end is all holes now: nothing allocated past the records.
+        let ended = refs.last().unwrap().0.offset + RECORD_HEADER + 3000 + RECORD_HEADER + 100;
+        assert!(bytes[ended as usize..].iter().all(|&b| b == 0));
+        assert!(blocks() <= ended.div_ceil(4096) * 4096);
+        // Punching again frees nothing more.
+        assert_eq!(punch_segment(dir.path(), segment).unwrap(), 0);
     }
 
     #[test]

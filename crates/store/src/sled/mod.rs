@@ -8,6 +8,9 @@ mod log;
 mod ops;
 mod pending;
 mod proofs;
+mod punch;
+
+pub use punch::Reclaimed;
 mod reads;
 mod reclaim;
 mod replicated;
@@ -150,6 +153,8 @@ pub struct SledStore {
     ops: mpsc::Sender<Op>,
     cache: Arc<Cache>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Frees old batch records' disk space (embedded store only).
+    puncher: Mutex<Option<punch::Puncher>>,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -259,6 +264,10 @@ impl SledStore {
         }
         let log = log::BodyLog::open(&opts.path)?;
         let body_files = log.files();
+        let puncher = match opts.replicator {
+            None => Some(punch::Puncher::start(db.clone(), tree.clone(), &opts.path)),
+            Some(_) => None,
+        };
         let (tx, rx) = mpsc::channel(opts.queue_capacity.max(1));
         let writer = Writer {
             db,
@@ -281,12 +290,26 @@ impl SledStore {
             ops: tx,
             cache,
             writer: Mutex::new(Some(handle)),
+            puncher: Mutex::new(puncher),
         }))
+    }
+
+    /// Give back, now, the disk space of the log's batch records that no
+    /// replay will read again (a thread does it every minute anyway; see
+    /// `sled/punch.rs`). Blocking. Nothing to do for a replicated store.
+    pub fn reclaim_log_space(&self) -> Result<Reclaimed, StoreError> {
+        match &*self.puncher.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(p) => p.pass(),
+            None => Ok(Reclaimed::default()),
+        }
     }
 
     /// Stop accepting changes, let the writer finish what is queued, flush,
     /// and wait for it. Blocking.
     pub fn close(self: Arc<Self>) {
+        if let Some(p) = self.puncher.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            p.stop();
+        }
         let handle = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
         drop(self);
         if let Some(h) = handle {

@@ -1,0 +1,172 @@
+//! Giving the log's disk space back where replay will never read again.
+//!
+//! A batch record in the log (`log.rs`) is needed only until sled has
+//! flushed its batch: replay starts after the batch `Meta` names, in the
+//! segment `Meta` names. Segments older than that one are still read for
+//! their bodies, never for their batches. So, once `Meta` in sled names a
+//! later segment and a sled flush has made that durable, the whole blocks
+//! inside those segments' batch records (and the zeros left at their ends)
+//! are freed with `fallocate(PUNCH_HOLE)`. Offsets do not move, so every
+//! body reference stays valid and nothing in sled changes. A segment is
+//! done once: `bodies/punched` holds the first segment not yet done (if it
+//! is lost, the next pass does the old ones again, which frees nothing
+//! more).
+//!
+//! A thread of its own does a pass every [`PERIOD`]; the embedded store
+//! starts it (a replicated store's log holds no batches).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use prost::Message;
+
+use super::log;
+use crate::keys;
+use crate::records::Meta;
+use crate::StoreError;
+
+/// How often the thread looks for segments to punch.
+const PERIOD: Duration = Duration::from_secs(60);
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reclaimed {
+    /// Segments whose batch records were punched.
+    pub segments: u32,
+    /// Disk bytes given back (by the files' allocated blocks).
+    pub bytes: u64,
+}
+
+/// The punching thread, and one pass on demand.
+#[derive(Debug)]
+pub(super) struct Puncher {
+    work: Arc<Work>,
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+struct Work {
+    db: sled::Db,
+    tree: sled::Tree,
+    dir: PathBuf,
+    /// One pass at a time.
+    running: Mutex<()>,
+}
+
+impl Puncher {
+    pub(super) fn start(db: sled::Db, tree: sled::Tree, dir: &Path) -> Puncher {
+        let work = Arc::new(Work {
+            db,
+            tree,
+            dir: dir.to_path_buf(),
+            running: Mutex::new(()),
+        });
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let thread = {
+            let (work, stop) = (work.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("truc-store-punch".into())
+                .spawn(move || loop {
+                    let (lock, cv) = &*stop;
+                    let stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
+                    let (stopped, _) = cv
+                        .wait_timeout_while(stopped, PERIOD, |s| !*s)
+                        .unwrap_or_else(|e| e.into_inner());
+                    if *stopped {
+                        return;
+                    }
+                    drop(stopped);
+                    match work.pass() {
+                        Ok(r) if r.segments > 0 => tracing::info!(
+                            segments = r.segments,
+                            bytes = r.bytes,
+                            "gave back the disk space of log records replay no longer needs"
+                        ),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "cannot free the log's old batch records; will retry"),
+                    }
+                })
+                .ok()
+        };
+        if thread.is_none() {
+            tracing::warn!("cannot start the log punching thread; old batch records keep their disk space");
+        }
+        Puncher { work, stop, thread }
+    }
+
+    /// One pass now, on this thread.
+    pub(super) fn pass(&self) -> Result<Reclaimed, StoreError> {
+        self.work.pass()
+    }
+
+    /// Stop the thread and let go of sled.
+    pub(super) fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        let (lock, cv) = &*self.stop;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        cv.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Puncher {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+impl Work {
+    fn pass(&self) -> Result<Reclaimed, StoreError> {
+        let _one = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let replay_from = match self.tree.get(keys::meta())? {
+            Some(v) => {
+                Meta::decode(v.as_ref())
+                    .map_err(|_| StoreError::Corrupt("meta".into()))?
+                    .log_segment
+            }
+            None => 0,
+        };
+        let first = first_undone(&self.dir);
+        if replay_from <= first {
+            return Ok(Reclaimed::default());
+        }
+        // `Meta` naming `replay_from` or later is durable after this: no
+        // replay will read a batch before that segment again.
+        self.db.flush()?;
+        let mut done = Reclaimed::default();
+        for segment in first..replay_from {
+            done.bytes += log::punch_segment(&self.dir, segment)?;
+            done.segments += 1;
+        }
+        let marker = marker_path(&self.dir);
+        let tmp = marker.with_extension("tmp");
+        // Lost, the marker only costs a pass over segments already done.
+        if std::fs::write(&tmp, replay_from.to_string())
+            .and_then(|()| std::fs::rename(&tmp, &marker))
+            .is_err()
+        {
+            tracing::warn!(path = %marker.display(), "cannot record which log segments are punched");
+        }
+        Ok(done)
+    }
+}
+
+fn marker_path(dir: &Path) -> PathBuf {
+    dir.join("bodies").join("punched")
+}
+
+/// The first segment not punched yet (segments start at 1).
+fn first_undone(dir: &Path) -> u32 {
+    std::fs::read_to_string(marker_path(dir))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1)
+}
