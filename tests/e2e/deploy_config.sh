@@ -188,6 +188,36 @@ PY
   fail "/metrics disagrees with truc ops queues --json: $(tr '\n' ' ' <"$T/agree")"
 fi
 pass "/metrics per-agency gauges equal truc ops queues --json ($(cat "$T/agree") agencies) after a send"
+# `truc ops storage` and the disk gauges of the same scrape agree.
+"$TRUC" ops storage --json --hub "$HUB" --identity "$OP_ID" >"$T/storage.json" 2>"$T/err" ||
+  fail "truc ops storage --json: $(cat "$T/err")"
+if ! python3 - "$T/storage.json" "$T/metrics" >"$T/agree" 2>&1 <<'PY'; then
+import json, re, sys
+st = json.load(open(sys.argv[1], encoding="utf-8"))
+samples = {}
+for l in open(sys.argv[2], encoding="utf-8").read().splitlines()[1:]:
+    m = re.match(r'^([a-z_]+) (\S+)$', l)
+    if m:
+        samples[m.group(1)] = float(m.group(2))
+problems = []
+for field, metric in [("disk_reserve_bytes", "truc_disk_reserve_bytes"), ("payloads", "truc_payloads"),
+                      ("payload_bytes", "truc_payload_bytes"), ("uploads_incomplete", "truc_uploads_incomplete"),
+                      ("upload_part_bytes", "truc_upload_part_bytes")]:
+    if samples.get(metric) != float(st[field]):
+        problems.append(f"{metric} = {samples.get(metric)}, truc ops storage {field} = {st[field]}")
+if not st["store_bytes"] > 0 or not samples.get("truc_store_bytes", 0) > 0:
+    problems.append(f"store bytes: {st['store_bytes']}, /metrics {samples.get('truc_store_bytes')}")
+free = samples.get("truc_disk_free_bytes")
+if free is None or st["disk_free_bytes"] is None or abs(free - st["disk_free_bytes"]) > 256 << 20:
+    problems.append(f"free: /metrics {free}, truc ops storage {st['disk_free_bytes']}")
+if problems:
+    sys.exit("; ".join(problems))
+PY
+  fail "/metrics disagrees with truc ops storage --json: $(tr '\n' ' ' <"$T/agree")"
+fi
+"$TRUC" ops storage --hub "$HUB" --identity "$OP_ID" >"$T/storage.txt" 2>"$T/err" || fail "truc ops storage: $(cat "$T/err")"
+grep -q "^data disk .* free" "$T/storage.txt" || fail "truc ops storage prints no free space: $(cat "$T/storage.txt")"
+pass "truc ops storage agrees with the disk gauges of /metrics"
 if command -v promtool >/dev/null; then
   tail -n +2 "$T/metrics" | promtool check metrics >"$T/lint" 2>&1 ||
     fail "promtool check metrics on /metrics: $(tr '\n' ' ' <"$T/lint")"

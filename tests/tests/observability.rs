@@ -578,4 +578,13 @@ async fn disk_and_payload_gauges_follow_the_files() {
     .unwrap();
     let (_, _, files) = gauges(&get(&hub, "/metrics").await.body);
     assert_eq!(files, [1.0, (2 * MIB + 5) as f64, 1.0, MIB as f64]);
+    // What `truc ops storage` shows: the same (operators only).
+    let s = hub.operator().await.storage().await.unwrap();
+    assert_eq!(
+        [s.payloads, s.payload_bytes, s.uploads_incomplete, s.upload_part_bytes],
+        [1, 2 * MIB as u64 + 5, 1, MIB as u64]
+    );
+    assert_eq!(s.disk_reserve_bytes, 3 * MIB as u64);
+    assert!(s.store_bytes > 0 && s.disk_free_bytes.unwrap() > 0, "{s:?}");
+    assert_eq!(g22.storage().await.unwrap_err().code(), Code::PermissionDenied);
 }

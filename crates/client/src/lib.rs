@@ -333,6 +333,16 @@ impl Client {
         Ok(self.ops.clone().purge_dead_letters(req).await?.into_inner().count)
     }
 
+    /// The hub's data disk and what its files take (operators only).
+    pub async fn storage(&self) -> Result<proto::Storage, Status> {
+        Ok(self
+            .ops
+            .clone()
+            .get_storage(proto::GetStorageRequest {})
+            .await?
+            .into_inner())
+    }
+
     /// Make the hub re-read its CRLs and certificate now.
     pub async fn reload(&self) -> Result<proto::ReloadResponse, Status> {
         Ok(self.ops.clone().reload(proto::ReloadRequest {}).await?.into_inner())

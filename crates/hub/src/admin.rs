@@ -100,13 +100,12 @@ impl Admin {
                     }
                 };
                 let files = s.trust.files().clone();
-                let (data_dir, reserve) = (s.config.data_dir.clone(), s.config.limits.min_free_disk_bytes);
-                let payloads = s.payloads.clone();
+                let shared = s.clone();
                 let (certs, storage) = tokio::task::spawn_blocking(move || {
                     let mut cas = files.client_cas.clone();
                     cas.extend(files.anchors.iter().cloned());
                     let certs = metrics::certificate_expiries(&files.hub_cert, &cas);
-                    (certs, Some(metrics::storage(&data_dir, reserve, &payloads)))
+                    (certs, Some(crate::disk::storage(&shared)))
                 })
                 .await
                 .unwrap_or_default();

@@ -33,6 +33,7 @@ mod admin;
 mod auth;
 pub mod config;
 mod delivery;
+mod disk;
 mod health;
 pub mod metrics;
 mod queues;

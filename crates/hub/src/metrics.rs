@@ -36,6 +36,7 @@
 //! | `truc_metrics_scrape_errors_total` | counter | |
 //! | `truc_disk_free_bytes` | gauge | (file system of `data_dir`, as the hub sees it) |
 //! | `truc_disk_reserve_bytes` | gauge | (`limits.min_free_disk_bytes`) |
+//! | `truc_store_bytes` | gauge | (sled and its log, as `du` counts them) |
 //! | `truc_payloads` | gauge | (complete payload files) |
 //! | `truc_payload_bytes` | gauge | |
 //! | `truc_uploads_incomplete` | gauge | (`.part` files) |
@@ -58,7 +59,7 @@ use std::time::{Duration, Instant};
 
 use tonic::codegen::{http, Service};
 use tonic::server::NamedService;
-use truc_proto::v1::{AgencyState, QueueSummary};
+use truc_proto::v1::{AgencyState, QueueSummary, Storage};
 
 /// `Content-Type` of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -454,29 +455,8 @@ fn state_name(s: AgencyState) -> &'static str {
     }
 }
 
-/// The data disk and the payload files, read at scrape time.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Storage {
-    /// Bytes free for the hub on the file system of its data directory
-    /// (`None` if it could not be read).
-    pub(crate) free_bytes: Option<u64>,
-    /// `limits.min_free_disk_bytes`.
-    pub(crate) reserve_bytes: u64,
-    /// Payload and upload files.
-    pub(crate) files: truc_store::FileUsage,
-}
-
-/// Read [`Storage`] (blocking: a `statvfs` and a `stat` per payload file).
-pub(crate) fn storage(data_dir: &Path, reserve_bytes: u64, payloads: &truc_store::PayloadFiles) -> Storage {
-    Storage {
-        free_bytes: fs2::available_space(data_dir).ok(),
-        reserve_bytes,
-        files: payloads.usage(),
-    }
-}
-
 fn render_storage(out: &mut String, s: &Storage) {
-    if let Some(free) = s.free_bytes {
+    if let Some(free) = s.disk_free_bytes {
         gauge(
             out,
             "truc_disk_free_bytes",
@@ -484,29 +464,33 @@ fn render_storage(out: &mut String, s: &Storage) {
             &[("", free as f64)],
         );
     }
-    let f = &s.files;
-    let rows: [(&str, &str, u64); 5] = [
+    let rows: [(&str, &str, u64); 6] = [
         (
             "truc_disk_reserve_bytes",
             "limits.min_free_disk_bytes: an upload that would leave less free is refused (RESOURCE_EXHAUSTED).",
-            s.reserve_bytes,
+            s.disk_reserve_bytes,
+        ),
+        (
+            "truc_store_bytes",
+            "Disk bytes of the store itself in the data directory (sled and its log), as du counts them.",
+            s.store_bytes,
         ),
         (
             "truc_payloads",
             "Complete payload files of large documents (one per distinct SHA-256).",
-            f.payloads,
+            s.payloads,
         ),
         (
             "truc_payload_bytes",
             "Bytes in complete payload files.",
-            f.payload_bytes,
+            s.payload_bytes,
         ),
         (
             "truc_uploads_incomplete",
             "Uploads in progress or interrupted (.part files, resumable until limits.upload_expiry_hours).",
-            f.uploads,
+            s.uploads_incomplete,
         ),
-        ("truc_upload_part_bytes", "Bytes in .part files.", f.upload_bytes),
+        ("truc_upload_part_bytes", "Bytes in .part files.", s.upload_part_bytes),
     ];
     for (name, help, v) in rows {
         gauge(out, name, help, &[("", v as f64)]);

@@ -7,10 +7,10 @@ use tonic::{Request, Response, Status};
 use truc_core::AgencyCode;
 use truc_proto::v1::ops_server::Ops;
 use truc_proto::v1::{
-    AddAgencyRequest, Agency, AgencyState, ChangedCount, DeadLetter, DocumentHeader, ListAgenciesRequest,
-    ListAgenciesResponse, ListDeadLettersRequest, ListDeadLettersResponse, ListQueueRequest, ListQueueResponse,
-    ListQueuesRequest, ListQueuesResponse, PurgeDeadLettersRequest, QueueItem, Receipt, RedriveDeadLettersRequest,
-    ReloadRequest, ReloadResponse, RetireAgencyRequest, SetAgencyStateRequest,
+    AddAgencyRequest, Agency, AgencyState, ChangedCount, DeadLetter, DocumentHeader, GetStorageRequest,
+    ListAgenciesRequest, ListAgenciesResponse, ListDeadLettersRequest, ListDeadLettersResponse, ListQueueRequest,
+    ListQueueResponse, ListQueuesRequest, ListQueuesResponse, PurgeDeadLettersRequest, QueueItem, Receipt,
+    RedriveDeadLettersRequest, ReloadRequest, ReloadResponse, RetireAgencyRequest, SetAgencyStateRequest, Storage,
 };
 use truc_store::AgencyInfo;
 
@@ -221,6 +221,15 @@ impl Ops for OpsService {
             .map_err(status::from_store)?;
         tracing::warn!(operator = %op, %agency, count, "dead letters purged");
         Ok(Response::new(ChangedCount { count }))
+    }
+
+    async fn get_storage(&self, req: Request<GetStorageRequest>) -> Result<Response<Storage>, Status> {
+        auth::operator(&req)?;
+        let shared = self.0.clone();
+        let storage = tokio::task::spawn_blocking(move || crate::disk::storage(&shared))
+            .await
+            .map_err(|_| Status::unavailable("the hub is shutting down"))?;
+        Ok(Response::new(storage))
     }
 
     async fn reload(&self, req: Request<ReloadRequest>) -> Result<Response<ReloadResponse>, Status> {

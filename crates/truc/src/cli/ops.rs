@@ -46,6 +46,12 @@ pub(crate) enum OpsCommand {
         #[command(flatten)]
         conn: Conn,
     },
+    /// The hub's data disk: free space against the upload reserve, and what
+    /// the store, large-document payloads and incomplete uploads take.
+    Storage {
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Re-read CRLs and the hub certificate now (the hub also does this by
     /// itself when the files change).
     Reload {
@@ -335,6 +341,34 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
                     .to_string(),
             };
             trace(&conn, &from, &document_id).await?;
+        }
+        OpsCommand::Storage { conn } => {
+            let s = conn.client().await?.storage().await?;
+            if conn.json {
+                println!(
+                    "{}",
+                    json!({
+                        "disk_free_bytes": s.disk_free_bytes, "disk_reserve_bytes": s.disk_reserve_bytes,
+                        "store_bytes": s.store_bytes, "payloads": s.payloads, "payload_bytes": s.payload_bytes,
+                        "uploads_incomplete": s.uploads_incomplete, "upload_part_bytes": s.upload_part_bytes,
+                    })
+                );
+            } else {
+                let h = |b: u64| output::human_bytes(b as f64);
+                let free = s.disk_free_bytes.map_or("unknown".to_string(), h);
+                let reserve = match s.disk_reserve_bytes {
+                    0 => "no reserve".to_string(),
+                    r => format!("{} kept free (uploads that would go below are refused)", h(r)),
+                };
+                println!("data disk           {free} free; {reserve}");
+                println!("store               {} (sled and its log)", h(s.store_bytes));
+                println!("payload files       {} ({})", s.payloads, h(s.payload_bytes));
+                println!(
+                    "incomplete uploads  {} ({})",
+                    s.uploads_incomplete,
+                    h(s.upload_part_bytes)
+                );
+            }
         }
         OpsCommand::Reload { conn } => {
             let r = conn.client().await?.reload().await?;

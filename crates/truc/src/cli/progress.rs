@@ -14,17 +14,6 @@ pub(crate) struct Bar {
     first_done: Mutex<Option<u64>>,
 }
 
-fn human(bytes: f64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes;
-    let mut i = 0;
-    while v >= 1024.0 && i < UNITS.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    format!("{v:.1} {}", UNITS[i])
-}
-
 impl Bar {
     pub(crate) fn new(label: &str, wanted: bool) -> Bar {
         Bar {
@@ -69,9 +58,9 @@ impl Bar {
             err,
             "\r{} {pct:5.1}% {} / {}  {}/s  ETA {eta}   ",
             self.label,
-            human(done as f64),
-            human(total as f64),
-            human(rate)
+            super::output::human_bytes(done as f64),
+            super::output::human_bytes(total as f64),
+            super::output::human_bytes(rate)
         );
         let _ = err.flush();
     }
