@@ -279,6 +279,7 @@ impl SledStore {
             cache: cache.clone(),
             on_commit: opts.on_commit.clone(),
             follower,
+            punch: puncher.as_ref().map(punch::Puncher::nudge),
         };
         let handle = std::thread::Builder::new()
             .name("truc-store-writer".into())

@@ -12,8 +12,10 @@
 //! is lost, the next pass does the old ones again, which frees nothing
 //! more).
 //!
-//! A thread of its own does a pass every [`PERIOD`]; the embedded store
-//! starts it (a replicated store's log holds no batches).
+//! A thread of its own does a pass when the writer's first batch in a new
+//! segment wakes it ([`Nudge`]: after every start and every 256 MiB), and
+//! every [`PERIOD`] anyway; the embedded store starts it (a replicated
+//! store's log holds no batches).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
@@ -43,8 +45,44 @@ pub struct Reclaimed {
 #[derive(Debug)]
 pub(super) struct Puncher {
     work: Arc<Work>,
-    stop: Arc<(Mutex<bool>, Condvar)>,
+    wake: Nudge,
     thread: Option<JoinHandle<()>>,
+}
+
+/// Wakes the punching thread: the writer's first batch in a new segment
+/// has moved replay past the older ones.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Nudge(Arc<(Mutex<Wake>, Condvar)>);
+
+#[derive(Debug, Default)]
+struct Wake {
+    nudged: bool,
+    stop: bool,
+}
+
+impl Nudge {
+    pub(super) fn nudge(&self) {
+        let (lock, cv) = &*self.0;
+        lock.lock().unwrap_or_else(|e| e.into_inner()).nudged = true;
+        cv.notify_all();
+    }
+
+    /// Wait for a nudge, a stop or `PERIOD`; false on a stop.
+    fn wait(&self) -> bool {
+        let (lock, cv) = &*self.0;
+        let wake = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut wake, _) = cv
+            .wait_timeout_while(wake, PERIOD, |w| !w.nudged && !w.stop)
+            .unwrap_or_else(|e| e.into_inner());
+        wake.nudged = false;
+        !wake.stop
+    }
+
+    fn stop(&self) {
+        let (lock, cv) = &*self.0;
+        lock.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
+        cv.notify_all();
+    }
 }
 
 #[derive(Debug)]
@@ -64,29 +102,24 @@ impl Puncher {
             dir: dir.to_path_buf(),
             running: Mutex::new(()),
         });
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let wake = Nudge::default();
         let thread = {
-            let (work, stop) = (work.clone(), stop.clone());
+            let (work, wake) = (work.clone(), wake.clone());
             std::thread::Builder::new()
                 .name("truc-store-punch".into())
-                .spawn(move || loop {
-                    let (lock, cv) = &*stop;
-                    let stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
-                    let (stopped, _) = cv
-                        .wait_timeout_while(stopped, PERIOD, |s| !*s)
-                        .unwrap_or_else(|e| e.into_inner());
-                    if *stopped {
-                        return;
-                    }
-                    drop(stopped);
-                    match work.pass() {
-                        Ok(r) if r.segments > 0 => tracing::info!(
-                            segments = r.segments,
-                            bytes = r.bytes,
-                            "gave back the disk space of log records replay no longer needs"
-                        ),
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "cannot free the log's old batch records; will retry"),
+                .spawn(move || {
+                    while wake.wait() {
+                        match work.pass() {
+                            Ok(r) if r.segments > 0 => tracing::info!(
+                                segments = r.segments,
+                                bytes = r.bytes,
+                                "gave back the disk space of log records replay no longer needs"
+                            ),
+                            Ok(_) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, "cannot free the log's old batch records; will retry")
+                            }
+                        }
                     }
                 })
                 .ok()
@@ -94,7 +127,12 @@ impl Puncher {
         if thread.is_none() {
             tracing::warn!("cannot start the log punching thread; old batch records keep their disk space");
         }
-        Puncher { work, stop, thread }
+        Puncher { work, wake, thread }
+    }
+
+    /// What wakes the thread.
+    pub(super) fn nudge(&self) -> Nudge {
+        self.wake.clone()
     }
 
     /// One pass now, on this thread.
@@ -108,9 +146,7 @@ impl Puncher {
     }
 
     fn halt(&mut self) {
-        let (lock, cv) = &*self.stop;
-        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        cv.notify_all();
+        self.wake.stop();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

@@ -83,6 +83,8 @@ pub(super) struct Writer {
     pub(super) on_commit: Option<crate::CommitObserver>,
     /// Set for a replicated store: the shared log is the commit point.
     pub(super) follower: Option<Follower>,
+    /// Told when a batch is the first in a new log segment.
+    pub(super) punch: Option<super::punch::Nudge>,
 }
 
 impl Writer {
@@ -246,7 +248,15 @@ impl Writer {
             ));
             return Err(e.into());
         }
+        let new_segment = meta.log_segment != self.meta.log_segment;
         self.meta = meta;
+        if new_segment {
+            // The first batch in a new segment: replay now starts past the
+            // older ones (once sled has this batch on disk).
+            if let Some(p) = &self.punch {
+                p.nudge();
+            }
+        }
         self.cache.apply(agencies, &queued_delta);
         if let (Some(seq), Some(f)) = (log_seq, &mut self.follower) {
             f.applied = seq;
