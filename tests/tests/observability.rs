@@ -549,6 +549,7 @@ async fn disk_and_payload_gauges_follow_the_files() {
         upload_id: new_upload_id(),
         offset: 0,
         size: 3 * MIB as u64,
+        to: Vec::new(),
     };
     tx.send(UploadRequest {
         part: Some(Part::Open(open)),
@@ -570,6 +571,7 @@ async fn disk_and_payload_gauges_follow_the_files() {
     let path = file(dir.path(), "dossier.bin", 2 * MIB + 5, 4);
     g22.upload_file_payload_first(
         &new_upload_id(),
+        &[H26.to_string()],
         &path,
         |sha, size| sign_external(g22.identity(), header(&[H26], "obs/disk"), sha, size),
         &quiet,

@@ -29,12 +29,19 @@ fn sign_for(signer: &Client, to: &[&str], id: &str, sha: [u8; 32], size: u64) ->
 /// Upload `path` payload first from `c`, the header signed by `c` over
 /// what was read.
 async fn send(c: &Client, upload_id: &str, to: &[&str], id: &str, path: &Path) -> Result<u64, tonic::Status> {
-    c.upload_file_payload_first(upload_id, path, |sha, size| Ok(sign_for(c, to, id, sha, size)), &quiet)
-        .await
-        .map(|r| {
-            assert!(!r.duplicate);
-            r.hub_document_id
-        })
+    let hint: Vec<String> = to.iter().map(|t| t.to_string()).collect();
+    c.upload_file_payload_first(
+        upload_id,
+        &hint,
+        path,
+        |sha, size| Ok(sign_for(c, to, id, sha, size)),
+        &quiet,
+    )
+    .await
+    .map(|r| {
+        assert!(!r.duplicate);
+        r.hub_document_id
+    })
 }
 
 /// How many bytes the hub has for `c`'s payload-first upload `upload_id`.
@@ -56,6 +63,7 @@ fn open(upload_id: &str, offset: u64, size: u64) -> UploadRequest {
             upload_id: upload_id.into(),
             offset,
             size,
+            to: Vec::new(),
         })),
     }
 }
@@ -106,6 +114,7 @@ async fn a_payload_first_upload_reaches_two_agencies_and_is_stored_once() {
     let resp = g22
         .upload_file_payload_first(
             &new_upload_id(),
+            &[],
             &path,
             |s, n| {
                 *signed_over.lock().unwrap() = Some((s, n));
@@ -163,6 +172,7 @@ async fn an_interrupted_payload_first_upload_resumes_from_the_hubs_offset() {
     let resp = g22
         .upload_file_payload_first(
             &id,
+            &[],
             &path,
             |s, n| Ok(sign_for(&g22, &[H26], "pf/resume", s, n)),
             &|done, _| {
@@ -194,6 +204,7 @@ async fn a_payload_first_upload_that_differs_from_its_signature_leaves_nothing()
     let err = g22
         .upload_file_payload_first(
             &new_upload_id(),
+            &[],
             &forged,
             |_, n| Ok(sign_for(&g22, &[H26], "forged/1", real_sha, n)),
             &quiet,
@@ -208,6 +219,7 @@ async fn a_payload_first_upload_that_differs_from_its_signature_leaves_nothing()
     let err = g22
         .upload_file_payload_first(
             &new_upload_id(),
+            &[],
             &real,
             |s, n| Ok(sign_for(&g22, &[H26], "forged/2", s, n + 1)),
             &quiet,
@@ -248,6 +260,7 @@ async fn a_payload_first_header_from_another_agency_is_refused_and_nothing_kept(
     let err = g22
         .upload_file_payload_first(
             &new_upload_id(),
+            &[],
             &path,
             |s, n| Ok(sign_for(&h29, &[H26], "spoof/1", s, n)),
             &quiet,
@@ -261,6 +274,7 @@ async fn a_payload_first_header_from_another_agency_is_refused_and_nothing_kept(
     let err = g22
         .upload_file_payload_first(
             &new_upload_id(),
+            &[],
             &path,
             |s, n| {
                 let mut h = header(&[H26], "spoof/2");
@@ -361,4 +375,71 @@ async fn a_payload_first_upload_respects_the_disk_reserve_and_the_quota() {
     assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
     assert!(err.message().contains("quota"), "{err:?}");
     assert!(truc_tests::drain(&h26, 4).await.is_empty());
+}
+
+/// What the Send at the end would refuse (an outbox over its quota, a
+/// recipient not registered) is refused when the upload opens, while the
+/// sender is still sending, and nothing of it is written: payload first
+/// when UploadOpen names the recipients, header first always.
+#[tokio::test]
+async fn an_upload_its_send_would_refuse_is_refused_before_the_bytes_travel() {
+    let hub = TestHub::start_with(|c| {
+        c.limits.max_inline_payload = 64 * 1024;
+        c.limits.max_document_size = 16 * MIB as u64;
+        c.limits.agency_quota_bytes = 3 * MIB as u64;
+    })
+    .await;
+    let g22 = hub.agency(G22).await;
+    let _h26 = hub.agency(H26).await;
+    let dir = tempfile::tempdir().unwrap();
+    // H26's outbox takes 2 of its 3 MiB.
+    let first = file(dir.path(), "first.bin", 2 * MIB, 1);
+    send(&g22, &new_upload_id(), &[H26], "q/1", &first).await.unwrap();
+    let uploads_before = files_in(&hub, "uploads");
+
+    // Payload first, 2 MiB more for H26: refused at UploadOpen.
+    let (tx, call_) = call(&g22);
+    let mut open_h26 = open(&new_upload_id(), 0, 2 * MIB as u64);
+    if let Some(Part::Open(o)) = &mut open_h26.part {
+        o.to = vec![H26.to_string()];
+    }
+    tx.send(open_h26).await.unwrap();
+    let err = answer_while_sending(call_).await;
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("quota"), "{err:?}");
+    drop(tx);
+    // A recipient the hub does not know: refused at once too.
+    let (tx, call_) = call(&g22);
+    let mut open_nobody = open(&new_upload_id(), 0, MIB as u64);
+    if let Some(Part::Open(o)) = &mut open_nobody.part {
+        o.to = vec!["000.00.00.Z99".to_string()];
+    }
+    tx.send(open_nobody).await.unwrap();
+    let err = answer_while_sending(call_).await;
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    drop(tx);
+
+    // Header first: the signed header names H26; refused after UploadStart.
+    let second = file(dir.path(), "second.bin", 2 * MIB, 2);
+    let (tx, call_) = call(&g22);
+    tx.send(UploadRequest {
+        part: Some(Part::Start(truc_proto::v1::UploadStart {
+            document: Some(truc_tests::transfer::signed(&g22, &[H26], "q/2", &second)),
+            offset: 0,
+        })),
+    })
+    .await
+    .unwrap();
+    let err = answer_while_sending(call_).await;
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    drop(tx);
+    assert_eq!(
+        files_in(&hub, "uploads"),
+        uploads_before,
+        "nothing of the refused uploads is kept"
+    );
+
+    // The same upload to H29, whose outbox is empty, goes through.
+    let _h29 = hub.agency(H29).await;
+    send(&g22, &new_upload_id(), &[H29], "q/3", &second).await.unwrap();
 }

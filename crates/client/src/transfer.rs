@@ -174,7 +174,9 @@ impl Client {
     }
 
     /// Upload `path` payload first under `upload_id` (see
-    /// [`new_upload_id`]): resume from what the hub has for that id
+    /// [`new_upload_id`]) for the recipients `to` (the header's; the hub
+    /// refuses at once an upload it would refuse for them, before the
+    /// bytes travel; empty: checked at the end only): resume from what the hub has for that id
     /// (hashing those bytes of the file here, not sending them), send the
     /// rest while hashing it, then call `sign` with the file's SHA-256 and
     /// size and send the signed document it returns (see [`sign_external`])
@@ -184,6 +186,7 @@ impl Client {
     pub async fn upload_file_payload_first<S>(
         &self,
         upload_id: &str,
+        to: &[String],
         path: &Path,
         sign: S,
         progress: Progress<'_>,
@@ -211,6 +214,7 @@ impl Client {
             upload_id: upload_id.to_string(),
             offset,
             size: total,
+            to: to.to_vec(),
         };
         tx.send(UploadRequest {
             part: Some(Part::Open(open)),

@@ -550,6 +550,16 @@ impl Store for JetStreamStore {
         self.fresh(self.inner.queue_page(agency, after, limit))
     }
 
+    fn precheck_send(
+        &self,
+        from: AgencyCode,
+        document_id: Option<String>,
+        to: Vec<AgencyCode>,
+        size: u64,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.inner.precheck_send(from, document_id, to, size)
+    }
+
     fn payload(&self, hub_id: u64, caller: AgencyCode) -> BoxFuture<'_, Result<PayloadRef, StoreError>> {
         Box::pin(async move {
             let p = self.fresh(self.inner.payload(hub_id, caller)).await?;

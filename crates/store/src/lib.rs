@@ -435,6 +435,20 @@ pub trait Store: Send + Sync + 'static {
     /// RFC 9162 consistency proof between two sizes of the log.
     fn consistency_proof(&self, old_size: u64, new_size: u64) -> BoxFuture<'_, Result<Vec<[u8; 32]>, StoreError>>;
 
+    /// Whether a Send of `size` payload bytes from `from` to `to` would pass
+    /// the store's checks now (sender active, recipients registered, routed
+    /// and under their outbox quota, the disk above its reserve), without
+    /// storing anything: an upload asks before its bytes travel. With
+    /// `document_id`, a document already accepted passes (its Send is a
+    /// duplicate). The Send checks again.
+    fn precheck_send(
+        &self,
+        from: AgencyCode,
+        document_id: Option<String>,
+        to: Vec<AgencyCode>,
+        size: u64,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+
     /// Hold the payload `sha256` against collection, ordered with every
     /// collection, and say whether its file is stored. An upload takes this
     /// before it decides to skip the bytes, and keeps it until its Send is

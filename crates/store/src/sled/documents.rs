@@ -109,6 +109,84 @@ fn expect_reply(p: &mut Pending<'_>, hub_id: u64, agency: &str) -> Result<(), St
     Ok(())
 }
 
+/// Where a document's copies go, and the recipients redirected to a
+/// successor: (addressed, actual).
+type Routed = (Vec<AgencyCode>, Vec<(AgencyCode, AgencyCode)>);
+
+/// What a Send checks before it writes anything, apart from the document
+/// itself: the sender active, each recipient routed (a retired one's
+/// successor takes its copy) and its outbox able to take `size` more
+/// bytes, the disk above its reserve. Returns where the copies go and the
+/// redirects. Writes nothing.
+pub(super) fn admit(
+    p: &Pending<'_>,
+    cache: &Cache,
+    from: &AgencyCode,
+    addressed_to: &[AgencyCode],
+    size: u64,
+) -> Result<Routed, StoreError> {
+    require_active(p, cache, from)?;
+    // Where each copy goes: a retired recipient's successor takes it.
+    let mut to: Vec<AgencyCode> = Vec::with_capacity(addressed_to.len());
+    let mut redirects = Vec::new();
+    for addressed in addressed_to {
+        let actual = agencies::route(p, cache, addressed)?;
+        if &actual != addressed {
+            redirects.push((addressed.clone(), actual.clone()));
+        }
+        if !to.contains(&actual) {
+            to.push(actual);
+        }
+    }
+    // Refuse while the disk is nearly full, before anything is written:
+    // a database that hits ENOSPC mid-write is worse than a clear "retry".
+    if cache.min_free_bytes > 0 {
+        if let Ok(free) = fs2::available_space(&cache.path) {
+            if free < cache.min_free_bytes.saturating_add(size) {
+                return Err(StoreError::DiskFull(format!(
+                    "the hub's disk is nearly full ({free} bytes free, {} kept in reserve); nothing was stored, \
+                     retry later",
+                    cache.min_free_bytes
+                )));
+            }
+        }
+    }
+    // An agency that does not pick up its documents may not fill the disk.
+    if cache.quota_bytes > 0 {
+        for r in &to {
+            let pending = p.queued_delta.get(r.as_str()).map(|d| d.1).unwrap_or(0);
+            let waiting = (cache.queue_counts(r.as_str()).1 as i64 + pending).max(0) as u64;
+            if waiting + size > cache.quota_bytes {
+                return Err(StoreError::QuotaExceeded(format!(
+                    "{r}'s outbox holds {waiting} bytes not yet picked up; this document ({} bytes) would exceed \
+                     its quota of {} bytes",
+                    size, cache.quota_bytes
+                )));
+            }
+        }
+    }
+    Ok((to, redirects))
+}
+
+/// [`admit`] ahead of an upload, so that one its Send would refuse is
+/// refused before the bytes travel; a document already accepted (a resent
+/// `document_id`) passes, as its Send will be answered as a duplicate.
+pub(super) fn precheck(
+    p: &Pending<'_>,
+    cache: &Cache,
+    from: &AgencyCode,
+    document_id: Option<&str>,
+    to: &[AgencyCode],
+    size: u64,
+) -> Result<(), StoreError> {
+    if let Some(id) = document_id {
+        if p.get(&keys::idempotency(from.as_str(), id))?.is_some() {
+            return Ok(());
+        }
+    }
+    admit(p, cache, from, to, size).map(|_| ())
+}
+
 pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Result<Sent, StoreError> {
     let idem = keys::idempotency(doc.from.as_str(), &doc.document_id);
     if let Some(v) = p.get(&idem)? {
@@ -128,46 +206,7 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
             notify: Vec::new(),
         });
     }
-    require_active(p, cache, &doc.from)?;
-    // Where each copy goes: a retired recipient's successor takes it.
-    let mut to: Vec<AgencyCode> = Vec::with_capacity(doc.to.len());
-    let mut redirects = Vec::new();
-    for addressed in &doc.to {
-        let actual = agencies::route(p, cache, addressed)?;
-        if &actual != addressed {
-            redirects.push((addressed.clone(), actual.clone()));
-        }
-        if !to.contains(&actual) {
-            to.push(actual);
-        }
-    }
-    // Refuse while the disk is nearly full, before anything is written:
-    // a database that hits ENOSPC mid-write is worse than a clear "retry".
-    if cache.min_free_bytes > 0 {
-        if let Ok(free) = fs2::available_space(&cache.path) {
-            if free < cache.min_free_bytes.saturating_add(doc.payload_size) {
-                return Err(StoreError::DiskFull(format!(
-                    "the hub's disk is nearly full ({free} bytes free, {} kept in reserve); nothing was stored, \
-                     retry later",
-                    cache.min_free_bytes
-                )));
-            }
-        }
-    }
-    // An agency that does not pick up its documents may not fill the disk.
-    if cache.quota_bytes > 0 {
-        for r in &to {
-            let pending = p.queued_delta.get(r.as_str()).map(|d| d.1).unwrap_or(0);
-            let waiting = (cache.queue_counts(r.as_str()).1 as i64 + pending).max(0) as u64;
-            if waiting + doc.payload_size > cache.quota_bytes {
-                return Err(StoreError::QuotaExceeded(format!(
-                    "{r}'s outbox holds {waiting} bytes not yet picked up; this document ({} bytes) would exceed \
-                     its quota of {} bytes",
-                    doc.payload_size, cache.quota_bytes
-                )));
-            }
-        }
-    }
+    let (to, redirects) = admit(p, cache, &doc.from, &doc.to, doc.payload_size)?;
     let business = BusinessType::try_from(doc.business_type).unwrap_or(BusinessType::New);
     // For revoke, update and replace: the original, from the same sender.
     let original = match business {

@@ -622,6 +622,22 @@ impl Store for Arc<SledStore> {
         Box::pin(blocking(move || proofs::consistency(&tree, old_size, new_size)))
     }
 
+    fn precheck_send(
+        &self,
+        from: AgencyCode,
+        document_id: Option<String>,
+        to: Vec<AgencyCode>,
+        size: u64,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.call(move |reply| Op::Precheck {
+            from,
+            document_id,
+            to,
+            size,
+            reply,
+        }))
+    }
+
     fn pin_payload(&self, sha256: Vec<u8>) -> BoxFuture<'_, Result<crate::PayloadPin, StoreError>> {
         Box::pin(self.call(move |reply| Op::Pin { sha256, reply }))
     }

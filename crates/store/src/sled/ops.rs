@@ -23,6 +23,13 @@ pub(super) const HUB_ACTOR: &str = "urn:truc:hub";
 
 pub(super) enum Op {
     Send(Box<NewDocument>, Reply<SendOutcome>),
+    Precheck {
+        from: AgencyCode,
+        document_id: Option<String>,
+        to: Vec<AgencyCode>,
+        size: u64,
+        reply: Reply<()>,
+    },
     Status(Box<StatusReport>, Reply<StatusOutcome>),
     Ack {
         agency: AgencyCode,
@@ -177,6 +184,20 @@ impl Op {
                 actor,
                 reply: tx,
             } => done(tx, record(p, detail, &actor)),
+            Op::Precheck {
+                from,
+                document_id,
+                to,
+                size,
+                reply: tx,
+            } => {
+                // Answered at once: a check writes nothing.
+                reply(
+                    tx,
+                    documents::precheck(p, cache, &from, document_id.as_deref(), &to, size),
+                );
+                Box::new(|_| {})
+            }
             Op::Pin { sha256, reply: tx } => {
                 // Answered at once: a pin writes nothing.
                 reply(tx, Ok(super::gc::pin(cache, sha256)));

@@ -126,7 +126,7 @@ pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
                         truc_client::transfer::sign_external(identity, header, sha, size)
                     };
                     client
-                        .upload_file_payload_first(&upload_id, &a.file, sign, &progress)
+                        .upload_file_payload_first(&upload_id, &a.to, &a.file, sign, &progress)
                         .await
                 }
             };

@@ -36,6 +36,18 @@ pub(super) async fn upload(
     let id = header_first_id(&checked.from, &checked.header.document_id, &sha);
     let files = shared.payloads.clone();
     check_room(shared, size).await?;
+    // What its Send would refuse (a recipient gone, an outbox full) is
+    // refused now, before the bytes travel.
+    shared
+        .store
+        .precheck_send(
+            checked.from.clone(),
+            Some(checked.header.document_id.clone()),
+            checked.to.clone(),
+            size,
+        )
+        .await
+        .map_err(status::from_store)?;
     // Held until the document is stored: the payload collector, which
     // decides in the same store writer, leaves a pinned payload alone. So
     // either the file is here and stays, or it is gone and the bytes come.

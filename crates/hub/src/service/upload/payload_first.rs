@@ -47,6 +47,23 @@ pub(super) async fn upload(
         )));
     }
     check_room(shared, size).await?;
+    if !open.to.is_empty() {
+        // The recipients the header will name: what its Send would refuse
+        // for them is refused now, before the bytes travel.
+        let to = open
+            .to
+            .iter()
+            .map(|c| {
+                AgencyCode::parse(c)
+                    .map_err(|_| Status::invalid_argument(format!("UploadOpen.to: {c:?} is not an agency code")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        shared
+            .store
+            .precheck_send(caller.clone(), None, to, size)
+            .await
+            .map_err(status::from_store)?;
+    }
     let files = shared.payloads.clone();
     let id = payload_first_id(&caller, &open.upload_id);
     let writer = open_part(&files, &id, open.offset).await?;
