@@ -247,6 +247,23 @@ with open(sys.argv[1], "rb") as f:
 print(h.hexdigest())' "$FILE")
 pass "generated $SIZE_MIB MiB in $(calc "$(now) - $t0" 1) s (sha256 ${SHA:0:16}…)"
 
+# To an agency the hub does not know: refused when the upload opens (truc
+# send names the recipients in UploadOpen), so the hub writes nothing of it.
+W_NOBODY=$(hub_io wchar)
+mkdir -p "$T/tmp-nobody" # its resume note apart from the real send's
+if TMPDIR="$T/tmp-nobody" "$TRUC" send --json --to 000.00.00.Z99 --hub "$HUB" --identity "$(agency_id "$SENDER")" \
+  "$FILE" >"$T/nobody.json" 2>"$T/nobody.err"; then
+  fail "a send to an unregistered agency was accepted: $(cat "$T/nobody.json")"
+fi
+grep -q "000.00.00.Z99" "$T/nobody.err" || fail "the refusal does not name the agency: $(cat "$T/nobody.err")"
+WROTE_NOBODY=$(($(hub_io wchar) - W_NOBODY))
+if [[ -n "$W_NOBODY" ]] && ((WROTE_NOBODY > 1 << 20)); then
+  fail "the hub wrote $(mib "$WROTE_NOBODY") MiB of an upload it refuses"
+fi
+LEFT=$(find "$DATA/uploads" "$DATA/payloads" -type f)
+[[ -z "$LEFT" ]] || fail "a refused upload left files: $LEFT"
+pass "a send to an unregistered agency is refused before its bytes travel ($(tr '\n' ' ' <"$T/nobody.err" | cut -c1-120))"
+
 send_cmd=("$TRUC" send --json --to "$RCPT1,$RCPT2" --subject "Hồ sơ $SIZE_MIB MiB"
   --hub "$HUB" --identity "$(agency_id "$SENDER")" "$FILE")
 
