@@ -9,12 +9,12 @@ mod ops;
 mod pending;
 mod proofs;
 mod punch;
-
-pub use punch::Reclaimed;
 mod reads;
 mod reclaim;
 mod replicated;
 mod writer;
+
+pub use punch::Reclaimed;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -296,8 +296,9 @@ impl SledStore {
     }
 
     /// Give back, now, the disk space of the log's batch records that no
-    /// replay will read again (a thread does it every minute anyway; see
-    /// `sled/punch.rs`). Blocking. Nothing to do for a replicated store.
+    /// replay will read again (a thread does it anyway after the first
+    /// batch of each new segment, and every minute; see `sled/punch.rs`).
+    /// Blocking. Nothing to do for a replicated store.
     pub fn reclaim_log_space(&self) -> Result<Reclaimed, StoreError> {
         match &*self.puncher.lock().unwrap_or_else(|e| e.into_inner()) {
             Some(p) => p.pass(),
