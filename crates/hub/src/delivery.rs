@@ -322,6 +322,11 @@ impl Engine {
     ) -> Result<(), Status> {
         let q = self.queue(agency);
         let mut stop = self.stop.clone();
+        // What any hub accepted before the stream opened is delivered on it
+        // (a replicated store's view may not hold it yet; later arrivals
+        // wake the stream). Without this a Receive without `follow` at one
+        // hub could end empty right after a Send at another.
+        self.store.caught_up().await.map_err(status::from_store)?;
         loop {
             let woken = q.wake.notified();
             tokio::pin!(woken);

@@ -468,6 +468,10 @@ impl Store for JetStreamStore {
         self.inner.fetch(agency, skip, limit)
     }
 
+    fn caught_up(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.inner.catch_up())
+    }
+
     fn put_agency(
         &self,
         code: AgencyCode,

@@ -344,6 +344,13 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>>;
 
+    /// Wait until this hub's view of the store holds every write
+    /// acknowledged anywhere before the call. A store with one writer (the
+    /// embedded one) always does; a replicated one catches up with its log.
+    fn caught_up(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// Like [`Store::fetch`], but a backend may skip, in each priority band
     /// (`delivery_id >> 48`, 0 = most urgent), the ids below `from[band]`:
     /// the caller knows those are leased or gone. The default ignores `from`.
