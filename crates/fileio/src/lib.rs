@@ -511,6 +511,19 @@ mod tests {
         rustix::fs::fadvise(&f, offset, len, rustix::fs::Advice::DontNeed).unwrap();
     }
 
+    /// Read `path` from `offset` into the page cache until the cache holds
+    /// all of it, asked the way the reader asks (a busy machine may reclaim
+    /// pages at once); false if it never does.
+    fn cache_from(path: &Path, offset: usize) -> bool {
+        let f = File::open(path).unwrap();
+        let len = f.metadata().unwrap().len() as usize - offset;
+        let mut buf = vec![0u8; len];
+        (0..20).any(|_| {
+            read_full_at(&f, &mut buf, offset as u64).unwrap();
+            matches!(cached(&f, &mut buf, offset as u64), Cached::Whole(n) if n == len)
+        })
+    }
+
     #[test]
     fn cache_first_gives_the_file_from_the_cache_around_it_and_both() {
         let dir = tempfile::tempdir().unwrap();
@@ -523,14 +536,19 @@ mod tests {
         let direct = SeqReader::open_cache_first(&path, 0).unwrap().cache_first;
         for (offset, len) in [(0usize, STAGE), (4_097, STAGE), (STAGE + 1, 65_536)] {
             // All in the cache (as just written): all of it from there.
-            assert_eq!(std::fs::read(&path).unwrap().len(), want.len());
+            let cached = cache_from(&path, offset);
             let mut r = SeqReader::open_cache_first(&path, offset as u64).unwrap();
             assert!(
                 read_all(&mut r, len) == want[offset..],
                 "cached, offset {offset}, len {len}"
             );
-            if direct {
+            if direct && cached {
                 assert_eq!(r.from_cache(), (want.len() - offset) as u64, "offset {offset}");
+            } else if direct {
+                eprintln!(
+                    "NOT CHECKED: the page cache would not keep {} (offset {offset})",
+                    path.display()
+                );
             }
             // None of it cached: all of it around the cache.
             evict(&path, 0, want.len() as u64);
@@ -544,11 +562,11 @@ mod tests {
             }
         }
         // The first block cached, the rest not: both ways in one read.
-        assert_eq!(std::fs::read(&path).unwrap().len(), want.len());
+        let cached = cache_from(&path, 0);
         evict(&path, STAGE as u64, (want.len() - STAGE) as u64);
         let mut r = SeqReader::open_cache_first(&path, 0).unwrap();
         assert!(read_all(&mut r, STAGE) == want, "half cached");
-        if direct {
+        if direct && cached {
             // The first block from the cache; the kernel's read-ahead (up to
             // the device's read_ahead_kb) may have brought the rest back
             // meanwhile, so more may come from there too.
