@@ -67,6 +67,11 @@ pub struct StoreConfig {
     pub lease_ms: u64,
     /// Longest wait for one JetStream call, ms.
     pub timeout_ms: u64,
+    /// How often sled writes its in-memory changes to its own files, ms.
+    /// Durability does not depend on it (every batch is synced to the
+    /// store's log before it is answered, and replayed after a crash);
+    /// longer means less writing and a longer replay after a crash.
+    pub sled_flush_ms: u64,
 }
 
 impl Default for StoreConfig {
@@ -82,6 +87,7 @@ impl Default for StoreConfig {
             prefix: "truc".into(),
             lease_ms: 5000,
             timeout_ms: 10000,
+            sled_flush_ms: 500,
         }
     }
 }
@@ -356,6 +362,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("TRUC_STORE_PREFIX", "store.prefix"),
     ("TRUC_STORE_LEASE_MS", "store.lease_ms"),
     ("TRUC_STORE_TIMEOUT_MS", "store.timeout_ms"),
+    ("TRUC_STORE_SLED_FLUSH_MS", "store.sled_flush_ms"),
 ];
 
 impl Config {

@@ -59,6 +59,13 @@ pub enum HubError {
     Server(String),
 }
 
+impl HubError {
+    /// The store's files are damaged (`trucd repair` says what to do).
+    pub fn is_damage(&self) -> bool {
+        matches!(self, HubError::Store(truc_store::StoreError::Damaged(_)))
+    }
+}
+
 /// What every service shares.
 pub(crate) struct Shared {
     pub(crate) config: Config,
@@ -163,6 +170,7 @@ async fn serve_with_admin(
     let mut store_opts = SledStoreOptions::new(&config.data_dir);
     store_opts.outbox_quota_bytes = config.limits.agency_quota_bytes;
     store_opts.min_free_bytes = config.limits.min_free_disk_bytes;
+    store_opts.flush_every_ms = Some(config.store.sled_flush_ms.max(1));
     let m = metrics.clone();
     store_opts.on_commit = Some(truc_store::CommitObserver::new(move |n, took, ok| {
         m.committed(n, took, ok)
@@ -432,6 +440,56 @@ pub async fn migrate_to_sled(config: &Config) -> Result<Migrated, HubError> {
     let (tree_size, root_hex) = r?;
     Ok(Migrated {
         keys: 0,
+        tree_size,
+        root_hex,
+    })
+}
+
+/// What `trucd repair` found and did.
+#[derive(Debug)]
+pub struct Repaired {
+    /// What was dropped (empty: the store was sound, nothing changed).
+    pub dropped: Vec<String>,
+    /// The receipt log's size and root after the repair.
+    pub tree_size: u64,
+    /// Hex of the root.
+    pub root_hex: String,
+}
+
+/// `trucd repair`: open the embedded store in `data_dir` the way the hub
+/// does, which checks the log and the last signed tree head. A sound store
+/// is left as it is. A damaged one is refused, naming the damage, unless
+/// `accept_loss`: then the damaged part of the log is moved aside
+/// (`bodies/lost-<time>/`), the signed-head file is rewritten from what
+/// remains, and an operator receipt records what was dropped, so that
+/// auditors see the repair in the log itself. Stop the hub first.
+pub async fn repair(config: &Config, accept_loss: bool) -> Result<Repaired, HubError> {
+    if config.store.backend == "jetstream" {
+        return Err(HubError::Server(
+            "a JetStream hub's data_dir is a local view of the shared log: stop the hub, move data_dir aside and \
+             start it again to rebuild the view from the log (docs/storage.md)"
+                .into(),
+        ));
+    }
+    let signer = load_signer(&config.identity)?;
+    let mut opts = SledStoreOptions::new(&config.data_dir);
+    opts.accept_loss = accept_loss;
+    let store = tokio::task::spawn_blocking(move || SledStore::open(&opts, signer))
+        .await
+        .map_err(|e| HubError::Server(e.to_string()))??;
+    let dropped = store.repaired().to_vec();
+    let recorded = if dropped.is_empty() {
+        Ok(())
+    } else {
+        let detail = format!("repair: accepted the loss of damaged data: {}", dropped.join("; "));
+        truc_store::Store::record_action(&store, detail, "urn:truc:operator:trucd-repair".into()).await
+    };
+    let r = latest(&store).await;
+    let _ = tokio::task::spawn_blocking(move || store.close()).await;
+    recorded?;
+    let (tree_size, root_hex) = r?;
+    Ok(Repaired {
+        dropped,
         tree_size,
         root_hex,
     })

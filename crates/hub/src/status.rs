@@ -28,6 +28,24 @@ pub(crate) fn from_store(e: StoreError) -> Status {
             tracing::error!(%detail, "storage unavailable");
             Status::unavailable("storage unavailable; nothing was stored, retry later")
         }
+        StoreError::OutcomeUnknown(detail) => {
+            tracing::error!(%detail, "a commit failed after reaching the log");
+            let mut st = Status::unavailable(
+                "storage failed while committing: the outcome is unknown (the request may have been stored); \
+                 retry with the same document id, and a stored one is answered as a duplicate",
+            );
+            st.metadata_mut()
+                .insert("truc-outcome", tonic::metadata::MetadataValue::from_static("unknown"));
+            st
+        }
+        StoreError::Io { .. } => {
+            tracing::error!(error = %e, "storage unavailable");
+            Status::unavailable("storage unavailable; nothing was stored, retry later")
+        }
+        StoreError::Damaged(d) => {
+            tracing::error!(damage = %d, "the store is damaged");
+            Status::unavailable("the hub's store is damaged and refuses changes; operators have been alerted")
+        }
         StoreError::Corrupt(what) => {
             tracing::error!(%what, "stored data is corrupt");
             Status::internal("stored data is corrupt; operators have been alerted in the hub's log")

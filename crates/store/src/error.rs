@@ -1,4 +1,37 @@
+use std::path::PathBuf;
+
 use thiserror::Error;
+
+/// Damage found in the store's files: what, where, what it costs, and how
+/// to recover. The store refuses to open (or to go on) rather than lose or
+/// fork what it acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    /// The damaged (or missing) file.
+    pub file: PathBuf,
+    /// Where in it, when known.
+    pub offset: Option<u64>,
+    /// What is wrong.
+    pub what: String,
+    /// What would be lost by going on without it.
+    pub lost: String,
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(o) = self.offset {
+            write!(f, " at offset {o}")?;
+        }
+        write!(
+            f,
+            ": {}; going on would lose {}. Restore the data directory from a backup, or accept the loss \
+             with `trucd repair --accept-loss` (it keeps the damaged files aside and writes a receipt of what \
+             was dropped); see docs/storage.md, \"Damage\"",
+            self.what, self.lost
+        )
+    }
+}
 
 /// Why a store operation failed.
 #[derive(Debug, Error)]
@@ -10,6 +43,25 @@ pub enum StoreError {
     /// A stored record does not decode.
     #[error("stored record {0} is corrupt")]
     Corrupt(String),
+    /// The store's files are damaged: it will not open, or go on, until
+    /// an operator restores or repairs it.
+    #[error("the store is damaged: {0}")]
+    Damaged(Damage),
+    /// A file of the store could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A batch reached the log but could not be finished (its sync, or
+    /// applying it, failed): it may be durable, and will then be kept. The
+    /// caller must retry with the same ids, which are then answered as
+    /// duplicates if it was kept.
+    #[error("the outcome is unknown: {0}")]
+    OutcomeUnknown(String),
     /// The store is shutting down.
     #[error("the store is shutting down")]
     Closed,

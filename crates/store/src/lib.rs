@@ -25,7 +25,7 @@ mod replica;
 mod sled;
 mod stats;
 
-pub use crate::error::StoreError;
+pub use crate::error::{Damage, StoreError};
 pub use crate::payloads::{FileUsage, PartWriter, PayloadFiles, Resume, UploadMismatch};
 pub use crate::replica::{snapshot_entry, RemoteObserver, Replicator};
 pub use crate::sled::{Reclaimed, SledStore, SledStoreOptions};

@@ -169,6 +169,15 @@ pub(crate) struct Meta {
     /// collection has them built once when it is opened).
     #[prost(bool, tag = "7")]
     pub(crate) payload_refs_counted: bool,
+    /// Every open cuts off the torn write it finds at the log's end (a
+    /// store from before that may have torn tails in older segments, which
+    /// replay then accepts once).
+    #[prost(bool, tag = "8")]
+    pub(crate) torn_tails_cut: bool,
+    /// `signed-head` exists (`sled/head.rs`): from then on, a store whose
+    /// file is missing has lost it.
+    #[prost(bool, tag = "9")]
+    pub(crate) signed_head_file: bool,
 }
 
 /// How many document copies (queued, leased or dead-lettered) still need a

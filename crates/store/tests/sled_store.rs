@@ -292,11 +292,21 @@ async fn tampering_with_stored_receipts_is_detected() {
     let s = open(dir.path(), &key).await;
     assert_eq!(audit_failures(&s, &key).await, vec![2, 3, 4, 5]);
     close(s).await;
-    // Receipt 5 dropped: the hub refuses to serve a log with a hole.
+    // Receipt 5 dropped: the hub refuses to open a log with a hole below
+    // its last signed head, naming the receipt…
     edit(&|t| {
         t.remove(receipt_key(5)).unwrap();
     });
-    let s = open(dir.path(), &key).await;
+    let signer = TreeHeadSigner::from_pkcs8(&key).unwrap();
+    let opts = SledStoreOptions::new(dir.path());
+    let err = SledStore::open(&opts, signer).unwrap_err();
+    assert!(matches!(err, truc_store::StoreError::Damaged(_)), "{err}");
+    assert!(err.to_string().contains("receipt 5"), "{err}");
+    // …and, repaired with the loss accepted, still refuses to serve it.
+    let mut opts = SledStoreOptions::new(dir.path());
+    opts.accept_loss = true;
+    let s = SledStore::open(&opts, TreeHeadSigner::from_pkcs8(&key).unwrap()).unwrap();
+    assert_eq!(s.repaired().len(), 1, "{:?}", s.repaired());
     let q = truc_store::ReceiptQuery {
         filter: truc_store::ReceiptFilter::All,
         since_unix_ms: 0,

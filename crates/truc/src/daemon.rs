@@ -11,6 +11,8 @@ use truc_hub::{Config, ConfigError, HubError};
 
 /// Exit code for a configuration that cannot be used (sysexits EX_USAGE).
 pub const EX_USAGE: u8 = 64;
+/// Exit code for a damaged store (sysexits EX_DATAERR): `trucd repair`.
+pub const EX_DATAERR: u8 = 65;
 
 const LONG_ABOUT: &str = "\
 The Truc hub: routes digitally signed documents between agencies over gRPC
@@ -60,6 +62,7 @@ Environment variables:
   TRUC_STORE_PREFIX                store.prefix      (truc)
   TRUC_STORE_LEASE_MS              store.lease_ms    (5000)
   TRUC_STORE_TIMEOUT_MS            store.timeout_ms  (10000)
+  TRUC_STORE_SLED_FLUSH_MS         store.sled_flush_ms (500; sled's own flush; durability comes from the log)
 
 GETTING STARTED:
   truc pki init --dir pki
@@ -111,6 +114,24 @@ pub enum Command {
         /// hub first).
         #[arg(value_parser = ["to-jetstream", "to-sled"])]
         direction: String,
+    },
+    /// Check the embedded store in data_dir as the hub does at start (the
+    /// log against the database, and the last signed tree head), offline.
+    /// A sound store is left as it is. A damaged one is described (file,
+    /// offset, what would be lost) and left as it is, unless
+    /// --accept-loss is given.
+    ///
+    /// Examples:
+    ///   trucd repair --data-dir /var/lib/truc
+    ///   trucd repair --data-dir /var/lib/truc --accept-loss
+    #[command(verbatim_doc_comment)]
+    Repair {
+        /// Accept losing the damaged part: it is moved aside (into
+        /// bodies/lost-<time>/, never deleted), the signed-head file is
+        /// rewritten from what remains, and an operator receipt records
+        /// what was dropped. Restore a backup instead if you have one.
+        #[arg(long)]
+        accept_loss: bool,
     },
 }
 
@@ -206,9 +227,34 @@ pub fn main() -> ExitCode {
             );
             Ok(())
         }),
+        Some(Command::Repair { accept_loss }) => rt.block_on(async {
+            let r = truc_hub::repair(&cfg, *accept_loss).await?;
+            if r.dropped.is_empty() {
+                println!(
+                    "the store in {} is sound: receipt log of {} entries, root {}; nothing changed",
+                    cfg.data_dir.display(),
+                    r.tree_size,
+                    r.root_hex
+                );
+            } else {
+                println!("repaired {} with the loss accepted:", cfg.data_dir.display());
+                for d in &r.dropped {
+                    println!("  - {d}");
+                }
+                println!(
+                    "receipt log now {} entries, root {}; an operator receipt records the repair",
+                    r.tree_size, r.root_hex
+                );
+            }
+            Ok(())
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is_damage() => {
+            eprintln!("trucd: {e}");
+            ExitCode::from(EX_DATAERR)
+        }
         Err(e @ HubError::Identity(_)) => {
             eprintln!("trucd: {e}");
             ExitCode::from(EX_USAGE)

@@ -43,6 +43,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 
+use crate::error::Damage;
 use crate::StoreError;
 
 /// A segment is closed once it passes this size (a batch never spans two).
@@ -253,47 +254,221 @@ fn decode_writes(mut b: &[u8]) -> Option<Vec<Write>> {
     b.is_empty().then_some(out)
 }
 
-/// The batches recorded after the one starting at `after` (segment,
-/// offset; segment 0: none, start from the first), in order, up to the end of the log or a
-/// torn record in the newest segment. A record that is not whole in an
-/// older segment ends that segment's part (its crash was never answered).
-pub(super) fn batches_after(dir: &Path, after: (u32, u64)) -> Result<Vec<Vec<Write>>, StoreError> {
+/// What replay found in the log after the batch sled holds last.
+#[derive(Debug, Default)]
+pub(super) struct Replay {
+    /// The batches to apply to sled, in order.
+    pub(super) batches: Vec<Vec<Write>>,
+    /// Incomplete writes at a segment's very end (segment, offset where
+    /// the write starts): a crash mid-write, never answered. Cut off with
+    /// [`cut_torn_tails`] once the store has checked nothing it signed is
+    /// missing.
+    pub(super) torn: Vec<(u32, u64)>,
+    /// Whole body records that fail their checksum while the records
+    /// around them are sound (segment, offset): damage at rest, found
+    /// again when the body is read (its document is then quarantined).
+    pub(super) damaged_bodies: Vec<(u32, u64)>,
+}
+
+/// Which failures replay may take for a torn write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Tails {
+    /// Only at the end of the newest segment: every open cuts off the torn
+    /// tail it found before it starts a new segment, so an older segment
+    /// never ends torn.
+    NewestOnly,
+    /// At the end of any segment: a store written before torn tails were
+    /// cut off (read once, then cut).
+    AnySegment,
+}
+
+/// Read the log after the batch whose record starts at `after` (segment,
+/// offset; segment 0: none, read from the first segment), telling a torn
+/// write from damage:
+///
+/// - a record cut short, zeros where a record should start but other bytes
+///   after them, or a whole record failing its checksum with nothing but
+///   zeros after it, at the very end of the newest segment, is a torn
+///   write: [`Replay::torn`] (whether it held a batch that was answered is
+///   for the signed-head check to say);
+/// - a body record failing its checksum between sound records is damage to
+///   that document only: [`Replay::damaged_bodies`];
+/// - anything else is [`StoreError::Damaged`], naming the file, the offset
+///   and what is lost: a batch record failing its checksum with records
+///   after it, a failure at the end of an older segment, a missing
+///   segment, or sled holding a batch the log does not.
+pub(super) fn replay(dir: &Path, after: (u32, u64), tails: Tails) -> Result<Replay, StoreError> {
     let dir = dir.join("bodies");
     let mut segments: Vec<u32> = match std::fs::read_dir(&dir) {
         Ok(entries) => entries
             .filter_map(|e| e.ok()?.file_name().to_str().and_then(segment_number))
             .collect(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(io_error(&dir, e)),
     };
     segments.sort_unstable();
-    let mut out = Vec::new();
+    let damaged = |seg: u32, offset: Option<u64>, what: String, lost: &str| {
+        StoreError::Damaged(Damage {
+            file: segment_path(&dir, seg),
+            offset,
+            what,
+            lost: lost.into(),
+        })
+    };
+    if after.0 != 0 && !segments.contains(&after.0) {
+        return Err(damaged(
+            after.0,
+            None,
+            "the log segment holding the last batch the database applied is missing".into(),
+            "the documents whose bodies it held and every batch after it",
+        ));
+    }
+    let segments: Vec<u32> = segments.into_iter().filter(|&s| s >= after.0).collect();
+    for w in segments.windows(2) {
+        if w[1] != w[0] + 1 {
+            return Err(damaged(
+                w[0] + 1,
+                None,
+                format!("log segment {} is missing between {} and {}", w[0] + 1, w[0], w[1]),
+                "the documents whose bodies it held and the batches it recorded",
+            ));
+        }
+    }
+    let newest = segments.last().copied();
+    let mut out = Replay::default();
     for seg in segments {
-        let start = match after {
-            (s, _) if seg < s => continue,
-            (s, o) if seg == s => Some(o),
-            _ => None,
-        };
+        let start = (seg == after.0).then_some(after.1);
         let path = segment_path(&dir, seg);
+        let len_on_disk = std::fs::metadata(&path).map_err(|e| io_error(&path, e))?.len();
+        if let Some(o) = start {
+            if o >= len_on_disk {
+                return Err(damaged(
+                    seg,
+                    Some(o),
+                    format!(
+                        "the database has applied a batch at offset {o} but the segment holds only {len_on_disk} \
+                         bytes (the segment was truncated or replaced)"
+                    ),
+                    "that batch's document bodies and anything after it",
+                ));
+            }
+        }
         // Only what follows the recorded batch is read, not the segment.
-        let bytes = read_from(&path, start.unwrap_or(0)).map_err(|e| io_error(&path, e))?;
+        let base = start.unwrap_or(0);
+        let bytes = read_from(&path, base).map_err(|e| io_error(&path, e))?;
         let mut at = 0usize;
         let mut skip_first = start.is_some();
-        while let Some(header) = bytes.get(at..at + 8) {
-            let len = u32::from_le_bytes(header[0..4].try_into().unwrap_or_default()) as usize;
-            let Some((kind, _)) = bytes.get(at..at + 8 + len).and_then(check_record) else {
-                break; // torn: never answered
+        let tail_ok = tails == Tails::AnySegment || Some(seg) == newest;
+        let mut torn = |at: usize, why: &str| -> Result<(), StoreError> {
+            if tail_ok {
+                out.torn.push((seg, base + at as u64));
+                Ok(())
+            } else {
+                Err(damaged(
+                    seg,
+                    Some(base + at as u64),
+                    format!(
+                        "{why}, in a segment that newer segments follow (a torn write is cut off at the next open)"
+                    ),
+                    "the batch recorded there and its documents",
+                ))
+            }
+        };
+        while at < bytes.len() {
+            let rest = &bytes[at..];
+            let Some(header) = rest.get(..8) else {
+                torn(at, "an incomplete record header at the end")?;
+                break;
             };
-            if kind == KIND_BATCH && !skip_first {
-                let writes = decode_writes(&bytes[at + 9..at + 8 + len])
-                    .ok_or_else(|| StoreError::Corrupt(format!("batch record in segment {seg}")))?;
-                out.push(writes);
+            let len = u32::from_le_bytes(header[0..4].try_into().unwrap_or_default()) as usize;
+            if len == 0 {
+                if rest.iter().any(|&b| b != 0) {
+                    torn(at, "bytes that are not a record after the last record")?;
+                }
+                break; // the zeros written ahead of the writer
+            }
+            let Some(record) = rest.get(..8 + len) else {
+                torn(at, "a record longer than the file")?;
+                break;
+            };
+            match check_record(record) {
+                Some((kind, _)) => {
+                    if kind == KIND_BATCH && !skip_first {
+                        let writes = decode_writes(&record[9..]).ok_or_else(|| {
+                            damaged(
+                                seg,
+                                Some(base + at as u64),
+                                "a batch record whose checksum matches does not decode".into(),
+                                "this batch and every batch after it",
+                            )
+                        })?;
+                        out.batches.push(writes);
+                    }
+                }
+                // The batch the database holds already: not needed.
+                None if skip_first => {}
+                None if rest[8 + len..].iter().all(|&b| b == 0) => {
+                    torn(at, "the last record fails its checksum")?;
+                    break;
+                }
+                None if record[8] == KIND_BODY => out.damaged_bodies.push((seg, base + at as u64)),
+                None => {
+                    return Err(damaged(
+                        seg,
+                        Some(base + at as u64),
+                        "a batch record fails its checksum and other records follow it".into(),
+                        "this batch and every batch after it (their documents, receipts and acknowledgements)",
+                    ))
+                }
             }
             skip_first = false;
             at += 8 + len;
         }
     }
     Ok(out)
+}
+
+/// Cut off the torn writes replay found (see [`Replay::torn`]): the
+/// segment is truncated where the write started and synced, so that a
+/// later open never mistakes it for damage, nor damage for it.
+pub(super) fn cut_torn_tails(dir: &Path, torn: &[(u32, u64)]) -> Result<(), StoreError> {
+    let dir = dir.join("bodies");
+    for &(seg, offset) in torn {
+        let path = segment_path(&dir, seg);
+        let f = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| io_error(&path, e))?;
+        f.set_len(offset)
+            .and_then(|()| f.sync_all())
+            .map_err(|e| io_error(&path, e))?;
+        tracing::warn!(
+            file = %path.display(),
+            offset,
+            "cut off an incomplete write at the end of the log (a crash mid-write: it was never acknowledged)"
+        );
+    }
+    Ok(())
+}
+
+/// The path of segment `segment` of the store in `dir`.
+pub(super) fn segment_file(dir: &Path, segment: u32) -> PathBuf {
+    segment_path(&dir.join("bodies"), segment)
+}
+
+/// The segments of the store in `dir` from `from` on, in order.
+pub(super) fn segments_from(dir: &Path, from: u32) -> Result<Vec<u32>, StoreError> {
+    let dir = dir.join("bodies");
+    let mut segments: Vec<u32> = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok()?.file_name().to_str().and_then(segment_number))
+            .filter(|&s| s >= from)
+            .collect(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(io_error(&dir, e)),
+    };
+    segments.sort_unstable();
+    Ok(segments)
 }
 
 /// Give back the disk blocks of segment `segment` that no read will ever
@@ -373,6 +548,8 @@ pub(super) struct BodyLog {
     end: u64,
     /// Started at the first commit (a store that only reads needs none).
     zeroer: Option<Zeroer>,
+    /// Start a new segment at the next batch (after a failed sync).
+    rollover_now: bool,
 }
 
 impl BodyLog {
@@ -398,6 +575,7 @@ impl BodyLog {
             file: Arc::new(file),
             end: 0,
             zeroer: None,
+            rollover_now: false,
         })
     }
 
@@ -409,9 +587,10 @@ impl BodyLog {
     /// Start staging a batch (in a new segment once this one is full; if
     /// that cannot be created, this one grows past its size).
     pub(super) fn begin(&mut self) -> Staged {
-        if self.end >= SEGMENT_BYTES {
+        if self.end >= SEGMENT_BYTES || self.rollover_now {
             match create_segment(&self.files.dir, self.segment + 1) {
                 Ok((segment, file)) => {
+                    self.rollover_now = false;
                     self.segment = segment;
                     self.file = Arc::new(file);
                     self.end = 0;
@@ -442,10 +621,23 @@ impl BodyLog {
             .zeroer
             .get_or_insert_with(|| Zeroer::start(self.segment, self.file.clone(), &path));
         zeroer.claim(until);
-        self.file
-            .write_all_at(&staged.buf, staged.base)
-            .and_then(|()| self.file.sync_data())
-            .map_err(|e| io_error(&path, e))?;
+        if let Err(e) = self.file.write_all_at(&staged.buf, staged.base) {
+            // Nothing of it is durable and nothing refers to it: the next
+            // batch writes over it. Cut the file back so that a partial
+            // write never lies between records.
+            if self.file.set_len(staged.base).is_err() {
+                tracing::warn!(file = %path.display(), "cannot cut a failed write off the log");
+            }
+            return Err(io_error(&path, e));
+        }
+        if let Err(e) = self.file.sync_data() {
+            // The write may or may not be on the disk: the caller cannot
+            // tell whether the batch is kept. Go on in a new segment, so
+            // that whatever survives of it is never written over.
+            self.end = until;
+            self.rollover_now = true;
+            return Err(StoreError::OutcomeUnknown(format!("syncing {}: {e}", path.display())));
+        }
         self.end = until;
         Ok(())
     }
@@ -783,7 +975,7 @@ mod tests {
         assert_eq!(files.read(a).unwrap(), b"first");
         assert_eq!(files.read(big).unwrap(), vec![9u8; 2 * AHEAD_MIN as usize]);
         // Replay reads the three batches and stops at the zeros after them.
-        let all = batches_after(dir.path(), (0, 0)).unwrap();
+        let all = replay(dir.path(), (0, 0), Tails::NewestOnly).unwrap().batches;
         let tags: Vec<u8> = all.iter().map(|w| w[0].0[0]).collect();
         assert_eq!(tags, vec![1, 2, 3]);
     }
@@ -808,27 +1000,144 @@ mod tests {
             staged.push_batch(&writes(tag));
             log.commit(staged).unwrap();
         }
-        let all = batches_after(dir.path(), (0, 0)).unwrap();
+        let all = replay(dir.path(), (0, 0), Tails::NewestOnly).unwrap().batches;
         assert_eq!(all.len(), 3);
         assert_eq!(all[0], vec![(vec![1], Some(vec![1; 3])), (vec![1, 0], None)]);
         // sled holds the second: only the third is replayed.
-        let rest = batches_after(dir.path(), positions[1]).unwrap();
+        let rest = replay(dir.path(), positions[1], Tails::NewestOnly).unwrap().batches;
         assert_eq!(rest.len(), 1);
         assert_eq!(rest[0][0].0, vec![3]);
 
-        // A torn last record (a crash mid-write) is not replayed; the next
-        // segment, written after a restart, is.
+        // A torn last record (a crash mid-write) is not replayed, and is
+        // cut off at the next open; the next segment, written after the
+        // restart, is replayed.
         let seg = segment_path(&dir.path().join("bodies"), positions[2].0);
         let end = log.end;
         drop(log);
         let f = OpenOptions::new().write(true).open(&seg).unwrap();
         f.set_len(end - 2).unwrap();
+        let found = replay(dir.path(), positions[1], Tails::NewestOnly).unwrap();
+        assert!(found.batches.is_empty());
+        assert_eq!(found.torn, vec![positions[2]]);
+        cut_torn_tails(dir.path(), &found.torn).unwrap();
         let mut log = BodyLog::open(dir.path()).unwrap();
         let mut staged = log.begin();
         staged.push_batch(&writes(4));
         log.commit(staged).unwrap();
-        let rest = batches_after(dir.path(), positions[1]).unwrap();
+        let rest = replay(dir.path(), positions[1], Tails::NewestOnly).unwrap().batches;
         assert_eq!(rest.len(), 1);
         assert_eq!(rest[0][0].0, vec![4]);
+    }
+
+    /// Commit `n` batches of one body and one batch record each; the
+    /// positions of the batch records and of the bodies.
+    fn three_batches(dir: &Path) -> (Vec<(u32, u64)>, Vec<BodyRef>) {
+        let mut log = BodyLog::open(dir).unwrap();
+        let (mut batches, mut bodies) = (Vec::new(), Vec::new());
+        for tag in 1..=3u8 {
+            let mut staged = log.begin();
+            bodies.push(staged.push(&[tag; 300]));
+            batches.push(staged.position());
+            staged.push_batch(&writes(tag));
+            log.commit(staged).unwrap();
+        }
+        (batches, bodies)
+    }
+
+    fn flip(path: &Path, at: u64) {
+        let f = OpenOptions::new().read(true).write(true).open(path).unwrap();
+        let mut b = [0u8; 1];
+        f.read_exact_at(&mut b, at).unwrap();
+        f.write_all_at(&[b[0] ^ 0x10], at).unwrap();
+    }
+
+    fn damaged(r: Result<Replay, StoreError>) -> Damage {
+        match r {
+            Err(StoreError::Damaged(d)) => d,
+            other => panic!("expected damage, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_flipped_bit_in_a_batch_record_with_records_after_it_is_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let (batches, _) = three_batches(dir.path());
+        let seg = segment_file(dir.path(), batches[1].0);
+        flip(&seg, batches[1].1 + 12);
+        let d = damaged(replay(dir.path(), (0, 0), Tails::NewestOnly));
+        assert_eq!((d.file.clone(), d.offset), (seg, Some(batches[1].1)));
+        assert!(d.to_string().contains("trucd repair --accept-loss"), "{d}");
+    }
+
+    #[test]
+    fn a_flipped_bit_in_the_newest_batch_record_is_a_torn_candidate_only_at_the_end_of_the_newest_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let (batches, _) = three_batches(dir.path());
+        let seg = segment_file(dir.path(), batches[2].0);
+        flip(&seg, batches[2].1 + 12);
+        // The newest segment: replay stops there and reports it (the
+        // signed-head check says whether it had been answered).
+        let found = replay(dir.path(), (0, 0), Tails::NewestOnly).unwrap();
+        assert_eq!(found.batches.len(), 2);
+        assert_eq!(found.torn, vec![batches[2]]);
+        // Once a newer segment exists, the same failure is damage.
+        let mut log = BodyLog::open(dir.path()).unwrap();
+        let mut staged = log.begin();
+        staged.push_batch(&writes(9));
+        log.commit(staged).unwrap();
+        let d = damaged(replay(dir.path(), (0, 0), Tails::NewestOnly));
+        assert_eq!((d.file, d.offset), (seg, Some(batches[2].1)));
+        // A store from before torn tails were cut accepts it once.
+        let found = replay(dir.path(), (0, 0), Tails::AnySegment).unwrap();
+        assert_eq!(found.batches.len(), 3);
+    }
+
+    #[test]
+    fn a_damaged_body_between_sound_records_is_reported_and_replay_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (batches, bodies) = three_batches(dir.path());
+        let seg = segment_file(dir.path(), bodies[1].segment);
+        flip(&seg, bodies[1].offset + 100);
+        let found = replay(dir.path(), (0, 0), Tails::NewestOnly).unwrap();
+        assert_eq!(found.batches.len(), 3);
+        assert_eq!(found.damaged_bodies, vec![(bodies[1].segment, bodies[1].offset)]);
+        assert!(found.torn.is_empty());
+        let _ = batches;
+    }
+
+    #[test]
+    fn missing_segments_and_a_database_ahead_of_the_log_are_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let (batches, _) = three_batches(dir.path());
+        // Three more segments (each open starts one); delete the middle one.
+        for _ in 0..3 {
+            let mut log = BodyLog::open(dir.path()).unwrap();
+            let mut staged = log.begin();
+            staged.push_batch(&writes(7));
+            log.commit(staged).unwrap();
+        }
+        let s = batches[0].0;
+        // The database names a batch past the end of its segment.
+        let d = damaged(replay(dir.path(), (s, 1 << 20), Tails::NewestOnly));
+        assert_eq!(d.file, segment_file(dir.path(), s));
+        std::fs::remove_file(segment_file(dir.path(), s + 2)).unwrap();
+        let d = damaged(replay(dir.path(), (s, 0), Tails::NewestOnly));
+        assert_eq!(d.file, segment_file(dir.path(), s + 2));
+        // The segment the database names is gone.
+        std::fs::remove_file(segment_file(dir.path(), s)).unwrap();
+        let d = damaged(replay(dir.path(), (s, batches[2].1), Tails::NewestOnly));
+        assert_eq!(d.file, segment_file(dir.path(), s));
+    }
+
+    #[test]
+    fn a_truncated_newest_segment_is_a_torn_candidate() {
+        let dir = tempfile::tempdir().unwrap();
+        let (batches, _) = three_batches(dir.path());
+        let seg = segment_file(dir.path(), batches[2].0);
+        let f = OpenOptions::new().write(true).open(&seg).unwrap();
+        f.set_len(batches[2].1 + 20).unwrap();
+        let found = replay(dir.path(), (0, 0), Tails::NewestOnly).unwrap();
+        assert_eq!(found.batches.len(), 2);
+        assert_eq!(found.torn, vec![batches[2]]);
     }
 }

@@ -3,6 +3,7 @@
 mod agencies;
 mod documents;
 mod gc;
+mod head;
 mod leaves;
 mod log;
 mod ops;
@@ -11,6 +12,7 @@ mod proofs;
 mod punch;
 mod reads;
 mod reclaim;
+mod recovery;
 mod replicated;
 mod writer;
 
@@ -57,6 +59,14 @@ pub struct SledStoreOptions {
     pub replicator: Option<Arc<dyn crate::Replicator>>,
     /// Told which agencies got outbox items from other hubs' batches.
     pub on_remote: Option<crate::RemoteObserver>,
+    /// How often sled flushes in the background, ms (`None`: only when
+    /// asked). Durability comes from the log, whatever this is.
+    pub flush_every_ms: Option<u64>,
+    /// Open a damaged store anyway (`trucd repair --accept-loss`): the
+    /// damaged part of the log is moved aside and the signed-head file
+    /// rewritten; [`SledStore::repaired`] says what was dropped. Never set
+    /// it for serving.
+    pub accept_loss: bool,
 }
 
 impl SledStoreOptions {
@@ -74,6 +84,8 @@ impl SledStoreOptions {
             min_free_bytes: 0,
             replicator: None,
             on_remote: None,
+            flush_every_ms: Some(500),
+            accept_loss: false,
         }
     }
 }
@@ -155,6 +167,8 @@ pub struct SledStore {
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Frees old batch records' disk space (embedded store only).
     puncher: Mutex<Option<punch::Puncher>>,
+    /// What an accepted loss dropped at open.
+    repaired: Vec<String>,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -172,34 +186,18 @@ impl SledStore {
             .cache_capacity(opts.cache_bytes)
             // Durability comes from the log (`log.rs`); sled flushes in the
             // background and is caught up from the log at open.
-            .flush_every_ms(Some(500));
+            .flush_every_ms(opts.flush_every_ms);
         let db = open_db(&config, &opts.path)?;
         let tree = db.open_tree("truc").map_err(|e| open_error(&opts.path, e))?;
-        // Batches the log holds and sled had not flushed yet.
-        let logged = match tree.get(keys::meta())? {
-            Some(v) => Meta::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("meta".into()))?,
-            None => Meta::default(),
-        };
-        // (Replicated, the shared log is the commit point and this log holds
-        // no batches.)
-        let replay = match opts.replicator {
-            None => log::batches_after(&opts.path, (logged.log_segment, logged.log_offset))?,
+        let mut recovered = recovery::Recovered::default();
+        // Batches the log holds and sled had not flushed yet. (Replicated,
+        // the shared log is the commit point and this log holds none.)
+        let torn = match opts.replicator {
+            None => recovery::replay(&db, &tree, opts, &mut recovered)?,
             Some(_) => Vec::new(),
         };
-        if !replay.is_empty() {
-            let n = replay.len();
-            for writes in replay {
-                let mut batch = sled::Batch::default();
-                for (k, v) in writes {
-                    match v {
-                        Some(v) => batch.insert(k, v),
-                        None => batch.remove(k),
-                    }
-                }
-                tree.apply_batch(batch)?;
-            }
-            db.flush()?;
-            tracing::info!(batches = n, "caught up from the log");
+        if recovered.replayed > 0 {
+            tracing::info!(batches = recovered.replayed, "caught up from the log");
         }
         let cache = Arc::new(Cache {
             quota_bytes: opts.outbox_quota_bytes,
@@ -246,6 +244,13 @@ impl SledStore {
             tree.apply_batch(batch)?;
             db.flush()?;
         }
+        // Nothing the hub signed may be missing: checked before the torn
+        // tail is cut (so a refusal changes nothing), then in force.
+        let head_file = recovery::check_signed_head(&tree, opts, &meta, &torn, &mut recovered)?;
+        log::cut_torn_tails(&opts.path, &torn)?;
+        recovery::mark_checked(&db, &tree)?;
+        meta.torn_tails_cut = true;
+        meta.signed_head_file = true;
         {
             let mut agencies = cache.agencies.write().unwrap_or_else(|e| e.into_inner());
             for kv in tree.scan_prefix([tag::AGENCY]) {
@@ -280,19 +285,29 @@ impl SledStore {
             on_commit: opts.on_commit.clone(),
             follower,
             punch: puncher.as_ref().map(punch::Puncher::nudge),
+            head_file,
+            pending_head: None,
         };
         let handle = std::thread::Builder::new()
             .name("truc-store-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
-        Ok(Arc::new(SledStore {
+        let store = Arc::new(SledStore {
             tree,
             bodies: body_files,
             ops: tx,
             cache,
             writer: Mutex::new(Some(handle)),
             puncher: Mutex::new(puncher),
-        }))
+            repaired: recovered.dropped,
+        });
+        Ok(store)
+    }
+
+    /// What `accept_loss` dropped when this store was opened (empty when
+    /// nothing was damaged); `trucd repair` records it as a receipt.
+    pub fn repaired(&self) -> &[String] {
+        &self.repaired
     }
 
     /// Give back, now, the disk space of the log's batch records that no

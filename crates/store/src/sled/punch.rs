@@ -200,7 +200,7 @@ fn marker_path(dir: &Path) -> PathBuf {
 }
 
 /// The first segment not punched yet (segments start at 1).
-fn first_undone(dir: &Path) -> u32 {
+pub(super) fn first_undone(dir: &Path) -> u32 {
     std::fs::read_to_string(marker_path(dir))
         .ok()
         .and_then(|s| s.trim().parse().ok())

@@ -85,6 +85,12 @@ pub(super) struct Writer {
     pub(super) follower: Option<Follower>,
     /// Told when a batch is the first in a new log segment.
     pub(super) punch: Option<super::punch::Nudge>,
+    /// The last signed tree head, recorded before any client sees it
+    /// (`head.rs`).
+    pub(super) head_file: super::head::SignedHeadFile,
+    /// A head signed for a durable batch that could not be recorded yet:
+    /// recorded before the next batch may commit.
+    pub(super) pending_head: Option<super::head::Recorded>,
 }
 
 impl Writer {
@@ -134,6 +140,22 @@ impl Writer {
         }
         // With a batch: it catches up first, so the syncs ride along.
         let ops = ops.into_iter().chain(syncs);
+        // A durable batch's head that could not be recorded: record it
+        // first, or refuse this batch before anything is written.
+        if let Some(h) = self.pending_head.take() {
+            if let Err(e) = self.head_file.record(&h) {
+                self.pending_head = Some(h);
+                let e = StoreError::Unavailable(format!(
+                    "cannot record the last signed tree head ({e}); nothing of this request was stored"
+                ));
+                let tree = self.tree.clone();
+                let mut pending = Pending::new(&tree, self.meta.clone(), self.log.begin());
+                for op in ops {
+                    op.apply(&mut pending, &self.cache)(Err(&e));
+                }
+                return;
+            }
+        }
         // Replicated: take the write lease and catch up with the log first,
         // so that the batch is built on the latest state.
         let leased = match &self.follower {
@@ -186,6 +208,11 @@ impl Writer {
         let mut head = None;
         if size > self.meta.tree_size {
             let root = merkle::root(size, &pending)?;
+            // Never a head that does not extend the last one signed.
+            if let Err(e) = self.head_file.guard(size, &root) {
+                self.poisoned = Some(e.to_string());
+                return Err(e);
+            }
             let sth = self.signer.sign(size, &root, time);
             pending.put(keys::tree_head(size), sth.encode_to_vec());
             head = Some(sth);
@@ -246,7 +273,9 @@ impl Writer {
             self.poisoned = Some(format!(
                 "a durable batch could not be applied ({e}); restart trucd to replay it"
             ));
-            return Err(e.into());
+            return Err(StoreError::OutcomeUnknown(format!(
+                "the batch is durable in the log but the database refused it ({e})"
+            )));
         }
         let new_segment = meta.log_segment != self.meta.log_segment;
         self.meta = meta;
@@ -260,6 +289,20 @@ impl Writer {
         self.cache.apply(agencies, &queued_delta);
         if let (Some(seq), Some(f)) = (log_seq, &mut self.follower) {
             f.applied = seq;
+        }
+        // The head goes to the signed-head file before any client sees it.
+        // The batch is durable and applied already: if that fails, its
+        // requests' outcome is unknown to them (a retry with the same ids
+        // is answered as a duplicate), and the head is recorded before the
+        // next batch commits.
+        if let Some(sth) = &head {
+            let recorded = super::head::Recorded::from_signed(sth)?;
+            if let Err(e) = self.head_file.record(&recorded) {
+                self.pending_head = Some(recorded);
+                return Err(StoreError::OutcomeUnknown(format!(
+                    "the batch is stored but its signed tree head could not be recorded ({e})"
+                )));
+            }
         }
         Ok(Committed {
             tree: self.tree.clone(),
@@ -310,6 +353,8 @@ pub(super) fn reply<T>(tx: oneshot::Sender<Result<T, StoreError>>, r: Result<T, 
 pub(super) fn commit_error(e: &StoreError) -> StoreError {
     match e {
         StoreError::Corrupt(what) => StoreError::Corrupt(what.clone()),
+        StoreError::Damaged(d) => StoreError::Damaged(d.clone()),
+        StoreError::OutcomeUnknown(what) => StoreError::OutcomeUnknown(what.clone()),
         other => StoreError::Unavailable(other.to_string()),
     }
 }
