@@ -15,6 +15,9 @@ pub struct Damage {
     pub what: String,
     /// What would be lost by going on without it.
     pub lost: String,
+    /// `trucd repair --accept-loss` can set the damage aside (damage to the
+    /// log); otherwise only a backup helps (damage to sled's own files).
+    pub repairable: bool,
 }
 
 impl std::fmt::Display for Damage {
@@ -23,13 +26,21 @@ impl std::fmt::Display for Damage {
         if let Some(o) = self.offset {
             write!(f, " at offset {o}")?;
         }
-        write!(
-            f,
-            ": {}; going on would lose {}. Restore the data directory from a backup, or accept the loss \
-             with `trucd repair --accept-loss` (it keeps the damaged files aside and writes a receipt of what \
-             was dropped); see docs/storage.md, \"Damage\"",
-            self.what, self.lost
-        )
+        write!(f, ": {}; going on would lose {}. ", self.what, self.lost)?;
+        if self.repairable {
+            write!(
+                f,
+                "Restore the data directory from a backup, or accept the loss with `trucd repair \
+                 --accept-loss` (it keeps the damaged files aside and writes a receipt of what was dropped)"
+            )?;
+        } else {
+            write!(
+                f,
+                "Restore the data directory from a backup (a JetStream hub: move data_dir aside and start \
+                 again to rebuild it from the shared log); `trucd repair` cannot rebuild it"
+            )?;
+        }
+        write!(f, "; see docs/storage.md, \"Damage at rest\"")
     }
 }
 
@@ -115,7 +126,13 @@ pub enum StoreError {
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
         match e {
-            sled::Error::Corruption { .. } => StoreError::Corrupt("in the database files".into()),
+            sled::Error::Corruption { at, .. } => StoreError::Damaged(Damage {
+                file: PathBuf::from("db"),
+                offset: at.map(|a| a.lid()),
+                what: "sled's database file fails its checksums".into(),
+                lost: "the hub's state held there (agencies, queues, receipts)".into(),
+                repairable: false,
+            }),
             other => StoreError::Unavailable(other.to_string()),
         }
     }

@@ -189,12 +189,14 @@ impl SignedHeadFile {
                 offset: None,
                 what: format!("the writer was about to sign a tree head of size {size} after one of size {last}"),
                 lost: "nothing yet: the head was not signed".into(),
+                repairable: true,
             })),
             Some((last, r)) if size == last && &r != root => Err(StoreError::Damaged(Damage {
                 file: self.path.clone(),
                 offset: None,
                 what: format!("the writer was about to sign a second, different tree head of size {size}"),
                 lost: "nothing yet: the head was not signed".into(),
+                repairable: true,
             })),
             _ => Ok(()),
         }

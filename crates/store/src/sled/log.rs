@@ -313,6 +313,7 @@ pub(super) fn replay(dir: &Path, after: (u32, u64), tails: Tails) -> Result<Repl
             offset,
             what,
             lost: lost.into(),
+            repairable: true,
         })
     };
     if after.0 != 0 && !segments.contains(&after.0) {

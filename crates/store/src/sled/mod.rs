@@ -187,8 +187,30 @@ impl SledStore {
             // Durability comes from the log (`log.rs`); sled flushes in the
             // background and is caught up from the log at open.
             .flush_every_ms(opts.flush_every_ms);
-        let db = open_db(&config, &opts.path)?;
-        let tree = db.open_tree("truc").map_err(|e| open_error(&opts.path, e))?;
+        // sled 0.34 can panic on damage it does not detect by checksum
+        // ("tried to serialize Uninitialized"): a refusal, not a crash.
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let db = open_db(&config, &opts.path)?;
+            let tree = db.open_tree("truc").map_err(|e| open_error(&opts.path, e))?;
+            Ok::<_, StoreError>((db, tree))
+        }));
+        let (db, tree) = match opened {
+            Ok(r) => r?,
+            Err(panic) => {
+                let why = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("a panic");
+                return Err(StoreError::Damaged(crate::Damage {
+                    file: opts.path.join("db"),
+                    offset: None,
+                    what: format!("sled's database cannot be read ({why})"),
+                    lost: "the hub's state held there (agencies, queues, receipts)".into(),
+                    repairable: false,
+                }));
+            }
+        };
         let mut recovered = recovery::Recovered::default();
         // Batches the log holds and sled had not flushed yet. (Replicated,
         // the shared log is the commit point and this log holds none.)
@@ -430,7 +452,13 @@ fn is_lock_error(e: &std::io::Error) -> bool {
 fn open_error(path: &Path, e: sled::Error) -> StoreError {
     match e {
         sled::Error::Io(io) => StoreError::Unavailable(format!("cannot open {}: {io}", path.display())),
-        sled::Error::Corruption { .. } => StoreError::Corrupt(format!("database files in {}", path.display())),
+        sled::Error::Corruption { at, .. } => StoreError::Damaged(crate::Damage {
+            file: path.join("db"),
+            offset: at.map(|a| a.lid()),
+            what: "sled's database file fails its checksums".into(),
+            lost: "the hub's state held there (agencies, queues, receipts)".into(),
+            repairable: false,
+        }),
         other => StoreError::Unavailable(format!("cannot open {}: {other}", path.display())),
     }
 }

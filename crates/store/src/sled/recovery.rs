@@ -63,6 +63,7 @@ pub(super) fn replay(
                     logged.log_segment
                 ),
                 lost: "every batch between the two (they can only come back from a backup)".into(),
+                repairable: true,
             }));
         }
         let found = match log::replay(&opts.path, (logged.log_segment, logged.log_offset), tails) {
@@ -101,6 +102,7 @@ pub(super) fn replay(
         offset: None,
         what: "repair set aside 64 damaged places and found more".into(),
         lost: "more than a repair should drop: restore a backup".into(),
+        repairable: true,
     }))
 }
 
@@ -186,6 +188,7 @@ pub(super) fn check_signed_head(
             offset,
             what,
             lost,
+            repairable: true,
         })
     };
     let problem = match head::read(&opts.path)? {
@@ -212,6 +215,7 @@ pub(super) fn check_signed_head(
                         signed.size
                     ),
                     lost: "the receipts it cannot read, and the proofs of every later one".into(),
+                    repairable: true,
                 })
             });
             let root = match root {
@@ -239,6 +243,7 @@ pub(super) fn check_signed_head(
             offset: None,
             what: "neither copy of the last signed tree head reads back".into(),
             lost: "the check that the log holds every batch the hub acknowledged".into(),
+            repairable: true,
         })),
         Found::Missing | Found::Empty if meta.signed_head_file && meta.tree_size > 0 => {
             Some(StoreError::Damaged(Damage {
@@ -246,12 +251,26 @@ pub(super) fn check_signed_head(
                 offset: None,
                 what: "the file recording the last signed tree head is missing or empty".into(),
                 lost: "the check that the log holds every batch the hub acknowledged".into(),
+                repairable: true,
             }))
         }
         Found::Missing | Found::Empty => None,
     };
     match problem {
         Some(StoreError::Damaged(d)) if opts.accept_loss => {
+            // What replay stopped at is what was lost: keep it aside.
+            for &(seg, offset) in torn {
+                let _ = set_aside(
+                    &opts.path,
+                    &Damage {
+                        file: log::segment_file(&opts.path, seg),
+                        offset: Some(offset),
+                        what: "the end of the log, where replay stopped".into(),
+                        lost: String::new(),
+                        repairable: true,
+                    },
+                )?;
+            }
             let what = format!(
                 "{}; the signed-head file now records the log's own newest head (size {})",
                 d.what, meta.tree_size
