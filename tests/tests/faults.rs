@@ -168,3 +168,142 @@ async fn a_read_only_data_directory_is_a_clear_error() {
     assert!(!err.contains("Os {"), "internals leaked: {err}");
     disk.resize("64m");
 }
+
+/// `GET /readyz` on the admin listener: (status, body).
+async fn readyz(addr: std::net::SocketAddr) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("admin connect");
+    s.write_all(format!("GET /readyz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await.unwrap();
+    let status = buf.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// A real ENOSPC with no reserve to meet it first: whatever fails (the
+/// log's write, sled's own flush, the signed-head file), no reply says
+/// "nothing was stored" for a document that is later delivered; /readyz is
+/// not ready while commits fail; once the disk grows, sends work again
+/// without a restart.
+#[tokio::test]
+async fn enospc_without_a_reserve_never_claims_nothing_was_stored_and_recovers_without_a_restart() {
+    let base = tempfile::tempdir().unwrap();
+    let Some(disk) = Tmpfs::mount(&base.path().join("disk"), "24m") else {
+        return;
+    };
+    let mut hub = TestHub::start_sled_with(|c| {
+        c.data_dir = disk.0.join("store");
+        c.limits.min_free_disk_bytes = 0;
+        c.admin.listen = Some("127.0.0.1:0".parse().unwrap());
+        // sled writes its own files often, so its flush meets the full disk too.
+        c.store.sled_flush_ms = 20;
+    })
+    .await;
+    let admin = hub.admin_addr().expect("admin");
+    let g22 = hub.agency(G22).await;
+    hub.agency(H26).await;
+    let mut accepted = Vec::new();
+    let mut nothing_stored = Vec::new();
+    let mut unknown = Vec::new();
+    let mut saw_not_ready = false;
+    let mut failures = 0;
+    for i in 0..600u32 {
+        let id = format!("fill/{i}");
+        let payload: Vec<u8> = (0..256 * 1024u32)
+            .map(|j| (j.wrapping_mul(31).wrapping_add(i * 7919) >> 3) as u8)
+            .collect();
+        match g22.send(sign(&g22, header(&[H26], &id), &payload)).await {
+            Ok(_) => accepted.push(id),
+            Err(e) => {
+                assert!(!e.message().contains("Os {"), "internals leaked: {e:?}");
+                let outcome = e
+                    .metadata()
+                    .get("truc-outcome")
+                    .map(|v| v.to_str().unwrap_or("").to_string());
+                eprintln!("send {i}: {:?} {} (outcome {outcome:?})", e.code(), e.message());
+                if outcome.as_deref() == Some("unknown") {
+                    assert!(e.message().contains("same document id"), "{e:?}");
+                    unknown.push(id);
+                } else if e.message().contains("nothing was stored") {
+                    nothing_stored.push(id);
+                }
+                let (status, body) = readyz(admin).await;
+                if status == 503 {
+                    assert!(body.contains("cannot commit"), "{body}");
+                    saw_not_ready = true;
+                }
+                failures += 1;
+                if failures >= 8 {
+                    break;
+                }
+            }
+        }
+    }
+    assert!(failures > 0, "the disk filled up");
+    assert!(saw_not_ready, "/readyz said not ready while commits failed");
+    eprintln!(
+        "{} accepted, {} nothing stored, {} outcome unknown before the disk grew",
+        accepted.len(),
+        nothing_stored.len(),
+        unknown.len()
+    );
+
+    // Space comes back: sends work again without a restart, and the hub
+    // is ready again.
+    disk.resize("256m");
+    let mut recovered = false;
+    for i in 0..200 {
+        let id = format!("after/{i}");
+        match g22.send(sign(&g22, header(&[H26], &id), b"small")).await {
+            Ok(_) => {
+                accepted.push(id);
+                recovered = true;
+                break;
+            }
+            Err(e) => eprintln!("after {i}: {}", e.message()),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(recovered, "sends did not work again after space returned");
+    let (status, body) = readyz(admin).await;
+    assert_eq!(status, 200, "{body}");
+    // A document answered "outcome unknown" is retried with its id: it is
+    // either a duplicate (it was kept) or stored now; never two copies.
+    for id in &unknown {
+        let payload: Vec<u8> = {
+            let i: u32 = id["fill/".len()..].parse().unwrap();
+            (0..256 * 1024u32)
+                .map(|j| (j.wrapping_mul(31).wrapping_add(i * 7919) >> 3) as u8)
+                .collect()
+        };
+        g22.send(sign(&g22, header(&[H26], id), &payload))
+            .await
+            .expect("the retry with the same id is answered");
+        accepted.push(id.clone());
+    }
+
+    // After a restart: everything acknowledged is there, once; nothing
+    // that was answered "nothing was stored" is.
+    hub.restart().await;
+    let h26 = hub.connect(&hub.pki.agency_dir(H26)).await;
+    let got: Vec<String> = drain(&h26, 64).await.iter().map(truc_tests::document_id).collect();
+    for id in &accepted {
+        assert_eq!(
+            got.iter().filter(|g| *g == id).count(),
+            1,
+            "{id} acknowledged: delivered once"
+        );
+    }
+    for id in &nothing_stored {
+        assert!(
+            !got.contains(id),
+            "{id} was answered 'nothing was stored' but was delivered"
+        );
+    }
+}

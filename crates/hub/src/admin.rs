@@ -76,7 +76,13 @@ impl Admin {
     }
 
     fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst) && !self.stopping.load(Ordering::SeqCst)
+        self.ready.load(Ordering::SeqCst) && !self.stopping.load(Ordering::SeqCst) && self.store_problem().is_none()
+    }
+
+    /// Why the store cannot commit now (a full disk, a failed write it
+    /// is recovering from).
+    fn store_problem(&self) -> Option<String> {
+        self.shared().and_then(|s| s.store.commit_problem())
     }
 
     fn shared(&self) -> Option<Arc<Shared>> {
@@ -139,6 +145,11 @@ impl Admin {
                     text(StatusCode::OK, "ready\n".into())
                 } else if self.stopping.load(Ordering::SeqCst) {
                     text(StatusCode::SERVICE_UNAVAILABLE, "not ready: shutting down\n".into())
+                } else if let Some(why) = self.store_problem() {
+                    text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("not ready: the store cannot commit: {why}\n"),
+                    )
                 } else {
                     text(StatusCode::SERVICE_UNAVAILABLE, "not ready: starting\n".into())
                 }

@@ -180,6 +180,7 @@ async fn serve_with_admin(
     let remote_engine: Arc<std::sync::OnceLock<std::sync::Weak<delivery::Engine>>> = Arc::default();
     let store = open_store(&config, store_opts, signer, remote_engine.clone()).await?;
     let payloads = truc_store::PayloadFiles::open(&config.data_dir)?;
+    warn_if_reserve_cannot_fit(&config);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let lease = Duration::from_millis(config.delivery.lease_ms);
@@ -324,6 +325,32 @@ async fn serve_with_admin(
     }
     info!("stopped");
     result.map_err(|e| HubError::Server(e.to_string()))
+}
+
+/// A data disk smaller (in all) than the free-space reserve refuses every
+/// send: say so at start, not at the first send.
+fn warn_if_reserve_cannot_fit(config: &Config) {
+    let reserve = config.limits.min_free_disk_bytes;
+    match (
+        fs2::total_space(&config.data_dir),
+        fs2::available_space(&config.data_dir),
+    ) {
+        (Ok(total), _) if reserve > 0 && total <= reserve => warn!(
+            disk_bytes = total,
+            reserve_bytes = reserve,
+            data_dir = %config.data_dir.display(),
+            "the data disk is smaller than limits.min_free_disk_bytes: every send will be refused as \
+             'disk nearly full'; give the hub a larger disk or lower limits.min_free_disk_bytes"
+        ),
+        (_, Ok(free)) if reserve > 0 && free <= reserve => warn!(
+            free_bytes = free,
+            reserve_bytes = reserve,
+            data_dir = %config.data_dir.display(),
+            "the data disk's free space is already below limits.min_free_disk_bytes: sends will be refused \
+             until space is freed"
+        ),
+        _ => {}
+    }
 }
 
 /// Most payloads deleted in one writer batch.

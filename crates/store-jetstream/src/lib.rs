@@ -485,6 +485,10 @@ impl Store for JetStreamStore {
         self.inner.agency(code)
     }
 
+    fn commit_problem(&self) -> Option<String> {
+        self.inner.commit_problem()
+    }
+
     fn agencies(&self) -> Vec<AgencyInfo> {
         self.inner.agencies()
     }

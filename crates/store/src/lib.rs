@@ -379,6 +379,11 @@ pub trait Store: Send + Sync + 'static {
     /// The whole directory, ordered by code (in memory; no I/O).
     fn agencies(&self) -> Vec<AgencyInfo>;
 
+    /// Why the store cannot commit right now (it is recovering from a
+    /// failed commit: a full disk, a failed write), or `None` when it can.
+    /// In memory; `/readyz` answers not-ready while it is `Some`.
+    fn commit_problem(&self) -> Option<String>;
+
     /// Copies in the dead-letter queue of `agency`.
     fn dead_letters(&self, agency: AgencyCode) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>>;
 

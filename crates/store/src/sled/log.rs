@@ -580,6 +580,11 @@ impl BodyLog {
         })
     }
 
+    /// Write the next batch in a new segment.
+    pub(super) fn start_new_segment(&mut self) {
+        self.rollover_now = true;
+    }
+
     /// The reading side.
     pub(super) fn files(&self) -> Arc<BodyFiles> {
         self.files.clone()

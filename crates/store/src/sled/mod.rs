@@ -107,7 +107,75 @@ pub(crate) struct Cache {
     pins: gc::Pins,
 }
 
+/// sled's handles, shared by the writer, the readers and the puncher. The
+/// writer replaces them when it reopens sled after a failed write
+/// (`Writer::recover`): sled 0.34 refuses every write after an I/O error
+/// until it is opened again. While it reopens it holds the lock, so readers
+/// wait for the new handles rather than keep the old files open.
+#[derive(Debug)]
+pub(super) struct Handles(RwLock<Option<(sled::Db, sled::Tree)>>);
+
+impl Handles {
+    /// The tree to read (waits while the writer reopens sled).
+    pub(super) fn tree(&self) -> Result<sled::Tree, StoreError> {
+        Ok(self.both()?.1)
+    }
+
+    /// The database and the tree.
+    pub(super) fn both(&self) -> Result<(sled::Db, sled::Tree), StoreError> {
+        let g = self.0.read().unwrap_or_else(|e| e.into_inner());
+        g.clone().ok_or_else(|| {
+            StoreError::Unavailable(
+                "the store's database is closed after a write failure and could not be reopened yet".into(),
+            )
+        })
+    }
+
+    /// Take the handles out (readers wait or are refused until [`Handles::put`]).
+    pub(super) fn take(&self) -> std::sync::RwLockWriteGuard<'_, Option<(sled::Db, sled::Tree)>> {
+        let mut g = self.0.write().unwrap_or_else(|e| e.into_inner());
+        g.take();
+        g
+    }
+}
+
+/// Whether the writer can commit: set when a commit fails in a way the
+/// writer must recover from, cleared by the next commit that succeeds.
+#[derive(Debug, Default)]
+pub(super) struct Health(Mutex<Option<String>>);
+
+impl Health {
+    pub(super) fn set(&self, problem: Option<String>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = problem;
+    }
+
+    fn problem(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
 impl Cache {
+    /// Fill the directory and the queue counts from `tree`.
+    pub(super) fn load(&self, tree: &sled::Tree) -> Result<(), StoreError> {
+        let mut agencies = self.agencies.write().unwrap_or_else(|e| e.into_inner());
+        agencies.clear();
+        for kv in tree.scan_prefix([tag::AGENCY]) {
+            let (_, v) = kv?;
+            let a = AgencyRecord::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("agency".into()))?;
+            agencies.insert(a.code.clone(), a);
+        }
+        let mut queued = self.queued.lock().unwrap_or_else(|e| e.into_inner());
+        queued.clear();
+        for kv in tree.scan_prefix([tag::QUEUED_COUNT]) {
+            let (k, v) = kv?;
+            let code = String::from_utf8_lossy(&k[1..]).into_owned();
+            let count = v.get(..8).and_then(keys::u64_value).unwrap_or(0);
+            let bytes = v.get(8..16).and_then(keys::u64_value).unwrap_or(0);
+            queued.insert(code, (count, bytes));
+        }
+        Ok(())
+    }
+
     fn agency(&self, code: &str) -> Option<AgencyRecord> {
         self.agencies
             .read()
@@ -160,7 +228,10 @@ impl Cache {
 
 /// The embedded store: sled files in one directory, nothing to install.
 pub struct SledStore {
-    tree: sled::Tree,
+    /// sled's handles (replaced when the writer reopens sled).
+    handles: Arc<Handles>,
+    /// Whether the writer can commit now (`/readyz`).
+    health: Arc<Health>,
     bodies: Arc<log::BodyFiles>,
     ops: mpsc::Sender<Op>,
     cache: Arc<Cache>,
@@ -273,28 +344,15 @@ impl SledStore {
         recovery::mark_checked(&db, &tree)?;
         meta.torn_tails_cut = true;
         meta.signed_head_file = true;
-        {
-            let mut agencies = cache.agencies.write().unwrap_or_else(|e| e.into_inner());
-            for kv in tree.scan_prefix([tag::AGENCY]) {
-                let (_, v) = kv?;
-                let a = AgencyRecord::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("agency".into()))?;
-                agencies.insert(a.code.clone(), a);
-            }
-            let mut queued = cache.queued.lock().unwrap_or_else(|e| e.into_inner());
-            for kv in tree.scan_prefix([tag::QUEUED_COUNT]) {
-                let (k, v) = kv?;
-                let code = String::from_utf8_lossy(&k[1..]).into_owned();
-                let count = v.get(..8).and_then(keys::u64_value).unwrap_or(0);
-                let bytes = v.get(8..16).and_then(keys::u64_value).unwrap_or(0);
-                queued.insert(code, (count, bytes));
-            }
-        }
+        cache.load(&tree)?;
         let log = log::BodyLog::open(&opts.path)?;
         let body_files = log.files();
+        let handles = Arc::new(Handles(RwLock::new(Some((db.clone(), tree.clone())))));
         let puncher = match opts.replicator {
-            None => Some(punch::Puncher::start(db.clone(), tree.clone(), &opts.path)),
+            None => Some(punch::Puncher::start(handles.clone(), &opts.path)),
             Some(_) => None,
         };
+        let health = Arc::new(Health::default());
         let (tx, rx) = mpsc::channel(opts.queue_capacity.max(1));
         let writer = Writer {
             db,
@@ -309,13 +367,23 @@ impl SledStore {
             punch: puncher.as_ref().map(punch::Puncher::nudge),
             head_file,
             pending_head: None,
+            handles: handles.clone(),
+            health: health.clone(),
+            reopen: writer::Reopen {
+                config,
+                opts: opts.clone(),
+                last_try: None,
+            },
+            halted: None,
         };
         let handle = std::thread::Builder::new()
             .name("truc-store-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
+        drop(tree);
         let store = Arc::new(SledStore {
-            tree,
+            handles,
+            health,
             bodies: body_files,
             ops: tx,
             cache,
@@ -392,7 +460,7 @@ impl SledStore {
 /// Open sled with `config`. A previous instance in this process (a
 /// restart) may take a moment to release the directory's lock; another
 /// process holding it is an error after that.
-fn open_db(config: &sled::Config, path: &Path) -> Result<sled::Db, StoreError> {
+pub(super) fn open_db(config: &sled::Config, path: &Path) -> Result<sled::Db, StoreError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         match config.open() {
@@ -506,9 +574,10 @@ impl Store for Arc<SledStore> {
         skip: HashSet<u64>,
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>> {
-        let tree = self.tree.clone();
+        let handles = self.handles.clone();
         let bodies = self.bodies.clone();
         Box::pin(blocking(move || {
+            let tree = handles.tree()?;
             reads::queue(&tree, &bodies, tag::OUTBOX, &agency, &skip, limit)
         }))
     }
@@ -520,9 +589,10 @@ impl Store for Arc<SledStore> {
         skip: HashSet<u64>,
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>> {
-        let tree = self.tree.clone();
+        let handles = self.handles.clone();
         let bodies = self.bodies.clone();
         Box::pin(blocking(move || {
+            let tree = handles.tree()?;
             reads::outbox_from(&tree, &bodies, &agency, from, &skip, limit)
         }))
     }
@@ -545,15 +615,20 @@ impl Store for Arc<SledStore> {
         self.cache.agency(code.as_str()).map(|a| self.cache.info(&a))
     }
 
+    fn commit_problem(&self) -> Option<String> {
+        self.health.problem()
+    }
+
     fn agencies(&self) -> Vec<AgencyInfo> {
         let map = self.cache.agencies.read().unwrap_or_else(|e| e.into_inner());
         map.values().map(|a| self.cache.info(a)).collect()
     }
 
     fn dead_letters(&self, agency: AgencyCode) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>> {
-        let tree = self.tree.clone();
+        let handles = self.handles.clone();
         let bodies = self.bodies.clone();
         Box::pin(blocking(move || {
+            let tree = handles.tree()?;
             reads::queue(&tree, &bodies, tag::DEAD, &agency, &HashSet::new(), usize::MAX)
         }))
     }
@@ -563,20 +638,29 @@ impl Store for Arc<SledStore> {
     }
 
     fn track(&self, from: AgencyCode, document_id: String) -> BoxFuture<'_, Result<Option<TrackResponse>, StoreError>> {
-        let tree = self.tree.clone();
-        Box::pin(blocking(move || reads::track(&tree, &from, &document_id)))
+        let handles = self.handles.clone();
+        Box::pin(blocking(move || {
+            let tree = handles.tree()?;
+            reads::track(&tree, &from, &document_id)
+        }))
     }
 
     fn receipts(&self, query: ReceiptQuery) -> BoxFuture<'_, Result<ReceiptPage, StoreError>> {
-        let tree = self.tree.clone();
-        Box::pin(blocking(move || reads::receipts(&tree, &query)))
+        let handles = self.handles.clone();
+        Box::pin(blocking(move || {
+            let tree = handles.tree()?;
+            reads::receipts(&tree, &query)
+        }))
     }
 
     fn tree_head(&self, tree_size: u64) -> BoxFuture<'_, Result<Option<SignedTreeHead>, StoreError>> {
-        let tree = self.tree.clone();
-        Box::pin(blocking(move || match tree_size {
-            0 => Ok(proofs::latest_tree_head(&tree)?.map(|(h, _)| h)),
-            n => proofs::tree_head_at(&tree, n),
+        let handles = self.handles.clone();
+        Box::pin(blocking(move || {
+            let tree = handles.tree()?;
+            match tree_size {
+                0 => Ok(proofs::latest_tree_head(&tree)?.map(|(h, _)| h)),
+                n => proofs::tree_head_at(&tree, n),
+            }
         }))
     }
 
@@ -635,9 +719,10 @@ impl Store for Arc<SledStore> {
     }
 
     fn queue_stats(&self, agency: AgencyCode, now_unix_ms: i64) -> BoxFuture<'_, Result<QueueStats, StoreError>> {
-        let tree = self.tree.clone();
+        let handles = self.handles.clone();
         let (queued, bytes) = self.cache.queue_counts(agency.as_str());
         Box::pin(blocking(move || {
+            let tree = handles.tree()?;
             let mut s = reads::queue_stats(&tree, &agency, now_unix_ms)?;
             s.queued = queued;
             s.bytes = bytes;
@@ -651,19 +736,28 @@ impl Store for Arc<SledStore> {
         after: u64,
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<QueueEntry>, StoreError>> {
-        let tree = self.tree.clone();
-        Box::pin(blocking(move || reads::queue_page(&tree, &agency, after, limit)))
+        let handles = self.handles.clone();
+        Box::pin(blocking(move || {
+            let tree = handles.tree()?;
+            reads::queue_page(&tree, &agency, after, limit)
+        }))
     }
 
     fn payload(&self, hub_id: u64, caller: AgencyCode) -> BoxFuture<'_, Result<PayloadRef, StoreError>> {
-        let tree = self.tree.clone();
+        let handles = self.handles.clone();
         let bodies = self.bodies.clone();
-        Box::pin(blocking(move || reads::payload(&tree, &bodies, hub_id, &caller)))
+        Box::pin(blocking(move || {
+            let tree = handles.tree()?;
+            reads::payload(&tree, &bodies, hub_id, &caller)
+        }))
     }
 
     fn consistency_proof(&self, old_size: u64, new_size: u64) -> BoxFuture<'_, Result<Vec<[u8; 32]>, StoreError>> {
-        let tree = self.tree.clone();
-        Box::pin(blocking(move || proofs::consistency(&tree, old_size, new_size)))
+        let handles = self.handles.clone();
+        Box::pin(blocking(move || {
+            let tree = handles.tree()?;
+            proofs::consistency(&tree, old_size, new_size)
+        }))
     }
 
     fn precheck_send(

@@ -87,18 +87,16 @@ impl Nudge {
 
 #[derive(Debug)]
 struct Work {
-    db: sled::Db,
-    tree: sled::Tree,
+    handles: Arc<super::Handles>,
     dir: PathBuf,
     /// One pass at a time.
     running: Mutex<()>,
 }
 
 impl Puncher {
-    pub(super) fn start(db: sled::Db, tree: sled::Tree, dir: &Path) -> Puncher {
+    pub(super) fn start(handles: Arc<super::Handles>, dir: &Path) -> Puncher {
         let work = Arc::new(Work {
-            db,
-            tree,
+            handles,
             dir: dir.to_path_buf(),
             running: Mutex::new(()),
         });
@@ -162,7 +160,10 @@ impl Drop for Puncher {
 impl Work {
     fn pass(&self) -> Result<Reclaimed, StoreError> {
         let _one = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        let replay_from = match self.tree.get(keys::meta())? {
+        // Clones for this pass only: the writer may reopen sled between
+        // passes.
+        let (db, tree) = self.handles.both()?;
+        let replay_from = match tree.get(keys::meta())? {
             Some(v) => {
                 Meta::decode(v.as_ref())
                     .map_err(|_| StoreError::Corrupt("meta".into()))?
@@ -176,7 +177,7 @@ impl Work {
         }
         // `Meta` naming `replay_from` or later is durable after this: no
         // replay will read a batch before that segment again.
-        self.db.flush()?;
+        db.flush()?;
         let mut done = Reclaimed::default();
         for segment in first..replay_from {
             done.bytes += log::punch_segment(&self.dir, segment)?;

@@ -91,7 +91,26 @@ pub(super) struct Writer {
     /// A head signed for a durable batch that could not be recorded yet:
     /// recorded before the next batch may commit.
     pub(super) pending_head: Option<super::head::Recorded>,
+    /// The handles readers and the puncher use (replaced on a reopen).
+    pub(super) handles: Arc<super::Handles>,
+    /// Whether commits work now (`/readyz`).
+    pub(super) health: Arc<super::Health>,
+    /// How to reopen sled after it failed a write.
+    pub(super) reopen: Reopen,
+    /// Set when going on would sign a head that forks from the last one:
+    /// every change is refused until an operator restarts or repairs.
+    pub(super) halted: Option<String>,
 }
+
+/// What the writer needs to open sled again (`Writer::recover`).
+pub(super) struct Reopen {
+    pub(super) config: sled::Config,
+    pub(super) opts: super::SledStoreOptions,
+    pub(super) last_try: Option<std::time::Instant>,
+}
+
+/// Least time between two attempts to reopen sled.
+const REOPEN_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl Writer {
     /// Run until every sender is dropped, then flush and return.
@@ -114,8 +133,25 @@ impl Writer {
 
     fn commit(&mut self, ops: impl Iterator<Item = Op>) {
         let started = std::time::Instant::now();
+        if let Some(why) = &self.halted {
+            let e = StoreError::Unavailable(format!("{why}; the hub refuses changes until an operator acts"));
+            let tree = self.tree.clone();
+            let mut pending = Pending::new(&tree, self.meta.clone(), self.log.begin());
+            for op in ops {
+                op.apply(&mut pending, &self.cache)(Err(&e));
+            }
+            self.health.set(Some(e.to_string()));
+            return;
+        }
+        if self.poisoned.is_some() {
+            match self.recover() {
+                Ok(()) => tracing::info!("the store's database was reopened after a write failure; commits resume"),
+                Err(e) => tracing::debug!(error = %e, "the store's database cannot be reopened yet"),
+            }
+        }
         if let Some(why) = &self.poisoned {
-            let e = StoreError::Unavailable(why.clone());
+            self.health.set(Some(why.clone()));
+            let e = StoreError::Unavailable(format!("{why}; nothing of this request was stored, retry later"));
             let tree = self.tree.clone();
             let mut pending = Pending::new(&tree, self.meta.clone(), self.log.begin());
             for op in ops {
@@ -182,6 +218,13 @@ impl Writer {
         if let Some(observe) = &self.on_commit {
             observe.observe(batch_size, started.elapsed(), result.is_ok());
         }
+        self.health.set(match (&result, &self.poisoned, &self.pending_head) {
+            (_, Some(why), _) => Some(why.clone()),
+            (_, _, Some(_)) => Some("the last signed tree head could not be recorded".into()),
+            (Err(e), _, _) if !matches!(e, StoreError::Damaged(_)) => Some(format!("the last commit failed: {e}")),
+            (Err(e), _, _) => Some(e.to_string()),
+            (Ok(_), _, _) => None,
+        });
         match &result {
             Ok(committed) => {
                 tracing::trace!(batch_size, tree_size = committed.tree_size, "committed");
@@ -210,7 +253,7 @@ impl Writer {
             let root = merkle::root(size, &pending)?;
             // Never a head that does not extend the last one signed.
             if let Err(e) = self.head_file.guard(size, &root) {
-                self.poisoned = Some(e.to_string());
+                self.halted = Some(e.to_string());
                 return Err(e);
             }
             let sth = self.signer.sign(size, &root, time);
@@ -315,6 +358,58 @@ impl Writer {
 }
 
 impl Writer {
+    /// After sled failed a write (it then refuses every write until it is
+    /// opened again: sled 0.34 keeps the error), close it and open it again
+    /// in place: readers wait or are refused meanwhile, the batches the log
+    /// holds that sled's files lack are replayed (replicated: the next
+    /// batch catches up with the shared log), the counters are reloaded,
+    /// and the next batch goes to a new log segment. At most every
+    /// [`REOPEN_EVERY`]; until it works, requests are refused with nothing
+    /// stored.
+    fn recover(&mut self) -> Result<(), StoreError> {
+        let why = self.poisoned.clone().unwrap_or_default();
+        if self.reopen.last_try.is_some_and(|t| t.elapsed() < REOPEN_EVERY) {
+            return Err(StoreError::Unavailable(why));
+        }
+        self.reopen.last_try = Some(std::time::Instant::now());
+        let mut slot = self.handles.take();
+        // Every handle on the old files must go before sled opens them
+        // again (a lock on the directory): the writer's own are replaced
+        // by an empty in-memory database.
+        let placeholder = sled::Config::new().temporary(true).open()?;
+        let placeholder_tree = placeholder.open_tree("truc")?;
+        drop(std::mem::replace(&mut self.tree, placeholder_tree));
+        drop(std::mem::replace(&mut self.db, placeholder));
+        let path = self.reopen.opts.path.clone();
+        let db = super::open_db(&self.reopen.config, &path)?;
+        let tree = db.open_tree("truc")?;
+        if self.follower.is_none() {
+            let mut recovered = super::recovery::Recovered::default();
+            let torn = super::recovery::replay(&db, &tree, &self.reopen.opts, &mut recovered)?;
+            if !torn.is_empty() {
+                return Err(StoreError::Unavailable(format!(
+                    "{why}; after reopening, the log ends in an incomplete write"
+                )));
+            }
+            tracing::info!(
+                batches = recovered.replayed,
+                "replayed the log into the reopened database"
+            );
+        } else if let Some(f) = &mut self.follower {
+            f.applied = replicated::applied(&tree)?;
+        }
+        let meta = super::recovery::read_meta(&tree)?.unwrap_or_default();
+        self.cache.load(&tree)?;
+        self.log.start_new_segment();
+        *slot = Some((db.clone(), tree.clone()));
+        drop(slot);
+        self.meta = meta;
+        self.db = db;
+        self.tree = tree;
+        self.poisoned = None;
+        Ok(())
+    }
+
     /// Apply what other hubs appended to the shared log since we last looked.
     fn follow(&mut self) -> Result<(), StoreError> {
         let Some(f) = &self.follower else { return Ok(()) };
