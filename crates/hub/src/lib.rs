@@ -465,6 +465,10 @@ pub async fn migrate_to_sled(config: &Config) -> Result<Migrated, HubError> {
     let r = latest(&*store).await;
     let _ = tokio::task::spawn_blocking(move || store.close()).await;
     let (tree_size, root_hex) = r?;
+    let dir = config.data_dir.clone();
+    tokio::task::spawn_blocking(move || SledStore::forget_log_position(&dir))
+        .await
+        .map_err(|e| HubError::Server(e.to_string()))??;
     Ok(Migrated {
         keys: 0,
         tree_size,

@@ -638,7 +638,8 @@ impl BodyLog {
         }
         if let Err(e) = self.file.sync_data() {
             // The write may or may not be on the disk: the caller cannot
-            // tell whether the batch is kept. Go on in a new segment, so
+            // tell whether the batch is kept (the writer reopens the store
+            // from the log before it goes on). Go on in a new segment, so
             // that whatever survives of it is never written over.
             self.end = until;
             self.rollover_now = true;

@@ -341,7 +341,9 @@ impl SledStore {
         // tail is cut (so a refusal changes nothing), then in force.
         let head_file = recovery::check_signed_head(&tree, opts, &meta, &torn, &mut recovered)?;
         log::cut_torn_tails(&opts.path, &torn)?;
-        recovery::mark_checked(&db, &tree)?;
+        if opts.replicator.is_none() {
+            recovery::mark_checked(&db, &tree)?;
+        }
         meta.torn_tails_cut = true;
         meta.signed_head_file = true;
         cache.load(&tree)?;
@@ -392,6 +394,23 @@ impl SledStore {
             repaired: recovered.dropped,
         });
         Ok(store)
+    }
+
+    /// After a JetStream store's local view in `path` became an embedded
+    /// store (`trucd migrate to-sled`): its `Meta` names log positions of
+    /// whichever hub wrote each batch, and this directory's log holds no
+    /// batches. Point replay at the start of the local log. Blocking; the
+    /// store must be closed.
+    pub fn forget_log_position(path: &Path) -> Result<(), StoreError> {
+        let db = open_db(&sled::Config::new().path(path), path)?;
+        let tree = db.open_tree("truc").map_err(|e| open_error(path, e))?;
+        if let Some(mut meta) = recovery::read_meta(&tree)? {
+            meta.log_segment = 0;
+            meta.log_offset = 0;
+            tree.insert(keys::meta(), meta.encode_to_vec())?;
+            db.flush()?;
+        }
+        Ok(())
     }
 
     /// What `accept_loss` dropped when this store was opened (empty when

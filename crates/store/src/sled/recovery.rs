@@ -245,7 +245,9 @@ pub(super) fn check_signed_head(
             lost: "the check that the log holds every batch the hub acknowledged".into(),
             repairable: true,
         })),
-        Found::Missing | Found::Empty if meta.signed_head_file && meta.tree_size > 0 => {
+        // (A replicated store's local view may be new while the shared
+        // log is not: its file is then new too.)
+        Found::Missing | Found::Empty if meta.signed_head_file && meta.tree_size > 0 && opts.replicator.is_none() => {
             Some(StoreError::Damaged(Damage {
                 file: file.clone(),
                 offset: None,

@@ -298,7 +298,14 @@ impl Writer {
             // Embedded: bodies and the batch record written and synced.
             _ => {
                 bodies.push_batch(&log::encode_writes(writes.iter()));
-                self.log.commit(bodies)?;
+                if let Err(e) = self.log.commit(bodies) {
+                    if matches!(e, StoreError::OutcomeUnknown(_)) {
+                        // The batch may be in the log: the state to go on
+                        // from is the log's, read back by a reopen.
+                        self.poisoned = Some(format!("a log sync failed ({e})"));
+                    }
+                    return Err(e);
+                }
                 None
             }
         };
@@ -386,11 +393,9 @@ impl Writer {
         if self.follower.is_none() {
             let mut recovered = super::recovery::Recovered::default();
             let torn = super::recovery::replay(&db, &tree, &self.reopen.opts, &mut recovered)?;
-            if !torn.is_empty() {
-                return Err(StoreError::Unavailable(format!(
-                    "{why}; after reopening, the log ends in an incomplete write"
-                )));
-            }
+            // A write whose sync failed and did not reach the disk whole:
+            // its requests were told the outcome is unknown.
+            super::log::cut_torn_tails(&self.reopen.opts.path, &torn)?;
             tracing::info!(
                 batches = recovered.replayed,
                 "replayed the log into the reopened database"
