@@ -41,6 +41,7 @@ pub(super) fn enqueue(
         enqueued_at_unix_ms: p.time_unix_ms,
         status_receipt,
         bytes,
+        dead_reason: 0,
     };
     p.put(keys::queue_item(tag::OUTBOX, agency, id), entry.encode_to_vec());
     p.add_queued(agency, 1, bytes);
@@ -198,6 +199,18 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
                 document_id: doc.document_id,
             });
         }
+        if rec.quarantined_at_unix_ms != 0 {
+            // The hub lost its copy and asked for it again: not a duplicate.
+            let accepted_at = rec.accepted_at_unix_ms;
+            let (receipt_index, notify) = super::quarantine::restore(p, rec, doc)?;
+            return Ok(Sent {
+                hub_id,
+                accepted_at,
+                duplicate: false,
+                receipt_index,
+                notify,
+            });
+        }
         return Ok(Sent {
             hub_id,
             accepted_at: rec.accepted_at_unix_ms,
@@ -283,6 +296,8 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
         payload_size,
         external_payload: doc.payload_external,
         body,
+        quarantined_at_unix_ms: 0,
+        quarantine_reason: String::new(),
     };
     p.put(keys::document(hub_id), rec.encode_to_vec());
     p.put(idem, hub_id.to_be_bytes().to_vec());

@@ -97,6 +97,7 @@ fn collect(
                 document: None,
                 status: Some(proofs::proven_receipt(tree, index)?),
                 payload_separate: false,
+                dead_letter_reason: entry.dead_reason,
             });
             continue;
         }
@@ -116,6 +117,7 @@ fn collect(
             document: Some(document.clone()),
             status: None,
             payload_separate: rec.external_payload,
+            dead_letter_reason: entry.dead_reason,
         });
     }
     Ok(())
@@ -380,13 +382,26 @@ pub(super) fn payload(
 }
 
 /// The document as received: from the body log, or (stores written before
-/// bodies moved out of sled) from the record and the `P` keyspace.
-fn signed_document(tree: &sled::Tree, bodies: &BodyFiles, rec: &DocumentRecord) -> Result<SignedDocument, StoreError> {
+/// bodies moved out of sled) from the record and the `P` keyspace. A body
+/// that fails its checksum or does not decode is `Damaged` (the caller
+/// quarantines that one document and goes on).
+pub(super) fn signed_document(
+    tree: &sled::Tree,
+    bodies: &BodyFiles,
+    rec: &DocumentRecord,
+) -> Result<SignedDocument, StoreError> {
     let hub_id = rec.hub_id;
+    let damaged = |what: String| StoreError::Damaged {
+        hub_document_id: hub_id,
+        what,
+    };
     if !rec.body.is_empty() {
-        let at = BodyRef::decode(&rec.body).ok_or_else(|| StoreError::Corrupt(format!("body of document {hub_id}")))?;
-        return SignedDocument::decode(bodies.read(at)?.as_slice())
-            .map_err(|_| StoreError::Corrupt(format!("body of document {hub_id}")));
+        let at = BodyRef::decode(&rec.body).ok_or_else(|| damaged("its body reference does not decode".into()))?;
+        let bytes = bodies.read(at).map_err(|e| match e {
+            StoreError::Corrupt(what) => damaged(what),
+            other => other,
+        })?;
+        return SignedDocument::decode(bytes.as_slice()).map_err(|_| damaged("its body does not decode".into()));
     }
     let payload = if rec.external_payload {
         Vec::new()
