@@ -471,7 +471,9 @@ pub trait Store: Send + Sync + 'static {
     /// The whole directory, ordered by code (in memory; no I/O).
     fn agencies(&self) -> Vec<AgencyInfo>;
 
-    /// Copies in the dead-letter queue of `agency`.
+    /// Copies in the dead-letter queue of `agency`. One whose stored copy
+    /// is damaged (reason corrupt) carries only an unsigned header naming
+    /// its sender and document id.
     fn dead_letters(&self, agency: AgencyCode) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>>;
 
     /// Record a business status, route it to the counterpart's outbox, and

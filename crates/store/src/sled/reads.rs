@@ -39,7 +39,7 @@ pub(super) fn queue(
     let mut out = Vec::new();
     let mut docs = HashMap::new();
     let items = tree.scan_prefix(keys::queue_prefix(t, agency.as_str()));
-    collect(tree, bodies, items, skip, limit, &mut out, &mut docs)?;
+    collect(tree, bodies, items, skip, limit, &mut out, &mut docs, t == tag::DEAD)?;
     Ok(out)
 }
 
@@ -61,13 +61,38 @@ pub(super) fn outbox_from(
         let band = band as u64;
         let lo = keys::queue_item(tag::OUTBOX, agency.as_str(), start.max(band << 48));
         let hi = keys::queue_item(tag::OUTBOX, agency.as_str(), (band + 1) << 48);
-        collect(tree, bodies, tree.range(lo..hi), skip, limit, &mut out, &mut docs)?;
+        collect(
+            tree,
+            bodies,
+            tree.range(lo..hi),
+            skip,
+            limit,
+            &mut out,
+            &mut docs,
+            false,
+        )?;
     }
     Ok(out)
 }
 
+/// For a dead letter whose stored copy is damaged: an unsigned header that
+/// names the document (sender, document id), nothing else.
+fn damaged_stub(rec: &DocumentRecord) -> SignedDocument {
+    let header = truc_proto::v1::DocumentHeader {
+        from: rec.from.clone(),
+        document_id: rec.document_id.clone(),
+        ..Default::default()
+    };
+    SignedDocument {
+        header: header.encode_to_vec(),
+        ..Default::default()
+    }
+}
+
 /// Append the items of `kvs` not in `skip` to `out`, up to `limit` in all,
-/// reading each document once (`docs`).
+/// reading each document once (`docs`). `listing_dead`: a damaged body is
+/// listed as [`damaged_stub`] instead of failing the listing.
+#[allow(clippy::too_many_arguments)] // internal; one call per queue kind
 fn collect(
     tree: &sled::Tree,
     bodies: &BodyFiles,
@@ -76,6 +101,7 @@ fn collect(
     limit: usize,
     out: &mut Vec<QueuedItem>,
     docs: &mut HashMap<u64, (DocumentRecord, SignedDocument)>,
+    listing_dead: bool,
 ) -> Result<(), StoreError> {
     for kv in kvs {
         if out.len() >= limit {
@@ -105,7 +131,11 @@ fn collect(
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
                 let rec = document(tree, entry.hub_id)?;
-                let doc = signed_document(tree, bodies, &rec)?;
+                let doc = match signed_document(tree, bodies, &rec) {
+                    // Listing dead letters: a damaged one is listed by name.
+                    Err(StoreError::Damaged { .. }) if listing_dead => damaged_stub(&rec),
+                    r => r?,
+                };
                 e.insert((rec, doc))
             }
         };
