@@ -320,15 +320,22 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
             if conn.json {
                 let v: Vec<_> = dead
                     .iter()
-                    .map(|d| json!({"delivery_id": d.delivery_id, "hub_document_id": d.hub_document_id, "from": d.from, "document_id": d.document_id, "attempts": d.attempts}))
+                    .map(|d| json!({"delivery_id": d.delivery_id, "hub_document_id": d.hub_document_id, "from": d.from, "document_id": d.document_id, "attempts": d.attempts, "reason": dead_reason(d.reason)}))
                     .collect();
                 println!("{}", serde_json::Value::Array(v));
             } else {
-                println!("{:<18} {:<20} {:>8}  DOCUMENT", "DELIVERY", "FROM", "ATTEMPTS");
+                println!(
+                    "{:<18} {:<20} {:>8}  {:<8}  DOCUMENT",
+                    "DELIVERY", "FROM", "ATTEMPTS", "REASON"
+                );
                 for d in &dead {
                     println!(
-                        "{:<18} {:<20} {:>8}  {}",
-                        d.delivery_id, d.from, d.attempts, d.document_id
+                        "{:<18} {:<20} {:>8}  {:<8}  {}",
+                        d.delivery_id,
+                        d.from,
+                        d.attempts,
+                        dead_reason(d.reason),
+                        d.document_id
                     );
                 }
             }
@@ -594,5 +601,13 @@ fn verify_store_report(r: &truc_proto::v1::VerifyStoreResponse, json: bool) {
     for d in &r.damaged {
         let q = if d.quarantined { " [quarantined]" } else { "" };
         println!("  {}: {}{q}", name(d), d.what);
+    }
+}
+
+/// A dead letter's reason, for people and scripts.
+fn dead_reason(r: i32) -> &'static str {
+    match truc_proto::v1::DeadLetterReason::try_from(r) {
+        Ok(truc_proto::v1::DeadLetterReason::Corrupt) => "corrupt",
+        _ => "attempts",
     }
 }
