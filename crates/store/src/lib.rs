@@ -151,6 +151,10 @@ pub struct SendOutcome {
     pub receipt: ProvenReceipt,
     /// Agencies that got something new in their outbox.
     pub notify: Vec<AgencyCode>,
+    /// The document had been quarantined and this Send restored it: the
+    /// copies in `notify` went back to the outbox under their old delivery
+    /// ids (a delivery engine that skips ids it has passed must look again).
+    pub restored: bool,
 }
 
 /// A business status reported on a document.

@@ -22,6 +22,7 @@ pub(super) struct Sent {
     pub(super) duplicate: bool,
     pub(super) receipt_index: u64,
     pub(super) notify: Vec<AgencyCode>,
+    pub(super) restored: bool,
 }
 
 /// Put an item in `agency`'s outbox; returns its delivery id.
@@ -209,6 +210,7 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
                 duplicate: false,
                 receipt_index,
                 notify,
+                restored: true,
             });
         }
         return Ok(Sent {
@@ -217,6 +219,7 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
             duplicate: true,
             receipt_index: rec.accepted_receipt,
             notify: Vec::new(),
+            restored: false,
         });
     }
     let (to, redirects) = admit(p, cache, &doc.from, &doc.to, doc.payload_size)?;
@@ -369,6 +372,7 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
         duplicate: false,
         receipt_index,
         notify,
+        restored: false,
     })
 }
 

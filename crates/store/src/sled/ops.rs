@@ -123,6 +123,7 @@ impl Op {
                     duplicate,
                     receipt_index,
                     notify,
+                    restored,
                 }) => Box::new(move |c: Result<&Committed, &StoreError>| {
                     let r = c.map_err(commit_error).and_then(|c| {
                         Ok(SendOutcome {
@@ -131,6 +132,7 @@ impl Op {
                             duplicate,
                             receipt: c.proven_receipt(receipt_index)?,
                             notify,
+                            restored,
                         })
                     });
                     reply(tx, r)
