@@ -56,9 +56,23 @@ fn flip(dir: &Path, marker: &[u8]) -> PathBuf {
     path
 }
 
-/// A hub whose background scrub stays out of the way.
+/// The admin listener's `/metrics` text.
+async fn metrics(hub: &TestHub) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = hub.admin_addr().expect("admin listener");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).await.unwrap();
+    text
+}
+
+/// A hub whose background scrub stays out of the way, with /metrics.
 async fn hub() -> TestHub {
     TestHub::start_sled_with(|c| {
+        c.admin.listen = Some("127.0.0.1:0".parse().unwrap());
         c.limits.scrub_interval_ms = 0;
         c.limits.max_inline_payload = 64 * 1024;
         c.limits.max_document_size = 16 * MIB as u64;
@@ -190,6 +204,17 @@ async fn a_damaged_body_found_by_the_scrub_is_quarantined_and_the_300_behind_it_
     assert!(d.what.contains("checksum"), "{}", d.what);
     assert!(d.quarantined);
 
+    let m = metrics(&hub).await;
+    assert!(m.contains("truc_scrub_damaged_total{kind=\"document\"} 1"), "{m}");
+    assert!(
+        m.contains("truc_quarantined_documents_total{found_by=\"scrub\"} 1"),
+        "{m}"
+    );
+    assert!(m.contains("truc_scrub_last_completed_timestamp_seconds "), "{m}");
+    // Operators only.
+    let refused = g22.verify_store(0).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+
     // The 300 behind it arrive, in order; the damaged one does not.
     let (docs, _) = receive(&h26).await;
     let want: Vec<String> = (0..300).map(|i| format!("G22/behind/{i}")).collect();
@@ -229,6 +254,11 @@ async fn delivery_quarantines_a_damaged_body_without_a_scrub_and_the_queue_moves
     assert_eq!(docs, want);
     let (_, notices) = receive(&g22).await;
     assert_reported(&hub, &g22, hub_id, &notices).await;
+    let m = metrics(&hub).await;
+    assert!(
+        m.contains("truc_quarantined_documents_total{found_by=\"delivery\"} 1"),
+        "{m}"
+    );
     resend_restores(&g22, &h26, marker, hub_id).await;
 }
 
@@ -318,4 +348,37 @@ async fn a_damaged_payload_file_is_found_by_the_scrub_and_taken_again_from_its_s
     h26.ack(vec![d.delivery_id]).await.unwrap();
     let clean = hub.operator().await.verify_store(0).await.unwrap();
     assert!(clean.damaged.is_empty(), "{:?}", clean.damaged);
+}
+
+#[tokio::test]
+async fn the_background_scrub_quarantines_damage_by_itself() {
+    let mut hub = TestHub::start_sled_with(|c| {
+        c.admin.listen = Some("127.0.0.1:0".parse().unwrap());
+        c.limits.scrub_interval_ms = 50;
+        c.limits.scrub_bytes_per_second = 1 << 20;
+    })
+    .await;
+    let g22 = hub.agency(G22).await;
+    hub.agency(H26).await;
+    let marker = b"background-test: the body that will be damaged, 5555aaaa";
+    let hub_id = send_damaged_and_behind(&g22, marker, 3).await;
+    hub.stop().await;
+    flip(&hub.config.data_dir, marker);
+    hub.restart().await;
+    truc_tests::eventually("the background scrub quarantines the damaged document", || async {
+        let dead = hub.operator().await.dead_letters(H26).await.unwrap();
+        dead.iter()
+            .any(|d| d.hub_document_id == hub_id && d.reason == DeadLetterReason::Corrupt as i32)
+    })
+    .await;
+    // Counted once the pass ends (and not again: it is not read again).
+    truc_tests::eventually("the pass is counted", || async {
+        metrics(&hub)
+            .await
+            .contains("truc_scrub_damaged_total{kind=\"document\"} 1")
+    })
+    .await;
+    let h26 = hub.connect(&hub.pki.agency_dir(H26)).await;
+    let (docs, _) = receive(&h26).await;
+    assert_eq!(docs, vec!["G22/behind/0", "G22/behind/1", "G22/behind/2"]);
 }
