@@ -382,3 +382,31 @@ async fn the_background_scrub_quarantines_damage_by_itself() {
     let (docs, _) = receive(&h26).await;
     assert_eq!(docs, vec!["G22/behind/0", "G22/behind/1", "G22/behind/2"]);
 }
+
+#[tokio::test]
+async fn on_the_jetstream_store_the_scrub_checks_the_view_without_false_alarms() {
+    if !truc_tests::nats_or_skip() {
+        return;
+    }
+    let hub = TestHub::start_jetstream_with(|c| {
+        c.limits.scrub_interval_ms = 0;
+        c.limits.max_inline_payload = 64 * 1024;
+    })
+    .await;
+    let g22 = hub.agency(G22).await;
+    let h26 = hub.agency(H26).await;
+    let hub_id = send_damaged_and_behind(&g22, b"jetstream: inline body", 5).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = file(dir.path(), "large.bin", MIB, 3);
+    g22.upload_file(signed(&g22, &[H26], "G22/large", &path), &path, &quiet)
+        .await
+        .unwrap();
+    // Bodies inline in the view's records, payloads under `P` or in files:
+    // all sound.
+    let clean = hub.operator().await.verify_store(0).await.unwrap();
+    assert!(clean.damaged.is_empty(), "{:?}", clean.damaged);
+    assert_eq!((clean.documents_checked, clean.payload_files_checked), (7, 1));
+    let (docs, _) = receive(&h26).await;
+    assert_eq!(docs.len(), 7);
+    assert_eq!(docs[0], "G22/damaged", "hub document {hub_id} first");
+}
