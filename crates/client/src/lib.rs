@@ -343,6 +343,14 @@ impl Client {
             .into_inner())
     }
 
+    /// Scrub the hub's store now (operators only): every body, payload file
+    /// and receipt checked; damaged documents quarantined. `bytes_per_second`
+    /// 0: as fast as the hub can read. May take minutes on a large store.
+    pub async fn verify_store(&self, bytes_per_second: u64) -> Result<proto::VerifyStoreResponse, Status> {
+        let req = proto::VerifyStoreRequest { bytes_per_second };
+        Ok(self.ops.clone().verify_store(req).await?.into_inner())
+    }
+
     /// Make the hub re-read its CRLs and certificate now.
     pub async fn reload(&self) -> Result<proto::ReloadResponse, Status> {
         Ok(self.ops.clone().reload(proto::ReloadRequest {}).await?.into_inner())

@@ -163,6 +163,13 @@ pub struct LimitsConfig {
     /// go below it is refused (RESOURCE_EXHAUSTED) before anything is
     /// written, and accepted again once space returns. 0: no check.
     pub min_free_disk_bytes: u64,
+    /// How often the background scrub checks every stored body, payload
+    /// file and receipt (and quarantines damaged documents), ms; counted
+    /// from the end of the previous one. 0: never (`truc ops
+    /// verify-store` still works).
+    pub scrub_interval_ms: u64,
+    /// Most bytes per second the background scrub reads. 0: no limit.
+    pub scrub_bytes_per_second: u64,
 }
 
 impl Default for LimitsConfig {
@@ -175,6 +182,10 @@ impl Default for LimitsConfig {
             payload_gc_interval_ms: 60_000,
             agency_quota_bytes: 100 << 30,
             min_free_disk_bytes: 256 << 20,
+            // Daily, at 8 MiB/s: a 100 GiB store takes under 4 hours, and
+            // live traffic keeps most of the disk.
+            scrub_interval_ms: 24 * 3_600_000,
+            scrub_bytes_per_second: 8 << 20,
         }
     }
 }
@@ -342,6 +353,8 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("TRUC_LIMITS_PAYLOAD_GC_INTERVAL_MS", "limits.payload_gc_interval_ms"),
     ("TRUC_LIMITS_AGENCY_QUOTA_BYTES", "limits.agency_quota_bytes"),
     ("TRUC_LIMITS_MIN_FREE_DISK_BYTES", "limits.min_free_disk_bytes"),
+    ("TRUC_LIMITS_SCRUB_INTERVAL_MS", "limits.scrub_interval_ms"),
+    ("TRUC_LIMITS_SCRUB_BYTES_PER_SECOND", "limits.scrub_bytes_per_second"),
     ("TRUC_DELIVERY_LEASE_MS", "delivery.lease_ms"),
     ("TRUC_DELIVERY_MAX_ATTEMPTS", "delivery.max_attempts"),
     ("TRUC_DELIVERY_DEFAULT_IN_FLIGHT", "delivery.default_in_flight"),

@@ -19,7 +19,7 @@ use tonic::Status;
 use tracing::{debug, warn};
 use truc_core::AgencyCode;
 use truc_proto::v1::{Delivery, ProvenReceipt, Receipt, StatusNotice};
-use truc_store::{ExpireOutcome, QueuedItem, Store};
+use truc_store::{ExpireOutcome, QueuedItem, Store, StoreError};
 
 use crate::status;
 
@@ -122,6 +122,7 @@ pub(crate) struct Engine {
     max_attempts: u32,
     next_id: std::sync::atomic::AtomicU64,
     stop: watch::Receiver<bool>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Engine {
@@ -130,6 +131,7 @@ impl Engine {
         lease: Duration,
         max_attempts: u32,
         stop: watch::Receiver<bool>,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
@@ -140,7 +142,34 @@ impl Engine {
             max_attempts,
             next_id: 1.into(),
             stop,
+            metrics,
         })
+    }
+
+    /// Becomes true when the hub shuts down.
+    pub(crate) fn stopping(&self) -> watch::Receiver<bool> {
+        self.stop.clone()
+    }
+
+    /// A body `agency`'s stream was to deliver is damaged: quarantine its
+    /// document (its copies go to the dead-letter queue, its sender is
+    /// asked for it again), so that the queue moves on.
+    async fn quarantine(&self, agency: &AgencyCode, hub_id: u64, what: String) -> Result<(), Status> {
+        tracing::error!(%agency, hub_document_id = hub_id, %what, "a stored document is damaged; quarantining it so that the queue moves on");
+        let q = self
+            .store
+            .quarantine(
+                hub_id,
+                format!("found by delivery: {what}"),
+                crate::scrub::HUB_ACTOR.into(),
+            )
+            .await
+            .map_err(status::from_store)?;
+        if q.newly {
+            self.metrics.quarantined_by_delivery();
+        }
+        self.enqueued(&q.notify);
+        Ok(())
     }
 
     fn queue(&self, agency: &AgencyCode) -> Arc<AgencyQueue> {
@@ -327,6 +356,7 @@ impl Engine {
         // wake the stream). Without this a Receive without `follow` at one
         // hub could end empty right after a Send at another.
         self.store.caught_up().await.map_err(status::from_store)?;
+        let mut quarantined = None;
         loop {
             let woken = q.wake.notified();
             tokio::pin!(woken);
@@ -350,11 +380,25 @@ impl Engine {
             };
             let mut delivered = 0;
             if in_flight < credit {
-                let items = self
+                let items = match self
                     .store
                     .fetch_from(agency.clone(), from, skip, credit - in_flight)
                     .await
-                    .map_err(status::from_store)?;
+                {
+                    Ok(items) => items,
+                    // Never stop at a damaged body: quarantine it, go on.
+                    // (The same one twice: the quarantine did not take it
+                    // out of this queue; fail rather than spin.)
+                    Err(StoreError::DocumentDamaged { hub_document_id, what })
+                        if quarantined != Some(hub_document_id) =>
+                    {
+                        self.quarantine(agency, hub_document_id, what).await?;
+                        quarantined = Some(hub_document_id);
+                        continue;
+                    }
+                    Err(e) => return Err(status::from_store(e)),
+                };
+                quarantined = None;
                 let fetched = items.len();
                 {
                     // What was fetched is leased now (here or by another

@@ -37,6 +37,7 @@ mod disk;
 mod health;
 pub mod metrics;
 mod queues;
+mod scrub;
 mod service;
 mod status;
 mod tls;
@@ -184,7 +185,13 @@ async fn serve_with_admin(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let lease = Duration::from_millis(config.delivery.lease_ms);
-    let engine = delivery::Engine::new(store.dyn_store(), lease, config.delivery.max_attempts, stop_rx.clone());
+    let engine = delivery::Engine::new(
+        store.dyn_store(),
+        lease,
+        config.delivery.max_attempts,
+        stop_rx.clone(),
+        metrics.clone(),
+    );
     let _ = remote_engine.set(Arc::downgrade(&engine));
     let reaper = tokio::spawn(engine.clone().reap().instrument(tracing::info_span!("reaper")));
     let shared = Arc::new(Shared {
@@ -215,6 +222,8 @@ async fn serve_with_admin(
         )
         .instrument(tracing::info_span!("payload-collector")),
     );
+    let scrubber =
+        tokio::spawn(scrub::run_background(shared.clone(), stop_rx.clone()).instrument(tracing::info_span!("scrub")));
     admin.attach(&shared);
     let watcher = tokio::spawn(
         watch_trust_files(
@@ -315,6 +324,7 @@ async fn serve_with_admin(
     let _ = watcher.await;
     let _ = sweeper.await;
     let _ = collector.await;
+    let _ = scrubber.await;
     drop(shared);
     // Every request is finished or dropped: flush and close the store.
     let data_dir = config.data_dir.clone();

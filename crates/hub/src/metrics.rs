@@ -41,6 +41,10 @@
 //! | `truc_payload_bytes` | gauge | |
 //! | `truc_uploads_incomplete` | gauge | (`.part` files) |
 //! | `truc_upload_part_bytes` | gauge | |
+//! | `truc_scrub_last_completed_timestamp_seconds` | gauge | (absent until a scrub completes) |
+//! | `truc_scrub_damaged_total` | counter | `kind` = `document` \| `payload_file` \| `receipt` \| `tree_head` |
+//! | `truc_scrub_awaiting_resend` | gauge | (quarantined documents not yet sent again, at the last scrub) |
+//! | `truc_quarantined_documents_total` | counter | `found_by` = `scrub` \| `delivery` |
 //!
 //! The disk and payload gauges are read at scrape time too: free space
 //! with `statvfs`, the payload and upload directories with one `stat` per
@@ -149,6 +153,8 @@ pub struct Metrics {
     commit_seconds: Histogram,
     commit_failures: AtomicU64,
     scrape_errors: AtomicU64,
+    /// The background scrub and `Ops.VerifyStore` (`crate::scrub`).
+    scrub: Mutex<ScrubFigures>,
     /// (agency, delivery id) → accepted at (Unix ms), from delivery to ack.
     timed: Mutex<HashMap<(String, u64), i64>>,
 }
@@ -184,6 +190,7 @@ impl Metrics {
             commit_seconds: Histogram::new(LATENCY_BUCKETS),
             commit_failures: AtomicU64::new(0),
             scrape_errors: AtomicU64::new(0),
+            scrub: Mutex::default(),
             timed: Mutex::new(HashMap::new()),
         }
     }
@@ -229,6 +236,37 @@ impl Metrics {
         if !ok {
             self.commit_failures.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// A scrub completed with `report`.
+    pub(crate) fn scrubbed(&self, report: &truc_store::ScrubReport) {
+        use truc_store::DamageKind;
+        let mut f = self.scrub.lock().unwrap_or_else(|e| e.into_inner());
+        f.last_completed_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        for d in &report.damaged {
+            let i = match d.kind {
+                DamageKind::Document => 0,
+                DamageKind::PayloadFile => 1,
+                DamageKind::Receipt => 2,
+                DamageKind::TreeHead => 3,
+            };
+            f.damaged[i] += 1;
+            if d.kind == DamageKind::Document && d.quarantined {
+                f.quarantined_by_scrub += 1;
+            }
+        }
+        f.awaiting_resend = report.awaiting_resend.len() as u64;
+    }
+
+    /// Delivery found a damaged body and quarantined its document.
+    pub(crate) fn quarantined_by_delivery(&self) {
+        self.scrub
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .quarantined_by_delivery += 1;
     }
 
     fn grpc_done(&self, service: &'static str, method: &str, code: i32, took: Duration) {
@@ -379,7 +417,64 @@ impl Metrics {
         if let Some(s) = storage {
             render_storage(&mut out, s);
         }
+        let scrub = self.scrub.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        scrub.render(&mut out);
         out
+    }
+}
+
+/// What the scrubs found since the hub started.
+#[derive(Debug, Clone, Default)]
+struct ScrubFigures {
+    /// Unix seconds; 0 until a scrub completes.
+    last_completed_unix: f64,
+    /// Damaged items found, by kind (document, payload file, receipt, tree head).
+    damaged: [u64; 4],
+    awaiting_resend: u64,
+    quarantined_by_scrub: u64,
+    quarantined_by_delivery: u64,
+}
+
+impl ScrubFigures {
+    fn render(&self, out: &mut String) {
+        if self.last_completed_unix > 0.0 {
+            gauge(
+                out,
+                "truc_scrub_last_completed_timestamp_seconds",
+                "When a scrub of the store (background, or truc ops verify-store) last completed, Unix seconds.",
+                &[("", self.last_completed_unix)],
+            );
+            gauge(
+                out,
+                "truc_scrub_awaiting_resend",
+                "Documents quarantined as damaged whose senders have not sent them again yet, at the last scrub.",
+                &[("", self.awaiting_resend as f64)],
+            );
+        }
+        let kinds = ["document", "payload_file", "receipt", "tree_head"];
+        let rows: Vec<(String, u64)> = kinds
+            .iter()
+            .zip(self.damaged)
+            .map(|(k, v)| (labels(&[("kind", k)]), v))
+            .collect();
+        let refs: Vec<(&str, u64)> = rows.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        counter(
+            out,
+            "truc_scrub_damaged_total",
+            "Damaged items the scrub found at rest (a damaged document is quarantined; see docs/storage.md).",
+            &refs,
+        );
+        let by = [
+            (labels(&[("found_by", "scrub")]), self.quarantined_by_scrub),
+            (labels(&[("found_by", "delivery")]), self.quarantined_by_delivery),
+        ];
+        let refs: Vec<(&str, u64)> = by.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        counter(
+            out,
+            "truc_quarantined_documents_total",
+            "Documents quarantined because their stored copy is damaged (their senders were asked to send them again).",
+            &refs,
+        );
     }
 }
 

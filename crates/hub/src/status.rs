@@ -46,6 +46,13 @@ pub(crate) fn from_store(e: StoreError) -> Status {
             tracing::error!(damage = %d, "the store is damaged");
             Status::unavailable("the hub's store is damaged and refuses changes; operators have been alerted")
         }
+        StoreError::DocumentDamaged { hub_document_id, what } => {
+            tracing::error!(hub_document_id, %what, "a stored document is damaged");
+            Status::data_loss(format!(
+                "the hub's stored copy of document {hub_document_id} is damaged; it is quarantined and its sender \
+                 asked to send it again"
+            ))
+        }
         StoreError::Corrupt(what) => {
             tracing::error!(%what, "stored data is corrupt");
             Status::internal("stored data is corrupt; operators have been alerted in the hub's log")

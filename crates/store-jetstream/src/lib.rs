@@ -55,8 +55,9 @@ use truc_core::tree_head::TreeHeadSigner;
 use truc_core::AgencyCode;
 use truc_proto::v1::{SignedTreeHead, TrackResponse};
 use truc_store::{
-    AgencyInfo, BoxFuture, ExpireOutcome, NewDocument, PayloadRef, QueueEntry, QueueStats, QueuedItem, ReceiptPage,
-    ReceiptQuery, Replicator, SendOutcome, SledStore, SledStoreOptions, StatusOutcome, StatusReport, Store, StoreError,
+    AgencyInfo, BoxFuture, ExpireOutcome, NewDocument, PayloadRef, Quarantined, QueueEntry, QueueStats, QueuedItem,
+    ReceiptPage, ReceiptQuery, Replicator, ScrubOptions, ScrubReport, SendOutcome, SledStore, SledStoreOptions,
+    StatusOutcome, StatusReport, Store, StoreError,
 };
 
 use crate::log::{unavailable, Log};
@@ -580,6 +581,18 @@ impl Store for JetStreamStore {
 
     fn consistency_proof(&self, old_size: u64, new_size: u64) -> BoxFuture<'_, Result<Vec<[u8; 32]>, StoreError>> {
         self.fresh(self.inner.consistency_proof(old_size, new_size))
+    }
+    /// The local view is checked like an embedded store's, once it has
+    /// caught up with the shared log: bodies are inline in its records
+    /// (sled checks those) and their digests are checked here, payload
+    /// files are this hub's copies. A damaged document is quarantined
+    /// through the shared log, so every hub sees it.
+    fn verify_store(&self, opts: ScrubOptions) -> BoxFuture<'_, Result<ScrubReport, StoreError>> {
+        self.fresh(self.inner.verify_store(opts))
+    }
+
+    fn quarantine(&self, hub_id: u64, what: String, actor: String) -> BoxFuture<'_, Result<Quarantined, StoreError>> {
+        self.inner.quarantine(hub_id, what, actor)
     }
 }
 

@@ -121,6 +121,16 @@ pub enum StoreError {
     /// A request argument is out of range.
     #[error("{0}")]
     InvalidArgument(String),
+    /// One document's stored copy is damaged at rest (its body fails its
+    /// checksum or does not decode): the caller quarantines it
+    /// ([`crate::Store::quarantine`]) and goes on with the others.
+    #[error("the stored copy of document {hub_document_id} is damaged: {what}")]
+    DocumentDamaged {
+        /// The hub's id of the document.
+        hub_document_id: u64,
+        /// What is wrong.
+        what: String,
+    },
 }
 
 impl From<sled::Error> for StoreError {

@@ -31,6 +31,9 @@ pub use crate::replica::{snapshot_entry, RemoteObserver, Replicator};
 pub use crate::sled::{Reclaimed, SledStore, SledStoreOptions};
 pub use crate::stats::CommitObserver;
 
+/// `truc.v1.DeadLetterReason` values, as stored in dead letters.
+pub use truc_proto::v1::DeadLetterReason;
+
 /// A boxed future, so that `Store` can be used as `dyn Store`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -148,6 +151,10 @@ pub struct SendOutcome {
     pub receipt: ProvenReceipt,
     /// Agencies that got something new in their outbox.
     pub notify: Vec<AgencyCode>,
+    /// The document had been quarantined and this Send restored it: the
+    /// copies in `notify` went back to the outbox under their old delivery
+    /// ids (a delivery engine that skips ids it has passed must look again).
+    pub restored: bool,
 }
 
 /// A business status reported on a document.
@@ -240,6 +247,95 @@ pub struct QueuedItem {
     pub status: Option<ProvenReceipt>,
     /// The payload is not inline: fetch it with Download.
     pub payload_separate: bool,
+    /// In the dead-letter queue: why (`truc.v1.DeadLetterReason`; 0 for
+    /// an outbox item, and for dead letters from before the reason existed).
+    pub dead_letter_reason: i32,
+}
+
+/// How to scrub the store ([`Store::verify_store`]).
+#[derive(Debug, Clone, Default)]
+pub struct ScrubOptions {
+    /// Read at most this many bytes per second (0: no limit).
+    pub bytes_per_second: u64,
+    /// Quarantine what is found damaged (documents, payload files); unset,
+    /// only report it.
+    pub quarantine: bool,
+    /// Who runs it (a principal URI), for the receipts it writes.
+    pub actor: String,
+    /// Set to true to stop early (the hub is shutting down): the scrub then
+    /// fails with [`StoreError::Closed`].
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
+/// What kind of stored item is damaged (`truc.v1.DamageKind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DamageKind {
+    /// A document's stored body.
+    Document,
+    /// A payload file.
+    PayloadFile,
+    /// A receipt or Merkle node of the log.
+    Receipt,
+    /// A signed tree head that does not match the log.
+    TreeHead,
+}
+
+/// One damaged item a scrub found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScrubFinding {
+    /// What kind of item.
+    pub kind: DamageKind,
+    /// Document: the hub's id (0 otherwise).
+    pub hub_document_id: u64,
+    /// Document: its sender.
+    pub from: String,
+    /// Document: the sender's document id.
+    pub document_id: String,
+    /// Payload file: its SHA-256.
+    pub payload_sha256: Vec<u8>,
+    /// Receipt: its index; tree head: its size.
+    pub receipt_index: u64,
+    /// What is wrong.
+    pub what: String,
+    /// Quarantined by this scrub.
+    pub quarantined: bool,
+}
+
+/// What a scrub checked and found.
+#[derive(Debug, Clone, Default)]
+pub struct ScrubReport {
+    /// Document bodies checked, and their bytes.
+    pub documents: u64,
+    /// Bytes of document bodies read.
+    pub body_bytes: u64,
+    /// Payload files checked.
+    pub payload_files: u64,
+    /// Bytes of payload files read.
+    pub payload_bytes: u64,
+    /// Receipts checked.
+    pub receipts: u64,
+    /// Signed tree heads checked against the log.
+    pub tree_heads: u64,
+    /// The log's size at its newest signed tree head.
+    pub tree_size: u64,
+    /// Damage found now.
+    pub damaged: Vec<ScrubFinding>,
+    /// Documents quarantined before this scrub, not yet sent again.
+    pub awaiting_resend: Vec<u64>,
+    /// Agencies that got a notice in their outbox (senders of quarantined
+    /// documents).
+    pub notify: Vec<AgencyCode>,
+}
+
+/// What quarantining a document did ([`Store::quarantine`]).
+#[derive(Debug, Clone, Default)]
+pub struct Quarantined {
+    /// It was not quarantined before.
+    pub newly: bool,
+    /// Copies moved to the dead-letter queue: (agency, delivery id).
+    pub dead_lettered: Vec<(AgencyCode, u64)>,
+    /// Agencies that got a notice in their outbox (the sender).
+    pub notify: Vec<AgencyCode>,
 }
 
 /// What happened when a lease ran out.
@@ -384,7 +480,9 @@ pub trait Store: Send + Sync + 'static {
     /// In memory; `/readyz` answers not-ready while it is `Some`.
     fn commit_problem(&self) -> Option<String>;
 
-    /// Copies in the dead-letter queue of `agency`.
+    /// Copies in the dead-letter queue of `agency`. One whose stored copy
+    /// is damaged (reason corrupt) carries only an unsigned header naming
+    /// its sender and document id.
     fn dead_letters(&self, agency: AgencyCode) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>>;
 
     /// Record a business status, route it to the counterpart's outbox, and
@@ -488,4 +586,22 @@ pub trait Store: Send + Sync + 'static {
         let _ = (released_before_unix_ms, limit);
         Box::pin(async { Ok(0) })
     }
+
+    /// Scrub: check every stored document body against its checksum and
+    /// the digests of its signed header, every payload file against its
+    /// SHA-256, and every receipt against the Merkle log and its signed tree
+    /// heads; with `opts.quarantine`, quarantine the damaged documents and
+    /// payload files (see [`Store::quarantine`]). Reads at most
+    /// `opts.bytes_per_second`. No default: every backend says how it
+    /// checks what it stores.
+    fn verify_store(&self, opts: ScrubOptions) -> BoxFuture<'_, Result<ScrubReport, StoreError>>;
+
+    /// Quarantine document `hub_id`, whose stored copy is damaged (`what`):
+    /// dead-letter its queued copies with reason corrupt, record a
+    /// QUARANTINED receipt by `actor`, and put that receipt in the sender's
+    /// outbox as a notice asking it to send the document again (a Send of
+    /// the same document id and content then restores it). Idempotent: a
+    /// document already quarantined only has copies queued since
+    /// dead-lettered. No default (see `verify_store`).
+    fn quarantine(&self, hub_id: u64, what: String, actor: String) -> BoxFuture<'_, Result<Quarantined, StoreError>>;
 }

@@ -83,6 +83,14 @@ pub(crate) struct DocumentRecord {
     /// and `signer_chain` are here and the payload is under `P`.
     #[prost(bytes = "vec", tag = "18")]
     pub(crate) body: Vec<u8>,
+    /// When its stored body (or payload file) was found damaged and the
+    /// document quarantined (0: it is not); cleared when the sender sends
+    /// it again (`sled/quarantine.rs`).
+    #[prost(int64, tag = "19")]
+    pub(crate) quarantined_at_unix_ms: i64,
+    /// What was damaged.
+    #[prost(string, tag = "20")]
+    pub(crate) quarantine_reason: String,
 }
 
 /// One recipient's copy of one document: where it is and its latest
@@ -140,6 +148,10 @@ pub(crate) struct OutboxEntry {
     /// Payload bytes this item delivers (0 for a status notice).
     #[prost(uint64, tag = "5")]
     pub(crate) bytes: u64,
+    /// In the dead-letter queue: why (`truc.v1.DeadLetterReason`; 0 in
+    /// records written before it existed, meaning attempts).
+    #[prost(int32, tag = "6")]
+    pub(crate) dead_reason: i32,
 }
 
 /// Counters the writer keeps, stored with every batch.

@@ -472,3 +472,81 @@ async fn old_batch_records_give_back_their_disk_space_and_every_body_still_reads
     assert_eq!(audit_failures(&s, &key).await, Vec::<u64>::new());
     close(s).await;
 }
+
+/// A document whose header is a real `DocumentHeader` (the scrub decodes it).
+fn signed_like(from: &str, id: &str, payload: &[u8]) -> NewDocument {
+    let header = truc_proto::v1::DocumentHeader {
+        from: from.into(),
+        document_id: id.into(),
+        to: vec!["H26".into()],
+        payload_sha256: truc_core::sha256(payload).to_vec(),
+        payload_size: payload.len() as u64,
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let mut d = doc(from, id, &["H26"], 0, payload);
+    d.header_sha256 = truc_core::sha256(&header);
+    d.content_sha256 = d.header_sha256;
+    d.document.header = header;
+    d
+}
+
+#[tokio::test]
+async fn the_scrub_names_a_changed_receipt_and_a_head_that_is_not_the_logs_root() {
+    use truc_store::{DamageKind, ScrubOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let key = key();
+    let s = open(dir.path(), &key).await;
+    for c in ["G22", "H26"] {
+        s.put_agency(code(c), c.into(), "urn:truc:operator:t".into())
+            .await
+            .unwrap();
+    }
+    for i in 0..6 {
+        s.send(signed_like("G22", &format!("s{i}"), format!("payload {i}").as_bytes()))
+            .await
+            .unwrap();
+    }
+    let report_only = || ScrubOptions {
+        actor: "urn:truc:operator:t".into(),
+        ..Default::default()
+    };
+    let clean = s.verify_store(report_only()).await.unwrap();
+    assert!(clean.damaged.is_empty(), "{:?}", clean.damaged);
+    assert_eq!((clean.documents, clean.receipts), (6, 8));
+    let size = clean.tree_size;
+    close(s).await;
+
+    let receipt_key = |i: u64| [&[b'R'][..], &i.to_be_bytes()].concat();
+    let head_key = |n: u64| [&[b'T'][..], &n.to_be_bytes()].concat();
+    {
+        let db = raw_db(dir.path());
+        let t = db.open_tree("truc").unwrap();
+        // One byte of receipt 3 changed.
+        let mut v = t.get(receipt_key(3)).unwrap().unwrap().to_vec();
+        let last = v.len() - 1;
+        v[last] ^= 1;
+        t.insert(receipt_key(3), v).unwrap();
+        // The newest head's root replaced (its signature no longer matters:
+        // the scrub compares it with the log).
+        let v = t.get(head_key(size)).unwrap().unwrap();
+        let mut sth = truc_proto::v1::SignedTreeHead::decode(v.as_ref()).unwrap();
+        let mut th = truc_proto::v1::TreeHead::decode(sth.tree_head.as_slice()).unwrap();
+        th.root_hash = vec![7; 32];
+        sth.tree_head = th.encode_to_vec();
+        t.insert(head_key(size), sth.encode_to_vec()).unwrap();
+        db.flush().unwrap();
+    }
+    let s = open(dir.path(), &key).await;
+    let found = s.verify_store(report_only()).await.unwrap();
+    let named: Vec<(DamageKind, u64)> = found.damaged.iter().map(|d| (d.kind, d.receipt_index)).collect();
+    assert_eq!(
+        named,
+        vec![(DamageKind::Receipt, 3), (DamageKind::TreeHead, size)],
+        "{:?}",
+        found.damaged
+    );
+    // Reported only: nothing to quarantine, every document still sound.
+    assert_eq!(found.documents, 6);
+    close(s).await;
+}

@@ -42,6 +42,8 @@ Environment variables:
   TRUC_LIMITS_PAYLOAD_GC_INTERVAL_MS limits.payload_gc_interval_ms (60000; 0 keeps payloads forever)
   TRUC_LIMITS_AGENCY_QUOTA_BYTES   limits.agency_quota_bytes (107374182400)
   TRUC_LIMITS_MIN_FREE_DISK_BYTES  limits.min_free_disk_bytes (268435456)
+  TRUC_LIMITS_SCRUB_INTERVAL_MS    limits.scrub_interval_ms (86400000; 0 = no background scrub)
+  TRUC_LIMITS_SCRUB_BYTES_PER_SECOND limits.scrub_bytes_per_second (8388608; 0 = no limit)
   TRUC_DELIVERY_LEASE_MS           delivery.lease_ms (30000)
   TRUC_DELIVERY_MAX_ATTEMPTS       delivery.max_attempts (5)
   TRUC_DELIVERY_DEFAULT_IN_FLIGHT  delivery.default_in_flight (32)

@@ -42,6 +42,14 @@ fn example_config_starts_the_hub_and_bad_config_exits_64() {
     run_script("deploy_config.sh");
 }
 
+/// `truc ops verify-store`: exit 0 on a clean store; a flipped byte in a
+/// stored document makes it exit non-zero naming the document, which is
+/// quarantined while the queue behind it moves on.
+#[test]
+fn verify_store_finds_a_damaged_document_and_the_queue_moves_on() {
+    run_script("verify_store.sh");
+}
+
 /// deploy/: the systemd unit passes `systemd-analyze verify`, the
 /// Prometheus config and rules pass `promtool check` and `promtool test
 /// rules`, the dashboard and rules use exported metrics, the Kubernetes

@@ -256,7 +256,12 @@ pub(crate) async fn accept(
         })
         .await
         .map_err(status::from_store)?;
-    shared.engine.enqueued(&outcome.notify);
+    if outcome.restored {
+        // Copies back under their old delivery ids.
+        outcome.notify.iter().for_each(|a| shared.engine.rescan(a));
+    } else {
+        shared.engine.enqueued(&outcome.notify);
+    }
     tracing::debug!(
         from = %principal, hub_document_id = outcome.hub_document_id, notified = outcome.notify.len(),
         duplicate = outcome.duplicate, "accepted"

@@ -7,10 +7,11 @@ use tonic::{Request, Response, Status};
 use truc_core::AgencyCode;
 use truc_proto::v1::ops_server::Ops;
 use truc_proto::v1::{
-    AddAgencyRequest, Agency, AgencyState, ChangedCount, DeadLetter, DocumentHeader, GetStorageRequest,
-    ListAgenciesRequest, ListAgenciesResponse, ListDeadLettersRequest, ListDeadLettersResponse, ListQueueRequest,
-    ListQueueResponse, ListQueuesRequest, ListQueuesResponse, PurgeDeadLettersRequest, QueueItem, Receipt,
-    RedriveDeadLettersRequest, ReloadRequest, ReloadResponse, RetireAgencyRequest, SetAgencyStateRequest, Storage,
+    AddAgencyRequest, Agency, AgencyState, ChangedCount, DeadLetter, DeadLetterReason, DocumentHeader,
+    GetStorageRequest, ListAgenciesRequest, ListAgenciesResponse, ListDeadLettersRequest, ListDeadLettersResponse,
+    ListQueueRequest, ListQueueResponse, ListQueuesRequest, ListQueuesResponse, PurgeDeadLettersRequest, QueueItem,
+    Receipt, RedriveDeadLettersRequest, ReloadRequest, ReloadResponse, RetireAgencyRequest, SetAgencyStateRequest,
+    Storage, VerifyStoreRequest, VerifyStoreResponse,
 };
 use truc_store::AgencyInfo;
 
@@ -92,6 +93,10 @@ impl Ops for OpsService {
                     from: h.from,
                     document_id: h.document_id,
                     attempts: i.attempts,
+                    reason: match i.dead_letter_reason {
+                        0 => DeadLetterReason::Attempts as i32,
+                        r => r,
+                    },
                 }
             })
             .collect();
@@ -230,6 +235,18 @@ impl Ops for OpsService {
             .await
             .map_err(|_| Status::unavailable("the hub is shutting down"))?;
         Ok(Response::new(storage))
+    }
+
+    async fn verify_store(&self, req: Request<VerifyStoreRequest>) -> Result<Response<VerifyStoreResponse>, Status> {
+        let op = auth::operator(&req)?;
+        let rate = req.into_inner().bytes_per_second;
+        let started = std::time::Instant::now();
+        tracing::info!(operator = %op, bytes_per_second = rate, "verify-store started");
+        let report = crate::scrub::verify(&self.0, op.uri(), rate, Some(self.0.engine.stopping()))
+            .await
+            .map_err(status::from_store)?;
+        tracing::info!(operator = %op, damaged = report.damaged.len(), "verify-store done");
+        Ok(Response::new(crate::scrub::response(report, started.elapsed())))
     }
 
     async fn reload(&self, req: Request<ReloadRequest>) -> Result<Response<ReloadResponse>, Status> {

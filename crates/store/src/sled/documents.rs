@@ -22,6 +22,7 @@ pub(super) struct Sent {
     pub(super) duplicate: bool,
     pub(super) receipt_index: u64,
     pub(super) notify: Vec<AgencyCode>,
+    pub(super) restored: bool,
 }
 
 /// Put an item in `agency`'s outbox; returns its delivery id.
@@ -41,6 +42,7 @@ pub(super) fn enqueue(
         enqueued_at_unix_ms: p.time_unix_ms,
         status_receipt,
         bytes,
+        dead_reason: 0,
     };
     p.put(keys::queue_item(tag::OUTBOX, agency, id), entry.encode_to_vec());
     p.add_queued(agency, 1, bytes);
@@ -198,12 +200,26 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
                 document_id: doc.document_id,
             });
         }
+        if rec.quarantined_at_unix_ms != 0 {
+            // The hub lost its copy and asked for it again: not a duplicate.
+            let accepted_at = rec.accepted_at_unix_ms;
+            let (receipt_index, notify) = super::quarantine::restore(p, rec, doc)?;
+            return Ok(Sent {
+                hub_id,
+                accepted_at,
+                duplicate: false,
+                receipt_index,
+                notify,
+                restored: true,
+            });
+        }
         return Ok(Sent {
             hub_id,
             accepted_at: rec.accepted_at_unix_ms,
             duplicate: true,
             receipt_index: rec.accepted_receipt,
             notify: Vec::new(),
+            restored: false,
         });
     }
     let (to, redirects) = admit(p, cache, &doc.from, &doc.to, doc.payload_size)?;
@@ -283,6 +299,8 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
         payload_size,
         external_payload: doc.payload_external,
         body,
+        quarantined_at_unix_ms: 0,
+        quarantine_reason: String::new(),
     };
     p.put(keys::document(hub_id), rec.encode_to_vec());
     p.put(idem, hub_id.to_be_bytes().to_vec());
@@ -354,6 +372,7 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
         duplicate: false,
         receipt_index,
         notify,
+        restored: false,
     })
 }
 

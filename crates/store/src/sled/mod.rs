@@ -10,10 +10,12 @@ mod ops;
 mod pending;
 mod proofs;
 mod punch;
+mod quarantine;
 mod reads;
 mod reclaim;
 mod recovery;
 mod replicated;
+mod scrub;
 mod writer;
 
 pub use punch::Reclaimed;
@@ -809,5 +811,17 @@ impl Store for Arc<SledStore> {
             limit,
             reply,
         }))
+    }
+    fn verify_store(&self, opts: crate::ScrubOptions) -> BoxFuture<'_, Result<crate::ScrubReport, StoreError>> {
+        Box::pin(self.scrub(opts))
+    }
+
+    fn quarantine(
+        &self,
+        hub_id: u64,
+        what: String,
+        actor: String,
+    ) -> BoxFuture<'_, Result<crate::Quarantined, StoreError>> {
+        Box::pin(self.quarantine_now(hub_id, what, actor))
     }
 }

@@ -93,6 +93,20 @@ pub(super) enum Op {
         limit: usize,
         reply: Reply<u64>,
     },
+    Quarantine {
+        hub_id: u64,
+        what: String,
+        actor: String,
+        reply: Reply<crate::Quarantined>,
+    },
+    /// A damaged payload file: moved aside, then its documents quarantined.
+    QuarantinePayload {
+        sha256: Vec<u8>,
+        hub_ids: Vec<u64>,
+        what: String,
+        actor: String,
+        reply: Reply<Vec<crate::Quarantined>>,
+    },
     /// Replicated store: apply what other hubs appended to the log (and
     /// answer once the local view has caught up with the log's end). The
     /// writer handles it itself; it is never applied to a batch.
@@ -109,6 +123,7 @@ impl Op {
                     duplicate,
                     receipt_index,
                     notify,
+                    restored,
                 }) => Box::new(move |c: Result<&Committed, &StoreError>| {
                     let r = c.map_err(commit_error).and_then(|c| {
                         Ok(SendOutcome {
@@ -117,6 +132,7 @@ impl Op {
                             duplicate,
                             receipt: c.proven_receipt(receipt_index)?,
                             notify,
+                            restored,
                         })
                     });
                     reply(tx, r)
@@ -209,6 +225,30 @@ impl Op {
                 limit,
                 reply: tx,
             } => done(tx, super::gc::collect(p, cache, released_before_unix_ms, limit)),
+            Op::Quarantine {
+                hub_id,
+                what,
+                actor,
+                reply: tx,
+            } => done(tx, super::quarantine::quarantine(p, hub_id, &what, &actor)),
+            Op::QuarantinePayload {
+                sha256,
+                hub_ids,
+                what,
+                actor,
+                reply: tx,
+            } => {
+                let r = super::quarantine::quarantine_payload_file(cache, &sha256).and_then(|moved| {
+                    if let Some(to) = moved {
+                        tracing::error!(payload = %truc_core::hex(&sha256), to = %to.display(), "damaged payload file moved to quarantine");
+                    }
+                    hub_ids
+                        .iter()
+                        .map(|&id| super::quarantine::quarantine(p, id, &what, &actor))
+                        .collect::<Result<Vec<_>, _>>()
+                });
+                done(tx, r)
+            }
             Op::Sync(tx) => Box::new(move |c: Result<&Committed, &StoreError>| {
                 if let Some(tx) = tx {
                     reply(tx, c.map(|_| ()).map_err(commit_error))
@@ -337,6 +377,7 @@ fn expire(p: &mut Pending<'_>, agency: &AgencyCode, id: u64, max_attempts: u32) 
     let attempts = entry.attempts;
     let (event, outcome) = if attempts >= max_attempts {
         p.del(key);
+        entry.dead_reason = crate::DeadLetterReason::Attempts as i32;
         p.put(keys::queue_item(tag::DEAD, agency.as_str(), id), entry.encode_to_vec());
         p.add_queued(agency.as_str(), -1, entry.bytes);
         if entry.status_receipt.is_none() {
@@ -404,6 +445,7 @@ fn redrive(p: &mut Pending<'_>, agency: &AgencyCode, ids: &[u64], actor: &str) -
     for (id, mut e) in items.iter().cloned() {
         let rec = document(p, e.hub_id)?;
         e.attempts = 0;
+        e.dead_reason = 0;
         p.del(keys::queue_item(tag::DEAD, agency.as_str(), id));
         p.put(keys::queue_item(tag::OUTBOX, agency.as_str(), id), e.encode_to_vec());
         p.add_queued(agency.as_str(), 1, e.bytes);

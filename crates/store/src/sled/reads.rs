@@ -39,7 +39,7 @@ pub(super) fn queue(
     let mut out = Vec::new();
     let mut docs = HashMap::new();
     let items = tree.scan_prefix(keys::queue_prefix(t, agency.as_str()));
-    collect(tree, bodies, items, skip, limit, &mut out, &mut docs)?;
+    collect(tree, bodies, items, skip, limit, &mut out, &mut docs, t == tag::DEAD)?;
     Ok(out)
 }
 
@@ -61,13 +61,38 @@ pub(super) fn outbox_from(
         let band = band as u64;
         let lo = keys::queue_item(tag::OUTBOX, agency.as_str(), start.max(band << 48));
         let hi = keys::queue_item(tag::OUTBOX, agency.as_str(), (band + 1) << 48);
-        collect(tree, bodies, tree.range(lo..hi), skip, limit, &mut out, &mut docs)?;
+        collect(
+            tree,
+            bodies,
+            tree.range(lo..hi),
+            skip,
+            limit,
+            &mut out,
+            &mut docs,
+            false,
+        )?;
     }
     Ok(out)
 }
 
+/// For a dead letter whose stored copy is damaged: an unsigned header that
+/// names the document (sender, document id), nothing else.
+fn damaged_stub(rec: &DocumentRecord) -> SignedDocument {
+    let header = truc_proto::v1::DocumentHeader {
+        from: rec.from.clone(),
+        document_id: rec.document_id.clone(),
+        ..Default::default()
+    };
+    SignedDocument {
+        header: header.encode_to_vec(),
+        ..Default::default()
+    }
+}
+
 /// Append the items of `kvs` not in `skip` to `out`, up to `limit` in all,
-/// reading each document once (`docs`).
+/// reading each document once (`docs`). `listing_dead`: a damaged body is
+/// listed as [`damaged_stub`] instead of failing the listing.
+#[allow(clippy::too_many_arguments)] // internal; one call per queue kind
 fn collect(
     tree: &sled::Tree,
     bodies: &BodyFiles,
@@ -76,6 +101,7 @@ fn collect(
     limit: usize,
     out: &mut Vec<QueuedItem>,
     docs: &mut HashMap<u64, (DocumentRecord, SignedDocument)>,
+    listing_dead: bool,
 ) -> Result<(), StoreError> {
     for kv in kvs {
         if out.len() >= limit {
@@ -97,6 +123,7 @@ fn collect(
                 document: None,
                 status: Some(proofs::proven_receipt(tree, index)?),
                 payload_separate: false,
+                dead_letter_reason: entry.dead_reason,
             });
             continue;
         }
@@ -104,7 +131,11 @@ fn collect(
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
                 let rec = document(tree, entry.hub_id)?;
-                let doc = signed_document(tree, bodies, &rec)?;
+                let doc = match signed_document(tree, bodies, &rec) {
+                    // Listing dead letters: a damaged one is listed by name.
+                    Err(StoreError::DocumentDamaged { .. }) if listing_dead => damaged_stub(&rec),
+                    r => r?,
+                };
                 e.insert((rec, doc))
             }
         };
@@ -116,6 +147,7 @@ fn collect(
             document: Some(document.clone()),
             status: None,
             payload_separate: rec.external_payload,
+            dead_letter_reason: entry.dead_reason,
         });
     }
     Ok(())
@@ -380,13 +412,26 @@ pub(super) fn payload(
 }
 
 /// The document as received: from the body log, or (stores written before
-/// bodies moved out of sled) from the record and the `P` keyspace.
-fn signed_document(tree: &sled::Tree, bodies: &BodyFiles, rec: &DocumentRecord) -> Result<SignedDocument, StoreError> {
+/// bodies moved out of sled) from the record and the `P` keyspace. A body
+/// that fails its checksum or does not decode is `Damaged` (the caller
+/// quarantines that one document and goes on).
+pub(super) fn signed_document(
+    tree: &sled::Tree,
+    bodies: &BodyFiles,
+    rec: &DocumentRecord,
+) -> Result<SignedDocument, StoreError> {
     let hub_id = rec.hub_id;
+    let damaged = |what: String| StoreError::DocumentDamaged {
+        hub_document_id: hub_id,
+        what,
+    };
     if !rec.body.is_empty() {
-        let at = BodyRef::decode(&rec.body).ok_or_else(|| StoreError::Corrupt(format!("body of document {hub_id}")))?;
-        return SignedDocument::decode(bodies.read(at)?.as_slice())
-            .map_err(|_| StoreError::Corrupt(format!("body of document {hub_id}")));
+        let at = BodyRef::decode(&rec.body).ok_or_else(|| damaged("its body reference does not decode".into()))?;
+        let bytes = bodies.read(at).map_err(|e| match e {
+            StoreError::Corrupt(what) => damaged(what),
+            other => other,
+        })?;
+        return SignedDocument::decode(bytes.as_slice()).map_err(|_| damaged("its body does not decode".into()));
     }
     let payload = if rec.external_payload {
         Vec::new()

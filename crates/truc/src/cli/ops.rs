@@ -52,6 +52,19 @@ pub(crate) enum OpsCommand {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Check every stored document body, payload file and receipt against
+    /// its checksum and digests now, and quarantine damaged documents (their
+    /// queued copies are dead-lettered as corrupt, their senders asked to
+    /// send them again). Exits non-zero when anything is damaged. The hub
+    /// also does this by itself every limits.scrub_interval_ms.
+    VerifyStore {
+        /// Read at most this many bytes per second (0: as fast as the hub
+        /// can), to spare the disk for live traffic.
+        #[arg(long, value_name = "BYTES", default_value_t = 0)]
+        rate: u64,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Re-read CRLs and the hub certificate now (the hub also does this by
     /// itself when the files change).
     Reload {
@@ -307,15 +320,22 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
             if conn.json {
                 let v: Vec<_> = dead
                     .iter()
-                    .map(|d| json!({"delivery_id": d.delivery_id, "hub_document_id": d.hub_document_id, "from": d.from, "document_id": d.document_id, "attempts": d.attempts}))
+                    .map(|d| json!({"delivery_id": d.delivery_id, "hub_document_id": d.hub_document_id, "from": d.from, "document_id": d.document_id, "attempts": d.attempts, "reason": dead_reason(d.reason)}))
                     .collect();
                 println!("{}", serde_json::Value::Array(v));
             } else {
-                println!("{:<18} {:<20} {:>8}  DOCUMENT", "DELIVERY", "FROM", "ATTEMPTS");
+                println!(
+                    "{:<18} {:<20} {:>8}  {:<8}  DOCUMENT",
+                    "DELIVERY", "FROM", "ATTEMPTS", "REASON"
+                );
                 for d in &dead {
                     println!(
-                        "{:<18} {:<20} {:>8}  {}",
-                        d.delivery_id, d.from, d.attempts, d.document_id
+                        "{:<18} {:<20} {:>8}  {:<8}  {}",
+                        d.delivery_id,
+                        d.from,
+                        d.attempts,
+                        dead_reason(d.reason),
+                        d.document_id
                     );
                 }
             }
@@ -367,6 +387,17 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
                     "incomplete uploads  {} ({})",
                     s.uploads_incomplete,
                     h(s.upload_part_bytes)
+                );
+            }
+        }
+        OpsCommand::VerifyStore { rate, conn } => {
+            let r = conn.client().await?.verify_store(rate).await?;
+            verify_store_report(&r, conn.json);
+            if !r.damaged.is_empty() {
+                anyhow::bail!(
+                    "the store is damaged: {} item(s); damaged documents were quarantined and their senders asked \
+                     to send them again (docs/storage.md, \"Scrub\")",
+                    r.damaged.len()
                 );
             }
         }
@@ -493,4 +524,90 @@ async fn trace(conn: &Conn, from: &str, document_id: &str) -> anyhow::Result<()>
         );
     }
     Ok(())
+}
+
+/// What `truc ops verify-store` prints.
+fn verify_store_report(r: &truc_proto::v1::VerifyStoreResponse, json: bool) {
+    use truc_proto::v1::DamageKind;
+    let kind = |k: i32| match DamageKind::try_from(k) {
+        Ok(DamageKind::Document) => "document",
+        Ok(DamageKind::PayloadFile) => "payload_file",
+        Ok(DamageKind::Receipt) => "receipt",
+        Ok(DamageKind::TreeHead) => "tree_head",
+        _ => "unknown",
+    };
+    let name = |d: &truc_proto::v1::DamagedItem| match DamageKind::try_from(d.kind) {
+        Ok(DamageKind::Document) => format!("document {} ({} {:?})", d.hub_document_id, d.from, d.document_id),
+        Ok(DamageKind::PayloadFile) => format!("payload {}", truc_core::hex(&d.payload_sha256)),
+        Ok(DamageKind::Receipt) => format!("receipt {}", d.receipt_index),
+        Ok(DamageKind::TreeHead) => format!("tree head {}", d.receipt_index),
+        _ => "item".to_string(),
+    };
+    if json {
+        let damaged: Vec<_> = r
+            .damaged
+            .iter()
+            .map(|d| {
+                json!({
+                    "kind": kind(d.kind), "hub_document_id": d.hub_document_id, "from": d.from,
+                    "document_id": d.document_id, "payload_sha256": truc_core::hex(&d.payload_sha256),
+                    "receipt_index": d.receipt_index, "what": d.what, "quarantined": d.quarantined,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({
+                "documents_checked": r.documents_checked, "body_bytes_checked": r.body_bytes_checked,
+                "payload_files_checked": r.payload_files_checked, "payload_bytes_checked": r.payload_bytes_checked,
+                "receipts_checked": r.receipts_checked, "tree_heads_checked": r.tree_heads_checked,
+                "tree_size": r.tree_size, "damaged": damaged, "awaiting_resend": r.awaiting_resend,
+                "elapsed_ms": r.elapsed_ms,
+            })
+        );
+        return;
+    }
+    let h = |b: u64| output::human_bytes(b as f64);
+    println!(
+        "documents      {} checked ({})",
+        r.documents_checked,
+        h(r.body_bytes_checked)
+    );
+    println!(
+        "payload files  {} checked ({})",
+        r.payload_files_checked,
+        h(r.payload_bytes_checked)
+    );
+    println!(
+        "receipt log    {} receipts and {} signed tree heads checked (size {})",
+        r.receipts_checked, r.tree_heads_checked, r.tree_size
+    );
+    if !r.awaiting_resend.is_empty() {
+        println!(
+            "quarantined earlier, awaiting their senders: {} document(s) ({})",
+            r.awaiting_resend.len(),
+            r.awaiting_resend
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if r.damaged.is_empty() {
+        println!("the store is sound ({} ms)", r.elapsed_ms);
+        return;
+    }
+    println!("DAMAGED ({}):", r.damaged.len());
+    for d in &r.damaged {
+        let q = if d.quarantined { " [quarantined]" } else { "" };
+        println!("  {}: {}{q}", name(d), d.what);
+    }
+}
+
+/// A dead letter's reason, for people and scripts.
+fn dead_reason(r: i32) -> &'static str {
+    match truc_proto::v1::DeadLetterReason::try_from(r) {
+        Ok(truc_proto::v1::DeadLetterReason::Corrupt) => "corrupt",
+        _ => "attempts",
+    }
 }
