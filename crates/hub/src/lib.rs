@@ -77,6 +77,11 @@ impl Shared {
         self.trust.signing()
     }
 
+    /// How far ahead of this hub's clock a document's signing time may be.
+    pub(crate) fn max_signed_at_ahead_ms(&self) -> u64 {
+        self.config.limits.max_signed_at_ahead_seconds.saturating_mul(1000)
+    }
+
     /// Run CPU-bound work (signature checks) off the reactor, on at most one
     /// thread per core.
     pub(crate) async fn on_cpu<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
@@ -175,7 +180,13 @@ async fn serve_with_admin(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let lease = Duration::from_millis(config.delivery.lease_ms);
-    let engine = delivery::Engine::new(store.dyn_store(), lease, config.delivery.max_attempts, stop_rx.clone());
+    let engine = delivery::Engine::new(
+        store.dyn_store(),
+        lease,
+        config.delivery.max_attempts,
+        config.limits.max_inline_delivery,
+        stop_rx.clone(),
+    );
     let _ = remote_engine.set(Arc::downgrade(&engine));
     let reaper = tokio::spawn(engine.clone().reap().instrument(tracing::info_span!("reaper")));
     let shared = Arc::new(Shared {
