@@ -25,8 +25,8 @@ use truc_proto::v1::ops_client::OpsClient;
 use truc_proto::v1::{
     AckRequest, AddAgencyRequest, Agency, Delivery, DocumentHeader, GetConsistencyProofRequest, GetTreeHeadRequest,
     ListAgenciesRequest, ListReceiptsRequest, ListReceiptsResponse, ListTreeHeadsRequest, ListTreeHeadsResponse,
-    ProvenReceipt, ReceiveRequest, ReportStatusRequest,
-    SendRequest, SendResponse, SignedDocument, SignedTreeHead, StaffInfo, TrackRequest, TrackResponse,
+    ProvenReceipt, ReceiveRequest, ReportStatusRequest, SendRequest, SendResponse, SignedDocument, SignedTreeHead,
+    StaffInfo, TrackRequest, TrackResponse,
 };
 
 pub use truc_pki;

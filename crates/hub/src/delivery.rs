@@ -421,7 +421,10 @@ impl Engine {
         let lease_expires_unix_ms = truc_core::now_unix_ms() + self.lease.as_millis() as i64;
         let mut document = item.document;
         let mut payload_separate = item.payload_separate;
-        if let Some(d) = document.as_mut().filter(|d| d.payload.len() as u64 > self.max_inline_delivery) {
+        if let Some(d) = document
+            .as_mut()
+            .filter(|d| d.payload.len() as u64 > self.max_inline_delivery)
+        {
             // Sent inline but too large for a default client's receive
             // limit: the recipient downloads it (Download reads inline
             // bodies too).

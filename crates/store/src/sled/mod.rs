@@ -537,7 +537,11 @@ impl Store for Arc<SledStore> {
         }))
     }
 
-    fn tree_heads(&self, from_size: u64, limit: usize) -> BoxFuture<'_, Result<(Vec<SignedTreeHead>, u64), StoreError>> {
+    fn tree_heads(
+        &self,
+        from_size: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<(Vec<SignedTreeHead>, u64), StoreError>> {
         let tree = self.tree.clone();
         Box::pin(blocking(move || proofs::tree_heads(&tree, from_size, limit)))
     }

@@ -48,11 +48,7 @@ pub(super) fn tree_head_at(tree: &sled::Tree, size: u64) -> Result<Option<Signed
 
 /// Up to `limit` signed tree heads from size `from` on, in increasing size,
 /// and the size to continue from (0: none left).
-pub(super) fn tree_heads(
-    tree: &sled::Tree,
-    from: u64,
-    limit: usize,
-) -> Result<(Vec<SignedTreeHead>, u64), StoreError> {
+pub(super) fn tree_heads(tree: &sled::Tree, from: u64, limit: usize) -> Result<(Vec<SignedTreeHead>, u64), StoreError> {
     let mut heads = Vec::new();
     for kv in tree.range(keys::tree_head(from)..=keys::tree_head(u64::MAX)) {
         let (k, v) = kv?;

@@ -90,11 +90,12 @@ async fn verify(
     let max_ahead_ms = shared.max_signed_at_ahead_ms();
     shared
         .on_cpu(move || {
-            let r = truc_core::document::verify_document(&doc, Some(&caller), &trust, UnixTime::now(), false)
-                .and_then(|c| {
+            let r = truc_core::document::verify_document(&doc, Some(&caller), &trust, UnixTime::now(), false).and_then(
+                |c| {
                     truc_core::document::check_signed_at(&c.header, truc_core::now_unix_ms(), max_ahead_ms)?;
                     Ok(c)
-                });
+                },
+            );
             (doc, r)
         })
         .await
