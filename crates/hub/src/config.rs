@@ -649,6 +649,34 @@ mod tests {
     }
 
     #[test]
+    fn delivery_and_clock_limits() {
+        let cfg = Config::load(None, &env(&[])).unwrap();
+        assert_eq!(cfg.limits.max_inline_delivery, 3 << 20);
+        assert_eq!(cfg.limits.max_signed_at_ahead_seconds, 300);
+        // A delivery must fit a default client's 4 MiB receive limit.
+        let err = Config::load(None, &env(&[("TRUC_LIMITS_MAX_INLINE_DELIVERY", "4194304")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("limits.max_inline_delivery = 4194304 (from TRUC_LIMITS_MAX_INLINE_DELIVERY)")
+                && err.contains("4 MiB receive limit"),
+            "{err}"
+        );
+        let cfg = Config::load(
+            Some((
+                "t.toml",
+                "[limits]\nmax_inline_delivery = 1000\nmax_signed_at_ahead_seconds = 0\n",
+            )),
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(
+            (cfg.limits.max_inline_delivery, cfg.limits.max_signed_at_ahead_seconds),
+            (1000, 0)
+        );
+    }
+
+    #[test]
     fn deadlines_by_priority_and_local_day() {
         let d = DeadlinesConfig::default();
         // 2026-11-23 10:00 UTC = 17:00 in Hà Nội; the local day ends at 17:00 UTC.
