@@ -21,9 +21,11 @@ pub(crate) enum AuditCommand {
     /// List receipts of a document, of an agency, or of a time range, oldest
     /// first; --out exports them with their proofs and the signed tree head.
     Receipts(ReceiptsArgs),
-    /// Check an export offline: the tree head's signature, and each
-    /// receipt's inclusion in it. Exits 1 naming the first receipt that
-    /// fails.
+    /// Check an export offline: the tree head's signature, each receipt's
+    /// inclusion in it, and that every readable field (event, time, actor,
+    /// …) is what the signed bytes say. Exits 1 naming the first receipt
+    /// and field that fails; refuses a format version it does not know
+    /// (docs/audit-export.schema.json describes truc-audit-export/1).
     Verify(VerifyArgs),
     /// Keep the last signed tree head seen in a state file and prove that
     /// every new one extends it, so a rewritten history is detected.
