@@ -9,6 +9,11 @@ agencies); to run it by hand against such a hub:
         --grpc_python_out=STUBS proto/truc/v1/*.proto
     python tests/interop/python_client.py --hub 127.0.0.1:7443 --pki PKI --stubs STUBS
 
+The channels keep gRPC's default message limits (4 MiB to receive): the
+contract promises that such a client gets every delivery, large inline
+documents included (they arrive with `payload_separate` and are fetched with
+Download).
+
 Prints one line per step and finally `interop: N passed, M failed`; exits
 non-zero if any step failed.
 """
@@ -30,6 +35,11 @@ G22, H26, G0901, G0902 = "000.00.00.G22", "000.00.00.H26", "G09.01", "G09.02"
 DOC_ID = "000.00.00.G22,2026/11/23,42/PY"
 PAYLOAD = "Công văn số 42/PY: về việc kiểm thử liên thông bằng Python.\n".encode() * 50
 RPC_TIMEOUT = 20
+# Above the hub's 3 MiB inline-delivery limit and gRPC's default 4 MiB
+# receive limit, below its 16 MiB inline-send limit.
+BIG_PAYLOAD = bytes((i * 31) % 251 for i in range(6 * 1024 * 1024 + 123))
+
+
 class Client:
     """One agency's mTLS connection to the hub, with its signing key."""
 
@@ -43,6 +53,7 @@ class Client:
         self.key = serialization.load_pem_private_key(key_pem, password=None)
         creds = grpc.ssl_channel_credentials(
             root_certificates=(d / "ca.pem").read_bytes(), private_key=key_pem, certificate_chain=cert_pem)
+        # gRPC's default message limits: no max_receive_message_length.
         self.channel = grpc.secure_channel(hub, creds)
         self.axis = rpc.AxisStub(self.channel)
 
@@ -67,11 +78,25 @@ class Client:
     def send(self, doc):
         return self.axis.Send(self.pb.SendRequest(document=doc), timeout=RPC_TIMEOUT)
 
+    def download(self, delivery) -> bytes:
+        """The payload of a `payload_separate` delivery, by Download."""
+        data = bytearray()
+        req = self.pb.DownloadRequest(hub_document_id=delivery.hub_document_id, offset=0,
+                                      delivery_id=delivery.delivery_id)
+        for chunk in self.axis.Download(req, timeout=RPC_TIMEOUT):
+            assert chunk.offset == len(data), f"chunk at {chunk.offset}, expected {len(data)}"
+            data += chunk.data
+        return bytes(data)
+
     def receive_all(self):
-        """Fetch what is waiting (follow=False), verify and ack each delivery."""
+        """Fetch what is waiting (follow=False), verify and ack each delivery;
+        payloads that do not travel inline are downloaded first."""
         got = []
         stream = self.axis.Receive(self.pb.ReceiveRequest(max_in_flight=4, follow=False), timeout=RPC_TIMEOUT)
         for delivery in stream:
+            if delivery.payload_separate:
+                assert not delivery.document.payload, "payload_separate with an inline payload"
+                delivery.document.payload = self.download(delivery)
             header = verify_document(self.pb, delivery.document, self.ca)
             got.append((header, delivery))
             ack = self.axis.Ack(self.pb.AckRequest(delivery_ids=[delivery.delivery_id]), timeout=RPC_TIMEOUT)
@@ -119,6 +144,33 @@ def inclusion_root(leaf_index: int, tree_size: int, leaf_hash: bytes, proof) -> 
     return r
 
 
+def consistency_ok(m: int, n: int, old_root: bytes, new_root: bytes, proof) -> bool:
+    """RFC 9162 §2.1.4.2: whether `proof` shows the tree of n leaves extends that of m."""
+    node = lambda l, r: hashlib.sha256(b"\x01" + l + r).digest()
+    proof = list(proof)
+    if m == n:
+        return not proof and old_root == new_root
+    if m == 0 or m > n or not proof:
+        return False
+    if m & (m - 1) == 0:
+        proof = [old_root] + proof
+    fn, sn = m - 1, n - 1
+    while fn & 1:
+        fn, sn = fn >> 1, sn >> 1
+    fr = sr = proof[0]
+    for c in proof[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr, sr = node(c, fr), node(c, sr)
+            while fn and not fn & 1:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            sr = node(sr, c)
+        fn, sn = fn >> 1, sn >> 1
+    return sn == 0 and fr == old_root and sr == new_root
+
+
 def verify_receipt(pb, proven, hub_key, header_bytes):
     """Check a ProvenReceipt offline with the hub's key; return (Receipt, TreeHead)."""
     sth = proven.tree_head
@@ -127,8 +179,12 @@ def verify_receipt(pb, proven, hub_key, header_bytes):
     assert sth.key_id == hashlib.sha256(spki).digest(), "tree head key_id is not SHA-256(receipts.pub SPKI)"
     head = pb.TreeHead.FromString(sth.tree_head)
     receipt = pb.Receipt.FromString(proven.receipt)
+    # The leaf index and tree size, as the ProvenReceipt states them; they
+    # must be the signed ones (Receipt.index, TreeHead.tree_size).
+    assert (proven.leaf_index, proven.tree_size) == (receipt.index, head.tree_size), \
+        f"leaf_index/tree_size {proven.leaf_index}/{proven.tree_size} vs signed {receipt.index}/{head.tree_size}"
     leaf = hashlib.sha256(b"\x00" + proven.receipt).digest()
-    root = inclusion_root(receipt.index, head.tree_size, leaf, list(proven.inclusion_proof))
+    root = inclusion_root(proven.leaf_index, proven.tree_size, leaf, list(proven.inclusion_proof))
     assert root == head.root_hash, f"inclusion proof leads to {root.hex()}, tree head says {head.root_hash.hex()}"
     assert receipt.event == pb.RECEIPT_EVENT_ACCEPTED, f"receipt event {receipt.event}"
     assert receipt.header_sha256 == hashlib.sha256(header_bytes).digest(), "receipt header_sha256"
@@ -143,8 +199,9 @@ def main() -> int:
     args = ap.parse_args()
     sys.path.insert(0, args.stubs)
     from truc.v1 import axis_pb2, axis_pb2_grpc as rpc, document_pb2, receipt_pb2  # generated from proto/
+    from truc.v1 import audit_pb2, audit_pb2_grpc
 
-    pb = SimpleNamespace(**{k: getattr(m, k) for m in (document_pb2, receipt_pb2, axis_pb2)
+    pb = SimpleNamespace(**{k: getattr(m, k) for m in (document_pb2, receipt_pb2, axis_pb2, audit_pb2)
                             for k in dir(m) if not k.startswith("_")})  # one namespace for the messages
 
     hub_key = serialization.load_pem_public_key((args.pki / "hub" / "receipts.pub").read_bytes())
@@ -200,9 +257,80 @@ def main() -> int:
         return (f"hub_document_id={resp.hub_document_id}, leaf {receipt.index} of {head.tree_size} "
                 f"({len(resp.receipt.inclusion_proof)}-hash proof) verified, received and verified by {G22}")
 
+    def big_inline():
+        # Sent inline (under the 16 MiB inline limit), it is above both the
+        # 3 MiB inline-delivery limit and this client's 4 MiB receive limit:
+        # it must arrive with payload_separate and come by Download.
+        d = g22.document([H26], doc_id="000.00.00.G22,2026/11/23,43/PY", payload=BIG_PAYLOAD)
+        resp = g22.send(d)
+        receipt, head = verify_receipt(pb, resp.receipt, hub_key, d.header)
+        got = h26.receive_all()  # downloads, checks size and SHA-256 against the signed header, acks
+        assert len(got) == 1, f"{len(got)} deliveries, expected 1"
+        header, delivery = got[0]
+        assert delivery.payload_separate, "a 6 MiB inline document came inline"
+        assert delivery.document.payload == BIG_PAYLOAD and header.document_id == d_id(d)
+        return (f"{len(BIG_PAYLOAD)} bytes sent inline, leaf {receipt.index} of {head.tree_size}; "
+                f"received with payload_separate and downloaded with default message limits")
+
+    def d_id(d):
+        return pb.DocumentHeader.FromString(d.header).document_id
+
+    def recipients_indexed():
+        # H26 finds the acceptance of a document sent to it through the
+        # structured recipients of the ACCEPTED receipt.
+        audit = audit_pb2_grpc.AuditStub(h26.channel)
+        resp = audit.ListReceipts(pb.ListReceiptsRequest(agency=H26, page_size=1000), timeout=RPC_TIMEOUT)
+        head = pb.TreeHead.FromString(resp.tree_head.tree_head)
+        hub_key.verify(resp.tree_head.signature, resp.tree_head.tree_head)
+        accepted = []
+        for proven in resp.receipts:
+            r = pb.Receipt.FromString(proven.receipt)
+            assert (proven.leaf_index, proven.tree_size) == (r.index, head.tree_size)
+            leaf = hashlib.sha256(b"\x00" + proven.receipt).digest()
+            assert inclusion_root(proven.leaf_index, proven.tree_size, leaf, proven.inclusion_proof) == head.root_hash
+            if r.event == pb.RECEIPT_EVENT_ACCEPTED and getattr(r, "from") == G22:
+                accepted.append((r.document_id, list(r.recipients)))
+        assert (DOC_ID, [H26, G0901]) in accepted, f"ACCEPTED receipts from G22 seen by H26: {accepted}"
+        return f"{len(resp.receipts)} receipts of H26, {len(accepted)} acceptances of documents sent to it"
+
+    def tree_heads():
+        # An operator lists the sizes that have signed heads, checks each
+        # signature and a consistency proof from the first to the last.
+        d = args.pki / "operators" / "ops"
+        creds = grpc.ssl_channel_credentials(root_certificates=(d / "ca.pem").read_bytes(),
+                                             private_key=(d / "key.pem").read_bytes(),
+                                             certificate_chain=(d / "cert.pem").read_bytes())
+        audit = audit_pb2_grpc.AuditStub(grpc.secure_channel(args.hub, creds))
+        heads, start = [], 0
+        while True:
+            page = audit.ListTreeHeads(pb.ListTreeHeadsRequest(from_size=start, limit=2), timeout=RPC_TIMEOUT)
+            heads += page.tree_heads
+            if not page.next_from_size:
+                break
+            start = page.next_from_size
+        decoded = []
+        for sth in heads:
+            hub_key.verify(sth.signature, sth.tree_head)
+            decoded.append(pb.TreeHead.FromString(sth.tree_head))
+        sizes = [h.tree_size for h in decoded]
+        assert sizes == sorted(set(sizes)) and sizes, f"sizes {sizes}"
+        latest = audit.GetTreeHead(pb.GetTreeHeadRequest(tree_size=0), timeout=RPC_TIMEOUT)
+        assert latest == heads[-1], "the latest head is not the last listed"
+        assert audit.GetTreeHead(pb.GetTreeHeadRequest(tree_size=sizes[0]), timeout=RPC_TIMEOUT) == heads[0]
+        first, last = decoded[0], decoded[-1]
+        proof = audit.GetConsistencyProof(pb.GetConsistencyProofRequest(old_size=first.tree_size,
+                                                                        new_size=last.tree_size),
+                                          timeout=RPC_TIMEOUT).proof
+        assert consistency_ok(first.tree_size, last.tree_size, first.root_hash, last.root_hash, proof), \
+            "consistency proof does not verify"
+        return f"{len(heads)} signed heads (sizes {sizes[0]}..{sizes[-1]}), consistency {first.tree_size}→{last.tree_size} verified"
+
     steps = [("send as G22 → H26, G09.01", send), ("resend is a duplicate", duplicate),
              ("spoofed from=H26 refused", spoof), ("receive as H26", receive(h26)),
-             ("receive as G09.01", receive(g0901)), ("Ed25519 signer G09.02 → G22", ed25519_send)]
+             ("receive as G09.01", receive(g0901)), ("Ed25519 signer G09.02 → G22", ed25519_send),
+             ("6 MiB inline G22 → H26, received with default limits", big_inline),
+             ("H26 lists the receipts of documents sent to it", recipients_indexed),
+             ("signed tree heads listed and consistent", tree_heads)]
     passed = failed = 0
     for i, (name, fn) in enumerate(steps, 1):
         try:

@@ -278,17 +278,203 @@ async fn tampered_exports_fail_naming_the_receipt() {
     let e = err(&tampered(&export, |e| e.format = "truc-audit-export/9".into()));
     assert!(matches!(e, VerifyError::Format(_)), "{e:?}");
 
-    // The decoded, human-readable fields are never trusted: editing them
-    // changes nothing that verify checks.
-    audit::verify(
-        &tampered(&export, |e| {
-            e.receipts[doc_receipt].document_id = "something else".into();
-            e.receipts[doc_receipt].event = "DELIVERED".into();
-            e.query = AuditQuery::agency(H29);
-        }),
-        &key,
-    )
-    .unwrap();
+    // Another version of the format: refused, saying so.
+    let e = err(&tampered(&export, |e| e.format = "truc-audit-export/2".into()));
+    assert!(e.to_string().contains("a version this truc does not know"), "{e}");
+    // The query is not signed and says so; editing it changes nothing.
+    audit::verify(&tampered(&export, |e| e.query = AuditQuery::agency(H29)), &key).unwrap();
+}
+
+/// An export whose receipt at `position` was edited by `f` fails verify
+/// naming that receipt (position and index) and `field`.
+fn assert_edit_fails(
+    export: &AuditExport,
+    key: &str,
+    position: usize,
+    field: &str,
+    f: impl FnOnce(&mut audit::ExportReceipt),
+) -> String {
+    let index = export.receipts[position].index;
+    let e = audit::verify(&tampered(export, |e| f(&mut e.receipts[position])), key).unwrap_err();
+    match &e {
+        VerifyError::Receipt {
+            position: p, index: i, ..
+        } => assert_eq!((*p, *i), (position + 1, index), "{e}"),
+        other => panic!("{field}: {other:?}"),
+    }
+    let msg = e.to_string();
+    assert!(
+        msg.starts_with(&format!("receipt #{} (index {index}", position + 1)),
+        "{msg}"
+    );
+    assert!(msg.contains(&format!("its {field} is written as ")), "{msg}");
+    assert!(msg.contains("but the signed receipt bytes say"), "{msg}");
+    msg
+}
+
+#[tokio::test]
+async fn edited_words_in_an_export_fail_naming_the_receipt_and_the_field() {
+    let hub = TestHub::start().await;
+    scenario(&hub).await;
+    let key = hub_key(&hub.pki);
+    let export = audit::export(&auditor(&hub).await, &AuditQuery::all(), None)
+        .await
+        .unwrap();
+    audit::verify(&export.to_json(), &key).unwrap();
+    let accepted_b = export
+        .receipts
+        .iter()
+        .position(|r| r.document_id == DOC_B && r.event == "ACCEPTED")
+        .unwrap();
+    let registered = export
+        .receipts
+        .iter()
+        .position(|r| r.event == "STATUS_REPORTED")
+        .unwrap();
+
+    // An edited actor: someone else seems to have sent B.
+    let msg = assert_edit_fails(&export, &key, accepted_b, "actor", |r| {
+        r.actor = format!("urn:truc:agency:{H29}");
+    });
+    assert!(
+        msg.contains(&format!("{:?}", format!("urn:truc:agency:{H29}")))
+            && msg.contains(&format!("{:?}", format!("urn:truc:agency:{G22}"))),
+        "{msg}"
+    );
+    // An edited event: B seems delivered.
+    let msg = assert_edit_fails(&export, &key, accepted_b, "event", |r| r.event = "DELIVERED".into());
+    assert!(msg.contains("\"DELIVERED\"") && msg.contains("\"ACCEPTED\""), "{msg}");
+    // The label names the receipt by its signed words, not the edited ones.
+    assert!(msg.contains(&format!("ACCEPTED of {DOC_B:?}")), "{msg}");
+    // Every other readable field, and a field left out (it counts as empty).
+    assert_edit_fails(&export, &key, accepted_b, "document_id", |r| r.document_id = "x".into());
+    assert_edit_fails(&export, &key, accepted_b, "from", |r| r.from = H26.into());
+    assert_edit_fails(&export, &key, accepted_b, "time_unix_ms", |r| r.time_unix_ms += 1);
+    assert_edit_fails(&export, &key, accepted_b, "time", |r| {
+        r.time = "2001-01-01T00:00:00.000Z".into()
+    });
+    assert_edit_fails(&export, &key, accepted_b, "description", |r| r.description.clear());
+    assert_edit_fails(&export, &key, registered, "status_code", |r| {
+        r.status_code = "02 REFUSED".into()
+    });
+    assert_edit_fails(&export, &key, registered, "recipient", |r| r.recipient = H29.into());
+    assert_edit_fails(&export, &key, registered, "description", |r| {
+        r.description = "từ chối".into()
+    });
+    assert_edit_fails(&export, &key, registered, "actor", |r| r.actor.clear());
+
+    // A field the format does not define is refused, not shown unchecked.
+    let mut v: serde_json::Value = serde_json::from_str(&export.to_json()).unwrap();
+    v["receipts"][accepted_b]["note"] = "revoked by the minister".into();
+    let e = audit::verify(&v.to_string(), &key).unwrap_err();
+    assert!(matches!(e, VerifyError::Format(_)), "{e:?}");
+    assert!(e.to_string().contains("unknown field `note`"), "{e}");
+}
+
+/// The few JSON Schema keywords docs/audit-export.schema.json uses: `type`,
+/// `const`, `required`, `properties`, `additionalProperties: false`,
+/// `items`, `minimum`, `pattern` (only hex) and `$ref` into `$defs`.
+fn check_schema(schema: &serde_json::Value, root: &serde_json::Value, v: &serde_json::Value, at: &str) {
+    use serde_json::Value;
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        let name = r.strip_prefix("#/$defs/").expect("local $ref");
+        return check_schema(&root["$defs"][name], root, v, at);
+    }
+    if let Some(c) = schema.get("const") {
+        assert_eq!(v, c, "{at}");
+    }
+    match schema.get("type").and_then(Value::as_str) {
+        Some("object") => assert!(v.is_object(), "{at} is not an object"),
+        Some("array") => assert!(v.is_array(), "{at} is not an array"),
+        Some("string") => assert!(v.is_string(), "{at} is not a string"),
+        Some("integer") => assert!(v.is_i64() || v.is_u64(), "{at} is not an integer"),
+        Some(t) => panic!("the checker does not know type {t}"),
+        None => {}
+    }
+    if let Some(min) = schema.get("minimum").and_then(Value::as_i64) {
+        assert!(v.as_i64().is_none_or(|n| n >= min), "{at} < {min}");
+    }
+    if let Some(p) = schema.get("pattern").and_then(Value::as_str) {
+        assert_eq!(p, "^([0-9a-fA-F]{2})*$", "the checker knows only the hex pattern");
+        let s = v.as_str().unwrap();
+        assert!(
+            s.len() % 2 == 0 && s.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{at} is not hex"
+        );
+    }
+    for name in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+        let name = name.as_str().unwrap();
+        assert!(v.get(name).is_some(), "{at} lacks the required {name}");
+    }
+    if let (Some(props), Some(obj)) = (schema.get("properties").and_then(Value::as_object), v.as_object()) {
+        for (k, val) in obj {
+            match props.get(k) {
+                Some(s) => check_schema(s, root, val, &format!("{at}.{k}")),
+                None => assert_ne!(
+                    schema.get("additionalProperties"),
+                    Some(&Value::Bool(false)),
+                    "{at}.{k} is not in the schema"
+                ),
+            }
+        }
+    }
+    if let (Some(items), Some(arr)) = (schema.get("items"), v.as_array()) {
+        for (i, item) in arr.iter().enumerate() {
+            check_schema(items, root, item, &format!("{at}[{i}]"));
+        }
+    }
+}
+
+#[tokio::test]
+async fn exports_match_the_documented_schema() {
+    let hub = TestHub::start().await;
+    let p = scenario(&hub).await;
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../../docs/audit-export.schema.json")).expect("the schema is JSON");
+    assert_eq!(schema["properties"]["format"]["const"], audit::EXPORT_FORMAT);
+    // The whole log (with complete_range) and one agency's (with a query).
+    for export in [
+        audit::export(&auditor(&hub).await, &AuditQuery::all(), None)
+            .await
+            .unwrap(),
+        audit::export(&p.h26, &AuditQuery::agency(H26), None).await.unwrap(),
+    ] {
+        let v: serde_json::Value = serde_json::from_str(&export.to_json()).unwrap();
+        check_schema(&schema, &schema, &v, "export");
+        // Every receipt field the verifier knows is in the schema, and the
+        // other way round: the schema is the format.
+        let r = serde_json::to_value(audit::ExportReceipt {
+            event: "x".into(),
+            time: "x".into(),
+            actor: "x".into(),
+            from: "x".into(),
+            document_id: "x".into(),
+            recipient: "x".into(),
+            status_code: "x".into(),
+            description: "x".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        let mut written: Vec<&String> = r.as_object().unwrap().keys().collect();
+        let mut documented: Vec<&String> = schema["$defs"]["receipt"]["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect();
+        written.sort();
+        documented.sort();
+        assert_eq!(written, documented);
+    }
+    // The checker can fail: an export without its tree head does not pass.
+    let e = std::panic::catch_unwind(|| {
+        check_schema(
+            &schema,
+            &schema,
+            &serde_json::json!({"format": audit::EXPORT_FORMAT, "receipts": []}),
+            "x",
+        )
+    });
+    assert!(e.is_err());
 }
 
 #[tokio::test]
@@ -467,4 +653,157 @@ async fn watch_detects_a_rewritten_history() {
         msg.contains(&format!("the log shrank from {m} to {n}: history rewritten")),
         "{msg}"
     );
+}
+
+#[tokio::test]
+async fn the_hub_lists_the_sizes_that_have_signed_heads() {
+    let hub = TestHub::start().await;
+    let p = scenario(&hub).await;
+    let v = verifier(&hub);
+    let auditor = auditor(&hub).await;
+    let latest = audit::latest_head(&auditor, &v).await.unwrap().tree_size;
+
+    // Every head, verified, in increasing size, the last one the latest.
+    let heads = audit::tree_heads(&auditor, 0, usize::MAX, Some(&v)).await.unwrap();
+    let sizes: Vec<u64> = heads.iter().map(|(_, h)| h.tree_size).collect();
+    assert!(sizes.windows(2).all(|w| w[0] < w[1]), "{sizes:?}");
+    assert_eq!(sizes.last(), Some(&latest));
+    // Each listed size is answered by GetTreeHead with the same head; a size
+    // not listed is NOT_FOUND.
+    for (sth, head) in &heads {
+        assert_eq!(&auditor.tree_head(head.tree_size).await.unwrap(), sth);
+    }
+    for size in (1..=latest).filter(|s| !sizes.contains(s)) {
+        let e = auditor.tree_head(size).await.unwrap_err();
+        assert_eq!(e.code(), Code::NotFound, "size {size}");
+    }
+    // Consistency between every pair of consecutive heads verifies.
+    for w in heads.windows(2) {
+        let (old, new) = (&w[0].1, &w[1].1);
+        let proof: Vec<truc_core::merkle::Hash> = auditor
+            .consistency_proof(old.tree_size, new.tree_size)
+            .await
+            .unwrap()
+            .iter()
+            .map(|h| truc_core::merkle::Hash::try_from(h.as_slice()).unwrap())
+            .collect();
+        let root = |h: &truc_proto::v1::TreeHead| truc_core::merkle::Hash::try_from(h.root_hash.as_slice()).unwrap();
+        truc_core::merkle::verify_consistency(old.tree_size, new.tree_size, &root(old), &root(new), &proof).unwrap();
+    }
+
+    // Pages: two at a time give the same list; from_size skips smaller ones.
+    let mut paged = Vec::new();
+    let mut from = 0;
+    loop {
+        let page = auditor.list_tree_heads(from, 2).await.unwrap();
+        assert!(page.tree_heads.len() <= 2);
+        paged.extend(page.tree_heads);
+        if page.next_from_size == 0 {
+            break;
+        }
+        from = page.next_from_size;
+    }
+    assert_eq!(paged, heads.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>());
+    let later = audit::tree_heads(&auditor, sizes[1], usize::MAX, Some(&v))
+        .await
+        .unwrap();
+    assert_eq!(later.len(), heads.len() - 1);
+    assert!(auditor
+        .list_tree_heads(latest + 1, 0)
+        .await
+        .unwrap()
+        .tree_heads
+        .is_empty());
+    let e = auditor.list_tree_heads(0, 1001).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+
+    // Agencies may list them too (heads name no one); the sizes grow with
+    // the log.
+    p.g22.send(sign(&p.g22, header(&[H29], "h/1"), b"1")).await.unwrap();
+    let mine = audit::tree_heads(&p.h29, latest + 1, usize::MAX, None).await.unwrap();
+    assert_eq!(mine.len(), 1, "one batch since");
+}
+
+#[tokio::test]
+async fn proven_receipts_carry_their_leaf_index_and_tree_size() {
+    let hub = TestHub::start().await;
+    let v = verifier(&hub);
+    let g22 = hub.agency(G22).await;
+    let h26 = hub.agency(H26).await;
+    // From Send: the signed index and the size of the batch's head.
+    for i in 0..3 {
+        let resp = g22
+            .send(sign(&g22, header(&[H26], &format!("p/{i}")), b"p"))
+            .await
+            .unwrap();
+        let proven = resp.receipt.unwrap();
+        let (r, head) = v.verify_proven_receipt(&proven).unwrap();
+        assert_eq!((proven.leaf_index, proven.tree_size), (r.index, head.tree_size));
+        assert!(proven.tree_size > 0);
+    }
+    // From a status notice on the Receive stream.
+    for d in drain(&h26, 8).await {
+        assert!(d.status.is_none());
+    }
+    h26.report_status(G22, "p/1", StatusCode::Registered as i32, "", None)
+        .await
+        .unwrap();
+    let notices = drain(&g22, 4).await;
+    let proven = notices[0].status.as_ref().unwrap().receipt.clone().unwrap();
+    let (r, head) = v.verify_proven_receipt(&proven).unwrap();
+    assert_eq!((proven.leaf_index, proven.tree_size), (r.index, head.tree_size));
+    // From ListReceipts: against the page's head.
+    let page = auditor(&hub)
+        .await
+        .list_receipts(AuditQuery::all().request())
+        .await
+        .unwrap();
+    let head = v.verify(page.tree_head.as_ref().unwrap()).unwrap();
+    for proven in &page.receipts {
+        let r = Receipt::decode(proven.receipt.as_slice()).unwrap();
+        assert_eq!((proven.leaf_index, proven.tree_size), (r.index, head.tree_size));
+    }
+}
+
+#[tokio::test]
+async fn an_agency_finds_the_documents_sent_to_it_as_well_as_by_it() {
+    let hub = TestHub::start().await;
+    let p = scenario(&hub).await;
+    let key = hub_key(&hub.pki);
+
+    // The acceptance names its recipients in a field of its own, in header
+    // order.
+    let doc = audit::export(&p.g22, &AuditQuery::document(G22, DOC_A), None)
+        .await
+        .unwrap();
+    let accepted = decoded(&doc, 0);
+    assert_eq!(accepted.recipients, [H26, H29]);
+
+    // H29 has received nothing yet: it still finds the acceptances of A
+    // (from G22) and C (from H26), both sent to it, and nothing of B.
+    let mine = audit::export(&p.h29, &AuditQuery::agency(H29), None).await.unwrap();
+    audit::verify(&mine.to_json(), &key).unwrap();
+    let accepted: Vec<(String, String)> = mine
+        .receipts
+        .iter()
+        .filter(|r| r.event == "ACCEPTED")
+        .map(|r| (r.from.clone(), r.document_id.clone()))
+        .collect();
+    assert_eq!(
+        accepted,
+        [
+            (G22.to_string(), DOC_A.to_string()),
+            (H26.to_string(), DOC_C.to_string())
+        ]
+    );
+    assert!(mine.receipts.iter().all(|r| r.document_id != DOC_B));
+    // H26 finds what it sent (C) and what was sent to it (A, B).
+    let h26 = audit::export(&p.h26, &AuditQuery::agency(H26), None).await.unwrap();
+    let docs: Vec<&str> = h26
+        .receipts
+        .iter()
+        .filter(|r| r.event == "ACCEPTED")
+        .map(|r| r.document_id.as_str())
+        .collect();
+    assert_eq!(docs, [DOC_A, DOC_B, DOC_C]);
 }

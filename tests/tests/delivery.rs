@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
+use prost::Message;
 use tokio_stream_ext::next;
-use truc_proto::v1::Priority;
+use truc_proto::v1::axis_client::AxisClient;
+use truc_proto::v1::{AckRequest, DocumentHeader, DownloadRequest, Priority, ReceiveRequest};
 use truc_tests::{document_id, drain, header, sign, TestHub};
 
 const G22: &str = "000.00.00.G22";
@@ -257,4 +259,117 @@ async fn concurrent_sends_share_flushes_and_all_arrive() {
         mine.dedup();
         assert_eq!(mine.len(), 50);
     }
+}
+
+/// An H26 Axis client with tonic's default message limits (4 MiB to
+/// receive), as Python, Java and Go clients have.
+async fn default_limits_client(hub: &TestHub, code: &str) -> AxisClient<tonic::transport::Channel> {
+    let id = truc_tests::identity(&hub.pki.agency_dir(code));
+    AxisClient::new(hub.raw_channel(Some((&id.cert_pem, &id.key_pem))).await)
+}
+
+async fn download_all(
+    axis: &mut AxisClient<tonic::transport::Channel>,
+    hub_id: u64,
+    offset: u64,
+    delivery: u64,
+) -> Vec<u8> {
+    let mut s = axis
+        .download(DownloadRequest {
+            hub_document_id: hub_id,
+            offset,
+            delivery_id: delivery,
+        })
+        .await
+        .expect("download")
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(c) = s.message().await.expect("chunk") {
+        assert_eq!(c.offset, offset + out.len() as u64);
+        assert!(c.data.len() < 4 << 20, "a chunk of {} bytes", c.data.len());
+        out.extend_from_slice(&c.data);
+    }
+    out
+}
+
+#[tokio::test]
+async fn inline_documents_above_the_delivery_limit_arrive_through_download() {
+    let hub = TestHub::start().await;
+    let g22 = hub.agency(G22).await;
+    hub.agency(H26).await;
+    // 9 MiB and a bit, sent inline (under the 16 MiB inline limit); and one
+    // of exactly 3 MiB, the delivery limit, which still travels inline.
+    let big: Vec<u8> = (0..(9u32 << 20) + 123).map(|i| (i * 31 % 251) as u8).collect();
+    let at_limit = vec![7u8; 3 << 20];
+    let sent = g22.send(sign(&g22, header(&[H26], "big/1"), &big)).await.unwrap();
+    g22.send(sign(&g22, header(&[H26], "big/2"), &at_limit)).await.unwrap();
+
+    let mut axis = default_limits_client(&hub, H26).await;
+    let mut s = axis
+        .receive(ReceiveRequest {
+            max_in_flight: 4,
+            follow: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let d = next(&mut s).await;
+    assert_eq!(d.hub_document_id, sent.hub_document_id);
+    assert!(d.payload_separate, "a 9 MiB inline document is downloaded");
+    let doc = d.document.clone().unwrap();
+    assert!(doc.payload.is_empty());
+    // The signed header is intact: it states the payload fetched below.
+    let h = DocumentHeader::decode(doc.header.as_slice()).unwrap();
+    assert_eq!(h.payload_size, big.len() as u64);
+    let got = download_all(&mut axis, d.hub_document_id, 0, d.delivery_id).await;
+    assert!(got == big, "the downloaded payload differs");
+    // From an offset, as a resumed download does.
+    let tail = download_all(&mut axis, d.hub_document_id, 5 << 20, d.delivery_id).await;
+    assert!(tail == big[5 << 20..], "the resumed tail differs");
+    axis.ack(AckRequest {
+        delivery_ids: vec![d.delivery_id],
+    })
+    .await
+    .unwrap();
+
+    let d = next(&mut s).await;
+    assert!(!d.payload_separate);
+    assert_eq!(d.document.unwrap().payload, at_limit);
+    axis.ack(AckRequest {
+        delivery_ids: vec![d.delivery_id],
+    })
+    .await
+    .unwrap();
+    assert!(s.message().await.unwrap().is_none(), "nothing more");
+
+    // The SDK's inbox path (download_to) takes such a delivery too, and the
+    // limit is configurable.
+    let mut hub = hub;
+    hub.stop().await;
+    hub.config.limits.max_inline_delivery = 1000;
+    hub.restart().await;
+    let g22 = hub.connect(&hub.pki.agency_dir(G22)).await;
+    let h26 = hub.connect(&hub.pki.agency_dir(H26)).await;
+    let small: Vec<u8> = (0..2000u32).map(|i| i as u8).collect();
+    g22.send(sign(&g22, header(&[H26], "big/3"), &small)).await.unwrap();
+    let mut s = h26.receive(4, false).await.unwrap();
+    let d = next(&mut s).await;
+    assert!(d.payload_separate);
+    let dir = tempfile::tempdir().unwrap();
+    let part = dir.path().join("big-3.part");
+    let sha = truc_core::sha256(&small);
+    let n = h26
+        .download_to(
+            d.hub_document_id,
+            d.delivery_id,
+            &part,
+            &sha,
+            small.len() as u64,
+            &|_, _| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, small.len() as u64);
+    assert_eq!(std::fs::read(&part).unwrap(), small);
+    h26.ack(vec![d.delivery_id]).await.unwrap();
 }

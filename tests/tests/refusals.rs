@@ -143,9 +143,32 @@ async fn document_refusals_store_nothing() {
     let doc = sign(g22, header(&[H26], "big/1"), &vec![7u8; 64 * 1024 + 1]);
     assert_refused(g22.send(doc).await, Code::ResourceExhausted, "at most 65536 bytes");
 
+    // Signed ten years, or six minutes, ahead of the hub's clock (5 minutes
+    // are allowed): by Send, and by an Upload, whose header is checked
+    // before any byte.
+    for (id, ahead_s) in [("future/1", 10 * 365 * 86_400), ("future/2", 360)] {
+        let mut h = header(&[H26], id);
+        h.signed_at_unix_ms = truc_core::now_unix_ms() + ahead_s * 1000;
+        assert_refused(
+            g22.send(sign(g22, h.clone(), b"x")).await,
+            Code::InvalidArgument,
+            "ahead of the hub's clock; at most 300000 ms is allowed",
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("future.pdf");
+        std::fs::write(&path, b"x").unwrap();
+        let doc = truc_client::transfer::sign_external(g22.identity(), h, truc_core::sha256(b"x"), 1).unwrap();
+        let err = g22.upload_file(doc, &path, &|_, _| {}).await.unwrap_err().to_string();
+        assert!(err.contains("ahead of the hub's clock"), "{err}");
+    }
+
     s.assert_nothing_stored().await;
     // The one queued document is intact.
     assert_eq!(truc_tests::drain(&s.h26, 4).await.len(), 2);
+    // A minute ahead (clocks differ a little) is accepted.
+    let mut h = header(&[H26], "future/3");
+    h.signed_at_unix_ms = truc_core::now_unix_ms() + 60_000;
+    g22.send(sign(g22, h, b"x")).await.unwrap();
 }
 
 #[tokio::test]

@@ -24,12 +24,16 @@
 //!                   "event": "ACCEPTED", "time_unix_ms": 1, "time": "…", "actor": "…", … } ] }
 //! ```
 //!
-//! Only `tree_head.{tree_head,signature,key_id}`, each receipt's `index`,
-//! `receipt` and `inclusion_proof`, and `complete_range` are checked. The
-//! other tree head fields must equal what the signed bytes say. The decoded
-//! receipt fields (`event`, `time`, `actor`, `from`, `document_id`,
-//! `recipient`, `status_code`, `description`) are for people reading the file:
-//! [`verify`] never reads them.
+//! The signed parts are `tree_head.{tree_head,signature,key_id}` and each
+//! receipt's `receipt` bytes, tied to the head by its `inclusion_proof`.
+//! Every other field is a copy for people reading the file, and [`verify`]
+//! requires it to be exactly what the signed bytes say: the tree head's
+//! `tree_size`, `root_hash` and `time_unix_ms`, and each receipt's `index`,
+//! `event`, `time_unix_ms`, `time`, `actor`, `from`, `document_id`,
+//! `recipient`, `status_code` and `description` (a field left out counts as
+//! empty). An edited word fails naming the receipt and the field, so what a
+//! verified export shows is what the hub signed. Fields the format does not
+//! define are refused. The JSON Schema is `docs/audit-export.schema.json`.
 //!
 //! `complete_range` is written only for a query without a document, agency
 //! or time filter; it claims that every index in `first..=last` is present,
@@ -90,6 +94,7 @@ pub enum AuditError {
 /// What an export was asked for. Informational: [`verify`] does not trust
 /// it (it is not signed).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// The document's sender, with `document_id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -157,6 +162,7 @@ impl AuditQuery {
 /// A signed tree head as written in an export: the signed bytes, signature
 /// and key id (checked) and the decoded fields (which must match).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ExportTreeHead {
     /// Hex of the serialized `TreeHead` the hub signed.
     pub tree_head: String,
@@ -197,6 +203,7 @@ impl ExportTreeHead {
 
 /// `complete_range`: every index in `first..=last` is in the export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct IndexRange {
     /// The first index.
     pub first: u64,
@@ -204,9 +211,11 @@ pub struct IndexRange {
     pub last: u64,
 }
 
-/// One receipt in an export: its exact bytes and inclusion proof (checked),
-/// and decoded fields for people (never checked, never trusted).
+/// One receipt in an export: its exact bytes and inclusion proof, and
+/// decoded fields for people, which [`verify`] requires to be exactly what
+/// the bytes say.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ExportReceipt {
     /// Leaf index in the log.
     pub index: u64,
@@ -272,9 +281,34 @@ impl ExportReceipt {
     }
 }
 
+impl ExportReceipt {
+    /// The first readable field that differs from `signed` (the same receipt
+    /// decoded from its signed bytes): its name, what is written, what is
+    /// signed.
+    fn first_edited_field(&self, signed: &ExportReceipt) -> Option<(&'static str, String, String)> {
+        let text = |name, a: &String, b: &String| (a != b).then(|| (name, format!("{a:?}"), format!("{b:?}")));
+        if self.time_unix_ms != signed.time_unix_ms {
+            return Some((
+                "time_unix_ms",
+                self.time_unix_ms.to_string(),
+                signed.time_unix_ms.to_string(),
+            ));
+        }
+        text("event", &self.event, &signed.event)
+            .or_else(|| text("time", &self.time, &signed.time))
+            .or_else(|| text("actor", &self.actor, &signed.actor))
+            .or_else(|| text("from", &self.from, &signed.from))
+            .or_else(|| text("document_id", &self.document_id, &signed.document_id))
+            .or_else(|| text("recipient", &self.recipient, &signed.recipient))
+            .or_else(|| text("status_code", &self.status_code, &signed.status_code))
+            .or_else(|| text("description", &self.description, &signed.description))
+    }
+}
+
 /// Receipts with their proofs and the one signed tree head they are proven
 /// against; see the [module documentation](self) for the JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuditExport {
     /// Always [`EXPORT_FORMAT`].
     pub format: String,
@@ -302,15 +336,22 @@ impl AuditExport {
             serde_json::from_str(json).map_err(|e| VerifyError::Format(format!("not JSON: {e}")))?;
         match v.get("format").and_then(|f| f.as_str()) {
             Some(EXPORT_FORMAT) => {}
-            Some(other) => {
-                return Err(VerifyError::Format(format!(
-                    "format is {other:?}, expected {EXPORT_FORMAT:?}"
-                )))
-            }
+            Some(other) => return Err(unknown_format(other)),
             None => return Err(VerifyError::Format(format!("no \"format\": {EXPORT_FORMAT:?}"))),
         }
         serde_json::from_value(v).map_err(|e| VerifyError::Format(e.to_string()))
     }
+}
+
+fn unknown_format(format: &str) -> VerifyError {
+    VerifyError::Format(if format.starts_with("truc-audit-export/") {
+        format!(
+            "format {format:?} is a version this truc does not know (it reads {EXPORT_FORMAT:?}); verify the file \
+             with the truc that wrote it or a later one"
+        )
+    } else {
+        format!("format is {format:?}, expected {EXPORT_FORMAT:?}")
+    })
 }
 
 /// List every receipt matching `query` and package them against one signed
@@ -455,11 +496,10 @@ pub enum VerifyError {
 /// Check an export offline with the hub's receipt public key (PEM): the tree
 /// head's key id and Ed25519 signature, that its written fields match the
 /// signed bytes, then each receipt in file order (its bytes decode, its
-/// `index` field equals the index it is listed at, indexes strictly
-/// increase, and its leaf hash is included at that index in the signed
-/// tree), and finally that no index of `complete_range` is missing.
-///
-/// The decoded fields of each receipt are ignored.
+/// `index` field equals the index it is listed at, every readable field
+/// equals what its bytes say, indexes strictly increase, and its leaf hash
+/// is included at that index in the signed tree), and finally that no index
+/// of `complete_range` is missing.
 pub fn verify(export_json: &str, hub_key_pem: &str) -> Result<VerifyReport, VerifyError> {
     let verifier = TreeHeadVerifier::from_pem(hub_key_pem).map_err(|e| VerifyError::Key(core_text(&e)))?;
     verify_export(&AuditExport::from_json(export_json)?, &verifier)
@@ -468,10 +508,7 @@ pub fn verify(export_json: &str, hub_key_pem: &str) -> Result<VerifyReport, Veri
 /// [`verify`] on a parsed export.
 pub fn verify_export(export: &AuditExport, verifier: &TreeHeadVerifier) -> Result<VerifyReport, VerifyError> {
     if export.format != EXPORT_FORMAT {
-        return Err(VerifyError::Format(format!(
-            "format is {:?}, expected {EXPORT_FORMAT:?}",
-            export.format
-        )));
+        return Err(unknown_format(&export.format));
     }
     let th = &export.tree_head;
     let sth = th.signed().map_err(VerifyError::TreeHead)?;
@@ -525,6 +562,11 @@ pub fn verify_export(export: &AuditExport, verifier: &TreeHeadVerifier) -> Resul
             return Err(fail(format!(
                 "it is listed at index {} but its signed bytes say index {}",
                 r.index, receipt.index
+            )));
+        }
+        if let Some((field, written, signed)) = r.first_edited_field(&ExportReceipt::new(r.index, &bytes, &[])) {
+            return Err(fail(format!(
+                "its {field} is written as {written} but the signed receipt bytes say {signed}"
             )));
         }
         if let Some((prev_index, prev_label)) = &previous {
@@ -724,6 +766,46 @@ impl fmt::Display for WatchState {
             rfc3339(self.time_unix_ms)
         )
     }
+}
+
+/// The signed tree heads the hub has from size `from_size` on, in increasing
+/// size, at most `max` of them (following pages): the sizes an auditor can
+/// ask a head or a consistency proof for. Each head is decoded from its
+/// signed bytes, and checked with `verifier` when one is given; a head out
+/// of order or below `from_size` is refused.
+pub async fn tree_heads(
+    client: &Client,
+    from_size: u64,
+    max: usize,
+    verifier: Option<&TreeHeadVerifier>,
+) -> Result<Vec<(SignedTreeHead, TreeHead)>, AuditError> {
+    let mut out: Vec<(SignedTreeHead, TreeHead)> = Vec::new();
+    let mut from = from_size;
+    while out.len() < max {
+        let limit = (max - out.len()).min(EXPORT_PAGE as usize) as u32;
+        let page = client.list_tree_heads(from, limit).await?;
+        for sth in page.tree_heads {
+            let head = match verifier {
+                Some(v) => v.verify(&sth).map_err(|e| bad_head("a tree head from the hub", e))?,
+                None => TreeHead::decode(sth.tree_head.as_slice())
+                    .map_err(|_| AuditError::BadTreeHead("the hub sent a malformed tree head".into()))?,
+            };
+            let floor = out.last().map_or(from_size, |(_, h)| h.tree_size + 1);
+            if head.tree_size < floor {
+                return Err(AuditError::BadTreeHead(format!(
+                    "the hub listed a tree head of size {} where sizes of at least {floor} were due",
+                    head.tree_size
+                )));
+            }
+            out.push((sth, head));
+        }
+        if page.next_from_size == 0 || page.next_from_size <= from {
+            break;
+        }
+        from = page.next_from_size;
+    }
+    out.truncate(max);
+    Ok(out)
 }
 
 /// The hub's latest signed tree head, verified.

@@ -24,8 +24,9 @@ use truc_proto::v1::axis_client::AxisClient;
 use truc_proto::v1::ops_client::OpsClient;
 use truc_proto::v1::{
     AckRequest, AddAgencyRequest, Agency, Delivery, DocumentHeader, GetConsistencyProofRequest, GetTreeHeadRequest,
-    ListAgenciesRequest, ListReceiptsRequest, ListReceiptsResponse, ProvenReceipt, ReceiveRequest, ReportStatusRequest,
-    SendRequest, SendResponse, SignedDocument, SignedTreeHead, StaffInfo, TrackRequest, TrackResponse,
+    ListAgenciesRequest, ListReceiptsRequest, ListReceiptsResponse, ListTreeHeadsRequest, ListTreeHeadsResponse,
+    ProvenReceipt, ReceiveRequest, ReportStatusRequest, SendRequest, SendResponse, SignedDocument, SignedTreeHead,
+    StaffInfo, TrackRequest, TrackResponse,
 };
 
 pub use truc_pki;
@@ -229,6 +230,14 @@ impl Client {
             }
             req.page_token = next;
         }
+    }
+
+    /// One page of the signed tree heads the hub has, from size
+    /// `from_size` on (`limit` 0: the hub's default), and the size to
+    /// continue from (0: none left now).
+    pub async fn list_tree_heads(&self, from_size: u64, limit: u32) -> Result<ListTreeHeadsResponse, Status> {
+        let req = ListTreeHeadsRequest { from_size, limit };
+        Ok(self.audit.clone().list_tree_heads(req).await?.into_inner())
     }
 
     /// Consistency proof between two tree sizes.

@@ -339,6 +339,21 @@ pub fn check_payload(header: &DocumentHeader, payload: &[u8]) -> Result<(), Core
     Ok(())
 }
 
+/// Refuse a header signed more than `max_ahead_ms` after `now_unix_ms` (the
+/// checking side's clock): a document cannot have been signed in the future,
+/// and a far-future time would mislead whoever reads it.
+pub fn check_signed_at(header: &DocumentHeader, now_unix_ms: i64, max_ahead_ms: u64) -> Result<(), CoreError> {
+    let ahead_ms = header.signed_at_unix_ms.saturating_sub(now_unix_ms);
+    if ahead_ms > 0 && ahead_ms as u64 > max_ahead_ms {
+        return Err(CoreError::SignedInFuture {
+            signed_at_unix_ms: header.signed_at_unix_ms,
+            ahead_ms,
+            max_ms: max_ahead_ms,
+        });
+    }
+    Ok(())
+}
+
 /// Run every check on a document sent by `caller` (the agency named by the
 /// mTLS certificate), cheapest first. The payload is checked when
 /// `check_inline_payload` is set (inline sends and received deliveries).

@@ -31,6 +31,20 @@ pub enum CoreError {
     /// Someone other than the calling agency signed or is named as sender.
     #[error("{0}")]
     SenderMismatch(String),
+    /// The header's signing time is further ahead of the hub's clock than
+    /// allowed.
+    #[error(
+        "signed_at_unix_ms {signed_at_unix_ms} is {ahead_ms} ms ahead of the hub's clock; at most {max_ms} ms is \
+         allowed: check the signing machine's clock and sign again"
+    )]
+    SignedInFuture {
+        /// The header's signing time, Unix ms.
+        signed_at_unix_ms: i64,
+        /// How far ahead of the hub's clock, ms.
+        ahead_ms: i64,
+        /// The skew allowed, ms.
+        max_ms: u64,
+    },
     /// A Merkle proof or signed tree head did not verify.
     #[error("proof does not verify: {0}")]
     BadProof(String),

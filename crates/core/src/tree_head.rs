@@ -153,8 +153,10 @@ impl TreeHeadVerifier {
     }
 
     /// Checks a receipt handed out by the hub: its signed tree head
-    /// verifies, the receipt decodes, and the receipt bytes are leaf
-    /// `receipt.index` of that tree head's tree (by the inclusion proof).
+    /// verifies, the receipt decodes, the receipt bytes are leaf
+    /// `receipt.index` of that tree head's tree (by the inclusion proof),
+    /// and the unsigned copies `leaf_index` and `tree_size`, when the hub
+    /// filled them (`tree_size` ≠ 0), equal the signed values.
     pub fn verify_proven_receipt(&self, r: &ProvenReceipt) -> Result<(Receipt, TreeHead), CoreError> {
         let sth = r
             .tree_head
@@ -162,6 +164,12 @@ impl TreeHeadVerifier {
             .ok_or_else(|| bad("proven receipt has no tree head"))?;
         let head = self.verify(sth)?;
         let receipt = Receipt::decode(r.receipt.as_slice()).map_err(|_| bad("receipt is malformed"))?;
+        if r.tree_size != 0 && (r.leaf_index, r.tree_size) != (receipt.index, head.tree_size) {
+            return Err(CoreError::BadProof(format!(
+                "leaf_index {} and tree_size {} disagree with the signed receipt index {} and tree size {}",
+                r.leaf_index, r.tree_size, receipt.index, head.tree_size
+            )));
+        }
         let proof = r
             .inclusion_proof
             .iter()

@@ -138,6 +138,11 @@ pub struct SigningConfig {
     pub trust_anchors: Vec<PathBuf>,
 }
 
+/// The largest `limits.max_inline_delivery`: 3.5 MiB, leaving room in
+/// gRPC's default 4 MiB message for the header (64 KiB at most) and the
+/// signer chain.
+pub const MAX_INLINE_DELIVERY: u64 = 3584 << 10;
+
 /// `[limits]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -145,6 +150,14 @@ pub struct LimitsConfig {
     /// Largest payload sent inline in one Send, bytes. Larger documents
     /// use the chunked Upload.
     pub max_inline_payload: u64,
+    /// Largest payload a Delivery carries inline, bytes. A document sent
+    /// inline with a larger payload is delivered with `payload_separate`
+    /// and downloaded, so that clients with gRPC's default 4 MiB receive
+    /// limit get it. At most [`MAX_INLINE_DELIVERY`].
+    pub max_inline_delivery: u64,
+    /// How far a document's `signed_at_unix_ms` may be ahead of the hub's
+    /// clock, seconds; later is refused (INVALID_ARGUMENT).
+    pub max_signed_at_ahead_seconds: u64,
     /// Largest document (payload) accepted by Upload, bytes.
     pub max_document_size: u64,
     /// Uploads left unfinished this long are deleted, hours.
@@ -176,6 +189,8 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             max_inline_payload: 16 * 1024 * 1024,
+            max_inline_delivery: 3 * 1024 * 1024,
+            max_signed_at_ahead_seconds: 300,
             max_document_size: 4 << 30,
             upload_expiry_hours: 24,
             payload_retention_seconds: 7 * 24 * 3600,
@@ -344,6 +359,11 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("TRUC_TLS_MIN_VERSION", "tls.min_version"),
     ("TRUC_SIGNING_TRUST_ANCHORS", "signing.trust_anchors"),
     ("TRUC_LIMITS_MAX_INLINE_PAYLOAD", "limits.max_inline_payload"),
+    ("TRUC_LIMITS_MAX_INLINE_DELIVERY", "limits.max_inline_delivery"),
+    (
+        "TRUC_LIMITS_MAX_SIGNED_AT_AHEAD_SECONDS",
+        "limits.max_signed_at_ahead_seconds",
+    ),
     ("TRUC_LIMITS_MAX_DOCUMENT_SIZE", "limits.max_document_size"),
     ("TRUC_LIMITS_UPLOAD_EXPIRY_HOURS", "limits.upload_expiry_hours"),
     (
@@ -480,6 +500,21 @@ impl Config {
                 "limits.max_inline_payload",
                 &self.limits.max_inline_payload,
                 "must be in 1..=1073741824",
+            ));
+        }
+        if !(1..=MAX_INLINE_DELIVERY).contains(&self.limits.max_inline_delivery) {
+            return Err(value(
+                "limits.max_inline_delivery",
+                &self.limits.max_inline_delivery,
+                "must be in 1..=3670016 (3.5 MiB: a delivery, with its header and signer chain, must fit gRPC's \
+                 default 4 MiB receive limit)",
+            ));
+        }
+        if self.limits.max_signed_at_ahead_seconds > 366 * 86_400 {
+            return Err(value(
+                "limits.max_signed_at_ahead_seconds",
+                &self.limits.max_signed_at_ahead_seconds,
+                "must be at most 31622400 (a year)",
             ));
         }
         if !(-720..=840).contains(&self.deadlines.utc_offset_minutes) {
@@ -630,6 +665,34 @@ mod tests {
         assert!(
             err.contains("delivery.max_attempts = 0 (from TRUC_DELIVERY_MAX_ATTEMPTS)"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn delivery_and_clock_limits() {
+        let cfg = Config::load(None, &env(&[])).unwrap();
+        assert_eq!(cfg.limits.max_inline_delivery, 3 << 20);
+        assert_eq!(cfg.limits.max_signed_at_ahead_seconds, 300);
+        // A delivery must fit a default client's 4 MiB receive limit.
+        let err = Config::load(None, &env(&[("TRUC_LIMITS_MAX_INLINE_DELIVERY", "4194304")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("limits.max_inline_delivery = 4194304 (from TRUC_LIMITS_MAX_INLINE_DELIVERY)")
+                && err.contains("4 MiB receive limit"),
+            "{err}"
+        );
+        let cfg = Config::load(
+            Some((
+                "t.toml",
+                "[limits]\nmax_inline_delivery = 1000\nmax_signed_at_ahead_seconds = 0\n",
+            )),
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(
+            (cfg.limits.max_inline_delivery, cfg.limits.max_signed_at_ahead_seconds),
+            (1000, 0)
         );
     }
 

@@ -120,6 +120,10 @@ pub(crate) struct Engine {
     reaper_wake: Notify,
     lease: Duration,
     max_attempts: u32,
+    /// Largest payload sent inside a Delivery; larger ones go out with
+    /// `payload_separate` for Download, so a client with gRPC's default
+    /// 4 MiB receive limit gets every delivery.
+    max_inline_delivery: u64,
     next_id: std::sync::atomic::AtomicU64,
     stop: watch::Receiver<bool>,
     metrics: Arc<crate::metrics::Metrics>,
@@ -130,6 +134,7 @@ impl Engine {
         store: Arc<dyn Store>,
         lease: Duration,
         max_attempts: u32,
+        max_inline_delivery: u64,
         stop: watch::Receiver<bool>,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Arc<Self> {
@@ -140,6 +145,7 @@ impl Engine {
             reaper_wake: Notify::new(),
             lease,
             max_attempts,
+            max_inline_delivery,
             next_id: 1.into(),
             stop,
             metrics,
@@ -457,15 +463,27 @@ impl Engine {
             self.reaper_wake.notify_one();
         }
         let lease_expires_unix_ms = truc_core::now_unix_ms() + self.lease.as_millis() as i64;
+        let mut document = item.document;
+        let mut payload_separate = item.payload_separate;
+        if let Some(d) = document
+            .as_mut()
+            .filter(|d| d.payload.len() as u64 > self.max_inline_delivery)
+        {
+            // Sent inline but too large for a default client's receive
+            // limit: the recipient downloads it (Download reads inline
+            // bodies too).
+            d.payload = Vec::new();
+            payload_separate = true;
+        }
         Some(Delivery {
             delivery_id: item.delivery_id,
             previous_attempts: item.attempts,
             lease_expires_unix_ms,
             hub_document_id: item.hub_document_id,
             accepted_at_unix_ms: item.accepted_at_unix_ms,
-            document: item.document,
+            document,
             status: item.status.map(status_notice),
-            payload_separate: item.payload_separate,
+            payload_separate,
         })
     }
 

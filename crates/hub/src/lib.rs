@@ -85,6 +85,11 @@ impl Shared {
         self.trust.signing()
     }
 
+    /// How far ahead of this hub's clock a document's signing time may be.
+    pub(crate) fn max_signed_at_ahead_ms(&self) -> u64 {
+        self.config.limits.max_signed_at_ahead_seconds.saturating_mul(1000)
+    }
+
     /// Run CPU-bound work (signature checks) off the reactor, on at most one
     /// thread per core.
     pub(crate) async fn on_cpu<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
@@ -189,6 +194,7 @@ async fn serve_with_admin(
         store.dyn_store(),
         lease,
         config.delivery.max_attempts,
+        config.limits.max_inline_delivery,
         stop_rx.clone(),
         metrics.clone(),
     );

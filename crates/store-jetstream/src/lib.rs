@@ -514,6 +514,14 @@ impl Store for JetStreamStore {
         self.fresh(self.inner.tree_head(tree_size))
     }
 
+    fn tree_heads(
+        &self,
+        from_size: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<(Vec<SignedTreeHead>, u64), StoreError>> {
+        self.fresh(self.inner.tree_heads(from_size, limit))
+    }
+
     fn set_agency_state(
         &self,
         code: AgencyCode,

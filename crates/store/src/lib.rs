@@ -500,6 +500,12 @@ pub trait Store: Send + Sync + 'static {
     /// the log had exactly `tree_size` leaves.
     fn tree_head(&self, tree_size: u64) -> BoxFuture<'_, Result<Option<SignedTreeHead>, StoreError>>;
 
+    /// Up to `limit` signed tree heads from size `from_size` on, in
+    /// increasing size (one per commit batch that appended receipts), and
+    /// the size to continue from (0: none left now).
+    fn tree_heads(&self, from_size: u64, limit: usize)
+        -> BoxFuture<'_, Result<(Vec<SignedTreeHead>, u64), StoreError>>;
+
     /// Suspend or resume an agency.
     fn set_agency_state(
         &self,

@@ -36,6 +36,8 @@ Environment variables:
   TRUC_TLS_MIN_VERSION             tls.min_version   (1.2 | 1.3)
   TRUC_SIGNING_TRUST_ANCHORS       signing.trust_anchors (identity's ca.pem)
   TRUC_LIMITS_MAX_INLINE_PAYLOAD   limits.max_inline_payload (16777216)
+  TRUC_LIMITS_MAX_INLINE_DELIVERY  limits.max_inline_delivery (3145728; larger payloads are downloaded)
+  TRUC_LIMITS_MAX_SIGNED_AT_AHEAD_SECONDS limits.max_signed_at_ahead_seconds (300)
   TRUC_LIMITS_MAX_DOCUMENT_SIZE    limits.max_document_size (4294967296)
   TRUC_LIMITS_UPLOAD_EXPIRY_HOURS  limits.upload_expiry_hours (24)
   TRUC_LIMITS_PAYLOAD_RETENTION_SECONDS limits.payload_retention_seconds (604800: 7 days after the last copy)

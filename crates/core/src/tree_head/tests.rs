@@ -184,6 +184,8 @@ fn proven(tree: &MemoryTree, s: &TreeHeadSigner, bytes: &[Vec<u8>], index: u64) 
             .iter()
             .map(|h| h.to_vec())
             .collect(),
+        leaf_index: index,
+        tree_size: size,
     }
 }
 
@@ -254,4 +256,15 @@ fn bad_proven_receipts_are_refused() {
     let mut p = good.clone();
     p.tree_head = Some(s.sign(5, &merkle::root(5, &tree).unwrap(), 99));
     assert!(is_bad_proof(v.verify_proven_receipt(&p)));
+    // The unsigned copies of the index and size must equal the signed ones;
+    // a hub that predates them leaves both 0.
+    let mut p = good.clone();
+    p.leaf_index = 2;
+    assert!(is_bad_proof(v.verify_proven_receipt(&p)));
+    let mut p = good.clone();
+    p.tree_size = 7;
+    assert!(is_bad_proof(v.verify_proven_receipt(&p)));
+    let mut p = good.clone();
+    (p.leaf_index, p.tree_size) = (0, 0);
+    v.verify_proven_receipt(&p).unwrap();
 }

@@ -9,15 +9,23 @@ use truc_core::{AgencyCode, Principal};
 use truc_proto::v1::audit_server::Audit;
 use truc_proto::v1::{
     GetConsistencyProofRequest, GetConsistencyProofResponse, GetTreeHeadRequest, ListReceiptsRequest,
-    ListReceiptsResponse, SignedTreeHead,
+    ListReceiptsResponse, ListTreeHeadsRequest, ListTreeHeadsResponse, SignedTreeHead,
 };
 use truc_store::{ReceiptFilter, ReceiptQuery};
 
 use crate::{auth, status, Shared};
 
-/// Default and largest page of receipts.
+/// Default and largest page of receipts (and of tree heads).
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;
+
+fn page_size(field: &str, n: u32) -> Result<usize, Status> {
+    match n {
+        0 => Ok(DEFAULT_PAGE as usize),
+        n if n <= MAX_PAGE => Ok(n as usize),
+        n => Err(Status::invalid_argument(format!("{field} {n} is more than {MAX_PAGE}"))),
+    }
+}
 
 pub(crate) struct AuditService(pub(crate) Arc<Shared>);
 
@@ -54,15 +62,7 @@ impl Audit for AuditService {
             (true, false) => ReceiptFilter::Agency(AgencyCode::parse(&r.agency).map_err(status::from_core)?),
             (false, false) => return Err(Status::invalid_argument("give a document or an agency, not both")),
         };
-        let page_size = match r.page_size {
-            0 => DEFAULT_PAGE,
-            n if n <= MAX_PAGE => n,
-            n => {
-                return Err(Status::invalid_argument(format!(
-                    "page_size {n} is more than {MAX_PAGE}"
-                )))
-            }
-        };
+        let page_size = page_size("page_size", r.page_size)?;
         let page = self
             .0
             .store
@@ -71,7 +71,7 @@ impl Audit for AuditService {
                 since_unix_ms: r.since_unix_ms,
                 until_unix_ms: r.until_unix_ms,
                 page_token: r.page_token,
-                page_size: page_size as usize,
+                page_size,
                 visible_to,
             })
             .await
@@ -80,6 +80,25 @@ impl Audit for AuditService {
             tree_head: Some(page.tree_head),
             receipts: page.receipts,
             next_page_token: page.next_page_token,
+        }))
+    }
+
+    async fn list_tree_heads(
+        &self,
+        req: Request<ListTreeHeadsRequest>,
+    ) -> Result<Response<ListTreeHeadsResponse>, Status> {
+        scope(&req)?;
+        let r = req.into_inner();
+        let limit = page_size("limit", r.limit)?;
+        let (tree_heads, next_from_size) = self
+            .0
+            .store
+            .tree_heads(r.from_size, limit)
+            .await
+            .map_err(status::from_store)?;
+        Ok(Response::new(ListTreeHeadsResponse {
+            tree_heads,
+            next_from_size,
         }))
     }
 

@@ -12,8 +12,10 @@ use truc_store::PayloadRef;
 
 use crate::{auth, status, Shared};
 
-/// Size of the chunks Download sends.
-pub(crate) const DOWNLOAD_CHUNK: usize = 4 << 20;
+/// Size of the chunks Download sends: under 4 MiB with the message's own
+/// fields, so a client with gRPC's default receive limit takes them, and a
+/// whole number of 4 KiB blocks for `O_DIRECT` reads.
+pub(crate) const DOWNLOAD_CHUNK: usize = (4 << 20) - (64 << 10);
 
 pub(crate) async fn download(
     shared: &Arc<Shared>,

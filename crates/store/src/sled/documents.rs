@@ -276,6 +276,7 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
         hub_document_id: hub_id,
         header_sha256: doc.header_sha256.to_vec(),
         detail: to.iter().map(AgencyCode::as_str).collect::<Vec<_>>().join(","),
+        recipients: to.iter().map(AgencyCode::to_string).collect(),
         business_type: doc.business_type,
         reference_document_id: doc.reference_document_id.clone(),
         ..Default::default()

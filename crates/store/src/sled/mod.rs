@@ -685,6 +685,18 @@ impl Store for Arc<SledStore> {
         }))
     }
 
+    fn tree_heads(
+        &self,
+        from_size: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<(Vec<SignedTreeHead>, u64), StoreError>> {
+        let handles = self.handles.clone();
+        Box::pin(blocking(move || {
+            let tree = handles.tree()?;
+            proofs::tree_heads(&tree, from_size, limit)
+        }))
+    }
+
     fn set_agency_state(
         &self,
         code: AgencyCode,

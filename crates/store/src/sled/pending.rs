@@ -157,6 +157,8 @@ impl<'t> Pending<'t> {
         }
         let actor_agency = receipt.actor.strip_prefix("urn:truc:agency:").unwrap_or("");
         let mut named: Vec<&str> = vec![receipt.from.as_str(), receipt.recipient.as_str(), actor_agency];
+        // ACCEPTED: the recipients too, so an agency finds what was sent to it.
+        named.extend(receipt.recipients.iter().map(String::as_str));
         named.retain(|a| !a.is_empty());
         named.sort_unstable();
         named.dedup();

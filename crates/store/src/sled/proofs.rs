@@ -46,6 +46,21 @@ pub(super) fn tree_head_at(tree: &sled::Tree, size: u64) -> Result<Option<Signed
         .transpose()
 }
 
+/// Up to `limit` signed tree heads from size `from` on, in increasing size,
+/// and the size to continue from (0: none left).
+pub(super) fn tree_heads(tree: &sled::Tree, from: u64, limit: usize) -> Result<(Vec<SignedTreeHead>, u64), StoreError> {
+    let mut heads = Vec::new();
+    for kv in tree.range(keys::tree_head(from)..=keys::tree_head(u64::MAX)) {
+        let (k, v) = kv?;
+        let size = keys::queue_item_id(&k).unwrap_or(0);
+        if heads.len() == limit {
+            return Ok((heads, size));
+        }
+        heads.push(decode_head(&v, size)?);
+    }
+    Ok((heads, 0))
+}
+
 /// Serialized receipt `index`.
 pub(super) fn receipt_bytes(tree: &sled::Tree, index: u64) -> Result<Vec<u8>, StoreError> {
     let value = tree
@@ -61,6 +76,8 @@ pub(super) fn proven_at(tree: &sled::Tree, index: u64, size: u64) -> Result<Prov
         receipt: receipt_bytes(tree, index)?,
         tree_head: None,
         inclusion_proof: proof.into_iter().map(|h| h.to_vec()).collect(),
+        leaf_index: index,
+        tree_size: size,
     })
 }
 

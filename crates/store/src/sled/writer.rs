@@ -66,6 +66,8 @@ impl Committed {
             receipt: bytes.clone(),
             tree_head: Some(head.clone()),
             inclusion_proof: proof.into_iter().map(|h| h.to_vec()).collect(),
+            leaf_index: index,
+            tree_size: self.tree_size,
         })
     }
 }

@@ -162,6 +162,33 @@ pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The notice's words as its signed STATUS_REPORTED receipt states them
+/// (the notice's own fields are unsigned copies); the notice as it came,
+/// marked, if the receipt is missing or does not decode.
+fn signed_notice(n: &truc_proto::v1::StatusNotice) -> truc_proto::v1::StatusNotice {
+    let receipt = n
+        .receipt
+        .as_ref()
+        .and_then(|p| truc_proto::v1::Receipt::decode(p.receipt.as_slice()).ok());
+    match receipt {
+        Some(r) => truc_proto::v1::StatusNotice {
+            document_from: r.from,
+            document_id: r.document_id,
+            hub_document_id: r.hub_document_id,
+            reporter: r.actor.strip_prefix("urn:truc:agency:").unwrap_or(&r.actor).to_string(),
+            code: r.status_code,
+            description: r.description,
+            staff: r.staff,
+            time_unix_ms: r.time_unix_ms,
+            receipt: n.receipt.clone(),
+        },
+        None => truc_proto::v1::StatusNotice {
+            reporter: format!("{} (unsigned: the notice has no receipt)", n.reporter),
+            ..n.clone()
+        },
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub(crate) struct InboxArgs {
     /// Keep the stream open and receive new documents as they arrive.
@@ -194,6 +221,8 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
         if let Some(n) = &d.status {
             client.ack(vec![d.delivery_id]).await?;
             count += 1;
+            // What is shown is what the hub signed: the notice's receipt.
+            let n = &signed_notice(n);
             if a.conn.json {
                 let v = serde_json::json!({
                     "delivery_id": d.delivery_id, "status": n.code, "reporter": n.reporter,

@@ -21,13 +21,34 @@ pub(crate) enum AuditCommand {
     /// List receipts of a document, of an agency, or of a time range, oldest
     /// first; --out exports them with their proofs and the signed tree head.
     Receipts(ReceiptsArgs),
-    /// Check an export offline: the tree head's signature, and each
-    /// receipt's inclusion in it. Exits 1 naming the first receipt that
-    /// fails.
+    /// Check an export offline: the tree head's signature, each receipt's
+    /// inclusion in it, and that every readable field (event, time, actor,
+    /// …) is what the signed bytes say. Exits 1 naming the first receipt
+    /// and field that fails; refuses a format version it does not know
+    /// (docs/audit-export.schema.json describes truc-audit-export/1).
     Verify(VerifyArgs),
     /// Keep the last signed tree head seen in a state file and prove that
     /// every new one extends it, so a rewritten history is detected.
     Watch(WatchArgs),
+    /// List the signed tree heads the hub has (one per commit batch), in
+    /// increasing size: the sizes to ask a head or a consistency proof for.
+    Heads(HeadsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct HeadsArgs {
+    /// The smallest tree size to list.
+    #[arg(long, value_name = "SIZE", default_value_t = 0)]
+    from: u64,
+    /// Most heads to list.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    limit: u64,
+    /// Check each head's signature with the hub's receipt public key
+    /// (PKI/hub/receipts.pub).
+    #[arg(long, value_name = "PATH")]
+    hub_key: Option<PathBuf>,
+    #[command(flatten)]
+    conn: Conn,
 }
 
 /// The hub's receipt public key.
@@ -102,7 +123,52 @@ pub(crate) async fn run(cmd: AuditCommand) -> anyhow::Result<()> {
         AuditCommand::Receipts(a) => receipts(a).await,
         AuditCommand::Verify(a) => verify(a),
         AuditCommand::Watch(a) => watch(a).await,
+        AuditCommand::Heads(a) => heads(a).await,
     }
+}
+
+async fn heads(a: HeadsArgs) -> anyhow::Result<()> {
+    let verifier = a.hub_key.as_deref().map(load_key).transpose()?;
+    let client = a.conn.client().await?;
+    let heads = audit::tree_heads(&client, a.from, a.limit as usize, verifier.as_ref()).await?;
+    if a.conn.json {
+        for (sth, head) in &heads {
+            println!(
+                "{}",
+                json!({
+                    "tree_size": head.tree_size, "root_hash": truc_core::hex(&head.root_hash),
+                    "time_unix_ms": head.time_unix_ms, "tree_head": truc_core::hex(&sth.tree_head),
+                    "signature": truc_core::hex(&sth.signature), "key_id": truc_core::hex(&sth.key_id),
+                })
+            );
+        }
+        return Ok(());
+    }
+    let width = heads
+        .iter()
+        .map(|(_, h)| h.tree_size.to_string().len())
+        .max()
+        .unwrap_or(0)
+        .max("SIZE".len());
+    println!("{:>width$}  {:<23}  ROOT", "SIZE", "SIGNED AT");
+    for (_, head) in &heads {
+        println!(
+            "{:>width$}  {:<23}  {}",
+            head.tree_size,
+            output::time(head.time_unix_ms),
+            truc_core::hex(&head.root_hash)
+        );
+    }
+    println!(
+        "{} signed tree heads{}",
+        heads.len(),
+        if verifier.is_some() {
+            " (every signature verified)"
+        } else {
+            ""
+        }
+    );
+    Ok(())
 }
 
 fn load_key(path: &Path) -> anyhow::Result<TreeHeadVerifier> {

@@ -25,7 +25,9 @@ One CLI for Truc, the document interconnection axis.
   truc send|inbox                 an agency sends and receives documents
   truc status|track               business statuses (01–06, 13, 15, 16) and tracking
   truc ops …                      an operator: agencies, queues, dead letters, trace, reload
-  truc audit receipts|verify|watch an auditor queries receipts, verifies them offline, watches the log
+  truc audit receipts|verify|watch|heads
+                                  an auditor queries receipts, verifies them offline, watches the log,
+                                  lists the signed tree heads
 
 Commands that talk to a hub take --hub (env TRUC_HUB) and --identity (env
 TRUC_IDENTITY): the identity directory written by `truc pki issue`. Read

@@ -87,9 +87,15 @@ async fn verify(
     doc: SignedDocument,
 ) -> Result<(SignedDocument, Result<CheckedHeader, truc_core::CoreError>), Status> {
     let trust = shared.signing_trust();
+    let max_ahead_ms = shared.max_signed_at_ahead_ms();
     shared
         .on_cpu(move || {
-            let r = truc_core::document::verify_document(&doc, Some(&caller), &trust, UnixTime::now(), false);
+            let r = truc_core::document::verify_document(&doc, Some(&caller), &trust, UnixTime::now(), false).and_then(
+                |c| {
+                    truc_core::document::check_signed_at(&c.header, truc_core::now_unix_ms(), max_ahead_ms)?;
+                    Ok(c)
+                },
+            );
             (doc, r)
         })
         .await
