@@ -6,7 +6,7 @@
 //! services, the store's writer). Per-agency gauges — queue depth, oldest
 //! item, dead letters, overdue urgent items, streams — are read at scrape
 //! time by the same function as `Ops.ListQueues` (`truc ops queues`),
-//! [`crate::queues`], so the two agree.
+//! `crate::queues`, so the two agree.
 //!
 //! | metric | type | labels |
 //! |---|---|---|

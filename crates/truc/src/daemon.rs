@@ -109,10 +109,10 @@ pub struct Args {
 pub enum Command {
     /// Move the hub's state between sled and JetStream, offline, with
     /// receipts, tree heads and proofs unchanged. Uses the same
-    /// configuration as serving: data_dir and [store].
+    /// configuration as serving: data_dir and the store section.
     Migrate {
         /// `to-jetstream`: the sled store in data_dir (no hub running on it)
-        /// becomes the first entry of the empty log that [store] names.
+        /// becomes the first entry of the empty log the store section names.
         /// `to-sled`: data_dir becomes a full, flushed copy of that log's
         /// state, served afterwards with store.backend = "sled" (stop every
         /// hub first).
@@ -131,7 +131,7 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Repair {
         /// Accept losing the damaged part: it is moved aside (into
-        /// bodies/lost-<time>/, never deleted), the signed-head file is
+        /// bodies/lost-TIME/, never deleted), the signed-head file is
         /// rewritten from what remains, and an operator receipt records
         /// what was dropped. Restore a backup instead if you have one.
         #[arg(long)]
