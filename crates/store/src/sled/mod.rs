@@ -344,7 +344,7 @@ impl SledStore {
         let head_file = recovery::check_signed_head(&tree, opts, &meta, &torn, &mut recovered)?;
         log::cut_torn_tails(&opts.path, &torn)?;
         if opts.replicator.is_none() {
-            recovery::mark_checked(&db, &tree)?;
+            recovery::mark_checked(&db, &tree, &opts.path)?;
         }
         meta.torn_tails_cut = true;
         meta.signed_head_file = true;

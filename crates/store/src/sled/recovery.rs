@@ -288,19 +288,28 @@ pub(super) fn check_signed_head(
 
 /// Record in sled that the open's checks are in force (torn tails cut,
 /// signed-head file written): later opens hold the store to them.
-pub(super) fn mark_checked(db: &sled::Db, tree: &sled::Tree) -> Result<(), StoreError> {
+pub(super) fn mark_checked(db: &sled::Db, tree: &sled::Tree, path: &Path) -> Result<(), StoreError> {
     let mut meta = read_meta(tree)?.unwrap_or(Meta {
         next_hub_id: 1,
         payload_refs_counted: true,
         ..Meta::default()
     });
-    if meta.torn_tails_cut && meta.signed_head_file {
-        return Ok(());
-    }
     meta.torn_tails_cut = true;
     meta.signed_head_file = true;
-    tree.insert(keys::meta(), meta.encode_to_vec())?;
-    db.flush()?;
+    // Written and flushed at every open, also when unchanged: a database
+    // that cannot take a write fails here, at start, not at the first
+    // commit.
+    tree.insert(keys::meta(), meta.encode_to_vec())
+        .and_then(|_| db.flush())
+        .map_err(|e| {
+            StoreError::Damaged(Damage {
+                file: path.join("db"),
+                offset: None,
+                what: format!("sled's database does not take a write at start ({e})"),
+                lost: "the hub's ability to commit anything".into(),
+                repairable: false,
+            })
+        })?;
     Ok(())
 }
 
