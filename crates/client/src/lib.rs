@@ -419,13 +419,29 @@ pub fn sign_with(
     header: &mut DocumentHeader,
     payload: Vec<u8>,
 ) -> Result<SignedDocument, ClientError> {
+    let digest = truc_core::sha256(&payload);
+    sign_header(signer, identity, header, digest, payload.len() as u64, payload)
+}
+
+/// Fill in `from` (the identity's agency), the payload's digest and size and
+/// the signing time when unset, serialize the header once and sign exactly
+/// those bytes: the one place a document is signed, for inline payloads
+/// ([`sign_with`]) and payloads sent apart ([`transfer::sign_external`]).
+pub(crate) fn sign_header(
+    signer: &DocumentSigner,
+    identity: &Identity,
+    header: &mut DocumentHeader,
+    sha256: [u8; 32],
+    size: u64,
+    payload: Vec<u8>,
+) -> Result<SignedDocument, ClientError> {
     if let Some(code) = identity.principal.agency() {
         if header.from.is_empty() {
             header.from = code.to_string();
         }
     }
-    header.payload_sha256 = truc_core::sha256(&payload).to_vec();
-    header.payload_size = payload.len() as u64;
+    header.payload_sha256 = sha256.to_vec();
+    header.payload_size = size;
     if header.signed_at_unix_ms == 0 {
         header.signed_at_unix_ms = truc_core::now_unix_ms();
     }

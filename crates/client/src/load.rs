@@ -198,14 +198,9 @@ pub fn agency_codes(role: char, n: usize) -> Vec<String> {
 /// A priority name (`thuong`, `khan`, `thuong-khan`, `hoa-toc`,
 /// `hoa-toc-hen-gio`, English names, or 0..=4).
 pub fn parse_priority(s: &str) -> Result<i32, LoadError> {
-    Ok(match s.to_ascii_lowercase().replace(['_', ' '], "-").as_str() {
-        "0" | "thuong" | "normal" => Priority::Normal,
-        "1" | "khan" | "urgent" => Priority::Urgent,
-        "2" | "thuong-khan" | "very-urgent" => Priority::VeryUrgent,
-        "3" | "hoa-toc" | "express" => Priority::Express,
-        "4" | "hoa-toc-hen-gio" | "timed-express" => Priority::TimedExpress,
-        _ => return Err(LoadError::new(format!("unknown priority {s:?}"))),
-    } as i32)
+    truc_core::priority::parse(s)
+        .map(|p| p as i32)
+        .map_err(|e| LoadError::new(e.to_string()))
 }
 
 /// A priority mix `NAME=WEIGHT,…`, e.g. `thuong=90,khan=9,hoa-toc=1`

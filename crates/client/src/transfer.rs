@@ -68,25 +68,7 @@ pub fn sign_external(
     size: u64,
 ) -> Result<SignedDocument, ClientError> {
     let signer = identity.signer()?;
-    if let Some(code) = identity.principal.agency() {
-        if header.from.is_empty() {
-            header.from = code.to_string();
-        }
-    }
-    header.payload_sha256 = sha256.to_vec();
-    header.payload_size = size;
-    if header.signed_at_unix_ms == 0 {
-        header.signed_at_unix_ms = truc_core::now_unix_ms();
-    }
-    let bytes = prost::Message::encode_to_vec(&header);
-    let signature = signer.sign(&bytes)?;
-    Ok(SignedDocument {
-        header: bytes,
-        signature,
-        signature_scheme: signer.scheme(),
-        signer_chain: vec![identity.cert_der.clone()],
-        payload: Vec::new(),
-    })
+    crate::sign_header(&signer, identity, &mut header, sha256, size, Vec::new())
 }
 
 impl Client {

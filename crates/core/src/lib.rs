@@ -10,6 +10,7 @@ pub mod document;
 mod error;
 pub mod merkle;
 pub mod principal;
+pub mod priority;
 pub mod tree_head;
 
 pub use agency::AgencyCode;

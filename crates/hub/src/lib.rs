@@ -436,7 +436,7 @@ async fn latest(store: &dyn Store) -> Result<(u64, String), HubError> {
     };
     let h = truc_proto::v1::TreeHead::decode(signed.tree_head.as_slice())
         .map_err(|_| HubError::Store(truc_store::StoreError::Corrupt("tree head".into())))?;
-    let hex: String = h.root_hash.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = truc_core::hex(&h.root_hash);
     Ok((h.tree_size, hex))
 }
 

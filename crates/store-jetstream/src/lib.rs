@@ -51,6 +51,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, kv, object_store, stream};
 use tokio_stream::StreamExt;
+use truc_core::hex;
 use truc_core::tree_head::TreeHeadSigner;
 use truc_core::AgencyCode;
 use truc_proto::v1::{SignedTreeHead, TrackResponse};
@@ -329,10 +330,6 @@ async fn payload_bucket(
     })
     .await
     .map_err(|e| unavailable("creating the payload object store", e))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl JetStreamStore {

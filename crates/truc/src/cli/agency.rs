@@ -45,14 +45,7 @@ pub(crate) struct SendArgs {
 }
 
 fn parse_priority(s: &str) -> anyhow::Result<Priority> {
-    Ok(match s.to_ascii_lowercase().replace(['_', ' '], "-").as_str() {
-        "0" | "thuong" | "normal" => Priority::Normal,
-        "1" | "khan" | "urgent" => Priority::Urgent,
-        "2" | "thuong-khan" | "very-urgent" => Priority::VeryUrgent,
-        "3" | "hoa-toc" | "express" => Priority::Express,
-        "4" | "hoa-toc-hen-gio" | "timed-express" => Priority::TimedExpress,
-        _ => anyhow::bail!("unknown priority {s:?}: use thuong, khan, thuong-khan, hoa-toc, hoa-toc-hen-gio or 0..=4"),
-    })
+    Ok(truc_core::priority::parse(s)?)
 }
 
 pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {

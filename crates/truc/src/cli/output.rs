@@ -1,7 +1,7 @@
 //! Printing: tables for people, JSON for scripts, and error text.
 
 use serde_json::{json, Value};
-use truc_proto::v1::{DocumentHeader, Priority, ProvenReceipt, SendResponse};
+use truc_proto::v1::{DocumentHeader, ProvenReceipt, SendResponse};
 
 /// An error as one line: a gRPC status shows its code and message only.
 pub(crate) fn error_text(e: &anyhow::Error) -> String {
@@ -12,14 +12,7 @@ pub(crate) fn error_text(e: &anyhow::Error) -> String {
 }
 
 pub(crate) fn priority_name(p: i32) -> &'static str {
-    match Priority::try_from(p) {
-        Ok(Priority::Normal) => "thường",
-        Ok(Priority::Urgent) => "khẩn",
-        Ok(Priority::VeryUrgent) => "thượng khẩn",
-        Ok(Priority::Express) => "hỏa tốc",
-        Ok(Priority::TimedExpress) => "hỏa tốc hẹn giờ",
-        Err(_) => "?",
-    }
+    truc_core::priority::name(p)
 }
 
 pub(crate) fn header_json(h: &DocumentHeader) -> Value {
