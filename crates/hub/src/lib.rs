@@ -134,14 +134,15 @@ async fn serve_with_admin(
     let (admin_stop, admin_stop_rx) = watch::channel(false);
     let admin_task = admin_listener.map(|l| admin::spawn(l, admin.clone(), admin_stop_rx));
     let identity = &config.identity;
-    let read = |name: &str| -> Result<Vec<u8>, HubError> {
-        let p = identity.join(name);
-        std::fs::read(&p).map_err(|e| HubError::Identity(format!("{}: {e}", p.display())))
-    };
-    let receipts_key = PrivatePkcs8KeyDer::from_pem_slice(&read("receipts.key")?)
-        .map_err(|e| HubError::Identity(format!("{}: {e}", identity.join("receipts.key").display())))?;
-    let signer = TreeHeadSigner::from_pkcs8(receipts_key.secret_pkcs8_der())
-        .map_err(|e| HubError::Identity(format!("{}: {e}", identity.join("receipts.key").display())))?;
+    let signer = load_signer(identity)?;
+    if config.store.backend == "jetstream" && !config.store.nats_plaintext {
+        let key = config
+            .store
+            .nats_key
+            .clone()
+            .unwrap_or_else(|| identity.join("key.pem"));
+        check_key(&key)?;
+    }
 
     let default_ca = [identity.join("ca.pem")];
     let pick = |v: &[std::path::PathBuf]| {
@@ -357,9 +358,16 @@ async fn collect_payloads(
     }
 }
 
+/// Refuse a private key file that group or others may read (with the
+/// `chmod` to run).
+pub(crate) fn check_key(path: &Path) -> Result<(), HubError> {
+    truc_pki::check_private_key_file(path).map_err(|e| HubError::Identity(e.to_string()))
+}
+
 /// The receipt-signing key of the identity directory.
 fn load_signer(identity: &std::path::Path) -> Result<TreeHeadSigner, HubError> {
     let path = identity.join("receipts.key");
+    check_key(&path)?;
     let pem = std::fs::read(&path).map_err(|e| HubError::Identity(format!("{}: {e}", path.display())))?;
     let key =
         PrivatePkcs8KeyDer::from_pem_slice(&pem).map_err(|e| HubError::Identity(format!("{}: {e}", path.display())))?;

@@ -100,6 +100,7 @@ fn certified_key(files: &TrustFiles) -> Result<Arc<CertifiedKey>, HubError> {
         .map_err(|e| bad(&files.hub_cert, e.to_string()))?
         .collect::<Result<_, _>>()
         .map_err(|e| bad(&files.hub_cert, e.to_string()))?;
+    crate::check_key(&files.hub_key)?;
     let key = PrivateKeyDer::from_pem_file(&files.hub_key).map_err(|e| bad(&files.hub_key, e.to_string()))?;
     let provider = rustls::crypto::ring::default_provider();
     let signing_key = provider
