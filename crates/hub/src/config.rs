@@ -104,8 +104,12 @@ pub struct TlsConfig {
     /// the `ca.pem` of the hub's identity directory.
     pub client_ca: Vec<PathBuf>,
     /// CRL files (PEM); certificates listed there are refused for TLS and
-    /// for signing.
-    pub crl: Vec<PathBuf>,
+    /// for signing. Unset: the `crl.pem` of the CA directory the identity
+    /// sits in (`truc pki init` writes `PKI/crl.pem` beside `PKI/hub/`); if
+    /// there is none the hub refuses to start. `"none"`: no revocation
+    /// checks, on purpose (the hub warns at start and in `ops reload` and
+    /// `/metrics`).
+    pub crl: CrlSetting,
     /// How often to look for changed CRL, CA and hub certificate files, ms.
     pub reload_poll_ms: u64,
     /// Oldest TLS version accepted: "1.2" or "1.3".
@@ -116,10 +120,74 @@ impl Default for TlsConfig {
     fn default() -> Self {
         Self {
             client_ca: Vec::new(),
-            crl: Vec::new(),
+            crl: CrlSetting::Default,
             reload_poll_ms: 2000,
             min_version: "1.2".into(),
         }
+    }
+}
+
+/// `tls.crl`: where revocations come from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CrlSetting {
+    /// Not set (or `[]`): `crl.pem` in the parent of the identity
+    /// directory, which must exist ([`CrlSetting::default_path`]).
+    #[default]
+    Default,
+    /// These files.
+    Files(Vec<PathBuf>),
+    /// `"none"`: no revocation checks, chosen explicitly.
+    None,
+}
+
+impl CrlSetting {
+    /// The setting for a list of paths as flags and variables give them:
+    /// empty is the default, `["none"]` is none.
+    pub fn from_paths(paths: Vec<PathBuf>) -> CrlSetting {
+        match paths.as_slice() {
+            [] => CrlSetting::Default,
+            [one] if one.as_os_str() == "none" => CrlSetting::None,
+            _ => CrlSetting::Files(paths),
+        }
+    }
+
+    /// Where the CRL is looked for when `tls.crl` is not set: `crl.pem` in
+    /// the CA directory that holds the identity directory (`pki/crl.pem`
+    /// for `pki/hub`).
+    pub fn default_path(identity: &std::path::Path) -> PathBuf {
+        match identity.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.join("crl.pem"),
+            _ => PathBuf::from("crl.pem"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for CrlSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CrlSetting;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of CRL files, or \"none\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<CrlSetting, E> {
+                if v == "none" {
+                    Ok(CrlSetting::None)
+                } else {
+                    Err(E::custom(format!(
+                        "expected a list of CRL files, e.g. [{v:?}], or \"none\"; got {v:?}"
+                    )))
+                }
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<CrlSetting, A::Error> {
+                let mut paths = Vec::new();
+                while let Some(p) = seq.next_element::<PathBuf>()? {
+                    paths.push(p);
+                }
+                Ok(CrlSetting::from_paths(paths))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -427,6 +495,15 @@ impl Config {
                 "must be \"1.2\" or \"1.3\"",
             ));
         }
+        if let CrlSetting::Files(files) = &self.tls.crl {
+            if files.iter().any(|p| p.as_os_str() == "none") {
+                return Err(value(
+                    "tls.crl",
+                    &format!("{files:?}"),
+                    "\"none\" turns revocation checks off and cannot be listed with CRL files",
+                ));
+            }
+        }
         if self.tls.reload_poll_ms < 100 {
             return Err(value(
                 "tls.reload_poll_ms",
@@ -629,7 +706,39 @@ mod tests {
     #[test]
     fn path_lists_from_env() {
         let cfg = Config::load(None, &env(&[("TRUC_TLS_CRL", "a.pem,b.pem")])).unwrap();
-        assert_eq!(cfg.tls.crl, vec![PathBuf::from("a.pem"), PathBuf::from("b.pem")]);
+        assert_eq!(
+            cfg.tls.crl,
+            CrlSetting::Files(vec![PathBuf::from("a.pem"), PathBuf::from("b.pem")])
+        );
+    }
+
+    #[test]
+    fn crl_is_the_default_files_or_explicitly_none() {
+        assert_eq!(Config::load(None, &env(&[])).unwrap().tls.crl, CrlSetting::Default);
+        let none = |file: Option<&str>, vars: &[(&str, &str)]| {
+            Config::load(file.map(|f| ("t.toml", f)), &env(vars)).map(|c| c.tls.crl)
+        };
+        assert_eq!(none(Some("[tls]\ncrl = \"none\"\n"), &[]).unwrap(), CrlSetting::None);
+        assert_eq!(none(None, &[("TRUC_TLS_CRL", "none")]).unwrap(), CrlSetting::None);
+        assert_eq!(none(Some("[tls]\ncrl = []\n"), &[]).unwrap(), CrlSetting::Default);
+        assert_eq!(
+            none(Some("[tls]\ncrl = [\"pki/crl.pem\"]\n"), &[]).unwrap(),
+            CrlSetting::Files(vec!["pki/crl.pem".into()])
+        );
+        let err = none(Some("[tls]\ncrl = \"pki/crl.pem\"\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("crl") && err.contains("\"none\""), "{err}");
+        let err = none(None, &[("TRUC_TLS_CRL", "a.pem,none")]).unwrap_err().to_string();
+        assert!(err.contains("tls.crl") && err.contains("TRUC_TLS_CRL"), "{err}");
+        assert_eq!(
+            CrlSetting::default_path(std::path::Path::new("/etc/truc/pki/hub")),
+            PathBuf::from("/etc/truc/pki/crl.pem")
+        );
+        assert_eq!(
+            CrlSetting::default_path(std::path::Path::new("hub")),
+            PathBuf::from("crl.pem")
+        );
     }
 
     #[test]

@@ -42,7 +42,7 @@ mod status;
 mod tls;
 mod trust;
 
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, CrlSetting};
 pub use tls::PeerInfo;
 
 /// Why the hub could not start or stopped with an error.
@@ -51,6 +51,9 @@ pub enum HubError {
     /// The identity directory, a CA file or a CRL is missing or unusable.
     #[error("identity: {0}")]
     Identity(String),
+    /// The configuration cannot be used as it is (trucd exits 64).
+    #[error("configuration: {0}")]
+    Config(String),
     /// The store could not be opened.
     #[error("store: {0}")]
     Store(#[from] truc_store::StoreError),
@@ -88,12 +91,20 @@ impl Shared {
     /// streams of principals whose certificate is now refused.
     pub(crate) fn reload(&self) -> Result<(trust::Loaded, u64), HubError> {
         let loaded = self.trust.reload()?;
+        self.metrics.trust_loaded(&loaded);
         let ended = self.engine.end_refused_streams(&self.trust);
-        tracing::info!(
-            revoked = loaded.revoked_certificates,
-            streams_ended = ended,
-            "trust material reloaded"
-        );
+        if loaded.revocation {
+            tracing::info!(
+                revoked = loaded.revoked_certificates,
+                streams_ended = ended,
+                "trust material reloaded"
+            );
+        } else {
+            tracing::warn!(
+                streams_ended = ended,
+                "trust material reloaded; no CRL configured (tls.crl = \"none\"): revocations are not checked"
+            );
+        }
         Ok((loaded, ended))
     }
 }
@@ -152,14 +163,25 @@ async fn serve_with_admin(
             v.to_vec()
         }
     };
+    let crls = crl_files(&config)?;
     let (trust, loaded) = trust::Trust::load(trust::TrustFiles {
         client_cas: pick(&config.tls.client_ca),
         anchors: pick(&config.signing.trust_anchors),
-        crls: config.tls.crl.clone(),
+        revocation: crls.is_some(),
+        crls: crls.unwrap_or_default(),
         hub_cert: identity.join("cert.pem"),
         hub_key: identity.join("key.pem"),
     })?;
-    info!(revoked = loaded.revoked_certificates, "trust material loaded");
+    metrics.trust_loaded(&loaded);
+    if loaded.revocation {
+        let files: Vec<String> = trust.files().crls.iter().map(|p| p.display().to_string()).collect();
+        info!(revoked = loaded.revoked_certificates, crl = %files.join(","), "trust material loaded");
+    } else {
+        warn!(
+            "tls.crl = \"none\": no CRL, revocations are NOT checked; a revoked certificate keeps connecting, \
+             receiving and signing. Set tls.crl (--crl) to the axis CA's crl.pem"
+        );
+    }
     let tls_config = tls::server_config(&trust, config.tls.min_version == "1.3")?;
     let mut store_opts = SledStoreOptions::new(&config.data_dir);
     store_opts.outbox_quota_bytes = config.limits.agency_quota_bytes;
@@ -317,6 +339,28 @@ async fn serve_with_admin(
     }
     info!("stopped");
     result.map_err(|e| HubError::Server(e.to_string()))
+}
+
+/// The CRL files in force: `tls.crl`, else the CA directory's `crl.pem`;
+/// `None` when `tls.crl = "none"`. With neither, the hub refuses to start
+/// rather than accept revoked certificates without a word.
+fn crl_files(config: &Config) -> Result<Option<Vec<std::path::PathBuf>>, HubError> {
+    match &config.tls.crl {
+        CrlSetting::Files(files) => Ok(Some(files.clone())),
+        CrlSetting::None => Ok(None),
+        CrlSetting::Default => {
+            let path = CrlSetting::default_path(&config.identity);
+            if path.exists() {
+                return Ok(Some(vec![path]));
+            }
+            Err(HubError::Config(format!(
+                "no CRL: tls.crl is not set and {} does not exist, so revoked certificates would be accepted. \
+                 Point --crl (tls.crl, TRUC_TLS_CRL) at the axis CA's crl.pem (`truc pki init` writes PKI/crl.pem), \
+                 or, to run without revocation checks on purpose, set tls.crl = \"none\" (--crl none, TRUC_TLS_CRL=none)",
+                path.display()
+            )))
+        }
+    }
 }
 
 /// Most payloads deleted in one writer batch.

@@ -34,6 +34,8 @@
 //! | `truc_connected_agencies` | gauge | |
 //! | `truc_certificate_expiry_timestamp_seconds` | gauge | `kind` = `hub` \| `ca`, `subject` |
 //! | `truc_metrics_scrape_errors_total` | counter | |
+//! | `truc_crl_configured` | gauge | (0: `tls.crl = "none"`, revocations not checked) |
+//! | `truc_crl_revoked_certificates` | gauge | |
 //! | `truc_disk_free_bytes` | gauge | (file system of `data_dir`, as the hub sees it) |
 //! | `truc_disk_reserve_bytes` | gauge | (`limits.min_free_disk_bytes`) |
 //! | `truc_store_bytes` | gauge | (sled and its log, as `du` counts them) |
@@ -149,6 +151,10 @@ pub struct Metrics {
     commit_seconds: Histogram,
     commit_failures: AtomicU64,
     scrape_errors: AtomicU64,
+    /// 1 when CRLs are checked, 0 when `tls.crl = "none"`.
+    crl_configured: AtomicU64,
+    /// Certificates listed in the CRLs at the last (re)load.
+    crl_revoked: AtomicU64,
     /// (agency, delivery id) → accepted at (Unix ms), from delivery to ack.
     timed: Mutex<HashMap<(String, u64), i64>>,
 }
@@ -184,6 +190,8 @@ impl Metrics {
             commit_seconds: Histogram::new(LATENCY_BUCKETS),
             commit_failures: AtomicU64::new(0),
             scrape_errors: AtomicU64::new(0),
+            crl_configured: AtomicU64::new(0),
+            crl_revoked: AtomicU64::new(0),
             timed: Mutex::new(HashMap::new()),
         }
     }
@@ -220,6 +228,13 @@ impl Metrics {
         for at in accepted {
             self.delivery_seconds.observe((now - at).max(0) as f64 / 1000.0);
         }
+    }
+
+    /// The trust material was (re)loaded.
+    pub(crate) fn trust_loaded(&self, loaded: &crate::trust::Loaded) {
+        self.crl_configured
+            .store(u64::from(loaded.revocation), Ordering::Relaxed);
+        self.crl_revoked.store(loaded.revoked_certificates, Ordering::Relaxed);
     }
 
     /// The store's writer committed (or failed) a batch of `size` requests.
@@ -351,6 +366,19 @@ impl Metrics {
             "truc_store_commit_failures_total",
             "Group commits that failed (every request in the batch was refused).",
             &[("", self.commit_failures.load(Ordering::Relaxed))],
+        );
+
+        gauge(
+            &mut out,
+            "truc_crl_configured",
+            "1 when client and signer certificates are checked against CRLs; 0 when tls.crl = \"none\" (revoked certificates are accepted).",
+            &[("", self.crl_configured.load(Ordering::Relaxed) as f64)],
+        );
+        gauge(
+            &mut out,
+            "truc_crl_revoked_certificates",
+            "Certificates listed in the CRLs in force (at the last load or reload).",
+            &[("", self.crl_revoked.load(Ordering::Relaxed) as f64)],
         );
 
         if let Some(queues) = queues {

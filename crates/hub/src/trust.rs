@@ -24,6 +24,9 @@ pub(crate) struct TrustFiles {
     pub(crate) client_cas: Vec<PathBuf>,
     pub(crate) anchors: Vec<PathBuf>,
     pub(crate) crls: Vec<PathBuf>,
+    /// False when `tls.crl = "none"`: revocation is not checked (and
+    /// `crls` is empty).
+    pub(crate) revocation: bool,
     pub(crate) hub_cert: PathBuf,
     pub(crate) hub_key: PathBuf,
 }
@@ -49,6 +52,8 @@ impl TrustFiles {
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Loaded {
     pub(crate) revoked_certificates: u64,
+    /// Whether CRLs are checked at all (false: `tls.crl = "none"`).
+    pub(crate) revocation: bool,
 }
 
 /// The checks in force. Every connection's certificate is re-judged on its
@@ -144,6 +149,7 @@ impl Trust {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         Ok(Loaded {
             revoked_certificates: count_revoked(&crls),
+            revocation: self.files.revocation,
         })
     }
 

@@ -29,7 +29,7 @@ Environment variables:
   TRUC_HUB_IDENTITY                identity          (pki/hub)
   TRUC_SHUTDOWN_GRACE_SECONDS      shutdown_grace_seconds (10)
   TRUC_TLS_CLIENT_CA               tls.client_ca     (identity's ca.pem)
-  TRUC_TLS_CRL                     tls.crl           (none; comma-separated)
+  TRUC_TLS_CRL                     tls.crl           (PKI/crl.pem beside the identity; comma-separated; none: no checks)
   TRUC_TLS_RELOAD_POLL_MS          tls.reload_poll_ms (2000; CRL/cert files re-read on change)
   TRUC_TLS_MIN_VERSION             tls.min_version   (1.2 | 1.3)
   TRUC_SIGNING_TRUST_ANCHORS       signing.trust_anchors (identity's ca.pem)
@@ -61,9 +61,15 @@ Environment variables:
   TRUC_STORE_LEASE_MS              store.lease_ms    (5000)
   TRUC_STORE_TIMEOUT_MS            store.timeout_ms  (10000)
 
+Revocation: certificates listed in the CRL are refused (TLS and document
+signers); the CRL is re-read when it changes. Without --crl the hub uses
+crl.pem of the CA directory holding the identity (pki/crl.pem for pki/hub)
+and refuses to start if there is none; --crl none runs without revocation
+checks, on purpose, with a warning.
+
 GETTING STARTED:
   truc pki init --dir pki
-  trucd --identity pki/hub --data-dir truc-data
+  trucd --identity pki/hub --data-dir truc-data --crl pki/crl.pem
 See README.md for the walk-through.";
 
 /// Flags of `trucd`.
@@ -82,7 +88,9 @@ pub struct Args {
     /// The hub's identity directory from `truc pki init` [config: identity].
     #[arg(long, value_name = "DIR")]
     pub identity: Option<PathBuf>,
-    /// CRL file (PEM); repeat for several [config: tls.crl].
+    /// CRL file (PEM); repeat for several. Default: crl.pem beside the
+    /// identity directory (PKI/crl.pem). `none`: no revocation checks, on
+    /// purpose [config: tls.crl].
     #[arg(long, value_name = "FILE")]
     pub crl: Vec<PathBuf>,
     /// Log format: plain or json [config: log.format].
@@ -139,7 +147,7 @@ fn config(args: &Args) -> Result<Config, ConfigError> {
         cfg.identity = v.clone();
     }
     if !args.crl.is_empty() {
-        cfg.tls.crl = args.crl.clone();
+        cfg.tls.crl = truc_hub::CrlSetting::from_paths(args.crl.clone());
     }
     if let Some(v) = &args.log_format {
         cfg.log.format = v.clone();
@@ -209,7 +217,7 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e @ HubError::Identity(_)) => {
+        Err(e @ (HubError::Identity(_) | HubError::Config(_))) => {
             eprintln!("trucd: {e}");
             ExitCode::from(EX_USAGE)
         }
