@@ -225,6 +225,21 @@ pub struct LimitsConfig {
     /// go below it is refused (RESOURCE_EXHAUSTED) before anything is
     /// written, and accepted again once space returns. 0: no check.
     pub min_free_disk_bytes: u64,
+    /// Connections open at once on the gRPC port (handshaking or not); one
+    /// more is closed at once. Also held under half the process's open-file
+    /// limit, so that strangers cannot take the descriptors the store needs.
+    pub max_connections: u32,
+    /// Connections open at once from one IP address.
+    pub max_connections_per_address: u32,
+    /// TLS handshakes in progress at once; a connection beyond them is
+    /// closed at once, not queued.
+    pub max_handshakes: u32,
+    /// Time a client gets to finish its TLS handshake, ms.
+    pub handshake_timeout_ms: u64,
+    /// An authenticated connection with no request open for this long is
+    /// closed, ms. A Receive stream is an open request: a quiet `inbox
+    /// --follow` is not cut (HTTP/2 pings check that its peer is there).
+    pub idle_connection_timeout_ms: u64,
 }
 
 impl Default for LimitsConfig {
@@ -237,6 +252,11 @@ impl Default for LimitsConfig {
             payload_gc_interval_ms: 60_000,
             agency_quota_bytes: 100 << 30,
             min_free_disk_bytes: 256 << 20,
+            max_connections: 4096,
+            max_connections_per_address: 512,
+            max_handshakes: 256,
+            handshake_timeout_ms: 10_000,
+            idle_connection_timeout_ms: 300_000,
         }
     }
 }
@@ -404,6 +424,17 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("TRUC_LIMITS_PAYLOAD_GC_INTERVAL_MS", "limits.payload_gc_interval_ms"),
     ("TRUC_LIMITS_AGENCY_QUOTA_BYTES", "limits.agency_quota_bytes"),
     ("TRUC_LIMITS_MIN_FREE_DISK_BYTES", "limits.min_free_disk_bytes"),
+    ("TRUC_LIMITS_MAX_CONNECTIONS", "limits.max_connections"),
+    (
+        "TRUC_LIMITS_MAX_CONNECTIONS_PER_ADDRESS",
+        "limits.max_connections_per_address",
+    ),
+    ("TRUC_LIMITS_MAX_HANDSHAKES", "limits.max_handshakes"),
+    ("TRUC_LIMITS_HANDSHAKE_TIMEOUT_MS", "limits.handshake_timeout_ms"),
+    (
+        "TRUC_LIMITS_IDLE_CONNECTION_TIMEOUT_MS",
+        "limits.idle_connection_timeout_ms",
+    ),
     ("TRUC_DELIVERY_LEASE_MS", "delivery.lease_ms"),
     ("TRUC_DELIVERY_MAX_ATTEMPTS", "delivery.max_attempts"),
     ("TRUC_DELIVERY_DEFAULT_IN_FLIGHT", "delivery.default_in_flight"),
@@ -538,6 +569,29 @@ impl Config {
                 &self.limits.max_inline_payload,
                 "must be in 1..=1073741824",
             ));
+        }
+        for (key, v) in [
+            ("limits.max_connections", self.limits.max_connections),
+            (
+                "limits.max_connections_per_address",
+                self.limits.max_connections_per_address,
+            ),
+            ("limits.max_handshakes", self.limits.max_handshakes),
+        ] {
+            if v == 0 {
+                return Err(value(key, &v, "must be at least 1"));
+            }
+        }
+        for (key, v) in [
+            ("limits.handshake_timeout_ms", self.limits.handshake_timeout_ms),
+            (
+                "limits.idle_connection_timeout_ms",
+                self.limits.idle_connection_timeout_ms,
+            ),
+        ] {
+            if v < 100 {
+                return Err(value(key, &v, "must be at least 100"));
+            }
         }
         if !(-720..=840).contains(&self.deadlines.utc_offset_minutes) {
             return Err(value(

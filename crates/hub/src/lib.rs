@@ -34,6 +34,7 @@ mod auth;
 pub mod config;
 mod delivery;
 mod disk;
+mod door;
 mod health;
 pub mod metrics;
 mod queues;
@@ -240,8 +241,27 @@ async fn serve_with_admin(
     );
 
     let addr = listener.local_addr().map_err(|e| HubError::Server(e.to_string()))?;
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config));
-    let incoming = ReceiverStream::new(tls::incoming(listener, acceptor, trust.clone(), stop_rx.clone()));
+    // gRPC health checking (open to any TLS client, for load balancers:
+    // tls.rs serves it to clients without a certificate too).
+    let health = tonic_health::server::HealthReporter::new();
+    health::set(&health, ServingStatus::Serving).await;
+    let limits = &config.limits;
+    let door = Arc::new(door::Door::new(
+        connection_cap(limits.max_connections),
+        limits.max_connections_per_address,
+        limits.max_handshakes,
+    ));
+    metrics.set_door(door.clone());
+    let gate = Arc::new(tls::Gate {
+        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(tls_config)),
+        trust: trust.clone(),
+        door,
+        handshake_timeout: Duration::from_millis(limits.handshake_timeout_ms),
+        idle_timeout: Duration::from_millis(limits.idle_connection_timeout_ms),
+        health: health::service(&health, stop_rx.clone()),
+        metrics: metrics.clone(),
+    });
+    let incoming = ReceiverStream::new(tls::incoming(listener, gate.clone(), stop_rx.clone()));
 
     // Room for an inline payload, or an upload chunk, and the rest.
     let limit = (config.limits.max_inline_payload as usize).max(service::upload::MAX_UPLOAD_CHUNK) + MESSAGE_OVERHEAD;
@@ -251,10 +271,7 @@ async fn serve_with_admin(
     let ops = OpsServer::new(service::ops::OpsService(shared.clone()));
     let audit =
         AuditServer::new(service::audit::AuditService(shared.clone())).max_encoding_message_size(64 * 1024 * 1024);
-    // gRPC health checking (open to any TLS client, for load balancers) and
-    // server reflection (for grpcurl; any verified certificate).
-    let health = tonic_health::server::HealthReporter::new();
-    health::set(&health, ServingStatus::Serving).await;
+    // Server reflection (for grpcurl; any verified certificate).
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(truc_proto::FILE_DESCRIPTOR_SET)
@@ -267,34 +284,38 @@ async fn serve_with_admin(
         .build_v1()
         .map_err(|e| HubError::Server(format!("reflection: {e}")))?;
     let router = tonic::transport::Server::builder()
+        // A ping every 30 s on every connection; one unanswered for 20 s
+        // closes it (a peer gone without a word, even mid-stream).
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         // Large documents: windows that hold a few chunks in flight and
         // large frames (h2's defaults, 64 KiB and 16 KiB, stall a 1 GiB
         // upload on window updates); both bound what one stream buffers.
         .initial_stream_window_size(Some(H2_STREAM_WINDOW))
         .initial_connection_window_size(Some(H2_CONNECTION_WINDOW))
         .max_frame_size(Some(H2_MAX_FRAME))
-        .add_service(metrics::Observed::new(
+        // door::Tracked: a request keeps its connection from being idle.
+        .add_service(door::Tracked(metrics::Observed::new(
             InterceptedService::new(axis, auth::require_identity(trust.clone())),
             metrics.clone(),
-        ))
-        .add_service(metrics::Observed::new(
+        )))
+        .add_service(door::Tracked(metrics::Observed::new(
             InterceptedService::new(ops, auth::require_identity(trust.clone())),
             metrics.clone(),
-        ))
-        .add_service(metrics::Observed::new(
+        )))
+        .add_service(door::Tracked(metrics::Observed::new(
             InterceptedService::new(audit, auth::require_identity(trust.clone())),
             metrics.clone(),
-        ))
-        .add_service(health::service(&health, stop_rx.clone()))
-        .add_service(InterceptedService::new(
+        )))
+        .add_service(door::Tracked(gate.health.clone()))
+        .add_service(door::Tracked(InterceptedService::new(
             reflection,
             auth::require_identity(trust.clone()),
-        ))
-        .add_service(InterceptedService::new(
+        )))
+        .add_service(door::Tracked(InterceptedService::new(
             reflection_v1alpha,
             auth::require_identity(trust.clone()),
-        ));
+        )));
 
     info!(%addr, data_dir = %config.data_dir.display(), "hub listening");
     admin.set_ready();
@@ -360,6 +381,26 @@ fn crl_files(config: &Config) -> Result<Option<Vec<std::path::PathBuf>>, HubErro
                 path.display()
             )))
         }
+    }
+}
+
+/// `limits.max_connections`, held under half the process's open-file
+/// limit: the other half is for the store, payload files and the admin
+/// listener, which strangers' connections must not take.
+fn connection_cap(configured: u32) -> u32 {
+    let nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    match nofile {
+        Some(n) if u64::from(configured) > n / 2 => {
+            let cap = (n / 2).max(1) as u32;
+            warn!(
+                configured,
+                cap,
+                open_file_limit = n,
+                "limits.max_connections is above half the open-file limit; capping it (raise LimitNOFILE / ulimit -n)"
+            );
+            cap
+        }
+        _ => configured,
     }
 }
 
