@@ -281,15 +281,19 @@ pub(crate) fn incoming(
                     }
                 },
             };
-            // Over a cap: closed now (dropped), counted by the door.
+            // Over a cap: closed now, counted by the door (the socket goes
+            // before its place is given back).
             let admitted = match gate.door.admit(addr.ip()) {
                 Ok(a) => a,
                 Err(cap) => {
+                    drop(tcp);
                     debug!(%addr, ?cap, "connection refused: cap reached");
                     continue;
                 }
             };
             let Some(slot) = gate.door.handshake() else {
+                drop(tcp);
+                drop(admitted);
                 debug!(%addr, "connection refused: too many TLS handshakes at once");
                 continue;
             };
@@ -313,7 +317,10 @@ async fn connection(
     gate: Arc<Gate>,
     tx: mpsc::Sender<io::Result<TrucConn>>,
 ) {
-    let tls = match tokio::time::timeout(gate.handshake_timeout, gate.acceptor.accept(tcp)).await {
+    // Bound first, so that a failed handshake's socket is closed before
+    // the door gives its place back.
+    let handshake = tokio::time::timeout(gate.handshake_timeout, gate.acceptor.accept(tcp)).await;
+    let tls = match handshake {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             gate.door.closed(Closed::HandshakeFailed);
