@@ -21,6 +21,9 @@ PKI="$T/pki"
 for code in 000.00.00.G22 000.00.00.H26 000.00.00.H29; do
   "$TRUC" pki issue --dir "$PKI" --agency "$code" >/dev/null
 done
+# All N connections come from 127.0.0.1: raise the per-address cap (and the
+# total) above them; the door itself is tested in tests/tests/door.rs.
+TRUC_LIMITS_MAX_CONNECTIONS_PER_ADDRESS=$((N + 100)) TRUC_LIMITS_MAX_CONNECTIONS=$((N + 100)) \
 TRUC_DELIVERY_LEASE_MS=600000 "$TRUCD" --identity "$PKI/hub" --data-dir "$T/data" --listen "$HUB" >"$T/trucd.log" 2>&1 &
 HUB_PID=$!
 wait_hub_ready "$PKI/operators/ops" trucd

@@ -293,7 +293,6 @@ impl TestHub {
             shutdown_grace_seconds: 5,
             ..Config::default()
         };
-        config.tls.crl = vec![pki.pki.crl_path()];
         let nats = jetstream.then(|| {
             let node = NatsNode::start(&data.path().join("nats"), &pki);
             use_jetstream(&mut config, vec![node.url()], 1);

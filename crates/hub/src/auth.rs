@@ -72,7 +72,13 @@ pub(crate) fn require_identity(trust: Arc<Trust>) -> impl Fn(Request<()>) -> Res
             }
             judged.1.clone()
         };
-        let principal = verdict.map_err(Status::unauthenticated)?;
+        let principal = verdict.map_err(|why| {
+            // Refused after a reload (a revocation): answer, then close the
+            // connection rather than keep it for more refusals.
+            peer.conn
+                .close_by(tokio::time::Instant::now() + crate::tls::REFUSED_LINGER);
+            Status::unauthenticated(why)
+        })?;
         req.extensions_mut().insert(Verified(principal));
         Ok(req)
     }

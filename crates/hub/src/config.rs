@@ -110,8 +110,12 @@ pub struct TlsConfig {
     /// the `ca.pem` of the hub's identity directory.
     pub client_ca: Vec<PathBuf>,
     /// CRL files (PEM); certificates listed there are refused for TLS and
-    /// for signing.
-    pub crl: Vec<PathBuf>,
+    /// for signing. Unset: the `crl.pem` of the CA directory the identity
+    /// sits in (`truc pki init` writes `PKI/crl.pem` beside `PKI/hub/`); if
+    /// there is none the hub refuses to start. `"none"`: no revocation
+    /// checks, on purpose (the hub warns at start and in `ops reload` and
+    /// `/metrics`).
+    pub crl: CrlSetting,
     /// How often to look for changed CRL, CA and hub certificate files, ms.
     pub reload_poll_ms: u64,
     /// Oldest TLS version accepted: "1.2" or "1.3".
@@ -122,10 +126,74 @@ impl Default for TlsConfig {
     fn default() -> Self {
         Self {
             client_ca: Vec::new(),
-            crl: Vec::new(),
+            crl: CrlSetting::Default,
             reload_poll_ms: 2000,
             min_version: "1.2".into(),
         }
+    }
+}
+
+/// `tls.crl`: where revocations come from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CrlSetting {
+    /// Not set (or `[]`): `crl.pem` in the parent of the identity
+    /// directory, which must exist ([`CrlSetting::default_path`]).
+    #[default]
+    Default,
+    /// These files.
+    Files(Vec<PathBuf>),
+    /// `"none"`: no revocation checks, chosen explicitly.
+    None,
+}
+
+impl CrlSetting {
+    /// The setting for a list of paths as flags and variables give them:
+    /// empty is the default, `["none"]` is none.
+    pub fn from_paths(paths: Vec<PathBuf>) -> CrlSetting {
+        match paths.as_slice() {
+            [] => CrlSetting::Default,
+            [one] if one.as_os_str() == "none" => CrlSetting::None,
+            _ => CrlSetting::Files(paths),
+        }
+    }
+
+    /// Where the CRL is looked for when `tls.crl` is not set: `crl.pem` in
+    /// the CA directory that holds the identity directory (`pki/crl.pem`
+    /// for `pki/hub`).
+    pub fn default_path(identity: &std::path::Path) -> PathBuf {
+        match identity.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.join("crl.pem"),
+            _ => PathBuf::from("crl.pem"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for CrlSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CrlSetting;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of CRL files, or \"none\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<CrlSetting, E> {
+                if v == "none" {
+                    Ok(CrlSetting::None)
+                } else {
+                    Err(E::custom(format!(
+                        "expected a list of CRL files, e.g. [{v:?}], or \"none\"; got {v:?}"
+                    )))
+                }
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<CrlSetting, A::Error> {
+                let mut paths = Vec::new();
+                while let Some(p) = seq.next_element::<PathBuf>()? {
+                    paths.push(p);
+                }
+                Ok(CrlSetting::from_paths(paths))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -183,6 +251,21 @@ pub struct LimitsConfig {
     pub scrub_interval_ms: u64,
     /// Most bytes per second the background scrub reads. 0: no limit.
     pub scrub_bytes_per_second: u64,
+    /// Connections open at once on the gRPC port (handshaking or not); one
+    /// more is closed at once. Also held under half the process's open-file
+    /// limit, so that strangers cannot take the descriptors the store needs.
+    pub max_connections: u32,
+    /// Connections open at once from one IP address.
+    pub max_connections_per_address: u32,
+    /// TLS handshakes in progress at once; a connection beyond them is
+    /// closed at once, not queued.
+    pub max_handshakes: u32,
+    /// Time a client gets to finish its TLS handshake, ms.
+    pub handshake_timeout_ms: u64,
+    /// An authenticated connection with no request open for this long is
+    /// closed, ms. A Receive stream is an open request: a quiet `inbox
+    /// --follow` is not cut (HTTP/2 pings check that its peer is there).
+    pub idle_connection_timeout_ms: u64,
 }
 
 impl Default for LimitsConfig {
@@ -201,6 +284,11 @@ impl Default for LimitsConfig {
             // live traffic keeps most of the disk.
             scrub_interval_ms: 24 * 3_600_000,
             scrub_bytes_per_second: 8 << 20,
+            max_connections: 4096,
+            max_connections_per_address: 512,
+            max_handshakes: 256,
+            handshake_timeout_ms: 10_000,
+            idle_connection_timeout_ms: 300_000,
         }
     }
 }
@@ -375,6 +463,17 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("TRUC_LIMITS_MIN_FREE_DISK_BYTES", "limits.min_free_disk_bytes"),
     ("TRUC_LIMITS_SCRUB_INTERVAL_MS", "limits.scrub_interval_ms"),
     ("TRUC_LIMITS_SCRUB_BYTES_PER_SECOND", "limits.scrub_bytes_per_second"),
+    ("TRUC_LIMITS_MAX_CONNECTIONS", "limits.max_connections"),
+    (
+        "TRUC_LIMITS_MAX_CONNECTIONS_PER_ADDRESS",
+        "limits.max_connections_per_address",
+    ),
+    ("TRUC_LIMITS_MAX_HANDSHAKES", "limits.max_handshakes"),
+    ("TRUC_LIMITS_HANDSHAKE_TIMEOUT_MS", "limits.handshake_timeout_ms"),
+    (
+        "TRUC_LIMITS_IDLE_CONNECTION_TIMEOUT_MS",
+        "limits.idle_connection_timeout_ms",
+    ),
     ("TRUC_DELIVERY_LEASE_MS", "delivery.lease_ms"),
     ("TRUC_DELIVERY_MAX_ATTEMPTS", "delivery.max_attempts"),
     ("TRUC_DELIVERY_DEFAULT_IN_FLIGHT", "delivery.default_in_flight"),
@@ -467,6 +566,15 @@ impl Config {
                 "must be \"1.2\" or \"1.3\"",
             ));
         }
+        if let CrlSetting::Files(files) = &self.tls.crl {
+            if files.iter().any(|p| p.as_os_str() == "none") {
+                return Err(value(
+                    "tls.crl",
+                    &format!("{files:?}"),
+                    "\"none\" turns revocation checks off and cannot be listed with CRL files",
+                ));
+            }
+        }
         if self.tls.reload_poll_ms < 100 {
             return Err(value(
                 "tls.reload_poll_ms",
@@ -516,6 +624,29 @@ impl Config {
                 &self.limits.max_signed_at_ahead_seconds,
                 "must be at most 31622400 (a year)",
             ));
+        }
+        for (key, v) in [
+            ("limits.max_connections", self.limits.max_connections),
+            (
+                "limits.max_connections_per_address",
+                self.limits.max_connections_per_address,
+            ),
+            ("limits.max_handshakes", self.limits.max_handshakes),
+        ] {
+            if v == 0 {
+                return Err(value(key, &v, "must be at least 1"));
+            }
+        }
+        for (key, v) in [
+            ("limits.handshake_timeout_ms", self.limits.handshake_timeout_ms),
+            (
+                "limits.idle_connection_timeout_ms",
+                self.limits.idle_connection_timeout_ms,
+            ),
+        ] {
+            if v < 100 {
+                return Err(value(key, &v, "must be at least 100"));
+            }
         }
         if !(-720..=840).contains(&self.deadlines.utc_offset_minutes) {
             return Err(value(
@@ -712,7 +843,39 @@ mod tests {
     #[test]
     fn path_lists_from_env() {
         let cfg = Config::load(None, &env(&[("TRUC_TLS_CRL", "a.pem,b.pem")])).unwrap();
-        assert_eq!(cfg.tls.crl, vec![PathBuf::from("a.pem"), PathBuf::from("b.pem")]);
+        assert_eq!(
+            cfg.tls.crl,
+            CrlSetting::Files(vec![PathBuf::from("a.pem"), PathBuf::from("b.pem")])
+        );
+    }
+
+    #[test]
+    fn crl_is_the_default_files_or_explicitly_none() {
+        assert_eq!(Config::load(None, &env(&[])).unwrap().tls.crl, CrlSetting::Default);
+        let none = |file: Option<&str>, vars: &[(&str, &str)]| {
+            Config::load(file.map(|f| ("t.toml", f)), &env(vars)).map(|c| c.tls.crl)
+        };
+        assert_eq!(none(Some("[tls]\ncrl = \"none\"\n"), &[]).unwrap(), CrlSetting::None);
+        assert_eq!(none(None, &[("TRUC_TLS_CRL", "none")]).unwrap(), CrlSetting::None);
+        assert_eq!(none(Some("[tls]\ncrl = []\n"), &[]).unwrap(), CrlSetting::Default);
+        assert_eq!(
+            none(Some("[tls]\ncrl = [\"pki/crl.pem\"]\n"), &[]).unwrap(),
+            CrlSetting::Files(vec!["pki/crl.pem".into()])
+        );
+        let err = none(Some("[tls]\ncrl = \"pki/crl.pem\"\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("crl") && err.contains("\"none\""), "{err}");
+        let err = none(None, &[("TRUC_TLS_CRL", "a.pem,none")]).unwrap_err().to_string();
+        assert!(err.contains("tls.crl") && err.contains("TRUC_TLS_CRL"), "{err}");
+        assert_eq!(
+            CrlSetting::default_path(std::path::Path::new("/etc/truc/pki/hub")),
+            PathBuf::from("/etc/truc/pki/crl.pem")
+        );
+        assert_eq!(
+            CrlSetting::default_path(std::path::Path::new("hub")),
+            PathBuf::from("crl.pem")
+        );
     }
 
     #[test]

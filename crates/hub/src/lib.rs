@@ -34,6 +34,7 @@ mod auth;
 pub mod config;
 mod delivery;
 mod disk;
+mod door;
 mod health;
 pub mod metrics;
 mod queues;
@@ -43,7 +44,7 @@ mod status;
 mod tls;
 mod trust;
 
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, CrlSetting};
 pub use tls::PeerInfo;
 
 /// Why the hub could not start or stopped with an error.
@@ -52,6 +53,9 @@ pub enum HubError {
     /// The identity directory, a CA file or a CRL is missing or unusable.
     #[error("identity: {0}")]
     Identity(String),
+    /// The configuration cannot be used as it is (trucd exits 64).
+    #[error("configuration: {0}")]
+    Config(String),
     /// The store could not be opened.
     #[error("store: {0}")]
     Store(#[from] truc_store::StoreError),
@@ -101,12 +105,20 @@ impl Shared {
     /// streams of principals whose certificate is now refused.
     pub(crate) fn reload(&self) -> Result<(trust::Loaded, u64), HubError> {
         let loaded = self.trust.reload()?;
+        self.metrics.trust_loaded(&loaded);
         let ended = self.engine.end_refused_streams(&self.trust);
-        tracing::info!(
-            revoked = loaded.revoked_certificates,
-            streams_ended = ended,
-            "trust material reloaded"
-        );
+        if loaded.revocation {
+            tracing::info!(
+                revoked = loaded.revoked_certificates,
+                streams_ended = ended,
+                "trust material reloaded"
+            );
+        } else {
+            tracing::warn!(
+                streams_ended = ended,
+                "trust material reloaded; no CRL configured (tls.crl = \"none\"): revocations are not checked"
+            );
+        }
         Ok((loaded, ended))
     }
 }
@@ -147,14 +159,15 @@ async fn serve_with_admin(
     let (admin_stop, admin_stop_rx) = watch::channel(false);
     let admin_task = admin_listener.map(|l| admin::spawn(l, admin.clone(), admin_stop_rx));
     let identity = &config.identity;
-    let read = |name: &str| -> Result<Vec<u8>, HubError> {
-        let p = identity.join(name);
-        std::fs::read(&p).map_err(|e| HubError::Identity(format!("{}: {e}", p.display())))
-    };
-    let receipts_key = PrivatePkcs8KeyDer::from_pem_slice(&read("receipts.key")?)
-        .map_err(|e| HubError::Identity(format!("{}: {e}", identity.join("receipts.key").display())))?;
-    let signer = TreeHeadSigner::from_pkcs8(receipts_key.secret_pkcs8_der())
-        .map_err(|e| HubError::Identity(format!("{}: {e}", identity.join("receipts.key").display())))?;
+    let signer = load_signer(identity)?;
+    if config.store.backend == "jetstream" && !config.store.nats_plaintext {
+        let key = config
+            .store
+            .nats_key
+            .clone()
+            .unwrap_or_else(|| identity.join("key.pem"));
+        check_key(&key)?;
+    }
 
     let default_ca = [identity.join("ca.pem")];
     let pick = |v: &[std::path::PathBuf]| {
@@ -164,14 +177,25 @@ async fn serve_with_admin(
             v.to_vec()
         }
     };
+    let crls = crl_files(&config)?;
     let (trust, loaded) = trust::Trust::load(trust::TrustFiles {
         client_cas: pick(&config.tls.client_ca),
         anchors: pick(&config.signing.trust_anchors),
-        crls: config.tls.crl.clone(),
+        revocation: crls.is_some(),
+        crls: crls.unwrap_or_default(),
         hub_cert: identity.join("cert.pem"),
         hub_key: identity.join("key.pem"),
     })?;
-    info!(revoked = loaded.revoked_certificates, "trust material loaded");
+    metrics.trust_loaded(&loaded);
+    if loaded.revocation {
+        let files: Vec<String> = trust.files().crls.iter().map(|p| p.display().to_string()).collect();
+        info!(revoked = loaded.revoked_certificates, crl = %files.join(","), "trust material loaded");
+    } else {
+        warn!(
+            "tls.crl = \"none\": no CRL, revocations are NOT checked; a revoked certificate keeps connecting, \
+             receiving and signing. Set tls.crl (--crl) to the axis CA's crl.pem"
+        );
+    }
     let tls_config = tls::server_config(&trust, config.tls.min_version == "1.3")?;
     let mut store_opts = SledStoreOptions::new(&config.data_dir);
     store_opts.outbox_quota_bytes = config.limits.agency_quota_bytes;
@@ -241,8 +265,27 @@ async fn serve_with_admin(
     );
 
     let addr = listener.local_addr().map_err(|e| HubError::Server(e.to_string()))?;
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config));
-    let incoming = ReceiverStream::new(tls::incoming(listener, acceptor, trust.clone(), stop_rx.clone()));
+    // gRPC health checking (open to any TLS client, for load balancers:
+    // tls.rs serves it to clients without a certificate too).
+    let health = tonic_health::server::HealthReporter::new();
+    health::set(&health, ServingStatus::Serving).await;
+    let limits = &config.limits;
+    let door = Arc::new(door::Door::new(
+        connection_cap(limits.max_connections),
+        limits.max_connections_per_address,
+        limits.max_handshakes,
+    ));
+    metrics.set_door(door.clone());
+    let gate = Arc::new(tls::Gate {
+        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(tls_config)),
+        trust: trust.clone(),
+        door,
+        handshake_timeout: Duration::from_millis(limits.handshake_timeout_ms),
+        idle_timeout: Duration::from_millis(limits.idle_connection_timeout_ms),
+        health: health::service(&health, stop_rx.clone()),
+        metrics: metrics.clone(),
+    });
+    let incoming = ReceiverStream::new(tls::incoming(listener, gate.clone(), stop_rx.clone()));
 
     // Room for an inline payload, or an upload chunk, and the rest.
     let limit = (config.limits.max_inline_payload as usize).max(service::upload::MAX_UPLOAD_CHUNK) + MESSAGE_OVERHEAD;
@@ -252,10 +295,7 @@ async fn serve_with_admin(
     let ops = OpsServer::new(service::ops::OpsService(shared.clone()));
     let audit =
         AuditServer::new(service::audit::AuditService(shared.clone())).max_encoding_message_size(64 * 1024 * 1024);
-    // gRPC health checking (open to any TLS client, for load balancers) and
-    // server reflection (for grpcurl; any verified certificate).
-    let health = tonic_health::server::HealthReporter::new();
-    health::set(&health, ServingStatus::Serving).await;
+    // Server reflection (for grpcurl; any verified certificate).
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(truc_proto::FILE_DESCRIPTOR_SET)
@@ -268,34 +308,38 @@ async fn serve_with_admin(
         .build_v1()
         .map_err(|e| HubError::Server(format!("reflection: {e}")))?;
     let router = tonic::transport::Server::builder()
+        // A ping every 30 s on every connection; one unanswered for 20 s
+        // closes it (a peer gone without a word, even mid-stream).
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         // Large documents: windows that hold a few chunks in flight and
         // large frames (h2's defaults, 64 KiB and 16 KiB, stall a 1 GiB
         // upload on window updates); both bound what one stream buffers.
         .initial_stream_window_size(Some(H2_STREAM_WINDOW))
         .initial_connection_window_size(Some(H2_CONNECTION_WINDOW))
         .max_frame_size(Some(H2_MAX_FRAME))
-        .add_service(metrics::Observed::new(
+        // door::Tracked: a request keeps its connection from being idle.
+        .add_service(door::Tracked(metrics::Observed::new(
             InterceptedService::new(axis, auth::require_identity(trust.clone())),
             metrics.clone(),
-        ))
-        .add_service(metrics::Observed::new(
+        )))
+        .add_service(door::Tracked(metrics::Observed::new(
             InterceptedService::new(ops, auth::require_identity(trust.clone())),
             metrics.clone(),
-        ))
-        .add_service(metrics::Observed::new(
+        )))
+        .add_service(door::Tracked(metrics::Observed::new(
             InterceptedService::new(audit, auth::require_identity(trust.clone())),
             metrics.clone(),
-        ))
-        .add_service(health::service(&health, stop_rx.clone()))
-        .add_service(InterceptedService::new(
+        )))
+        .add_service(door::Tracked(gate.health.clone()))
+        .add_service(door::Tracked(InterceptedService::new(
             reflection,
             auth::require_identity(trust.clone()),
-        ))
-        .add_service(InterceptedService::new(
+        )))
+        .add_service(door::Tracked(InterceptedService::new(
             reflection_v1alpha,
             auth::require_identity(trust.clone()),
-        ));
+        )));
 
     info!(%addr, data_dir = %config.data_dir.display(), "hub listening");
     admin.set_ready();
@@ -369,6 +413,48 @@ fn warn_if_reserve_cannot_fit(config: &Config) {
     }
 }
 
+/// The CRL files in force: `tls.crl`, else the CA directory's `crl.pem`;
+/// `None` when `tls.crl = "none"`. With neither, the hub refuses to start
+/// rather than accept revoked certificates without a word.
+fn crl_files(config: &Config) -> Result<Option<Vec<std::path::PathBuf>>, HubError> {
+    match &config.tls.crl {
+        CrlSetting::Files(files) => Ok(Some(files.clone())),
+        CrlSetting::None => Ok(None),
+        CrlSetting::Default => {
+            let path = CrlSetting::default_path(&config.identity);
+            if path.exists() {
+                return Ok(Some(vec![path]));
+            }
+            Err(HubError::Config(format!(
+                "no CRL: tls.crl is not set and {} does not exist, so revoked certificates would be accepted. \
+                 Point --crl (tls.crl, TRUC_TLS_CRL) at the axis CA's crl.pem (`truc pki init` writes PKI/crl.pem), \
+                 or, to run without revocation checks on purpose, set tls.crl = \"none\" (--crl none, TRUC_TLS_CRL=none)",
+                path.display()
+            )))
+        }
+    }
+}
+
+/// `limits.max_connections`, held under half the process's open-file
+/// limit: the other half is for the store, payload files and the admin
+/// listener, which strangers' connections must not take.
+fn connection_cap(configured: u32) -> u32 {
+    let nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    match nofile {
+        Some(n) if u64::from(configured) > n / 2 => {
+            let cap = (n / 2).max(1) as u32;
+            warn!(
+                configured,
+                cap,
+                open_file_limit = n,
+                "limits.max_connections is above half the open-file limit; capping it (raise LimitNOFILE / ulimit -n)"
+            );
+            cap
+        }
+        _ => configured,
+    }
+}
+
 /// Most payloads deleted in one writer batch.
 const COLLECT_BATCH: usize = 256;
 
@@ -408,9 +494,16 @@ async fn collect_payloads(
     }
 }
 
+/// Refuse a private key file that group or others may read (with the
+/// `chmod` to run).
+pub(crate) fn check_key(path: &Path) -> Result<(), HubError> {
+    truc_pki::check_private_key_file(path).map_err(|e| HubError::Identity(e.to_string()))
+}
+
 /// The receipt-signing key of the identity directory.
 fn load_signer(identity: &std::path::Path) -> Result<TreeHeadSigner, HubError> {
     let path = identity.join("receipts.key");
+    check_key(&path)?;
     let pem = std::fs::read(&path).map_err(|e| HubError::Identity(format!("{}: {e}", path.display())))?;
     let key =
         PrivatePkcs8KeyDer::from_pem_slice(&pem).map_err(|e| HubError::Identity(format!("{}: {e}", path.display())))?;

@@ -34,6 +34,14 @@
 //! | `truc_connected_agencies` | gauge | |
 //! | `truc_certificate_expiry_timestamp_seconds` | gauge | `kind` = `hub` \| `ca`, `subject` |
 //! | `truc_metrics_scrape_errors_total` | counter | |
+//! | `truc_crl_configured` | gauge | (0: `tls.crl = "none"`, revocations not checked) |
+//! | `truc_crl_revoked_certificates` | gauge | |
+//! | `truc_connections_open` | gauge | (gRPC port, handshakes included) |
+//! | `truc_connections_busiest_address` | gauge | |
+//! | `truc_tls_handshakes_in_progress` | gauge | |
+//! | `truc_connection_limits` | gauge | `limit` = `total` \| `per_address` \| `handshakes` |
+//! | `truc_connections_refused_total` | counter | `cap` = `total` \| `per_address` \| `handshakes` |
+//! | `truc_connections_closed_total` | counter | `reason` (`door.rs`) |
 //! | `truc_disk_free_bytes` | gauge | (file system of `data_dir`, as the hub sees it) |
 //! | `truc_disk_reserve_bytes` | gauge | (`limits.min_free_disk_bytes`) |
 //! | `truc_store_bytes` | gauge | (sled and its log, as `du` counts them) |
@@ -155,6 +163,12 @@ pub struct Metrics {
     scrape_errors: AtomicU64,
     /// The background scrub and `Ops.VerifyStore` (`crate::scrub`).
     scrub: Mutex<ScrubFigures>,
+    /// 1 when CRLs are checked, 0 when `tls.crl = "none"`.
+    crl_configured: AtomicU64,
+    /// Certificates listed in the CRLs at the last (re)load.
+    crl_revoked: AtomicU64,
+    /// The public port's caps and counts, once serving.
+    door: std::sync::OnceLock<Arc<crate::door::Door>>,
     /// (agency, delivery id) → accepted at (Unix ms), from delivery to ack.
     timed: Mutex<HashMap<(String, u64), i64>>,
 }
@@ -191,6 +205,9 @@ impl Metrics {
             commit_failures: AtomicU64::new(0),
             scrape_errors: AtomicU64::new(0),
             scrub: Mutex::default(),
+            crl_configured: AtomicU64::new(0),
+            crl_revoked: AtomicU64::new(0),
+            door: std::sync::OnceLock::new(),
             timed: Mutex::new(HashMap::new()),
         }
     }
@@ -227,6 +244,36 @@ impl Metrics {
         for at in accepted {
             self.delivery_seconds.observe((now - at).max(0) as f64 / 1000.0);
         }
+    }
+
+    /// The trust material was (re)loaded.
+    pub(crate) fn trust_loaded(&self, loaded: &crate::trust::Loaded) {
+        self.crl_configured
+            .store(u64::from(loaded.revocation), Ordering::Relaxed);
+        self.crl_revoked.store(loaded.revoked_certificates, Ordering::Relaxed);
+    }
+
+    /// Report the public port's caps and counts from now on.
+    pub(crate) fn set_door(&self, door: Arc<crate::door::Door>) {
+        let _ = self.door.set(door);
+    }
+
+    /// A request refused before any service saw it: its connection has no
+    /// acceptable client certificate (`tls.rs`). Counted and logged like
+    /// the refusals of the services themselves.
+    pub(crate) fn refused_unauthenticated(&self, path: &str, why: &str, peer: std::net::SocketAddr) {
+        let mut parts = path.trim_start_matches('/').splitn(2, '/');
+        let service = match parts.next().unwrap_or("") {
+            "truc.v1.Axis" => "truc.v1.Axis",
+            "truc.v1.Ops" => "truc.v1.Ops",
+            "truc.v1.Audit" => "truc.v1.Audit",
+            "grpc.reflection.v1.ServerReflection" => "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection" => "grpc.reflection.v1alpha.ServerReflection",
+            _ => "unknown",
+        };
+        let method = parts.next().unwrap_or("");
+        self.grpc_done(service, method, tonic::Code::Unauthenticated as i32, Duration::ZERO);
+        tracing::info!(service, %method, code = 16, peer = ?Some(peer), message = %why, "refused");
     }
 
     /// The store's writer committed (or failed) a batch of `size` requests.
@@ -390,6 +437,23 @@ impl Metrics {
             "Group commits that failed (every request in the batch was refused).",
             &[("", self.commit_failures.load(Ordering::Relaxed))],
         );
+
+        gauge(
+            &mut out,
+            "truc_crl_configured",
+            "1 when client and signer certificates are checked against CRLs; 0 when tls.crl = \"none\" (revoked certificates are accepted).",
+            &[("", self.crl_configured.load(Ordering::Relaxed) as f64)],
+        );
+        gauge(
+            &mut out,
+            "truc_crl_revoked_certificates",
+            "Certificates listed in the CRLs in force (at the last load or reload).",
+            &[("", self.crl_revoked.load(Ordering::Relaxed) as f64)],
+        );
+
+        if let Some(door) = self.door.get() {
+            door.render(&mut out);
+        }
 
         if let Some(queues) = queues {
             render_queues(&mut out, queues);

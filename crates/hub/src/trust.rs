@@ -24,6 +24,9 @@ pub(crate) struct TrustFiles {
     pub(crate) client_cas: Vec<PathBuf>,
     pub(crate) anchors: Vec<PathBuf>,
     pub(crate) crls: Vec<PathBuf>,
+    /// False when `tls.crl = "none"`: revocation is not checked (and
+    /// `crls` is empty).
+    pub(crate) revocation: bool,
     pub(crate) hub_cert: PathBuf,
     pub(crate) hub_key: PathBuf,
 }
@@ -49,6 +52,8 @@ impl TrustFiles {
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Loaded {
     pub(crate) revoked_certificates: u64,
+    /// Whether CRLs are checked at all (false: `tls.crl = "none"`).
+    pub(crate) revocation: bool,
 }
 
 /// The checks in force. Every connection's certificate is re-judged on its
@@ -100,6 +105,7 @@ fn certified_key(files: &TrustFiles) -> Result<Arc<CertifiedKey>, HubError> {
         .map_err(|e| bad(&files.hub_cert, e.to_string()))?
         .collect::<Result<_, _>>()
         .map_err(|e| bad(&files.hub_cert, e.to_string()))?;
+    crate::check_key(&files.hub_key)?;
     let key = PrivateKeyDer::from_pem_file(&files.hub_key).map_err(|e| bad(&files.hub_key, e.to_string()))?;
     let provider = rustls::crypto::ring::default_provider();
     let signing_key = provider
@@ -143,6 +149,7 @@ impl Trust {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         Ok(Loaded {
             revoked_certificates: count_revoked(&crls),
+            revocation: self.files.revocation,
         })
     }
 

@@ -109,6 +109,7 @@ impl Pki {
         let key_path = dir.join("ca.key");
         let ca_pem = files::read_text(&ca_pem_path)?;
         let key_pem = files::read_text(&key_path)?;
+        files::check_private_key_file(&key_path)?;
         let key = KeyPair::from_pem(&key_pem)
             .map_err(|e| PkiError::bad_file(&key_path, format!("not a usable PKCS#8 private key ({e})")))?;
         let ca_der = crate::files::read_cert_ders(&ca_pem_path)?.remove(0);

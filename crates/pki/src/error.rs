@@ -39,6 +39,37 @@ pub enum PkiError {
         /// What is wrong.
         reason: String,
     },
+    /// A private key file may be read by its group or by others. Keys are
+    /// refused then, so that a key copied with the wrong mode is noticed
+    /// before it is used, not after it leaked.
+    #[error(
+        "{}: private key readable by {} (mode {mode:04o}); run `chmod 600 {}` (as the file's owner)",
+        path.display(),
+        if mode & 0o007 != 0 { "others" } else { "its group" },
+        path.display()
+    )]
+    KeyPermissions {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// `Pki::issue` was asked for a principal that already has an identity
+    /// directory; [`crate::Pki::reissue`] replaces one on purpose.
+    #[error(
+        "{principal} already has an identity in {}/ (certificate serial {serial}); issuing again would replace its key. \
+         To replace it on purpose: `truc pki issue --force` (the old certificate is kept as cert.pem.old-{serial} \
+         and stays valid until revoked)",
+        dir.display()
+    )]
+    IdentityExists {
+        /// The principal's URI.
+        principal: String,
+        /// Its identity directory.
+        dir: PathBuf,
+        /// The serial of the certificate there now (hex), or `unknown`.
+        serial: String,
+    },
     /// `Pki::init` was asked to create a CA where one already exists.
     #[error("{}: a CA already exists here; refusing to overwrite it", path.display())]
     AlreadyInitialized {

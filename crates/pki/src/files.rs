@@ -3,7 +3,7 @@
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rustls_pki_types::pem::PemObject;
@@ -15,6 +15,36 @@ use crate::PkiError;
 pub(crate) const PRIVATE: u32 = 0o600;
 /// Mode of files anyone may read (certificates, CRLs, the ledger).
 pub(crate) const PUBLIC: u32 = 0o644;
+
+/// Refuse the private key file at `path` if its group or others may read
+/// or write it (`mode & 0o077 != 0`): the error names the file and the
+/// `chmod 600` to run. `truc` and `trucd` check every key before they use
+/// it.
+///
+/// One arrangement is allowed, as PostgreSQL allows it for its TLS key: a
+/// file owned by root that its group may read (0640, 0440) and others may
+/// not, read by a process that is not root. That is how root hands a key
+/// to a service account without giving it the file: a systemd unit's
+/// group, or a Kubernetes Secret mounted with `fsGroup` (whose files the
+/// kubelet makes 0440, owned by root).
+///
+/// A file that cannot be examined is left to the read that follows, which
+/// reports it.
+pub fn check_private_key_file(path: impl AsRef<Path>) -> Result<(), PkiError> {
+    let path = path.as_ref();
+    let Ok(meta) = fs::metadata(path) else {
+        return Ok(());
+    };
+    let mode = meta.permissions().mode() & 0o7777;
+    let handed_by_root = meta.uid() == 0 && !rustix::process::geteuid().is_root() && mode & 0o037 == 0;
+    if mode & 0o077 == 0 || handed_by_root {
+        return Ok(());
+    }
+    Err(PkiError::KeyPermissions {
+        path: path.to_path_buf(),
+        mode,
+    })
+}
 
 /// Create `dir` (and its parents) if needed and make it `0700`.
 pub(crate) fn private_dir(dir: &Path) -> Result<(), PkiError> {
@@ -148,6 +178,30 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"two");
         assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
         assert!(!dir.path().join(".key.pem.tmp").exists());
+    }
+
+    #[test]
+    fn keys_readable_by_others_are_refused_with_the_chmod_to_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("key.pem");
+        write_atomic(&p, b"k", PRIVATE).unwrap();
+        check_private_key_file(&p).unwrap();
+        for (mode, who) in [
+            (0o644, "others"),
+            (0o640, "its group"),
+            (0o666, "others"),
+            (0o604, "others"),
+        ] {
+            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+            let err = check_private_key_file(&p).unwrap_err().to_string();
+            let want = format!("run `chmod 600 {}`", p.display());
+            assert!(err.contains(&want) && err.contains(who), "{mode:o}: {err}");
+            assert!(err.contains(&format!("mode {mode:04o}")), "{err}");
+        }
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o400)).unwrap();
+        check_private_key_file(&p).unwrap();
+        // Missing: left to the read, which names it.
+        check_private_key_file(dir.path().join("missing.pem")).unwrap();
     }
 
     #[test]

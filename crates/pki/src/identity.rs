@@ -44,7 +44,8 @@ impl Identity {
     /// Load the identity directory `dir`.
     ///
     /// Fails, naming the directory and the file, if a file is missing or
-    /// unreadable, the certificate does not name exactly one principal, or
+    /// unreadable, the key may be read by group or others (with the `chmod`
+    /// to run), the certificate does not name exactly one principal, or
     /// the key does not belong to the certificate.
     pub fn load(dir: &Path) -> Result<Identity, PkiError> {
         let err = |file: &'static str, reason: String| PkiError::Identity {
@@ -55,6 +56,7 @@ impl Identity {
         let read = |file: &'static str| fs::read_to_string(dir.join(file)).map_err(|e| err(file, io_reason(&e)));
         let cert_pem = read("cert.pem")?;
         let key_pem = read("key.pem")?;
+        crate::files::check_private_key_file(dir.join("key.pem"))?;
         let ca_pem = read("ca.pem")?;
 
         let cert_der = CertificateDer::from_pem_slice(cert_pem.as_bytes())

@@ -11,7 +11,7 @@ use truc_core::Principal;
 use crate::ca::{unix, BACKDATE};
 use crate::files::{self, PRIVATE, PUBLIC};
 use crate::ledger::{IssuedCert, Ledger};
-use crate::{KeyType, Pki, PkiError};
+use crate::{KeyType, Pki, PkiError, Serial};
 
 /// What a certificate may be used for (its extended key usage).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -56,6 +56,16 @@ impl Default for IssueOptions {
     }
 }
 
+/// What [`Pki::reissue`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reissued {
+    /// The identity directory, holding the new `cert.pem` and `key.pem`.
+    pub dir: PathBuf,
+    /// The certificate it replaced, if there was one: its serial (`None`
+    /// if it could not be read) and where it is kept.
+    pub replaced: Option<(Option<Serial>, PathBuf)>,
+}
+
 impl Pki {
     /// Issue `principal` a fresh key and certificate, and write its identity
     /// directory (`agencies/<CODE>/`, `operators/<NAME>/`, `auditors/<NAME>/`,
@@ -63,18 +73,57 @@ impl Pki {
     /// `cert.pem`, `key.pem` (0600) and `ca.pem`. Returns the directory.
     ///
     /// The certificate names the principal in exactly one SAN URI, has
-    /// `display_name` (UTF-8) as subject CN and `Truc` as subject O. Issuing
-    /// to the same principal again replaces the directory's files (a
-    /// rotation); the old certificate stays valid until revoked.
+    /// `display_name` (UTF-8) as subject CN and `Truc` as subject O. A
+    /// principal that already has an identity directory is refused
+    /// ([`PkiError::IdentityExists`]): replacing its key is
+    /// [`Pki::reissue`]'s job, on purpose.
     pub fn issue(&self, principal: &Principal, display_name: &str, opts: &IssueOptions) -> Result<PathBuf, PkiError> {
+        let dir = self.identity_dir(principal)?;
+        let cert = dir.join("cert.pem");
+        if cert.exists() {
+            return Err(PkiError::IdentityExists {
+                principal: principal.uri().to_string(),
+                dir,
+                serial: serial_of(&cert).map_or_else(|| "unknown".into(), |s| s.to_string()),
+            });
+        }
+        Ok(self.reissue(principal, display_name, opts)?.dir)
+    }
+
+    /// Issue `principal` a new key and certificate even if it has an
+    /// identity already (a rotation, or a key thought compromised).
+    ///
+    /// The old `cert.pem` is kept beside the new one as
+    /// `cert.pem.old-<serial>` (hex, as in `issued.tsv`): the old certificate
+    /// is not revoked, so the system that holds it keeps working until the
+    /// new identity is installed there; then revoke the old serial
+    /// (`truc pki revoke --serial`). The old key is not kept.
+    pub fn reissue(
+        &self,
+        principal: &Principal,
+        display_name: &str,
+        opts: &IssueOptions,
+    ) -> Result<Reissued, PkiError> {
         let dir = self.identity_dir(principal)?;
         let mut opts = opts.clone();
         if dir == self.hub_dir() {
             // Rotating the hub keeps the names clients already dial.
             opts.sans.extend(names_in(&dir.join("cert.pem")));
         }
+        let cert = dir.join("cert.pem");
+        let replaced = if cert.exists() {
+            let serial = serial_of(&cert);
+            let kept = dir.join(match serial {
+                Some(s) => format!("cert.pem.old-{s}"),
+                None => format!("cert.pem.old-unknown-{}", unix(SystemTime::now())),
+            });
+            std::fs::copy(&cert, &kept).map_err(|e| PkiError::io(&kept, e))?;
+            Some((serial, kept))
+        } else {
+            None
+        };
         self.issue_to(principal, display_name, &opts, &dir)?;
-        Ok(dir)
+        Ok(Reissued { dir, replaced })
     }
 
     /// Issue `principal` a certificate and write it, its key and the CA to `dir`.
@@ -239,6 +288,16 @@ fn is_dns_name(name: &str) -> bool {
                     && !label.ends_with('-')
                     && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
         })
+}
+
+/// The serial number of the certificate at `path`, if it can be read and
+/// fits this CA's serials.
+fn serial_of(path: &Path) -> Option<Serial> {
+    let ders = files::read_cert_ders(path).ok()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&ders[0]).ok()?;
+    let bytes = cert.raw_serial();
+    let bytes = &bytes[bytes.iter().take_while(|b| **b == 0).count()..];
+    (bytes.len() <= 8).then(|| Serial(bytes.iter().fold(0u64, |n, b| (n << 8) | u64::from(*b))))
 }
 
 /// The DNS names and IP addresses in the certificate at `path` (empty if

@@ -183,8 +183,9 @@ fn hub_certificate_names_and_usages() {
     // Rotating the hub keeps its names and its receipt key.
     let receipts = fs::read(pki.receipt_key_path()).unwrap();
     let dir = pki
-        .issue(&Principal::Hub("truc-hub".into()), "truc-hub", &IssueOptions::default())
-        .unwrap();
+        .reissue(&Principal::Hub("truc-hub".into()), "truc-hub", &IssueOptions::default())
+        .unwrap()
+        .dir;
     assert_eq!(dir, pki.hub_dir());
     let rotated = Identity::load(&dir).unwrap();
     assert_ne!(rotated.cert_der, id.cert_der);
@@ -395,7 +396,7 @@ fn revocation_reaches_the_crl() {
         .unwrap();
     let old = Identity::load(&dir).unwrap();
     // A rotation: a second certificate for the same principal.
-    pki.issue(&g22, "Văn phòng Chính phủ", &IssueOptions::default())
+    pki.reissue(&g22, "Văn phòng Chính phủ", &IssueOptions::default())
         .unwrap();
     let new = Identity::load(&dir).unwrap();
     assert_ne!(old.cert_der, new.cert_der);
@@ -527,6 +528,71 @@ fn identity_load_names_the_bad_file() {
     fs::write(b.join("cert.pem"), "garbage").unwrap();
     let err = Identity::load(&b).unwrap_err().to_string();
     assert!(err.contains("cert.pem: no usable CERTIFICATE block"), "{err}");
+}
+
+#[test]
+fn issuing_again_is_refused_and_reissue_keeps_the_old_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = init(tmp.path());
+    let g22 = agency("000.00.00.G22");
+    let dir = pki.issue(&g22, "VPCP", &IssueOptions::default()).unwrap();
+    let old = Identity::load(&dir).unwrap();
+    let old_serial = pki.issued().unwrap().last().unwrap().serial;
+
+    // A second issue changes nothing and says what to do.
+    let err = pki.issue(&g22, "VPCP", &IssueOptions::default()).unwrap_err();
+    assert!(matches!(err, PkiError::IdentityExists { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("serial {old_serial}"))
+            && msg.contains("--force")
+            && msg.contains(&dir.display().to_string()),
+        "{msg}"
+    );
+    assert_eq!(Identity::load(&dir).unwrap().key_pem, old.key_pem);
+    assert_eq!(pki.issued().unwrap().len(), 2, "nothing issued");
+
+    // On purpose: a new key and certificate; the old certificate is kept
+    // under its serial, not revoked.
+    let done = pki.reissue(&g22, "VPCP", &IssueOptions::default()).unwrap();
+    assert_eq!(done.dir, dir);
+    let kept = dir.join(format!("cert.pem.old-{old_serial}"));
+    assert_eq!(done.replaced, Some((Some(old_serial), kept.clone())));
+    assert_eq!(fs::read_to_string(&kept).unwrap(), old.cert_pem);
+    let new = Identity::load(&dir).unwrap();
+    assert_ne!(new.key_pem, old.key_pem);
+    assert_ne!(new.cert_der, old.cert_der);
+    assert_eq!(mode(&dir.join("key.pem")), 0o600);
+    verify_client(&pki, &old.cert_der).unwrap();
+    verify_client(&pki, &new.cert_der).unwrap();
+    assert!(pki.issued().unwrap().iter().all(|c| c.revoked_at.is_none()));
+    // A principal without an identity: nothing replaced.
+    let fresh = pki
+        .reissue(&agency("000.00.00.H26"), "x", &IssueOptions::default())
+        .unwrap();
+    assert_eq!(fresh.replaced, None);
+}
+
+#[test]
+fn keys_readable_by_others_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = init(tmp.path());
+    let dir = pki
+        .issue(&agency("000.00.00.G22"), "VPCP", &IssueOptions::default())
+        .unwrap();
+    let key = dir.join("key.pem");
+    for m in [0o644, 0o640, 0o666] {
+        fs::set_permissions(&key, fs::Permissions::from_mode(m)).unwrap();
+        let err = Identity::load(&dir).unwrap_err().to_string();
+        assert!(err.contains(&format!("run `chmod 600 {}`", key.display())), "{err}");
+    }
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+    Identity::load(&dir).unwrap();
+    // The CA key too.
+    let ca_key = tmp.path().join("ca.key");
+    fs::set_permissions(&ca_key, fs::Permissions::from_mode(0o644)).unwrap();
+    let err = Pki::open(tmp.path()).unwrap_err().to_string();
+    assert!(err.contains(&format!("chmod 600 {}", ca_key.display())), "{err}");
 }
 
 #[test]

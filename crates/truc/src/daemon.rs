@@ -31,7 +31,7 @@ Environment variables:
   TRUC_HUB_IDENTITY                identity          (pki/hub)
   TRUC_SHUTDOWN_GRACE_SECONDS      shutdown_grace_seconds (10)
   TRUC_TLS_CLIENT_CA               tls.client_ca     (identity's ca.pem)
-  TRUC_TLS_CRL                     tls.crl           (none; comma-separated)
+  TRUC_TLS_CRL                     tls.crl           (PKI/crl.pem beside the identity; comma-separated; none: no checks)
   TRUC_TLS_RELOAD_POLL_MS          tls.reload_poll_ms (2000; CRL/cert files re-read on change)
   TRUC_TLS_MIN_VERSION             tls.min_version   (1.2 | 1.3)
   TRUC_SIGNING_TRUST_ANCHORS       signing.trust_anchors (identity's ca.pem)
@@ -46,6 +46,11 @@ Environment variables:
   TRUC_LIMITS_MIN_FREE_DISK_BYTES  limits.min_free_disk_bytes (268435456)
   TRUC_LIMITS_SCRUB_INTERVAL_MS    limits.scrub_interval_ms (86400000; 0 = no background scrub)
   TRUC_LIMITS_SCRUB_BYTES_PER_SECOND limits.scrub_bytes_per_second (8388608; 0 = no limit)
+  TRUC_LIMITS_MAX_CONNECTIONS      limits.max_connections (4096; at most half the open-file limit)
+  TRUC_LIMITS_MAX_CONNECTIONS_PER_ADDRESS limits.max_connections_per_address (512)
+  TRUC_LIMITS_MAX_HANDSHAKES       limits.max_handshakes (256 TLS handshakes at once)
+  TRUC_LIMITS_HANDSHAKE_TIMEOUT_MS limits.handshake_timeout_ms (10000)
+  TRUC_LIMITS_IDLE_CONNECTION_TIMEOUT_MS limits.idle_connection_timeout_ms (300000; an open stream is not idle)
   TRUC_DELIVERY_LEASE_MS           delivery.lease_ms (30000)
   TRUC_DELIVERY_MAX_ATTEMPTS       delivery.max_attempts (5)
   TRUC_DELIVERY_DEFAULT_IN_FLIGHT  delivery.default_in_flight (32)
@@ -68,9 +73,15 @@ Environment variables:
   TRUC_STORE_TIMEOUT_MS            store.timeout_ms  (10000)
   TRUC_STORE_SLED_FLUSH_MS         store.sled_flush_ms (500; sled's own flush; durability comes from the log)
 
+Revocation: certificates listed in the CRL are refused (TLS and document
+signers); the CRL is re-read when it changes. Without --crl the hub uses
+crl.pem of the CA directory holding the identity (pki/crl.pem for pki/hub)
+and refuses to start if there is none; --crl none runs without revocation
+checks, on purpose, with a warning.
+
 GETTING STARTED:
   truc pki init --dir pki
-  trucd --identity pki/hub --data-dir truc-data
+  trucd --identity pki/hub --data-dir truc-data --crl pki/crl.pem
 See README.md for the walk-through.";
 
 /// Flags of `trucd`.
@@ -89,7 +100,9 @@ pub struct Args {
     /// The hub's identity directory from `truc pki init` [config: identity].
     #[arg(long, value_name = "DIR")]
     pub identity: Option<PathBuf>,
-    /// CRL file (PEM); repeat for several [config: tls.crl].
+    /// CRL file (PEM); repeat for several. Default: crl.pem beside the
+    /// identity directory (PKI/crl.pem). `none`: no revocation checks, on
+    /// purpose [config: tls.crl].
     #[arg(long, value_name = "FILE")]
     pub crl: Vec<PathBuf>,
     /// Log format: plain or json [config: log.format].
@@ -164,7 +177,7 @@ fn config(args: &Args) -> Result<Config, ConfigError> {
         cfg.identity = v.clone();
     }
     if !args.crl.is_empty() {
-        cfg.tls.crl = args.crl.clone();
+        cfg.tls.crl = truc_hub::CrlSetting::from_paths(args.crl.clone());
     }
     if let Some(v) = &args.log_format {
         cfg.log.format = v.clone();
@@ -259,7 +272,7 @@ pub fn main() -> ExitCode {
             eprintln!("trucd: {e}");
             ExitCode::from(EX_DATAERR)
         }
-        Err(e @ HubError::Identity(_)) => {
+        Err(e @ (HubError::Identity(_) | HubError::Config(_))) => {
             eprintln!("trucd: {e}");
             ExitCode::from(EX_USAGE)
         }

@@ -256,10 +256,14 @@ impl Ops for OpsService {
             .await
             .map_err(|_| Status::unavailable("the hub is shutting down"))?
             .map_err(|e| Status::failed_precondition(format!("reload refused, nothing changed: {e}")))?;
-        let detail = format!(
-            "reload: {} revoked certificates, {ended} streams ended",
-            loaded.revoked_certificates
-        );
+        let detail = if loaded.revocation {
+            format!(
+                "reload: {} revoked certificates, {ended} streams ended",
+                loaded.revoked_certificates
+            )
+        } else {
+            format!("reload: no CRL configured (revocations not checked), {ended} streams ended")
+        };
         self.0
             .store
             .record_action(detail, op.uri())
@@ -268,6 +272,15 @@ impl Ops for OpsService {
         Ok(Response::new(ReloadResponse {
             revoked_certificates: loaded.revoked_certificates,
             streams_ended: ended,
+            no_crl: !loaded.revocation,
+            crl_files: self
+                .0
+                .trust
+                .files()
+                .crls
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
         }))
     }
 }

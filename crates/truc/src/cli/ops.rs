@@ -403,10 +403,19 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
         }
         OpsCommand::Reload { conn } => {
             let r = conn.client().await?.reload().await?;
-            println!(
-                "reloaded: {} revoked certificates in the CRLs, {} streams ended",
-                r.revoked_certificates, r.streams_ended
-            );
+            if r.no_crl {
+                println!(
+                    "reloaded: no CRL configured (tls.crl = \"none\"): revocations are NOT checked; {} streams ended",
+                    r.streams_ended
+                );
+            } else {
+                println!(
+                    "reloaded: {} revoked certificates in the CRLs ({}), {} streams ended",
+                    r.revoked_certificates,
+                    r.crl_files.join(", "),
+                    r.streams_ended
+                );
+            }
         }
         OpsCommand::Agencies(AgenciesCommand::Add { code, name, conn }) => {
             let a = conn.client().await?.add_agency(&code, &name).await?;

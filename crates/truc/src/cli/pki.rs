@@ -25,7 +25,8 @@ pub(crate) enum PkiCommand {
         san: Vec<String>,
     },
     /// Issue an identity directory (cert.pem, key.pem, ca.pem) to an
-    /// agency, operator or auditor.
+    /// agency, operator or auditor. A principal that has one already is
+    /// refused unless --force is given.
     #[command(group(ArgGroup::new("who").required(true).args(["agency", "operator", "auditor"])))]
     Issue {
         /// PKI directory made by `truc pki init`.
@@ -49,6 +50,12 @@ pub(crate) enum PkiCommand {
         /// Validity in days.
         #[arg(long, default_value_t = 365)]
         days: u32,
+        /// Replace an existing identity (a new key and certificate). The old
+        /// certificate is kept as cert.pem.old-<SERIAL> and is not revoked,
+        /// so the system holding it keeps working until the new identity is
+        /// installed there; then revoke it with `truc pki revoke --serial`.
+        #[arg(long)]
+        force: bool,
     },
     /// Revoke certificates and rewrite PKI/crl.pem.
     #[command(group(ArgGroup::new("what").required(true).args(["agency", "serial"])))]
@@ -85,6 +92,7 @@ pub(crate) fn run(cmd: PkiCommand) -> anyhow::Result<()> {
             name,
             key_type,
             days,
+            force,
         } => {
             let pki = Pki::open(&dir)?;
             let principal = match (agency, operator, auditor) {
@@ -100,8 +108,23 @@ pub(crate) fn run(cmd: PkiCommand) -> anyhow::Result<()> {
                 days,
                 ..IssueOptions::default()
             };
-            let out = pki.issue(&principal, &display, &opts).context("issuing")?;
-            println!("{principal} ({}) → {}/", key_type.as_str(), out.display());
+            if !force {
+                let out = pki.issue(&principal, &display, &opts)?;
+                println!("{principal} ({}) → {}/", key_type.as_str(), out.display());
+                return Ok(());
+            }
+            let done = pki.reissue(&principal, &display, &opts).context("issuing")?;
+            println!("{principal} ({}) → {}/", key_type.as_str(), done.dir.display());
+            if let Some((serial, kept)) = done.replaced {
+                println!("old certificate kept as {} (not revoked)", kept.display());
+                match serial {
+                    Some(s) => println!(
+                        "once the new identity is installed, revoke the old one:\n  truc pki revoke --dir {} --serial {s}",
+                        dir.display()
+                    ),
+                    None => println!("its serial could not be read: find it in {}", dir.join("issued.tsv").display()),
+                }
+            }
         }
         PkiCommand::Revoke { dir, agency, serial } => {
             let pki = Pki::open(&dir)?;
