@@ -375,6 +375,24 @@ pub(super) fn replay(dir: &Path, after: (u32, u64), tails: Tails) -> Result<Repl
                 ))
             }
         };
+        if skip_first {
+            // The record the database names must be there (framed): zeros
+            // or a cut-off record mean sled holds a batch the log lost.
+            let framed = bytes.get(..8).is_some_and(|h| {
+                let len = u32::from_le_bytes(h[0..4].try_into().unwrap_or_default()) as usize;
+                len > 0 && bytes.len() >= 8 + len
+            });
+            if !framed {
+                return Err(damaged(
+                    seg,
+                    Some(base),
+                    format!(
+                        "the database has applied a batch at offset {base} but the log holds no whole record there"
+                    ),
+                    "that batch's document bodies and anything after it",
+                ));
+            }
+        }
         while at < bytes.len() {
             let rest = &bytes[at..];
             let Some(header) = rest.get(..8) else {
@@ -1125,8 +1143,11 @@ mod tests {
         }
         let s = batches[0].0;
         // The database names a batch past the end of its segment.
-        let d = damaged(replay(dir.path(), (s, 1 << 20), Tails::NewestOnly));
+        let d = damaged(replay(dir.path(), (s, 1 << 40), Tails::NewestOnly));
         assert_eq!(d.file, segment_file(dir.path(), s));
+        // …or where the log has only the zeros written ahead of the writer.
+        let d = damaged(replay(dir.path(), (s, batches[2].1 + 500), Tails::NewestOnly));
+        assert_eq!(d.offset, Some(batches[2].1 + 500));
         std::fs::remove_file(segment_file(dir.path(), s + 2)).unwrap();
         let d = damaged(replay(dir.path(), (s, 0), Tails::NewestOnly));
         assert_eq!(d.file, segment_file(dir.path(), s + 2));
