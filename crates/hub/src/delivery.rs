@@ -174,7 +174,6 @@ impl Engine {
         if q.newly {
             self.metrics.quarantined_by_delivery();
         }
-        self.enqueued(&q.notify);
         Ok(())
     }
 
@@ -187,29 +186,40 @@ impl Engine {
         self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Tell the streams of `agencies` that new copies are waiting.
-    pub(crate) fn enqueued<'a>(&self, agencies: impl IntoIterator<Item = &'a AgencyCode>) {
-        for a in agencies {
-            self.queue(a).wake.notify_waiters();
-        }
-    }
-
-    /// Copies of `agency` may be deliverable again under their old ids (a
-    /// redrive): the next fetch scans the whole outbox.
-    pub(crate) fn rescan(&self, agency: &AgencyCode) {
-        let q = self.queue(agency);
-        q.inner.lock().unwrap_or_else(|e| e.into_inner()).rescan();
-        q.wake.notify_waiters();
-    }
-
-    /// After `ids` were acked durably: release their leases, return credit.
-    pub(crate) fn acked(&self, agency: &AgencyCode, ids: &[u64]) {
-        let q = self.queue(agency);
-        let mut l = q.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let released = ids.iter().filter(|id| l.release(**id)).count();
-        drop(l);
-        if released > 0 {
-            q.wake.notify_waiters();
+    /// Follow what committed batches change in the outboxes, until the hub
+    /// stops: the one path from a commit (this hub's or, on a shared log,
+    /// another's) to the streams. A copy written below an agency's cursor
+    /// came back under its old id (a lease ran out, a redrive, a restore):
+    /// the next fetch rescans. A copy deleted (acknowledged, withdrawn,
+    /// dead-lettered) gives its lease and credit back. Then the agency's
+    /// streams wake.
+    pub(crate) async fn follow_commits(self: Arc<Self>, events: Arc<truc_store::OutboxEvents>) {
+        let mut stop = self.stop.clone();
+        loop {
+            let changes = tokio::select! {
+                c = events.next() => c,
+                _ = stop.changed() => return,
+            };
+            for (agency, change) in changes {
+                let Ok(agency) = AgencyCode::parse(&agency) else {
+                    continue;
+                };
+                let q = self.queue(&agency);
+                let mut l = q.inner.lock().unwrap_or_else(|e| e.into_inner());
+                for id in &change.removed {
+                    l.release(*id);
+                }
+                let back = change
+                    .lowest_written
+                    .iter()
+                    .zip(l.cursor)
+                    .any(|(low, cursor)| low.is_some_and(|id| id < cursor));
+                if back {
+                    l.rescan();
+                }
+                drop(l);
+                q.wake.notify_waiters();
+            }
         }
     }
 

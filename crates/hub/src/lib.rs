@@ -205,10 +205,12 @@ async fn serve_with_admin(
     store_opts.on_commit = Some(truc_store::CommitObserver::new(move |n, took, ok| {
         m.committed(n, took, ok)
     }));
-    // Replicated store: batches other hubs commit wake this hub's streams.
-    // (weak: the engine holds the store)
-    let remote_engine: Arc<std::sync::OnceLock<std::sync::Weak<delivery::Engine>>> = Arc::default();
-    let store = open_store(&config, store_opts, signer, remote_engine.clone()).await?;
+    // The one path from commit to delivery: every committed batch (this
+    // hub's, and other hubs' on a shared log) tells the engine what it
+    // changed in the outboxes.
+    let outbox_events = Arc::new(truc_store::OutboxEvents::default());
+    store_opts.outbox_events = Some(outbox_events.clone());
+    let store = open_store(&config, store_opts, signer).await?;
     let payloads = truc_store::PayloadFiles::open(&config.data_dir)?;
     warn_if_reserve_cannot_fit(&config);
 
@@ -222,8 +224,13 @@ async fn serve_with_admin(
         stop_rx.clone(),
         metrics.clone(),
     );
-    let _ = remote_engine.set(Arc::downgrade(&engine));
     let reaper = tokio::spawn(engine.clone().reap().instrument(tracing::info_span!("reaper")));
+    let pump = tokio::spawn(
+        engine
+            .clone()
+            .follow_commits(outbox_events)
+            .instrument(tracing::info_span!("commits")),
+    );
     let shared = Arc::new(Shared {
         config: config.clone(),
         store: store.dyn_store(),
@@ -371,6 +378,7 @@ async fn serve_with_admin(
     admin.set_stopping();
     let _ = stop_tx.send(true);
     let _ = reaper.await;
+    let _ = pump.await;
     let _ = watcher.await;
     let _ = sweeper.await;
     let _ = collector.await;
@@ -684,9 +692,8 @@ impl OpenStore {
 
 async fn open_store(
     config: &Config,
-    mut store_opts: SledStoreOptions,
+    store_opts: SledStoreOptions,
     signer: TreeHeadSigner,
-    engine: Arc<std::sync::OnceLock<std::sync::Weak<delivery::Engine>>>,
 ) -> Result<OpenStore, HubError> {
     if config.store.backend != "jetstream" {
         let store = tokio::task::spawn_blocking(move || SledStore::open(&store_opts, signer))
@@ -694,15 +701,6 @@ async fn open_store(
             .map_err(|e| HubError::Server(e.to_string()))??;
         return Ok(OpenStore::Sled(store));
     }
-    store_opts.on_remote = Some(truc_store::RemoteObserver::new(move |codes| {
-        if let Some(engine) = engine.get().and_then(|e| e.upgrade()) {
-            let codes: Vec<truc_core::AgencyCode> = codes
-                .iter()
-                .filter_map(|c| truc_core::AgencyCode::parse(c).ok())
-                .collect();
-            engine.enqueued(codes.iter());
-        }
-    }));
     let s = &config.store;
     let mut opts = jetstream_options(config, store_opts);
     // Payload files of chunked uploads (truc_store::PayloadFiles) are

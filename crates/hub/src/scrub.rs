@@ -34,7 +34,6 @@ pub(crate) async fn verify(
             stop,
         })
         .await?;
-    shared.engine.enqueued(&report.notify);
     shared.metrics.scrubbed(&report);
     Ok(report)
 }

@@ -18,6 +18,7 @@ use truc_core::AgencyCode;
 use truc_proto::v1::{ProvenReceipt, SignedDocument, SignedTreeHead, StaffInfo, TrackResponse};
 
 mod error;
+mod events;
 pub mod keys;
 pub mod payloads;
 mod records;
@@ -26,8 +27,9 @@ mod sled;
 mod stats;
 
 pub use crate::error::{Damage, StoreError};
+pub use crate::events::{OutboxChange, OutboxEvents};
 pub use crate::payloads::{FileUsage, PartWriter, PayloadFiles, Resume, UploadMismatch};
-pub use crate::replica::{snapshot_entry, RemoteObserver, Replicator};
+pub use crate::replica::{snapshot_entry, Replicator};
 pub use crate::sled::{Reclaimed, SledStore, SledStoreOptions};
 pub use crate::stats::CommitObserver;
 

@@ -43,29 +43,6 @@ pub trait Replicator: Send + Sync + 'static {
     fn append(&self, expected_last: u64, entry: Vec<u8>) -> Result<u64, StoreError>;
 }
 
-/// Called on the writer thread after entries written by other hubs were
-/// applied locally, with the agencies whose outbox got new items (so the
-/// hub can wake their receive streams). Keep it cheap.
-#[derive(Clone)]
-pub struct RemoteObserver(std::sync::Arc<dyn Fn(Vec<String>) + Send + Sync>);
-
-impl RemoteObserver {
-    /// Wrap `f`.
-    pub fn new(f: impl Fn(Vec<String>) + Send + Sync + 'static) -> Self {
-        Self(std::sync::Arc::new(f))
-    }
-
-    pub(crate) fn observe(&self, agencies: Vec<String>) {
-        (self.0)(agencies)
-    }
-}
-
-impl std::fmt::Debug for RemoteObserver {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RemoteObserver")
-    }
-}
-
 /// One log entry: every key a batch changed, with its final value.
 #[derive(Clone, PartialEq, Message)]
 pub(crate) struct LogEntry {

@@ -102,7 +102,6 @@ impl Axis for AxisService {
             .ack(agency.clone(), ids.clone(), principal.uri())
             .await
             .map_err(status::from_store)?;
-        self.0.engine.acked(&agency, &ids);
         self.0.metrics.acked(agency.as_str(), &ids, n);
         Ok(Response::new(AckResponse { acknowledged: n }))
     }
@@ -176,7 +175,6 @@ impl Axis for AxisService {
             })
             .await
             .map_err(status::from_store)?;
-        self.0.engine.enqueued(&outcome.notify);
         tracing::info!(reporter = %principal, code = r.code, "status reported");
         Ok(Response::new(ReportStatusResponse {
             receipt: Some(outcome.receipt),
@@ -261,12 +259,6 @@ pub(crate) async fn accept(
         })
         .await
         .map_err(status::from_store)?;
-    if outcome.restored {
-        // Copies back under their old delivery ids.
-        outcome.notify.iter().for_each(|a| shared.engine.rescan(a));
-    } else {
-        shared.engine.enqueued(&outcome.notify);
-    }
     tracing::debug!(
         from = %principal, hub_document_id = outcome.hub_document_id, notified = outcome.notify.len(),
         duplicate = outcome.duplicate, "accepted"

@@ -134,7 +134,6 @@ impl Ops for OpsService {
             .retire_agency(code(&r.code)?, successor.clone(), r.reason, op.uri())
             .await
             .map_err(status::from_store)?;
-        self.0.engine.enqueued([&successor]);
         tracing::info!(operator = %op, code = %info.code, %successor, "agency retired");
         Ok(Response::new(agency(info)))
     }
@@ -206,7 +205,6 @@ impl Ops for OpsService {
             .redrive(agency.clone(), r.delivery_ids, op.uri())
             .await
             .map_err(status::from_store)?;
-        self.0.engine.rescan(&agency);
         tracing::info!(operator = %op, %agency, count, "dead letters redriven");
         Ok(Response::new(ChangedCount { count }))
     }

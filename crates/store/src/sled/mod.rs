@@ -59,8 +59,9 @@ pub struct SledStoreOptions {
     /// Replicate every batch through this shared log before answering
     /// (the JetStream backend); `None`: the local flush is the commit.
     pub replicator: Option<Arc<dyn crate::Replicator>>,
-    /// Told which agencies got outbox items from other hubs' batches.
-    pub on_remote: Option<crate::RemoteObserver>,
+    /// Told what every committed batch changed in the outboxes, this
+    /// hub's and (replicated) other hubs': the delivery engine's one feed.
+    pub outbox_events: Option<Arc<crate::OutboxEvents>>,
     /// How often sled flushes in the background, ms (`None`: only when
     /// asked). Durability comes from the log, whatever this is.
     pub flush_every_ms: Option<u64>,
@@ -85,7 +86,7 @@ impl SledStoreOptions {
             outbox_quota_bytes: 0,
             min_free_bytes: 0,
             replicator: None,
-            on_remote: None,
+            outbox_events: None,
             flush_every_ms: Some(500),
             accept_loss: false,
         }
@@ -313,12 +314,11 @@ impl SledStore {
                         opts.path.display()
                     )));
                 }
-                let (applied, _) = replicated::catch_up(&tree, &cache, &**r, from, last)?;
+                let applied = replicated::catch_up(&tree, &cache, &**r, from, last, opts.outbox_events.as_deref())?;
                 tracing::info!(from, applied, "caught up with the shared log");
                 Some(replicated::Follower {
                     replica: r.clone(),
                     applied,
-                    on_remote: opts.on_remote.clone(),
                 })
             }
         };
@@ -379,6 +379,7 @@ impl SledStore {
                 last_try: None,
             },
             halted: None,
+            events: opts.outbox_events.clone(),
         };
         let handle = std::thread::Builder::new()
             .name("truc-store-writer".into())

@@ -1,7 +1,6 @@
 //! The local tree as a view of the shared log (see `crate::replica`):
 //! applying entries other hubs appended.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use prost::Message;
@@ -9,7 +8,8 @@ use prost::Message;
 use super::Cache;
 use crate::keys::{self, tag};
 use crate::records::AgencyRecord;
-use crate::replica::{self, RemoteObserver, Replicator};
+use crate::replica::{self, Replicator};
+use crate::OutboxEvents;
 use crate::StoreError;
 
 /// Entries applied per local batch while catching up.
@@ -20,7 +20,6 @@ pub(super) struct Follower {
     pub(super) replica: Arc<dyn Replicator>,
     /// The last log entry the local tree reflects.
     pub(super) applied: u64,
-    pub(super) on_remote: Option<RemoteObserver>,
 }
 
 /// The log position the tree reflects (0: none yet).
@@ -31,22 +30,23 @@ pub(super) fn applied(tree: &sled::Tree) -> Result<u64, StoreError> {
         .unwrap_or(0))
 }
 
-/// Apply entries `applied + 1 ..= last` to the tree and the cache; returns
-/// the new position and the agencies whose outbox got items.
+/// Apply entries `applied + 1 ..= last` to the tree and the cache, and
+/// publish their outbox changes to `events`; returns the new position.
 pub(super) fn catch_up(
     tree: &sled::Tree,
     cache: &Cache,
     replica: &dyn Replicator,
     applied: u64,
     last: u64,
-) -> Result<(u64, Vec<String>), StoreError> {
+    events: Option<&OutboxEvents>,
+) -> Result<u64, StoreError> {
     let mut seq = applied;
-    let mut notify = BTreeSet::new();
     while seq < last {
         let upto = (seq + CATCH_UP_CHUNK).min(last);
         let mut batch = sled::Batch::default();
         let mut agencies = Vec::new();
         let mut counts = Vec::new();
+        let mut outbox: Vec<(Vec<u8>, bool)> = Vec::new();
         for s in seq + 1..=upto {
             let entry = replica::decode(s, &replica.read(s)?)?;
             for c in entry.changes {
@@ -61,9 +61,7 @@ pub(super) fn catch_up(
                         let bytes = v.get(8..16).and_then(keys::u64_value).unwrap_or(0);
                         counts.push((code, (count, bytes)));
                     }
-                    (Some(tag::OUTBOX), Some(_)) if c.key.len() > 10 => {
-                        notify.insert(String::from_utf8_lossy(&c.key[1..c.key.len() - 9]).into_owned());
-                    }
+                    (Some(tag::OUTBOX), v) => outbox.push((c.key.clone(), v.is_some())),
                     _ => {}
                 }
                 match c.value {
@@ -74,6 +72,9 @@ pub(super) fn catch_up(
         }
         batch.insert(keys::replica_seq(), upto.to_be_bytes().to_vec());
         tree.apply_batch(batch)?;
+        if let Some(ev) = events {
+            ev.publish(outbox.iter().map(|(k, w)| (k.as_slice(), *w)));
+        }
         {
             let mut map = cache.agencies.write().unwrap_or_else(|e| e.into_inner());
             for a in agencies {
@@ -88,5 +89,5 @@ pub(super) fn catch_up(
         }
         seq = upto;
     }
-    Ok((seq, notify.into_iter().collect()))
+    Ok(seq)
 }

@@ -99,6 +99,8 @@ pub(super) struct Writer {
     pub(super) health: Arc<super::Health>,
     /// How to reopen sled after it failed a write.
     pub(super) reopen: Reopen,
+    /// Where committed outbox changes go (the delivery engine's feed).
+    pub(super) events: Option<Arc<crate::OutboxEvents>>,
     /// Set when going on would sign a head that forks from the last one:
     /// every change is refused until an operator restarts or repairs.
     pub(super) halted: Option<String>,
@@ -311,6 +313,14 @@ impl Writer {
                 None
             }
         };
+        let outbox: Vec<(Vec<u8>, bool)> = match &self.events {
+            Some(_) => writes
+                .iter()
+                .filter(|(k, _)| k.first() == Some(&crate::keys::tag::OUTBOX))
+                .map(|(k, v)| (k.clone(), v.is_some()))
+                .collect(),
+            None => Vec::new(),
+        };
         let mut batch = sled::Batch::default();
         for (k, v) in writes {
             match v {
@@ -328,6 +338,9 @@ impl Writer {
             return Err(StoreError::OutcomeUnknown(format!(
                 "the batch is durable in the log but the database refused it ({e})"
             )));
+        }
+        if let Some(ev) = &self.events {
+            ev.publish(outbox.iter().map(|(k, w)| (k.as_slice(), *w)));
         }
         let new_segment = meta.log_segment != self.meta.log_segment;
         self.meta = meta;
@@ -434,13 +447,16 @@ impl Writer {
         if last <= f.applied {
             return Ok(());
         }
-        let (applied, notify) = { replicated::catch_up(&self.tree, &self.cache, &*f.replica, f.applied, last)? };
-        f.applied = applied;
+        f.applied = replicated::catch_up(
+            &self.tree,
+            &self.cache,
+            &*f.replica,
+            f.applied,
+            last,
+            self.events.as_deref(),
+        )?;
         if let Some(v) = self.tree.get(keys::meta())? {
             self.meta = Meta::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("meta".into()))?;
-        }
-        if let (Some(observe), false) = (&f.on_remote, notify.is_empty()) {
-            observe.observe(notify);
         }
         Ok(())
     }
