@@ -39,6 +39,7 @@ pub mod metrics;
 mod queues;
 mod scrub;
 mod service;
+mod stats;
 mod status;
 mod tls;
 mod trust;
@@ -177,6 +178,7 @@ async fn serve_with_admin(
     store_opts.outbox_quota_bytes = config.limits.agency_quota_bytes;
     store_opts.min_free_bytes = config.limits.min_free_disk_bytes;
     store_opts.flush_every_ms = Some(config.store.sled_flush_ms.max(1));
+    store_opts.utc_offset_minutes = config.deadlines.utc_offset_minutes;
     let m = metrics.clone();
     store_opts.on_commit = Some(truc_store::CommitObserver::new(move |n, took, ok| {
         m.committed(n, took, ok)
@@ -521,6 +523,7 @@ pub async fn repair(config: &Config, accept_loss: bool) -> Result<Repaired, HubE
     let signer = load_signer(&config.identity)?;
     let mut opts = SledStoreOptions::new(&config.data_dir);
     opts.accept_loss = accept_loss;
+    opts.utc_offset_minutes = config.deadlines.utc_offset_minutes;
     let store = tokio::task::spawn_blocking(move || SledStore::open(&opts, signer))
         .await
         .map_err(|e| HubError::Server(e.to_string()))??;
