@@ -123,7 +123,11 @@ pub(super) async fn post(console: &Console, caller: &Caller, path: &str, body: &
                 let state = match s("state").as_str() {
                     "active" => AgencyState::Active,
                     "suspended" => AgencyState::Suspended,
-                    other => return Err(Status::invalid_argument(format!("state {other:?}: active or suspended"))),
+                    other => {
+                        return Err(Status::invalid_argument(format!(
+                            "state {other:?}: active or suspended"
+                        )))
+                    }
                 };
                 let a = shared
                     .store
@@ -217,7 +221,13 @@ async fn overview(c: &Console) -> Answer {
     if overdue > 0 {
         alerts.push(json!({"name": "TrucUrgentOverdue", "detail": format!("{overdue} urgent copies overdue")}));
     }
-    let samples: Vec<_> = c.samples.lock().unwrap_or_else(|e| e.into_inner()).iter().copied().collect();
+    let samples: Vec<_> = c
+        .samples
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .copied()
+        .collect();
     let (accepted, acked) = c.shared.metrics.totals();
     Ok(json!({
         "ready": problem.is_none(),
@@ -244,8 +254,13 @@ async fn agencies(c: &Console) -> Answer {
         .into_iter()
         .map(|r| (r.agency, r.counts.confirmed_late))
         .collect();
-    let dir: std::collections::HashMap<String, String> =
-        c.shared.store.agencies().into_iter().map(|a| (a.code, a.successor)).collect();
+    let dir: std::collections::HashMap<String, String> = c
+        .shared
+        .store
+        .agencies()
+        .into_iter()
+        .map(|a| (a.code, a.successor))
+        .collect();
     let list: Vec<Value> = rows
         .into_iter()
         .map(|r| {
@@ -346,7 +361,11 @@ async fn documents(c: &Console, q: &str) -> Answer {
 }
 
 fn sender_of(id: &str, from: &str) -> Result<AgencyCode, Status> {
-    let from = if from.is_empty() { id.split(',').next().unwrap_or("") } else { from };
+    let from = if from.is_empty() {
+        id.split(',').next().unwrap_or("")
+    } else {
+        from
+    };
     code(from).map_err(|_| Status::invalid_argument(format!("cannot tell the sender of {id:?}: give it")))
 }
 
@@ -415,7 +434,13 @@ async fn dead_letters(c: &Console, agency: &str) -> Answer {
     };
     let mut out = Vec::new();
     for a in codes {
-        for i in c.shared.store.dead_letters(a.clone()).await.map_err(status::from_store)? {
+        for i in c
+            .shared
+            .store
+            .dead_letters(a.clone())
+            .await
+            .map_err(status::from_store)?
+        {
             let (from, document_id) = match (&i.document, &i.status) {
                 (Some(d), _) => {
                     let h = DocumentHeader::decode(d.header.as_slice()).unwrap_or_default();
@@ -476,8 +501,7 @@ async fn stats(c: &Console, caller: &Caller, q: &str) -> Result<(Value, String),
 /// DER (SubjectPublicKeyInfo) for WebCrypto.
 fn receipts_key(c: &Console) -> Answer {
     let path = c.shared.config.identity.join("receipts.pub");
-    let pem = std::fs::read(&path)
-        .map_err(|e| Status::unavailable(format!("cannot read {}: {e}", path.display())))?;
+    let pem = std::fs::read(&path).map_err(|e| Status::unavailable(format!("cannot read {}: {e}", path.display())))?;
     let text = String::from_utf8_lossy(&pem);
     let b64: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
     Ok(json!({ "pem": text, "spki_base64": b64 }))
@@ -538,7 +562,9 @@ async fn consistency(c: &Console, old: &str) -> Answer {
         .await
         .map_err(status::from_store)?
         .ok_or_else(|| Status::failed_precondition("the receipt log is empty"))?;
-    let new_size = TreeHead::decode(head.tree_head.as_slice()).unwrap_or_default().tree_size;
+    let new_size = TreeHead::decode(head.tree_head.as_slice())
+        .unwrap_or_default()
+        .tree_size;
     let proof = match old.parse::<u64>() {
         Ok(0) | Err(_) if !old.is_empty() => return Err(Status::invalid_argument("old must be a tree size above 0")),
         Err(_) => Vec::new(),

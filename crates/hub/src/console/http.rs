@@ -234,7 +234,10 @@ fn check_action(console: &Console, req: &Request<Incoming>, caller: &Caller) -> 
     if !caller.operator {
         return Err((
             StatusCode::FORBIDDEN,
-            format!("{} is read-only: actions need an operator certificate", caller.principal),
+            format!(
+                "{} is read-only: actions need an operator certificate",
+                caller.principal
+            ),
         ));
     }
     Ok(())
@@ -244,7 +247,12 @@ async fn read_body(body: Incoming) -> Result<Vec<u8>, (StatusCode, String)> {
     let mut body = std::pin::pin!(body);
     let mut out = Vec::new();
     while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
-        let frame = frame.map_err(|_| (StatusCode::BAD_REQUEST, "the request body could not be read".to_string()))?;
+        let frame = frame.map_err(|_| {
+            (
+                StatusCode::BAD_REQUEST,
+                "the request body could not be read".to_string(),
+            )
+        })?;
         if let Ok(data) = frame.into_data() {
             out.extend_from_slice(&data);
             if out.len() > MAX_BODY {

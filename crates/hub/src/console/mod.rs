@@ -62,7 +62,11 @@ impl ConsoleConfig {
     /// A value the hub cannot use: (key, value, why).
     pub(crate) fn problem(&self) -> Option<(&'static str, String, &'static str)> {
         if !matches!(self.mode.as_str(), "mtls" | "proxy") {
-            return Some(("console.mode", format!("{:?}", self.mode), "must be \"mtls\" or \"proxy\""));
+            return Some((
+                "console.mode",
+                format!("{:?}", self.mode),
+                "must be \"mtls\" or \"proxy\"",
+            ));
         }
         if self.mode == "proxy" && self.proxy_peers.is_empty() {
             return Some((
@@ -72,7 +76,11 @@ impl ConsoleConfig {
             ));
         }
         if self.mode == "proxy" && hyper::header::HeaderName::from_bytes(self.proxy_header.as_bytes()).is_err() {
-            return Some(("console.proxy_header", format!("{:?}", self.proxy_header), "is not a header name"));
+            return Some((
+                "console.proxy_header",
+                format!("{:?}", self.proxy_header),
+                "is not a header name",
+            ));
         }
         None
     }
