@@ -40,6 +40,18 @@ pub fn browser_or_skip(test: &str) -> Option<(PathBuf, PathBuf)> {
 
 /// One HTTP/1.1 request with `Connection: close`; (status, body).
 pub async fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> (u16, String) {
+    tokio::time::timeout(Duration::from_secs(60), http_once(addr, method, path, headers, body))
+        .await
+        .unwrap_or_else(|_| panic!("{method} {path} on {addr}: no answer in 60 s"))
+}
+
+async fn http_once(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let body = body.unwrap_or("");
     let mut req = format!(
@@ -55,8 +67,26 @@ pub async fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)]
     req.push_str("\r\n");
     req.push_str(body);
     s.write_all(req.as_bytes()).await.expect("write");
+    // Read to the end of the body (chromedriver keeps the connection open).
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await.expect("read");
+    let mut chunk = [0u8; 16384];
+    loop {
+        let n = s.read(&mut chunk).await.expect("read");
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&chunk[..n]);
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if matches!(len, Some(len) if raw.len() >= end + 4 + len) {
+                break;
+            }
+        }
+    }
     parse_response(&raw)
 }
 
@@ -168,14 +198,10 @@ impl Browser {
 
     /// The first element matching `css`, if any.
     pub async fn find(&self, css: &str) -> Option<String> {
-        let body = json!({"using": "css selector", "value": css}).to_string();
-        let path = format!("/session/{}/element", self.session);
-        let (status, text) = http(&self.addr, "POST", &path, &[], Some(&body)).await;
-        if status != 200 {
-            return None;
-        }
-        let v: Value = serde_json::from_str(&text).ok()?;
-        v["value"][ELEMENT].as_str().map(str::to_string)
+        let v = self
+            .exec("return document.querySelector(arguments[0])", json!([css]))
+            .await;
+        v[ELEMENT].as_str().map(str::to_string)
     }
 
     /// Wait until `css` matches, then return it.
