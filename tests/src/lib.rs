@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod transfer;
+pub mod webdriver;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -345,6 +346,11 @@ impl TestHub {
     /// when `config.admin.listen` was set (port 0 picks a free one).
     pub fn admin_addr(&self) -> Option<std::net::SocketAddr> {
         self.running.as_ref().and_then(|r| r.admin_addr)
+    }
+
+    /// Where the web console listens, when `config.console.listen` was set.
+    pub fn console_addr(&self) -> Option<std::net::SocketAddr> {
+        self.running.as_ref().and_then(|r| r.console_addr)
     }
 
     /// Connect with the identity in `dir`.

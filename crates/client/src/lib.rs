@@ -342,6 +342,29 @@ impl Client {
         Ok(self.ops.clone().purge_dead_letters(req).await?.into_inner().count)
     }
 
+    /// The axis's indicators for local days `from_date..=to_date`
+    /// ("YYYY-MM-DD"): every agency's and the hub's for operators and
+    /// auditors (or `agency`'s), an agency's own for an agency.
+    pub async fn stats(
+        &self,
+        from_date: &str,
+        to_date: &str,
+        agency: &str,
+        by: proto::StatsGrouping,
+    ) -> Result<proto::GetStatsResponse, Status> {
+        Ok(self
+            .ops
+            .clone()
+            .get_stats(proto::GetStatsRequest {
+                from_date: from_date.into(),
+                to_date: to_date.into(),
+                agency: agency.into(),
+                by: by as i32,
+            })
+            .await?
+            .into_inner())
+    }
+
     /// The hub's data disk and what its files take (operators only).
     pub async fn storage(&self) -> Result<proto::Storage, Status> {
         Ok(self

@@ -38,6 +38,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Where state is kept: embedded sled, or a NATS JetStream cluster.
     pub store: StoreConfig,
+    /// The web console for operators and auditors (`crate::console`).
+    pub console: crate::console::ConsoleConfig,
 }
 
 /// `[store]`
@@ -395,6 +397,7 @@ impl Default for Config {
             log: LogConfig::default(),
             admin: AdminConfig::default(),
             store: StoreConfig::default(),
+            console: crate::console::ConsoleConfig::default(),
         }
     }
 }
@@ -484,6 +487,8 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("TRUC_LOG_FORMAT", "log.format"),
     ("TRUC_LOG_LEVEL", "log.level"),
     ("TRUC_ADMIN_LISTEN", "admin.listen"),
+    ("TRUC_CONSOLE_LISTEN", "console.listen"),
+    ("TRUC_CONSOLE_MODE", "console.mode"),
     ("TRUC_STORE_BACKEND", "store.backend"),
     ("TRUC_STORE_NATS_URLS", "store.nats_urls"),
     ("TRUC_STORE_NATS_CA", "store.nats_ca"),
@@ -654,6 +659,9 @@ impl Config {
                 &self.deadlines.utc_offset_minutes,
                 "must be in -720..=840",
             ));
+        }
+        if let Some((key, v, reason)) = self.console.problem() {
+            return Err(value(key, &v, reason));
         }
         if !matches!(self.store.backend.as_str(), "sled" | "jetstream") {
             return Err(value(

@@ -32,6 +32,7 @@ use truc_store::{SledStore, SledStoreOptions, Store};
 mod admin;
 mod auth;
 pub mod config;
+pub mod console;
 mod delivery;
 mod disk;
 mod door;
@@ -40,6 +41,7 @@ pub mod metrics;
 mod queues;
 mod scrub;
 mod service;
+mod stats;
 mod status;
 mod tls;
 mod trust;
@@ -142,13 +144,15 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), HubError> {
     let admin_listener = admin::bind(config.admin.listen).await?;
-    serve_with_admin(config, listener, admin_listener, shutdown, None).await
+    let console_listener = console::bind(&config.console).await?;
+    serve_with_admin(config, listener, admin_listener, console_listener, shutdown, None).await
 }
 
 async fn serve_with_admin(
     config: Config,
     listener: TcpListener,
     admin_listener: Option<TcpListener>,
+    console_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send,
     ready: Option<tokio::sync::oneshot::Sender<()>>,
 ) -> Result<(), HubError> {
@@ -201,6 +205,7 @@ async fn serve_with_admin(
     store_opts.outbox_quota_bytes = config.limits.agency_quota_bytes;
     store_opts.min_free_bytes = config.limits.min_free_disk_bytes;
     store_opts.flush_every_ms = Some(config.store.sled_flush_ms.max(1));
+    store_opts.utc_offset_minutes = config.deadlines.utc_offset_minutes;
     let m = metrics.clone();
     store_opts.on_commit = Some(truc_store::CommitObserver::new(move |n, took, ok| {
         m.committed(n, took, ok)
@@ -262,6 +267,16 @@ async fn serve_with_admin(
     let scrubber =
         tokio::spawn(scrub::run_background(shared.clone(), stop_rx.clone()).instrument(tracing::info_span!("scrub")));
     admin.attach(&shared);
+    let console_task = match console_listener {
+        Some(l) => {
+            let tls = match config.console.mode.as_str() {
+                "mtls" => Some(tls::server_config(&trust, config.tls.min_version == "1.3")?),
+                _ => None,
+            };
+            Some(console::spawn(l, shared.clone(), tls, stop_rx.clone())?)
+        }
+        None => None,
+    };
     let watcher = tokio::spawn(
         watch_trust_files(
             shared.clone(),
@@ -383,6 +398,9 @@ async fn serve_with_admin(
     let _ = sweeper.await;
     let _ = collector.await;
     let _ = scrubber.await;
+    if let Some(t) = console_task {
+        let _ = t.await;
+    }
     drop(shared);
     // Every request is finished or dropped: flush and close the store.
     let data_dir = config.data_dir.clone();
@@ -622,6 +640,7 @@ pub async fn repair(config: &Config, accept_loss: bool) -> Result<Repaired, HubE
     let signer = load_signer(&config.identity)?;
     let mut opts = SledStoreOptions::new(&config.data_dir);
     opts.accept_loss = accept_loss;
+    opts.utc_offset_minutes = config.deadlines.utc_offset_minutes;
     let store = tokio::task::spawn_blocking(move || SledStore::open(&opts, signer))
         .await
         .map_err(|e| HubError::Server(e.to_string()))??;
@@ -752,6 +771,8 @@ pub struct RunningHub {
     /// Where the admin listener (`/metrics`, `/healthz`, `/readyz`) listens,
     /// when `admin.listen` is set.
     pub admin_addr: Option<SocketAddr>,
+    /// Where the web console listens, when `console.listen` is set.
+    pub console_addr: Option<SocketAddr>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), HubError>>,
 }
@@ -775,12 +796,15 @@ pub async fn start(config: Config) -> Result<RunningHub, HubError> {
     let addr = listener.local_addr().map_err(|e| HubError::Server(e.to_string()))?;
     let admin_listener = admin::bind(config.admin.listen).await?;
     let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
+    let console_listener = console::bind(&config.console).await?;
+    let console_addr = console_listener.as_ref().and_then(|l| l.local_addr().ok());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(serve_with_admin(
         config,
         listener,
         admin_listener,
+        console_listener,
         async move {
             let _ = rx.await;
         },
@@ -797,6 +821,7 @@ pub async fn start(config: Config) -> Result<RunningHub, HubError> {
     Ok(RunningHub {
         addr,
         admin_addr,
+        console_addr,
         stop: Some(tx),
         task,
     })

@@ -212,6 +212,15 @@ impl Metrics {
         }
     }
 
+    /// Documents accepted and deliveries acknowledged since the start (the
+    /// console's throughput).
+    pub(crate) fn totals(&self) -> (u64, u64) {
+        (
+            self.sends_accepted.load(Ordering::Relaxed),
+            self.acks.load(Ordering::Relaxed),
+        )
+    }
+
     /// A Send was answered with an acceptance (the original one for a
     /// duplicate).
     pub(crate) fn sent(&self, duplicate: bool) {

@@ -491,6 +491,15 @@ impl Store for JetStreamStore {
         self.inner.agencies()
     }
 
+    fn indicators(
+        &self,
+        from_day: i64,
+        to_day: i64,
+        agency: Option<AgencyCode>,
+    ) -> BoxFuture<'_, Result<Vec<truc_store::indicators::IndicatorRow>, StoreError>> {
+        self.fresh(self.inner.indicators(from_day, to_day, agency))
+    }
+
     fn dead_letters(&self, agency: AgencyCode) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>> {
         self.fresh(self.inner.dead_letters(agency))
     }

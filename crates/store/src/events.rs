@@ -31,7 +31,7 @@ pub struct OutboxChange {
     pub lowest_written: [Option<u64>; 5],
     /// Delivery ids deleted (in commit order).
     pub removed: Vec<u64>,
-    /// More ids were deleted than [`MAX_REMOVED`].
+    /// More ids were deleted than `MAX_REMOVED` (65,536).
     pub removed_overflow: bool,
 }
 

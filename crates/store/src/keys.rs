@@ -23,6 +23,7 @@
 //! | `T` | tree size (u64)                          | serialized `SignedTreeHead` |
 //! | `Z` | (none)                                   | `Meta` counters             |
 //! | `J` | (none)                                   | replicated log position (local) |
+//! | `V` | agency code ("" = hub), 0x00, local day (u32) | indicator counts (`sled/indicators.rs`) |
 //!
 //! A delivery id puts the priority rank in bits 48–50 (0 = hỏa tốc hẹn
 //! giờ … 4 = thường) and a hub-wide sequence number below it, so a prefix
@@ -47,6 +48,8 @@ pub(crate) mod tag {
     pub(crate) const NODE: u8 = b'M';
     pub(crate) const TREE_HEAD: u8 = b'T';
     pub(crate) const META: u8 = b'Z';
+    /// Indicators per agency and local day (`sled/indicators.rs`).
+    pub(crate) const INDICATORS: u8 = b'V';
     /// Local only, never replicated: the position in the shared log this
     /// tree reflects (JetStream backend).
     pub(crate) const REPLICA_SEQ: u8 = b'J';

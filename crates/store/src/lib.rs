@@ -30,6 +30,7 @@ pub use crate::error::{Damage, StoreError};
 pub use crate::events::{OutboxChange, OutboxEvents};
 pub use crate::payloads::{FileUsage, PartWriter, PayloadFiles, Resume, UploadMismatch};
 pub use crate::replica::{snapshot_entry, Replicator};
+pub use crate::sled::indicators;
 pub use crate::sled::{Reclaimed, SledStore, SledStoreOptions};
 pub use crate::stats::CommitObserver;
 
@@ -486,6 +487,17 @@ pub trait Store: Send + Sync + 'static {
     /// is damaged (reason corrupt) carries only an unsigned header naming
     /// its sender and document id.
     fn dead_letters(&self, agency: AgencyCode) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>>;
+
+    /// The axis's indicators (`indicators`): the stored buckets of local
+    /// days `from_day..=to_day` of one agency, or (`None`) of every agency
+    /// and of the hub (agency ""), ordered by agency then day. Kept as
+    /// receipts are committed: reading them scans no log.
+    fn indicators(
+        &self,
+        from_day: i64,
+        to_day: i64,
+        agency: Option<AgencyCode>,
+    ) -> BoxFuture<'_, Result<Vec<indicators::IndicatorRow>, StoreError>>;
 
     /// Record a business status, route it to the counterpart's outbox, and
     /// for a take-back (13) withdraw the copies not yet delivered.

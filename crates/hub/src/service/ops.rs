@@ -7,11 +7,11 @@ use tonic::{Request, Response, Status};
 use truc_core::AgencyCode;
 use truc_proto::v1::ops_server::Ops;
 use truc_proto::v1::{
-    AddAgencyRequest, Agency, AgencyState, ChangedCount, DeadLetter, DeadLetterReason, DocumentHeader,
-    GetStorageRequest, ListAgenciesRequest, ListAgenciesResponse, ListDeadLettersRequest, ListDeadLettersResponse,
-    ListQueueRequest, ListQueueResponse, ListQueuesRequest, ListQueuesResponse, PurgeDeadLettersRequest, QueueItem,
-    Receipt, RedriveDeadLettersRequest, ReloadRequest, ReloadResponse, RetireAgencyRequest, SetAgencyStateRequest,
-    Storage, VerifyStoreRequest, VerifyStoreResponse,
+    AddAgencyRequest, Agency, AgencyState, ChangedCount, DeadLetter, DeadLetterReason, DocumentHeader, GetStatsRequest,
+    GetStatsResponse, GetStorageRequest, ListAgenciesRequest, ListAgenciesResponse, ListDeadLettersRequest,
+    ListDeadLettersResponse, ListQueueRequest, ListQueueResponse, ListQueuesRequest, ListQueuesResponse,
+    PurgeDeadLettersRequest, QueueItem, Receipt, RedriveDeadLettersRequest, ReloadRequest, ReloadResponse,
+    RetireAgencyRequest, SetAgencyStateRequest, Storage, VerifyStoreRequest, VerifyStoreResponse,
 };
 use truc_store::AgencyInfo;
 
@@ -245,6 +245,18 @@ impl Ops for OpsService {
             .map_err(status::from_store)?;
         tracing::info!(operator = %op, damaged = report.damaged.len(), "verify-store done");
         Ok(Response::new(crate::scrub::response(report, started.elapsed())))
+    }
+
+    async fn get_stats(&self, req: Request<GetStatsRequest>) -> Result<Response<GetStatsResponse>, Status> {
+        // Agencies too (their own figures only): `stats::rows` scopes them.
+        let caller = auth::caller(&req)?;
+        let r = req.into_inner();
+        let q = crate::stats::StatsQuery::new(r.from_date, r.to_date, r.agency, r.by)?;
+        let rows = crate::stats::rows(&self.0, &caller, q).await?;
+        Ok(Response::new(GetStatsResponse {
+            rows,
+            utc_offset_minutes: self.0.config.deadlines.utc_offset_minutes,
+        }))
     }
 
     async fn reload(&self, req: Request<ReloadRequest>) -> Result<Response<ReloadResponse>, Status> {

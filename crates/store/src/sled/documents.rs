@@ -268,19 +268,9 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
         (p.bodies.push(&d.encode_to_vec()).encode(), None)
     };
     let (header, signature, signer_chain) = inline.unwrap_or_default();
-    let receipt_index = p.append_receipt(Receipt {
-        event: ReceiptEvent::Accepted as i32,
-        actor: doc.actor.clone(),
-        from: doc.from.to_string(),
-        document_id: doc.document_id.clone(),
-        hub_document_id: hub_id,
-        header_sha256: doc.header_sha256.to_vec(),
-        detail: to.iter().map(AgencyCode::as_str).collect::<Vec<_>>().join(","),
-        recipients: to.iter().map(AgencyCode::to_string).collect(),
-        business_type: doc.business_type,
-        reference_document_id: doc.reference_document_id.clone(),
-        ..Default::default()
-    })?;
+    // The record goes in first: the indicators read its payload size
+    // when the ACCEPTED receipt is counted (`indicators.rs`).
+    let receipt_index = p.meta.tree_size;
     let rec = DocumentRecord {
         hub_id,
         payload_sha256: payload_sha256.to_vec(),
@@ -304,6 +294,20 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
         quarantine_reason: String::new(),
     };
     p.put(keys::document(hub_id), rec.encode_to_vec());
+    let appended = p.append_receipt(Receipt {
+        event: ReceiptEvent::Accepted as i32,
+        actor: doc.actor.clone(),
+        from: doc.from.to_string(),
+        document_id: doc.document_id.clone(),
+        hub_document_id: hub_id,
+        header_sha256: doc.header_sha256.to_vec(),
+        detail: to.iter().map(AgencyCode::as_str).collect::<Vec<_>>().join(","),
+        recipients: to.iter().map(AgencyCode::to_string).collect(),
+        business_type: doc.business_type,
+        reference_document_id: doc.reference_document_id.clone(),
+        ..Default::default()
+    })?;
+    debug_assert_eq!(appended, receipt_index);
     p.put(idem, hub_id.to_be_bytes().to_vec());
     for (addressed, actual) in &redirects {
         let mut r = document_receipt(ReceiptEvent::Redirected, HUB_ACTOR, &rec, addressed, 0);

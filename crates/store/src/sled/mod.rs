@@ -4,6 +4,7 @@ mod agencies;
 mod documents;
 mod gc;
 mod head;
+pub mod indicators;
 mod leaves;
 mod log;
 mod ops;
@@ -70,6 +71,9 @@ pub struct SledStoreOptions {
     /// rewritten; [`SledStore::repaired`] says what was dropped. Never set
     /// it for serving.
     pub accept_loss: bool,
+    /// The axis's offset from UTC, minutes: the local day the indicators
+    /// count each receipt on (`deadlines.utc_offset_minutes`).
+    pub utc_offset_minutes: i32,
 }
 
 impl SledStoreOptions {
@@ -89,6 +93,7 @@ impl SledStoreOptions {
             outbox_events: None,
             flush_every_ms: Some(500),
             accept_loss: false,
+            utc_offset_minutes: 420,
         }
     }
 }
@@ -644,6 +649,20 @@ impl Store for Arc<SledStore> {
     fn agencies(&self) -> Vec<AgencyInfo> {
         let map = self.cache.agencies.read().unwrap_or_else(|e| e.into_inner());
         map.values().map(|a| self.cache.info(a)).collect()
+    }
+
+    fn indicators(
+        &self,
+        from_day: i64,
+        to_day: i64,
+        agency: Option<AgencyCode>,
+    ) -> BoxFuture<'_, Result<Vec<indicators::IndicatorRow>, StoreError>> {
+        let handles = self.handles.clone();
+        let codes: Vec<String> = self.agencies().into_iter().map(|a| a.code).collect();
+        Box::pin(blocking(move || {
+            let tree = handles.tree()?;
+            indicators::read(&tree, from_day, to_day, agency.as_ref().map(AgencyCode::as_str), &codes)
+        }))
     }
 
     fn dead_letters(&self, agency: AgencyCode) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>> {

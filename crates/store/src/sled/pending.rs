@@ -34,6 +34,9 @@ pub(super) struct Pending<'t> {
     /// Keep bodies in the records instead (a replicated store: the shared
     /// log is the only thing every hub can read).
     pub(super) inline_bodies: bool,
+    /// The axis's offset from UTC, minutes: which local day the indicators
+    /// count a receipt on (`indicators.rs`).
+    pub(super) utc_offset_minutes: i32,
     /// Merkle nodes and receipts appended by this batch, kept to prove the
     /// batch's receipts without reading them back.
     appended: Appended,
@@ -72,6 +75,7 @@ impl<'t> Pending<'t> {
             time_unix_ms,
             bodies,
             inline_bodies: false,
+            utc_offset_minutes: 0,
             appended: Appended::default(),
         }
     }
@@ -152,6 +156,7 @@ impl<'t> Pending<'t> {
         let index = self.meta.tree_size;
         receipt.index = index;
         receipt.time_unix_ms = self.time_unix_ms;
+        super::indicators::count(self, &receipt, self.utc_offset_minutes)?;
         if receipt.hub_document_id != 0 {
             self.put(keys::doc_receipt(receipt.hub_document_id, index), Vec::new());
         }

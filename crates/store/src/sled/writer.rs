@@ -206,6 +206,7 @@ impl Writer {
         let staged = self.log.begin();
         let mut pending = Pending::new(&tree, self.meta.clone(), staged);
         pending.inline_bodies = self.follower.is_some();
+        pending.utc_offset_minutes = self.reopen.opts.utc_offset_minutes;
         let mut completions: Vec<Completion> = Vec::new();
         for op in ops {
             completions.push(op.apply(&mut pending, &self.cache));

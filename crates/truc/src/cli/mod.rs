@@ -11,6 +11,7 @@ mod output;
 mod pki;
 mod progress;
 mod send_note;
+mod stats;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,6 +25,7 @@ One CLI for Truc, the document interconnection axis.
   truc pki init|issue|revoke      run the axis CA and issue identities
   truc send|inbox                 an agency sends and receives documents
   truc status|track               business statuses (01–06, 13, 15, 16) and tracking
+  truc stats                      an agency's own indicators: sent, received, confirmed on time
   truc ops …                      an operator: agencies, queues, dead letters, trace, reload
   truc audit receipts|verify|watch|heads
                                   an auditor queries receipts, verifies them offline, watches the log,
@@ -72,6 +74,15 @@ enum Command {
     /// Where your document is, per recipient: transport state, latest
     /// status, deadlines.
     Track(lifecycle::TrackArgs),
+    /// Your agency's indicators for a period: documents sent, received,
+    /// refused, confirmed on time and late, dead-lettered, bytes (agency
+    /// identity; operators see every agency with `truc ops stats`).
+    Stats {
+        #[command(flatten)]
+        args: stats::StatsArgs,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Operator commands (operator identity).
     #[command(subcommand)]
     Ops(ops::OpsCommand),
@@ -102,6 +113,7 @@ pub fn main() -> ExitCode {
             Command::Inbox(a) => agency::inbox(a).await,
             Command::Status(a) => lifecycle::status(a).await,
             Command::Track(a) => lifecycle::track(a).await,
+            Command::Stats { args, conn } => stats::run(args, "", conn).await,
             Command::Ops(c) => ops::run(c).await,
             Command::Audit(c) => audit::run(c).await,
             Command::Bench(a) => bench::run(a).await,

@@ -65,6 +65,21 @@ pub(crate) enum OpsCommand {
         #[command(flatten)]
         conn: Conn,
     },
+    /// The axis's indicators for a period, per agency and day (or month)
+    /// in the axis's local time, with the hub's totals: sent, received,
+    /// refused (02), confirmed (01/03) on time and late, dead-lettered,
+    /// bytes. Operators and auditors see every agency.
+    ///
+    /// Example: truc ops stats --from 2026-11-01 --to 2026-11-30 --by month --csv
+    Stats {
+        #[command(flatten)]
+        args: super::stats::StatsArgs,
+        /// One agency only.
+        #[arg(long, value_name = "CODE", default_value = "")]
+        agency: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Re-read CRLs and the hub certificate now (the hub also does this by
     /// itself when the files change).
     Reload {
@@ -401,6 +416,7 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
                 );
             }
         }
+        OpsCommand::Stats { args, agency, conn } => super::stats::run(args, &agency, conn).await?,
         OpsCommand::Reload { conn } => {
             let r = conn.client().await?.reload().await?;
             if r.no_crl {

@@ -1,0 +1,273 @@
+//! The axis's indicators (issue 17): per agency and per day in the axis's
+//! local time, documents sent, received, refused, confirmed on time and
+//! late, dead-lettered, and their bytes; the whole hub under the empty
+//! code. Counted as each receipt is appended (`count`, called from
+//! `Pending::append_receipt` only), in the same atomic batch, so they are
+//! exactly as durable as the receipts and never need a scan of the log.
+//!
+//! | receipt | agency | counter |
+//! |---|---|---|
+//! | ACCEPTED | sender | `sent`, `bytes_sent` (payload size) |
+//! | DELIVERED of a document (no status code) | recipient | `received`, `bytes_received` |
+//! | STATUS_REPORTED 02, the copy's first 02 | recipient | `refused` |
+//! | STATUS_REPORTED 01 or 03, the copy's first 01/02/03 | recipient | `confirmed_on_time` or `confirmed_late` |
+//! | DEAD_LETTERED of a document | recipient | `dead_lettered` |
+//!
+//! On time means at or before the copy's confirmation deadline as the `S`
+//! record holds it (the end of the local day it was accepted on,
+//! `deadlines.utc_offset_minutes`); working-day calendars (weekends,
+//! holidays) are a separate issue and not applied here.
+
+use prost::Message;
+use truc_proto::v1::{ReceiptEvent, StatusCode};
+
+use super::pending::Pending;
+use crate::keys::{self, tag};
+use crate::records::{DocumentRecord, RecipientState};
+use crate::StoreError;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// One bucket's counters (stored under `V`).
+#[derive(Clone, Copy, PartialEq, Eq, Message)]
+pub struct Counts {
+    /// Documents accepted from the agency.
+    #[prost(uint64, tag = "1")]
+    pub sent: u64,
+    /// Copies delivered to (acknowledged by) the agency.
+    #[prost(uint64, tag = "2")]
+    pub received: u64,
+    /// Copies the agency refused (status 02).
+    #[prost(uint64, tag = "3")]
+    pub refused: u64,
+    /// Copies confirmed (01 or 03) by the deadline.
+    #[prost(uint64, tag = "4")]
+    pub confirmed_on_time: u64,
+    /// Copies confirmed (01 or 03) after it.
+    #[prost(uint64, tag = "5")]
+    pub confirmed_late: u64,
+    /// Copies for the agency given up after the delivery attempts.
+    #[prost(uint64, tag = "6")]
+    pub dead_lettered: u64,
+    /// Payload bytes of the documents sent.
+    #[prost(uint64, tag = "7")]
+    pub bytes_sent: u64,
+    /// Payload bytes of the copies received.
+    #[prost(uint64, tag = "8")]
+    pub bytes_received: u64,
+}
+
+impl Counts {
+    /// Add `o` to these.
+    pub fn add(&mut self, o: &Counts) {
+        self.sent += o.sent;
+        self.received += o.received;
+        self.refused += o.refused;
+        self.confirmed_on_time += o.confirmed_on_time;
+        self.confirmed_late += o.confirmed_late;
+        self.dead_lettered += o.dead_lettered;
+        self.bytes_sent += o.bytes_sent;
+        self.bytes_received += o.bytes_received;
+    }
+}
+
+/// One stored bucket: an agency (empty: the whole hub) on one local day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndicatorRow {
+    /// Agency code, or "" for the hub's totals.
+    pub agency: String,
+    /// Local day, days since 1970-01-01.
+    pub day: i64,
+    /// Its counters.
+    pub counts: Counts,
+}
+
+/// The local day (days since 1970-01-01) of `unix_ms` at `utc_offset_minutes`.
+pub fn local_day(unix_ms: i64, utc_offset_minutes: i32) -> i64 {
+    (unix_ms + i64::from(utc_offset_minutes) * 60_000).div_euclid(DAY_MS)
+}
+
+/// The civil date (year, month, day) of a day number (H. Hinnant's algorithm).
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// The day number of a civil date, or `None` for an impossible date.
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> Option<i64> {
+    if !(1..=12).contains(&m) || d == 0 || d > 31 {
+        return None;
+    }
+    let yy = if m <= 2 { y - 1 } else { y };
+    let era = yy.div_euclid(400);
+    let yoe = yy.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let z = era * 146_097 + doe - 719_468;
+    (civil_from_days(z) == (y, m, d)).then_some(z)
+}
+
+/// Parse `YYYY-MM-DD` into a day number.
+pub fn parse_date(s: &str) -> Option<i64> {
+    let mut it = s.trim().splitn(3, '-');
+    let y = it.next()?.parse().ok()?;
+    let m = it.next()?.parse().ok()?;
+    let d = it.next()?.parse().ok()?;
+    days_from_civil(y, m, d)
+}
+
+/// `YYYY-MM-DD` of a day number.
+pub fn format_date(day: i64) -> String {
+    let (y, m, d) = civil_from_days(day);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+fn key(agency: &str, day: i64) -> Vec<u8> {
+    let mut k = keys::queue_prefix(tag::INDICATORS, agency);
+    k.extend_from_slice(&(day.clamp(0, i64::from(u32::MAX)) as u32).to_be_bytes());
+    k
+}
+
+fn bump(p: &mut Pending<'_>, agency: &str, day: i64, f: impl Fn(&mut Counts)) -> Result<(), StoreError> {
+    for code in [agency, ""] {
+        let k = key(code, day);
+        let mut c: Counts = p.get_msg(&k, "indicator counts")?.unwrap_or_default();
+        f(&mut c);
+        p.put(k, c.encode_to_vec());
+    }
+    Ok(())
+}
+
+fn payload_size(p: &Pending<'_>, hub_id: u64) -> Result<u64, StoreError> {
+    Ok(p.get_msg::<DocumentRecord>(&keys::document(hub_id), "document record")?
+        .map_or(0, |d| d.payload_size))
+}
+
+/// Count `r` (about to be appended at the batch's time) into its agency's
+/// and the hub's bucket of the day.
+pub(super) fn count(
+    p: &mut Pending<'_>,
+    r: &truc_proto::v1::Receipt,
+    utc_offset_minutes: i32,
+) -> Result<(), StoreError> {
+    let day = local_day(p.time_unix_ms, utc_offset_minutes);
+    match ReceiptEvent::try_from(r.event) {
+        Ok(ReceiptEvent::Accepted) => {
+            let bytes = payload_size(p, r.hub_document_id)?;
+            bump(p, &r.from, day, |c| {
+                c.sent += 1;
+                c.bytes_sent += bytes;
+            })
+        }
+        Ok(ReceiptEvent::Delivered) if r.status_code == 0 => {
+            let bytes = payload_size(p, r.hub_document_id)?;
+            bump(p, &r.recipient, day, |c| {
+                c.received += 1;
+                c.bytes_received += bytes;
+            })
+        }
+        Ok(ReceiptEvent::DeadLettered) if r.status_code == 0 => bump(p, &r.recipient, day, |c| c.dead_lettered += 1),
+        Ok(ReceiptEvent::StatusReported) if !r.recipient.is_empty() => {
+            // The copy's state before this report (the report updates it
+            // after its receipt is appended).
+            let s: RecipientState = p
+                .get_msg(&keys::recipient(r.hub_document_id, &r.recipient), "recipient state")?
+                .unwrap_or_default();
+            let confirmed_before = [StatusCode::Arrived, StatusCode::Refused, StatusCode::Registered]
+                .iter()
+                .any(|c| *c as i32 == s.status);
+            let late = s.confirm_deadline_unix_ms > 0 && p.time_unix_ms > s.confirm_deadline_unix_ms;
+            match StatusCode::try_from(r.status_code) {
+                Ok(StatusCode::Refused) if s.status != StatusCode::Refused as i32 => {
+                    bump(p, &r.recipient, day, |c| c.refused += 1)
+                }
+                Ok(StatusCode::Arrived | StatusCode::Registered) if !confirmed_before => {
+                    bump(p, &r.recipient, day, |c| {
+                        if late {
+                            c.confirmed_late += 1
+                        } else {
+                            c.confirmed_on_time += 1
+                        }
+                    })
+                }
+                _ => Ok(()),
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The stored buckets of local days `from..=to`, of one agency (with
+/// `Some`) or of every agency in `agencies` and the hub (`None`), ordered
+/// by agency then day.
+pub(super) fn read(
+    tree: &sled::Tree,
+    from: i64,
+    to: i64,
+    agency: Option<&str>,
+    agencies: &[String],
+) -> Result<Vec<IndicatorRow>, StoreError> {
+    let mut codes: Vec<&str> = match agency {
+        Some(a) => vec![a],
+        None => std::iter::once("").chain(agencies.iter().map(String::as_str)).collect(),
+    };
+    codes.sort_unstable();
+    codes.dedup();
+    let mut out = Vec::new();
+    for code in codes {
+        for kv in tree.range(key(code, from)..=key(code, to)) {
+            let (k, v) = kv?;
+            let day = k
+                .len()
+                .checked_sub(4)
+                .and_then(|at| k[at..].try_into().ok())
+                .map(u32::from_be_bytes)
+                .ok_or_else(|| StoreError::Corrupt("indicator key".into()))?;
+            let counts = Counts::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("indicator counts".into()))?;
+            out.push(IndicatorRow {
+                agency: code.to_string(),
+                day: i64::from(day),
+                counts,
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_days_follow_the_offset() {
+        // 2026-11-02 16:59:59.999 UTC is 23:59:59.999 in Vietnam (+7);
+        // a millisecond later it is the 3rd there.
+        let t = days_from_civil(2026, 11, 2).unwrap() * DAY_MS + 17 * 3_600_000 - 1;
+        assert_eq!(format_date(local_day(t, 420)), "2026-11-02");
+        assert_eq!(format_date(local_day(t + 1, 420)), "2026-11-03");
+        assert_eq!(format_date(local_day(t + 1, 0)), "2026-11-02");
+        assert_eq!(format_date(local_day(0, -60)), "1969-12-31");
+    }
+
+    #[test]
+    fn dates_round_trip_and_impossible_ones_are_refused() {
+        for d in [0, 1, 59, 365, 10_957, 20_758, 20_819, 47_482] {
+            let s = format_date(d);
+            assert_eq!(parse_date(&s), Some(d), "{s}");
+        }
+        assert_eq!(parse_date("2026-11-01"), Some(20_758));
+        assert_eq!(parse_date("2026-02-29"), None);
+        assert_eq!(parse_date("2028-02-29").map(format_date).as_deref(), Some("2028-02-29"));
+        assert_eq!(parse_date("2026-13-01"), None);
+        assert_eq!(parse_date("yesterday"), None);
+    }
+}

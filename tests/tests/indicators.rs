@@ -1,0 +1,225 @@
+//! The axis's indicators (Ops.GetStats) against a recomputation from the
+//! audit log, across a real local midnight: the hub runs at a UTC offset
+//! chosen so that its local day ends within about a minute, so the same
+//! run has documents accepted and confirmed on one day, a late
+//! confirmation and a dead letter on the next — on the hub's own clock.
+
+use std::collections::BTreeMap;
+
+use prost::Message;
+use tonic::Code;
+use truc_client::Client;
+use truc_proto::v1::{ListReceiptsRequest, Receipt, ReceiptEvent, StatsGrouping, StatsRow, StatusCode};
+use truc_store::indicators::{format_date, local_day};
+use truc_tests::{drain, eventually, header, sign, TestHub};
+
+const G22: &str = "000.00.00.G22";
+const H26: &str = "000.00.00.H26";
+const H29: &str = "000.00.00.H29";
+const G0901: &str = "G09.01";
+const DAY_MS: i64 = 86_400_000;
+
+/// An offset (minutes) at which local midnight is 20–80 s away.
+fn offset_near_midnight(now_ms: i64) -> i32 {
+    let utc_min = now_ms.rem_euclid(DAY_MS) / 60_000;
+    let sec = now_ms.rem_euclid(60_000) / 1000;
+    let target = if sec < 40 { 23 * 60 + 59 } else { 23 * 60 + 58 };
+    let mut off = (target - utc_min).rem_euclid(1440);
+    if off > 840 {
+        off -= 1440;
+    }
+    off as i32
+}
+
+/// (agency, day) → [sent, received, refused, on time, late, dead] from
+/// every receipt of the log, by the rules GetStats documents.
+fn recompute(receipts: &[Receipt], offset: i32) -> BTreeMap<(String, String), [u64; 6]> {
+    let mut accepted_at: BTreeMap<u64, i64> = BTreeMap::new();
+    let mut last_status: BTreeMap<(u64, String), i32> = BTreeMap::new();
+    let mut out: BTreeMap<(String, String), [u64; 6]> = BTreeMap::new();
+    for r in receipts {
+        let day = format_date(local_day(r.time_unix_ms, offset));
+        let mut bump = |agency: &str, i: usize| {
+            for a in [agency, ""] {
+                out.entry((a.to_string(), day.clone())).or_default()[i] += 1;
+            }
+        };
+        match ReceiptEvent::try_from(r.event).unwrap() {
+            ReceiptEvent::Accepted => {
+                accepted_at.insert(r.hub_document_id, r.time_unix_ms);
+                bump(&r.from, 0);
+            }
+            ReceiptEvent::Delivered if r.status_code == 0 => bump(&r.recipient, 1),
+            ReceiptEvent::DeadLettered if r.status_code == 0 => bump(&r.recipient, 5),
+            ReceiptEvent::StatusReported if !r.recipient.is_empty() => {
+                let key = (r.hub_document_id, r.recipient.clone());
+                let before = last_status.insert(key, r.status_code).unwrap_or(0);
+                // The deadline: the end of the local day it was accepted.
+                let acc = accepted_at[&r.hub_document_id];
+                let deadline = (local_day(acc, offset) + 1) * DAY_MS - i64::from(offset) * 60_000;
+                let code = StatusCode::try_from(r.status_code).unwrap();
+                if code == StatusCode::Refused && before != 2 {
+                    bump(&r.recipient, 2);
+                } else if matches!(code, StatusCode::Arrived | StatusCode::Registered) && !(1..=3).contains(&before) {
+                    bump(&r.recipient, if r.time_unix_ms > deadline { 4 } else { 3 });
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn figures(rows: &[StatsRow]) -> BTreeMap<(String, String), [u64; 6]> {
+    rows.iter()
+        .map(|s| {
+            (
+                (s.agency.clone(), s.period.clone()),
+                [
+                    s.sent,
+                    s.received,
+                    s.refused,
+                    s.confirmed_on_time,
+                    s.confirmed_late,
+                    s.dead_lettered,
+                ],
+            )
+        })
+        .collect()
+}
+
+async fn all_receipts(op: &Client) -> Vec<Receipt> {
+    let pages = op
+        .all_receipts(ListReceiptsRequest {
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    pages
+        .iter()
+        .flat_map(|p| p.receipts.iter())
+        .map(|p| Receipt::decode(p.receipt.as_slice()).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn indicators_match_the_receipts_across_a_local_midnight() {
+    let offset = offset_near_midnight(truc_core::now_unix_ms());
+    let hub = TestHub::start_with(|c| {
+        c.deadlines.utc_offset_minutes = offset;
+        c.delivery.lease_ms = 1500;
+        c.delivery.max_attempts = 1;
+    })
+    .await;
+    let op = hub.operator().await;
+    let g22 = hub.agency(G22).await;
+    let h26 = hub.agency(H26).await;
+    let h29 = hub.agency(H29).await;
+    let g0901 = hub.agency(G0901).await;
+
+    // Day 1 (local): G22 sends to three agencies, H26 to G22.
+    let d1 = "000.00.00.G22,2026/11/06,1/VPCP";
+    let accepted = g22
+        .send(sign(&g22, header(&[H26, H29, G0901], d1), &[7u8; 1000]))
+        .await
+        .unwrap();
+    let d2 = "000.00.00.H26,2026/11/06,5/UBND";
+    h26.send(sign(&h26, header(&[G22], d2), &[1u8; 300])).await.unwrap();
+    assert_eq!(drain(&h26, 8).await.len(), 1);
+    h26.report_status(G22, d1, StatusCode::Registered as i32, "", None)
+        .await
+        .unwrap();
+    assert_eq!(drain(&h29, 8).await.len(), 1);
+    h29.report_status(G22, d1, StatusCode::Refused as i32, "sai thẩm quyền", None)
+        .await
+        .unwrap();
+    // An 03 after 02: neither a second refusal nor a confirmation.
+    h29.report_status(G22, d1, StatusCode::Registered as i32, "", None)
+        .await
+        .unwrap();
+    let day1_done = truc_core::now_unix_ms();
+    let deadline = g22.track(d1).await.unwrap().recipients[0].confirm_deadline_unix_ms;
+    assert!(
+        day1_done <= deadline,
+        "the first day's steps took past local midnight (offset {offset}); the machine is too slow for this test"
+    );
+
+    // Local midnight passes on the hub's clock.
+    let wait = std::time::Duration::from_millis((deadline - truc_core::now_unix_ms()).max(0) as u64 + 50);
+    assert!(wait.as_secs() < 90, "midnight is {wait:?} away");
+    tokio::time::sleep(wait).await;
+
+    // Day 2: G09.01 receives and confirms late; a copy to H29 is never
+    // acknowledged and is dead-lettered; G22 takes H26's document.
+    assert_eq!(drain(&g0901, 8).await.len(), 1);
+    g0901
+        .report_status(G22, d1, StatusCode::Arrived as i32, "", None)
+        .await
+        .unwrap();
+    g0901
+        .report_status(G22, d1, StatusCode::Registered as i32, "", None)
+        .await
+        .unwrap();
+    let d3 = "000.00.00.G22,2026/11/07,2/VPCP";
+    g22.send(sign(&g22, header(&[H29], d3), &[2u8; 50])).await.unwrap();
+    let mut s = h29.receive(8, true).await.unwrap();
+    s.message().await.unwrap().unwrap();
+    eventually("the copy to H29 to be dead-lettered", || async {
+        op.dead_letters(H29).await.unwrap().len() == 1
+    })
+    .await;
+    drop(s);
+    assert_eq!(drain(&g22, 16).await.iter().filter(|d| d.document.is_some()).count(), 1);
+
+    // GetStats against the recomputation, over three local days.
+    let first = local_day(accepted.accepted_at_unix_ms, offset);
+    let (from, to) = (format_date(first - 1), format_date(first + 1));
+    let stats = op.stats(&from, &to, "", StatsGrouping::Day).await.unwrap();
+    assert_eq!(stats.utc_offset_minutes, offset);
+    let expected = recompute(&all_receipts(&op).await, offset);
+    assert_eq!(figures(&stats.rows), expected);
+
+    // What the run did, by day.
+    let day1 = format_date(first);
+    let day2 = format_date(first + 1);
+    let row = |a: &str, d: &str| {
+        expected
+            .get(&(a.to_string(), d.to_string()))
+            .copied()
+            .unwrap_or_default()
+    };
+    assert_eq!(row(G22, &day1), [1, 0, 0, 0, 0, 0], "G22 on day 1");
+    assert_eq!(row(H26, &day1), [1, 1, 0, 1, 0, 0], "H26 on day 1");
+    assert_eq!(row(H29, &day1), [0, 1, 1, 0, 0, 0], "H29 on day 1");
+    assert_eq!(row(G0901, &day2), [0, 1, 0, 0, 1, 0], "G09.01 on day 2");
+    assert_eq!(row(H29, &day2), [0, 0, 0, 0, 0, 1], "H29 on day 2");
+    assert_eq!(row(G22, &day2), [1, 1, 0, 0, 0, 0], "G22 on day 2");
+    // Bytes: the signed payload sizes.
+    let g22_rows: Vec<&StatsRow> = stats.rows.iter().filter(|r| r.agency == G22).collect();
+    assert_eq!(g22_rows.iter().map(|r| r.bytes_sent).sum::<u64>(), 1050);
+    assert_eq!(g22_rows.iter().map(|r| r.bytes_received).sum::<u64>(), 300);
+
+    // By month: the same totals.
+    let monthly = op.stats(&from, &to, "", StatsGrouping::Month).await.unwrap();
+    let hub_total = |rows: &[StatsRow]| -> u64 { rows.iter().filter(|r| r.agency.is_empty()).map(|r| r.sent).sum() };
+    assert_eq!(hub_total(&monthly.rows), 3);
+    assert_eq!(hub_total(&stats.rows), 3);
+
+    // An agency sees its own rows only, and no hub totals.
+    let own = h26.stats(&from, &to, "", StatsGrouping::Day).await.unwrap();
+    assert!(!own.rows.is_empty() && own.rows.iter().all(|r| r.agency == H26));
+    let e = h26.stats(&from, &to, G22, StatsGrouping::Day).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    // Bad dates say what to write.
+    let e = op.stats("2026-11-31", &to, "", StatsGrouping::Day).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("YYYY-MM-DD"), "{}", e.message());
+
+    // Kept across a restart (they are in the store, not in memory).
+    let mut hub = hub;
+    hub.restart().await;
+    let op = hub.operator().await;
+    let again = op.stats(&from, &to, "", StatsGrouping::Day).await.unwrap();
+    assert_eq!(figures(&again.rows), expected);
+}
