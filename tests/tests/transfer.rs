@@ -192,11 +192,10 @@ async fn an_outbox_over_its_quota_refuses_more() {
 // ---- Payload collection ----
 
 /// A hub that collects payloads `retention_seconds` after their last copy,
-/// looking every 50 ms. On sled whatever `TRUC_TEST_STORE` says: the
-/// JetStream store keeps payload files in its object store, which is not
-/// collected (docs/storage.md).
+/// looking every 50 ms, on the store `TRUC_TEST_STORE` names (on
+/// JetStream the shared copy in the object store is collected too).
 async fn collecting_hub(retention_seconds: u64, f: impl FnOnce(&mut truc_hub::config::Config)) -> TestHub {
-    TestHub::start_sled_with(|c| {
+    TestHub::start_with(|c| {
         c.limits.max_inline_payload = 64 * 1024;
         c.limits.max_document_size = 16 * MIB as u64;
         c.limits.payload_retention_seconds = retention_seconds;
@@ -282,10 +281,26 @@ async fn a_payload_is_deleted_after_its_last_copy_and_the_retention() {
     assert!(stored.is_file(), "collected while H29's copy was queued");
     assert!(!collected(&g22, resp.hub_document_id, &sha, size, dir.path()).await);
 
+    // On JetStream the payload is in the shared object store too.
+    let shared = || async {
+        let mut opts = truc_hub::jetstream_options(&hub.config, truc_store::SledStoreOptions::new(dir.path()));
+        opts.payload_dir = Some(hub.config.data_dir.join("payloads"));
+        truc_store_jetstream::shared_payload_exists(&opts, &sha).await.unwrap()
+    };
+    if truc_tests::on_jetstream() {
+        assert!(shared().await, "the payload is in the shared object store");
+    }
+
     // The last copy acked: gone after the retention, not before.
     let last_ack = std::time::Instant::now();
     assert_eq!(receive_all(&h29, dir.path()).await.len(), 1);
     until_gone(&stored).await;
+    if truc_tests::on_jetstream() {
+        assert!(
+            !shared().await,
+            "a collected payload is gone from the shared object store"
+        );
+    }
     assert!(
         last_ack.elapsed() >= retention,
         "collected {:?} after the last ack, before the retention",
@@ -381,19 +396,20 @@ async fn a_dead_lettered_copy_keeps_its_payload_across_a_restart_until_purged() 
 
     // Purged: nothing needs the payload file any more. The inline payload
     // is part of its document's body in the hub's log, which is not
-    // reclaimed document by document: it stays readable.
+    // reclaimed document by document: it stays readable. (The JetStream
+    // store keeps inline payloads apart, under their digest, and collects
+    // them like files.)
     assert_eq!(op.purge(H26, vec![]).await.unwrap(), 2);
     until_gone(&stored).await;
-    assert!(
-        !collected(
-            &g22,
-            small.hub_document_id,
-            &inline_sha,
-            inline.len() as u64,
-            dir.path()
-        )
-        .await
-    );
+    let inline_gone = collected(
+        &g22,
+        small.hub_document_id,
+        &inline_sha,
+        inline.len() as u64,
+        dir.path(),
+    )
+    .await;
+    assert_eq!(inline_gone, truc_tests::on_jetstream());
 }
 
 #[tokio::test]

@@ -597,7 +597,7 @@ pub async fn migrate_to_sled(config: &Config) -> Result<Migrated, HubError> {
     let signer = load_signer(&config.identity)?;
     let js = jetstream_options(config, SledStoreOptions::new(&config.data_dir));
     let store = truc_store_jetstream::JetStreamStore::open(js, signer).await?;
-    let r = latest(&*store).await;
+    let r = latest(&store.store()).await;
     let _ = tokio::task::spawn_blocking(move || store.close()).await;
     let (tree_size, root_hex) = r?;
     let dir = config.data_dir.clone();
@@ -662,7 +662,9 @@ pub async fn repair(config: &Config, accept_loss: bool) -> Result<Repaired, HubE
     })
 }
 
-fn jetstream_options(config: &Config, local: SledStoreOptions) -> truc_store_jetstream::JetStreamOptions {
+/// How the hub configured by `config` opens its JetStream store, with
+/// `local` as its local view (tools and tests reach the same cluster).
+pub fn jetstream_options(config: &Config, local: SledStoreOptions) -> truc_store_jetstream::JetStreamOptions {
     let s = &config.store;
     let id = &config.identity;
     let mut opts = truc_store_jetstream::JetStreamOptions::new(s.nats_urls.clone(), local);
@@ -690,7 +692,7 @@ impl OpenStore {
     fn dyn_store(&self) -> Arc<dyn Store> {
         match self {
             OpenStore::Sled(s) => Arc::new(s.clone()),
-            OpenStore::JetStream(s) => s.clone(),
+            OpenStore::JetStream(s) => Arc::new(s.store()),
         }
     }
 

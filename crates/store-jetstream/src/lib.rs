@@ -44,22 +44,14 @@ mod server_bin;
 
 pub use server_bin::find_nats_server;
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv, object_store, stream};
 use tokio_stream::StreamExt;
-use truc_core::hex;
 use truc_core::tree_head::TreeHeadSigner;
-use truc_core::AgencyCode;
-use truc_proto::v1::{SignedTreeHead, TrackResponse};
-use truc_store::{
-    AgencyInfo, BoxFuture, ExpireOutcome, NewDocument, PayloadRef, Quarantined, QueueEntry, QueueStats, QueuedItem,
-    ReceiptPage, ReceiptQuery, Replicator, ScrubOptions, ScrubReport, SendOutcome, SledStore, SledStoreOptions,
-    StatusOutcome, StatusReport, Store, StoreError,
-};
+use truc_store::{Replicator, SledStore, SledStoreOptions, StoreError};
 
 use crate::log::{unavailable, Log};
 
@@ -124,11 +116,12 @@ impl JetStreamOptions {
 /// is 1 MiB); larger ones go through the object store.
 const MAX_MESSAGE: usize = 768 * 1024;
 
-/// The replicated store.
+/// The replicated store: the one store ([`SledStore`], every rule and
+/// the single writer) committing through the shared log ([`Log`], its
+/// [`Replicator`]), and the task that wakes its writer when another hub
+/// appends. Serve [`JetStreamStore::store`]; there is no second `Store`.
 pub struct JetStreamStore {
-    inner: Arc<SledStore>,
-    /// Payload files of chunked uploads, replicated (see `payload_dir`).
-    payloads: Option<(PathBuf, object_store::ObjectStore)>,
+    store: Arc<SledStore>,
     stop: tokio::sync::watch::Sender<bool>,
     follower: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -165,21 +158,22 @@ impl JetStreamStore {
             .map_err(|e| unavailable("subscribing to the log", e))?;
         let mut local = opts.local.clone();
         local.replicator = Some(log.clone());
-        let inner = tokio::task::spawn_blocking(move || SledStore::open(&local, signer))
+        let store = tokio::task::spawn_blocking(move || SledStore::open(&local, signer))
             .await
             .map_err(|_| StoreError::Closed)??;
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
-        let follower = tokio::spawn(follow(Arc::downgrade(&inner), wake, stop_rx));
-        let payloads = match &opts.payload_dir {
-            None => None,
-            Some(dir) => Some((dir.clone(), payload_bucket(&log.js, &opts).await?)),
-        };
+        let follower = tokio::spawn(follow(Arc::downgrade(&store), wake, stop_rx));
         Ok(Arc::new(JetStreamStore {
-            inner,
-            payloads,
+            store,
             stop,
             follower: Mutex::new(Some(follower)),
         }))
+    }
+
+    /// The store to serve (reads wait for the shared log's end; payload
+    /// files travel through the object store).
+    pub fn store(&self) -> Arc<SledStore> {
+        self.store.clone()
     }
 
     /// Stop following the log and close the local view. Blocking.
@@ -189,23 +183,9 @@ impl JetStreamStore {
             h.abort();
         }
         match Arc::try_unwrap(self) {
-            Ok(s) => s.inner.close(),
+            Ok(s) => s.store.close(),
             Err(_) => tracing::warn!("the store is still in use; closing it when the last user goes"),
         }
-    }
-}
-
-impl JetStreamStore {
-    /// Run the read `f` once the local view has caught up with the log's
-    /// end: reads at any hub see every write any hub acknowledged before.
-    fn fresh<'a, T: Send + 'a>(
-        &'a self,
-        f: BoxFuture<'a, Result<T, StoreError>>,
-    ) -> BoxFuture<'a, Result<T, StoreError>> {
-        Box::pin(async move {
-            self.inner.catch_up().await?;
-            f.await
-        })
     }
 }
 
@@ -243,6 +223,10 @@ async fn connect(opts: &JetStreamOptions) -> Result<(async_nats::Client, Arc<Log
             Err(e) => return Err(e),
         }
     };
+    let payloads = match &opts.payload_dir {
+        None => None,
+        Some(dir) => Some((dir.clone(), payload_bucket(&js, opts).await?)),
+    };
     let holder = format!(
         "{}-{:x}",
         opts.hub_name
@@ -267,6 +251,7 @@ async fn connect(opts: &JetStreamOptions) -> Result<(async_nats::Client, Arc<Log
         counter: Default::default(),
         end_at_release: Mutex::new(None),
         known_end: Mutex::new(None),
+        payloads,
     });
     Ok((client, log, subject))
 }
@@ -332,65 +317,6 @@ async fn payload_bucket(
     .map_err(|e| unavailable("creating the payload object store", e))
 }
 
-impl JetStreamStore {
-    /// Before a Send of a chunked upload commits: its payload file into the
-    /// object store (once per digest), so that every hub can serve it.
-    async fn replicate_payload(&self, doc: &NewDocument) -> Result<(), StoreError> {
-        let (Some((dir, objects)), true) = (&self.payloads, doc.payload_external) else {
-            return Ok(());
-        };
-        let header = <truc_proto::v1::DocumentHeader as prost::Message>::decode(doc.document.header.as_slice())
-            .map_err(|_| StoreError::InvalidArgument("header does not decode".into()))?;
-        let name = hex(&header.payload_sha256);
-        if objects
-            .info(&name)
-            .await
-            .is_ok_and(|i| !i.deleted && i.size as u64 == doc.payload_size)
-        {
-            return Ok(());
-        }
-        let path = dir.join(&name);
-        let mut file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
-        objects
-            .put(name.as_str(), &mut file)
-            .await
-            .map_err(|e| unavailable("storing a payload", e))?;
-        Ok(())
-    }
-
-    /// A payload file this hub lacks (uploaded at another hub): fetched from
-    /// the object store into the payload files, whole, before it is served.
-    async fn fetch_payload(&self, sha256: &[u8]) -> Result<(), StoreError> {
-        let Some((dir, objects)) = &self.payloads else {
-            return Ok(());
-        };
-        let name = hex(sha256);
-        let path = dir.join(&name);
-        if tokio::fs::metadata(&path).await.is_ok() {
-            return Ok(());
-        }
-        let mut obj = objects
-            .get(name.as_str())
-            .await
-            .map_err(|e| unavailable("fetching a payload", e))?;
-        let tmp = dir.join(format!(".{name}.{:x}.fetch", truc_core::now_unix_ms()));
-        let io = |e: std::io::Error| StoreError::Unavailable(format!("{}: {e}", tmp.display()));
-        let mut out = tokio::fs::File::create(&tmp).await.map_err(io)?;
-        let copied = tokio::io::copy(&mut obj, &mut out).await;
-        let done = match copied {
-            Ok(_) => out.sync_all().await.map_err(io),
-            Err(e) => Err(unavailable("fetching a payload", e)),
-        };
-        if let Err(e) = done.and(tokio::fs::rename(&tmp, &path).await.map_err(io)) {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(e);
-        }
-        Ok(())
-    }
-}
-
 /// Seed an empty shared log with `entry` (from
 /// [`truc_store::snapshot_entry`]: a sled store's whole state) as its first
 /// entry, atomically: hubs then start from that state. Refuses a log that
@@ -414,6 +340,19 @@ pub async fn import_entry(opts: &JetStreamOptions, entry: Vec<u8>) -> Result<u64
     .map_err(|_| StoreError::Closed)?
 }
 
+/// Whether the shared object store holds the payload `sha256` (for
+/// operators' tools and tests: a collected payload is gone from it too).
+pub async fn shared_payload_exists(opts: &JetStreamOptions, sha256: &[u8]) -> Result<bool, StoreError> {
+    let (_, log, _) = connect(opts).await?;
+    let Some((_, objects)) = &log.payloads else {
+        return Ok(false);
+    };
+    Ok(objects
+        .info(truc_core::hex(sha256).as_str())
+        .await
+        .is_ok_and(|i| !i.deleted))
+}
+
 /// Wake the writer whenever another hub appends (and every second, in case
 /// a notification was lost while reconnecting).
 async fn follow(
@@ -433,180 +372,6 @@ async fn follow(
             Some(s) => s.sync_replica(),
             None => return,
         }
-    }
-}
-
-impl Store for JetStreamStore {
-    fn send(&self, doc: NewDocument) -> BoxFuture<'_, Result<SendOutcome, StoreError>> {
-        Box::pin(async move {
-            self.replicate_payload(&doc).await?;
-            self.inner.send(doc).await
-        })
-    }
-
-    fn ack(&self, agency: AgencyCode, ids: Vec<u64>, actor: String) -> BoxFuture<'_, Result<u32, StoreError>> {
-        self.inner.ack(agency, ids, actor)
-    }
-
-    fn expire(
-        &self,
-        agency: AgencyCode,
-        delivery_id: u64,
-        max_attempts: u32,
-    ) -> BoxFuture<'_, Result<ExpireOutcome, StoreError>> {
-        self.inner.expire(agency, delivery_id, max_attempts)
-    }
-
-    fn fetch(
-        &self,
-        agency: AgencyCode,
-        skip: HashSet<u64>,
-        limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>> {
-        self.inner.fetch(agency, skip, limit)
-    }
-
-    fn caught_up(&self) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(self.inner.catch_up())
-    }
-
-    fn put_agency(
-        &self,
-        code: AgencyCode,
-        name: String,
-        actor: String,
-    ) -> BoxFuture<'_, Result<AgencyInfo, StoreError>> {
-        self.inner.put_agency(code, name, actor)
-    }
-
-    fn agency(&self, code: &AgencyCode) -> Option<AgencyInfo> {
-        self.inner.agency(code)
-    }
-
-    fn commit_problem(&self) -> Option<String> {
-        self.inner.commit_problem()
-    }
-
-    fn agencies(&self) -> Vec<AgencyInfo> {
-        self.inner.agencies()
-    }
-
-    fn indicators(
-        &self,
-        from_day: i64,
-        to_day: i64,
-        agency: Option<AgencyCode>,
-    ) -> BoxFuture<'_, Result<Vec<truc_store::indicators::IndicatorRow>, StoreError>> {
-        self.fresh(self.inner.indicators(from_day, to_day, agency))
-    }
-
-    fn dead_letters(&self, agency: AgencyCode) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>> {
-        self.fresh(self.inner.dead_letters(agency))
-    }
-
-    fn report_status(&self, report: StatusReport) -> BoxFuture<'_, Result<StatusOutcome, StoreError>> {
-        self.inner.report_status(report)
-    }
-
-    fn track(&self, from: AgencyCode, document_id: String) -> BoxFuture<'_, Result<Option<TrackResponse>, StoreError>> {
-        self.fresh(self.inner.track(from, document_id))
-    }
-
-    fn receipts(&self, query: ReceiptQuery) -> BoxFuture<'_, Result<ReceiptPage, StoreError>> {
-        self.fresh(self.inner.receipts(query))
-    }
-
-    fn tree_head(&self, tree_size: u64) -> BoxFuture<'_, Result<Option<SignedTreeHead>, StoreError>> {
-        self.fresh(self.inner.tree_head(tree_size))
-    }
-
-    fn tree_heads(
-        &self,
-        from_size: u64,
-        limit: usize,
-    ) -> BoxFuture<'_, Result<(Vec<SignedTreeHead>, u64), StoreError>> {
-        self.fresh(self.inner.tree_heads(from_size, limit))
-    }
-
-    fn set_agency_state(
-        &self,
-        code: AgencyCode,
-        state: truc_proto::v1::AgencyState,
-        reason: String,
-        actor: String,
-    ) -> BoxFuture<'_, Result<AgencyInfo, StoreError>> {
-        self.inner.set_agency_state(code, state, reason, actor)
-    }
-
-    fn retire_agency(
-        &self,
-        code: AgencyCode,
-        successor: AgencyCode,
-        reason: String,
-        actor: String,
-    ) -> BoxFuture<'_, Result<AgencyInfo, StoreError>> {
-        self.inner.retire_agency(code, successor, reason, actor)
-    }
-
-    fn redrive(&self, agency: AgencyCode, ids: Vec<u64>, actor: String) -> BoxFuture<'_, Result<u64, StoreError>> {
-        self.inner.redrive(agency, ids, actor)
-    }
-
-    fn purge(&self, agency: AgencyCode, ids: Vec<u64>, actor: String) -> BoxFuture<'_, Result<u64, StoreError>> {
-        self.inner.purge(agency, ids, actor)
-    }
-
-    fn record_action(&self, detail: String, actor: String) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.inner.record_action(detail, actor)
-    }
-
-    fn queue_stats(&self, agency: AgencyCode, now_unix_ms: i64) -> BoxFuture<'_, Result<QueueStats, StoreError>> {
-        self.fresh(self.inner.queue_stats(agency, now_unix_ms))
-    }
-
-    fn queue_page(
-        &self,
-        agency: AgencyCode,
-        after: u64,
-        limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<QueueEntry>, StoreError>> {
-        self.fresh(self.inner.queue_page(agency, after, limit))
-    }
-
-    fn precheck_send(
-        &self,
-        from: AgencyCode,
-        document_id: Option<String>,
-        to: Vec<AgencyCode>,
-        size: u64,
-    ) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.inner.precheck_send(from, document_id, to, size)
-    }
-
-    fn payload(&self, hub_id: u64, caller: AgencyCode) -> BoxFuture<'_, Result<PayloadRef, StoreError>> {
-        Box::pin(async move {
-            let p = self.fresh(self.inner.payload(hub_id, caller)).await?;
-            if let PayloadRef::External { sha256, .. } = &p {
-                self.fetch_payload(sha256).await?;
-            }
-            Ok(p)
-        })
-    }
-
-    fn consistency_proof(&self, old_size: u64, new_size: u64) -> BoxFuture<'_, Result<Vec<[u8; 32]>, StoreError>> {
-        self.fresh(self.inner.consistency_proof(old_size, new_size))
-    }
-    /// The local view is checked like an embedded store's, once it has
-    /// caught up with the shared log: bodies are inline in its records
-    /// (sled checks those) and their digests are checked here, payload
-    /// files are this hub's copies. A damaged document is quarantined
-    /// through the shared log, so every hub sees it.
-    fn verify_store(&self, opts: ScrubOptions) -> BoxFuture<'_, Result<ScrubReport, StoreError>> {
-        self.fresh(self.inner.verify_store(opts))
-    }
-
-    fn quarantine(&self, hub_id: u64, what: String, actor: String) -> BoxFuture<'_, Result<Quarantined, StoreError>> {
-        self.inner.quarantine(hub_id, what, actor)
     }
 }
 

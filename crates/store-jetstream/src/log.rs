@@ -42,6 +42,9 @@ pub(crate) struct Log {
     pub(crate) end_at_release: Mutex<Option<u64>>,
     /// The log's end as we last knew it while holding the lease.
     pub(crate) known_end: Mutex<Option<u64>>,
+    /// This hub's payload files and the object store that shares them
+    /// (`JetStreamOptions::payload_dir`); `None`: not replicated.
+    pub(crate) payloads: Option<(std::path::PathBuf, object_store::ObjectStore)>,
 }
 
 pub(crate) fn unavailable(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -202,6 +205,88 @@ impl Replicator for Log {
         };
         *self.known_end.lock().unwrap_or_else(|e| e.into_inner()) = Some(seq);
         Ok(seq)
+    }
+
+    // Payloads may be gigabytes: no call timeout (the connection's own
+    // timeouts still apply).
+    fn put_payload(&self, sha256: &[u8], size: u64) -> Result<(), StoreError> {
+        self.rt.block_on(self.put_payload_async(sha256, size))
+    }
+
+    fn get_payload(&self, sha256: &[u8]) -> Result<(), StoreError> {
+        self.rt.block_on(self.get_payload_async(sha256))
+    }
+
+    fn delete_payload(&self, sha256: &[u8]) -> Result<(), StoreError> {
+        self.run("deleting a collected payload", self.delete_payload_async(sha256))
+    }
+}
+
+impl Log {
+    async fn put_payload_async(&self, sha256: &[u8], size: u64) -> Result<(), StoreError> {
+        let Some((dir, objects)) = &self.payloads else {
+            return Ok(());
+        };
+        let name = truc_core::hex(sha256);
+        if objects
+            .info(&name)
+            .await
+            .is_ok_and(|i| !i.deleted && i.size as u64 == size)
+        {
+            return Ok(());
+        }
+        let path = dir.join(&name);
+        let mut file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
+        objects
+            .put(name.as_str(), &mut file)
+            .await
+            .map_err(|e| unavailable("storing a payload", e))?;
+        Ok(())
+    }
+
+    async fn get_payload_async(&self, sha256: &[u8]) -> Result<(), StoreError> {
+        let Some((dir, objects)) = &self.payloads else {
+            return Ok(());
+        };
+        let name = truc_core::hex(sha256);
+        let path = dir.join(&name);
+        if tokio::fs::metadata(&path).await.is_ok() {
+            return Ok(());
+        }
+        let mut obj = match objects.get(name.as_str()).await {
+            Ok(obj) => obj,
+            // Collected (or never shared): the caller finds no file and
+            // says so, as on the embedded store.
+            Err(e) if e.kind() == object_store::GetErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(unavailable("fetching a payload", e)),
+        };
+        let tmp = dir.join(format!(".{name}.{:x}.fetch", truc_core::now_unix_ms()));
+        let io = |e: std::io::Error| StoreError::Unavailable(format!("{}: {e}", tmp.display()));
+        let mut out = tokio::fs::File::create(&tmp).await.map_err(io)?;
+        let copied = tokio::io::copy(&mut obj, &mut out).await;
+        let done = match copied {
+            Ok(_) => out.sync_all().await.map_err(io),
+            Err(e) => Err(unavailable("fetching a payload", e)),
+        };
+        if let Err(e) = done.and(tokio::fs::rename(&tmp, &path).await.map_err(io)) {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    async fn delete_payload_async(&self, sha256: &[u8]) -> Result<(), StoreError> {
+        let Some((_, objects)) = &self.payloads else {
+            return Ok(());
+        };
+        let name = truc_core::hex(sha256);
+        match objects.delete(name.as_str()).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == object_store::DeleteErrorKind::NotFound => Ok(()),
+            Err(e) => Err(unavailable("deleting a collected payload", e)),
+        }
     }
 }
 

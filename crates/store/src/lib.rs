@@ -446,23 +446,18 @@ pub trait Store: Send + Sync + 'static {
     /// Wait until this hub's view of the store holds every write
     /// acknowledged anywhere before the call. A store with one writer (the
     /// embedded one) always does; a replicated one catches up with its log.
-    fn caught_up(&self) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(async { Ok(()) })
-    }
+    fn caught_up(&self) -> BoxFuture<'_, Result<(), StoreError>>;
 
     /// Like [`Store::fetch`], but a backend may skip, in each priority band
     /// (`delivery_id >> 48`, 0 = most urgent), the ids below `from[band]`:
-    /// the caller knows those are leased or gone. The default ignores `from`.
+    /// the caller knows those are leased or gone.
     fn fetch_from(
         &self,
         agency: AgencyCode,
         from: [u64; 5],
         skip: HashSet<u64>,
         limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>> {
-        let _ = from;
-        self.fetch(agency, skip, limit)
-    }
+    ) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>>;
 
     /// Register an agency as active, or rename a registered one.
     fn put_agency(
@@ -582,30 +577,21 @@ pub trait Store: Send + Sync + 'static {
     /// Hold the payload `sha256` against collection, ordered with every
     /// collection, and say whether its file is stored. An upload takes this
     /// before it decides to skip the bytes, and keeps it until its Send is
-    /// stored. The default (a store that collects nothing) holds nothing.
-    fn pin_payload(&self, sha256: Vec<u8>) -> BoxFuture<'_, Result<PayloadPin, StoreError>> {
-        let _ = sha256;
-        Box::pin(async { Ok(PayloadPin::unmanaged()) })
-    }
+    /// stored.
+    fn pin_payload(&self, sha256: Vec<u8>) -> BoxFuture<'_, Result<PayloadPin, StoreError>>;
 
     /// A payload stored for a document the hub then refused (an upload
     /// whose Send failed: quota, unknown recipient, …): if no document
     /// counts it, mark it released now, so that the collector deletes it
     /// after the retention unless a document needs it by then. A payload
-    /// documents count is left as it is. The default does nothing.
-    fn release_payload(&self, sha256: Vec<u8>) -> BoxFuture<'_, Result<(), StoreError>> {
-        let _ = sha256;
-        Box::pin(async { Ok(()) })
-    }
+    /// documents count is left as it is.
+    fn release_payload(&self, sha256: Vec<u8>) -> BoxFuture<'_, Result<(), StoreError>>;
 
     /// Delete up to `limit` payloads (inline and files) that no queued,
     /// leased or dead-lettered copy has needed since before
-    /// `released_before_unix_ms`, except pinned ones; returns how many. The
-    /// default collects nothing.
-    fn collect_payloads(&self, released_before_unix_ms: i64, limit: usize) -> BoxFuture<'_, Result<u64, StoreError>> {
-        let _ = (released_before_unix_ms, limit);
-        Box::pin(async { Ok(0) })
-    }
+    /// `released_before_unix_ms`, except pinned ones; returns how many
+    /// (replicated: from the shared store too).
+    fn collect_payloads(&self, released_before_unix_ms: i64, limit: usize) -> BoxFuture<'_, Result<u64, StoreError>>;
 
     /// Scrub: check every stored document body against its checksum and
     /// the digests of its signed header, every payload file against its

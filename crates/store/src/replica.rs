@@ -41,6 +41,18 @@ pub trait Replicator: Send + Sync + 'static {
     /// number once it is durable at the configured replication. Fails,
     /// appending nothing, if the log does not end at `expected_last`.
     fn append(&self, expected_last: u64, entry: Vec<u8>) -> Result<u64, StoreError>;
+
+    /// Payload files of chunked uploads are this hub's files
+    /// (`data_dir/payloads/<sha256>`); every hub must be able to serve them.
+    /// Before a Send naming the payload `sha256` (`size` bytes) commits:
+    /// make this hub's file readable by every hub (once per digest).
+    fn put_payload(&self, sha256: &[u8], size: u64) -> Result<(), StoreError>;
+    /// Before serving the payload `sha256`: fetch it into this hub's
+    /// payload files if this hub lacks it.
+    fn get_payload(&self, sha256: &[u8]) -> Result<(), StoreError>;
+    /// The payload `sha256` was collected (no copy needs it): delete the
+    /// shared copy. A payload never shared is not an error.
+    fn delete_payload(&self, sha256: &[u8]) -> Result<(), StoreError>;
 }
 
 /// One log entry: every key a batch changed, with its final value.

@@ -158,6 +158,14 @@ pub(super) fn collect(
                 continue;
             }
         }
+        // Replicated: the shared copy goes too (kept, and retried at the
+        // next pass, if it cannot).
+        if let Some(r) = &cache.replica {
+            if let Err(e) = r.delete_payload(&sha) {
+                tracing::warn!(error = %e, "cannot delete a collected payload from the shared store; retrying later");
+                continue;
+            }
+        }
         p.del(keys::payload(&sha));
         p.del(refs_key);
         p.del(k);

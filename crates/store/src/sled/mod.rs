@@ -113,6 +113,9 @@ pub(crate) struct Cache {
     path: PathBuf,
     /// Payload digests pinned by uploads in progress: never collected.
     pins: gc::Pins,
+    /// The shared log (JetStream): collected payloads are deleted from it
+    /// too.
+    replica: Option<Arc<dyn crate::Replicator>>,
 }
 
 /// sled's handles, shared by the writer, the readers and the puncher. The
@@ -248,6 +251,8 @@ pub struct SledStore {
     puncher: Mutex<Option<punch::Puncher>>,
     /// What an accepted loss dropped at open.
     repaired: Vec<String>,
+    /// The shared log this store commits through (JetStream), if any.
+    replica: Option<Arc<dyn crate::Replicator>>,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -304,6 +309,7 @@ impl SledStore {
             quota_bytes: opts.outbox_quota_bytes,
             min_free_bytes: opts.min_free_bytes,
             path: opts.path.clone(),
+            replica: opts.replicator.clone(),
             ..Cache::default()
         });
         // Replicated: catch up with the shared log before serving.
@@ -400,6 +406,7 @@ impl SledStore {
             writer: Mutex::new(Some(handle)),
             puncher: Mutex::new(puncher),
             repaired: recovered.dropped,
+            replica: opts.replicator.clone(),
         });
         Ok(store)
     }
@@ -468,6 +475,22 @@ impl SledStore {
     /// the shared log (a no-op when it is busy: every batch catches up).
     pub fn sync_replica(&self) {
         let _ = self.ops.try_send(Op::Sync(None));
+    }
+
+    /// Run the read `f` once the local view reflects every batch the shared
+    /// log held when it was called (replicated store; at once otherwise):
+    /// reads at any hub see every write any hub acknowledged before.
+    fn fresh<'a, T: Send + 'a>(
+        &'a self,
+        f: BoxFuture<'a, Result<T, StoreError>>,
+    ) -> BoxFuture<'a, Result<T, StoreError>> {
+        if self.replica.is_none() {
+            return f;
+        }
+        Box::pin(async move {
+            self.catch_up().await?;
+            f.await
+        })
     }
 
     /// Replicated store: return once the local view reflects every batch
@@ -569,7 +592,15 @@ async fn blocking<T: Send + 'static>(
 
 impl Store for Arc<SledStore> {
     fn send(&self, doc: NewDocument) -> BoxFuture<'_, Result<SendOutcome, StoreError>> {
-        Box::pin(self.call(move |tx| Op::Send(Box::new(doc), tx)))
+        Box::pin(async move {
+            // Replicated: a chunked upload's payload file reaches every hub
+            // before the Send that names it commits.
+            if let (Some(r), true) = (&self.replica, doc.payload_external) {
+                let (r, sha, size) = (r.clone(), doc.payload_sha256, doc.payload_size);
+                blocking(move || r.put_payload(&sha, size)).await?;
+            }
+            self.call(move |tx| Op::Send(Box::new(doc), tx)).await
+        })
     }
 
     fn ack(&self, agency: AgencyCode, ids: Vec<u64>, actor: String) -> BoxFuture<'_, Result<u32, StoreError>> {
@@ -607,6 +638,13 @@ impl Store for Arc<SledStore> {
             let tree = handles.tree()?;
             reads::queue(&tree, &bodies, tag::OUTBOX, &agency, &skip, limit)
         }))
+    }
+
+    fn caught_up(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        match self.replica {
+            None => Box::pin(async { Ok(()) }),
+            Some(_) => Box::pin(self.catch_up()),
+        }
     }
 
     fn fetch_from(
@@ -659,19 +697,19 @@ impl Store for Arc<SledStore> {
     ) -> BoxFuture<'_, Result<Vec<indicators::IndicatorRow>, StoreError>> {
         let handles = self.handles.clone();
         let codes: Vec<String> = self.agencies().into_iter().map(|a| a.code).collect();
-        Box::pin(blocking(move || {
+        self.fresh(Box::pin(blocking(move || {
             let tree = handles.tree()?;
             indicators::read(&tree, from_day, to_day, agency.as_ref().map(AgencyCode::as_str), &codes)
-        }))
+        })))
     }
 
     fn dead_letters(&self, agency: AgencyCode) -> BoxFuture<'_, Result<Vec<QueuedItem>, StoreError>> {
         let handles = self.handles.clone();
         let bodies = self.bodies.clone();
-        Box::pin(blocking(move || {
+        self.fresh(Box::pin(blocking(move || {
             let tree = handles.tree()?;
             reads::queue(&tree, &bodies, tag::DEAD, &agency, &HashSet::new(), usize::MAX)
-        }))
+        })))
     }
 
     fn report_status(&self, report: StatusReport) -> BoxFuture<'_, Result<StatusOutcome, StoreError>> {
@@ -680,29 +718,29 @@ impl Store for Arc<SledStore> {
 
     fn track(&self, from: AgencyCode, document_id: String) -> BoxFuture<'_, Result<Option<TrackResponse>, StoreError>> {
         let handles = self.handles.clone();
-        Box::pin(blocking(move || {
+        self.fresh(Box::pin(blocking(move || {
             let tree = handles.tree()?;
             reads::track(&tree, &from, &document_id)
-        }))
+        })))
     }
 
     fn receipts(&self, query: ReceiptQuery) -> BoxFuture<'_, Result<ReceiptPage, StoreError>> {
         let handles = self.handles.clone();
-        Box::pin(blocking(move || {
+        self.fresh(Box::pin(blocking(move || {
             let tree = handles.tree()?;
             reads::receipts(&tree, &query)
-        }))
+        })))
     }
 
     fn tree_head(&self, tree_size: u64) -> BoxFuture<'_, Result<Option<SignedTreeHead>, StoreError>> {
         let handles = self.handles.clone();
-        Box::pin(blocking(move || {
+        self.fresh(Box::pin(blocking(move || {
             let tree = handles.tree()?;
             match tree_size {
                 0 => Ok(proofs::latest_tree_head(&tree)?.map(|(h, _)| h)),
                 n => proofs::tree_head_at(&tree, n),
             }
-        }))
+        })))
     }
 
     fn tree_heads(
@@ -711,10 +749,10 @@ impl Store for Arc<SledStore> {
         limit: usize,
     ) -> BoxFuture<'_, Result<(Vec<SignedTreeHead>, u64), StoreError>> {
         let handles = self.handles.clone();
-        Box::pin(blocking(move || {
+        self.fresh(Box::pin(blocking(move || {
             let tree = handles.tree()?;
             proofs::tree_heads(&tree, from_size, limit)
-        }))
+        })))
     }
 
     fn set_agency_state(
@@ -774,13 +812,13 @@ impl Store for Arc<SledStore> {
     fn queue_stats(&self, agency: AgencyCode, now_unix_ms: i64) -> BoxFuture<'_, Result<QueueStats, StoreError>> {
         let handles = self.handles.clone();
         let (queued, bytes) = self.cache.queue_counts(agency.as_str());
-        Box::pin(blocking(move || {
+        self.fresh(Box::pin(blocking(move || {
             let tree = handles.tree()?;
             let mut s = reads::queue_stats(&tree, &agency, now_unix_ms)?;
             s.queued = queued;
             s.bytes = bytes;
             Ok(s)
-        }))
+        })))
     }
 
     fn queue_page(
@@ -790,27 +828,38 @@ impl Store for Arc<SledStore> {
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<QueueEntry>, StoreError>> {
         let handles = self.handles.clone();
-        Box::pin(blocking(move || {
+        self.fresh(Box::pin(blocking(move || {
             let tree = handles.tree()?;
             reads::queue_page(&tree, &agency, after, limit)
-        }))
+        })))
     }
 
     fn payload(&self, hub_id: u64, caller: AgencyCode) -> BoxFuture<'_, Result<PayloadRef, StoreError>> {
         let handles = self.handles.clone();
         let bodies = self.bodies.clone();
-        Box::pin(blocking(move || {
-            let tree = handles.tree()?;
-            reads::payload(&tree, &bodies, hub_id, &caller)
+        let replica = self.replica.clone();
+        self.fresh(Box::pin(async move {
+            let p = blocking(move || {
+                let tree = handles.tree()?;
+                reads::payload(&tree, &bodies, hub_id, &caller)
+            })
+            .await?;
+            // Replicated: a payload uploaded at another hub is fetched
+            // before it is served.
+            if let (Some(r), PayloadRef::External { sha256, .. }) = (replica, &p) {
+                let sha = sha256.clone();
+                blocking(move || r.get_payload(&sha)).await?;
+            }
+            Ok(p)
         }))
     }
 
     fn consistency_proof(&self, old_size: u64, new_size: u64) -> BoxFuture<'_, Result<Vec<[u8; 32]>, StoreError>> {
         let handles = self.handles.clone();
-        Box::pin(blocking(move || {
+        self.fresh(Box::pin(blocking(move || {
             let tree = handles.tree()?;
             proofs::consistency(&tree, old_size, new_size)
-        }))
+        })))
     }
 
     fn precheck_send(
@@ -845,7 +894,7 @@ impl Store for Arc<SledStore> {
         }))
     }
     fn verify_store(&self, opts: crate::ScrubOptions) -> BoxFuture<'_, Result<crate::ScrubReport, StoreError>> {
-        Box::pin(self.scrub(opts))
+        self.fresh(Box::pin(self.scrub(opts)))
     }
 
     fn quarantine(
