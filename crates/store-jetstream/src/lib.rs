@@ -117,7 +117,7 @@ impl JetStreamOptions {
 const MAX_MESSAGE: usize = 768 * 1024;
 
 /// The replicated store: the one store ([`SledStore`], every rule and
-/// the single writer) committing through the shared log ([`Log`], its
+/// the single writer) committing through the shared log (`Log`, its
 /// [`Replicator`]), and the task that wakes its writer when another hub
 /// appends. Serve [`JetStreamStore::store`]; there is no second `Store`.
 pub struct JetStreamStore {
