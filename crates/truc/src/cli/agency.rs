@@ -209,11 +209,11 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
     let trust = truc_client::axis_trust(client.identity())?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let mut stream = client.receive(a.max_in_flight, a.follow).await?;
-    let mut count = 0usize;
+    let (mut count, mut notices) = (0usize, 0usize);
     while let Some(d) = stream.message().await? {
         if let Some(n) = &d.status {
             client.ack(vec![d.delivery_id]).await?;
-            count += 1;
+            notices += 1;
             // What is shown is what the hub signed: the notice's receipt.
             let n = &signed_notice(n);
             if a.conn.json {
@@ -296,7 +296,7 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
         }
     }
     if !a.conn.json {
-        println!("{count} document(s) received");
+        println!("{count} document(s) and {notices} status notice(s) received");
     }
     Ok(())
 }

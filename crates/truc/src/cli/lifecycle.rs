@@ -107,6 +107,13 @@ pub(crate) struct TrackArgs {
     conn: Conn,
 }
 
+/// Deliveries made to a recipient: the leases that ran out, and the one
+/// that was acknowledged if it was (the hub counts only the former).
+fn tries(r: &truc_proto::v1::RecipientTrack) -> u32 {
+    let delivered = r.state == TransportState::Delivered as i32;
+    r.attempts + u32::from(delivered)
+}
+
 pub(crate) async fn track(a: TrackArgs) -> anyhow::Result<()> {
     let t = a.conn.client().await?.track(&a.document_id).await?;
     if a.conn.json {
@@ -115,7 +122,8 @@ pub(crate) async fn track(a: TrackArgs) -> anyhow::Result<()> {
             .iter()
             .map(|r| {
                 json!({
-                    "agency": r.agency, "state": state_name(r.state), "attempts": r.attempts,
+                    "agency": r.agency, "state": state_name(r.state), "attempts": tries(r),
+                    "expired_leases": r.attempts,
                     "state_at_unix_ms": r.state_at_unix_ms, "status": r.status,
                     "status_description": r.status_description, "status_at_unix_ms": r.status_at_unix_ms,
                     "delivery_deadline_unix_ms": r.delivery_deadline_unix_ms,
@@ -159,7 +167,7 @@ pub(crate) async fn track(a: TrackArgs) -> anyhow::Result<()> {
             "{:<20} {:<14} {:>8}  {:<24} {:<24} {:<24} {}",
             r.agency,
             state_name(r.state),
-            r.attempts,
+            tries(r),
             output::time(r.state_at_unix_ms),
             status_name(r.status),
             at,
