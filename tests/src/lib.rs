@@ -315,6 +315,16 @@ impl TestHub {
         self.running = Some(running);
     }
 
+    /// Start the hub again, after [`TestHub::stop`], on the same data
+    /// directory and the same port (as a restarted trucd comes back where
+    /// its clients look for it).
+    pub async fn start_again(&mut self) {
+        let mut config = self.config.clone();
+        config.listen = self.addr.parse().expect("addr");
+        let running = truc_hub::start(config).await.expect("hub starts again");
+        self.running = Some(running);
+    }
+
     /// Shut the hub down gracefully.
     pub async fn stop(&mut self) {
         if let Some(r) = self.running.take() {

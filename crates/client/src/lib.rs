@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod load;
+pub mod reconnect;
 pub mod transfer;
 
 use std::path::Path;
@@ -376,15 +377,19 @@ impl Client {
     }
 }
 
+/// `e` and its sources, `: `-separated, each said once (hyper and tonic
+/// wrap the same words: "tcp connect error: tcp connect error: …").
 fn source_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
+    let mut parts: Vec<String> = vec![e.to_string()];
     let mut cur = e.source();
     while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
+        let t = c.to_string();
+        if !parts.iter().any(|p| p == &t) {
+            parts.push(t);
+        }
         cur = c.source();
     }
-    s
+    parts.join(": ")
 }
 
 /// A new document id in the edXML form `<from>,<yyyy/MM/dd>,<number>/TRUC`,

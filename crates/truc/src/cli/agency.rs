@@ -200,6 +200,10 @@ pub(crate) struct InboxArgs {
     /// redelivery and dead-lettering, or test a hub under a stuck consumer).
     #[arg(long)]
     no_ack: bool,
+    /// Stop (exit 5) when the hub goes away instead of reconnecting with
+    /// backoff (for scripts that restart the command themselves).
+    #[arg(long)]
+    no_reconnect: bool,
     #[command(flatten)]
     conn: Conn,
 }
@@ -208,11 +212,17 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
     let client = a.conn.client().await?;
     let trust = truc_client::axis_trust(client.identity())?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let mut stream = client.receive(a.max_in_flight, a.follow).await?;
+    let mut rx = truc_client::reconnect::Receiver::new(
+        client.clone(),
+        a.max_in_flight,
+        a.follow,
+        super::reconnect_policy(a.no_reconnect),
+        super::print_notice,
+    );
     let (mut count, mut notices) = (0usize, 0usize);
-    while let Some(d) = stream.message().await? {
+    while let Some(d) = rx.next().await? {
         if let Some(n) = &d.status {
-            client.ack(vec![d.delivery_id]).await?;
+            rx.ack(d.delivery_id).await?;
             notices += 1;
             // What is shown is what the hub signed: the notice's receipt.
             let n = &signed_notice(n);
@@ -249,9 +259,9 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
             continue;
         }
         match save(&client, &a.out, &d, &trust, !a.conn.json).await {
-            Ok((header, path)) => {
+            Ok((header, path, again)) => {
                 // The file is on disk (fsync'd) before the hub forgets it.
-                client.ack(vec![d.delivery_id]).await?;
+                rx.ack(d.delivery_id).await?;
                 count += 1;
                 // 01 (đã đến) tells the sender it arrived; revoke and update
                 // notices are answered with 15 or 16 instead.
@@ -270,18 +280,24 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
                         "hub_document_id": d.hub_document_id,
                         "signature": "verified",
                         "saved_to": path,
+                        "saved_before": again,
                         "header": output::header_json(&header),
                     });
                     println!("{v}");
                 } else {
                     println!(
-                        "received {:?} from {} [{}] {:?} → {} ({} bytes, signature verified)",
+                        "received {:?} from {} [{}] {:?} → {} ({} bytes, signature verified{})",
                         header.document_id,
                         header.from,
                         output::priority_name(header.priority),
                         header.subject,
                         path.display(),
-                        header.payload_size
+                        header.payload_size,
+                        if again {
+                            "; already saved by an earlier run, acknowledged now"
+                        } else {
+                            ""
+                        }
                     );
                 }
             }
@@ -301,8 +317,9 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Verify and save one delivery; returns its header and the payload's path.
-/// Verify and save one delivery; returns its header and the payload's path.
+/// Verify and save one delivery; returns its header, the payload's path,
+/// and whether an earlier run had saved it already (a copy re-delivered
+/// because its ack never reached the hub: not written again).
 /// A large payload is downloaded to `<name>.part` (resuming a partial file)
 /// and checked against the signed size and SHA-256 before it is renamed.
 async fn save(
@@ -311,7 +328,7 @@ async fn save(
     d: &Delivery,
     trust: &truc_core::document::SigningTrust,
     show_progress: bool,
-) -> anyhow::Result<(DocumentHeader, PathBuf)> {
+) -> anyhow::Result<(DocumentHeader, PathBuf, bool)> {
     let doc = d
         .document
         .as_ref()
@@ -328,6 +345,10 @@ async fn save(
         h.file_name.clone()
     };
     let base = dir.join(format!("{}-{}", d.hub_document_id, name));
+    let header_file = dir.join(format!("{}.header.json", d.hub_document_id));
+    if saved_before(&header_file, &base, &doc.header) {
+        return Ok((h, base, true));
+    }
     if d.payload_separate {
         let part = dir.join(format!("{}-{}.part", d.hub_document_id, name));
         let bar = super::progress::Bar::new(&format!("receiving {name}"), show_progress);
@@ -350,11 +371,22 @@ async fn save(
     meta["hub_document_id"] = d.hub_document_id.into();
     meta["signature"] = truc_core::hex(&doc.signature).into();
     meta["header_bytes"] = truc_core::hex(&doc.header).into();
-    write_durably(
-        &dir.join(format!("{}.header.json", d.hub_document_id)),
-        serde_json::to_string_pretty(&meta)?.as_bytes(),
-    )?;
-    Ok((h, base))
+    write_durably(&header_file, serde_json::to_string_pretty(&meta)?.as_bytes())?;
+    Ok((h, base, false))
+}
+
+/// Whether this document is on disk already, whole: its header file (the
+/// last thing `save` writes) holds the same signed header bytes and the
+/// payload file is there.
+fn saved_before(header_file: &Path, payload: &Path, header_bytes: &[u8]) -> bool {
+    let Ok(text) = std::fs::read_to_string(header_file) else {
+        return false;
+    };
+    let same = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("header_bytes").and_then(|h| h.as_str()).map(str::to_string))
+        .is_some_and(|h| h == truc_core::hex(header_bytes));
+    same && payload.is_file()
 }
 
 fn rustls_now() -> truc_core::document::UnixTime {

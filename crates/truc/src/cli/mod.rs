@@ -5,6 +5,7 @@ mod agency;
 mod audit;
 mod bench;
 mod demo;
+pub(crate) mod errors;
 mod lifecycle;
 mod ops;
 mod output;
@@ -30,8 +31,21 @@ One CLI for Truc, the document interconnection axis.
                                   lists the signed tree heads
 
 Commands that talk to a hub take --hub (env TRUC_HUB) and --identity (env
-TRUC_IDENTITY): the identity directory written by `truc pki issue`. Read
-commands print tables; --json prints JSON for scripts.";
+TRUC_IDENTITY): the identity directory written by `truc pki issue`.
+
+Output: tables for people; --json prints one JSON document (streams such as
+`inbox --follow` print one per line: --jsonl), errors included, on stdout:
+{\"error\":{\"code\":…,\"message\":…,\"hint\":…}}. Without --json an error
+is `truc: <message>` and a `hint:` line on stderr.
+
+Exit codes:
+  0  ok
+  1  failed (anything else: a local file, an internal error)
+  2  usage: bad arguments, or a value the hub refused as invalid
+  3  not found: an unknown agency, document or delivery
+  4  refused: permission, an agency's state, a quota, an unusable identity
+  5  unavailable: the hub cannot be reached or went away
+  6  verification failed: a signature, receipt or proof that does not verify";
 
 /// Command-line arguments of `truc`.
 #[derive(Debug, Parser)]
@@ -83,9 +97,67 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
+/// Whether the command line asks for JSON (read before parsing, so that a
+/// usage error is JSON too).
+fn wants_json() -> bool {
+    std::env::args_os().any(|a| a == "--json" || a == "--jsonl")
+}
+
+/// `truc … | head`: once the reader is gone, stop quietly (exit 0) instead
+/// of panicking on the broken pipe. Every other panic is reported as usual.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("Broken pipe") || msg.contains("os error 32") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
+/// Print `f` as the contract says and return its exit code.
+fn fail(f: &errors::Failure, json: bool) -> ExitCode {
+    if json {
+        println!("{}", f.json());
+    } else {
+        eprintln!("{}", f.text());
+    }
+    ExitCode::from(f.exit_code())
+}
+
 /// Entry point of `truc`.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    quiet_on_broken_pipe();
+    let json = wants_json();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if !e.use_stderr() => {
+            // --help, --version
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) if json => {
+            let message = e.kind().to_string();
+            let detail = e.to_string();
+            let detail = detail.lines().next().unwrap_or_default().trim_start_matches("error: ");
+            let f = errors::Failure {
+                kind: errors::Kind::Usage,
+                message: if detail.is_empty() { message } else { detail.to_string() },
+                hint: Some("truc --help, or truc <command> --help".into()),
+            };
+            return fail(&f, true);
+        }
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(errors::Kind::Usage as u8);
+        }
+    };
     crate::logging::init("warn", false);
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -107,21 +179,70 @@ pub fn main() -> ExitCode {
             Command::Bench(a) => bench::run(a).await,
         }
     });
+    // Tasks still running (a progress bar, a stream) are not waited for.
+    rt.shutdown_background();
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("truc: {}", output::error_text(&e));
-            ExitCode::FAILURE
-        }
+        Err(e) => fail(&errors::classify(&e), json),
     }
+}
+
+/// The hub could not be reached: what was tried, and the likely cause.
+pub(crate) fn connect_failure(hub: &str, reason: &str) -> errors::Failure {
+    let r = reason.to_ascii_lowercase();
+    let host = hub
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .rsplit_once(':')
+        .map(|(h, _)| h.trim_matches(['[', ']']))
+        .unwrap_or(hub);
+    let hint = if r.contains("invalidcontenttype") || r.contains("corrupt message") || r.contains("http/1") {
+        format!(
+            "{hub} answers, but not as a TLS gRPC hub: is that the admin port (/metrics, /healthz)? \
+             The hub's gRPC port is trucd's --listen (7443 by default)"
+        )
+    } else if r.contains("not valid for name") || r.contains("notvalidforname") {
+        format!(
+            "the hub's certificate does not name {host:?}: connect by a name it has (`truc pki list` shows its SANs), \
+             or issue it one that does: `truc pki issue --dir PKI --hub hub --san {host} --force`"
+        )
+    } else if r.contains("unknownissuer") || r.contains("unknown issuer") {
+        "the hub's certificate is not from the CA in your identity's ca.pem: is this the right hub, and the right --identity?".into()
+    } else if r.contains("certificateexpired") || r.contains("expired") {
+        "a certificate has expired: `truc pki list --dir PKI` shows which; `truc pki renew` makes a new one".into()
+    } else if r.contains("invalid port") || r.contains("invalid uri") || r.contains("invalid authority") {
+        "give --hub (TRUC_HUB) as host:port, e.g. 127.0.0.1:7443".into()
+    } else {
+        format!("is trucd running at {hub}? (--hub, TRUC_HUB)")
+    };
+    errors::Failure {
+        kind: errors::Kind::Unavailable,
+        message: format!("cannot connect to {hub}: {reason}"),
+        hint: Some(hint),
+    }
+}
+
+/// The reconnection policy of a long-running command.
+pub(crate) fn reconnect_policy(no_reconnect: bool) -> truc_client::reconnect::Reconnect {
+    if no_reconnect {
+        truc_client::reconnect::Reconnect::never()
+    } else {
+        truc_client::reconnect::Reconnect::default()
+    }
+}
+
+/// One line on stderr per outage: "hub restarting …, reconnecting…", then
+/// "reconnected after 2.1 s".
+pub(crate) fn print_notice(n: truc_client::reconnect::Notice) {
+    eprintln!("truc: {n}");
 }
 
 impl Conn {
     pub(crate) async fn client(&self) -> anyhow::Result<truc_client::Client> {
-        let dir = self
-            .identity
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("no identity: pass --identity DIR or set TRUC_IDENTITY"))?;
+        let dir = self.identity.as_ref().ok_or_else(|| {
+            errors::Problem::usage("no identity: this command talks to the hub as someone")
+                .hint("pass --identity DIR or set TRUC_IDENTITY: a directory written by `truc pki issue`")
+        })?;
         Ok(truc_client::Client::connect_dir(&self.hub, dir).await?)
     }
 }

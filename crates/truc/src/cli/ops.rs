@@ -14,9 +14,14 @@ pub(crate) enum OpsCommand {
     /// One row per agency: waiting, in flight, dead, bytes, oldest, overdue
     /// urgent, last connected; what needs attention first.
     Queues {
-        /// Refresh in place every 2 seconds until interrupted.
+        /// Refresh in place every 2 seconds until interrupted; across a hub
+        /// restart it waits and goes on (see --no-reconnect).
         #[arg(long)]
         watch: bool,
+        /// With --watch: stop (exit 5) when the hub goes away instead of
+        /// reconnecting with backoff.
+        #[arg(long)]
+        no_reconnect: bool,
         #[command(flatten)]
         conn: Conn,
     },
@@ -248,10 +253,15 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
             let a = conn.client().await?.retire_agency(&code, &successor, &reason).await?;
             println!("{} is retired; its documents go to {}", a.code, a.successor);
         }
-        OpsCommand::Queues { watch, conn } => {
+        OpsCommand::Queues {
+            watch,
+            no_reconnect,
+            conn,
+        } => {
             let client = conn.client().await?;
+            let policy = super::reconnect_policy(no_reconnect || !watch);
             loop {
-                let q = client.list_queues().await?;
+                let q = truc_client::reconnect::retry(&policy, &super::print_notice, || client.list_queues()).await?;
                 if conn.json {
                     println!("{}", queues_json(&q));
                 } else if watch {

@@ -3,14 +3,6 @@
 use serde_json::{json, Value};
 use truc_proto::v1::{DocumentHeader, ProvenReceipt, SendResponse};
 
-/// An error as one line: a gRPC status shows its code and message only.
-pub(crate) fn error_text(e: &anyhow::Error) -> String {
-    if let Some(s) = e.downcast_ref::<tonic::Status>() {
-        return format!("{:?}: {}", s.code(), s.message());
-    }
-    format!("{e:#}")
-}
-
 pub(crate) fn priority_name(p: i32) -> &'static str {
     truc_core::priority::name(p)
 }

@@ -1,0 +1,289 @@
+//! The CLI as people live with it, through the real `truc` and `trucd`:
+//! long-running commands across a hub restart, and (further down) the
+//! output contract, exit codes and errors.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const G22: &str = "000.00.00.G22";
+const H26: &str = "000.00.00.H26";
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A CA, a hub on a port of its own, an operator and two agencies.
+struct Hub {
+    tmp: tempfile::TempDir,
+    addr: String,
+    trucd: Option<Child>,
+}
+
+impl Hub {
+    fn start() -> Hub {
+        let tmp = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut hub = Hub {
+            addr: format!("127.0.0.1:{port}"),
+            tmp,
+            trucd: None,
+        };
+        let pki = hub.pki();
+        let pki = pki.to_str().unwrap();
+        hub.ok(&["pki", "init", "--dir", pki]);
+        hub.ok(&["pki", "issue", "--dir", pki, "--operator", "ops"]);
+        for code in [G22, H26] {
+            hub.ok(&["pki", "issue", "--dir", pki, "--agency", code, "--name", code]);
+        }
+        hub.run_trucd();
+        for code in [G22, H26] {
+            hub.ok(&hub.as_ops(&["ops", "agencies", "add", code, "--name", code]));
+        }
+        hub
+    }
+
+    fn pki(&self) -> PathBuf {
+        self.tmp.path().join("pki")
+    }
+
+    fn run_trucd(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_trucd"))
+            .args(["--identity", self.pki().join("hub").to_str().unwrap()])
+            .args(["--data-dir", self.tmp.path().join("data").to_str().unwrap()])
+            .args(["--listen", &self.addr])
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start trucd");
+        self.trucd = Some(child);
+        // Ready when an operator command answers.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let args = self.as_ops(&["ops", "agencies", "list"]);
+        loop {
+            if self.truc(&args).status.success() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "trucd did not come up on {}", self.addr);
+            std::thread::sleep(Duration::from_millis(50)); // polling, not a sync point
+        }
+    }
+
+    /// SIGTERM and wait: trucd drains and exits.
+    fn stop(&mut self) {
+        if let Some(mut c) = self.trucd.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let status = c.wait().unwrap();
+            assert!(status.success(), "trucd exit {status}");
+        }
+    }
+
+    fn identity(&self, who: &str) -> String {
+        let dir = if who == "ops" {
+            self.pki().join("operators/ops")
+        } else {
+            self.pki().join("agencies").join(who)
+        };
+        dir.to_str().unwrap().to_string()
+    }
+
+    /// `args` with --hub and --identity of `who` appended.
+    fn as_who(&self, who: &str, args: &[&str]) -> Vec<String> {
+        let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        v.extend([
+            "--hub".into(),
+            self.addr.clone(),
+            "--identity".into(),
+            self.identity(who),
+        ]);
+        v
+    }
+
+    fn as_ops(&self, args: &[&str]) -> Vec<String> {
+        self.as_who("ops", args)
+    }
+
+    fn cmd(&self, args: &[impl AsRef<std::ffi::OsStr>]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_truc"));
+        c.args(args)
+            .current_dir(self.tmp.path())
+            .env_remove("TRUC_HUB")
+            .env_remove("TRUC_IDENTITY")
+            .env("NO_COLOR", "1");
+        c
+    }
+
+    fn truc(&self, args: &[impl AsRef<std::ffi::OsStr>]) -> Output {
+        self.cmd(args).output().expect("run truc")
+    }
+
+    fn ok(&self, args: &[impl AsRef<std::ffi::OsStr>]) -> Output {
+        let o = self.truc(args);
+        assert!(o.status.success(), "{}", text(&o));
+        o
+    }
+
+    /// Send `content` as G22 to H26 with document id `id`.
+    fn send(&self, id: &str, content: &str) {
+        let file = self.tmp.path().join(format!("{}.txt", id.replace(['/', ','], "_")));
+        std::fs::write(&file, content).unwrap();
+        let args = self.as_who(G22, &["send", "--to", H26, "--id", id, file.to_str().unwrap()]);
+        self.ok(&args);
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.trucd.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A child whose stdout and stderr lines arrive on channels.
+struct Watched {
+    child: Child,
+    out: mpsc::Receiver<String>,
+    err: mpsc::Receiver<String>,
+}
+
+impl Watched {
+    fn spawn(mut cmd: Command) -> Watched {
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let lines = |r: Box<dyn Read + Send>| {
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(r).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        return;
+                    }
+                }
+            });
+            rx
+        };
+        let out = lines(Box::new(child.stdout.take().unwrap()));
+        let err = lines(Box::new(child.stderr.take().unwrap()));
+        Watched { child, out, err }
+    }
+
+    /// The next stdout line (60 s at most).
+    fn line(&self, what: &str) -> String {
+        self.out.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
+            panic!(
+                "no line from {what}; stderr: {:?}",
+                self.err.try_iter().collect::<Vec<_>>()
+            )
+        })
+    }
+
+    /// Stderr lines until one contains `needle` (60 s at most).
+    fn wait_err(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.err.recv_timeout(left) {
+                Ok(l) if l.contains(needle) => return l,
+                Ok(_) => {}
+                Err(_) => panic!("no {needle:?} on stderr"),
+            }
+        }
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `truc inbox --follow` and `truc ops queues --watch` across a trucd
+/// restart (SIGTERM, start again on the same port): both say once that
+/// they reconnect and once that they did, and go on; the document sent
+/// after the restart arrives; each document is written once and the hub
+/// holds nothing unacknowledged.
+#[test]
+fn inbox_follow_and_queues_watch_continue_across_a_hub_restart() {
+    let mut hub = Hub::start();
+    let out = hub.tmp.path().join("inbox-h26");
+    let inbox =
+        Watched::spawn(hub.cmd(&hub.as_who(H26, &["inbox", "--follow", "--json", "--out", out.to_str().unwrap()])));
+    let watch = Watched::spawn(hub.cmd(&hub.as_ops(&["ops", "queues", "--watch", "--json"])));
+    watch.line("ops queues --watch");
+
+    hub.send("G22,2026/01/01,1/R", "before the restart");
+    let first: serde_json::Value = serde_json::from_str(&inbox.line("inbox --follow")).unwrap();
+    assert_eq!(first["header"]["document_id"], "G22,2026/01/01,1/R");
+
+    hub.stop();
+    inbox.wait_err("reconnecting…");
+    watch.wait_err("reconnecting…");
+    hub.run_trucd();
+    hub.send("G22,2026/01/01,2/R", "after the restart");
+    let second: serde_json::Value = serde_json::from_str(&inbox.line("inbox --follow")).unwrap();
+    assert_eq!(second["header"]["document_id"], "G22,2026/01/01,2/R");
+    let l = inbox.wait_err("reconnected after");
+    assert!(l.starts_with("truc: reconnected after ") && l.ends_with(" s"), "{l}");
+    watch.wait_err("reconnected after");
+    // The watch goes on refreshing after the restart.
+    let _ = watch.out.try_iter().count();
+    let rows: serde_json::Value = serde_json::from_str(&watch.line("ops queues --watch after the restart")).unwrap();
+    assert!(rows.as_array().is_some_and(|r| r.len() == 2), "{rows}");
+
+    // Each document once on disk (payload and header), none twice.
+    let mut names: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 4, "{names:?}");
+    assert_eq!(
+        names.iter().filter(|n| n.ends_with(".header.json")).count(),
+        2,
+        "{names:?}"
+    );
+    // Nothing waits or is in flight for H26: both acked.
+    let q = hub.ok(&hub.as_ops(&["ops", "queues", "--json"]));
+    let q: serde_json::Value = serde_json::from_slice(&q.stdout).unwrap();
+    let row = q
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["agency"] == H26)
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (row["queued"].as_u64(), row["in_flight"].as_u64()),
+        (Some(0), Some(0)),
+        "{row}"
+    );
+}
+
+/// `--no-reconnect`: the first break ends the command with exit 5
+/// (unavailable), for scripts that restart it themselves.
+#[test]
+fn no_reconnect_stops_at_the_break_with_exit_5() {
+    let mut hub = Hub::start();
+    let out = hub.tmp.path().join("inbox");
+    let mut inbox = Watched::spawn(hub.cmd(&hub.as_who(
+        H26,
+        &["inbox", "--follow", "--no-reconnect", "--out", out.to_str().unwrap()],
+    )));
+    hub.send("G22,2026/01/01,3/R", "one");
+    inbox.line("inbox");
+    hub.stop();
+    let status = inbox.child.wait().unwrap();
+    assert_eq!(status.code(), Some(5), "{:?}", inbox.err.try_iter().collect::<Vec<_>>());
+}
