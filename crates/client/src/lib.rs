@@ -289,6 +289,16 @@ impl Client {
         Ok(self.ops.clone().set_agency_state(req).await?.into_inner())
     }
 
+    /// Remove an agency that never had traffic (operators only); returns it
+    /// as it was.
+    pub async fn remove_agency(&self, code: &str, reason: &str) -> Result<Agency, Status> {
+        let req = proto::RemoveAgencyRequest {
+            code: code.into(),
+            reason: reason.into(),
+        };
+        Ok(self.ops.clone().remove_agency(req).await?.into_inner())
+    }
+
     /// Retire an agency into its successor (operators only).
     pub async fn retire_agency(&self, code: &str, successor: &str, reason: &str) -> Result<Agency, Status> {
         let req = proto::RetireAgencyRequest {

@@ -533,6 +533,10 @@ impl Store for JetStreamStore {
         self.inner.set_agency_state(code, state, reason, actor)
     }
 
+    fn remove_agency(&self, code: AgencyCode, reason: String, actor: String) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.inner.remove_agency(code, reason, actor)
+    }
+
     fn retire_agency(
         &self,
         code: AgencyCode,

@@ -287,3 +287,98 @@ fn no_reconnect_stops_at_the_break_with_exit_5() {
     let status = inbox.child.wait().unwrap();
     assert_eq!(status.code(), Some(5), "{:?}", inbox.err.try_iter().collect::<Vec<_>>());
 }
+
+/// The output of a failed command: its exit code and, with --json, the
+/// error document on stdout.
+fn json_error(o: &Output) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {}", text(o)));
+    assert!(
+        v["error"]["code"].is_string() && v["error"]["message"].is_string(),
+        "{v}"
+    );
+    v
+}
+
+/// No silent wrong answers: an unregistered code is "not found" (exit 3),
+/// a malformed one a usage error (exit 2) naming both formats, a bare
+/// level-1 code is refused unless asked for, a typo can be removed (an
+/// agency with traffic cannot: retire it), and the sender's acceptance
+/// names a redirect to a successor.
+#[test]
+fn unknown_and_malformed_codes_fail_and_typos_can_be_removed() {
+    let hub = Hub::start();
+    let o = hub.truc(&hub.as_ops(&["ops", "queue", "000.00.00.H62"]));
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("000.00.00.H62 is not registered"), "{}", text(&o));
+    let o = hub.truc(&hub.as_ops(&["ops", "dlq", "list", "000.00.00.H62", "--json"]));
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert_eq!(json_error(&o)["error"]["code"], "not_found");
+
+    // Malformed: refused before anything is sent, naming both formats.
+    let o = hub.truc(&hub.as_ops(&["ops", "dlq", "list", "000.00.00.h62"]));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("000.00.00.G22") && text(&o).contains("G09.01"),
+        "{}",
+        text(&o)
+    );
+    let o = hub.truc(&hub.as_ops(&["ops", "queue", "G2", "--json"]));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(json_error(&o)["error"]["code"], "usage");
+
+    // A code where a delivery id belongs: says what it expected.
+    let o = hub.truc(&hub.as_ops(&["ops", "dlq", "redrive", H26]));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains(&format!("pass it as --agency {H26}")), "{}", text(&o));
+
+    // A bare level-1 code is refused unless asked for; then it can be
+    // removed, as it never had traffic.
+    let o = hub.truc(&hub.as_ops(&["ops", "agencies", "add", "G22", "--name", "typo"]));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("did you mean 000.00.00.G22?"), "{}", text(&o));
+    hub.ok(&hub.as_ops(&["ops", "agencies", "add", "G22", "--name", "typo", "--allow-short"]));
+    let o = hub.ok(&hub.as_ops(&["ops", "agencies", "remove", "G22", "--reason", "typo", "--json"]));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v["code"].as_str(), v["removed"].as_bool()),
+        (Some("G22"), Some(true)),
+        "{v}"
+    );
+    let list = hub.ok(&hub.as_ops(&["ops", "agencies", "list", "--json"]));
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert!(list.as_array().unwrap().iter().all(|a| a["code"] != "G22"), "{list}");
+    let o = hub.truc(&hub.as_ops(&["ops", "agencies", "remove", "G22"]));
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+
+    // An agency with traffic is retired, not removed.
+    hub.send("G22,2026/01/01,9/R", "traffic");
+    let o = hub.truc(&hub.as_ops(&["ops", "agencies", "remove", H26]));
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    assert!(text(&o).contains("retire it instead"), "{}", text(&o));
+
+    // A document to a retired agency: the acceptance names the successor.
+    hub.ok(&hub.as_ops(&["ops", "agencies", "add", "000.00.00.H29", "--name", "H29"]));
+    hub.ok(&hub.as_ops(&[
+        "ops",
+        "agencies",
+        "retire",
+        H26,
+        "--successor",
+        "000.00.00.H29",
+        "--json",
+    ]));
+    let file = hub.tmp.path().join("r.txt");
+    std::fs::write(&file, "to a retired agency").unwrap();
+    let o = hub.ok(&hub.as_who(G22, &["send", "--to", H26, file.to_str().unwrap()]));
+    assert!(
+        text(&o).contains(&format!(
+            "{H26} is retired: its copy goes to its successor 000.00.00.H29"
+        )),
+        "{}",
+        text(&o)
+    );
+    let o = hub.ok(&hub.as_who(G22, &["send", "--to", H26, "--json", file.to_str().unwrap()]));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["redirects"][0]["delivered_to"], "000.00.00.H29", "{v}");
+}

@@ -239,6 +239,7 @@ pub(crate) async fn accept(
         .as_slice()
         .try_into()
         .map_err(|_| Status::invalid_argument("payload_sha256 must be 32 bytes"))?;
+    let redirects = redirects(shared, &checked.to);
     let outcome = shared
         .store
         .send(NewDocument {
@@ -277,5 +278,27 @@ pub(crate) async fn accept(
         accepted_at_unix_ms: outcome.accepted_at_unix_ms,
         duplicate: outcome.duplicate,
         receipt: Some(outcome.receipt),
+        redirects,
     }))
+}
+
+/// The recipients retired with a successor, and where their copies go (the
+/// directory in memory; the store follows the same successors).
+fn redirects(shared: &Shared, to: &[truc_core::AgencyCode]) -> Vec<truc_proto::v1::Redirect> {
+    to.iter()
+        .filter_map(|addressed| {
+            let mut current = addressed.clone();
+            for _ in 0..8 {
+                let a = shared.store.agency(&current)?;
+                if a.state != truc_proto::v1::AgencyState::Retired as i32 || a.successor.is_empty() {
+                    break;
+                }
+                current = truc_core::AgencyCode::parse(&a.successor).ok()?;
+            }
+            (current != *addressed).then(|| truc_proto::v1::Redirect {
+                addressed: addressed.to_string(),
+                delivered_to: current.to_string(),
+            })
+        })
+        .collect()
 }

@@ -10,8 +10,8 @@ use truc_proto::v1::{
     AddAgencyRequest, Agency, AgencyState, ChangedCount, DeadLetter, DeadLetterReason, DocumentHeader,
     GetStorageRequest, ListAgenciesRequest, ListAgenciesResponse, ListDeadLettersRequest, ListDeadLettersResponse,
     ListQueueRequest, ListQueueResponse, ListQueuesRequest, ListQueuesResponse, PurgeDeadLettersRequest, QueueItem,
-    Receipt, RedriveDeadLettersRequest, ReloadRequest, ReloadResponse, RetireAgencyRequest, SetAgencyStateRequest,
-    Storage, VerifyStoreRequest, VerifyStoreResponse,
+    Receipt, RedriveDeadLettersRequest, ReloadRequest, ReloadResponse, RemoveAgencyRequest, RetireAgencyRequest,
+    SetAgencyStateRequest, Storage, VerifyStoreRequest, VerifyStoreResponse,
 };
 use truc_store::AgencyInfo;
 
@@ -36,6 +36,18 @@ const MAX_PAGE: u32 = 1000;
 
 fn code(s: &str) -> Result<AgencyCode, Status> {
     AgencyCode::parse(s).map_err(status::from_core)
+}
+
+/// `s` as a registered agency's code: malformed is INVALID_ARGUMENT, not
+/// registered NOT_FOUND (an empty answer would look like "nothing there").
+fn registered(shared: &Shared, s: &str) -> Result<AgencyCode, Status> {
+    let c = code(s)?;
+    if shared.store.agency(&c).is_none() {
+        return Err(Status::not_found(format!(
+            "agency {c} is not registered (`truc ops agencies list` shows the registered ones)"
+        )));
+    }
+    Ok(c)
 }
 
 #[tonic::async_trait]
@@ -69,7 +81,7 @@ impl Ops for OpsService {
         req: Request<ListDeadLettersRequest>,
     ) -> Result<Response<ListDeadLettersResponse>, Status> {
         auth::operator(&req)?;
-        let code = AgencyCode::parse(&req.into_inner().agency).map_err(status::from_core)?;
+        let code = registered(&self.0, &req.into_inner().agency)?;
         let items = self.0.store.dead_letters(code).await.map_err(status::from_store)?;
         let dead_letters = items
             .into_iter()
@@ -117,7 +129,7 @@ impl Ops for OpsService {
         let info = self
             .0
             .store
-            .set_agency_state(code(&r.code)?, state, r.reason, op.uri())
+            .set_agency_state(registered(&self.0, &r.code)?, state, r.reason, op.uri())
             .await
             .map_err(status::from_store)?;
         tracing::info!(operator = %op, code = %info.code, ?state, "agency state changed");
@@ -131,12 +143,27 @@ impl Ops for OpsService {
         let info = self
             .0
             .store
-            .retire_agency(code(&r.code)?, successor.clone(), r.reason, op.uri())
+            .retire_agency(registered(&self.0, &r.code)?, successor.clone(), r.reason, op.uri())
             .await
             .map_err(status::from_store)?;
         self.0.engine.enqueued([&successor]);
         tracing::info!(operator = %op, code = %info.code, %successor, "agency retired");
         Ok(Response::new(agency(info)))
+    }
+
+    async fn remove_agency(&self, req: Request<RemoveAgencyRequest>) -> Result<Response<Agency>, Status> {
+        let op = auth::operator(&req)?;
+        let r = req.into_inner();
+        let code = registered(&self.0, &r.code)?;
+        let before = self.0.store.agency(&code);
+        self.0
+            .store
+            .remove_agency(code.clone(), r.reason, op.uri())
+            .await
+            .map_err(status::from_store)?;
+        tracing::warn!(operator = %op, %code, "agency removed");
+        let before = before.ok_or_else(|| Status::not_found(format!("agency {code} is not registered")))?;
+        Ok(Response::new(agency(before)))
     }
 
     async fn list_queues(&self, req: Request<ListQueuesRequest>) -> Result<Response<ListQueuesResponse>, Status> {
@@ -148,7 +175,7 @@ impl Ops for OpsService {
     async fn list_queue(&self, req: Request<ListQueueRequest>) -> Result<Response<ListQueueResponse>, Status> {
         auth::operator(&req)?;
         let r = req.into_inner();
-        let agency = code(&r.agency)?;
+        let agency = registered(&self.0, &r.agency)?;
         let size = match r.page_size {
             0 => DEFAULT_PAGE,
             n if n <= MAX_PAGE => n,
@@ -199,7 +226,7 @@ impl Ops for OpsService {
     ) -> Result<Response<ChangedCount>, Status> {
         let op = auth::operator(&req)?;
         let r = req.into_inner();
-        let agency = code(&r.agency)?;
+        let agency = registered(&self.0, &r.agency)?;
         let count = self
             .0
             .store
@@ -217,7 +244,7 @@ impl Ops for OpsService {
     ) -> Result<Response<ChangedCount>, Status> {
         let op = auth::operator(&req)?;
         let r = req.into_inner();
-        let agency = code(&r.agency)?;
+        let agency = registered(&self.0, &r.agency)?;
         let count = self
             .0
             .store

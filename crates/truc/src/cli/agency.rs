@@ -14,7 +14,7 @@ use super::Conn;
 #[derive(Debug, clap::Args)]
 pub(crate) struct SendArgs {
     /// Recipient agency codes, comma-separated.
-    #[arg(long, value_delimiter = ',', required = true, value_name = "CODE[,CODE…]")]
+    #[arg(long, value_delimiter = ',', required = true, value_name = "CODE[,CODE…]", value_parser = super::agency_code)]
     to: Vec<String>,
     /// Document id (edXML DocumentId); generated as
     /// <from>,<yyyy/MM/dd>,<n>/TRUC when not given. Sending the same id
@@ -151,6 +151,12 @@ pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
             output::time(resp.accepted_at_unix_ms),
             receipt.unwrap_or_else(|| "no receipt".into()),
         );
+        for r in &resp.redirects {
+            println!(
+                "  {} is retired: its copy goes to its successor {}",
+                r.addressed, r.delivered_to
+            );
+        }
     }
     Ok(())
 }
@@ -252,7 +258,7 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
         if a.no_ack {
             println!(
                 "delivery {} (hub document {}, attempt {}) not acknowledged",
-                d.delivery_id,
+                output::handle(d.delivery_id),
                 d.hub_document_id,
                 d.previous_attempts + 1
             );

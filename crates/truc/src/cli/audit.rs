@@ -66,10 +66,10 @@ pub(crate) struct ReceiptsArgs {
     document: Option<String>,
     /// The document's sender; default: the code before the first comma of
     /// the document id, as edXML document ids begin.
-    #[arg(long, value_name = "CODE", requires = "document")]
+    #[arg(long, value_name = "CODE", value_parser = super::agency_code, requires = "document")]
     from: Option<String>,
     /// Receipts naming this agency as sender, recipient or actor.
-    #[arg(long, value_name = "CODE")]
+    #[arg(long, value_name = "CODE", value_parser = super::agency_code)]
     agency: Option<String>,
     /// Receipts at or after T: Unix ms, or YYYY-MM-DD[THH:MM[:SS[.mmm]]][Z|±HH:MM] (UTC unless an offset is
     /// given).

@@ -21,7 +21,7 @@ pub(crate) struct StatusArgs {
     reason: String,
     /// The document's sender; default: the code before the first comma of
     /// the document id, as edXML document ids begin.
-    #[arg(long, value_name = "CODE")]
+    #[arg(long, value_name = "CODE", value_parser = super::agency_code)]
     from: Option<String>,
     /// Who handled it (edXML StaffInfo/Staff).
     #[arg(long)]

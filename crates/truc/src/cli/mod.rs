@@ -222,6 +222,34 @@ pub(crate) fn connect_failure(hub: &str, reason: &str) -> errors::Failure {
     }
 }
 
+/// An agency code argument: either national format, or a usage error that
+/// shows both.
+pub(crate) fn agency_code(s: &str) -> Result<String, String> {
+    truc_core::AgencyCode::parse(s).map(|c| c.to_string()).map_err(|_| {
+        format!(
+            "{s:?} is not an agency code: expected QCVN 102 form (000.00.00.G22) or QĐ 20 form (G09.01); \
+                 upper-case letters, digits and dots"
+        )
+    })
+}
+
+/// A delivery id argument: the number, or the short handle `dlq list` and
+/// `ops queue` print (`output::handle`).
+pub(crate) fn delivery_id(s: &str) -> Result<u64, String> {
+    if let Some(id) = output::parse_handle(s) {
+        return Ok(id);
+    }
+    if truc_core::AgencyCode::parse(s).is_ok() {
+        return Err(format!(
+            "{s:?} is an agency code, not a delivery: pass it as --agency {s} (and delivery ids, from \
+             `truc ops dlq list {s}`, as arguments)"
+        ));
+    }
+    Err(format!(
+        "{s:?} is not a delivery: expected a handle such as 2-17 or a delivery id, as `truc ops dlq list CODE` shows them"
+    ))
+}
+
 /// The reconnection policy of a long-running command.
 pub(crate) fn reconnect_policy(no_reconnect: bool) -> truc_client::reconnect::Reconnect {
     if no_reconnect {

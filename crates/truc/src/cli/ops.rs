@@ -27,7 +27,8 @@ pub(crate) enum OpsCommand {
     },
     /// The items waiting for one agency, in delivery order.
     Queue {
-        /// Agency code.
+        /// Agency code (a registered one).
+        #[arg(value_parser = super::agency_code)]
         code: String,
         /// Continue after this delivery id (from a previous page).
         #[arg(long, default_value_t = 0)]
@@ -46,7 +47,7 @@ pub(crate) enum OpsCommand {
         /// The document id.
         document_id: String,
         /// Its sender; default: the code before the first comma of the id.
-        #[arg(long, value_name = "CODE")]
+        #[arg(long, value_name = "CODE", value_parser = super::agency_code)]
         from: Option<String>,
         #[command(flatten)]
         conn: Conn,
@@ -82,27 +83,32 @@ pub(crate) enum OpsCommand {
 pub(crate) enum DlqCommand {
     /// Dead letters of one agency.
     List {
-        /// Agency code.
+        /// Agency code (a registered one).
+        #[arg(value_parser = super::agency_code)]
         code: String,
         #[command(flatten)]
         conn: Conn,
     },
     /// Put dead letters back in the outbox (one by id, or all of an agency).
     Redrive {
-        /// Delivery ids; none with --agency means all.
+        /// Delivery ids or handles (as `dlq list` shows them); none means
+        /// all of the agency's.
+        #[arg(value_parser = super::delivery_id, value_name = "DELIVERY")]
         ids: Vec<u64>,
         /// The agency whose dead letters these are.
-        #[arg(long, value_name = "CODE")]
+        #[arg(long, value_name = "CODE", value_parser = super::agency_code)]
         agency: String,
         #[command(flatten)]
         conn: Conn,
     },
     /// Delete dead letters for good (their receipts stay).
     Purge {
-        /// Delivery ids; none means all of the agency's.
+        /// Delivery ids or handles (as `dlq list` shows them); none means
+        /// all of the agency's.
+        #[arg(value_parser = super::delivery_id, value_name = "DELIVERY")]
         ids: Vec<u64>,
         /// The agency whose dead letters these are.
-        #[arg(long, value_name = "CODE")]
+        #[arg(long, value_name = "CODE", value_parser = super::agency_code)]
         agency: String,
         /// Confirm: purging cannot be undone.
         #[arg(long)]
@@ -117,10 +123,16 @@ pub(crate) enum AgenciesCommand {
     /// Register an agency (or rename a registered one).
     Add {
         /// Agency code: QCVN 102 (000.00.00.G22) or QĐ 20 (G09.01) form.
+        #[arg(value_parser = super::agency_code)]
         code: String,
         /// Display name.
         #[arg(long)]
         name: String,
+        /// Register a bare level-1 code such as G22 (QĐ 20 form, the
+        /// ministry or province itself). Without it such a code is refused,
+        /// as it is most often a QCVN 102 code typed short (000.00.00.G22).
+        #[arg(long)]
+        allow_short: bool,
         #[command(flatten)]
         conn: Conn,
     },
@@ -132,6 +144,7 @@ pub(crate) enum AgenciesCommand {
     /// Suspend an agency: it may neither send nor be addressed; its queue is kept.
     Suspend {
         /// Agency code.
+        #[arg(value_parser = super::agency_code)]
         code: String,
         /// Why (recorded in the receipt).
         #[arg(long, default_value = "")]
@@ -142,6 +155,7 @@ pub(crate) enum AgenciesCommand {
     /// Make a suspended agency active again.
     Resume {
         /// Agency code.
+        #[arg(value_parser = super::agency_code)]
         code: String,
         /// Why (recorded in the receipt).
         #[arg(long, default_value = "")]
@@ -152,11 +166,24 @@ pub(crate) enum AgenciesCommand {
     /// Retire an agency for good; its queue and future documents go to the successor.
     Retire {
         /// Agency code.
+        #[arg(value_parser = super::agency_code)]
         code: String,
         /// The agency that takes over (registered and active).
-        #[arg(long, value_name = "CODE")]
+        #[arg(long, value_name = "CODE", value_parser = super::agency_code)]
         successor: String,
         /// Why (recorded in the receipt), e.g. the merger decision.
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Remove an agency registered by mistake (a typo) that never had
+    /// traffic; one that sent or received anything is refused: retire it.
+    Remove {
+        /// Agency code.
+        #[arg(value_parser = super::agency_code)]
+        code: String,
+        /// Why (recorded in the receipt).
         #[arg(long, default_value = "")]
         reason: String,
         #[command(flatten)]
@@ -170,6 +197,18 @@ fn state_name(s: i32) -> &'static str {
         Ok(truc_proto::v1::AgencyState::Suspended) => "suspended",
         Ok(truc_proto::v1::AgencyState::Retired) => "retired",
         _ => "unknown",
+    }
+}
+
+/// An agency after a change: its JSON, or `text`.
+fn agency_line(a: &truc_proto::v1::Agency, json: bool, text: &str) {
+    if json {
+        println!(
+            "{}",
+            json!({"code": a.code, "name": a.name, "state": state_name(a.state), "successor": a.successor})
+        );
+    } else {
+        println!("{text}");
     }
 }
 
@@ -234,7 +273,7 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
                 .await?
                 .set_agency_state(&code, AgencyState::Suspended, &reason)
                 .await?;
-            println!("{} is {}", a.code, state_name(a.state));
+            agency_line(&a, conn.json, &format!("{} is {}", a.code, state_name(a.state)));
         }
         OpsCommand::Agencies(AgenciesCommand::Resume { code, reason, conn }) => {
             let a = conn
@@ -242,7 +281,7 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
                 .await?
                 .set_agency_state(&code, AgencyState::Active, &reason)
                 .await?;
-            println!("{} is {}", a.code, state_name(a.state));
+            agency_line(&a, conn.json, &format!("{} is {}", a.code, state_name(a.state)));
         }
         OpsCommand::Agencies(AgenciesCommand::Retire {
             code,
@@ -251,7 +290,19 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
             conn,
         }) => {
             let a = conn.client().await?.retire_agency(&code, &successor, &reason).await?;
-            println!("{} is retired; its documents go to {}", a.code, a.successor);
+            agency_line(
+                &a,
+                conn.json,
+                &format!("{} is retired; its documents go to {}", a.code, a.successor),
+            );
+        }
+        OpsCommand::Agencies(AgenciesCommand::Remove { code, reason, conn }) => {
+            let a = conn.client().await?.remove_agency(&code, &reason).await?;
+            if conn.json {
+                println!("{}", json!({"code": a.code, "name": a.name, "removed": true}));
+            } else {
+                println!("removed {} {:?} (recorded in the receipt log)", a.code, a.name);
+            }
         }
         OpsCommand::Queues {
             watch,
@@ -293,7 +344,8 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
                     .iter()
                     .map(|i| {
                         json!({
-                            "delivery_id": i.delivery_id, "hub_document_id": i.hub_document_id, "from": i.from,
+                            "delivery_id": i.delivery_id, "handle": output::handle(i.delivery_id),
+                            "hub_document_id": i.hub_document_id, "from": i.from,
                             "document_id": i.document_id, "priority": i.priority,
                             "enqueued_at_unix_ms": i.enqueued_at_unix_ms, "attempts": i.attempts,
                             "status_notice": i.status_notice, "in_flight": i.in_flight, "bytes": i.bytes,
@@ -304,13 +356,13 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
             } else {
                 let now = truc_core::now_unix_ms();
                 println!(
-                    "{:<18} {:<20} {:<16} {:>7} {:>8}  {:<6} DOCUMENT",
+                    "{:<10} {:<20} {:<16} {:>7} {:>8}  {:<6} DOCUMENT",
                     "DELIVERY", "FROM", "PRIORITY", "AGE", "ATTEMPTS", "KIND"
                 );
                 for i in &page.items {
                     println!(
-                        "{:<18} {:<20} {:<16} {:>7} {:>8}  {:<6} {}{}",
-                        i.delivery_id,
+                        "{:<10} {:<20} {:<16} {:>7} {:>8}  {:<6} {}{}",
+                        output::handle(i.delivery_id),
                         i.from,
                         output::priority_name(i.priority),
                         age(now - i.enqueued_at_unix_ms),
@@ -330,18 +382,18 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
             if conn.json {
                 let v: Vec<_> = dead
                     .iter()
-                    .map(|d| json!({"delivery_id": d.delivery_id, "hub_document_id": d.hub_document_id, "from": d.from, "document_id": d.document_id, "attempts": d.attempts, "reason": dead_reason(d.reason)}))
+                    .map(|d| json!({"delivery_id": d.delivery_id, "handle": output::handle(d.delivery_id), "hub_document_id": d.hub_document_id, "from": d.from, "document_id": d.document_id, "attempts": d.attempts, "reason": dead_reason(d.reason)}))
                     .collect();
                 println!("{}", serde_json::Value::Array(v));
             } else {
                 println!(
-                    "{:<18} {:<20} {:>8}  {:<8}  DOCUMENT",
+                    "{:<10} {:<20} {:>8}  {:<8}  DOCUMENT",
                     "DELIVERY", "FROM", "ATTEMPTS", "REASON"
                 );
                 for d in &dead {
                     println!(
-                        "{:<18} {:<20} {:>8}  {:<8}  {}",
-                        d.delivery_id,
+                        "{:<10} {:<20} {:>8}  {:<8}  {}",
+                        output::handle(d.delivery_id),
                         d.from,
                         d.attempts,
                         dead_reason(d.reason),
@@ -352,12 +404,24 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
         }
         OpsCommand::Dlq(DlqCommand::Redrive { ids, agency, conn }) => {
             let n = conn.client().await?.redrive(&agency, ids).await?;
-            println!("{n} dead letter(s) of {agency} back in the outbox");
+            if conn.json {
+                println!("{}", json!({"agency": agency, "redriven": n}));
+            } else {
+                println!("{n} dead letter(s) of {agency} back in the outbox");
+            }
         }
         OpsCommand::Dlq(DlqCommand::Purge { ids, agency, yes, conn }) => {
-            anyhow::ensure!(yes, "purging deletes dead letters for good; add --yes to confirm");
+            if !yes {
+                return Err(super::errors::Problem::usage("purging deletes dead letters for good")
+                    .hint("add --yes to confirm")
+                    .into());
+            }
             let n = conn.client().await?.purge(&agency, ids).await?;
-            println!("{n} dead letter(s) of {agency} purged (their receipts stay)");
+            if conn.json {
+                println!("{}", json!({"agency": agency, "purged": n}));
+            } else {
+                println!("{n} dead letter(s) of {agency} purged (their receipts stay)");
+            }
         }
         OpsCommand::Trace {
             document_id,
@@ -427,7 +491,23 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
                 );
             }
         }
-        OpsCommand::Agencies(AgenciesCommand::Add { code, name, conn }) => {
+        OpsCommand::Agencies(AgenciesCommand::Add {
+            code,
+            name,
+            allow_short,
+            conn,
+        }) => {
+            let parsed = truc_core::AgencyCode::parse(&code)?;
+            if parsed.is_bare_level1() && !allow_short {
+                return Err(super::errors::Problem::usage(format!(
+                    "{code} is a bare level-1 code: in QĐ 20 form it is the ministry or province itself, \
+                     in QCVN 102 form the same agency is 000.00.00.{code}"
+                ))
+                .hint(format!(
+                    "did you mean 000.00.00.{code}? To register {code} itself, add --allow-short"
+                ))
+                .into());
+            }
             let a = conn.client().await?.add_agency(&code, &name).await?;
             if conn.json {
                 println!(
