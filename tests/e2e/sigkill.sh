@@ -67,7 +67,7 @@ kill_hub() {
 # to $2.jsonl. Sets N to the number of documents received.
 inbox() {
   local code="$1" out="$2"
-  run_or_fail "inbox of $code" "$TRUC" inbox --json --out "$out" \
+  run_or_fail "inbox of $code" "$TRUC" inbox --jsonl --out "$out" \
     --hub "$HUB" --identity "$(agency_id "$code")"
   cp "$T/out" "$out.jsonl"
   # Documents carry a "header"; status notices (01 from each recipient) a "status".

@@ -43,6 +43,7 @@ impl Hub {
         let pki = pki.to_str().unwrap();
         hub.ok(&["pki", "init", "--dir", pki]);
         hub.ok(&["pki", "issue", "--dir", pki, "--operator", "ops"]);
+        hub.ok(&["pki", "issue", "--dir", pki, "--auditor", "a1"]);
         for code in [G22, H26] {
             hub.ok(&["pki", "issue", "--dir", pki, "--agency", code, "--name", code]);
         }
@@ -92,6 +93,8 @@ impl Hub {
     fn identity(&self, who: &str) -> String {
         let dir = if who == "ops" {
             self.pki().join("operators/ops")
+        } else if who == "a1" {
+            self.pki().join("auditors/a1")
         } else {
             self.pki().join("agencies").join(who)
         };
@@ -219,21 +222,21 @@ fn inbox_follow_and_queues_watch_continue_across_a_hub_restart() {
     let mut hub = Hub::start();
     let out = hub.tmp.path().join("inbox-h26");
     let inbox =
-        Watched::spawn(hub.cmd(&hub.as_who(H26, &["inbox", "--follow", "--json", "--out", out.to_str().unwrap()])));
-    let watch = Watched::spawn(hub.cmd(&hub.as_ops(&["ops", "queues", "--watch", "--json"])));
+        Watched::spawn(hub.cmd(&hub.as_who(H26, &["inbox", "--follow", "--jsonl", "--out", out.to_str().unwrap()])));
+    let watch = Watched::spawn(hub.cmd(&hub.as_ops(&["ops", "queues", "--watch", "--jsonl"])));
     watch.line("ops queues --watch");
 
-    hub.send("G22,2026/01/01,1/R", "before the restart");
+    hub.send("000.00.00.G22,2026/01/01,1/R", "before the restart");
     let first: serde_json::Value = serde_json::from_str(&inbox.line("inbox --follow")).unwrap();
-    assert_eq!(first["header"]["document_id"], "G22,2026/01/01,1/R");
+    assert_eq!(first["header"]["document_id"], "000.00.00.G22,2026/01/01,1/R");
 
     hub.stop();
     inbox.wait_err("reconnecting…");
     watch.wait_err("reconnecting…");
     hub.run_trucd();
-    hub.send("G22,2026/01/01,2/R", "after the restart");
+    hub.send("000.00.00.G22,2026/01/01,2/R", "after the restart");
     let second: serde_json::Value = serde_json::from_str(&inbox.line("inbox --follow")).unwrap();
-    assert_eq!(second["header"]["document_id"], "G22,2026/01/01,2/R");
+    assert_eq!(second["header"]["document_id"], "000.00.00.G22,2026/01/01,2/R");
     let l = inbox.wait_err("reconnected after");
     assert!(l.starts_with("truc: reconnected after ") && l.ends_with(" s"), "{l}");
     watch.wait_err("reconnected after");
@@ -281,7 +284,7 @@ fn no_reconnect_stops_at_the_break_with_exit_5() {
         H26,
         &["inbox", "--follow", "--no-reconnect", "--out", out.to_str().unwrap()],
     )));
-    hub.send("G22,2026/01/01,3/R", "one");
+    hub.send("000.00.00.G22,2026/01/01,3/R", "one");
     inbox.line("inbox");
     hub.stop();
     let status = inbox.child.wait().unwrap();
@@ -352,7 +355,7 @@ fn unknown_and_malformed_codes_fail_and_typos_can_be_removed() {
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
 
     // An agency with traffic is retired, not removed.
-    hub.send("G22,2026/01/01,9/R", "traffic");
+    hub.send("000.00.00.G22,2026/01/01,9/R", "traffic");
     let o = hub.truc(&hub.as_ops(&["ops", "agencies", "remove", H26]));
     assert_eq!(o.status.code(), Some(4), "{}", text(&o));
     assert!(text(&o).contains("retire it instead"), "{}", text(&o));
@@ -381,4 +384,192 @@ fn unknown_and_malformed_codes_fail_and_typos_can_be_removed() {
     let o = hub.ok(&hub.as_who(G22, &["send", "--to", H26, "--json", file.to_str().unwrap()]));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["redirects"][0]["delivered_to"], "000.00.00.H29", "{v}");
+}
+
+/// Every command that talks to the hub prints one JSON document with
+/// --json (parsed here by a JSON parser), and JSON Lines with --jsonl.
+#[test]
+fn every_command_prints_json_with_json() {
+    let hub = Hub::start();
+    let id = "000.00.00.G22,2026/01/01,5/R";
+    hub.send(id, "json");
+    let file = hub.tmp.path().join("j.txt");
+    std::fs::write(&file, "j").unwrap();
+    let out = hub.tmp.path().join("inbox-json");
+    let receipts = hub.tmp.path().join("receipts.json");
+    let hub_key = hub.pki().join("hub/receipts.pub");
+    let state = hub.tmp.path().join("watch-state.json");
+    let commands: Vec<Vec<String>> = vec![
+        hub.as_who(G22, &["send", "--to", H26, "--json", file.to_str().unwrap()]),
+        hub.as_who(H26, &["inbox", "--json", "--out", out.to_str().unwrap()]),
+        hub.as_who(H26, &["status", id, "--code", "03", "--json"]),
+        hub.as_who(G22, &["track", id, "--json"]),
+        hub.as_ops(&["ops", "agencies", "list", "--json"]),
+        hub.as_ops(&["ops", "agencies", "add", "000.00.00.H29", "--name", "H29", "--json"]),
+        hub.as_ops(&["ops", "agencies", "suspend", "000.00.00.H29", "--json"]),
+        hub.as_ops(&["ops", "agencies", "resume", "000.00.00.H29", "--json"]),
+        hub.as_ops(&["ops", "queues", "--json"]),
+        hub.as_ops(&["ops", "queue", H26, "--json"]),
+        hub.as_ops(&["ops", "dlq", "list", H26, "--json"]),
+        hub.as_ops(&["ops", "dlq", "redrive", "--agency", H26, "--json"]),
+        hub.as_ops(&["ops", "dlq", "purge", "--agency", H26, "--yes", "--json"]),
+        hub.as_ops(&["ops", "trace", id, "--json"]),
+        hub.as_ops(&["ops", "storage", "--json"]),
+        hub.as_ops(&["ops", "reload", "--json"]),
+        hub.as_ops(&["ops", "verify-store", "--json"]),
+        hub.as_who("a1", &["audit", "receipts", "--json", "--agency", H26]),
+        hub.as_who(
+            "a1",
+            &[
+                "audit",
+                "receipts",
+                "--document",
+                id,
+                "--out",
+                receipts.to_str().unwrap(),
+                "--json",
+            ],
+        ),
+        hub.as_who(
+            "a1",
+            &["audit", "heads", "--json", "--hub-key", hub_key.to_str().unwrap()],
+        ),
+        hub.as_who(
+            "a1",
+            &[
+                "audit",
+                "watch",
+                "--once",
+                "--json",
+                "--state",
+                state.to_str().unwrap(),
+                "--hub-key",
+                hub_key.to_str().unwrap(),
+            ],
+        ),
+        vec![
+            "audit".into(),
+            "verify".into(),
+            receipts.to_str().unwrap().into(),
+            "--hub-key".into(),
+            hub_key.to_str().unwrap().into(),
+            "--json".into(),
+        ],
+    ];
+    for args in &commands {
+        let o = hub.truc(args);
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        serde_json::from_str::<serde_json::Value>(stdout.trim())
+            .unwrap_or_else(|e| panic!("{args:?}: not one JSON document ({e}): {stdout}"));
+    }
+    // --jsonl: a line per delivery, each a document.
+    hub.send("000.00.00.G22,2026/01/01,6/R", "a");
+    hub.send("000.00.00.G22,2026/01/01,7/R", "b");
+    let o = hub.ok(&hub.as_who(H26, &["inbox", "--jsonl", "--out", out.to_str().unwrap()]));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    // A stream asked for as one document: a usage error saying --jsonl.
+    let o = hub.truc(&hub.as_who(H26, &["inbox", "--follow", "--json"]));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(json_error(&o)["error"]["hint"].as_str().unwrap().contains("--jsonl"));
+}
+
+/// Exit codes per class, each error with a hint; --json errors on stdout.
+#[test]
+fn exit_codes_say_what_kind_of_failure_and_errors_say_what_to_do() {
+    let hub = Hub::start();
+    // 2 usage (clap), JSON too.
+    let o = hub.truc(&["send", "--json"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(json_error(&o)["error"]["code"], "usage");
+    // 4 refused: an agency is not an operator.
+    let o = hub.truc(&hub.as_who(G22, &["ops", "queues"]));
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    assert!(text(&o).contains("hint: "), "{}", text(&o));
+    // 5 unavailable: nothing listens there; the error names the address
+    // and TRUC_HUB, once.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let mut args = hub.as_ops(&["ops", "queues", "--json"]);
+    let at = args.iter().position(|a| a == "--hub").unwrap();
+    args[at + 1] = dead.clone();
+    let o = hub.truc(&args);
+    assert_eq!(o.status.code(), Some(5), "{}", text(&o));
+    let e = json_error(&o);
+    assert_eq!(e["error"]["code"], "unavailable");
+    assert!(
+        e["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("is trucd running at {dead}? (--hub, TRUC_HUB)")),
+        "{e}"
+    );
+    let msg = e["error"]["message"].as_str().unwrap();
+    assert_eq!(msg.matches("tcp connect error").count(), 1, "said once: {msg}");
+    // A port out of range: a usage error before any connection.
+    args[at + 1] = "127.0.0.1:99999".into();
+    let o = hub.truc(&args);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        json_error(&o)["error"]["message"].as_str().unwrap().contains("99999"),
+        "{}",
+        text(&o)
+    );
+    // 6 verification failed: an export checked against another key.
+    let receipts = hub.tmp.path().join("r.json");
+    hub.send("000.00.00.G22,2026/01/01,8/R", "v");
+    hub.ok(&hub.as_who(
+        "a1",
+        &[
+            "audit",
+            "receipts",
+            "--document",
+            "000.00.00.G22,2026/01/01,8/R",
+            "--out",
+            receipts.to_str().unwrap(),
+        ],
+    ));
+    let other = hub.tmp.path().join("other");
+    hub.ok(&["pki", "init", "--dir", other.to_str().unwrap()]);
+    let o = hub.truc(&[
+        "audit",
+        "verify",
+        receipts.to_str().unwrap(),
+        "--hub-key",
+        other.join("hub/receipts.pub").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
+}
+
+/// `truc … | head`: the reader goes away; truc ends quietly, no panic.
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    let hub = Hub::start();
+    for i in 0..3 {
+        hub.ok(&hub.as_ops(&[
+            "ops",
+            "agencies",
+            "add",
+            &format!("000.00.00.H{:02}", 40 + i),
+            "--name",
+            "x",
+        ]));
+    }
+    let mut child = hub
+        .cmd(&hub.as_ops(&["ops", "agencies", "list"]))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // as `head` does once it has its lines
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(o.status.code(), Some(0), "{err}");
 }

@@ -101,7 +101,7 @@ pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
                 .get_or_insert_with(truc_client::transfer::new_upload_id)
                 .clone();
             note.save();
-            let bar = super::progress::Bar::new("sending", !a.conn.json);
+            let bar = super::progress::Bar::new("sending", !a.conn.is_json());
             let progress = |done, total| bar.update(done, total);
             let resp = match note.sha256 {
                 // An earlier run read the whole file: if the hub has the
@@ -129,7 +129,7 @@ pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
             resp
         }
     };
-    if a.conn.json {
+    if a.conn.is_json() {
         println!("{}", output::acceptance_json(&document_id, &resp));
     } else {
         let receipt = resp.receipt.as_ref().and_then(|r| {
@@ -215,6 +215,22 @@ pub(crate) struct InboxArgs {
 }
 
 pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
+    if a.follow && a.conn.json {
+        return Err(
+            super::errors::Problem::usage("--follow is a stream: it prints JSON Lines")
+                .hint("use --jsonl (one JSON document per delivery, a line each)")
+                .into(),
+        );
+    }
+    // --json: one document at the end; --jsonl: a line per delivery.
+    let mut collected: Vec<serde_json::Value> = Vec::new();
+    let emit = |v: serde_json::Value, collected: &mut Vec<serde_json::Value>| {
+        if a.conn.jsonl {
+            println!("{v}");
+        } else {
+            collected.push(v);
+        }
+    };
     let client = a.conn.client().await?;
     let trust = truc_client::axis_trust(client.identity())?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
@@ -232,13 +248,13 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
             notices += 1;
             // What is shown is what the hub signed: the notice's receipt.
             let n = &signed_notice(n);
-            if a.conn.json {
+            if a.conn.is_json() {
                 let v = serde_json::json!({
                     "delivery_id": d.delivery_id, "status": n.code, "reporter": n.reporter,
                     "document_from": n.document_from, "document_id": n.document_id,
                     "description": n.description, "time_unix_ms": n.time_unix_ms,
                 });
-                println!("{v}");
+                emit(v, &mut collected);
             } else {
                 println!(
                     "status {} from {} on {:?} at {}{}",
@@ -256,6 +272,15 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
             continue;
         }
         if a.no_ack {
+            if a.conn.is_json() {
+                let v = serde_json::json!({
+                    "delivery_id": d.delivery_id, "handle": output::handle(d.delivery_id),
+                    "hub_document_id": d.hub_document_id, "attempt": d.previous_attempts + 1,
+                    "acknowledged": false,
+                });
+                emit(v, &mut collected);
+                continue;
+            }
             println!(
                 "delivery {} (hub document {}, attempt {}) not acknowledged",
                 output::handle(d.delivery_id),
@@ -264,7 +289,7 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
             );
             continue;
         }
-        match save(&client, &a.out, &d, &trust, !a.conn.json).await {
+        match save(&client, &a.out, &d, &trust, !a.conn.is_json()).await {
             Ok((header, path, again)) => {
                 // The file is on disk (fsync'd) before the hub forgets it.
                 rx.ack(d.delivery_id).await?;
@@ -280,7 +305,7 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
                         eprintln!("truc: could not report 01 on {:?}: {}", header.document_id, e.message());
                     }
                 }
-                if a.conn.json {
+                if a.conn.is_json() {
                     let v = serde_json::json!({
                         "delivery_id": d.delivery_id,
                         "hub_document_id": d.hub_document_id,
@@ -289,7 +314,7 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
                         "saved_before": again,
                         "header": output::header_json(&header),
                     });
-                    println!("{v}");
+                    emit(v, &mut collected);
                 } else {
                     println!(
                         "received {:?} from {} [{}] {:?} → {} ({} bytes, signature verified{})",
@@ -317,7 +342,12 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
             }
         }
     }
-    if !a.conn.json {
+    if a.conn.json {
+        println!(
+            "{}",
+            serde_json::json!({"documents": count, "status_notices": notices, "deliveries": collected})
+        );
+    } else if !a.conn.jsonl {
         println!("{count} document(s) and {notices} status notice(s) received");
     }
     Ok(())

@@ -179,6 +179,20 @@ pub(crate) fn classify(e: &anyhow::Error) -> Failure {
                 hint: verify_hint(v),
             };
         }
+        if let Some(a) = cause.downcast_ref::<truc_client::audit::AuditError>() {
+            use truc_client::audit::AuditError as A;
+            match a {
+                A::Rpc(s) => return from_status(s),
+                A::BadTreeHead(_) | A::Inconsistent(_) => {
+                    return Failure {
+                        kind: Kind::Verification,
+                        message: format!("{e:#}"),
+                        hint: Some("keep the state file and the hub's answers: they are the evidence".into()),
+                    }
+                }
+                _ => {}
+            }
+        }
         if let Some(p) = cause.downcast_ref::<truc_pki::PkiError>() {
             return from_pki(p, format!("{e:#}"));
         }

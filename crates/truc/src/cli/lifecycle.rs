@@ -84,7 +84,7 @@ pub(crate) async fn status(a: StatusArgs) -> anyhow::Result<()> {
     let receipt = client
         .report_status(&from, &a.document_id, code, &a.reason, staff)
         .await?;
-    if a.conn.json {
+    if a.conn.is_json() {
         println!(
             "{}",
             json!({"document_id": a.document_id, "from": from, "code": code, "receipt": output::receipt_json(&receipt)})
@@ -116,7 +116,7 @@ fn tries(r: &truc_proto::v1::RecipientTrack) -> u32 {
 
 pub(crate) async fn track(a: TrackArgs) -> anyhow::Result<()> {
     let t = a.conn.client().await?.track(&a.document_id).await?;
-    if a.conn.json {
+    if a.conn.is_json() {
         let rows: Vec<_> = t
             .recipients
             .iter()

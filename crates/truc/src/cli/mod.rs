@@ -59,14 +59,19 @@ pub struct Cli {
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct Conn {
     /// Hub address, host:port or https://host:port.
-    #[arg(long, env = "TRUC_HUB", default_value = "127.0.0.1:7443")]
+    #[arg(long, env = "TRUC_HUB", default_value = "127.0.0.1:7443", value_parser = hub_address)]
     pub(crate) hub: String,
     /// Identity directory (cert.pem, key.pem, ca.pem) from `truc pki issue`.
     #[arg(long, env = "TRUC_IDENTITY", value_name = "DIR")]
     pub(crate) identity: Option<PathBuf>,
-    /// Print JSON instead of tables.
+    /// Print one JSON document instead of tables (errors too:
+    /// {"error":{"code","message","hint"}} on stdout).
     #[arg(long)]
     pub(crate) json: bool,
+    /// Print JSON Lines: one JSON document per line, for streams (`inbox`,
+    /// `inbox --follow`, `ops queues --watch`); elsewhere the same as --json.
+    #[arg(long)]
+    pub(crate) jsonl: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -222,6 +227,28 @@ pub(crate) fn connect_failure(hub: &str, reason: &str) -> errors::Failure {
     }
 }
 
+/// A hub address argument: `host:port` or `https://host:port`, the port
+/// 1..=65535.
+pub(crate) fn hub_address(s: &str) -> Result<String, String> {
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .unwrap_or(s)
+        .trim_end_matches('/');
+    let Some((host, port)) = rest.rsplit_once(':') else {
+        return Err(format!("{s:?} has no port: give host:port, e.g. 127.0.0.1:7443"));
+    };
+    if host.is_empty() {
+        return Err(format!("{s:?} has no host: give host:port, e.g. 127.0.0.1:7443"));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(s.to_string()),
+        _ => Err(format!(
+            "{s:?}: port {port:?} is not a port (1 to 65535); the hub listens on 7443 by default"
+        )),
+    }
+}
+
 /// An agency code argument: either national format, or a usage error that
 /// shows both.
 pub(crate) fn agency_code(s: &str) -> Result<String, String> {
@@ -266,6 +293,11 @@ pub(crate) fn print_notice(n: truc_client::reconnect::Notice) {
 }
 
 impl Conn {
+    /// JSON output of either kind.
+    pub(crate) fn is_json(&self) -> bool {
+        self.json || self.jsonl
+    }
+
     pub(crate) async fn client(&self) -> anyhow::Result<truc_client::Client> {
         let dir = self.identity.as_ref().ok_or_else(|| {
             errors::Problem::usage("no identity: this command talks to the hub as someone")

@@ -242,11 +242,13 @@ fn queues_table(q: &[truc_proto::v1::QueueSummary]) -> String {
         "{:<20} {:<9} {:>7} {:>8} {:>5} {:>10} {:>7} {:>7}  {:<20}\n",
         "AGENCY", "STATE", "QUEUED", "INFLIGHT", "DEAD", "BYTES", "OLDEST", "OVERDUE", "CONNECTED"
     );
+    let now = truc_core::now_unix_ms();
     for r in q {
         let connected = match (r.connected_streams, r.last_connected_unix_ms) {
+            (1, _) => "now".into(),
             (n, _) if n > 0 => format!("now ({n} streams)"),
             (_, 0) => "never".into(),
-            (_, t) => output::time(t),
+            (_, t) => format!("{} ago", age(now - t)),
         };
         out.push_str(&format!(
             "{:<20} {:<9} {:>7} {:>8} {:>5} {:>10} {:>7} {:>7}  {}\n",
@@ -255,7 +257,7 @@ fn queues_table(q: &[truc_proto::v1::QueueSummary]) -> String {
             r.queued,
             r.in_flight,
             r.dead_letters,
-            r.bytes,
+            output::human_bytes(r.bytes as f64),
             age(r.oldest_age_ms),
             r.overdue_urgent,
             connected
@@ -273,7 +275,7 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
                 .await?
                 .set_agency_state(&code, AgencyState::Suspended, &reason)
                 .await?;
-            agency_line(&a, conn.json, &format!("{} is {}", a.code, state_name(a.state)));
+            agency_line(&a, conn.is_json(), &format!("{} is {}", a.code, state_name(a.state)));
         }
         OpsCommand::Agencies(AgenciesCommand::Resume { code, reason, conn }) => {
             let a = conn
@@ -281,7 +283,7 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
                 .await?
                 .set_agency_state(&code, AgencyState::Active, &reason)
                 .await?;
-            agency_line(&a, conn.json, &format!("{} is {}", a.code, state_name(a.state)));
+            agency_line(&a, conn.is_json(), &format!("{} is {}", a.code, state_name(a.state)));
         }
         OpsCommand::Agencies(AgenciesCommand::Retire {
             code,
@@ -292,13 +294,13 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
             let a = conn.client().await?.retire_agency(&code, &successor, &reason).await?;
             agency_line(
                 &a,
-                conn.json,
+                conn.is_json(),
                 &format!("{} is retired; its documents go to {}", a.code, a.successor),
             );
         }
         OpsCommand::Agencies(AgenciesCommand::Remove { code, reason, conn }) => {
             let a = conn.client().await?.remove_agency(&code, &reason).await?;
-            if conn.json {
+            if conn.is_json() {
                 println!("{}", json!({"code": a.code, "name": a.name, "removed": true}));
             } else {
                 println!("removed {} {:?} (recorded in the receipt log)", a.code, a.name);
@@ -309,11 +311,18 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
             no_reconnect,
             conn,
         } => {
+            if watch && conn.json {
+                return Err(
+                    super::errors::Problem::usage("--watch is a stream: it prints JSON Lines")
+                        .hint("use --jsonl (the table as one JSON array per refresh, a line each)")
+                        .into(),
+                );
+            }
             let client = conn.client().await?;
             let policy = super::reconnect_policy(no_reconnect || !watch);
             loop {
                 let q = truc_client::reconnect::retry(&policy, &super::print_notice, || client.list_queues()).await?;
-                if conn.json {
+                if conn.is_json() {
                     println!("{}", queues_json(&q));
                 } else if watch {
                     // Clear the screen and redraw in place.
@@ -338,7 +347,7 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
             conn,
         } => {
             let page = conn.client().await?.list_queue(&code, after, limit).await?;
-            if conn.json {
+            if conn.is_json() {
                 let items: Vec<_> = page
                     .items
                     .iter()
@@ -379,7 +388,7 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
         }
         OpsCommand::Dlq(DlqCommand::List { code, conn }) => {
             let dead = conn.client().await?.dead_letters(&code).await?;
-            if conn.json {
+            if conn.is_json() {
                 let v: Vec<_> = dead
                     .iter()
                     .map(|d| json!({"delivery_id": d.delivery_id, "handle": output::handle(d.delivery_id), "hub_document_id": d.hub_document_id, "from": d.from, "document_id": d.document_id, "attempts": d.attempts, "reason": dead_reason(d.reason)}))
@@ -404,7 +413,7 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
         }
         OpsCommand::Dlq(DlqCommand::Redrive { ids, agency, conn }) => {
             let n = conn.client().await?.redrive(&agency, ids).await?;
-            if conn.json {
+            if conn.is_json() {
                 println!("{}", json!({"agency": agency, "redriven": n}));
             } else {
                 println!("{n} dead letter(s) of {agency} back in the outbox");
@@ -417,7 +426,7 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
                     .into());
             }
             let n = conn.client().await?.purge(&agency, ids).await?;
-            if conn.json {
+            if conn.is_json() {
                 println!("{}", json!({"agency": agency, "purged": n}));
             } else {
                 println!("{n} dead letter(s) of {agency} purged (their receipts stay)");
@@ -438,7 +447,7 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
         }
         OpsCommand::Storage { conn } => {
             let s = conn.client().await?.storage().await?;
-            if conn.json {
+            if conn.is_json() {
                 println!(
                     "{}",
                     json!({
@@ -466,7 +475,7 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
         }
         OpsCommand::VerifyStore { rate, conn } => {
             let r = conn.client().await?.verify_store(rate).await?;
-            verify_store_report(&r, conn.json);
+            verify_store_report(&r, conn.is_json());
             if !r.damaged.is_empty() {
                 anyhow::bail!(
                     "the store is damaged: {} item(s); damaged documents were quarantined and their senders asked \
@@ -477,7 +486,15 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
         }
         OpsCommand::Reload { conn } => {
             let r = conn.client().await?.reload().await?;
-            if r.no_crl {
+            if conn.is_json() {
+                println!(
+                    "{}",
+                    json!({
+                        "no_crl": r.no_crl, "revoked_certificates": r.revoked_certificates,
+                        "crl_files": r.crl_files, "streams_ended": r.streams_ended,
+                    })
+                );
+            } else if r.no_crl {
                 println!(
                     "reloaded: no CRL configured (tls.crl = \"none\"): revocations are NOT checked; {} streams ended",
                     r.streams_ended
@@ -509,7 +526,7 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
                 .into());
             }
             let a = conn.client().await?.add_agency(&code, &name).await?;
-            if conn.json {
+            if conn.is_json() {
                 println!(
                     "{}",
                     json!({"code": a.code, "name": a.name, "state": state_name(a.state)})
@@ -520,7 +537,7 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
         }
         OpsCommand::Agencies(AgenciesCommand::List { conn }) => {
             let list = conn.client().await?.list_agencies().await?;
-            if conn.json {
+            if conn.is_json() {
                 let v: Vec<_> = list
                     .iter()
                     .map(|a| {
@@ -552,24 +569,6 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn event_name(e: i32) -> &'static str {
-    use truc_proto::v1::ReceiptEvent as E;
-    match E::try_from(e) {
-        Ok(E::Accepted) => "accepted",
-        Ok(E::Delivered) => "delivered",
-        Ok(E::LeaseExpired) => "lease-expired",
-        Ok(E::DeadLettered) => "dead-lettered",
-        Ok(E::AgencyChanged) => "agency-changed",
-        Ok(E::StatusReported) => "status",
-        Ok(E::Withdrawn) => "withdrawn",
-        Ok(E::Redirected) => "redirected",
-        Ok(E::Redriven) => "redriven",
-        Ok(E::Purged) => "purged",
-        Ok(E::OperatorAction) => "operator-action",
-        _ => "?",
-    }
-}
-
 /// Every receipt of one document, in log (= time) order.
 async fn trace(conn: &Conn, from: &str, document_id: &str) -> anyhow::Result<()> {
     use prost::Message;
@@ -586,12 +585,12 @@ async fn trace(conn: &Conn, from: &str, document_id: &str) -> anyhow::Result<()>
         .flat_map(|p| &p.receipts)
         .filter_map(|r| truc_proto::v1::Receipt::decode(r.receipt.as_slice()).ok())
         .collect();
-    if conn.json {
+    if conn.is_json() {
         let v: Vec<_> = receipts
             .iter()
             .map(|r| {
                 json!({
-                    "index": r.index, "time_unix_ms": r.time_unix_ms, "event": event_name(r.event),
+                    "index": r.index, "time_unix_ms": r.time_unix_ms, "event": output::event(r.event),
                     "actor": r.actor, "recipient": r.recipient, "attempts": r.attempts,
                     "status_code": r.status_code, "description": r.description, "detail": r.detail,
                 })
@@ -616,9 +615,9 @@ async fn trace(conn: &Conn, from: &str, document_id: &str) -> anyhow::Result<()>
             "{:<6} {:<24} {:<15} {:<20} {:<36} {}",
             r.index,
             output::time(r.time_unix_ms),
-            event_name(r.event),
+            output::event(r.event),
             if r.recipient.is_empty() { "-" } else { &r.recipient },
-            r.actor,
+            output::actor(&r.actor),
             note.trim()
         );
     }

@@ -68,6 +68,19 @@ pub(crate) fn human_bytes(bytes: f64) -> String {
     format!("{v:.1} {}", UNITS[i])
 }
 
+/// A receipt event for people, one spelling in every table (`trace`,
+/// `audit receipts`): `lease-expired`.
+pub(crate) fn event(e: i32) -> String {
+    truc_client::audit::event_name(e).to_ascii_lowercase().replace('_', "-")
+}
+
+/// An actor for people, one spelling in every table: the principal's URN
+/// without `urn:truc:` (`agency:000.00.00.G22`, `operator:ops`); JSON
+/// keeps the whole URN.
+pub(crate) fn actor(urn: &str) -> &str {
+    urn.strip_prefix("urn:truc:").unwrap_or(urn)
+}
+
 /// A delivery id for people: `<band>-<sequence>` (`2-17`), where the band
 /// is 4 − priority (0 hỏa tốc hẹn giờ … 4 thường) and the sequence the
 /// hub's counter: short to read and type. `parse_handle` reads it back, and
