@@ -573,3 +573,142 @@ fn a_closed_pipe_ends_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(o.status.code(), Some(0), "{err}");
 }
+
+/// A client dialling the hub by an address its certificate does not name
+/// is told so, with the command that fixes it; `truc pki renew --hub
+/// --san` (same key) adds the name, the running hub picks the certificate
+/// up, and `truc pki list` shows both certificates.
+#[test]
+fn dialling_the_hub_by_ip_after_pki_renew_with_san() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = tmp.path().join("pki");
+    let p = pki.to_str().unwrap();
+    let truc = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_truc"))
+            .args(args)
+            .env_remove("TRUC_HUB")
+            .env_remove("TRUC_IDENTITY")
+            .output()
+            .unwrap()
+    };
+    assert!(truc(&["pki", "init", "--dir", p]).status.success());
+    assert!(truc(&["pki", "issue", "--dir", p, "--operator", "ops"])
+        .status
+        .success());
+    let port = std::net::TcpListener::bind("127.0.0.2:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.2:{port}");
+    let mut trucd = Command::new(env!("CARGO_BIN_EXE_trucd"))
+        .args(["--identity", pki.join("hub").to_str().unwrap()])
+        .args(["--data-dir", tmp.path().join("data").to_str().unwrap()])
+        .args(["--listen", &addr])
+        .env("TRUC_TLS_RELOAD_POLL_MS", "200")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ops = pki.join("operators/ops");
+    let list = || {
+        truc(&[
+            "ops",
+            "agencies",
+            "list",
+            "--json",
+            "--hub",
+            &addr,
+            "--identity",
+            ops.to_str().unwrap(),
+        ])
+    };
+    // Up, but not valid for that name.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let refused = loop {
+        let o = list();
+        if String::from_utf8_lossy(&o.stdout).contains("not valid for name") || Instant::now() > deadline {
+            break o;
+        }
+        std::thread::sleep(Duration::from_millis(50)); // polling, not a sync point
+    };
+    assert_eq!(refused.status.code(), Some(5), "{}", text(&refused));
+    let hint = json_error(&refused)["error"]["hint"].as_str().unwrap().to_string();
+    assert!(hint.contains("--san 127.0.0.2"), "{hint}");
+
+    let o = truc(&[
+        "pki",
+        "renew",
+        "--dir",
+        p,
+        "--hub",
+        "axis",
+        "--san",
+        "127.0.0.2",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let renewed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        renewed["names"].as_array().unwrap().iter().any(|n| n == "127.0.0.2"),
+        "{renewed}"
+    );
+    let old = renewed["replaced_serial"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !list().status.success() {
+        assert!(
+            Instant::now() < deadline,
+            "the hub never served the renewed certificate: {}",
+            text(&list())
+        );
+        std::thread::sleep(Duration::from_millis(50)); // polling, not a sync point
+    }
+    let _ = trucd.kill();
+    let _ = trucd.wait();
+
+    let o = truc(&["pki", "list", "--dir", p, "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let hub_rows: Vec<_> = rows.as_array().unwrap().iter().filter(|r| r["role"] == "hub").collect();
+    assert_eq!(hub_rows.len(), 2, "{rows}");
+    assert!(
+        hub_rows
+            .iter()
+            .any(|r| r["serial"] == old.as_str() && r["state"] == "replaced"),
+        "{rows}"
+    );
+    let table = truc(&["pki", "list", "--dir", p]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.starts_with("SERIAL") && table.contains("operator") && table.contains("replaced"),
+        "{table}"
+    );
+}
+
+/// An expired identity: refused before connecting, saying when it expired
+/// and the renew command; renewed, it works.
+#[test]
+fn an_expired_identity_says_when_and_how_to_renew() {
+    let hub = Hub::start();
+    let pki = truc_pki::Pki::open(&hub.pki()).unwrap();
+    let old = std::time::SystemTime::now() - Duration::from_secs(10 * 86_400);
+    let opts = truc_pki::IssueOptions {
+        not_before: Some(old),
+        not_after: Some(old + Duration::from_secs(86_400)),
+        ..Default::default()
+    };
+    let late = truc_core::Principal::parse_uri("urn:truc:operator:late").unwrap();
+    pki.issue(&late, "late", &opts).unwrap();
+    let mut args = hub.as_ops(&["ops", "queues"]);
+    let dir = hub.pki().join("operators/late");
+    *args.last_mut().unwrap() = dir.to_str().unwrap().to_string();
+    let o = hub.truc(&args);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("expired at"), "{out}");
+    let renew = format!("truc pki renew --dir {} --operator late", hub.pki().display());
+    assert!(out.contains(&renew), "{out}");
+    let r = hub.ok(&renew.split(' ').skip(1).collect::<Vec<_>>());
+    assert!(text(&r).contains("the same key"), "{}", text(&r));
+    hub.ok(&args);
+}

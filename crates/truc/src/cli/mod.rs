@@ -208,8 +208,9 @@ pub(crate) fn connect_failure(hub: &str, reason: &str) -> errors::Failure {
         )
     } else if r.contains("not valid for name") || r.contains("notvalidforname") {
         format!(
-            "the hub's certificate does not name {host:?}: connect by a name it has (`truc pki list` shows its SANs), \
-             or issue it one that does: `truc pki issue --dir PKI --hub hub --san {host} --force`"
+            "the hub's certificate does not name {host:?}: connect by a name it has (localhost, 127.0.0.1, …), \
+             or add this one, where the CA is: `truc pki renew --dir PKI --hub NAME --san {host}` \
+             (NAME as `truc pki list` shows the hub; the running hub picks the new certificate up)"
         )
     } else if r.contains("unknownissuer") || r.contains("unknown issuer") {
         "the hub's certificate is not from the CA in your identity's ca.pem: is this the right hub, and the right --identity?".into()
@@ -303,6 +304,64 @@ impl Conn {
             errors::Problem::usage("no identity: this command talks to the hub as someone")
                 .hint("pass --identity DIR or set TRUC_IDENTITY: a directory written by `truc pki issue`")
         })?;
-        Ok(truc_client::Client::connect_dir(&self.hub, dir).await?)
+        let identity = truc_pki::Identity::load(dir)?;
+        check_validity(dir, &identity)?;
+        Ok(truc_client::Client::connect(&self.hub, identity).await?)
     }
+}
+
+/// Refuse an identity whose certificate has expired (or is not valid yet),
+/// saying when and the `truc pki renew` to run; warn when it expires
+/// within 14 days.
+fn check_validity(dir: &std::path::Path, identity: &truc_pki::Identity) -> anyhow::Result<()> {
+    let Ok(info) = identity.cert_info() else {
+        return Ok(()); // Identity::load parsed it; the hub judges it
+    };
+    let now = truc_core::now_unix_ms() / 1000;
+    let p = &identity.principal;
+    // PKI/<kind>/<name> → PKI, when the CA is there.
+    let pki = dir
+        .parent()
+        .and_then(|d| d.parent())
+        .filter(|d| d.join("ca.pem").is_file())
+        .map_or_else(|| "PKI".to_string(), |d| d.display().to_string());
+    let flag = if p.role() == "hub" {
+        "hub".to_string()
+    } else {
+        p.role().to_string()
+    };
+    let renew = format!("truc pki renew --dir {pki} --{flag} {}", p.name());
+    let when = |t: i64| output::time(t * 1000);
+    if info.not_after < now {
+        return Err(errors::Problem::refused(format!(
+            "identity {}: its certificate (serial {}, {p}) expired at {}",
+            dir.display(),
+            info.serial,
+            when(info.not_after)
+        ))
+        .hint(format!(
+            "renew it (whoever runs the CA): `{renew}`, then use the new cert.pem"
+        ))
+        .into());
+    }
+    if info.not_before > now + 300 {
+        return Err(errors::Problem::refused(format!(
+            "identity {}: its certificate (serial {}) is not valid before {}",
+            dir.display(),
+            info.serial,
+            when(info.not_before)
+        ))
+        .hint("check this machine's clock")
+        .into());
+    }
+    let left = info.not_after - now;
+    if left < 14 * 86_400 {
+        eprintln!(
+            "truc: warning: identity {} expires at {} (in {} days): `{renew}`",
+            dir.display(),
+            when(info.not_after),
+            left / 86_400
+        );
+    }
+    Ok(())
 }
