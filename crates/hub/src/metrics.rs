@@ -33,6 +33,7 @@
 //! | `truc_agencies` | gauge | `state` |
 //! | `truc_connected_agencies` | gauge | |
 //! | `truc_certificate_expiry_timestamp_seconds` | gauge | `kind` = `hub` \| `ca`, `subject` |
+//! | `truc_client_certificate_expiry_timestamp_seconds` | gauge | `principal` (its last connection's certificate) |
 //! | `truc_metrics_scrape_errors_total` | counter | |
 //! | `truc_crl_configured` | gauge | (0: `tls.crl = "none"`, revocations not checked) |
 //! | `truc_crl_revoked_certificates` | gauge | |
@@ -171,6 +172,9 @@ pub struct Metrics {
     door: std::sync::OnceLock<Arc<crate::door::Door>>,
     /// (agency, delivery id) → accepted at (Unix ms), from delivery to ack.
     timed: Mutex<HashMap<(String, u64), i64>>,
+    /// Principal URI → notAfter (Unix seconds) of the client certificate
+    /// it last connected with since the hub started.
+    client_certs: Mutex<BTreeMap<String, i64>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -209,7 +213,30 @@ impl Metrics {
             crl_revoked: AtomicU64::new(0),
             door: std::sync::OnceLock::new(),
             timed: Mutex::new(HashMap::new()),
+            client_certs: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// A client connected as `principal` with the certificate `leaf` (DER):
+    /// remember when it expires (`truc ops agencies list`, and the gauge
+    /// truc_client_certificate_expiry_timestamp_seconds).
+    pub(crate) fn client_certificate(&self, principal: &truc_core::Principal, leaf: &[u8]) {
+        if let Some((_, t)) = not_after(leaf) {
+            self.client_certs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(principal.uri().to_string(), t);
+        }
+    }
+
+    /// When the certificate `principal_uri` last connected with expires
+    /// (Unix seconds), if it connected since the hub started.
+    pub(crate) fn client_certificate_expiry(&self, principal_uri: &str) -> Option<i64> {
+        self.client_certs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(principal_uri)
+            .copied()
     }
 
     /// A Send was answered with an acceptance (the original one for a
@@ -476,6 +503,20 @@ impl Metrics {
             &mut out,
             "truc_certificate_expiry_timestamp_seconds",
             "End of validity (notAfter) of the hub's TLS certificate and of the CA certificates it trusts, Unix seconds.",
+            &refs,
+        );
+        let clients: Vec<(String, f64)> = self
+            .client_certs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(p, t)| (labels(&[("principal", p)]), *t as f64))
+            .collect();
+        let refs: Vec<(&str, f64)> = clients.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        gauge(
+            &mut out,
+            "truc_client_certificate_expiry_timestamp_seconds",
+            "End of validity (notAfter) of the certificate each principal (agency, operator, auditor) last connected with since the hub started, Unix seconds.",
             &refs,
         );
         if let Some(s) = storage {

@@ -27,6 +27,7 @@ fn agency(a: AgencyInfo) -> Agency {
         registered_at_unix_ms: a.registered_at_unix_ms,
         queued: a.queued,
         successor: a.successor,
+        certificate_not_after_unix_ms: 0,
     }
 }
 
@@ -72,7 +73,20 @@ impl Ops for OpsService {
 
     async fn list_agencies(&self, req: Request<ListAgenciesRequest>) -> Result<Response<ListAgenciesResponse>, Status> {
         auth::operator(&req)?;
-        let agencies = self.0.store.agencies().into_iter().map(agency).collect();
+        let metrics = &self.0.metrics;
+        let agencies = self
+            .0
+            .store
+            .agencies()
+            .into_iter()
+            .map(|a| {
+                let mut a = agency(a);
+                a.certificate_not_after_unix_ms = metrics
+                    .client_certificate_expiry(&format!("urn:truc:agency:{}", a.code))
+                    .map_or(0, |t| t.saturating_mul(1000));
+                a
+            })
+            .collect();
         Ok(Response::new(ListAgenciesResponse { agencies }))
     }
 

@@ -544,22 +544,33 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
                         json!({
                             "code": a.code, "name": a.name, "state": state_name(a.state),
                             "registered_at_unix_ms": a.registered_at_unix_ms, "queued": a.queued,
+                            "successor": a.successor,
+                            "certificate_not_after_unix_ms": a.certificate_not_after_unix_ms,
                         })
                     })
                     .collect();
                 println!("{}", serde_json::Value::Array(v));
             } else {
                 println!(
-                    "{:<20} {:<10} {:>7}  {:<24} NAME",
-                    "CODE", "STATE", "QUEUED", "REGISTERED"
+                    "{:<20} {:<10} {:>7}  {:<24} {:<16} NAME",
+                    "CODE", "STATE", "QUEUED", "REGISTERED", "CERT EXPIRES"
                 );
+                let now = truc_core::now_unix_ms();
                 for a in &list {
+                    // As seen on its last connection since the hub started.
+                    let expires = match a.certificate_not_after_unix_ms {
+                        0 => "-".to_string(),
+                        t if t < now => "EXPIRED".to_string(),
+                        t if t - now < 30 * 86_400_000 => format!("in {} SOON", age(t - now)),
+                        t => format!("in {}", age(t - now)),
+                    };
                     println!(
-                        "{:<20} {:<10} {:>7}  {:<24} {}",
+                        "{:<20} {:<10} {:>7}  {:<24} {:<16} {}",
                         a.code,
                         state_name(a.state),
                         a.queued,
                         output::time(a.registered_at_unix_ms),
+                        expires,
                         a.name
                     );
                 }
