@@ -300,7 +300,7 @@ impl Metrics {
         };
         let method = parts.next().unwrap_or("");
         self.grpc_done(service, method, tonic::Code::Unauthenticated as i32, Duration::ZERO);
-        tracing::info!(service, %method, code = 16, peer = ?Some(peer), message = %why, "refused");
+        tracing::info!(service, %method, code = "UNAUTHENTICATED", %peer, principal = "-", reason = %why, "refused");
     }
 
     /// The store's writer committed (or failed) a batch of `size` requests.
@@ -847,7 +847,15 @@ where
             .to_string();
         let started = Instant::now();
         let metrics = self.metrics.clone();
-        let peer = req.extensions().get::<crate::PeerInfo>().map(|p| p.addr);
+        let peer_info = req.extensions().get::<crate::PeerInfo>();
+        let peer = peer_info.map_or_else(|| "-".to_string(), |p| p.addr.to_string());
+        // Who it was, as the connection's certificate names it.
+        let principal = peer_info
+            .and_then(|p| {
+                let judged = p.judged.lock().unwrap_or_else(|e| e.into_inner());
+                judged.1.as_ref().ok().map(|pr| pr.uri().to_string())
+            })
+            .unwrap_or_else(|| "-".to_string());
         // The clone that was made ready serves this call; a fresh clone
         // stays for the next poll_ready.
         let clone = self.inner.clone();
@@ -867,12 +875,34 @@ where
                     .headers()
                     .get("grpc-message")
                     .and_then(|v| v.to_str().ok())
-                    .unwrap_or("");
-                tracing::info!(service = S::NAME, %method, code, ?peer, message = %why, "refused");
+                    .map(percent_decode)
+                    .unwrap_or_default();
+                let code = code_name(code);
+                tracing::info!(service = S::NAME, %method, code, %peer, %principal, reason = %why, "refused");
             }
             Ok(resp)
         })
     }
+}
+
+/// `grpc-message` as written (gRPC percent-encodes it on the wire).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// One sample of a text exposition.
@@ -951,6 +981,17 @@ fn parse_labels(s: &str) -> BTreeMap<String, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn refusal_messages_and_codes_read_as_written() {
+        assert_eq!(
+            super::percent_decode("agency%20000.00.00.H29%20is%20suspended"),
+            "agency 000.00.00.H29 is suspended"
+        );
+        assert_eq!(super::percent_decode("100%"), "100%");
+        assert_eq!(super::percent_decode("%C4%91%E1%BA%BFn"), "đến");
+        assert_eq!(super::code_name(7), "PERMISSION_DENIED");
+    }
+
     use super::*;
 
     #[test]

@@ -24,10 +24,16 @@ struct Hub {
     tmp: tempfile::TempDir,
     addr: String,
     trucd: Option<Child>,
+    /// trucd's --log-format, its stderr going to `log_path()`.
+    log_format: &'static str,
 }
 
 impl Hub {
     fn start() -> Hub {
+        Self::start_logging("plain")
+    }
+
+    fn start_logging(log_format: &'static str) -> Hub {
         let tmp = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -38,6 +44,7 @@ impl Hub {
             addr: format!("127.0.0.1:{port}"),
             tmp,
             trucd: None,
+            log_format,
         };
         let pki = hub.pki();
         let pki = pki.to_str().unwrap();
@@ -54,6 +61,10 @@ impl Hub {
         hub
     }
 
+    fn log_path(&self) -> PathBuf {
+        self.tmp.path().join(format!("trucd-{}.log", self.log_format))
+    }
+
     fn pki(&self) -> PathBuf {
         self.tmp.path().join("pki")
     }
@@ -62,10 +73,11 @@ impl Hub {
         let child = Command::new(env!("CARGO_BIN_EXE_trucd"))
             .args(["--identity", self.pki().join("hub").to_str().unwrap()])
             .args(["--data-dir", self.tmp.path().join("data").to_str().unwrap()])
-            .args(["--listen", &self.addr])
+            .args(["--listen", &self.addr, "--log-format", self.log_format])
             .env_remove("RUST_LOG")
+            .env_remove("NO_COLOR")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(self.log_path()).unwrap())
             .spawn()
             .expect("start trucd");
         self.trucd = Some(child);
@@ -711,4 +723,49 @@ fn an_expired_identity_says_when_and_how_to_renew() {
     let r = hub.ok(&renew.split(' ').skip(1).collect::<Vec<_>>());
     assert!(text(&r).contains("the same key"), "{}", text(&r));
     hub.ok(&args);
+}
+
+/// Logs for people and machines: a plain log written to a file has no
+/// colour codes; a refusal says who (the principal's URN), the code by
+/// name and the message as written; JSON lines are valid JSON with one
+/// `message` key each.
+#[test]
+fn logs_without_colour_in_files_and_refusals_that_read() {
+    for format in ["plain", "json"] {
+        let hub = Hub::start_logging(format);
+        hub.ok(&hub.as_ops(&["ops", "agencies", "suspend", H26, "--reason", "bảo trì"]));
+        let file = hub.tmp.path().join("f.txt");
+        std::fs::write(&file, "x").unwrap();
+        let o = hub.truc(&hub.as_who(H26, &["send", "--to", G22, file.to_str().unwrap()]));
+        assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let log = loop {
+            let log = std::fs::read_to_string(hub.log_path()).unwrap();
+            if log.contains("suspended") || Instant::now() > deadline {
+                break log;
+            }
+            std::thread::sleep(Duration::from_millis(50)); // polling, not a sync point
+        };
+        assert!(!log.contains('\x1b'), "{format}: colour codes in a file:\n{log}");
+        let line = log
+            .lines()
+            .find(|l| l.contains("refused") && l.contains("suspended"))
+            .unwrap_or_else(|| panic!("{format}: no refusal line:\n{log}"));
+        assert!(line.contains("urn:truc:agency:000.00.00.H26"), "{line}");
+        assert!(
+            line.contains("FAILED_PRECONDITION") || line.contains("PERMISSION_DENIED"),
+            "{line}"
+        );
+        assert!(
+            line.contains("000.00.00.H26 is suspended") && !line.contains("%20"),
+            "{line}"
+        );
+        assert!(!line.contains("Some("), "{line}");
+        if format == "json" {
+            for l in log.lines() {
+                serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+                assert!(l.matches("\"message\"").count() <= 1, "a repeated message key: {l}");
+            }
+        }
+    }
 }
