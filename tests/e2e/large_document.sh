@@ -295,6 +295,8 @@ read -r seen status UP_SECS < <(TMPDIR="$T/tmp" supervise observe "$PART" 0 "$BU
   fail "supervise: no result"
 [[ "$seen" != timeout ]] || fail "second send: not done within $BUDGET s"
 [[ $status -eq 0 ]] || fail "second send: exited $status: $(tr '\n' ' ' <"$T/send2.err")"
+grep -q "^truc: resuming upload of $FILE at " "$T/send2.err" ||
+  soft_fail "second send: it did not say that it resumes: $(tr '\n' ' ' <"$T/send2.err")"
 W2=$(hub_io wchar)
 DOC_ID=$(json_field "$T/send2.json" document_id)
 HUB_DOC=$(json_field "$T/send2.json" hub_document_id)

@@ -769,3 +769,36 @@ fn logs_without_colour_in_files_and_refusals_that_read() {
         }
     }
 }
+
+/// Chunked sends that talk: a note left by a failed send of the same file
+/// to other recipients is mentioned (this send starts its own), progress
+/// goes to stderr as lines off a terminal, `--abandon` forgets the notes.
+#[test]
+fn chunked_sends_mention_other_notes_and_abandon_forgets_them() {
+    let hub = Hub::start();
+    let file = hub.tmp.path().join("big.bin");
+    std::fs::write(&file, vec![7u8; 3 << 20]).unwrap();
+    let f = file.to_str().unwrap();
+    let notes = hub.tmp.path().join("notes");
+    std::fs::create_dir(&notes).unwrap();
+    let run = |args: &[&str]| {
+        let mut c = hub.cmd(&hub.as_who(G22, args));
+        c.env("TMPDIR", &notes).output().unwrap()
+    };
+    // Refused (not registered), the note stays.
+    let o = run(&["send", "--to", "000.00.00.H99", "--inline-limit", "1024", f]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    let o = run(&["send", "--to", H26, "--inline-limit", "1024", f]);
+    assert!(o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("an interrupted upload of {f} to 000.00.00.H99")),
+        "{err}"
+    );
+    assert!(err.contains("truc: sending big.bin 100% (3.0 MiB of 3.0 MiB)"), "{err}");
+    let o = run(&["send", "--abandon", f, "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["abandoned"][0]["to"], "000.00.00.H99", "{v}");
+    assert_eq!(std::fs::read_dir(&notes).unwrap().count(), 0, "notes left");
+}

@@ -14,7 +14,7 @@ use super::Conn;
 #[derive(Debug, clap::Args)]
 pub(crate) struct SendArgs {
     /// Recipient agency codes, comma-separated.
-    #[arg(long, value_delimiter = ',', required = true, value_name = "CODE[,CODE…]", value_parser = super::agency_code)]
+    #[arg(long, value_delimiter = ',', required_unless_present = "abandon", value_name = "CODE[,CODE…]", value_parser = super::agency_code)]
     to: Vec<String>,
     /// Document id (edXML DocumentId); generated as
     /// <from>,<yyyy/MM/dd>,<n>/TRUC when not given. Sending the same id
@@ -38,6 +38,11 @@ pub(crate) struct SendArgs {
     /// run the same command again after an interruption.
     #[arg(long, default_value_t = 8 << 20, value_name = "BYTES")]
     inline_limit: u64,
+    /// Forget the interrupted uploads of FILE noted by earlier runs (to any
+    /// recipients) instead of sending it; the hub deletes the bytes it has
+    /// after limits.upload_expiry_hours.
+    #[arg(long)]
+    abandon: bool,
     /// The file to send.
     file: PathBuf,
     #[command(flatten)]
@@ -49,6 +54,23 @@ fn parse_priority(s: &str) -> anyhow::Result<Priority> {
 }
 
 pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
+    if a.abandon {
+        let gone = SendNote::abandon(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
+        if a.conn.is_json() {
+            let v: Vec<_> = gone
+                .iter()
+                .map(|(to, id)| serde_json::json!({"to": to, "document_id": id}))
+                .collect();
+            println!("{}", serde_json::json!({"abandoned": v}));
+        } else if gone.is_empty() {
+            println!("no interrupted upload of {} is noted", a.file.display());
+        } else {
+            for (to, id) in &gone {
+                println!("forgot the upload of {} to {to} (document {id:?})", a.file.display());
+            }
+        }
+        return Ok(());
+    }
     let size = std::fs::metadata(&a.file)
         .with_context(|| format!("reading {}", a.file.display()))?
         .len();
@@ -64,7 +86,19 @@ pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
     // A large file's resume state: an interrupted send of the same file to
     // the same agencies resumes under the same document and upload ids.
     let mut note = if chunked {
-        Some(SendNote::load(&from, &a.to, &a.file).with_context(|| format!("reading {}", a.file.display()))?)
+        let note = SendNote::load(&from, &a.to, &a.file).with_context(|| format!("reading {}", a.file.display()))?;
+        // Notes of the same file to other recipients: say so, this send
+        // starts its own upload.
+        for (to, id) in note.others() {
+            eprintln!(
+                "truc: an interrupted upload of {} to {to} (document {id:?}) is noted too; this send to {} \
+                 starts its own (`truc send --abandon {}` forgets the other)",
+                a.file.display(),
+                a.to.join(","),
+                a.file.display()
+            );
+        }
+        Some(note)
     } else {
         None
     };
@@ -101,7 +135,16 @@ pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
                 .get_or_insert_with(truc_client::transfer::new_upload_id)
                 .clone();
             note.save();
-            let bar = super::progress::Bar::new("sending", !a.conn.is_json());
+            let name = a
+                .file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let bar = super::progress::Bar::new(
+                &format!("sending {name}"),
+                &format!("upload of {}", a.file.display()),
+                !a.conn.is_json(),
+            );
             let progress = |done, total| bar.update(done, total);
             let resp = match note.sha256 {
                 // An earlier run read the whole file: if the hub has the
@@ -124,7 +167,18 @@ pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
                 }
             };
             bar.finish();
-            let resp = resp?;
+            let resp = resp.map_err(|e| -> anyhow::Error {
+                if !truc_client::reconnect::is_transient(&e) {
+                    return e.into();
+                }
+                let hint = format!(
+                    "interrupted: run the same command to resume (document {document_id}; the hub keeps the \
+                     bytes it has until limits.upload_expiry_hours); `truc send --abandon {}` forgets it",
+                    a.file.display()
+                );
+                let f = super::errors::from_status(&e);
+                super::errors::Problem::new(f.kind, f.message).hint(hint).into()
+            })?;
             note.remove();
             resp
         }
@@ -387,7 +441,11 @@ async fn save(
     }
     if d.payload_separate {
         let part = dir.join(format!("{}-{}.part", d.hub_document_id, name));
-        let bar = super::progress::Bar::new(&format!("receiving {name}"), show_progress);
+        let bar = super::progress::Bar::new(
+            &format!("receiving {name}"),
+            &format!("download of {name} (hub document {})", d.hub_document_id),
+            show_progress,
+        );
         client
             .download_to(
                 d.hub_document_id,
