@@ -289,6 +289,17 @@ impl Client {
         Ok(self.ops.clone().set_agency_state(req).await?.into_inner())
     }
 
+    /// The hub at a glance: version, uptime, store, listeners, certificate,
+    /// CRL state (operators only).
+    pub async fn status(&self) -> Result<proto::HubStatus, Status> {
+        Ok(self
+            .ops
+            .clone()
+            .get_status(proto::GetStatusRequest {})
+            .await?
+            .into_inner())
+    }
+
     /// Remove an agency that never had traffic (operators only); returns it
     /// as it was.
     pub async fn remove_agency(&self, code: &str, reason: &str) -> Result<Agency, Status> {

@@ -229,6 +229,16 @@ impl Metrics {
         }
     }
 
+    /// When this hub started, Unix ms.
+    pub(crate) fn started_unix_ms(&self) -> i64 {
+        (self.started_unix * 1000.0) as i64
+    }
+
+    /// Certificates listed in the CRLs at the last (re)load.
+    pub(crate) fn revoked_certificates(&self) -> u64 {
+        self.crl_revoked.load(Ordering::Relaxed)
+    }
+
     /// When the certificate `principal_uri` last connected with expires
     /// (Unix seconds), if it connected since the hub started.
     pub(crate) fn client_certificate_expiry(&self, principal_uri: &str) -> Option<i64> {

@@ -135,6 +135,8 @@ impl Hub {
             .current_dir(self.tmp.path())
             .env_remove("TRUC_HUB")
             .env_remove("TRUC_IDENTITY")
+            .env_remove("TRUC_CONTEXT")
+            .env("TRUC_CONTEXTS", self.tmp.path().join("contexts.json"))
             .env("NO_COLOR", "1");
         c
     }
@@ -427,6 +429,7 @@ fn every_command_prints_json_with_json() {
         hub.as_ops(&["ops", "dlq", "purge", "--agency", H26, "--yes", "--json"]),
         hub.as_ops(&["ops", "trace", id, "--json"]),
         hub.as_ops(&["ops", "storage", "--json"]),
+        hub.as_ops(&["ops", "status", "--json"]),
         hub.as_ops(&["ops", "reload", "--json"]),
         hub.as_ops(&["ops", "verify-store", "--json"]),
         hub.as_who("a1", &["audit", "receipts", "--json", "--agency", H26]),
@@ -801,4 +804,101 @@ fn chunked_sends_mention_other_notes_and_abandon_forgets_them() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["abandoned"][0]["to"], "000.00.00.H99", "{v}");
     assert_eq!(std::fs::read_dir(&notes).unwrap().count(), 0, "notes left");
+}
+
+/// Everyday tools: completions and man pages from the CLI's definitions,
+/// `trucd check-config`, `truc ops status`, saved contexts.
+#[test]
+fn completions_man_pages_check_config_status_and_contexts() {
+    let hub = Hub::start();
+    for shell in ["bash", "zsh", "fish"] {
+        let o = hub.ok(&["completions", shell]);
+        assert!(String::from_utf8_lossy(&o.stdout).contains("truc"), "{shell}");
+    }
+    let o = hub.ok(&["completions", "bash", "--bin", "trucd"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("check-config"));
+    let man = hub.tmp.path().join("man");
+    hub.ok(&["man", "--out", man.to_str().unwrap()]);
+    for page in [
+        "truc.1",
+        "truc-ops-status.1",
+        "truc-pki-renew.1",
+        "trucd.1",
+        "trucd-check-config.1",
+    ] {
+        let text = std::fs::read_to_string(man.join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.starts_with(".ie") || text.contains(".TH"), "{page}: {text}");
+    }
+
+    // check-config: what a start would check, without serving.
+    let check = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_trucd"))
+            .args(["--identity", hub.pki().join("hub").to_str().unwrap()])
+            .args(["--data-dir", hub.tmp.path().join("other-data").to_str().unwrap()])
+            .args(extra)
+            .arg("check-config")
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    };
+    let o = check(&[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    assert!(
+        out.contains("ok: trucd would start") && out.contains("revocation: ") && out.contains("will be created"),
+        "{out}"
+    );
+    assert!(
+        !hub.tmp.path().join("other-data").exists(),
+        "check-config created the data directory"
+    );
+    let o = check(&["--crl", "/nonexistent/crl.pem"]);
+    assert_eq!(o.status.code(), Some(64), "{}", text(&o));
+    assert!(text(&o).contains("/nonexistent/crl.pem"), "{}", text(&o));
+
+    // ops status.
+    let o = hub.ok(&hub.as_ops(&["ops", "status"]));
+    let out = text(&o);
+    for w in [
+        "urn:truc:hub:axis",
+        "store        sled, committing",
+        "revocation   0 revoked",
+        "2 agencies",
+    ] {
+        assert!(out.contains(w), "{w:?} in {out}");
+    }
+
+    // Contexts: --hub and --identity from the current one.
+    hub.ok(&[
+        "context",
+        "add",
+        "ops",
+        "--hub",
+        &hub.addr,
+        "--identity",
+        &hub.identity("ops"),
+    ]);
+    hub.ok(&[
+        "context",
+        "add",
+        "g22",
+        "--hub",
+        &hub.addr,
+        "--identity",
+        &hub.identity(G22),
+    ]);
+    let o = hub.ok(&["ops", "queues", "--json"]);
+    serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap();
+    hub.ok(&["context", "use", "g22"]);
+    let o = hub.truc(&["ops", "queues"]);
+    assert_eq!(o.status.code(), Some(4), "now as G22: {}", text(&o));
+    let o = hub.ok(&["context", "list", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let current: Vec<_> = v.as_array().unwrap().iter().filter(|c| c["current"] == true).collect();
+    assert_eq!(current.len(), 1);
+    assert_eq!(current[0]["name"], "g22");
+    // A flag still wins over the context.
+    hub.ok(&hub.as_ops(&["ops", "queues"]));
+    let o = hub.truc(&["context", "use", "nope"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
 }

@@ -290,6 +290,49 @@ impl Ops for OpsService {
         Ok(Response::new(crate::scrub::response(report, started.elapsed())))
     }
 
+    async fn get_status(
+        &self,
+        req: Request<truc_proto::v1::GetStatusRequest>,
+    ) -> Result<Response<truc_proto::v1::HubStatus>, Status> {
+        auth::operator(&req)?;
+        let s = &self.0;
+        let files = s.trust.files();
+        let (hub_principal, not_after) = truc_pki::read_cert_ders(&files.hub_cert)
+            .ok()
+            .and_then(|ders| ders.into_iter().next())
+            .map(|der| {
+                let p = truc_core::Principal::from_cert_der(&der)
+                    .map(|p| p.uri().to_string())
+                    .unwrap_or_default();
+                let t = x509_parser::parse_x509_certificate(&der)
+                    .map(|(_, c)| c.validity().not_after.timestamp() * 1000)
+                    .unwrap_or(0);
+                (p, t)
+            })
+            .unwrap_or_default();
+        let tree_size = match s.store.tree_head(0).await.map_err(status::from_store)? {
+            Some(sth) => truc_proto::v1::TreeHead::decode(sth.tree_head.as_slice())
+                .map(|h| h.tree_size)
+                .unwrap_or(0),
+            None => 0,
+        };
+        Ok(Response::new(truc_proto::v1::HubStatus {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at_unix_ms: s.metrics.started_unix_ms(),
+            store_backend: s.config.store.backend.clone(),
+            listen: s.config.listen.to_string(),
+            admin_listen: s.config.admin.listen.map(|a| a.to_string()).unwrap_or_default(),
+            hub_principal,
+            hub_certificate_not_after_unix_ms: not_after,
+            crl_checked: files.revocation,
+            revoked_certificates: s.metrics.revoked_certificates(),
+            crl_files: files.crls.iter().map(|p| p.display().to_string()).collect(),
+            agencies: s.store.agencies().len() as u64,
+            tree_size,
+            store_problem: s.store.commit_problem().unwrap_or_default(),
+        }))
+    }
+
     async fn reload(&self, req: Request<ReloadRequest>) -> Result<Response<ReloadResponse>, Status> {
         let op = auth::operator(&req)?;
         let shared = self.0.clone();

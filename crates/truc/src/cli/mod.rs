@@ -4,6 +4,7 @@
 mod agency;
 mod audit;
 mod bench;
+mod context;
 mod demo;
 pub(crate) mod errors;
 mod lifecycle;
@@ -25,13 +26,14 @@ One CLI for Truc, the document interconnection axis.
   truc pki init|issue|revoke      run the axis CA and issue identities
   truc send|inbox                 an agency sends and receives documents
   truc status|track               business statuses (01–06, 13, 15, 16) and tracking
-  truc ops …                      an operator: agencies, queues, dead letters, trace, reload
+  truc ops …                      an operator: agencies, queues, dead letters, trace, status, reload
   truc audit receipts|verify|watch|heads
                                   an auditor queries receipts, verifies them offline, watches the log,
                                   lists the signed tree heads
 
 Commands that talk to a hub take --hub (env TRUC_HUB) and --identity (env
-TRUC_IDENTITY): the identity directory written by `truc pki issue`.
+TRUC_IDENTITY): the identity directory written by `truc pki issue`; or
+both from a saved context (`truc context add|use|list`).
 
 Output: tables for people; --json prints one JSON document (streams such as
 `inbox --follow` print one per line: --jsonl), errors included, on stdout:
@@ -100,6 +102,85 @@ enum Command {
     /// Load-test a hub: N agencies send signed documents to M others;
     /// prints throughput and latency percentiles.
     Bench(bench::BenchArgs),
+    /// Saved hub addresses and identities (add, use, list, remove), as
+    /// `nats context` keeps them; the current one fills --hub and
+    /// --identity where neither the flag nor TRUC_HUB/TRUC_IDENTITY does.
+    #[command(subcommand)]
+    Context(context::ContextCommand),
+    /// Shell completions, generated from these definitions:
+    /// `truc completions bash > /etc/bash_completion.d/truc`,
+    /// `truc completions zsh --bin trucd > ~/.zfunc/_trucd`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+        /// The program to complete.
+        #[arg(long, default_value = "truc", value_parser = ["truc", "trucd"])]
+        bin: String,
+    },
+    /// Man pages for truc, each of its commands (truc-ops-queues.1, …) and
+    /// trucd, written to DIR (`man -l DIR/truc.1`, or install into
+    /// /usr/local/share/man/man1).
+    Man {
+        /// Where to write the pages.
+        #[arg(long, default_value = "man", value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+/// `truc`'s and `trucd`'s command definitions, for completions and pages.
+fn command_of(bin: &str) -> clap::Command {
+    use clap::CommandFactory;
+    if bin == "trucd" {
+        crate::daemon::Args::command()
+    } else {
+        Cli::command()
+    }
+}
+
+/// Write `cmd`'s page as `<name>.1` in `dir`, then its subcommands' as
+/// `<name>-<sub>.1`.
+fn write_pages(
+    cmd: clap::Command,
+    name: &str,
+    dir: &std::path::Path,
+    written: &mut Vec<PathBuf>,
+) -> anyhow::Result<()> {
+    let cmd = cmd.name(name.to_string());
+    let path = dir.join(format!("{name}.1"));
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(cmd.clone()).render(&mut buf)?;
+    std::fs::write(&path, buf).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    written.push(path);
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        write_pages(sub.clone(), &format!("{name}-{}", sub.get_name()), dir, written)?;
+    }
+    Ok(())
+}
+
+fn tools(cmd: Command) -> anyhow::Result<()> {
+    match cmd {
+        Command::Completions { shell, bin } => {
+            let mut c = command_of(&bin);
+            clap_complete::generate(shell, &mut c, bin, &mut std::io::stdout());
+        }
+        Command::Man { out } => {
+            std::fs::create_dir_all(&out).map_err(|e| anyhow::anyhow!("creating {}: {e}", out.display()))?;
+            let mut written = Vec::new();
+            for bin in ["truc", "trucd"] {
+                let mut c = command_of(bin);
+                c.build();
+                write_pages(c, bin, &out, &mut written)?;
+            }
+            println!(
+                "{} man pages in {}/ (man -l {}/truc.1)",
+                written.len(),
+                out.display(),
+                out.display()
+            );
+        }
+        _ => unreachable!("not a tool command"),
+    }
+    Ok(())
 }
 
 /// Whether the command line asks for JSON (read before parsing, so that a
@@ -139,6 +220,7 @@ fn fail(f: &errors::Failure, json: bool) -> ExitCode {
 /// Entry point of `truc`.
 pub fn main() -> ExitCode {
     quiet_on_broken_pipe();
+    context::apply();
     let json = wants_json();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -182,6 +264,8 @@ pub fn main() -> ExitCode {
             Command::Ops(c) => ops::run(c).await,
             Command::Audit(c) => audit::run(c).await,
             Command::Bench(a) => bench::run(a).await,
+            c @ (Command::Completions { .. } | Command::Man { .. }) => tools(c),
+            Command::Context(c) => context::run(c),
         }
     });
     // Tasks still running (a progress bar, a stream) are not waited for.

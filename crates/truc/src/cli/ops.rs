@@ -71,6 +71,12 @@ pub(crate) enum OpsCommand {
         #[command(flatten)]
         conn: Conn,
     },
+    /// The hub at a glance: version, uptime, store, listeners, its
+    /// certificate's expiry, the CRL state, agencies and the receipt log.
+    Status {
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Re-read CRLs and the hub certificate now (the hub also does this by
     /// itself when the files change).
     Reload {
@@ -481,6 +487,69 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
                     "the store is damaged: {} item(s); damaged documents were quarantined and their senders asked \
                      to send them again (docs/storage.md, \"Scrub\")",
                     r.damaged.len()
+                );
+            }
+        }
+        OpsCommand::Status { conn } => {
+            let s = conn.client().await?.status().await?;
+            let now = truc_core::now_unix_ms();
+            if conn.is_json() {
+                println!(
+                    "{}",
+                    json!({
+                        "version": s.version, "started_at_unix_ms": s.started_at_unix_ms,
+                        "uptime_ms": now - s.started_at_unix_ms, "store_backend": s.store_backend,
+                        "store_problem": s.store_problem, "listen": s.listen, "admin_listen": s.admin_listen,
+                        "hub_principal": s.hub_principal,
+                        "hub_certificate_not_after_unix_ms": s.hub_certificate_not_after_unix_ms,
+                        "crl_checked": s.crl_checked, "revoked_certificates": s.revoked_certificates,
+                        "crl_files": s.crl_files, "agencies": s.agencies, "tree_size": s.tree_size,
+                    })
+                );
+            } else {
+                let cert_left = s.hub_certificate_not_after_unix_ms - now;
+                println!("hub          {} (trucd {})", s.hub_principal, s.version);
+                println!(
+                    "up           {} (since {})",
+                    age(now - s.started_at_unix_ms),
+                    output::time(s.started_at_unix_ms)
+                );
+                println!(
+                    "store        {}{}",
+                    s.store_backend,
+                    if s.store_problem.is_empty() {
+                        ", committing".to_string()
+                    } else {
+                        format!(", NOT committing: {}", s.store_problem)
+                    }
+                );
+                println!(
+                    "listeners    gRPC {}; admin {}",
+                    s.listen,
+                    if s.admin_listen.is_empty() {
+                        "off"
+                    } else {
+                        &s.admin_listen
+                    }
+                );
+                println!(
+                    "certificate  expires {} ({}{})",
+                    output::time(s.hub_certificate_not_after_unix_ms),
+                    if cert_left < 0 { "EXPIRED" } else { "in " },
+                    if cert_left < 0 { String::new() } else { age(cert_left) }
+                );
+                if s.crl_checked {
+                    println!(
+                        "revocation   {} revoked certificate(s) in {}",
+                        s.revoked_certificates,
+                        s.crl_files.join(", ")
+                    );
+                } else {
+                    println!("revocation   NOT CHECKED (tls.crl = \"none\")");
+                }
+                println!(
+                    "directory    {} agencies; receipt log of {} entries",
+                    s.agencies, s.tree_size
                 );
             }
         }
