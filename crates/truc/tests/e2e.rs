@@ -51,6 +51,14 @@ fn sigkill_after_send_loses_nothing() {
     run_script("sigkill.sh");
 }
 
+/// The README's walk-through, step by step, from a scratch directory: every
+/// step succeeds, the "things to try" fail as promised (exit code, words, a
+/// hint), and nothing lands in the repository.
+#[test]
+fn the_readme_walk_through_runs_from_a_scratch_directory() {
+    run_script("walkthrough.sh");
+}
+
 /// deploy/trucd.toml starts a hub as it is (paths aside); bad keys and
 /// values exit 64 naming them.
 #[test]

@@ -80,7 +80,13 @@ pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
     let from = identity
         .principal
         .agency()
-        .ok_or_else(|| anyhow::anyhow!("{} is not an agency identity", identity.principal))?
+        .ok_or_else(|| {
+            super::errors::Problem::refused(format!(
+                "{} is not an agency identity: only an agency sends documents",
+                identity.principal
+            ))
+            .hint("pass --identity PKI/agencies/CODE (TRUC_IDENTITY), the agency that signs and sends")
+        })?
         .to_string();
     let chunked = size > a.inline_limit;
     // A large file's resume state: an interrupted send of the same file to

@@ -224,7 +224,23 @@ pub(crate) fn from_status(s: &tonic::Status) -> Failure {
         Code::PermissionDenied => {
             Some("the identity in --identity (TRUC_IDENTITY) may not do this: an agency sends and receives, an operator runs `truc ops`, an auditor `truc audit`".into())
         }
-        _ => None,
+        Code::FailedPrecondition if s.message().contains("not registered") => Some(
+            "check the code; `truc ops agencies list` (an operator) shows the registered agencies, \
+             `truc ops agencies add` registers one"
+                .into(),
+        ),
+        Code::FailedPrecondition if s.message().contains("suspended") => {
+            Some("an operator resumes it with `truc ops agencies resume CODE`".into())
+        }
+        Code::FailedPrecondition => Some("the hub's state does not allow this now; the message says why".into()),
+        Code::NotFound => Some("check the code or id; the list commands show what exists".into()),
+        Code::ResourceExhausted => Some(
+            "a quota or the disk reserve was reached: retry later, or ask an operator (`truc ops queues`, `truc ops storage`)".into(),
+        ),
+        Code::InvalidArgument | Code::OutOfRange => Some("fix the value the message names and run it again".into()),
+        Code::AlreadyExists => Some("it exists already; nothing was changed".into()),
+        Code::DataLoss => Some("send the document again with the same document id".into()),
+        _ => Some("this is the hub's own failure: its log says more (an operator can read it)".into()),
     };
     let message = if s.code() == Code::Unknown && transient {
         format!("connection to the hub lost: {}", s.message())
