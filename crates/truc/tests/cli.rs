@@ -332,6 +332,9 @@ fn unknown_and_malformed_codes_fail_and_typos_can_be_removed() {
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert_eq!(json_error(&o)["error"]["code"], "not_found");
 
+    let o = hub.truc(&hub.as_who("a1", &["audit", "receipts", "--agency", "000.00.00.H62"]));
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+
     // Malformed: refused before anything is sent, naming both formats.
     let o = hub.truc(&hub.as_ops(&["ops", "dlq", "list", "000.00.00.h62"]));
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
