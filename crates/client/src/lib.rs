@@ -171,6 +171,17 @@ impl Client {
             .acknowledged)
     }
 
+    /// The caller's inbox: copies waiting, leased now, when the first lease
+    /// ends (agencies only).
+    pub async fn inbox_state(&self) -> Result<proto::InboxState, Status> {
+        Ok(self
+            .axis
+            .clone()
+            .get_inbox_state(proto::GetInboxStateRequest {})
+            .await?
+            .into_inner())
+    }
+
     /// Report a business status on a document (`code`: 1–6, 13, 15, 16).
     pub async fn report_status(
         &self,

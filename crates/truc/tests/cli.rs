@@ -905,3 +905,42 @@ fn completions_man_pages_check_config_status_and_contexts() {
     let o = hub.truc(&["context", "use", "nope"]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
 }
+
+/// A rerun of `truc inbox` after a run that died with a document leased:
+/// it says the document is leased elsewhere and when it comes back, rather
+/// than a bare "0 received".
+#[test]
+fn inbox_says_when_a_document_is_leased_to_an_earlier_run() {
+    let hub = Hub::start();
+    hub.send("000.00.00.G22,2026/01/01,20/R", "leased");
+    let out = hub.tmp.path().join("inbox-dead");
+    let mut dead = Watched::spawn(hub.cmd(&hub.as_who(
+        H26,
+        &[
+            "inbox",
+            "--follow",
+            "--no-ack",
+            "--jsonl",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    )));
+    dead.line("the first run");
+    let _ = dead.child.kill(); // as Ctrl-C or a crash would: the lease stays
+    let _ = dead.child.wait();
+    let o = hub.ok(&hub.as_who(H26, &["inbox", "--out", out.to_str().unwrap()]));
+    let out_text = text(&o);
+    assert!(
+        out_text.contains("0 document(s) and 0 status notice(s) received"),
+        "{out_text}"
+    );
+    assert!(
+        out_text.contains("1 more still leased to another receiver"),
+        "{out_text}"
+    );
+    assert!(out_text.contains("run `truc inbox` again then"), "{out_text}");
+    let o = hub.ok(&hub.as_who(H26, &["inbox", "--json", "--out", out.to_str().unwrap()]));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["leased_elsewhere"], 1, "{v}");
+    assert!(v["leased_until_unix_ms"].as_i64().unwrap() > 0, "{v}");
+}

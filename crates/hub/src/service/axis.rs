@@ -183,6 +183,24 @@ impl Axis for AxisService {
         }))
     }
 
+    async fn get_inbox_state(
+        &self,
+        req: Request<truc_proto::v1::GetInboxStateRequest>,
+    ) -> Result<Response<truc_proto::v1::InboxState>, Status> {
+        let (_, agency) = auth::agency(&req)?;
+        let waiting = self.0.store.agency(&agency).map_or(0, |a| a.queued);
+        let (leased, first) = self.0.engine.lease_summary(&agency);
+        let next_lease_end_unix_ms = first.map_or(0, |t| {
+            let left = t.saturating_duration_since(tokio::time::Instant::now());
+            truc_core::now_unix_ms() + left.as_millis() as i64
+        });
+        Ok(Response::new(truc_proto::v1::InboxState {
+            waiting,
+            leased,
+            next_lease_end_unix_ms,
+        }))
+    }
+
     async fn track(&self, req: Request<TrackRequest>) -> Result<Response<TrackResponse>, Status> {
         let (_, caller) = auth::agency(&req)?;
         let id = req.into_inner().document_id;

@@ -402,13 +402,35 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
             }
         }
     }
+    // Copies still leased elsewhere (an earlier run that died holds them
+    // until their lease runs out): say so, and when they come back.
+    let held = match client.inbox_state().await {
+        Ok(st) if st.leased > 0 => Some(st),
+        _ => None,
+    };
     if a.conn.json {
         println!(
             "{}",
-            serde_json::json!({"documents": count, "status_notices": notices, "deliveries": collected})
+            serde_json::json!({
+                "documents": count, "status_notices": notices, "deliveries": collected,
+                "leased_elsewhere": held.as_ref().map_or(0, |h| h.leased),
+                "leased_until_unix_ms": held.as_ref().map(|h| h.next_lease_end_unix_ms),
+            })
         );
     } else if !a.conn.jsonl {
         println!("{count} document(s) and {notices} status notice(s) received");
+    }
+    if let Some(h) = held {
+        if !a.conn.is_json() {
+            let left = (h.next_lease_end_unix_ms - truc_core::now_unix_ms()).max(0);
+            println!(
+                "{} more still leased to another receiver (an earlier run that was stopped?): the first comes \
+                 back at {} (in {} s); run `truc inbox` again then",
+                h.leased,
+                output::time(h.next_lease_end_unix_ms),
+                (left + 999) / 1000
+            );
+        }
     }
     Ok(())
 }
