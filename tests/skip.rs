@@ -1,5 +1,5 @@
 //! Tests that need something outside Rust (a `nats-server`, root for a
-//! tmpfs, `promtool`, `systemd-analyze`): without it such a test FAILS,
+//! tmpfs, `promtool`, `systemd-analyze`, `tmux`): without it such a test FAILS,
 //! unless its documented skip variable is set (README, "Set-up"); then it
 //! says `SKIPPED: <reason>` on the terminal (past the test harness's output
 //! capture) and leaves a note in `target/truc-skipped/`, which `.ci/run`

@@ -59,6 +59,14 @@ fn the_readme_walk_through_runs_from_a_scratch_directory() {
     run_script("walkthrough.sh");
 }
 
+/// `truc send` on a real terminal (tmux): the progress line, Ctrl-C midway
+/// says how to resume (exit 130), the same command resumes and says where.
+/// Without tmux it fails, unless TRUC_SKIP_TERMINAL_TESTS=1.
+#[test]
+fn a_send_interrupted_at_a_terminal_says_how_to_resume_and_resumes() {
+    run_script("terminal.sh");
+}
+
 /// deploy/trucd.toml starts a hub as it is (paths aside); bad keys and
 /// values exit 64 naming them.
 #[test]

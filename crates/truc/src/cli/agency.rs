@@ -152,24 +152,40 @@ pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
                 !a.conn.is_json(),
             );
             let progress = |done, total| bar.update(done, total);
-            let resp = match note.sha256 {
-                // An earlier run read the whole file: if the hub has the
-                // payload whole, the header alone is enough.
-                Some(sha) if hub_has(&client, &document_id, &sha, &upload_id).await? => {
-                    let doc = truc_client::transfer::sign_external(identity, header, sha, size)?;
-                    client.upload_file(doc, &a.file, &progress).await
+            let upload = async {
+                match note.sha256 {
+                    // An earlier run read the whole file: if the hub has the
+                    // payload whole, the header alone is enough.
+                    Some(sha) if hub_has(&client, &document_id, &sha, &upload_id).await? => {
+                        let doc = truc_client::transfer::sign_external(identity, header, sha, size)?;
+                        Ok::<_, anyhow::Error>(client.upload_file(doc, &a.file, &progress).await)
+                    }
+                    // Payload first: hashed as it is sent, the header signed
+                    // and sent last, so the file is read once.
+                    _ => {
+                        let sign = |sha, size| {
+                            note.sha256 = Some(sha);
+                            note.save();
+                            truc_client::transfer::sign_external(identity, header, sha, size)
+                        };
+                        Ok(client
+                            .upload_file_payload_first(&upload_id, &a.to, &a.file, sign, &progress)
+                            .await)
+                    }
                 }
-                // Payload first: hashed as it is sent, the header signed
-                // and sent last, so the file is read once.
-                _ => {
-                    let sign = |sha, size| {
-                        note.sha256 = Some(sha);
-                        note.save();
-                        truc_client::transfer::sign_external(identity, header, sha, size)
-                    };
-                    client
-                        .upload_file_payload_first(&upload_id, &a.to, &a.file, sign, &progress)
-                        .await
+            };
+            // Ctrl-C: the hub keeps what it has and the note stays; say how
+            // to go on (exit 130, as a shell reports SIGINT).
+            let resp = tokio::select! {
+                r = upload => r?,
+                _ = tokio::signal::ctrl_c() => {
+                    bar.finish();
+                    eprintln!(
+                        "truc: interrupted: run the same command to resume (document {document_id:?}; \
+                         `truc send --abandon {}` forgets it)",
+                        a.file.display()
+                    );
+                    std::process::exit(130);
                 }
             };
             bar.finish();
