@@ -37,8 +37,8 @@ wait_hub_ready "$PKI/operators/ops" trucd
 for c in 000.00.00.G22 000.00.00.H26; do
   run "$TRUC" ops agencies add "$c" --name "$c" --hub "$HUB" --identity "$PKI/operators/ops"
 done
-# 1 GiB of zeros, sparse: quick to make, long enough to interrupt.
-truncate -s 1G "$T/big.bin"
+# 512 MiB of zeros, sparse: quick to make, long enough to interrupt.
+truncate -s 512M "$T/big.bin"
 mkdir -p "$T/tmp"
 CMD="cd '$T' && TMPDIR='$T/tmp' NO_COLOR=1 '$TRUC' send --to 000.00.00.H26 --hub $HUB --identity '$PKI/agencies/000.00.00.G22' big.bin; echo EXIT=\$?; sleep 600"
 
