@@ -42,7 +42,7 @@ for i in $(seq 40); do
   SENDS+=($!)
 done
 for p in "${SENDS[@]}"; do wait "$p" || fail "a send failed: $(tail -1 "$T/send.err")"; done
-"$TRUC" inbox --follow --no-ack --max-in-flight 1024 --hub "$HUB" --identity "$PKI/agencies/000.00.00.H26" >"$T/stuck.log" 2>&1 &
+"$TRUC" inbox --follow --no-ack --out "$T/stuck-inbox" --max-in-flight 1024 --hub "$HUB" --identity "$PKI/agencies/000.00.00.H26" >"$T/stuck.log" 2>&1 &
 BG_PIDS+=("$!") # the stuck consumer
 
 # N idle mutual-TLS connections, handshaken and then silent.

@@ -96,7 +96,7 @@ listening() {
 }
 # The `truc inbox` command line of agency $1, in CMD.
 inbox_cmd() {
-  CMD=("$TRUC" inbox --json --out "$T/inbox-$1" --hub "$HUB" --identity "$(agency_id "$1")")
+  CMD=("$TRUC" inbox --jsonl --out "$T/inbox-$1" --hub "$HUB" --identity "$(agency_id "$1")")
 }
 # Run a command (bounded by $BUDGET seconds); on failure the check fails.
 run_or_fail() {
@@ -255,14 +255,15 @@ if TMPDIR="$T/tmp-nobody" "$TRUC" send --json --to 000.00.00.Z99 --hub "$HUB" --
   "$FILE" >"$T/nobody.json" 2>"$T/nobody.err"; then
   fail "a send to an unregistered agency was accepted: $(cat "$T/nobody.json")"
 fi
-grep -q "000.00.00.Z99" "$T/nobody.err" || fail "the refusal does not name the agency: $(cat "$T/nobody.err")"
+# With --json the error is a JSON document on stdout.
+grep -q '"error".*000.00.00.Z99' "$T/nobody.json" || fail "the refusal does not name the agency: $(cat "$T/nobody.json" "$T/nobody.err")"
 WROTE_NOBODY=$(($(hub_io wchar) - W_NOBODY))
 if [[ -n "$W_NOBODY" ]] && ((WROTE_NOBODY > 1 << 20)); then
   fail "the hub wrote $(mib "$WROTE_NOBODY") MiB of an upload it refuses"
 fi
 LEFT=$(find "$DATA/uploads" "$DATA/payloads" -type f)
 [[ -z "$LEFT" ]] || fail "a refused upload left files: $LEFT"
-pass "a send to an unregistered agency is refused before its bytes travel ($(tr '\n' ' ' <"$T/nobody.err" | cut -c1-120))"
+pass "a send to an unregistered agency is refused before its bytes travel ($(cut -c1-160 <"$T/nobody.json"))"
 
 send_cmd=("$TRUC" send --json --to "$RCPT1,$RCPT2" --subject "Hồ sơ $SIZE_MIB MiB"
   --hub "$HUB" --identity "$(agency_id "$SENDER")" "$FILE")
@@ -294,6 +295,8 @@ read -r seen status UP_SECS < <(TMPDIR="$T/tmp" supervise observe "$PART" 0 "$BU
   fail "supervise: no result"
 [[ "$seen" != timeout ]] || fail "second send: not done within $BUDGET s"
 [[ $status -eq 0 ]] || fail "second send: exited $status: $(tr '\n' ' ' <"$T/send2.err")"
+grep -q "^truc: resuming upload of $FILE at " "$T/send2.err" ||
+  soft_fail "second send: it did not say that it resumes: $(tr '\n' ' ' <"$T/send2.err")"
 W2=$(hub_io wchar)
 DOC_ID=$(json_field "$T/send2.json" document_id)
 HUB_DOC=$(json_field "$T/send2.json" hub_document_id)

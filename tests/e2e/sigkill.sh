@@ -67,7 +67,7 @@ kill_hub() {
 # to $2.jsonl. Sets N to the number of documents received.
 inbox() {
   local code="$1" out="$2"
-  run_or_fail "inbox of $code" "$TRUC" inbox --json --out "$out" \
+  run_or_fail "inbox of $code" "$TRUC" inbox --jsonl --out "$out" \
     --hub "$HUB" --identity "$(agency_id "$code")"
   cp "$T/out" "$out.jsonl"
   # Documents carry a "header"; status notices (01 from each recipient) a "status".
@@ -134,6 +134,12 @@ inbox "$SENDER" "$T/inbox-$SENDER"
 pass "inbox $SENDER (not a recipient) receives no document"
 [[ "$S" == 2 ]] || fail "inbox $SENDER: received $S status 01 notices, expected one from each recipient"
 pass "inbox $SENDER receives status 01 (arrived) from both recipients"
+# track counts the delivery that was acknowledged: 1 attempt each, not 0.
+run_or_fail "track" "$TRUC" track --json --hub "$HUB" --identity "$(agency_id "$SENDER")" "$DOC_ID"
+cp "$T/out" "$T/track.json"
+tries=$(python3 -c 'import json,sys; print(" ".join("%s:%s" % (r["state"], r["attempts"]) for r in json.load(open(sys.argv[1]))["recipients"]))' "$T/track.json")
+[[ "$tries" == "delivered:1 delivered:1" ]] || fail "track: recipients $tries, expected delivered:1 for both ($(cat "$T/track.json"))"
+pass "track: both copies delivered at the first attempt (ATTEMPTS 1)"
 
 # 5. Acks are durable: SIGKILL right after the inboxes acked, restart, a
 # second inbox receives nothing.

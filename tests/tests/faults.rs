@@ -1,6 +1,7 @@
 //! Fault injection: a full disk, a read-only or corrupted data directory.
 //! The full-disk test mounts a small tmpfs and needs root (CI runs as root);
-//! elsewhere it fails unless TRUC_SKIP_ROOT_TESTS=1 says to skip it.
+//! elsewhere it fails unless TRUC_SKIP_ROOT_TESTS=1 says to skip it (shown and
+//! recorded: tests/skip.rs).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,11 +22,11 @@ impl Tmpfs {
             .output()
             .map(|o| o.stdout == b"0\n")
             .unwrap_or(false);
-        if !is_root {
-            assert!(
-                std::env::var("TRUC_SKIP_ROOT_TESTS").as_deref() == Ok("1"),
-                "the full-disk test mounts a tmpfs and needs root; set TRUC_SKIP_ROOT_TESTS=1 to skip it"
-            );
+        if !truc_tests::skip::require(
+            is_root,
+            "TRUC_SKIP_ROOT_TESTS",
+            "this test mounts a tmpfs and needs root",
+        ) {
             return None;
         }
         std::fs::create_dir_all(dir).unwrap();

@@ -590,3 +590,34 @@ async fn disk_and_payload_gauges_follow_the_files() {
     assert!(s.store_bytes > 0 && s.disk_free_bytes.unwrap() > 0, "{s:?}");
     assert_eq!(g22.storage().await.unwrap_err().code(), Code::PermissionDenied);
 }
+
+/// When each agency's certificate expires, as seen on its last connection:
+/// in `Ops.ListAgencies` and as a gauge per principal; 0 / absent for one
+/// that has not connected since the hub started.
+#[tokio::test]
+async fn client_certificate_expiry_per_agency_in_the_directory_and_metrics() {
+    let hub = hub_with_admin(|_| {}).await;
+    let ops = hub.operator().await;
+    let g22 = hub.agency(G22).await;
+    ops.add_agency(H29, "never connects").await.unwrap();
+    g22.send(sign(&g22, header(&[H29], "cert/1"), b"x")).await.unwrap();
+    let expected = truc_tests::identity(&hub.pki.agency_dir(G22))
+        .cert_info()
+        .unwrap()
+        .not_after;
+    let list = ops.list_agencies().await.unwrap();
+    let of = |c: &str| list.iter().find(|a| a.code == c).unwrap().certificate_not_after_unix_ms;
+    assert_eq!(of(G22), expected * 1000);
+    assert_eq!(of(H29), 0);
+    let m = parse_exposition(&get(&hub, "/metrics").await.body);
+    let gauge: Vec<&Sample> = m
+        .iter()
+        .filter(|s| s.name == "truc_client_certificate_expiry_timestamp_seconds")
+        .collect();
+    let g = gauge
+        .iter()
+        .find(|s| s.labels.get("principal").map(String::as_str) == Some("urn:truc:agency:000.00.00.G22"))
+        .unwrap_or_else(|| panic!("{gauge:?}"));
+    assert_eq!(g.value, expected as f64);
+    assert!(gauge.iter().all(|s| !s.labels["principal"].contains(H29)));
+}

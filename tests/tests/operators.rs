@@ -272,3 +272,65 @@ async fn dead_letters_are_redriven_and_purged_with_receipts() {
     assert!(events.contains(&(ReceiptEvent::Redriven as i32)));
     assert!(events.contains(&(ReceiptEvent::Purged as i32)));
 }
+
+/// A typo registered by mistake is removed (a receipt records it; the code
+/// is then unknown everywhere); an agency that had traffic is refused
+/// (retire it), and so is an unknown one (NOT_FOUND). A document to a
+/// retired agency says where it went.
+#[tokio::test]
+async fn an_agency_without_traffic_is_removed_one_with_traffic_is_not() {
+    let hub = TestHub::start().await;
+    let op = hub.operator().await;
+    let g22 = hub.agency(G22).await;
+    hub.agency(H26).await;
+    let typo = "000.00.00.H20";
+    op.add_agency(typo, "typo").await.unwrap();
+    op.set_agency_state(typo, AgencyState::Suspended, "while checking")
+        .await
+        .unwrap();
+    let removed = op.remove_agency(typo, "typo of H26").await.unwrap();
+    assert_eq!(removed.code, typo);
+    assert!(op.list_agencies().await.unwrap().iter().all(|a| a.code != typo));
+    assert_eq!(
+        op.remove_agency(typo, "again").await.unwrap_err().code(),
+        Code::NotFound
+    );
+    assert_eq!(op.list_queue(typo, 0, 10).await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(op.dead_letters(typo).await.unwrap_err().code(), Code::NotFound);
+    let refused = g22
+        .send(sign(&g22, header(&[typo], "to-typo"), b"x"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    // The removal is in the log, naming the operator.
+    let page = op
+        .list_receipts(ListReceiptsRequest {
+            agency: typo.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let last = Receipt::decode(page.receipts.last().unwrap().receipt.as_slice()).unwrap();
+    assert_eq!(last.event, ReceiptEvent::AgencyChanged as i32);
+    assert!(last.detail.contains("removed: typo of H26"), "{}", last.detail);
+    assert_eq!(last.actor, "urn:truc:operator:ops");
+    // It can be registered again, afresh.
+    op.add_agency(typo, "now on purpose").await.unwrap();
+
+    // Traffic: refused, with the way out.
+    g22.send(sign(&g22, header(&[H26], "real"), b"x")).await.unwrap();
+    let e = op.remove_agency(H26, "").await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("retire it instead"), "{}", e.message());
+    let e = op.remove_agency(G22, "").await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "the sender too: {e:?}");
+
+    // Retired into a successor: the acceptance names the redirect.
+    op.retire_agency(H26, typo, "merged").await.unwrap();
+    let r = g22.send(sign(&g22, header(&[H26, G22], "after"), b"x")).await.unwrap();
+    assert_eq!(r.redirects.len(), 1, "{:?}", r.redirects);
+    assert_eq!(
+        (r.redirects[0].addressed.as_str(), r.redirects[0].delivered_to.as_str()),
+        (H26, typo)
+    );
+}

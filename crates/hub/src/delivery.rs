@@ -266,6 +266,37 @@ impl Engine {
         )));
     }
 
+    /// How many copies of `agency` are leased now, and when the first of
+    /// those leases runs out.
+    pub(crate) fn lease_summary(&self, agency: &AgencyCode) -> (u64, Option<Instant>) {
+        let q = self
+            .queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(agency)
+            .cloned();
+        let Some(q) = q else { return (0, None) };
+        let live: HashMap<u64, u64> = q
+            .inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_id
+            .iter()
+            .map(|(id, (_, generation))| (*id, *generation))
+            .collect();
+        // The heap holds every deadline ever set; a live lease is the entry
+        // of its current generation.
+        let first = self
+            .expiries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|Reverse((_, g, a, id))| a == agency && live.get(id) == Some(g))
+            .map(|Reverse((t, ..))| *t)
+            .min();
+        (live.len() as u64, first)
+    }
+
     /// The delivery ids of `agency` leased right now.
     pub(crate) fn leased(&self, agency: &AgencyCode) -> HashSet<u64> {
         let q = self

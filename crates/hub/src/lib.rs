@@ -829,6 +829,89 @@ pub async fn start(config: Config) -> Result<RunningHub, HubError> {
     })
 }
 
+/// Check a configuration as `start` would, without serving or opening the
+/// store (`trucd check-config`): the hub identity and receipt key (files,
+/// modes, a key that matches its certificate), the JetStream key, the trust
+/// anchors and CRLs, the TLS set-up, and that the data directory exists or
+/// can be made. Returns what was checked, a line each, or the first problem.
+pub fn check_config(config: &Config) -> Result<Vec<String>, HubError> {
+    let mut out = vec![format!("configuration: valid; listen {}", config.listen)];
+    if let Some(a) = config.admin.listen {
+        out.push(format!("admin listener (/metrics, /healthz, /readyz): {a}"));
+    }
+    let identity = &config.identity;
+    load_signer(identity)?;
+    out.push(format!("receipt key: {}", identity.join("receipts.key").display()));
+    if config.store.backend == "jetstream" && !config.store.nats_plaintext {
+        let key = config
+            .store
+            .nats_key
+            .clone()
+            .unwrap_or_else(|| identity.join("key.pem"));
+        check_key(&key)?;
+    }
+    let default_ca = [identity.join("ca.pem")];
+    let pick = |v: &[std::path::PathBuf]| {
+        if v.is_empty() {
+            default_ca.to_vec()
+        } else {
+            v.to_vec()
+        }
+    };
+    let crls = crl_files(config)?;
+    let (trust, loaded) = trust::Trust::load(trust::TrustFiles {
+        client_cas: pick(&config.tls.client_ca),
+        anchors: pick(&config.signing.trust_anchors),
+        revocation: crls.is_some(),
+        crls: crls.unwrap_or_default(),
+        hub_cert: identity.join("cert.pem"),
+        hub_key: identity.join("key.pem"),
+    })?;
+    tls::server_config(&trust, config.tls.min_version == "1.3")?;
+    let hub_cert = identity.join("cert.pem");
+    for (kind, subject, t) in metrics::certificate_expiries(&hub_cert, &pick(&config.tls.client_ca)) {
+        let days = (t - now_unix_secs()) / 86_400;
+        out.push(format!("{kind} certificate {subject}: valid for {days} more days"));
+    }
+    if loaded.revocation {
+        let files: Vec<String> = trust.files().crls.iter().map(|p| p.display().to_string()).collect();
+        out.push(format!(
+            "revocation: {} ({} revoked certificates)",
+            files.join(", "),
+            loaded.revoked_certificates
+        ));
+    } else {
+        out.push("revocation: NONE (tls.crl = \"none\"): revoked certificates are not refused".into());
+    }
+    let data = &config.data_dir;
+    let probe = data.ancestors().find(|a| a.exists()).unwrap_or(data);
+    let meta = std::fs::metadata(probe).map_err(|e| HubError::Config(format!("data_dir {}: {e}", data.display())))?;
+    if meta.permissions().readonly() {
+        return Err(HubError::Config(format!(
+            "data_dir {}: {} is read-only",
+            data.display(),
+            probe.display()
+        )));
+    }
+    out.push(format!(
+        "data_dir: {} ({}); store: {}",
+        data.display(),
+        if probe == data.as_path() {
+            "exists"
+        } else {
+            "will be created"
+        },
+        config.store.backend
+    ));
+    Ok(out)
+}
+
+fn now_unix_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 /// Whether `dir` looks like a hub identity directory.
 pub fn is_identity_dir(dir: &Path) -> bool {
     dir.join("cert.pem").exists() && dir.join("key.pem").exists() && dir.join("receipts.key").exists()

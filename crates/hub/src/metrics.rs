@@ -33,6 +33,7 @@
 //! | `truc_agencies` | gauge | `state` |
 //! | `truc_connected_agencies` | gauge | |
 //! | `truc_certificate_expiry_timestamp_seconds` | gauge | `kind` = `hub` \| `ca`, `subject` |
+//! | `truc_client_certificate_expiry_timestamp_seconds` | gauge | `principal` (its last connection's certificate) |
 //! | `truc_metrics_scrape_errors_total` | counter | |
 //! | `truc_crl_configured` | gauge | (0: `tls.crl = "none"`, revocations not checked) |
 //! | `truc_crl_revoked_certificates` | gauge | |
@@ -171,6 +172,9 @@ pub struct Metrics {
     door: std::sync::OnceLock<Arc<crate::door::Door>>,
     /// (agency, delivery id) → accepted at (Unix ms), from delivery to ack.
     timed: Mutex<HashMap<(String, u64), i64>>,
+    /// Principal URI → notAfter (Unix seconds) of the client certificate
+    /// it last connected with since the hub started.
+    client_certs: Mutex<BTreeMap<String, i64>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -209,6 +213,7 @@ impl Metrics {
             crl_revoked: AtomicU64::new(0),
             door: std::sync::OnceLock::new(),
             timed: Mutex::new(HashMap::new()),
+            client_certs: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -219,6 +224,38 @@ impl Metrics {
             self.sends_accepted.load(Ordering::Relaxed),
             self.acks.load(Ordering::Relaxed),
         )
+    }
+
+    /// A client connected as `principal` with the certificate `leaf` (DER):
+    /// remember when it expires (`truc ops agencies list`, and the gauge
+    /// truc_client_certificate_expiry_timestamp_seconds).
+    pub(crate) fn client_certificate(&self, principal: &truc_core::Principal, leaf: &[u8]) {
+        if let Some((_, t)) = not_after(leaf) {
+            self.client_certs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(principal.uri().to_string(), t);
+        }
+    }
+
+    /// When this hub started, Unix ms.
+    pub(crate) fn started_unix_ms(&self) -> i64 {
+        (self.started_unix * 1000.0) as i64
+    }
+
+    /// Certificates listed in the CRLs at the last (re)load.
+    pub(crate) fn revoked_certificates(&self) -> u64 {
+        self.crl_revoked.load(Ordering::Relaxed)
+    }
+
+    /// When the certificate `principal_uri` last connected with expires
+    /// (Unix seconds), if it connected since the hub started.
+    pub(crate) fn client_certificate_expiry(&self, principal_uri: &str) -> Option<i64> {
+        self.client_certs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(principal_uri)
+            .copied()
     }
 
     /// A Send was answered with an acceptance (the original one for a
@@ -282,7 +319,7 @@ impl Metrics {
         };
         let method = parts.next().unwrap_or("");
         self.grpc_done(service, method, tonic::Code::Unauthenticated as i32, Duration::ZERO);
-        tracing::info!(service, %method, code = 16, peer = ?Some(peer), message = %why, "refused");
+        tracing::info!(service, %method, code = "UNAUTHENTICATED", %peer, principal = "-", reason = %why, "refused");
     }
 
     /// The store's writer committed (or failed) a batch of `size` requests.
@@ -485,6 +522,20 @@ impl Metrics {
             &mut out,
             "truc_certificate_expiry_timestamp_seconds",
             "End of validity (notAfter) of the hub's TLS certificate and of the CA certificates it trusts, Unix seconds.",
+            &refs,
+        );
+        let clients: Vec<(String, f64)> = self
+            .client_certs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(p, t)| (labels(&[("principal", p)]), *t as f64))
+            .collect();
+        let refs: Vec<(&str, f64)> = clients.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        gauge(
+            &mut out,
+            "truc_client_certificate_expiry_timestamp_seconds",
+            "End of validity (notAfter) of the certificate each principal (agency, operator, auditor) last connected with since the hub started, Unix seconds.",
             &refs,
         );
         if let Some(s) = storage {
@@ -815,7 +866,15 @@ where
             .to_string();
         let started = Instant::now();
         let metrics = self.metrics.clone();
-        let peer = req.extensions().get::<crate::PeerInfo>().map(|p| p.addr);
+        let peer_info = req.extensions().get::<crate::PeerInfo>();
+        let peer = peer_info.map_or_else(|| "-".to_string(), |p| p.addr.to_string());
+        // Who it was, as the connection's certificate names it.
+        let principal = peer_info
+            .and_then(|p| {
+                let judged = p.judged.lock().unwrap_or_else(|e| e.into_inner());
+                judged.1.as_ref().ok().map(|pr| pr.uri().to_string())
+            })
+            .unwrap_or_else(|| "-".to_string());
         // The clone that was made ready serves this call; a fresh clone
         // stays for the next poll_ready.
         let clone = self.inner.clone();
@@ -835,12 +894,34 @@ where
                     .headers()
                     .get("grpc-message")
                     .and_then(|v| v.to_str().ok())
-                    .unwrap_or("");
-                tracing::info!(service = S::NAME, %method, code, ?peer, message = %why, "refused");
+                    .map(percent_decode)
+                    .unwrap_or_default();
+                let code = code_name(code);
+                tracing::info!(service = S::NAME, %method, code, %peer, %principal, reason = %why, "refused");
             }
             Ok(resp)
         })
     }
+}
+
+/// `grpc-message` as written (gRPC percent-encodes it on the wire).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// One sample of a text exposition.
@@ -919,6 +1000,17 @@ fn parse_labels(s: &str) -> BTreeMap<String, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn refusal_messages_and_codes_read_as_written() {
+        assert_eq!(
+            super::percent_decode("agency%20000.00.00.H29%20is%20suspended"),
+            "agency 000.00.00.H29 is suspended"
+        );
+        assert_eq!(super::percent_decode("100%"), "100%");
+        assert_eq!(super::percent_decode("%C4%91%E1%BA%BFn"), "đến");
+        assert_eq!(super::code_name(7), "PERMISSION_DENIED");
+    }
+
     use super::*;
 
     #[test]

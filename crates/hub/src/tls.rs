@@ -348,6 +348,9 @@ async fn connection(
             return drop(admitted);
         }
     };
+    if let Some(leaf) = chain.first() {
+        gate.metrics.client_certificate(&principal, leaf);
+    }
     let info = PeerInfo {
         addr,
         chain: Arc::new(chain),

@@ -94,7 +94,7 @@ impl Pki {
             sans: extra_sans.to_vec(),
             ..IssueOptions::default()
         };
-        pki.issue_to(&hub, hub_name, &opts, &pki.hub_dir())?;
+        pki.issue_to(&hub, hub_name, &opts, &pki.hub_dir(), None)?;
         pki.write_receipt_key()?;
 
         // Last: ca.pem marks the directory as initialised, so a failed init

@@ -54,6 +54,27 @@ pub enum PkiError {
         /// Its permission bits.
         mode: u32,
     },
+    /// A private key file this process may not read: owned by another user
+    /// and not handed to a group it is in (a container's user and a key
+    /// mounted 0600 root, say). The message says who owns it and the two
+    /// ways to hand it over.
+    #[error(
+        "{}: private key owned by uid {owner} (mode {mode:04o}) and this process runs as uid {uid}, which may not read it; \
+         either `chown {uid} {}` (it stays 0600), or, as root, `chown root:{gid} {} && chmod 640 {}` (gid {gid} is this process's group)",
+        path.display(), path.display(), path.display(), path.display()
+    )]
+    KeyOwner {
+        /// The key file.
+        path: PathBuf,
+        /// Its owner's uid.
+        owner: u32,
+        /// Its permission bits.
+        mode: u32,
+        /// This process's effective uid.
+        uid: u32,
+        /// This process's effective gid.
+        gid: u32,
+    },
     /// `Pki::issue` was asked for a principal that already has an identity
     /// directory; [`crate::Pki::reissue`] replaces one on purpose.
     #[error(

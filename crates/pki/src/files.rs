@@ -28,6 +28,10 @@ pub(crate) const PUBLIC: u32 = 0o644;
 /// group, or a Kubernetes Secret mounted with `fsGroup` (whose files the
 /// kubelet makes 0440, owned by root).
 ///
+/// A key this process may not read at all (owned by another user, mode
+/// 0600: the container running as 65532 with keys mounted as root's) is
+/// refused naming the owner, this process's uid and the `chown` to run.
+///
 /// A file that cannot be examined is left to the read that follows, which
 /// reports it.
 pub fn check_private_key_file(path: impl AsRef<Path>) -> Result<(), PkiError> {
@@ -36,6 +40,17 @@ pub fn check_private_key_file(path: impl AsRef<Path>) -> Result<(), PkiError> {
         return Ok(());
     };
     let mode = meta.permissions().mode() & 0o7777;
+    if let Err(e) = File::open(path) {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            return Err(PkiError::KeyOwner {
+                path: path.to_path_buf(),
+                owner: meta.uid(),
+                mode,
+                uid: rustix::process::geteuid().as_raw(),
+                gid: rustix::process::getegid().as_raw(),
+            });
+        }
+    }
     let handed_by_root = meta.uid() == 0 && !rustix::process::geteuid().is_root() && mode & 0o037 == 0;
     if mode & 0o077 == 0 || handed_by_root {
         return Ok(());

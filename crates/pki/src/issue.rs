@@ -122,18 +122,21 @@ impl Pki {
         } else {
             None
         };
-        self.issue_to(principal, display_name, &opts, &dir)?;
+        self.issue_to(principal, display_name, &opts, &dir, None)?;
         Ok(Reissued { dir, replaced })
     }
 
-    /// Issue `principal` a certificate and write it, its key and the CA to `dir`.
+    /// Issue `principal` a certificate and write it, its key and the CA to
+    /// `dir`: for `key` if given (a renewal keeping the key; key.pem is
+    /// left as it is), else for a new key of `opts.key_type`.
     pub(crate) fn issue_to(
         &self,
         principal: &Principal,
         display_name: &str,
         opts: &IssueOptions,
         dir: &Path,
-    ) -> Result<(), PkiError> {
+        key: Option<rcgen::KeyPair>,
+    ) -> Result<Serial, PkiError> {
         let (_, name) = location(principal)?;
         let (not_before, not_after) = validity(opts)?;
         let is_hub = matches!(principal, Principal::Hub(_));
@@ -167,7 +170,11 @@ impl Pki {
         let serial = ledger.take_serial()?;
         params.serial_number = Some(serial.0.into());
 
-        let key = opts.key_type.generate()?;
+        let kept = key.is_some();
+        let key = match key {
+            Some(k) => k,
+            None => opts.key_type.generate()?,
+        };
         let cert = params.signed_by(&key, &self.issuer)?;
 
         // Invariant 1: the certificate must name exactly this principal.
@@ -180,7 +187,9 @@ impl Pki {
         }
 
         files::private_dir(dir)?;
-        files::write_atomic(&dir.join("key.pem"), key.serialize_pem().as_bytes(), PRIVATE)?;
+        if !kept {
+            files::write_atomic(&dir.join("key.pem"), key.serialize_pem().as_bytes(), PRIVATE)?;
+        }
         files::write_atomic(&dir.join("cert.pem"), cert.pem().as_bytes(), PUBLIC)?;
         files::write_atomic(&dir.join("ca.pem"), self.ca_pem.as_bytes(), PUBLIC)?;
         ledger.record_issued(&IssuedCert {
@@ -189,7 +198,8 @@ impl Pki {
             not_after: unix(not_after),
             path: dir.strip_prefix(&self.dir).unwrap_or(dir).to_path_buf(),
             revoked_at: None,
-        })
+        })?;
+        Ok(serial)
     }
 }
 
@@ -221,7 +231,7 @@ pub(crate) fn location(principal: &Principal) -> Result<(&'static str, String), 
 }
 
 /// The validity period `opts` asks for.
-fn validity(opts: &IssueOptions) -> Result<(SystemTime, SystemTime), PkiError> {
+pub(crate) fn validity(opts: &IssueOptions) -> Result<(SystemTime, SystemTime), PkiError> {
     let not_before = opts.not_before.unwrap_or_else(|| SystemTime::now() - BACKDATE);
     let not_after = match opts.not_after {
         Some(t) => t,
@@ -242,7 +252,7 @@ fn validity(opts: &IssueOptions) -> Result<(SystemTime, SystemTime), PkiError> {
 
 /// The subject alternative names: the principal's URI, then for hubs
 /// `localhost`, `127.0.0.1` and `::1`, then `extra`, without duplicates.
-fn sans(principal: &Principal, is_hub: bool, extra: &[String]) -> Result<Vec<SanType>, PkiError> {
+pub(crate) fn sans(principal: &Principal, is_hub: bool, extra: &[String]) -> Result<Vec<SanType>, PkiError> {
     let uri = principal.uri().to_string();
     let invalid = |name: &str, reason: &str| PkiError::InvalidName {
         name: name.into(),
@@ -292,7 +302,7 @@ fn is_dns_name(name: &str) -> bool {
 
 /// The serial number of the certificate at `path`, if it can be read and
 /// fits this CA's serials.
-fn serial_of(path: &Path) -> Option<Serial> {
+pub(crate) fn serial_of(path: &Path) -> Option<Serial> {
     let ders = files::read_cert_ders(path).ok()?;
     let (_, cert) = x509_parser::parse_x509_certificate(&ders[0]).ok()?;
     let bytes = cert.raw_serial();
@@ -302,7 +312,7 @@ fn serial_of(path: &Path) -> Option<Serial> {
 
 /// The DNS names and IP addresses in the certificate at `path` (empty if
 /// it cannot be read).
-fn names_in(path: &Path) -> Vec<String> {
+pub(crate) fn names_in(path: &Path) -> Vec<String> {
     use x509_parser::extensions::GeneralName;
     let Ok(ders) = files::read_cert_ders(path) else {
         return Vec::new();

@@ -58,6 +58,22 @@ impl KeyType {
     }
 }
 
+impl KeyType {
+    /// An existing key of this type, from its PKCS#8 DER (renewing a
+    /// certificate for the same key).
+    pub(crate) fn load(self, pkcs8: &[u8]) -> Result<KeyPair, PkiError> {
+        let alg = match self {
+            KeyType::EcdsaP256 => &PKCS_ECDSA_P256_SHA256,
+            KeyType::Ed25519 => &PKCS_ED25519,
+            KeyType::Rsa2048 => &PKCS_RSA_SHA256,
+        };
+        Ok(KeyPair::from_pkcs8_der_and_sign_algo(
+            &PrivatePkcs8KeyDer::from(pkcs8),
+            alg,
+        )?)
+    }
+}
+
 /// A new Ed25519 private key as PKCS#8 v1 (RFC 8410: the seed only).
 ///
 /// ring writes PKCS#8 v2 (with the public key), which OpenSSL before 3.5 and

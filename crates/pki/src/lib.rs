@@ -21,6 +21,7 @@ mod identity;
 mod issue;
 mod keys;
 mod ledger;
+mod lifecycle;
 mod signer;
 
 pub use ca::Pki;
@@ -31,4 +32,5 @@ pub use identity::Identity;
 pub use issue::{IssueOptions, Reissued, Usage};
 pub use keys::KeyType;
 pub use ledger::{IssuedCert, Serial};
+pub use lifecycle::{CertInfo, Listed};
 pub use signer::DocumentSigner;

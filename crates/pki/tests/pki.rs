@@ -637,3 +637,113 @@ fn bad_names_are_refused() {
     assert!(err.to_string().contains("not a name"), "{err}");
     assert!(Pki::init(&tmp.path().join("x"), "Bad Hub", &[]).is_err());
 }
+
+/// Renewal keeps the key (unless asked for a new one), the subject and the
+/// names, adds names, keeps the old certificate (still valid, its serial
+/// given back for revocation); `list` shows every certificate's state.
+#[test]
+fn renew_keeps_or_replaces_the_key_and_list_shows_what_was_issued() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = init(dir.path());
+    let g22 = agency("000.00.00.G22");
+    let gdir = pki
+        .issue(&g22, "Văn phòng Chính phủ", &IssueOptions::default())
+        .unwrap();
+    let before = Identity::load(&gdir).unwrap();
+    let old_serial = before.cert_info().unwrap().serial;
+
+    let r = pki
+        .renew(
+            &g22,
+            &IssueOptions {
+                days: 30,
+                ..Default::default()
+            },
+            false,
+        )
+        .unwrap();
+    let after = Identity::load(&gdir).unwrap();
+    let info = after.cert_info().unwrap();
+    assert_eq!(after.key_pem, before.key_pem, "the same key");
+    assert_ne!(info.serial, old_serial);
+    assert_eq!(info.subject, "Văn phòng Chính phủ");
+    assert!(info.not_after - info.not_before <= 30 * 86_400 + 600, "{info:?}");
+    let (serial, kept) = r.replaced.clone().unwrap();
+    assert_eq!(serial, Some(old_serial));
+    assert!(kept.ends_with(format!("cert.pem.old-{old_serial}")));
+    verify_client(&pki, &after.cert_der).unwrap();
+    verify_client(&pki, &before.cert_der).expect("the old one stays valid until revoked");
+
+    let r2 = pki.renew(&g22, &IssueOptions::default(), true).unwrap();
+    assert_ne!(Identity::load(&gdir).unwrap().key_pem, before.key_pem, "a new key");
+    assert_eq!(r2.replaced.unwrap().0, Some(info.serial));
+
+    // The hub: renewing with a new name keeps the old ones.
+    let hub = Principal::Hub("truc-hub".into());
+    pki.renew(
+        &hub,
+        &IssueOptions {
+            sans: vec!["192.0.2.2".into()],
+            ..Default::default()
+        },
+        false,
+    )
+    .unwrap();
+    let names = truc_pki::CertInfo::from_pem_file(&pki.hub_dir().join("cert.pem"))
+        .unwrap()
+        .names;
+    for n in ["localhost", "127.0.0.1", "hub.truc.gov.vn", "10.0.0.5", "192.0.2.2"] {
+        assert!(names.iter().any(|x| x == n), "{n} in {names:?}");
+    }
+
+    pki.revoke_serial(old_serial).unwrap();
+    let list = pki.list().unwrap();
+    let of = |s: Serial| list.iter().find(|l| l.issued.serial == s).unwrap();
+    assert!(of(old_serial).issued.revoked_at.is_some());
+    assert!(!of(old_serial).current);
+    assert_eq!(
+        of(old_serial).subject.as_deref(),
+        Some("Văn phòng Chính phủ"),
+        "read from the kept copy"
+    );
+    let current: Vec<_> = list.iter().filter(|l| l.current && l.role == "agency").collect();
+    assert_eq!(current.len(), 1);
+    assert_eq!(current[0].name, "000.00.00.G22");
+    assert!(list.iter().any(|l| l.role == "hub" && l.current));
+}
+
+/// A server certificate (NATS, a reverse proxy): the given names, server
+/// and client usage, no principal (the hub would not take it as a client),
+/// recorded in the ledger; refused without names, and over an existing one
+/// without force.
+#[test]
+fn a_server_certificate_names_hosts_and_no_principal() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = init(dir.path());
+    let opts = IssueOptions {
+        sans: vec!["nats-0.nats".into(), "10.0.0.7".into()],
+        ..Default::default()
+    };
+    let done = pki.issue_server("nats-0", &opts, false).unwrap();
+    assert_eq!(done.dir, dir.path().join("servers/nats-0"));
+    assert_eq!(mode(&done.dir.join("key.pem")), 0o600);
+    let der = read_cert_ders(done.dir.join("cert.pem")).unwrap().remove(0);
+    verify(&pki, &der, webpki::KeyUsage::server_auth(), true, UnixTime::now()).unwrap();
+    let cert = CertificateDer::from(der.as_slice());
+    let ee = webpki::EndEntityCert::try_from(&cert).unwrap();
+    ee.verify_is_valid_for_subject_name(&ServerName::try_from("nats-0.nats").unwrap())
+        .unwrap();
+    assert!(Principal::from_cert_der(&der).is_err(), "names no principal");
+    let listed = pki.list().unwrap();
+    assert!(listed
+        .iter()
+        .any(|l| l.role == "server" && l.name == "nats-0" && l.current));
+
+    let err = pki.issue_server("nats-1", &IssueOptions::default(), false).unwrap_err();
+    assert!(err.to_string().contains("at least one --san"), "{err}");
+    let err = pki.issue_server("nats-0", &opts, false).unwrap_err();
+    assert!(matches!(err, PkiError::IdentityExists { .. }), "{err}");
+    let again = pki.issue_server("nats-0", &opts, true).unwrap();
+    assert!(again.replaced.is_some());
+    assert!(pki.issue_server("../x", &opts, false).is_err());
+}

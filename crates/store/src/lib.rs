@@ -25,6 +25,10 @@ mod records;
 mod replica;
 mod sled;
 mod stats;
+/// Tests' skips (tests/skip.rs): shown and recorded, or a failure.
+#[cfg(test)]
+#[path = "../../../tests/skip.rs"]
+pub(crate) mod test_skip;
 
 pub use crate::error::{Damage, StoreError};
 pub use crate::events::{OutboxChange, OutboxEvents};
@@ -532,6 +536,13 @@ pub trait Store: Send + Sync + 'static {
         reason: String,
         actor: String,
     ) -> BoxFuture<'_, Result<AgencyInfo, StoreError>>;
+
+    /// Remove an agency that never had traffic (registered by mistake: a
+    /// typo). Refused with `Precondition` if any receipt but the
+    /// directory's own names it (it sent, received or was routed to):
+    /// such an agency is retired instead, so that its history stays
+    /// readable. An `AGENCY_CHANGED` receipt records the removal.
+    fn remove_agency(&self, code: AgencyCode, reason: String, actor: String) -> BoxFuture<'_, Result<(), StoreError>>;
 
     /// Dead letters (all when `ids` is empty) back into the outbox.
     fn redrive(&self, agency: AgencyCode, ids: Vec<u64>, actor: String) -> BoxFuture<'_, Result<u64, StoreError>>;

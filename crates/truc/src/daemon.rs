@@ -120,6 +120,12 @@ pub struct Args {
 /// Maintenance commands (the hub is not serving).
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
+    /// Check the configuration, the identity and keys, the trust anchors
+    /// and CRLs and the data directory as a start would, without serving or
+    /// opening the store; prints what was checked. Exit 0 when the hub
+    /// would start, 64 naming the problem otherwise (before a deploy, or
+    /// in a unit's ExecStartPre).
+    CheckConfig,
     /// Move the hub's state between sled and JetStream, offline, with
     /// receipts, tree heads and proofs unchanged. Uses the same
     /// configuration as serving: data_dir and the store section.
@@ -226,6 +232,12 @@ pub fn main() -> ExitCode {
     };
     let result = match &args.command {
         None => rt.block_on(run(cfg)),
+        Some(Command::CheckConfig) => truc_hub::check_config(&cfg).map(|lines| {
+            for l in lines {
+                println!("{l}");
+            }
+            println!("ok: trucd would start with this configuration");
+        }),
         Some(Command::Migrate { direction }) => rt.block_on(async {
             let m = if direction == "to-jetstream" {
                 truc_hub::migrate_to_jetstream(&cfg).await?

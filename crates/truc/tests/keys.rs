@@ -2,12 +2,16 @@
 //! keys that group or others may read, naming the file and the `chmod` to
 //! run; `truc pki issue` does not replace an identity unless told to
 //! (`--force`), and then keeps the old certificate and says how to revoke
-//! it.
+//! it. trucd running as another user than the keys' owner (a container's
+//! 65532 and keys mounted 0600 root) says whose they are and the chown.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
+
+#[path = "../../../tests/skip.rs"]
+mod skip;
 
 fn truc(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_truc"))
@@ -129,4 +133,64 @@ fn truc_and_trucd_refuse_keys_readable_by_others() {
         );
         chmod(&path, 0o600);
     }
+}
+
+/// The container's case: trucd runs as uid 65532, the hub's keys are root's
+/// and 0600. trucd stops (exit 64) naming the owner, its own uid and the
+/// `chown` to run, not with a bare "permission denied". Needs root (to run
+/// trucd as another user with setpriv); TRUC_SKIP_ROOT_TESTS=1 skips it.
+#[test]
+fn trucd_as_another_user_than_the_keys_owner_names_the_chown() {
+    let root = rustix_like_is_root();
+    let setpriv = Command::new("setpriv").arg("--version").output().is_ok();
+    if !skip::require(
+        root && setpriv,
+        "TRUC_SKIP_ROOT_TESTS",
+        "this test runs trucd as uid 65532 with setpriv and needs root",
+    ) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    chmod(tmp.path(), 0o755);
+    let pki = tmp.path().join("pki");
+    let p = pki.to_str().unwrap();
+    assert!(truc(&["pki", "init", "--dir", p]).status.success());
+    // What a read-only mount shows the container: directories it may
+    // enter, the keys as root left them.
+    chmod(&pki, 0o755);
+    chmod(&pki.join("hub"), 0o755);
+    let data = tmp.path().join("data");
+    fs::create_dir(&data).unwrap();
+    assert!(Command::new("chown")
+        .arg("65532:65532")
+        .arg(&data)
+        .status()
+        .unwrap()
+        .success());
+    let o = Command::new("setpriv")
+        .args(["--reuid=65532", "--regid=65532", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_trucd"))
+        .args(["--identity", pki.join("hub").to_str().unwrap()])
+        .args(["--data-dir", data.to_str().unwrap()])
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .expect("run trucd");
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(64), "{out}");
+    // The first key it reads (receipts.key, then key.pem).
+    let key = ["receipts.key", "key.pem"]
+        .map(|f| pki.join("hub").join(f))
+        .into_iter()
+        .find(|k| out.contains(&format!("{}: private key owned by uid 0 (mode 0600)", k.display())))
+        .unwrap_or_else(|| panic!("no key named as root's: {out}"));
+    assert!(out.contains("this process runs as uid 65532"), "{out}");
+    assert!(out.contains(&format!("`chown 65532 {}`", key.display())), "{out}");
+}
+
+fn rustix_like_is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false)
 }

@@ -63,6 +63,13 @@ impl Audit for AuditService {
             (false, false) => return Err(Status::invalid_argument("give a document or an agency, not both")),
         };
         let page_size = page_size("page_size", r.page_size)?;
+        // An agency the directory does not know, named by no receipt: a
+        // mistyped code, not "nothing happened" (a removed or never
+        // registered agency with receipts still lists them).
+        let unknown_agency = match &filter {
+            ReceiptFilter::Agency(a) if self.0.store.agency(a).is_none() && r.page_token == 0 => Some(a.clone()),
+            _ => None,
+        };
         let page = self
             .0
             .store
@@ -76,6 +83,13 @@ impl Audit for AuditService {
             })
             .await
             .map_err(status::from_store)?;
+        if let Some(a) = unknown_agency {
+            if page.receipts.is_empty() && r.since_unix_ms == 0 && r.until_unix_ms == 0 {
+                return Err(Status::not_found(format!(
+                    "agency {a} is not registered and no receipt names it"
+                )));
+            }
+        }
         Ok(Response::new(ListReceiptsResponse {
             tree_head: Some(page.tree_head),
             receipts: page.receipts,

@@ -181,6 +181,24 @@ impl Axis for AxisService {
         }))
     }
 
+    async fn get_inbox_state(
+        &self,
+        req: Request<truc_proto::v1::GetInboxStateRequest>,
+    ) -> Result<Response<truc_proto::v1::InboxState>, Status> {
+        let (_, agency) = auth::agency(&req)?;
+        let waiting = self.0.store.agency(&agency).map_or(0, |a| a.queued);
+        let (leased, first) = self.0.engine.lease_summary(&agency);
+        let next_lease_end_unix_ms = first.map_or(0, |t| {
+            let left = t.saturating_duration_since(tokio::time::Instant::now());
+            truc_core::now_unix_ms() + left.as_millis() as i64
+        });
+        Ok(Response::new(truc_proto::v1::InboxState {
+            waiting,
+            leased,
+            next_lease_end_unix_ms,
+        }))
+    }
+
     async fn track(&self, req: Request<TrackRequest>) -> Result<Response<TrackResponse>, Status> {
         let (_, caller) = auth::agency(&req)?;
         let id = req.into_inner().document_id;
@@ -237,6 +255,7 @@ pub(crate) async fn accept(
         .as_slice()
         .try_into()
         .map_err(|_| Status::invalid_argument("payload_sha256 must be 32 bytes"))?;
+    let redirects = redirects(shared, &checked.to);
     let outcome = shared
         .store
         .send(NewDocument {
@@ -269,5 +288,27 @@ pub(crate) async fn accept(
         accepted_at_unix_ms: outcome.accepted_at_unix_ms,
         duplicate: outcome.duplicate,
         receipt: Some(outcome.receipt),
+        redirects,
     }))
+}
+
+/// The recipients retired with a successor, and where their copies go (the
+/// directory in memory; the store follows the same successors).
+fn redirects(shared: &Shared, to: &[truc_core::AgencyCode]) -> Vec<truc_proto::v1::Redirect> {
+    to.iter()
+        .filter_map(|addressed| {
+            let mut current = addressed.clone();
+            for _ in 0..8 {
+                let a = shared.store.agency(&current)?;
+                if a.state != truc_proto::v1::AgencyState::Retired as i32 || a.successor.is_empty() {
+                    break;
+                }
+                current = truc_core::AgencyCode::parse(&a.successor).ok()?;
+            }
+            (current != *addressed).then(|| truc_proto::v1::Redirect {
+                addressed: addressed.to_string(),
+                delivered_to: current.to_string(),
+            })
+        })
+        .collect()
 }

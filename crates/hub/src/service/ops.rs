@@ -11,7 +11,7 @@ use truc_proto::v1::{
     GetStatsResponse, GetStorageRequest, ListAgenciesRequest, ListAgenciesResponse, ListDeadLettersRequest,
     ListDeadLettersResponse, ListQueueRequest, ListQueueResponse, ListQueuesRequest, ListQueuesResponse,
     PurgeDeadLettersRequest, QueueItem, Receipt, RedriveDeadLettersRequest, ReloadRequest, ReloadResponse,
-    RetireAgencyRequest, SetAgencyStateRequest, Storage, VerifyStoreRequest, VerifyStoreResponse,
+    RemoveAgencyRequest, RetireAgencyRequest, SetAgencyStateRequest, Storage, VerifyStoreRequest, VerifyStoreResponse,
 };
 use truc_store::AgencyInfo;
 
@@ -27,6 +27,7 @@ fn agency(a: AgencyInfo) -> Agency {
         registered_at_unix_ms: a.registered_at_unix_ms,
         queued: a.queued,
         successor: a.successor,
+        certificate_not_after_unix_ms: 0,
     }
 }
 
@@ -36,6 +37,18 @@ const MAX_PAGE: u32 = 1000;
 
 fn code(s: &str) -> Result<AgencyCode, Status> {
     AgencyCode::parse(s).map_err(status::from_core)
+}
+
+/// `s` as a registered agency's code: malformed is INVALID_ARGUMENT, not
+/// registered NOT_FOUND (an empty answer would look like "nothing there").
+fn registered(shared: &Shared, s: &str) -> Result<AgencyCode, Status> {
+    let c = code(s)?;
+    if shared.store.agency(&c).is_none() {
+        return Err(Status::not_found(format!(
+            "agency {c} is not registered (`truc ops agencies list` shows the registered ones)"
+        )));
+    }
+    Ok(c)
 }
 
 #[tonic::async_trait]
@@ -60,7 +73,20 @@ impl Ops for OpsService {
 
     async fn list_agencies(&self, req: Request<ListAgenciesRequest>) -> Result<Response<ListAgenciesResponse>, Status> {
         auth::operator(&req)?;
-        let agencies = self.0.store.agencies().into_iter().map(agency).collect();
+        let metrics = &self.0.metrics;
+        let agencies = self
+            .0
+            .store
+            .agencies()
+            .into_iter()
+            .map(|a| {
+                let mut a = agency(a);
+                a.certificate_not_after_unix_ms = metrics
+                    .client_certificate_expiry(&format!("urn:truc:agency:{}", a.code))
+                    .map_or(0, |t| t.saturating_mul(1000));
+                a
+            })
+            .collect();
         Ok(Response::new(ListAgenciesResponse { agencies }))
     }
 
@@ -69,7 +95,7 @@ impl Ops for OpsService {
         req: Request<ListDeadLettersRequest>,
     ) -> Result<Response<ListDeadLettersResponse>, Status> {
         auth::operator(&req)?;
-        let code = AgencyCode::parse(&req.into_inner().agency).map_err(status::from_core)?;
+        let code = registered(&self.0, &req.into_inner().agency)?;
         let items = self.0.store.dead_letters(code).await.map_err(status::from_store)?;
         let dead_letters = items
             .into_iter()
@@ -117,7 +143,7 @@ impl Ops for OpsService {
         let info = self
             .0
             .store
-            .set_agency_state(code(&r.code)?, state, r.reason, op.uri())
+            .set_agency_state(registered(&self.0, &r.code)?, state, r.reason, op.uri())
             .await
             .map_err(status::from_store)?;
         tracing::info!(operator = %op, code = %info.code, ?state, "agency state changed");
@@ -131,11 +157,26 @@ impl Ops for OpsService {
         let info = self
             .0
             .store
-            .retire_agency(code(&r.code)?, successor.clone(), r.reason, op.uri())
+            .retire_agency(registered(&self.0, &r.code)?, successor.clone(), r.reason, op.uri())
             .await
             .map_err(status::from_store)?;
         tracing::info!(operator = %op, code = %info.code, %successor, "agency retired");
         Ok(Response::new(agency(info)))
+    }
+
+    async fn remove_agency(&self, req: Request<RemoveAgencyRequest>) -> Result<Response<Agency>, Status> {
+        let op = auth::operator(&req)?;
+        let r = req.into_inner();
+        let code = registered(&self.0, &r.code)?;
+        let before = self.0.store.agency(&code);
+        self.0
+            .store
+            .remove_agency(code.clone(), r.reason, op.uri())
+            .await
+            .map_err(status::from_store)?;
+        tracing::warn!(operator = %op, %code, "agency removed");
+        let before = before.ok_or_else(|| Status::not_found(format!("agency {code} is not registered")))?;
+        Ok(Response::new(agency(before)))
     }
 
     async fn list_queues(&self, req: Request<ListQueuesRequest>) -> Result<Response<ListQueuesResponse>, Status> {
@@ -147,7 +188,7 @@ impl Ops for OpsService {
     async fn list_queue(&self, req: Request<ListQueueRequest>) -> Result<Response<ListQueueResponse>, Status> {
         auth::operator(&req)?;
         let r = req.into_inner();
-        let agency = code(&r.agency)?;
+        let agency = registered(&self.0, &r.agency)?;
         let size = match r.page_size {
             0 => DEFAULT_PAGE,
             n if n <= MAX_PAGE => n,
@@ -198,7 +239,7 @@ impl Ops for OpsService {
     ) -> Result<Response<ChangedCount>, Status> {
         let op = auth::operator(&req)?;
         let r = req.into_inner();
-        let agency = code(&r.agency)?;
+        let agency = registered(&self.0, &r.agency)?;
         let count = self
             .0
             .store
@@ -215,7 +256,7 @@ impl Ops for OpsService {
     ) -> Result<Response<ChangedCount>, Status> {
         let op = auth::operator(&req)?;
         let r = req.into_inner();
-        let agency = code(&r.agency)?;
+        let agency = registered(&self.0, &r.agency)?;
         let count = self
             .0
             .store
@@ -256,6 +297,49 @@ impl Ops for OpsService {
         Ok(Response::new(GetStatsResponse {
             rows,
             utc_offset_minutes: self.0.config.deadlines.utc_offset_minutes,
+        }))
+    }
+
+    async fn get_status(
+        &self,
+        req: Request<truc_proto::v1::GetStatusRequest>,
+    ) -> Result<Response<truc_proto::v1::HubStatus>, Status> {
+        auth::operator(&req)?;
+        let s = &self.0;
+        let files = s.trust.files();
+        let (hub_principal, not_after) = truc_pki::read_cert_ders(&files.hub_cert)
+            .ok()
+            .and_then(|ders| ders.into_iter().next())
+            .map(|der| {
+                let p = truc_core::Principal::from_cert_der(&der)
+                    .map(|p| p.uri().to_string())
+                    .unwrap_or_default();
+                let t = x509_parser::parse_x509_certificate(&der)
+                    .map(|(_, c)| c.validity().not_after.timestamp() * 1000)
+                    .unwrap_or(0);
+                (p, t)
+            })
+            .unwrap_or_default();
+        let tree_size = match s.store.tree_head(0).await.map_err(status::from_store)? {
+            Some(sth) => truc_proto::v1::TreeHead::decode(sth.tree_head.as_slice())
+                .map(|h| h.tree_size)
+                .unwrap_or(0),
+            None => 0,
+        };
+        Ok(Response::new(truc_proto::v1::HubStatus {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at_unix_ms: s.metrics.started_unix_ms(),
+            store_backend: s.config.store.backend.clone(),
+            listen: s.config.listen.to_string(),
+            admin_listen: s.config.admin.listen.map(|a| a.to_string()).unwrap_or_default(),
+            hub_principal,
+            hub_certificate_not_after_unix_ms: not_after,
+            crl_checked: files.revocation,
+            revoked_certificates: s.metrics.revoked_certificates(),
+            crl_files: files.crls.iter().map(|p| p.display().to_string()).collect(),
+            agencies: s.store.agencies().len() as u64,
+            tree_size,
+            store_problem: s.store.commit_problem().unwrap_or_default(),
         }))
     }
 

@@ -19,12 +19,74 @@ const MAX_HOPS: usize = 8;
 
 /// The agency as this batch sees it.
 pub(super) fn lookup(p: &Pending<'_>, cache: &Cache, code: &str) -> Option<AgencyRecord> {
-    p.agencies
-        .iter()
-        .rev()
-        .find(|a| a.code == code)
-        .cloned()
-        .or_else(|| cache.agency(code))
+    match p.agencies.iter().rev().find(|a| a.code == code) {
+        Some(a) if is_removal(a) => None,
+        Some(a) => Some(a.clone()),
+        None => cache.agency(code),
+    }
+}
+
+/// The record that stands for "removed" in a batch's directory changes
+/// (state UNSPECIFIED, which no stored agency has).
+pub(super) fn removal(code: String) -> AgencyRecord {
+    AgencyRecord {
+        code,
+        state: AgencyState::Unspecified as i32,
+        ..Default::default()
+    }
+}
+
+pub(super) fn is_removal(a: &AgencyRecord) -> bool {
+    a.state == AgencyState::Unspecified as i32
+}
+
+/// Most directory receipts read to decide that an agency never had
+/// traffic (registering, renaming, suspending: a handful in practice).
+const MAX_DIRECTORY_RECEIPTS: usize = 1000;
+
+/// Remove an agency that never had traffic (see `Store::remove_agency`).
+pub(super) fn remove(
+    p: &mut Pending<'_>,
+    cache: &Cache,
+    code: &AgencyCode,
+    reason: &str,
+    actor: &str,
+) -> Result<(), StoreError> {
+    let rec = lookup(p, cache, code.as_str()).ok_or_else(|| StoreError::UnknownAgency(code.to_string()))?;
+    let named = p.scan(&keys::queue_prefix(tag::AGENCY_RECEIPTS, code.as_str()))?;
+    let retire = |why: &str| {
+        StoreError::Precondition(format!(
+            "{code} {why}: only an agency that never had traffic can be removed; retire it instead \
+             (truc ops agencies retire {code} --successor CODE)"
+        ))
+    };
+    if named.len() > MAX_DIRECTORY_RECEIPTS {
+        return Err(retire("has a long history"));
+    }
+    for (k, _) in &named {
+        let Some(index) = keys::queue_item_id(k) else { continue };
+        let Some(v) = p.get(&keys::receipt(index))? else {
+            continue;
+        };
+        let r = Receipt::decode(super::leaves::receipt(&v)?).map_err(|_| StoreError::Corrupt("receipt".into()))?;
+        if r.event != ReceiptEvent::AgencyChanged as i32 {
+            return Err(retire("has had traffic"));
+        }
+    }
+    if rec.state == AgencyState::Retired as i32 || !p.scan(&keys::queue_prefix(tag::OUTBOX, code.as_str()))?.is_empty()
+    {
+        return Err(retire("has a queue or a successor"));
+    }
+    p.del(keys::agency(code.as_str()));
+    p.append_receipt(Receipt {
+        event: ReceiptEvent::AgencyChanged as i32,
+        actor: actor.to_string(),
+        recipient: code.to_string(),
+        detail: format!("{code} {:?} removed: {reason}", rec.name),
+        ..Default::default()
+    })?;
+    p.agencies.push(removal(code.to_string()));
+    Ok(())
 }
 
 fn info(p: &Pending<'_>, cache: &Cache, rec: &AgencyRecord) -> AgencyInfo {

@@ -213,7 +213,11 @@ impl Cache {
         if !agencies.is_empty() {
             let mut map = self.agencies.write().unwrap_or_else(|e| e.into_inner());
             for a in agencies {
-                map.insert(a.code.clone(), a);
+                if agencies::is_removal(&a) {
+                    map.remove(&a.code);
+                } else {
+                    map.insert(a.code.clone(), a);
+                }
             }
         }
         if !queued_delta.is_empty() {
@@ -781,6 +785,15 @@ impl Store for Arc<SledStore> {
         Box::pin(self.call(move |reply| Op::Retire {
             code,
             successor,
+            reason,
+            actor,
+            reply,
+        }))
+    }
+
+    fn remove_agency(&self, code: AgencyCode, reason: String, actor: String) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.call(move |reply| Op::RemoveAgency {
+            code,
             reason,
             actor,
             reply,

@@ -63,6 +63,12 @@ pub(super) enum Op {
         actor: String,
         reply: Reply<AgencyInfo>,
     },
+    RemoveAgency {
+        code: AgencyCode,
+        reason: String,
+        actor: String,
+        reply: Reply<()>,
+    },
     Redrive {
         agency: AgencyCode,
         ids: Vec<u64>,
@@ -183,6 +189,12 @@ impl Op {
                 actor,
                 reply: tx,
             } => done(tx, agencies::retire(p, cache, &code, &successor, &reason, &actor)),
+            Op::RemoveAgency {
+                code,
+                reason,
+                actor,
+                reply: tx,
+            } => done(tx, agencies::remove(p, cache, &code, &reason, &actor)),
             Op::Redrive {
                 agency,
                 ids,

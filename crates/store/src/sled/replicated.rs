@@ -55,6 +55,9 @@ pub(super) fn catch_up(
                         AgencyRecord::decode(v.as_slice())
                             .map_err(|_| StoreError::Corrupt(format!("agency in {s}")))?,
                     ),
+                    (Some(tag::AGENCY), None) => agencies.push(super::agencies::removal(
+                        String::from_utf8_lossy(&c.key[1..]).into_owned(),
+                    )),
                     (Some(tag::QUEUED_COUNT), Some(v)) => {
                         let code = String::from_utf8_lossy(&c.key[1..]).into_owned();
                         let count = v.get(..8).and_then(keys::u64_value).unwrap_or(0);
@@ -78,7 +81,11 @@ pub(super) fn catch_up(
         {
             let mut map = cache.agencies.write().unwrap_or_else(|e| e.into_inner());
             for a in agencies {
-                map.insert(a.code.clone(), a);
+                if super::agencies::is_removal(&a) {
+                    map.remove(&a.code);
+                } else {
+                    map.insert(a.code.clone(), a);
+                }
             }
         }
         {

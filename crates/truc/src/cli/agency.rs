@@ -14,7 +14,7 @@ use super::Conn;
 #[derive(Debug, clap::Args)]
 pub(crate) struct SendArgs {
     /// Recipient agency codes, comma-separated.
-    #[arg(long, value_delimiter = ',', required = true, value_name = "CODE[,CODE…]")]
+    #[arg(long, value_delimiter = ',', required_unless_present = "abandon", value_name = "CODE[,CODE…]", value_parser = super::agency_code)]
     to: Vec<String>,
     /// Document id (edXML DocumentId); generated as
     /// <from>,<yyyy/MM/dd>,<n>/TRUC when not given. Sending the same id
@@ -38,6 +38,11 @@ pub(crate) struct SendArgs {
     /// run the same command again after an interruption.
     #[arg(long, default_value_t = 8 << 20, value_name = "BYTES")]
     inline_limit: u64,
+    /// Forget the interrupted uploads of FILE noted by earlier runs (to any
+    /// recipients) instead of sending it; the hub deletes the bytes it has
+    /// after limits.upload_expiry_hours.
+    #[arg(long)]
+    abandon: bool,
     /// The file to send.
     file: PathBuf,
     #[command(flatten)]
@@ -49,6 +54,23 @@ fn parse_priority(s: &str) -> anyhow::Result<Priority> {
 }
 
 pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
+    if a.abandon {
+        let gone = SendNote::abandon(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
+        if a.conn.is_json() {
+            let v: Vec<_> = gone
+                .iter()
+                .map(|(to, id)| serde_json::json!({"to": to, "document_id": id}))
+                .collect();
+            println!("{}", serde_json::json!({"abandoned": v}));
+        } else if gone.is_empty() {
+            println!("no interrupted upload of {} is noted", a.file.display());
+        } else {
+            for (to, id) in &gone {
+                println!("forgot the upload of {} to {to} (document {id:?})", a.file.display());
+            }
+        }
+        return Ok(());
+    }
     let size = std::fs::metadata(&a.file)
         .with_context(|| format!("reading {}", a.file.display()))?
         .len();
@@ -58,13 +80,31 @@ pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
     let from = identity
         .principal
         .agency()
-        .ok_or_else(|| anyhow::anyhow!("{} is not an agency identity", identity.principal))?
+        .ok_or_else(|| {
+            super::errors::Problem::refused(format!(
+                "{} is not an agency identity: only an agency sends documents",
+                identity.principal
+            ))
+            .hint("pass --identity PKI/agencies/CODE (TRUC_IDENTITY), the agency that signs and sends")
+        })?
         .to_string();
     let chunked = size > a.inline_limit;
     // A large file's resume state: an interrupted send of the same file to
     // the same agencies resumes under the same document and upload ids.
     let mut note = if chunked {
-        Some(SendNote::load(&from, &a.to, &a.file).with_context(|| format!("reading {}", a.file.display()))?)
+        let note = SendNote::load(&from, &a.to, &a.file).with_context(|| format!("reading {}", a.file.display()))?;
+        // Notes of the same file to other recipients: say so, this send
+        // starts its own upload.
+        for (to, id) in note.others() {
+            eprintln!(
+                "truc: an interrupted upload of {} to {to} (document {id:?}) is noted too; this send to {} \
+                 starts its own (`truc send --abandon {}` forgets the other)",
+                a.file.display(),
+                a.to.join(","),
+                a.file.display()
+            );
+        }
+        Some(note)
     } else {
         None
     };
@@ -101,35 +141,71 @@ pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
                 .get_or_insert_with(truc_client::transfer::new_upload_id)
                 .clone();
             note.save();
-            let bar = super::progress::Bar::new("sending", !a.conn.json);
+            let name = a
+                .file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let bar = super::progress::Bar::new(
+                &format!("sending {name}"),
+                &format!("upload of {}", a.file.display()),
+                !a.conn.is_json(),
+            );
             let progress = |done, total| bar.update(done, total);
-            let resp = match note.sha256 {
-                // An earlier run read the whole file: if the hub has the
-                // payload whole, the header alone is enough.
-                Some(sha) if hub_has(&client, &document_id, &sha, &upload_id).await? => {
-                    let doc = truc_client::transfer::sign_external(identity, header, sha, size)?;
-                    client.upload_file(doc, &a.file, &progress).await
+            let upload = async {
+                match note.sha256 {
+                    // An earlier run read the whole file: if the hub has the
+                    // payload whole, the header alone is enough.
+                    Some(sha) if hub_has(&client, &document_id, &sha, &upload_id).await? => {
+                        let doc = truc_client::transfer::sign_external(identity, header, sha, size)?;
+                        Ok::<_, anyhow::Error>(client.upload_file(doc, &a.file, &progress).await)
+                    }
+                    // Payload first: hashed as it is sent, the header signed
+                    // and sent last, so the file is read once.
+                    _ => {
+                        let sign = |sha, size| {
+                            note.sha256 = Some(sha);
+                            note.save();
+                            truc_client::transfer::sign_external(identity, header, sha, size)
+                        };
+                        Ok(client
+                            .upload_file_payload_first(&upload_id, &a.to, &a.file, sign, &progress)
+                            .await)
+                    }
                 }
-                // Payload first: hashed as it is sent, the header signed
-                // and sent last, so the file is read once.
-                _ => {
-                    let sign = |sha, size| {
-                        note.sha256 = Some(sha);
-                        note.save();
-                        truc_client::transfer::sign_external(identity, header, sha, size)
-                    };
-                    client
-                        .upload_file_payload_first(&upload_id, &a.to, &a.file, sign, &progress)
-                        .await
+            };
+            // Ctrl-C: the hub keeps what it has and the note stays; say how
+            // to go on (exit 130, as a shell reports SIGINT).
+            let resp = tokio::select! {
+                r = upload => r?,
+                _ = tokio::signal::ctrl_c() => {
+                    bar.finish();
+                    eprintln!(
+                        "truc: interrupted: run the same command to resume (document {document_id:?}; \
+                         `truc send --abandon {}` forgets it)",
+                        a.file.display()
+                    );
+                    std::process::exit(130);
                 }
             };
             bar.finish();
-            let resp = resp?;
+            let resp = resp.map_err(|e| -> anyhow::Error {
+                if !truc_client::reconnect::is_transient(&e) {
+                    return e.into();
+                }
+                let hint = format!(
+                    "interrupted: run the same command to resume (document {document_id}; the hub keeps the \
+                     bytes it has until limits.upload_expiry_hours); `truc send --abandon {}` forgets it",
+                    a.file.display()
+                );
+                let f = super::errors::from_status(&e);
+                super::errors::Problem::new(f.kind, f.message).hint(hint).into()
+            })?;
             note.remove();
             resp
         }
     };
-    if a.conn.json {
+    if a.conn.is_json() {
         println!("{}", output::acceptance_json(&document_id, &resp));
     } else {
         let receipt = resp.receipt.as_ref().and_then(|r| {
@@ -151,6 +227,12 @@ pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
             output::time(resp.accepted_at_unix_ms),
             receipt.unwrap_or_else(|| "no receipt".into()),
         );
+        for r in &resp.redirects {
+            println!(
+                "  {} is retired: its copy goes to its successor {}",
+                r.addressed, r.delivered_to
+            );
+        }
     }
     Ok(())
 }
@@ -200,29 +282,55 @@ pub(crate) struct InboxArgs {
     /// redelivery and dead-lettering, or test a hub under a stuck consumer).
     #[arg(long)]
     no_ack: bool,
+    /// Stop (exit 5) when the hub goes away instead of reconnecting with
+    /// backoff (for scripts that restart the command themselves).
+    #[arg(long)]
+    no_reconnect: bool,
     #[command(flatten)]
     conn: Conn,
 }
 
 pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
+    if a.follow && a.conn.json {
+        return Err(
+            super::errors::Problem::usage("--follow is a stream: it prints JSON Lines")
+                .hint("use --jsonl (one JSON document per delivery, a line each)")
+                .into(),
+        );
+    }
+    // --json: one document at the end; --jsonl: a line per delivery.
+    let mut collected: Vec<serde_json::Value> = Vec::new();
+    let emit = |v: serde_json::Value, collected: &mut Vec<serde_json::Value>| {
+        if a.conn.jsonl {
+            println!("{v}");
+        } else {
+            collected.push(v);
+        }
+    };
     let client = a.conn.client().await?;
     let trust = truc_client::axis_trust(client.identity())?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let mut stream = client.receive(a.max_in_flight, a.follow).await?;
-    let mut count = 0usize;
-    while let Some(d) = stream.message().await? {
+    let mut rx = truc_client::reconnect::Receiver::new(
+        client.clone(),
+        a.max_in_flight,
+        a.follow,
+        super::reconnect_policy(a.no_reconnect),
+        super::print_notice,
+    );
+    let (mut count, mut notices) = (0usize, 0usize);
+    while let Some(d) = rx.next().await? {
         if let Some(n) = &d.status {
-            client.ack(vec![d.delivery_id]).await?;
-            count += 1;
+            rx.ack(d.delivery_id).await?;
+            notices += 1;
             // What is shown is what the hub signed: the notice's receipt.
             let n = &signed_notice(n);
-            if a.conn.json {
+            if a.conn.is_json() {
                 let v = serde_json::json!({
                     "delivery_id": d.delivery_id, "status": n.code, "reporter": n.reporter,
                     "document_from": n.document_from, "document_id": n.document_id,
                     "description": n.description, "time_unix_ms": n.time_unix_ms,
                 });
-                println!("{v}");
+                emit(v, &mut collected);
             } else {
                 println!(
                     "status {} from {} on {:?} at {}{}",
@@ -240,18 +348,27 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
             continue;
         }
         if a.no_ack {
+            if a.conn.is_json() {
+                let v = serde_json::json!({
+                    "delivery_id": d.delivery_id, "handle": output::handle(d.delivery_id),
+                    "hub_document_id": d.hub_document_id, "attempt": d.previous_attempts + 1,
+                    "acknowledged": false,
+                });
+                emit(v, &mut collected);
+                continue;
+            }
             println!(
                 "delivery {} (hub document {}, attempt {}) not acknowledged",
-                d.delivery_id,
+                output::handle(d.delivery_id),
                 d.hub_document_id,
                 d.previous_attempts + 1
             );
             continue;
         }
-        match save(&client, &a.out, &d, &trust, !a.conn.json).await {
-            Ok((header, path)) => {
+        match save(&client, &a.out, &d, &trust, !a.conn.is_json()).await {
+            Ok((header, path, again)) => {
                 // The file is on disk (fsync'd) before the hub forgets it.
-                client.ack(vec![d.delivery_id]).await?;
+                rx.ack(d.delivery_id).await?;
                 count += 1;
                 // 01 (đã đến) tells the sender it arrived; revoke and update
                 // notices are answered with 15 or 16 instead.
@@ -264,24 +381,30 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
                         eprintln!("truc: could not report 01 on {:?}: {}", header.document_id, e.message());
                     }
                 }
-                if a.conn.json {
+                if a.conn.is_json() {
                     let v = serde_json::json!({
                         "delivery_id": d.delivery_id,
                         "hub_document_id": d.hub_document_id,
                         "signature": "verified",
                         "saved_to": path,
+                        "saved_before": again,
                         "header": output::header_json(&header),
                     });
-                    println!("{v}");
+                    emit(v, &mut collected);
                 } else {
                     println!(
-                        "received {:?} from {} [{}] {:?} → {} ({} bytes, signature verified)",
+                        "received {:?} from {} [{}] {:?} → {} ({} bytes, signature verified{})",
                         header.document_id,
                         header.from,
                         output::priority_name(header.priority),
                         header.subject,
                         path.display(),
-                        header.payload_size
+                        header.payload_size,
+                        if again {
+                            "; already saved by an earlier run, acknowledged now"
+                        } else {
+                            ""
+                        }
                     );
                 }
             }
@@ -295,14 +418,42 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
             }
         }
     }
-    if !a.conn.json {
-        println!("{count} document(s) received");
+    // Copies still leased elsewhere (an earlier run that died holds them
+    // until their lease runs out): say so, and when they come back.
+    let held = match client.inbox_state().await {
+        Ok(st) if st.leased > 0 => Some(st),
+        _ => None,
+    };
+    if a.conn.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "documents": count, "status_notices": notices, "deliveries": collected,
+                "leased_elsewhere": held.as_ref().map_or(0, |h| h.leased),
+                "leased_until_unix_ms": held.as_ref().map(|h| h.next_lease_end_unix_ms),
+            })
+        );
+    } else if !a.conn.jsonl {
+        println!("{count} document(s) and {notices} status notice(s) received");
+    }
+    if let Some(h) = held {
+        if !a.conn.is_json() {
+            let left = (h.next_lease_end_unix_ms - truc_core::now_unix_ms()).max(0);
+            println!(
+                "{} more still leased to another receiver (an earlier run that was stopped?): the first comes \
+                 back at {} (in {} s); run `truc inbox` again then",
+                h.leased,
+                output::time(h.next_lease_end_unix_ms),
+                (left + 999) / 1000
+            );
+        }
     }
     Ok(())
 }
 
-/// Verify and save one delivery; returns its header and the payload's path.
-/// Verify and save one delivery; returns its header and the payload's path.
+/// Verify and save one delivery; returns its header, the payload's path,
+/// and whether an earlier run had saved it already (a copy re-delivered
+/// because its ack never reached the hub: not written again).
 /// A large payload is downloaded to `<name>.part` (resuming a partial file)
 /// and checked against the signed size and SHA-256 before it is renamed.
 async fn save(
@@ -311,7 +462,7 @@ async fn save(
     d: &Delivery,
     trust: &truc_core::document::SigningTrust,
     show_progress: bool,
-) -> anyhow::Result<(DocumentHeader, PathBuf)> {
+) -> anyhow::Result<(DocumentHeader, PathBuf, bool)> {
     let doc = d
         .document
         .as_ref()
@@ -328,9 +479,17 @@ async fn save(
         h.file_name.clone()
     };
     let base = dir.join(format!("{}-{}", d.hub_document_id, name));
+    let header_file = dir.join(format!("{}.header.json", d.hub_document_id));
+    if saved_before(&header_file, &base, &doc.header) {
+        return Ok((h, base, true));
+    }
     if d.payload_separate {
         let part = dir.join(format!("{}-{}.part", d.hub_document_id, name));
-        let bar = super::progress::Bar::new(&format!("receiving {name}"), show_progress);
+        let bar = super::progress::Bar::new(
+            &format!("receiving {name}"),
+            &format!("download of {name} (hub document {})", d.hub_document_id),
+            show_progress,
+        );
         client
             .download_to(
                 d.hub_document_id,
@@ -350,11 +509,22 @@ async fn save(
     meta["hub_document_id"] = d.hub_document_id.into();
     meta["signature"] = truc_core::hex(&doc.signature).into();
     meta["header_bytes"] = truc_core::hex(&doc.header).into();
-    write_durably(
-        &dir.join(format!("{}.header.json", d.hub_document_id)),
-        serde_json::to_string_pretty(&meta)?.as_bytes(),
-    )?;
-    Ok((h, base))
+    write_durably(&header_file, serde_json::to_string_pretty(&meta)?.as_bytes())?;
+    Ok((h, base, false))
+}
+
+/// Whether this document is on disk already, whole: its header file (the
+/// last thing `save` writes) holds the same signed header bytes and the
+/// payload file is there.
+fn saved_before(header_file: &Path, payload: &Path, header_bytes: &[u8]) -> bool {
+    let Ok(text) = std::fs::read_to_string(header_file) else {
+        return false;
+    };
+    let same = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("header_bytes").and_then(|h| h.as_str()).map(str::to_string))
+        .is_some_and(|h| h == truc_core::hex(header_bytes));
+    same && payload.is_file()
 }
 
 fn rustls_now() -> truc_core::document::UnixTime {

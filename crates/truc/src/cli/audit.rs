@@ -66,10 +66,10 @@ pub(crate) struct ReceiptsArgs {
     document: Option<String>,
     /// The document's sender; default: the code before the first comma of
     /// the document id, as edXML document ids begin.
-    #[arg(long, value_name = "CODE", requires = "document")]
+    #[arg(long, value_name = "CODE", value_parser = super::agency_code, requires = "document")]
     from: Option<String>,
     /// Receipts naming this agency as sender, recipient or actor.
-    #[arg(long, value_name = "CODE")]
+    #[arg(long, value_name = "CODE", value_parser = super::agency_code)]
     agency: Option<String>,
     /// Receipts at or after T: Unix ms, or YYYY-MM-DD[THH:MM[:SS[.mmm]]][Z|±HH:MM] (UTC unless an offset is
     /// given).
@@ -131,16 +131,21 @@ async fn heads(a: HeadsArgs) -> anyhow::Result<()> {
     let verifier = a.hub_key.as_deref().map(load_key).transpose()?;
     let client = a.conn.client().await?;
     let heads = audit::tree_heads(&client, a.from, a.limit as usize, verifier.as_ref()).await?;
-    if a.conn.json {
-        for (sth, head) in &heads {
-            println!(
-                "{}",
+    if a.conn.is_json() {
+        let rows: Vec<_> = heads
+            .iter()
+            .map(|(sth, head)| {
                 json!({
                     "tree_size": head.tree_size, "root_hash": truc_core::hex(&head.root_hash),
                     "time_unix_ms": head.time_unix_ms, "tree_head": truc_core::hex(&sth.tree_head),
                     "signature": truc_core::hex(&sth.signature), "key_id": truc_core::hex(&sth.key_id),
                 })
-            );
+            })
+            .collect();
+        if a.conn.jsonl {
+            rows.iter().for_each(|r| println!("{r}"));
+        } else {
+            println!("{}", serde_json::Value::Array(rows));
         }
         return Ok(());
     }
@@ -196,7 +201,7 @@ async fn receipts(a: ReceiptsArgs) -> anyhow::Result<()> {
     let verifier = a.hub_key.as_deref().map(load_key).transpose()?;
     let client = a.conn.client().await?;
 
-    if a.out.is_some() || a.conn.json {
+    if a.out.is_some() || a.conn.is_json() {
         let export = audit::export(&client, &query, verifier.as_ref()).await?;
         if let Some(v) = &verifier {
             audit::verify_export(&export, v).context("the hub's answer does not verify")?;
@@ -205,7 +210,7 @@ async fn receipts(a: ReceiptsArgs) -> anyhow::Result<()> {
         match &a.out {
             Some(path) => {
                 std::fs::write(path, export.to_json() + "\n").with_context(|| format!("writing {}", path.display()))?;
-                if a.conn.json {
+                if a.conn.is_json() {
                     println!(
                         "{}",
                         json!({
@@ -295,8 +300,8 @@ fn row(r: &Receipt) -> [String; 7] {
     [
         r.index.to_string(),
         output::time(r.time_unix_ms),
-        audit::event_name(r.event).to_string(),
-        r.actor.strip_prefix("urn:truc:").unwrap_or(&r.actor).to_string(),
+        output::event(r.event).to_string(),
+        output::actor(&r.actor).to_string(),
         or_dash(&r.document_id),
         or_dash(&r.recipient),
         status,
@@ -366,7 +371,7 @@ async fn watch(a: WatchArgs) -> anyhow::Result<()> {
     let verifier = load_key(&a.key.hub_key)?;
     let client = a.conn.client().await?;
     let mut state = WatchState::load(&a.state)?;
-    let json = a.conn.json;
+    let json = a.conn.is_json();
     let say = |event: &str, s: &WatchState, previous: Option<u64>, text: String| {
         if json {
             println!(

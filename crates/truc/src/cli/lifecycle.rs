@@ -21,7 +21,7 @@ pub(crate) struct StatusArgs {
     reason: String,
     /// The document's sender; default: the code before the first comma of
     /// the document id, as edXML document ids begin.
-    #[arg(long, value_name = "CODE")]
+    #[arg(long, value_name = "CODE", value_parser = super::agency_code)]
     from: Option<String>,
     /// Who handled it (edXML StaffInfo/Staff).
     #[arg(long)]
@@ -84,7 +84,7 @@ pub(crate) async fn status(a: StatusArgs) -> anyhow::Result<()> {
     let receipt = client
         .report_status(&from, &a.document_id, code, &a.reason, staff)
         .await?;
-    if a.conn.json {
+    if a.conn.is_json() {
         println!(
             "{}",
             json!({"document_id": a.document_id, "from": from, "code": code, "receipt": output::receipt_json(&receipt)})
@@ -107,15 +107,23 @@ pub(crate) struct TrackArgs {
     conn: Conn,
 }
 
+/// Deliveries made to a recipient: the leases that ran out, and the one
+/// that was acknowledged if it was (the hub counts only the former).
+fn tries(r: &truc_proto::v1::RecipientTrack) -> u32 {
+    let delivered = r.state == TransportState::Delivered as i32;
+    r.attempts + u32::from(delivered)
+}
+
 pub(crate) async fn track(a: TrackArgs) -> anyhow::Result<()> {
     let t = a.conn.client().await?.track(&a.document_id).await?;
-    if a.conn.json {
+    if a.conn.is_json() {
         let rows: Vec<_> = t
             .recipients
             .iter()
             .map(|r| {
                 json!({
-                    "agency": r.agency, "state": state_name(r.state), "attempts": r.attempts,
+                    "agency": r.agency, "state": state_name(r.state), "attempts": tries(r),
+                    "expired_leases": r.attempts,
                     "state_at_unix_ms": r.state_at_unix_ms, "status": r.status,
                     "status_description": r.status_description, "status_at_unix_ms": r.status_at_unix_ms,
                     "delivery_deadline_unix_ms": r.delivery_deadline_unix_ms,
@@ -159,7 +167,7 @@ pub(crate) async fn track(a: TrackArgs) -> anyhow::Result<()> {
             "{:<20} {:<14} {:>8}  {:<24} {:<24} {:<24} {}",
             r.agency,
             state_name(r.state),
-            r.attempts,
+            tries(r),
             output::time(r.state_at_unix_ms),
             status_name(r.status),
             at,

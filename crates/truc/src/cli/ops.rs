@@ -14,15 +14,21 @@ pub(crate) enum OpsCommand {
     /// One row per agency: waiting, in flight, dead, bytes, oldest, overdue
     /// urgent, last connected; what needs attention first.
     Queues {
-        /// Refresh in place every 2 seconds until interrupted.
+        /// Refresh in place every 2 seconds until interrupted; across a hub
+        /// restart it waits and goes on (see --no-reconnect).
         #[arg(long)]
         watch: bool,
+        /// With --watch: stop (exit 5) when the hub goes away instead of
+        /// reconnecting with backoff.
+        #[arg(long)]
+        no_reconnect: bool,
         #[command(flatten)]
         conn: Conn,
     },
     /// The items waiting for one agency, in delivery order.
     Queue {
-        /// Agency code.
+        /// Agency code (a registered one).
+        #[arg(value_parser = super::agency_code)]
         code: String,
         /// Continue after this delivery id (from a previous page).
         #[arg(long, default_value_t = 0)]
@@ -41,7 +47,7 @@ pub(crate) enum OpsCommand {
         /// The document id.
         document_id: String,
         /// Its sender; default: the code before the first comma of the id.
-        #[arg(long, value_name = "CODE")]
+        #[arg(long, value_name = "CODE", value_parser = super::agency_code)]
         from: Option<String>,
         #[command(flatten)]
         conn: Conn,
@@ -80,6 +86,12 @@ pub(crate) enum OpsCommand {
         #[command(flatten)]
         conn: Conn,
     },
+    /// The hub at a glance: version, uptime, store, listeners, its
+    /// certificate's expiry, the CRL state, agencies and the receipt log.
+    Status {
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Re-read CRLs and the hub certificate now (the hub also does this by
     /// itself when the files change).
     Reload {
@@ -92,27 +104,32 @@ pub(crate) enum OpsCommand {
 pub(crate) enum DlqCommand {
     /// Dead letters of one agency.
     List {
-        /// Agency code.
+        /// Agency code (a registered one).
+        #[arg(value_parser = super::agency_code)]
         code: String,
         #[command(flatten)]
         conn: Conn,
     },
     /// Put dead letters back in the outbox (one by id, or all of an agency).
     Redrive {
-        /// Delivery ids; none with --agency means all.
+        /// Delivery ids or handles (as `dlq list` shows them); none means
+        /// all of the agency's.
+        #[arg(value_parser = super::delivery_id, value_name = "DELIVERY")]
         ids: Vec<u64>,
         /// The agency whose dead letters these are.
-        #[arg(long, value_name = "CODE")]
+        #[arg(long, value_name = "CODE", value_parser = super::agency_code)]
         agency: String,
         #[command(flatten)]
         conn: Conn,
     },
     /// Delete dead letters for good (their receipts stay).
     Purge {
-        /// Delivery ids; none means all of the agency's.
+        /// Delivery ids or handles (as `dlq list` shows them); none means
+        /// all of the agency's.
+        #[arg(value_parser = super::delivery_id, value_name = "DELIVERY")]
         ids: Vec<u64>,
         /// The agency whose dead letters these are.
-        #[arg(long, value_name = "CODE")]
+        #[arg(long, value_name = "CODE", value_parser = super::agency_code)]
         agency: String,
         /// Confirm: purging cannot be undone.
         #[arg(long)]
@@ -127,10 +144,16 @@ pub(crate) enum AgenciesCommand {
     /// Register an agency (or rename a registered one).
     Add {
         /// Agency code: QCVN 102 (000.00.00.G22) or QĐ 20 (G09.01) form.
+        #[arg(value_parser = super::agency_code)]
         code: String,
         /// Display name.
         #[arg(long)]
         name: String,
+        /// Register a bare level-1 code such as G22 (QĐ 20 form, the
+        /// ministry or province itself). Without it such a code is refused,
+        /// as it is most often a QCVN 102 code typed short (000.00.00.G22).
+        #[arg(long)]
+        allow_short: bool,
         #[command(flatten)]
         conn: Conn,
     },
@@ -142,6 +165,7 @@ pub(crate) enum AgenciesCommand {
     /// Suspend an agency: it may neither send nor be addressed; its queue is kept.
     Suspend {
         /// Agency code.
+        #[arg(value_parser = super::agency_code)]
         code: String,
         /// Why (recorded in the receipt).
         #[arg(long, default_value = "")]
@@ -152,6 +176,7 @@ pub(crate) enum AgenciesCommand {
     /// Make a suspended agency active again.
     Resume {
         /// Agency code.
+        #[arg(value_parser = super::agency_code)]
         code: String,
         /// Why (recorded in the receipt).
         #[arg(long, default_value = "")]
@@ -162,11 +187,24 @@ pub(crate) enum AgenciesCommand {
     /// Retire an agency for good; its queue and future documents go to the successor.
     Retire {
         /// Agency code.
+        #[arg(value_parser = super::agency_code)]
         code: String,
         /// The agency that takes over (registered and active).
-        #[arg(long, value_name = "CODE")]
+        #[arg(long, value_name = "CODE", value_parser = super::agency_code)]
         successor: String,
         /// Why (recorded in the receipt), e.g. the merger decision.
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Remove an agency registered by mistake (a typo) that never had
+    /// traffic; one that sent or received anything is refused: retire it.
+    Remove {
+        /// Agency code.
+        #[arg(value_parser = super::agency_code)]
+        code: String,
+        /// Why (recorded in the receipt).
         #[arg(long, default_value = "")]
         reason: String,
         #[command(flatten)]
@@ -180,6 +218,18 @@ fn state_name(s: i32) -> &'static str {
         Ok(truc_proto::v1::AgencyState::Suspended) => "suspended",
         Ok(truc_proto::v1::AgencyState::Retired) => "retired",
         _ => "unknown",
+    }
+}
+
+/// An agency after a change: its JSON, or `text`.
+fn agency_line(a: &truc_proto::v1::Agency, json: bool, text: &str) {
+    if json {
+        println!(
+            "{}",
+            json!({"code": a.code, "name": a.name, "state": state_name(a.state), "successor": a.successor})
+        );
+    } else {
+        println!("{text}");
     }
 }
 
@@ -213,11 +263,13 @@ fn queues_table(q: &[truc_proto::v1::QueueSummary]) -> String {
         "{:<20} {:<9} {:>7} {:>8} {:>5} {:>10} {:>7} {:>7}  {:<20}\n",
         "AGENCY", "STATE", "QUEUED", "INFLIGHT", "DEAD", "BYTES", "OLDEST", "OVERDUE", "CONNECTED"
     );
+    let now = truc_core::now_unix_ms();
     for r in q {
         let connected = match (r.connected_streams, r.last_connected_unix_ms) {
+            (1, _) => "now".into(),
             (n, _) if n > 0 => format!("now ({n} streams)"),
             (_, 0) => "never".into(),
-            (_, t) => output::time(t),
+            (_, t) => format!("{} ago", age(now - t)),
         };
         out.push_str(&format!(
             "{:<20} {:<9} {:>7} {:>8} {:>5} {:>10} {:>7} {:>7}  {}\n",
@@ -226,7 +278,7 @@ fn queues_table(q: &[truc_proto::v1::QueueSummary]) -> String {
             r.queued,
             r.in_flight,
             r.dead_letters,
-            r.bytes,
+            output::human_bytes(r.bytes as f64),
             age(r.oldest_age_ms),
             r.overdue_urgent,
             connected
@@ -244,7 +296,7 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
                 .await?
                 .set_agency_state(&code, AgencyState::Suspended, &reason)
                 .await?;
-            println!("{} is {}", a.code, state_name(a.state));
+            agency_line(&a, conn.is_json(), &format!("{} is {}", a.code, state_name(a.state)));
         }
         OpsCommand::Agencies(AgenciesCommand::Resume { code, reason, conn }) => {
             let a = conn
@@ -252,7 +304,7 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
                 .await?
                 .set_agency_state(&code, AgencyState::Active, &reason)
                 .await?;
-            println!("{} is {}", a.code, state_name(a.state));
+            agency_line(&a, conn.is_json(), &format!("{} is {}", a.code, state_name(a.state)));
         }
         OpsCommand::Agencies(AgenciesCommand::Retire {
             code,
@@ -261,13 +313,37 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
             conn,
         }) => {
             let a = conn.client().await?.retire_agency(&code, &successor, &reason).await?;
-            println!("{} is retired; its documents go to {}", a.code, a.successor);
+            agency_line(
+                &a,
+                conn.is_json(),
+                &format!("{} is retired; its documents go to {}", a.code, a.successor),
+            );
         }
-        OpsCommand::Queues { watch, conn } => {
+        OpsCommand::Agencies(AgenciesCommand::Remove { code, reason, conn }) => {
+            let a = conn.client().await?.remove_agency(&code, &reason).await?;
+            if conn.is_json() {
+                println!("{}", json!({"code": a.code, "name": a.name, "removed": true}));
+            } else {
+                println!("removed {} {:?} (recorded in the receipt log)", a.code, a.name);
+            }
+        }
+        OpsCommand::Queues {
+            watch,
+            no_reconnect,
+            conn,
+        } => {
+            if watch && conn.json {
+                return Err(
+                    super::errors::Problem::usage("--watch is a stream: it prints JSON Lines")
+                        .hint("use --jsonl (the table as one JSON array per refresh, a line each)")
+                        .into(),
+                );
+            }
             let client = conn.client().await?;
+            let policy = super::reconnect_policy(no_reconnect || !watch);
             loop {
-                let q = client.list_queues().await?;
-                if conn.json {
+                let q = truc_client::reconnect::retry(&policy, &super::print_notice, || client.list_queues()).await?;
+                if conn.is_json() {
                     println!("{}", queues_json(&q));
                 } else if watch {
                     // Clear the screen and redraw in place.
@@ -292,13 +368,14 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
             conn,
         } => {
             let page = conn.client().await?.list_queue(&code, after, limit).await?;
-            if conn.json {
+            if conn.is_json() {
                 let items: Vec<_> = page
                     .items
                     .iter()
                     .map(|i| {
                         json!({
-                            "delivery_id": i.delivery_id, "hub_document_id": i.hub_document_id, "from": i.from,
+                            "delivery_id": i.delivery_id, "handle": output::handle(i.delivery_id),
+                            "hub_document_id": i.hub_document_id, "from": i.from,
                             "document_id": i.document_id, "priority": i.priority,
                             "enqueued_at_unix_ms": i.enqueued_at_unix_ms, "attempts": i.attempts,
                             "status_notice": i.status_notice, "in_flight": i.in_flight, "bytes": i.bytes,
@@ -309,13 +386,13 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
             } else {
                 let now = truc_core::now_unix_ms();
                 println!(
-                    "{:<18} {:<20} {:<16} {:>7} {:>8}  {:<6} DOCUMENT",
+                    "{:<10} {:<20} {:<16} {:>7} {:>8}  {:<6} DOCUMENT",
                     "DELIVERY", "FROM", "PRIORITY", "AGE", "ATTEMPTS", "KIND"
                 );
                 for i in &page.items {
                     println!(
-                        "{:<18} {:<20} {:<16} {:>7} {:>8}  {:<6} {}{}",
-                        i.delivery_id,
+                        "{:<10} {:<20} {:<16} {:>7} {:>8}  {:<6} {}{}",
+                        output::handle(i.delivery_id),
                         i.from,
                         output::priority_name(i.priority),
                         age(now - i.enqueued_at_unix_ms),
@@ -332,21 +409,21 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
         }
         OpsCommand::Dlq(DlqCommand::List { code, conn }) => {
             let dead = conn.client().await?.dead_letters(&code).await?;
-            if conn.json {
+            if conn.is_json() {
                 let v: Vec<_> = dead
                     .iter()
-                    .map(|d| json!({"delivery_id": d.delivery_id, "hub_document_id": d.hub_document_id, "from": d.from, "document_id": d.document_id, "attempts": d.attempts, "reason": dead_reason(d.reason)}))
+                    .map(|d| json!({"delivery_id": d.delivery_id, "handle": output::handle(d.delivery_id), "hub_document_id": d.hub_document_id, "from": d.from, "document_id": d.document_id, "attempts": d.attempts, "reason": dead_reason(d.reason)}))
                     .collect();
                 println!("{}", serde_json::Value::Array(v));
             } else {
                 println!(
-                    "{:<18} {:<20} {:>8}  {:<8}  DOCUMENT",
+                    "{:<10} {:<20} {:>8}  {:<8}  DOCUMENT",
                     "DELIVERY", "FROM", "ATTEMPTS", "REASON"
                 );
                 for d in &dead {
                     println!(
-                        "{:<18} {:<20} {:>8}  {:<8}  {}",
-                        d.delivery_id,
+                        "{:<10} {:<20} {:>8}  {:<8}  {}",
+                        output::handle(d.delivery_id),
                         d.from,
                         d.attempts,
                         dead_reason(d.reason),
@@ -357,12 +434,24 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
         }
         OpsCommand::Dlq(DlqCommand::Redrive { ids, agency, conn }) => {
             let n = conn.client().await?.redrive(&agency, ids).await?;
-            println!("{n} dead letter(s) of {agency} back in the outbox");
+            if conn.is_json() {
+                println!("{}", json!({"agency": agency, "redriven": n}));
+            } else {
+                println!("{n} dead letter(s) of {agency} back in the outbox");
+            }
         }
         OpsCommand::Dlq(DlqCommand::Purge { ids, agency, yes, conn }) => {
-            anyhow::ensure!(yes, "purging deletes dead letters for good; add --yes to confirm");
+            if !yes {
+                return Err(super::errors::Problem::usage("purging deletes dead letters for good")
+                    .hint("add --yes to confirm")
+                    .into());
+            }
             let n = conn.client().await?.purge(&agency, ids).await?;
-            println!("{n} dead letter(s) of {agency} purged (their receipts stay)");
+            if conn.is_json() {
+                println!("{}", json!({"agency": agency, "purged": n}));
+            } else {
+                println!("{n} dead letter(s) of {agency} purged (their receipts stay)");
+            }
         }
         OpsCommand::Trace {
             document_id,
@@ -379,7 +468,7 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
         }
         OpsCommand::Storage { conn } => {
             let s = conn.client().await?.storage().await?;
-            if conn.json {
+            if conn.is_json() {
                 println!(
                     "{}",
                     json!({
@@ -407,7 +496,7 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
         }
         OpsCommand::VerifyStore { rate, conn } => {
             let r = conn.client().await?.verify_store(rate).await?;
-            verify_store_report(&r, conn.json);
+            verify_store_report(&r, conn.is_json());
             if !r.damaged.is_empty() {
                 anyhow::bail!(
                     "the store is damaged: {} item(s); damaged documents were quarantined and their senders asked \
@@ -417,9 +506,80 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
             }
         }
         OpsCommand::Stats { args, agency, conn } => super::stats::run(args, &agency, conn).await?,
+        OpsCommand::Status { conn } => {
+            let s = conn.client().await?.status().await?;
+            let now = truc_core::now_unix_ms();
+            if conn.is_json() {
+                println!(
+                    "{}",
+                    json!({
+                        "version": s.version, "started_at_unix_ms": s.started_at_unix_ms,
+                        "uptime_ms": now - s.started_at_unix_ms, "store_backend": s.store_backend,
+                        "store_problem": s.store_problem, "listen": s.listen, "admin_listen": s.admin_listen,
+                        "hub_principal": s.hub_principal,
+                        "hub_certificate_not_after_unix_ms": s.hub_certificate_not_after_unix_ms,
+                        "crl_checked": s.crl_checked, "revoked_certificates": s.revoked_certificates,
+                        "crl_files": s.crl_files, "agencies": s.agencies, "tree_size": s.tree_size,
+                    })
+                );
+            } else {
+                let cert_left = s.hub_certificate_not_after_unix_ms - now;
+                println!("hub          {} (trucd {})", s.hub_principal, s.version);
+                println!(
+                    "up           {} (since {})",
+                    age(now - s.started_at_unix_ms),
+                    output::time(s.started_at_unix_ms)
+                );
+                println!(
+                    "store        {}{}",
+                    s.store_backend,
+                    if s.store_problem.is_empty() {
+                        ", committing".to_string()
+                    } else {
+                        format!(", NOT committing: {}", s.store_problem)
+                    }
+                );
+                println!(
+                    "listeners    gRPC {}; admin {}",
+                    s.listen,
+                    if s.admin_listen.is_empty() {
+                        "off"
+                    } else {
+                        &s.admin_listen
+                    }
+                );
+                println!(
+                    "certificate  expires {} ({}{})",
+                    output::time(s.hub_certificate_not_after_unix_ms),
+                    if cert_left < 0 { "EXPIRED" } else { "in " },
+                    if cert_left < 0 { String::new() } else { age(cert_left) }
+                );
+                if s.crl_checked {
+                    println!(
+                        "revocation   {} revoked certificate(s) in {}",
+                        s.revoked_certificates,
+                        s.crl_files.join(", ")
+                    );
+                } else {
+                    println!("revocation   NOT CHECKED (tls.crl = \"none\")");
+                }
+                println!(
+                    "directory    {} agencies; receipt log of {} entries",
+                    s.agencies, s.tree_size
+                );
+            }
+        }
         OpsCommand::Reload { conn } => {
             let r = conn.client().await?.reload().await?;
-            if r.no_crl {
+            if conn.is_json() {
+                println!(
+                    "{}",
+                    json!({
+                        "no_crl": r.no_crl, "revoked_certificates": r.revoked_certificates,
+                        "crl_files": r.crl_files, "streams_ended": r.streams_ended,
+                    })
+                );
+            } else if r.no_crl {
                 println!(
                     "reloaded: no CRL configured (tls.crl = \"none\"): revocations are NOT checked; {} streams ended",
                     r.streams_ended
@@ -433,9 +593,25 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
                 );
             }
         }
-        OpsCommand::Agencies(AgenciesCommand::Add { code, name, conn }) => {
+        OpsCommand::Agencies(AgenciesCommand::Add {
+            code,
+            name,
+            allow_short,
+            conn,
+        }) => {
+            let parsed = truc_core::AgencyCode::parse(&code)?;
+            if parsed.is_bare_level1() && !allow_short {
+                return Err(super::errors::Problem::usage(format!(
+                    "{code} is a bare level-1 code: in QĐ 20 form it is the ministry or province itself, \
+                     in QCVN 102 form the same agency is 000.00.00.{code}"
+                ))
+                .hint(format!(
+                    "did you mean 000.00.00.{code}? To register {code} itself, add --allow-short"
+                ))
+                .into());
+            }
             let a = conn.client().await?.add_agency(&code, &name).await?;
-            if conn.json {
+            if conn.is_json() {
                 println!(
                     "{}",
                     json!({"code": a.code, "name": a.name, "state": state_name(a.state)})
@@ -446,29 +622,40 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
         }
         OpsCommand::Agencies(AgenciesCommand::List { conn }) => {
             let list = conn.client().await?.list_agencies().await?;
-            if conn.json {
+            if conn.is_json() {
                 let v: Vec<_> = list
                     .iter()
                     .map(|a| {
                         json!({
                             "code": a.code, "name": a.name, "state": state_name(a.state),
                             "registered_at_unix_ms": a.registered_at_unix_ms, "queued": a.queued,
+                            "successor": a.successor,
+                            "certificate_not_after_unix_ms": a.certificate_not_after_unix_ms,
                         })
                     })
                     .collect();
                 println!("{}", serde_json::Value::Array(v));
             } else {
                 println!(
-                    "{:<20} {:<10} {:>7}  {:<24} NAME",
-                    "CODE", "STATE", "QUEUED", "REGISTERED"
+                    "{:<20} {:<10} {:>7}  {:<24} {:<16} NAME",
+                    "CODE", "STATE", "QUEUED", "REGISTERED", "CERT EXPIRES"
                 );
+                let now = truc_core::now_unix_ms();
                 for a in &list {
+                    // As seen on its last connection since the hub started.
+                    let expires = match a.certificate_not_after_unix_ms {
+                        0 => "-".to_string(),
+                        t if t < now => "EXPIRED".to_string(),
+                        t if t - now < 30 * 86_400_000 => format!("in {} SOON", age(t - now)),
+                        t => format!("in {}", age(t - now)),
+                    };
                     println!(
-                        "{:<20} {:<10} {:>7}  {:<24} {}",
+                        "{:<20} {:<10} {:>7}  {:<24} {:<16} {}",
                         a.code,
                         state_name(a.state),
                         a.queued,
                         output::time(a.registered_at_unix_ms),
+                        expires,
                         a.name
                     );
                 }
@@ -476,24 +663,6 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn event_name(e: i32) -> &'static str {
-    use truc_proto::v1::ReceiptEvent as E;
-    match E::try_from(e) {
-        Ok(E::Accepted) => "accepted",
-        Ok(E::Delivered) => "delivered",
-        Ok(E::LeaseExpired) => "lease-expired",
-        Ok(E::DeadLettered) => "dead-lettered",
-        Ok(E::AgencyChanged) => "agency-changed",
-        Ok(E::StatusReported) => "status",
-        Ok(E::Withdrawn) => "withdrawn",
-        Ok(E::Redirected) => "redirected",
-        Ok(E::Redriven) => "redriven",
-        Ok(E::Purged) => "purged",
-        Ok(E::OperatorAction) => "operator-action",
-        _ => "?",
-    }
 }
 
 /// Every receipt of one document, in log (= time) order.
@@ -512,12 +681,12 @@ async fn trace(conn: &Conn, from: &str, document_id: &str) -> anyhow::Result<()>
         .flat_map(|p| &p.receipts)
         .filter_map(|r| truc_proto::v1::Receipt::decode(r.receipt.as_slice()).ok())
         .collect();
-    if conn.json {
+    if conn.is_json() {
         let v: Vec<_> = receipts
             .iter()
             .map(|r| {
                 json!({
-                    "index": r.index, "time_unix_ms": r.time_unix_ms, "event": event_name(r.event),
+                    "index": r.index, "time_unix_ms": r.time_unix_ms, "event": output::event(r.event),
                     "actor": r.actor, "recipient": r.recipient, "attempts": r.attempts,
                     "status_code": r.status_code, "description": r.description, "detail": r.detail,
                 })
@@ -542,9 +711,9 @@ async fn trace(conn: &Conn, from: &str, document_id: &str) -> anyhow::Result<()>
             "{:<6} {:<24} {:<15} {:<20} {:<36} {}",
             r.index,
             output::time(r.time_unix_ms),
-            event_name(r.event),
+            output::event(r.event),
             if r.recipient.is_empty() { "-" } else { &r.recipient },
-            r.actor,
+            output::actor(&r.actor),
             note.trim()
         );
     }

@@ -3,14 +3,6 @@
 use serde_json::{json, Value};
 use truc_proto::v1::{DocumentHeader, ProvenReceipt, SendResponse};
 
-/// An error as one line: a gRPC status shows its code and message only.
-pub(crate) fn error_text(e: &anyhow::Error) -> String {
-    if let Some(s) = e.downcast_ref::<tonic::Status>() {
-        return format!("{:?}: {}", s.code(), s.message());
-    }
-    format!("{e:#}")
-}
-
 pub(crate) fn priority_name(p: i32) -> &'static str {
     truc_core::priority::name(p)
 }
@@ -52,6 +44,7 @@ pub(crate) fn acceptance_json(document_id: &str, r: &SendResponse) -> Value {
         "hub_document_id": r.hub_document_id,
         "accepted_at_unix_ms": r.accepted_at_unix_ms,
         "duplicate": r.duplicate,
+        "redirects": r.redirects.iter().map(|x| json!({"addressed": x.addressed, "delivered_to": x.delivered_to})).collect::<Vec<_>>(),
         "receipt": r.receipt.as_ref().map(receipt_json),
     })
 }
@@ -73,4 +66,56 @@ pub(crate) fn human_bytes(bytes: f64) -> String {
         i += 1;
     }
     format!("{v:.1} {}", UNITS[i])
+}
+
+/// A receipt event for people, one spelling in every table (`trace`,
+/// `audit receipts`): `lease-expired`.
+pub(crate) fn event(e: i32) -> String {
+    truc_client::audit::event_name(e).to_ascii_lowercase().replace('_', "-")
+}
+
+/// An actor for people, one spelling in every table: the principal's URN
+/// without `urn:truc:` (`agency:000.00.00.G22`, `operator:ops`); JSON
+/// keeps the whole URN.
+pub(crate) fn actor(urn: &str) -> &str {
+    urn.strip_prefix("urn:truc:").unwrap_or(urn)
+}
+
+/// A delivery id for people: `<band>-<sequence>` (`2-17`), where the band
+/// is 4 − priority (0 hỏa tốc hẹn giờ … 4 thường) and the sequence the
+/// hub's counter: short to read and type. `parse_handle` reads it back, and
+/// the full number too.
+pub(crate) fn handle(delivery_id: u64) -> String {
+    format!("{}-{}", delivery_id >> 48, delivery_id & ((1 << 48) - 1))
+}
+
+/// A handle (`2-17`) or a full delivery id, as a delivery id.
+pub(crate) fn parse_handle(s: &str) -> Option<u64> {
+    match s.split_once('-') {
+        Some((band, seq)) => {
+            let band: u64 = band.parse().ok()?;
+            let seq: u64 = seq.parse().ok()?;
+            (band <= 0xFFFF && seq < (1 << 48)).then_some(band << 48 | seq)
+        }
+        None => s.parse().ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_round_trip_and_full_ids_still_parse() {
+        let id = truc_store_delivery_id(4, 17);
+        assert_eq!(handle(id), "0-17");
+        assert_eq!(parse_handle("0-17"), Some(id));
+        assert_eq!(parse_handle(&id.to_string()), Some(id));
+        assert_eq!(parse_handle("x-1"), None);
+        assert_eq!(parse_handle("000.00.00.G22"), None);
+    }
+
+    fn truc_store_delivery_id(priority: u64, seq: u64) -> u64 {
+        (4 - priority) << 48 | seq
+    }
 }

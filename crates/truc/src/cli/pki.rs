@@ -21,13 +21,17 @@ pub(crate) enum PkiCommand {
         hub_name: String,
         /// Extra DNS name or IP address clients use to reach the hub
         /// (localhost, 127.0.0.1 and ::1 are always included). Repeatable.
-        #[arg(long, value_name = "NAME")]
+        #[arg(long, value_name = "NAME", value_delimiter = ',')]
         san: Vec<String>,
+        /// Print what was written as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Issue an identity directory (cert.pem, key.pem, ca.pem) to an
-    /// agency, operator or auditor. A principal that has one already is
+    /// agency, operator, auditor or hub, or a TLS certificate to a server
+    /// (--server: NATS, a reverse proxy). One that exists already is
     /// refused unless --force is given.
-    #[command(group(ArgGroup::new("who").required(true).args(["agency", "operator", "auditor"])))]
+    #[command(group(ArgGroup::new("who").required(true).args(["agency", "operator", "auditor", "hub", "server"])))]
     Issue {
         /// PKI directory made by `truc pki init`.
         #[arg(long, value_name = "PKI")]
@@ -41,6 +45,21 @@ pub(crate) enum PkiCommand {
         /// Auditor name (lower-case); writes PKI/auditors/NAME/.
         #[arg(long, value_name = "NAME")]
         auditor: Option<String>,
+        /// A hub's name: PKI/hub/ for this PKI's own hub (with --force: a
+        /// new key; `truc pki renew --hub` keeps it), PKI/hubs/NAME/ for
+        /// another. Its certificate names localhost, 127.0.0.1, ::1, the
+        /// names it had, and every --san.
+        #[arg(long, value_name = "NAME")]
+        hub: Option<String>,
+        /// A server that is not a Truc principal (a NATS server for the
+        /// JetStream store, a reverse proxy): a TLS certificate for the
+        /// --san names only, in PKI/servers/NAME/.
+        #[arg(long, value_name = "NAME", requires = "san")]
+        server: Option<String>,
+        /// DNS names or IP addresses clients dial (for --hub and --server),
+        /// comma-separated or repeated.
+        #[arg(long, value_name = "DNS-OR-IP", value_delimiter = ',')]
+        san: Vec<String>,
         /// Display name in the certificate, e.g. "Văn phòng Chính phủ".
         #[arg(long)]
         name: Option<String>,
@@ -56,6 +75,53 @@ pub(crate) enum PkiCommand {
         /// installed there; then revoke it with `truc pki revoke --serial`.
         #[arg(long)]
         force: bool,
+        /// Print what was written as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Renew a certificate: the same subject, names and key type, valid
+    /// --days from now; the same key unless --new-key. The old certificate
+    /// is kept as cert.pem.old-<SERIAL> and stays valid: install the new
+    /// one, then revoke the old serial (printed).
+    #[command(group(ArgGroup::new("who").required(true).args(["agency", "operator", "auditor", "hub"])))]
+    Renew {
+        /// PKI directory made by `truc pki init`.
+        #[arg(long, value_name = "PKI")]
+        dir: PathBuf,
+        /// Agency code.
+        #[arg(long, value_name = "CODE")]
+        agency: Option<String>,
+        /// Operator name.
+        #[arg(long, value_name = "NAME")]
+        operator: Option<String>,
+        /// Auditor name.
+        #[arg(long, value_name = "NAME")]
+        auditor: Option<String>,
+        /// Hub name (this PKI's own hub: PKI/hub/).
+        #[arg(long, value_name = "NAME")]
+        hub: Option<String>,
+        /// Names to add (DNS or IP), comma-separated or repeated.
+        #[arg(long, value_name = "DNS-OR-IP", value_delimiter = ',')]
+        san: Vec<String>,
+        /// Validity in days from now.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// A new key too (a key thought exposed); by default the key stays.
+        #[arg(long)]
+        new_key: bool,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every certificate this CA issued: subject, role, serial, expiry,
+    /// revoked or not (PKI/issued.tsv and revoked.tsv).
+    List {
+        /// PKI directory made by `truc pki init`.
+        #[arg(long, value_name = "PKI")]
+        dir: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Revoke certificates and rewrite PKI/crl.pem.
     #[command(group(ArgGroup::new("what").required(true).args(["agency", "serial"])))]
@@ -69,13 +135,69 @@ pub(crate) enum PkiCommand {
         /// Revoke one certificate by serial number (hex, as in PKI/issued.tsv).
         #[arg(long, value_name = "N")]
         serial: Option<String>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
     },
+}
+
+/// The principal named by one of --agency, --operator, --auditor, --hub.
+fn principal(
+    agency: Option<String>,
+    operator: Option<String>,
+    auditor: Option<String>,
+    hub: Option<String>,
+) -> anyhow::Result<Principal> {
+    Ok(match (agency, operator, auditor, hub) {
+        (Some(code), _, _, _) => Principal::Agency(AgencyCode::parse(&code)?),
+        (_, Some(n), _, _) => Principal::parse_uri(&format!("urn:truc:operator:{n}"))?,
+        (_, _, Some(n), _) => Principal::parse_uri(&format!("urn:truc:auditor:{n}"))?,
+        (_, _, _, Some(n)) => Principal::parse_uri(&format!("urn:truc:hub:{n}"))?,
+        _ => anyhow::bail!("name an --agency, --operator, --auditor or --hub"),
+    })
+}
+
+/// Unix seconds as a date for people.
+fn date(secs: i64) -> String {
+    super::output::time(secs.saturating_mul(1000))
+}
+
+/// What a renewal or a forced re-issue replaced, and what to do about it.
+fn replaced_lines(dir: &std::path::Path, replaced: &Option<(Option<Serial>, PathBuf)>) {
+    if let Some((serial, kept)) = replaced {
+        println!("old certificate kept as {} (not revoked)", kept.display());
+        match serial {
+            Some(s) => println!(
+                "once the new certificate is installed, revoke the old one:\n  truc pki revoke --dir {} --serial {s}",
+                dir.display()
+            ),
+            None => println!(
+                "its serial could not be read: find it in {}",
+                dir.join("issued.tsv").display()
+            ),
+        }
+    }
 }
 
 pub(crate) fn run(cmd: PkiCommand) -> anyhow::Result<()> {
     match cmd {
-        PkiCommand::Init { dir, hub_name, san } => {
+        PkiCommand::Init {
+            dir,
+            hub_name,
+            san,
+            json,
+        } => {
             let pki = Pki::init(&dir, &hub_name, &san)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "ca": pki.ca_pem_path(), "hub": pki.hub_dir(), "receipt_key": pki.receipt_pub_path(),
+                        "crl": pki.crl_path(),
+                    })
+                );
+                return Ok(());
+            }
             println!("axis CA        {}", pki.ca_pem_path().display());
             println!("hub identity   {}/", pki.hub_dir().display());
             println!(
@@ -89,50 +211,149 @@ pub(crate) fn run(cmd: PkiCommand) -> anyhow::Result<()> {
             agency,
             operator,
             auditor,
+            hub,
+            server,
+            san,
             name,
             key_type,
             days,
             force,
+            json,
         } => {
             let pki = Pki::open(&dir)?;
-            let principal = match (agency, operator, auditor) {
-                (Some(code), _, _) => Principal::Agency(AgencyCode::parse(&code)?),
-                (_, Some(n), _) => Principal::parse_uri(&format!("urn:truc:operator:{n}"))?,
-                (_, _, Some(n)) => Principal::parse_uri(&format!("urn:truc:auditor:{n}"))?,
-                _ => anyhow::bail!("name an --agency, --operator or --auditor"),
-            };
             let key_type: KeyType = key_type.parse()?;
-            let display = name.unwrap_or_else(|| principal.to_string());
             let opts = IssueOptions {
                 key_type,
                 days,
+                sans: san,
                 ..IssueOptions::default()
             };
-            if !force {
-                let out = pki.issue(&principal, &display, &opts)?;
-                println!("{principal} ({}) → {}/", key_type.as_str(), out.display());
+            let (who, done) = match server {
+                Some(server) => (format!("server {server}"), pki.issue_server(&server, &opts, force)?),
+                None => {
+                    let principal = principal(agency, operator, auditor, hub)?;
+                    let display = name.unwrap_or_else(|| principal.to_string());
+                    let done = if force {
+                        pki.reissue(&principal, &display, &opts).context("issuing")?
+                    } else {
+                        truc_pki::Reissued {
+                            dir: pki.issue(&principal, &display, &opts)?,
+                            replaced: None,
+                        }
+                    };
+                    (principal.to_string(), done)
+                }
+            };
+            let info = truc_pki::CertInfo::from_pem_file(&done.dir.join("cert.pem"))?;
+            if json {
+                println!("{}", issued_json(&who, &done, &info));
                 return Ok(());
             }
-            let done = pki.reissue(&principal, &display, &opts).context("issuing")?;
-            println!("{principal} ({}) → {}/", key_type.as_str(), done.dir.display());
-            if let Some((serial, kept)) = done.replaced {
-                println!("old certificate kept as {} (not revoked)", kept.display());
-                match serial {
-                    Some(s) => println!(
-                        "once the new identity is installed, revoke the old one:\n  truc pki revoke --dir {} --serial {s}",
-                        dir.display()
-                    ),
-                    None => println!("its serial could not be read: find it in {}", dir.join("issued.tsv").display()),
-                }
+            println!("{who} ({}) → {}/", key_type.as_str(), done.dir.display());
+            if !info.names.is_empty() {
+                println!("names: {}", info.names.join(", "));
+            }
+            replaced_lines(&dir, &done.replaced);
+        }
+        PkiCommand::Renew {
+            dir,
+            agency,
+            operator,
+            auditor,
+            hub,
+            san,
+            days,
+            new_key,
+            json,
+        } => {
+            let pki = Pki::open(&dir)?;
+            let principal = principal(agency, operator, auditor, hub)?;
+            let opts = IssueOptions {
+                days,
+                sans: san,
+                ..IssueOptions::default()
+            };
+            let done = pki.renew(&principal, &opts, new_key)?;
+            let info = truc_pki::CertInfo::from_pem_file(&done.dir.join("cert.pem"))?;
+            if json {
+                let mut v = issued_json(&principal.to_string(), &done, &info);
+                v["new_key"] = new_key.into();
+                println!("{v}");
+                return Ok(());
+            }
+            println!(
+                "renewed {principal}: serial {}, valid until {} ({}) → {}/",
+                info.serial,
+                date(info.not_after),
+                if new_key { "a new key" } else { "the same key" },
+                done.dir.display()
+            );
+            replaced_lines(&dir, &done.replaced);
+        }
+        PkiCommand::List { dir, json } => {
+            let pki = Pki::open(&dir)?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            let list = pki.list()?;
+            let state = |l: &truc_pki::Listed| match l.issued.revoked_at {
+                Some(_) => "revoked",
+                None if l.issued.not_after < now => "expired",
+                None if !l.current => "replaced",
+                None => "valid",
+            };
+            if json {
+                let rows: Vec<_> = list
+                    .iter()
+                    .map(|l| {
+                        serde_json::json!({
+                            "serial": l.issued.serial.to_string(), "role": l.role, "name": l.name,
+                            "subject": l.subject, "principal": l.issued.principal_uri,
+                            "not_after_unix": l.issued.not_after, "revoked_at_unix": l.issued.revoked_at,
+                            "current": l.current, "state": state(l), "path": l.issued.path,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::Array(rows));
+                return Ok(());
+            }
+            println!(
+                "{:<6} {:<9} {:<20} {:<24} {:<9} SUBJECT",
+                "SERIAL", "ROLE", "NAME", "EXPIRES", "STATE"
+            );
+            for l in &list {
+                let state = match (state(l), l.issued.revoked_at) {
+                    ("revoked", Some(t)) => format!("revoked {}", &date(t)[..10]),
+                    (s, _) => s.to_string(),
+                };
+                println!(
+                    "{:<6} {:<9} {:<20} {:<24} {:<9} {}",
+                    l.issued.serial.to_string(),
+                    l.role,
+                    l.name,
+                    date(l.issued.not_after),
+                    state,
+                    l.subject.as_deref().unwrap_or("-")
+                );
             }
         }
-        PkiCommand::Revoke { dir, agency, serial } => {
+        PkiCommand::Revoke {
+            dir,
+            agency,
+            serial,
+            json,
+        } => {
             let pki = Pki::open(&dir)?;
             let revoked = match (agency, serial) {
                 (Some(code), _) => pki.revoke_principal(&Principal::Agency(AgencyCode::parse(&code)?))?,
                 (_, Some(s)) => pki.revoke_serial(s.parse::<Serial>()?)?,
                 _ => anyhow::bail!("name an --agency or a --serial"),
             };
+            if json {
+                let serials: Vec<String> = revoked.iter().map(|s| s.to_string()).collect();
+                println!("{}", serde_json::json!({"revoked": serials, "crl": pki.crl_path()}));
+                return Ok(());
+            }
             for s in &revoked {
                 println!("revoked serial {s}");
             }
@@ -140,4 +361,15 @@ pub(crate) fn run(cmd: PkiCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn issued_json(who: &str, done: &truc_pki::Reissued, info: &truc_pki::CertInfo) -> serde_json::Value {
+    let (old_serial, kept) = match &done.replaced {
+        Some((s, k)) => (s.map(|s| s.to_string()), Some(k.clone())),
+        None => (None, None),
+    };
+    serde_json::json!({
+        "subject": who, "dir": done.dir, "serial": info.serial.to_string(), "names": info.names,
+        "not_after_unix": info.not_after, "replaced_serial": old_serial, "replaced_kept_as": kept,
+    })
 }

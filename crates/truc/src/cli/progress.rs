@@ -1,6 +1,7 @@
-//! A progress line for long transfers on a terminal: percentage, bytes,
-//! rate and time left, redrawn in place on stderr. Nothing when stderr is
-//! not a terminal (piped, in scripts) or when turned off.
+//! Progress of long transfers on stderr: on a terminal a line redrawn in
+//! place (percentage, bytes, rate, time left); elsewhere (a log, a script)
+//! a plain line per 10 %. A transfer that starts past 0 says it resumes,
+//! and where. Nothing but the resume line when turned off (`--json`).
 
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
@@ -8,25 +9,58 @@ use std::time::{Duration, Instant};
 
 pub(crate) struct Bar {
     label: String,
+    /// What is moving, for the resume line: "upload of cv.pdf".
+    what: String,
     on: bool,
+    /// Off a terminal: a line per 10 % (unless turned off).
+    lines: bool,
     started: Instant,
     last: Mutex<Option<Instant>>,
     first_done: Mutex<Option<u64>>,
+    /// The last 10 % step printed off a terminal.
+    step: Mutex<u64>,
 }
 
 impl Bar {
-    pub(crate) fn new(label: &str, wanted: bool) -> Bar {
+    /// `label` leads the progress line ("sending cv.pdf"), `what` the
+    /// resume line ("upload of cv.pdf").
+    pub(crate) fn new(label: &str, what: &str, wanted: bool) -> Bar {
+        let tty = std::io::stderr().is_terminal();
         Bar {
             label: label.to_string(),
-            on: wanted && std::io::stderr().is_terminal(),
+            what: what.to_string(),
+            on: wanted && tty,
+            lines: wanted && !tty,
             started: Instant::now(),
             last: Mutex::new(None),
             first_done: Mutex::new(None),
+            step: Mutex::new(0),
         }
     }
 
     /// `done` of `total` bytes; redrawn at most 10 times a second.
     pub(crate) fn update(&self, done: u64, total: u64) {
+        let h = |b: u64| super::output::human_bytes(b as f64);
+        {
+            let mut first = self.first_done.lock().unwrap_or_else(|e| e.into_inner());
+            if first.is_none() {
+                *first = Some(done);
+                if done > 0 && done < total {
+                    // Said whatever the output: a rerun must say it resumes.
+                    eprintln!("truc: resuming {} at {} of {}", self.what, h(done), h(total));
+                }
+                *self.step.lock().unwrap_or_else(|e| e.into_inner()) = done.saturating_mul(10) / total.max(1);
+            }
+        }
+        if self.lines {
+            let step = done.saturating_mul(10) / total.max(1);
+            let mut last = self.step.lock().unwrap_or_else(|e| e.into_inner());
+            if step > *last {
+                *last = step;
+                eprintln!("truc: {} {}% ({} of {})", self.label, step * 10, h(done), h(total));
+            }
+            return;
+        }
         if !self.on {
             return;
         }

@@ -12,7 +12,10 @@
 //! hub would refuse those at the end anyway: its digest is its own).
 //!
 //! Format, one item a line: the document id (first, alone, for scripts),
-//! then `upload <id>` and, once known, `sha256 <hex>`.
+//! then `upload <id>`, `file <canonical path>`, `to <codes>` and, once
+//! known, `sha256 <hex>`. The file and recipients let a run find the notes
+//! of the same file to other recipients, and `truc send --abandon` forget
+//! them.
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +23,10 @@ use std::path::{Path, PathBuf};
 #[derive(Debug)]
 pub(crate) struct SendNote {
     path: PathBuf,
+    /// The file, canonical.
+    file: PathBuf,
+    /// The recipients, comma-separated.
+    to: String,
     /// The document id the first run chose (or was given).
     pub(crate) document_id: Option<String>,
     /// The payload-first upload id.
@@ -51,6 +58,8 @@ impl SendNote {
         );
         let mut note = SendNote {
             path: std::env::temp_dir().join(name),
+            file: canonical.clone(),
+            to: to.join(","),
             document_id: None,
             upload_id: None,
             sha256: None,
@@ -75,6 +84,7 @@ impl SendNote {
         if let Some(id) = &self.upload_id {
             text.push_str(&format!("upload {id}\n"));
         }
+        text.push_str(&format!("file {}\nto {}\n", self.file.display(), self.to));
         if let Some(sha) = &self.sha256 {
             text.push_str(&format!("sha256 {}\n", truc_core::hex(sha)));
         }
@@ -88,6 +98,55 @@ impl SendNote {
     pub(crate) fn remove(&self) {
         let _ = std::fs::remove_file(&self.path);
     }
+
+    /// (recipients, document id) of the other notes of this file.
+    pub(crate) fn others(&self) -> Vec<(String, String)> {
+        notes_of(&self.file)
+            .into_iter()
+            .filter(|(p, _, _)| *p != self.path)
+            .map(|(_, to, id)| (to, id))
+            .collect()
+    }
+
+    /// Remove every note of `file`; returns (recipients, document id) of each.
+    pub(crate) fn abandon(file: &Path) -> std::io::Result<Vec<(String, String)>> {
+        let canonical = std::fs::canonicalize(file)?;
+        Ok(notes_of(&canonical)
+            .into_iter()
+            .map(|(p, to, id)| {
+                let _ = std::fs::remove_file(p);
+                (to, id)
+            })
+            .collect())
+    }
+}
+
+/// (note path, recipients, document id) of the notes naming `file`.
+fn notes_of(file: &Path) -> Vec<(PathBuf, String, String)> {
+    let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) else {
+        return Vec::new();
+    };
+    let want = format!("file {}", file.display());
+    dir.flatten()
+        .filter(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            n.starts_with("truc-send-") && n.ends_with(".id")
+        })
+        .filter_map(|e| {
+            let text = std::fs::read_to_string(e.path()).ok()?;
+            if !text.lines().any(|l| l == want) {
+                return None;
+            }
+            let id = text.lines().next().unwrap_or_default().to_string();
+            let to = text
+                .lines()
+                .find_map(|l| l.strip_prefix("to "))
+                .unwrap_or_default()
+                .to_string();
+            Some((e.path(), to, id))
+        })
+        .collect()
 }
 
 fn parse_sha256(hex: &str) -> Option<[u8; 32]> {

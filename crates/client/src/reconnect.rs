@@ -1,0 +1,331 @@
+//! Riding out a hub restart: exponential backoff with jitter, a notice per
+//! outage, and a Receive stream that resumes without losing an
+//! acknowledgement.
+//!
+//! A hub that restarts (a deploy, a SIGTERM) ends every Receive stream with
+//! `UNAVAILABLE: the hub is shutting down`, and refuses connections until it
+//! listens again. [`Receiver`] opens a new stream then, after
+//! [`Reconnect::delay`]s that double from 200 ms to 10 s with ±25 % jitter
+//! (so that a thousand agencies do not come back in the same millisecond),
+//! and tells its caller once when the hub went away and once when it is
+//! back ([`Notice`]).
+//!
+//! Acknowledgements: an ack the hub could not take (the hub was going down)
+//! is kept and sent again first thing after reconnecting. A copy that was in
+//! flight when the stream broke and was not acknowledged comes again (the
+//! hub re-delivers unacknowledged copies after their lease, or at once after
+//! a restart) under the same delivery id; [`Receiver::next`] does not hand
+//! out again a copy whose ack it already holds or sent: it acks it again
+//! (the hub counts an ack of an acknowledged copy as nothing new: one
+//! receipt, one delivery) and goes on. The caller's own records cover the
+//! rest (`truc inbox` does not write a file it already wrote).
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use tonic::{Code, Status, Streaming};
+use truc_proto::v1::Delivery;
+
+use crate::Client;
+
+/// Whether and how to reconnect.
+#[derive(Debug, Clone)]
+pub struct Reconnect {
+    /// Reconnect at all (`truc … --no-reconnect`: fail at the first break).
+    pub enabled: bool,
+    /// First wait.
+    pub initial: Duration,
+    /// Longest wait between attempts.
+    pub max: Duration,
+}
+
+impl Default for Reconnect {
+    fn default() -> Self {
+        Reconnect {
+            enabled: true,
+            initial: Duration::from_millis(200),
+            max: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Reconnect {
+    /// No reconnection: the first transient error is returned.
+    pub fn never() -> Self {
+        Reconnect {
+            enabled: false,
+            ..Self::default()
+        }
+    }
+
+    /// The wait before attempt `attempt` (0-based): `initial · 2^attempt`,
+    /// at most `max`, then ±25 % at random.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let base = self.initial.saturating_mul(1 << attempt.min(16)).min(self.max);
+        let mut b = [0u8; 2];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).ok();
+        // 0.75 ..= 1.25
+        let factor = 0.75 + f64::from(u16::from_be_bytes(b)) / f64::from(u16::MAX) / 2.0;
+        base.mul_f64(factor)
+    }
+}
+
+/// What a reconnecting caller is told, once per outage each.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notice {
+    /// The hub went away (`reason`: what the stream or the call said);
+    /// reconnecting.
+    Reconnecting {
+        /// The error that broke the stream or the call.
+        reason: String,
+    },
+    /// The hub answers again, `after` the break.
+    Reconnected {
+        /// From the break to the first answer.
+        after: Duration,
+    },
+}
+
+impl std::fmt::Display for Notice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Notice::Reconnecting { reason } => write!(f, "hub restarting ({reason}), reconnecting…"),
+            Notice::Reconnected { after } => write!(f, "reconnected after {:.1} s", after.as_secs_f64()),
+        }
+    }
+}
+
+/// Whether `s` is the hub going away or not being there (worth waiting
+/// for), as opposed to an answer (refused, not found, …).
+pub fn is_transient(s: &Status) -> bool {
+    match s.code() {
+        Code::Unavailable => true,
+        // A stream cut mid-way (h2 reset, connection closed) surfaces as
+        // UNKNOWN or INTERNAL with a transport error as its message.
+        Code::Unknown | Code::Internal | Code::Cancelled => {
+            let m = s.message().to_ascii_lowercase();
+            [
+                "transport",
+                "connection",
+                "broken pipe",
+                "h2 protocol",
+                "stream no longer needed",
+                "reset",
+            ]
+            .iter()
+            .any(|w| m.contains(w))
+        }
+        _ => false,
+    }
+}
+
+/// Call `f` until it answers or fails with something else than the hub
+/// being away; notices through `notify`. With reconnection off, the first
+/// error is returned.
+pub async fn retry<T, F, Fut>(
+    policy: &Reconnect,
+    notify: &(dyn Fn(Notice) + Send + Sync),
+    mut f: F,
+) -> Result<T, Status>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Status>>,
+{
+    let mut broke: Option<Instant> = None;
+    let mut attempt = 0;
+    loop {
+        match f().await {
+            Ok(v) => {
+                if let Some(t) = broke {
+                    notify(Notice::Reconnected { after: t.elapsed() });
+                }
+                return Ok(v);
+            }
+            Err(s) if policy.enabled && is_transient(&s) => {
+                if broke.is_none() {
+                    broke = Some(Instant::now());
+                    notify(Notice::Reconnecting {
+                        reason: s.message().to_string(),
+                    });
+                }
+                tokio::time::sleep(policy.delay(attempt)).await;
+                attempt += 1;
+            }
+            Err(s) => return Err(s),
+        }
+    }
+}
+
+/// A Receive stream that reopens itself across hub restarts.
+pub struct Receiver {
+    client: Client,
+    max_in_flight: u32,
+    follow: bool,
+    policy: Reconnect,
+    notify: Box<dyn Fn(Notice) + Send + Sync>,
+    stream: Option<Streaming<Delivery>>,
+    /// Acks the hub could not take yet: sent first after reconnecting.
+    pending: Vec<u64>,
+    /// Delivery ids acknowledged (or pending) by this receiver: a copy
+    /// coming again under one of them is acked again, not handed out.
+    acked: HashSet<u64>,
+    /// Break time of the outage in progress.
+    broke: Option<Instant>,
+}
+
+impl std::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver")
+            .field("follow", &self.follow)
+            .field("pending", &self.pending)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Receiver {
+    /// A receiver for `client` (the stream is opened by the first `next`).
+    pub fn new(
+        client: Client,
+        max_in_flight: u32,
+        follow: bool,
+        policy: Reconnect,
+        notify: impl Fn(Notice) + Send + Sync + 'static,
+    ) -> Receiver {
+        Receiver {
+            client,
+            max_in_flight,
+            follow,
+            policy,
+            notify: Box::new(notify),
+            stream: None,
+            pending: Vec::new(),
+            acked: HashSet::new(),
+            broke: None,
+        }
+    }
+
+    /// The next delivery; `None` when the stream ends (without `follow`,
+    /// when nothing more is waiting). Reconnects on a transient break.
+    pub async fn next(&mut self) -> Result<Option<Delivery>, Status> {
+        let mut attempt = 0;
+        loop {
+            if self.stream.is_none() {
+                match self.open().await {
+                    Ok(()) => attempt = 0,
+                    Err(s) => {
+                        self.on_break(&s)?;
+                        tokio::time::sleep(self.policy.delay(attempt)).await;
+                        attempt += 1;
+                        continue;
+                    }
+                }
+            }
+            let stream = self.stream.as_mut().expect("opened above");
+            match stream.message().await {
+                Ok(Some(d)) => {
+                    if self.acked.contains(&d.delivery_id) {
+                        // Already ours: its ack goes again (a no-op at the
+                        // hub if the first one landed).
+                        self.ack(d.delivery_id).await?;
+                        continue;
+                    }
+                    return Ok(Some(d));
+                }
+                Ok(None) => return Ok(None),
+                Err(s) => {
+                    self.stream = None;
+                    self.on_break(&s)?;
+                    tokio::time::sleep(self.policy.delay(attempt)).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// Acknowledge `id`. If the hub is away, the ack is kept and sent
+    /// after reconnecting (by `next`), and this returns Ok: the caller has
+    /// done its part.
+    pub async fn ack(&mut self, id: u64) -> Result<(), Status> {
+        self.acked.insert(id);
+        match self.client.ack(vec![id]).await {
+            Ok(_) => Ok(()),
+            Err(s) if self.policy.enabled && is_transient(&s) => {
+                self.pending.push(id);
+                Ok(())
+            }
+            Err(s) => Err(s),
+        }
+    }
+
+    /// Acks kept for after the reconnection.
+    pub fn pending_acks(&self) -> &[u64] {
+        &self.pending
+    }
+
+    /// The client this receiver uses.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Send the kept acks, then open the stream.
+    async fn open(&mut self) -> Result<(), Status> {
+        if !self.pending.is_empty() {
+            self.client.ack(self.pending.clone()).await?;
+            self.pending.clear();
+        }
+        let stream = self.client.receive(self.max_in_flight, self.follow).await?;
+        self.stream = Some(stream);
+        if let Some(t) = self.broke.take() {
+            (self.notify)(Notice::Reconnected { after: t.elapsed() });
+        }
+        Ok(())
+    }
+
+    /// A break: the error itself unless it is transient and reconnecting
+    /// is on; the first of an outage is noticed.
+    fn on_break(&mut self, s: &Status) -> Result<(), Status> {
+        if !self.policy.enabled || !is_transient(s) {
+            return Err(s.clone());
+        }
+        if self.broke.is_none() {
+            self.broke = Some(Instant::now());
+            (self.notify)(Notice::Reconnecting {
+                reason: s.message().to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_double_with_jitter_up_to_the_cap() {
+        let p = Reconnect::default();
+        for (attempt, base) in [(0, 200), (1, 400), (2, 800), (5, 6400), (6, 10_000), (30, 10_000)] {
+            let d = p.delay(attempt).as_millis() as u64;
+            assert!(d >= base * 3 / 4 && d <= base * 5 / 4, "attempt {attempt}: {d} ms");
+        }
+        let spread: HashSet<_> = (0..20).map(|_| p.delay(3)).collect();
+        assert!(spread.len() > 1, "no jitter");
+    }
+
+    #[test]
+    fn transient_errors_are_the_hub_away_not_its_answers() {
+        assert!(is_transient(&Status::unavailable("the hub is shutting down")));
+        assert!(is_transient(&Status::unknown("transport error")));
+        assert!(!is_transient(&Status::permission_denied("suspended")));
+        assert!(!is_transient(&Status::unknown("something else")));
+        assert!(!is_transient(&Status::not_found("no such agency")));
+    }
+
+    #[test]
+    fn notices_read_as_one_line() {
+        let n = Notice::Reconnected {
+            after: Duration::from_millis(2100),
+        };
+        assert_eq!(n.to_string(), "reconnected after 2.1 s");
+    }
+}
