@@ -63,14 +63,19 @@ HUB="127.0.0.1:$PORT"
 ADMIN_PORT="$(free_port)"
 while [[ "$ADMIN_PORT" == "$PORT" ]]; do ADMIN_PORT="$(free_port)"; done
 ADMIN="127.0.0.1:$ADMIN_PORT"
+CONSOLE_PORT="$(free_port)"
+while [[ "$CONSOLE_PORT" == "$PORT" || "$CONSOLE_PORT" == "$ADMIN_PORT" ]]; do CONSOLE_PORT="$(free_port)"; done
+CONSOLE="127.0.0.1:$CONSOLE_PORT"
 CONF="$T/trucd.toml"
 cp "$EXAMPLE" "$CONF"
-# The first `listen =` is the gRPC one; the one after [admin] is the admin one.
+# The first `listen =` is the gRPC one; the ones after [admin] and [console]
+# are the admin and console ones.
 sed -i \
   -e "s|/etc/truc/pki|$PKI|g" \
   -e "s|/var/lib/truc|$T/data|g" \
   -e "0,/^listen = /s|^listen = .*|listen = \"$HUB\"|" \
   -e "/^\[admin\]/,/^listen = /s|^listen = .*|listen = \"$ADMIN\"|" \
+  -e "/^\[console\]/,/^listen = /s|^listen = .*|listen = \"$CONSOLE\"|" \
   "$CONF"
 grep -q "^listen = \"$ADMIN\"" "$CONF" || fail "deploy/trucd.toml has no [admin] listen to rewrite"
 # Every changed line must be the listen line or one whose only change is a path.
