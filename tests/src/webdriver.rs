@@ -24,18 +24,15 @@ pub fn browser_or_skip(test: &str) -> Option<(PathBuf, PathBuf)> {
         "/usr/bin/google-chrome",
     ]);
     let driver = find(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]);
-    match (chromium, driver) {
-        (Some(c), Some(d)) => Some((c, d)),
-        _ if std::env::var("TRUC_SKIP_BROWSER_TESTS").as_deref() == Ok("1") => {
-            eprintln!("SKIPPED {test}: chromium or chromedriver is not installed (TRUC_SKIP_BROWSER_TESTS=1)");
-            println!("SKIPPED {test}: no chromium/chromedriver");
-            None
-        }
-        _ => panic!(
-            "{test} needs Chromium and chromedriver: apt-get install chromium chromium-driver (as .ci/run does), \
-             or set TRUC_SKIP_BROWSER_TESTS=1 to skip it"
-        ),
-    }
+    let _ = test;
+    let found = chromium.zip(driver);
+    crate::skip::require(
+        found.is_some(),
+        "TRUC_SKIP_BROWSER_TESTS",
+        "Chromium and chromedriver are not installed (apt-get install chromium chromium-driver, as .ci/run does)",
+    )
+    .then_some(found)
+    .flatten()
 }
 
 /// One HTTP/1.1 request with `Connection: close`; (status, body).
