@@ -973,7 +973,10 @@ mod tests {
             })
             .sum();
         assert!(inside >= 3 * 8 * 4096);
-        assert!(freed >= inside, "freed {freed}, the batch records' whole blocks alone are {inside}");
+        assert!(
+            freed >= inside,
+            "freed {freed}, the batch records' whole blocks alone are {inside}"
+        );
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(bytes.windows(4096).filter(|w| w.iter().all(|&b| b == 0xAB)).count(), 0);
         // The file's end is all holes now: nothing allocated past the records.
