@@ -208,10 +208,12 @@ async fn agency_round(
 }
 
 /// Wait until the hub has closed every stranger of `tasks` (each reports
-/// whether the hub closed it); at most 60 s.
+/// whether the hub closed it); at most 150 s (a connect whose SYN the kernel
+/// dropped under load retries after 1, 3, 7, 15, 31 and 63 s before the
+/// hub can see it, let alone close it).
 async fn all_closed(tasks: Vec<tokio::task::JoinHandle<bool>>) {
     let n = tasks.len();
-    let closed = tokio::time::timeout(Duration::from_secs(60), async {
+    let closed = tokio::time::timeout(Duration::from_secs(150), async {
         let mut closed = 0;
         for t in tasks {
             closed += usize::from(t.await.unwrap());
@@ -219,7 +221,7 @@ async fn all_closed(tasks: Vec<tokio::task::JoinHandle<bool>>) {
         closed
     })
     .await
-    .expect("the hub closed every stranger within 60 s");
+    .expect("the hub closed every stranger within 150 s");
     assert_eq!(closed, n, "every stranger was closed by the hub");
 }
 
@@ -364,9 +366,12 @@ async fn handshakes_beyond_the_cap_are_closed_at_once_and_established_agencies_c
     })
     .await;
     let (release_tx, release) = watch::channel(false);
+    // 200: four times the cap. (400 on a loaded 2-core CI machine made
+    // the kernel drop SYNs faster than the hub accepted, and a dropped
+    // connect retries for minutes before it reaches the hub at all.)
     let tasks = strangers(
         &hub,
-        400,
+        200,
         &[Stranger::Silent, Stranger::HalfHello],
         |i| 2 + (i % 20) as u8,
         &release,
@@ -378,7 +383,7 @@ async fn handshakes_beyond_the_cap_are_closed_at_once_and_established_agencies_c
     .await;
     let m = metrics(&hub).await;
     assert!(metric(&m, "truc_tls_handshakes_in_progress", &[]) <= 50.0);
-    // The 350 over the cap were closed at once, not queued: only the 50
+    // The 150 over the cap were closed at once, not queued: only the 50
     // are still there.
     eventually("only the handshakes within the cap to be open", || async {
         tasks.iter().filter(|t| !t.is_finished()).count() <= 50
