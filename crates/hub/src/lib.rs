@@ -164,32 +164,7 @@ async fn serve_with_admin(
     let admin_task = admin_listener.map(|l| admin::spawn(l, admin.clone(), admin_stop_rx));
     let identity = &config.identity;
     let signer = load_signer(identity)?;
-    if config.store.backend == "jetstream" && !config.store.nats_plaintext {
-        let key = config
-            .store
-            .nats_key
-            .clone()
-            .unwrap_or_else(|| identity.join("key.pem"));
-        check_key(&key)?;
-    }
-
-    let default_ca = [identity.join("ca.pem")];
-    let pick = |v: &[std::path::PathBuf]| {
-        if v.is_empty() {
-            default_ca.to_vec()
-        } else {
-            v.to_vec()
-        }
-    };
-    let crls = crl_files(&config)?;
-    let (trust, loaded) = trust::Trust::load(trust::TrustFiles {
-        client_cas: pick(&config.tls.client_ca),
-        anchors: pick(&config.signing.trust_anchors),
-        revocation: crls.is_some(),
-        crls: crls.unwrap_or_default(),
-        hub_cert: identity.join("cert.pem"),
-        hub_key: identity.join("key.pem"),
-    })?;
+    let (trust, loaded) = load_trust(&config)?;
     metrics.trust_loaded(&loaded);
     if loaded.revocation {
         let files: Vec<String> = trust.files().crls.iter().map(|p| p.display().to_string()).collect();
@@ -411,6 +386,39 @@ async fn serve_with_admin(
     }
     info!("stopped");
     result.map_err(|e| HubError::Server(e.to_string()))
+}
+
+/// The CAs given, or the identity's `ca.pem` when none is.
+fn cas_or_identity_ca(config: &Config, given: &[std::path::PathBuf]) -> Vec<std::path::PathBuf> {
+    if given.is_empty() {
+        vec![config.identity.join("ca.pem")]
+    } else {
+        given.to_vec()
+    }
+}
+
+/// The trust material the hub serves with (client CAs, signing anchors,
+/// CRLs, its own certificate), after checking the NATS key's permissions:
+/// the same for serving and for `trucd check-config`.
+fn load_trust(config: &Config) -> Result<(Arc<trust::Trust>, trust::Loaded), HubError> {
+    let identity = &config.identity;
+    if config.store.backend == "jetstream" && !config.store.nats_plaintext {
+        let key = config
+            .store
+            .nats_key
+            .clone()
+            .unwrap_or_else(|| identity.join("key.pem"));
+        check_key(&key)?;
+    }
+    let crls = crl_files(config)?;
+    trust::Trust::load(trust::TrustFiles {
+        client_cas: cas_or_identity_ca(config, &config.tls.client_ca),
+        anchors: cas_or_identity_ca(config, &config.signing.trust_anchors),
+        revocation: crls.is_some(),
+        crls: crls.unwrap_or_default(),
+        hub_cert: identity.join("cert.pem"),
+        hub_key: identity.join("key.pem"),
+    })
 }
 
 /// A data disk smaller (in all) than the free-space reserve refuses every
@@ -842,34 +850,12 @@ pub fn check_config(config: &Config) -> Result<Vec<String>, HubError> {
     let identity = &config.identity;
     load_signer(identity)?;
     out.push(format!("receipt key: {}", identity.join("receipts.key").display()));
-    if config.store.backend == "jetstream" && !config.store.nats_plaintext {
-        let key = config
-            .store
-            .nats_key
-            .clone()
-            .unwrap_or_else(|| identity.join("key.pem"));
-        check_key(&key)?;
-    }
-    let default_ca = [identity.join("ca.pem")];
-    let pick = |v: &[std::path::PathBuf]| {
-        if v.is_empty() {
-            default_ca.to_vec()
-        } else {
-            v.to_vec()
-        }
-    };
-    let crls = crl_files(config)?;
-    let (trust, loaded) = trust::Trust::load(trust::TrustFiles {
-        client_cas: pick(&config.tls.client_ca),
-        anchors: pick(&config.signing.trust_anchors),
-        revocation: crls.is_some(),
-        crls: crls.unwrap_or_default(),
-        hub_cert: identity.join("cert.pem"),
-        hub_key: identity.join("key.pem"),
-    })?;
+    let (trust, loaded) = load_trust(config)?;
     tls::server_config(&trust, config.tls.min_version == "1.3")?;
     let hub_cert = identity.join("cert.pem");
-    for (kind, subject, t) in metrics::certificate_expiries(&hub_cert, &pick(&config.tls.client_ca)) {
+    for (kind, subject, t) in
+        metrics::certificate_expiries(&hub_cert, &cas_or_identity_ca(config, &config.tls.client_ca))
+    {
         let days = (t - now_unix_secs()) / 86_400;
         out.push(format!("{kind} certificate {subject}: valid for {days} more days"));
     }
