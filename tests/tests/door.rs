@@ -146,7 +146,11 @@ async fn stranger(
     // the kernel's accept queue, whose overflow is not the hub's doing
     // (a silent client whose handshake the kernel dropped never reaches it).
     let permit = connecting.acquire().await.unwrap();
-    let Ok(mut tcp) = socket.connect(hub).await else {
+    // A connect the kernel has not completed in 20 s had its SYNs dropped
+    // (the accept queue was full): it never reached the hub, which holds
+    // nothing of it. Without this bound its retries would run for two
+    // minutes (tcp_syn_retries) and outlast the test's wait.
+    let Ok(Ok(mut tcp)) = tokio::time::timeout(Duration::from_secs(20), socket.connect(hub)).await else {
         return true;
     };
     drop(permit);
