@@ -9,6 +9,7 @@ pub mod agency;
 pub mod document;
 mod error;
 pub mod merkle;
+pub mod notice;
 pub mod principal;
 pub mod priority;
 pub mod tree_head;

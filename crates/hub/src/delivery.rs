@@ -12,13 +12,12 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use prost::Message;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 use tonic::Status;
 use tracing::{debug, warn};
 use truc_core::AgencyCode;
-use truc_proto::v1::{Delivery, ProvenReceipt, Receipt, StatusNotice};
+use truc_proto::v1::{Delivery, ProvenReceipt, StatusNotice};
 use truc_store::{ExpireOutcome, QueuedItem, Store, StoreError};
 
 use crate::status;
@@ -95,18 +94,10 @@ impl Leases {
 
 /// A status notice from its STATUS_REPORTED receipt.
 fn status_notice(proven: ProvenReceipt) -> StatusNotice {
-    let r = Receipt::decode(proven.receipt.as_slice()).unwrap_or_default();
-    StatusNotice {
-        document_from: r.from,
-        document_id: r.document_id,
-        hub_document_id: r.hub_document_id,
-        reporter: r.actor.strip_prefix("urn:truc:agency:").unwrap_or(&r.actor).to_string(),
-        code: r.status_code,
-        description: r.description,
-        staff: r.staff,
-        time_unix_ms: r.time_unix_ms,
+    truc_core::notice::from_receipt(&proven).unwrap_or_else(|| StatusNotice {
         receipt: Some(proven),
-    }
+        ..StatusNotice::default()
+    })
 }
 
 /// A lease deadline: (when, lease generation, agency, delivery id).

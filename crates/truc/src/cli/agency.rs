@@ -241,22 +241,9 @@ pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
 /// (the notice's own fields are unsigned copies); the notice as it came,
 /// marked, if the receipt is missing or does not decode.
 fn signed_notice(n: &truc_proto::v1::StatusNotice) -> truc_proto::v1::StatusNotice {
-    let receipt = n
-        .receipt
-        .as_ref()
-        .and_then(|p| truc_proto::v1::Receipt::decode(p.receipt.as_slice()).ok());
-    match receipt {
-        Some(r) => truc_proto::v1::StatusNotice {
-            document_from: r.from,
-            document_id: r.document_id,
-            hub_document_id: r.hub_document_id,
-            reporter: r.actor.strip_prefix("urn:truc:agency:").unwrap_or(&r.actor).to_string(),
-            code: r.status_code,
-            description: r.description,
-            staff: r.staff,
-            time_unix_ms: r.time_unix_ms,
-            receipt: n.receipt.clone(),
-        },
+    let signed = n.receipt.as_ref().and_then(truc_core::notice::from_receipt);
+    match signed {
+        Some(signed) => signed,
         None => truc_proto::v1::StatusNotice {
             reporter: format!("{} (unsigned: the notice has no receipt)", n.reporter),
             ..n.clone()
