@@ -287,6 +287,7 @@ fn strangers(
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "flaky, not understood yet: in about half of the clean-clone CI runs some stranger is not closed within 150 s (issue 14 stays open for it); run with --ignored"]
 async fn two_thousand_strangers_are_held_to_the_caps_while_an_agency_sends_and_receives() {
     let _one = ONE_AT_A_TIME.lock().await;
     let nofile = raise_nofile();
