@@ -137,6 +137,7 @@ async fn stranger(
     hub: SocketAddr,
     connectors: (tokio_rustls::TlsConnector, tokio_rustls::TlsConnector),
     connecting: Arc<tokio::sync::Semaphore>,
+    local: Arc<std::sync::OnceLock<SocketAddr>>,
     mut release: watch::Receiver<bool>,
 ) -> bool {
     let (none, foreign) = connectors;
@@ -154,6 +155,9 @@ async fn stranger(
         return true;
     };
     drop(permit);
+    if let Ok(a) = tcp.local_addr() {
+        let _ = local.set(a);
+    }
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     match kind {
         Stranger::Silent => until_closed(&mut tcp, &mut release).await,
@@ -214,22 +218,141 @@ async fn agency_round(
     peak
 }
 
-/// Wait until the hub has closed every stranger of `tasks` (each reports
-/// whether the hub closed it); at most 150 s (a connect whose SYN the kernel
-/// dropped under load retries after 1, 3, 7, 15, 31 and 63 s before the
-/// hub can see it, let alone close it).
-async fn all_closed(tasks: Vec<tokio::task::JoinHandle<bool>>) {
-    let n = tasks.len();
-    let closed = tokio::time::timeout(Duration::from_secs(150), async {
-        let mut closed = 0;
-        for t in tasks {
-            closed += usize::from(t.await.unwrap());
+/// Where the kernel has the hub's side of a stranger's connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HubSide {
+    /// A socket of this process (the hub accepted it and holds it).
+    Held,
+    /// Known to the kernel but not (yet) accepted: half open (SYN_RECV,
+    /// the hub's SYN-ACK is being retried) or waiting in the accept queue.
+    Queued,
+    /// Not there at all: the kernel dropped the connection before the hub
+    /// could accept it (the accept queue was full when the client's final
+    /// ACK came, and the SYN-ACK retries, or a SYN cookie, ran out). The
+    /// client believes it is connected; a silent one never learns
+    /// otherwise, since nothing it sends could draw a reset.
+    Gone,
+}
+
+/// The hub's side (local address 127.0.0.1:`port`) of each client address
+/// in `clients`, from one reading of /proc/net/tcp.
+fn hub_sides(port: u16, clients: &[SocketAddr]) -> Vec<HubSide> {
+    let hex = |a: &SocketAddr| match a {
+        SocketAddr::V4(v4) => format!("{:08X}:{:04X}", u32::from_le_bytes(v4.ip().octets()), v4.port()),
+        SocketAddr::V6(_) => String::new(),
+    };
+    let local = format!("0100007F:{port:04X}");
+    let mine: HashSet<u64> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            l.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+        })
+        .collect();
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let rows: BTreeMap<&str, u64> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            (f.len() > 9 && f[1] == local).then(|| (f[2], f[9].parse().unwrap_or(0)))
+        })
+        .collect();
+    clients
+        .iter()
+        .map(|c| match rows.get(hex(c).as_str()) {
+            Some(inode) if mine.contains(inode) => HubSide::Held,
+            Some(_) => HubSide::Queued,
+            None => HubSide::Gone,
+        })
+        .collect()
+}
+
+/// The strangers of one test: their tasks (each reports whether its
+/// connection was closed), kinds and client addresses once connected.
+struct Strangers {
+    tasks: Vec<tokio::task::JoinHandle<bool>>,
+    kinds: Vec<Stranger>,
+    local: Vec<Arc<std::sync::OnceLock<SocketAddr>>>,
+    hub_port: u16,
+}
+
+impl Strangers {
+    /// Wait until the hub has closed every stranger it ever held: at most
+    /// 150 s after the last stranger finished connecting (a connect whose
+    /// SYN the kernel dropped, its accept queue full, retries after 1, 3,
+    /// 7 and 15 s before the hub can see it, let alone close it; each
+    /// stranger gives up connecting after 20 s, and 200 connect at a time,
+    /// so the last of `n` has finished within 20 s × n/200). A stranger
+    /// whose connection the kernel dropped before the hub could accept it
+    /// ([`HubSide::Gone`] on two readings 5 s apart) is not the hub's to
+    /// close: it is counted, and reported, as never having reached the hub.
+    /// One the hub still holds then fails the test, with what each open
+    /// stranger is. Returns (closed, never reached).
+    async fn all_closed(self) -> (usize, usize) {
+        let n = self.tasks.len();
+        let started = tokio::time::Instant::now();
+        let connects_end = started + Duration::from_secs(20 * (n as u64).div_ceil(200) + 5);
+        let mut until = started + Duration::from_secs(150);
+        let mut gone_before: HashSet<usize> = HashSet::new();
+        let never_reached = loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let open: Vec<usize> = (0..n).filter(|&i| !self.tasks[i].is_finished()).collect();
+            let connected: Vec<(usize, SocketAddr)> =
+                open.iter().filter_map(|&i| Some((i, *self.local[i].get()?))).collect();
+            if connected.len() < open.len() && tokio::time::Instant::now() < connects_end {
+                // Some are still connecting: the hub's 150 s start after them.
+                until = until.max(tokio::time::Instant::now() + Duration::from_secs(150));
+            }
+            let addrs: Vec<SocketAddr> = connected.iter().map(|(_, a)| *a).collect();
+            let sides = hub_sides(self.hub_port, &addrs);
+            let gone: HashSet<usize> = connected
+                .iter()
+                .zip(&sides)
+                .filter(|(_, s)| **s == HubSide::Gone)
+                .map(|((i, _), _)| *i)
+                .collect();
+            let dropped: HashSet<usize> = gone.intersection(&gone_before).copied().collect();
+            if open.iter().all(|i| dropped.contains(i)) {
+                break dropped;
+            }
+            if tokio::time::Instant::now() >= until {
+                let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+                for ((i, _), side) in connected.iter().zip(&sides) {
+                    *seen.entry(format!("{:?} {side:?}", self.kinds[*i])).or_default() += 1;
+                }
+                let connecting = open.len() - connected.len();
+                panic!(
+                    "{} of {n} strangers still open 150 s after the last connected: {seen:?} (the hub's side: Held = the hub \
+                     keeps it; Queued = not accepted yet), {connecting} still connecting",
+                    open.len()
+                );
+            }
+            gone_before = gone;
+        };
+        if !never_reached.is_empty() {
+            let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+            for i in &never_reached {
+                *kinds.entry(format!("{:?}", self.kinds[*i])).or_default() += 1;
+            }
+            eprintln!("dropped by the kernel before the hub could accept them, by kind: {kinds:?}");
         }
-        closed
-    })
-    .await
-    .expect("the hub closed every stranger within 150 s");
-    assert_eq!(closed, n, "every stranger was closed by the hub");
+        let mut closed = 0;
+        for (i, t) in self.tasks.into_iter().enumerate() {
+            if never_reached.contains(&i) {
+                t.abort();
+            } else {
+                closed += usize::from(t.await.unwrap());
+            }
+        }
+        assert_eq!(
+            closed + never_reached.len(),
+            n,
+            "every stranger the hub held was closed by it"
+        );
+        (closed, never_reached.len())
+    }
 }
 
 /// A hub with the admin listener and `f`'s limits, its gRPC port, and
@@ -262,24 +385,33 @@ fn strangers(
     kinds: &[Stranger],
     from: impl Fn(usize) -> u8,
     release: &watch::Receiver<bool>,
-) -> Vec<tokio::task::JoinHandle<bool>> {
+) -> Strangers {
     let none = tls_client(hub, None);
     let other = TestPki::new();
     let foreign = tls_client(hub, Some(&identity(&other.agency_dir(G22))));
     let hub_addr: SocketAddr = hub.addr.parse().unwrap();
     let connecting = Arc::new(tokio::sync::Semaphore::new(200));
-    (0..n)
+    let kinds: Vec<Stranger> = (0..n).map(|i| kinds[i % kinds.len()]).collect();
+    let local: Vec<_> = (0..n).map(|_| Arc::new(std::sync::OnceLock::new())).collect();
+    let tasks = (0..n)
         .map(|i| {
             tokio::spawn(stranger(
-                kinds[i % kinds.len()],
+                kinds[i],
                 IpAddr::V4(Ipv4Addr::new(127, 0, 0, from(i))),
                 hub_addr,
                 (none.clone(), foreign.clone()),
                 connecting.clone(),
+                local[i].clone(),
                 release.clone(),
             ))
         })
-        .collect()
+        .collect();
+    Strangers {
+        tasks,
+        kinds,
+        local,
+        hub_port: hub_addr.port(),
+    }
 }
 
 /// These tests hold thousands of sockets each and count the hub's: run
@@ -287,7 +419,6 @@ fn strangers(
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "flaky, not understood yet: in about half of the clean-clone CI runs some stranger is not closed within 150 s (issue 14 stays open for it); run with --ignored"]
 async fn two_thousand_strangers_are_held_to_the_caps_while_an_agency_sends_and_receives() {
     let _one = ONE_AT_A_TIME.lock().await;
     let nofile = raise_nofile();
@@ -313,7 +444,7 @@ async fn two_thousand_strangers_are_held_to_the_caps_while_an_agency_sends_and_r
         Stranger::NoCertificate,
         Stranger::ForeignCertificate,
     ];
-    let tasks = strangers(
+    let strangers = strangers(
         &hub,
         n,
         &kinds,
@@ -333,7 +464,7 @@ async fn two_thousand_strangers_are_held_to_the_caps_while_an_agency_sends_and_r
 
     // None of them is kept: those without an acceptable certificate get
     // UNAUTHENTICATED and 5 s at most, the others their handshake time.
-    all_closed(tasks).await;
+    let (closed, never_reached) = strangers.all_closed().await;
     drop(release_tx);
     let m = metrics(&hub).await;
     let count = |name: &str, k: &str, v: &str| metric(&m, name, &[(k, v)]);
@@ -344,8 +475,8 @@ async fn two_thousand_strangers_are_held_to_the_caps_while_an_agency_sends_and_r
         );
     }
     eprintln!(
-        "{n} strangers; hub sockets on its port: {legit} before, peak {peak}, cap {CAP}; refused at the caps: \
-         {} total, {} per address; closed: {} without a certificate, {} refused, {} handshake timeouts",
+        "{n} strangers ({closed} closed, {never_reached} dropped by the kernel before the hub could accept them); \
+         hub sockets on its port: {legit} before, peak {peak}, cap {CAP}; refused at the caps: {} total, {} per address; closed: {} without a certificate, {} refused, {} handshake timeouts",
         count("truc_connections_refused_total", "cap", "total"),
         count("truc_connections_refused_total", "cap", "per_address"),
         count("truc_connections_closed_total", "reason", "no_certificate"),
@@ -373,11 +504,12 @@ async fn handshakes_beyond_the_cap_are_closed_at_once_and_established_agencies_c
         c.limits.handshake_timeout_ms = 2000;
     })
     .await;
+    let legit = hub_sockets(port);
     let (release_tx, release) = watch::channel(false);
     // 200: four times the cap. (400 on a loaded 2-core CI machine made
     // the kernel drop SYNs faster than the hub accepted, and a dropped
     // connect retries for minutes before it reaches the hub at all.)
-    let tasks = strangers(
+    let strangers = strangers(
         &hub,
         200,
         &[Stranger::Silent, Stranger::HalfHello],
@@ -391,15 +523,18 @@ async fn handshakes_beyond_the_cap_are_closed_at_once_and_established_agencies_c
     .await;
     let m = metrics(&hub).await;
     assert!(metric(&m, "truc_tls_handshakes_in_progress", &[]) <= 50.0);
-    // The 150 over the cap were closed at once, not queued: only the 50
-    // are still there.
-    eventually("only the handshakes within the cap to be open", || async {
-        tasks.iter().filter(|t| !t.is_finished()).count() <= 50
+    // The 150 over the cap were closed at once, not queued: the hub holds
+    // only the 50 (and the agencies). Counted at the hub, not by the
+    // strangers: under load some of them are still retrying their connect
+    // or were dropped by the kernel before the hub could see them.
+    eventually("the hub to hold only the handshakes within the cap", || async {
+        hub_sockets(port) <= legit + 50
     })
     .await;
     agency_round(&g22, &h26, &mut inbox, "slow", 10, port, 4096).await;
     // Closed at the end of their handshake time.
-    all_closed(tasks).await;
+    let (_, never_reached) = strangers.all_closed().await;
+    eprintln!("200 strangers, {never_reached} dropped by the kernel before the hub could accept them");
     drop(release_tx);
     let m = metrics(&hub).await;
     assert!(metric(&m, "truc_connections_closed_total", &[("reason", "handshake_timeout")]) >= 1.0);
