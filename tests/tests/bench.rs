@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use truc_client::load::{self, LoadSpec, StopAt};
+use truc_load::{self as load, LoadSpec, StopAt};
 use truc_tests::TestHub;
 
 fn spec(hub: &TestHub) -> LoadSpec {

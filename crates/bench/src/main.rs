@@ -25,7 +25,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
-use truc_client::load::{self, LoadReport, LoadSpec, StopAt};
+use truc_load::{self as load, LoadReport, LoadSpec, Shape, StopAt};
 
 const LONG_ABOUT: &str = "\
 Runs, one after the other on this machine, (a) a fresh trucd (the binary
@@ -64,35 +64,17 @@ struct Args {
     /// What to compare with.
     #[arg(long, value_enum, default_value = "none")]
     vs: Vs,
-    /// Payload bytes per document / message.
-    #[arg(long, default_value_t = 4096)]
-    size: usize,
     /// Seconds each system is loaded for.
     #[arg(long, default_value_t = 20.0)]
     duration: f64,
     /// Agencies: each sends to the next and receives its own outbox.
     #[arg(long, default_value_t = 4)]
     agencies: usize,
-    /// Recipients per document (NATS: one publish per recipient outbox).
-    #[arg(long, default_value_t = 1)]
-    fanout: usize,
-    /// Sends (publishes) awaiting their acceptance (ack), per agency.
-    #[arg(long, default_value_t = 256)]
-    window: usize,
-    /// Pace the sends at this many documents (messages) per second in all,
-    /// on a fixed schedule, instead of as fast as the windows allow.
-    #[arg(long, value_name = "DOCS_PER_S")]
-    rate: Option<f64>,
-    /// Unacknowledged deliveries per receiving agency (NATS max_ack_pending).
-    #[arg(long, default_value_t = 256)]
-    credit: u32,
-    /// Connections per sending agency.
-    #[arg(long, default_value_t = 1)]
-    connections: usize,
-    /// Documents sent before each system's clock starts (default:
+    /// The load's shape, for Truc and NATS alike (NATS: one publish per
+    /// recipient outbox, `max_ack_pending` = credit; the warm-up defaults to
     /// two windows per agency, at least 1000).
-    #[arg(long, value_name = "N")]
-    warmup: Option<u64>,
+    #[command(flatten)]
+    shape: Shape,
     /// Repeat everything this many times and report the median rows.
     #[arg(long, default_value_t = 1)]
     runs: usize,
@@ -107,9 +89,6 @@ struct Args {
     /// Payload bytes of the prefilled documents (default: --size).
     #[arg(long, value_name = "BYTES")]
     prefill_size: Option<usize>,
-    /// Most MiB of payload signed ahead per system and run.
-    #[arg(long, default_value_t = 3072, value_name = "MIB")]
-    presign_mib: u64,
     /// The trucd binary (default: next to this one, else PATH).
     #[arg(long, value_name = "PATH")]
     trucd: Option<PathBuf>,
@@ -242,12 +221,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "{} agencies (each sends to the next), fan-out {}, {} B payloads, window {}, credit {}, {} s per system{}{}",
         args.agencies,
-        args.fanout,
-        args.size,
-        args.window,
-        args.credit,
+        args.shape.fanout,
+        args.shape.size,
+        args.shape.window,
+        args.shape.credit,
         args.duration,
-        match args.rate {
+        match args.shape.rate {
             Some(r) => format!(", paced at {r} docs/s"),
             None => String::new(),
         },
@@ -321,7 +300,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         println!(
             "ratio truc/nats: {:.2} (truc {a:.0} docs/s, nats {b:.0} msgs/s, size {})",
             if b > 0.0 { a / b } else { 0.0 },
-            args.size
+            args.shape.size
         );
     }
     Ok(())
@@ -399,22 +378,17 @@ fn spec(args: &Args, hub: &str, pki: &Path, agencies: &[String]) -> LoadSpec {
     let mut spec = LoadSpec::new(hub, pki);
     spec.senders = agencies.to_vec();
     spec.receivers = agencies.to_vec();
-    spec.fanout = args.fanout;
-    spec.size = args.size;
+    args.shape.apply(&mut spec);
     spec.stop = StopAt::Duration(Duration::from_secs_f64(args.duration));
-    spec.connections = args.connections;
-    spec.window = args.window;
-    spec.rate = args.rate;
-    spec.credit = args.credit;
     spec.warmup = Some(warmup(args));
-    spec.max_presign_bytes = args.presign_mib << 20;
     spec.drain_timeout = Duration::from_secs(120);
     spec
 }
 
 fn warmup(args: &Args) -> u64 {
-    args.warmup
-        .unwrap_or((args.agencies * args.window * 2).max(1000) as u64)
+    args.shape
+        .warmup
+        .unwrap_or((args.agencies * args.shape.window * 2).max(1000) as u64)
 }
 
 async fn run_truc(
@@ -454,8 +428,8 @@ async fn run_truc(
                 agencies,
                 &parked,
                 n,
-                args.prefill_size.unwrap_or(args.size),
-                args.window,
+                args.prefill_size.unwrap_or(args.shape.size),
+                args.shape.window,
                 |d| eprintln!("truc-bench:   {d} queued"),
             )
             .await
@@ -559,15 +533,15 @@ async fn run_nats(
         system: label.to_string(),
         pki: pki.to_path_buf(),
         agencies: agencies.to_vec(),
-        fanout: args.fanout,
-        size: args.size,
-        window: args.window,
-        rate: args.rate,
-        credit: args.credit,
-        connections: args.connections,
+        fanout: args.shape.fanout,
+        size: args.shape.size,
+        window: args.shape.window,
+        rate: args.shape.rate,
+        credit: args.shape.credit,
+        connections: args.shape.connections,
         duration: Duration::from_secs_f64(args.duration),
         warmup: warmup(args),
-        max_presign_bytes: args.presign_mib << 20,
+        max_presign_bytes: args.shape.presign_mib << 20,
         drain_timeout: Duration::from_secs(120),
     };
     let report = nats::run(server.port, &l).await;

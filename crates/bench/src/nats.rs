@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use async_nats::jetstream::{self, consumer, stream};
 use tokio_stream::StreamExt;
-use truc_client::load::{self, LoadReport, Tracker};
+use truc_load::{self as load, LoadReport, Tracker};
 
 use crate::procs;
 

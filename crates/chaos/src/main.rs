@@ -370,8 +370,8 @@ async fn chaos(args: &Args, seed: u64, root: &Path, st: &mut RunState) -> anyhow
     let trucd = trucd_path(args)?;
     let mut rng = Rng::new(seed);
     let pki_dir = root.join("pki");
-    let sender_codes = truc_client::load::agency_codes('S', args.senders);
-    let receiver_codes = truc_client::load::agency_codes('R', args.receivers);
+    let sender_codes = truc_load::agency_codes('S', args.senders);
+    let receiver_codes = truc_load::agency_codes('R', args.receivers);
     let (senders, receivers) = make_pki(&pki_dir, &sender_codes, &receiver_codes)?;
     let operator_dir = pki_dir.join("operators/chaos");
     let auditor_dir = pki_dir.join("auditors/chaos");

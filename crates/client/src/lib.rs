@@ -7,7 +7,6 @@
 #![warn(missing_docs)]
 
 pub mod audit;
-pub mod load;
 pub mod reconnect;
 pub mod transfer;
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use truc_client::load::{self, LoadSpec, StopAt};
+use truc_load::{self as load, LoadSpec, Shape, StopAt};
 
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("stop").args(["duration", "count"])))]
@@ -23,12 +23,6 @@ pub(crate) struct BenchArgs {
     /// Receiving agencies.
     #[arg(long, default_value_t = 4)]
     receivers: usize,
-    /// Recipients per document.
-    #[arg(long, default_value_t = 1)]
-    fanout: usize,
-    /// Payload bytes per document.
-    #[arg(long, default_value_t = 4096)]
-    size: usize,
     /// Priorities with weights, e.g. thuong=90,khan=9,hoa-toc=1.
     #[arg(long, default_value = "thuong")]
     priority_mix: String,
@@ -38,27 +32,8 @@ pub(crate) struct BenchArgs {
     /// Documents to send instead of a duration.
     #[arg(long, value_name = "N")]
     count: Option<u64>,
-    /// gRPC connections per sending agency.
-    #[arg(long, default_value_t = 1)]
-    connections: usize,
-    /// Sends in flight per sending agency.
-    #[arg(long, default_value_t = 256)]
-    window: usize,
-    /// Pace the sends at this many documents per second in all, on a fixed
-    /// schedule (latency counts from each document's scheduled time),
-    /// instead of as fast as the windows allow.
-    #[arg(long, value_name = "DOCS_PER_S")]
-    rate: Option<f64>,
-    /// Receive credit per receiving agency (1..=1024).
-    #[arg(long, default_value_t = 256)]
-    credit: u32,
-    /// Documents sent before the clock starts (default: two windows per
-    /// sender; 0 for none).
-    #[arg(long, value_name = "N")]
-    warmup: Option<u64>,
-    /// Most MiB of payload to pre-sign for a --duration run.
-    #[arg(long, default_value_t = 3072, value_name = "MIB")]
-    presign_mib: u64,
+    #[command(flatten)]
+    shape: Shape,
     /// Seconds to wait after the senders stop for the last deliveries.
     #[arg(long, default_value_t = 60)]
     drain_timeout: u64,
@@ -77,16 +52,9 @@ pub(crate) async fn run(a: BenchArgs) -> anyhow::Result<()> {
     let mut spec = LoadSpec::new(&a.hub, &a.pki);
     spec.senders = load::agency_codes('S', a.senders);
     spec.receivers = load::agency_codes('R', a.receivers);
-    spec.fanout = a.fanout;
-    spec.size = a.size;
+    a.shape.apply(&mut spec);
     spec.priority_mix = load::parse_priority_mix(&a.priority_mix)?;
     spec.stop = stop;
-    spec.connections = a.connections;
-    spec.window = a.window;
-    spec.rate = a.rate;
-    spec.credit = a.credit;
-    spec.warmup = a.warmup;
-    spec.max_presign_bytes = a.presign_mib << 20;
     spec.drain_timeout = Duration::from_secs(a.drain_timeout);
     load::prepare(&a.hub, &a.pki, &spec.agencies())
         .await
@@ -137,10 +105,10 @@ mod tests {
             "--json",
         ])
         .unwrap();
-        assert_eq!((a.senders, a.receivers, a.fanout, a.size), (3, 5, 2, 65536));
+        assert_eq!((a.senders, a.receivers, a.shape.fanout, a.shape.size), (3, 5, 2, 65536));
         assert_eq!(a.count, Some(100));
         assert!(a.json);
-        assert_eq!(a.window, 256);
+        assert_eq!(a.shape.window, 256);
         // A duration or a count, not both.
         assert!(parse(&["--duration", "1", "--count", "5"]).is_err());
         // The PKI directory is required.

@@ -1,5 +1,6 @@
-//! Load generation against a hub: the engine behind `truc bench` and
-//! `truc-bench`.
+//! Load generation against a hub: the engine behind `truc bench`,
+//! `truc-bench` and `truc-chaos`. Out of the client SDK, which agency
+//! systems link; nothing here is needed to send or receive a document.
 //!
 //! Sending agencies sign every document **before the clock starts** (signing
 //! is the client's cost), then send them with a window of Sends in flight
@@ -25,7 +26,10 @@ use truc_core::{AgencyCode, Principal};
 use truc_pki::{Identity, IssueOptions, Pki};
 use truc_proto::v1::{DocumentHeader, Priority, SignedDocument};
 
-use crate::{Client, ClientError};
+mod shape;
+
+pub use shape::Shape;
+use truc_client::{Client, ClientError};
 
 /// Bytes at the start of every payload that identify the document.
 pub const TAG_LEN: usize = 16;
@@ -36,38 +40,29 @@ const MAX_ACK_IDS: usize = 1024;
 /// Acks in flight at once per receiving agency.
 const ACKS_IN_FLIGHT: usize = 4;
 
-/// Why a load run could not be set up or finished.
+/// Why a load run could not be set up or finished, with its cause.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct LoadError(pub String);
+pub enum LoadError {
+    /// The client SDK failed (connecting, TLS, an identity).
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The hub answered with an error.
+    #[error("{:?}: {}", .0.code(), .0.message())]
+    Status(#[from] tonic::Status),
+    /// Issuing or reading the bench agencies' identities failed.
+    #[error(transparent)]
+    Pki(#[from] truc_pki::PkiError),
+    /// A document could not be built or signed.
+    #[error(transparent)]
+    Core(#[from] truc_core::CoreError),
+    /// The run itself: a bad argument, a stream that ended, a deadline.
+    #[error("{0}")]
+    Run(String),
+}
 
 impl LoadError {
     fn new(s: impl Into<String>) -> LoadError {
-        LoadError(s.into())
-    }
-}
-
-impl From<ClientError> for LoadError {
-    fn from(e: ClientError) -> Self {
-        LoadError(e.to_string())
-    }
-}
-
-impl From<tonic::Status> for LoadError {
-    fn from(s: tonic::Status) -> Self {
-        LoadError(format!("{:?}: {}", s.code(), s.message()))
-    }
-}
-
-impl From<truc_pki::PkiError> for LoadError {
-    fn from(e: truc_pki::PkiError) -> Self {
-        LoadError(e.to_string())
-    }
-}
-
-impl From<truc_core::CoreError> for LoadError {
-    fn from(e: truc_core::CoreError) -> Self {
-        LoadError(e.to_string())
+        LoadError::Run(s.into())
     }
 }
 
@@ -782,7 +777,7 @@ fn sign_all(
                             ..Default::default()
                         };
                         let body = payload(base, &tag(nonce, sender, p.n));
-                        out.push(crate::sign_with(&signer, identity, &mut header, body)?);
+                        out.push(truc_client::sign_with(&signer, identity, &mut header, body)?);
                     }
                     Ok(out)
                 })
