@@ -1,0 +1,98 @@
+//! edXML (QCVN 102:2016/BTTTT) for Truc: the typed document model, a streaming parser,
+//! a writer, and a normalised comparison.
+//!
+//! edXML is the package agency document systems (QLVB&ĐH) exchange on Vietnam's document
+//! interconnection axis: a `MessageHeader` with the records office's metadata, a
+//! `TraceHeaderList` of hops with the `Bussiness` block (new, revoke, update, replace), a
+//! manifest, and base64 attachments; or a status message (`StatusCode` 01–06, 13, 15, 16).
+//! All elements are in the one namespace [`NAMESPACE`], written with an `edXML:` prefix or
+//! in the default namespace: both are accepted and names are checked by namespace
+//! resolution, never by prefix text.
+//!
+//! ```no_run
+//! use std::io::BufReader;
+//! use truc_edxml::{parse, write, same_content, Limits, MemoryAttachments};
+//!
+//! let file = BufReader::new(std::fs::File::open("package.edxml")?);
+//! let mut files = MemoryAttachments::default();
+//! let package = parse(file, Limits::new(2 << 30), &mut files)?;
+//! let out = write(&package, Vec::new(), &mut files)?;
+//! let again = parse(out.as_slice(), Limits::new(2 << 30), &mut MemoryAttachments::default())?;
+//! assert!(same_content(&package, &again));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Reading
+//! [`parse`] reads once, as a stream, with `quick-xml`. Attachment bytes are decoded as
+//! they come and handed to an [`AttachmentSink`] (a closure, a file writer…), so a 2 GiB
+//! attachment is never in memory; the parser records each attachment's size and SHA-256.
+//! It refuses, naming the element ([`Error::element`]) and the reason: input that is not
+//! XML (bytes before the declaration, an unbound prefix), a wrong namespace, a missing
+//! From, To, DocumentId (or, for a status, ResponseFor and StatusCode), base64 that does
+//! not decode, a manifest Reference with no attachment, any DOCTYPE (entity expansion
+//! bombs and external entities need one; none is ever expanded or fetched), an undefined
+//! entity reference, and input over the caller's [`Limits`].
+//!
+//! It does not refuse what real systems send and the receiver should only be told about:
+//! a DocumentId that does not match From, Code or PromulgationDate, or an impossible or
+//! `dd/MM/yyyy` date; see [`MessageHeader::warnings`]. Dates are kept as written
+//! ([`EdDate`], [`EdDateTime`]): civil local values, never converted to UTC; edXML
+//! carries no zone, the axis's is UTC+7 ([`DEFAULT_OFFSET`]).
+//!
+//! # Writing
+//! [`write`] writes the model back with the namespace, attachments base64-encoded from an
+//! [`AttachmentSource`] chunk by chunk. Elements the model does not hold (vendor
+//! extensions such as `ResponseForTask`, an XML-DSig `Signature`) are kept by the parser as
+//! raw XML in [`Extras`], each after the sibling it followed, and written back unchanged
+//! in place (with the namespace declarations they relied on added to their own start
+//! tag, so they stay well-formed wherever they go).
+//!
+//! # Comparing
+//! [`same_content`] / [`first_difference`] compare two packages field by field,
+//! insensitive to prefixes, attribute order and whitespace, attachments by size and
+//! SHA-256.
+//!
+//! # Mapping onto Truc's signed header (a note for the integration)
+//! Truc's signed header (`truc.v1` `DocumentHeader`, built in `truc-core`) carries today:
+//! sender and recipient agency codes, a document id, a title, a priority, one payload's
+//! size and SHA-256, and timestamps in UTC. This crate does not change it; the mapping
+//! the hub and CLI will use is:
+//!
+//! | edXML (this crate) | Truc header today | to add |
+//! |---|---|---|
+//! | `From/OrganId` | sender code (must match the mTLS identity) | the other 7 organisation fields |
+//! | `To*/OrganId` | recipient codes (routing, fan-out) | the other 7 fields per recipient |
+//! | `DocumentId` | document id (idempotency key) | must begin with the sender's code |
+//! | `Subject` | title | — |
+//! | `OtherInfo/Priority` 0..4 | priority | the rest of OtherInfo |
+//! | `Code`, `PromulgationInfo`, `DocumentType`, `Content`, `SignerInfo`, `DueDate`, `ToPlaces`, `ResponseFor*`, `SteeringType` | — | typed fields; dates as civil local dates |
+//! | `Bussiness` (type, reason, paper, receivers, replacements, staff) | — | the correction's typed block |
+//! | `TraceHeaderList` | — (the hub's own log) | exported: one TraceHeader per hop, hub OrganId and local time |
+//! | attachments (content id, name, description, media type, size, SHA-256) | one payload's size and SHA-256 | a list, each bound by the header signature |
+//! | status message (StatusCode, Description, Timestamp, StaffInfo, ResponseFor) | status notice (code, receipt) | description, staff, local time |
+//! | [`Extras`] (vendor extensions, edXML `Signature`) | — | carried as opaque bytes inside the signed document |
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod attach;
+mod b64;
+mod compare;
+mod date;
+mod error;
+mod limit;
+mod model;
+mod parse;
+mod write;
+
+pub use attach::{AttachmentSink, AttachmentSource, Discard, MemoryAttachments};
+pub use compare::{first_difference, same_content, Difference};
+pub use date::{EdDate, EdDateTime, DEFAULT_OFFSET};
+pub use error::{Error, Result};
+pub use limit::Limits;
+pub use model::*;
+pub use parse::parse;
+pub use write::write;
+
+/// The one namespace of QCVN 102:2016 edXML.
+pub const NAMESPACE: &str = "http://www.mic.gov.vn/TBT/QCVN_102_2016";
