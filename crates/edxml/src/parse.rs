@@ -256,7 +256,8 @@ impl<R: BufRead> Parser<'_, R> {
         let (root, root_ev) = loop {
             let n = self.next()?;
             match &n.ev {
-                Event::Decl(_) => {
+                Event::Decl(d) => {
+                    self.declaration(d)?;
                     if let Some(text) = before_decl.take() {
                         return Err(self.not_xml(format!("content before the XML declaration: {text:?}")));
                     }
@@ -360,6 +361,29 @@ impl<R: BufRead> Parser<'_, R> {
             }
         }
         self.finish(parts)
+    }
+
+    /// XML 1.0 or 1.1, in UTF-8 (the only encoding read; another would be misread).
+    fn declaration(&self, d: &quick_xml::events::BytesDecl<'_>) -> Result<()> {
+        let version = d.version().map_err(|e| Error::NotXml {
+            element: self.here(),
+            reason: "bad XML declaration".into(),
+            source: Some(e),
+        })?;
+        if !matches!(version.as_ref(), b"1.0" | b"1.1") {
+            return Err(self.not_xml(format!("XML version {:?} in the declaration", utf8(&version))));
+        }
+        if let Some(enc) = d.encoding() {
+            let enc = enc.map_err(|e| Error::NotXml {
+                element: self.here(),
+                reason: "bad encoding in the XML declaration".into(),
+                source: Some(e.into()),
+            })?;
+            if !enc.eq_ignore_ascii_case(b"utf-8") && !enc.eq_ignore_ascii_case(b"utf8") {
+                return Err(self.not_xml(format!("encoding {:?} is not supported (UTF-8 only)", utf8(&enc))));
+            }
+        }
+        Ok(())
     }
 
     fn finish(&self, parts: Parts) -> Result<Package> {
