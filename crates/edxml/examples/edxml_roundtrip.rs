@@ -8,13 +8,20 @@ use truc_edxml::{parse, write, Limits, MemoryAttachments, Message, PrefixStyle};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let path = args.next().ok_or("usage: edxml_roundtrip PACKAGE.edxml [default|prefixed]")?;
+    let path = args
+        .next()
+        .ok_or("usage: edxml_roundtrip PACKAGE.edxml [default|prefixed]")?;
     let file = BufReader::new(std::fs::File::open(&path)?);
     let mut files = MemoryAttachments::default();
     let mut package = parse(file, Limits::new(2 << 30), &mut files)?;
     match &package.message {
         Message::Document(h) => {
-            eprintln!("document {} from {} to {} recipient(s)", h.document_id, h.from.organ_id, h.to.len());
+            eprintln!(
+                "document {} from {} to {} recipient(s)",
+                h.document_id,
+                h.from.organ_id,
+                h.to.len()
+            );
             for w in h.warnings() {
                 eprintln!("warning: {}: {}", w.element, w.reason);
             }

@@ -79,7 +79,10 @@ impl AttachmentSource for MemoryAttachments {
     fn open(&mut self, index: usize, _attachment: &Attachment) -> io::Result<Box<dyn Read + '_>> {
         match self.0.get(index) {
             Some(bytes) => Ok(Box::new(bytes.as_slice())),
-            None => Err(io::Error::new(io::ErrorKind::NotFound, format!("no attachment {index}"))),
+            None => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no attachment {index}"),
+            )),
         }
     }
 }

@@ -33,7 +33,12 @@ pub(crate) enum DecodeFailure {
 
 impl Decoder {
     pub(crate) fn new() -> Self {
-        Decoder { pending: Vec::with_capacity(PENDING), out: Vec::new(), done: 0, padded: false }
+        Decoder {
+            pending: Vec::with_capacity(PENDING),
+            out: Vec::new(),
+            done: 0,
+            padded: false,
+        }
     }
 
     pub(crate) fn push(
@@ -63,7 +68,9 @@ impl Decoder {
     fn flush(&mut self, out: &mut dyn FnMut(&[u8]) -> io::Result<()>) -> Result<(), DecodeFailure> {
         self.out.clear();
         let done = self.done;
-        DECODER.decode_vec(&self.pending, &mut self.out).map_err(|e| DecodeFailure::Base64(done + offset_of(&e), e))?;
+        DECODER
+            .decode_vec(&self.pending, &mut self.out)
+            .map_err(|e| DecodeFailure::Base64(done + offset_of(&e), e))?;
         self.done += self.pending.len() as u64;
         self.pending.clear();
         out(&self.out).map_err(DecodeFailure::Sink)
@@ -144,7 +151,10 @@ mod tests {
         let mut text = Vec::new();
         encode(&mut data.as_slice(), &mut text).unwrap();
         // Line breaks as MIME writers put them.
-        let wrapped: Vec<u8> = text.chunks(76).flat_map(|l| l.iter().copied().chain(*b"\r\n")).collect();
+        let wrapped: Vec<u8> = text
+            .chunks(76)
+            .flat_map(|l| l.iter().copied().chain(*b"\r\n"))
+            .collect();
         for piece in [1, 7, 4096, 1 << 20] {
             assert_eq!(decode_in_pieces(&wrapped, piece).unwrap(), data);
         }

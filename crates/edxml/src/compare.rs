@@ -90,7 +90,10 @@ fn tree(p: &Package) -> Result<Node, String> {
                         _ => String::new(),
                     };
                     let value = a.unescape_value().map_err(|e| e.to_string())?;
-                    attrs.insert((ans, String::from_utf8_lossy(local.as_ref()).into_owned()), normal(&value));
+                    attrs.insert(
+                        (ans, String::from_utf8_lossy(local.as_ref()).into_owned()),
+                        normal(&value),
+                    );
                 }
                 let node = Node {
                     ns,
@@ -163,7 +166,13 @@ fn show(n: &Node) -> String {
 }
 
 fn diff(a: &Node, b: &Node, path: &str) -> Option<Difference> {
-    let d = |left: String, right: String| Some(Difference { element: path.to_owned(), left, right });
+    let d = |left: String, right: String| {
+        Some(Difference {
+            element: path.to_owned(),
+            left,
+            right,
+        })
+    };
     if (&a.ns, &a.local) != (&b.ns, &b.local) {
         return d(show(a), show(b));
     }

@@ -193,6 +193,9 @@ mod tests {
         assert_eq!(t.to_string(), "2018/09/20 08:15:00");
         let ts = t.to_timestamp(DEFAULT_OFFSET).unwrap();
         assert_eq!(ts.to_string(), "2018-09-20T01:15:00Z");
-        assert!(matches!(EdDateTime::parse("2018/09/20 25:00:00"), EdDateTime::Verbatim(_)));
+        assert!(matches!(
+            EdDateTime::parse("2018/09/20 25:00:00"),
+            EdDateTime::Verbatim(_)
+        ));
     }
 }

@@ -69,7 +69,9 @@ pub enum Error {
     /// A document type declaration was found. Any DOCTYPE is refused: entity
     /// declarations are how entity-expansion bombs (billion laughs) and external entities
     /// (XXE) are written, and edXML needs none.
-    #[error("{element}: DOCTYPE refused: no DTD or entity declaration is accepted (entity expansion, external entities)")]
+    #[error(
+        "{element}: DOCTYPE refused: no DTD or entity declaration is accepted (entity expansion, external entities)"
+    )]
     Doctype {
         /// Where it was found (`(prolog)` before the root).
         element: String,

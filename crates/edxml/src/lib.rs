@@ -53,24 +53,28 @@
 //! SHA-256.
 //!
 //! # Mapping onto Truc's signed header (a note for the integration)
-//! Truc's signed header (`truc.v1` `DocumentHeader`, built in `truc-core`) carries today:
-//! sender and recipient agency codes, a document id, a title, a priority, one payload's
-//! size and SHA-256, and timestamps in UTC. This crate does not change it; the mapping
-//! the hub and CLI will use is:
+//! This crate depends on nothing else in the workspace and changes nothing in it. Truc's
+//! signed header today is `truc.v1.DocumentHeader` (`proto/truc/v1/document.proto`); a
+//! status is `ReportStatusRequest` / `StatusNotice` (`axis.proto`). How this model lands
+//! there, and what the header does not carry yet:
 //!
-//! | edXML (this crate) | Truc header today | to add |
+//! | edXML (this crate) | `DocumentHeader` today | not carried yet |
 //! |---|---|---|
-//! | `From/OrganId` | sender code (must match the mTLS identity) | the other 7 organisation fields |
-//! | `To*/OrganId` | recipient codes (routing, fan-out) | the other 7 fields per recipient |
-//! | `DocumentId` | document id (idempotency key) | must begin with the sender's code |
-//! | `Subject` | title | — |
-//! | `OtherInfo/Priority` 0..4 | priority | the rest of OtherInfo |
-//! | `Code`, `PromulgationInfo`, `DocumentType`, `Content`, `SignerInfo`, `DueDate`, `ToPlaces`, `ResponseFor*`, `SteeringType` | — | typed fields; dates as civil local dates |
-//! | `Bussiness` (type, reason, paper, receivers, replacements, staff) | — | the correction's typed block |
-//! | `TraceHeaderList` | — (the hub's own log) | exported: one TraceHeader per hop, hub OrganId and local time |
-//! | attachments (content id, name, description, media type, size, SHA-256) | one payload's size and SHA-256 | a list, each bound by the header signature |
-//! | status message (StatusCode, Description, Timestamp, StaffInfo, ResponseFor) | status notice (code, receipt) | description, staff, local time |
-//! | [`Extras`] (vendor extensions, edXML `Signature`) | — | carried as opaque bytes inside the signed document |
+//! | [`MessageHeader::from`] `.organ_id` | `from` (must match the mTLS and signer identity) | the other 7 organisation fields |
+//! | [`MessageHeader::to`] `[i].organ_id` | `to` (routing, fan-out) | the other 7 fields of each |
+//! | [`MessageHeader::document_id`] | `document_id` (idempotency with `from`) | — |
+//! | [`MessageHeader::subject`] | `subject` | — |
+//! | [`Code`] `number`, `notation` | `code_number`, `code_notation` | — |
+//! | [`DocumentType`] `name` | `document_type` | `Type`, `TypeDetail` (integers) |
+//! | [`OtherInfo`] `priority` 0..4 | `priority` (enum, same 0..4) | the rest of OtherInfo |
+//! | [`Business`] `doc_type` | `business_type` (same 0..3) | reason, paper, staff, the update's receiver list, the replacement list (several old documents, each with its agencies) |
+//! | [`Business`] `document_id` / [`ReplacementInfo`] `document_id` | `reference_document_id` (one) | several references for a replacement |
+//! | [`MessageHeader::due_date`] (civil local date) | `due_date_unix_ms` (an instant) | the local date itself: map with [`DEFAULT_OFFSET`], keep the date |
+//! | [`PromulgationInfo`], [`SignerInfo`], [`MessageHeader::content`], `to_places`, `response_for`, `steering_type` | — | all |
+//! | [`TraceHeaderList`] | — (the hub's own receipts and log) | exported as one TraceHeader per hop, hub OrganId and local time |
+//! | [`Attachment`]s (content id, name, description, media type, size, SHA-256) | one payload: `payload_sha256`, `payload_size`, `content_type`, `file_name` | several attachments, content id, description |
+//! | [`Extras`] (vendor extensions, an edXML XML-DSig `Signature`) | — | to travel as opaque bytes inside the signed document |
+//! | status [`StatusHeader`]: `status`, `description`, `staff`, `response_for` | `ReportStatusRequest`: `code`, `description`, `staff` (department, staff, mobile, email), `document_from` + `document_id` | `StaffInfo` `DepartmentId`/`StaffId`, the reporter's `Timestamp` in local time (the hub records its own time in UTC ms) |
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

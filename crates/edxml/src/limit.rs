@@ -22,7 +22,10 @@ impl Limits {
     /// Limits for a package of at most `max_package_bytes`, with the default markup limit
     /// (or `max_package_bytes` if that is smaller).
     pub fn new(max_package_bytes: u64) -> Self {
-        Limits { max_package_bytes, max_markup_bytes: Self::DEFAULT_MAX_MARKUP_BYTES.min(max_package_bytes) }
+        Limits {
+            max_package_bytes,
+            max_markup_bytes: Self::DEFAULT_MAX_MARKUP_BYTES.min(max_package_bytes),
+        }
     }
 }
 
@@ -47,7 +50,14 @@ pub(crate) struct Guarded<R> {
 
 impl<R: BufRead> Guarded<R> {
     pub(crate) fn new(inner: R, limits: Limits) -> Self {
-        Guarded { inner, limits, total: 0, markup: 0, streaming: false, tripped: None }
+        Guarded {
+            inner,
+            limits,
+            total: 0,
+            markup: 0,
+            streaming: false,
+            tripped: None,
+        }
     }
 
     fn allowance(&self) -> (u64, Trip) {

@@ -413,7 +413,11 @@ impl StatusCode {
     /// From the two-digit code (a one-digit `1` is read as `01`).
     pub fn from_code(code: &str) -> Option<Self> {
         let code = code.trim();
-        let code = if code.len() == 1 { format!("0{code}") } else { code.to_owned() };
+        let code = if code.len() == 1 {
+            format!("0{code}")
+        } else {
+            code.to_owned()
+        };
         Self::ALL.into_iter().find(|c| c.code() == code)
     }
 }
@@ -528,14 +532,23 @@ impl MessageHeader {
     pub fn warnings(&self) -> Vec<Warning> {
         let mut out = Vec::new();
         let mut warn = |element: &str, reason: String| {
-            out.push(Warning { element: format!("MessageHeader/{element}"), reason });
+            out.push(Warning {
+                element: format!("MessageHeader/{element}"),
+                reason,
+            });
         };
         let parts: Vec<&str> = self.document_id.splitn(3, ',').collect();
         if parts.len() != 3 {
-            warn("DocumentId", "not of the form <OrganId>,<yyyy/MM/dd>,<number>/<notation>".into());
+            warn(
+                "DocumentId",
+                "not of the form <OrganId>,<yyyy/MM/dd>,<number>/<notation>".into(),
+            );
         } else {
             if parts[0] != self.from.organ_id {
-                warn("DocumentId", format!("begins with {:?}, not From/OrganId {:?}", parts[0], self.from.organ_id));
+                warn(
+                    "DocumentId",
+                    format!("begins with {:?}, not From/OrganId {:?}", parts[0], self.from.organ_id),
+                );
             }
             let id_date = EdDate::parse(parts[1]);
             if !id_date.is_standard() {
@@ -543,7 +556,10 @@ impl MessageHeader {
             }
             if let Some(d) = self.promulgation.as_ref().and_then(|p| p.date.as_ref()) {
                 if id_date.date().is_some() && d.date().is_some() && id_date.date() != d.date() {
-                    warn("DocumentId", format!("date {} differs from PromulgationDate {d}", parts[1]));
+                    warn(
+                        "DocumentId",
+                        format!("date {} differs from PromulgationDate {d}", parts[1]),
+                    );
                 }
             }
             if let Some(code) = &self.code {
@@ -553,13 +569,19 @@ impl MessageHeader {
                     code.notation.as_deref().unwrap_or("")
                 );
                 if parts[2] != expect {
-                    warn("DocumentId", format!("number/notation {:?} differs from Code {expect:?}", parts[2]));
+                    warn(
+                        "DocumentId",
+                        format!("number/notation {:?} differs from Code {expect:?}", parts[2]),
+                    );
                 }
             }
         }
         if let Some(d) = self.promulgation.as_ref().and_then(|p| p.date.as_ref()) {
             if !d.is_standard() {
-                warn("PromulgationInfo/PromulgationDate", format!("{d:?} is not a valid yyyy/MM/dd date"));
+                warn(
+                    "PromulgationInfo/PromulgationDate",
+                    format!("{d:?} is not a valid yyyy/MM/dd date"),
+                );
             }
         }
         if let Some(d) = &self.due_date {

@@ -20,7 +20,12 @@ use crate::NAMESPACE;
 /// base64-encoded chunk by chunk (one line, no breaks), never held whole. The recorded
 /// size and SHA-256 of [`Attachment`] are not used.
 pub fn write<W: Write>(package: &Package, out: W, source: &mut dyn AttachmentSource) -> Result<W> {
-    let mut o = Out { w: quick_xml::Writer::new(out), prefix: "", depth: 0, bodies: Bodies::Source(source) };
+    let mut o = Out {
+        w: quick_xml::Writer::new(out),
+        prefix: "",
+        depth: 0,
+        bodies: Bodies::Source(source),
+    };
     o.package(package)?;
     Ok(o.w.into_inner())
 }
@@ -30,7 +35,12 @@ pub fn write<W: Write>(package: &Package, out: W, source: &mut dyn AttachmentSou
 pub(crate) fn canonical(package: &Package) -> Result<Vec<u8>> {
     let mut p = package.clone();
     p.style = PrefixStyle::Default;
-    let mut o = Out { w: quick_xml::Writer::new(Vec::new()), prefix: "", depth: 0, bodies: Bodies::Digests };
+    let mut o = Out {
+        w: quick_xml::Writer::new(Vec::new()),
+        prefix: "",
+        depth: 0,
+        bodies: Bodies::Digests,
+    };
     o.package(&p)?;
     Ok(o.w.into_inner())
 }
@@ -56,12 +66,19 @@ struct Placer<'e> {
 
 impl<'e> Placer<'e> {
     fn new(extras: &'e Extras) -> Self {
-        Placer { extras: &extras.0, done: vec![false; extras.0.len()], counts: HashMap::new() }
+        Placer {
+            extras: &extras.0,
+            done: vec![false; extras.0.len()],
+            counts: HashMap::new(),
+        }
     }
 }
 
 fn io(element: &str) -> impl Fn(std::io::Error) -> Error + '_ {
-    move |source| Error::Io { element: element.to_owned(), source }
+    move |source| Error::Io {
+        element: element.to_owned(),
+        source,
+    }
 }
 
 impl<W: Write> Out<'_, W> {
@@ -75,7 +92,10 @@ impl<W: Write> Out<'_, W> {
         let anchor = after.map(|name| {
             let c = pl.counts.entry(name.to_owned()).or_default();
             *c += 1;
-            Anchor { element: name.to_owned(), occurrence: *c }
+            Anchor {
+                element: name.to_owned(),
+                occurrence: *c,
+            }
         });
         for i in 0..pl.extras.len() {
             if !pl.done[i] && pl.extras[i].after == anchor {
@@ -98,7 +118,10 @@ impl<W: Write> Out<'_, W> {
 
     fn raw(&mut self, xml: &str) -> Result<()> {
         self.newline()?;
-        self.w.get_mut().write_all(xml.as_bytes()).map_err(io("(unmodelled element)"))
+        self.w
+            .get_mut()
+            .write_all(xml.as_bytes())
+            .map_err(io("(unmodelled element)"))
     }
 
     fn start(&mut self, name: &str, attrs: &[Attribute], extra: &[(&str, &str)]) -> Result<()> {
@@ -149,11 +172,15 @@ impl<W: Write> Out<'_, W> {
         self.newline()?;
         let qname = format!("{}{name}", self.prefix);
         let e = io(name);
-        self.w.write_event(Event::Start(BytesStart::new(qname.as_str()))).map_err(&e)?;
+        self.w
+            .write_event(Event::Start(BytesStart::new(qname.as_str())))
+            .map_err(&e)?;
         if !value.is_empty() {
             self.w.write_event(Event::Text(BytesText::new(value))).map_err(&e)?;
         }
-        self.w.write_event(Event::End(BytesEnd::new(qname.as_str()))).map_err(&e)?;
+        self.w
+            .write_event(Event::End(BytesEnd::new(qname.as_str())))
+            .map_err(&e)?;
         self.place(pl, Some(name))
     }
 
@@ -215,7 +242,9 @@ impl<W: Write> Out<'_, W> {
         self.place_rest(&mut rp)?;
         self.depth -= 1;
         self.newline()?;
-        self.w.write_event(Event::End(BytesEnd::new("edXML"))).map_err(io("edXML"))?;
+        self.w
+            .write_event(Event::End(BytesEnd::new("edXML")))
+            .map_err(io("edXML"))?;
         self.place_rest(&mut top)?;
         self.w.get_mut().write_all(b"\n").map_err(io("(output)"))
     }
@@ -408,8 +437,14 @@ impl<W: Write> Out<'_, W> {
             w.leaf(p, "Description", a.description.as_deref())?;
             w.leaf(p, "ContentType", a.content_type.as_deref())?;
             w.newline()?;
-            let element = format!("edXML/AttachmentEncoded/Attachment[{}]/ContentTransferEncoded", index + 1);
-            let e = |source| Error::Io { element: element.clone(), source };
+            let element = format!(
+                "edXML/AttachmentEncoded/Attachment[{}]/ContentTransferEncoded",
+                index + 1
+            );
+            let e = |source| Error::Io {
+                element: element.clone(),
+                source,
+            };
             let out = w.w.get_mut();
             out.write_all(b"<ContentTransferEncoded>").map_err(e)?;
             match &mut w.bodies {
@@ -427,7 +462,10 @@ impl<W: Write> Out<'_, W> {
                             action: "reading from the source",
                             source,
                         },
-                        Err(source) => Error::Io { element: element.clone(), source },
+                        Err(source) => Error::Io {
+                            element: element.clone(),
+                            source,
+                        },
                     })?;
                 }
                 Bodies::Digests => {

@@ -28,7 +28,11 @@ struct Bytes {
 
 impl Bytes {
     fn new(len: u64) -> Self {
-        Bytes { state: 0x9E37_79B9_7F4A_7C15, left: len, hash: Sha256::new() }
+        Bytes {
+            state: 0x9E37_79B9_7F4A_7C15,
+            left: len,
+            hash: Sha256::new(),
+        }
     }
 }
 
@@ -80,7 +84,14 @@ impl Package {
       <ContentType>application/pdf</ContentType>
       <ContentTransferEncoded>"#;
         let tail = "</ContentTransferEncoded>\n    </Attachment>\n  </AttachmentEncoded>\n</edXML>\n";
-        Package { head: head.into(), body: Bytes::new(len), tail: tail.into(), buf: Vec::new(), pos: 0, stage: 0 }
+        Package {
+            head: head.into(),
+            body: Bytes::new(len),
+            tail: tail.into(),
+            buf: Vec::new(),
+            pos: 0,
+            stage: 0,
+        }
     }
 }
 
@@ -184,11 +195,20 @@ fn a_200_mib_attachment_streams_through_parser_and_writer_in_bounded_memory() {
         after >> 10,
         growth >> 10
     );
-    assert!(growth < BOUND, "peak resident set grew by {} MiB (bound {} MiB)", growth >> 20, BOUND >> 20);
+    assert!(
+        growth < BOUND,
+        "peak resident set grew by {} MiB (bound {} MiB)",
+        growth >> 20,
+        BOUND >> 20
+    );
 
     // The measurement sees buffering: holding the attachment would have shown.
     let held = vec![1u8; ATTACHMENT as usize];
     let control = vm_hwm().saturating_sub(before);
-    assert!(control > ATTACHMENT * 3 / 4, "control grew by {} MiB only", control >> 20);
+    assert!(
+        control > ATTACHMENT * 3 / 4,
+        "control grew by {} MiB only",
+        control >> 20
+    );
     drop(held);
 }

@@ -66,16 +66,25 @@ fn an_unbound_prefix() {
     assert!(matches!(e, Error::NotXml { .. }), "{e:?}");
     assert_eq!(e.element(), "edXML/edXMLEnvelope/edXMLBody/edXMLManifest/Reference");
     assert!(e.to_string().contains("xlink"), "{e}");
-    let e = refused(&with("<Subject>V/v thử nghiệm kết nối</Subject>", "<x:Subject>V/v</x:Subject>"));
+    let e = refused(&with(
+        "<Subject>V/v thử nghiệm kết nối</Subject>",
+        "<x:Subject>V/v</x:Subject>",
+    ));
     assert_eq!(e.element(), format!("{HEADER}/Subject"));
 }
 
 #[test]
 fn a_wrong_namespace() {
-    let e = refused(&with("http://www.mic.gov.vn/TBT/QCVN_102_2016", "http://www.mic.gov.vn/TBT/QCVN_102_2011"));
+    let e = refused(&with(
+        "http://www.mic.gov.vn/TBT/QCVN_102_2016",
+        "http://www.mic.gov.vn/TBT/QCVN_102_2011",
+    ));
     assert!(matches!(e, Error::WrongNamespace { .. }), "{e:?}");
     assert_eq!(e.element(), "edXML");
-    let e = refused(&with(r#"<edXML xmlns="http://www.mic.gov.vn/TBT/QCVN_102_2016">"#, "<edXML>"));
+    let e = refused(&with(
+        r#"<edXML xmlns="http://www.mic.gov.vn/TBT/QCVN_102_2016">"#,
+        "<edXML>",
+    ));
     assert!(e.to_string().contains("(none)"), "{e}");
     // A modelled element in another namespace is a mistake, not an extension.
     let e = refused(&with("<MessageHeader>", r#"<MessageHeader xmlns="urn:other">"#));
@@ -85,15 +94,24 @@ fn a_wrong_namespace() {
 
 #[test]
 fn missing_from_to_document_id() {
-    let no_from = with("<From><OrganId>000.00.00.G22</OrganId><OrganName>Văn phòng Chính phủ</OrganName></From>", "");
+    let no_from = with(
+        "<From><OrganId>000.00.00.G22</OrganId><OrganName>Văn phòng Chính phủ</OrganName></From>",
+        "",
+    );
     let e = refused(&no_from);
     assert!(matches!(e, Error::Missing { .. }), "{e:?}");
     assert_eq!(e.element(), format!("{HEADER}/From"));
 
-    let e = refused(&with("<To><OrganId>000.00.00.H41</OrganId><OrganName>UBND tỉnh Nghệ An</OrganName></To>", ""));
+    let e = refused(&with(
+        "<To><OrganId>000.00.00.H41</OrganId><OrganName>UBND tỉnh Nghệ An</OrganName></To>",
+        "",
+    ));
     assert_eq!(e.element(), format!("{HEADER}/To"));
 
-    let e = refused(&with("<DocumentId>000.00.00.G22,2018/09/20,7816/VPCP-TTĐT</DocumentId>", ""));
+    let e = refused(&with(
+        "<DocumentId>000.00.00.G22,2018/09/20,7816/VPCP-TTĐT</DocumentId>",
+        "",
+    ));
     assert!(matches!(e, Error::Missing { .. }), "{e:?}");
     assert_eq!(e.element(), format!("{HEADER}/DocumentId"));
 
@@ -107,7 +125,9 @@ fn missing_from_to_document_id() {
 #[test]
 fn base64_that_does_not_decode() {
     let e = refused(&with("eGluIGNow6Bv", "eGluIGNo!6Bv"));
-    let Error::Base64 { offset, .. } = &e else { panic!("{e:?}") };
+    let Error::Base64 { offset, .. } = &e else {
+        panic!("{e:?}")
+    };
     assert_eq!(*offset, 8);
     assert_eq!(e.element(), "edXML/AttachmentEncoded/Attachment/ContentTransferEncoded");
     assert!(std::error::Error::source(&e).is_some(), "the decoder's error is kept");
@@ -123,8 +143,13 @@ fn base64_that_does_not_decode() {
 
 #[test]
 fn a_reference_with_no_attachment() {
-    let e = refused(&with("<Reference><ContentId>cid:a</ContentId>", "<Reference><ContentId>cid:b</ContentId>"));
-    let Error::DanglingReference { content_id, .. } = &e else { panic!("{e:?}") };
+    let e = refused(&with(
+        "<Reference><ContentId>cid:a</ContentId>",
+        "<Reference><ContentId>cid:b</ContentId>",
+    ));
+    let Error::DanglingReference { content_id, .. } = &e else {
+        panic!("{e:?}")
+    };
     assert_eq!(content_id, "cid:b");
     assert_eq!(e.element(), "edXML/edXMLEnvelope/edXMLBody/edXMLManifest/Reference[1]");
 }
@@ -140,18 +165,28 @@ fn an_xml_bomb() {
   <!ENTITY lol9 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
 ]>
 "#;
-    let xml = MIN.replacen(r#"<?xml version="1.0" encoding="UTF-8"?>"#, bomb, 1).replace("V/v thử nghiệm kết nối", "&lol9;");
+    let xml = MIN
+        .replacen(r#"<?xml version="1.0" encoding="UTF-8"?>"#, bomb, 1)
+        .replace("V/v thử nghiệm kết nối", "&lol9;");
     let e = refused(&xml);
     assert!(matches!(e, Error::Doctype { .. }), "{e:?}");
     assert_eq!(e.element(), "(prolog)");
     // Without its DTD, an entity reference is refused by name where it is used.
     let e = refused(&with("V/v thử nghiệm kết nối", "&lol9;"));
-    let Error::Entity { name, .. } = &e else { panic!("{e:?}") };
+    let Error::Entity { name, .. } = &e else {
+        panic!("{e:?}")
+    };
     assert_eq!(name, "lol9");
     assert_eq!(e.element(), format!("{HEADER}/Subject"));
     // A DOCTYPE of many megabytes is stopped by the markup limit before it is whole.
-    let huge = format!("<?xml version=\"1.0\"?><!DOCTYPE edXML [{}]><edXML/>", "<!-- x -->".repeat(300_000));
-    let limits = Limits { max_package_bytes: 1 << 30, max_markup_bytes: 1 << 20 };
+    let huge = format!(
+        "<?xml version=\"1.0\"?><!DOCTYPE edXML [{}]><edXML/>",
+        "<!-- x -->".repeat(300_000)
+    );
+    let limits = Limits {
+        max_package_bytes: 1 << 30,
+        max_markup_bytes: 1 << 20,
+    };
     let e = parse(huge.as_bytes(), limits, &mut Discard).unwrap_err();
     assert!(matches!(e, Error::TooLarge { .. }), "{e:?}");
 }
@@ -161,7 +196,9 @@ fn external_entities() {
     let xxe = r#"<?xml version="1.0"?>
 <!DOCTYPE edXML [ <!ENTITY xxe SYSTEM "file:///etc/passwd"> ]>
 "#;
-    let xml = MIN.replacen(r#"<?xml version="1.0" encoding="UTF-8"?>"#, xxe, 1).replace("V/v thử nghiệm kết nối", "&xxe;");
+    let xml = MIN
+        .replacen(r#"<?xml version="1.0" encoding="UTF-8"?>"#, xxe, 1)
+        .replace("V/v thử nghiệm kết nối", "&xxe;");
     let e = refused(&xml);
     assert!(matches!(e, Error::Doctype { .. }), "{e:?}");
     assert!(e.to_string().contains("external entities"), "{e}");
@@ -173,7 +210,10 @@ fn external_entities() {
     );
     assert!(matches!(refused(&xml), Error::Doctype { .. }));
     // In an attribute value.
-    let e = refused(&with(r#"<edXMLManifest version="1.0">"#, r#"<edXMLManifest version="&xxe;">"#));
+    let e = refused(&with(
+        r#"<edXMLManifest version="1.0">"#,
+        r#"<edXMLManifest version="&xxe;">"#,
+    ));
     assert!(matches!(e, Error::Entity { .. }), "{e:?}");
     assert_eq!(e.element(), "edXML/edXMLEnvelope/edXMLBody/edXMLManifest@version");
 }
@@ -182,7 +222,9 @@ fn external_entities() {
 fn a_package_over_the_size_limit() {
     let limit = MIN.len() as u64 - 100;
     let e = parse(MIN.as_bytes(), Limits::new(limit), &mut Discard).unwrap_err();
-    let Error::TooLarge { limit: l, what, .. } = &e else { panic!("{e:?}") };
+    let Error::TooLarge { limit: l, what, .. } = &e else {
+        panic!("{e:?}")
+    };
     assert_eq!((*l, *what), (limit, "package"));
     // The limit counts attachment base64 too.
     let big = with("eGluIGNow6Bv", &"QUJD".repeat(100_000));
@@ -191,9 +233,14 @@ fn a_package_over_the_size_limit() {
     assert_eq!(e.element(), "edXML/AttachmentEncoded/Attachment/ContentTransferEncoded");
     // Markup other than attachments is bounded on its own: a 2 MiB Subject.
     let long = with("V/v thử nghiệm kết nối", &"Trích yếu ".repeat(200_000));
-    let limits = Limits { max_package_bytes: 1 << 30, max_markup_bytes: 1 << 20 };
+    let limits = Limits {
+        max_package_bytes: 1 << 30,
+        max_markup_bytes: 1 << 20,
+    };
     let e = parse(long.as_bytes(), limits, &mut Discard).unwrap_err();
-    let Error::TooLarge { what, .. } = &e else { panic!("{e:?}") };
+    let Error::TooLarge { what, .. } = &e else {
+        panic!("{e:?}")
+    };
     assert!(what.starts_with("markup"), "{e}");
     assert_eq!(e.element(), format!("{HEADER}/Subject"));
     // Exactly at the limit is fine.
@@ -202,11 +249,17 @@ fn a_package_over_the_size_limit() {
 
 #[test]
 fn other_refusals_name_the_element() {
-    let e = refused(&with("<Subject>", "<DocumentType><Type>một</Type></DocumentType><Subject>"));
+    let e = refused(&with(
+        "<Subject>",
+        "<DocumentType><Type>một</Type></DocumentType><Subject>",
+    ));
     assert_eq!(e.element(), format!("{HEADER}/DocumentType/Type"));
     assert!(e.to_string().contains("not an integer"), "{e}");
 
-    let e = refused(&with("<Subject>V/v thử nghiệm kết nối</Subject>", "<Subject>V/v <b>đậm</b></Subject>"));
+    let e = refused(&with(
+        "<Subject>V/v thử nghiệm kết nối</Subject>",
+        "<Subject>V/v <b>đậm</b></Subject>",
+    ));
     assert_eq!(e.element(), format!("{HEADER}/Subject"));
 
     let e = refused(&with("</edXML>", "</edXMLX>"));
@@ -240,14 +293,19 @@ fn the_declaration_is_checked() {
     let e = refused(&with(r#"encoding="UTF-8""#, r#"encoding="windows-1258""#));
     assert!(e.to_string().contains("windows-1258"), "{e}");
     assert!(try_parse(&with(r#"encoding="UTF-8""#, r#"encoding="utf-8""#)).is_ok());
-    assert!(try_parse(&with(r#"<?xml version="1.0" encoding="UTF-8"?>"#, "")).is_ok(), "the declaration is optional");
+    assert!(
+        try_parse(&with(r#"<?xml version="1.0" encoding="UTF-8"?>"#, "")).is_ok(),
+        "the declaration is optional"
+    );
 }
 
 #[test]
 fn the_sink_failing_is_reported_with_its_cause() {
     let mut failing = |_: usize, _: &[u8]| -> std::io::Result<()> { Err(std::io::Error::other("disk full")) };
     let e = parse(MIN.as_bytes(), Limits::new(1 << 20), &mut failing).unwrap_err();
-    let Error::Attachment { index, .. } = &e else { panic!("{e:?}") };
+    let Error::Attachment { index, .. } = &e else {
+        panic!("{e:?}")
+    };
     assert_eq!(*index, 0);
     assert_eq!(std::error::Error::source(&e).unwrap().to_string(), "disk full");
 }

@@ -4,7 +4,10 @@
 
 use truc_edxml::*;
 
-const LIMITS: Limits = Limits { max_package_bytes: 64 << 20, max_markup_bytes: 16 << 20 };
+const LIMITS: Limits = Limits {
+    max_package_bytes: 64 << 20,
+    max_markup_bytes: 16 << 20,
+};
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -37,7 +40,13 @@ fn document(p: &Package) -> &MessageHeader {
 /// Every unmodelled element of a package, in document order of containers.
 fn all_extras(p: &Package) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for e in [&p.root_extras, &p.envelope_extras, &p.header_extras, &p.body_extras, &p.attachments_extras] {
+    for e in [
+        &p.root_extras,
+        &p.envelope_extras,
+        &p.header_extras,
+        &p.body_extras,
+        &p.attachments_extras,
+    ] {
         out.extend(e.0.iter().map(|u| u.xml.clone()));
     }
     match &p.message {
@@ -87,41 +96,78 @@ fn new_document_prefixed_with_three_attachments_and_extensions() {
     let h = document(&p);
     assert_eq!(h.from.organ_id, "000.00.00.G22");
     assert_eq!(h.from.organ_name.as_deref(), Some("Văn phòng Chính phủ"));
-    assert_eq!(h.to.iter().map(|t| t.organ_id.as_str()).collect::<Vec<_>>(), ["000.00.00.H41", "000.00.00.H49"]);
+    assert_eq!(
+        h.to.iter().map(|t| t.organ_id.as_str()).collect::<Vec<_>>(),
+        ["000.00.00.H41", "000.00.00.H49"]
+    );
     assert_eq!(h.document_id, "000.00.00.G22,2018/09/20,7816/VPCP-TTĐT");
     let code = h.code.as_ref().unwrap();
-    assert_eq!((code.number.as_deref(), code.notation.as_deref()), (Some("7816"), Some("VPCP-TTĐT")));
+    assert_eq!(
+        (code.number.as_deref(), code.notation.as_deref()),
+        (Some("7816"), Some("VPCP-TTĐT"))
+    );
     let prom = h.promulgation.as_ref().unwrap();
     assert_eq!(prom.date, Some(EdDate::Date(jiff::civil::date(2018, 9, 20))));
     assert_eq!(h.document_type.as_ref().unwrap().name.as_deref(), Some("Công văn"));
-    assert!(h.content.as_deref().unwrap().contains("30/6/2020 & báo cáo"), "entity resolved");
-    assert_eq!(h.signer.as_ref().unwrap().competence.as_deref(), Some("KT. BỘ TRƯỞNG, CHỦ NHIỆM"));
+    assert!(
+        h.content.as_deref().unwrap().contains("30/6/2020 & báo cáo"),
+        "entity resolved"
+    );
+    assert_eq!(
+        h.signer.as_ref().unwrap().competence.as_deref(),
+        Some("KT. BỘ TRƯỞNG, CHỦ NHIỆM")
+    );
     assert_eq!(h.due_date, Some(EdDate::Date(jiff::civil::date(2018, 10, 5))));
     assert_eq!(h.to_places.as_ref().unwrap().len(), 3);
     let other = h.other_info.as_ref().unwrap();
-    assert_eq!((other.priority, other.page_amount, other.promulgation_amount), (Some(2), Some(3), Some(1)));
+    assert_eq!(
+        (other.priority, other.page_amount, other.promulgation_amount),
+        (Some(2), Some(3), Some(1))
+    );
     assert_eq!(other.appendixes.as_ref().unwrap()[0], "Phụ lục I: Danh sách đơn vị");
     // Vendor extra inside OtherInfo, kept in place: after PageAmount.
     assert_eq!(other.extras.0.len(), 1);
-    assert_eq!(other.extras.0[0].after, Some(Anchor { element: "PageAmount".into(), occurrence: 1 }));
+    assert_eq!(
+        other.extras.0[0].after,
+        Some(Anchor {
+            element: "PageAmount".into(),
+            occurrence: 1
+        })
+    );
     assert!(other.extras.0[0].xml.starts_with("<edXML:Direction"));
     assert_eq!(h.response_for.len(), 1);
     assert_eq!(h.steering_type, Some(1));
     // Vendor extras after SteeringType, the second in its own namespace.
     assert_eq!(h.extras.0.len(), 2);
     assert!(h.extras.0[0].xml.contains("NV-2018-0918"));
-    assert!(h.extras.0[1].xml.starts_with("<vnpt:ApplicationType xmlns:vnpt=\"urn:vendor:vnpt:edxml-ext\">"));
+    assert!(h.extras.0[1]
+        .xml
+        .starts_with("<vnpt:ApplicationType xmlns:vnpt=\"urn:vendor:vnpt:edxml-ext\">"));
     assert!(h.warnings().is_empty(), "{:?}", h.warnings());
     // The XML-DSig Signature (unprefixed, QCVN namespace) after the TraceHeaderList.
     assert_eq!(p.header_extras.0.len(), 1);
-    assert_eq!(p.header_extras.0[0].after, Some(Anchor { element: "TraceHeaderList".into(), occurrence: 1 }));
-    assert!(p.header_extras.0[0].xml.contains("<SignatureValue>R2nDoSB0cuG7iyBjaOG7ryBrw70gZ2nhuqMgbOG6rXA=</SignatureValue>"));
+    assert_eq!(
+        p.header_extras.0[0].after,
+        Some(Anchor {
+            element: "TraceHeaderList".into(),
+            occurrence: 1
+        })
+    );
+    assert!(p.header_extras.0[0]
+        .xml
+        .contains("<SignatureValue>R2nDoSB0cuG7iyBjaOG7ryBrw70gZ2nhuqMgbOG6rXA=</SignatureValue>"));
     // A root-level vendor element after AttachmentEncoded.
     assert!(p.root_extras.0[0].xml.starts_with("<ext:PackageInfo"));
     let trace = p.trace.as_ref().unwrap();
     assert_eq!(trace.traces.len(), 2);
     assert_eq!(
-        trace.traces[1].timestamp.as_ref().unwrap().to_timestamp(DEFAULT_OFFSET).unwrap().to_string(),
+        trace.traces[1]
+            .timestamp
+            .as_ref()
+            .unwrap()
+            .to_timestamp(DEFAULT_OFFSET)
+            .unwrap()
+            .to_string(),
         "2018-09-20T01:16:42Z"
     );
     assert_eq!(trace.attributes.len(), 2);
@@ -129,12 +175,18 @@ fn new_document_prefixed_with_three_attachments_and_extensions() {
     let manifest = p.manifest.as_ref().unwrap();
     assert_eq!(manifest.references.len(), 3);
     let href = &manifest.references[1].attributes[0];
-    assert_eq!((href.name.as_str(), href.namespace.as_deref()), ("xlink:href", Some("http://www.w3.org/1999/xlink")));
+    assert_eq!(
+        (href.name.as_str(), href.namespace.as_deref()),
+        ("xlink:href", Some("http://www.w3.org/1999/xlink"))
+    );
     assert_eq!(p.attachments.len(), 3);
     assert_eq!(files.0.len(), 3);
     assert!(files.0[0].starts_with(b"%PDF-1.4"));
     assert_eq!(p.attachments[0].size, files.0[0].len() as u64);
-    assert_eq!(String::from_utf8(files.0[2].clone()).unwrap(), "Lộ trình: quý III/2018 – quý II/2020.\n");
+    assert_eq!(
+        String::from_utf8(files.0[2].clone()).unwrap(),
+        "Lộ trình: quý III/2018 – quý II/2020.\n"
+    );
 }
 
 #[test]
@@ -146,15 +198,26 @@ fn revoke_update_replace() {
     assert_eq!(b.reason.as_deref(), Some("Thu hồi văn bản điện tử"));
     assert_eq!(b.document_id.as_deref(), Some(document(&p).document_id.as_str()));
     assert_eq!(b.staff.as_ref().unwrap().staff.as_deref(), Some("Nguyễn Thị Thu Hà"));
-    assert!(p.header_extras.0[0].xml.starts_with("<ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\">"));
+    assert!(p.header_extras.0[0]
+        .xml
+        .starts_with("<ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\">"));
     assert!(p.attachments.is_empty() && p.manifest.as_ref().unwrap().references.is_empty());
 
     let (p, _) = read(&fixture("doc_2_update_prefixed.edxml"));
     let b = p.trace.as_ref().unwrap().business.as_ref().unwrap();
     assert_eq!(b.doc_type, Some(BusinessDocType::Update));
     let receivers = b.document_info.as_ref().unwrap().receivers.as_ref().unwrap();
-    let got: Vec<_> = receivers.iter().map(|r| (r.organ_id.as_deref().unwrap(), r.receiver_type.unwrap())).collect();
-    assert_eq!(got, [("000.00.00.H49", ReceiverType::Removed), ("000.00.00.H14", ReceiverType::Added)]);
+    let got: Vec<_> = receivers
+        .iter()
+        .map(|r| (r.organ_id.as_deref().unwrap(), r.receiver_type.unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("000.00.00.H49", ReceiverType::Removed),
+            ("000.00.00.H14", ReceiverType::Added)
+        ]
+    );
 
     let (p, files) = read(&fixture("doc_3_replace_default.edxml"));
     let h = document(&p);
@@ -163,12 +226,21 @@ fn revoke_update_replace() {
     assert_eq!(b.doc_type, Some(BusinessDocType::Replace));
     let reps = b.replacements.as_ref().unwrap();
     assert_eq!(reps.len(), 2);
-    assert_eq!(reps[0].document_id.as_deref(), Some("000.00.00.G17,2019/03/12,120/BXD-VP"));
+    assert_eq!(
+        reps[0].document_id.as_deref(),
+        Some("000.00.00.G17,2019/03/12,120/BXD-VP")
+    );
     assert_eq!(reps[0].organ_ids, ["000.00.00.H41", "000.00.00.H49"]);
     assert_eq!(reps[1].organ_ids, ["000.00.00.H26"]);
     // References to other agencies' documents are carried unchanged, impossible dates too.
-    assert_eq!(h.response_for[0].promulgation_date, Some(EdDate::Verbatim("2014/02/30".into())));
-    assert_eq!(h.response_for[1].promulgation_date, Some(EdDate::DayFirst(jiff::civil::date(2019, 3, 15))));
+    assert_eq!(
+        h.response_for[0].promulgation_date,
+        Some(EdDate::Verbatim("2014/02/30".into()))
+    );
+    assert_eq!(
+        h.response_for[1].promulgation_date,
+        Some(EdDate::DayFirst(jiff::civil::date(2019, 3, 15)))
+    );
     // A ZIP in an attachment named .doc: bytes and ContentType are what count.
     assert_eq!(p.attachments[0].name.as_deref(), Some("qd-152.doc"));
     assert!(files.0[0].starts_with(b"PK\x03\x04"));
@@ -179,7 +251,9 @@ fn one_status_message_per_code() {
     for code in StatusCode::ALL {
         let name = format!("status_{}.edxml", code.code());
         let (p, files) = read(&fixture(&name));
-        let Message::Status(s) = &p.message else { panic!("{name}: not a status") };
+        let Message::Status(s) = &p.message else {
+            panic!("{name}: not a status")
+        };
         assert_eq!(s.status, code, "{name}");
         assert_eq!(
             s.response_for.document_id.as_deref(),
@@ -200,17 +274,24 @@ fn comparison_sees_content_and_ignores_form() {
     let (p, mut files) = read(&fixture("doc_0_new_prefixed.edxml"));
     // Whitespace, prefixes, attribute order: same content.
     let mut q = p.clone();
-    let Message::Document(h) = &mut q.message else { unreachable!() };
+    let Message::Document(h) = &mut q.message else {
+        unreachable!()
+    };
     h.subject = h.subject.as_ref().map(|s| format!("  {}\n ", s.replace(' ', "   ")));
     q.style = PrefixStyle::Default;
     q.trace.as_mut().unwrap().attributes.reverse();
     assert!(same_content(&p, &q), "{:?}", first_difference(&p, &q));
     // A field: different, named.
     let mut q = p.clone();
-    let Message::Document(h) = &mut q.message else { unreachable!() };
+    let Message::Document(h) = &mut q.message else {
+        unreachable!()
+    };
     h.to[1].organ_name = Some("UBND tỉnh Quảng Nam".into());
     let d = first_difference(&p, &q).unwrap();
-    assert_eq!(d.element, "edXML/edXMLEnvelope[1]/edXMLHeader[1]/MessageHeader[1]/To[2]/OrganName[1]");
+    assert_eq!(
+        d.element,
+        "edXML/edXMLEnvelope[1]/edXMLHeader[1]/MessageHeader[1]/To[2]/OrganName[1]"
+    );
     // An unmodelled element's content: different.
     let mut q = p.clone();
     q.header_extras.0[0].xml = q.header_extras.0[0].xml.replace("R2nDoSB0", "AAAAAAAA");
@@ -230,7 +311,9 @@ fn an_extension_keeps_its_place_and_namespace_when_restyled() {
     q.style = PrefixStyle::Default;
     let out = String::from_utf8(write(&q, Vec::new(), &mut files).unwrap()).unwrap();
     // The prefixed vendor element now declares the prefix it relied on.
-    assert!(out.contains("<edXML:Direction xmlns:edXML=\"http://www.mic.gov.vn/TBT/QCVN_102_2016\">true</edXML:Direction>"));
+    assert!(
+        out.contains("<edXML:Direction xmlns:edXML=\"http://www.mic.gov.vn/TBT/QCVN_102_2016\">true</edXML:Direction>")
+    );
     let page = out.find("<PageAmount>").unwrap();
     let direction = out.find("<edXML:Direction").unwrap();
     let appendixes = out.find("<Appendixes>").unwrap();
@@ -241,7 +324,10 @@ fn an_extension_keeps_its_place_and_namespace_when_restyled() {
 fn warnings_for_the_documents_own_id_and_dates() {
     let text = String::from_utf8(fixture("doc_0_new_prefixed.edxml")).unwrap();
     let text = text
-        .replace(">000.00.00.G22,2018/09/20,7816/VPCP-TTĐT<", ">000.00.00.G17,2018/02/30,7817/VPCP-TTĐT<")
+        .replace(
+            ">000.00.00.G22,2018/09/20,7816/VPCP-TTĐT<",
+            ">000.00.00.G17,2018/02/30,7817/VPCP-TTĐT<",
+        )
         .replace(">2018/10/05<", ">05/10/2018<");
     let (p, _) = read(text.as_bytes());
     let w = document(&p).warnings();
