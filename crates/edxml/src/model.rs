@@ -14,6 +14,9 @@ pub struct Package {
     /// How the QCVN elements were (or will be) written: `edXML:`-prefixed or in the
     /// default namespace. Not content: [`crate::same_content`] ignores it.
     pub style: PrefixStyle,
+    /// Attributes of the root `edXML` other than namespace declarations (e.g.
+    /// `xsi:schemaLocation`), kept with their namespace.
+    pub root_attributes: Vec<Attribute>,
     /// `edXMLEnvelope/edXMLHeader/MessageHeader`: a document's or a status message's.
     pub message: Message,
     /// `edXMLEnvelope/edXMLHeader/TraceHeaderList`, with the Bussiness block.
@@ -34,6 +37,10 @@ pub struct Package {
     pub body_extras: Extras,
     /// Unmodelled children of `AttachmentEncoded`.
     pub attachments_extras: Extras,
+    /// What the parser read but the model does not keep: attributes on modelled elements
+    /// other than the root, `TraceHeaderList`, `edXMLManifest` and `Reference` (none are
+    /// defined by QCVN 102 there). Not written, not compared; for the caller to report.
+    pub dropped: Vec<Warning>,
 }
 
 /// How QCVN elements are named on the wire. Both forms are in the one namespace.

@@ -192,13 +192,7 @@ impl<W: Write> Out<'_, W> {
         self.w
             .write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))
             .map_err(io("(declaration)"))?;
-        let none = Extras::default();
-        let mut top = Placer::new(&none);
-        self.newline()?;
-        let mut root = BytesStart::new("edXML");
-        root.push_attribute(("xmlns", NAMESPACE));
-        self.w.write_event(Event::Start(root)).map_err(io("edXML"))?;
-        self.depth += 1;
+        self.start("edXML", &p.root_attributes, &[("xmlns", NAMESPACE)])?;
         let mut rp = Placer::new(&p.root_extras);
         self.place(&mut rp, None)?;
 
@@ -240,12 +234,7 @@ impl<W: Write> Out<'_, W> {
             })?;
         }
         self.place_rest(&mut rp)?;
-        self.depth -= 1;
-        self.newline()?;
-        self.w
-            .write_event(Event::End(BytesEnd::new("edXML")))
-            .map_err(io("edXML"))?;
-        self.place_rest(&mut top)?;
+        self.end("edXML")?;
         self.w.get_mut().write_all(b"\n").map_err(io("(output)"))
     }
 

@@ -335,3 +335,63 @@ fn warnings_for_the_documents_own_id_and_dates() {
     assert_eq!(w.len(), 4, "{reasons:#?}");
     assert!(w.iter().all(|w| w.element.starts_with("MessageHeader/")));
 }
+
+#[test]
+fn root_attributes_are_kept_and_other_attributes_reported() {
+    let text = String::from_utf8(fixture("status_03.edxml")).unwrap();
+    let text = text
+        .replacen(
+            "<edXML xmlns=\"http://www.mic.gov.vn/TBT/QCVN_102_2016\">",
+            "<edXML xmlns=\"http://www.mic.gov.vn/TBT/QCVN_102_2016\" \
+             xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" \
+             xsi:schemaLocation=\"http://www.mic.gov.vn/TBT/QCVN_102_2016 edXML.xsd\">",
+            1,
+        )
+        .replacen("<edXML:Description>", "<edXML:Description lang=\"vi\">", 1);
+    let (p, mut files) = read(text.as_bytes());
+    assert_eq!(p.root_attributes.len(), 1);
+    assert_eq!(
+        p.root_attributes[0].namespace.as_deref(),
+        Some("http://www.w3.org/2001/XMLSchema-instance")
+    );
+    assert_eq!(p.dropped.len(), 1, "{:?}", p.dropped);
+    assert_eq!(
+        p.dropped[0].element,
+        "edXML/edXMLEnvelope/edXMLHeader/MessageHeader/Description@lang"
+    );
+    let out = write(&p, Vec::new(), &mut files).unwrap();
+    let (q, _) = read(&out);
+    assert!(same_content(&p, &q));
+    assert_eq!(q.root_attributes, p.root_attributes);
+}
+
+/// Truncated or corrupted packages are refused with an error, never a panic, and never
+/// accepted as something else than what a complete package says.
+#[test]
+fn damaged_packages_are_refused_not_panicked_on() {
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for name in fixtures() {
+        let original = fixture(&name);
+        let end = original.windows(8).rposition(|w| w == b"</edXML>").unwrap();
+        for cut in (0..end).step_by(97) {
+            let r = parse(&original[..cut], LIMITS, &mut MemoryAttachments::default());
+            assert!(r.is_err(), "{name} cut at {cut} was accepted");
+        }
+        for _ in 0..200 {
+            let mut damaged = original.clone();
+            for _ in 0..3 {
+                let at = (next() % damaged.len() as u64) as usize;
+                let bytes = b"<>&;:/=\"' x\x00\xff";
+                damaged[at] = bytes[(next() % bytes.len() as u64) as usize];
+            }
+            // Either outcome is fine; a panic is not.
+            let _ = parse(damaged.as_slice(), LIMITS, &mut MemoryAttachments::default());
+        }
+    }
+}

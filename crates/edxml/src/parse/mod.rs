@@ -69,6 +69,7 @@ pub fn parse<R: BufRead>(input: R, limits: Limits, sink: &mut dyn AttachmentSink
         path: Vec::new(),
         sink,
         limits,
+        dropped: Vec::new(),
     };
     p.document()
 }
@@ -99,6 +100,8 @@ struct Parser<'s, R> {
     path: Vec<String>,
     sink: &'s mut dyn AttachmentSink,
     limits: Limits,
+    /// Attributes on modelled elements that the model has no place for.
+    dropped: Vec<Warning>,
 }
 
 /// Everything the root holds, gathered before it is checked.
@@ -110,6 +113,7 @@ struct Parts {
     manifest: Option<Manifest>,
     attachments: Vec<Attachment>,
     envelope_seen: bool,
+    root_attributes: Vec<Attribute>,
     root_extras: Extras,
     envelope_extras: Extras,
     header_extras: Extras,
@@ -179,7 +183,7 @@ impl<R: BufRead> Parser<'_, R> {
                 Some(which) => self.too_large(which),
                 None => Error::Io {
                     element: self.here(),
-                    source: std::io::Error::new(io.kind(), io.to_string()),
+                    source: std::io::Error::new(io.kind(), io),
                 },
             },
             e => Error::NotXml {
@@ -345,7 +349,10 @@ impl<R: BufRead> Parser<'_, R> {
             });
         }
         let empty = matches!(root_ev, Event::Empty(_));
-        let mut parts = Parts::default();
+        let mut parts = Parts {
+            root_attributes: attributes(&root),
+            ..Parts::default()
+        };
         parts.root_extras = self.container(&root, empty, |p, c, e| {
             match c.local.as_str() {
                 "edXMLEnvelope" => {
@@ -434,7 +441,7 @@ impl<R: BufRead> Parser<'_, R> {
         Ok(())
     }
 
-    fn finish(&self, parts: Parts) -> Result<Package> {
+    fn finish(&mut self, parts: Parts) -> Result<Package> {
         if !parts.envelope_seen {
             return Err(Error::Missing {
                 element: "edXML/edXMLEnvelope".into(),
@@ -561,6 +568,7 @@ impl<R: BufRead> Parser<'_, R> {
         }
         Ok(Package {
             style: parts.style.unwrap_or_default(),
+            root_attributes: parts.root_attributes,
             message,
             trace: parts.trace,
             manifest: parts.manifest,
@@ -570,6 +578,7 @@ impl<R: BufRead> Parser<'_, R> {
             header_extras: parts.header_extras,
             body_extras: parts.body_extras,
             attachments_extras: parts.attachments_extras,
+            dropped: std::mem::take(&mut self.dropped),
         })
     }
 
@@ -594,6 +603,7 @@ impl<R: BufRead> Parser<'_, R> {
                     let empty = matches!(n.ev, Event::Empty(_));
                     let ours = child.ns.as_deref() == Some(NAMESPACE);
                     if ours && f(self, child, empty)? {
+                        self.note_dropped_attributes(child);
                         let c = counts.entry(child.local.clone()).or_default();
                         *c += 1;
                         last = Some(Anchor {
@@ -638,6 +648,20 @@ impl<R: BufRead> Parser<'_, R> {
         }
         self.path.pop();
         Ok(Extras(extras))
+    }
+
+    /// Attributes are kept where the model has a place for them (the root,
+    /// TraceHeaderList, edXMLManifest, Reference); elsewhere they are reported.
+    fn note_dropped_attributes(&mut self, el: &El) {
+        if matches!(el.local.as_str(), "TraceHeaderList" | "edXMLManifest" | "Reference") {
+            return;
+        }
+        for a in attributes(el) {
+            self.dropped.push(Warning {
+                element: format!("{}@{}", self.child_path(&el.local), a.name),
+                reason: format!("attribute {:?} is not kept: the model has no place for it", a.value),
+            });
+        }
     }
 
     /// The text of a leaf element (entities resolved; nested elements refused).
