@@ -40,7 +40,7 @@
 //! carries no zone, the axis's is UTC+7 ([`DEFAULT_OFFSET`]).
 //!
 //! # Writing
-//! [`write`] writes the model back with the namespace, attachments base64-encoded from an
+//! [`write()`] writes the model back with the namespace, attachments base64-encoded from an
 //! [`AttachmentSource`] chunk by chunk. Elements the model does not hold (vendor
 //! extensions such as `ResponseForTask`, an XML-DSig `Signature`) are kept by the parser as
 //! raw XML in [`Extras`], each after the sibling it followed, and written back unchanged
