@@ -12,6 +12,32 @@ use crate::model::Attachment;
 /// attachment (never interleaved with another's); `finish` once the attachment's element
 /// is closed, with its metadata, size and SHA-256. A closure `FnMut(usize, &[u8]) ->
 /// io::Result<()>` is a sink.
+///
+/// ```no_run
+/// use std::fs::File;
+/// use std::io::{BufReader, Write};
+/// use truc_edxml::{parse, Limits};
+///
+/// // Each attachment into its own file: attachment-0, attachment-1, …
+/// let mut current: Option<(usize, File)> = None;
+/// let mut to_files = |index: usize, chunk: &[u8]| -> std::io::Result<()> {
+///     match &mut current {
+///         Some((i, file)) if *i == index => file.write_all(chunk),
+///         _ => {
+///             let mut file = File::create(format!("attachment-{index}"))?;
+///             file.write_all(chunk)?;
+///             current = Some((index, file));
+///             Ok(())
+///         }
+///     }
+/// };
+/// let input = BufReader::new(File::open("package.edxml")?);
+/// let package = parse(input, Limits::new(2 << 30), &mut to_files)?;
+/// for a in &package.attachments {
+///     println!("{:?}: {} bytes", a.name, a.size);
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait AttachmentSink {
     /// The next decoded chunk of attachment `index`.
     fn write(&mut self, index: usize, chunk: &[u8]) -> io::Result<()>;

@@ -52,6 +52,30 @@
 //! insensitive to prefixes, attribute order and whitespace, attachments by size and
 //! SHA-256.
 //!
+//! # What is left out, and why
+//! - **XML-DSig is carried, not checked or made.** An edXML `Signature` (in the xmldsig
+//!   namespace or, unprefixed, in QCVN's) travels unchanged as an unmodelled element; in
+//!   Truc the signature that binds a document is Truc's own over its header.
+//! - **No DTD at all.** Any DOCTYPE is refused, even a harmless one: edXML defines none,
+//!   and refusing them all is what makes entity expansion and external entities
+//!   impossible rather than limited.
+//! - **UTF-8 only.** A declaration naming another encoding is refused rather than misread.
+//! - **Vendor extras are not typed.** `Direction`, `ReplyFors`, `ReferenceCodes`
+//!   (OtherInfo), `ResponseForTask`, `ApplicationType` (MessageHeader) and anything
+//!   else unknown are kept raw, in place ([`Extras`]), because their meaning differs
+//!   between vendors.
+//! - **What is between modelled elements.** Comments and processing instructions there
+//!   are not kept (inside unmodelled elements they are); attributes on modelled elements
+//!   are kept on the root, `TraceHeaderList`, `edXMLManifest` and `Reference`, and
+//!   elsewhere reported in [`Package::dropped`] (QCVN 102 defines none there).
+//! - **Typed numbers are typed.** `Priority`, `Type`, `PageAmount`… must be integers
+//!   (refused otherwise, naming the element); an empty one reads as absent.
+//! - **Attachments are streamed only in `AttachmentEncoded/Attachment`.** Base64 met
+//!   anywhere else is part of an unmodelled element and counts against
+//!   [`Limits::max_markup_bytes`].
+//! - **Unmodelled elements nest at most 64 levels** (XML-DSig needs 5).
+//! - **A status message is about one document**: several `ResponseFor` are refused.
+//!
 //! # Mapping onto Truc's signed header (a note for the integration)
 //! This crate depends on nothing else in the workspace and changes nothing in it. Truc's
 //! signed header today is `truc.v1.DocumentHeader` (`proto/truc/v1/document.proto`); a

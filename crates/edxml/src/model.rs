@@ -507,7 +507,8 @@ pub struct Unmodelled {
     /// The modelled sibling it followed (`None`: it came before every modelled sibling).
     pub after: Option<Anchor>,
     /// The element as written, made self-contained: the namespace declarations it relied
-    /// on from its ancestors are added to its start tag.
+    /// on from its ancestors are added to its start tag. Written back verbatim, so one
+    /// built by hand must be a well-formed element.
     pub xml: String,
 }
 

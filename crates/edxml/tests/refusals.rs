@@ -300,6 +300,16 @@ fn the_declaration_is_checked() {
 }
 
 #[test]
+fn deeply_nested_extensions() {
+    let deep = format!("<v:x xmlns:v=\"urn:v\">{}{}</v:x>", "<v:x>".repeat(100_000), "</v:x>".repeat(100_000));
+    let e = refused(&with("<Subject>", &format!("{deep}<Subject>")));
+    assert!(e.to_string().contains("nested deeper"), "{e}");
+    assert_eq!(e.element(), format!("{HEADER}/x"));
+    let shallow = format!("<v:x xmlns:v=\"urn:v\">{}{}</v:x>", "<v:x>".repeat(60), "</v:x>".repeat(60));
+    assert!(try_parse(&with("<Subject>", &format!("{shallow}<Subject>"))).is_ok());
+}
+
+#[test]
 fn the_sink_failing_is_reported_with_its_cause() {
     let mut failing = |_: usize, _: &[u8]| -> std::io::Result<()> { Err(std::io::Error::other("disk full")) };
     let e = parse(MIN.as_bytes(), Limits::new(1 << 20), &mut failing).unwrap_err();

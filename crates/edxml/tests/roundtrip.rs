@@ -85,6 +85,10 @@ fn every_fixture_round_trips_in_both_styles() {
             let mut p2s = p2.clone();
             p2s.style = p1.style;
             assert_eq!(p1, p2s, "{name}");
+            // What the writer writes, it writes again byte for byte.
+            let mut files2 = files2;
+            let again = write(&p2, Vec::new(), &mut files2).unwrap();
+            assert!(again == out, "{name} ({style:?}): the writer is not stable");
         }
     }
 }

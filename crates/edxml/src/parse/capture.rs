@@ -7,6 +7,10 @@ use quick_xml::events::Event;
 use super::{Next, Parser};
 use crate::error::{Error, Result};
 
+/// How deep an unmodelled element may nest. XML-DSig needs 5 levels; a vendor extension
+/// a few. The bound keeps every later walk over the element (comparison, drop) shallow.
+const MAX_DEPTH: usize = 64;
+
 impl<R: BufRead> Parser<'_, R> {
     /// Captures an unmodelled element (its start already read) as self-contained XML.
     pub(super) fn capture(&mut self, first: Next) -> Result<String> {
@@ -17,7 +21,15 @@ impl<R: BufRead> Parser<'_, R> {
         while depth > 0 {
             let n = self.next()?;
             match &n.ev {
-                Event::Start(_) => depth += 1,
+                Event::Start(_) => {
+                    depth += 1;
+                    if depth > MAX_DEPTH {
+                        return Err(Error::Invalid {
+                            element: self.here(),
+                            reason: format!("unmodelled element nested deeper than {MAX_DEPTH} levels"),
+                        });
+                    }
+                }
                 Event::End(_) => depth -= 1,
                 Event::Eof => return Err(self.not_xml("unexpected end of input")),
                 Event::Decl(_) | Event::DocType(_) => return Err(self.not_xml("declaration inside an element")),
