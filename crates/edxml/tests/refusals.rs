@@ -301,11 +301,19 @@ fn the_declaration_is_checked() {
 
 #[test]
 fn deeply_nested_extensions() {
-    let deep = format!("<v:x xmlns:v=\"urn:v\">{}{}</v:x>", "<v:x>".repeat(100_000), "</v:x>".repeat(100_000));
+    let deep = format!(
+        "<v:x xmlns:v=\"urn:v\">{}{}</v:x>",
+        "<v:x>".repeat(100_000),
+        "</v:x>".repeat(100_000)
+    );
     let e = refused(&with("<Subject>", &format!("{deep}<Subject>")));
     assert!(e.to_string().contains("nested deeper"), "{e}");
     assert_eq!(e.element(), format!("{HEADER}/x"));
-    let shallow = format!("<v:x xmlns:v=\"urn:v\">{}{}</v:x>", "<v:x>".repeat(60), "</v:x>".repeat(60));
+    let shallow = format!(
+        "<v:x xmlns:v=\"urn:v\">{}{}</v:x>",
+        "<v:x>".repeat(60),
+        "</v:x>".repeat(60)
+    );
     assert!(try_parse(&with("<Subject>", &format!("{shallow}<Subject>"))).is_ok());
 }
 
