@@ -28,6 +28,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Message::Status(s) => eprintln!("status {} from {}", s.status.code(), s.from.organ_id),
     }
+    for d in &package.dropped {
+        eprintln!("not kept: {}: {}", d.element, d.reason);
+    }
     for a in &package.attachments {
         eprintln!("attachment {:?}: {} bytes", a.name, a.size);
     }

@@ -52,6 +52,10 @@ impl<R: BufRead> Parser<'_, R> {
         if empty {
             return Ok((0, hasher.finalize().into()));
         }
+        // Errors name the attachment by position: …/Attachment[2]/ContentTransferEncoded.
+        if let Some(last) = self.path.last_mut() {
+            *last = format!("{last}[{}]", index + 1);
+        }
         self.path.push(el.local.clone());
         loop {
             // Raw phase: base64 up to the next markup or reference.
@@ -99,7 +103,7 @@ impl<R: BufRead> Parser<'_, R> {
                 Event::GeneralRef(r) => {
                     let c = self.reference(r)?;
                     if !c.is_ascii_whitespace() {
-                        return Err(self.invalid_b64(index, format!("character {c:?} from a reference")));
+                        return Err(self.invalid_b64(format!("character {c:?} from a reference")));
                     }
                     None
                 }
@@ -135,10 +139,15 @@ impl<R: BufRead> Parser<'_, R> {
             })
             .map_err(|f| self.decode_failure(f, index))?;
         self.path.pop();
+        if let Some(last) = self.path.last_mut() {
+            if let Some(open) = last.find('[') {
+                last.truncate(open);
+            }
+        }
         Ok((size, hasher.finalize().into()))
     }
 
-    fn invalid_b64(&self, _index: usize, what: String) -> Error {
+    fn invalid_b64(&self, what: String) -> Error {
         Error::Invalid {
             element: self.here(),
             reason: format!("{what} in base64 content"),
