@@ -43,6 +43,69 @@ pub struct Package {
     pub dropped: Vec<Warning>,
 }
 
+impl Package {
+    /// A package holding `message` and nothing else (no trace, manifest, attachments or
+    /// unmodelled elements), in the prefixed style.
+    ///
+    /// ```
+    /// use truc_edxml::*;
+    ///
+    /// let status = Package::new(Message::Status(StatusHeader {
+    ///     from: Organization { organ_id: "000.00.00.H41".into(), ..Default::default() },
+    ///     response_for: ResponseFor {
+    ///         document_id: Some("000.00.00.G22,2018/09/20,7816/VPCP-TTĐT".into()),
+    ///         ..Default::default()
+    ///     },
+    ///     staff: None,
+    ///     status: StatusCode::Accepted,
+    ///     description: Some("Tiếp nhận văn bản điện tử, vào sổ văn bản đến".into()),
+    ///     timestamp: Some(EdDateTime::from(jiff::civil::datetime(2018, 9, 20, 9, 30, 0, 0))),
+    ///     extras: Extras::default(),
+    /// }));
+    /// let xml = write(&status, Vec::new(), &mut MemoryAttachments::default()).unwrap();
+    /// let text = String::from_utf8(xml).unwrap();
+    /// assert!(text.contains("<edXML:StatusCode>03</edXML:StatusCode>"));
+    /// assert!(text.contains("<edXML:Timestamp>2018/09/20 09:30:00</edXML:Timestamp>"));
+    /// ```
+    pub fn new(message: Message) -> Self {
+        Package {
+            style: PrefixStyle::default(),
+            root_attributes: Vec::new(),
+            message,
+            trace: None,
+            manifest: None,
+            attachments: Vec::new(),
+            root_extras: Extras::default(),
+            envelope_extras: Extras::default(),
+            header_extras: Extras::default(),
+            body_extras: Extras::default(),
+            attachments_extras: Extras::default(),
+            dropped: Vec::new(),
+        }
+    }
+
+    /// The document's MessageHeader, if this is a document package.
+    pub fn document(&self) -> Option<&MessageHeader> {
+        match &self.message {
+            Message::Document(h) => Some(h),
+            Message::Status(_) => None,
+        }
+    }
+
+    /// The status MessageHeader, if this is a status message.
+    pub fn status(&self) -> Option<&StatusHeader> {
+        match &self.message {
+            Message::Status(s) => Some(s),
+            Message::Document(_) => None,
+        }
+    }
+
+    /// The Bussiness block, if there is one.
+    pub fn business(&self) -> Option<&Business> {
+        self.trace.as_ref()?.business.as_ref()
+    }
+}
+
 /// How QCVN elements are named on the wire. Both forms are in the one namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PrefixStyle {
