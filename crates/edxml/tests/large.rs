@@ -5,7 +5,7 @@
 
 use std::io::{self, BufRead, Read, Write};
 
-use sha2::{Digest, Sha256};
+use ring::digest::{Context as Sha256Context, SHA256};
 use truc_edxml::*;
 
 /// 200 MiB; `TRUC_EDXML_LARGE_MIB=2048` runs it with a 2 GiB attachment.
@@ -30,7 +30,7 @@ fn vm_hwm() -> u64 {
 struct Bytes {
     state: u64,
     left: u64,
-    hash: Sha256,
+    hash: Sha256Context,
 }
 
 impl Bytes {
@@ -38,7 +38,7 @@ impl Bytes {
         Bytes {
             state: 0x9E37_79B9_7F4A_7C15,
             left: len,
-            hash: Sha256::new(),
+            hash: Sha256Context::new(&SHA256),
         }
     }
 }
@@ -152,7 +152,7 @@ impl BufRead for Package {
 }
 
 /// Counts and hashes what is written.
-struct Hashing(u64, Sha256);
+struct Hashing(u64, Sha256Context);
 
 impl Write for Hashing {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -180,18 +180,18 @@ fn a_large_attachment_streams_through_parser_and_writer_in_bounded_memory() {
 
     // Parse: the sink hashes what it gets and keeps nothing.
     let mut input = Package::new(size);
-    let mut got = Hashing(0, Sha256::new());
+    let mut got = Hashing(0, Sha256Context::new(&SHA256));
     let mut sink = |_: usize, chunk: &[u8]| got.write_all(chunk);
     let package = parse(&mut input, Limits::new(size * 2 + (1 << 20)), &mut sink).unwrap();
-    let sent: [u8; 32] = input.body.hash.clone().finalize().into();
-    let received: [u8; 32] = got.1.clone().finalize().into();
+    let sent: [u8; 32] = input.body.hash.clone().finish().as_ref().try_into().unwrap();
+    let received: [u8; 32] = got.1.clone().finish().as_ref().try_into().unwrap();
     assert_eq!(got.0, size);
     assert_eq!(received, sent);
     assert_eq!(package.attachments[0].size, size);
     assert_eq!(package.attachments[0].sha256, sent);
 
     // Write: the same package, its attachment read from a generator.
-    let mut out = Hashing(0, Sha256::new());
+    let mut out = Hashing(0, Sha256Context::new(&SHA256));
     write(&package, &mut out, &mut Generated(size)).unwrap();
     assert!(out.0 > size / 3 * 4, "{} bytes written", out.0);
 

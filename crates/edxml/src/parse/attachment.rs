@@ -3,7 +3,7 @@
 use std::io::BufRead;
 
 use quick_xml::events::Event;
-use sha2::{Digest, Sha256};
+use ring::digest::{digest, Context, SHA256};
 
 use super::{El, Parser};
 use crate::b64::{DecodeFailure, Decoder};
@@ -31,7 +31,7 @@ impl<R: BufRead> Parser<'_, R> {
             }
             Ok(true)
         })?;
-        let (size, sha256) = body.unwrap_or((0, Sha256::digest(b"").into()));
+        let (size, sha256) = body.unwrap_or_else(|| (0, sha256_of(digest(&SHA256, b""))));
         a.size = size;
         a.sha256 = sha256;
         self.sink.finish(index, &a).map_err(|source| Error::Attachment {
@@ -46,11 +46,11 @@ impl<R: BufRead> Parser<'_, R> {
     /// Streams `ContentTransferEncoded`'s base64 text to the sink, decoding as it goes:
     /// the text is read straight from the input between markup, never as one event.
     fn base64(&mut self, el: &El, empty: bool, index: usize) -> Result<(u64, [u8; 32])> {
-        let mut hasher = Sha256::new();
+        let mut hasher = Context::new(&SHA256);
         let mut size = 0u64;
         let mut decoder = Decoder::new();
         if empty {
-            return Ok((0, hasher.finalize().into()));
+            return Ok((0, sha256_of(hasher.finish())));
         }
         // Errors name the attachment by position: …/Attachment[2]/ContentTransferEncoded.
         if let Some(last) = self.path.last_mut() {
@@ -144,7 +144,7 @@ impl<R: BufRead> Parser<'_, R> {
                 last.truncate(open);
             }
         }
-        Ok((size, hasher.finalize().into()))
+        Ok((size, sha256_of(hasher.finish())))
     }
 
     fn invalid_b64(&self, what: String) -> Error {
@@ -169,4 +169,9 @@ impl<R: BufRead> Parser<'_, R> {
             },
         }
     }
+}
+
+/// The 32 bytes of a SHA-256 digest.
+fn sha256_of(d: ring::digest::Digest) -> [u8; 32] {
+    d.as_ref().try_into().expect("SHA-256 is 32 bytes")
 }
