@@ -35,9 +35,8 @@ pub(crate) enum ContextCommand {
     Use { name: String },
     /// The saved contexts; the current one is marked with *.
     List {
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: super::output::OutputArgs,
     },
     /// Forget a saved context.
     Remove { name: String },
@@ -153,28 +152,32 @@ pub(crate) fn run(cmd: ContextCommand) -> anyhow::Result<()> {
             save(&p, &c)?;
             println!("removed context {name}");
         }
-        ContextCommand::List { json } => {
-            if json {
-                let rows: Vec<_> = c
-                    .contexts
-                    .iter()
-                    .map(|(n, s)| {
-                        serde_json::json!({"name": n, "hub": s.hub, "identity": s.identity,
-                            "current": c.current.as_deref() == Some(n.as_str())})
-                    })
-                    .collect();
-                println!("{}", serde_json::Value::Array(rows));
-                return Ok(());
-            }
-            println!("  {:<16} {:<28} IDENTITY", "NAME", "HUB");
-            for (n, s) in &c.contexts {
-                let mark = if c.current.as_deref() == Some(n.as_str()) {
-                    "*"
-                } else {
-                    " "
-                };
-                println!("{mark} {n:<16} {:<28} {}", s.hub, s.identity.display());
-            }
+        ContextCommand::List { out } => {
+            let rows: Vec<_> = c
+                .contexts
+                .iter()
+                .map(|(n, s)| {
+                    serde_json::json!({"name": n, "hub": s.hub, "identity": s.identity,
+                        "current": c.current.as_deref() == Some(n.as_str())})
+                })
+                .collect();
+            let table = |headers: bool| {
+                let mut t = String::new();
+                if headers {
+                    t += &format!("  {:<16} {:<28} IDENTITY\n", "NAME", "HUB");
+                }
+                for (n, s) in &c.contexts {
+                    let mark = if c.current.as_deref() == Some(n.as_str()) {
+                        "*"
+                    } else {
+                        " "
+                    };
+                    t += &format!("{mark} {n:<16} {:<28} {}\n", s.hub, s.identity.display());
+                }
+                t
+            };
+            let cols = ["name", "hub", "identity", "current"].map(String::from);
+            out.rows(&cols, rows, serde_json::Value::Array, table);
         }
     }
     Ok(())
