@@ -272,7 +272,7 @@ fn every_command_prints_json_and_csv_with_o() {
     let rows = records(&o);
     assert_eq!(column(&rows, "subject"), [TRICKY], "{}", text(&o));
     assert_eq!(column(&rows, "kind"), ["document"]);
-    assert_eq!(column(&rows, "document_id"), [id.clone()]);
+    assert_eq!(column(&rows, "document_id"), [id.as_str()]);
 
     for (n, format) in ["json", "csv"].into_iter().enumerate() {
         for mut args in commands(&hub, n, &id) {

@@ -305,9 +305,6 @@ fn inbox_row(fields: serde_json::Value) -> String {
 
 pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
     let csv = a.conn.format() == output::Format::Csv;
-    if csv && a.conn.out.headers() {
-        print!("{}", output::csv(&INBOX_COLUMNS.map(String::from), &[], true));
-    }
     if a.follow && a.conn.format() == output::Format::Json {
         return Err(
             super::errors::Problem::usage("--follow is a stream: it prints JSON Lines")
@@ -327,6 +324,10 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
     let client = a.conn.client().await?;
     let trust = truc_client::axis_trust(client.identity())?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    // The header once connected (a failure to connect prints none).
+    if csv && a.conn.out.headers() {
+        print!("{}", output::csv(&INBOX_COLUMNS.map(String::from), &[], true));
+    }
     let mut rx = truc_client::reconnect::Receiver::new(
         client.clone(),
         a.max_in_flight,

@@ -101,8 +101,7 @@ pub(crate) async fn status(a: StatusArgs) -> anyhow::Result<()> {
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct TrackArgs {
-    /// Your document's id. (-o csv: a row per recipient; the document's own
-    /// fields are in -o json.)
+    /// Your document's id.
     document_id: String,
     #[command(flatten)]
     conn: Conn,

@@ -94,11 +94,22 @@ enum Command {
     /// Sign a file and send it to one or more agencies (agency identity).
     Send(agency::SendArgs),
     /// Receive what is waiting, verify each signature, save, acknowledge.
+    ///
+    /// -o jsonl prints a JSON document per delivery as it arrives; -o json
+    /// one document at the end (not with --follow). -o csv prints a row per
+    /// delivery as it arrives, with the columns kind (document, status or
+    /// unacknowledged), delivery_id, hub_document_id, from, document_id,
+    /// subject, priority, payload_size, saved_to, saved_before, status,
+    /// reporter, description, time_unix_ms (a kind leaves the others'
+    /// columns empty).
     Inbox(agency::InboxArgs),
     /// Report a business status on a document (01–06, 13, 15, 16).
     Status(lifecycle::StatusArgs),
     /// Where your document is, per recipient: transport state, latest
     /// status, deadlines.
+    ///
+    /// -o csv prints a row per recipient; the document's own fields
+    /// (subject, priority, accepted at) are in -o json.
     Track(lifecycle::TrackArgs),
     /// Your agency's indicators for a period: documents sent, received,
     /// refused, confirmed on time and late, dead-lettered, bytes (agency

@@ -78,7 +78,7 @@ pub(crate) enum OpsCommand {
     /// refused (02), confirmed (01/03) on time and late, dead-lettered,
     /// bytes. Operators and auditors see every agency.
     ///
-    /// Example: truc ops stats --from 2026-11-01 --to 2026-11-30 --by month --csv
+    /// Example: truc ops stats --from 2026-11-01 --to 2026-11-30 --by month -o csv
     Stats {
         #[command(flatten)]
         args: super::stats::StatsArgs,
