@@ -4,6 +4,7 @@
 mod agency;
 mod audit;
 mod bench;
+mod connections;
 mod context;
 mod demo;
 pub(crate) mod errors;
