@@ -184,6 +184,13 @@ fn commands(hub: &Hub, n: usize, id: &str) -> Vec<Vec<String>> {
     let (from, to) = (format!("{}-01-01", y - 1), format!("{}-12-31", y + 1));
     let pki = hub.path("pki");
     let code = ["05", "06"][n % 2];
+    // Agencies registered by mistake (removed), merged (retired), and one
+    // whose certificate is revoked.
+    let (typo, merged, gone) = (
+        format!("000.00.00.H3{n}"),
+        format!("000.00.00.H4{n}"),
+        format!("000.00.00.K1{n}"),
+    );
     vec![
         hub.as_who(
             G22,
@@ -198,6 +205,10 @@ fn commands(hub: &Hub, n: usize, id: &str) -> Vec<Vec<String>> {
         hub.as_who("ops", &["ops", "agencies", "add", H29, "--name", TRICKY]),
         hub.as_who("ops", &["ops", "agencies", "suspend", H29, "--reason", TRICKY]),
         hub.as_who("ops", &["ops", "agencies", "resume", H29]),
+        hub.as_who("ops", &["ops", "agencies", "add", &typo, "--name", "typo"]),
+        hub.as_who("ops", &["ops", "agencies", "remove", &typo, "--reason", TRICKY]),
+        hub.as_who("ops", &["ops", "agencies", "add", &merged, "--name", "merged"]),
+        hub.as_who("ops", &["ops", "agencies", "retire", &merged, "--successor", H26]),
         hub.as_who("ops", &["ops", "queues"]),
         hub.as_who("ops", &["ops", "queue", H26]),
         hub.as_who("ops", &["ops", "dlq", "list", H26]),
@@ -218,7 +229,19 @@ fn commands(hub: &Hub, n: usize, id: &str) -> Vec<Vec<String>> {
             .map(String::from)
             .to_vec(),
         ["pki", "list", "--dir", &pki].map(String::from).to_vec(),
+        ["pki", "init", "--dir", &hub.path(&format!("pki{n}"))]
+            .map(String::from)
+            .to_vec(),
         ["pki", "issue", "--dir", &pki, "--operator", &format!("op{n}")]
+            .map(String::from)
+            .to_vec(),
+        ["pki", "renew", "--dir", &pki, "--operator", &format!("op{n}")]
+            .map(String::from)
+            .to_vec(),
+        ["pki", "issue", "--dir", &pki, "--agency", &gone]
+            .map(String::from)
+            .to_vec(),
+        ["pki", "revoke", "--dir", &pki, "--agency", &gone]
             .map(String::from)
             .to_vec(),
         [
@@ -234,6 +257,7 @@ fn commands(hub: &Hub, n: usize, id: &str) -> Vec<Vec<String>> {
         .to_vec(),
         ["context", "use", &format!("c{n}")].map(String::from).to_vec(),
         ["context", "list"].map(String::from).to_vec(),
+        ["context", "remove", &format!("c{n}")].map(String::from).to_vec(),
     ]
 }
 
@@ -245,9 +269,14 @@ fn reads_only(args: &[String]) -> bool {
         ["send", ..]
             | ["inbox", ..]
             | ["status", ..]
-            | ["pki", "issue", ..]
-            | ["context", "add" | "use", ..]
-            | ["ops", "agencies", "add" | "suspend" | "resume", ..]
+            | ["pki", "init" | "issue" | "renew" | "revoke", ..]
+            | ["context", "add" | "use" | "remove", ..]
+            | [
+                "ops",
+                "agencies",
+                "add" | "suspend" | "resume" | "remove" | "retire",
+                ..
+            ]
             | ["ops", "dlq", "redrive" | "purge", ..]
             | ["ops", "reload", ..]
             | ["audit", "watch", ..]
@@ -319,7 +348,8 @@ fn every_command_prints_json_and_csv_with_o() {
             "certificate_not_after_unix_ms"
         ]
     );
-    assert_eq!(column(&rows, "code"), [G22, H26, H29]);
+    // By code: G22, H26, H29, then the two retired in the loop.
+    assert_eq!(column(&rows, "code")[..3], [G22, H26, H29]);
     assert_eq!(column(&rows, "name")[2], TRICKY);
     let j = json(&hub.ok(&[&list[..], &["-o".into(), "json".into()]].concat()));
     assert_eq!(j[2]["name"], TRICKY);
