@@ -310,6 +310,18 @@ impl Client {
             .into_inner())
     }
 
+    /// The client connections the hub holds now, by principal (operators
+    /// only).
+    pub async fn connections(&self) -> Result<Vec<proto::Connection>, Status> {
+        Ok(self
+            .ops
+            .clone()
+            .list_connections(proto::ListConnectionsRequest {})
+            .await?
+            .into_inner()
+            .connections)
+    }
+
     /// Remove an agency that never had traffic (operators only); returns it
     /// as it was.
     pub async fn remove_agency(&self, code: &str, reason: &str) -> Result<Agency, Status> {

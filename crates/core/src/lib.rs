@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod agency;
+pub mod csv;
 pub mod document;
 mod error;
 pub mod merkle;

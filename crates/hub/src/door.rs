@@ -7,11 +7,11 @@
 //! `/metrics` (`truc_connections_*`, `truc_tls_handshakes_in_progress`).
 //! Unauthenticated connections are handled in [`crate::tls`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -59,6 +59,10 @@ pub(crate) struct Door {
     per_address: Mutex<HashMap<IpAddr, u32>>,
     refused: [AtomicU64; 3],
     closed: [AtomicU64; 5],
+    /// The authenticated connections held now, by a number given in
+    /// accept order (`Ops.ListConnections`).
+    held: Mutex<BTreeMap<u64, Arc<ConnState>>>,
+    next_held: AtomicU64,
 }
 
 impl Door {
@@ -72,6 +76,8 @@ impl Door {
             per_address: Mutex::new(HashMap::new()),
             refused: Default::default(),
             closed: Default::default(),
+            held: Mutex::new(BTreeMap::new()),
+            next_held: AtomicU64::new(0),
         }
     }
 
@@ -112,6 +118,24 @@ impl Door {
     /// The hub closed an accepted connection, for `why`.
     pub(crate) fn closed(&self, why: Closed) {
         self.closed[why as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// List an authenticated connection until the guard is dropped (with
+    /// the connection).
+    pub(crate) fn hold(self: &Arc<Self>, conn: Arc<ConnState>) -> Held {
+        let id = self.next_held.fetch_add(1, Ordering::Relaxed);
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).insert(id, conn);
+        Held { door: self.clone(), id }
+    }
+
+    /// The authenticated connections held now, in accept order.
+    pub(crate) fn held(&self) -> Vec<Arc<ConnState>> {
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Connections open now (handshaking or not).
@@ -222,6 +246,37 @@ impl Drop for Admitted {
     }
 }
 
+/// An authenticated connection listed by the door, unlisted on drop.
+#[derive(Debug)]
+pub(crate) struct Held {
+    door: Arc<Door>,
+    id: u64,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.door
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
+}
+
+/// Who is on an authenticated connection and how it was set up: fixed
+/// when the handshake completed.
+#[derive(Debug, Clone)]
+pub(crate) struct About {
+    /// The principal's URN, as judged at the handshake.
+    pub(crate) principal: String,
+    pub(crate) addr: SocketAddr,
+    pub(crate) connected_at_unix_ms: i64,
+    /// "TLSv1.3" or "TLSv1.2".
+    pub(crate) tls_version: String,
+    /// IANA name of the negotiated suite.
+    pub(crate) cipher_suite: String,
+}
+
 /// A TLS handshake slot, released on drop.
 #[derive(Debug)]
 pub(crate) struct Handshaking(Arc<Door>);
@@ -238,16 +293,21 @@ impl Drop for Handshaking {
 /// requests (which keep it busy).
 #[derive(Debug)]
 pub(crate) struct ConnState {
+    about: About,
     active: AtomicUsize,
+    /// Requests since it connected.
+    requests: AtomicU64,
     idle_since: Mutex<Instant>,
     close_at: Mutex<Option<Instant>>,
     waker: Mutex<Option<Waker>>,
 }
 
 impl ConnState {
-    pub(crate) fn new() -> Arc<ConnState> {
+    pub(crate) fn new(about: About) -> Arc<ConnState> {
         Arc::new(ConnState {
+            about,
             active: AtomicUsize::new(0),
+            requests: AtomicU64::new(0),
             idle_since: Mutex::new(Instant::now()),
             close_at: Mutex::new(None),
             waker: Mutex::new(None),
@@ -257,8 +317,24 @@ impl ConnState {
     /// A request started; the connection is busy until the guard drops
     /// (when its response, a stream's included, has ended).
     pub(crate) fn begin(self: &Arc<Self>) -> Busy {
+        self.requests.fetch_add(1, Ordering::Relaxed);
         self.active.fetch_add(1, Ordering::SeqCst);
         Busy(self.clone())
+    }
+
+    /// Who is connected, from where, since when, over what.
+    pub(crate) fn about(&self) -> &About {
+        &self.about
+    }
+
+    /// Requests open now.
+    pub(crate) fn open_requests(&self) -> usize {
+        self.active.load(Ordering::SeqCst)
+    }
+
+    /// Requests made since it connected.
+    pub(crate) fn requests_total(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
     }
 
     /// Since when nothing is open, or `None` while a request is.

@@ -84,6 +84,8 @@ pub(crate) struct Shared {
     /// One permit per core: signature checks run on at most this many
     /// blocking threads at once, however many Sends wait.
     pub(crate) cpu_slots: Arc<tokio::sync::Semaphore>,
+    /// The public port's caps and the connections it holds.
+    pub(crate) door: Arc<door::Door>,
 }
 
 impl Shared {
@@ -211,7 +213,15 @@ async fn serve_with_admin(
             .follow_commits(outbox_events)
             .instrument(tracing::info_span!("commits")),
     );
+    let limits = &config.limits;
+    let door = Arc::new(door::Door::new(
+        connection_cap(limits.max_connections),
+        limits.max_connections_per_address,
+        limits.max_handshakes,
+    ));
+    metrics.set_door(door.clone());
     let shared = Arc::new(Shared {
+        door: door.clone(),
         config: config.clone(),
         store: store.dyn_store(),
         engine,
@@ -266,13 +276,6 @@ async fn serve_with_admin(
     // tls.rs serves it to clients without a certificate too).
     let health = tonic_health::server::HealthReporter::new();
     health::set(&health, ServingStatus::Serving).await;
-    let limits = &config.limits;
-    let door = Arc::new(door::Door::new(
-        connection_cap(limits.max_connections),
-        limits.max_connections_per_address,
-        limits.max_handshakes,
-    ));
-    metrics.set_door(door.clone());
     let gate = Arc::new(tls::Gate {
         acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(tls_config)),
         trust: trust.clone(),

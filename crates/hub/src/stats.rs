@@ -11,6 +11,21 @@ use truc_store::indicators::{self, Counts};
 
 use crate::{status, Shared};
 
+/// The console's CSV columns, in order: the keys of a row's JSON, as
+/// `truc ops stats -o csv` prints them too.
+pub(crate) const CSV_COLUMNS: [&str; 10] = [
+    "period",
+    "agency",
+    "sent",
+    "received",
+    "refused",
+    "confirmed_on_time",
+    "confirmed_late",
+    "dead_lettered",
+    "bytes_sent",
+    "bytes_received",
+];
+
 /// The longest period one query may cover, days.
 const MAX_DAYS: i64 = 3660;
 

@@ -52,7 +52,7 @@ use tonic_health::pb::health_server::HealthServer;
 use tracing::{debug, warn, Instrument};
 use truc_core::Principal;
 
-use crate::door::{Admitted, Closed, ConnState, Door, Handshaking};
+use crate::door::{About, Admitted, Closed, ConnState, Door, Handshaking, Held};
 use crate::metrics::Metrics;
 use crate::trust::{HubCert, Trust};
 use crate::HubError;
@@ -87,6 +87,8 @@ pub(crate) struct TrucConn {
     idle: Duration,
     timer: Pin<Box<Sleep>>,
     admitted: Admitted,
+    /// Listed for `Ops.ListConnections` while it lives.
+    _held: Held,
     closed: bool,
 }
 
@@ -351,11 +353,30 @@ async fn connection(
     if let Some(leaf) = chain.first() {
         gate.metrics.client_certificate(&principal, leaf);
     }
+    let session = tls.get_ref().1;
+    let about = About {
+        principal: principal.uri(),
+        addr,
+        connected_at_unix_ms: truc_core::now_unix_ms(),
+        tls_version: match session.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".into(),
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".into(),
+            Some(v) => format!("{v:?}"),
+            None => String::new(),
+        },
+        cipher_suite: session
+            .negotiated_cipher_suite()
+            .and_then(|s| s.suite().as_str())
+            .unwrap_or_default()
+            .to_string(),
+    };
+    let state = ConnState::new(about);
+    let held = admitted.door().hold(state.clone());
     let info = PeerInfo {
         addr,
         chain: Arc::new(chain),
         judged: Arc::new(Mutex::new((epoch, Ok(principal)))),
-        conn: ConnState::new(),
+        conn: state,
     };
     let conn = TrucConn {
         inner: tls,
@@ -363,6 +384,7 @@ async fn connection(
         idle: gate.idle_timeout,
         timer: Box::pin(tokio::time::sleep(gate.idle_timeout)),
         admitted,
+        _held: held,
         closed: false,
     };
     let _ = tx.send(Ok(conn)).await;

@@ -343,6 +343,35 @@ impl Ops for OpsService {
         }))
     }
 
+    async fn list_connections(
+        &self,
+        req: Request<truc_proto::v1::ListConnectionsRequest>,
+    ) -> Result<Response<truc_proto::v1::ListConnectionsResponse>, Status> {
+        auth::operator(&req)?;
+        let own = req.extensions().get::<crate::PeerInfo>().map(|p| p.conn.clone());
+        let mut connections: Vec<_> = self
+            .0
+            .door
+            .held()
+            .into_iter()
+            .map(|c| {
+                let a = c.about();
+                truc_proto::v1::Connection {
+                    principal: a.principal.clone(),
+                    peer_address: a.addr.to_string(),
+                    connected_at_unix_ms: a.connected_at_unix_ms,
+                    open_requests: u32::try_from(c.open_requests()).unwrap_or(u32::MAX),
+                    requests_total: c.requests_total(),
+                    tls_version: a.tls_version.clone(),
+                    cipher_suite: a.cipher_suite.clone(),
+                    caller: own.as_ref().is_some_and(|o| Arc::ptr_eq(o, &c)),
+                }
+            })
+            .collect();
+        connections.sort_by(|x, y| (&x.principal, x.connected_at_unix_ms).cmp(&(&y.principal, y.connected_at_unix_ms)));
+        Ok(Response::new(truc_proto::v1::ListConnectionsResponse { connections }))
+    }
+
     async fn reload(&self, req: Request<ReloadRequest>) -> Result<Response<ReloadResponse>, Status> {
         let op = auth::operator(&req)?;
         let shared = self.0.clone();

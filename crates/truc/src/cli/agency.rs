@@ -56,19 +56,20 @@ fn parse_priority(s: &str) -> anyhow::Result<Priority> {
 pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
     if a.abandon {
         let gone = SendNote::abandon(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
-        if a.conn.is_json() {
-            let v: Vec<_> = gone
-                .iter()
-                .map(|(to, id)| serde_json::json!({"to": to, "document_id": id}))
-                .collect();
-            println!("{}", serde_json::json!({"abandoned": v}));
-        } else if gone.is_empty() {
-            println!("no interrupted upload of {} is noted", a.file.display());
-        } else {
-            for (to, id) in &gone {
-                println!("forgot the upload of {} to {to} (document {id:?})", a.file.display());
+        let row = |(to, id): &(String, String)| serde_json::json!({"to": to, "document_id": id});
+        let text = |headers: bool| {
+            let mut t = String::new();
+            if gone.is_empty() && headers {
+                t = format!("no interrupted upload of {} is noted\n", a.file.display());
             }
-        }
+            for (to, id) in &gone {
+                t += &format!("forgot the upload of {} to {to} (document {id:?})\n", a.file.display());
+            }
+            t
+        };
+        a.conn
+            .out
+            .list(&gone, row, |v| serde_json::json!({"abandoned": v}), text);
         return Ok(());
     }
     let size = std::fs::metadata(&a.file)
@@ -205,9 +206,7 @@ pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
             resp
         }
     };
-    if a.conn.is_json() {
-        println!("{}", output::acceptance_json(&document_id, &resp));
-    } else {
+    a.conn.out.object(output::acceptance_json(&document_id, &resp), || {
         let receipt = resp.receipt.as_ref().and_then(|r| {
             let index = truc_proto::v1::Receipt::decode(r.receipt.as_slice()).ok()?.index;
             let head = truc_proto::v1::TreeHead::decode(r.tree_head.as_ref()?.tree_head.as_slice()).ok()?;
@@ -216,8 +215,8 @@ pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
                 head.tree_size
             ))
         });
-        println!(
-            "{} {document_id:?} as hub document {} at {}; {}",
+        let mut t = format!(
+            "{} {document_id:?} as hub document {} at {}; {}\n",
             if resp.duplicate {
                 "already accepted:"
             } else {
@@ -228,12 +227,13 @@ pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
             receipt.unwrap_or_else(|| "no receipt".into()),
         );
         for r in &resp.redirects {
-            println!(
-                "  {} is retired: its copy goes to its successor {}",
+            t += &format!(
+                "  {} is retired: its copy goes to its successor {}\n",
                 r.addressed, r.delivered_to
             );
         }
-    }
+        t
+    });
     Ok(())
 }
 
@@ -277,8 +277,35 @@ pub(crate) struct InboxArgs {
     conn: Conn,
 }
 
+/// `inbox -o csv`: one row per delivery as it comes, whatever its kind
+/// (document, status notice, not acknowledged); a kind leaves the other
+/// kinds' columns empty.
+const INBOX_COLUMNS: [&str; 14] = [
+    "kind",
+    "delivery_id",
+    "hub_document_id",
+    "from",
+    "document_id",
+    "subject",
+    "priority",
+    "payload_size",
+    "saved_to",
+    "saved_before",
+    "status",
+    "reporter",
+    "description",
+    "time_unix_ms",
+];
+
+/// One `inbox -o csv` row of `fields` (name, value) under INBOX_COLUMNS.
+fn inbox_row(fields: serde_json::Value) -> String {
+    let columns = INBOX_COLUMNS.map(String::from);
+    output::csv(&columns, &[fields], false)
+}
+
 pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
-    if a.follow && a.conn.json {
+    let csv = a.conn.format() == output::Format::Csv;
+    if a.follow && a.conn.format() == output::Format::Json {
         return Err(
             super::errors::Problem::usage("--follow is a stream: it prints JSON Lines")
                 .hint("use --jsonl (one JSON document per delivery, a line each)")
@@ -288,7 +315,7 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
     // --json: one document at the end; --jsonl: a line per delivery.
     let mut collected: Vec<serde_json::Value> = Vec::new();
     let emit = |v: serde_json::Value, collected: &mut Vec<serde_json::Value>| {
-        if a.conn.jsonl {
+        if a.conn.format() == output::Format::Jsonl {
             println!("{v}");
         } else {
             collected.push(v);
@@ -297,6 +324,10 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
     let client = a.conn.client().await?;
     let trust = truc_client::axis_trust(client.identity())?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    // The header once connected (a failure to connect prints none).
+    if csv && a.conn.out.headers() {
+        print!("{}", output::csv(&INBOX_COLUMNS.map(String::from), &[], true));
+    }
     let mut rx = truc_client::reconnect::Receiver::new(
         client.clone(),
         a.max_in_flight,
@@ -311,7 +342,16 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
             notices += 1;
             // What is shown is what the hub signed: the notice's receipt.
             let n = &signed_notice(n);
-            if a.conn.is_json() {
+            if csv {
+                print!(
+                    "{}",
+                    inbox_row(serde_json::json!({
+                        "kind": "status", "delivery_id": d.delivery_id, "from": n.document_from,
+                        "document_id": n.document_id, "status": n.code, "reporter": n.reporter,
+                        "description": n.description, "time_unix_ms": n.time_unix_ms,
+                    }))
+                );
+            } else if a.conn.is_json() {
                 let v = serde_json::json!({
                     "delivery_id": d.delivery_id, "status": n.code, "reporter": n.reporter,
                     "document_from": n.document_from, "document_id": n.document_id,
@@ -335,6 +375,16 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
             continue;
         }
         if a.no_ack {
+            if csv {
+                print!(
+                    "{}",
+                    inbox_row(serde_json::json!({
+                        "kind": "unacknowledged", "delivery_id": d.delivery_id,
+                        "hub_document_id": d.hub_document_id,
+                    }))
+                );
+                continue;
+            }
             if a.conn.is_json() {
                 let v = serde_json::json!({
                     "delivery_id": d.delivery_id, "handle": output::handle(d.delivery_id),
@@ -352,7 +402,7 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
             );
             continue;
         }
-        match save(&client, &a.out, &d, &trust, !a.conn.is_json()).await {
+        match save(&client, &a.out, &d, &trust, a.conn.format() == output::Format::Table).await {
             Ok((header, path, again)) => {
                 // The file is on disk (fsync'd) before the hub forgets it.
                 rx.ack(d.delivery_id).await?;
@@ -368,7 +418,19 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
                         eprintln!("truc: could not report 01 on {:?}: {}", header.document_id, e.message());
                     }
                 }
-                if a.conn.is_json() {
+                if csv {
+                    print!(
+                        "{}",
+                        inbox_row(serde_json::json!({
+                            "kind": "document", "delivery_id": d.delivery_id,
+                            "hub_document_id": d.hub_document_id, "from": header.from,
+                            "document_id": header.document_id, "subject": header.subject,
+                            "priority": header.priority, "payload_size": header.payload_size,
+                            "saved_to": path, "saved_before": again,
+                            "time_unix_ms": header.signed_at_unix_ms,
+                        }))
+                    );
+                } else if a.conn.is_json() {
                     let v = serde_json::json!({
                         "delivery_id": d.delivery_id,
                         "hub_document_id": d.hub_document_id,
@@ -411,7 +473,7 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
         Ok(st) if st.leased > 0 => Some(st),
         _ => None,
     };
-    if a.conn.json {
+    if a.conn.format() == output::Format::Json {
         println!(
             "{}",
             serde_json::json!({
@@ -420,11 +482,17 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
                 "leased_until_unix_ms": held.as_ref().map(|h| h.next_lease_end_unix_ms),
             })
         );
-    } else if !a.conn.jsonl {
+    } else if a.conn.format() == output::Format::Table {
         println!("{count} document(s) and {notices} status notice(s) received");
     }
     if let Some(h) = held {
-        if !a.conn.is_json() {
+        if csv {
+            eprintln!(
+                "truc: {} more still leased to another receiver until {}",
+                h.leased,
+                output::time(h.next_lease_end_unix_ms)
+            );
+        } else if !a.conn.is_json() {
             let left = (h.next_lease_end_unix_ms - truc_core::now_unix_ms()).max(0);
             println!(
                 "{} more still leased to another receiver (an earlier run that was stopped?): the first comes \

@@ -96,9 +96,8 @@ pub(crate) struct VerifyArgs {
     file: PathBuf,
     #[command(flatten)]
     key: HubKey,
-    /// Print the result as JSON.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    out: output::OutputArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -131,48 +130,50 @@ async fn heads(a: HeadsArgs) -> anyhow::Result<()> {
     let verifier = a.hub_key.as_deref().map(load_key).transpose()?;
     let client = a.conn.client().await?;
     let heads = audit::tree_heads(&client, a.from, a.limit as usize, verifier.as_ref()).await?;
-    if a.conn.is_json() {
-        let rows: Vec<_> = heads
-            .iter()
-            .map(|(sth, head)| {
-                json!({
-                    "tree_size": head.tree_size, "root_hash": truc_core::hex(&head.root_hash),
-                    "time_unix_ms": head.time_unix_ms, "tree_head": truc_core::hex(&sth.tree_head),
-                    "signature": truc_core::hex(&sth.signature), "key_id": truc_core::hex(&sth.key_id),
-                })
-            })
-            .collect();
-        if a.conn.jsonl {
-            rows.iter().for_each(|r| println!("{r}"));
-        } else {
-            println!("{}", serde_json::Value::Array(rows));
-        }
+    let row = |(sth, head): &(truc_proto::v1::SignedTreeHead, TreeHead)| {
+        json!({
+            "tree_size": head.tree_size, "root_hash": truc_core::hex(&head.root_hash),
+            "time_unix_ms": head.time_unix_ms, "tree_head": truc_core::hex(&sth.tree_head),
+            "signature": truc_core::hex(&sth.signature), "key_id": truc_core::hex(&sth.key_id),
+        })
+    };
+    if a.conn.format() == output::Format::Jsonl {
+        heads.iter().for_each(|h| println!("{}", row(h)));
         return Ok(());
     }
-    let width = heads
-        .iter()
-        .map(|(_, h)| h.tree_size.to_string().len())
-        .max()
-        .unwrap_or(0)
-        .max("SIZE".len());
-    println!("{:>width$}  {:<23}  ROOT", "SIZE", "SIGNED AT");
-    for (_, head) in &heads {
-        println!(
-            "{:>width$}  {:<23}  {}",
-            head.tree_size,
-            output::time(head.time_unix_ms),
-            truc_core::hex(&head.root_hash)
-        );
-    }
-    println!(
-        "{} signed tree heads{}",
-        heads.len(),
-        if verifier.is_some() {
-            " (every signature verified)"
-        } else {
-            ""
+    let table = |headers: bool| {
+        let width = heads
+            .iter()
+            .map(|(_, h)| h.tree_size.to_string().len())
+            .max()
+            .unwrap_or(0)
+            .max("SIZE".len());
+        let mut t = String::new();
+        if headers {
+            t += &format!("{:>width$}  {:<23}  ROOT\n", "SIZE", "SIGNED AT");
         }
-    );
+        for (_, head) in &heads {
+            t += &format!(
+                "{:>width$}  {:<23}  {}\n",
+                head.tree_size,
+                output::time(head.time_unix_ms),
+                truc_core::hex(&head.root_hash)
+            );
+        }
+        if headers {
+            t += &format!(
+                "{} signed tree heads{}\n",
+                heads.len(),
+                if verifier.is_some() {
+                    " (every signature verified)"
+                } else {
+                    ""
+                }
+            );
+        }
+        t
+    };
+    a.conn.out.list(&heads, row, serde_json::Value::Array, table);
     Ok(())
 }
 
@@ -210,29 +211,27 @@ async fn receipts(a: ReceiptsArgs) -> anyhow::Result<()> {
         match &a.out {
             Some(path) => {
                 std::fs::write(path, export.to_json() + "\n").with_context(|| format!("writing {}", path.display()))?;
-                if a.conn.is_json() {
-                    println!(
-                        "{}",
-                        json!({
-                            "out": path.display().to_string(), "receipts": export.receipts.len(),
-                            "tree_size": th.tree_size, "root_hash": th.root_hash, "time_unix_ms": th.time_unix_ms,
-                            "complete_range": export.complete_range,
-                        })
-                    );
-                } else {
-                    println!(
-                        "exported {} receipts{} to {}, proven against the tree head of size {} root {} signed at {}",
-                        export.receipts.len(),
-                        match export.complete_range {
-                            Some(r) => format!(" (the whole log, indexes {}..={})", r.first, r.last),
-                            None => String::new(),
-                        },
-                        path.display(),
-                        th.tree_size,
-                        th.root_hash,
-                        output::time(th.time_unix_ms)
-                    );
-                }
+                a.conn.out.object(
+                    json!({
+                        "out": path.display().to_string(), "receipts": export.receipts.len(),
+                        "tree_size": th.tree_size, "root_hash": th.root_hash, "time_unix_ms": th.time_unix_ms,
+                        "complete_range": export.complete_range,
+                    }),
+                    || {
+                        format!(
+                            "exported {} receipts{} to {}, proven against the tree head of size {} root {} signed at {}\n",
+                            export.receipts.len(),
+                            match export.complete_range {
+                                Some(r) => format!(" (the whole log, indexes {}..={})", r.first, r.last),
+                                None => String::new(),
+                            },
+                            path.display(),
+                            th.tree_size,
+                            th.root_hash,
+                            output::time(th.time_unix_ms)
+                        )
+                    },
+                );
             }
             None => println!("{}", export.to_json()),
         }
@@ -241,7 +240,7 @@ async fn receipts(a: ReceiptsArgs) -> anyhow::Result<()> {
 
     // A table: pages as they come, each proven against its own head.
     let pages = client.all_receipts(query.request()).await?;
-    let mut rows = Vec::new();
+    let mut receipts = Vec::new();
     let mut last_head = None;
     for page in &pages {
         let head = page
@@ -259,7 +258,7 @@ async fn receipts(a: ReceiptsArgs) -> anyhow::Result<()> {
                 }
                 None => Receipt::decode(r.receipt.as_slice()).context("the hub sent a receipt that does not decode")?,
             };
-            rows.push(row(&receipt));
+            receipts.push(receipt);
         }
         last_head = Some(head);
     }
@@ -267,18 +266,34 @@ async fn receipts(a: ReceiptsArgs) -> anyhow::Result<()> {
         Some(h) => TreeHead::decode(h.tree_head.as_slice()).context("the hub's tree head is malformed")?,
         None => TreeHead::default(),
     };
-    print_table(&rows);
-    println!(
-        "{} receipts; tree head of size {} root {}{}",
-        rows.len(),
-        head.tree_size,
-        truc_core::hex(&head.root_hash),
-        if verifier.is_some() {
-            " (every proof verified)"
-        } else {
-            ""
+    let json_row = |r: &Receipt| {
+        json!({
+            "index": r.index, "time_unix_ms": r.time_unix_ms, "event": output::event(r.event),
+            "actor": r.actor, "document_from": r.from, "document_id": r.document_id,
+            "recipient": r.recipient, "status_code": r.status_code, "description": r.description,
+            "detail": r.detail,
+        })
+    };
+    let table = |headers: bool| {
+        let rows: Vec<[String; 7]> = receipts.iter().map(row).collect();
+        let mut t = table_of(&rows, headers);
+        if headers {
+            t += &format!(
+                "{} receipts; tree head of size {} root {}{}\n",
+                rows.len(),
+                head.tree_size,
+                truc_core::hex(&head.root_hash),
+                if verifier.is_some() {
+                    " (every proof verified)"
+                } else {
+                    ""
+                }
+            );
         }
-    );
+        t
+    };
+    // JSON went out as the export above.
+    a.conn.out.list(&receipts, json_row, serde_json::Value::Array, table);
     Ok(())
 }
 
@@ -308,7 +323,7 @@ fn row(r: &Receipt) -> [String; 7] {
     ]
 }
 
-fn print_table(rows: &[[String; 7]]) {
+fn table_of(rows: &[[String; 7]], headers: bool) -> String {
     let mut widths = COLUMNS.map(|c| c.chars().count());
     for r in rows {
         for (w, cell) in widths.iter_mut().zip(r) {
@@ -324,12 +339,16 @@ fn print_table(rows: &[[String; 7]]) {
                 s.push_str(&format!("  {cell:<w$}", w = widths[i]));
             }
         }
-        println!("{}", s.trim_end());
+        s.trim_end().to_string() + "\n"
     };
-    line(COLUMNS);
-    for r in rows {
-        line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6]].map(|s| s.as_str()));
+    let mut t = String::new();
+    if headers {
+        t += &line(COLUMNS);
     }
+    for r in rows {
+        t += &line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6]].map(|s| s.as_str()));
+    }
+    t
 }
 
 fn verify(a: VerifyArgs) -> anyhow::Result<()> {
@@ -341,29 +360,27 @@ fn verify(a: VerifyArgs) -> anyhow::Result<()> {
     let verifier = load_key(&a.key.hub_key)?;
     let export = audit::AuditExport::from_json(&text)?;
     let report = audit::verify_export(&export, &verifier)?;
-    if a.json {
-        println!(
-            "{}",
-            json!({
-                "verified": true, "receipts": report.receipts, "tree_size": report.tree_size,
-                "root_hash": report.root_hash, "time_unix_ms": report.time_unix_ms, "key_id": report.key_id,
-                "complete_range": report.complete_range,
-            })
-        );
-    } else {
-        println!(
-            "verified {} receipts against tree head size {} root {} signed at {} by key {}{}",
-            report.receipts,
-            report.tree_size,
-            report.root_hash,
-            output::time(report.time_unix_ms),
-            report.key_id,
-            match report.complete_range {
-                Some(r) => format!("; no receipt missing in {}..={}", r.first, r.last),
-                None => String::new(),
-            }
-        );
-    }
+    a.out.object(
+        json!({
+            "verified": true, "receipts": report.receipts, "tree_size": report.tree_size,
+            "root_hash": report.root_hash, "time_unix_ms": report.time_unix_ms, "key_id": report.key_id,
+            "complete_range": report.complete_range,
+        }),
+        || {
+            format!(
+                "verified {} receipts against tree head size {} root {} signed at {} by key {}{}\n",
+                report.receipts,
+                report.tree_size,
+                report.root_hash,
+                output::time(report.time_unix_ms),
+                report.key_id,
+                match report.complete_range {
+                    Some(r) => format!("; no receipt missing in {}..={}", r.first, r.last),
+                    None => String::new(),
+                }
+            )
+        },
+    );
     Ok(())
 }
 
@@ -371,18 +388,22 @@ async fn watch(a: WatchArgs) -> anyhow::Result<()> {
     let verifier = load_key(&a.key.hub_key)?;
     let client = a.conn.client().await?;
     let mut state = WatchState::load(&a.state)?;
-    let json = a.conn.is_json();
+    // A stream: JSON a line per event (--json as --jsonl), CSV a row per
+    // event under one header.
+    let format = a.conn.format();
+    let columns = ["event", "tree_size", "root_hash", "time_unix_ms", "previous_size"].map(String::from);
+    if format == output::Format::Csv && a.conn.out.headers() {
+        print!("{}", output::csv(&columns, &[], true));
+    }
     let say = |event: &str, s: &WatchState, previous: Option<u64>, text: String| {
-        if json {
-            println!(
-                "{}",
-                json!({
-                    "event": event, "tree_size": s.tree_size, "root_hash": s.root_hash,
-                    "time_unix_ms": s.time_unix_ms, "previous_size": previous,
-                })
-            );
-        } else {
-            println!("{text}");
+        let v = json!({
+            "event": event, "tree_size": s.tree_size, "root_hash": s.root_hash,
+            "time_unix_ms": s.time_unix_ms, "previous_size": previous,
+        });
+        match format {
+            output::Format::Json | output::Format::Jsonl => println!("{v}"),
+            output::Format::Csv => print!("{}", output::csv(&columns, &[v], false)),
+            output::Format::Table => println!("{text}"),
         }
     };
     loop {

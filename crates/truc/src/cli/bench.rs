@@ -37,9 +37,8 @@ pub(crate) struct BenchArgs {
     /// Seconds to wait after the senders stop for the last deliveries.
     #[arg(long, default_value_t = 60)]
     drain_timeout: u64,
-    /// Print the report as JSON.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    out: super::output::OutputArgs,
 }
 
 pub(crate) async fn run(a: BenchArgs) -> anyhow::Result<()> {
@@ -60,10 +59,10 @@ pub(crate) async fn run(a: BenchArgs) -> anyhow::Result<()> {
         .await
         .context("setting up the bench agencies")?;
     let report = load::run(&spec).await?;
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", report.summary());
+    match a.out.format() {
+        super::output::Format::Table => print!("{}", report.summary()),
+        super::output::Format::Csv => a.out.object(serde_json::to_value(&report)?, String::new),
+        _ => println!("{}", serde_json::to_string_pretty(&report)?),
     }
     if !report.complete {
         anyhow::bail!(
@@ -107,7 +106,7 @@ mod tests {
         .unwrap();
         assert_eq!((a.senders, a.receivers, a.shape.fanout, a.shape.size), (3, 5, 2, 65536));
         assert_eq!(a.count, Some(100));
-        assert!(a.json);
+        assert!(a.out.is_json());
         assert_eq!(a.shape.window, 256);
         // A duration or a count, not both.
         assert!(parse(&["--duration", "1", "--count", "5"]).is_err());

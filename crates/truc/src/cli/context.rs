@@ -30,17 +30,26 @@ pub(crate) enum ContextCommand {
         /// Make it the current context too.
         #[arg(long = "use")]
         use_it: bool,
+        #[command(flatten)]
+        out: super::output::OutputArgs,
     },
     /// Make a saved context the current one.
-    Use { name: String },
+    Use {
+        name: String,
+        #[command(flatten)]
+        out: super::output::OutputArgs,
+    },
     /// The saved contexts; the current one is marked with *.
     List {
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: super::output::OutputArgs,
     },
     /// Forget a saved context.
-    Remove { name: String },
+    Remove {
+        name: String,
+        #[command(flatten)]
+        out: super::output::OutputArgs,
+    },
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -116,6 +125,7 @@ pub(crate) fn run(cmd: ContextCommand) -> anyhow::Result<()> {
             hub,
             identity,
             use_it,
+            out,
         } => {
             let identity = std::fs::canonicalize(&identity)
                 .with_context(|| format!("identity directory {}", identity.display()))?;
@@ -125,25 +135,30 @@ pub(crate) fn run(cmd: ContextCommand) -> anyhow::Result<()> {
                 c.current = Some(name.clone());
             }
             save(&p, &c)?;
-            println!(
-                "saved context {name}{} in {}",
-                if c.current.as_deref() == Some(name.as_str()) {
-                    " (current)"
-                } else {
-                    ""
+            let current = c.current.as_deref() == Some(name.as_str());
+            out.object(
+                serde_json::json!({"name": name, "hub": c.contexts[&name].hub, "identity": c.contexts[&name].identity,
+                    "current": current, "file": p}),
+                || {
+                    format!(
+                        "saved context {name}{} in {}\n",
+                        if current { " (current)" } else { "" },
+                        p.display()
+                    )
                 },
-                p.display()
             );
         }
-        ContextCommand::Use { name } => {
+        ContextCommand::Use { name, out } => {
             if !c.contexts.contains_key(&name) {
                 return Err(unknown(&name).into());
             }
             c.current = Some(name.clone());
             save(&p, &c)?;
-            println!("current context: {name}");
+            out.object(serde_json::json!({"current": name}), || {
+                format!("current context: {name}\n")
+            });
         }
-        ContextCommand::Remove { name } => {
+        ContextCommand::Remove { name, out } => {
             if c.contexts.remove(&name).is_none() {
                 return Err(unknown(&name).into());
             }
@@ -151,30 +166,36 @@ pub(crate) fn run(cmd: ContextCommand) -> anyhow::Result<()> {
                 c.current = None;
             }
             save(&p, &c)?;
-            println!("removed context {name}");
+            out.object(serde_json::json!({"removed": name}), || {
+                format!("removed context {name}\n")
+            });
         }
-        ContextCommand::List { json } => {
-            if json {
-                let rows: Vec<_> = c
-                    .contexts
-                    .iter()
-                    .map(|(n, s)| {
-                        serde_json::json!({"name": n, "hub": s.hub, "identity": s.identity,
-                            "current": c.current.as_deref() == Some(n.as_str())})
-                    })
-                    .collect();
-                println!("{}", serde_json::Value::Array(rows));
-                return Ok(());
-            }
-            println!("  {:<16} {:<28} IDENTITY", "NAME", "HUB");
-            for (n, s) in &c.contexts {
-                let mark = if c.current.as_deref() == Some(n.as_str()) {
-                    "*"
-                } else {
-                    " "
-                };
-                println!("{mark} {n:<16} {:<28} {}", s.hub, s.identity.display());
-            }
+        ContextCommand::List { out } => {
+            let rows: Vec<_> = c
+                .contexts
+                .iter()
+                .map(|(n, s)| {
+                    serde_json::json!({"name": n, "hub": s.hub, "identity": s.identity,
+                        "current": c.current.as_deref() == Some(n.as_str())})
+                })
+                .collect();
+            let table = |headers: bool| {
+                let mut t = String::new();
+                if headers {
+                    t += &format!("  {:<16} {:<28} IDENTITY\n", "NAME", "HUB");
+                }
+                for (n, s) in &c.contexts {
+                    let mark = if c.current.as_deref() == Some(n.as_str()) {
+                        "*"
+                    } else {
+                        " "
+                    };
+                    t += &format!("{mark} {n:<16} {:<28} {}\n", s.hub, s.identity.display());
+                }
+                t
+            };
+            let cols = ["name", "hub", "identity", "current"].map(String::from);
+            out.rows(&cols, rows, serde_json::Value::Array, table);
         }
     }
     Ok(())

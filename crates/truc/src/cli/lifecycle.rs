@@ -1,6 +1,8 @@
 //! `truc status` and `truc track`: business statuses and where a sent
 //! document is.
 
+use std::fmt::Write as _;
+
 use serde_json::json;
 use truc_proto::v1::{StaffInfo, StatusCode, TransportState};
 
@@ -84,18 +86,16 @@ pub(crate) async fn status(a: StatusArgs) -> anyhow::Result<()> {
     let receipt = client
         .report_status(&from, &a.document_id, code, &a.reason, staff)
         .await?;
-    if a.conn.is_json() {
-        println!(
-            "{}",
-            json!({"document_id": a.document_id, "from": from, "code": code, "receipt": output::receipt_json(&receipt)})
-        );
-    } else {
-        println!(
-            "reported {} on {:?} from {from}; receipt recorded",
-            status_name(code),
-            a.document_id
-        );
-    }
+    a.conn.out.object(
+        json!({"document_id": a.document_id, "from": from, "code": code, "receipt": output::receipt_json(&receipt)}),
+        || {
+            format!(
+                "reported {} on {:?} from {from}; receipt recorded\n",
+                status_name(code),
+                a.document_id
+            )
+        },
+    );
     Ok(())
 }
 
@@ -116,63 +116,65 @@ fn tries(r: &truc_proto::v1::RecipientTrack) -> u32 {
 
 pub(crate) async fn track(a: TrackArgs) -> anyhow::Result<()> {
     let t = a.conn.client().await?.track(&a.document_id).await?;
-    if a.conn.is_json() {
-        let rows: Vec<_> = t
-            .recipients
-            .iter()
-            .map(|r| {
-                json!({
-                    "agency": r.agency, "state": state_name(r.state), "attempts": tries(r),
-                    "expired_leases": r.attempts,
-                    "state_at_unix_ms": r.state_at_unix_ms, "status": r.status,
-                    "status_description": r.status_description, "status_at_unix_ms": r.status_at_unix_ms,
-                    "delivery_deadline_unix_ms": r.delivery_deadline_unix_ms,
-                    "confirm_deadline_unix_ms": r.confirm_deadline_unix_ms, "overdue": r.overdue,
-                })
-            })
-            .collect();
-        println!(
-            "{}",
-            json!({
-                "hub_document_id": t.hub_document_id, "document_id": t.document_id,
-                "accepted_at_unix_ms": t.accepted_at_unix_ms, "priority": t.priority,
-                "subject": t.subject, "recipients": rows,
-            })
-        );
-        return Ok(());
-    }
-    println!(
-        "{:?} [{}] {:?}, accepted {} as hub document {}",
-        t.document_id,
-        output::priority_name(t.priority),
-        t.subject,
-        output::time(t.accepted_at_unix_ms),
-        t.hub_document_id
-    );
-    println!(
-        "{:<20} {:<14} {:>8}  {:<24} {:<24} {:<24} NOTE",
-        "RECIPIENT", "TRANSPORT", "ATTEMPTS", "SINCE", "STATUS", "AT"
-    );
-    for r in &t.recipients {
-        let at = if r.status_at_unix_ms > 0 {
-            output::time(r.status_at_unix_ms)
-        } else {
-            "-".into()
-        };
-        let mut note = r.status_description.clone();
-        if r.overdue {
-            note = format!("OVERDUE {note}");
+    let row = |r: &truc_proto::v1::RecipientTrack| {
+        json!({
+            "agency": r.agency, "state": state_name(r.state), "attempts": tries(r),
+            "expired_leases": r.attempts,
+            "state_at_unix_ms": r.state_at_unix_ms, "status": r.status,
+            "status_description": r.status_description, "status_at_unix_ms": r.status_at_unix_ms,
+            "delivery_deadline_unix_ms": r.delivery_deadline_unix_ms,
+            "confirm_deadline_unix_ms": r.confirm_deadline_unix_ms, "overdue": r.overdue,
+        })
+    };
+    let doc = |rows: Vec<serde_json::Value>| {
+        json!({
+            "hub_document_id": t.hub_document_id, "document_id": t.document_id,
+            "accepted_at_unix_ms": t.accepted_at_unix_ms, "priority": t.priority,
+            "subject": t.subject, "recipients": rows,
+        })
+    };
+    let table = |headers: bool| {
+        let mut out = String::new();
+        if headers {
+            let _ = writeln!(
+                out,
+                "{:?} [{}] {:?}, accepted {} as hub document {}",
+                t.document_id,
+                output::priority_name(t.priority),
+                t.subject,
+                output::time(t.accepted_at_unix_ms),
+                t.hub_document_id
+            );
+            let _ = writeln!(
+                out,
+                "{:<20} {:<14} {:>8}  {:<24} {:<24} {:<24} NOTE",
+                "RECIPIENT", "TRANSPORT", "ATTEMPTS", "SINCE", "STATUS", "AT"
+            );
         }
-        println!(
-            "{:<20} {:<14} {:>8}  {:<24} {:<24} {:<24} {}",
-            r.agency,
-            state_name(r.state),
-            tries(r),
-            output::time(r.state_at_unix_ms),
-            status_name(r.status),
-            at,
-            note.trim()
-        );
-    }
+        for r in &t.recipients {
+            let at = if r.status_at_unix_ms > 0 {
+                output::time(r.status_at_unix_ms)
+            } else {
+                "-".into()
+            };
+            let mut note = r.status_description.clone();
+            if r.overdue {
+                note = format!("OVERDUE {note}");
+            }
+            let _ = writeln!(
+                out,
+                "{:<20} {:<14} {:>8}  {:<24} {:<24} {:<24} {}",
+                r.agency,
+                state_name(r.state),
+                tries(r),
+                output::time(r.state_at_unix_ms),
+                status_name(r.status),
+                at,
+                note.trim()
+            );
+        }
+        out
+    };
+    a.conn.out.list(&t.recipients, row, doc, table);
     Ok(())
 }

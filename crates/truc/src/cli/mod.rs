@@ -4,6 +4,7 @@
 mod agency;
 mod audit;
 mod bench;
+mod connections;
 mod context;
 mod demo;
 pub(crate) mod errors;
@@ -37,10 +38,21 @@ Commands that talk to a hub take --hub (env TRUC_HUB) and --identity (env
 TRUC_IDENTITY): the identity directory written by `truc pki issue`; or
 both from a saved context (`truc context add|use|list`).
 
-Output: tables for people; --json prints one JSON document (streams such as
-`inbox --follow` print one per line: --jsonl), errors included, on stdout:
-{\"error\":{\"code\":…,\"message\":…,\"hint\":…}}. Without --json an error
-is `truc: <message>` and a `hint:` line on stderr.
+Output (-o table|json|jsonl|csv, every command that prints results):
+  table   for people (the default); --no-headers prints the rows only
+  json    one JSON document (--json); errors too, on stdout:
+          {\"error\":{\"code\":…,\"message\":…,\"hint\":…}}
+  jsonl   one JSON document per line for streams (`inbox`, `inbox --follow`,
+          `ops queues --watch`, `audit watch`); elsewhere as json (--jsonl)
+  csv     RFC 4180 (fields with a comma, quote or line break quoted, quotes
+          doubled; records end with a line feed): a header row of the JSON
+          keys, then one row per item with the JSON's values (raw numbers,
+          Unix ms, whole URNs; null empty; lists as JSON text); a command
+          that prints one object (`ops status`, `send`, …) prints one row;
+          --no-headers drops the header row. Streams print a row as each
+          item comes.
+Under table and csv an error is `truc: <message>` and a `hint:` line on
+stderr.
 
 Exit codes:
   0  ok
@@ -68,14 +80,8 @@ pub(crate) struct Conn {
     /// Identity directory (cert.pem, key.pem, ca.pem) from `truc pki issue`.
     #[arg(long, env = "TRUC_IDENTITY", value_name = "DIR")]
     pub(crate) identity: Option<PathBuf>,
-    /// Print one JSON document instead of tables (errors too:
-    /// {"error":{"code","message","hint"}} on stdout).
-    #[arg(long)]
-    pub(crate) json: bool,
-    /// Print JSON Lines: one JSON document per line, for streams (`inbox`,
-    /// `inbox --follow`, `ops queues --watch`); elsewhere the same as --json.
-    #[arg(long)]
-    pub(crate) jsonl: bool,
+    #[command(flatten)]
+    pub(crate) out: output::OutputArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,11 +95,22 @@ enum Command {
     /// Sign a file and send it to one or more agencies (agency identity).
     Send(agency::SendArgs),
     /// Receive what is waiting, verify each signature, save, acknowledge.
+    ///
+    /// -o jsonl prints a JSON document per delivery as it arrives; -o json
+    /// one document at the end (not with --follow). -o csv prints a row per
+    /// delivery as it arrives, with the columns kind (document, status or
+    /// unacknowledged), delivery_id, hub_document_id, from, document_id,
+    /// subject, priority, payload_size, saved_to, saved_before, status,
+    /// reporter, description, time_unix_ms (a kind leaves the others'
+    /// columns empty).
     Inbox(agency::InboxArgs),
     /// Report a business status on a document (01–06, 13, 15, 16).
     Status(lifecycle::StatusArgs),
     /// Where your document is, per recipient: transport state, latest
     /// status, deadlines.
+    ///
+    /// -o csv prints a row per recipient; the document's own fields
+    /// (subject, priority, accepted at) are in -o json.
     Track(lifecycle::TrackArgs),
     /// Your agency's indicators for a period: documents sent, received,
     /// refused, confirmed on time and late, dead-lettered, bytes (agency
@@ -195,9 +212,26 @@ fn tools(cmd: Command) -> anyhow::Result<()> {
 }
 
 /// Whether the command line asks for JSON (read before parsing, so that a
-/// usage error is JSON too).
+/// usage error is JSON too): --json, --jsonl, -o json|jsonl (also
+/// `-ojson`, `--output json`, `--output=json`).
 fn wants_json() -> bool {
-    std::env::args_os().any(|a| a == "--json" || a == "--jsonl")
+    asks_json(std::env::args().skip(1))
+}
+
+fn asks_json(args: impl Iterator<Item = String>) -> bool {
+    let json = |v: &str| v == "json" || v == "jsonl";
+    let mut after_o = false;
+    for a in args {
+        if after_o && json(&a) {
+            return true;
+        }
+        after_o = a == "-o" || a == "--output";
+        let joined = a.strip_prefix("--output=").or_else(|| a.strip_prefix("-o"));
+        if a == "--json" || a == "--jsonl" || joined.is_some_and(|v| json(v.trim_start_matches('='))) {
+            return true;
+        }
+    }
+    false
 }
 
 /// `truc … | head`: once the reader is gone, stop quietly (exit 0) instead
@@ -392,7 +426,12 @@ pub(crate) fn print_notice(n: truc_client::reconnect::Notice) {
 impl Conn {
     /// JSON output of either kind.
     pub(crate) fn is_json(&self) -> bool {
-        self.json || self.jsonl
+        self.out.is_json()
+    }
+
+    /// The output format chosen.
+    pub(crate) fn format(&self) -> output::Format {
+        self.out.format()
     }
 
     pub(crate) async fn client(&self) -> anyhow::Result<truc_client::Client> {
@@ -460,4 +499,57 @@ fn check_validity(dir: &std::path::Path, identity: &truc_pki::Identity) -> anyho
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> impl Iterator<Item = String> + '_ {
+        s.split(' ').map(str::to_string)
+    }
+
+    #[test]
+    fn json_is_seen_before_parsing_in_every_spelling() {
+        for yes in [
+            "ops status --json",
+            "ops status --jsonl",
+            "ops status -o json",
+            "ops status -ojsonl",
+            "ops status --output json",
+            "ops status --output=json",
+            "ops status -o=json",
+        ] {
+            assert!(asks_json(args(yes)), "{yes}");
+        }
+        for no in [
+            "ops status",
+            "ops status -o csv",
+            "ops status -o table",
+            "send --subject json x",
+        ] {
+            assert!(!asks_json(args(no)), "{no}");
+        }
+    }
+
+    #[test]
+    fn output_flags_are_one_contract() {
+        use clap::Parser;
+        let format = |line: &str| match Cli::try_parse_from(line.split(' ')) {
+            Ok(Cli {
+                command: Command::Ops(ops::OpsCommand::Status { conn }),
+            }) => Ok((conn.format(), conn.out.headers())),
+            Ok(_) => unreachable!(),
+            Err(e) => Err(e.kind()),
+        };
+        use output::Format::*;
+        assert_eq!(format("truc ops status"), Ok((Table, true)));
+        assert_eq!(format("truc ops status --json"), Ok((Json, true)));
+        assert_eq!(format("truc ops status -o json"), Ok((Json, true)));
+        assert_eq!(format("truc ops status --jsonl"), Ok((Jsonl, true)));
+        assert_eq!(format("truc ops status -o csv --no-headers"), Ok((Csv, false)));
+        assert_eq!(format("truc ops status --output table"), Ok((Table, true)));
+        assert!(format("truc ops status -o xml").is_err());
+        assert!(format("truc ops status --json -o csv").is_err());
+    }
 }

@@ -1,5 +1,7 @@
 //! `truc ops`: operator commands.
 
+use std::fmt::Write as _;
+
 use clap::Subcommand;
 use serde_json::json;
 
@@ -76,7 +78,7 @@ pub(crate) enum OpsCommand {
     /// refused (02), confirmed (01/03) on time and late, dead-lettered,
     /// bytes. Operators and auditors see every agency.
     ///
-    /// Example: truc ops stats --from 2026-11-01 --to 2026-11-30 --by month --csv
+    /// Example: truc ops stats --from 2026-11-01 --to 2026-11-30 --by month -o csv
     Stats {
         #[command(flatten)]
         args: super::stats::StatsArgs,
@@ -89,6 +91,18 @@ pub(crate) enum OpsCommand {
     /// The hub at a glance: version, uptime, store, listeners, its
     /// certificate's expiry, the CRL state, agencies and the receipt log.
     Status {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// The client connections the hub holds now: who (the principal's URN),
+    /// from where, since when, requests open (a Receive stream counts while
+    /// it runs) and made, TLS version. Yours is marked. Connections in
+    /// their TLS handshake or refused are counted in /metrics only.
+    ///
+    /// -o json prints an array, -o csv a row per connection, with the keys
+    /// principal (the whole URN), peer_address, connected_at_unix_ms,
+    /// open_requests, requests_total, tls_version, cipher_suite, caller.
+    Connections {
         #[command(flatten)]
         conn: Conn,
     },
@@ -221,19 +235,16 @@ fn state_name(s: i32) -> &'static str {
     }
 }
 
-/// An agency after a change: its JSON, or `text`.
-fn agency_line(a: &truc_proto::v1::Agency, json: bool, text: &str) {
-    if json {
-        println!(
-            "{}",
-            json!({"code": a.code, "name": a.name, "state": state_name(a.state), "successor": a.successor})
-        );
-    } else {
-        println!("{text}");
-    }
+/// An agency after a change: its JSON (one CSV row), or `text`.
+fn agency_line(a: &truc_proto::v1::Agency, conn: &Conn, text: &str) {
+    conn.out.object(
+        json!({"code": a.code, "name": a.name, "state": state_name(a.state), "successor": a.successor}),
+        || format!("{text}\n"),
+    );
 }
 
-fn age(ms: i64) -> String {
+/// An age for people: `45s`, `12m`, `3h`, `2d` (`-` for 0).
+pub(crate) fn age(ms: i64) -> String {
     match ms / 1000 {
         0 if ms == 0 => "-".into(),
         s if s < 120 => format!("{s}s"),
@@ -243,26 +254,27 @@ fn age(ms: i64) -> String {
     }
 }
 
-fn queues_json(q: &[truc_proto::v1::QueueSummary]) -> serde_json::Value {
-    serde_json::Value::Array(
-        q.iter()
-            .map(|r| {
-                json!({
-                    "agency": r.agency, "name": r.name, "state": state_name(r.state), "queued": r.queued,
-                    "in_flight": r.in_flight, "dead_letters": r.dead_letters, "bytes": r.bytes,
-                    "oldest_age_ms": r.oldest_age_ms, "overdue_urgent": r.overdue_urgent,
-                    "connected_streams": r.connected_streams, "last_connected_unix_ms": r.last_connected_unix_ms,
-                })
-            })
-            .collect(),
-    )
+fn queue_json(r: &truc_proto::v1::QueueSummary) -> serde_json::Value {
+    json!({
+        "agency": r.agency, "name": r.name, "state": state_name(r.state), "queued": r.queued,
+        "in_flight": r.in_flight, "dead_letters": r.dead_letters, "bytes": r.bytes,
+        "oldest_age_ms": r.oldest_age_ms, "overdue_urgent": r.overdue_urgent,
+        "connected_streams": r.connected_streams, "last_connected_unix_ms": r.last_connected_unix_ms,
+    })
 }
 
-fn queues_table(q: &[truc_proto::v1::QueueSummary]) -> String {
-    let mut out = format!(
-        "{:<20} {:<9} {:>7} {:>8} {:>5} {:>10} {:>7} {:>7}  {:<20}\n",
-        "AGENCY", "STATE", "QUEUED", "INFLIGHT", "DEAD", "BYTES", "OLDEST", "OVERDUE", "CONNECTED"
-    );
+fn queues_json(q: &[truc_proto::v1::QueueSummary]) -> serde_json::Value {
+    serde_json::Value::Array(q.iter().map(queue_json).collect())
+}
+
+fn queues_table(q: &[truc_proto::v1::QueueSummary], headers: bool) -> String {
+    let mut out = String::new();
+    if headers {
+        out = format!(
+            "{:<20} {:<9} {:>7} {:>8} {:>5} {:>10} {:>7} {:>7}  {:<20}\n",
+            "AGENCY", "STATE", "QUEUED", "INFLIGHT", "DEAD", "BYTES", "OLDEST", "OVERDUE", "CONNECTED"
+        );
+    }
     let now = truc_core::now_unix_ms();
     for r in q {
         let connected = match (r.connected_streams, r.last_connected_unix_ms) {
@@ -296,7 +308,7 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
                 .await?
                 .set_agency_state(&code, AgencyState::Suspended, &reason)
                 .await?;
-            agency_line(&a, conn.is_json(), &format!("{} is {}", a.code, state_name(a.state)));
+            agency_line(&a, &conn, &format!("{} is {}", a.code, state_name(a.state)));
         }
         OpsCommand::Agencies(AgenciesCommand::Resume { code, reason, conn }) => {
             let a = conn
@@ -304,7 +316,7 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
                 .await?
                 .set_agency_state(&code, AgencyState::Active, &reason)
                 .await?;
-            agency_line(&a, conn.is_json(), &format!("{} is {}", a.code, state_name(a.state)));
+            agency_line(&a, &conn, &format!("{} is {}", a.code, state_name(a.state)));
         }
         OpsCommand::Agencies(AgenciesCommand::Retire {
             code,
@@ -315,42 +327,49 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
             let a = conn.client().await?.retire_agency(&code, &successor, &reason).await?;
             agency_line(
                 &a,
-                conn.is_json(),
+                &conn,
                 &format!("{} is retired; its documents go to {}", a.code, a.successor),
             );
         }
         OpsCommand::Agencies(AgenciesCommand::Remove { code, reason, conn }) => {
             let a = conn.client().await?.remove_agency(&code, &reason).await?;
-            if conn.is_json() {
-                println!("{}", json!({"code": a.code, "name": a.name, "removed": true}));
-            } else {
-                println!("removed {} {:?} (recorded in the receipt log)", a.code, a.name);
-            }
+            conn.out
+                .object(json!({"code": a.code, "name": a.name, "removed": true}), || {
+                    format!("removed {} {:?} (recorded in the receipt log)\n", a.code, a.name)
+                });
         }
         OpsCommand::Queues {
             watch,
             no_reconnect,
             conn,
         } => {
-            if watch && conn.json {
+            if watch && conn.format() == output::Format::Json {
                 return Err(
                     super::errors::Problem::usage("--watch is a stream: it prints JSON Lines")
                         .hint("use --jsonl (the table as one JSON array per refresh, a line each)")
                         .into(),
                 );
             }
+            if watch && conn.format() == output::Format::Csv {
+                return Err(super::errors::Problem::usage(
+                    "--watch redraws a table or prints JSON Lines (-o table|jsonl); -o csv is a snapshot",
+                )
+                .hint("drop --watch for one CSV snapshot, or use --watch -o jsonl")
+                .into());
+            }
             let client = conn.client().await?;
             let policy = super::reconnect_policy(no_reconnect || !watch);
             loop {
                 let q = truc_client::reconnect::retry(&policy, &super::print_notice, || client.list_queues()).await?;
-                if conn.is_json() {
+                if watch && conn.is_json() {
                     println!("{}", queues_json(&q));
                 } else if watch {
                     // Clear the screen and redraw in place.
-                    print!("\x1b[2J\x1b[H{}", queues_table(&q));
+                    print!("\x1b[2J\x1b[H{}", queues_table(&q, conn.out.headers()));
                     println!("{}  (Ctrl-C to stop)", output::time(truc_core::now_unix_ms()));
                 } else {
-                    print!("{}", queues_table(&q));
+                    conn.out
+                        .list(&q, queue_json, serde_json::Value::Array, |h| queues_table(&q, h));
                 }
                 if !watch {
                     break;
@@ -368,30 +387,27 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
             conn,
         } => {
             let page = conn.client().await?.list_queue(&code, after, limit).await?;
-            if conn.is_json() {
-                let items: Vec<_> = page
-                    .items
-                    .iter()
-                    .map(|i| {
-                        json!({
-                            "delivery_id": i.delivery_id, "handle": output::handle(i.delivery_id),
-                            "hub_document_id": i.hub_document_id, "from": i.from,
-                            "document_id": i.document_id, "priority": i.priority,
-                            "enqueued_at_unix_ms": i.enqueued_at_unix_ms, "attempts": i.attempts,
-                            "status_notice": i.status_notice, "in_flight": i.in_flight, "bytes": i.bytes,
-                        })
-                    })
-                    .collect();
-                println!("{}", json!({"items": items, "next_after": page.next_after_delivery_id}));
-            } else {
-                let now = truc_core::now_unix_ms();
-                println!(
-                    "{:<10} {:<20} {:<16} {:>7} {:>8}  {:<6} DOCUMENT",
-                    "DELIVERY", "FROM", "PRIORITY", "AGE", "ATTEMPTS", "KIND"
-                );
+            let now = truc_core::now_unix_ms();
+            let row = |i: &truc_proto::v1::QueueItem| {
+                json!({
+                    "delivery_id": i.delivery_id, "handle": output::handle(i.delivery_id),
+                    "hub_document_id": i.hub_document_id, "from": i.from,
+                    "document_id": i.document_id, "priority": i.priority,
+                    "enqueued_at_unix_ms": i.enqueued_at_unix_ms, "attempts": i.attempts,
+                    "status_notice": i.status_notice, "in_flight": i.in_flight, "bytes": i.bytes,
+                })
+            };
+            let table = |headers: bool| {
+                let mut out = String::new();
+                if headers {
+                    out += &format!(
+                        "{:<10} {:<20} {:<16} {:>7} {:>8}  {:<6} DOCUMENT\n",
+                        "DELIVERY", "FROM", "PRIORITY", "AGE", "ATTEMPTS", "KIND"
+                    );
+                }
                 for i in &page.items {
-                    println!(
-                        "{:<10} {:<20} {:<16} {:>7} {:>8}  {:<6} {}{}",
+                    out += &format!(
+                        "{:<10} {:<20} {:<16} {:>7} {:>8}  {:<6} {}{}\n",
                         output::handle(i.delivery_id),
                         i.from,
                         output::priority_name(i.priority),
@@ -402,27 +418,38 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
                         if i.in_flight { "  (in flight)" } else { "" }
                     );
                 }
-                if page.next_after_delivery_id > 0 {
-                    println!("more: --after {}", page.next_after_delivery_id);
+                if headers && page.next_after_delivery_id > 0 {
+                    out += &format!("more: --after {}\n", page.next_after_delivery_id);
                 }
-            }
+                out
+            };
+            conn.out.list(
+                &page.items,
+                row,
+                |items| json!({"items": items, "next_after": page.next_after_delivery_id}),
+                table,
+            );
         }
         OpsCommand::Dlq(DlqCommand::List { code, conn }) => {
             let dead = conn.client().await?.dead_letters(&code).await?;
-            if conn.is_json() {
-                let v: Vec<_> = dead
-                    .iter()
-                    .map(|d| json!({"delivery_id": d.delivery_id, "handle": output::handle(d.delivery_id), "hub_document_id": d.hub_document_id, "from": d.from, "document_id": d.document_id, "attempts": d.attempts, "reason": dead_reason(d.reason)}))
-                    .collect();
-                println!("{}", serde_json::Value::Array(v));
-            } else {
-                println!(
-                    "{:<10} {:<20} {:>8}  {:<8}  DOCUMENT",
-                    "DELIVERY", "FROM", "ATTEMPTS", "REASON"
-                );
+            let row = |d: &truc_proto::v1::DeadLetter| {
+                json!({
+                    "delivery_id": d.delivery_id, "handle": output::handle(d.delivery_id),
+                    "hub_document_id": d.hub_document_id, "from": d.from, "document_id": d.document_id,
+                    "attempts": d.attempts, "reason": dead_reason(d.reason),
+                })
+            };
+            let table = |headers: bool| {
+                let mut out = String::new();
+                if headers {
+                    out += &format!(
+                        "{:<10} {:<20} {:>8}  {:<8}  DOCUMENT\n",
+                        "DELIVERY", "FROM", "ATTEMPTS", "REASON"
+                    );
+                }
                 for d in &dead {
-                    println!(
-                        "{:<10} {:<20} {:>8}  {:<8}  {}",
+                    out += &format!(
+                        "{:<10} {:<20} {:>8}  {:<8}  {}\n",
                         output::handle(d.delivery_id),
                         d.from,
                         d.attempts,
@@ -430,15 +457,15 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
                         d.document_id
                     );
                 }
-            }
+                out
+            };
+            conn.out.list(&dead, row, serde_json::Value::Array, table);
         }
         OpsCommand::Dlq(DlqCommand::Redrive { ids, agency, conn }) => {
             let n = conn.client().await?.redrive(&agency, ids).await?;
-            if conn.is_json() {
-                println!("{}", json!({"agency": agency, "redriven": n}));
-            } else {
-                println!("{n} dead letter(s) of {agency} back in the outbox");
-            }
+            conn.out.object(json!({"agency": agency, "redriven": n}), || {
+                format!("{n} dead letter(s) of {agency} back in the outbox\n")
+            });
         }
         OpsCommand::Dlq(DlqCommand::Purge { ids, agency, yes, conn }) => {
             if !yes {
@@ -447,11 +474,9 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
                     .into());
             }
             let n = conn.client().await?.purge(&agency, ids).await?;
-            if conn.is_json() {
-                println!("{}", json!({"agency": agency, "purged": n}));
-            } else {
-                println!("{n} dead letter(s) of {agency} purged (their receipts stay)");
-            }
+            conn.out.object(json!({"agency": agency, "purged": n}), || {
+                format!("{n} dead letter(s) of {agency} purged (their receipts stay)\n")
+            });
         }
         OpsCommand::Trace {
             document_id,
@@ -468,35 +493,36 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
         }
         OpsCommand::Storage { conn } => {
             let s = conn.client().await?.storage().await?;
-            if conn.is_json() {
-                println!(
-                    "{}",
-                    json!({
-                        "disk_free_bytes": s.disk_free_bytes, "disk_reserve_bytes": s.disk_reserve_bytes,
-                        "store_bytes": s.store_bytes, "payloads": s.payloads, "payload_bytes": s.payload_bytes,
-                        "uploads_incomplete": s.uploads_incomplete, "upload_part_bytes": s.upload_part_bytes,
-                    })
-                );
-            } else {
-                let h = |b: u64| output::human_bytes(b as f64);
-                let free = s.disk_free_bytes.map_or("unknown".to_string(), h);
-                let reserve = match s.disk_reserve_bytes {
-                    0 => "no reserve".to_string(),
-                    r => format!("{} kept free (uploads that would go below are refused)", h(r)),
-                };
-                println!("data disk           {free} free; {reserve}");
-                println!("store               {} (sled and its log)", h(s.store_bytes));
-                println!("payload files       {} ({})", s.payloads, h(s.payload_bytes));
-                println!(
-                    "incomplete uploads  {} ({})",
-                    s.uploads_incomplete,
-                    h(s.upload_part_bytes)
-                );
-            }
+            conn.out.object(
+                json!({
+                    "disk_free_bytes": s.disk_free_bytes, "disk_reserve_bytes": s.disk_reserve_bytes,
+                    "store_bytes": s.store_bytes, "payloads": s.payloads, "payload_bytes": s.payload_bytes,
+                    "uploads_incomplete": s.uploads_incomplete, "upload_part_bytes": s.upload_part_bytes,
+                }),
+                || {
+                    let mut t = String::new();
+                    let h = |b: u64| output::human_bytes(b as f64);
+                    let free = s.disk_free_bytes.map_or("unknown".to_string(), h);
+                    let reserve = match s.disk_reserve_bytes {
+                        0 => "no reserve".to_string(),
+                        r => format!("{} kept free (uploads that would go below are refused)", h(r)),
+                    };
+                    let _ = writeln!(t, "data disk           {free} free; {reserve}");
+                    let _ = writeln!(t, "store               {} (sled and its log)", h(s.store_bytes));
+                    let _ = writeln!(t, "payload files       {} ({})", s.payloads, h(s.payload_bytes));
+                    let _ = writeln!(
+                        t,
+                        "incomplete uploads  {} ({})",
+                        s.uploads_incomplete,
+                        h(s.upload_part_bytes)
+                    );
+                    t
+                },
+            );
         }
         OpsCommand::VerifyStore { rate, conn } => {
             let r = conn.client().await?.verify_store(rate).await?;
-            verify_store_report(&r, conn.is_json());
+            verify_store_report(&r, &conn);
             if !r.damaged.is_empty() {
                 anyhow::bail!(
                     "the store is damaged: {} item(s); damaged documents were quarantined and their senders asked \
@@ -509,89 +535,98 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
         OpsCommand::Status { conn } => {
             let s = conn.client().await?.status().await?;
             let now = truc_core::now_unix_ms();
-            if conn.is_json() {
-                println!(
-                    "{}",
-                    json!({
-                        "version": s.version, "started_at_unix_ms": s.started_at_unix_ms,
-                        "uptime_ms": now - s.started_at_unix_ms, "store_backend": s.store_backend,
-                        "store_problem": s.store_problem, "listen": s.listen, "admin_listen": s.admin_listen,
-                        "hub_principal": s.hub_principal,
-                        "hub_certificate_not_after_unix_ms": s.hub_certificate_not_after_unix_ms,
-                        "crl_checked": s.crl_checked, "revoked_certificates": s.revoked_certificates,
-                        "crl_files": s.crl_files, "agencies": s.agencies, "tree_size": s.tree_size,
-                    })
-                );
-            } else {
-                let cert_left = s.hub_certificate_not_after_unix_ms - now;
-                println!("hub          {} (trucd {})", s.hub_principal, s.version);
-                println!(
-                    "up           {} (since {})",
-                    age(now - s.started_at_unix_ms),
-                    output::time(s.started_at_unix_ms)
-                );
-                println!(
-                    "store        {}{}",
-                    s.store_backend,
-                    if s.store_problem.is_empty() {
-                        ", committing".to_string()
-                    } else {
-                        format!(", NOT committing: {}", s.store_problem)
-                    }
-                );
-                println!(
-                    "listeners    gRPC {}; admin {}",
-                    s.listen,
-                    if s.admin_listen.is_empty() {
-                        "off"
-                    } else {
-                        &s.admin_listen
-                    }
-                );
-                println!(
-                    "certificate  expires {} ({}{})",
-                    output::time(s.hub_certificate_not_after_unix_ms),
-                    if cert_left < 0 { "EXPIRED" } else { "in " },
-                    if cert_left < 0 { String::new() } else { age(cert_left) }
-                );
-                if s.crl_checked {
-                    println!(
-                        "revocation   {} revoked certificate(s) in {}",
-                        s.revoked_certificates,
-                        s.crl_files.join(", ")
+            conn.out.object(
+                json!({
+                    "version": s.version, "started_at_unix_ms": s.started_at_unix_ms,
+                    "uptime_ms": now - s.started_at_unix_ms, "store_backend": s.store_backend,
+                    "store_problem": s.store_problem, "listen": s.listen, "admin_listen": s.admin_listen,
+                    "hub_principal": s.hub_principal,
+                    "hub_certificate_not_after_unix_ms": s.hub_certificate_not_after_unix_ms,
+                    "crl_checked": s.crl_checked, "revoked_certificates": s.revoked_certificates,
+                    "crl_files": s.crl_files, "agencies": s.agencies, "tree_size": s.tree_size,
+                }),
+                || {
+                    let mut t = String::new();
+                    let cert_left = s.hub_certificate_not_after_unix_ms - now;
+                    let _ = writeln!(t, "hub          {} (trucd {})", s.hub_principal, s.version);
+                    let _ = writeln!(
+                        t,
+                        "up           {} (since {})",
+                        age(now - s.started_at_unix_ms),
+                        output::time(s.started_at_unix_ms)
                     );
-                } else {
-                    println!("revocation   NOT CHECKED (tls.crl = \"none\")");
-                }
-                println!(
-                    "directory    {} agencies; receipt log of {} entries",
-                    s.agencies, s.tree_size
-                );
-            }
+                    let _ = writeln!(
+                        t,
+                        "store        {}{}",
+                        s.store_backend,
+                        if s.store_problem.is_empty() {
+                            ", committing".to_string()
+                        } else {
+                            format!(", NOT committing: {}", s.store_problem)
+                        }
+                    );
+                    let _ = writeln!(
+                        t,
+                        "listeners    gRPC {}; admin {}",
+                        s.listen,
+                        if s.admin_listen.is_empty() {
+                            "off"
+                        } else {
+                            &s.admin_listen
+                        }
+                    );
+                    let _ = writeln!(
+                        t,
+                        "certificate  expires {} ({}{})",
+                        output::time(s.hub_certificate_not_after_unix_ms),
+                        if cert_left < 0 { "EXPIRED" } else { "in " },
+                        if cert_left < 0 { String::new() } else { age(cert_left) }
+                    );
+                    if s.crl_checked {
+                        let _ = writeln!(
+                            t,
+                            "revocation   {} revoked certificate(s) in {}",
+                            s.revoked_certificates,
+                            s.crl_files.join(", ")
+                        );
+                    } else {
+                        let _ = writeln!(t, "revocation   NOT CHECKED (tls.crl = \"none\")");
+                    }
+                    let _ = writeln!(
+                        t,
+                        "directory    {} agencies; receipt log of {} entries",
+                        s.agencies, s.tree_size
+                    );
+                    t
+                },
+            );
         }
         OpsCommand::Reload { conn } => {
             let r = conn.client().await?.reload().await?;
-            if conn.is_json() {
-                println!(
-                    "{}",
-                    json!({
-                        "no_crl": r.no_crl, "revoked_certificates": r.revoked_certificates,
-                        "crl_files": r.crl_files, "streams_ended": r.streams_ended,
-                    })
-                );
-            } else if r.no_crl {
-                println!(
+            conn.out.object(
+                json!({
+                    "no_crl": r.no_crl, "revoked_certificates": r.revoked_certificates,
+                    "crl_files": r.crl_files, "streams_ended": r.streams_ended,
+                }),
+                || {
+                    let mut t = String::new();
+                    if r.no_crl {
+                        let _ = writeln!(t,
                     "reloaded: no CRL configured (tls.crl = \"none\"): revocations are NOT checked; {} streams ended",
                     r.streams_ended
                 );
-            } else {
-                println!(
-                    "reloaded: {} revoked certificates in the CRLs ({}), {} streams ended",
-                    r.revoked_certificates,
-                    r.crl_files.join(", "),
-                    r.streams_ended
-                );
-            }
+                    } else {
+                        let _ = writeln!(
+                            t,
+                            "reloaded: {} revoked certificates in the CRLs ({}), {} streams ended",
+                            r.revoked_certificates,
+                            r.crl_files.join(", "),
+                            r.streams_ended
+                        );
+                    }
+                    t
+                },
+            );
         }
         OpsCommand::Agencies(AgenciesCommand::Add {
             code,
@@ -611,35 +646,30 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
                 .into());
             }
             let a = conn.client().await?.add_agency(&code, &name).await?;
-            if conn.is_json() {
-                println!(
-                    "{}",
-                    json!({"code": a.code, "name": a.name, "state": state_name(a.state)})
-                );
-            } else {
-                println!("registered {} {:?} ({})", a.code, a.name, state_name(a.state));
-            }
+            conn.out.object(
+                json!({"code": a.code, "name": a.name, "state": state_name(a.state)}),
+                || format!("registered {} {:?} ({})\n", a.code, a.name, state_name(a.state)),
+            );
         }
         OpsCommand::Agencies(AgenciesCommand::List { conn }) => {
             let list = conn.client().await?.list_agencies().await?;
-            if conn.is_json() {
-                let v: Vec<_> = list
-                    .iter()
-                    .map(|a| {
-                        json!({
-                            "code": a.code, "name": a.name, "state": state_name(a.state),
-                            "registered_at_unix_ms": a.registered_at_unix_ms, "queued": a.queued,
-                            "successor": a.successor,
-                            "certificate_not_after_unix_ms": a.certificate_not_after_unix_ms,
-                        })
-                    })
-                    .collect();
-                println!("{}", serde_json::Value::Array(v));
-            } else {
-                println!(
-                    "{:<20} {:<10} {:>7}  {:<24} {:<16} NAME",
-                    "CODE", "STATE", "QUEUED", "REGISTERED", "CERT EXPIRES"
-                );
+            let row = |a: &truc_proto::v1::Agency| {
+                json!({
+                    "code": a.code, "name": a.name, "state": state_name(a.state),
+                    "registered_at_unix_ms": a.registered_at_unix_ms, "queued": a.queued,
+                    "successor": a.successor,
+                    "certificate_not_after_unix_ms": a.certificate_not_after_unix_ms,
+                })
+            };
+            let table = |headers: bool| {
+                let mut t = String::new();
+                if headers {
+                    let _ = writeln!(
+                        t,
+                        "{:<20} {:<10} {:>7}  {:<24} {:<16} NAME",
+                        "CODE", "STATE", "QUEUED", "REGISTERED", "CERT EXPIRES"
+                    );
+                }
                 let now = truc_core::now_unix_ms();
                 for a in &list {
                     // As seen on its last connection since the hub started.
@@ -649,7 +679,8 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
                         t if t - now < 30 * 86_400_000 => format!("in {} SOON", age(t - now)),
                         t => format!("in {}", age(t - now)),
                     };
-                    println!(
+                    let _ = writeln!(
+                        t,
                         "{:<20} {:<10} {:>7}  {:<24} {:<16} {}",
                         a.code,
                         state_name(a.state),
@@ -659,8 +690,11 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
                         a.name
                     );
                 }
-            }
+                t
+            };
+            conn.out.list(&list, row, serde_json::Value::Array, table);
         }
+        OpsCommand::Connections { conn } => super::connections::run(&conn).await?,
     }
     Ok(())
 }
@@ -681,47 +715,49 @@ async fn trace(conn: &Conn, from: &str, document_id: &str) -> anyhow::Result<()>
         .flat_map(|p| &p.receipts)
         .filter_map(|r| truc_proto::v1::Receipt::decode(r.receipt.as_slice()).ok())
         .collect();
-    if conn.is_json() {
-        let v: Vec<_> = receipts
-            .iter()
-            .map(|r| {
-                json!({
-                    "index": r.index, "time_unix_ms": r.time_unix_ms, "event": output::event(r.event),
-                    "actor": r.actor, "recipient": r.recipient, "attempts": r.attempts,
-                    "status_code": r.status_code, "description": r.description, "detail": r.detail,
-                })
-            })
-            .collect();
-        println!("{}", serde_json::Value::Array(v));
-        return Ok(());
-    }
-    println!(
-        "{:<6} {:<24} {:<15} {:<20} {:<36} NOTE",
-        "INDEX", "TIME", "EVENT", "RECIPIENT", "ACTOR"
-    );
-    for r in &receipts {
-        let mut note = r.detail.clone();
-        if r.status_code != 0 {
-            note = format!("{} {}", super::lifecycle::status_name(r.status_code), r.description);
+    let row = |r: &truc_proto::v1::Receipt| {
+        json!({
+            "index": r.index, "time_unix_ms": r.time_unix_ms, "event": output::event(r.event),
+            "actor": r.actor, "recipient": r.recipient, "attempts": r.attempts,
+            "status_code": r.status_code, "description": r.description, "detail": r.detail,
+        })
+    };
+    let table = |headers: bool| {
+        let mut t = String::new();
+        if headers {
+            let _ = writeln!(
+                t,
+                "{:<6} {:<24} {:<15} {:<20} {:<36} NOTE",
+                "INDEX", "TIME", "EVENT", "RECIPIENT", "ACTOR"
+            );
         }
-        if r.attempts > 0 {
-            note = format!("{note} (attempts {})", r.attempts);
+        for r in &receipts {
+            let mut note = r.detail.clone();
+            if r.status_code != 0 {
+                note = format!("{} {}", super::lifecycle::status_name(r.status_code), r.description);
+            }
+            if r.attempts > 0 {
+                note = format!("{note} (attempts {})", r.attempts);
+            }
+            let _ = writeln!(
+                t,
+                "{:<6} {:<24} {:<15} {:<20} {:<36} {}",
+                r.index,
+                output::time(r.time_unix_ms),
+                output::event(r.event),
+                if r.recipient.is_empty() { "-" } else { &r.recipient },
+                output::actor(&r.actor),
+                note.trim()
+            );
         }
-        println!(
-            "{:<6} {:<24} {:<15} {:<20} {:<36} {}",
-            r.index,
-            output::time(r.time_unix_ms),
-            output::event(r.event),
-            if r.recipient.is_empty() { "-" } else { &r.recipient },
-            output::actor(&r.actor),
-            note.trim()
-        );
-    }
+        t
+    };
+    conn.out.list(&receipts, row, serde_json::Value::Array, table);
     Ok(())
 }
 
 /// What `truc ops verify-store` prints.
-fn verify_store_report(r: &truc_proto::v1::VerifyStoreResponse, json: bool) {
+fn verify_store_report(r: &truc_proto::v1::VerifyStoreResponse, conn: &Conn) {
     use truc_proto::v1::DamageKind;
     let kind = |k: i32| match DamageKind::try_from(k) {
         Ok(DamageKind::Document) => "document",
@@ -737,65 +773,67 @@ fn verify_store_report(r: &truc_proto::v1::VerifyStoreResponse, json: bool) {
         Ok(DamageKind::TreeHead) => format!("tree head {}", d.receipt_index),
         _ => "item".to_string(),
     };
-    if json {
-        let damaged: Vec<_> = r
-            .damaged
-            .iter()
-            .map(|d| {
-                json!({
-                    "kind": kind(d.kind), "hub_document_id": d.hub_document_id, "from": d.from,
-                    "document_id": d.document_id, "payload_sha256": truc_core::hex(&d.payload_sha256),
-                    "receipt_index": d.receipt_index, "what": d.what, "quarantined": d.quarantined,
-                })
-            })
-            .collect();
-        println!(
-            "{}",
+    let damaged: Vec<_> = r
+        .damaged
+        .iter()
+        .map(|d| {
             json!({
-                "documents_checked": r.documents_checked, "body_bytes_checked": r.body_bytes_checked,
-                "payload_files_checked": r.payload_files_checked, "payload_bytes_checked": r.payload_bytes_checked,
-                "receipts_checked": r.receipts_checked, "tree_heads_checked": r.tree_heads_checked,
-                "tree_size": r.tree_size, "damaged": damaged, "awaiting_resend": r.awaiting_resend,
-                "elapsed_ms": r.elapsed_ms,
+                "kind": kind(d.kind), "hub_document_id": d.hub_document_id, "from": d.from,
+                "document_id": d.document_id, "payload_sha256": truc_core::hex(&d.payload_sha256),
+                "receipt_index": d.receipt_index, "what": d.what, "quarantined": d.quarantined,
             })
+        })
+        .collect();
+    let doc = json!({
+        "documents_checked": r.documents_checked, "body_bytes_checked": r.body_bytes_checked,
+        "payload_files_checked": r.payload_files_checked, "payload_bytes_checked": r.payload_bytes_checked,
+        "receipts_checked": r.receipts_checked, "tree_heads_checked": r.tree_heads_checked,
+        "tree_size": r.tree_size, "damaged": damaged, "awaiting_resend": r.awaiting_resend,
+        "elapsed_ms": r.elapsed_ms,
+    });
+    conn.out.object(doc, || {
+        let mut t = String::new();
+        let h = |b: u64| output::human_bytes(b as f64);
+        let _ = writeln!(
+            t,
+            "documents      {} checked ({})",
+            r.documents_checked,
+            h(r.body_bytes_checked)
         );
-        return;
-    }
-    let h = |b: u64| output::human_bytes(b as f64);
-    println!(
-        "documents      {} checked ({})",
-        r.documents_checked,
-        h(r.body_bytes_checked)
-    );
-    println!(
-        "payload files  {} checked ({})",
-        r.payload_files_checked,
-        h(r.payload_bytes_checked)
-    );
-    println!(
-        "receipt log    {} receipts and {} signed tree heads checked (size {})",
-        r.receipts_checked, r.tree_heads_checked, r.tree_size
-    );
-    if !r.awaiting_resend.is_empty() {
-        println!(
-            "quarantined earlier, awaiting their senders: {} document(s) ({})",
-            r.awaiting_resend.len(),
-            r.awaiting_resend
-                .iter()
-                .map(u64::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
+        let _ = writeln!(
+            t,
+            "payload files  {} checked ({})",
+            r.payload_files_checked,
+            h(r.payload_bytes_checked)
         );
-    }
-    if r.damaged.is_empty() {
-        println!("the store is sound ({} ms)", r.elapsed_ms);
-        return;
-    }
-    println!("DAMAGED ({}):", r.damaged.len());
-    for d in &r.damaged {
-        let q = if d.quarantined { " [quarantined]" } else { "" };
-        println!("  {}: {}{q}", name(d), d.what);
-    }
+        let _ = writeln!(
+            t,
+            "receipt log    {} receipts and {} signed tree heads checked (size {})",
+            r.receipts_checked, r.tree_heads_checked, r.tree_size
+        );
+        if !r.awaiting_resend.is_empty() {
+            let _ = writeln!(
+                t,
+                "quarantined earlier, awaiting their senders: {} document(s) ({})",
+                r.awaiting_resend.len(),
+                r.awaiting_resend
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        if r.damaged.is_empty() {
+            let _ = writeln!(t, "the store is sound ({} ms)", r.elapsed_ms);
+            return t;
+        }
+        let _ = writeln!(t, "DAMAGED ({}):", r.damaged.len());
+        for d in &r.damaged {
+            let q = if d.quarantined { " [quarantined]" } else { "" };
+            let _ = writeln!(t, "  {}: {}{q}", name(d), d.what);
+        }
+        t
+    });
 }
 
 /// A dead letter's reason, for people and scripts.

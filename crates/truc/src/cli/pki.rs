@@ -7,6 +7,8 @@ use clap::{ArgGroup, Subcommand};
 use truc_core::{AgencyCode, Principal};
 use truc_pki::{IssueOptions, KeyType, Pki, Serial};
 
+use super::output::{Format, OutputArgs};
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum PkiCommand {
     /// Make the axis CA (PKI/ca.pem) and the hub's identity (PKI/hub/) with
@@ -23,9 +25,8 @@ pub(crate) enum PkiCommand {
         /// (localhost, 127.0.0.1 and ::1 are always included). Repeatable.
         #[arg(long, value_name = "NAME", value_delimiter = ',')]
         san: Vec<String>,
-        /// Print what was written as JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Issue an identity directory (cert.pem, key.pem, ca.pem) to an
     /// agency, operator, auditor or hub, or a TLS certificate to a server
@@ -75,9 +76,8 @@ pub(crate) enum PkiCommand {
         /// installed there; then revoke it with `truc pki revoke --serial`.
         #[arg(long)]
         force: bool,
-        /// Print what was written as JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Renew a certificate: the same subject, names and key type, valid
     /// --days from now; the same key unless --new-key. The old certificate
@@ -109,9 +109,8 @@ pub(crate) enum PkiCommand {
         /// A new key too (a key thought exposed); by default the key stays.
         #[arg(long)]
         new_key: bool,
-        /// Print the result as JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Every certificate this CA issued: subject, role, serial, expiry,
     /// revoked or not (PKI/issued.tsv and revoked.tsv).
@@ -119,9 +118,8 @@ pub(crate) enum PkiCommand {
         /// PKI directory made by `truc pki init`.
         #[arg(long, value_name = "PKI")]
         dir: PathBuf,
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Revoke certificates and rewrite PKI/crl.pem.
     #[command(group(ArgGroup::new("what").required(true).args(["agency", "serial"])))]
@@ -135,9 +133,8 @@ pub(crate) enum PkiCommand {
         /// Revoke one certificate by serial number (hex, as in PKI/issued.tsv).
         #[arg(long, value_name = "N")]
         serial: Option<String>,
-        /// Print the result as JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: OutputArgs,
     },
 }
 
@@ -185,26 +182,25 @@ pub(crate) fn run(cmd: PkiCommand) -> anyhow::Result<()> {
             dir,
             hub_name,
             san,
-            json,
+            out,
         } => {
             let pki = Pki::init(&dir, &hub_name, &san)?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({
-                        "ca": pki.ca_pem_path(), "hub": pki.hub_dir(), "receipt_key": pki.receipt_pub_path(),
-                        "crl": pki.crl_path(),
-                    })
-                );
-                return Ok(());
-            }
-            println!("axis CA        {}", pki.ca_pem_path().display());
-            println!("hub identity   {}/", pki.hub_dir().display());
-            println!(
-                "receipt key    {} (give this to auditors)",
-                pki.receipt_pub_path().display()
+            out.object(
+                serde_json::json!({
+                    "ca": pki.ca_pem_path(), "hub": pki.hub_dir(), "receipt_key": pki.receipt_pub_path(),
+                    "crl": pki.crl_path(),
+                }),
+                || {
+                    format!(
+                        "axis CA        {}\nhub identity   {}/\nreceipt key    {} (give this to auditors)\n\
+                         CRL            {}\n",
+                        pki.ca_pem_path().display(),
+                        pki.hub_dir().display(),
+                        pki.receipt_pub_path().display(),
+                        pki.crl_path().display()
+                    )
+                },
             );
-            println!("CRL            {}", pki.crl_path().display());
         }
         PkiCommand::Issue {
             dir,
@@ -218,7 +214,7 @@ pub(crate) fn run(cmd: PkiCommand) -> anyhow::Result<()> {
             key_type,
             days,
             force,
-            json,
+            out,
         } => {
             let pki = Pki::open(&dir)?;
             let key_type: KeyType = key_type.parse()?;
@@ -245,8 +241,8 @@ pub(crate) fn run(cmd: PkiCommand) -> anyhow::Result<()> {
                 }
             };
             let info = truc_pki::CertInfo::from_pem_file(&done.dir.join("cert.pem"))?;
-            if json {
-                println!("{}", issued_json(&who, &done, &info));
+            if out.format() != Format::Table {
+                out.object(issued_json(&who, &done, &info), String::new);
                 return Ok(());
             }
             println!("{who} ({}) → {}/", key_type.as_str(), done.dir.display());
@@ -264,7 +260,7 @@ pub(crate) fn run(cmd: PkiCommand) -> anyhow::Result<()> {
             san,
             days,
             new_key,
-            json,
+            out,
         } => {
             let pki = Pki::open(&dir)?;
             let principal = principal(agency, operator, auditor, hub)?;
@@ -275,10 +271,10 @@ pub(crate) fn run(cmd: PkiCommand) -> anyhow::Result<()> {
             };
             let done = pki.renew(&principal, &opts, new_key)?;
             let info = truc_pki::CertInfo::from_pem_file(&done.dir.join("cert.pem"))?;
-            if json {
+            if out.format() != Format::Table {
                 let mut v = issued_json(&principal.to_string(), &done, &info);
                 v["new_key"] = new_key.into();
-                println!("{v}");
+                out.object(v, String::new);
                 return Ok(());
             }
             println!(
@@ -290,7 +286,7 @@ pub(crate) fn run(cmd: PkiCommand) -> anyhow::Result<()> {
             );
             replaced_lines(&dir, &done.replaced);
         }
-        PkiCommand::List { dir, json } => {
+        PkiCommand::List { dir, out } => {
             let pki = Pki::open(&dir)?;
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -302,46 +298,49 @@ pub(crate) fn run(cmd: PkiCommand) -> anyhow::Result<()> {
                 None if !l.current => "replaced",
                 None => "valid",
             };
-            if json {
-                let rows: Vec<_> = list
-                    .iter()
-                    .map(|l| {
-                        serde_json::json!({
-                            "serial": l.issued.serial.to_string(), "role": l.role, "name": l.name,
-                            "subject": l.subject, "principal": l.issued.principal_uri,
-                            "not_after_unix": l.issued.not_after, "revoked_at_unix": l.issued.revoked_at,
-                            "current": l.current, "state": state(l), "path": l.issued.path,
-                        })
+            let rows: Vec<_> = list
+                .iter()
+                .map(|l| {
+                    serde_json::json!({
+                        "serial": l.issued.serial.to_string(), "role": l.role, "name": l.name,
+                        "subject": l.subject, "principal": l.issued.principal_uri,
+                        "not_after_unix": l.issued.not_after, "revoked_at_unix": l.issued.revoked_at,
+                        "current": l.current, "state": state(l), "path": l.issued.path,
                     })
-                    .collect();
-                println!("{}", serde_json::Value::Array(rows));
-                return Ok(());
-            }
-            println!(
-                "{:<6} {:<9} {:<20} {:<24} {:<9} SUBJECT",
-                "SERIAL", "ROLE", "NAME", "EXPIRES", "STATE"
-            );
-            for l in &list {
-                let state = match (state(l), l.issued.revoked_at) {
-                    ("revoked", Some(t)) => format!("revoked {}", &date(t)[..10]),
-                    (s, _) => s.to_string(),
-                };
-                println!(
-                    "{:<6} {:<9} {:<20} {:<24} {:<9} {}",
-                    l.issued.serial.to_string(),
-                    l.role,
-                    l.name,
-                    date(l.issued.not_after),
-                    state,
-                    l.subject.as_deref().unwrap_or("-")
-                );
-            }
+                })
+                .collect();
+            let table = |headers: bool| {
+                let mut t = String::new();
+                if headers {
+                    t += &format!(
+                        "{:<6} {:<9} {:<20} {:<24} {:<9} SUBJECT\n",
+                        "SERIAL", "ROLE", "NAME", "EXPIRES", "STATE"
+                    );
+                }
+                for l in &list {
+                    let state = match (state(l), l.issued.revoked_at) {
+                        ("revoked", Some(t)) => format!("revoked {}", &date(t)[..10]),
+                        (s, _) => s.to_string(),
+                    };
+                    t += &format!(
+                        "{:<6} {:<9} {:<20} {:<24} {:<9} {}\n",
+                        l.issued.serial.to_string(),
+                        l.role,
+                        l.name,
+                        date(l.issued.not_after),
+                        state,
+                        l.subject.as_deref().unwrap_or("-")
+                    );
+                }
+                t
+            };
+            out.rows(&LIST_COLUMNS.map(String::from), rows, serde_json::Value::Array, table);
         }
         PkiCommand::Revoke {
             dir,
             agency,
             serial,
-            json,
+            out,
         } => {
             let pki = Pki::open(&dir)?;
             let revoked = match (agency, serial) {
@@ -349,9 +348,12 @@ pub(crate) fn run(cmd: PkiCommand) -> anyhow::Result<()> {
                 (_, Some(s)) => pki.revoke_serial(s.parse::<Serial>()?)?,
                 _ => anyhow::bail!("name an --agency or a --serial"),
             };
-            if json {
+            if out.format() != Format::Table {
                 let serials: Vec<String> = revoked.iter().map(|s| s.to_string()).collect();
-                println!("{}", serde_json::json!({"revoked": serials, "crl": pki.crl_path()}));
+                out.object(
+                    serde_json::json!({"revoked": serials, "crl": pki.crl_path()}),
+                    String::new,
+                );
                 return Ok(());
             }
             for s in &revoked {
@@ -362,6 +364,20 @@ pub(crate) fn run(cmd: PkiCommand) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `pki list -o csv`'s columns: the keys of a row's JSON.
+const LIST_COLUMNS: [&str; 10] = [
+    "serial",
+    "role",
+    "name",
+    "subject",
+    "principal",
+    "not_after_unix",
+    "revoked_at_unix",
+    "current",
+    "state",
+    "path",
+];
 
 fn issued_json(who: &str, done: &truc_pki::Reissued, info: &truc_pki::CertInfo) -> serde_json::Value {
     let (old_serial, kept) = match &done.replaced {

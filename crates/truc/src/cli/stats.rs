@@ -20,8 +20,8 @@ pub(crate) struct StatsArgs {
     /// One row per day or per month.
     #[arg(long, value_enum, default_value_t = By::Day)]
     by: By,
-    /// Print CSV (a header line, then one line per row).
-    #[arg(long, conflicts_with = "json")]
+    /// Same as -o csv (kept from before -o).
+    #[arg(long, conflicts_with_all = ["json", "jsonl", "output"])]
     csv: bool,
 }
 
@@ -38,13 +38,16 @@ pub(crate) async fn run(a: StatsArgs, agency: &str, conn: Conn) -> anyhow::Resul
         By::Month => StatsGrouping::Month,
     };
     let r = conn.client().await?.stats(&a.from, &a.to, agency, by).await?;
-    if conn.json {
-        println!("{}", to_json(&r));
-    } else if a.csv {
-        print!("{}", csv(&r.rows));
-    } else {
-        print!("{}", table(&r));
+    let mut out = conn.out.clone();
+    if a.csv {
+        out.output = Some(super::output::Format::Csv);
     }
+    out.list(
+        &r.rows,
+        row_json,
+        |rows| json!({"utc_offset_minutes": r.utc_offset_minutes, "rows": rows}),
+        |headers| table(&r, headers),
+    );
     Ok(())
 }
 
@@ -56,61 +59,34 @@ fn agency_label(a: &str) -> &str {
     }
 }
 
-fn to_json(r: &GetStatsResponse) -> serde_json::Value {
-    let rows: Vec<_> = r
-        .rows
-        .iter()
-        .map(|s| {
-            json!({
-                "period": s.period, "agency": s.agency, "sent": s.sent, "received": s.received,
-                "refused": s.refused, "confirmed_on_time": s.confirmed_on_time,
-                "confirmed_late": s.confirmed_late, "dead_lettered": s.dead_lettered,
-                "bytes_sent": s.bytes_sent, "bytes_received": s.bytes_received,
-            })
-        })
-        .collect();
-    json!({"utc_offset_minutes": r.utc_offset_minutes, "rows": rows})
+/// One row's JSON; its keys are the CSV columns, as the console's
+/// download has them.
+fn row_json(s: &StatsRow) -> serde_json::Value {
+    json!({
+        "period": s.period, "agency": s.agency, "sent": s.sent, "received": s.received,
+        "refused": s.refused, "confirmed_on_time": s.confirmed_on_time,
+        "confirmed_late": s.confirmed_late, "dead_lettered": s.dead_lettered,
+        "bytes_sent": s.bytes_sent, "bytes_received": s.bytes_received,
+    })
 }
 
-/// The CSV columns, also the console's download.
-pub(crate) const CSV_HEADER: &str =
-    "period,agency,sent,received,refused,confirmed_on_time,confirmed_late,dead_lettered,bytes_sent,bytes_received";
-
-fn csv(rows: &[StatsRow]) -> String {
-    let mut out = format!("{CSV_HEADER}\n");
-    for s in rows {
-        // Periods and agency codes hold no comma or quote (validated).
+fn table(r: &GetStatsResponse, headers: bool) -> String {
+    let off = r.utc_offset_minutes;
+    let mut out = String::new();
+    if headers {
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{},{}",
-            s.period,
-            s.agency,
-            s.sent,
-            s.received,
-            s.refused,
-            s.confirmed_on_time,
-            s.confirmed_late,
-            s.dead_lettered,
-            s.bytes_sent,
-            s.bytes_received
+            "local time UTC{}{:02}:{:02}; on time = confirmed (01/03) by the end of the day it was accepted",
+            if off < 0 { '-' } else { '+' },
+            off.abs() / 60,
+            off.abs() % 60
+        );
+        let _ = writeln!(
+            out,
+            "{:<10} {:<18} {:>8} {:>8} {:>7} {:>8} {:>6} {:>5} {:>12} {:>12}",
+            "period", "agency", "sent", "received", "refused", "on time", "late", "dead", "bytes sent", "bytes recv"
         );
     }
-    out
-}
-
-fn table(r: &GetStatsResponse) -> String {
-    let off = r.utc_offset_minutes;
-    let mut out = format!(
-        "local time UTC{}{:02}:{:02}; on time = confirmed (01/03) by the end of the day it was accepted\n",
-        if off < 0 { '-' } else { '+' },
-        off.abs() / 60,
-        off.abs() % 60
-    );
-    let _ = writeln!(
-        out,
-        "{:<10} {:<18} {:>8} {:>8} {:>7} {:>8} {:>6} {:>5} {:>12} {:>12}",
-        "period", "agency", "sent", "received", "refused", "on time", "late", "dead", "bytes sent", "bytes recv"
-    );
     for s in &r.rows {
         let _ = writeln!(
             out,
@@ -127,7 +103,7 @@ fn table(r: &GetStatsResponse) -> String {
             s.bytes_received
         );
     }
-    if r.rows.is_empty() {
+    if headers && r.rows.is_empty() {
         out.push_str("(nothing in this period)\n");
     }
     out
