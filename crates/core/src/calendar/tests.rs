@@ -171,3 +171,15 @@ fn day_numbers_and_local_days() {
     assert_eq!(c.local_date(t + 1), date(2026, 11, 3));
     assert_eq!(Calendar::at_offset(-60).unwrap().local_day(0), -1);
 }
+
+#[test]
+fn the_example_holidays_file_parses_and_skips_tet() {
+    let h = Holidays::parse(include_str!("../../../../deploy/holidays-vn-2027.txt")).unwrap();
+    assert_eq!(h.span(), Some((date(2027, 1, 1), date(2027, 9, 3))));
+    assert_eq!(h.len(), 13);
+    let c = Calendar::default().with_holidays(h);
+    // Thursday 4/2 during hours, before Tết: due Friday 12/2.
+    assert_eq!(c.confirmation_deadline(at(2027, 2, 4, 9, 0)), at(2027, 2, 12, 17, 0));
+    // During Tết: received Friday 12/2, due Monday 15/2.
+    assert_eq!(c.confirmation_deadline(at(2027, 2, 8, 9, 0)), at(2027, 2, 15, 17, 0));
+}

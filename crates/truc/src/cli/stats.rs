@@ -11,7 +11,7 @@ use super::Conn;
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct StatsArgs {
     /// First local day, YYYY-MM-DD (the axis's time zone,
-    /// deadlines.utc_offset_minutes).
+    /// calendar.utc_offset_minutes).
     #[arg(long, value_name = "DATE")]
     from: String,
     /// Last local day, YYYY-MM-DD, included.
