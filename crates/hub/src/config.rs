@@ -1007,7 +1007,10 @@ mod tests {
         )
         .unwrap();
         let cal = cfg.calendar().unwrap();
-        assert!(cal.to_string().contains("08:00–17:00, weekend friday saturday"), "{cal}");
+        assert!(
+            cal.to_string().contains("08:00–17:00, weekend friday saturday"),
+            "{cal}"
+        );
         let err = Config::load(Some(("t.toml", "[calendar]\nwork_end = \"5pm\"\n")), &env(&[]))
             .unwrap_err()
             .to_string();
@@ -1023,7 +1026,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("truc-holidays-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let good = dir.join("good.txt");
-        std::fs::write(&good, "# ngày lễ\n2027-01-01  Tết Dương lịch\n2027-04-30 Ngày Chiến thắng\n").unwrap();
+        std::fs::write(
+            &good,
+            "# ngày lễ\n2027-01-01  Tết Dương lịch\n2027-04-30 Ngày Chiến thắng\n",
+        )
+        .unwrap();
         let bad = dir.join("bad.txt");
         std::fs::write(&bad, "2027-01-01  Tết Dương lịch\n2027-04-31  Ngày Chiến thắng\n").unwrap();
         let file = |p: &std::path::Path| format!("[calendar]\nholidays_file = {:?}\n", p.display().to_string());
