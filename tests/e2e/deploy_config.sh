@@ -83,11 +83,11 @@ sed -i \
   "$CONF"
 grep -q "^listen = \"$ADMIN\"" "$CONF" || fail "deploy/trucd.toml has no [admin] listen to rewrite"
 # Every changed line must be the listen line or one whose only change is a path.
-if ! python3 - "$EXAMPLE" "$CONF" "$PKI" "$T/data" >"$T/diff" 2>&1 <<'PY'; then
+if ! python3 - "$EXAMPLE" "$CONF" "$PKI" "$T/data" "$ROOT/deploy/holidays-vn-2027.txt" >"$T/diff" 2>&1 <<'PY'; then
 import sys
 a = open(sys.argv[1], encoding="utf-8").read().splitlines()
 b = open(sys.argv[2], encoding="utf-8").read().splitlines()
-pki, data = sys.argv[3], sys.argv[4]
+pki, data, holidays = sys.argv[3], sys.argv[4], sys.argv[5]
 if len(a) != len(b):
     sys.exit(f"line count changed: {len(a)} -> {len(b)}")
 changed = 0
@@ -96,7 +96,8 @@ for i, (x, y) in enumerate(zip(a, b), 1):
         continue
     changed += 1
     ok = x.startswith("listen = ") and y.startswith("listen = ")
-    ok = ok or x.replace("/etc/truc/pki", pki).replace("/var/lib/truc", data) == y
+    ok = ok or x.replace("/etc/truc/pki", pki).replace("/var/lib/truc", data).replace(
+        "/etc/truc/holidays.txt", holidays) == y
     if not ok:
         sys.exit(f"line {i} changed beyond paths/listen: {x!r} -> {y!r}")
 if changed == 0:

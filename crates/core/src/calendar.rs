@@ -147,6 +147,11 @@ impl Holidays {
         self.0.is_empty()
     }
 
+    /// How many days are listed in `year`.
+    pub fn in_year(&self, year: i16) -> usize {
+        self.0.keys().filter(|d| d.year() == year).count()
+    }
+
     /// The first and last listed dates.
     pub fn span(&self) -> Option<(Date, Date)> {
         Some((*self.0.keys().next()?, *self.0.keys().next_back()?))

@@ -181,6 +181,9 @@ async fn serve_with_admin(
     let tls_config = tls::server_config(&trust, config.tls.min_version == "1.3")?;
     let calendar = Arc::new(config.calendar().map_err(|e| HubError::Config(e.to_string()))?);
     info!(calendar = %calendar, "working-day calendar");
+    if let Some(w) = calendar_warning(&config, &calendar) {
+        warn!("{w}");
+    }
     let mut store_opts = SledStoreOptions::new(&config.data_dir);
     store_opts.outbox_quota_bytes = config.limits.agency_quota_bytes;
     store_opts.min_free_bytes = config.limits.min_free_disk_bytes;
@@ -884,8 +887,11 @@ pub fn check_config(config: &Config) -> Result<Vec<String>, HubError> {
             .holidays_file
             .as_ref()
             .map(|p| format!(" (holidays from {})", p.display()))
-            .unwrap_or_else(|| " (no holidays_file: weekends only)".into())
+            .unwrap_or_default()
     ));
+    if let Some(w) = calendar_warning(config, &calendar) {
+        out.push(format!("calendar: WARNING: {w}"));
+    }
     let data = &config.data_dir;
     let probe = data.ancestors().find(|a| a.exists()).unwrap_or(data);
     let meta = std::fs::metadata(probe).map_err(|e| HubError::Config(format!("data_dir {}: {e}", data.display())))?;
@@ -907,6 +913,22 @@ pub fn check_config(config: &Config) -> Result<Vec<String>, HubError> {
         config.store.backend
     ));
     Ok(out)
+}
+
+/// What an operator should fix in the holidays: none configured, or none
+/// listed for the current local year (lunar holidays move every year).
+fn calendar_warning(config: &Config, calendar: &truc_core::Calendar) -> Option<String> {
+    let year = calendar.local_date(config.clock.now_unix_ms()).year();
+    match &config.calendar.holidays_file {
+        None => {
+            Some("no calendar.holidays_file: public holidays count as working days in confirmation deadlines".into())
+        }
+        Some(p) if calendar.holidays().in_year(year) == 0 => Some(format!(
+            "calendar.holidays_file {} lists no holiday in {year}: add this year's (lunar holidays move every year)",
+            p.display()
+        )),
+        Some(_) => None,
+    }
 }
 
 fn now_unix_secs() -> i64 {
