@@ -101,7 +101,8 @@ fn csv(rows: &[StatsRow]) -> String {
 fn table(r: &GetStatsResponse) -> String {
     let off = r.utc_offset_minutes;
     let mut out = format!(
-        "local time UTC{}{:02}:{:02}; on time = confirmed (01/03) by the end of the day it was accepted\n",
+        "local time UTC{}{:02}:{:02}; on time = confirmed (01/03) by the copy's deadline: the same day, at the latest \
+         the next working day (truc track shows it)\n",
         if off < 0 { '-' } else { '+' },
         off.abs() / 60,
         off.abs() % 60
