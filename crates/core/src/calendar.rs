@@ -25,7 +25,8 @@
 //! a working day before a holiday skips it.
 //!
 //! Dates and times use `jiff`'s civil types at a fixed [`Offset`]; no
-//! time-zone database is needed (Vietnam has kept UTC+7 since 1975).
+//! time-zone database is needed (the axis keeps one offset, UTC+7 by
+//! default, with no daylight saving).
 //!
 //! # Holidays file
 //!
