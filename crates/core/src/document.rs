@@ -387,21 +387,12 @@ pub fn verify_document(
     Ok(checked)
 }
 
-/// Today's date in the proleptic Gregorian calendar (UTC) as `yyyy/MM/dd`,
-/// the form used inside edXML document ids.
+/// The UTC date of `unix_ms` as `yyyy/MM/dd`, the form used inside edXML
+/// document ids. (UTC, as the ids this function has always made; the
+/// axis's local date is [`crate::Calendar::local_date`].)
 pub fn date_for_document_id(unix_ms: i64) -> String {
-    let days = unix_ms.div_euclid(86_400_000);
-    // Howard Hinnant's days-from-civil inverse.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}/{m:02}/{d:02}")
+    let d = crate::calendar::date_of_day(unix_ms.div_euclid(86_400_000));
+    format!("{:04}/{:02}/{:02}", d.year(), d.month(), d.day())
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@
 #![warn(missing_docs)]
 
 pub mod agency;
+pub mod calendar;
+pub mod clock;
 pub mod csv;
 pub mod document;
 mod error;
@@ -16,6 +18,8 @@ pub mod priority;
 pub mod tree_head;
 
 pub use agency::AgencyCode;
+pub use calendar::Calendar;
+pub use clock::Clock;
 pub use error::CoreError;
 pub use principal::Principal;
 

@@ -30,8 +30,11 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Delivery leases and retries.
     pub delivery: DeliveryConfig,
-    /// Legal deadlines for urgent documents and for confirming receipt.
+    /// Legal deadlines for urgent documents.
     pub deadlines: DeadlinesConfig,
+    /// The working-day calendar: local time, working days and hours, public
+    /// holidays; confirmation deadlines and the indicators' days.
+    pub calendar: CalendarConfig,
     /// Logging.
     pub log: LogConfig,
     /// The admin HTTP listener (metrics, health, readiness).
@@ -40,6 +43,10 @@ pub struct Config {
     pub store: StoreConfig,
     /// The web console for operators and auditors (`crate::console`).
     pub console: crate::console::ConsoleConfig,
+    /// The clock of receipt times and deadlines. Not a configuration key:
+    /// the system clock, unless a test sets a manual one.
+    #[serde(skip)]
+    pub clock: truc_core::Clock,
 }
 
 /// `[store]`
@@ -318,8 +325,8 @@ impl Default for DeliveryConfig {
 }
 
 /// `[deadlines]`: how long after acceptance a copy must be delivered, by
-/// priority (QĐ 28: urgent documents at once), and the day that receipt
-/// must be confirmed on (NĐ 30 Art. 21.2: the same day).
+/// priority (QĐ 28: urgent documents at once). When receipt must be
+/// confirmed is the calendar's ([`CalendarConfig`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DeadlinesConfig {
@@ -329,10 +336,10 @@ pub struct DeadlinesConfig {
     pub very_urgent_ms: u64,
     /// Khẩn (1): delivery deadline, ms.
     pub urgent_ms: u64,
-    /// Offset of the agencies' local time from UTC, minutes (Vietnam: 420).
-    /// Receipt must be confirmed (status 02 or 03) by the end of the local
-    /// day the document was accepted.
-    pub utc_offset_minutes: i32,
+    /// The old name of `calendar.utc_offset_minutes`, still read: a file
+    /// that sets it keeps working. Setting both to different values is
+    /// refused.
+    pub utc_offset_minutes: Option<i32>,
 }
 
 impl Default for DeadlinesConfig {
@@ -341,25 +348,126 @@ impl Default for DeadlinesConfig {
             express_ms: 2 * 3_600_000,
             very_urgent_ms: 4 * 3_600_000,
             urgent_ms: 8 * 3_600_000,
-            utc_offset_minutes: 420,
+            utc_offset_minutes: None,
         }
     }
 }
 
 impl DeadlinesConfig {
-    /// (delivery deadline or 0, confirmation deadline) for a document of
-    /// `priority` accepted at `now`, Unix ms.
-    pub fn for_priority(&self, priority: i32, now: i64) -> (i64, i64) {
+    /// The delivery deadline (0: none) of a document of `priority` accepted
+    /// at `now`, Unix ms. (The confirmation deadline is the store's, from
+    /// the calendar and the acceptance receipt's time.)
+    pub fn delivery_deadline(&self, priority: i32, now: i64) -> i64 {
         let delivery = match priority {
             3 | 4 => self.express_ms,
             2 => self.very_urgent_ms,
             1 => self.urgent_ms,
             _ => 0,
         };
-        let offset = i64::from(self.utc_offset_minutes) * 60_000;
-        let day = 86_400_000;
-        let end_of_local_day = ((now + offset).div_euclid(day) + 1) * day - offset;
-        (if delivery == 0 { 0 } else { now + delivery as i64 }, end_of_local_day)
+        if delivery == 0 {
+            0
+        } else {
+            now + delivery as i64
+        }
+    }
+}
+
+/// `[calendar]`: the axis's working-day calendar (`truc_core::calendar`).
+/// A copy received during working hours on a working day must be confirmed
+/// (01 or 03) by the end of working hours of the next working day; one
+/// received after hours, on a weekend day or a holiday counts from the next
+/// working morning (NĐ 30/2020 Art. 21.2, 23.1: "the same day, at the
+/// latest the next working day").
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CalendarConfig {
+    /// Offset of the axis's local time from UTC, minutes (default 420,
+    /// Vietnam). Also read from `deadlines.utc_offset_minutes`, its old
+    /// name.
+    pub utc_offset_minutes: Option<i32>,
+    /// The public holidays, one `YYYY-MM-DD  name` (or
+    /// `YYYY-MM-DD..YYYY-MM-DD  name`) a line; none by default. The
+    /// operator keeps it: lunar holidays (Tết, Giỗ Tổ Hùng Vương) move every
+    /// year. Example: `deploy/holidays-vn-2027.txt`.
+    pub holidays_file: Option<PathBuf>,
+    /// Start of working hours, local `HH:MM` (default "07:30").
+    pub work_start: Option<String>,
+    /// End of working hours, local `HH:MM` (default "17:00"): a copy that
+    /// arrives later counts from the next working morning, and deadlines
+    /// fall at this time.
+    pub work_end: Option<String>,
+    /// Weekday names that are not working days (default
+    /// `["saturday", "sunday"]`).
+    pub weekend: Option<Vec<String>>,
+}
+
+impl Config {
+    /// The offset of the axis's local time from UTC, minutes:
+    /// `calendar.utc_offset_minutes`, else its old name
+    /// `deadlines.utc_offset_minutes`, else 420.
+    pub fn utc_offset_minutes(&self) -> i32 {
+        self.calendar
+            .utc_offset_minutes
+            .or(self.deadlines.utc_offset_minutes)
+            .unwrap_or(truc_core::calendar::DEFAULT_UTC_OFFSET_MINUTES)
+    }
+
+    /// The calendar this configuration describes, its holidays file read.
+    pub fn calendar(&self) -> Result<truc_core::Calendar, ConfigError> {
+        use truc_core::Calendar;
+        let c = &self.calendar;
+        if let (Some(new), Some(old)) = (c.utc_offset_minutes, self.deadlines.utc_offset_minutes) {
+            if new != old {
+                return Err(ConfigError::Calendar {
+                    key: "deadlines.utc_offset_minutes",
+                    value: old.to_string(),
+                    reason: format!(
+                        "is the old name of calendar.utc_offset_minutes, which is {new}; set only \
+                         calendar.utc_offset_minutes"
+                    ),
+                });
+            }
+        }
+        let bad = |key: &'static str, value: String, e: truc_core::calendar::CalendarError| ConfigError::Calendar {
+            key,
+            value,
+            reason: e.to_string(),
+        };
+        let offset = self.utc_offset_minutes();
+        let key = if c.utc_offset_minutes.is_none() && self.deadlines.utc_offset_minutes.is_some() {
+            "deadlines.utc_offset_minutes"
+        } else {
+            "calendar.utc_offset_minutes"
+        };
+        let mut cal = Calendar::at_offset(offset).map_err(|e| bad(key, offset.to_string(), e))?;
+        if let Some(days) = &c.weekend {
+            cal = cal
+                .with_weekend(days)
+                .map_err(|e| bad("calendar.weekend", format!("{days:?}"), e))?;
+        }
+        if c.work_start.is_some() || c.work_end.is_some() {
+            let start = c.work_start.as_deref().unwrap_or("07:30");
+            let end = c.work_end.as_deref().unwrap_or("17:00");
+            cal = cal.with_hours(start, end).map_err(|e| {
+                let key = match &e {
+                    truc_core::calendar::CalendarError::Time(t) if t == end => "calendar.work_end",
+                    _ => "calendar.work_start",
+                };
+                bad(key, format!("{start:?}..{end:?}"), e)
+            })?;
+        }
+        if let Some(path) = &c.holidays_file {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Holidays {
+                path: path.clone(),
+                reason: format!("unreadable: {e}"),
+            })?;
+            let holidays = truc_core::calendar::Holidays::parse(&text).map_err(|e| ConfigError::Holidays {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            cal = cal.with_holidays(holidays);
+        }
+        Ok(cal)
     }
 }
 
@@ -394,6 +502,8 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             delivery: DeliveryConfig::default(),
             deadlines: DeadlinesConfig::default(),
+            calendar: CalendarConfig::default(),
+            clock: truc_core::Clock::system(),
             log: LogConfig::default(),
             admin: AdminConfig::default(),
             store: StoreConfig::default(),
@@ -420,6 +530,24 @@ pub enum ConfigError {
         source_name: String,
         /// The parser's message, which names the key.
         message: String,
+    },
+    /// A `[calendar]` key cannot be used.
+    #[error("{key} = {value}: {reason}")]
+    Calendar {
+        /// Dotted key.
+        key: &'static str,
+        /// The value given.
+        value: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The holidays file cannot be read or a line of it does not parse.
+    #[error("calendar.holidays_file {path}: {reason}", path = path.display())]
+    Holidays {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (the line and the text for a parse error).
+        reason: String,
     },
     /// A key has a value out of range.
     #[error("{key} = {value}{origin}: {reason}")]
@@ -484,6 +612,11 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("TRUC_DEADLINES_VERY_URGENT_MS", "deadlines.very_urgent_ms"),
     ("TRUC_DEADLINES_URGENT_MS", "deadlines.urgent_ms"),
     ("TRUC_DEADLINES_UTC_OFFSET_MINUTES", "deadlines.utc_offset_minutes"),
+    ("TRUC_CALENDAR_UTC_OFFSET_MINUTES", "calendar.utc_offset_minutes"),
+    ("TRUC_CALENDAR_HOLIDAYS_FILE", "calendar.holidays_file"),
+    ("TRUC_CALENDAR_WORK_START", "calendar.work_start"),
+    ("TRUC_CALENDAR_WORK_END", "calendar.work_end"),
+    ("TRUC_CALENDAR_WEEKEND", "calendar.weekend"),
     ("TRUC_LOG_FORMAT", "log.format"),
     ("TRUC_LOG_LEVEL", "log.level"),
     ("TRUC_ADMIN_LISTEN", "admin.listen"),
@@ -653,13 +786,9 @@ impl Config {
                 return Err(value(key, &v, "must be at least 100"));
             }
         }
-        if !(-720..=840).contains(&self.deadlines.utc_offset_minutes) {
-            return Err(value(
-                "deadlines.utc_offset_minutes",
-                &self.deadlines.utc_offset_minutes,
-                "must be in -720..=840",
-            ));
-        }
+        // The calendar: offset, hours, weekend and the holidays file, which
+        // is read here so that a bad line stops start-up and check-config.
+        self.calendar()?;
         if let Some((key, v, reason)) = self.console.problem() {
             return Err(value(key, &v, reason));
         }
@@ -727,7 +856,7 @@ fn env_value(key: &str, raw: &str) -> toml::Value {
     // Lists of paths may be given comma-separated.
     if matches!(
         key,
-        "tls.client_ca" | "tls.crl" | "signing.trust_anchors" | "store.nats_urls"
+        "tls.client_ca" | "tls.crl" | "signing.trust_anchors" | "store.nats_urls" | "calendar.weekend"
     ) && !raw.trim_start().starts_with('[')
     {
         return toml::Value::Array(
@@ -836,16 +965,89 @@ mod tests {
     }
 
     #[test]
-    fn deadlines_by_priority_and_local_day() {
+    fn delivery_deadlines_by_priority() {
         let d = DeadlinesConfig::default();
-        // 2026-11-23 10:00 UTC = 17:00 in Hà Nội; the local day ends at 17:00 UTC.
         let now = 1_795_428_000_000;
-        let end = 1_795_453_200_000;
-        assert_eq!(d.for_priority(0, now), (0, end));
-        assert_eq!(d.for_priority(1, now), (now + 8 * 3_600_000, end));
-        assert_eq!(d.for_priority(3, now), (now + 2 * 3_600_000, end));
-        // 18:00 UTC is already the next local day.
-        assert_eq!(d.for_priority(0, end + 3_600_000).1, end + 86_400_000);
+        assert_eq!(d.delivery_deadline(0, now), 0);
+        assert_eq!(d.delivery_deadline(1, now), now + 8 * 3_600_000);
+        assert_eq!(d.delivery_deadline(3, now), now + 2 * 3_600_000);
+    }
+
+    #[test]
+    fn calendar_keys_and_the_old_offset_name() {
+        let cfg = Config::load(None, &env(&[])).unwrap();
+        assert_eq!(cfg.utc_offset_minutes(), 420);
+        assert_eq!(cfg.calendar().unwrap(), truc_core::Calendar::default());
+        // The old key still works, from the file or the environment.
+        let cfg = Config::load(Some(("t.toml", "[deadlines]\nutc_offset_minutes = 60\n")), &env(&[])).unwrap();
+        assert_eq!(cfg.calendar().unwrap().utc_offset_minutes(), 60);
+        let cfg = Config::load(None, &env(&[("TRUC_DEADLINES_UTC_OFFSET_MINUTES", "-300")])).unwrap();
+        assert_eq!(cfg.utc_offset_minutes(), -300);
+        // Both, the same: fine; different: refused, naming both.
+        let both = "[deadlines]\nutc_offset_minutes = 420\n[calendar]\nutc_offset_minutes = 420\n";
+        assert!(Config::load(Some(("t.toml", both)), &env(&[])).is_ok());
+        let err = Config::load(Some(("t.toml", &both.replace("= 420\n[cal", "= 60\n[cal"))), &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("deadlines.utc_offset_minutes = 60") && err.contains("calendar.utc_offset_minutes"),
+            "{err}"
+        );
+        let err = Config::load(None, &env(&[("TRUC_CALENDAR_UTC_OFFSET_MINUTES", "900")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("calendar.utc_offset_minutes = 900"), "{err}");
+        // Hours and weekend.
+        let cfg = Config::load(
+            None,
+            &env(&[
+                ("TRUC_CALENDAR_WEEKEND", "friday,saturday"),
+                ("TRUC_CALENDAR_WORK_START", "08:00"),
+            ]),
+        )
+        .unwrap();
+        let cal = cfg.calendar().unwrap();
+        assert!(
+            cal.to_string().contains("08:00–17:00, weekend friday saturday"),
+            "{cal}"
+        );
+        let err = Config::load(Some(("t.toml", "[calendar]\nwork_end = \"5pm\"\n")), &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("calendar.work_end") && err.contains("5pm"), "{err}");
+        let err = Config::load(Some(("t.toml", "[calendar]\nweekend = [\"caturday\"]\n")), &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("calendar.weekend") && err.contains("caturday"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_holidays_file_names_the_file_and_the_line() {
+        let dir = std::env::temp_dir().join(format!("truc-holidays-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.txt");
+        std::fs::write(
+            &good,
+            "# ngày lễ\n2027-01-01  Tết Dương lịch\n2027-04-30 Ngày Chiến thắng\n",
+        )
+        .unwrap();
+        let bad = dir.join("bad.txt");
+        std::fs::write(&bad, "2027-01-01  Tết Dương lịch\n2027-04-31  Ngày Chiến thắng\n").unwrap();
+        let file = |p: &std::path::Path| format!("[calendar]\nholidays_file = {:?}\n", p.display().to_string());
+        let cfg = Config::load(Some(("t.toml", &file(&good))), &env(&[])).unwrap();
+        assert_eq!(cfg.calendar().unwrap().holidays().len(), 2);
+        let err = Config::load(Some(("t.toml", &file(&bad))), &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("bad.txt") && err.contains("line 2") && err.contains("2027-04-31"),
+            "{err}"
+        );
+        let err = Config::load(Some(("t.toml", &file(&dir.join("none.txt")))), &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("none.txt") && err.contains("unreadable"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -81,6 +81,9 @@ pub(crate) struct Shared {
     pub(crate) trust: Arc<trust::Trust>,
     pub(crate) metrics: Arc<metrics::Metrics>,
     pub(crate) payloads: truc_store::PayloadFiles,
+    /// The working-day calendar (`[calendar]`, its holidays file read at
+    /// start).
+    pub(crate) calendar: Arc<truc_core::Calendar>,
     /// One permit per core: signature checks run on at most this many
     /// blocking threads at once, however many Sends wait.
     pub(crate) cpu_slots: Arc<tokio::sync::Semaphore>,
@@ -178,11 +181,17 @@ async fn serve_with_admin(
         );
     }
     let tls_config = tls::server_config(&trust, config.tls.min_version == "1.3")?;
+    let calendar = Arc::new(config.calendar().map_err(|e| HubError::Config(e.to_string()))?);
+    info!(calendar = %calendar, "working-day calendar");
+    if let Some(w) = calendar_warning(&config, &calendar) {
+        warn!("{w}");
+    }
     let mut store_opts = SledStoreOptions::new(&config.data_dir);
     store_opts.outbox_quota_bytes = config.limits.agency_quota_bytes;
     store_opts.min_free_bytes = config.limits.min_free_disk_bytes;
     store_opts.flush_every_ms = Some(config.store.sled_flush_ms.max(1));
-    store_opts.utc_offset_minutes = config.deadlines.utc_offset_minutes;
+    store_opts.calendar = calendar.clone();
+    store_opts.clock = config.clock.clone();
     let m = metrics.clone();
     store_opts.on_commit = Some(truc_store::CommitObserver::new(move |n, took, ok| {
         m.committed(n, took, ok)
@@ -228,6 +237,7 @@ async fn serve_with_admin(
         trust: trust.clone(),
         metrics: metrics.clone(),
         payloads: payloads.clone(),
+        calendar,
         cpu_slots: Arc::new(tokio::sync::Semaphore::new(
             std::thread::available_parallelism().map_or(2, |n| n.get()),
         )),
@@ -651,7 +661,7 @@ pub async fn repair(config: &Config, accept_loss: bool) -> Result<Repaired, HubE
     let signer = load_signer(&config.identity)?;
     let mut opts = SledStoreOptions::new(&config.data_dir);
     opts.accept_loss = accept_loss;
-    opts.utc_offset_minutes = config.deadlines.utc_offset_minutes;
+    opts.calendar = Arc::new(config.calendar().map_err(|e| HubError::Config(e.to_string()))?);
     let store = tokio::task::spawn_blocking(move || SledStore::open(&opts, signer))
         .await
         .map_err(|e| HubError::Server(e.to_string()))??;
@@ -872,6 +882,19 @@ pub fn check_config(config: &Config) -> Result<Vec<String>, HubError> {
     } else {
         out.push("revocation: NONE (tls.crl = \"none\"): revoked certificates are not refused".into());
     }
+    let calendar = config.calendar().map_err(|e| HubError::Config(e.to_string()))?;
+    out.push(format!(
+        "calendar: {calendar}{}",
+        config
+            .calendar
+            .holidays_file
+            .as_ref()
+            .map(|p| format!(" (holidays from {})", p.display()))
+            .unwrap_or_default()
+    ));
+    if let Some(w) = calendar_warning(config, &calendar) {
+        out.push(format!("calendar: WARNING: {w}"));
+    }
     let data = &config.data_dir;
     let probe = data.ancestors().find(|a| a.exists()).unwrap_or(data);
     let meta = std::fs::metadata(probe).map_err(|e| HubError::Config(format!("data_dir {}: {e}", data.display())))?;
@@ -893,6 +916,22 @@ pub fn check_config(config: &Config) -> Result<Vec<String>, HubError> {
         config.store.backend
     ));
     Ok(out)
+}
+
+/// What an operator should fix in the holidays: none configured, or none
+/// listed for the current local year (lunar holidays move every year).
+fn calendar_warning(config: &Config, calendar: &truc_core::Calendar) -> Option<String> {
+    let year = calendar.local_date(config.clock.now_unix_ms()).year();
+    match &config.calendar.holidays_file {
+        None => {
+            Some("no calendar.holidays_file: public holidays count as working days in confirmation deadlines".into())
+        }
+        Some(p) if calendar.holidays().in_year(year) == 0 => Some(format!(
+            "calendar.holidays_file {} lists no holiday in {year}: add this year's (lunar holidays move every year)",
+            p.display()
+        )),
+        Some(_) => None,
+    }
 }
 
 fn now_unix_secs() -> i64 {

@@ -10,7 +10,7 @@ use crate::Shared;
 /// One row per registered agency, most in need of attention first:
 /// overdue urgent items, then dead letters, then the oldest waiting item.
 pub(crate) async fn summaries(shared: &Shared) -> Result<Vec<QueueSummary>, StoreError> {
-    let now = truc_core::now_unix_ms();
+    let now = shared.config.clock.now_unix_ms();
     let mut rows = Vec::new();
     for a in shared.store.agencies() {
         let Ok(code) = AgencyCode::parse(&a.code) else { continue };

@@ -73,8 +73,6 @@ pub struct NewDocument {
     pub subject: String,
     /// Delivery deadline for each recipient (0 = none), Unix ms.
     pub delivery_deadline_unix_ms: i64,
-    /// Deadline for each recipient to confirm receipt, Unix ms.
-    pub confirm_deadline_unix_ms: i64,
     /// The payload is already in the payload files (a chunked upload) and
     /// `document.payload` is empty.
     pub payload_external: bool,

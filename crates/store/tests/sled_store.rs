@@ -41,7 +41,6 @@ fn doc(from: &str, id: &str, to: &[&str], priority: i32, payload: &[u8]) -> NewD
         reference_document_id: String::new(),
         subject: String::new(),
         delivery_deadline_unix_ms: 0,
-        confirm_deadline_unix_ms: 0,
         payload_external: false,
         payload_sha256: truc_core::sha256(payload),
         payload_size: payload.len() as u64,
@@ -548,5 +547,76 @@ async fn the_scrub_names_a_changed_receipt_and_a_head_that_is_not_the_logs_root(
     );
     // Reported only: nothing to quarantine, every document still sound.
     assert_eq!(found.documents, 6);
+    close(s).await;
+}
+
+/// Each copy's confirmation deadline comes from the calendar and the
+/// ACCEPTED receipt's time; the indicators count 01/03 on time or late
+/// against it, on the calendar's local day (a manual clock, no waiting).
+#[tokio::test]
+async fn confirmation_deadlines_follow_the_working_day_calendar() {
+    use truc_core::calendar::{civil_day, Holidays};
+    use truc_core::{Calendar, Clock};
+    const DAY_MS: i64 = 86_400_000;
+    // Local time at UTC+7.
+    let hanoi =
+        |y, m, d, h: i64, mi: i64| civil_day(y, m, d).unwrap() * DAY_MS + (h * 60 + mi) * 60_000 - 7 * 3_600_000;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::manual(hanoi(2027, 3, 5, 9, 0));
+    let mut opts = SledStoreOptions::new(dir.path());
+    opts.clock = clock.clone();
+    opts.calendar = Arc::new(Calendar::default().with_holidays(Holidays::parse("2027-03-09  test holiday\n").unwrap()));
+    let signer = TreeHeadSigner::from_pkcs8(&key()).unwrap();
+    let s = tokio::task::spawn_blocking(move || SledStore::open(&opts, signer).unwrap())
+        .await
+        .unwrap();
+    let op = "urn:truc:operator:t".to_string();
+    for c in ["G22", "H26", "H29"] {
+        s.put_agency(code(c), c.into(), op.clone()).await.unwrap();
+    }
+    // Friday 5/3 16:59: due Monday 17:00. 17:01: counts from Monday, and
+    // Tuesday 9/3 is a holiday, so due Wednesday 17:00.
+    clock.set(hanoi(2027, 3, 5, 16, 59));
+    s.send(doc("G22", "before", &["H26"], 0, b"x")).await.unwrap();
+    clock.set(hanoi(2027, 3, 5, 17, 1));
+    s.send(doc("G22", "after", &["H29"], 0, b"x")).await.unwrap();
+    let deadline = |t: Option<truc_proto::v1::TrackResponse>| t.unwrap().recipients[0].confirm_deadline_unix_ms;
+    assert_eq!(
+        deadline(s.track(code("G22"), "before".into()).await.unwrap()),
+        hanoi(2027, 3, 8, 17, 0)
+    );
+    assert_eq!(
+        deadline(s.track(code("G22"), "after".into()).await.unwrap()),
+        hanoi(2027, 3, 10, 17, 0)
+    );
+    // Both delivered, then confirmed on Monday 8/3 at 17:30: the first
+    // late, the second on time.
+    clock.set(hanoi(2027, 3, 8, 17, 30));
+    for c in ["H26", "H29"] {
+        let items = s.fetch(code(c), HashSet::new(), 10).await.unwrap();
+        s.ack(code(c), vec![items[0].delivery_id], op.clone()).await.unwrap();
+    }
+    for (c, id) in [("H26", "before"), ("H29", "after")] {
+        s.report_status(truc_store::StatusReport {
+            reporter: code(c),
+            actor: format!("urn:truc:agency:{c}"),
+            document_from: code("G22"),
+            document_id: id.into(),
+            code: 3,
+            description: String::new(),
+            staff: None,
+        })
+        .await
+        .unwrap();
+    }
+    let monday = civil_day(2027, 3, 8).unwrap();
+    let rows = s.indicators(monday, monday, None).await.unwrap();
+    let counts = |a: &str| {
+        let c = rows.iter().find(|r| r.agency == a).unwrap().counts;
+        (c.received, c.confirmed_on_time, c.confirmed_late)
+    };
+    assert_eq!(counts("H26"), (1, 0, 1));
+    assert_eq!(counts("H29"), (1, 1, 0));
+    assert_eq!(counts(""), (2, 1, 1));
     close(s).await;
 }

@@ -75,7 +75,7 @@ pub(super) async fn get(console: &Console, caller: &Caller, path: &str, q: &str)
             "principal": caller.principal.uri(),
             "role": if caller.operator { "operator" } else { "auditor" },
             "csrf": c.csrf_token(&caller.principal.uri()),
-            "utc_offset_minutes": c.shared.config.deadlines.utc_offset_minutes,
+            "utc_offset_minutes": c.shared.calendar.utc_offset_minutes(),
         }))),
         "/api/overview" => reply(overview(c).await),
         "/api/agencies" => reply(agencies(c).await),
@@ -242,7 +242,7 @@ async fn overview(c: &Console) -> Answer {
 
 async fn agencies(c: &Console) -> Answer {
     let rows = crate::queues::summaries(&c.shared).await.map_err(status::from_store)?;
-    let today = indicators::local_day(truc_core::now_unix_ms(), c.shared.config.deadlines.utc_offset_minutes);
+    let today = c.shared.calendar.local_day(c.shared.config.clock.now_unix_ms());
     let late: std::collections::HashMap<String, u64> = c
         .shared
         .store
@@ -312,7 +312,7 @@ fn receipt_json(r: &Receipt) -> Value {
 /// day, newest last: the document search.
 async fn documents(c: &Console, q: &str) -> Answer {
     let agency = code(&param(q, "agency"))?;
-    let offset = c.shared.config.deadlines.utc_offset_minutes;
+    let offset = c.shared.calendar.utc_offset_minutes();
     let date = param(q, "date");
     let (since, until) = if date.is_empty() {
         (0, 0)

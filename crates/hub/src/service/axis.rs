@@ -209,7 +209,7 @@ impl Axis for AxisService {
             .await
             .map_err(status::from_store)?
             .ok_or_else(|| Status::not_found(format!("{caller} sent no document {id:?}")))?;
-        let now = truc_core::now_unix_ms();
+        let now = self.0.config.clock.now_unix_ms();
         for r in &mut t.recipients {
             r.overdue = overdue(r, now);
         }
@@ -221,7 +221,8 @@ impl Axis for AxisService {
 const MAX_DESCRIPTION: usize = 2000;
 
 /// A deadline passed: not delivered in time, or receipt not confirmed (02
-/// or 03 and later) by the end of the accepting day.
+/// or 03 and later) by the copy's confirmation deadline (the working-day
+/// calendar's, `truc_core::calendar`).
 pub(crate) fn overdue(r: &RecipientTrack, now: i64) -> bool {
     let state = TransportState::try_from(r.state).unwrap_or(TransportState::Unspecified);
     if state == TransportState::Withdrawn {
@@ -244,10 +245,10 @@ pub(crate) async fn accept(
     payload_external: bool,
     payload_size: u64,
 ) -> Result<Response<SendResponse>, Status> {
-    let (delivery_deadline, confirm_deadline) = shared
+    let delivery_deadline = shared
         .config
         .deadlines
-        .for_priority(checked.priority as i32, truc_core::now_unix_ms());
+        .delivery_deadline(checked.priority as i32, shared.config.clock.now_unix_ms());
     let h = checked.header;
     // `check_header` refused any other length.
     let payload_sha256: [u8; 32] = h
@@ -271,7 +272,6 @@ pub(crate) async fn accept(
             subject: h.subject,
             document_id: h.document_id,
             delivery_deadline_unix_ms: delivery_deadline,
-            confirm_deadline_unix_ms: confirm_deadline,
             payload_external,
             payload_size,
             payload_sha256,

@@ -296,7 +296,7 @@ impl Ops for OpsService {
         let rows = crate::stats::rows(&self.0, &caller, q).await?;
         Ok(Response::new(GetStatsResponse {
             rows,
-            utc_offset_minutes: self.0.config.deadlines.utc_offset_minutes,
+            utc_offset_minutes: self.0.calendar.utc_offset_minutes(),
         }))
     }
 

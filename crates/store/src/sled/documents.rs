@@ -316,7 +316,13 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
     }
 
     // Who receives this document.
-    let deadlines = (doc.delivery_deadline_unix_ms, doc.confirm_deadline_unix_ms);
+    // Confirmation: "the same day, at the latest the next working day"
+    // from this batch's time, the time on the ACCEPTED receipt
+    // (`truc_core::calendar`).
+    let deadlines = (
+        doc.delivery_deadline_unix_ms,
+        p.calendar.confirmation_deadline(p.time_unix_ms),
+    );
     let mut receivers: BTreeSet<String> = BTreeSet::new();
     match (business, original) {
         (BusinessType::New, _) | (_, None) => receivers.extend(to.iter().map(|c| c.to_string())),

@@ -13,12 +13,18 @@
 //! | STATUS_REPORTED 01 or 03, the copy's first 01/02/03 | recipient | `confirmed_on_time` or `confirmed_late` |
 //! | DEAD_LETTERED of a document | recipient | `dead_lettered` |
 //!
-//! On time means at or before the copy's confirmation deadline as the `S`
-//! record holds it (the end of the local day it was accepted on,
-//! `deadlines.utc_offset_minutes`); working-day calendars (weekends,
-//! holidays) are a separate issue and not applied here.
+//! Days are local days of the axis's calendar (`[calendar]`,
+//! `truc_core::Calendar`). On time means at or before the copy's
+//! confirmation deadline as its `S` record holds it. Copies accepted since
+//! the working-day calendar have the working-day deadline
+//! (`Calendar::confirmation_deadline` of the ACCEPTED receipt's time: "the
+//! same day, at the latest the next working day"); copies accepted by
+//! earlier versions keep the deadline they were given then (the end of the
+//! local day they were accepted on). The counters and their keys are
+//! unchanged, so a store written before opens and keeps its figures.
 
 use prost::Message;
+use truc_core::calendar;
 use truc_proto::v1::{ReceiptEvent, StatusCode};
 
 use super::pending::Pending;
@@ -87,48 +93,14 @@ pub fn local_day(unix_ms: i64, utc_offset_minutes: i32) -> i64 {
     (unix_ms + i64::from(utc_offset_minutes) * 60_000).div_euclid(DAY_MS)
 }
 
-/// The civil date (year, month, day) of a day number (H. Hinnant's algorithm).
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-/// The day number of a civil date, or `None` for an impossible date.
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> Option<i64> {
-    if !(1..=12).contains(&m) || d == 0 || d > 31 {
-        return None;
-    }
-    let yy = if m <= 2 { y - 1 } else { y };
-    let era = yy.div_euclid(400);
-    let yoe = yy.rem_euclid(400);
-    let mp = i64::from((m + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let z = era * 146_097 + doe - 719_468;
-    (civil_from_days(z) == (y, m, d)).then_some(z)
-}
-
-/// Parse `YYYY-MM-DD` into a day number.
+/// Parse `YYYY-MM-DD` into a day number; `None` for an impossible date.
 pub fn parse_date(s: &str) -> Option<i64> {
-    let mut it = s.trim().splitn(3, '-');
-    let y = it.next()?.parse().ok()?;
-    let m = it.next()?.parse().ok()?;
-    let d = it.next()?.parse().ok()?;
-    days_from_civil(y, m, d)
+    calendar::parse_date(s).map(calendar::day_number)
 }
 
 /// `YYYY-MM-DD` of a day number.
 pub fn format_date(day: i64) -> String {
-    let (y, m, d) = civil_from_days(day);
-    format!("{y:04}-{m:02}-{d:02}")
+    calendar::format_date(calendar::date_of_day(day))
 }
 
 fn key(agency: &str, day: i64) -> Vec<u8> {
@@ -154,12 +126,8 @@ fn payload_size(p: &Pending<'_>, hub_id: u64) -> Result<u64, StoreError> {
 
 /// Count `r` (about to be appended at the batch's time) into its agency's
 /// and the hub's bucket of the day.
-pub(super) fn count(
-    p: &mut Pending<'_>,
-    r: &truc_proto::v1::Receipt,
-    utc_offset_minutes: i32,
-) -> Result<(), StoreError> {
-    let day = local_day(p.time_unix_ms, utc_offset_minutes);
+pub(super) fn count(p: &mut Pending<'_>, r: &truc_proto::v1::Receipt) -> Result<(), StoreError> {
+    let day = p.calendar.local_day(p.time_unix_ms);
     match ReceiptEvent::try_from(r.event) {
         Ok(ReceiptEvent::Accepted) => {
             let bytes = payload_size(p, r.hub_document_id)?;
@@ -251,7 +219,7 @@ mod tests {
     fn local_days_follow_the_offset() {
         // 2026-11-02 16:59:59.999 UTC is 23:59:59.999 in Vietnam (+7);
         // a millisecond later it is the 3rd there.
-        let t = days_from_civil(2026, 11, 2).unwrap() * DAY_MS + 17 * 3_600_000 - 1;
+        let t = parse_date("2026-11-02").unwrap() * DAY_MS + 17 * 3_600_000 - 1;
         assert_eq!(format_date(local_day(t, 420)), "2026-11-02");
         assert_eq!(format_date(local_day(t + 1, 420)), "2026-11-03");
         assert_eq!(format_date(local_day(t + 1, 0)), "2026-11-02");

@@ -71,9 +71,13 @@ pub struct SledStoreOptions {
     /// rewritten; [`SledStore::repaired`] says what was dropped. Never set
     /// it for serving.
     pub accept_loss: bool,
-    /// The axis's offset from UTC, minutes: the local day the indicators
-    /// count each receipt on (`deadlines.utc_offset_minutes`).
-    pub utc_offset_minutes: i32,
+    /// The axis's working-day calendar (`[calendar]`): the local day the
+    /// indicators count each receipt on, and the confirmation deadline
+    /// each copy gets when its document is accepted.
+    pub calendar: Arc<truc_core::Calendar>,
+    /// Where receipt times come from: the system clock, or a test's
+    /// manual one.
+    pub clock: truc_core::Clock,
 }
 
 impl SledStoreOptions {
@@ -93,7 +97,8 @@ impl SledStoreOptions {
             outbox_events: None,
             flush_every_ms: Some(500),
             accept_loss: false,
-            utc_offset_minutes: 420,
+            calendar: Arc::new(truc_core::Calendar::default()),
+            clock: truc_core::Clock::system(),
         }
     }
 }

@@ -34,9 +34,9 @@ pub(super) struct Pending<'t> {
     /// Keep bodies in the records instead (a replicated store: the shared
     /// log is the only thing every hub can read).
     pub(super) inline_bodies: bool,
-    /// The axis's offset from UTC, minutes: which local day the indicators
-    /// count a receipt on (`indicators.rs`).
-    pub(super) utc_offset_minutes: i32,
+    /// The axis's calendar: which local day the indicators count a receipt
+    /// on (`indicators.rs`), and the confirmation deadline of new copies.
+    pub(super) calendar: std::sync::Arc<truc_core::Calendar>,
     /// Merkle nodes and receipts appended by this batch, kept to prove the
     /// batch's receipts without reading them back.
     appended: Appended,
@@ -63,9 +63,9 @@ pub(super) struct Ready {
 }
 
 impl<'t> Pending<'t> {
-    pub(super) fn new(tree: &'t sled::Tree, meta: Meta, bodies: Staged) -> Self {
+    pub(super) fn new(tree: &'t sled::Tree, meta: Meta, bodies: Staged, opts: &super::SledStoreOptions) -> Self {
         // Receipt times never go backwards, even if the clock does.
-        let time_unix_ms = truc_core::now_unix_ms().max(meta.last_time_unix_ms);
+        let time_unix_ms = opts.clock.now_unix_ms().max(meta.last_time_unix_ms);
         Self {
             tree,
             overlay: HashMap::new(),
@@ -75,7 +75,7 @@ impl<'t> Pending<'t> {
             time_unix_ms,
             bodies,
             inline_bodies: false,
-            utc_offset_minutes: 0,
+            calendar: opts.calendar.clone(),
             appended: Appended::default(),
         }
     }
@@ -156,7 +156,7 @@ impl<'t> Pending<'t> {
         let index = self.meta.tree_size;
         receipt.index = index;
         receipt.time_unix_ms = self.time_unix_ms;
-        super::indicators::count(self, &receipt, self.utc_offset_minutes)?;
+        super::indicators::count(self, &receipt)?;
         if receipt.hub_document_id != 0 {
             self.put(keys::doc_receipt(receipt.hub_document_id, index), Vec::new());
         }

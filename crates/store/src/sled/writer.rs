@@ -140,7 +140,7 @@ impl Writer {
         if let Some(why) = &self.halted {
             let e = StoreError::Unavailable(format!("{why}; the hub refuses changes until an operator acts"));
             let tree = self.tree.clone();
-            let mut pending = Pending::new(&tree, self.meta.clone(), self.log.begin());
+            let mut pending = Pending::new(&tree, self.meta.clone(), self.log.begin(), &self.reopen.opts);
             for op in ops {
                 op.apply(&mut pending, &self.cache)(Err(&e));
             }
@@ -157,7 +157,7 @@ impl Writer {
             self.health.set(Some(why.clone()));
             let e = StoreError::Unavailable(format!("{why}; nothing of this request was stored, retry later"));
             let tree = self.tree.clone();
-            let mut pending = Pending::new(&tree, self.meta.clone(), self.log.begin());
+            let mut pending = Pending::new(&tree, self.meta.clone(), self.log.begin(), &self.reopen.opts);
             for op in ops {
                 op.apply(&mut pending, &self.cache)(Err(&e));
             }
@@ -189,7 +189,7 @@ impl Writer {
                     "cannot record the last signed tree head ({e}); nothing of this request was stored"
                 ));
                 let tree = self.tree.clone();
-                let mut pending = Pending::new(&tree, self.meta.clone(), self.log.begin());
+                let mut pending = Pending::new(&tree, self.meta.clone(), self.log.begin(), &self.reopen.opts);
                 for op in ops {
                     op.apply(&mut pending, &self.cache)(Err(&e));
                 }
@@ -204,9 +204,8 @@ impl Writer {
         };
         let tree = self.tree.clone();
         let staged = self.log.begin();
-        let mut pending = Pending::new(&tree, self.meta.clone(), staged);
+        let mut pending = Pending::new(&tree, self.meta.clone(), staged, &self.reopen.opts);
         pending.inline_bodies = self.follower.is_some();
-        pending.utc_offset_minutes = self.reopen.opts.utc_offset_minutes;
         let mut completions: Vec<Completion> = Vec::new();
         for op in ops {
             completions.push(op.apply(&mut pending, &self.cache));

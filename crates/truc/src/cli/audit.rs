@@ -497,10 +497,7 @@ fn parse_time(s: &str, end_of_day: bool) -> Result<i64, String> {
         (Some(y), Some(m), Some(day), None) if y.len() == 4 => (num(y, 1970, 9999)?, num(m, 1, 12)?, num(day, 1, 31)?),
         _ => return Err(bad()),
     };
-    if day > days_in_month(y, m) {
-        return Err(bad());
-    }
-    let midnight = days_from_civil(y, m, day) * 86_400_000;
+    let midnight = truc_core::calendar::civil_day(y, m, day).ok_or_else(bad)? * 86_400_000;
     let Some(rest) = rest else {
         return Ok(if end_of_day { midnight + 86_399_999 } else { midnight });
     };
@@ -530,27 +527,6 @@ fn parse_time(s: &str, end_of_day: bool) -> Result<i64, String> {
         _ => return Err(bad()),
     };
     Ok(midnight + ((h * 60 + mi) * 60 + sec) * 1000 + frac - offset_ms)
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// days_from_civil).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use super::Conn;
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct StatsArgs {
     /// First local day, YYYY-MM-DD (the axis's time zone,
-    /// deadlines.utc_offset_minutes).
+    /// calendar.utc_offset_minutes).
     #[arg(long, value_name = "DATE")]
     from: String,
     /// Last local day, YYYY-MM-DD, included.
@@ -76,7 +76,8 @@ fn table(r: &GetStatsResponse, headers: bool) -> String {
     if headers {
         let _ = writeln!(
             out,
-            "local time UTC{}{:02}:{:02}; on time = confirmed (01/03) by the end of the day it was accepted",
+            "local time UTC{}{:02}:{:02}; on time = confirmed (01/03) by the copy's deadline: the same day, at the \
+             latest the next working day (truc track shows it)",
             if off < 0 { '-' } else { '+' },
             off.abs() / 60,
             off.abs() % 60
