@@ -21,6 +21,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use truc_core::sync::Locked;
 
 use anyhow::{anyhow, bail, Context};
 use clap::{Parser, ValueEnum};
@@ -357,7 +358,7 @@ impl RssSampler {
         let task = tokio::spawn(async move {
             while !s.load(Ordering::Relaxed) {
                 if let Some(rss) = procs::status_mib(pid, "VmRSS:") {
-                    let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut p = p.locked();
                     *p = p.max(rss);
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -369,7 +370,7 @@ impl RssSampler {
     async fn finish(self) -> f64 {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.task.await;
-        let p = *self.peak.lock().unwrap_or_else(|e| e.into_inner());
+        let p = *self.peak.locked();
         p
     }
 }

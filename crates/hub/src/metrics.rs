@@ -69,6 +69,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+use truc_core::sync::Locked;
 
 use tonic::codegen::{http, Service};
 use tonic::server::NamedService;
@@ -231,10 +232,7 @@ impl Metrics {
     /// truc_client_certificate_expiry_timestamp_seconds).
     pub(crate) fn client_certificate(&self, principal: &truc_core::Principal, leaf: &[u8]) {
         if let Some((_, t)) = not_after(leaf) {
-            self.client_certs
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(principal.uri().to_string(), t);
+            self.client_certs.locked().insert(principal.uri().to_string(), t);
         }
     }
 
@@ -251,11 +249,7 @@ impl Metrics {
     /// When the certificate `principal_uri` last connected with expires
     /// (Unix seconds), if it connected since the hub started.
     pub(crate) fn client_certificate_expiry(&self, principal_uri: &str) -> Option<i64> {
-        self.client_certs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(principal_uri)
-            .copied()
+        self.client_certs.locked().get(principal_uri).copied()
     }
 
     /// A Send was answered with an acceptance (the original one for a
@@ -271,7 +265,7 @@ impl Metrics {
     /// A document copy went out on a Receive stream of `agency`: remember
     /// when it was accepted, to time it when acknowledged.
     pub(crate) fn delivered(&self, agency: &str, delivery_id: u64, accepted_at_unix_ms: i64) {
-        let mut t = self.timed.lock().unwrap_or_else(|e| e.into_inner());
+        let mut t = self.timed.locked();
         if t.len() < MAX_TIMED_DELIVERIES {
             t.insert((agency.to_string(), delivery_id), accepted_at_unix_ms);
         }
@@ -282,7 +276,7 @@ impl Metrics {
         self.acks.fetch_add(u64::from(newly), Ordering::Relaxed);
         let now = truc_core::now_unix_ms();
         let accepted: Vec<i64> = {
-            let mut t = self.timed.lock().unwrap_or_else(|e| e.into_inner());
+            let mut t = self.timed.locked();
             ids.iter()
                 .filter_map(|id| t.remove(&(agency.to_string(), *id)))
                 .collect()
@@ -334,7 +328,7 @@ impl Metrics {
     /// A scrub completed with `report`.
     pub(crate) fn scrubbed(&self, report: &truc_store::ScrubReport) {
         use truc_store::DamageKind;
-        let mut f = self.scrub.lock().unwrap_or_else(|e| e.into_inner());
+        let mut f = self.scrub.locked();
         f.last_completed_unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
@@ -356,10 +350,7 @@ impl Metrics {
 
     /// Delivery found a damaged body and quarantined its document.
     pub(crate) fn quarantined_by_delivery(&self) {
-        self.scrub
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .quarantined_by_delivery += 1;
+        self.scrub.locked().quarantined_by_delivery += 1;
     }
 
     fn grpc_done(&self, service: &'static str, method: &str, code: i32, took: Duration) {
@@ -372,8 +363,7 @@ impl Metrics {
         let method = if known { method } else { "unknown" };
         *self
             .grpc
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .locked()
             .entry((service, method.to_string(), code))
             .or_insert(0) += 1;
         if service == "truc.v1.Axis" && method == "Send" && code == 0 {
@@ -427,13 +417,8 @@ impl Metrics {
             "Deliveries newly acknowledged by their recipients.",
             &[("", self.acks.load(Ordering::Relaxed))],
         );
-        let grpc: Vec<((&'static str, String, i32), u64)> = self
-            .grpc
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|(k, v)| (k.clone(), *v))
-            .collect();
+        let grpc: Vec<((&'static str, String, i32), u64)> =
+            self.grpc.locked().iter().map(|(k, v)| (k.clone(), *v)).collect();
         let rows: Vec<(String, u64)> = grpc
             .iter()
             .map(|((s, m, c), v)| (labels(&[("service", s), ("method", m), ("code", code_name(*c))]), *v))
@@ -526,8 +511,7 @@ impl Metrics {
         );
         let clients: Vec<(String, f64)> = self
             .client_certs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .locked()
             .iter()
             .map(|(p, t)| (labels(&[("principal", p)]), *t as f64))
             .collect();
@@ -541,7 +525,7 @@ impl Metrics {
         if let Some(s) = storage {
             render_storage(&mut out, s);
         }
-        let scrub = self.scrub.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let scrub = self.scrub.locked().clone();
         scrub.render(&mut out);
         out
     }
@@ -871,7 +855,7 @@ where
         // Who it was, as the connection's certificate names it.
         let principal = peer_info
             .and_then(|p| {
-                let judged = p.judged.lock().unwrap_or_else(|e| e.into_inner());
+                let judged = p.judged.locked();
                 judged.1.as_ref().ok().map(|pr| pr.uri().to_string())
             })
             .unwrap_or_else(|| "-".to_string());

@@ -6,6 +6,7 @@ use hyper::StatusCode;
 use prost::Message;
 use serde_json::{json, Value};
 use tonic::Status;
+use truc_core::sync::Locked;
 use truc_core::AgencyCode;
 use truc_proto::v1::{AgencyState, DocumentHeader, Receipt, ReceiptEvent, TreeHead};
 use truc_store::{indicators, ReceiptFilter, ReceiptQuery};
@@ -219,13 +220,7 @@ async fn overview(c: &Console) -> Answer {
     if overdue > 0 {
         alerts.push(json!({"name": "TrucUrgentOverdue", "detail": format!("{overdue} urgent copies overdue")}));
     }
-    let samples: Vec<_> = c
-        .samples
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .copied()
-        .collect();
+    let samples: Vec<_> = c.samples.locked().iter().copied().collect();
     let (accepted, acked) = c.shared.metrics.totals();
     Ok(json!({
         "ready": problem.is_none(),
