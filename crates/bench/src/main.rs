@@ -13,19 +13,18 @@
 #![forbid(unsafe_code)]
 
 mod nats;
-mod procs;
-mod trucd;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use truc_core::sync::Locked;
 
 use anyhow::{anyhow, bail, Context};
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
+use truc_core::sync::Locked;
+use truc_launch::{procs, Trucd};
 use truc_load::{self as load, LoadReport, LoadSpec, Shape, StopAt};
 
 const LONG_ABOUT: &str = "\
@@ -401,7 +400,9 @@ async fn run_truc(
     dir: &Path,
 ) -> anyhow::Result<Vec<Row>> {
     let data = dir.join("trucd-data");
-    let (mut hub, _) = trucd::Trucd::start(bin, pki, &data, &dir.join("trucd.log")).await?;
+    // A start over a prefilled store of a million documents takes minutes.
+    let mut hub = Trucd::new(bin, pki, &data, &dir.join("trucd.log"), "bench").ready_timeout(Duration::from_secs(300));
+    hub.start().await?;
     let parked = "B90.PARK".to_string();
     let mut codes = agencies.to_vec();
     if !args.prefill.is_empty() {

