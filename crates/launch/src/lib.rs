@@ -6,8 +6,10 @@
 //! on 127.0.0.1 at every start, in an environment cleared of every other
 //! `TRUC_*` setting (so that a caller's shell cannot change what is
 //! measured); it is ready when an operator's `ListAgencies` is answered.
-//! The in-process hub of the integration tests is `truc_tests::TestHub`.
+//! [`nats::NatsNode`] is a `nats-server` node for the JetStream store. The
+//! in-process hub of the integration tests is `truc_tests::TestHub`.
 
+pub mod nats;
 pub mod procs;
 
 use std::fs::File;
