@@ -15,6 +15,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod console_proxy;
 #[path = "../skip.rs"]
 pub mod skip;
 pub mod transfer;
