@@ -335,7 +335,7 @@ pub fn sign(client: &Client, header: DocumentHeader, payload: &[u8]) -> SignedDo
     truc_client::sign_document(client.identity(), header, payload.to_vec()).expect("sign")
 }
 
-/// Receive with `follow = false` and `credit`, acking nothing, until the
+/// Receive with `follow = false` and `credit`, acking each delivery, until the
 /// stream ends; returns what arrived.
 pub async fn drain(client: &Client, credit: u32) -> Vec<Delivery> {
     let mut s = client.receive(credit, false).await.expect("receive");

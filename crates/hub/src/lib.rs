@@ -41,7 +41,7 @@ pub mod metrics;
 mod queues;
 mod scrub;
 mod service;
-mod stats;
+pub mod stats;
 mod status;
 mod tls;
 mod trust;
