@@ -38,6 +38,7 @@ mod disk;
 mod door;
 mod health;
 pub mod metrics;
+mod percent;
 mod queues;
 mod scrub;
 mod service;
