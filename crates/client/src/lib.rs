@@ -116,7 +116,7 @@ impl Client {
             .max_frame_size(Some(1 << 20))
             .connect()
             .await
-            .map_err(|e| err(source_chain(&e)))?;
+            .map_err(|e| err(truc_core::error_chain(&e)))?;
         Ok(Self::with_channel(channel, identity))
     }
 
@@ -441,21 +441,6 @@ impl Client {
     pub fn ops(&self) -> OpsClient<Channel> {
         self.ops.clone()
     }
-}
-
-/// `e` and its sources, `: `-separated, each said once (hyper and tonic
-/// wrap the same words: "tcp connect error: tcp connect error: …").
-fn source_chain(e: &dyn std::error::Error) -> String {
-    let mut parts: Vec<String> = vec![e.to_string()];
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !parts.iter().any(|p| p == &t) {
-            parts.push(t);
-        }
-        cur = c.source();
-    }
-    parts.join(": ")
 }
 
 /// A new document id in the edXML form `<from>,<yyyy/MM/dd>,<number>/TRUC`,

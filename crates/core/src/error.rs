@@ -55,3 +55,36 @@ pub enum CoreError {
     #[error("bad key: {0}")]
     BadKey(String),
 }
+
+/// `e` and its sources, `: `-separated, each said once (libraries often
+/// wrap the same words: "tcp connect error: tcp connect error: …"): what a
+/// log line or a command's last words should say of an error.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !parts.iter().any(|p| p == &t) {
+            parts.push(t);
+        }
+        cur = c.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod chain_tests {
+    #[test]
+    fn a_chain_says_each_cause_once() {
+        let io = std::io::Error::other("disk on fire");
+        let outer = std::io::Error::other(io);
+        assert_eq!(super::chain(&outer), "disk on fire");
+        #[derive(Debug, thiserror::Error)]
+        #[error("opening the store")]
+        struct Open(#[source] std::io::Error);
+        assert_eq!(
+            super::chain(&Open(std::io::Error::other("no space left"))),
+            "opening the store: no space left"
+        );
+    }
+}

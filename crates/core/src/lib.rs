@@ -21,7 +21,7 @@ pub mod tree_head;
 pub use agency::AgencyCode;
 pub use calendar::Calendar;
 pub use clock::Clock;
-pub use error::CoreError;
+pub use error::{chain as error_chain, CoreError};
 pub use principal::Principal;
 
 /// Milliseconds since the Unix epoch, now.

@@ -181,7 +181,7 @@ pub(crate) async fn bind(addr: Option<SocketAddr>) -> Result<Option<TcpListener>
         Some(a) => TcpListener::bind(a)
             .await
             .map(Some)
-            .map_err(|e| HubError::Server(format!("cannot listen on {a} (admin.listen): {e}"))),
+            .map_err(|e| HubError::io(format!("cannot listen on {a} (admin.listen)"), e)),
     }
 }
 

@@ -60,12 +60,35 @@ pub enum HubError {
     /// The store could not be opened.
     #[error("store: {0}")]
     Store(#[from] truc_store::StoreError),
+    /// A listener could not be bound or read.
+    #[error("{what}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The gRPC server failed.
+    #[error("the gRPC server failed")]
+    Transport(#[from] tonic::transport::Error),
+    /// A task of the hub panicked or was cancelled.
+    #[error("a task of the hub ended abnormally")]
+    Task(#[from] tokio::task::JoinError),
+    /// Setting the server up failed (said in words).
     #[error("server: {0}")]
     Server(String),
 }
 
 impl HubError {
+    /// `what` failed with the operating system's `source`.
+    pub fn io(what: impl Into<String>, source: std::io::Error) -> HubError {
+        HubError::Io {
+            what: what.into(),
+            source,
+        }
+    }
+
     /// The store's files are damaged (`trucd repair` says what to do).
     pub fn is_damage(&self) -> bool {
         matches!(self, HubError::Store(truc_store::StoreError::Damaged(_)))
@@ -246,7 +269,9 @@ async fn serve_with_admin(
         ),
     );
 
-    let addr = listener.local_addr().map_err(|e| HubError::Server(e.to_string()))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| HubError::io("reading the listener's address", e))?;
     // gRPC health checking (open to any TLS client, for load balancers:
     // tls.rs serves it to clients without a certificate too).
     let health = tonic_health::server::HealthReporter::new();
@@ -306,7 +331,7 @@ async fn serve_with_admin(
         let _ = t.await;
     }
     info!("stopped");
-    result.map_err(|e| HubError::Server(e.to_string()))
+    Ok(result?)
 }
 
 /// The CAs given, or the identity's `ca.pem` when none is.
@@ -444,7 +469,7 @@ async fn latest(store: &dyn Store) -> Result<(u64, String), HubError> {
         return Ok((0, String::new()));
     };
     let h = truc_proto::v1::TreeHead::decode(signed.tree_head.as_slice())
-        .map_err(|_| HubError::Store(truc_store::StoreError::Corrupt("tree head".into())))?;
+        .map_err(|_| HubError::Store(truc_store::StoreError::corrupt("tree head")))?;
     let hex = truc_core::hex(&h.root_hash);
     Ok((h.tree_size, hex))
 }
@@ -459,17 +484,13 @@ pub async fn migrate_to_jetstream(config: &Config) -> Result<Migrated, HubError>
     let sled_opts = SledStoreOptions::new(&config.data_dir);
     let (tree_size, root_hex) = {
         let opts = sled_opts.clone();
-        let s = tokio::task::spawn_blocking(move || SledStore::open(&opts, signer))
-            .await
-            .map_err(|e| HubError::Server(e.to_string()))??;
+        let s = tokio::task::spawn_blocking(move || SledStore::open(&opts, signer)).await??;
         let r = latest(&s.clone()).await;
         let _ = tokio::task::spawn_blocking(move || s.close()).await;
         r?
     };
     let dir = config.data_dir.clone();
-    let (entry, keys) = tokio::task::spawn_blocking(move || truc_store::snapshot_entry(&dir))
-        .await
-        .map_err(|e| HubError::Server(e.to_string()))??;
+    let (entry, keys) = tokio::task::spawn_blocking(move || truc_store::snapshot_entry(&dir)).await??;
     let js = jetstream_options(config, SledStoreOptions::new(config.data_dir.join("unused")));
     truc_store_jetstream::import_entry(&js, entry).await?;
     Ok(Migrated {
@@ -491,9 +512,7 @@ pub async fn migrate_to_sled(config: &Config) -> Result<Migrated, HubError> {
     let _ = tokio::task::spawn_blocking(move || store.close()).await;
     let (tree_size, root_hex) = r?;
     let dir = config.data_dir.clone();
-    tokio::task::spawn_blocking(move || SledStore::forget_log_position(&dir))
-        .await
-        .map_err(|e| HubError::Server(e.to_string()))??;
+    tokio::task::spawn_blocking(move || SledStore::forget_log_position(&dir)).await??;
     Ok(Migrated {
         keys: 0,
         tree_size,
@@ -531,9 +550,7 @@ pub async fn repair(config: &Config, accept_loss: bool) -> Result<Repaired, HubE
     let mut opts = SledStoreOptions::new(&config.data_dir);
     opts.accept_loss = accept_loss;
     opts.calendar = Arc::new(config.calendar().map_err(|e| HubError::Config(e.to_string()))?);
-    let store = tokio::task::spawn_blocking(move || SledStore::open(&opts, signer))
-        .await
-        .map_err(|e| HubError::Server(e.to_string()))??;
+    let store = tokio::task::spawn_blocking(move || SledStore::open(&opts, signer)).await??;
     let dropped = store.repaired().to_vec();
     let recorded = if dropped.is_empty() {
         Ok(())
@@ -647,9 +664,7 @@ async fn open_store(
     signer: TreeHeadSigner,
 ) -> Result<OpenStore, HubError> {
     if config.store.backend != "jetstream" {
-        let store = tokio::task::spawn_blocking(move || SledStore::open(&store_opts, signer))
-            .await
-            .map_err(|e| HubError::Server(e.to_string()))??;
+        let store = tokio::task::spawn_blocking(move || SledStore::open(&store_opts, signer)).await??;
         return Ok(OpenStore::Sled(store));
     }
     let s = &config.store;
@@ -681,7 +696,7 @@ impl RunningHub {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
-        (&mut self.task).await.map_err(|e| HubError::Server(e.to_string()))?
+        (&mut self.task).await?
     }
 }
 
@@ -690,8 +705,10 @@ impl RunningHub {
 pub async fn start(config: Config) -> Result<RunningHub, HubError> {
     let listener = TcpListener::bind(config.listen)
         .await
-        .map_err(|e| HubError::Server(format!("cannot listen on {}: {e}", config.listen)))?;
-    let addr = listener.local_addr().map_err(|e| HubError::Server(e.to_string()))?;
+        .map_err(|e| HubError::io(format!("cannot listen on {}", config.listen), e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| HubError::io("reading the listener's address", e))?;
     let admin_listener = admin::bind(config.admin.listen).await?;
     let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
     let console_listener = console::bind(&config.console).await?;
@@ -713,7 +730,7 @@ pub async fn start(config: Config) -> Result<RunningHub, HubError> {
         return Err(match task.await {
             Ok(Err(e)) => e,
             Ok(Ok(())) => HubError::Server("the hub stopped before it was ready".into()),
-            Err(e) => HubError::Server(e.to_string()),
+            Err(e) => HubError::Task(e),
         });
     }
     Ok(RunningHub {

@@ -24,8 +24,8 @@ pub(crate) fn from_store(e: StoreError) -> Status {
         StoreError::InvalidArgument(_) => Status::invalid_argument(e.to_string()),
         StoreError::QuotaExceeded(_) | StoreError::DiskFull(_) => Status::resource_exhausted(e.to_string()),
         StoreError::Closed => Status::unavailable("the hub is shutting down"),
-        StoreError::Unavailable(detail) => {
-            tracing::error!(%detail, "storage unavailable");
+        e @ StoreError::Unavailable { .. } => {
+            tracing::error!(error = %truc_core::error_chain(&e), "storage unavailable");
             Status::unavailable("storage unavailable; nothing was stored, retry later")
         }
         StoreError::OutcomeUnknown(detail) => {
@@ -53,8 +53,8 @@ pub(crate) fn from_store(e: StoreError) -> Status {
                  asked to send it again"
             ))
         }
-        StoreError::Corrupt(what) => {
-            tracing::error!(%what, "stored data is corrupt");
+        e @ StoreError::Corrupt { .. } => {
+            tracing::error!(error = %truc_core::error_chain(&e), "stored data is corrupt");
             Status::internal("stored data is corrupt; operators have been alerted in the hub's log")
         }
         _ => Status::internal("storage error"),

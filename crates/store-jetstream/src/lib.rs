@@ -460,11 +460,11 @@ mod tests {
             // empty log) is refused, and so is one expecting too much.
             assert!(matches!(
                 log.append(0, b"stale".to_vec()),
-                Err(StoreError::Unavailable(_))
+                Err(StoreError::Unavailable { .. })
             ));
             assert!(matches!(
                 log.append(5, b"ahead".to_vec()),
-                Err(StoreError::Unavailable(_))
+                Err(StoreError::Unavailable { .. })
             ));
             let big: Vec<u8> = (0..2 * MAX_MESSAGE).map(|i| (i % 251) as u8).collect();
             assert_eq!(log.append(1, big.clone()).unwrap(), 2);

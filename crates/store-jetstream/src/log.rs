@@ -48,8 +48,8 @@ pub(crate) struct Log {
     pub(crate) payloads: Option<(std::path::PathBuf, object_store::ObjectStore)>,
 }
 
-pub(crate) fn unavailable(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(format!("JetStream: {what}: {e}"))
+pub(crate) fn unavailable(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::unavailable_from(format!("JetStream: {what}"), e)
 }
 
 impl Log {
@@ -58,7 +58,7 @@ impl Log {
         self.rt.block_on(async move {
             match tokio::time::timeout(timeout, f).await {
                 Ok(r) => r,
-                Err(_) => Err(StoreError::Unavailable(format!(
+                Err(_) => Err(StoreError::unavailable(format!(
                     "JetStream: {what}: no answer within {timeout:?}"
                 ))),
             }
@@ -123,8 +123,8 @@ impl Replicator for Log {
                 Ok(Some(taken)) => break taken,
                 // Contention: another hub is committing a batch.
                 Ok(None) if std::time::Instant::now() > deadline => {
-                    return Err(StoreError::Unavailable(
-                        "JetStream: another hub holds the write lease; retry".into(),
+                    return Err(StoreError::unavailable(
+                        "JetStream: another hub holds the write lease; retry",
                     ))
                 }
                 Ok(None) => {
@@ -195,10 +195,10 @@ impl Replicator for Log {
         let deadline = std::time::Instant::now() + self.timeout;
         let seq = loop {
             match self.append_once(expected_last, &entry) {
-                Err(StoreError::Unavailable(m))
-                    if !m.contains(WRONG_POSITION) && std::time::Instant::now() < deadline =>
+                Err(e @ StoreError::Unavailable { .. })
+                    if !e.to_string().contains(WRONG_POSITION) && std::time::Instant::now() < deadline =>
                 {
-                    tracing::debug!(error = %m, "append not acknowledged; retrying");
+                    tracing::debug!(error = %truc_core::error_chain(&e), "append not acknowledged; retrying");
                     std::thread::sleep(Duration::from_millis(100));
                 }
                 other => break other?,
@@ -239,7 +239,7 @@ impl Log {
         let path = dir.join(&name);
         let mut file = tokio::fs::File::open(&path)
             .await
-            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
+            .map_err(|e| StoreError::unavailable(format!("{}: {e}", path.display())))?;
         objects
             .put(name.as_str(), &mut file)
             .await
@@ -264,7 +264,7 @@ impl Log {
             Err(e) => return Err(unavailable("fetching a payload", e)),
         };
         let tmp = dir.join(format!(".{name}.{:x}.fetch", truc_core::now_unix_ms()));
-        let io = |e: std::io::Error| StoreError::Unavailable(format!("{}: {e}", tmp.display()));
+        let io = |e: std::io::Error| StoreError::unavailable(format!("{}: {e}", tmp.display()));
         let mut out = tokio::fs::File::create(&tmp).await.map_err(io)?;
         let copied = tokio::io::copy(&mut obj, &mut out).await;
         let done = match copied {
@@ -361,7 +361,7 @@ impl Log {
                 .map_err(|e| unavailable("appending to the log", e))?
                 .await
                 .map_err(|e| match e.kind() {
-                    PublishErrorKind::WrongLastSequence => StoreError::Unavailable(format!(
+                    PublishErrorKind::WrongLastSequence => StoreError::unavailable(format!(
                         "{WRONG_POSITION} (write lease lost); nothing was stored, retry"
                     )),
                     _ => unavailable("appending to the log", e),

@@ -49,11 +49,23 @@ impl std::fmt::Display for Damage {
 #[non_exhaustive]
 pub enum StoreError {
     /// The disk or the embedded database failed (full disk, I/O error).
-    #[error("storage unavailable: {0}")]
-    Unavailable(String),
+    #[error("storage unavailable: {what}")]
+    Unavailable {
+        /// What failed.
+        what: String,
+        /// Why, when a lower layer said.
+        #[source]
+        source: Option<Cause>,
+    },
     /// A stored record does not decode.
-    #[error("stored record {0} is corrupt")]
-    Corrupt(String),
+    #[error("stored record {what} is corrupt")]
+    Corrupt {
+        /// Which record.
+        what: String,
+        /// Why, when the decoder said.
+        #[source]
+        source: Option<Cause>,
+    },
     /// The store's files are damaged: it will not open, or go on, until
     /// an operator restores or repairs it.
     #[error("the store is damaged: {0}")]
@@ -133,6 +145,43 @@ pub enum StoreError {
     },
 }
 
+/// The error a lower layer (sled, the OS, a decoder, NATS) gave.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+impl StoreError {
+    /// Storage unavailable: `what` failed.
+    pub fn unavailable(what: impl Into<String>) -> StoreError {
+        StoreError::Unavailable {
+            what: what.into(),
+            source: None,
+        }
+    }
+
+    /// Storage unavailable: `what` failed, because of `source`.
+    pub fn unavailable_from(what: impl Into<String>, source: impl Into<Cause>) -> StoreError {
+        StoreError::Unavailable {
+            what: what.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// The stored record `what` does not decode.
+    pub fn corrupt(what: impl Into<String>) -> StoreError {
+        StoreError::Corrupt {
+            what: what.into(),
+            source: None,
+        }
+    }
+
+    /// The stored record `what` does not decode, as `source` says.
+    pub fn corrupt_from(what: impl Into<String>, source: impl Into<Cause>) -> StoreError {
+        StoreError::Corrupt {
+            what: what.into(),
+            source: Some(source.into()),
+        }
+    }
+}
+
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
         match e {
@@ -143,7 +192,7 @@ impl From<sled::Error> for StoreError {
                 lost: "the hub's state held there (agencies, queues, receipts)".into(),
                 repairable: false,
             }),
-            other => StoreError::Unavailable(other.to_string()),
+            other => StoreError::unavailable_from("the embedded database (sled) failed", other),
         }
     }
 }

@@ -30,7 +30,7 @@ mod stats;
 #[path = "../../../tests/skip.rs"]
 pub(crate) mod test_skip;
 
-pub use crate::error::{Damage, StoreError};
+pub use crate::error::{Cause, Damage, StoreError};
 pub use crate::events::{OutboxChange, OutboxEvents};
 pub use crate::payloads::{FileUsage, PartWriter, PayloadFiles, Resume, UploadMismatch};
 pub use crate::replica::{snapshot_entry, Replicator};

@@ -85,8 +85,8 @@ impl Drop for Busy {
 fn io_err(what: &Path, e: io::Error) -> StoreError {
     match e.raw_os_error() {
         // ENOSPC, EDQUOT: say so plainly.
-        Some(28) | Some(122) => StoreError::Unavailable(format!("disk full writing {}", what.display())),
-        _ => StoreError::Unavailable(format!("{}: {e}", what.display())),
+        Some(28) | Some(122) => StoreError::unavailable(format!("disk full writing {}", what.display())),
+        _ => StoreError::unavailable(format!("{}: {e}", what.display())),
     }
 }
 
@@ -328,7 +328,7 @@ pub fn read_chunk(f: &mut File, len: usize) -> Result<Vec<u8>, StoreError> {
     let mut buf = Vec::with_capacity(len);
     f.take(len as u64)
         .read_to_end(&mut buf)
-        .map_err(|e| StoreError::Unavailable(format!("reading a payload: {e}")))?;
+        .map_err(|e| StoreError::unavailable_from("reading a payload", e))?;
     Ok(buf)
 }
 
@@ -395,7 +395,7 @@ impl PartWriter {
         match self.syncing.take().map(|h| h.join()) {
             None | Some(Ok(Ok(()))) => Ok(()),
             Some(Ok(Err(e))) => Err(io_err(&self.path, e)),
-            Some(Err(_)) => Err(StoreError::Unavailable(format!("{}: sync failed", self.path.display()))),
+            Some(Err(_)) => Err(StoreError::unavailable(format!("{}: sync failed", self.path.display()))),
         }
     }
 }

@@ -81,7 +81,7 @@ impl std::fmt::Debug for dyn Replicator {
 }
 
 pub(crate) fn decode(seq: u64, bytes: &[u8]) -> Result<LogEntry, StoreError> {
-    LogEntry::decode(bytes).map_err(|_| StoreError::Corrupt(format!("log entry {seq}")))
+    LogEntry::decode(bytes).map_err(|e| StoreError::corrupt_from(format!("log entry {seq}"), e))
 }
 
 /// The whole state of the sled store in `path` (not open elsewhere) as one
@@ -92,7 +92,7 @@ pub fn snapshot_entry(path: &std::path::Path) -> Result<(Vec<u8>, u64), StoreErr
     let db = sled::Config::new()
         .path(path)
         .open()
-        .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+        .map_err(|e| StoreError::unavailable(format!("cannot open {}: {e}", path.display())))?;
     let tree = db.open_tree("truc")?;
     let mut changes = Vec::new();
     for kv in tree.iter() {

@@ -286,15 +286,15 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is_damage() => {
-            eprintln!("trucd: {e}");
+            eprintln!("trucd: {}", truc_core::error_chain(&e));
             ExitCode::from(EX_DATAERR)
         }
         Err(e @ (HubError::Identity(_) | HubError::Config(_))) => {
-            eprintln!("trucd: {e}");
+            eprintln!("trucd: {}", truc_core::error_chain(&e));
             ExitCode::from(EX_USAGE)
         }
         Err(e) => {
-            eprintln!("trucd: {e}");
+            eprintln!("trucd: {}", truc_core::error_chain(&e));
             ExitCode::FAILURE
         }
     }
@@ -303,7 +303,7 @@ pub fn main() -> ExitCode {
 async fn run(cfg: Config) -> Result<(), HubError> {
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
-        .map_err(|e| HubError::Server(format!("cannot listen on {}: {e}", cfg.listen)))?;
+        .map_err(|e| HubError::io(format!("cannot listen on {}", cfg.listen), e))?;
     truc_hub::serve(cfg, listener, shutdown_signal()).await
 }
 

@@ -94,7 +94,7 @@ pub(crate) async fn bind(config: &ConsoleConfig) -> Result<Option<TcpListener>, 
         Some(a) => TcpListener::bind(a)
             .await
             .map(Some)
-            .map_err(|e| HubError::Server(format!("cannot listen on {a} (console.listen): {e}"))),
+            .map_err(|e| HubError::io(format!("cannot listen on {a} (console.listen)"), e)),
     }
 }
 

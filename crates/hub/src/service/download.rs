@@ -53,9 +53,9 @@ pub(crate) async fn download(
                         };
                         reader
                             .and_then(|mut r| {
-                                let data = r.next_chunk(DOWNLOAD_CHUNK).map_err(|e| {
-                                    truc_store::StoreError::Unavailable(format!("reading a payload: {e}"))
-                                });
+                                let data = r
+                                    .next_chunk(DOWNLOAD_CHUNK)
+                                    .map_err(|e| truc_store::StoreError::unavailable_from("reading a payload", e));
                                 file = Some(r);
                                 data
                             })

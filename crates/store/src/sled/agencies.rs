@@ -68,7 +68,7 @@ pub(super) fn remove(
         let Some(v) = p.get(&keys::receipt(index))? else {
             continue;
         };
-        let r = Receipt::decode(super::leaves::receipt(&v)?).map_err(|_| StoreError::Corrupt("receipt".into()))?;
+        let r = Receipt::decode(super::leaves::receipt(&v)?).map_err(|e| StoreError::corrupt_from("receipt", e))?;
         if r.event != ReceiptEvent::AgencyChanged as i32 {
             return Err(retire("has had traffic"));
         }
@@ -201,7 +201,7 @@ pub(super) fn retire(
     // Move what waits to the successor, one receipt per item.
     let waiting = p.scan(&keys::queue_prefix(tag::OUTBOX, code.as_str()))?;
     for (k, v) in waiting {
-        let entry = OutboxEntry::decode(v.as_slice()).map_err(|_| StoreError::Corrupt("outbox entry".into()))?;
+        let entry = OutboxEntry::decode(v.as_slice()).map_err(|e| StoreError::corrupt_from("outbox entry", e))?;
         p.del(k);
         p.add_queued(code.as_str(), -1, entry.bytes);
         redirect(p, code.as_str(), successor.as_str(), &entry, actor)?;
@@ -212,7 +212,7 @@ pub(super) fn retire(
 /// Put `entry`, taken from `from`'s outbox, into `to`'s, and record it.
 fn redirect(p: &mut Pending<'_>, from: &str, to: &str, entry: &OutboxEntry, actor: &str) -> Result<(), StoreError> {
     let rec = document(p, entry.hub_id)?;
-    let code = AgencyCode::parse(from).map_err(|_| StoreError::Corrupt(format!("agency code {from}")))?;
+    let code = AgencyCode::parse(from).map_err(|e| StoreError::corrupt_from(format!("agency code {from}"), e))?;
     let mut r = document_receipt(ReceiptEvent::Redirected, actor, &rec, &code, entry.attempts);
     r.detail = format!("to {to}");
     p.append_receipt(r)?;
@@ -257,7 +257,7 @@ pub(super) fn route(p: &Pending<'_>, cache: &Cache, code: &AgencyCode) -> Result
             Ok(AgencyState::Active) => return Ok(current),
             Ok(AgencyState::Retired) if !rec.successor.is_empty() => {
                 current = AgencyCode::parse(&rec.successor)
-                    .map_err(|_| StoreError::Corrupt(format!("successor of {current}")))?;
+                    .map_err(|e| StoreError::corrupt_from(format!("successor of {current}"), e))?;
             }
             _ => {
                 return Err(StoreError::AgencyInactive {

@@ -95,7 +95,7 @@ fn withdraw_if_queued(
     state.state = TransportState::Withdrawn as i32;
     state.state_at_unix_ms = p.time_unix_ms;
     p.put(keys::recipient(rec.hub_id, agency), state.encode_to_vec());
-    let code = AgencyCode::parse(agency).map_err(|_| StoreError::Corrupt(format!("agency code {agency}")))?;
+    let code = AgencyCode::parse(agency).map_err(|e| StoreError::corrupt_from(format!("agency code {agency}"), e))?;
     let mut r = document_receipt(ReceiptEvent::Withdrawn, actor, rec, &code, state.attempts);
     r.detail = why.to_string();
     p.append_receipt(r)?;
@@ -192,7 +192,7 @@ pub(super) fn precheck(
 pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Result<Sent, StoreError> {
     let idem = keys::idempotency(doc.from.as_str(), &doc.document_id);
     if let Some(v) = p.get(&idem)? {
-        let hub_id = keys::u64_value(&v).ok_or_else(|| StoreError::Corrupt("idempotency key".into()))?;
+        let hub_id = keys::u64_value(&v).ok_or_else(|| StoreError::corrupt("idempotency key"))?;
         let rec = document(p, hub_id)?;
         if rec.content_sha256 != doc.content_sha256 {
             return Err(StoreError::Conflict {
@@ -233,7 +233,7 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
                 from: doc.from.to_string(),
                 document_id: doc.reference_document_id.clone(),
             })?;
-            let orig_id = keys::u64_value(&v).ok_or_else(|| StoreError::Corrupt("idempotency key".into()))?;
+            let orig_id = keys::u64_value(&v).ok_or_else(|| StoreError::corrupt("idempotency key"))?;
             let orig = document(p, orig_id)?;
             if !matches!(business, BusinessType::Update) {
                 if let Some(stranger) = to.iter().find(|t| !orig.recipients.iter().any(|r| r == t.as_str())) {
@@ -375,7 +375,7 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
     let mut notify = Vec::with_capacity(receivers.len());
     for r in &receivers {
         enqueue_copy(p, r, &rec, deadlines)?;
-        notify.push(AgencyCode::parse(r).map_err(|_| StoreError::Corrupt(format!("agency code {r}")))?);
+        notify.push(AgencyCode::parse(r).map_err(|e| StoreError::corrupt_from(format!("agency code {r}"), e))?);
     }
     Ok(Sent {
         hub_id,
@@ -397,7 +397,7 @@ pub(super) fn report_status(p: &mut Pending<'_>, r: StatusReport) -> Result<(u64
     let v = p
         .get(&keys::idempotency(r.document_from.as_str(), &r.document_id))?
         .ok_or_else(unknown)?;
-    let hub_id = keys::u64_value(&v).ok_or_else(|| StoreError::Corrupt("idempotency key".into()))?;
+    let hub_id = keys::u64_value(&v).ok_or_else(|| StoreError::corrupt("idempotency key"))?;
     let rec = document(p, hub_id)?;
     let code =
         StatusCode::try_from(r.code).map_err(|_| StoreError::InvalidArgument(format!("status code {}", r.code)))?;
@@ -433,7 +433,7 @@ pub(super) fn report_status(p: &mut Pending<'_>, r: StatusReport) -> Result<(u64
                 expect_reply(p, hub_id, &to)?;
                 enqueue(p, &to, hub_id, rec.priority, Some(index), 0);
             }
-            notify.push(AgencyCode::parse(&to).map_err(|_| StoreError::Corrupt(format!("agency code {to}")))?);
+            notify.push(AgencyCode::parse(&to).map_err(|e| StoreError::corrupt_from(format!("agency code {to}"), e))?);
         }
         return Ok((index, notify));
     }

@@ -129,7 +129,7 @@ pub(super) fn collect(
     let mut collected = 0;
     for k in candidates {
         let (Some(time), Some(sha)) = (k.get(1..9).and_then(keys::u64_value), k.get(9..)) else {
-            return Err(StoreError::Corrupt("collectable payload key".into()));
+            return Err(StoreError::corrupt("collectable payload key"));
         };
         let sha = sha.to_vec();
         let refs_key = keys::payload_refs(&sha);
@@ -168,7 +168,7 @@ pub(super) fn collect(
         let dir = cache.path.join("payloads");
         if let Err(e) = std::fs::File::open(&dir).and_then(|d| d.sync_all()) {
             if e.kind() != std::io::ErrorKind::NotFound {
-                return Err(StoreError::Unavailable(format!("{}: {e}", dir.display())));
+                return Err(StoreError::unavailable(format!("{}: {e}", dir.display())));
             }
         }
     }
@@ -192,14 +192,14 @@ pub(super) fn count_refs(tree: &sled::Tree, data_dir: &std::path::Path, now: i64
     for t in [tag::OUTBOX, tag::DEAD] {
         for kv in tree.scan_prefix([t]) {
             let (_, v) = kv?;
-            let e = OutboxEntry::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("outbox entry".into()))?;
+            let e = OutboxEntry::decode(v.as_ref()).map_err(|e| StoreError::corrupt_from("outbox entry", e))?;
             if e.status_receipt.is_some() {
                 continue;
             }
             let d = tree
                 .get(keys::document(e.hub_id))?
-                .ok_or_else(|| StoreError::Corrupt(format!("document {}", e.hub_id)))?;
-            let d = DocumentRecord::decode(d.as_ref()).map_err(|_| StoreError::Corrupt("document".into()))?;
+                .ok_or_else(|| StoreError::corrupt(format!("document {}", e.hub_id)))?;
+            let d = DocumentRecord::decode(d.as_ref()).map_err(|e| StoreError::corrupt_from("document", e))?;
             if !d.external_payload && !d.body.is_empty() {
                 continue; // in the body log, not counted (see `add_ref`)
             }

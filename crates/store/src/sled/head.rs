@@ -50,12 +50,12 @@ pub(crate) struct Recorded {
 impl Recorded {
     /// From a signed head (its size and root are read from its own bytes).
     pub(crate) fn from_signed(sth: &SignedTreeHead) -> Result<Recorded, StoreError> {
-        let th = TreeHead::decode(sth.tree_head.as_slice()).map_err(|_| StoreError::Corrupt("tree head".into()))?;
+        let th = TreeHead::decode(sth.tree_head.as_slice()).map_err(|e| StoreError::corrupt_from("tree head", e))?;
         let root: Hash = th
             .root_hash
             .as_slice()
             .try_into()
-            .map_err(|_| StoreError::Corrupt("tree head root".into()))?;
+            .map_err(|e| StoreError::corrupt_from("tree head root", e))?;
         Ok(Recorded {
             size: th.tree_size,
             root,

@@ -231,8 +231,8 @@ pub(super) fn read(
                 .checked_sub(4)
                 .and_then(|at| k[at..].try_into().ok())
                 .map(u32::from_be_bytes)
-                .ok_or_else(|| StoreError::Corrupt("indicator key".into()))?;
-            let counts = Counts::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("indicator counts".into()))?;
+                .ok_or_else(|| StoreError::corrupt("indicator key"))?;
+            let counts = Counts::decode(v.as_ref()).map_err(|e| StoreError::corrupt_from("indicator counts", e))?;
             out.push(IndicatorRow {
                 agency: code.to_string(),
                 day: i64::from(day),

@@ -97,7 +97,7 @@ pub(super) fn node<V: AsRef<[u8]>>(
 }
 
 fn corrupt(what: &str) -> StoreError {
-    StoreError::Corrupt(what.to_string())
+    StoreError::corrupt(what)
 }
 
 #[cfg(test)]

@@ -128,7 +128,7 @@ impl BodyFiles {
         }
         let path = segment_path(&self.dir, segment);
         let f = Arc::new(
-            File::open(&path).map_err(|e| StoreError::Corrupt(format!("body segment {}: {e}", path.display())))?,
+            File::open(&path).map_err(|e| StoreError::corrupt(format!("body segment {}: {e}", path.display())))?,
         );
         self.open.write_locked().insert(segment, f.clone());
         Ok(f)
@@ -139,10 +139,10 @@ impl BodyFiles {
         let f = self.file(r.segment)?;
         let mut buf = vec![0u8; RECORD_HEADER as usize + r.len as usize];
         f.read_exact_at(&mut buf, r.offset)
-            .map_err(|e| StoreError::Corrupt(format!("body at {}/{}: {e}", r.segment, r.offset)))?;
+            .map_err(|e| StoreError::corrupt(format!("body at {}/{}: {e}", r.segment, r.offset)))?;
         match check_record(&buf) {
             Some((KIND_BODY, len)) if len == r.len as usize => Ok(buf.split_off(RECORD_HEADER as usize)),
-            _ => Err(StoreError::Corrupt(format!(
+            _ => Err(StoreError::corrupt(format!(
                 "body at {}/{} fails its checksum",
                 r.segment, r.offset
             ))),
@@ -871,7 +871,7 @@ fn create_segment(dir: &Path, n: u32) -> Result<(u32, File), StoreError> {
 }
 
 fn io_error(path: &Path, e: io::Error) -> StoreError {
-    StoreError::Unavailable(format!("{}: {e}", path.display()))
+    StoreError::unavailable(format!("{}: {e}", path.display()))
 }
 
 #[cfg(test)]

@@ -143,8 +143,8 @@ impl Handles {
     pub(super) fn both(&self) -> Result<(sled::Db, sled::Tree), StoreError> {
         let g = self.0.read_locked();
         g.clone().ok_or_else(|| {
-            StoreError::Unavailable(
-                "the store's database is closed after a write failure and could not be reopened yet".into(),
+            StoreError::unavailable(
+                "the store's database is closed after a write failure and could not be reopened yet",
             )
         })
     }
@@ -179,7 +179,7 @@ impl Cache {
         agencies.clear();
         for kv in tree.scan_prefix([tag::AGENCY]) {
             let (_, v) = kv?;
-            let a = AgencyRecord::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("agency".into()))?;
+            let a = AgencyRecord::decode(v.as_ref()).map_err(|e| StoreError::corrupt_from("agency", e))?;
             agencies.insert(a.code.clone(), a);
         }
         let mut queued = self.queued.locked();
@@ -321,7 +321,7 @@ impl SledStore {
                 let from = replicated::applied(&tree)?;
                 let last = r.last()?;
                 if from > last {
-                    return Err(StoreError::Corrupt(format!(
+                    return Err(StoreError::corrupt(format!(
                         "{}: this local view reflects {from} log entries but the shared log holds {last}: the log \
                          was reset or this directory belongs to another log; start with an empty data_dir",
                         opts.path.display()
@@ -336,7 +336,7 @@ impl SledStore {
             }
         };
         let mut meta = match tree.get(keys::meta())? {
-            Some(v) => Meta::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("meta".into()))?,
+            Some(v) => Meta::decode(v.as_ref()).map_err(|e| StoreError::corrupt_from("meta", e))?,
             None => Meta {
                 next_hub_id: 1,
                 payload_refs_counted: true,
@@ -397,7 +397,7 @@ impl SledStore {
         let handle = std::thread::Builder::new()
             .name("truc-store-writer".into())
             .spawn(move || writer.run(rx))
-            .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
+            .map_err(|e| StoreError::unavailable_from("cannot start the writer thread", e))?;
         drop(tree);
         let store = Arc::new(SledStore {
             handles,
@@ -521,7 +521,7 @@ pub(super) fn open_db(config: &sled::Config, path: &Path) -> Result<sled::Db, St
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
             Err(sled::Error::Io(e)) if is_lock_error(&e) => {
-                return Err(StoreError::Unavailable(format!(
+                return Err(StoreError::unavailable(format!(
                     "{} is in use by another trucd (could not lock it)",
                     path.display()
                 )))
@@ -547,15 +547,15 @@ pub(crate) fn with_body_inline(
     if key.first() != Some(&tag::DOCUMENT) {
         return Ok((value, None));
     }
-    let mut rec = DocumentRecord::decode(value.as_slice()).map_err(|_| StoreError::Corrupt("document".into()))?;
+    let mut rec = DocumentRecord::decode(value.as_slice()).map_err(|e| StoreError::corrupt_from("document", e))?;
     if rec.body.is_empty() {
         return Ok((value, None));
     }
     let at = log::BodyRef::decode(&rec.body)
-        .ok_or_else(|| StoreError::Corrupt(format!("body of document {}", rec.hub_id)))?;
+        .ok_or_else(|| StoreError::corrupt(format!("body of document {}", rec.hub_id)))?;
     let body = log::BodyFiles::at(path).read(at)?;
     let doc = truc_proto::v1::SignedDocument::decode(body.as_slice())
-        .map_err(|_| StoreError::Corrupt(format!("body of document {}", rec.hub_id)))?;
+        .map_err(|e| StoreError::corrupt_from(format!("body of document {}", rec.hub_id), e))?;
     rec.body = Vec::new();
     rec.header = doc.header;
     rec.signature = doc.signature;
@@ -571,7 +571,7 @@ fn is_lock_error(e: &std::io::Error) -> bool {
 
 fn open_error(path: &Path, e: sled::Error) -> StoreError {
     match e {
-        sled::Error::Io(io) => StoreError::Unavailable(format!("cannot open {}: {io}", path.display())),
+        sled::Error::Io(io) => StoreError::unavailable(format!("cannot open {}: {io}", path.display())),
         sled::Error::Corruption { at, .. } => StoreError::Damaged(crate::Damage {
             file: path.join("db"),
             offset: at.map(|a| a.lid()),
@@ -579,7 +579,7 @@ fn open_error(path: &Path, e: sled::Error) -> StoreError {
             lost: "the hub's state held there (agencies, queues, receipts)".into(),
             repairable: false,
         }),
-        other => StoreError::Unavailable(format!("cannot open {}: {other}", path.display())),
+        other => StoreError::unavailable(format!("cannot open {}: {other}", path.display())),
     }
 }
 

@@ -299,7 +299,7 @@ pub(super) fn require_active(p: &Pending<'_>, cache: &Cache, code: &AgencyCode) 
 
 pub(super) fn document(p: &Pending<'_>, hub_id: u64) -> Result<DocumentRecord, StoreError> {
     p.get_msg(&keys::document(hub_id), "document")?
-        .ok_or_else(|| StoreError::Corrupt(format!("document {hub_id}")))
+        .ok_or_else(|| StoreError::corrupt(format!("document {hub_id}")))
 }
 
 pub(super) fn recipient_state(p: &Pending<'_>, hub_id: u64, code: &str) -> Result<Option<RecipientState>, StoreError> {
@@ -332,7 +332,7 @@ fn notice_code(p: &Pending<'_>, entry: &OutboxEntry) -> Result<i32, StoreError> 
     let Some(value) = p.get(&keys::receipt(index))? else {
         return Ok(0);
     };
-    let r = Receipt::decode(super::leaves::receipt(&value)?).map_err(|_| StoreError::Corrupt("receipt".into()))?;
+    let r = Receipt::decode(super::leaves::receipt(&value)?).map_err(|e| StoreError::corrupt_from("receipt", e))?;
     Ok(r.status_code)
 }
 
@@ -436,8 +436,8 @@ fn dead_letters(p: &Pending<'_>, agency: &AgencyCode, ids: &[u64]) -> Result<Vec
     if ids.is_empty() {
         for kv in p.scan(&keys::queue_prefix(tag::DEAD, agency.as_str()))? {
             let (k, v) = kv;
-            let id = keys::queue_item_id(&k).ok_or_else(|| StoreError::Corrupt("dead letter key".into()))?;
-            let e = OutboxEntry::decode(v.as_slice()).map_err(|_| StoreError::Corrupt("dead letter".into()))?;
+            let id = keys::queue_item_id(&k).ok_or_else(|| StoreError::corrupt("dead letter key"))?;
+            let e = OutboxEntry::decode(v.as_slice()).map_err(|e| StoreError::corrupt_from("dead letter", e))?;
             out.push((id, e));
         }
         return Ok(out);

@@ -99,7 +99,7 @@ impl<'t> Pending<'t> {
             None => Ok(None),
             Some(v) => M::decode(v.as_slice())
                 .map(Some)
-                .map_err(|_| StoreError::Corrupt(what.to_string())),
+                .map_err(|e| StoreError::corrupt_from(what, e)),
         }
     }
 

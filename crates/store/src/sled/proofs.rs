@@ -11,7 +11,7 @@ use crate::keys::{self, tag};
 use crate::StoreError;
 
 fn decode_head(v: &[u8], size: u64) -> Result<SignedTreeHead, StoreError> {
-    SignedTreeHead::decode(v).map_err(|_| StoreError::Corrupt(format!("tree head {size}")))
+    SignedTreeHead::decode(v).map_err(|e| StoreError::corrupt_from(format!("tree head {size}"), e))
 }
 
 /// The signed tree head of the batch that appended leaf `index`: the first
@@ -23,7 +23,7 @@ pub(super) fn batch_tree_head(tree: &sled::Tree, index: u64) -> Result<(SignedTr
         .range(start..=end)
         .next()
         .transpose()?
-        .ok_or_else(|| StoreError::Corrupt(format!("tree head covering receipt {index}")))?;
+        .ok_or_else(|| StoreError::corrupt(format!("tree head covering receipt {index}")))?;
     let size = keys::queue_item_id(&k).unwrap_or(0);
     Ok((decode_head(&v, size)?, size))
 }
@@ -65,7 +65,7 @@ pub(super) fn tree_heads(tree: &sled::Tree, from: u64, limit: usize) -> Result<(
 pub(super) fn receipt_bytes(tree: &sled::Tree, index: u64) -> Result<Vec<u8>, StoreError> {
     let value = tree
         .get(keys::receipt(index))?
-        .ok_or_else(|| StoreError::Corrupt(format!("receipt {index}")))?;
+        .ok_or_else(|| StoreError::corrupt(format!("receipt {index}")))?;
     Ok(leaves::receipt(&value)?.to_vec())
 }
 

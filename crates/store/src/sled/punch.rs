@@ -167,7 +167,7 @@ impl Work {
         let replay_from = match tree.get(keys::meta())? {
             Some(v) => {
                 Meta::decode(v.as_ref())
-                    .map_err(|_| StoreError::Corrupt("meta".into()))?
+                    .map_err(|e| StoreError::corrupt_from("meta", e))?
                     .log_segment
             }
             None => 0,

@@ -46,14 +46,14 @@ fn recipients(p: &Pending<'_>, hub_id: u64) -> Result<Vec<(String, RecipientStat
         .into_iter()
         .map(|(k, v)| {
             let agency = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-            let s = RecipientState::decode(v.as_slice()).map_err(|_| StoreError::Corrupt("recipient state".into()))?;
+            let s = RecipientState::decode(v.as_slice()).map_err(|e| StoreError::corrupt_from("recipient state", e))?;
             Ok((agency, s))
         })
         .collect()
 }
 
 fn agency_code(code: &str) -> Result<AgencyCode, StoreError> {
-    AgencyCode::parse(code).map_err(|_| StoreError::Corrupt(format!("agency code {code}")))
+    AgencyCode::parse(code).map_err(|e| StoreError::corrupt_from(format!("agency code {code}"), e))
 }
 
 /// Quarantine document `hub_id` (see the module docs).
@@ -126,7 +126,7 @@ pub(super) fn quarantine_payload_file(cache: &Cache, sha256: &[u8]) -> Result<Op
     let name = truc_core::hex(sha256);
     let from = cache.path.join("payloads").join(&name);
     let dir = cache.path.join("quarantine");
-    let io = |p: &Path, e: std::io::Error| StoreError::Unavailable(format!("{}: {e}", p.display()));
+    let io = |p: &Path, e: std::io::Error| StoreError::unavailable(format!("{}: {e}", p.display()));
     std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
     let to = dir.join(format!("{name}.{}", truc_core::now_unix_ms()));
     match std::fs::rename(&from, &to) {

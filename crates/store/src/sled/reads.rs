@@ -16,8 +16,8 @@ use crate::{PayloadRef, QueueEntry, QueueStats, QueuedItem, ReceiptFilter, Recei
 pub(super) fn document(tree: &sled::Tree, hub_id: u64) -> Result<DocumentRecord, StoreError> {
     let v = tree
         .get(keys::document(hub_id))?
-        .ok_or_else(|| StoreError::Corrupt(format!("document {hub_id}")))?;
-    DocumentRecord::decode(v.as_ref()).map_err(|_| StoreError::Corrupt(format!("document {hub_id}")))
+        .ok_or_else(|| StoreError::corrupt(format!("document {hub_id}")))?;
+    DocumentRecord::decode(v.as_ref()).map_err(|e| StoreError::corrupt_from(format!("document {hub_id}"), e))
 }
 
 fn hub_id_of(tree: &sled::Tree, from: &AgencyCode, document_id: &str) -> Result<Option<u64>, StoreError> {
@@ -108,11 +108,11 @@ fn collect(
             break;
         }
         let (k, v) = kv?;
-        let id = keys::queue_item_id(&k).ok_or_else(|| StoreError::Corrupt("queue key".into()))?;
+        let id = keys::queue_item_id(&k).ok_or_else(|| StoreError::corrupt("queue key"))?;
         if skip.contains(&id) {
             continue;
         }
-        let entry = OutboxEntry::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("outbox entry".into()))?;
+        let entry = OutboxEntry::decode(v.as_ref()).map_err(|e| StoreError::corrupt_from("outbox entry", e))?;
         if let Some(index) = entry.status_receipt {
             let rec = document(tree, entry.hub_id)?;
             out.push(QueuedItem {
@@ -167,7 +167,7 @@ pub(super) fn track(
     for kv in tree.scan_prefix(&prefix) {
         let (k, v) = kv?;
         let agency = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-        let s = RecipientState::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("recipient state".into()))?;
+        let s = RecipientState::decode(v.as_ref()).map_err(|e| StoreError::corrupt_from("recipient state", e))?;
         recipients.push(RecipientTrack {
             agency,
             state: s.state,
@@ -202,7 +202,7 @@ fn is_party(tree: &sled::Tree, hub_id: u64, agency: &AgencyCode) -> Result<bool,
 fn receipt_time(tree: &sled::Tree, index: u64) -> Result<i64, StoreError> {
     let bytes = proofs::receipt_bytes(tree, index)?;
     Ok(Receipt::decode(bytes.as_slice())
-        .map_err(|_| StoreError::Corrupt(format!("receipt {index}")))?
+        .map_err(|e| StoreError::corrupt_from(format!("receipt {index}"), e))?
         .time_unix_ms)
 }
 
@@ -307,7 +307,7 @@ fn index_scan(tree: &sled::Tree, prefix: &[u8], start: u64) -> impl Iterator<Ite
         .take_while(move |kv| kv.as_ref().map(|(k, _)| k.starts_with(&prefix)).unwrap_or(true))
         .map(|kv| {
             let (k, _) = kv?;
-            keys::queue_item_id(&k).ok_or_else(|| StoreError::Corrupt("receipt index key".into()))
+            keys::queue_item_id(&k).ok_or_else(|| StoreError::corrupt("receipt index key"))
         })
 }
 
@@ -327,7 +327,7 @@ pub(super) fn queue_stats(tree: &sled::Tree, agency: &AgencyCode, now: i64) -> R
         let Some(first) = items.next().transpose()? else {
             continue;
         };
-        let decode = |v: &[u8]| OutboxEntry::decode(v).map_err(|_| StoreError::Corrupt("outbox entry".into()));
+        let decode = |v: &[u8]| OutboxEntry::decode(v).map_err(|e| StoreError::corrupt_from("outbox entry", e));
         let entry = decode(&first.1)?;
         if s.oldest_enqueued_unix_ms == 0 || entry.enqueued_at_unix_ms < s.oldest_enqueued_unix_ms {
             s.oldest_enqueued_unix_ms = entry.enqueued_at_unix_ms;
@@ -344,7 +344,7 @@ pub(super) fn queue_stats(tree: &sled::Tree, agency: &AgencyCode, now: i64) -> R
                 continue;
             };
             let state =
-                RecipientState::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("recipient state".into()))?;
+                RecipientState::decode(v.as_ref()).map_err(|e| StoreError::corrupt_from("recipient state", e))?;
             if state.delivery_deadline_unix_ms > 0 && now > state.delivery_deadline_unix_ms {
                 s.overdue_urgent += 1;
             }
@@ -369,8 +369,8 @@ pub(super) fn queue_page(
         if !k.starts_with(&prefix) || out.len() >= limit {
             break;
         }
-        let id = keys::queue_item_id(&k).ok_or_else(|| StoreError::Corrupt("queue key".into()))?;
-        let e = OutboxEntry::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("outbox entry".into()))?;
+        let id = keys::queue_item_id(&k).ok_or_else(|| StoreError::corrupt("queue key"))?;
+        let e = OutboxEntry::decode(v.as_ref()).map_err(|e| StoreError::corrupt_from("outbox entry", e))?;
         let rec = match docs.entry(e.hub_id) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
             std::collections::hash_map::Entry::Vacant(slot) => slot.insert(document(tree, e.hub_id)?),
@@ -428,7 +428,7 @@ pub(super) fn signed_document(
     if !rec.body.is_empty() {
         let at = BodyRef::decode(&rec.body).ok_or_else(|| damaged("its body reference does not decode".into()))?;
         let bytes = bodies.read(at).map_err(|e| match e {
-            StoreError::Corrupt(what) => damaged(what),
+            StoreError::Corrupt { what, .. } => damaged(what),
             other => other,
         })?;
         return SignedDocument::decode(bytes.as_slice()).map_err(|_| damaged("its body does not decode".into()));

@@ -315,7 +315,7 @@ pub(super) fn mark_checked(db: &sled::Db, tree: &sled::Tree, path: &Path) -> Res
 
 pub(super) fn read_meta(tree: &sled::Tree) -> Result<Option<Meta>, StoreError> {
     tree.get(keys::meta())?
-        .map(|v| Meta::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("meta".into())))
+        .map(|v| Meta::decode(v.as_ref()).map_err(|e| StoreError::corrupt_from("meta", e)))
         .transpose()
 }
 

@@ -55,7 +55,7 @@ pub(super) fn catch_up(
                 match (c.key.first().copied(), &c.value) {
                     (Some(tag::AGENCY), Some(v)) => agencies.push(
                         AgencyRecord::decode(v.as_slice())
-                            .map_err(|_| StoreError::Corrupt(format!("agency in {s}")))?,
+                            .map_err(|e| StoreError::corrupt_from(format!("agency in {s}"), e))?,
                     ),
                     (Some(tag::AGENCY), None) => agencies.push(super::agencies::removal(
                         String::from_utf8_lossy(&c.key[1..]).into_owned(),

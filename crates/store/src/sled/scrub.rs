@@ -408,7 +408,7 @@ fn log(tree: &sled::Tree, pace: &mut Pace<'_>, report: &mut ScrubReport) -> Resu
             }
             let (_, left) = frontier
                 .pop()
-                .ok_or_else(|| StoreError::Corrupt("scrub: merkle frontier".into()))?;
+                .ok_or_else(|| StoreError::corrupt("scrub: merkle frontier"))?;
             hash = merkle::node_hash(&left, &hash);
             level += 1;
             i >>= 1;

@@ -51,7 +51,7 @@ impl Committed {
     /// recorded it and its inclusion proof against that head.
     pub(super) fn proven_receipt(&self, index: u64) -> Result<ProvenReceipt, StoreError> {
         if index >= self.tree_size {
-            return Err(StoreError::Corrupt(format!("receipt {index} beyond the log")));
+            return Err(StoreError::corrupt(format!("receipt {index} beyond the log")));
         }
         let (Some(head), Some(bytes)) = (&self.head, self.receipts.get(&index)) else {
             // From an earlier batch (a duplicate Send): read it back.
@@ -138,7 +138,7 @@ impl Writer {
     fn commit(&mut self, ops: impl Iterator<Item = Op>) {
         let started = std::time::Instant::now();
         if let Some(why) = &self.halted {
-            let e = StoreError::Unavailable(format!("{why}; the hub refuses changes until an operator acts"));
+            let e = StoreError::unavailable(format!("{why}; the hub refuses changes until an operator acts"));
             let tree = self.tree.clone();
             let mut pending = Pending::new(&tree, self.meta.clone(), self.log.begin(), &self.reopen.opts);
             for op in ops {
@@ -155,7 +155,7 @@ impl Writer {
         }
         if let Some(why) = &self.poisoned {
             self.health.set(Some(why.clone()));
-            let e = StoreError::Unavailable(format!("{why}; nothing of this request was stored, retry later"));
+            let e = StoreError::unavailable(format!("{why}; nothing of this request was stored, retry later"));
             let tree = self.tree.clone();
             let mut pending = Pending::new(&tree, self.meta.clone(), self.log.begin(), &self.reopen.opts);
             for op in ops {
@@ -185,7 +185,7 @@ impl Writer {
         if let Some(h) = self.pending_head.take() {
             if let Err(e) = self.head_file.record(&h) {
                 self.pending_head = Some(h);
-                let e = StoreError::Unavailable(format!(
+                let e = StoreError::unavailable(format!(
                     "cannot record the last signed tree head ({e}); nothing of this request was stored"
                 ));
                 let tree = self.tree.clone();
@@ -391,7 +391,7 @@ impl Writer {
     fn recover(&mut self) -> Result<(), StoreError> {
         let why = self.poisoned.clone().unwrap_or_default();
         if self.reopen.last_try.is_some_and(|t| t.elapsed() < REOPEN_EVERY) {
-            return Err(StoreError::Unavailable(why));
+            return Err(StoreError::unavailable(why));
         }
         self.reopen.last_try = Some(std::time::Instant::now());
         let mut slot = self.handles.take();
@@ -456,7 +456,7 @@ impl Writer {
             self.events.as_deref(),
         )?;
         if let Some(v) = self.tree.get(keys::meta())? {
-            self.meta = Meta::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("meta".into()))?;
+            self.meta = Meta::decode(v.as_ref()).map_err(|e| StoreError::corrupt_from("meta", e))?;
         }
         Ok(())
     }
@@ -470,10 +470,11 @@ pub(super) fn reply<T>(tx: oneshot::Sender<Result<T, StoreError>>, r: Result<T, 
 /// The store error for a failed commit, as each waiting request sees it.
 pub(super) fn commit_error(e: &StoreError) -> StoreError {
     match e {
-        StoreError::Corrupt(what) => StoreError::Corrupt(what.clone()),
+        StoreError::Corrupt { what, .. } => StoreError::corrupt(what.clone()),
         StoreError::Damaged(d) => StoreError::Damaged(d.clone()),
         StoreError::OutcomeUnknown(what) => StoreError::OutcomeUnknown(what.clone()),
-        other => StoreError::Unavailable(other.to_string()),
+        // Each waiting request gets its own error: the cause as text.
+        other => StoreError::unavailable(truc_core::error_chain(other)),
     }
 }
 
