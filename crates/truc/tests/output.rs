@@ -101,6 +101,7 @@ impl Hub {
             .env_remove("TRUC_HUB")
             .env_remove("TRUC_IDENTITY")
             .env_remove("TRUC_CONTEXT")
+            .env_remove("TRUC_UTC_OFFSET")
             .env("TRUC_CONTEXTS", self.tmp.path().join("contexts.json"))
             .env("NO_COLOR", "1")
             .output()

@@ -138,7 +138,7 @@ async fn heads(a: HeadsArgs) -> anyhow::Result<()> {
         })
     };
     if a.conn.format() == output::Format::Jsonl {
-        heads.iter().for_each(|h| println!("{}", row(h)));
+        heads.iter().for_each(|h| output::json_line(row(h)));
         return Ok(());
     }
     let table = |headers: bool| {
@@ -270,7 +270,7 @@ async fn receipts(a: ReceiptsArgs) -> anyhow::Result<()> {
         json!({
             "index": r.index, "time_unix_ms": r.time_unix_ms, "event": output::event(r.event),
             "actor": r.actor, "document_from": r.from, "document_id": r.document_id,
-            "recipient": r.recipient, "status_code": r.status_code, "description": r.description,
+            "recipient": r.recipient, "status_code": output::status_code(r.status_code), "description": r.description,
             "detail": r.detail,
         })
     };
@@ -401,7 +401,7 @@ async fn watch(a: WatchArgs) -> anyhow::Result<()> {
             "time_unix_ms": s.time_unix_ms, "previous_size": previous,
         });
         match format {
-            output::Format::Json | output::Format::Jsonl => println!("{v}"),
+            output::Format::Json | output::Format::Jsonl => output::json_line(v),
             output::Format::Csv => print!("{}", output::csv(&columns, &[v], false)),
             output::Format::Table => println!("{text}"),
         }

@@ -69,6 +69,14 @@ Exit codes:
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Show times in UTC. Without it every table shows times in the axis's
+    /// local time with its offset (`2026-12-06 17:15:02 +07:00`): the offset
+    /// the hub reports where a command asks it (`truc stats`), else
+    /// TRUC_UTC_OFFSET (e.g. +07:00), else +07:00. JSON keeps each
+    /// `*_unix_ms` and adds the same time as RFC 3339 with its offset beside
+    /// it (`accepted_at_unix_ms` and `accepted_at`).
+    #[arg(long, global = true)]
+    utc: bool,
 }
 
 /// How to reach the hub, as whom, and how to print.
@@ -298,6 +306,9 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Err(e) = output::init_zone(cli.utc) {
+        return fail(&errors::classify(&e), json);
+    }
     let result = rt.block_on(async move {
         match cli.command {
             Command::Demo(a) => demo::run(a).await,
@@ -538,6 +549,7 @@ mod tests {
         let format = |line: &str| match Cli::try_parse_from(line.split(' ')) {
             Ok(Cli {
                 command: Command::Ops(ops::OpsCommand::Status { conn }),
+                ..
             }) => Ok((conn.format(), conn.out.headers())),
             Ok(_) => unreachable!(),
             Err(e) => Err(e.kind()),
