@@ -597,14 +597,11 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
         _ => None,
     };
     if a.conn.format() == output::Format::Json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "documents": count, "status_notices": notices, "deliveries": collected,
-                "leased_elsewhere": held.as_ref().map_or(0, |h| h.leased),
-                "leased_until_unix_ms": held.as_ref().map(|h| h.next_lease_end_unix_ms),
-            })
-        );
+        output::json_line(serde_json::json!({
+            "documents": count, "status_notices": notices, "deliveries": collected,
+            "leased_elsewhere": held.as_ref().map_or(0, |h| h.leased),
+            "leased_until_unix_ms": held.as_ref().map(|h| h.next_lease_end_unix_ms),
+        }));
     } else if a.conn.format() == output::Format::Table {
         println!("{count} document(s) and {notices} status notice(s) received");
     }
@@ -687,7 +684,7 @@ async fn save(
     meta["hub_document_id"] = d.hub_document_id.into();
     meta["signature"] = truc_core::hex(&doc.signature).into();
     meta["header_bytes"] = truc_core::hex(&doc.header).into();
-    write_durably(&header_file, serde_json::to_string_pretty(&meta)?.as_bytes())?;
+    write_durably(&header_file, serde_json::to_string_pretty(&output::stamp(meta))?.as_bytes())?;
     Ok((h, base, false))
 }
 

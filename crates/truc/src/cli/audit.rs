@@ -72,7 +72,7 @@ pub(crate) struct ReceiptsArgs {
     #[arg(long, value_name = "CODE", value_parser = super::agency_code)]
     agency: Option<String>,
     /// Receipts at or after T: Unix ms, or YYYY-MM-DD[THH:MM[:SS[.mmm]]][Z|±HH:MM] (UTC unless an offset is
-    /// given).
+    /// given; a time as tables print it, `2026-12-06 17:15:02 +07:00`, works too).
     #[arg(long, value_name = "T", value_parser = parse_since)]
     since: Option<i64>,
     /// Receipts at or before T (same forms; a date alone means its end).
@@ -501,7 +501,10 @@ fn parse_time(s: &str, end_of_day: bool) -> Result<i64, String> {
     let Some(rest) = rest else {
         return Ok(if end_of_day { midnight + 86_399_999 } else { midnight });
     };
-    // Split off the zone: Z, or a final ±HH:MM.
+    // Split off the zone: Z, or a final ±HH:MM; also as tables print it,
+    // after a space (`17:15:02 +07:00`, `10:15:02 UTC`).
+    let rest = rest.strip_suffix(" UTC").map(|c| format!("{c}Z")).unwrap_or_else(|| rest.to_string());
+    let rest = rest.as_str();
     let (clock, offset_ms) = if let Some(c) = rest.strip_suffix(['Z', 'z']) {
         (c, 0)
     } else if rest.len() > 6 && matches!(rest.as_bytes()[rest.len() - 6], b'+' | b'-') {
@@ -512,6 +515,7 @@ fn parse_time(s: &str, end_of_day: bool) -> Result<i64, String> {
     } else {
         (rest, 0)
     };
+    let clock = clock.strip_suffix(' ').unwrap_or(clock);
     let (hms, frac) = match clock.split_once('.') {
         Some((hms, f)) if !f.is_empty() && f.len() <= 9 => {
             let digits = format!("{f:0<3}");
@@ -555,10 +559,11 @@ mod tests {
         ] {
             assert!(parse_time(bad, false).is_err(), "{bad:?}");
         }
-        // Round trip with the printer.
-        assert_eq!(
-            output::time(parse_time("2031-07-04T09:08:07Z", false).unwrap()),
-            "2031-07-04 09:08:07 UTC"
-        );
+        // Round trip with the printer, local and UTC.
+        let t = parse_time("2031-07-04T09:08:07Z", false).unwrap();
+        assert_eq!(output::time_in(t, None), "2031-07-04 09:08:07 UTC");
+        assert_eq!(output::time_in(t, Some(420)), "2031-07-04 16:08:07 +07:00");
+        assert_eq!(parse_time("2031-07-04 16:08:07 +07:00", false), Ok(t));
+        assert_eq!(parse_time("2031-07-04 09:08:07 UTC", false), Ok(t));
     }
 }
