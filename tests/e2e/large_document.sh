@@ -415,7 +415,7 @@ for code in "$RCPT1" "$RCPT2"; do
 done
 inbox_cmd "$SENDER"
 run_or_fail "inbox $SENDER" "${CMD[@]}"
-s=$(grep -c '"status":1,' "$T/out" || true)
+s=$(grep -c '"status":"01",' "$T/out" || true)
 [[ "$s" == 2 ]] || soft_fail "inbox $SENDER: $s status 01 (arrived) notices, expected 2 (one per recipient)"
 ((FAILED > f0)) || pass "nothing delivered again after the acks; the sender has one 01 (arrived) from each recipient"
 

@@ -96,7 +96,7 @@ pub fn document_id_warnings(
     }
     if let Some(d) = promulgation_date {
         if !d.is_standard() {
-            warn("PromulgationDate", format!("{d:?} is not a valid yyyy/MM/dd date"));
+            warn("PromulgationDate", format!("{:?} is not a valid yyyy/MM/dd date", d.to_string()));
         }
     }
     out
