@@ -66,24 +66,56 @@ async fn disagreements_are_warnings_in_the_acceptance() {
     let h26 = hub.agency(H26).await;
 
     // All in agreement: no warnings.
-    let ok = send(&g22, numbered(&format!("{G22},2026/12/06,12/VPCP-KSTT"), "12", "VPCP-KSTT", "2026/12/06"))
-        .await
-        .unwrap();
+    let ok = send(
+        &g22,
+        numbered(
+            &format!("{G22},2026/12/06,12/VPCP-KSTT"),
+            "12",
+            "VPCP-KSTT",
+            "2026/12/06",
+        ),
+    )
+    .await
+    .unwrap();
     assert!(ok.warnings.is_empty(), "{:?}", ok.warnings);
 
     // The id's date and number disagree with the header's: accepted, two warnings.
-    let r = send(&g22, numbered(&format!("{G22},2026/12/05,13/VPCP-KSTT"), "14", "VPCP-KSTT", "2026/12/06"))
-        .await
-        .unwrap();
+    let r = send(
+        &g22,
+        numbered(
+            &format!("{G22},2026/12/05,13/VPCP-KSTT"),
+            "14",
+            "VPCP-KSTT",
+            "2026/12/06",
+        ),
+    )
+    .await
+    .unwrap();
     assert!(!r.duplicate && r.hub_document_id > ok.hub_document_id);
     assert_eq!(r.warnings.len(), 2, "{:?}", r.warnings);
-    assert!(r.warnings[0].starts_with("document_id: date 2026/12/05 differs from the promulgation date 2026/12/06"), "{:?}", r.warnings);
-    assert!(r.warnings[1].starts_with("document_id: number/notation \"13/VPCP-KSTT\" differs"), "{:?}", r.warnings);
+    assert!(
+        r.warnings[0].starts_with("document_id: date 2026/12/05 differs from the promulgation date 2026/12/06"),
+        "{:?}",
+        r.warnings
+    );
+    assert!(
+        r.warnings[1].starts_with("document_id: number/notation \"13/VPCP-KSTT\" differs"),
+        "{:?}",
+        r.warnings
+    );
 
     // An impossible date, in the id and as the promulgation date.
-    let r = send(&g22, numbered(&format!("{G22},2026/02/30,15/VPCP-KSTT"), "15", "VPCP-KSTT", "2026/02/30"))
-        .await
-        .unwrap();
+    let r = send(
+        &g22,
+        numbered(
+            &format!("{G22},2026/02/30,15/VPCP-KSTT"),
+            "15",
+            "VPCP-KSTT",
+            "2026/02/30",
+        ),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         r.warnings,
         [

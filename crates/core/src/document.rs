@@ -507,7 +507,10 @@ mod tests {
         assert!(check_document_id_sender(&g22, "d1").is_ok());
         for other in ["000.00.00.H26,2026/12/06,1/UBND", "G22,2026/12/06,1/VPCP", ",x"] {
             let e = check_document_id_sender(&g22, other).unwrap_err().to_string();
-            assert!(e.contains("document_id must start with the sender's code \"000.00.00.G22,\""), "{e}");
+            assert!(
+                e.contains("document_id must start with the sender's code \"000.00.00.G22,\""),
+                "{e}"
+            );
         }
     }
 

@@ -96,7 +96,10 @@ pub fn document_id_warnings(
     }
     if let Some(d) = promulgation_date {
         if !d.is_standard() {
-            warn("PromulgationDate", format!("{:?} is not a valid yyyy/MM/dd date", d.to_string()));
+            warn(
+                "PromulgationDate",
+                format!("{:?} is not a valid yyyy/MM/dd date", d.to_string()),
+            );
         }
     }
     out
@@ -124,16 +127,32 @@ mod tests {
     #[test]
     fn each_disagreement_is_named() {
         let d = EdDate::parse("2026/12/05");
-        let w = reasons(&document_id_warnings("H26,2026/12/06,13/X", "G22", Some("12/X"), Some(&d)));
+        let w = reasons(&document_id_warnings(
+            "H26,2026/12/06,13/X",
+            "G22",
+            Some("12/X"),
+            Some(&d),
+        ));
         assert_eq!(w.len(), 3, "{w:#?}");
         assert!(w[0].contains("not the sender's code \"G22\""), "{w:#?}");
         assert!(w[1].contains("differs from the promulgation date 2026/12/05"), "{w:#?}");
         assert!(w[2].contains("\"13/X\" differs"), "{w:#?}");
-        let w = reasons(&document_id_warnings("G22,2026/02/30,1/X", "G22", None, Some(&EdDate::parse("2026/02/30"))));
+        let w = reasons(&document_id_warnings(
+            "G22,2026/02/30,1/X",
+            "G22",
+            None,
+            Some(&EdDate::parse("2026/02/30")),
+        ));
         assert_eq!(w.len(), 2, "{w:#?}");
-        assert!(w[0].starts_with("DocumentId: date \"2026/02/30\" is not a valid"), "{w:#?}");
+        assert!(
+            w[0].starts_with("DocumentId: date \"2026/02/30\" is not a valid"),
+            "{w:#?}"
+        );
         assert!(w[1].starts_with("PromulgationDate: "), "{w:#?}");
         let w = reasons(&document_id_warnings("d1", "G22", None, None));
-        assert_eq!(w, ["DocumentId: not of the form <sender code>,<yyyy/MM/dd>,<number>/<notation>"]);
+        assert_eq!(
+            w,
+            ["DocumentId: not of the form <sender code>,<yyyy/MM/dd>,<number>/<notation>"]
+        );
     }
 }

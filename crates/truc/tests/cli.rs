@@ -391,7 +391,19 @@ fn unknown_and_malformed_codes_fail_and_typos_can_be_removed() {
     ]));
     let file = hub.tmp.path().join("r.txt");
     std::fs::write(&file, "to a retired agency").unwrap();
-    let o = hub.ok(&hub.as_who(G22, &["send", "--to", H26, "--number", "1", "--notation", "R", file.to_str().unwrap()]));
+    let o = hub.ok(&hub.as_who(
+        G22,
+        &[
+            "send",
+            "--to",
+            H26,
+            "--number",
+            "1",
+            "--notation",
+            "R",
+            file.to_str().unwrap(),
+        ],
+    ));
     assert!(
         text(&o).contains(&format!(
             "{H26} is retired: its copy goes to its successor 000.00.00.H29"
@@ -399,7 +411,20 @@ fn unknown_and_malformed_codes_fail_and_typos_can_be_removed() {
         "{}",
         text(&o)
     );
-    let o = hub.ok(&hub.as_who(G22, &["send", "--to", H26, "--number", "2", "--notation", "R", "--json", file.to_str().unwrap()]));
+    let o = hub.ok(&hub.as_who(
+        G22,
+        &[
+            "send",
+            "--to",
+            H26,
+            "--number",
+            "2",
+            "--notation",
+            "R",
+            "--json",
+            file.to_str().unwrap(),
+        ],
+    ));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["redirects"][0]["delivered_to"], "000.00.00.H29", "{v}");
 }
@@ -418,7 +443,20 @@ fn every_command_prints_json_with_json() {
     let hub_key = hub.pki().join("hub/receipts.pub");
     let state = hub.tmp.path().join("watch-state.json");
     let commands: Vec<Vec<String>> = vec![
-        hub.as_who(G22, &["send", "--to", H26, "--number", "6", "--notation", "R", "--json", file.to_str().unwrap()]),
+        hub.as_who(
+            G22,
+            &[
+                "send",
+                "--to",
+                H26,
+                "--number",
+                "6",
+                "--notation",
+                "R",
+                "--json",
+                file.to_str().unwrap(),
+            ],
+        ),
         hub.as_who(H26, &["inbox", "--json", "--out", out.to_str().unwrap()]),
         hub.as_who(H26, &["status", id, "--code", "03", "--json"]),
         hub.as_who(G22, &["track", id, "--json"]),
@@ -743,7 +781,19 @@ fn logs_without_colour_in_files_and_refusals_that_read() {
         hub.ok(&hub.as_ops(&["ops", "agencies", "suspend", H26, "--reason", "bảo trì"]));
         let file = hub.tmp.path().join("f.txt");
         std::fs::write(&file, "x").unwrap();
-        let o = hub.truc(&hub.as_who(H26, &["send", "--to", G22, "--number", "1", "--notation", "L", file.to_str().unwrap()]));
+        let o = hub.truc(&hub.as_who(
+            H26,
+            &[
+                "send",
+                "--to",
+                G22,
+                "--number",
+                "1",
+                "--notation",
+                "L",
+                file.to_str().unwrap(),
+            ],
+        ));
         assert_eq!(o.status.code(), Some(4), "{}", text(&o));
         let deadline = Instant::now() + Duration::from_secs(30);
         let log = loop {
@@ -793,9 +843,31 @@ fn chunked_sends_mention_other_notes_and_abandon_forgets_them() {
         c.env("TMPDIR", &notes).output().unwrap()
     };
     // Refused (not registered), the note stays.
-    let o = run(&["send", "--to", "000.00.00.H99", "--number", "1", "--notation", "BIG", "--inline-limit", "1024", f]);
+    let o = run(&[
+        "send",
+        "--to",
+        "000.00.00.H99",
+        "--number",
+        "1",
+        "--notation",
+        "BIG",
+        "--inline-limit",
+        "1024",
+        f,
+    ]);
     assert_eq!(o.status.code(), Some(4), "{}", text(&o));
-    let o = run(&["send", "--to", H26, "--number", "2", "--notation", "BIG", "--inline-limit", "1024", f]);
+    let o = run(&[
+        "send",
+        "--to",
+        H26,
+        "--number",
+        "2",
+        "--notation",
+        "BIG",
+        "--inline-limit",
+        "1024",
+        f,
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -959,11 +1031,37 @@ fn send_builds_the_document_id_and_times_are_local() {
     let o = hub.ok(&hub.as_who(
         G22,
         &[
-            "send", "--to", H26, "--number", "12", "--notation", "VPCP-KSTT", "--promulgated", "2026/12/06",
-            "--place", "Hà Nội", "--signer", "Nguyễn Văn A", "--position", "Phó Chủ nhiệm", "--competence",
-            "KT. BỘ TRƯỞNG", "--due", "2026-12-20", "--content", "Tóm tắt", "--to-places", "Như trên;Lưu: VT",
-            "--response-for", "000.00.00.H26,2026/02/30,7/UBND", "--steering", "1", "--subject", "Về việc thử",
-            "--json", f,
+            "send",
+            "--to",
+            H26,
+            "--number",
+            "12",
+            "--notation",
+            "VPCP-KSTT",
+            "--promulgated",
+            "2026/12/06",
+            "--place",
+            "Hà Nội",
+            "--signer",
+            "Nguyễn Văn A",
+            "--position",
+            "Phó Chủ nhiệm",
+            "--competence",
+            "KT. BỘ TRƯỞNG",
+            "--due",
+            "2026-12-20",
+            "--content",
+            "Tóm tắt",
+            "--to-places",
+            "Như trên;Lưu: VT",
+            "--response-for",
+            "000.00.00.H26,2026/02/30,7/UBND",
+            "--steering",
+            "1",
+            "--subject",
+            "Về việc thử",
+            "--json",
+            f,
         ],
     ));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -984,7 +1082,10 @@ fn send_builds_the_document_id_and_times_are_local() {
     assert_eq!(h["signer"]["full_name"], "Nguyễn Văn A", "{v}");
     assert_eq!(h["signer"]["position"], "Phó Chủ nhiệm", "{v}");
     assert_eq!(h["to_places"], serde_json::json!(["Như trên", "Lưu: VT"]), "{v}");
-    assert_eq!(h["response_for"][0]["document_id"], "000.00.00.H26,2026/02/30,7/UBND", "{v}");
+    assert_eq!(
+        h["response_for"][0]["document_id"], "000.00.00.H26,2026/02/30,7/UBND",
+        "{v}"
+    );
     assert_eq!(h["response_for"][0]["promulgation_date"], "2026/02/30", "{v}");
     assert_eq!(h["steering_type"], 1, "{v}");
     // Due by the end of 2026-12-20 at +07:00.
@@ -994,16 +1095,37 @@ fn send_builds_the_document_id_and_times_are_local() {
     let id = format!("{G22},2026/02/30,13/VPCP-KSTT");
     let args = hub.as_who(
         G22,
-        &["send", "--to", H26, "--document-id", &id, "--number", "14", "--notation", "VPCP-KSTT", f],
+        &[
+            "send",
+            "--to",
+            H26,
+            "--document-id",
+            &id,
+            "--number",
+            "14",
+            "--notation",
+            "VPCP-KSTT",
+            f,
+        ],
     );
     let o = hub.ok(&args);
     let t = text(&o);
-    assert!(t.contains("warning: document_id: date \"2026/02/30\" is not a valid yyyy/MM/dd date"), "{t}");
-    assert!(t.contains("warning: document_id: number/notation \"13/VPCP-KSTT\" differs"), "{t}");
+    assert!(
+        t.contains("warning: document_id: date \"2026/02/30\" is not a valid yyyy/MM/dd date"),
+        "{t}"
+    );
+    assert!(
+        t.contains("warning: document_id: number/notation \"13/VPCP-KSTT\" differs"),
+        "{t}"
+    );
     assert!(t.contains(" +07:00; "), "{t}");
     // The same id again: the duplicate, shown in UTC, then at another offset.
     let o = hub.ok(&[&args[..], &["--utc".to_string()]].concat());
-    assert!(text(&o).starts_with("already accepted: ") && text(&o).contains(" UTC; "), "{}", text(&o));
+    assert!(
+        text(&o).starts_with("already accepted: ") && text(&o).contains(" UTC; "),
+        "{}",
+        text(&o)
+    );
     let o = hub.cmd(&args).env("TRUC_UTC_OFFSET", "-05:30").output().unwrap();
     assert!(text(&o).contains(" -05:30; "), "{}", text(&o));
     let o = hub.cmd(&args).env("TRUC_UTC_OFFSET", "nowhere").output().unwrap();
@@ -1014,7 +1136,10 @@ fn send_builds_the_document_id_and_times_are_local() {
     let o = hub.truc(&hub.as_who(G22, &["send", "--to", H26, f]));
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("--number"), "{}", text(&o));
-    let o = hub.truc(&hub.as_who(G22, &["send", "--to", H26, "--document-id", "000.00.00.H26,2026/12/06,1/X", f]));
+    let o = hub.truc(&hub.as_who(
+        G22,
+        &["send", "--to", H26, "--document-id", "000.00.00.H26,2026/12/06,1/X", f],
+    ));
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(
         text(&o).contains(&format!("document_id must start with the sender's code \"{G22},\"")),

@@ -237,7 +237,12 @@ pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
         promulgation_place: a.place,
         signer,
         content: a.content,
-        to_places: a.to_places.into_iter().map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect(),
+        to_places: a
+            .to_places
+            .into_iter()
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect(),
         response_for: a.response_for.iter().map(|id| response_for(id)).collect(),
         steering_type: a.steering,
         content_type: a.content_type,
@@ -684,7 +689,10 @@ async fn save(
     meta["hub_document_id"] = d.hub_document_id.into();
     meta["signature"] = truc_core::hex(&doc.signature).into();
     meta["header_bytes"] = truc_core::hex(&doc.header).into();
-    write_durably(&header_file, serde_json::to_string_pretty(&output::stamp(meta))?.as_bytes())?;
+    write_durably(
+        &header_file,
+        serde_json::to_string_pretty(&output::stamp(meta))?.as_bytes(),
+    )?;
     Ok((h, base, false))
 }
 

@@ -503,7 +503,10 @@ fn parse_time(s: &str, end_of_day: bool) -> Result<i64, String> {
     };
     // Split off the zone: Z, or a final ±HH:MM; also as tables print it,
     // after a space (`17:15:02 +07:00`, `10:15:02 UTC`).
-    let rest = rest.strip_suffix(" UTC").map(|c| format!("{c}Z")).unwrap_or_else(|| rest.to_string());
+    let rest = rest
+        .strip_suffix(" UTC")
+        .map(|c| format!("{c}Z"))
+        .unwrap_or_else(|| rest.to_string());
     let rest = rest.as_str();
     let (clock, offset_ms) = if let Some(c) = rest.strip_suffix(['Z', 'z']) {
         (c, 0)

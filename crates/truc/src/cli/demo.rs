@@ -110,6 +110,7 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
         file_name: "cong-van.txt".into(),
         ..Default::default()
     };
+    let signer = header.signer.clone().unwrap_or_default();
     let doc = truc_client::sign_document(sender.identity(), header, payload.clone())?;
     let resp = sender.send(doc.clone()).await?;
     println!(
@@ -118,8 +119,8 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
         AGENCIES[0].0,
         truc_edxml::EdDate::Date(today),
         output::offset_label(output::axis_offset_minutes()),
-        "Phó Chủ nhiệm",
-        "Nguyễn Văn A",
+        signer.position,
+        signer.full_name,
         payload.len(),
         AGENCIES[1].0,
         AGENCIES[2].0

@@ -212,10 +212,8 @@ pub(crate) fn init_zone(utc: bool) -> anyhow::Result<()> {
     SHOW_UTC.store(utc, Ordering::Relaxed);
     if let Ok(v) = std::env::var(UTC_OFFSET_ENV) {
         let minutes = parse_offset(&v).ok_or_else(|| {
-            super::errors::Problem::usage(format!(
-                "{UTC_OFFSET_ENV}={v:?} is not a UTC offset"
-            ))
-            .hint("write it as +07:00 (or -05:30, +7), or unset it for +07:00")
+            super::errors::Problem::usage(format!("{UTC_OFFSET_ENV}={v:?} is not a UTC offset"))
+                .hint("write it as +07:00 (or -05:30, +7), or unset it for +07:00")
         })?;
         AXIS_OFFSET_MINUTES.store(minutes, Ordering::Relaxed);
     }
@@ -451,7 +449,10 @@ mod tests {
         assert_eq!(time_in(ms, None), "2026-12-06 17:30:00 UTC");
         assert_eq!(time_in(ms, Some(420)), "2026-12-07 00:30:00 +07:00");
         assert_eq!(time_in(ms - 3_600_000, Some(420)), "2026-12-06 23:30:00 +07:00");
-        assert_eq!(time_in(ms + 6 * 3_600_000 + 60_000, Some(-300)), "2026-12-06 18:31:00 -05:00");
+        assert_eq!(
+            time_in(ms + 6 * 3_600_000 + 60_000, Some(-300)),
+            "2026-12-06 18:31:00 -05:00"
+        );
         assert_eq!(rfc3339_in(ms, Some(420)), "2026-12-07T00:30:00.000+07:00");
     }
 
