@@ -25,7 +25,8 @@ pub(crate) struct SendArgs {
     #[arg(long, required_unless_present_any = ["document_id", "abandon"], requires = "number")]
     notation: Option<String>,
     /// Ngày ban hành: the promulgation date, local (yyyy/MM/dd or
-    /// yyyy-MM-dd); today in the axis's local time when not given.
+    /// yyyy-MM-dd); today in the axis's local time when not given (with
+    /// --document-id: not stated unless given).
     #[arg(long, value_name = "DATE", value_parser = local_date)]
     promulgated: Option<jiff::civil::Date>,
     /// Địa danh: where it was promulgated, e.g. "Hà Nội".
@@ -203,9 +204,9 @@ pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
         if noted != &document_id {
             eprintln!(
                 "truc: an interrupted upload of {} was noted as document {noted:?}; this one is {document_id:?} \
-                 and starts its own upload (`truc send --abandon {}` forgets the other)",
+                 and starts its own upload in place of it (the hub deletes the bytes it kept after \
+                 limits.upload_expiry_hours)",
                 a.file.display(),
-                a.file.display()
             );
             if let Some(n) = note.as_mut() {
                 n.upload_id = None;
