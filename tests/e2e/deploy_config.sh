@@ -153,7 +153,7 @@ for code in 000.00.00.G22 000.00.00.H26; do
     fail "ops agencies add $code: $(cat "$T/err")"
 done
 printf 'Công văn thử nghiệm\n' >"$T/cv.txt"
-"$TRUC" send --to 000.00.00.H26 --priority khan --subject "metrics" "$T/cv.txt" \
+"$TRUC" send --to 000.00.00.H26 --number 1 --notation METRICS --priority khan --subject "metrics" "$T/cv.txt" \
   --hub "$HUB" --identity "$PKI/agencies/000.00.00.G22" >/dev/null 2>"$T/err" || fail "send: $(cat "$T/err")"
 "$TRUC" ops queues --json --hub "$HUB" --identity "$OP_ID" >"$T/queues.json" 2>"$T/err" ||
   fail "truc ops queues --json: $(cat "$T/err")"

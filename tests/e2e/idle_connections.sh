@@ -38,7 +38,7 @@ IDLE=$(rss_kib "$HUB_PID")
 head -c 4096 /dev/urandom >"$T/doc.bin"
 SENDS=()
 for i in $(seq 40); do
-  "$TRUC" send --hub "$HUB" --identity "$PKI/agencies/000.00.00.G22" --to 000.00.00.H26 "$T/doc.bin" >/dev/null 2>>"$T/send.err" &
+  "$TRUC" send --hub "$HUB" --identity "$PKI/agencies/000.00.00.G22" --to 000.00.00.H26 --number "$i" --notation IDLE "$T/doc.bin" >/dev/null 2>>"$T/send.err" &
   SENDS+=($!)
 done
 for p in "${SENDS[@]}"; do wait "$p" || fail "a send failed: $(tail -1 "$T/send.err")"; done
@@ -75,7 +75,7 @@ pass "stuck consumer holds $DELIVERED unacknowledged deliveries"
 
 # Others are still served.
 echo "still served" >"$T/small.txt"
-"$TRUC" send --hub "$HUB" --identity "$PKI/agencies/000.00.00.G22" --to 000.00.00.H29 "$T/small.txt" >/dev/null \
+"$TRUC" send --hub "$HUB" --identity "$PKI/agencies/000.00.00.G22" --to 000.00.00.H29 --number 41 --notation IDLE "$T/small.txt" >/dev/null \
   || fail "a send failed while the hub was loaded"
 "$TRUC" inbox --hub "$HUB" --identity "$PKI/agencies/000.00.00.H29" --out "$T/in29" >/dev/null \
   || fail "another agency could not receive"

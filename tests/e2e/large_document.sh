@@ -251,7 +251,7 @@ pass "generated $SIZE_MIB MiB in $(calc "$(now) - $t0" 1) s (sha256 ${SHA:0:16}�
 # send names the recipients in UploadOpen), so the hub writes nothing of it.
 W_NOBODY=$(hub_io wchar)
 mkdir -p "$T/tmp-nobody" # its resume note apart from the real send's
-if TMPDIR="$T/tmp-nobody" "$TRUC" send --json --to 000.00.00.Z99 --hub "$HUB" --identity "$(agency_id "$SENDER")" \
+if TMPDIR="$T/tmp-nobody" "$TRUC" send --json --to 000.00.00.Z99 --number 0 --notation LARGE --hub "$HUB" --identity "$(agency_id "$SENDER")" \
   "$FILE" >"$T/nobody.json" 2>"$T/nobody.err"; then
   fail "a send to an unregistered agency was accepted: $(cat "$T/nobody.json")"
 fi
@@ -265,7 +265,7 @@ LEFT=$(find "$DATA/uploads" "$DATA/payloads" -type f)
 [[ -z "$LEFT" ]] || fail "a refused upload left files: $LEFT"
 pass "a send to an unregistered agency is refused before its bytes travel ($(cut -c1-160 <"$T/nobody.json"))"
 
-send_cmd=("$TRUC" send --json --to "$RCPT1,$RCPT2" --subject "Hồ sơ $SIZE_MIB MiB"
+send_cmd=("$TRUC" send --json --to "$RCPT1,$RCPT2" --number 1 --notation LARGE --subject "Hồ sơ $SIZE_MIB MiB"
   --hub "$HUB" --identity "$(agency_id "$SENDER")" "$FILE")
 
 # 3. Upload, SIGKILLed once the hub has 30% of it.
@@ -415,7 +415,7 @@ for code in "$RCPT1" "$RCPT2"; do
 done
 inbox_cmd "$SENDER"
 run_or_fail "inbox $SENDER" "${CMD[@]}"
-s=$(grep -c '"status":1,' "$T/out" || true)
+s=$(grep -c '"status":"01",' "$T/out" || true)
 [[ "$s" == 2 ]] || soft_fail "inbox $SENDER: $s status 01 (arrived) notices, expected 2 (one per recipient)"
 ((FAILED > f0)) || pass "nothing delivered again after the acks; the sender has one 01 (arrived) from each recipient"
 
@@ -544,7 +544,7 @@ if ((COMPARE)); then
     h0=$(hub_cpu)
     ta=$(now)
     run_or_fail "compare send" env TMPDIR="$T/tmp" "${TV[@]}" "$TRUC" send --json --to "$RCPT1" \
-      --subject "So sánh $round" --hub "$HUB" --identity "$(agency_id "$SENDER")" "$CFILE"
+      --number "2$round" --notation LARGE --subject "So sánh $round" --hub "$HUB" --identity "$(agency_id "$SENDER")" "$CFILE"
     tb=$(now)
     h1=$(hub_cpu)
     CDOC=$(json_field "$T/out" hub_document_id)

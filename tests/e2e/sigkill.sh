@@ -72,7 +72,7 @@ inbox() {
   cp "$T/out" "$out.jsonl"
   # Documents carry a "header"; status notices (01 from each recipient) a "status".
   N=$(grep -c '"header"' "$out.jsonl" || true)
-  S=$(grep -c '"status":1,' "$out.jsonl" || true)
+  S=$(grep -c '"status":"01",' "$out.jsonl" || true)
 }
 
 # 1. PKI with the real CLI.

@@ -40,7 +40,7 @@ done
 # 512 MiB of zeros, sparse: quick to make, long enough to interrupt.
 truncate -s 512M "$T/big.bin"
 mkdir -p "$T/tmp"
-CMD="cd '$T' && TMPDIR='$T/tmp' NO_COLOR=1 '$TRUC' send --to 000.00.00.H26 --hub $HUB --identity '$PKI/agencies/000.00.00.G22' big.bin; echo EXIT=\$?; sleep 600"
+CMD="cd '$T' && TMPDIR='$T/tmp' NO_COLOR=1 '$TRUC' send --to 000.00.00.H26 --number 1 --notation TERM --hub $HUB --identity '$PKI/agencies/000.00.00.G22' big.bin; echo EXIT=\$?; sleep 600"
 
 pane() { tmux -L "$SOCK" capture-pane -p -J -t "$1" -S -50; }
 wait_pane() { # wait_pane TARGET TEXT SECONDS

@@ -61,8 +61,10 @@ grep -q "000.00.00.H29" "$T/out" || fail "agencies list: no H29: $(cat "$T/out")
 # The sender signs and sends.
 echo "Công văn số 1" >cv.txt
 step "send to H26, H29" env TRUC_IDENTITY=pki/agencies/000.00.00.G22 \
-  truc send --to 000.00.00.H26,000.00.00.H29 --priority khan --subject "Về việc thử nghiệm" cv.txt
-grep -q "^accepted: " "$T/out" || fail "send: $(cat "$T/out")"
+  truc send --to 000.00.00.H26,000.00.00.H29 --number 1 --notation VPCP-KSTT \
+    --signer "Nguyễn Văn A" --position "Phó Chủ nhiệm" --priority khan --subject "Về việc thử nghiệm" cv.txt
+grep -q "^accepted: \"000.00.00.G22,[0-9]\{4\}/[0-9][0-9]/[0-9][0-9],1/VPCP-KSTT\"" "$T/out" || fail "send: $(cat "$T/out")"
+grep -q " at [0-9-]* [0-9:]* +07:00;" "$T/out" || fail "send: the acceptance time is not local (+07:00): $(cat "$T/out")"
 
 # Each recipient receives, verifies and acknowledges.
 step "inbox H26" env TRUC_IDENTITY=pki/agencies/000.00.00.H26 truc inbox --out inbox-h26
@@ -79,7 +81,7 @@ kill -INT "$FOLLOW" 2>/dev/null || true
 pass "inbox --follow H29 received the document"
 
 # Business statuses and tracking.
-ID=$(TRUC_IDENTITY=pki/agencies/000.00.00.G22 truc send --json --to 000.00.00.H26 cv.txt |
+ID=$(TRUC_IDENTITY=pki/agencies/000.00.00.G22 truc send --json --to 000.00.00.H26 --number 2 --notation VPCP-KSTT cv.txt |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["document_id"])')
 [[ -n "$ID" ]] || fail "send --json: no document_id"
 step "inbox H26 again" env TRUC_IDENTITY=pki/agencies/000.00.00.H26 truc inbox --out inbox-h26
@@ -118,8 +120,10 @@ step "revoke H29" truc pki revoke --dir pki --agency 000.00.00.H29
 
 # Things to try next: each error says what went wrong and what to do.
 refused 4 "send to an unregistered agency" "000.00.00.H99" \
-  env TRUC_IDENTITY=pki/agencies/000.00.00.G22 truc send --to 000.00.00.H99 cv.txt
-refused 4 "send with the operator's identity" "not an agency identity" truc send --to 000.00.00.H26 cv.txt
+  env TRUC_IDENTITY=pki/agencies/000.00.00.G22 truc send --to 000.00.00.H99 --number 3 --notation VPCP-KSTT cv.txt
+refused 4 "send with the operator's identity" "not an agency identity" \
+  truc send --to 000.00.00.H26 --number 3 --notation VPCP-KSTT cv.txt
+refused 2 "send without a number" "--number" env TRUC_IDENTITY=pki/agencies/000.00.00.G22 truc send --to 000.00.00.H26 cv.txt
 refused 3 "ops queue of an unregistered code" "is not registered" truc ops queue 000.00.00.H62
 refused 2 "a mistyped code" "not an agency code" truc ops dlq list 000.00.00.h29
 refused 5 "a hub that is not there" "is trucd running at" truc ops queues --hub "127.0.0.1:$(free_port)"

@@ -443,18 +443,6 @@ impl Client {
     }
 }
 
-/// A new document id in the edXML form `<from>,<yyyy/MM/dd>,<number>/TRUC`,
-/// with a random number, for senders that do not number their own.
-pub fn new_document_id(from: &str) -> String {
-    let mut n = [0u8; 4];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut n).ok();
-    let number = u32::from_be_bytes(n) % 1_000_000_000;
-    format!(
-        "{from},{},{number}/TRUC",
-        truc_core::document::date_for_document_id(truc_core::now_unix_ms())
-    )
-}
-
 /// Sign `payload` under `header` as the agency of `identity`: fills in
 /// `from`, the payload's SHA-256 and size and the signing time, serializes
 /// the header once and signs exactly those bytes.

@@ -297,6 +297,22 @@ fn check_document_id(field: &str, id: &str) -> Result<(), CoreError> {
     Ok(())
 }
 
+/// Refuse a document id in the axis's form `<sender code>,<yyyy/MM/dd>,<number>/<notation>`
+/// whose part before the first comma is not the sender's code `from`: the id would name
+/// another agency's document. Checked when a document is accepted from its sender
+/// (not when one already accepted is delivered: old headers still deliver). An id with
+/// no comma names no agency and passes here; the hub warns about its form instead.
+/// Revoke and update carry the original document's id, which is the sender's own.
+pub fn check_document_id_sender(from: &AgencyCode, id: &str) -> Result<(), CoreError> {
+    match id.split_once(',') {
+        Some((prefix, _)) if prefix != from.as_str() => Err(CoreError::MalformedHeader(format!(
+            "document_id must start with the sender's code \"{from},\" (it starts with \"{prefix},\", \
+             another agency's code): the form is <sender code>,<yyyy/MM/dd>,<number>/<notation>"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Check the signature over `header` with the signer certificate's key.
 pub fn verify_signature(signer_der: &[u8], header: &[u8], signature: &[u8], scheme: i32) -> Result<(), CoreError> {
     let cert = CertificateDer::from(signer_der);
@@ -373,6 +389,7 @@ pub fn verify_document(
                 checked.from
             )));
         }
+        check_document_id_sender(&checked.from, &checked.header.document_id)?;
     }
     let signer = trust.verify_chain(&doc.signer_chain, now)?;
     if signer.agency() != Some(&checked.from) {
@@ -480,6 +497,21 @@ mod tests {
             mutate(&mut h);
             let err = check_header(&h.encode_to_vec()).unwrap_err().to_string();
             assert!(err.contains(want), "{err:?} should mention {want:?}");
+        }
+    }
+
+    #[test]
+    fn a_document_id_names_its_sender() {
+        let g22 = AgencyCode::parse("000.00.00.G22").unwrap();
+        assert!(check_document_id_sender(&g22, "000.00.00.G22,2026/12/06,1/VPCP").is_ok());
+        // No comma: not in the axis's form, not another agency's either.
+        assert!(check_document_id_sender(&g22, "d1").is_ok());
+        for other in ["000.00.00.H26,2026/12/06,1/UBND", "G22,2026/12/06,1/VPCP", ",x"] {
+            let e = check_document_id_sender(&g22, other).unwrap_err().to_string();
+            assert!(
+                e.contains("document_id must start with the sender's code \"000.00.00.G22,\""),
+                "{e}"
+            );
         }
     }
 

@@ -94,7 +94,10 @@
 //! | [`Business`] `doc_type` | `business_type` (same 0..3) | reason, paper, staff, the update's receiver list, the replacement list (several old documents, each with its agencies) |
 //! | [`Business`] `document_id` / [`ReplacementInfo`] `document_id` | `reference_document_id` (one) | several references for a replacement |
 //! | [`MessageHeader::due_date`] (civil local date) | `due_date_unix_ms` (an instant) | the local date itself: map with [`DEFAULT_OFFSET`], keep the date |
-//! | [`PromulgationInfo`], [`SignerInfo`], [`MessageHeader::content`], `to_places`, `response_for`, `steering_type` | — | all |
+//! | [`PromulgationInfo`] `date`, `place` | `promulgation_date` (text, `yyyy/MM/dd` local, as written), `promulgation_place` | — |
+//! | [`SignerInfo`] | `signer` {competence, position, full_name} | — |
+//! | [`MessageHeader::content`], `to_places`, `steering_type` | `content`, `to_places`, `steering_type` | — |
+//! | [`MessageHeader::response_for`] | `response_for` {organ_id, code, promulgation_date, document_id}, carried as written | — |
 //! | [`TraceHeaderList`] | — (the hub's own receipts and log) | exported as one TraceHeader per hop, hub OrganId and local time |
 //! | [`Attachment`]s (content id, name, description, media type, size, SHA-256) | one payload: `payload_sha256`, `payload_size`, `content_type`, `file_name` | several attachments, content id, description |
 //! | [`Extras`] (vendor extensions, an edXML XML-DSig `Signature`) | — | to travel as opaque bytes inside the signed document |
@@ -108,6 +111,7 @@ mod b64;
 mod compare;
 mod date;
 mod error;
+mod id;
 mod limit;
 mod model;
 mod parse;
@@ -117,6 +121,7 @@ pub use attach::{AttachmentSink, AttachmentSource, Discard, MemoryAttachments};
 pub use compare::{first_difference, same_content, Difference};
 pub use date::{EdDate, EdDateTime, DEFAULT_OFFSET};
 pub use error::{Error, Result};
+pub use id::{document_id, document_id_warnings, DocumentIdParts};
 pub use limit::Limits;
 pub use model::*;
 pub use parse::parse;

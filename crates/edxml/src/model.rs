@@ -601,60 +601,31 @@ impl MessageHeader {
     /// `PromulgationDate`; an impossible or non-standard own date. These are warnings,
     /// not refusals; `ResponseFor` is not checked (it names other agencies' documents).
     pub fn warnings(&self) -> Vec<Warning> {
-        let mut out = Vec::new();
+        let code = self.code.as_ref().map(|code| {
+            format!(
+                "{}/{}",
+                code.number.as_deref().unwrap_or(""),
+                code.notation.as_deref().unwrap_or("")
+            )
+        });
+        let promulgated = self.promulgation.as_ref().and_then(|p| p.date.as_ref());
+        let mut out: Vec<Warning> =
+            crate::id::document_id_warnings(&self.document_id, &self.from.organ_id, code.as_deref(), promulgated)
+                .into_iter()
+                .map(|w| Warning {
+                    element: match w.element.as_str() {
+                        "PromulgationDate" => "MessageHeader/PromulgationInfo/PromulgationDate".into(),
+                        other => format!("MessageHeader/{other}"),
+                    },
+                    reason: w.reason,
+                })
+                .collect();
         let mut warn = |element: &str, reason: String| {
             out.push(Warning {
                 element: format!("MessageHeader/{element}"),
                 reason,
             });
         };
-        let parts: Vec<&str> = self.document_id.splitn(3, ',').collect();
-        if parts.len() != 3 {
-            warn(
-                "DocumentId",
-                "not of the form <OrganId>,<yyyy/MM/dd>,<number>/<notation>".into(),
-            );
-        } else {
-            if parts[0] != self.from.organ_id {
-                warn(
-                    "DocumentId",
-                    format!("begins with {:?}, not From/OrganId {:?}", parts[0], self.from.organ_id),
-                );
-            }
-            let id_date = EdDate::parse(parts[1]);
-            if !id_date.is_standard() {
-                warn("DocumentId", format!("date {:?} is not a valid yyyy/MM/dd", parts[1]));
-            }
-            if let Some(d) = self.promulgation.as_ref().and_then(|p| p.date.as_ref()) {
-                if id_date.date().is_some() && d.date().is_some() && id_date.date() != d.date() {
-                    warn(
-                        "DocumentId",
-                        format!("date {} differs from PromulgationDate {d}", parts[1]),
-                    );
-                }
-            }
-            if let Some(code) = &self.code {
-                let expect = format!(
-                    "{}/{}",
-                    code.number.as_deref().unwrap_or(""),
-                    code.notation.as_deref().unwrap_or("")
-                );
-                if parts[2] != expect {
-                    warn(
-                        "DocumentId",
-                        format!("number/notation {:?} differs from Code {expect:?}", parts[2]),
-                    );
-                }
-            }
-        }
-        if let Some(d) = self.promulgation.as_ref().and_then(|p| p.date.as_ref()) {
-            if !d.is_standard() {
-                warn(
-                    "PromulgationInfo/PromulgationDate",
-                    format!("{d:?} is not a valid yyyy/MM/dd date"),
-                );
-            }
-        }
         if let Some(d) = &self.due_date {
             if !d.is_standard() {
                 warn("DueDate", format!("{d:?} is not a valid yyyy/MM/dd date"));

@@ -136,6 +136,7 @@ impl Hub {
             .env_remove("TRUC_HUB")
             .env_remove("TRUC_IDENTITY")
             .env_remove("TRUC_CONTEXT")
+            .env_remove("TRUC_UTC_OFFSET")
             .env("TRUC_CONTEXTS", self.tmp.path().join("contexts.json"))
             .env("NO_COLOR", "1");
         c
@@ -390,7 +391,19 @@ fn unknown_and_malformed_codes_fail_and_typos_can_be_removed() {
     ]));
     let file = hub.tmp.path().join("r.txt");
     std::fs::write(&file, "to a retired agency").unwrap();
-    let o = hub.ok(&hub.as_who(G22, &["send", "--to", H26, file.to_str().unwrap()]));
+    let o = hub.ok(&hub.as_who(
+        G22,
+        &[
+            "send",
+            "--to",
+            H26,
+            "--number",
+            "1",
+            "--notation",
+            "R",
+            file.to_str().unwrap(),
+        ],
+    ));
     assert!(
         text(&o).contains(&format!(
             "{H26} is retired: its copy goes to its successor 000.00.00.H29"
@@ -398,7 +411,20 @@ fn unknown_and_malformed_codes_fail_and_typos_can_be_removed() {
         "{}",
         text(&o)
     );
-    let o = hub.ok(&hub.as_who(G22, &["send", "--to", H26, "--json", file.to_str().unwrap()]));
+    let o = hub.ok(&hub.as_who(
+        G22,
+        &[
+            "send",
+            "--to",
+            H26,
+            "--number",
+            "2",
+            "--notation",
+            "R",
+            "--json",
+            file.to_str().unwrap(),
+        ],
+    ));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["redirects"][0]["delivered_to"], "000.00.00.H29", "{v}");
 }
@@ -417,7 +443,20 @@ fn every_command_prints_json_with_json() {
     let hub_key = hub.pki().join("hub/receipts.pub");
     let state = hub.tmp.path().join("watch-state.json");
     let commands: Vec<Vec<String>> = vec![
-        hub.as_who(G22, &["send", "--to", H26, "--json", file.to_str().unwrap()]),
+        hub.as_who(
+            G22,
+            &[
+                "send",
+                "--to",
+                H26,
+                "--number",
+                "6",
+                "--notation",
+                "R",
+                "--json",
+                file.to_str().unwrap(),
+            ],
+        ),
         hub.as_who(H26, &["inbox", "--json", "--out", out.to_str().unwrap()]),
         hub.as_who(H26, &["status", id, "--code", "03", "--json"]),
         hub.as_who(G22, &["track", id, "--json"]),
@@ -742,7 +781,19 @@ fn logs_without_colour_in_files_and_refusals_that_read() {
         hub.ok(&hub.as_ops(&["ops", "agencies", "suspend", H26, "--reason", "bảo trì"]));
         let file = hub.tmp.path().join("f.txt");
         std::fs::write(&file, "x").unwrap();
-        let o = hub.truc(&hub.as_who(H26, &["send", "--to", G22, file.to_str().unwrap()]));
+        let o = hub.truc(&hub.as_who(
+            H26,
+            &[
+                "send",
+                "--to",
+                G22,
+                "--number",
+                "1",
+                "--notation",
+                "L",
+                file.to_str().unwrap(),
+            ],
+        ));
         assert_eq!(o.status.code(), Some(4), "{}", text(&o));
         let deadline = Instant::now() + Duration::from_secs(30);
         let log = loop {
@@ -792,9 +843,31 @@ fn chunked_sends_mention_other_notes_and_abandon_forgets_them() {
         c.env("TMPDIR", &notes).output().unwrap()
     };
     // Refused (not registered), the note stays.
-    let o = run(&["send", "--to", "000.00.00.H99", "--inline-limit", "1024", f]);
+    let o = run(&[
+        "send",
+        "--to",
+        "000.00.00.H99",
+        "--number",
+        "1",
+        "--notation",
+        "BIG",
+        "--inline-limit",
+        "1024",
+        f,
+    ]);
     assert_eq!(o.status.code(), Some(4), "{}", text(&o));
-    let o = run(&["send", "--to", H26, "--inline-limit", "1024", f]);
+    let o = run(&[
+        "send",
+        "--to",
+        H26,
+        "--number",
+        "2",
+        "--notation",
+        "BIG",
+        "--inline-limit",
+        "1024",
+        f,
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -943,4 +1016,134 @@ fn inbox_says_when_a_document_is_leased_to_an_earlier_run() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["leased_elsewhere"], 1, "{v}");
     assert!(v["leased_until_unix_ms"].as_i64().unwrap() > 0, "{v}");
+}
+
+/// `truc send` builds the id as the axis writes it from the records
+/// office's fields (issue 15 item 4), prints the hub's warnings, and shows
+/// times in the axis's local time (item 8): +07:00 by default,
+/// TRUC_UTC_OFFSET, --utc; JSON has the ms and RFC 3339 side by side.
+#[test]
+fn send_builds_the_document_id_and_times_are_local() {
+    let hub = Hub::start();
+    let file = hub.tmp.path().join("cv.txt");
+    std::fs::write(&file, "Công văn số 12").unwrap();
+    let f = file.to_str().unwrap();
+    let o = hub.ok(&hub.as_who(
+        G22,
+        &[
+            "send",
+            "--to",
+            H26,
+            "--number",
+            "12",
+            "--notation",
+            "VPCP-KSTT",
+            "--promulgated",
+            "2026/12/06",
+            "--place",
+            "Hà Nội",
+            "--signer",
+            "Nguyễn Văn A",
+            "--position",
+            "Phó Chủ nhiệm",
+            "--competence",
+            "KT. BỘ TRƯỞNG",
+            "--due",
+            "2026-12-20",
+            "--content",
+            "Tóm tắt",
+            "--to-places",
+            "Như trên;Lưu: VT",
+            "--response-for",
+            "000.00.00.H26,2026/02/30,7/UBND",
+            "--steering",
+            "1",
+            "--subject",
+            "Về việc thử",
+            "--json",
+            f,
+        ],
+    ));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["document_id"], format!("{G22},2026/12/06,12/VPCP-KSTT"), "{v}");
+    assert_eq!(v["warnings"], serde_json::json!([]), "{v}");
+    let at = v["accepted_at"].as_str().unwrap();
+    assert!(at.ends_with("+07:00") && at.contains('T'), "{v}");
+    assert!(v["accepted_at_unix_ms"].as_i64().unwrap() > 0, "{v}");
+
+    // What H26 receives: every field as sent, the ResponseFor unchanged.
+    let out = hub.tmp.path().join("in-h26");
+    let o = hub.ok(&hub.as_who(H26, &["inbox", "--json", "--out", out.to_str().unwrap()]));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let h = &v["deliveries"][0]["header"];
+    assert_eq!(h["code_number"], "12", "{v}");
+    assert_eq!(h["code_notation"], "VPCP-KSTT", "{v}");
+    assert_eq!(h["promulgation_date"], "2026/12/06", "{v}");
+    assert_eq!(h["signer"]["full_name"], "Nguyễn Văn A", "{v}");
+    assert_eq!(h["signer"]["position"], "Phó Chủ nhiệm", "{v}");
+    assert_eq!(h["to_places"], serde_json::json!(["Như trên", "Lưu: VT"]), "{v}");
+    assert_eq!(
+        h["response_for"][0]["document_id"], "000.00.00.H26,2026/02/30,7/UBND",
+        "{v}"
+    );
+    assert_eq!(h["response_for"][0]["promulgation_date"], "2026/02/30", "{v}");
+    assert_eq!(h["steering_type"], 1, "{v}");
+    // Due by the end of 2026-12-20 at +07:00.
+    assert_eq!(h["due_date"], "2026-12-20T23:59:59.999+07:00", "{v}");
+
+    // Disagreements are warnings, printed; the time is local, or UTC.
+    let id = format!("{G22},2026/02/30,13/VPCP-KSTT");
+    let args = hub.as_who(
+        G22,
+        &[
+            "send",
+            "--to",
+            H26,
+            "--document-id",
+            &id,
+            "--number",
+            "14",
+            "--notation",
+            "VPCP-KSTT",
+            f,
+        ],
+    );
+    let o = hub.ok(&args);
+    let t = text(&o);
+    assert!(
+        t.contains("warning: document_id: date \"2026/02/30\" is not a valid yyyy/MM/dd date"),
+        "{t}"
+    );
+    assert!(
+        t.contains("warning: document_id: number/notation \"13/VPCP-KSTT\" differs"),
+        "{t}"
+    );
+    assert!(t.contains(" +07:00; "), "{t}");
+    // The same id again: the duplicate, shown in UTC, then at another offset.
+    let o = hub.ok(&[&args[..], &["--utc".to_string()]].concat());
+    assert!(
+        text(&o).starts_with("already accepted: ") && text(&o).contains(" UTC; "),
+        "{}",
+        text(&o)
+    );
+    let o = hub.cmd(&args).env("TRUC_UTC_OFFSET", "-05:30").output().unwrap();
+    assert!(text(&o).contains(" -05:30; "), "{}", text(&o));
+    let o = hub.cmd(&args).env("TRUC_UTC_OFFSET", "nowhere").output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("TRUC_UTC_OFFSET"), "{}", text(&o));
+
+    // No number, no id: a usage error; another agency's prefix: refused by the hub.
+    let o = hub.truc(&hub.as_who(G22, &["send", "--to", H26, f]));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--number"), "{}", text(&o));
+    let o = hub.truc(&hub.as_who(
+        G22,
+        &["send", "--to", H26, "--document-id", "000.00.00.H26,2026/12/06,1/X", f],
+    ));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("document_id must start with the sender's code \"{G22},\"")),
+        "{}",
+        text(&o)
+    );
 }

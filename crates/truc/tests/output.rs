@@ -101,6 +101,7 @@ impl Hub {
             .env_remove("TRUC_HUB")
             .env_remove("TRUC_IDENTITY")
             .env_remove("TRUC_CONTEXT")
+            .env_remove("TRUC_UTC_OFFSET")
             .env("TRUC_CONTEXTS", self.tmp.path().join("contexts.json"))
             .env("NO_COLOR", "1")
             .output()
@@ -343,9 +344,11 @@ fn every_command_prints_json_and_csv_with_o() {
             "name",
             "state",
             "registered_at_unix_ms",
+            "registered_at",
             "queued",
             "successor",
-            "certificate_not_after_unix_ms"
+            "certificate_not_after_unix_ms",
+            "certificate_not_after"
         ]
     );
     // By code: G22, H26, H29, then the two retired in the loop.
@@ -423,6 +426,7 @@ fn ops_connections_shows_connected_agencies_and_refuses_an_agency() {
             "principal",
             "peer_address",
             "connected_at_unix_ms",
+            "connected_at",
             "open_requests",
             "requests_total",
             "tls_version",

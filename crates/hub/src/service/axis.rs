@@ -250,6 +250,7 @@ pub(crate) async fn accept(
         .deadlines
         .delivery_deadline(checked.priority as i32, shared.config.clock.now_unix_ms());
     let h = checked.header;
+    let warnings = header_warnings(&h);
     // `check_header` refused any other length.
     let payload_sha256: [u8; 32] = h
         .payload_sha256
@@ -289,7 +290,28 @@ pub(crate) async fn accept(
         duplicate: outcome.duplicate,
         receipt: Some(outcome.receipt),
         redirects,
+        warnings,
     }))
+}
+
+/// What the acceptance tells the sender about its header without refusing it
+/// (SendResponse.warnings): the document id against the number, notation and
+/// promulgation date, and impossible dates. The check is edXML's, the one
+/// copy of it; only the field names are the header's.
+fn header_warnings(h: &truc_proto::v1::DocumentHeader) -> Vec<String> {
+    let code = (!h.code_number.is_empty() || !h.code_notation.is_empty())
+        .then(|| format!("{}/{}", h.code_number, h.code_notation));
+    let promulgated = (!h.promulgation_date.is_empty()).then(|| truc_edxml::EdDate::parse(&h.promulgation_date));
+    truc_edxml::document_id_warnings(&h.document_id, &h.from, code.as_deref(), promulgated.as_ref())
+        .into_iter()
+        .map(|w| {
+            let field = match w.element.as_str() {
+                "PromulgationDate" => "promulgation_date",
+                _ => "document_id",
+            };
+            format!("{field}: {}", w.reason)
+        })
+        .collect()
 }
 
 /// The recipients retired with a successor, and where their copies go (the

@@ -16,11 +16,55 @@ pub(crate) struct SendArgs {
     /// Recipient agency codes, comma-separated.
     #[arg(long, value_delimiter = ',', required_unless_present = "abandon", value_name = "CODE[,CODE…]", value_parser = super::agency_code)]
     to: Vec<String>,
-    /// Document id (edXML DocumentId); generated as
-    /// <from>,<yyyy/MM/dd>,<n>/TRUC when not given. Sending the same id
-    /// again is answered with the original acceptance.
-    #[arg(long)]
-    id: Option<String>,
+    /// Số: the document's number from the records office's register, e.g.
+    /// 123. With --notation it makes the document id
+    /// <your code>,<--promulgated>,<number>/<notation>, as the axis writes it.
+    #[arg(long, required_unless_present_any = ["document_id", "abandon"], requires = "notation")]
+    number: Option<String>,
+    /// Ký hiệu: the notation, e.g. UBND-VX or VPCP-TTĐT.
+    #[arg(long, required_unless_present_any = ["document_id", "abandon"], requires = "number")]
+    notation: Option<String>,
+    /// Ngày ban hành: the promulgation date, local (yyyy/MM/dd or
+    /// yyyy-MM-dd); today in the axis's local time when not given (with
+    /// --document-id: not stated unless given).
+    #[arg(long, value_name = "DATE", value_parser = local_date)]
+    promulgated: Option<jiff::civil::Date>,
+    /// Địa danh: where it was promulgated, e.g. "Hà Nội".
+    #[arg(long, default_value = "")]
+    place: String,
+    /// The whole document id instead of --number/--notation (a document
+    /// your system already numbered, or a resend). Sending the same id again
+    /// is answered with the original acceptance. It must start with your
+    /// agency code and a comma.
+    #[arg(long, visible_alias = "id", conflicts_with = "abandon")]
+    document_id: Option<String>,
+    /// Người ký: the signer's full name, e.g. "Nguyễn Văn A".
+    #[arg(long, default_value = "")]
+    signer: String,
+    /// Chức vụ: the signer's position, e.g. "Chánh Văn phòng".
+    #[arg(long, default_value = "")]
+    position: String,
+    /// Thẩm quyền ký: TM., KT., TL. or Q.
+    #[arg(long, default_value = "")]
+    competence: String,
+    /// Hạn xử lý: the processing deadline, a local date (yyyy/MM/dd or
+    /// yyyy-MM-dd); due by the end of that day in the axis's local time.
+    #[arg(long, value_name = "DATE", value_parser = local_date)]
+    due: Option<jiff::civil::Date>,
+    /// Tóm tắt nội dung: a summary of the content.
+    #[arg(long, default_value = "")]
+    content: String,
+    /// Nơi nhận as printed on the document, separated by ';' (or repeat the
+    /// flag): "Như trên;Lưu: VT". Text only: routing is --to.
+    #[arg(long, value_delimiter = ';', value_name = "PLACE[;PLACE…]")]
+    to_places: Vec<String>,
+    /// A document this one answers, by its DocumentId (another agency's:
+    /// carried unchanged). Repeat for several.
+    #[arg(long, value_name = "DOCUMENT_ID")]
+    response_for: Vec<String>,
+    /// Chỉ đạo (edXML SteeringType), the integer your system uses.
+    #[arg(long, default_value_t = 0)]
+    steering: i32,
     /// Trích yếu: what the document is about.
     #[arg(long, default_value = "")]
     subject: String,
@@ -47,6 +91,40 @@ pub(crate) struct SendArgs {
     file: PathBuf,
     #[command(flatten)]
     conn: Conn,
+}
+
+/// A local date as records offices write it: `yyyy/MM/dd` (edXML) or `yyyy-MM-dd`.
+fn local_date(s: &str) -> Result<jiff::civil::Date, String> {
+    truc_edxml::EdDate::parse(&s.replace('-', "/"))
+        .date()
+        .filter(|_| s.len() == 10)
+        .ok_or_else(|| format!("{s:?} is not a date: write yyyy/MM/dd, e.g. 2026/12/06"))
+}
+
+/// A ResponseFor from a DocumentId: the id as given, and its parts when it
+/// has the axis's form (another agency's: never checked, carried as is).
+fn response_for(id: &str) -> truc_proto::v1::ResponseFor {
+    let mut r = truc_proto::v1::ResponseFor {
+        document_id: id.to_string(),
+        ..Default::default()
+    };
+    if let Some(p) = truc_edxml::DocumentIdParts::split(id) {
+        r.organ_id = p.sender.to_string();
+        r.promulgation_date = p.date.to_string();
+        r.code = p.number_notation.to_string();
+    }
+    r
+}
+
+/// Unix ms of the end of local `date` at `offset_minutes` (the last
+/// millisecond of that day): what "due on that date" means.
+fn end_of_local_day(date: jiff::civil::Date, offset_minutes: i32) -> i64 {
+    let offset = jiff::tz::Offset::from_seconds(offset_minutes * 60).unwrap_or(jiff::tz::Offset::UTC);
+    let next = date.tomorrow().unwrap_or(date);
+    offset
+        .to_timestamp(next.to_datetime(jiff::civil::Time::midnight()))
+        .map(|t| t.as_millisecond() - 1)
+        .unwrap_or(i64::MAX)
 }
 
 fn parse_priority(s: &str) -> anyhow::Result<Priority> {
@@ -109,17 +187,65 @@ pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let document_id = match (&a.id, note.as_ref().and_then(|n| n.document_id.clone())) {
-        (Some(id), _) => id.clone(),
-        (None, Some(id)) => id,
-        (None, None) => truc_client::new_document_id(&from),
+    // The promulgation date: local, today at the axis's offset by default.
+    let offset = output::axis_offset_minutes();
+    let promulgated = a.promulgated.unwrap_or_else(|| {
+        truc_core::Calendar::at_offset(offset)
+            .map(|c| c.local_date(truc_core::now_unix_ms()))
+            .unwrap_or_else(|_| truc_core::calendar::date_of_day(truc_core::now_unix_ms().div_euclid(86_400_000)))
+    });
+    let document_id = match (&a.document_id, &a.number, &a.notation) {
+        (Some(id), _, _) => id.clone(),
+        (None, Some(number), Some(notation)) => truc_edxml::document_id(&from, promulgated, number, notation),
+        // clap requires --number and --notation without --document-id.
+        _ => anyhow::bail!("pass --number and --notation (or --document-id)"),
     };
+    if let Some(noted) = note.as_ref().and_then(|n| n.document_id.as_ref()) {
+        if noted != &document_id {
+            eprintln!(
+                "truc: an interrupted upload of {} was noted as document {noted:?}; this one is {document_id:?} \
+                 and starts its own upload in place of it (the hub deletes the bytes it kept after \
+                 limits.upload_expiry_hours)",
+                a.file.display(),
+            );
+            if let Some(n) = note.as_mut() {
+                n.upload_id = None;
+                n.sha256 = None;
+            }
+        }
+    }
+    let signer = (!a.signer.is_empty() || !a.position.is_empty() || !a.competence.is_empty()).then(|| {
+        truc_proto::v1::SignerInfo {
+            competence: a.competence.clone(),
+            position: a.position.clone(),
+            full_name: a.signer.clone(),
+        }
+    });
     let header = DocumentHeader {
         to: a.to.clone(),
         document_id: document_id.clone(),
         subject: a.subject,
+        code_number: a.number.clone().unwrap_or_default(),
+        code_notation: a.notation.clone().unwrap_or_default(),
         document_type: a.document_type,
         priority: priority as i32,
+        due_date_unix_ms: a.due.map(|d| end_of_local_day(d, offset)).unwrap_or(0),
+        promulgation_date: if a.document_id.is_some() && a.promulgated.is_none() {
+            String::new()
+        } else {
+            truc_edxml::EdDate::Date(promulgated).to_string()
+        },
+        promulgation_place: a.place,
+        signer,
+        content: a.content,
+        to_places: a
+            .to_places
+            .into_iter()
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect(),
+        response_for: a.response_for.iter().map(|id| response_for(id)).collect(),
+        steering_type: a.steering,
         content_type: a.content_type,
         file_name: a
             .file
@@ -232,6 +358,9 @@ pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
                 r.addressed, r.delivered_to
             );
         }
+        for w in &resp.warnings {
+            t += &format!("  warning: {w}\n");
+        }
         t
     });
     Ok(())
@@ -316,7 +445,7 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
     let mut collected: Vec<serde_json::Value> = Vec::new();
     let emit = |v: serde_json::Value, collected: &mut Vec<serde_json::Value>| {
         if a.conn.format() == output::Format::Jsonl {
-            println!("{v}");
+            output::json_line(v);
         } else {
             collected.push(v);
         }
@@ -347,13 +476,13 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
                     "{}",
                     inbox_row(serde_json::json!({
                         "kind": "status", "delivery_id": d.delivery_id, "from": n.document_from,
-                        "document_id": n.document_id, "status": n.code, "reporter": n.reporter,
+                        "document_id": n.document_id, "status": output::status_code(n.code), "reporter": n.reporter,
                         "description": n.description, "time_unix_ms": n.time_unix_ms,
                     }))
                 );
             } else if a.conn.is_json() {
                 let v = serde_json::json!({
-                    "delivery_id": d.delivery_id, "status": n.code, "reporter": n.reporter,
+                    "delivery_id": d.delivery_id, "status": output::status_code(n.code), "reporter": n.reporter,
                     "document_from": n.document_from, "document_id": n.document_id,
                     "description": n.description, "time_unix_ms": n.time_unix_ms,
                 });
@@ -474,14 +603,11 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
         _ => None,
     };
     if a.conn.format() == output::Format::Json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "documents": count, "status_notices": notices, "deliveries": collected,
-                "leased_elsewhere": held.as_ref().map_or(0, |h| h.leased),
-                "leased_until_unix_ms": held.as_ref().map(|h| h.next_lease_end_unix_ms),
-            })
-        );
+        output::json_line(serde_json::json!({
+            "documents": count, "status_notices": notices, "deliveries": collected,
+            "leased_elsewhere": held.as_ref().map_or(0, |h| h.leased),
+            "leased_until_unix_ms": held.as_ref().map(|h| h.next_lease_end_unix_ms),
+        }));
     } else if a.conn.format() == output::Format::Table {
         println!("{count} document(s) and {notices} status notice(s) received");
     }
@@ -564,7 +690,10 @@ async fn save(
     meta["hub_document_id"] = d.hub_document_id.into();
     meta["signature"] = truc_core::hex(&doc.signature).into();
     meta["header_bytes"] = truc_core::hex(&doc.header).into();
-    write_durably(&header_file, serde_json::to_string_pretty(&meta)?.as_bytes())?;
+    write_durably(
+        &header_file,
+        serde_json::to_string_pretty(&output::stamp(meta))?.as_bytes(),
+    )?;
     Ok((h, base, false))
 }
 

@@ -72,7 +72,7 @@ pub(crate) struct ReceiptsArgs {
     #[arg(long, value_name = "CODE", value_parser = super::agency_code)]
     agency: Option<String>,
     /// Receipts at or after T: Unix ms, or YYYY-MM-DD[THH:MM[:SS[.mmm]]][Z|±HH:MM] (UTC unless an offset is
-    /// given).
+    /// given; a time as tables print it, `2026-12-06 17:15:02 +07:00`, works too).
     #[arg(long, value_name = "T", value_parser = parse_since)]
     since: Option<i64>,
     /// Receipts at or before T (same forms; a date alone means its end).
@@ -138,7 +138,7 @@ async fn heads(a: HeadsArgs) -> anyhow::Result<()> {
         })
     };
     if a.conn.format() == output::Format::Jsonl {
-        heads.iter().for_each(|h| println!("{}", row(h)));
+        heads.iter().for_each(|h| output::json_line(row(h)));
         return Ok(());
     }
     let table = |headers: bool| {
@@ -270,7 +270,7 @@ async fn receipts(a: ReceiptsArgs) -> anyhow::Result<()> {
         json!({
             "index": r.index, "time_unix_ms": r.time_unix_ms, "event": output::event(r.event),
             "actor": r.actor, "document_from": r.from, "document_id": r.document_id,
-            "recipient": r.recipient, "status_code": r.status_code, "description": r.description,
+            "recipient": r.recipient, "status_code": output::status_code(r.status_code), "description": r.description,
             "detail": r.detail,
         })
     };
@@ -401,7 +401,7 @@ async fn watch(a: WatchArgs) -> anyhow::Result<()> {
             "time_unix_ms": s.time_unix_ms, "previous_size": previous,
         });
         match format {
-            output::Format::Json | output::Format::Jsonl => println!("{v}"),
+            output::Format::Json | output::Format::Jsonl => output::json_line(v),
             output::Format::Csv => print!("{}", output::csv(&columns, &[v], false)),
             output::Format::Table => println!("{text}"),
         }
@@ -501,7 +501,13 @@ fn parse_time(s: &str, end_of_day: bool) -> Result<i64, String> {
     let Some(rest) = rest else {
         return Ok(if end_of_day { midnight + 86_399_999 } else { midnight });
     };
-    // Split off the zone: Z, or a final ±HH:MM.
+    // Split off the zone: Z, or a final ±HH:MM; also as tables print it,
+    // after a space (`17:15:02 +07:00`, `10:15:02 UTC`).
+    let rest = rest
+        .strip_suffix(" UTC")
+        .map(|c| format!("{c}Z"))
+        .unwrap_or_else(|| rest.to_string());
+    let rest = rest.as_str();
     let (clock, offset_ms) = if let Some(c) = rest.strip_suffix(['Z', 'z']) {
         (c, 0)
     } else if rest.len() > 6 && matches!(rest.as_bytes()[rest.len() - 6], b'+' | b'-') {
@@ -512,6 +518,7 @@ fn parse_time(s: &str, end_of_day: bool) -> Result<i64, String> {
     } else {
         (rest, 0)
     };
+    let clock = clock.strip_suffix(' ').unwrap_or(clock);
     let (hms, frac) = match clock.split_once('.') {
         Some((hms, f)) if !f.is_empty() && f.len() <= 9 => {
             let digits = format!("{f:0<3}");
@@ -555,10 +562,11 @@ mod tests {
         ] {
             assert!(parse_time(bad, false).is_err(), "{bad:?}");
         }
-        // Round trip with the printer.
-        assert_eq!(
-            output::time(parse_time("2031-07-04T09:08:07Z", false).unwrap()),
-            "2031-07-04 09:08:07 UTC"
-        );
+        // Round trip with the printer, local and UTC.
+        let t = parse_time("2031-07-04T09:08:07Z", false).unwrap();
+        assert_eq!(output::time_in(t, None), "2031-07-04 09:08:07 UTC");
+        assert_eq!(output::time_in(t, Some(420)), "2031-07-04 16:08:07 +07:00");
+        assert_eq!(parse_time("2031-07-04 16:08:07 +07:00", false), Ok(t));
+        assert_eq!(parse_time("2031-07-04 09:08:07 UTC", false), Ok(t));
     }
 }

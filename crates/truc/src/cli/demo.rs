@@ -82,22 +82,45 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     let payload = "CÔNG VĂN\nVề việc triển khai Trục liên thông văn bản quốc gia.\n"
         .as_bytes()
         .to_vec();
-    let document_id = truc_client::new_document_id(AGENCIES[0].0);
+    // A công văn numbered as a records office numbers it: the id is
+    // <sender>,<promulgation date, local>,<number>/<notation>. The number is
+    // the demo's own (a fresh register: 1); the date is today at the axis's
+    // offset (output::axis_offset_minutes: TRUC_UTC_OFFSET or +07:00).
+    let today = truc_core::Calendar::at_offset(output::axis_offset_minutes())?.local_date(truc_core::now_unix_ms());
+    let (number, notation) = ("1", "VPCP-KSTT");
+    let document_id = truc_edxml::document_id(AGENCIES[0].0, today, number, notation);
     let header = DocumentHeader {
         to: vec![AGENCIES[1].0.into(), AGENCIES[2].0.into()],
         document_id: document_id.clone(),
         subject: "Về việc triển khai Trục liên thông văn bản".into(),
+        code_number: number.into(),
+        code_notation: notation.into(),
         document_type: "Công văn".into(),
         priority: Priority::Urgent as i32,
+        promulgation_date: truc_edxml::EdDate::Date(today).to_string(),
+        promulgation_place: "Hà Nội".into(),
+        signer: Some(truc_proto::v1::SignerInfo {
+            competence: "KT. BỘ TRƯỞNG, CHỦ NHIỆM".into(),
+            position: "Phó Chủ nhiệm".into(),
+            full_name: "Nguyễn Văn A".into(),
+        }),
+        content: "Đề nghị các địa phương kết nối hệ thống quản lý văn bản với Trục liên thông văn bản quốc gia.".into(),
+        to_places: vec!["Như trên".into(), "Lưu: VT, KSTT".into()],
         content_type: "text/plain; charset=utf-8".into(),
         file_name: "cong-van.txt".into(),
         ..Default::default()
     };
+    let signer = header.signer.clone().unwrap_or_default();
     let doc = truc_client::sign_document(sender.identity(), header, payload.clone())?;
     let resp = sender.send(doc.clone()).await?;
     println!(
-        "\n3. {} signed {document_id:?} ({} bytes) and sent it to {} and {}",
+        "\n3. {} signed công văn số {number}/{notation} of {} (local date, UTC{}), signed by {} {}, \
+         as {document_id:?} ({} bytes) and sent it to {} and {}",
         AGENCIES[0].0,
+        truc_edxml::EdDate::Date(today),
+        output::offset_label(output::axis_offset_minutes()),
+        signer.position,
+        signer.full_name,
         payload.len(),
         AGENCIES[1].0,
         AGENCIES[2].0

@@ -120,7 +120,7 @@ pub(crate) async fn track(a: TrackArgs) -> anyhow::Result<()> {
         json!({
             "agency": r.agency, "state": state_name(r.state), "attempts": tries(r),
             "expired_leases": r.attempts,
-            "state_at_unix_ms": r.state_at_unix_ms, "status": r.status,
+            "state_at_unix_ms": r.state_at_unix_ms, "status": output::status_code(r.status),
             "status_description": r.status_description, "status_at_unix_ms": r.status_at_unix_ms,
             "delivery_deadline_unix_ms": r.delivery_deadline_unix_ms,
             "confirm_deadline_unix_ms": r.confirm_deadline_unix_ms, "overdue": r.overdue,

@@ -51,6 +51,12 @@ Output (-o table|json|jsonl|csv, every command that prints results):
           that prints one object (`ops status`, `send`, …) prints one row;
           --no-headers drops the header row. Streams print a row as each
           item comes.
+Times: tables show the axis's local time with its offset
+(`2026-12-06 17:15:02 +07:00`; the hub's offset where a command asks it,
+else TRUC_UTC_OFFSET, else +07:00), --utc shows UTC. JSON and CSV keep each
+`*_unix_ms` and add the time as RFC 3339 with its offset beside it
+(`accepted_at_unix_ms`, `accepted_at`). Business status codes are the axis's
+two digits (\"03\"), JSON included.
 Under table and csv an error is `truc: <message>` and a `hint:` line on
 stderr.
 
@@ -69,6 +75,14 @@ Exit codes:
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Show times in UTC. Without it every table shows times in the axis's
+    /// local time with its offset (`2026-12-06 17:15:02 +07:00`): the offset
+    /// the hub reports where a command asks it (`truc stats`), else
+    /// TRUC_UTC_OFFSET (e.g. +07:00), else +07:00. JSON keeps each
+    /// `*_unix_ms` and adds the same time as RFC 3339 with its offset beside
+    /// it (`accepted_at_unix_ms` and `accepted_at`).
+    #[arg(long, global = true)]
+    utc: bool,
 }
 
 /// How to reach the hub, as whom, and how to print.
@@ -101,7 +115,7 @@ enum Command {
     /// delivery as it arrives, with the columns kind (document, status or
     /// unacknowledged), delivery_id, hub_document_id, from, document_id,
     /// subject, priority, payload_size, saved_to, saved_before, status,
-    /// reporter, description, time_unix_ms (a kind leaves the others'
+    /// reporter, description, time_unix_ms, time (a kind leaves the others'
     /// columns empty).
     Inbox(agency::InboxArgs),
     /// Report a business status on a document (01–06, 13, 15, 16).
@@ -298,6 +312,9 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Err(e) = output::init_zone(cli.utc) {
+        return fail(&errors::classify(&e), json);
+    }
     let result = rt.block_on(async move {
         match cli.command {
             Command::Demo(a) => demo::run(a).await,
@@ -538,6 +555,7 @@ mod tests {
         let format = |line: &str| match Cli::try_parse_from(line.split(' ')) {
             Ok(Cli {
                 command: Command::Ops(ops::OpsCommand::Status { conn }),
+                ..
             }) => Ok((conn.format(), conn.out.headers())),
             Ok(_) => unreachable!(),
             Err(e) => Err(e.kind()),

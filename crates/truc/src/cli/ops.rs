@@ -362,7 +362,7 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
             loop {
                 let q = truc_client::reconnect::retry(&policy, &super::print_notice, || client.list_queues()).await?;
                 if watch && conn.is_json() {
-                    println!("{}", queues_json(&q));
+                    output::json_line(queues_json(&q));
                 } else if watch {
                     // Clear the screen and redraw in place.
                     print!("\x1b[2J\x1b[H{}", queues_table(&q, conn.out.headers()));
@@ -719,7 +719,7 @@ async fn trace(conn: &Conn, from: &str, document_id: &str) -> anyhow::Result<()>
         json!({
             "index": r.index, "time_unix_ms": r.time_unix_ms, "event": output::event(r.event),
             "actor": r.actor, "recipient": r.recipient, "attempts": r.attempts,
-            "status_code": r.status_code, "description": r.description, "detail": r.detail,
+            "status_code": output::status_code(r.status_code), "description": r.description, "detail": r.detail,
         })
     };
     let table = |headers: bool| {

@@ -38,6 +38,11 @@ pub(crate) async fn run(a: StatsArgs, agency: &str, conn: Conn) -> anyhow::Resul
         By::Month => StatsGrouping::Month,
     };
     let r = conn.client().await?.stats(&a.from, &a.to, agency, by).await?;
+    // The hub's own offset, for every time shown from here on (0 also from a
+    // hub too old to say: keep TRUC_UTC_OFFSET's then).
+    if r.utc_offset_minutes != 0 {
+        super::output::use_hub_offset(r.utc_offset_minutes);
+    }
     let mut out = conn.out.clone();
     if a.csv {
         out.output = Some(super::output::Format::Csv);
