@@ -11,7 +11,7 @@
 #     truc-rules.yml `promtool check rules`, and truc-rules.test.yml
 #     `promtool test rules` (each alert fires when it should);
 #   - every truc_* metric the rules and the Grafana dashboard query is one
-#     that crates/hub/src/metrics.rs exports; the dashboard is valid JSON;
+#     that crates/hub/src/metrics/ exports; the dashboard is valid JSON;
 #   - deploy/kubernetes/truc.yaml parses, runs one replica with a persistent
 #     volume and probes /healthz and /readyz on the admin port, and its
 #     ConfigMap's trucd.toml is accepted by trucd itself;
@@ -93,10 +93,10 @@ else
 fi
 
 # 3. Metric names used by the rules and the dashboard exist; dashboard JSON.
-if python3 - "$ROOT/crates/hub/src/metrics.rs" "$D/prometheus/truc-rules.yml" \
+if python3 - "$ROOT/crates/hub/src/metrics" "$D/prometheus/truc-rules.yml" \
   "$D/grafana/truc-dashboard.json" >"$T/out" 2>&1 <<'PY'; then
-import json, re, sys
-src = open(sys.argv[1], encoding="utf-8").read()
+import json, pathlib, re, sys
+src = "".join(p.read_text(encoding="utf-8") for p in sorted(pathlib.Path(sys.argv[1]).glob("*.rs")))
 exported = set(re.findall(r'"(truc_[a-z_]+)"', src))
 histograms = set(re.findall(r'\.render\(\s*&mut out,\s*"(truc_[a-z_]+)"', src))
 names = set(exported)
