@@ -41,6 +41,10 @@ async fn scenario(hub: &TestHub) -> Parties {
     g22.send(sign(&g22, header(&[H26], DOC_B), b"b")).await.unwrap();
     h26.send(sign(&h26, header(&[H29], DOC_C), b"c")).await.unwrap();
     assert_eq!(drain(&h26, 4).await.len(), 2);
+    // 01 first (truc_core::status_rules), then 03.
+    h26.report_status(G22, DOC_A, StatusCode::Arrived as i32, "", None)
+        .await
+        .unwrap();
     h26.report_status(G22, DOC_A, StatusCode::Registered as i32, "vào sổ", None)
         .await
         .unwrap();
@@ -626,6 +630,9 @@ async fn watch_detects_a_rewritten_history() {
             .unwrap();
         h26.send(sign(&h26, header(&[H29], DOC_C), b"c")).await.unwrap();
         assert_eq!(drain(&h26, 4).await.len(), 2);
+        h26.report_status(G22, DOC_A, StatusCode::Arrived as i32, "", None)
+            .await
+            .unwrap();
         h26.report_status(G22, DOC_A, StatusCode::Registered as i32, "vào sổ", None)
             .await
             .unwrap();
@@ -745,7 +752,7 @@ async fn proven_receipts_carry_their_leaf_index_and_tree_size() {
     for d in drain(&h26, 8).await {
         assert!(d.status.is_none());
     }
-    h26.report_status(G22, "p/1", StatusCode::Registered as i32, "", None)
+    h26.report_status(G22, "p/1", StatusCode::Arrived as i32, "", None)
         .await
         .unwrap();
     let notices = drain(&g22, 4).await;

@@ -183,7 +183,24 @@ pub(super) fn track(
     }
     // Header order, as the sender wrote it (added recipients last).
     recipients.sort_by_key(|r| rec.recipients.iter().position(|x| *x == r.agency).unwrap_or(usize::MAX));
+    // Its revokes, updates and replacements, in hub id (acceptance) order.
+    let mut corrections = Vec::new();
+    for kv in tree.scan_prefix(keys::corrections_prefix(hub_id)) {
+        let (k, v) = kv?;
+        let id = keys::queue_item_id(&k).ok_or_else(|| StoreError::Corrupt("correction key".into()))?;
+        let c = document(tree, id)?;
+        let agencies = String::from_utf8_lossy(&v);
+        corrections.push(truc_proto::v1::Correction {
+            business_type: c.business_type,
+            document_id: c.document_id,
+            hub_document_id: id,
+            accepted_at_unix_ms: c.accepted_at_unix_ms,
+            reason: c.business_reason,
+            agencies: agencies.split(',').filter(|a| !a.is_empty()).map(str::to_string).collect(),
+        });
+    }
     Ok(Some(TrackResponse {
+        corrections,
         hub_document_id: hub_id,
         document_id: rec.document_id,
         accepted_at_unix_ms: rec.accepted_at_unix_ms,
