@@ -183,7 +183,12 @@ async fn scenario(hub: TestHub) {
     assert_eq!(t2.corrections[0].agencies, vec![G0901.to_string()]);
     assert_eq!(
         received(&h26).await,
-        vec![(0, c2.to_string()), (1, own.to_string()), (3, new.to_string())]
+        vec![
+            (0, c2.to_string()),
+            (1, own.to_string()),
+            (2, b.to_string()),
+            (3, new.to_string())
+        ]
     );
     // A replacement asks no question: H26 handles the new document.
     let err = h26.report_status(G22, c1, 15, "", None).await.unwrap_err();

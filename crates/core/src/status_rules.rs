@@ -247,8 +247,8 @@ pub fn check_recipient(rule: &Rule, who: &str, copy: &CopyView) -> Result<Effect
     let phase = Phase::of(copy.progress);
     if rule.answers && !copy.question_open {
         return Err(Refused(format!(
-            "nothing to answer: status {code:02} replies to a take-back (13), revoke or update that {who} has not \
-             answered yet, and none is open"
+            "nothing to answer: {who}'s copy is delivered and no take-back (13), revoke or update waits for its \
+             answer; status {code:02} replies to one"
         )));
     }
     if !rule.after.contains(&phase) {
