@@ -145,12 +145,13 @@ async fn exports_verify_offline_with_the_hub_key_only() {
         mine.receipts.len()
     );
 
-    // One document, exported by a recipient: accepted, delivered, registered.
+    // One document, exported by a recipient: accepted, delivered, arrived
+    // (01) and registered (03).
     let doc = audit::export(&p.h26, &AuditQuery::document(G22, DOC_A), None)
         .await
         .unwrap();
     let events: Vec<&str> = doc.receipts.iter().map(|r| r.event.as_str()).collect();
-    assert_eq!(events, ["ACCEPTED", "DELIVERED", "STATUS_REPORTED"]);
+    assert_eq!(events, ["ACCEPTED", "DELIVERED", "STATUS_REPORTED", "STATUS_REPORTED"]);
     audit::verify(&doc.to_json(), &key).unwrap();
 
     // A time range: only receipts at or after the time of the delivery.
