@@ -9,7 +9,8 @@ use prost::Message;
 use tonic::Code;
 use truc_client::Client;
 use truc_proto::v1::{
-    BusinessType, DocumentHeader, ReceiverChange, ReceiverType, Replacement, TransportState,
+    BusinessType, DocumentHeader, ListReceiptsRequest, Receipt, ReceiptEvent, ReceiverChange, ReceiverType,
+    Replacement, TransportState,
 };
 use truc_tests::{drain, header, nats_or_skip, sign, TestHub};
 
@@ -84,6 +85,30 @@ async fn scenario(hub: TestHub) {
     assert!(received(&h29).await.is_empty());
     // The answer goes under the original's id.
     h26.report_status(G22, a, 15, "", None).await.unwrap();
+    // The document's receipts include the revoke's, in log order.
+    let page = g22
+        .list_receipts(ListReceiptsRequest {
+            document_from: G22.into(),
+            document_id: a.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let receipts: Vec<Receipt> = page
+        .receipts
+        .iter()
+        .map(|p| Receipt::decode(p.receipt.as_slice()).unwrap())
+        .collect();
+    let accepted: Vec<(u64, i32)> = receipts
+        .iter()
+        .filter(|r| r.event == ReceiptEvent::Accepted as i32)
+        .map(|r| (r.hub_document_id, r.business_type))
+        .collect();
+    assert_eq!(
+        accepted,
+        vec![(t.hub_document_id, 0), (first.hub_document_id, BusinessType::Revoke as i32)]
+    );
+    assert!(receipts.windows(2).all(|w| w[0].index < w[1].index));
 
     // Update under the original's id, with its receiver list.
     let b = "000.00.00.G22,2026/11/23,71/VPCP";

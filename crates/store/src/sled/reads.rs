@@ -258,7 +258,28 @@ pub(super) fn receipts(tree: &sled::Tree, q: &ReceiptQuery) -> Result<ReceiptPag
                 }
             }
             let prefix = keys::doc_receipts_prefix(hub_id);
-            Box::new(index_scan(tree, &prefix, q.page_token))
+            // A revoke or update sent under the original's id is part of
+            // that document's story: its receipts are listed with the
+            // original's, in log order.
+            let mut merged: Vec<u64> = Vec::new();
+            for kv in tree.scan_prefix(keys::corrections_prefix(hub_id)) {
+                let (k, _) = kv?;
+                let id = keys::queue_item_id(&k).ok_or_else(|| StoreError::Corrupt("correction key".into()))?;
+                if document(tree, id)?.document_id == *document_id {
+                    for i in index_scan(tree, &keys::doc_receipts_prefix(id), q.page_token) {
+                        merged.push(i?);
+                    }
+                }
+            }
+            if merged.is_empty() {
+                Box::new(index_scan(tree, &prefix, q.page_token))
+            } else {
+                for i in index_scan(tree, &prefix, q.page_token) {
+                    merged.push(i?);
+                }
+                merged.sort_unstable();
+                Box::new(merged.into_iter().map(Ok))
+            }
         }
         ReceiptFilter::Agency(agency) => {
             if let Some(me) = &q.visible_to {

@@ -53,11 +53,12 @@ pub(crate) struct UpdateArgs {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(override_usage = "truc replace [OPTIONS] OLD_ID[:CODE[,CODE…]]… FILE")]
 pub(crate) struct ReplaceArgs {
     /// The old documents, each as OLD_ID or OLD_ID:CODE[,CODE…] (the
     /// agencies it is replaced for; without, all its recipients), then the
     /// new document's file, last. One file per document.
-    #[arg(required = true, num_args = 2.., value_name = "OLD_ID[:CODES]… FILE")]
+    #[arg(required = true, num_args = 2.., value_name = "OLD_ID[:CODES]|FILE")]
     args: Vec<String>,
     /// The new document's id (edXML DocumentId); generated as
     /// <from>,<yyyy/MM/dd>,<n>/TRUC when not given.
