@@ -78,7 +78,12 @@ async fn scenario(hub: TestHub) {
     assert_eq!(t.corrections.len(), 1);
     let c = &t.corrections[0];
     assert_eq!(
-        (c.business_type, c.document_id.as_str(), c.hub_document_id, c.reason.as_str()),
+        (
+            c.business_type,
+            c.document_id.as_str(),
+            c.hub_document_id,
+            c.reason.as_str()
+        ),
         (BusinessType::Revoke as i32, a, first.hub_document_id, "Thu hồi")
     );
     assert_eq!(received(&h26).await, vec![(1, a.to_string())]);
@@ -106,7 +111,10 @@ async fn scenario(hub: TestHub) {
         .collect();
     assert_eq!(
         accepted,
-        vec![(t.hub_document_id, 0), (first.hub_document_id, BusinessType::Revoke as i32)]
+        vec![
+            (t.hub_document_id, 0),
+            (first.hub_document_id, BusinessType::Revoke as i32)
+        ]
     );
     assert!(receipts.windows(2).all(|w| w[0].index < w[1].index));
 

@@ -18,7 +18,9 @@ const ID: &str = "000.00.00.G22,2026/11/23,60/VPCP";
 
 async fn tree_size(c: &Client) -> u64 {
     let h = c.tree_head(0).await.unwrap();
-    truc_proto::v1::TreeHead::decode(h.tree_head.as_slice()).unwrap().tree_size
+    truc_proto::v1::TreeHead::decode(h.tree_head.as_slice())
+        .unwrap()
+        .tree_size
 }
 
 /// What Track says, without what changes on its own (overdue).
@@ -47,7 +49,11 @@ async fn refused(a: &Client, g22: &Client, c: &Client, code: StatusCode, words: 
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{code:?}: {err:?}");
     for w in words {
-        assert!(err.message().contains(w), "{code:?}: {:?} should say {w:?}", err.message());
+        assert!(
+            err.message().contains(w),
+            "{code:?}: {:?} should say {w:?}",
+            err.message()
+        );
     }
     let after = (tree_size(a).await, rows(&g22.track(ID).await.unwrap()));
     assert_eq!(after, before, "{code:?}: a refused status stored something");
@@ -67,21 +73,44 @@ async fn scenario(hub: TestHub) {
     let a = hub
         .connect(&hub.pki.identity_with(&auditor, &IssueOptions::default()))
         .await;
-    g22.send(sign(&g22, header(&[H26, H29], ID), b"cong van")).await.unwrap();
+    g22.send(sign(&g22, header(&[H26, H29], ID), b"cong van"))
+        .await
+        .unwrap();
 
     // Before its copy was delivered: refused, naming the copy's state.
-    refused(&a, &g22, &h26, StatusCode::Arrived, &["queued", "not yet delivered", H26]).await;
+    refused(
+        &a,
+        &g22,
+        &h26,
+        StatusCode::Arrived,
+        &["queued", "not yet delivered", H26],
+    )
+    .await;
     refused(&a, &g22, &h26, StatusCode::Registered, &["queued"]).await;
     assert_eq!(drain(&h26, 4).await.len(), 1);
     // 01 comes first.
-    refused(&a, &g22, &h26, StatusCode::Registered, &["delivered", "has reported nothing yet"]).await;
+    refused(
+        &a,
+        &g22,
+        &h26,
+        StatusCode::Registered,
+        &["delivered", "has reported nothing yet"],
+    )
+    .await;
     ok(&h26, StatusCode::Arrived).await;
     refused(&a, &g22, &h26, StatusCode::Arrived, &["has reported 01"]).await;
     // 03 before 04/05.
     refused(&a, &g22, &h26, StatusCode::Processing, &["has reported 01", "after 03"]).await;
     ok(&h26, StatusCode::Registered).await;
     // 02 only before 03.
-    refused(&a, &g22, &h26, StatusCode::Refused, &["has registered it (03)", "before 03"]).await;
+    refused(
+        &a,
+        &g22,
+        &h26,
+        StatusCode::Refused,
+        &["has registered it (03)", "before 03"],
+    )
+    .await;
     ok(&h26, StatusCode::Assigned).await;
     ok(&h26, StatusCode::Processing).await;
     ok(&h26, StatusCode::Assigned).await;

@@ -318,7 +318,7 @@ fn check_business(header: &DocumentHeader, business: BusinessType, to: &[AgencyC
                     .any(|r| r.document_id == header.reference_document_id)
             {
                 return Err(bad(
-                    "reference_document_id is not among the replacements' document ids".into(),
+                    "reference_document_id is not among the replacements' document ids".into()
                 ));
             }
             let mut seen = HashSet::new();
@@ -598,12 +598,19 @@ mod tests {
         let mut h = header();
         h.business_type = BusinessType::Replace as i32;
         h.document_id = "new".into();
-        h.replacements = vec![replaced("a", &["000.00.00.H26"]), replaced("b", &["G09.01"]), replaced("c", &[])];
+        h.replacements = vec![
+            replaced("a", &["000.00.00.H26"]),
+            replaced("b", &["G09.01"]),
+            replaced("c", &[]),
+        ];
         check_header(&h.encode_to_vec()).unwrap();
 
         type Case = (fn(&mut DocumentHeader), &'static str);
         let cases: Vec<Case> = vec![
-            (|h| h.replacements = vec![Replacement::default()], "belong to a replacement"),
+            (
+                |h| h.replacements = vec![Replacement::default()],
+                "belong to a replacement",
+            ),
             (
                 |h| h.receiver_changes = vec![ReceiverChange::default()],
                 "belong to an update",

@@ -112,10 +112,7 @@ pub(crate) fn idempotency(from: &str, document_id: &str) -> Vec<u8> {
 /// its type and what tells one such action from another (empty for a
 /// revoke: a document is revoked once; an update's content digest).
 pub(crate) fn action(from: &str, document_id: &str, business_type: u8, discriminator: &[u8]) -> Vec<u8> {
-    let mut k = with_tag(
-        tag::ACTION,
-        from.len() + document_id.len() + 3 + discriminator.len(),
-    );
+    let mut k = with_tag(tag::ACTION, from.len() + document_id.len() + 3 + discriminator.len());
     k.extend_from_slice(from.as_bytes());
     k.push(0);
     k.extend_from_slice(document_id.as_bytes());

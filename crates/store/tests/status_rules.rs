@@ -139,7 +139,10 @@ async fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
     let key = {
         let rng = ring::rand::SystemRandom::new();
-        ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap().as_ref().to_vec()
+        ring::signature::Ed25519KeyPair::generate_pkcs8(&rng)
+            .unwrap()
+            .as_ref()
+            .to_vec()
     };
     let signer = TreeHeadSigner::from_pkcs8(&key).unwrap();
     let path = dir.path().to_path_buf();

@@ -24,6 +24,11 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// A recipient in `truc track`: agency, transport state, status.
+type Row = (String, String, i64);
+/// A correction in `truc track`: kind, reason, agencies.
+type Linked = (String, String, Vec<String>);
+
 /// A CA, a hub on a port of its own, an operator and four agencies.
 struct Hub {
     tmp: tempfile::TempDir,
@@ -108,7 +113,12 @@ impl Hub {
 
     fn ok(&self, args: &[impl AsRef<std::ffi::OsStr>]) -> Output {
         let o = self.truc(args);
-        assert!(o.status.success(), "{:?}: {}", args.iter().map(|a| a.as_ref().to_owned()).collect::<Vec<_>>(), text(&o));
+        assert!(
+            o.status.success(),
+            "{:?}: {}",
+            args.iter().map(|a| a.as_ref().to_owned()).collect::<Vec<_>>(),
+            text(&o)
+        );
         o
     }
 
@@ -146,7 +156,7 @@ impl Hub {
 
     /// `truc track id --json`: (agency, state, status) per recipient, and
     /// the corrections as (kind, reason, agencies).
-    fn track(&self, id: &str) -> (Vec<(String, String, i64)>, Vec<(String, String, Vec<String>)>) {
+    fn track(&self, id: &str) -> (Vec<Row>, Vec<Linked>) {
         let v = self.json(G22, &["track", id]);
         let rows = v["recipients"]
             .as_array()
@@ -190,7 +200,7 @@ impl Drop for Hub {
     }
 }
 
-fn row(agency: &str, state: &str, status: i64) -> (String, String, i64) {
+fn row(agency: &str, state: &str, status: i64) -> Row {
     (agency.into(), state.into(), status)
 }
 
@@ -240,13 +250,26 @@ fn revoke_update_and_replace_as_the_axis_sends_them() {
     hub.inbox(H26);
     let up = hub.json(
         G22,
-        &["update", b, "--add", G0901, "--remove", H29, "--reason", "Bổ sung nơi nhận"],
+        &[
+            "update",
+            b,
+            "--add",
+            G0901,
+            "--remove",
+            H29,
+            "--reason",
+            "Bổ sung nơi nhận",
+        ],
     );
     assert_eq!(up["duplicate"], false, "{up}");
     let (rows, corrections) = hub.track(b);
     assert_eq!(
         rows,
-        vec![row(H26, "delivered", 1), row(H29, "withdrawn", 0), row(G0901, "queued", 0)]
+        vec![
+            row(H26, "delivered", 1),
+            row(H29, "withdrawn", 0),
+            row(G0901, "queued", 0)
+        ]
     );
     assert_eq!(
         corrections,
@@ -297,7 +320,11 @@ fn revoke_update_and_replace_as_the_axis_sends_them() {
     assert_eq!(rows, vec![row(H26, "withdrawn", 0), row(H29, "queued", 0)]);
     assert_eq!(
         corrections,
-        vec![("replaced".to_string(), "Thay thế văn bản".to_string(), vec![H26.to_string()])]
+        vec![(
+            "replaced".to_string(),
+            "Thay thế văn bản".to_string(),
+            vec![H26.to_string()]
+        )]
     );
     let (rows, corrections) = hub.track(c2);
     assert_eq!(rows, vec![row(H26, "queued", 0), row(G0901, "withdrawn", 0)]);
@@ -307,10 +334,7 @@ fn revoke_update_and_replace_as_the_axis_sends_them() {
     let mut got = hub.inbox(H26);
     got.sort();
     // (With the second update of B, which H26 stays a recipient of.)
-    assert_eq!(
-        got,
-        vec![(0, c2.to_string()), (2, b.to_string()), (3, new.to_string())]
-    );
+    assert_eq!(got, vec![(0, c2.to_string()), (2, b.to_string()), (3, new.to_string())]);
 }
 
 #[test]
@@ -323,6 +347,9 @@ fn status_help_states_the_rules() {
     for rule in &truc_core::status_rules::RULES {
         let says: String = rule.says.split_whitespace().collect::<Vec<_>>().join(" ");
         let flat: String = help.split_whitespace().collect::<Vec<_>>().join(" ");
-        assert!(flat.contains(&says), "truc status --help does not state {says:?}:\n{help}");
+        assert!(
+            flat.contains(&says),
+            "truc status --help does not state {says:?}:\n{help}"
+        );
     }
 }

@@ -204,7 +204,8 @@ fn original(p: &Pending<'_>, from: &AgencyCode, id: &str) -> Result<DocumentReco
 
 /// The agencies of `to` that are not recipients of `orig`.
 fn strangers<'a>(orig: &DocumentRecord, to: impl IntoIterator<Item = &'a AgencyCode>) -> Option<&'a AgencyCode> {
-    to.into_iter().find(|t| !orig.recipients.iter().any(|r| r == t.as_str()))
+    to.into_iter()
+        .find(|t| !orig.recipients.iter().any(|r| r == t.as_str()))
 }
 
 pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Result<Sent, StoreError> {
@@ -218,7 +219,8 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
     // own document id, is keyed by its business action: a revoke once per
     // document, an update by its content (one update differs from another
     // by what it changes).
-    let under_original = matches!(business, BusinessType::Revoke | BusinessType::Update) && reference == doc.document_id;
+    let under_original =
+        matches!(business, BusinessType::Revoke | BusinessType::Update) && reference == doc.document_id;
     let idem = if under_original {
         let discriminator: &[u8] = match business {
             BusinessType::Update => &doc.content_sha256,
@@ -309,7 +311,10 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
                     .filter(|r| {
                         // Removed now, not by an earlier update.
                         doc.receiver_changes.is_empty()
-                            || doc.receiver_changes.iter().any(|(c, added)| !added && c.as_str() == r.as_str())
+                            || doc
+                                .receiver_changes
+                                .iter()
+                                .any(|(c, added)| !added && c.as_str() == r.as_str())
                     })
                     .map(|r| format!("-{r}")),
             );
@@ -411,7 +416,10 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
         recipients: to.iter().map(AgencyCode::to_string).collect(),
         business_type: doc.business_type,
         // The original (the first one a replacement replaces).
-        reference_document_id: originals.first().map(|(o, _)| o.document_id.clone()).unwrap_or_default(),
+        reference_document_id: originals
+            .first()
+            .map(|(o, _)| o.document_id.clone())
+            .unwrap_or_default(),
         ..Default::default()
     })?;
     debug_assert_eq!(appended, receipt_index);
@@ -472,7 +480,10 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
                 .filter(|r| !to.iter().any(|t| t.as_str() == r.as_str()))
                 .filter(|r| {
                     doc.receiver_changes.is_empty()
-                        || doc.receiver_changes.iter().any(|(c, added)| !added && c.as_str() == r.as_str())
+                        || doc
+                            .receiver_changes
+                            .iter()
+                            .any(|(c, added)| !added && c.as_str() == r.as_str())
                 })
                 .cloned()
                 .collect();
@@ -525,7 +536,8 @@ pub(super) fn report_status(p: &mut Pending<'_>, r: StatusReport) -> Result<(u64
         .ok_or_else(unknown)?;
     let hub_id = keys::u64_value(&v).ok_or_else(|| StoreError::Corrupt("idempotency key".into()))?;
     let rec = document(p, hub_id)?;
-    let rule = status_rules::rule(r.code).ok_or_else(|| StoreError::InvalidArgument(format!("status code {}", r.code)))?;
+    let rule =
+        status_rules::rule(r.code).ok_or_else(|| StoreError::InvalidArgument(format!("status code {}", r.code)))?;
     let is_sender = r.reporter == r.document_from;
     let mut receipt = Receipt {
         event: ReceiptEvent::StatusReported as i32,

@@ -196,7 +196,11 @@ pub(super) fn track(
             hub_document_id: id,
             accepted_at_unix_ms: c.accepted_at_unix_ms,
             reason: c.business_reason,
-            agencies: agencies.split(',').filter(|a| !a.is_empty()).map(str::to_string).collect(),
+            agencies: agencies
+                .split(',')
+                .filter(|a| !a.is_empty())
+                .map(str::to_string)
+                .collect(),
         });
     }
     Ok(Some(TrackResponse {

@@ -91,9 +91,7 @@ pub(crate) struct ReplaceArgs {
 fn current(t: &TrackResponse) -> Vec<String> {
     t.recipients
         .iter()
-        .filter(|r| {
-            r.state != TransportState::Withdrawn as i32 && r.state != TransportState::Redirected as i32
-        })
+        .filter(|r| r.state != TransportState::Withdrawn as i32 && r.state != TransportState::Redirected as i32)
         .map(|r| r.agency.clone())
         .collect()
 }
@@ -102,7 +100,11 @@ fn print(conn: &Conn, what: &str, document_id: &str, resp: &SendResponse) {
     conn.out.object(output::acceptance_json(document_id, resp), || {
         format!(
             "{} {what} of {document_id:?} as hub document {} at {}\n",
-            if resp.duplicate { "already accepted:" } else { "accepted:" },
+            if resp.duplicate {
+                "already accepted:"
+            } else {
+                "accepted:"
+            },
             resp.hub_document_id,
             output::time(resp.accepted_at_unix_ms),
         )
@@ -225,7 +227,11 @@ pub(crate) async fn replace(a: ReplaceArgs) -> anyhow::Result<()> {
             organ_ids: codes,
         });
     }
-    let to = if a.to.is_empty() { named.into_iter().collect() } else { a.to.clone() };
+    let to = if a.to.is_empty() {
+        named.into_iter().collect()
+    } else {
+        a.to.clone()
+    };
     let from = client
         .identity()
         .principal

@@ -199,7 +199,11 @@ pub(crate) async fn track(a: TrackArgs) -> anyhow::Result<()> {
                     c.hub_document_id,
                     c.document_id,
                     output::time(c.accepted_at_unix_ms),
-                    if c.reason.is_empty() { String::new() } else { format!(", {:?}", c.reason) },
+                    if c.reason.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {:?}", c.reason)
+                    },
                     c.agencies.join(" "),
                 );
             }
