@@ -162,6 +162,19 @@ async fn scenario(hub: TestHub) {
     let err = g22.send(sign(&g22, h, b"")).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
     assert_eq!(g22.track(b).await.unwrap().corrections.len(), 1);
+    // H29, whose copy was withdrawn before it was delivered, may be added
+    // again: it gets the original.
+    let mut h = header(&[H26, G0901, H29], b);
+    h.business_type = BusinessType::Update as i32;
+    h.receiver_changes = vec![ReceiverChange {
+        organ_id: H29.into(),
+        receiver_type: ReceiverType::Added as i32,
+    }];
+    g22.send(sign(&g22, h, b"")).await.unwrap();
+    let t = g22.track(b).await.unwrap();
+    assert_eq!(t.recipients[1].state, TransportState::Queued as i32);
+    assert_eq!(t.corrections[1].agencies, vec![format!("+{H29}")]);
+    assert_eq!(received(&h29).await, vec![(0, b.to_string()), (2, b.to_string())]);
 
     // A revoke under an id of its own is linked too.
     let own = "000.00.00.G22,2026/11/23,72/VPCP";
@@ -170,8 +183,8 @@ async fn scenario(hub: TestHub) {
     h.reference_document_id = b.into();
     g22.send(sign(&g22, h, b"")).await.unwrap();
     let t = g22.track(b).await.unwrap();
-    assert_eq!(t.corrections.len(), 2);
-    assert_eq!(t.corrections[1].document_id, own);
+    assert_eq!(t.corrections.len(), 3);
+    assert_eq!(t.corrections[2].document_id, own);
 
     // Replace two old documents, each for its agencies.
     let c1 = "000.00.00.G22,2026/11/23,73/VPCP";
@@ -219,6 +232,7 @@ async fn scenario(hub: TestHub) {
         vec![
             (0, c2.to_string()),
             (1, own.to_string()),
+            (2, b.to_string()),
             (2, b.to_string()),
             (3, new.to_string())
         ]

@@ -103,6 +103,11 @@ fn withdraw_if_queued(
     Ok(true)
 }
 
+/// Whether `agency`'s copy of document `hub_id` was withdrawn.
+fn withdrawn(p: &Pending<'_>, hub_id: u64, agency: &str) -> Result<bool, StoreError> {
+    Ok(matches!(recipient_state(p, hub_id, agency)?, Some(s) if s.state == TransportState::Withdrawn as i32))
+}
+
 /// Mark that `agency`, which has the document, is asked to answer 15 or 16.
 fn expect_reply(p: &mut Pending<'_>, hub_id: u64, agency: &str) -> Result<(), StoreError> {
     if let Some(mut s) = recipient_state(p, hub_id, agency)? {
@@ -287,7 +292,9 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
         BusinessType::Update => {
             let orig = original(p, &doc.from, &reference)?;
             for (code, added) in &doc.receiver_changes {
-                let has = orig.recipients.iter().any(|r| r == code.as_str());
+                // A copy withdrawn (never delivered) may be added again.
+                let has =
+                    orig.recipients.iter().any(|r| r == code.as_str()) && !withdrawn(p, orig.hub_id, code.as_str())?;
                 if *added && has {
                     return Err(StoreError::Precondition(format!(
                         "{code} is already a recipient of {reference:?}; it cannot be added"
@@ -299,11 +306,12 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
                     )));
                 }
             }
-            let mut concerns: Vec<String> = to
-                .iter()
-                .filter(|t| !orig.recipients.iter().any(|r| r == t.as_str()))
-                .map(|t| format!("+{t}"))
-                .collect();
+            let mut concerns: Vec<String> = Vec::new();
+            for t in &to {
+                if !orig.recipients.iter().any(|r| r == t.as_str()) || withdrawn(p, orig.hub_id, t.as_str())? {
+                    concerns.push(format!("+{t}"));
+                }
+            }
             concerns.extend(
                 orig.recipients
                     .iter()
@@ -488,6 +496,9 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
                 .cloned()
                 .collect();
             for r in &removed {
+                if withdrawn(p, orig.hub_id, r)? {
+                    continue; // nothing to withdraw, nobody to ask
+                }
                 if !withdraw_if_queued(p, &orig, r, &doc.actor, &why)? {
                     expect_reply(p, orig.hub_id, r)?;
                     receivers.insert(r.clone());
@@ -495,7 +506,11 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
             }
             for t in &to {
                 let t = t.as_str();
-                if orig.recipients.iter().any(|r| r == t) {
+                if withdrawn(p, orig.hub_id, t)? {
+                    // Withdrawn before it was delivered, and a recipient
+                    // again: the original is sent again.
+                    enqueue_copy(p, t, &orig, deadlines)?;
+                } else if orig.recipients.iter().any(|r| r == t) {
                     expect_reply(p, orig.hub_id, t)?;
                 } else {
                     // Added: the original too.

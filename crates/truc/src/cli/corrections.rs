@@ -154,7 +154,26 @@ pub(crate) async fn update(a: UpdateArgs) -> anyhow::Result<()> {
     }
     let client = a.conn.client().await?;
     let t = client.track(&a.document_id).await?;
-    let mut to: Vec<String> = current(&t).into_iter().filter(|c| !a.remove.contains(c)).collect();
+    // Agencies an earlier update removed keep their row (they may have had
+    // the document): they are not recipients any more.
+    let mut gone: BTreeSet<&str> = BTreeSet::new();
+    for c in t
+        .corrections
+        .iter()
+        .filter(|c| c.business_type == BusinessType::Update as i32)
+    {
+        for x in &c.agencies {
+            if let Some(code) = x.strip_prefix('-') {
+                gone.insert(code);
+            } else if let Some(code) = x.strip_prefix('+') {
+                gone.remove(code);
+            }
+        }
+    }
+    let mut to: Vec<String> = current(&t)
+        .into_iter()
+        .filter(|c| !a.remove.contains(c) && !gone.contains(c.as_str()))
+        .collect();
     for c in &a.add {
         if !to.contains(c) {
             to.push(c.clone());
