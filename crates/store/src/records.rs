@@ -231,3 +231,26 @@ pub(crate) struct PayloadRefs {
     #[prost(int64, tag = "2")]
     pub(crate) released_at_unix_ms: i64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A recipient record written before `progress` (tag 11) existed, as
+    /// main writes it, reads its progress from `status`.
+    #[test]
+    fn progress_of_records_written_before_it() {
+        let old = |status: i32| RecipientState {
+            state: truc_proto::v1::TransportState::Delivered as i32,
+            status,
+            ..Default::default()
+        };
+        let read = |r: RecipientState| RecipientState::decode(r.encode_to_vec().as_slice()).unwrap();
+        assert_eq!(read(old(3)).progress(), 3);
+        assert_eq!(read(old(0)).progress(), 0);
+        // An answer (15/16) hid the progress in such a record.
+        assert_eq!(read(old(15)).progress(), 0);
+        let new = RecipientState { progress: 6, ..old(16) };
+        assert_eq!(read(new).progress(), 6);
+    }
+}
