@@ -15,15 +15,14 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod console_proxy;
 #[path = "../skip.rs"]
 pub mod skip;
 pub mod transfer;
 pub mod webdriver;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
@@ -122,117 +121,14 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// One node of a real nats-server with JetStream, mTLS with the test CA,
-/// killed on drop.
-pub struct NatsNode {
-    /// Client port.
-    pub port: u16,
-    /// Cluster port (0: not clustered).
-    pub cluster_port: u16,
-    /// Its directory (config, log, JetStream store).
-    pub dir: PathBuf,
-    child: Option<Child>,
-}
+pub use truc_launch::nats::NatsNode;
 
-impl NatsNode {
-    /// Start a single node in `dir` with `pki`'s hub certificate.
-    pub fn start(dir: &Path, pki: &TestPki) -> NatsNode {
-        Self::start_node(dir, pki, "n0", free_port(), 0, &[])
-    }
-
-    /// Start a node; with `cluster_port` != 0 it joins `routes` (the
-    /// cluster ports of the other nodes).
-    pub fn start_node(dir: &Path, pki: &TestPki, name: &str, port: u16, cluster_port: u16, routes: &[u16]) -> NatsNode {
-        std::fs::create_dir_all(dir).expect("nats dir");
-        let q = |p: PathBuf| format!("{:?}", p.display().to_string());
-        let hub = pki.pki.hub_dir();
-        let mut conf = format!(
-            "server_name: {name}\nlisten: \"127.0.0.1:{port}\"\nmax_payload: 8MB\n\
-             jetstream {{\n  store_dir: {store}\n}}\n\
-             tls {{\n  cert_file: {cert}\n  key_file: {key}\n  ca_file: {ca}\n  verify: true\n  timeout: 5\n}}\n",
-            store = q(dir.join("jetstream")),
-            cert = q(hub.join("cert.pem")),
-            key = q(hub.join("key.pem")),
-            ca = q(hub.join("ca.pem")),
-        );
-        if cluster_port != 0 {
-            let routes: Vec<String> = routes
-                .iter()
-                .map(|p| format!("\"nats-route://127.0.0.1:{p}\""))
-                .collect();
-            conf.push_str(&format!(
-                "cluster {{\n  name: truc\n  listen: \"127.0.0.1:{cluster_port}\"\n  routes: [{}]\n}}\n",
-                routes.join(", ")
-            ));
-        }
-        let conf_path = dir.join("nats.conf");
-        std::fs::write(&conf_path, conf).expect("nats.conf");
-        let mut node = NatsNode {
-            port,
-            cluster_port,
-            dir: dir.to_path_buf(),
-            child: None,
-        };
-        node.spawn();
-        node
-    }
-
-    fn log_path(&self) -> PathBuf {
-        self.dir.join("nats-server.log")
-    }
-
-    /// (Re)start the process and wait until it says it is ready.
-    pub fn spawn(&mut self) {
-        let bin = nats_server_bin();
-        let log = std::fs::File::create(self.log_path()).expect("nats log");
-        let child = Command::new(&bin)
-            .arg("-c")
-            .arg(self.dir.join("nats.conf"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {} (set TRUC_NATS_SERVER): {e}", bin.display()));
-        self.child = Some(child);
-        self.wait_ready();
-    }
-
-    fn wait_ready(&mut self) {
-        let started = Instant::now();
-        loop {
-            let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-            if text.contains("Server is ready") {
-                return;
-            }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("nats-server exited with {status}:\n{text}");
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "nats-server not ready within 60 s:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// The URL hubs connect to.
-    pub fn url(&self) -> String {
-        format!("tls://127.0.0.1:{}", self.port)
-    }
-
-    /// SIGKILL the process (its directory stays).
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for NatsNode {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// A single real nats-server node with JetStream in `dir`, mTLS with
+/// `pki`'s hub certificate, ready; killed on drop. Panics, saying how to
+/// install it, when there is no nats-server.
+pub fn start_nats(dir: &Path, pki: &TestPki) -> NatsNode {
+    let config = truc_launch::nats::NatsConfig::single("n0", &pki.pki.hub_dir()).expect("a free port");
+    NatsNode::start(&nats_server_bin(), dir, &config).unwrap_or_else(|e| panic!("{e:#} (set TRUC_NATS_SERVER)"))
 }
 
 /// Point `config` at a JetStream store on `urls` with `replicas`.
@@ -290,7 +186,7 @@ impl TestHub {
             ..Config::default()
         };
         let nats = jetstream.then(|| {
-            let node = NatsNode::start(&data.path().join("nats"), &pki);
+            let node = start_nats(&data.path().join("nats"), &pki);
             use_jetstream(&mut config, vec![node.url()], 1);
             node
         });
@@ -439,7 +335,7 @@ pub fn sign(client: &Client, header: DocumentHeader, payload: &[u8]) -> SignedDo
     truc_client::sign_document(client.identity(), header, payload.to_vec()).expect("sign")
 }
 
-/// Receive with `follow = false` and `credit`, acking nothing, until the
+/// Receive with `follow = false` and `credit`, acking each delivery, until the
 /// stream ends; returns what arrived.
 pub async fn drain(client: &Client, credit: u32) -> Vec<Delivery> {
     let mut s = client.receive(credit, false).await.expect("receive");

@@ -361,3 +361,104 @@ async fn confirmations_on_time_and_late_against_working_day_deadlines() {
     };
     assert_eq!((total(0), total(1)), (3, 2), "hub: on time, late");
 }
+
+/// Copies delivered after their priority's delivery deadline are counted
+/// as overdue, by priority, on the day they were received; a copy on time,
+/// or of normal priority (no delivery deadline), is not. Recomputed from
+/// the receipts (acceptance and delivery times) and the configured
+/// deadlines of the priorities the documents were sent with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_received_after_their_delivery_deadline_are_overdue_by_priority() {
+    let clock = Clock::manual(hanoi(2027, 6, 1, 8, 0));
+    let hub = TestHub::start_sled_with(|c| {
+        c.clock = clock.clone();
+    })
+    .await;
+    let deadlines = hub.config.deadlines.clone();
+    let calendar = hub.config.calendar().unwrap();
+    let op = hub.operator().await;
+    let g22 = hub.agency(G22).await;
+    let h26 = hub.agency(H26).await;
+    use truc_proto::v1::Priority;
+    let sent = [
+        ("1/KHAN", Priority::Urgent),
+        ("2/THUONGKHAN", Priority::VeryUrgent),
+        ("3/HOATOC", Priority::Express),
+        ("4/HOATOC", Priority::Express),
+        ("5/THUONG", Priority::Normal),
+    ];
+    for (n, p) in sent {
+        let id = format!("{G22},2027/06/01,{n}");
+        let mut h = header(&[H26], &id);
+        h.priority = p as i32;
+        g22.send(sign(&g22, h, n.as_bytes())).await.unwrap();
+    }
+    // Received 3 hours later: past the hỏa tốc deadline (2 h by default),
+    // within the others'.
+    clock.set(hanoi(2027, 6, 1, 11, 0));
+    assert_eq!(drain(&h26, 2).await.len(), 5);
+    // The next day, more of the same: then every urgent copy is late.
+    for (n, p) in sent {
+        let id = format!("{G22},2027/06/01,{n}-b");
+        let mut h = header(&[H26], &id);
+        h.priority = p as i32;
+        g22.send(sign(&g22, h, n.as_bytes())).await.unwrap();
+    }
+    clock.set(hanoi(2027, 6, 3, 9, 0));
+    assert_eq!(drain(&h26, 10).await.len(), 5);
+
+    // Recompute: per (agency, day) [urgent, very urgent, express].
+    let priority_of = |id: &str| sent.iter().find(|(n, _)| id.contains(n)).map(|(_, p)| *p).unwrap();
+    let limit = |p: Priority| match p {
+        Priority::Urgent => deadlines.urgent_ms,
+        Priority::VeryUrgent => deadlines.very_urgent_ms,
+        Priority::Express | Priority::TimedExpress => deadlines.express_ms,
+        Priority::Normal => 0,
+    } as i64;
+    let receipts = all_receipts(&op).await;
+    let mut accepted_at = BTreeMap::new();
+    let mut expected: BTreeMap<(String, String), [u64; 3]> = BTreeMap::new();
+    for r in &receipts {
+        match ReceiptEvent::try_from(r.event).unwrap() {
+            ReceiptEvent::Accepted => {
+                accepted_at.insert(r.hub_document_id, r.time_unix_ms);
+            }
+            ReceiptEvent::Delivered if r.status_code == 0 => {
+                let p = priority_of(&r.document_id);
+                let due = limit(p);
+                if due > 0 && r.time_unix_ms > accepted_at[&r.hub_document_id] + due {
+                    let i = match p {
+                        Priority::Urgent => 0,
+                        Priority::VeryUrgent => 1,
+                        _ => 2,
+                    };
+                    let day = format_date(calendar.local_day(r.time_unix_ms));
+                    for a in [H26, ""] {
+                        expected.entry((a.to_string(), day.clone())).or_default()[i] += 1;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let stats = op
+        .stats("2027-06-01", "2027-06-03", "", StatsGrouping::Day)
+        .await
+        .unwrap();
+    let got: BTreeMap<(String, String), [u64; 3]> = stats
+        .rows
+        .iter()
+        .map(|s| {
+            (
+                (s.agency.clone(), s.period.clone()),
+                [s.overdue_urgent, s.overdue_very_urgent, s.overdue_express],
+            )
+        })
+        .filter(|(_, v)| v.iter().any(|n| *n > 0))
+        .collect();
+    assert_eq!(got, expected);
+    // What that means: day one, the two hỏa tốc copies; day three, every
+    // urgent copy of the second round.
+    assert_eq!(expected[&(H26.to_string(), "2027-06-01".to_string())], [0, 0, 2]);
+    assert_eq!(expected[&(H26.to_string(), "2027-06-03".to_string())], [1, 1, 2]);
+}

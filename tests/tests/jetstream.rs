@@ -186,7 +186,7 @@ async fn migration_sled_to_jetstream_and_back_keeps_receipts_and_queues() {
     hub.stop().await;
 
     // Into an empty JetStream log.
-    let nats = truc_tests::NatsNode::start(&hub.data.path().join("nats"), &hub.pki);
+    let nats = truc_tests::start_nats(&hub.data.path().join("nats"), &hub.pki);
     let sled_dir = hub.config.data_dir.clone();
     let mut config = hub.config.clone();
     truc_tests::use_jetstream(&mut config, vec![nats.url()], 1);

@@ -13,8 +13,6 @@
 #![forbid(unsafe_code)]
 
 mod nats;
-mod procs;
-mod trucd;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -25,6 +23,8 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
+use truc_core::sync::Locked;
+use truc_launch::{procs, Trucd};
 use truc_load::{self as load, LoadReport, LoadSpec, Shape, StopAt};
 
 const LONG_ABOUT: &str = "\
@@ -357,7 +357,7 @@ impl RssSampler {
         let task = tokio::spawn(async move {
             while !s.load(Ordering::Relaxed) {
                 if let Some(rss) = procs::status_mib(pid, "VmRSS:") {
-                    let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut p = p.locked();
                     *p = p.max(rss);
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -369,7 +369,7 @@ impl RssSampler {
     async fn finish(self) -> f64 {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.task.await;
-        let p = *self.peak.lock().unwrap_or_else(|e| e.into_inner());
+        let p = *self.peak.locked();
         p
     }
 }
@@ -400,7 +400,9 @@ async fn run_truc(
     dir: &Path,
 ) -> anyhow::Result<Vec<Row>> {
     let data = dir.join("trucd-data");
-    let (mut hub, _) = trucd::Trucd::start(bin, pki, &data, &dir.join("trucd.log")).await?;
+    // A start over a prefilled store of a million documents takes minutes.
+    let mut hub = Trucd::new(bin, pki, &data, &dir.join("trucd.log"), "bench").ready_timeout(Duration::from_secs(300));
+    hub.start().await?;
     let parked = "B90.PARK".to_string();
     let mut codes = agencies.to_vec();
     if !args.prefill.is_empty() {

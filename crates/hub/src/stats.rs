@@ -11,9 +11,9 @@ use truc_store::indicators::{self, Counts};
 
 use crate::{status, Shared};
 
-/// The console's CSV columns, in order: the keys of a row's JSON, as
-/// `truc ops stats -o csv` prints them too.
-pub(crate) const CSV_COLUMNS: [&str; 10] = [
+/// The columns of every CSV of the indicators (the console's download,
+/// `truc ops stats -o csv`): the keys of [`row_json`], in order.
+pub const COLUMNS: [&str; 13] = [
     "period",
     "agency",
     "sent",
@@ -24,7 +24,39 @@ pub(crate) const CSV_COLUMNS: [&str; 10] = [
     "dead_lettered",
     "bytes_sent",
     "bytes_received",
+    "overdue_urgent",
+    "overdue_very_urgent",
+    "overdue_express",
 ];
+
+/// One row as JSON, with the keys of [`COLUMNS`].
+pub fn row_json(s: &StatsRow) -> serde_json::Value {
+    serde_json::json!({
+        "period": s.period, "agency": s.agency, "sent": s.sent, "received": s.received,
+        "refused": s.refused, "confirmed_on_time": s.confirmed_on_time,
+        "confirmed_late": s.confirmed_late, "dead_lettered": s.dead_lettered,
+        "bytes_sent": s.bytes_sent, "bytes_received": s.bytes_received,
+        "overdue_urgent": s.overdue_urgent, "overdue_very_urgent": s.overdue_very_urgent,
+        "overdue_express": s.overdue_express,
+    })
+}
+
+/// The rows as CSV: a header of [`COLUMNS`], then one record per row.
+pub fn csv(rows: &[StatsRow]) -> String {
+    let mut out = String::new();
+    truc_core::csv::write_record(&mut out, COLUMNS);
+    for r in rows {
+        let v = row_json(r);
+        truc_core::csv::write_record(
+            &mut out,
+            COLUMNS.iter().map(|k| match &v[*k] {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            }),
+        );
+    }
+    out
+}
 
 /// The longest period one query may cover, days.
 const MAX_DAYS: i64 = 3660;
@@ -109,6 +141,9 @@ pub(crate) async fn rows(shared: &Shared, caller: &Principal, q: StatsQuery) -> 
             dead_lettered: c.dead_lettered,
             bytes_sent: c.bytes_sent,
             bytes_received: c.bytes_received,
+            overdue_urgent: c.overdue_urgent,
+            overdue_very_urgent: c.overdue_very_urgent,
+            overdue_express: c.overdue_express,
         })
         .collect())
 }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
+use truc_core::sync::ReadWriteLocked;
 
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
@@ -143,9 +144,9 @@ impl Trust {
         let tls = SigningTrust::new(&client_cas, &crls).map_err(id_err)?;
         let signing = SigningTrust::new(&anchors, &crls).map_err(id_err)?;
         let cert = certified_key(&self.files)?;
-        *self.tls.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(tls);
-        *self.signing.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(signing);
-        *self.hub_cert.write().unwrap_or_else(|e| e.into_inner()) = cert;
+        *self.tls.write_locked() = Arc::new(tls);
+        *self.signing.write_locked() = Arc::new(signing);
+        *self.hub_cert.write_locked() = cert;
         self.epoch.fetch_add(1, Ordering::SeqCst);
         Ok(Loaded {
             revoked_certificates: count_revoked(&crls),
@@ -163,7 +164,7 @@ impl Trust {
 
     /// Checks for document signers.
     pub(crate) fn signing(&self) -> Arc<SigningTrust> {
-        self.signing.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.signing.read_locked().clone()
     }
 
     /// Judge a client certificate chain: the principal, or why not.
@@ -171,7 +172,7 @@ impl Trust {
         if chain.is_empty() {
             return Err("no client certificate: connect with a certificate issued by the axis CA".into());
         }
-        let tls = self.tls.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let tls = self.tls.read_locked().clone();
         tls.verify_chain(chain, UnixTime::now()).map_err(|e| match e {
             truc_core::CoreError::BadChain(why) => format!("client certificate rejected: {why}"),
             other => format!("client certificate rejected: {other}"),
@@ -189,6 +190,6 @@ pub(crate) struct HubCert(pub(crate) Arc<Trust>);
 
 impl ResolvesServerCert for HubCert {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.hub_cert.read().unwrap_or_else(|e| e.into_inner()).clone())
+        Some(self.0.hub_cert.read_locked().clone())
     }
 }

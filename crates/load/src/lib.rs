@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use truc_core::sync::Locked;
 
 use serde::Serialize;
 use tokio::sync::{mpsc, Notify, Semaphore};
@@ -555,14 +556,14 @@ impl Tracker {
         self.acked.store(0, Ordering::SeqCst);
         self.stray.store(0, Ordering::SeqCst);
         self.errors.store(0, Ordering::SeqCst);
-        *self.first_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *self.first_error.locked() = None;
         self.senders_done.store(false, Ordering::SeqCst);
-        *self.last_ack.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        self.delivery_micros.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        *self.last_ack.locked() = None;
+        self.delivery_micros.locked().clear();
     }
 
     fn lock_map(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Track>> {
-        self.map.lock().unwrap_or_else(|e| e.into_inner())
+        self.map.locked()
     }
 
     /// The sender saw document `key` accepted at `at`.
@@ -584,7 +585,7 @@ impl Tracker {
         if early > 0 {
             // Received before the sender heard back: acceptance → received
             // is below what this process can observe.
-            let mut d = self.delivery_micros.lock().unwrap_or_else(|e| e.into_inner());
+            let mut d = self.delivery_micros.locked();
             d.extend(std::iter::repeat_n(0, early as usize));
         }
     }
@@ -633,7 +634,7 @@ impl Tracker {
             }
             Some(s) => {
                 if let Some(s) = s {
-                    self.delivery_micros.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+                    self.delivery_micros.locked().push(s);
                 }
                 true
             }
@@ -645,7 +646,7 @@ impl Tracker {
         if n == 0 {
             return;
         }
-        *self.last_ack.lock().unwrap_or_else(|e| e.into_inner()) = Some(at);
+        *self.last_ack.locked() = Some(at);
         self.acked.fetch_add(n, Ordering::SeqCst);
         self.check_done();
     }
@@ -653,7 +654,7 @@ impl Tracker {
     /// A Send, publish or Ack failed.
     pub fn error(&self, e: String) {
         self.errors.fetch_add(1, Ordering::Relaxed);
-        let mut f = self.first_error.lock().unwrap_or_else(|e| e.into_inner());
+        let mut f = self.first_error.locked();
         if f.is_none() {
             *f = Some(e);
         }
@@ -699,12 +700,12 @@ impl Tracker {
         r.expected_deliveries = self.expected.load(Ordering::SeqCst);
         r.deliveries = self.acked.load(Ordering::SeqCst);
         r.errors = self.errors.load(Ordering::SeqCst);
-        r.first_error = self.first_error.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        r.first_error = self.first_error.locked().clone();
         r.redelivered_or_foreign = self.stray.load(Ordering::SeqCst);
         r.complete = r.deliveries >= r.expected_deliveries;
-        let last = *self.last_ack.lock().unwrap_or_else(|e| e.into_inner());
+        let last = *self.last_ack.locked();
         r.elapsed_seconds = last.map(|l| l.duration_since(start).as_secs_f64()).unwrap_or(0.0);
-        let mut d = std::mem::take(&mut *self.delivery_micros.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut d = std::mem::take(&mut *self.delivery_micros.locked());
         r.delivery_latency_ms = Latency::of(&mut d);
         if r.elapsed_seconds > 0.0 {
             r.docs_per_second = r.documents as f64 / r.elapsed_seconds;
@@ -982,7 +983,7 @@ impl SendPhase {
                         if until.is_some_and(|u| Instant::now() >= u) {
                             break;
                         }
-                        let Some(item) = pool.lock().unwrap_or_else(|e| e.into_inner()).pop() else {
+                        let Some(item) = pool.locked().pop() else {
                             if until.is_some() {
                                 exhausted.store(true, Ordering::Relaxed);
                             }
@@ -1283,7 +1284,7 @@ pub async fn prefill(
             let (pool, client, done, progress) = (pool.clone(), clients[s].clone(), done.clone(), progress.clone());
             set.spawn(async move {
                 loop {
-                    let Some(doc) = pool.lock().unwrap_or_else(|e| e.into_inner()).pop() else {
+                    let Some(doc) = pool.locked().pop() else {
                         return Ok(());
                     };
                     client.send(doc).await.map_err(LoadError::from)?;

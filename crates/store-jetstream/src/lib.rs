@@ -51,6 +51,7 @@ pub use server_bin::find_nats_server;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
+use truc_core::sync::Locked;
 
 use async_nats::jetstream::{self, kv, object_store, stream};
 use tokio_stream::StreamExt;
@@ -183,7 +184,7 @@ impl JetStreamStore {
     /// Stop following the log and close the local view. Blocking.
     pub fn close(self: Arc<Self>) {
         let _ = self.stop.send(true);
-        if let Some(h) = self.follower.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(h) = self.follower.locked().take() {
             h.abort();
         }
         match Arc::try_unwrap(self) {

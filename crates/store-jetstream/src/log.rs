@@ -4,6 +4,7 @@
 
 use std::sync::Mutex;
 use std::time::Duration;
+use truc_core::sync::Locked;
 
 use async_nats::jetstream::{self, context::PublishErrorKind, kv, object_store, stream};
 use bytes::Bytes;
@@ -70,7 +71,7 @@ impl Log {
     /// whose lease ran out earlier expects an older end and is refused).
     async fn try_take(&self) -> Result<Option<(u64, bool)>, StoreError> {
         let value = Bytes::from(self.holder.clone());
-        let known_free = *self.free_rev.lock().unwrap_or_else(|e| e.into_inner());
+        let known_free = *self.free_rev.locked();
         if let Some(rev) = known_free {
             if let Ok(r) = self.lease.update(LEASE_KEY, value.clone(), rev).await {
                 return Ok(Some((r, true)));
@@ -140,17 +141,17 @@ impl Replicator for Log {
             };
             std::thread::sleep(pause);
         };
-        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some(rev);
-        let end_at_release = self.end_at_release.lock().unwrap_or_else(|e| e.into_inner()).take();
+        *self.held.locked() = Some(rev);
+        let end_at_release = self.end_at_release.locked().take();
         if let (true, Some(end)) = (fast, end_at_release) {
             // One round trip saved; were this ever wrong, the append's
             // expected position would refuse the batch, storing nothing.
-            *self.known_end.lock().unwrap_or_else(|e| e.into_inner()) = Some(end);
+            *self.known_end.locked() = Some(end);
             return Ok(end);
         }
         match self.run("reading the log's length", self.last_async()) {
             Ok(last) => {
-                *self.known_end.lock().unwrap_or_else(|e| e.into_inner()) = Some(last);
+                *self.known_end.locked() = Some(last);
                 Ok(last)
             }
             Err(e) => {
@@ -161,7 +162,7 @@ impl Replicator for Log {
     }
 
     fn end(&self) {
-        let Some(rev) = self.held.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+        let Some(rev) = self.held.locked().take() else {
             return;
         };
         // Mark it free; if this fails the lease runs out by itself.
@@ -171,9 +172,9 @@ impl Replicator for Log {
                 .await
                 .map_err(|e| unavailable("giving the write lease back", e))
         });
-        let end = self.known_end.lock().unwrap_or_else(|e| e.into_inner()).take();
-        *self.end_at_release.lock().unwrap_or_else(|e| e.into_inner()) = end.filter(|_| freed.is_ok());
-        *self.free_rev.lock().unwrap_or_else(|e| e.into_inner()) = freed.ok();
+        let end = self.known_end.locked().take();
+        *self.end_at_release.locked() = end.filter(|_| freed.is_ok());
+        *self.free_rev.locked() = freed.ok();
     }
 
     fn last(&self) -> Result<u64, StoreError> {
@@ -187,7 +188,7 @@ impl Replicator for Log {
     fn append(&self, expected_last: u64, entry: Vec<u8>) -> Result<u64, StoreError> {
         // Unknown until the append answers (it may be stored even if the
         // answer is lost).
-        *self.known_end.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *self.known_end.locked() = None;
         // Retried while the cluster cannot answer (an election): safe,
         // because an append that did land makes every retry fail on its
         // expected position, storing nothing twice.
@@ -203,7 +204,7 @@ impl Replicator for Log {
                 other => break other?,
             }
         };
-        *self.known_end.lock().unwrap_or_else(|e| e.into_inner()) = Some(seq);
+        *self.known_end.locked() = Some(seq);
         Ok(seq)
     }
 

@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use truc_core::sync::Locked;
 
 use tokio::sync::Notify;
 
@@ -68,7 +69,7 @@ impl OutboxEvents {
     /// `written` is false for a delete. Other keys are ignored.
     pub(crate) fn publish<'a>(&self, changes: impl IntoIterator<Item = (&'a [u8], bool)>) {
         let mut any = false;
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pending = self.pending.locked();
         for (key, written) in changes {
             if key.first() != Some(&tag::OUTBOX) || key.len() < 11 {
                 continue;
@@ -93,7 +94,7 @@ impl OutboxEvents {
     /// Wait until something changed, then take every change so far.
     pub async fn next(&self) -> BTreeMap<String, OutboxChange> {
         loop {
-            let taken = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+            let taken = std::mem::take(&mut *self.pending.locked());
             if !taken.is_empty() {
                 return taken;
             }

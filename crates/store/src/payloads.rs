@@ -13,6 +13,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
+use truc_core::sync::Locked;
 
 use crate::StoreError;
 
@@ -77,7 +78,7 @@ struct Busy {
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.active.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
+        self.active.locked().remove(&self.id);
     }
 }
 
@@ -145,12 +146,7 @@ impl PayloadFiles {
     /// before `offset` already taken; while it lives, another `resume` of
     /// the same upload is `Busy`, so two streams never interleave.
     pub fn resume(&self, upload_id: &str, offset: u64) -> Result<Resume, StoreError> {
-        if !self
-            .active
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(upload_id.to_string())
-        {
+        if !self.active.locked().insert(upload_id.to_string()) {
             return Ok(Resume::Busy);
         }
         let busy = Busy {
@@ -310,7 +306,7 @@ impl PayloadFiles {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             let id = name.strip_suffix(".part").unwrap_or(&name);
-            if self.active.lock().unwrap_or_else(|e| e.into_inner()).contains(id) {
+            if self.active.locked().contains(id) {
                 continue;
             }
             let old = e

@@ -6,6 +6,7 @@ use hyper::StatusCode;
 use prost::Message;
 use serde_json::{json, Value};
 use tonic::Status;
+use truc_core::sync::Locked;
 use truc_core::AgencyCode;
 use truc_proto::v1::{AgencyState, DocumentHeader, Receipt, ReceiptEvent, TreeHead};
 use truc_store::{indicators, ReceiptFilter, ReceiptQuery};
@@ -219,13 +220,7 @@ async fn overview(c: &Console) -> Answer {
     if overdue > 0 {
         alerts.push(json!({"name": "TrucUrgentOverdue", "detail": format!("{overdue} urgent copies overdue")}));
     }
-    let samples: Vec<_> = c
-        .samples
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .copied()
-        .collect();
+    let samples: Vec<_> = c.samples.locked().iter().copied().collect();
     let (accepted, acked) = c.shared.metrics.totals();
     Ok(json!({
         "ready": problem.is_none(),
@@ -465,33 +460,8 @@ async fn stats(c: &Console, caller: &Caller, q: &str) -> Result<(Value, String),
     let by = if param(q, "by") == "month" { 2 } else { 1 };
     let query = crate::stats::StatsQuery::new(param(q, "from"), param(q, "to"), param(q, "agency"), by)?;
     let rows = crate::stats::rows(&c.shared, &caller.principal, query).await?;
-    let mut csv = String::new();
-    truc_core::csv::write_record(&mut csv, crate::stats::CSV_COLUMNS);
-    let list: Vec<Value> = rows
-        .iter()
-        .map(|s| {
-            let figures = [
-                s.sent,
-                s.received,
-                s.refused,
-                s.confirmed_on_time,
-                s.confirmed_late,
-                s.dead_lettered,
-                s.bytes_sent,
-                s.bytes_received,
-            ];
-            let fields = [s.period.clone(), s.agency.clone()]
-                .into_iter()
-                .chain(figures.iter().map(u64::to_string));
-            truc_core::csv::write_record(&mut csv, fields);
-            json!({
-                "period": s.period, "agency": s.agency, "sent": s.sent, "received": s.received,
-                "refused": s.refused, "confirmed_on_time": s.confirmed_on_time,
-                "confirmed_late": s.confirmed_late, "dead_lettered": s.dead_lettered,
-                "bytes_sent": s.bytes_sent, "bytes_received": s.bytes_received,
-            })
-        })
-        .collect();
+    let list: Vec<Value> = rows.iter().map(crate::stats::row_json).collect();
+    let csv = crate::stats::csv(&rows);
     Ok((json!({ "rows": list }), csv))
 }
 

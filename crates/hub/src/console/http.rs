@@ -154,7 +154,7 @@ fn identify(
                 .get(cfg.proxy_header.as_str())
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
-            let pem = percent_decode(raw);
+            let pem = crate::percent::decode(raw);
             CertificateDer::pem_slice_iter(pem.as_bytes())
                 .filter_map(Result::ok)
                 .map(|c| c.to_vec())
@@ -186,24 +186,6 @@ fn identify(
             format!("{p} may not use the console: it is for operators and auditors"),
         )),
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() + 1 {
-            if let Some(v) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A state-changing request must come from the console's own page: the

@@ -21,6 +21,7 @@ mod http;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use truc_core::sync::Locked;
 
 use serde::Deserialize;
 use tokio::net::TcpListener;
@@ -138,7 +139,7 @@ impl Console {
     async fn sample(&self) {
         let (accepted, acked) = self.shared.metrics.totals();
         let queued = self.shared.store.agencies().iter().map(|a| a.queued).sum();
-        let mut s = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = self.samples.locked();
         if s.len() == SAMPLES {
             s.pop_front();
         }

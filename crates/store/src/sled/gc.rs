@@ -28,6 +28,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use truc_core::sync::Locked;
 
 use prost::Message;
 
@@ -96,16 +97,11 @@ pub(super) fn release_unreferenced(p: &mut Pending<'_>, sha256: &[u8]) -> Result
 /// Pin `sha256` against collection (in the writer, so it is ordered with
 /// every collection) and say whether its file is there.
 pub(super) fn pin(cache: &Cache, sha256: Vec<u8>) -> PayloadPin {
-    *cache
-        .pins
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .entry(sha256.clone())
-        .or_insert(0) += 1;
+    *cache.pins.locked().entry(sha256.clone()).or_insert(0) += 1;
     let present = payload_file(cache, &sha256).is_file();
     let pins = cache.pins.clone();
     PayloadPin::new(Some(present), move || {
-        let mut map = pins.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = pins.locked();
         if let Some(n) = map.get_mut(&sha256) {
             *n -= 1;
             if *n == 0 {
@@ -116,11 +112,7 @@ pub(super) fn pin(cache: &Cache, sha256: Vec<u8>) -> PayloadPin {
 }
 
 fn pinned(cache: &Cache, sha256: &[u8]) -> bool {
-    cache
-        .pins
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .contains_key(sha256)
+    cache.pins.locked().contains_key(sha256)
 }
 
 /// Delete up to `limit` payloads no copy has needed since before

@@ -12,6 +12,7 @@
 //! | STATUS_REPORTED 02, the copy's first 02 | recipient | `refused` |
 //! | STATUS_REPORTED 01 or 03, the copy's first 01/02/03 | recipient | `confirmed_on_time` or `confirmed_late` |
 //! | DEAD_LETTERED of a document | recipient | `dead_lettered` |
+//! | DELIVERED of a document after its delivery deadline | recipient | `overdue_urgent`, `overdue_very_urgent` or `overdue_express` by the document's priority |
 //!
 //! Days are local days of the axis's calendar (`[calendar]`,
 //! `truc_core::Calendar`). On time means at or before the copy's
@@ -25,7 +26,7 @@
 
 use prost::Message;
 use truc_core::calendar;
-use truc_proto::v1::{ReceiptEvent, StatusCode};
+use truc_proto::v1::{Priority, ReceiptEvent, StatusCode};
 
 use super::pending::Pending;
 use crate::keys::{self, tag};
@@ -61,6 +62,17 @@ pub struct Counts {
     /// Payload bytes of the copies received.
     #[prost(uint64, tag = "8")]
     pub bytes_received: u64,
+    /// Khẩn copies delivered after their delivery deadline
+    /// (`deadlines.urgent_ms` from acceptance).
+    #[prost(uint64, tag = "9")]
+    pub overdue_urgent: u64,
+    /// Thượng khẩn copies delivered after their delivery deadline.
+    #[prost(uint64, tag = "10")]
+    pub overdue_very_urgent: u64,
+    /// Hỏa tốc (and hỏa tốc hẹn giờ) copies delivered after their delivery
+    /// deadline.
+    #[prost(uint64, tag = "11")]
+    pub overdue_express: u64,
 }
 
 impl Counts {
@@ -74,6 +86,9 @@ impl Counts {
         self.dead_lettered += o.dead_lettered;
         self.bytes_sent += o.bytes_sent;
         self.bytes_received += o.bytes_received;
+        self.overdue_urgent += o.overdue_urgent;
+        self.overdue_very_urgent += o.overdue_very_urgent;
+        self.overdue_express += o.overdue_express;
     }
 }
 
@@ -119,9 +134,12 @@ fn bump(p: &mut Pending<'_>, agency: &str, day: i64, f: impl Fn(&mut Counts)) ->
     Ok(())
 }
 
+fn document(p: &Pending<'_>, hub_id: u64) -> Result<Option<DocumentRecord>, StoreError> {
+    p.get_msg::<DocumentRecord>(&keys::document(hub_id), "document record")
+}
+
 fn payload_size(p: &Pending<'_>, hub_id: u64) -> Result<u64, StoreError> {
-    Ok(p.get_msg::<DocumentRecord>(&keys::document(hub_id), "document record")?
-        .map_or(0, |d| d.payload_size))
+    Ok(document(p, hub_id)?.map_or(0, |d| d.payload_size))
 }
 
 /// Count `r` (about to be appended at the batch's time) into its agency's
@@ -137,10 +155,24 @@ pub(super) fn count(p: &mut Pending<'_>, r: &truc_proto::v1::Receipt) -> Result<
             })
         }
         Ok(ReceiptEvent::Delivered) if r.status_code == 0 => {
-            let bytes = payload_size(p, r.hub_document_id)?;
+            let doc = document(p, r.hub_document_id)?;
+            let bytes = doc.as_ref().map_or(0, |d| d.payload_size);
+            let s: RecipientState = p
+                .get_msg(&keys::recipient(r.hub_document_id, &r.recipient), "recipient state")?
+                .unwrap_or_default();
+            let overdue = s.delivery_deadline_unix_ms > 0 && p.time_unix_ms > s.delivery_deadline_unix_ms;
+            let priority = doc.map_or(0, |d| d.priority);
             bump(p, &r.recipient, day, |c| {
                 c.received += 1;
                 c.bytes_received += bytes;
+                if overdue {
+                    match Priority::try_from(priority) {
+                        Ok(Priority::Urgent) => c.overdue_urgent += 1,
+                        Ok(Priority::VeryUrgent) => c.overdue_very_urgent += 1,
+                        Ok(Priority::Express | Priority::TimedExpress) => c.overdue_express += 1,
+                        _ => {}
+                    }
+                }
             })
         }
         Ok(ReceiptEvent::DeadLettered) if r.status_code == 0 => bump(p, &r.recipient, day, |c| c.dead_lettered += 1),

@@ -42,6 +42,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
+use truc_core::sync::Locked;
+use truc_core::sync::ReadWriteLocked;
 
 use crate::error::Damage;
 use crate::StoreError;
@@ -121,17 +123,14 @@ impl BodyFiles {
     }
 
     fn file(&self, segment: u32) -> Result<Arc<File>, StoreError> {
-        if let Some(f) = self.open.read().unwrap_or_else(|e| e.into_inner()).get(&segment) {
+        if let Some(f) = self.open.read_locked().get(&segment) {
             return Ok(f.clone());
         }
         let path = segment_path(&self.dir, segment);
         let f = Arc::new(
             File::open(&path).map_err(|e| StoreError::Corrupt(format!("body segment {}: {e}", path.display())))?,
         );
-        self.open
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(segment, f.clone());
+        self.open.write_locked().insert(segment, f.clone());
         Ok(f)
     }
 
@@ -797,7 +796,7 @@ fn open_direct(path: &Path) -> Option<Arc<File>> {
 }
 
 fn lock(m: &Mutex<Zeroing>) -> std::sync::MutexGuard<'_, Zeroing> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    m.locked()
 }
 
 /// The zeroing thread: keep `ready` a quarter of what was written ahead of

@@ -24,6 +24,8 @@ pub use punch::Reclaimed;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
+use truc_core::sync::Locked;
+use truc_core::sync::ReadWriteLocked;
 
 use prost::Message;
 use tokio::sync::{mpsc, oneshot};
@@ -139,7 +141,7 @@ impl Handles {
 
     /// The database and the tree.
     pub(super) fn both(&self) -> Result<(sled::Db, sled::Tree), StoreError> {
-        let g = self.0.read().unwrap_or_else(|e| e.into_inner());
+        let g = self.0.read_locked();
         g.clone().ok_or_else(|| {
             StoreError::Unavailable(
                 "the store's database is closed after a write failure and could not be reopened yet".into(),
@@ -149,7 +151,7 @@ impl Handles {
 
     /// Take the handles out (readers wait or are refused until [`Handles::put`]).
     pub(super) fn take(&self) -> std::sync::RwLockWriteGuard<'_, Option<(sled::Db, sled::Tree)>> {
-        let mut g = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let mut g = self.0.write_locked();
         g.take();
         g
     }
@@ -162,25 +164,25 @@ pub(super) struct Health(Mutex<Option<String>>);
 
 impl Health {
     pub(super) fn set(&self, problem: Option<String>) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = problem;
+        *self.0.locked() = problem;
     }
 
     fn problem(&self) -> Option<String> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.0.locked().clone()
     }
 }
 
 impl Cache {
     /// Fill the directory and the queue counts from `tree`.
     pub(super) fn load(&self, tree: &sled::Tree) -> Result<(), StoreError> {
-        let mut agencies = self.agencies.write().unwrap_or_else(|e| e.into_inner());
+        let mut agencies = self.agencies.write_locked();
         agencies.clear();
         for kv in tree.scan_prefix([tag::AGENCY]) {
             let (_, v) = kv?;
             let a = AgencyRecord::decode(v.as_ref()).map_err(|_| StoreError::Corrupt("agency".into()))?;
             agencies.insert(a.code.clone(), a);
         }
-        let mut queued = self.queued.lock().unwrap_or_else(|e| e.into_inner());
+        let mut queued = self.queued.locked();
         queued.clear();
         for kv in tree.scan_prefix([tag::QUEUED_COUNT]) {
             let (k, v) = kv?;
@@ -193,11 +195,7 @@ impl Cache {
     }
 
     fn agency(&self, code: &str) -> Option<AgencyRecord> {
-        self.agencies
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(code)
-            .cloned()
+        self.agencies.read_locked().get(code).cloned()
     }
 
     fn queued(&self, code: &str) -> u64 {
@@ -206,17 +204,12 @@ impl Cache {
 
     /// (items, payload bytes) waiting for `code`.
     fn queue_counts(&self, code: &str) -> (u64, u64) {
-        self.queued
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(code)
-            .copied()
-            .unwrap_or((0, 0))
+        self.queued.locked().get(code).copied().unwrap_or((0, 0))
     }
 
     fn apply(&self, agencies: Vec<AgencyRecord>, queued_delta: &HashMap<String, (i64, i64)>) {
         if !agencies.is_empty() {
-            let mut map = self.agencies.write().unwrap_or_else(|e| e.into_inner());
+            let mut map = self.agencies.write_locked();
             for a in agencies {
                 if agencies::is_removal(&a) {
                     map.remove(&a.code);
@@ -226,7 +219,7 @@ impl Cache {
             }
         }
         if !queued_delta.is_empty() {
-            let mut q = self.queued.lock().unwrap_or_else(|e| e.into_inner());
+            let mut q = self.queued.locked();
             for (code, (count, bytes)) in queued_delta {
                 let v = q.entry(code.clone()).or_insert((0, 0));
                 *v = ((v.0 as i64 + count).max(0) as u64, (v.1 as i64 + bytes).max(0) as u64);
@@ -448,7 +441,7 @@ impl SledStore {
     /// batch of each new segment, and every minute; see `sled/punch.rs`).
     /// Blocking. Nothing to do for a replicated store.
     pub fn reclaim_log_space(&self) -> Result<Reclaimed, StoreError> {
-        match &*self.puncher.lock().unwrap_or_else(|e| e.into_inner()) {
+        match &*self.puncher.locked() {
             Some(p) => p.pass(),
             None => Ok(Reclaimed::default()),
         }
@@ -457,10 +450,10 @@ impl SledStore {
     /// Stop accepting changes, let the writer finish what is queued, flush,
     /// and wait for it. Blocking.
     pub fn close(self: Arc<Self>) {
-        if let Some(p) = self.puncher.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(p) = self.puncher.locked().take() {
             p.stop();
         }
-        let handle = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let handle = self.writer.locked().take();
         drop(self);
         if let Some(h) = handle {
             let _ = h.join();
@@ -694,7 +687,7 @@ impl Store for Arc<SledStore> {
     }
 
     fn agencies(&self) -> Vec<AgencyInfo> {
-        let map = self.cache.agencies.read().unwrap_or_else(|e| e.into_inner());
+        let map = self.cache.agencies.read_locked();
         map.values().map(|a| self.cache.info(a)).collect()
     }
 

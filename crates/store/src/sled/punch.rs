@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
+use truc_core::sync::Locked;
 
 use prost::Message;
 
@@ -63,14 +64,14 @@ struct Wake {
 impl Nudge {
     pub(super) fn nudge(&self) {
         let (lock, cv) = &*self.0;
-        lock.lock().unwrap_or_else(|e| e.into_inner()).nudged = true;
+        lock.locked().nudged = true;
         cv.notify_all();
     }
 
     /// Wait for a nudge, a stop or `PERIOD`; false on a stop.
     fn wait(&self) -> bool {
         let (lock, cv) = &*self.0;
-        let wake = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let wake = lock.locked();
         let (mut wake, _) = cv
             .wait_timeout_while(wake, PERIOD, |w| !w.nudged && !w.stop)
             .unwrap_or_else(|e| e.into_inner());
@@ -80,7 +81,7 @@ impl Nudge {
 
     fn stop(&self) {
         let (lock, cv) = &*self.0;
-        lock.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
+        lock.locked().stop = true;
         cv.notify_all();
     }
 }
@@ -159,7 +160,7 @@ impl Drop for Puncher {
 
 impl Work {
     fn pass(&self) -> Result<Reclaimed, StoreError> {
-        let _one = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let _one = self.running.locked();
         // Clones for this pass only: the writer may reopen sled between
         // passes.
         let (db, tree) = self.handles.both()?;

@@ -2,6 +2,8 @@
 //! applying entries other hubs appended.
 
 use std::sync::Arc;
+use truc_core::sync::Locked;
+use truc_core::sync::ReadWriteLocked;
 
 use prost::Message;
 
@@ -79,7 +81,7 @@ pub(super) fn catch_up(
             ev.publish(outbox.iter().map(|(k, w)| (k.as_slice(), *w)));
         }
         {
-            let mut map = cache.agencies.write().unwrap_or_else(|e| e.into_inner());
+            let mut map = cache.agencies.write_locked();
             for a in agencies {
                 if super::agencies::is_removal(&a) {
                     map.remove(&a.code);
@@ -89,7 +91,7 @@ pub(super) fn catch_up(
             }
         }
         {
-            let mut q = cache.queued.lock().unwrap_or_else(|e| e.into_inner());
+            let mut q = cache.queued.locked();
             for (code, v) in counts {
                 q.insert(code, v);
             }

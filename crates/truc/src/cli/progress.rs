@@ -6,6 +6,7 @@
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use truc_core::sync::Locked;
 
 pub(crate) struct Bar {
     label: String,
@@ -42,19 +43,19 @@ impl Bar {
     pub(crate) fn update(&self, done: u64, total: u64) {
         let h = |b: u64| super::output::human_bytes(b as f64);
         {
-            let mut first = self.first_done.lock().unwrap_or_else(|e| e.into_inner());
+            let mut first = self.first_done.locked();
             if first.is_none() {
                 *first = Some(done);
                 if done > 0 && done < total {
                     // Said whatever the output: a rerun must say it resumes.
                     eprintln!("truc: resuming {} at {} of {}", self.what, h(done), h(total));
                 }
-                *self.step.lock().unwrap_or_else(|e| e.into_inner()) = done.saturating_mul(10) / total.max(1);
+                *self.step.locked() = done.saturating_mul(10) / total.max(1);
             }
         }
         if self.lines {
             let step = done.saturating_mul(10) / total.max(1);
-            let mut last = self.step.lock().unwrap_or_else(|e| e.into_inner());
+            let mut last = self.step.locked();
             if step > *last {
                 *last = step;
                 eprintln!("truc: {} {}% ({} of {})", self.label, step * 10, h(done), h(total));
@@ -64,17 +65,13 @@ impl Bar {
         if !self.on {
             return;
         }
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let mut last = self.last.locked();
         if last.is_some_and(|t| t.elapsed() < Duration::from_millis(100)) && done < total {
             return;
         }
         *last = Some(Instant::now());
         // A resumed transfer's rate counts only what moved in this run.
-        let start = *self
-            .first_done
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_or_insert(done);
+        let start = *self.first_done.locked().get_or_insert(done);
         let secs = self.started.elapsed().as_secs_f64().max(0.001);
         let rate = (done - start.min(done)) as f64 / secs;
         let pct = if total == 0 {

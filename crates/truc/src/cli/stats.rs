@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use serde_json::json;
-use truc_proto::v1::{GetStatsResponse, StatsGrouping, StatsRow};
+use truc_proto::v1::{GetStatsResponse, StatsGrouping};
 
 use super::Conn;
 
@@ -44,7 +44,7 @@ pub(crate) async fn run(a: StatsArgs, agency: &str, conn: Conn) -> anyhow::Resul
     }
     out.list(
         &r.rows,
-        row_json,
+        truc_hub::stats::row_json,
         |rows| json!({"utc_offset_minutes": r.utc_offset_minutes, "rows": rows}),
         |headers| table(&r, headers),
     );
@@ -57,17 +57,6 @@ fn agency_label(a: &str) -> &str {
     } else {
         a
     }
-}
-
-/// One row's JSON; its keys are the CSV columns, as the console's
-/// download has them.
-fn row_json(s: &StatsRow) -> serde_json::Value {
-    json!({
-        "period": s.period, "agency": s.agency, "sent": s.sent, "received": s.received,
-        "refused": s.refused, "confirmed_on_time": s.confirmed_on_time,
-        "confirmed_late": s.confirmed_late, "dead_lettered": s.dead_lettered,
-        "bytes_sent": s.bytes_sent, "bytes_received": s.bytes_received,
-    })
 }
 
 fn table(r: &GetStatsResponse, headers: bool) -> String {
@@ -84,14 +73,24 @@ fn table(r: &GetStatsResponse, headers: bool) -> String {
         );
         let _ = writeln!(
             out,
-            "{:<10} {:<18} {:>8} {:>8} {:>7} {:>8} {:>6} {:>5} {:>12} {:>12}",
-            "period", "agency", "sent", "received", "refused", "on time", "late", "dead", "bytes sent", "bytes recv"
+            "{:<10} {:<18} {:>8} {:>8} {:>7} {:>8} {:>6} {:>5} {:>12} {:>12} {:>8}",
+            "period",
+            "agency",
+            "sent",
+            "received",
+            "refused",
+            "on time",
+            "late",
+            "dead",
+            "bytes sent",
+            "bytes recv",
+            "overdue"
         );
     }
     for s in &r.rows {
         let _ = writeln!(
             out,
-            "{:<10} {:<18} {:>8} {:>8} {:>7} {:>8} {:>6} {:>5} {:>12} {:>12}",
+            "{:<10} {:<18} {:>8} {:>8} {:>7} {:>8} {:>6} {:>5} {:>12} {:>12} {:>8}",
             s.period,
             agency_label(&s.agency),
             s.sent,
@@ -101,7 +100,8 @@ fn table(r: &GetStatsResponse, headers: bool) -> String {
             s.confirmed_late,
             s.dead_lettered,
             s.bytes_sent,
-            s.bytes_received
+            s.bytes_received,
+            s.overdue_urgent + s.overdue_very_urgent + s.overdue_express
         );
     }
     if headers && r.rows.is_empty() {

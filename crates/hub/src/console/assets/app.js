@@ -15,9 +15,10 @@
       "col.status": "Trạng thái xử lý", "col.deadline": "Hạn xác nhận", "doc.timeline": "Diễn biến", "col.agency": "Cơ quan",
       "col.reason": "Lý do", "dead.empty": "Không có thư chết.", "stats.from": "Từ", "stats.to": "Đến", "stats.by": "Theo",
       "stats.day": "ngày", "stats.month": "tháng", "stats.show": "Xem", "stats.csv": "Tải CSV",
-      "stats.note": "Đúng hạn: xác nhận (01/03) trước hết ngày (giờ địa phương) văn bản được tiếp nhận; chưa áp dụng lịch ngày làm việc.",
+      "stats.note": "Đúng hạn: xác nhận (01/03) trong ngày, chậm nhất là ngày làm việc tiếp theo (theo lịch ngày làm việc của trục). Quá hạn: bản khẩn, thượng khẩn, hỏa tốc được nhận sau thời hạn chuyển, tính vào ngày nhận.",
       "col.period": "Kỳ", "col.sent": "Gửi", "col.received": "Nhận", "col.refused": "Từ chối", "col.ontime": "Đúng hạn",
-      "col.latec": "Trễ hạn", "col.bytessent": "Byte gửi", "col.bytesrecv": "Byte nhận", "col.event": "Sự kiện",
+      "col.latec": "Trễ hạn", "col.bytessent": "Byte gửi", "col.bytesrecv": "Byte nhận",
+      "col.odurgent": "Khẩn quá hạn", "col.odveryurgent": "Thượng khẩn quá hạn", "col.odexpress": "Hỏa tốc quá hạn", "col.event": "Sự kiện",
       "audit.note": "Kiểm tra ngay trong trình duyệt (WebCrypto): chứng minh bao hàm của từng biên nhận theo đầu cây đã ký, và chữ ký Ed25519 của đầu cây theo receipts.pub.",
       "audit.verify": "Kiểm tra biên nhận", "audit.leaf": "Vị trí lá", "audit.inclusion": "Chứng minh bao hàm",
       "audit.grew": "Sổ chỉ tăng thêm", "audit.save": "Lưu đầu cây hiện tại", "audit.check": "So với đầu cây đã lưu",
@@ -43,9 +44,10 @@
       "col.status": "Status", "col.deadline": "Confirm by", "doc.timeline": "Timeline", "col.agency": "Agency",
       "col.reason": "Reason", "dead.empty": "No dead letters.", "stats.from": "From", "stats.to": "To", "stats.by": "By",
       "stats.day": "day", "stats.month": "month", "stats.show": "Show", "stats.csv": "Download CSV",
-      "stats.note": "On time: receipt confirmed (01/03) by the end of the local day the document was accepted; working-day calendars are not applied yet.",
+      "stats.note": "On time: receipt confirmed (01/03) the same day, at the latest the next working day (the axis's working-day calendar). Overdue: urgent, very urgent and express copies received after their delivery deadline, counted on the day received.",
       "col.period": "Period", "col.sent": "Sent", "col.received": "Received", "col.refused": "Refused", "col.ontime": "On time",
-      "col.latec": "Late", "col.bytessent": "Bytes sent", "col.bytesrecv": "Bytes received", "col.event": "Event",
+      "col.latec": "Late", "col.bytessent": "Bytes sent", "col.bytesrecv": "Bytes received",
+      "col.odurgent": "Overdue khẩn", "col.odveryurgent": "Overdue thượng khẩn", "col.odexpress": "Overdue hỏa tốc", "col.event": "Event",
       "audit.note": "Checked in this browser (WebCrypto): each receipt's inclusion proof against the signed tree head, and the head's Ed25519 signature against receipts.pub.",
       "audit.verify": "Verify receipts", "audit.leaf": "Leaf index", "audit.inclusion": "Inclusion proof",
       "audit.grew": "Log only grew", "audit.save": "Save the current tree head", "audit.check": "Check against the saved head",
@@ -189,7 +191,8 @@
       const r = await api("/api/stats?" + q);
       $("#stats-table tbody").replaceChildren(...r.rows.map((s) => el("tr", {}, el("td", {}, s.period), el("td", {}, s.agency || "(hub)"),
         ...[s.sent, s.received, s.refused, s.confirmed_on_time, s.confirmed_late, s.dead_lettered].map((v) => el("td", { class: "num" }, v)),
-        el("td", { class: "num" }, bytes(s.bytes_sent)), el("td", { class: "num" }, bytes(s.bytes_received)))));
+        el("td", { class: "num" }, bytes(s.bytes_sent)), el("td", { class: "num" }, bytes(s.bytes_received)),
+        ...[s.overdue_urgent, s.overdue_very_urgent, s.overdue_express].map((v) => el("td", { class: "num" }, v)))));
       const hub = r.rows.filter((s) => !s.agency || (q.get("agency") && s.agency === q.get("agency")));
       $("#stats-chart").replaceChildren(barChart(hub.map((s) => s.period), [hub.map((s) => s.sent), hub.map((s) => s.received), hub.map((s) => s.confirmed_late)], ["#1d5fa8", "#19733a", "#b3261e"]));
     },

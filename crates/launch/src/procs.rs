@@ -6,14 +6,14 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 /// A port on 127.0.0.1 that was free a moment ago.
-pub(crate) fn free_port() -> anyhow::Result<u16> {
+pub fn free_port() -> anyhow::Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
 }
 
 /// SIGTERM (through `kill`, this crate has no unsafe code), then SIGKILL
 /// after `grace`.
-pub(crate) fn terminate(child: &mut Child, grace: Duration) {
+pub fn terminate(child: &mut Child, grace: Duration) {
     if matches!(child.try_wait(), Ok(Some(_))) {
         return;
     }
@@ -32,14 +32,14 @@ pub(crate) fn terminate(child: &mut Child, grace: Duration) {
 }
 
 /// The first executable called `name` on PATH.
-pub(crate) fn which(name: &str) -> Option<PathBuf> {
+pub fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
 }
 
 /// A binary next to this one (`target/release/trucd` beside
 /// `target/release/truc-bench`), else on PATH.
-pub(crate) fn sibling(name: &str) -> Option<PathBuf> {
+pub fn sibling(name: &str) -> Option<PathBuf> {
     let me = std::env::current_exe().ok()?;
     let beside = me.parent()?.join(name);
     if beside.is_file() {
@@ -60,7 +60,7 @@ fn clock_ticks() -> f64 {
 }
 
 /// User + system CPU seconds of `pid` so far (/proc/PID/stat utime+stime).
-pub(crate) fn cpu_seconds(pid: u32) -> Option<f64> {
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which may hold spaces) in parentheses;
     // utime and stime are fields 14 and 15, i.e. 12th and 13th after ')'.
@@ -72,7 +72,7 @@ pub(crate) fn cpu_seconds(pid: u32) -> Option<f64> {
 
 /// A `kB` line of /proc/PID/status (VmHWM: peak resident set, VmRSS: now),
 /// in MiB.
-pub(crate) fn status_mib(pid: u32, key: &str) -> Option<f64> {
+pub fn status_mib(pid: u32, key: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with(key))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -80,14 +80,14 @@ pub(crate) fn status_mib(pid: u32, key: &str) -> Option<f64> {
 }
 
 /// The last `n` lines of a log file, for error messages.
-pub(crate) fn tail(path: &Path, n: usize) -> String {
+pub fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// Bytes used under `dir`.
-pub(crate) fn du(dir: &Path) -> u64 {
+pub fn du(dir: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
     entries
         .flatten()

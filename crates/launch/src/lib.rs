@@ -1,5 +1,16 @@
-//! The real `trucd`, as a child process: spawned on a free port over a data
-//! directory that persists across restarts, killed with SIGKILL.
+//! Real `trucd` processes for the tools that drive them (`truc-bench`,
+//! `truc-chaos`): one launcher instead of one per tool.
+//!
+//! A [`Trucd`] is spawned with the hub identity of a PKI directory, a data
+//! directory that persists across restarts, the PKI's CRL and a fresh port
+//! on 127.0.0.1 at every start, in an environment cleared of every other
+//! `TRUC_*` setting (so that a caller's shell cannot change what is
+//! measured); it is ready when an operator's `ListAgencies` is answered.
+//! [`nats::NatsNode`] is a `nats-server` node for the JetStream store. The
+//! in-process hub of the integration tests is `truc_tests::TestHub`.
+
+pub mod nats;
+pub mod procs;
 
 use std::fs::File;
 use std::os::unix::process::ExitStatusExt;
@@ -10,50 +21,71 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use truc_client::Client;
 
-/// How long a (re)start may take before the run fails.
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
+pub use procs::{free_port, tail};
 
-/// A `trucd` process (or none, between a kill and the next start).
-pub(crate) struct Hub {
+/// A `trucd` process (or none, between a stop and the next start).
+pub struct Trucd {
     bin: PathBuf,
     pki: PathBuf,
     data: PathBuf,
     log: PathBuf,
     operator: PathBuf,
     env: Vec<(String, String)>,
-    /// `127.0.0.1:PORT` of the current (or last) run.
-    pub(crate) addr: String,
+    ready_timeout: Duration,
+    addr: String,
     child: Option<Child>,
-    /// Runs started so far.
-    pub(crate) runs: u32,
+    runs: u32,
 }
 
-impl Hub {
-    /// A hub to be started from `bin` with the identity in `PKI/hub`, data in
-    /// `data`, its output appended to `log`, and `env` (`TRUC_*` settings)
-    /// on top of an environment cleared of every other `TRUC_*` variable.
-    pub(crate) fn new(bin: &Path, pki: &Path, data: &Path, log: &Path, env: Vec<(String, String)>) -> Hub {
-        Hub {
+impl Trucd {
+    /// A hub to be started from `bin` with the identity `PKI/hub`, data in
+    /// `data` and its output appended to `log`; ready when the operator
+    /// `PKI/operators/<operator>` is answered.
+    pub fn new(bin: &Path, pki: &Path, data: &Path, log: &Path, operator: &str) -> Trucd {
+        Trucd {
             bin: bin.to_path_buf(),
             pki: pki.to_path_buf(),
             data: data.to_path_buf(),
             log: log.to_path_buf(),
-            operator: pki.join("operators/chaos"),
-            env,
+            operator: pki.join("operators").join(operator),
+            env: Vec::new(),
+            ready_timeout: Duration::from_secs(60),
             addr: String::new(),
             child: None,
             runs: 0,
         }
     }
 
+    /// `TRUC_*` settings for every start.
+    pub fn env(mut self, env: Vec<(String, String)>) -> Trucd {
+        self.env = env;
+        self
+    }
+
+    /// How long a start may take before it fails (default 60 s).
+    pub fn ready_timeout(mut self, t: Duration) -> Trucd {
+        self.ready_timeout = t;
+        self
+    }
+
+    /// `127.0.0.1:PORT` of the current (or last) run.
+    pub fn addr(&self) -> String {
+        self.addr.clone()
+    }
+
     /// The process id of the running hub (0 when none).
-    pub(crate) fn pid(&self) -> u32 {
+    pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
 
-    /// Spawn `trucd` on a fresh free port and wait until an operator RPC
-    /// succeeds (bounded); returns how long that took.
-    pub(crate) async fn start(&mut self) -> anyhow::Result<Duration> {
+    /// Runs started so far.
+    pub fn runs(&self) -> u32 {
+        self.runs
+    }
+
+    /// Spawn `trucd` on a fresh free port and wait until the operator is
+    /// answered (bounded by the ready timeout); returns how long that took.
+    pub async fn start(&mut self) -> anyhow::Result<Duration> {
         if self.child.is_some() {
             bail!("internal: trucd is already running");
         }
@@ -103,24 +135,24 @@ impl Hub {
                     return Ok(started.elapsed());
                 }
             }
-            if started.elapsed() > READY_TIMEOUT {
+            if started.elapsed() > self.ready_timeout {
                 self.kill().ok();
                 bail!(
                     "trucd (run {}) did not answer on {} within {} s; {} ends:\n{}",
                     self.runs,
                     self.addr,
-                    READY_TIMEOUT.as_secs(),
+                    self.ready_timeout.as_secs(),
                     self.log.display(),
                     tail(&self.log, 30)
                 );
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
-    /// SIGKILL the hub and reap it; fails unless it died of SIGKILL (a hub
-    /// that had already exited is a failure too).
-    pub(crate) fn kill(&mut self) -> anyhow::Result<()> {
+    /// SIGKILL the hub (a crash: no checkpoint) and reap it; fails unless it
+    /// died of SIGKILL (a hub that had already exited is a failure too).
+    pub fn kill(&mut self) -> anyhow::Result<()> {
         let Some(mut child) = self.child.take() else {
             bail!("internal: no trucd to kill");
         };
@@ -137,43 +169,38 @@ impl Hub {
 
     /// SIGTERM (graceful: the hub finishes what is in flight and flushes)
     /// and wait; SIGKILL after `grace`. Returns the exit status.
-    pub(crate) fn terminate(&mut self, grace: Duration) -> Option<ExitStatus> {
+    pub fn terminate(&mut self, grace: Duration) -> Option<ExitStatus> {
         let mut child = self.child.take()?;
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        // Through kill(1): this crate has no unsafe code.
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-        let until = Instant::now() + grace;
-        while Instant::now() < until {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
+        procs::terminate(&mut child, grace);
         child.wait().ok()
+    }
+
+    /// SIGTERM and wait (SIGKILL after 60 s); how long it took.
+    pub fn stop(&mut self) -> Duration {
+        let started = Instant::now();
+        self.terminate(Duration::from_secs(60));
+        started.elapsed()
+    }
+
+    /// Stop gracefully, then start again on the same data; returns how long
+    /// the stop took (trucd checkpoints its store then) and the start.
+    pub async fn restart(&mut self) -> anyhow::Result<(Duration, Duration)> {
+        let stopped = self.stop();
+        Ok((stopped, self.start().await?))
+    }
+
+    /// SIGKILL, then start again; returns how long the start took.
+    pub async fn crash_restart(&mut self) -> anyhow::Result<Duration> {
+        self.kill()?;
+        self.start().await
     }
 }
 
-impl Drop for Hub {
+impl Drop for Trucd {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
     }
-}
-
-/// A port on 127.0.0.1 that was free a moment ago.
-fn free_port() -> anyhow::Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
-}
-
-/// The last `n` lines of a file.
-pub(crate) fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
