@@ -41,6 +41,10 @@ async fn scenario(hub: &TestHub) -> Parties {
     g22.send(sign(&g22, header(&[H26], DOC_B), b"b")).await.unwrap();
     h26.send(sign(&h26, header(&[H29], DOC_C), b"c")).await.unwrap();
     assert_eq!(drain(&h26, 4).await.len(), 2);
+    // 01 first (truc_core::status_rules), then 03.
+    h26.report_status(G22, DOC_A, StatusCode::Arrived as i32, "", None)
+        .await
+        .unwrap();
     h26.report_status(G22, DOC_A, StatusCode::Registered as i32, "vào sổ", None)
         .await
         .unwrap();
@@ -141,12 +145,13 @@ async fn exports_verify_offline_with_the_hub_key_only() {
         mine.receipts.len()
     );
 
-    // One document, exported by a recipient: accepted, delivered, registered.
+    // One document, exported by a recipient: accepted, delivered, arrived
+    // (01) and registered (03).
     let doc = audit::export(&p.h26, &AuditQuery::document(G22, DOC_A), None)
         .await
         .unwrap();
     let events: Vec<&str> = doc.receipts.iter().map(|r| r.event.as_str()).collect();
-    assert_eq!(events, ["ACCEPTED", "DELIVERED", "STATUS_REPORTED"]);
+    assert_eq!(events, ["ACCEPTED", "DELIVERED", "STATUS_REPORTED", "STATUS_REPORTED"]);
     audit::verify(&doc.to_json(), &key).unwrap();
 
     // A time range: only receipts at or after the time of the delivery.
@@ -626,6 +631,9 @@ async fn watch_detects_a_rewritten_history() {
             .unwrap();
         h26.send(sign(&h26, header(&[H29], DOC_C), b"c")).await.unwrap();
         assert_eq!(drain(&h26, 4).await.len(), 2);
+        h26.report_status(G22, DOC_A, StatusCode::Arrived as i32, "", None)
+            .await
+            .unwrap();
         h26.report_status(G22, DOC_A, StatusCode::Registered as i32, "vào sổ", None)
             .await
             .unwrap();
@@ -745,7 +753,7 @@ async fn proven_receipts_carry_their_leaf_index_and_tree_size() {
     for d in drain(&h26, 8).await {
         assert!(d.status.is_none());
     }
-    h26.report_status(G22, "p/1", StatusCode::Registered as i32, "", None)
+    h26.report_status(G22, "p/1", StatusCode::Arrived as i32, "", None)
         .await
         .unwrap();
     let notices = drain(&g22, 4).await;

@@ -134,17 +134,23 @@ async fn indicators_match_the_receipts_across_a_local_midnight() {
     let d2 = "000.00.00.H26,2026/11/06,5/UBND";
     h26.send(sign(&h26, header(&[G22], d2), &[1u8; 300])).await.unwrap();
     assert_eq!(drain(&h26, 8).await.len(), 1);
-    h26.report_status(G22, d1, StatusCode::Registered as i32, "", None)
+    // 01 comes first (truc_core::status_rules); it is the confirmation.
+    for code in [StatusCode::Arrived, StatusCode::Registered] {
+        h26.report_status(G22, d1, code as i32, "", None).await.unwrap();
+    }
+    assert_eq!(drain(&h29, 8).await.len(), 1);
+    h29.report_status(G22, d1, StatusCode::Arrived as i32, "", None)
         .await
         .unwrap();
-    assert_eq!(drain(&h29, 8).await.len(), 1);
     h29.report_status(G22, d1, StatusCode::Refused as i32, "sai thẩm quyền", None)
         .await
         .unwrap();
-    // An 03 after 02: neither a second refusal nor a confirmation.
-    h29.report_status(G22, d1, StatusCode::Registered as i32, "", None)
+    // An 03 after 02 is refused: neither a second refusal nor a confirmation.
+    let e = h29
+        .report_status(G22, d1, StatusCode::Registered as i32, "", None)
         .await
-        .unwrap();
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
     let day1_done = truc_core::now_unix_ms();
     let midnight = (local_day(accepted.accepted_at_unix_ms, offset) + 1) * DAY_MS - i64::from(offset) * 60_000;
     assert!(
@@ -200,7 +206,7 @@ async fn indicators_match_the_receipts_across_a_local_midnight() {
     };
     assert_eq!(row(G22, &day1), [1, 0, 0, 0, 0, 0], "G22 on day 1");
     assert_eq!(row(H26, &day1), [1, 1, 0, 1, 0, 0], "H26 on day 1");
-    assert_eq!(row(H29, &day1), [0, 1, 1, 0, 0, 0], "H29 on day 1");
+    assert_eq!(row(H29, &day1), [0, 1, 1, 1, 0, 0], "H29 on day 1");
     assert_eq!(row(G0901, &day2), [0, 1, 0, 1, 0, 0], "G09.01 on day 2");
     assert_eq!(row(H29, &day2), [0, 0, 0, 0, 0, 1], "H29 on day 2");
     assert_eq!(row(G22, &day2), [1, 1, 0, 0, 0, 0], "G22 on day 2");
@@ -277,9 +283,9 @@ async fn confirmations_on_time_and_late_against_working_day_deadlines() {
     // H26 confirms within the hour: on time.
     clock.set(hanoi(2027, 4, 29, 11, 0));
     assert_eq!(drain(&h26, 8).await.len(), 1);
-    h26.report_status(G22, d1, StatusCode::Registered as i32, "", None)
-        .await
-        .unwrap();
+    for code in [StatusCode::Arrived, StatusCode::Registered] {
+        h26.report_status(G22, d1, code as i32, "", None).await.unwrap();
+    }
     // Thursday 17:30, after hours: counts from Tuesday's morning, due
     // Wednesday 5/5 17:00.
     clock.set(hanoi(2027, 4, 29, 17, 30));
@@ -308,10 +314,9 @@ async fn confirmations_on_time_and_late_against_working_day_deadlines() {
     // confirms d2 (due Wednesday) on time.
     clock.set(hanoi(2027, 5, 4, 17, 30));
     assert_eq!(drain(&g0901, 8).await.len(), 1);
-    g0901
-        .report_status(G22, d1, StatusCode::Registered as i32, "", None)
-        .await
-        .unwrap();
+    for code in [StatusCode::Arrived, StatusCode::Registered] {
+        g0901.report_status(G22, d1, code as i32, "", None).await.unwrap();
+    }
     assert_eq!(drain(&g22, 8).await.iter().filter(|d| d.document.is_some()).count(), 1);
     g22.report_status(H26, d2, StatusCode::Arrived as i32, "", None)
         .await
@@ -324,9 +329,9 @@ async fn confirmations_on_time_and_late_against_working_day_deadlines() {
     clock.set(hanoi(2027, 5, 5, 17, 1));
     assert!(g22.track(d3).await.unwrap().recipients[0].overdue);
     assert_eq!(drain(&h29, 8).await.len(), 1);
-    h29.report_status(G22, d3, StatusCode::Registered as i32, "", None)
-        .await
-        .unwrap();
+    for code in [StatusCode::Arrived, StatusCode::Registered] {
+        h29.report_status(G22, d3, code as i32, "", None).await.unwrap();
+    }
 
     // Ops.GetStats (what `truc ops stats` prints) against the receipts.
     let (from, to) = ("2027-04-28", "2027-05-06");

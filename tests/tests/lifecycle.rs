@@ -49,6 +49,7 @@ async fn three_recipients_refuse_process_and_dead_letter() {
     g22.send(sign(&g22, h, b"cong van")).await.unwrap();
 
     assert_eq!(drain(&h26, 4).await.len(), 1);
+    report(&h26, id, StatusCode::Arrived, "").await.unwrap();
     report(&h26, id, StatusCode::Refused, "sai thẩm quyền").await.unwrap();
     assert_eq!(drain(&h29, 4).await.len(), 1);
     for code in [
@@ -82,6 +83,7 @@ async fn three_recipients_refuse_process_and_dead_letter() {
     assert_eq!(
         got,
         vec![
+            (H26.into(), 1),
             (H26.into(), 2),
             (H29.into(), 1),
             (H29.into(), 3),
@@ -90,7 +92,7 @@ async fn three_recipients_refuse_process_and_dead_letter() {
             (H29.into(), 6)
         ]
     );
-    assert_eq!(notices[0].status.as_ref().unwrap().description, "sai thẩm quyền");
+    assert_eq!(notices[1].status.as_ref().unwrap().description, "sai thẩm quyền");
 
     let t = g22.track(id).await.unwrap();
     let rows: Vec<(String, i32, i32, u32)> = t
@@ -149,11 +151,11 @@ async fn three_recipients_refuse_process_and_dead_letter() {
     }
     let count = |e: ReceiptEvent| events.iter().filter(|x| **x == e).count();
     assert_eq!(count(ReceiptEvent::Accepted), 1);
-    assert_eq!(count(ReceiptEvent::StatusReported), 6);
+    assert_eq!(count(ReceiptEvent::StatusReported), 7);
     assert_eq!(count(ReceiptEvent::DeadLettered), 1);
     assert_eq!(count(ReceiptEvent::LeaseExpired), 1);
-    // Two document deliveries, six status notices delivered to the sender.
-    assert_eq!(count(ReceiptEvent::Delivered), 8);
+    // Two document deliveries, seven status notices delivered to the sender.
+    assert_eq!(count(ReceiptEvent::Delivered), 9);
 }
 
 #[tokio::test]
@@ -201,6 +203,13 @@ async fn status_refusals_record_nothing() {
             "not a recipient",
         ),
         (&h26, StatusCode::Refused, " ", Code::InvalidArgument, "needs a reason"),
+        (
+            &h26,
+            StatusCode::Registered,
+            "",
+            Code::FailedPrecondition,
+            "has reported nothing yet",
+        ),
         (
             &h26,
             StatusCode::Agree,

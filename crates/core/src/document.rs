@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use prost::Message;
 pub use rustls_pki_types::UnixTime;
 use rustls_pki_types::{CertificateDer, SignatureVerificationAlgorithm, TrustAnchor};
-use truc_proto::v1::{BusinessType, DocumentHeader, Priority, SignatureScheme, SignedDocument};
+use truc_proto::v1::{BusinessType, DocumentHeader, Priority, ReceiverType, SignatureScheme, SignedDocument};
 use webpki::ring as algs;
 
 use crate::{AgencyCode, CoreError, Principal};
@@ -251,13 +251,7 @@ pub fn check_header(bytes: &[u8]) -> Result<CheckedHeader, CoreError> {
         Priority::try_from(header.priority).map_err(|_| bad(format!("priority {} is not 0..=4", header.priority)))?;
     let business = BusinessType::try_from(header.business_type)
         .map_err(|_| bad(format!("business_type {} is not 0..=3", header.business_type)))?;
-    match business {
-        BusinessType::New if !header.reference_document_id.is_empty() => {
-            return Err(bad("a new document has no reference_document_id".into()));
-        }
-        BusinessType::New => {}
-        _ => check_document_id("reference_document_id", &header.reference_document_id)?,
-    }
+    check_business(&header, business, &to)?;
     if header.payload_sha256.len() != 32 {
         return Err(bad("payload_sha256 must be 32 bytes".into()));
     }
@@ -280,6 +274,101 @@ pub fn check_header(bytes: &[u8]) -> Result<CheckedHeader, CoreError> {
         to,
         priority,
     })
+}
+
+/// Most characters in `business_reason`.
+const MAX_REASON_CHARS: usize = 2000;
+
+/// The Bussiness block: what each business type needs and allows (the
+/// rules in document.proto, `reference_document_id`).
+fn check_business(header: &DocumentHeader, business: BusinessType, to: &[AgencyCode]) -> Result<(), CoreError> {
+    let bad = |m: String| CoreError::MalformedHeader(m);
+    if header.business_reason.chars().count() > MAX_REASON_CHARS {
+        return Err(bad(format!(
+            "business_reason is longer than {MAX_REASON_CHARS} characters"
+        )));
+    }
+    if business != BusinessType::Update && !header.receiver_changes.is_empty() {
+        return Err(bad("receiver_changes belong to an update (business_type 2)".into()));
+    }
+    if business != BusinessType::Replace && !header.replacements.is_empty() {
+        return Err(bad("replacements belong to a replacement (business_type 3)".into()));
+    }
+    match business {
+        BusinessType::New if !header.reference_document_id.is_empty() => {
+            Err(bad("a new document has no reference_document_id".into()))
+        }
+        BusinessType::New => Ok(()),
+        // Sent as the axis does, under the original's id: the reference
+        // may be left empty.
+        BusinessType::Revoke | BusinessType::Update if header.reference_document_id.is_empty() => {
+            check_receiver_changes(header, to)
+        }
+        BusinessType::Revoke | BusinessType::Update => {
+            check_document_id("reference_document_id", &header.reference_document_id)?;
+            check_receiver_changes(header, to)
+        }
+        BusinessType::Replace => {
+            if header.replacements.is_empty() {
+                return check_document_id("reference_document_id", &header.reference_document_id);
+            }
+            if !header.reference_document_id.is_empty()
+                && !header
+                    .replacements
+                    .iter()
+                    .any(|r| r.document_id == header.reference_document_id)
+            {
+                return Err(bad(
+                    "reference_document_id is not among the replacements' document ids".into()
+                ));
+            }
+            let mut seen = HashSet::new();
+            for r in &header.replacements {
+                check_document_id("replacements.document_id", &r.document_id)?;
+                if r.document_id == header.document_id {
+                    return Err(bad(format!("{:?} cannot replace itself", r.document_id)));
+                }
+                if !seen.insert(r.document_id.as_str()) {
+                    return Err(bad(format!("{:?} is replaced twice", r.document_id)));
+                }
+                for code in &r.organ_ids {
+                    let code = AgencyCode::parse(code)?;
+                    if !to.contains(&code) {
+                        return Err(bad(format!(
+                            "{code} is named for replacing {:?} but is not a recipient (to)",
+                            r.document_id
+                        )));
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// An update's receiver list agrees with its `to` (the new recipients).
+fn check_receiver_changes(header: &DocumentHeader, to: &[AgencyCode]) -> Result<(), CoreError> {
+    let bad = |m: String| CoreError::MalformedHeader(m);
+    let mut seen = HashSet::new();
+    for c in &header.receiver_changes {
+        let code = AgencyCode::parse(&c.organ_id)?;
+        if !seen.insert(code.clone()) {
+            return Err(bad(format!("{code} is listed twice in receiver_changes")));
+        }
+        let added = match ReceiverType::try_from(c.receiver_type) {
+            Ok(ReceiverType::Added) => true,
+            Ok(ReceiverType::Removed) => false,
+            Err(_) => return Err(bad(format!("receiver_type {} is not 0 or 1", c.receiver_type))),
+        };
+        if added != to.contains(&code) {
+            return Err(bad(if added {
+                format!("{code} is added but is not among the new recipients (to)")
+            } else {
+                format!("{code} is removed but is still among the new recipients (to)")
+            }));
+        }
+    }
+    Ok(())
 }
 
 fn check_document_id(field: &str, id: &str) -> Result<(), CoreError> {
@@ -488,7 +577,7 @@ mod tests {
             (|h| h.document_id.clear(), "document_id"),
             (|h| h.document_id = "a\nb".into(), "control"),
             (|h| h.priority = 9, "priority"),
-            (|h| h.business_type = 1, "reference_document_id"),
+            (|h| h.business_type = 3, "reference_document_id"),
             (|h| h.payload_sha256 = vec![1; 31], "32 bytes"),
             (|h| h.file_name = "../etc/passwd".into(), "file_name"),
         ];
@@ -512,6 +601,100 @@ mod tests {
                 e.contains("document_id must start with the sender's code \"000.00.00.G22,\""),
                 "{e}"
             );
+        }
+    }
+
+    #[test]
+    fn business_block_checks() {
+        use truc_proto::v1::{ReceiverChange, Replacement};
+        let change = |code: &str, t: ReceiverType| ReceiverChange {
+            organ_id: code.into(),
+            receiver_type: t as i32,
+        };
+        let replaced = |id: &str, codes: &[&str]| Replacement {
+            document_id: id.into(),
+            organ_ids: codes.iter().map(|c| c.to_string()).collect(),
+        };
+        // As the axis sends them: under the original's id, no reference.
+        for t in [BusinessType::Revoke, BusinessType::Update] {
+            let mut h = header();
+            h.business_type = t as i32;
+            check_header(&h.encode_to_vec()).unwrap();
+        }
+        let mut h = header();
+        h.business_type = BusinessType::Update as i32;
+        h.receiver_changes = vec![
+            change("G09.01", ReceiverType::Added),
+            change("000.00.00.H29", ReceiverType::Removed),
+        ];
+        check_header(&h.encode_to_vec()).unwrap();
+        let mut h = header();
+        h.business_type = BusinessType::Replace as i32;
+        h.document_id = "new".into();
+        h.replacements = vec![
+            replaced("a", &["000.00.00.H26"]),
+            replaced("b", &["G09.01"]),
+            replaced("c", &[]),
+        ];
+        check_header(&h.encode_to_vec()).unwrap();
+
+        type Case = (fn(&mut DocumentHeader), &'static str);
+        let cases: Vec<Case> = vec![
+            (
+                |h| h.replacements = vec![Replacement::default()],
+                "belong to a replacement",
+            ),
+            (
+                |h| h.receiver_changes = vec![ReceiverChange::default()],
+                "belong to an update",
+            ),
+            (|h| h.business_reason = "x".repeat(2001), "business_reason"),
+            (
+                |h| {
+                    h.business_type = 2;
+                    h.receiver_changes = vec![ReceiverChange {
+                        organ_id: "000.00.00.H29".into(),
+                        receiver_type: 1,
+                    }];
+                },
+                "is added but",
+            ),
+            (
+                |h| {
+                    h.business_type = 2;
+                    h.receiver_changes = vec![ReceiverChange {
+                        organ_id: "G09.01".into(),
+                        receiver_type: 0,
+                    }];
+                },
+                "is removed but",
+            ),
+            (
+                |h| {
+                    h.business_type = 3;
+                    h.replacements = vec![Replacement {
+                        document_id: "a".into(),
+                        organ_ids: vec!["000.00.00.H29".into()],
+                    }];
+                },
+                "not a recipient",
+            ),
+            (
+                |h| {
+                    h.business_type = 3;
+                    h.replacements = vec![Replacement {
+                        document_id: h.document_id.clone(),
+                        organ_ids: vec![],
+                    }];
+                },
+                "cannot replace itself",
+            ),
+        ];
+        for (mutate, want) in cases {
+            let mut h = header();
+            mutate(&mut h);
+            let err = check_header(&h.encode_to_vec()).unwrap_err().to_string();
+            assert!(err.contains(want), "{err:?} should mention {want:?}");
         }
     }
 

@@ -15,6 +15,7 @@ pub mod merkle;
 pub mod notice;
 pub mod principal;
 pub mod priority;
+pub mod status_rules;
 pub mod sync;
 pub mod tree_head;
 

@@ -17,7 +17,7 @@ pub(crate) fn from_core(e: CoreError) -> Status {
 pub(crate) fn from_store(e: StoreError) -> Status {
     match e {
         StoreError::UnknownAgency(_) | StoreError::AgencyInactive { .. } => Status::failed_precondition(e.to_string()),
-        StoreError::Conflict { .. } => Status::already_exists(e.to_string()),
+        StoreError::Conflict { .. } | StoreError::AlreadyDone(_) => Status::already_exists(e.to_string()),
         StoreError::UnknownDelivery(_) | StoreError::UnknownDocument { .. } => Status::not_found(e.to_string()),
         StoreError::NotEntitled(_) => Status::permission_denied(e.to_string()),
         StoreError::Precondition(_) => Status::failed_precondition(e.to_string()),

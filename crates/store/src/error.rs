@@ -107,6 +107,10 @@ pub enum StoreError {
         /// Its document id.
         document_id: String,
     },
+    /// The business action was already taken with other content (a
+    /// document revoked twice, differently).
+    #[error("{0}")]
+    AlreadyDone(String),
     /// No such delivery for this agency.
     #[error("no delivery {0} for this agency")]
     UnknownDelivery(u64),

@@ -24,6 +24,8 @@
 //! | `Z` | (none)                                   | `Meta` counters             |
 //! | `J` | (none)                                   | replicated log position (local) |
 //! | `V` | agency code ("" = hub), 0x00, local day (u32) | indicator counts (`sled/indicators.rs`) |
+//! | `B` | sender code, 0x00, document id, 0x00, business type (u8), discriminator | hub document id (u64 BE): a revoke or update sent under the original's id |
+//! | `L` | original's hub id (u64), correction's hub id (u64) | agencies it concerns, comma-separated |
 //!
 //! A delivery id puts the priority rank in bits 48–50 (0 = hỏa tốc hẹn
 //! giờ … 4 = thường) and a hub-wide sequence number below it, so a prefix
@@ -53,6 +55,11 @@ pub(crate) mod tag {
     /// Local only, never replicated: the position in the shared log this
     /// tree reflects (JetStream backend).
     pub(crate) const REPLICA_SEQ: u8 = b'J';
+    /// A business action's idempotency key: a revoke or update sent as the
+    /// axis sends them, under the original's document id.
+    pub(crate) const ACTION: u8 = b'B';
+    /// A document's revokes, updates and replacements.
+    pub(crate) const CORRECTION: u8 = b'L';
 }
 
 /// Below 2^53 in all, so ids survive JSON numbers (JavaScript doubles).
@@ -98,6 +105,32 @@ pub(crate) fn idempotency(from: &str, document_id: &str) -> Vec<u8> {
     k.extend_from_slice(from.as_bytes());
     k.push(0);
     k.extend_from_slice(document_id.as_bytes());
+    k
+}
+
+/// The idempotency key of a business action on document `document_id`:
+/// its type and what tells one such action from another (empty for a
+/// revoke: a document is revoked once; an update's content digest).
+pub(crate) fn action(from: &str, document_id: &str, business_type: u8, discriminator: &[u8]) -> Vec<u8> {
+    let mut k = with_tag(tag::ACTION, from.len() + document_id.len() + 3 + discriminator.len());
+    k.extend_from_slice(from.as_bytes());
+    k.push(0);
+    k.extend_from_slice(document_id.as_bytes());
+    k.push(0);
+    k.push(business_type);
+    k.extend_from_slice(discriminator);
+    k
+}
+
+pub(crate) fn corrections_prefix(original: u64) -> Vec<u8> {
+    let mut k = with_tag(tag::CORRECTION, 16);
+    k.extend_from_slice(&original.to_be_bytes());
+    k
+}
+
+pub(crate) fn correction(original: u64, correction: u64) -> Vec<u8> {
+    let mut k = corrections_prefix(original);
+    k.extend_from_slice(&correction.to_be_bytes());
     k
 }
 

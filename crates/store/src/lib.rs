@@ -67,8 +67,18 @@ pub struct NewDocument {
     pub actor: String,
     /// `truc.v1.BusinessType` value.
     pub business_type: i32,
-    /// For revoke, update, replace: the sender's id of the original.
+    /// For revoke, update, replace: the sender's id of the original (for a
+    /// revoke or update sent under the original's id: that id, or empty).
     pub reference_document_id: String,
+    /// edXML BussinessDocReason.
+    pub business_reason: String,
+    /// UPDATE: the agencies added (`true`) and removed (`false`), when the
+    /// header lists them.
+    pub receiver_changes: Vec<(AgencyCode, bool)>,
+    /// REPLACE: the old documents (sender's ids), each with the agencies it
+    /// is replaced for (empty: all its recipients among `to`); empty: the
+    /// one `reference_document_id`, for all of `to`.
+    pub replacements: Vec<(String, Vec<AgencyCode>)>,
     /// Trích yếu, kept for Track.
     pub subject: String,
     /// Delivery deadline for each recipient (0 = none), Unix ms.

@@ -91,6 +91,12 @@ pub(crate) struct DocumentRecord {
     /// What was damaged.
     #[prost(string, tag = "20")]
     pub(crate) quarantine_reason: String,
+    /// `truc.v1.BusinessType` (0 also in records written before it).
+    #[prost(int32, tag = "21")]
+    pub(crate) business_type: i32,
+    /// edXML BussinessDocReason of a revoke, update or replacement.
+    #[prost(string, tag = "22")]
+    pub(crate) business_reason: String,
 }
 
 /// One recipient's copy of one document: where it is and its latest
@@ -128,6 +134,27 @@ pub(crate) struct RecipientState {
     /// delivery: a 15 or 16 from this recipient is expected.
     #[prost(bool, tag = "10")]
     pub(crate) reply_expected: bool,
+    /// The latest of 01–06 this recipient reported (0 = none): where its
+    /// copy is in the status rules (`truc_core::status_rules`), which
+    /// `status` no longer says once it holds a 15 or 16. Records written
+    /// before it have 0 here; [`RecipientState::progress`] reads `status`
+    /// for them.
+    #[prost(int32, tag = "11")]
+    pub(crate) progress: i32,
+}
+
+impl RecipientState {
+    /// The latest of 01–06 reported (0 = none), for records written before
+    /// `progress` too.
+    pub(crate) fn progress(&self) -> i32 {
+        if self.progress != 0 {
+            self.progress
+        } else if (1..=6).contains(&self.status) {
+            self.status
+        } else {
+            0
+        }
+    }
 }
 
 /// One copy waiting for one recipient.
@@ -203,4 +230,27 @@ pub(crate) struct PayloadRefs {
     /// payload's `K` key carries the same time.
     #[prost(int64, tag = "2")]
     pub(crate) released_at_unix_ms: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A recipient record written before `progress` (tag 11) existed, as
+    /// main writes it, reads its progress from `status`.
+    #[test]
+    fn progress_of_records_written_before_it() {
+        let old = |status: i32| RecipientState {
+            state: truc_proto::v1::TransportState::Delivered as i32,
+            status,
+            ..Default::default()
+        };
+        let read = |r: RecipientState| RecipientState::decode(r.encode_to_vec().as_slice()).unwrap();
+        assert_eq!(read(old(3)).progress(), 3);
+        assert_eq!(read(old(0)).progress(), 0);
+        // An answer (15/16) hid the progress in such a record.
+        assert_eq!(read(old(15)).progress(), 0);
+        let new = RecipientState { progress: 6, ..old(16) };
+        assert_eq!(read(new).progress(), 6);
+    }
 }

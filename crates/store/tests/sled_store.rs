@@ -39,6 +39,9 @@ fn doc(from: &str, id: &str, to: &[&str], priority: i32, payload: &[u8]) -> NewD
         actor: format!("urn:truc:agency:{from}"),
         business_type: 0,
         reference_document_id: String::new(),
+        business_reason: String::new(),
+        receiver_changes: Vec::new(),
+        replacements: Vec::new(),
         subject: String::new(),
         delivery_deadline_unix_ms: 0,
         payload_external: false,
@@ -596,13 +599,19 @@ async fn confirmation_deadlines_follow_the_working_day_calendar() {
         let items = s.fetch(code(c), HashSet::new(), 10).await.unwrap();
         s.ack(code(c), vec![items[0].delivery_id], op.clone()).await.unwrap();
     }
-    for (c, id) in [("H26", "before"), ("H29", "after")] {
+    // 01 comes first (truc_core::status_rules), then 03.
+    for (c, id, status) in [
+        ("H26", "before", 1),
+        ("H26", "before", 3),
+        ("H29", "after", 1),
+        ("H29", "after", 3),
+    ] {
         s.report_status(truc_store::StatusReport {
             reporter: code(c),
             actor: format!("urn:truc:agency:{c}"),
             document_from: code("G22"),
             document_id: id.into(),
-            code: 3,
+            code: status,
             description: String::new(),
             staff: None,
         })

@@ -303,6 +303,9 @@ fn every_command_prints_json_and_csv_with_o() {
     assert_eq!(column(&rows, "subject"), [TRICKY], "{}", text(&o));
     assert_eq!(column(&rows, "kind"), ["document"]);
     assert_eq!(column(&rows, "document_id"), [id.as_str()]);
+    // The inbox reported 01; 03 comes before the passes' 05 and 06
+    // (truc_core::status_rules).
+    hub.ok(&hub.as_who(H26, &["status", &id, "--code", "03"]));
 
     for (n, format) in ["json", "csv"].into_iter().enumerate() {
         for mut args in commands(&hub, n, &id) {

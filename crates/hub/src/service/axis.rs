@@ -132,24 +132,15 @@ impl Axis for AxisService {
     async fn report_status(&self, req: Request<ReportStatusRequest>) -> Result<Response<ReportStatusResponse>, Status> {
         let (principal, reporter) = auth::agency(&req)?;
         let r = req.into_inner();
-        let code = StatusCode::try_from(r.code).unwrap_or(StatusCode::Unspecified);
-        if !matches!(
-            code,
-            StatusCode::Arrived
-                | StatusCode::Refused
-                | StatusCode::Registered
-                | StatusCode::Assigned
-                | StatusCode::Processing
-                | StatusCode::Done
-                | StatusCode::TakeBack
-                | StatusCode::Agree
-                | StatusCode::Disagree
-        ) {
+        // Which codes exist and who may send them when: one table
+        // (truc_core::status_rules), applied by the store.
+        if truc_core::status_rules::rule(r.code).is_none() {
             return Err(Status::invalid_argument(format!(
                 "status code {} is not one of 1-6, 13, 15, 16",
                 r.code
             )));
         }
+        let code = StatusCode::try_from(r.code).unwrap_or(StatusCode::Unspecified);
         if code == StatusCode::Refused && r.description.trim().is_empty() {
             return Err(Status::invalid_argument(
                 "status 02 (refused) needs a reason in description",
@@ -270,6 +261,28 @@ pub(crate) async fn accept(
             actor: principal.uri(),
             business_type: h.business_type,
             reference_document_id: h.reference_document_id,
+            business_reason: h.business_reason,
+            // `check_header` parsed these codes.
+            receiver_changes: h
+                .receiver_changes
+                .iter()
+                .filter_map(|c| {
+                    let added = c.receiver_type == truc_proto::v1::ReceiverType::Added as i32;
+                    Some((truc_core::AgencyCode::parse(&c.organ_id).ok()?, added))
+                })
+                .collect(),
+            replacements: h
+                .replacements
+                .iter()
+                .map(|r| {
+                    let organs = r
+                        .organ_ids
+                        .iter()
+                        .filter_map(|c| truc_core::AgencyCode::parse(c).ok())
+                        .collect();
+                    (r.document_id.clone(), organs)
+                })
+                .collect(),
             subject: h.subject,
             document_id: h.document_id,
             delivery_deadline_unix_ms: delivery_deadline,

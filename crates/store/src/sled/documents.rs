@@ -5,8 +5,9 @@
 use std::collections::BTreeSet;
 
 use prost::Message;
+use truc_core::status_rules::{self, Party};
 use truc_core::AgencyCode;
-use truc_proto::v1::{BusinessType, Receipt, ReceiptEvent, StatusCode, TransportState};
+use truc_proto::v1::{BusinessType, Receipt, ReceiptEvent, TransportState};
 
 use super::agencies;
 use super::ops::{document, document_receipt, recipient_state, require_active, HUB_ACTOR};
@@ -102,6 +103,11 @@ fn withdraw_if_queued(
     Ok(true)
 }
 
+/// Whether `agency`'s copy of document `hub_id` was withdrawn.
+fn withdrawn(p: &Pending<'_>, hub_id: u64, agency: &str) -> Result<bool, StoreError> {
+    Ok(matches!(recipient_state(p, hub_id, agency)?, Some(s) if s.state == TransportState::Withdrawn as i32))
+}
+
 /// Mark that `agency`, which has the document, is asked to answer 15 or 16.
 fn expect_reply(p: &mut Pending<'_>, hub_id: u64, agency: &str) -> Result<(), StoreError> {
     if let Some(mut s) = recipient_state(p, hub_id, agency)? {
@@ -189,18 +195,63 @@ pub(super) fn precheck(
     admit(p, cache, from, to, size).map(|_| ())
 }
 
+/// The original document `id` of sender `from`.
+fn original(p: &Pending<'_>, from: &AgencyCode, id: &str) -> Result<DocumentRecord, StoreError> {
+    let v = p
+        .get(&keys::idempotency(from.as_str(), id))?
+        .ok_or_else(|| StoreError::UnknownDocument {
+            from: from.to_string(),
+            document_id: id.to_string(),
+        })?;
+    let hub_id = keys::u64_value(&v).ok_or_else(|| StoreError::corrupt("idempotency key"))?;
+    document(p, hub_id)
+}
+
+/// The agencies of `to` that are not recipients of `orig`.
+fn strangers<'a>(orig: &DocumentRecord, to: impl IntoIterator<Item = &'a AgencyCode>) -> Option<&'a AgencyCode> {
+    to.into_iter()
+        .find(|t| !orig.recipients.iter().any(|r| r == t.as_str()))
+}
+
 pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Result<Sent, StoreError> {
-    let idem = keys::idempotency(doc.from.as_str(), &doc.document_id);
+    let business = BusinessType::try_from(doc.business_type).unwrap_or(BusinessType::New);
+    let reference = if doc.reference_document_id.is_empty() {
+        doc.document_id.clone()
+    } else {
+        doc.reference_document_id.clone()
+    };
+    // A revoke or update sent as the axis sends them, under the original's
+    // own document id, is keyed by its business action: a revoke once per
+    // document, an update by its content (one update differs from another
+    // by what it changes).
+    let under_original =
+        matches!(business, BusinessType::Revoke | BusinessType::Update) && reference == doc.document_id;
+    let idem = if under_original {
+        let discriminator: &[u8] = match business {
+            BusinessType::Update => &doc.content_sha256,
+            _ => &[],
+        };
+        keys::action(doc.from.as_str(), &doc.document_id, business as u8, discriminator)
+    } else {
+        keys::idempotency(doc.from.as_str(), &doc.document_id)
+    };
     if let Some(v) = p.get(&idem)? {
         let hub_id = keys::u64_value(&v).ok_or_else(|| StoreError::corrupt("idempotency key"))?;
         let rec = document(p, hub_id)?;
         if rec.content_sha256 != doc.content_sha256 {
+            if under_original {
+                return Err(StoreError::AlreadyDone(format!(
+                    "{:?} from {} was already revoked (hub document {hub_id}) by a revoke with other content; \
+                     a document is revoked once",
+                    doc.document_id, doc.from
+                )));
+            }
             return Err(StoreError::Conflict {
                 from: doc.from.to_string(),
                 document_id: doc.document_id,
             });
         }
-        if rec.quarantined_at_unix_ms != 0 {
+        if rec.quarantined_at_unix_ms != 0 && !under_original {
             // The hub lost its copy and asked for it again: not a duplicate.
             let accepted_at = rec.accepted_at_unix_ms;
             let (receipt_index, notify) = super::quarantine::restore(p, rec, doc)?;
@@ -223,29 +274,95 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
         });
     }
     let (to, redirects) = admit(p, cache, &doc.from, &doc.to, doc.payload_size)?;
-    let business = BusinessType::try_from(doc.business_type).unwrap_or(BusinessType::New);
-    // For revoke, update and replace: the original, from the same sender.
-    let original = match business {
-        BusinessType::New => None,
-        _ => {
-            let key = keys::idempotency(doc.from.as_str(), &doc.reference_document_id);
-            let v = p.get(&key)?.ok_or_else(|| StoreError::UnknownDocument {
-                from: doc.from.to_string(),
-                document_id: doc.reference_document_id.clone(),
-            })?;
-            let orig_id = keys::u64_value(&v).ok_or_else(|| StoreError::corrupt("idempotency key"))?;
-            let orig = document(p, orig_id)?;
-            if !matches!(business, BusinessType::Update) {
-                if let Some(stranger) = to.iter().find(|t| !orig.recipients.iter().any(|r| r == t.as_str())) {
+    // For revoke, update and replace: the originals, from the same sender,
+    // each with the agencies this correction concerns.
+    let mut originals: Vec<(DocumentRecord, Vec<String>)> = Vec::new();
+    match business {
+        BusinessType::New => {}
+        BusinessType::Revoke => {
+            let orig = original(p, &doc.from, &reference)?;
+            if let Some(stranger) = strangers(&orig, &to) {
+                return Err(StoreError::Precondition(format!(
+                    "{stranger} is not a recipient of {reference:?}"
+                )));
+            }
+            let concerns = to.iter().map(|c| c.to_string()).collect();
+            originals.push((orig, concerns));
+        }
+        BusinessType::Update => {
+            let orig = original(p, &doc.from, &reference)?;
+            for (code, added) in &doc.receiver_changes {
+                // A copy withdrawn (never delivered) may be added again.
+                let has =
+                    orig.recipients.iter().any(|r| r == code.as_str()) && !withdrawn(p, orig.hub_id, code.as_str())?;
+                if *added && has {
                     return Err(StoreError::Precondition(format!(
-                        "{stranger} is not a recipient of {:?}",
-                        doc.reference_document_id
+                        "{code} is already a recipient of {reference:?}; it cannot be added"
+                    )));
+                }
+                if !*added && !has {
+                    return Err(StoreError::Precondition(format!(
+                        "{code} is not a recipient of {reference:?}; it cannot be removed"
                     )));
                 }
             }
-            Some(orig)
+            let mut concerns: Vec<String> = Vec::new();
+            for t in &to {
+                if !orig.recipients.iter().any(|r| r == t.as_str()) || withdrawn(p, orig.hub_id, t.as_str())? {
+                    concerns.push(format!("+{t}"));
+                }
+            }
+            concerns.extend(
+                orig.recipients
+                    .iter()
+                    .filter(|r| !to.iter().any(|t| t.as_str() == r.as_str()))
+                    .filter(|r| {
+                        // Removed now, not by an earlier update.
+                        doc.receiver_changes.is_empty()
+                            || doc
+                                .receiver_changes
+                                .iter()
+                                .any(|(c, added)| !added && c.as_str() == r.as_str())
+                    })
+                    .map(|r| format!("-{r}")),
+            );
+            originals.push((orig, concerns));
         }
-    };
+        BusinessType::Replace if doc.replacements.is_empty() => {
+            let orig = original(p, &doc.from, &reference)?;
+            if let Some(stranger) = strangers(&orig, &to) {
+                return Err(StoreError::Precondition(format!(
+                    "{stranger} is not a recipient of {reference:?}"
+                )));
+            }
+            let concerns = to.iter().map(|c| c.to_string()).collect();
+            originals.push((orig, concerns));
+        }
+        BusinessType::Replace => {
+            for (id, organs) in &doc.replacements {
+                let orig = original(p, &doc.from, id)?;
+                if let Some(stranger) = strangers(&orig, organs) {
+                    return Err(StoreError::Precondition(format!(
+                        "{stranger} is not a recipient of {id:?}: it cannot be replaced for it"
+                    )));
+                }
+                let concerns: Vec<String> = if organs.is_empty() {
+                    to.iter()
+                        .filter(|t| orig.recipients.iter().any(|r| r == t.as_str()))
+                        .map(|t| t.to_string())
+                        .collect()
+                } else {
+                    organs.iter().map(|c| c.to_string()).collect()
+                };
+                if concerns.is_empty() {
+                    return Err(StoreError::Precondition(format!(
+                        "no recipient of {id:?} is among this replacement's recipients"
+                    )));
+                }
+                originals.push((orig, concerns));
+            }
+        }
+    }
 
     let hub_id = p.meta.next_hub_id;
     p.meta.next_hub_id += 1;
@@ -292,6 +409,8 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
         body,
         quarantined_at_unix_ms: 0,
         quarantine_reason: String::new(),
+        business_type: doc.business_type,
+        business_reason: doc.business_reason.clone(),
     };
     p.put(keys::document(hub_id), rec.encode_to_vec());
     let appended = p.append_receipt(Receipt {
@@ -304,11 +423,18 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
         detail: to.iter().map(AgencyCode::as_str).collect::<Vec<_>>().join(","),
         recipients: to.iter().map(AgencyCode::to_string).collect(),
         business_type: doc.business_type,
-        reference_document_id: doc.reference_document_id.clone(),
+        // The original (the first one a replacement replaces).
+        reference_document_id: originals
+            .first()
+            .map(|(o, _)| o.document_id.clone())
+            .unwrap_or_default(),
         ..Default::default()
     })?;
     debug_assert_eq!(appended, receipt_index);
     p.put(idem, hub_id.to_be_bytes().to_vec());
+    for (orig, concerns) in &originals {
+        p.put(keys::correction(orig.hub_id, hub_id), concerns.join(",").into_bytes());
+    }
     for (addressed, actual) in &redirects {
         let mut r = document_receipt(ReceiptEvent::Redirected, HUB_ACTOR, &rec, addressed, 0);
         r.detail = format!("to {actual}, its successor");
@@ -324,35 +450,55 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
         p.calendar.confirmation_deadline(p.time_unix_ms),
     );
     let mut receivers: BTreeSet<String> = BTreeSet::new();
-    match (business, original) {
-        (BusinessType::New, _) | (_, None) => receivers.extend(to.iter().map(|c| c.to_string())),
-        (BusinessType::Revoke, Some(orig)) => {
-            let why = format!("revoked by {:?}", doc.document_id);
+    match business {
+        BusinessType::New => receivers.extend(to.iter().map(|c| c.to_string())),
+        BusinessType::Revoke => {
+            let orig = &originals[0].0;
+            let why = format!("revoked by hub document {hub_id}");
             for r in &to {
-                if !withdraw_if_queued(p, &orig, r.as_str(), &doc.actor, &why)? {
+                // A copy withdrawn already (taken back, updated away) has
+                // nothing to revoke and nobody to ask.
+                let state = recipient_state(p, orig.hub_id, r.as_str())?;
+                if matches!(&state, Some(s) if s.state == TransportState::Withdrawn as i32) {
+                    continue;
+                }
+                if !withdraw_if_queued(p, orig, r.as_str(), &doc.actor, &why)? {
                     expect_reply(p, orig.hub_id, r.as_str())?;
                     receivers.insert(r.to_string());
                 }
             }
         }
-        (BusinessType::Replace, Some(orig)) => {
+        BusinessType::Replace => {
+            // The recipients handle the new document (01–06): no 15/16 is
+            // asked (truc_core::status_rules).
             let why = format!("replaced by {:?}", doc.document_id);
-            for r in &to {
-                if !withdraw_if_queued(p, &orig, r.as_str(), &doc.actor, &why)? {
-                    expect_reply(p, orig.hub_id, r.as_str())?;
+            for (orig, concerns) in &originals {
+                for r in concerns {
+                    withdraw_if_queued(p, orig, r, &doc.actor, &why)?;
                 }
-                receivers.insert(r.to_string());
             }
+            receivers.extend(to.iter().map(|c| c.to_string()));
         }
-        (BusinessType::Update, Some(mut orig)) => {
-            let why = format!("removed from the recipients by {:?}", doc.document_id);
+        BusinessType::Update => {
+            let mut orig = originals.swap_remove(0).0;
+            let why = format!("removed from the recipients by hub document {hub_id}");
             let removed: Vec<String> = orig
                 .recipients
                 .iter()
                 .filter(|r| !to.iter().any(|t| t.as_str() == r.as_str()))
+                .filter(|r| {
+                    doc.receiver_changes.is_empty()
+                        || doc
+                            .receiver_changes
+                            .iter()
+                            .any(|(c, added)| !added && c.as_str() == r.as_str())
+                })
                 .cloned()
                 .collect();
             for r in &removed {
+                if withdrawn(p, orig.hub_id, r)? {
+                    continue; // nothing to withdraw, nobody to ask
+                }
                 if !withdraw_if_queued(p, &orig, r, &doc.actor, &why)? {
                     expect_reply(p, orig.hub_id, r)?;
                     receivers.insert(r.clone());
@@ -360,7 +506,11 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
             }
             for t in &to {
                 let t = t.as_str();
-                if orig.recipients.iter().any(|r| r == t) {
+                if withdrawn(p, orig.hub_id, t)? {
+                    // Withdrawn before it was delivered, and a recipient
+                    // again: the original is sent again.
+                    enqueue_copy(p, t, &orig, deadlines)?;
+                } else if orig.recipients.iter().any(|r| r == t) {
                     expect_reply(p, orig.hub_id, t)?;
                 } else {
                     // Added: the original too.
@@ -388,7 +538,9 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
 }
 
 /// Record a status and route it; returns the receipt index and the agencies
-/// whose outbox changed.
+/// whose outbox changed. Who may report which code when is the table in
+/// `truc_core::status_rules`; anything else is refused before anything is
+/// written.
 pub(super) fn report_status(p: &mut Pending<'_>, r: StatusReport) -> Result<(u64, Vec<AgencyCode>), StoreError> {
     let unknown = || StoreError::UnknownDocument {
         from: r.document_from.to_string(),
@@ -399,8 +551,8 @@ pub(super) fn report_status(p: &mut Pending<'_>, r: StatusReport) -> Result<(u64
         .ok_or_else(unknown)?;
     let hub_id = keys::u64_value(&v).ok_or_else(|| StoreError::corrupt("idempotency key"))?;
     let rec = document(p, hub_id)?;
-    let code =
-        StatusCode::try_from(r.code).map_err(|_| StoreError::InvalidArgument(format!("status code {}", r.code)))?;
+    let rule =
+        status_rules::rule(r.code).ok_or_else(|| StoreError::InvalidArgument(format!("status code {}", r.code)))?;
     let is_sender = r.reporter == r.document_from;
     let mut receipt = Receipt {
         event: ReceiptEvent::StatusReported as i32,
@@ -414,21 +566,30 @@ pub(super) fn report_status(p: &mut Pending<'_>, r: StatusReport) -> Result<(u64
         staff: r.staff.clone(),
         ..Default::default()
     };
-    if code == StatusCode::TakeBack {
+    if rule.by == Party::Sender {
         if !is_sender {
             return Err(StoreError::NotEntitled(format!(
                 "only the sender {} may take back {:?} (status 13)",
                 rec.from, rec.document_id
             )));
         }
+        let mut open = Vec::new();
+        for to in &rec.recipients {
+            let state = recipient_state(p, hub_id, to)?;
+            if !matches!(&state, Some(s) if s.state == TransportState::Withdrawn as i32) {
+                open.push(to.clone());
+            }
+        }
+        if open.is_empty() {
+            return Err(StoreError::Precondition(format!(
+                "nothing to take back: every copy of {:?} was withdrawn",
+                rec.document_id
+            )));
+        }
         let index = p.append_receipt(receipt)?;
         let mut notify = Vec::new();
         let why = format!("taken back by its sender (status 13, receipt {index})");
-        for to in rec.recipients.clone() {
-            let state = recipient_state(p, hub_id, &to)?;
-            if matches!(&state, Some(s) if s.state == TransportState::Withdrawn as i32) {
-                continue;
-            }
+        for to in open {
             if !withdraw_if_queued(p, &rec, &to, &r.actor, &why)? {
                 expect_reply(p, hub_id, &to)?;
                 enqueue(p, &to, hub_id, rec.priority, Some(index), 0);
@@ -437,27 +598,27 @@ pub(super) fn report_status(p: &mut Pending<'_>, r: StatusReport) -> Result<(u64
         }
         return Ok((index, notify));
     }
-    // 01–06, 15, 16: from a recipient that has (or had) the document.
+    // 01–06, 15, 16: from a recipient, on its copy.
     let Some(mut state) = recipient_state(p, hub_id, r.reporter.as_str())? else {
         return Err(StoreError::NotEntitled(format!(
             "{} is not a recipient of {:?} from {}",
             r.reporter, rec.document_id, rec.from
         )));
     };
-    if state.state == TransportState::Withdrawn as i32 {
-        return Err(StoreError::Precondition(format!(
-            "{:?} was withdrawn before it reached {}",
-            rec.document_id, r.reporter
-        )));
-    }
-    if matches!(code, StatusCode::Agree | StatusCode::Disagree) {
-        if !state.reply_expected {
-            return Err(StoreError::Precondition(format!(
-                "nothing to answer: {:?} was not taken back, revoked, updated or replaced",
-                rec.document_id
-            )));
-        }
+    let view = status_rules::CopyView {
+        transport: state.state,
+        progress: state.progress(),
+        question_open: state.reply_expected,
+    };
+    let effect = status_rules::check_recipient(rule, r.reporter.as_str(), &view)
+        .map_err(|e| StoreError::Precondition(format!("{:?} from {}: {}", rec.document_id, rec.from, e.0)))?;
+    if effect.answered {
         state.reply_expected = false;
+    }
+    if let Some(progress) = effect.progress {
+        state.progress = progress;
+    } else {
+        state.progress = view.progress;
     }
     receipt.recipient = r.reporter.to_string();
     let index = p.append_receipt(receipt)?;

@@ -183,7 +183,28 @@ pub(super) fn track(
     }
     // Header order, as the sender wrote it (added recipients last).
     recipients.sort_by_key(|r| rec.recipients.iter().position(|x| *x == r.agency).unwrap_or(usize::MAX));
+    // Its revokes, updates and replacements, in hub id (acceptance) order.
+    let mut corrections = Vec::new();
+    for kv in tree.scan_prefix(keys::corrections_prefix(hub_id)) {
+        let (k, v) = kv?;
+        let id = keys::queue_item_id(&k).ok_or_else(|| StoreError::corrupt("correction key"))?;
+        let c = document(tree, id)?;
+        let agencies = String::from_utf8_lossy(&v);
+        corrections.push(truc_proto::v1::Correction {
+            business_type: c.business_type,
+            document_id: c.document_id,
+            hub_document_id: id,
+            accepted_at_unix_ms: c.accepted_at_unix_ms,
+            reason: c.business_reason,
+            agencies: agencies
+                .split(',')
+                .filter(|a| !a.is_empty())
+                .map(str::to_string)
+                .collect(),
+        });
+    }
     Ok(Some(TrackResponse {
+        corrections,
         hub_document_id: hub_id,
         document_id: rec.document_id,
         accepted_at_unix_ms: rec.accepted_at_unix_ms,
@@ -241,7 +262,28 @@ pub(super) fn receipts(tree: &sled::Tree, q: &ReceiptQuery) -> Result<ReceiptPag
                 }
             }
             let prefix = keys::doc_receipts_prefix(hub_id);
-            Box::new(index_scan(tree, &prefix, q.page_token))
+            // A revoke or update sent under the original's id is part of
+            // that document's story: its receipts are listed with the
+            // original's, in log order.
+            let mut merged: Vec<u64> = Vec::new();
+            for kv in tree.scan_prefix(keys::corrections_prefix(hub_id)) {
+                let (k, _) = kv?;
+                let id = keys::queue_item_id(&k).ok_or_else(|| StoreError::corrupt("correction key"))?;
+                if document(tree, id)?.document_id == *document_id {
+                    for i in index_scan(tree, &keys::doc_receipts_prefix(id), q.page_token) {
+                        merged.push(i?);
+                    }
+                }
+            }
+            if merged.is_empty() {
+                Box::new(index_scan(tree, &prefix, q.page_token))
+            } else {
+                for i in index_scan(tree, &prefix, q.page_token) {
+                    merged.push(i?);
+                }
+                merged.sort_unstable();
+                Box::new(merged.into_iter().map(Ok))
+            }
         }
         ReceiptFilter::Agency(agency) => {
             if let Some(me) = &q.visible_to {

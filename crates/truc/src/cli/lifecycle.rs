@@ -10,12 +10,14 @@ use super::output;
 use super::Conn;
 
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = truc_core::status_rules::help())]
 pub(crate) struct StatusArgs {
     /// The document id (edXML DocumentId).
     document_id: String,
     /// 01 arrived, 02 refused (needs --reason), 03 registered, 04 assigned,
     /// 05 processing, 06 done; 13 take back (sender); 15 agree, 16 refuse
-    /// (answer to a take-back, revoke, update or replace).
+    /// (answer to a take-back, revoke or update). Which may follow which:
+    /// the rules below (--help).
     #[arg(long, value_name = "NN")]
     code: String,
     /// Reason or note (required for 02).
@@ -55,6 +57,16 @@ pub(crate) fn status_name(code: i32) -> &'static str {
     }
 }
 
+/// What a correction did to the tracked document.
+fn correction_name(business_type: i32) -> &'static str {
+    match truc_proto::v1::BusinessType::try_from(business_type) {
+        Ok(truc_proto::v1::BusinessType::Revoke) => "revoked",
+        Ok(truc_proto::v1::BusinessType::Update) => "updated",
+        Ok(truc_proto::v1::BusinessType::Replace) => "replaced",
+        _ => "corrected",
+    }
+}
+
 fn state_name(s: i32) -> &'static str {
     match TransportState::try_from(s) {
         Ok(TransportState::Queued) => "queued",
@@ -87,7 +99,7 @@ pub(crate) async fn status(a: StatusArgs) -> anyhow::Result<()> {
         .report_status(&from, &a.document_id, code, &a.reason, staff)
         .await?;
     a.conn.out.object(
-        json!({"document_id": a.document_id, "from": from, "code": code, "receipt": output::receipt_json(&receipt)}),
+        json!({"document_id": a.document_id, "from": from, "code": output::status_code(code), "receipt": output::receipt_json(&receipt)}),
         || {
             format!(
                 "reported {} on {:?} from {from}; receipt recorded\n",
@@ -131,6 +143,11 @@ pub(crate) async fn track(a: TrackArgs) -> anyhow::Result<()> {
             "hub_document_id": t.hub_document_id, "document_id": t.document_id,
             "accepted_at_unix_ms": t.accepted_at_unix_ms, "priority": t.priority,
             "subject": t.subject, "recipients": rows,
+            "corrections": t.corrections.iter().map(|c| json!({
+                "business_type": c.business_type, "kind": correction_name(c.business_type),
+                "document_id": c.document_id, "hub_document_id": c.hub_document_id,
+                "accepted_at_unix_ms": c.accepted_at_unix_ms, "reason": c.reason, "agencies": c.agencies,
+            })).collect::<Vec<_>>(),
         })
     };
     let table = |headers: bool| {
@@ -172,6 +189,24 @@ pub(crate) async fn track(a: TrackArgs) -> anyhow::Result<()> {
                 at,
                 note.trim()
             );
+        }
+        if headers {
+            for c in &t.corrections {
+                let _ = writeln!(
+                    out,
+                    "{} by hub document {} ({:?}) at {}{}: {}",
+                    correction_name(c.business_type),
+                    c.hub_document_id,
+                    c.document_id,
+                    output::time(c.accepted_at_unix_ms),
+                    if c.reason.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {:?}", c.reason)
+                    },
+                    c.agencies.join(" "),
+                );
+            }
         }
         out
     };

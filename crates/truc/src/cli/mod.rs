@@ -6,6 +6,7 @@ mod audit;
 mod bench;
 mod connections;
 mod context;
+mod corrections;
 mod demo;
 pub(crate) mod errors;
 mod lifecycle;
@@ -28,6 +29,7 @@ One CLI for Truc, the document interconnection axis.
   truc pki init|issue|revoke      run the axis CA and issue identities
   truc send|inbox                 an agency sends and receives documents
   truc status|track               business statuses (01–06, 13, 15, 16) and tracking
+  truc revoke|update|replace      corrections as the axis sends them (thu hồi, cập nhật, thay thế)
   truc stats                      an agency's own indicators: sent, received, confirmed on time
   truc ops …                      an operator: agencies, queues, dead letters, trace, status, reload
   truc audit receipts|verify|watch|heads
@@ -120,6 +122,16 @@ enum Command {
     Inbox(agency::InboxArgs),
     /// Report a business status on a document (01–06, 13, 15, 16).
     Status(lifecycle::StatusArgs),
+    /// Revoke (thu hồi) a document you sent: sent under its own id, as the
+    /// axis does; copies not yet delivered are withdrawn, recipients that
+    /// have it answer 15 or 16.
+    Revoke(corrections::RevokeArgs),
+    /// Change a document's recipients (cập nhật): --add and --remove, sent
+    /// under its own id, as the axis does.
+    Update(corrections::UpdateArgs),
+    /// Replace (thay thế) old documents by a new one, each for its
+    /// agencies: `truc replace OLD_ID[:CODES]… FILE`.
+    Replace(corrections::ReplaceArgs),
     /// Where your document is, per recipient: transport state, latest
     /// status, deadlines.
     ///
@@ -322,6 +334,9 @@ pub fn main() -> ExitCode {
             Command::Send(a) => agency::send(a).await,
             Command::Inbox(a) => agency::inbox(a).await,
             Command::Status(a) => lifecycle::status(a).await,
+            Command::Revoke(a) => corrections::revoke(a).await,
+            Command::Update(a) => corrections::update(a).await,
+            Command::Replace(a) => corrections::replace(a).await,
             Command::Track(a) => lifecycle::track(a).await,
             Command::Stats { args, conn } => stats::run(args, "", conn).await,
             Command::Ops(c) => ops::run(c).await,

@@ -156,6 +156,13 @@ pub(crate) fn header_json(h: &DocumentHeader) -> Value {
         "priority": h.priority,
         "business_type": h.business_type,
         "reference_document_id": h.reference_document_id,
+        "business_reason": h.business_reason,
+        "receiver_changes": h.receiver_changes.iter().map(|c| json!({
+            "organ_id": c.organ_id, "receiver_type": c.receiver_type,
+        })).collect::<Vec<_>>(),
+        "replacements": h.replacements.iter().map(|r| json!({
+            "document_id": r.document_id, "organ_ids": r.organ_ids,
+        })).collect::<Vec<_>>(),
         "due_date_unix_ms": h.due_date_unix_ms,
         "signed_at_unix_ms": h.signed_at_unix_ms,
         "payload_sha256": truc_core::hex(&h.payload_sha256),
