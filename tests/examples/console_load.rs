@@ -14,7 +14,6 @@
 
 use std::time::Instant;
 
-use serde_json::json;
 use truc_tests::console_proxy::{cert_of, proxy, ProxyState};
 use truc_tests::webdriver::{browser_or_skip, Browser};
 use truc_tests::{header, sign, TestHub};
@@ -87,23 +86,9 @@ async fn run(chromium: std::path::PathBuf, driver: std::path::PathBuf, documents
     );
     for page in ["overview", "agencies", "dead", "stats"] {
         // A warm load, then the one measured.
-        for _ in 0..2 {
-            b.goto(&format!("{base}#{page}")).await;
-            b.exec("location.reload()", json!([])).await;
-            b.wait_for(page, &format!("return document.body.dataset.loaded === '{page}'"))
-                .await;
-        }
-        let ms = b
-            .exec(
-                "const n = performance.getEntriesByType('navigation')[0]; \
-                 return [Math.round(n.domContentLoadedEventEnd), Math.round(performance.now())];",
-                json!([]),
-            )
-            .await;
-        println!(
-            "  {page:<9} DOMContentLoaded {:>5} ms, data shown by {:>6} ms",
-            ms[0], ms[1]
-        );
+        b.console_page_load(&base, page).await;
+        let (dom, shown) = b.console_page_load(&base, page).await;
+        println!("  {page:<9} DOMContentLoaded {dom:>5} ms, data shown by {shown:>6} ms");
     }
     b.goto(&format!("{base}#documents")).await;
     b.wait("#doc-id").await;

@@ -234,6 +234,24 @@ impl Browser {
         panic!("timed out waiting for {what}; the page says: {text}");
     }
 
+    /// Load the console's page `#page` of `base` afresh and time it with
+    /// the browser's own clock: (DOMContentLoaded, the page's data shown
+    /// — `document.body.dataset.loaded` names the page), ms.
+    pub async fn console_page_load(&self, base: &str, page: &str) -> (u64, u64) {
+        self.goto(&format!("{base}#{page}")).await;
+        self.exec("location.reload()", json!([])).await;
+        self.wait_for(page, &format!("return document.body.dataset.loaded === '{page}'"))
+            .await;
+        let ms = self
+            .exec(
+                "const n = performance.getEntriesByType('navigation')[0]; \
+                 return [Math.round(n.domContentLoadedEventEnd), Math.round(performance.now())];",
+                json!([]),
+            )
+            .await;
+        (ms[0].as_u64().unwrap_or(0), ms[1].as_u64().unwrap_or(0))
+    }
+
     /// Click an element.
     pub async fn click(&self, element: &str) {
         self.s("POST", &format!("/element/{element}/click"), Some(json!({})))

@@ -283,20 +283,9 @@ async fn browser_scenario(chromium: std::path::PathBuf, driver: std::path::PathB
     }
     send_many(&g22, G22, H26, 300, "LOAD").await;
     for page in ["overview", "agencies", "stats"] {
-        b.goto(&format!("{base}#{page}")).await;
-        b.exec("location.reload()", json!([])).await;
-        b.wait_for(page, &format!("return document.body.dataset.loaded === '{page}'"))
-            .await;
-        let ms = b
-            .exec(
-                "const n = performance.getEntriesByType('navigation')[0]; \
-                 return [Math.round(n.domContentLoadedEventEnd), Math.round(performance.now())];",
-                json!([]),
-            )
-            .await;
+        let (dom, shown) = b.console_page_load(&base, page).await;
         println!(
-            "console page {page}: DOMContentLoaded {} ms, data shown by {} ms (103 agencies, ~350 documents)",
-            ms[0], ms[1]
+            "console page {page}: DOMContentLoaded {dom} ms, data shown by {shown} ms (103 agencies, ~350 documents)"
         );
     }
 }

@@ -2,22 +2,17 @@
 //! long-running commands across a hub restart, and (further down) the
 //! output contract, exit codes and errors.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+use support::text;
 
 const G22: &str = "000.00.00.G22";
 const H26: &str = "000.00.00.H26";
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// A CA, a hub on a port of its own, an operator and two agencies.
 struct Hub {
@@ -130,16 +125,7 @@ impl Hub {
     }
 
     fn cmd(&self, args: &[impl AsRef<std::ffi::OsStr>]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_truc"));
-        c.args(args)
-            .current_dir(self.tmp.path())
-            .env_remove("TRUC_HUB")
-            .env_remove("TRUC_IDENTITY")
-            .env_remove("TRUC_CONTEXT")
-            .env_remove("TRUC_UTC_OFFSET")
-            .env("TRUC_CONTEXTS", self.tmp.path().join("contexts.json"))
-            .env("NO_COLOR", "1");
-        c
+        support::truc_command(self.tmp.path(), args)
     }
 
     fn truc(&self, args: &[impl AsRef<std::ffi::OsStr>]) -> Output {

@@ -5,9 +5,12 @@
 //! two old documents, each for its agencies. And `truc status --help`
 //! states the status rules.
 
+mod support;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use support::text;
 
 use serde_json::Value;
 
@@ -15,14 +18,6 @@ const G22: &str = "000.00.00.G22";
 const H26: &str = "000.00.00.H26";
 const H29: &str = "000.00.00.H29";
 const G0901: &str = "G09.01";
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// A recipient in `truc track`: agency, transport state, status.
 type Row = (String, String, i64);
@@ -99,16 +94,7 @@ impl Hub {
     }
 
     fn truc(&self, args: &[impl AsRef<std::ffi::OsStr>]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_truc"))
-            .args(args)
-            .current_dir(self.tmp.path())
-            .env_remove("TRUC_HUB")
-            .env_remove("TRUC_IDENTITY")
-            .env_remove("TRUC_CONTEXT")
-            .env("TRUC_CONTEXTS", self.tmp.path().join("contexts.json"))
-            .env("NO_COLOR", "1")
-            .output()
-            .expect("run truc")
+        support::truc_command(self.tmp.path(), args).output().expect("run truc")
     }
 
     fn ok(&self, args: &[impl AsRef<std::ffi::OsStr>]) -> Output {

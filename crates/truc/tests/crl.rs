@@ -3,11 +3,14 @@
 //! revocation takes effect; with no CRL anywhere it exits 64 saying what
 //! to set; `--crl none` starts, with a warning.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+use support::text;
 
 use tonic::Code;
 use truc_core::{AgencyCode, Principal};
@@ -15,14 +18,6 @@ use truc_pki::{IssueOptions, Pki};
 
 const G22: &str = "000.00.00.G22";
 const H26: &str = "000.00.00.H26";
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn trucd(pki: &Path, data: &Path, extra: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_trucd"));

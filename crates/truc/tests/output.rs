@@ -4,8 +4,11 @@
 //! the `csv` crate, not by our writer), `--no-headers` drops header rows,
 //! and `truc ops connections` shows who is connected.
 
+mod support;
+
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
+use support::text;
 
 use truc_core::Principal;
 use truc_pki::{IssueOptions, Pki};
@@ -15,14 +18,6 @@ const H26: &str = "000.00.00.H26";
 const H29: &str = "000.00.00.H29";
 /// A Vietnamese field with a comma, quotes and a line break.
 const TRICKY: &str = "Sở Nội vụ, \"Hà Nội\"\nphòng Văn thư";
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// A hub in this process, its CA, and the identities of an operator, an
 /// auditor and two agencies.
@@ -95,17 +90,7 @@ impl Hub {
     }
 
     fn truc(&self, args: &[impl AsRef<std::ffi::OsStr>]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_truc"))
-            .args(args)
-            .current_dir(self.tmp.path())
-            .env_remove("TRUC_HUB")
-            .env_remove("TRUC_IDENTITY")
-            .env_remove("TRUC_CONTEXT")
-            .env_remove("TRUC_UTC_OFFSET")
-            .env("TRUC_CONTEXTS", self.tmp.path().join("contexts.json"))
-            .env("NO_COLOR", "1")
-            .output()
-            .expect("run truc")
+        support::truc_command(self.tmp.path(), args).output().expect("run truc")
     }
 
     fn ok(&self, args: &[impl AsRef<std::ffi::OsStr>]) -> Output {
