@@ -30,11 +30,7 @@ impl Hub {
 
     fn start_logging(log_format: &'static str) -> Hub {
         let tmp = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = support::free_port();
         let mut hub = Hub {
             addr: format!("127.0.0.1:{port}"),
             tmp,

@@ -34,11 +34,7 @@ struct Hub {
 impl Hub {
     fn start() -> Hub {
         let tmp = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = support::free_port();
         let mut hub = Hub {
             addr: format!("127.0.0.1:{port}"),
             tmp,

@@ -213,6 +213,25 @@ fn strangers<'a>(orig: &DocumentRecord, to: impl IntoIterator<Item = &'a AgencyC
         .find(|t| !orig.recipients.iter().any(|r| r == t.as_str()))
 }
 
+/// The original `reference` of `from`, concerning every agency of `to`
+/// (a revoke, or a replacement of one document named by reference): each
+/// must be a recipient of it.
+fn concerning_all(
+    p: &Pending<'_>,
+    from: &AgencyCode,
+    reference: &str,
+    to: &[AgencyCode],
+) -> Result<(DocumentRecord, Vec<String>), StoreError> {
+    let orig = original(p, from, reference)?;
+    if let Some(stranger) = strangers(&orig, to) {
+        return Err(StoreError::Precondition(format!(
+            "{stranger} is not a recipient of {reference:?}"
+        )));
+    }
+    let concerns = to.iter().map(|c| c.to_string()).collect();
+    Ok((orig, concerns))
+}
+
 pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Result<Sent, StoreError> {
     let business = BusinessType::try_from(doc.business_type).unwrap_or(BusinessType::New);
     let reference = if doc.reference_document_id.is_empty() {
@@ -279,15 +298,9 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
     let mut originals: Vec<(DocumentRecord, Vec<String>)> = Vec::new();
     match business {
         BusinessType::New => {}
-        BusinessType::Revoke => {
-            let orig = original(p, &doc.from, &reference)?;
-            if let Some(stranger) = strangers(&orig, &to) {
-                return Err(StoreError::Precondition(format!(
-                    "{stranger} is not a recipient of {reference:?}"
-                )));
-            }
-            let concerns = to.iter().map(|c| c.to_string()).collect();
-            originals.push((orig, concerns));
+        BusinessType::Revoke => originals.push(concerning_all(p, &doc.from, &reference, &to)?),
+        BusinessType::Replace if doc.replacements.is_empty() => {
+            originals.push(concerning_all(p, &doc.from, &reference, &to)?)
         }
         BusinessType::Update => {
             let orig = original(p, &doc.from, &reference)?;
@@ -326,16 +339,6 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
                     })
                     .map(|r| format!("-{r}")),
             );
-            originals.push((orig, concerns));
-        }
-        BusinessType::Replace if doc.replacements.is_empty() => {
-            let orig = original(p, &doc.from, &reference)?;
-            if let Some(stranger) = strangers(&orig, &to) {
-                return Err(StoreError::Precondition(format!(
-                    "{stranger} is not a recipient of {reference:?}"
-                )));
-            }
-            let concerns = to.iter().map(|c| c.to_string()).collect();
             originals.push((orig, concerns));
         }
         BusinessType::Replace => {

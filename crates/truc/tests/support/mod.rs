@@ -30,3 +30,11 @@ pub(crate) fn truc_command(dir: &Path, args: &[impl AsRef<OsStr>]) -> Command {
         .env("NO_COLOR", "1");
     c
 }
+
+/// A port on 127.0.0.1 that was free a moment ago (for a `trucd` child).
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
