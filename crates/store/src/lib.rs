@@ -20,6 +20,7 @@ use truc_proto::v1::{ProvenReceipt, SignedDocument, SignedTreeHead, StaffInfo, T
 mod error;
 mod events;
 pub mod keys;
+mod machine;
 pub mod payloads;
 mod records;
 mod replica;
@@ -32,9 +33,9 @@ pub(crate) mod test_skip;
 
 pub use crate::error::{Cause, Damage, StoreError};
 pub use crate::events::{OutboxChange, OutboxEvents};
+pub use crate::machine::indicators;
 pub use crate::payloads::{FileUsage, PartWriter, PayloadFiles, Resume, UploadMismatch};
 pub use crate::replica::{snapshot_entry, Replicator};
-pub use crate::sled::indicators;
 pub use crate::sled::{Reclaimed, SledStore, SledStoreOptions};
 pub use crate::stats::CommitObserver;
 

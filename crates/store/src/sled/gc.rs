@@ -1,38 +1,16 @@
-//! Payload collection. A payload file in `payloads/` (or, in stores from
-//! before the log beside sled, an inline payload under `P`) is needed while a
-//! copy of a document that carries it is queued, leased or dead-lettered.
-//! (Other inline payloads travel in their document's body, in the log, and
-//! are not counted.) The writer counts those copies per
-//! payload (`N`); when the count falls to 0 it notes the time (`K`, ordered
-//! by time), and the collector deletes payloads released longer ago than the
-//! retention. A payload an upload stored for a document the hub then
-//! refused is counted by nobody: the hub releases it at the refusal
-//! (`release_unreferenced`).
-//!
-//! Race with deduplication: an Upload that finds its payload already stored
-//! skips the bytes. Both that decision and the collector's go through the
-//! writer: the upload first *pins* the digest (an `Op::Pin`, answered with
-//! whether the file is there), and the collector, applied in the same
-//! single-threaded writer, never deletes a pinned digest. So either the pin
-//! comes first and the payload stays until the new document counts as a
-//! copy (the pin is released after its Send), or the collection comes first
-//! and the file is already unlinked when the pin answers "absent": the
-//! upload then receives the bytes.
-//!
-//! Crash safety: the collector unlinks the file (and syncs the directory)
-//! before the batch that drops the `N`/`K` keys commits. A crash in between
-//! leaves keys for a missing file, which the next pass removes (a pin
-//! answers from the file system, so nobody relies on them). Every count
-//! change is in the same atomic batch as the queue change that causes it.
+//! The payload files' side of collection (the rules are in
+//! `machine/payloads.rs`): pins held by uploads in progress, deleting a
+//! collected payload's file (and its shared copy), moving a damaged one
+//! aside, and counting every payload's copies once in a store from before
+//! collection.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use truc_core::sync::Locked;
 
 use prost::Message;
 
-use super::pending::Pending;
 use super::Cache;
 use crate::keys::{self, tag};
 use crate::records::{DocumentRecord, OutboxEntry, PayloadRefs};
@@ -44,54 +22,6 @@ pub(super) type Pins = Arc<Mutex<HashMap<Vec<u8>, usize>>>;
 /// The payload file of `sha256` (see `PayloadFiles`: `<data dir>/payloads`).
 fn payload_file(cache: &Cache, sha256: &[u8]) -> PathBuf {
     cache.path.join("payloads").join(truc_core::hex(sha256))
-}
-
-/// Count `delta` copies (+1 or -1) of document `rec` in or out. A payload
-/// that travels inside its document's body (the log beside sled) goes with
-/// the body and is not counted: only payload files and, in stores from
-/// before the log, `P` values are.
-pub(super) fn add_ref(p: &mut Pending<'_>, rec: &DocumentRecord, delta: i64) -> Result<(), StoreError> {
-    if !rec.external_payload && !rec.body.is_empty() {
-        return Ok(());
-    }
-    let sha256 = rec.payload_sha256.as_slice();
-    let key = keys::payload_refs(sha256);
-    let mut r: PayloadRefs = p.get_msg(&key, "payload references")?.unwrap_or_default();
-    if delta > 0 {
-        if r.refs == 0 && r.released_at_unix_ms != 0 {
-            p.del(keys::collectable(r.released_at_unix_ms, sha256));
-            r.released_at_unix_ms = 0;
-        }
-        r.refs += delta as u64;
-    } else {
-        if r.refs == 0 {
-            tracing::warn!(payload = %truc_core::hex(sha256), "payload reference count would go below 0");
-            return Ok(());
-        }
-        r.refs = r.refs.saturating_sub(delta.unsigned_abs());
-        if r.refs == 0 {
-            r.released_at_unix_ms = p.time_unix_ms;
-            p.put(keys::collectable(r.released_at_unix_ms, sha256), Vec::new());
-        }
-    }
-    p.put(key, r.encode_to_vec());
-    Ok(())
-}
-
-/// A payload no document counts (stored by an upload whose Send was then
-/// refused) becomes collectable now; a counted one is left alone.
-pub(super) fn release_unreferenced(p: &mut Pending<'_>, sha256: &[u8]) -> Result<(), StoreError> {
-    let key = keys::payload_refs(sha256);
-    if p.contains(&key)? {
-        return Ok(());
-    }
-    let r = PayloadRefs {
-        refs: 0,
-        released_at_unix_ms: p.time_unix_ms,
-    };
-    p.put(keys::collectable(r.released_at_unix_ms, sha256), Vec::new());
-    p.put(key, r.encode_to_vec());
-    Ok(())
 }
 
 /// Pin `sha256` against collection (in the writer, so it is ordered with
@@ -111,68 +41,65 @@ pub(super) fn pin(cache: &Cache, sha256: Vec<u8>) -> PayloadPin {
     })
 }
 
-fn pinned(cache: &Cache, sha256: &[u8]) -> bool {
+pub(super) fn pinned(cache: &Cache, sha256: &[u8]) -> bool {
     cache.pins.locked().contains_key(sha256)
 }
 
-/// Delete up to `limit` payloads no copy has needed since before
-/// `released_before_unix_ms`, unless pinned; returns how many.
-pub(super) fn collect(
-    p: &mut Pending<'_>,
-    cache: &Cache,
-    released_before_unix_ms: i64,
-    limit: usize,
-) -> Result<u64, StoreError> {
-    let from = [tag::COLLECTABLE];
-    let to = keys::collectable(released_before_unix_ms, &[]);
-    let candidates = p.committed_keys(&from, &to, limit)?;
-    let mut collected = 0;
-    for k in candidates {
-        let (Some(time), Some(sha)) = (k.get(1..9).and_then(keys::u64_value), k.get(9..)) else {
-            return Err(StoreError::corrupt("collectable payload key"));
-        };
-        let sha = sha.to_vec();
-        let refs_key = keys::payload_refs(&sha);
-        let current = p.get_msg::<PayloadRefs>(&refs_key, "payload references")?;
-        if !matches!(&current, Some(r) if r.refs == 0 && r.released_at_unix_ms as u64 == time) {
-            p.del(k); // needed again since: a stale index entry
-            continue;
-        }
-        if pinned(cache, &sha) {
-            continue; // an upload is using it; a later pass decides
-        }
-        let file = payload_file(cache, &sha);
-        match std::fs::remove_file(&file) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                tracing::warn!(file = %file.display(), error = %e, "cannot delete a collected payload; kept");
-                continue;
-            }
-        }
-        // Replicated: the shared copy goes too (kept, and retried at the
-        // next pass, if it cannot).
-        if let Some(r) = &cache.replica {
-            if let Err(e) = r.delete_payload(&sha) {
-                tracing::warn!(error = %e, "cannot delete a collected payload from the shared store; retrying later");
-                continue;
-            }
-        }
-        p.del(keys::payload(&sha));
-        p.del(refs_key);
-        p.del(k);
-        collected += 1;
-    }
-    if collected > 0 {
-        // The unlinks are durable before the keys go.
-        let dir = cache.path.join("payloads");
-        if let Err(e) = std::fs::File::open(&dir).and_then(|d| d.sync_all()) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                return Err(StoreError::unavailable(format!("{}: {e}", dir.display())));
-            }
+/// Delete a collected payload's file, and its shared copy (replicated);
+/// false when it must be kept for now (a later pass retries).
+pub(super) fn delete_payload(cache: &Cache, sha256: &[u8]) -> bool {
+    let file = payload_file(cache, sha256);
+    match std::fs::remove_file(&file) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(file = %file.display(), error = %e, "cannot delete a collected payload; kept");
+            return false;
         }
     }
-    Ok(collected)
+    if let Some(r) = &cache.replica {
+        if let Err(e) = r.delete_payload(sha256) {
+            tracing::warn!(error = %e, "cannot delete a collected payload from the shared store; retrying later");
+            return false;
+        }
+    }
+    true
+}
+
+/// Sync the payload directory: the unlinks are durable before the keys
+/// that counted the payloads go.
+pub(super) fn sync_payload_dir(cache: &Cache) -> Result<(), StoreError> {
+    let dir = cache.path.join("payloads");
+    match std::fs::File::open(&dir).and_then(|d| d.sync_all()) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(StoreError::unavailable_from(format!("{}", dir.display()), e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Move the damaged payload file `sha256` out of `payloads/` into
+/// `quarantine/` (kept for inspection), so that it is never served again
+/// and an upload of the same payload takes the bytes. Returns where it is
+/// now (`None`: it was not there).
+pub(super) fn quarantine_payload_file(cache: &Cache, sha256: &[u8]) -> Result<Option<PathBuf>, StoreError> {
+    let name = truc_core::hex(sha256);
+    let from = cache.path.join("payloads").join(&name);
+    let dir = cache.path.join("quarantine");
+    let io = |p: &Path, e: std::io::Error| StoreError::unavailable(format!("{}: {e}", p.display()));
+    std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+    let to = dir.join(format!("{name}.{}", truc_core::now_unix_ms()));
+    match std::fs::rename(&from, &to) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(&from, e)),
+    }
+    for d in [cache.path.join("payloads"), dir] {
+        std::fs::File::open(&d)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| io(&d, e))?;
+    }
+    Ok(Some(to))
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {

@@ -1,17 +1,12 @@
 //! The embedded backend: one sled tree in the data directory.
 
-mod agencies;
-mod documents;
+mod commit_log;
 mod gc;
 mod head;
-pub mod indicators;
-mod leaves;
 mod log;
 mod ops;
-mod pending;
 mod proofs;
 mod punch;
-mod quarantine;
 mod reads;
 mod reclaim;
 mod recovery;
@@ -34,8 +29,8 @@ use truc_core::AgencyCode;
 use truc_proto::v1::{SignedTreeHead, TrackResponse};
 
 use self::ops::Op;
-use self::writer::Writer;
 use crate::keys::{self, tag};
+use crate::machine::{self, agencies, indicators, Command, Outcome};
 use crate::records::{AgencyRecord, Meta};
 use crate::{
     AgencyInfo, BoxFuture, ExpireOutcome, NewDocument, PayloadRef, QueueEntry, QueueStats, QueuedItem, ReceiptPage,
@@ -239,6 +234,75 @@ impl Cache {
     }
 }
 
+/// What the state machine asks of the world: the cached directory and
+/// queue counts, the limits, the disk, the payload files.
+impl machine::Env for Cache {
+    fn agency(&self, code: &str) -> Option<AgencyRecord> {
+        Cache::agency(self, code)
+    }
+
+    fn queue_counts(&self, code: &str) -> (u64, u64) {
+        Cache::queue_counts(self, code)
+    }
+
+    fn quota_bytes(&self) -> u64 {
+        self.quota_bytes
+    }
+
+    fn disk_short(&self, size: u64) -> Option<String> {
+        if self.min_free_bytes == 0 {
+            return None;
+        }
+        let free = fs2::available_space(&self.path).ok()?;
+        (free < self.min_free_bytes.saturating_add(size)).then(|| {
+            format!(
+                "the hub's disk is nearly full ({free} bytes free, {} kept in reserve); nothing was stored, retry \
+                 later",
+                self.min_free_bytes
+            )
+        })
+    }
+
+    fn pinned(&self, sha256: &[u8]) -> bool {
+        gc::pinned(self, sha256)
+    }
+
+    fn delete_payload(&self, sha256: &[u8]) -> bool {
+        gc::delete_payload(self, sha256)
+    }
+
+    fn deletions_durable(&self) -> Result<(), StoreError> {
+        gc::sync_payload_dir(self)
+    }
+}
+
+/// sled's tree as the state machine reads it.
+impl machine::Read for sled::Tree {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(sled::Tree::get(self, key)?.map(|v| v.to_vec()))
+    }
+
+    fn contains(&self, key: &[u8]) -> Result<bool, StoreError> {
+        Ok(self.contains_key(key)?)
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<machine::KeyValue>, StoreError> {
+        sled::Tree::scan_prefix(self, prefix)
+            .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(StoreError::from))
+            .collect()
+    }
+
+    fn range(&self, from: &[u8], to: &[u8], visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<(), StoreError> {
+        for kv in sled::Tree::range(self, from..to) {
+            let (k, v) = kv?;
+            if !visit(&k, &v) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The embedded store: sled files in one directory, nothing to install.
 pub struct SledStore {
     /// sled's handles (replaced when the writer reopens sled).
@@ -315,7 +379,7 @@ impl SledStore {
             ..Cache::default()
         });
         // Replicated: catch up with the shared log before serving.
-        let follower = match &opts.replicator {
+        let shared = match &opts.replicator {
             None => None,
             Some(r) => {
                 let from = replicated::applied(&tree)?;
@@ -329,10 +393,7 @@ impl SledStore {
                 }
                 let applied = replicated::catch_up(&tree, &cache, &**r, from, last, opts.outbox_events.as_deref())?;
                 tracing::info!(from, applied, "caught up with the shared log");
-                Some(replicated::Follower {
-                    replica: r.clone(),
-                    applied,
-                })
+                Some(commit_log::SharedLog::new(r.clone(), applied))
             }
         };
         let mut meta = match tree.get(keys::meta())? {
@@ -371,33 +432,24 @@ impl SledStore {
         };
         let health = Arc::new(Health::default());
         let (tx, rx) = mpsc::channel(opts.queue_capacity.max(1));
-        let writer = Writer {
+        let setup = writer::Setup {
             db,
-            log,
-            poisoned: None,
             tree: tree.clone(),
             meta,
             signer,
             cache: cache.clone(),
-            on_commit: opts.on_commit.clone(),
-            follower,
             punch: puncher.as_ref().map(punch::Puncher::nudge),
             head_file,
-            pending_head: None,
             handles: handles.clone(),
             health: health.clone(),
-            reopen: writer::Reopen {
-                config,
-                opts: opts.clone(),
-                last_try: None,
-            },
-            halted: None,
-            events: opts.outbox_events.clone(),
+            config,
+            opts: opts.clone(),
         };
-        let handle = std::thread::Builder::new()
-            .name("truc-store-writer".into())
-            .spawn(move || writer.run(rx))
-            .map_err(|e| StoreError::unavailable_from("cannot start the writer thread", e))?;
+        let handle = match shared {
+            None => setup.spawn(commit_log::LocalLog(log), rx),
+            Some(shared) => setup.spawn(shared, rx),
+        }
+        .map_err(|e| StoreError::unavailable_from("cannot start the writer thread", e))?;
         drop(tree);
         let store = Arc::new(SledStore {
             handles,
@@ -502,6 +554,24 @@ impl SledStore {
         self.call(|tx| Op::Sync(Some(tx))).await
     }
 
+    /// Apply `cmd` through the writer; `pick` turns its outcome (with the
+    /// committed batch, for receipts and proofs) into the answer.
+    async fn run<T: Send + 'static>(
+        &self,
+        cmd: Command,
+        pick: impl FnOnce(Outcome, Option<&writer::Committed>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.call(move |tx| {
+            Op::Command(
+                cmd,
+                Box::new(move |r| {
+                    let _ = tx.send(r.and_then(|(o, c)| pick(o, c)));
+                }),
+            )
+        })
+        .await
+    }
+
     async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Op) -> Result<T, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.ops.send(make(tx)).await.map_err(|_| StoreError::Closed)?;
@@ -601,16 +671,25 @@ impl Store for Arc<SledStore> {
                 let (r, sha, size) = (r.clone(), doc.payload_sha256, doc.payload_size);
                 blocking(move || r.put_payload(&sha, size)).await?;
             }
-            self.call(move |tx| Op::Send(Box::new(doc), tx)).await
+            self.run(Command::Send(Box::new(doc)), |o, c| match (o, c) {
+                (Outcome::Sent(s), Some(c)) => Ok(SendOutcome {
+                    hub_document_id: s.hub_id,
+                    accepted_at_unix_ms: s.accepted_at,
+                    duplicate: s.duplicate,
+                    receipt: c.proven_receipt(s.receipt_index)?,
+                    notify: s.notify,
+                    restored: s.restored,
+                }),
+                (o, _) => Err(ops::unexpected("send", &o)),
+            })
+            .await
         })
     }
 
     fn ack(&self, agency: AgencyCode, ids: Vec<u64>, actor: String) -> BoxFuture<'_, Result<u32, StoreError>> {
-        Box::pin(self.call(move |reply| Op::Ack {
-            agency,
-            ids,
-            actor,
-            reply,
+        Box::pin(self.run(Command::Ack { agency, ids, actor }, |o, _| match o {
+            Outcome::Acked(n) => Ok(n),
+            o => Err(ops::unexpected("ack", &o)),
         }))
     }
 
@@ -620,12 +699,17 @@ impl Store for Arc<SledStore> {
         id: u64,
         max_attempts: u32,
     ) -> BoxFuture<'_, Result<ExpireOutcome, StoreError>> {
-        Box::pin(self.call(move |reply| Op::Expire {
-            agency,
-            id,
-            max_attempts,
-            reply,
-        }))
+        Box::pin(self.run(
+            Command::Expire {
+                agency,
+                id,
+                max_attempts,
+            },
+            |o, _| match o {
+                Outcome::Expired(e) => Ok(e),
+                o => Err(ops::unexpected("expire", &o)),
+            },
+        ))
     }
 
     fn fetch(
@@ -670,11 +754,9 @@ impl Store for Arc<SledStore> {
         name: String,
         actor: String,
     ) -> BoxFuture<'_, Result<AgencyInfo, StoreError>> {
-        Box::pin(self.call(move |reply| Op::PutAgency {
-            code,
-            name,
-            actor,
-            reply,
+        Box::pin(self.run(Command::PutAgency { code, name, actor }, |o, _| match o {
+            Outcome::Agency(a) => Ok(a),
+            o => Err(ops::unexpected("put agency", &o)),
         }))
     }
 
@@ -715,7 +797,13 @@ impl Store for Arc<SledStore> {
     }
 
     fn report_status(&self, report: StatusReport) -> BoxFuture<'_, Result<StatusOutcome, StoreError>> {
-        Box::pin(self.call(move |tx| Op::Status(Box::new(report), tx)))
+        Box::pin(self.run(Command::Status(Box::new(report)), |o, c| match (o, c) {
+            (Outcome::StatusReported { receipt_index, notify }, Some(c)) => Ok(StatusOutcome {
+                receipt: c.proven_receipt(receipt_index)?,
+                notify,
+            }),
+            (o, _) => Err(ops::unexpected("status", &o)),
+        }))
     }
 
     fn track(&self, from: AgencyCode, document_id: String) -> BoxFuture<'_, Result<Option<TrackResponse>, StoreError>> {
@@ -764,13 +852,18 @@ impl Store for Arc<SledStore> {
         reason: String,
         actor: String,
     ) -> BoxFuture<'_, Result<AgencyInfo, StoreError>> {
-        Box::pin(self.call(move |reply| Op::SetState {
-            code,
-            state,
-            reason,
-            actor,
-            reply,
-        }))
+        Box::pin(self.run(
+            Command::SetState {
+                code,
+                state,
+                reason,
+                actor,
+            },
+            |o, _| match o {
+                Outcome::Agency(a) => Ok(a),
+                o => Err(ops::unexpected("set agency state", &o)),
+            },
+        ))
     }
 
     fn retire_agency(
@@ -780,44 +873,46 @@ impl Store for Arc<SledStore> {
         reason: String,
         actor: String,
     ) -> BoxFuture<'_, Result<AgencyInfo, StoreError>> {
-        Box::pin(self.call(move |reply| Op::Retire {
-            code,
-            successor,
-            reason,
-            actor,
-            reply,
-        }))
+        Box::pin(self.run(
+            Command::Retire {
+                code,
+                successor,
+                reason,
+                actor,
+            },
+            |o, _| match o {
+                Outcome::Agency(a) => Ok(a),
+                o => Err(ops::unexpected("retire agency", &o)),
+            },
+        ))
     }
 
     fn remove_agency(&self, code: AgencyCode, reason: String, actor: String) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(self.call(move |reply| Op::RemoveAgency {
-            code,
-            reason,
-            actor,
-            reply,
+        Box::pin(self.run(Command::RemoveAgency { code, reason, actor }, |o, _| match o {
+            Outcome::Removed => Ok(()),
+            o => Err(ops::unexpected("remove agency", &o)),
         }))
     }
 
     fn redrive(&self, agency: AgencyCode, ids: Vec<u64>, actor: String) -> BoxFuture<'_, Result<u64, StoreError>> {
-        Box::pin(self.call(move |reply| Op::Redrive {
-            agency,
-            ids,
-            actor,
-            reply,
+        Box::pin(self.run(Command::Redrive { agency, ids, actor }, |o, _| match o {
+            Outcome::Moved(n) => Ok(n),
+            o => Err(ops::unexpected("redrive", &o)),
         }))
     }
 
     fn purge(&self, agency: AgencyCode, ids: Vec<u64>, actor: String) -> BoxFuture<'_, Result<u64, StoreError>> {
-        Box::pin(self.call(move |reply| Op::Purge {
-            agency,
-            ids,
-            actor,
-            reply,
+        Box::pin(self.run(Command::Purge { agency, ids, actor }, |o, _| match o {
+            Outcome::Moved(n) => Ok(n),
+            o => Err(ops::unexpected("purge", &o)),
         }))
     }
 
     fn record_action(&self, detail: String, actor: String) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(self.call(move |reply| Op::Record { detail, actor, reply }))
+        Box::pin(self.run(Command::Record { detail, actor }, |o, _| match o {
+            Outcome::Done => Ok(()),
+            o => Err(ops::unexpected("record", &o)),
+        }))
     }
 
     fn queue_stats(&self, agency: AgencyCode, now_unix_ms: i64) -> BoxFuture<'_, Result<QueueStats, StoreError>> {
@@ -880,13 +975,18 @@ impl Store for Arc<SledStore> {
         to: Vec<AgencyCode>,
         size: u64,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(self.call(move |reply| Op::Precheck {
-            from,
-            document_id,
-            to,
-            size,
-            reply,
-        }))
+        Box::pin(self.run(
+            Command::Precheck {
+                from,
+                document_id,
+                to,
+                size,
+            },
+            |o, _| match o {
+                Outcome::Checked => Ok(()),
+                o => Err(ops::unexpected("precheck", &o)),
+            },
+        ))
     }
 
     fn pin_payload(&self, sha256: Vec<u8>) -> BoxFuture<'_, Result<crate::PayloadPin, StoreError>> {
@@ -894,15 +994,23 @@ impl Store for Arc<SledStore> {
     }
 
     fn release_payload(&self, sha256: Vec<u8>) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(self.call(move |reply| Op::Release { sha256, reply }))
+        Box::pin(self.run(Command::Release { sha256 }, |o, _| match o {
+            Outcome::Done => Ok(()),
+            o => Err(ops::unexpected("release payload", &o)),
+        }))
     }
 
     fn collect_payloads(&self, released_before_unix_ms: i64, limit: usize) -> BoxFuture<'_, Result<u64, StoreError>> {
-        Box::pin(self.call(move |reply| Op::Collect {
-            released_before_unix_ms,
-            limit,
-            reply,
-        }))
+        Box::pin(self.run(
+            Command::Collect {
+                released_before_unix_ms,
+                limit,
+            },
+            |o, _| match o {
+                Outcome::Collected(n) => Ok(n),
+                o => Err(ops::unexpected("collect payloads", &o)),
+            },
+        ))
     }
     fn verify_store(&self, opts: crate::ScrubOptions) -> BoxFuture<'_, Result<crate::ScrubReport, StoreError>> {
         self.fresh(Box::pin(self.scrub(opts)))

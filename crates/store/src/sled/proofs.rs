@@ -5,9 +5,9 @@ use prost::Message;
 use truc_core::merkle;
 use truc_proto::v1::{ProvenReceipt, SignedTreeHead};
 
-use super::leaves;
-use super::pending::TreeNodes;
 use crate::keys::{self, tag};
+use crate::machine::batch::TreeNodes;
+use crate::machine::leaves;
 use crate::StoreError;
 
 fn decode_head(v: &[u8], size: u64) -> Result<SignedTreeHead, StoreError> {

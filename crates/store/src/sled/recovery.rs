@@ -19,10 +19,10 @@ use truc_core::merkle;
 
 use super::head::{self, Found, Recorded, SignedHeadFile};
 use super::log::{self, Tails};
-use super::pending::TreeNodes;
 use super::{proofs, punch, SledStoreOptions};
 use crate::error::Damage;
 use crate::keys;
+use crate::machine::batch::TreeNodes;
 use crate::records::Meta;
 use crate::StoreError;
 

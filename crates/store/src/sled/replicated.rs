@@ -1,7 +1,6 @@
 //! The local tree as a view of the shared log (see `crate::replica`):
 //! applying entries other hubs appended.
 
-use std::sync::Arc;
 use truc_core::sync::Locked;
 use truc_core::sync::ReadWriteLocked;
 
@@ -16,13 +15,6 @@ use crate::StoreError;
 
 /// Entries applied per local batch while catching up.
 const CATCH_UP_CHUNK: u64 = 256;
-
-/// The writer's link to the shared log.
-pub(super) struct Follower {
-    pub(super) replica: Arc<dyn Replicator>,
-    /// The last log entry the local tree reflects.
-    pub(super) applied: u64,
-}
 
 /// The log position the tree reflects (0: none yet).
 pub(super) fn applied(tree: &sled::Tree) -> Result<u64, StoreError> {
@@ -57,7 +49,7 @@ pub(super) fn catch_up(
                         AgencyRecord::decode(v.as_slice())
                             .map_err(|e| StoreError::corrupt_from(format!("agency in {s}"), e))?,
                     ),
-                    (Some(tag::AGENCY), None) => agencies.push(super::agencies::removal(
+                    (Some(tag::AGENCY), None) => agencies.push(crate::machine::agencies::removal(
                         String::from_utf8_lossy(&c.key[1..]).into_owned(),
                     )),
                     (Some(tag::QUEUED_COUNT), Some(v)) => {
@@ -83,7 +75,7 @@ pub(super) fn catch_up(
         {
             let mut map = cache.agencies.write_locked();
             for a in agencies {
-                if super::agencies::is_removal(&a) {
+                if crate::machine::agencies::is_removal(&a) {
                     map.remove(&a.code);
                 } else {
                     map.insert(a.code.clone(), a);

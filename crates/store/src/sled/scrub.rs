@@ -28,10 +28,10 @@ use prost::Message;
 use truc_core::merkle::{self, Hash};
 use truc_proto::v1::{DocumentHeader, Receipt, SignedTreeHead, TreeHead};
 
-use super::leaves;
 use super::log::BodyFiles;
 use super::reads;
 use crate::keys::{self, tag};
+use crate::machine::leaves;
 use crate::records::DocumentRecord;
 use crate::{DamageKind, ScrubFinding, ScrubOptions, ScrubReport, StoreError};
 
@@ -529,12 +529,13 @@ impl super::SledStore {
         what: String,
         actor: String,
     ) -> Result<crate::Quarantined, StoreError> {
-        self.call(move |reply| super::ops::Op::Quarantine {
-            hub_id,
-            what,
-            actor,
-            reply,
-        })
+        self.run(
+            crate::machine::Command::Quarantine { hub_id, what, actor },
+            |o, _| match o {
+                crate::machine::Outcome::Quarantined(q) => Ok(q),
+                o => Err(super::ops::unexpected("quarantine", &o)),
+            },
+        )
         .await
     }
 }

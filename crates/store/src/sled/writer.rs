@@ -16,15 +16,15 @@ use prost::Message;
 use tokio::sync::{mpsc, oneshot};
 use truc_core::merkle;
 use truc_core::tree_head::TreeHeadSigner;
-use truc_proto::v1::{AgencyState, ProvenReceipt, SignedTreeHead};
+use truc_proto::v1::{ProvenReceipt, SignedTreeHead};
 
-use super::log;
+use super::commit_log::{CommitLog, View};
 use super::ops::Op;
-use super::pending::{CachedNodes, Pending, Ready};
 use super::proofs;
-use super::replicated::{self, Follower};
 use super::Cache;
 use crate::keys;
+use crate::machine::batch::CachedNodes;
+use crate::machine::{Batch, Ready};
 use crate::records::Meta;
 use crate::StoreError;
 
@@ -72,9 +72,10 @@ impl Committed {
     }
 }
 
-pub(super) struct Writer {
+pub(super) struct Writer<L: CommitLog> {
     pub(super) db: sled::Db,
-    pub(super) log: log::BodyLog,
+    /// The commit point: the local log or the shared one.
+    pub(super) log: L,
     /// Set when a durable batch could not be applied to sled: everything is
     /// refused until a restart replays it.
     pub(super) poisoned: Option<String>,
@@ -83,8 +84,6 @@ pub(super) struct Writer {
     pub(super) signer: TreeHeadSigner,
     pub(super) cache: Arc<Cache>,
     pub(super) on_commit: Option<crate::CommitObserver>,
-    /// Set for a replicated store: the shared log is the commit point.
-    pub(super) follower: Option<Follower>,
     /// Told when a batch is the first in a new log segment.
     pub(super) punch: Option<super::punch::Nudge>,
     /// The last signed tree head, recorded before any client sees it
@@ -106,6 +105,56 @@ pub(super) struct Writer {
     pub(super) halted: Option<String>,
 }
 
+/// Everything the writer starts with but its commit log.
+pub(super) struct Setup {
+    pub(super) db: sled::Db,
+    pub(super) tree: sled::Tree,
+    pub(super) meta: Meta,
+    pub(super) signer: TreeHeadSigner,
+    pub(super) cache: Arc<Cache>,
+    pub(super) punch: Option<super::punch::Nudge>,
+    pub(super) head_file: super::head::SignedHeadFile,
+    pub(super) handles: Arc<super::Handles>,
+    pub(super) health: Arc<super::Health>,
+    pub(super) config: sled::Config,
+    pub(super) opts: super::SledStoreOptions,
+}
+
+impl Setup {
+    /// Start the writer thread, committing through `log`.
+    pub(super) fn spawn<L: CommitLog>(
+        self,
+        log: L,
+        rx: mpsc::Receiver<Op>,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let writer = Writer {
+            db: self.db,
+            log,
+            poisoned: None,
+            tree: self.tree,
+            meta: self.meta,
+            signer: self.signer,
+            cache: self.cache,
+            on_commit: self.opts.on_commit.clone(),
+            punch: self.punch,
+            head_file: self.head_file,
+            pending_head: None,
+            handles: self.handles,
+            health: self.health,
+            events: self.opts.outbox_events.clone(),
+            reopen: Reopen {
+                config: self.config,
+                opts: self.opts,
+                last_try: None,
+            },
+            halted: None,
+        };
+        std::thread::Builder::new()
+            .name("truc-store-writer".into())
+            .spawn(move || writer.run(rx))
+    }
+}
+
 /// What the writer needs to open sled again (`Writer::recover`).
 pub(super) struct Reopen {
     pub(super) config: sled::Config,
@@ -116,7 +165,7 @@ pub(super) struct Reopen {
 /// Least time between two attempts to reopen sled.
 const REOPEN_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
-impl Writer {
+impl<L: CommitLog> Writer<L> {
     /// Run until every sender is dropped, then flush and return.
     pub(super) fn run(mut self, mut rx: mpsc::Receiver<Op>) {
         let mut ops = Vec::with_capacity(MAX_BATCH);
@@ -139,10 +188,8 @@ impl Writer {
         let started = std::time::Instant::now();
         if let Some(why) = &self.halted {
             let e = StoreError::unavailable(format!("{why}; the hub refuses changes until an operator acts"));
-            let tree = self.tree.clone();
-            let mut pending = Pending::new(&tree, self.meta.clone(), self.log.begin(), &self.reopen.opts);
             for op in ops {
-                op.apply(&mut pending, &self.cache)(Err(&e));
+                op.refuse(&e);
             }
             self.health.set(Some(e.to_string()));
             return;
@@ -156,10 +203,8 @@ impl Writer {
         if let Some(why) = &self.poisoned {
             self.health.set(Some(why.clone()));
             let e = StoreError::unavailable(format!("{why}; nothing of this request was stored, retry later"));
-            let tree = self.tree.clone();
-            let mut pending = Pending::new(&tree, self.meta.clone(), self.log.begin(), &self.reopen.opts);
             for op in ops {
-                op.apply(&mut pending, &self.cache)(Err(&e));
+                op.refuse(&e);
             }
             return;
         }
@@ -188,37 +233,49 @@ impl Writer {
                 let e = StoreError::unavailable(format!(
                     "cannot record the last signed tree head ({e}); nothing of this request was stored"
                 ));
-                let tree = self.tree.clone();
-                let mut pending = Pending::new(&tree, self.meta.clone(), self.log.begin(), &self.reopen.opts);
                 for op in ops {
-                    op.apply(&mut pending, &self.cache)(Err(&e));
+                    op.refuse(&e);
                 }
                 return;
             }
         }
-        // Replicated: take the write lease and catch up with the log first,
-        // so that the batch is built on the latest state.
-        let leased = match &self.follower {
-            None => Ok(false),
-            Some(f) => f.replica.begin().and_then(|last| self.catch_up(last)).map(|_| true),
-        };
+        // A shared log: take the write lease and catch up with the log
+        // first, so that the batch is built on the latest state.
         let tree = self.tree.clone();
-        let staged = self.log.begin();
-        let mut pending = Pending::new(&tree, self.meta.clone(), staged, &self.reopen.opts);
-        pending.inline_bodies = self.follower.is_some();
+        let begun = self.log.begin(&View {
+            tree: &tree,
+            cache: &self.cache,
+            events: self.events.as_deref(),
+        });
+        let mut bodies = match begun {
+            Ok((bodies, meta)) => {
+                if let Some(meta) = meta {
+                    self.meta = meta;
+                }
+                bodies
+            }
+            Err(e) => {
+                let e = commit_error(&e);
+                tracing::warn!(error = %e, "cannot begin a batch; it is refused");
+                self.health.set(Some(format!("the last commit failed: {e}")));
+                for op in ops {
+                    op.refuse(&e);
+                }
+                return;
+            }
+        };
+        let opts = &self.reopen.opts;
+        let now = opts.clock.now_unix_ms();
+        let mut pending = Batch::new(&tree, self.meta.clone(), &mut bodies, now, opts.calendar.clone());
         let mut completions: Vec<Completion> = Vec::new();
         for op in ops {
             completions.push(op.apply(&mut pending, &self.cache));
         }
         let batch_size = completions.len();
         let time = pending.time_unix_ms;
-        let result = match &leased {
-            Ok(_) => self.finish(pending, time),
-            Err(e) => Err(commit_error(e)),
-        };
-        if let (Ok(true), Some(f)) = (&leased, &self.follower) {
-            f.replica.end();
-        }
+        let ready = self.seal(pending, time);
+        let result = ready.and_then(|(ready, head)| self.finish(ready, bodies, head));
+        self.log.end();
         if let Some(observe) = &self.on_commit {
             observe.observe(batch_size, started.elapsed(), result.is_ok());
         }
@@ -248,9 +305,9 @@ impl Writer {
         super::reclaim::after_commit(batch_size);
     }
 
-    /// Sign the batch's tree head, make the batch durable in the log, apply
-    /// it to sled.
-    fn finish(&mut self, mut pending: Pending<'_>, time: i64) -> Result<Committed, StoreError> {
+    /// Sign the batch's tree head and write the queue counters: the batch
+    /// is then complete.
+    fn seal(&mut self, mut pending: Batch<'_>, time: i64) -> Result<(Ready, Option<SignedTreeHead>), StoreError> {
         let size = pending.meta.tree_size;
         let mut head = None;
         if size > self.meta.tree_size {
@@ -274,45 +331,39 @@ impl Writer {
                 value.iter().flat_map(|v| v.to_be_bytes()).collect(),
             );
         }
-        // The batch's log record starts where the staged bodies end; sled's
-        // copy of `Meta` says which batch it holds last (replay starts after).
-        let (segment, offset) = pending.bodies.position();
-        pending.meta.log_segment = segment;
-        pending.meta.log_offset = offset;
-        pending.put(keys::meta(), pending.meta.encode_to_vec());
-        let changes = self.follower.as_ref().map(|_| pending.changes());
+        Ok((pending.into_batch(), head))
+    }
+
+    /// Make the batch durable in the commit log, then apply it to sled.
+    fn finish(
+        &mut self,
+        ready: Ready,
+        bodies: L::Bodies,
+        head: Option<SignedTreeHead>,
+    ) -> Result<Committed, StoreError> {
         let Ready {
             mut writes,
-            meta,
+            mut meta,
             agencies,
             queued_delta,
-            mut bodies,
             appended,
-        } = pending.into_batch();
-        let log_seq = match (&self.follower, changes) {
-            // Replicated: the shared log is the commit point (bodies are
-            // inline in the records, so every hub can read them); once the
-            // cluster has acknowledged the append, the local tree follows.
-            (Some(f), Some(changes)) => {
-                let entry = crate::replica::LogEntry { changes };
-                let seq = f.replica.append(f.applied, entry.encode_to_vec())?;
-                writes.insert(keys::replica_seq(), Some(seq.to_be_bytes().to_vec()));
-                Some(seq)
+        } = ready;
+        // A local log: the batch's record starts where the staged bodies
+        // end; sled's copy of `Meta` says which batch it holds last (replay
+        // starts after).
+        if let Some((segment, offset)) = self.log.position(&bodies) {
+            meta.log_segment = segment;
+            meta.log_offset = offset;
+        }
+        writes.insert(keys::meta(), Some(meta.encode_to_vec()));
+        if let Err(e) = self.log.commit(bodies, &mut writes) {
+            if matches!(e, StoreError::OutcomeUnknown(_)) {
+                // The batch may be in the log: the state to go on from is
+                // the log's, read back by a reopen.
+                self.poisoned = Some(format!("a log sync failed ({e})"));
             }
-            // Embedded: bodies and the batch record written and synced.
-            _ => {
-                bodies.push_batch(&log::encode_writes(writes.iter()));
-                if let Err(e) = self.log.commit(bodies) {
-                    if matches!(e, StoreError::OutcomeUnknown(_)) {
-                        // The batch may be in the log: the state to go on
-                        // from is the log's, read back by a reopen.
-                        self.poisoned = Some(format!("a log sync failed ({e})"));
-                    }
-                    return Err(e);
-                }
-                None
-            }
-        };
+            return Err(e);
+        }
         let outbox: Vec<(Vec<u8>, bool)> = match &self.events {
             Some(_) => writes
                 .iter()
@@ -352,9 +403,6 @@ impl Writer {
             }
         }
         self.cache.apply(agencies, &queued_delta);
-        if let (Some(seq), Some(f)) = (log_seq, &mut self.follower) {
-            f.applied = seq;
-        }
         // The head goes to the signed-head file before any client sees it.
         // The batch is durable and applied already: if that fails, its
         // requests' outcome is unknown to them (a retry with the same ids
@@ -379,7 +427,7 @@ impl Writer {
     }
 }
 
-impl Writer {
+impl<L: CommitLog> Writer<L> {
     /// After sled failed a write (it then refuses every write until it is
     /// opened again: sled 0.34 keeps the error), close it and open it again
     /// in place: readers wait or are refused meanwhile, the batches the log
@@ -405,22 +453,9 @@ impl Writer {
         let path = self.reopen.opts.path.clone();
         let db = super::open_db(&self.reopen.config, &path)?;
         let tree = db.open_tree("truc")?;
-        if self.follower.is_none() {
-            let mut recovered = super::recovery::Recovered::default();
-            let torn = super::recovery::replay(&db, &tree, &self.reopen.opts, &mut recovered)?;
-            // A write whose sync failed and did not reach the disk whole:
-            // its requests were told the outcome is unknown.
-            super::log::cut_torn_tails(&self.reopen.opts.path, &torn)?;
-            tracing::info!(
-                batches = recovered.replayed,
-                "replayed the log into the reopened database"
-            );
-        } else if let Some(f) = &mut self.follower {
-            f.applied = replicated::applied(&tree)?;
-        }
+        self.log.reopened(&db, &tree, &self.reopen.opts)?;
         let meta = super::recovery::read_meta(&tree)?.unwrap_or_default();
         self.cache.load(&tree)?;
-        self.log.start_new_segment();
         *slot = Some((db.clone(), tree.clone()));
         drop(slot);
         self.meta = meta;
@@ -432,31 +467,14 @@ impl Writer {
 
     /// Apply what other hubs appended to the shared log since we last looked.
     fn follow(&mut self) -> Result<(), StoreError> {
-        let Some(f) = &self.follower else { return Ok(()) };
-        let last = f.replica.last()?;
-        self.catch_up(last)
-    }
-
-    /// Apply log entries up to `last` to the local tree, then reload the
-    /// counters the writer keeps.
-    fn catch_up(&mut self, last: u64) -> Result<(), StoreError> {
-        let Some(f) = &mut self.follower else { return Ok(()) };
-        // From what the tree holds: a catch-up that failed halfway kept
-        // the chunks it applied.
-        f.applied = replicated::applied(&self.tree)?;
-        if last <= f.applied {
-            return Ok(());
-        }
-        f.applied = replicated::catch_up(
-            &self.tree,
-            &self.cache,
-            &*f.replica,
-            f.applied,
-            last,
-            self.events.as_deref(),
-        )?;
-        if let Some(v) = self.tree.get(keys::meta())? {
-            self.meta = Meta::decode(v.as_ref()).map_err(|e| StoreError::corrupt_from("meta", e))?;
+        let tree = self.tree.clone();
+        let view = View {
+            tree: &tree,
+            cache: &self.cache,
+            events: self.events.as_deref(),
+        };
+        if let Some(meta) = self.log.follow(&view)? {
+            self.meta = meta;
         }
         Ok(())
     }
@@ -475,15 +493,5 @@ pub(super) fn commit_error(e: &StoreError) -> StoreError {
         StoreError::OutcomeUnknown(what) => StoreError::OutcomeUnknown(what.clone()),
         // Each waiting request gets its own error: the cause as text.
         other => StoreError::unavailable(truc_core::error_chain(other)),
-    }
-}
-
-/// Name of an agency state for error messages.
-pub(super) fn state_name(state: i32) -> &'static str {
-    match AgencyState::try_from(state) {
-        Ok(AgencyState::Active) => "active",
-        Ok(AgencyState::Suspended) => "suspended",
-        Ok(AgencyState::Retired) => "retired",
-        _ => "in an unknown state",
     }
 }

@@ -10,25 +10,27 @@ use truc_core::AgencyCode;
 use truc_proto::v1::{BusinessType, Receipt, ReceiptEvent, TransportState};
 
 use super::agencies;
-use super::ops::{document, document_receipt, recipient_state, require_active, HUB_ACTOR};
-use super::pending::Pending;
-use super::Cache;
+use super::batch::Batch;
+use super::copies::{document, document_receipt, recipient_state, require_active};
+use super::Env;
+use super::HUB_ACTOR;
 use crate::keys::{self, tag};
 use crate::records::{DocumentRecord, OutboxEntry, RecipientState};
 use crate::{NewDocument, StatusReport, StoreError};
 
-pub(super) struct Sent {
-    pub(super) hub_id: u64,
-    pub(super) accepted_at: i64,
-    pub(super) duplicate: bool,
-    pub(super) receipt_index: u64,
-    pub(super) notify: Vec<AgencyCode>,
-    pub(super) restored: bool,
+#[derive(Debug)]
+pub(crate) struct Sent {
+    pub(crate) hub_id: u64,
+    pub(crate) accepted_at: i64,
+    pub(crate) duplicate: bool,
+    pub(crate) receipt_index: u64,
+    pub(crate) notify: Vec<AgencyCode>,
+    pub(crate) restored: bool,
 }
 
 /// Put an item in `agency`'s outbox; returns its delivery id.
-pub(super) fn enqueue(
-    p: &mut Pending<'_>,
+pub(crate) fn enqueue(
+    p: &mut Batch<'_>,
     agency: &str,
     hub_id: u64,
     priority: i32,
@@ -51,14 +53,14 @@ pub(super) fn enqueue(
 }
 
 /// Queue a copy of document `hub_id` for `agency` and record its state.
-pub(super) fn enqueue_copy(
-    p: &mut Pending<'_>,
+pub(crate) fn enqueue_copy(
+    p: &mut Batch<'_>,
     agency: &str,
     rec: &DocumentRecord,
     deadlines: (i64, i64),
 ) -> Result<(), StoreError> {
     let hub_id = rec.hub_id;
-    super::gc::add_ref(p, rec, 1)?;
+    super::payloads::add_ref(p, rec, 1)?;
     let delivery_id = enqueue(p, agency, hub_id, rec.priority, None, rec.payload_size);
     let state = RecipientState {
         state: TransportState::Queued as i32,
@@ -75,7 +77,7 @@ pub(super) fn enqueue_copy(
 /// Withdraw `agency`'s copy of `rec` if it is still queued; returns whether
 /// it was.
 fn withdraw_if_queued(
-    p: &mut Pending<'_>,
+    p: &mut Batch<'_>,
     rec: &DocumentRecord,
     agency: &str,
     actor: &str,
@@ -91,7 +93,7 @@ fn withdraw_if_queued(
     if p.contains(&key)? {
         p.del(key);
         p.add_queued(agency, -1, rec.payload_size);
-        super::gc::add_ref(p, rec, -1)?;
+        super::payloads::add_ref(p, rec, -1)?;
     }
     state.state = TransportState::Withdrawn as i32;
     state.state_at_unix_ms = p.time_unix_ms;
@@ -104,12 +106,12 @@ fn withdraw_if_queued(
 }
 
 /// Whether `agency`'s copy of document `hub_id` was withdrawn.
-fn withdrawn(p: &Pending<'_>, hub_id: u64, agency: &str) -> Result<bool, StoreError> {
+fn withdrawn(p: &Batch<'_>, hub_id: u64, agency: &str) -> Result<bool, StoreError> {
     Ok(matches!(recipient_state(p, hub_id, agency)?, Some(s) if s.state == TransportState::Withdrawn as i32))
 }
 
 /// Mark that `agency`, which has the document, is asked to answer 15 or 16.
-fn expect_reply(p: &mut Pending<'_>, hub_id: u64, agency: &str) -> Result<(), StoreError> {
+fn expect_reply(p: &mut Batch<'_>, hub_id: u64, agency: &str) -> Result<(), StoreError> {
     if let Some(mut s) = recipient_state(p, hub_id, agency)? {
         s.reply_expected = true;
         p.put(keys::recipient(hub_id, agency), s.encode_to_vec());
@@ -126,19 +128,19 @@ type Routed = (Vec<AgencyCode>, Vec<(AgencyCode, AgencyCode)>);
 /// successor takes its copy) and its outbox able to take `size` more
 /// bytes, the disk above its reserve. Returns where the copies go and the
 /// redirects. Writes nothing.
-pub(super) fn admit(
-    p: &Pending<'_>,
-    cache: &Cache,
+pub(crate) fn admit(
+    p: &Batch<'_>,
+    env: &dyn Env,
     from: &AgencyCode,
     addressed_to: &[AgencyCode],
     size: u64,
 ) -> Result<Routed, StoreError> {
-    require_active(p, cache, from)?;
+    require_active(p, env, from)?;
     // Where each copy goes: a retired recipient's successor takes it.
     let mut to: Vec<AgencyCode> = Vec::with_capacity(addressed_to.len());
     let mut redirects = Vec::new();
     for addressed in addressed_to {
-        let actual = agencies::route(p, cache, addressed)?;
+        let actual = agencies::route(p, env, addressed)?;
         if &actual != addressed {
             redirects.push((addressed.clone(), actual.clone()));
         }
@@ -148,27 +150,20 @@ pub(super) fn admit(
     }
     // Refuse while the disk is nearly full, before anything is written:
     // a database that hits ENOSPC mid-write is worse than a clear "retry".
-    if cache.min_free_bytes > 0 {
-        if let Ok(free) = fs2::available_space(&cache.path) {
-            if free < cache.min_free_bytes.saturating_add(size) {
-                return Err(StoreError::DiskFull(format!(
-                    "the hub's disk is nearly full ({free} bytes free, {} kept in reserve); nothing was stored, \
-                     retry later",
-                    cache.min_free_bytes
-                )));
-            }
-        }
+    if let Some(why) = env.disk_short(size) {
+        return Err(StoreError::DiskFull(why));
     }
     // An agency that does not pick up its documents may not fill the disk.
-    if cache.quota_bytes > 0 {
+    let quota = env.quota_bytes();
+    if quota > 0 {
         for r in &to {
             let pending = p.queued_delta.get(r.as_str()).map(|d| d.1).unwrap_or(0);
-            let waiting = (cache.queue_counts(r.as_str()).1 as i64 + pending).max(0) as u64;
-            if waiting + size > cache.quota_bytes {
+            let waiting = (env.queue_counts(r.as_str()).1 as i64 + pending).max(0) as u64;
+            if waiting + size > quota {
                 return Err(StoreError::QuotaExceeded(format!(
                     "{r}'s outbox holds {waiting} bytes not yet picked up; this document ({} bytes) would exceed \
                      its quota of {} bytes",
-                    size, cache.quota_bytes
+                    size, quota
                 )));
             }
         }
@@ -179,9 +174,9 @@ pub(super) fn admit(
 /// [`admit`] ahead of an upload, so that one its Send would refuse is
 /// refused before the bytes travel; a document already accepted (a resent
 /// `document_id`) passes, as its Send will be answered as a duplicate.
-pub(super) fn precheck(
-    p: &Pending<'_>,
-    cache: &Cache,
+pub(crate) fn precheck(
+    p: &Batch<'_>,
+    env: &dyn Env,
     from: &AgencyCode,
     document_id: Option<&str>,
     to: &[AgencyCode],
@@ -192,11 +187,11 @@ pub(super) fn precheck(
             return Ok(());
         }
     }
-    admit(p, cache, from, to, size).map(|_| ())
+    admit(p, env, from, to, size).map(|_| ())
 }
 
 /// The original document `id` of sender `from`.
-fn original(p: &Pending<'_>, from: &AgencyCode, id: &str) -> Result<DocumentRecord, StoreError> {
+fn original(p: &Batch<'_>, from: &AgencyCode, id: &str) -> Result<DocumentRecord, StoreError> {
     let v = p
         .get(&keys::idempotency(from.as_str(), id))?
         .ok_or_else(|| StoreError::UnknownDocument {
@@ -217,7 +212,7 @@ fn strangers<'a>(orig: &DocumentRecord, to: impl IntoIterator<Item = &'a AgencyC
 /// (a revoke, or a replacement of one document named by reference): each
 /// must be a recipient of it.
 fn concerning_all(
-    p: &Pending<'_>,
+    p: &Batch<'_>,
     from: &AgencyCode,
     reference: &str,
     to: &[AgencyCode],
@@ -232,7 +227,7 @@ fn concerning_all(
     Ok((orig, concerns))
 }
 
-pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Result<Sent, StoreError> {
+pub(crate) fn send(p: &mut Batch<'_>, env: &dyn Env, doc: NewDocument) -> Result<Sent, StoreError> {
     let business = BusinessType::try_from(doc.business_type).unwrap_or(BusinessType::New);
     let reference = if doc.reference_document_id.is_empty() {
         doc.document_id.clone()
@@ -292,7 +287,7 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
             restored: false,
         });
     }
-    let (to, redirects) = admit(p, cache, &doc.from, &doc.to, doc.payload_size)?;
+    let (to, redirects) = admit(p, env, &doc.from, &doc.to, doc.payload_size)?;
     // For revoke, update and replace: the originals, from the same sender,
     // each with the agencies this correction concerns.
     let mut originals: Vec<(DocumentRecord, Vec<String>)> = Vec::new();
@@ -376,7 +371,7 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
     // The document as received, payload included, goes to the body log and
     // sled keeps where it is; replicated, it stays in the records (the
     // shared log is all other hubs can read), the payload under `P`.
-    let (body, inline) = if p.inline_bodies {
+    let (body, inline) = if p.bodies.inline() {
         if !doc.payload_external {
             let key = keys::payload(&payload_sha256);
             if !p.contains(&key)? {
@@ -385,7 +380,7 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
         }
         (Vec::new(), Some((d.header, d.signature, d.signer_chain)))
     } else {
-        (p.bodies.push(&d.encode_to_vec()).encode(), None)
+        (p.bodies.push(&d.encode_to_vec()), None)
     };
     let (header, signature, signer_chain) = inline.unwrap_or_default();
     // The record goes in first: the indicators read its payload size
@@ -544,7 +539,7 @@ pub(super) fn send(p: &mut Pending<'_>, cache: &Cache, doc: NewDocument) -> Resu
 /// whose outbox changed. Who may report which code when is the table in
 /// `truc_core::status_rules`; anything else is refused before anything is
 /// written.
-pub(super) fn report_status(p: &mut Pending<'_>, r: StatusReport) -> Result<(u64, Vec<AgencyCode>), StoreError> {
+pub(crate) fn report_status(p: &mut Batch<'_>, r: StatusReport) -> Result<(u64, Vec<AgencyCode>), StoreError> {
     let unknown = || StoreError::UnknownDocument {
         from: r.document_from.to_string(),
         document_id: r.document_id.clone(),

@@ -28,7 +28,7 @@ use prost::Message;
 use truc_core::calendar;
 use truc_proto::v1::{Priority, ReceiptEvent, StatusCode};
 
-use super::pending::Pending;
+use super::batch::Batch;
 use crate::keys::{self, tag};
 use crate::records::{DocumentRecord, RecipientState};
 use crate::StoreError;
@@ -124,7 +124,7 @@ fn key(agency: &str, day: i64) -> Vec<u8> {
     k
 }
 
-fn bump(p: &mut Pending<'_>, agency: &str, day: i64, f: impl Fn(&mut Counts)) -> Result<(), StoreError> {
+fn bump(p: &mut Batch<'_>, agency: &str, day: i64, f: impl Fn(&mut Counts)) -> Result<(), StoreError> {
     for code in [agency, ""] {
         let k = key(code, day);
         let mut c: Counts = p.get_msg(&k, "indicator counts")?.unwrap_or_default();
@@ -134,17 +134,17 @@ fn bump(p: &mut Pending<'_>, agency: &str, day: i64, f: impl Fn(&mut Counts)) ->
     Ok(())
 }
 
-fn document(p: &Pending<'_>, hub_id: u64) -> Result<Option<DocumentRecord>, StoreError> {
+fn document(p: &Batch<'_>, hub_id: u64) -> Result<Option<DocumentRecord>, StoreError> {
     p.get_msg::<DocumentRecord>(&keys::document(hub_id), "document record")
 }
 
-fn payload_size(p: &Pending<'_>, hub_id: u64) -> Result<u64, StoreError> {
+fn payload_size(p: &Batch<'_>, hub_id: u64) -> Result<u64, StoreError> {
     Ok(document(p, hub_id)?.map_or(0, |d| d.payload_size))
 }
 
 /// Count `r` (about to be appended at the batch's time) into its agency's
 /// and the hub's bucket of the day.
-pub(super) fn count(p: &mut Pending<'_>, r: &truc_proto::v1::Receipt) -> Result<(), StoreError> {
+pub(crate) fn count(p: &mut Batch<'_>, r: &truc_proto::v1::Receipt) -> Result<(), StoreError> {
     let day = p.calendar.local_day(p.time_unix_ms);
     match ReceiptEvent::try_from(r.event) {
         Ok(ReceiptEvent::Accepted) => {
@@ -209,7 +209,7 @@ pub(super) fn count(p: &mut Pending<'_>, r: &truc_proto::v1::Receipt) -> Result<
 /// The stored buckets of local days `from..=to`, of one agency (with
 /// `Some`) or of every agency in `agencies` and the hub (`None`), ordered
 /// by agency then day.
-pub(super) fn read(
+pub(crate) fn read(
     tree: &sled::Tree,
     from: i64,
     to: i64,

@@ -5,11 +5,10 @@ use prost::Message;
 use truc_core::AgencyCode;
 use truc_proto::v1::{AgencyState, Receipt, ReceiptEvent, TransportState};
 
+use super::batch::Batch;
+use super::copies::{document, document_receipt, recipient_state};
 use super::documents::enqueue;
-use super::ops::{document, document_receipt, recipient_state};
-use super::pending::Pending;
-use super::writer::state_name;
-use super::Cache;
+use super::Env;
 use crate::keys::{self, tag};
 use crate::records::{AgencyRecord, OutboxEntry, RecipientState};
 use crate::{AgencyInfo, StoreError};
@@ -18,17 +17,17 @@ use crate::{AgencyInfo, StoreError};
 const MAX_HOPS: usize = 8;
 
 /// The agency as this batch sees it.
-pub(super) fn lookup(p: &Pending<'_>, cache: &Cache, code: &str) -> Option<AgencyRecord> {
+pub(crate) fn lookup(p: &Batch<'_>, env: &dyn Env, code: &str) -> Option<AgencyRecord> {
     match p.agencies.iter().rev().find(|a| a.code == code) {
         Some(a) if is_removal(a) => None,
         Some(a) => Some(a.clone()),
-        None => cache.agency(code),
+        None => env.agency(code),
     }
 }
 
 /// The record that stands for "removed" in a batch's directory changes
 /// (state UNSPECIFIED, which no stored agency has).
-pub(super) fn removal(code: String) -> AgencyRecord {
+pub(crate) fn removal(code: String) -> AgencyRecord {
     AgencyRecord {
         code,
         state: AgencyState::Unspecified as i32,
@@ -36,7 +35,7 @@ pub(super) fn removal(code: String) -> AgencyRecord {
     }
 }
 
-pub(super) fn is_removal(a: &AgencyRecord) -> bool {
+pub(crate) fn is_removal(a: &AgencyRecord) -> bool {
     a.state == AgencyState::Unspecified as i32
 }
 
@@ -45,14 +44,14 @@ pub(super) fn is_removal(a: &AgencyRecord) -> bool {
 const MAX_DIRECTORY_RECEIPTS: usize = 1000;
 
 /// Remove an agency that never had traffic (see `Store::remove_agency`).
-pub(super) fn remove(
-    p: &mut Pending<'_>,
-    cache: &Cache,
+pub(crate) fn remove(
+    p: &mut Batch<'_>,
+    env: &dyn Env,
     code: &AgencyCode,
     reason: &str,
     actor: &str,
 ) -> Result<(), StoreError> {
-    let rec = lookup(p, cache, code.as_str()).ok_or_else(|| StoreError::UnknownAgency(code.to_string()))?;
+    let rec = lookup(p, env, code.as_str()).ok_or_else(|| StoreError::UnknownAgency(code.to_string()))?;
     let named = p.scan(&keys::queue_prefix(tag::AGENCY_RECEIPTS, code.as_str()))?;
     let retire = |why: &str| {
         StoreError::Precondition(format!(
@@ -89,10 +88,10 @@ pub(super) fn remove(
     Ok(())
 }
 
-fn info(p: &Pending<'_>, cache: &Cache, rec: &AgencyRecord) -> AgencyInfo {
+fn info(p: &Batch<'_>, env: &dyn Env, rec: &AgencyRecord) -> AgencyInfo {
     let pending = p.queued_delta.get(&rec.code).map(|d| d.0).unwrap_or(0);
     AgencyInfo {
-        queued: (cache.queued(&rec.code) as i64 + pending).max(0) as u64,
+        queued: (env.queue_counts(&rec.code).0 as i64 + pending).max(0) as u64,
         code: rec.code.clone(),
         name: rec.name.clone(),
         state: rec.state,
@@ -101,7 +100,7 @@ fn info(p: &Pending<'_>, cache: &Cache, rec: &AgencyRecord) -> AgencyInfo {
     }
 }
 
-fn save(p: &mut Pending<'_>, rec: &AgencyRecord, actor: &str, detail: String) -> Result<(), StoreError> {
+fn save(p: &mut Batch<'_>, rec: &AgencyRecord, actor: &str, detail: String) -> Result<(), StoreError> {
     p.put(keys::agency(&rec.code), rec.encode_to_vec());
     p.append_receipt(Receipt {
         event: ReceiptEvent::AgencyChanged as i32,
@@ -115,14 +114,14 @@ fn save(p: &mut Pending<'_>, rec: &AgencyRecord, actor: &str, detail: String) ->
 }
 
 /// Register an agency as active, or rename a registered one.
-pub(super) fn put(
-    p: &mut Pending<'_>,
-    cache: &Cache,
+pub(crate) fn put(
+    p: &mut Batch<'_>,
+    env: &dyn Env,
     code: AgencyCode,
     name: String,
     actor: &str,
 ) -> Result<AgencyInfo, StoreError> {
-    let rec = match lookup(p, cache, code.as_str()) {
+    let rec = match lookup(p, env, code.as_str()) {
         Some(a) => AgencyRecord { name, ..a },
         None => AgencyRecord {
             code: code.to_string(),
@@ -138,19 +137,19 @@ pub(super) fn put(
         actor,
         format!("{} {:?}: {}", code, rec.name, state_name(rec.state)),
     )?;
-    Ok(info(p, cache, &rec))
+    Ok(info(p, env, &rec))
 }
 
 /// Suspend or resume.
-pub(super) fn set_state(
-    p: &mut Pending<'_>,
-    cache: &Cache,
+pub(crate) fn set_state(
+    p: &mut Batch<'_>,
+    env: &dyn Env,
     code: &AgencyCode,
     state: AgencyState,
     reason: &str,
     actor: &str,
 ) -> Result<AgencyInfo, StoreError> {
-    let mut rec = lookup(p, cache, code.as_str()).ok_or_else(|| StoreError::UnknownAgency(code.to_string()))?;
+    let mut rec = lookup(p, env, code.as_str()).ok_or_else(|| StoreError::UnknownAgency(code.to_string()))?;
     if rec.state == AgencyState::Retired as i32 {
         return Err(StoreError::Precondition(format!(
             "{code} is retired; a retired agency stays retired"
@@ -161,19 +160,19 @@ pub(super) fn set_state(
     }
     rec.state = state as i32;
     save(p, &rec, actor, format!("{code} {}: {reason}", state_name(rec.state)))?;
-    Ok(info(p, cache, &rec))
+    Ok(info(p, env, &rec))
 }
 
 /// Retire `code`; its outbox moves to `successor`.
-pub(super) fn retire(
-    p: &mut Pending<'_>,
-    cache: &Cache,
+pub(crate) fn retire(
+    p: &mut Batch<'_>,
+    env: &dyn Env,
     code: &AgencyCode,
     successor: &AgencyCode,
     reason: &str,
     actor: &str,
 ) -> Result<AgencyInfo, StoreError> {
-    let mut rec = lookup(p, cache, code.as_str()).ok_or_else(|| StoreError::UnknownAgency(code.to_string()))?;
+    let mut rec = lookup(p, env, code.as_str()).ok_or_else(|| StoreError::UnknownAgency(code.to_string()))?;
     if code == successor {
         return Err(StoreError::InvalidArgument(format!("{code} cannot succeed itself")));
     }
@@ -183,7 +182,7 @@ pub(super) fn retire(
             rec.successor
         )));
     }
-    let succ = lookup(p, cache, successor.as_str()).ok_or_else(|| StoreError::UnknownAgency(successor.to_string()))?;
+    let succ = lookup(p, env, successor.as_str()).ok_or_else(|| StoreError::UnknownAgency(successor.to_string()))?;
     if succ.state != AgencyState::Active as i32 {
         return Err(StoreError::AgencyInactive {
             code: successor.to_string(),
@@ -206,11 +205,11 @@ pub(super) fn retire(
         p.add_queued(code.as_str(), -1, entry.bytes);
         redirect(p, code.as_str(), successor.as_str(), &entry, actor)?;
     }
-    Ok(info(p, cache, &rec))
+    Ok(info(p, env, &rec))
 }
 
 /// Put `entry`, taken from `from`'s outbox, into `to`'s, and record it.
-fn redirect(p: &mut Pending<'_>, from: &str, to: &str, entry: &OutboxEntry, actor: &str) -> Result<(), StoreError> {
+fn redirect(p: &mut Batch<'_>, from: &str, to: &str, entry: &OutboxEntry, actor: &str) -> Result<(), StoreError> {
     let rec = document(p, entry.hub_id)?;
     let code = AgencyCode::parse(from).map_err(|e| StoreError::corrupt_from(format!("agency code {from}"), e))?;
     let mut r = document_receipt(ReceiptEvent::Redirected, actor, &rec, &code, entry.attempts);
@@ -232,7 +231,7 @@ fn redirect(p: &mut Pending<'_>, from: &str, to: &str, entry: &OutboxEntry, acto
     );
     if recipient_state(p, entry.hub_id, to)?.is_some() {
         // The successor was a recipient already: this copy is dropped.
-        super::gc::add_ref(p, &rec, -1)?;
+        super::payloads::add_ref(p, &rec, -1)?;
         return Ok(());
     }
     let delivery_id = enqueue(p, to, entry.hub_id, rec.priority, None, entry.bytes);
@@ -249,10 +248,10 @@ fn redirect(p: &mut Pending<'_>, from: &str, to: &str, entry: &OutboxEntry, acto
 /// Where a copy addressed to `code` goes: `code` itself, or the successor
 /// it was retired into (followed up to `MAX_HOPS`). Refuses unknown and
 /// suspended agencies.
-pub(super) fn route(p: &Pending<'_>, cache: &Cache, code: &AgencyCode) -> Result<AgencyCode, StoreError> {
+pub(crate) fn route(p: &Batch<'_>, env: &dyn Env, code: &AgencyCode) -> Result<AgencyCode, StoreError> {
     let mut current = code.clone();
     for _ in 0..=MAX_HOPS {
-        let rec = lookup(p, cache, current.as_str()).ok_or_else(|| StoreError::UnknownAgency(current.to_string()))?;
+        let rec = lookup(p, env, current.as_str()).ok_or_else(|| StoreError::UnknownAgency(current.to_string()))?;
         match AgencyState::try_from(rec.state) {
             Ok(AgencyState::Active) => return Ok(current),
             Ok(AgencyState::Retired) if !rec.successor.is_empty() => {
@@ -270,4 +269,14 @@ pub(super) fn route(p: &Pending<'_>, cache: &Cache, code: &AgencyCode) -> Result
     Err(StoreError::Precondition(format!(
         "{code}: more than {MAX_HOPS} successors in a row"
     )))
+}
+
+/// Name of an agency state for error messages.
+pub(crate) fn state_name(state: i32) -> &'static str {
+    match AgencyState::try_from(state) {
+        Ok(AgencyState::Active) => "active",
+        Ok(AgencyState::Suspended) => "suspended",
+        Ok(AgencyState::Retired) => "retired",
+        _ => "in an unknown state",
+    }
 }

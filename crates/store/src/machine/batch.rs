@@ -7,36 +7,32 @@ use prost::Message;
 use truc_core::merkle::{self, Hash, NodeSource};
 use truc_proto::v1::Receipt;
 
-use super::leaves;
-use super::log::Staged;
+use super::{leaves, Bodies, Read};
 use crate::keys;
 use crate::records::{AgencyRecord, Meta};
 use crate::StoreError;
 
 /// A key and its value.
-pub(super) type KeyValue = (Vec<u8>, Vec<u8>);
+pub(crate) type KeyValue = (Vec<u8>, Vec<u8>);
 /// Agency → change of (items, payload bytes) in its outbox.
-pub(super) type QueueDeltas = HashMap<String, (i64, i64)>;
+pub(crate) type QueueDeltas = HashMap<String, (i64, i64)>;
 
-pub(super) struct Pending<'t> {
-    tree: &'t sled::Tree,
+pub(crate) struct Batch<'t> {
+    tree: &'t dyn Read,
     /// This batch's writes: key → new value (`None`: deleted).
     overlay: HashMap<Vec<u8>, Option<Vec<u8>>>,
-    pub(super) meta: Meta,
+    pub(crate) meta: Meta,
     /// Agencies changed in this batch (applied to the cache after commit).
-    pub(super) agencies: Vec<AgencyRecord>,
+    pub(crate) agencies: Vec<AgencyRecord>,
     /// Change of each agency's queued count in this batch.
-    pub(super) queued_delta: QueueDeltas,
+    pub(crate) queued_delta: QueueDeltas,
     /// The batch's time, stamped on its receipts.
-    pub(super) time_unix_ms: i64,
-    /// Document bodies written with this batch.
-    pub(super) bodies: Staged,
-    /// Keep bodies in the records instead (a replicated store: the shared
-    /// log is the only thing every hub can read).
-    pub(super) inline_bodies: bool,
+    pub(crate) time_unix_ms: i64,
+    /// Where document bodies go (the commit log's, or inline).
+    pub(crate) bodies: &'t mut dyn Bodies,
     /// The axis's calendar: which local day the indicators count a receipt
     /// on (`indicators.rs`), and the confirmation deadline of new copies.
-    pub(super) calendar: std::sync::Arc<truc_core::Calendar>,
+    pub(crate) calendar: std::sync::Arc<truc_core::Calendar>,
     /// Merkle nodes and receipts appended by this batch, kept to prove the
     /// batch's receipts without reading them back.
     appended: Appended,
@@ -44,28 +40,34 @@ pub(super) struct Pending<'t> {
 
 /// What a batch appended to the Merkle log.
 #[derive(Debug, Default)]
-pub(super) struct Appended {
+pub(crate) struct Appended {
     /// New nodes by (level, index).
-    pub(super) nodes: HashMap<(u8, u64), Hash>,
+    pub(crate) nodes: HashMap<(u8, u64), Hash>,
     /// New receipts by index, serialized.
-    pub(super) receipts: HashMap<u64, Vec<u8>>,
+    pub(crate) receipts: HashMap<u64, Vec<u8>>,
 }
 
 /// A batch ready to be applied.
-pub(super) struct Ready {
+pub(crate) struct Ready {
     /// Key → new value (`None`: delete).
-    pub(super) writes: HashMap<Vec<u8>, Option<Vec<u8>>>,
-    pub(super) meta: Meta,
-    pub(super) agencies: Vec<AgencyRecord>,
-    pub(super) queued_delta: QueueDeltas,
-    pub(super) bodies: Staged,
-    pub(super) appended: Appended,
+    pub(crate) writes: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    pub(crate) meta: Meta,
+    pub(crate) agencies: Vec<AgencyRecord>,
+    pub(crate) queued_delta: QueueDeltas,
+    pub(crate) appended: Appended,
 }
 
-impl<'t> Pending<'t> {
-    pub(super) fn new(tree: &'t sled::Tree, meta: Meta, bodies: Staged, opts: &super::SledStoreOptions) -> Self {
-        // Receipt times never go backwards, even if the clock does.
-        let time_unix_ms = opts.clock.now_unix_ms().max(meta.last_time_unix_ms);
+impl<'t> Batch<'t> {
+    /// A batch over the committed state `tree`, at `now` (receipt times
+    /// never go backwards, even if the clock does).
+    pub(crate) fn new(
+        tree: &'t dyn Read,
+        meta: Meta,
+        bodies: &'t mut dyn Bodies,
+        now_unix_ms: i64,
+        calendar: std::sync::Arc<truc_core::Calendar>,
+    ) -> Self {
+        let time_unix_ms = now_unix_ms.max(meta.last_time_unix_ms);
         Self {
             tree,
             overlay: HashMap::new(),
@@ -74,27 +76,26 @@ impl<'t> Pending<'t> {
             queued_delta: HashMap::new(),
             time_unix_ms,
             bodies,
-            inline_bodies: false,
-            calendar: opts.calendar.clone(),
+            calendar,
             appended: Appended::default(),
         }
     }
 
-    pub(super) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         if let Some(v) = self.overlay.get(key) {
             return Ok(v.clone());
         }
-        Ok(self.tree.get(key)?.map(|v| v.to_vec()))
+        self.tree.get(key)
     }
 
-    pub(super) fn contains(&self, key: &[u8]) -> Result<bool, StoreError> {
+    pub(crate) fn contains(&self, key: &[u8]) -> Result<bool, StoreError> {
         if let Some(v) = self.overlay.get(key) {
             return Ok(v.is_some());
         }
-        Ok(self.tree.contains_key(key)?)
+        self.tree.contains(key)
     }
 
-    pub(super) fn get_msg<M: Message + Default>(&self, key: &[u8], what: &str) -> Result<Option<M>, StoreError> {
+    pub(crate) fn get_msg<M: Message + Default>(&self, key: &[u8], what: &str) -> Result<Option<M>, StoreError> {
         match self.get(key)? {
             None => Ok(None),
             Some(v) => M::decode(v.as_slice())
@@ -104,11 +105,10 @@ impl<'t> Pending<'t> {
     }
 
     /// Every key and value under `prefix`, this batch's writes included.
-    pub(super) fn scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+    pub(crate) fn scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
         let mut out = std::collections::BTreeMap::new();
-        for kv in self.tree.scan_prefix(prefix) {
-            let (k, v) = kv?;
-            out.insert(k.to_vec(), Some(v.to_vec()));
+        for (k, v) in self.tree.scan_prefix(prefix)? {
+            out.insert(k, Some(v));
         }
         for (k, v) in &self.overlay {
             if k.starts_with(prefix) {
@@ -120,31 +120,31 @@ impl<'t> Pending<'t> {
 
     /// Up to `limit` committed keys in `from..to` that this batch has not
     /// deleted (keys this batch added are left out).
-    pub(super) fn committed_keys(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+    pub(crate) fn committed_keys(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut out = Vec::new();
-        for kv in self.tree.range(from..to) {
+        self.tree.range(from, to, &mut |k, _| {
             if out.len() >= limit {
-                break;
+                return false;
             }
-            let (k, _) = kv?;
-            if !matches!(self.overlay.get(k.as_ref()), Some(None)) {
+            if !matches!(self.overlay.get(k), Some(None)) {
                 out.push(k.to_vec());
             }
-        }
+            true
+        })?;
         Ok(out)
     }
 
-    pub(super) fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+    pub(crate) fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.overlay.insert(key, Some(value));
     }
 
-    pub(super) fn del(&mut self, key: Vec<u8>) {
+    pub(crate) fn del(&mut self, key: Vec<u8>) {
         self.overlay.insert(key, None);
     }
 
     /// Count `delta` items of `bytes` each into (or, negative, out of) an
     /// agency's outbox.
-    pub(super) fn add_queued(&mut self, code: &str, delta: i64, bytes: u64) {
+    pub(crate) fn add_queued(&mut self, code: &str, delta: i64, bytes: u64) {
         let e = self.queued_delta.entry(code.to_string()).or_insert((0, 0));
         e.0 += delta;
         e.1 += delta * bytes as i64;
@@ -152,7 +152,7 @@ impl<'t> Pending<'t> {
 
     /// Append a receipt to the log and index it by document and by every
     /// agency it names; returns its index.
-    pub(super) fn append_receipt(&mut self, mut receipt: Receipt) -> Result<u64, StoreError> {
+    pub(crate) fn append_receipt(&mut self, mut receipt: Receipt) -> Result<u64, StoreError> {
         let index = self.meta.tree_size;
         receipt.index = index;
         receipt.time_unix_ms = self.time_unix_ms;
@@ -189,31 +189,18 @@ impl<'t> Pending<'t> {
         Ok(index)
     }
 
-    /// Every key this batch changes, with its final value (the log entry
-    /// of a replicated store).
-    pub(super) fn changes(&self) -> Vec<crate::replica::Change> {
-        self.overlay
-            .iter()
-            .map(|(k, v)| crate::replica::Change {
-                key: k.clone(),
-                value: v.clone(),
-            })
-            .collect()
-    }
-
-    pub(super) fn into_batch(self) -> Ready {
+    pub(crate) fn into_batch(self) -> Ready {
         Ready {
             writes: self.overlay,
             meta: self.meta,
             agencies: self.agencies,
             queued_delta: self.queued_delta,
-            bodies: self.bodies,
             appended: self.appended,
         }
     }
 }
 
-impl NodeSource for Pending<'_> {
+impl NodeSource for Batch<'_> {
     type Error = StoreError;
     fn node(&self, level: u8, index: u64) -> Result<Hash, StoreError> {
         if let Some(h) = self.appended.nodes.get(&(level, index)) {
@@ -224,13 +211,13 @@ impl NodeSource for Pending<'_> {
 }
 
 /// Reads Merkle nodes from the committed tree.
-pub(super) struct TreeNodes<'t>(pub(super) &'t sled::Tree);
+pub(crate) struct TreeNodes<'t>(pub(crate) &'t dyn Read);
 
 /// Reads Merkle nodes from the committed tree through a cache, for proving
 /// many receipts of one batch: their proofs share most nodes.
-pub(super) struct CachedNodes<'t> {
-    pub(super) tree: &'t sled::Tree,
-    pub(super) cache: &'t std::cell::RefCell<HashMap<(u8, u64), Hash>>,
+pub(crate) struct CachedNodes<'t> {
+    pub(crate) tree: &'t dyn Read,
+    pub(crate) cache: &'t std::cell::RefCell<HashMap<(u8, u64), Hash>>,
 }
 
 impl NodeSource for CachedNodes<'_> {
@@ -248,6 +235,6 @@ impl NodeSource for CachedNodes<'_> {
 impl NodeSource for TreeNodes<'_> {
     type Error = StoreError;
     fn node(&self, level: u8, index: u64) -> Result<Hash, StoreError> {
-        leaves::node(|k| Ok(self.0.get(k)?), level, index)
+        leaves::node(|k| self.0.get(k), level, index)
     }
 }

@@ -20,16 +20,14 @@
 //! the same), the copies dead-lettered as corrupt go back to the outbox
 //! under their delivery ids, and a `RESTORED` receipt answers the Send.
 
-use std::path::{Path, PathBuf};
-
 use prost::Message;
 use truc_core::AgencyCode;
 use truc_proto::v1::{Receipt, ReceiptEvent, TransportState};
 
+use super::batch::Batch;
+use super::copies::{document, document_receipt};
 use super::documents::enqueue;
-use super::ops::{document, document_receipt};
-use super::pending::Pending;
-use super::Cache;
+
 use crate::keys::{self, tag};
 use crate::records::{DocumentRecord, OutboxEntry, RecipientState};
 use crate::{DeadLetterReason, NewDocument, Quarantined, StoreError};
@@ -40,7 +38,7 @@ const RESEND: &str = "the hub's stored copy of this document is damaged and was 
                       acknowledged it";
 
 /// Each recipient of `hub_id` with its transport state.
-fn recipients(p: &Pending<'_>, hub_id: u64) -> Result<Vec<(String, RecipientState)>, StoreError> {
+fn recipients(p: &Batch<'_>, hub_id: u64) -> Result<Vec<(String, RecipientState)>, StoreError> {
     let prefix = keys::recipients_prefix(hub_id);
     p.scan(&prefix)?
         .into_iter()
@@ -57,7 +55,7 @@ fn agency_code(code: &str) -> Result<AgencyCode, StoreError> {
 }
 
 /// Quarantine document `hub_id` (see the module docs).
-pub(super) fn quarantine(p: &mut Pending<'_>, hub_id: u64, what: &str, actor: &str) -> Result<Quarantined, StoreError> {
+pub(crate) fn quarantine(p: &mut Batch<'_>, hub_id: u64, what: &str, actor: &str) -> Result<Quarantined, StoreError> {
     let mut rec = document(p, hub_id)?;
     let newly = rec.quarantined_at_unix_ms == 0;
     let mut dead_lettered = Vec::new();
@@ -118,42 +116,18 @@ pub(super) fn quarantine(p: &mut Pending<'_>, hub_id: u64, what: &str, actor: &s
     })
 }
 
-/// Move the damaged payload file `sha256` out of `payloads/` into
-/// `quarantine/` (kept for inspection), so that it is never served again
-/// and an upload of the same payload takes the bytes. Returns where it is
-/// now (`None`: it was not there).
-pub(super) fn quarantine_payload_file(cache: &Cache, sha256: &[u8]) -> Result<Option<PathBuf>, StoreError> {
-    let name = truc_core::hex(sha256);
-    let from = cache.path.join("payloads").join(&name);
-    let dir = cache.path.join("quarantine");
-    let io = |p: &Path, e: std::io::Error| StoreError::unavailable(format!("{}: {e}", p.display()));
-    std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
-    let to = dir.join(format!("{name}.{}", truc_core::now_unix_ms()));
-    match std::fs::rename(&from, &to) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io(&from, e)),
-    }
-    for d in [cache.path.join("payloads"), dir] {
-        std::fs::File::open(&d)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| io(&d, e))?;
-    }
-    Ok(Some(to))
-}
-
 /// The sender sent quarantined document `rec` again (same id, same
 /// content): store the new body, put the copies dead-lettered as corrupt
 /// back in the outbox, record `RESTORED`. Returns the receipt's index and
 /// the agencies that got copies back.
-pub(super) fn restore(
-    p: &mut Pending<'_>,
+pub(crate) fn restore(
+    p: &mut Batch<'_>,
     mut rec: DocumentRecord,
     doc: NewDocument,
 ) -> Result<(u64, Vec<AgencyCode>), StoreError> {
     let hub_id = rec.hub_id;
     let d = doc.document;
-    if p.inline_bodies {
+    if p.bodies.inline() {
         if !rec.external_payload {
             p.put(keys::payload(&rec.payload_sha256), d.payload);
         }
@@ -166,7 +140,7 @@ pub(super) fn restore(
         if rec.external_payload {
             body.payload = Vec::new();
         }
-        rec.body = p.bodies.push(&body.encode_to_vec()).encode();
+        rec.body = p.bodies.push(&body.encode_to_vec());
         rec.header = Vec::new();
         rec.signature = Vec::new();
         rec.signer_chain = Vec::new();

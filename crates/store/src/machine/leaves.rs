@@ -27,7 +27,7 @@ const INLINE_NODES: u8 = 0;
 
 /// The value of receipt `bytes` whose append created `nodes` (level 0
 /// first).
-pub(super) fn encode(bytes: &[u8], nodes: &[Hash]) -> Vec<u8> {
+pub(crate) fn encode(bytes: &[u8], nodes: &[Hash]) -> Vec<u8> {
     let mut v = Vec::with_capacity(2 + nodes.len() * 32 + bytes.len());
     v.push(INLINE_NODES);
     v.push(nodes.len() as u8);
@@ -59,7 +59,7 @@ fn split(value: &[u8]) -> Result<Option<Parts<'_>>, StoreError> {
 }
 
 /// The serialized receipt in a value of either layout.
-pub(super) fn receipt(value: &[u8]) -> Result<&[u8], StoreError> {
+pub(crate) fn receipt(value: &[u8]) -> Result<&[u8], StoreError> {
     Ok(match split(value)? {
         Some(parts) => parts.receipt,
         None => value,
@@ -69,7 +69,7 @@ pub(super) fn receipt(value: &[u8]) -> Result<&[u8], StoreError> {
 /// Merkle node `(level, index)`, from the value of the leaf whose append
 /// created it, or from its own `M` key in a store written before. `get`
 /// reads a key (from a batch being built, or from the tree).
-pub(super) fn node<V: AsRef<[u8]>>(
+pub(crate) fn node<V: AsRef<[u8]>>(
     get: impl Fn(&[u8]) -> Result<Option<V>, StoreError>,
     level: u8,
     index: u64,
