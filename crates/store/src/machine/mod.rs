@@ -28,6 +28,10 @@ pub(crate) mod copies;
 pub(crate) mod documents;
 pub mod indicators;
 pub(crate) mod leaves;
+#[cfg(test)]
+mod memory;
+#[cfg(test)]
+mod model;
 pub(crate) mod payloads;
 pub(crate) mod quarantine;
 
