@@ -209,6 +209,8 @@ pub struct CheckedHeader {
     pub to: Vec<AgencyCode>,
     /// The priority (0..=4).
     pub priority: Priority,
+    /// New document, revoke, update or replacement.
+    pub business: BusinessType,
     /// SHA-256 of the header bytes.
     pub header_sha256: [u8; 32],
     /// SHA-256 of the header without its signing time: equal for the same
@@ -273,6 +275,7 @@ pub fn check_header(bytes: &[u8]) -> Result<CheckedHeader, CoreError> {
         from,
         to,
         priority,
+        business,
     })
 }
 

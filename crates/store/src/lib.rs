@@ -14,8 +14,10 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 
-use truc_core::AgencyCode;
-use truc_proto::v1::{ProvenReceipt, SignedDocument, SignedTreeHead, StaffInfo, TrackResponse};
+use truc_core::{AgencyCode, Principal};
+use truc_proto::v1::{
+    BusinessType, Priority, ProvenReceipt, SignedDocument, SignedTreeHead, StaffInfo, StatusCode, TrackResponse,
+};
 
 mod error;
 mod events;
@@ -54,8 +56,8 @@ pub struct NewDocument {
     pub document_id: String,
     /// Recipients, without duplicates.
     pub to: Vec<AgencyCode>,
-    /// Priority, 0..=4.
-    pub priority: i32,
+    /// Priority.
+    pub priority: Priority,
     /// SHA-256 of the header bytes.
     pub header_sha256: [u8; 32],
     /// SHA-256 of the header without its signing time (the idempotency
@@ -64,10 +66,10 @@ pub struct NewDocument {
     pub content_sha256: [u8; 32],
     /// The document as received (header bytes, signature, chain, payload).
     pub document: SignedDocument,
-    /// Who sent it, as a principal URI.
-    pub actor: String,
-    /// `truc.v1.BusinessType` value.
-    pub business_type: i32,
+    /// Who sent it (the agency of the mTLS certificate).
+    pub actor: Principal,
+    /// New document, revoke, update or replacement.
+    pub business_type: BusinessType,
     /// For revoke, update, replace: the sender's id of the original (for a
     /// revoke or update sent under the original's id: that id, or empty).
     pub reference_document_id: String,
@@ -178,14 +180,15 @@ pub struct SendOutcome {
 pub struct StatusReport {
     /// The reporting agency (from its certificate).
     pub reporter: AgencyCode,
-    /// The reporter as a principal URI.
-    pub actor: String,
+    /// The reporter, as authenticated.
+    pub actor: Principal,
     /// The document's sender and the sender's document id.
     pub document_from: AgencyCode,
     /// The sender's document id.
     pub document_id: String,
-    /// `truc.v1.StatusCode` value, already checked to be 1–6, 13, 15 or 16.
-    pub code: i32,
+    /// The status (the store refuses a code without a rule: 1–6, 13, 15
+    /// and 16 have one).
+    pub code: StatusCode,
     /// Reason or note.
     pub description: String,
     /// Who handled it.

@@ -28,7 +28,7 @@ fn doc(from: &str, id: &str, to: &[&str], priority: i32, payload: &[u8]) -> NewD
         from: code(from),
         document_id: id.into(),
         to: to.iter().map(|c| code(c)).collect(),
-        priority,
+        priority: truc_proto::v1::Priority::try_from(priority).unwrap(),
         header_sha256: truc_core::sha256(&header),
         content_sha256: truc_core::sha256(&header),
         document: SignedDocument {
@@ -36,8 +36,8 @@ fn doc(from: &str, id: &str, to: &[&str], priority: i32, payload: &[u8]) -> NewD
             payload: payload.to_vec(),
             ..Default::default()
         },
-        actor: format!("urn:truc:agency:{from}"),
-        business_type: 0,
+        actor: truc_core::Principal::parse_uri(&format!("urn:truc:agency:{from}")).unwrap(),
+        business_type: truc_proto::v1::BusinessType::New,
         reference_document_id: String::new(),
         business_reason: String::new(),
         receiver_changes: Vec::new(),
@@ -608,10 +608,10 @@ async fn confirmation_deadlines_follow_the_working_day_calendar() {
     ] {
         s.report_status(truc_store::StatusReport {
             reporter: code(c),
-            actor: format!("urn:truc:agency:{c}"),
+            actor: truc_core::Principal::parse_uri(&format!("urn:truc:agency:{c}")).unwrap(),
             document_from: code("G22"),
             document_id: id.into(),
-            code: status,
+            code: truc_proto::v1::StatusCode::try_from(status).unwrap(),
             description: String::new(),
             staff: None,
         })

@@ -26,7 +26,7 @@ fn document() -> NewDocument {
         from: code(SENDER),
         document_id: ID.into(),
         to: RECIPIENTS.iter().map(|c| code(c)).collect(),
-        priority: 0,
+        priority: truc_proto::v1::Priority::Normal,
         header_sha256: truc_core::sha256(&header),
         content_sha256: truc_core::sha256(&header),
         document: SignedDocument {
@@ -34,8 +34,8 @@ fn document() -> NewDocument {
             payload: b"x".to_vec(),
             ..Default::default()
         },
-        actor: format!("urn:truc:agency:{SENDER}"),
-        business_type: 0,
+        actor: truc_core::Principal::parse_uri(&format!("urn:truc:agency:{SENDER}")).unwrap(),
+        business_type: truc_proto::v1::BusinessType::New,
         reference_document_id: String::new(),
         business_reason: String::new(),
         receiver_changes: Vec::new(),
@@ -182,10 +182,10 @@ async fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                 let got = s
                     .report_status(StatusReport {
                         reporter: code(who(w)),
-                        actor: format!("urn:truc:agency:{}", who(w)),
+                        actor: truc_core::Principal::parse_uri(&format!("urn:truc:agency:{}", who(w))).unwrap(),
                         document_from: code(SENDER),
                         document_id: ID.into(),
-                        code: status,
+                        code: truc_proto::v1::StatusCode::try_from(status).unwrap(),
                         description: format!("step {status}"),
                         staff: None,
                     })

@@ -157,10 +157,10 @@ impl Axis for AxisService {
             .store
             .report_status(StatusReport {
                 reporter,
-                actor: principal.uri(),
+                actor: principal.clone(),
                 document_from,
                 document_id: r.document_id,
-                code: r.code,
+                code,
                 description: r.description,
                 staff: r.staff,
             })
@@ -254,12 +254,12 @@ pub(crate) async fn accept(
         .send(NewDocument {
             from: checked.from,
             to: checked.to,
-            priority: checked.priority as i32,
+            priority: checked.priority,
             header_sha256: checked.header_sha256,
             content_sha256: checked.content_sha256,
             document: doc,
-            actor: principal.uri(),
-            business_type: h.business_type,
+            actor: principal.clone(),
+            business_type: checked.business,
             reference_document_id: h.reference_document_id,
             business_reason: h.business_reason,
             // `check_header` parsed these codes.

@@ -160,7 +160,8 @@ impl<'t> Batch<'t> {
         if receipt.hub_document_id != 0 {
             self.put(keys::doc_receipt(receipt.hub_document_id, index), Vec::new());
         }
-        let actor_agency = receipt.actor.strip_prefix("urn:truc:agency:").unwrap_or("");
+        let actor = truc_core::Principal::parse_uri(&receipt.actor).ok();
+        let actor_agency = actor.as_ref().and_then(|p| p.agency()).map_or("", |a| a.as_str());
         let mut named: Vec<&str> = vec![receipt.from.as_str(), receipt.recipient.as_str(), actor_agency];
         // ACCEPTED: the recipients too, so an agency finds what was sent to it.
         named.extend(receipt.recipients.iter().map(String::as_str));

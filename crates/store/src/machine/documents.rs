@@ -228,7 +228,8 @@ fn concerning_all(
 }
 
 pub(crate) fn send(p: &mut Batch<'_>, env: &dyn Env, doc: NewDocument) -> Result<Sent, StoreError> {
-    let business = BusinessType::try_from(doc.business_type).unwrap_or(BusinessType::New);
+    let business = doc.business_type;
+    let actor = doc.actor.uri();
     let reference = if doc.reference_document_id.is_empty() {
         doc.document_id.clone()
     } else {
@@ -400,27 +401,27 @@ pub(crate) fn send(p: &mut Batch<'_>, env: &dyn Env, doc: NewDocument) -> Result
         from: doc.from.to_string(),
         document_id: doc.document_id.clone(),
         recipients: to.iter().map(|c| c.to_string()).collect(),
-        priority: doc.priority,
+        priority: doc.priority as i32,
         subject: doc.subject.clone(),
         payload_size,
         external_payload: doc.payload_external,
         body,
         quarantined_at_unix_ms: 0,
         quarantine_reason: String::new(),
-        business_type: doc.business_type,
+        business_type: business as i32,
         business_reason: doc.business_reason.clone(),
     };
     p.put(keys::document(hub_id), rec.encode_to_vec());
     let appended = p.append_receipt(Receipt {
         event: ReceiptEvent::Accepted as i32,
-        actor: doc.actor.clone(),
+        actor: actor.clone(),
         from: doc.from.to_string(),
         document_id: doc.document_id.clone(),
         hub_document_id: hub_id,
         header_sha256: doc.header_sha256.to_vec(),
         detail: to.iter().map(AgencyCode::as_str).collect::<Vec<_>>().join(","),
         recipients: to.iter().map(AgencyCode::to_string).collect(),
-        business_type: doc.business_type,
+        business_type: business as i32,
         // The original (the first one a replacement replaces).
         reference_document_id: originals
             .first()
@@ -460,7 +461,7 @@ pub(crate) fn send(p: &mut Batch<'_>, env: &dyn Env, doc: NewDocument) -> Result
                 if matches!(&state, Some(s) if s.state == TransportState::Withdrawn as i32) {
                     continue;
                 }
-                if !withdraw_if_queued(p, orig, r.as_str(), &doc.actor, &why)? {
+                if !withdraw_if_queued(p, orig, r.as_str(), &actor, &why)? {
                     expect_reply(p, orig.hub_id, r.as_str())?;
                     receivers.insert(r.to_string());
                 }
@@ -472,7 +473,7 @@ pub(crate) fn send(p: &mut Batch<'_>, env: &dyn Env, doc: NewDocument) -> Result
             let why = format!("replaced by {:?}", doc.document_id);
             for (orig, concerns) in &originals {
                 for r in concerns {
-                    withdraw_if_queued(p, orig, r, &doc.actor, &why)?;
+                    withdraw_if_queued(p, orig, r, &actor, &why)?;
                 }
             }
             receivers.extend(to.iter().map(|c| c.to_string()));
@@ -497,7 +498,7 @@ pub(crate) fn send(p: &mut Batch<'_>, env: &dyn Env, doc: NewDocument) -> Result
                 if withdrawn(p, orig.hub_id, r)? {
                     continue; // nothing to withdraw, nobody to ask
                 }
-                if !withdraw_if_queued(p, &orig, r, &doc.actor, &why)? {
+                if !withdraw_if_queued(p, &orig, r, &actor, &why)? {
                     expect_reply(p, orig.hub_id, r)?;
                     receivers.insert(r.clone());
                 }
@@ -549,17 +550,17 @@ pub(crate) fn report_status(p: &mut Batch<'_>, r: StatusReport) -> Result<(u64, 
         .ok_or_else(unknown)?;
     let hub_id = keys::u64_value(&v).ok_or_else(|| StoreError::corrupt("idempotency key"))?;
     let rec = document(p, hub_id)?;
-    let rule =
-        status_rules::rule(r.code).ok_or_else(|| StoreError::InvalidArgument(format!("status code {}", r.code)))?;
+    let rule = status_rules::rule(r.code as i32)
+        .ok_or_else(|| StoreError::InvalidArgument(format!("status code {}", r.code as i32)))?;
     let is_sender = r.reporter == r.document_from;
     let mut receipt = Receipt {
         event: ReceiptEvent::StatusReported as i32,
-        actor: r.actor.clone(),
+        actor: r.actor.uri(),
         from: rec.from.clone(),
         document_id: rec.document_id.clone(),
         hub_document_id: hub_id,
         header_sha256: rec.header_sha256.clone(),
-        status_code: r.code,
+        status_code: r.code as i32,
         description: r.description.clone(),
         staff: r.staff.clone(),
         ..Default::default()
@@ -588,7 +589,7 @@ pub(crate) fn report_status(p: &mut Batch<'_>, r: StatusReport) -> Result<(u64, 
         let mut notify = Vec::new();
         let why = format!("taken back by its sender (status 13, receipt {index})");
         for to in open {
-            if !withdraw_if_queued(p, &rec, &to, &r.actor, &why)? {
+            if !withdraw_if_queued(p, &rec, &to, &r.actor.uri(), &why)? {
                 expect_reply(p, hub_id, &to)?;
                 enqueue(p, &to, hub_id, rec.priority, Some(index), 0);
             }
@@ -620,7 +621,7 @@ pub(crate) fn report_status(p: &mut Batch<'_>, r: StatusReport) -> Result<(u64, 
     }
     receipt.recipient = r.reporter.to_string();
     let index = p.append_receipt(receipt)?;
-    state.status = r.code;
+    state.status = r.code as i32;
     state.status_description = r.description;
     state.status_at_unix_ms = p.time_unix_ms;
     p.put(keys::recipient(hub_id, r.reporter.as_str()), state.encode_to_vec());

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use proptest::prelude::*;
 use prost::Message;
 use truc_core::AgencyCode;
-use truc_proto::v1::{AgencyState, BusinessType, SignedDocument};
+use truc_proto::v1::{AgencyState, BusinessType, Priority, SignedDocument};
 
 use super::memory::MemoryStore;
 use super::{Command, Outcome};
@@ -378,7 +378,7 @@ fn new_document(from: &AgencyCode, to: &[AgencyCode], doc: u8, content: u8, prio
         from: from.clone(),
         document_id: format!("{doc}/QĐ-MODEL"),
         to: to.to_vec(),
-        priority,
+        priority: Priority::try_from(priority).unwrap(),
         header_sha256: truc_core::sha256(&header),
         content_sha256: truc_core::sha256(&[doc, content]),
         payload_size: payload.len() as u64,
@@ -388,8 +388,8 @@ fn new_document(from: &AgencyCode, to: &[AgencyCode], doc: u8, content: u8, prio
             payload,
             ..Default::default()
         },
-        actor: format!("urn:truc:agency:{from}"),
-        business_type: BusinessType::New as i32,
+        actor: truc_core::Principal::Agency(from.clone()),
+        business_type: BusinessType::New,
         reference_document_id: String::new(),
         business_reason: String::new(),
         receiver_changes: Vec::new(),

@@ -174,14 +174,14 @@ pub(crate) fn restore(
         state.state_at_unix_ms = p.time_unix_ms;
         p.put(keys::recipient(hub_id, &agency), state.encode_to_vec());
         let code = agency_code(&agency)?;
-        let mut r = document_receipt(ReceiptEvent::Redriven, &doc.actor, &rec, &code, 0);
+        let mut r = document_receipt(ReceiptEvent::Redriven, &doc.actor.uri(), &rec, &code, 0);
         r.detail = "restored: the sender sent the quarantined document again".into();
         p.append_receipt(r)?;
         notify.push(code);
     }
     let index = p.append_receipt(Receipt {
         event: ReceiptEvent::Restored as i32,
-        actor: doc.actor.clone(),
+        actor: doc.actor.uri(),
         from: rec.from.clone(),
         document_id: rec.document_id.clone(),
         hub_document_id: hub_id,
