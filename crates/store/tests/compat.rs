@@ -1,0 +1,184 @@
+//! A store written by an earlier release opens and keeps working.
+//!
+//! `fixtures/store-6518a44.tar.gz` was written by the store of commit
+//! 6518a44 (the release before the state machine and the commit-log trait)
+//! with the program kept beside it (`fixtures/store-6518a44.rs.txt`, run as
+//! an example of that commit's `truc-store`): three agencies, three
+//! documents (one delivered and confirmed with 03, the others queued), its
+//! receipts, signed tree heads, the signed-head file, the body log, and the
+//! key that signed them. This release must read every part of it, prove
+//! every receipt under the old heads, deliver what was queued, and extend
+//! the same log.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use truc_core::tree_head::TreeHeadSigner;
+use truc_core::{merkle, AgencyCode, Principal};
+use truc_proto::v1::{BusinessType, Priority, SignedDocument, StatusCode};
+use truc_store::{NewDocument, ReceiptFilter, ReceiptQuery, SledStore, SledStoreOptions, Store};
+
+fn code(s: &str) -> AgencyCode {
+    AgencyCode::parse(s).unwrap()
+}
+
+fn unpack(to: &Path) {
+    let archive = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-6518a44.tar.gz");
+    let status = std::process::Command::new("tar")
+        .arg("xzf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(to)
+        .status()
+        .expect("tar runs");
+    assert!(status.success(), "cannot unpack {}", archive.display());
+}
+
+async fn open(dir: &Path, signer: TreeHeadSigner) -> Arc<SledStore> {
+    let opts = SledStoreOptions::new(dir.join("store"));
+    tokio::task::spawn_blocking(move || SledStore::open(&opts, signer).unwrap())
+        .await
+        .unwrap()
+}
+
+fn new_doc(from: &str, id: &str, to: &[&str], payload: &[u8]) -> NewDocument {
+    let header = format!("{from}|{id}|new").into_bytes();
+    NewDocument {
+        from: code(from),
+        document_id: id.into(),
+        to: to.iter().map(|c| code(c)).collect(),
+        priority: Priority::Normal,
+        header_sha256: truc_core::sha256(&header),
+        content_sha256: truc_core::sha256(&header),
+        document: SignedDocument {
+            header,
+            payload: payload.to_vec(),
+            ..Default::default()
+        },
+        actor: Principal::Agency(code(from)),
+        business_type: BusinessType::New,
+        reference_document_id: String::new(),
+        business_reason: String::new(),
+        receiver_changes: Vec::new(),
+        replacements: Vec::new(),
+        subject: String::new(),
+        delivery_deadline_unix_ms: 0,
+        payload_external: false,
+        payload_sha256: truc_core::sha256(payload),
+        payload_size: payload.len() as u64,
+    }
+}
+
+#[tokio::test]
+async fn a_store_written_by_release_6518a44_opens_proves_delivers_and_grows() {
+    let dir = tempfile::tempdir().unwrap();
+    unpack(dir.path());
+    let key = std::fs::read(dir.path().join("receipts.pk8")).unwrap();
+    let verifier = TreeHeadSigner::from_pkcs8(&key).unwrap().verifier();
+    let s = open(dir.path(), TreeHeadSigner::from_pkcs8(&key).unwrap()).await;
+
+    // The directory, with its Vietnamese names.
+    let names: Vec<(String, String)> = s.agencies().into_iter().map(|a| (a.code, a.name)).collect();
+    assert_eq!(
+        names,
+        [
+            ("000.00.00.G01", "Bộ A"),
+            ("000.00.00.G02", "Bộ B"),
+            ("000.00.00.H03", "Tỉnh C")
+        ]
+        .map(|(c, n)| (c.to_string(), n.to_string()))
+    );
+
+    // Every receipt proves under the head the old release signed.
+    let old_head = verifier.verify(&s.tree_head(0).await.unwrap().unwrap()).unwrap();
+    let page = s
+        .receipts(ReceiptQuery {
+            filter: ReceiptFilter::All,
+            since_unix_ms: 0,
+            until_unix_ms: 0,
+            page_token: 0,
+            page_size: 100,
+            visible_to: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.receipts.len() as u64, old_head.tree_size);
+    for r in &page.receipts {
+        let mut r = r.clone();
+        r.tree_head = Some(page.tree_head.clone());
+        verifier.verify_proven_receipt(&r).unwrap();
+    }
+
+    // What was queued is delivered, bytes intact from the old body log.
+    let g02 = s.fetch(code("000.00.00.G02"), HashSet::new(), 10).await.unwrap();
+    assert_eq!(g02.len(), 1);
+    assert_eq!(g02[0].document.as_ref().unwrap().payload, vec![7u8; 4096]);
+    let h03 = s.fetch(code("000.00.00.H03"), HashSet::new(), 10).await.unwrap();
+    assert_eq!(h03.len(), 1);
+    assert_eq!(h03[0].document.as_ref().unwrap().payload, b"first");
+    // G01 has H03's document and the notice of G02's 03.
+    let g01 = s.fetch(code("000.00.00.G01"), HashSet::new(), 10).await.unwrap();
+    assert_eq!(g01.len(), 2);
+    assert_eq!(g01.iter().filter(|i| i.status.is_some()).count(), 1);
+    let track = s
+        .track(code("000.00.00.G01"), "1/QĐ-A".into())
+        .await
+        .unwrap()
+        .expect("tracked");
+    let g02_row = track
+        .recipients
+        .iter()
+        .find(|r| r.agency == "000.00.00.G02")
+        .expect("G02's row");
+    assert_eq!(g02_row.status, StatusCode::Arrived as i32);
+
+    // Acknowledged, resent (a duplicate), and a new document: the same log
+    // grows, consistent with the old head.
+    let agency = Principal::Agency(code("000.00.00.G02")).uri();
+    assert_eq!(
+        s.ack(code("000.00.00.G02"), vec![g02[0].delivery_id], agency)
+            .await
+            .unwrap(),
+        1
+    );
+    let again = s
+        .send({
+            let mut d = new_doc("000.00.00.G01", "2/QĐ-A", &["000.00.00.G02"], &[7u8; 4096]);
+            // As the old release stored it.
+            let header = "000.00.00.G01|2/QĐ-A|4".as_bytes().to_vec();
+            d.header_sha256 = truc_core::sha256(&header);
+            d.content_sha256 = truc_core::sha256(&header);
+            d.document.header = header;
+            d.priority = Priority::Express;
+            d
+        })
+        .await
+        .unwrap();
+    assert!(again.duplicate, "the old document's idempotency key is read");
+    let sent = s
+        .send(new_doc("000.00.00.H03", "4/CV-C", &["000.00.00.G02"], b"new"))
+        .await
+        .unwrap();
+    let (_, new_head) = verifier.verify_proven_receipt(&sent.receipt).unwrap();
+    assert!(new_head.tree_size > old_head.tree_size);
+    let proof = s
+        .consistency_proof(old_head.tree_size, new_head.tree_size)
+        .await
+        .unwrap();
+    merkle::verify_consistency(
+        old_head.tree_size,
+        new_head.tree_size,
+        &old_head.root_hash.as_slice().try_into().unwrap(),
+        &new_head.root_hash.as_slice().try_into().unwrap(),
+        &proof,
+    )
+    .unwrap();
+    tokio::task::spawn_blocking(move || s.close()).await.unwrap();
+
+    // And it opens again.
+    let s = open(dir.path(), TreeHeadSigner::from_pkcs8(&key).unwrap()).await;
+    let head = verifier.verify(&s.tree_head(0).await.unwrap().unwrap()).unwrap();
+    assert_eq!(head.tree_size, new_head.tree_size);
+    tokio::task::spawn_blocking(move || s.close()).await.unwrap();
+}
