@@ -1,6 +1,7 @@
 //! The embedded backend: one sled tree in the data directory.
 
 mod commit_log;
+mod env;
 mod gc;
 mod head;
 mod log;
@@ -30,7 +31,7 @@ use truc_proto::v1::{SignedTreeHead, TrackResponse};
 
 use self::ops::Op;
 use crate::keys::{self, tag};
-use crate::machine::{self, agencies, indicators, Command, Outcome};
+use crate::machine::{agencies, indicators, Command, Outcome};
 use crate::records::{AgencyRecord, Meta};
 use crate::{
     AgencyInfo, BoxFuture, ExpireOutcome, NewDocument, PayloadRef, QueueEntry, QueueStats, QueuedItem, ReceiptPage,
@@ -231,75 +232,6 @@ impl Cache {
             queued: self.queued(&a.code),
             successor: a.successor.clone(),
         }
-    }
-}
-
-/// What the state machine asks of the world: the cached directory and
-/// queue counts, the limits, the disk, the payload files.
-impl machine::Env for Cache {
-    fn agency(&self, code: &str) -> Option<AgencyRecord> {
-        Cache::agency(self, code)
-    }
-
-    fn queue_counts(&self, code: &str) -> (u64, u64) {
-        Cache::queue_counts(self, code)
-    }
-
-    fn quota_bytes(&self) -> u64 {
-        self.quota_bytes
-    }
-
-    fn disk_short(&self, size: u64) -> Option<String> {
-        if self.min_free_bytes == 0 {
-            return None;
-        }
-        let free = fs2::available_space(&self.path).ok()?;
-        (free < self.min_free_bytes.saturating_add(size)).then(|| {
-            format!(
-                "the hub's disk is nearly full ({free} bytes free, {} kept in reserve); nothing was stored, retry \
-                 later",
-                self.min_free_bytes
-            )
-        })
-    }
-
-    fn pinned(&self, sha256: &[u8]) -> bool {
-        gc::pinned(self, sha256)
-    }
-
-    fn delete_payload(&self, sha256: &[u8]) -> bool {
-        gc::delete_payload(self, sha256)
-    }
-
-    fn deletions_durable(&self) -> Result<(), StoreError> {
-        gc::sync_payload_dir(self)
-    }
-}
-
-/// sled's tree as the state machine reads it.
-impl machine::Read for sled::Tree {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(sled::Tree::get(self, key)?.map(|v| v.to_vec()))
-    }
-
-    fn contains(&self, key: &[u8]) -> Result<bool, StoreError> {
-        Ok(self.contains_key(key)?)
-    }
-
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<machine::KeyValue>, StoreError> {
-        sled::Tree::scan_prefix(self, prefix)
-            .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(StoreError::from))
-            .collect()
-    }
-
-    fn range(&self, from: &[u8], to: &[u8], visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<(), StoreError> {
-        for kv in sled::Tree::range(self, from..to) {
-            let (k, v) = kv?;
-            if !visit(&k, &v) {
-                break;
-            }
-        }
-        Ok(())
     }
 }
 
