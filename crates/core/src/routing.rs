@@ -159,7 +159,8 @@ pub struct RoutingTable {
 }
 
 impl RoutingTable {
-    /// Builds the table: `own` is this hub's id, `serves` the patterns this
+    /// Builds the table: `own` is this hub's id (`None` before it is known:
+    /// a configuration checked before the hub certificate is read), `serves` the patterns this
     /// hub serves itself (may be empty), `peers` each peer's id and
     /// patterns in configuration order, `default_peer` the route for codes
     /// nothing else matches.
@@ -168,7 +169,7 @@ impl RoutingTable {
     /// route, a pattern listed by two routes (naming both), and a default
     /// peer that is not configured.
     pub fn new(
-        own: &HubId,
+        own: Option<&HubId>,
         serves: &[CodePattern],
         peers: &[(HubId, Vec<CodePattern>)],
         default_peer: Option<&HubId>,
@@ -181,7 +182,7 @@ impl RoutingTable {
             prefix: HashMap::new(),
         };
         for (id, _) in peers {
-            if id == own {
+            if Some(id) == own {
                 return Err(RoutingError::PeerIsSelf(id.clone()));
             }
             if table.peers.contains(id) {

@@ -92,7 +92,7 @@ fn build(routes: &[(usize, CodePattern)], default: Option<usize>) -> Result<Rout
         })
         .collect();
     RoutingTable::new(
-        &id("here"),
+        Some(&id("here")),
         &serves,
         &peers,
         default.map(|i| id(&format!("p{i}"))).as_ref(),

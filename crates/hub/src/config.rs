@@ -9,6 +9,10 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use thiserror::Error;
 
+mod federation;
+
+pub use federation::{peer_url, FederationConfig, PeerConfig, MAX_HOPS_LIMIT};
+
 /// Everything `trucd` can be told.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -43,6 +47,12 @@ pub struct Config {
     pub store: StoreConfig,
     /// The web console for operators and auditors (`crate::console`).
     pub console: crate::console::ConsoleConfig,
+    /// Routing between hubs: this hub's own patterns, the default peer, the
+    /// hop limit.
+    pub federation: FederationConfig,
+    /// The other hubs this hub trusts (`[[peers]]`), each with the CA that
+    /// issued it and the agency codes it serves.
+    pub peers: Vec<PeerConfig>,
     /// The clock of receipt times and deadlines. Not a configuration key:
     /// the system clock, unless a test sets a manual one.
     #[serde(skip)]
@@ -508,6 +518,8 @@ impl Default for Config {
             admin: AdminConfig::default(),
             store: StoreConfig::default(),
             console: crate::console::ConsoleConfig::default(),
+            federation: FederationConfig::default(),
+            peers: Vec::new(),
         }
     }
 }
@@ -560,6 +572,20 @@ pub enum ConfigError {
         origin: String,
         /// What is allowed.
         reason: &'static str,
+    },
+    /// A `[federation]` key or a `[[peers]]` entry cannot be used, or the
+    /// routing table they make is ambiguous.
+    #[error("{key}{}{origin}: {reason}", if value.is_empty() { String::new() } else { format!(" = {value}") })]
+    Federation {
+        /// Dotted key, with the peer's id (`peers[1].serves[0] (peer g12)`),
+        /// or `routing` for the table as a whole.
+        key: String,
+        /// The value given (empty for the table as a whole).
+        value: String,
+        /// " (from TRUC_…)" when an environment variable set it.
+        origin: String,
+        /// What is wrong.
+        reason: String,
     },
 }
 
@@ -633,6 +659,9 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("TRUC_STORE_LEASE_MS", "store.lease_ms"),
     ("TRUC_STORE_TIMEOUT_MS", "store.timeout_ms"),
     ("TRUC_STORE_SLED_FLUSH_MS", "store.sled_flush_ms"),
+    ("TRUC_FEDERATION_SERVES", "federation.serves"),
+    ("TRUC_FEDERATION_DEFAULT_PEER", "federation.default_peer"),
+    ("TRUC_FEDERATION_MAX_HOPS", "federation.max_hops"),
 ];
 
 impl Config {
@@ -675,21 +704,28 @@ impl Config {
                     message: e.message().to_string(),
                 })?,
         };
+        let origin = |key: &str| {
+            ENV_KEYS
+                .iter()
+                .find(|(_, k)| key == *k || key.strip_prefix(*k).is_some_and(|rest| rest.starts_with('[')))
+                .map(|(v, _)| *v)
+                .filter(|v| env.contains_key(*v))
+                .map(|v| format!(" (from {v})"))
+                .unwrap_or_default()
+        };
         cfg.validate().map_err(|e| match e {
-            ConfigError::Value { key, value, reason, .. } => {
-                let var = ENV_KEYS
-                    .iter()
-                    .find(|(_, k)| *k == key)
-                    .map(|(v, _)| *v)
-                    .filter(|v| env.contains_key(*v));
-                let origin = var.map(|v| format!(" (from {v})")).unwrap_or_default();
-                ConfigError::Value {
-                    key,
-                    value,
-                    origin,
-                    reason,
-                }
-            }
+            ConfigError::Value { key, value, reason, .. } => ConfigError::Value {
+                origin: origin(key),
+                key,
+                value,
+                reason,
+            },
+            ConfigError::Federation { key, value, reason, .. } => ConfigError::Federation {
+                origin: origin(&key),
+                key,
+                value,
+                reason,
+            },
             other => other,
         })?;
         Ok(cfg)
@@ -832,6 +868,7 @@ impl Config {
                 "must be at least 100",
             ));
         }
+        self.routing_table(None)?;
         if !matches!(self.log.format.as_str(), "plain" | "json") {
             return Err(value(
                 "log.format",
@@ -840,6 +877,18 @@ impl Config {
             ));
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// The routing table of `[federation]` and `[[peers]]`, every file and
+    /// pattern checked; with this hub's id `own` (from its certificate),
+    /// also that no peer has it.
+    pub fn routing_table(
+        &self,
+        own: Option<&truc_core::routing::HubId>,
+    ) -> Result<truc_core::routing::RoutingTable, ConfigError> {
+        federation::routing_table(&self.federation, &self.peers, own)
     }
 }
 
@@ -856,7 +905,12 @@ fn env_value(key: &str, raw: &str) -> toml::Value {
     // Lists of paths may be given comma-separated.
     if matches!(
         key,
-        "tls.client_ca" | "tls.crl" | "signing.trust_anchors" | "store.nats_urls" | "calendar.weekend"
+        "tls.client_ca"
+            | "tls.crl"
+            | "signing.trust_anchors"
+            | "store.nats_urls"
+            | "calendar.weekend"
+            | "federation.serves"
     ) && !raw.trim_start().starts_with('[')
     {
         return toml::Value::Array(

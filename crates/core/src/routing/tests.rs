@@ -17,7 +17,7 @@ fn pats(list: &[&str]) -> Vec<CodePattern> {
 /// everything else to the national hub.
 fn h49() -> RoutingTable {
     RoutingTable::new(
-        &id("h49"),
+        Some(&id("h49")),
         &pats(&["*.H49", "H49.*"]),
         &[
             (id("national"), pats(&["*.G22", "G22.*"])),
@@ -57,7 +57,7 @@ fn the_documented_order_of_decision() {
 #[test]
 fn more_groups_win_in_both_formats() {
     let t = RoutingTable::new(
-        &id("national"),
+        Some(&id("national")),
         &[],
         &[
             (id("g14"), pats(&["*.G14", "G14.*"])),
@@ -107,7 +107,7 @@ fn configuration_errors_name_the_peers_and_the_pattern() {
     let own = id("h49");
     let build = |serves: &[&str], peers: &[(&str, &[&str])], default: Option<&str>| {
         let peers: Vec<(HubId, Vec<CodePattern>)> = peers.iter().map(|(i, p)| (id(i), pats(p))).collect();
-        RoutingTable::new(&own, &pats(serves), &peers, default.map(id).as_ref())
+        RoutingTable::new(Some(&own), &pats(serves), &peers, default.map(id).as_ref())
             .unwrap_err()
             .to_string()
     };
@@ -132,13 +132,15 @@ fn configuration_errors_name_the_peers_and_the_pattern() {
         "peer national is configured twice"
     );
     assert_eq!(build(&[], &[("h49", &[])], None), "peer h49 has this hub's own id");
+    // Before the hub's own id is known, only that check is left out.
+    RoutingTable::new(None, &[], &[(id("h49"), vec![])], None).unwrap();
     assert_eq!(
         build(&[], &[("national", &[])], Some("nationl")),
         "default_peer nationl is not one of the configured peers"
     );
     // Overlapping but not equal patterns are fine: the more specific wins.
     RoutingTable::new(
-        &own,
+        Some(&own),
         &[],
         &[
             (id("a"), pats(&["*.G14"])),
