@@ -178,9 +178,13 @@ impl CrlSetting {
 
     /// Where the CRL is looked for when `tls.crl` is not set: `crl.pem` in
     /// the CA directory that holds the identity directory (`pki/crl.pem`
-    /// for `pki/hub`).
+    /// for `pki/hub`, and for `pki/hubs/<id>`, another hub of that CA).
     pub fn default_path(identity: &std::path::Path) -> PathBuf {
         match identity.parent() {
+            Some(p) if p.file_name().is_some_and(|n| n == "hubs") => match p.parent() {
+                Some(ca) if !ca.as_os_str().is_empty() => ca.join("crl.pem"),
+                _ => PathBuf::from("crl.pem"),
+            },
             Some(p) if !p.as_os_str().is_empty() => p.join("crl.pem"),
             _ => PathBuf::from("crl.pem"),
         }
@@ -574,16 +578,15 @@ pub enum ConfigError {
         reason: &'static str,
     },
     /// A `[federation]` key or a `[[peers]]` entry cannot be used, or the
-    /// routing table they make is ambiguous.
-    #[error("{key}{}{origin}: {reason}", if value.is_empty() { String::new() } else { format!(" = {value}") })]
+    /// routing table they make is ambiguous. (Both are set in the file
+    /// only: peers and their routes go together.)
+    #[error("{key}{}: {reason}", if value.is_empty() { String::new() } else { format!(" = {value}") })]
     Federation {
         /// Dotted key, with the peer's id (`peers[1].serves[0] (peer g12)`),
         /// or `routing` for the table as a whole.
         key: String,
         /// The value given (empty for the table as a whole).
         value: String,
-        /// " (from TRUC_…)" when an environment variable set it.
-        origin: String,
         /// What is wrong.
         reason: String,
     },
@@ -659,9 +662,6 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("TRUC_STORE_LEASE_MS", "store.lease_ms"),
     ("TRUC_STORE_TIMEOUT_MS", "store.timeout_ms"),
     ("TRUC_STORE_SLED_FLUSH_MS", "store.sled_flush_ms"),
-    ("TRUC_FEDERATION_SERVES", "federation.serves"),
-    ("TRUC_FEDERATION_DEFAULT_PEER", "federation.default_peer"),
-    ("TRUC_FEDERATION_MAX_HOPS", "federation.max_hops"),
 ];
 
 impl Config {
@@ -704,28 +704,21 @@ impl Config {
                     message: e.message().to_string(),
                 })?,
         };
-        let origin = |key: &str| {
-            ENV_KEYS
-                .iter()
-                .find(|(_, k)| key == *k || key.strip_prefix(*k).is_some_and(|rest| rest.starts_with('[')))
-                .map(|(v, _)| *v)
-                .filter(|v| env.contains_key(*v))
-                .map(|v| format!(" (from {v})"))
-                .unwrap_or_default()
-        };
         cfg.validate().map_err(|e| match e {
-            ConfigError::Value { key, value, reason, .. } => ConfigError::Value {
-                origin: origin(key),
-                key,
-                value,
-                reason,
-            },
-            ConfigError::Federation { key, value, reason, .. } => ConfigError::Federation {
-                origin: origin(&key),
-                key,
-                value,
-                reason,
-            },
+            ConfigError::Value { key, value, reason, .. } => {
+                let var = ENV_KEYS
+                    .iter()
+                    .find(|(_, k)| *k == key)
+                    .map(|(v, _)| *v)
+                    .filter(|v| env.contains_key(*v));
+                let origin = var.map(|v| format!(" (from {v})")).unwrap_or_default();
+                ConfigError::Value {
+                    key,
+                    value,
+                    origin,
+                    reason,
+                }
+            }
             other => other,
         })?;
         Ok(cfg)
@@ -910,7 +903,6 @@ fn env_value(key: &str, raw: &str) -> toml::Value {
             | "signing.trust_anchors"
             | "store.nats_urls"
             | "calendar.weekend"
-            | "federation.serves"
     ) && !raw.trim_start().starts_with('[')
     {
         return toml::Value::Array(
@@ -1138,6 +1130,15 @@ mod tests {
         );
         assert_eq!(
             CrlSetting::default_path(std::path::Path::new("hub")),
+            PathBuf::from("crl.pem")
+        );
+        // Another hub of the same CA (`truc pki issue --hub h49`).
+        assert_eq!(
+            CrlSetting::default_path(std::path::Path::new("/etc/truc/pki/hubs/h49")),
+            PathBuf::from("/etc/truc/pki/crl.pem")
+        );
+        assert_eq!(
+            CrlSetting::default_path(std::path::Path::new("hubs/h49")),
             PathBuf::from("crl.pem")
         );
     }

@@ -861,7 +861,12 @@ pub fn check_config(config: &Config) -> Result<Vec<String>, HubError> {
         out.push(format!("calendar: WARNING: {w}"));
     }
     let data = &config.data_dir;
-    let probe = data.ancestors().find(|a| a.exists()).unwrap_or(data);
+    // A relative data_dir's last ancestor is "": the working directory.
+    let probe = data
+        .ancestors()
+        .map(|a| if a.as_os_str().is_empty() { Path::new(".") } else { a })
+        .find(|a| a.exists())
+        .unwrap_or(data);
     let meta = std::fs::metadata(probe).map_err(|e| HubError::Config(format!("data_dir {}: {e}", data.display())))?;
     if meta.permissions().readonly() {
         return Err(HubError::Config(format!(

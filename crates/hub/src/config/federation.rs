@@ -133,7 +133,6 @@ fn err(key: String, value: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Federation {
         key,
         value: value.to_string(),
-        origin: String::new(),
         reason: reason.into(),
     }
 }

@@ -153,31 +153,6 @@ fn errors_name_the_peer_the_key_and_the_value() {
 }
 
 #[test]
-fn federation_keys_from_the_environment() {
-    let cas = Cas::new("env");
-    let file = h49(&cas).replace("default_peer = \"national\"\n", "");
-    let env: BTreeMap<String, String> = [
-        ("TRUC_FEDERATION_DEFAULT_PEER", "g12"),
-        ("TRUC_FEDERATION_MAX_HOPS", "3"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let cfg = Config::load(Some(("t.toml", &file)), &env).unwrap();
-    assert_eq!(cfg.federation.default_peer.as_deref(), Some("g12"));
-    assert_eq!(cfg.federation.max_hops, 3);
-    let env: BTreeMap<String, String> = [("TRUC_FEDERATION_SERVES", "*.H49,h49.*")]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let e = Config::load(Some(("t.toml", &file)), &env).unwrap_err().to_string();
-    assert!(
-        e.contains(r#"federation.serves[1] = "h49.*" (from TRUC_FEDERATION_SERVES): agency codes are upper-case"#),
-        "{e}"
-    );
-}
-
-#[test]
 fn peer_addresses() {
     use super::peer_url;
     for (ok, url) in [
