@@ -42,10 +42,16 @@ pub struct TestPki {
 }
 
 impl TestPki {
-    /// A fresh axis CA with a hub identity.
+    /// A fresh axis CA with a hub identity (`urn:truc:hub:test`).
     pub fn new() -> TestPki {
+        Self::with_hub("test")
+    }
+
+    /// A fresh CA of its own for the hub `urn:truc:hub:<hub>` (federation
+    /// tests: each hub has its CA).
+    pub fn with_hub(hub: &str) -> TestPki {
         let dir = tempfile::tempdir().expect("tempdir");
-        let pki = Pki::init(&dir.path().join("pki"), "test", &[]).expect("pki init");
+        let pki = Pki::init(&dir.path().join("pki"), hub, &[]).expect("pki init");
         TestPki {
             dir,
             pki,
@@ -175,8 +181,17 @@ impl TestHub {
         Self::start_on(true, f).await
     }
 
+    /// Start the hub `urn:truc:hub:<hub_id>`, with a CA of its own, after
+    /// `f` adjusts its configuration (federation tests).
+    pub async fn start_named(hub_id: &str, f: impl FnOnce(&mut Config)) -> TestHub {
+        Self::start_with_pki(TestPki::with_hub(hub_id), on_jetstream(), f).await
+    }
+
     async fn start_on(jetstream: bool, f: impl FnOnce(&mut Config)) -> TestHub {
-        let pki = TestPki::new();
+        Self::start_with_pki(TestPki::new(), jetstream, f).await
+    }
+
+    async fn start_with_pki(pki: TestPki, jetstream: bool, f: impl FnOnce(&mut Config)) -> TestHub {
         let data = tempfile::tempdir().expect("tempdir");
         let mut config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),

@@ -74,6 +74,25 @@ struct PeerTrust {
     id: HubId,
     /// Chains to the peer's CA, checked against its CRL.
     tls: SigningTrust,
+    /// The subjects (DER) of the peer's CA certificates: a certificate
+    /// whose issuer is one of them is judged by this peer's rules alone.
+    subjects: Vec<Vec<u8>>,
+}
+
+/// The issuer (DER) of a chain's first certificate.
+fn leaf_issuer(chain: &[Vec<u8>]) -> Option<Vec<u8>> {
+    let (_, cert) = x509_parser::parse_x509_certificate(chain.first()?).ok()?;
+    Some(cert.issuer().as_raw().to_vec())
+}
+
+/// The subjects (DER) of CA certificates.
+fn subjects(cas: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    cas.iter()
+        .filter_map(|der| {
+            let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+            Some(cert.subject().as_raw().to_vec())
+        })
+        .collect()
 }
 
 /// The checks in force. Every connection's certificate is re-judged on its
@@ -153,7 +172,11 @@ fn peer_trusts(peers: &[PeerFiles]) -> Result<Vec<PeerTrust>, HubError> {
             let crls = read_crls(p.crl.as_slice())?;
             let tls = SigningTrust::new(&cas, &crls)
                 .map_err(|e| HubError::Identity(format!("peer {}: {}: {e}", p.id, p.ca.display())))?;
-            Ok(PeerTrust { id: p.id.clone(), tls })
+            Ok(PeerTrust {
+                id: p.id.clone(),
+                tls,
+                subjects: subjects(&cas),
+            })
         })
         .collect()
 }
@@ -237,6 +260,7 @@ impl Trust {
             Ok(Principal::Hub(name)) => judge_hub(&peers, chain, name, now),
             Ok(p) => Ok(p),
             Err(local) => {
+                let issuer = leaf_issuer(chain);
                 for peer in peers.iter() {
                     match peer.tls.verify_chain(chain, now) {
                         Ok(p) if p == peer.id.principal() => return Ok(p),
@@ -245,6 +269,15 @@ impl Trust {
                                 "client certificate rejected: it is issued by the CA of peer hub {id}, which this hub \
                                  trusts for urn:truc:hub:{id} only, and it names {p}",
                                 id = peer.id
+                            ))
+                        }
+                        // Issued by this peer's CA, but refused (revoked,
+                        // expired, not for client authentication): say so.
+                        Err(e) if issuer.as_ref().is_some_and(|i| peer.subjects.contains(i)) => {
+                            return Err(format!(
+                                "{} (a certificate of peer hub {}'s CA)",
+                                rejected(e),
+                                peer.id
                             ))
                         }
                         Err(_) => continue,
