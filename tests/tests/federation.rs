@@ -100,7 +100,10 @@ async fn a_peer_hub_says_hello_and_learns_its_routes() {
     assert!(cp.size >= 1);
     // g12, of another CA, is a peer too.
     let mut g12 = PeerClient::new(channel_as(&t.national, &t.g12.pki.hub_dir()).await);
-    assert_eq!(g12.hello(PeerHelloRequest {}).await.unwrap().into_inner().peer_id, "g12");
+    assert_eq!(
+        g12.hello(PeerHelloRequest {}).await.unwrap().into_inner().peer_id,
+        "g12"
+    );
 }
 
 #[tokio::test]
@@ -133,12 +136,17 @@ async fn a_hub_certificate_cannot_act_as_an_agency_nor_an_operator_or_auditor() 
     };
     assert_refused(axis.report_status(status).await, Code::PermissionDenied, why);
     assert_refused(
-        axis.track(TrackRequest { document_id: "x".into() }).await,
+        axis.track(TrackRequest {
+            document_id: "x".into(),
+        })
+        .await,
         Code::PermissionDenied,
         why,
     );
     assert_refused(
-        OpsClient::new(ch.clone()).list_agencies(ListAgenciesRequest::default()).await,
+        OpsClient::new(ch.clone())
+            .list_agencies(ListAgenciesRequest::default())
+            .await,
         Code::PermissionDenied,
         "urn:truc:hub:h49 is not an operator",
     );
@@ -187,7 +195,9 @@ async fn hub_certificates_are_accepted_only_from_their_peers_ca() {
         "urn:truc:hub:rogue is not a peer of this hub",
     );
     // h49's CA vouches for h49 only: not for another hub, not for an agency.
-    let fake_g12 = t.h49.identity_with(&Principal::Hub("g12".into()), &IssueOptions::default());
+    let fake_g12 = t
+        .h49
+        .identity_with(&Principal::Hub("g12".into()), &IssueOptions::default());
     assert_refused(
         hello(fake_g12).await,
         Code::Unauthenticated,
@@ -265,7 +275,10 @@ async fn the_checkpoint_is_the_signed_tree_head_and_verifies_with_the_receipt_ke
     let admin = t.national.admin_addr().unwrap();
     let key = national_checkpoint_key(&t.national);
     let (status, _, body) = http_get(admin, "/checkpoint").await;
-    assert_eq!((status, body.as_str()), (404, "no checkpoint yet: the receipt log is empty\n"));
+    assert_eq!(
+        (status, body.as_str()),
+        (404, "no checkpoint yet: the receipt log is empty\n")
+    );
 
     // Something happens: an agency is registered, a document goes through.
     let g22 = t.national.agency(G22).await;

@@ -898,11 +898,7 @@ fn env_value(key: &str, raw: &str) -> toml::Value {
     // Lists of paths may be given comma-separated.
     if matches!(
         key,
-        "tls.client_ca"
-            | "tls.crl"
-            | "signing.trust_anchors"
-            | "store.nats_urls"
-            | "calendar.weekend"
+        "tls.client_ca" | "tls.crl" | "signing.trust_anchors" | "store.nats_urls" | "calendar.weekend"
     ) && !raw.trim_start().starts_with('[')
     {
         return toml::Value::Array(

@@ -274,11 +274,7 @@ impl Trust {
                         // Issued by this peer's CA, but refused (revoked,
                         // expired, not for client authentication): say so.
                         Err(e) if issuer.as_ref().is_some_and(|i| peer.subjects.contains(i)) => {
-                            return Err(format!(
-                                "{} (a certificate of peer hub {}'s CA)",
-                                rejected(e),
-                                peer.id
-                            ))
+                            return Err(format!("{} (a certificate of peer hub {}'s CA)", rejected(e), peer.id))
                         }
                         Err(_) => continue,
                     }

@@ -190,7 +190,6 @@ impl Pki {
         matches!(principal, Principal::Hub(_))
             && crate::Identity::load(&self.hub_dir()).is_ok_and(|id| &id.principal == principal)
     }
-
 }
 
 /// Write a hub identity's Ed25519 receipt-signing key pair into `dir`

@@ -764,16 +764,31 @@ fn another_hub_of_this_ca_gets_a_runnable_identity() {
     };
     let dir = pki.issue(&h49, "UBND tỉnh Quảng Ninh (trục tỉnh)", &opts).unwrap();
     assert_eq!(dir, tmp.path().join("hubs/h49"));
-    for (f, m) in [("key.pem", 0o600), ("receipts.key", 0o600), ("receipts.pub", 0o644), ("cert.pem", 0o644)] {
+    for (f, m) in [
+        ("key.pem", 0o600),
+        ("receipts.key", 0o600),
+        ("receipts.pub", 0o644),
+        ("cert.pem", 0o644),
+    ] {
         assert_eq!(mode(&dir.join(f)), m, "{f}");
     }
     let id = Identity::load(&dir).unwrap();
     assert_eq!(id.principal, h49);
     let (_, x509) = x509_parser::parse_x509_certificate(&id.cert_der).unwrap();
     let eku = x509.extended_key_usage().unwrap().unwrap().value;
-    assert!(eku.server_auth && eku.client_auth, "a hub is a server to agencies and a client to its peers");
+    assert!(
+        eku.server_auth && eku.client_auth,
+        "a hub is a server to agencies and a client to its peers"
+    );
     verify_client(&pki, &id.cert_der).unwrap();
-    verify(&pki, &id.cert_der, webpki::KeyUsage::server_auth(), true, UnixTime::now()).unwrap();
+    verify(
+        &pki,
+        &id.cert_der,
+        webpki::KeyUsage::server_auth(),
+        true,
+        UnixTime::now(),
+    )
+    .unwrap();
     let names = truc_pki::CertInfo::from_pem_file(&dir.join("cert.pem")).unwrap().names;
     for n in ["h49.truc.gov.vn", "10.49.0.1"] {
         assert!(names.iter().any(|x| x == n), "{n} in {names:?}");
@@ -790,7 +805,10 @@ fn another_hub_of_this_ca_gets_a_runnable_identity() {
     // Issuing it again is refused; renewing adds a name with the same key;
     // replacing it (--force) makes a new TLS key and keeps the names; the
     // receipt key never changes.
-    assert!(matches!(pki.issue(&h49, "x", &opts), Err(PkiError::IdentityExists { .. })));
+    assert!(matches!(
+        pki.issue(&h49, "x", &opts),
+        Err(PkiError::IdentityExists { .. })
+    ));
     pki.renew(
         &h49,
         &IssueOptions {

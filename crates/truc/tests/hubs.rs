@@ -33,7 +33,19 @@ fn hub_identities_from_init_and_issue() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
     // --hub names the hub; --hub-name, the old spelling, still works.
-    let o = truc(t, &["pki", "init", "--dir", "national", "--hub", "national", "--san", "national.example.vn"]);
+    let o = truc(
+        t,
+        &[
+            "pki",
+            "init",
+            "--dir",
+            "national",
+            "--hub",
+            "national",
+            "--san",
+            "national.example.vn",
+        ],
+    );
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(principal(&t.join("national/hub/cert.pem")), "urn:truc:hub:national");
     let o = truc(t, &["pki", "init", "--dir", "h49", "--hub-name", "h49"]);
@@ -41,7 +53,19 @@ fn hub_identities_from_init_and_issue() {
     assert_eq!(principal(&t.join("h49/hub/cert.pem")), "urn:truc:hub:h49");
 
     // Another hub of the national CA: an identity trucd runs with.
-    let o = truc(t, &["pki", "issue", "--dir", "national", "--hub", "g12", "--san", "g12.example.vn,10.0.0.12"]);
+    let o = truc(
+        t,
+        &[
+            "pki",
+            "issue",
+            "--dir",
+            "national",
+            "--hub",
+            "g12",
+            "--san",
+            "g12.example.vn,10.0.0.12",
+        ],
+    );
     let out = text(&o);
     assert!(o.status.success(), "{out}");
     assert!(out.contains("run it with: trucd --identity national/hubs/g12"), "{out}");
@@ -52,11 +76,29 @@ fn hub_identities_from_init_and_issue() {
     let o = check_config(t, &["--identity", "national/hubs/g12", "--data-dir", "g12-data"]);
     let out = text(&o);
     assert!(o.status.success(), "{out}");
-    assert!(out.contains("hub: urn:truc:hub:g12; checkpoints g12.truc/receipts+"), "{out}");
-    assert!(out.contains("national/crl.pem"), "the CA's CRL is found from hubs/g12: {out}");
+    assert!(
+        out.contains("hub: urn:truc:hub:g12; checkpoints g12.truc/receipts+"),
+        "{out}"
+    );
+    assert!(
+        out.contains("national/crl.pem"),
+        "the CA's CRL is found from hubs/g12: {out}"
+    );
 
     // Issued again: refused, with the command that adds names instead.
-    let o = truc(t, &["pki", "issue", "--dir", "national", "--hub", "g12", "--san", "g12-b.example.vn"]);
+    let o = truc(
+        t,
+        &[
+            "pki",
+            "issue",
+            "--dir",
+            "national",
+            "--hub",
+            "g12",
+            "--san",
+            "g12-b.example.vn",
+        ],
+    );
     let out = text(&o);
     assert!(!o.status.success(), "{out}");
     assert!(out.contains("already has an identity"), "{out}");
@@ -100,7 +142,9 @@ fn peers_in_the_config_file() {
     // A peer with this hub's own id: found at start, once the certificate is read.
     std::fs::write(
         t.join("self.toml"),
-        config("[]").replace("id = \"national\"", "id = \"h49\"").replace("\"national\"\n[[", "\"h49\"\n[["),
+        config("[]")
+            .replace("id = \"national\"", "id = \"h49\"")
+            .replace("\"national\"\n[[", "\"h49\"\n[["),
     )
     .unwrap();
     let o = check_config(t, &["--config", "self.toml"]);

@@ -270,7 +270,9 @@ pub(crate) fn run(cmd: PkiCommand) -> anyhow::Result<()> {
                     let done = if force {
                         pki.reissue(&principal, &display, &opts).context("issuing")?
                     } else {
-                        let dir = pki.issue(&principal, &display, &opts).map_err(|e| hub_exists_hint(e, &principal, &dir))?;
+                        let dir = pki
+                            .issue(&principal, &display, &opts)
+                            .map_err(|e| hub_exists_hint(e, &principal, &dir))?;
                         truc_pki::Reissued { dir, replaced: None }
                     };
                     (principal.to_string(), done)
