@@ -391,3 +391,45 @@ where
     }
     panic!("timed out waiting for {what}");
 }
+
+/// An answer of the admin listener.
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// The status line and headers, lower-cased.
+    pub headers: String,
+    /// The body.
+    pub body: String,
+}
+
+/// `method path` over plain HTTP/1.1 to `addr` (the admin listener), as a
+/// scraper or a kubelet does; the connection is closed after the answer.
+pub async fn http(addr: std::net::SocketAddr, method: &str, path: &str) -> std::io::Result<HttpResponse> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    s.write_all(format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(20), s.read_to_end(&mut buf))
+        .await
+        .map_err(|_| std::io::Error::other("no answer within 20 s"))??;
+    let text = String::from_utf8(buf).map_err(std::io::Error::other)?;
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line in {head:?}")))?;
+    Ok(HttpResponse {
+        status,
+        headers: head.to_ascii_lowercase(),
+        body: body.to_string(),
+    })
+}
+
+/// `GET path` on `hub`'s admin listener (started with `admin.listen`).
+pub async fn admin_get(hub: &TestHub, path: &str) -> HttpResponse {
+    http(hub.admin_addr().expect("admin listener"), "GET", path)
+        .await
+        .expect("the admin listener answers")
+}

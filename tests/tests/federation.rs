@@ -8,10 +8,6 @@
 //! hub (under test), a province hub h49 and a ministry hub g12 (whose
 //! certificates and CAs are used; they need not run here).
 
-use std::net::SocketAddr;
-use std::time::Duration;
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::transport::Channel;
 use tonic::Code;
 use truc_core::c2sp::note::TYPE_ED25519;
@@ -29,7 +25,7 @@ use truc_proto::v1::{
     AckRequest, GetTreeHeadRequest, ListAgenciesRequest, PeerHelloRequest, ReceiveRequest, ReportStatusRequest,
     SendRequest, SignedDocument, TrackRequest, TreeHead,
 };
-use truc_tests::{TestHub, TestPki};
+use truc_tests::{admin_get, TestHub, TestPki};
 
 const G22: &str = "000.00.00.G22";
 
@@ -245,22 +241,6 @@ fn national_checkpoint_key(hub: &TestHub) -> NoteVerifier {
     NoteVerifier::new("national.truc/receipts", TYPE_ED25519, &spki[spki.len() - 32..]).unwrap()
 }
 
-async fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut buf))
-        .await
-        .expect("an answer within 20 s")
-        .unwrap();
-    let text = String::from_utf8(buf).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, head.to_ascii_lowercase(), body.to_string())
-}
-
 /// The hub's latest signed tree head, checked with its receipt key.
 async fn latest_head(hub: &TestHub) -> TreeHead {
     let verifier =
@@ -272,11 +252,10 @@ async fn latest_head(hub: &TestHub) -> TreeHead {
 #[tokio::test]
 async fn the_checkpoint_is_the_signed_tree_head_and_verifies_with_the_receipt_key() {
     let t = topology().await;
-    let admin = t.national.admin_addr().unwrap();
     let key = national_checkpoint_key(&t.national);
-    let (status, _, body) = http_get(admin, "/checkpoint").await;
+    let r = admin_get(&t.national, "/checkpoint").await;
     assert_eq!(
-        (status, body.as_str()),
+        (r.status, r.body.as_str()),
         (404, "no checkpoint yet: the receipt log is empty\n")
     );
 
@@ -287,9 +266,14 @@ async fn the_checkpoint_is_the_signed_tree_head_and_verifies_with_the_receipt_ke
     g22.send(doc).await.unwrap();
     truc_tests::drain(&h26, 8).await;
 
-    let (status, head, body) = http_get(admin, "/checkpoint").await;
-    assert_eq!(status, 200, "{body}");
-    assert!(head.contains("content-type: text/plain; charset=utf-8"), "{head}");
+    let r = admin_get(&t.national, "/checkpoint").await;
+    let body = r.body;
+    assert_eq!(r.status, 200, "{body}");
+    assert!(
+        r.headers.contains("content-type: text/plain; charset=utf-8"),
+        "{}",
+        r.headers
+    );
     let (cp, note) = Checkpoint::open(body.as_bytes(), &key).unwrap();
     assert_eq!(note.signatures.len(), 1);
     assert_eq!(cp.origin, "national.truc/receipts");
@@ -323,7 +307,7 @@ async fn the_checkpoint_is_the_signed_tree_head_and_verifies_with_the_receipt_ke
     // hub's own consistency proof.
     let doc = truc_tests::sign(&g22, truc_tests::header(&["000.00.00.H26"], "fed/2"), b"two");
     g22.send(doc).await.unwrap();
-    let (_, _, later) = http_get(admin, "/checkpoint").await;
+    let later = admin_get(&t.national, "/checkpoint").await.body;
     let (cp2, _) = Checkpoint::open(later.as_bytes(), &key).unwrap();
     assert!(cp2.size > cp.size);
     let proof: Vec<Hash> = t
@@ -338,5 +322,5 @@ async fn the_checkpoint_is_the_signed_tree_head_and_verifies_with_the_receipt_ke
         .collect();
     truc_core::merkle::verify_consistency(cp.size, cp2.size, &cp.root, &cp2.root, &proof).unwrap();
     // Fetched again without a change: the very same note.
-    assert_eq!(http_get(admin, "/checkpoint").await.2, later);
+    assert_eq!(admin_get(&t.national, "/checkpoint").await.body, later);
 }

@@ -56,6 +56,14 @@ fn verify(pki: &Pki, cert: &[u8], usage: webpki::KeyUsage, crl: bool, now: UnixT
     .map(|_| ())
 }
 
+/// The certificate in identity directory `dir` names each of `names`.
+fn assert_names(dir: &Path, names: &[&str]) {
+    let have = truc_pki::CertInfo::from_pem_file(&dir.join("cert.pem")).unwrap().names;
+    for n in names {
+        assert!(have.iter().any(|x| x == n), "{n} in {have:?}");
+    }
+}
+
 fn verify_client(pki: &Pki, cert: &[u8]) -> Result<(), webpki::Error> {
     verify(pki, cert, webpki::KeyUsage::client_auth(), true, UnixTime::now())
 }
@@ -689,12 +697,10 @@ fn renew_keeps_or_replaces_the_key_and_list_shows_what_was_issued() {
         false,
     )
     .unwrap();
-    let names = truc_pki::CertInfo::from_pem_file(&pki.hub_dir().join("cert.pem"))
-        .unwrap()
-        .names;
-    for n in ["localhost", "127.0.0.1", "hub.truc.gov.vn", "10.0.0.5", "192.0.2.2"] {
-        assert!(names.iter().any(|x| x == n), "{n} in {names:?}");
-    }
+    assert_names(
+        &pki.hub_dir(),
+        &["localhost", "127.0.0.1", "hub.truc.gov.vn", "10.0.0.5", "192.0.2.2"],
+    );
 
     pki.revoke_serial(old_serial).unwrap();
     let list = pki.list().unwrap();
@@ -789,10 +795,7 @@ fn another_hub_of_this_ca_gets_a_runnable_identity() {
         UnixTime::now(),
     )
     .unwrap();
-    let names = truc_pki::CertInfo::from_pem_file(&dir.join("cert.pem")).unwrap().names;
-    for n in ["h49.truc.gov.vn", "10.49.0.1"] {
-        assert!(names.iter().any(|x| x == n), "{n} in {names:?}");
-    }
+    assert_names(&dir, &["h49.truc.gov.vn", "10.49.0.1"]);
     // The receipt key is an Ed25519 key the hub can load.
     let pem = fs::read_to_string(dir.join("receipts.pub")).unwrap();
     truc_core::tree_head::TreeHeadVerifier::from_pem(&pem).unwrap();
@@ -822,9 +825,6 @@ fn another_hub_of_this_ca_gets_a_runnable_identity() {
     pki.reissue(&h49, "x", &IssueOptions::default()).unwrap();
     let rotated = Identity::load(&dir).unwrap();
     assert_ne!(rotated.key_pem, id.key_pem);
-    let names = truc_pki::CertInfo::from_pem_file(&dir.join("cert.pem")).unwrap().names;
-    for n in ["h49.truc.gov.vn", "10.49.0.1", "h49-b.truc.gov.vn"] {
-        assert!(names.iter().any(|x| x == n), "{n} in {names:?}");
-    }
+    assert_names(&dir, &["h49.truc.gov.vn", "10.49.0.1", "h49-b.truc.gov.vn"]);
     assert_eq!(fs::read(dir.join("receipts.key")).unwrap(), receipts);
 }

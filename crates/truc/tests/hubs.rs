@@ -15,6 +15,11 @@ fn truc(dir: &Path, args: &[&str]) -> std::process::Output {
     truc_command(dir, args).output().unwrap()
 }
 
+/// `truc pki issue --dir PKI --hub ID --san SANS`.
+fn issue_hub(dir: &Path, pki: &str, id: &str, sans: &str) -> std::process::Output {
+    truc(dir, &["pki", "issue", "--dir", pki, "--hub", id, "--san", sans])
+}
+
 fn check_config(dir: &Path, args: &[&str]) -> std::process::Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_trucd"));
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("TRUC_")) {
@@ -53,19 +58,7 @@ fn hub_identities_from_init_and_issue() {
     assert_eq!(principal(&t.join("h49/hub/cert.pem")), "urn:truc:hub:h49");
 
     // Another hub of the national CA: an identity trucd runs with.
-    let o = truc(
-        t,
-        &[
-            "pki",
-            "issue",
-            "--dir",
-            "national",
-            "--hub",
-            "g12",
-            "--san",
-            "g12.example.vn,10.0.0.12",
-        ],
-    );
+    let o = issue_hub(t, "national", "g12", "g12.example.vn,10.0.0.12");
     let out = text(&o);
     assert!(o.status.success(), "{out}");
     assert!(out.contains("run it with: trucd --identity national/hubs/g12"), "{out}");
@@ -86,19 +79,7 @@ fn hub_identities_from_init_and_issue() {
     );
 
     // Issued again: refused, with the command that adds names instead.
-    let o = truc(
-        t,
-        &[
-            "pki",
-            "issue",
-            "--dir",
-            "national",
-            "--hub",
-            "g12",
-            "--san",
-            "g12-b.example.vn",
-        ],
-    );
+    let o = issue_hub(t, "national", "g12", "g12-b.example.vn");
     let out = text(&o);
     assert!(!o.status.success(), "{out}");
     assert!(out.contains("already has an identity"), "{out}");

@@ -10,7 +10,10 @@
 
 use ring::signature::{Ed25519KeyPair, KeyPair};
 
-use super::note::{check_text, is_key_name, key_id, NoteError, NoteSignature, NoteVerifier, TYPE_COSIGNATURE_V1};
+use super::note::{
+    check_key_name, check_text, ed25519_from_pkcs8, ed25519_from_seed, key_id, NoteError, NoteSignature, NoteVerifier,
+    TYPE_COSIGNATURE_V1,
+};
 
 /// The message a cosigner signs for `text` at `timestamp` (POSIX seconds).
 pub fn message(timestamp: u64, text: &str) -> Vec<u8> {
@@ -48,24 +51,16 @@ pub struct Cosigner {
 impl Cosigner {
     /// A cosigner named `name` for a 32-byte Ed25519 seed.
     pub fn from_seed(name: &str, seed: &[u8]) -> Result<Cosigner, NoteError> {
-        let key = Ed25519KeyPair::from_seed_unchecked(seed)
-            .map_err(|_| NoteError::BadKey("an Ed25519 seed is 32 bytes".into()))?;
-        Self::new(name, key)
+        Self::new(name, ed25519_from_seed(seed)?)
     }
 
     /// A cosigner named `name` for an Ed25519 private key in PKCS#8 DER.
     pub fn from_pkcs8(name: &str, der: &[u8]) -> Result<Cosigner, NoteError> {
-        let key = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
-            .map_err(|_| NoteError::BadKey("not an Ed25519 PKCS#8 private key".into()))?;
-        Self::new(name, key)
+        Self::new(name, ed25519_from_pkcs8(der)?)
     }
 
     fn new(name: &str, key: Ed25519KeyPair) -> Result<Cosigner, NoteError> {
-        if !is_key_name(name) {
-            return Err(NoteError::BadKey(format!(
-                "key name {name:?} is empty or has a space or '+'"
-            )));
-        }
+        check_key_name(name)?;
         Ok(Cosigner {
             key_id: key_id(name, TYPE_COSIGNATURE_V1, key.public_key().as_ref()),
             name: name.to_string(),

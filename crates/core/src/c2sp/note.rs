@@ -69,6 +69,28 @@ pub fn is_key_name(name: &str) -> bool {
     !name.is_empty() && !name.chars().any(|c| c.is_whitespace() || c == '+')
 }
 
+/// Refuses a key name the format does not allow.
+pub(crate) fn check_key_name(name: &str) -> Result<(), NoteError> {
+    if is_key_name(name) {
+        Ok(())
+    } else {
+        Err(NoteError::BadKey(format!(
+            "key name {name:?} is empty or has a space or '+'"
+        )))
+    }
+}
+
+/// An Ed25519 private key from PKCS#8 DER (v1 or v2).
+pub(crate) fn ed25519_from_pkcs8(der: &[u8]) -> Result<Ed25519KeyPair, NoteError> {
+    Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
+        .map_err(|_| NoteError::BadKey("not an Ed25519 PKCS#8 private key".into()))
+}
+
+/// An Ed25519 private key from its 32-byte seed.
+pub(crate) fn ed25519_from_seed(seed: &[u8]) -> Result<Ed25519KeyPair, NoteError> {
+    Ed25519KeyPair::from_seed_unchecked(seed).map_err(|_| NoteError::BadKey("an Ed25519 seed is 32 bytes".into()))
+}
+
 /// Checks a note's text as a signer must: UTF-8 ending in a newline,
 /// without ASCII control characters but the newline.
 pub fn check_text(text: &str) -> Result<(), NoteError> {
@@ -228,25 +250,17 @@ impl NoteSigner {
     /// A signer named `name` for an Ed25519 private key in PKCS#8 DER (v1
     /// or v2), such as the hub's `receipts.key`.
     pub fn from_pkcs8(name: &str, der: &[u8]) -> Result<NoteSigner, NoteError> {
-        let key = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
-            .map_err(|_| NoteError::BadKey("not an Ed25519 PKCS#8 private key".into()))?;
-        Self::new(name, key)
+        Self::new(name, ed25519_from_pkcs8(der)?)
     }
 
     /// A signer named `name` for a 32-byte Ed25519 seed (RFC 8032 private
     /// key).
     pub fn from_seed(name: &str, seed: &[u8]) -> Result<NoteSigner, NoteError> {
-        let key = Ed25519KeyPair::from_seed_unchecked(seed)
-            .map_err(|_| NoteError::BadKey("an Ed25519 seed is 32 bytes".into()))?;
-        Self::new(name, key)
+        Self::new(name, ed25519_from_seed(seed)?)
     }
 
     fn new(name: &str, key: Ed25519KeyPair) -> Result<NoteSigner, NoteError> {
-        if !is_key_name(name) {
-            return Err(NoteError::BadKey(format!(
-                "key name {name:?} is empty or has a space or '+'"
-            )));
-        }
+        check_key_name(name)?;
         let key_id = key_id(name, TYPE_ED25519, key.public_key().as_ref());
         Ok(NoteSigner {
             name: name.to_string(),
@@ -323,11 +337,7 @@ impl NoteVerifier {
     /// An Ed25519 verifier for `name` and a 32-byte public key, of
     /// `signature_type` [`TYPE_ED25519`] or [`TYPE_COSIGNATURE_V1`].
     pub fn new(name: &str, signature_type: u8, public_key: &[u8]) -> Result<NoteVerifier, NoteError> {
-        if !is_key_name(name) {
-            return Err(NoteError::BadKey(format!(
-                "key name {name:?} is empty or has a space or '+'"
-            )));
-        }
+        check_key_name(name)?;
         if !matches!(signature_type, TYPE_ED25519 | TYPE_COSIGNATURE_V1) {
             return Err(NoteError::BadKey(format!(
                 "signature type 0x{signature_type:02x} is not supported (0x01 Ed25519, 0x04 Ed25519 cosignature)"

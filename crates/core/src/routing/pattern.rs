@@ -63,48 +63,10 @@ impl CodePattern {
             ));
         }
         if let Some(tail) = s.strip_prefix("*.") {
-            if tail.contains('*') {
-                return Err(err("only one `*`, at the start (`*.H49`) or at the end (`H49.*`)"));
-            }
-            if tail.chars().any(|c| c.is_ascii_lowercase()) {
-                return Err(err("agency codes are upper-case"));
-            }
-            if !is_qcvn102(tail) {
-                let hint = if is_qd20(tail) {
-                    format!(
-                        "after `*.` comes the end of a QCVN 102 code, level-1 code (a letter and two digits) last, \
-                         e.g. *.H49 or *.00.H49; {tail} is QĐ 20 (level-1 code first): write {tail}.*"
-                    )
-                } else {
-                    "after `*.` comes the end of a QCVN 102 code, level-1 code (a letter and two digits) last, e.g. \
-                     *.H49 or *.00.H49"
-                        .to_string()
-                };
-                return Err(err(&hint));
-            }
-            return Ok(CodePattern::Suffix(tail.to_string()));
+            return groups_pattern(s, tail, Side::Suffix);
         }
         if let Some(head) = s.strip_suffix(".*") {
-            if head.contains('*') {
-                return Err(err("only one `*`, at the start (`*.H49`) or at the end (`H49.*`)"));
-            }
-            if head.chars().any(|c| c.is_ascii_lowercase()) {
-                return Err(err("agency codes are upper-case"));
-            }
-            if !is_qd20(head) {
-                let hint = if is_qcvn102(head) {
-                    format!(
-                        "before `.*` comes the start of a QĐ 20 code, level-1 code (a letter A–Y and two digits) \
-                         first, e.g. H49.* or G09.01.*; {head} is QCVN 102 (level-1 code last): write *.{head}"
-                    )
-                } else {
-                    "before `.*` comes the start of a QĐ 20 code, level-1 code (a letter A–Y and two digits) first, \
-                     e.g. H49.* or G09.01.*"
-                        .to_string()
-                };
-                return Err(err(&hint));
-            }
-            return Ok(CodePattern::Prefix(head.to_string()));
+            return groups_pattern(s, head, Side::Prefix);
         }
         if s.contains('*') {
             return Err(err(
@@ -144,6 +106,57 @@ impl CodePattern {
                 groups: groups(g),
             },
         }
+    }
+}
+
+/// Which end of a code a pattern's `*` stands for.
+#[derive(Clone, Copy)]
+enum Side {
+    /// `*.<groups>`: QCVN 102.
+    Suffix,
+    /// `<groups>.*`: QĐ 20.
+    Prefix,
+}
+
+/// `*.<groups>` or `<groups>.*` as written in `s`: the groups must be the
+/// end of a QCVN 102 code or the start of a QĐ 20 code; an error says which
+/// form to write when they are the other.
+fn groups_pattern(s: &str, groups: &str, side: Side) -> Result<CodePattern, PatternError> {
+    let err = |reason: String| PatternError {
+        pattern: clip(s),
+        reason,
+    };
+    if groups.contains('*') {
+        return Err(err(
+            "only one `*`, at the start (`*.H49`) or at the end (`H49.*`)".into()
+        ));
+    }
+    if groups.chars().any(|c| c.is_ascii_lowercase()) {
+        return Err(err("agency codes are upper-case".into()));
+    }
+    let (fits, fits_other, want, other) = match side {
+        Side::Suffix => (
+            is_qcvn102(groups),
+            is_qd20(groups),
+            "after `*.` comes the end of a QCVN 102 code, level-1 code (a letter and two digits) last, e.g. *.H49 or \
+             *.00.H49",
+            format!("{groups} is QĐ 20 (level-1 code first): write {groups}.*"),
+        ),
+        Side::Prefix => (
+            is_qd20(groups),
+            is_qcvn102(groups),
+            "before `.*` comes the start of a QĐ 20 code, level-1 code (a letter A–Y and two digits) first, e.g. \
+             H49.* or G09.01.*",
+            format!("{groups} is QCVN 102 (level-1 code last): write *.{groups}"),
+        ),
+    };
+    match (fits, fits_other) {
+        (true, _) => Ok(match side {
+            Side::Suffix => CodePattern::Suffix(groups.to_string()),
+            Side::Prefix => CodePattern::Prefix(groups.to_string()),
+        }),
+        (false, true) => Err(err(format!("{want}; {other}"))),
+        (false, false) => Err(err(want.to_string())),
     }
 }
 
