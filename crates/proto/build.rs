@@ -9,6 +9,7 @@ const FILES: &[&str] = &[
     "truc/v1/axis.proto",
     "truc/v1/ops.proto",
     "truc/v1/audit.proto",
+    "truc/v1/peer.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

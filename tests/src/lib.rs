@@ -42,10 +42,16 @@ pub struct TestPki {
 }
 
 impl TestPki {
-    /// A fresh axis CA with a hub identity.
+    /// A fresh axis CA with a hub identity (`urn:truc:hub:test`).
     pub fn new() -> TestPki {
+        Self::with_hub("test")
+    }
+
+    /// A fresh CA of its own for the hub `urn:truc:hub:<hub>` (federation
+    /// tests: each hub has its CA).
+    pub fn with_hub(hub: &str) -> TestPki {
         let dir = tempfile::tempdir().expect("tempdir");
-        let pki = Pki::init(&dir.path().join("pki"), "test", &[]).expect("pki init");
+        let pki = Pki::init(&dir.path().join("pki"), hub, &[]).expect("pki init");
         TestPki {
             dir,
             pki,
@@ -175,8 +181,17 @@ impl TestHub {
         Self::start_on(true, f).await
     }
 
+    /// Start the hub `urn:truc:hub:<hub_id>`, with a CA of its own, after
+    /// `f` adjusts its configuration (federation tests).
+    pub async fn start_named(hub_id: &str, f: impl FnOnce(&mut Config)) -> TestHub {
+        Self::start_with_pki(TestPki::with_hub(hub_id), on_jetstream(), f).await
+    }
+
     async fn start_on(jetstream: bool, f: impl FnOnce(&mut Config)) -> TestHub {
-        let pki = TestPki::new();
+        Self::start_with_pki(TestPki::new(), jetstream, f).await
+    }
+
+    async fn start_with_pki(pki: TestPki, jetstream: bool, f: impl FnOnce(&mut Config)) -> TestHub {
         let data = tempfile::tempdir().expect("tempdir");
         let mut config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -375,4 +390,46 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
     panic!("timed out waiting for {what}");
+}
+
+/// An answer of the admin listener.
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// The status line and headers, lower-cased.
+    pub headers: String,
+    /// The body.
+    pub body: String,
+}
+
+/// `method path` over plain HTTP/1.1 to `addr` (the admin listener), as a
+/// scraper or a kubelet does; the connection is closed after the answer.
+pub async fn http(addr: std::net::SocketAddr, method: &str, path: &str) -> std::io::Result<HttpResponse> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    s.write_all(format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(20), s.read_to_end(&mut buf))
+        .await
+        .map_err(|_| std::io::Error::other("no answer within 20 s"))??;
+    let text = String::from_utf8(buf).map_err(std::io::Error::other)?;
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line in {head:?}")))?;
+    Ok(HttpResponse {
+        status,
+        headers: head.to_ascii_lowercase(),
+        body: body.to_string(),
+    })
+}
+
+/// `GET path` on `hub`'s admin listener (started with `admin.listen`).
+pub async fn admin_get(hub: &TestHub, path: &str) -> HttpResponse {
+    http(hub.admin_addr().expect("admin listener"), "GET", path)
+        .await
+        .expect("the admin listener answers")
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpSocket;
 use tokio::sync::watch;
 use truc_hub::metrics::{parse_exposition, Sample};
 use truc_tests::{document_id, eventually, header, identity, sign, TestHub, TestPki};
@@ -57,17 +57,7 @@ fn hub_sockets(port: u16) -> usize {
 
 /// The hub's `/metrics`.
 async fn metrics(hub: &TestHub) -> Vec<Sample> {
-    let addr = hub.admin_addr().expect("admin listener");
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut buf = String::new();
-    tokio::time::timeout(Duration::from_secs(20), s.read_to_string(&mut buf))
-        .await
-        .expect("metrics within 20 s")
-        .unwrap();
-    parse_exposition(buf.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or(""))
+    parse_exposition(&truc_tests::admin_get(hub, "/metrics").await.body)
 }
 
 fn metric(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {

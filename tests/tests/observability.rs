@@ -4,7 +4,6 @@
 //! `Ops.ListQueues` (what `truc ops queues` prints).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -18,7 +17,7 @@ use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 use tonic_reflection::pb::v1::ServerReflectionRequest;
 use truc_hub::metrics::{parse_exposition, Sample};
 use truc_proto::v1::Priority;
-use truc_tests::{drain, header, sign, TestHub};
+use truc_tests::{admin_get, drain, header, http, sign, HttpResponse, TestHub};
 
 const G22: &str = "000.00.00.G22";
 const H26: &str = "000.00.00.H26";
@@ -33,39 +32,8 @@ async fn hub_with_admin(f: impl FnOnce(&mut truc_hub::Config)) -> TestHub {
     .await
 }
 
-struct HttpResponse {
-    status: u16,
-    headers: String,
-    body: String,
-}
-
-/// `GET path` over plain HTTP/1.1, as a scraper or a kubelet does.
-async fn http(addr: SocketAddr, method: &str, path: &str) -> std::io::Result<HttpResponse> {
-    let mut s = tokio::net::TcpStream::connect(addr).await?;
-    s.write_all(format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
-        .await?;
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut buf))
-        .await
-        .map_err(|_| std::io::Error::other("no answer within 20 s"))??;
-    let text = String::from_utf8(buf).map_err(std::io::Error::other)?;
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("bad status line in {head:?}")))?;
-    Ok(HttpResponse {
-        status,
-        headers: head.to_ascii_lowercase(),
-        body: body.to_string(),
-    })
-}
-
 async fn get(hub: &TestHub, path: &str) -> HttpResponse {
-    http(hub.admin_addr().expect("admin listener"), "GET", path)
-        .await
-        .expect("admin answers")
+    admin_get(hub, path).await
 }
 
 /// The value of the one sample named `name` with exactly `labels`.

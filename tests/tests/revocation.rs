@@ -2,9 +2,6 @@
 //! `crl.pem`; with no CRL anywhere it refuses to start; only an explicit
 //! `tls.crl = "none"` runs without one, and says so (ops reload, /metrics).
 
-use std::time::Duration;
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 use truc_client::Client;
 use truc_hub::metrics::parse_exposition;
@@ -16,18 +13,8 @@ const H26: &str = "000.00.00.H26";
 
 /// `/metrics` of a hub started with `admin.listen`: the value of `name`.
 async fn metric(hub: &TestHub, name: &str) -> Option<f64> {
-    let addr = hub.admin_addr().expect("admin listener");
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut buf = String::new();
-    tokio::time::timeout(Duration::from_secs(20), s.read_to_string(&mut buf))
-        .await
-        .expect("metrics within 20 s")
-        .unwrap();
-    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    parse_exposition(body)
+    let body = truc_tests::admin_get(hub, "/metrics").await.body;
+    parse_exposition(&body)
         .into_iter()
         .find(|s| s.name == name && s.labels.is_empty())
         .map(|s| s.value)

@@ -116,7 +116,7 @@ fn is_group(group: &str) -> bool {
 }
 
 /// `^([0-9A-Z]{1,3}\.){0,3}[A-Z]\d{2}$`
-fn is_qcvn102(s: &str) -> bool {
+pub(crate) fn is_qcvn102(s: &str) -> bool {
     if s.len() > MAX_LEN {
         return false;
     }
@@ -128,7 +128,7 @@ fn is_qcvn102(s: &str) -> bool {
 }
 
 /// `^(?=.{3,35}$)[A-Y]\d{2}(\.[0-9A-Z]+)*$`
-fn is_qd20(s: &str) -> bool {
+pub(crate) fn is_qd20(s: &str) -> bool {
     if s.len() < 3 || s.len() > MAX_LEN {
         return false;
     }

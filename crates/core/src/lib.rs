@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod agency;
+pub mod c2sp;
 pub mod calendar;
 pub mod clock;
 pub mod csv;
@@ -15,6 +16,7 @@ pub mod merkle;
 pub mod notice;
 pub mod principal;
 pub mod priority;
+pub mod routing;
 pub mod status_rules;
 pub mod sync;
 pub mod tree_head;

@@ -143,8 +143,8 @@ impl FromStr for Principal {
     }
 }
 
-/// `[a-z0-9][a-z0-9._-]{0,63}`
-fn is_name(s: &str) -> bool {
+/// `[a-z0-9][a-z0-9._-]{0,63}`: an operator, auditor or hub name.
+pub(crate) fn is_name(s: &str) -> bool {
     let b = s.as_bytes();
     let first_ok = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
     match b.split_first() {

@@ -5,6 +5,11 @@
 //! - `GET /healthz`: 200 while the process runs.
 //! - `GET /readyz`: 200 once the store is open and the gRPC listener serves;
 //!   503 before that and while shutting down.
+//! - `GET /checkpoint`: the receipt log's latest signed tree head as a C2SP
+//!   checkpoint (c2sp.org/tlog-checkpoint, a c2sp.org/signed-note with
+//!   origin `<hub id>.truc/receipts`, Ed25519 with the receipt key); 404
+//!   while the log is empty. It proves nothing by itself: a reader checks
+//!   it with the hub's receipt public key.
 //!
 //! It serves nothing else and reads no request body. Requests are parsed by
 //! hyper with a small header buffer and a header read timeout; connections
@@ -110,6 +115,7 @@ impl Admin {
                 let (certs, storage) = tokio::task::spawn_blocking(move || {
                     let mut cas = files.client_cas.clone();
                     cas.extend(files.anchors.iter().cloned());
+                    cas.extend(files.peers.iter().map(|p| p.ca.clone()));
                     let certs = metrics::certificate_expiries(&files.hub_cert, &cas);
                     (certs, Some(crate::disk::storage(&shared)))
                 })
@@ -122,6 +128,19 @@ impl Admin {
         drop(shared);
         self.metrics
             .render(self.is_ready(), queues.as_deref(), &certs, storage.as_ref())
+    }
+
+    /// `/checkpoint`: the latest signed tree head as a signed checkpoint.
+    async fn checkpoint(&self) -> Response<String> {
+        use crate::federation::NoCheckpoint;
+        let Some(shared) = self.shared() else {
+            return text(StatusCode::SERVICE_UNAVAILABLE, "not ready: starting\n".into());
+        };
+        match shared.federation.checkpoint(shared.store.as_ref()).await {
+            Ok(note) => text(StatusCode::OK, note),
+            Err(e @ (NoCheckpoint::EmptyLog | NoCheckpoint::NoHubId)) => text(StatusCode::NOT_FOUND, format!("{e}\n")),
+            Err(e @ NoCheckpoint::Store) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
+        }
     }
 
     async fn handle<B>(&self, req: Request<B>) -> Response<String> {
@@ -140,6 +159,7 @@ impl Admin {
                 r
             }
             "/healthz" => text(StatusCode::OK, "ok\n".into()),
+            "/checkpoint" => self.checkpoint().await,
             "/readyz" => {
                 if self.is_ready() {
                     text(StatusCode::OK, "ready\n".into())
@@ -154,8 +174,14 @@ impl Admin {
                     text(StatusCode::SERVICE_UNAVAILABLE, "not ready: starting\n".into())
                 }
             }
-            "/" => text(StatusCode::OK, "trucd admin: /metrics /healthz /readyz\n".into()),
-            _ => text(StatusCode::NOT_FOUND, "not found: /metrics /healthz /readyz\n".into()),
+            "/" => text(
+                StatusCode::OK,
+                "trucd admin: /metrics /healthz /readyz /checkpoint\n".into(),
+            ),
+            _ => text(
+                StatusCode::NOT_FOUND,
+                "not found: /metrics /healthz /readyz /checkpoint\n".into(),
+            ),
         };
         if is_head {
             resp.body_mut().clear();
@@ -196,7 +222,7 @@ pub(crate) fn spawn(
     let addr = listener.local_addr().ok();
     let task = async move {
         if let Some(a) = addr {
-            info!(addr = %a, "admin listening: /metrics /healthz /readyz");
+            info!(addr = %a, "admin listening: /metrics /healthz /readyz /checkpoint");
         }
         let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         let mut conns = tokio::task::JoinSet::new();

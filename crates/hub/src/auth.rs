@@ -4,6 +4,7 @@ use std::sync::Arc;
 use truc_core::sync::Locked;
 
 use tonic::{Request, Status};
+use truc_core::routing::HubId;
 use truc_core::{AgencyCode, Principal};
 
 use crate::tls::PeerInfo;
@@ -29,16 +30,40 @@ pub(crate) fn chain<T>(req: &Request<T>) -> Arc<Vec<Vec<u8>>> {
         .unwrap_or_default()
 }
 
-/// The calling agency; other roles are refused.
+/// The calling agency; other roles are refused (a hub saying why: its
+/// certificate may not stand for an agency).
 pub(crate) fn agency<T>(req: &Request<T>) -> Result<(Principal, AgencyCode), Status> {
     let p = caller(req)?;
-    match p.agency() {
-        Some(code) => {
+    match &p {
+        Principal::Agency(code) => {
             let code = code.clone();
             Ok((p, code))
         }
-        None => Err(Status::permission_denied(format!(
+        Principal::Hub(_) => Err(Status::permission_denied(format!(
+            "{p} is a hub certificate, which may not act as an agency: this method is for agencies \
+             (urn:truc:agency:<code>); hubs call the Peer service"
+        ))),
+        _ => Err(Status::permission_denied(format!(
             "{p} is not an agency; this method is for agencies"
+        ))),
+    }
+}
+
+/// The calling peer hub. Only a configured peer's certificate, chaining to
+/// that peer's CA, is judged a hub at all (`Trust::judge`); any other
+/// principal is refused here, saying why.
+pub(crate) fn hub<T>(req: &Request<T>) -> Result<HubId, Status> {
+    let p = caller(req)?;
+    match &p {
+        Principal::Hub(name) => {
+            HubId::parse(name).map_err(|_| Status::permission_denied(format!("{p} is not a valid hub id")))
+        }
+        Principal::Agency(_) => Err(Status::permission_denied(format!(
+            "{p} is an agency certificate, which may not act as a hub: this method is for peer hubs \
+             (urn:truc:hub:<id> with a [[peers]] entry at this hub)"
+        ))),
+        _ => Err(Status::permission_denied(format!(
+            "{p} is not a hub; this method is for peer hubs (urn:truc:hub:<id> with a [[peers]] entry at this hub)"
         ))),
     }
 }

@@ -9,6 +9,10 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use thiserror::Error;
 
+mod federation;
+
+pub use federation::{peer_url, FederationConfig, PeerConfig, MAX_HOPS_LIMIT};
+
 /// Everything `trucd` can be told.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -43,6 +47,12 @@ pub struct Config {
     pub store: StoreConfig,
     /// The web console for operators and auditors (`crate::console`).
     pub console: crate::console::ConsoleConfig,
+    /// Routing between hubs: this hub's own patterns, the default peer, the
+    /// hop limit.
+    pub federation: FederationConfig,
+    /// The other hubs this hub trusts (`[[peers]]`), each with the CA that
+    /// issued it and the agency codes it serves.
+    pub peers: Vec<PeerConfig>,
     /// The clock of receipt times and deadlines. Not a configuration key:
     /// the system clock, unless a test sets a manual one.
     #[serde(skip)]
@@ -168,9 +178,13 @@ impl CrlSetting {
 
     /// Where the CRL is looked for when `tls.crl` is not set: `crl.pem` in
     /// the CA directory that holds the identity directory (`pki/crl.pem`
-    /// for `pki/hub`).
+    /// for `pki/hub`, and for `pki/hubs/<id>`, another hub of that CA).
     pub fn default_path(identity: &std::path::Path) -> PathBuf {
         match identity.parent() {
+            Some(p) if p.file_name().is_some_and(|n| n == "hubs") => match p.parent() {
+                Some(ca) if !ca.as_os_str().is_empty() => ca.join("crl.pem"),
+                _ => PathBuf::from("crl.pem"),
+            },
             Some(p) if !p.as_os_str().is_empty() => p.join("crl.pem"),
             _ => PathBuf::from("crl.pem"),
         }
@@ -508,6 +522,8 @@ impl Default for Config {
             admin: AdminConfig::default(),
             store: StoreConfig::default(),
             console: crate::console::ConsoleConfig::default(),
+            federation: FederationConfig::default(),
+            peers: Vec::new(),
         }
     }
 }
@@ -560,6 +576,19 @@ pub enum ConfigError {
         origin: String,
         /// What is allowed.
         reason: &'static str,
+    },
+    /// A `[federation]` key or a `[[peers]]` entry cannot be used, or the
+    /// routing table they make is ambiguous. (Both are set in the file
+    /// only: peers and their routes go together.)
+    #[error("{key}{}: {reason}", if value.is_empty() { String::new() } else { format!(" = {value}") })]
+    Federation {
+        /// Dotted key, with the peer's id (`peers[1].serves[0] (peer g12)`),
+        /// or `routing` for the table as a whole.
+        key: String,
+        /// The value given (empty for the table as a whole).
+        value: String,
+        /// What is wrong.
+        reason: String,
     },
 }
 
@@ -832,6 +861,7 @@ impl Config {
                 "must be at least 100",
             ));
         }
+        self.routing_table(None)?;
         if !matches!(self.log.format.as_str(), "plain" | "json") {
             return Err(value(
                 "log.format",
@@ -840,6 +870,18 @@ impl Config {
             ));
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// The routing table of `[federation]` and `[[peers]]`, every file and
+    /// pattern checked; with this hub's id `own` (from its certificate),
+    /// also that no peer has it.
+    pub fn routing_table(
+        &self,
+        own: Option<&truc_core::routing::HubId>,
+    ) -> Result<truc_core::routing::RoutingTable, ConfigError> {
+        federation::routing_table(&self.federation, &self.peers, own)
     }
 }
 
@@ -1084,6 +1126,15 @@ mod tests {
         );
         assert_eq!(
             CrlSetting::default_path(std::path::Path::new("hub")),
+            PathBuf::from("crl.pem")
+        );
+        // Another hub of the same CA (`truc pki issue --hub h49`).
+        assert_eq!(
+            CrlSetting::default_path(std::path::Path::new("/etc/truc/pki/hubs/h49")),
+            PathBuf::from("/etc/truc/pki/crl.pem")
+        );
+        assert_eq!(
+            CrlSetting::default_path(std::path::Path::new("hubs/h49")),
             PathBuf::from("crl.pem")
         );
     }

@@ -33,6 +33,7 @@ pub mod console;
 mod delivery;
 mod disk;
 mod door;
+mod federation;
 mod health;
 pub mod metrics;
 mod percent;
@@ -46,6 +47,7 @@ mod tls;
 mod trust;
 
 pub use config::{Config, ConfigError, CrlSetting};
+pub use federation::checkpoint_origin;
 pub use tls::PeerInfo;
 
 /// Why the hub could not start or stopped with an error.
@@ -111,6 +113,8 @@ pub(crate) struct Shared {
     pub(crate) cpu_slots: Arc<tokio::sync::Semaphore>,
     /// The public port's caps and the connections it holds.
     pub(crate) door: Arc<door::Door>,
+    /// This hub's id, peers and routes, and its checkpoints.
+    pub(crate) federation: Arc<federation::Federation>,
 }
 
 impl Shared {
@@ -181,8 +185,12 @@ async fn serve_with_admin(
     let (admin_stop, admin_stop_rx) = watch::channel(false);
     let admin_task = admin_listener.map(|l| admin::spawn(l, admin.clone(), admin_stop_rx));
     let identity = &config.identity;
-    let signer = load_signer(identity)?;
+    let receipt_key = read_receipt_key(identity)?;
+    let signer = tree_head_signer(identity, &receipt_key)?;
     let trust = load_trust_logged(&config, &metrics)?;
+    let federation = Arc::new(federation::Federation::load(&config, receipt_key.secret_pkcs8_der())?);
+    drop(receipt_key);
+    log_federation(&federation);
     let tls_config = tls::server_config(&trust, config.tls.min_version == "1.3")?;
     let calendar = Arc::new(config.calendar().map_err(|e| HubError::Config(e.to_string()))?);
     info!(calendar = %calendar, "working-day calendar");
@@ -216,6 +224,7 @@ async fn serve_with_admin(
     ));
     metrics.set_door(door.clone());
     let shared = Arc::new(Shared {
+        federation,
         door: door.clone(),
         config: config.clone(),
         store: store.dyn_store(),
@@ -364,7 +373,32 @@ fn load_trust(config: &Config) -> Result<(Arc<trust::Trust>, trust::Loaded), Hub
         crls: crls.unwrap_or_default(),
         hub_cert: identity.join("cert.pem"),
         hub_key: identity.join("key.pem"),
+        peers: config
+            .peers
+            .iter()
+            .map(|p| {
+                Ok(trust::PeerFiles {
+                    id: p.hub_id().map_err(|e| HubError::Config(e.to_string()))?,
+                    ca: p.ca.clone(),
+                    crl: p.crl.clone(),
+                })
+            })
+            .collect::<Result<_, HubError>>()?,
     })
+}
+
+/// Say at start who this hub is among hubs.
+fn log_federation(f: &federation::Federation) {
+    match (&f.own, f.checkpoint_vkey()) {
+        (Some(id), Some(vkey)) => info!(
+            hub = %id,
+            peers = f.peers.len(),
+            default_peer = %f.table.default_peer().map(|p| p.to_string()).unwrap_or_default(),
+            checkpoint_key = %vkey,
+            "hub identity"
+        ),
+        _ => warn!("the hub certificate names no urn:truc:hub:<id>: no checkpoints, no peers"),
+    }
 }
 
 /// A data disk smaller (in all) than the free-space reserve refuses every
@@ -441,15 +475,23 @@ pub(crate) fn check_key(path: &Path) -> Result<(), HubError> {
     truc_pki::check_private_key_file(path).map_err(|e| HubError::Identity(e.to_string()))
 }
 
-/// The receipt-signing key of the identity directory.
-fn load_signer(identity: &std::path::Path) -> Result<TreeHeadSigner, HubError> {
+/// The receipt-signing key of the identity directory, PKCS#8 DER.
+fn read_receipt_key(identity: &std::path::Path) -> Result<PrivatePkcs8KeyDer<'static>, HubError> {
     let path = identity.join("receipts.key");
     check_key(&path)?;
     let pem = std::fs::read(&path).map_err(|e| HubError::Identity(format!("{}: {e}", path.display())))?;
-    let key =
-        PrivatePkcs8KeyDer::from_pem_slice(&pem).map_err(|e| HubError::Identity(format!("{}: {e}", path.display())))?;
+    PrivatePkcs8KeyDer::from_pem_slice(&pem).map_err(|e| HubError::Identity(format!("{}: {e}", path.display())))
+}
+
+/// The tree-head signer for the receipt key `key` of `identity`.
+fn tree_head_signer(identity: &std::path::Path, key: &PrivatePkcs8KeyDer<'_>) -> Result<TreeHeadSigner, HubError> {
     TreeHeadSigner::from_pkcs8(key.secret_pkcs8_der())
-        .map_err(|e| HubError::Identity(format!("{}: {e}", path.display())))
+        .map_err(|e| HubError::Identity(format!("{}: {e}", identity.join("receipts.key").display())))
+}
+
+/// The receipt-signing key of the identity directory.
+fn load_signer(identity: &std::path::Path) -> Result<TreeHeadSigner, HubError> {
+    tree_head_signer(identity, &read_receipt_key(identity)?)
 }
 
 /// What a migration moved.
@@ -774,6 +816,37 @@ pub fn check_config(config: &Config) -> Result<Vec<String>, HubError> {
     } else {
         out.push("revocation: NONE (tls.crl = \"none\"): revoked certificates are not refused".into());
     }
+    let receipt_key = read_receipt_key(identity)?;
+    let fed = federation::Federation::load(config, receipt_key.secret_pkcs8_der())?;
+    match &fed.own {
+        Some(id) => out.push(format!(
+            "hub: urn:truc:hub:{id}; checkpoints {}",
+            fed.checkpoint_vkey().unwrap_or_default()
+        )),
+        None => out.push("hub: the certificate names no urn:truc:hub:<id> (no checkpoints, no peers)".into()),
+    }
+    for p in &fed.peers {
+        out.push(format!(
+            "peer {}: {} (CA {}{}), serves {}{}",
+            p.id,
+            p.url().unwrap_or_default(),
+            p.ca.display(),
+            p.crl
+                .as_ref()
+                .map(|c| format!(", CRL {}", c.display()))
+                .unwrap_or_default(),
+            if p.serves.is_empty() {
+                "no patterns".to_string()
+            } else {
+                p.serves.join(" ")
+            },
+            if fed.table.default_peer().is_some_and(|d| d.as_str() == p.id) {
+                "; default route"
+            } else {
+                ""
+            },
+        ));
+    }
     let calendar = config.calendar().map_err(|e| HubError::Config(e.to_string()))?;
     out.push(format!(
         "calendar: {calendar}{}",
@@ -788,7 +861,12 @@ pub fn check_config(config: &Config) -> Result<Vec<String>, HubError> {
         out.push(format!("calendar: WARNING: {w}"));
     }
     let data = &config.data_dir;
-    let probe = data.ancestors().find(|a| a.exists()).unwrap_or(data);
+    // A relative data_dir's last ancestor is "": the working directory.
+    let probe = data
+        .ancestors()
+        .map(|a| if a.as_os_str().is_empty() { Path::new(".") } else { a })
+        .find(|a| a.exists())
+        .unwrap_or(data);
     let meta = std::fs::metadata(probe).map_err(|e| HubError::Config(format!("data_dir {}: {e}", data.display())))?;
     if meta.permissions().readonly() {
         return Err(HubError::Config(format!(

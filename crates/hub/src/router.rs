@@ -1,4 +1,4 @@
-//! The gRPC services on the public port: Axis, Ops, Audit, health and
+//! The gRPC services on the public port: Axis, Ops, Audit, Peer, health and
 //! reflection, each behind the identity check, counted by method and code,
 //! and keeping its connection busy while a request runs; with the HTTP/2
 //! settings large documents need.
@@ -12,6 +12,7 @@ use tonic_health::pb::health_server::HealthServer;
 use truc_proto::v1::audit_server::AuditServer;
 use truc_proto::v1::axis_server::AxisServer;
 use truc_proto::v1::ops_server::OpsServer;
+use truc_proto::v1::peer_server::PeerServer;
 
 use crate::metrics::{Metrics, Observed};
 use crate::trust::Trust;
@@ -42,6 +43,7 @@ pub(crate) fn build(
     let ops = OpsServer::new(service::ops::OpsService(shared.clone()));
     let audit =
         AuditServer::new(service::audit::AuditService(shared.clone())).max_encoding_message_size(64 * 1024 * 1024);
+    let peer = PeerServer::new(service::peer::PeerService(shared.clone()));
     // Server reflection (for grpcurl; any verified certificate).
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -76,6 +78,10 @@ pub(crate) fn build(
         )))
         .add_service(door::Tracked(Observed::new(
             InterceptedService::new(audit, auth::require_identity(trust.clone())),
+            metrics.clone(),
+        )))
+        .add_service(door::Tracked(Observed::new(
+            InterceptedService::new(peer, auth::require_identity(trust.clone())),
             metrics.clone(),
         )))
         .add_service(door::Tracked(health))

@@ -15,6 +15,7 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use truc_core::document::SigningTrust;
+use truc_core::routing::HubId;
 use truc_core::Principal;
 
 use crate::HubError;
@@ -30,6 +31,16 @@ pub(crate) struct TrustFiles {
     pub(crate) revocation: bool,
     pub(crate) hub_cert: PathBuf,
     pub(crate) hub_key: PathBuf,
+    /// The configured peer hubs' CAs (`[[peers]]`).
+    pub(crate) peers: Vec<PeerFiles>,
+}
+
+/// A peer hub's trust material: the CA that issued it, and its CRL.
+#[derive(Debug, Clone)]
+pub(crate) struct PeerFiles {
+    pub(crate) id: HubId,
+    pub(crate) ca: PathBuf,
+    pub(crate) crl: Option<PathBuf>,
 }
 
 impl TrustFiles {
@@ -39,6 +50,7 @@ impl TrustFiles {
             .chain(&self.anchors)
             .chain(&self.crls)
             .chain([&self.hub_cert, &self.hub_key])
+            .chain(self.peers.iter().flat_map(|p| std::iter::once(&p.ca).chain(&p.crl)))
     }
 
     /// Newest modification time of any file (to notice changes).
@@ -57,11 +69,44 @@ pub(crate) struct Loaded {
     pub(crate) revocation: bool,
 }
 
+/// A peer hub's certificate checks.
+struct PeerTrust {
+    id: HubId,
+    /// Chains to the peer's CA, checked against its CRL.
+    tls: SigningTrust,
+    /// The subjects (DER) of the peer's CA certificates: a certificate
+    /// whose issuer is one of them is judged by this peer's rules alone.
+    subjects: Vec<Vec<u8>>,
+}
+
+/// The issuer (DER) of a chain's first certificate.
+fn leaf_issuer(chain: &[Vec<u8>]) -> Option<Vec<u8>> {
+    let (_, cert) = x509_parser::parse_x509_certificate(chain.first()?).ok()?;
+    Some(cert.issuer().as_raw().to_vec())
+}
+
+/// The subjects (DER) of CA certificates.
+fn subjects(cas: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    cas.iter()
+        .filter_map(|der| {
+            let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+            Some(cert.subject().as_raw().to_vec())
+        })
+        .collect()
+}
+
 /// The checks in force. Every connection's certificate is re-judged on its
 /// next request after `epoch` moves.
+///
+/// Roles are kept apart here: a certificate of the axis CA (`client_cas`)
+/// may be an agency, operator or auditor; a hub certificate is accepted
+/// only from a configured peer, chaining to that peer's CA (which may be
+/// the axis CA too); a peer's CA vouches for that peer's hub certificate
+/// and for nothing else (not its agencies, not other hubs).
 pub(crate) struct Trust {
     files: TrustFiles,
     tls: RwLock<Arc<SigningTrust>>,
+    peers: RwLock<Arc<Vec<PeerTrust>>>,
     signing: RwLock<Arc<SigningTrust>>,
     hub_cert: RwLock<Arc<CertifiedKey>>,
     epoch: AtomicU64,
@@ -119,12 +164,38 @@ fn certified_key(files: &TrustFiles) -> Result<Arc<CertifiedKey>, HubError> {
     Ok(Arc::new(ck))
 }
 
+fn peer_trusts(peers: &[PeerFiles]) -> Result<Vec<PeerTrust>, HubError> {
+    peers
+        .iter()
+        .map(|p| {
+            let cas = read_certs(std::slice::from_ref(&p.ca))?;
+            let crls = read_crls(p.crl.as_slice())?;
+            let tls = SigningTrust::new(&cas, &crls)
+                .map_err(|e| HubError::Identity(format!("peer {}: {}: {e}", p.id, p.ca.display())))?;
+            Ok(PeerTrust {
+                id: p.id.clone(),
+                tls,
+                subjects: subjects(&cas),
+            })
+        })
+        .collect()
+}
+
 impl Trust {
     /// Load everything once, at start.
     pub(crate) fn load(files: TrustFiles) -> Result<(Arc<Trust>, Loaded), HubError> {
-        let client_ca_ders = read_certs(&files.client_cas)?;
+        let mut client_ca_ders = read_certs(&files.client_cas)?;
+        // Peers are asked for certificates of their own CA too.
+        for p in &files.peers {
+            for der in read_certs(std::slice::from_ref(&p.ca))? {
+                if !client_ca_ders.contains(&der) {
+                    client_ca_ders.push(der);
+                }
+            }
+        }
         let trust = Trust {
             tls: RwLock::new(Arc::new(SigningTrust::new(&client_ca_ders, &[]).map_err(id_err)?)),
+            peers: RwLock::new(Arc::new(Vec::new())),
             signing: RwLock::new(Arc::new(SigningTrust::new(&client_ca_ders, &[]).map_err(id_err)?)),
             hub_cert: RwLock::new(certified_key(&files)?),
             epoch: AtomicU64::new(0),
@@ -144,7 +215,9 @@ impl Trust {
         let tls = SigningTrust::new(&client_cas, &crls).map_err(id_err)?;
         let signing = SigningTrust::new(&anchors, &crls).map_err(id_err)?;
         let cert = certified_key(&self.files)?;
+        let peers = peer_trusts(&self.files.peers)?;
         *self.tls.write_locked() = Arc::new(tls);
+        *self.peers.write_locked() = Arc::new(peers);
         *self.signing.write_locked() = Arc::new(signing);
         *self.hub_cert.write_locked() = cert;
         self.epoch.fetch_add(1, Ordering::SeqCst);
@@ -168,15 +241,64 @@ impl Trust {
     }
 
     /// Judge a client certificate chain: the principal, or why not.
+    ///
+    /// An agency, operator or auditor must chain to the axis CA; a hub must
+    /// be a configured peer and chain to that peer's CA. A certificate of a
+    /// peer's CA naming anyone but that peer is refused.
     pub(crate) fn judge(&self, chain: &[Vec<u8>]) -> Result<Principal, String> {
         if chain.is_empty() {
             return Err("no client certificate: connect with a certificate issued by the axis CA".into());
         }
+        let now = UnixTime::now();
         let tls = self.tls.read_locked().clone();
-        tls.verify_chain(chain, UnixTime::now()).map_err(|e| match e {
+        let peers = self.peers.read_locked().clone();
+        let rejected = |e: truc_core::CoreError| match e {
             truc_core::CoreError::BadChain(why) => format!("client certificate rejected: {why}"),
             other => format!("client certificate rejected: {other}"),
-        })
+        };
+        match tls.verify_chain(chain, now) {
+            Ok(Principal::Hub(name)) => judge_hub(&peers, chain, name, now),
+            Ok(p) => Ok(p),
+            Err(local) => {
+                let issuer = leaf_issuer(chain);
+                for peer in peers.iter() {
+                    match peer.tls.verify_chain(chain, now) {
+                        Ok(p) if p == peer.id.principal() => return Ok(p),
+                        Ok(p) => {
+                            return Err(format!(
+                                "client certificate rejected: it is issued by the CA of peer hub {id}, which this hub \
+                                 trusts for urn:truc:hub:{id} only, and it names {p}",
+                                id = peer.id
+                            ))
+                        }
+                        // Issued by this peer's CA, but refused (revoked,
+                        // expired, not for client authentication): say so.
+                        Err(e) if issuer.as_ref().is_some_and(|i| peer.subjects.contains(i)) => {
+                            return Err(format!("{} (a certificate of peer hub {}'s CA)", rejected(e), peer.id))
+                        }
+                        Err(_) => continue,
+                    }
+                }
+                Err(rejected(local))
+            }
+        }
+    }
+}
+
+/// A hub certificate of the axis CA: accepted only as a configured peer
+/// whose CA it chains to.
+fn judge_hub(peers: &[PeerTrust], chain: &[Vec<u8>], name: String, now: UnixTime) -> Result<Principal, String> {
+    let Some(peer) = peers.iter().find(|p| p.id.as_str() == name) else {
+        return Err(format!(
+            "client certificate rejected: urn:truc:hub:{name} is not a peer of this hub (no [[peers]] entry with \
+             id = \"{name}\"); a hub certificate connects only as a configured peer"
+        ));
+    };
+    match peer.tls.verify_chain(chain, now) {
+        Ok(_) => Ok(Principal::Hub(name)),
+        Err(e) => Err(format!(
+            "client certificate rejected: urn:truc:hub:{name} does not chain to the CA configured for peer {name} ({e})"
+        )),
     }
 }
 

@@ -25,8 +25,9 @@ pub(crate) const BACKDATE: Duration = Duration::from_secs(300);
 /// | `crl.pem` | the CRL, signed by the CA (written at init, rewritten by every revocation) |
 /// | `serial`, `crlnumber` | next certificate serial and next CRL number (hex) |
 /// | `issued.tsv`, `revoked.tsv` | every certificate issued / revoked |
-/// | `hub/` | the hub: `cert.pem`, `key.pem`, `ca.pem`, `receipts.key`, `receipts.pub` |
-/// | `agencies/<CODE>/`, `operators/<NAME>/`, `auditors/<NAME>/`, `hubs/<NAME>/` | `cert.pem`, `key.pem`, `ca.pem` |
+/// | `hub/` | this PKI's hub: `cert.pem`, `key.pem`, `ca.pem`, `receipts.key`, `receipts.pub` |
+/// | `hubs/<NAME>/` | another hub of this CA (several hubs under one CA): the same files |
+/// | `agencies/<CODE>/`, `operators/<NAME>/`, `auditors/<NAME>/` | `cert.pem`, `key.pem`, `ca.pem` |
 ///
 /// Directories holding keys are `0700`, private keys `0600`. One operator
 /// at a time: two processes issuing in the same directory at once may race
@@ -94,8 +95,9 @@ impl Pki {
             sans: extra_sans.to_vec(),
             ..IssueOptions::default()
         };
+        // The hub's certificate, and its receipt key (issue_to writes one in
+        // every hub identity).
         pki.issue_to(&hub, hub_name, &opts, &pki.hub_dir(), None)?;
-        pki.write_receipt_key()?;
 
         // Last: ca.pem marks the directory as initialised, so a failed init
         // can simply be run again.
@@ -188,18 +190,20 @@ impl Pki {
         matches!(principal, Principal::Hub(_))
             && crate::Identity::load(&self.hub_dir()).is_ok_and(|id| &id.principal == principal)
     }
+}
 
-    /// Write the hub's Ed25519 receipt-signing key pair, unless it exists
-    /// (receipts signed with it must stay verifiable).
-    fn write_receipt_key(&self) -> Result<(), PkiError> {
-        let key_path = self.receipt_key_path();
-        if key_path.exists() {
-            return Ok(());
-        }
-        let key = crate::KeyType::Ed25519.generate()?;
-        files::write_atomic(&self.receipt_pub_path(), key.public_key_pem().as_bytes(), PUBLIC)?;
-        files::write_atomic(&key_path, key.serialize_pem().as_bytes(), PRIVATE)
+/// Write a hub identity's Ed25519 receipt-signing key pair into `dir`
+/// (`receipts.key`, 0600, and `receipts.pub`), unless it exists: receipts
+/// and checkpoints signed with it must stay verifiable, so renewing or
+/// replacing the hub's TLS key keeps it.
+pub(crate) fn write_receipt_key(dir: &Path) -> Result<(), PkiError> {
+    let key_path = dir.join("receipts.key");
+    if key_path.exists() {
+        return Ok(());
     }
+    let key = crate::KeyType::Ed25519.generate()?;
+    files::write_atomic(&dir.join("receipts.pub"), key.public_key_pem().as_bytes(), PUBLIC)?;
+    files::write_atomic(&key_path, key.serialize_pem().as_bytes(), PRIVATE)
 }
 
 /// Unix seconds of `t` (negative before 1970).

@@ -70,7 +70,9 @@ impl Pki {
     /// Issue `principal` a fresh key and certificate, and write its identity
     /// directory (`agencies/<CODE>/`, `operators/<NAME>/`, `auditors/<NAME>/`,
     /// `hubs/<NAME>/`, or `hub/` for this PKI's own hub), holding
-    /// `cert.pem`, `key.pem` (0600) and `ca.pem`. Returns the directory.
+    /// `cert.pem`, `key.pem` (0600) and `ca.pem`; a hub's also holds its
+    /// receipt key pair (`receipts.key`, `receipts.pub`), so that `trucd`
+    /// runs with it. Returns the directory.
     ///
     /// The certificate names the principal in exactly one SAN URI, has
     /// `display_name` (UTF-8) as subject CN and `Truc` as subject O. A
@@ -106,8 +108,8 @@ impl Pki {
     ) -> Result<Reissued, PkiError> {
         let dir = self.identity_dir(principal)?;
         let mut opts = opts.clone();
-        if dir == self.hub_dir() {
-            // Rotating the hub keeps the names clients already dial.
+        if matches!(principal, Principal::Hub(_)) {
+            // Rotating a hub keeps the names clients and peers already dial.
             opts.sans.extend(names_in(&dir.join("cert.pem")));
         }
         let cert = dir.join("cert.pem");
@@ -192,6 +194,11 @@ impl Pki {
         }
         files::write_atomic(&dir.join("cert.pem"), cert.pem().as_bytes(), PUBLIC)?;
         files::write_atomic(&dir.join("ca.pem"), self.ca_pem.as_bytes(), PUBLIC)?;
+        if is_hub {
+            // A hub identity is one trucd can run with: it signs its
+            // receipt log (and checkpoints) with a key of its own.
+            crate::ca::write_receipt_key(dir)?;
+        }
         ledger.record_issued(&IssuedCert {
             serial,
             principal_uri: principal.uri().to_string(),

@@ -56,6 +56,14 @@ fn verify(pki: &Pki, cert: &[u8], usage: webpki::KeyUsage, crl: bool, now: UnixT
     .map(|_| ())
 }
 
+/// The certificate in identity directory `dir` names each of `names`.
+fn assert_names(dir: &Path, names: &[&str]) {
+    let have = truc_pki::CertInfo::from_pem_file(&dir.join("cert.pem")).unwrap().names;
+    for n in names {
+        assert!(have.iter().any(|x| x == n), "{n} in {have:?}");
+    }
+}
+
 fn verify_client(pki: &Pki, cert: &[u8]) -> Result<(), webpki::Error> {
     verify(pki, cert, webpki::KeyUsage::client_auth(), true, UnixTime::now())
 }
@@ -689,12 +697,10 @@ fn renew_keeps_or_replaces_the_key_and_list_shows_what_was_issued() {
         false,
     )
     .unwrap();
-    let names = truc_pki::CertInfo::from_pem_file(&pki.hub_dir().join("cert.pem"))
-        .unwrap()
-        .names;
-    for n in ["localhost", "127.0.0.1", "hub.truc.gov.vn", "10.0.0.5", "192.0.2.2"] {
-        assert!(names.iter().any(|x| x == n), "{n} in {names:?}");
-    }
+    assert_names(
+        &pki.hub_dir(),
+        &["localhost", "127.0.0.1", "hub.truc.gov.vn", "10.0.0.5", "192.0.2.2"],
+    );
 
     pki.revoke_serial(old_serial).unwrap();
     let list = pki.list().unwrap();
@@ -746,4 +752,79 @@ fn a_server_certificate_names_hosts_and_no_principal() {
     let again = pki.issue_server("nats-0", &opts, true).unwrap();
     assert!(again.replaced.is_some());
     assert!(pki.issue_server("../x", &opts, false).is_err());
+}
+
+/// `truc pki issue --hub <id>` for another hub of this CA (several hubs
+/// under one CA): an identity trucd runs with, with its own receipt key;
+/// the certificate names urn:truc:hub:<id> and the names given, serves and
+/// authenticates TLS; renewing or replacing it keeps the receipt key and
+/// the names.
+#[test]
+fn another_hub_of_this_ca_gets_a_runnable_identity() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = init(tmp.path());
+    let h49 = Principal::Hub("h49".into());
+    let opts = IssueOptions {
+        sans: vec!["h49.truc.gov.vn".into(), "10.49.0.1".into()],
+        ..Default::default()
+    };
+    let dir = pki.issue(&h49, "UBND tỉnh Quảng Ninh (trục tỉnh)", &opts).unwrap();
+    assert_eq!(dir, tmp.path().join("hubs/h49"));
+    for (f, m) in [
+        ("key.pem", 0o600),
+        ("receipts.key", 0o600),
+        ("receipts.pub", 0o644),
+        ("cert.pem", 0o644),
+    ] {
+        assert_eq!(mode(&dir.join(f)), m, "{f}");
+    }
+    let id = Identity::load(&dir).unwrap();
+    assert_eq!(id.principal, h49);
+    let (_, x509) = x509_parser::parse_x509_certificate(&id.cert_der).unwrap();
+    let eku = x509.extended_key_usage().unwrap().unwrap().value;
+    assert!(
+        eku.server_auth && eku.client_auth,
+        "a hub is a server to agencies and a client to its peers"
+    );
+    verify_client(&pki, &id.cert_der).unwrap();
+    verify(
+        &pki,
+        &id.cert_der,
+        webpki::KeyUsage::server_auth(),
+        true,
+        UnixTime::now(),
+    )
+    .unwrap();
+    assert_names(&dir, &["h49.truc.gov.vn", "10.49.0.1"]);
+    // The receipt key is an Ed25519 key the hub can load.
+    let pem = fs::read_to_string(dir.join("receipts.pub")).unwrap();
+    truc_core::tree_head::TreeHeadVerifier::from_pem(&pem).unwrap();
+    let receipts = fs::read(dir.join("receipts.key")).unwrap();
+    // This CA's own hub is still hub/, untouched.
+    assert_eq!(
+        Identity::load(&pki.hub_dir()).unwrap().principal,
+        Principal::Hub("truc-hub".into())
+    );
+    // Issuing it again is refused; renewing adds a name with the same key;
+    // replacing it (--force) makes a new TLS key and keeps the names; the
+    // receipt key never changes.
+    assert!(matches!(
+        pki.issue(&h49, "x", &opts),
+        Err(PkiError::IdentityExists { .. })
+    ));
+    pki.renew(
+        &h49,
+        &IssueOptions {
+            sans: vec!["h49-b.truc.gov.vn".into()],
+            ..Default::default()
+        },
+        false,
+    )
+    .unwrap();
+    assert_eq!(Identity::load(&dir).unwrap().key_pem, id.key_pem);
+    pki.reissue(&h49, "x", &IssueOptions::default()).unwrap();
+    let rotated = Identity::load(&dir).unwrap();
+    assert_ne!(rotated.key_pem, id.key_pem);
+    assert_names(&dir, &["h49.truc.gov.vn", "10.49.0.1", "h49-b.truc.gov.vn"]);
+    assert_eq!(fs::read(dir.join("receipts.key")).unwrap(), receipts);
 }

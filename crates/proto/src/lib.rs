@@ -4,7 +4,7 @@
 //! for Rust. Other languages generate their clients from the same files.
 #![forbid(unsafe_code)]
 
-/// `truc.v1`: documents, receipts, and the Axis and Ops services.
+/// `truc.v1`: documents, receipts, and the Axis, Ops, Audit and Peer services.
 #[allow(missing_docs, unreachable_pub, clippy::all)]
 pub mod v1 {
     tonic::include_proto!("truc.v1");

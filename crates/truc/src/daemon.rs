@@ -65,7 +65,7 @@ Environment variables:
   TRUC_CALENDAR_WEEKEND            calendar.weekend  (saturday,sunday)
   TRUC_LOG_FORMAT                  log.format        (plain | json)
   TRUC_LOG_LEVEL                   log.level         (info; RUST_LOG wins)
-  TRUC_ADMIN_LISTEN                admin.listen      (none; HTTP /metrics /healthz /readyz)
+  TRUC_ADMIN_LISTEN                admin.listen      (none; HTTP /metrics /healthz /readyz /checkpoint)
   TRUC_STORE_BACKEND               store.backend     (sled | jetstream; docs/storage.md)
   TRUC_STORE_NATS_URLS             store.nats_urls   (none; comma-separated tls://host:port)
   TRUC_STORE_NATS_CA               store.nats_ca     (identity's ca.pem)
@@ -77,6 +77,10 @@ Environment variables:
   TRUC_STORE_LEASE_MS              store.lease_ms    (5000)
   TRUC_STORE_TIMEOUT_MS            store.timeout_ms  (10000)
   TRUC_STORE_SLED_FLUSH_MS         store.sled_flush_ms (500; sled's own flush; durability comes from the log)
+
+Federation: [federation] (serves, default_peer, max_hops) and [[peers]] (id,
+address, ca, crl, serves) are set in the configuration file only; a hub
+certificate is accepted only from a configured peer. docs/federation.md.
 
 Revocation: certificates listed in the CRL are refused (TLS and document
 signers); the CRL is re-read when it changes. Without --crl the hub uses
@@ -113,8 +117,9 @@ pub struct Args {
     /// Log format: plain or json [config: log.format].
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<String>,
-    /// Plain-HTTP address for Prometheus /metrics, /healthz and /readyz
-    /// (keep it private) [config: admin.listen].
+    /// Plain-HTTP address for Prometheus /metrics, /healthz, /readyz and
+    /// the receipt log's /checkpoint (keep it private) [config:
+    /// admin.listen].
     #[arg(long, value_name = "ADDR")]
     pub admin_listen: Option<SocketAddr>,
     /// Instead of serving: a maintenance command.

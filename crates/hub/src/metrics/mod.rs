@@ -261,6 +261,7 @@ impl Metrics {
             "truc.v1.Axis" => "truc.v1.Axis",
             "truc.v1.Ops" => "truc.v1.Ops",
             "truc.v1.Audit" => "truc.v1.Audit",
+            "truc.v1.Peer" => "truc.v1.Peer",
             "grpc.reflection.v1.ServerReflection" => "grpc.reflection.v1.ServerReflection",
             "grpc.reflection.v1alpha.ServerReflection" => "grpc.reflection.v1alpha.ServerReflection",
             _ => "unknown",

@@ -14,12 +14,20 @@ pub(crate) enum PkiCommand {
     /// Make the axis CA (PKI/ca.pem) and the hub's identity (PKI/hub/) with
     /// its TLS certificate and receipt-signing key (PKI/hub/receipts.pub is
     /// for auditors).
+    ///
+    /// Examples:
+    ///   truc pki init --dir pki
+    ///   truc pki init --dir pki --hub h49 --san h49.truc.gov.vn,10.49.0.1
+    #[command(verbatim_doc_comment)]
     Init {
         /// PKI directory to create.
         #[arg(long, value_name = "PKI")]
         dir: PathBuf,
-        /// The hub's name, in its certificate as urn:truc:hub:<name>.
-        #[arg(long, default_value = "axis")]
+        /// The hub's id, in its certificate as urn:truc:hub:<id> (lower-case
+        /// letters, digits, '.', '_', '-'): its name among federated hubs and
+        /// the origin of its checkpoints (<id>.truc/receipts). --hub-name is
+        /// the old spelling, still accepted.
+        #[arg(long = "hub", visible_alias = "hub-name", value_name = "ID", default_value = "axis")]
         hub_name: String,
         /// Extra DNS name or IP address clients use to reach the hub
         /// (localhost, 127.0.0.1 and ::1 are always included). Repeatable.
@@ -32,6 +40,16 @@ pub(crate) enum PkiCommand {
     /// agency, operator, auditor or hub, or a TLS certificate to a server
     /// (--server: NATS, a reverse proxy). One that exists already is
     /// refused unless --force is given.
+    ///
+    /// Examples:
+    ///   truc pki issue --dir pki --agency 000.00.00.G22 --name "Văn phòng Chính phủ"
+    ///   truc pki issue --dir pki --operator ops
+    ///   truc pki issue --dir pki --hub h49 --san h49.truc.gov.vn,10.49.0.1
+    ///       (another hub of this CA: PKI/hubs/h49/, with its own receipt
+    ///       key; run it with `trucd --identity pki/hubs/h49`)
+    ///   truc pki renew --dir pki --hub h49 --san h49-b.truc.gov.vn
+    ///       (a name more, same key)
+    #[command(verbatim_doc_comment)]
     #[command(group(ArgGroup::new("who").required(true).args(["agency", "operator", "auditor", "hub", "server"])))]
     Issue {
         /// PKI directory made by `truc pki init`.
@@ -46,11 +64,14 @@ pub(crate) enum PkiCommand {
         /// Auditor name (lower-case); writes PKI/auditors/NAME/.
         #[arg(long, value_name = "NAME")]
         auditor: Option<String>,
-        /// A hub's name: PKI/hub/ for this PKI's own hub (with --force: a
-        /// new key; `truc pki renew --hub` keeps it), PKI/hubs/NAME/ for
-        /// another. Its certificate names localhost, 127.0.0.1, ::1, the
-        /// names it had, and every --san.
-        #[arg(long, value_name = "NAME")]
+        /// A hub's id: its certificate names urn:truc:hub:<id> (what peers
+        /// configure as [[peers]] id) and localhost, 127.0.0.1, ::1, the
+        /// names it had, and every --san (the names agencies and peers
+        /// dial). PKI/hub/ for this PKI's own hub (with --force: a new TLS
+        /// key; `truc pki renew --hub` keeps it), PKI/hubs/<id>/ for
+        /// another hub of this CA. Either holds a receipt key
+        /// (receipts.key, receipts.pub), kept across renewals.
+        #[arg(long, value_name = "ID")]
         hub: Option<String>,
         /// A server that is not a Truc principal (a NATS server for the
         /// JetStream store, a reverse proxy): a TLS certificate for the
@@ -154,6 +175,23 @@ fn principal(
     })
 }
 
+/// A hub that has an identity already: say how to add names without a new
+/// key, beside how to replace it.
+fn hub_exists_hint(e: truc_pki::PkiError, principal: &Principal, dir: &std::path::Path) -> anyhow::Error {
+    match (&e, principal) {
+        (truc_pki::PkiError::IdentityExists { .. }, Principal::Hub(id)) => super::errors::Problem {
+            kind: super::errors::Kind::Refused,
+            message: e.to_string(),
+            hint: Some(format!(
+                "to add names with the same key: truc pki renew --dir {} --hub {id} --san NAME,…",
+                dir.display()
+            )),
+        }
+        .into(),
+        _ => e.into(),
+    }
+}
+
 /// Unix seconds as a date for people.
 fn date(secs: i64) -> String {
     super::output::time(secs.saturating_mul(1000))
@@ -232,10 +270,10 @@ pub(crate) fn run(cmd: PkiCommand) -> anyhow::Result<()> {
                     let done = if force {
                         pki.reissue(&principal, &display, &opts).context("issuing")?
                     } else {
-                        truc_pki::Reissued {
-                            dir: pki.issue(&principal, &display, &opts)?,
-                            replaced: None,
-                        }
+                        let dir = pki
+                            .issue(&principal, &display, &opts)
+                            .map_err(|e| hub_exists_hint(e, &principal, &dir))?;
+                        truc_pki::Reissued { dir, replaced: None }
                     };
                     (principal.to_string(), done)
                 }
@@ -248,6 +286,13 @@ pub(crate) fn run(cmd: PkiCommand) -> anyhow::Result<()> {
             println!("{who} ({}) → {}/", key_type.as_str(), done.dir.display());
             if !info.names.is_empty() {
                 println!("names: {}", info.names.join(", "));
+            }
+            if who.starts_with("urn:truc:hub:") {
+                println!(
+                    "receipt key: {} (give it to auditors and peers)\nrun it with: trucd --identity {}",
+                    done.dir.join("receipts.pub").display(),
+                    done.dir.display()
+                );
             }
             replaced_lines(&dir, &done.replaced);
         }

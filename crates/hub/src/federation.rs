@@ -1,0 +1,162 @@
+//! Federation at this hub, as far as it is built: who this hub is (the
+//! `urn:truc:hub:<id>` of its certificate), its peers and routing table
+//! (`[federation]`, `[[peers]]`), and its receipt log published as C2SP
+//! checkpoints (origin `<id>.truc/receipts`, signed with the receipt key).
+//!
+//! Forwarding to peers (per-peer outboxes, relays, statuses coming back)
+//! is not built yet: docs/federation.md.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use prost::Message;
+use truc_core::c2sp::{Checkpoint, NoteSigner};
+use truc_core::merkle::Hash;
+use truc_core::routing::{HubId, RoutingTable};
+use truc_core::sync::Locked;
+use truc_core::Principal;
+use truc_store::Store;
+
+use crate::config::{Config, PeerConfig};
+use crate::HubError;
+
+/// The origin (and key name) of a hub's receipt-log checkpoints.
+pub fn checkpoint_origin(hub: &HubId) -> String {
+    format!("{hub}.truc/receipts")
+}
+
+/// This hub's place among hubs.
+pub(crate) struct Federation {
+    /// This hub's id, from its certificate; `None` when the certificate
+    /// names no hub (then no checkpoints, and no peers allowed).
+    pub(crate) own: Option<HubId>,
+    /// Where each agency code goes.
+    pub(crate) table: RoutingTable,
+    /// The `[[peers]]` entries, in configuration order.
+    pub(crate) peers: Vec<PeerConfig>,
+    /// `federation.max_hops`.
+    pub(crate) max_hops: usize,
+    checkpoints: Option<Checkpoints>,
+}
+
+impl Federation {
+    /// Reads this hub's id from its certificate and builds the routing
+    /// table (refusing a peer with this hub's id, or peers at all when the
+    /// certificate names no hub); the checkpoint signer uses the receipt key
+    /// `receipt_key_pkcs8`.
+    pub(crate) fn load(config: &Config, receipt_key_pkcs8: &[u8]) -> Result<Federation, HubError> {
+        let own = own_id(&config.identity)?;
+        if own.is_none() && !config.peers.is_empty() {
+            return Err(HubError::Config(format!(
+                "[[peers]] are configured but the hub certificate {} names no urn:truc:hub:<id>: issue the hub its \
+                 identity with `truc pki issue --hub <id>`",
+                config.identity.join("cert.pem").display()
+            )));
+        }
+        let table = config
+            .routing_table(own.as_ref())
+            .map_err(|e| HubError::Config(e.to_string()))?;
+        let checkpoints = match &own {
+            Some(id) => Some(Checkpoints {
+                signer: NoteSigner::from_pkcs8(&checkpoint_origin(id), receipt_key_pkcs8)
+                    .map_err(|e| HubError::Identity(format!("receipts.key as checkpoint key: {e}")))?,
+                last: Mutex::new(None),
+            }),
+            None => None,
+        };
+        Ok(Federation {
+            own,
+            table,
+            peers: config.peers.clone(),
+            max_hops: config.federation.max_hops,
+            checkpoints,
+        })
+    }
+
+    /// The verifier key of this hub's checkpoints
+    /// (`<id>.truc/receipts+<key id>+<base64(0x01 || key)>`).
+    pub(crate) fn checkpoint_vkey(&self) -> Option<String> {
+        self.checkpoints.as_ref().map(|c| c.signer.verifier().vkey())
+    }
+
+    /// The latest signed tree head as a signed checkpoint note, or why there
+    /// is none.
+    pub(crate) async fn checkpoint(&self, store: &dyn Store) -> Result<String, NoCheckpoint> {
+        let Some(c) = &self.checkpoints else {
+            return Err(NoCheckpoint::NoHubId);
+        };
+        let signed = store.tree_head(0).await.map_err(|_| NoCheckpoint::Store)?;
+        let Some(signed) = signed else {
+            return Err(NoCheckpoint::EmptyLog);
+        };
+        let head = truc_proto::v1::TreeHead::decode(signed.tree_head.as_slice()).map_err(|_| NoCheckpoint::Store)?;
+        let root = Hash::try_from(head.root_hash.as_slice()).map_err(|_| NoCheckpoint::Store)?;
+        c.note(head.tree_size, root)
+    }
+}
+
+/// Why `/checkpoint` has nothing to show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NoCheckpoint {
+    /// The hub certificate names no `urn:truc:hub:<id>`, so there is no
+    /// origin.
+    NoHubId,
+    /// Nothing has been recorded yet.
+    EmptyLog,
+    /// The store could not be read.
+    Store,
+}
+
+impl std::fmt::Display for NoCheckpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NoCheckpoint::NoHubId => {
+                "no checkpoint: the hub certificate names no urn:truc:hub:<id> (truc pki issue --hub <id>)"
+            }
+            NoCheckpoint::EmptyLog => "no checkpoint yet: the receipt log is empty",
+            NoCheckpoint::Store => "no checkpoint: the receipt log cannot be read now",
+        })
+    }
+}
+
+/// The checkpoint signer and the last note it signed (a head is signed
+/// once, however often it is fetched).
+struct Checkpoints {
+    signer: NoteSigner,
+    last: Mutex<Option<(u64, Hash, String)>>,
+}
+
+impl Checkpoints {
+    fn note(&self, size: u64, root: Hash) -> Result<String, NoCheckpoint> {
+        let mut last = self.last.locked();
+        if let Some((s, r, note)) = last.as_ref() {
+            if (*s, *r) == (size, root) {
+                return Ok(note.clone());
+            }
+        }
+        // Signing fails only on a text no checkpoint has (the origin is a
+        // hub id, the rest digits and base64).
+        let note = Checkpoint::new(self.signer.name(), size, root)
+            .sign(&self.signer)
+            .map_err(|_| NoCheckpoint::Store)?;
+        *last = Some((size, root, note.clone()));
+        Ok(note)
+    }
+}
+
+/// The hub id of the certificate in `identity`, if it names a hub.
+fn own_id(identity: &Path) -> Result<Option<HubId>, HubError> {
+    let path = identity.join("cert.pem");
+    let ders = truc_pki::read_cert_ders(&path).map_err(|e| HubError::Identity(e.to_string()))?;
+    let principal = ders
+        .first()
+        .map(|der| Principal::from_cert_der(der))
+        .transpose()
+        .map_err(|e| HubError::Identity(format!("{}: {e}", path.display())))?;
+    match principal {
+        Some(Principal::Hub(name)) => Ok(Some(
+            HubId::parse(&name).map_err(|e| HubError::Identity(format!("{}: {e}", path.display())))?,
+        )),
+        _ => Ok(None),
+    }
+}
