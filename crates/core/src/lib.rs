@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod agency;
+pub mod attachments;
 pub mod calendar;
 pub mod clock;
 pub mod csv;
