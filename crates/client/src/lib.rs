@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod edxml;
 pub mod reconnect;
 pub mod transfer;
 

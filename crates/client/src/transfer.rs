@@ -143,6 +143,8 @@ pub struct Digests {
     pub size: u64,
     /// SHA-256 of each file, in order.
     pub attachments: Vec<[u8; 32]>,
+    /// Each file's size, in order.
+    pub sizes: Vec<u64>,
 }
 
 /// Hash `files` in one pass: the whole payload and each file.
@@ -153,10 +155,10 @@ pub fn hash_files(files: &SourceFiles) -> std::io::Result<Digests> {
         whole.update(&data);
         ranges.update(&data).is_ok()
     })?;
-    digests(whole, ranges)
+    digests(whole, ranges, files.sizes())
 }
 
-fn digests(whole: ring::digest::Context, ranges: RangeHasher) -> std::io::Result<Digests> {
+fn digests(whole: ring::digest::Context, ranges: RangeHasher, sizes: Vec<u64>) -> std::io::Result<Digests> {
     let size = ranges.position();
     let attachments = ranges
         .finish()
@@ -167,7 +169,76 @@ fn digests(whole: ring::digest::Context, ranges: RangeHasher) -> std::io::Result
         sha256,
         size,
         attachments,
+        sizes,
     })
+}
+
+/// What a sender says about one attached file: everything of its manifest
+/// entry but where it lies in the payload and its digest, which the bytes
+/// decide.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttachmentMeta {
+    /// ContentId (unique in the document; may be empty).
+    pub content_id: String,
+    /// AttachmentName: a plain file name.
+    pub name: String,
+    /// Description, for people.
+    pub description: String,
+    /// ContentType, e.g. `application/pdf`.
+    pub media_type: String,
+}
+
+/// The manifest of a payload made of files described by `meta` whose one
+/// pass gave `digests`: each file a range, one after another from 0.
+pub fn manifest(meta: &[AttachmentMeta], digests: &Digests) -> Vec<truc_proto::v1::Attachment> {
+    let mut offset = 0u64;
+    meta.iter()
+        .zip(&digests.attachments)
+        .zip(&digests.sizes)
+        .map(|((m, sha), &size)| {
+            let a = truc_proto::v1::Attachment {
+                content_id: m.content_id.clone(),
+                name: m.name.clone(),
+                description: m.description.clone(),
+                media_type: m.media_type.clone(),
+                offset,
+                size,
+                sha256: sha.to_vec(),
+            };
+            offset += size;
+            a
+        })
+        .collect()
+}
+
+/// Read `files` (small: an inline payload) into one payload, with its
+/// digests.
+pub fn read_inline(files: &SourceFiles) -> std::io::Result<(Vec<u8>, Digests)> {
+    let mut payload = Vec::with_capacity(files.total() as usize);
+    for (path, size) in files.files() {
+        let bytes = std::fs::read(path)?;
+        if bytes.len() as u64 != *size {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("{} changed while being read; send again", path.display()),
+            ));
+        }
+        payload.extend_from_slice(&bytes);
+    }
+    let mut ranges = RangeHasher::new(files.sizes());
+    ranges
+        .update(&payload)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+    let attachments = ranges
+        .finish()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+    let d = Digests {
+        sha256: truc_core::sha256(&payload),
+        size: payload.len() as u64,
+        attachments,
+        sizes: files.sizes(),
+    };
+    Ok((payload, d))
 }
 
 /// Sign a header for a payload of `size` bytes with digest `sha256` that is
@@ -743,6 +814,7 @@ fn read_and_hash(
 ) -> std::io::Result<Digests> {
     let (to_hash, hash_queue) = std::sync::mpsc::sync_channel::<Bytes>(HASH_QUEUE);
     let sizes = files.sizes();
+    let sizes_out = sizes.clone();
     std::thread::scope(|s| {
         let hasher = s.spawn(move || {
             let mut whole = ring::digest::Context::new(&ring::digest::SHA256);
@@ -780,7 +852,7 @@ fn read_and_hash(
             return Err(std::io::ErrorKind::BrokenPipe.into());
         }
         read?;
-        digests(whole, ranges)
+        digests(whole, ranges, sizes_out)
     })
 }
 
