@@ -931,3 +931,197 @@ pub fn status_package(n: &pb::StatusNotice, reporter_name: &str, offset: jiff::t
     };
     Some(ed::Package::new(ed::Message::Status(header)))
 }
+
+/// A package read from disk to be sent: its model, each attachment decoded
+/// into a file of its own as the base64 streamed by (never whole in
+/// memory), and the payload's digests, computed in the same pass.
+#[derive(Debug)]
+pub struct ReadPackage {
+    /// The package (attachment bytes are in `files`).
+    pub package: ed::Package,
+    /// One file per attachment, in order.
+    pub files: Vec<std::path::PathBuf>,
+    /// The whole payload's SHA-256 and size, and each attachment's.
+    pub digests: crate::transfer::Digests,
+}
+
+/// Why a package could not be read.
+#[derive(Debug, Error)]
+pub enum ReadError {
+    /// The package is refused: the parser's reason, naming the element, and
+    /// where it stopped reading.
+    #[error("{source} (near line {line}, column {column})")]
+    Refused {
+        /// The parser's refusal.
+        #[source]
+        source: ed::Error,
+        /// Where it had read to: line and column from 1 (columns count bytes).
+        line: u64,
+        /// See `line`.
+        column: u64,
+    },
+    /// The package or a temporary file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Counts lines and columns of what a reader hands on, for messages.
+struct Where<R> {
+    inner: R,
+    line: u64,
+    column: u64,
+}
+
+impl<R: std::io::BufRead> std::io::Read for Where<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let src = std::io::BufRead::fill_buf(self)?;
+        let n = src.len().min(buf.len());
+        buf[..n].copy_from_slice(&src[..n]);
+        std::io::BufRead::consume(self, n);
+        Ok(n)
+    }
+}
+
+impl<R: std::io::BufRead> std::io::BufRead for Where<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amt: usize) {
+        if let Ok(buf) = self.inner.fill_buf() {
+            for &b in &buf[..amt.min(buf.len())] {
+                if b == b'\n' {
+                    self.line += 1;
+                    self.column = 1;
+                } else {
+                    self.column += 1;
+                }
+            }
+        }
+        self.inner.consume(amt);
+    }
+}
+
+/// Writes each attachment to `dir/attachment-<n>` and hashes the payload
+/// (the attachments one after another) as the parser decodes them.
+struct FileSink {
+    dir: std::path::PathBuf,
+    current: Option<(usize, std::io::BufWriter<std::fs::File>)>,
+    files: Vec<std::path::PathBuf>,
+    whole: ring::digest::Context,
+}
+
+impl FileSink {
+    fn open(&mut self, index: usize) -> std::io::Result<()> {
+        if matches!(&self.current, Some((i, _)) if *i == index) {
+            return Ok(());
+        }
+        self.close()?;
+        while self.files.len() <= index {
+            let path = self.dir.join(format!("attachment-{}", self.files.len() + 1));
+            std::fs::File::create(&path)?;
+            self.files.push(path);
+        }
+        let f = std::fs::OpenOptions::new().append(true).open(&self.files[index])?;
+        self.current = Some((index, std::io::BufWriter::with_capacity(1 << 20, f)));
+        Ok(())
+    }
+
+    fn close(&mut self) -> std::io::Result<()> {
+        if let Some((_, mut w)) = self.current.take() {
+            std::io::Write::flush(&mut w)?;
+        }
+        Ok(())
+    }
+}
+
+impl ed::AttachmentSink for FileSink {
+    fn write(&mut self, index: usize, chunk: &[u8]) -> std::io::Result<()> {
+        self.open(index)?;
+        self.whole.update(chunk);
+        let (_, w) = self.current.as_mut().expect("opened");
+        std::io::Write::write_all(w, chunk)
+    }
+
+    fn finish(&mut self, index: usize, _attachment: &ed::Attachment) -> std::io::Result<()> {
+        self.open(index)?;
+        self.close()
+    }
+}
+
+/// Read the package at `path`, decoding attachments into files in `dir`
+/// (a temporary directory on disk: a 2 GiB attachment takes 2 GiB there,
+/// and no more than a buffer in memory), within `limits`.
+pub fn read_package(path: &std::path::Path, dir: &std::path::Path, limits: ed::Limits) -> Result<ReadPackage, ReadError> {
+    let io = |p: &std::path::Path| {
+        let p = p.display().to_string();
+        move |source| ReadError::Io { path: p, source }
+    };
+    let file = std::fs::File::open(path).map_err(io(path))?;
+    let mut input = Where {
+        inner: std::io::BufReader::with_capacity(1 << 20, file),
+        line: 1,
+        column: 1,
+    };
+    let mut sink = FileSink {
+        dir: dir.to_path_buf(),
+        current: None,
+        files: Vec::new(),
+        whole: ring::digest::Context::new(&ring::digest::SHA256),
+    };
+    let parsed = ed::parse(&mut input, limits, &mut sink);
+    let package = match parsed {
+        Ok(p) => p,
+        Err(source) => {
+            return Err(ReadError::Refused {
+                source,
+                line: input.line,
+                column: input.column,
+            })
+        }
+    };
+    sink.close().map_err(io(dir))?;
+    let mut files = sink.files;
+    // Attachments with no bytes at the end got no file yet.
+    while files.len() < package.attachments.len() {
+        let p = dir.join(format!("attachment-{}", files.len() + 1));
+        std::fs::File::create(&p).map_err(io(&p))?;
+        files.push(p);
+    }
+    let mut sha256 = [0u8; 32];
+    sha256.copy_from_slice(sink.whole.finish().as_ref());
+    let digests = crate::transfer::Digests {
+        sha256,
+        size: package.attachments.iter().map(|a| a.size).sum(),
+        attachments: package.attachments.iter().map(|a| a.sha256).collect(),
+        sizes: package.attachments.iter().map(|a| a.size).collect(),
+    };
+    Ok(ReadPackage {
+        package,
+        files,
+        digests,
+    })
+}
+
+/// Attachment bytes for the package writer, read from files (one per
+/// attachment, in order) in blocks.
+#[derive(Debug)]
+pub struct FileSource(pub Vec<std::path::PathBuf>);
+
+impl ed::AttachmentSource for FileSource {
+    fn open(&mut self, index: usize, _attachment: &ed::Attachment) -> std::io::Result<Box<dyn std::io::Read + '_>> {
+        let path = self.0.get(index).ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotFound, format!("no file for attachment {}", index + 1))
+        })?;
+        Ok(Box::new(std::io::BufReader::with_capacity(
+            1 << 20,
+            std::fs::File::open(path)?,
+        )))
+    }
+}
