@@ -236,7 +236,7 @@ struct Prepared {
     known: Option<Digests>,
     /// The files that name a chunked send's resume note.
     note_files: Vec<PathBuf>,
-    /// For messages: what is sent.
+    /// For the progress line: what is sent (a file's name, "3 files").
     label: String,
     /// An edXML package's decoded attachments, removed when done.
     _decoded: Option<tempfile::TempDir>,
@@ -375,8 +375,8 @@ fn from_flags(from: &str, a: &SendArgs) -> anyhow::Result<Prepared> {
         steering_type: a.steering,
         ..Default::default()
     };
-    let label = match paths.as_slice() {
-        [one] => one.display().to_string(),
+    let label = match specs.as_slice() {
+        [one] => one.meta.name.clone(),
         many => format!("{} files", many.len()),
     };
     Ok(Prepared {
@@ -466,7 +466,10 @@ async fn from_edxml(client: &truc_client::Client, from: &str, package: &Path) ->
         files,
         known: Some(read.digests),
         note_files: vec![package.to_path_buf()],
-        label: package.display().to_string(),
+        label: package
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         _decoded: Some(decoded),
     })
 }
@@ -517,9 +520,13 @@ async fn transmit(
             .send(truc_client::sign_document(identity, header, payload)?)
             .await?);
     }
+    let shown = match p.note_files.as_slice() {
+        [one] => one.display().to_string(),
+        many => format!("{} and {} more", many[0].display(), many.len() - 1),
+    };
     let bar = super::progress::Bar::new(
         &format!("sending {}", p.label),
-        &format!("upload of {}", p.label),
+        &format!("upload of {shown}"),
         !a.conn.is_json(),
     );
     let progress = |done, total| bar.update(done, total);
@@ -541,13 +548,13 @@ async fn transmit(
         // A large send's resume state: an interrupted send of the same
         // files to the same agencies resumes under the same ids.
         let n = note.insert(
-            SendNote::load(from, &p.header.to, &p.note_files).with_context(|| format!("reading {}", p.label))?,
+            SendNote::load(from, &p.header.to, &p.note_files).with_context(|| format!("reading {shown}"))?,
         );
         for (to, id) in n.others() {
             eprintln!(
                 "truc: an interrupted upload of {} to {to} (document {id:?}) is noted too; this send to {} starts its \
                  own (`truc send --abandon {}` forgets the other)",
-                p.label,
+                shown,
                 p.header.to.join(","),
                 p.note_files[0].display()
             );
@@ -557,7 +564,7 @@ async fn transmit(
                 "truc: an interrupted upload of {} was noted as document {noted:?}; this one is {document_id:?} and \
                  starts its own upload in place of it (the hub deletes the bytes it kept after \
                  limits.upload_expiry_hours)",
-                p.label,
+                shown,
             );
             n.upload_id = None;
             n.digests = None;
