@@ -64,6 +64,7 @@ fn open(upload_id: &str, offset: u64, size: u64) -> UploadRequest {
             offset,
             size,
             to: Vec::new(),
+            attachment_sizes: Vec::new(),
         })),
     }
 }
