@@ -101,7 +101,8 @@ async fn inline_attachments_are_each_checked() {
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
     assert!(
-        e.message().contains("attachment 3 (\"bang.xlsx\", content id \"cid:3\")")
+        e.message()
+            .contains("attachment 3 (\"bang.xlsx\", content id \"cid:3\")")
             && e.message().contains("differ from its signed SHA-256"),
         "{e:?}"
     );
@@ -110,7 +111,10 @@ async fn inline_attachments_are_each_checked() {
     h.attachments[2].offset += 1;
     let e = g22.send(sign(&g22, h, &payload)).await.unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
-    assert!(e.message().contains("attachment 3") && e.message().contains("offset"), "{e:?}");
+    assert!(
+        e.message().contains("attachment 3") && e.message().contains("offset"),
+        "{e:?}"
+    );
     assert!(drain(&h26, 4).await.is_empty(), "nothing was stored");
 
     g22.send(sign(&g22, with_manifest("att/ok", &digests), &payload))
@@ -151,7 +155,13 @@ async fn header_first_uploads_check_each_attachment_as_it_completes() {
 
     // Interrupted inside the second attachment, then resumed by the SDK:
     // the hub hashes that attachment again from its start.
-    let doc = sign_external(g22.identity(), with_manifest("att/hf", &digests), digests.sha256, digests.size).unwrap();
+    let doc = sign_external(
+        g22.identity(),
+        with_manifest("att/hf", &digests),
+        digests.sha256,
+        digests.size,
+    )
+    .unwrap();
     let (tx, rx) = mpsc::channel(8);
     let mut axis = g22.axis();
     let first = tokio::spawn(async move { axis.upload(ReceiverStream::new(rx)).await.map(|_| ()) });
@@ -229,8 +239,13 @@ async fn payload_first_uploads_check_each_attachment_and_resume_across_them() {
         .await
         .unwrap();
     }
-    let doc = sign_external(g22.identity(), with_manifest("att/pf-undeclared", &digests), digests.sha256, digests.size)
-        .unwrap();
+    let doc = sign_external(
+        g22.identity(),
+        with_manifest("att/pf-undeclared", &digests),
+        digests.sha256,
+        digests.size,
+    )
+    .unwrap();
     tx.send(UploadRequest {
         part: Some(Part::Finish(truc_proto::v1::UploadFinish { document: Some(doc) })),
     })
@@ -287,7 +302,11 @@ async fn payload_first_uploads_check_each_attachment_and_resume_across_them() {
         .await
         .unwrap();
     assert!(!resp.duplicate);
-    assert_eq!(started.into_inner().unwrap(), Some(cut as u64), "resumed where the hub was");
+    assert_eq!(
+        started.into_inner().unwrap(),
+        Some(cut as u64),
+        "resumed where the hub was"
+    );
     assert_eq!(receive_attachments(&h26, dir.path()).await, bytes);
 }
 
@@ -302,7 +321,13 @@ async fn downloads_into_attachment_files_resume() {
     let (paths, bytes) = three(dir.path(), [MIB, 2 * MIB + 9, MIB / 2]);
     let files = SourceFiles::open(&paths).unwrap();
     let digests = hash_files(&files).unwrap();
-    let doc = sign_external(g22.identity(), with_manifest("att/dl", &digests), digests.sha256, digests.size).unwrap();
+    let doc = sign_external(
+        g22.identity(),
+        with_manifest("att/dl", &digests),
+        digests.sha256,
+        digests.size,
+    )
+    .unwrap();
     g22.upload_files(doc, &files, &quiet).await.unwrap();
 
     let got = drain(&h26, 4).await;

@@ -265,7 +265,10 @@ pub fn import(p: &ed::Package, offset: jiff::tz::Offset) -> Result<Imported, Map
             Vec::new()
         };
         h.other_info = Some(pb::OtherInfo {
-            sphere_of_promulgation: f.text("MessageHeader/OtherInfo/SphereOfPromulgation", &o.sphere_of_promulgation),
+            sphere_of_promulgation: f.text(
+                "MessageHeader/OtherInfo/SphereOfPromulgation",
+                &o.sphere_of_promulgation,
+            ),
             typer_notation: f.text("MessageHeader/OtherInfo/TyperNotation", &o.typer_notation),
             promulgation_amount: f.num("MessageHeader/OtherInfo/PromulgationAmount", o.promulgation_amount),
             page_amount: f.num("MessageHeader/OtherInfo/PageAmount", o.page_amount),
@@ -377,12 +380,9 @@ fn import_business(f: &mut Form, h: &mut pb::DocumentHeader, b: &ed::Business) -
                     .clone()
                     .filter(|s| !s.is_empty())
                     .ok_or_else(|| refuse(format!("{rp}/OrganId"), "required: the agency added or removed"))?;
-                let t = r.receiver_type.ok_or_else(|| {
-                    refuse(
-                        format!("{rp}/ReceiverType"),
-                        "required: 0 (removed) or 1 (added)",
-                    )
-                })?;
+                let t = r
+                    .receiver_type
+                    .ok_or_else(|| refuse(format!("{rp}/ReceiverType"), "required: 0 (removed) or 1 (added)"))?;
                 let receiver_type = f.num(&format!("{rp}/ReceiverType"), Some(t as i32));
                 h.receiver_changes.push(pb::ReceiverChange {
                     organ_id,
@@ -423,9 +423,16 @@ struct Look<'a> {
 
 impl<'a> Look<'a> {
     fn new(form: Option<&'a pb::EdxmlForm>) -> Self {
-        let stated = form.map(|f| f.stated.iter().map(String::as_str).collect()).unwrap_or_default();
+        let stated = form
+            .map(|f| f.stated.iter().map(String::as_str).collect())
+            .unwrap_or_default();
         let written = form
-            .map(|f| f.written.iter().map(|w| (w.element.as_str(), w.text.as_str())).collect())
+            .map(|f| {
+                f.written
+                    .iter()
+                    .map(|w| (w.element.as_str(), w.text.as_str()))
+                    .collect()
+            })
             .unwrap_or_default();
         Look { form, stated, written }
     }
@@ -549,17 +556,18 @@ pub fn export(h: &pb::DocumentHeader, hop: Option<Hop>, offset: jiff::tz::Offset
     let l = Look::new(form);
     let from_edxml = form.is_some();
 
-    let to = h
-        .to
-        .iter()
-        .enumerate()
-        .map(|(i, code)| l.organization(&format!("MessageHeader/To[{}]", i + 1), code, h.recipients.get(i)))
-        .collect();
-    let code = (l.is_stated("MessageHeader/Code") || !h.code_number.is_empty() || !h.code_notation.is_empty())
-        .then(|| ed::Code {
-            number: l.text("MessageHeader/Code/CodeNumber", &h.code_number),
-            notation: l.text("MessageHeader/Code/CodeNotation", &h.code_notation),
-            extras: l.extras("MessageHeader/Code"),
+    let to =
+        h.to.iter()
+            .enumerate()
+            .map(|(i, code)| l.organization(&format!("MessageHeader/To[{}]", i + 1), code, h.recipients.get(i)))
+            .collect();
+    let code =
+        (l.is_stated("MessageHeader/Code") || !h.code_number.is_empty() || !h.code_notation.is_empty()).then(|| {
+            ed::Code {
+                number: l.text("MessageHeader/Code/CodeNumber", &h.code_number),
+                notation: l.text("MessageHeader/Code/CodeNotation", &h.code_notation),
+                extras: l.extras("MessageHeader/Code"),
+            }
         });
     let promulgation = (l.is_stated("MessageHeader/PromulgationInfo")
         || !h.promulgation_place.is_empty()
@@ -592,8 +600,7 @@ pub fn export(h: &pb::DocumentHeader, hop: Option<Hop>, offset: jiff::tz::Offset
         None if h.due_date_unix_ms != 0 => local_date(h.due_date_unix_ms, offset).map(ed::EdDate::Date),
         None => None,
     };
-    let to_places =
-        (l.is_stated("MessageHeader/ToPlaces") || !h.to_places.is_empty()).then(|| h.to_places.clone());
+    let to_places = (l.is_stated("MessageHeader/ToPlaces") || !h.to_places.is_empty()).then(|| h.to_places.clone());
     let other = h.other_info.clone().unwrap_or_default();
     let other_info = (!from_edxml || l.is_stated("MessageHeader/OtherInfo")).then(|| ed::OtherInfo {
         priority: if from_edxml {
@@ -673,14 +680,13 @@ pub fn export(h: &pb::DocumentHeader, hop: Option<Hop>, offset: jiff::tz::Offset
         });
     }
     let business = (!from_edxml || l.is_stated("TraceHeaderList/Bussiness")).then(|| export_business(&l, h));
-    let trace = (!traces.is_empty() || business.is_some() || l.is_stated("TraceHeaderList")).then(|| {
-        ed::TraceHeaderList {
+    let trace =
+        (!traces.is_empty() || business.is_some() || l.is_stated("TraceHeaderList")).then(|| ed::TraceHeaderList {
             attributes: l.attributes("TraceHeaderList"),
             traces,
             business,
             extras: l.extras("TraceHeaderList"),
-        }
-    });
+        });
 
     let listed = attachments_of(h);
     let manifest = if from_edxml {
@@ -867,13 +873,17 @@ pub fn status_request(p: &ed::Package, caller: &str) -> Result<pb::ReportStatusR
     } else if let Some(parts) = ed::DocumentIdParts::split(&document_id) {
         parts.sender.to_string()
     } else {
-        s.response_for.organ_id.clone().filter(|o| !o.is_empty()).ok_or_else(|| {
-            refuse(
-                "MessageHeader/ResponseFor/OrganId",
-                "required when DocumentId is not of the form <sender code>,<yyyy/MM/dd>,<number>/<notation>: the \
+        s.response_for
+            .organ_id
+            .clone()
+            .filter(|o| !o.is_empty())
+            .ok_or_else(|| {
+                refuse(
+                    "MessageHeader/ResponseFor/OrganId",
+                    "required when DocumentId is not of the form <sender code>,<yyyy/MM/dd>,<number>/<notation>: the \
                  document's sender",
-            )
-        })?
+                )
+            })?
     };
     let staff = s.staff.as_ref().map(|st| pb::StaffInfo {
         department: st.department.clone().unwrap_or_default(),
@@ -1058,7 +1068,11 @@ impl ed::AttachmentSink for FileSink {
 /// Read the package at `path`, decoding attachments into files in `dir`
 /// (a temporary directory on disk: a 2 GiB attachment takes 2 GiB there,
 /// and no more than a buffer in memory), within `limits`.
-pub fn read_package(path: &std::path::Path, dir: &std::path::Path, limits: ed::Limits) -> Result<ReadPackage, ReadError> {
+pub fn read_package(
+    path: &std::path::Path,
+    dir: &std::path::Path,
+    limits: ed::Limits,
+) -> Result<ReadPackage, ReadError> {
     let io = |p: &std::path::Path| {
         let p = p.display().to_string();
         move |source| ReadError::Io { path: p, source }
@@ -1117,7 +1131,10 @@ pub struct FileSource(pub Vec<std::path::PathBuf>);
 impl ed::AttachmentSource for FileSource {
     fn open(&mut self, index: usize, _attachment: &ed::Attachment) -> std::io::Result<Box<dyn std::io::Read + '_>> {
         let path = self.0.get(index).ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::NotFound, format!("no file for attachment {}", index + 1))
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("no file for attachment {}", index + 1),
+            )
         })?;
         Ok(Box::new(std::io::BufReader::with_capacity(
             1 << 20,

@@ -13,9 +13,9 @@ use prost::bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
+use truc_core::attachments::RangeHasher;
 use truc_pki::Identity;
 use truc_proto::v1::upload_request::Part;
-use truc_core::attachments::RangeHasher;
 use truc_proto::v1::{
     DocumentHeader, DownloadRequest, SendResponse, SignedDocument, UploadFinish, UploadOpen, UploadRequest,
     UploadStart, UploadStatusRequest,
@@ -262,8 +262,8 @@ impl Client {
         path: &Path,
         progress: Progress<'_>,
     ) -> Result<SendResponse, Status> {
-        let files = SourceFiles::open(&[path.to_path_buf()])
-            .map_err(|e| Status::aborted(format!("reading the file: {e}")))?;
+        let files =
+            SourceFiles::open(&[path.to_path_buf()]).map_err(|e| Status::aborted(format!("reading the file: {e}")))?;
         self.upload_files(document, &files, progress).await
     }
 
@@ -364,8 +364,8 @@ impl Client {
     where
         S: FnOnce([u8; 32], u64) -> Result<SignedDocument, ClientError>,
     {
-        let files = SourceFiles::open(&[path.to_path_buf()])
-            .map_err(|e| Status::aborted(format!("reading the file: {e}")))?;
+        let files =
+            SourceFiles::open(&[path.to_path_buf()]).map_err(|e| Status::aborted(format!("reading the file: {e}")))?;
         self.upload_files_payload_first(upload_id, to, &files, |d: &Digests| sign(d.sha256, d.size), progress)
             .await
     }
@@ -405,7 +405,11 @@ impl Client {
             offset,
             size: total,
             to: to.to_vec(),
-            attachment_sizes: if files.files().len() > 1 { files.sizes() } else { Vec::new() },
+            attachment_sizes: if files.files().len() > 1 {
+                files.sizes()
+            } else {
+                Vec::new()
+            },
         };
         tx.send(UploadRequest {
             part: Some(Part::Open(open)),
@@ -510,8 +514,7 @@ impl Client {
                 sizes.len()
             )));
         }
-        let checker =
-            (!truc_core::attachments::whole_payload_suffices(header)).then(|| RangeHasher::expecting(header));
+        let checker = (!truc_core::attachments::whole_payload_suffices(header)).then(|| RangeHasher::expecting(header));
         let parts = parts.iter().cloned().zip(sizes).collect();
         self.download_ranges(
             hub_document_id,
@@ -760,7 +763,8 @@ impl PartsWriter {
             };
             let take = (size - self.written).min(data.len() as u64) as usize;
             let out = self.out.as_mut().expect("an open part while bytes are due");
-            out.write(&data[..take]).map_err(|e| WriteFailure::Io(path.clone(), e))?;
+            out.write(&data[..take])
+                .map_err(|e| WriteFailure::Io(path.clone(), e))?;
             self.hash(&data[..take])?;
             self.written += take as u64;
             data = &data[take..];

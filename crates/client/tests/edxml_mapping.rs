@@ -83,7 +83,10 @@ fn round_trip(name: &str) {
     assert_eq!(last.organ_id.as_deref(), Some("axis"));
     assert_eq!(last.timestamp, Some(hop.timestamp));
     if let Some(d) = first_difference(&p, &again) {
-        panic!("{name}: differs after the round trip: {d}\n{}", String::from_utf8_lossy(&xml));
+        panic!(
+            "{name}: differs after the round trip: {d}\n{}",
+            String::from_utf8_lossy(&xml)
+        );
     }
     // The style comes back too (not content, but what the sender wrote).
     assert_eq!(again.style, p.style, "{name}");
@@ -142,7 +145,10 @@ fn the_typed_fields_hold_the_message_header() {
     assert_eq!(h.to, ["000.00.00.H26", "000.00.00.H29"]);
     assert_eq!(h.recipients[1].organ_name, "UBND Thành phố Hồ Chí Minh");
     assert_eq!(h.sender.as_ref().unwrap().fax, "080 44130");
-    assert_eq!((h.code_number.as_str(), h.code_notation.as_str()), ("1234", "VPCP-KSTT"));
+    assert_eq!(
+        (h.code_number.as_str(), h.code_notation.as_str()),
+        ("1234", "VPCP-KSTT")
+    );
     assert_eq!(h.promulgation_date, "2026/12/01");
     assert_eq!((h.document_type_code, h.document_type_detail), (1, 2));
     assert_eq!(h.priority, 1);
@@ -171,7 +177,10 @@ fn a_plain_header_exports_as_a_package() {
     let out = export(&h, None, truc_edxml::DEFAULT_OFFSET);
     let m = out.document().unwrap();
     assert_eq!(m.to.len(), 2);
-    assert_eq!(m.due_date.as_ref().map(ToString::to_string).as_deref(), Some("2026/12/15"));
+    assert_eq!(
+        m.due_date.as_ref().map(ToString::to_string).as_deref(),
+        Some("2026/12/15")
+    );
     assert_eq!(out.manifest.as_ref().unwrap().references.len(), 3);
     assert_eq!(out.attachments[1].name.as_deref(), Some("Phụ lục I.docx"));
     let xml = write(&out, Vec::new(), &mut files.clone()).unwrap();

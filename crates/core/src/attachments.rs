@@ -45,11 +45,7 @@ pub fn describe(index: usize, a: &Attachment) -> String {
 /// A plain file name: not empty, no directory separators or NUL, not `.` or
 /// `..`, at most [`MAX_NAME_BYTES`].
 pub fn is_plain_file_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_NAME_BYTES
-        && !name.contains(['/', '\\', '\0'])
-        && name != "."
-        && name != ".."
+    !name.is_empty() && name.len() <= MAX_NAME_BYTES && !name.contains(['/', '\\', '\0']) && name != "." && name != ".."
 }
 
 /// Check that the header's attachments describe its payload exactly. A
@@ -61,10 +57,7 @@ pub fn check_manifest(header: &DocumentHeader) -> Result<(), CoreError> {
     }
     let bad = |m: String| CoreError::MalformedHeader(m);
     if list.len() > MAX_ATTACHMENTS {
-        return Err(bad(format!(
-            "{} attachments; at most {MAX_ATTACHMENTS}",
-            list.len()
-        )));
+        return Err(bad(format!("{} attachments; at most {MAX_ATTACHMENTS}", list.len())));
     }
     let mut ids = HashSet::with_capacity(list.len());
     let mut next = 0u64;
@@ -385,7 +378,10 @@ mod tests {
             (|h| h.attachments[2].offset += 1, "attachment 3 (\"phu-luc.docx\""),
             (|h| h.attachments[0].offset = 1, "starts at offset 1"),
             (|h| h.payload_size += 1, "add up to"),
-            (|h| h.attachments[3].content_id = "cid:cong-van.pdf".into(), "used twice"),
+            (
+                |h| h.attachments[3].content_id = "cid:cong-van.pdf".into(),
+                "used twice",
+            ),
             (|h| h.attachments[1].name = "../etc/passwd".into(), "plain file name"),
             (|h| h.attachments[1].name = "..".into(), "plain file name"),
             (|h| h.attachments[1].name = "a\\b".into(), "plain file name"),
@@ -447,7 +443,10 @@ mod tests {
         r.update(&p[..end - 1]).unwrap();
         // …and its last byte names it.
         let e = r.update(&p[end - 1..]).unwrap_err().to_string();
-        assert!(e.contains("attachment 3 (\"phu-luc.docx\", content id \"cid:phu-luc.docx\")"), "{e}");
+        assert!(
+            e.contains("attachment 3 (\"phu-luc.docx\", content id \"cid:phu-luc.docx\")"),
+            "{e}"
+        );
         assert!(r.update(&p[end..]).is_err(), "a refused stream stays refused");
         let e = check_inline(&h, &p).unwrap_err().to_string();
         assert!(e.contains("attachment 3"), "{e}");

@@ -102,7 +102,15 @@ fn three_attachments_arrive_as_three_checked_files() {
     // A name with a directory is refused before anything is sent.
     let bad = hub.truc(&hub.as_who(
         G22,
-        &["send", "--to", H26, "--id", "000.00.00.G22,x", "--attach", &format!("{pdf};name=../x.pdf")],
+        &[
+            "send",
+            "--to",
+            H26,
+            "--id",
+            "000.00.00.G22,x",
+            "--attach",
+            &format!("{pdf};name=../x.pdf"),
+        ],
     ));
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
     assert!(text(&bad).contains("plain file name"), "{}", text(&bad));

@@ -15,7 +15,9 @@ use support::{text, Hub, G0901, G22, H26, H29};
 use truc_edxml::{first_difference, parse, Limits, MemoryAttachments, Package};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/edxml").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/edxml")
+        .join(name)
 }
 
 fn read(path: &Path) -> (Package, MemoryAttachments) {
@@ -71,7 +73,8 @@ fn same_as_sent(hub: &Hub, received: &Path, sent: &Path, before_ms: i64) {
     // Timestamps are whole seconds (rounded).
     assert!(
         at >= before_ms - 1000 && at <= truc_core::now_unix_ms() + 1000,
-        "{}: the hub's TraceHeader time {at} is not when it accepted the document (sent after {before_ms})", received.display()
+        "{}: the hub's TraceHeader time {at} is not when it accepted the document (sent after {before_ms})",
+        received.display()
     );
     if p.trace.is_none() && t.traces.is_empty() && t.business.is_none() && t.extras.is_empty() {
         q.trace = None;
@@ -132,7 +135,14 @@ fn packages_come_out_as_they_went_in() {
     std::fs::write(&plain, "Công văn 1250").unwrap();
     hub.ok(&hub.as_who(
         G22,
-        &["send", "--to", H29, "--id", "000.00.00.G22,2026/12/02,1250/VPCP-KSTT", &plain],
+        &[
+            "send",
+            "--to",
+            H29,
+            "--id",
+            "000.00.00.G22,2026/12/02,1250/VPCP-KSTT",
+            &plain,
+        ],
     ));
     // A document sent without edXML comes out as a package too.
     let h29 = inbox_edxml(&hub, H29);
@@ -212,8 +222,11 @@ fn bad_packages_are_refused_before_anything_is_sent() {
     );
     let unknown_to = write(
         "unknown-to.edxml",
-        good.replacen("000.00.00.H29", "000.00.00.H30", 1)
-            .replacen("000.00.00.H26</edXML:OrganId>", "000.00.00.H31</edXML:OrganId>", 1),
+        good.replacen("000.00.00.H29", "000.00.00.H30", 1).replacen(
+            "000.00.00.H26</edXML:OrganId>",
+            "000.00.00.H31</edXML:OrganId>",
+            1,
+        ),
     );
     let at = good.find("<ContentTransferEncoded>").unwrap() + "<ContentTransferEncoded>".len() + 8;
     let bad_base64 = write("base64.edxml", format!("{}*{}", &good[..at], &good[at + 1..]));
@@ -224,18 +237,44 @@ fn bad_packages_are_refused_before_anything_is_sent() {
             .collect::<Vec<_>>()
             .join("\n"),
     );
-    let good_path = fixture("new_3_attachments_prefixed.edxml").to_str().unwrap().to_string();
+    let good_path = fixture("new_3_attachments_prefixed.edxml")
+        .to_str()
+        .unwrap()
+        .to_string();
     let cases: Vec<(&str, &str, i32, Vec<&str>)> = vec![
-        (G22, &malformed, 2, vec!["not well-formed", "line 5", "nothing was sent"]),
-        (G22, &wrong_ns, 2, vec!["namespace \"http://example.com/not-qcvn\" is not", "nothing was sent"]),
-        (H26, &good_path, 4, vec!["From/OrganId", "is not the sending agency 000.00.00.H26"]),
+        (
+            G22,
+            &malformed,
+            2,
+            vec!["not well-formed", "line 5", "nothing was sent"],
+        ),
+        (
+            G22,
+            &wrong_ns,
+            2,
+            vec!["namespace \"http://example.com/not-qcvn\" is not", "nothing was sent"],
+        ),
+        (
+            H26,
+            &good_path,
+            4,
+            vec!["From/OrganId", "is not the sending agency 000.00.00.H26"],
+        ),
         (
             G22,
             &unknown_to,
             3,
-            vec!["not registered at the hub: 000.00.00.H31, 000.00.00.H30", "truc ops agencies add"],
+            vec![
+                "not registered at the hub: 000.00.00.H31, 000.00.00.H30",
+                "truc ops agencies add",
+            ],
         ),
-        (G22, &bad_base64, 2, vec!["Attachment[1]/ContentTransferEncoded", "base64"]),
+        (
+            G22,
+            &bad_base64,
+            2,
+            vec!["Attachment[1]/ContentTransferEncoded", "base64"],
+        ),
         (G22, &no_id, 2, vec!["MessageHeader/DocumentId", "required"]),
     ];
     for (who, package, code, wants) in &cases {
@@ -251,7 +290,12 @@ fn bad_packages_are_refused_before_anything_is_sent() {
         assert!(inbox_edxml(&hub, who).is_empty(), "{who} received something");
     }
     let track = hub.truc(&hub.as_who(G22, &["track", "000.00.00.G22,2026/12/01,1234/VPCP-KSTT"]));
-    assert_eq!(track.status.code(), Some(3), "the hub knows no such document: {}", text(&track));
+    assert_eq!(
+        track.status.code(),
+        Some(3),
+        "the hub knows no such document: {}",
+        text(&track)
+    );
 }
 
 /// A package with a 48 MiB attachment (64 MiB of base64) goes through
@@ -272,7 +316,9 @@ fn a_large_package_streams_through_in_bounded_memory() {
         m.document_id = m.document_id.replace("88/", "89/");
         m.code.as_mut().unwrap().number = Some("89".into());
     }
-    let bytes: Vec<u8> = (0..ATTACHMENT as u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let bytes: Vec<u8> = (0..ATTACHMENT as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
     let sha = truc_core::sha256(&bytes);
     // As many other bytes (the hub stores a payload once: the same bytes
     // would not travel twice).

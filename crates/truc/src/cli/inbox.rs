@@ -365,7 +365,13 @@ struct Saved {
 fn safe_name(name: &str, index: usize) -> String {
     let mut s: String = name
         .chars()
-        .map(|c| if c.is_control() || c == '/' || c == '\\' { '_' } else { c })
+        .map(|c| {
+            if c.is_control() || c == '/' || c == '\\' {
+                '_'
+            } else {
+                c
+            }
+        })
         .collect();
     if s.starts_with('.') {
         s.insert(0, '_');
@@ -467,13 +473,9 @@ async fn save(
             show_progress,
         );
         client
-            .download_attachments(
-                d.hub_document_id,
-                d.delivery_id,
-                &h,
-                &parts,
-                &|done, total| bar.update(done, total),
-            )
+            .download_attachments(d.hub_document_id, d.delivery_id, &h, &parts, &|done, total| {
+                bar.update(done, total)
+            })
             .await?;
         bar.finish();
     } else {
@@ -600,7 +602,14 @@ mod tests {
             name: name.into(),
             ..Default::default()
         };
-        let list = [att("Phụ lục.pdf"), att("phụ LỤC.pdf"), att(".bashrc"), att(""), att("a\nb"), att("x")];
+        let list = [
+            att("Phụ lục.pdf"),
+            att("phụ LỤC.pdf"),
+            att(".bashrc"),
+            att(""),
+            att("a\nb"),
+            att("x"),
+        ];
         let paths = attachment_paths(Path::new("/in"), 7, &list);
         let names: Vec<String> = paths
             .iter()

@@ -92,7 +92,13 @@ pub(crate) async fn status(a: StatusArgs) -> anyhow::Result<()> {
         None => from_flags(&a)?,
     };
     let receipt = client
-        .report_status(&req.document_from, &req.document_id, req.code, &req.description, req.staff)
+        .report_status(
+            &req.document_from,
+            &req.document_id,
+            req.code,
+            &req.description,
+            req.staff,
+        )
         .await?;
     let (code, from, document_id) = (req.code, req.document_from, req.document_id);
     a.conn.out.object(
@@ -139,7 +145,10 @@ fn from_flags(a: &StatusArgs) -> anyhow::Result<truc_proto::v1::ReportStatusRequ
 }
 
 /// The status an edXML status message states, from the caller's agency.
-fn from_edxml(client: &truc_client::Client, path: &std::path::Path) -> anyhow::Result<truc_proto::v1::ReportStatusRequest> {
+fn from_edxml(
+    client: &truc_client::Client,
+    path: &std::path::Path,
+) -> anyhow::Result<truc_proto::v1::ReportStatusRequest> {
     let fix = |m: String| {
         super::errors::Problem::usage(m).hint(format!(
             "correct the status message and report it again; nothing was reported ({})",

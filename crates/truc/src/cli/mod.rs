@@ -1,7 +1,6 @@
 //! `truc`: one CLI for everyone — `pki` for whoever runs the CA, `send`
 //! and `inbox` for agencies, `ops` for operators, `demo` for a first look.
 
-mod inbox;
 mod audit;
 mod bench;
 mod connections;
@@ -9,6 +8,7 @@ mod context;
 mod corrections;
 mod demo;
 pub(crate) mod errors;
+mod inbox;
 mod lifecycle;
 mod ops;
 mod output;

@@ -170,9 +170,8 @@ pub(crate) fn parse_attach(spec: &str, index: usize) -> Result<AttachSpec, Probl
     let file_end = cuts.first().copied().unwrap_or(spec.len());
     let path = PathBuf::from(&spec[..file_end]);
     if spec[..file_end].is_empty() {
-        return Err(Problem::usage(format!("--attach {spec:?}: no file")).hint(
-            "write --attach FILE or --attach \"FILE;name=NAME;description=TEXT;type=MEDIA/TYPE\"",
-        ));
+        return Err(Problem::usage(format!("--attach {spec:?}: no file"))
+            .hint("write --attach FILE or --attach \"FILE;name=NAME;description=TEXT;type=MEDIA/TYPE\""));
     }
     let name = path
         .file_name()
@@ -208,7 +207,10 @@ pub(crate) fn parse_attach(spec: &str, index: usize) -> Result<AttachSpec, Probl
 /// A media type from a file name's extension (what records offices attach);
 /// application/octet-stream for the rest.
 pub(crate) fn guess_media_type(name: &str) -> &'static str {
-    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    let ext = name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
     match ext.as_str() {
         "pdf" => "application/pdf",
         "doc" => "application/msword",
@@ -320,7 +322,10 @@ fn from_flags(from: &str, a: &SendArgs) -> anyhow::Result<Prepared> {
     }
     let paths: Vec<PathBuf> = specs.iter().map(|s| s.path.clone()).collect();
     let files = SourceFiles::open(&paths).map_err(|e| {
-        let which = paths.iter().find(|p| std::fs::metadata(p).is_err()).unwrap_or(&paths[0]);
+        let which = paths
+            .iter()
+            .find(|p| std::fs::metadata(p).is_err())
+            .unwrap_or(&paths[0]);
         anyhow::Error::new(e).context(format!("reading {}", which.display()))
     })?;
     let priority: Priority = truc_core::priority::parse(&a.priority)?;
@@ -422,8 +427,8 @@ async fn from_edxml(client: &truc_client::Client, from: &str, package: &Path) ->
     for w in &read.package.dropped {
         eprintln!("truc: warning: {}: {} (not carried)", w.element, w.reason);
     }
-    let imported =
-        truc_client::edxml::import(&read.package, axis_offset()).map_err(|e| fix(format!("{}: {e}", package.display())))?;
+    let imported = truc_client::edxml::import(&read.package, axis_offset())
+        .map_err(|e| fix(format!("{}: {e}", package.display())))?;
     if imported.header.from != from {
         return Err(Problem::refused(format!(
             "{}: edXML/edXMLEnvelope/edXMLHeader/MessageHeader/From/OrganId {:?} is not the sending agency {from} \
@@ -431,7 +436,9 @@ async fn from_edxml(client: &truc_client::Client, from: &str, package: &Path) ->
             package.display(),
             imported.header.from
         ))
-        .hint("send the package with the identity of the agency in From (--identity PKI/agencies/CODE), or correct From")
+        .hint(
+            "send the package with the identity of the agency in From (--identity PKI/agencies/CODE), or correct From",
+        )
         .into());
     }
     let known = client.lookup_agencies(&imported.header.to).await;
@@ -504,12 +511,7 @@ fn complete(mut header: DocumentHeader, meta: &[AttachmentMeta], digests: &Diges
 }
 
 /// Sign and send: inline when small, else in resumable chunks.
-async fn transmit(
-    client: &truc_client::Client,
-    from: &str,
-    p: Prepared,
-    a: &SendArgs,
-) -> anyhow::Result<SendResponse> {
+async fn transmit(client: &truc_client::Client, from: &str, p: Prepared, a: &SendArgs) -> anyhow::Result<SendResponse> {
     let identity = client.identity();
     let total = p.files.total();
     let document_id = p.header.document_id.clone();
@@ -547,9 +549,8 @@ async fn transmit(
         }
         // A large send's resume state: an interrupted send of the same
         // files to the same agencies resumes under the same ids.
-        let n = note.insert(
-            SendNote::load(from, &p.header.to, &p.note_files).with_context(|| format!("reading {shown}"))?,
-        );
+        let n =
+            note.insert(SendNote::load(from, &p.header.to, &p.note_files).with_context(|| format!("reading {shown}"))?);
         for (to, id) in n.others() {
             eprintln!(
                 "truc: an interrupted upload of {} to {to} (document {id:?}) is noted too; this send to {} starts its \

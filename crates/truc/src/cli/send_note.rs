@@ -75,9 +75,10 @@ impl SendNote {
             match line.split_once(' ') {
                 Some(("upload", id)) => note.upload_id = Some(id.to_string()),
                 Some(("sha256", hex)) => whole = parse_sha256(hex),
-                Some(("part", rest)) => parts.push(rest.split_once(' ').and_then(|(size, hex)| {
-                    Some((size.parse::<u64>().ok()?, parse_sha256(hex)?))
-                })),
+                Some(("part", rest)) => parts.push(
+                    rest.split_once(' ')
+                        .and_then(|(size, hex)| Some((size.parse::<u64>().ok()?, parse_sha256(hex)?))),
+                ),
                 _ => {}
             }
         }

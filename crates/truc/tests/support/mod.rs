@@ -185,11 +185,15 @@ pub(crate) fn run_measured(mut cmd: Command) -> (Output, u64) {
     let mut err = child.stderr.take().unwrap();
     let out = std::thread::spawn(move || {
         let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut out, &mut v).map(|_| v).unwrap_or_default()
+        std::io::Read::read_to_end(&mut out, &mut v)
+            .map(|_| v)
+            .unwrap_or_default()
     });
     let err = std::thread::spawn(move || {
         let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut err, &mut v).map(|_| v).unwrap_or_default()
+        std::io::Read::read_to_end(&mut err, &mut v)
+            .map(|_| v)
+            .unwrap_or_default()
     });
     let mut peak = 0u64;
     let status = loop {

@@ -258,7 +258,8 @@ impl Ranges {
             0
         };
         let mut f = std::fs::File::open(&path).map_err(|e| RangeFailure::Io(path.clone(), e))?;
-        f.seek(SeekFrom::Start(from)).map_err(|e| RangeFailure::Io(path.clone(), e))?;
+        f.seek(SeekFrom::Start(from))
+            .map_err(|e| RangeFailure::Io(path.clone(), e))?;
         let mut buf = vec![0u8; PREFIX_BUF];
         let mut left = offset - from;
         while left > 0 {

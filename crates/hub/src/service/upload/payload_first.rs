@@ -150,11 +150,7 @@ pub(super) async fn upload(
 /// hashed: with two or more, UploadOpen must have declared their sizes, and
 /// each range's SHA-256 must be the signed one (the first that differs is
 /// named). With one or none, the whole payload's digest checks them.
-fn check_attachments(
-    header: &DocumentHeader,
-    declared: &[u64],
-    hasher: Option<RangeHasher>,
-) -> Result<(), Status> {
+fn check_attachments(header: &DocumentHeader, declared: &[u64], hasher: Option<RangeHasher>) -> Result<(), Status> {
     if attachments::whole_payload_suffices(header) {
         if declared.len() > 1 {
             return Err(Status::invalid_argument(format!(
