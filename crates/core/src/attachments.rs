@@ -458,6 +458,30 @@ mod tests {
     }
 
     #[test]
+    fn a_resumed_stream_starts_at_its_range() {
+        let h = header(&PARTS);
+        let p = payload();
+        let (a, c) = (&h.attachments[0], &h.attachments[2]);
+        // Inside the third attachment: hashed again from its start; the
+        // empty second one (ending where the first does) is skipped.
+        let mut r = RangeHasher::expecting(&h);
+        let at = c.offset + 2;
+        assert_eq!(r.skip_to_range_of(at), c.offset);
+        r.update(&p[c.offset as usize..]).unwrap();
+        assert_eq!(r.finish().unwrap().len(), 2, "the third and fourth");
+        // At a boundary: the next range, nothing to hash again.
+        let mut r = RangeHasher::expecting(&h);
+        assert_eq!(r.skip_to_range_of(a.size), a.size);
+        // A changed byte after the resume point is still found.
+        let mut bad = p.clone();
+        bad[c.offset as usize + 5] ^= 1;
+        let mut r = RangeHasher::expecting(&h);
+        r.skip_to_range_of(at);
+        let e = r.update(&bad[c.offset as usize..]).unwrap_err().to_string();
+        assert!(e.contains("attachment 3"), "{e}");
+    }
+
+    #[test]
     fn too_few_or_too_many_bytes() {
         let h = header(&PARTS);
         let p = payload();
