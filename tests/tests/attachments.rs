@@ -8,14 +8,14 @@
 
 use std::path::{Path, PathBuf};
 
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 use truc_client::transfer::{hash_files, manifest, new_upload_id, sign_external, AttachmentMeta, Digests, SourceFiles};
 use truc_client::Client;
 use truc_proto::v1::upload_request::Part;
-use truc_proto::v1::{DocumentHeader, UploadOpen, UploadRequest, UploadStart};
-use truc_tests::transfer::{assert_nothing_left, file, files_in, quiet, small_hub, MIB};
+use truc_proto::v1::{DocumentHeader, UploadRequest};
+use truc_tests::transfer::{
+    assert_nothing_left, chunk, file, files_in, open, quiet, small_hub, start, upload_call, MIB,
+};
 use truc_tests::{drain, header, sign};
 
 const G22: &str = "000.00.00.G22";
@@ -162,24 +162,11 @@ async fn header_first_uploads_check_each_attachment_as_it_completes() {
         digests.size,
     )
     .unwrap();
-    let (tx, rx) = mpsc::channel(8);
-    let mut axis = g22.axis();
-    let first = tokio::spawn(async move { axis.upload(ReceiverStream::new(rx)).await.map(|_| ()) });
-    tx.send(UploadRequest {
-        part: Some(Part::Start(UploadStart {
-            document: Some(doc.clone()),
-            offset: 0,
-        })),
-    })
-    .await
-    .unwrap();
+    let (tx, first) = upload_call(&g22);
+    tx.send(start(doc.clone(), 0)).await.unwrap();
     let payload = bytes.concat();
     let cut = MIB + 3 + MIB / 2;
-    tx.send(UploadRequest {
-        part: Some(Part::Chunk(payload[..cut].to_vec().into())),
-    })
-    .await
-    .unwrap();
+    tx.send(chunk(&payload[..cut])).await.unwrap();
     drop(tx);
     let e = first.await.unwrap().unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
@@ -217,27 +204,13 @@ async fn payload_first_uploads_check_each_attachment_and_resume_across_them() {
 
     // Without the sizes declared, a header with three attachments is refused.
     let digests = hash_files(&files).unwrap();
-    let (tx, rx) = mpsc::channel(8);
-    let mut axis = g22.axis();
-    let call = tokio::spawn(async move { axis.upload(ReceiverStream::new(rx)).await.map(|_| ()) });
-    let id = new_upload_id();
-    let open = |offset, sizes: Vec<u64>| UploadRequest {
-        part: Some(Part::Open(UploadOpen {
-            upload_id: id.clone(),
-            offset,
-            size: digests.size,
-            to: Vec::new(),
-            attachment_sizes: sizes,
-        })),
-    };
-    tx.send(open(0, Vec::new())).await.unwrap();
-    let payload = bytes.concat();
-    for c in payload.chunks(MIB) {
-        tx.send(UploadRequest {
-            part: Some(Part::Chunk(c.to_vec().into())),
-        })
+    let (tx, call) = upload_call(&g22);
+    tx.send(open(&new_upload_id(), 0, digests.size, Vec::new()))
         .await
         .unwrap();
+    let payload = bytes.concat();
+    for c in payload.chunks(MIB) {
+        tx.send(chunk(c)).await.unwrap();
     }
     let doc = sign_external(
         g22.identity(),
@@ -261,26 +234,11 @@ async fn payload_first_uploads_check_each_attachment_and_resume_across_them() {
     // SDK under the same upload id: the hub hashes what it has from the
     // start again, and every attachment is checked at the end.
     let id = new_upload_id();
-    let (tx, rx) = mpsc::channel(8);
-    let mut axis = g22.axis();
-    let first = tokio::spawn(async move { axis.upload(ReceiverStream::new(rx)).await.map(|_| ()) });
-    let open = UploadRequest {
-        part: Some(Part::Open(UploadOpen {
-            upload_id: id.clone(),
-            offset: 0,
-            size: digests.size,
-            to: Vec::new(),
-            attachment_sizes: files.sizes(),
-        })),
-    };
-    tx.send(open).await.unwrap();
+    let (tx, first) = upload_call(&g22);
+    tx.send(open(&id, 0, digests.size, files.sizes())).await.unwrap();
     let cut = 3 * MIB + 7 + MIB;
     for c in payload[..cut].chunks(MIB) {
-        tx.send(UploadRequest {
-            part: Some(Part::Chunk(c.to_vec().into())),
-        })
-        .await
-        .unwrap();
+        tx.send(chunk(c)).await.unwrap();
     }
     drop(tx);
     let e = first.await.unwrap().unwrap_err();

@@ -375,11 +375,7 @@ fn import_business(f: &mut Form, h: &mut pb::DocumentHeader, b: &ed::Business) -
             for (i, r) in list.iter().enumerate() {
                 let rp = format!("{path}/ReceiverList/Receiver[{}]", i + 1);
                 f.extras(&rp, &r.extras);
-                let organ_id = r
-                    .organ_id
-                    .clone()
-                    .filter(|s| !s.is_empty())
-                    .ok_or_else(|| refuse(format!("{rp}/OrganId"), "required: the agency added or removed"))?;
+                let organ_id = required(&r.organ_id, &format!("{rp}/OrganId"), "the agency added or removed")?;
                 let t = r
                     .receiver_type
                     .ok_or_else(|| refuse(format!("{rp}/ReceiverType"), "required: 0 (removed) or 1 (added)"))?;
@@ -396,11 +392,7 @@ fn import_business(f: &mut Form, h: &mut pb::DocumentHeader, b: &ed::Business) -
         for (i, r) in list.iter().enumerate() {
             let rp = format!("{B}/ReplacementInfoList/ReplacementInfo[{}]", i + 1);
             f.extras(&rp, &r.extras);
-            let document_id = r
-                .document_id
-                .clone()
-                .filter(|s| !s.is_empty())
-                .ok_or_else(|| refuse(format!("{rp}/DocumentId"), "required: the document replaced"))?;
+            let document_id = required(&r.document_id, &format!("{rp}/DocumentId"), "the document replaced")?;
             h.replacements.push(pb::Replacement {
                 document_id,
                 organ_ids: r.organ_ids.clone(),
@@ -412,6 +404,14 @@ fn import_business(f: &mut Form, h: &mut pb::DocumentHeader, b: &ed::Business) -
         h.business_staff = Some(f.staff(&format!("{B}/StaffInfo"), s));
     }
     Ok(())
+}
+
+/// The text of a required element, refused (naming it and saying what it
+/// is for) when absent or empty.
+fn required(v: &Option<String>, path: &str, what: &str) -> Result<String, MapError> {
+    v.clone()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| refuse(path, format!("required: {what}")))
 }
 
 /// Reads, while exporting, what the form says beyond the typed fields.
@@ -856,17 +856,11 @@ pub fn status_request(p: &ed::Package, caller: &str) -> Result<pb::ReportStatusR
             ),
         ));
     }
-    let document_id = s
-        .response_for
-        .document_id
-        .clone()
-        .filter(|d| !d.is_empty())
-        .ok_or_else(|| {
-            refuse(
-                "MessageHeader/ResponseFor/DocumentId",
-                "required: the DocumentId of the document this status is about",
-            )
-        })?;
+    let document_id = required(
+        &s.response_for.document_id,
+        "MessageHeader/ResponseFor/DocumentId",
+        "the DocumentId of the document this status is about",
+    )?;
     let code: i32 = s.status.code().parse().unwrap_or(0);
     let document_from = if code == pb::StatusCode::TakeBack as i32 {
         caller.to_string()

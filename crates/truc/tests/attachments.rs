@@ -20,13 +20,22 @@ fn write_file(path: &Path, size: usize, seed: u8) -> Vec<u8> {
     bytes
 }
 
-fn deliveries(v: &Value) -> Vec<Value> {
+/// The files `truc inbox --json` saved for each document it received.
+fn saved(v: &Value) -> Vec<(u64, Vec<String>)> {
     v["deliveries"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|d| d.get("header").is_some())
-        .cloned()
+        .map(|d| {
+            let files = d["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f.as_str().unwrap().to_string())
+                .collect();
+            (d["hub_document_id"].as_u64().unwrap(), files)
+        })
         .collect()
 }
 
@@ -62,16 +71,10 @@ fn three_attachments_arrive_as_three_checked_files() {
 
     let dir = hub.path("inbox-h26");
     let v = hub.json(H26, &["inbox", "--out", &dir]);
-    let got = deliveries(&v);
+    let got = saved(&v);
     assert_eq!(got.len(), 1, "{v}");
-    let files: Vec<String> = got[0]["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f.as_str().unwrap().to_string())
-        .collect();
+    let (hub_id, files) = got[0].clone();
     assert_eq!(files.len(), 3, "{v}");
-    let hub_id = got[0]["hub_document_id"].as_u64().unwrap();
     let names: Vec<String> = files
         .iter()
         .map(|f| Path::new(f).file_name().unwrap().to_string_lossy().into_owned())
@@ -158,14 +161,9 @@ fn a_large_annex_and_three_small_files_in_bounded_memory() {
     let dir = hub.path("inbox-four");
     let (o, inbox_four) = measured(H26, &["inbox", "--out", &dir, "--json"]);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let got = deliveries(&v);
+    let got = saved(&v);
     assert_eq!(got.len(), 1, "{v}");
-    let files: Vec<String> = got[0]["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f.as_str().unwrap().to_string())
-        .collect();
+    let files = &got[0].1;
     let want = [&small_bytes[0], &annex_bytes, &small_bytes[1], &small_bytes[2]];
     assert_eq!(files.len(), 4);
     for (f, want) in files.iter().zip(want) {
