@@ -196,6 +196,7 @@ def main() -> int:
     ap.add_argument("--hub", required=True, help="host:port of trucd")
     ap.add_argument("--pki", required=True, type=Path, help="directory made by `truc pki init`")
     ap.add_argument("--stubs", required=True, help="directory with the protoc-generated truc/v1 stubs")
+    ap.add_argument("--expect-dir", type=Path, help="write the attachments sent last here, for run.sh to compare")
     args = ap.parse_args()
     sys.path.insert(0, args.stubs)
     from truc.v1 import axis_pb2, axis_pb2_grpc as rpc, document_pb2, receipt_pb2  # generated from proto/
@@ -275,6 +276,73 @@ def main() -> int:
     def d_id(d):
         return pb.DocumentHeader.FromString(d.header).document_id
 
+    # Three attachments and the full edXML model, from proto/ alone: the
+    # payload is the files one after another, the manifest in the signed
+    # header gives each its range and SHA-256. `truc inbox` (run.sh) then
+    # receives it as H26 and checks every attachment before it acks.
+    parts = [
+        ("cong-van-44.pdf", "application/pdf", "Công văn số 44/PY",
+         b"%PDF-1.4\n" + "Công văn số 44/PY về kết nối liên thông".encode() + b"\n%%EOF\n"),
+        ("Phụ lục I.docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+         "Phụ lục I: danh sách đơn vị", b"PK\x03\x04" + bytes(range(256)) * 40),
+        ("bang-so-lieu.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+         "Bảng số liệu quý IV", b"PK\x03\x04" + bytes((i * 7) % 256 for i in range(5000))),
+    ]
+
+    def three_attachments_header(doc_id, digests):
+        atts, offset = [], 0
+        for i, ((name, media_type, description, data), digest) in enumerate(zip(parts, digests)):
+            atts.append(pb.Attachment(content_id=f"cid:py-{i + 1}", name=name, description=description,
+                                      media_type=media_type, offset=offset, size=len(data), sha256=digest))
+            offset += len(data)
+        payload = b"".join(p[3] for p in parts)
+        return pb.DocumentHeader(
+            to=[H26], document_id=doc_id, subject="Về việc gửi kèm phụ lục (ba tệp)",
+            code_number="44", code_notation="PY", document_type="Công văn", document_type_code=1,
+            priority=pb.PRIORITY_VERY_URGENT, promulgation_date="2026/11/23", promulgation_place="Hà Nội",
+            signer=pb.SignerInfo(competence="KT. BỘ TRƯỞNG", position="THỨ TRƯỞNG", full_name="Nguyễn Văn A"),
+            content="Tóm tắt: đề nghị cập nhật danh sách đơn vị.", to_places=["Như trên;", "Lưu: VT."],
+            response_for=[pb.ResponseFor(organ_id=H26, code="12/UBND", promulgation_date="2026/11/01",
+                                         document_id="000.00.00.H26,2026/11/01,12/UBND")],
+            steering_type=1, due_date_unix_ms=int(time.time() * 1000) + 7 * 86_400_000,
+            sender=pb.Organization(organ_id=G22, organ_name="Văn phòng Chính phủ", email="vanthu@chinhphu.vn"),
+            recipients=[pb.Organization(organ_id=H26, organ_name="UBND Thành phố Hà Nội")],
+            other_info=pb.OtherInfo(sphere_of_promulgation="Liên thông", page_amount=3,
+                                    appendixes=["Phụ lục I", "Bảng số liệu"]),
+            business_staff=pb.StaffInfo(department="Văn thư", staff="Trần B", staff_id="VT-1"),
+            attachments=atts, signed_at_unix_ms=int(time.time() * 1000),
+            payload_sha256=hashlib.sha256(payload).digest(), payload_size=len(payload),
+            **{"from": G22}), payload
+
+    def signed(header, payload):
+        header_bytes = header.SerializeToString()
+        return pb.SignedDocument(header=header_bytes, signature=g22.sign(header_bytes),
+                                 signer_chain=[g22.cert_der], payload=payload)
+
+    def lying_manifest():
+        digests = [hashlib.sha256(p[3]).digest() for p in parts]
+        digests[1] = hashlib.sha256(b"other bytes").digest()
+        header, payload = three_attachments_header("000.00.00.G22,2026/11/23,45/PY", digests)
+        try:
+            g22.send(signed(header, payload))
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, e.code()
+            assert 'attachment 2 ("Phụ lục I.docx"' in e.details(), e.details()
+            return f"INVALID_ARGUMENT ({e.details()})"
+        raise AssertionError("a manifest whose second digest is wrong was accepted")
+
+    def three_attachments():
+        header, payload = three_attachments_header("000.00.00.G22,2026/11/23,44/PY",
+                                                   [hashlib.sha256(p[3]).digest() for p in parts])
+        resp = g22.send(signed(header, payload))
+        assert not resp.duplicate, f"response {resp}"
+        if args.expect_dir:
+            args.expect_dir.mkdir(parents=True, exist_ok=True)
+            for name, _, _, data in parts:
+                (args.expect_dir / name).write_bytes(data)
+        return (f"hub_document_id={resp.hub_document_id}: {len(parts)} attachments, {len(payload)} bytes, "
+                f"left for `truc inbox` as H26")
+
     def recipients_indexed():
         # H26 finds the acceptance of a document sent to it through the
         # structured recipients of the ACCEPTED receipt.
@@ -330,7 +398,9 @@ def main() -> int:
              ("receive as G09.01", receive(g0901)), ("Ed25519 signer G09.02 → G22", ed25519_send),
              ("6 MiB inline G22 → H26, received with default limits", big_inline),
              ("H26 lists the receipts of documents sent to it", recipients_indexed),
-             ("signed tree heads listed and consistent", tree_heads)]
+             ("signed tree heads listed and consistent", tree_heads),
+             ("a manifest with a wrong digest refused, naming the attachment", lying_manifest),
+             ("three attachments and the full model G22 → H26", three_attachments)]
     passed = failed = 0
     for i, (name, fn) in enumerate(steps, 1):
         try:

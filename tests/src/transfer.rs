@@ -3,8 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use truc_client::transfer::{hash_file, sign_external};
-use truc_proto::v1::{DocumentHeader, SignedDocument};
+use truc_proto::v1::upload_request::Part;
+use truc_proto::v1::{DocumentHeader, SignedDocument, UploadOpen, UploadRequest, UploadStart};
 
 use crate::{header, TestHub};
 
@@ -86,5 +89,49 @@ pub fn assert_nothing_left(hub: &TestHub) {
     for sub in ["payloads", "uploads"] {
         let n = std::fs::read_dir(hub.config.data_dir.join(sub)).unwrap().count();
         assert_eq!(n, 0, "{sub} is not empty");
+    }
+}
+
+/// An Upload call from `c` fed by hand: the sender of its messages, and
+/// the call.
+pub fn upload_call(
+    c: &truc_client::Client,
+) -> (
+    mpsc::Sender<UploadRequest>,
+    tokio::task::JoinHandle<Result<(), tonic::Status>>,
+) {
+    let (tx, rx) = mpsc::channel(8);
+    let mut axis = c.axis();
+    let call = tokio::spawn(async move { axis.upload(ReceiverStream::new(rx)).await.map(|_| ()) });
+    (tx, call)
+}
+
+/// A header-first upload's first message.
+pub fn start(document: SignedDocument, offset: u64) -> UploadRequest {
+    UploadRequest {
+        part: Some(Part::Start(UploadStart {
+            document: Some(document),
+            offset,
+        })),
+    }
+}
+
+/// A payload-first upload's first message, with the attachments' sizes.
+pub fn open(upload_id: &str, offset: u64, size: u64, attachment_sizes: Vec<u64>) -> UploadRequest {
+    UploadRequest {
+        part: Some(Part::Open(UploadOpen {
+            upload_id: upload_id.into(),
+            offset,
+            size,
+            to: Vec::new(),
+            attachment_sizes,
+        })),
+    }
+}
+
+/// A chunk of an upload.
+pub fn chunk(bytes: &[u8]) -> UploadRequest {
+    UploadRequest {
+        part: Some(Part::Chunk(bytes.to_vec().into())),
     }
 }

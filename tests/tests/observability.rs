@@ -518,6 +518,7 @@ async fn disk_and_payload_gauges_follow_the_files() {
         offset: 0,
         size: 3 * MIB as u64,
         to: Vec::new(),
+        attachment_sizes: Vec::new(),
     };
     tx.send(UploadRequest {
         part: Some(Part::Open(open)),

@@ -7,14 +7,12 @@
 
 use std::path::Path;
 
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 use truc_client::transfer::{hash_file, new_upload_id, sign_external};
 use truc_client::Client;
 use truc_proto::v1::upload_request::Part;
-use truc_proto::v1::{SignedDocument, UploadFinish, UploadOpen, UploadRequest, UploadStatusRequest};
-use truc_tests::transfer::{assert_nothing_left, file, files_in, quiet, receive_all, small_hub, MIB};
+use truc_proto::v1::{SignedDocument, UploadFinish, UploadRequest, UploadStatusRequest};
+use truc_tests::transfer::{self, assert_nothing_left, chunk, file, files_in, quiet, receive_all, small_hub, MIB};
 use truc_tests::{header, TestHub};
 
 const G22: &str = "000.00.00.G22";
@@ -58,34 +56,7 @@ async fn received(c: &Client, upload_id: &str) -> u64 {
 }
 
 fn open(upload_id: &str, offset: u64, size: u64) -> UploadRequest {
-    UploadRequest {
-        part: Some(Part::Open(UploadOpen {
-            upload_id: upload_id.into(),
-            offset,
-            size,
-            to: Vec::new(),
-        })),
-    }
-}
-
-fn chunk(bytes: &[u8]) -> UploadRequest {
-    UploadRequest {
-        part: Some(Part::Chunk(bytes.to_vec().into())),
-    }
-}
-
-/// An Upload call from `c` fed by hand: the sender of its messages, and
-/// the call.
-fn call(
-    c: &Client,
-) -> (
-    mpsc::Sender<UploadRequest>,
-    tokio::task::JoinHandle<Result<(), tonic::Status>>,
-) {
-    let (tx, rx) = mpsc::channel(8);
-    let mut axis = c.axis();
-    let call = tokio::spawn(async move { axis.upload(ReceiverStream::new(rx)).await.map(|_| ()) });
-    (tx, call)
+    transfer::open(upload_id, offset, size, Vec::new())
 }
 
 /// The answer of a call whose sender is still open: a refusal must not
@@ -151,7 +122,7 @@ async fn an_interrupted_payload_first_upload_resumes_from_the_hubs_offset() {
 
     // The first attempt sends two MiB and ends without the header: the
     // hub keeps them.
-    let (tx, first) = call(&g22);
+    let (tx, first) = transfer::upload_call(&g22);
     tx.send(open(&id, 0, bytes.len() as u64)).await.unwrap();
     for i in 0..2 {
         tx.send(chunk(&bytes[i * MIB..(i + 1) * MIB])).await.unwrap();
@@ -234,7 +205,7 @@ async fn a_payload_first_upload_that_differs_from_its_signature_leaves_nothing()
     // its own, not the sender's.
     let id = new_upload_id();
     let other = std::fs::read(&forged).unwrap();
-    let (tx, first) = call(&g22);
+    let (tx, first) = transfer::upload_call(&g22);
     tx.send(open(&id, 0, size)).await.unwrap();
     tx.send(chunk(&other[..MIB])).await.unwrap();
     drop(tx);
@@ -298,7 +269,7 @@ async fn a_payload_first_upload_over_the_limits_is_refused_before_or_as_it_passe
 
     // A declared size over the hub's maximum: refused at UploadOpen, with
     // the stream still open and nothing written.
-    let (tx, over) = call(&g22);
+    let (tx, over) = transfer::upload_call(&g22);
     tx.send(open(&new_upload_id(), 0, 16 * MIB as u64 + 1)).await.unwrap();
     let err = answer_while_sending(over).await;
     assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
@@ -309,7 +280,7 @@ async fn a_payload_first_upload_over_the_limits_is_refused_before_or_as_it_passe
     // More bytes than declared: refused at the chunk that passes the
     // declared size, while the sender is still sending, and deleted.
     let id = new_upload_id();
-    let (tx, longer) = call(&g22);
+    let (tx, longer) = transfer::upload_call(&g22);
     tx.send(open(&id, 0, 2 * MIB as u64)).await.unwrap();
     for i in 0..3 {
         tx.send(chunk(&bytes[i * MIB..(i + 1) * MIB])).await.unwrap();
@@ -325,12 +296,12 @@ async fn a_payload_first_upload_over_the_limits_is_refused_before_or_as_it_passe
     assert_nothing_left(&hub);
 
     // Not a valid upload id.
-    let (tx, bad) = call(&g22);
+    let (tx, bad) = transfer::upload_call(&g22);
     tx.send(open("../../x", 0, MIB as u64)).await.unwrap();
     assert_eq!(bad.await.unwrap().unwrap_err().code(), Code::InvalidArgument);
     drop(tx);
     // Nothing may follow the header.
-    let (tx, after) = call(&g22);
+    let (tx, after) = transfer::upload_call(&g22);
     tx.send(open(&new_upload_id(), 0, 4)).await.unwrap();
     tx.send(chunk(b"abcd")).await.unwrap();
     let doc = sign_for(&g22, &[H26], "after/1", truc_core::sha256(b"abcd"), 4);
@@ -398,7 +369,7 @@ async fn an_upload_its_send_would_refuse_is_refused_before_the_bytes_travel() {
     let uploads_before = files_in(&hub, "uploads");
 
     // Payload first, 2 MiB more for H26: refused at UploadOpen.
-    let (tx, call_) = call(&g22);
+    let (tx, call_) = transfer::upload_call(&g22);
     let mut open_h26 = open(&new_upload_id(), 0, 2 * MIB as u64);
     if let Some(Part::Open(o)) = &mut open_h26.part {
         o.to = vec![H26.to_string()];
@@ -409,7 +380,7 @@ async fn an_upload_its_send_would_refuse_is_refused_before_the_bytes_travel() {
     assert!(err.message().contains("quota"), "{err:?}");
     drop(tx);
     // A recipient the hub does not know: refused at once too.
-    let (tx, call_) = call(&g22);
+    let (tx, call_) = transfer::upload_call(&g22);
     let mut open_nobody = open(&new_upload_id(), 0, MIB as u64);
     if let Some(Part::Open(o)) = &mut open_nobody.part {
         o.to = vec!["000.00.00.Z99".to_string()];
@@ -421,7 +392,7 @@ async fn an_upload_its_send_would_refuse_is_refused_before_the_bytes_travel() {
 
     // Header first: the signed header names H26; refused after UploadStart.
     let second = file(dir.path(), "second.bin", 2 * MIB, 2);
-    let (tx, call_) = call(&g22);
+    let (tx, call_) = transfer::upload_call(&g22);
     tx.send(UploadRequest {
         part: Some(Part::Start(truc_proto::v1::UploadStart {
             document: Some(truc_tests::transfer::signed(&g22, &[H26], "q/2", &second)),

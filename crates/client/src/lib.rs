@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod edxml;
 pub mod reconnect;
 pub mod transfer;
 
@@ -199,6 +200,23 @@ impl Client {
         };
         let r = self.axis.clone().report_status(req).await?.into_inner();
         r.receipt.ok_or_else(|| Status::internal("hub sent no receipt"))
+    }
+
+    /// For each agency code: registered or not, its state and name (the
+    /// directory as a sender needs it; agencies only).
+    pub async fn lookup_agencies(&self, codes: &[String]) -> Result<Vec<proto::AgencyEntry>, Status> {
+        let req = proto::LookupAgenciesRequest { codes: codes.to_vec() };
+        Ok(self.axis.clone().lookup_agencies(req).await?.into_inner().agencies)
+    }
+
+    /// The hub's name (its certificate's) and the axis's UTC offset.
+    pub async fn hub_info(&self) -> Result<proto::HubInfo, Status> {
+        Ok(self
+            .axis
+            .clone()
+            .get_hub_info(proto::GetHubInfoRequest {})
+            .await?
+            .into_inner())
     }
 
     /// Where the caller's own document is, per recipient.

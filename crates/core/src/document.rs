@@ -263,6 +263,8 @@ pub fn check_header(bytes: &[u8]) -> Result<CheckedHeader, CoreError> {
     if header.file_name.contains(['/', '\\', '\0']) || header.file_name.len() > 255 {
         return Err(bad("file_name must be a plain file name of at most 255 bytes".into()));
     }
+    crate::attachments::check_manifest(&header)?;
+    check_organizations(&header)?;
     let content_sha256 = {
         let mut unsigned = header.clone();
         unsigned.signed_at_unix_ms = 0;
@@ -277,6 +279,39 @@ pub fn check_header(bytes: &[u8]) -> Result<CheckedHeader, CoreError> {
         priority,
         business,
     })
+}
+
+/// The edXML organisation blocks agree with the routing fields: `sender`
+/// names `from` (or no one), `recipients` are `to`'s, in order (or none).
+fn check_organizations(header: &DocumentHeader) -> Result<(), CoreError> {
+    let bad = |m: String| CoreError::MalformedHeader(m);
+    if let Some(s) = &header.sender {
+        if !s.organ_id.is_empty() && s.organ_id != header.from {
+            return Err(bad(format!(
+                "sender.organ_id {:?} is not from {:?}",
+                s.organ_id, header.from
+            )));
+        }
+    }
+    if header.recipients.is_empty() {
+        return Ok(());
+    }
+    if header.recipients.len() != header.to.len() {
+        return Err(bad(format!(
+            "{} recipients' organisation blocks for {} recipients (to): one each, in the same order",
+            header.recipients.len(),
+            header.to.len()
+        )));
+    }
+    for (i, (r, code)) in header.recipients.iter().zip(&header.to).enumerate() {
+        if r.organ_id != *code {
+            return Err(bad(format!(
+                "recipients[{i}].organ_id {:?} is not to[{i}] {code:?}",
+                r.organ_id
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Most characters in `business_reason`.
@@ -440,6 +475,8 @@ pub fn check_payload(header: &DocumentHeader, payload: &[u8]) -> Result<(), Core
             header.payload_size
         )));
     }
+    // Each attachment first, so that a change is named by its attachment.
+    crate::attachments::check_inline(header, payload)?;
     if crate::sha256(payload).as_slice() != header.payload_sha256.as_slice() {
         return Err(CoreError::PayloadMismatch(
             "payload SHA-256 differs from the signed digest".into(),

@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod agency;
+pub mod attachments;
 pub mod c2sp;
 pub mod calendar;
 pub mod clock;

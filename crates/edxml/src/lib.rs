@@ -76,11 +76,16 @@
 //! - **Unmodelled elements nest at most 64 levels** (XML-DSig needs 5).
 //! - **A status message is about one document**: several `ResponseFor` are refused.
 //!
-//! # Mapping onto Truc's signed header (a note for the integration)
-//! This crate depends on nothing else in the workspace and changes nothing in it. Truc's
-//! signed header today is `truc.v1.DocumentHeader` (`proto/truc/v1/document.proto`); a
-//! status is `ReportStatusRequest` / `StatusNotice` (`axis.proto`). How this model lands
-//! there, and what the header does not carry yet:
+//! # Mapping onto Truc's signed header
+//! This crate depends on nothing else in the workspace. The mapping itself is
+//! `truc_client::edxml` (`import`, `export`, `status_request`, `status_package`): every
+//! MessageHeader field now has a typed place in `truc.v1.DocumentHeader` (organisation
+//! blocks, DocumentType codes, OtherInfo, the Bussiness block, the attachments' manifest),
+//! and its `EdxmlForm` keeps what typed fields cannot say (empty elements, odd date forms,
+//! unmodelled elements and attributes in place, earlier hops, the manifest as written).
+//! StaffInfo's DepartmentId and StaffId travel in statuses too; a status's own Timestamp
+//! does not (the hub records its time). The table below was the plan, kept for the
+//! element names:
 //!
 //! | edXML (this crate) | `DocumentHeader` today | not carried yet |
 //! |---|---|---|

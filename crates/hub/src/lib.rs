@@ -117,6 +117,20 @@ pub(crate) struct Shared {
     pub(crate) federation: Arc<federation::Federation>,
 }
 
+/// The hub's own certificate (read from its file now, so a renewal shows)
+/// as DER, with the principal it names (`urn:truc:hub:<name>`).
+pub(crate) fn hub_certificate(shared: &Shared) -> Option<(Vec<u8>, Option<truc_core::Principal>)> {
+    let files = shared.trust.files();
+    let der = truc_pki::read_cert_ders(&files.hub_cert).ok()?.into_iter().next()?;
+    let principal = truc_core::Principal::from_cert_der(&der).ok();
+    Some((der, principal))
+}
+
+/// The principal the hub's certificate names.
+pub(crate) fn hub_principal(shared: &Shared) -> Option<truc_core::Principal> {
+    hub_certificate(shared)?.1
+}
+
 impl Shared {
     pub(crate) fn signing_trust(&self) -> Arc<SigningTrust> {
         self.trust.signing()

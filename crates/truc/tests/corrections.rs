@@ -7,137 +7,22 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
-use support::text;
+use std::process::Command;
 
-use serde_json::Value;
-
-const G22: &str = "000.00.00.G22";
-const H26: &str = "000.00.00.H26";
-const H29: &str = "000.00.00.H29";
-const G0901: &str = "G09.01";
+use support::{text, Hub, G0901, G22, H26, H29};
 
 /// A recipient in `truc track`: agency, transport state, status.
 type Row = (String, String, i64);
 /// A correction in `truc track`: kind, reason, agencies.
 type Linked = (String, String, Vec<String>);
 
-/// A CA, a hub on a port of its own, an operator and four agencies.
-struct Hub {
-    tmp: tempfile::TempDir,
-    addr: String,
-    trucd: Option<Child>,
+/// `truc track id --json` of G22's document: (agency, state, status) per
+/// recipient, and the corrections as (kind, reason, agencies).
+trait Track {
+    fn track(&self, id: &str) -> (Vec<Row>, Vec<Linked>);
 }
 
-impl Hub {
-    fn start() -> Hub {
-        let tmp = tempfile::tempdir().unwrap();
-        let port = support::free_port();
-        let mut hub = Hub {
-            addr: format!("127.0.0.1:{port}"),
-            tmp,
-            trucd: None,
-        };
-        let pki = hub.tmp.path().join("pki");
-        let pki = pki.to_str().unwrap();
-        hub.ok(&["pki", "init", "--dir", pki]);
-        hub.ok(&["pki", "issue", "--dir", pki, "--operator", "ops"]);
-        for code in [G22, H26, H29, G0901] {
-            hub.ok(&["pki", "issue", "--dir", pki, "--agency", code, "--name", code]);
-        }
-        let child = Command::new(env!("CARGO_BIN_EXE_trucd"))
-            .args(["--identity", hub.tmp.path().join("pki/hub").to_str().unwrap()])
-            .args(["--data-dir", hub.tmp.path().join("data").to_str().unwrap()])
-            .args(["--listen", &hub.addr])
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(hub.tmp.path().join("trucd.log")).unwrap())
-            .spawn()
-            .expect("start trucd");
-        hub.trucd = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let list = hub.as_who("ops", &["ops", "agencies", "list"]);
-        while !hub.truc(&list).status.success() {
-            assert!(Instant::now() < deadline, "trucd did not come up on {}", hub.addr);
-            std::thread::sleep(Duration::from_millis(50)); // polling, not a sync point
-        }
-        for code in [G22, H26, H29, G0901] {
-            hub.ok(&hub.as_who("ops", &["ops", "agencies", "add", code, "--name", code]));
-        }
-        hub
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.tmp.path().join(name).to_str().unwrap().to_string()
-    }
-
-    fn as_who(&self, who: &str, args: &[&str]) -> Vec<String> {
-        let dir: PathBuf = if who == "ops" {
-            self.tmp.path().join("pki/operators/ops")
-        } else {
-            self.tmp.path().join("pki/agencies").join(who)
-        };
-        let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        v.extend([
-            "--hub".into(),
-            self.addr.clone(),
-            "--identity".into(),
-            dir.to_str().unwrap().to_string(),
-        ]);
-        v
-    }
-
-    fn truc(&self, args: &[impl AsRef<std::ffi::OsStr>]) -> Output {
-        support::truc_command(self.tmp.path(), args).output().expect("run truc")
-    }
-
-    fn ok(&self, args: &[impl AsRef<std::ffi::OsStr>]) -> Output {
-        let o = self.truc(args);
-        assert!(
-            o.status.success(),
-            "{:?}: {}",
-            args.iter().map(|a| a.as_ref().to_owned()).collect::<Vec<_>>(),
-            text(&o)
-        );
-        o
-    }
-
-    /// `args` as `who`, with --json, parsed.
-    fn json(&self, who: &str, args: &[&str]) -> Value {
-        let mut args = self.as_who(who, args);
-        args.push("--json".into());
-        serde_json::from_slice(&self.ok(&args).stdout).unwrap()
-    }
-
-    /// G22 sends a file with id `id` to `to`.
-    fn send(&self, id: &str, to: &str) {
-        let file = self.path(&format!("{}.txt", id.replace(['/', ','], "_")));
-        std::fs::write(&file, id).unwrap();
-        self.ok(&self.as_who(G22, &["send", "--to", to, "--id", id, &file]));
-    }
-
-    /// `who` runs its inbox: what arrived, as (business_type, document_id).
-    fn inbox(&self, who: &str) -> Vec<(i64, String)> {
-        let dir = self.path(&format!("inbox-{who}"));
-        let v = self.json(who, &["inbox", "--out", &dir]);
-        v["deliveries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|d| d.get("header").is_some())
-            .map(|d| {
-                (
-                    d["header"]["business_type"].as_i64().unwrap(),
-                    d["header"]["document_id"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect()
-    }
-
-    /// `truc track id --json`: (agency, state, status) per recipient, and
-    /// the corrections as (kind, reason, agencies).
+impl Track for Hub {
     fn track(&self, id: &str) -> (Vec<Row>, Vec<Linked>) {
         let v = self.json(G22, &["track", id]);
         let rows = v["recipients"]
@@ -171,15 +56,6 @@ impl Hub {
             })
             .collect();
         (rows, corrections)
-    }
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.trucd.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
     }
 }
 

@@ -78,7 +78,7 @@ mod gauges;
 mod layer;
 mod text;
 
-pub(crate) use gauges::certificate_expiries;
+pub(crate) use gauges::{certificate_expiries, state_name};
 use gauges::{not_after, render_queues, render_storage, ScrubFigures};
 use layer::code_name;
 pub(crate) use layer::Observed;

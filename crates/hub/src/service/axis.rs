@@ -190,6 +190,59 @@ impl Axis for AxisService {
         }))
     }
 
+    async fn lookup_agencies(
+        &self,
+        req: Request<truc_proto::v1::LookupAgenciesRequest>,
+    ) -> Result<Response<truc_proto::v1::LookupAgenciesResponse>, Status> {
+        auth::agency(&req)?;
+        let codes = req.into_inner().codes;
+        if codes.len() > truc_core::document::MAX_RECIPIENTS {
+            return Err(Status::invalid_argument(format!(
+                "{} codes; at most {} per lookup",
+                codes.len(),
+                truc_core::document::MAX_RECIPIENTS
+            )));
+        }
+        let agencies = codes
+            .iter()
+            .map(|c| {
+                let code = AgencyCode::parse(c).map_err(status::from_core)?;
+                Ok(match self.0.store.agency(&code) {
+                    Some(a) => truc_proto::v1::AgencyEntry {
+                        code: a.code,
+                        registered: true,
+                        state: crate::metrics::state_name(
+                            truc_proto::v1::AgencyState::try_from(a.state).unwrap_or_default(),
+                        )
+                        .to_string(),
+                        name: a.name,
+                        successor: a.successor,
+                    },
+                    None => truc_proto::v1::AgencyEntry {
+                        code: code.to_string(),
+                        ..Default::default()
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        Ok(Response::new(truc_proto::v1::LookupAgenciesResponse { agencies }))
+    }
+
+    async fn get_hub_info(
+        &self,
+        req: Request<truc_proto::v1::GetHubInfoRequest>,
+    ) -> Result<Response<truc_proto::v1::HubInfo>, Status> {
+        auth::caller(&req)?;
+        let name = match crate::hub_principal(&self.0) {
+            Some(truc_core::Principal::Hub(name)) => name,
+            _ => String::new(),
+        };
+        Ok(Response::new(truc_proto::v1::HubInfo {
+            name,
+            utc_offset_minutes: self.0.calendar.utc_offset_minutes(),
+        }))
+    }
+
     async fn track(&self, req: Request<TrackRequest>) -> Result<Response<TrackResponse>, Status> {
         let (_, caller) = auth::agency(&req)?;
         let id = req.into_inner().document_id;

@@ -307,13 +307,9 @@ impl Ops for OpsService {
         auth::operator(&req)?;
         let s = &self.0;
         let files = s.trust.files();
-        let (hub_principal, not_after) = truc_pki::read_cert_ders(&files.hub_cert)
-            .ok()
-            .and_then(|ders| ders.into_iter().next())
-            .map(|der| {
-                let p = truc_core::Principal::from_cert_der(&der)
-                    .map(|p| p.uri().to_string())
-                    .unwrap_or_default();
+        let (hub_principal, not_after) = crate::hub_certificate(s)
+            .map(|(der, p)| {
+                let p = p.map(|p| p.uri().to_string()).unwrap_or_default();
                 let t = x509_parser::parse_x509_certificate(&der)
                     .map(|(_, c)| c.validity().not_after.timestamp() * 1000)
                     .unwrap_or(0);

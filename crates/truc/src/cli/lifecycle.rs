@@ -13,13 +13,21 @@ use super::Conn;
 #[command(after_long_help = truc_core::status_rules::help())]
 pub(crate) struct StatusArgs {
     /// The document id (edXML DocumentId).
-    document_id: String,
+    #[arg(required_unless_present = "edxml")]
+    document_id: Option<String>,
     /// 01 arrived, 02 refused (needs --reason), 03 registered, 04 assigned,
     /// 05 processing, 06 done; 13 take back (sender); 15 agree, 16 refuse
     /// (answer to a take-back, revoke or update). Which may follow which:
     /// the rules below (--help).
-    #[arg(long, value_name = "NN")]
-    code: String,
+    #[arg(long, value_name = "NN", required_unless_present = "edxml")]
+    code: Option<String>,
+    /// Report the status an edXML status message states (QCVN 102:2016:
+    /// From, ResponseFor, StaffInfo, StatusCode, Description, Timestamp)
+    /// instead of DOCUMENT_ID and --code. From must be your agency; the
+    /// document is ResponseFor/DocumentId. The hub records its own time (the
+    /// message's Timestamp is not kept).
+    #[arg(long, value_name = "STATUS.edxml", conflicts_with_all = ["document_id", "code", "reason", "from", "staff", "department"])]
+    edxml: Option<std::path::PathBuf>,
     /// Reason or note (required for 02).
     #[arg(long, default_value = "")]
     reason: String,
@@ -78,15 +86,48 @@ fn state_name(s: i32) -> &'static str {
 }
 
 pub(crate) async fn status(a: StatusArgs) -> anyhow::Result<()> {
-    let code: i32 = a
-        .code
+    let client = a.conn.client().await?;
+    let req = match &a.edxml {
+        Some(path) => from_edxml(&client, path)?,
+        None => from_flags(&a)?,
+    };
+    let receipt = client
+        .report_status(
+            &req.document_from,
+            &req.document_id,
+            req.code,
+            &req.description,
+            req.staff,
+        )
+        .await?;
+    let (code, from, document_id) = (req.code, req.document_from, req.document_id);
+    a.conn.out.object(
+        json!({"document_id": document_id, "from": from, "code": output::status_code(code), "receipt": output::receipt_json(&receipt)}),
+        || {
+            format!(
+                "reported {} on {:?} from {from}; receipt recorded\n",
+                status_name(code),
+                document_id
+            )
+        },
+    );
+    Ok(())
+}
+
+/// The status the flags state.
+fn from_flags(a: &StatusArgs) -> anyhow::Result<truc_proto::v1::ReportStatusRequest> {
+    // clap requires both without --edxml.
+    let (Some(document_id), Some(code)) = (&a.document_id, &a.code) else {
+        anyhow::bail!("pass DOCUMENT_ID and --code (or --edxml STATUS.edxml)");
+    };
+    let code: i32 = code
         .trim_start_matches('0')
         .parse()
-        .map_err(|_| anyhow::anyhow!("--code {:?} is not a number", a.code))?;
-    let from = match &a.from {
+        .map_err(|_| anyhow::anyhow!("--code {code:?} is not a number"))?;
+    let document_from = match &a.from {
         Some(f) => f.clone(),
-        None => sender_of(&a.document_id)
-            .ok_or_else(|| anyhow::anyhow!("cannot tell the sender from {:?}; pass --from CODE", a.document_id))?
+        None => sender_of(document_id)
+            .ok_or_else(|| anyhow::anyhow!("cannot tell the sender from {document_id:?}; pass --from CODE"))?
             .to_string(),
     };
     let staff = (a.staff.is_some() || a.department.is_some()).then(|| StaffInfo {
@@ -94,21 +135,50 @@ pub(crate) async fn status(a: StatusArgs) -> anyhow::Result<()> {
         department: a.department.clone().unwrap_or_default(),
         ..Default::default()
     });
-    let client = a.conn.client().await?;
-    let receipt = client
-        .report_status(&from, &a.document_id, code, &a.reason, staff)
-        .await?;
-    a.conn.out.object(
-        json!({"document_id": a.document_id, "from": from, "code": output::status_code(code), "receipt": output::receipt_json(&receipt)}),
-        || {
-            format!(
-                "reported {} on {:?} from {from}; receipt recorded\n",
-                status_name(code),
-                a.document_id
-            )
-        },
-    );
-    Ok(())
+    Ok(truc_proto::v1::ReportStatusRequest {
+        document_from,
+        document_id: document_id.clone(),
+        code,
+        description: a.reason.clone(),
+        staff,
+    })
+}
+
+/// The status an edXML status message states, from the caller's agency.
+fn from_edxml(
+    client: &truc_client::Client,
+    path: &std::path::Path,
+) -> anyhow::Result<truc_proto::v1::ReportStatusRequest> {
+    let fix = |m: String| {
+        super::errors::Problem::usage(m).hint(format!(
+            "correct the status message and report it again; nothing was reported ({})",
+            path.display()
+        ))
+    };
+    let caller = client
+        .identity()
+        .principal
+        .agency()
+        .map(|c| c.to_string())
+        .ok_or_else(|| super::errors::Problem::refused("only an agency reports a status"))?;
+    let file = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+    // A status message is small: a few KiB; 1 MiB at most is read.
+    let p = truc_edxml::parse(
+        std::io::BufReader::new(file),
+        truc_edxml::Limits::new(1 << 20),
+        &mut truc_edxml::Discard,
+    )
+    .map_err(|e| fix(format!("{}: refused: {e}", path.display())))?;
+    truc_client::edxml::status_request(&p, &caller).map_err(|e| {
+        let kind = if e.element.ends_with("From/OrganId") {
+            super::errors::Kind::Refused
+        } else {
+            super::errors::Kind::Usage
+        };
+        super::errors::Problem::new(kind, format!("{}: {e}", path.display()))
+            .hint("nothing was reported: correct the status message (From is your agency, ResponseFor names the document)")
+            .into()
+    })
 }
 
 #[derive(Debug, clap::Args)]

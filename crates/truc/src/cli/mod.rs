@@ -1,7 +1,6 @@
 //! `truc`: one CLI for everyone — `pki` for whoever runs the CA, `send`
 //! and `inbox` for agencies, `ops` for operators, `demo` for a first look.
 
-mod agency;
 mod audit;
 mod bench;
 mod connections;
@@ -9,11 +8,13 @@ mod context;
 mod corrections;
 mod demo;
 pub(crate) mod errors;
+mod inbox;
 mod lifecycle;
 mod ops;
 mod output;
 mod pki;
 mod progress;
+mod send;
 mod send_note;
 mod stats;
 
@@ -108,8 +109,9 @@ enum Command {
     /// Run the axis CA: make it, issue identities, revoke certificates.
     #[command(subcommand)]
     Pki(pki::PkiCommand),
-    /// Sign a file and send it to one or more agencies (agency identity).
-    Send(agency::SendArgs),
+    /// Sign a document (a file, several attachments, or an edXML package)
+    /// and send it to one or more agencies (agency identity).
+    Send(send::SendArgs),
     /// Receive what is waiting, verify each signature, save, acknowledge.
     ///
     /// -o jsonl prints a JSON document per delivery as it arrives; -o json
@@ -119,7 +121,7 @@ enum Command {
     /// subject, priority, payload_size, saved_to, saved_before, status,
     /// reporter, description, time_unix_ms, time (a kind leaves the others'
     /// columns empty).
-    Inbox(agency::InboxArgs),
+    Inbox(inbox::InboxArgs),
     /// Report a business status on a document (01–06, 13, 15, 16).
     Status(lifecycle::StatusArgs),
     /// Revoke (thu hồi) a document you sent: sent under its own id, as the
@@ -331,8 +333,8 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Demo(a) => demo::run(a).await,
             Command::Pki(c) => pki::run(c),
-            Command::Send(a) => agency::send(a).await,
-            Command::Inbox(a) => agency::inbox(a).await,
+            Command::Send(a) => send::send(a).await,
+            Command::Inbox(a) => inbox::inbox(a).await,
             Command::Status(a) => lifecycle::status(a).await,
             Command::Revoke(a) => corrections::revoke(a).await,
             Command::Update(a) => corrections::update(a).await,

@@ -10,6 +10,7 @@ use truc_proto::v1::{SendResponse, UploadRequest, UploadStart};
 
 use super::{
     blocking_err, check_room, check_size, finish_part, header_first_id, open_part, refuse, verify, write_chunks, Ended,
+    Ranges,
 };
 use crate::{status, Shared};
 
@@ -70,7 +71,9 @@ pub(super) async fn upload(
         while stream.message().await?.is_some() {}
     } else {
         let writer = open_part(&files, &id, start.offset).await?;
-        let (writer, ended) = write_chunks(&mut stream, writer, size, "the signed header states").await?;
+        let ranges = Ranges::expecting(shared, &checked.header, &id, writer.written());
+        let (writer, hasher, ended) =
+            write_chunks(&mut stream, writer, size, "the signed header states", ranges).await?;
         match ended {
             Ended::Closed => {}
             Ended::Other(_) => return Err(Status::invalid_argument("only chunks may follow UploadStart")),
@@ -84,6 +87,13 @@ pub(super) async fn upload(
             return Err(Status::failed_precondition(format!(
                 "upload incomplete: the hub has {got} of the {size} bytes; resume from offset {got}"
             )));
+        }
+        if let Some(hasher) = hasher {
+            // Every attachment was checked as its last byte was written;
+            // this checks the empty ones at the end.
+            if let Err(e) = hasher.finish() {
+                return refuse(writer, status::from_core(e)).await;
+            }
         }
         finish_part(&files, &id, writer, size, &sha).await?;
     }

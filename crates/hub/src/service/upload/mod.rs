@@ -7,16 +7,21 @@
 mod header_first;
 mod payload_first;
 
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use prost::bytes::Bytes;
 use rustls_pki_types::UnixTime;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
+use truc_core::attachments::{self, RangeHasher};
 use truc_core::document::CheckedHeader;
 use truc_core::AgencyCode;
 use truc_proto::v1::upload_request::Part;
-use truc_proto::v1::{SendResponse, SignedDocument, UploadRequest, UploadStatusRequest, UploadStatusResponse};
+use truc_proto::v1::{
+    DocumentHeader, SendResponse, SignedDocument, UploadRequest, UploadStatusRequest, UploadStatusResponse,
+};
 use truc_store::{PartWriter, PayloadFiles, Resume};
 
 use crate::{auth, status, Shared};
@@ -199,6 +204,95 @@ async fn open_part(files: &PayloadFiles, id: &str, offset: u64) -> Result<PartWr
     }
 }
 
+/// Each attachment's range checked while an upload's chunks are written
+/// (a document with two or more attachments: with one, or none, the whole
+/// payload's digest, which the store checks, is enough).
+pub(super) struct Ranges {
+    /// Hashes the ranges as the bytes go by.
+    hasher: RangeHasher,
+    /// The `.part` being resumed and the offset it is resumed at: the bytes
+    /// of the range(s) before that offset are hashed from it first.
+    prefix: Option<(PathBuf, u64)>,
+    /// Hash the prefix from the start of the range the offset falls in
+    /// (true), or from 0 (false).
+    from_range_start: bool,
+}
+
+impl Ranges {
+    /// Header first: every attachment checked against its signed SHA-256
+    /// the moment its last byte is written. A resumed upload's attachments
+    /// before the offset were checked by the stream that wrote them; the
+    /// one the offset falls in is hashed again from its start.
+    fn expecting(shared: &Shared, header: &DocumentHeader, id: &str, offset: u64) -> Option<Ranges> {
+        if attachments::whole_payload_suffices(header) {
+            return None;
+        }
+        Some(Ranges {
+            hasher: RangeHasher::expecting(header),
+            prefix: (offset > 0).then(|| (part_path(shared, id), offset)),
+            from_range_start: true,
+        })
+    }
+
+    /// Payload first: the digests of ranges of the sizes declared in
+    /// UploadOpen, compared with the signed header at the end. A resumed
+    /// upload hashes the bytes the hub has from the start (no digest of
+    /// an earlier stream is kept).
+    fn declared(shared: &Shared, sizes: &[u64], id: &str, offset: u64) -> Option<Ranges> {
+        (sizes.len() > 1).then(|| Ranges {
+            hasher: RangeHasher::new(sizes.to_vec()),
+            prefix: (offset > 0).then(|| (part_path(shared, id), offset)),
+            from_range_start: false,
+        })
+    }
+
+    /// Hash what the `.part` has before the resume offset: from the start
+    /// of the range it falls in (expecting) or from 0 (declared).
+    fn hash_prefix(&mut self) -> Result<(), RangeFailure> {
+        let Some((path, offset)) = self.prefix.take() else {
+            return Ok(());
+        };
+        let from = if self.from_range_start {
+            self.hasher.skip_to_range_of(offset)
+        } else {
+            0
+        };
+        let mut f = std::fs::File::open(&path).map_err(|e| RangeFailure::Io(path.clone(), e))?;
+        f.seek(SeekFrom::Start(from))
+            .map_err(|e| RangeFailure::Io(path.clone(), e))?;
+        let mut buf = vec![0u8; PREFIX_BUF];
+        let mut left = offset - from;
+        while left > 0 {
+            let n = f
+                .read(&mut buf[..PREFIX_BUF.min(left as usize)])
+                .map_err(|e| RangeFailure::Io(path.clone(), e))?;
+            if n == 0 {
+                return Err(RangeFailure::Io(path, std::io::ErrorKind::UnexpectedEof.into()));
+            }
+            self.hasher.update(&buf[..n]).map_err(RangeFailure::Differs)?;
+            left -= n as u64;
+        }
+        Ok(())
+    }
+}
+
+/// Bytes read at a time when a resumed upload's prefix is hashed again.
+const PREFIX_BUF: usize = 1 << 20;
+
+/// Why an attachment check stopped an upload.
+enum RangeFailure {
+    /// An attachment's bytes differ from its signed digest.
+    Differs(truc_core::CoreError),
+    /// The `.part` could not be read back.
+    Io(PathBuf, std::io::Error),
+}
+
+/// Where the store keeps upload `id` (`data_dir/uploads/<id>.part`, see
+/// `truc_store::PayloadFiles`), to read a resumed upload's prefix back.
+fn part_path(shared: &Shared, id: &str) -> PathBuf {
+    shared.config.data_dir.join("uploads").join(format!("{id}.part"))
+}
+
 /// How a run of chunks ended.
 enum Ended {
     /// The client closed the stream; everything it sent is written.
@@ -218,22 +312,36 @@ enum Ended {
 /// once, `limit_name` saying where the size came from. The bytes go to a
 /// blocking task of their own through a short queue, so receiving the next
 /// chunk overlaps writing and hashing this one; memory stays at most
-/// `WRITE_QUEUE` chunks.
+/// `WRITE_QUEUE` chunks. With `ranges`, each attachment's range is hashed
+/// too as its chunks are written; an attachment whose bytes differ from its
+/// signed SHA-256 ends the upload (refused, discarded) at its last byte.
 async fn write_chunks(
     stream: &mut Streaming<UploadRequest>,
     mut writer: PartWriter,
     size: u64,
     limit_name: &str,
-) -> Result<(PartWriter, Ended), Status> {
+    ranges: Option<Ranges>,
+) -> Result<(PartWriter, Option<RangeHasher>, Ended), Status> {
     let mut received = writer.written();
     let (chunks, mut queue) = mpsc::channel::<Bytes>(WRITE_QUEUE);
     let write = tokio::task::spawn_blocking(move || {
-        while let Some(chunk) = queue.blocking_recv() {
-            if let Err(e) = writer.append(&chunk) {
-                return (writer, Err(e));
+        let mut ranges = ranges;
+        if let Some(r) = ranges.as_mut() {
+            if let Err(e) = r.hash_prefix() {
+                return (writer, None, Err(Err(e)));
             }
         }
-        (writer, Ok(()))
+        while let Some(chunk) = queue.blocking_recv() {
+            if let Err(e) = writer.append(&chunk) {
+                return (writer, ranges.map(|r| r.hasher), Err(Ok(e)));
+            }
+            if let Some(r) = ranges.as_mut() {
+                if let Err(e) = r.hasher.update(&chunk) {
+                    return (writer, None, Err(Err(RangeFailure::Differs(e))));
+                }
+            }
+        }
+        (writer, ranges.map(|r| r.hasher), Ok(()))
     });
     let ended = loop {
         let msg = match stream.message().await {
@@ -261,13 +369,29 @@ async fn write_chunks(
         }
         received += chunk.len() as u64;
         if chunks.send(chunk).await.is_err() {
-            break Ended::Closed; // the writer failed: its error is below
+            break Ended::Closed; // the writer stopped: its reason is below
         }
     };
     drop(chunks);
-    let (writer, wrote) = write.await.map_err(blocking_err)?;
-    wrote.map_err(status::from_store)?;
-    Ok((writer, ended))
+    let (writer, hasher, wrote) = write.await.map_err(blocking_err)?;
+    match wrote {
+        Ok(()) => Ok((writer, hasher, ended)),
+        Err(Ok(store)) => Err(status::from_store(store)),
+        Err(Err(RangeFailure::Differs(e))) => Ok((
+            writer,
+            None,
+            Ended::Refused {
+                status: Status::invalid_argument(format!("{e}; the upload was discarded")),
+                discard: true,
+            },
+        )),
+        Err(Err(RangeFailure::Io(path, e))) => {
+            tracing::warn!(path = %path.display(), error = %e, "reading back a resumed upload failed");
+            Err(Status::unavailable(
+                "the hub could not read back the bytes it has of this upload; retry later",
+            ))
+        }
+    }
 }
 
 /// Check a complete `.part` against the signed size and digest and make it

@@ -15,13 +15,14 @@
 use std::sync::Arc;
 
 use tonic::{Response, Status, Streaming};
+use truc_core::attachments::{self, RangeHasher};
 use truc_core::{AgencyCode, Principal};
 use truc_proto::v1::upload_request::Part;
-use truc_proto::v1::{SendResponse, UploadOpen, UploadRequest};
+use truc_proto::v1::{DocumentHeader, SendResponse, UploadOpen, UploadRequest};
 
 use super::{
     check_room, check_size, check_upload_id, finish_part, open_part, payload_first_id, refuse, verify, write_chunks,
-    Ended,
+    Ended, Ranges,
 };
 use crate::{status, Shared};
 
@@ -64,10 +65,18 @@ pub(super) async fn upload(
             .await
             .map_err(status::from_store)?;
     }
+    let declared = &open.attachment_sizes;
+    if !declared.is_empty() && declared.iter().try_fold(0u64, |a, s| a.checked_add(*s)) != Some(size) {
+        return Err(Status::invalid_argument(format!(
+            "UploadOpen.attachment_sizes add up to {}, not to the declared size {size}",
+            declared.iter().fold(0u64, |a, s| a.saturating_add(*s))
+        )));
+    }
     let files = shared.payloads.clone();
     let id = payload_first_id(&caller, &open.upload_id);
     let writer = open_part(&files, &id, open.offset).await?;
-    let (writer, ended) = write_chunks(&mut stream, writer, size, "declared in UploadOpen").await?;
+    let ranges = Ranges::declared(shared, declared, &id, writer.written());
+    let (writer, hasher, ended) = write_chunks(&mut stream, writer, size, "declared in UploadOpen", ranges).await?;
     let doc = match ended {
         Ended::Other(Some(Part::Finish(finish))) => finish.document,
         Ended::Closed => {
@@ -118,6 +127,9 @@ pub(super) async fn upload(
         )
         .await;
     }
+    if let Err(status) = check_attachments(&checked.header, declared, hasher) {
+        return refuse(writer, status).await;
+    }
     let sha = checked.header.payload_sha256.clone();
     // Held until the document is stored, as for a header-first upload: the
     // collector leaves a pinned payload alone, so a stored copy that this
@@ -132,4 +144,40 @@ pub(super) async fn upload(
     let accepted = super::accept_upload(shared, principal, checked, doc, size).await;
     drop(pin);
     accepted
+}
+
+/// The signed attachments against what the upload declared and the hub
+/// hashed: with two or more, UploadOpen must have declared their sizes, and
+/// each range's SHA-256 must be the signed one (the first that differs is
+/// named). With one or none, the whole payload's digest checks them.
+fn check_attachments(header: &DocumentHeader, declared: &[u64], hasher: Option<RangeHasher>) -> Result<(), Status> {
+    if attachments::whole_payload_suffices(header) {
+        if declared.len() > 1 {
+            return Err(Status::invalid_argument(format!(
+                "UploadOpen declared {} attachment sizes, the signed header lists {}; the upload was discarded",
+                declared.len(),
+                header.attachments.len()
+            )));
+        }
+        return Ok(());
+    }
+    let signed = attachments::sizes(header);
+    if declared != signed.as_slice() {
+        return Err(Status::invalid_argument(if declared.is_empty() {
+            format!(
+                "the signed header lists {} attachments: declare their sizes in UploadOpen.attachment_sizes so the \
+                 hub can check each as it arrives; the upload was discarded",
+                signed.len()
+            )
+        } else {
+            format!(
+                "the signed header's attachment sizes {signed:?} differ from those UploadOpen declared \
+                 {declared:?}; the upload was discarded"
+            )
+        }));
+    }
+    let hasher = hasher.ok_or_else(|| Status::internal("attachment digests were not computed"))?;
+    let digests = hasher.finish().map_err(status::from_core)?;
+    attachments::check_digests(header, &digests)
+        .map_err(|e| Status::invalid_argument(format!("{e}; the upload was discarded")))
 }
