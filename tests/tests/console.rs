@@ -144,7 +144,7 @@ async fn browser_scenario(chromium: std::path::PathBuf, driver: std::path::PathB
     b.wait_for(
         "the timeline",
         "const e = [...document.querySelectorAll('#doc-timeline li')].map(l => l.dataset.event); \
-         return e.includes('accepted') && e.includes('dead_lettered') && e.includes('redriven');",
+         return e.includes('accepted') && e.includes('dead-lettered') && e.includes('redriven');",
     )
     .await;
     shot(&b, "documents").await;

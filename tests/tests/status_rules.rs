@@ -83,7 +83,7 @@ async fn scenario(hub: TestHub) {
         &g22,
         &h26,
         StatusCode::Arrived,
-        &["queued", "not yet delivered", H26],
+        &["queued, not delivered", H26],
     )
     .await;
     refused(&a, &g22, &h26, StatusCode::Registered, &["queued"]).await;

@@ -236,7 +236,7 @@ impl Ctx {
         {
             return Err(format!(
                 "it is {} of {} {:?} (hub document {})",
-                truc_client::audit::event_name(receipt.event),
+                truc_proto::names::Wire::<ReceiptEvent>::from(receipt.event),
                 receipt.from,
                 receipt.document_id,
                 receipt.hub_document_id

@@ -717,7 +717,7 @@ async fn check_log(ctx: &Ctx, auditor: &Client, verifier: &TreeHeadVerifier, hea
     let mut checked = 0;
     for (index, (hash, what)) in &given {
         checked += 1;
-        match by_index.get(index).and_then(|r| unhex(&r.receipt)) {
+        match by_index.get(index).and_then(|r| truc_core::unhex(&r.receipt).ok()) {
             Some(bytes) if truc_core::sha256(&bytes) == *hash => {}
             Some(_) => fail(format!(
                 "the ACCEPTED receipt handed to the sender of {what} is not the receipt at index {index} any more"
@@ -745,12 +745,3 @@ fn export_state(th: &ExportTreeHead, verifier: &TreeHeadVerifier) -> Result<Watc
     Ok(WatchState::new(&sth, &head))
 }
 
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}

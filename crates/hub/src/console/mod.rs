@@ -130,9 +130,9 @@ impl Console {
     }
 
     pub(crate) fn csrf_ok(&self, principal: &str, token: &str) -> bool {
-        match unhex(token) {
-            Some(tag) => ring::hmac::verify(&self.csrf, principal.as_bytes(), &tag).is_ok(),
-            None => false,
+        match truc_core::unhex(token) {
+            Ok(tag) => ring::hmac::verify(&self.csrf, principal.as_bytes(), &tag).is_ok(),
+            Err(_) => false,
         }
     }
 
@@ -150,16 +150,6 @@ impl Console {
             queued,
         });
     }
-}
-
-pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// Serve the console on `listener` until `stop` changes.

@@ -146,7 +146,7 @@ impl Ops for OpsService {
             .set_agency_state(registered(&self.0, &r.code)?, state, r.reason, op.uri())
             .await
             .map_err(status::from_store)?;
-        tracing::info!(operator = %op, code = %info.code, ?state, "agency state changed");
+        tracing::info!(operator = %op, code = %info.code, %state, "agency state changed");
         Ok(Response::new(agency(info)))
     }
 

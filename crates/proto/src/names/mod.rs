@@ -137,3 +137,15 @@ impl<E: fmt::Display> fmt::Display for Wire<E> {
         }
     }
 }
+
+/// A dead letter's reason as its `reason` field holds it: `UNSPECIFIED`
+/// (dead letters written before the field existed) is
+/// [`Attempts`](crate::v1::DeadLetterReason::Attempts), as `ops.proto`
+/// says.
+pub fn dead_letter_reason(value: i32) -> Wire<crate::v1::DeadLetterReason> {
+    use crate::v1::DeadLetterReason;
+    match Wire::from(value) {
+        Wire::Known(DeadLetterReason::Unspecified) => Wire::Known(DeadLetterReason::Attempts),
+        other => other,
+    }
+}

@@ -100,6 +100,14 @@ fn an_unknown_number_prints_as_unknown_never_as_another_value() {
 }
 
 #[test]
+fn a_dead_letter_without_a_reason_ran_out_of_attempts() {
+    assert_eq!(dead_letter_reason(0), Wire::Known(DeadLetterReason::Attempts));
+    assert_eq!(dead_letter_reason(1), Wire::Known(DeadLetterReason::Attempts));
+    assert_eq!(dead_letter_reason(2).to_string(), "corrupt");
+    assert_eq!(dead_letter_reason(5).to_string(), "unknown(5)");
+}
+
+#[test]
 fn names_pad_in_tables() {
     assert_eq!(format!("[{:<8}]", AgencyState::Active), "[active  ]");
     assert_eq!(format!("[{:>12}]", Wire::<AgencyState>::from(9)), "[  unknown(9)]");

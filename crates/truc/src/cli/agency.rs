@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use prost::Message;
+use truc_proto::names::Wire;
 use truc_proto::v1::{Delivery, DocumentHeader, Priority};
 
 use super::output;
@@ -68,9 +69,9 @@ pub(crate) struct SendArgs {
     /// Trích yếu: what the document is about.
     #[arg(long, default_value = "")]
     subject: String,
-    /// thuong|khan|thuong-khan|hoa-toc|hoa-toc-hen-gio, or 0..=4.
-    #[arg(long, default_value = "thuong")]
-    priority: String,
+    /// Độ khẩn, by name or number (0..=4).
+    #[arg(long, default_value = "thuong", value_parser = super::names::parser::<Priority>())]
+    priority: Priority,
     /// Document type, e.g. "Công văn".
     #[arg(long, default_value = "")]
     document_type: String,
@@ -127,10 +128,6 @@ fn end_of_local_day(date: jiff::civil::Date, offset_minutes: i32) -> i64 {
         .unwrap_or(i64::MAX)
 }
 
-fn parse_priority(s: &str) -> anyhow::Result<Priority> {
-    Ok(truc_core::priority::parse(s)?)
-}
-
 pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
     if a.abandon {
         let gone = SendNote::abandon(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
@@ -153,7 +150,7 @@ pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
     let size = std::fs::metadata(&a.file)
         .with_context(|| format!("reading {}", a.file.display()))?
         .len();
-    let priority = parse_priority(&a.priority)?;
+    let priority = a.priority;
     let client = a.conn.client().await?;
     let identity = client.identity();
     let from = identity
@@ -490,7 +487,7 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
             } else {
                 println!(
                     "status {} from {} on {:?} at {}{}",
-                    super::lifecycle::status_name(n.code),
+                    output::status(n.code),
                     n.reporter,
                     n.document_id,
                     output::time(n.time_unix_ms),
@@ -574,7 +571,7 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
                         "received {:?} from {} [{}] {:?} → {} ({} bytes, signature verified{})",
                         header.document_id,
                         header.from,
-                        output::priority_name(header.priority),
+                        Wire::<Priority>::from(header.priority),
                         header.subject,
                         path.display(),
                         header.payload_size,

@@ -10,6 +10,7 @@ mod corrections;
 mod demo;
 pub(crate) mod errors;
 mod lifecycle;
+mod names;
 mod ops;
 mod output;
 mod pki;
