@@ -100,7 +100,7 @@ async fn certificate_not_yet_valid() {
 
 #[tokio::test]
 async fn tls12_is_refused_when_the_hub_requires_tls13() {
-    let hub = TestHub::start_with(|c| c.tls.min_version = "1.3".into()).await;
+    let hub = TestHub::start_with(|c| c.tls.min_version = truc_hub::config::TlsVersion::V1_3).await;
     let id = identity(&hub.pki.agency_dir(G22));
     let client = |versions: &'static [&'static rustls::SupportedProtocolVersion]| {
         let mut roots = rustls::RootCertStore::empty();
