@@ -47,7 +47,6 @@ use std::path::Path;
 use prost::Message;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-use tonic::Status;
 use truc_core::merkle::{self, Hash};
 use truc_core::unhex;
 use truc_core::tree_head::TreeHeadVerifier;
@@ -55,7 +54,7 @@ use truc_core::CoreError;
 use truc_proto::names::Wire;
 use truc_proto::v1::{ListReceiptsRequest, Receipt, ReceiptEvent, SignedTreeHead, StatusCode, TreeHead};
 
-use crate::Client;
+use crate::{Client, ClientError};
 
 /// The `format` of an [`AuditExport`].
 pub const EXPORT_FORMAT: &str = "truc-audit-export/1";
@@ -70,9 +69,10 @@ const EXPORT_PAGE: u32 = 1000;
 /// Why an audit call to the hub failed.
 #[derive(Debug, Error)]
 pub enum AuditError {
-    /// The hub refused or could not answer.
-    #[error("{:?}: {}", .0.code(), .0.message())]
-    Rpc(#[from] Status),
+    /// The hub refused or could not answer (the code:
+    /// [`ClientError::code`]).
+    #[error(transparent)]
+    Rpc(#[from] ClientError),
     /// The log grew between pages on every attempt, so no single tree head
     /// covers the whole listing.
     #[error(

@@ -10,7 +10,7 @@ use std::path::Path;
 use prost::bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::Status;
+use truc_core::CoreError;
 use truc_pki::Identity;
 use truc_proto::v1::upload_request::Part;
 use truc_proto::v1::{
@@ -79,9 +79,9 @@ impl Client {
         document: SignedDocument,
         path: &Path,
         progress: Progress<'_>,
-    ) -> Result<SendResponse, Status> {
+    ) -> Result<SendResponse, ClientError> {
         let header: DocumentHeader = prost::Message::decode(document.header.as_slice())
-            .map_err(|_| Status::invalid_argument("document header does not decode"))?;
+            .map_err(|e| CoreError::MalformedHeader(e.to_string()))?;
         let status = self
             .axis
             .clone()
@@ -105,7 +105,10 @@ impl Client {
                 offset,
             })),
         };
-        tx.send(start).await.map_err(|_| Status::cancelled("upload stopped"))?;
+        tx.send(start)
+            .await
+            .map_err(|_| ClientError::Transfer("the upload stopped before it started".into()))?;
+        let file = path.to_path_buf();
         let path = path.to_path_buf();
         let total = header.payload_size;
         let sent_so_far = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(offset));
@@ -148,8 +151,8 @@ impl Client {
         };
         match reader.await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(Status::aborted(format!("reading the file: {e}"))),
-            Err(_) => return Err(Status::aborted("file reader stopped")),
+            Ok(Err(e)) => return Err(ClientError::file(&file, e)),
+            Err(_) => return Err(ClientError::Transfer("the file reader stopped".into())),
         }
         progress(total, total);
         Ok(resp?.into_inner())
@@ -163,8 +166,8 @@ impl Client {
     /// rest while hashing it, then call `sign` with the file's SHA-256 and
     /// size and send the signed document it returns (see [`sign_external`])
     /// last. The file is read once. If reading or `sign` fails, the upload
-    /// stops with everything sent kept on the hub, to resume (and the
-    /// error is `ABORTED`, as in [`Client::upload_file`]).
+    /// stops with everything sent kept on the hub, to resume, and that
+    /// failure is the error.
     pub async fn upload_file_payload_first<S>(
         &self,
         upload_id: &str,
@@ -172,13 +175,11 @@ impl Client {
         path: &Path,
         sign: S,
         progress: Progress<'_>,
-    ) -> Result<SendResponse, Status>
+    ) -> Result<SendResponse, ClientError>
     where
         S: FnOnce([u8; 32], u64) -> Result<SignedDocument, ClientError>,
     {
-        let total = std::fs::metadata(path)
-            .map_err(|e| Status::aborted(format!("reading the file: {e}")))?
-            .len();
+        let total = std::fs::metadata(path).map_err(|e| ClientError::file(path, e))?.len();
         let status = self
             .axis
             .clone()
@@ -202,7 +203,7 @@ impl Client {
             part: Some(Part::Open(open)),
         })
         .await
-        .map_err(|_| Status::cancelled("upload stopped"))?;
+        .map_err(|_| ClientError::Transfer("the upload stopped before it started".into()))?;
         let done = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(offset));
         let reader = {
             let (path, tx, done) = (path.to_path_buf(), tx.clone(), done.clone());
@@ -218,17 +219,17 @@ impl Client {
                 Ok(Ok(read)) => read,
                 // The call ended under the reader: its answer says why.
                 Ok(Err(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-                Ok(Err(e)) => return Err(Status::aborted(format!("reading the file: {e}"))),
-                Err(_) => return Err(Status::aborted("file reader stopped")),
+                Ok(Err(e)) => return Err(ClientError::file(path, e)),
+                Err(_) => return Err(ClientError::Transfer("the file reader stopped".into())),
             };
-            let doc = sign(sha, size).map_err(|e| Status::aborted(format!("signing the header: {e}")))?;
+            let doc = sign(sha, size)?;
             let finish = UploadRequest {
                 part: Some(Part::Finish(UploadFinish { document: Some(doc) })),
             };
             // If the call has ended, its answer says why.
             let _ = tx.send(finish).await;
             drop(tx);
-            Ok::<(), Status>(())
+            Ok::<(), ClientError>(())
         };
         tokio::pin!(feed);
         let (mut fed, mut failed) = (false, None);
@@ -273,11 +274,9 @@ impl Client {
             .truncate(false)
             .write(true)
             .open(part)
-            .map_err(|e| ClientError::Transfer(format!("{}: {e}", part.display())))?;
-        file.set_len(have)
-            .map_err(|e| ClientError::Transfer(format!("{}: {e}", part.display())))?;
-        file.seek(SeekFrom::Start(have))
-            .map_err(|e| ClientError::Transfer(format!("{}: {e}", part.display())))?;
+            .map_err(|e| ClientError::file(part, e))?;
+        file.set_len(have).map_err(|e| ClientError::file(part, e))?;
+        file.seek(SeekFrom::Start(have)).map_err(|e| ClientError::file(part, e))?;
         progress(have, expect_size);
         // Hash as the file grows (the prefix of a resumed file first), so the
         // ack follows the last chunk at once, well inside the lease. Writing
@@ -320,17 +319,17 @@ impl Client {
                     offset: have,
                     delivery_id,
                 };
-                let mut stream = self.axis.clone().download(req).await.map_err(status_err)?.into_inner();
-                while let Some(chunk) = stream.message().await.map_err(status_err)? {
+                let mut stream = self.axis.clone().download(req).await?.into_inner();
+                while let Some(chunk) = stream.message().await? {
                     if chunk.offset != offset {
-                        return Err(ClientError::Transfer(format!(
-                            "hub sent offset {} where {offset} was due",
+                        return Err(ClientError::Answer(format!(
+                            "a chunk at offset {} where {offset} was due",
                             chunk.offset
                         )));
                     }
                     if offset + chunk.data.len() as u64 > expect_size {
-                        return Err(ClientError::Transfer(format!(
-                            "hub sent more than the signed {expect_size} bytes"
+                        return Err(ClientError::Answer(format!(
+                            "more than the signed {expect_size} bytes"
                         )));
                     }
                     offset += chunk.data.len() as u64;
@@ -347,7 +346,7 @@ impl Client {
         let written = writer
             .await
             .map_err(|_| ClientError::Transfer("the file writer stopped".into()))?
-            .map_err(|e| ClientError::Transfer(format!("{}: {e}", part.display())));
+            .map_err(|e| ClientError::file(part, e));
         received?;
         let sha = written?;
         let size = offset;
@@ -427,8 +426,4 @@ fn read_and_hash(
         let sha = hasher.join().expect("the hashing thread does not panic");
         read.map(|pos| (sha, pos))
     })
-}
-
-fn status_err(s: Status) -> ClientError {
-    ClientError::Transfer(format!("{:?}: {}", s.code(), s.message()))
 }

@@ -46,12 +46,10 @@ const ACKS_IN_FLIGHT: usize = 4;
 /// Why a load run could not be set up or finished, with its cause.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    /// The client SDK failed (connecting, TLS, an identity).
+    /// The client SDK failed (connecting, TLS, an identity) or the hub
+    /// answered with an error (its code: [`ClientError::code`]).
     #[error(transparent)]
     Client(#[from] ClientError),
-    /// The hub answered with an error.
-    #[error("{:?}: {}", .0.code(), .0.message())]
-    Status(#[from] tonic::Status),
     /// Issuing or reading the bench agencies' identities failed.
     #[error(transparent)]
     Pki(#[from] truc_pki::PkiError),
@@ -861,7 +859,7 @@ impl Rig {
                         .send(doc)
                         .await
                         .map(|_| ())
-                        .map_err(|e| format!("send: {:?}: {}", e.code(), e.message()))
+                        .map_err(|e| format!("send: {e}"))
                 },
             )
             .await
@@ -1006,7 +1004,7 @@ async fn receive_loop(client: Client, mut stream: tonic::Streaming<truc_proto::v
                     let ids = batch.into_iter().map(|(id, _)| id).collect();
                     match client.ack(ids).await {
                         Ok(_) => tracker.acked(counted, Instant::now()),
-                        Err(e) => tracker.error(format!("ack: {:?}: {}", e.code(), e.message())),
+                        Err(e) => tracker.error(format!("ack: {e}")),
                     }
                     drop(permit);
                 });
@@ -1030,7 +1028,7 @@ async fn receive_loop(client: Client, mut stream: tonic::Streaming<truc_proto::v
             }
             Ok(None) => break,
             Err(e) => {
-                tracker.error(format!("receive: {:?}: {}", e.code(), e.message()));
+                tracker.error(format!("receive: {}", ClientError::from(e)));
                 break;
             }
         }

@@ -314,7 +314,7 @@ pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
             };
             bar.finish();
             let resp = resp.map_err(|e| -> anyhow::Error {
-                if !truc_client::reconnect::is_transient(&e) {
+                if !e.is_transient() {
                     return e.into();
                 }
                 let hint = format!(
@@ -322,7 +322,7 @@ pub(crate) async fn send(a: SendArgs) -> anyhow::Result<()> {
                      bytes it has until limits.upload_expiry_hours); `truc send --abandon {}` forgets it",
                     a.file.display()
                 );
-                let f = super::errors::from_status(&e);
+                let f = super::errors::from_client(&e);
                 super::errors::Problem::new(f.kind, f.message).hint(hint).into()
             })?;
             note.remove();
@@ -541,7 +541,7 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
                         .report_status(&header.from, &header.document_id, 1, "", None)
                         .await
                     {
-                        eprintln!("truc: could not report 01 on {:?}: {}", header.document_id, e.message());
+                        eprintln!("truc: could not report 01 on {:?}: {e}", header.document_id);
                     }
                 }
                 if csv {

@@ -432,10 +432,10 @@ async fn watch(a: WatchArgs) -> anyhow::Result<()> {
                 state = Some(new);
             }
             // A hub that is briefly unreachable is not evidence of anything.
-            Err(AuditError::Rpc(s))
-                if !a.once && matches!(s.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded) =>
+            Err(AuditError::Rpc(e))
+                if !a.once && matches!(e.code(), Some(tonic::Code::Unavailable | tonic::Code::DeadlineExceeded)) =>
             {
-                eprintln!("truc: {:?}: {} (will retry)", s.code(), s.message());
+                eprintln!("truc: {e} (will retry)");
             }
             // The state file is left as it was: the evidence stays.
             Err(e) => return Err(e.into()),
