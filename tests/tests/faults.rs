@@ -84,7 +84,10 @@ async fn a_full_disk_refuses_cleanly_and_recovers_by_itself() {
         }
     }
     let e = refusal.expect("the disk filled up");
-    assert!(matches!(e.code(), Some(Code::Unavailable | Code::ResourceExhausted)), "{e:?}");
+    assert!(
+        matches!(e.code(), Some(Code::Unavailable | Code::ResourceExhausted)),
+        "{e:?}"
+    );
     assert!(!e.to_string().contains("Os {"), "internals leaked: {e:?}");
     assert!(!accepted.is_empty());
 
@@ -96,10 +99,7 @@ async fn a_full_disk_refuses_cleanly_and_recovers_by_itself() {
         let r = g22
             .send(sign(&g22, header(&[H26], &format!("after/{i}")), b"small"))
             .await;
-        eprintln!(
-            "after {i}: {:?}",
-            r.as_ref().map(|_| ()).map_err(|e| e.to_string())
-        );
+        eprintln!("after {i}: {:?}", r.as_ref().map(|_| ()).map_err(|e| e.to_string()));
         if r.is_ok() {
             accepted.push(format!("after/{i}"));
             recovered = true;
@@ -224,7 +224,9 @@ async fn enospc_without_a_reserve_never_claims_nothing_was_stored_and_recovers_w
             Err(e) => {
                 assert!(!e.to_string().contains("Os {"), "internals leaked: {e:?}");
                 let outcome = e
-                    .status().expect("a status").metadata()
+                    .status()
+                    .expect("a status")
+                    .metadata()
                     .get("truc-outcome")
                     .map(|v| v.to_str().unwrap_or("").to_string());
                 eprintln!("send {i}: {e} (outcome {outcome:?})");

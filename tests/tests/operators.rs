@@ -295,7 +295,10 @@ async fn an_agency_without_traffic_is_removed_one_with_traffic_is_not() {
         op.remove_agency(typo, "again").await.unwrap_err().code(),
         Some(Code::NotFound)
     );
-    assert_eq!(op.list_queue(typo, 0, 10).await.unwrap_err().code(), Some(Code::NotFound));
+    assert_eq!(
+        op.list_queue(typo, 0, 10).await.unwrap_err().code(),
+        Some(Code::NotFound)
+    );
     assert_eq!(op.dead_letters(typo).await.unwrap_err().code(), Some(Code::NotFound));
     let refused = g22
         .send(sign(&g22, header(&[typo], "to-typo"), b"x"))

@@ -28,7 +28,13 @@ fn sign_for(signer: &Client, to: &[&str], id: &str, sha: [u8; 32], size: u64) ->
 
 /// Upload `path` payload first from `c`, the header signed by `c` over
 /// what was read.
-async fn send(c: &Client, upload_id: &str, to: &[&str], id: &str, path: &Path) -> Result<u64, truc_client::ClientError> {
+async fn send(
+    c: &Client,
+    upload_id: &str,
+    to: &[&str],
+    id: &str,
+    path: &Path,
+) -> Result<u64, truc_client::ClientError> {
     let hint: Vec<String> = to.iter().map(|t| t.to_string()).collect();
     c.upload_file_payload_first(
         upload_id,

@@ -65,7 +65,10 @@ async fn without_tls_crl_the_ca_directory_crl_is_used_and_a_revocation_takes_eff
     })
     .await;
     let doc = sign(&g22, header(&[H26], "after"), b"y");
-    assert_eq!(g22.send(doc.clone()).await.unwrap_err().code(), Some(Code::Unauthenticated));
+    assert_eq!(
+        g22.send(doc.clone()).await.unwrap_err().code(),
+        Some(Code::Unauthenticated)
+    );
     let fresh = Client::connect_dir(&hub.addr, &hub.pki.agency_dir(G22)).await.unwrap();
     let err = fresh.send(doc).await.unwrap_err();
     assert_eq!(err.code(), Some(Code::Unauthenticated), "{err:?}");

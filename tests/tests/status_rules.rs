@@ -49,10 +49,7 @@ async fn refused(a: &Client, g22: &Client, c: &Client, code: StatusCode, words: 
         .unwrap_err();
     assert_eq!(err.code(), Some(Code::FailedPrecondition), "{code:?}: {err:?}");
     for w in words {
-        assert!(
-            err.to_string().contains(w),
-            "{code:?}: {err:?} should say {w:?}"
-        );
+        assert!(err.to_string().contains(w), "{code:?}: {err:?} should say {w:?}");
     }
     let after = (tree_size(a).await, rows(&g22.track(ID).await.unwrap()));
     assert_eq!(after, before, "{code:?}: a refused status stored something");
@@ -77,14 +74,7 @@ async fn scenario(hub: TestHub) {
         .unwrap();
 
     // Before its copy was delivered: refused, naming the copy's state.
-    refused(
-        &a,
-        &g22,
-        &h26,
-        StatusCode::Arrived,
-        &["queued, not delivered", H26],
-    )
-    .await;
+    refused(&a, &g22, &h26, StatusCode::Arrived, &["queued, not delivered", H26]).await;
     refused(&a, &g22, &h26, StatusCode::Registered, &["queued"]).await;
     assert_eq!(drain(&h26, 4).await.len(), 1);
     // 01 comes first.

@@ -156,7 +156,7 @@ async fn limits_and_who_may_download() {
         .download_to(resp.hub_document_id, 0, &part, &sha, size, &quiet)
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("PermissionDenied"), "{err}");
+    assert_eq!(err.code(), Some(Code::PermissionDenied), "{err}");
     // The sender may fetch its own payload.
     let own = dir.path().join("own.part");
     assert_eq!(

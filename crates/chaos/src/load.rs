@@ -432,7 +432,10 @@ async fn receive(
             Ok(Some(d)) => d,
             Ok(None) => break,
             Err(e) => {
-                ctx.unexpected(format!("Receive stream of {name}: {}", truc_client::ClientError::from(e)));
+                ctx.unexpected(format!(
+                    "Receive stream of {name}: {}",
+                    truc_client::ClientError::from(e)
+                ));
                 break;
             }
         };

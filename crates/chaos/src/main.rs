@@ -744,4 +744,3 @@ fn export_state(th: &ExportTreeHead, verifier: &TreeHeadVerifier) -> Result<Watc
     let head = verifier.verify(&sth).map_err(|e| e.to_string())?;
     Ok(WatchState::new(&sth, &head))
 }
-

@@ -133,7 +133,10 @@ mod tests {
         let e = ClientError::from(Status::not_found("agency 000.00.00.H99 is not registered"));
         assert_eq!(e.code(), Some(Code::NotFound));
         assert_eq!(e.to_string(), "NOT_FOUND: agency 000.00.00.H99 is not registered");
-        assert_eq!(e.status().map(Status::message), Some("agency 000.00.00.H99 is not registered"));
+        assert_eq!(
+            e.status().map(Status::message),
+            Some("agency 000.00.00.H99 is not registered")
+        );
         assert!(!e.is_transient());
         assert!(ClientError::from(Status::unavailable("the hub is shutting down")).is_transient());
         assert_eq!(ClientError::from(Status::cancelled("")).to_string(), "CANCELLED");

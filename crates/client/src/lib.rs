@@ -179,7 +179,8 @@ impl Client {
             staff,
         };
         let r = self.axis.clone().report_status(req).await?.into_inner();
-        r.receipt.ok_or_else(|| ClientError::Answer("no receipt in the ReportStatus response".into()))
+        r.receipt
+            .ok_or_else(|| ClientError::Answer("no receipt in the ReportStatus response".into()))
     }
 
     /// Where the caller's own document is, per recipient.

@@ -276,7 +276,8 @@ impl Client {
             .open(part)
             .map_err(|e| ClientError::file(part, e))?;
         file.set_len(have).map_err(|e| ClientError::file(part, e))?;
-        file.seek(SeekFrom::Start(have)).map_err(|e| ClientError::file(part, e))?;
+        file.seek(SeekFrom::Start(have))
+            .map_err(|e| ClientError::file(part, e))?;
         progress(have, expect_size);
         // Hash as the file grows (the prefix of a resumed file first), so the
         // ack follows the last chunk at once, well inside the lease. Writing
@@ -328,9 +329,7 @@ impl Client {
                         )));
                     }
                     if offset + chunk.data.len() as u64 > expect_size {
-                        return Err(ClientError::Answer(format!(
-                            "more than the signed {expect_size} bytes"
-                        )));
+                        return Err(ClientError::Answer(format!("more than the signed {expect_size} bytes")));
                     }
                     offset += chunk.data.len() as u64;
                     if chunks.send(chunk.data).await.is_err() {

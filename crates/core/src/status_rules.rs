@@ -312,7 +312,12 @@ mod tests {
         ] {
             for r in RULES.iter().filter(|r| r.by == Party::Recipient) {
                 let err = check_recipient(r, "H26", &copy(state, 0, true)).unwrap_err();
-                assert!(err.0.contains(&format!("H26's copy is {words}, not delivered")), "{:?}: {}", r.code, err.0);
+                assert!(
+                    err.0.contains(&format!("H26's copy is {words}, not delivered")),
+                    "{:?}: {}",
+                    r.code,
+                    err.0
+                );
             }
         }
         // A state this build does not know is said as a number, not as another state.

@@ -1089,7 +1089,8 @@ mod tests {
         assert_eq!(cfg.store.nats_urls, vec!["tls://a:4222", "tls://b:4222"]);
         let e = Config::load(None, &env(&[("TRUC_STORE_BACKEND", "etcd")])).unwrap_err();
         assert!(
-            e.to_string().contains("store.backend = \"etcd\": expected \"sled\" or \"jetstream\""),
+            e.to_string()
+                .contains("store.backend = \"etcd\": expected \"sled\" or \"jetstream\""),
             "{e}"
         );
         let e = Config::load(None, &env(&[("TRUC_STORE_REPLICAS", "2")])).unwrap_err();
@@ -1115,15 +1116,29 @@ mod tests {
         let cfg = Config::load(Some(("t.toml", "[tls]\nmin_version = 1.3\n")), &env(&[])).unwrap();
         assert_eq!(cfg.tls.min_version, TlsVersion::V1_3);
         for (file, words) in [
-            ("[tls]\nmin_version = 1.1\n", "tls.min_version = \"1.1\": expected \"1.2\" or \"1.3\""),
-            ("[console]\nmode = \"open\"\n", "console.mode = \"open\": expected \"mtls\" or \"proxy\""),
-            ("[log]\nformat = \"xml\"\n", "log.format = \"xml\": expected \"plain\" or \"json\""),
+            (
+                "[tls]\nmin_version = 1.1\n",
+                "tls.min_version = \"1.1\": expected \"1.2\" or \"1.3\"",
+            ),
+            (
+                "[console]\nmode = \"open\"\n",
+                "console.mode = \"open\": expected \"mtls\" or \"proxy\"",
+            ),
+            (
+                "[log]\nformat = \"xml\"\n",
+                "log.format = \"xml\": expected \"plain\" or \"json\"",
+            ),
         ] {
             let err = Config::load(Some(("t.toml", file)), &env(&[])).unwrap_err().to_string();
             assert!(err.contains(words) && err.contains("t.toml"), "{err}");
         }
-        let err = Config::load(None, &env(&[("TRUC_LOG_FORMAT", "xml")])).unwrap_err().to_string();
-        assert!(err.contains("TRUC_LOG_FORMAT") && err.contains("expected \"plain\" or \"json\""), "{err}");
+        let err = Config::load(None, &env(&[("TRUC_LOG_FORMAT", "xml")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("TRUC_LOG_FORMAT") && err.contains("expected \"plain\" or \"json\""),
+            "{err}"
+        );
     }
 
     #[test]

@@ -52,10 +52,10 @@ use tonic_health::pb::health_server::HealthServer;
 use tracing::{debug, warn, Instrument};
 use truc_core::Principal;
 
+use crate::config::TlsVersion;
 use crate::door::{About, Admitted, Closed, ConnState, Door, Handshaking, Held};
 use crate::metrics::Metrics;
 use crate::trust::{HubCert, Trust};
-use crate::config::TlsVersion;
 use crate::HubError;
 
 /// Longest a connection without an acceptable certificate stays open.

@@ -96,9 +96,15 @@ mod tests {
         assert!((8_700..9_300).contains(&counts[0]), "{counts:?}");
         assert!((700..1_100).contains(&counts[1]), "{counts:?}");
         assert!((40..200).contains(&counts[3]), "{counts:?}");
-        assert_eq!("Hoa_Toc, 2".parse::<PriorityMix>().unwrap().0, [(Priority::Express, 1), (Priority::VeryUrgent, 1)]);
+        assert_eq!(
+            "Hoa_Toc, 2".parse::<PriorityMix>().unwrap().0,
+            [(Priority::Express, 1), (Priority::VeryUrgent, 1)]
+        );
         let bogus = "bogus".parse::<PriorityMix>().unwrap_err().to_string();
-        assert!(bogus.contains("unknown priority \"bogus\"") && bogus.contains("thuong (0)"), "{bogus}");
+        assert!(
+            bogus.contains("unknown priority \"bogus\"") && bogus.contains("thuong (0)"),
+            "{bogus}"
+        );
         assert!("thuong=0".parse::<PriorityMix>().is_err());
         assert!("thuong=x".parse::<PriorityMix>().is_err());
     }

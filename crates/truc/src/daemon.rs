@@ -140,7 +140,9 @@ pub enum Direction {
 impl Direction {
     /// As the command line writes it: `to-jetstream`.
     fn name(self) -> String {
-        self.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default()
+        self.to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
     }
 }
 

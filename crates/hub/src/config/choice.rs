@@ -190,10 +190,7 @@ mod tests {
             "xml".parse::<LogFormat>().unwrap_err().to_string(),
             "log.format = \"xml\": expected \"plain\" or \"json\""
         );
-        assert_eq!(
-            Expected(&["a", "b", "c"]).to_string(),
-            "\"a\", \"b\" or \"c\"",
-        );
+        assert_eq!(Expected(&["a", "b", "c"]).to_string(), "\"a\", \"b\" or \"c\"",);
         assert_eq!(LogFormat::default(), LogFormat::Plain);
         assert_eq!(TlsVersion::default(), TlsVersion::V1_2);
     }

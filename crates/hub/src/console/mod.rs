@@ -70,7 +70,9 @@ impl ConsoleConfig {
                 "must name the reverse proxy's addresses when console.mode = \"proxy\"",
             ));
         }
-        if self.mode == ConsoleMode::Proxy && hyper::header::HeaderName::from_bytes(self.proxy_header.as_bytes()).is_err() {
+        if self.mode == ConsoleMode::Proxy
+            && hyper::header::HeaderName::from_bytes(self.proxy_header.as_bytes()).is_err()
+        {
             return Some((
                 "console.proxy_header",
                 format!("{:?}", self.proxy_header),

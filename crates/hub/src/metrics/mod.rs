@@ -526,8 +526,18 @@ mod tests {
         let m = Metrics::new();
         m.sent(false);
         m.grpc_done("truc.v1.Axis", "Send", tonic::Code::Ok, Duration::from_millis(3));
-        m.grpc_done("truc.v1.Axis", "Send", tonic::Code::PermissionDenied, Duration::from_millis(3));
-        m.grpc_done("truc.v1.Axis", "../etc", tonic::Code::Unimplemented, Duration::from_millis(3));
+        m.grpc_done(
+            "truc.v1.Axis",
+            "Send",
+            tonic::Code::PermissionDenied,
+            Duration::from_millis(3),
+        );
+        m.grpc_done(
+            "truc.v1.Axis",
+            "../etc",
+            tonic::Code::Unimplemented,
+            Duration::from_millis(3),
+        );
         let text = m.render(true, Some(&[]), &[], None);
         let samples = parse_exposition(&text);
         let find = |name: &str, code: &str| {

@@ -181,7 +181,9 @@ fn any_event() -> impl Strategy<Value = (ReceiptEvent, String)> {
 fn any_priority() -> impl Strategy<Value = (Priority, String)> {
     prop::sample::select(Priority::ALL).prop_flat_map(|v| {
         let spellings: Vec<&'static str> = std::iter::once(v.name()).chain(v.aliases().iter().copied()).collect();
-        prop::sample::select(spellings).prop_flat_map(mangled).prop_map(move |s| (v, s))
+        prop::sample::select(spellings)
+            .prop_flat_map(mangled)
+            .prop_map(move |s| (v, s))
     })
 }
 
