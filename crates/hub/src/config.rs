@@ -1099,17 +1099,12 @@ mod tests {
 
     #[test]
     fn choices_are_read_once_from_file_or_env_and_refused_naming_the_words() {
+        let choices = |c: Config| (c.tls.min_version, c.log.format, c.console.mode);
         let cfg = Config::load(None, &env(&[])).unwrap();
-        assert_eq!(
-            (cfg.tls.min_version, cfg.log.format, cfg.console.mode),
-            (TlsVersion::V1_2, LogFormat::Plain, ConsoleMode::Mtls)
-        );
+        assert_eq!(choices(cfg), (TlsVersion::V1_2, LogFormat::Plain, ConsoleMode::Mtls));
         let file = "[tls]\nmin_version = \"1.3\"\n[log]\nformat = \"json\"\n[console]\nmode = \"proxy\"\nproxy_peers = [\"127.0.0.1\"]\n";
         let cfg = Config::load(Some(("t.toml", file)), &env(&[])).unwrap();
-        assert_eq!(
-            (cfg.tls.min_version, cfg.log.format, cfg.console.mode),
-            (TlsVersion::V1_3, LogFormat::Json, ConsoleMode::Proxy)
-        );
+        assert_eq!(choices(cfg), (TlsVersion::V1_3, LogFormat::Json, ConsoleMode::Proxy));
         // A version given as a number, as an environment variable gives it.
         let cfg = Config::load(None, &env(&[("TRUC_TLS_MIN_VERSION", "1.3")])).unwrap();
         assert_eq!(cfg.tls.min_version, TlsVersion::V1_3);

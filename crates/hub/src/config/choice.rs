@@ -38,14 +38,14 @@ impl fmt::Display for Expected {
     }
 }
 
-/// One key's enum: its values and the words they are written as.
-macro_rules! choice {
-    (
+/// Each key's enum: its values and the words they are written as.
+macro_rules! choices {
+    ($(
         $(#[$meta:meta])*
         pub enum $name:ident($key:literal) {
             $($(#[$vmeta:meta])* $value:ident = $word:literal,)+
         }
-    ) => {
+    )+) => {$(
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
         pub enum $name {
@@ -92,7 +92,7 @@ macro_rules! choice {
                 d.deserialize_any(WordVisitor::<$name>(PhantomData))
             }
         }
-    };
+    )+};
 }
 
 /// Reads a word, or a number written without quotes (`min_version = 1.3`,
@@ -123,7 +123,7 @@ impl<T: FromStr<Err = UnknownChoice>> serde::de::Visitor<'_> for WordVisitor<T> 
     }
 }
 
-choice! {
+choices! {
     /// `store.backend`: where state is kept.
     pub enum StoreBackend("store.backend") {
         /// Embedded sled in `data_dir` (the default).
@@ -133,9 +133,7 @@ choice! {
         /// hubs; `data_dir` holds this hub's local view of it.
         Jetstream = "jetstream",
     }
-}
 
-choice! {
     /// `tls.min_version`: the oldest TLS version accepted.
     pub enum TlsVersion("tls.min_version") {
         /// TLS 1.2 and 1.3 (the default).
@@ -144,9 +142,7 @@ choice! {
         /// TLS 1.3 only.
         V1_3 = "1.3",
     }
-}
 
-choice! {
     /// `log.format`: how log lines are written.
     pub enum LogFormat("log.format") {
         /// Text for people (the default).
@@ -155,9 +151,7 @@ choice! {
         /// One JSON object per line.
         Json = "json",
     }
-}
 
-choice! {
     /// `console.mode`: how the console's users are authenticated.
     pub enum ConsoleMode("console.mode") {
         /// HTTPS; the browser presents an operator or auditor certificate
@@ -174,18 +168,23 @@ choice! {
 mod tests {
     use super::*;
 
+    /// Every word of `$t` reads as a value that writes it back; another
+    /// word is refused naming the key and every word.
+    macro_rules! check {
+        ($($t:ty),+) => {$(
+            for w in <$t>::WORDS {
+                let v: $t = w.parse().unwrap();
+                assert_eq!((v.to_string(), v.as_str()), (w.to_string(), *w));
+            }
+            let err = "nope".parse::<$t>().unwrap_err();
+            assert_eq!((err.key, err.allowed), (<$t>::KEY, <$t>::WORDS));
+            assert!(err.to_string().starts_with(&format!("{} = \"nope\": expected ", <$t>::KEY)), "{err}");
+        )+};
+    }
+
     #[test]
     fn every_word_reads_back_and_others_are_refused_naming_the_words() {
-        for w in LogFormat::WORDS {
-            assert_eq!(w.parse::<LogFormat>().unwrap().to_string(), *w);
-        }
-        for w in StoreBackend::WORDS {
-            assert_eq!(w.parse::<StoreBackend>().unwrap().as_str(), *w);
-        }
-        for w in TlsVersion::WORDS.iter().chain(ConsoleMode::WORDS) {
-            let ok = w.parse::<TlsVersion>().is_ok() || w.parse::<ConsoleMode>().is_ok();
-            assert!(ok, "{w}");
-        }
+        check!(StoreBackend, TlsVersion, LogFormat, ConsoleMode);
         assert_eq!(
             "xml".parse::<LogFormat>().unwrap_err().to_string(),
             "log.format = \"xml\": expected \"plain\" or \"json\""
