@@ -39,7 +39,7 @@ fn main() {
 async fn run(chromium: std::path::PathBuf, driver: std::path::PathBuf, documents: u64, agencies: usize) {
     let hub = TestHub::start_with(|c| {
         c.console.listen = Some("127.0.0.1:0".parse().unwrap());
-        c.console.mode = "proxy".into();
+        c.console.mode = truc_hub::config::ConsoleMode::Proxy;
         c.console.proxy_peers = vec!["127.0.0.1".parse().unwrap()];
     })
     .await;

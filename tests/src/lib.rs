@@ -139,7 +139,7 @@ pub fn start_nats(dir: &Path, pki: &TestPki) -> NatsNode {
 
 /// Point `config` at a JetStream store on `urls` with `replicas`.
 pub fn use_jetstream(config: &mut Config, urls: Vec<String>, replicas: usize) {
-    config.store.backend = "jetstream".into();
+    config.store.backend = truc_hub::config::StoreBackend::Jetstream;
     config.store.nats_urls = urls;
     config.store.replicas = replicas;
     config.store.lease_ms = 2000;

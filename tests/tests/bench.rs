@@ -12,7 +12,7 @@ fn spec(hub: &TestHub) -> LoadSpec {
     spec.receivers = load::agency_codes('R', 3);
     spec.fanout = 2;
     spec.size = 2048;
-    spec.priority_mix = load::parse_priority_mix("thuong=3,hoa-toc=1").unwrap();
+    spec.priority_mix = "thuong=3,hoa-toc=1".parse().unwrap();
     spec.window = 8;
     spec.credit = 16;
     spec.warmup = Some(20);

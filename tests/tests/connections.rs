@@ -77,10 +77,10 @@ async fn agencies_and_auditors_may_not_list_connections() {
     let hub = TestHub::start().await;
     let g22 = hub.agency(G22).await;
     let e = g22.connections().await.unwrap_err();
-    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
-    assert!(e.message().contains("is not an operator"), "{}", e.message());
+    assert_eq!(e.code(), Some(Code::PermissionDenied), "{e:?}");
+    assert!(e.to_string().contains("is not an operator"), "{e}");
     let auditor = truc_core::Principal::parse_uri("urn:truc:auditor:a1").unwrap();
     let dir = hub.pki.identity_with(&auditor, &Default::default());
     let e = hub.connect(&dir).await.connections().await.unwrap_err();
-    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    assert_eq!(e.code(), Some(Code::PermissionDenied), "{e:?}");
 }

@@ -71,7 +71,7 @@ fn operator_and_auditor_in_a_real_browser() {
 async fn browser_scenario(chromium: std::path::PathBuf, driver: std::path::PathBuf) {
     let hub = TestHub::start_with(|c| {
         c.console.listen = Some("127.0.0.1:0".parse().unwrap());
-        c.console.mode = "proxy".into();
+        c.console.mode = truc_hub::config::ConsoleMode::Proxy;
         c.console.proxy_peers = vec!["127.0.0.1".parse().unwrap()];
         c.delivery.lease_ms = 500;
         c.delivery.max_attempts = 1;
@@ -144,7 +144,7 @@ async fn browser_scenario(chromium: std::path::PathBuf, driver: std::path::PathB
     b.wait_for(
         "the timeline",
         "const e = [...document.querySelectorAll('#doc-timeline li')].map(l => l.dataset.event); \
-         return e.includes('accepted') && e.includes('dead_lettered') && e.includes('redriven');",
+         return e.includes('accepted') && e.includes('dead-lettered') && e.includes('redriven');",
     )
     .await;
     shot(&b, "documents").await;

@@ -84,8 +84,11 @@ async fn a_full_disk_refuses_cleanly_and_recovers_by_itself() {
         }
     }
     let e = refusal.expect("the disk filled up");
-    assert!(matches!(e.code(), Code::Unavailable | Code::ResourceExhausted), "{e:?}");
-    assert!(!e.message().contains("Os {"), "internals leaked: {e:?}");
+    assert!(
+        matches!(e.code(), Some(Code::Unavailable | Code::ResourceExhausted)),
+        "{e:?}"
+    );
+    assert!(!e.to_string().contains("Os {"), "internals leaked: {e:?}");
     assert!(!accepted.is_empty());
 
     // Space comes back: sends work again without a restart.
@@ -96,10 +99,7 @@ async fn a_full_disk_refuses_cleanly_and_recovers_by_itself() {
         let r = g22
             .send(sign(&g22, header(&[H26], &format!("after/{i}")), b"small"))
             .await;
-        eprintln!(
-            "after {i}: {:?}",
-            r.as_ref().map(|_| ()).map_err(|e| e.message().to_string())
-        );
+        eprintln!("after {i}: {:?}", r.as_ref().map(|_| ()).map_err(|e| e.to_string()));
         if r.is_ok() {
             accepted.push(format!("after/{i}"));
             recovered = true;
@@ -222,16 +222,18 @@ async fn enospc_without_a_reserve_never_claims_nothing_was_stored_and_recovers_w
         match g22.send(sign(&g22, header(&[H26], &id), &payload)).await {
             Ok(_) => accepted.push(id),
             Err(e) => {
-                assert!(!e.message().contains("Os {"), "internals leaked: {e:?}");
+                assert!(!e.to_string().contains("Os {"), "internals leaked: {e:?}");
                 let outcome = e
+                    .status()
+                    .expect("a status")
                     .metadata()
                     .get("truc-outcome")
                     .map(|v| v.to_str().unwrap_or("").to_string());
-                eprintln!("send {i}: {:?} {} (outcome {outcome:?})", e.code(), e.message());
+                eprintln!("send {i}: {e} (outcome {outcome:?})");
                 if outcome.as_deref() == Some("unknown") {
-                    assert!(e.message().contains("same document id"), "{e:?}");
+                    assert!(e.to_string().contains("same document id"), "{e:?}");
                     unknown.push(id);
-                } else if e.message().contains("nothing was stored") {
+                } else if e.to_string().contains("nothing was stored") {
                     nothing_stored.push(id);
                 }
                 let (status, body) = readyz(admin).await;
@@ -267,7 +269,7 @@ async fn enospc_without_a_reserve_never_claims_nothing_was_stored_and_recovers_w
                 recovered = true;
                 break;
             }
-            Err(e) => eprintln!("after {i}: {}", e.message()),
+            Err(e) => eprintln!("after {i}: {e}"),
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

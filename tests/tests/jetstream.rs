@@ -60,7 +60,7 @@ async fn send_at_one_hub_receive_and_ack_at_the_other() {
     assert!(again.duplicate);
     assert_eq!(again.hub_document_id, sent.hub_document_id);
     let other = g22_b.send(sign(&g22_b, header(&[H26], "cl/1"), b"two")).await;
-    assert_eq!(other.unwrap_err().code(), tonic::Code::AlreadyExists);
+    assert_eq!(other.unwrap_err().code(), Some(tonic::Code::AlreadyExists));
 
     // Track from either hub sees the delivery acked at B, at once.
     for client in [&g22_a, &g22_b] {
@@ -220,7 +220,7 @@ async fn migration_sled_to_jetstream_and_back_keeps_receipts_and_queues() {
     let m = truc_hub::migrate_to_sled(&config).await.unwrap();
     assert_eq!(m.tree_size, on_js.0);
     drop(nats); // sled from here on: the cluster is gone
-    config.store.backend = "sled".into();
+    config.store.backend = truc_hub::config::StoreBackend::Sled;
     assert_ne!(config.data_dir, sled_dir);
     hub.config = config;
     hub.restart().await;

@@ -88,7 +88,7 @@ async fn metrics_count_sends_acks_refusals_and_agree_with_the_queue_views() {
     // Refusals: an operator may not send; a connection without a
     // certificate may not call anything.
     let refused = ops.send(sign(&g22, header(&[H26], "obs/4"), b"x")).await.unwrap_err();
-    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert_eq!(refused.code(), Some(Code::PermissionDenied));
     let anonymous = hub.raw_channel(None).await;
     let err = truc_proto::v1::ops_client::OpsClient::new(anonymous)
         .list_agencies(truc_proto::v1::ListAgenciesRequest::default())
@@ -557,7 +557,7 @@ async fn disk_and_payload_gauges_follow_the_files() {
     );
     assert_eq!(s.disk_reserve_bytes, 3 * MIB as u64);
     assert!(s.store_bytes > 0 && s.disk_free_bytes.unwrap() > 0, "{s:?}");
-    assert_eq!(g22.storage().await.unwrap_err().code(), Code::PermissionDenied);
+    assert_eq!(g22.storage().await.unwrap_err().code(), Some(Code::PermissionDenied));
 }
 
 /// When each agency's certificate expires, as seen on its last connection:

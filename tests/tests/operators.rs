@@ -45,19 +45,19 @@ async fn revoking_an_agency_ends_its_stream_and_refuses_it_without_a_restart() {
     // Its existing connection is refused on the next call; so is a new one.
     assert_eq!(
         h26.ack(vec![d.delivery_id]).await.unwrap_err().code(),
-        Code::Unauthenticated
+        Some(Code::Unauthenticated)
     );
     let fresh = Client::connect_dir(&hub.addr, &hub.pki.agency_dir(H26)).await.unwrap();
     let err = fresh.send(signed_before.clone()).await.unwrap_err();
-    assert_eq!(err.code(), Code::Unauthenticated);
-    assert!(err.message().contains("revoked"), "{err:?}");
+    assert_eq!(err.code(), Some(Code::Unauthenticated));
+    assert!(err.to_string().contains("revoked"), "{err:?}");
     // A document signed with its key is refused even when another agency carries it.
     let revoked = identity(&hub.pki.agency_dir(H26));
     let mut h = header(&[H29], "carried");
     h.from = G22.into();
     let doc = truc_client::sign_with(&revoked.signer().unwrap(), &revoked, &mut h, b"x".to_vec()).unwrap();
     let err = g22.send(doc).await.unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert_eq!(err.code(), Some(Code::InvalidArgument), "{err:?}");
     // Everyone else carries on.
     g22.send(sign(&g22, header(&[H29], "after"), b"y")).await.unwrap();
     assert_eq!(drain(&h29, 4).await.len(), 1);
@@ -86,7 +86,7 @@ async fn a_retired_agency_routes_to_its_successor_with_receipts() {
             .await
             .unwrap_err()
             .code(),
-        Code::FailedPrecondition
+        Some(Code::FailedPrecondition)
     );
 
     // Track and the receipt trail say where it went.
@@ -122,11 +122,11 @@ async fn a_retired_agency_routes_to_its_successor_with_receipts() {
     // Retiring again, or into a missing agency, is refused.
     assert_eq!(
         op.retire_agency(H26, H29, "").await.unwrap_err().code(),
-        Code::FailedPrecondition
+        Some(Code::FailedPrecondition)
     );
     assert_eq!(
         op.retire_agency(H29, "G09.01", "").await.unwrap_err().code(),
-        Code::FailedPrecondition
+        Some(Code::FailedPrecondition)
     );
 }
 
@@ -140,14 +140,14 @@ async fn suspension_refuses_then_resumes() {
         .await
         .unwrap();
     let err = g22.send(sign(&g22, header(&[H26], "s1"), b"x")).await.unwrap_err();
-    assert_eq!(err.code(), Code::FailedPrecondition);
-    assert!(err.message().contains("suspended"), "{err:?}");
+    assert_eq!(err.code(), Some(Code::FailedPrecondition));
+    assert!(err.to_string().contains("suspended"), "{err:?}");
     op.set_agency_state(H26, AgencyState::Active, "").await.unwrap();
     g22.send(sign(&g22, header(&[H26], "s1"), b"x")).await.unwrap();
     assert_eq!(drain(&h26, 4).await.len(), 1);
     // Agencies may not do this.
     let err = g22.set_agency_state(H26, AgencyState::Suspended, "").await.unwrap_err();
-    assert_eq!(err.code(), Code::PermissionDenied);
+    assert_eq!(err.code(), Some(Code::PermissionDenied));
 }
 
 #[tokio::test]
@@ -251,7 +251,7 @@ async fn dead_letters_are_redriven_and_purged_with_receipts() {
     assert!(op.dead_letters(H26).await.unwrap().is_empty());
     assert_eq!(
         op.redrive(H26, vec![12345]).await.unwrap_err().code(),
-        Code::InvalidArgument
+        Some(Code::InvalidArgument)
     );
 
     let t = g22.track("d2").await.unwrap();
@@ -293,15 +293,18 @@ async fn an_agency_without_traffic_is_removed_one_with_traffic_is_not() {
     assert!(op.list_agencies().await.unwrap().iter().all(|a| a.code != typo));
     assert_eq!(
         op.remove_agency(typo, "again").await.unwrap_err().code(),
-        Code::NotFound
+        Some(Code::NotFound)
     );
-    assert_eq!(op.list_queue(typo, 0, 10).await.unwrap_err().code(), Code::NotFound);
-    assert_eq!(op.dead_letters(typo).await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(
+        op.list_queue(typo, 0, 10).await.unwrap_err().code(),
+        Some(Code::NotFound)
+    );
+    assert_eq!(op.dead_letters(typo).await.unwrap_err().code(), Some(Code::NotFound));
     let refused = g22
         .send(sign(&g22, header(&[typo], "to-typo"), b"x"))
         .await
         .unwrap_err();
-    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert_eq!(refused.code(), Some(Code::FailedPrecondition), "{refused:?}");
     // The removal is in the log, naming the operator.
     let page = op
         .list_receipts(ListReceiptsRequest {
@@ -320,10 +323,10 @@ async fn an_agency_without_traffic_is_removed_one_with_traffic_is_not() {
     // Traffic: refused, with the way out.
     g22.send(sign(&g22, header(&[H26], "real"), b"x")).await.unwrap();
     let e = op.remove_agency(H26, "").await.unwrap_err();
-    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
-    assert!(e.message().contains("retire it instead"), "{}", e.message());
+    assert_eq!(e.code(), Some(Code::FailedPrecondition), "{e:?}");
+    assert!(e.to_string().contains("retire it instead"), "{e}");
     let e = op.remove_agency(G22, "").await.unwrap_err();
-    assert_eq!(e.code(), Code::FailedPrecondition, "the sender too: {e:?}");
+    assert_eq!(e.code(), Some(Code::FailedPrecondition), "the sender too: {e:?}");
 
     // Retired into a successor: the acceptance names the redirect.
     op.retire_agency(H26, typo, "merged").await.unwrap();

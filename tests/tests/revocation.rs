@@ -48,15 +48,18 @@ async fn without_tls_crl_the_ca_directory_crl_is_used_and_a_revocation_takes_eff
     truc_tests::eventually("the revocation to apply to the live connection", || async {
         g22.track("before")
             .await
-            .is_err_and(|e| e.code() == Code::Unauthenticated)
+            .is_err_and(|e| e.code() == Some(Code::Unauthenticated))
     })
     .await;
     let doc = sign(&g22, header(&[H26], "after"), b"y");
-    assert_eq!(g22.send(doc.clone()).await.unwrap_err().code(), Code::Unauthenticated);
+    assert_eq!(
+        g22.send(doc.clone()).await.unwrap_err().code(),
+        Some(Code::Unauthenticated)
+    );
     let fresh = Client::connect_dir(&hub.addr, &hub.pki.agency_dir(G22)).await.unwrap();
     let err = fresh.send(doc).await.unwrap_err();
-    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
-    assert!(err.message().contains("revoked"), "{err:?}");
+    assert_eq!(err.code(), Some(Code::Unauthenticated), "{err:?}");
+    assert!(err.to_string().contains("revoked"), "{err:?}");
     assert_eq!(op.reload().await.unwrap().revoked_certificates, 1);
     assert_eq!(metric(&hub, "truc_crl_revoked_certificates").await, Some(1.0));
     // Only the document sent before the revocation is queued.

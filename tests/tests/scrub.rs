@@ -213,7 +213,7 @@ async fn a_damaged_body_found_by_the_scrub_is_quarantined_and_the_300_behind_it_
     assert!(m.contains("truc_scrub_last_completed_timestamp_seconds "), "{m}");
     // Operators only.
     let refused = g22.verify_store(0).await.unwrap_err();
-    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    assert_eq!(refused.code(), Some(tonic::Code::PermissionDenied));
 
     // The 300 behind it arrive, in order; the damaged one does not.
     let (docs, _) = receive(&h26).await;

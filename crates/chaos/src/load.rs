@@ -208,8 +208,8 @@ impl Ctx {
                 );
                 true
             }
-            Err(status) => {
-                self.unexpected(format!("Send {label}: {:?}: {}", status.code(), status.message()));
+            Err(e) => {
+                self.unexpected(format!("Send {label}: {e}"));
                 self.ledger().send_failed();
                 self.push_retry(s, p);
                 false
@@ -236,7 +236,7 @@ impl Ctx {
         {
             return Err(format!(
                 "it is {} of {} {:?} (hub document {})",
-                truc_client::audit::event_name(receipt.event),
+                truc_proto::names::Wire::<ReceiptEvent>::from(receipt.event),
                 receipt.from,
                 receipt.document_id,
                 receipt.hub_document_id
@@ -414,7 +414,7 @@ async fn receive(
     let mut stream = match client.receive(ctx.opts.credit, follow).await {
         Ok(s) => s,
         Err(e) => {
-            ctx.unexpected(format!("Receive as {name}: {:?}: {}", e.code(), e.message()));
+            ctx.unexpected(format!("Receive as {name}: {e}"));
             return;
         }
     };
@@ -432,7 +432,10 @@ async fn receive(
             Ok(Some(d)) => d,
             Ok(None) => break,
             Err(e) => {
-                ctx.unexpected(format!("Receive stream of {name}: {:?}: {}", e.code(), e.message()));
+                ctx.unexpected(format!(
+                    "Receive stream of {name}: {}",
+                    truc_client::ClientError::from(e)
+                ));
                 break;
             }
         };
@@ -468,7 +471,7 @@ async fn ack_loop(ctx: &Ctx, r: usize, client: &Client, mut rx: mpsc::Receiver<(
         match client.ack(ids).await {
             Ok(_) => ctx.ledger().acked(batch.len(), &pairs, truc_core::now_unix_ms()),
             Err(e) => {
-                ctx.unexpected(format!("Ack as {name}: {:?}: {}", e.code(), e.message()));
+                ctx.unexpected(format!("Ack as {name}: {e}"));
                 ctx.ledger().ack_failed(batch.len());
                 // The hub is gone: the rest will be delivered again.
                 return;

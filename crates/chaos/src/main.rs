@@ -67,7 +67,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use truc_client::audit::{self, AuditQuery, ExportTreeHead, WatchState};
 use truc_client::Client;
 use truc_core::tree_head::TreeHeadVerifier;
@@ -82,6 +82,19 @@ use crate::rng::Rng;
 /// SIGKILL a real trucd under concurrent senders and receivers, restart it,
 /// and check that nothing accepted is lost, nothing acknowledged comes
 /// back, nothing unsent appears, and the receipt log stays consistent.
+/// `--topology`: one hub, or a cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Topology {
+    /// One trucd on sled, killed and restarted.
+    Single,
+    /// A 3-node NATS JetStream cluster (R3) on loopback and two trucd on
+    /// the JetStream store; each cycle runs the load against one hub,
+    /// SIGKILLs a NATS node halfway and then that hub, checks everything
+    /// through the other hub, and restarts both (the next cycle uses the
+    /// other).
+    Cluster,
+}
+
 #[derive(Debug, Parser)]
 #[command(name = "truc-chaos", version)]
 struct Args {
@@ -125,13 +138,9 @@ struct Args {
     /// (default: from the clock; printed).
     #[arg(long)]
     seed: Option<u64>,
-    /// `single`: one trucd on sled, killed and restarted. `cluster`: a
-    /// 3-node NATS JetStream cluster (R3) on loopback and two trucd on the
-    /// JetStream store; each cycle runs the load against one hub, SIGKILLs
-    /// a NATS node halfway and then that hub, checks everything through
-    /// the other hub, and restarts both (the next cycle uses the other).
-    #[arg(long, default_value = "single", value_parser = ["single", "cluster"])]
-    topology: String,
+    /// What is killed and restarted.
+    #[arg(long, value_enum, default_value_t = Topology::Single)]
+    topology: Topology,
     /// The nats-server binary for `--topology cluster` (default:
     /// $TRUC_NATS_SERVER, Python's scripts directory, or PATH).
     #[arg(long)]
@@ -398,7 +407,7 @@ async fn chaos(args: &Args, seed: u64, root: &Path, st: &mut RunState) -> anyhow
         ("TRUC_DELIVERY_MAX_ATTEMPTS".to_string(), "1000000".to_string()),
         ("TRUC_LOG_LEVEL".to_string(), "warn".to_string()),
     ];
-    let clustered = args.topology == "cluster";
+    let clustered = args.topology == Topology::Cluster;
     let mut nats = None;
     if clustered {
         let bin = cluster::find_server(args.nats_server.as_deref())?;
@@ -717,7 +726,7 @@ async fn check_log(ctx: &Ctx, auditor: &Client, verifier: &TreeHeadVerifier, hea
     let mut checked = 0;
     for (index, (hash, what)) in &given {
         checked += 1;
-        match by_index.get(index).and_then(|r| unhex(&r.receipt)) {
+        match by_index.get(index).and_then(|r| truc_core::unhex(&r.receipt).ok()) {
             Some(bytes) if truc_core::sha256(&bytes) == *hash => {}
             Some(_) => fail(format!(
                 "the ACCEPTED receipt handed to the sender of {what} is not the receipt at index {index} any more"
@@ -743,14 +752,4 @@ fn export_state(th: &ExportTreeHead, verifier: &TreeHeadVerifier) -> Result<Watc
     let sth = th.signed()?;
     let head = verifier.verify(&sth).map_err(|e| e.to_string())?;
     Ok(WatchState::new(&sth, &head))
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }

@@ -47,13 +47,14 @@ use std::path::Path;
 use prost::Message;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-use tonic::Status;
 use truc_core::merkle::{self, Hash};
 use truc_core::tree_head::TreeHeadVerifier;
+use truc_core::unhex;
 use truc_core::CoreError;
+use truc_proto::names::Wire;
 use truc_proto::v1::{ListReceiptsRequest, Receipt, ReceiptEvent, SignedTreeHead, StatusCode, TreeHead};
 
-use crate::Client;
+use crate::{Client, ClientError};
 
 /// The `format` of an [`AuditExport`].
 pub const EXPORT_FORMAT: &str = "truc-audit-export/1";
@@ -68,9 +69,10 @@ const EXPORT_PAGE: u32 = 1000;
 /// Why an audit call to the hub failed.
 #[derive(Debug, Error)]
 pub enum AuditError {
-    /// The hub refused or could not answer.
-    #[error("{:?}: {}", .0.code(), .0.message())]
-    Rpc(#[from] Status),
+    /// The hub refused or could not answer (the code:
+    /// [`ClientError::code`]).
+    #[error(transparent)]
+    Rpc(#[from] ClientError),
     /// The log grew between pages on every attempt, so no single tree head
     /// covers the whole listing.
     #[error(
@@ -263,14 +265,14 @@ impl ExportReceipt {
             ..ExportReceipt::default()
         };
         if let Ok(r) = Receipt::decode(bytes) {
-            out.event = event_name(r.event).to_string();
+            out.event = export_event(r.event);
             out.time_unix_ms = r.time_unix_ms;
             out.time = rfc3339(r.time_unix_ms);
             out.actor = r.actor;
             out.from = r.from;
             out.document_id = r.document_id;
             out.recipient = r.recipient;
-            out.status_code = status_name(r.status_code);
+            out.status_code = export_status(r.status_code);
             out.description = if r.description.is_empty() {
                 r.detail
             } else {
@@ -886,28 +888,33 @@ fn receipt_label(position: usize, index: u64, r: Option<&Receipt>) -> String {
     match r {
         Some(r) if !r.document_id.is_empty() => format!(
             "receipt #{position} (index {index}, {} of {:?})",
-            event_name(r.event),
+            export_event(r.event),
             r.document_id
         ),
-        Some(r) => format!("receipt #{position} (index {index}, {})", event_name(r.event)),
+        Some(r) => format!("receipt #{position} (index {index}, {})", export_event(r.event)),
         None => format!("receipt #{position} (index {index})"),
     }
 }
 
-/// `ACCEPTED`, `DELIVERED`, …
-pub fn event_name(event: i32) -> &'static str {
-    match ReceiptEvent::try_from(event) {
-        Ok(e) => e.as_str_name().trim_start_matches("RECEIPT_EVENT_"),
-        Err(_) => "UNKNOWN_EVENT",
-    }
+/// A name as the export format writes it: the value's one name
+/// (`truc_proto::names`) in upper case with `_` between words, which is
+/// the proto constant's spelling (`DEAD_LETTERED`). Exports already
+/// written say so, and [`verify`] compares these fields word for word.
+fn export_name(name: impl fmt::Display) -> String {
+    name.to_string().to_ascii_uppercase().replace('-', "_")
+}
+
+/// `ACCEPTED`, `DELIVERED`, …; `UNKNOWN(14)` for an event this build does
+/// not know.
+fn export_event(event: i32) -> String {
+    export_name(Wire::<ReceiptEvent>::from(event))
 }
 
 /// `03 REGISTERED`; empty for none.
-pub fn status_name(code: i32) -> String {
-    match StatusCode::try_from(code) {
-        Ok(StatusCode::Unspecified) => String::new(),
-        Ok(s) => format!("{code:02} {}", s.as_str_name().trim_start_matches("STATUS_CODE_")),
-        Err(_) => format!("{code:02}"),
+fn export_status(code: i32) -> String {
+    match Wire::<StatusCode>::from(code) {
+        Wire::Known(StatusCode::Unspecified) => String::new(),
+        status => format!("{code:02} {}", export_name(status)),
     }
 }
 
@@ -924,44 +931,20 @@ pub fn rfc3339(ms: i64) -> String {
     )
 }
 
-fn unhex(s: &str) -> Result<Vec<u8>, String> {
-    fn digit(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        }
-    }
-    let b = s.as_bytes();
-    if b.len() % 2 != 0 {
-        return Err("odd number of hex digits".into());
-    }
-    b.chunks(2)
-        .map(|p| match (digit(p[0]), digit(p[1])) {
-            (Some(h), Some(l)) => Ok(h << 4 | l),
-            _ => Err("not hexadecimal".to_string()),
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn hex_round_trip_and_time() {
-        assert_eq!(
-            unhex(&truc_core::hex(&[0, 1, 0xab, 0xff])).unwrap(),
-            vec![0, 1, 0xab, 0xff]
-        );
-        assert!(unhex("abc").is_err());
-        assert!(unhex("zz").is_err());
+    fn names_and_times_as_the_export_writes_them() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
-        assert_eq!(event_name(2), "DELIVERED");
-        assert_eq!(status_name(3), "03 REGISTERED");
-        assert_eq!(status_name(0), "");
+        assert_eq!(export_event(2), "DELIVERED");
+        assert_eq!(export_event(3), "LEASE_EXPIRED");
+        assert_eq!(export_event(99), "UNKNOWN(99)");
+        assert_eq!(export_status(3), "03 REGISTERED");
+        assert_eq!(export_status(13), "13 TAKE_BACK");
+        assert_eq!(export_status(0), "");
     }
 
     fn range_export(indexes: &[u64]) -> Vec<ExportReceipt> {

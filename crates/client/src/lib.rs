@@ -3,23 +3,25 @@
 //! waiting, and verify received documents locally.
 //!
 //! The `truc` CLI, `truc demo` and the integration tests all use it.
+//! Every call fails with a [`ClientError`], which keeps its cause and, for
+//! the hub's answers, the gRPC code ([`ClientError::code`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod audit;
 pub mod edxml;
+mod error;
 pub mod reconnect;
 pub mod transfer;
 
 use std::path::Path;
 
 use prost::Message;
-use thiserror::Error;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
-use tonic::{Status, Streaming};
+use tonic::Streaming;
 use truc_core::document::{CheckedHeader, SigningTrust};
 use truc_core::CoreError;
-use truc_pki::{DocumentSigner, Identity, PkiError};
+use truc_pki::{DocumentSigner, Identity};
 use truc_proto::v1::audit_client::AuditClient;
 use truc_proto::v1::axis_client::AxisClient;
 use truc_proto::v1::ops_client::OpsClient;
@@ -30,33 +32,12 @@ use truc_proto::v1::{
     StaffInfo, TrackRequest, TrackResponse,
 };
 
+pub use error::ClientError;
 pub use truc_pki;
 pub use truc_proto::v1 as proto;
 
 /// Largest message the client sends or accepts.
 const MAX_MESSAGE: usize = 64 * 1024 * 1024;
-
-/// Why a client could not be set up or a document not be made.
-#[derive(Debug, Error)]
-pub enum ClientError {
-    /// The identity directory is missing or unusable.
-    #[error(transparent)]
-    Identity(#[from] PkiError),
-    /// The hub address is malformed or the hub cannot be reached.
-    #[error("cannot connect to {hub}: {reason}")]
-    Connect {
-        /// The address given.
-        hub: String,
-        /// Why.
-        reason: String,
-    },
-    /// A document could not be signed or verified.
-    #[error(transparent)]
-    Document(#[from] CoreError),
-    /// A chunked upload or download failed.
-    #[error("transfer: {0}")]
-    Transfer(String),
-}
 
 /// A connection to a hub as one principal.
 #[derive(Clone)]
@@ -139,7 +120,7 @@ impl Client {
     }
 
     /// Send a signed document; returns the hub's acceptance.
-    pub async fn send(&self, document: SignedDocument) -> Result<SendResponse, Status> {
+    pub async fn send(&self, document: SignedDocument) -> Result<SendResponse, ClientError> {
         Ok(self
             .axis
             .clone()
@@ -151,7 +132,7 @@ impl Client {
     }
 
     /// Open a Receive stream with `max_in_flight` credit.
-    pub async fn receive(&self, max_in_flight: u32, follow: bool) -> Result<Streaming<Delivery>, Status> {
+    pub async fn receive(&self, max_in_flight: u32, follow: bool) -> Result<Streaming<Delivery>, ClientError> {
         Ok(self
             .axis
             .clone()
@@ -161,7 +142,7 @@ impl Client {
     }
 
     /// Acknowledge deliveries; returns how many were newly acknowledged.
-    pub async fn ack(&self, delivery_ids: Vec<u64>) -> Result<u32, Status> {
+    pub async fn ack(&self, delivery_ids: Vec<u64>) -> Result<u32, ClientError> {
         Ok(self
             .axis
             .clone()
@@ -173,7 +154,7 @@ impl Client {
 
     /// The caller's inbox: copies waiting, leased now, when the first lease
     /// ends (agencies only).
-    pub async fn inbox_state(&self) -> Result<proto::InboxState, Status> {
+    pub async fn inbox_state(&self) -> Result<proto::InboxState, ClientError> {
         Ok(self
             .axis
             .clone()
@@ -190,7 +171,7 @@ impl Client {
         code: i32,
         description: &str,
         staff: Option<StaffInfo>,
-    ) -> Result<ProvenReceipt, Status> {
+    ) -> Result<ProvenReceipt, ClientError> {
         let req = ReportStatusRequest {
             document_from: document_from.into(),
             document_id: document_id.into(),
@@ -199,18 +180,19 @@ impl Client {
             staff,
         };
         let r = self.axis.clone().report_status(req).await?.into_inner();
-        r.receipt.ok_or_else(|| Status::internal("hub sent no receipt"))
+        r.receipt
+            .ok_or_else(|| ClientError::Answer("no receipt in the ReportStatus response".into()))
     }
 
     /// For each agency code: registered or not, its state and name (the
     /// directory as a sender needs it; agencies only).
-    pub async fn lookup_agencies(&self, codes: &[String]) -> Result<Vec<proto::AgencyEntry>, Status> {
+    pub async fn lookup_agencies(&self, codes: &[String]) -> Result<Vec<proto::AgencyEntry>, ClientError> {
         let req = proto::LookupAgenciesRequest { codes: codes.to_vec() };
         Ok(self.axis.clone().lookup_agencies(req).await?.into_inner().agencies)
     }
 
     /// The hub's name (its certificate's) and the axis's UTC offset.
-    pub async fn hub_info(&self) -> Result<proto::HubInfo, Status> {
+    pub async fn hub_info(&self) -> Result<proto::HubInfo, ClientError> {
         Ok(self
             .axis
             .clone()
@@ -220,7 +202,7 @@ impl Client {
     }
 
     /// Where the caller's own document is, per recipient.
-    pub async fn track(&self, document_id: &str) -> Result<TrackResponse, Status> {
+    pub async fn track(&self, document_id: &str) -> Result<TrackResponse, ClientError> {
         Ok(self
             .axis
             .clone()
@@ -232,7 +214,7 @@ impl Client {
     }
 
     /// The latest signed tree head (`tree_size` 0) or the one at a size.
-    pub async fn tree_head(&self, tree_size: u64) -> Result<SignedTreeHead, Status> {
+    pub async fn tree_head(&self, tree_size: u64) -> Result<SignedTreeHead, ClientError> {
         Ok(self
             .audit
             .clone()
@@ -242,13 +224,13 @@ impl Client {
     }
 
     /// One page of receipts.
-    pub async fn list_receipts(&self, req: ListReceiptsRequest) -> Result<ListReceiptsResponse, Status> {
+    pub async fn list_receipts(&self, req: ListReceiptsRequest) -> Result<ListReceiptsResponse, ClientError> {
         Ok(self.audit.clone().list_receipts(req).await?.into_inner())
     }
 
     /// Every page of receipts for `req`. Each page's proofs are against that
     /// page's tree head; pages fetched later may carry a later head.
-    pub async fn all_receipts(&self, mut req: ListReceiptsRequest) -> Result<Vec<ListReceiptsResponse>, Status> {
+    pub async fn all_receipts(&self, mut req: ListReceiptsRequest) -> Result<Vec<ListReceiptsResponse>, ClientError> {
         let mut pages = Vec::new();
         loop {
             let page = self.list_receipts(req.clone()).await?;
@@ -264,19 +246,19 @@ impl Client {
     /// One page of the signed tree heads the hub has, from size
     /// `from_size` on (`limit` 0: the hub's default), and the size to
     /// continue from (0: none left now).
-    pub async fn list_tree_heads(&self, from_size: u64, limit: u32) -> Result<ListTreeHeadsResponse, Status> {
+    pub async fn list_tree_heads(&self, from_size: u64, limit: u32) -> Result<ListTreeHeadsResponse, ClientError> {
         let req = ListTreeHeadsRequest { from_size, limit };
         Ok(self.audit.clone().list_tree_heads(req).await?.into_inner())
     }
 
     /// Consistency proof between two tree sizes.
-    pub async fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<Vec<Vec<u8>>, Status> {
+    pub async fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<Vec<Vec<u8>>, ClientError> {
         let req = GetConsistencyProofRequest { old_size, new_size };
         Ok(self.audit.clone().get_consistency_proof(req).await?.into_inner().proof)
     }
 
     /// Register an agency (operators only).
-    pub async fn add_agency(&self, code: &str, name: &str) -> Result<Agency, Status> {
+    pub async fn add_agency(&self, code: &str, name: &str) -> Result<Agency, ClientError> {
         let req = AddAgencyRequest {
             code: code.into(),
             name: name.into(),
@@ -285,7 +267,7 @@ impl Client {
     }
 
     /// All registered agencies (operators only).
-    pub async fn list_agencies(&self) -> Result<Vec<Agency>, Status> {
+    pub async fn list_agencies(&self) -> Result<Vec<Agency>, ClientError> {
         Ok(self
             .ops
             .clone()
@@ -296,7 +278,7 @@ impl Client {
     }
 
     /// Dead letters of an agency (operators only).
-    pub async fn dead_letters(&self, agency: &str) -> Result<Vec<proto::DeadLetter>, Status> {
+    pub async fn dead_letters(&self, agency: &str) -> Result<Vec<proto::DeadLetter>, ClientError> {
         let req = proto::ListDeadLettersRequest { agency: agency.into() };
         Ok(self.ops.clone().list_dead_letters(req).await?.into_inner().dead_letters)
     }
@@ -308,7 +290,7 @@ impl Client {
         code: &str,
         state: proto::AgencyState,
         reason: &str,
-    ) -> Result<Agency, Status> {
+    ) -> Result<Agency, ClientError> {
         let req = proto::SetAgencyStateRequest {
             code: code.into(),
             state: state as i32,
@@ -319,7 +301,7 @@ impl Client {
 
     /// The hub at a glance: version, uptime, store, listeners, certificate,
     /// CRL state (operators only).
-    pub async fn status(&self) -> Result<proto::HubStatus, Status> {
+    pub async fn status(&self) -> Result<proto::HubStatus, ClientError> {
         Ok(self
             .ops
             .clone()
@@ -330,7 +312,7 @@ impl Client {
 
     /// The client connections the hub holds now, by principal (operators
     /// only).
-    pub async fn connections(&self) -> Result<Vec<proto::Connection>, Status> {
+    pub async fn connections(&self) -> Result<Vec<proto::Connection>, ClientError> {
         Ok(self
             .ops
             .clone()
@@ -342,7 +324,7 @@ impl Client {
 
     /// Remove an agency that never had traffic (operators only); returns it
     /// as it was.
-    pub async fn remove_agency(&self, code: &str, reason: &str) -> Result<Agency, Status> {
+    pub async fn remove_agency(&self, code: &str, reason: &str) -> Result<Agency, ClientError> {
         let req = proto::RemoveAgencyRequest {
             code: code.into(),
             reason: reason.into(),
@@ -351,7 +333,7 @@ impl Client {
     }
 
     /// Retire an agency into its successor (operators only).
-    pub async fn retire_agency(&self, code: &str, successor: &str, reason: &str) -> Result<Agency, Status> {
+    pub async fn retire_agency(&self, code: &str, successor: &str, reason: &str) -> Result<Agency, ClientError> {
         let req = proto::RetireAgencyRequest {
             code: code.into(),
             successor: successor.into(),
@@ -361,7 +343,7 @@ impl Client {
     }
 
     /// One summary row per agency, most urgent first (operators only).
-    pub async fn list_queues(&self) -> Result<Vec<proto::QueueSummary>, Status> {
+    pub async fn list_queues(&self) -> Result<Vec<proto::QueueSummary>, ClientError> {
         Ok(self
             .ops
             .clone()
@@ -377,7 +359,7 @@ impl Client {
         agency: &str,
         after: u64,
         page_size: u32,
-    ) -> Result<proto::ListQueueResponse, Status> {
+    ) -> Result<proto::ListQueueResponse, ClientError> {
         let req = proto::ListQueueRequest {
             agency: agency.into(),
             after_delivery_id: after,
@@ -387,7 +369,7 @@ impl Client {
     }
 
     /// Put dead letters back in the outbox (all when `ids` is empty).
-    pub async fn redrive(&self, agency: &str, ids: Vec<u64>) -> Result<u64, Status> {
+    pub async fn redrive(&self, agency: &str, ids: Vec<u64>) -> Result<u64, ClientError> {
         let req = proto::RedriveDeadLettersRequest {
             agency: agency.into(),
             delivery_ids: ids,
@@ -396,7 +378,7 @@ impl Client {
     }
 
     /// Delete dead letters (all when `ids` is empty).
-    pub async fn purge(&self, agency: &str, ids: Vec<u64>) -> Result<u64, Status> {
+    pub async fn purge(&self, agency: &str, ids: Vec<u64>) -> Result<u64, ClientError> {
         let req = proto::PurgeDeadLettersRequest {
             agency: agency.into(),
             delivery_ids: ids,
@@ -413,7 +395,7 @@ impl Client {
         to_date: &str,
         agency: &str,
         by: proto::StatsGrouping,
-    ) -> Result<proto::GetStatsResponse, Status> {
+    ) -> Result<proto::GetStatsResponse, ClientError> {
         Ok(self
             .ops
             .clone()
@@ -428,7 +410,7 @@ impl Client {
     }
 
     /// The hub's data disk and what its files take (operators only).
-    pub async fn storage(&self) -> Result<proto::Storage, Status> {
+    pub async fn storage(&self) -> Result<proto::Storage, ClientError> {
         Ok(self
             .ops
             .clone()
@@ -440,13 +422,13 @@ impl Client {
     /// Scrub the hub's store now (operators only): every body, payload file
     /// and receipt checked; damaged documents quarantined. `bytes_per_second`
     /// 0: as fast as the hub can read. May take minutes on a large store.
-    pub async fn verify_store(&self, bytes_per_second: u64) -> Result<proto::VerifyStoreResponse, Status> {
+    pub async fn verify_store(&self, bytes_per_second: u64) -> Result<proto::VerifyStoreResponse, ClientError> {
         let req = proto::VerifyStoreRequest { bytes_per_second };
         Ok(self.ops.clone().verify_store(req).await?.into_inner())
     }
 
     /// Make the hub re-read its CRLs and certificate now.
-    pub async fn reload(&self) -> Result<proto::ReloadResponse, Status> {
+    pub async fn reload(&self) -> Result<proto::ReloadResponse, ClientError> {
         Ok(self.ops.clone().reload(proto::ReloadRequest {}).await?.into_inner())
     }
 

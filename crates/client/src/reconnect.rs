@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use tonic::{Code, Status, Streaming};
 use truc_proto::v1::Delivery;
 
-use crate::Client;
+use crate::{Client, ClientError};
 
 /// Whether and how to reconnect.
 #[derive(Debug, Clone)]
@@ -126,10 +126,10 @@ pub async fn retry<T, F, Fut>(
     policy: &Reconnect,
     notify: &(dyn Fn(Notice) + Send + Sync),
     mut f: F,
-) -> Result<T, Status>
+) -> Result<T, ClientError>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, Status>>,
+    Fut: std::future::Future<Output = Result<T, ClientError>>,
 {
     let mut broke: Option<Instant> = None;
     let mut attempt = 0;
@@ -141,18 +141,24 @@ where
                 }
                 return Ok(v);
             }
-            Err(s) if policy.enabled && is_transient(&s) => {
+            Err(e) if policy.enabled && e.is_transient() => {
                 if broke.is_none() {
                     broke = Some(Instant::now());
-                    notify(Notice::Reconnecting {
-                        reason: s.message().to_string(),
-                    });
+                    notify(Notice::Reconnecting { reason: reason(&e) });
                 }
                 tokio::time::sleep(policy.delay(attempt)).await;
                 attempt += 1;
             }
-            Err(s) => return Err(s),
+            Err(e) => return Err(e),
         }
+    }
+}
+
+/// What a break said, for [`Notice::Reconnecting`]: the hub's message.
+fn reason(e: &ClientError) -> String {
+    match e.status() {
+        Some(s) => s.message().to_string(),
+        None => e.to_string(),
     }
 }
 
@@ -206,14 +212,14 @@ impl Receiver {
 
     /// The next delivery; `None` when the stream ends (without `follow`,
     /// when nothing more is waiting). Reconnects on a transient break.
-    pub async fn next(&mut self) -> Result<Option<Delivery>, Status> {
+    pub async fn next(&mut self) -> Result<Option<Delivery>, ClientError> {
         let mut attempt = 0;
         loop {
             if self.stream.is_none() {
                 match self.open().await {
                     Ok(()) => attempt = 0,
-                    Err(s) => {
-                        self.on_break(&s)?;
+                    Err(e) => {
+                        self.on_break(e)?;
                         tokio::time::sleep(self.policy.delay(attempt)).await;
                         attempt += 1;
                         continue;
@@ -234,7 +240,7 @@ impl Receiver {
                 Ok(None) => return Ok(None),
                 Err(s) => {
                     self.stream = None;
-                    self.on_break(&s)?;
+                    self.on_break(ClientError::from(s))?;
                     tokio::time::sleep(self.policy.delay(attempt)).await;
                     attempt += 1;
                 }
@@ -245,15 +251,15 @@ impl Receiver {
     /// Acknowledge `id`. If the hub is away, the ack is kept and sent
     /// after reconnecting (by `next`), and this returns Ok: the caller has
     /// done its part.
-    pub async fn ack(&mut self, id: u64) -> Result<(), Status> {
+    pub async fn ack(&mut self, id: u64) -> Result<(), ClientError> {
         self.acked.insert(id);
         match self.client.ack(vec![id]).await {
             Ok(_) => Ok(()),
-            Err(s) if self.policy.enabled && is_transient(&s) => {
+            Err(e) if self.policy.enabled && e.is_transient() => {
                 self.pending.push(id);
                 Ok(())
             }
-            Err(s) => Err(s),
+            Err(e) => Err(e),
         }
     }
 
@@ -268,7 +274,7 @@ impl Receiver {
     }
 
     /// Send the kept acks, then open the stream.
-    async fn open(&mut self) -> Result<(), Status> {
+    async fn open(&mut self) -> Result<(), ClientError> {
         if !self.pending.is_empty() {
             self.client.ack(self.pending.clone()).await?;
             self.pending.clear();
@@ -283,15 +289,13 @@ impl Receiver {
 
     /// A break: the error itself unless it is transient and reconnecting
     /// is on; the first of an outage is noticed.
-    fn on_break(&mut self, s: &Status) -> Result<(), Status> {
-        if !self.policy.enabled || !is_transient(s) {
-            return Err(s.clone());
+    fn on_break(&mut self, e: ClientError) -> Result<(), ClientError> {
+        if !self.policy.enabled || !e.is_transient() {
+            return Err(e);
         }
         if self.broke.is_none() {
             self.broke = Some(Instant::now());
-            (self.notify)(Notice::Reconnecting {
-                reason: s.message().to_string(),
-            });
+            (self.notify)(Notice::Reconnecting { reason: reason(&e) });
         }
         Ok(())
     }

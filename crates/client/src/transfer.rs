@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use prost::bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::Status;
 use truc_core::attachments::RangeHasher;
 use truc_pki::Identity;
 use truc_proto::v1::upload_request::Part;
@@ -261,9 +260,8 @@ impl Client {
         document: SignedDocument,
         path: &Path,
         progress: Progress<'_>,
-    ) -> Result<SendResponse, Status> {
-        let files =
-            SourceFiles::open(&[path.to_path_buf()]).map_err(|e| Status::aborted(format!("reading the file: {e}")))?;
+    ) -> Result<SendResponse, ClientError> {
+        let files = SourceFiles::open(&[path.to_path_buf()]).map_err(|e| ClientError::file(path, e))?;
         self.upload_files(document, &files, progress).await
     }
 
@@ -276,9 +274,9 @@ impl Client {
         document: SignedDocument,
         files: &SourceFiles,
         progress: Progress<'_>,
-    ) -> Result<SendResponse, Status> {
+    ) -> Result<SendResponse, ClientError> {
         let header: DocumentHeader = prost::Message::decode(document.header.as_slice())
-            .map_err(|_| Status::invalid_argument("document header does not decode"))?;
+            .map_err(|e| truc_core::CoreError::MalformedHeader(e.to_string()))?;
         let status = self
             .axis
             .clone()
@@ -302,7 +300,9 @@ impl Client {
                 offset,
             })),
         };
-        tx.send(start).await.map_err(|_| Status::cancelled("upload stopped"))?;
+        tx.send(start)
+            .await
+            .map_err(|_| ClientError::Transfer("the upload stopped before it started".into()))?;
         let files = files.clone();
         let total = header.payload_size;
         let sent_so_far = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(offset));
@@ -336,8 +336,8 @@ impl Client {
         };
         match reader.await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(Status::aborted(format!("reading the file: {e}"))),
-            Err(_) => return Err(Status::aborted("file reader stopped")),
+            Ok(Err(e)) => return Err(ClientError::Transfer(format!("reading the files: {e}"))),
+            Err(_) => return Err(ClientError::Transfer("the file reader stopped".into())),
         }
         progress(total, total);
         Ok(resp?.into_inner())
@@ -360,12 +360,11 @@ impl Client {
         path: &Path,
         sign: S,
         progress: Progress<'_>,
-    ) -> Result<SendResponse, Status>
+    ) -> Result<SendResponse, ClientError>
     where
         S: FnOnce([u8; 32], u64) -> Result<SignedDocument, ClientError>,
     {
-        let files =
-            SourceFiles::open(&[path.to_path_buf()]).map_err(|e| Status::aborted(format!("reading the file: {e}")))?;
+        let files = SourceFiles::open(&[path.to_path_buf()]).map_err(|e| ClientError::file(path, e))?;
         self.upload_files_payload_first(upload_id, to, &files, |d: &Digests| sign(d.sha256, d.size), progress)
             .await
     }
@@ -382,7 +381,7 @@ impl Client {
         files: &SourceFiles,
         sign: S,
         progress: Progress<'_>,
-    ) -> Result<SendResponse, Status>
+    ) -> Result<SendResponse, ClientError>
     where
         S: FnOnce(&Digests) -> Result<SignedDocument, ClientError>,
     {
@@ -415,7 +414,7 @@ impl Client {
             part: Some(Part::Open(open)),
         })
         .await
-        .map_err(|_| Status::cancelled("upload stopped"))?;
+        .map_err(|_| ClientError::Transfer("the upload stopped before it started".into()))?;
         let done = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(offset));
         let reader = {
             let (files, tx, done) = (files.clone(), tx.clone(), done.clone());
@@ -431,17 +430,17 @@ impl Client {
                 Ok(Ok(read)) => read,
                 // The call ended under the reader: its answer says why.
                 Ok(Err(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-                Ok(Err(e)) => return Err(Status::aborted(format!("reading the file: {e}"))),
-                Err(_) => return Err(Status::aborted("file reader stopped")),
+                Ok(Err(e)) => return Err(ClientError::Transfer(format!("reading the files: {e}"))),
+                Err(_) => return Err(ClientError::Transfer("the file reader stopped".into())),
             };
-            let doc = sign(&digests).map_err(|e| Status::aborted(format!("signing the header: {e}")))?;
+            let doc = sign(&digests)?;
             let finish = UploadRequest {
                 part: Some(Part::Finish(UploadFinish { document: Some(doc) })),
             };
             // If the call has ended, its answer says why.
             let _ = tx.send(finish).await;
             drop(tx);
-            Ok::<(), Status>(())
+            Ok::<(), ClientError>(())
         };
         tokio::pin!(feed);
         let (mut fed, mut failed) = (false, None);
@@ -578,8 +577,8 @@ impl Client {
                     offset: have,
                     delivery_id,
                 };
-                let mut stream = self.axis.clone().download(req).await.map_err(status_err)?.into_inner();
-                while let Some(chunk) = stream.message().await.map_err(status_err)? {
+                let mut stream = self.axis.clone().download(req).await?.into_inner();
+                while let Some(chunk) = stream.message().await? {
                     if chunk.offset != offset {
                         return Err(ClientError::Transfer(format!(
                             "hub sent offset {} where {offset} was due",
@@ -858,8 +857,4 @@ fn read_and_hash(
         read?;
         digests(whole, ranges, sizes_out)
     })
-}
-
-fn status_err(s: Status) -> ClientError {
-    ClientError::Transfer(format!("{:?}: {}", s.code(), s.message()))
 }

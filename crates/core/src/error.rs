@@ -10,9 +10,6 @@ pub enum CoreError {
     /// An agency code fits neither QCVN 102:2016 nor QĐ 20/2020.
     #[error("invalid agency code {0:?}: expected QCVN 102 (e.g. 000.00.00.G22) or QĐ 20 (e.g. G09.01) form")]
     InvalidAgencyCode(String),
-    /// A priority name that is none of the five.
-    #[error("unknown priority {0:?}: use thuong, khan, thuong-khan, hoa-toc, hoa-toc-hen-gio or 0..=4")]
-    InvalidPriority(String),
     /// A principal URI or name is malformed.
     #[error("invalid principal {0:?}: expected urn:truc:<agency|operator|auditor|hub>:<name>")]
     InvalidPrincipal(String),

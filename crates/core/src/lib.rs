@@ -13,10 +13,10 @@ pub mod clock;
 pub mod csv;
 pub mod document;
 mod error;
+mod hex_text;
 pub mod merkle;
 pub mod notice;
 pub mod principal;
-pub mod priority;
 pub mod routing;
 pub mod status_rules;
 pub mod sync;
@@ -26,6 +26,7 @@ pub use agency::AgencyCode;
 pub use calendar::Calendar;
 pub use clock::Clock;
 pub use error::{chain as error_chain, CoreError};
+pub use hex_text::{hex, unhex, HexError};
 pub use principal::Principal;
 
 /// Milliseconds since the Unix epoch, now.
@@ -34,17 +35,6 @@ pub fn now_unix_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-/// Lower-case hexadecimal of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
 }
 
 /// SHA-256 of `bytes`.

@@ -27,6 +27,7 @@
 //! - One open question at a time per copy: a 13 and a revoke still
 //!   unanswered are closed by one 15 or 16.
 
+use truc_proto::names::Wire;
 use truc_proto::v1::{StatusCode, TransportState};
 
 /// Who may report a code.
@@ -222,26 +223,14 @@ pub struct Effect {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused(pub String);
 
-/// The transport state in words.
-pub fn transport_name(state: i32) -> &'static str {
-    match TransportState::try_from(state) {
-        Ok(TransportState::Queued) => "queued, not yet delivered",
-        Ok(TransportState::Delivered) => "delivered",
-        Ok(TransportState::DeadLettered) => "dead-lettered, never delivered",
-        Ok(TransportState::Withdrawn) => "withdrawn before it was delivered",
-        Ok(TransportState::Redirected) => "redirected to a successor",
-        _ => "in no known state",
-    }
-}
-
 /// Whether recipient `who` may report `rule` on its copy `copy`; what it
 /// changes if so. `rule.by` must be [`Party::Recipient`].
 pub fn check_recipient(rule: &Rule, who: &str, copy: &CopyView) -> Result<Effect, Refused> {
     let code = rule.code as i32;
     if copy.transport != TransportState::Delivered as i32 {
         return Err(Refused(format!(
-            "{who}'s copy is {}: status {code:02} is refused ({DELIVERED_FIRST})",
-            transport_name(copy.transport)
+            "{who}'s copy is {}, not delivered: status {code:02} is refused ({DELIVERED_FIRST})",
+            Wire::<TransportState>::from(copy.transport)
         )));
     }
     let phase = Phase::of(copy.progress);
@@ -323,9 +312,22 @@ mod tests {
         ] {
             for r in RULES.iter().filter(|r| r.by == Party::Recipient) {
                 let err = check_recipient(r, "H26", &copy(state, 0, true)).unwrap_err();
-                assert!(err.0.contains(words), "{:?}: {}", r.code, err.0);
+                assert!(
+                    err.0.contains(&format!("H26's copy is {words}, not delivered")),
+                    "{:?}: {}",
+                    r.code,
+                    err.0
+                );
             }
         }
+        // A state this build does not know is said as a number, not as another state.
+        let unknown = CopyView {
+            transport: 9,
+            progress: 0,
+            question_open: false,
+        };
+        let err = check_recipient(rule(1).unwrap(), "H26", &unknown).unwrap_err();
+        assert!(err.0.contains("H26's copy is unknown(9), not delivered"), "{}", err.0);
     }
 
     #[test]

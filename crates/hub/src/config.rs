@@ -12,6 +12,9 @@ use thiserror::Error;
 mod federation;
 
 pub use federation::{peer_url, FederationConfig, PeerConfig, MAX_HOPS_LIMIT};
+mod choice;
+
+pub use choice::{ConsoleMode, LogFormat, StoreBackend, TlsVersion, UnknownChoice};
 
 /// Everything `trucd` can be told.
 #[derive(Debug, Clone, Deserialize)]
@@ -66,7 +69,7 @@ pub struct StoreConfig {
     /// "sled" (embedded, one directory, the default) or "jetstream"
     /// (several hubs share a replicated log on a NATS JetStream cluster;
     /// `data_dir` then holds this hub's local view of it).
-    pub backend: String,
+    pub backend: StoreBackend,
     /// NATS server URLs, e.g. `["tls://nats-0:4222", "tls://nats-1:4222"]`.
     pub nats_urls: Vec<String>,
     /// CA certificate (PEM) of the NATS servers; default the `ca.pem` of
@@ -96,7 +99,7 @@ pub struct StoreConfig {
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
-            backend: "sled".into(),
+            backend: StoreBackend::Sled,
             nats_urls: Vec::new(),
             nats_ca: None,
             nats_cert: None,
@@ -138,7 +141,7 @@ pub struct TlsConfig {
     /// How often to look for changed CRL, CA and hub certificate files, ms.
     pub reload_poll_ms: u64,
     /// Oldest TLS version accepted: "1.2" or "1.3".
-    pub min_version: String,
+    pub min_version: TlsVersion,
 }
 
 impl Default for TlsConfig {
@@ -147,7 +150,7 @@ impl Default for TlsConfig {
             client_ca: Vec::new(),
             crl: CrlSetting::Default,
             reload_poll_ms: 2000,
-            min_version: "1.2".into(),
+            min_version: TlsVersion::V1_2,
         }
     }
 }
@@ -490,7 +493,7 @@ impl Config {
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// `plain` or `json`.
-    pub format: String,
+    pub format: LogFormat,
     /// A tracing filter such as `info` or `truc_hub=debug`; `RUST_LOG` wins.
     pub level: String,
 }
@@ -498,7 +501,7 @@ pub struct LogConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
-            format: "plain".into(),
+            format: LogFormat::Plain,
             level: "info".into(),
         }
     }
@@ -726,13 +729,6 @@ impl Config {
 
     /// Check values the types allow but the hub cannot use.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if !matches!(self.tls.min_version.as_str(), "1.2" | "1.3") {
-            return Err(value(
-                "tls.min_version",
-                &format!("{:?}", self.tls.min_version),
-                "must be \"1.2\" or \"1.3\"",
-            ));
-        }
         if let CrlSetting::Files(files) = &self.tls.crl {
             if files.iter().any(|p| p.as_os_str() == "none") {
                 return Err(value(
@@ -821,14 +817,7 @@ impl Config {
         if let Some((key, v, reason)) = self.console.problem() {
             return Err(value(key, &v, reason));
         }
-        if !matches!(self.store.backend.as_str(), "sled" | "jetstream") {
-            return Err(value(
-                "store.backend",
-                &format!("{:?}", self.store.backend),
-                "must be \"sled\" or \"jetstream\"",
-            ));
-        }
-        if self.store.backend == "jetstream" && self.store.nats_urls.is_empty() {
+        if self.store.backend == StoreBackend::Jetstream && self.store.nats_urls.is_empty() {
             return Err(value(
                 "store.nats_urls",
                 &"[]",
@@ -862,13 +851,6 @@ impl Config {
             ));
         }
         self.routing_table(None)?;
-        if !matches!(self.log.format.as_str(), "plain" | "json") {
-            return Err(value(
-                "log.format",
-                &format!("{:?}", self.log.format),
-                "must be \"plain\" or \"json\"",
-            ));
-        }
         Ok(())
     }
 }
@@ -1142,7 +1124,7 @@ mod tests {
     #[test]
     fn store_backend_defaults_to_sled_and_jetstream_needs_urls() {
         let cfg = Config::load(None, &env(&[])).unwrap();
-        assert_eq!(cfg.store.backend, "sled");
+        assert_eq!(cfg.store.backend, StoreBackend::Sled);
         assert_eq!(cfg.store.replicas, 3);
         let e = Config::load(None, &env(&[("TRUC_STORE_BACKEND", "jetstream")])).unwrap_err();
         assert!(e.to_string().contains("store.nats_urls"), "{e}");
@@ -1156,9 +1138,52 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.store.nats_urls, vec!["tls://a:4222", "tls://b:4222"]);
         let e = Config::load(None, &env(&[("TRUC_STORE_BACKEND", "etcd")])).unwrap_err();
-        assert!(e.to_string().contains("store.backend"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("store.backend = \"etcd\": expected \"sled\" or \"jetstream\""),
+            "{e}"
+        );
         let e = Config::load(None, &env(&[("TRUC_STORE_REPLICAS", "2")])).unwrap_err();
         assert!(e.to_string().contains("store.replicas"), "{e}");
+    }
+
+    #[test]
+    fn choices_are_read_once_from_file_or_env_and_refused_naming_the_words() {
+        let choices = |c: Config| (c.tls.min_version, c.log.format, c.console.mode);
+        let cfg = Config::load(None, &env(&[])).unwrap();
+        assert_eq!(choices(cfg), (TlsVersion::V1_2, LogFormat::Plain, ConsoleMode::Mtls));
+        let file = "[tls]\nmin_version = \"1.3\"\n[log]\nformat = \"json\"\n[console]\nmode = \"proxy\"\nproxy_peers = [\"127.0.0.1\"]\n";
+        let cfg = Config::load(Some(("t.toml", file)), &env(&[])).unwrap();
+        assert_eq!(choices(cfg), (TlsVersion::V1_3, LogFormat::Json, ConsoleMode::Proxy));
+        // A version given as a number, as an environment variable gives it.
+        let cfg = Config::load(None, &env(&[("TRUC_TLS_MIN_VERSION", "1.3")])).unwrap();
+        assert_eq!(cfg.tls.min_version, TlsVersion::V1_3);
+        let cfg = Config::load(Some(("t.toml", "[tls]\nmin_version = 1.3\n")), &env(&[])).unwrap();
+        assert_eq!(cfg.tls.min_version, TlsVersion::V1_3);
+        for (file, words) in [
+            (
+                "[tls]\nmin_version = 1.1\n",
+                "tls.min_version = \"1.1\": expected \"1.2\" or \"1.3\"",
+            ),
+            (
+                "[console]\nmode = \"open\"\n",
+                "console.mode = \"open\": expected \"mtls\" or \"proxy\"",
+            ),
+            (
+                "[log]\nformat = \"xml\"\n",
+                "log.format = \"xml\": expected \"plain\" or \"json\"",
+            ),
+        ] {
+            let err = Config::load(Some(("t.toml", file)), &env(&[])).unwrap_err().to_string();
+            assert!(err.contains(words) && err.contains("t.toml"), "{err}");
+        }
+        let err = Config::load(None, &env(&[("TRUC_LOG_FORMAT", "xml")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("TRUC_LOG_FORMAT") && err.contains("expected \"plain\" or \"json\""),
+            "{err}"
+        );
     }
 
     #[test]

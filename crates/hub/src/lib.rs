@@ -47,6 +47,7 @@ mod tls;
 mod trust;
 
 pub use config::{Config, ConfigError, CrlSetting};
+use config::{ConsoleMode, StoreBackend};
 pub use federation::checkpoint_origin;
 pub use tls::PeerInfo;
 
@@ -205,7 +206,7 @@ async fn serve_with_admin(
     let federation = Arc::new(federation::Federation::load(&config, receipt_key.secret_pkcs8_der())?);
     drop(receipt_key);
     log_federation(&federation);
-    let tls_config = tls::server_config(&trust, config.tls.min_version == "1.3")?;
+    let tls_config = tls::server_config(&trust, config.tls.min_version)?;
     let calendar = Arc::new(config.calendar().map_err(|e| HubError::Config(e.to_string()))?);
     info!(calendar = %calendar, "working-day calendar");
     if let Some(w) = calendar_warning(&config, &calendar) {
@@ -275,9 +276,9 @@ async fn serve_with_admin(
     admin.attach(&shared);
     let console_task = match console_listener {
         Some(l) => {
-            let tls = match config.console.mode.as_str() {
-                "mtls" => Some(tls::server_config(&trust, config.tls.min_version == "1.3")?),
-                _ => None,
+            let tls = match config.console.mode {
+                ConsoleMode::Mtls => Some(tls::server_config(&trust, config.tls.min_version)?),
+                ConsoleMode::Proxy => None,
             };
             Some(console::spawn(l, shared.clone(), tls, stop_rx.clone())?)
         }
@@ -371,7 +372,7 @@ fn cas_or_identity_ca(config: &Config, given: &[std::path::PathBuf]) -> Vec<std:
 /// the same for serving and for `trucd check-config`.
 fn load_trust(config: &Config) -> Result<(Arc<trust::Trust>, trust::Loaded), HubError> {
     let identity = &config.identity;
-    if config.store.backend == "jetstream" && !config.store.nats_plaintext {
+    if config.store.backend == StoreBackend::Jetstream && !config.store.nats_plaintext {
         let key = config
             .store
             .nats_key
@@ -595,7 +596,7 @@ pub struct Repaired {
 /// remains, and an operator receipt records what was dropped, so that
 /// auditors see the repair in the log itself. Stop the hub first.
 pub async fn repair(config: &Config, accept_loss: bool) -> Result<Repaired, HubError> {
-    if config.store.backend == "jetstream" {
+    if config.store.backend == StoreBackend::Jetstream {
         return Err(HubError::Server(
             "a JetStream hub's data_dir is a local view of the shared log: stop the hub, move data_dir aside and \
              start it again to rebuild the view from the log (docs/storage.md)"
@@ -719,7 +720,7 @@ async fn open_store(
     store_opts: SledStoreOptions,
     signer: TreeHeadSigner,
 ) -> Result<OpenStore, HubError> {
-    if config.store.backend != "jetstream" {
+    if config.store.backend == StoreBackend::Sled {
         let store = tokio::task::spawn_blocking(move || SledStore::open(&store_opts, signer)).await??;
         return Ok(OpenStore::Sled(store));
     }
@@ -812,7 +813,7 @@ pub fn check_config(config: &Config) -> Result<Vec<String>, HubError> {
     load_signer(identity)?;
     out.push(format!("receipt key: {}", identity.join("receipts.key").display()));
     let (trust, loaded) = load_trust(config)?;
-    tls::server_config(&trust, config.tls.min_version == "1.3")?;
+    tls::server_config(&trust, config.tls.min_version)?;
     let hub_cert = identity.join("cert.pem");
     for (kind, subject, t) in
         metrics::certificate_expiries(&hub_cert, &cas_or_identity_ca(config, &config.tls.client_ca))

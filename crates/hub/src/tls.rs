@@ -52,6 +52,7 @@ use tonic_health::pb::health_server::HealthServer;
 use tracing::{debug, warn, Instrument};
 use truc_core::Principal;
 
+use crate::config::TlsVersion;
 use crate::door::{About, Admitted, Closed, ConnState, Door, Handshaking, Held};
 use crate::metrics::Metrics;
 use crate::trust::{HubCert, Trust};
@@ -220,7 +221,7 @@ static TLS13_ONLY: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TL
 
 /// Build the server's TLS configuration; the hub certificate comes from
 /// `trust` at each handshake, so a reload swaps it.
-pub(crate) fn server_config(trust: &Arc<Trust>, tls13_only: bool) -> Result<rustls::ServerConfig, HubError> {
+pub(crate) fn server_config(trust: &Arc<Trust>, min_version: TlsVersion) -> Result<rustls::ServerConfig, HubError> {
     let client_cas = &trust.client_ca_ders;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut hints = Vec::new();
@@ -236,10 +237,9 @@ pub(crate) fn server_config(trust: &Arc<Trust>, tls13_only: bool) -> Result<rust
         algs: provider.signature_verification_algorithms,
     };
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(if tls13_only {
-            TLS13_ONLY
-        } else {
-            rustls::DEFAULT_VERSIONS
+        .with_protocol_versions(match min_version {
+            TlsVersion::V1_2 => rustls::DEFAULT_VERSIONS,
+            TlsVersion::V1_3 => TLS13_ONLY,
         })
         .map_err(|e| HubError::Identity(format!("TLS setup: {e}")))?
         .with_client_cert_verifier(Arc::new(verifier))

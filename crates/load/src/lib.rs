@@ -27,8 +27,10 @@ use truc_core::{AgencyCode, Principal};
 use truc_pki::{Identity, IssueOptions, Pki};
 use truc_proto::v1::{DocumentHeader, Priority, SignedDocument};
 
+mod mix;
 mod shape;
 
+pub use mix::PriorityMix;
 pub use shape::Shape;
 use truc_client::{Client, ClientError};
 
@@ -44,12 +46,10 @@ const ACKS_IN_FLIGHT: usize = 4;
 /// Why a load run could not be set up or finished, with its cause.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    /// The client SDK failed (connecting, TLS, an identity).
+    /// The client SDK failed (connecting, TLS, an identity) or the hub
+    /// answered with an error (its code: [`ClientError::code`]).
     #[error(transparent)]
     Client(#[from] ClientError),
-    /// The hub answered with an error.
-    #[error("{:?}: {}", .0.code(), .0.message())]
-    Status(#[from] tonic::Status),
     /// Issuing or reading the bench agencies' identities failed.
     #[error(transparent)]
     Pki(#[from] truc_pki::PkiError),
@@ -93,8 +93,8 @@ pub struct LoadSpec {
     pub fanout: usize,
     /// Payload bytes per document.
     pub size: usize,
-    /// Priorities with weights, e.g. `[(0, 90), (1, 10)]`.
-    pub priority_mix: Vec<(i32, u32)>,
+    /// Priorities with weights.
+    pub priority_mix: PriorityMix,
     /// Duration or count.
     pub stop: StopAt,
     /// gRPC connections per sending agency.
@@ -130,7 +130,7 @@ impl LoadSpec {
             receivers: agency_codes('R', 4),
             fanout: 1,
             size: 4096,
-            priority_mix: vec![(Priority::Normal as i32, 1)],
+            priority_mix: PriorityMix::default(),
             stop: StopAt::Duration(Duration::from_secs(10)),
             connections: 1,
             window: 256,
@@ -169,9 +169,6 @@ impl LoadSpec {
         if !(1..=1024).contains(&self.credit) {
             return Err(LoadError::new("credit must be 1..=1024"));
         }
-        if self.priority_mix.iter().map(|(_, w)| *w as u64).sum::<u64>() == 0 {
-            return Err(LoadError::new("the priority mix has no weight"));
-        }
         for s in &self.senders {
             let others = self.receivers.iter().filter(|r| *r != s).count();
             if others < self.fanout {
@@ -189,50 +186,6 @@ impl LoadSpec {
 /// form, level-1 code `B90`).
 pub fn agency_codes(role: char, n: usize) -> Vec<String> {
     (1..=n).map(|i| format!("B90.{role}{i:03}")).collect()
-}
-
-/// A priority name (`thuong`, `khan`, `thuong-khan`, `hoa-toc`,
-/// `hoa-toc-hen-gio`, English names, or 0..=4).
-pub fn parse_priority(s: &str) -> Result<i32, LoadError> {
-    truc_core::priority::parse(s)
-        .map(|p| p as i32)
-        .map_err(|e| LoadError::new(e.to_string()))
-}
-
-/// A priority mix `NAME=WEIGHT,…`, e.g. `thuong=90,khan=9,hoa-toc=1`
-/// (a bare name weighs 1).
-pub fn parse_priority_mix(s: &str) -> Result<Vec<(i32, u32)>, LoadError> {
-    let mut mix = Vec::new();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (name, weight) = match part.split_once(['=', ':']) {
-            Some((n, w)) => (
-                n,
-                w.trim()
-                    .parse::<u32>()
-                    .map_err(|_| LoadError::new(format!("bad weight in {part:?}")))?,
-            ),
-            None => (part, 1),
-        };
-        mix.push((parse_priority(name.trim())?, weight));
-    }
-    if mix.iter().map(|(_, w)| *w as u64).sum::<u64>() == 0 {
-        return Err(LoadError::new(format!("priority mix {s:?} has no weight")));
-    }
-    Ok(mix)
-}
-
-/// The priority of document `n` under `mix`: spread evenly, deterministic.
-fn priority_for(mix: &[(i32, u32)], n: u64) -> i32 {
-    let total: u64 = mix.iter().map(|(_, w)| *w as u64).sum();
-    let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 16;
-    x %= total.max(1);
-    for (p, w) in mix {
-        if x < *w as u64 {
-            return *p;
-        }
-        x -= *w as u64;
-    }
-    mix[0].0
 }
 
 /// Issue the identities of `codes` and of the operator `bench` in `pki_dir`
@@ -864,7 +817,7 @@ impl Rig {
                 .map(|n| Plan {
                     n,
                     to: recipients(&self.spec.senders, &self.spec.receivers, self.spec.fanout, s, n),
-                    priority: priority_for(&self.spec.priority_mix, n),
+                    priority: self.spec.priority_mix.priority_for(n) as i32,
                 })
                 .collect();
             let identity = self.identities[s].clone();
@@ -906,7 +859,7 @@ impl Rig {
                         .send(doc)
                         .await
                         .map(|_| ())
-                        .map_err(|e| format!("send: {:?}: {}", e.code(), e.message()))
+                        .map_err(|e| format!("send: {e}"))
                 },
             )
             .await
@@ -1051,7 +1004,7 @@ async fn receive_loop(client: Client, mut stream: tonic::Streaming<truc_proto::v
                     let ids = batch.into_iter().map(|(id, _)| id).collect();
                     match client.ack(ids).await {
                         Ok(_) => tracker.acked(counted, Instant::now()),
-                        Err(e) => tracker.error(format!("ack: {:?}: {}", e.code(), e.message())),
+                        Err(e) => tracker.error(format!("ack: {e}")),
                     }
                     drop(permit);
                 });
@@ -1075,7 +1028,7 @@ async fn receive_loop(client: Client, mut stream: tonic::Streaming<truc_proto::v
             }
             Ok(None) => break,
             Err(e) => {
-                tracker.error(format!("receive: {:?}: {}", e.code(), e.message()));
+                tracker.error(format!("receive: {}", ClientError::from(e)));
                 break;
             }
         }
@@ -1310,21 +1263,6 @@ pub async fn prefill(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mix_and_priorities() {
-        let mix = parse_priority_mix("thuong=90,khan=9,hoa-toc=1").unwrap();
-        assert_eq!(mix, vec![(0, 90), (1, 9), (3, 1)]);
-        let mut counts = [0u32; 5];
-        for n in 0..10_000 {
-            counts[priority_for(&mix, n) as usize] += 1;
-        }
-        assert!((8_700..9_300).contains(&counts[0]), "{counts:?}");
-        assert!((700..1_100).contains(&counts[1]), "{counts:?}");
-        assert!((40..200).contains(&counts[3]), "{counts:?}");
-        assert!(parse_priority_mix("bogus").is_err());
-        assert!(parse_priority_mix("thuong=0").is_err());
-    }
 
     #[test]
     fn tags_round_trip() {

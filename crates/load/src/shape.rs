@@ -1,9 +1,10 @@
 //! The flags that shape a load, shared by `truc bench` and `truc-bench`
 //! (flattened into each command's own flags).
 
-use crate::LoadSpec;
+use crate::{LoadSpec, PriorityMix};
 
-/// How much is sent, how big, and how much is in flight.
+/// How much is sent, how big, at which priorities, and how much is in
+/// flight.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Shape {
     /// Payload bytes per document.
@@ -33,6 +34,10 @@ pub struct Shape {
     /// Most MiB of payload to sign ahead for a timed run.
     #[arg(long, default_value_t = 3072, value_name = "MIB")]
     pub presign_mib: u64,
+    /// Priorities with weights, e.g. thuong=90,khan=9,hoa-toc=1 (a
+    /// priority by name or number; a bare one weighs 1).
+    #[arg(long, default_value = "thuong", value_name = "MIX")]
+    pub priority_mix: PriorityMix,
 }
 
 impl Shape {
@@ -46,5 +51,6 @@ impl Shape {
         spec.credit = self.credit;
         spec.warmup = self.warmup;
         spec.max_presign_bytes = self.presign_mib << 20;
+        spec.priority_mix = self.priority_mix.clone();
     }
 }

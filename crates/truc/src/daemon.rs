@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Parser, ValueEnum};
+use truc_hub::config::LogFormat;
 use truc_hub::{Config, ConfigError, HubError};
 
 /// Exit code for a configuration that cannot be used (sysexits EX_USAGE).
@@ -114,9 +116,13 @@ pub struct Args {
     /// purpose [config: tls.crl].
     #[arg(long, value_name = "FILE")]
     pub crl: Vec<PathBuf>,
-    /// Log format: plain or json [config: log.format].
-    #[arg(long, value_name = "FORMAT")]
-    pub log_format: Option<String>,
+    /// Log format [config: log.format].
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        value_parser = PossibleValuesParser::new(LogFormat::WORDS).try_map(|s| s.parse::<LogFormat>())
+    )]
+    pub log_format: Option<LogFormat>,
     /// Plain-HTTP address for Prometheus /metrics, /healthz, /readyz and
     /// the receipt log's /checkpoint (keep it private) [config:
     /// admin.listen].
@@ -125,6 +131,24 @@ pub struct Args {
     /// Instead of serving: a maintenance command.
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// Which way `trucd migrate` moves the hub's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Direction {
+    /// From the sled store in data_dir into the empty JetStream log.
+    ToJetstream,
+    /// From the JetStream log into data_dir, a sled store.
+    ToSled,
+}
+
+impl Direction {
+    /// As the command line writes it: `to-jetstream`.
+    fn name(self) -> String {
+        self.to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    }
 }
 
 /// Maintenance commands (the hub is not serving).
@@ -145,8 +169,8 @@ pub enum Command {
         /// `to-sled`: data_dir becomes a full, flushed copy of that log's
         /// state, served afterwards with store.backend = "sled" (stop every
         /// hub first).
-        #[arg(value_parser = ["to-jetstream", "to-sled"])]
-        direction: String,
+        #[arg(value_enum)]
+        direction: Direction,
     },
     /// Check the embedded store in data_dir as the hub does at start (the
     /// log against the database, and the last signed tree head), offline.
@@ -195,8 +219,8 @@ fn config(args: &Args) -> Result<Config, ConfigError> {
     if !args.crl.is_empty() {
         cfg.tls.crl = truc_hub::CrlSetting::from_paths(args.crl.clone());
     }
-    if let Some(v) = &args.log_format {
-        cfg.log.format = v.clone();
+    if let Some(v) = args.log_format {
+        cfg.log.format = v;
     }
     if let Some(v) = args.admin_listen {
         cfg.admin.listen = Some(v);
@@ -225,7 +249,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(EX_USAGE);
         }
     };
-    crate::logging::init(&cfg.log.level, cfg.log.format == "json");
+    crate::logging::init(&cfg.log.level, cfg.log.format == LogFormat::Json);
     // Blocking threads serve store reads, signature checks (one per core)
     // and payload file I/O. Bounded: each thread costs a stack and a malloc
     // arena, and more threads than this only queue on two cores' disks.
@@ -249,13 +273,13 @@ pub fn main() -> ExitCode {
             println!("ok: trucd would start with this configuration");
         }),
         Some(Command::Migrate { direction }) => rt.block_on(async {
-            let m = if direction == "to-jetstream" {
-                truc_hub::migrate_to_jetstream(&cfg).await?
-            } else {
-                truc_hub::migrate_to_sled(&cfg).await?
+            let m = match direction {
+                Direction::ToJetstream => truc_hub::migrate_to_jetstream(&cfg).await?,
+                Direction::ToSled => truc_hub::migrate_to_sled(&cfg).await?,
             };
             println!(
-                "migrated {direction}: receipt log of {} entries, root {}{}",
+                "migrated {}: receipt log of {} entries, root {}{}",
+                direction.name(),
                 m.tree_size,
                 m.root_hex,
                 if m.keys > 0 {

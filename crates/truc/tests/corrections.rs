@@ -89,13 +89,13 @@ fn revoke_update_and_replace_as_the_axis_sends_them() {
     assert_eq!(
         corrections,
         vec![(
-            "revoked".to_string(),
+            "revoke".to_string(),
             "Thu hồi văn bản điện tử".to_string(),
             vec![H26.to_string(), H29.to_string()]
         )]
     );
     let table = text(&hub.ok(&hub.as_who(G22, &["track", a])));
-    assert!(table.contains("revoked by hub document"), "{table}");
+    assert!(table.contains("revoke: hub document"), "{table}");
     // H26 receives the revoke under the original's id and agrees.
     assert_eq!(hub.inbox(H26), vec![(1, a.to_string())]);
     assert!(hub.inbox(H29).is_empty());
@@ -133,7 +133,7 @@ fn revoke_update_and_replace_as_the_axis_sends_them() {
     assert_eq!(
         corrections,
         vec![(
-            "updated".to_string(),
+            "update".to_string(),
             "Bổ sung nơi nhận".to_string(),
             vec![format!("+{G0901}"), format!("-{H29}")]
         )]
@@ -180,7 +180,7 @@ fn revoke_update_and_replace_as_the_axis_sends_them() {
     assert_eq!(
         corrections,
         vec![(
-            "replaced".to_string(),
+            "replace".to_string(),
             "Thay thế văn bản".to_string(),
             vec![H26.to_string()]
         )]

@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 use tonic::Status;
 use truc_core::sync::Locked;
 use truc_core::AgencyCode;
-use truc_proto::v1::{AgencyState, DocumentHeader, Receipt, ReceiptEvent, TreeHead};
+use truc_proto::names::{self, Wire};
+use truc_proto::v1::{AgencyState, DocumentHeader, Receipt, ReceiptEvent, TransportState, TreeHead};
 use truc_store::{indicators, ReceiptFilter, ReceiptQuery};
 
 use super::http::{Caller, Reply};
@@ -22,25 +23,7 @@ fn param(query: &str, name: &str) -> String {
         .split('&')
         .filter_map(|kv| kv.split_once('='))
         .find(|(k, _)| *k == name)
-        .map(|(_, v)| {
-            let v = v.replace('+', " ");
-            let b = v.as_bytes();
-            let mut out = Vec::new();
-            let mut i = 0;
-            while i < b.len() {
-                match (b[i], v.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())) {
-                    (b'%', Some(x)) => {
-                        out.push(x);
-                        i += 3;
-                    }
-                    (c, _) => {
-                        out.push(c);
-                        i += 1;
-                    }
-                }
-            }
-            String::from_utf8_lossy(&out).trim().to_string()
-        })
+        .map(|(_, v)| crate::percent::decode(&v.replace('+', " ")).trim().to_string())
         .unwrap_or_default()
 }
 
@@ -121,12 +104,14 @@ pub(super) async fn post(console: &Console, caller: &Caller, path: &str, body: &
     let r: Answer = async {
         match path {
             "/api/agency/state" => {
-                let state = match s("state").as_str() {
-                    "active" => AgencyState::Active,
-                    "suspended" => AgencyState::Suspended,
-                    other => {
+                let state = match s("state").parse() {
+                    Ok(state @ (AgencyState::Active | AgencyState::Suspended)) => state,
+                    _ => {
                         return Err(Status::invalid_argument(format!(
-                            "state {other:?}: active or suspended"
+                            "state {:?}: {} or {}",
+                            s("state"),
+                            AgencyState::Active,
+                            AgencyState::Suspended
                         )))
                     }
                 };
@@ -135,7 +120,7 @@ pub(super) async fn post(console: &Console, caller: &Caller, path: &str, body: &
                     .set_agency_state(code(&s("code"))?, state, s("reason"), actor.clone())
                     .await
                     .map_err(status::from_store)?;
-                tracing::info!(operator = %caller.principal, code = %a.code, ?state, "console: agency state changed");
+                tracing::info!(operator = %caller.principal, code = %a.code, %state, "console: agency state changed");
                 Ok(json!({"code": a.code, "state": state_name(a.state)}))
             }
             "/api/agency/retire" => {
@@ -175,23 +160,9 @@ pub(super) async fn post(console: &Console, caller: &Caller, path: &str, body: &
     reply(r)
 }
 
-fn state_name(s: i32) -> &'static str {
-    match AgencyState::try_from(s) {
-        Ok(AgencyState::Active) => "active",
-        Ok(AgencyState::Suspended) => "suspended",
-        Ok(AgencyState::Retired) => "retired",
-        _ => "unknown",
-    }
-}
-
-fn event_name(e: i32) -> String {
-    ReceiptEvent::try_from(e)
-        .map(|e| {
-            e.as_str_name()
-                .trim_start_matches("RECEIPT_EVENT_")
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_else(|_| format!("event {e}"))
+/// An agency's state by name.
+fn state_name(s: i32) -> String {
+    Wire::<AgencyState>::from(s).to_string()
 }
 
 async fn overview(c: &Console) -> Answer {
@@ -296,7 +267,7 @@ async fn queue(c: &Console, agency: &str) -> Answer {
 
 fn receipt_json(r: &Receipt) -> Value {
     json!({
-        "index": r.index, "event": event_name(r.event), "time_unix_ms": r.time_unix_ms, "actor": r.actor,
+        "index": r.index, "event": Wire::<ReceiptEvent>::from(r.event).to_string(), "time_unix_ms": r.time_unix_ms, "actor": r.actor,
         "from": r.from, "document_id": r.document_id, "hub_document_id": r.hub_document_id,
         "recipient": r.recipient, "recipients": r.recipients, "attempts": r.attempts,
         "detail": r.detail, "status_code": r.status_code, "description": r.description,
@@ -398,7 +369,7 @@ async fn document(c: &Console, from: &str, id: &str) -> Answer {
         .iter()
         .map(|r| {
             json!({
-                "agency": r.agency, "state": r.state, "attempts": r.attempts,
+                "agency": r.agency, "state": Wire::<TransportState>::from(r.state).to_string(), "attempts": r.attempts,
                 "state_at_unix_ms": r.state_at_unix_ms, "status": r.status,
                 "status_description": r.status_description, "status_at_unix_ms": r.status_at_unix_ms,
                 "confirm_deadline_unix_ms": r.confirm_deadline_unix_ms,
@@ -448,7 +419,7 @@ async fn dead_letters(c: &Console, agency: &str) -> Answer {
             out.push(json!({
                 "agency": a.as_str(), "delivery_id": i.delivery_id.to_string(),
                 "hub_document_id": i.hub_document_id, "from": from, "document_id": document_id,
-                "attempts": i.attempts, "reason": i.dead_letter_reason, "status_notice": i.document.is_none(),
+                "attempts": i.attempts, "reason": names::dead_letter_reason(i.dead_letter_reason).to_string(), "status_notice": i.document.is_none(),
                 "accepted_at_unix_ms": i.accepted_at_unix_ms,
             }));
         }

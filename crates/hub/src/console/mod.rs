@@ -28,6 +28,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tracing::{info, warn, Instrument};
 
+use crate::config::ConsoleMode;
 use crate::{HubError, Shared};
 
 /// `[console]`: the web console.
@@ -40,7 +41,7 @@ pub struct ConsoleConfig {
     /// "mtls" (HTTPS; the browser presents an operator or auditor
     /// certificate) or "proxy" (plain HTTP behind a TLS-terminating proxy
     /// that passes the client certificate in `proxy_header`).
-    pub mode: String,
+    pub mode: ConsoleMode,
     /// The header a proxy puts the client's certificate in ("proxy" mode).
     pub proxy_header: String,
     /// The only addresses whose `proxy_header` is believed ("proxy" mode);
@@ -52,7 +53,7 @@ impl Default for ConsoleConfig {
     fn default() -> Self {
         Self {
             listen: None,
-            mode: "mtls".into(),
+            mode: ConsoleMode::Mtls,
             proxy_header: "x-client-cert".into(),
             proxy_peers: Vec::new(),
         }
@@ -62,21 +63,16 @@ impl Default for ConsoleConfig {
 impl ConsoleConfig {
     /// A value the hub cannot use: (key, value, why).
     pub(crate) fn problem(&self) -> Option<(&'static str, String, &'static str)> {
-        if !matches!(self.mode.as_str(), "mtls" | "proxy") {
-            return Some((
-                "console.mode",
-                format!("{:?}", self.mode),
-                "must be \"mtls\" or \"proxy\"",
-            ));
-        }
-        if self.mode == "proxy" && self.proxy_peers.is_empty() {
+        if self.mode == ConsoleMode::Proxy && self.proxy_peers.is_empty() {
             return Some((
                 "console.proxy_peers",
                 "[]".into(),
                 "must name the reverse proxy's addresses when console.mode = \"proxy\"",
             ));
         }
-        if self.mode == "proxy" && hyper::header::HeaderName::from_bytes(self.proxy_header.as_bytes()).is_err() {
+        if self.mode == ConsoleMode::Proxy
+            && hyper::header::HeaderName::from_bytes(self.proxy_header.as_bytes()).is_err()
+        {
             return Some((
                 "console.proxy_header",
                 format!("{:?}", self.proxy_header),
@@ -130,9 +126,9 @@ impl Console {
     }
 
     pub(crate) fn csrf_ok(&self, principal: &str, token: &str) -> bool {
-        match unhex(token) {
-            Some(tag) => ring::hmac::verify(&self.csrf, principal.as_bytes(), &tag).is_ok(),
-            None => false,
+        match truc_core::unhex(token) {
+            Ok(tag) => ring::hmac::verify(&self.csrf, principal.as_bytes(), &tag).is_ok(),
+            Err(_) => false,
         }
     }
 
@@ -150,16 +146,6 @@ impl Console {
             queued,
         });
     }
-}
-
-pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// Serve the console on `listener` until `stop` changes.

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use truc_proto::names::{Named, Wire};
 use truc_proto::v1::{AgencyState, QueueSummary, Storage};
 
 use super::text::{counter, gauge, labels};
@@ -108,13 +109,10 @@ pub(crate) fn render_queues(out: &mut String, queues: &[QueueSummary]) {
         let rows: Vec<(&str, f64)> = by_agency.iter().map(|(l, q)| (l.as_str(), field(q))).collect();
         gauge(out, name, help, &rows);
     }
-    let mut states: BTreeMap<&str, f64> = BTreeMap::new();
-    for s in [AgencyState::Active, AgencyState::Suspended, AgencyState::Retired] {
-        states.insert(state_name(s), 0.0);
-    }
+    let mut states: BTreeMap<String, f64> = AgencyState::offered().map(|s| (s.to_string(), 0.0)).collect();
     for q in queues {
-        let s = AgencyState::try_from(q.state).unwrap_or(AgencyState::Unspecified);
-        *states.entry(state_name(s)).or_insert(0.0) += 1.0;
+        let state = Wire::<AgencyState>::from(q.state).to_string();
+        *states.entry(state).or_insert(0.0) += 1.0;
     }
     let rows: Vec<(String, f64)> = states.iter().map(|(s, n)| (labels(&[("state", s)]), *n)).collect();
     let refs: Vec<(&str, f64)> = rows.iter().map(|(l, v)| (l.as_str(), *v)).collect();
@@ -126,15 +124,6 @@ pub(crate) fn render_queues(out: &mut String, queues: &[QueueSummary]) {
         "Agencies with at least one Receive stream open now.",
         &[("", connected as f64)],
     );
-}
-
-pub(crate) fn state_name(s: AgencyState) -> &'static str {
-    match s {
-        AgencyState::Active => "active",
-        AgencyState::Suspended => "suspended",
-        AgencyState::Retired => "retired",
-        _ => "unknown",
-    }
 }
 
 pub(crate) fn render_storage(out: &mut String, s: &Storage) {

@@ -10,34 +10,12 @@ use std::time::Instant;
 
 use tonic::codegen::{http, Service};
 use tonic::server::NamedService;
+use tonic::Code;
+use truc_proto::names::grpc_code_name;
 
 use truc_core::sync::Locked;
 
 use super::Metrics;
-
-/// The gRPC status code's canonical name.
-pub(crate) fn code_name(code: i32) -> &'static str {
-    match code {
-        0 => "OK",
-        1 => "CANCELLED",
-        2 => "UNKNOWN",
-        3 => "INVALID_ARGUMENT",
-        4 => "DEADLINE_EXCEEDED",
-        5 => "NOT_FOUND",
-        6 => "ALREADY_EXISTS",
-        7 => "PERMISSION_DENIED",
-        8 => "RESOURCE_EXHAUSTED",
-        9 => "FAILED_PRECONDITION",
-        10 => "ABORTED",
-        11 => "OUT_OF_RANGE",
-        12 => "UNIMPLEMENTED",
-        13 => "INTERNAL",
-        14 => "UNAVAILABLE",
-        15 => "DATA_LOSS",
-        16 => "UNAUTHENTICATED",
-        _ => "UNKNOWN",
-    }
-}
 
 /// A gRPC service wrapped to count its requests by method and status code.
 /// The code is read from the response headers: tonic answers an error of a
@@ -105,14 +83,14 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
             let resp = inner.call(req).await?;
+            // A code gRPC does not define reads as UNKNOWN, as the
+            // specification says.
             let code = resp
                 .headers()
                 .get("grpc-status")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|s| s.parse::<i32>().ok())
-                .unwrap_or(0);
+                .map_or(Code::Ok, |v| Code::from_bytes(v.as_bytes()));
             metrics.grpc_done(S::NAME, &method, code, started.elapsed());
-            if code != 0 {
+            if code != Code::Ok {
                 // Every refusal leaves a line for the operator: who, what, why.
                 let why = resp
                     .headers()
@@ -120,7 +98,7 @@ where
                     .and_then(|v| v.to_str().ok())
                     .map(crate::percent::decode)
                     .unwrap_or_default();
-                let code = code_name(code);
+                let code = grpc_code_name(code);
                 tracing::info!(service = S::NAME, %method, code, %peer, %principal, reason = %why, "refused");
             }
             Ok(resp)

@@ -211,10 +211,7 @@ impl Axis for AxisService {
                     Some(a) => truc_proto::v1::AgencyEntry {
                         code: a.code,
                         registered: true,
-                        state: crate::metrics::state_name(
-                            truc_proto::v1::AgencyState::try_from(a.state).unwrap_or_default(),
-                        )
-                        .to_string(),
+                        state: truc_proto::names::Wire::<truc_proto::v1::AgencyState>::from(a.state).to_string(),
                         name: a.name,
                         successor: a.successor,
                     },

@@ -146,7 +146,7 @@ impl Ops for OpsService {
             .set_agency_state(registered(&self.0, &r.code)?, state, r.reason, op.uri())
             .await
             .map_err(status::from_store)?;
-        tracing::info!(operator = %op, code = %info.code, ?state, "agency state changed");
+        tracing::info!(operator = %op, code = %info.code, %state, "agency state changed");
         Ok(Response::new(agency(info)))
     }
 
@@ -325,7 +325,7 @@ impl Ops for OpsService {
         Ok(Response::new(truc_proto::v1::HubStatus {
             version: env!("CARGO_PKG_VERSION").to_string(),
             started_at_unix_ms: s.metrics.started_unix_ms(),
-            store_backend: s.config.store.backend.clone(),
+            store_backend: s.config.store.backend.to_string(),
             listen: s.config.listen.to_string(),
             admin_listen: s.config.admin.listen.map(|a| a.to_string()).unwrap_or_default(),
             hub_principal,

@@ -10,9 +10,10 @@ use prost::Message;
 use serde_json::json;
 use truc_client::audit::{self, AuditError, AuditQuery, WatchState};
 use truc_core::tree_head::TreeHeadVerifier;
-use truc_proto::v1::{Receipt, TreeHead};
+use truc_proto::names::Wire;
+use truc_proto::v1::{Receipt, ReceiptEvent, TreeHead};
 
-use super::lifecycle::{sender_of, status_name};
+use super::lifecycle::sender_of;
 use super::output;
 use super::Conn;
 
@@ -268,7 +269,7 @@ async fn receipts(a: ReceiptsArgs) -> anyhow::Result<()> {
     };
     let json_row = |r: &Receipt| {
         json!({
-            "index": r.index, "time_unix_ms": r.time_unix_ms, "event": output::event(r.event),
+            "index": r.index, "time_unix_ms": r.time_unix_ms, "event": Wire::<ReceiptEvent>::from(r.event).to_string(),
             "actor": r.actor, "document_from": r.from, "document_id": r.document_id,
             "recipient": r.recipient, "status_code": output::status_code(r.status_code), "description": r.description,
             "detail": r.detail,
@@ -301,7 +302,7 @@ const COLUMNS: [&str; 7] = ["INDEX", "TIME", "EVENT", "ACTOR", "DOCUMENT", "RECI
 
 fn row(r: &Receipt) -> [String; 7] {
     let status = if r.status_code != 0 {
-        let mut s = status_name(r.status_code).to_string();
+        let mut s = output::status(r.status_code);
         if !r.description.is_empty() {
             s.push_str(&format!(": {}", r.description));
         }
@@ -315,7 +316,7 @@ fn row(r: &Receipt) -> [String; 7] {
     [
         r.index.to_string(),
         output::time(r.time_unix_ms),
-        output::event(r.event).to_string(),
+        Wire::<ReceiptEvent>::from(r.event).to_string(),
         output::actor(&r.actor).to_string(),
         or_dash(&r.document_id),
         or_dash(&r.recipient),
@@ -431,10 +432,10 @@ async fn watch(a: WatchArgs) -> anyhow::Result<()> {
                 state = Some(new);
             }
             // A hub that is briefly unreachable is not evidence of anything.
-            Err(AuditError::Rpc(s))
-                if !a.once && matches!(s.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded) =>
+            Err(AuditError::Rpc(e))
+                if !a.once && matches!(e.code(), Some(tonic::Code::Unavailable | tonic::Code::DeadlineExceeded)) =>
             {
-                eprintln!("truc: {:?}: {} (will retry)", s.code(), s.message());
+                eprintln!("truc: {e} (will retry)");
             }
             // The state file is left as it was: the evidence stays.
             Err(e) => return Err(e.into()),

@@ -23,9 +23,6 @@ pub(crate) struct BenchArgs {
     /// Receiving agencies.
     #[arg(long, default_value_t = 4)]
     receivers: usize,
-    /// Priorities with weights, e.g. thuong=90,khan=9,hoa-toc=1.
-    #[arg(long, default_value = "thuong")]
-    priority_mix: String,
     /// Seconds to send for (documents are signed beforehand).
     #[arg(long, value_name = "S")]
     duration: Option<f64>,
@@ -52,7 +49,6 @@ pub(crate) async fn run(a: BenchArgs) -> anyhow::Result<()> {
     spec.senders = load::agency_codes('S', a.senders);
     spec.receivers = load::agency_codes('R', a.receivers);
     a.shape.apply(&mut spec);
-    spec.priority_mix = load::parse_priority_mix(&a.priority_mix)?;
     spec.stop = stop;
     spec.drain_timeout = Duration::from_secs(a.drain_timeout);
     load::prepare(&a.hub, &a.pki, &spec.agencies())
@@ -101,6 +97,8 @@ mod tests {
             "65536",
             "--count",
             "100",
+            "--priority-mix",
+            "thuong=9,hoa-toc=1",
             "--json",
         ])
         .unwrap();
@@ -108,6 +106,8 @@ mod tests {
         assert_eq!(a.count, Some(100));
         assert!(a.out.is_json());
         assert_eq!(a.shape.window, 256);
+        assert_eq!(a.shape.priority_mix.to_string(), "thuong=9,hoa-toc=1");
+        assert!(parse(&["--priority-mix", "thuong=0"]).is_err());
         // A duration or a count, not both.
         assert!(parse(&["--duration", "1", "--count", "5"]).is_err());
         // The PKI directory is required.

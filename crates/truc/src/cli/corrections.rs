@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use truc_proto::v1::{
-    BusinessType, DocumentHeader, ReceiverChange, ReceiverType, Replacement, SendResponse, TrackResponse,
+    BusinessType, DocumentHeader, Priority, ReceiverChange, ReceiverType, Replacement, SendResponse, TrackResponse,
     TransportState,
 };
 
@@ -74,9 +74,9 @@ pub(crate) struct ReplaceArgs {
     /// Trích yếu of the new document.
     #[arg(long, default_value = "")]
     subject: String,
-    /// thuong|khan|thuong-khan|hoa-toc|hoa-toc-hen-gio, or 0..=4.
-    #[arg(long, default_value = "thuong")]
-    priority: String,
+    /// Độ khẩn, by name or number (0..=4).
+    #[arg(long, default_value = "thuong", value_parser = super::names::parser::<Priority>())]
+    priority: Priority,
     /// Document type, e.g. "Công văn".
     #[arg(long, default_value = "")]
     document_type: String,
@@ -269,7 +269,7 @@ pub(crate) async fn replace(a: ReplaceArgs) -> anyhow::Result<()> {
         replacements,
         subject: a.subject.clone(),
         document_type: a.document_type.clone(),
-        priority: truc_core::priority::parse(&a.priority)? as i32,
+        priority: a.priority as i32,
         content_type: a.content_type.clone(),
         file_name: file
             .file_name()

@@ -9,6 +9,7 @@ use truc_client::Client;
 use truc_core::tree_head::TreeHeadVerifier;
 use truc_core::{AgencyCode, Principal};
 use truc_pki::{IssueOptions, Pki};
+use truc_proto::names::Wire;
 use truc_proto::v1::{DocumentHeader, Priority, Receipt};
 
 use super::output;
@@ -168,7 +169,7 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
                 AGENCIES[i].0,
                 checked.header.subject,
                 checked.header.from,
-                output::priority_name(checked.header.priority),
+                Wire::<Priority>::from(checked.header.priority),
                 checked.from,
                 doc.payload.len()
             );

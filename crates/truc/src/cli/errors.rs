@@ -16,6 +16,7 @@
 
 use serde_json::json;
 use tonic::Code;
+use truc_proto::names::grpc_code_name;
 
 /// What kind of failure, and so the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,29 +107,6 @@ pub(crate) fn kind_of(code: Code) -> Kind {
     }
 }
 
-/// The gRPC code as written in the proto (`NOT_FOUND`), for messages.
-pub(crate) fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
-}
-
 /// A failure, classified: what is printed and the exit code.
 #[derive(Debug)]
 pub(crate) struct Failure {
@@ -182,7 +160,7 @@ pub(crate) fn classify(e: &anyhow::Error) -> Failure {
         if let Some(a) = cause.downcast_ref::<truc_client::audit::AuditError>() {
             use truc_client::audit::AuditError as A;
             match a {
-                A::Rpc(s) => return from_status(s),
+                A::Rpc(c) => return from_client(c),
                 A::BadTreeHead(_) | A::Inconsistent(_) => {
                     return Failure {
                         kind: Kind::Verification,
@@ -245,7 +223,7 @@ pub(crate) fn from_status(s: &tonic::Status) -> Failure {
     let message = if s.code() == Code::Unknown && transient {
         format!("connection to the hub lost: {}", s.message())
     } else {
-        format!("{}: {}", code_name(s.code()), s.message())
+        format!("{}: {}", grpc_code_name(s.code()), s.message())
     };
     Failure {
         kind: if transient { Kind::Unavailable } else { kind },
@@ -254,8 +232,11 @@ pub(crate) fn from_status(s: &tonic::Status) -> Failure {
     }
 }
 
-fn from_client(c: &truc_client::ClientError) -> Failure {
+/// A failure of the SDK: the hub's answer as [`from_status`] says it, a
+/// connection that could not be made, an identity, a document.
+pub(crate) fn from_client(c: &truc_client::ClientError) -> Failure {
     match c {
+        truc_client::ClientError::Rpc(s) => from_status(s),
         truc_client::ClientError::Connect { hub, reason } => super::connect_failure(hub, reason),
         truc_client::ClientError::Identity(p) => from_pki(p, c.to_string()),
         truc_client::ClientError::Document(e) => Failure {

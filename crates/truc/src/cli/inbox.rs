@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use truc_proto::v1::{Delivery, DocumentHeader};
+use truc_proto::v1::{Delivery, DocumentHeader, Priority};
 
 use super::output;
 use super::Conn;
@@ -184,7 +184,7 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
             } else {
                 println!(
                     "status {} from {} on {:?} at {}{}",
-                    super::lifecycle::status_name(n.code),
+                    output::status(n.code),
                     n.reporter,
                     n.document_id,
                     output::time(n.time_unix_ms),
@@ -248,7 +248,7 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
                         .report_status(&header.from, &header.document_id, 1, "", None)
                         .await
                     {
-                        eprintln!("truc: could not report 01 on {:?}: {}", header.document_id, e.message());
+                        eprintln!("truc: could not report 01 on {:?}: {e}", header.document_id);
                     }
                 }
                 if csv {
@@ -290,7 +290,7 @@ pub(crate) async fn inbox(a: InboxArgs) -> anyhow::Result<()> {
                         "received {:?} from {} [{}] {:?} → {} ({} bytes, signature verified{})",
                         header.document_id,
                         header.from,
-                        output::priority_name(header.priority),
+                        truc_proto::names::Wire::<Priority>::from(header.priority),
                         header.subject,
                         shown,
                         header.payload_size,

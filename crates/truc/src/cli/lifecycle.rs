@@ -4,7 +4,8 @@
 use std::fmt::Write as _;
 
 use serde_json::json;
-use truc_proto::v1::{StaffInfo, StatusCode, TransportState};
+use truc_proto::names::Wire;
+use truc_proto::v1::{BusinessType, Priority, StaffInfo, StatusCode, TransportState};
 
 use super::output;
 use super::Conn;
@@ -19,8 +20,8 @@ pub(crate) struct StatusArgs {
     /// 05 processing, 06 done; 13 take back (sender); 15 agree, 16 refuse
     /// (answer to a take-back, revoke or update). Which may follow which:
     /// the rules below (--help).
-    #[arg(long, value_name = "NN", required_unless_present = "edxml")]
-    code: Option<String>,
+    #[arg(long, value_name = "NN", required_unless_present = "edxml", value_parser = super::names::parser::<StatusCode>())]
+    code: Option<StatusCode>,
     /// Report the status an edXML status message states (QCVN 102:2016:
     /// From, ResponseFor, StaffInfo, StatusCode, Description, Timestamp)
     /// instead of DOCUMENT_ID and --code. From must be your agency; the
@@ -50,39 +51,9 @@ pub(crate) fn sender_of(document_id: &str) -> Option<&str> {
     document_id.split_once(',').map(|(from, _)| from)
 }
 
-pub(crate) fn status_name(code: i32) -> &'static str {
-    match StatusCode::try_from(code) {
-        Ok(StatusCode::Arrived) => "01 đã đến",
-        Ok(StatusCode::Refused) => "02 từ chối tiếp nhận",
-        Ok(StatusCode::Registered) => "03 đã tiếp nhận",
-        Ok(StatusCode::Assigned) => "04 phân công",
-        Ok(StatusCode::Processing) => "05 đang xử lý",
-        Ok(StatusCode::Done) => "06 hoàn thành",
-        Ok(StatusCode::TakeBack) => "13 lấy lại",
-        Ok(StatusCode::Agree) => "15 đồng ý",
-        Ok(StatusCode::Disagree) => "16 từ chối",
-        _ => "-",
-    }
-}
-
-/// What a correction did to the tracked document.
-fn correction_name(business_type: i32) -> &'static str {
-    match truc_proto::v1::BusinessType::try_from(business_type) {
-        Ok(truc_proto::v1::BusinessType::Revoke) => "revoked",
-        Ok(truc_proto::v1::BusinessType::Update) => "updated",
-        Ok(truc_proto::v1::BusinessType::Replace) => "replaced",
-        _ => "corrected",
-    }
-}
-
-fn state_name(s: i32) -> &'static str {
-    match TransportState::try_from(s) {
-        Ok(TransportState::Queued) => "queued",
-        Ok(TransportState::Delivered) => "delivered",
-        Ok(TransportState::DeadLettered) => "dead-lettered",
-        Ok(TransportState::Withdrawn) => "withdrawn",
-        _ => "-",
-    }
+/// A recipient's transport state, by name.
+fn state(s: i32) -> Wire<TransportState> {
+    Wire::from(s)
 }
 
 pub(crate) async fn status(a: StatusArgs) -> anyhow::Result<()> {
@@ -106,7 +77,7 @@ pub(crate) async fn status(a: StatusArgs) -> anyhow::Result<()> {
         || {
             format!(
                 "reported {} on {:?} from {from}; receipt recorded\n",
-                status_name(code),
+                output::status(code),
                 document_id
             )
         },
@@ -120,10 +91,7 @@ fn from_flags(a: &StatusArgs) -> anyhow::Result<truc_proto::v1::ReportStatusRequ
     let (Some(document_id), Some(code)) = (&a.document_id, &a.code) else {
         anyhow::bail!("pass DOCUMENT_ID and --code (or --edxml STATUS.edxml)");
     };
-    let code: i32 = code
-        .trim_start_matches('0')
-        .parse()
-        .map_err(|_| anyhow::anyhow!("--code {code:?} is not a number"))?;
+    let code = *code as i32;
     let document_from = match &a.from {
         Some(f) => f.clone(),
         None => sender_of(document_id)
@@ -200,7 +168,7 @@ pub(crate) async fn track(a: TrackArgs) -> anyhow::Result<()> {
     let t = a.conn.client().await?.track(&a.document_id).await?;
     let row = |r: &truc_proto::v1::RecipientTrack| {
         json!({
-            "agency": r.agency, "state": state_name(r.state), "attempts": tries(r),
+            "agency": r.agency, "state": state(r.state).to_string(), "attempts": tries(r),
             "expired_leases": r.attempts,
             "state_at_unix_ms": r.state_at_unix_ms, "status": output::status_code(r.status),
             "status_description": r.status_description, "status_at_unix_ms": r.status_at_unix_ms,
@@ -214,7 +182,7 @@ pub(crate) async fn track(a: TrackArgs) -> anyhow::Result<()> {
             "accepted_at_unix_ms": t.accepted_at_unix_ms, "priority": t.priority,
             "subject": t.subject, "recipients": rows,
             "corrections": t.corrections.iter().map(|c| json!({
-                "business_type": c.business_type, "kind": correction_name(c.business_type),
+                "business_type": c.business_type, "kind": Wire::<BusinessType>::from(c.business_type).to_string(),
                 "document_id": c.document_id, "hub_document_id": c.hub_document_id,
                 "accepted_at_unix_ms": c.accepted_at_unix_ms, "reason": c.reason, "agencies": c.agencies,
             })).collect::<Vec<_>>(),
@@ -227,7 +195,7 @@ pub(crate) async fn track(a: TrackArgs) -> anyhow::Result<()> {
                 out,
                 "{:?} [{}] {:?}, accepted {} as hub document {}",
                 t.document_id,
-                output::priority_name(t.priority),
+                Wire::<Priority>::from(t.priority),
                 t.subject,
                 output::time(t.accepted_at_unix_ms),
                 t.hub_document_id
@@ -252,10 +220,10 @@ pub(crate) async fn track(a: TrackArgs) -> anyhow::Result<()> {
                 out,
                 "{:<20} {:<14} {:>8}  {:<24} {:<24} {:<24} {}",
                 r.agency,
-                state_name(r.state),
+                state(r.state),
                 tries(r),
                 output::time(r.state_at_unix_ms),
-                status_name(r.status),
+                output::status(r.status),
                 at,
                 note.trim()
             );
@@ -264,8 +232,8 @@ pub(crate) async fn track(a: TrackArgs) -> anyhow::Result<()> {
             for c in &t.corrections {
                 let _ = writeln!(
                     out,
-                    "{} by hub document {} ({:?}) at {}{}: {}",
-                    correction_name(c.business_type),
+                    "{}: hub document {} ({:?}) at {}{}: {}",
+                    Wire::<BusinessType>::from(c.business_type),
                     c.hub_document_id,
                     c.document_id,
                     output::time(c.accepted_at_unix_ms),

@@ -10,6 +10,7 @@ mod demo;
 pub(crate) mod errors;
 mod inbox;
 mod lifecycle;
+mod names;
 mod ops;
 mod output;
 mod pki;

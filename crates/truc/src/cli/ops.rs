@@ -4,6 +4,8 @@ use std::fmt::Write as _;
 
 use clap::Subcommand;
 use serde_json::json;
+use truc_proto::names::{self, Wire};
+use truc_proto::v1::{AgencyState, Priority, ReceiptEvent};
 
 use super::output;
 use super::Conn;
@@ -226,19 +228,15 @@ pub(crate) enum AgenciesCommand {
     },
 }
 
-fn state_name(s: i32) -> &'static str {
-    match truc_proto::v1::AgencyState::try_from(s) {
-        Ok(truc_proto::v1::AgencyState::Active) => "active",
-        Ok(truc_proto::v1::AgencyState::Suspended) => "suspended",
-        Ok(truc_proto::v1::AgencyState::Retired) => "retired",
-        _ => "unknown",
-    }
+/// An agency's state, by name.
+fn state(s: i32) -> Wire<AgencyState> {
+    Wire::from(s)
 }
 
 /// An agency after a change: its JSON (one CSV row), or `text`.
 fn agency_line(a: &truc_proto::v1::Agency, conn: &Conn, text: &str) {
     conn.out.object(
-        json!({"code": a.code, "name": a.name, "state": state_name(a.state), "successor": a.successor}),
+        json!({"code": a.code, "name": a.name, "state": state(a.state).to_string(), "successor": a.successor}),
         || format!("{text}\n"),
     );
 }
@@ -256,7 +254,7 @@ pub(crate) fn age(ms: i64) -> String {
 
 fn queue_json(r: &truc_proto::v1::QueueSummary) -> serde_json::Value {
     json!({
-        "agency": r.agency, "name": r.name, "state": state_name(r.state), "queued": r.queued,
+        "agency": r.agency, "name": r.name, "state": state(r.state).to_string(), "queued": r.queued,
         "in_flight": r.in_flight, "dead_letters": r.dead_letters, "bytes": r.bytes,
         "oldest_age_ms": r.oldest_age_ms, "overdue_urgent": r.overdue_urgent,
         "connected_streams": r.connected_streams, "last_connected_unix_ms": r.last_connected_unix_ms,
@@ -286,7 +284,7 @@ fn queues_table(q: &[truc_proto::v1::QueueSummary], headers: bool) -> String {
         out.push_str(&format!(
             "{:<20} {:<9} {:>7} {:>8} {:>5} {:>10} {:>7} {:>7}  {}\n",
             r.agency,
-            state_name(r.state),
+            state(r.state),
             r.queued,
             r.in_flight,
             r.dead_letters,
@@ -300,7 +298,6 @@ fn queues_table(q: &[truc_proto::v1::QueueSummary], headers: bool) -> String {
 }
 
 pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
-    use truc_proto::v1::AgencyState;
     match cmd {
         OpsCommand::Agencies(AgenciesCommand::Suspend { code, reason, conn }) => {
             let a = conn
@@ -308,7 +305,7 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
                 .await?
                 .set_agency_state(&code, AgencyState::Suspended, &reason)
                 .await?;
-            agency_line(&a, &conn, &format!("{} is {}", a.code, state_name(a.state)));
+            agency_line(&a, &conn, &format!("{} is {}", a.code, state(a.state)));
         }
         OpsCommand::Agencies(AgenciesCommand::Resume { code, reason, conn }) => {
             let a = conn
@@ -316,7 +313,7 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
                 .await?
                 .set_agency_state(&code, AgencyState::Active, &reason)
                 .await?;
-            agency_line(&a, &conn, &format!("{} is {}", a.code, state_name(a.state)));
+            agency_line(&a, &conn, &format!("{} is {}", a.code, state(a.state)));
         }
         OpsCommand::Agencies(AgenciesCommand::Retire {
             code,
@@ -410,7 +407,7 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
                         "{:<10} {:<20} {:<16} {:>7} {:>8}  {:<6} {}{}\n",
                         output::handle(i.delivery_id),
                         i.from,
-                        output::priority_name(i.priority),
+                        Wire::<Priority>::from(i.priority),
                         age(now - i.enqueued_at_unix_ms),
                         i.attempts,
                         if i.status_notice { "status" } else { "doc" },
@@ -436,7 +433,7 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
                 json!({
                     "delivery_id": d.delivery_id, "handle": output::handle(d.delivery_id),
                     "hub_document_id": d.hub_document_id, "from": d.from, "document_id": d.document_id,
-                    "attempts": d.attempts, "reason": dead_reason(d.reason),
+                    "attempts": d.attempts, "reason": names::dead_letter_reason(d.reason).to_string(),
                 })
             };
             let table = |headers: bool| {
@@ -453,7 +450,7 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
                         output::handle(d.delivery_id),
                         d.from,
                         d.attempts,
-                        dead_reason(d.reason),
+                        names::dead_letter_reason(d.reason),
                         d.document_id
                     );
                 }
@@ -647,15 +644,15 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
             }
             let a = conn.client().await?.add_agency(&code, &name).await?;
             conn.out.object(
-                json!({"code": a.code, "name": a.name, "state": state_name(a.state)}),
-                || format!("registered {} {:?} ({})\n", a.code, a.name, state_name(a.state)),
+                json!({"code": a.code, "name": a.name, "state": state(a.state).to_string()}),
+                || format!("registered {} {:?} ({})\n", a.code, a.name, state(a.state)),
             );
         }
         OpsCommand::Agencies(AgenciesCommand::List { conn }) => {
             let list = conn.client().await?.list_agencies().await?;
             let row = |a: &truc_proto::v1::Agency| {
                 json!({
-                    "code": a.code, "name": a.name, "state": state_name(a.state),
+                    "code": a.code, "name": a.name, "state": state(a.state).to_string(),
                     "registered_at_unix_ms": a.registered_at_unix_ms, "queued": a.queued,
                     "successor": a.successor,
                     "certificate_not_after_unix_ms": a.certificate_not_after_unix_ms,
@@ -683,7 +680,7 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
                         t,
                         "{:<20} {:<10} {:>7}  {:<24} {:<16} {}",
                         a.code,
-                        state_name(a.state),
+                        state(a.state),
                         a.queued,
                         output::time(a.registered_at_unix_ms),
                         expires,
@@ -717,7 +714,7 @@ async fn trace(conn: &Conn, from: &str, document_id: &str) -> anyhow::Result<()>
         .collect();
     let row = |r: &truc_proto::v1::Receipt| {
         json!({
-            "index": r.index, "time_unix_ms": r.time_unix_ms, "event": output::event(r.event),
+            "index": r.index, "time_unix_ms": r.time_unix_ms, "event": Wire::<ReceiptEvent>::from(r.event).to_string(),
             "actor": r.actor, "recipient": r.recipient, "attempts": r.attempts,
             "status_code": output::status_code(r.status_code), "description": r.description, "detail": r.detail,
         })
@@ -734,7 +731,7 @@ async fn trace(conn: &Conn, from: &str, document_id: &str) -> anyhow::Result<()>
         for r in &receipts {
             let mut note = r.detail.clone();
             if r.status_code != 0 {
-                note = format!("{} {}", super::lifecycle::status_name(r.status_code), r.description);
+                note = format!("{} {}", output::status(r.status_code), r.description);
             }
             if r.attempts > 0 {
                 note = format!("{note} (attempts {})", r.attempts);
@@ -744,7 +741,7 @@ async fn trace(conn: &Conn, from: &str, document_id: &str) -> anyhow::Result<()>
                 "{:<6} {:<24} {:<15} {:<20} {:<36} {}",
                 r.index,
                 output::time(r.time_unix_ms),
-                output::event(r.event),
+                Wire::<ReceiptEvent>::from(r.event),
                 if r.recipient.is_empty() { "-" } else { &r.recipient },
                 output::actor(&r.actor),
                 note.trim()
@@ -759,26 +756,21 @@ async fn trace(conn: &Conn, from: &str, document_id: &str) -> anyhow::Result<()>
 /// What `truc ops verify-store` prints.
 fn verify_store_report(r: &truc_proto::v1::VerifyStoreResponse, conn: &Conn) {
     use truc_proto::v1::DamageKind;
-    let kind = |k: i32| match DamageKind::try_from(k) {
-        Ok(DamageKind::Document) => "document",
-        Ok(DamageKind::PayloadFile) => "payload_file",
-        Ok(DamageKind::Receipt) => "receipt",
-        Ok(DamageKind::TreeHead) => "tree_head",
-        _ => "unknown",
-    };
-    let name = |d: &truc_proto::v1::DamagedItem| match DamageKind::try_from(d.kind) {
-        Ok(DamageKind::Document) => format!("document {} ({} {:?})", d.hub_document_id, d.from, d.document_id),
-        Ok(DamageKind::PayloadFile) => format!("payload {}", truc_core::hex(&d.payload_sha256)),
-        Ok(DamageKind::Receipt) => format!("receipt {}", d.receipt_index),
-        Ok(DamageKind::TreeHead) => format!("tree head {}", d.receipt_index),
-        _ => "item".to_string(),
+    let name = |d: &truc_proto::v1::DamagedItem| match Wire::<DamageKind>::from(d.kind) {
+        Wire::Known(DamageKind::Document) => {
+            format!("document {} ({} {:?})", d.hub_document_id, d.from, d.document_id)
+        }
+        Wire::Known(DamageKind::PayloadFile) => format!("payload {}", truc_core::hex(&d.payload_sha256)),
+        Wire::Known(DamageKind::Receipt) => format!("receipt {}", d.receipt_index),
+        Wire::Known(DamageKind::TreeHead) => format!("tree head {}", d.receipt_index),
+        other => format!("{other} item"),
     };
     let damaged: Vec<_> = r
         .damaged
         .iter()
         .map(|d| {
             json!({
-                "kind": kind(d.kind), "hub_document_id": d.hub_document_id, "from": d.from,
+                "kind": Wire::<DamageKind>::from(d.kind).to_string(), "hub_document_id": d.hub_document_id, "from": d.from,
                 "document_id": d.document_id, "payload_sha256": truc_core::hex(&d.payload_sha256),
                 "receipt_index": d.receipt_index, "what": d.what, "quarantined": d.quarantined,
             })
@@ -834,12 +826,4 @@ fn verify_store_report(r: &truc_proto::v1::VerifyStoreResponse, conn: &Conn) {
         }
         t
     });
-}
-
-/// A dead letter's reason, for people and scripts.
-fn dead_reason(r: i32) -> &'static str {
-    match truc_proto::v1::DeadLetterReason::try_from(r) {
-        Ok(truc_proto::v1::DeadLetterReason::Corrupt) => "corrupt",
-        _ => "attempts",
-    }
 }

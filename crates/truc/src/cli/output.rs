@@ -8,7 +8,8 @@
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use serde_json::{json, Value};
-use truc_proto::v1::{DocumentHeader, ProvenReceipt, SendResponse};
+use truc_proto::names::Wire;
+use truc_proto::v1::{DocumentHeader, ProvenReceipt, SendResponse, StatusCode};
 
 /// What `-o` chooses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -138,10 +139,6 @@ pub(crate) fn csv(columns: &[String], rows: &[Value], headers: bool) -> String {
         );
     }
     out
-}
-
-pub(crate) fn priority_name(p: i32) -> &'static str {
-    truc_core::priority::name(p)
 }
 
 pub(crate) fn header_json(h: &DocumentHeader) -> Value {
@@ -385,10 +382,13 @@ pub(crate) fn human_bytes(bytes: f64) -> String {
     format!("{v:.1} {}", UNITS[i])
 }
 
-/// A receipt event for people, one spelling in every table (`trace`,
-/// `audit receipts`): `lease-expired`.
-pub(crate) fn event(e: i32) -> String {
-    truc_client::audit::event_name(e).to_ascii_lowercase().replace('_', "-")
+/// A business status for people: its two digits and its name
+/// (`03 registered`); `-` for none (0).
+pub(crate) fn status(code: i32) -> String {
+    match Wire::<StatusCode>::from(code) {
+        Wire::Known(StatusCode::Unspecified) => "-".into(),
+        status => format!("{code:02} {status}"),
+    }
 }
 
 /// An actor for people, one spelling in every table: the principal's URN
@@ -421,6 +421,14 @@ pub(crate) fn parse_handle(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statuses_read_with_their_number_and_name() {
+        assert_eq!(status(3), "03 registered");
+        assert_eq!(status(13), "13 take-back");
+        assert_eq!(status(0), "-");
+        assert_eq!(status(7), "07 unknown(7)");
+    }
 
     #[test]
     fn csv_rows_follow_the_json_keys_and_quote_what_needs_it() {

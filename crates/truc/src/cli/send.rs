@@ -78,9 +78,9 @@ pub(crate) struct SendArgs {
     /// Trích yếu: what the document is about.
     #[arg(long, default_value = "")]
     subject: String,
-    /// thuong|khan|thuong-khan|hoa-toc|hoa-toc-hen-gio, or 0..=4.
-    #[arg(long, default_value = "thuong")]
-    priority: String,
+    /// Độ khẩn, by name or number (0..=4).
+    #[arg(long, default_value = "thuong", value_parser = super::names::parser::<Priority>())]
+    priority: Priority,
     /// Document type, e.g. "Công văn".
     #[arg(long, default_value = "")]
     document_type: String,
@@ -328,7 +328,7 @@ fn from_flags(from: &str, a: &SendArgs) -> anyhow::Result<Prepared> {
             .unwrap_or(&paths[0]);
         anyhow::Error::new(e).context(format!("reading {}", which.display()))
     })?;
-    let priority: Priority = truc_core::priority::parse(&a.priority)?;
+    let priority: Priority = a.priority;
     let offset = output::axis_offset_minutes();
     // The promulgation date: local, today at the axis's offset by default.
     let promulgated = a.promulgated.unwrap_or_else(|| {
@@ -444,11 +444,11 @@ async fn from_edxml(client: &truc_client::Client, from: &str, package: &Path) ->
     let known = client.lookup_agencies(&imported.header.to).await;
     let unknown: Vec<String> = match known {
         Ok(list) => list.into_iter().filter(|e| !e.registered).map(|e| e.code).collect(),
-        Err(s) if s.code() == tonic::Code::InvalidArgument => {
+        Err(s) if s.code() == Some(tonic::Code::InvalidArgument) => {
             return Err(fix(format!(
                 "{}: edXML/edXMLEnvelope/edXMLHeader/MessageHeader/To: {}",
                 package.display(),
-                s.message()
+                s.status().map_or_else(|| s.to_string(), |st| st.message().to_string())
             ))
             .into())
         }
@@ -612,10 +612,10 @@ async fn transmit(client: &truc_client::Client, from: &str, p: Prepared, a: &Sen
     };
     bar.finish();
     let resp = resp.map_err(|e| -> anyhow::Error {
-        if !truc_client::reconnect::is_transient(&e) {
+        if !e.is_transient() {
             return e.into();
         }
-        let f = super::errors::from_status(&e);
+        let f = super::errors::from_client(&e);
         let forget = if p.known.is_some() {
             String::new()
         } else {

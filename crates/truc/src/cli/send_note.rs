@@ -183,13 +183,5 @@ fn notes_of(file: &Path) -> Vec<(PathBuf, String, String)> {
 }
 
 fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
-    let hex = hex.as_bytes();
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, pair) in hex.chunks(2).enumerate() {
-        out[i] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
-    }
-    Some(out)
+    truc_core::unhex(hex).ok()?.try_into().ok()
 }

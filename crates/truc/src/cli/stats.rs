@@ -18,26 +18,16 @@ pub(crate) struct StatsArgs {
     #[arg(long, value_name = "DATE")]
     to: String,
     /// One row per day or per month.
-    #[arg(long, value_enum, default_value_t = By::Day)]
-    by: By,
+    #[arg(long, default_value = "day", value_parser = super::names::parser::<StatsGrouping>())]
+    by: StatsGrouping,
     /// Same as -o csv (kept from before -o).
     #[arg(long, conflicts_with_all = ["json", "jsonl", "output"])]
     csv: bool,
 }
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum By {
-    Day,
-    Month,
-}
-
 /// Run with `agency` ("" = all the caller may see).
 pub(crate) async fn run(a: StatsArgs, agency: &str, conn: Conn) -> anyhow::Result<()> {
-    let by = match a.by {
-        By::Day => StatsGrouping::Day,
-        By::Month => StatsGrouping::Month,
-    };
-    let r = conn.client().await?.stats(&a.from, &a.to, agency, by).await?;
+    let r = conn.client().await?.stats(&a.from, &a.to, agency, a.by).await?;
     // The hub's own offset, for every time shown from here on (0 also from a
     // hub too old to say: keep TRUC_UTC_OFFSET's then).
     if r.utc_offset_minutes != 0 {

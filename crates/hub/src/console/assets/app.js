@@ -181,7 +181,7 @@
             el("button", { type: "button", class: "danger purge", onclick: run("act.purge", "/api/deadletters/purge") }, t("act.purge")));
         }
         return el("tr", { "data-delivery": d.delivery_id }, el("td", {}, d.agency), el("td", {}, d.delivery_id), el("td", {}, d.from),
-          el("td", {}, d.document_id), el("td", { class: "num" }, d.attempts), el("td", {}, d.reason === 2 ? "corrupt" : "attempts"), actions);
+          el("td", {}, d.document_id), el("td", { class: "num" }, d.attempts), el("td", {}, d.reason), actions);
       }));
     },
     async stats() {
@@ -246,7 +246,7 @@
     $("#doc-detail").classList.remove("hidden");
     $("#doc-title").textContent = `${d.document_id} — ${d.subject}`;
     $("#doc-recipients tbody").replaceChildren(...d.recipients.map((r) => el("tr", { "data-agency": r.agency }, el("td", {}, r.agency),
-      el("td", {}, ["?", "queued", "delivered", "dead-lettered", "withdrawn"][r.state] || r.state),
+      el("td", {}, r.state),
       el("td", {}, r.status ? String(r.status).padStart(2, "0") + (r.status_description ? ` (${r.status_description})` : "") : "—"),
       el("td", {}, time(r.confirm_deadline_unix_ms)))));
     $("#doc-timeline").replaceChildren(...d.receipts.map((r) => el("li", { "data-event": r.event },
