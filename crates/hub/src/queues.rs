@@ -19,7 +19,7 @@ pub(crate) async fn summaries(shared: &Shared) -> Result<Vec<QueueSummary>, Stor
         rows.push(QueueSummary {
             agency: a.code,
             name: a.name,
-            state: a.state,
+            state: a.state as i32,
             queued: stats.queued,
             in_flight: live.in_flight,
             dead_letters: stats.dead_letters,

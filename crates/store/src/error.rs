@@ -96,8 +96,8 @@ pub enum StoreError {
     AgencyInactive {
         /// The agency.
         code: String,
-        /// "suspended" or "retired".
-        state: &'static str,
+        /// Its state (suspended, retired).
+        state: truc_proto::names::Wire<truc_proto::v1::AgencyState>,
     },
     /// The document id was already used for a different document.
     #[error("document id {document_id:?} was already used by {from} for a different document")]

@@ -381,8 +381,8 @@ pub struct AgencyInfo {
     pub code: String,
     /// Display name.
     pub name: String,
-    /// `truc.v1.AgencyState` value.
-    pub state: i32,
+    /// Active, suspended or retired.
+    pub state: truc_proto::v1::AgencyState,
     /// When it was registered, Unix ms.
     pub registered_at_unix_ms: i64,
     /// Copies waiting in its outbox.
@@ -417,8 +417,8 @@ pub struct QueueEntry {
     pub from: String,
     /// The sender's document id.
     pub document_id: String,
-    /// Priority 0..=4.
-    pub priority: i32,
+    /// Its priority.
+    pub priority: Priority,
     /// When it was enqueued, Unix ms.
     pub enqueued_at_unix_ms: i64,
     /// Leases that ran out.

@@ -121,7 +121,7 @@ pub(super) async fn post(console: &Console, caller: &Caller, path: &str, body: &
                     .await
                     .map_err(status::from_store)?;
                 tracing::info!(operator = %caller.principal, code = %a.code, %state, "console: agency state changed");
-                Ok(json!({"code": a.code, "state": state_name(a.state)}))
+                Ok(json!({"code": a.code, "state": a.state.to_string()}))
             }
             "/api/agency/retire" => {
                 let successor = code(&s("successor"))?;
@@ -131,7 +131,7 @@ pub(super) async fn post(console: &Console, caller: &Caller, path: &str, body: &
                     .await
                     .map_err(status::from_store)?;
                 tracing::info!(operator = %caller.principal, code = %a.code, %successor, "console: agency retired");
-                Ok(json!({"code": a.code, "state": state_name(a.state)}))
+                Ok(json!({"code": a.code, "state": a.state.to_string()}))
             }
             "/api/deadletters/redrive" => {
                 let agency = code(&s("agency"))?;
@@ -255,7 +255,7 @@ async fn queue(c: &Console, agency: &str) -> Answer {
         .map(|e| {
             json!({
                 "delivery_id": e.delivery_id.to_string(), "hub_document_id": e.hub_document_id,
-                "from": e.from, "document_id": e.document_id, "priority": e.priority,
+                "from": e.from, "document_id": e.document_id, "priority": e.priority as i32,
                 "enqueued_at_unix_ms": e.enqueued_at_unix_ms, "attempts": e.attempts,
                 "status_notice": e.status_notice, "bytes": e.bytes,
                 "in_flight": leased.contains(&e.delivery_id),

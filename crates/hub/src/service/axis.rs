@@ -211,7 +211,7 @@ impl Axis for AxisService {
                     Some(a) => truc_proto::v1::AgencyEntry {
                         code: a.code,
                         registered: true,
-                        state: truc_proto::names::Wire::<truc_proto::v1::AgencyState>::from(a.state).to_string(),
+                        state: a.state.to_string(),
                         name: a.name,
                         successor: a.successor,
                     },
@@ -385,7 +385,7 @@ fn redirects(shared: &Shared, to: &[truc_core::AgencyCode]) -> Vec<truc_proto::v
             let mut current = addressed.clone();
             for _ in 0..8 {
                 let a = shared.store.agency(&current)?;
-                if a.state != truc_proto::v1::AgencyState::Retired as i32 || a.successor.is_empty() {
+                if a.state != truc_proto::v1::AgencyState::Retired || a.successor.is_empty() {
                     break;
                 }
                 current = truc_core::AgencyCode::parse(&a.successor).ok()?;

@@ -23,7 +23,7 @@ fn agency(a: AgencyInfo) -> Agency {
     Agency {
         code: a.code,
         name: a.name,
-        state: a.state,
+        state: a.state as i32,
         registered_at_unix_ms: a.registered_at_unix_ms,
         queued: a.queued,
         successor: a.successor,
@@ -220,7 +220,7 @@ impl Ops for OpsService {
                 hub_document_id: e.hub_document_id,
                 from: e.from,
                 document_id: e.document_id,
-                priority: e.priority,
+                priority: e.priority as i32,
                 enqueued_at_unix_ms: e.enqueued_at_unix_ms,
                 attempts: e.attempts,
                 status_notice: e.status_notice,

@@ -3,6 +3,7 @@
 
 use prost::Message;
 use truc_core::AgencyCode;
+use truc_proto::names::Wire;
 use truc_proto::v1::{AgencyState, Receipt, ReceiptEvent, TransportState};
 
 use super::batch::Batch;
@@ -94,7 +95,7 @@ fn info(p: &Batch<'_>, env: &dyn Env, rec: &AgencyRecord) -> AgencyInfo {
         queued: (env.queue_counts(&rec.code).0 as i64 + pending).max(0) as u64,
         code: rec.code.clone(),
         name: rec.name.clone(),
-        state: rec.state,
+        state: AgencyState::try_from(rec.state).unwrap_or_default(),
         registered_at_unix_ms: rec.registered_at_unix_ms,
         successor: rec.successor.clone(),
     }
@@ -135,7 +136,7 @@ pub(crate) fn put(
         p,
         &rec,
         actor,
-        format!("{} {:?}: {}", code, rec.name, state_name(rec.state)),
+        format!("{} {:?}: {}", code, rec.name, Wire::<AgencyState>::from(rec.state)),
     )?;
     Ok(info(p, env, &rec))
 }
@@ -159,7 +160,12 @@ pub(crate) fn set_state(
         return Err(StoreError::InvalidArgument("state must be ACTIVE or SUSPENDED".into()));
     }
     rec.state = state as i32;
-    save(p, &rec, actor, format!("{code} {}: {reason}", state_name(rec.state)))?;
+    save(
+        p,
+        &rec,
+        actor,
+        format!("{code} {}: {reason}", Wire::<AgencyState>::from(rec.state)),
+    )?;
     Ok(info(p, env, &rec))
 }
 
@@ -186,7 +192,7 @@ pub(crate) fn retire(
     if succ.state != AgencyState::Active as i32 {
         return Err(StoreError::AgencyInactive {
             code: successor.to_string(),
-            state: state_name(succ.state),
+            state: Wire::<AgencyState>::from(succ.state),
         });
     }
     rec.state = AgencyState::Retired as i32;
@@ -261,7 +267,7 @@ pub(crate) fn route(p: &Batch<'_>, env: &dyn Env, code: &AgencyCode) -> Result<A
             _ => {
                 return Err(StoreError::AgencyInactive {
                     code: current.to_string(),
-                    state: state_name(rec.state),
+                    state: Wire::<AgencyState>::from(rec.state),
                 })
             }
         }
@@ -269,14 +275,4 @@ pub(crate) fn route(p: &Batch<'_>, env: &dyn Env, code: &AgencyCode) -> Result<A
     Err(StoreError::Precondition(format!(
         "{code}: more than {MAX_HOPS} successors in a row"
     )))
-}
-
-/// Name of an agency state for error messages.
-pub(crate) fn state_name(state: i32) -> &'static str {
-    match AgencyState::try_from(state) {
-        Ok(AgencyState::Active) => "active",
-        Ok(AgencyState::Suspended) => "suspended",
-        Ok(AgencyState::Retired) => "retired",
-        _ => "in an unknown state",
-    }
 }

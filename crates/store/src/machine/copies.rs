@@ -3,9 +3,9 @@
 
 use prost::Message;
 use truc_core::AgencyCode;
+use truc_proto::names::Wire;
 use truc_proto::v1::{AgencyState, Receipt, ReceiptEvent, TransportState};
 
-use super::agencies::state_name;
 use super::batch::Batch;
 use super::{Env, HUB_ACTOR};
 use crate::keys::{self, tag};
@@ -18,7 +18,7 @@ pub(crate) fn require_active(p: &Batch<'_>, env: &dyn Env, code: &AgencyCode) ->
         None => Err(StoreError::UnknownAgency(code.to_string())),
         Some(a) if a.state != AgencyState::Active as i32 => Err(StoreError::AgencyInactive {
             code: code.to_string(),
-            state: state_name(a.state),
+            state: Wire::from(a.state),
         }),
         Some(_) => Ok(()),
     }

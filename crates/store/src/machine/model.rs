@@ -139,7 +139,7 @@ fn refusal(e: &StoreError) -> &'static str {
 fn heard(r: Result<Outcome, StoreError>) -> Said {
     match r {
         Err(e) => Said::Refused(refusal(&e)),
-        Ok(Outcome::Agency(a)) => Said::Agency { state: a.state },
+        Ok(Outcome::Agency(a)) => Said::Agency { state: a.state as i32 },
         Ok(Outcome::Sent(s)) => Said::Sent {
             hub_id: s.hub_id,
             duplicate: s.duplicate,

@@ -227,7 +227,7 @@ impl Cache {
         AgencyInfo {
             code: a.code.clone(),
             name: a.name.clone(),
-            state: a.state,
+            state: truc_proto::v1::AgencyState::try_from(a.state).unwrap_or_default(),
             registered_at_unix_ms: a.registered_at_unix_ms,
             queued: self.queued(&a.code),
             successor: a.successor.clone(),

@@ -422,7 +422,7 @@ pub(super) fn queue_page(
             hub_document_id: e.hub_id,
             from: rec.from.clone(),
             document_id: rec.document_id.clone(),
-            priority: keys::delivery_priority(id),
+            priority: truc_proto::v1::Priority::try_from(keys::delivery_priority(id)).unwrap_or_default(),
             enqueued_at_unix_ms: e.enqueued_at_unix_ms,
             attempts: e.attempts,
             status_notice: e.status_receipt.is_some(),
