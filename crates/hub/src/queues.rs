@@ -30,6 +30,8 @@ pub(crate) async fn summaries(shared: &Shared) -> Result<Vec<QueueSummary>, Stor
                 0
             },
             overdue_urgent: stats.overdue_urgent,
+            past_due: stats.past_due,
+            past_confirmation: stats.past_confirmation,
             connected_streams: live.streams,
             last_connected_unix_ms: live.last_connected_unix_ms,
         });

@@ -60,6 +60,9 @@ pub(crate) mod tag {
     pub(crate) const ACTION: u8 = b'B';
     /// A document's revokes, updates and replacements.
     pub(crate) const CORRECTION: u8 = b'L';
+    /// The deadlines of copies not yet done with: agency, kind, deadline,
+    /// document (`machine/deadlines.rs`).
+    pub(crate) const DEADLINE: u8 = b'U';
 }
 
 /// Below 2^53 in all, so ids survive JSON numbers (JavaScript doubles).
@@ -228,6 +231,22 @@ pub(crate) fn replica_seq() -> Vec<u8> {
 
 pub(crate) fn u64_value(v: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(v.try_into().ok()?))
+}
+
+/// The deadlines of `agency`'s copies of one kind (`machine/deadlines.rs`).
+pub(crate) fn deadlines_prefix(agency: &str, kind: u8) -> Vec<u8> {
+    let mut k = queue_prefix(tag::DEADLINE, agency);
+    k.push(kind);
+    k
+}
+
+/// One copy's deadline of one kind: `agency`, 0x00, kind, deadline (Unix
+/// ms), hub document id.
+pub(crate) fn deadline(agency: &str, kind: u8, at_unix_ms: i64, hub_id: u64) -> Vec<u8> {
+    let mut k = deadlines_prefix(agency, kind);
+    k.extend_from_slice(&(at_unix_ms.max(0) as u64).to_be_bytes());
+    k.extend_from_slice(&hub_id.to_be_bytes());
+    k
 }
 
 #[cfg(test)]

@@ -86,6 +86,9 @@ pub struct NewDocument {
     pub subject: String,
     /// Delivery deadline for each recipient (0 = none), Unix ms.
     pub delivery_deadline_unix_ms: i64,
+    /// The header's DueDate (hạn xử lý: by when the recipients are to have
+    /// handled it), Unix ms; 0: none.
+    pub due_date_unix_ms: i64,
     /// The payload is already in the payload files (a chunked upload) and
     /// `document.payload` is empty.
     pub payload_external: bool,
@@ -404,6 +407,11 @@ pub struct QueueStats {
     pub oldest_enqueued_unix_ms: i64,
     /// Urgent copies past their delivery deadline.
     pub overdue_urgent: u64,
+    /// Copies (waiting or delivered) past their document's DueDate and not
+    /// done with (no 06 or 02 from the agency).
+    pub past_due: u64,
+    /// Copies past their confirmation deadline without a 02 or 03.
+    pub past_confirmation: u64,
 }
 
 /// One waiting item, without its payload (for operators).
@@ -515,7 +523,10 @@ pub trait Store: Send + Sync + 'static {
     fn report_status(&self, report: StatusReport) -> BoxFuture<'_, Result<StatusOutcome, StoreError>>;
 
     /// Per recipient, where the sender's document is (`None`: no such
-    /// document from this sender). `overdue` is left for the caller.
+    /// document from this sender). `overdue` is left for the caller, and
+    /// so is `past_due`'s time: the store sets it where the copy is still
+    /// the recipient's to finish, the caller keeps it where the DueDate has
+    /// also passed.
     fn track(&self, from: AgencyCode, document_id: String) -> BoxFuture<'_, Result<Option<TrackResponse>, StoreError>>;
 
     /// Receipts for an audit query, with proofs against the latest head.

@@ -97,6 +97,9 @@ pub(crate) struct DocumentRecord {
     /// edXML BussinessDocReason of a revoke, update or replacement.
     #[prost(string, tag = "22")]
     pub(crate) business_reason: String,
+    /// The header's DueDate (hạn xử lý), Unix ms; 0: none.
+    #[prost(int64, tag = "23")]
+    pub(crate) due_date_unix_ms: i64,
 }
 
 /// One recipient's copy of one document: where it is and its latest
@@ -217,6 +220,10 @@ pub(crate) struct Meta {
     /// file is missing has lost it.
     #[prost(bool, tag = "9")]
     pub(crate) signed_head_file: bool,
+    /// The deadline index (`U`) exists (a store from before it has it built
+    /// once when it is opened).
+    #[prost(bool, tag = "10")]
+    pub(crate) deadlines_indexed: bool,
 }
 
 /// How many document copies (queued, leased or dead-lettered) still need a

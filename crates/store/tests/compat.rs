@@ -64,6 +64,7 @@ fn new_doc(from: &str, id: &str, to: &[&str], payload: &[u8]) -> NewDocument {
         replacements: Vec::new(),
         subject: String::new(),
         delivery_deadline_unix_ms: 0,
+        due_date_unix_ms: 0,
         payload_external: false,
         payload_sha256: truc_core::sha256(payload),
         payload_size: payload.len() as u64,
@@ -132,6 +133,22 @@ async fn a_store_written_by_release_6518a44_opens_proves_delivers_and_grows() {
         .find(|r| r.agency == "000.00.00.G02")
         .expect("G02's row");
     assert_eq!(g02_row.status, StatusCode::Arrived as i32);
+
+    // The deadline index is built at open for copies the old release
+    // stored: none past at the epoch, every unconfirmed copy past at the
+    // end of time (G02: its delivered copy with only 01, and the queued
+    // one; H03 and G01: one each).
+    let later = i64::MAX / 2;
+    for (agency, unconfirmed) in [("000.00.00.G02", 2), ("000.00.00.H03", 1), ("000.00.00.G01", 1)] {
+        let at = |now| s.queue_stats(code(agency), now);
+        assert_eq!(at(0).await.unwrap().past_confirmation, 0, "{agency}");
+        assert_eq!(at(later).await.unwrap().past_confirmation, unconfirmed, "{agency}");
+        assert_eq!(
+            at(later).await.unwrap().past_due,
+            0,
+            "{agency}: no DueDate in the old documents"
+        );
+    }
 
     // Acknowledged, resent (a duplicate), and a new document: the same log
     // grows, consistent with the old head.

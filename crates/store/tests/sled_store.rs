@@ -44,6 +44,7 @@ fn doc(from: &str, id: &str, to: &[&str], priority: i32, payload: &[u8]) -> NewD
         replacements: Vec::new(),
         subject: String::new(),
         delivery_deadline_unix_ms: 0,
+        due_date_unix_ms: 0,
         payload_external: false,
         payload_sha256: truc_core::sha256(payload),
         payload_size: payload.len() as u64,

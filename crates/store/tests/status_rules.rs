@@ -42,6 +42,7 @@ fn document() -> NewDocument {
         replacements: Vec::new(),
         subject: String::new(),
         delivery_deadline_unix_ms: 0,
+        due_date_unix_ms: 0,
         payload_external: false,
         payload_sha256: truc_core::sha256(b"x"),
         payload_size: 1,

@@ -70,7 +70,7 @@ pub(crate) fn render_queues(out: &mut String, queues: &[QueueSummary]) {
     let by_agency: Vec<(String, &QueueSummary)> =
         queues.iter().map(|q| (labels(&[("agency", &q.agency)]), q)).collect();
     type Field = fn(&QueueSummary) -> f64;
-    let per_agency: [(&str, &str, Field); 7] = [
+    let per_agency: [(&str, &str, Field); 9] = [
         (
             "truc_queue_depth",
             "Items waiting in the agency's outbox (in flight included), as `truc ops queues` shows.",
@@ -98,6 +98,16 @@ pub(crate) fn render_queues(out: &mut String, queues: &[QueueSummary]) {
             "truc_overdue_urgent",
             "Urgent items for the agency past their delivery deadline.",
             |q| q.overdue_urgent as f64,
+        ),
+        (
+            "truc_past_due",
+            "The agency's copies past their document's DueDate (hạn xử lý), not finished (06) or refused (02).",
+            |q| q.past_due as f64,
+        ),
+        (
+            "truc_past_confirmation",
+            "The agency's copies past their confirmation deadline without a 02 or 03.",
+            |q| q.past_confirmation as f64,
         ),
         (
             "truc_receive_streams",

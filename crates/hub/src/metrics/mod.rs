@@ -29,6 +29,8 @@
 //! | `truc_queue_oldest_age_seconds` | gauge | `agency` |
 //! | `truc_dead_letters` | gauge | `agency` |
 //! | `truc_overdue_urgent` | gauge | `agency` |
+//! | `truc_past_due` | gauge | `agency` |
+//! | `truc_past_confirmation` | gauge | `agency` |
 //! | `truc_receive_streams` | gauge | `agency` |
 //! | `truc_agencies` | gauge | `state` |
 //! | `truc_connected_agencies` | gauge | |

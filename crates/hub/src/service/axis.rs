@@ -253,6 +253,7 @@ impl Axis for AxisService {
         let now = self.0.config.clock.now_unix_ms();
         for r in &mut t.recipients {
             r.overdue = overdue(r, now);
+            r.past_due = r.past_due && t.due_date_unix_ms > 0 && now > t.due_date_unix_ms;
         }
         Ok(Response::new(t))
     }
@@ -310,6 +311,7 @@ pub(crate) async fn accept(
             document: doc,
             actor: principal.clone(),
             business_type: checked.business,
+            due_date_unix_ms: h.due_date_unix_ms,
             reference_document_id: h.reference_document_id,
             business_reason: h.business_reason,
             // `check_header` parsed these codes.

@@ -226,15 +226,12 @@ fn redirect(p: &mut Batch<'_>, from: &str, to: &str, entry: &OutboxEntry, actor:
         return Ok(());
     }
     let old = recipient_state(p, entry.hub_id, from)?.unwrap_or_default();
-    p.put(
-        keys::recipient(entry.hub_id, from),
-        RecipientState {
-            state: TransportState::Redirected as i32,
-            state_at_unix_ms: p.time_unix_ms,
-            ..old.clone()
-        }
-        .encode_to_vec(),
-    );
+    let redirected = RecipientState {
+        state: TransportState::Redirected as i32,
+        state_at_unix_ms: p.time_unix_ms,
+        ..old.clone()
+    };
+    super::deadlines::put_state(p, entry.hub_id, from, &redirected, Some(rec.due_date_unix_ms))?;
     if recipient_state(p, entry.hub_id, to)?.is_some() {
         // The successor was a recipient already: this copy is dropped.
         super::payloads::add_ref(p, &rec, -1)?;
@@ -247,8 +244,7 @@ fn redirect(p: &mut Batch<'_>, from: &str, to: &str, entry: &OutboxEntry, actor:
         state_at_unix_ms: p.time_unix_ms,
         ..old
     };
-    p.put(keys::recipient(entry.hub_id, to), state.encode_to_vec());
-    Ok(())
+    super::deadlines::put_state(p, entry.hub_id, to, &state, Some(rec.due_date_unix_ms))
 }
 
 /// Where a copy addressed to `code` goes: `code` itself, or the successor

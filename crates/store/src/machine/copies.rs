@@ -46,7 +46,7 @@ fn set_transport(
         s.state = state as i32;
         s.attempts = attempts;
         s.state_at_unix_ms = p.time_unix_ms;
-        p.put(keys::recipient(hub_id, code), s.encode_to_vec());
+        super::deadlines::put_state(p, hub_id, code, &s, None)?;
     }
     Ok(())
 }

@@ -70,8 +70,7 @@ pub(crate) fn enqueue_copy(
         confirm_deadline_unix_ms: deadlines.1,
         ..Default::default()
     };
-    p.put(keys::recipient(hub_id, agency), state.encode_to_vec());
-    Ok(())
+    super::deadlines::put_state(p, hub_id, agency, &state, Some(rec.due_date_unix_ms))
 }
 
 /// Withdraw `agency`'s copy of `rec` if it is still queued; returns whether
@@ -97,7 +96,7 @@ fn withdraw_if_queued(
     }
     state.state = TransportState::Withdrawn as i32;
     state.state_at_unix_ms = p.time_unix_ms;
-    p.put(keys::recipient(rec.hub_id, agency), state.encode_to_vec());
+    super::deadlines::put_state(p, rec.hub_id, agency, &state, Some(rec.due_date_unix_ms))?;
     let code = AgencyCode::parse(agency).map_err(|e| StoreError::corrupt_from(format!("agency code {agency}"), e))?;
     let mut r = document_receipt(ReceiptEvent::Withdrawn, actor, rec, &code, state.attempts);
     r.detail = why.to_string();
@@ -114,7 +113,7 @@ fn withdrawn(p: &Batch<'_>, hub_id: u64, agency: &str) -> Result<bool, StoreErro
 fn expect_reply(p: &mut Batch<'_>, hub_id: u64, agency: &str) -> Result<(), StoreError> {
     if let Some(mut s) = recipient_state(p, hub_id, agency)? {
         s.reply_expected = true;
-        p.put(keys::recipient(hub_id, agency), s.encode_to_vec());
+        super::deadlines::put_state(p, hub_id, agency, &s, None)?;
     }
     Ok(())
 }
@@ -410,6 +409,7 @@ pub(crate) fn send(p: &mut Batch<'_>, env: &dyn Env, doc: NewDocument) -> Result
         quarantine_reason: String::new(),
         business_type: business as i32,
         business_reason: doc.business_reason.clone(),
+        due_date_unix_ms: doc.due_date_unix_ms,
     };
     p.put(keys::document(hub_id), rec.encode_to_vec());
     let appended = p.append_receipt(Receipt {
@@ -624,7 +624,7 @@ pub(crate) fn report_status(p: &mut Batch<'_>, r: StatusReport) -> Result<(u64, 
     state.status = r.code as i32;
     state.status_description = r.description;
     state.status_at_unix_ms = p.time_unix_ms;
-    p.put(keys::recipient(hub_id, r.reporter.as_str()), state.encode_to_vec());
+    super::deadlines::put_state(p, hub_id, r.reporter.as_str(), &state, Some(rec.due_date_unix_ms))?;
     enqueue(p, &rec.from, hub_id, rec.priority, Some(index), 0);
     Ok((index, vec![r.document_from]))
 }

@@ -25,6 +25,7 @@ pub(crate) mod agencies;
 pub(crate) mod batch;
 mod commands;
 pub(crate) mod copies;
+pub(crate) mod deadlines;
 pub(crate) mod documents;
 pub mod indicators;
 pub(crate) mod leaves;

@@ -371,7 +371,7 @@ impl Model {
     }
 }
 
-fn new_document(from: &AgencyCode, to: &[AgencyCode], doc: u8, content: u8, priority: i32) -> NewDocument {
+pub(super) fn new_document(from: &AgencyCode, to: &[AgencyCode], doc: u8, content: u8, priority: i32) -> NewDocument {
     let payload = vec![content; 16 + doc as usize];
     let header = format!("{from} {doc} {content} {priority}").into_bytes();
     NewDocument {
@@ -396,6 +396,7 @@ fn new_document(from: &AgencyCode, to: &[AgencyCode], doc: u8, content: u8, prio
         replacements: Vec::new(),
         subject: "model".into(),
         delivery_deadline_unix_ms: 0,
+        due_date_unix_ms: 0,
         payload_external: false,
     }
 }

@@ -79,7 +79,7 @@ pub(crate) fn quarantine(p: &mut Batch<'_>, hub_id: u64, what: &str, actor: &str
         p.add_queued(&agency, -1, entry.bytes);
         state.state = TransportState::DeadLettered as i32;
         state.state_at_unix_ms = p.time_unix_ms;
-        p.put(keys::recipient(hub_id, &agency), state.encode_to_vec());
+        super::deadlines::put_state(p, hub_id, &agency, &state, Some(rec.due_date_unix_ms))?;
         let code = agency_code(&agency)?;
         let mut r = document_receipt(ReceiptEvent::DeadLettered, actor, &rec, &code, entry.attempts);
         r.detail = format!("corrupt: {what}");
@@ -172,7 +172,7 @@ pub(crate) fn restore(
         state.state = TransportState::Queued as i32;
         state.attempts = 0;
         state.state_at_unix_ms = p.time_unix_ms;
-        p.put(keys::recipient(hub_id, &agency), state.encode_to_vec());
+        super::deadlines::put_state(p, hub_id, &agency, &state, Some(rec.due_date_unix_ms))?;
         let code = agency_code(&agency)?;
         let mut r = document_receipt(ReceiptEvent::Redriven, &doc.actor.uri(), &rec, &code, 0);
         r.detail = "restored: the sender sent the quarantined document again".into();

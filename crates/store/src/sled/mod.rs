@@ -333,6 +333,7 @@ impl SledStore {
             None => Meta {
                 next_hub_id: 1,
                 payload_refs_counted: true,
+                deadlines_indexed: true,
                 ..Meta::default()
             },
         };
@@ -341,6 +342,19 @@ impl SledStore {
             let now = truc_core::now_unix_ms().max(meta.last_time_unix_ms);
             let mut batch = gc::count_refs(&tree, &opts.path, now)?;
             meta.payload_refs_counted = true;
+            batch.insert(keys::meta(), meta.encode_to_vec());
+            tree.apply_batch(batch)?;
+            db.flush()?;
+        }
+        if !meta.deadlines_indexed {
+            // A store from before the deadline index: build it once.
+            let mut batch = sled::Batch::default();
+            let added = crate::machine::deadlines::index_all(&tree)?;
+            tracing::info!(entries = added.len(), "indexed the copies' deadlines");
+            for k in added {
+                batch.insert(k, Vec::<u8>::new());
+            }
+            meta.deadlines_indexed = true;
             batch.insert(keys::meta(), meta.encode_to_vec());
             tree.apply_batch(batch)?;
             db.flush()?;

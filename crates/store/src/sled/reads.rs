@@ -10,6 +10,7 @@ use truc_proto::v1::{Receipt, RecipientTrack, SignedDocument, TrackResponse};
 use super::log::{BodyFiles, BodyRef};
 use super::proofs;
 use crate::keys::{self, tag};
+use crate::machine::deadlines;
 use crate::records::{DocumentRecord, OutboxEntry, RecipientState};
 use crate::{PayloadRef, QueueEntry, QueueStats, QueuedItem, ReceiptFilter, ReceiptPage, ReceiptQuery, StoreError};
 
@@ -168,6 +169,7 @@ pub(super) fn track(
         let (k, v) = kv?;
         let agency = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
         let s = RecipientState::decode(v.as_ref()).map_err(|e| StoreError::corrupt_from("recipient state", e))?;
+        let open_for_due = deadlines::open_for_due(&s);
         recipients.push(RecipientTrack {
             agency,
             state: s.state,
@@ -179,6 +181,10 @@ pub(super) fn track(
             delivery_deadline_unix_ms: s.delivery_deadline_unix_ms,
             confirm_deadline_unix_ms: s.confirm_deadline_unix_ms,
             overdue: false,
+            // Still this recipient's to finish (by its progress, which an
+            // answer 15/16 does not hide); whether the DueDate has passed
+            // is the caller's to say (`Store::track`).
+            past_due: open_for_due,
         });
     }
     // Header order, as the sender wrote it (added recipients last).
@@ -211,6 +217,7 @@ pub(super) fn track(
         priority: rec.priority,
         subject: rec.subject,
         recipients,
+        due_date_unix_ms: rec.due_date_unix_ms,
     }))
 }
 
@@ -392,6 +399,8 @@ pub(super) fn queue_stats(tree: &sled::Tree, agency: &AgencyCode, now: i64) -> R
             }
         }
     }
+    s.past_due = deadlines::count_past(tree, agency.as_str(), deadlines::DUE, now)?;
+    s.past_confirmation = deadlines::count_past(tree, agency.as_str(), deadlines::CONFIRM, now)?;
     Ok(s)
 }
 

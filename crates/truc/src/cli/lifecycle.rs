@@ -174,13 +174,14 @@ pub(crate) async fn track(a: TrackArgs) -> anyhow::Result<()> {
             "status_description": r.status_description, "status_at_unix_ms": r.status_at_unix_ms,
             "delivery_deadline_unix_ms": r.delivery_deadline_unix_ms,
             "confirm_deadline_unix_ms": r.confirm_deadline_unix_ms, "overdue": r.overdue,
+            "past_due": r.past_due,
         })
     };
     let doc = |rows: Vec<serde_json::Value>| {
         json!({
             "hub_document_id": t.hub_document_id, "document_id": t.document_id,
             "accepted_at_unix_ms": t.accepted_at_unix_ms, "priority": t.priority,
-            "subject": t.subject, "recipients": rows,
+            "subject": t.subject, "due_date_unix_ms": t.due_date_unix_ms, "recipients": rows,
             "corrections": t.corrections.iter().map(|c| json!({
                 "business_type": c.business_type, "kind": Wire::<BusinessType>::from(c.business_type).to_string(),
                 "document_id": c.document_id, "hub_document_id": c.hub_document_id,
@@ -200,6 +201,9 @@ pub(crate) async fn track(a: TrackArgs) -> anyhow::Result<()> {
                 output::time(t.accepted_at_unix_ms),
                 t.hub_document_id
             );
+            if t.due_date_unix_ms > 0 {
+                let _ = writeln!(out, "due (hạn xử lý) {}", output::time(t.due_date_unix_ms));
+            }
             let _ = writeln!(
                 out,
                 "{:<20} {:<14} {:>8}  {:<24} {:<24} {:<24} NOTE",
@@ -213,6 +217,9 @@ pub(crate) async fn track(a: TrackArgs) -> anyhow::Result<()> {
                 "-".into()
             };
             let mut note = r.status_description.clone();
+            if r.past_due {
+                note = format!("PAST DUE {note}");
+            }
             if r.overdue {
                 note = format!("OVERDUE {note}");
             }

@@ -257,6 +257,7 @@ fn queue_json(r: &truc_proto::v1::QueueSummary) -> serde_json::Value {
         "agency": r.agency, "name": r.name, "state": state(r.state).to_string(), "queued": r.queued,
         "in_flight": r.in_flight, "dead_letters": r.dead_letters, "bytes": r.bytes,
         "oldest_age_ms": r.oldest_age_ms, "overdue_urgent": r.overdue_urgent,
+        "past_due": r.past_due, "past_confirmation": r.past_confirmation,
         "connected_streams": r.connected_streams, "last_connected_unix_ms": r.last_connected_unix_ms,
     })
 }
@@ -269,8 +270,18 @@ fn queues_table(q: &[truc_proto::v1::QueueSummary], headers: bool) -> String {
     let mut out = String::new();
     if headers {
         out = format!(
-            "{:<20} {:<9} {:>7} {:>8} {:>5} {:>10} {:>7} {:>7}  {:<20}\n",
-            "AGENCY", "STATE", "QUEUED", "INFLIGHT", "DEAD", "BYTES", "OLDEST", "OVERDUE", "CONNECTED"
+            "{:<20} {:<9} {:>7} {:>8} {:>5} {:>10} {:>7} {:>7} {:>8} {:>11}  {:<20}\n",
+            "AGENCY",
+            "STATE",
+            "QUEUED",
+            "INFLIGHT",
+            "DEAD",
+            "BYTES",
+            "OLDEST",
+            "OVERDUE",
+            "PAST-DUE",
+            "UNCONFIRMED",
+            "CONNECTED"
         );
     }
     let now = truc_core::now_unix_ms();
@@ -282,7 +293,7 @@ fn queues_table(q: &[truc_proto::v1::QueueSummary], headers: bool) -> String {
             (_, t) => format!("{} ago", age(now - t)),
         };
         out.push_str(&format!(
-            "{:<20} {:<9} {:>7} {:>8} {:>5} {:>10} {:>7} {:>7}  {}\n",
+            "{:<20} {:<9} {:>7} {:>8} {:>5} {:>10} {:>7} {:>7} {:>8} {:>11}  {}\n",
             r.agency,
             state(r.state),
             r.queued,
@@ -291,6 +302,8 @@ fn queues_table(q: &[truc_proto::v1::QueueSummary], headers: bool) -> String {
             output::human_bytes(r.bytes as f64),
             age(r.oldest_age_ms),
             r.overdue_urgent,
+            r.past_due,
+            r.past_confirmation,
             connected
         ));
     }
