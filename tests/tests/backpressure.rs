@@ -12,6 +12,7 @@ use std::sync::Arc;
 use truc_tests::{document_id, eventually, header, sign, TestHub};
 
 const G22: &str = "000.00.00.G22";
+const G23: &str = "000.00.00.G23";
 const H26: &str = "000.00.00.H26";
 
 const STREAMS: u32 = 16;
@@ -20,6 +21,21 @@ const SENDS: usize = 2000;
 /// 16 streams of documents this size hold more than `BYTES`: some Sends
 /// are pushed back whatever the timing.
 const PAYLOAD: usize = 32 << 10;
+/// Documents this small never reach `BYTES`: the stream limit is what
+/// holds them back.
+const SMALL: usize = 64;
+
+/// `SENDS` documents of `size` bytes signed by `client` to H26, ids
+/// `prefix/N`.
+fn documents(client: &truc_client::Client, prefix: &str, size: usize) -> Vec<truc_proto::v1::SignedDocument> {
+    (0..SENDS)
+        .map(|i| {
+            let mut payload = vec![(i % 251) as u8; size];
+            payload[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            sign(client, header(&[H26], &format!("{prefix}/{i}")), &payload)
+        })
+        .collect()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_concurrent_sends_on_one_connection_all_arrive_within_the_limits() {
@@ -29,21 +45,20 @@ async fn two_thousand_concurrent_sends_on_one_connection_all_arrive_within_the_l
     })
     .await;
     let h26 = hub.agency(H26).await;
-    // One client, one connection: every Send below shares it.
+    // One client each, one connection each: G22's large documents meet the
+    // byte limit, G23's small ones the stream limit.
     let g22 = hub.agency(G22).await;
-    let docs: Vec<_> = (0..SENDS)
-        .map(|i| {
-            let mut payload = vec![(i % 251) as u8; PAYLOAD];
-            payload[..8].copy_from_slice(&(i as u64).to_be_bytes());
-            sign(&g22, header(&[H26], &format!("bp/{i}")), &payload)
-        })
-        .collect();
+    let g23 = hub.agency(G23).await;
+    let docs = [documents(&g22, "big", PAYLOAD), documents(&g23, "small", SMALL)];
 
-    let g22 = Arc::new(g22);
+    // Kept until the end: their connections are inspected after the Sends.
+    let senders = [Arc::new(g22), Arc::new(g23)];
     let mut sends = tokio::task::JoinSet::new();
-    for doc in docs {
-        let g22 = g22.clone();
-        sends.spawn(async move { g22.send(doc).await });
+    for (client, docs) in senders.iter().zip(docs) {
+        for doc in docs {
+            let client = client.clone();
+            sends.spawn(async move { client.send(doc).await });
+        }
     }
     let mut hub_ids = HashSet::new();
     while let Some(r) = sends.join_next().await {
@@ -53,33 +68,39 @@ async fn two_thousand_concurrent_sends_on_one_connection_all_arrive_within_the_l
         assert!(!accepted.duplicate, "{accepted:?}");
         hub_ids.insert(accepted.hub_document_id);
     }
-    assert_eq!(hub_ids.len(), SENDS);
+    assert_eq!(hub_ids.len(), 2 * SENDS);
 
-    // What the hub held for the sender's connection, at most.
+    // What the hub held for each sender's connection, at most.
     let ops = hub.operator().await;
     let list = ops.connections().await.expect("connections");
-    let sender: Vec<_> = list
-        .iter()
-        .filter(|c| c.principal == format!("urn:truc:agency:{G22}"))
-        .collect();
-    assert_eq!(sender.len(), 1, "one connection for all the Sends: {list:#?}");
-    let c = sender[0];
+    let of = |code: &str| {
+        let mine: Vec<_> = list
+            .iter()
+            .filter(|c| c.principal == format!("urn:truc:agency:{code}"))
+            .collect();
+        assert_eq!(mine.len(), 1, "one connection for all of {code}'s Sends: {list:#?}");
+        mine[0].clone()
+    };
+    let (big, small) = (of(G22), of(G23));
+    for c in [&big, &small] {
+        assert!(c.requests_held_peak <= STREAMS, "requests held at once: {c:?}");
+        assert!(c.request_bytes_held_peak <= BYTES, "request bytes held at once: {c:?}");
+        assert_eq!(c.request_bytes_held, 0, "{c:?}");
+    }
+    assert!(big.request_bytes_held_peak > PAYLOAD as u64, "{big:?}");
     assert!(
-        c.requests_held_peak >= 2 && c.requests_held_peak <= STREAMS,
-        "requests held at once: {c:?}"
+        big.requests_pushed_back > 0,
+        "the byte limit was never reached: {big:?}"
     );
-    assert!(
-        c.request_bytes_held_peak > PAYLOAD as u64 && c.request_bytes_held_peak <= BYTES,
-        "request bytes held at once: {c:?}"
-    );
-    assert!(c.requests_pushed_back > 0, "the byte limit was never reached: {c:?}");
-    assert_eq!(c.request_bytes_held, 0, "{c:?}");
+    // Small documents: held back by the streams alone, up to their limit.
+    assert!(small.requests_held_peak > STREAMS / 2, "{small:?}");
+    assert_eq!(small.requests_pushed_back, 0, "{small:?}");
 
     // Every document arrives, once.
     let mut stream = h26.receive(1024, true).await.expect("receive");
     let mut seen = HashSet::new();
     let mut to_ack = Vec::new();
-    while seen.len() < SENDS {
+    while seen.len() < 2 * SENDS {
         let d = tokio::time::timeout(std::time::Duration::from_secs(60), stream.message())
             .await
             .expect("deliveries keep coming")
@@ -87,11 +108,14 @@ async fn two_thousand_concurrent_sends_on_one_connection_all_arrive_within_the_l
             .expect("stream open");
         assert!(seen.insert(document_id(&d)), "delivered twice: {}", document_id(&d));
         to_ack.push(d.delivery_id);
-        if to_ack.len() == 500 || seen.len() == SENDS {
+        if to_ack.len() == 500 || seen.len() == 2 * SENDS {
             h26.ack(std::mem::take(&mut to_ack)).await.expect("ack");
         }
     }
-    let expected: HashSet<_> = (0..SENDS).map(|i| format!("bp/{i}")).collect();
+    let expected: HashSet<_> = ["big", "small"]
+        .iter()
+        .flat_map(|p| (0..SENDS).map(move |i| format!("{p}/{i}")))
+        .collect();
     assert_eq!(seen, expected);
     eventually("an empty inbox once all is acknowledged", || async {
         let inbox = h26.inbox_state().await.expect("inbox");
