@@ -414,3 +414,40 @@ pub(crate) fn run(plan: &Plan) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn framed(data: &[u8], digest: [u8; 32]) -> Vec<u8> {
+        let mut wire = (data.len() as u64).to_be_bytes().to_vec();
+        wire.extend_from_slice(data);
+        wire.extend_from_slice(&digest);
+        wire
+    }
+
+    #[test]
+    fn a_copy_is_checked_against_the_senders_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        // Over a block, so that several blocks are hashed in order.
+        let data: Vec<u8> = (0..BUF + 12345).map(|i| (i % 253) as u8).collect();
+        let right = truc_core::sha256(&data);
+        for direct in [false, true] {
+            let out = dir.path().join(format!("right-{direct}"));
+            let mut sink = Sink::create(&out, direct).unwrap();
+            let (size, matches, ours) = receive(&mut framed(&data, right).as_slice(), &mut sink).unwrap();
+            sink.sync().unwrap();
+            assert_eq!((size, matches, ours), (data.len() as u64, true, right));
+            assert_eq!(std::fs::read(&out).unwrap(), data);
+        }
+        let mut wrong = right;
+        wrong[0] ^= 1;
+        let mut sink = Sink::create(&dir.path().join("wrong"), false).unwrap();
+        let (_, matches, _) = receive(&mut framed(&data, wrong).as_slice(), &mut sink).unwrap();
+        assert!(!matches);
+        // A stream cut short is an error, not a copy.
+        let mut sink = Sink::create(&dir.path().join("short"), false).unwrap();
+        let wire = framed(&data, right);
+        assert!(receive(&mut &wire[..wire.len() - 40], &mut sink).is_err());
+    }
+}
