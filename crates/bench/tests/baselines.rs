@@ -24,6 +24,18 @@ fn setup(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     (pki, file)
 }
 
+/// Run `cmd`; its last line of output, once it has succeeded.
+fn last_line(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout.lines().last().unwrap_or_default().to_string()
+}
+
 /// `<what>: N bytes in T s (R MiB/s); <first> U s, <second> D s` → (N, T, U, D).
 fn times(line: &str, first: &str, second: &str) -> (u64, f64, f64, f64) {
     let n = line
@@ -60,16 +72,9 @@ fn tls_copy_verified_times_both_legs_of_a_checked_store_and_forward() {
         if direct {
             cmd.arg("--direct");
         }
-        let out = cmd.arg(&file).output().expect("run tls-copy");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let line = stdout.lines().last().unwrap_or_default();
+        let line = last_line(cmd.arg(&file));
         assert!(line.starts_with("verified store-and-forward"), "{line}");
-        let (n, total, up, down) = times(line, "upload", "download");
+        let (n, total, up, down) = times(&line, "upload", "download");
         assert_eq!(n, 3 << 20, "{line}");
         assert!(up > 0.0 && down > 0.0 && (total - up - down).abs() < 0.002, "{line}");
         // Each process says what it checked; the digests agree end to end.
@@ -91,25 +96,18 @@ fn nats_object_copy_puts_then_gets_the_file() {
     }
     let dir = tempfile::tempdir().unwrap();
     let (pki, file) = setup(dir.path());
-    let out = Command::new(env!("CARGO_BIN_EXE_nats-object-copy"))
-        .arg("--pki")
-        .arg(&pki)
-        .args(["--from", FROM, "--to", TO, "--work"])
-        .arg(dir.path().join("work"))
-        .arg("--nats-server")
-        .arg(found.unwrap())
-        .arg(&file)
-        .output()
-        .expect("run nats-object-copy");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let line = last_line(
+        Command::new(env!("CARGO_BIN_EXE_nats-object-copy"))
+            .arg("--pki")
+            .arg(&pki)
+            .args(["--from", FROM, "--to", TO, "--work"])
+            .arg(dir.path().join("work"))
+            .arg("--nats-server")
+            .arg(found.unwrap())
+            .arg(&file),
     );
-    let line = stdout.lines().last().unwrap_or_default();
     assert!(line.starts_with("nats object store"), "{line}");
-    let (n, total, put, get) = times(line, "put", "get");
+    let (n, total, put, get) = times(&line, "put", "get");
     assert_eq!(n, 3 << 20, "{line}");
     assert!(put > 0.0 && get > 0.0 && (total - put - get).abs() < 0.002, "{line}");
     assert!(line.contains("131072 B chunks"), "{line}");

@@ -9,6 +9,36 @@ mod skip;
 use std::path::Path;
 use std::process::Command;
 
+/// Run truc-bench with `args`; its stdout and stderr, once it has
+/// succeeded.
+fn bench(args: &mut Command) -> (String, String) {
+    let out = args.output().expect("run truc-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "truc-bench failed\n{stdout}\n{stderr}");
+    (stdout, stderr)
+}
+
+/// A second of load, small: what each test runs.
+const SHORT: [&str; 16] = [
+    "--duration",
+    "1",
+    "--agencies",
+    "2",
+    "--size",
+    "1024",
+    "--window",
+    "8",
+    "--credit",
+    "16",
+    "--warmup",
+    "50",
+    "--presign-mib",
+    "64",
+    "--ceiling-seconds",
+    "0.3",
+];
+
 #[test]
 fn truc_bench_vs_nats_prints_the_ratio_last() {
     let found = truc_store_jetstream::find_nats_server();
@@ -16,43 +46,20 @@ fn truc_bench_vs_nats_prints_the_ratio_last() {
         return;
     }
     let nats = found.expect("nats-server");
-    let bench = Path::new(env!("CARGO_BIN_EXE_truc-bench"));
-    let trucd = bench.with_file_name("trucd");
+    let bench_bin = Path::new(env!("CARGO_BIN_EXE_truc-bench"));
+    let trucd = bench_bin.with_file_name("trucd");
     assert!(
         trucd.is_file(),
         "{} is missing: build it first (cargo build -p truc)",
         trucd.display()
     );
-    let out = Command::new(bench)
-        .args([
-            "--vs",
-            "nats",
-            "--duration",
-            "1",
-            "--agencies",
-            "2",
-            "--size",
-            "1024",
-            "--ceiling-seconds",
-            "0.3",
-        ])
-        .args([
-            "--window",
-            "8",
-            "--credit",
-            "16",
-            "--warmup",
-            "50",
-            "--presign-mib",
-            "64",
-        ])
-        .arg("--nats-server")
-        .arg(&nats)
-        .output()
-        .expect("run truc-bench");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "truc-bench failed\n{stdout}\n{stderr}");
+    let (stdout, stderr) = bench(
+        Command::new(bench_bin)
+            .args(["--vs", "nats"])
+            .args(SHORT)
+            .arg("--nats-server")
+            .arg(&nats),
+    );
     for label in [
         "truc (sled, every Send flushed before acceptance)",
         "NATS JetStream (sync_interval: always)",
@@ -95,41 +102,17 @@ fn truc_bench_on_the_jetstream_store_compares_with_r3_streams_on_its_cluster() {
     if !skip::require(found.is_some(), "TRUC_SKIP_NATS_TESTS", skip::NO_NATS) {
         return;
     }
-    let bench = Path::new(env!("CARGO_BIN_EXE_truc-bench"));
+    let bench_bin = Path::new(env!("CARGO_BIN_EXE_truc-bench"));
     let keep = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(bench)
-        .arg("--keep")
-        .arg(keep.path())
-        .args([
-            "--store",
-            "jetstream",
-            "--vs",
-            "nats",
-            "--duration",
-            "1",
-            "--agencies",
-            "2",
-            "--size",
-            "1024",
-        ])
-        .args([
-            "--window",
-            "8",
-            "--credit",
-            "16",
-            "--warmup",
-            "50",
-            "--presign-mib",
-            "64",
-        ])
-        .args(["--ceiling-seconds", "0.3", "--resources"])
-        .arg("--nats-server")
-        .arg(found.expect("nats-server"))
-        .output()
-        .expect("run truc-bench");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "truc-bench failed\n{stdout}\n{stderr}");
+    let (stdout, stderr) = bench(
+        Command::new(bench_bin)
+            .arg("--keep")
+            .arg(keep.path())
+            .args(["--store", "jetstream", "--vs", "nats", "--resources"])
+            .args(SHORT)
+            .arg("--nats-server")
+            .arg(found.expect("nats-server")),
+    );
     for label in [
         "truc (JetStream R3 store, sync_interval: always)",
         "NATS JetStream R3 (sync_interval: always)",

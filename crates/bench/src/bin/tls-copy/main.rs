@@ -170,12 +170,20 @@ fn recv(identity: &Path, listen: &str, out: &Path, port_file: Option<&Path>, dir
     Ok(())
 }
 
-fn send(identity: &Path, connect: &str, path: &Path) -> anyhow::Result<()> {
+/// A TLS connection to `connect` (`host:port`) as `identity`.
+pub(crate) fn dial(
+    identity: &Path,
+    connect: &str,
+) -> anyhow::Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
     let (cfg, name) = client_config(identity, connect)?;
-    let started = Instant::now();
     let tcp = TcpStream::connect(connect).with_context(|| format!("connecting to {connect}"))?;
     let conn = rustls::ClientConnection::new(Arc::new(cfg), name)?;
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    Ok(rustls::StreamOwned::new(conn, tcp))
+}
+
+fn send(identity: &Path, connect: &str, path: &Path) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut tls = dial(identity, connect)?;
     let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut buf = vec![0u8; BUF];
     let mut total = 0u64;

@@ -23,7 +23,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use async_nats::rustls;
 
-use crate::{client_config, mib_s, server_config, BUF};
+use crate::{dial, mib_s, server_config, BUF};
 
 /// The relay's answer: stored and checked.
 const STORED: u8 = b'K';
@@ -150,14 +150,28 @@ fn receive(conn: &mut impl Read, sink: &mut Sink) -> anyhow::Result<(u64, bool, 
     Ok((size, ours == theirs, ours))
 }
 
+/// Receive a copy from `from` over `conn` into `path` ([`receive`]); if
+/// its digest matches, fsync it and answer [`STORED`], else answer
+/// [`MISMATCH`] and fail. Returns its size and digest.
+fn keep(conn: &mut (impl Read + Write), path: &Path, direct: bool, from: &str) -> anyhow::Result<(u64, [u8; 32])> {
+    let mut sink = Sink::create(path, direct)?;
+    let (size, matches, digest) = receive(conn, &mut sink)?;
+    if !matches {
+        conn.write_all(&[MISMATCH])?;
+        conn.flush()?;
+        bail!("{from}'s digest differs from the {size} bytes received");
+    }
+    sink.sync()?;
+    conn.write_all(&[STORED])?;
+    conn.flush()?;
+    Ok((size, digest))
+}
+
 /// The sender: `path` to the relay at `connect`, hashed on the way; done
 /// when the relay has stored and checked it.
 pub(crate) fn send(identity: &Path, connect: &str, path: &Path) -> anyhow::Result<()> {
-    let (cfg, name) = client_config(identity, connect)?;
     let started = Instant::now();
-    let tcp = TcpStream::connect(connect).with_context(|| format!("connecting to {connect}"))?;
-    let conn = rustls::ClientConnection::new(Arc::new(cfg), name)?;
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut tls = dial(identity, connect)?;
     let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let size = file.metadata()?.len();
     tls.write_all(&size.to_be_bytes())?;
@@ -209,16 +223,7 @@ pub(crate) fn relay(
     let (tcp, _) = listener.accept()?;
     let started = Instant::now();
     let mut tls = rustls::StreamOwned::new(rustls::ServerConnection::new(cfg.clone())?, tcp);
-    let mut sink = Sink::create(store, direct)?;
-    let (size, matches, digest) = receive(&mut tls, &mut sink)?;
-    if !matches {
-        tls.write_all(&[MISMATCH])?;
-        tls.flush()?;
-        bail!("upload: the sender's digest differs from the {size} bytes received");
-    }
-    sink.sync()?;
-    tls.write_all(&[STORED])?;
-    tls.flush()?;
+    let (size, digest) = keep(&mut tls, store, direct, "the sender")?;
     let secs = started.elapsed().as_secs_f64();
     println!(
         "stored {size} bytes in {secs:.3} s ({:.1} MiB/s): hashed, written, fsync'd, checked",
@@ -272,19 +277,9 @@ pub(crate) fn relay(
 /// The recipient: fetch the file from the relay at `connect` into `out`,
 /// hashed, written, fsync'd and checked.
 pub(crate) fn fetch(identity: &Path, connect: &str, out: &Path, direct: bool) -> anyhow::Result<()> {
-    let (cfg, name) = client_config(identity, connect)?;
     let started = Instant::now();
-    let tcp = TcpStream::connect(connect).with_context(|| format!("connecting to {connect}"))?;
-    let mut tls = rustls::StreamOwned::new(rustls::ClientConnection::new(Arc::new(cfg), name)?, tcp);
-    let mut sink = Sink::create(out, direct)?;
-    let (size, matches, digest) = receive(&mut tls, &mut sink)?;
-    if !matches {
-        tls.write_all(&[MISMATCH])?;
-        tls.flush()?;
-        bail!("fetch: the relay's digest differs from the {size} bytes received");
-    }
-    sink.sync()?;
-    tls.write_all(&[STORED])?;
+    let mut tls = dial(identity, connect)?;
+    let (size, digest) = keep(&mut tls, out, direct, "the relay")?;
     tls.conn.send_close_notify();
     tls.flush()?;
     let secs = started.elapsed().as_secs_f64();
