@@ -152,9 +152,23 @@ pub fn pushback(s: &Status) -> Option<Duration> {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_millis),
-        Code::Unavailable if s.message().contains("refused stream") => Some(Duration::ZERO),
+        Code::Unavailable if refused_stream(s) => Some(Duration::ZERO),
         _ => None,
     }
+}
+
+/// Whether `s` comes from an HTTP/2 stream the hub reset with
+/// `REFUSED_STREAM` (tonic says "h2 protocol error: http2 error"; the
+/// reason is in its sources).
+fn refused_stream(s: &Status) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(s);
+    while let Some(e) = cause {
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            return h2.reason() == Some(h2::Reason::REFUSED_STREAM);
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// Call `f` until the hub takes the request: after each pushback
@@ -394,10 +408,13 @@ mod tests {
         assert_eq!(pushback(&s), Some(Duration::from_millis(25)));
         // A quota or the disk reserve: an answer, not back-pressure.
         assert_eq!(pushback(&Status::resource_exhausted("outbox quota")), None);
-        let refused = Status::unavailable(
-            "h2 protocol error: stream error received: refused stream before processing any application logic",
-        );
+        // As tonic makes it of a stream the hub refused.
+        let refused = Status::from_error(Box::new(h2::Error::from(h2::Reason::REFUSED_STREAM)));
+        assert_eq!(refused.code(), Code::Unavailable);
         assert_eq!(pushback(&refused), Some(Duration::ZERO));
+        let other = Status::from_error(Box::new(h2::Error::from(h2::Reason::INTERNAL_ERROR)));
+        assert_eq!(pushback(&other), None);
+        assert_eq!(pushback(&Status::unavailable("refused stream, in words only")), None);
         assert_eq!(pushback(&Status::unavailable("the hub is shutting down")), None);
     }
 
@@ -408,7 +425,9 @@ mod tests {
             let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             async move {
                 match n {
-                    0 => Err(Status::unavailable("stream error received: refused stream")),
+                    0 => Err(Status::from_error(Box::new(h2::Error::from(
+                        h2::Reason::REFUSED_STREAM,
+                    )))),
                     1 | 2 => {
                         let mut s = Status::resource_exhausted("full");
                         s.metadata_mut()
