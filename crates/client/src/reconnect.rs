@@ -19,6 +19,12 @@
 //! (the hub counts an ack of an acknowledged copy as nothing new: one
 //! receipt, one delivery) and goes on. The caller's own records cover the
 //! rest (`truc inbox` does not write a file it already wrote).
+//!
+//! Back-pressure: a hub bounds what one connection may have in its hands
+//! (streams, request bytes); beyond that it pushes a request back without
+//! processing it. [`with_pushback`] sends it again after a short backoff;
+//! [`Client::send`] and [`Client::ack`] go through it, so a client with a
+//! deep window is slowed, not failed.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -116,6 +122,79 @@ pub fn is_transient(s: &Status) -> bool {
             .any(|w| m.contains(w))
         }
         _ => false,
+    }
+}
+
+/// Longest a request keeps being sent again while the hub pushes it back
+/// ([`with_pushback`]); after that its last answer is returned.
+pub const PUSHBACK_PATIENCE: Duration = Duration::from_secs(120);
+
+/// The backoff between pushbacks of one request: from 10 ms, doubling to
+/// 1 s, ±25 % ([`Reconnect::delay`]).
+const PUSHBACK_BACKOFF: Reconnect = Reconnect {
+    enabled: true,
+    initial: Duration::from_millis(10),
+    max: Duration::from_secs(1),
+};
+
+/// Whether `s` is the hub's back-pressure — it did not take the request
+/// for now, and did nothing with it — and how long it asked to wait:
+/// RESOURCE_EXHAUSTED with `grpc-retry-pushback-ms` (the connection has
+/// `limits.max_request_bytes_per_connection` in the hub's hands already),
+/// or a stream refused by HTTP/2 (`REFUSED_STREAM`: the connection's
+/// stream limit; no wait asked). Other RESOURCE_EXHAUSTED answers (an
+/// outbox quota, the disk reserve, a payload too large) are not.
+pub fn pushback(s: &Status) -> Option<Duration> {
+    match s.code() {
+        Code::ResourceExhausted => s
+            .metadata()
+            .get("grpc-retry-pushback-ms")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_millis),
+        Code::Unavailable if refused_stream(s) => Some(Duration::ZERO),
+        _ => None,
+    }
+}
+
+/// Whether `s` comes from an HTTP/2 stream the hub reset with
+/// `REFUSED_STREAM` (tonic says "h2 protocol error: http2 error"; the
+/// reason is in its sources).
+fn refused_stream(s: &Status) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(s);
+    while let Some(e) = cause {
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            return h2.reason() == Some(h2::Reason::REFUSED_STREAM);
+        }
+        cause = e.source();
+    }
+    false
+}
+
+/// Call `f` until the hub takes the request: after each pushback
+/// ([`pushback`]) wait the longer of what the hub asked and a backoff (10 ms
+/// doubling to 1 s, with jitter), then send it again; for at most
+/// [`PUSHBACK_PATIENCE`] in all. Any other answer is returned as it is.
+/// Safe for every request, idempotent or not: a pushed-back request was
+/// not processed.
+pub async fn with_pushback<T, F, Fut>(mut f: F) -> Result<T, Status>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Status>>,
+{
+    let started = Instant::now();
+    let mut attempt = 0;
+    loop {
+        match f().await {
+            Err(s) => match pushback(&s) {
+                Some(asked) if started.elapsed() < PUSHBACK_PATIENCE => {
+                    tokio::time::sleep(asked.max(PUSHBACK_BACKOFF.delay(attempt))).await;
+                    attempt += 1;
+                }
+                _ => return Err(s),
+            },
+            ok => return ok,
+        }
     }
 }
 
@@ -323,6 +402,57 @@ mod tests {
         assert!(!is_transient(&Status::permission_denied("suspended")));
         assert!(!is_transient(&Status::unknown("something else")));
         assert!(!is_transient(&Status::not_found("no such agency")));
+    }
+
+    #[test]
+    fn pushback_is_the_hubs_back_pressure_only() {
+        let mut s = Status::resource_exhausted("this connection has 70000 bytes of requests in the hub's hands");
+        s.metadata_mut()
+            .insert("grpc-retry-pushback-ms", tonic::metadata::MetadataValue::from(25u64));
+        assert_eq!(pushback(&s), Some(Duration::from_millis(25)));
+        // A quota or the disk reserve: an answer, not back-pressure.
+        assert_eq!(pushback(&Status::resource_exhausted("outbox quota")), None);
+        // As tonic makes it of a stream the hub refused.
+        let refused = Status::from_error(Box::new(h2::Error::from(h2::Reason::REFUSED_STREAM)));
+        assert_eq!(refused.code(), Code::Unavailable);
+        assert_eq!(pushback(&refused), Some(Duration::ZERO));
+        let other = Status::from_error(Box::new(h2::Error::from(h2::Reason::INTERNAL_ERROR)));
+        assert_eq!(pushback(&other), None);
+        assert_eq!(pushback(&Status::unavailable("refused stream, in words only")), None);
+        assert_eq!(pushback(&Status::unavailable("the hub is shutting down")), None);
+    }
+
+    #[tokio::test]
+    async fn pushed_back_requests_are_sent_again_until_taken() {
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let r = with_pushback(|| {
+            let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                match n {
+                    0 => Err(Status::from_error(Box::new(h2::Error::from(
+                        h2::Reason::REFUSED_STREAM,
+                    )))),
+                    1 | 2 => {
+                        let mut s = Status::resource_exhausted("full");
+                        s.metadata_mut()
+                            .insert("grpc-retry-pushback-ms", tonic::metadata::MetadataValue::from(10u64));
+                        Err(s)
+                    }
+                    _ => Ok(n),
+                }
+            }
+        })
+        .await;
+        assert_eq!(r.unwrap(), 3);
+        // Other answers come back at once.
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let r: Result<(), Status> = with_pushback(|| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { Err(Status::resource_exhausted("outbox quota")) }
+        })
+        .await;
+        assert_eq!(r.unwrap_err().message(), "outbox quota");
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[test]

@@ -292,6 +292,21 @@ pub struct LimitsConfig {
     /// closed, ms. A Receive stream is an open request: a quiet `inbox
     /// --follow` is not cut (HTTP/2 pings check that its peer is there).
     pub idle_connection_timeout_ms: u64,
+    /// HTTP/2 streams (gRPC requests) one connection may have open at once
+    /// (`SETTINGS_MAX_CONCURRENT_STREAMS`). A client holds its further
+    /// requests until one ends (the SDK does); a stream opened beyond it
+    /// is refused (`REFUSED_STREAM`, which the SDK retries). A Receive or
+    /// Download stream counts while it runs.
+    pub max_streams_per_connection: u32,
+    /// Request bytes the hub holds for one connection at once: each
+    /// request counts its first message's size (a Send: the whole signed
+    /// document) from its arrival until it is answered. A request that
+    /// would go beyond it is answered RESOURCE_EXHAUSTED with a retry
+    /// pushback (`grpc-retry-pushback-ms`), without being read further;
+    /// the SDK waits and sends it again. A connection holding nothing is
+    /// always let in, so one message larger than this (up to the message
+    /// limit) still goes through, alone.
+    pub max_request_bytes_per_connection: u64,
 }
 
 impl Default for LimitsConfig {
@@ -315,6 +330,13 @@ impl Default for LimitsConfig {
             max_handshakes: 256,
             handshake_timeout_ms: 10_000,
             idle_connection_timeout_ms: 300_000,
+            // Memory: a 4 KiB Send in the hub's hands took about 26 KiB
+            // (BENCHMARKS.md, 100 agencies: 857 MiB with 25,600 in flight,
+            // 231 MiB with 1,600); 32 per connection bound 100 agencies to
+            // 3,200, and leave a few connections enough in flight to fill
+            // the writer's group commits.
+            max_streams_per_connection: 32,
+            max_request_bytes_per_connection: 64 << 20,
         }
     }
 }
@@ -637,6 +659,14 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
         "TRUC_LIMITS_IDLE_CONNECTION_TIMEOUT_MS",
         "limits.idle_connection_timeout_ms",
     ),
+    (
+        "TRUC_LIMITS_MAX_STREAMS_PER_CONNECTION",
+        "limits.max_streams_per_connection",
+    ),
+    (
+        "TRUC_LIMITS_MAX_REQUEST_BYTES_PER_CONNECTION",
+        "limits.max_request_bytes_per_connection",
+    ),
     ("TRUC_DELIVERY_LEASE_MS", "delivery.lease_ms"),
     ("TRUC_DELIVERY_MAX_ATTEMPTS", "delivery.max_attempts"),
     ("TRUC_DELIVERY_DEFAULT_IN_FLIGHT", "delivery.default_in_flight"),
@@ -795,10 +825,21 @@ impl Config {
                 self.limits.max_connections_per_address,
             ),
             ("limits.max_handshakes", self.limits.max_handshakes),
+            (
+                "limits.max_streams_per_connection",
+                self.limits.max_streams_per_connection,
+            ),
         ] {
             if v == 0 {
                 return Err(value(key, &v, "must be at least 1"));
             }
+        }
+        if self.limits.max_request_bytes_per_connection < 64 << 10 {
+            return Err(value(
+                "limits.max_request_bytes_per_connection",
+                &self.limits.max_request_bytes_per_connection,
+                "must be at least 65536 (64 KiB: room for a few small documents)",
+            ));
         }
         for (key, v) in [
             ("limits.handshake_timeout_ms", self.limits.handshake_timeout_ms),
@@ -1184,6 +1225,34 @@ mod tests {
             err.contains("TRUC_LOG_FORMAT") && err.contains("expected \"plain\" or \"json\""),
             "{err}"
         );
+    }
+
+    #[test]
+    fn per_connection_limits_have_defaults_and_are_checked() {
+        let cfg = Config::load(None, &env(&[])).unwrap();
+        assert_eq!(cfg.limits.max_streams_per_connection, 32);
+        assert_eq!(cfg.limits.max_request_bytes_per_connection, 64 << 20);
+        let cfg = Config::load(
+            Some(("t.toml", "[limits]\nmax_streams_per_connection = 8\n")),
+            &env(&[("TRUC_LIMITS_MAX_REQUEST_BYTES_PER_CONNECTION", "1048576")]),
+        )
+        .unwrap();
+        assert_eq!(cfg.limits.max_streams_per_connection, 8);
+        assert_eq!(cfg.limits.max_request_bytes_per_connection, 1 << 20);
+        let err = Config::load(None, &env(&[("TRUC_LIMITS_MAX_STREAMS_PER_CONNECTION", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("limits.max_streams_per_connection = 0 (from TRUC_LIMITS_MAX_STREAMS_PER_CONNECTION)"),
+            "{err}"
+        );
+        let err = Config::load(
+            Some(("t.toml", "[limits]\nmax_request_bytes_per_connection = 1000\n")),
+            &env(&[]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("limits.max_request_bytes_per_connection = 1000"), "{err}");
     }
 
     #[test]

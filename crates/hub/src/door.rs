@@ -23,6 +23,8 @@ use tokio::time::Instant;
 use tonic::codegen::{http, Bytes, Service, StdError};
 use tonic::server::NamedService;
 
+use crate::budget::Budget;
+
 /// Why a connection was refused at the door.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Refused {
@@ -64,10 +66,19 @@ pub(crate) struct Door {
     /// accept order (`Ops.ListConnections`).
     held: Mutex<BTreeMap<u64, Arc<ConnState>>>,
     next_held: AtomicU64,
+    /// `limits.max_streams_per_connection` (enforced by HTTP/2; shown
+    /// here).
+    max_streams_per_connection: u32,
+    /// `limits.max_request_bytes_per_connection`, each connection's
+    /// [`Budget`].
+    max_request_bytes: u64,
+    /// Requests pushed back, over every connection.
+    pushed_back: Arc<AtomicU64>,
 }
 
 impl Door {
-    pub(crate) fn new(max_total: u32, max_per_address: u32, max_handshakes: u32) -> Door {
+    pub(crate) fn new(limits: &crate::config::LimitsConfig, max_total: u32) -> Door {
+        let (max_per_address, max_handshakes) = (limits.max_connections_per_address, limits.max_handshakes);
         Door {
             max_total: u64::from(max_total),
             max_per_address,
@@ -79,7 +90,15 @@ impl Door {
             closed: Default::default(),
             held: Mutex::new(BTreeMap::new()),
             next_held: AtomicU64::new(0),
+            max_streams_per_connection: limits.max_streams_per_connection,
+            max_request_bytes: limits.max_request_bytes_per_connection,
+            pushed_back: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// The request budget of a new connection.
+    pub(crate) fn budget(&self) -> Budget {
+        Budget::new(self.max_request_bytes, self.pushed_back.clone())
     }
 
     /// Let a new connection from `ip` in, or say which cap it is over (and
@@ -171,12 +190,21 @@ impl Door {
         family(
             "truc_connection_limits",
             "gauge",
-            "The caps in force: total, per_address, handshakes.",
+            "The caps in force: total, per_address, handshakes; per connection: streams, request_bytes.",
             &[
                 ("{limit=\"total\"}", self.max_total),
                 ("{limit=\"per_address\"}", u64::from(self.max_per_address)),
                 ("{limit=\"handshakes\"}", self.max_handshakes),
+                ("{limit=\"streams\"}", u64::from(self.max_streams_per_connection)),
+                ("{limit=\"request_bytes\"}", self.max_request_bytes),
             ],
+        );
+        family(
+            "truc_requests_pushed_back_total",
+            "counter",
+            "Requests answered RESOURCE_EXHAUSTED with a retry pushback because their connection held \
+             limits.max_request_bytes_per_connection already.",
+            &[("", self.pushed_back.load(Ordering::Relaxed))],
         );
         let refused = |r: Refused| self.refused[r as usize].load(Ordering::Relaxed);
         family(
@@ -279,6 +307,8 @@ impl Drop for Handshaking {
 #[derive(Debug)]
 pub(crate) struct ConnState {
     about: About,
+    /// The request bytes it has in the hub's hands.
+    budget: Arc<Budget>,
     active: AtomicUsize,
     /// Requests since it connected.
     requests: AtomicU64,
@@ -288,9 +318,10 @@ pub(crate) struct ConnState {
 }
 
 impl ConnState {
-    pub(crate) fn new(about: About) -> Arc<ConnState> {
+    pub(crate) fn new(about: About, budget: Budget) -> Arc<ConnState> {
         Arc::new(ConnState {
             about,
+            budget: Arc::new(budget),
             active: AtomicUsize::new(0),
             requests: AtomicU64::new(0),
             idle_since: Mutex::new(Instant::now()),
@@ -310,6 +341,11 @@ impl ConnState {
     /// Who is connected, from where, since when, over what.
     pub(crate) fn about(&self) -> &About {
         &self.about
+    }
+
+    /// The request bytes it has in the hub's hands.
+    pub(crate) fn budget(&self) -> &Arc<Budget> {
+        &self.budget
     }
 
     /// Requests open now.

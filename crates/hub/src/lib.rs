@@ -28,6 +28,7 @@ use truc_store::{SledStore, SledStoreOptions, Store};
 mod admin;
 mod auth;
 mod background;
+mod budget;
 pub mod config;
 pub mod console;
 mod delivery;
@@ -232,11 +233,7 @@ async fn serve_with_admin(
         metrics.clone(),
     );
     let limits = &config.limits;
-    let door = Arc::new(door::Door::new(
-        connection_cap(limits.max_connections),
-        limits.max_connections_per_address,
-        limits.max_handshakes,
-    ));
+    let door = Arc::new(door::Door::new(limits, connection_cap(limits.max_connections)));
     metrics.set_door(door.clone());
     let shared = Arc::new(Shared {
         federation,

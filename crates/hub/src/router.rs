@@ -1,7 +1,9 @@
 //! The gRPC services on the public port: Axis, Ops, Audit, Peer, health and
 //! reflection, each behind the identity check, counted by method and code,
-//! and keeping its connection busy while a request runs; with the HTTP/2
-//! settings large documents need.
+//! and keeping its connection busy while a request runs; Axis, Ops and
+//! Audit held to their connection's request budget (`budget.rs`); with the
+//! HTTP/2 settings large documents need and the per-connection stream
+//! limit.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +16,7 @@ use truc_proto::v1::axis_server::AxisServer;
 use truc_proto::v1::ops_server::OpsServer;
 use truc_proto::v1::peer_server::PeerServer;
 
+use crate::budget::Budgeted;
 use crate::metrics::{Metrics, Observed};
 use crate::trust::Trust;
 use crate::{auth, door, health, service, HubError, Shared};
@@ -67,23 +70,29 @@ pub(crate) fn build(
         .initial_stream_window_size(Some(H2_STREAM_WINDOW))
         .initial_connection_window_size(Some(H2_CONNECTION_WINDOW))
         .max_frame_size(Some(H2_MAX_FRAME))
+        // Memory: streams a connection may have open at once (h2 sends it
+        // in SETTINGS and refuses a stream beyond it); the bytes they may
+        // hold are budget.rs's.
+        .max_concurrent_streams(Some(config.limits.max_streams_per_connection))
         // door::Tracked: a request keeps its connection from being idle.
-        .add_service(door::Tracked(Observed::new(
+        // Budgeted outside Observed: a pushback is counted on its own
+        // (truc_requests_pushed_back_total), not logged as a refusal.
+        .add_service(Budgeted(door::Tracked(Observed::new(
             InterceptedService::new(axis, auth::require_identity(trust.clone())),
             metrics.clone(),
-        )))
-        .add_service(door::Tracked(Observed::new(
+        ))))
+        .add_service(Budgeted(door::Tracked(Observed::new(
             InterceptedService::new(ops, auth::require_identity(trust.clone())),
             metrics.clone(),
-        )))
-        .add_service(door::Tracked(Observed::new(
+        ))))
+        .add_service(Budgeted(door::Tracked(Observed::new(
             InterceptedService::new(audit, auth::require_identity(trust.clone())),
             metrics.clone(),
-        )))
-        .add_service(door::Tracked(Observed::new(
+        ))))
+        .add_service(Budgeted(door::Tracked(Observed::new(
             InterceptedService::new(peer, auth::require_identity(trust.clone())),
             metrics.clone(),
-        )))
+        ))))
         .add_service(door::Tracked(health))
         .add_service(door::Tracked(InterceptedService::new(
             reflection,

@@ -370,7 +370,7 @@ async fn connection(
             .unwrap_or_default()
             .to_string(),
     };
-    let state = ConnState::new(about);
+    let state = ConnState::new(about, admitted.door().budget());
     let held = admitted.door().hold(state.clone());
     let info = PeerInfo {
         addr,

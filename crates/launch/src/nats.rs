@@ -1,6 +1,8 @@
 //! A real `nats-server` node with JetStream and mTLS, for the JetStream
 //! store's tests, `truc-bench --vs nats` and `truc-chaos --topology
-//! cluster`: one launcher instead of one per tool.
+//! cluster`: one launcher instead of one per tool; and a 3-node cluster
+//! of them on loopback ([`NatsCluster`]), for `truc-chaos --topology
+//! cluster` and `truc-bench --store jetstream`.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -199,5 +201,64 @@ impl NatsNode {
 impl Drop for NatsNode {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Three `nats-server` nodes on loopback forming one JetStream cluster
+/// (separate ports and directories, mTLS with one identity), killed on
+/// drop.
+pub struct NatsCluster {
+    /// The nodes, `nats-0` to `nats-2`.
+    pub nodes: Vec<NatsNode>,
+}
+
+impl NatsCluster {
+    /// Start three nodes of cluster `name` from `bin` under `root`
+    /// (`root/nats-0` …), TLS with the identity directory `tls`,
+    /// `sync_interval: always` on each when `sync_always`; ready when
+    /// every node says so (each waits for the others).
+    pub fn start(bin: &Path, root: &Path, name: &str, tls: &Path, sync_always: bool) -> anyhow::Result<NatsCluster> {
+        let ports: Vec<(u16, u16)> = (0..3)
+            .map(|_| Ok((crate::free_port()?, crate::free_port()?)))
+            .collect::<anyhow::Result<_>>()?;
+        let mut nodes = Vec::new();
+        for (i, (port, cport)) in ports.iter().enumerate() {
+            let node = format!("nats-{i}");
+            let routes = ports.iter().map(|(_, c)| *c).filter(|c| c != cport).collect();
+            let config = NatsConfig {
+                name: node.clone(),
+                port: *port,
+                tls: tls.to_path_buf(),
+                sync_always,
+                cluster: Some((name.to_string(), *cport, routes)),
+            };
+            nodes.push(NatsNode::prepare(bin, &root.join(&node), &config)?);
+        }
+        // All started before waiting for any: a node is ready once it has
+        // found the others.
+        for n in &mut nodes {
+            n.spawn()?;
+        }
+        for n in &mut nodes {
+            n.wait_ready()?;
+        }
+        Ok(NatsCluster { nodes })
+    }
+
+    /// `tls://127.0.0.1:P1,tls://…`, for `TRUC_STORE_NATS_URLS`.
+    pub fn urls(&self) -> String {
+        self.nodes.iter().map(NatsNode::url).collect::<Vec<_>>().join(",")
+    }
+
+    /// The nodes' process ids (0 for a stopped one).
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes.iter().map(NatsNode::pid).collect()
+    }
+
+    /// SIGTERM every node, SIGKILL after `grace`.
+    pub fn terminate(&mut self, grace: Duration) {
+        for n in &mut self.nodes {
+            n.terminate(grace);
+        }
     }
 }

@@ -194,7 +194,7 @@ pub fn agency_codes(role: char, n: usize) -> Vec<String> {
 pub async fn prepare(hub: &str, pki_dir: &Path, codes: &[String]) -> Result<(), LoadError> {
     let dir = pki_dir.to_path_buf();
     let codes_owned = codes.to_vec();
-    let operator_dir = tokio::task::spawn_blocking(move || issue_missing(&dir, &codes_owned))
+    let operator_dir = tokio::task::spawn_blocking(move || issue_identities(&dir, &codes_owned))
         .await
         .map_err(|e| LoadError::new(e.to_string()))??;
     let op = Client::connect_dir(hub, &operator_dir).await?;
@@ -205,7 +205,10 @@ pub async fn prepare(hub: &str, pki_dir: &Path, codes: &[String]) -> Result<(), 
     Ok(())
 }
 
-fn issue_missing(pki_dir: &Path, codes: &[String]) -> Result<PathBuf, LoadError> {
+/// Issue the identities of `codes` and of the operator `bench` in `pki_dir`
+/// when missing (needs the CA key there); returns the operator's
+/// directory. Blocking.
+pub fn issue_identities(pki_dir: &Path, codes: &[String]) -> Result<PathBuf, LoadError> {
     let operator_dir = pki_dir.join("operators").join("bench");
     let mut missing = Vec::new();
     for code in codes {
@@ -696,6 +699,20 @@ struct Plan {
     priority: i32,
 }
 
+/// The header of benchmark document `n` of run `nonce`, from agency `from`
+/// to `to`: a document id of the QĐ form dated `date`
+/// ([`truc_core::document::date_for_document_id`]).
+pub fn bench_header(from: &str, date: &str, nonce: u32, n: u64, to: Vec<String>, priority: i32) -> DocumentHeader {
+    DocumentHeader {
+        to,
+        document_id: format!("{from},{date},{nonce:08x}.{n}/BENCH"),
+        subject: "truc bench".into(),
+        priority,
+        content_type: "application/octet-stream".into(),
+        ..Default::default()
+    }
+}
+
 /// Sign `plans` as `identity`, on every core. Returns the documents in the
 /// order of `plans`.
 fn sign_all(
@@ -722,14 +739,7 @@ fn sign_all(
                     let signer = identity.signer()?;
                     let mut out = Vec::with_capacity(part.len());
                     for p in part {
-                        let mut header = DocumentHeader {
-                            to: p.to.clone(),
-                            document_id: format!("{from},{date},{nonce:08x}.{}/BENCH", p.n),
-                            subject: "truc bench".into(),
-                            priority: p.priority,
-                            content_type: "application/octet-stream".into(),
-                            ..Default::default()
-                        };
+                        let mut header = bench_header(from, date, nonce, p.n, p.to.clone(), p.priority);
                         let body = payload(base, &tag(nonce, sender, p.n));
                         out.push(truc_client::sign_with(&signer, identity, &mut header, body)?);
                     }

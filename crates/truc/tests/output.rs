@@ -419,7 +419,11 @@ fn ops_connections_shows_connected_agencies_and_refuses_an_agency() {
             "requests_total",
             "tls_version",
             "cipher_suite",
-            "caller"
+            "caller",
+            "request_bytes_held",
+            "request_bytes_held_peak",
+            "requests_held_peak",
+            "requests_pushed_back"
         ]
     );
     let principals = column(&rows, "principal");

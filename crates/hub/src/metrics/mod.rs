@@ -42,7 +42,8 @@
 //! | `truc_connections_open` | gauge | (gRPC port, handshakes included) |
 //! | `truc_connections_busiest_address` | gauge | |
 //! | `truc_tls_handshakes_in_progress` | gauge | |
-//! | `truc_connection_limits` | gauge | `limit` = `total` \| `per_address` \| `handshakes` |
+//! | `truc_connection_limits` | gauge | `limit` = `total` \| `per_address` \| `handshakes` \| `streams` \| `request_bytes` (the last two per connection) |
+//! | `truc_requests_pushed_back_total` | counter | (answered RESOURCE_EXHAUSTED with a retry pushback: `budget.rs`) |
 //! | `truc_connections_refused_total` | counter | `cap` = `total` \| `per_address` \| `handshakes` |
 //! | `truc_connections_closed_total` | counter | `reason` (`door.rs`) |
 //! | `truc_disk_free_bytes` | gauge | (file system of `data_dir`, as the hub sees it) |

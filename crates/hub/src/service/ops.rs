@@ -361,6 +361,10 @@ impl Ops for OpsService {
                     tls_version: a.tls_version.clone(),
                     cipher_suite: a.cipher_suite.clone(),
                     caller: own.as_ref().is_some_and(|o| Arc::ptr_eq(o, &c)),
+                    request_bytes_held: c.budget().held_bytes(),
+                    request_bytes_held_peak: c.budget().peak_bytes(),
+                    requests_held_peak: u32::try_from(c.budget().peak_requests()).unwrap_or(u32::MAX),
+                    requests_pushed_back: c.budget().pushed_back(),
                 }
             })
             .collect();

@@ -16,6 +16,8 @@ pub(crate) async fn run(conn: &Conn) -> anyhow::Result<()> {
             "connected_at_unix_ms": c.connected_at_unix_ms, "open_requests": c.open_requests,
             "requests_total": c.requests_total, "tls_version": c.tls_version,
             "cipher_suite": c.cipher_suite, "caller": c.caller,
+            "request_bytes_held": c.request_bytes_held, "request_bytes_held_peak": c.request_bytes_held_peak,
+            "requests_held_peak": c.requests_held_peak, "requests_pushed_back": c.requests_pushed_back,
         })
     };
     let table = |headers: bool| {

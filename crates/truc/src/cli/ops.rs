@@ -103,7 +103,11 @@ pub(crate) enum OpsCommand {
     ///
     /// -o json prints an array, -o csv a row per connection, with the keys
     /// principal (the whole URN), peer_address, connected_at_unix_ms,
-    /// open_requests, requests_total, tls_version, cipher_suite, caller.
+    /// open_requests, requests_total, tls_version, cipher_suite, caller,
+    /// request_bytes_held, request_bytes_held_peak, requests_held_peak,
+    /// requests_pushed_back (what the hub holds for the connection against
+    /// limits.max_request_bytes_per_connection and
+    /// limits.max_streams_per_connection).
     Connections {
         #[command(flatten)]
         conn: Conn,
