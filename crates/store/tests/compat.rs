@@ -10,13 +10,15 @@
 //! every receipt under the old heads, deliver what was queued, and extend
 //! the same log.
 
+mod support;
+
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
 use truc_core::tree_head::TreeHeadSigner;
 use truc_core::{merkle, AgencyCode, Principal};
-use truc_proto::v1::{BusinessType, Priority, SignedDocument, StatusCode};
+use truc_proto::v1::{Priority, StatusCode};
 use truc_store::{NewDocument, ReceiptFilter, ReceiptQuery, SledStore, SledStoreOptions, Store};
 
 fn code(s: &str) -> AgencyCode {
@@ -44,31 +46,7 @@ async fn open(dir: &Path, signer: TreeHeadSigner) -> Arc<SledStore> {
 
 fn new_doc(from: &str, id: &str, to: &[&str], payload: &[u8]) -> NewDocument {
     let header = format!("{from}|{id}|new").into_bytes();
-    NewDocument {
-        from: code(from),
-        document_id: id.into(),
-        to: to.iter().map(|c| code(c)).collect(),
-        priority: Priority::Normal,
-        header_sha256: truc_core::sha256(&header),
-        content_sha256: truc_core::sha256(&header),
-        document: SignedDocument {
-            header,
-            payload: payload.to_vec(),
-            ..Default::default()
-        },
-        actor: Principal::Agency(code(from)),
-        business_type: BusinessType::New,
-        reference_document_id: String::new(),
-        business_reason: String::new(),
-        receiver_changes: Vec::new(),
-        replacements: Vec::new(),
-        subject: String::new(),
-        delivery_deadline_unix_ms: 0,
-        due_date_unix_ms: 0,
-        payload_external: false,
-        payload_sha256: truc_core::sha256(payload),
-        payload_size: payload.len() as u64,
-    }
+    support::new_document(from, id, to, Priority::Normal, header, payload)
 }
 
 #[tokio::test]

@@ -1,13 +1,15 @@
 //! The sled backend on its own: durability across reopen, the receipt log
 //! and its proofs, queue order, acks, expiry and dead letters.
 
+mod support;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use prost::Message;
 use truc_core::tree_head::{TreeHeadSigner, TreeHeadVerifier};
 use truc_core::AgencyCode;
-use truc_proto::v1::{Receipt, ReceiptEvent, SignedDocument};
+use truc_proto::v1::{Receipt, ReceiptEvent};
 use truc_store::{ExpireOutcome, NewDocument, SledStore, SledStoreOptions, Store, StoreError};
 
 fn key() -> Vec<u8> {
@@ -24,31 +26,8 @@ fn code(s: &str) -> AgencyCode {
 
 fn doc(from: &str, id: &str, to: &[&str], priority: i32, payload: &[u8]) -> NewDocument {
     let header = format!("{from}|{id}|{priority}").into_bytes();
-    NewDocument {
-        from: code(from),
-        document_id: id.into(),
-        to: to.iter().map(|c| code(c)).collect(),
-        priority: truc_proto::v1::Priority::try_from(priority).unwrap(),
-        header_sha256: truc_core::sha256(&header),
-        content_sha256: truc_core::sha256(&header),
-        document: SignedDocument {
-            header,
-            payload: payload.to_vec(),
-            ..Default::default()
-        },
-        actor: truc_core::Principal::parse_uri(&format!("urn:truc:agency:{from}")).unwrap(),
-        business_type: truc_proto::v1::BusinessType::New,
-        reference_document_id: String::new(),
-        business_reason: String::new(),
-        receiver_changes: Vec::new(),
-        replacements: Vec::new(),
-        subject: String::new(),
-        delivery_deadline_unix_ms: 0,
-        due_date_unix_ms: 0,
-        payload_external: false,
-        payload_sha256: truc_core::sha256(payload),
-        payload_size: payload.len() as u64,
-    }
+    let priority = truc_proto::v1::Priority::try_from(priority).unwrap();
+    support::new_document(from, id, to, priority, header, payload)
 }
 
 async fn open(dir: &std::path::Path, key: &[u8]) -> Arc<SledStore> {

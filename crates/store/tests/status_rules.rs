@@ -3,13 +3,15 @@
 //! recipients, each checked against a small model written out here, and a
 //! refused status leaves the document's track as it was.
 
+mod support;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use proptest::prelude::*;
 use truc_core::tree_head::TreeHeadSigner;
 use truc_core::AgencyCode;
-use truc_proto::v1::{SignedDocument, TrackResponse, TransportState};
+use truc_proto::v1::{TrackResponse, TransportState};
 use truc_store::{NewDocument, SledStore, SledStoreOptions, StatusReport, Store, StoreError};
 
 const SENDER: &str = "G22";
@@ -21,32 +23,14 @@ fn code(s: &str) -> AgencyCode {
 }
 
 fn document() -> NewDocument {
-    let header = b"header".to_vec();
-    NewDocument {
-        from: code(SENDER),
-        document_id: ID.into(),
-        to: RECIPIENTS.iter().map(|c| code(c)).collect(),
-        priority: truc_proto::v1::Priority::Normal,
-        header_sha256: truc_core::sha256(&header),
-        content_sha256: truc_core::sha256(&header),
-        document: SignedDocument {
-            header,
-            payload: b"x".to_vec(),
-            ..Default::default()
-        },
-        actor: truc_core::Principal::parse_uri(&format!("urn:truc:agency:{SENDER}")).unwrap(),
-        business_type: truc_proto::v1::BusinessType::New,
-        reference_document_id: String::new(),
-        business_reason: String::new(),
-        receiver_changes: Vec::new(),
-        replacements: Vec::new(),
-        subject: String::new(),
-        delivery_deadline_unix_ms: 0,
-        due_date_unix_ms: 0,
-        payload_external: false,
-        payload_sha256: truc_core::sha256(b"x"),
-        payload_size: 1,
-    }
+    support::new_document(
+        SENDER,
+        ID,
+        &RECIPIENTS,
+        truc_proto::v1::Priority::Normal,
+        b"header".to_vec(),
+        b"x",
+    )
 }
 
 /// What happens next: a recipient picks up and acknowledges what waits for
