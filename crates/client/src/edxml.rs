@@ -525,10 +525,11 @@ pub struct Hop {
     pub timestamp: ed::EdDateTime,
 }
 
-/// The attachments a package of `h` carries: its manifest, or for a header
-/// without one, its one payload (named by `file_name`).
+/// The attachments a package of `h` carries: its manifest; none for a
+/// package sent with none (a revoke usually has none); for a header
+/// without edXML or a manifest, its one payload (named by `file_name`).
 pub fn attachments_of(h: &pb::DocumentHeader) -> Vec<pb::Attachment> {
-    if !h.attachments.is_empty() {
+    if !h.attachments.is_empty() || h.edxml.is_some() {
         return h.attachments.clone();
     }
     vec![pb::Attachment {
@@ -894,6 +895,111 @@ pub fn status_request(p: &ed::Package, caller: &str) -> Result<pb::ReportStatusR
         description: s.description.clone().unwrap_or_default(),
         staff,
     })
+}
+
+/// What of status message `p` does not reach the receiver when it is
+/// reported as `req`: the receiver's message ([`status_package`]) is made
+/// from what the hub keeps of a status (the reporter's code, the document,
+/// code, Description, StaffInfo) and the hub's own time, so anything else
+/// the message says is named here, for the sender to be told rather than
+/// have it dropped silently. `directory_name` is the reporter's name in the
+/// hub's directory (what the receiver's From/OrganName says), if known.
+pub fn status_not_carried(
+    p: &ed::Package,
+    req: &pb::ReportStatusRequest,
+    directory_name: Option<&str>,
+) -> Vec<ed::Warning> {
+    let Some(s) = p.status() else { return Vec::new() };
+    let mut out = Vec::new();
+    let mut warn = |element: &str, reason: String| {
+        out.push(ed::Warning {
+            element: if element.is_empty() {
+                "edXML".to_string()
+            } else {
+                format!("edXML/edXMLEnvelope/edXMLHeader/MessageHeader/{element}")
+            },
+            reason,
+        })
+    };
+    if let Some(t) = &s.timestamp {
+        warn(
+            "Timestamp",
+            format!("{t} is not kept: the hub records its own time of the report, which the receiver's message has"),
+        );
+    }
+    let f = &s.from;
+    let details: Vec<&str> = [
+        ("OrganizationInCharge", &f.organization_in_charge),
+        ("OrganAdd", &f.organ_add),
+        ("Email", &f.email),
+        ("Telephone", &f.telephone),
+        ("Fax", &f.fax),
+        ("Website", &f.website),
+    ]
+    .into_iter()
+    .filter(|(_, v)| v.as_deref().is_some_and(|v| !v.is_empty()))
+    .map(|(name, _)| name)
+    .collect();
+    if !details.is_empty() {
+        warn(
+            "From",
+            format!(
+                "{} not kept: the receiver's message names the reporter by OrganId and the hub directory's name",
+                details.join(", ")
+            ),
+        );
+    }
+    if let (Some(name), Some(dir)) = (f.organ_name.as_deref(), directory_name) {
+        if name != dir {
+            warn(
+                "From/OrganName",
+                format!("{name:?} is not kept: the receiver's message has the hub directory's name {dir:?}"),
+            );
+        }
+    }
+    let parts = ed::DocumentIdParts::split(&req.document_id);
+    let r = &s.response_for;
+    let derived = [
+        ("OrganId", r.organ_id.clone(), Some(req.document_from.clone())),
+        ("Code", r.code.clone(), parts.map(|p| p.number_notation.to_string())),
+        (
+            "PromulgationDate",
+            r.promulgation_date.as_ref().map(ToString::to_string),
+            parts.map(|p| p.date.to_string()),
+        ),
+    ];
+    for (name, written, comes_back) in derived {
+        if let Some(w) = written.filter(|w| Some(w) != comes_back.as_ref()) {
+            warn(
+                &format!("ResponseFor/{name}"),
+                format!(
+                    "{w:?} is not kept: the receiver's message has {} (from the document the status is about)",
+                    comes_back.map_or("none".to_string(), |c| format!("{c:?}"))
+                ),
+            );
+        }
+    }
+    let unmodelled = [
+        &s.extras,
+        &f.extras,
+        &r.extras,
+        &p.root_extras,
+        &p.envelope_extras,
+        &p.header_extras,
+        &p.body_extras,
+        &p.attachments_extras,
+    ]
+    .iter()
+    .map(|e| e.0.len())
+    .sum::<usize>()
+        + s.staff.as_ref().map_or(0, |st| st.extras.0.len());
+    if unmodelled > 0 {
+        warn(
+            "",
+            format!("{unmodelled} element(s) Truc does not model (vendor extensions) are not kept in a status"),
+        );
+    }
+    out
 }
 
 /// A received status notice as a status message: From the reporter (with
