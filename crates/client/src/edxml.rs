@@ -1070,6 +1070,22 @@ pub enum ReadError {
         /// See `line`.
         column: u64,
     },
+    /// The attachments come to more than the hub accepts in one document:
+    /// reading stopped there, at `element`.
+    #[error(
+        "{element}: the attachments come to more than {limit} bytes, the most the hub accepts in one document \
+         (its limits.max_document_size) (near line {line}, column {column})"
+    )]
+    TooLarge {
+        /// The attachment being read when the limit was passed.
+        element: String,
+        /// The hub's maximum document size, bytes.
+        limit: u64,
+        /// Where it had read to, as in `Refused`.
+        line: u64,
+        /// See `line`.
+        column: u64,
+    },
     /// The package or a temporary file could not be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -1125,6 +1141,9 @@ struct FileSink {
     current: Option<(usize, std::io::BufWriter<std::fs::File>)>,
     files: Vec<std::path::PathBuf>,
     whole: ring::digest::Context,
+    /// Bytes decoded so far, all attachments together, and the most allowed.
+    written: u64,
+    max: u64,
 }
 
 impl FileSink {
@@ -1153,6 +1172,13 @@ impl FileSink {
 
 impl ed::AttachmentSink for FileSink {
     fn write(&mut self, index: usize, chunk: &[u8]) -> std::io::Result<()> {
+        self.written += chunk.len() as u64;
+        if self.written > self.max {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::FileTooLarge,
+                "over the hub's maximum document size",
+            ));
+        }
         self.open(index)?;
         self.whole.update(chunk);
         let (_, w) = self.current.as_mut().expect("opened");
@@ -1167,11 +1193,14 @@ impl ed::AttachmentSink for FileSink {
 
 /// Read the package at `path`, decoding attachments into files in `dir`
 /// (a temporary directory on disk: a 2 GiB attachment takes 2 GiB there,
-/// and no more than a buffer in memory), within `limits`.
+/// and no more than a buffer in memory), within `limits`; reading stops as
+/// soon as the attachments come to more than `max_document_size` bytes
+/// (the hub's, [`crate::Client::hub_info`]).
 pub fn read_package(
     path: &std::path::Path,
     dir: &std::path::Path,
     limits: ed::Limits,
+    max_document_size: u64,
 ) -> Result<ReadPackage, ReadError> {
     let io = |p: &std::path::Path| {
         let p = p.display().to_string();
@@ -1188,10 +1217,20 @@ pub fn read_package(
         current: None,
         files: Vec::new(),
         whole: ring::digest::Context::new(&ring::digest::SHA256),
+        written: 0,
+        max: max_document_size,
     };
     let parsed = ed::parse(&mut input, limits, &mut sink);
     let package = match parsed {
         Ok(p) => p,
+        Err(source) if sink.written > sink.max => {
+            return Err(ReadError::TooLarge {
+                element: source.element().to_string(),
+                limit: sink.max,
+                line: input.line,
+                column: input.column,
+            })
+        }
         Err(source) => {
             return Err(ReadError::Refused {
                 source,
