@@ -26,6 +26,17 @@ pub(crate) fn read(path: &Path) -> (Package, MemoryAttachments) {
     (p, files)
 }
 
+/// The package at `path`, its attachments read for their size and SHA-256
+/// only (streamed: a package of any size).
+pub(crate) fn read_digests(path: &Path) -> Package {
+    parse(
+        std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path).unwrap()),
+        Limits::new(8 << 30),
+        &mut truc_edxml::Discard,
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// The hub's name, as its certificate states it (`truc ops status`).
 pub(crate) fn hub_name(hub: &Hub) -> String {
     let v = hub.json("ops", &["ops", "status"]);
@@ -96,7 +107,8 @@ pub(crate) fn same_as_sent(hub: &Hub, received: &Path, sent: &Path, before_ms: i
 
 /// [`same_as_sent`]'s comparison: the first difference between the package
 /// sent and the one received, the latter changed by `change` first (to show
-/// that a change is found).
+/// that a change is found). Attachments compare by size and SHA-256, read
+/// as they stream by.
 pub(crate) fn difference_after(
     hub: &Hub,
     received: &Path,
@@ -104,9 +116,8 @@ pub(crate) fn difference_after(
     before_ms: i64,
     change: impl FnOnce(&mut Package),
 ) -> Option<truc_edxml::Difference> {
-    let (p, p_files) = read(sent);
-    let (mut q, q_files) = read(received);
-    assert_eq!(q_files, p_files, "{}: attachments byte for byte", received.display());
+    let p = read_digests(sent);
+    let mut q = read_digests(received);
     let t = q.trace.as_mut().expect("a TraceHeaderList");
     let hop = t.traces.pop().expect("the hub's TraceHeader");
     assert_eq!(hop.organ_id.as_deref(), Some(hub_name(hub).as_str()));
