@@ -66,7 +66,10 @@ fn the_demo_sends_a_cong_van_with_a_pdf_and_shows_it_arriving() {
     }
     let id = out.split("as \"").nth(1).unwrap().split('"').next().unwrap();
     let parts = truc_edxml::DocumentIdParts::split(id).unwrap_or_else(|| panic!("{id}"));
-    assert_eq!((parts.sender, parts.number_notation), ("000.00.00.G22", "123/VPCP-KSTT"));
+    assert_eq!(
+        (parts.sender, parts.number_notation),
+        ("000.00.00.G22", "123/VPCP-KSTT")
+    );
     assert!(truc_edxml::EdDate::parse(parts.date).date().is_some(), "{id}");
     // Arrived at both, the attachment checked and saved.
     for (code, name) in [
@@ -83,7 +86,10 @@ fn the_demo_sends_a_cong_van_with_a_pdf_and_shows_it_arriving() {
     let h26 = std::fs::read(keep.join("inbox/000.00.00.H26/123-VPCP-KSTT.pdf")).unwrap();
     let h29 = std::fs::read(keep.join("inbox/000.00.00.H29/123-VPCP-KSTT.pdf")).unwrap();
     assert_eq!(h26, h29);
-    assert!(out.contains(&format!("({} bytes, a PDF made by the demo)", h26.len())), "{out}");
+    assert!(
+        out.contains(&format!("({} bytes, a PDF made by the demo)", h26.len())),
+        "{out}"
+    );
     well_formed_pdf(&h26);
     let pdf = String::from_utf8_lossy(&h26);
     assert!(pdf.contains("(So: 123/VPCP-KSTT) Tj"), "the page states the number");
@@ -91,5 +97,8 @@ fn the_demo_sends_a_cong_van_with_a_pdf_and_shows_it_arriving() {
         .encode_utf16()
         .map(|u| format!("{u:04X}"))
         .collect();
-    assert!(pdf.contains(&format!("/Title <FEFF{title}>")), "the title, in Vietnamese");
+    assert!(
+        pdf.contains(&format!("/Title <FEFF{title}>")),
+        "the title, in Vietnamese"
+    );
 }

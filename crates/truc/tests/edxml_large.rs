@@ -35,7 +35,10 @@ const MIB: u64 = 1 << 20;
 /// A size in MiB from the environment, or `default`.
 fn mib(var: &str, default: u64) -> u64 {
     match std::env::var(var) {
-        Ok(v) => v.trim().parse().unwrap_or_else(|_| panic!("{var}={v:?}: a number of MiB")),
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{var}={v:?}: a number of MiB")),
         Err(_) => default,
     }
 }
@@ -157,8 +160,10 @@ fn a_large_attachment_among_three_round_trips_in_bounded_memory() {
     let q = read_digests(&got);
     assert_eq!(q.attachments[3].size, size);
     // A changed byte of the large one would show.
-    let d = difference_after(&hub, &got, Path::new(&package), before, |q| q.attachments[3].sha256[31] ^= 1)
-        .expect("a changed attachment is a difference");
+    let d = difference_after(&hub, &got, Path::new(&package), before, |q| {
+        q.attachments[3].sha256[31] ^= 1
+    })
+    .expect("a changed attachment is a difference");
     assert!(d.element.contains("Attachment[4]"), "{d}");
 
     let report = format!(
@@ -191,7 +196,9 @@ fn a_huge_base64_attachment_is_streamed_and_refused_in_bounded_memory() {
     let last = good.find("    <Attachment>\n      <ContentId>cid:pl-1").unwrap();
     let tail = &good[good.find("  </AttachmentEncoded>").unwrap()..];
     let cut_refs = |s: &str| {
-        let a = s.find("        <edXML:Reference xmlns:xlink=\"http://www.w3.org/1999/xlink\" xlink:href=\"cid:pl-1\">").unwrap();
+        let a = s
+            .find("        <edXML:Reference xmlns:xlink=\"http://www.w3.org/1999/xlink\" xlink:href=\"cid:pl-1\">")
+            .unwrap();
         let b = s.find("      </edXML:edXMLManifest>").unwrap();
         format!("{}{}", &s[..a], &s[b..])
     };
@@ -199,7 +206,10 @@ fn a_huge_base64_attachment_is_streamed_and_refused_in_bounded_memory() {
     let after = format!("{}{}", &good[first_end..last], tail);
 
     let pipe = hub.path("huge.edxml");
-    let made = std::process::Command::new("mkfifo").arg(&pipe).status().expect("mkfifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&pipe)
+        .status()
+        .expect("mkfifo");
     assert!(made.success());
     let writer = {
         let pipe = pipe.clone();
@@ -208,7 +218,9 @@ fn a_huge_base64_attachment_is_streamed_and_refused_in_bounded_memory() {
             w.write_all(head.as_bytes())?;
             // Valid base64 in lines of 76, 1 MiB at a time; the last four
             // characters are not base64.
-            let line: String = (0..76).map(|i| b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[(i * 7) % 64] as char).collect();
+            let line: String = (0..76)
+                .map(|i| b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[(i * 7) % 64] as char)
+                .collect();
             let mut block = String::new();
             while block.len() < MIB as usize {
                 block.push_str(&line);
@@ -262,7 +274,10 @@ fn a_huge_base64_attachment_is_streamed_and_refused_in_bounded_memory() {
     // What was decoded is gone from TMPDIR; the hub has nothing.
     let left: Vec<_> = std::fs::read_dir(&tmpdir).unwrap().map(|e| e.unwrap().path()).collect();
     assert!(left.is_empty(), "left in TMPDIR: {left:?}");
-    assert_eq!(hub.json("ops", &["ops", "status"])["tree_size"].as_u64().unwrap(), before);
+    assert_eq!(
+        hub.json("ops", &["ops", "status"])["tree_size"].as_u64().unwrap(),
+        before
+    );
     let storage = hub.json("ops", &["ops", "storage"]);
     assert_eq!(storage["uploads_incomplete"], 0, "{storage}");
     assert!(receive_edxml(&hub, H26, &[]).documents.is_empty());

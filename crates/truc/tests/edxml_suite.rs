@@ -81,7 +81,11 @@ fn every_business_type_round_trips() {
     // 0, new, prefixed: to H26 and H29.
     let before = truc_core::now_unix_ms();
     let v = send(&hub, G22, "doc_0_new_prefixed.edxml");
-    assert_eq!((v["document_id"].as_str(), &v["duplicate"]), (Some(A), &Value::Bool(false)), "{v}");
+    assert_eq!(
+        (v["document_id"].as_str(), &v["duplicate"]),
+        (Some(A), &Value::Bool(false)),
+        "{v}"
+    );
     assert_eq!(v["warnings"], serde_json::json!([]), "{v}");
     let at_h26 = receives(&hub, H26, "doc_0_new_prefixed.edxml", before);
     receives(&hub, H29, "doc_0_new_prefixed.edxml", before);
@@ -130,7 +134,11 @@ fn every_business_type_round_trips() {
     // H29 removed (it had B: it is told), H26 stays.
     let before = truc_core::now_unix_ms();
     let v = send(&hub, G22, "doc_2_update_prefixed.edxml");
-    assert_eq!((v["document_id"].as_str(), &v["duplicate"]), (Some(B), &Value::Bool(false)), "{v}");
+    assert_eq!(
+        (v["document_id"].as_str(), &v["duplicate"]),
+        (Some(B), &Value::Bool(false)),
+        "{v}"
+    );
     receives(&hub, H26, "doc_2_update_prefixed.edxml", before);
     receives(&hub, H29, "doc_2_update_prefixed.edxml", before);
     let got = receive_edxml(&hub, G0901, &[]).documents;
@@ -223,18 +231,25 @@ fn every_status_code_comes_back_as_edxml() {
         let file = suite(&format!("status_{code}.edxml"));
         let o = hub.ok(&hub.as_who(who, &["status", "--edxml", file.to_str().unwrap(), "--json"]));
         let r: Value = serde_json::from_slice(&o.stdout).unwrap();
-        assert_eq!((r["code"].as_str(), r["document_id"].as_str()), (Some(code), Some(A)), "{r}");
+        assert_eq!(
+            (r["code"].as_str(), r["document_id"].as_str()),
+            (Some(code), Some(A)),
+            "{r}"
+        );
         // What the hub does not keep is said, not dropped silently.
         let said = String::from_utf8_lossy(&o.stderr);
-        assert!(said.contains("Timestamp") && said.contains("not carried"), "{code}: {said}");
-        assert!(!said.contains("ResponseFor") && !said.contains("OrganName"), "{code}: {said}");
+        assert!(
+            said.contains("Timestamp") && said.contains("not carried"),
+            "{code}: {said}"
+        );
+        assert!(
+            !said.contains("ResponseFor") && !said.contains("OrganName"),
+            "{code}: {said}"
+        );
         windows.push((before, truc_core::now_unix_ms()));
     }
     // The rules still hold for statuses from edXML: 03 after 06 is refused.
-    let late = hub.truc(&hub.as_who(
-        H26,
-        &["status", "--edxml", suite("status_03.edxml").to_str().unwrap()],
-    ));
+    let late = hub.truc(&hub.as_who(H26, &["status", "--edxml", suite("status_03.edxml").to_str().unwrap()]));
     assert_eq!(late.status.code(), Some(4), "{}", text(&late));
     assert!(text(&late).contains("has finished it (06)"), "{}", text(&late));
 

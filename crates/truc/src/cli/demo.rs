@@ -218,10 +218,7 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
                     saved.strip_prefix(&root).unwrap_or(&saved).display()
                 );
             }
-            println!(
-                "     signature by {} verified, acknowledged",
-                checked.from
-            );
+            println!("     signature by {} verified, acknowledged", checked.from);
         }
     }
     let list = ops.list_agencies().await?;

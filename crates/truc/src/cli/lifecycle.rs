@@ -144,8 +144,9 @@ async fn from_edxml(
         } else {
             super::errors::Kind::Usage
         };
-        super::errors::Problem::new(kind, format!("{}: {e}", path.display()))
-            .hint("nothing was reported: correct the status message (From is your agency, ResponseFor names the document)")
+        super::errors::Problem::new(kind, format!("{}: {e}", path.display())).hint(
+            "nothing was reported: correct the status message (From is your agency, ResponseFor names the document)",
+        )
     })?;
     let name = match client.lookup_agencies(std::slice::from_ref(&caller)).await {
         Ok(list) => list.into_iter().next().map(|e| e.name),
