@@ -50,6 +50,17 @@ fn send(hub: &Hub, who: &str, name: &str) -> Value {
     hub.json(who, &["send", "--edxml", suite(name).to_str().unwrap()])
 }
 
+/// G22 sends suite package `name`: accepted, as a new action, under `id`.
+fn accepted_as(hub: &Hub, name: &str, id: &str) -> Value {
+    let v = send(hub, G22, name);
+    assert_eq!(
+        (v["document_id"].as_str(), &v["duplicate"]),
+        (Some(id), &Value::Bool(false)),
+        "{name}: {v}"
+    );
+    v
+}
+
 /// The business type of a received package.
 fn business(path: &Path) -> Option<BusinessDocType> {
     let (p, _) = read(path);
@@ -80,12 +91,7 @@ fn every_business_type_round_trips() {
 
     // 0, new, prefixed: to H26 and H29.
     let before = truc_core::now_unix_ms();
-    let v = send(&hub, G22, "doc_0_new_prefixed.edxml");
-    assert_eq!(
-        (v["document_id"].as_str(), &v["duplicate"]),
-        (Some(A), &Value::Bool(false)),
-        "{v}"
-    );
+    let v = accepted_as(&hub, "doc_0_new_prefixed.edxml", A);
     assert_eq!(v["warnings"], serde_json::json!([]), "{v}");
     let at_h26 = receives(&hub, H26, "doc_0_new_prefixed.edxml", before);
     receives(&hub, H29, "doc_0_new_prefixed.edxml", before);
@@ -111,9 +117,7 @@ fn every_business_type_round_trips() {
     // 1, revoke, unprefixed, no attachment: under A's own DocumentId, as
     // the axis sends it; both recipients had A and are told.
     let before = truc_core::now_unix_ms();
-    let revoke = send(&hub, G22, "doc_1_revoke_default.edxml");
-    assert_eq!(revoke["document_id"], A, "{revoke}");
-    assert_eq!(revoke["duplicate"], false, "{revoke}");
+    let revoke = accepted_as(&hub, "doc_1_revoke_default.edxml", A);
     for who in [H26, H29] {
         let got = receives(&hub, who, "doc_1_revoke_default.edxml", before);
         assert_eq!(business(&got), Some(BusinessDocType::Revoke));
@@ -133,12 +137,7 @@ fn every_business_type_round_trips() {
     // 2, update of B under B's id: G09.01 added (it gets B and the update),
     // H29 removed (it had B: it is told), H26 stays.
     let before = truc_core::now_unix_ms();
-    let v = send(&hub, G22, "doc_2_update_prefixed.edxml");
-    assert_eq!(
-        (v["document_id"].as_str(), &v["duplicate"]),
-        (Some(B), &Value::Bool(false)),
-        "{v}"
-    );
+    accepted_as(&hub, "doc_2_update_prefixed.edxml", B);
     receives(&hub, H26, "doc_2_update_prefixed.edxml", before);
     receives(&hub, H29, "doc_2_update_prefixed.edxml", before);
     let got = receive_edxml(&hub, G0901, &[]).documents;
@@ -174,8 +173,7 @@ fn every_business_type_round_trips() {
     ));
     assert_eq!(receive_edxml(&hub, G0901, &[]).documents.len(), 1);
     let before = truc_core::now_unix_ms();
-    let v = send(&hub, G22, "doc_3_replace_ns2.edxml");
-    assert_eq!(v["document_id"], C, "{v}");
+    accepted_as(&hub, "doc_3_replace_ns2.edxml", C);
     for who in [H26, G0901] {
         let got = receives(&hub, who, "doc_3_replace_ns2.edxml", before);
         assert_eq!(business(&got), Some(BusinessDocType::Replace));
