@@ -525,10 +525,11 @@ pub struct Hop {
     pub timestamp: ed::EdDateTime,
 }
 
-/// The attachments a package of `h` carries: its manifest, or for a header
-/// without one, its one payload (named by `file_name`).
+/// The attachments a package of `h` carries: its manifest; none for a
+/// package sent with none (a revoke usually has none); for a header
+/// without edXML or a manifest, its one payload (named by `file_name`).
 pub fn attachments_of(h: &pb::DocumentHeader) -> Vec<pb::Attachment> {
-    if !h.attachments.is_empty() {
+    if !h.attachments.is_empty() || h.edxml.is_some() {
         return h.attachments.clone();
     }
     vec![pb::Attachment {
@@ -896,6 +897,111 @@ pub fn status_request(p: &ed::Package, caller: &str) -> Result<pb::ReportStatusR
     })
 }
 
+/// What of status message `p` does not reach the receiver when it is
+/// reported as `req`: the receiver's message ([`status_package`]) is made
+/// from what the hub keeps of a status (the reporter's code, the document,
+/// code, Description, StaffInfo) and the hub's own time, so anything else
+/// the message says is named here, for the sender to be told rather than
+/// have it dropped silently. `directory_name` is the reporter's name in the
+/// hub's directory (what the receiver's From/OrganName says), if known.
+pub fn status_not_carried(
+    p: &ed::Package,
+    req: &pb::ReportStatusRequest,
+    directory_name: Option<&str>,
+) -> Vec<ed::Warning> {
+    let Some(s) = p.status() else { return Vec::new() };
+    let mut out = Vec::new();
+    let mut warn = |element: &str, reason: String| {
+        out.push(ed::Warning {
+            element: if element.is_empty() {
+                "edXML".to_string()
+            } else {
+                format!("edXML/edXMLEnvelope/edXMLHeader/MessageHeader/{element}")
+            },
+            reason,
+        })
+    };
+    if let Some(t) = &s.timestamp {
+        warn(
+            "Timestamp",
+            format!("{t} is not kept: the hub records its own time of the report, which the receiver's message has"),
+        );
+    }
+    let f = &s.from;
+    let details: Vec<&str> = [
+        ("OrganizationInCharge", &f.organization_in_charge),
+        ("OrganAdd", &f.organ_add),
+        ("Email", &f.email),
+        ("Telephone", &f.telephone),
+        ("Fax", &f.fax),
+        ("Website", &f.website),
+    ]
+    .into_iter()
+    .filter(|(_, v)| v.as_deref().is_some_and(|v| !v.is_empty()))
+    .map(|(name, _)| name)
+    .collect();
+    if !details.is_empty() {
+        warn(
+            "From",
+            format!(
+                "{} not kept: the receiver's message names the reporter by OrganId and the hub directory's name",
+                details.join(", ")
+            ),
+        );
+    }
+    if let (Some(name), Some(dir)) = (f.organ_name.as_deref(), directory_name) {
+        if name != dir {
+            warn(
+                "From/OrganName",
+                format!("{name:?} is not kept: the receiver's message has the hub directory's name {dir:?}"),
+            );
+        }
+    }
+    let parts = ed::DocumentIdParts::split(&req.document_id);
+    let r = &s.response_for;
+    let derived = [
+        ("OrganId", r.organ_id.clone(), Some(req.document_from.clone())),
+        ("Code", r.code.clone(), parts.map(|p| p.number_notation.to_string())),
+        (
+            "PromulgationDate",
+            r.promulgation_date.as_ref().map(ToString::to_string),
+            parts.map(|p| p.date.to_string()),
+        ),
+    ];
+    for (name, written, comes_back) in derived {
+        if let Some(w) = written.filter(|w| Some(w) != comes_back.as_ref()) {
+            warn(
+                &format!("ResponseFor/{name}"),
+                format!(
+                    "{w:?} is not kept: the receiver's message has {} (from the document the status is about)",
+                    comes_back.map_or("none".to_string(), |c| format!("{c:?}"))
+                ),
+            );
+        }
+    }
+    let unmodelled = [
+        &s.extras,
+        &f.extras,
+        &r.extras,
+        &p.root_extras,
+        &p.envelope_extras,
+        &p.header_extras,
+        &p.body_extras,
+        &p.attachments_extras,
+    ]
+    .iter()
+    .map(|e| e.0.len())
+    .sum::<usize>()
+        + s.staff.as_ref().map_or(0, |st| st.extras.0.len());
+    if unmodelled > 0 {
+        warn(
+            "",
+            format!("{unmodelled} element(s) Truc does not model (vendor extensions) are not kept in a status"),
+        );
+    }
+    out
+}
+
 /// A received status notice as a status message: From the reporter (with
 /// its name from the directory, if known), ResponseFor the document (its
 /// code and date read from the DocumentId in the axis's form), StaffInfo,
@@ -964,6 +1070,22 @@ pub enum ReadError {
         /// See `line`.
         column: u64,
     },
+    /// The attachments come to more than the hub accepts in one document:
+    /// reading stopped there, at `element`.
+    #[error(
+        "{element}: the attachments come to more than {limit} bytes, the most the hub accepts in one document \
+         (its limits.max_document_size) (near line {line}, column {column})"
+    )]
+    TooLarge {
+        /// The attachment being read when the limit was passed.
+        element: String,
+        /// The hub's maximum document size, bytes.
+        limit: u64,
+        /// Where it had read to, as in `Refused`.
+        line: u64,
+        /// See `line`.
+        column: u64,
+    },
     /// The package or a temporary file could not be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -1019,6 +1141,9 @@ struct FileSink {
     current: Option<(usize, std::io::BufWriter<std::fs::File>)>,
     files: Vec<std::path::PathBuf>,
     whole: ring::digest::Context,
+    /// Bytes decoded so far, all attachments together, and the most allowed.
+    written: u64,
+    max: u64,
 }
 
 impl FileSink {
@@ -1047,6 +1172,13 @@ impl FileSink {
 
 impl ed::AttachmentSink for FileSink {
     fn write(&mut self, index: usize, chunk: &[u8]) -> std::io::Result<()> {
+        self.written += chunk.len() as u64;
+        if self.written > self.max {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::FileTooLarge,
+                "over the hub's maximum document size",
+            ));
+        }
         self.open(index)?;
         self.whole.update(chunk);
         let (_, w) = self.current.as_mut().expect("opened");
@@ -1061,11 +1193,14 @@ impl ed::AttachmentSink for FileSink {
 
 /// Read the package at `path`, decoding attachments into files in `dir`
 /// (a temporary directory on disk: a 2 GiB attachment takes 2 GiB there,
-/// and no more than a buffer in memory), within `limits`.
+/// and no more than a buffer in memory), within `limits`; reading stops as
+/// soon as the attachments come to more than `max_document_size` bytes
+/// (the hub's, [`crate::Client::hub_info`]).
 pub fn read_package(
     path: &std::path::Path,
     dir: &std::path::Path,
     limits: ed::Limits,
+    max_document_size: u64,
 ) -> Result<ReadPackage, ReadError> {
     let io = |p: &std::path::Path| {
         let p = p.display().to_string();
@@ -1082,10 +1217,20 @@ pub fn read_package(
         current: None,
         files: Vec::new(),
         whole: ring::digest::Context::new(&ring::digest::SHA256),
+        written: 0,
+        max: max_document_size,
     };
     let parsed = ed::parse(&mut input, limits, &mut sink);
     let package = match parsed {
         Ok(p) => p,
+        Err(source) if sink.written > sink.max => {
+            return Err(ReadError::TooLarge {
+                element: source.element().to_string(),
+                limit: sink.max,
+                line: input.line,
+                column: input.column,
+            })
+        }
         Err(source) => {
             return Err(ReadError::Refused {
                 source,

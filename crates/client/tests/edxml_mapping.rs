@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 use prost::Message;
-use truc_client::edxml::{export, import, status_package, status_request, Hop};
+use truc_client::edxml::{export, import, status_not_carried, status_package, status_request, Hop};
 use truc_client::proto::{DocumentHeader, StatusNotice};
 use truc_client::transfer::{manifest, Digests};
 use truc_edxml::{first_difference, parse, write, EdDateTime, Limits, MemoryAttachments, Package};
@@ -137,6 +137,23 @@ fn a_replacement_of_two_documents() {
     round_trip("replace_replacement_info_list.edxml");
 }
 
+/// The round-trip suite's document packages (tests/fixtures/edxml/suite;
+/// through a hub in crates/truc/tests/edxml_suite.rs), among them a revoke
+/// with no attachment, which comes back with none.
+#[test]
+fn the_suite_documents_round_trip() {
+    let mut names: Vec<String> = std::fs::read_dir(fixtures().join("suite"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("doc_"))
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 5, "{names:?}");
+    for name in names {
+        round_trip(&format!("suite/{name}"));
+    }
+}
+
 #[test]
 fn the_typed_fields_hold_the_message_header() {
     let (p, files) = read("new_3_attachments_prefixed.edxml");
@@ -216,4 +233,37 @@ fn a_status_message_both_ways() {
     if let Some(d) = first_difference(&p, &again) {
         panic!("status differs: {d}\n{}", String::from_utf8_lossy(&xml));
     }
+}
+
+/// What the hub does not keep of a status message is named, and nothing
+/// else: the Timestamp, From's details, a ResponseFor that says other than
+/// its DocumentId, vendor elements.
+#[test]
+fn what_a_status_message_loses_is_named() {
+    let (p, _) = read("status_03_registered.edxml");
+    let req = status_request(&p, "000.00.00.H26").unwrap();
+    let named = |p: &Package, dir: Option<&str>| -> Vec<String> {
+        status_not_carried(p, &req, dir)
+            .into_iter()
+            .map(|w| w.element.rsplit("MessageHeader/").next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(named(&p, Some("UBND Thành phố Hà Nội")), ["Timestamp"]);
+    assert_eq!(named(&p, Some("Hà Nội")), ["Timestamp", "From/OrganName"]);
+    let mut q = p.clone();
+    let truc_edxml::Message::Status(s) = &mut q.message else {
+        panic!("a status")
+    };
+    s.timestamp = None;
+    s.from.fax = Some("024 3825 3537".into());
+    s.response_for.organ_id = Some("000.00.00.H26".into());
+    s.response_for.code = Some("1234/VPCP-KSTT".into());
+    s.extras.0.push(truc_edxml::Unmodelled {
+        after: None,
+        xml: "<x:SoDen xmlns:x=\"urn:x\">18734</x:SoDen>".into(),
+    });
+    assert_eq!(named(&q, None), ["From", "ResponseFor/OrganId", "edXML"]);
+    let w = status_not_carried(&q, &req, None);
+    assert!(w[0].reason.starts_with("Fax not kept"), "{}", w[0].reason);
+    assert!(w[1].reason.contains("\"000.00.00.G22\""), "{}", w[1].reason);
 }

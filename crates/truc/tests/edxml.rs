@@ -8,81 +8,12 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
+use support::edxml::{fixture, inbox_edxml, read, same_as_sent};
 use support::{text, Hub, G0901, G22, H26, H29};
-use truc_edxml::{first_difference, parse, Limits, MemoryAttachments, Package};
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/edxml")
-        .join(name)
-}
-
-fn read(path: &Path) -> (Package, MemoryAttachments) {
-    let mut files = MemoryAttachments::default();
-    let p = parse(
-        std::io::BufReader::new(std::fs::File::open(path).unwrap()),
-        Limits::new(1 << 30),
-        &mut files,
-    )
-    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    (p, files)
-}
-
-/// The hub's name, as its certificate states it (`truc ops status`).
-fn hub_name(hub: &Hub) -> String {
-    let v = hub.json("ops", &["ops", "status"]);
-    v["hub_principal"]
-        .as_str()
-        .unwrap()
-        .strip_prefix("urn:truc:hub:")
-        .unwrap()
-        .to_string()
-}
-
-/// `who` receives as edXML into `inbox-<who>`: the packages written.
-fn inbox_edxml(hub: &Hub, who: &str) -> Vec<PathBuf> {
-    let dir = hub.path(&format!("inbox-{who}"));
-    let v = hub.json(who, &["inbox", "--format", "edxml", "--out", &dir]);
-    v["deliveries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|d| d.get("header").is_some())
-        .map(|d| PathBuf::from(d["saved_to"].as_str().unwrap()))
-        .collect()
-}
-
-/// The package `who` received for `sent` compares equal to it once the
-/// hub's TraceHeader (the last, naming the hub, timed between `before` and
-/// now) is set aside.
-fn same_as_sent(hub: &Hub, received: &Path, sent: &Path, before_ms: i64) {
-    let (p, p_files) = read(sent);
-    let (mut q, q_files) = read(received);
-    assert_eq!(q_files, p_files, "{}: attachments byte for byte", received.display());
-    let t = q.trace.as_mut().expect("a TraceHeaderList");
-    let hop = t.traces.pop().expect("the hub's TraceHeader");
-    assert_eq!(hop.organ_id.as_deref(), Some(hub_name(hub).as_str()));
-    let at = hop
-        .timestamp
-        .and_then(|t| t.to_timestamp(truc_edxml::DEFAULT_OFFSET))
-        .expect("a timestamp in local time")
-        .as_millisecond();
-    // Timestamps are whole seconds (rounded).
-    assert!(
-        at >= before_ms - 1000 && at <= truc_core::now_unix_ms() + 1000,
-        "{}: the hub's TraceHeader time {at} is not when it accepted the document (sent after {before_ms})",
-        received.display()
-    );
-    if p.trace.is_none() && t.traces.is_empty() && t.business.is_none() && t.extras.is_empty() {
-        q.trace = None;
-    }
-    if let Some(d) = first_difference(&p, &q) {
-        panic!("{}: differs from {}: {d}", received.display(), sent.display());
-    }
-}
+use truc_edxml::{first_difference, parse, Limits, MemoryAttachments};
 
 /// G22 sends `name` with `truc send --edxml`; returns the acceptance.
 fn send_edxml(hub: &Hub, name: &str) -> Value {

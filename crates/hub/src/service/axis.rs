@@ -35,6 +35,8 @@ impl Axis for AxisService {
                 doc.payload.len()
             )));
         }
+        // The document limit holds inline too (it may be set below the inline one).
+        crate::service::upload::check_size(&self.0, doc.payload.len() as u64)?;
         // Signature and chain checks cost CPU: keep them off the reactor.
         let trust = self.0.signing_trust();
         let max_ahead_ms = self.0.max_signed_at_ahead_ms();
@@ -237,6 +239,7 @@ impl Axis for AxisService {
         Ok(Response::new(truc_proto::v1::HubInfo {
             name,
             utc_offset_minutes: self.0.calendar.utc_offset_minutes(),
+            max_document_size: self.0.config.limits.max_document_size,
         }))
     }
 

@@ -1,6 +1,8 @@
 //! `truc demo`: a real hub on sled in a temporary directory with a fresh CA;
-//! three agencies; one signed document to two of them, received, verified
-//! and acknowledged.
+//! three agencies; one signed công văn (number and notation, place and date
+//! of promulgation, signer and position, a Vietnamese subject, a PDF made
+//! here as its attachment) to two of them, received, verified, saved and
+//! acknowledged.
 
 use std::path::PathBuf;
 
@@ -21,6 +23,12 @@ pub(crate) struct DemoArgs {
     #[arg(long, value_name = "DIR")]
     keep: Option<PathBuf>,
 }
+
+/// The công văn's number and notation (số, ký hiệu), place, and subject.
+const NUMBER: &str = "123";
+const NOTATION: &str = "VPCP-KSTT";
+const PLACE: &str = "Hà Nội";
+const SUBJECT: &str = "V/v kết nối hệ thống quản lý văn bản với Trục liên thông văn bản quốc gia";
 
 const AGENCIES: &[(&str, &str)] = &[
     ("000.00.00.G22", "Văn phòng Chính phủ"),
@@ -80,46 +88,64 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     println!("   operator registered {} agencies", AGENCIES.len());
 
     let sender = Client::connect_dir(&addr, &dirs[0]).await?;
-    let payload = "CÔNG VĂN\nVề việc triển khai Trục liên thông văn bản quốc gia.\n"
-        .as_bytes()
-        .to_vec();
     // A công văn numbered as a records office numbers it: the id is
     // <sender>,<promulgation date, local>,<number>/<notation>. The number is
-    // the demo's own (a fresh register: 1); the date is today at the axis's
-    // offset (output::axis_offset_minutes: TRUC_UTC_OFFSET or +07:00).
+    // the demo's own; the date is today at the axis's offset
+    // (output::axis_offset_minutes: TRUC_UTC_OFFSET or +07:00).
     let today = truc_core::Calendar::at_offset(output::axis_offset_minutes())?.local_date(truc_core::now_unix_ms());
-    let (number, notation) = ("1", "VPCP-KSTT");
+    let (number, notation) = (NUMBER, NOTATION);
     let document_id = truc_edxml::document_id(AGENCIES[0].0, today, number, notation);
+    let signer = truc_proto::v1::SignerInfo {
+        competence: "KT. BỘ TRƯỞNG, CHỦ NHIỆM".into(),
+        position: "PHÓ CHỦ NHIỆM".into(),
+        full_name: "Nguyễn Văn An".into(),
+    };
+    let payload = cong_van_pdf(today);
+    let file_name = format!("{number}-{notation}.pdf");
+    let meta = [truc_client::transfer::AttachmentMeta {
+        content_id: "cid:cong-van".into(),
+        name: file_name.clone(),
+        description: format!("Công văn số {number}/{notation} (bản ký số)"),
+        media_type: "application/pdf".into(),
+    }];
+    let sha = truc_core::sha256(&payload);
+    let digests = truc_client::transfer::Digests {
+        sha256: sha,
+        size: payload.len() as u64,
+        attachments: vec![sha],
+        sizes: vec![payload.len() as u64],
+    };
     let header = DocumentHeader {
         to: vec![AGENCIES[1].0.into(), AGENCIES[2].0.into()],
         document_id: document_id.clone(),
-        subject: "Về việc triển khai Trục liên thông văn bản".into(),
+        subject: SUBJECT.into(),
         code_number: number.into(),
         code_notation: notation.into(),
         document_type: "Công văn".into(),
         priority: Priority::Urgent as i32,
         promulgation_date: truc_edxml::EdDate::Date(today).to_string(),
-        promulgation_place: "Hà Nội".into(),
-        signer: Some(truc_proto::v1::SignerInfo {
-            competence: "KT. BỘ TRƯỞNG, CHỦ NHIỆM".into(),
-            position: "Phó Chủ nhiệm".into(),
-            full_name: "Nguyễn Văn A".into(),
-        }),
-        content: "Đề nghị các địa phương kết nối hệ thống quản lý văn bản với Trục liên thông văn bản quốc gia.".into(),
-        to_places: vec!["Như trên".into(), "Lưu: VT, KSTT".into()],
-        content_type: "text/plain; charset=utf-8".into(),
-        file_name: "cong-van.txt".into(),
+        promulgation_place: PLACE.into(),
+        signer: Some(signer.clone()),
+        content: "Đề nghị UBND các thành phố kết nối hệ thống quản lý văn bản và điều hành với Trục liên thông văn \
+                  bản quốc gia, gửi, nhận văn bản điện tử có ký số trước ngày 31/12."
+            .into(),
+        to_places: vec!["Như trên;".into(), "Lưu: VT, KSTT.".into()],
+        attachments: truc_client::transfer::manifest(&meta, &digests),
+        content_type: meta[0].media_type.clone(),
+        file_name: file_name.clone(),
         ..Default::default()
     };
-    let signer = header.signer.clone().unwrap_or_default();
     let doc = truc_client::sign_document(sender.identity(), header, payload.clone())?;
     let resp = sender.send(doc.clone()).await?;
     println!(
-        "\n3. {} signed công văn số {number}/{notation} of {} (local date, UTC{}), signed by {} {}, \
-         as {document_id:?} ({} bytes) and sent it to {} and {}",
+        "\n3. {} ({}) signed công văn số {number}/{notation}, {PLACE}, ngày {} (local date, UTC{}),\n   \
+         {} {} {}: {SUBJECT:?}\n   with {file_name} ({} bytes, a PDF made by the demo), as {document_id:?}, and sent \
+         it to {} and {}",
         AGENCIES[0].0,
+        AGENCIES[0].1,
         truc_edxml::EdDate::Date(today),
         output::offset_label(output::axis_offset_minutes()),
+        signer.competence,
         signer.position,
         signer.full_name,
         payload.len(),
@@ -162,17 +188,37 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
             anyhow::ensure!(doc.payload == payload, "payload differs");
             let out = root.join("inbox").join(AGENCIES[i].0);
             std::fs::create_dir_all(&out)?;
-            std::fs::write(out.join(&checked.header.file_name), &doc.payload)?;
+            let h = &checked.header;
+            let saved = out.join(&h.file_name);
+            std::fs::write(&saved, &doc.payload)?;
             c.ack(vec![d.delivery_id]).await?;
+            let s = h.signer.clone().unwrap_or_default();
             println!(
-                "   {} got {:?} from {} [{}], signature by {} verified, {} bytes identical, acknowledged",
+                "   {} ({}) got công văn số {}/{} from {} [{}], {}, ngày {}, {} {} {}: {:?}",
                 AGENCIES[i].0,
-                checked.header.subject,
-                checked.header.from,
-                Wire::<Priority>::from(checked.header.priority),
-                checked.from,
-                doc.payload.len()
+                AGENCIES[i].1,
+                h.code_number,
+                h.code_notation,
+                h.from,
+                Wire::<Priority>::from(h.priority),
+                h.promulgation_place,
+                h.promulgation_date,
+                s.competence,
+                s.position,
+                s.full_name,
+                h.subject,
             );
+            for a in &h.attachments {
+                println!(
+                    "     {} ({}, {} bytes, SHA-256 {}…) checked against the signed header, saved as {}",
+                    a.name,
+                    a.media_type,
+                    a.size,
+                    &truc_core::hex(&a.sha256)[..16],
+                    saved.strip_prefix(&root).unwrap_or(&saved).display()
+                );
+            }
+            println!("     signature by {} verified, acknowledged", checked.from);
         }
     }
     let list = ops.list_agencies().await?;
@@ -185,4 +231,71 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     }
     println!("\nNext: run `trucd` and `truc` yourself — see README.md, \"Five-minute walk-through\".");
     Ok(())
+}
+
+/// The công văn as a one-page PDF (1.4): the national motto, the sender,
+/// number and notation, place and date, subject, body and signer. Its page
+/// is in Helvetica, whose encoding has no Vietnamese letters, so the page
+/// text is written without diacritics; the document's Title (UTF-16) keeps
+/// them. The cross-reference table holds each object's byte offset, as
+/// readers expect.
+fn cong_van_pdf(date: jiff::civil::Date) -> Vec<u8> {
+    let lines = [
+        "CONG HOA XA HOI CHU NGHIA VIET NAM".to_string(),
+        "Doc lap - Tu do - Hanh phuc".into(),
+        String::new(),
+        "VAN PHONG CHINH PHU".into(),
+        format!("So: {NUMBER}/{NOTATION}"),
+        format!(
+            "Ha Noi, ngay {:02} thang {:02} nam {}",
+            date.day(),
+            date.month(),
+            date.year()
+        ),
+        "V/v ket noi he thong quan ly van ban voi Truc lien thong van ban quoc gia".into(),
+        String::new(),
+        "Kinh gui: UBND Thanh pho Ha Noi; UBND Thanh pho Ho Chi Minh.".into(),
+        "De nghi UBND cac thanh pho ket noi he thong quan ly van ban va dieu hanh".into(),
+        "voi Truc lien thong van ban quoc gia, gui, nhan van ban dien tu co ky so.".into(),
+        String::new(),
+        "KT. BO TRUONG, CHU NHIEM".into(),
+        "PHO CHU NHIEM".into(),
+        "Nguyen Van An".into(),
+    ];
+    let mut text = String::from("BT /F1 12 Tf 72 780 Td 18 TL\n");
+    for l in &lines {
+        let escaped = l.replace('\\', "\\\\").replace('(', "\\(").replace(')', "\\)");
+        text += &format!("({escaped}) Tj T*\n");
+    }
+    text += "ET\n";
+    let title: String = format!("Công văn số {NUMBER}/{NOTATION}")
+        .encode_utf16()
+        .map(|u| format!("{u:04X}"))
+        .collect();
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".into(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>"
+            .into(),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>".into(),
+        format!("<< /Length {} >>\nstream\n{text}endstream", text.len()),
+        format!("<< /Title <FEFF{title}> /Producer (truc demo) >>"),
+    ];
+    let mut pdf = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, o) in objects.iter().enumerate() {
+        offsets.push(pdf.len());
+        pdf.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = pdf.len();
+    let mut tail = format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1);
+    for o in offsets {
+        tail += &format!("{o:010} 00000 n \n");
+    }
+    tail += &format!(
+        "trailer\n<< /Size {} /Root 1 0 R /Info 6 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+        objects.len() + 1
+    );
+    pdf.extend_from_slice(tail.as_bytes());
+    pdf
 }

@@ -59,7 +59,7 @@ fn state(s: i32) -> Wire<TransportState> {
 pub(crate) async fn status(a: StatusArgs) -> anyhow::Result<()> {
     let client = a.conn.client().await?;
     let req = match &a.edxml {
-        Some(path) => from_edxml(&client, path)?,
+        Some(path) => from_edxml(&client, path).await?,
         None => from_flags(&a)?,
     };
     let receipt = client
@@ -112,8 +112,9 @@ fn from_flags(a: &StatusArgs) -> anyhow::Result<truc_proto::v1::ReportStatusRequ
     })
 }
 
-/// The status an edXML status message states, from the caller's agency.
-fn from_edxml(
+/// The status an edXML status message states, from the caller's agency;
+/// what the hub does not keep of it is said on stderr.
+async fn from_edxml(
     client: &truc_client::Client,
     path: &std::path::Path,
 ) -> anyhow::Result<truc_proto::v1::ReportStatusRequest> {
@@ -137,16 +138,24 @@ fn from_edxml(
         &mut truc_edxml::Discard,
     )
     .map_err(|e| fix(format!("{}: refused: {e}", path.display())))?;
-    truc_client::edxml::status_request(&p, &caller).map_err(|e| {
+    let req = truc_client::edxml::status_request(&p, &caller).map_err(|e| {
         let kind = if e.element.ends_with("From/OrganId") {
             super::errors::Kind::Refused
         } else {
             super::errors::Kind::Usage
         };
-        super::errors::Problem::new(kind, format!("{}: {e}", path.display()))
-            .hint("nothing was reported: correct the status message (From is your agency, ResponseFor names the document)")
-            .into()
-    })
+        super::errors::Problem::new(kind, format!("{}: {e}", path.display())).hint(
+            "nothing was reported: correct the status message (From is your agency, ResponseFor names the document)",
+        )
+    })?;
+    let name = match client.lookup_agencies(std::slice::from_ref(&caller)).await {
+        Ok(list) => list.into_iter().next().map(|e| e.name),
+        Err(_) => None,
+    };
+    for w in truc_client::edxml::status_not_carried(&p, &req, name.as_deref()) {
+        eprintln!("truc: warning: {}: {} (not carried)", w.element, w.reason);
+    }
+    Ok(req)
 }
 
 #[derive(Debug, clap::Args)]

@@ -405,15 +405,21 @@ async fn from_edxml(client: &truc_client::Client, from: &str, package: &Path) ->
             package.display()
         ))
     };
-    // The hub's offset: DueDate is a local date there.
+    // The hub's offset (DueDate is a local date there) and its largest
+    // document (reading stops as soon as the attachments are over it).
+    let mut max_document = MAX_PACKAGE;
     if let Ok(info) = client.hub_info().await {
         output::use_hub_offset(info.utc_offset_minutes);
+        if info.max_document_size > 0 {
+            max_document = info.max_document_size;
+        }
     }
     let decoded = tempfile::Builder::new()
         .prefix("truc-edxml-")
         .tempdir()
         .context("making a temporary directory for the attachments (TMPDIR)")?;
-    let read = match truc_client::edxml::read_package(package, decoded.path(), truc_edxml::Limits::new(MAX_PACKAGE)) {
+    let limits = truc_edxml::Limits::new(MAX_PACKAGE);
+    let read = match truc_client::edxml::read_package(package, decoded.path(), limits, max_document) {
         Ok(r) => r,
         Err(truc_client::edxml::ReadError::Refused { source, line, column }) => {
             return Err(fix(format!(
@@ -421,6 +427,15 @@ async fn from_edxml(client: &truc_client::Client, from: &str, package: &Path) ->
                 package.display()
             ))
             .into())
+        }
+        Err(e @ truc_client::edxml::ReadError::TooLarge { .. }) => {
+            return Err(Problem::refused(format!("{}: refused: {e}", package.display()))
+                .hint(format!(
+                    "send the large annexes another way, or ask the hub's operator to raise limits.max_document_size; \
+                     nothing was sent ({})",
+                    package.display()
+                ))
+                .into())
         }
         Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {}", package.display()))),
     };
@@ -439,6 +454,18 @@ async fn from_edxml(client: &truc_client::Client, from: &str, package: &Path) ->
         .hint(
             "send the package with the identity of the agency in From (--identity PKI/agencies/CODE), or correct From",
         )
+        .into());
+    }
+    // The hub refuses another agency's DocumentId too, but only once the
+    // package is on its way: said here before anything is sent.
+    if let Err(e) = truc_core::AgencyCode::parse(from)
+        .and_then(|code| truc_core::document::check_document_id_sender(&code, &imported.header.document_id))
+    {
+        return Err(fix(format!(
+            "{}: refused: edXML/edXMLEnvelope/edXMLHeader/MessageHeader/DocumentId {:?}: {e}",
+            package.display(),
+            imported.header.document_id
+        ))
         .into());
     }
     let known = client.lookup_agencies(&imported.header.to).await;
@@ -482,8 +509,9 @@ async fn from_edxml(client: &truc_client::Client, from: &str, package: &Path) ->
 }
 
 /// Largest edXML package read (its base64 included): above the hub's
-/// default maximum document size of 4 GiB once decoded; the hub refuses a
-/// larger document before any byte travels.
+/// default maximum document size of 4 GiB once decoded. The attachments
+/// are held to the hub's own maximum as they are decoded
+/// (`HubInfo.max_document_size`; this much for a hub that does not say).
 const MAX_PACKAGE: u64 = 6 << 30;
 
 /// The signed header of `p` over a payload with `digests`: the manifest,

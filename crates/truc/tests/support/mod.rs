@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub(crate) mod edxml;
+
 pub(crate) const G22: &str = "000.00.00.G22";
 pub(crate) const H26: &str = "000.00.00.H26";
 pub(crate) const H29: &str = "000.00.00.H29";
@@ -47,6 +49,17 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
+/// What a test may set in its hub.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Setup<'a> {
+    /// `trucd` settings as `TRUC_*` environment variables, e.g.
+    /// `("TRUC_LIMITS_MAX_DOCUMENT_SIZE", "1048576")`.
+    pub(crate) env: &'a [(&'a str, &'a str)],
+    /// An agency's name in the hub's directory (and its certificate); the
+    /// code when not listed.
+    pub(crate) names: &'a [(&'a str, &'a str)],
+}
+
 /// A CA, a hub on a port of its own, an operator and four agencies.
 pub(crate) struct Hub {
     pub(crate) tmp: tempfile::TempDir,
@@ -56,6 +69,17 @@ pub(crate) struct Hub {
 
 impl Hub {
     pub(crate) fn start() -> Hub {
+        Hub::start_with(Setup::default())
+    }
+
+    pub(crate) fn start_with(setup: Setup<'_>) -> Hub {
+        let name = |code: &str| {
+            setup
+                .names
+                .iter()
+                .find(|(c, _)| *c == code)
+                .map_or(code.to_string(), |(_, n)| n.to_string())
+        };
         let tmp = tempfile::tempdir().unwrap();
         let port = free_port();
         let mut hub = Hub {
@@ -68,13 +92,14 @@ impl Hub {
         hub.ok(&["pki", "init", "--dir", pki]);
         hub.ok(&["pki", "issue", "--dir", pki, "--operator", "ops"]);
         for code in [G22, H26, H29, G0901] {
-            hub.ok(&["pki", "issue", "--dir", pki, "--agency", code, "--name", code]);
+            hub.ok(&["pki", "issue", "--dir", pki, "--agency", code, "--name", &name(code)]);
         }
         let child = Command::new(env!("CARGO_BIN_EXE_trucd"))
             .args(["--identity", hub.tmp.path().join("pki/hub").to_str().unwrap()])
             .args(["--data-dir", hub.tmp.path().join("data").to_str().unwrap()])
             .args(["--listen", &hub.addr])
             .env_remove("RUST_LOG")
+            .envs(setup.env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(hub.tmp.path().join("trucd.log")).unwrap())
             .spawn()
@@ -87,7 +112,7 @@ impl Hub {
             std::thread::sleep(Duration::from_millis(50)); // polling, not a sync point
         }
         for code in [G22, H26, H29, G0901] {
-            hub.ok(&hub.as_who("ops", &["ops", "agencies", "add", code, "--name", code]));
+            hub.ok(&hub.as_who("ops", &["ops", "agencies", "add", code, "--name", &name(code)]));
         }
         hub
     }

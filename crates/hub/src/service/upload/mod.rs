@@ -153,7 +153,7 @@ pub(crate) async fn upload_status(
 }
 
 /// Refuse a payload over the hub's maximum document size.
-fn check_size(shared: &Shared, size: u64) -> Result<(), Status> {
+pub(crate) fn check_size(shared: &Shared, size: u64) -> Result<(), Status> {
     let max = shared.config.limits.max_document_size;
     if size > max {
         return Err(Status::resource_exhausted(format!(
