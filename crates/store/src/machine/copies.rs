@@ -43,10 +43,12 @@ fn set_transport(
     attempts: u32,
 ) -> Result<(), StoreError> {
     if let Some(mut s) = recipient_state(p, hub_id, code)? {
+        // Only copies in an outbox or the dead letters get here: queued,
+        // delivered or dead-lettered before and after.
         s.state = state as i32;
         s.attempts = attempts;
         s.state_at_unix_ms = p.time_unix_ms;
-        super::deadlines::put_state(p, hub_id, code, &s, None)?;
+        super::deadlines::put_transport(p, hub_id, code, &s);
     }
     Ok(())
 }

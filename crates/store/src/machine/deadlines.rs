@@ -90,6 +90,18 @@ pub(crate) fn put_state(
     Ok(())
 }
 
+/// Write a state whose transport moved among queued, delivered and
+/// dead-lettered (an ack, a lease run out, a redrive): that moves no
+/// deadline, so nothing is read back (the ack path stays one read per
+/// copy).
+pub(crate) fn put_transport(p: &mut Batch<'_>, hub_id: u64, agency: &str, state: &RecipientState) {
+    debug_assert!(matches!(
+        TransportState::try_from(state.state),
+        Ok(TransportState::Queued | TransportState::Delivered | TransportState::DeadLettered)
+    ));
+    p.put(keys::recipient(hub_id, agency), state.encode_to_vec());
+}
+
 /// How many of `agency`'s copies are past their deadline of `kind` at
 /// `now` (reads only those).
 pub(crate) fn count_past(tree: &dyn Read, agency: &str, kind: u8, now_unix_ms: i64) -> Result<u64, StoreError> {

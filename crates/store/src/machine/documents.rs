@@ -226,6 +226,20 @@ fn concerning_all(
     Ok((orig, concerns))
 }
 
+/// The recipients of `orig` an update to `to` removes: those not in `to`,
+/// and, when the update lists its changes, removed by it now (not by an
+/// earlier update).
+fn removed_by_update<'a>(
+    orig: &'a DocumentRecord,
+    to: &'a [AgencyCode],
+    changes: &'a [(AgencyCode, bool)],
+) -> impl Iterator<Item = &'a String> + 'a {
+    orig.recipients
+        .iter()
+        .filter(move |r| !to.iter().any(|t| t.as_str() == r.as_str()))
+        .filter(move |r| changes.is_empty() || changes.iter().any(|(c, added)| !added && c.as_str() == r.as_str()))
+}
+
 pub(crate) fn send(p: &mut Batch<'_>, env: &dyn Env, doc: NewDocument) -> Result<Sent, StoreError> {
     let business = doc.business_type;
     let actor = doc.actor.uri();
@@ -320,20 +334,7 @@ pub(crate) fn send(p: &mut Batch<'_>, env: &dyn Env, doc: NewDocument) -> Result
                     concerns.push(format!("+{t}"));
                 }
             }
-            concerns.extend(
-                orig.recipients
-                    .iter()
-                    .filter(|r| !to.iter().any(|t| t.as_str() == r.as_str()))
-                    .filter(|r| {
-                        // Removed now, not by an earlier update.
-                        doc.receiver_changes.is_empty()
-                            || doc
-                                .receiver_changes
-                                .iter()
-                                .any(|(c, added)| !added && c.as_str() == r.as_str())
-                    })
-                    .map(|r| format!("-{r}")),
-            );
+            concerns.extend(removed_by_update(&orig, &to, &doc.receiver_changes).map(|r| format!("-{r}")));
             originals.push((orig, concerns));
         }
         BusinessType::Replace => {
@@ -481,19 +482,7 @@ pub(crate) fn send(p: &mut Batch<'_>, env: &dyn Env, doc: NewDocument) -> Result
         BusinessType::Update => {
             let mut orig = originals.swap_remove(0).0;
             let why = format!("removed from the recipients by hub document {hub_id}");
-            let removed: Vec<String> = orig
-                .recipients
-                .iter()
-                .filter(|r| !to.iter().any(|t| t.as_str() == r.as_str()))
-                .filter(|r| {
-                    doc.receiver_changes.is_empty()
-                        || doc
-                            .receiver_changes
-                            .iter()
-                            .any(|(c, added)| !added && c.as_str() == r.as_str())
-                })
-                .cloned()
-                .collect();
+            let removed: Vec<String> = removed_by_update(&orig, &to, &doc.receiver_changes).cloned().collect();
             for r in &removed {
                 if withdrawn(p, orig.hub_id, r)? {
                     continue; // nothing to withdraw, nobody to ask
