@@ -31,8 +31,10 @@ use crate::AgencyCode;
 
 mod hops;
 mod pattern;
+mod trace;
 
 pub use hops::{check_arrival, check_forward, HopError, DEFAULT_MAX_HOPS};
+pub use trace::{hop_message, verify_trace, TraceError};
 pub use pattern::{CodePattern, PatternError, Specificity};
 
 /// A hub's id: the name in its certificate's `urn:truc:hub:<id>`

@@ -14,9 +14,11 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 
+use truc_core::routing::HubId;
 use truc_core::{AgencyCode, Principal};
 use truc_proto::v1::{
-    BusinessType, Priority, ProvenReceipt, SignedDocument, SignedTreeHead, StaffInfo, StatusCode, TrackResponse,
+    BusinessType, Priority, ProvenReceipt, SignedDocument, SignedTreeHead, StaffInfo, StatusCode, TraceHop,
+    TrackResponse,
 };
 
 mod error;
@@ -96,6 +98,16 @@ pub struct NewDocument {
     pub payload_size: u64,
     /// Payload SHA-256 as signed (checked against the payload by the hub).
     pub payload_sha256: [u8; 32],
+    /// Federation: the recipients of `to` served by other hubs, each with
+    /// the peer it is forwarded to (the routing plan's next hop). Every
+    /// other recipient must be registered here.
+    pub remote: Vec<(AgencyCode, HubId)>,
+    /// Federation: the peer hub that forwarded this document (then `from`
+    /// is an agency of another hub and is not checked against the
+    /// directory here), and the signed hops it came through.
+    pub arrived_via: Option<HubId>,
+    /// The trace that came with it, origin hub first.
+    pub trace: Vec<TraceHop>,
 }
 
 /// Where a document's payload is, for a Download.
@@ -272,6 +284,46 @@ pub struct QueuedItem {
     /// In the dead-letter queue: why (`truc.v1.DeadLetterReason`; 0 for
     /// an outbox item, and for dead letters from before the reason existed).
     pub dead_letter_reason: i32,
+}
+
+/// An item of a peer hub's outbox (federation): a document to forward, or
+/// a receipt of this hub to report there.
+#[derive(Debug, Clone)]
+pub struct PeerItem {
+    /// Its id in the peer's outbox.
+    pub delivery_id: u64,
+    /// Times the peer refused it.
+    pub attempts: u32,
+    /// The document it is about.
+    pub hub_document_id: u64,
+    /// When this hub accepted that document, Unix ms.
+    pub accepted_at_unix_ms: i64,
+    /// When the item was queued, Unix ms.
+    pub enqueued_at_unix_ms: i64,
+    /// What to send.
+    pub kind: PeerItemKind,
+}
+
+/// What a [`PeerItem`] carries.
+#[derive(Debug, Clone)]
+pub enum PeerItemKind {
+    /// A document to forward for `recipients`: as its sender signed it
+    /// (payload inline unless `payload_external`), with the trace it came
+    /// here with (origin hub first; empty when it was sent here).
+    Document {
+        /// The signed document.
+        document: SignedDocument,
+        /// Its payload is in the payload files (`Store::payload`).
+        payload_external: bool,
+        /// The recipients the peer is asked to handle.
+        recipients: Vec<AgencyCode>,
+        /// The hops before this hub.
+        trace: Vec<TraceHop>,
+        /// SHA-256 of the header bytes.
+        header_sha256: Vec<u8>,
+    },
+    /// One of this hub's receipts to report to the peer.
+    Report(ProvenReceipt),
 }
 
 /// How to scrub the store ([`Store::verify_store`]).
@@ -644,4 +696,36 @@ pub trait Store: Send + Sync + 'static {
     /// document already quarantined only has copies queued since
     /// dead-lettered. No default (see `verify_store`).
     fn quarantine(&self, hub_id: u64, what: String, actor: String) -> BoxFuture<'_, Result<Quarantined, StoreError>>;
+
+    /// Federation: up to `limit` items of peer hub `peer`'s outbox, highest
+    /// priority first, FIFO within each, leaving out `skip`.
+    fn peer_items(
+        &self,
+        peer: HubId,
+        skip: HashSet<u64>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<PeerItem>, StoreError>>;
+
+    /// Federation: the peer accepted item `id` (for a document, `next` is
+    /// its ACCEPTED receipt, kept in this hub's FORWARDED receipt).
+    /// Idempotent.
+    fn forwarded(&self, peer: HubId, id: u64, next: Option<ProvenReceipt>) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Federation: the peer refused item `id`; after `max_attempts`
+    /// refusals it is a dead letter of the peer's outbox.
+    fn forward_refused(
+        &self,
+        peer: HubId,
+        id: u64,
+        max_attempts: u32,
+        why: String,
+    ) -> BoxFuture<'_, Result<ExpireOutcome, StoreError>>;
+
+    /// Federation: apply a receipt peer `peer` reported about a document
+    /// (delivered, dead-lettered, a status); returns the agencies whose
+    /// outbox changed.
+    fn peer_report(&self, peer: HubId, receipt: ProvenReceipt) -> BoxFuture<'_, Result<Vec<AgencyCode>, StoreError>>;
+
+    /// Federation: the peer's outbox as `queue_stats` counts an agency's.
+    fn peer_queue_stats(&self, peer: HubId, now_unix_ms: i64) -> BoxFuture<'_, Result<QueueStats, StoreError>>;
 }

@@ -100,6 +100,15 @@ pub(crate) struct DocumentRecord {
     /// The header's DueDate (hạn xử lý), Unix ms; 0: none.
     #[prost(int64, tag = "23")]
     pub(crate) due_date_unix_ms: i64,
+    /// Federation: the peer hub that forwarded it here (empty: its sender
+    /// is an agency of this hub). What happens to its copies here is
+    /// reported back there.
+    #[prost(string, tag = "24")]
+    pub(crate) arrived_via: String,
+    /// The signed hops it came through, origin hub first (empty for a
+    /// document sent here).
+    #[prost(message, repeated, tag = "25")]
+    pub(crate) trace: Vec<truc_proto::v1::TraceHop>,
 }
 
 /// One recipient's copy of one document: where it is and its latest
@@ -144,6 +153,12 @@ pub(crate) struct RecipientState {
     /// for them.
     #[prost(int32, tag = "11")]
     pub(crate) progress: i32,
+    /// Federation: the peer hub this recipient's copy goes to (empty: an
+    /// agency of this hub). Its transport state then says how far the
+    /// forward got (queued in the peer's outbox, forwarded) until that hub
+    /// reports delivery.
+    #[prost(string, tag = "12")]
+    pub(crate) via: String,
 }
 
 impl RecipientState {
@@ -182,6 +197,10 @@ pub(crate) struct OutboxEntry {
     /// records written before it existed, meaning attempts).
     #[prost(int32, tag = "6")]
     pub(crate) dead_reason: i32,
+    /// In a peer hub's outbox (federation), a document: the recipients it
+    /// is forwarded for.
+    #[prost(string, repeated, tag = "7")]
+    pub(crate) recipients: Vec<String>,
 }
 
 /// Counters the writer keeps, stored with every batch.

@@ -344,6 +344,9 @@ pub(crate) async fn accept(
             payload_external,
             payload_size,
             payload_sha256,
+            remote: Vec::new(),
+            arrived_via: None,
+            trace: Vec::new(),
         })
         .await
         .map_err(status::from_store)?;

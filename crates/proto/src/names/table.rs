@@ -94,6 +94,7 @@ names! {
         DeadLettered => "dead-lettered",
         Withdrawn => "withdrawn",
         Redirected => "redirected",
+        Forwarded => "forwarded",
     }
     DeadLetterReason: "dead-letter reason" {
         Unspecified => "unspecified",
@@ -133,5 +134,6 @@ names! {
         OperatorAction => "operator-action",
         Quarantined => "quarantined",
         Restored => "restored",
+        Forwarded => "forwarded",
     }
 }

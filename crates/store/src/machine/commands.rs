@@ -1,11 +1,12 @@
 //! The commands the machine applies, and what each returns.
 
+use truc_core::routing::HubId;
 use truc_core::AgencyCode;
-use truc_proto::v1::AgencyState;
+use truc_proto::v1::{AgencyState, ProvenReceipt};
 
 use super::batch::Batch;
 use super::documents::Sent;
-use super::{agencies, copies, documents, payloads, quarantine, Env};
+use super::{agencies, copies, documents, payloads, peers, quarantine, Env};
 use crate::{AgencyInfo, ExpireOutcome, NewDocument, Quarantined, StatusReport, StoreError};
 
 /// A change asked of the store, typed.
@@ -80,6 +81,22 @@ pub(crate) enum Command {
     Collect { released_before_unix_ms: i64, limit: usize },
     /// Quarantine a damaged document.
     Quarantine { hub_id: u64, what: String, actor: String },
+    /// A peer hub accepted an item of its outbox (federation); for a
+    /// document, with its ACCEPTED receipt.
+    Forwarded {
+        peer: HubId,
+        id: u64,
+        next: Option<ProvenReceipt>,
+    },
+    /// A peer hub refused an item of its outbox.
+    ForwardRefused {
+        peer: HubId,
+        id: u64,
+        max_attempts: u32,
+        why: String,
+    },
+    /// A peer hub reported one of its receipts about a document.
+    PeerReport { peer: HubId, receipt: ProvenReceipt },
 }
 
 impl Command {
@@ -117,6 +134,8 @@ pub(crate) enum Outcome {
     Collected(u64),
     /// What quarantining did.
     Quarantined(Quarantined),
+    /// A peer's report applied: the agencies whose outbox changed.
+    Reported(Vec<AgencyCode>),
 }
 
 /// Apply `cmd` to the batch. A refused command leaves nothing in it.
@@ -176,5 +195,16 @@ pub(crate) fn apply(p: &mut Batch<'_>, env: &dyn Env, cmd: Command) -> Result<Ou
         Command::Quarantine { hub_id, what, actor } => {
             Outcome::Quarantined(quarantine::quarantine(p, hub_id, &what, &actor)?)
         }
+        Command::Forwarded { peer, id, next } => {
+            peers::forwarded(p, &peer, id, next)?;
+            Outcome::Done
+        }
+        Command::ForwardRefused {
+            peer,
+            id,
+            max_attempts,
+            why,
+        } => Outcome::Expired(peers::refused(p, &peer, id, max_attempts, &why)?),
+        Command::PeerReport { peer, receipt } => Outcome::Reported(peers::apply_report(p, &peer, &receipt)?),
     })
 }

@@ -102,7 +102,10 @@ pub(crate) fn ack(p: &mut Batch<'_>, agency: &AgencyCode, ids: &[u64], actor: &s
         }
         let mut r = document_receipt(ReceiptEvent::Delivered, actor, &rec, agency, entry.attempts);
         r.status_code = status_code;
-        p.append_receipt(r)?;
+        let index = p.append_receipt(r)?;
+        if entry.status_receipt.is_none() {
+            super::peers::report_back(p, &rec, index);
+        }
     }
     Ok(n)
 }
@@ -139,7 +142,10 @@ pub(crate) fn expire(
     };
     let mut r = document_receipt(event, HUB_ACTOR, &rec, agency, attempts);
     r.status_code = status_code;
-    p.append_receipt(r)?;
+    let index = p.append_receipt(r)?;
+    if event == ReceiptEvent::DeadLettered && entry.status_receipt.is_none() {
+        super::peers::report_back(p, &rec, index);
+    }
     Ok(outcome)
 }
 

@@ -37,6 +37,19 @@ pub(crate) fn enqueue(
     status_receipt: Option<u64>,
     bytes: u64,
 ) -> u64 {
+    enqueue_for(p, agency, hub_id, priority, status_receipt, bytes, Vec::new())
+}
+
+/// [`enqueue`] into a peer's outbox, for `recipients` there.
+pub(crate) fn enqueue_for(
+    p: &mut Batch<'_>,
+    agency: &str,
+    hub_id: u64,
+    priority: i32,
+    status_receipt: Option<u64>,
+    bytes: u64,
+    recipients: Vec<String>,
+) -> u64 {
     let id = keys::delivery_id(priority, p.meta.next_seq);
     p.meta.next_seq += 1;
     let entry = OutboxEntry {
@@ -46,6 +59,7 @@ pub(crate) fn enqueue(
         status_receipt,
         bytes,
         dead_reason: 0,
+        recipients,
     };
     p.put(keys::queue_item(tag::OUTBOX, agency, id), entry.encode_to_vec());
     p.add_queued(agency, 1, bytes);
@@ -85,7 +99,9 @@ fn withdraw_if_queued(
     let Some(mut state) = recipient_state(p, rec.hub_id, agency)? else {
         return Ok(false);
     };
-    if state.state != TransportState::Queued as i32 {
+    // A copy for another hub is never taken back here: the peer's outbox
+    // entry may carry others, and the revoke or take-back travels there.
+    if state.state != TransportState::Queued as i32 || !state.via.is_empty() {
         return Ok(false);
     }
     let key = keys::queue_item(tag::OUTBOX, agency, state.delivery_id);
@@ -130,11 +146,14 @@ type Routed = (Vec<AgencyCode>, Vec<(AgencyCode, AgencyCode)>);
 pub(crate) fn admit(
     p: &Batch<'_>,
     env: &dyn Env,
-    from: &AgencyCode,
+    from: Option<&AgencyCode>,
     addressed_to: &[AgencyCode],
     size: u64,
 ) -> Result<Routed, StoreError> {
-    require_active(p, env, from)?;
+    // A document forwarded by a peer has a sender of another hub.
+    if let Some(from) = from {
+        require_active(p, env, from)?;
+    }
     // Where each copy goes: a retired recipient's successor takes it.
     let mut to: Vec<AgencyCode> = Vec::with_capacity(addressed_to.len());
     let mut redirects = Vec::new();
@@ -186,7 +205,7 @@ pub(crate) fn precheck(
             return Ok(());
         }
     }
-    admit(p, env, from, to, size).map(|_| ())
+    admit(p, env, Some(from), to, size).map(|_| ())
 }
 
 /// The original document `id` of sender `from`.
@@ -301,7 +320,15 @@ pub(crate) fn send(p: &mut Batch<'_>, env: &dyn Env, doc: NewDocument) -> Result
             restored: false,
         });
     }
-    let (to, redirects) = admit(p, env, &doc.from, &doc.to, doc.payload_size)?;
+    // Recipients served by other hubs go to their next hop's outbox; the
+    // others must be registered here.
+    let remote = doc.remote.clone();
+    let via = |code: &str| remote.iter().find(|(c, _)| c.as_str() == code).map(|(_, peer)| peer.clone());
+    let local: Vec<AgencyCode> = doc.to.iter().filter(|c| via(c.as_str()).is_none()).cloned().collect();
+    let sender = doc.arrived_via.is_none().then_some(&doc.from);
+    let (mut to, redirects) = admit(p, env, sender, &local, doc.payload_size)?;
+    to.extend(remote.iter().map(|(c, _)| c.clone()).filter(|c| !local.contains(c)));
+    let mut forwards = super::peers::Forwards::default();
     // For revoke, update and replace: the originals, from the same sender,
     // each with the agencies this correction concerns.
     let mut originals: Vec<(DocumentRecord, Vec<String>)> = Vec::new();
@@ -411,6 +438,8 @@ pub(crate) fn send(p: &mut Batch<'_>, env: &dyn Env, doc: NewDocument) -> Result
         business_type: business as i32,
         business_reason: doc.business_reason.clone(),
         due_date_unix_ms: doc.due_date_unix_ms,
+        arrived_via: doc.arrived_via.as_ref().map(ToString::to_string).unwrap_or_default(),
+        trace: doc.trace.clone(),
     };
     p.put(keys::document(hub_id), rec.encode_to_vec());
     let appended = p.append_receipt(Receipt {
@@ -497,12 +526,18 @@ pub(crate) fn send(p: &mut Batch<'_>, env: &dyn Env, doc: NewDocument) -> Result
                 if withdrawn(p, orig.hub_id, t)? {
                     // Withdrawn before it was delivered, and a recipient
                     // again: the original is sent again.
-                    enqueue_copy(p, t, &orig, deadlines)?;
+                    match via(t) {
+                        Some(peer) => forwards.add(p, &peer, t, &orig, deadlines)?,
+                        None => enqueue_copy(p, t, &orig, deadlines)?,
+                    }
                 } else if orig.recipients.iter().any(|r| r == t) {
                     expect_reply(p, orig.hub_id, t)?;
                 } else {
                     // Added: the original too.
-                    enqueue_copy(p, t, &orig, deadlines)?;
+                    match via(t) {
+                        Some(peer) => forwards.add(p, &peer, t, &orig, deadlines)?,
+                        None => enqueue_copy(p, t, &orig, deadlines)?,
+                    }
                     orig.recipients.push(t.to_string());
                 }
                 receivers.insert(t.to_string());
@@ -512,9 +547,14 @@ pub(crate) fn send(p: &mut Batch<'_>, env: &dyn Env, doc: NewDocument) -> Result
     }
     let mut notify = Vec::with_capacity(receivers.len());
     for r in &receivers {
+        if let Some(peer) = via(r) {
+            forwards.add(p, &peer, r, &rec, deadlines)?;
+            continue;
+        }
         enqueue_copy(p, r, &rec, deadlines)?;
         notify.push(AgencyCode::parse(r).map_err(|e| StoreError::corrupt_from(format!("agency code {r}"), e))?);
     }
+    forwards.flush(p)?;
     Ok(Sent {
         hub_id,
         accepted_at: now,
@@ -580,7 +620,14 @@ pub(crate) fn report_status(p: &mut Batch<'_>, r: StatusReport) -> Result<(u64, 
         for to in open {
             if !withdraw_if_queued(p, &rec, &to, &r.actor.uri(), &why)? {
                 expect_reply(p, hub_id, &to)?;
-                enqueue(p, &to, hub_id, rec.priority, Some(index), 0);
+                match recipient_state(p, hub_id, &to)?.filter(|s| !s.via.is_empty()) {
+                    // On another hub: the take-back travels there.
+                    Some(s) => {
+                        enqueue(p, &super::peers::outbox(&s.via), hub_id, rec.priority, Some(index), 0);
+                        continue;
+                    }
+                    None => enqueue(p, &to, hub_id, rec.priority, Some(index), 0),
+                };
             }
             notify.push(AgencyCode::parse(&to).map_err(|e| StoreError::corrupt_from(format!("agency code {to}"), e))?);
         }
@@ -614,6 +661,12 @@ pub(crate) fn report_status(p: &mut Batch<'_>, r: StatusReport) -> Result<(u64, 
     state.status_description = r.description;
     state.status_at_unix_ms = p.time_unix_ms;
     super::deadlines::put_state(p, hub_id, r.reporter.as_str(), &state, Some(rec.due_date_unix_ms))?;
+    if !rec.arrived_via.is_empty() {
+        // The sender is on another hub: the status goes back the way the
+        // document came.
+        super::peers::report_back(p, &rec, index);
+        return Ok((index, Vec::new()));
+    }
     enqueue(p, &rec.from, hub_id, rec.priority, Some(index), 0);
     Ok((index, vec![r.document_from]))
 }

@@ -34,6 +34,7 @@ mod memory;
 #[cfg(test)]
 mod model;
 pub(crate) mod payloads;
+pub(crate) mod peers;
 pub(crate) mod quarantine;
 
 pub(crate) use self::batch::{Batch, KeyValue, Ready};

@@ -383,6 +383,9 @@ pub(super) fn new_document(from: &AgencyCode, to: &[AgencyCode], doc: u8, conten
         content_sha256: truc_core::sha256(&[doc, content]),
         payload_size: payload.len() as u64,
         payload_sha256: truc_core::sha256(&payload),
+        remote: Vec::new(),
+        arrived_via: None,
+        trace: Vec::new(),
         document: SignedDocument {
             header,
             payload,

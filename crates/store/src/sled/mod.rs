@@ -26,8 +26,9 @@ use truc_core::sync::ReadWriteLocked;
 use prost::Message;
 use tokio::sync::{mpsc, oneshot};
 use truc_core::tree_head::TreeHeadSigner;
+use truc_core::routing::HubId;
 use truc_core::AgencyCode;
-use truc_proto::v1::{SignedTreeHead, TrackResponse};
+use truc_proto::v1::{ProvenReceipt, SignedTreeHead, TrackResponse};
 
 use self::ops::Op;
 use crate::keys::{self, tag};
@@ -866,7 +867,7 @@ impl Store for Arc<SledStore> {
         let (queued, bytes) = self.cache.queue_counts(agency.as_str());
         self.fresh(Box::pin(blocking(move || {
             let tree = handles.tree()?;
-            let mut s = reads::queue_stats(&tree, &agency, now_unix_ms)?;
+            let mut s = reads::queue_stats(&tree, agency.as_str(), now_unix_ms)?;
             s.queued = queued;
             s.bytes = bytes;
             Ok(s)
@@ -969,5 +970,65 @@ impl Store for Arc<SledStore> {
         actor: String,
     ) -> BoxFuture<'_, Result<crate::Quarantined, StoreError>> {
         Box::pin(self.quarantine_now(hub_id, what, actor))
+    }
+
+    fn peer_items(
+        &self,
+        peer: HubId,
+        skip: HashSet<u64>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<crate::PeerItem>, StoreError>> {
+        let handles = self.handles.clone();
+        let bodies = self.bodies.clone();
+        self.fresh(Box::pin(blocking(move || {
+            let tree = handles.tree()?;
+            reads::peer_items(&tree, &bodies, peer.as_str(), &skip, limit)
+        })))
+    }
+
+    fn forwarded(&self, peer: HubId, id: u64, next: Option<ProvenReceipt>) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.run(Command::Forwarded { peer, id, next }, |o, _| match o {
+            Outcome::Done => Ok(()),
+            o => Err(ops::unexpected("forwarded", &o)),
+        }))
+    }
+
+    fn forward_refused(
+        &self,
+        peer: HubId,
+        id: u64,
+        max_attempts: u32,
+        why: String,
+    ) -> BoxFuture<'_, Result<ExpireOutcome, StoreError>> {
+        let cmd = Command::ForwardRefused {
+            peer,
+            id,
+            max_attempts,
+            why,
+        };
+        Box::pin(self.run(cmd, |o, _| match o {
+            Outcome::Expired(e) => Ok(e),
+            o => Err(ops::unexpected("forward refused", &o)),
+        }))
+    }
+
+    fn peer_report(&self, peer: HubId, receipt: ProvenReceipt) -> BoxFuture<'_, Result<Vec<AgencyCode>, StoreError>> {
+        Box::pin(self.run(Command::PeerReport { peer, receipt }, |o, _| match o {
+            Outcome::Reported(n) => Ok(n),
+            o => Err(ops::unexpected("peer report", &o)),
+        }))
+    }
+
+    fn peer_queue_stats(&self, peer: HubId, now_unix_ms: i64) -> BoxFuture<'_, Result<QueueStats, StoreError>> {
+        let handles = self.handles.clone();
+        let name = crate::machine::peers::outbox(peer.as_str());
+        let (queued, bytes) = self.cache.queue_counts(&name);
+        self.fresh(Box::pin(blocking(move || {
+            let tree = handles.tree()?;
+            let mut s = reads::queue_stats(&tree, &name, now_unix_ms)?;
+            s.queued = queued;
+            s.bytes = bytes;
+            Ok(s)
+        })))
     }
 }

@@ -12,7 +12,10 @@ use super::proofs;
 use crate::keys::{self, tag};
 use crate::machine::deadlines;
 use crate::records::{DocumentRecord, OutboxEntry, RecipientState};
-use crate::{PayloadRef, QueueEntry, QueueStats, QueuedItem, ReceiptFilter, ReceiptPage, ReceiptQuery, StoreError};
+use crate::{
+    PayloadRef, PeerItem, PeerItemKind, QueueEntry, QueueStats, QueuedItem, ReceiptFilter, ReceiptPage, ReceiptQuery,
+    StoreError,
+};
 
 pub(super) fn document(tree: &sled::Tree, hub_id: u64) -> Result<DocumentRecord, StoreError> {
     let v = tree
@@ -185,6 +188,7 @@ pub(super) fn track(
             // answer 15/16 does not hide); whether the DueDate has passed
             // is the caller's to say (`Store::track`).
             past_due: open_for_due,
+            via_hub: s.via,
         });
     }
     // Header order, as the sender wrote it (added recipients last).
@@ -362,12 +366,13 @@ fn index_scan(tree: &sled::Tree, prefix: &[u8], start: u64) -> impl Iterator<Ite
 
 /// Dead letters, oldest item and overdue urgent items of one queue. Reads
 /// the first item of each priority and the urgent items only.
-pub(super) fn queue_stats(tree: &sled::Tree, agency: &AgencyCode, now: i64) -> Result<QueueStats, StoreError> {
+/// `outbox`: an agency code, or a peer's outbox name.
+pub(super) fn queue_stats(tree: &sled::Tree, outbox: &str, now: i64) -> Result<QueueStats, StoreError> {
     let mut s = QueueStats {
-        dead_letters: tree.scan_prefix(keys::queue_prefix(tag::DEAD, agency.as_str())).count() as u64,
+        dead_letters: tree.scan_prefix(keys::queue_prefix(tag::DEAD, outbox)).count() as u64,
         ..Default::default()
     };
-    let prefix = keys::queue_prefix(tag::OUTBOX, agency.as_str());
+    let prefix = keys::queue_prefix(tag::OUTBOX, outbox);
     for priority in 0..=4 {
         // Delivery ids of one priority share their top two bytes.
         let mut rank_prefix = prefix.clone();
@@ -389,7 +394,7 @@ pub(super) fn queue_stats(tree: &sled::Tree, agency: &AgencyCode, now: i64) -> R
             if entry.status_receipt.is_some() {
                 continue;
             }
-            let Some(v) = tree.get(keys::recipient(entry.hub_id, agency.as_str()))? else {
+            let Some(v) = tree.get(keys::recipient(entry.hub_id, outbox))? else {
                 continue;
             };
             let state =
@@ -399,9 +404,55 @@ pub(super) fn queue_stats(tree: &sled::Tree, agency: &AgencyCode, now: i64) -> R
             }
         }
     }
-    s.past_due = deadlines::count_past(tree, agency.as_str(), deadlines::DUE, now)?;
-    s.past_confirmation = deadlines::count_past(tree, agency.as_str(), deadlines::CONFIRM, now)?;
+    s.past_due = deadlines::count_past(tree, outbox, deadlines::DUE, now)?;
+    s.past_confirmation = deadlines::count_past(tree, outbox, deadlines::CONFIRM, now)?;
     Ok(s)
+}
+
+/// Up to `limit` items of peer `peer`'s outbox, leaving out `skip`.
+pub(super) fn peer_items(
+    tree: &sled::Tree,
+    bodies: &BodyFiles,
+    peer: &str,
+    skip: &HashSet<u64>,
+    limit: usize,
+) -> Result<Vec<PeerItem>, StoreError> {
+    let mut out = Vec::new();
+    for kv in tree.scan_prefix(keys::queue_prefix(tag::OUTBOX, &crate::machine::peers::outbox(peer))) {
+        if out.len() >= limit {
+            break;
+        }
+        let (k, v) = kv?;
+        let id = keys::queue_item_id(&k).ok_or_else(|| StoreError::corrupt("queue key"))?;
+        if skip.contains(&id) {
+            continue;
+        }
+        let entry = OutboxEntry::decode(v.as_ref()).map_err(|e| StoreError::corrupt_from("outbox entry", e))?;
+        let rec = document(tree, entry.hub_id)?;
+        let kind = match entry.status_receipt {
+            Some(index) => PeerItemKind::Report(proofs::proven_receipt(tree, index)?),
+            None => PeerItemKind::Document {
+                document: signed_document(tree, bodies, &rec)?,
+                payload_external: rec.external_payload,
+                recipients: entry
+                    .recipients
+                    .iter()
+                    .map(|r| AgencyCode::parse(r).map_err(|e| StoreError::corrupt_from(format!("agency code {r}"), e)))
+                    .collect::<Result<_, _>>()?,
+                trace: rec.trace.clone(),
+                header_sha256: rec.header_sha256.clone(),
+            },
+        };
+        out.push(PeerItem {
+            delivery_id: id,
+            attempts: entry.attempts,
+            hub_document_id: rec.hub_id,
+            accepted_at_unix_ms: rec.accepted_at_unix_ms,
+            enqueued_at_unix_ms: entry.enqueued_at_unix_ms,
+            kind,
+        });
+    }
+    Ok(out)
 }
 
 /// Up to `limit` waiting items after delivery id `after`, without payloads.

@@ -44,6 +44,9 @@ pub(crate) fn new_document(
         due_date_unix_ms: 0,
         payload_external: false,
         payload_sha256: truc_core::sha256(payload),
+        remote: Vec::new(),
+        arrived_via: None,
+        trace: Vec::new(),
         payload_size: payload.len() as u64,
     }
 }
