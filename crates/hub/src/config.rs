@@ -11,7 +11,7 @@ use thiserror::Error;
 
 mod federation;
 
-pub use federation::{peer_url, FederationConfig, PeerConfig, MAX_HOPS_LIMIT};
+pub use federation::{peer_url, FederationConfig, OriginConfig, PeerConfig, MAX_HOPS_LIMIT};
 mod choice;
 
 pub use choice::{ConsoleMode, LogFormat, StoreBackend, TlsVersion, UnknownChoice};
@@ -56,6 +56,9 @@ pub struct Config {
     /// The other hubs this hub trusts (`[[peers]]`), each with the CA that
     /// issued it and the agency codes it serves.
     pub peers: Vec<PeerConfig>,
+    /// Hubs further away whose agencies' documents may reach this hub
+    /// through peers (`[[origins]]`): their CAs and the codes they serve.
+    pub origins: Vec<OriginConfig>,
     /// The clock of receipt times and deadlines. Not a configuration key:
     /// the system clock, unless a test sets a manual one.
     #[serde(skip)]
@@ -549,6 +552,7 @@ impl Default for Config {
             console: crate::console::ConsoleConfig::default(),
             federation: FederationConfig::default(),
             peers: Vec::new(),
+            origins: Vec::new(),
         }
     }
 }
@@ -892,6 +896,7 @@ impl Config {
             ));
         }
         self.routing_table(None)?;
+        self.origin_patterns()?;
         Ok(())
     }
 }
@@ -905,6 +910,13 @@ impl Config {
         own: Option<&truc_core::routing::HubId>,
     ) -> Result<truc_core::routing::RoutingTable, ConfigError> {
         federation::routing_table(&self.federation, &self.peers, own)
+    }
+
+    /// `[[origins]]`, checked: each origin hub with the codes it serves.
+    pub fn origin_patterns(
+        &self,
+    ) -> Result<Vec<(truc_core::routing::HubId, Vec<truc_core::routing::CodePattern>)>, ConfigError> {
+        federation::origins(&self.origins, &self.peers)
     }
 }
 

@@ -185,7 +185,11 @@ impl Engine {
     /// the next fetch rescans. A copy deleted (acknowledged, withdrawn,
     /// dead-lettered) gives its lease and credit back. Then the agency's
     /// streams wake.
-    pub(crate) async fn follow_commits(self: Arc<Self>, events: Arc<truc_store::OutboxEvents>) {
+    pub(crate) async fn follow_commits(
+        self: Arc<Self>,
+        events: Arc<truc_store::OutboxEvents>,
+        peers: Arc<crate::forward::Forwarders>,
+    ) {
         let mut stop = self.stop.clone();
         loop {
             let changes = tokio::select! {
@@ -193,6 +197,10 @@ impl Engine {
                 _ = stop.changed() => return,
             };
             for (agency, change) in changes {
+                // A peer hub's outbox: its forwarding task takes it.
+                if change.written() && peers.wake(&agency) {
+                    continue;
+                }
                 let Ok(agency) = AgencyCode::parse(&agency) else {
                     continue;
                 };

@@ -1,10 +1,10 @@
-//! Federation at this hub, as far as it is built: who this hub is (the
-//! `urn:truc:hub:<id>` of its certificate), its peers and routing table
-//! (`[federation]`, `[[peers]]`), and its receipt log published as C2SP
-//! checkpoints (origin `<id>.truc/receipts`, signed with the receipt key).
-//!
-//! Forwarding to peers (per-peer outboxes, relays, statuses coming back)
-//! is not built yet: docs/federation.md.
+//! Federation at this hub: who this hub is (the `urn:truc:hub:<id>` of its
+//! certificate), its peers and routing table (`[federation]`, `[[peers]]`),
+//! the hubs whose agencies may originate documents that reach it
+//! (`[[peers]]` and `[[origins]]` with the codes they serve), its own signed
+//! trace hops, and its receipt log published as C2SP checkpoints (origin
+//! `<id>.truc/receipts`, signed with the receipt key). Forwarding itself is
+//! `forward.rs` (outgoing) and `service/peer.rs` (incoming).
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -12,9 +12,10 @@ use std::sync::Mutex;
 use prost::Message;
 use truc_core::c2sp::{Checkpoint, NoteSigner};
 use truc_core::merkle::Hash;
-use truc_core::routing::{HubId, RoutingTable};
+use truc_core::routing::{CodePattern, HubId, RoutingTable};
 use truc_core::sync::Locked;
-use truc_core::Principal;
+use truc_core::{AgencyCode, Principal};
+use truc_proto::v1::TraceHop;
 use truc_store::Store;
 
 use crate::config::{Config, PeerConfig};
@@ -37,6 +38,19 @@ pub(crate) struct Federation {
     /// `federation.max_hops`.
     pub(crate) max_hops: usize,
     checkpoints: Option<Checkpoints>,
+    /// Which sender codes each other hub may originate: peers by their
+    /// `serves`, then `[[origins]]`.
+    claims: Vec<(HubId, Vec<CodePattern>)>,
+    /// This hub's own patterns (`federation.serves`).
+    own_serves: Vec<CodePattern>,
+    /// Signs this hub's trace hops with its TLS identity's key.
+    hop_signer: Option<HopSigner>,
+}
+
+/// This hub's certificate chain and key, for its trace hops.
+struct HopSigner {
+    chain: Vec<Vec<u8>>,
+    signer: truc_pki::DocumentSigner,
 }
 
 impl Federation {
@@ -64,12 +78,84 @@ impl Federation {
             }),
             None => None,
         };
+        let bad = |e: crate::config::ConfigError| HubError::Config(e.to_string());
+        let mut claims = Vec::new();
+        for p in &config.peers {
+            let id = p.hub_id().map_err(|e| HubError::Config(e.to_string()))?;
+            let patterns = p
+                .serves
+                .iter()
+                .map(|s| CodePattern::parse(s).map_err(|e| HubError::Config(format!("peer {id}: {s}: {}", e.reason))))
+                .collect::<Result<Vec<_>, _>>()?;
+            claims.push((id, patterns));
+        }
+        claims.extend(config.origin_patterns().map_err(bad)?);
+        let own_serves = config
+            .federation
+            .serves
+            .iter()
+            .filter_map(|s| CodePattern::parse(s).ok())
+            .collect();
+        let hop_signer = match &own {
+            Some(_) => {
+                let identity = truc_pki::Identity::load(&config.identity).map_err(|e| HubError::Identity(e.to_string()))?;
+                let chain = truc_pki::read_cert_ders(&config.identity.join("cert.pem"))
+                    .map_err(|e| HubError::Identity(e.to_string()))?;
+                Some(HopSigner {
+                    signer: identity.signer().map_err(|e| HubError::Identity(e.to_string()))?,
+                    chain,
+                })
+            }
+            None => None,
+        };
         Ok(Federation {
             own,
             table,
             peers: config.peers.clone(),
             max_hops: config.federation.max_hops,
             checkpoints,
+            claims,
+            own_serves,
+            hop_signer,
+        })
+    }
+
+    /// Whether hub `hub` may originate documents from agency `code`: one of
+    /// its patterns matches, or it is the default peer and no hub (this one
+    /// included) claims the code.
+    pub(crate) fn originates(&self, hub: &HubId, code: &AgencyCode) -> bool {
+        let claimed_by = |h: &HubId| {
+            self.claims
+                .iter()
+                .any(|(id, pats)| id == h && pats.iter().any(|p| p.matches(code)))
+        };
+        if claimed_by(hub) {
+            return true;
+        }
+        let claimed_at_all = self.own_serves.iter().any(|p| p.matches(code))
+            || self.claims.iter().any(|(_, pats)| pats.iter().any(|p| p.matches(code)));
+        self.table.default_peer() == Some(hub) && !claimed_at_all
+    }
+
+    /// This hub's signed hop for a document it accepted at
+    /// `accepted_at_unix_ms` and now forwards, after `previous`.
+    pub(crate) fn sign_hop(
+        &self,
+        accepted_at_unix_ms: i64,
+        header_sha256: &[u8],
+        previous: Option<&TraceHop>,
+    ) -> Result<TraceHop, String> {
+        let (Some(own), Some(s)) = (&self.own, &self.hop_signer) else {
+            return Err("the hub certificate names no urn:truc:hub:<id>: it cannot forward".into());
+        };
+        let msg = truc_core::routing::hop_message(own.as_str(), accepted_at_unix_ms, header_sha256, previous);
+        let signature = s.signer.sign(&msg).map_err(|e| e.to_string())?;
+        Ok(TraceHop {
+            hub_id: own.to_string(),
+            accepted_at_unix_ms,
+            signer_chain: s.chain.clone(),
+            signature,
+            signature_scheme: s.signer.scheme(),
         })
     }
 

@@ -35,6 +35,7 @@ mod delivery;
 mod disk;
 mod door;
 mod federation;
+mod forward;
 mod health;
 pub mod metrics;
 mod percent;
@@ -117,6 +118,8 @@ pub(crate) struct Shared {
     pub(crate) door: Arc<door::Door>,
     /// This hub's id, peers and routes, and its checkpoints.
     pub(crate) federation: Arc<federation::Federation>,
+    /// The forwarding tasks' links to the peers.
+    pub(crate) forwarders: Arc<forward::Forwarders>,
 }
 
 /// The hub's own certificate (read from its file now, so a renewal shows)
@@ -235,8 +238,10 @@ async fn serve_with_admin(
     let limits = &config.limits;
     let door = Arc::new(door::Door::new(limits, connection_cap(limits.max_connections)));
     metrics.set_door(door.clone());
+    let forwarders = Arc::new(forward::Forwarders::new(&config.peers));
     let shared = Arc::new(Shared {
         federation,
+        forwarders: forwarders.clone(),
         door: door.clone(),
         config: config.clone(),
         store: store.dyn_store(),
@@ -251,7 +256,11 @@ async fn serve_with_admin(
     });
     let mut background = background::Tasks::default();
     background.spawn("reaper", shared.engine.clone().reap());
-    background.spawn("commits", shared.engine.clone().follow_commits(outbox_events));
+    background.spawn(
+        "commits",
+        shared.engine.clone().follow_commits(outbox_events, forwarders),
+    );
+    forward::spawn_all(&shared, &mut background, &stop_rx);
     background.spawn(
         "upload-sweeper",
         background::sweep_uploads(
@@ -393,6 +402,17 @@ fn load_trust(config: &Config) -> Result<(Arc<trust::Trust>, trust::Loaded), Hub
                     id: p.hub_id().map_err(|e| HubError::Config(e.to_string()))?,
                     ca: p.ca.clone(),
                     crl: p.crl.clone(),
+                })
+            })
+            .collect::<Result<_, HubError>>()?,
+        origins: config
+            .origins
+            .iter()
+            .map(|o| {
+                Ok(trust::PeerFiles {
+                    id: truc_core::routing::HubId::parse(&o.id).map_err(|e| HubError::Config(e.to_string()))?,
+                    ca: o.ca.clone(),
+                    crl: o.crl.clone(),
                 })
             })
             .collect::<Result<_, HubError>>()?,

@@ -22,7 +22,7 @@ use crate::trust::Trust;
 use crate::{auth, door, health, service, HubError, Shared};
 
 /// Allowance over the payload limit for the rest of a message.
-const MESSAGE_OVERHEAD: usize = 1024 * 1024;
+pub(crate) const MESSAGE_OVERHEAD: usize = 1024 * 1024;
 /// HTTP/2 flow-control window of one stream, bytes.
 const H2_STREAM_WINDOW: u32 = 8 << 20;
 /// HTTP/2 flow-control window of one connection, bytes.
@@ -46,7 +46,10 @@ pub(crate) fn build(
     let ops = OpsServer::new(service::ops::OpsService(shared.clone()));
     let audit =
         AuditServer::new(service::audit::AuditService(shared.clone())).max_encoding_message_size(64 * 1024 * 1024);
-    let peer = PeerServer::new(service::peer::PeerService(shared.clone()));
+    // A forwarded document carries its payload inline, as a Send does.
+    let peer = PeerServer::new(service::peer::PeerService(shared.clone()))
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
     // Server reflection (for grpcurl; any verified certificate).
     let reflection = || {
         tonic_reflection::server::Builder::configure()

@@ -33,6 +33,9 @@ pub(crate) struct TrustFiles {
     pub(crate) hub_key: PathBuf,
     /// The configured peer hubs' CAs (`[[peers]]`).
     pub(crate) peers: Vec<PeerFiles>,
+    /// The CAs of hubs further away (`[[origins]]`): anchors for their
+    /// agencies' signatures and their trace hops, never for connections.
+    pub(crate) origins: Vec<PeerFiles>,
 }
 
 /// A peer hub's trust material: the CA that issued it, and its CRL.
@@ -50,7 +53,12 @@ impl TrustFiles {
             .chain(&self.anchors)
             .chain(&self.crls)
             .chain([&self.hub_cert, &self.hub_key])
-            .chain(self.peers.iter().flat_map(|p| std::iter::once(&p.ca).chain(&p.crl)))
+            .chain(
+                self.peers
+                    .iter()
+                    .chain(&self.origins)
+                    .flat_map(|p| std::iter::once(&p.ca).chain(&p.crl)),
+            )
     }
 
     /// Newest modification time of any file (to notice changes).
@@ -67,6 +75,23 @@ pub(crate) struct Loaded {
     pub(crate) revoked_certificates: u64,
     /// Whether CRLs are checked at all (false: `tls.crl = "none"`).
     pub(crate) revocation: bool,
+}
+
+/// Other hubs' CAs, by hub id ([`Trust::hub_anchors`]).
+pub(crate) struct HubAnchors {
+    peers: Arc<Vec<PeerTrust>>,
+    origins: Arc<Vec<PeerTrust>>,
+}
+
+impl HubAnchors {
+    /// The checks for certificates issued by hub `id`'s CA.
+    pub(crate) fn get(&self, id: &HubId) -> Option<&SigningTrust> {
+        self.peers
+            .iter()
+            .chain(self.origins.iter())
+            .find(|p| &p.id == id)
+            .map(|p| &p.tls)
+    }
 }
 
 /// A peer hub's certificate checks.
@@ -106,6 +131,7 @@ fn subjects(cas: &[Vec<u8>]) -> Vec<Vec<u8>> {
 pub(crate) struct Trust {
     files: TrustFiles,
     tls: RwLock<Arc<SigningTrust>>,
+    origins: RwLock<Arc<Vec<PeerTrust>>>,
     peers: RwLock<Arc<Vec<PeerTrust>>>,
     signing: RwLock<Arc<SigningTrust>>,
     hub_cert: RwLock<Arc<CertifiedKey>>,
@@ -196,6 +222,7 @@ impl Trust {
         let trust = Trust {
             tls: RwLock::new(Arc::new(SigningTrust::new(&client_ca_ders, &[]).map_err(id_err)?)),
             peers: RwLock::new(Arc::new(Vec::new())),
+            origins: RwLock::new(Arc::new(Vec::new())),
             signing: RwLock::new(Arc::new(SigningTrust::new(&client_ca_ders, &[]).map_err(id_err)?)),
             hub_cert: RwLock::new(certified_key(&files)?),
             epoch: AtomicU64::new(0),
@@ -216,8 +243,10 @@ impl Trust {
         let signing = SigningTrust::new(&anchors, &crls).map_err(id_err)?;
         let cert = certified_key(&self.files)?;
         let peers = peer_trusts(&self.files.peers)?;
+        let origins = peer_trusts(&self.files.origins)?;
         *self.tls.write_locked() = Arc::new(tls);
         *self.peers.write_locked() = Arc::new(peers);
+        *self.origins.write_locked() = Arc::new(origins);
         *self.signing.write_locked() = Arc::new(signing);
         *self.hub_cert.write_locked() = cert;
         self.epoch.fetch_add(1, Ordering::SeqCst);
@@ -238,6 +267,15 @@ impl Trust {
     /// Checks for document signers.
     pub(crate) fn signing(&self) -> Arc<SigningTrust> {
         self.signing.read_locked().clone()
+    }
+
+    /// The trust anchors of other hubs (peers, then origins) as they are
+    /// now: for their agencies' signatures and their trace hops.
+    pub(crate) fn hub_anchors(&self) -> HubAnchors {
+        HubAnchors {
+            peers: self.peers.read_locked().clone(),
+            origins: self.origins.read_locked().clone(),
+        }
     }
 
     /// Judge a client certificate chain: the principal, or why not.

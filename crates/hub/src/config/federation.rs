@@ -80,6 +80,33 @@ pub struct PeerConfig {
     pub serves: Vec<String>,
 }
 
+/// `[[origins]]`: a hub that is not a peer but whose agencies' documents
+/// may reach this hub through peers (a province's documents at a ministry
+/// hub, relayed by the national hub). Its CA is the trust anchor of those
+/// agencies' signatures and of its signed trace hops; `serves` says which
+/// sender codes it may originate. Peers are origins of their own `serves`
+/// already.
+///
+/// ```toml
+/// [[origins]]
+/// id = "h49"
+/// ca = "/etc/truc/origins/h49-ca.pem"
+/// serves = ["*.H49", "H49.*"]
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OriginConfig {
+    /// Its id: its certificate names `urn:truc:hub:<id>`.
+    pub id: String,
+    /// The CA (PEM) that issued it and its agencies.
+    pub ca: PathBuf,
+    /// The CA's CRL (PEM); none: not checked for revocation.
+    #[serde(default)]
+    pub crl: Option<PathBuf>,
+    /// The agency codes it serves (exact codes and patterns).
+    pub serves: Vec<String>,
+}
+
 impl PeerConfig {
     /// Its id, parsed.
     pub fn hub_id(&self) -> Result<HubId, RoutingError> {
@@ -149,6 +176,46 @@ fn patterns(key: impl Fn(usize) -> String, list: &[String]) -> Result<Vec<CodePa
 /// Checks `[federation]` and `[[peers]]` and builds the routing table,
 /// without this hub's own id when `own` is `None` (before the hub
 /// certificate is read).
+/// Checks `[[origins]]`: ids (none a peer's), CA and CRL files, patterns;
+/// returns each origin's id and patterns.
+pub(crate) fn origins(
+    origins: &[OriginConfig],
+    peers: &[PeerConfig],
+) -> Result<Vec<(HubId, Vec<CodePattern>)>, ConfigError> {
+    let mut out = Vec::with_capacity(origins.len());
+    for (i, o) in origins.iter().enumerate() {
+        let at = |k: &str| format!("origins[{i}].{k}");
+        let id = HubId::parse(&o.id).map_err(|e| err(at("id"), &format!("{:?}", o.id), e.to_string()))?;
+        if peers.iter().any(|p| p.id == o.id) || out.iter().any(|(h, _)| h == &id) {
+            return Err(err(
+                at("id"),
+                &format!("{:?}", o.id),
+                "is a peer or another origin already: list each hub once (a peer is an origin of its serves)",
+            ));
+        }
+        let at = |k: &str| format!("origins[{i}].{k} (origin {id})");
+        trust_anchor_file(&o.ca).map_err(|why| err(at("ca"), &o.ca.display().to_string(), why))?;
+        if let Some(crl) = &o.crl {
+            truc_pki::read_crl_ders(crl).map_err(|e| err(at("crl"), &crl.display().to_string(), e.to_string()))?;
+        }
+        if o.serves.is_empty() {
+            return Err(err(at("serves"), "[]", "an origin must serve some codes"));
+        }
+        out.push((id.clone(), patterns(|j| format!("origins[{i}].serves[{j}] (origin {id})"), &o.serves)?));
+    }
+    Ok(out)
+}
+
+/// A PEM file of certificates that can each be a trust anchor.
+fn trust_anchor_file(path: &std::path::Path) -> Result<(), String> {
+    let certs = truc_pki::read_cert_ders(path).map_err(|e| e.to_string())?;
+    for der in &certs {
+        let cert = rustls_pki_types::CertificateDer::from(der.as_slice());
+        webpki::anchor_from_trusted_cert(&cert).map_err(|e| format!("a certificate cannot be a trust anchor ({e})"))?;
+    }
+    Ok(())
+}
+
 pub(crate) fn routing_table(
     federation: &FederationConfig,
     peers: &[PeerConfig],
@@ -172,18 +239,7 @@ pub(crate) fn routing_table(
         let at = |k: &str| format!("peers[{i}].{k} (peer {id})");
         p.url()
             .map_err(|why| err(at("address"), &format!("{:?}", p.address), why))?;
-        let certs =
-            truc_pki::read_cert_ders(&p.ca).map_err(|e| err(at("ca"), &p.ca.display().to_string(), e.to_string()))?;
-        for der in &certs {
-            let cert = rustls_pki_types::CertificateDer::from(der.as_slice());
-            webpki::anchor_from_trusted_cert(&cert).map_err(|e| {
-                err(
-                    at("ca"),
-                    &p.ca.display().to_string(),
-                    format!("a certificate cannot be a trust anchor ({e})"),
-                )
-            })?;
-        }
+        trust_anchor_file(&p.ca).map_err(|why| err(at("ca"), &p.ca.display().to_string(), why))?;
         if let Some(crl) = &p.crl {
             truc_pki::read_crl_ders(crl).map_err(|e| err(at("crl"), &crl.display().to_string(), e.to_string()))?;
         }

@@ -290,6 +290,36 @@ pub(crate) async fn accept(
     payload_external: bool,
     payload_size: u64,
 ) -> Result<Response<SendResponse>, Status> {
+    let hops = Hops {
+        remote: crate::forward::remote_recipients(shared, &checked.to),
+        ..Hops::default()
+    };
+    accept_with(shared, principal, checked, doc, payload_external, payload_size, hops).await
+}
+
+/// Federation's part of an acceptance.
+#[derive(Debug, Default)]
+pub(crate) struct Hops {
+    /// The recipients this hub handles when they are not the header's
+    /// (a forwarded document: those the previous hub asked for).
+    pub(crate) to: Option<Vec<truc_core::AgencyCode>>,
+    /// Recipients served by other hubs, with the next hop of each.
+    pub(crate) remote: Vec<(truc_core::AgencyCode, truc_core::routing::HubId)>,
+    /// The peer that forwarded the document, and the trace it came with.
+    pub(crate) arrived_via: Option<truc_core::routing::HubId>,
+    pub(crate) trace: Vec<truc_proto::v1::TraceHop>,
+}
+
+/// [`accept`] with the recipients and routes given.
+pub(crate) async fn accept_with(
+    shared: &Shared,
+    principal: truc_core::Principal,
+    checked: truc_core::document::CheckedHeader,
+    doc: truc_proto::v1::SignedDocument,
+    payload_external: bool,
+    payload_size: u64,
+    hops: Hops,
+) -> Result<Response<SendResponse>, Status> {
     let delivery_deadline = shared
         .config
         .deadlines
@@ -302,12 +332,13 @@ pub(crate) async fn accept(
         .as_slice()
         .try_into()
         .map_err(|_| Status::invalid_argument("payload_sha256 must be 32 bytes"))?;
-    let redirects = redirects(shared, &checked.to);
+    let to = hops.to.unwrap_or(checked.to);
+    let redirects = redirects(shared, &to);
     let outcome = shared
         .store
         .send(NewDocument {
             from: checked.from,
-            to: checked.to,
+            to,
             priority: checked.priority,
             header_sha256: checked.header_sha256,
             content_sha256: checked.content_sha256,
@@ -344,9 +375,9 @@ pub(crate) async fn accept(
             payload_external,
             payload_size,
             payload_sha256,
-            remote: Vec::new(),
-            arrived_via: None,
-            trace: Vec::new(),
+            remote: hops.remote,
+            arrived_via: hops.arrived_via,
+            trace: hops.trace,
         })
         .await
         .map_err(status::from_store)?;

@@ -44,7 +44,7 @@ pub(super) async fn upload(
         .precheck_send(
             checked.from.clone(),
             Some(checked.header.document_id.clone()),
-            checked.to.clone(),
+            crate::forward::local_recipients(shared, &checked.to),
             size,
         )
         .await

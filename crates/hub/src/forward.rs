@@ -1,0 +1,367 @@
+//! Forwarding to peer hubs (federation): one task per `[[peers]]` entry
+//! takes the items of that peer's outbox in the store — documents for
+//! recipients it serves, and this hub's receipts to report back to it — and
+//! hands them over with `Peer.Forward` and `Peer.Report` on a mutual-TLS
+//! connection (this hub's certificate, the peer's CA).
+//!
+//! An item leaves the outbox only once the peer has answered (a crash in
+//! between forwards it again, and the peer answers a duplicate). A refusal
+//! (the peer says the item is wrong: a bad signature, an unroutable
+//! recipient, a loop) counts an attempt; after `delivery.max_attempts` the
+//! item is a dead letter of the peer's outbox, its recipients
+//! DEAD_LETTERED, and an operator can look at it. A peer that cannot be
+//! reached counts nothing: its outbox grows until it is back, and items
+//! then go in priority, then arrival, order.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{watch, Notify};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::Code;
+use truc_core::routing::{HubId, Route};
+use truc_core::sync::Locked;
+use truc_core::AgencyCode;
+use truc_proto::v1::peer_client::PeerClient;
+use truc_proto::v1::{ForwardRequest, ProvenReceipt, ReportRequest};
+use truc_store::{ExpireOutcome, PeerItem, PeerItemKind};
+
+use crate::config::PeerConfig;
+use crate::Shared;
+
+/// Items taken from a peer's outbox at a time.
+const BATCH: usize = 16;
+/// Longest wait between two tries to reach a peer.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// The recipients of `to` that the routing table sends to a peer, with
+/// that peer (none when no peer is configured).
+pub(crate) fn remote_recipients(shared: &Shared, to: &[AgencyCode]) -> Vec<(AgencyCode, HubId)> {
+    let f = &shared.federation;
+    if f.peers.is_empty() {
+        return Vec::new();
+    }
+    to.iter()
+        .filter_map(|code| match f.table.route(code, shared.store.agency(code).is_some()) {
+            Route::Peer(p) => Some((code.clone(), p)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The recipients of `to` that are not forwarded to a peer.
+pub(crate) fn local_recipients(shared: &Shared, to: &[AgencyCode]) -> Vec<AgencyCode> {
+    let remote = remote_recipients(shared, to);
+    to.iter()
+        .filter(|c| !remote.iter().any(|(r, _)| r == *c))
+        .cloned()
+        .collect()
+}
+
+/// What an operator sees of one peer link.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LinkState {
+    /// Connected now (the last call reached the peer).
+    pub(crate) connected: bool,
+    /// Since when it is connected or not, Unix ms.
+    pub(crate) since_unix_ms: i64,
+    /// The last error, if the last call failed.
+    pub(crate) last_error: String,
+    /// Items handed over since start.
+    pub(crate) forwarded: u64,
+    /// Items the peer refused since start.
+    pub(crate) refused: u64,
+}
+
+/// The forwarding tasks' wake-ups and states, by peer id.
+#[derive(Default)]
+pub(crate) struct Forwarders {
+    links: HashMap<String, Arc<Link>>,
+}
+
+struct Link {
+    wake: Notify,
+    state: Mutex<LinkState>,
+}
+
+impl Forwarders {
+    pub(crate) fn new(peers: &[PeerConfig]) -> Forwarders {
+        let links = peers
+            .iter()
+            .map(|p| {
+                (
+                    p.id.clone(),
+                    Arc::new(Link {
+                        wake: Notify::new(),
+                        state: Mutex::new(LinkState::default()),
+                    }),
+                )
+            })
+            .collect();
+        Forwarders { links }
+    }
+
+    /// An outbox changed: wake its peer's task if `outbox` is a peer's
+    /// (`~<id>`). Returns whether it was.
+    pub(crate) fn wake(&self, outbox: &str) -> bool {
+        let Some(id) = outbox.strip_prefix('~') else {
+            return false;
+        };
+        if let Some(link) = self.links.get(id) {
+            link.wake.notify_one();
+        }
+        true
+    }
+
+    /// Each peer's link as it is now.
+    pub(crate) fn states(&self) -> HashMap<String, LinkState> {
+        self.links
+            .iter()
+            .map(|(id, l)| (id.clone(), l.state.locked().clone()))
+            .collect()
+    }
+}
+
+/// Start one forwarding task per peer.
+pub(crate) fn spawn_all(shared: &Arc<Shared>, tasks: &mut crate::background::Tasks, stop: &watch::Receiver<bool>) {
+    for peer in &shared.config.peers {
+        let Some(link) = shared.forwarders.links.get(&peer.id).cloned() else {
+            continue;
+        };
+        let Ok(id) = peer.hub_id() else {
+            continue;
+        };
+        tasks.spawn(
+            "forward",
+            run(shared.clone(), id, peer.clone(), link, stop.clone()),
+        );
+    }
+}
+
+/// What one attempt to hand an item over came to.
+enum Handed {
+    /// The peer took it (with its receipt, for a document).
+    Taken(Option<ProvenReceipt>),
+    /// The peer (or this hub, before sending) refused it: an attempt.
+    Refused(String),
+    /// The peer could not be reached or could not answer now.
+    Unreachable(String),
+}
+
+async fn run(shared: Arc<Shared>, peer: HubId, config: PeerConfig, link: Arc<Link>, mut stop: watch::Receiver<bool>) {
+    let mut client: Option<PeerClient<Channel>> = None;
+    let mut backoff = Duration::from_millis(200);
+    // Items the peer refused, and when to try each again (a lease's time
+    // later, as a copy whose lease ran out).
+    let mut refused: HashMap<u64, Instant> = HashMap::new();
+    let retry_after = Duration::from_millis(shared.config.delivery.lease_ms);
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let now = Instant::now();
+        refused.retain(|_, at| *at > now);
+        let skip: HashSet<u64> = refused.keys().copied().collect();
+        let items = match shared.store.peer_items(peer.clone(), skip, BATCH).await {
+            Ok(items) => items,
+            Err(e) => {
+                tracing::warn!(%peer, error = %truc_core::error_chain(&e), "reading the peer's outbox");
+                Vec::new()
+            }
+        };
+        if items.is_empty() {
+            // Until a commit wakes it, a refused item is due again, or now
+            // and then anyway (a store error above).
+            let due = refused.values().min().map_or(MAX_BACKOFF, |at| at.saturating_duration_since(now));
+            tokio::select! {
+                _ = link.wake.notified() => {}
+                _ = stop.changed() => return,
+                _ = tokio::time::sleep(due.min(MAX_BACKOFF)) => {}
+            }
+            continue;
+        }
+        let mut failed = None;
+        for item in items {
+            let c = match &client {
+                Some(c) => c.clone(),
+                None => match connect(&shared, &config).await {
+                    Ok(c) => {
+                        client = Some(c.clone());
+                        c
+                    }
+                    Err(why) => {
+                        failed = Some(why);
+                        break;
+                    }
+                },
+            };
+            let id = item.delivery_id;
+            match hand_over(&shared, &peer, c, item).await {
+                Handed::Taken(next) => {
+                    if let Err(e) = shared.store.forwarded(peer.clone(), id, next).await {
+                        failed = Some(format!("recording the forward: {e}"));
+                        break;
+                    }
+                    backoff = Duration::from_millis(200);
+                    let mut s = link.state.locked();
+                    if !s.connected {
+                        s.connected = true;
+                        s.since_unix_ms = truc_core::now_unix_ms();
+                        tracing::info!(%peer, "peer reached");
+                    }
+                    s.last_error.clear();
+                    s.forwarded += 1;
+                }
+                Handed::Refused(why) => {
+                    tracing::warn!(%peer, delivery_id = id, %why, "peer refused a forwarded item");
+                    link.state.locked().refused += 1;
+                    let max = shared.config.delivery.max_attempts;
+                    match shared.store.forward_refused(peer.clone(), id, max, why).await {
+                        Ok(ExpireOutcome::Requeued { .. }) => {
+                            refused.insert(id, Instant::now() + retry_after);
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            failed = Some(format!("recording the refusal: {e}"));
+                            break;
+                        }
+                    }
+                }
+                Handed::Unreachable(why) => {
+                    client = None;
+                    failed = Some(why);
+                    break;
+                }
+            }
+        }
+        if let Some(why) = failed {
+            {
+                let mut s = link.state.locked();
+                if s.connected || s.since_unix_ms == 0 {
+                    s.connected = false;
+                    s.since_unix_ms = truc_core::now_unix_ms();
+                }
+                if s.last_error != why {
+                    tracing::warn!(%peer, error = %why, retry_in_ms = backoff.as_millis() as u64, "peer unreachable");
+                }
+                s.last_error = why;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = stop.changed() => return,
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+}
+
+/// A mutual-TLS channel to `peer`: this hub's certificate, the peer's CA.
+async fn connect(shared: &Shared, peer: &PeerConfig) -> Result<PeerClient<Channel>, String> {
+    let url = peer.url()?;
+    let ca = std::fs::read(&peer.ca).map_err(|e| format!("{}: {e}", peer.ca.display()))?;
+    let files = shared.trust.files();
+    let cert = std::fs::read(&files.hub_cert).map_err(|e| format!("{}: {e}", files.hub_cert.display()))?;
+    let key = std::fs::read(&files.hub_key).map_err(|e| format!("{}: {e}", files.hub_key.display()))?;
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca))
+        .identity(tonic::transport::Identity::from_pem(cert, key));
+    let channel = Endpoint::from_shared(url.clone())
+        .map_err(|e| format!("{url}: {e}"))?
+        .tls_config(tls)
+        .map_err(|e| format!("TLS for {url}: {e}"))?
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(120))
+        .connect()
+        .await
+        .map_err(|e| format!("connecting to {url}: {}", truc_core::error_chain(&e)))?;
+    let limit = (shared.config.limits.max_inline_payload as usize) + crate::router::MESSAGE_OVERHEAD;
+    Ok(PeerClient::new(channel)
+        .max_encoding_message_size(limit)
+        .max_decoding_message_size(64 * 1024 * 1024))
+}
+
+/// Whether a peer's answer says the item itself is wrong (an attempt),
+/// rather than that the peer cannot take it now.
+fn refusal(code: Code) -> bool {
+    matches!(
+        code,
+        Code::InvalidArgument
+            | Code::PermissionDenied
+            | Code::FailedPrecondition
+            | Code::NotFound
+            | Code::AlreadyExists
+            | Code::OutOfRange
+            | Code::Unimplemented
+    )
+}
+
+async fn hand_over(shared: &Shared, peer: &HubId, mut client: PeerClient<Channel>, item: PeerItem) -> Handed {
+    let answer = match item.kind {
+        PeerItemKind::Report(receipt) => client
+            .report(ReportRequest { receipt: Some(receipt) })
+            .await
+            .map(|_| None),
+        PeerItemKind::Document {
+            mut document,
+            payload_external,
+            recipients,
+            mut trace,
+            header_sha256,
+        } => {
+            let f = &shared.federation;
+            let Some(own) = f.own.clone() else {
+                return Handed::Refused("this hub's certificate names no urn:truc:hub:<id>".into());
+            };
+            let before: Vec<HubId> = trace.iter().filter_map(|h| HubId::parse(&h.hub_id).ok()).collect();
+            if let Err(e) = truc_core::routing::check_forward(&before, &own, peer, f.max_hops) {
+                return Handed::Refused(e.to_string());
+            }
+            if payload_external {
+                match inline_payload(shared, &header_sha256, &document) {
+                    Ok(bytes) => document.payload = bytes,
+                    Err(why) => return Handed::Refused(why),
+                }
+            }
+            match f.sign_hop(item.accepted_at_unix_ms, &header_sha256, trace.last()) {
+                Ok(hop) => trace.push(hop),
+                Err(why) => return Handed::Refused(why),
+            }
+            client
+                .forward(ForwardRequest {
+                    document: Some(document),
+                    recipients: recipients.iter().map(ToString::to_string).collect(),
+                    trace,
+                })
+                .await
+                .map(|r| r.into_inner().receipt)
+        }
+    };
+    match answer {
+        Ok(next) => Handed::Taken(next),
+        Err(st) if refusal(st.code()) => Handed::Refused(format!("{:?}: {}", st.code(), st.message())),
+        Err(st) => Handed::Unreachable(format!("{:?}: {}", st.code(), st.message())),
+    }
+}
+
+/// The payload of a document whose payload is in the payload files, read
+/// whole: a forward carries it inline, so it must fit the inline limit.
+fn inline_payload(
+    shared: &Shared,
+    _header_sha256: &[u8],
+    document: &truc_proto::v1::SignedDocument,
+) -> Result<Vec<u8>, String> {
+    let header = truc_core::document::check_header(&document.header).map_err(|e| e.to_string())?;
+    let size = header.header.payload_size;
+    let limit = shared.config.limits.max_inline_payload;
+    if size > limit {
+        return Err(format!(
+            "the payload is {size} bytes; documents are forwarded with their payload inline, at most \
+             limits.max_inline_payload = {limit} bytes (chunked forwarding between hubs is not built yet)"
+        ));
+    }
+    shared
+        .payloads
+        .read_at(&header.header.payload_sha256, 0, size as usize)
+        .map_err(|e| format!("reading the payload: {e}"))
+}
