@@ -244,6 +244,15 @@ impl TestHub {
         }
     }
 
+    /// Stop the hub, let `f` change its configuration, and start it again
+    /// on the same data directory and port (federation tests: a hub learns
+    /// its peers' addresses once they listen).
+    pub async fn reconfigure(&mut self, f: impl FnOnce(&mut Config)) {
+        self.stop().await;
+        f(&mut self.config);
+        self.start_again().await;
+    }
+
     /// Another hub on the same JetStream store (same PKI and receipt key,
     /// data directory `name` of its own), on a port of its own.
     pub async fn start_peer(&self, name: &str) -> PeerHub {

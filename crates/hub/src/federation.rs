@@ -98,7 +98,8 @@ impl Federation {
             .collect();
         let hop_signer = match &own {
             Some(_) => {
-                let identity = truc_pki::Identity::load(&config.identity).map_err(|e| HubError::Identity(e.to_string()))?;
+                let identity =
+                    truc_pki::Identity::load(&config.identity).map_err(|e| HubError::Identity(e.to_string()))?;
                 let chain = truc_pki::read_cert_ders(&config.identity.join("cert.pem"))
                     .map_err(|e| HubError::Identity(e.to_string()))?;
                 Some(HopSigner {

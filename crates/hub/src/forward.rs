@@ -132,10 +132,7 @@ pub(crate) fn spawn_all(shared: &Arc<Shared>, tasks: &mut crate::background::Tas
         let Ok(id) = peer.hub_id() else {
             continue;
         };
-        tasks.spawn(
-            "forward",
-            run(shared.clone(), id, peer.clone(), link, stop.clone()),
-        );
+        tasks.spawn("forward", run(shared.clone(), id, peer.clone(), link, stop.clone()));
     }
 }
 
@@ -173,7 +170,10 @@ async fn run(shared: Arc<Shared>, peer: HubId, config: PeerConfig, link: Arc<Lin
         if items.is_empty() {
             // Until a commit wakes it, a refused item is due again, or now
             // and then anyway (a store error above).
-            let due = refused.values().min().map_or(MAX_BACKOFF, |at| at.saturating_duration_since(now));
+            let due = refused
+                .values()
+                .min()
+                .map_or(MAX_BACKOFF, |at| at.saturating_duration_since(now));
             tokio::select! {
                 _ = link.wake.notified() => {}
                 _ = stop.changed() => return,

@@ -201,7 +201,10 @@ pub(crate) fn origins(
         if o.serves.is_empty() {
             return Err(err(at("serves"), "[]", "an origin must serve some codes"));
         }
-        out.push((id.clone(), patterns(|j| format!("origins[{i}].serves[{j}] (origin {id})"), &o.serves)?));
+        out.push((
+            id.clone(),
+            patterns(|j| format!("origins[{i}].serves[{j}] (origin {id})"), &o.serves)?,
+        ));
     }
     Ok(out)
 }

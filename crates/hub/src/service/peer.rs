@@ -101,8 +101,8 @@ impl Peer for PeerService {
         let mut to: Vec<AgencyCode> = Vec::with_capacity(r.recipients.len());
         let mut remote = Vec::new();
         for code in &r.recipients {
-            let code = AgencyCode::parse(code)
-                .map_err(|e| Status::invalid_argument(format!("recipients: {code:?}: {e}")))?;
+            let code =
+                AgencyCode::parse(code).map_err(|e| Status::invalid_argument(format!("recipients: {code:?}: {e}")))?;
             if !checked.to.contains(&code) {
                 return Err(Status::invalid_argument(format!(
                     "recipient {code} is not in the document's header"
@@ -168,15 +168,16 @@ fn check_forwarded(
 ) -> Result<(truc_core::document::CheckedHeader, HubId), Status> {
     let now = UnixTime::now();
     let header = truc_core::document::check_header(&doc.header).map_err(status::from_core)?;
-    let ids = truc_core::routing::verify_trace(trace, &header.header_sha256, caller, |h| anchors.get(h), now)
-        .map_err(|e| match e {
+    let ids = truc_core::routing::verify_trace(trace, &header.header_sha256, caller, |h| anchors.get(h), now).map_err(
+        |e| match e {
             truc_core::routing::TraceError::UnknownHub { .. } => Status::permission_denied(e.to_string()),
             e => Status::invalid_argument(e.to_string()),
-        })?;
+        },
+    )?;
     let origin = ids[0].clone();
-    let trust = anchors.get(&origin).ok_or_else(|| {
-        Status::permission_denied(format!("no trust anchor for the origin hub {origin}"))
-    })?;
+    let trust = anchors
+        .get(&origin)
+        .ok_or_else(|| Status::permission_denied(format!("no trust anchor for the origin hub {origin}")))?;
     let checked = truc_core::document::verify_document(doc, None, trust, now, true).map_err(|e| {
         Status::invalid_argument(format!("the document does not verify against hub {origin}'s CA: {e}"))
     })?;

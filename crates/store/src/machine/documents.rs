@@ -323,7 +323,12 @@ pub(crate) fn send(p: &mut Batch<'_>, env: &dyn Env, doc: NewDocument) -> Result
     // Recipients served by other hubs go to their next hop's outbox; the
     // others must be registered here.
     let remote = doc.remote.clone();
-    let via = |code: &str| remote.iter().find(|(c, _)| c.as_str() == code).map(|(_, peer)| peer.clone());
+    let via = |code: &str| {
+        remote
+            .iter()
+            .find(|(c, _)| c.as_str() == code)
+            .map(|(_, peer)| peer.clone())
+    };
     let local: Vec<AgencyCode> = doc.to.iter().filter(|c| via(c.as_str()).is_none()).cloned().collect();
     let sender = doc.arrived_via.is_none().then_some(&doc.from);
     let (mut to, redirects) = admit(p, env, sender, &local, doc.payload_size)?;

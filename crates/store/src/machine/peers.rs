@@ -78,7 +78,15 @@ impl Forwards {
             let rec = document(p, hub_id)?;
             super::payloads::add_ref(p, &rec, 1)?;
             let name = outbox(&peer);
-            let id = enqueue_for(p, &name, hub_id, rec.priority, None, rec.payload_size, recipients.clone());
+            let id = enqueue_for(
+                p,
+                &name,
+                hub_id,
+                rec.priority,
+                None,
+                rec.payload_size,
+                recipients.clone(),
+            );
             for r in &recipients {
                 if let Some(mut s) = recipient_state(p, hub_id, r)? {
                     s.delivery_id = id;
@@ -96,7 +104,12 @@ impl Forwards {
 /// The peer `peer` accepted the forwarded item `id`: for a document, its
 /// recipients are FORWARDED and `next` (that hub's ACCEPTED receipt) goes
 /// into this hub's log; for a report, it is done.
-pub(crate) fn forwarded(p: &mut Batch<'_>, peer: &HubId, id: u64, next: Option<ProvenReceipt>) -> Result<(), StoreError> {
+pub(crate) fn forwarded(
+    p: &mut Batch<'_>,
+    peer: &HubId,
+    id: u64,
+    next: Option<ProvenReceipt>,
+) -> Result<(), StoreError> {
     let name = outbox(peer.as_str());
     let key = keys::queue_item(tag::OUTBOX, &name, id);
     let Some(entry) = p.get_msg::<OutboxEntry>(&key, "peer outbox entry")? else {
@@ -292,7 +305,9 @@ pub(crate) fn apply_report(
             super::deadlines::put_state(p, hub_id, &to, &s, Some(rec.due_date_unix_ms))?;
             if s.via.is_empty() {
                 enqueue(p, &to, hub_id, rec.priority, Some(index), 0);
-                notify.push(AgencyCode::parse(&to).map_err(|e| StoreError::corrupt_from(format!("agency code {to}"), e))?);
+                notify.push(
+                    AgencyCode::parse(&to).map_err(|e| StoreError::corrupt_from(format!("agency code {to}"), e))?,
+                );
             } else {
                 enqueue(p, &outbox(&s.via), hub_id, rec.priority, Some(index), 0);
             }

@@ -25,8 +25,8 @@ use truc_core::sync::ReadWriteLocked;
 
 use prost::Message;
 use tokio::sync::{mpsc, oneshot};
-use truc_core::tree_head::TreeHeadSigner;
 use truc_core::routing::HubId;
+use truc_core::tree_head::TreeHeadSigner;
 use truc_core::AgencyCode;
 use truc_proto::v1::{ProvenReceipt, SignedTreeHead, TrackResponse};
 

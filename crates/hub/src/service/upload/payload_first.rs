@@ -61,7 +61,12 @@ pub(super) async fn upload(
             .collect::<Result<Vec<_>, _>>()?;
         shared
             .store
-            .precheck_send(caller.clone(), None, crate::forward::local_recipients(shared, &to), size)
+            .precheck_send(
+                caller.clone(),
+                None,
+                crate::forward::local_recipients(shared, &to),
+                size,
+            )
             .await
             .map_err(status::from_store)?;
     }

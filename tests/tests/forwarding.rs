@@ -1,0 +1,512 @@
+//! Federation: documents forwarded between three real hubs on loopback,
+//! each with a CA of its own — a province hub h49, the national hub, a
+//! ministry hub g12 — as the real axis is deployed: province → national →
+//! ministry. Checked end to end: the document arrives verified at every
+//! recipient's hub, one copy per next hop; deliveries and statuses come
+//! back to the sender's hub, whose Track shows every row; each forward is a
+//! FORWARDED receipt holding the next hub's signed receipt; a peer that is
+//! down queues; and a hub refuses, changing nothing, what a peer may not
+//! hand it (a forged trace, a loop, a sender the peer does not serve, an
+//! unknown origin, an agency certificate posing as a hub).
+
+use std::time::Duration;
+
+use prost::Message;
+use tonic::Code;
+use truc_client::Client;
+use truc_core::document::SigningTrust;
+use truc_core::merkle::{leaf_hash, verify_inclusion, Hash};
+use truc_core::routing::hop_message;
+use truc_core::tree_head::TreeHeadVerifier;
+use truc_hub::config::{OriginConfig, PeerConfig};
+use truc_proto::v1::peer_client::PeerClient;
+use truc_proto::v1::{
+    Delivery, ForwardRequest, ListReceiptsRequest, ProvenReceipt, Receipt, ReceiptEvent, SignedDocument, StatusCode,
+    TraceHop, TransportState,
+};
+use truc_tests::{header, sign, TestHub};
+
+const H49_UNIT: &str = "000.00.01.H49";
+const G01: &str = "000.00.00.G01";
+const G12_UNIT: &str = "000.00.02.G12";
+
+/// The three hubs. h49 and g12 send everything not theirs to the national
+/// hub (their default peer); the national hub routes `*.H49` to h49 and
+/// `*.G12` to g12; g12 trusts h49's CA as an origin it never talks to.
+struct Axis {
+    national: TestHub,
+    h49: TestHub,
+    g12: TestHub,
+}
+
+fn peer(hub: &TestHub, id: &str, serves: &[&str]) -> PeerConfig {
+    PeerConfig {
+        id: id.into(),
+        address: hub.addr.clone(),
+        ca: hub.pki.pki.ca_pem_path(),
+        crl: None,
+        serves: serves.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn patterns(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+async fn axis() -> Axis {
+    let mut national = TestHub::start_named("national", |c| {
+        c.federation.serves = patterns(&["*.G01", "G01.*"]);
+    })
+    .await;
+    let h49 = TestHub::start_named("h49", |c| {
+        c.federation.serves = patterns(&["*.H49", "H49.*"]);
+        c.federation.default_peer = Some("national".into());
+        c.peers = vec![peer(&national, "national", &[])];
+    })
+    .await;
+    let g12 = TestHub::start_named("g12", |c| {
+        c.federation.serves = patterns(&["*.G12", "G12.*"]);
+        c.federation.default_peer = Some("national".into());
+        c.peers = vec![peer(&national, "national", &[])];
+        c.origins = vec![OriginConfig {
+            id: "h49".into(),
+            ca: h49.pki.pki.ca_pem_path(),
+            crl: None,
+            serves: patterns(&["*.H49", "H49.*"]),
+        }];
+    })
+    .await;
+    // The national hub learns where its peers listen.
+    let peers = vec![
+        peer(&h49, "h49", &["*.H49", "H49.*"]),
+        peer(&g12, "g12", &["*.G12", "G12.*"]),
+    ];
+    national.reconfigure(|c| c.peers = peers).await;
+    Axis { national, h49, g12 }
+}
+
+/// The next delivery on a following stream, within 30 s.
+async fn next_delivery(client: &Client) -> Delivery {
+    let mut s = client.receive(8, true).await.expect("receive");
+    tokio::time::timeout(Duration::from_secs(30), s.message())
+        .await
+        .expect("a delivery within 30 s")
+        .expect("stream")
+        .expect("a delivery")
+}
+
+/// Poll `f` for up to 30 s (forwarding runs on the hubs' own tasks).
+async fn within<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tokio::time::Instant::now() < deadline {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn ca_trust(hub: &TestHub) -> SigningTrust {
+    let ders = truc_pki::read_cert_ders(&hub.pki.pki.ca_pem_path()).unwrap();
+    SigningTrust::new(&ders, &[]).unwrap()
+}
+
+/// A receipt another hub signed: its tree head verifies with that hub's
+/// `receipts.pub` and the receipt is in that tree.
+fn check_hub_receipt(hub: &TestHub, proven: &ProvenReceipt) -> Receipt {
+    let verifier =
+        TreeHeadVerifier::from_pem(&std::fs::read_to_string(hub.pki.pki.receipt_pub_path()).unwrap()).unwrap();
+    let head = verifier
+        .verify(proven.tree_head.as_ref().expect("tree head"))
+        .expect("signed by that hub");
+    let proof: Vec<Hash> = proven
+        .inclusion_proof
+        .iter()
+        .map(|h| Hash::try_from(h.as_slice()).unwrap())
+        .collect();
+    let root = Hash::try_from(head.root_hash.as_slice()).unwrap();
+    verify_inclusion(
+        &leaf_hash(&proven.receipt),
+        proven.leaf_index,
+        head.tree_size,
+        &proof,
+        &root,
+    )
+    .expect("in that hub's log");
+    Receipt::decode(proven.receipt.as_slice()).unwrap()
+}
+
+async fn receipts_of(hub: &TestHub, from: &str, id: &str) -> Vec<Receipt> {
+    let op = hub.operator().await;
+    let pages = match op
+        .all_receipts(ListReceiptsRequest {
+            document_from: from.into(),
+            document_id: id.into(),
+            ..Default::default()
+        })
+        .await
+    {
+        Ok(pages) => pages,
+        Err(truc_client::ClientError::Rpc(st)) if st.code() == Code::NotFound => return Vec::new(),
+        Err(e) => panic!("receipts of {id}: {e}"),
+    };
+    pages
+        .into_iter()
+        .flat_map(|p| p.receipts)
+        .map(|r| Receipt::decode(r.receipt.as_slice()).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_document_crosses_three_hubs_and_its_fate_comes_back() {
+    let ax = axis().await;
+    let sender = ax.h49.agency(H49_UNIT).await;
+    let g01 = ax.national.agency(G01).await;
+    let unit = ax.g12.agency(G12_UNIT).await;
+
+    let payload = b"cong van lien tinh".to_vec();
+    let doc = sign(&sender, header(&[G01, G12_UNIT], "fed/1"), &payload);
+    let sent = sender
+        .send(doc.clone())
+        .await
+        .expect("h49 accepts a document for two other hubs");
+    assert!(!sent.duplicate);
+
+    // At the national hub and at g12 the document arrives exactly as signed,
+    // verifiable against h49's CA (the origin's anchor).
+    let h49_trust = ca_trust(&ax.h49);
+    for (client, at) in [(&g01, "national"), (&unit, "g12")] {
+        let d = next_delivery(client).await;
+        let got = d.document.expect("a document");
+        assert_eq!(got, doc, "the document reached {at} unchanged");
+        truc_client::verify_received(&got, &h49_trust).expect("verifies against the origin hub's CA");
+        client.ack(vec![d.delivery_id]).await.unwrap();
+    }
+
+    // The ministry unit registers it (03): the status travels g12 →
+    // national → h49 and reaches the sender as a status notice.
+    unit.report_status(H49_UNIT, "fed/1", StatusCode::Arrived as i32, "đã đến", None)
+        .await
+        .expect("01 after delivery");
+    unit.report_status(H49_UNIT, "fed/1", StatusCode::Registered as i32, "vào sổ 123", None)
+        .await
+        .expect("03 after 01");
+    for code in [StatusCode::Arrived, StatusCode::Registered] {
+        let notice = next_delivery(&sender).await;
+        let status = notice.status.expect("a status notice");
+        assert_eq!(
+            (status.reporter.as_str(), status.code, status.document_id.as_str()),
+            (G12_UNIT, code as i32, "fed/1")
+        );
+        sender.ack(vec![notice.delivery_id]).await.unwrap();
+    }
+
+    // Track at the sender's hub shows both recipients, by way of the
+    // national hub, delivered, with g12's status.
+    within("track at h49 to show both recipients delivered", || async {
+        let t = sender.track("fed/1").await.unwrap();
+        t.recipients.iter().all(|r| r.state == TransportState::Delivered as i32)
+    })
+    .await;
+    let t = sender.track("fed/1").await.unwrap();
+    let rows: Vec<(&str, &str, i32)> = t
+        .recipients
+        .iter()
+        .map(|r| (r.agency.as_str(), r.via_hub.as_str(), r.status))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (G01, "national", 0),
+            (G12_UNIT, "national", StatusCode::Registered as i32)
+        ]
+    );
+
+    // One forward per next hop: h49 forwarded once, to national, for both
+    // recipients; its FORWARDED receipt holds national's signed ACCEPTED
+    // receipt. National forwarded once, to g12, for the unit.
+    let at_h49 = receipts_of(&ax.h49, H49_UNIT, "fed/1").await;
+    let forwarded: Vec<&Receipt> = at_h49
+        .iter()
+        .filter(|r| r.event == ReceiptEvent::Forwarded as i32)
+        .collect();
+    assert_eq!(forwarded.len(), 1, "{at_h49:#?}");
+    assert_eq!(forwarded[0].recipients, vec![G01.to_string(), G12_UNIT.to_string()]);
+    assert_eq!(forwarded[0].detail, "to urn:truc:hub:national");
+    let next = ProvenReceipt::decode(forwarded[0].peer_receipt.as_slice()).unwrap();
+    let accepted = check_hub_receipt(&ax.national, &next);
+    assert_eq!(
+        (accepted.event, accepted.document_id.as_str(), accepted.actor.as_str()),
+        (ReceiptEvent::Accepted as i32, "fed/1", "urn:truc:hub:h49")
+    );
+    let at_national = receipts_of(&ax.national, H49_UNIT, "fed/1").await;
+    let onward: Vec<&Receipt> = at_national
+        .iter()
+        .filter(|r| r.event == ReceiptEvent::Forwarded as i32)
+        .collect();
+    assert_eq!(onward.len(), 1);
+    assert_eq!(onward[0].recipients, vec![G12_UNIT.to_string()]);
+    let at_g12 = check_hub_receipt(
+        &ax.g12,
+        &ProvenReceipt::decode(onward[0].peer_receipt.as_slice()).unwrap(),
+    );
+    assert_eq!(at_g12.actor, "urn:truc:hub:national");
+    // The status came back as g12's own signed receipt, kept at h49.
+    let status_at_h49 = at_h49
+        .iter()
+        .find(|r| r.event == ReceiptEvent::StatusReported as i32 && r.status_code == 3)
+        .expect("the 03 recorded at h49");
+    assert_eq!(status_at_h49.actor, "urn:truc:hub:national");
+    let relayed = check_hub_receipt(
+        &ax.national,
+        &ProvenReceipt::decode(status_at_h49.peer_receipt.as_slice()).unwrap(),
+    );
+    assert_eq!((relayed.recipient.as_str(), relayed.status_code), (G12_UNIT, 3));
+
+    // Sent again (a retry): a duplicate everywhere, no second copy.
+    let again = sender.send(doc).await.unwrap();
+    assert!(again.duplicate);
+    let q = ax.g12.queued().await;
+    assert!(q.iter().all(|(_, n)| *n == 0), "{q:?}");
+}
+
+#[tokio::test]
+async fn a_revoke_follows_the_document_and_a_take_back_reaches_the_other_hub() {
+    let ax = axis().await;
+    let sender = ax.h49.agency(H49_UNIT).await;
+    let unit = ax.g12.agency(G12_UNIT).await;
+    sender
+        .send(sign(&sender, header(&[G12_UNIT], "fed/rv"), b"original"))
+        .await
+        .unwrap();
+    let d = next_delivery(&unit).await;
+    unit.ack(vec![d.delivery_id]).await.unwrap();
+    // The sender takes it back (13): the notice reaches the unit at g12,
+    // which answers 15 (agrees); h49 sees the answer.
+    sender
+        .report_status(H49_UNIT, "fed/rv", StatusCode::TakeBack as i32, "gửi nhầm", None)
+        .await
+        .expect("13 from the sender");
+    let notice = next_delivery(&unit).await;
+    let st = notice.status.expect("the take-back notice at g12");
+    assert_eq!((st.code, st.reporter.as_str()), (StatusCode::TakeBack as i32, H49_UNIT));
+    unit.ack(vec![notice.delivery_id]).await.unwrap();
+    unit.report_status(H49_UNIT, "fed/rv", StatusCode::Agree as i32, "đồng ý", None)
+        .await
+        .expect("15 answers the take-back");
+    let answer = next_delivery(&sender).await;
+    assert_eq!(answer.status.expect("a notice").code, StatusCode::Agree as i32);
+}
+
+#[tokio::test]
+async fn a_peer_that_is_down_queues_its_documents_until_it_is_back() {
+    let mut ax = axis().await;
+    let sender = ax.h49.agency(H49_UNIT).await;
+    let g01 = ax.national.agency(G01).await;
+    drop(g01);
+    ax.national.stop().await;
+    for i in 0..3 {
+        sender
+            .send(sign(&sender, header(&[G01], &format!("down/{i}")), b"x"))
+            .await
+            .expect("accepted while the next hop is down");
+    }
+    let t = sender.track("down/0").await.unwrap();
+    assert_eq!(
+        (t.recipients[0].state, t.recipients[0].via_hub.as_str()),
+        (TransportState::Queued as i32, "national")
+    );
+    ax.national.start_again().await;
+    let g01 = ax.national.connect(&ax.national.pki.agency_dir(G01)).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let d = next_delivery(&g01).await;
+        g01.ack(vec![d.delivery_id]).await.unwrap();
+        ids.push(truc_tests::document_id(&d));
+    }
+    ids.sort();
+    assert_eq!(ids, vec!["down/0", "down/1", "down/2"]);
+    within("h49 to see the three delivered", || async {
+        let mut all = true;
+        for i in 0..3 {
+            let t = sender.track(&format!("down/{i}")).await.unwrap();
+            all &= t.recipients[0].state == TransportState::Delivered as i32;
+        }
+        all
+    })
+    .await;
+}
+
+/// A Peer client of `to` presenting the hub identity of `from` (or any
+/// identity directory).
+async fn peer_client(
+    to: &TestHub,
+    identity_dir: &std::path::Path,
+    ca_of_to: &TestHub,
+) -> PeerClient<tonic::transport::Channel> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+    let cert = std::fs::read(identity_dir.join("cert.pem")).unwrap();
+    let key = std::fs::read(identity_dir.join("key.pem")).unwrap();
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca_of_to.pki.pki.ca_pem()))
+        .identity(Identity::from_pem(cert, key));
+    let ch = Endpoint::from_shared(format!("https://{}", to.addr))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    PeerClient::new(ch)
+}
+
+/// A hop of the hub whose identity is `hub`'s, after `previous`.
+fn hop(hub: &TestHub, id: &str, doc: &SignedDocument, previous: Option<&TraceHop>) -> TraceHop {
+    let identity = truc_pki::Identity::load(&hub.pki.pki.hub_dir()).unwrap();
+    let signer = identity.signer().unwrap();
+    let at = truc_core::now_unix_ms();
+    let msg = hop_message(id, at, &truc_core::sha256(&doc.header), previous);
+    TraceHop {
+        hub_id: id.into(),
+        accepted_at_unix_ms: at,
+        signer_chain: vec![identity.cert_der.clone()],
+        signature: signer.sign(&msg).unwrap(),
+        signature_scheme: signer.scheme(),
+    }
+}
+
+#[tokio::test]
+async fn a_hub_refuses_what_a_peer_may_not_hand_it_and_stores_nothing() {
+    let ax = axis().await;
+    let _g01 = ax.national.agency(G01).await;
+    // A document an h49 unit signed (h49's CA), for a national agency.
+    let sender = ax.h49.agency(H49_UNIT).await;
+    let doc = sign(&sender, header(&[G01], "bad/1"), b"payload");
+    let mut from_h49 = peer_client(&ax.national, &ax.h49.pki.pki.hub_dir(), &ax.national).await;
+    let forward = |doc: &SignedDocument, trace: Vec<TraceHop>| ForwardRequest {
+        document: Some(doc.clone()),
+        recipients: vec![G01.into()],
+        trace,
+    };
+    let refused = |r: Result<tonic::Response<truc_proto::v1::ForwardResponse>, tonic::Status>| r.expect_err("refused");
+
+    // No trace: h49 must sign its own hop.
+    let st = refused(from_h49.forward(forward(&doc, vec![])).await);
+    assert_eq!(st.code(), Code::InvalidArgument, "{st:?}");
+    assert!(st.message().contains("a hub signs its own hop"), "{}", st.message());
+
+    // A forged hop: claims to be h49 but is signed by g12's certificate.
+    let st = refused(
+        from_h49
+            .forward(forward(
+                &doc,
+                vec![TraceHop {
+                    hub_id: "h49".into(),
+                    ..hop(&ax.g12, "h49", &doc, None)
+                }],
+            ))
+            .await,
+    );
+    assert_eq!(st.code(), Code::InvalidArgument, "{st:?}");
+    assert!(st.message().contains("trace hop 0 (h49)"), "{}", st.message());
+
+    // A hop signed for another document.
+    let other = sign(&sender, header(&[G01], "bad/other"), b"other");
+    let st = refused(
+        from_h49
+            .forward(forward(&doc, vec![hop(&ax.h49, "h49", &other, None)]))
+            .await,
+    );
+    assert_eq!(st.code(), Code::InvalidArgument, "{st:?}");
+    assert!(st.message().contains("signature does not verify"), "{}", st.message());
+
+    // A loop: the national hub is already in the trace.
+    let first = hop(&ax.national, "national", &doc, None);
+    let second = hop(&ax.h49, "h49", &doc, Some(&first));
+    let st = refused(from_h49.forward(forward(&doc, vec![first, second])).await);
+    assert_eq!(st.code(), Code::FailedPrecondition, "{st:?}");
+    assert!(st.message().contains("routing loop"), "{}", st.message());
+
+    // An unknown origin: the first hop names a hub the national hub has no
+    // CA for.
+    let stranger = truc_tests::TestPki::with_hub("h29");
+    let identity = truc_pki::Identity::load(&stranger.pki.hub_dir()).unwrap();
+    let at = truc_core::now_unix_ms();
+    let h29 = TraceHop {
+        hub_id: "h29".into(),
+        accepted_at_unix_ms: at,
+        signer_chain: vec![identity.cert_der.clone()],
+        signature: identity
+            .signer()
+            .unwrap()
+            .sign(&hop_message("h29", at, &truc_core::sha256(&doc.header), None))
+            .unwrap(),
+        signature_scheme: identity.signer().unwrap().scheme(),
+    };
+    let last = hop(&ax.h49, "h49", &doc, Some(&h29));
+    let st = refused(from_h49.forward(forward(&doc, vec![h29, last])).await);
+    assert_eq!(st.code(), Code::PermissionDenied, "{st:?}");
+    assert!(st.message().contains("no trust anchor for hub h29"), "{}", st.message());
+
+    // A sender h49 does not serve: a G12 code, though signed under h49's
+    // CA (h49 issued a certificate for a code that is not its own).
+    let fake = ax.h49.agency("000.00.09.G12").await;
+    let doc_g12 = sign(&fake, header(&[G01], "bad/2"), b"payload");
+    let st = refused(
+        from_h49
+            .forward(forward(&doc_g12, vec![hop(&ax.h49, "h49", &doc_g12, None)]))
+            .await,
+    );
+    assert_eq!(st.code(), Code::PermissionDenied, "{st:?}");
+    assert!(
+        st.message().contains("may not originate documents from 000.00.09.G12"),
+        "{}",
+        st.message()
+    );
+
+    // A tampered document under a genuine trace.
+    let mut tampered = doc.clone();
+    tampered.payload = b"changed".to_vec();
+    let st = refused(
+        from_h49
+            .forward(forward(&tampered, vec![hop(&ax.h49, "h49", &tampered, None)]))
+            .await,
+    );
+    assert_eq!(st.code(), Code::InvalidArgument, "{st:?}");
+
+    // An agency certificate cannot call the Peer service at all.
+    let mut as_agency = peer_client(&ax.national, &ax.national.pki.agency_dir(G01), &ax.national).await;
+    let st = refused(
+        as_agency
+            .forward(forward(&doc, vec![hop(&ax.h49, "h49", &doc, None)]))
+            .await,
+    );
+    assert_eq!(st.code(), Code::PermissionDenied, "{st:?}");
+
+    // Nothing of it was stored at the national hub.
+    let op = ax.national.operator().await;
+    for id in ["bad/1", "bad/2"] {
+        let from = if id == "bad/1" { H49_UNIT } else { "000.00.09.G12" };
+        assert!(receipts_of(&ax.national, from, id).await.is_empty(), "{id}");
+    }
+    assert!(ax.national.queued().await.iter().all(|(_, n)| *n == 0));
+    drop(op);
+
+    // And the genuine forward passes.
+    let ok = from_h49
+        .forward(forward(&doc, vec![hop(&ax.h49, "h49", &doc, None)]))
+        .await
+        .expect("a genuine forward is accepted")
+        .into_inner();
+    assert!(!ok.duplicate);
+    let again = from_h49
+        .forward(forward(&doc, vec![hop(&ax.h49, "h49", &doc, None)]))
+        .await
+        .expect("a retried forward");
+    assert!(again.into_inner().duplicate, "a retried forward is a duplicate");
+}
