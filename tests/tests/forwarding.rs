@@ -510,3 +510,95 @@ async fn a_hub_refuses_what_a_peer_may_not_hand_it_and_stores_nothing() {
         .expect("a retried forward");
     assert!(again.into_inner().duplicate, "a retried forward is a duplicate");
 }
+
+#[tokio::test]
+async fn a_retired_agency_on_another_hub_hands_its_copy_to_its_successor() {
+    let ax = axis().await;
+    let sender = ax.h49.agency(H49_UNIT).await;
+    let _old = ax.g12.agency(G12_UNIT).await;
+    let successor = ax.g12.agency("000.00.03.G12").await;
+    ax.g12
+        .operator()
+        .await
+        .retire_agency(G12_UNIT, "000.00.03.G12", "sáp nhập")
+        .await
+        .expect("retire into its successor");
+    sender
+        .send(sign(&sender, header(&[G12_UNIT], "fed/ret"), b"to a merged unit"))
+        .await
+        .expect("accepted at h49");
+    let d = next_delivery(&successor).await;
+    assert_eq!(truc_tests::document_id(&d), "fed/ret");
+    successor.ack(vec![d.delivery_id]).await.unwrap();
+    // The sender's hub learns where the copy went, and that it arrived.
+    within("h49 to show the redirect and the delivery", || async {
+        let t = sender.track("fed/ret").await.unwrap();
+        let rows: Vec<(String, i32)> = t.recipients.iter().map(|r| (r.agency.clone(), r.state)).collect();
+        rows == vec![
+            (G12_UNIT.to_string(), TransportState::Redirected as i32),
+            ("000.00.03.G12".to_string(), TransportState::Delivered as i32),
+        ]
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_directory_federates_and_a_suspension_is_refused_at_the_sender() {
+    let ax = axis().await;
+    let sender = ax.h49.agency(H49_UNIT).await;
+    let _unit = ax.g12.agency(G12_UNIT).await;
+    // h49 learns the ministry's unit through the national hub.
+    within("h49 to know the g12 unit", || async {
+        let got = sender.lookup_agencies(&[G12_UNIT.into()]).await.unwrap();
+        got[0].registered && got[0].hub_id == "g12" && got[0].state == "active"
+    })
+    .await;
+    // And the national hub knows h49's own unit, from h49.
+    let g01 = ax.national.agency(G01).await;
+    within("national to know the h49 unit", || async {
+        let got = g01.lookup_agencies(&[H49_UNIT.into()]).await.unwrap();
+        got[0].registered && got[0].hub_id == "h49"
+    })
+    .await;
+
+    // g12 suspends it: h49 knows within seconds and refuses a document
+    // for it at once, rather than accepting what g12 would refuse.
+    ax.g12
+        .operator()
+        .await
+        .set_agency_state(G12_UNIT, truc_proto::v1::AgencyState::Suspended, "bảo trì")
+        .await
+        .unwrap();
+    within("h49 to see the unit suspended", || async {
+        let got = sender.lookup_agencies(&[G12_UNIT.into()]).await.unwrap();
+        got[0].state == "suspended"
+    })
+    .await;
+    let st = sender
+        .send(sign(&sender, header(&[G12_UNIT], "fed/susp"), b"x"))
+        .await
+        .expect_err("refused: the recipient is suspended at its hub");
+    let st = st.status().expect("an RPC status").clone();
+    assert_eq!(st.code(), Code::FailedPrecondition, "{st:?}");
+    assert!(st.message().contains("is suspended"), "{}", st.message());
+
+    // Each change is a receipt at each hub, naming the peer it came from.
+    for (hub, from) in [(&ax.national, "urn:truc:hub:g12"), (&ax.h49, "urn:truc:hub:national")] {
+        let op = hub.operator().await;
+        let pages = op
+            .all_receipts(ListReceiptsRequest {
+                agency: G12_UNIT.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let details: Vec<String> = pages
+            .into_iter()
+            .flat_map(|p| p.receipts)
+            .map(|r| Receipt::decode(r.receipt.as_slice()).unwrap())
+            .filter(|r| r.event == ReceiptEvent::AgencyChanged as i32 && r.actor == from)
+            .map(|r| r.detail)
+            .collect();
+        assert!(details.iter().any(|d| d.contains("suspended")), "{details:?}");
+    }
+}

@@ -50,6 +50,38 @@ pub(crate) fn remote_recipients(shared: &Shared, to: &[AgencyCode]) -> Vec<(Agen
         .collect()
 }
 
+/// Refuse a document for a recipient of another hub that the federated
+/// directory says is suspended, or retired without a successor: its hub
+/// would refuse it, after the sender was told it was accepted. A code the
+/// directory does not know yet is forwarded (its hub decides).
+pub(crate) async fn refuse_inactive(shared: &Shared, remote: &[(AgencyCode, HubId)]) -> Result<(), tonic::Status> {
+    if remote.is_empty() {
+        return Ok(());
+    }
+    let known = shared
+        .store
+        .remote_agencies()
+        .await
+        .map_err(crate::status::from_store)?;
+    for (code, _) in remote {
+        let Some(a) = known.iter().find(|a| a.code == code.as_str()) else {
+            continue;
+        };
+        let inactive = match a.state {
+            truc_proto::v1::AgencyState::Suspended => true,
+            truc_proto::v1::AgencyState::Retired => a.successor.is_empty(),
+            _ => false,
+        };
+        if inactive {
+            return Err(tonic::Status::failed_precondition(format!(
+                "recipient {code} (an agency of hub {}) is {}: nothing was sent; ask its hub, or send without it",
+                a.hub, a.state
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The recipients of `to` that are not forwarded to a peer.
 pub(crate) fn local_recipients(shared: &Shared, to: &[AgencyCode]) -> Vec<AgencyCode> {
     let remote = remote_recipients(shared, to);
@@ -140,8 +172,11 @@ pub(crate) fn spawn_all(shared: &Arc<Shared>, tasks: &mut crate::background::Tas
 enum Handed {
     /// The peer took it (with its receipt, for a document).
     Taken(Option<ProvenReceipt>),
-    /// The peer (or this hub, before sending) refused it: an attempt.
+    /// The peer refused it: an attempt.
     Refused(String),
+    /// This hub cannot send it at all (too large to go inline, a loop
+    /// before it leaves): a dead letter at once.
+    Impossible(String),
     /// The peer could not be reached or could not answer now.
     Unreachable(String),
 }
@@ -197,7 +232,7 @@ async fn run(shared: Arc<Shared>, peer: HubId, config: PeerConfig, link: Arc<Lin
                 },
             };
             let id = item.delivery_id;
-            match hand_over(&shared, &peer, c, item).await {
+            let (max, why) = match hand_over(&shared, &peer, c, item).await {
                 Handed::Taken(next) => {
                     if let Err(e) = shared.store.forwarded(peer.clone(), id, next).await {
                         failed = Some(format!("recording the forward: {e}"));
@@ -212,25 +247,25 @@ async fn run(shared: Arc<Shared>, peer: HubId, config: PeerConfig, link: Arc<Lin
                     }
                     s.last_error.clear();
                     s.forwarded += 1;
-                }
-                Handed::Refused(why) => {
-                    tracing::warn!(%peer, delivery_id = id, %why, "peer refused a forwarded item");
-                    link.state.locked().refused += 1;
-                    let max = shared.config.delivery.max_attempts;
-                    match shared.store.forward_refused(peer.clone(), id, max, why).await {
-                        Ok(ExpireOutcome::Requeued { .. }) => {
-                            refused.insert(id, Instant::now() + retry_after);
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            failed = Some(format!("recording the refusal: {e}"));
-                            break;
-                        }
-                    }
+                    continue;
                 }
                 Handed::Unreachable(why) => {
                     client = None;
                     failed = Some(why);
+                    break;
+                }
+                Handed::Refused(why) => (shared.config.delivery.max_attempts, why),
+                Handed::Impossible(why) => (1, why),
+            };
+            tracing::warn!(%peer, delivery_id = id, %why, "forwarded item refused");
+            link.state.locked().refused += 1;
+            match shared.store.forward_refused(peer.clone(), id, max, why).await {
+                Ok(ExpireOutcome::Requeued { .. }) => {
+                    refused.insert(id, Instant::now() + retry_after);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    failed = Some(format!("recording the refusal: {e}"));
                     break;
                 }
             }
@@ -257,7 +292,7 @@ async fn run(shared: Arc<Shared>, peer: HubId, config: PeerConfig, link: Arc<Lin
 }
 
 /// A mutual-TLS channel to `peer`: this hub's certificate, the peer's CA.
-async fn connect(shared: &Shared, peer: &PeerConfig) -> Result<PeerClient<Channel>, String> {
+pub(crate) async fn connect(shared: &Shared, peer: &PeerConfig) -> Result<PeerClient<Channel>, String> {
     let url = peer.url()?;
     let ca = std::fs::read(&peer.ca).map_err(|e| format!("{}: {e}", peer.ca.display()))?;
     let files = shared.trust.files();
@@ -311,21 +346,21 @@ async fn hand_over(shared: &Shared, peer: &HubId, mut client: PeerClient<Channel
         } => {
             let f = &shared.federation;
             let Some(own) = f.own.clone() else {
-                return Handed::Refused("this hub's certificate names no urn:truc:hub:<id>".into());
+                return Handed::Impossible("this hub's certificate names no urn:truc:hub:<id>".into());
             };
             let before: Vec<HubId> = trace.iter().filter_map(|h| HubId::parse(&h.hub_id).ok()).collect();
             if let Err(e) = truc_core::routing::check_forward(&before, &own, peer, f.max_hops) {
-                return Handed::Refused(e.to_string());
+                return Handed::Impossible(e.to_string());
             }
             if payload_external {
                 match inline_payload(shared, &header_sha256, &document) {
                     Ok(bytes) => document.payload = bytes,
-                    Err(why) => return Handed::Refused(why),
+                    Err(why) => return Handed::Impossible(why),
                 }
             }
             match f.sign_hop(item.accepted_at_unix_ms, &header_sha256, trace.last()) {
                 Ok(hop) => trace.push(hop),
-                Err(why) => return Handed::Refused(why),
+                Err(why) => return Handed::Impossible(why),
             }
             client
                 .forward(ForwardRequest {

@@ -32,6 +32,7 @@ mod budget;
 pub mod config;
 pub mod console;
 mod delivery;
+mod directory;
 mod disk;
 mod door;
 mod federation;
@@ -261,6 +262,7 @@ async fn serve_with_admin(
         shared.engine.clone().follow_commits(outbox_events, forwarders),
     );
     forward::spawn_all(&shared, &mut background, &stop_rx);
+    directory::spawn_all(&shared, &mut background, &stop_rx);
     background.spawn(
         "upload-sweeper",
         background::sweep_uploads(

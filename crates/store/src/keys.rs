@@ -26,6 +26,10 @@
 //! | `V` | agency code ("" = hub), 0x00, local day (u32) | indicator counts (`sled/indicators.rs`) |
 //! | `B` | sender code, 0x00, document id, 0x00, business type (u8), discriminator | hub document id (u64 BE): a revoke or update sent under the original's id |
 //! | `L` | original's hub id (u64), correction's hub id (u64) | agencies it concerns, comma-separated |
+//! | `W` | agency code                              | `RemoteAgencyRecord`: another hub's agency (federated directory) |
+//!
+//! A peer hub's outbox (federation) uses the `O`, `X`, `Q` and `C` keyspaces
+//! under the name `~<peer id>`, which no agency code can take.
 //!
 //! A delivery id puts the priority rank in bits 48–50 (0 = hỏa tốc hẹn
 //! giờ … 4 = thường) and a hub-wide sequence number below it, so a prefix
@@ -63,6 +67,9 @@ pub(crate) mod tag {
     /// The deadlines of copies not yet done with: agency, kind, deadline,
     /// document (`machine/deadlines.rs`).
     pub(crate) const DEADLINE: u8 = b'U';
+    /// Agencies of other hubs, from the federated directory
+    /// (`machine/directory.rs`).
+    pub(crate) const REMOTE_AGENCY: u8 = b'W';
 }
 
 /// Below 2^53 in all, so ids survive JSON numbers (JavaScript doubles).
@@ -87,6 +94,12 @@ fn with_tag(tag: u8, cap: usize) -> Vec<u8> {
 
 pub(crate) fn agency(code: &str) -> Vec<u8> {
     let mut k = with_tag(tag::AGENCY, code.len());
+    k.extend_from_slice(code.as_bytes());
+    k
+}
+
+pub(crate) fn remote_agency(code: &str) -> Vec<u8> {
+    let mut k = with_tag(tag::REMOTE_AGENCY, code.len());
     k.extend_from_slice(code.as_bytes());
     k
 }

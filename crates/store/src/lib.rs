@@ -286,6 +286,26 @@ pub struct QueuedItem {
     pub dead_letter_reason: i32,
 }
 
+/// An agency of another hub, as the federated directory knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteAgency {
+    /// Its code.
+    pub code: String,
+    /// Its name.
+    pub name: String,
+    /// Its state, as its hub published it.
+    pub state: truc_proto::v1::AgencyState,
+    /// For a retired agency: its successor.
+    pub successor: String,
+    /// The hub that serves it.
+    pub hub: String,
+    /// The peer this hub learned it from (empty in a view being offered).
+    pub via: String,
+    /// When this hub last recorded a change of it, Unix ms (0 in a view
+    /// being offered).
+    pub changed_at_unix_ms: i64,
+}
+
 /// An item of a peer hub's outbox (federation): a document to forward, or
 /// a receipt of this hub to report there.
 #[derive(Debug, Clone)]
@@ -728,4 +748,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Federation: the peer's outbox as `queue_stats` counts an agency's.
     fn peer_queue_stats(&self, peer: HubId, now_unix_ms: i64) -> BoxFuture<'_, Result<QueueStats, StoreError>>;
+
+    /// Federation: apply peer `peer`'s whole view of the directory (the
+    /// entries it may speak for); returns how many changed.
+    fn peer_directory(&self, peer: HubId, entries: Vec<RemoteAgency>) -> BoxFuture<'_, Result<u32, StoreError>>;
+
+    /// Federation: the agencies of other hubs this hub knows, by code.
+    fn remote_agencies(&self) -> BoxFuture<'_, Result<Vec<RemoteAgency>, StoreError>>;
 }

@@ -280,3 +280,30 @@ mod tests {
         assert_eq!(read(new).progress(), 6);
     }
 }
+
+/// An agency of another hub, as the federated directory published it
+/// (`W` keys; `machine/directory.rs`).
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct RemoteAgencyRecord {
+    /// Agency code.
+    #[prost(string, tag = "1")]
+    pub(crate) code: String,
+    /// Display name.
+    #[prost(string, tag = "2")]
+    pub(crate) name: String,
+    /// `truc.v1.AgencyState` value.
+    #[prost(int32, tag = "3")]
+    pub(crate) state: i32,
+    /// For a retired agency: its successor.
+    #[prost(string, tag = "4")]
+    pub(crate) successor: String,
+    /// The hub that serves it.
+    #[prost(string, tag = "5")]
+    pub(crate) hub: String,
+    /// The peer this hub learned it from.
+    #[prost(string, tag = "6")]
+    pub(crate) via: String,
+    /// When this hub last recorded a change of it, Unix ms.
+    #[prost(int64, tag = "7")]
+    pub(crate) changed_at_unix_ms: i64,
+}

@@ -205,6 +205,12 @@ impl Axis for AxisService {
                 truc_core::document::MAX_RECIPIENTS
             )));
         }
+        // Other hubs' agencies, from the federated directory.
+        let remote = if self.0.federation.peers.is_empty() {
+            Vec::new()
+        } else {
+            self.0.store.remote_agencies().await.map_err(status::from_store)?
+        };
         let agencies = codes
             .iter()
             .map(|c| {
@@ -216,10 +222,21 @@ impl Axis for AxisService {
                         state: a.state.to_string(),
                         name: a.name,
                         successor: a.successor,
+                        hub_id: String::new(),
                     },
-                    None => truc_proto::v1::AgencyEntry {
-                        code: code.to_string(),
-                        ..Default::default()
+                    None => match remote.iter().find(|r| r.code == code.as_str()) {
+                        Some(r) => truc_proto::v1::AgencyEntry {
+                            code: r.code.clone(),
+                            registered: true,
+                            state: r.state.to_string(),
+                            name: r.name.clone(),
+                            successor: r.successor.clone(),
+                            hub_id: r.hub.clone(),
+                        },
+                        None => truc_proto::v1::AgencyEntry {
+                            code: code.to_string(),
+                            ..Default::default()
+                        },
                     },
                 })
             })
@@ -290,8 +307,10 @@ pub(crate) async fn accept(
     payload_external: bool,
     payload_size: u64,
 ) -> Result<Response<SendResponse>, Status> {
+    let remote = crate::forward::remote_recipients(shared, &checked.to);
+    crate::forward::refuse_inactive(shared, &remote).await?;
     let hops = Hops {
-        remote: crate::forward::remote_recipients(shared, &checked.to),
+        remote,
         ..Hops::default()
     };
     accept_with(shared, principal, checked, doc, payload_external, payload_size, hops).await

@@ -9,7 +9,8 @@ use truc_core::routing::{HubId, Route};
 use truc_core::AgencyCode;
 use truc_proto::v1::peer_server::Peer;
 use truc_proto::v1::{
-    ForwardRequest, ForwardResponse, PeerHelloRequest, PeerHelloResponse, ReportRequest, ReportResponse,
+    DirectoryAck, DirectoryView, ForwardRequest, ForwardResponse, PeerHelloRequest, PeerHelloResponse, ReportRequest,
+    ReportResponse,
 };
 
 use super::axis::Hops;
@@ -138,6 +139,26 @@ impl Peer for PeerService {
         Ok(Response::new(ForwardResponse {
             receipt: sent.receipt,
             duplicate: sent.duplicate,
+        }))
+    }
+
+    async fn publish_directory(&self, req: Request<DirectoryView>) -> Result<Response<DirectoryAck>, Status> {
+        let caller = auth::hub(&req)?;
+        let view = req.into_inner().entries;
+        let (kept, ignored) = crate::directory::admissible(&self.0, &caller, view);
+        let changed = self
+            .0
+            .store
+            .peer_directory(caller.clone(), kept)
+            .await
+            .map_err(status::from_store)?;
+        if changed > 0 {
+            tracing::info!(peer = %caller, changed, "directory updated");
+        }
+        Ok(Response::new(DirectoryAck {
+            changed,
+            ignored: ignored.len() as u32,
+            ignored_examples: ignored.into_iter().take(5).collect(),
         }))
     }
 

@@ -6,8 +6,8 @@ use truc_proto::v1::{AgencyState, ProvenReceipt};
 
 use super::batch::Batch;
 use super::documents::Sent;
-use super::{agencies, copies, documents, payloads, peers, quarantine, Env};
-use crate::{AgencyInfo, ExpireOutcome, NewDocument, Quarantined, StatusReport, StoreError};
+use super::{agencies, copies, directory, documents, payloads, peers, quarantine, Env};
+use crate::{AgencyInfo, ExpireOutcome, NewDocument, Quarantined, RemoteAgency, StatusReport, StoreError};
 
 /// A change asked of the store, typed.
 #[derive(Debug)]
@@ -97,6 +97,8 @@ pub(crate) enum Command {
     },
     /// A peer hub reported one of its receipts about a document.
     PeerReport { peer: HubId, receipt: ProvenReceipt },
+    /// A peer hub's view of the federated directory.
+    PeerDirectory { peer: HubId, entries: Vec<RemoteAgency> },
 }
 
 impl Command {
@@ -136,6 +138,8 @@ pub(crate) enum Outcome {
     Quarantined(Quarantined),
     /// A peer's report applied: the agencies whose outbox changed.
     Reported(Vec<AgencyCode>),
+    /// Directory entries changed.
+    Changed(u32),
 }
 
 /// Apply `cmd` to the batch. A refused command leaves nothing in it.
@@ -206,5 +210,6 @@ pub(crate) fn apply(p: &mut Batch<'_>, env: &dyn Env, cmd: Command) -> Result<Ou
             why,
         } => Outcome::Expired(peers::refused(p, &peer, id, max_attempts, &why)?),
         Command::PeerReport { peer, receipt } => Outcome::Reported(peers::apply_report(p, &peer, &receipt)?),
+        Command::PeerDirectory { peer, entries } => Outcome::Changed(directory::apply(p, &peer, entries)?),
     })
 }

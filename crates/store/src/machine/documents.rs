@@ -472,7 +472,11 @@ pub(crate) fn send(p: &mut Batch<'_>, env: &dyn Env, doc: NewDocument) -> Result
     for (addressed, actual) in &redirects {
         let mut r = document_receipt(ReceiptEvent::Redirected, HUB_ACTOR, &rec, addressed, 0);
         r.detail = format!("to {actual}, its successor");
-        p.append_receipt(r)?;
+        r.recipients = vec![actual.to_string()];
+        let index = p.append_receipt(r)?;
+        // A document from another hub: its sender's hub learns where the
+        // copy went.
+        super::peers::report_back(p, &rec, index);
     }
 
     // Who receives this document.

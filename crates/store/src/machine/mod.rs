@@ -26,6 +26,7 @@ pub(crate) mod batch;
 mod commands;
 pub(crate) mod copies;
 pub(crate) mod deadlines;
+pub(crate) mod directory;
 pub(crate) mod documents;
 pub mod indicators;
 pub(crate) mod leaves;

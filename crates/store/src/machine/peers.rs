@@ -352,6 +352,32 @@ pub(crate) fn apply_report(
             s.status_description = remote.description.clone();
             s.status_at_unix_ms = p.time_unix_ms;
         }
+        ReceiptEvent::Redirected => {
+            // The recipient was retired there: its successor (on that hub
+            // too) has the copy, a row of its own from now on.
+            let Some(actual) = remote.recipients.first().cloned() else {
+                return Ok(Vec::new());
+            };
+            AgencyCode::parse(&actual)
+                .map_err(|e| StoreError::InvalidArgument(format!("the reported successor {actual:?}: {e}")))?;
+            let successor = RecipientState {
+                state: TransportState::Forwarded as i32,
+                state_at_unix_ms: p.time_unix_ms,
+                delivery_deadline_unix_ms: s.delivery_deadline_unix_ms,
+                confirm_deadline_unix_ms: s.confirm_deadline_unix_ms,
+                via: peer.to_string(),
+                ..Default::default()
+            };
+            if recipient_state(p, hub_id, &actual)?.is_none() {
+                super::deadlines::put_state(p, hub_id, &actual, &successor, Some(rec.due_date_unix_ms))?;
+                let mut updated = rec.clone();
+                updated.recipients.push(actual.clone());
+                p.put(keys::document(hub_id), updated.encode_to_vec());
+            }
+            receipt.recipients = vec![actual];
+            s.state = TransportState::Redirected as i32;
+            s.state_at_unix_ms = p.time_unix_ms;
+        }
         // Other receipts (a status notice's delivery) change nothing here.
         _ => return Ok(Vec::new()),
     }

@@ -1019,6 +1019,28 @@ impl Store for Arc<SledStore> {
         }))
     }
 
+    fn peer_directory(&self, peer: HubId, entries: Vec<crate::RemoteAgency>) -> BoxFuture<'_, Result<u32, StoreError>> {
+        Box::pin(self.run(Command::PeerDirectory { peer, entries }, |o, _| match o {
+            Outcome::Changed(n) => Ok(n),
+            o => Err(ops::unexpected("peer directory", &o)),
+        }))
+    }
+
+    fn remote_agencies(&self) -> BoxFuture<'_, Result<Vec<crate::RemoteAgency>, StoreError>> {
+        let handles = self.handles.clone();
+        self.fresh(Box::pin(blocking(move || {
+            let tree = handles.tree()?;
+            let mut out = Vec::new();
+            for kv in tree.scan_prefix([tag::REMOTE_AGENCY]) {
+                let (_, v) = kv?;
+                let r = crate::records::RemoteAgencyRecord::decode(v.as_ref())
+                    .map_err(|e| StoreError::corrupt_from("remote agency", e))?;
+                out.push(crate::machine::directory::remote(r));
+            }
+            Ok(out)
+        })))
+    }
+
     fn peer_queue_stats(&self, peer: HubId, now_unix_ms: i64) -> BoxFuture<'_, Result<QueueStats, StoreError>> {
         let handles = self.handles.clone();
         let name = crate::machine::peers::outbox(peer.as_str());

@@ -183,7 +183,7 @@ pub(crate) async fn track(a: TrackArgs) -> anyhow::Result<()> {
             "status_description": r.status_description, "status_at_unix_ms": r.status_at_unix_ms,
             "delivery_deadline_unix_ms": r.delivery_deadline_unix_ms,
             "confirm_deadline_unix_ms": r.confirm_deadline_unix_ms, "overdue": r.overdue,
-            "past_due": r.past_due,
+            "past_due": r.past_due, "via_hub": r.via_hub,
         })
     };
     let doc = |rows: Vec<serde_json::Value>| {
@@ -231,6 +231,10 @@ pub(crate) async fn track(a: TrackArgs) -> anyhow::Result<()> {
             }
             if r.overdue {
                 note = format!("OVERDUE {note}");
+            }
+            if !r.via_hub.is_empty() {
+                // On another hub: this hub forwards to (and hears from) the peer.
+                note = format!("via hub {} {note}", r.via_hub);
             }
             let _ = writeln!(
                 out,
