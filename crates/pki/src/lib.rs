@@ -24,7 +24,7 @@ mod ledger;
 mod lifecycle;
 mod signer;
 
-pub use ca::Pki;
+pub use ca::{write_witness_key, Pki};
 pub use crl::CRL_VALIDITY;
 pub use error::PkiError;
 pub use files::{check_private_key_file, read_cert_ders, read_crl_ders};
