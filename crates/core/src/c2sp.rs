@@ -38,12 +38,12 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 
 /// Base64 (RFC 4648 §4, padded) of `bytes`.
-pub(crate) fn b64(bytes: &[u8]) -> String {
+pub fn b64(bytes: &[u8]) -> String {
     STANDARD.encode(bytes)
 }
 
 /// Strict base64 (RFC 4648 §4, canonical padding, no stray bits).
-pub(crate) fn unb64(s: &str) -> Option<Vec<u8>> {
+pub fn unb64(s: &str) -> Option<Vec<u8>> {
     STANDARD.decode(s).ok()
 }
 

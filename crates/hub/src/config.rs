@@ -10,6 +10,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 mod federation;
+pub mod witnessing;
 
 pub use federation::{peer_url, FederationConfig, PeerConfig, MAX_HOPS_LIMIT};
 mod choice;
@@ -892,6 +893,7 @@ impl Config {
             ));
         }
         self.routing_table(None)?;
+        witnessing::check(&self.federation, &self.peers)?;
         Ok(())
     }
 }
