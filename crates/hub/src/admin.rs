@@ -187,7 +187,10 @@ impl Admin {
         };
         let now = u64::try_from(shared.config.clock.now_unix_ms() / 1000).unwrap_or(0);
         let a = shared.witness.add_checkpoint(&body, shared.store.as_ref(), now).await;
-        let mut r = text(StatusCode::from_u16(a.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), a.body);
+        let mut r = text(
+            StatusCode::from_u16(a.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            a.body,
+        );
         r.headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static(a.content_type));
         r

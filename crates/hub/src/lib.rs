@@ -278,7 +278,10 @@ async fn serve_with_admin(
     );
     background.spawn("scrub", scrub::run_background(shared.clone(), stop_rx.clone()));
     for i in 0..shared.witness.peers.len() {
-        background.spawn("witness-submit", witness::submit_task(shared.clone(), i, stop_rx.clone()));
+        background.spawn(
+            "witness-submit",
+            witness::submit_task(shared.clone(), i, stop_rx.clone()),
+        );
     }
     admin.attach(&shared);
     let console_task = match console_listener {

@@ -262,7 +262,9 @@ pub(crate) fn check_config_lines(config: &Config, own: Option<&HubId>) -> Vec<St
             config
                 .admin
                 .listen
-                .map_or("NO admin listener: set admin.listen".to_string(), |a| format!("http://{a}"))
+                .map_or("NO admin listener: set admin.listen".to_string(), |a| format!(
+                    "http://{a}"
+                ))
         ));
     }
     for p in &config.peers {

@@ -154,7 +154,8 @@ pub(crate) fn verify_witnessed(
         )
     })?;
     let (cp, cosigned_by) = open_cosigned(&ec.note, verifier, policy)?;
-    let root = Hash::try_from(head.root_hash.as_slice()).map_err(|_| witness_err("the tree head's root is not 32 bytes"))?;
+    let root =
+        Hash::try_from(head.root_hash.as_slice()).map_err(|_| witness_err("the tree head's root is not 32 bytes"))?;
     let proof = ec
         .consistency_proof
         .iter()
@@ -195,12 +196,17 @@ pub(crate) fn pick(checkpoints: &[String], max_size: u64) -> Option<(String, Che
     let mut best: Option<(usize, String, Checkpoint)> = None;
     for n in checkpoints {
         let Ok(note) = Note::parse(n.as_bytes()) else { continue };
-        let Ok(cp) = Checkpoint::parse_text(&note.text) else { continue };
+        let Ok(cp) = Checkpoint::parse_text(&note.text) else {
+            continue;
+        };
         if cp.size > max_size {
             continue;
         }
         let cosigs = note.signatures.iter().filter(|s| s.name != cp.origin).count();
-        if best.as_ref().is_none_or(|(c, _, b)| cosigs > *c || (cosigs == *c && cp.size > b.size)) {
+        if best
+            .as_ref()
+            .is_none_or(|(c, _, b)| cosigs > *c || (cosigs == *c && cp.size > b.size))
+        {
             best = Some((cosigs, n.clone(), cp));
         }
     }
@@ -301,9 +307,9 @@ pub fn verify_tlog_proof(
 ) -> Result<ProofReport, VerifyError> {
     let p = TlogProof::parse(text).map_err(|e| VerifyError::Format(e.to_string()))?;
     let (cp, cosigned_by) = open_cosigned(&p.checkpoint, verifier, policy)?;
-    let bytes = p
-        .extra
-        .ok_or_else(|| VerifyError::Format("the proof has no extra line: a Truc proof carries the receipt there".into()))?;
+    let bytes = p.extra.ok_or_else(|| {
+        VerifyError::Format("the proof has no extra line: a Truc proof carries the receipt there".into())
+    })?;
     let receipt = Receipt::decode(bytes.as_slice())
         .map_err(|_| VerifyError::Format("the extra data is not a Truc receipt".into()))?;
     let fail = |problem: String| VerifyError::Receipt {
@@ -313,10 +319,16 @@ pub fn verify_tlog_proof(
         problem,
     };
     if receipt.index != p.index {
-        return Err(fail(format!("the proof is for index {} but the receipt says {}", p.index, receipt.index)));
+        return Err(fail(format!(
+            "the proof is for index {} but the receipt says {}",
+            p.index, receipt.index
+        )));
     }
-    merkle::verify_inclusion(&merkle::leaf_hash(&bytes), p.index, cp.size, &p.proof, &cp.root)
-        .map_err(|e| fail(format!("its inclusion proof does not lead to the cosigned checkpoint's root: {e}")))?;
+    merkle::verify_inclusion(&merkle::leaf_hash(&bytes), p.index, cp.size, &p.proof, &cp.root).map_err(|e| {
+        fail(format!(
+            "its inclusion proof does not lead to the cosigned checkpoint's root: {e}"
+        ))
+    })?;
     Ok(ProofReport {
         receipt,
         size: cp.size,

@@ -157,8 +157,14 @@ mod tests {
     #[test]
     fn keys_are_checked_for_type_and_name() {
         let f = FederationConfig::default();
-        let log = NoteSigner::from_seed("h49.truc/receipts", &[1; 32]).unwrap().verifier().vkey();
-        let witness = Cosigner::from_seed("h49.truc/witness", &[2; 32]).unwrap().verifier().vkey();
+        let log = NoteSigner::from_seed("h49.truc/receipts", &[1; 32])
+            .unwrap()
+            .verifier()
+            .vkey();
+        let witness = Cosigner::from_seed("h49.truc/witness", &[2; 32])
+            .unwrap()
+            .verifier()
+            .vkey();
         let mut p = peer("h49");
         p.checkpoint_key = Some(log.clone());
         p.witness_url = Some("http://10.49.0.1:7444".into());
@@ -173,7 +179,10 @@ mod tests {
         let mut other = p.clone();
         other.id = "g12".into();
         let m = msg(&f, &[other]);
-        assert!(m.contains("named \"h49.truc/receipts\" but this peer's must be named \"g12.truc/receipts\""), "{m}");
+        assert!(
+            m.contains("named \"h49.truc/receipts\" but this peer's must be named \"g12.truc/receipts\""),
+            "{m}"
+        );
         let mut bad = p.clone();
         bad.witness_key = Some("h49.truc/witness+00000000+AAAA".into());
         assert!(msg(&f, &[bad]).starts_with("peers[0].witness_key (peer h49)"));
@@ -183,7 +192,12 @@ mod tests {
         let mut no_url = p.clone();
         no_url.witness_url = None;
         assert!(msg(&f, &[no_url]).contains("witness_url must be set too"));
-        for url in ["https://10.49.0.1:7444", "10.49.0.1:7444", "http://10.49.0.1", "http://h:1/?a=b"] {
+        for url in [
+            "https://10.49.0.1:7444",
+            "10.49.0.1:7444",
+            "http://10.49.0.1",
+            "http://h:1/?a=b",
+        ] {
             let mut u = p.clone();
             u.witness_url = Some(url.into());
             assert!(msg(&f, &[u]).starts_with("peers[0].witness_url (peer h49)"), "{url}");

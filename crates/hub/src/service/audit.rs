@@ -9,8 +9,8 @@ use truc_core::{AgencyCode, Principal};
 use truc_proto::v1::audit_server::Audit;
 use truc_proto::v1::{
     GetCheckpointsRequest, GetCheckpointsResponse, GetConsistencyProofRequest, GetConsistencyProofResponse,
-    GetTreeHeadRequest, ListReceiptsRequest,
-    ListReceiptsResponse, ListTreeHeadsRequest, ListTreeHeadsResponse, SignedTreeHead,
+    GetTreeHeadRequest, ListReceiptsRequest, ListReceiptsResponse, ListTreeHeadsRequest, ListTreeHeadsResponse,
+    SignedTreeHead,
 };
 use truc_store::{ReceiptFilter, ReceiptQuery};
 

@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use tracing::{debug, error, info, warn};
+use truc_core::c2sp::b64;
 use truc_core::c2sp::cosignature::Cosigner;
 use truc_core::c2sp::witness::{self, AddCheckpoint, Refusal, SIZE_CONTENT_TYPE};
-use truc_core::c2sp::b64;
 use truc_core::merkle::Hash;
 use truc_core::sync::Locked;
 use truc_store::Store;
@@ -117,7 +117,14 @@ impl Witnessing {
         }
     }
 
-    async fn refuse(&self, server: &Server, origin: &str, refusal: Refusal, req: &AddCheckpoint, store: &dyn Store) -> Answer {
+    async fn refuse(
+        &self,
+        server: &Server,
+        origin: &str,
+        refusal: Refusal,
+        req: &AddCheckpoint,
+        store: &dyn Store,
+    ) -> Answer {
         let status = refusal.status();
         if let Refusal::Stale { witnessed, .. } = refusal {
             debug!(%origin, old = req.old_size, witnessed, "witness: stale old size, answered with the size cosigned");

@@ -65,7 +65,11 @@ impl WitnessState {
                     )
                 })?;
                 if f.format != FORMAT {
-                    return Err(format!("{}: format {:?}, expected {FORMAT:?}", path.display(), f.format));
+                    return Err(format!(
+                        "{}: format {:?}, expected {FORMAT:?}",
+                        path.display(),
+                        f.format
+                    ));
                 }
                 f.logs
             }

@@ -123,9 +123,11 @@ async fn submit(
                     "the witness answered {status}: {}{}",
                     answer.trim_end(),
                     match status {
-                        404 => " (it is not configured to witness this hub: its peers entry for this hub needs \
+                        404 =>
+                            " (it is not configured to witness this hub: its peers entry for this hub needs \
                                 checkpoint_key)",
-                        403 => " (its checkpoint_key for this hub is not this hub's checkpoint key: compare it with \
+                        403 =>
+                            " (its checkpoint_key for this hub is not this hub's checkpoint key: compare it with \
                                 `trucd check-config` here)",
                         409 | 422 => " (it has cosigned a checkpoint of this hub's log that this one does not extend)",
                         _ => "",
@@ -139,11 +141,7 @@ async fn submit(
 
 /// The witness's cosignature of `note` in `answer`, verified with its key
 /// (lines of other keys are ignored, as the specification says).
-fn cosignature_of(
-    peer: &PeerWitness,
-    note: &str,
-    answer: &str,
-) -> Result<truc_core::c2sp::NoteSignature, String> {
+fn cosignature_of(peer: &PeerWitness, note: &str, answer: &str) -> Result<truc_core::c2sp::NoteSignature, String> {
     let lines = witness::parse_cosignature_body(answer).map_err(|e| format!("its answer: {e}"))?;
     let mut ours = lines
         .into_iter()
