@@ -400,6 +400,21 @@ where
     panic!("timed out waiting for {what}");
 }
 
+/// Copy the directory `from` to `to`, recursively (a stopped hub's store,
+/// to restore it later).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
 /// An answer of the admin listener.
 pub struct HttpResponse {
     /// The status code.

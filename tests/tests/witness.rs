@@ -22,34 +22,28 @@ use truc_core::merkle::{self, MemoryTree};
 use truc_core::tree_head::TreeHeadVerifier;
 use truc_hub::config::PeerConfig;
 use truc_proto::v1::{Receipt, ReceiptEvent};
-use truc_tests::{admin_get, free_port, http_with_body, TestHub, TestPki};
+use truc_tests::{admin_get, copy_dir, free_port, http_with_body, TestHub, TestPki};
 
-/// The 32-byte Ed25519 key in a public key PEM (`receipts.pub`,
-/// `witness.pub`).
-fn raw_key(pem_path: &Path) -> Vec<u8> {
+/// A verifier named `name` of `signature_type` for the Ed25519 public key
+/// PEM at `pem_path` (`receipts.pub`, `witness.pub`).
+fn note_key(pem_path: &Path, name: String, signature_type: u8) -> NoteVerifier {
     let pem = std::fs::read_to_string(pem_path).unwrap();
     let spki = TreeHeadVerifier::from_pem(&pem).unwrap().public_key_spki_der();
-    spki[spki.len() - 32..].to_vec()
+    NoteVerifier::new(&name, signature_type, &spki[spki.len() - 32..]).unwrap()
 }
 
 /// A hub's checkpoint key, as its `trucd check-config` prints it.
 fn log_key(pki: &TestPki, id: &str) -> NoteVerifier {
-    NoteVerifier::new(
-        &format!("{id}.truc/receipts"),
-        TYPE_ED25519,
-        &raw_key(&pki.pki.receipt_pub_path()),
-    )
-    .unwrap()
+    note_key(&pki.pki.receipt_pub_path(), format!("{id}.truc/receipts"), TYPE_ED25519)
 }
 
 /// A hub's witness key.
 fn witness_key(pki: &TestPki, id: &str) -> NoteVerifier {
-    NoteVerifier::new(
-        &format!("{id}.truc/witness"),
+    note_key(
+        &pki.pki.witness_pub_path(),
+        format!("{id}.truc/witness"),
         TYPE_COSIGNATURE_V1,
-        &raw_key(&pki.pki.witness_pub_path()),
     )
-    .unwrap()
 }
 
 /// A hub of the network, with its id.
@@ -420,20 +414,6 @@ async fn the_witness_endpoint_answers_as_the_specification_says() {
     let r = add_checkpoint(&national, &req(&tree, 0, 12)).await;
     assert_eq!((r.status, r.body.as_str()), (409, "8\n"));
     assert_eq!(add_checkpoint(&national, &req(&tree, 8, 12)).await.status, 200);
-}
-
-/// Copy the directory `from` to `to` (a store's files, the hub stopped).
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
 }
 
 #[tokio::test]

@@ -647,11 +647,7 @@ pub fn verify_export(export: &AuditExport, verifier: &TreeHeadVerifier) -> Resul
                 r.index, head.tree_size
             )));
         }
-        let proof = r
-            .inclusion_proof
-            .iter()
-            .map(|h| unhex(h).ok().and_then(|b| Hash::try_from(b.as_slice()).ok()))
-            .collect::<Option<Vec<Hash>>>()
+        let proof = hex_hashes(&r.inclusion_proof)
             .ok_or_else(|| fail("inclusion proof has a hash that is not 32 bytes of hex".into()))?;
         merkle::verify_inclusion(&merkle::leaf_hash(&bytes), r.index, head.tree_size, &proof, &root)
             .map_err(|_| fail("inclusion proof does not match the signed tree head".into()))?;
@@ -670,6 +666,13 @@ pub fn verify_export(export: &AuditExport, verifier: &TreeHeadVerifier) -> Resul
         complete_range: export.complete_range,
         witnessed: None,
     })
+}
+
+/// Hex strings as 32-byte hashes, if every one is.
+fn hex_hashes(v: &[String]) -> Option<Vec<Hash>> {
+    v.iter()
+        .map(|h| unhex(h).ok().and_then(|b| Hash::try_from(b.as_slice()).ok()))
+        .collect()
 }
 
 /// With indexes already known to increase strictly: every index of `range`

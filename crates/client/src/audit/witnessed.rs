@@ -156,11 +156,7 @@ pub(crate) fn verify_witnessed(
     let (cp, cosigned_by) = open_cosigned(&ec.note, verifier, policy)?;
     let root =
         Hash::try_from(head.root_hash.as_slice()).map_err(|_| witness_err("the tree head's root is not 32 bytes"))?;
-    let proof = ec
-        .consistency_proof
-        .iter()
-        .map(|h| unhex(h).ok().and_then(|b| Hash::try_from(b.as_slice()).ok()))
-        .collect::<Option<Vec<Hash>>>()
+    let proof = super::hex_hashes(&ec.consistency_proof)
         .ok_or_else(|| witness_err("the checkpoint's consistency proof has a hash that is not 32 bytes of hex"))?;
     merkle::verify_consistency(cp.size, head.tree_size, &cp.root, &root, &proof).map_err(|e| {
         witness_err(format!(
@@ -250,12 +246,8 @@ pub async fn tlog_proofs(client: &Client, export: &AuditExport) -> Result<Vec<(u
     for r in export.receipts.iter().filter(|r| r.index < cp.size) {
         let bad = |what: &str| AuditError::BadTreeHead(format!("receipt index {}: {what}", r.index));
         let bytes = unhex(&r.receipt).map_err(|_| bad("its bytes are not hex"))?;
-        let latest_proof = r
-            .inclusion_proof
-            .iter()
-            .map(|h| unhex(h).ok().and_then(|b| Hash::try_from(b.as_slice()).ok()))
-            .collect::<Option<Vec<Hash>>>()
-            .ok_or_else(|| bad("its inclusion proof is not hashes"))?;
+        let latest_proof =
+            super::hex_hashes(&r.inclusion_proof).ok_or_else(|| bad("its inclusion proof is not hashes"))?;
         let consistency = match merkle::reprove_consistency_sizes(r.index, cp.size, latest) {
             Some((a, b)) => client
                 .consistency_proof(a, b)

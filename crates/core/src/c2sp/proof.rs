@@ -17,7 +17,7 @@
 //! it is by the inclusion proof.
 
 use super::note::NoteError;
-use super::witness::{parse_decimal, parse_hash_line};
+use super::witness::{hash_lines_then, parse_decimal, parse_hash_lines};
 use super::{b64, unb64};
 use crate::merkle::Hash;
 
@@ -51,13 +51,7 @@ impl TlogProof {
             out.push_str(&format!("extra {}\n", b64(extra)));
         }
         out.push_str(&format!("index {}\n", self.index));
-        for h in &self.proof {
-            out.push_str(&b64(h));
-            out.push('\n');
-        }
-        out.push('\n');
-        out.push_str(&self.checkpoint);
-        out
+        hash_lines_then(out, &self.proof, &self.checkpoint)
     }
 
     /// Parses a proof; the checkpoint note is kept as text, to be opened
@@ -83,14 +77,7 @@ impl TlogProof {
             .and_then(|l| l.strip_prefix("index "))
             .and_then(parse_decimal)
             .ok_or_else(|| malformed("expected `index <n>`, a decimal without leading zeros"))?;
-        let proof = lines
-            .map(|l| {
-                parse_hash_line(l).ok_or_else(|| malformed("an inclusion proof line is not the base64 of 32 bytes"))
-            })
-            .collect::<Result<Vec<Hash>, _>>()?;
-        if proof.len() > 63 {
-            return Err(malformed("more than 63 inclusion proof lines"));
-        }
+        let proof = parse_hash_lines(lines, "inclusion proof").map_err(|e| malformed(&e))?;
         Ok(TlogProof {
             extra,
             index,

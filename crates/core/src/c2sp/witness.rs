@@ -63,22 +63,39 @@ pub(crate) fn parse_decimal(s: &str) -> Option<u64> {
 }
 
 /// A base64 line of one 32-byte hash.
-pub(crate) fn parse_hash_line(line: &str) -> Option<Hash> {
+fn parse_hash_line(line: &str) -> Option<Hash> {
     unb64(line).and_then(|h| Hash::try_from(h.as_slice()).ok())
+}
+
+/// Proof lines, one base64 hash each, at most [`MAX_PROOF_LINES`]
+/// (`what` names them in errors).
+pub(crate) fn parse_hash_lines<'a>(lines: impl Iterator<Item = &'a str>, what: &str) -> Result<Vec<Hash>, String> {
+    let hashes = lines
+        .map(|l| parse_hash_line(l).ok_or_else(|| format!("a {what} line is not the base64 of 32 bytes")))
+        .collect::<Result<Vec<Hash>, _>>()?;
+    if hashes.len() > MAX_PROOF_LINES {
+        return Err(format!("more than {MAX_PROOF_LINES} {what} lines"));
+    }
+    Ok(hashes)
+}
+
+/// `hashes` as lines of base64, then an empty line, then `tail`: the
+/// shape shared by an add-checkpoint body and a tlog-proof.
+pub(crate) fn hash_lines_then(mut out: String, hashes: &[Hash], tail: &str) -> String {
+    for h in hashes {
+        out.push_str(&b64(h));
+        out.push('\n');
+    }
+    out.push('\n');
+    out.push_str(tail);
+    out
 }
 
 impl AddCheckpoint {
     /// The request body: `old <size>`, the proof lines, an empty line, the
     /// note.
     pub fn body(&self) -> String {
-        let mut out = format!("old {}\n", self.old_size);
-        for h in &self.proof {
-            out.push_str(&b64(h));
-            out.push('\n');
-        }
-        out.push('\n');
-        out.push_str(&self.note);
-        out
+        hash_lines_then(format!("old {}\n", self.old_size), &self.proof, &self.note)
     }
 
     /// Parses a request body (the note's syntax is checked later, by
@@ -97,16 +114,7 @@ impl AddCheckpoint {
             .strip_prefix("old ")
             .and_then(parse_decimal)
             .ok_or_else(|| malformed("the first line must be `old <size>`, a decimal without leading zeros"))?;
-        let proof = lines
-            .map(|l| {
-                parse_hash_line(l).ok_or_else(|| malformed("a consistency proof line is not the base64 of 32 bytes"))
-            })
-            .collect::<Result<Vec<Hash>, _>>()?;
-        if proof.len() > MAX_PROOF_LINES {
-            return Err(malformed(format!(
-                "more than {MAX_PROOF_LINES} consistency proof lines"
-            )));
-        }
+        let proof = parse_hash_lines(lines, "consistency proof").map_err(malformed)?;
         Ok(AddCheckpoint {
             old_size,
             proof,

@@ -7,12 +7,11 @@
 //!   "logs": { "h49.truc/receipts": { "size": 12, "root": "<base64>", "checkpoint": "<the note>" } } }
 //! ```
 //!
-//! Written whole on every change: a temporary file, `fsync`, `rename` over
-//! the old one, `fsync` of the directory. A crash leaves the old file or the
+//! Written whole on every change (`truc_pki::write_atomic`): a temporary
+//! file, `fsync`, `rename` over the old one, `fsync` of the directory. A crash leaves the old file or the
 //! new one, never a mix; an answer is sent only after the new one is durable.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -109,7 +108,10 @@ impl WitnessState {
             logs: logs.clone(),
         })
         .map_err(std::io::Error::other)?;
-        write_durably(&self.path, text.as_bytes())?;
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        truc_pki::write_atomic(&self.path, text.as_bytes(), 0o644).map_err(std::io::Error::other)?;
         self.logs = logs;
         Ok(())
     }
@@ -118,21 +120,6 @@ impl WitnessState {
 fn witnessed_of(e: &LogEntry) -> Option<Witnessed> {
     let root = truc_core::c2sp::unb64(&e.root)?.try_into().ok()?;
     Some(Witnessed { size: e.size, root })
-}
-
-/// `path` replaced by `bytes`: a temporary file beside it, synced, renamed
-/// over it, the directory synced.
-fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = path.with_extension("json.tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
@@ -155,7 +142,6 @@ mod tests {
             })
         );
         assert_eq!(back.get("g12.truc/receipts").map(|w| w.size), Some(3));
-        assert!(!dir.path().join("witness.json.tmp").exists());
         std::fs::write(dir.path().join(FILE_NAME), "{").unwrap();
         let e = WitnessState::load(dir.path()).unwrap_err();
         assert!(e.contains("the witness state is damaged"), "{e}");
