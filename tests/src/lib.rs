@@ -187,6 +187,14 @@ impl TestHub {
         Self::start_with_pki(TestPki::with_hub(hub_id), on_jetstream(), f).await
     }
 
+    /// Start the hub of `pki` (made with [`TestPki::with_hub`]) on sled
+    /// whatever `TRUC_TEST_STORE` says, after `f` adjusts its
+    /// configuration: federation tests whose hubs must know each other's
+    /// keys before they start.
+    pub async fn start_sled_with_pki(pki: TestPki, f: impl FnOnce(&mut Config)) -> TestHub {
+        Self::start_with_pki(pki, false, f).await
+    }
+
     async fn start_on(jetstream: bool, f: impl FnOnce(&mut Config)) -> TestHub {
         Self::start_with_pki(TestPki::new(), jetstream, f).await
     }
@@ -401,6 +409,21 @@ where
     panic!("timed out waiting for {what}");
 }
 
+/// Copy the directory `from` to `to`, recursively (a stopped hub's store,
+/// to restore it later).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
 /// An answer of the admin listener.
 pub struct HttpResponse {
     /// The status code.
@@ -414,10 +437,28 @@ pub struct HttpResponse {
 /// `method path` over plain HTTP/1.1 to `addr` (the admin listener), as a
 /// scraper or a kubelet does; the connection is closed after the answer.
 pub async fn http(addr: std::net::SocketAddr, method: &str, path: &str) -> std::io::Result<HttpResponse> {
+    http_with_body(addr, method, path, "").await
+}
+
+/// `method path` with `body` (sent with its Content-Length) over plain
+/// HTTP/1.1 to `addr`; the connection is closed after the answer.
+pub async fn http_with_body(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> std::io::Result<HttpResponse> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await?;
-    s.write_all(format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
-        .await?;
+    let length = if body.is_empty() && method != "POST" {
+        String::new()
+    } else {
+        format!("Content-Length: {}\r\n", body.len())
+    };
+    s.write_all(
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{length}Connection: close\r\n\r\n{body}").as_bytes(),
+    )
+    .await?;
     let mut buf = Vec::new();
     tokio::time::timeout(std::time::Duration::from_secs(20), s.read_to_end(&mut buf))
         .await

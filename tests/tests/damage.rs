@@ -20,7 +20,7 @@ use tempfile::TempDir;
 use truc_client::Client;
 use truc_hub::{Config, RunningHub};
 use truc_proto::v1::{SendResponse, TreeHead};
-use truc_tests::{drain, header, sign, TestHub};
+use truc_tests::{copy_dir, drain, header, sign, TestHub};
 
 const G22: &str = "000.00.00.G22";
 const H26: &str = "000.00.00.H26";
@@ -116,19 +116,6 @@ async fn crash_image() -> Image {
         _dir: dir,
         config,
         heads,
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
     }
 }
 

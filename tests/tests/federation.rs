@@ -46,6 +46,7 @@ async fn topology() -> Topology {
         ca: pki.pki.ca_pem_path(),
         crl: crl.then(|| pki.pki.crl_path()),
         serves: serves.iter().map(|s| s.to_string()).collect(),
+        ..PeerConfig::default()
     };
     let peers = vec![
         peer(&h49, "h49", &["*.H49", "H49.*"], true),

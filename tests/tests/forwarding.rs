@@ -46,6 +46,7 @@ fn peer(hub: &TestHub, id: &str, serves: &[&str]) -> PeerConfig {
         ca: hub.pki.pki.ca_pem_path(),
         crl: None,
         serves: serves.iter().map(|s| s.to_string()).collect(),
+        ..PeerConfig::default()
     }
 }
 

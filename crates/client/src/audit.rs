@@ -9,7 +9,11 @@
 //!   receipt that fails;
 //! * [`check_consistency`] proves that the hub's latest signed tree head
 //!   extends the one an auditor saw before ([`WatchState`]), so a history
-//!   rewritten by an operator is detected.
+//!   rewritten by an operator is detected;
+//! * [`verify_export_witnessed`] also requires the receipts to be under a
+//!   checkpoint that enough of the auditor's witnesses cosigned, and
+//!   [`tlog_proofs`] writes them as c2sp.org/tlog-proof files
+//!   (`witnessed.rs`).
 //!
 //! # The export format
 //!
@@ -35,6 +39,14 @@
 //! verified export shows is what the hub signed. Fields the format does not
 //! define are refused. The JSON Schema is `docs/audit-export.schema.json`.
 //!
+//! `checkpoint` (optional) is the hub's c2sp.org/tlog-checkpoint note with
+//! the cosignatures its peers' witnesses gave it, and the consistency proof
+//! from its size to the tree head's: `{ "note": "<the signed note>",
+//! "consistency_proof": ["<hex>", …] }`. It is signed by the hub and by
+//! each witness; `truc audit verify --witnesses K` checks it (older
+//! verifiers refuse an export that has it, as they refuse every field they
+//! do not know).
+//!
 //! `complete_range` is written only for a query without a document, agency
 //! or time filter; it claims that every index in `first..=last` is present,
 //! so a dropped receipt is detected. Like `query`, it is not signed: whoever
@@ -55,6 +67,12 @@ use truc_proto::names::Wire;
 use truc_proto::v1::{ListReceiptsRequest, Receipt, ReceiptEvent, SignedTreeHead, StatusCode, TreeHead};
 
 use crate::{Client, ClientError};
+
+mod witnessed;
+
+pub use witnessed::{
+    open_cosigned, tlog_proofs, verify_tlog_proof, ExportCheckpoint, ProofReport, WitnessPolicy, Witnessed,
+};
 
 /// The `format` of an [`AuditExport`].
 pub const EXPORT_FORMAT: &str = "truc-audit-export/1";
@@ -322,6 +340,10 @@ pub struct AuditExport {
     /// For a complete listing: every index in the range is present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub complete_range: Option<IndexRange>,
+    /// The hub's checkpoint with its witnesses' cosignatures, and the
+    /// proof that the tree head extends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<ExportCheckpoint>,
     /// The receipts, oldest first.
     pub receipts: Vec<ExportReceipt>,
 }
@@ -415,11 +437,17 @@ pub async fn export_paged(
             }),
             _ => None,
         };
+        // A hub that predates witnessing does not know GetCheckpoints.
+        let checkpoint = match witnessed::export_checkpoint(client, head.tree_size).await {
+            Err(AuditError::Rpc(e)) if e.code() == Some(tonic::Code::Unimplemented) => None,
+            r => r?,
+        };
         return Ok(AuditExport {
             format: EXPORT_FORMAT.into(),
             query: query.clone(),
             tree_head: ExportTreeHead::new(&sth, &head),
             complete_range,
+            checkpoint,
             receipts,
         });
     }
@@ -441,6 +469,9 @@ pub struct VerifyReport {
     pub key_id: String,
     /// The export's completeness claim, checked: no index in it is missing.
     pub complete_range: Option<IndexRange>,
+    /// With a witness policy: the cosigned checkpoint every receipt is
+    /// under.
+    pub witnessed: Option<Witnessed>,
 }
 
 /// Why an export does not verify. Messages name the receipt: its position
@@ -485,6 +516,10 @@ pub enum VerifyError {
         /// What is wrong.
         problem: String,
     },
+    /// The witnesses' part fails: no cosigned checkpoint, too few
+    /// cosignatures, or a checkpoint the tree head does not extend.
+    #[error("witnesses: {0}")]
+    Witness(String),
     /// The export claims a complete range but an index in it is absent.
     #[error("receipt index {index} is missing: {context}")]
     Missing {
@@ -505,6 +540,25 @@ pub enum VerifyError {
 pub fn verify(export_json: &str, hub_key_pem: &str) -> Result<VerifyReport, VerifyError> {
     let verifier = TreeHeadVerifier::from_pem(hub_key_pem).map_err(|e| VerifyError::Key(core_text(&e)))?;
     verify_export(&AuditExport::from_json(export_json)?, &verifier)
+}
+
+/// [`verify_export`], then the receipts under a checkpoint cosigned as
+/// `policy` requires (`truc audit verify --witnesses K --witness-key …`):
+/// signed by the hub's receipt key, cosigned by at least `policy.required`
+/// of its witness keys, extended by the tree head (its consistency proof),
+/// every receipt's index below its size.
+pub fn verify_export_witnessed(
+    export: &AuditExport,
+    verifier: &TreeHeadVerifier,
+    policy: &WitnessPolicy,
+) -> Result<VerifyReport, VerifyError> {
+    let mut report = verify_export(export, verifier)?;
+    let sth = export.tree_head.signed().map_err(VerifyError::TreeHead)?;
+    let head = verifier
+        .verify(&sth)
+        .map_err(|e| VerifyError::TreeHead(core_text(&e)))?;
+    report.witnessed = Some(witnessed::verify_witnessed(export, &head, verifier, policy)?);
+    Ok(report)
 }
 
 /// [`verify`] on a parsed export.
@@ -593,11 +647,7 @@ pub fn verify_export(export: &AuditExport, verifier: &TreeHeadVerifier) -> Resul
                 r.index, head.tree_size
             )));
         }
-        let proof = r
-            .inclusion_proof
-            .iter()
-            .map(|h| unhex(h).ok().and_then(|b| Hash::try_from(b.as_slice()).ok()))
-            .collect::<Option<Vec<Hash>>>()
+        let proof = hex_hashes(&r.inclusion_proof)
             .ok_or_else(|| fail("inclusion proof has a hash that is not 32 bytes of hex".into()))?;
         merkle::verify_inclusion(&merkle::leaf_hash(&bytes), r.index, head.tree_size, &proof, &root)
             .map_err(|_| fail("inclusion proof does not match the signed tree head".into()))?;
@@ -614,7 +664,15 @@ pub fn verify_export(export: &AuditExport, verifier: &TreeHeadVerifier) -> Resul
         time_unix_ms: head.time_unix_ms,
         key_id: truc_core::hex(&sth.key_id),
         complete_range: export.complete_range,
+        witnessed: None,
     })
+}
+
+/// Hex strings as 32-byte hashes, if every one is.
+fn hex_hashes(v: &[String]) -> Option<Vec<Hash>> {
+    v.iter()
+        .map(|h| unhex(h).ok().and_then(|b| Hash::try_from(b.as_slice()).ok()))
+        .collect()
 }
 
 /// With indexes already known to increase strictly: every index of `range`

@@ -253,6 +253,13 @@ impl Client {
         Ok(self.audit.clone().list_tree_heads(req).await?.into_inner())
     }
 
+    /// The hub's checkpoints with their witnesses' cosignatures, newest
+    /// first (`Audit.GetCheckpoints`).
+    pub async fn checkpoints(&self) -> Result<Vec<String>, ClientError> {
+        let req = truc_proto::v1::GetCheckpointsRequest {};
+        Ok(self.audit.clone().get_checkpoints(req).await?.into_inner().checkpoints)
+    }
+
     /// Consistency proof between two tree sizes.
     pub async fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<Vec<Vec<u8>>, ClientError> {
         let req = GetConsistencyProofRequest { old_size, new_size };

@@ -19,6 +19,10 @@ use std::fmt;
 
 use crate::CoreError;
 
+mod reprove;
+
+pub use reprove::{inclusion_in_older_tree, reprove_consistency_sizes};
+
 /// A SHA-256 hash.
 pub type Hash = [u8; 32];
 

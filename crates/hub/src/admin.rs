@@ -9,9 +9,14 @@
 //!   checkpoint (c2sp.org/tlog-checkpoint, a c2sp.org/signed-note with
 //!   origin `<hub id>.truc/receipts`, Ed25519 with the receipt key); 404
 //!   while the log is empty. It proves nothing by itself: a reader checks
-//!   it with the hub's receipt public key.
+//!   it with the hub's receipt public key. The cosignatures the peers'
+//!   witnesses gave that checkpoint follow its signature line.
+//! - `POST /add-checkpoint`: the witness of the peers whose logs this hub
+//!   witnesses (c2sp.org/tlog-witness, [`crate::witness`]); peers must
+//!   reach it. Its body is read up to
+//!   [`truc_core::c2sp::witness::MAX_REQUEST_BYTES`].
 //!
-//! It serves nothing else and reads no request body. Requests are parsed by
+//! It serves nothing else and reads no other request body. Requests are parsed by
 //! hyper with a small header buffer and a header read timeout; connections
 //! are capped in number and in lifetime, so a slow or hostile client cannot
 //! hold the listener. It has no TLS and no authentication: bind it to
@@ -22,6 +27,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Body;
 use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -125,9 +132,13 @@ impl Admin {
             }
             None => (None, Vec::new(), None),
         };
-        drop(shared);
-        self.metrics
-            .render(self.is_ready(), queues.as_deref(), &certs, storage.as_ref())
+        let mut text = self
+            .metrics
+            .render(self.is_ready(), queues.as_deref(), &certs, storage.as_ref());
+        if let Some(s) = &shared {
+            s.witness.render(&mut text);
+        }
+        text
     }
 
     /// `/checkpoint`: the latest signed tree head as a signed checkpoint.
@@ -137,13 +148,67 @@ impl Admin {
             return text(StatusCode::SERVICE_UNAVAILABLE, "not ready: starting\n".into());
         };
         match shared.federation.checkpoint(shared.store.as_ref()).await {
-            Ok(note) => text(StatusCode::OK, note),
+            Ok(mut note) => {
+                // The cosignatures of exactly this checkpoint, after the
+                // hub's own signature line: still one signed note.
+                if let Ok(n) = truc_core::c2sp::Note::parse(note.as_bytes()) {
+                    if let Ok(cp) = truc_core::c2sp::Checkpoint::parse_text(&n.text) {
+                        note.push_str(&shared.witness.cosigned.lines(cp.size, &cp.root));
+                    }
+                }
+                text(StatusCode::OK, note)
+            }
             Err(e @ (NoCheckpoint::EmptyLog | NoCheckpoint::NoHubId)) => text(StatusCode::NOT_FOUND, format!("{e}\n")),
             Err(e @ NoCheckpoint::Store) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
         }
     }
 
-    async fn handle<B>(&self, req: Request<B>) -> Response<String> {
+    /// `POST /add-checkpoint`: read the body (bounded in size and time)
+    /// and let the witness answer.
+    async fn add_checkpoint<B>(&self, req: Request<B>) -> Response<String>
+    where
+        B: Body,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let Some(shared) = self.shared() else {
+            return text(StatusCode::SERVICE_UNAVAILABLE, "not ready: starting\n".into());
+        };
+        let limit = truc_core::c2sp::witness::MAX_REQUEST_BYTES;
+        let body = tokio::time::timeout(HEADER_TIMEOUT, Limited::new(req.into_body(), limit).collect()).await;
+        let body = match body {
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(e)) => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    format!("the request body cannot be read (at most {limit} bytes): {e}\n"),
+                )
+            }
+            Err(_) => return text(StatusCode::REQUEST_TIMEOUT, "the request body took too long\n".into()),
+        };
+        let now = u64::try_from(shared.config.clock.now_unix_ms() / 1000).unwrap_or(0);
+        let a = shared.witness.add_checkpoint(&body, shared.store.as_ref(), now).await;
+        let mut r = text(
+            StatusCode::from_u16(a.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            a.body,
+        );
+        r.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(a.content_type));
+        r
+    }
+
+    async fn handle<B>(&self, req: Request<B>) -> Response<String>
+    where
+        B: Body,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        if req.uri().path() == truc_core::c2sp::witness::ADD_CHECKPOINT_PATH {
+            if req.method() == Method::POST {
+                return self.add_checkpoint(req).await;
+            }
+            let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "only POST\n".into());
+            r.headers_mut().insert(ALLOW, HeaderValue::from_static("POST"));
+            return r;
+        }
         let path = req.uri().path();
         let is_head = req.method() == Method::HEAD;
         if req.method() != Method::GET && !is_head {
@@ -176,11 +241,11 @@ impl Admin {
             }
             "/" => text(
                 StatusCode::OK,
-                "trucd admin: /metrics /healthz /readyz /checkpoint\n".into(),
+                "trucd admin: /metrics /healthz /readyz /checkpoint /add-checkpoint\n".into(),
             ),
             _ => text(
                 StatusCode::NOT_FOUND,
-                "not found: /metrics /healthz /readyz /checkpoint\n".into(),
+                "not found: /metrics /healthz /readyz /checkpoint /add-checkpoint\n".into(),
             ),
         };
         if is_head {
@@ -292,7 +357,7 @@ mod tests {
     use super::*;
 
     async fn get(admin: &Admin, method: Method, path: &str) -> (StatusCode, String) {
-        let req = Request::builder().method(method).uri(path).body(()).unwrap();
+        let req = Request::builder().method(method).uri(path).body(String::new()).unwrap();
         let r = admin.handle(req).await;
         (r.status(), r.into_body())
     }

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 mod federation;
+pub mod witnessing;
 
 pub use federation::{peer_url, FederationConfig, OriginConfig, PeerConfig, MAX_HOPS_LIMIT};
 mod choice;
@@ -897,6 +898,7 @@ impl Config {
         }
         self.routing_table(None)?;
         self.origin_patterns()?;
+        witnessing::check(&self.federation, &self.peers)?;
         Ok(())
     }
 }

@@ -48,6 +48,7 @@ pub mod stats;
 mod status;
 mod tls;
 mod trust;
+mod witness;
 
 pub use config::{Config, ConfigError, CrlSetting};
 use config::{ConsoleMode, StoreBackend};
@@ -121,6 +122,9 @@ pub(crate) struct Shared {
     pub(crate) federation: Arc<federation::Federation>,
     /// The forwarding tasks' links to the peers.
     pub(crate) forwarders: Arc<forward::Forwarders>,
+    /// This hub as its peers' witness, and their witnesses' cosignatures
+    /// of its checkpoints.
+    pub(crate) witness: Arc<witness::Witnessing>,
 }
 
 /// The hub's own certificate (read from its file now, so a renewal shows)
@@ -211,6 +215,8 @@ async fn serve_with_admin(
     let federation = Arc::new(federation::Federation::load(&config, receipt_key.secret_pkcs8_der())?);
     drop(receipt_key);
     log_federation(&federation);
+    let witnessing = Arc::new(witness::Witnessing::load(&config, federation.own.as_ref())?);
+    log_witnessing(&config, &witnessing);
     let tls_config = tls::server_config(&trust, config.tls.min_version)?;
     let calendar = Arc::new(config.calendar().map_err(|e| HubError::Config(e.to_string()))?);
     info!(calendar = %calendar, "working-day calendar");
@@ -243,6 +249,7 @@ async fn serve_with_admin(
     let shared = Arc::new(Shared {
         federation,
         forwarders: forwarders.clone(),
+        witness: witnessing,
         door: door.clone(),
         config: config.clone(),
         store: store.dyn_store(),
@@ -281,6 +288,12 @@ async fn serve_with_admin(
         ),
     );
     background.spawn("scrub", scrub::run_background(shared.clone(), stop_rx.clone()));
+    for i in 0..shared.witness.peers.len() {
+        background.spawn(
+            "witness-submit",
+            witness::submit_task(shared.clone(), i, stop_rx.clone()),
+        );
+    }
     admin.attach(&shared);
     let console_task = match console_listener {
         Some(l) => {
@@ -432,6 +445,19 @@ fn log_federation(f: &federation::Federation) {
             "hub identity"
         ),
         _ => warn!("the hub certificate names no urn:truc:hub:<id>: no checkpoints, no peers"),
+    }
+}
+
+/// Say at start what this hub witnesses and who witnesses it.
+fn log_witnessing(config: &Config, w: &witness::Witnessing) {
+    for line in w.describe() {
+        info!("{line}");
+    }
+    if w.is_witness() && config.admin.listen.is_none() {
+        warn!(
+            "this hub witnesses peers (peers[].checkpoint_key) but has no admin listener: set admin.listen to an \
+             address its peers reach, where POST /add-checkpoint is served"
+        );
     }
 }
 
@@ -859,6 +885,7 @@ pub fn check_config(config: &Config) -> Result<Vec<String>, HubError> {
         )),
         None => out.push("hub: the certificate names no urn:truc:hub:<id> (no checkpoints, no peers)".into()),
     }
+    out.extend(witness::check_config_lines(config, fed.own.as_ref()));
     for p in &fed.peers {
         out.push(format!(
             "peer {}: {} (CA {}{}), serves {}{}",

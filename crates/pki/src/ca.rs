@@ -25,7 +25,7 @@ pub(crate) const BACKDATE: Duration = Duration::from_secs(300);
 /// | `crl.pem` | the CRL, signed by the CA (written at init, rewritten by every revocation) |
 /// | `serial`, `crlnumber` | next certificate serial and next CRL number (hex) |
 /// | `issued.tsv`, `revoked.tsv` | every certificate issued / revoked |
-/// | `hub/` | this PKI's hub: `cert.pem`, `key.pem`, `ca.pem`, `receipts.key`, `receipts.pub` |
+/// | `hub/` | this PKI's hub: `cert.pem`, `key.pem`, `ca.pem`, `receipts.key`, `receipts.pub`, `witness.key`, `witness.pub` |
 /// | `hubs/<NAME>/` | another hub of this CA (several hubs under one CA): the same files |
 /// | `agencies/<CODE>/`, `operators/<NAME>/`, `auditors/<NAME>/` | `cert.pem`, `key.pem`, `ca.pem` |
 ///
@@ -155,6 +155,17 @@ impl Pki {
         self.hub_dir().join("receipts.key")
     }
 
+    /// `hub/witness.key`: the hub's Ed25519 witness key (PKCS#8 PEM), which
+    /// cosigns its peers' checkpoints.
+    pub fn witness_key_path(&self) -> PathBuf {
+        self.hub_dir().join("witness.key")
+    }
+
+    /// `hub/witness.pub`: the witness public key (SubjectPublicKeyInfo PEM).
+    pub fn witness_pub_path(&self) -> PathBuf {
+        self.hub_dir().join("witness.pub")
+    }
+
     /// `hub/receipts.pub`: the receipt-signing public key (SubjectPublicKeyInfo
     /// PEM), for auditors.
     pub fn receipt_pub_path(&self) -> PathBuf {
@@ -204,6 +215,22 @@ pub(crate) fn write_receipt_key(dir: &Path) -> Result<(), PkiError> {
     let key = crate::KeyType::Ed25519.generate()?;
     files::write_atomic(&dir.join("receipts.pub"), key.public_key_pem().as_bytes(), PUBLIC)?;
     files::write_atomic(&key_path, key.serialize_pem().as_bytes(), PRIVATE)
+}
+
+/// Write a hub identity's Ed25519 witness key pair into `dir`
+/// (`witness.key`, 0600, and `witness.pub`), unless it exists. The hub
+/// cosigns its peers' checkpoints with it (c2sp.org/tlog-cosignature): a
+/// key of its own, never the receipt key, since a cosignature does not
+/// name its signer. Returns whether a key was written.
+pub fn write_witness_key(dir: &Path) -> Result<bool, PkiError> {
+    let key_path = dir.join("witness.key");
+    if key_path.exists() {
+        return Ok(false);
+    }
+    let key = crate::KeyType::Ed25519.generate()?;
+    files::write_atomic(&dir.join("witness.pub"), key.public_key_pem().as_bytes(), PUBLIC)?;
+    files::write_atomic(&key_path, key.serialize_pem().as_bytes(), PRIVATE)?;
+    Ok(true)
 }
 
 /// Unix seconds of `t` (negative before 1970).

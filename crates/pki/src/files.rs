@@ -74,8 +74,9 @@ pub(crate) fn private_dir(dir: &Path) -> Result<(), PkiError> {
 /// Replace `path` with `bytes`, atomically: a reader sees the old file or the
 /// new one, never a torn one (the hub may reload `crl.pem` at any moment).
 /// The new file has `mode` from its creation on, so a key is never readable
-/// by others, not even briefly.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
+/// by others, not even briefly. The file and its directory are synced
+/// before it returns (the hub's witness state is written so too).
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
     let tmp = temp_path(path);
     match fs::remove_file(&tmp) {
         Ok(()) => {}

@@ -72,7 +72,8 @@ impl Pki {
     /// `hubs/<NAME>/`, or `hub/` for this PKI's own hub), holding
     /// `cert.pem`, `key.pem` (0600) and `ca.pem`; a hub's also holds its
     /// receipt key pair (`receipts.key`, `receipts.pub`), so that `trucd`
-    /// runs with it. Returns the directory.
+    /// runs with it, and its witness key pair (`witness.key`,
+    /// `witness.pub`). Returns the directory.
     ///
     /// The certificate names the principal in exactly one SAN URI, has
     /// `display_name` (UTF-8) as subject CN and `Truc` as subject O. A
@@ -198,6 +199,8 @@ impl Pki {
             // A hub identity is one trucd can run with: it signs its
             // receipt log (and checkpoints) with a key of its own.
             crate::ca::write_receipt_key(dir)?;
+            // And cosigns its peers' checkpoints with another.
+            crate::ca::write_witness_key(dir)?;
         }
         ledger.record_issued(&IssuedCert {
             serial,

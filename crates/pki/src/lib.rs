@@ -24,10 +24,10 @@ mod ledger;
 mod lifecycle;
 mod signer;
 
-pub use ca::Pki;
+pub use ca::{write_witness_key, Pki};
 pub use crl::CRL_VALIDITY;
 pub use error::PkiError;
-pub use files::{check_private_key_file, read_cert_ders, read_crl_ders};
+pub use files::{check_private_key_file, read_cert_ders, read_crl_ders, write_atomic};
 pub use identity::Identity;
 pub use issue::{IssueOptions, Reissued, Usage};
 pub use keys::KeyType;

@@ -69,7 +69,7 @@ Environment variables:
   TRUC_CALENDAR_WEEKEND            calendar.weekend  (saturday,sunday)
   TRUC_LOG_FORMAT                  log.format        (plain | json)
   TRUC_LOG_LEVEL                   log.level         (info; RUST_LOG wins)
-  TRUC_ADMIN_LISTEN                admin.listen      (none; HTTP /metrics /healthz /readyz /checkpoint)
+  TRUC_ADMIN_LISTEN                admin.listen      (none; HTTP /metrics /healthz /readyz /checkpoint /add-checkpoint)
   TRUC_STORE_BACKEND               store.backend     (sled | jetstream; docs/storage.md)
   TRUC_STORE_NATS_URLS             store.nats_urls   (none; comma-separated tls://host:port)
   TRUC_STORE_NATS_CA               store.nats_ca     (identity's ca.pem)

@@ -126,7 +126,7 @@ impl NoteSignature {
         format!("{SIG_PREFIX}{} {}\n", self.name, b64(&raw))
     }
 
-    fn parse_line(line: &str) -> Result<NoteSignature, NoteError> {
+    pub(crate) fn parse_line(line: &str) -> Result<NoteSignature, NoteError> {
         let rest = line
             .strip_prefix(SIG_PREFIX)
             .ok_or_else(|| malformed("a signature line must start with an em dash (U+2014) and a space"))?;

@@ -45,6 +45,10 @@ pub struct FederationConfig {
     /// Hops a document may make between hubs; more is refused, as is a
     /// loop (default 8; province → national → ministry is 2).
     pub max_hops: usize,
+    /// How often this hub submits its latest checkpoint to each peer's
+    /// witness (`peers[].witness_url`), ms; a grown log is submitted
+    /// sooner (default 10000; see `config/witnessing.rs`).
+    pub witness_interval_ms: u64,
 }
 
 impl Default for FederationConfig {
@@ -53,12 +57,13 @@ impl Default for FederationConfig {
             serves: Vec::new(),
             default_peer: None,
             max_hops: DEFAULT_MAX_HOPS,
+            witness_interval_ms: super::witnessing::DEFAULT_WITNESS_INTERVAL_MS,
         }
     }
 }
 
 /// `[[peers]]`: one other hub.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeerConfig {
     /// Its id: its certificate names `urn:truc:hub:<id>`.
@@ -78,6 +83,21 @@ pub struct PeerConfig {
     /// `H49.*`).
     #[serde(default)]
     pub serves: Vec<String>,
+    /// Witnessing (`config/witnessing.rs`): the peer's checkpoint verifier
+    /// key (`<id>.truc/receipts+<key id>+<base64>`, as its `trucd
+    /// check-config` prints it); set, this hub witnesses the peer's log.
+    #[serde(default)]
+    pub checkpoint_key: Option<String>,
+    /// Where the peer's witness takes checkpoints: `http://host:port` of
+    /// its admin listener (or any c2sp.org/tlog-witness submission
+    /// prefix); set with `witness_key`, this hub submits its checkpoints
+    /// there.
+    #[serde(default)]
+    pub witness_url: Option<String>,
+    /// The peer's witness key (`<id>.truc/witness+<key id>+<base64>`),
+    /// which its cosignatures must verify with.
+    #[serde(default)]
+    pub witness_key: Option<String>,
 }
 
 /// `[[origins]]`: a hub that is not a peer but whose agencies' documents

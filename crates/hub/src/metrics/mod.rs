@@ -57,6 +57,10 @@
 //! | `truc_scrub_damaged_total` | counter | `kind` = `document` \| `payload_file` \| `receipt` \| `tree_head` |
 //! | `truc_scrub_awaiting_resend` | gauge | (quarantined documents not yet sent again, at the last scrub) |
 //! | `truc_quarantined_documents_total` | counter | `found_by` = `scrub` \| `delivery` |
+//! | `truc_witness_cosigned_total` | counter | `origin` (a peer's log this hub witnesses: `crate::witness`) |
+//! | `truc_witness_conflicts_total` | counter | `origin` (a peer's checkpoint inconsistent with one cosigned) |
+//! | `truc_checkpoint_cosigned_size` | gauge | `witness` (a peer whose witness cosigns this hub's checkpoints) |
+//! | `truc_checkpoint_submit_failures_total` | counter | `witness` |
 //!
 //! The disk and payload gauges are read at scrape time too: free space
 //! with `statvfs`, the payload and upload directories with one `stat` per
@@ -86,7 +90,8 @@ use gauges::{not_after, render_queues, render_storage, ScrubFigures};
 pub(crate) use layer::Observed;
 #[cfg(test)]
 use text::parse_labels;
-use text::{counter, gauge, labels, Histogram};
+use text::Histogram;
+pub(crate) use text::{counter, gauge, labels};
 pub use text::{parse_exposition, Sample, CONTENT_TYPE};
 
 /// Request latencies, seconds.

@@ -8,8 +8,9 @@ use tonic::{Request, Response, Status};
 use truc_core::{AgencyCode, Principal};
 use truc_proto::v1::audit_server::Audit;
 use truc_proto::v1::{
-    GetConsistencyProofRequest, GetConsistencyProofResponse, GetTreeHeadRequest, ListReceiptsRequest,
-    ListReceiptsResponse, ListTreeHeadsRequest, ListTreeHeadsResponse, SignedTreeHead,
+    GetCheckpointsRequest, GetCheckpointsResponse, GetConsistencyProofRequest, GetConsistencyProofResponse,
+    GetTreeHeadRequest, ListReceiptsRequest, ListReceiptsResponse, ListTreeHeadsRequest, ListTreeHeadsResponse,
+    SignedTreeHead,
 };
 use truc_store::{ReceiptFilter, ReceiptQuery};
 
@@ -131,5 +132,24 @@ impl Audit for AuditService {
         Ok(Response::new(GetConsistencyProofResponse {
             proof: proof.into_iter().map(|h| h.to_vec()).collect(),
         }))
+    }
+
+    async fn get_checkpoints(
+        &self,
+        req: Request<GetCheckpointsRequest>,
+    ) -> Result<Response<GetCheckpointsResponse>, Status> {
+        scope(&req)?;
+        let cosigned = self.0.witness.cosigned.notes();
+        let checkpoints = match self.0.federation.checkpoint(self.0.store.as_ref()).await {
+            // The latest first, with its cosignatures if it has any.
+            Ok(latest) => {
+                let (with_sigs, others): (Vec<String>, Vec<String>) =
+                    cosigned.into_iter().partition(|n| n.starts_with(latest.as_str()));
+                let first = with_sigs.into_iter().next().unwrap_or(latest);
+                std::iter::once(first).chain(others).collect()
+            }
+            Err(_) => cosigned,
+        };
+        Ok(Response::new(GetCheckpointsResponse { checkpoints }))
     }
 }

@@ -27,6 +27,18 @@ pub(crate) enum AuditCommand {
     /// …) is what the signed bytes say. Exits 1 naming the first receipt
     /// and field that fails; refuses a format version it does not know
     /// (docs/audit-export.schema.json describes truc-audit-export/1).
+    ///
+    /// With --witnesses K, also that every receipt is under the hub's
+    /// checkpoint as cosigned by at least K of the --witness-key keys (the
+    /// hub's peers), so that no single operator can rewrite history
+    /// unseen. FILE may also be a c2sp.org/tlog-proof (from --tlog-proof).
+    ///
+    /// Examples:
+    ///   truc audit verify export.json --hub-key receipts.pub
+    ///   truc audit verify export.json --hub-key receipts.pub --witnesses 2 \
+    ///       --witness-key 'national.truc/witness+5c1e9a07+BH…' --witness-key 'g12.truc/witness+0d4be2f1+BA…'
+    ///   truc audit verify proofs/17.tlog-proof --hub-key receipts.pub --witnesses 1 --witness-key '…'
+    #[command(verbatim_doc_comment)]
     Verify(VerifyArgs),
     /// Keep the last signed tree head seen in a state file and prove that
     /// every new one extends it, so a rewritten history is detected.
@@ -80,9 +92,15 @@ pub(crate) struct ReceiptsArgs {
     #[arg(long, value_name = "T", value_parser = parse_until)]
     until: Option<i64>,
     /// Export the receipts, their inclusion proofs and the one signed tree
-    /// head they are proven against to FILE (JSON, for `truc audit verify`).
+    /// head they are proven against to FILE (JSON, for `truc audit verify`),
+    /// with the hub's checkpoint as its peers' witnesses cosigned it.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Also write each receipt under the witnessed checkpoint as a
+    /// c2sp.org/tlog-proof, DIR/<index>.tlog-proof (receipts recorded after
+    /// it are left out: they are not witnessed yet).
+    #[arg(long, value_name = "DIR", requires = "out")]
+    tlog_proof: Option<PathBuf>,
     /// Check every receipt against the hub's receipt public key
     /// (PKI/hub/receipts.pub) before printing or exporting.
     #[arg(long, value_name = "PATH")]
@@ -93,10 +111,20 @@ pub(crate) struct ReceiptsArgs {
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct VerifyArgs {
-    /// The export written by `truc audit receipts --out` ("-" for stdin).
+    /// The export written by `truc audit receipts --out` ("-" for stdin),
+    /// or a .tlog-proof file.
     file: PathBuf,
     #[command(flatten)]
     key: HubKey,
+    /// Accept the receipts only under a checkpoint cosigned by at least K
+    /// of the --witness-key keys.
+    #[arg(long, value_name = "K", requires = "witness_key", value_parser = clap::value_parser!(u64).range(1..))]
+    witnesses: Option<u64>,
+    /// A witness's verifier key, NAME+KEYID+BASE64 as the witnessing hub's
+    /// `trucd check-config` prints it (`<hub id>.truc/witness+…`).
+    /// Repeatable.
+    #[arg(long, value_name = "VKEY", requires = "witnesses")]
+    witness_key: Vec<String>,
     #[command(flatten)]
     out: output::OutputArgs,
 }
@@ -212,6 +240,23 @@ async fn receipts(a: ReceiptsArgs) -> anyhow::Result<()> {
         match &a.out {
             Some(path) => {
                 std::fs::write(path, export.to_json() + "\n").with_context(|| format!("writing {}", path.display()))?;
+                if let Some(dir) = &a.tlog_proof {
+                    let proofs = audit::tlog_proofs(&client, &export).await?;
+                    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                    for (index, text) in &proofs {
+                        let file = dir.join(format!("{index}.{}", truc_core::c2sp::proof::PROOF_EXTENSION));
+                        std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
+                    }
+                    eprintln!(
+                        "wrote {} c2sp.org/tlog-proof files to {}{}",
+                        proofs.len(),
+                        dir.display(),
+                        match export.receipts.len() - proofs.len() {
+                            0 => String::new(),
+                            n => format!(" ({n} receipts recorded after the witnessed checkpoint left out)"),
+                        }
+                    );
+                }
                 a.conn.out.object(
                     json!({
                         "out": path.display().to_string(), "receipts": export.receipts.len(),
@@ -359,17 +404,30 @@ fn verify(a: VerifyArgs) -> anyhow::Result<()> {
         std::fs::read_to_string(&a.file).with_context(|| format!("reading {}", a.file.display()))?
     };
     let verifier = load_key(&a.key.hub_key)?;
+    let policy = match a.witnesses {
+        Some(k) => Some(audit::WitnessPolicy::new(&a.witness_key, k as usize)?),
+        None => None,
+    };
+    if text.starts_with(truc_core::c2sp::proof::PROOF_HEADER) {
+        return verify_proof(&a, &text, &verifier, policy.as_ref());
+    }
     let export = audit::AuditExport::from_json(&text)?;
-    let report = audit::verify_export(&export, &verifier)?;
+    let report = match &policy {
+        Some(p) => audit::verify_export_witnessed(&export, &verifier, p)?,
+        None => audit::verify_export(&export, &verifier)?,
+    };
+    let witnessed = report.witnessed.as_ref();
     a.out.object(
         json!({
             "verified": true, "receipts": report.receipts, "tree_size": report.tree_size,
             "root_hash": report.root_hash, "time_unix_ms": report.time_unix_ms, "key_id": report.key_id,
             "complete_range": report.complete_range,
+            "witnessed_size": witnessed.map(|w| w.size),
+            "cosigned_by": witnessed.map(|w| w.cosigned_by.clone()),
         }),
         || {
             format!(
-                "verified {} receipts against tree head size {} root {} signed at {} by key {}{}\n",
+                "verified {} receipts against tree head size {} root {} signed at {} by key {}{}{}\n",
                 report.receipts,
                 report.tree_size,
                 report.root_hash,
@@ -378,6 +436,53 @@ fn verify(a: VerifyArgs) -> anyhow::Result<()> {
                 match report.complete_range {
                     Some(r) => format!("; no receipt missing in {}..={}", r.first, r.last),
                     None => String::new(),
+                },
+                match witnessed {
+                    Some(w) => format!(
+                        "; every one under the checkpoint of size {} cosigned by {}",
+                        w.size,
+                        w.cosigned_by.join(", ")
+                    ),
+                    None => String::new(),
+                }
+            )
+        },
+    );
+    Ok(())
+}
+
+/// `truc audit verify` of a c2sp.org/tlog-proof file.
+fn verify_proof(
+    a: &VerifyArgs,
+    text: &str,
+    verifier: &TreeHeadVerifier,
+    policy: Option<&audit::WitnessPolicy>,
+) -> anyhow::Result<()> {
+    let none = audit::WitnessPolicy {
+        keys: Vec::new(),
+        required: 0,
+    };
+    let r = audit::verify_tlog_proof(text, verifier, policy.unwrap_or(&none))?;
+    let event = Wire::<ReceiptEvent>::from(r.receipt.event).to_string();
+    a.out.object(
+        json!({
+            "verified": true, "index": r.receipt.index, "event": event, "document_id": r.receipt.document_id,
+            "witnessed_size": r.size, "cosigned_by": r.cosigned_by,
+        }),
+        || {
+            format!(
+                "verified receipt {} ({event}{}) in the checkpoint of size {}{}\n",
+                r.receipt.index,
+                if r.receipt.document_id.is_empty() {
+                    String::new()
+                } else {
+                    format!(" of {:?}", r.receipt.document_id)
+                },
+                r.size,
+                if r.cosigned_by.is_empty() {
+                    String::new()
+                } else {
+                    format!(" cosigned by {}", r.cosigned_by.join(", "))
                 }
             )
         },

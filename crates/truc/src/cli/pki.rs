@@ -12,8 +12,9 @@ use super::output::{Format, OutputArgs};
 #[derive(Debug, Subcommand)]
 pub(crate) enum PkiCommand {
     /// Make the axis CA (PKI/ca.pem) and the hub's identity (PKI/hub/) with
-    /// its TLS certificate and receipt-signing key (PKI/hub/receipts.pub is
-    /// for auditors).
+    /// its TLS certificate, receipt-signing key (PKI/hub/receipts.pub is
+    /// for auditors and peers) and witness key (PKI/hub/witness.pub: peers
+    /// check the cosignatures it gives their checkpoints).
     ///
     /// Examples:
     ///   truc pki init --dir pki
@@ -70,7 +71,8 @@ pub(crate) enum PkiCommand {
         /// dial). PKI/hub/ for this PKI's own hub (with --force: a new TLS
         /// key; `truc pki renew --hub` keeps it), PKI/hubs/<id>/ for
         /// another hub of this CA. Either holds a receipt key
-        /// (receipts.key, receipts.pub), kept across renewals.
+        /// (receipts.key, receipts.pub) and a witness key (witness.key,
+        /// witness.pub), kept across renewals.
         #[arg(long, value_name = "ID")]
         hub: Option<String>,
         /// A server that is not a Truc principal (a NATS server for the
@@ -226,15 +228,16 @@ pub(crate) fn run(cmd: PkiCommand) -> anyhow::Result<()> {
             out.object(
                 serde_json::json!({
                     "ca": pki.ca_pem_path(), "hub": pki.hub_dir(), "receipt_key": pki.receipt_pub_path(),
-                    "crl": pki.crl_path(),
+                    "witness_key": pki.witness_pub_path(), "crl": pki.crl_path(),
                 }),
                 || {
                     format!(
                         "axis CA        {}\nhub identity   {}/\nreceipt key    {} (give this to auditors)\n\
-                         CRL            {}\n",
+                         witness key    {} (give this to peers)\nCRL            {}\n",
                         pki.ca_pem_path().display(),
                         pki.hub_dir().display(),
                         pki.receipt_pub_path().display(),
+                        pki.witness_pub_path().display(),
                         pki.crl_path().display()
                     )
                 },
@@ -289,8 +292,10 @@ pub(crate) fn run(cmd: PkiCommand) -> anyhow::Result<()> {
             }
             if who.starts_with("urn:truc:hub:") {
                 println!(
-                    "receipt key: {} (give it to auditors and peers)\nrun it with: trucd --identity {}",
+                    "receipt key: {} (give it to auditors and peers)\nwitness key: {} (give it to peers)\n\
+                     run it with: trucd --identity {}",
                     done.dir.join("receipts.pub").display(),
+                    done.dir.join("witness.pub").display(),
                     done.dir.display()
                 );
             }
