@@ -102,3 +102,28 @@ fn the_demo_sends_a_cong_van_with_a_pdf_and_shows_it_arriving() {
         "the title, in Vietnamese"
     );
 }
+
+#[test]
+fn the_federation_demo_crosses_three_hubs_and_brings_the_statuses_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = truc_command(tmp.path(), &["demo", "--federation"]).output().unwrap();
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    for want in [
+        "urn:truc:hub:h49",
+        "urn:truc:hub:national",
+        "urn:truc:hub:g12",
+        "h49 learned from the federated directory: 000.00.02.G12 is served by hub g12",
+        "000.00.00.G22 (Văn phòng Chính phủ) at hub national: ",
+        "000.00.02.G12 (Vụ Tổ chức cán bộ, Bộ Tài chính) at hub g12: ",
+        "from 000.00.01.H49, signature verified, acknowledged",
+        "status notice: 000.00.02.G12 reported 01 \"đã đến\"",
+        "status notice: 000.00.02.G12 reported 03 ",
+        "000.00.00.G22  delivered  via hub national  status -",
+        "000.00.02.G12  delivered  via hub national  status 03",
+        "holds national's own ACCEPTED receipt",
+        "verified with national's receipts.pub alone",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+}

@@ -22,6 +22,12 @@ pub(crate) struct DemoArgs {
     /// of a temporary directory that is removed at the end.
     #[arg(long, value_name = "DIR")]
     keep: Option<PathBuf>,
+    /// Federation instead: three hubs, each with its own CA (a province's,
+    /// the national one, a ministry's); a công văn from a Quảng Ninh
+    /// department crosses them to the Government Office and to a unit of
+    /// the Ministry of Finance, and its statuses come back.
+    #[arg(long)]
+    federation: bool,
 }
 
 /// The công văn's number and notation (số, ký hiệu), place, and subject.
@@ -45,6 +51,13 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
         }
         None => tmp.path().to_path_buf(),
     };
+    if a.federation {
+        super::demo_federation::run(&root).await?;
+        if let Some(d) = &a.keep {
+            println!("   files kept in {}", d.display());
+        }
+        return Ok(());
+    }
     let pki_dir = root.join("pki");
     println!(
         "1. Axis CA and identities (rcgen, ECDSA P-256) in {}",

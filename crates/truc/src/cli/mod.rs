@@ -7,6 +7,7 @@ mod connections;
 mod context;
 mod corrections;
 mod demo;
+mod demo_federation;
 pub(crate) mod errors;
 mod inbox;
 mod lifecycle;
@@ -28,6 +29,7 @@ const LONG_ABOUT: &str = "\
 One CLI for Truc, the document interconnection axis.
 
   truc demo                       see a signed document travel between agencies
+  truc demo --federation          the same across three hubs (province → national → ministry)
   truc pki init|issue|revoke      run the axis CA and issue identities
   truc send|inbox                 an agency sends and receives documents
   truc status|track               business statuses (01–06, 13, 15, 16) and tracking
