@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, Notify};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 use truc_core::routing::{HubId, Route};
 use truc_core::sync::Locked;
@@ -291,23 +291,20 @@ async fn run(shared: Arc<Shared>, peer: HubId, config: PeerConfig, link: Arc<Lin
     }
 }
 
-/// A mutual-TLS channel to `peer`: this hub's certificate, the peer's CA.
+/// A mutual-TLS channel to `peer`: this hub's certificate; the peer's,
+/// checked against its CA and its name (`peer_tls.rs`).
 pub(crate) async fn connect(shared: &Shared, peer: &PeerConfig) -> Result<PeerClient<Channel>, String> {
     let url = peer.url()?;
-    let ca = std::fs::read(&peer.ca).map_err(|e| format!("{}: {e}", peer.ca.display()))?;
+    let id = peer.hub_id().map_err(|e| e.to_string())?;
     let files = shared.trust.files();
-    let cert = std::fs::read(&files.hub_cert).map_err(|e| format!("{}: {e}", files.hub_cert.display()))?;
-    let key = std::fs::read(&files.hub_key).map_err(|e| format!("{}: {e}", files.hub_key.display()))?;
-    let tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(ca))
-        .identity(tonic::transport::Identity::from_pem(cert, key));
-    let channel = Endpoint::from_shared(url.clone())
+    let connector = crate::peer_tls::PeerConnector::new(&id, &peer.ca, &files.hub_cert, &files.hub_key)?;
+    // tonic speaks HTTP/2 over the connector's TLS: the URI it sees is plain.
+    let plain = url.replacen("https://", "http://", 1);
+    let channel = Endpoint::from_shared(plain)
         .map_err(|e| format!("{url}: {e}"))?
-        .tls_config(tls)
-        .map_err(|e| format!("TLS for {url}: {e}"))?
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(120))
-        .connect()
+        .connect_with_connector(connector)
         .await
         .map_err(|e| format!("connecting to {url}: {}", truc_core::error_chain(&e)))?;
     let limit = (shared.config.limits.max_inline_payload as usize) + crate::router::MESSAGE_OVERHEAD;

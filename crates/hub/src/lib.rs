@@ -39,6 +39,7 @@ mod federation;
 mod forward;
 mod health;
 pub mod metrics;
+mod peer_tls;
 mod percent;
 mod queues;
 mod router;
