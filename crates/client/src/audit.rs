@@ -68,6 +68,7 @@ use truc_proto::v1::{ListReceiptsRequest, Receipt, ReceiptEvent, SignedTreeHead,
 
 use crate::{Client, ClientError};
 
+pub mod hops;
 mod witnessed;
 
 pub use witnessed::{
