@@ -38,6 +38,7 @@ mod federation;
 mod forward;
 mod health;
 pub mod metrics;
+mod peers;
 mod percent;
 mod queues;
 mod router;
@@ -120,6 +121,8 @@ pub(crate) struct Shared {
     pub(crate) federation: Arc<federation::Federation>,
     /// The forwarding tasks' links to the peers.
     pub(crate) forwarders: Arc<forward::Forwarders>,
+    /// The peers an operator paused (`data_dir/paused-peers.json`).
+    pub(crate) pauses: peers::Pauses,
 }
 
 /// The hub's own certificate (read from its file now, so a renewal shows)
@@ -239,9 +242,11 @@ async fn serve_with_admin(
     let door = Arc::new(door::Door::new(limits, connection_cap(limits.max_connections)));
     metrics.set_door(door.clone());
     let forwarders = Arc::new(forward::Forwarders::new(&config.peers));
+    let pauses = peers::Pauses::load(&config.data_dir, &config.peers, &forwarders)?;
     let shared = Arc::new(Shared {
         federation,
         forwarders: forwarders.clone(),
+        pauses,
         door: door.clone(),
         config: config.clone(),
         store: store.dyn_store(),
