@@ -96,6 +96,19 @@ pub async fn next_delivery(client: &Client) -> Delivery {
         .expect("a delivery")
 }
 
+/// Receive `n` deliveries on `client` (each within 30 s), acknowledging
+/// each; their document ids, sorted.
+pub async fn receive_ids(client: &Client, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let d = next_delivery(client).await;
+        client.ack(vec![d.delivery_id]).await.expect("ack");
+        ids.push(crate::document_id(&d));
+    }
+    ids.sort();
+    ids
+}
+
 /// Poll `f` every 50 ms for up to 60 s (forwarding runs on the hubs' own
 /// tasks, and a peer that was down is tried again with backoff).
 pub async fn within<F, Fut>(what: &str, mut f: F)

@@ -19,11 +19,11 @@ use truc_proto::v1::peer_client::PeerClient;
 use truc_proto::v1::{
     ForwardRequest, ProvenReceipt, Receipt, ReceiptEvent, SignedDocument, StatusCode, TraceHop, TransportState,
 };
-use truc_tests::federation::{axis, next_delivery, receipts_of, within, G01, G12_UNIT, H49_UNIT};
+use truc_tests::federation::{axis, next_delivery, receipts_of, receive_ids, within, G01, G12_UNIT, H49_UNIT};
 use truc_tests::{header, sign, TestHub};
 
 fn ca_trust(hub: &TestHub) -> SigningTrust {
-    let ders = truc_pki::read_cert_ders(&hub.pki.pki.ca_pem_path()).unwrap();
+    let ders = truc_pki::read_cert_ders(hub.pki.pki.ca_pem_path()).unwrap();
     SigningTrust::new(&ders, &[]).unwrap()
 }
 
@@ -213,14 +213,7 @@ async fn a_peer_that_is_down_queues_its_documents_until_it_is_back() {
     );
     ax.national.start_again().await;
     let g01 = ax.national.connect(&ax.national.pki.agency_dir(G01)).await;
-    let mut ids = Vec::new();
-    for _ in 0..3 {
-        let d = next_delivery(&g01).await;
-        g01.ack(vec![d.delivery_id]).await.unwrap();
-        ids.push(truc_tests::document_id(&d));
-    }
-    ids.sort();
-    assert_eq!(ids, vec!["down/0", "down/1", "down/2"]);
+    assert_eq!(receive_ids(&g01, 3).await, vec!["down/0", "down/1", "down/2"]);
     within("h49 to see the three delivered", || async {
         let mut all = true;
         for i in 0..3 {

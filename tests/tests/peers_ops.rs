@@ -12,7 +12,7 @@ use truc_client::Client;
 use truc_hub::config::PeerConfig;
 use truc_hub::metrics::{parse_exposition, Sample};
 use truc_proto::v1::{ListReceiptsRequest, PeerLink, PeerLinkState, Priority, Receipt, ReceiptEvent};
-use truc_tests::federation::{axis, next_delivery, receipts_of, within, G01, G12_UNIT, H49_UNIT};
+use truc_tests::federation::{axis, next_delivery, receipts_of, receive_ids, within, G01, G12_UNIT, H49_UNIT};
 use truc_tests::{admin_get, header, sign, TestHub, TestPki};
 
 /// Peer `id` as `op` lists it.
@@ -158,14 +158,7 @@ async fn a_peer_queue_grows_while_the_peer_is_down_and_drains_when_it_is_back() 
     assert_eq!(gauge(&m, "truc_peer_oldest_waiting_seconds", "national"), 0.0);
     assert_eq!(gauge(&m, "truc_peer_forwarded_total", "national"), 4.0);
     let g01 = ax.national.connect(&ax.national.pki.agency_dir(G01)).await;
-    let mut ids = Vec::new();
-    for _ in 0..3 {
-        let d = next_delivery(&g01).await;
-        g01.ack(vec![d.delivery_id]).await.unwrap();
-        ids.push(truc_tests::document_id(&d));
-    }
-    ids.sort();
-    assert_eq!(ids, vec!["down/0", "down/1", "down/2"]);
+    assert_eq!(receive_ids(&g01, 3).await, vec!["down/0", "down/1", "down/2"]);
 }
 
 #[tokio::test]
@@ -238,13 +231,7 @@ async fn a_pause_holds_documents_across_a_restart_and_a_resume_sends_them_in_pri
     let l = op.set_peer_paused("g12", false, "xong").await.expect("resume");
     assert_ne!(state(&l), PeerLinkState::Paused);
     assert!(l.paused_by.is_empty() && l.pause_reason.is_empty(), "{l:?}");
-    let mut got = Vec::new();
-    for _ in 0..sent.len() {
-        let d = next_delivery(&unit).await;
-        unit.ack(vec![d.delivery_id]).await.unwrap();
-        got.push(truc_tests::document_id(&d));
-    }
-    got.sort();
+    let got = receive_ids(&unit, sent.len()).await;
     let mut ids: Vec<&str> = sent.iter().map(|(id, _)| *id).collect();
     ids.sort();
     assert_eq!(got, ids);

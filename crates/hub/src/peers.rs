@@ -207,11 +207,7 @@ pub(crate) async fn links(shared: &Shared) -> Result<Vec<PeerLink>, StoreError> 
             state_since_unix_ms: since,
             queued: stats.queued,
             bytes: stats.bytes,
-            oldest_age_ms: if stats.oldest_enqueued_unix_ms > 0 {
-                (now - stats.oldest_enqueued_unix_ms).max(0)
-            } else {
-                0
-            },
+            oldest_age_ms: crate::queues::oldest_age_ms(&stats, now),
             forwarded: link.forwarded,
             refused: link.refused,
             dead_letters: stats.dead_letters,

@@ -177,7 +177,8 @@ pub(crate) fn render_peers(out: &mut String, peers: &[PeerLink]) {
         let rows: Vec<(&str, f64)> = by_peer.iter().map(|(l, p)| (l.as_str(), field(p))).collect();
         gauge(out, name, help, &rows);
     }
-    let counters: [(&str, &str, fn(&PeerLink) -> u64); 2] = [
+    type Count = fn(&PeerLink) -> u64;
+    let counters: [(&str, &str, Count); 2] = [
         (
             "truc_peer_forwarded_total",
             "Items the peer hub took from this hub since it started.",
