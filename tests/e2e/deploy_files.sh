@@ -15,7 +15,15 @@
 #   - deploy/kubernetes/truc.yaml parses, runs one replica with a persistent
 #     volume and probes /healthz and /readyz on the admin port, and its
 #     ConfigMap's trucd.toml is accepted by trucd itself;
-#   - deploy/Containerfile builds what exists and ships deploy/trucd.toml.
+#   - deploy/Containerfile builds what exists and ships deploy/trucd.toml;
+#   - the three-hub federation example (deploy/federation/): its template
+#     unit verifies as trucd@h49 and scores OK; each hub's configuration is
+#     accepted by `trucd check-config` with a PKI made by `truc pki init
+#     --hub <id>` (it names the hub and lists its peers); its Kubernetes
+#     manifest runs each hub as one replica with its data on a volume, each
+#     ConfigMap holds the settings of deploy/federation/<id>.toml, and every
+#     file a configuration names (identity, CAs, CRL, peers' and origins'
+#     CAs) is mounted.
 # deploy/trucd.toml itself is exercised by deploy_config.sh.
 #
 #   tests/e2e/deploy_files.sh                          # from the repo root
@@ -84,7 +92,7 @@ if have promtool; then
     soft_fail "promtool check rules: $(tr '\n' ' ' <"$T/out")"
   fi
   if (cd "$D/prometheus" && promtool test rules truc-rules.test.yml) >"$T/out" 2>&1; then
-    pass "promtool test rules deploy/prometheus/truc-rules.test.yml (growing queue, overdue urgent, expiring certificate, dead letters)"
+    pass "promtool test rules deploy/prometheus/truc-rules.test.yml (growing queue, overdue urgent, expiring certificate, dead letters, peer down, peer queue growing, peer waiting too long)"
   else
     soft_fail "promtool test rules: $(tr '\n' ' ' <"$T/out")"
   fi
@@ -209,6 +217,146 @@ PY
   fi
 else
   skip "python3-yaml not installed (apt-get install python3-yaml): Kubernetes manifest not checked"
+fi
+
+# 6. The three-hub federation example (deploy/federation/): the template
+# unit, the configurations (accepted by `trucd check-config` with PKIs made
+# by `truc pki init --hub`), and the Kubernetes manifest.
+FED="$D/federation"
+if have systemd-analyze; then
+  exe=/bin/true
+  [[ -x "$TRUCD" ]] && exe="$TRUCD"
+  mkdir -p "$T/fed-unit"
+  sed "s|/usr/local/bin/trucd|$exe|" "$FED/systemd/trucd@.service" >"$T/fed-unit/trucd@.service"
+  ln -sf trucd@.service "$T/fed-unit/trucd@h49.service"
+  if (cd "$T/fed-unit" && SYSTEMD_LOG_LEVEL=warning systemd-analyze verify ./trucd@h49.service) >"$T/verify" 2>&1 &&
+    ! grep -v -e 'Failed to connect to bus' -e 'No such file or directory' "$T/verify" | grep -q .; then
+    pass "systemd-analyze verify deploy/federation/systemd/trucd@.service (as trucd@h49)"
+  else
+    soft_fail "systemd-analyze verify deploy/federation/systemd/trucd@.service: $(tr '\n' ' ' <"$T/verify")"
+  fi
+  if (cd "$T/fed-unit" && systemd-analyze security --offline=yes ./trucd@h49.service) >"$T/security" 2>&1; then
+    score="$(sed -n 's/.*Overall exposure level for trucd@h49.service: \([0-9.]*\).*/\1/p' "$T/security")"
+    if [[ -n "$score" ]] && python3 -c "import sys; sys.exit(0 if float('$score') <= 3.0 else 1)"; then
+      pass "systemd-analyze security trucd@h49: exposure $score (OK)"
+    else
+      soft_fail "systemd-analyze security trucd@h49: exposure '${score:-?}' above 3.0"
+    fi
+  else
+    skip "systemd-analyze security --offline is not supported here: $(tail -n 1 "$T/security")"
+  fi
+else
+  skip "systemd-analyze not installed (apt-get install systemd): federation unit not verified"
+fi
+
+FED_HUBS="h49 national g12"
+if [[ -x "$TRUC" && -x "$TRUCD" ]]; then
+  problems=""
+  for id in $FED_HUBS; do
+    "$TRUC" pki init --dir "$T/fed/pki-$id" --hub "$id" --san "$id.truc.gov.vn" >/dev/null 2>"$T/err" ||
+      problems+="truc pki init --hub $id: $(tr '\n' ' ' <"$T/err"); "
+  done
+  for id in $FED_HUBS; do
+    # The files where the configuration expects them, under $T/fed/<id>.
+    etc="$T/fed/$id/etc/truc/$id"
+    mkdir -p "$etc/peers" "$etc/origins"
+    cp -r "$T/fed/pki-$id" "$etc/pki"
+    for other in $FED_HUBS; do
+      [[ "$other" == "$id" ]] && continue
+      cp "$T/fed/pki-$other/ca.pem" "$etc/peers/$other-ca.pem"
+      cp "$T/fed/pki-$other/ca.pem" "$etc/origins/$other-ca.pem"
+    done
+    sed -e "s|/etc/truc/$id/|$etc/|g" -e "s|/var/lib/truc/$id|$T/fed/$id/data|" "$FED/$id.toml" >"$T/fed/$id.toml"
+    if env -u TRUC_CONFIG "$TRUCD" --config "$T/fed/$id.toml" check-config >"$T/fed/$id.out" 2>&1 &&
+      grep -q "^hub: urn:truc:hub:$id;" "$T/fed/$id.out"; then
+      for peer in $(python3 -c 'import sys, tomllib; print(" ".join(p["id"] for p in tomllib.load(open(sys.argv[1], "rb"))["peers"]))' "$FED/$id.toml"); do
+        grep -q "^peer $peer: https://$peer.truc.gov.vn:7443" "$T/fed/$id.out" || problems+="$id.toml: check-config does not list peer $peer; "
+      done
+    else
+      problems+="trucd check-config deploy/federation/$id.toml: $(tr '\n' ' ' <"$T/fed/$id.out"); "
+    fi
+  done
+  if [[ -z "$problems" ]]; then
+    pass "deploy/federation/{h49,national,g12}.toml: trucd check-config accepts each with PKIs from truc pki init --hub (hub identity, peers listed)"
+  else
+    soft_fail "deploy/federation configurations: $problems"
+  fi
+else
+  skip "no $TRUC and $TRUCD (cargo build -p truc): deploy/federation configurations not checked by trucd"
+fi
+
+if python3 -c 'import yaml' 2>/dev/null; then
+  if python3 - "$FED" >"$T/out" 2>&1 <<'PY'; then
+import pathlib, sys, tomllib, yaml
+fed = pathlib.Path(sys.argv[1])
+docs = [d for d in yaml.safe_load_all(open(fed / "kubernetes/truc-federation.yaml", encoding="utf-8")) if d]
+problems = []
+hubs = ["h49", "national", "g12"]
+for hub in hubs:
+    ns = f"truc-{hub}"
+    mine = {}
+    for d in docs:
+        if d["metadata"].get("namespace", d["metadata"]["name"]) == ns:
+            mine.setdefault(d["kind"], []).append(d)
+    for k in ("Namespace", "ConfigMap", "Service", "StatefulSet"):
+        if k not in mine:
+            problems.append(f"{ns}: no {k}")
+    if problems:
+        continue
+    cfg = tomllib.loads(mine["ConfigMap"][0]["data"]["trucd.toml"])
+    example = tomllib.loads((fed / f"{hub}.toml").read_text(encoding="utf-8"))
+    if cfg != example:
+        problems.append(f"{ns}: the ConfigMap's trucd.toml does not hold the settings of deploy/federation/{hub}.toml")
+    sts = mine["StatefulSet"][0]
+    spec = sts["spec"]
+    pod = spec["template"]["spec"]
+    c = pod["containers"][0]
+    if spec.get("replicas") != 1:
+        problems.append(f"{ns}: the StatefulSet must run exactly one replica")
+    mounts = {m["name"]: m for m in c["volumeMounts"]}
+    if mounts.get("data", {}).get("mountPath") != cfg["data_dir"]:
+        problems.append(f"{ns}: data_dir {cfg['data_dir']} is not the persistent volume's mount")
+    if "data" not in [t["metadata"]["name"] for t in spec.get("volumeClaimTemplates", [])]:
+        problems.append(f"{ns}: no volume claim template 'data'")
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz"), ("startupProbe", "/readyz")):
+        g = c.get(probe, {}).get("httpGet", {})
+        if g.get("path") != path or g.get("port") != "admin":
+            problems.append(f"{ns}: {probe} should GET {path} on the admin port")
+    sc = c.get("securityContext", {})
+    if not (sc.get("readOnlyRootFilesystem") and sc.get("allowPrivilegeEscalation") is False
+            and sc.get("capabilities", {}).get("drop") == ["ALL"] and pod["securityContext"].get("runAsNonRoot")):
+        problems.append(f"{ns}: container is not locked down")
+    # Every file the configuration names is mounted: the file itself from
+    # the ConfigMap, the rest from the Secret's items.
+    files = set()
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    for name, m in mounts.items():
+        v = volumes.get(name, {})
+        if "configMap" in v:
+            files.add(m["mountPath"])
+        for item in v.get("secret", {}).get("items") or []:
+            files.add(m["mountPath"] + "/" + item["path"])
+    if f"/etc/truc/{hub}/trucd.toml" not in files or c["args"] != ["--config", f"/etc/truc/{hub}/trucd.toml"]:
+        problems.append(f"{ns}: trucd does not read the ConfigMap's file")
+    wanted = [cfg["identity"] + "/" + f for f in ("cert.pem", "key.pem", "ca.pem", "receipts.key")]
+    wanted += cfg["tls"]["client_ca"] + cfg["tls"]["crl"] + cfg["signing"]["trust_anchors"]
+    wanted += [p["ca"] for p in cfg.get("peers", [])] + [o["ca"] for o in cfg.get("origins", [])]
+    for f in wanted:
+        if f not in files:
+            problems.append(f"{ns}: {f} (named by its configuration) is not mounted")
+    svc_ports = {p["name"] for s in mine["Service"] for p in s["spec"]["ports"]}
+    if not {"grpc", "admin"} <= svc_ports:
+        problems.append(f"{ns}: Services must expose the grpc and admin ports")
+if problems:
+    sys.exit("; ".join(problems))
+print(len(docs))
+PY
+    pass "deploy/federation/kubernetes/truc-federation.yaml: $(cat "$T/out") objects, three hubs of one replica, each ConfigMap = deploy/federation/<id>.toml, every file it names mounted"
+  else
+    soft_fail "deploy/federation/kubernetes/truc-federation.yaml: $(tr '\n' ' ' <"$T/out")"
+  fi
+else
+  skip "python3-yaml not installed (apt-get install python3-yaml): federation manifest not checked"
 fi
 
 # 5. Containerfile: static checks (building it needs a container engine and

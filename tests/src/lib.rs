@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod console_proxy;
+pub mod federation;
 #[path = "../skip.rs"]
 pub mod skip;
 pub mod transfer;

@@ -9,111 +9,22 @@
 //! hand it (a forged trace, a loop, a sender the peer does not serve, an
 //! unknown origin, an agency certificate posing as a hub).
 
-use std::time::Duration;
-
 use prost::Message;
 use tonic::Code;
-use truc_client::Client;
 use truc_core::document::SigningTrust;
 use truc_core::merkle::{leaf_hash, verify_inclusion, Hash};
 use truc_core::routing::hop_message;
 use truc_core::tree_head::TreeHeadVerifier;
-use truc_hub::config::{OriginConfig, PeerConfig};
 use truc_proto::v1::peer_client::PeerClient;
 use truc_proto::v1::{
-    Delivery, ForwardRequest, ListReceiptsRequest, ProvenReceipt, Receipt, ReceiptEvent, SignedDocument, StatusCode,
-    TraceHop, TransportState,
+    ForwardRequest, ListReceiptsRequest, ProvenReceipt, Receipt, ReceiptEvent, SignedDocument, StatusCode, TraceHop,
+    TransportState,
 };
+use truc_tests::federation::{axis, next_delivery, receipts_of, receive_ids, within, G01, G12_UNIT, H49_UNIT};
 use truc_tests::{header, sign, TestHub};
 
-const H49_UNIT: &str = "000.00.01.H49";
-const G01: &str = "000.00.00.G01";
-const G12_UNIT: &str = "000.00.02.G12";
-
-/// The three hubs. h49 and g12 send everything not theirs to the national
-/// hub (their default peer); the national hub routes `*.H49` to h49 and
-/// `*.G12` to g12; g12 trusts h49's CA as an origin it never talks to.
-struct Axis {
-    national: TestHub,
-    h49: TestHub,
-    g12: TestHub,
-}
-
-fn peer(hub: &TestHub, id: &str, serves: &[&str]) -> PeerConfig {
-    PeerConfig {
-        id: id.into(),
-        address: hub.addr.clone(),
-        ca: hub.pki.pki.ca_pem_path(),
-        crl: None,
-        serves: serves.iter().map(|s| s.to_string()).collect(),
-        ..PeerConfig::default()
-    }
-}
-
-fn patterns(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
-}
-
-async fn axis() -> Axis {
-    let mut national = TestHub::start_named("national", |c| {
-        c.federation.serves = patterns(&["*.G01", "G01.*"]);
-    })
-    .await;
-    let h49 = TestHub::start_named("h49", |c| {
-        c.federation.serves = patterns(&["*.H49", "H49.*"]);
-        c.federation.default_peer = Some("national".into());
-        c.peers = vec![peer(&national, "national", &[])];
-    })
-    .await;
-    let g12 = TestHub::start_named("g12", |c| {
-        c.federation.serves = patterns(&["*.G12", "G12.*"]);
-        c.federation.default_peer = Some("national".into());
-        c.peers = vec![peer(&national, "national", &[])];
-        c.origins = vec![OriginConfig {
-            id: "h49".into(),
-            ca: h49.pki.pki.ca_pem_path(),
-            crl: None,
-            serves: patterns(&["*.H49", "H49.*"]),
-        }];
-    })
-    .await;
-    // The national hub learns where its peers listen.
-    let peers = vec![
-        peer(&h49, "h49", &["*.H49", "H49.*"]),
-        peer(&g12, "g12", &["*.G12", "G12.*"]),
-    ];
-    national.reconfigure(|c| c.peers = peers).await;
-    Axis { national, h49, g12 }
-}
-
-/// The next delivery on a following stream, within 30 s.
-async fn next_delivery(client: &Client) -> Delivery {
-    let mut s = client.receive(8, true).await.expect("receive");
-    tokio::time::timeout(Duration::from_secs(30), s.message())
-        .await
-        .expect("a delivery within 30 s")
-        .expect("stream")
-        .expect("a delivery")
-}
-
-/// Poll `f` for up to 30 s (forwarding runs on the hubs' own tasks).
-async fn within<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while tokio::time::Instant::now() < deadline {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 fn ca_trust(hub: &TestHub) -> SigningTrust {
-    let ders = truc_pki::read_cert_ders(&hub.pki.pki.ca_pem_path()).unwrap();
+    let ders = truc_pki::read_cert_ders(hub.pki.pki.ca_pem_path()).unwrap();
     SigningTrust::new(&ders, &[]).unwrap()
 }
 
@@ -140,27 +51,6 @@ fn check_hub_receipt(hub: &TestHub, proven: &ProvenReceipt) -> Receipt {
     )
     .expect("in that hub's log");
     Receipt::decode(proven.receipt.as_slice()).unwrap()
-}
-
-async fn receipts_of(hub: &TestHub, from: &str, id: &str) -> Vec<Receipt> {
-    let op = hub.operator().await;
-    let pages = match op
-        .all_receipts(ListReceiptsRequest {
-            document_from: from.into(),
-            document_id: id.into(),
-            ..Default::default()
-        })
-        .await
-    {
-        Ok(pages) => pages,
-        Err(truc_client::ClientError::Rpc(st)) if st.code() == Code::NotFound => return Vec::new(),
-        Err(e) => panic!("receipts of {id}: {e}"),
-    };
-    pages
-        .into_iter()
-        .flat_map(|p| p.receipts)
-        .map(|r| Receipt::decode(r.receipt.as_slice()).unwrap())
-        .collect()
 }
 
 #[tokio::test]
@@ -324,14 +214,7 @@ async fn a_peer_that_is_down_queues_its_documents_until_it_is_back() {
     );
     ax.national.start_again().await;
     let g01 = ax.national.connect(&ax.national.pki.agency_dir(G01)).await;
-    let mut ids = Vec::new();
-    for _ in 0..3 {
-        let d = next_delivery(&g01).await;
-        g01.ack(vec![d.delivery_id]).await.unwrap();
-        ids.push(truc_tests::document_id(&d));
-    }
-    ids.sort();
-    assert_eq!(ids, vec!["down/0", "down/1", "down/2"]);
+    assert_eq!(receive_ids(&g01, 3).await, vec!["down/0", "down/1", "down/2"]);
     within("h49 to see the three delivered", || async {
         let mut all = true;
         for i in 0..3 {

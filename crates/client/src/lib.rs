@@ -331,6 +331,34 @@ impl Client {
             .connections)
     }
 
+    /// The peer hubs this hub forwards to, by id: link state, outbox,
+    /// counts since the hub started (operators only).
+    pub async fn peers(&self) -> Result<Vec<proto::PeerLink>, ClientError> {
+        Ok(self
+            .ops
+            .clone()
+            .list_peers(proto::ListPeersRequest {})
+            .await?
+            .into_inner()
+            .peers)
+    }
+
+    /// Pause (`paused`) or resume forwarding to peer hub `peer`, for
+    /// `reason` (operators only); returns the peer's link after it.
+    pub async fn set_peer_paused(
+        &self,
+        peer: &str,
+        paused: bool,
+        reason: &str,
+    ) -> Result<proto::PeerLink, ClientError> {
+        let req = proto::SetPeerPausedRequest {
+            peer: peer.into(),
+            paused,
+            reason: reason.into(),
+        };
+        Ok(self.ops.clone().set_peer_paused(req).await?.into_inner())
+    }
+
     /// Remove an agency that never had traffic (operators only); returns it
     /// as it was.
     pub async fn remove_agency(&self, code: &str, reason: &str) -> Result<Agency, ClientError> {

@@ -103,7 +103,7 @@ impl Admin {
 
     async fn metrics_text(&self) -> String {
         let shared = self.shared();
-        let (queues, certs, storage) = match &shared {
+        let (queues, peers, certs, storage) = match &shared {
             Some(s) => {
                 let rows = tokio::time::timeout(SCRAPE_TIMEOUT, crate::queues::summaries(s)).await;
                 let rows = match rows {
@@ -117,6 +117,17 @@ impl Admin {
                         None
                     }
                 };
+                let peers = match tokio::time::timeout(SCRAPE_TIMEOUT, crate::peers::links(s)).await {
+                    Ok(Ok(rows)) => rows,
+                    Ok(Err(e)) => {
+                        warn!(error = %e, "metrics: cannot read the peers' outboxes");
+                        Vec::new()
+                    }
+                    Err(_) => {
+                        warn!("metrics: reading the peers' outboxes timed out");
+                        Vec::new()
+                    }
+                };
                 let files = s.trust.files().clone();
                 let shared = s.clone();
                 let (certs, storage) = tokio::task::spawn_blocking(move || {
@@ -128,13 +139,14 @@ impl Admin {
                 })
                 .await
                 .unwrap_or_default();
-                (rows, certs, storage)
+                (rows, peers, certs, storage)
             }
-            None => (None, Vec::new(), None),
+            None => (None, Vec::new(), Vec::new(), None),
         };
         let mut text = self
             .metrics
             .render(self.is_ready(), queues.as_deref(), &certs, storage.as_ref());
+        metrics::render_peers(&mut text, &peers);
         if let Some(s) = &shared {
             s.witness.render(&mut text);
         }

@@ -11,7 +11,9 @@
 //! item is a dead letter of the peer's outbox, its recipients
 //! DEAD_LETTERED, and an operator can look at it. A peer that cannot be
 //! reached counts nothing: its outbox grows until it is back, and items
-//! then go in priority, then arrival, order.
+//! then go in priority, then arrival, order. An operator may pause a link
+//! ([`Forwarders::set_paused`]): its task then takes nothing from the
+//! outbox, which grows as for a peer that is down, until it is resumed.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -104,6 +106,8 @@ pub(crate) struct LinkState {
     pub(crate) forwarded: u64,
     /// Items the peer refused since start.
     pub(crate) refused: u64,
+    /// Paused by an operator (filled in by [`Forwarders::states`]).
+    pub(crate) paused: bool,
 }
 
 /// The forwarding tasks' wake-ups and states, by peer id.
@@ -115,6 +119,8 @@ pub(crate) struct Forwarders {
 struct Link {
     wake: Notify,
     state: Mutex<LinkState>,
+    /// True while an operator has the link paused.
+    paused: watch::Sender<bool>,
 }
 
 impl Forwarders {
@@ -127,6 +133,7 @@ impl Forwarders {
                     Arc::new(Link {
                         wake: Notify::new(),
                         state: Mutex::new(LinkState::default()),
+                        paused: watch::Sender::new(false),
                     }),
                 )
             })
@@ -150,8 +157,38 @@ impl Forwarders {
     pub(crate) fn states(&self) -> HashMap<String, LinkState> {
         self.links
             .iter()
-            .map(|(id, l)| (id.clone(), l.state.locked().clone()))
+            .map(|(id, l)| {
+                let mut s = l.state.locked().clone();
+                s.paused = *l.paused.borrow();
+                (id.clone(), s)
+            })
             .collect()
+    }
+
+    /// Pause or resume forwarding to `peer`; returns whether it was paused
+    /// before (`None`: no such peer). Its task finishes the item it is
+    /// handing over, if any, and takes no other until resumed.
+    pub(crate) fn set_paused(&self, peer: &str, paused: bool) -> Option<bool> {
+        let link = self.links.get(peer)?;
+        Some(link.paused.send_replace(paused))
+    }
+}
+
+impl Link {
+    fn is_paused(&self) -> bool {
+        *self.paused.borrow()
+    }
+
+    /// Wait while the link is paused; false if the hub stops meanwhile.
+    async fn unpaused(&self, stop: &mut watch::Receiver<bool>) -> bool {
+        let mut paused = self.paused.subscribe();
+        while *paused.borrow_and_update() {
+            tokio::select! {
+                _ = paused.changed() => {}
+                _ = stop.changed() => return false,
+            }
+        }
+        true
     }
 }
 
@@ -189,7 +226,7 @@ async fn run(shared: Arc<Shared>, peer: HubId, config: PeerConfig, link: Arc<Lin
     let mut refused: HashMap<u64, Instant> = HashMap::new();
     let retry_after = Duration::from_millis(shared.config.delivery.lease_ms);
     loop {
-        if *stop.borrow() {
+        if *stop.borrow() || !link.unpaused(&mut stop).await {
             return;
         }
         let now = Instant::now();
@@ -218,6 +255,9 @@ async fn run(shared: Arc<Shared>, peer: HubId, config: PeerConfig, link: Arc<Lin
         }
         let mut failed = None;
         for item in items {
+            if link.is_paused() {
+                break;
+            }
             let c = match &client {
                 Some(c) => c.clone(),
                 None => match connect(&shared, &config).await {
@@ -258,7 +298,11 @@ async fn run(shared: Arc<Shared>, peer: HubId, config: PeerConfig, link: Arc<Lin
                 Handed::Impossible(why) => (1, why),
             };
             tracing::warn!(%peer, delivery_id = id, %why, "forwarded item refused");
-            link.state.locked().refused += 1;
+            {
+                let mut s = link.state.locked();
+                s.refused += 1;
+                s.last_error = format!("refused: {why}");
+            }
             match shared.store.forward_refused(peer.clone(), id, max, why).await {
                 Ok(ExpireOutcome::Requeued { .. }) => {
                     refused.insert(id, Instant::now() + retry_after);

@@ -40,6 +40,7 @@ mod forward;
 mod health;
 pub mod metrics;
 mod peer_tls;
+mod peers;
 mod percent;
 mod queues;
 mod router;
@@ -126,6 +127,8 @@ pub(crate) struct Shared {
     /// This hub as its peers' witness, and their witnesses' cosignatures
     /// of its checkpoints.
     pub(crate) witness: Arc<witness::Witnessing>,
+    /// The peers an operator paused (`data_dir/paused-peers.json`).
+    pub(crate) pauses: peers::Pauses,
 }
 
 /// The hub's own certificate (read from its file now, so a renewal shows)
@@ -247,10 +250,12 @@ async fn serve_with_admin(
     let door = Arc::new(door::Door::new(limits, connection_cap(limits.max_connections)));
     metrics.set_door(door.clone());
     let forwarders = Arc::new(forward::Forwarders::new(&config.peers));
+    let pauses = peers::Pauses::load(&config.data_dir, &config.peers, &forwarders)?;
     let shared = Arc::new(Shared {
         federation,
         forwarders: forwarders.clone(),
         witness: witnessing,
+        pauses,
         door: door.clone(),
         config: config.clone(),
         store: store.dyn_store(),

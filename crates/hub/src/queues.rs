@@ -3,7 +3,7 @@
 
 use truc_core::AgencyCode;
 use truc_proto::v1::QueueSummary;
-use truc_store::StoreError;
+use truc_store::{QueueStats, StoreError};
 
 use crate::Shared;
 
@@ -24,11 +24,7 @@ pub(crate) async fn summaries(shared: &Shared) -> Result<Vec<QueueSummary>, Stor
             in_flight: live.in_flight,
             dead_letters: stats.dead_letters,
             bytes: stats.bytes,
-            oldest_age_ms: if stats.oldest_enqueued_unix_ms > 0 {
-                (now - stats.oldest_enqueued_unix_ms).max(0)
-            } else {
-                0
-            },
+            oldest_age_ms: oldest_age_ms(&stats, now),
             overdue_urgent: stats.overdue_urgent,
             past_due: stats.past_due,
             past_confirmation: stats.past_confirmation,
@@ -42,4 +38,14 @@ pub(crate) async fn summaries(shared: &Shared) -> Result<Vec<QueueSummary>, Stor
             .then_with(|| a.agency.cmp(&b.agency))
     });
     Ok(rows)
+}
+
+/// How long the oldest item of a queue has waited at `now`, ms (0 when
+/// none waits).
+pub(crate) fn oldest_age_ms(stats: &QueueStats, now: i64) -> i64 {
+    if stats.oldest_enqueued_unix_ms > 0 {
+        (now - stats.oldest_enqueued_unix_ms).max(0)
+    } else {
+        0
+    }
 }

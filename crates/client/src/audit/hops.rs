@@ -99,9 +99,10 @@ fn hub_named(s: &str) -> Option<&str> {
 fn held(export: &AuditExport) -> Result<Vec<(String, ProvenReceipt, String)>, VerifyError> {
     let mut out = Vec::new();
     for r in &export.receipts {
-        let bytes = truc_core::unhex(&r.receipt).map_err(|e| VerifyError::Format(format!("receipt {}: {e}", r.index)))?;
-        let receipt = Receipt::decode(bytes.as_slice())
-            .map_err(|e| VerifyError::Format(format!("receipt {}: {e}", r.index)))?;
+        let bytes =
+            truc_core::unhex(&r.receipt).map_err(|e| VerifyError::Format(format!("receipt {}: {e}", r.index)))?;
+        let receipt =
+            Receipt::decode(bytes.as_slice()).map_err(|e| VerifyError::Format(format!("receipt {}: {e}", r.index)))?;
         if receipt.peer_receipt.is_empty() {
             continue;
         }

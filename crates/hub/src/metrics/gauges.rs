@@ -1,13 +1,13 @@
 //! Gauges read at scrape time: per-agency queues (by the same function as
-//! `Ops.ListQueues`), the agency directory, the data disk and payload
-//! files, what the scrubs found, and certificate expiries (read from the
-//! files, so a rotated certificate shows at once).
+//! `Ops.ListQueues`), peer hubs (as `Ops.ListPeers`), the agency directory,
+//! the data disk and payload files, what the scrubs found, and certificate
+//! expiries (read from the files, so a rotated certificate shows at once).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use truc_proto::names::{Named, Wire};
-use truc_proto::v1::{AgencyState, QueueSummary, Storage};
+use truc_proto::v1::{AgencyState, PeerLink, PeerLinkState, QueueSummary, Storage};
 
 use super::text::{counter, gauge, labels};
 
@@ -134,6 +134,66 @@ pub(crate) fn render_queues(out: &mut String, queues: &[QueueSummary]) {
         "Agencies with at least one Receive stream open now.",
         &[("", connected as f64)],
     );
+}
+
+/// The `truc_peer_*` families, one series per configured peer, from the
+/// rows `Ops.ListPeers` answers.
+pub(crate) fn render_peers(out: &mut String, peers: &[PeerLink]) {
+    let by_peer: Vec<(String, &PeerLink)> = peers.iter().map(|p| (labels(&[("peer", &p.id)]), p)).collect();
+    type Field = fn(&PeerLink) -> f64;
+    let gauges: [(&str, &str, Field); 6] = [
+        (
+            "truc_peer_up",
+            "0 when the last attempt to reach the peer hub failed (and while it is paused after such an attempt); 1 when the peer took the last item, or before any attempt since the hub started.",
+            |p| if p.unreachable { 0.0 } else { 1.0 },
+        ),
+        (
+            "truc_peer_paused",
+            "1 while an operator has forwarding to the peer hub paused (truc ops peer pause).",
+            |p| if p.state == PeerLinkState::Paused as i32 { 1.0 } else { 0.0 },
+        ),
+        (
+            "truc_peer_queue_depth",
+            "Items waiting in the peer hub's outbox (documents for recipients it serves, receipts to report back), as `truc ops peers` shows.",
+            |p| p.queued as f64,
+        ),
+        (
+            "truc_peer_queue_bytes",
+            "Payload bytes of the documents waiting in the peer hub's outbox.",
+            |p| p.bytes as f64,
+        ),
+        (
+            "truc_peer_oldest_waiting_seconds",
+            "Age of the oldest item waiting in the peer hub's outbox (0 when none).",
+            |p| p.oldest_age_ms as f64 / 1000.0,
+        ),
+        (
+            "truc_peer_dead_letters",
+            "Items of the peer hub's outbox given up on after delivery.max_attempts refusals.",
+            |p| p.dead_letters as f64,
+        ),
+    ];
+    for (name, help, field) in gauges {
+        let rows: Vec<(&str, f64)> = by_peer.iter().map(|(l, p)| (l.as_str(), field(p))).collect();
+        gauge(out, name, help, &rows);
+    }
+    type Count = fn(&PeerLink) -> u64;
+    let counters: [(&str, &str, Count); 2] = [
+        (
+            "truc_peer_forwarded_total",
+            "Items the peer hub took from this hub since it started.",
+            |p| p.forwarded,
+        ),
+        (
+            "truc_peer_refused_total",
+            "Items the peer hub (or this hub, before sending) refused since this hub started; each counts an attempt of its item.",
+            |p| p.refused,
+        ),
+    ];
+    for (name, help, field) in counters {
+        let rows: Vec<(&str, u64)> = by_peer.iter().map(|(l, p)| (l.as_str(), field(p))).collect();
+        counter(out, name, help, &rows);
+    }
 }
 
 pub(crate) fn render_storage(out: &mut String, s: &Storage) {

@@ -6,7 +6,8 @@
 //! services, the store's writer). Per-agency gauges — queue depth, oldest
 //! item, dead letters, overdue urgent items, streams — are read at scrape
 //! time by the same function as `Ops.ListQueues` (`truc ops queues`),
-//! `crate::queues`, so the two agree.
+//! `crate::queues`, so the two agree; the per-peer gauges likewise by
+//! `crate::peers`, as `Ops.ListPeers` (`truc ops peers`).
 //!
 //! | metric | type | labels |
 //! |---|---|---|
@@ -33,6 +34,14 @@
 //! | `truc_past_confirmation` | gauge | `agency` |
 //! | `truc_receive_streams` | gauge | `agency` |
 //! | `truc_agencies` | gauge | `state` |
+//! | `truc_peer_up` | gauge | `peer` (0: the last attempt to reach it failed) |
+//! | `truc_peer_paused` | gauge | `peer` |
+//! | `truc_peer_queue_depth` | gauge | `peer` |
+//! | `truc_peer_queue_bytes` | gauge | `peer` |
+//! | `truc_peer_oldest_waiting_seconds` | gauge | `peer` |
+//! | `truc_peer_dead_letters` | gauge | `peer` |
+//! | `truc_peer_forwarded_total` | counter | `peer` (since the hub started) |
+//! | `truc_peer_refused_total` | counter | `peer` (since the hub started) |
 //! | `truc_connected_agencies` | gauge | |
 //! | `truc_certificate_expiry_timestamp_seconds` | gauge | `kind` = `hub` \| `ca`, `subject` |
 //! | `truc_client_certificate_expiry_timestamp_seconds` | gauge | `principal` (its last connection's certificate) |
@@ -70,7 +79,7 @@
 //! |---|---|
 //! | `mod.rs` | [`Metrics`]: what is counted as things happen, and the render of `/metrics` |
 //! | `text.rs` | the exposition format: families, labels, histograms, and its parser |
-//! | `gauges.rs` | gauges read at scrape time: queues, agencies, disk, scrub, certificate expiries |
+//! | `gauges.rs` | gauges read at scrape time: queues, peers, agencies, disk, scrub, certificate expiries |
 //! | `layer.rs` | the tower layer counting gRPC requests by method and code |
 
 use std::collections::{BTreeMap, HashMap};
@@ -85,7 +94,7 @@ mod gauges;
 mod layer;
 mod text;
 
-pub(crate) use gauges::certificate_expiries;
+pub(crate) use gauges::{certificate_expiries, render_peers};
 use gauges::{not_after, render_queues, render_storage, ScrubFigures};
 pub(crate) use layer::Observed;
 #[cfg(test)]

@@ -372,6 +372,40 @@ impl Ops for OpsService {
         Ok(Response::new(truc_proto::v1::ListConnectionsResponse { connections }))
     }
 
+    async fn list_peers(
+        &self,
+        req: Request<truc_proto::v1::ListPeersRequest>,
+    ) -> Result<Response<truc_proto::v1::ListPeersResponse>, Status> {
+        auth::operator(&req)?;
+        let peers = crate::peers::links(&self.0).await.map_err(status::from_store)?;
+        Ok(Response::new(truc_proto::v1::ListPeersResponse { peers }))
+    }
+
+    async fn set_peer_paused(
+        &self,
+        req: Request<truc_proto::v1::SetPeerPausedRequest>,
+    ) -> Result<Response<truc_proto::v1::PeerLink>, Status> {
+        let op = auth::operator(&req)?;
+        let r = req.into_inner();
+        if !self.0.config.peers.iter().any(|p| p.id == r.peer) {
+            return Err(Status::not_found(format!(
+                "{:?} is not a peer of this hub (`truc ops peers` lists them)",
+                r.peer
+            )));
+        }
+        let changed = self.0.pauses.set(&self.0, &r.peer, r.paused, &op, &r.reason).await?;
+        if changed {
+            let what = if r.paused { "paused" } else { "resumed" };
+            tracing::warn!(operator = %op, peer = %r.peer, reason = %r.reason, "forwarding to peer {what}");
+        }
+        let links = crate::peers::links(&self.0).await.map_err(status::from_store)?;
+        links
+            .into_iter()
+            .find(|l| l.id == r.peer)
+            .map(Response::new)
+            .ok_or_else(|| Status::not_found(format!("{:?} is not a peer of this hub", r.peer)))
+    }
+
     async fn reload(&self, req: Request<ReloadRequest>) -> Result<Response<ReloadResponse>, Status> {
         let op = auth::operator(&req)?;
         let shared = self.0.clone();

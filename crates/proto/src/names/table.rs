@@ -7,8 +7,8 @@ use std::str::FromStr;
 
 use super::{parse, Named, UnknownName};
 use crate::v1::{
-    AgencyState, BusinessType, DamageKind, DeadLetterReason, Priority, ReceiptEvent, ReceiverType, SignatureScheme,
-    StatsGrouping, StatusCode, TransportState,
+    AgencyState, BusinessType, DamageKind, DeadLetterReason, PeerLinkState, Priority, ReceiptEvent, ReceiverType,
+    SignatureScheme, StatsGrouping, StatusCode, TransportState,
 };
 
 /// `Named`, `Display` and `FromStr` for an enum from its table: each value,
@@ -106,6 +106,13 @@ names! {
         Active => "active",
         Suspended => "suspended",
         Retired => "retired",
+    }
+    PeerLinkState: "peer link state" {
+        Unspecified => "unspecified",
+        Connected => "connected",
+        Unreachable => "unreachable",
+        Paused => "paused",
+        Idle => "idle",
     }
     DamageKind: "damage kind" {
         Unspecified => "unspecified",

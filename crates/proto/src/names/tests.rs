@@ -4,8 +4,8 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::v1::{
-    AgencyState, BusinessType, DamageKind, DeadLetterReason, Priority, ReceiptEvent, ReceiverType, SignatureScheme,
-    StatsGrouping, StatusCode, TransportState,
+    AgencyState, BusinessType, DamageKind, DeadLetterReason, PeerLinkState, Priority, ReceiptEvent, ReceiverType,
+    SignatureScheme, StatsGrouping, StatusCode, TransportState,
 };
 
 /// Run `$check::<E>(as_str_name, prefix)` for every enum of `truc.v1`.
@@ -19,6 +19,7 @@ macro_rules! every_enum {
         $check::<TransportState>(TransportState::as_str_name, "TRANSPORT_STATE_");
         $check::<DeadLetterReason>(DeadLetterReason::as_str_name, "DEAD_LETTER_REASON_");
         $check::<AgencyState>(AgencyState::as_str_name, "AGENCY_STATE_");
+        $check::<PeerLinkState>(PeerLinkState::as_str_name, "PEER_LINK_STATE_");
         $check::<DamageKind>(DamageKind::as_str_name, "DAMAGE_KIND_");
         $check::<StatsGrouping>(StatsGrouping::as_str_name, "STATS_GROUPING_");
         $check::<ReceiptEvent>(ReceiptEvent::as_str_name, "RECEIPT_EVENT_");

@@ -14,6 +14,7 @@ mod lifecycle;
 mod names;
 mod ops;
 mod output;
+mod peers;
 mod pki;
 mod progress;
 mod send;
@@ -35,7 +36,8 @@ One CLI for Truc, the document interconnection axis.
   truc status|track               business statuses (01–06, 13, 15, 16) and tracking
   truc revoke|update|replace      corrections as the axis sends them (thu hồi, cập nhật, thay thế)
   truc stats                      an agency's own indicators: sent, received, confirmed on time
-  truc ops …                      an operator: agencies, queues, dead letters, trace, status, reload
+  truc ops …                      an operator: agencies, queues, dead letters, trace, status, reload,
+                                  peer hubs (ops peers, ops peer pause|resume)
   truc audit receipts|verify|watch|heads
                                   an auditor queries receipts, verifies them offline, watches the log,
                                   lists the signed tree heads

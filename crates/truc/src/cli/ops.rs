@@ -112,6 +112,27 @@ pub(crate) enum OpsCommand {
         #[command(flatten)]
         conn: Conn,
     },
+    /// The peer hubs this hub forwards to (federation), one row per
+    /// [[peers]] entry: the link's state (connected, unreachable, paused,
+    /// idle: nothing routed there since the hub started) and since when,
+    /// what waits in the peer's outbox (items: documents and receipts to
+    /// report back; payload bytes; the oldest item's age), items forwarded
+    /// and refused since the hub started, dead letters, the last error. The
+    /// same figures are the truc_peer_* gauges of /metrics.
+    ///
+    /// -o json prints an array, -o csv a row per peer, with the keys id,
+    /// address, state, state_since_unix_ms, queued, bytes, oldest_age_ms,
+    /// forwarded, refused, dead_letters, last_error, serves, default_route,
+    /// paused_by, pause_reason, unreachable.
+    ///
+    /// Example: truc ops peers --hub h49.truc.gov.vn:7443 --identity pki/operators/ops
+    Peers {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Pause or resume forwarding to one peer hub.
+    #[command(subcommand)]
+    Peer(super::peers::PeerCommand),
     /// Re-read CRLs and the hub certificate now (the hub also does this by
     /// itself when the files change).
     Reload {
@@ -709,6 +730,8 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
             conn.out.list(&list, row, serde_json::Value::Array, table);
         }
         OpsCommand::Connections { conn } => super::connections::run(&conn).await?,
+        OpsCommand::Peers { conn } => super::peers::list(&conn).await?,
+        OpsCommand::Peer(cmd) => super::peers::run(cmd).await?,
     }
     Ok(())
 }
