@@ -486,3 +486,79 @@ async fn the_directory_federates_and_a_suspension_is_refused_at_the_sender() {
         assert!(details.iter().any(|d| d.contains("suspended")), "{details:?}");
     }
 }
+
+#[tokio::test]
+async fn an_auditor_follows_the_hops_and_finds_a_rewritten_hop_or_a_gap() {
+    use std::collections::HashMap;
+    use truc_client::audit::hops::{export_hops, verify_hops, HopsError};
+    use truc_client::audit::AuditQuery;
+
+    let ax = axis().await;
+    let sender = ax.h49.agency(H49_UNIT).await;
+    let unit = ax.g12.agency(G12_UNIT).await;
+    sender
+        .send(sign(&sender, header(&[G12_UNIT], "fed/audit"), b"audited"))
+        .await
+        .unwrap();
+    let d = next_delivery(&unit).await;
+    unit.ack(vec![d.delivery_id]).await.unwrap();
+    within("h49 to hear of the delivery", || async {
+        let t = sender.track("fed/audit").await.unwrap();
+        t.recipients[0].state == TransportState::Delivered as i32
+    })
+    .await;
+
+    let key = |hub: &TestHub| {
+        TreeHeadVerifier::from_pem(&std::fs::read_to_string(hub.pki.pki.receipt_pub_path()).unwrap()).unwrap()
+    };
+    let keys: HashMap<String, TreeHeadVerifier> = [("h49", &ax.h49), ("national", &ax.national), ("g12", &ax.g12)]
+        .into_iter()
+        .map(|(id, hub)| (id.to_string(), key(hub)))
+        .collect();
+    let query = AuditQuery::document(H49_UNIT, "fed/audit");
+    let mut others = HashMap::new();
+    others.insert("national".to_string(), ax.national.operator().await);
+    others.insert("g12".to_string(), ax.g12.operator().await);
+    let first = ax.h49.operator().await;
+    let chain = export_hops("h49", &first, &others, &query).await.unwrap();
+    let ids: Vec<&str> = chain.hubs.iter().map(|h| h.hub_id.as_str()).collect();
+    assert_eq!(ids, vec!["h49", "national", "g12"], "followed the FORWARDED receipts");
+    let report = verify_hops(&chain, &keys).expect("an honest chain verifies with each hub's key");
+    assert!(report.gaps.is_empty(), "{report:?}");
+    // h49 holds national's ACCEPTED and its DELIVERED report; national
+    // holds g12's ACCEPTED and DELIVERED.
+    assert!(report.links.len() >= 4, "{report:?}");
+
+    // National's log "rewritten" at the index h49 holds: detected.
+    let mut rewritten = chain.clone();
+    let national = rewritten.hubs.iter_mut().find(|h| h.hub_id == "national").unwrap();
+    let held = national
+        .export
+        .receipts
+        .iter_mut()
+        .find(|r| r.event == "ACCEPTED")
+        .unwrap();
+    let mut bytes = truc_core::unhex(&held.receipt).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    held.receipt = truc_core::hex(&bytes);
+    let e = verify_hops(&rewritten, &keys).expect_err("a rewritten hop");
+    assert!(matches!(e, HopsError::Hub { .. } | HopsError::Rewritten { .. }), "{e}");
+
+    // Without g12's export, the hop to g12 is a gap, named.
+    let mut partial = chain.clone();
+    partial.hubs.retain(|h| h.hub_id != "g12");
+    let report = verify_hops(&partial, &keys).unwrap();
+    assert!(
+        report
+            .gaps
+            .iter()
+            .any(|(from, to, _)| from == "national" && to == "g12"),
+        "{report:?}"
+    );
+
+    // A hub key that is not the hub's: refused.
+    let mut wrong = keys.clone();
+    wrong.insert("national".into(), key(&ax.g12));
+    assert!(verify_hops(&chain, &wrong).is_err());
+}

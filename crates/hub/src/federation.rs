@@ -100,7 +100,7 @@ impl Federation {
             Some(_) => {
                 let identity =
                     truc_pki::Identity::load(&config.identity).map_err(|e| HubError::Identity(e.to_string()))?;
-                let chain = truc_pki::read_cert_ders(&config.identity.join("cert.pem"))
+                let chain = truc_pki::read_cert_ders(config.identity.join("cert.pem"))
                     .map_err(|e| HubError::Identity(e.to_string()))?;
                 Some(HopSigner {
                     signer: identity.signer().map_err(|e| HubError::Identity(e.to_string()))?,

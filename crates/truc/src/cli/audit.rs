@@ -105,6 +105,19 @@ pub(crate) struct ReceiptsArgs {
     /// (PKI/hub/receipts.pub) before printing or exporting.
     #[arg(long, value_name = "PATH")]
     hub_key: Option<PathBuf>,
+    /// With --document: follow the document to the hubs it was forwarded
+    /// to (its FORWARDED receipts) and export its receipts there too, each
+    /// hub's against its own signed tree head, as one file (--out) that
+    /// `truc audit verify FILE --hub-key … --hop-key ID=PATH …` checks with
+    /// each hub's receipts.pub. Example: truc audit receipts --document ID
+    /// --follow-hops --hop national=national.truc.gov.vn:7443 --hop
+    /// g12=g12.truc.gov.vn:7443,auditor-g12 --out chain.json
+    #[arg(long, requires = "document")]
+    follow_hops: bool,
+    /// Where another hub is: ID=ADDRESS[,IDENTITY_DIR] (an identity that hub
+    /// lets read receipts; default: --identity). Repeat for each hub.
+    #[arg(long = "hop", value_name = "ID=ADDRESS[,DIR]", value_parser = super::audit_hops::parse_hop, requires = "follow_hops")]
+    hops: Vec<super::audit_hops::Hop>,
     #[command(flatten)]
     conn: Conn,
 }
@@ -114,6 +127,10 @@ pub(crate) struct VerifyArgs {
     /// The export written by `truc audit receipts --out` ("-" for stdin),
     /// or a .tlog-proof file.
     file: PathBuf,
+    /// For an export of --follow-hops: each other hub's receipt public key,
+    /// ID=PATH (--hub-key is the key of the hub it was taken at). Repeat.
+    #[arg(long = "hop-key", value_name = "ID=PATH", value_parser = super::audit_hops::parse_hop_key)]
+    hop_keys: Vec<(String, PathBuf)>,
     #[command(flatten)]
     key: HubKey,
     /// Accept the receipts only under a checkpoint cosigned by at least K
@@ -206,7 +223,7 @@ async fn heads(a: HeadsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn load_key(path: &Path) -> anyhow::Result<TreeHeadVerifier> {
+pub(crate) fn load_key(path: &Path) -> anyhow::Result<TreeHeadVerifier> {
     let pem = std::fs::read_to_string(path).with_context(|| format!("reading the hub key {}", path.display()))?;
     TreeHeadVerifier::from_pem(&pem).with_context(|| format!("the hub key {}", path.display()))
 }
@@ -230,6 +247,17 @@ async fn receipts(a: ReceiptsArgs) -> anyhow::Result<()> {
     }
     let verifier = a.hub_key.as_deref().map(load_key).transpose()?;
     let client = a.conn.client().await?;
+    if a.follow_hops {
+        return super::audit_hops::export(
+            &client,
+            a.conn.identity.as_ref(),
+            &a.hops,
+            &query,
+            a.out.as_ref(),
+            &a.conn.out,
+        )
+        .await;
+    }
 
     if a.out.is_some() || a.conn.is_json() {
         let export = audit::export(&client, &query, verifier.as_ref()).await?;
@@ -410,6 +438,9 @@ fn verify(a: VerifyArgs) -> anyhow::Result<()> {
     };
     if text.starts_with(truc_core::c2sp::proof::PROOF_HEADER) {
         return verify_proof(&a, &text, &verifier, policy.as_ref());
+    }
+    if truc_client::audit::hops::is_hops(&text) {
+        return super::audit_hops::verify(&text, verifier, &a.hop_keys, &a.out);
     }
     let export = audit::AuditExport::from_json(&text)?;
     let report = match &policy {

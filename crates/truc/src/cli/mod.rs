@@ -2,6 +2,7 @@
 //! and `inbox` for agencies, `ops` for operators, `demo` for a first look.
 
 mod audit;
+mod audit_hops;
 mod bench;
 mod connections;
 mod context;
