@@ -124,7 +124,7 @@ async fn a_document_crosses_three_hubs_and_its_fate_comes_back() {
     let at_h49 = receipts_of(&ax.h49, H49_UNIT, "fed/1").await;
     let forwarded: Vec<&Receipt> = at_h49
         .iter()
-        .filter(|r| r.event == ReceiptEvent::Forwarded as i32)
+        .filter(|r| r.event == ReceiptEvent::Forwarded as i32 && r.actor == "urn:truc:hub")
         .collect();
     assert_eq!(forwarded.len(), 1, "{at_h49:#?}");
     assert_eq!(forwarded[0].recipients, vec![G01.to_string(), G12_UNIT.to_string()]);
@@ -158,6 +158,28 @@ async fn a_document_crosses_three_hubs_and_its_fate_comes_back() {
         &ProvenReceipt::decode(status_at_h49.peer_receipt.as_slice()).unwrap(),
     );
     assert_eq!((relayed.recipient.as_str(), relayed.status_code), (G12_UNIT, 3));
+    // Every hop reaches the origin: national's forward to g12 is recorded
+    // at h49 too, with national's FORWARDED receipt holding g12's ACCEPTED.
+    within("h49 to hear of the hop national → g12", || async {
+        receipts_of(&ax.h49, H49_UNIT, "fed/1")
+            .await
+            .iter()
+            .any(|r| r.event == ReceiptEvent::Forwarded as i32 && r.actor == "urn:truc:hub:national")
+    })
+    .await;
+    let at_h49 = receipts_of(&ax.h49, H49_UNIT, "fed/1").await;
+    let hop = at_h49
+        .iter()
+        .find(|r| r.event == ReceiptEvent::Forwarded as i32 && r.actor == "urn:truc:hub:national")
+        .unwrap();
+    assert_eq!(hop.recipients, vec![G12_UNIT.to_string()]);
+    let nationals = check_hub_receipt(&ax.national, &ProvenReceipt::decode(hop.peer_receipt.as_slice()).unwrap());
+    assert_eq!(nationals.detail, "to urn:truc:hub:g12");
+    let g12s = check_hub_receipt(&ax.g12, &ProvenReceipt::decode(nationals.peer_receipt.as_slice()).unwrap());
+    assert_eq!(
+        (g12s.event, g12s.actor.as_str()),
+        (ReceiptEvent::Accepted as i32, "urn:truc:hub:national")
+    );
 
     // Sent again (a retry): a duplicate everywhere, no second copy.
     let again = sender.send(doc).await.unwrap();

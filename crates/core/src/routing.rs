@@ -35,7 +35,7 @@ mod trace;
 
 pub use hops::{check_arrival, check_forward, HopError, DEFAULT_MAX_HOPS};
 pub use pattern::{CodePattern, PatternError, Specificity};
-pub use trace::{hop_message, verify_trace, TraceError};
+pub use trace::{hop_message, trace_id_of, traceparent, verify_trace, TraceError};
 
 /// A hub's id: the name in its certificate's `urn:truc:hub:<id>`
 /// (`[a-z0-9][a-z0-9._-]{0,63}`, e.g. `national`, `h49`, `g12`).

@@ -32,8 +32,8 @@ use truc_store::{ExpireOutcome, PeerItem, PeerItemKind};
 use crate::config::PeerConfig;
 use crate::Shared;
 
-/// Items taken from a peer's outbox at a time.
-const BATCH: usize = 16;
+/// Items taken from a peer's outbox at a time, and handed over at once.
+const BATCH: usize = 64;
 /// Longest wait between two tries to reach a peer.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -254,48 +254,62 @@ async fn run(shared: Arc<Shared>, peer: HubId, config: PeerConfig, link: Arc<Lin
             continue;
         }
         let mut failed = None;
-        for item in items {
-            if link.is_paused() {
-                break;
-            }
-            let c = match &client {
-                Some(c) => c.clone(),
-                None => match connect(&shared, &config).await {
-                    Ok(c) => {
-                        client = Some(c.clone());
-                        c
+        let c = match &client {
+            Some(c) => c.clone(),
+            None => match connect(&shared, &config).await {
+                Ok(c) => {
+                    client = Some(c.clone());
+                    c
+                }
+                Err(why) => {
+                    items_failed(&link, &peer, why, backoff);
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop.changed() => return,
                     }
-                    Err(why) => {
-                        failed = Some(why);
-                        break;
-                    }
-                },
-            };
-            let id = item.delivery_id;
-            let (max, why) = match hand_over(&shared, &peer, c, item).await {
-                Handed::Taken(next) => {
-                    if let Err(e) = shared.store.forwarded(peer.clone(), id, next).await {
-                        failed = Some(format!("recording the forward: {e}"));
-                        break;
-                    }
-                    backoff = Duration::from_millis(200);
-                    let mut s = link.state.locked();
-                    if !s.connected {
-                        s.connected = true;
-                        s.since_unix_ms = truc_core::now_unix_ms();
-                        tracing::info!(%peer, "peer reached");
-                    }
-                    s.last_error.clear();
-                    s.forwarded += 1;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
                     continue;
                 }
-                Handed::Unreachable(why) => {
+            },
+        };
+        if link.is_paused() {
+            continue;
+        }
+        // The batch goes over at once (HTTP/2 streams on one connection);
+        // the answers are then taken in the outbox's order, and the items
+        // the peer took are recorded in one commit, in that order.
+        let mut inflight = tokio::task::JoinSet::new();
+        let ids: Vec<u64> = items.iter().map(|i| i.delivery_id).collect();
+        for (pos, item) in items.into_iter().enumerate() {
+            let (shared, peer, c) = (shared.clone(), peer.clone(), c.clone());
+            inflight.spawn(async move { (pos, hand_over(&shared, &peer, c, item).await) });
+        }
+        let mut answers: Vec<Option<Handed>> = (0..ids.len()).map(|_| None).collect();
+        while let Some(done) = inflight.join_next().await {
+            if let Ok((pos, handed)) = done {
+                answers[pos] = Some(handed);
+            }
+        }
+        let mut taken = Vec::new();
+        for (id, handed) in ids.into_iter().zip(answers) {
+            let (max, why) = match handed {
+                Some(Handed::Taken(next)) => {
+                    taken.push((id, next));
+                    continue;
+                }
+                Some(Handed::Unreachable(why)) => {
+                    // The rest waits: items after it that the peer did take
+                    // are handed over again, and answered as duplicates.
                     client = None;
                     failed = Some(why);
                     break;
                 }
-                Handed::Refused(why) => (shared.config.delivery.max_attempts, why),
-                Handed::Impossible(why) => (1, why),
+                None => {
+                    failed = Some("a forwarding task failed".into());
+                    break;
+                }
+                Some(Handed::Refused(why)) => (shared.config.delivery.max_attempts, why),
+                Some(Handed::Impossible(why)) => (1, why),
             };
             tracing::warn!(%peer, delivery_id = id, %why, "forwarded item refused");
             {
@@ -314,18 +328,27 @@ async fn run(shared: Arc<Shared>, peer: HubId, config: PeerConfig, link: Arc<Lin
                 }
             }
         }
-        if let Some(why) = failed {
-            {
-                let mut s = link.state.locked();
-                if s.connected || s.since_unix_ms == 0 {
-                    s.connected = false;
-                    s.since_unix_ms = truc_core::now_unix_ms();
+        if !taken.is_empty() {
+            let n = taken.len() as u64;
+            match shared.store.forwarded(peer.clone(), taken).await {
+                Ok(()) => {
+                    backoff = Duration::from_millis(200);
+                    let mut s = link.state.locked();
+                    if !s.connected {
+                        s.connected = true;
+                        s.since_unix_ms = truc_core::now_unix_ms();
+                        tracing::info!(%peer, "peer reached");
+                    }
+                    if failed.is_none() {
+                        s.last_error.clear();
+                    }
+                    s.forwarded += n;
                 }
-                if s.last_error != why {
-                    tracing::warn!(%peer, error = %why, retry_in_ms = backoff.as_millis() as u64, "peer unreachable");
-                }
-                s.last_error = why;
+                Err(e) => failed = Some(format!("recording the forward: {e}")),
             }
+        }
+        if let Some(why) = failed {
+            items_failed(&link, &peer, why, backoff);
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
                 _ = stop.changed() => return,
@@ -333,6 +356,20 @@ async fn run(shared: Arc<Shared>, peer: HubId, config: PeerConfig, link: Arc<Lin
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
+}
+
+/// The link is down (or its answers could not be recorded): say so, once
+/// per distinct reason.
+fn items_failed(link: &Link, peer: &HubId, why: String, backoff: Duration) {
+    let mut s = link.state.locked();
+    if s.connected || s.since_unix_ms == 0 {
+        s.connected = false;
+        s.since_unix_ms = truc_core::now_unix_ms();
+    }
+    if s.last_error != why {
+        tracing::warn!(%peer, error = %why, retry_in_ms = backoff.as_millis() as u64, "peer unreachable");
+    }
+    s.last_error = why;
 }
 
 /// A mutual-TLS channel to `peer`: this hub's certificate; the peer's,
@@ -403,14 +440,19 @@ async fn hand_over(shared: &Shared, peer: &HubId, mut client: PeerClient<Channel
                 Ok(hop) => trace.push(hop),
                 Err(why) => return Handed::Impossible(why),
             }
-            client
-                .forward(ForwardRequest {
-                    document: Some(document),
-                    recipients: recipients.iter().map(ToString::to_string).collect(),
-                    trace,
-                })
-                .await
-                .map(|r| r.into_inner().receipt)
+            let mut req = tonic::Request::new(ForwardRequest {
+                document: Some(document),
+                recipients: recipients.iter().map(ToString::to_string).collect(),
+                trace,
+            });
+            // W3C trace context: one trace id per document at every hub.
+            let span: [u8; 8] = rand_span();
+            let tp = truc_core::routing::traceparent(&header_sha256, span);
+            if let Ok(v) = tp.parse() {
+                req.metadata_mut().insert("traceparent", v);
+            }
+            tracing::info!(%peer, trace_id = %&tp[3..35], "forwarding");
+            client.forward(req).await.map(|r| r.into_inner().receipt)
         }
     };
     match answer {
@@ -440,4 +482,15 @@ fn inline_payload(
         .payloads
         .read_at(&header.header.payload_sha256, 0, size as usize)
         .map_err(|e| format!("reading the payload: {e}"))
+}
+
+/// A fresh span id (8 random bytes, not all zero).
+fn rand_span() -> [u8; 8] {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 8];
+    let _ = ring::rand::SystemRandom::new().fill(&mut b);
+    if b == [0; 8] {
+        b[7] = 1;
+    }
+    b
 }

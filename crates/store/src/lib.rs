@@ -726,10 +726,14 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<PeerItem>, StoreError>>;
 
-    /// Federation: the peer accepted item `id` (for a document, `next` is
-    /// its ACCEPTED receipt, kept in this hub's FORWARDED receipt).
-    /// Idempotent.
-    fn forwarded(&self, peer: HubId, id: u64, next: Option<ProvenReceipt>) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Federation: the peer accepted these items of its outbox, in this
+    /// order (for a document, with its ACCEPTED receipt, kept in this hub's
+    /// FORWARDED receipt), recorded in one commit. Idempotent.
+    fn forwarded(
+        &self,
+        peer: HubId,
+        items: Vec<(u64, Option<ProvenReceipt>)>,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
 
     /// Federation: the peer refused item `id`; after `max_attempts`
     /// refusals it is a dead letter of the peer's outbox.

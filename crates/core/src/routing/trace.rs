@@ -111,3 +111,58 @@ pub fn verify_trace<'a>(
         }),
     }
 }
+
+/// The W3C Trace Context `traceparent` a hub sends with a forward: version
+/// 00, a trace id that is the first 16 bytes of the document header's
+/// SHA-256 (so every hub's logs of one document share it, with no state
+/// kept), the span id given (8 bytes), sampled.
+pub fn traceparent(header_sha256: &[u8], span_id: [u8; 8]) -> String {
+    let mut trace_id = [0u8; 16];
+    let n = header_sha256.len().min(16);
+    trace_id[..n].copy_from_slice(&header_sha256[..n]);
+    format!("00-{}-{}-01", hex(&trace_id), hex(&span_id))
+}
+
+/// The trace id of a `traceparent` value, if it is one (W3C Trace Context
+/// level 1: `00-<32 hex>-<16 hex>-<2 hex>`, ids not all zero).
+pub fn trace_id_of(traceparent: &str) -> Option<&str> {
+    let parts: Vec<&str> = traceparent.split('-').collect();
+    let hexes = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+    match parts.as_slice() {
+        [v, t, s, f]
+            if hexes(v, 2) && *v != "ff" && hexes(t, 32) && hexes(s, 16) && hexes(f, 2)
+                && t.bytes().any(|b| b != b'0') && s.bytes().any(|b| b != b'0') =>
+        {
+            Some(t)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{trace_id_of, traceparent};
+
+    #[test]
+    fn traceparent_is_w3c_and_names_the_document() {
+        let sha = [0xabu8; 32];
+        let tp = traceparent(&sha, [1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(tp, "00-abababababababababababababababab-0102030405060708-01");
+        assert_eq!(trace_id_of(&tp), Some("abababababababababababababababab"));
+        // The specification's example.
+        assert_eq!(
+            trace_id_of("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6-00f067aa0ba902b7-01",
+            "nonsense",
+        ] {
+            assert_eq!(trace_id_of(bad), None, "{bad}");
+        }
+    }
+}

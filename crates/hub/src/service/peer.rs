@@ -47,6 +47,15 @@ impl Peer for PeerService {
 
     async fn forward(&self, req: Request<ForwardRequest>) -> Result<Response<ForwardResponse>, Status> {
         let caller = auth::hub(&req)?;
+        // The forwarding hub's W3C trace context, kept in this hub's log
+        // lines for the document.
+        let trace_id = req
+            .metadata()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .and_then(truc_core::routing::trace_id_of)
+            .map(str::to_string)
+            .unwrap_or_default();
         let shared = &self.0;
         let f = &shared.federation;
         let own = f
@@ -135,7 +144,10 @@ impl Peer for PeerService {
         let sent = super::axis::accept_with(shared, caller.principal(), checked, doc, false, size, hops)
             .await?
             .into_inner();
-        tracing::info!(peer = %caller, hub_document_id = sent.hub_document_id, duplicate = sent.duplicate, "accepted from peer");
+        tracing::info!(
+            peer = %caller, %trace_id, hub_document_id = sent.hub_document_id, duplicate = sent.duplicate,
+            "accepted from peer"
+        );
         Ok(Response::new(ForwardResponse {
             receipt: sent.receipt,
             duplicate: sent.duplicate,

@@ -85,8 +85,7 @@ pub(crate) enum Command {
     /// document, with its ACCEPTED receipt.
     Forwarded {
         peer: HubId,
-        id: u64,
-        next: Option<ProvenReceipt>,
+        items: Vec<(u64, Option<ProvenReceipt>)>,
     },
     /// A peer hub refused an item of its outbox.
     ForwardRefused {
@@ -199,8 +198,10 @@ pub(crate) fn apply(p: &mut Batch<'_>, env: &dyn Env, cmd: Command) -> Result<Ou
         Command::Quarantine { hub_id, what, actor } => {
             Outcome::Quarantined(quarantine::quarantine(p, hub_id, &what, &actor)?)
         }
-        Command::Forwarded { peer, id, next } => {
-            peers::forwarded(p, &peer, id, next)?;
+        Command::Forwarded { peer, items } => {
+            for (id, next) in items {
+                peers::forwarded(p, &peer, id, next)?;
+            }
             Outcome::Done
         }
         Command::ForwardRefused {

@@ -153,7 +153,10 @@ pub(crate) fn forwarded(
         peer_receipt: next.map(|n| n.encode_to_vec()).unwrap_or_default(),
         ..Default::default()
     };
-    p.append_receipt(receipt)?;
+    let index = p.append_receipt(receipt)?;
+    // A relay: the origin's hub learns of this hop too (`truc ops trace`
+    // there shows every hop).
+    report_back(p, &rec, index);
     Ok(())
 }
 
@@ -242,6 +245,18 @@ pub(crate) fn report_back(p: &mut Batch<'_>, rec: &DocumentRecord, index: u64) {
     }
 }
 
+/// Whether every one of `recipients` of document `hub_id` went to `peer`
+/// from here.
+fn entry_forwarded_via(p: &Batch<'_>, hub_id: u64, recipients: &[String], peer: &HubId) -> Result<bool, StoreError> {
+    for r in recipients {
+        match recipient_state(p, hub_id, r)? {
+            Some(s) if s.via == peer.as_str() => {}
+            _ => return Ok(false),
+        }
+    }
+    Ok(!recipients.is_empty())
+}
+
 /// The receipt of `proven`, decoded.
 fn reported(proven: &ProvenReceipt) -> Result<Receipt, StoreError> {
     Receipt::decode(proven.receipt.as_slice())
@@ -313,6 +328,21 @@ pub(crate) fn apply_report(
             }
         }
         return Ok(notify);
+    }
+    // A hop further on: recorded (and passed back) for the trace; the
+    // recipients' rows stay FORWARDED until their hub reports more.
+    if event == ReceiptEvent::Forwarded {
+        if !entry_forwarded_via(p, hub_id, &remote.recipients, peer)? {
+            return Err(StoreError::NotEntitled(format!(
+                "{actor} reported a forward of {:?} for recipients this hub did not forward to it",
+                rec.document_id
+            )));
+        }
+        receipt.recipients = remote.recipients.clone();
+        receipt.detail = format!("reported by {actor}: forwarded {}", remote.detail);
+        let index = p.append_receipt(receipt)?;
+        report_back(p, &rec, index);
+        return Ok(Vec::new());
     }
     // Anything else is about one recipient this hub forwarded to `peer`.
     let Some(mut s) = recipient_state(p, hub_id, &remote.recipient)? else {

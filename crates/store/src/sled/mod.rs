@@ -986,8 +986,12 @@ impl Store for Arc<SledStore> {
         })))
     }
 
-    fn forwarded(&self, peer: HubId, id: u64, next: Option<ProvenReceipt>) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(self.run(Command::Forwarded { peer, id, next }, |o, _| match o {
+    fn forwarded(
+        &self,
+        peer: HubId,
+        items: Vec<(u64, Option<ProvenReceipt>)>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.run(Command::Forwarded { peer, items }, |o, _| match o {
             Outcome::Done => Ok(()),
             o => Err(ops::unexpected("forwarded", &o)),
         }))

@@ -220,7 +220,7 @@ pub(crate) async fn run(root: &Path) -> anyhow::Result<()> {
         SENDER.0, SENDER.1, VPCP.0, UNIT.0, sent.hub_document_id
     );
 
-    let origin_ca = truc_pki::read_cert_ders(&h49.pki.ca_pem_path())?;
+    let origin_ca = truc_pki::read_cert_ders(h49.pki.ca_pem_path())?;
     let origin = SigningTrust::new(&origin_ca, &[])?;
     println!("\n4. Each recipient receives it at its own hub and checks the signature against h49's CA:");
     for (client, (code, name), hub) in [(&vpcp, VPCP, "national"), (&unit, UNIT, "g12")] {

@@ -737,6 +737,25 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
 }
 
 /// Every receipt of one document, in log (= time) order.
+/// The receipts of other hubs nested in `r` (`peer_receipt`), outermost
+/// first: what the next hub signed, and what it held of the hub after it.
+fn peer_chain(r: &truc_proto::v1::Receipt) -> Vec<truc_proto::v1::Receipt> {
+    use prost::Message;
+    let mut out = Vec::new();
+    let mut bytes = r.peer_receipt.clone();
+    while !bytes.is_empty() && out.len() < 16 {
+        let Ok(proven) = truc_proto::v1::ProvenReceipt::decode(bytes.as_slice()) else {
+            break;
+        };
+        let Ok(inner) = truc_proto::v1::Receipt::decode(proven.receipt.as_slice()) else {
+            break;
+        };
+        bytes = inner.peer_receipt.clone();
+        out.push(inner);
+    }
+    out
+}
+
 async fn trace(conn: &Conn, from: &str, document_id: &str) -> anyhow::Result<()> {
     use prost::Message;
     let client = conn.client().await?;
@@ -753,10 +772,20 @@ async fn trace(conn: &Conn, from: &str, document_id: &str) -> anyhow::Result<()>
         .filter_map(|r| truc_proto::v1::Receipt::decode(r.receipt.as_slice()).ok())
         .collect();
     let row = |r: &truc_proto::v1::Receipt| {
+        let hops: Vec<serde_json::Value> = peer_chain(r)
+            .iter()
+            .map(|p| {
+                json!({
+                    "index": p.index, "time_unix_ms": p.time_unix_ms,
+                    "event": Wire::<ReceiptEvent>::from(p.event).to_string(), "actor": p.actor, "detail": p.detail,
+                })
+            })
+            .collect();
         json!({
             "index": r.index, "time_unix_ms": r.time_unix_ms, "event": Wire::<ReceiptEvent>::from(r.event).to_string(),
             "actor": r.actor, "recipient": r.recipient, "attempts": r.attempts,
             "status_code": output::status_code(r.status_code), "description": r.description, "detail": r.detail,
+            "peer_receipts": hops,
         })
     };
     let table = |headers: bool| {
@@ -786,6 +815,22 @@ async fn trace(conn: &Conn, from: &str, document_id: &str) -> anyhow::Result<()>
                 output::actor(&r.actor),
                 note.trim()
             );
+            // Federation: the other hubs' own receipts this one holds, as
+            // each hop signed them (the next hub's acceptance, a delivery
+            // or status relayed back).
+            for (depth, p) in peer_chain(r).iter().enumerate() {
+                let _ = writeln!(
+                    t,
+                    "{:>w$}↳ receipt #{} of the next hub: {} at {} by {} {}",
+                    "",
+                    p.index,
+                    Wire::<ReceiptEvent>::from(p.event),
+                    output::time(p.time_unix_ms),
+                    output::actor(&p.actor),
+                    p.detail,
+                    w = 7 + 2 * depth
+                );
+            }
         }
         t
     };
