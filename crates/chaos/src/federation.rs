@@ -127,17 +127,16 @@ pub(crate) async fn run(args: &Args, seed: u64, root: &Path, st: &mut RunState) 
         let load = Load::start(&ctx, &f.addrs(), &mut rng).await?;
         let delay = rng.range(args.min_kill_ms, args.max_kill_ms);
         tokio::time::sleep(Duration::from_millis(delay)).await;
-        let pre_kill = match audit::check_consistency(&auditors[NATIONAL], &ctx.verifiers[NATIONAL], &heads[NATIONAL])
-            .await
-        {
-            Ok(h) => Some(h),
-            Err(e) => {
-                ctx.ledger()
-                    .log_failures
-                    .add(format!("cycle {cycle}, national before the kill: {e}"));
-                None
-            }
-        };
+        let pre_kill =
+            match audit::check_consistency(&auditors[NATIONAL], &ctx.verifiers[NATIONAL], &heads[NATIONAL]).await {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    ctx.ledger()
+                        .log_failures
+                        .add(format!("cycle {cycle}, national before the kill: {e}"));
+                    None
+                }
+            };
         ctx.set_up(NATIONAL, false);
         f.hubs[NATIONAL].kill().with_context(|| format!("cycle {cycle}"))?;
         // h49 and g12 go on accepting (and queueing for the national hub)
@@ -155,7 +154,8 @@ pub(crate) async fn run(args: &Args, seed: u64, root: &Path, st: &mut RunState) 
         operators[NATIONAL] = Client::connect_dir(&addr, &f.pki[NATIONAL].join("operators/chaos")).await?;
         let when = format!("cycle {cycle} (seed {seed}, national killed after {delay} ms)");
         let mut log_ok = true;
-        let mut checks: Vec<(usize, &str, Option<WatchState>)> = vec![(NATIONAL, "the tree head taken before the kill", pre_kill)];
+        let mut checks: Vec<(usize, &str, Option<WatchState>)> =
+            vec![(NATIONAL, "the tree head taken before the kill", pre_kill)];
         for hub in [H49, G12] {
             checks.push((hub, "the largest Send receipt head", ctx.ledger().take_send_head(hub)));
         }
@@ -165,8 +165,7 @@ pub(crate) async fn run(args: &Args, seed: u64, root: &Path, st: &mut RunState) 
                 log_ok = false;
                 ctx.ledger().log_failures.add(format!(
                     "{when}: hub {}: {what} (size {}) is not extended by its log: {e}",
-                    HUBS[*hub].0,
-                    h.tree_size
+                    HUBS[*hub].0, h.tree_size
                 ));
             }
         }
@@ -226,7 +225,11 @@ pub(crate) async fn run(args: &Args, seed: u64, root: &Path, st: &mut RunState) 
         let label = |k: &DocKey| format!("{} {:?}", ctx.senders[k.0 as usize].code, ctx.document_id(k));
         ctx.ledger().final_check(&ctx.receiver_names, label);
     }
-    for (hub, head) in quiet_logs(&auditors, &ctx.verifiers, &heads).await.into_iter().enumerate() {
+    for (hub, head) in quiet_logs(&auditors, &ctx.verifiers, &heads)
+        .await
+        .into_iter()
+        .enumerate()
+    {
         match head {
             Ok(h) => heads[hub] = h,
             Err(e) => ctx
@@ -312,9 +315,16 @@ async fn quiet_logs(
     loop {
         let mut now = Vec::new();
         for ((a, v), h) in auditors.iter().zip(verifiers).zip(heads) {
-            now.push(audit::check_consistency(a, v, h).await.map_err(|e| anyhow::anyhow!("{e}")));
+            now.push(
+                audit::check_consistency(a, v, h)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}")),
+            );
         }
-        let sizes: Vec<u64> = now.iter().map(|h| h.as_ref().map(|h| h.tree_size).unwrap_or(0)).collect();
+        let sizes: Vec<u64> = now
+            .iter()
+            .map(|h| h.as_ref().map(|h| h.tree_size).unwrap_or(0))
+            .collect();
         if sizes != last {
             last = sizes;
             quiet_since = Instant::now();

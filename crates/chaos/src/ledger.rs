@@ -326,7 +326,11 @@ impl Ledger {
         let relayed = self.docs[&key].relayed.contains(&r);
         let pair = self.pairs.entry(pk).or_default();
         let first = pair.deliveries.is_empty();
-        if let Some(other) = pair.deliveries.first().filter(|s| relayed && s.acceptance != a.acceptance) {
+        if let Some(other) = pair
+            .deliveries
+            .first()
+            .filter(|s| relayed && s.acceptance != a.acceptance)
+        {
             self.phantoms.add(format!(
                 "{recipient} received a second copy of {}: delivery {} (hub document {} accepted at {}) after hub \
                  document {} (accepted at {})",
@@ -700,5 +704,50 @@ mod tests {
         // Counted once.
         l.final_check(&names, |k| format!("{k:?}"));
         assert_eq!(l.lost(), 1);
+    }
+
+    #[test]
+    fn relayed_pairs_are_judged_by_the_recipient_hubs_copy() {
+        let mut l = Ledger::default();
+        let names = vec!["R0".to_string(), "R1".to_string()];
+        let at_sender = Acceptance {
+            hub_document_id: 5,
+            accepted_at_unix_ms: 100,
+        };
+        let there = Acceptance {
+            hub_document_id: 77,
+            accepted_at_unix_ms: 130,
+        };
+        l.attempt((0, 1), vec![0, 1], vec![0, 1]);
+        l.accepted((0, 1), answer(at_sender, 110), "doc");
+        // Delivered under the recipient hub's own acceptance: not a phantom.
+        l.arrived(0, "R0", &arrival((0, 1), there, 140, 141)).unwrap();
+        assert_eq!(l.phantoms.count, 0);
+        assert_eq!(l.undelivered(), 1);
+        // After a restart R0's unacknowledged copy must wait under the
+        // acceptance it was delivered with; R1's was never delivered and
+        // may still be on its way.
+        let mut q0 = HashMap::new();
+        q0.insert((0, 1), 78);
+        let empty = || HashMap::new();
+        l.check_queues("t", &names, &[q0, empty()], &[empty(), empty()], &[]);
+        assert_eq!((l.lost(), l.phantoms.count), (0, 1), "a second copy is a phantom");
+        let mut q0 = HashMap::new();
+        q0.insert((0, 1), 77);
+        assert_eq!(l.check_queues("t", &names, &[q0, empty()], &[empty(), empty()], &[]), 0);
+        assert_eq!(
+            l.check_queues("t", &names, &[empty(), empty()], &[empty(), empty()], &[]),
+            1
+        );
+        // A second copy delivered is a phantom too.
+        let again = Acceptance {
+            hub_document_id: 78,
+            accepted_at_unix_ms: 150,
+        };
+        l.arrived(0, "R0", &arrival((0, 1), again, 160, 161)).unwrap();
+        assert_eq!(l.phantoms.count, 2);
+        // R1 never got it: lost at the end.
+        l.final_check(&names, |k| format!("{k:?}"));
+        assert_eq!(l.lost(), 2);
     }
 }

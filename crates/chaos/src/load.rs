@@ -263,7 +263,9 @@ impl Ctx {
         document_id: &str,
     ) -> Result<(Option<(u64, [u8; 32])>, Option<WatchState>), String> {
         let proven = resp.receipt.as_ref().ok_or("no receipt")?;
-        let (receipt, head) = self.verifiers[hub].verify_proven_receipt(proven).map_err(|e| e.to_string())?;
+        let (receipt, head) = self.verifiers[hub]
+            .verify_proven_receipt(proven)
+            .map_err(|e| e.to_string())?;
         if receipt.event != ReceiptEvent::Accepted as i32
             || receipt.from != from
             || receipt.document_id != document_id
@@ -481,10 +483,7 @@ async fn receive(
             Err(e) => {
                 ctx.unexpected(
                     hub,
-                    format!(
-                    "Receive stream of {name}: {}",
-                    truc_client::ClientError::from(e)
-                ),
+                    format!("Receive stream of {name}: {}", truc_client::ClientError::from(e)),
                 );
                 break;
             }
