@@ -65,6 +65,21 @@ pub(crate) async fn queues(ctx: &Ctx, operators: &[Client]) -> anyhow::Result<Sn
     Ok(snap)
 }
 
+/// After a restart, with no client connected: every receiver's queues,
+/// checked against the ledger ([`crate::ledger::Ledger::check_queues`]) as
+/// of `when`. Returns them and the pairs newly found lost.
+pub(crate) async fn check_queues_now(ctx: &Ctx, operators: &[Client], when: &str) -> anyhow::Result<(Snapshot, u64)> {
+    let snapshot = queues(ctx, operators).await?;
+    let newly_lost = ctx.ledger().check_queues(
+        when,
+        &ctx.receiver_names,
+        &snapshot.queued,
+        &snapshot.dead,
+        &snapshot.unknown,
+    );
+    Ok((snapshot, newly_lost))
+}
+
 /// The whole receipt log, at rest: latest head consistent with `head` (the
 /// chain of every head checked before), exported and verified offline
 /// (complete, every inclusion proof against one signed head, itself

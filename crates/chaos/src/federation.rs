@@ -31,7 +31,7 @@ use truc_core::tree_head::TreeHeadVerifier;
 use truc_launch::federation::{self as fed, Federation, G12, H49, HUBS, NATIONAL};
 use truc_pki::{Identity, Pki};
 
-use crate::checks::{check_log, queues};
+use crate::checks::{check_log, check_queues_now, queues};
 use crate::ledger::{Counters, DocKey};
 use crate::load::{self, Agency, Ctx, Load};
 use crate::rng::Rng;
@@ -173,18 +173,8 @@ pub(crate) async fn run(args: &Args, seed: u64, root: &Path, st: &mut RunState) 
             Ok(h) => h,
             Err(e) => bail!("cycle {cycle}: the restarted national hub's tree head: {e}"),
         };
-        let snapshot = queues(&ctx, &operators).await?;
-        let newly_lost = ctx.ledger().check_queues(
-            &when,
-            &ctx.receiver_names,
-            &snapshot.queued,
-            &snapshot.dead,
-            &snapshot.unknown,
-        );
-        let (now, lost, dups, phantoms) = {
-            let l = ctx.ledger();
-            (l.c, l.lost(), l.dup_after_ack.count, l.phantoms.count)
-        };
+        let (snapshot, newly_lost) = check_queues_now(&ctx, &operators, &when).await?;
+        let (now, lost, dups, phantoms) = ctx.ledger().tallies();
         let d: Counters = now - before;
         println!(
             "cycle {cycle}/{}: national SIGKILLed after {delay} ms (tree head {}), restarted in {} ms under load; \
@@ -213,14 +203,7 @@ pub(crate) async fn run(args: &Args, seed: u64, root: &Path, st: &mut RunState) 
     let addrs = f.addrs();
     let unresolved = load::resolve_pending(&ctx, &addrs).await?;
     let (drained, left) = settle(&ctx, &addrs, &operators).await?;
-    let snapshot = queues(&ctx, &operators).await?;
-    ctx.ledger().check_queues(
-        "after the drain",
-        &ctx.receiver_names,
-        &snapshot.queued,
-        &snapshot.dead,
-        &snapshot.unknown,
-    );
+    check_queues_now(&ctx, &operators, "after the drain").await?;
     {
         let label = |k: &DocKey| format!("{} {:?}", ctx.senders[k.0 as usize].code, ctx.document_id(k));
         ctx.ledger().final_check(&ctx.receiver_names, label);

@@ -210,6 +210,11 @@ impl Ledger {
         self.lost.len() as u64
     }
 
+    /// The counters, and the lost, duplicated-after-ack and phantom counts.
+    pub(crate) fn tallies(&self) -> (Counters, u64, u64, u64) {
+        (self.c, self.lost(), self.dup_after_ack.count, self.phantoms.count)
+    }
+
     pub(crate) fn lost_messages(&self) -> impl Iterator<Item = &String> {
         self.lost.values().take(KEEP)
     }

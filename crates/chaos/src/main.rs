@@ -75,7 +75,7 @@ use truc_core::{AgencyCode, Principal};
 use truc_launch::Trucd;
 use truc_pki::{Identity, IssueOptions, Pki};
 
-use crate::checks::{check_log, queues};
+use crate::checks::{check_log, check_queues_now};
 use crate::ledger::{Counters, DocKey};
 use crate::load::{Agency, Ctx, Load, LoadOpts};
 use crate::rng::Rng;
@@ -580,18 +580,13 @@ async fn chaos(args: &Args, seed: u64, root: &Path, st: &mut RunState) -> anyhow
             Ok(h) => h,
             Err(e) => bail!("cycle {cycle}: the restarted hub's tree head: {e}"),
         };
-        let snapshot = queues(&ctx, std::slice::from_ref(&operator_now)).await?;
-        let newly_lost = ctx.ledger().check_queues(
+        let (snapshot, newly_lost) = check_queues_now(
+            &ctx,
+            std::slice::from_ref(&operator_now),
             &format!("cycle {cycle} (seed {seed}, killed after {delay} ms)"),
-            &ctx.receiver_names,
-            &snapshot.queued,
-            &snapshot.dead,
-            &snapshot.unknown,
-        );
-        let (now, lost, dups, phantoms) = {
-            let l = ctx.ledger();
-            (l.c, l.lost(), l.dup_after_ack.count, l.phantoms.count)
-        };
+        )
+        .await?;
+        let (now, lost, dups, phantoms) = ctx.ledger().tallies();
         let d: Counters = now - before;
         let what = match nats.as_ref() {
             Some(c) => format!(
@@ -649,15 +644,8 @@ async fn chaos(args: &Args, seed: u64, root: &Path, st: &mut RunState) -> anyhow
         }
     }
     let operator_now = Client::connect_dir(&hub_addr, &operator_dir).await?;
-    let snapshot = queues(&ctx, std::slice::from_ref(&operator_now)).await?;
+    let (snapshot, _) = check_queues_now(&ctx, std::slice::from_ref(&operator_now), "after the drain").await?;
     let left = snapshot.queued_total();
-    ctx.ledger().check_queues(
-        "after the drain",
-        &ctx.receiver_names,
-        &snapshot.queued,
-        &snapshot.dead,
-        &snapshot.unknown,
-    );
     {
         let label = |k: &DocKey| format!("{} {:?}", ctx.senders[k.0 as usize].code, ctx.document_id(k));
         ctx.ledger().final_check(&ctx.receiver_names, label);

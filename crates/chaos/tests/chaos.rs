@@ -86,6 +86,15 @@ fn run_chaos(cycles: u32, args: &[&std::ffi::OsStr]) -> (String, String) {
     (stdout, context)
 }
 
+/// `accepted=X` of the summary line.
+fn accepted(stdout: &str) -> u64 {
+    let last = stdout.lines().last().unwrap_or_default();
+    last.split_whitespace()
+        .find_map(|f| f.strip_prefix("accepted="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 #[test]
 fn three_sigkill_cycles_lose_nothing_and_the_log_verifies() {
     let started = Instant::now();
@@ -101,13 +110,7 @@ fn three_sigkill_cycles_lose_nothing_and_the_log_verifies() {
     ];
     let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
     let (stdout, context) = run_chaos(3, &args);
-    let last = stdout.lines().last().unwrap_or_default();
-    let accepted: u64 = last
-        .split_whitespace()
-        .find_map(|f| f.strip_prefix("accepted="))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    assert!(accepted > 0, "nothing was accepted under load: {context}");
+    assert!(accepted(&stdout) > 0, "nothing was accepted under load: {context}");
     assert_eq!(
         stdout.lines().filter(|l| l.starts_with("cycle ")).count(),
         3,
@@ -178,13 +181,7 @@ fn federation_national_hub_kills_lose_nothing_and_every_log_verifies() {
         "the national hub killed in each cycle: {context}"
     );
     // Every document goes to agencies on other hubs: all of them relayed.
-    let last = stdout.lines().last().unwrap_or_default();
-    let accepted: u64 = last
-        .split_whitespace()
-        .find_map(|f| f.strip_prefix("accepted="))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    assert!(accepted > 0, "nothing was accepted under load: {context}");
+    assert!(accepted(&stdout) > 0, "nothing was accepted under load: {context}");
     let fin = stdout.lines().find(|l| l.starts_with("final: ")).unwrap_or_default();
     for hub in ["h49", "national", "g12"] {
         let size: u64 = fin
