@@ -5,7 +5,8 @@
 //! receivers at g12, so every document is verified and stored three times
 //! and forwarded twice. Measured as for one hub (the same load generator,
 //! warm-up and shape): documents per second from the first Send at h49 to
-//! the last acknowledgement at g12. The acceptance → received latency is
+//! the last acknowledgement at g12, over as many documents as the relay
+//! carries in `--duration` at the rate of its warm-up ([`measure`]). The acceptance → received latency is
 //! taken from when the sender saw h49's acceptance (g12's own acceptance
 //! time is not the origin's). The one-hub row of the same run carries the
 //! same senders, receivers and load, and the last line is their ratio.
@@ -18,7 +19,7 @@ use truc_launch::federation::{self as fed, Federation, G12, H49, HUBS, NATIONAL}
 use truc_launch::procs;
 use truc_load as load;
 
-use crate::{spec, Args, Row};
+use crate::{spec, warmup, Args, Row};
 
 /// The one-hub row of a federation run.
 pub(crate) const ONE_HUB: &str = "truc, one hub (sled)";
@@ -62,7 +63,7 @@ pub(crate) async fn relay(
     let mut spec = spec(args, &addrs[H49], &f.pki[H49], (&senders, &receivers));
     spec.receive_at = Some((addrs[G12].clone(), f.pki[G12].clone()));
     spec.drain_timeout = RELAY_DRAIN;
-    let report = load::run(&spec).await.context("the relay's load");
+    let report = measure(args, spec).await.context("the relay's load");
     for i in [H49, NATIONAL, G12] {
         let status = f.hubs[i].terminate(Duration::from_secs(60));
         if !status.is_some_and(|s| s.success()) {
@@ -96,6 +97,37 @@ pub(crate) async fn relay(
         ceiling: None,
         report,
     })
+}
+
+/// The relay's load. h49 accepts documents faster than it forwards them,
+/// so a duration run would hand it far more than the relay can carry in
+/// that time (the pool is sized for one hub's rate) and then wait for the
+/// backlog: the warm-up's documents are sent first, uncounted, as a probe
+/// of the relay's own rate end to end, then as many documents as that rate
+/// carries in `--duration` seconds are measured, from the first Send to
+/// the last acknowledgement.
+async fn measure(args: &Args, mut spec: load::LoadSpec) -> anyhow::Result<load::LoadReport> {
+    let mut probe = spec.clone();
+    probe.stop = load::StopAt::Count(warmup(args));
+    probe.warmup = Some(0);
+    let p = load::run(&probe).await.context("the relay's warm-up")?;
+    if !p.complete || p.errors > 0 {
+        anyhow::bail!(
+            "the relay's warm-up: {} of {} deliveries, {} errors (first: {})",
+            p.deliveries,
+            p.expected_deliveries,
+            p.errors,
+            p.first_error.unwrap_or_default()
+        );
+    }
+    let n = ((p.docs_per_second * args.duration) as u64).max(p.documents).max(1);
+    eprintln!(
+        "truc-bench: relay warm-up {} docs at {:.0} docs/s end to end; measuring {n} documents",
+        p.documents, p.docs_per_second
+    );
+    spec.stop = load::StopAt::Count(n);
+    spec.warmup = Some(0);
+    Ok(load::run(&spec).await?)
 }
 
 /// `ratio relay/one hub: X.XX (relay A docs/s end to end, one hub B
