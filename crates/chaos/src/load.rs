@@ -42,6 +42,9 @@ pub(crate) struct LoadOpts {
     /// Payload sizes, bytes.
     pub(crate) min_payload: usize,
     pub(crate) max_payload: usize,
+    /// Send only to receivers on another hub than the sender's (federation:
+    /// every document is relayed).
+    pub(crate) remote_only: bool,
 }
 
 /// One agency the load acts as.
@@ -50,6 +53,8 @@ pub(crate) struct Agency {
     pub(crate) dir: std::path::PathBuf,
     pub(crate) identity: Identity,
     pub(crate) signer: Option<DocumentSigner>,
+    /// The hub it connects to (an index into the run's hubs; 0 with one).
+    pub(crate) hub: usize,
 }
 
 /// A signed document waiting to be (re)sent.
@@ -65,12 +70,17 @@ pub(crate) struct Ctx {
     pub(crate) senders: Vec<Agency>,
     pub(crate) receivers: Vec<Agency>,
     pub(crate) receiver_names: Vec<String>,
-    pub(crate) verifier: TreeHeadVerifier,
-    trust: SigningTrust,
+    /// Per hub: its receipt key.
+    pub(crate) verifiers: Vec<TreeHeadVerifier>,
+    /// Per hub: its CA, which its agencies' signatures verify against
+    /// wherever they are delivered.
+    trust: Vec<SigningTrust>,
     pub(crate) opts: LoadOpts,
-    /// False from just before a kill until the restarted hub answered:
-    /// errors then are expected.
-    pub(crate) hub_up: AtomicBool,
+    /// Per hub: false from just before a kill until the restarted hub
+    /// answered: errors of its clients then are expected.
+    pub(crate) hub_up: Vec<AtomicBool>,
+    /// Per sender: the receivers it may send to.
+    targets: Vec<Vec<u32>>,
     /// Per sender: documents whose Send did not return OK, to send again.
     retry: Vec<Mutex<VecDeque<Pending>>>,
     next_seq: Vec<AtomicU64>,
@@ -78,14 +88,23 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    /// `verifiers` and `trust` hold one entry per hub, by index.
     pub(crate) fn new(
         senders: Vec<Agency>,
         receivers: Vec<Agency>,
-        verifier: TreeHeadVerifier,
-        trust: SigningTrust,
+        verifiers: Vec<TreeHeadVerifier>,
+        trust: Vec<SigningTrust>,
         opts: LoadOpts,
     ) -> Ctx {
         let receiver_names = receivers.iter().map(|a| a.code.clone()).collect();
+        let targets = senders
+            .iter()
+            .map(|s| {
+                (0..receivers.len() as u32)
+                    .filter(|r| !opts.remote_only || receivers[*r as usize].hub != s.hub)
+                    .collect()
+            })
+            .collect();
         Ctx {
             ledger: Mutex::default(),
             retry: senders.iter().map(|_| Mutex::default()).collect(),
@@ -93,10 +112,11 @@ impl Ctx {
             senders,
             receivers,
             receiver_names,
-            verifier,
+            hub_up: verifiers.iter().map(|_| AtomicBool::new(true)).collect(),
+            verifiers,
             trust,
             opts,
-            hub_up: AtomicBool::new(true),
+            targets,
             date: truc_core::document::date_for_document_id(truc_core::now_unix_ms()),
         }
     }
@@ -126,10 +146,17 @@ impl Ctx {
         (ledger::document_id(from, &self.date, seq) == document_id).then_some((s as u32, seq))
     }
 
-    fn unexpected(&self, what: String) {
-        if self.hub_up.load(Ordering::SeqCst) {
+    /// An error of a client of hub `hub`: unexpected unless that hub is
+    /// being killed or restarted.
+    fn unexpected(&self, hub: usize, what: String) {
+        if self.hub_up[hub].load(Ordering::SeqCst) {
             self.ledger().error(what);
         }
+    }
+
+    /// Hub `hub` is up (its clients' errors are unexpected) or not.
+    pub(crate) fn set_up(&self, hub: usize, up: bool) {
+        self.hub_up[hub].store(up, Ordering::SeqCst);
     }
 
     /// Documents still to be sent again.
@@ -150,11 +177,12 @@ impl Ctx {
         let seq = self.next_seq[s].fetch_add(1, Ordering::Relaxed);
         let key = (s as u32, seq);
         let agency = &self.senders[s];
-        let n = self.receivers.len();
+        let targets = &self.targets[s];
+        let n = targets.len();
         let fanout = 1 + rng.below(self.opts.fanout.min(n) as u64) as usize;
         let mut to: Vec<u32> = Vec::with_capacity(fanout);
         while to.len() < fanout {
-            let r = rng.below(n as u64) as u32;
+            let r = targets[rng.below(n as u64) as usize];
             if !to.contains(&r) {
                 to.push(r);
             }
@@ -170,14 +198,19 @@ impl Ctx {
         let size = rng.range(self.opts.min_payload as u64, self.opts.max_payload as u64) as usize;
         let signer = agency.signer.as_ref().expect("senders have signers");
         let doc = truc_client::sign_with(signer, &agency.identity, &mut header, rng.bytes(size))?;
-        self.ledger().attempt(key, to);
+        let relayed = to
+            .iter()
+            .copied()
+            .filter(|r| self.receivers[*r as usize].hub != agency.hub)
+            .collect();
+        self.ledger().attempt(key, to, relayed);
         Ok(Pending { key, document_id, doc })
     }
 
     /// Send one pending document; true when the hub accepted it (else it is
     /// queued to be sent again).
     async fn send_one(&self, client: &Client, s: usize, p: Pending) -> bool {
-        let from = &self.senders[s].code;
+        let (from, hub) = (&self.senders[s].code, self.senders[s].hub);
         let label = format!("{from} {:?}", p.document_id);
         match client.send(p.doc.clone()).await {
             Ok(resp) => {
@@ -186,7 +219,7 @@ impl Ctx {
                     hub_document_id: resp.hub_document_id,
                     accepted_at_unix_ms: resp.accepted_at_unix_ms,
                 };
-                let (receipt, head) = match self.check_receipt(&resp, from, &p.document_id) {
+                let (receipt, head) = match self.check_receipt(hub, &resp, from, &p.document_id) {
                     Ok(x) => x,
                     Err(why) => {
                         self.ledger()
@@ -203,13 +236,14 @@ impl Ctx {
                         duplicate: resp.duplicate,
                         receipt,
                         head,
+                        hub,
                     },
                     &label,
                 );
                 true
             }
             Err(e) => {
-                self.unexpected(format!("Send {label}: {e}"));
+                self.unexpected(hub, format!("Send {label}: {e}"));
                 self.ledger().send_failed();
                 self.push_retry(s, p);
                 false
@@ -217,18 +251,21 @@ impl Ctx {
         }
     }
 
-    /// The ACCEPTED receipt of a Send: its tree head verifies with the hub's
-    /// key, it is included in it, and it names this document. Returns its
+    /// The ACCEPTED receipt of a Send to hub `hub`: its tree head verifies
+    /// with that hub's key, it is included in it, and it names this document. Returns its
     /// (index, SHA-256 of the bytes) and the head.
     #[allow(clippy::type_complexity)]
     fn check_receipt(
         &self,
+        hub: usize,
         resp: &truc_client::proto::SendResponse,
         from: &str,
         document_id: &str,
     ) -> Result<(Option<(u64, [u8; 32])>, Option<WatchState>), String> {
         let proven = resp.receipt.as_ref().ok_or("no receipt")?;
-        let (receipt, head) = self.verifier.verify_proven_receipt(proven).map_err(|e| e.to_string())?;
+        let (receipt, head) = self.verifiers[hub]
+            .verify_proven_receipt(proven)
+            .map_err(|e| e.to_string())?;
         if receipt.event != ReceiptEvent::Accepted as i32
             || receipt.from != from
             || receipt.document_id != document_id
@@ -273,20 +310,27 @@ impl Ctx {
             });
             return a;
         };
-        match DocumentHeader::decode(doc.header.as_slice()) {
+        let origin = match DocumentHeader::decode(doc.header.as_slice()) {
             Ok(h) => {
                 a.label = format!("{} {:?} (hub document {})", h.from, h.document_id, d.hub_document_id);
                 a.key = self.key_of(&h.from, &h.document_id);
+                self.senders.iter().find(|s| s.code == h.from).map(|s| s.hub)
             }
             Err(_) => {
                 a.invalid = Some("the header does not decode".into());
                 return a;
             }
-        }
+        };
+        // Against the CA of the hub its sender belongs to, wherever it is
+        // delivered.
         if d.payload_separate {
             a.invalid = Some("payload sent separately (all payloads here are small)".into());
-        } else if let Err(e) = truc_client::verify_received(doc, &self.trust) {
-            a.invalid = Some(format!("it does not verify: {e}"));
+        } else if let Some(hub) = origin {
+            if let Err(e) = truc_client::verify_received(doc, &self.trust[hub]) {
+                a.invalid = Some(format!("it does not verify against its origin hub's CA: {e}"));
+            }
+        } else {
+            a.invalid = Some("its sender is none of this run's".into());
         }
         a
     }
@@ -299,12 +343,14 @@ pub(crate) struct Load {
 }
 
 impl Load {
-    /// Connect every agency to `addr` and start sending and receiving.
-    pub(crate) async fn start(ctx: &Arc<Ctx>, addr: &str, rng: &mut Rng) -> anyhow::Result<Load> {
+    /// Connect every agency to its hub (`addrs[hub]`) and start sending
+    /// and receiving.
+    pub(crate) async fn start(ctx: &Arc<Ctx>, addrs: &[String], rng: &mut Rng) -> anyhow::Result<Load> {
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
         for r in 0..ctx.receivers.len() {
-            let client = Client::connect_dir(addr, &ctx.receivers[r].dir).await?;
+            let a = &ctx.receivers[r];
+            let client = Client::connect_dir(&addrs[a.hub], &a.dir).await?;
             let (ctx, stop, rng) = (ctx.clone(), stop_rx.clone(), rng.fork());
             let skip = ctx.opts.skip_ack_percent;
             tasks.push(tokio::spawn(async move {
@@ -312,7 +358,8 @@ impl Load {
             }));
         }
         for s in 0..ctx.senders.len() {
-            let client = Client::connect_dir(addr, &ctx.senders[s].dir).await?;
+            let a = &ctx.senders[s];
+            let client = Client::connect_dir(&addrs[a.hub], &a.dir).await?;
             for _ in 0..ctx.opts.window {
                 let (ctx, client, stop, rng) = (ctx.clone(), client.clone(), stop_rx.clone(), rng.fork());
                 tasks.push(tokio::spawn(
@@ -362,9 +409,10 @@ async fn send_loop(ctx: &Ctx, s: usize, client: &Client, mut rng: Rng, mut stop:
 
 /// Send again, until accepted, every document whose Send did not return
 /// OK (in flight at a kill). Returns how many are still not accepted.
-pub(crate) async fn resolve_pending(ctx: &Arc<Ctx>, addr: &str) -> anyhow::Result<usize> {
+pub(crate) async fn resolve_pending(ctx: &Arc<Ctx>, addrs: &[String]) -> anyhow::Result<usize> {
     for s in 0..ctx.senders.len() {
-        let client = Client::connect_dir(addr, &ctx.senders[s].dir).await?;
+        let a = &ctx.senders[s];
+        let client = Client::connect_dir(&addrs[a.hub], &a.dir).await?;
         let mut tries = 0;
         while let Some(p) = ctx.pop_retry(s) {
             if !ctx.send_one(&client, s, p).await {
@@ -381,12 +429,13 @@ pub(crate) async fn resolve_pending(ctx: &Arc<Ctx>, addr: &str) -> anyhow::Resul
 
 /// Receive everything waiting for every receiver with `follow = false`,
 /// acknowledging all of it; returns the number of deliveries.
-pub(crate) async fn drain(ctx: &Arc<Ctx>, addr: &str) -> anyhow::Result<u64> {
+pub(crate) async fn drain(ctx: &Arc<Ctx>, addrs: &[String]) -> anyhow::Result<u64> {
     let before = ctx.ledger().c.deliveries;
     let (_stop, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     for r in 0..ctx.receivers.len() {
-        let client = Client::connect_dir(addr, &ctx.receivers[r].dir).await?;
+        let a = &ctx.receivers[r];
+        let client = Client::connect_dir(&addrs[a.hub], &a.dir).await?;
         let (ctx, stop) = (ctx.clone(), stop_rx.clone());
         tasks.push(tokio::spawn(async move {
             receive(&ctx, r, &client, false, 0, Rng::new(0), stop).await;
@@ -410,11 +459,11 @@ async fn receive(
     mut rng: Rng,
     mut stop: watch::Receiver<bool>,
 ) {
-    let name = &ctx.receivers[r].code;
+    let (name, hub) = (&ctx.receivers[r].code, ctx.receivers[r].hub);
     let mut stream = match client.receive(ctx.opts.credit, follow).await {
         Ok(s) => s,
         Err(e) => {
-            ctx.unexpected(format!("Receive as {name}: {e}"));
+            ctx.unexpected(hub, format!("Receive as {name}: {e}"));
             return;
         }
     };
@@ -432,10 +481,10 @@ async fn receive(
             Ok(Some(d)) => d,
             Ok(None) => break,
             Err(e) => {
-                ctx.unexpected(format!(
-                    "Receive stream of {name}: {}",
-                    truc_client::ClientError::from(e)
-                ));
+                ctx.unexpected(
+                    hub,
+                    format!("Receive stream of {name}: {}", truc_client::ClientError::from(e)),
+                );
                 break;
             }
         };
@@ -471,7 +520,7 @@ async fn ack_loop(ctx: &Ctx, r: usize, client: &Client, mut rx: mpsc::Receiver<(
         match client.ack(ids).await {
             Ok(_) => ctx.ledger().acked(batch.len(), &pairs, truc_core::now_unix_ms()),
             Err(e) => {
-                ctx.unexpected(format!("Ack as {name}: {e}"));
+                ctx.unexpected(ctx.receivers[r].hub, format!("Ack as {name}: {e}"));
                 ctx.ledger().ack_failed(batch.len());
                 // The hub is gone: the rest will be delivered again.
                 return;

@@ -55,26 +55,27 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod checks;
 mod cluster;
+mod federation;
 mod ledger;
 mod load;
 mod rng;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::{Parser, ValueEnum};
-use truc_client::audit::{self, AuditQuery, ExportTreeHead, WatchState};
+use truc_client::audit;
 use truc_client::Client;
 use truc_core::tree_head::TreeHeadVerifier;
 use truc_core::{AgencyCode, Principal};
 use truc_launch::Trucd;
 use truc_pki::{Identity, IssueOptions, Pki};
 
+use crate::checks::{check_log, check_queues_now};
 use crate::ledger::{Counters, DocKey};
 use crate::load::{Agency, Ctx, Load, LoadOpts};
 use crate::rng::Rng;
@@ -82,9 +83,9 @@ use crate::rng::Rng;
 /// SIGKILL a real trucd under concurrent senders and receivers, restart it,
 /// and check that nothing accepted is lost, nothing acknowledged comes
 /// back, nothing unsent appears, and the receipt log stays consistent.
-/// `--topology`: one hub, or a cluster.
+/// `--topology`: one hub, a cluster, or three federated hubs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Topology {
+pub(crate) enum Topology {
     /// One trucd on sled, killed and restarted.
     Single,
     /// A 3-node NATS JetStream cluster (R3) on loopback and two trucd on
@@ -93,66 +94,72 @@ enum Topology {
     /// through the other hub, and restarts both (the next cycle uses the
     /// other).
     Cluster,
+    /// Three federated hubs, each with a CA of its own: a province hub
+    /// (h49), the national hub and a ministry hub (g12); senders at h49 and
+    /// g12 send to agencies on the other hubs, so every document is
+    /// relayed; the national hub (the middle one) is SIGKILLed and
+    /// restarted every cycle.
+    Federation,
 }
 
 #[derive(Debug, Parser)]
 #[command(name = "truc-chaos", version)]
-struct Args {
+pub(crate) struct Args {
     /// SIGKILL/restart cycles.
     #[arg(long, default_value_t = 5)]
-    cycles: u32,
+    pub(crate) cycles: u32,
     /// Sending agencies.
     #[arg(long, default_value_t = 6)]
-    senders: usize,
+    pub(crate) senders: usize,
     /// Receiving agencies (each with one following Receive stream).
     #[arg(long, default_value_t = 6)]
-    receivers: usize,
+    pub(crate) receivers: usize,
     /// Sends in flight per sender.
     #[arg(long, default_value_t = 4)]
-    window: usize,
+    pub(crate) window: usize,
     /// Most recipients per document (1..=this, at random).
     #[arg(long, default_value_t = 3)]
-    fanout: usize,
+    pub(crate) fanout: usize,
     /// Receive credit per receiver.
     #[arg(long, default_value_t = 32)]
-    credit: u32,
+    pub(crate) credit: u32,
     /// Percent of first deliveries left unacknowledged, so that their lease
     /// runs out and they are delivered again.
     #[arg(long, default_value_t = 3)]
-    skip_ack_percent: u32,
+    pub(crate) skip_ack_percent: u32,
     /// Shortest time under load before a kill, ms.
     #[arg(long, default_value_t = 200)]
-    min_kill_ms: u64,
+    pub(crate) min_kill_ms: u64,
     /// Longest time under load before a kill, ms.
     #[arg(long, default_value_t = 1500)]
-    max_kill_ms: u64,
+    pub(crate) max_kill_ms: u64,
     /// The hub's delivery lease (TRUC_DELIVERY_LEASE_MS), ms.
     #[arg(long, default_value_t = 1000)]
-    lease_ms: u64,
+    pub(crate) lease_ms: u64,
     /// Payload size range, bytes.
     #[arg(long, default_value_t = 64)]
-    min_payload: usize,
+    pub(crate) min_payload: usize,
     #[arg(long, default_value_t = 2048)]
-    max_payload: usize,
+    pub(crate) max_payload: usize,
     /// Seed of the kill moments, recipients, payloads and skipped acks
     /// (default: from the clock; printed).
     #[arg(long)]
-    seed: Option<u64>,
+    pub(crate) seed: Option<u64>,
     /// What is killed and restarted.
     #[arg(long, value_enum, default_value_t = Topology::Single)]
-    topology: Topology,
+    pub(crate) topology: Topology,
     /// The nats-server binary for `--topology cluster` (default:
     /// $TRUC_NATS_SERVER, Python's scripts directory, or PATH).
     #[arg(long)]
-    nats_server: Option<PathBuf>,
+    pub(crate) nats_server: Option<PathBuf>,
     /// The trucd binary (default: `trucd` next to this program).
     #[arg(long)]
-    trucd: Option<PathBuf>,
+    pub(crate) trucd: Option<PathBuf>,
     /// Keep the PKI, the data directory and trucd's log in DIR (created;
     /// must be empty). Without it they go to a temporary directory, kept
     /// only when the run fails.
     #[arg(long, value_name = "DIR")]
-    keep: Option<PathBuf>,
+    pub(crate) keep: Option<PathBuf>,
 }
 
 /// Where the run's files are.
@@ -196,7 +203,10 @@ async fn run(args: Args) -> i32 {
         files.root.display()
     );
     let mut state = RunState::default();
-    let result = chaos(&args, seed, &files.root, &mut state).await;
+    let result = match args.topology {
+        Topology::Federation => federation::run(&args, seed, &files.root, &mut state).await,
+        _ => chaos(&args, seed, &files.root, &mut state).await,
+    };
     let code = match &result {
         Ok(()) => 0,
         Err(e) => {
@@ -236,14 +246,27 @@ async fn run(args: Args) -> i32 {
         l.c.unexpected_errors,
         started.elapsed().as_secs_f64()
     );
-    println!(
-        "cycles={} accepted={} lost={} dup_after_ack={} log={log} phantoms={}",
-        state.cycles,
-        l.accepted_docs(),
-        l.lost(),
-        l.dup_after_ack.count,
-        l.phantoms.count
-    );
+    if args.topology == Topology::Federation {
+        // The issue's line, as it states it; phantoms (second copies
+        // included) on the line before.
+        println!("phantoms={}", l.phantoms.count);
+        println!(
+            "cycles={} accepted={} lost={} dup_after_ack={} log={log}",
+            state.cycles,
+            l.accepted_docs(),
+            l.lost(),
+            l.dup_after_ack.count
+        );
+    } else {
+        println!(
+            "cycles={} accepted={} lost={} dup_after_ack={} log={log} phantoms={}",
+            state.cycles,
+            l.accepted_docs(),
+            l.lost(),
+            l.dup_after_ack.count,
+            l.phantoms.count
+        );
+    }
     let failed = code != 0
         || l.lost() > 0
         || l.dup_after_ack.count > 0
@@ -311,13 +334,13 @@ fn files(args: &Args) -> anyhow::Result<Files> {
 
 /// What the summary needs even when the run stops early.
 #[derive(Default)]
-struct RunState {
-    ctx: Option<Arc<Ctx>>,
-    cycles: u32,
-    log_checked: bool,
+pub(crate) struct RunState {
+    pub(crate) ctx: Option<Arc<Ctx>>,
+    pub(crate) cycles: u32,
+    pub(crate) log_checked: bool,
 }
 
-fn trucd_path(args: &Args) -> anyhow::Result<PathBuf> {
+pub(crate) fn trucd_path(args: &Args) -> anyhow::Result<PathBuf> {
     let path = match &args.trucd {
         Some(p) => p.clone(),
         None => std::env::current_exe()?
@@ -341,40 +364,81 @@ fn agency_principal(code: &str) -> anyhow::Result<Principal> {
 /// The CA, the agencies, an operator and an auditor.
 fn make_pki(dir: &Path, senders: &[String], receivers: &[String]) -> anyhow::Result<(Vec<Agency>, Vec<Agency>)> {
     let pki = Pki::init(dir, "chaos", &[])?;
-    let make = |code: &String, signs: bool| -> anyhow::Result<Agency> {
-        let p = agency_principal(code)?;
-        let dir = pki.issue(&p, &format!("Chaos {code}"), &IssueOptions::default())?;
-        let identity = Identity::load(&dir)?;
-        let signer = if signs { Some(identity.signer()?) } else { None };
-        Ok(Agency {
-            code: code.clone(),
-            dir,
-            identity,
-            signer,
-        })
-    };
-    let s = senders
-        .iter()
-        .map(|c| make(c, true))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let r = receivers
-        .iter()
-        .map(|c| make(c, false))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    for uri in ["urn:truc:operator:chaos", "urn:truc:auditor:chaos"] {
-        let p = Principal::parse_uri(uri)?;
-        pki.issue(&p, uri, &IssueOptions::default())?;
-    }
+    let s = issue_agencies(&pki, senders, true, 0)?;
+    let r = issue_agencies(&pki, receivers, false, 0)?;
+    issue_people(&pki, &["urn:truc:operator:chaos", "urn:truc:auditor:chaos"])?;
     Ok((s, r))
 }
 
-async fn chaos(args: &Args, seed: u64, root: &Path, st: &mut RunState) -> anyhow::Result<()> {
+/// The agencies `codes` of hub `hub`, issued by `pki`; with a document
+/// signer when they `sign`.
+pub(crate) fn issue_agencies(pki: &Pki, codes: &[String], sign: bool, hub: usize) -> anyhow::Result<Vec<Agency>> {
+    codes
+        .iter()
+        .map(|code| {
+            let p = agency_principal(code)?;
+            let dir = pki.issue(&p, &format!("Chaos {code}"), &IssueOptions::default())?;
+            let identity = Identity::load(&dir)?;
+            let signer = if sign { Some(identity.signer()?) } else { None };
+            Ok(Agency {
+                code: code.clone(),
+                dir,
+                identity,
+                signer,
+                hub,
+            })
+        })
+        .collect()
+}
+
+/// Operators and auditors (`urn:truc:…` URIs), issued by `pki`.
+pub(crate) fn issue_people(pki: &Pki, uris: &[&str]) -> anyhow::Result<()> {
+    for uri in uris {
+        let p = Principal::parse_uri(uri)?;
+        pki.issue(&p, uri, &IssueOptions::default())?;
+    }
+    Ok(())
+}
+
+/// The check of the flags every topology shares.
+pub(crate) fn check_args(args: &Args) -> anyhow::Result<()> {
     if args.senders == 0 || args.receivers == 0 || args.window == 0 || args.fanout == 0 {
         bail!("--senders, --receivers, --window and --fanout must be at least 1");
     }
     if args.min_kill_ms > args.max_kill_ms || args.min_payload > args.max_payload {
         bail!("--min-kill-ms/--min-payload must not exceed their maximum");
     }
+    Ok(())
+}
+
+/// The load's options from the flags.
+pub(crate) fn load_opts(args: &Args, remote_only: bool) -> LoadOpts {
+    LoadOpts {
+        window: args.window,
+        credit: args.credit,
+        fanout: args.fanout,
+        skip_ack_percent: args.skip_ack_percent,
+        lease_ms: args.lease_ms as i64,
+        min_payload: args.min_payload.max(1),
+        max_payload: args.max_payload.max(1),
+        remote_only,
+    }
+}
+
+/// Every hub's settings: a short lease (unacknowledged copies come back
+/// within a cycle), and attempts without end (every unacknowledged copy
+/// comes back after each kill; none may be dead-lettered for it in a long
+/// run).
+pub(crate) fn hub_env(args: &Args) -> Vec<(String, String)> {
+    vec![
+        ("TRUC_DELIVERY_LEASE_MS".to_string(), args.lease_ms.to_string()),
+        ("TRUC_DELIVERY_MAX_ATTEMPTS".to_string(), "1000000".to_string()),
+        ("TRUC_LOG_LEVEL".to_string(), "warn".to_string()),
+    ]
+}
+
+async fn chaos(args: &Args, seed: u64, root: &Path, st: &mut RunState) -> anyhow::Result<()> {
+    check_args(args)?;
     let trucd = trucd_path(args)?;
     let mut rng = Rng::new(seed);
     let pki_dir = root.join("pki");
@@ -388,25 +452,11 @@ async fn chaos(args: &Args, seed: u64, root: &Path, st: &mut RunState) -> anyhow
         &std::fs::read_to_string(&pub_path).with_context(|| format!("reading {}", pub_path.display()))?,
     )?;
     let trust = truc_client::axis_trust(&senders[0].identity)?;
-    let opts = LoadOpts {
-        window: args.window,
-        credit: args.credit,
-        fanout: args.fanout,
-        skip_ack_percent: args.skip_ack_percent,
-        lease_ms: args.lease_ms as i64,
-        min_payload: args.min_payload.max(1),
-        max_payload: args.max_payload.max(1),
-    };
-    let ctx = Arc::new(Ctx::new(senders, receivers, verifier.clone(), trust, opts));
+    let opts = load_opts(args, false);
+    let ctx = Arc::new(Ctx::new(senders, receivers, vec![verifier.clone()], vec![trust], opts));
     st.ctx = Some(ctx.clone());
 
-    let mut env = vec![
-        ("TRUC_DELIVERY_LEASE_MS".to_string(), args.lease_ms.to_string()),
-        // Every unacked copy comes back after each kill; none may be
-        // dead-lettered for it in a long run.
-        ("TRUC_DELIVERY_MAX_ATTEMPTS".to_string(), "1000000".to_string()),
-        ("TRUC_LOG_LEVEL".to_string(), "warn".to_string()),
-    ];
+    let mut env = hub_env(args);
     let clustered = args.topology == Topology::Cluster;
     let mut nats = None;
     if clustered {
@@ -455,7 +505,7 @@ async fn chaos(args: &Args, seed: u64, root: &Path, st: &mut RunState) -> anyhow
 
     for cycle in 1..=args.cycles {
         let before = ctx.ledger().c;
-        let load = Load::start(&ctx, &hubs[cur].0.addr(), &mut rng).await?;
+        let load = Load::start(&ctx, &[hubs[cur].0.addr()], &mut rng).await?;
         let delay = rng.range(args.min_kill_ms, args.max_kill_ms);
         // Cluster: one NATS node dies halfway, under load.
         let victim = (cycle as usize - 1) % 3;
@@ -463,7 +513,7 @@ async fn chaos(args: &Args, seed: u64, root: &Path, st: &mut RunState) -> anyhow
             tokio::time::sleep(Duration::from_millis(delay / 2)).await;
             // Requests may fail while the cluster elects new leaders (a few
             // seconds); nothing acknowledged may be lost.
-            ctx.hub_up.store(false, Ordering::SeqCst);
+            ctx.set_up(0, false);
             c.nodes[victim].kill();
             tokio::time::sleep(Duration::from_millis(delay - delay / 2)).await;
         } else {
@@ -486,10 +536,10 @@ async fn chaos(args: &Args, seed: u64, root: &Path, st: &mut RunState) -> anyhow
                 None
             }
         };
-        ctx.hub_up.store(false, Ordering::SeqCst);
+        ctx.set_up(0, false);
         hubs[cur].0.kill().with_context(|| format!("cycle {cycle}"))?;
         load.stop(Duration::from_secs(20)).await;
-        let send_head = ctx.ledger().take_send_head();
+        let send_head = ctx.ledger().take_send_head(0);
         let killed = cur;
         let restart = if clustered {
             // The survivor answers for everything now.
@@ -502,7 +552,7 @@ async fn chaos(args: &Args, seed: u64, root: &Path, st: &mut RunState) -> anyhow
                 .await
                 .with_context(|| format!("cycle {cycle}: restart"))?
         };
-        ctx.hub_up.store(true, Ordering::SeqCst);
+        ctx.set_up(0, true);
         st.cycles = cycle;
 
         let addr = hubs[cur].0.addr();
@@ -530,18 +580,13 @@ async fn chaos(args: &Args, seed: u64, root: &Path, st: &mut RunState) -> anyhow
             Ok(h) => h,
             Err(e) => bail!("cycle {cycle}: the restarted hub's tree head: {e}"),
         };
-        let snapshot = queues(&ctx, &operator_now).await?;
-        let newly_lost = ctx.ledger().check_queues(
+        let (snapshot, newly_lost) = check_queues_now(
+            &ctx,
+            std::slice::from_ref(&operator_now),
             &format!("cycle {cycle} (seed {seed}, killed after {delay} ms)"),
-            &ctx.receiver_names,
-            &snapshot.queued,
-            &snapshot.dead,
-            &snapshot.unknown,
-        );
-        let (now, lost, dups, phantoms) = {
-            let l = ctx.ledger();
-            (l.c, l.lost(), l.dup_after_ack.count, l.phantoms.count)
-        };
+        )
+        .await?;
+        let (now, lost, dups, phantoms) = ctx.ledger().tallies();
         let d: Counters = now - before;
         let what = match nats.as_ref() {
             Some(c) => format!(
@@ -565,7 +610,7 @@ async fn chaos(args: &Args, seed: u64, root: &Path, st: &mut RunState) -> anyhow
             d.deliveries,
             d.redeliveries,
             d.acked,
-            snapshot.queued.iter().map(|m| m.len()).sum::<usize>(),
+            snapshot.queued_total(),
             head.tree_size,
             if newly_lost > 0 {
                 format!(" (+{newly_lost})")
@@ -588,31 +633,25 @@ async fn chaos(args: &Args, seed: u64, root: &Path, st: &mut RunState) -> anyhow
     let (hub, log_path) = &mut hubs[cur];
     let hub_addr = hub.addr();
     // The end: settle the unknown sends, drain, and check everything.
-    let unresolved = load::resolve_pending(&ctx, &hub_addr).await?;
+    let addrs = [hub_addr.clone()];
+    let unresolved = load::resolve_pending(&ctx, &addrs).await?;
     let mut drained = 0;
     for _ in 0..5 {
-        let n = load::drain(&ctx, &hub_addr).await?;
+        let n = load::drain(&ctx, &addrs).await?;
         drained += n;
         if n == 0 {
             break;
         }
     }
     let operator_now = Client::connect_dir(&hub_addr, &operator_dir).await?;
-    let snapshot = queues(&ctx, &operator_now).await?;
-    let left: usize = snapshot.queued.iter().map(|m| m.len()).sum();
-    ctx.ledger().check_queues(
-        "after the drain",
-        &ctx.receiver_names,
-        &snapshot.queued,
-        &snapshot.dead,
-        &snapshot.unknown,
-    );
+    let (snapshot, _) = check_queues_now(&ctx, std::slice::from_ref(&operator_now), "after the drain").await?;
+    let left = snapshot.queued_total();
     {
         let label = |k: &DocKey| format!("{} {:?}", ctx.senders[k.0 as usize].code, ctx.document_id(k));
         ctx.ledger().final_check(&ctx.receiver_names, label);
     }
     let auditor_now = Client::connect_dir(&hub_addr, &auditor_dir).await?;
-    let (size, receipts) = check_log(&ctx, &auditor_now, &verifier, &head).await;
+    let (size, receipts) = check_log(&ctx, (0, ""), &auditor_now, &verifier, &head).await;
     st.log_checked = true;
     let status = hub.terminate(Duration::from_secs(30));
     let log_path = log_path.clone();
@@ -631,125 +670,4 @@ async fn chaos(args: &Args, seed: u64, root: &Path, st: &mut RunState) -> anyhow
         ctx.ledger().error(format!("{left} items still queued after the drain"));
     }
     Ok(())
-}
-
-/// What waits for each receiver, from the operator's view.
-struct Snapshot {
-    queued: Vec<HashMap<DocKey, u64>>,
-    dead: Vec<HashMap<DocKey, u64>>,
-    unknown: Vec<Vec<String>>,
-}
-
-async fn queues(ctx: &Ctx, operator: &Client) -> anyhow::Result<Snapshot> {
-    let n = ctx.receivers.len();
-    let mut snap = Snapshot {
-        queued: vec![HashMap::new(); n],
-        dead: vec![HashMap::new(); n],
-        unknown: vec![Vec::new(); n],
-    };
-    for (r, a) in ctx.receivers.iter().enumerate() {
-        let mut after = 0;
-        loop {
-            let page = operator.list_queue(&a.code, after, 1000).await?;
-            for it in page.items.iter().filter(|i| !i.status_notice) {
-                match ctx.key_of(&it.from, &it.document_id) {
-                    Some(k) => {
-                        snap.queued[r].insert(k, it.hub_document_id);
-                    }
-                    None => snap.unknown[r].push(format!("{} {:?}", it.from, it.document_id)),
-                }
-            }
-            if page.next_after_delivery_id == 0 {
-                break;
-            }
-            after = page.next_after_delivery_id;
-        }
-        for d in operator.dead_letters(&a.code).await? {
-            match ctx.key_of(&d.from, &d.document_id) {
-                Some(k) => {
-                    snap.dead[r].insert(k, d.hub_document_id);
-                }
-                None => snap.unknown[r].push(format!("{} {:?} (dead letter)", d.from, d.document_id)),
-            }
-        }
-    }
-    Ok(snap)
-}
-
-/// The whole receipt log, at rest: latest head consistent with `head` (the
-/// chain of every head checked before), exported and verified offline
-/// (complete, every inclusion proof against one signed head, itself
-/// consistent with the latest), every ACCEPTED receipt handed to a sender
-/// present byte for byte at its index, a DELIVERED receipt for every
-/// acknowledged pair. Failures go to the ledger. Returns (log size, receipts
-/// cross-checked).
-async fn check_log(ctx: &Ctx, auditor: &Client, verifier: &TreeHeadVerifier, head: &WatchState) -> (u64, u64) {
-    let fail = |m: String| ctx.ledger().log_failures.add(m);
-    if let Err(e) = audit::check_consistency(auditor, verifier, head).await {
-        fail(format!("at the end: {e}"));
-    }
-    let export = match audit::export(auditor, &AuditQuery::all(), Some(verifier)).await {
-        Ok(x) => x,
-        Err(e) => {
-            fail(format!("exporting the log: {e}"));
-            return (0, 0);
-        }
-    };
-    let report = match audit::verify_export(&export, verifier) {
-        Ok(r) => r,
-        Err(e) => {
-            fail(format!("the exported log does not verify: {e}"));
-            return (export.tree_head.tree_size, 0);
-        }
-    };
-    let size = report.tree_size;
-    match report.complete_range {
-        Some(r) if r.first == 0 && r.last + 1 == size => {}
-        other => fail(format!("the export covers {other:?}, not every receipt 0..{size}")),
-    }
-    if let Ok(state) = export_state(&export.tree_head, verifier) {
-        if let Err(e) = audit::check_consistency(auditor, verifier, &state).await {
-            fail(format!("the export's tree head: {e}"));
-        }
-    }
-    // Receipts handed to senders, byte for byte.
-    let label = |k: &DocKey| format!("{} {:?}", ctx.senders[k.0 as usize].code, ctx.document_id(k));
-    let given = ctx.ledger().sender_receipts(label);
-    let mut by_index = HashMap::with_capacity(export.receipts.len());
-    let mut delivered = std::collections::HashSet::new();
-    for r in &export.receipts {
-        by_index.insert(r.index, r);
-        if r.event == "DELIVERED" {
-            delivered.insert((r.from.clone(), r.document_id.clone(), r.recipient.clone()));
-        }
-    }
-    let mut checked = 0;
-    for (index, (hash, what)) in &given {
-        checked += 1;
-        match by_index.get(index).and_then(|r| truc_core::unhex(&r.receipt).ok()) {
-            Some(bytes) if truc_core::sha256(&bytes) == *hash => {}
-            Some(_) => fail(format!(
-                "the ACCEPTED receipt handed to the sender of {what} is not the receipt at index {index} any more"
-            )),
-            None => fail(format!(
-                "the ACCEPTED receipt handed to the sender of {what} (index {index}) is not in the log"
-            )),
-        }
-    }
-    let acked = ctx.ledger().acked_pairs(|pk| ctx.pair_label(pk));
-    for (from, id, to) in &acked {
-        checked += 1;
-        if !delivered.contains(&(from.clone(), id.clone(), to.clone())) {
-            fail(format!(
-                "{to} acknowledged {from} {id:?} (the Ack returned OK) but the log has no DELIVERED receipt for it"
-            ));
-        }
-    }
-    (size, checked)
-}
-
-fn export_state(th: &ExportTreeHead, verifier: &TreeHeadVerifier) -> Result<WatchState, String> {
-    let sth = th.signed()?;
-    let head = verifier.verify(&sth).map_err(|e| e.to_string())?;
-    Ok(WatchState::new(&sth, &head))
 }

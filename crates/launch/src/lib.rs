@@ -6,9 +6,11 @@
 //! on 127.0.0.1 at every start, in an environment cleared of every other
 //! `TRUC_*` setting (so that a caller's shell cannot change what is
 //! measured); it is ready when an operator's `ListAgencies` is answered.
-//! [`nats::NatsNode`] is a `nats-server` node for the JetStream store. The
+//! [`nats::NatsNode`] is a `nats-server` node for the JetStream store;
+//! [`federation::Federation`], three federated hubs on fixed ports. The
 //! in-process hub of the integration tests is `truc_tests::TestHub`.
 
+pub mod federation;
 pub mod nats;
 pub mod procs;
 
@@ -32,6 +34,7 @@ pub struct Trucd {
     operator: PathBuf,
     env: Vec<(String, String)>,
     ready_timeout: Duration,
+    port: Option<u16>,
     addr: String,
     child: Option<Child>,
     runs: u32,
@@ -50,6 +53,7 @@ impl Trucd {
             operator: pki.join("operators").join(operator),
             env: Vec::new(),
             ready_timeout: Duration::from_secs(60),
+            port: None,
             addr: String::new(),
             child: None,
             runs: 0,
@@ -68,6 +72,14 @@ impl Trucd {
         self
     }
 
+    /// Listen on `port` at every start instead of a fresh free port: for a
+    /// hub whose peers' configuration names its address (federation), so
+    /// it must come back where it was after a restart.
+    pub fn port(mut self, port: u16) -> Trucd {
+        self.port = Some(port);
+        self
+    }
+
     /// `127.0.0.1:PORT` of the current (or last) run.
     pub fn addr(&self) -> String {
         self.addr.clone()
@@ -83,13 +95,17 @@ impl Trucd {
         self.runs
     }
 
-    /// Spawn `trucd` on a fresh free port and wait until the operator is
+    /// Spawn `trucd` on a fresh free port (or the one [`Trucd::port`] set) and wait until the operator is
     /// answered (bounded by the ready timeout); returns how long that took.
     pub async fn start(&mut self) -> anyhow::Result<Duration> {
         if self.child.is_some() {
             bail!("internal: trucd is already running");
         }
-        self.addr = format!("127.0.0.1:{}", free_port()?);
+        let port = match self.port {
+            Some(p) => p,
+            None => free_port()?,
+        };
+        self.addr = format!("127.0.0.1:{port}");
         self.runs += 1;
         let log = File::options()
             .create(true)

@@ -117,6 +117,13 @@ pub struct LoadSpec {
     /// How long to wait after the senders stop for every delivery to be
     /// acknowledged.
     pub drain_timeout: Duration,
+    /// Where the receivers connect when it is not `hub`: another hub's
+    /// address and the PKI directory of its agencies (federation, documents
+    /// relayed between hubs: `truc-bench --topology federation`). The
+    /// acceptance → received latency is then measured from when the sender
+    /// saw the acceptance, since the receiving hub's acceptance time is not
+    /// the sending hub's.
+    pub receive_at: Option<(String, PathBuf)>,
 }
 
 impl LoadSpec {
@@ -139,6 +146,7 @@ impl LoadSpec {
             warmup: None,
             max_presign_bytes: 3 << 30,
             drain_timeout: Duration::from_secs(60),
+            receive_at: None,
         }
     }
 
@@ -800,10 +808,15 @@ impl Rig {
         }
         let tracker = Tracker::new(nonce, spec.fanout);
         let mut receivers = Vec::new();
+        let (hub, pki) = match &spec.receive_at {
+            Some((hub, pki)) => (hub, pki),
+            None => (&spec.hub, &spec.pki),
+        };
+        let same_hub = spec.receive_at.is_none();
         for code in &spec.receivers {
-            let client = Client::connect_dir(&spec.hub, &agency_dir(&spec.pki, code)).await?;
+            let client = Client::connect_dir(hub, &agency_dir(pki, code)).await?;
             let stream = client.receive(spec.credit, true).await?;
-            receivers.push(tokio::spawn(receive_loop(client, stream, tracker.clone())));
+            receivers.push(tokio::spawn(receive_loop(client, stream, tracker.clone(), same_hub)));
         }
         Ok(Rig {
             spec: spec.clone(),
@@ -991,7 +1004,14 @@ impl SendPhase {
 
 /// A Receive stream: hand each delivery to the ack task; the ack task sends
 /// whatever has gathered as one Ack, a few Acks in flight at once.
-async fn receive_loop(client: Client, mut stream: tonic::Streaming<truc_proto::v1::Delivery>, tracker: Arc<Tracker>) {
+/// `same_hub`: the delivering hub accepted the document from its sender, so
+/// the latency is measured from its acceptance time.
+async fn receive_loop(
+    client: Client,
+    mut stream: tonic::Streaming<truc_proto::v1::Delivery>,
+    tracker: Arc<Tracker>,
+    same_hub: bool,
+) {
     let (tx, mut rx) = mpsc::unbounded_channel::<(u64, bool)>();
     let acker = {
         let (client, tracker) = (client.clone(), tracker.clone());
@@ -1030,7 +1050,10 @@ async fn receive_loop(client: Client, mut stream: tonic::Streaming<truc_proto::v
                     .as_ref()
                     // The hub's acceptance time has millisecond resolution:
                     // take the middle of its millisecond.
-                    .map(|doc| tracker.received(&doc.payload, at, Some(d.accepted_at_unix_ms * 1000 + 500)))
+                    .map(|doc| {
+                        let accepted = same_hub.then_some(d.accepted_at_unix_ms * 1000 + 500);
+                        tracker.received(&doc.payload, at, accepted)
+                    })
                     .unwrap_or(false);
                 if tx.send((d.delivery_id, counted)).is_err() {
                     break;
