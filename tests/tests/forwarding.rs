@@ -173,9 +173,15 @@ async fn a_document_crosses_three_hubs_and_its_fate_comes_back() {
         .find(|r| r.event == ReceiptEvent::Forwarded as i32 && r.actor == "urn:truc:hub:national")
         .unwrap();
     assert_eq!(hop.recipients, vec![G12_UNIT.to_string()]);
-    let nationals = check_hub_receipt(&ax.national, &ProvenReceipt::decode(hop.peer_receipt.as_slice()).unwrap());
+    let nationals = check_hub_receipt(
+        &ax.national,
+        &ProvenReceipt::decode(hop.peer_receipt.as_slice()).unwrap(),
+    );
     assert_eq!(nationals.detail, "to urn:truc:hub:g12");
-    let g12s = check_hub_receipt(&ax.g12, &ProvenReceipt::decode(nationals.peer_receipt.as_slice()).unwrap());
+    let g12s = check_hub_receipt(
+        &ax.g12,
+        &ProvenReceipt::decode(nationals.peer_receipt.as_slice()).unwrap(),
+    );
     assert_eq!(
         (g12s.event, g12s.actor.as_str()),
         (ReceiptEvent::Accepted as i32, "urn:truc:hub:national")
@@ -189,7 +195,7 @@ async fn a_document_crosses_three_hubs_and_its_fate_comes_back() {
 }
 
 #[tokio::test]
-async fn a_revoke_follows_the_document_and_a_take_back_reaches_the_other_hub() {
+async fn a_take_back_reaches_the_other_hub_and_its_answer_comes_back() {
     let ax = axis().await;
     let sender = ax.h49.agency(H49_UNIT).await;
     let unit = ax.g12.agency(G12_UNIT).await;
@@ -583,4 +589,64 @@ async fn an_auditor_follows_the_hops_and_finds_a_rewritten_hop_or_a_gap() {
     let mut wrong = keys.clone();
     wrong.insert("national".into(), key(&ax.g12));
     assert!(verify_hops(&chain, &wrong).is_err());
+}
+
+#[tokio::test]
+async fn a_revoke_reaches_the_recipients_on_both_other_hubs_and_their_answers_come_back() {
+    use truc_proto::v1::{BusinessType, DocumentHeader};
+    let ax = axis().await;
+    let sender = ax.h49.agency(H49_UNIT).await;
+    let g01 = ax.national.agency(G01).await;
+    let unit = ax.g12.agency(G12_UNIT).await;
+    let id = "fed/revoke";
+    sender
+        .send(sign(&sender, header(&[G01, G12_UNIT], id), b"original"))
+        .await
+        .unwrap();
+    for c in [&g01, &unit] {
+        let d = next_delivery(c).await;
+        c.ack(vec![d.delivery_id]).await.unwrap();
+    }
+    // Revoked under the original's id, as the axis sends it.
+    let mut h = header(&[G01, G12_UNIT], id);
+    h.business_type = BusinessType::Revoke as i32;
+    h.business_reason = "Ban hành nhầm".into();
+    sender
+        .send(sign(&sender, h, b""))
+        .await
+        .expect("the revoke is accepted at h49");
+    for (c, at) in [(&g01, "national"), (&unit, "g12")] {
+        let d = next_delivery(c).await;
+        let doc = d.document.expect("the revoke itself");
+        let got = DocumentHeader::decode(doc.header.as_slice()).unwrap();
+        assert_eq!(
+            (
+                got.business_type,
+                got.document_id.as_str(),
+                got.business_reason.as_str()
+            ),
+            (BusinessType::Revoke as i32, id, "Ban hành nhầm"),
+            "the revoke at {at}"
+        );
+        c.ack(vec![d.delivery_id]).await.unwrap();
+        // The recipient agrees (15): the answer travels back to h49.
+        c.report_status(H49_UNIT, id, StatusCode::Agree as i32, "đồng ý thu hồi", None)
+            .await
+            .unwrap_or_else(|e| panic!("15 at {at}: {e}"));
+    }
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let d = next_delivery(&sender).await;
+        let n = d.status.expect("an answer");
+        sender.ack(vec![d.delivery_id]).await.unwrap();
+        answers.push((n.reporter, n.code));
+    }
+    answers.sort();
+    assert_eq!(
+        answers,
+        vec![
+            (G01.to_string(), StatusCode::Agree as i32),
+            (G12_UNIT.to_string(), StatusCode::Agree as i32)
+        ]
+    );
 }

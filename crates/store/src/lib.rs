@@ -729,11 +729,8 @@ pub trait Store: Send + Sync + 'static {
     /// Federation: the peer accepted these items of its outbox, in this
     /// order (for a document, with its ACCEPTED receipt, kept in this hub's
     /// FORWARDED receipt), recorded in one commit. Idempotent.
-    fn forwarded(
-        &self,
-        peer: HubId,
-        items: Vec<(u64, Option<ProvenReceipt>)>,
-    ) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn forwarded(&self, peer: HubId, items: Vec<(u64, Option<ProvenReceipt>)>)
+        -> BoxFuture<'_, Result<(), StoreError>>;
 
     /// Federation: the peer refused item `id`; after `max_attempts`
     /// refusals it is a dead letter of the peer's outbox.

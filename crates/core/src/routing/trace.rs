@@ -130,8 +130,13 @@ pub fn trace_id_of(traceparent: &str) -> Option<&str> {
     let hexes = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
     match parts.as_slice() {
         [v, t, s, f]
-            if hexes(v, 2) && *v != "ff" && hexes(t, 32) && hexes(s, 16) && hexes(f, 2)
-                && t.bytes().any(|b| b != b'0') && s.bytes().any(|b| b != b'0') =>
+            if hexes(v, 2)
+                && *v != "ff"
+                && hexes(t, 32)
+                && hexes(s, 16)
+                && hexes(f, 2)
+                && t.bytes().any(|b| b != b'0')
+                && s.bytes().any(|b| b != b'0') =>
         {
             Some(t)
         }
