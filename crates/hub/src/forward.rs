@@ -26,6 +26,7 @@ use truc_core::routing::{HubId, Route};
 use truc_core::sync::Locked;
 use truc_core::AgencyCode;
 use truc_proto::v1::peer_client::PeerClient;
+use truc_proto::v1::BusinessType;
 use truc_proto::v1::{ForwardRequest, ProvenReceipt, ReportRequest};
 use truc_store::{ExpireOutcome, PeerItem, PeerItemKind};
 
@@ -275,21 +276,35 @@ async fn run(shared: Arc<Shared>, peer: HubId, config: PeerConfig, link: Arc<Lin
         if link.is_paused() {
             continue;
         }
-        // The batch goes over at once (HTTP/2 streams on one connection);
-        // the answers are then taken in the outbox's order, and the items
-        // the peer took are recorded in one commit, in that order.
-        let mut inflight = tokio::task::JoinSet::new();
+        // Items go over at once (HTTP/2 streams on one connection), except
+        // that nothing overtakes what it depends on: a correction waits for
+        // what is before it and goes alone, and an item about a document
+        // waits for the item before it about the same document (a delivery
+        // report before a status). The answers are taken in the outbox's
+        // order, and the items the peer took are recorded in one commit, in
+        // that order.
         let ids: Vec<u64> = items.iter().map(|i| i.delivery_id).collect();
+        let mut answers: Vec<Option<Handed>> = (0..ids.len()).map(|_| None).collect();
+        let mut inflight = tokio::task::JoinSet::new();
+        let mut wave: HashSet<u64> = HashSet::new();
         for (pos, item) in items.into_iter().enumerate() {
+            let alone = matches!(
+                &item.kind,
+                PeerItemKind::Document { business_type, .. } if *business_type != BusinessType::New
+            );
+            if alone || !wave.insert(item.hub_document_id) {
+                drain(&mut inflight, &mut answers).await;
+                wave.clear();
+                wave.insert(item.hub_document_id);
+            }
             let (shared, peer, c) = (shared.clone(), peer.clone(), c.clone());
             inflight.spawn(async move { (pos, hand_over(&shared, &peer, c, item).await) });
-        }
-        let mut answers: Vec<Option<Handed>> = (0..ids.len()).map(|_| None).collect();
-        while let Some(done) = inflight.join_next().await {
-            if let Ok((pos, handed)) = done {
-                answers[pos] = Some(handed);
+            if alone {
+                drain(&mut inflight, &mut answers).await;
+                wave.clear();
             }
         }
+        drain(&mut inflight, &mut answers).await;
         let mut taken = Vec::new();
         for (id, handed) in ids.into_iter().zip(answers) {
             let (max, why) = match handed {
@@ -358,6 +373,15 @@ async fn run(shared: Arc<Shared>, peer: HubId, config: PeerConfig, link: Arc<Lin
     }
 }
 
+/// Wait for every hand-over in flight and file its answer by position.
+async fn drain(inflight: &mut tokio::task::JoinSet<(usize, Handed)>, answers: &mut [Option<Handed>]) {
+    while let Some(done) = inflight.join_next().await {
+        if let Ok((pos, handed)) = done {
+            answers[pos] = Some(handed);
+        }
+    }
+}
+
 /// The link is down (or its answers could not be recorded): say so, once
 /// per distinct reason.
 fn items_failed(link: &Link, peer: &HubId, why: String, backoff: Duration) {
@@ -421,6 +445,7 @@ async fn hand_over(shared: &Shared, peer: &HubId, mut client: PeerClient<Channel
             recipients,
             mut trace,
             header_sha256,
+            ..
         } => {
             let f = &shared.federation;
             let Some(own) = f.own.clone() else {

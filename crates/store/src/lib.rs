@@ -341,6 +341,9 @@ pub enum PeerItemKind {
         trace: Vec<TraceHop>,
         /// SHA-256 of the header bytes.
         header_sha256: Vec<u8>,
+        /// New document, revoke, update or replacement (a correction must
+        /// not overtake the document it corrects).
+        business_type: BusinessType,
     },
     /// One of this hub's receipts to report to the peer.
     Report(ProvenReceipt),

@@ -441,6 +441,7 @@ pub(super) fn peer_items(
                     .collect::<Result<_, _>>()?,
                 trace: rec.trace.clone(),
                 header_sha256: rec.header_sha256.clone(),
+                business_type: truc_proto::v1::BusinessType::try_from(rec.business_type).unwrap_or_default(),
             },
         };
         out.push(PeerItem {
