@@ -33,8 +33,10 @@ use truc_store::{ExpireOutcome, PeerItem, PeerItemKind};
 use crate::config::PeerConfig;
 use crate::Shared;
 
-/// Items taken from a peer's outbox at a time, and handed over at once.
+/// Items taken from a peer's outbox at a time, and handed over at once…
 const BATCH: usize = 64;
+/// …holding no more payload bytes than this (one larger item goes alone).
+const BATCH_BYTES: u64 = 16 * 1024 * 1024;
 /// Longest wait between two tries to reach a peer.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -233,7 +235,7 @@ async fn run(shared: Arc<Shared>, peer: HubId, config: PeerConfig, link: Arc<Lin
         let now = Instant::now();
         refused.retain(|_, at| *at > now);
         let skip: HashSet<u64> = refused.keys().copied().collect();
-        let items = match shared.store.peer_items(peer.clone(), skip, BATCH).await {
+        let items = match shared.store.peer_items(peer.clone(), skip, BATCH, BATCH_BYTES).await {
             Ok(items) => items,
             Err(e) => {
                 tracing::warn!(%peer, error = %truc_core::error_chain(&e), "reading the peer's outbox");

@@ -721,12 +721,14 @@ pub trait Store: Send + Sync + 'static {
     fn quarantine(&self, hub_id: u64, what: String, actor: String) -> BoxFuture<'_, Result<Quarantined, StoreError>>;
 
     /// Federation: up to `limit` items of peer hub `peer`'s outbox, highest
-    /// priority first, FIFO within each, leaving out `skip`.
+    /// priority first, FIFO within each, leaving out `skip`, and no more
+    /// than `max_bytes` of payloads (at least one item, whatever its size).
     fn peer_items(
         &self,
         peer: HubId,
         skip: HashSet<u64>,
         limit: usize,
+        max_bytes: u64,
     ) -> BoxFuture<'_, Result<Vec<PeerItem>, StoreError>>;
 
     /// Federation: the peer accepted these items of its outbox, in this

@@ -977,12 +977,13 @@ impl Store for Arc<SledStore> {
         peer: HubId,
         skip: HashSet<u64>,
         limit: usize,
+        max_bytes: u64,
     ) -> BoxFuture<'_, Result<Vec<crate::PeerItem>, StoreError>> {
         let handles = self.handles.clone();
         let bodies = self.bodies.clone();
         self.fresh(Box::pin(blocking(move || {
             let tree = handles.tree()?;
-            reads::peer_items(&tree, &bodies, peer.as_str(), &skip, limit)
+            reads::peer_items(&tree, &bodies, peer.as_str(), &skip, limit, max_bytes)
         })))
     }
 

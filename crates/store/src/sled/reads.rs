@@ -416,10 +416,12 @@ pub(super) fn peer_items(
     peer: &str,
     skip: &HashSet<u64>,
     limit: usize,
+    max_bytes: u64,
 ) -> Result<Vec<PeerItem>, StoreError> {
     let mut out = Vec::new();
+    let mut bytes = 0u64;
     for kv in tree.scan_prefix(keys::queue_prefix(tag::OUTBOX, &crate::machine::peers::outbox(peer))) {
-        if out.len() >= limit {
+        if out.len() >= limit || (!out.is_empty() && bytes >= max_bytes) {
             break;
         }
         let (k, v) = kv?;
@@ -428,6 +430,10 @@ pub(super) fn peer_items(
             continue;
         }
         let entry = OutboxEntry::decode(v.as_ref()).map_err(|e| StoreError::corrupt_from("outbox entry", e))?;
+        if !out.is_empty() && bytes + entry.bytes > max_bytes {
+            break;
+        }
+        bytes += entry.bytes;
         let rec = document(tree, entry.hub_id)?;
         let kind = match entry.status_receipt {
             Some(index) => PeerItemKind::Report(proofs::proven_receipt(tree, index)?),
