@@ -100,14 +100,31 @@ pub async fn next_delivery(client: &Client) -> Delivery {
 /// Receive `n` deliveries on `client` (each within 30 s), acknowledging
 /// each; their document ids, sorted.
 pub async fn receive_ids(client: &Client, n: usize) -> Vec<String> {
-    let mut ids = Vec::new();
-    for _ in 0..n {
-        let d = next_delivery(client).await;
-        client.ack(vec![d.delivery_id]).await.expect("ack");
-        ids.push(crate::document_id(&d));
-    }
+    let mut ids: Vec<String> = next_deliveries(client, n)
+        .await
+        .iter()
+        .map(crate::document_id)
+        .collect();
     ids.sort();
     ids
+}
+
+/// The next `n` deliveries on one following stream, each acknowledged
+/// (within 30 s each). One stream for all of them: a stream holds leases on
+/// what it was handed, so a second stream would wait for those to run out.
+pub async fn next_deliveries(client: &Client, n: usize) -> Vec<Delivery> {
+    let mut s = client.receive(8, true).await.expect("receive");
+    let mut out = Vec::new();
+    while out.len() < n {
+        let d = tokio::time::timeout(Duration::from_secs(30), s.message())
+            .await
+            .expect("a delivery within 30 s")
+            .expect("stream")
+            .expect("a delivery");
+        client.ack(vec![d.delivery_id]).await.expect("ack");
+        out.push(d);
+    }
+    out
 }
 
 /// Poll `f` every 50 ms for up to 60 s (forwarding runs on the hubs' own

@@ -20,7 +20,9 @@ use truc_proto::v1::{
     ForwardRequest, ListReceiptsRequest, ProvenReceipt, Receipt, ReceiptEvent, SignedDocument, StatusCode, TraceHop,
     TransportState,
 };
-use truc_tests::federation::{axis, next_delivery, receipts_of, receive_ids, within, G01, G12_UNIT, H49_UNIT};
+use truc_tests::federation::{
+    axis, next_deliveries, next_delivery, receipts_of, receive_ids, within, G01, G12_UNIT, H49_UNIT,
+};
 use truc_tests::{header, sign, TestHub};
 
 fn ca_trust(hub: &TestHub) -> SigningTrust {
@@ -87,14 +89,13 @@ async fn a_document_crosses_three_hubs_and_its_fate_comes_back() {
     unit.report_status(H49_UNIT, "fed/1", StatusCode::Registered as i32, "vào sổ 123", None)
         .await
         .expect("03 after 01");
-    for code in [StatusCode::Arrived, StatusCode::Registered] {
-        let notice = next_delivery(&sender).await;
+    let notices = next_deliveries(&sender, 2).await;
+    for (notice, code) in notices.into_iter().zip([StatusCode::Arrived, StatusCode::Registered]) {
         let status = notice.status.expect("a status notice");
         assert_eq!(
             (status.reporter.as_str(), status.code, status.document_id.as_str()),
             (G12_UNIT, code as i32, "fed/1")
         );
-        sender.ack(vec![notice.delivery_id]).await.unwrap();
     }
 
     // Track at the sender's hub shows both recipients, by way of the
@@ -634,13 +635,12 @@ async fn a_revoke_reaches_the_recipients_on_both_other_hubs_and_their_answers_co
             .await
             .unwrap_or_else(|e| panic!("15 at {at}: {e}"));
     }
-    let mut answers = Vec::new();
-    for _ in 0..2 {
-        let d = next_delivery(&sender).await;
-        let n = d.status.expect("an answer");
-        sender.ack(vec![d.delivery_id]).await.unwrap();
-        answers.push((n.reporter, n.code));
-    }
+    let mut answers: Vec<(String, i32)> = next_deliveries(&sender, 2)
+        .await
+        .into_iter()
+        .map(|d| d.status.expect("an answer"))
+        .map(|n| (n.reporter, n.code))
+        .collect();
     answers.sort();
     assert_eq!(
         answers,
@@ -649,4 +649,38 @@ async fn a_revoke_reaches_the_recipients_on_both_other_hubs_and_their_answers_co
             (G12_UNIT.to_string(), StatusCode::Agree as i32)
         ]
     );
+}
+
+#[tokio::test]
+async fn an_uploaded_document_crosses_hubs_with_its_payload() {
+    let ax = axis().await;
+    let sender = ax.h49.agency(H49_UNIT).await;
+    let unit = ax.g12.agency(G12_UNIT).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ho-so.pdf");
+    let want: Vec<u8> = (0..(300u32 << 10) + 77)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 9) as u8)
+        .collect();
+    std::fs::write(&path, &want).unwrap();
+    // Uploaded (the payload apart from the header, in the payload files at
+    // h49), then forwarded with the payload inline.
+    let doc = truc_tests::transfer::signed(&sender, &[G12_UNIT], "fed/upload", &path);
+    sender
+        .upload_file(doc, &path, &truc_tests::transfer::quiet)
+        .await
+        .expect("uploaded at h49");
+    let got_dir = tempfile::tempdir().unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let got = loop {
+        let got = truc_tests::transfer::receive_all(&unit, got_dir.path()).await;
+        if !got.is_empty() {
+            break got;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the payload did not reach g12 in 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(got.len() == 1 && got[0] == want, "the payload arrived at g12 unchanged");
 }

@@ -37,8 +37,11 @@ use crate::Shared;
 const BATCH: usize = 64;
 /// …holding no more payload bytes than this (one larger item goes alone).
 const BATCH_BYTES: u64 = 16 * 1024 * 1024;
-/// Longest wait between two tries to reach a peer.
+/// Longest wait before looking at a peer's outbox again without a commit.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Longest wait between two tries to reach a peer that is down: a peer
+/// back up is used again within seconds (a try costs a TCP connect).
+const MAX_RETRY: Duration = Duration::from_secs(5);
 
 /// The recipients of `to` that the routing table sends to a peer, with
 /// that peer (none when no peer is configured).
@@ -63,13 +66,13 @@ pub(crate) async fn refuse_inactive(shared: &Shared, remote: &[(AgencyCode, HubI
     if remote.is_empty() {
         return Ok(());
     }
-    let known = shared
-        .store
-        .remote_agencies()
-        .await
-        .map_err(crate::status::from_store)?;
     for (code, _) in remote {
-        let Some(a) = known.iter().find(|a| a.code == code.as_str()) else {
+        let known = shared
+            .store
+            .remote_agency(code.clone())
+            .await
+            .map_err(crate::status::from_store)?;
+        let Some(a) = known else {
             continue;
         };
         let inactive = match a.state {
@@ -270,7 +273,7 @@ async fn run(shared: Arc<Shared>, peer: HubId, config: PeerConfig, link: Arc<Lin
                         _ = tokio::time::sleep(backoff) => {}
                         _ = stop.changed() => return,
                     }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    backoff = (backoff * 2).min(MAX_RETRY);
                     continue;
                 }
             },
@@ -370,7 +373,7 @@ async fn run(shared: Arc<Shared>, peer: HubId, config: PeerConfig, link: Arc<Lin
                 _ = tokio::time::sleep(backoff) => {}
                 _ = stop.changed() => return,
             }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            backoff = (backoff * 2).min(MAX_RETRY);
         }
     }
 }
@@ -458,9 +461,14 @@ async fn hand_over(shared: &Shared, peer: &HubId, mut client: PeerClient<Channel
                 return Handed::Impossible(e.to_string());
             }
             if payload_external {
-                match inline_payload(shared, &header_sha256, &document) {
-                    Ok(bytes) => document.payload = bytes,
-                    Err(why) => return Handed::Impossible(why),
+                // A file read, off the reactor.
+                let files = shared.payloads.clone();
+                let limit = shared.config.limits.max_inline_payload;
+                let header = document.header.clone();
+                match tokio::task::spawn_blocking(move || inline_payload(&files, limit, &header)).await {
+                    Ok(Ok(bytes)) => document.payload = bytes,
+                    Ok(Err(why)) => return Handed::Impossible(why),
+                    Err(e) => return Handed::Unreachable(format!("reading the payload: {e}")),
                 }
             }
             match f.sign_hop(item.accepted_at_unix_ms, &header_sha256, trace.last()) {
@@ -491,22 +499,16 @@ async fn hand_over(shared: &Shared, peer: &HubId, mut client: PeerClient<Channel
 
 /// The payload of a document whose payload is in the payload files, read
 /// whole: a forward carries it inline, so it must fit the inline limit.
-fn inline_payload(
-    shared: &Shared,
-    _header_sha256: &[u8],
-    document: &truc_proto::v1::SignedDocument,
-) -> Result<Vec<u8>, String> {
-    let header = truc_core::document::check_header(&document.header).map_err(|e| e.to_string())?;
+fn inline_payload(files: &truc_store::PayloadFiles, limit: u64, header_bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let header = truc_core::document::check_header(header_bytes).map_err(|e| e.to_string())?;
     let size = header.header.payload_size;
-    let limit = shared.config.limits.max_inline_payload;
     if size > limit {
         return Err(format!(
             "the payload is {size} bytes; documents are forwarded with their payload inline, at most \
              limits.max_inline_payload = {limit} bytes (chunked forwarding between hubs is not built yet)"
         ));
     }
-    shared
-        .payloads
+    files
         .read_at(&header.header.payload_sha256, 0, size as usize)
         .map_err(|e| format!("reading the payload: {e}"))
 }

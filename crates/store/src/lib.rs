@@ -761,4 +761,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Federation: the agencies of other hubs this hub knows, by code.
     fn remote_agencies(&self) -> BoxFuture<'_, Result<Vec<RemoteAgency>, StoreError>>;
+
+    /// Federation: one agency of another hub, if the directory knows it.
+    fn remote_agency(&self, code: AgencyCode) -> BoxFuture<'_, Result<Option<RemoteAgency>, StoreError>>;
 }

@@ -205,42 +205,43 @@ impl Axis for AxisService {
                 truc_core::document::MAX_RECIPIENTS
             )));
         }
-        // Other hubs' agencies, from the federated directory.
-        let remote = if self.0.federation.peers.is_empty() {
-            Vec::new()
-        } else {
-            self.0.store.remote_agencies().await.map_err(status::from_store)?
-        };
-        let agencies = codes
-            .iter()
-            .map(|c| {
-                let code = AgencyCode::parse(c).map_err(status::from_core)?;
-                Ok(match self.0.store.agency(&code) {
-                    Some(a) => truc_proto::v1::AgencyEntry {
-                        code: a.code,
-                        registered: true,
-                        state: a.state.to_string(),
-                        name: a.name,
-                        successor: a.successor,
-                        hub_id: String::new(),
-                    },
-                    None => match remote.iter().find(|r| r.code == code.as_str()) {
-                        Some(r) => truc_proto::v1::AgencyEntry {
-                            code: r.code.clone(),
-                            registered: true,
-                            state: r.state.to_string(),
-                            name: r.name.clone(),
-                            successor: r.successor.clone(),
-                            hub_id: r.hub.clone(),
-                        },
-                        None => truc_proto::v1::AgencyEntry {
-                            code: code.to_string(),
-                            ..Default::default()
-                        },
-                    },
-                })
-            })
-            .collect::<Result<Vec<_>, Status>>()?;
+        let mut agencies = Vec::with_capacity(codes.len());
+        for c in &codes {
+            let code = AgencyCode::parse(c).map_err(status::from_core)?;
+            let local = self.0.store.agency(&code);
+            // Another hub's agency, from the federated directory.
+            let remote = match &local {
+                None if !self.0.federation.peers.is_empty() => self
+                    .0
+                    .store
+                    .remote_agency(code.clone())
+                    .await
+                    .map_err(status::from_store)?,
+                _ => None,
+            };
+            agencies.push(match (local, remote) {
+                (Some(a), _) => truc_proto::v1::AgencyEntry {
+                    code: a.code,
+                    registered: true,
+                    state: a.state.to_string(),
+                    name: a.name,
+                    successor: a.successor,
+                    hub_id: String::new(),
+                },
+                (None, Some(r)) => truc_proto::v1::AgencyEntry {
+                    code: r.code,
+                    registered: true,
+                    state: r.state.to_string(),
+                    name: r.name,
+                    successor: r.successor,
+                    hub_id: r.hub,
+                },
+                (None, None) => truc_proto::v1::AgencyEntry {
+                    code: code.to_string(),
+                    ..Default::default()
+                },
+            });
+        }
         Ok(Response::new(truc_proto::v1::LookupAgenciesResponse { agencies }))
     }
 

@@ -1046,6 +1046,19 @@ impl Store for Arc<SledStore> {
         })))
     }
 
+    fn remote_agency(&self, code: AgencyCode) -> BoxFuture<'_, Result<Option<crate::RemoteAgency>, StoreError>> {
+        let handles = self.handles.clone();
+        self.fresh(Box::pin(blocking(move || {
+            let tree = handles.tree()?;
+            let Some(v) = tree.get(keys::remote_agency(code.as_str()))? else {
+                return Ok(None);
+            };
+            let r = crate::records::RemoteAgencyRecord::decode(v.as_ref())
+                .map_err(|e| StoreError::corrupt_from("remote agency", e))?;
+            Ok(Some(crate::machine::directory::remote(r)))
+        })))
+    }
+
     fn peer_queue_stats(&self, peer: HubId, now_unix_ms: i64) -> BoxFuture<'_, Result<QueueStats, StoreError>> {
         let handles = self.handles.clone();
         let name = crate::machine::peers::outbox(peer.as_str());

@@ -242,8 +242,14 @@ pub(crate) async fn run(root: &Path) -> anyhow::Result<()> {
     println!("   {} reported 01 (arrived) and 03 (registered) at g12", UNIT.0);
 
     println!("\n5. What comes back to the sender's hub, h49:");
+    // One stream for both notices (a stream holds leases on what it was
+    // handed; a second stream would wait for them to run out).
+    let mut notices = sender.receive(8, true).await?;
     for _ in 0..2 {
-        let d = next_delivery(&sender).await?;
+        let d = tokio::time::timeout(Duration::from_secs(30), notices.message())
+            .await
+            .context("no status notice within 30 s")??
+            .context("the stream ended")?;
         let n = d.status.context("a status notice")?;
         sender.ack(vec![d.delivery_id]).await?;
         println!(

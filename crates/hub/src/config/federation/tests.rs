@@ -176,3 +176,49 @@ fn peer_addresses() {
         assert!(peer_url(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn origins_load_and_their_errors_name_the_origin_and_the_key() {
+    let cas = Cas::new("origins");
+    let origin =
+        |id: &str, ca: &str, serves: &str| format!("\n[[origins]]\nid = \"{id}\"\nca = \"{ca}\"\nserves = {serves}\n");
+    // g12 (not a peer here) as an origin: loads, with its patterns.
+    let base = h49(&cas).replace(
+        &format!(
+            "\n[[peers]]\nid = \"g12\"\naddress = \"https://10.0.0.12:7443\"\nca = \"{}\"\nserves = [\"*.G12\", \"G12.*\", \"000.00.00.G22\"]\n",
+            cas.ca("g12")
+        ),
+        "",
+    );
+    let good = base.clone() + &origin("g12", &cas.ca("g12"), r#"["*.G12", "G12.*"]"#);
+    let config = load(&good).unwrap();
+    let origins = config.origin_patterns().unwrap();
+    assert_eq!(origins.len(), 1);
+    assert_eq!(origins[0].0, id("g12"));
+    assert_eq!(origins[0].1.len(), 2);
+    for (text, want) in [
+        (
+            base.clone() + &origin("national", &cas.ca("national"), r#"["*.G01"]"#),
+            r#"origins[0].id = "national": is a peer or another origin already"#,
+        ),
+        (
+            base.clone() + &origin("G12", &cas.ca("g12"), r#"["*.G12"]"#),
+            r#"origins[0].id = "G12": hub id "G12": expected lower-case"#,
+        ),
+        (
+            base.clone() + &origin("g12", "/nonexistent/g12-ca.pem", r#"["*.G12"]"#),
+            "origins[0].ca (origin g12) = /nonexistent/g12-ca.pem:",
+        ),
+        (
+            base.clone() + &origin("g12", &cas.ca("g12"), "[]"),
+            "origins[0].serves (origin g12) = []: an origin must serve some codes",
+        ),
+        (
+            base.clone() + &origin("g12", &cas.ca("g12"), r#"["*.g12"]"#),
+            r#"origins[0].serves[0] (origin g12) = "*.g12": agency codes are upper-case"#,
+        ),
+    ] {
+        let e = error(&text);
+        assert!(e.contains(want), "want {want:?} in {e:?}");
+    }
+}
