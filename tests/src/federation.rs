@@ -33,7 +33,8 @@ pub struct Axis {
     pub g12: TestHub,
 }
 
-/// `hub` as a `[[peers]]` entry `id` serving `serves`.
+/// `hub` as a `[[peers]]` entry `id` serving `serves`, with its checkpoint
+/// key (so that the receipts it signs are checked).
 pub fn peer(hub: &TestHub, id: &str, serves: &[&str]) -> PeerConfig {
     PeerConfig {
         id: id.into(),
@@ -41,8 +42,25 @@ pub fn peer(hub: &TestHub, id: &str, serves: &[&str]) -> PeerConfig {
         ca: hub.pki.pki.ca_pem_path(),
         crl: None,
         serves: patterns(serves),
+        checkpoint_key: Some(checkpoint_key(hub, id)),
         ..PeerConfig::default()
     }
+}
+
+/// Hub `id`'s checkpoint verifier key (`<id>.truc/receipts+…`), built from
+/// its `receipts.pub` as an operator of a peer would.
+pub fn checkpoint_key(hub: &TestHub, id: &str) -> String {
+    let pem = std::fs::read_to_string(hub.pki.pki.receipt_pub_path()).expect("receipts.pub");
+    let spki = truc_core::tree_head::TreeHeadVerifier::from_pem(&pem)
+        .expect("receipt key")
+        .public_key_spki_der();
+    truc_core::c2sp::NoteVerifier::new(
+        &format!("{id}.truc/receipts"),
+        truc_core::c2sp::note::TYPE_ED25519,
+        &spki[spki.len() - 32..],
+    )
+    .expect("verifier key")
+    .vkey()
 }
 
 /// Agency-code patterns as configuration strings.

@@ -684,3 +684,63 @@ async fn an_uploaded_document_crosses_hubs_with_its_payload() {
     };
     assert!(got.len() == 1 && got[0] == want, "the payload arrived at g12 unchanged");
 }
+
+#[tokio::test]
+async fn a_report_not_signed_by_the_reporting_peer_is_refused() {
+    use truc_proto::v1::ReportRequest;
+    let ax = axis().await;
+    let sender = ax.h49.agency(H49_UNIT).await;
+    let unit = ax.g12.agency(G12_UNIT).await;
+    sender
+        .send(sign(&sender, header(&[G12_UNIT], "fed/report"), b"x"))
+        .await
+        .unwrap();
+    let d = next_delivery(&unit).await;
+    unit.ack(vec![d.delivery_id]).await.unwrap();
+    // A genuine receipt of g12's log (its DELIVERED), handed to the
+    // national hub by h49 as if h49 had signed it: refused, as national
+    // checks what h49 reports with h49's checkpoint key.
+    within("g12 to record the delivery", || async {
+        receipts_of(&ax.g12, H49_UNIT, "fed/report")
+            .await
+            .iter()
+            .any(|r| r.event == ReceiptEvent::Delivered as i32)
+    })
+    .await;
+    let op = ax.g12.operator().await;
+    let pages = op
+        .all_receipts(ListReceiptsRequest {
+            document_from: H49_UNIT.into(),
+            document_id: "fed/report".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let delivered = pages
+        .into_iter()
+        .flat_map(|p| {
+            let head = p.tree_head.clone();
+            p.receipts.into_iter().map(move |mut r| {
+                if r.tree_head.is_none() {
+                    r.tree_head = head.clone();
+                }
+                r
+            })
+        })
+        .find(|r| Receipt::decode(r.receipt.as_slice()).unwrap().event == ReceiptEvent::Delivered as i32)
+        .unwrap();
+    let mut from_h49 = peer_client(&ax.national, &ax.h49.pki.pki.hub_dir(), &ax.national).await;
+    let st = from_h49
+        .report(ReportRequest {
+            receipt: Some(delivered),
+        })
+        .await
+        .expect_err("a receipt h49 did not sign");
+    assert_eq!(st.code(), Code::InvalidArgument, "{st:?}");
+    assert!(
+        st.message()
+            .contains("does not verify with urn:truc:hub:h49's checkpoint_key"),
+        "{}",
+        st.message()
+    );
+}

@@ -117,6 +117,17 @@ impl TreeHeadVerifier {
         }
     }
 
+    /// The verifier of a raw Ed25519 public key (as a c2sp verifier key
+    /// carries a hub's receipt key).
+    pub fn from_ed25519(key: &[u8; 32]) -> Self {
+        let mut der = ED25519_SPKI_PREFIX.to_vec();
+        der.extend_from_slice(key);
+        Self {
+            public_key: key.to_vec(),
+            key_id: crate::sha256(&der),
+        }
+    }
+
     /// Loads an Ed25519 public key from PEM text
     /// (`-----BEGIN PUBLIC KEY-----`); other PEM sections are skipped.
     pub fn from_pem(pem: &str) -> Result<Self, CoreError> {

@@ -14,6 +14,7 @@ use truc_core::c2sp::{Checkpoint, NoteSigner};
 use truc_core::merkle::Hash;
 use truc_core::routing::{CodePattern, HubId, RoutingTable};
 use truc_core::sync::Locked;
+use truc_core::tree_head::TreeHeadVerifier;
 use truc_core::{AgencyCode, Principal};
 use truc_proto::v1::TraceHop;
 use truc_store::Store;
@@ -45,6 +46,9 @@ pub(crate) struct Federation {
     own_serves: Vec<CodePattern>,
     /// Signs this hub's trace hops with its TLS identity's key.
     hop_signer: Option<HopSigner>,
+    /// The receipt keys of the peers whose `checkpoint_key` is configured:
+    /// what they report, and their acceptances, are checked with them.
+    receipt_keys: std::collections::HashMap<HubId, TreeHeadVerifier>,
 }
 
 /// This hub's certificate chain and key, for its trace hops.
@@ -109,6 +113,15 @@ impl Federation {
             }
             None => None,
         };
+        let mut receipt_keys = std::collections::HashMap::new();
+        for p in &config.peers {
+            if let Some(vkey) = &p.checkpoint_key {
+                let id = p.hub_id().map_err(|e| HubError::Config(e.to_string()))?;
+                let v = truc_core::c2sp::NoteVerifier::from_vkey(vkey)
+                    .map_err(|e| HubError::Config(format!("peer {id}: checkpoint_key: {e}")))?;
+                receipt_keys.insert(id, TreeHeadVerifier::from_ed25519(&v.public_key()));
+            }
+        }
         Ok(Federation {
             own,
             table,
@@ -118,7 +131,26 @@ impl Federation {
             claims,
             own_serves,
             hop_signer,
+            receipt_keys,
         })
+    }
+
+    /// Check a receipt `peer` signed (its tree head with the peer's receipt
+    /// key, the receipt's inclusion in it), when the peer's
+    /// `checkpoint_key` is configured; without it the peer's mTLS identity
+    /// is all that vouches for it.
+    pub(crate) fn check_peer_receipt(
+        &self,
+        peer: &HubId,
+        proven: &truc_proto::v1::ProvenReceipt,
+    ) -> Result<(), String> {
+        match self.receipt_keys.get(peer) {
+            None => Ok(()),
+            Some(v) => v
+                .verify_proven_receipt(proven)
+                .map(|_| ())
+                .map_err(|e| format!("the receipt does not verify with urn:truc:hub:{peer}'s checkpoint_key: {e}")),
+        }
     }
 
     /// Whether hub `hub` may originate documents from agency `code`: one of

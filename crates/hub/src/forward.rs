@@ -491,7 +491,13 @@ async fn hand_over(shared: &Shared, peer: &HubId, mut client: PeerClient<Channel
         }
     };
     match answer {
-        Ok(next) => Handed::Taken(next),
+        Ok(Some(next)) => match shared.federation.check_peer_receipt(peer, &next) {
+            // Taken, but what it signed does not check out: forwarded
+            // again (answered as a duplicate), and said why.
+            Err(why) => Handed::Unreachable(why),
+            Ok(()) => Handed::Taken(Some(next)),
+        },
+        Ok(None) => Handed::Taken(None),
         Err(st) if refusal(st.code()) => Handed::Refused(format!("{:?}: {}", st.code(), st.message())),
         Err(st) => Handed::Unreachable(format!("{:?}: {}", st.code(), st.message())),
     }

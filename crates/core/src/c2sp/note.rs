@@ -395,6 +395,11 @@ impl NoteVerifier {
         self.signature_type
     }
 
+    /// The Ed25519 public key.
+    pub fn public_key(&self) -> [u8; 32] {
+        self.public_key
+    }
+
     /// `name+keyid`, as keys are named in messages.
     pub fn key(&self) -> String {
         format!("{}+{:08x}", self.name, self.key_id)

@@ -181,6 +181,10 @@ impl Peer for PeerService {
             .receipt
             .ok_or_else(|| Status::invalid_argument("receipt is missing"))?;
         self.0
+            .federation
+            .check_peer_receipt(&caller, &receipt)
+            .map_err(Status::invalid_argument)?;
+        self.0
             .store
             .peer_report(caller, receipt)
             .await
