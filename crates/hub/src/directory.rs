@@ -78,6 +78,8 @@ async fn view_for(shared: &Shared, peer: &HubId) -> Result<Vec<DirectoryEntry>, 
 
 async fn publish(shared: Arc<Shared>, peer: HubId, config: PeerConfig, mut stop: watch::Receiver<bool>) {
     let mut sent: Option<(Vec<DirectoryEntry>, Instant)> = None;
+    // One connection kept while it works, as the forwarding task does.
+    let mut client = None;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(LOOK_EVERY) => {}
@@ -93,14 +95,21 @@ async fn publish(shared: Arc<Shared>, peer: HubId, config: PeerConfig, mut stop:
         if matches!(&sent, Some((v, at)) if *v == view && at.elapsed() < REFRESH) {
             continue;
         }
-        let mut client = match crate::forward::connect(&shared, &config).await {
-            Ok(c) => c,
-            Err(why) => {
-                tracing::debug!(%peer, error = %why, "directory: peer unreachable");
-                continue;
-            }
+        let mut c = match client.take() {
+            Some(c) => c,
+            None => match crate::forward::connect(&shared, &config).await {
+                Ok(c) => c,
+                Err(why) => {
+                    tracing::debug!(%peer, error = %why, "directory: peer unreachable");
+                    continue;
+                }
+            },
         };
-        match client.publish_directory(DirectoryView { entries: view.clone() }).await {
+        let answer = c.publish_directory(DirectoryView { entries: view.clone() }).await;
+        if answer.is_ok() {
+            client = Some(c);
+        }
+        match answer {
             Ok(ack) => {
                 let ack = ack.into_inner();
                 if ack.ignored > 0 {

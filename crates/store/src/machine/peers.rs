@@ -70,10 +70,8 @@ impl Forwards {
         Ok(())
     }
 
-    /// Write one entry per peer and document; returns the peers' outbox
-    /// names.
-    pub(crate) fn flush(self, p: &mut Batch<'_>) -> Result<Vec<String>, StoreError> {
-        let mut touched = Vec::new();
+    /// Write one entry per peer and document.
+    pub(crate) fn flush(self, p: &mut Batch<'_>) -> Result<(), StoreError> {
         for ((peer, hub_id), recipients) in self.groups {
             let rec = document(p, hub_id)?;
             super::payloads::add_ref(p, &rec, 1)?;
@@ -93,11 +91,8 @@ impl Forwards {
                     super::deadlines::put_transport(p, hub_id, r, &s);
                 }
             }
-            if !touched.contains(&name) {
-                touched.push(name);
-            }
         }
-        Ok(touched)
+        Ok(())
     }
 }
 
@@ -412,7 +407,6 @@ pub(crate) fn apply_report(
         _ => return Ok(Vec::new()),
     }
     super::deadlines::put_state(p, hub_id, &remote.recipient, &s, Some(rec.due_date_unix_ms))?;
-    receipt.detail = format!("reported by {actor}");
     let index = p.append_receipt(receipt)?;
     if !rec.arrived_via.is_empty() {
         report_back(p, &rec, index);
