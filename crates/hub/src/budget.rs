@@ -1,7 +1,7 @@
-//! What one connection may have the hub hold for it at once, so that the
-//! hub's memory is bounded whatever its clients do.
+//! What one connection, and all of them together, may have the hub hold at
+//! once, so that the hub's memory is bounded whatever its clients do.
 //!
-//! Two limits per authenticated connection:
+//! Two limits per authenticated connection, and one over every connection:
 //!
 //! - **streams** (`limits.max_streams_per_connection`): HTTP/2's own
 //!   `SETTINGS_MAX_CONCURRENT_STREAMS`, set in `router.rs`. A client keeps
@@ -17,6 +17,15 @@
 //!   connection that holds nothing is always let in, so a single message
 //!   larger than the limit (up to the message size limit) goes through
 //!   alone.
+//! - **request memory, hub-wide** (`limits.max_request_memory`): the same
+//!   count over every connection, each request weighing its first message
+//!   plus [`REQUEST_OVERHEAD`] (its HTTP/2 stream, buffers and task: a held
+//!   4 KiB Send cost the hub about 45 KiB). Per-connection limits alone
+//!   let memory grow with the number of clients (100 agencies × 32 streams:
+//!   3,200 Sends held); this one does not. A request beyond it is pushed
+//!   back the same way, unless its connection holds nothing (so every
+//!   connection keeps moving: the bound is the limit plus one request per
+//!   connection, and the door caps connections).
 //!
 //! What each connection held at most, and how often it was pushed back,
 //! is in `Ops.ListConnections`; the hub's total of pushbacks in `/metrics`.
@@ -41,6 +50,64 @@ pub(crate) const PUSHBACK_MS: u64 = 10;
 /// u32 length.
 const PREFIX: usize = 5;
 
+/// What a request held weighs in the hub-wide count besides its message:
+/// a 4 KiB Send held cost about 45 KiB of resident memory (100 agencies:
+/// 375 MiB with 3,200 held, 268 MiB with 800; BENCHMARKS.md, issue 18).
+pub(crate) const REQUEST_OVERHEAD: u64 = 32 * 1024;
+
+/// What every connection together has in the hub's hands: the hub-wide
+/// half of each connection's [`Budget`].
+#[derive(Debug)]
+pub(crate) struct HubHeld {
+    limit: u64,
+    /// Request memory held now, over every connection.
+    held: Mutex<u64>,
+    peak: AtomicU64,
+    /// Pushbacks over every connection (either limit).
+    pushed_back: AtomicU64,
+}
+
+impl HubHeld {
+    /// A hub-wide count of at most `limit` bytes of request memory.
+    pub(crate) fn new(limit: u64) -> HubHeld {
+        HubHeld {
+            limit,
+            held: Mutex::new(0),
+            peak: AtomicU64::new(0),
+            pushed_back: AtomicU64::new(0),
+        }
+    }
+
+    /// The limit, bytes.
+    pub(crate) fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Request memory held now, over every connection.
+    pub(crate) fn held(&self) -> u64 {
+        *self.held.locked()
+    }
+
+    /// The most request memory held at once.
+    pub(crate) fn peak(&self) -> u64 {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    /// Requests answered with a pushback, over every connection.
+    pub(crate) fn pushed_back(&self) -> u64 {
+        self.pushed_back.load(Ordering::Relaxed)
+    }
+}
+
+/// Which limit pushed a request back, and what was held then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Over {
+    /// This connection's bytes (`limits.max_request_bytes_per_connection`).
+    Connection { held: u64, limit: u64 },
+    /// Every connection's memory (`limits.max_request_memory`).
+    Hub { held: u64, limit: u64 },
+}
+
 /// The request bytes one connection has in the hub's hands.
 #[derive(Debug)]
 pub(crate) struct Budget {
@@ -50,49 +117,63 @@ pub(crate) struct Budget {
     peak_bytes: AtomicU64,
     peak_requests: AtomicU64,
     pushed_back: AtomicU64,
-    /// The hub's count of pushbacks, over every connection.
-    hub_pushed_back: Arc<AtomicU64>,
+    /// Every connection's requests together.
+    hub: Arc<HubHeld>,
 }
 
 impl Budget {
-    /// A budget of `limit` bytes whose pushbacks also count in
-    /// `hub_pushed_back`.
-    pub(crate) fn new(limit: u64, hub_pushed_back: Arc<AtomicU64>) -> Budget {
+    /// A budget of `limit` bytes for one connection, counted also in the
+    /// hub-wide `hub`.
+    pub(crate) fn new(limit: u64, hub: Arc<HubHeld>) -> Budget {
         Budget {
             limit,
             held: Mutex::new((0, 0)),
             peak_bytes: AtomicU64::new(0),
             peak_requests: AtomicU64::new(0),
             pushed_back: AtomicU64::new(0),
-            hub_pushed_back,
+            hub,
         }
     }
 
     /// Hold `bytes` for one request until the guard drops; or, when the
-    /// connection already holds something and `bytes` more would pass the
-    /// limit, the bytes held now (counted as a pushback).
-    pub(crate) fn reserve(self: &Arc<Self>, bytes: u64) -> Result<Reserved, u64> {
+    /// connection already holds something and `bytes` more would pass its
+    /// limit or the hub's, which one (counted as a pushback).
+    pub(crate) fn reserve(self: &Arc<Self>, bytes: u64) -> Result<Reserved, Over> {
+        let weight = bytes.saturating_add(REQUEST_OVERHEAD);
         let mut held = self.held.locked();
-        if held.0 > 0 && held.0.saturating_add(bytes) > self.limit {
-            let now = held.0;
+        let over = if held.0 == 0 {
+            None
+        } else if held.0.saturating_add(bytes) > self.limit {
+            Some(Over::Connection {
+                held: held.0,
+                limit: self.limit,
+            })
+        } else {
+            let hub = *self.hub.held.locked();
+            (hub.saturating_add(weight) > self.hub.limit).then_some(Over::Hub {
+                held: hub,
+                limit: self.hub.limit,
+            })
+        };
+        if let Some(over) = over {
             drop(held);
             self.pushed_back.fetch_add(1, Ordering::Relaxed);
-            self.hub_pushed_back.fetch_add(1, Ordering::Relaxed);
-            return Err(now);
+            self.hub.pushed_back.fetch_add(1, Ordering::Relaxed);
+            return Err(over);
         }
         held.0 += bytes;
         held.1 += 1;
         self.peak_bytes.fetch_max(held.0, Ordering::Relaxed);
         self.peak_requests.fetch_max(u64::from(held.1), Ordering::Relaxed);
+        drop(held);
+        let mut hub = self.hub.held.locked();
+        *hub += weight;
+        self.hub.peak.fetch_max(*hub, Ordering::Relaxed);
         Ok(Reserved {
             budget: self.clone(),
             bytes,
+            weight,
         })
-    }
-
-    /// The limit, bytes.
-    pub(crate) fn limit(&self) -> u64 {
-        self.limit
     }
 
     /// Bytes held now.
@@ -121,23 +202,34 @@ impl Budget {
 pub(crate) struct Reserved {
     budget: Arc<Budget>,
     bytes: u64,
+    /// What it counts for hub-wide.
+    weight: u64,
 }
 
 impl Drop for Reserved {
     fn drop(&mut self) {
-        let mut held = self.budget.held.locked();
-        held.0 -= self.bytes;
-        held.1 -= 1;
+        {
+            let mut held = self.budget.held.locked();
+            held.0 -= self.bytes;
+            held.1 -= 1;
+        }
+        *self.budget.hub.held.locked() -= self.weight;
     }
 }
 
-/// The answer to a request beyond the budget: RESOURCE_EXHAUSTED, what is
+/// The answer to a request beyond a budget: RESOURCE_EXHAUSTED, what is
 /// held and the limit, and when to try again.
-pub(crate) fn pushback(held: u64, limit: u64) -> tonic::Status {
-    let mut s = tonic::Status::resource_exhausted(format!(
-        "this connection has {held} bytes of requests in the hub's hands and may have {limit} \
-         (limits.max_request_bytes_per_connection): retry after {PUSHBACK_MS} ms, or send fewer at once"
-    ));
+pub(crate) fn pushback(over: Over) -> tonic::Status {
+    let mut s = tonic::Status::resource_exhausted(match over {
+        Over::Connection { held, limit } => format!(
+            "this connection has {held} bytes of requests in the hub's hands and may have {limit} \
+             (limits.max_request_bytes_per_connection): retry after {PUSHBACK_MS} ms, or send fewer at once"
+        ),
+        Over::Hub { held, limit } => format!(
+            "the hub holds {held} bytes of requests from all its clients and may hold {limit} \
+             (limits.max_request_memory): retry after {PUSHBACK_MS} ms"
+        ),
+    });
     s.metadata_mut().insert(
         "grpc-retry-pushback-ms",
         tonic::metadata::MetadataValue::from(PUSHBACK_MS),
@@ -194,9 +286,9 @@ where
             let body = Prefetched::read_prefix(body).await;
             let reserved = match budget.reserve(counted(&body.head)) {
                 Ok(r) => r,
-                Err(held) => {
-                    tracing::debug!(held, limit = budget.limit(), path = %parts.uri.path(), "pushed back");
-                    return Ok(pushback(held, budget.limit()).into_http());
+                Err(over) => {
+                    tracing::debug!(?over, path = %parts.uri.path(), "pushed back");
+                    return Ok(pushback(over).into_http());
                 }
             };
             let resp = inner
@@ -310,19 +402,21 @@ mod tests {
 
     #[test]
     fn the_budget_lets_a_lone_request_in_and_pushes_back_beyond_the_limit() {
-        let hub = Arc::new(AtomicU64::new(0));
+        let hub = Arc::new(HubHeld::new(u64::MAX));
         let b = Arc::new(Budget::new(100, hub.clone()));
         let big = b.reserve(150).expect("alone, even over the limit");
-        assert_eq!(b.reserve(1).unwrap_err(), 150);
+        let over = Over::Connection { held: 150, limit: 100 };
+        assert_eq!(b.reserve(1).unwrap_err(), over);
         drop(big);
         let a = b.reserve(60).unwrap();
         let c = b.reserve(40).unwrap();
-        assert_eq!(b.reserve(1).unwrap_err(), 100);
+        assert_eq!(b.reserve(1).unwrap_err(), Over::Connection { held: 100, limit: 100 });
         assert_eq!((b.held_bytes(), b.peak_bytes(), b.peak_requests()), (100, 150, 2));
+        assert_eq!(hub.held(), 100 + 2 * REQUEST_OVERHEAD);
         drop((a, c));
-        assert_eq!(b.held_bytes(), 0);
-        assert_eq!((b.pushed_back(), hub.load(Ordering::Relaxed)), (2, 2));
-        let s = pushback(100, 100);
+        assert_eq!((b.held_bytes(), hub.held()), (0, 0));
+        assert_eq!((b.pushed_back(), hub.pushed_back()), (2, 2));
+        let s = pushback(Over::Connection { held: 100, limit: 100 });
         assert_eq!(s.code(), tonic::Code::ResourceExhausted);
         assert_eq!(s.metadata().get("grpc-retry-pushback-ms").unwrap(), "10");
         assert!(
@@ -330,5 +424,42 @@ mod tests {
             "{}",
             s.message()
         );
+    }
+
+    #[test]
+    fn the_hub_wide_count_pushes_back_a_connection_that_holds_something() {
+        // Room for two requests of 1,000 bytes in all.
+        let hub = Arc::new(HubHeld::new(2 * (1000 + REQUEST_OVERHEAD)));
+        let (x, y) = (
+            Arc::new(Budget::new(1 << 20, hub.clone())),
+            Arc::new(Budget::new(1 << 20, hub.clone())),
+        );
+        let x1 = x.reserve(1000).unwrap();
+        let x2 = x.reserve(1000).unwrap();
+        let full = 2 * (1000 + REQUEST_OVERHEAD);
+        // x holds something: pushed back by the hub's count, not its own.
+        assert_eq!(
+            x.reserve(1000).unwrap_err(),
+            Over::Hub {
+                held: full,
+                limit: full
+            }
+        );
+        // y holds nothing: let in (every connection keeps moving) …
+        let y1 = y.reserve(1000).expect("a connection holding nothing is let in");
+        assert_eq!(hub.peak(), full + 1000 + REQUEST_OVERHEAD);
+        // … and then held to the hub's count like x.
+        assert!(matches!(y.reserve(1000), Err(Over::Hub { .. })));
+        drop((x1, x2));
+        let y2 = y.reserve(1000).expect("room again");
+        drop((y1, y2));
+        assert_eq!(hub.held(), 0);
+        assert_eq!(hub.pushed_back(), 2);
+        let s = pushback(Over::Hub {
+            held: full,
+            limit: full,
+        });
+        assert_eq!(s.code(), tonic::Code::ResourceExhausted);
+        assert!(s.message().contains("limits.max_request_memory"), "{}", s.message());
     }
 }

@@ -311,6 +311,14 @@ pub struct LimitsConfig {
     /// always let in, so one message larger than this (up to the message
     /// limit) still goes through, alone.
     pub max_request_bytes_per_connection: u64,
+    /// Request memory the hub holds at once over every connection: each
+    /// request counts its first message plus 32 KiB (its HTTP/2 stream,
+    /// buffers and task) from its arrival until it is answered. Beyond it,
+    /// a request is pushed back like one over the per-connection limit,
+    /// unless its connection holds nothing (each connection keeps moving).
+    /// The per-connection limits alone let memory grow with the number of
+    /// clients; this does not.
+    pub max_request_memory: u64,
 }
 
 impl Default for LimitsConfig {
@@ -341,6 +349,10 @@ impl Default for LimitsConfig {
             // the writer's group commits.
             max_streams_per_connection: 32,
             max_request_bytes_per_connection: 64 << 20,
+            // About 900 held 4 KiB Sends: more than a group commit takes
+            // (1,024 requests of every kind), a quarter of what 100 agencies
+            // held under the per-connection limits (BENCHMARKS.md, issue 18).
+            max_request_memory: 32 << 20,
         }
     }
 }
@@ -672,6 +684,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
         "TRUC_LIMITS_MAX_REQUEST_BYTES_PER_CONNECTION",
         "limits.max_request_bytes_per_connection",
     ),
+    ("TRUC_LIMITS_MAX_REQUEST_MEMORY", "limits.max_request_memory"),
     ("TRUC_DELIVERY_LEASE_MS", "delivery.lease_ms"),
     ("TRUC_DELIVERY_MAX_ATTEMPTS", "delivery.max_attempts"),
     ("TRUC_DELIVERY_DEFAULT_IN_FLIGHT", "delivery.default_in_flight"),
@@ -844,6 +857,13 @@ impl Config {
                 "limits.max_request_bytes_per_connection",
                 &self.limits.max_request_bytes_per_connection,
                 "must be at least 65536 (64 KiB: room for a few small documents)",
+            ));
+        }
+        if self.limits.max_request_memory < 1 << 20 {
+            return Err(value(
+                "limits.max_request_memory",
+                &self.limits.max_request_memory,
+                "must be at least 1048576 (1 MiB: room for a few dozen requests)",
             ));
         }
         for (key, v) in [

@@ -72,8 +72,9 @@ pub(crate) struct Door {
     /// `limits.max_request_bytes_per_connection`, each connection's
     /// [`Budget`].
     max_request_bytes: u64,
-    /// Requests pushed back, over every connection.
-    pushed_back: Arc<AtomicU64>,
+    /// `limits.max_request_memory`: every connection's requests together,
+    /// and the pushbacks of both limits.
+    hub_held: Arc<crate::budget::HubHeld>,
 }
 
 impl Door {
@@ -92,13 +93,13 @@ impl Door {
             next_held: AtomicU64::new(0),
             max_streams_per_connection: limits.max_streams_per_connection,
             max_request_bytes: limits.max_request_bytes_per_connection,
-            pushed_back: Arc::new(AtomicU64::new(0)),
+            hub_held: Arc::new(crate::budget::HubHeld::new(limits.max_request_memory)),
         }
     }
 
     /// The request budget of a new connection.
     pub(crate) fn budget(&self) -> Budget {
-        Budget::new(self.max_request_bytes, self.pushed_back.clone())
+        Budget::new(self.max_request_bytes, self.hub_held.clone())
     }
 
     /// Let a new connection from `ip` in, or say which cap it is over (and
@@ -190,21 +191,33 @@ impl Door {
         family(
             "truc_connection_limits",
             "gauge",
-            "The caps in force: total, per_address, handshakes; per connection: streams, request_bytes.",
+            "The caps in force: total, per_address, handshakes; per connection: streams, request_bytes; \
+             over every connection: request_memory.",
             &[
                 ("{limit=\"total\"}", self.max_total),
                 ("{limit=\"per_address\"}", u64::from(self.max_per_address)),
                 ("{limit=\"handshakes\"}", self.max_handshakes),
                 ("{limit=\"streams\"}", u64::from(self.max_streams_per_connection)),
                 ("{limit=\"request_bytes\"}", self.max_request_bytes),
+                ("{limit=\"request_memory\"}", self.hub_held.limit()),
+            ],
+        );
+        family(
+            "truc_request_memory_bytes",
+            "gauge",
+            "Request memory the hub holds now over every connection (each request: its first message plus \
+             32 KiB), and the most it held since it started.",
+            &[
+                ("{at=\"now\"}", self.hub_held.held()),
+                ("{at=\"peak\"}", self.hub_held.peak()),
             ],
         );
         family(
             "truc_requests_pushed_back_total",
             "counter",
             "Requests answered RESOURCE_EXHAUSTED with a retry pushback because their connection held \
-             limits.max_request_bytes_per_connection already.",
-            &[("", self.pushed_back.load(Ordering::Relaxed))],
+             limits.max_request_bytes_per_connection already, or the hub limits.max_request_memory.",
+            &[("", self.hub_held.pushed_back())],
         );
         let refused = |r: Refused| self.refused[r as usize].load(Ordering::Relaxed);
         family(

@@ -145,6 +145,12 @@ pub(crate) fn hub_principal(shared: &Shared) -> Option<truc_core::Principal> {
     hub_certificate(shared)?.1
 }
 
+/// Input up to which a check runs on the async worker that asked for it: a
+/// signature and a digest of 64 KiB take about 0.1 ms, less than handing the
+/// work to a blocking thread and back costs (two thread wake-ups per Send:
+/// 13 % of the hub's CPU at 4 KiB, BENCHMARKS.md, issue 18).
+const INLINE_CPU_BYTES: u64 = 64 * 1024;
+
 impl Shared {
     pub(crate) fn signing_trust(&self) -> Arc<SigningTrust> {
         self.trust.signing()
@@ -155,9 +161,17 @@ impl Shared {
         self.config.limits.max_signed_at_ahead_seconds.saturating_mul(1000)
     }
 
-    /// Run CPU-bound work (signature checks) off the reactor, on at most one
-    /// thread per core.
-    pub(crate) async fn on_cpu<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    /// Run CPU-bound work (signature checks) over `bytes` of input: small
+    /// work on the worker that asked, larger work off the reactor on at most
+    /// one thread per core.
+    pub(crate) async fn on_cpu<T: Send + 'static>(
+        &self,
+        bytes: u64,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        if bytes <= INLINE_CPU_BYTES {
+            return Some(f());
+        }
         let _slot = self.cpu_slots.acquire().await.ok()?;
         tokio::task::spawn_blocking(f).await.ok()
     }

@@ -40,9 +40,10 @@ impl Axis for AxisService {
         // Signature and chain checks cost CPU: keep them off the reactor.
         let trust = self.0.signing_trust();
         let max_ahead_ms = self.0.max_signed_at_ahead_ms();
+        let work = doc.payload.len() as u64;
         let (doc, checked) = self
             .0
-            .on_cpu(move || {
+            .on_cpu(work, move || {
                 let r = truc_core::document::verify_document(&doc, Some(&caller), &trust, UnixTime::now(), true)
                     .and_then(|c| {
                         truc_core::document::check_signed_at(&c.header, truc_core::now_unix_ms(), max_ahead_ms)?;

@@ -81,8 +81,9 @@ impl Peer for PeerService {
         let anchors = shared.trust.hub_anchors();
         let trace = r.trace;
         let caller_for_check = caller.clone();
+        let work = doc.payload.len() as u64;
         let (doc, trace, checked) = shared
-            .on_cpu(move || {
+            .on_cpu(work, move || {
                 let checked = check_forwarded(&doc, &trace, &caller_for_check, &anchors);
                 (doc, trace, checked)
             })

@@ -93,8 +93,9 @@ async fn verify(
 ) -> Result<(SignedDocument, Result<CheckedHeader, truc_core::CoreError>), Status> {
     let trust = shared.signing_trust();
     let max_ahead_ms = shared.max_signed_at_ahead_ms();
+    // The payload is not hashed here (it is checked as it arrives).
     shared
-        .on_cpu(move || {
+        .on_cpu(0, move || {
             let r = truc_core::document::verify_document(&doc, Some(&caller), &trust, UnixTime::now(), false).and_then(
                 |c| {
                     truc_core::document::check_signed_at(&c.header, truc_core::now_unix_ms(), max_ahead_ms)?;
