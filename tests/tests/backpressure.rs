@@ -4,12 +4,15 @@
 //! at once; a stream beyond the first limit waits in the client (or is
 //! refused), a request beyond the second is pushed back (RESOURCE_EXHAUSTED
 //! with `grpc-retry-pushback-ms`) and the SDK sends it again. A client with
-//! far more in flight is slowed, not failed, and nothing is lost.
+//! far more in flight is slowed, not failed, and nothing is lost. Over
+//! every connection together, `limits.max_request_memory` bounds what the
+//! hub holds however many clients there are.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use truc_tests::{document_id, eventually, header, sign, TestHub};
+use truc_hub::metrics::parse_exposition;
+use truc_tests::{admin_get, document_id, eventually, header, sign, TestHub};
 
 const G22: &str = "000.00.00.G22";
 const G23: &str = "000.00.00.G23";
@@ -122,4 +125,92 @@ async fn two_thousand_concurrent_sends_on_one_connection_all_arrive_within_the_l
         (inbox.waiting, inbox.leased) == (0, 0)
     })
     .await;
+}
+
+/// What a held request weighs in the hub-wide count besides its message
+/// (`budget::REQUEST_OVERHEAD`).
+const OVERHEAD: u64 = 32 << 10;
+
+/// Many connections together: the hub-wide count holds them all to
+/// `limits.max_request_memory` (plus one request per connection, each let
+/// in while its connection holds nothing), pushing back the rest, and every
+/// document still arrives once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_connections_together_are_held_to_the_hub_wide_request_memory() {
+    const MEMORY: u64 = 1 << 20;
+    const CLIENTS: usize = 6;
+    const EACH: usize = 300;
+    const SIZE: usize = 4096;
+    let hub = TestHub::start_with(|c| {
+        c.limits.max_request_memory = MEMORY;
+        c.admin.listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let h26 = hub.agency(H26).await;
+    // Six agencies, one connection each, each with 32 streams (the default)
+    // of room: 192 Sends at once would weigh 6.8 MiB; the hub has 1 MiB.
+    let mut sends = tokio::task::JoinSet::new();
+    let mut clients = Vec::new();
+    for n in 0..CLIENTS {
+        let code = format!("000.00.00.G{}", 30 + n);
+        let client = Arc::new(hub.agency(&code).await);
+        for i in 0..EACH {
+            let mut payload = vec![(i % 251) as u8; SIZE];
+            payload[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            let doc = sign(&client, header(&[H26], &format!("{code}/{i}")), &payload);
+            let client = client.clone();
+            sends.spawn(async move { client.send(doc).await });
+        }
+        clients.push(client);
+    }
+    let mut accepted = 0;
+    while let Some(r) = sends.join_next().await {
+        let a = r.expect("task").expect("every Send is accepted, pushed back or not");
+        assert!(!a.duplicate, "{a:?}");
+        accepted += 1;
+    }
+    assert_eq!(accepted, CLIENTS * EACH);
+
+    let samples = parse_exposition(&admin_get(&hub, "/metrics").await.body);
+    let value = |name: &str, label: Option<(&str, &str)>| {
+        samples
+            .iter()
+            .find(|s| s.name == name && label.is_none_or(|(k, v)| s.labels.get(k).map(String::as_str) == Some(v)))
+            .unwrap_or_else(|| panic!("{name} {label:?} is exported"))
+            .value as u64
+    };
+    let peak = value("truc_request_memory_bytes", Some(("at", "peak")));
+    let weight = OVERHEAD + SIZE as u64 + 1024;
+    assert!(
+        peak <= MEMORY + CLIENTS as u64 * weight,
+        "the hub held {peak} bytes of requests at once; limit {MEMORY} plus one request per connection"
+    );
+    assert!(peak > MEMORY / 2, "the limit was never approached: peak {peak}");
+    assert_eq!(value("truc_request_memory_bytes", Some(("at", "now"))), 0);
+    assert_eq!(
+        value("truc_connection_limits", Some(("limit", "request_memory"))),
+        MEMORY
+    );
+    assert!(
+        value("truc_requests_pushed_back_total", None) > 0,
+        "nothing was pushed back by the hub-wide limit"
+    );
+    drop(clients);
+
+    // Every document arrives, once.
+    let mut stream = h26.receive(1024, true).await.expect("receive");
+    let mut seen = HashSet::new();
+    let mut to_ack = Vec::new();
+    while seen.len() < CLIENTS * EACH {
+        let d = tokio::time::timeout(std::time::Duration::from_secs(60), stream.message())
+            .await
+            .expect("deliveries keep coming")
+            .expect("stream")
+            .expect("stream open");
+        assert!(seen.insert(document_id(&d)), "delivered twice: {}", document_id(&d));
+        to_ack.push(d.delivery_id);
+        if to_ack.len() == 500 || seen.len() == CLIENTS * EACH {
+            h26.ack(std::mem::take(&mut to_ack)).await.expect("ack");
+        }
+    }
 }
