@@ -691,11 +691,18 @@ pub async fn repair(config: &Config, accept_loss: bool) -> Result<Repaired, HubE
     })
 }
 
+/// sled's cache for a JetStream hub's local view, which holds payloads too.
+const JETSTREAM_CACHE_BYTES: u64 = 64 << 20;
+
 /// How the hub configured by `config` opens its JetStream store, with
 /// `local` as its local view (tools and tests reach the same cluster).
 pub fn jetstream_options(config: &Config, local: SledStoreOptions) -> truc_store_jetstream::JetStreamOptions {
     let s = &config.store;
     let id = &config.identity;
+    let mut local = local;
+    // The local view keeps payloads in its tree (the shared log is all other
+    // hubs can read): 16 MiB of cache sent most reads to disk.
+    local.cache_bytes = local.cache_bytes.max(JETSTREAM_CACHE_BYTES);
     let mut opts = truc_store_jetstream::JetStreamOptions::new(s.nats_urls.clone(), local);
     opts.tls = (!s.nats_plaintext).then(|| truc_store_jetstream::NatsTls {
         ca: s.nats_ca.clone().unwrap_or_else(|| id.join("ca.pem")),

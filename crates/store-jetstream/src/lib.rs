@@ -117,9 +117,19 @@ impl JetStreamOptions {
     }
 }
 
-/// Largest log entry sent as one message (the NATS default `max_payload`
-/// is 1 MiB); larger ones go through the object store.
-const MAX_MESSAGE: usize = 768 * 1024;
+/// Room left in a message for its headers and framing: a log entry goes
+/// as one message when it is at most the server's `max_payload` less this.
+const MESSAGE_ROOM: usize = 256 * 1024;
+
+/// Largest log entry sent as one message, for a server whose `max_payload`
+/// is `max_payload` (1 MiB by default: 768 KiB); larger ones go through the
+/// object store, chunk by chunk, each chunk replicated and synced on its
+/// own. A group commit of a few hundred 4 KiB documents is larger than
+/// 768 KiB: a cluster with a larger `max_payload` (8MB in `truc-launch`'s
+/// clusters) takes it as one message.
+fn message_limit(max_payload: usize) -> usize {
+    max_payload.saturating_sub(MESSAGE_ROOM).max(64 * 1024)
+}
 
 /// The replicated store: the one store ([`SledStore`], every rule and
 /// the single writer) committing through the shared log (`Log`, its
@@ -252,7 +262,7 @@ async fn connect(opts: &JetStreamOptions) -> Result<(async_nats::Client, Arc<Log
         free_rev: Mutex::new(None),
         lease_ttl: opts.lease_ttl,
         timeout: opts.timeout,
-        max_message: MAX_MESSAGE,
+        max_message: message_limit(client.server_info().max_payload),
         counter: Default::default(),
         end_at_release: Mutex::new(None),
         known_end: Mutex::new(None),
