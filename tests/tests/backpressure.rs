@@ -40,6 +40,27 @@ fn documents(client: &truc_client::Client, prefix: &str, size: usize) -> Vec<tru
         .collect()
 }
 
+/// Receive `n` deliveries on `receiver`'s inbox, acknowledging them in
+/// hundreds, and fail on any document delivered twice; their document ids.
+async fn receive_each_once(receiver: &truc_client::Client, n: usize) -> HashSet<String> {
+    let mut stream = receiver.receive(1024, true).await.expect("receive");
+    let mut seen = HashSet::new();
+    let mut to_ack = Vec::new();
+    while seen.len() < n {
+        let d = tokio::time::timeout(std::time::Duration::from_secs(60), stream.message())
+            .await
+            .expect("deliveries keep coming")
+            .expect("stream")
+            .expect("stream open");
+        assert!(seen.insert(document_id(&d)), "delivered twice: {}", document_id(&d));
+        to_ack.push(d.delivery_id);
+        if to_ack.len() == 500 || seen.len() == n {
+            receiver.ack(std::mem::take(&mut to_ack)).await.expect("ack");
+        }
+    }
+    seen
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_concurrent_sends_on_one_connection_all_arrive_within_the_limits() {
     let hub = TestHub::start_with(|c| {
@@ -100,21 +121,7 @@ async fn two_thousand_concurrent_sends_on_one_connection_all_arrive_within_the_l
     assert_eq!(small.requests_pushed_back, 0, "{small:?}");
 
     // Every document arrives, once.
-    let mut stream = h26.receive(1024, true).await.expect("receive");
-    let mut seen = HashSet::new();
-    let mut to_ack = Vec::new();
-    while seen.len() < 2 * SENDS {
-        let d = tokio::time::timeout(std::time::Duration::from_secs(60), stream.message())
-            .await
-            .expect("deliveries keep coming")
-            .expect("stream")
-            .expect("stream open");
-        assert!(seen.insert(document_id(&d)), "delivered twice: {}", document_id(&d));
-        to_ack.push(d.delivery_id);
-        if to_ack.len() == 500 || seen.len() == 2 * SENDS {
-            h26.ack(std::mem::take(&mut to_ack)).await.expect("ack");
-        }
-    }
+    let seen = receive_each_once(&h26, 2 * SENDS).await;
     let expected: HashSet<_> = ["big", "small"]
         .iter()
         .flat_map(|p| (0..SENDS).map(move |i| format!("{p}/{i}")))
@@ -198,19 +205,6 @@ async fn many_connections_together_are_held_to_the_hub_wide_request_memory() {
     drop(clients);
 
     // Every document arrives, once.
-    let mut stream = h26.receive(1024, true).await.expect("receive");
-    let mut seen = HashSet::new();
-    let mut to_ack = Vec::new();
-    while seen.len() < CLIENTS * EACH {
-        let d = tokio::time::timeout(std::time::Duration::from_secs(60), stream.message())
-            .await
-            .expect("deliveries keep coming")
-            .expect("stream")
-            .expect("stream open");
-        assert!(seen.insert(document_id(&d)), "delivered twice: {}", document_id(&d));
-        to_ack.push(d.delivery_id);
-        if to_ack.len() == 500 || seen.len() == CLIENTS * EACH {
-            h26.ack(std::mem::take(&mut to_ack)).await.expect("ack");
-        }
-    }
+    let seen = receive_each_once(&h26, CLIENTS * EACH).await;
+    assert_eq!(seen.len(), CLIENTS * EACH);
 }
