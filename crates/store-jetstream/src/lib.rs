@@ -476,7 +476,9 @@ mod tests {
                 log.append(5, b"ahead".to_vec()),
                 Err(StoreError::Unavailable { .. })
             ));
-            let big: Vec<u8> = (0..2 * MAX_MESSAGE).map(|i| (i % 251) as u8).collect();
+            // Twice what one message takes (the server's default max_payload):
+            // through the object store.
+            let big: Vec<u8> = (0..2 * log.max_message).map(|i| (i % 251) as u8).collect();
             assert_eq!(log.append(1, big.clone()).unwrap(), 2);
             log.end();
             assert_eq!(log.last().unwrap(), 2);
@@ -484,6 +486,13 @@ mod tests {
             assert_eq!(log.read(2).unwrap(), big);
         });
         r.await.unwrap();
+    }
+
+    #[test]
+    fn a_log_entry_fits_one_message_below_the_servers_max_payload() {
+        assert_eq!(message_limit(1 << 20), 768 * 1024, "NATS's default 1 MiB");
+        assert_eq!(message_limit(8 << 20), (8 << 20) - MESSAGE_ROOM);
+        assert_eq!(message_limit(0), 64 * 1024, "never below 64 KiB");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
