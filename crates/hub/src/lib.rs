@@ -147,8 +147,9 @@ pub(crate) fn hub_principal(shared: &Shared) -> Option<truc_core::Principal> {
 
 /// Input up to which a check runs on the async worker that asked for it: a
 /// signature and a digest of 64 KiB take about 0.1 ms, less than handing the
-/// work to a blocking thread and back costs (two thread wake-ups per Send:
-/// 13 % of the hub's CPU at 4 KiB, BENCHMARKS.md, issue 18).
+/// work to a blocking thread and back costs (two thread wake-ups per Send;
+/// switches and wake-ups were 12.5 % of the hub's CPU at 4 KiB, half of them
+/// these: BENCHMARKS.md, issue 18).
 const INLINE_CPU_BYTES: u64 = 64 * 1024;
 
 impl Shared {
@@ -696,10 +697,9 @@ const JETSTREAM_CACHE_BYTES: u64 = 64 << 20;
 
 /// How the hub configured by `config` opens its JetStream store, with
 /// `local` as its local view (tools and tests reach the same cluster).
-pub fn jetstream_options(config: &Config, local: SledStoreOptions) -> truc_store_jetstream::JetStreamOptions {
+pub fn jetstream_options(config: &Config, mut local: SledStoreOptions) -> truc_store_jetstream::JetStreamOptions {
     let s = &config.store;
     let id = &config.identity;
-    let mut local = local;
     // The local view keeps payloads in its tree (the shared log is all other
     // hubs can read): 16 MiB of cache sent most reads to disk.
     local.cache_bytes = local.cache_bytes.max(JETSTREAM_CACHE_BYTES);
