@@ -602,11 +602,25 @@ fn open_error(path: &Path, e: sled::Error) -> StoreError {
 
 /// Run a read on a blocking thread. Readers see only durable state: the
 /// writer applies a batch to sled after the log has made it durable, and
-/// sled applies a batch atomically.
+/// sled applies a batch atomically. At most [`read_slots`] at once.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
+    let _slot = read_slots().acquire().await.map_err(|_| StoreError::Closed)?;
     tokio::task::spawn_blocking(f).await.map_err(|_| StoreError::Closed)?
+}
+
+/// Reads running at once on blocking threads, over every store of the
+/// process: two per core. More only adds threads — each with its stack,
+/// allocator cache and sled pins — that wait for the same cores: with 100
+/// agencies reading their outboxes, up to 64 at once cost 0.41–0.47 CPU s
+/// per 1000 documents, two per core 0.35 (BENCHMARKS.md, issue 18).
+fn read_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(2 * cores)
+    })
 }
 
 impl Store for Arc<SledStore> {
