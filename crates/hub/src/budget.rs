@@ -141,6 +141,10 @@ impl Budget {
     pub(crate) fn reserve(self: &Arc<Self>, bytes: u64) -> Result<Reserved, Over> {
         let weight = bytes.saturating_add(REQUEST_OVERHEAD);
         let mut held = self.held.locked();
+        // The hub's count is checked and added under one lock (taken
+        // after the connection's, as everywhere), so that two connections
+        // cannot both take the last room.
+        let mut hub = self.hub.held.locked();
         let over = if held.0 == 0 {
             None
         } else if held.0.saturating_add(bytes) > self.limit {
@@ -149,25 +153,22 @@ impl Budget {
                 limit: self.limit,
             })
         } else {
-            let hub = *self.hub.held.locked();
             (hub.saturating_add(weight) > self.hub.limit).then_some(Over::Hub {
-                held: hub,
+                held: *hub,
                 limit: self.hub.limit,
             })
         };
         if let Some(over) = over {
-            drop(held);
+            drop((hub, held));
             self.pushed_back.fetch_add(1, Ordering::Relaxed);
             self.hub.pushed_back.fetch_add(1, Ordering::Relaxed);
             return Err(over);
         }
         held.0 += bytes;
         held.1 += 1;
+        *hub += weight;
         self.peak_bytes.fetch_max(held.0, Ordering::Relaxed);
         self.peak_requests.fetch_max(u64::from(held.1), Ordering::Relaxed);
-        drop(held);
-        let mut hub = self.hub.held.locked();
-        *hub += weight;
         self.hub.peak.fetch_max(*hub, Ordering::Relaxed);
         Ok(Reserved {
             budget: self.clone(),
