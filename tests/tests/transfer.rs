@@ -568,3 +568,113 @@ async fn two_uploads_of_one_document_do_not_interleave() {
     let got = receive_all(&h26, dir.path()).await;
     assert!(got == vec![bytes], "payload differs");
 }
+
+/// Uploads whose clients stop sending and downloads whose clients stop
+/// reading hold no blocking thread: with twice as many of each stalled as
+/// the runtime has blocking threads (`trucd` caps them too), the store
+/// still answers — a small document is accepted, received and acked, and
+/// one more download runs to its end. (Before, each stalled transfer held
+/// a thread until its client went on or left.)
+#[test]
+fn stalled_transfers_do_not_starve_the_hub() {
+    const THREADS: usize = 4;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(THREADS)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let hub = TestHub::start_with(|c| c.limits.max_document_size = 64 * MIB as u64).await;
+        let g22 = hub.agency(G22).await;
+        let h26 = hub.agency(H26).await;
+        let dir = tempfile::tempdir().unwrap();
+        // Twelve chunks: more than a download's HTTP/2 buffers and channel
+        // hold once its client stops reading.
+        let path = file(dir.path(), "annex.bin", 48 * MIB, 5);
+        let big = g22
+            .upload_file(signed(&g22, &[H26], "stall/1", &path), &path, &quiet)
+            .await
+            .unwrap();
+        // Uploads that send one chunk of two and then wait (a whole 4 MiB
+        // chunk: the hub writes the `.part` in 4 MiB stages).
+        let mut uploads = Vec::new();
+        for _ in 0..2 * THREADS {
+            let upload_id = truc_client::transfer::new_upload_id();
+            let (tx, call) = truc_tests::transfer::upload_call(&g22);
+            tx.send(truc_tests::transfer::open(&upload_id, 0, 8 * MIB as u64, Vec::new()))
+                .await
+                .unwrap();
+            tx.send(truc_tests::transfer::chunk(&vec![7u8; 4 * MIB])).await.unwrap();
+            answered("a stalled upload's first chunk", async {
+                while received(&g22, &upload_id).await < 4 * MIB as u64 {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            })
+            .await;
+            uploads.push((tx, call));
+        }
+        let id = truc_tests::identity(&hub.pki.agency_dir(H26));
+        let request = truc_proto::v1::DownloadRequest {
+            hub_document_id: big.hub_document_id,
+            offset: 0,
+            delivery_id: 0,
+        };
+        // Each on a connection of its own: once its client stops reading,
+        // the windows fill and the hub cannot send on.
+        let mut stalled = Vec::new();
+        for _ in 0..2 * THREADS {
+            let mut axis =
+                truc_proto::v1::axis_client::AxisClient::new(hub.raw_channel(Some((&id.cert_pem, &id.key_pem))).await);
+            let mut s = answered("a download", axis.download(request.clone()))
+                .await
+                .unwrap()
+                .into_inner();
+            let first = answered("a download's first chunk", s.message())
+                .await
+                .unwrap()
+                .expect("a first chunk");
+            assert_eq!(first.offset, 0);
+            stalled.push((axis, s));
+        }
+        // The hub still serves: a Send, a Receive and an ack, a download.
+        let small = truc_tests::sign(&g22, header(&[H26], "stall/2"), b"still served");
+        let accepted = answered("a small Send", g22.send(small)).await.unwrap();
+        let mut deliveries = h26.receive(4, false).await.expect("receive");
+        let mut seen = Vec::new();
+        while let Some(d) = answered("a delivery", deliveries.message()).await.unwrap() {
+            seen.push(d.hub_document_id);
+            h26.ack(vec![d.delivery_id]).await.expect("ack");
+        }
+        assert!(seen.contains(&accepted.hub_document_id), "{seen:?}");
+        let (sha, size) = hash_file(&path).unwrap();
+        let part = dir.path().join("one-more.part");
+        let got = answered(
+            "one more download",
+            h26.download_to(big.hub_document_id, 0, &part, &sha, size, &quiet),
+        )
+        .await
+        .unwrap();
+        assert_eq!(got, size);
+        drop((stalled, uploads));
+    });
+}
+
+/// `f`'s output, or a failure naming `what` after 60 s without one.
+async fn answered<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(std::time::Duration::from_secs(60), f)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no answer in 60 s"))
+}
+
+/// How many bytes the hub has of `c`'s payload-first upload `upload_id`.
+async fn received(c: &truc_client::Client, upload_id: &str) -> u64 {
+    c.axis()
+        .upload_status(UploadStatusRequest {
+            upload_id: upload_id.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .received
+}

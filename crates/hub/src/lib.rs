@@ -145,6 +145,15 @@ pub(crate) fn hub_principal(shared: &Shared) -> Option<truc_core::Principal> {
     hub_certificate(shared)?.1
 }
 
+/// The blocking threads the hub's runtime should have at most (`trucd`
+/// builds its runtime with it; tokio's default is 512). Store reads (two
+/// per core), large signature checks (one per core) and payload file I/O
+/// use them, one chunk at a time: no download or upload holds one while
+/// its client reads or sends, so a few serve any number of clients. With
+/// 100 agencies, 64 threads held 288 MiB, 16 about 245 (BENCHMARKS.md,
+/// issue 18).
+pub const MAX_BLOCKING_THREADS: usize = 16;
+
 /// Input up to which a check runs on the async worker that asked for it: a
 /// signature and a digest of 64 KiB take about 0.1 ms, less than handing the
 /// work to a blocking thread and back costs (two thread wake-ups per Send;

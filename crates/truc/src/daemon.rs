@@ -252,12 +252,11 @@ pub fn main() -> ExitCode {
         }
     };
     crate::logging::init(&cfg.log.level, cfg.log.format == LogFormat::Json);
-    // Blocking threads serve store reads, signature checks (one per core)
-    // and payload file I/O. Bounded: each thread costs a stack and a malloc
-    // arena, and more threads than this only queue on two cores' disks.
+    // Blocking threads: a few serve any number of clients (none waits for
+    // one), and each costs a stack and allocator caches.
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .max_blocking_threads(64)
+        .max_blocking_threads(truc_hub::MAX_BLOCKING_THREADS)
         .build()
     {
         Ok(rt) => rt,

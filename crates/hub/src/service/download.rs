@@ -1,5 +1,8 @@
-//! Ranged download of a payload, in bounded memory: one blocking task reads
-//! the file in order and feeds the stream.
+//! Ranged download of a payload, in bounded memory: a task reads the file
+//! in order, one chunk at a time on a blocking thread, and feeds the stream.
+//! No thread waits for the client: between two reads the task waits on the
+//! stream's channel, so a thousand slow downloads hold no blocking thread
+//! (the runtime's are capped, `daemon.rs`) and cannot stall store reads.
 
 use std::sync::Arc;
 
@@ -30,9 +33,9 @@ pub(crate) async fn download(
         .map_err(status::from_store)?;
     let (tx, rx) = mpsc::channel(2);
     let shared = shared.clone();
-    // One blocking task reads the file in order and feeds the stream; the
-    // channel's two slots bound the memory and let reading overlap sending.
-    tokio::task::spawn_blocking(move || {
+    // The channel's two slots bound the memory and let the next read
+    // overlap the sending of the last chunk.
+    tokio::spawn(async move {
         let mut offset = r.offset;
         let mut file = None;
         loop {
@@ -43,25 +46,28 @@ pub(crate) async fn download(
                         &bytes[start..(start + DOWNLOAD_CHUNK).min(bytes.len())],
                     ))
                 }
-                PayloadRef::External { sha256, size } => {
-                    if offset >= *size {
-                        Ok(Bytes::new())
-                    } else {
-                        let reader = match file.take() {
-                            Some(r) => Ok(r),
-                            None => shared.payloads.reader(sha256, offset),
+                PayloadRef::External { size, .. } if offset >= *size => Ok(Bytes::new()),
+                PayloadRef::External { sha256, .. } => {
+                    let (files, sha256, reader) = (shared.payloads.clone(), sha256.clone(), file.take());
+                    let read = tokio::task::spawn_blocking(move || {
+                        let mut reader = match reader {
+                            Some(r) => r,
+                            None => files.reader(&sha256, offset)?,
                         };
-                        reader
-                            .and_then(|mut r| {
-                                let data = r
-                                    .next_chunk(DOWNLOAD_CHUNK)
-                                    .map_err(|e| truc_store::StoreError::unavailable_from("reading a payload", e));
-                                file = Some(r);
-                                data
-                            })
-                            // The bytes stay where they were read: no copy.
-                            .map(|(buf, range)| Bytes::from(buf).slice(range))
-                            .map_err(status::from_store)
+                        let (buf, range) = reader
+                            .next_chunk(DOWNLOAD_CHUNK)
+                            .map_err(|e| truc_store::StoreError::unavailable_from("reading a payload", e))?;
+                        // The bytes stay where they were read: no copy.
+                        Ok((reader, Bytes::from(buf).slice(range)))
+                    })
+                    .await;
+                    match read {
+                        Ok(Ok((reader, data))) => {
+                            file = Some(reader);
+                            Ok(data)
+                        }
+                        Ok(Err(e)) => Err(status::from_store(e)),
+                        Err(_) => Err(Status::unavailable("the hub is shutting down")),
                     }
                 }
             };
@@ -69,12 +75,12 @@ pub(crate) async fn download(
                 Ok(d) if d.is_empty() => return,
                 Ok(d) => d,
                 Err(s) => {
-                    let _ = tx.blocking_send(Err(s));
+                    let _ = tx.send(Err(s)).await;
                     return;
                 }
             };
             let n = data.len() as u64;
-            if tx.blocking_send(Ok(DownloadChunk { offset, data })).is_err() {
+            if tx.send(Ok(DownloadChunk { offset, data })).await.is_err() {
                 return; // the client went away
             }
             offset += n;

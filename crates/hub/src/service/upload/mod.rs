@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use prost::bytes::Bytes;
 use rustls_pki_types::UnixTime;
-use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 use truc_core::attachments::{self, RangeHasher};
 use truc_core::document::CheckedHeader;
@@ -28,8 +27,6 @@ use crate::{auth, status, Shared};
 
 /// Largest chunk Upload accepts.
 pub(crate) const MAX_UPLOAD_CHUNK: usize = 4 << 20;
-/// Chunks an upload may have received but not yet written.
-const WRITE_QUEUE: usize = 2;
 
 /// Marks the name of a header-first upload.
 const HEADER_FIRST: u8 = 0;
@@ -308,73 +305,85 @@ enum Ended {
     Failed(Status),
 }
 
+/// A write step's result: the writer and ranges back, and whether the
+/// bytes went to the `.part` (a store error, or a range that failed).
+type Step = (
+    PartWriter,
+    Option<Ranges>,
+    Result<(), Result<truc_store::StoreError, RangeFailure>>,
+);
+
+/// Append `chunk` to the `.part` and hash it into its attachment's range.
+fn write_step((mut writer, mut ranges, _): Step, chunk: Bytes) -> Step {
+    if let Err(e) = writer.append(&chunk) {
+        return (writer, ranges, Err(Ok(e)));
+    }
+    if let Some(r) = ranges.as_mut() {
+        if let Err(e) = r.hasher.update(&chunk) {
+            return (writer, ranges, Err(Err(RangeFailure::Differs(e))));
+        }
+    }
+    (writer, ranges, Ok(()))
+}
+
 /// Receive chunks into `writer` until something else arrives. At most
 /// `size` bytes in all (with what the `.part` had): one more is refused at
-/// once, `limit_name` saying where the size came from. The bytes go to a
-/// blocking task of their own through a short queue, so receiving the next
-/// chunk overlaps writing and hashing this one; memory stays at most
-/// `WRITE_QUEUE` chunks. With `ranges`, each attachment's range is hashed
-/// too as its chunks are written; an attachment whose bytes differ from its
-/// signed SHA-256 ends the upload (refused, discarded) at its last byte.
+/// once, `limit_name` saying where the size came from. Each chunk is
+/// written and hashed on a blocking thread while the next one is received,
+/// so memory stays at two chunks and no thread waits for the client (a
+/// slow uploader holds none: the runtime's blocking threads are capped).
+/// With `ranges`, each attachment's range is hashed too as its chunks are
+/// written; an attachment whose bytes differ from its signed SHA-256 ends
+/// the upload (refused, discarded) at its last byte.
 async fn write_chunks(
     stream: &mut Streaming<UploadRequest>,
-    mut writer: PartWriter,
+    writer: PartWriter,
     size: u64,
     limit_name: &str,
     ranges: Option<Ranges>,
 ) -> Result<(PartWriter, Option<RangeHasher>, Ended), Status> {
     let mut received = writer.written();
-    let (chunks, mut queue) = mpsc::channel::<Bytes>(WRITE_QUEUE);
-    let write = tokio::task::spawn_blocking(move || {
+    // The first step hashes the prefix a resumed upload already has.
+    let mut writing = tokio::task::spawn_blocking(move || {
         let mut ranges = ranges;
-        if let Some(r) = ranges.as_mut() {
-            if let Err(e) = r.hash_prefix() {
-                return (writer, None, Err(Err(e)));
-            }
-        }
-        while let Some(chunk) = queue.blocking_recv() {
-            if let Err(e) = writer.append(&chunk) {
-                return (writer, ranges.map(|r| r.hasher), Err(Ok(e)));
-            }
-            if let Some(r) = ranges.as_mut() {
-                if let Err(e) = r.hasher.update(&chunk) {
-                    return (writer, None, Err(Err(RangeFailure::Differs(e))));
-                }
-            }
-        }
-        (writer, ranges.map(|r| r.hasher), Ok(()))
+        let hashed = match ranges.as_mut() {
+            Some(r) => r.hash_prefix().map_err(Err),
+            None => Ok(()),
+        };
+        (writer, ranges, hashed)
     });
-    let ended = loop {
+    let (ended, stopped) = loop {
         let msg = match stream.message().await {
             Ok(Some(msg)) => msg,
-            Ok(None) => break Ended::Closed,
-            Err(e) => break Ended::Failed(e),
+            Ok(None) => break (Ended::Closed, None),
+            Err(e) => break (Ended::Failed(e), None),
         };
         let chunk = match msg.part {
             Some(Part::Chunk(chunk)) => chunk,
-            other => break Ended::Other(other),
+            other => break (Ended::Other(other), None),
         };
         if chunk.len() > MAX_UPLOAD_CHUNK {
-            break Ended::Refused {
-                status: Status::invalid_argument(format!("chunks are at most {MAX_UPLOAD_CHUNK} bytes")),
-                discard: false,
-            };
+            let status = Status::invalid_argument(format!("chunks are at most {MAX_UPLOAD_CHUNK} bytes"));
+            break (Ended::Refused { status, discard: false }, None);
         }
         if received + chunk.len() as u64 > size {
-            break Ended::Refused {
-                status: Status::invalid_argument(format!(
-                    "payload is longer than the {size} bytes {limit_name}; upload discarded"
-                )),
-                discard: true,
-            };
+            let status = Status::invalid_argument(format!(
+                "payload is longer than the {size} bytes {limit_name}; upload discarded"
+            ));
+            break (Ended::Refused { status, discard: true }, None);
         }
         received += chunk.len() as u64;
-        if chunks.send(chunk).await.is_err() {
-            break Ended::Closed; // the writer stopped: its reason is below
+        let step = (&mut writing).await.map_err(blocking_err)?;
+        if step.2.is_err() {
+            break (Ended::Closed, Some(step)); // its reason is below
         }
+        writing = tokio::task::spawn_blocking(move || write_step(step, chunk));
     };
-    drop(chunks);
-    let (writer, hasher, wrote) = write.await.map_err(blocking_err)?;
+    let (writer, ranges, wrote) = match stopped {
+        Some(step) => step,
+        None => writing.await.map_err(blocking_err)?,
+    };
+    let hasher = ranges.map(|r| r.hasher);
     match wrote {
         Ok(()) => Ok((writer, hasher, ended)),
         Err(Ok(store)) => Err(status::from_store(store)),
