@@ -625,7 +625,7 @@ fn stalled_transfers_do_not_starve_the_hub() {
         for _ in 0..2 * THREADS {
             let mut axis =
                 truc_proto::v1::axis_client::AxisClient::new(hub.raw_channel(Some((&id.cert_pem, &id.key_pem))).await);
-            let mut s = answered("a download", axis.download(request.clone()))
+            let mut s = answered("a download", axis.download(request))
                 .await
                 .unwrap()
                 .into_inner();
