@@ -146,13 +146,18 @@ pub(crate) fn hub_principal(shared: &Shared) -> Option<truc_core::Principal> {
 }
 
 /// The blocking threads the hub's runtime should have at most (`trucd`
-/// builds its runtime with it; tokio's default is 512). Store reads (two
-/// per core), large signature checks (one per core) and payload file I/O
-/// use them, one chunk at a time: no download or upload holds one while
-/// its client reads or sends, so a few serve any number of clients. With
-/// 100 agencies, 64 threads held 288 MiB, 16 about 245 (BENCHMARKS.md,
-/// issue 18).
-pub const MAX_BLOCKING_THREADS: usize = 16;
+/// builds its runtime with it; tokio's default is 512): four per core, and
+/// at least 16. Store reads (two per core), large signature checks (one per
+/// core) and payload file I/O use them, one chunk at a time: no download or
+/// upload holds one while its client reads or sends, so a few serve any
+/// number of clients. A store read may wait for one more blocking task (the
+/// JetStream store's payload files go through `tokio::fs`), so there must
+/// be more threads than read slots. With 100 agencies, 64 threads held
+/// 288 MiB, 16 about 245 (BENCHMARKS.md, issue 18).
+pub fn max_blocking_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (4 * cores).max(16)
+}
 
 /// Input up to which a check runs on the async worker that asked for it: a
 /// signature and a digest of 64 KiB take about 0.1 ms, less than handing the

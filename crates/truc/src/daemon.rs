@@ -256,7 +256,7 @@ pub fn main() -> ExitCode {
     // one), and each costs a stack and allocator caches.
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .max_blocking_threads(truc_hub::MAX_BLOCKING_THREADS)
+        .max_blocking_threads(truc_hub::max_blocking_threads())
         .build()
     {
         Ok(rt) => rt,
