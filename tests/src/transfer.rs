@@ -135,3 +135,16 @@ pub fn chunk(bytes: &[u8]) -> UploadRequest {
         part: Some(Part::Chunk(bytes.to_vec().into())),
     }
 }
+
+/// How many bytes the hub has of `c`'s payload-first upload `upload_id`.
+pub async fn received(c: &truc_client::Client, upload_id: &str) -> u64 {
+    c.axis()
+        .upload_status(truc_proto::v1::UploadStatusRequest {
+            upload_id: upload_id.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .received
+}

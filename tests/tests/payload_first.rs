@@ -11,8 +11,10 @@ use tonic::Code;
 use truc_client::transfer::{hash_file, new_upload_id, sign_external};
 use truc_client::Client;
 use truc_proto::v1::upload_request::Part;
-use truc_proto::v1::{SignedDocument, UploadFinish, UploadRequest, UploadStatusRequest};
-use truc_tests::transfer::{self, assert_nothing_left, chunk, file, files_in, quiet, receive_all, small_hub, MIB};
+use truc_proto::v1::{SignedDocument, UploadFinish, UploadRequest};
+use truc_tests::transfer::{
+    self, assert_nothing_left, chunk, file, files_in, quiet, receive_all, received, small_hub, MIB,
+};
 use truc_tests::{header, TestHub};
 
 const G22: &str = "000.00.00.G22";
@@ -46,19 +48,6 @@ async fn send(
         assert!(!r.duplicate);
         r.hub_document_id
     })
-}
-
-/// How many bytes the hub has for `c`'s payload-first upload `upload_id`.
-async fn received(c: &Client, upload_id: &str) -> u64 {
-    c.axis()
-        .upload_status(UploadStatusRequest {
-            upload_id: upload_id.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .received
 }
 
 fn open(upload_id: &str, offset: u64, size: u64) -> UploadRequest {

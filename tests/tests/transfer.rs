@@ -9,7 +9,7 @@ use tonic::Code;
 use truc_client::transfer::hash_file;
 use truc_proto::v1::upload_request::Part;
 use truc_proto::v1::{DocumentHeader, UploadRequest, UploadStart, UploadStatusRequest};
-use truc_tests::transfer::{assert_nothing_left, file, quiet, receive_all, signed, small_hub, MIB};
+use truc_tests::transfer::{assert_nothing_left, file, quiet, receive_all, received, signed, small_hub, MIB};
 use truc_tests::{header, TestHub};
 
 const G22: &str = "000.00.00.G22";
@@ -664,17 +664,4 @@ async fn answered<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(std::time::Duration::from_secs(60), f)
         .await
         .unwrap_or_else(|_| panic!("{what}: no answer in 60 s"))
-}
-
-/// How many bytes the hub has of `c`'s payload-first upload `upload_id`.
-async fn received(c: &truc_client::Client, upload_id: &str) -> u64 {
-    c.axis()
-        .upload_status(UploadStatusRequest {
-            upload_id: upload_id.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .received
 }
