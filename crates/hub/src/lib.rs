@@ -150,9 +150,10 @@ pub(crate) fn hub_principal(shared: &Shared) -> Option<truc_core::Principal> {
 /// at least 16. Store reads (two per core), large signature checks (one per
 /// core) and payload file I/O use them, one chunk at a time: no download or
 /// upload holds one while its client reads or sends, so a few serve any
-/// number of clients. A store read may wait for one more blocking task (the
-/// JetStream store's payload files go through `tokio::fs`), so there must
-/// be more threads than read slots. With 100 agencies, 64 threads held
+/// number of clients. A store read (two per core at once) or a copy of a
+/// payload file to or from the JetStream store (one per core) may wait for
+/// one more blocking task (`tokio::fs`), so there must be more threads than
+/// those three per core. With 100 agencies, 64 threads held
 /// 288 MiB, 16 about 245 (BENCHMARKS.md, issue 18).
 pub fn max_blocking_threads() -> usize {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());

@@ -623,6 +623,22 @@ fn read_slots() -> &'static tokio::sync::Semaphore {
     })
 }
 
+/// Copy a payload file to or from the shared store (JetStream) on a
+/// blocking thread, at most one per core at once. Not a read slot: a copy
+/// of a large document takes seconds, and reads must not wait behind it.
+/// Bounded still, because a copy waits for one more blocking task
+/// (`tokio::fs`): read slots and copy slots together stay under the
+/// runtime's blocking threads (`truc_hub::max_blocking_threads`).
+async fn copying(f: impl FnOnce() -> Result<(), StoreError> + Send + 'static) -> Result<(), StoreError> {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    let slots = SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(cores)
+    });
+    let _slot = slots.acquire().await.map_err(|_| StoreError::Closed)?;
+    tokio::task::spawn_blocking(f).await.map_err(|_| StoreError::Closed)?
+}
+
 impl Store for Arc<SledStore> {
     fn send(&self, doc: NewDocument) -> BoxFuture<'_, Result<SendOutcome, StoreError>> {
         Box::pin(async move {
@@ -630,7 +646,7 @@ impl Store for Arc<SledStore> {
             // before the Send that names it commits.
             if let (Some(r), true) = (&self.replica, doc.payload_external) {
                 let (r, sha, size) = (r.clone(), doc.payload_sha256, doc.payload_size);
-                blocking(move || r.put_payload(&sha, size)).await?;
+                copying(move || r.put_payload(&sha, size)).await?;
             }
             self.run(Command::Send(Box::new(doc)), |o, c| match (o, c) {
                 (Outcome::Sent(s), Some(c)) => Ok(SendOutcome {
@@ -915,7 +931,7 @@ impl Store for Arc<SledStore> {
             // before it is served.
             if let (Some(r), PayloadRef::External { sha256, .. }) = (replica, &p) {
                 let sha = sha256.clone();
-                blocking(move || r.get_payload(&sha)).await?;
+                copying(move || r.get_payload(&sha)).await?;
             }
             Ok(p)
         }))
