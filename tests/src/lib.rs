@@ -100,6 +100,16 @@ pub fn test_store() -> String {
     std::env::var("TRUC_TEST_STORE").unwrap_or_else(|_| "sled".into())
 }
 
+/// The engine of every test hub's store (`TRUC_TEST_ENGINE`: `sled`, the
+/// default, or `fjall`; `view.rs` in truc-store).
+pub fn test_engine() -> truc_hub::config::StoreEngine {
+    match std::env::var("TRUC_TEST_ENGINE").as_deref() {
+        Ok("fjall") => truc_hub::config::StoreEngine::Fjall,
+        Ok("sled") | Err(_) => truc_hub::config::StoreEngine::Sled,
+        Ok(other) => panic!("TRUC_TEST_ENGINE={other}: expected sled or fjall"),
+    }
+}
+
 /// True when the tests run against the JetStream store.
 pub fn on_jetstream() -> bool {
     test_store() == "jetstream"
@@ -209,6 +219,7 @@ impl TestHub {
             shutdown_grace_seconds: 5,
             ..Config::default()
         };
+        config.store.engine = test_engine();
         let nats = jetstream.then(|| {
             let node = start_nats(&data.path().join("nats"), &pki);
             use_jetstream(&mut config, vec![node.url()], 1);

@@ -15,7 +15,7 @@ pub mod witnessing;
 pub use federation::{peer_url, FederationConfig, OriginConfig, PeerConfig, MAX_HOPS_LIMIT};
 mod choice;
 
-pub use choice::{ConsoleMode, LogFormat, StoreBackend, TlsVersion, UnknownChoice};
+pub use choice::{ConsoleMode, LogFormat, StoreBackend, StoreEngine, TlsVersion, UnknownChoice};
 
 /// Everything `trucd` can be told.
 #[derive(Debug, Clone, Deserialize)]
@@ -74,6 +74,9 @@ pub struct StoreConfig {
     /// (several hubs share a replicated log on a NATS JetStream cluster;
     /// `data_dir` then holds this hub's local view of it).
     pub backend: StoreBackend,
+    /// "sled" (the default) or "fjall": the engine of the state kept in
+    /// `data_dir`, for a new store; an existing store keeps its own.
+    pub engine: StoreEngine,
     /// NATS server URLs, e.g. `["tls://nats-0:4222", "tls://nats-1:4222"]`.
     pub nats_urls: Vec<String>,
     /// CA certificate (PEM) of the NATS servers; default the `ca.pem` of
@@ -104,6 +107,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             backend: StoreBackend::Sled,
+            engine: StoreEngine::Sled,
             nats_urls: Vec::new(),
             nats_ca: None,
             nats_cert: None,
@@ -703,6 +707,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("TRUC_CONSOLE_LISTEN", "console.listen"),
     ("TRUC_CONSOLE_MODE", "console.mode"),
     ("TRUC_STORE_BACKEND", "store.backend"),
+    ("TRUC_STORE_ENGINE", "store.engine"),
     ("TRUC_STORE_NATS_URLS", "store.nats_urls"),
     ("TRUC_STORE_NATS_CA", "store.nats_ca"),
     ("TRUC_STORE_NATS_CERT", "store.nats_cert"),

@@ -644,7 +644,9 @@ pub async fn migrate_to_jetstream(config: &Config) -> Result<Migrated, HubError>
 /// hub first, so that nothing is appended after.
 pub async fn migrate_to_sled(config: &Config) -> Result<Migrated, HubError> {
     let signer = load_signer(&config.identity)?;
-    let js = jetstream_options(config, SledStoreOptions::new(&config.data_dir));
+    let mut local = SledStoreOptions::new(&config.data_dir);
+    local.engine = store_engine(config);
+    let js = jetstream_options(config, local);
     let store = truc_store_jetstream::JetStreamStore::open(js, signer).await?;
     let r = latest(&store.store()).await;
     let _ = tokio::task::spawn_blocking(move || store.close()).await;
@@ -705,6 +707,14 @@ pub async fn repair(config: &Config, accept_loss: bool) -> Result<Repaired, HubE
         tree_size,
         root_hex,
     })
+}
+
+/// The engine `config` names for a new store's view.
+fn store_engine(config: &Config) -> truc_store::Engine {
+    match config.store.engine {
+        config::StoreEngine::Sled => truc_store::Engine::Sled,
+        config::StoreEngine::Fjall => truc_store::Engine::Fjall,
+    }
 }
 
 /// sled's cache for a JetStream hub's local view, which holds payloads too.
@@ -789,6 +799,7 @@ fn store_options(
     events: &Arc<truc_store::OutboxEvents>,
 ) -> SledStoreOptions {
     let mut opts = SledStoreOptions::new(&config.data_dir);
+    opts.engine = store_engine(config);
     opts.outbox_quota_bytes = config.limits.agency_quota_bytes;
     opts.min_free_bytes = config.limits.min_free_disk_bytes;
     opts.flush_every_ms = Some(config.store.sled_flush_ms.max(1));

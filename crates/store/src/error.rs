@@ -186,6 +186,35 @@ impl StoreError {
     }
 }
 
+impl From<fjall::Error> for StoreError {
+    fn from(e: fjall::Error) -> Self {
+        use fjall::Error as E;
+        let damaged = |what: String| {
+            StoreError::Damaged(Damage {
+                file: PathBuf::from("fjall"),
+                offset: None,
+                what,
+                lost: "the hub's state held there (agencies, queues, receipts)".into(),
+                repairable: false,
+            })
+        };
+        match e {
+            E::Storage(lsm_tree::Error::Io(io)) | E::Io(io) => {
+                StoreError::unavailable_from("the embedded database (fjall) failed", io)
+            }
+            E::Poisoned => StoreError::unavailable("the embedded database (fjall) refuses writes after a failed sync"),
+            E::Storage(inner) => damaged(format!("the store's database fails its checks ({inner})")),
+            other => damaged(format!("the store's database cannot be read ({other})")),
+        }
+    }
+}
+
+impl From<lsm_tree::Error> for StoreError {
+    fn from(e: lsm_tree::Error) -> Self {
+        fjall::Error::Storage(e).into()
+    }
+}
+
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
         match e {

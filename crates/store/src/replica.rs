@@ -89,11 +89,7 @@ pub(crate) fn decode(seq: u64, bytes: &[u8]) -> Result<LogEntry, StoreError> {
 /// JetStream); returns the entry and how many keys it holds. The local log
 /// position, if any, is left out. Blocking; the state is held in memory.
 pub fn snapshot_entry(path: &std::path::Path) -> Result<(Vec<u8>, u64), StoreError> {
-    let db = sled::Config::new()
-        .path(path)
-        .open()
-        .map_err(|e| StoreError::unavailable(format!("cannot open {}: {e}", path.display())))?;
-    let tree = db.open_tree("truc")?;
+    let (_db, tree) = crate::sled::view::Opener::existing(path).open()?;
     let mut changes = Vec::new();
     for kv in tree.iter() {
         let (k, v) = kv?;

@@ -213,7 +213,7 @@ pub(crate) fn render_storage(out: &mut String, s: &Storage) {
         ),
         (
             "truc_store_bytes",
-            "Disk bytes of the store itself in the data directory (sled and its log), as du counts them.",
+            "Disk bytes of the store itself in the data directory (its database and its log), as du counts them.",
             s.store_bytes,
         ),
         (

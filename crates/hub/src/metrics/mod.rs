@@ -57,7 +57,7 @@
 //! | `truc_connections_closed_total` | counter | `reason` (`door.rs`) |
 //! | `truc_disk_free_bytes` | gauge | (file system of `data_dir`, as the hub sees it) |
 //! | `truc_disk_reserve_bytes` | gauge | (`limits.min_free_disk_bytes`) |
-//! | `truc_store_bytes` | gauge | (sled and its log, as `du` counts them) |
+//! | `truc_store_bytes` | gauge | (its database and its log, as `du` counts them) |
 //! | `truc_payloads` | gauge | (complete payload files) |
 //! | `truc_payload_bytes` | gauge | |
 //! | `truc_uploads_incomplete` | gauge | (`.part` files) |

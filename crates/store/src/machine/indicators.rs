@@ -210,7 +210,7 @@ pub(crate) fn count(p: &mut Batch<'_>, r: &truc_proto::v1::Receipt) -> Result<()
 /// `Some`) or of every agency in `agencies` and the hub (`None`), ordered
 /// by agency then day.
 pub(crate) fn read(
-    tree: &sled::Tree,
+    tree: &crate::sled::view::Tree,
     from: i64,
     to: i64,
     agency: Option<&str>,

@@ -31,7 +31,7 @@ pub(super) type Writes = HashMap<Vec<u8>, Option<Vec<u8>>>;
 
 /// What the writer's local view is made of, for catching up.
 pub(super) struct View<'a> {
-    pub(super) tree: &'a sled::Tree,
+    pub(super) tree: &'a crate::sled::view::Tree,
     pub(super) cache: &'a Cache,
     pub(super) events: Option<&'a OutboxEvents>,
 }
@@ -64,7 +64,12 @@ pub(super) trait CommitLog: Send + 'static {
 
     /// After sled was reopened in place (`Writer::recover`): bring the new
     /// tree up to this log.
-    fn reopened(&mut self, db: &sled::Db, tree: &sled::Tree, opts: &SledStoreOptions) -> Result<(), StoreError>;
+    fn reopened(
+        &mut self,
+        db: &crate::sled::view::Db,
+        tree: &crate::sled::view::Tree,
+        opts: &SledStoreOptions,
+    ) -> Result<(), StoreError>;
 }
 
 /// The embedded store's log: segments beside sled, one sync per batch.
@@ -102,7 +107,12 @@ impl CommitLog for LocalLog {
         Ok(None)
     }
 
-    fn reopened(&mut self, db: &sled::Db, tree: &sled::Tree, opts: &SledStoreOptions) -> Result<(), StoreError> {
+    fn reopened(
+        &mut self,
+        db: &crate::sled::view::Db,
+        tree: &crate::sled::view::Tree,
+        opts: &SledStoreOptions,
+    ) -> Result<(), StoreError> {
         let mut recovered = super::recovery::Recovered::default();
         let torn = super::recovery::replay(db, tree, opts, &mut recovered)?;
         // A write whose sync failed and did not reach the disk whole: its
@@ -203,7 +213,12 @@ impl CommitLog for SharedLog {
         self.catch_up(view, last)
     }
 
-    fn reopened(&mut self, _: &sled::Db, tree: &sled::Tree, _: &SledStoreOptions) -> Result<(), StoreError> {
+    fn reopened(
+        &mut self,
+        _: &crate::sled::view::Db,
+        tree: &crate::sled::view::Tree,
+        _: &SledStoreOptions,
+    ) -> Result<(), StoreError> {
         // The next batch catches up with the shared log.
         self.applied = replicated::applied(tree)?;
         Ok(())

@@ -50,23 +50,23 @@ impl machine::Env for Cache {
 }
 
 /// sled's tree as the state machine reads it.
-impl machine::Read for sled::Tree {
+impl machine::Read for crate::sled::view::Tree {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(sled::Tree::get(self, key)?.map(|v| v.to_vec()))
+        Ok(crate::sled::view::Tree::get(self, key)?.map(|v| v.to_vec()))
     }
 
     fn contains(&self, key: &[u8]) -> Result<bool, StoreError> {
-        Ok(self.contains_key(key)?)
+        self.contains_key(key)
     }
 
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<machine::KeyValue>, StoreError> {
-        sled::Tree::scan_prefix(self, prefix)
-            .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(StoreError::from))
+        crate::sled::view::Tree::scan_prefix(self, prefix)
+            .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())))
             .collect()
     }
 
     fn range(&self, from: &[u8], to: &[u8], visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<(), StoreError> {
-        for kv in sled::Tree::range(self, from..to) {
+        for kv in crate::sled::view::Tree::range(self, from..to) {
             let (k, v) = kv?;
             if !visit(&k, &v) {
                 break;

@@ -114,7 +114,11 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 /// For a store from before payload collection: count the copies of every
 /// payload once, and mark the payloads nothing needs as released now.
 /// Returns the batch to apply with the meta that says it is done.
-pub(super) fn count_refs(tree: &sled::Tree, data_dir: &std::path::Path, now: i64) -> Result<sled::Batch, StoreError> {
+pub(super) fn count_refs(
+    tree: &crate::sled::view::Tree,
+    data_dir: &std::path::Path,
+    now: i64,
+) -> Result<crate::sled::view::Batch, StoreError> {
     let mut counts: HashMap<Vec<u8>, u64> = HashMap::new();
     for t in [tag::OUTBOX, tag::DEAD] {
         for kv in tree.scan_prefix([t]) {
@@ -144,7 +148,7 @@ pub(super) fn count_refs(tree: &sled::Tree, data_dir: &std::path::Path, now: i64
             }
         }
     }
-    let mut batch = sled::Batch::default();
+    let mut batch = crate::sled::view::Batch::default();
     for (sha, refs) in counts {
         let released = if refs == 0 { now } else { 0 };
         if refs == 0 {

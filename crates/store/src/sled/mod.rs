@@ -13,9 +13,11 @@ mod reclaim;
 mod recovery;
 mod replicated;
 mod scrub;
+pub(crate) mod view;
 mod writer;
 
 pub use punch::Reclaimed;
+pub use view::Engine;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -44,6 +46,9 @@ use crate::{
 pub struct SledStoreOptions {
     /// Directory of the database files (created if missing).
     pub path: PathBuf,
+    /// The engine of the view, for a new store (an existing one keeps its
+    /// own; `view.rs`).
+    pub engine: Engine,
     /// Requests that may wait for the writer before senders are slowed down.
     pub queue_capacity: usize,
     /// sled page cache, bytes, as sled counts them (the pages' size on
@@ -84,6 +89,7 @@ impl SledStoreOptions {
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
             path: path.into(),
+            engine: Engine::default(),
             queue_capacity: 4096,
             // At 100 agencies the writer thread's heap held 163 MB with 64
             // MiB, 68 MB with 16 MiB, at the same CPU per document
@@ -128,16 +134,16 @@ pub(crate) struct Cache {
 /// until it is opened again. While it reopens it holds the lock, so readers
 /// wait for the new handles rather than keep the old files open.
 #[derive(Debug)]
-pub(super) struct Handles(RwLock<Option<(sled::Db, sled::Tree)>>);
+pub(super) struct Handles(RwLock<Option<(crate::sled::view::Db, crate::sled::view::Tree)>>);
 
 impl Handles {
     /// The tree to read (waits while the writer reopens sled).
-    pub(super) fn tree(&self) -> Result<sled::Tree, StoreError> {
+    pub(super) fn tree(&self) -> Result<crate::sled::view::Tree, StoreError> {
         Ok(self.both()?.1)
     }
 
     /// The database and the tree.
-    pub(super) fn both(&self) -> Result<(sled::Db, sled::Tree), StoreError> {
+    pub(super) fn both(&self) -> Result<(crate::sled::view::Db, crate::sled::view::Tree), StoreError> {
         let g = self.0.read_locked();
         g.clone().ok_or_else(|| {
             StoreError::unavailable(
@@ -147,7 +153,9 @@ impl Handles {
     }
 
     /// Take the handles out (readers wait or are refused until [`Handles::put`]).
-    pub(super) fn take(&self) -> std::sync::RwLockWriteGuard<'_, Option<(sled::Db, sled::Tree)>> {
+    pub(super) fn take(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, Option<(crate::sled::view::Db, crate::sled::view::Tree)>> {
         let mut g = self.0.write_locked();
         g.take();
         g
@@ -171,7 +179,7 @@ impl Health {
 
 impl Cache {
     /// Fill the directory and the queue counts from `tree`.
-    pub(super) fn load(&self, tree: &sled::Tree) -> Result<(), StoreError> {
+    pub(super) fn load(&self, tree: &crate::sled::view::Tree) -> Result<(), StoreError> {
         let mut agencies = self.agencies.write_locked();
         agencies.clear();
         for kv in tree.scan_prefix([tag::AGENCY]) {
@@ -264,19 +272,10 @@ impl SledStore {
     /// Open (or create) the store in `opts.path`, signing tree heads with
     /// `signer`. Blocking: call it before serving, or in `spawn_blocking`.
     pub fn open(opts: &SledStoreOptions, signer: TreeHeadSigner) -> Result<Arc<SledStore>, StoreError> {
-        let config = sled::Config::new()
-            .path(&opts.path)
-            .cache_capacity(opts.cache_bytes)
-            // Durability comes from the log (`log.rs`); sled flushes in the
-            // background and is caught up from the log at open.
-            .flush_every_ms(opts.flush_every_ms);
+        let config = view::Opener::new(&opts.path, opts.engine, opts.cache_bytes, opts.flush_every_ms);
         // sled 0.34 can panic on damage it does not detect by checksum
         // ("tried to serialize Uninitialized"): a refusal, not a crash.
-        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let db = open_db(&config, &opts.path)?;
-            let tree = db.open_tree("truc").map_err(|e| open_error(&opts.path, e))?;
-            Ok::<_, StoreError>((db, tree))
-        }));
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
         let (db, tree) = match opened {
             Ok(r) => r?,
             Err(panic) => {
@@ -286,9 +285,9 @@ impl SledStore {
                     .or_else(|| panic.downcast_ref::<&str>().copied())
                     .unwrap_or("a panic");
                 return Err(StoreError::Damaged(crate::Damage {
-                    file: opts.path.join("db"),
+                    file: crate::sled::view::database_path(&opts.path),
                     offset: None,
-                    what: format!("sled's database cannot be read ({why})"),
+                    what: format!("the store's database cannot be read ({why})"),
                     lost: "the hub's state held there (agencies, queues, receipts)".into(),
                     repairable: false,
                 }));
@@ -349,7 +348,7 @@ impl SledStore {
         }
         if !meta.deadlines_indexed {
             // A store from before the deadline index: build it once.
-            let mut batch = sled::Batch::default();
+            let mut batch = crate::sled::view::Batch::default();
             let added = crate::machine::deadlines::index_all(&tree)?;
             tracing::info!(entries = added.len(), "indexed the copies' deadlines");
             for k in added {
@@ -418,8 +417,7 @@ impl SledStore {
     /// batches. Point replay at the start of the local log. Blocking; the
     /// store must be closed.
     pub fn forget_log_position(path: &Path) -> Result<(), StoreError> {
-        let db = open_db(&sled::Config::new().path(path), path)?;
-        let tree = db.open_tree("truc").map_err(|e| open_error(path, e))?;
+        let (db, tree) = view::Opener::existing(path).open()?;
         if let Some(mut meta) = recovery::read_meta(&tree)? {
             meta.log_segment = 0;
             meta.log_offset = 0;
@@ -467,8 +465,10 @@ impl SledStore {
     /// database's shutdown checkpoint. Blocking; returns how long it took.
     pub fn checkpoint(path: &Path) -> Result<std::time::Duration, StoreError> {
         let started = std::time::Instant::now();
-        let db = open_db(&sled::Config::new().path(path), path)?;
-        drop(db);
+        if Engine::found_in(path) == Some(Engine::Sled) {
+            let db = open_db(&sled::Config::new().path(path), path)?;
+            drop(db);
+        }
         Ok(started.elapsed())
     }
 
@@ -586,11 +586,11 @@ fn is_lock_error(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("could not acquire lock")
 }
 
-fn open_error(path: &Path, e: sled::Error) -> StoreError {
+pub(super) fn open_error(path: &Path, e: sled::Error) -> StoreError {
     match e {
         sled::Error::Io(io) => StoreError::unavailable(format!("cannot open {}: {io}", path.display())),
         sled::Error::Corruption { at, .. } => StoreError::Damaged(crate::Damage {
-            file: path.join("db"),
+            file: crate::sled::view::database_path(path),
             offset: at.map(|a| a.lid()),
             what: "sled's database file fails its checksums".into(),
             lost: "the hub's state held there (agencies, queues, receipts)".into(),

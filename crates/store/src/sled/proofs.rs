@@ -16,7 +16,7 @@ fn decode_head(v: &[u8], size: u64) -> Result<SignedTreeHead, StoreError> {
 
 /// The signed tree head of the batch that appended leaf `index`: the first
 /// head whose size is greater than `index`.
-pub(super) fn batch_tree_head(tree: &sled::Tree, index: u64) -> Result<(SignedTreeHead, u64), StoreError> {
+pub(super) fn batch_tree_head(tree: &crate::sled::view::Tree, index: u64) -> Result<(SignedTreeHead, u64), StoreError> {
     let start = keys::tree_head(index + 1);
     let end = keys::tree_head(u64::MAX);
     let (k, v) = tree
@@ -29,7 +29,7 @@ pub(super) fn batch_tree_head(tree: &sled::Tree, index: u64) -> Result<(SignedTr
 }
 
 /// The latest signed tree head and its size, if the log is not empty.
-pub(super) fn latest_tree_head(tree: &sled::Tree) -> Result<Option<(SignedTreeHead, u64)>, StoreError> {
+pub(super) fn latest_tree_head(tree: &crate::sled::view::Tree) -> Result<Option<(SignedTreeHead, u64)>, StoreError> {
     match tree.scan_prefix([tag::TREE_HEAD]).next_back().transpose()? {
         None => Ok(None),
         Some((k, v)) => {
@@ -40,7 +40,7 @@ pub(super) fn latest_tree_head(tree: &sled::Tree) -> Result<Option<(SignedTreeHe
 }
 
 /// The head signed when the log had exactly `size` leaves.
-pub(super) fn tree_head_at(tree: &sled::Tree, size: u64) -> Result<Option<SignedTreeHead>, StoreError> {
+pub(super) fn tree_head_at(tree: &crate::sled::view::Tree, size: u64) -> Result<Option<SignedTreeHead>, StoreError> {
     tree.get(keys::tree_head(size))?
         .map(|v| decode_head(&v, size))
         .transpose()
@@ -48,7 +48,11 @@ pub(super) fn tree_head_at(tree: &sled::Tree, size: u64) -> Result<Option<Signed
 
 /// Up to `limit` signed tree heads from size `from` on, in increasing size,
 /// and the size to continue from (0: none left).
-pub(super) fn tree_heads(tree: &sled::Tree, from: u64, limit: usize) -> Result<(Vec<SignedTreeHead>, u64), StoreError> {
+pub(super) fn tree_heads(
+    tree: &crate::sled::view::Tree,
+    from: u64,
+    limit: usize,
+) -> Result<(Vec<SignedTreeHead>, u64), StoreError> {
     let mut heads = Vec::new();
     for kv in tree.range(keys::tree_head(from)..=keys::tree_head(u64::MAX)) {
         let (k, v) = kv?;
@@ -62,7 +66,7 @@ pub(super) fn tree_heads(tree: &sled::Tree, from: u64, limit: usize) -> Result<(
 }
 
 /// Serialized receipt `index`.
-pub(super) fn receipt_bytes(tree: &sled::Tree, index: u64) -> Result<Vec<u8>, StoreError> {
+pub(super) fn receipt_bytes(tree: &crate::sled::view::Tree, index: u64) -> Result<Vec<u8>, StoreError> {
     let value = tree
         .get(keys::receipt(index))?
         .ok_or_else(|| StoreError::corrupt(format!("receipt {index}")))?;
@@ -70,7 +74,7 @@ pub(super) fn receipt_bytes(tree: &sled::Tree, index: u64) -> Result<Vec<u8>, St
 }
 
 /// Receipt `index` with its inclusion proof in a tree of `size` leaves.
-pub(super) fn proven_at(tree: &sled::Tree, index: u64, size: u64) -> Result<ProvenReceipt, StoreError> {
+pub(super) fn proven_at(tree: &crate::sled::view::Tree, index: u64, size: u64) -> Result<ProvenReceipt, StoreError> {
     let proof = merkle::inclusion_proof(index, size, &TreeNodes(tree))?;
     Ok(ProvenReceipt {
         receipt: receipt_bytes(tree, index)?,
@@ -82,7 +86,7 @@ pub(super) fn proven_at(tree: &sled::Tree, index: u64, size: u64) -> Result<Prov
 }
 
 /// Receipt `index` with its batch's signed tree head and inclusion proof.
-pub(super) fn proven_receipt(tree: &sled::Tree, index: u64) -> Result<ProvenReceipt, StoreError> {
+pub(super) fn proven_receipt(tree: &crate::sled::view::Tree, index: u64) -> Result<ProvenReceipt, StoreError> {
     let (sth, size) = batch_tree_head(tree, index)?;
     let mut r = proven_at(tree, index, size)?;
     r.tree_head = Some(sth);
@@ -90,7 +94,7 @@ pub(super) fn proven_receipt(tree: &sled::Tree, index: u64) -> Result<ProvenRece
 }
 
 /// RFC 9162 consistency proof between two sizes of the committed log.
-pub(super) fn consistency(tree: &sled::Tree, old: u64, new: u64) -> Result<Vec<[u8; 32]>, StoreError> {
+pub(super) fn consistency(tree: &crate::sled::view::Tree, old: u64, new: u64) -> Result<Vec<[u8; 32]>, StoreError> {
     let size = latest_tree_head(tree)?.map(|(_, s)| s).unwrap_or(0);
     if old == 0 || old > new || new > size {
         return Err(StoreError::InvalidArgument(format!(

@@ -17,14 +17,14 @@ use crate::{
     StoreError,
 };
 
-pub(super) fn document(tree: &sled::Tree, hub_id: u64) -> Result<DocumentRecord, StoreError> {
+pub(super) fn document(tree: &crate::sled::view::Tree, hub_id: u64) -> Result<DocumentRecord, StoreError> {
     let v = tree
         .get(keys::document(hub_id))?
         .ok_or_else(|| StoreError::corrupt(format!("document {hub_id}")))?;
     DocumentRecord::decode(v.as_ref()).map_err(|e| StoreError::corrupt_from(format!("document {hub_id}"), e))
 }
 
-fn hub_id_of(tree: &sled::Tree, from: &AgencyCode, document_id: &str) -> Result<Option<u64>, StoreError> {
+fn hub_id_of(tree: &crate::sled::view::Tree, from: &AgencyCode, document_id: &str) -> Result<Option<u64>, StoreError> {
     Ok(tree
         .get(keys::idempotency(from.as_str(), document_id))?
         .and_then(|v| keys::u64_value(&v)))
@@ -33,7 +33,7 @@ fn hub_id_of(tree: &sled::Tree, from: &AgencyCode, document_id: &str) -> Result<
 /// Up to `limit` items of queue `t` (outbox or dead letters) of `agency`, in
 /// key order, leaving out the ids in `skip`.
 pub(super) fn queue(
-    tree: &sled::Tree,
+    tree: &crate::sled::view::Tree,
     bodies: &BodyFiles,
     t: u8,
     agency: &AgencyCode,
@@ -49,7 +49,7 @@ pub(super) fn queue(
 
 /// Outbox items of `agency`, in each priority band from `from[band]` on.
 pub(super) fn outbox_from(
-    tree: &sled::Tree,
+    tree: &crate::sled::view::Tree,
     bodies: &BodyFiles,
     agency: &AgencyCode,
     from: [u64; 5],
@@ -98,9 +98,9 @@ fn damaged_stub(rec: &DocumentRecord) -> SignedDocument {
 /// listed as [`damaged_stub`] instead of failing the listing.
 #[allow(clippy::too_many_arguments)] // internal; one call per queue kind
 fn collect(
-    tree: &sled::Tree,
+    tree: &crate::sled::view::Tree,
     bodies: &BodyFiles,
-    kvs: sled::Iter,
+    kvs: crate::sled::view::Iter,
     skip: &HashSet<u64>,
     limit: usize,
     out: &mut Vec<QueuedItem>,
@@ -158,7 +158,7 @@ fn collect(
 }
 
 pub(super) fn track(
-    tree: &sled::Tree,
+    tree: &crate::sled::view::Tree,
     from: &AgencyCode,
     document_id: &str,
 ) -> Result<Option<TrackResponse>, StoreError> {
@@ -226,12 +226,12 @@ pub(super) fn track(
 }
 
 /// Whether `agency` sent or receives document `hub_id`.
-fn is_party(tree: &sled::Tree, hub_id: u64, agency: &AgencyCode) -> Result<bool, StoreError> {
+fn is_party(tree: &crate::sled::view::Tree, hub_id: u64, agency: &AgencyCode) -> Result<bool, StoreError> {
     let rec = document(tree, hub_id)?;
     Ok(rec.from == agency.as_str() || tree.contains_key(keys::recipient(hub_id, agency.as_str()))?)
 }
 
-fn receipt_time(tree: &sled::Tree, index: u64) -> Result<i64, StoreError> {
+fn receipt_time(tree: &crate::sled::view::Tree, index: u64) -> Result<i64, StoreError> {
     let bytes = proofs::receipt_bytes(tree, index)?;
     Ok(Receipt::decode(bytes.as_slice())
         .map_err(|e| StoreError::corrupt_from(format!("receipt {index}"), e))?
@@ -240,7 +240,7 @@ fn receipt_time(tree: &sled::Tree, index: u64) -> Result<i64, StoreError> {
 
 /// The first receipt index with time >= `since` (receipt times never
 /// decrease), by binary search over `[0, size)`.
-fn first_at_or_after(tree: &sled::Tree, since: i64, size: u64) -> Result<u64, StoreError> {
+fn first_at_or_after(tree: &crate::sled::view::Tree, since: i64, size: u64) -> Result<u64, StoreError> {
     let (mut lo, mut hi) = (0, size);
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
@@ -253,7 +253,7 @@ fn first_at_or_after(tree: &sled::Tree, since: i64, size: u64) -> Result<u64, St
     Ok(lo)
 }
 
-pub(super) fn receipts(tree: &sled::Tree, q: &ReceiptQuery) -> Result<ReceiptPage, StoreError> {
+pub(super) fn receipts(tree: &crate::sled::view::Tree, q: &ReceiptQuery) -> Result<ReceiptPage, StoreError> {
     let (head, size) = match proofs::latest_tree_head(tree)? {
         Some(x) => x,
         None => return Err(StoreError::Precondition("the receipt log is empty".into())),
@@ -352,7 +352,11 @@ pub(super) fn receipts(tree: &sled::Tree, q: &ReceiptQuery) -> Result<ReceiptPag
 
 /// Receipt indexes stored as the last 8 bytes of keys under `prefix`, from
 /// `start` on.
-fn index_scan(tree: &sled::Tree, prefix: &[u8], start: u64) -> impl Iterator<Item = Result<u64, StoreError>> {
+fn index_scan(
+    tree: &crate::sled::view::Tree,
+    prefix: &[u8],
+    start: u64,
+) -> impl Iterator<Item = Result<u64, StoreError>> {
     let mut from = prefix.to_vec();
     from.extend_from_slice(&start.to_be_bytes());
     let prefix = prefix.to_vec();
@@ -367,7 +371,7 @@ fn index_scan(tree: &sled::Tree, prefix: &[u8], start: u64) -> impl Iterator<Ite
 /// Dead letters, oldest item and overdue urgent items of one queue. Reads
 /// the first item of each priority and the urgent items only.
 /// `outbox`: an agency code, or a peer's outbox name.
-pub(super) fn queue_stats(tree: &sled::Tree, outbox: &str, now: i64) -> Result<QueueStats, StoreError> {
+pub(super) fn queue_stats(tree: &crate::sled::view::Tree, outbox: &str, now: i64) -> Result<QueueStats, StoreError> {
     let mut s = QueueStats {
         dead_letters: tree.scan_prefix(keys::queue_prefix(tag::DEAD, outbox)).count() as u64,
         ..Default::default()
@@ -411,7 +415,7 @@ pub(super) fn queue_stats(tree: &sled::Tree, outbox: &str, now: i64) -> Result<Q
 
 /// Up to `limit` items of peer `peer`'s outbox, leaving out `skip`.
 pub(super) fn peer_items(
-    tree: &sled::Tree,
+    tree: &crate::sled::view::Tree,
     bodies: &BodyFiles,
     peer: &str,
     skip: &HashSet<u64>,
@@ -464,7 +468,7 @@ pub(super) fn peer_items(
 
 /// Up to `limit` waiting items after delivery id `after`, without payloads.
 pub(super) fn queue_page(
-    tree: &sled::Tree,
+    tree: &crate::sled::view::Tree,
     agency: &AgencyCode,
     after: u64,
     limit: usize,
@@ -501,7 +505,7 @@ pub(super) fn queue_page(
 
 /// Document `hub_id`'s payload, for its sender or one of its recipients.
 pub(super) fn payload(
-    tree: &sled::Tree,
+    tree: &crate::sled::view::Tree,
     bodies: &BodyFiles,
     hub_id: u64,
     caller: &AgencyCode,
@@ -525,7 +529,7 @@ pub(super) fn payload(
 /// that fails its checksum or does not decode is `Damaged` (the caller
 /// quarantines that one document and goes on).
 pub(super) fn signed_document(
-    tree: &sled::Tree,
+    tree: &crate::sled::view::Tree,
     bodies: &BodyFiles,
     rec: &DocumentRecord,
 ) -> Result<SignedDocument, StoreError> {

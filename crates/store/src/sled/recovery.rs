@@ -38,8 +38,8 @@ pub(super) struct Recovered {
 /// Replay the log into `tree` (embedded store only). With
 /// `opts.accept_loss`, damage is set aside instead of refused.
 pub(super) fn replay(
-    db: &sled::Db,
-    tree: &sled::Tree,
+    db: &crate::sled::view::Db,
+    tree: &crate::sled::view::Tree,
     opts: &SledStoreOptions,
     out: &mut Recovered,
 ) -> Result<Vec<(u32, u64)>, StoreError> {
@@ -54,7 +54,7 @@ pub(super) fn replay(
         if logged.log_segment < punched_to && punched_to > 1 {
             // Not repairable by dropping: the batches are gone from the log.
             return Err(StoreError::Damaged(Damage {
-                file: opts.path.join("db"),
+                file: crate::sled::view::database_path(&opts.path),
                 offset: None,
                 what: format!(
                     "the database is older than the log: it holds batches up to segment {} but segments before \
@@ -83,7 +83,7 @@ pub(super) fn replay(
         }
         out.replayed += found.batches.len();
         for writes in found.batches {
-            let mut batch = sled::Batch::default();
+            let mut batch = crate::sled::view::Batch::default();
             for (k, v) in writes {
                 match v {
                     Some(v) => batch.insert(k, v),
@@ -166,7 +166,7 @@ fn set_aside(path: &Path, d: &Damage) -> Result<String, StoreError> {
 /// there. Returns the writer's handle on the signed-head file, now holding
 /// the newest head.
 pub(super) fn check_signed_head(
-    tree: &sled::Tree,
+    tree: &crate::sled::view::Tree,
     opts: &SledStoreOptions,
     meta: &Meta,
     torn: &[(u32, u64)],
@@ -208,7 +208,7 @@ pub(super) fn check_signed_head(
         Found::Head(signed) => {
             let root = merkle::root(signed.size, &TreeNodes(tree)).map_err(|e| {
                 StoreError::Damaged(Damage {
-                    file: opts.path.join("db"),
+                    file: crate::sled::view::database_path(&opts.path),
                     offset: None,
                     what: format!(
                         "the database's receipt log does not read back up to the last signed head (size {}): {e}",
@@ -288,7 +288,11 @@ pub(super) fn check_signed_head(
 
 /// Record in sled that the open's checks are in force (torn tails cut,
 /// signed-head file written): later opens hold the store to them.
-pub(super) fn mark_checked(db: &sled::Db, tree: &sled::Tree, path: &Path) -> Result<(), StoreError> {
+pub(super) fn mark_checked(
+    db: &crate::sled::view::Db,
+    tree: &crate::sled::view::Tree,
+    path: &Path,
+) -> Result<(), StoreError> {
     let mut meta = read_meta(tree)?.unwrap_or(Meta {
         next_hub_id: 1,
         payload_refs_counted: true,
@@ -303,9 +307,9 @@ pub(super) fn mark_checked(db: &sled::Db, tree: &sled::Tree, path: &Path) -> Res
         .and_then(|_| db.flush())
         .map_err(|e| {
             StoreError::Damaged(Damage {
-                file: path.join("db"),
+                file: crate::sled::view::database_path(path),
                 offset: None,
-                what: format!("sled's database does not take a write at start ({e})"),
+                what: format!("the store's database does not take a write at start ({e})"),
                 lost: "the hub's ability to commit anything".into(),
                 repairable: false,
             })
@@ -313,7 +317,7 @@ pub(super) fn mark_checked(db: &sled::Db, tree: &sled::Tree, path: &Path) -> Res
     Ok(())
 }
 
-pub(super) fn read_meta(tree: &sled::Tree) -> Result<Option<Meta>, StoreError> {
+pub(super) fn read_meta(tree: &crate::sled::view::Tree) -> Result<Option<Meta>, StoreError> {
     tree.get(keys::meta())?
         .map(|v| Meta::decode(v.as_ref()).map_err(|e| StoreError::corrupt_from("meta", e)))
         .transpose()

@@ -17,7 +17,7 @@ use crate::StoreError;
 const CATCH_UP_CHUNK: u64 = 256;
 
 /// The log position the tree reflects (0: none yet).
-pub(super) fn applied(tree: &sled::Tree) -> Result<u64, StoreError> {
+pub(super) fn applied(tree: &crate::sled::view::Tree) -> Result<u64, StoreError> {
     Ok(tree
         .get(keys::replica_seq())?
         .and_then(|v| keys::u64_value(&v))
@@ -27,7 +27,7 @@ pub(super) fn applied(tree: &sled::Tree) -> Result<u64, StoreError> {
 /// Apply entries `applied + 1 ..= last` to the tree and the cache, and
 /// publish their outbox changes to `events`; returns the new position.
 pub(super) fn catch_up(
-    tree: &sled::Tree,
+    tree: &crate::sled::view::Tree,
     cache: &Cache,
     replica: &dyn Replicator,
     applied: u64,
@@ -37,7 +37,7 @@ pub(super) fn catch_up(
     let mut seq = applied;
     while seq < last {
         let upto = (seq + CATCH_UP_CHUNK).min(last);
-        let mut batch = sled::Batch::default();
+        let mut batch = crate::sled::view::Batch::default();
         let mut agencies = Vec::new();
         let mut counts = Vec::new();
         let mut outbox: Vec<(Vec<u8>, bool)> = Vec::new();

@@ -85,7 +85,7 @@ pub(super) struct Found {
 
 /// Check the store under `data_dir` (see the module docs). Blocking.
 pub(super) fn scan(
-    tree: &sled::Tree,
+    tree: &crate::sled::view::Tree,
     bodies: &BodyFiles,
     data_dir: &Path,
     opts: &ScrubOptions,
@@ -199,7 +199,7 @@ fn payload_files(
 /// What is wrong with document `rec`'s stored copy, if anything; counts
 /// the bytes read.
 fn check_document(
-    tree: &sled::Tree,
+    tree: &crate::sled::view::Tree,
     bodies: &BodyFiles,
     rec: &DocumentRecord,
     pace: &mut Pace<'_>,
@@ -246,7 +246,7 @@ type DocumentFindings = (Vec<(u64, String)>, HashMap<Vec<u8>, Vec<u64>>);
 
 /// Check every document not quarantined already.
 fn documents(
-    tree: &sled::Tree,
+    tree: &crate::sled::view::Tree,
     bodies: &BodyFiles,
     bad_payloads: &HashMap<Vec<u8>, String>,
     pace: &mut Pace<'_>,
@@ -329,7 +329,7 @@ fn frontier_root(frontier: &[(u8, Hash)]) -> Hash {
 }
 
 /// Check every receipt and signed tree head up to the newest head.
-fn log(tree: &sled::Tree, pace: &mut Pace<'_>, report: &mut ScrubReport) -> Result<(), StoreError> {
+fn log(tree: &crate::sled::view::Tree, pace: &mut Pace<'_>, report: &mut ScrubReport) -> Result<(), StoreError> {
     let Some((_, size)) = super::proofs::latest_tree_head(tree)? else {
         return Ok(());
     };

@@ -36,7 +36,7 @@ pub(super) type Completion = Box<dyn FnOnce(Result<&Committed, &StoreError>) + S
 
 /// A committed batch: the tree to read receipts and proofs from.
 pub(super) struct Committed {
-    pub(super) tree: sled::Tree,
+    pub(super) tree: crate::sled::view::Tree,
     pub(super) tree_size: u64,
     /// The batch's own signed tree head, if it appended receipts.
     head: Option<SignedTreeHead>,
@@ -73,13 +73,13 @@ impl Committed {
 }
 
 pub(super) struct Writer<L: CommitLog> {
-    pub(super) db: sled::Db,
+    pub(super) db: crate::sled::view::Db,
     /// The commit point: the local log or the shared one.
     pub(super) log: L,
     /// Set when a durable batch could not be applied to sled: everything is
     /// refused until a restart replays it.
     pub(super) poisoned: Option<String>,
-    pub(super) tree: sled::Tree,
+    pub(super) tree: crate::sled::view::Tree,
     pub(super) meta: Meta,
     pub(super) signer: TreeHeadSigner,
     pub(super) cache: Arc<Cache>,
@@ -107,8 +107,8 @@ pub(super) struct Writer<L: CommitLog> {
 
 /// Everything the writer starts with but its commit log.
 pub(super) struct Setup {
-    pub(super) db: sled::Db,
-    pub(super) tree: sled::Tree,
+    pub(super) db: crate::sled::view::Db,
+    pub(super) tree: crate::sled::view::Tree,
     pub(super) meta: Meta,
     pub(super) signer: TreeHeadSigner,
     pub(super) cache: Arc<Cache>,
@@ -116,7 +116,7 @@ pub(super) struct Setup {
     pub(super) head_file: super::head::SignedHeadFile,
     pub(super) handles: Arc<super::Handles>,
     pub(super) health: Arc<super::Health>,
-    pub(super) config: sled::Config,
+    pub(super) config: super::view::Opener,
     pub(super) opts: super::SledStoreOptions,
 }
 
@@ -157,7 +157,7 @@ impl Setup {
 
 /// What the writer needs to open sled again (`Writer::recover`).
 pub(super) struct Reopen {
-    pub(super) config: sled::Config,
+    pub(super) config: super::view::Opener,
     pub(super) opts: super::SledStoreOptions,
     pub(super) last_try: Option<std::time::Instant>,
 }
@@ -302,7 +302,9 @@ impl<L: CommitLog> Writer<L> {
         }
         // Answered: now free what sled replaced (`reclaim.rs`).
         drop(result);
-        super::reclaim::after_commit(batch_size);
+        if self.tree.engine() == super::Engine::Sled {
+            super::reclaim::after_commit(batch_size);
+        }
     }
 
     /// Sign the batch's tree head and write the queue counters: the batch
@@ -372,7 +374,7 @@ impl<L: CommitLog> Writer<L> {
                 .collect(),
             None => Vec::new(),
         };
-        let mut batch = sled::Batch::default();
+        let mut batch = crate::sled::view::Batch::default();
         for (k, v) in writes {
             match v {
                 Some(v) => batch.insert(k, v),
@@ -446,13 +448,10 @@ impl<L: CommitLog> Writer<L> {
         // Every handle on the old files must go before sled opens them
         // again (a lock on the directory): the writer's own are replaced
         // by an empty in-memory database.
-        let placeholder = sled::Config::new().temporary(true).open()?;
-        let placeholder_tree = placeholder.open_tree("truc")?;
+        let (placeholder, placeholder_tree) = super::view::Db::placeholder()?;
         drop(std::mem::replace(&mut self.tree, placeholder_tree));
         drop(std::mem::replace(&mut self.db, placeholder));
-        let path = self.reopen.opts.path.clone();
-        let db = super::open_db(&self.reopen.config, &path)?;
-        let tree = db.open_tree("truc")?;
+        let (db, tree) = self.reopen.config.open()?;
         self.log.reopened(&db, &tree, &self.reopen.opts)?;
         let meta = super::recovery::read_meta(&tree)?.unwrap_or_default();
         self.cache.load(&tree)?;

@@ -543,7 +543,7 @@ pub(crate) async fn run(cmd: OpsCommand) -> anyhow::Result<()> {
                         r => format!("{} kept free (uploads that would go below are refused)", h(r)),
                     };
                     let _ = writeln!(t, "data disk           {free} free; {reserve}");
-                    let _ = writeln!(t, "store               {} (sled and its log)", h(s.store_bytes));
+                    let _ = writeln!(t, "store               {} (database and log)", h(s.store_bytes));
                     let _ = writeln!(t, "payload files       {} ({})", s.payloads, h(s.payload_bytes));
                     let _ = writeln!(
                         t,
