@@ -64,6 +64,9 @@ cluster on loopback (mTLS, R3, `sync_interval: always` on every node), and
 with --vs nats the peer row publishes to R3 streams on the same cluster (no
 default-durability row: the cluster fsyncs always).
 
+--engine fjall: trucd's store on the LSM engine (`store.engine`), the
+default being sled; the Truc row names the engine.
+
 --topology federation: three trucd with a CA each, as the axis federates
 (province hub h49 → national hub → ministry hub g12); senders at h49 send
 to receivers at g12, so every document is forwarded twice; its throughput
@@ -77,6 +80,7 @@ PATH; Debian's nats-server (2.9) has no `sync_interval: always`.
 
 EXAMPLES:
   truc-bench --vs nats --size 4096 --duration 20
+  truc-bench --engine fjall --vs nats --size 4096 --duration 20 --runs 3 --resources
   truc-bench --resources --agencies 100 --window 256 --credit 256 --duration 20
   truc-bench --store jetstream --vs nats --size 4096 --duration 20
   truc-bench --prefill 0,100000,1000000 --duration 10
@@ -91,6 +95,15 @@ enum Store {
     /// A fresh 3-node NATS JetStream cluster on loopback, R3,
     /// `sync_interval: always` on every node.
     Jetstream,
+}
+
+/// The engine of trucd's store (`store.engine`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Engine {
+    /// sled, a B-tree.
+    Sled,
+    /// fjall, an LSM tree.
+    Fjall,
 }
 
 /// How many hubs carry the load.
@@ -121,6 +134,10 @@ pub(crate) struct Args {
     /// Where trucd keeps its state (jetstream: a 3-node cluster, R3).
     #[arg(long, value_enum, default_value = "sled")]
     store: Store,
+    /// The engine of trucd's store (`store.engine`; default: trucd's own
+    /// default, sled).
+    #[arg(long, value_enum)]
+    engine: Option<Engine>,
     /// One hub, or a relay through the national hub compared with one hub
     /// (federation: sled, no --vs, --prefill or --resources).
     #[arg(long, value_enum, default_value = "single")]
@@ -211,6 +228,7 @@ pub(crate) struct Row {
 }
 
 const TRUC: &str = "truc (sled, every Send flushed before acceptance)";
+const TRUC_FJALL: &str = "truc (fjall, every Send flushed before acceptance)";
 const TRUC_JS: &str = "truc (JetStream R3 store, sync_interval: always)";
 const NATS_EQUAL: &str = "NATS JetStream (sync_interval: always)";
 const NATS_R3: &str = "NATS JetStream R3 (sync_interval: always)";
@@ -222,20 +240,38 @@ impl Args {
     fn labels(&self) -> (&'static str, &'static str) {
         match (self.topology, self.store) {
             (Topology::Federation, _) => (federation::ONE_HUB, federation::RELAY),
+            (_, Store::Sled) if self.on_fjall() => (TRUC_FJALL, NATS_EQUAL),
             (_, Store::Sled) => (TRUC, NATS_EQUAL),
             (_, Store::Jetstream) => (TRUC_JS, NATS_R3),
         }
     }
 
-    /// `--hub-env` as pairs.
+    /// `--hub-env` as pairs, then `--engine`.
     fn hub_env(&self) -> anyhow::Result<Vec<(String, String)>> {
-        self.hub_env
+        let mut env = self
+            .hub_env
             .iter()
             .map(|kv| match kv.split_once('=') {
                 Some((k, v)) if k.starts_with("TRUC_") => Ok((k.to_string(), v.to_string())),
                 _ => bail!("--hub-env {kv:?}: expected TRUC_KEY=VALUE"),
             })
-            .collect()
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if let Some(e) = self.engine {
+            let name = match e {
+                Engine::Sled => "sled",
+                Engine::Fjall => "fjall",
+            };
+            env.push(("TRUC_STORE_ENGINE".into(), name.into()));
+        }
+        Ok(env)
+    }
+
+    /// Whether trucd's store is on fjall (`--engine`, or `--hub-env`).
+    fn on_fjall(&self) -> bool {
+        match self.engine {
+            Some(e) => e == Engine::Fjall,
+            None => self.hub_env.iter().any(|kv| kv == "TRUC_STORE_ENGINE=fjall"),
+        }
     }
 }
 
