@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use prost::Message;
 use tempfile::TempDir;
 use truc_client::Client;
+use truc_hub::config::StoreEngine;
 use truc_hub::{Config, RunningHub};
 use truc_proto::v1::{SendResponse, TreeHead};
 use truc_tests::{copy_dir, drain, header, sign, TestHub};
@@ -73,13 +74,15 @@ fn to(i: usize) -> &'static str {
     }
 }
 
+/// A crash image on the engine `TRUC_TEST_ENGINE` names.
 async fn crash_image() -> Image {
-    // On sled, whatever TRUC_TEST_ENGINE says: these images depend on sled
-    // holding back what it has not flushed (fjall hands every batch to the
-    // OS at once, so a killed hub leaves nothing to replay), and two of
-    // them damage sled's own files.
+    crash_image_on(truc_tests::test_engine()).await
+}
+
+/// A crash image whose database is on `engine`.
+async fn crash_image_on(engine: StoreEngine) -> Image {
     let mut hub = TestHub::start_sled_with(|c| {
-        c.store.engine = truc_hub::config::StoreEngine::Sled;
+        c.store.engine = engine;
         c.store.sled_flush_ms = 3_600_000;
     })
     .await;
@@ -361,7 +364,7 @@ async fn a_flipped_byte_in_a_body_starts_and_serves_only_correct_data() {
 async fn damage_in_the_database_file_is_refused_or_replayed_never_silently_lost() {
     // A few bytes in one place, and many spread over the file.
     for (n, flips) in [(1u64, 16u64), (2, 16), (3, 16), (4, 200), (5, 200), (6, 200)] {
-        let mut img = crash_image().await;
+        let mut img = crash_image_on(StoreEngine::Sled).await;
         let db = img.config.data_dir.join("db");
         let size = std::fs::metadata(&db).unwrap().len();
         let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -393,9 +396,83 @@ async fn damage_in_the_database_file_is_refused_or_replayed_never_silently_lost(
     }
 }
 
+/// Every file under `dir`, largest first.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort_by_key(|p| std::cmp::Reverse(std::fs::metadata(p).unwrap().len()));
+    out
+}
+
+#[tokio::test]
+async fn damage_in_fjall_files_is_refused_or_replayed_never_silently_lost() {
+    // Each of fjall's files in turn (journals, sorted tables, their
+    // metadata), a few bytes in one place and many spread over it.
+    let listed = crash_image_on(StoreEngine::Fjall).await;
+    let files: Vec<PathBuf> = files_under(&listed.config.data_dir.join("fjall"))
+        .into_iter()
+        .filter(|p| std::fs::metadata(p).unwrap().len() > 0 && !p.ends_with("truc.lock"))
+        .map(|p| p.strip_prefix(&listed.config.data_dir).unwrap().to_path_buf())
+        .collect();
+    drop(listed);
+    assert!(!files.is_empty(), "fjall wrote files");
+    for (i, rel) in files.iter().enumerate() {
+        for (n, flips) in [(1u64, 16u64), (4, 200)] {
+            let mut img = crash_image_on(StoreEngine::Fjall).await;
+            let file = img.config.data_dir.join(rel);
+            let Ok(meta) = std::fs::metadata(&file) else { continue };
+            let size = meta.len();
+            if size == 0 {
+                continue;
+            }
+            let mut x = (n + i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let base = size * n / 7;
+            for k in 0..flips.min(size) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let at = if flips > 16 {
+                    x % size
+                } else {
+                    (base + k * 37).min(size - 1)
+                };
+                flip(&file, at);
+            }
+            let outcome = start(&img.config).await;
+            eprintln!(
+                "fjall damage {} case {n}: {:?}",
+                rel.display(),
+                outcome.as_ref().map(|_| "started")
+            );
+            match outcome {
+                Err(err) => assert!(
+                    err.contains(&img.config.data_dir.display().to_string()),
+                    "{}: the refusal names the data directory: {err}",
+                    rel.display()
+                ),
+                Ok(running) => {
+                    all_arrive(&img, &running, &[]).await;
+                    more_sends(&mut img, &running, &format!("after-fjall-{i}-{n}")).await;
+                    running.shutdown().await.unwrap();
+                }
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_deleted_database_snapshot_starts_and_serves_everything() {
-    let mut img = crash_image().await;
+    let mut img = crash_image_on(StoreEngine::Sled).await;
     let snaps: Vec<PathBuf> = std::fs::read_dir(&img.config.data_dir)
         .unwrap()
         .map(|e| e.unwrap().path())

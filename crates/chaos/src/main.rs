@@ -152,6 +152,10 @@ pub(crate) struct Args {
     /// $TRUC_NATS_SERVER, Python's scripts directory, or PATH).
     #[arg(long)]
     pub(crate) nats_server: Option<PathBuf>,
+    /// The engine of trucd's store (`store.engine`: sled or fjall; default:
+    /// trucd's own).
+    #[arg(long, value_parser = ["sled", "fjall"])]
+    pub(crate) engine: Option<String>,
     /// The trucd binary (default: `trucd` next to this program).
     #[arg(long)]
     pub(crate) trucd: Option<PathBuf>,
@@ -430,11 +434,15 @@ pub(crate) fn load_opts(args: &Args, remote_only: bool) -> LoadOpts {
 /// comes back after each kill; none may be dead-lettered for it in a long
 /// run).
 pub(crate) fn hub_env(args: &Args) -> Vec<(String, String)> {
-    vec![
+    let mut env = vec![
         ("TRUC_DELIVERY_LEASE_MS".to_string(), args.lease_ms.to_string()),
         ("TRUC_DELIVERY_MAX_ATTEMPTS".to_string(), "1000000".to_string()),
         ("TRUC_LOG_LEVEL".to_string(), "warn".to_string()),
-    ]
+    ];
+    if let Some(e) = &args.engine {
+        env.push(("TRUC_STORE_ENGINE".to_string(), e.clone()));
+    }
+    env
 }
 
 async fn chaos(args: &Args, seed: u64, root: &Path, st: &mut RunState) -> anyhow::Result<()> {

@@ -182,15 +182,17 @@ impl Fjall {
         std::fs::create_dir_all(&dir)
             .map_err(|e| StoreError::unavailable_from(format!("cannot create {}", dir.display()), e))?;
         let lock = lock_dir(&dir)?;
-        let mut config = fjall::Config::new(&dir)
+        // No periodic sync (`fsync_ms`): every batch is handed to the OS as
+        // it is applied, and the log's records are freed only after a sync
+        // of the view (`punch.rs`), so what a power loss takes from fjall's
+        // journal is replayed from the log. (A sync thread would also hold
+        // up every close by its interval.)
+        let config = fjall::Config::new(&dir)
             .cache_size(o.cache_bytes)
             // Two cores do the hub's work: one thread flushes in-memory
             // tables, one merges sorted files.
             .flush_workers(1)
             .compaction_workers(1);
-        if let Some(ms) = o.flush_every_ms {
-            config = config.fsync_ms(Some(ms.min(u64::from(u16::MAX)) as u16));
-        }
         let keyspace = config.open().map_err(|e| fjall_open_error(&dir, e))?;
         let part = keyspace
             .open_partition(TREE, fjall::PartitionCreateOptions::default())
