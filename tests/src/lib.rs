@@ -100,12 +100,12 @@ pub fn test_store() -> String {
     std::env::var("TRUC_TEST_STORE").unwrap_or_else(|_| "sled".into())
 }
 
-/// The engine of every test hub's store (`TRUC_TEST_ENGINE`: `sled`, the
-/// default, or `fjall`; `view.rs` in truc-store).
+/// The engine of every test hub's store (`TRUC_TEST_ENGINE`: `fjall`, the
+/// default, or `sled`; `view.rs` in truc-store).
 pub fn test_engine() -> truc_hub::config::StoreEngine {
     match std::env::var("TRUC_TEST_ENGINE").as_deref() {
-        Ok("fjall") => truc_hub::config::StoreEngine::Fjall,
-        Ok("sled") | Err(_) => truc_hub::config::StoreEngine::Sled,
+        Ok("fjall") | Err(_) => truc_hub::config::StoreEngine::Fjall,
+        Ok("sled") => truc_hub::config::StoreEngine::Sled,
         Ok(other) => panic!("TRUC_TEST_ENGINE={other}: expected sled or fjall"),
     }
 }

@@ -175,8 +175,10 @@ async fn migration_sled_to_jetstream_and_back_keeps_receipts_and_queues() {
     if !nats_or_skip() {
         return;
     }
-    // A sled hub with history: documents, an ack, one copy still queued.
-    let mut hub = TestHub::start_sled_with(|_| {}).await;
+    // An embedded hub on the sled engine with history: documents, an ack,
+    // one copy still queued. (Out and back is also how a sled store moves
+    // to fjall: docs/storage.md, "Engines".)
+    let mut hub = TestHub::start_sled_with(|c| c.store.engine = truc_hub::config::StoreEngine::Sled).await;
     let g22 = hub.agency(G22).await;
     let h26 = hub.agency(H26).await;
     g22.send(sign(&g22, header(&[H26], "m/1"), b"one")).await.unwrap();
@@ -215,10 +217,14 @@ async fn migration_sled_to_jetstream_and_back_keeps_receipts_and_queues() {
     assert!(on_js.0 > before.0);
     hub.stop().await;
 
-    // And back: a new directory caught up with the log, served by sled.
+    // And back: a new directory caught up with the log, on fjall, served
+    // by the embedded store.
+    assert!(sled_dir.join("conf").exists(), "the first store was on sled");
     config.data_dir = hub.data.path().join("back-to-sled");
+    config.store.engine = truc_hub::config::StoreEngine::Fjall;
     let m = truc_hub::migrate_to_sled(&config).await.unwrap();
     assert_eq!(m.tree_size, on_js.0);
+    assert!(config.data_dir.join("fjall").exists(), "the new store is on fjall");
     drop(nats); // sled from here on: the cluster is gone
     config.store.backend = truc_hub::config::StoreBackend::Sled;
     assert_ne!(config.data_dir, sled_dir);

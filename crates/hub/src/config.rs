@@ -74,7 +74,7 @@ pub struct StoreConfig {
     /// (several hubs share a replicated log on a NATS JetStream cluster;
     /// `data_dir` then holds this hub's local view of it).
     pub backend: StoreBackend,
-    /// "sled" (the default) or "fjall": the engine of the state kept in
+    /// "fjall" (the default) or "sled": the engine of the state kept in
     /// `data_dir`, for a new store; an existing store keeps its own.
     pub engine: StoreEngine,
     /// NATS server URLs, e.g. `["tls://nats-0:4222", "tls://nats-1:4222"]`.
@@ -107,7 +107,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             backend: StoreBackend::Sled,
-            engine: StoreEngine::Sled,
+            engine: StoreEngine::Fjall,
             nats_urls: Vec::new(),
             nats_ca: None,
             nats_cert: None,

@@ -223,6 +223,14 @@ async fn store_with_sends(dir: &std::path::Path, key: &[u8], prefix: &str, n: us
     s
 }
 
+/// A directory holding an empty sled database: a store opened in it stays
+/// on sled (tests that edit sled's tree or files behind the store's back).
+fn sled_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    drop(sled::open(dir.path()).unwrap());
+    dir
+}
+
 /// The store's sled database opened directly, to edit it behind the
 /// store's back (sled releases its file lock a moment after the store's
 /// last handle drops).
@@ -239,7 +247,7 @@ fn raw_db(dir: &std::path::Path) -> sled::Db {
 
 #[tokio::test]
 async fn tampering_with_stored_receipts_is_detected() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sled_dir();
     let key = key();
     let s = store_with_sends(dir.path(), &key, "t", 4).await;
     assert!(audit_failures(&s, &key).await.is_empty());
@@ -315,7 +323,7 @@ fn snapshots(dir: &std::path::Path) -> Vec<String> {
 
 #[tokio::test]
 async fn a_checkpoint_after_close_writes_sleds_snapshot_and_keeps_everything() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sled_dir();
     let key = key();
     let s = store_with_sends(dir.path(), &key, "d", 50).await;
     let head = s.tree_head(0).await.unwrap().unwrap();
@@ -346,7 +354,7 @@ async fn a_checkpoint_after_close_writes_sleds_snapshot_and_keeps_everything() {
 
 #[tokio::test]
 async fn a_store_with_merkle_nodes_under_their_own_keys_still_proves_and_grows() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sled_dir();
     let key = key();
     let s = store_with_sends(dir.path(), &key, "a", 6).await;
     close(s).await;
@@ -476,7 +484,7 @@ fn signed_like(from: &str, id: &str, payload: &[u8]) -> NewDocument {
 #[tokio::test]
 async fn the_scrub_names_a_changed_receipt_and_a_head_that_is_not_the_logs_root() {
     use truc_store::{DamageKind, ScrubOptions};
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sled_dir();
     let key = key();
     let s = open(dir.path(), &key).await;
     for c in ["G22", "H26"] {

@@ -273,6 +273,7 @@ impl SledStore {
     /// `signer`. Blocking: call it before serving, or in `spawn_blocking`.
     pub fn open(opts: &SledStoreOptions, signer: TreeHeadSigner) -> Result<Arc<SledStore>, StoreError> {
         let config = view::Opener::new(&opts.path, opts.engine, opts.cache_bytes, opts.flush_every_ms);
+        tracing::info!(store = %opts.path.display(), engine = config.engine.name(), "opening the store");
         // sled 0.34 can panic on damage it does not detect by checksum
         // ("tried to serialize Uninitialized"): a refusal, not a crash.
         let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
