@@ -266,16 +266,47 @@ impl Log {
         let tmp = dir.join(format!(".{name}.{:x}.fetch", truc_core::now_unix_ms()));
         let io = |e: std::io::Error| StoreError::unavailable(format!("{}: {e}", tmp.display()));
         let mut out = tokio::fs::File::create(&tmp).await.map_err(io)?;
-        let copied = tokio::io::copy(&mut obj, &mut out).await;
-        let done = match copied {
-            Ok(_) => out.sync_all().await.map_err(io),
-            Err(e) => Err(unavailable("fetching a payload", e)),
+        let done = match self.copy_chunks(&mut obj, &mut out).await {
+            Copied::Whole => out.sync_all().await.map_err(io),
+            Copied::Failed(e) => Err(unavailable("fetching a payload", e)),
+            Copied::Stalled => match objects.info(name.as_str()).await {
+                // Collected while it was read (its chunks are gone, and the
+                // reader would wait for them for ever): as if not found.
+                Err(e) if e.kind() == object_store::InfoErrorKind::NotFound => {
+                    let _ = tokio::fs::remove_file(&tmp).await;
+                    return Ok(());
+                }
+                _ => Err(StoreError::unavailable(format!(
+                    "JetStream: fetching a payload: no chunk within {:?}; retry later",
+                    self.timeout
+                ))),
+            },
         };
         if let Err(e) = done.and(tokio::fs::rename(&tmp, &path).await.map_err(io)) {
             let _ = tokio::fs::remove_file(&tmp).await;
             return Err(e);
         }
         Ok(())
+    }
+
+    /// Copy `obj` to `out`. Payloads may be gigabytes, so there is no
+    /// timeout on the whole copy, but each chunk must come within the
+    /// call timeout: a payload deleted while it is read leaves a reader
+    /// that waits for chunks that will never come.
+    async fn copy_chunks(&self, obj: &mut object_store::Object, out: &mut tokio::fs::File) -> Copied {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = match tokio::time::timeout(self.timeout, obj.read(&mut buf)).await {
+                Err(_) => return Copied::Stalled,
+                Ok(Err(e)) => return Copied::Failed(e),
+                Ok(Ok(0)) => return Copied::Whole,
+                Ok(Ok(n)) => n,
+            };
+            if let Err(e) = out.write_all(&buf[..n]).await {
+                return Copied::Failed(e);
+            }
+        }
     }
 
     async fn delete_payload_async(&self, sha256: &[u8]) -> Result<(), StoreError> {
@@ -289,6 +320,14 @@ impl Log {
             Err(e) => Err(unavailable("deleting a collected payload", e)),
         }
     }
+}
+
+/// How a payload's copy out of the object store ended.
+enum Copied {
+    Whole,
+    /// No chunk came within the call timeout.
+    Stalled,
+    Failed(std::io::Error),
 }
 
 impl Log {

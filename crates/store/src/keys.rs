@@ -1,7 +1,8 @@
-//! The key layout of the store: one sled tree, one leading tag byte per
-//! keyspace, fixed-width big-endian integers so that byte order is numeric
-//! order and every queue operation is a point lookup or a short range scan
-//! (O(log n) in queue depth).
+//! The key layout of the store: one ordered tree (the view,
+//! `sled/view.rs`), one leading tag byte per keyspace, fixed-width
+//! big-endian integers so that byte order is numeric order and every queue
+//! operation is a point lookup or a short range scan (O(log n) in queue
+//! depth).
 //!
 //! | tag | key after the tag                        | value                       |
 //! |-----|------------------------------------------|-----------------------------|

@@ -1,6 +1,6 @@
 //! Truc's storage: one interface for everything the hub keeps — the agency
 //! directory, documents and their payloads, one outbox per agency, dead
-//! letters, and the receipt log — and its embedded backend on sled.
+//! letters, and the receipt log — and its embedded backend (fjall or sled).
 //!
 //! Every change goes through one writer that applies concurrent requests as
 //! one atomic batch, appends their receipts to the Merkle log, signs one tree
