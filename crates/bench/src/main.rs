@@ -64,8 +64,8 @@ cluster on loopback (mTLS, R3, `sync_interval: always` on every node), and
 with --vs nats the peer row publishes to R3 streams on the same cluster (no
 default-durability row: the cluster fsyncs always).
 
---engine fjall: trucd's store on the LSM engine (`store.engine`), the
-default being sled; the Truc row names the engine.
+--engine sled|fjall: the engine of trucd's store (`store.engine`; trucd's
+default is fjall); the Truc row names the engine.
 
 --topology federation: three trucd with a CA each, as the axis federates
 (province hub h49 → national hub → ministry hub g12); senders at h49 send
@@ -80,7 +80,7 @@ PATH; Debian's nats-server (2.9) has no `sync_interval: always`.
 
 EXAMPLES:
   truc-bench --vs nats --size 4096 --duration 20
-  truc-bench --engine fjall --vs nats --size 4096 --duration 20 --runs 3 --resources
+  truc-bench --engine sled --vs nats --size 4096 --duration 20 --runs 3 --resources
   truc-bench --resources --agencies 100 --window 256 --credit 256 --duration 20
   truc-bench --store jetstream --vs nats --size 4096 --duration 20
   truc-bench --prefill 0,100000,1000000 --duration 10
@@ -135,7 +135,7 @@ pub(crate) struct Args {
     #[arg(long, value_enum, default_value = "sled")]
     store: Store,
     /// The engine of trucd's store (`store.engine`; default: trucd's own
-    /// default, sled).
+    /// default, fjall).
     #[arg(long, value_enum)]
     engine: Option<Engine>,
     /// One hub, or a relay through the national hub compared with one hub
@@ -266,11 +266,12 @@ impl Args {
         Ok(env)
     }
 
-    /// Whether trucd's store is on fjall (`--engine`, or `--hub-env`).
+    /// Whether trucd's store is on fjall: `--engine`, else `--hub-env`,
+    /// else trucd's default (fjall).
     fn on_fjall(&self) -> bool {
         match self.engine {
             Some(e) => e == Engine::Fjall,
-            None => self.hub_env.iter().any(|kv| kv == "TRUC_STORE_ENGINE=fjall"),
+            None => !self.hub_env.iter().any(|kv| kv == "TRUC_STORE_ENGINE=sled"),
         }
     }
 }

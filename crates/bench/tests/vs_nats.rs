@@ -61,7 +61,7 @@ fn truc_bench_vs_nats_prints_the_ratio_last() {
             .arg(&nats),
     );
     for label in [
-        "truc (sled, every Send flushed before acceptance)",
+        "truc (fjall, every Send flushed before acceptance)",
         "NATS JetStream (sync_interval: always)",
         "NATS default (fsync every 2 min: NOT equal durability)",
     ] {
