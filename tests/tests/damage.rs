@@ -366,32 +366,46 @@ async fn damage_in_the_database_file_is_refused_or_replayed_never_silently_lost(
     for (n, flips) in [(1u64, 16u64), (2, 16), (3, 16), (4, 200), (5, 200), (6, 200)] {
         let mut img = crash_image_on(StoreEngine::Sled).await;
         let db = img.config.data_dir.join("db");
-        let size = std::fs::metadata(&db).unwrap().len();
-        let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let base = size * n / 7;
-        for k in 0..flips {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let at = if flips > 16 {
-                x % size
-            } else {
-                (base + k * 37).min(size - 1)
-            };
-            flip(&db, at);
-        }
-        let outcome = start(&img.config).await;
-        eprintln!("database damage case {n}: {:?}", outcome.as_ref().map(|_| "started"));
-        match outcome {
-            Err(err) => assert!(
-                err.contains(&img.config.data_dir.display().to_string()),
-                "case {n}: the refusal names the data directory: {err}"
-            ),
-            Ok(running) => {
-                all_arrive(&img, &running, &[]).await;
-                more_sends(&mut img, &running, &format!("after-db-{n}")).await;
-                running.shutdown().await.unwrap();
-            }
+        scatter(&db, n, n, flips);
+        refused_or_whole(&mut img, &format!("database damage case {n}")).await;
+    }
+}
+
+/// Flip bytes of `file`: `flips` of them, 37 bytes apart from a point that
+/// `n` chooses (16 or fewer), or spread over the file by a generator seeded
+/// with `seed`.
+fn scatter(file: &Path, n: u64, seed: u64, flips: u64) {
+    let size = std::fs::metadata(file).unwrap().len();
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let base = size * n / 7;
+    for k in 0..flips.min(size) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let at = if flips > 16 {
+            x % size
+        } else {
+            (base + k * 37).min(size - 1)
+        };
+        flip(file, at);
+    }
+}
+
+/// Start on the damaged image: a refusal that names the data directory,
+/// or a hub that delivers every document and takes more.
+async fn refused_or_whole(img: &mut Image, case: &str) {
+    let outcome = start(&img.config).await;
+    eprintln!("{case}: {:?}", outcome.as_ref().map(|_| "started"));
+    match outcome {
+        Err(err) => assert!(
+            err.contains(&img.config.data_dir.display().to_string()),
+            "{case}: the refusal names the data directory: {err}"
+        ),
+        Ok(running) => {
+            all_arrive(img, &running, &[]).await;
+            let tag = format!("after-{}", case.replace([' ', '/'], "-"));
+            more_sends(img, &running, &tag).await;
+            running.shutdown().await.unwrap();
         }
     }
 }
@@ -430,42 +444,11 @@ async fn damage_in_fjall_files_is_refused_or_replayed_never_silently_lost() {
         for (n, flips) in [(1u64, 16u64), (4, 200)] {
             let mut img = crash_image_on(StoreEngine::Fjall).await;
             let file = img.config.data_dir.join(rel);
-            let Ok(meta) = std::fs::metadata(&file) else { continue };
-            let size = meta.len();
-            if size == 0 {
+            if std::fs::metadata(&file).map_or(true, |m| m.len() == 0) {
                 continue;
             }
-            let mut x = (n + i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            let base = size * n / 7;
-            for k in 0..flips.min(size) {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                let at = if flips > 16 {
-                    x % size
-                } else {
-                    (base + k * 37).min(size - 1)
-                };
-                flip(&file, at);
-            }
-            let outcome = start(&img.config).await;
-            eprintln!(
-                "fjall damage {} case {n}: {:?}",
-                rel.display(),
-                outcome.as_ref().map(|_| "started")
-            );
-            match outcome {
-                Err(err) => assert!(
-                    err.contains(&img.config.data_dir.display().to_string()),
-                    "{}: the refusal names the data directory: {err}",
-                    rel.display()
-                ),
-                Ok(running) => {
-                    all_arrive(&img, &running, &[]).await;
-                    more_sends(&mut img, &running, &format!("after-fjall-{i}-{n}")).await;
-                    running.shutdown().await.unwrap();
-                }
-            }
+            scatter(&file, n, n + i as u64, flips);
+            refused_or_whole(&mut img, &format!("fjall damage {} case {n}", rel.display())).await;
         }
     }
 }
