@@ -99,7 +99,8 @@ pub struct StoreConfig {
     /// How often sled writes its in-memory changes to its own files, ms.
     /// Durability does not depend on it (every batch is synced to the
     /// store's log before it is answered, and replayed after a crash);
-    /// longer means less writing and a longer replay after a crash.
+    /// longer means less writing and a longer replay after a crash. Stores
+    /// on fjall ignore it (each batch goes to the OS as it is applied).
     pub sled_flush_ms: u64,
 }
 

@@ -71,6 +71,7 @@ Environment variables:
   TRUC_LOG_LEVEL                   log.level         (info; RUST_LOG wins)
   TRUC_ADMIN_LISTEN                admin.listen      (none; HTTP /metrics /healthz /readyz /checkpoint /add-checkpoint)
   TRUC_STORE_BACKEND               store.backend     (sled | jetstream; docs/storage.md)
+  TRUC_STORE_ENGINE                store.engine      (fjall | sled: a new store's engine; an existing one keeps its own)
   TRUC_STORE_NATS_URLS             store.nats_urls   (none; comma-separated tls://host:port)
   TRUC_STORE_NATS_CA               store.nats_ca     (identity's ca.pem)
   TRUC_STORE_NATS_CERT             store.nats_cert   (identity's cert.pem)
