@@ -242,7 +242,13 @@ fn a_huge_base64_attachment_is_streamed_and_refused_in_bounded_memory() {
             }
             w.write_all(last.as_bytes())?;
             w.write_all(b"!!!!")?;
-            w.write_all(after.as_bytes())?;
+            // The client stops at the first bad character and may close
+            // the pipe before the rest of the package is written: that is
+            // not a short read (the error it prints names the character).
+            match w.write_all(after.as_bytes()) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                other => other?,
+            }
             Ok(base64_len)
         })
     };
