@@ -271,7 +271,12 @@ impl Log {
             Copied::Failed(e) => Err(unavailable("fetching a payload", e)),
             Copied::Stalled => match objects.info(name.as_str()).await {
                 // Collected while it was read (its chunks are gone, and the
-                // reader would wait for them for ever): as if not found.
+                // reader would wait for them for ever): as if not found. A
+                // deleted object keeps its record, marked deleted.
+                Ok(info) if info.deleted => {
+                    let _ = tokio::fs::remove_file(&tmp).await;
+                    return Ok(());
+                }
                 Err(e) if e.kind() == object_store::InfoErrorKind::NotFound => {
                     let _ = tokio::fs::remove_file(&tmp).await;
                     return Ok(());
