@@ -44,19 +44,33 @@ struct Leases {
     last_connected_unix_ms: i64,
     /// Per priority band (`delivery_id >> 48`): every outbox id below this
     /// one is leased or gone, so fetches start here instead of scanning
-    /// past the leased copies again. Reset (a rescan) whenever a copy can
-    /// become deliverable again under its old id: a lease ran out, a
-    /// redrive; and at least every `FULL_SCAN_EVERY` as a safety net.
+    /// past the leased copies (and, on an LSM engine, past the deletions of
+    /// the acknowledged ones) again. Moved back to the id when a copy comes
+    /// back under its old id (a lease ran out, a redrive: the commit events
+    /// say which); reset to the start (a rescan) at least every
+    /// `FULL_SCAN_EVERY` as a safety net.
     cursor: [u64; 5],
     /// Bumped on every reset, so a fetch begun before it does not move the
     /// cursor past a copy that came back meanwhile.
     cursor_epoch: u64,
     /// When the cursor was last reset.
     last_rescan: Option<Instant>,
+    /// Per band: bumped whenever a committed batch writes a copy in it
+    /// (and on every reset), so a band can be known to hold nothing new.
+    written: [u64; 5],
+    /// Per band: the `written` count as of the last fetch that read the band
+    /// to its end from the cursor. While the two are equal the band holds
+    /// nothing deliverable at or past the cursor, and fetches skip it
+    /// without asking the store (a range read costs an LSM engine a seek in
+    /// every table, found or not).
+    scanned: [Option<u64>; 5],
 }
 
-/// The longest a fetch goes on trusting the cursor.
-const FULL_SCAN_EVERY: Duration = Duration::from_secs(1);
+/// The longest a fetch goes on trusting the cursor. Every copy that comes
+/// back under an old id moves the cursor back by itself (the commit events);
+/// this only bounds how long a copy could wait if that ever failed, and a
+/// rescan reads every deletion an LSM engine has not compacted away yet.
+const FULL_SCAN_EVERY: Duration = Duration::from_secs(30);
 
 /// An open Receive stream: its client's certificate chain (re-judged on a
 /// reload) and the switch that ends it.
@@ -75,6 +89,68 @@ impl Leases {
         self.cursor = [0; 5];
         self.cursor_epoch += 1;
         self.last_rescan = Some(Instant::now());
+        self.scanned = [None; 5];
+    }
+
+    /// A copy came back under `id` (a lease ran out, a redrive, a
+    /// restore): fetches in its band start there again.
+    fn back_to(&mut self, id: u64) {
+        let b = band(id);
+        if id < self.cursor[b] {
+            self.cursor[b] = id;
+            self.cursor_epoch += 1;
+            self.scanned[b] = None;
+        }
+    }
+
+    /// What the next fetch asks for, as things stand.
+    fn plan(&self) -> Plan {
+        let mut leased_top = [None; 5];
+        for &id in self.by_id.keys() {
+            let top: &mut Option<u64> = &mut leased_top[band(id)];
+            *top = Some(top.map_or(id, |t| t.max(id)));
+        }
+        Plan {
+            // In each band: the cursor, or the band's end when the band is
+            // known to hold nothing new.
+            from: std::array::from_fn(|b| {
+                if self.scanned[b] == Some(self.written[b]) {
+                    band_end(b)
+                } else {
+                    self.cursor[b]
+                }
+            }),
+            epoch: self.cursor_epoch,
+            written: self.written,
+            leased_top,
+        }
+    }
+
+    /// After the fetch `plan` returned `items` (at most `limit`): the
+    /// cursor moves past what it returned, and each band it read to its end
+    /// (every band when it stopped short of the limit; else those before
+    /// the band it stopped in) held nothing but those and the copies leased
+    /// when it began: the cursor moves past them too, and the band holds
+    /// nothing new until a commit writes in it. Nothing moves if the cursor
+    /// was moved back meanwhile.
+    fn fetched(&mut self, plan: &Plan, items: &[QueuedItem], limit: usize) {
+        if self.cursor_epoch != plan.epoch {
+            return;
+        }
+        for item in items {
+            let b = band(item.delivery_id);
+            self.cursor[b] = self.cursor[b].max(item.delivery_id + 1);
+        }
+        let read_to_end = match items.last() {
+            Some(last) if items.len() >= limit => band(last.delivery_id),
+            _ => 5,
+        };
+        for b in 0..read_to_end {
+            if let Some(top) = plan.leased_top[b] {
+                self.cursor[b] = self.cursor[b].max(top + 1);
+            }
+            self.scanned[b] = Some(plan.written[b]);
+        }
     }
 
     fn release(&mut self, id: u64) -> bool {
@@ -91,6 +167,16 @@ impl Leases {
             None => false,
         }
     }
+}
+
+/// One fetch, as planned under the lock: where it starts in each band, the
+/// cursor's epoch and the bands' write counts then, and the highest id
+/// leased in each band then.
+struct Plan {
+    from: [u64; 5],
+    epoch: u64,
+    written: [u64; 5],
+    leased_top: [Option<u64>; 5],
 }
 
 /// A status notice from its STATUS_REPORTED receipt.
@@ -182,7 +268,7 @@ impl Engine {
     /// stops: the one path from a commit (this hub's or, on a shared log,
     /// another's) to the streams. A copy written below an agency's cursor
     /// came back under its old id (a lease ran out, a redrive, a restore):
-    /// the next fetch rescans. A copy deleted (acknowledged, withdrawn,
+    /// the cursor moves back to it. A copy deleted (acknowledged, withdrawn,
     /// dead-lettered) gives its lease and credit back. Then the agency's
     /// streams wake.
     pub(crate) async fn follow_commits(
@@ -209,13 +295,11 @@ impl Engine {
                 for id in &change.removed {
                     l.release(*id);
                 }
-                let back = change
-                    .lowest_written
-                    .iter()
-                    .zip(l.cursor)
-                    .any(|(low, cursor)| low.is_some_and(|id| id < cursor));
-                if back {
-                    l.rescan();
+                for (b, low) in change.lowest_written.iter().enumerate() {
+                    if let Some(low) = *low {
+                        l.written[b] += 1;
+                        l.back_to(low);
+                    }
                 }
                 drop(l);
                 q.wake.notify_waiters();
@@ -368,13 +452,12 @@ impl Engine {
             tokio::pin!(woken);
             woken.as_mut().enable();
 
-            let (in_flight, skip, from, epoch) = {
+            let (in_flight, skip, plan) = {
                 let mut l = q.inner.locked();
                 if l.last_rescan.is_none_or(|t| t.elapsed() >= FULL_SCAN_EVERY) {
                     l.rescan();
                 }
                 let n = l.per_stream.get(&stream_id).copied().unwrap_or(0);
-                let from = l.cursor;
                 // Every leased id, not only those past the cursor: a backend
                 // may ignore `from` (`Store::fetch_from`'s default).
                 let skip: HashSet<u64> = if n < credit {
@@ -382,15 +465,12 @@ impl Engine {
                 } else {
                     HashSet::new()
                 };
-                (n, skip, from, l.cursor_epoch)
+                (n, skip, l.plan())
             };
             let mut delivered = 0;
             if in_flight < credit {
-                let items = match self
-                    .store
-                    .fetch_from(agency.clone(), from, skip, credit - in_flight)
-                    .await
-                {
+                let limit = credit - in_flight;
+                let items = match self.store.fetch_from(agency.clone(), plan.from, skip, limit).await {
                     Ok(items) => items,
                     // Never stop at a damaged body: quarantine it, go on.
                     // (The same one twice: the quarantine did not take it
@@ -409,13 +489,7 @@ impl Engine {
                 {
                     // What was fetched is leased now (here or by another
                     // stream): later fetches start after it.
-                    let mut l = q.inner.locked();
-                    if l.cursor_epoch == epoch {
-                        for item in &items {
-                            let b = band(item.delivery_id);
-                            l.cursor[b] = l.cursor[b].max(item.delivery_id + 1);
-                        }
-                    }
+                    q.inner.locked().fetched(&plan, &items, limit);
                 }
                 for item in items {
                     let Some(delivery) = self.lease(&q, agency, stream_id, item) else {
@@ -559,4 +633,104 @@ impl Engine {
 /// The priority band of a delivery id (0 = most urgent).
 fn band(delivery_id: u64) -> usize {
     ((delivery_id >> 48) as usize).min(4)
+}
+
+/// The first id past priority band `b`.
+fn band_end(b: usize) -> u64 {
+    (b as u64 + 1) << 48
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NORMAL: usize = 4;
+
+    fn id(seq: u64) -> u64 {
+        ((NORMAL as u64) << 48) | seq
+    }
+
+    fn item(seq: u64) -> QueuedItem {
+        QueuedItem {
+            delivery_id: id(seq),
+            attempts: 0,
+            hub_document_id: seq,
+            accepted_at_unix_ms: 0,
+            document: None,
+            status: None,
+            payload_separate: false,
+            dead_letter_reason: 0,
+        }
+    }
+
+    fn lease(l: &mut Leases, seq: u64) {
+        l.by_id.insert(id(seq), (1, seq));
+    }
+
+    #[test]
+    fn a_band_read_to_its_end_is_skipped_until_a_commit_writes_in_it() {
+        let mut l = Leases::default();
+        let plan = l.plan();
+        assert_eq!(plan.from, [0; 5], "nothing is known yet: every band from its start");
+        l.fetched(&plan, &[item(1), item(2)], 10);
+        let plan = l.plan();
+        assert_eq!(plan.from[NORMAL], band_end(NORMAL), "read to its end: nothing new");
+        assert_eq!(plan.from[0], band_end(0));
+        l.written[NORMAL] += 1; // a commit wrote a new copy
+        assert_eq!(l.plan().from[NORMAL], id(3), "from the cursor again");
+        assert_eq!(l.plan().from[0], band_end(0), "other bands stay skipped");
+    }
+
+    #[test]
+    fn a_fetch_that_fills_its_limit_leaves_its_last_band_open() {
+        let mut l = Leases::default();
+        let plan = l.plan();
+        l.fetched(&plan, &[item(1), item(2)], 2);
+        let plan = l.plan();
+        assert_eq!(plan.from[NORMAL], id(3), "there may be more past the cursor");
+        assert_eq!(plan.from[0], band_end(0), "the bands before it were read to their end");
+    }
+
+    #[test]
+    fn a_band_read_to_its_end_moves_the_cursor_past_what_was_leased() {
+        let mut l = Leases::default();
+        lease(&mut l, 7);
+        lease(&mut l, 9);
+        let plan = l.plan();
+        // Everything in the band was leased: the fetch returned nothing.
+        l.fetched(&plan, &[], 10);
+        assert_eq!(
+            l.cursor[NORMAL],
+            id(10),
+            "a later fetch does not read the leased copies again"
+        );
+    }
+
+    #[test]
+    fn a_copy_back_under_its_old_id_moves_the_cursor_back_and_voids_fetches_under_way() {
+        let mut l = Leases::default();
+        let plan = l.plan();
+        l.fetched(&plan, &[item(1), item(2), item(3)], 10);
+        let under_way = l.plan();
+        l.back_to(id(2)); // its lease ran out
+        l.written[NORMAL] += 1;
+        assert_eq!(l.plan().from[NORMAL], id(2));
+        l.fetched(&under_way, &[item(4)], 10);
+        assert_eq!(
+            l.cursor[NORMAL],
+            id(2),
+            "a fetch begun before the copy came back moves nothing"
+        );
+        l.back_to(id(5)); // past the cursor: nothing to move
+        assert_eq!(l.cursor[NORMAL], id(2));
+    }
+
+    #[test]
+    fn a_rescan_starts_every_band_from_the_start() {
+        let mut l = Leases::default();
+        let plan = l.plan();
+        l.fetched(&plan, &[item(1)], 10);
+        l.rescan();
+        assert_eq!(l.plan().from, [0; 5]);
+    }
 }

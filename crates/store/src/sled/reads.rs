@@ -63,8 +63,12 @@ pub(super) fn outbox_from(
             break;
         }
         let band = band as u64;
+        let end = (band + 1) << 48;
+        if start >= end {
+            continue; // the caller knows the band holds nothing new
+        }
         let lo = keys::queue_item(tag::OUTBOX, agency.as_str(), start.max(band << 48));
-        let hi = keys::queue_item(tag::OUTBOX, agency.as_str(), (band + 1) << 48);
+        let hi = keys::queue_item(tag::OUTBOX, agency.as_str(), end);
         collect(
             tree,
             bodies,
