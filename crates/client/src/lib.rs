@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod admission;
 pub mod audit;
 pub mod edxml;
 mod error;
@@ -46,6 +47,9 @@ pub struct Client {
     axis: AxisClient<Channel>,
     ops: OpsClient<Channel>,
     audit: AuditClient<Channel>,
+    /// Sends in the hub's hands at once, learnt from its pushbacks; shared
+    /// by the clones of this client (one connection).
+    admission: std::sync::Arc<admission::Admission>,
 }
 
 impl std::fmt::Debug for Client {
@@ -111,7 +115,14 @@ impl Client {
                 .max_encoding_message_size(MAX_MESSAGE),
             ops: OpsClient::new(channel.clone()),
             audit: AuditClient::new(channel).max_decoding_message_size(MAX_MESSAGE),
+            admission: Default::default(),
         }
+    }
+
+    /// How many times the hub pushed back a Send of this client
+    /// (and its clones) so far: its back-pressure at work.
+    pub fn pushbacks(&self) -> u64 {
+        self.admission.pushbacks()
     }
 
     /// The identity this client connects as.
@@ -120,9 +131,11 @@ impl Client {
     }
 
     /// Send a signed document; returns the hub's acceptance. Sent again
-    /// while the hub pushes it back ([`reconnect::with_pushback`]).
+    /// while the hub pushes it back ([`reconnect::with_pushback`]); waits
+    /// first, with the other Sends of this client, while as many as the
+    /// hub lately took are in its hands (`admission.rs`).
     pub async fn send(&self, document: SignedDocument) -> Result<SendResponse, ClientError> {
-        Ok(reconnect::with_pushback(|| {
+        Ok(reconnect::admitted(Some(&self.admission), || {
             let (mut axis, document) = (self.axis.clone(), document.clone());
             async move {
                 let req = SendRequest {

@@ -24,7 +24,10 @@
 //! (streams, request bytes); beyond that it pushes a request back without
 //! processing it. [`with_pushback`] sends it again after a short backoff;
 //! [`Client::send`] and [`Client::ack`] go through it, so a client with a
-//! deep window is slowed, not failed.
+//! deep window is slowed, not failed. Sends also wait, before going out,
+//! for a slot under a limit the client learns from the pushbacks
+//! (`admission.rs`), so a deep window waits in the client instead of
+//! having the hub refuse most attempts.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -32,6 +35,7 @@ use std::time::{Duration, Instant};
 use tonic::{Code, Status, Streaming};
 use truc_proto::v1::Delivery;
 
+use crate::admission::Admission;
 use crate::{Client, ClientError};
 
 /// Whether and how to reconnect.
@@ -177,7 +181,17 @@ fn refused_stream(s: &Status) -> bool {
 /// [`PUSHBACK_PATIENCE`] in all. Any other answer is returned as it is.
 /// Safe for every request, idempotent or not: a pushed-back request was
 /// not processed.
-pub async fn with_pushback<T, F, Fut>(mut f: F) -> Result<T, Status>
+pub async fn with_pushback<T, F, Fut>(f: F) -> Result<T, Status>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Status>>,
+{
+    admitted(None, f).await
+}
+
+/// [`with_pushback`], each attempt waiting first for a slot of `admission`
+/// (and telling it how the attempt ended).
+pub(crate) async fn admitted<T, F, Fut>(admission: Option<&Admission>, mut f: F) -> Result<T, Status>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, Status>>,
@@ -185,15 +199,21 @@ where
     let started = Instant::now();
     let mut attempt = 0;
     loop {
-        match f().await {
-            Err(s) => match pushback(&s) {
-                Some(asked) if started.elapsed() < PUSHBACK_PATIENCE => {
-                    tokio::time::sleep(asked.max(PUSHBACK_BACKOFF.delay(attempt))).await;
-                    attempt += 1;
-                }
-                _ => return Err(s),
-            },
-            ok => return ok,
+        let slot = match admission {
+            Some(a) => Some(a.slot().await),
+            None => None,
+        };
+        let r = f().await;
+        let asked = r.as_ref().err().and_then(pushback);
+        if let (Some(a), Some(slot)) = (admission, slot) {
+            a.done(slot, asked.is_some());
+        }
+        match (r, asked) {
+            (Err(_), Some(asked)) if started.elapsed() < PUSHBACK_PATIENCE => {
+                tokio::time::sleep(asked.max(PUSHBACK_BACKOFF.delay(attempt))).await;
+                attempt += 1;
+            }
+            (r, _) => return r,
         }
     }
 }

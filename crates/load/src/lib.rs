@@ -335,6 +335,8 @@ pub struct LoadReport {
     pub first_error: Option<String>,
     /// Deliveries seen again (redelivered) or not from this run.
     pub redelivered_or_foreign: u64,
+    /// Sends the hub pushed back (its back-pressure; each sent again).
+    pub pushbacks: u64,
     /// The pre-signed pool ran out before the duration did.
     pub pool_exhausted: bool,
     /// Every expected delivery was acknowledged.
@@ -385,6 +387,13 @@ impl LoadReport {
                 "  errors {} (first: {})\n",
                 self.errors,
                 self.first_error.as_deref().unwrap_or("?")
+            );
+        }
+        if self.pushbacks > 0 {
+            s += &format!(
+                "  {} Sends pushed back by the hub's limits and sent again ({:.3} per document)\n",
+                self.pushbacks,
+                self.pushbacks as f64 / self.documents.max(1) as f64
             );
         }
         if self.redelivered_or_foreign > 0 {
@@ -863,6 +872,7 @@ impl Rig {
         rate: Option<f64>,
         report: &mut LoadReport,
     ) -> Result<(), LoadError> {
+        let pushed_before = self.pushbacks();
         let phase = SendPhase {
             tracker: self.tracker.clone(),
             nonce: self.nonce,
@@ -885,7 +895,14 @@ impl Rig {
                         .map_err(|e| format!("send: {e}"))
                 },
             )
-            .await
+            .await?;
+        report.pushbacks = self.pushbacks() - pushed_before;
+        Ok(())
+    }
+
+    /// Sends the hub pushed back so far, over every sender's connections.
+    fn pushbacks(&self) -> u64 {
+        self.clients.iter().flatten().map(Client::pushbacks).sum()
     }
 }
 
