@@ -195,17 +195,8 @@ impl Fjall {
             .flush_workers(1)
             .compaction_workers(1);
         let keyspace = config.open().map_err(|e| fjall_open_error(&dir, e))?;
-        // Size-tiered compaction: the hub writes ~1 KB of keys per document
-        // and deletes its outbox entries soon after; leveled compaction
-        // rewrote that data level after level (trucd, 4 agencies, 60 s:
-        // 0.250 CPU s per 1000 documents leveled, 0.236 tiered; BENCHMARKS.md,
-        // session 12). Fixed when the partition is created: a store keeps
-        // the strategy it was made with.
-        let options = fjall::PartitionCreateOptions::default().compaction_strategy(
-            fjall::compaction::Strategy::SizeTiered(fjall::compaction::SizeTiered::default()),
-        );
         let part = keyspace
-            .open_partition(TREE, options)
+            .open_partition(TREE, fjall::PartitionCreateOptions::default())
             .map_err(|e| fjall_open_error(&dir, e))?;
         Ok(Fjall {
             keyspace,
