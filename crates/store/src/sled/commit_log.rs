@@ -55,8 +55,10 @@ pub(super) trait CommitLog: Send + 'static {
     /// (the shared log's position).
     fn commit(&mut self, bodies: Self::Bodies, writes: &mut Writes) -> Result<(), StoreError>;
 
-    /// After the batch, committed or not: give the lease back.
-    fn end(&mut self);
+    /// After the batch, committed or not: give the lease back, unless
+    /// `more` (it committed, and more requests are waiting): a shared log
+    /// may then keep the lease for the next batch, for a bounded time.
+    fn end(&mut self, more: bool);
 
     /// Without a batch: apply what other writers committed since (a shared
     /// log); returns the new `Meta` if it changed.
@@ -101,7 +103,7 @@ impl CommitLog for LocalLog {
         self.0.commit(bodies)
     }
 
-    fn end(&mut self) {}
+    fn end(&mut self, _: bool) {}
 
     fn follow(&mut self, _: &View<'_>) -> Result<Option<Meta>, StoreError> {
         Ok(None)
@@ -135,7 +137,17 @@ pub(super) struct SharedLog {
     pub(super) applied: u64,
     /// The log's end when the lease was taken (the append expects it).
     leased_at: Option<u64>,
+    /// When the lease held now was taken.
+    leased_since: Option<std::time::Instant>,
 }
+
+/// Longest a busy writer keeps the write lease over consecutive batches
+/// before giving it back, so that other hubs get their turn. Kept, the
+/// lease saves a batch two of its three round trips to the cluster (taking
+/// it, giving it back); it is far inside the lease's lifetime
+/// (`store.lease_ms`, 5 s by default), and were it ever outlived, the
+/// append's expected position would refuse the batch, storing nothing.
+const HOLD_LEASE: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl SharedLog {
     pub(super) fn new(replica: Arc<dyn Replicator>, applied: u64) -> Self {
@@ -143,6 +155,7 @@ impl SharedLog {
             replica,
             applied,
             leased_at: None,
+            leased_since: None,
         }
     }
 
@@ -168,12 +181,17 @@ impl CommitLog for SharedLog {
     type Bodies = InlineBodies;
 
     fn begin(&mut self, view: &View<'_>) -> Result<(InlineBodies, Option<Meta>), StoreError> {
+        if self.leased_at.is_some() {
+            // Kept from the last batch: nobody appended since ours.
+            return Ok((InlineBodies, None));
+        }
         let last = self.replica.begin()?;
         self.leased_at = Some(last);
+        self.leased_since = Some(std::time::Instant::now());
         match self.catch_up(view, last) {
             Ok(meta) => Ok((InlineBodies, meta)),
             Err(e) => {
-                self.end();
+                self.end(false);
                 Err(e)
             }
         }
@@ -202,7 +220,11 @@ impl CommitLog for SharedLog {
         Ok(())
     }
 
-    fn end(&mut self) {
+    fn end(&mut self, more: bool) {
+        if more && self.leased_since.is_some_and(|t| t.elapsed() < HOLD_LEASE) {
+            return;
+        }
+        self.leased_since = None;
         if self.leased_at.take().is_some() {
             self.replica.end();
         }

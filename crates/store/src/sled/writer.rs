@@ -177,14 +177,20 @@ impl<L: CommitLog> Writer<L> {
                     Err(_) => break,
                 }
             }
-            self.commit(ops.drain(..));
+            let committed = self.commit(ops.drain(..));
+            // A shared log's lease may be kept for the next batch when
+            // requests are already waiting for it.
+            self.log.end(committed && !rx.is_empty());
         }
+        self.log.end(false);
         if let Err(e) = self.db.flush() {
             tracing::error!(error = %e, "final flush failed");
         }
     }
 
-    fn commit(&mut self, ops: impl Iterator<Item = Op>) {
+    /// Build, make durable and answer one batch of `ops`; true if it
+    /// committed. The caller then ends it (`CommitLog::end`).
+    fn commit(&mut self, ops: impl Iterator<Item = Op>) -> bool {
         let started = std::time::Instant::now();
         if let Some(why) = &self.halted {
             let e = StoreError::unavailable(format!("{why}; the hub refuses changes until an operator acts"));
@@ -192,7 +198,7 @@ impl<L: CommitLog> Writer<L> {
                 op.refuse(&e);
             }
             self.health.set(Some(e.to_string()));
-            return;
+            return false;
         }
         if self.poisoned.is_some() {
             match self.recover() {
@@ -206,7 +212,7 @@ impl<L: CommitLog> Writer<L> {
             for op in ops {
                 op.refuse(&e);
             }
-            return;
+            return false;
         }
         let (syncs, ops): (Vec<Op>, Vec<Op>) = ops.partition(|op| matches!(op, Op::Sync(_)));
         if ops.is_empty() {
@@ -221,7 +227,7 @@ impl<L: CommitLog> Writer<L> {
                     let _ = tx.send(r.as_ref().map(|_| ()).map_err(commit_error));
                 }
             }
-            return;
+            return false;
         }
         // With a batch: it catches up first, so the syncs ride along.
         let ops = ops.into_iter().chain(syncs);
@@ -236,7 +242,7 @@ impl<L: CommitLog> Writer<L> {
                 for op in ops {
                     op.refuse(&e);
                 }
-                return;
+                return false;
             }
         }
         // A shared log: take the write lease and catch up with the log
@@ -261,7 +267,7 @@ impl<L: CommitLog> Writer<L> {
                 for op in ops {
                     op.refuse(&e);
                 }
-                return;
+                return false;
             }
         };
         let opts = &self.reopen.opts;
@@ -275,7 +281,6 @@ impl<L: CommitLog> Writer<L> {
         let time = pending.time_unix_ms;
         let ready = self.seal(pending, time);
         let result = ready.and_then(|(ready, head)| self.finish(ready, bodies, head));
-        self.log.end();
         if let Some(observe) = &self.on_commit {
             observe.observe(batch_size, started.elapsed(), result.is_ok());
         }
@@ -301,10 +306,12 @@ impl<L: CommitLog> Writer<L> {
             }
         }
         // Answered: now free what sled replaced (`reclaim.rs`).
+        let committed = result.is_ok();
         drop(result);
         if self.tree.engine() == super::Engine::Sled {
             super::reclaim::after_commit(batch_size);
         }
+        committed
     }
 
     /// Sign the batch's tree head and write the queue counters: the batch
