@@ -55,11 +55,11 @@ struct Leases {
     cursor_epoch: u64,
     /// When the cursor was last reset.
     last_rescan: Option<Instant>,
-    /// Per band: bumped whenever a committed batch writes a copy in it
-    /// (and on every reset), so a band can be known to hold nothing new.
+    /// Per band: bumped whenever a committed batch writes a copy in it, so
+    /// a band can be known to hold nothing new.
     written: [u64; 5],
     /// Per band: the `written` count as of the last fetch that read the band
-    /// to its end from the cursor. While the two are equal the band holds
+    /// to its end from the cursor (none since a reset). While the two are equal the band holds
     /// nothing deliverable at or past the cursor, and fetches skip it
     /// without asking the store (a range read costs an LSM engine a seek in
     /// every table, found or not).
