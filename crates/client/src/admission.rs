@@ -47,6 +47,18 @@ struct State {
     owed: u32,
 }
 
+/// How a Send let through ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// The hub took it.
+    Accepted,
+    /// The hub pushed it back, unread.
+    PushedBack,
+    /// Anything else (a refusal, a broken connection): no news of the
+    /// hub's limits.
+    Other,
+}
+
 /// One Send let through: give it back with [`Admission::done`].
 #[derive(Debug)]
 pub(crate) struct Slot<'a> {
@@ -77,10 +89,10 @@ impl Admission {
         Slot { permit, round }
     }
 
-    /// `slot`'s Send was answered: `pushed_back` if the hub did not take it.
-    pub(crate) fn done(&self, slot: Slot<'_>, pushed_back: bool) {
+    /// `slot`'s Send was answered.
+    pub(crate) fn done(&self, slot: Slot<'_>, answer: Answer) {
         let mut s = self.state.locked();
-        if pushed_back {
+        if answer == Answer::PushedBack {
             self.pushbacks.fetch_add(1, Ordering::Relaxed);
             if slot.round == s.round && s.limit > 1 {
                 let cut = s.limit - s.limit / 2;
@@ -90,7 +102,7 @@ impl Admission {
                 let free = self.slots.forget_permits(cut as usize) as u32;
                 s.owed += cut - free;
             }
-        } else if slot.round == s.round && s.owed == 0 && s.limit < MAX {
+        } else if answer == Answer::Accepted && slot.round == s.round && s.owed == 0 && s.limit < MAX {
             s.accepted += 1;
             if s.accepted >= s.limit {
                 s.accepted = 0;
@@ -129,23 +141,35 @@ mod tests {
         assert_eq!(a.slots.available_permits(), 0);
         // Every Send in flight is pushed back: one halving, not five.
         for _ in 0..5 {
-            a.done(held.pop().unwrap(), true);
+            a.done(held.pop().unwrap(), Answer::PushedBack);
         }
         assert_eq!(a.limit(), START / 2);
         assert_eq!(a.pushbacks(), 5);
         // The rest come back accepted: slots owed are taken first, so what
         // is free never exceeds the limit.
         while let Some(s) = held.pop() {
-            a.done(s, false);
+            a.done(s, Answer::Accepted);
         }
         assert_eq!(a.slots.available_permits(), (START / 2) as usize);
         // A limit's worth of acceptances: one more slot.
         for _ in 0..START / 2 {
             let s = a.slot().await;
-            a.done(s, false);
+            a.done(s, Answer::Accepted);
         }
         assert_eq!(a.limit(), START / 2 + 1);
         assert_eq!(a.slots.available_permits(), (START / 2 + 1) as usize);
+    }
+
+    #[tokio::test]
+    async fn failures_that_are_not_pushbacks_leave_the_limit_alone() {
+        let a = Admission::default();
+        for _ in 0..START * 2 {
+            let s = a.slot().await;
+            a.done(s, Answer::Other);
+        }
+        assert_eq!(a.limit(), START);
+        assert_eq!(a.pushbacks(), 0);
+        assert_eq!(a.slots.available_permits(), START as usize);
     }
 
     #[tokio::test]
@@ -153,7 +177,7 @@ mod tests {
         let a = Admission::default();
         for _ in 0..20 {
             let s = a.slot().await;
-            a.done(s, true);
+            a.done(s, Answer::PushedBack);
         }
         assert_eq!(a.limit(), 1);
         assert_eq!(a.slots.available_permits(), 1);

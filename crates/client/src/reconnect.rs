@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use tonic::{Code, Status, Streaming};
 use truc_proto::v1::Delivery;
 
-use crate::admission::Admission;
+use crate::admission::{Admission, Answer};
 use crate::{Client, ClientError};
 
 /// Whether and how to reconnect.
@@ -206,7 +206,12 @@ where
         let r = f().await;
         let asked = r.as_ref().err().and_then(pushback);
         if let (Some(a), Some(slot)) = (admission, slot) {
-            a.done(slot, asked.is_some());
+            let answer = match (&r, asked) {
+                (Ok(_), _) => Answer::Accepted,
+                (Err(_), Some(_)) => Answer::PushedBack,
+                (Err(_), None) => Answer::Other,
+            };
+            a.done(slot, answer);
         }
         match (r, asked) {
             (Err(_), Some(asked)) if started.elapsed() < PUSHBACK_PATIENCE => {
