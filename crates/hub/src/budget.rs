@@ -21,8 +21,8 @@
 //!   count over every connection, each request weighing its first message
 //!   plus [`REQUEST_OVERHEAD`] (its HTTP/2 stream, buffers and task: a held
 //!   4 KiB Send cost the hub about 45 KiB). Per-connection limits alone
-//!   let memory grow with the number of clients (100 agencies × 32 streams:
-//!   3,200 Sends held); this one does not. A request beyond it is pushed
+//!   let memory grow with the number of clients (100 agencies × 128 streams:
+//!   12,800 Sends held); this one does not. A request beyond it is pushed
 //!   back the same way, unless its connection holds nothing (so every
 //!   connection keeps moving: the bound is the limit plus one request per
 //!   connection, and the door caps connections).

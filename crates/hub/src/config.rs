@@ -347,12 +347,13 @@ impl Default for LimitsConfig {
             max_handshakes: 256,
             handshake_timeout_ms: 10_000,
             idle_connection_timeout_ms: 300_000,
-            // Memory: a 4 KiB Send in the hub's hands took about 26 KiB
-            // (BENCHMARKS.md, 100 agencies: 857 MiB with 25,600 in flight,
-            // 231 MiB with 1,600); 32 per connection bound 100 agencies to
-            // 3,200, and leave a few connections enough in flight to fill
-            // the writer's group commits.
-            max_streams_per_connection: 32,
+            // Throughput: a few connections need this many Sends in flight
+            // to fill the writer's group commits (BENCHMARKS.md, session
+            // 13: 4 agencies, 5,800 docs/s at 32, 6,350 at 64, 6,780 at
+            // 128, 6,940 at 256). Memory is bounded by `max_request_memory`
+            // over every connection, not by this (100 agencies, window 256:
+            // peak RSS 195 MiB at 128, 189-198 MiB at 32).
+            max_streams_per_connection: 128,
             max_request_bytes_per_connection: 64 << 20,
             // About 900 held 4 KiB Sends: more than a group commit takes
             // (1,024 requests of every kind), a quarter of what 100 agencies
@@ -1270,7 +1271,7 @@ mod tests {
     #[test]
     fn per_connection_limits_have_defaults_and_are_checked() {
         let cfg = Config::load(None, &env(&[])).unwrap();
-        assert_eq!(cfg.limits.max_streams_per_connection, 32);
+        assert_eq!(cfg.limits.max_streams_per_connection, 128);
         assert_eq!(cfg.limits.max_request_bytes_per_connection, 64 << 20);
         let cfg = Config::load(
             Some(("t.toml", "[limits]\nmax_streams_per_connection = 8\n")),

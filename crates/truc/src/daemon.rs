@@ -53,7 +53,7 @@ Environment variables:
   TRUC_LIMITS_MAX_HANDSHAKES       limits.max_handshakes (256 TLS handshakes at once)
   TRUC_LIMITS_HANDSHAKE_TIMEOUT_MS limits.handshake_timeout_ms (10000)
   TRUC_LIMITS_IDLE_CONNECTION_TIMEOUT_MS limits.idle_connection_timeout_ms (300000; an open stream is not idle)
-  TRUC_LIMITS_MAX_STREAMS_PER_CONNECTION limits.max_streams_per_connection (32 HTTP/2 streams at once)
+  TRUC_LIMITS_MAX_STREAMS_PER_CONNECTION limits.max_streams_per_connection (128 HTTP/2 streams at once)
   TRUC_LIMITS_MAX_REQUEST_BYTES_PER_CONNECTION limits.max_request_bytes_per_connection (67108864; beyond: pushback)
   TRUC_DELIVERY_LEASE_MS           delivery.lease_ms (30000)
   TRUC_DELIVERY_MAX_ATTEMPTS       delivery.max_attempts (5)
