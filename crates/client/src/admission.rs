@@ -21,8 +21,11 @@ use std::sync::Mutex;
 use tokio::sync::{Semaphore, SemaphorePermit};
 use truc_core::sync::Locked;
 
-/// The limit a client starts from: the hub's default stream limit per
-/// connection, which h2 enforces anyway.
+/// The limit a client starts from. Below the hub's default stream limit
+/// per connection (128, which h2 enforces anyway): many clients starting
+/// at once would otherwise meet the hub-wide memory bound with a round of
+/// pushbacks each. A busy client grows past it within a few thousand
+/// accepted Sends.
 const START: u32 = 32;
 /// The most Sends a client ever lets be in the hub's hands at once.
 const MAX: u32 = 4096;
