@@ -356,8 +356,9 @@ impl Default for LimitsConfig {
             max_streams_per_connection: 128,
             max_request_bytes_per_connection: 64 << 20,
             // About 900 held 4 KiB Sends: more than a group commit takes
-            // (1,024 requests of every kind), a quarter of what 100 agencies
-            // held under the per-connection limits (BENCHMARKS.md, issue 18).
+            // (1,024 requests of every kind), and a bound on what 100
+            // agencies hold whatever the per-connection limits let each
+            // (BENCHMARKS.md, issue 18: 190-198 MiB peak RSS).
             max_request_memory: 32 << 20,
         }
     }
