@@ -10,10 +10,11 @@
 //! attempts would be pushbacks, and the hub would spend its CPU refusing.
 //! So each client keeps a limit of its own, as TCP keeps a congestion
 //! window: it grows by one after a limit's worth of Sends accepted (sent
-//! since the last halving) and halves at a pushback (once per round: pushbacks of requests sent before
-//! the last halving do not halve it again). Sends past the limit wait here,
-//! in order, costing nothing on the wire; clients sharing a hub converge
-//! to fair shares of what it holds.
+//! since the last halving) and halves at a pushback (once per round:
+//! pushbacks of requests sent before the last halving do not halve it
+//! again); a refusal or a broken connection leaves it as it is. Sends past
+//! the limit wait here, in order, costing nothing on the wire; clients
+//! sharing a hub converge to fair shares of what it holds.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;

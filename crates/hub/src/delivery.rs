@@ -59,10 +59,10 @@ struct Leases {
     /// a band can be known to hold nothing new.
     written: [u64; 5],
     /// Per band: the `written` count as of the last fetch that read the band
-    /// to its end from the cursor (none since a reset). While the two are equal the band holds
-    /// nothing deliverable at or past the cursor, and fetches skip it
-    /// without asking the store (a range read costs an LSM engine a seek in
-    /// every table, found or not).
+    /// to its end from the cursor (none since a reset). While the two are
+    /// equal the band holds nothing deliverable at or past the cursor, and
+    /// fetches skip it without asking the store (a range read costs an LSM
+    /// engine a seek in every table, found or not).
     scanned: [Option<u64>; 5],
 }
 
