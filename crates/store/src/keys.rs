@@ -19,7 +19,7 @@
 //! | `S` | hub document id (u64), recipient code    | `RecipientState`            |
 //! | `R` | receipt index (u64)                      | `Receipt` and the Merkle nodes its append created (`sled/leaves.rs`) |
 //! | `E` | hub document id (u64), receipt index     | (empty) receipts of a doc   |
-//! | `G` | agency code, 0x00, receipt index (u64)   | (empty) receipts of an agency |
+//! | `G` | agency code, 0x00, receipt index (u64)   | a batch's receipts naming the agency, up to that index (`machine/agency_receipts.rs`); empty: that receipt alone (older stores) |
 //! | `M` | level (u8), index (u64)                  | Merkle node hash (stores written before `leaves.rs`) |
 //! | `T` | tree size (u64)                          | serialized `SignedTreeHead` |
 //! | `Z` | (none)                                   | `Meta` counters             |

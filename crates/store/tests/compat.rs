@@ -49,6 +49,45 @@ fn new_doc(from: &str, id: &str, to: &[&str], payload: &[u8]) -> NewDocument {
     support::new_document(from, id, to, Priority::Normal, header, payload)
 }
 
+/// Every receipt `filter` selects, read in pages of `page_size`.
+async fn receipts(s: &Arc<SledStore>, filter: ReceiptFilter, page_size: usize) -> Vec<truc_proto::v1::ProvenReceipt> {
+    let mut out = Vec::new();
+    let mut page_token = 0;
+    loop {
+        let page = s
+            .receipts(ReceiptQuery {
+                filter: filter.clone(),
+                since_unix_ms: 0,
+                until_unix_ms: 0,
+                page_token,
+                page_size,
+                visible_to: None,
+            })
+            .await
+            .unwrap();
+        assert!(page.receipts.len() <= page_size);
+        out.extend(page.receipts);
+        if page.next_page_token == 0 {
+            return out;
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+/// Whether a receipt names `agency` as its sender, recipient, actor, or
+/// (ACCEPTED) one of its recipients.
+fn names_agency(r: &truc_proto::v1::ProvenReceipt, agency: &str) -> bool {
+    let r = <truc_proto::v1::Receipt as prost::Message>::decode(r.receipt.as_slice()).unwrap();
+    let actor = Principal::parse_uri(&r.actor).ok();
+    r.from == agency
+        || r.recipient == agency
+        || actor
+            .as_ref()
+            .and_then(|p| p.agency())
+            .is_some_and(|a| a.as_str() == agency)
+        || r.recipients.iter().any(|a| a == agency)
+}
+
 #[tokio::test]
 async fn a_store_written_by_release_6518a44_opens_proves_delivers_and_grows() {
     let dir = tempfile::tempdir().unwrap();
@@ -130,9 +169,9 @@ async fn a_store_written_by_release_6518a44_opens_proves_delivers_and_grows() {
 
     // Acknowledged, resent (a duplicate), and a new document: the same log
     // grows, consistent with the old head.
-    let agency = Principal::Agency(code("000.00.00.G02")).uri();
+    let g02_actor = Principal::Agency(code("000.00.00.G02")).uri();
     assert_eq!(
-        s.ack(code("000.00.00.G02"), vec![g02[0].delivery_id], agency)
+        s.ack(code("000.00.00.G02"), vec![g02[0].delivery_id], g02_actor.clone())
             .await
             .unwrap(),
         1
@@ -169,11 +208,48 @@ async fn a_store_written_by_release_6518a44_opens_proves_delivers_and_grows() {
         &proof,
     )
     .unwrap();
+
     tokio::task::spawn_blocking(move || s.close()).await.unwrap();
 
     // And it opens again.
     let s = open(dir.path(), TreeHeadSigner::from_pkcs8(&key).unwrap()).await;
     let head = verifier.verify(&s.tree_head(0).await.unwrap().unwrap()).unwrap();
     assert_eq!(head.tree_size, new_head.tree_size);
+
+    // Receipts by agency: the old release indexed each receipt under its
+    // own key, this one a batch's receipts under one key per agency; a
+    // query pages through both alike. Five more documents to G02, acked in
+    // one call (one batch of five receipts naming G02 and H03).
+    for n in 0..5 {
+        s.send(new_doc(
+            "000.00.00.H03",
+            &format!("{n}/TB-C"),
+            &["000.00.00.G02"],
+            b"more",
+        ))
+        .await
+        .unwrap();
+    }
+    let queued = s.fetch(code("000.00.00.G02"), HashSet::new(), 10).await.unwrap();
+    assert_eq!(queued.len(), 6, "the one sent above and the five");
+    let ids: Vec<u64> = queued.iter().map(|i| i.delivery_id).collect();
+    assert_eq!(s.ack(code("000.00.00.G02"), ids, g02_actor).await.unwrap(), 6);
+    let all = receipts(&s, ReceiptFilter::All, 1000).await;
+    for agency in ["000.00.00.G01", "000.00.00.G02", "000.00.00.H03"] {
+        let expected: Vec<u64> = all
+            .iter()
+            .filter(|r| names_agency(r, agency))
+            .map(|r| r.leaf_index)
+            .collect();
+        assert!(expected.len() >= 3, "{agency}: {expected:?}");
+        for page_size in [1, 2, 3, 1000] {
+            let got: Vec<u64> = receipts(&s, ReceiptFilter::Agency(code(agency)), page_size)
+                .await
+                .iter()
+                .map(|r| r.leaf_index)
+                .collect();
+            assert_eq!(got, expected, "{agency}, pages of {page_size}");
+        }
+    }
     tokio::task::spawn_blocking(move || s.close()).await.unwrap();
 }

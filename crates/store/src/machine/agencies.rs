@@ -53,7 +53,7 @@ pub(crate) fn remove(
     actor: &str,
 ) -> Result<(), StoreError> {
     let rec = lookup(p, env, code.as_str()).ok_or_else(|| StoreError::UnknownAgency(code.to_string()))?;
-    let named = p.scan(&keys::queue_prefix(tag::AGENCY_RECEIPTS, code.as_str()))?;
+    let named = p.agency_receipts(code.as_str(), MAX_DIRECTORY_RECEIPTS)?;
     let retire = |why: &str| {
         StoreError::Precondition(format!(
             "{code} {why}: only an agency that never had traffic can be removed; retire it instead \
@@ -63,8 +63,7 @@ pub(crate) fn remove(
     if named.len() > MAX_DIRECTORY_RECEIPTS {
         return Err(retire("has a long history"));
     }
-    for (k, _) in &named {
-        let Some(index) = keys::queue_item_id(k) else { continue };
+    for &index in &named {
         let Some(v) = p.get(&keys::receipt(index))? else {
             continue;
         };

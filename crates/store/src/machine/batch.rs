@@ -7,7 +7,7 @@ use prost::Message;
 use truc_core::merkle::{self, Hash, NodeSource};
 use truc_proto::v1::Receipt;
 
-use super::{leaves, Bodies, Read};
+use super::{agency_receipts, leaves, Bodies, Read};
 use crate::keys;
 use crate::records::{AgencyRecord, Meta};
 use crate::StoreError;
@@ -36,6 +36,9 @@ pub(crate) struct Batch<'t> {
     /// Merkle nodes and receipts appended by this batch, kept to prove the
     /// batch's receipts without reading them back.
     appended: Appended,
+    /// This batch's receipts by the agencies they name, indexed when the
+    /// batch is sealed (`agency_receipts.rs`).
+    agency_receipts: agency_receipts::Pending,
 }
 
 /// What a batch appended to the Merkle log.
@@ -78,6 +81,7 @@ impl<'t> Batch<'t> {
             bodies,
             calendar,
             appended: Appended::default(),
+            agency_receipts: agency_receipts::Pending::default(),
         }
     }
 
@@ -168,12 +172,8 @@ impl<'t> Batch<'t> {
         named.retain(|a| !a.is_empty());
         named.sort_unstable();
         named.dedup();
-        let index_keys: Vec<Vec<u8>> = named
-            .iter()
-            .map(|a| keys::queue_item(keys::tag::AGENCY_RECEIPTS, a, index))
-            .collect();
-        for k in index_keys {
-            self.put(k, Vec::new());
+        for a in named {
+            self.agency_receipts.add(a, index);
         }
         let bytes = receipt.encode_to_vec();
         let leaf = merkle::leaf_hash(&bytes);
@@ -190,7 +190,37 @@ impl<'t> Batch<'t> {
         Ok(index)
     }
 
-    pub(crate) fn into_batch(self) -> Ready {
+    /// The first receipts naming `agency`, committed then this batch's,
+    /// ascending: more than `limit` only if there are more. (The overlay
+    /// holds no `G` key: they are written when the batch is sealed.)
+    pub(crate) fn agency_receipts(&self, agency: &str, limit: usize) -> Result<Vec<u64>, StoreError> {
+        let from = keys::queue_prefix(keys::tag::AGENCY_RECEIPTS, agency);
+        let mut to = from.clone();
+        *to.last_mut().expect("a prefix ends with 0x00") = 1;
+        let mut out = Vec::new();
+        let mut damage = None;
+        self.tree
+            .range(&from, &to, &mut |k, v| match agency_receipts::decode(k, v) {
+                Ok(indexes) => {
+                    out.extend(indexes);
+                    out.len() <= limit
+                }
+                Err(e) => {
+                    damage = Some(e);
+                    false
+                }
+            })?;
+        if let Some(e) = damage {
+            return Err(e);
+        }
+        out.extend_from_slice(self.agency_receipts.of(agency));
+        Ok(out)
+    }
+
+    pub(crate) fn into_batch(mut self) -> Ready {
+        for (k, v) in std::mem::take(&mut self.agency_receipts).into_writes() {
+            self.put(k, v);
+        }
         Ready {
             writes: self.overlay,
             meta: self.meta,

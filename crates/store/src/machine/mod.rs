@@ -22,6 +22,7 @@
 //! every outcome.
 
 pub(crate) mod agencies;
+pub(crate) mod agency_receipts;
 pub(crate) mod batch;
 mod commands;
 pub(crate) mod copies;

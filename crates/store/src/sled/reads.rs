@@ -309,7 +309,7 @@ pub(super) fn receipts(tree: &crate::sled::view::Tree, q: &ReceiptQuery) -> Resu
                 }
             }
             let prefix = keys::queue_prefix(tag::AGENCY_RECEIPTS, agency.as_str());
-            Box::new(index_scan(tree, &prefix, q.page_token))
+            Box::new(agency_index_scan(tree, &prefix, q.page_token))
         }
         ReceiptFilter::All => {
             if let Some(me) = &q.visible_to {
@@ -369,6 +369,29 @@ fn index_scan(
         .map(|kv| {
             let (k, _) = kv?;
             keys::queue_item_id(&k).ok_or_else(|| StoreError::corrupt("receipt index key"))
+        })
+}
+
+/// Receipt indexes naming an agency (`machine/agency_receipts.rs`), under
+/// `prefix`, from `start` on: the first key read is the first posting
+/// whose last index is at least `start`.
+fn agency_index_scan(
+    tree: &crate::sled::view::Tree,
+    prefix: &[u8],
+    start: u64,
+) -> impl Iterator<Item = Result<u64, StoreError>> {
+    let mut from = prefix.to_vec();
+    from.extend_from_slice(&start.to_be_bytes());
+    let prefix = prefix.to_vec();
+    tree.range(from..)
+        .take_while(move |kv| kv.as_ref().map(|(k, _)| k.starts_with(&prefix)).unwrap_or(true))
+        .flat_map(move |kv| {
+            let indexes = kv.and_then(|(k, v)| crate::machine::agency_receipts::decode(&k, &v));
+            let items: Vec<Result<u64, StoreError>> = match indexes {
+                Ok(v) => v.into_iter().filter(|&i| i >= start).map(Ok).collect(),
+                Err(e) => vec![Err(e)],
+            };
+            items
         })
 }
 
