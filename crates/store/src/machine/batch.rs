@@ -39,6 +39,9 @@ pub(crate) struct Batch<'t> {
     /// This batch's receipts by the agencies they name, indexed when the
     /// batch is sealed (`agency_receipts.rs`).
     agency_receipts: agency_receipts::Pending,
+    /// The disk's free bytes when this batch first asked (`disk_short`),
+    /// and the bytes it admitted since.
+    disk: std::cell::Cell<Option<(Option<u64>, u64)>>,
 }
 
 /// What a batch appended to the Merkle log.
@@ -82,6 +85,7 @@ impl<'t> Batch<'t> {
             calendar,
             appended: Appended::default(),
             agency_receipts: agency_receipts::Pending::default(),
+            disk: std::cell::Cell::new(None),
         }
     }
 
@@ -144,6 +148,34 @@ impl<'t> Batch<'t> {
 
     pub(crate) fn del(&mut self, key: Vec<u8>) {
         self.overlay.insert(key, None);
+    }
+
+    /// Why `size` more bytes must be refused because the disk is nearly
+    /// full (`None`: they may go ahead, and are counted against the free
+    /// space this batch saw — also if the command is refused later for
+    /// another reason: the batch errs on the safe side). The disk is asked
+    /// once per batch: a batch's documents are written together, after all
+    /// were admitted.
+    pub(crate) fn disk_short(&self, env: &dyn super::Env, size: u64) -> Option<String> {
+        let reserve = env.min_free_bytes();
+        if reserve == 0 {
+            return None;
+        }
+        let (free, admitted) = self.disk.get().unwrap_or_else(|| (env.disk_free(), 0));
+        let Some(free) = free else {
+            self.disk.set(Some((None, admitted)));
+            return None; // not known: the write itself reports a full disk
+        };
+        let left = free.saturating_sub(admitted);
+        if left < reserve.saturating_add(size) {
+            self.disk.set(Some((Some(free), admitted)));
+            return Some(format!(
+                "the hub's disk is nearly full ({left} bytes free, {reserve} kept in reserve); nothing was stored, \
+                 retry later"
+            ));
+        }
+        self.disk.set(Some((Some(free), admitted + size)));
+        None
     }
 
     /// Count `delta` items of `bytes` each into (or, negative, out of) an
@@ -267,5 +299,73 @@ impl NodeSource for TreeNodes<'_> {
     type Error = StoreError;
     fn node(&self, level: u8, index: u64) -> Result<Hash, StoreError> {
         leaves::node(|k| self.0.get(k), level, index)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+    use crate::machine::memory::{MemoryEnv, MemoryState};
+    use crate::machine::{Env, InlineBodies};
+    use crate::records::AgencyRecord;
+
+    /// A disk with `free` bytes and a reserve of 100, counting how often
+    /// it is asked.
+    struct Disk {
+        free: u64,
+        asked: Cell<u32>,
+        rest: MemoryEnv,
+    }
+
+    impl Env for Disk {
+        fn agency(&self, code: &str) -> Option<AgencyRecord> {
+            self.rest.agency(code)
+        }
+        fn queue_counts(&self, code: &str) -> (u64, u64) {
+            self.rest.queue_counts(code)
+        }
+        fn quota_bytes(&self) -> u64 {
+            0
+        }
+        fn min_free_bytes(&self) -> u64 {
+            100
+        }
+        fn disk_free(&self) -> Option<u64> {
+            self.asked.set(self.asked.get() + 1);
+            Some(self.free)
+        }
+        fn pinned(&self, sha256: &[u8]) -> bool {
+            self.rest.pinned(sha256)
+        }
+        fn delete_payload(&self, sha256: &[u8]) -> bool {
+            self.rest.delete_payload(sha256)
+        }
+        fn deletions_durable(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_batch_asks_the_disk_once_and_counts_what_it_admitted() {
+        let state = MemoryState::default();
+        let mut bodies = InlineBodies;
+        let calendar = std::sync::Arc::new(truc_core::Calendar::default());
+        let b = Batch::new(&state, Meta::default(), &mut bodies, 1, calendar);
+        let disk = Disk {
+            free: 1000,
+            asked: Cell::new(0),
+            rest: MemoryEnv::default(),
+        };
+        // 1000 free, 100 in reserve: 900 may be admitted in all.
+        assert_eq!(b.disk_short(&disk, 400), None);
+        assert_eq!(b.disk_short(&disk, 500), None);
+        let why = b.disk_short(&disk, 1).expect("the reserve is reached");
+        assert!(why.contains("100 bytes free") && why.contains("retry later"), "{why}");
+        // A refusal counts nothing: an empty document still fits.
+        assert!(b.disk_short(&disk, 1).is_some());
+        assert_eq!(b.disk_short(&disk, 0), None);
+        assert_eq!(disk.asked.get(), 1, "one statfs per batch");
     }
 }

@@ -168,7 +168,7 @@ pub(crate) fn admit(
     }
     // Refuse while the disk is nearly full, before anything is written:
     // a database that hits ENOSPC mid-write is worse than a clear "retry".
-    if let Some(why) = env.disk_short(size) {
+    if let Some(why) = p.disk_short(env, size) {
         return Err(StoreError::DiskFull(why));
     }
     // An agency that does not pick up its documents may not fill the disk.

@@ -64,7 +64,11 @@ impl Env for MemoryEnv {
         0
     }
 
-    fn disk_short(&self, _: u64) -> Option<String> {
+    fn min_free_bytes(&self) -> u64 {
+        0
+    }
+
+    fn disk_free(&self) -> Option<u64> {
         None
     }
 

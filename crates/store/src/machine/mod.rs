@@ -99,9 +99,13 @@ pub(crate) trait Env {
     /// Most payload bytes one outbox may hold (0: no limit).
     fn quota_bytes(&self) -> u64;
 
-    /// Why a write of `size` more bytes must be refused because the disk
-    /// is nearly full (`None`: it may go ahead).
-    fn disk_short(&self, size: u64) -> Option<String>;
+    /// Bytes kept free on the store's disk (0: no reserve, the disk is not
+    /// asked).
+    fn min_free_bytes(&self) -> u64;
+
+    /// Bytes free on the store's disk now (`None`: unknown). A batch asks
+    /// once, and counts what it admits itself (`Batch::disk_short`).
+    fn disk_free(&self) -> Option<u64>;
 
     /// An upload in progress holds the payload `sha256`.
     fn pinned(&self, sha256: &[u8]) -> bool;

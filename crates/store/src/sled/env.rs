@@ -22,18 +22,12 @@ impl machine::Env for Cache {
         self.quota_bytes
     }
 
-    fn disk_short(&self, size: u64) -> Option<String> {
-        if self.min_free_bytes == 0 {
-            return None;
-        }
-        let free = fs2::available_space(&self.path).ok()?;
-        (free < self.min_free_bytes.saturating_add(size)).then(|| {
-            format!(
-                "the hub's disk is nearly full ({free} bytes free, {} kept in reserve); nothing was stored, retry \
-                 later",
-                self.min_free_bytes
-            )
-        })
+    fn min_free_bytes(&self) -> u64 {
+        self.min_free_bytes
+    }
+
+    fn disk_free(&self) -> Option<u64> {
+        fs2::available_space(&self.path).ok()
     }
 
     fn pinned(&self, sha256: &[u8]) -> bool {
