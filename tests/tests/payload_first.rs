@@ -156,6 +156,72 @@ async fn an_interrupted_payload_first_upload_resumes_from_the_hubs_offset() {
     assert_eq!((files_in(&hub, "payloads"), files_in(&hub, "uploads")), (1, 0));
 }
 
+/// Ctrl-C, then the same command at once: the hub may still be writing
+/// what the interrupted stream sent. The resume waits for that stream to
+/// end (the hub refuses a second writer with ABORTED meanwhile) and goes
+/// on from what it wrote.
+#[tokio::test]
+async fn a_resume_while_the_interrupted_stream_is_still_open_waits_for_it() {
+    let hub = small_hub().await;
+    let g22 = hub.agency(G22).await;
+    let h26 = hub.agency(H26).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = file(dir.path(), "minutes.pdf", 3 * MIB + 5, 9);
+    let bytes = std::fs::read(&path).unwrap();
+    let id = new_upload_id();
+
+    // The interrupted stream: two MiB sent, still open.
+    let (tx, first) = transfer::upload_call(&g22);
+    tx.send(open(&id, 0, bytes.len() as u64)).await.unwrap();
+    for i in 0..2 {
+        tx.send(chunk(&bytes[i * MIB..(i + 1) * MIB])).await.unwrap();
+    }
+
+    // The resume, reporting each offset it is at.
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    let resume = {
+        let (c, id, path) = (g22.clone(), id.clone(), path.clone());
+        tokio::spawn(async move {
+            let progress = move |done: u64, _: u64| {
+                let _ = seen_tx.send(done);
+            };
+            c.upload_file_payload_first(
+                &id,
+                &[],
+                &path,
+                |s, n| Ok(sign_for(&c, &[H26], "pf/busy", s, n)),
+                &progress,
+            )
+            .await
+        })
+    };
+    // It starts at the offset the hub reports, is refused while the first
+    // stream is open, and starts there again.
+    let mut at = Vec::new();
+    for _ in 0..2 {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(20), seen.recv())
+            .await
+            .expect("the resume reports where it is");
+        at.push(next.expect("the resume gave up while the upload was busy"));
+    }
+    assert_eq!(at[0], at[1], "nothing moves while the first stream is open");
+    assert!(at[0] <= 2 * MIB as u64);
+    // The interrupted stream ends now; the resume goes on and finishes.
+    drop(tx);
+    let err = first.await.unwrap().unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    let resp = resume
+        .await
+        .unwrap()
+        .expect("the resume finishes once the other stream has ended");
+    assert!(!resp.duplicate);
+    assert!(
+        receive_all(&h26, dir.path()).await == vec![bytes],
+        "resumed payload differs"
+    );
+    assert_eq!((files_in(&hub, "payloads"), files_in(&hub, "uploads")), (1, 0));
+}
+
 #[tokio::test]
 async fn a_payload_first_upload_that_differs_from_its_signature_leaves_nothing() {
     let hub = small_hub().await;

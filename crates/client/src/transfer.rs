@@ -34,6 +34,51 @@ const WRITE_QUEUE: usize = 2;
 /// Progress of a transfer: bytes done so far of the total.
 pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Send + Sync);
 
+/// How long a payload-first upload waits for another stream writing the
+/// same upload (one just interrupted) to end before giving up.
+pub const BUSY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Why one try of an upload ended without a response.
+enum Attempt {
+    /// The hub refused the open: another stream writes this upload.
+    Busy(tonic::Status),
+    /// Anything else.
+    Failed(ClientError),
+}
+
+/// The signature of a payload-first upload, across its tries: asked for
+/// once, when every byte has been read, and sent again by a later try of
+/// the same bytes.
+enum Signer<S> {
+    Unsigned(S),
+    Signed(Digests, SignedDocument),
+    /// `sign` failed.
+    Spent,
+}
+
+impl<S> Signer<S>
+where
+    S: FnOnce(&Digests) -> Result<SignedDocument, ClientError>,
+{
+    fn document(&mut self, digests: Digests) -> Result<SignedDocument, ClientError> {
+        match std::mem::replace(self, Signer::Spent) {
+            Signer::Unsigned(sign) => {
+                let doc = sign(&digests)?;
+                *self = Signer::Signed(digests, doc.clone());
+                Ok(doc)
+            }
+            Signer::Signed(before, doc) if before == digests => {
+                *self = Signer::Signed(before, doc.clone());
+                Ok(doc)
+            }
+            Signer::Signed(..) => Err(ClientError::Transfer(
+                "the files changed while they were being uploaded; send them again".into(),
+            )),
+            Signer::Spent => Err(ClientError::Transfer("signing the document failed before".into())),
+        }
+    }
+}
+
 /// A fresh id for a payload-first upload: 128 random bits in hex. Keep it
 /// (with the document id) until the upload is accepted, to resume.
 pub fn new_upload_id() -> String {
@@ -374,6 +419,12 @@ impl Client {
     /// their sizes are declared in UploadOpen so that the hub checks each
     /// attachment as its bytes arrive, and `sign` gets the whole payload's
     /// digest and each file's, computed in the one pass that sends them.
+    ///
+    /// The hub lets one stream at a time write an upload. A stream that
+    /// was just interrupted (Ctrl-C, a dropped connection) may still be
+    /// writing what it received when the same upload is resumed: the hub
+    /// then answers `ABORTED`, and this waits for it to end and resumes
+    /// from what it wrote, for up to [`BUSY_PATIENCE`].
     pub async fn upload_files_payload_first<S>(
         &self,
         upload_id: &str,
@@ -385,6 +436,40 @@ impl Client {
     where
         S: FnOnce(&Digests) -> Result<SignedDocument, ClientError>,
     {
+        let mut signer = Signer::Unsigned(sign);
+        let give_up = std::time::Instant::now() + BUSY_PATIENCE;
+        let mut pause = std::time::Duration::from_millis(50);
+        loop {
+            match self
+                .upload_payload_first_once(upload_id, to, files, &mut signer, progress)
+                .await
+            {
+                // Refused at the open: the other stream has not ended yet.
+                Err(Attempt::Busy(_)) if std::time::Instant::now() < give_up => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(1));
+                }
+                Err(Attempt::Busy(status)) => return Err(status.into()),
+                Err(Attempt::Failed(e)) => return Err(e),
+                Ok(r) => return Ok(r),
+            }
+        }
+    }
+
+    /// One try of [`Client::upload_files_payload_first`]; the document is
+    /// signed (or the earlier try's signature reused) once every byte has
+    /// been read.
+    async fn upload_payload_first_once<S>(
+        &self,
+        upload_id: &str,
+        to: &[String],
+        files: &SourceFiles,
+        signer: &mut Signer<S>,
+        progress: Progress<'_>,
+    ) -> Result<SendResponse, Attempt>
+    where
+        S: FnOnce(&Digests) -> Result<SignedDocument, ClientError>,
+    {
         let total = files.total();
         let status = self
             .axis
@@ -393,7 +478,8 @@ impl Client {
                 upload_id: upload_id.to_string(),
                 ..Default::default()
             })
-            .await?
+            .await
+            .map_err(|e| Attempt::Failed(e.into()))?
             .into_inner();
         // More than the file holds: the file changed; start over.
         let offset = if status.received <= total { status.received } else { 0 };
@@ -414,7 +500,7 @@ impl Client {
             part: Some(Part::Open(open)),
         })
         .await
-        .map_err(|_| ClientError::Transfer("the upload stopped before it started".into()))?;
+        .map_err(|_| Attempt::Failed(ClientError::Transfer("the upload stopped before it started".into())))?;
         let done = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(offset));
         let reader = {
             let (files, tx, done) = (files.clone(), tx.clone(), done.clone());
@@ -433,7 +519,7 @@ impl Client {
                 Ok(Err(e)) => return Err(ClientError::Transfer(format!("reading the files: {e}"))),
                 Err(_) => return Err(ClientError::Transfer("the file reader stopped".into())),
             };
-            let doc = sign(&digests)?;
+            let doc = signer.document(digests)?;
             let finish = UploadRequest {
                 part: Some(Part::Finish(UploadFinish { document: Some(doc) })),
             };
@@ -460,9 +546,13 @@ impl Client {
             }
         };
         if let Some(e) = failed {
-            return Err(e);
+            return Err(Attempt::Failed(e));
         }
-        let resp = resp?.into_inner();
+        let resp = match resp {
+            Ok(r) => r.into_inner(),
+            Err(s) if s.code() == tonic::Code::Aborted => return Err(Attempt::Busy(s)),
+            Err(s) => return Err(Attempt::Failed(s.into())),
+        };
         progress(total, total);
         Ok(resp)
     }
