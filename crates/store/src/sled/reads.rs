@@ -354,6 +354,16 @@ pub(super) fn receipts(tree: &crate::sled::view::Tree, q: &ReceiptQuery) -> Resu
     })
 }
 
+/// The entries under `prefix` whose keys end at or past index `start`
+/// (8 bytes, big-endian).
+fn index_entries(tree: &crate::sled::view::Tree, prefix: &[u8], start: u64) -> crate::sled::view::Iter {
+    let mut from = prefix.to_vec();
+    from.extend_from_slice(&start.to_be_bytes());
+    let mut to = prefix.to_vec();
+    to.extend_from_slice(&u64::MAX.to_be_bytes());
+    tree.range(from..=to)
+}
+
 /// Receipt indexes stored as the last 8 bytes of keys under `prefix`, from
 /// `start` on.
 fn index_scan(
@@ -361,15 +371,10 @@ fn index_scan(
     prefix: &[u8],
     start: u64,
 ) -> impl Iterator<Item = Result<u64, StoreError>> {
-    let mut from = prefix.to_vec();
-    from.extend_from_slice(&start.to_be_bytes());
-    let prefix = prefix.to_vec();
-    tree.range(from..)
-        .take_while(move |kv| kv.as_ref().map(|(k, _)| k.starts_with(&prefix)).unwrap_or(true))
-        .map(|kv| {
-            let (k, _) = kv?;
-            keys::queue_item_id(&k).ok_or_else(|| StoreError::corrupt("receipt index key"))
-        })
+    index_entries(tree, prefix, start).map(|kv| {
+        let (k, _) = kv?;
+        keys::queue_item_id(&k).ok_or_else(|| StoreError::corrupt("receipt index key"))
+    })
 }
 
 /// Receipt indexes naming an agency (`machine/agency_receipts.rs`), under
@@ -380,19 +385,14 @@ fn agency_index_scan(
     prefix: &[u8],
     start: u64,
 ) -> impl Iterator<Item = Result<u64, StoreError>> {
-    let mut from = prefix.to_vec();
-    from.extend_from_slice(&start.to_be_bytes());
-    let prefix = prefix.to_vec();
-    tree.range(from..)
-        .take_while(move |kv| kv.as_ref().map(|(k, _)| k.starts_with(&prefix)).unwrap_or(true))
-        .flat_map(move |kv| {
-            let indexes = kv.and_then(|(k, v)| crate::machine::agency_receipts::decode(&k, &v));
-            let items: Vec<Result<u64, StoreError>> = match indexes {
-                Ok(v) => v.into_iter().filter(|&i| i >= start).map(Ok).collect(),
-                Err(e) => vec![Err(e)],
-            };
-            items
-        })
+    index_entries(tree, prefix, start).flat_map(move |kv| {
+        let indexes = kv.and_then(|(k, v)| crate::machine::agency_receipts::decode(&k, &v));
+        let items: Vec<Result<u64, StoreError>> = match indexes {
+            Ok(v) => v.into_iter().filter(|&i| i >= start).map(Ok).collect(),
+            Err(e) => vec![Err(e)],
+        };
+        items
+    })
 }
 
 /// Dead letters, oldest item and overdue urgent items of one queue. Reads
