@@ -54,6 +54,24 @@ fn open(upload_id: &str, offset: u64, size: u64) -> UploadRequest {
     transfer::open(upload_id, offset, size, Vec::new())
 }
 
+/// An upload call from `c` that opened upload `id` of `bytes` and sent its
+/// first two MiB, its sender still open.
+async fn two_mib_sent(
+    c: &Client,
+    id: &str,
+    bytes: &[u8],
+) -> (
+    tokio::sync::mpsc::Sender<UploadRequest>,
+    tokio::task::JoinHandle<Result<(), tonic::Status>>,
+) {
+    let (tx, call) = transfer::upload_call(c);
+    tx.send(open(id, 0, bytes.len() as u64)).await.unwrap();
+    for i in 0..2 {
+        tx.send(chunk(&bytes[i * MIB..(i + 1) * MIB])).await.unwrap();
+    }
+    (tx, call)
+}
+
 /// The answer of a call whose sender is still open: a refusal must not
 /// wait for the end of the stream (a bound, so that a hub that waits
 /// fails the test rather than hanging it).
@@ -117,11 +135,7 @@ async fn an_interrupted_payload_first_upload_resumes_from_the_hubs_offset() {
 
     // The first attempt sends two MiB and ends without the header: the
     // hub keeps them.
-    let (tx, first) = transfer::upload_call(&g22);
-    tx.send(open(&id, 0, bytes.len() as u64)).await.unwrap();
-    for i in 0..2 {
-        tx.send(chunk(&bytes[i * MIB..(i + 1) * MIB])).await.unwrap();
-    }
+    let (tx, first) = two_mib_sent(&g22, &id, &bytes).await;
     drop(tx);
     let err = first.await.unwrap().unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
@@ -171,11 +185,7 @@ async fn a_resume_while_the_interrupted_stream_is_still_open_waits_for_it() {
     let id = new_upload_id();
 
     // The interrupted stream: two MiB sent, still open.
-    let (tx, first) = transfer::upload_call(&g22);
-    tx.send(open(&id, 0, bytes.len() as u64)).await.unwrap();
-    for i in 0..2 {
-        tx.send(chunk(&bytes[i * MIB..(i + 1) * MIB])).await.unwrap();
-    }
+    let (tx, first) = two_mib_sent(&g22, &id, &bytes).await;
 
     // The resume, reporting each offset it is at.
     let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
