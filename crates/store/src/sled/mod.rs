@@ -17,7 +17,7 @@ pub(crate) mod view;
 mod writer;
 
 pub use punch::Reclaimed;
-pub use view::Engine;
+pub use view::{BlobPass, Engine};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -260,7 +260,13 @@ pub struct SledStore {
     repaired: Vec<String>,
     /// The shared log this store commits through (JetStream), if any.
     replica: Option<Arc<dyn crate::Replicator>>,
+    /// When the view's blob files were last collected (`collect_payloads`).
+    last_blob_pass: Mutex<Option<std::time::Instant>>,
 }
+
+/// Least time between two passes over the view's blob files: a pass reads
+/// every key once.
+const BLOB_PASS_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl std::fmt::Debug for SledStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -408,6 +414,7 @@ impl SledStore {
             puncher: Mutex::new(puncher),
             repaired: recovered.dropped,
             replica: opts.replicator.clone(),
+            last_blob_pass: Mutex::new(None),
         });
         Ok(store)
     }
@@ -443,6 +450,17 @@ impl SledStore {
             Some(p) => p.pass(),
             None => Ok(Reclaimed::default()),
         }
+    }
+
+    /// Give back, now, the disk space of large values deleted from the view
+    /// (the replicated store's inline payloads, in fjall's blob files; see
+    /// `view.rs`). `collect_payloads` does it anyway, at most every
+    /// [`BLOB_PASS_EVERY`]. Blocking: it reads every key once. `None`: the
+    /// view has no blob files (sled, the embedded store's fjall, or a store
+    /// created before they were used).
+    pub fn collect_blob_files(&self) -> Result<Option<BlobPass>, StoreError> {
+        *self.last_blob_pass.locked() = Some(std::time::Instant::now());
+        self.handles.tree()?.collect_blobs()
     }
 
     /// Stop accepting changes, let the writer finish what is queued, flush,
@@ -979,16 +997,43 @@ impl Store for Arc<SledStore> {
     }
 
     fn collect_payloads(&self, released_before_unix_ms: i64, limit: usize) -> BoxFuture<'_, Result<u64, StoreError>> {
-        Box::pin(self.run(
-            Command::Collect {
-                released_before_unix_ms,
-                limit,
-            },
-            |o, _| match o {
-                Outcome::Collected(n) => Ok(n),
-                o => Err(ops::unexpected("collect payloads", &o)),
-            },
-        ))
+        Box::pin(async move {
+            let n = self
+                .run(
+                    Command::Collect {
+                        released_before_unix_ms,
+                        limit,
+                    },
+                    |o, _| match o {
+                        Outcome::Collected(n) => Ok(n),
+                        o => Err(ops::unexpected("collect payloads", &o)),
+                    },
+                )
+                .await?;
+            // Payloads this hub or another one deleted leave their bytes
+            // in the view's blob files until a pass rewrites or drops them.
+            let due = self
+                .last_blob_pass
+                .locked()
+                .is_none_or(|t| t.elapsed() >= BLOB_PASS_EVERY);
+            if due {
+                *self.last_blob_pass.locked() = Some(std::time::Instant::now());
+                let handles = self.handles.clone();
+                match blocking(move || handles.tree()?.collect_blobs()).await {
+                    Ok(Some(pass)) if pass.freed_bytes > 0 => tracing::info!(
+                        freed_bytes = pass.freed_bytes,
+                        blob_files = pass.files_after,
+                        "gave back the disk space of deleted payloads in the view's blob files"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(
+                        error = %truc_core::error_chain(&e),
+                        "cannot collect the view's blob files; retrying at a later pass"
+                    ),
+                }
+            }
+            Ok(n)
+        })
     }
     fn verify_store(&self, opts: crate::ScrubOptions) -> BoxFuture<'_, Result<crate::ScrubReport, StoreError>> {
         self.fresh(Box::pin(self.scrub(opts)))

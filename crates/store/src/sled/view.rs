@@ -196,7 +196,7 @@ impl Fjall {
             .compaction_workers(1);
         let keyspace = config.open().map_err(|e| fjall_open_error(&dir, e))?;
         let part = keyspace
-            .open_partition(TREE, fjall::PartitionCreateOptions::default())
+            .open_partition(TREE, new_partition())
             .map_err(|e| fjall_open_error(&dir, e))?;
         Ok(Fjall {
             keyspace,
@@ -205,10 +205,68 @@ impl Fjall {
         })
     }
 
+    /// Give back the disk space of large values deleted since the last
+    /// pass (`BlobPass`); `None`: the partition keeps every value in its
+    /// sorted files (created before `LARGE_VALUE`), nothing to do.
+    /// Blocking: it reads every key once.
+    fn collect_blobs(&self) -> Result<Option<BlobPass>, StoreError> {
+        use fjall::GarbageCollection;
+        if self.part.blob_file_count() == 0 {
+            return Ok(None);
+        }
+        let before = self.part.gc_scan()?;
+        let freed = self.part.gc_with_staleness_threshold(BLOB_STALE)?;
+        Ok(Some(BlobPass {
+            files_before: before.segment_count,
+            stale_before: before.stale_blobs,
+            freed_bytes: freed,
+            files_after: self.part.blob_file_count(),
+        }))
+    }
+
     /// What a read sees: every batch applied, none in part.
     fn snapshot(&self) -> fjall::Snapshot {
         self.part.snapshot_at(self.keyspace.instant())
     }
+}
+
+/// Values of at least this many bytes are kept apart from the sorted
+/// files, in blob files (fjall's key-value separation): the replicated
+/// store's inline payloads (`P`, 4 KiB and up). In the sorted files they
+/// were written again at every merge: 33 KiB written to the disk for each
+/// 4 KiB document (BENCHMARKS.md, session 15). Every other value is far
+/// smaller (a document record with its signer chain is about 1 KiB) and
+/// stays in the sorted files, so the embedded store, whose bodies are in
+/// its log, has no blob files at all.
+const LARGE_VALUE: u32 = 2048;
+/// A blob file whose values are at least this share deleted is rewritten
+/// with the live ones (and one with none live is removed). fjall holds the
+/// writes back while it copies, so the share is high: at most a quarter of
+/// a file is copied at a time. Payloads are deleted in about the order they
+/// came (after their retention), so files mostly go stale whole.
+const BLOB_STALE: f32 = 0.75;
+
+/// A new partition: large values apart (`LARGE_VALUE`). A partition
+/// created earlier keeps the layout it was created with (fjall records it).
+fn new_partition() -> fjall::PartitionCreateOptions {
+    fjall::PartitionCreateOptions::default().with_kv_separation(
+        fjall::KvSeparationOptions::default()
+            .separation_threshold(LARGE_VALUE)
+            .file_target_size(64 << 20),
+    )
+}
+
+/// What a pass over the view's blob files did (`Tree::collect_blobs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobPass {
+    /// Blob files before the pass.
+    pub files_before: usize,
+    /// Values in them deleted or replaced since they were written.
+    pub stale_before: u64,
+    /// Bytes the pass gave back.
+    pub freed_bytes: u64,
+    /// Blob files after it.
+    pub files_after: usize,
 }
 
 /// Lock `dir` for this process: retried for a moment (a restart in the same
@@ -422,6 +480,17 @@ impl Tree {
         }
     }
 
+    /// Give back the disk space of large values deleted since the last
+    /// pass (fjall's blob files); `None`: this view has none (sled, or a
+    /// fjall store from before `LARGE_VALUE`). Blocking: it reads every
+    /// key once, so it is run rarely (`SledStore::collect_payloads`).
+    pub(crate) fn collect_blobs(&self) -> Result<Option<BlobPass>, StoreError> {
+        match self {
+            Tree::Sled(_) => Ok(None),
+            Tree::Fjall(f) => f.collect_blobs(),
+        }
+    }
+
     /// Apply `batch` atomically: readers see all of it or none.
     pub(crate) fn apply_batch(&self, batch: Batch) -> Result<(), StoreError> {
         match self {
@@ -447,5 +516,103 @@ impl Tree {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &Path) -> (Db, Tree) {
+        Opener::new(dir, Engine::Fjall, 8 << 20, None).open().unwrap()
+    }
+
+    fn fjall_of(tree: &Tree) -> &Fjall {
+        match tree {
+            Tree::Fjall(f) => f,
+            Tree::Sled(_) => unreachable!("opened as fjall"),
+        }
+    }
+
+    fn large(i: u32) -> Vec<u8> {
+        (0..8192u32).map(|j| (i.wrapping_mul(31) ^ j) as u8).collect()
+    }
+
+    fn payload_key(i: u32) -> Vec<u8> {
+        let mut k = b"P".to_vec();
+        k.extend_from_slice(&i.to_be_bytes());
+        k
+    }
+
+    fn put_all(tree: &Tree, range: std::ops::Range<u32>) {
+        let mut b = Batch::default();
+        for i in range {
+            b.insert(payload_key(i), large(i));
+            b.insert(format!("D{i:08}"), format!("record {i}"));
+        }
+        tree.apply_batch(b).unwrap();
+    }
+
+    #[test]
+    fn large_values_go_to_blob_files_and_a_pass_gives_back_the_deleted_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, tree) = open(dir.path());
+        put_all(&tree, 0..300);
+        fjall_of(&tree).part.rotate_memtable_and_wait().unwrap();
+        let files = fjall_of(&tree).part.blob_file_count();
+        assert!(files >= 1, "8 KiB values are kept in blob files");
+        // Nothing deleted: a pass gives nothing back and keeps every value.
+        let pass = tree.collect_blobs().unwrap().expect("a view with blob files");
+        assert_eq!((pass.freed_bytes, pass.files_after), (0, files));
+        assert_eq!(tree.get(payload_key(7)).unwrap().unwrap().as_ref(), large(7).as_slice());
+
+        let mut b = Batch::default();
+        for i in 0..300 {
+            b.remove(payload_key(i));
+        }
+        tree.apply_batch(b).unwrap();
+        put_all(&tree, 300..310);
+        fjall_of(&tree).part.rotate_memtable_and_wait().unwrap();
+        let pass = tree.collect_blobs().unwrap().expect("a view with blob files");
+        assert_eq!(pass.stale_before, 300);
+        assert!(pass.freed_bytes >= 300 * 8192, "{pass:?}");
+        assert_eq!(
+            pass.files_after, 1,
+            "only the file of the live values is left: {pass:?}"
+        );
+        assert!(tree.get(payload_key(5)).unwrap().is_none());
+        assert_eq!(tree.get(b"D00000005").unwrap().unwrap().as_ref(), b"record 5");
+
+        // Reopened, the live values read back whole.
+        drop((db, tree));
+        let (_db, tree) = open(dir.path());
+        for i in 300..310 {
+            assert_eq!(tree.get(payload_key(i)).unwrap().unwrap().as_ref(), large(i).as_slice());
+        }
+        assert!(tree.get(payload_key(0)).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_store_created_before_blob_files_keeps_its_layout_and_a_pass_does_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // As a release before `LARGE_VALUE` created it.
+            let keyspace = fjall::Config::new(dir.path().join(FJALL_DIR)).open().unwrap();
+            let part = keyspace
+                .open_partition(TREE, fjall::PartitionCreateOptions::default())
+                .unwrap();
+            part.insert(payload_key(1), large(1)).unwrap();
+            keyspace.persist(fjall::PersistMode::SyncAll).unwrap();
+        }
+        let (_db, tree) = open(dir.path());
+        put_all(&tree, 2..50);
+        fjall_of(&tree).part.rotate_memtable_and_wait().unwrap();
+        assert_eq!(fjall_of(&tree).part.blob_file_count(), 0);
+        assert_eq!(tree.collect_blobs().unwrap(), None);
+        assert_eq!(tree.get(payload_key(1)).unwrap().unwrap().as_ref(), large(1).as_slice());
+        assert_eq!(
+            tree.get(payload_key(49)).unwrap().unwrap().as_ref(),
+            large(49).as_slice()
+        );
     }
 }
