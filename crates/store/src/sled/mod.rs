@@ -455,7 +455,7 @@ impl SledStore {
     /// Give back, now, the disk space of large values deleted from the view
     /// (the replicated store's inline payloads, in fjall's blob files; see
     /// `view.rs`). `collect_payloads` does it anyway, at most every
-    /// [`BLOB_PASS_EVERY`]. Blocking: it reads every key once. `None`: the
+    /// 10 minutes (`BLOB_PASS_EVERY`). Blocking: it reads every key once. `None`: the
     /// view has no blob files (sled, the embedded store's fjall, or a store
     /// created before they were used).
     pub fn collect_blob_files(&self) -> Result<Option<BlobPass>, StoreError> {
