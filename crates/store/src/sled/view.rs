@@ -593,6 +593,31 @@ mod tests {
     }
 
     #[test]
+    fn values_only_in_the_journal_read_back_after_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (db, tree) = open(dir.path());
+            put_all(&tree, 0..20);
+            db.flush().unwrap();
+        }
+        let (db, tree) = open(dir.path());
+        for i in 0..20 {
+            assert_eq!(tree.get(payload_key(i)).unwrap().unwrap().as_ref(), large(i).as_slice());
+            assert_eq!(
+                tree.get(format!("D{i:08}")).unwrap().unwrap().as_ref(),
+                format!("record {i}").as_bytes()
+            );
+        }
+        assert_eq!(tree.scan_prefix(b"P").count(), 20);
+        assert_eq!(tree.collect_blobs().unwrap(), None, "no blob file before a flush");
+        put_all(&tree, 20..25);
+        fjall_of(&tree).part.rotate_memtable_and_wait().unwrap();
+        drop(db);
+        assert!(tree.collect_blobs().unwrap().is_some());
+        assert_eq!(tree.get(payload_key(3)).unwrap().unwrap().as_ref(), large(3).as_slice());
+    }
+
+    #[test]
     fn a_store_created_before_blob_files_keeps_its_layout_and_a_pass_does_nothing() {
         let dir = tempfile::tempdir().unwrap();
         {
