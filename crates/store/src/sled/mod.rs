@@ -463,6 +463,17 @@ impl SledStore {
         self.handles.tree()?.collect_blobs()
     }
 
+    /// Whether the last pass over the blob files is [`BLOB_PASS_EVERY`]
+    /// old (or there was none); if so, the next one counts from now.
+    fn blob_pass_due(&self) -> bool {
+        let mut last = self.last_blob_pass.locked();
+        let due = last.is_none_or(|t| t.elapsed() >= BLOB_PASS_EVERY);
+        if due {
+            *last = Some(std::time::Instant::now());
+        }
+        due
+    }
+
     /// Stop accepting changes, let the writer finish what is queued, flush,
     /// and wait for it. Blocking.
     pub fn close(self: Arc<Self>) {
@@ -1012,12 +1023,7 @@ impl Store for Arc<SledStore> {
                 .await?;
             // Payloads this hub or another one deleted leave their bytes
             // in the view's blob files until a pass rewrites or drops them.
-            let due = self
-                .last_blob_pass
-                .locked()
-                .is_none_or(|t| t.elapsed() >= BLOB_PASS_EVERY);
-            if due {
-                *self.last_blob_pass.locked() = Some(std::time::Instant::now());
+            if self.blob_pass_due() {
                 let handles = self.handles.clone();
                 match blocking(move || handles.tree()?.collect_blobs()).await {
                     Ok(Some(pass)) if pass.freed_bytes > 0 => tracing::info!(
