@@ -183,17 +183,25 @@ impl Fjall {
         std::fs::create_dir_all(&dir)
             .map_err(|e| StoreError::unavailable_from(format!("cannot create {}", dir.display()), e))?;
         let lock = lock_dir(&dir)?;
-        // No periodic sync (`fsync_ms`): every batch is handed to the OS as
-        // it is applied, and the log's records are freed only after a sync
-        // of the view (`punch.rs`), so what a power loss takes from fjall's
-        // journal is replayed from the log. (A sync thread would also hold
-        // up every close by its interval.)
+        // Durability does not rest on fjall's journal: every batch is handed
+        // to the OS as it is applied, and the log's records are freed only
+        // after a sync of the view (`punch.rs`), so what a power loss takes
+        // from the journal is replayed from the log. The journal is synced
+        // every `JOURNAL_SYNC_MS` all the same, for latency: fjall syncs the
+        // whole journal when it starts a new one (at every memtable, 16 MiB),
+        // and it does so inside the writer's batch. Unsynced, that was a
+        // stall of about 40 ms every few seconds at a tenth of the load,
+        // holding up the 20 or so Sends behind it; synced as it goes, the
+        // stall has little left to write (Sends over 10 ms at 600/s: 62–111
+        // → 30–87 per 12 s; BENCHMARKS.md, session 15). A close waits for
+        // the sync thread's interval at most.
         let config = fjall::Config::new(&dir)
             .cache_size(o.cache_bytes)
             // Two cores do the hub's work: one thread flushes in-memory
             // tables, one merges sorted files.
             .flush_workers(1)
-            .compaction_workers(1);
+            .compaction_workers(1)
+            .fsync_ms(Some(JOURNAL_SYNC_MS));
         let keyspace = config.open().map_err(|e| fjall_open_error(&dir, e))?;
         let part = keyspace
             .open_partition(TREE, new_partition())
@@ -229,6 +237,9 @@ impl Fjall {
         self.part.snapshot_at(self.keyspace.instant())
     }
 }
+
+/// How often fjall's journal is synced, ms (see `Fjall::open`).
+const JOURNAL_SYNC_MS: u16 = 100;
 
 /// Values of at least this many bytes are kept apart from the sorted
 /// files, in blob files (fjall's key-value separation): the replicated
