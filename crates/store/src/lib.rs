@@ -40,7 +40,7 @@ pub use crate::events::{OutboxChange, OutboxEvents};
 pub use crate::machine::indicators;
 pub use crate::payloads::{FileUsage, PartWriter, PayloadFiles, Resume, UploadMismatch};
 pub use crate::replica::{snapshot_entry, Replicator};
-pub use crate::sled::{BlobPass, Engine, Reclaimed, SledStore, SledStoreOptions};
+pub use crate::sled::{Engine, Reclaimed, SledStore, SledStoreOptions};
 pub use crate::stats::CommitObserver;
 
 /// `truc.v1.DeadLetterReason` values, as stored in dead letters.

@@ -17,7 +17,7 @@ pub(crate) mod view;
 mod writer;
 
 pub use punch::Reclaimed;
-pub use view::{BlobPass, Engine};
+pub use view::Engine;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -260,7 +260,8 @@ pub struct SledStore {
     repaired: Vec<String>,
     /// The shared log this store commits through (JetStream), if any.
     replica: Option<Arc<dyn crate::Replicator>>,
-    /// When the view's blob files were last collected (`collect_payloads`).
+    /// When the view's blob files were last collected (`collect_payloads`,
+    /// `view.rs`).
     last_blob_pass: Mutex<Option<std::time::Instant>>,
 }
 
@@ -450,17 +451,6 @@ impl SledStore {
             Some(p) => p.pass(),
             None => Ok(Reclaimed::default()),
         }
-    }
-
-    /// Give back, now, the disk space of large values deleted from the view
-    /// (the replicated store's inline payloads, in fjall's blob files; see
-    /// `view.rs`). `collect_payloads` does it anyway, at most every
-    /// 10 minutes (`BLOB_PASS_EVERY`). Blocking: it reads every key once. `None`: the
-    /// view has no blob files (sled, the embedded store's fjall, or a store
-    /// created before they were used).
-    pub fn collect_blob_files(&self) -> Result<Option<BlobPass>, StoreError> {
-        *self.last_blob_pass.locked() = Some(std::time::Instant::now());
-        self.handles.tree()?.collect_blobs()
     }
 
     /// Whether the last pass over the blob files is [`BLOB_PASS_EVERY`]

@@ -225,7 +225,6 @@ impl Fjall {
         let before = self.part.gc_scan()?;
         let freed = self.part.gc_with_staleness_threshold(BLOB_STALE)?;
         Ok(Some(BlobPass {
-            files_before: before.segment_count,
             stale_before: before.stale_blobs,
             freed_bytes: freed,
             files_after: self.part.blob_file_count(),
@@ -269,15 +268,13 @@ fn new_partition() -> fjall::PartitionCreateOptions {
 
 /// What a pass over the view's blob files did (`Tree::collect_blobs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BlobPass {
-    /// Blob files before the pass.
-    pub files_before: usize,
+pub(crate) struct BlobPass {
     /// Values in them deleted or replaced since they were written.
-    pub stale_before: u64,
+    pub(crate) stale_before: u64,
     /// Bytes the pass gave back.
-    pub freed_bytes: u64,
+    pub(crate) freed_bytes: u64,
     /// Blob files after it.
-    pub files_after: usize,
+    pub(crate) files_after: usize,
 }
 
 /// Lock `dir` for this process: retried for a moment (a restart in the same
