@@ -291,3 +291,149 @@ async fn a_chunked_upload_at_one_hub_is_downloaded_at_the_other() {
     assert!(std::fs::read(&part).unwrap() == want, "payload differs");
     h26.ack(vec![d.delivery_id]).await.unwrap();
 }
+
+/// A collected payload stays collected though it is read while the
+/// collector deletes it. A read that finds no payload file fetches the
+/// shared copy, so the file must never be gone while the shared copy is
+/// still there: a read in between would bring the file back after its
+/// keys were deleted, where nothing would ever collect it again (a flake
+/// of `transfer::a_dead_lettered_copy_keeps_its_payload_across_a_restart_until_purged`
+/// in CI, session 15). A watcher spins on the file and, the moment it is
+/// gone, asks the cluster whether the shared copy is.
+#[tokio::test]
+async fn a_payload_file_is_deleted_only_after_its_shared_copy() {
+    if !nats_or_skip() {
+        return;
+    }
+    let hub = TestHub::start_jetstream_with(|c| {
+        c.limits.max_inline_payload = 64 * 1024;
+        c.limits.payload_retention_seconds = 0;
+        c.limits.payload_gc_interval_ms = 50;
+    })
+    .await;
+    let g22 = hub.agency(G22).await;
+    let h26 = hub.agency(H26).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("annex.pdf");
+    std::fs::write(&path, (0..300_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>()).unwrap();
+    let (sha, size) = truc_client::transfer::hash_file(&path).unwrap();
+    let doc = truc_client::transfer::sign_external(g22.identity(), header(&[H26], "gc/order"), sha, size).unwrap();
+    let resp = g22.upload_file(doc, &path, &|_, _| {}).await.unwrap();
+    let stored = hub.config.data_dir.join("payloads").join(truc_core::hex(&sha));
+    assert!(stored.is_file());
+
+    let mut opts = truc_hub::jetstream_options(&hub.config, truc_store::SledStoreOptions::new(dir.path()));
+    opts.payload_dir = Some(hub.config.data_dir.join("payloads"));
+    let shared = truc_store_jetstream::SharedPayloads::connect(&opts).await.unwrap();
+    assert!(shared.holds(&sha).await, "the upload is in the shared object store");
+    // The watcher: its own thread and runtime, connected before the
+    // document is acked (and so before it can be collected).
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let watcher = std::thread::spawn({
+        let stored = stored.clone();
+        move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let _ = ready_tx.send(());
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+                while stored.exists() {
+                    assert!(std::time::Instant::now() < deadline, "the payload was never collected");
+                    std::hint::spin_loop();
+                }
+                shared.holds(&sha).await
+            })
+        }
+    });
+    ready_rx.await.unwrap();
+    drain(&h26, 4).await;
+    let held_when_file_went = tokio::task::spawn_blocking(move || watcher.join().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        !held_when_file_went,
+        "the payload file was deleted while its shared copy was still there"
+    );
+    // And it stays collected: the sender can no longer fetch it.
+    let part = dir.path().join("probe.part");
+    let err = g22
+        .download_to(resp.hub_document_id, 0, &part, &sha, size, &|_, _| {})
+        .await
+        .expect_err("a collected payload is not served");
+    assert!(err.to_string().contains("collected"), "{err}");
+    assert!(!stored.exists(), "a read brought the collected payload back");
+}
+
+/// A payload fetched by a second hub (an agency downloaded it there) is
+/// deleted there too once it is collected, whichever hub collects it:
+/// the hub that applies another's collection from the log deletes its own
+/// copy. Before, that copy stayed on the disk for ever and was still
+/// served.
+#[tokio::test]
+async fn a_collected_payload_is_deleted_at_every_hub_that_fetched_it() {
+    if !nats_or_skip() {
+        return;
+    }
+    let hub = TestHub::start_jetstream_with(|c| {
+        c.limits.max_inline_payload = 64 * 1024;
+        c.limits.payload_retention_seconds = 0;
+        c.limits.payload_gc_interval_ms = 50;
+    })
+    .await;
+    let b = hub.start_peer("b").await;
+    let g22 = hub.agency(G22).await;
+    hub.agency(H26).await;
+    known_at(&hub, &b, H26).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("register.xlsx");
+    std::fs::write(&path, (0..200_000u32).map(|i| (i % 241) as u8).collect::<Vec<_>>()).unwrap();
+    let (sha, size) = truc_client::transfer::hash_file(&path).unwrap();
+    let doc = truc_client::transfer::sign_external(g22.identity(), header(&[H26], "gc/peer"), sha, size).unwrap();
+    let resp = g22.upload_file(doc, &path, &|_, _| {}).await.unwrap();
+    let name = truc_core::hex(&sha);
+    let at_a = hub.config.data_dir.join("payloads").join(&name);
+    let at_b = b.config.data_dir.join("payloads").join(&name);
+    assert!(at_a.is_file() && !at_b.exists());
+
+    // H26 downloads at hub B (which fetches it from the cluster), then acks.
+    let h26 = b.connect(&hub.pki.agency_dir(H26)).await;
+    let mut s = h26.receive(1, false).await.unwrap();
+    let d = s.message().await.unwrap().expect("delivery at hub B");
+    let part = dir.path().join("got.part");
+    h26.download_to(d.hub_document_id, d.delivery_id, &part, &sha, size, &|_, _| {})
+        .await
+        .unwrap();
+    assert!(at_b.is_file(), "hub B keeps the payload it fetched");
+    h26.ack(vec![d.delivery_id]).await.unwrap();
+
+    eventually("the payload gone from both hubs", || async {
+        !at_a.exists() && !at_b.exists()
+    })
+    .await;
+    let mut opts = truc_hub::jetstream_options(&hub.config, truc_store::SledStoreOptions::new(dir.path()));
+    opts.payload_dir = Some(hub.config.data_dir.join("payloads"));
+    let shared = truc_store_jetstream::SharedPayloads::connect(&opts).await.unwrap();
+    assert!(
+        !shared.holds(&sha).await,
+        "a collected payload is gone from the cluster"
+    );
+    for (at, which) in [(&hub.addr, "A"), (&b.addr, "B")] {
+        let c = truc_client::Client::connect_dir(at, &hub.pki.agency_dir(G22))
+            .await
+            .unwrap();
+        let err = c
+            .download_to(
+                resp.hub_document_id,
+                0,
+                &dir.path().join(format!("probe-{which}")),
+                &sha,
+                size,
+                &|_, _| {},
+            )
+            .await
+            .expect_err("a collected payload is not served");
+        assert!(err.to_string().contains("collected"), "hub {which}: {err}");
+    }
+}

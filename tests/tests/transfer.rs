@@ -296,7 +296,7 @@ async fn a_payload_is_deleted_after_its_last_copy_and_the_retention() {
     assert_eq!(receive_all(&h29, dir.path()).await.len(), 1);
     until_gone(&stored).await;
     if truc_tests::on_jetstream() {
-        // The collector deletes the local file, then the shared copy.
+        // The collector deletes the shared copy, then the local file.
         let mut gone = false;
         for _ in 0..800 {
             if !shared().await {

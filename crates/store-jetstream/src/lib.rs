@@ -355,17 +355,40 @@ pub async fn import_entry(opts: &JetStreamOptions, entry: Vec<u8>) -> Result<u64
     .map_err(|_| StoreError::Closed)?
 }
 
-/// Whether the shared object store holds the payload `sha256` (for
+/// The cluster's shared copies of payload files, connected once (for
 /// operators' tools and tests: a collected payload is gone from it too).
+pub struct SharedPayloads {
+    objects: Option<async_nats::jetstream::object_store::ObjectStore>,
+    _client: async_nats::Client,
+}
+
+impl SharedPayloads {
+    /// Connect as the hub configured by `opts` would.
+    pub async fn connect(opts: &JetStreamOptions) -> Result<SharedPayloads, StoreError> {
+        let (client, log, _) = connect(opts).await?;
+        Ok(SharedPayloads {
+            objects: log.payloads.as_ref().map(|(_, o)| o.clone()),
+            _client: client,
+        })
+    }
+
+    /// Whether the shared object store holds the payload `sha256` (a
+    /// deleted one keeps a record marked deleted: not held).
+    pub async fn holds(&self, sha256: &[u8]) -> bool {
+        let Some(objects) = &self.objects else {
+            return false;
+        };
+        objects
+            .info(truc_core::hex(sha256).as_str())
+            .await
+            .is_ok_and(|i| !i.deleted)
+    }
+}
+
+/// Whether the shared object store holds the payload `sha256`
+/// (`SharedPayloads::holds`, connecting for this one question).
 pub async fn shared_payload_exists(opts: &JetStreamOptions, sha256: &[u8]) -> Result<bool, StoreError> {
-    let (_, log, _) = connect(opts).await?;
-    let Some((_, objects)) = &log.payloads else {
-        return Ok(false);
-    };
-    Ok(objects
-        .info(truc_core::hex(sha256).as_str())
-        .await
-        .is_ok_and(|i| !i.deleted))
+    Ok(SharedPayloads::connect(opts).await?.holds(sha256).await)
 }
 
 /// Wake the writer whenever another hub appends (and every second, in case

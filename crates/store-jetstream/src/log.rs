@@ -291,6 +291,18 @@ impl Log {
             let _ = tokio::fs::remove_file(&tmp).await;
             return Err(e);
         }
+        // Collected by another hub while it was copied: that hub deletes
+        // the shared copy before its collection commits, and this hub
+        // deletes its own copy when it applies that commit
+        // (`forget_collected`), which may have come before the rename. Ask
+        // again, so that a collected payload is not left here for ever.
+        let gone = match objects.info(name.as_str()).await {
+            Ok(info) => info.deleted,
+            Err(e) => e.kind() == object_store::InfoErrorKind::NotFound,
+        };
+        if gone {
+            let _ = tokio::fs::remove_file(&path).await;
+        }
         Ok(())
     }
 

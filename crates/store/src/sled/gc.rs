@@ -45,25 +45,53 @@ pub(super) fn pinned(cache: &Cache, sha256: &[u8]) -> bool {
     cache.pins.locked().contains_key(sha256)
 }
 
-/// Delete a collected payload's file, and its shared copy (replicated);
+/// Delete a collected payload's shared copy (replicated), then its file;
 /// false when it must be kept for now (a later pass retries).
+///
+/// The shared copy goes first. A read that finds no file here fetches the
+/// payload from the shared store (`Replicator::get_payload`). With the file
+/// deleted first, a read between the two deletions fetched the payload back
+/// into the file just deleted, after its keys were gone, so nothing would
+/// ever collect it again, and the hub went on serving a collected payload.
+/// In this order, while the shared copy exists the file does too, and a read
+/// is served from the file.
 pub(super) fn delete_payload(cache: &Cache, sha256: &[u8]) -> bool {
-    let file = payload_file(cache, sha256);
-    match std::fs::remove_file(&file) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            tracing::warn!(file = %file.display(), error = %e, "cannot delete a collected payload; kept");
-            return false;
-        }
-    }
     if let Some(r) = &cache.replica {
         if let Err(e) = r.delete_payload(sha256) {
             tracing::warn!(error = %e, "cannot delete a collected payload from the shared store; retrying later");
             return false;
         }
     }
-    true
+    let file = payload_file(cache, sha256);
+    match std::fs::remove_file(&file) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Err(e) => {
+            tracing::warn!(file = %file.display(), error = %e, "cannot delete a collected payload; kept");
+            false
+        }
+    }
+}
+
+/// Another hub collected the payload `sha256` (its references went from
+/// the shared log): delete this hub's copy, fetched when an agency
+/// downloaded it here. Nothing else would: this hub's collector only sees
+/// payloads the log still counts. Kept while an upload here pins it (its
+/// Send shares the payload again and counts it anew).
+pub(super) fn forget_collected(cache: &Cache, sha256: &[u8]) {
+    if pinned(cache, sha256) {
+        return;
+    }
+    let file = payload_file(cache, sha256);
+    match std::fs::remove_file(&file) {
+        Ok(()) => tracing::debug!(file = %file.display(), "deleted the copy of a payload another hub collected"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(
+            file = %file.display(),
+            error = %e,
+            "cannot delete the copy of a payload another hub collected; it stays on disk"
+        ),
+    }
 }
 
 /// Sync the payload directory: the unlinks are durable before the keys

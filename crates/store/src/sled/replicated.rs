@@ -41,6 +41,7 @@ pub(super) fn catch_up(
         let mut agencies = Vec::new();
         let mut counts = Vec::new();
         let mut outbox: Vec<(Vec<u8>, bool)> = Vec::new();
+        let mut collected: Vec<Vec<u8>> = Vec::new();
         for s in seq + 1..=upto {
             let entry = replica::decode(s, &replica.read(s)?)?;
             for c in entry.changes {
@@ -59,6 +60,8 @@ pub(super) fn catch_up(
                         counts.push((code, (count, bytes)));
                     }
                     (Some(tag::OUTBOX), v) => outbox.push((c.key.clone(), v.is_some())),
+                    // Only collection deletes a payload's references.
+                    (Some(tag::PAYLOAD_REFS), None) => collected.push(c.key[1..].to_vec()),
                     _ => {}
                 }
                 match c.value {
@@ -69,6 +72,9 @@ pub(super) fn catch_up(
         }
         batch.insert(keys::replica_seq(), upto.to_be_bytes().to_vec());
         tree.apply_batch(batch)?;
+        for sha in &collected {
+            super::gc::forget_collected(cache, sha);
+        }
         if let Some(ev) = events {
             ev.publish(outbox.iter().map(|(k, w)| (k.as_slice(), *w)));
         }
