@@ -292,6 +292,41 @@ async fn a_chunked_upload_at_one_hub_is_downloaded_at_the_other() {
     h26.ack(vec![d.delivery_id]).await.unwrap();
 }
 
+/// A hub on JetStream that collects a payload as soon as its last copy
+/// is acknowledged, looking every 50 ms.
+async fn collecting_hub() -> TestHub {
+    TestHub::start_jetstream_with(|c| {
+        c.limits.max_inline_payload = 64 * 1024;
+        c.limits.payload_retention_seconds = 0;
+        c.limits.payload_gc_interval_ms = 50;
+    })
+    .await
+}
+
+/// Upload `len` bytes as the payload of document `id` from `sender` to
+/// H26 (a chunked upload: above the inline limit); returns the hub's id
+/// for it and the payload's digest and size.
+async fn upload_payload(
+    sender: &truc_client::Client,
+    dir: &std::path::Path,
+    id: &str,
+    len: u32,
+) -> (u64, [u8; 32], u64) {
+    let path = dir.join(id.replace('/', "-"));
+    std::fs::write(&path, (0..len).map(|i| (i % 251) as u8).collect::<Vec<_>>()).unwrap();
+    let (sha, size) = truc_client::transfer::hash_file(&path).unwrap();
+    let doc = truc_client::transfer::sign_external(sender.identity(), header(&[H26], id), sha, size).unwrap();
+    let resp = sender.upload_file(doc, &path, &|_, _| {}).await.unwrap();
+    (resp.hub_document_id, sha, size)
+}
+
+/// The cluster's shared payloads, as `hub` is configured to reach them.
+async fn shared_payloads(hub: &TestHub, dir: &std::path::Path) -> truc_store_jetstream::SharedPayloads {
+    let mut opts = truc_hub::jetstream_options(&hub.config, truc_store::SledStoreOptions::new(dir));
+    opts.payload_dir = Some(hub.config.data_dir.join("payloads"));
+    truc_store_jetstream::SharedPayloads::connect(&opts).await.unwrap()
+}
+
 /// A collected payload stays collected though it is read while the
 /// collector deletes it. A read that finds no payload file fetches the
 /// shared copy, so the file must never be gone while the shared copy is
@@ -305,26 +340,15 @@ async fn a_payload_file_is_deleted_only_after_its_shared_copy() {
     if !nats_or_skip() {
         return;
     }
-    let hub = TestHub::start_jetstream_with(|c| {
-        c.limits.max_inline_payload = 64 * 1024;
-        c.limits.payload_retention_seconds = 0;
-        c.limits.payload_gc_interval_ms = 50;
-    })
-    .await;
+    let hub = collecting_hub().await;
     let g22 = hub.agency(G22).await;
     let h26 = hub.agency(H26).await;
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("annex.pdf");
-    std::fs::write(&path, (0..300_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>()).unwrap();
-    let (sha, size) = truc_client::transfer::hash_file(&path).unwrap();
-    let doc = truc_client::transfer::sign_external(g22.identity(), header(&[H26], "gc/order"), sha, size).unwrap();
-    let resp = g22.upload_file(doc, &path, &|_, _| {}).await.unwrap();
+    let (hub_id, sha, size) = upload_payload(&g22, dir.path(), "gc/order", 300_000).await;
     let stored = hub.config.data_dir.join("payloads").join(truc_core::hex(&sha));
     assert!(stored.is_file());
 
-    let mut opts = truc_hub::jetstream_options(&hub.config, truc_store::SledStoreOptions::new(dir.path()));
-    opts.payload_dir = Some(hub.config.data_dir.join("payloads"));
-    let shared = truc_store_jetstream::SharedPayloads::connect(&opts).await.unwrap();
+    let shared = shared_payloads(&hub, dir.path()).await;
     assert!(shared.holds(&sha).await, "the upload is in the shared object store");
     // The watcher: its own thread and runtime, connected before the
     // document is acked (and so before it can be collected).
@@ -359,7 +383,7 @@ async fn a_payload_file_is_deleted_only_after_its_shared_copy() {
     // And it stays collected: the sender can no longer fetch it.
     let part = dir.path().join("probe.part");
     let err = g22
-        .download_to(resp.hub_document_id, 0, &part, &sha, size, &|_, _| {})
+        .download_to(hub_id, 0, &part, &sha, size, &|_, _| {})
         .await
         .expect_err("a collected payload is not served");
     assert!(err.to_string().contains("collected"), "{err}");
@@ -376,22 +400,13 @@ async fn a_collected_payload_is_deleted_at_every_hub_that_fetched_it() {
     if !nats_or_skip() {
         return;
     }
-    let hub = TestHub::start_jetstream_with(|c| {
-        c.limits.max_inline_payload = 64 * 1024;
-        c.limits.payload_retention_seconds = 0;
-        c.limits.payload_gc_interval_ms = 50;
-    })
-    .await;
+    let hub = collecting_hub().await;
     let b = hub.start_peer("b").await;
     let g22 = hub.agency(G22).await;
     hub.agency(H26).await;
     known_at(&hub, &b, H26).await;
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("register.xlsx");
-    std::fs::write(&path, (0..200_000u32).map(|i| (i % 241) as u8).collect::<Vec<_>>()).unwrap();
-    let (sha, size) = truc_client::transfer::hash_file(&path).unwrap();
-    let doc = truc_client::transfer::sign_external(g22.identity(), header(&[H26], "gc/peer"), sha, size).unwrap();
-    let resp = g22.upload_file(doc, &path, &|_, _| {}).await.unwrap();
+    let (hub_id, sha, size) = upload_payload(&g22, dir.path(), "gc/peer", 200_000).await;
     let name = truc_core::hex(&sha);
     let at_a = hub.config.data_dir.join("payloads").join(&name);
     let at_b = b.config.data_dir.join("payloads").join(&name);
@@ -412,9 +427,7 @@ async fn a_collected_payload_is_deleted_at_every_hub_that_fetched_it() {
         !at_a.exists() && !at_b.exists()
     })
     .await;
-    let mut opts = truc_hub::jetstream_options(&hub.config, truc_store::SledStoreOptions::new(dir.path()));
-    opts.payload_dir = Some(hub.config.data_dir.join("payloads"));
-    let shared = truc_store_jetstream::SharedPayloads::connect(&opts).await.unwrap();
+    let shared = shared_payloads(&hub, dir.path()).await;
     assert!(
         !shared.holds(&sha).await,
         "a collected payload is gone from the cluster"
@@ -425,7 +438,7 @@ async fn a_collected_payload_is_deleted_at_every_hub_that_fetched_it() {
             .unwrap();
         let err = c
             .download_to(
-                resp.hub_document_id,
+                hub_id,
                 0,
                 &dir.path().join(format!("probe-{which}")),
                 &sha,
