@@ -62,11 +62,9 @@ pub(super) fn delete_payload(cache: &Cache, sha256: &[u8]) -> bool {
             return false;
         }
     }
-    let file = payload_file(cache, sha256);
-    match std::fs::remove_file(&file) {
+    match remove_payload_file(cache, sha256) {
         Ok(()) => true,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
-        Err(e) => {
+        Err((file, e)) => {
             tracing::warn!(file = %file.display(), error = %e, "cannot delete a collected payload; kept");
             false
         }
@@ -82,15 +80,21 @@ pub(super) fn forget_collected(cache: &Cache, sha256: &[u8]) {
     if pinned(cache, sha256) {
         return;
     }
-    let file = payload_file(cache, sha256);
-    match std::fs::remove_file(&file) {
-        Ok(()) => tracing::debug!(file = %file.display(), "deleted the copy of a payload another hub collected"),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => tracing::warn!(
+    if let Err((file, e)) = remove_payload_file(cache, sha256) {
+        tracing::warn!(
             file = %file.display(),
             error = %e,
             "cannot delete the copy of a payload another hub collected; it stays on disk"
-        ),
+        );
+    }
+}
+
+/// Remove the payload file of `sha256`; one already gone is not an error.
+fn remove_payload_file(cache: &Cache, sha256: &[u8]) -> Result<(), (PathBuf, std::io::Error)> {
+    let file = payload_file(cache, sha256);
+    match std::fs::remove_file(&file) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err((file, e)),
+        _ => Ok(()),
     }
 }
 
