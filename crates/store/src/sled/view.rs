@@ -193,8 +193,10 @@ impl Fjall {
         // stall of about 40 ms every few seconds at a tenth of the load,
         // holding up the 20 or so Sends behind it; synced as it goes, the
         // stall has little left to write (Sends over 10 ms at 600/s: 62–111
-        // → 30–87 per 12 s; BENCHMARKS.md, session 15). A close waits for
-        // the sync thread's interval at most.
+        // → 30–87 per 12 s; BENCHMARKS.md, session 15). The sync holds the
+        // journal's lock, so an apply that comes while it queues behind a
+        // flush of a sorted file waits with it (45–50 ms, once per flush;
+        // session 16). A close waits for the sync thread's interval at most.
         let config = fjall::Config::new(&dir)
             .cache_size(o.cache_bytes)
             // Two cores do the hub's work: one thread flushes in-memory
