@@ -83,7 +83,7 @@ EXAMPLES:
   truc-bench --engine sled --vs nats --size 4096 --duration 20 --runs 3 --resources
   truc-bench --resources --agencies 100 --window 256 --credit 256 --duration 20
   truc-bench --store jetstream --vs nats --size 4096 --duration 20
-  truc-bench --prefill 0,100000,1000000 --duration 10
+  truc-bench --prefill 0,1000000 --prefill-size 1024 --duration 30 --runs 3 --resources
   truc-bench --topology federation --duration 20
   truc-bench --hub-env TRUC_LIMITS_MAX_STREAMS_PER_CONNECTION=16 --agencies 100 --resources";
 
