@@ -532,7 +532,10 @@ impl SledStore {
             Op::Command(
                 cmd,
                 Box::new(move |r| {
-                    let _ = tx.send(r.and_then(|(o, c)| pick(o, c)));
+                    let _ = tx.send(r.and_then(|(o, c)| {
+                        let committed = c.is_some();
+                        pick(o, c).map_err(|e| after_commit(committed, e))
+                    }));
                 }),
             )
         })
@@ -543,6 +546,22 @@ impl SledStore {
         let (tx, rx) = oneshot::channel();
         self.ops.send(make(tx)).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+/// An error met while answering a command whose batch has committed
+/// (building a receipt's proof, say) must not tell the caller that nothing
+/// was stored: its outcome is unknown to the caller, and a retry with the
+/// same document id is answered as a duplicate, with its receipt. Errors of
+/// commands that committed nothing pass unchanged.
+fn after_commit(committed: bool, e: StoreError) -> StoreError {
+    match e {
+        e if !committed => e,
+        e @ StoreError::OutcomeUnknown(_) => e,
+        e => StoreError::OutcomeUnknown(format!(
+            "the request was stored, but its answer could not be made ({})",
+            truc_core::error_chain(&e)
+        )),
     }
 }
 
@@ -1142,5 +1161,54 @@ impl Store for Arc<SledStore> {
             s.bytes = bytes;
             Ok(s)
         })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signer() -> TreeHeadSigner {
+        let rng = ring::rand::SystemRandom::new();
+        let key = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        TreeHeadSigner::from_pkcs8(key.as_ref()).unwrap()
+    }
+
+    /// A command whose batch committed is never answered "nothing was
+    /// stored", whatever fails while its answer is made; one that stored
+    /// nothing keeps its own error.
+    #[tokio::test]
+    async fn an_error_after_the_commit_says_the_outcome_is_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(&SledStoreOptions::new(dir.path()), signer()).unwrap();
+        let record = Command::Record {
+            detail: "a test's action".into(),
+            actor: "tester".into(),
+        };
+        let e = store
+            .run(record, |_, c| -> Result<(), StoreError> {
+                assert!(c.is_some(), "the record committed");
+                Err(StoreError::unavailable("the proof could not be read"))
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StoreError::OutcomeUnknown(_)), "{e:?}");
+        assert!(e.to_string().contains("the proof could not be read"), "{e}");
+
+        let check = Command::Precheck {
+            from: AgencyCode::parse("000.00.00.G22").unwrap(),
+            document_id: None,
+            to: Vec::new(),
+            size: 1,
+        };
+        let e = store
+            .run(check, |_, c| -> Result<(), StoreError> {
+                assert!(c.is_none(), "a precheck commits nothing");
+                Err(StoreError::unavailable("refused"))
+            })
+            .await
+            .unwrap_err();
+        assert!(!matches!(e, StoreError::OutcomeUnknown(_)), "{e:?}");
+        tokio::task::spawn_blocking(move || store.close()).await.unwrap();
     }
 }
