@@ -42,6 +42,12 @@ pub(crate) struct Batch<'t> {
     /// The disk's free bytes when this batch first asked (`disk_short`),
     /// and the bytes it admitted since.
     disk: std::cell::Cell<Option<(Option<u64>, u64)>>,
+    /// Keys written or deleted, and queue counts changed, so far
+    /// (`Batch::wrote_since`).
+    writes: u64,
+    /// Why this batch must not be committed: a command failed after it had
+    /// begun to write (`commands::apply`).
+    spoiled: Option<String>,
 }
 
 /// What a batch appended to the Merkle log.
@@ -86,7 +92,32 @@ impl<'t> Batch<'t> {
             appended: Appended::default(),
             agency_receipts: agency_receipts::Pending::default(),
             disk: std::cell::Cell::new(None),
+            writes: 0,
+            spoiled: None,
         }
+    }
+
+    /// A command failed with `e` after writing part of itself here.
+    pub(crate) fn spoil(&mut self, e: &StoreError) {
+        self.spoiled.get_or_insert_with(|| truc_core::error_chain(e));
+    }
+
+    /// Why nothing of this batch may be committed, if so.
+    pub(crate) fn spoiled(&self) -> Option<&str> {
+        self.spoiled.as_deref()
+    }
+
+    /// How far this batch's writes have gone (see [`Batch::wrote_since`]).
+    pub(crate) fn write_mark(&self) -> u64 {
+        self.writes
+    }
+
+    /// Whether anything was written since `mark`. Every command checks
+    /// first and writes only when it will succeed; one that fails after
+    /// writing (a read that fails half-way) has left part of itself in the
+    /// batch, and the writer must then commit none of it.
+    pub(crate) fn wrote_since(&self, mark: u64) -> bool {
+        self.writes != mark
     }
 
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
@@ -143,10 +174,12 @@ impl<'t> Batch<'t> {
     }
 
     pub(crate) fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.writes += 1;
         self.overlay.insert(key, Some(value));
     }
 
     pub(crate) fn del(&mut self, key: Vec<u8>) {
+        self.writes += 1;
         self.overlay.insert(key, None);
     }
 
@@ -181,6 +214,7 @@ impl<'t> Batch<'t> {
     /// Count `delta` items of `bytes` each into (or, negative, out of) an
     /// agency's outbox.
     pub(crate) fn add_queued(&mut self, code: &str, delta: i64, bytes: u64) {
+        self.writes += 1;
         let e = self.queued_delta.entry(code.to_string()).or_insert((0, 0));
         e.0 += delta;
         e.1 += delta * bytes as i64;

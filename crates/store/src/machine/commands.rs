@@ -141,8 +141,22 @@ pub(crate) enum Outcome {
     Changed(u32),
 }
 
-/// Apply `cmd` to the batch. A refused command leaves nothing in it.
+/// Apply `cmd` to the batch. A refused command leaves nothing in it: every
+/// command checks first and writes only when it will succeed. One that
+/// fails after it has begun to write (a read failing half-way) spoils the
+/// batch, and the writer commits none of it ([`Batch::spoiled`]).
 pub(crate) fn apply(p: &mut Batch<'_>, env: &dyn Env, cmd: Command) -> Result<Outcome, StoreError> {
+    let mark = p.write_mark();
+    let r = apply_checked(p, env, cmd);
+    if let Err(e) = &r {
+        if p.wrote_since(mark) {
+            p.spoil(e);
+        }
+    }
+    r
+}
+
+fn apply_checked(p: &mut Batch<'_>, env: &dyn Env, cmd: Command) -> Result<Outcome, StoreError> {
     Ok(match cmd {
         Command::Send(doc) => Outcome::Sent(documents::send(p, env, *doc)?),
         Command::Precheck {

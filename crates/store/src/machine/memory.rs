@@ -117,6 +117,20 @@ impl MemoryStore {
         let calendar = Arc::new(truc_core::Calendar::default());
         let mut b = Batch::new(&self.state, self.meta.clone(), &mut bodies, self.now_unix_ms, calendar);
         let outcomes: Vec<_> = cmds.into_iter().map(|c| apply(&mut b, &self.env, c)).collect();
+        if let Some(why) = b.spoiled() {
+            // As the writer does: nothing of a spoiled batch is committed.
+            let why = why.to_string();
+            return outcomes
+                .into_iter()
+                .map(|o| {
+                    o.and_then(|_| {
+                        Err(StoreError::unavailable(format!(
+                            "nothing of the batch was stored ({why})"
+                        )))
+                    })
+                })
+                .collect();
+        }
         let Ready {
             writes,
             meta,
@@ -143,5 +157,90 @@ impl MemoryStore {
             *v = ((v.0 as i64 + count).max(0) as u64, (v.1 as i64 + bytes).max(0) as u64);
         }
         outcomes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use truc_core::AgencyCode;
+
+    /// `state`, except that reading a key of keyspace `tag` fails.
+    struct FailsOn<'a>(&'a MemoryState, u8);
+
+    impl FailsOn<'_> {
+        fn check(&self, key: &[u8]) -> Result<(), StoreError> {
+            match key.first() == Some(&self.1) {
+                true => Err(StoreError::unavailable("a read failed (injected)")),
+                false => Ok(()),
+            }
+        }
+    }
+
+    impl Read for FailsOn<'_> {
+        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            self.check(key)?;
+            self.0.get(key)
+        }
+
+        fn contains(&self, key: &[u8]) -> Result<bool, StoreError> {
+            self.check(key)?;
+            self.0.contains(key)
+        }
+
+        fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+            self.check(prefix)?;
+            self.0.scan_prefix(prefix)
+        }
+
+        fn range(&self, from: &[u8], to: &[u8], visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<(), StoreError> {
+            self.check(from)?;
+            self.0.range(from, to, visit)
+        }
+    }
+
+    /// A command refused before it writes leaves its batch to the others;
+    /// one that fails half-way (here: its ACCEPTED receipt's indicator row
+    /// cannot be read, after the document record was written) spoils it,
+    /// so that the writer commits nothing of that batch.
+    #[test]
+    fn a_command_that_fails_after_writing_spoils_its_batch() {
+        let (g01, h03) = (
+            AgencyCode::parse("000.00.00.G01").unwrap(),
+            AgencyCode::parse("000.00.00.H03").unwrap(),
+        );
+        let mut store = MemoryStore::default();
+        for code in [&g01, &h03] {
+            let put = Command::PutAgency {
+                code: code.clone(),
+                name: code.to_string(),
+                actor: "operator".into(),
+            };
+            assert!(store.batch(vec![put])[0].is_ok());
+        }
+        let send = |doc: u8, to: &AgencyCode| {
+            Command::Send(Box::new(super::super::model::new_document(
+                &g01,
+                std::slice::from_ref(to),
+                doc,
+                doc,
+                0,
+            )))
+        };
+        let unknown = AgencyCode::parse("000.00.00.Z99").unwrap();
+
+        let failing = FailsOn(&store.state, crate::keys::tag::INDICATORS);
+        let mut bodies = InlineBodies;
+        let calendar = Arc::new(truc_core::Calendar::default());
+        let mut b = Batch::new(&failing, store.meta.clone(), &mut bodies, store.now_unix_ms, calendar);
+        assert!(apply(&mut b, &store.env, send(1, &unknown)).is_err());
+        assert_eq!(b.spoiled(), None, "refused before writing: the batch goes on");
+        let e = apply(&mut b, &store.env, send(2, &h03)).unwrap_err();
+        assert!(e.to_string().contains("injected"), "{e}");
+        assert!(
+            b.spoiled().is_some_and(|why| why.contains("injected")),
+            "{:?}",
+            b.spoiled()
+        );
     }
 }

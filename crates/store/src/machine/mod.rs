@@ -6,7 +6,9 @@
 //! within the batch), appends receipts to the Merkle log, and the command
 //! returns a typed [`Outcome`]. Every command checks everything first and
 //! writes only when it will succeed, so a refused command leaves nothing in
-//! the batch. What lies outside the key-value state — the directory and
+//! the batch. One that fails after it has begun to write (a read failing
+//! half-way) spoils the batch, and the writer then commits none of it
+//! (`commands::apply`, `Batch::spoiled`). What lies outside the key-value state — the directory and
 //! queue counts kept in memory, the outbox quota, free disk space, payload
 //! files and the pins of uploads in progress — is asked of an [`Env`].
 //!

@@ -277,6 +277,18 @@ impl<L: CommitLog> Writer<L> {
         for op in ops {
             completions.push(op.apply(&mut pending, &self.cache));
         }
+        if let Some(why) = pending.spoiled() {
+            // A request failed half-way: what it wrote cannot be told from
+            // the rest, so nothing of the batch is written.
+            let e = StoreError::unavailable(format!(
+                "a request of this group commit failed after it had begun to write ({why}); nothing of it was stored"
+            ));
+            tracing::error!(error = %e, "a batch is refused whole");
+            for c in completions {
+                c(Err(&e));
+            }
+            return false;
+        }
         let batch_size = completions.len();
         let time = pending.time_unix_ms;
         let ready = self.seal(pending, time);
