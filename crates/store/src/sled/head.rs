@@ -223,11 +223,12 @@ fn io_error(path: &Path, e: io::Error) -> StoreError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use truc_core::tree_head::TreeHeadSigner;
 
-    fn signer() -> TreeHeadSigner {
+    /// A fresh Ed25519 tree-head signer.
+    pub(in crate::sled) fn signer() -> TreeHeadSigner {
         let rng = ring::rand::SystemRandom::new();
         let doc = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
         TreeHeadSigner::from_pkcs8(doc.as_ref()).unwrap()

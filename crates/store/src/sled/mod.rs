@@ -1166,13 +1166,8 @@ impl Store for Arc<SledStore> {
 
 #[cfg(test)]
 mod tests {
+    use super::head::tests::signer;
     use super::*;
-
-    fn signer() -> TreeHeadSigner {
-        let rng = ring::rand::SystemRandom::new();
-        let key = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
-        TreeHeadSigner::from_pkcs8(key.as_ref()).unwrap()
-    }
 
     /// A command whose batch committed is never answered "nothing was
     /// stored", whatever fails while its answer is made; one that stored
